@@ -1,0 +1,106 @@
+"""``kwoksnap cluster``: obtain the control-plane binaries and manage local KWOK clusters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from kwoksnap.cli.options import cluster_name, example_epilog
+
+
+def _progress(message: str) -> None:
+    click.echo(message if len(message) <= 160 else message[:157] + "...", err=True)
+
+
+@click.group(epilog=example_epilog(
+    "kwoksnap cluster binaries",
+    "kwoksnap cluster create --name demo",
+    "kubectl --kubeconfig \"$(kwoksnap cluster kubeconfig --name demo)\" get nodes",
+    "kwoksnap cluster delete --name demo",
+))
+def cluster() -> None:
+    """Local KWOK clusters (kube-apiserver + etcd + controllers + kwok) for restore and replay."""
+
+
+@cluster.command(epilog=example_epilog("kwoksnap cluster binaries", "KWOKSNAP_CACHE_DIR=/tmp/c kwoksnap cluster binaries"))
+def binaries() -> None:
+    """Build (once) or find the pinned binaries; print their directory as the last line.
+
+    Builds kwok/kwokctl, kube-apiserver, kube-controller-manager, kube-scheduler and etcd from the Go module proxy
+    into a cache keyed by versions ($KWOKSNAP_CACHE_DIR, default ~/.cache/kwoksnap). $KWOKSNAP_BIN_DIR points
+    at ready binaries instead.
+    """
+    from kwoksnap.cluster.binaries import ensure_binaries
+
+    click.echo(str(ensure_binaries(_progress).directory))
+
+
+def _binaries(kwokctl: str | None) -> object:
+    from kwoksnap.cluster.binaries import Binaries, ensure_binaries
+
+    if kwokctl:
+        return Binaries(directory=Path(kwokctl).parent, kwokctl=Path(kwokctl))
+    return ensure_binaries(_progress)
+
+
+@cluster.command(epilog=example_epilog(
+    "kwoksnap cluster create --name demo",
+    "kwoksnap cluster create --name replay --profile replay",
+    "kwoksnap cluster create --name mine --kwokctl \"$(command -v kwokctl)\"",
+))
+@cluster_name
+@click.option("--profile", type=click.Choice(["standard", "replay"]), default="standard", show_default=True,
+              help="standard: scheduler and all controllers; replay: for verbatim replay (no scheduler, no "
+                   "workload/GC/node-lifecycle controllers).")
+@click.option("--kwokctl", type=click.Path(exists=True, dir_okay=False), help="Use this kwokctl (it fetches "
+              "its own binaries) instead of kwoksnap's cached build.")
+@click.option("--wait", type=float, default=120, show_default=True, help="Seconds to wait until it is ready.")
+def create(name: str, profile: str, kwokctl: str | None, wait: float) -> None:
+    """Create a local cluster bound to 127.0.0.1, with kwoksnap's capture audit policy."""
+    from kwoksnap.cluster.binaries import Binaries
+    from kwoksnap.cluster.local import Profile, create_cluster
+
+    bins = _binaries(kwokctl)
+    assert isinstance(bins, Binaries)
+    _progress(f"creating cluster {name} (profile {profile}) ...")
+    c = create_cluster(name, bins, profile=Profile(profile), wait=wait)
+    click.echo(f"kubeconfig: {c.kubeconfig}")
+    click.echo(f"audit log:  {c.audit_log}")
+
+
+@cluster.command(epilog=example_epilog("kwoksnap cluster delete --name demo"))
+@cluster_name
+def delete(name: str) -> None:
+    """Stop every process of a local cluster and remove all its files."""
+    from kwoksnap.cluster.binaries import find_binaries, user_kwokctl
+    from kwoksnap.cluster.local import delete_cluster
+
+    if delete_cluster(name, find_binaries() or user_kwokctl()):
+        click.echo(f"deleted cluster {name}")
+    else:
+        click.echo(f"no cluster named {name}", err=True)
+
+
+@cluster.command(name="list")
+def list_() -> None:
+    """List local clusters: name, state, profile, kubeconfig."""
+    from kwoksnap.cluster.local import cluster_running, list_clusters
+
+    for c in list_clusters():
+        state = "running" if cluster_running(c) else "stopped"
+        click.echo(f"{c.name}\t{state}\t{c.profile.value}\t{c.kubeconfig}")
+
+
+@cluster.command()
+@cluster_name
+def kubeconfig(name: str) -> None:
+    """Print the kubeconfig path of a local cluster."""
+    from kwoksnap.cluster.local import list_clusters
+    from kwoksnap.errors import UsageError
+
+    for c in list_clusters():
+        if c.name == name:
+            click.echo(str(c.kubeconfig))
+            return
+    raise UsageError(f"no cluster named {name}")

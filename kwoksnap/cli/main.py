@@ -1,0 +1,92 @@
+"""The ``kwoksnap`` command group, its global options, and the one error boundary of the program.
+
+Subcommands are imported lazily (only the one being run), so ``kwoksnap --help`` never imports the kubernetes
+client, msgpack or zstandard.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from kwoksnap import __version__
+from kwoksnap.cli.options import GlobalOptions
+from kwoksnap.errors import ExitCode, KwoksnapError
+
+# command name -> "module:attribute", loaded on first use.
+COMMANDS = {
+    "cluster": "kwoksnap.cli.cluster:cluster",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+    epilog="Shell completion: eval \"$(_KWOKSNAP_COMPLETE=bash_source kwoksnap)\" (zsh_source, fish_source).",
+)
+@click.option("--kubeconfig", envvar="KUBECONFIG", metavar="PATH", help="Kubeconfig file (default: $KUBECONFIG, "
+              "~/.kube/config).")
+@click.option("--context", metavar="NAME", help="Kubeconfig context to use.")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(__version__, prog_name="kwoksnap")
+@click.pass_context
+def cli(ctx: click.Context, kubeconfig: str | None, context: str | None, verbose: int, debug: bool) -> None:
+    """Capture a Kubernetes incident and replay it, faster, in a KWOK cluster."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    ctx.obj = GlobalOptions(kubeconfig=kubeconfig, context=context, verbose=verbose, debug=debug)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; every error leaves as one line on stderr and a documented exit code (README, "Exit codes")."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    prog = "kubectl kwoksnap" if sys.argv and sys.argv[0].endswith("kubectl-kwoksnap") else "kwoksnap"
+    code: int
+    try:
+        result: Any = cli.main(args=argv, prog_name=prog, standalone_mode=False)
+        code = result if isinstance(result, int) else ExitCode.OK
+    except KwoksnapError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"{prog}: error: {exc}", err=True)
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        click.echo(f"{prog}: interrupted", err=True)
+        code = ExitCode.INTERRUPTED
+    except KeyboardInterrupt:
+        click.echo(f"{prog}: interrupted", err=True)
+        code = ExitCode.INTERRUPTED
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = ExitCode.USAGE if isinstance(exc, click.UsageError) else exc.exit_code
+    except BrokenPipeError:
+        code = ExitCode.OK
+    except Exception as exc:  # the boundary: anything else is a bug, reported as such
+        if debug:
+            traceback.print_exc()
+        click.echo(f"{prog}: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)",
+                   err=True)
+        code = ExitCode.INTERNAL
+    sys.exit(int(code))

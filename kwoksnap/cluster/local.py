@@ -1,0 +1,247 @@
+"""Create, list and delete local KWOK clusters through kwokctl's binary runtime (no Docker, loopback only).
+
+Why this module exists: every test, demo and replay needs a real kube-apiserver + etcd + controllers + kwok. kwokctl
+already knows how to wire them; kwoksnap adds what it needs on top: its cached binaries (or the user's own
+kwokctl), a loopback bind address, the capture audit policy, and the kwok setting that lets restore/replay own the
+status of the objects they mark (see docs/design.md, "Who owns status"). It must never touch the user's
+~/.kube/config (kwokctl is always called with an empty ``--kubeconfig``) and ``delete`` must leave no process and
+no file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from kwoksnap.cluster.binaries import Binaries
+from kwoksnap.errors import ToolError, UsageError
+
+ENV_WORKDIR = "KWOKSNAP_WORKDIR"  # where kwokctl keeps clusters (its KWOK_WORKDIR); default ~/.local/share/kwoksnap
+
+# kwok leaves alone every node and pod whose annotations match this selector: no stage (node-initialize,
+# pod-ready, pod-complete, pod-delete), no heartbeat, no lease. Restore and replay mark the objects whose recorded
+# status must win with it.
+FROZEN_ANNOTATION = "kwoksnap.io/frozen"
+FROZEN_SELECTOR = f"{FROZEN_ANNOTATION}=true"
+
+
+class Profile(enum.StrEnum):
+    """What runs in the cluster besides the API server.
+
+    ``standard``: scheduler, all controllers and kwok, as kwokctl starts them (restore, ``replay --mode inputs``).
+    ``replay``: for verbatim replay, where the recording *is* the controllers: no scheduler, and
+    kube-controller-manager without the controllers that would re-do what the recording already did (workload
+    controllers, garbage collector, node lifecycle).
+    """
+
+    STANDARD = "standard"
+    REPLAY = "replay"
+
+
+# Controllers that would duplicate a verbatim replay's recorded actions. Leaving out a controller whose name this
+# version does not know makes kube-controller-manager refuse to start, so this list is tied to KUBE_VERSION.
+REPLAY_DISABLED_CONTROLLERS = (
+    "deployment-controller", "replicaset-controller", "statefulset-controller", "daemonset-controller",
+    "job-controller", "cronjob-controller", "garbage-collector-controller", "node-lifecycle-controller",
+    "taint-eviction-controller", "pod-garbage-collector-controller", "horizontal-pod-autoscaler-controller",
+    "disruption-controller", "ttl-after-finished-controller",
+)
+
+
+def workdir_root() -> Path:
+    env = os.environ.get(ENV_WORKDIR)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "kwoksnap"
+
+
+def audit_policy_text() -> str:
+    return resources.files("kwoksnap.cluster").joinpath("data/audit-policy.yaml").read_text()
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalCluster:
+    name: str
+    directory: Path
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.directory / "kubeconfig.yaml"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.directory / "logs" / "audit.log"
+
+    @property
+    def profile(self) -> Profile:
+        marker = self.directory / "kwoksnap-profile"
+        return Profile(marker.read_text().strip()) if marker.exists() else Profile.STANDARD
+
+
+def _env(workdir: Path) -> dict[str, str]:
+    # kwokctl looks up kubectl on PATH; the dev extras install one into this interpreter's bin directory.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return dict(os.environ, KWOK_WORKDIR=str(workdir), PATH=path)
+
+
+def _validate_name(name: str) -> None:
+    import re
+
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?", name):
+        raise UsageError(f"invalid cluster name {name!r}: use lowercase letters, digits and '-' (max 42)")
+
+
+def cluster_config(binaries: Binaries, profile: Profile, policy_path: Path) -> list[dict[str, object]]:
+    """The kwokctl configuration documents for a cluster (KwokctlConfiguration + KwokConfiguration)."""
+    options: dict[str, object] = {
+        "runtime": "binary",
+        "bindAddress": "127.0.0.1",
+        "kubeAuditPolicy": str(policy_path),
+    }
+    if binaries.complete:
+        options.update(
+            kubeApiserverBinary=str(binaries.kube_apiserver),
+            kubeControllerManagerBinary=str(binaries.kube_controller_manager),
+            kubeSchedulerBinary=str(binaries.kube_scheduler),
+            kwokControllerBinary=str(binaries.kwok),
+            etcdBinary=str(binaries.etcd),
+        )
+    kubectl = shutil.which("kubectl", path=_env(Path("/"))["PATH"])
+    if kubectl:
+        options["kubectlBinary"] = kubectl
+    kwokctl_doc: dict[str, object] = {
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "kind": "KwokctlConfiguration",
+        "options": options,
+    }
+    if profile is Profile.REPLAY:
+        options["disableKubeScheduler"] = True
+        kwokctl_doc["componentsPatches"] = [
+            {
+                "name": "kube-controller-manager",
+                "extraArgs": [{"key": "controllers", "value": ",".join(
+                    ["*", *(f"-{c}" for c in REPLAY_DISABLED_CONTROLLERS)])}],
+            }
+        ]
+    kwok_doc: dict[str, object] = {
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "kind": "KwokConfiguration",
+        "options": {"disregardStatusWithAnnotationSelector": FROZEN_SELECTOR},
+    }
+    return [kwokctl_doc, kwok_doc]
+
+
+def create_cluster(
+    name: str,
+    binaries: Binaries,
+    *,
+    profile: Profile = Profile.STANDARD,
+    workdir: Path | None = None,
+    wait: float = 120.0,
+    extra_args: tuple[str, ...] = (),
+) -> LocalCluster:
+    """Start a cluster; on any failure nothing of it is left running."""
+    _validate_name(name)
+    root = workdir or workdir_root()
+    root.mkdir(parents=True, exist_ok=True)
+    cluster = LocalCluster(name, root / "clusters" / name)
+    if cluster.directory.exists():
+        raise UsageError(f"cluster {name!r} already exists ({cluster.directory}); delete it first")
+    with tempfile.TemporaryDirectory(prefix="kwoksnap-create-") as tmp:
+        policy = Path(tmp) / "audit-policy.yaml"
+        policy.write_text(audit_policy_text())
+        config = Path(tmp) / "kwokctl.yaml"
+        config.write_text(yaml.safe_dump_all(cluster_config(binaries, profile, policy), sort_keys=False))
+        args = [
+            str(binaries.kwokctl), "create", "cluster", "--name", name, "--runtime", "binary",
+            "--config", str(config), "--kubeconfig=", f"--wait={int(wait)}s", *extra_args,
+        ]
+        proc = subprocess.run(args, env=_env(root), capture_output=True, text=True)
+    if proc.returncode != 0 or not cluster.kubeconfig.exists():
+        detail = _last_lines(proc.stderr + proc.stdout)
+        delete_cluster(name, binaries, workdir=root)
+        raise ToolError(f"kwokctl create cluster {name} failed (exit {proc.returncode}): {detail}")
+    (cluster.directory / "kwoksnap-profile").write_text(profile.value + "\n")
+    return cluster
+
+
+def _last_lines(text: str, n: int = 6) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return " | ".join(lines[-n:]) or "(no output)"
+
+
+def _pids(cluster_dir: Path) -> list[int]:
+    pids = []
+    for pid_file in (cluster_dir / "pids").glob("*.pid") if (cluster_dir / "pids").is_dir() else []:
+        try:
+            pids.append(int(pid_file.read_text().strip()))
+        except (ValueError, OSError):
+            continue
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def delete_cluster(name: str, binaries: Binaries | None, *, workdir: Path | None = None) -> bool:
+    """Stop every process of the cluster and remove its directory. Returns False if there was no such cluster.
+
+    Without a kwokctl the processes are stopped from their pid files, so a cluster can always be cleaned up.
+    """
+    _validate_name(name)
+    root = workdir or workdir_root()
+    directory = root / "clusters" / name
+    if not directory.exists():
+        return False
+    pids = _pids(directory)
+    if binaries is not None:
+        subprocess.run(
+            [str(binaries.kwokctl), "delete", "cluster", "--name", name, "--kubeconfig="],
+            env=_env(root), capture_output=True, text=True,
+        )
+    else:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+    # kwokctl stops the components itself; make sure, since a leaked apiserver keeps ports and memory.
+    deadline = time.monotonic() + 10
+    for pid in pids:
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(directory, ignore_errors=True)
+    return True
+
+
+def list_clusters(*, workdir: Path | None = None) -> list[LocalCluster]:
+    root = (workdir or workdir_root()) / "clusters"
+    if not root.is_dir():
+        return []
+    return [LocalCluster(d.name, d) for d in sorted(root.iterdir()) if d.is_dir()]
+
+
+def cluster_running(cluster: LocalCluster) -> bool:
+    pids = _pids(cluster.directory)
+    return bool(pids) and all(_alive(p) for p in pids)

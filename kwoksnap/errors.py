@@ -1,0 +1,110 @@
+"""The one error hierarchy of kwoksnap, and the exit codes the CLI maps it to.
+
+Why this module exists: every layer raises a subclass of :class:`KwoksnapError`; the CLI catches that base class
+at a single boundary and turns it into a one-line message and the exit code documented in README.md. Nothing in
+the library prints or exits on its own. This module must stay at the bottom of the import graph (stdlib only).
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes; the table in README.md ("Exit codes") must match."""
+
+    OK = 0
+    DIFFERENT = 1  # `diff`: the two sides differ
+    USAGE = 2  # bad command-line usage (also click's own code)
+    INPUT = 3  # an input file is unreadable, corrupt, of an unknown or newer format
+    CLUSTER = 4  # the API server is unreachable, refused us, or the target is unsafe
+    PARTIAL = 5  # the run finished but some objects/events failed (listed in the summary)
+    TOOLS = 6  # missing or failing external tools (go, kwokctl, binaries)
+    INTERNAL = 70  # a bug in kwoksnap
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class KwoksnapError(Exception):
+    """Base of every error kwoksnap raises on purpose. ``str(err)`` is the one-line message shown to users."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+
+class UsageError(KwoksnapError):
+    """Options that make no sense together, or values out of range."""
+
+    exit_code = ExitCode.USAGE
+
+
+class InputError(KwoksnapError):
+    """A file given to kwoksnap cannot be used."""
+
+    exit_code = ExitCode.INPUT
+
+
+class FormatError(InputError):
+    """A .kws (or imported) file is corrupt, truncated, of another format, or of a newer format version.
+
+    ``where`` names the place it broke (a byte offset, a frame number, a line), so users can judge what is left.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, where: str | None = None) -> None:
+        self.path = path
+        self.where = where
+        parts = [p for p in (path, where) if p]
+        super().__init__(f"{': '.join(parts)}: {message}" if parts else message)
+
+
+class ClusterError(KwoksnapError):
+    """The cluster cannot be reached, authenticated to, or is not a safe target."""
+
+    exit_code = ExitCode.CLUSTER
+
+
+class APIError(ClusterError):
+    """A non-2xx answer from the API server, carrying its ``Status`` fields."""
+
+    def __init__(self, status: int, reason: str, message: str, *, method: str = "", path: str = "") -> None:
+        self.status = status
+        self.reason = reason
+        self.api_message = message
+        self.method = method
+        self.path = path
+        where = f"{method} {path}: " if method else ""
+        super().__init__(f"{where}{status} {reason}: {message}")
+
+    @property
+    def retryable(self) -> bool:
+        return self.status == 429 or self.status >= 500
+
+
+class NotFound(APIError):
+    """404."""
+
+
+class Conflict(APIError):
+    """409 (AlreadyExists or a resourceVersion/UID conflict)."""
+
+    @property
+    def already_exists(self) -> bool:
+        return self.reason == "AlreadyExists"
+
+
+class Invalid(APIError):
+    """422: the server rejected the object's content."""
+
+
+class TransportError(ClusterError):
+    """The connection failed (refused, reset, timed out): always worth a retry."""
+
+
+class PartialFailure(KwoksnapError):
+    """The operation ran to the end but some items failed; the summary lists them."""
+
+    exit_code = ExitCode.PARTIAL
+
+
+class ToolError(KwoksnapError):
+    """An external tool (go, kwokctl, the control-plane binaries) is missing or failed."""
+
+    exit_code = ExitCode.TOOLS

@@ -1,0 +1,65 @@
+"""Turn a kubeconfig (file, context, in-cluster) into the few facts the raw client needs.
+
+Why this module exists: the ``kubernetes`` package already handles kubeconfig merging, exec plugins, embedded
+certificate data and in-cluster service accounts. We borrow that once and keep only plain values, so the hot path
+never touches the package's models. Credentials are held in memory only and never appear in ``repr``/logs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from kwoksnap.errors import ClusterError
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterConfig:
+    server: str
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    verify_ssl: bool = True
+    tls_server_name: str | None = None
+    # "Bearer <token>" or "Basic ..."; excluded from repr so it cannot leak into logs or tracebacks.
+    authorization: str | None = dataclasses.field(default=None, repr=False)
+    context: str | None = None
+
+
+def load_config(kubeconfig: str | None = None, context: str | None = None) -> ClusterConfig:
+    """Load the client configuration the way kubectl would (``$KUBECONFIG``, ~/.kube/config, in-cluster)."""
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+
+    cfg = client.Configuration()
+    path = kubeconfig or os.environ.get("KUBECONFIG")
+    try:
+        if path is None and not os.path.exists(os.path.expanduser("~/.kube/config")) and os.environ.get(
+            "KUBERNETES_SERVICE_HOST"
+        ):
+            config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        else:
+            if path and not all(os.path.exists(p) for p in path.split(os.pathsep) if p):
+                raise ClusterError(f"kubeconfig not found: {path}")
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=path, context=context, client_configuration=cfg
+            )
+    except ConfigException as exc:
+        raise ClusterError(f"cannot load kubeconfig: {exc}") from None
+    auth = cfg.api_key.get("authorization") if cfg.api_key else None
+    if auth and cfg.api_key_prefix.get("authorization"):
+        auth = f"{cfg.api_key_prefix['authorization']} {auth}"
+    if not auth and cfg.username and cfg.password:
+        import base64
+
+        auth = "Basic " + base64.b64encode(f"{cfg.username}:{cfg.password}".encode()).decode()
+    return ClusterConfig(
+        server=cfg.host.rstrip("/"),
+        ca_file=cfg.ssl_ca_cert,
+        cert_file=cfg.cert_file,
+        key_file=cfg.key_file,
+        verify_ssl=bool(cfg.verify_ssl),
+        tls_server_name=getattr(cfg, "tls_server_name", None),
+        authorization=auth,
+        context=context,
+    )
