@@ -136,6 +136,7 @@ def ensure_binaries(progress: Progress = lambda _msg: None) -> Binaries:
         builder.etcd()
         builder.kube()
         progress(f"all binaries built in {time.monotonic() - started:.0f}s")
+        staging.chmod(0o755)
         if target.exists():  # another process finished first; keep theirs
             shutil.rmtree(staging)
         else:

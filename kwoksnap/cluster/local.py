@@ -139,7 +139,22 @@ def cluster_config(binaries: Binaries, profile: Profile, policy_path: Path) -> l
     kwok_doc: dict[str, object] = {
         "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
         "kind": "KwokConfiguration",
-        "options": {"disregardStatusWithAnnotationSelector": FROZEN_SELECTOR},
+        # kwokctl passes a user KwokConfiguration to kwok without applying its defaults (kwok v0.8.0), and kwok
+        # then refuses to start ("node leases parallelism must be greater than 0"); so every defaulted option is
+        # spelled out here with kwok's own default value (zz_generated.defaults.go).
+        "options": {
+            "disregardStatusWithAnnotationSelector": FROZEN_SELECTOR,
+            "cidr": "10.0.0.0/24",
+            "enableDebuggingHandlers": True,
+            "enableContentionProfiling": False,
+            "enableProfilingHandler": True,
+            "podPlayStageParallelism": 4,
+            "nodePlayStageParallelism": 4,
+            "nodeLeaseParallelism": 4,
+            "podsOnNodeSyncParallelism": 1,
+            "enablePodsOnNodeSyncListPager": True,
+            "enablePodsOnNodeSyncStreamWatch": False,
+        },
     }
     return [kwokctl_doc, kwok_doc]
 

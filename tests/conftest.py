@@ -1,0 +1,92 @@
+"""Shared fixtures: one real KWOK cluster per test session, a fresh namespace per test.
+
+The cluster is created through kwoksnap's own `cluster` stage (cached binaries built from the Go module proxy),
+in a private work directory, and deleted at the end. With CI=true a cluster test that cannot run is a failure,
+never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kwoksnap.cluster.binaries import Binaries, ensure_binaries
+from kwoksnap.cluster.local import LocalCluster, Profile, create_cluster, delete_cluster
+from kwoksnap.kube import Client, load_config
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def binaries() -> Binaries:
+    try:
+        return ensure_binaries(lambda msg: print(msg, flush=True))
+    except Exception as exc:  # without binaries no cluster test can run
+        if IN_CI:
+            pytest.fail(f"cannot obtain cluster binaries in CI: {exc}")
+        pytest.skip(f"cluster binaries unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("kwok-workdir")
+
+
+def _make_cluster(name: str, binaries: Binaries, workdir: Path, profile: Profile) -> LocalCluster:
+    try:
+        return create_cluster(name, binaries, profile=profile, workdir=workdir)
+    except Exception as exc:
+        if IN_CI:
+            pytest.fail(f"cannot create a KWOK cluster in CI: {exc}")
+        pytest.skip(f"cannot create a KWOK cluster: {exc}")
+
+
+@pytest.fixture(scope="session")
+def kwok_cluster(binaries: Binaries, workdir: Path) -> Iterator[LocalCluster]:
+    name = f"t{os.getpid()}"
+    cluster = _make_cluster(name, binaries, workdir, Profile.STANDARD)
+    try:
+        yield cluster
+    finally:
+        delete_cluster(name, binaries, workdir=workdir)
+
+
+@pytest.fixture(scope="session")
+def client(kwok_cluster: LocalCluster) -> Iterator[Client]:
+    with Client(load_config(str(kwok_cluster.kubeconfig))) as c:
+        yield c
+
+
+@pytest.fixture
+def namespace(client: Client) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    client.create("/api/v1/namespaces", {"metadata": {"name": name}})
+    try:
+        yield name
+    finally:
+        client.delete(f"/api/v1/namespaces/{name}", {"propagationPolicy": "Background"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "kwok_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.cluster)
+
+
+_skipped_cluster_tests: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and "cluster" in report.keywords:
+        _skipped_cluster_tests.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if IN_CI and _skipped_cluster_tests:
+        print(f"\nCI=true but {len(_skipped_cluster_tests)} cluster test(s) were skipped: {_skipped_cluster_tests[:5]}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,0 +1,72 @@
+"""The command line: every command imports and shows help, errors map to one line and a documented code."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from kwoksnap.cli.main import COMMANDS, main
+from kwoksnap.errors import ExitCode
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kwoksnap", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_python_m_help_lists_every_command() -> None:
+    proc = run("--help")
+    assert proc.returncode == 0
+    for name in COMMANDS:
+        assert name in proc.stdout
+
+
+def test_help_does_not_import_heavy_libraries() -> None:
+    code = ("import sys; from kwoksnap.cli.main import cli; "
+            "heavy = [m for m in ('kubernetes', 'zstandard', 'msgpack', 'urllib3') if m in sys.modules]; "
+            "print(heavy)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_has_help_with_examples(name: str) -> None:
+    proc = run(name, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage:" in proc.stdout
+
+
+def test_version() -> None:
+    proc = run("--version")
+    assert proc.returncode == 0 and "kwoksnap" in proc.stdout
+
+
+def test_kwoksnap_error_is_one_line_with_its_exit_code(capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    monkeypatch.setenv("KWOKSNAP_WORKDIR", str(tmp_path))
+    with pytest.raises(SystemExit) as exc:
+        main(["cluster", "kubeconfig", "--name", "does-not-exist"])
+    assert exc.value.code == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("kwoksnap: error: no cluster named does-not-exist")
+
+
+def test_unknown_option_is_usage_error() -> None:
+    proc = run("cluster", "create", "--no-such-option")
+    assert proc.returncode == ExitCode.USAGE
+    assert "No such option" in proc.stderr
+
+
+def test_invalid_cluster_name() -> None:
+    proc = run("cluster", "create", "--name", "Bad_Name", "--kwokctl", sys.executable)
+    assert proc.returncode == ExitCode.USAGE
+    assert "invalid cluster name" in proc.stderr
+
+
+def test_unreadable_kubeconfig_is_cluster_error(tmp_path: object) -> None:
+    from kwoksnap.errors import ClusterError
+    from kwoksnap.kube import load_config
+
+    with pytest.raises(ClusterError, match="kubeconfig not found"):
+        load_config("/nonexistent/kubeconfig")

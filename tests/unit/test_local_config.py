@@ -1,0 +1,80 @@
+"""The kwokctl configuration kwoksnap generates for each cluster profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kwoksnap.cluster.binaries import Binaries
+from kwoksnap.cluster.local import (
+    FROZEN_SELECTOR,
+    REPLAY_DISABLED_CONTROLLERS,
+    Profile,
+    audit_policy_text,
+    cluster_config,
+)
+
+BINS = Binaries(
+    directory=Path("/b"), kwokctl=Path("/b/kwokctl"), kwok=Path("/b/kwok"), etcd=Path("/b/etcd"),
+    kube_apiserver=Path("/b/kube-apiserver"), kube_controller_manager=Path("/b/kube-controller-manager"),
+    kube_scheduler=Path("/b/kube-scheduler"),
+)
+
+
+def _docs(profile: Profile, bins: Binaries = BINS) -> tuple[dict[str, Any], dict[str, Any]]:
+    ctl, kwok = cluster_config(bins, profile, Path("/p/policy.yaml"))
+    return ctl, kwok
+
+
+def test_standard_profile_binds_loopback_and_uses_cached_binaries() -> None:
+    ctl, kwok = _docs(Profile.STANDARD)
+    opts = ctl["options"]
+    assert opts["bindAddress"] == "127.0.0.1" and opts["runtime"] == "binary"
+    assert opts["kubeAuditPolicy"] == "/p/policy.yaml"
+    assert opts["kubeApiserverBinary"] == "/b/kube-apiserver" and opts["etcdBinary"] == "/b/etcd"
+    assert "disableKubeScheduler" not in opts and "componentsPatches" not in ctl
+    assert kwok["kind"] == "KwokConfiguration"
+    assert kwok["options"]["disregardStatusWithAnnotationSelector"] == FROZEN_SELECTOR
+
+
+def test_replay_profile_disables_scheduler_and_duplicating_controllers() -> None:
+    ctl, _ = _docs(Profile.REPLAY)
+    assert ctl["options"]["disableKubeScheduler"] is True
+    (patch,) = ctl["componentsPatches"]
+    assert patch["name"] == "kube-controller-manager"
+    value = patch["extraArgs"][0]["value"].split(",")
+    assert value[0] == "*" and {f"-{c}" for c in REPLAY_DISABLED_CONTROLLERS} == set(value[1:])
+
+
+def test_user_kwokctl_gets_no_binary_paths() -> None:
+    ctl, _ = _docs(Profile.STANDARD, Binaries(directory=Path("/u"), kwokctl=Path("/u/kwokctl")))
+    assert not any(k.endswith("Binary") and k != "kubectlBinary" for k in ctl["options"])
+
+
+def test_audit_policy_is_valid_and_never_logs_secret_bodies() -> None:
+    policy = yaml.safe_load(audit_policy_text())
+    assert policy["apiVersion"] == "audit.k8s.io/v1" and policy["omitManagedFields"] is True
+    assert policy["omitStages"] == ["RequestReceived"]
+
+    def level_for(group: str, resource: str, verb: str = "create") -> str:
+        for rule in policy["rules"]:
+            if "verbs" in rule and verb not in rule["verbs"]:
+                continue
+            if "nonResourceURLs" in rule:
+                continue
+            if "resources" not in rule:
+                return str(rule["level"])
+            for r in rule["resources"]:
+                if r.get("group", "") == group and resource in r["resources"]:
+                    return str(rule["level"])
+        raise AssertionError("no rule matched")
+
+    assert level_for("", "secrets") == "Metadata"
+    assert level_for("", "configmaps") == "Metadata"
+    for res in ("pods", "pods/status", "pods/binding", "pods/eviction", "nodes", "nodes/status"):
+        assert level_for("", res) == "RequestResponse"
+    assert level_for("coordination.k8s.io", "leases", "update") == "Metadata"
+    assert level_for("", "pods", "get") == "None"
+    assert level_for("", "events") == "None"
