@@ -23,7 +23,9 @@ def cluster() -> None:
     """Local KWOK clusters (kube-apiserver + etcd + controllers + kwok) for restore and replay."""
 
 
-@cluster.command(epilog=example_epilog("kwoksnap cluster binaries", "KWOKSNAP_CACHE_DIR=/tmp/c kwoksnap cluster binaries"))
+@cluster.command(epilog=example_epilog(
+    "kwoksnap cluster binaries", "KWOKSNAP_CACHE_DIR=/tmp/c kwoksnap cluster binaries",
+))
 def binaries() -> None:
     """Build (once) or find the pinned binaries; print their directory as the last line.
 
