@@ -21,6 +21,10 @@ from kwoksnap.errors import ExitCode, KwoksnapError
 # command name -> "module:attribute", loaded on first use.
 COMMANDS = {
     "cluster": "kwoksnap.cli.cluster:cluster",
+    "diff": "kwoksnap.cli.diff:diff",
+    "inspect": "kwoksnap.cli.inspect:inspect",
+    "restore": "kwoksnap.cli.restore:restore",
+    "save": "kwoksnap.cli.save:save",
 }
 
 

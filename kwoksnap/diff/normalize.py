@@ -1,0 +1,114 @@
+"""What "equal" means for two versions of one object: the normal form both sides are reduced to before comparing.
+
+Why this module exists: restore cannot keep uids, resourceVersions, creation times or allocated service IPs, the
+target's controllers recompute workload status and kwok rewrites node heartbeats; a diff that reported those
+would always say "different". Each ignored field is listed here, with the reason, so the rule is reviewable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kwoksnap.restore.transform import regenerated
+
+__all__ = ["field_differences", "normalize", "regenerated"]
+
+Obj = dict[str, Any]
+
+# Metadata assigned by the target API server.
+IGNORED_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation", "selfLink", "managedFields",
+                    "deletionGracePeriodSeconds")
+# Markers restore adds so kwok, the scheduler and the Job controller leave restored objects as recorded.
+IGNORED_ANNOTATIONS = ("kwoksnap.io/frozen", "kwok.x-k8s.io/node")
+IGNORED_SCHEDULING_GATES = ("kwoksnap.io/restored",)
+# Kinds whose status the target's controllers compute from their dependents (compared through the dependents).
+CONTROLLER_STATUS_KINDS = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob",
+                                     "ReplicationController", "HorizontalPodAutoscaler", "PodDisruptionBudget",
+                                     "Namespace", "CustomResourceDefinition", "Service", "APIService"})
+
+
+def _is_timestamp_key(key: str) -> bool:
+    return key.endswith(("Time", "Timestamp")) or key in ("startedAt", "finishedAt", "renewTime")
+
+
+def _drop_timestamps(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_timestamps(v) for k, v in value.items() if not _is_timestamp_key(k)}
+    if isinstance(value, list):
+        return [_drop_timestamps(v) for v in value]
+    return value
+
+
+def normalize(obj: Obj) -> Obj:
+    """The comparable form of an object."""
+    kind = obj.get("kind", "")
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in IGNORED_METADATA}
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in IGNORED_ANNOTATIONS}
+    if annotations:
+        meta["annotations"] = annotations
+    else:
+        meta.pop("annotations", None)
+    if not meta.get("labels"):
+        meta.pop("labels", None)
+    refs = meta.get("ownerReferences")
+    if refs:
+        meta["ownerReferences"] = sorted(
+            ({"kind": r.get("kind"), "name": r.get("name"), "controller": bool(r.get("controller"))} for r in refs),
+            key=lambda r: (str(r["kind"]), str(r["name"])),
+        )
+    out: Obj = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+    out["metadata"] = meta
+    spec = out.get("spec")
+    if isinstance(spec, dict):
+        spec = dict(spec)
+        out["spec"] = spec
+        gates = [g for g in spec.get("schedulingGates") or [] if g.get("name") not in IGNORED_SCHEDULING_GATES]
+        if gates:
+            spec["schedulingGates"] = gates
+        else:
+            spec.pop("schedulingGates", None)
+        if kind == "Job":
+            spec.pop("manualSelector", None)
+        if kind == "Service":
+            for k in ("clusterIP", "clusterIPs", "healthCheckNodePort"):
+                spec.pop(k, None)
+            spec["ports"] = [{k: v for k, v in p.items() if k != "nodePort"} for p in spec.get("ports") or []]
+        if kind == "PersistentVolume" and isinstance(spec.get("claimRef"), dict):
+            spec["claimRef"] = {k: v for k, v in spec["claimRef"].items() if k not in ("uid", "resourceVersion")}
+    status = obj.get("status")
+    if isinstance(status, dict) and status and kind not in CONTROLLER_STATUS_KINDS:
+        if kind == "Node":
+            status = {
+                "conditions": sorted((c.get("type"), c.get("status")) for c in status.get("conditions") or []),
+                "capacity": status.get("capacity"), "allocatable": status.get("allocatable"),
+                "addresses": status.get("addresses"),
+            }
+        out["status"] = status
+    normalized: Obj = _drop_timestamps(out)
+    return normalized
+
+
+def field_differences(a: Any, b: Any, path: str = "", limit: int = 10) -> list[str]:
+    """Human-readable paths where two normal forms differ (at most ``limit``)."""
+    diffs: list[str] = []
+
+    def walk(x: Any, y: Any, p: str) -> None:
+        if len(diffs) >= limit:
+            return
+        if isinstance(x, dict) and isinstance(y, dict):
+            for k in sorted(set(x) | set(y)):
+                if k not in x:
+                    diffs.append(f"{p}.{k}: added")
+                elif k not in y:
+                    diffs.append(f"{p}.{k}: removed")
+                else:
+                    walk(x[k], y[k], f"{p}.{k}")
+        elif isinstance(x, list) and isinstance(y, list) and len(x) == len(y):
+            for i, (xi, yi) in enumerate(zip(x, y, strict=True)):
+                walk(xi, yi, f"{p}[{i}]")
+        elif x != y:
+            shown_x, shown_y = repr(x)[:60], repr(y)[:60]
+            diffs.append(f"{p or '.'}: {shown_x} -> {shown_y}")
+
+    walk(a, b, path)
+    return diffs

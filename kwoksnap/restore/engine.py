@@ -1,0 +1,382 @@
+"""Execute a restore: phases in order, objects within a phase in parallel, every outcome counted.
+
+Why this module exists: it is the only place that writes a snapshot into a cluster. It guarantees what the README
+promises: a target with real nodes is refused; one failing object never stops the rest; every object ends as
+created, updated, skipped or failed (a pod whose status write failed is reported as failed, never silently left
+Pending); a rerun is idempotent (existing objects are skipped, half-restored pods completed); and success is only
+reported once the target's controllers have adopted every dependent whose controller reference was dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Literal
+
+from kwoksnap.errors import APIError, ClusterError, Conflict, Invalid, KwoksnapError, NotFound
+from kwoksnap.kube.client import Client
+from kwoksnap.kube.discovery import Discovery, Resource, discover
+from kwoksnap.restore.plan import PHASES, PlanStep, plan
+from kwoksnap.restore.transform import (
+    FAKE_NODE_ANNOTATION,
+    JOB_TRACKING_FINALIZER,
+    Adoption,
+    Prepared,
+    prepare,
+    regenerated,
+    without_cluster_ip,
+)
+
+Obj = dict[str, Any]
+OnConflict = Literal["skip", "replace", "fail"]
+
+
+class RecordSource:
+    """What restore needs from a snapshot: counts per resource and a stream of one resource's objects."""
+
+    def counts(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def objects(self, resource: str) -> Iterable[Obj]:
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class RestoreOptions:
+    on_conflict: OnConflict = "skip"
+    concurrency: int = 16
+    allow_real_nodes: bool = False
+    include_regenerated: bool = False  # default ServiceAccounts, kube-root-ca.crt, the kubernetes Service
+    settle_timeout: float = 120.0  # seconds to wait for controllers to adopt restored dependents
+    crd_timeout: float = 60.0
+
+
+@dataclasses.dataclass
+class ResourceResult:
+    resource: str
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    failed: int = 0
+    reallocated: int = 0  # services whose recorded cluster IP / node ports did not fit the target
+
+
+@dataclasses.dataclass
+class Failure:
+    resource: str
+    namespace: str
+    name: str
+    reason: str
+
+
+@dataclasses.dataclass
+class RestoreSummary:
+    results: dict[str, ResourceResult]
+    failures: list[Failure]
+    not_adopted: list[Adoption]
+    dropped_owner_refs: int
+    seconds: float
+    requests: int
+    retries: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.not_adopted
+
+    @property
+    def objects(self) -> int:
+        return sum(r.created + r.updated + r.skipped for r in self.results.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok, "seconds": round(self.seconds, 3), "requests": self.requests, "retries": self.retries,
+            "droppedOwnerReferences": self.dropped_owner_refs,
+            "resources": {k: dataclasses.asdict(v) for k, v in self.results.items()},
+            "failures": [dataclasses.asdict(f) for f in self.failures[:200]],
+            "failureCount": len(self.failures),
+            "notAdopted": [dataclasses.asdict(a) for a in self.not_adopted[:200]],
+        }
+
+
+Progress = Callable[[str, int, int], None]  # (resource, done in it, total in it)
+
+
+def check_target(client: Client, allow_real_nodes: bool) -> None:
+    """Refuse a cluster with nodes that KWOK does not manage: restoring into real nodes is never an accident."""
+    real = [n["metadata"]["name"] for n, _ in client.list_items("/api/v1/nodes")
+            if (n["metadata"].get("annotations") or {}).get(FAKE_NODE_ANNOTATION) is None]
+    if real and not allow_real_nodes:
+        shown = ", ".join(real[:3]) + (f" and {len(real) - 3} more" if len(real) > 3 else "")
+        raise ClusterError(f"target has {len(real)} node(s) not managed by KWOK ({shown}); refusing to restore "
+                           "into a real cluster (use --allow-real-nodes to override)")
+
+
+def dry_run_plan(source: RecordSource) -> list[PlanStep]:
+    return plan(source.counts())
+
+
+class _Restorer:
+    def __init__(self, client: Client, source: RecordSource, options: RestoreOptions, progress: Progress) -> None:
+        self.client = client
+        self.source = source
+        self.options = options
+        self.progress = progress
+        self.lock = threading.Lock()
+        self.uid_map: dict[str, str] = {}
+        self.snapshot_uids: set[str] = set()
+        self.results: dict[str, ResourceResult] = {}
+        self.failures: list[Failure] = []
+        self.adoptions: list[Adoption] = []
+        self.deferred: list[tuple[Resource, str, str, list[Obj], list[Obj]]] = []
+        self.dropped = 0
+        self.created_crds: list[str] = []
+
+    # -- bookkeeping -------------------------------------------------------------------------------------------
+
+    def _fail(self, key: str, obj: Obj, reason: str) -> None:
+        meta = obj.get("metadata") or {}
+        with self.lock:
+            self.results[key].failed += 1
+            self.failures.append(Failure(key, str(meta.get("namespace", "")), str(meta.get("name", "")), reason))
+
+    # -- one object --------------------------------------------------------------------------------------------
+
+    def _create(self, res: Resource, key: str, obj: Obj) -> None:
+        meta = obj.get("metadata") or {}
+        ns, name = meta.get("namespace"), str(meta.get("name", ""))
+        old_uid = str(meta.get("uid", ""))
+        with self.lock:
+            prep = prepare(obj, uid_map=self.uid_map, snapshot_uids=self.snapshot_uids,
+                           has_status_subresource="status" in res.subresources)
+        result = self.results[key]
+        outcome: str
+        try:
+            created = self._post(res, key, ns, prep)
+            outcome = "created"
+        except Conflict as exc:
+            if not exc.already_exists:
+                raise
+            created, outcome = self._on_conflict(res, ns, name, prep)
+        new_uid = str((created.get("metadata") or {}).get("uid", ""))
+        if old_uid and new_uid:
+            with self.lock:
+                self.uid_map[old_uid] = new_uid
+        if (prep.status is not None and outcome != "skipped") or (
+            outcome == "skipped" and prep.status is not None and _status_differs(created, prep.status)
+        ):
+            try:
+                self.client.patch(res.path(ns, name, "status"), {"status": prep.status})
+            except APIError as exc:
+                self._fail(key, obj, f"created, but its status could not be written: {exc}")
+                return
+        with self.lock:
+            if outcome == "created":
+                result.created += 1
+            elif outcome == "updated":
+                result.updated += 1
+            else:
+                result.skipped += 1
+            if prep.adoption:
+                self.adoptions.append(prep.adoption)
+            if prep.deferred_owners:
+                kept = list(prep.body["metadata"].get("ownerReferences") or [])
+                self.deferred.append((res, str(ns or ""), name, kept, prep.deferred_owners))
+            self.dropped += prep.dropped_owners
+            if res.key == "apiextensions.k8s.io/v1/customresourcedefinitions" and outcome != "skipped":
+                self.created_crds.append(name)
+
+    def _post(self, res: Resource, key: str, ns: str | None, prep: Prepared) -> Obj:
+        try:
+            return self.client.create(res.path(ns), prep.body)
+        except Invalid as exc:
+            if res.kind != "Service" or not any(w in exc.api_message for w in ("clusterIP", "nodePort", "allocated",
+                                                                                  "range", "IP")):
+                raise
+            body = without_cluster_ip(prep.body)
+            created = self.client.create(res.path(ns), body)
+            with self.lock:
+                self.results[key].reallocated += 1
+            return created
+
+    def _on_conflict(self, res: Resource, ns: str | None, name: str, prep: Prepared) -> tuple[Obj, str]:
+        existing = self.client.get(res.path(ns, name))
+        policy = self.options.on_conflict
+        if policy == "fail":
+            raise KwoksnapError("already exists (--on-conflict fail)")
+        if policy == "skip":
+            return existing, "skipped"
+        body = dict(prep.body)
+        body["metadata"] = {**prep.body["metadata"],
+                            "resourceVersion": existing["metadata"]["resourceVersion"]}
+        return self.client.replace(res.path(ns, name), body), "updated"
+
+    def _one(self, res: Resource, key: str, obj: Obj) -> None:
+        try:
+            self._create(res, key, obj)
+        except KwoksnapError as exc:
+            self._fail(key, obj, str(exc))
+        except Exception as exc:  # one object never stops the rest; the reason is reported
+            self._fail(key, obj, f"{type(exc).__name__}: {exc}")
+
+    # -- phases ------------------------------------------------------------------------------------------------
+
+    def run_step(self, step: PlanStep, disc: Discovery, pool: ThreadPoolExecutor) -> None:
+        key = step.resource
+        self.results.setdefault(key, ResourceResult(key))
+        res = disc.by_key(key)
+        if res is None or "create" not in res.verbs:
+            for obj in self.source.objects(key):
+                self._fail(key, obj, "resource not served by the target" if res is None else "not creatable")
+            return
+        window = threading.BoundedSemaphore(self.options.concurrency * 4)  # bounds objects held in memory
+        futures: list[Future[None]] = []
+        done = 0
+
+        def finished(_f: Future[None]) -> None:
+            nonlocal done
+            window.release()
+            with self.lock:
+                done += 1
+                n = done
+            self.progress(key, n, step.objects)
+
+        for obj in self.source.objects(key):
+            if not self.options.include_regenerated and regenerated(obj):
+                with self.lock:
+                    self.results[key].skipped += 1
+                continue
+            window.acquire()
+            fut = pool.submit(self._one, res, key, obj)
+            fut.add_done_callback(finished)
+            futures.append(fut)
+        for fut in futures:
+            fut.result()
+
+    def wait_crds(self, deadline: float) -> None:
+        pending = set(self.created_crds)
+        while pending and time.monotonic() < deadline:
+            for name in list(pending):
+                try:
+                    crd = self.client.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+                except NotFound:
+                    continue
+                conds = (crd.get("status") or {}).get("conditions") or []
+                if any(c.get("type") == "Established" and c.get("status") == "True" for c in conds):
+                    pending.discard(name)
+            if pending:
+                time.sleep(0.2)
+        if pending:
+            raise ClusterError(f"CRDs not Established after {self.options.crd_timeout:.0f}s: {sorted(pending)}")
+
+    def relink(self) -> None:
+        for res, ns, name, kept, refs in self.deferred:
+            new_refs = list(kept)
+            for ref in refs:
+                new_uid = self.uid_map.get(str(ref.get("uid", "")))
+                if new_uid:
+                    new_refs.append({**ref, "uid": new_uid})
+                else:
+                    self.dropped += 1
+            try:
+                self.client.patch(res.path(ns or None, name), {"metadata": {"ownerReferences": new_refs}})
+            except APIError as exc:
+                self._fail(res.key, {"metadata": {"namespace": ns, "name": name}},
+                           f"owner references could not be relinked: {exc}")
+
+    def settle(self, disc: Discovery) -> list[Adoption]:
+        """Wait until every dependent restored without its controller reference has been adopted again."""
+        by_kind: dict[str, list[Adoption]] = defaultdict(list)
+        for a in self.adoptions:
+            by_kind[a.kind].append(a)
+        deadline = time.monotonic() + self.options.settle_timeout
+        missing: list[Adoption] = []
+        while True:
+            missing = []
+            fixed = 0
+            for kind, wanted in by_kind.items():
+                res = disc.by_kind("v1" if kind == "Pod" else "apps/v1", kind)
+                if res is None:
+                    missing += wanted
+                    continue
+                owners: dict[tuple[str, str], tuple[str, str]] = {}
+                finalizers: dict[tuple[str, str], list[str]] = {}
+                for item, _ in self.client.list_items(res.path()):
+                    m = item["metadata"]
+                    finalizers[(m.get("namespace", ""), m["name"])] = list(m.get("finalizers") or [])
+                    for ref in m.get("ownerReferences") or []:
+                        if ref.get("controller"):
+                            owners[(m.get("namespace", ""), m["name"])] = (ref.get("kind"), ref.get("name"))
+                for a in wanted:
+                    if owners.get((a.namespace, a.name)) != (a.owner_kind, a.owner_name):
+                        missing.append(a)
+                    elif not a.keep_job_finalizer and JOB_TRACKING_FINALIZER in finalizers.get((a.namespace,
+                                                                                                 a.name), []):
+                        self._drop_finalizer(res, a, finalizers[(a.namespace, a.name)])
+                        fixed += 1
+            # Done after one pass that found nothing to wait for and nothing to fix (the Job controller may add its
+            # finalizer just after adopting).
+            if (not missing and not fixed) or time.monotonic() >= deadline:
+                return missing
+            time.sleep(1.0)
+
+    def _drop_finalizer(self, res: Resource, a: Adoption, finalizers: list[str]) -> None:
+        """Remove the Job tracking finalizer the Job controller added on adoption (the recorded pod had none)."""
+        kept = [f for f in finalizers if f != JOB_TRACKING_FINALIZER]
+        try:
+            self.client.patch(res.path(a.namespace, a.name), {"metadata": {"finalizers": kept or None}})
+        except APIError as exc:
+            self._fail(res.key, {"metadata": {"namespace": a.namespace, "name": a.name}},
+                       f"could not remove the Job tracking finalizer added on adoption: {exc}")
+
+
+def _status_differs(existing: Obj, status: Obj) -> bool:
+    """A half-restored pod (created, status write lost) shows the API server's fresh Pending status."""
+    current = existing.get("status") or {}
+    return bool(current.get("phase") != status.get("phase") or current.get("podIP") != status.get("podIP"))
+
+
+def _snapshot_uids(source: RecordSource, keys: Iterable[str]) -> set[str]:
+    uids: set[str] = set()
+    for key in keys:
+        for obj in source.objects(key):
+            uid = (obj.get("metadata") or {}).get("uid")
+            if uid:
+                uids.add(str(uid))
+    return uids
+
+
+def restore(
+    client: Client,
+    source: RecordSource,
+    options: RestoreOptions = RestoreOptions(),
+    *,
+    progress: Progress = lambda _r, _d, _t: None,
+) -> RestoreSummary:
+    """Restore every object of ``source`` into the cluster behind ``client``; see the module docstring."""
+    started = time.monotonic()
+    requests0, retries0 = client.requests, client.retries
+    check_target(client, options.allow_real_nodes)
+    steps = plan(source.counts())
+    r = _Restorer(client, source, options, progress)
+    r.snapshot_uids = _snapshot_uids(source, [s.resource for s in steps])
+    disc = discover(client)
+    crd_steps = [s for s in steps if s.phase == PHASES[0][0]]
+    with ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="restore") as pool:
+        for step in crd_steps:
+            r.run_step(step, disc, pool)
+        if crd_steps:
+            r.wait_crds(time.monotonic() + options.crd_timeout)
+            disc = discover(client)  # their custom resources are served now
+        for step in steps[len(crd_steps):]:
+            r.run_step(step, disc, pool)
+    r.relink()
+    not_adopted = r.settle(disc) if r.adoptions else []
+    return RestoreSummary(
+        results=r.results, failures=r.failures, not_adopted=not_adopted, dropped_owner_refs=r.dropped,
+        seconds=time.monotonic() - started, requests=client.requests - requests0,
+        retries=client.retries - retries0,
+    )

@@ -1,0 +1,178 @@
+"""Pure rewrites of a snapshot object into what restore sends to the target (no I/O here).
+
+Why this module exists: every decision that makes a restored object behave like the original lives here, where
+it is unit-testable: what server-managed metadata to strip, which owner references to drop (controllers adopt) or
+relink (through the UID map), how nodes become KWOK fake nodes, how pods are kept away from kwok's stages and the
+scheduler, and how a Job keeps matching its recorded pods.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+Obj = dict[str, Any]
+
+FROZEN_ANNOTATION = "kwoksnap.io/frozen"  # kwok's disregard selector in clusters made by `kwoksnap cluster create`
+FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+SCHEDULING_GATE = "kwoksnap.io/restored"
+
+SERVER_MANAGED = ("uid", "resourceVersion", "creationTimestamp", "generation", "selfLink", "managedFields",
+                  "deletionTimestamp", "deletionGracePeriodSeconds")
+
+# (owner kind, dependent kind) pairs whose controller adopts matching orphans: the reference is dropped on create
+# and re-established by the target's controller (ReplicaSet, StatefulSet, DaemonSet, Job: pods; Deployment:
+# ReplicaSets; StatefulSet and DaemonSet: ControllerRevisions).
+ADOPTING = frozenset({
+    ("ReplicaSet", "Pod"), ("StatefulSet", "Pod"), ("DaemonSet", "Pod"), ("Job", "Pod"),
+    ("ReplicationController", "Pod"), ("Deployment", "ReplicaSet"),
+    ("StatefulSet", "ControllerRevision"), ("DaemonSet", "ControllerRevision"),
+})
+
+# Objects that the target's controllers create and own themselves: restoring ours would fight them.
+# Shared with diff (kwoksnap.diff.normalize imports it), so both agree on what is not the snapshot's to restore.
+REGENERATED = (
+    ("ServiceAccount", None, "default"),
+    ("ConfigMap", None, "kube-root-ca.crt"),
+    ("Service", "default", "kubernetes"),
+    ("ConfigMap", "kube-system", "extension-apiserver-authentication"),  # written by every kube-apiserver
+    ("ConfigMap", "kube-system", "kube-apiserver-legacy-service-account-token-tracking"),
+)
+JOB_TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
+
+
+@dataclasses.dataclass(frozen=True)
+class Adoption:
+    """A dependent that the target's controller must adopt: checked before restore reports success."""
+
+    kind: str
+    namespace: str
+    name: str
+    owner_kind: str
+    owner_name: str
+    # The Job controller adds its tracking finalizer to pods it adopts; a finished Job never removes it again.
+    # False when the recorded pod had none, so restore removes it once adoption is done.
+    keep_job_finalizer: bool = True
+
+
+@dataclasses.dataclass
+class Prepared:
+    """What to send: the body to create, the status to write after (pods lose theirs on create), owner refs to
+    relink once their owners exist, and the adoption to wait for."""
+
+    body: Obj
+    status: Obj | None
+    deferred_owners: list[Obj]
+    adoption: Adoption | None
+    dropped_owners: int = 0
+
+
+def regenerated(obj: Obj) -> bool:
+    meta = obj.get("metadata") or {}
+    for kind, namespace, name in REGENERATED:
+        if obj.get("kind") == kind and meta.get("name") == name and namespace in (None, meta.get("namespace")):
+            return True
+    return False
+
+
+def strip_metadata(meta: Obj) -> Obj:
+    return {k: v for k, v in meta.items() if k not in SERVER_MANAGED}
+
+
+def prepare(
+    obj: Obj,
+    *,
+    uid_map: dict[str, str],
+    snapshot_uids: set[str] | frozenset[str],
+    has_status_subresource: bool,
+) -> Prepared:
+    """Turn a snapshot object into a create body.
+
+    ``uid_map`` maps source UIDs to target UIDs of objects restored so far; ``snapshot_uids`` holds every UID in
+    the snapshot (an owner outside it is dangling: its reference is dropped, or the garbage collector would delete
+    the dependent).
+    """
+    body = copy.deepcopy(obj)
+    kind = str(body.get("kind", ""))
+    meta = strip_metadata(body.get("metadata") or {})
+    body["metadata"] = meta
+
+    adoption: Adoption | None = None
+    deferred: list[Obj] = []
+    kept: list[Obj] = []
+    dropped = 0
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller") and (ref.get("kind"), kind) in ADOPTING:
+            adoption = Adoption(kind, str(meta.get("namespace", "")), str(meta.get("name", "")),
+                                str(ref.get("kind")), str(ref.get("name")),
+                                keep_job_finalizer=JOB_TRACKING_FINALIZER in (meta.get("finalizers") or ()))
+            continue
+        old = str(ref.get("uid", ""))
+        if old in uid_map:
+            kept.append({**ref, "uid": uid_map[old]})
+        elif old in snapshot_uids:
+            deferred.append(ref)  # the owner is restored later: relinked in the final pass
+        else:
+            dropped += 1
+    if kept:
+        meta["ownerReferences"] = kept
+    else:
+        meta.pop("ownerReferences", None)
+
+    status = body.pop("status", None) if has_status_subresource else None
+    if kind == "Node":
+        body["status"] = obj.get("status") or {}  # nodes keep their status on create
+        status = None
+        annotations = meta.setdefault("annotations", {})
+        annotations[FAKE_NODE_ANNOTATION] = "fake"
+        if not _node_ready(obj):
+            annotations[FROZEN_ANNOTATION] = "true"  # kwok would flip it Ready; keep the recorded condition
+    elif kind == "Pod":
+        _prepare_pod(body)
+    elif kind == "Job":
+        spec = body.setdefault("spec", {})
+        # The recorded selector names the old Job uid; manualSelector keeps it valid, so the recorded pods match.
+        if spec.get("selector") and not spec.get("manualSelector"):
+            spec["manualSelector"] = True
+    elif kind == "PersistentVolume":
+        claim = (body.get("spec") or {}).get("claimRef")
+        if isinstance(claim, dict):
+            claim.pop("resourceVersion", None)
+            if claim.get("uid") in uid_map:
+                claim["uid"] = uid_map[claim["uid"]]
+            else:
+                claim.pop("uid", None)
+    if status is not None and not status:
+        status = None
+    return Prepared(body, status, deferred, adoption, dropped)
+
+
+def _node_ready(node: Obj) -> bool:
+    for cond in (node.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return bool(cond.get("status") == "True")
+    return False
+
+
+def _prepare_pod(pod: Obj) -> None:
+    meta = pod["metadata"]
+    meta.setdefault("annotations", {})[FROZEN_ANNOTATION] = "true"
+    spec = pod.setdefault("spec", {})
+    if not spec.get("nodeName"):
+        gates = spec.setdefault("schedulingGates", [])
+        if not any(g.get("name") == SCHEDULING_GATE for g in gates):
+            gates.append({"name": SCHEDULING_GATE})
+
+
+def without_cluster_ip(service: Obj) -> Obj:
+    """A Service body that lets the target allocate its IPs and node ports (the recorded ones do not fit)."""
+    body = copy.deepcopy(service)
+    spec = body.get("spec") or {}
+    if spec.get("clusterIP") not in (None, "", "None"):
+        spec.pop("clusterIP", None)
+        spec.pop("clusterIPs", None)
+    for port in spec.get("ports") or []:
+        port.pop("nodePort", None)
+    spec.pop("healthCheckNodePort", None)
+    return body
