@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -54,6 +54,29 @@ def kwok_cluster(binaries: Binaries, workdir: Path) -> Iterator[LocalCluster]:
         yield cluster
     finally:
         delete_cluster(name, binaries, workdir=workdir)
+
+
+ClusterFactory = Callable[..., LocalCluster]
+
+
+@pytest.fixture(scope="session")
+def make_cluster(binaries: Binaries, workdir: Path) -> Iterator[ClusterFactory]:
+    """Create extra clusters (deleted at the end of the session): ``make_cluster("dst", Profile.REPLAY)``."""
+    made: list[str] = []
+
+    def make(name: str, profile: Profile = Profile.STANDARD) -> LocalCluster:
+        full = f"{name}{os.getpid()}"
+        delete_cluster(full, binaries, workdir=workdir)
+        made.append(full)
+        return _make_cluster(full, binaries, workdir, profile)
+
+    yield make
+    for name in made:
+        delete_cluster(name, binaries, workdir=workdir)
+
+
+def client_for(cluster: LocalCluster, pool_size: int = 16) -> Client:
+    return Client(load_config(str(cluster.kubeconfig)), pool_size=pool_size)
 
 
 @pytest.fixture(scope="session")

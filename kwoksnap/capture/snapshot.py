@@ -92,6 +92,16 @@ def _clean(obj: Obj, resource: Resource, options: SaveOptions, count: ResourceCo
     return obj
 
 
+def _outside(resource: Resource, obj: Obj, namespaces: set[str]) -> bool:
+    """With -n, cluster-scoped objects that belong to other namespaces: their Namespace, PVs bound to their claims."""
+    if resource.key == "v1/namespaces":
+        return obj["metadata"]["name"] not in namespaces
+    if resource.key == "v1/persistentvolumes":
+        claim = (obj.get("spec") or {}).get("claimRef") or {}
+        return bool(claim.get("namespace")) and claim.get("namespace") not in namespaces
+    return False
+
+
 def _list_paths(resource: Resource, options: SaveOptions) -> list[str]:
     if resource.namespaced and options.namespaces:
         return [resource.path(namespace=ns) for ns in options.namespaces]
@@ -183,7 +193,7 @@ def save_snapshot(
                             })
                             header_written = True
                         for obj in item.get("items") or []:
-                            if keep and resource.key == "v1/namespaces" and obj["metadata"]["name"] not in keep:
+                            if keep and _outside(resource, obj, keep):
                                 count.skipped += 1
                                 continue
                             cleaned = _clean(obj, resource, options, count)

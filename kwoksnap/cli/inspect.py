@@ -15,7 +15,8 @@ from kwoksnap.cli.options import example_epilog, output_format, print_json
 def inspect(path: str, output_format: str) -> int:
     """Header, counts per resource and namespace, time range, sizes and compression ratio.
 
-    A damaged file is scanned instead: how many frames and records are readable, and where it broke (exit 3).
+    Every frame's checksum is verified; for a damaged file it reports how many frames and records are readable
+    and where it broke (exit 3).
     """
     import dataclasses
     import os
@@ -33,14 +34,13 @@ def inspect(path: str, output_format: str) -> int:
             click.echo(report.summary())
         raise
     with reader:
-        if not reader.clean:
-            report = reader.scan()
+        report = reader.scan()  # verifies every frame's checksum: an intact index says nothing about the frames
+        if not report.ok:
             if output_format == "json":
                 print_json({"ok": False, "header": reader.header, "scan": dataclasses.asdict(report)})
             else:
                 click.echo(report.summary())
-            raise FormatError("not clean-closed (the writer did not finish); the readable part is listed above",
-                              path=path)
+            raise FormatError(f"damaged: {report.reason}; the readable part is listed above", path=path)
         resources: dict[str, dict[str, Any]] = {}
         raw = 0
         for res in reader.resources():

@@ -71,8 +71,13 @@ def compare(
     def keep(obj: Obj) -> bool:
         if not include_regenerated and regenerated(obj):
             return False
-        ns = (obj.get("metadata") or {}).get("namespace")
-        return not (namespaces and ns and ns not in namespaces)
+        if not namespaces:
+            return True
+        meta = obj.get("metadata") or {}
+        if obj.get("kind") == "Namespace":
+            return meta.get("name") in namespaces
+        ns = meta.get("namespace")
+        return not ns or ns in namespaces
 
     for gr in resources:
         left = {_key(o): _digest(o) for o in a(gr) if keep(o)}

@@ -1,0 +1,181 @@
+"""Acceptance for snapshots on real clusters: save a populated KWOK cluster, restore it into an empty one, and the
+restored cluster diffs equal to the snapshot, now and 60 s later; reruns are idempotent; bad files write nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kwoksnap.capture.snapshot import SaveOptions, save_snapshot
+from kwoksnap.cluster.local import LocalCluster
+from kwoksnap.cluster.populate import Size, populate, wait_settled
+from kwoksnap.diff.compare import DiffResult, compare
+from kwoksnap.errors import ExitCode
+from kwoksnap.kube import Client
+from kwoksnap.kube.discovery import discover
+from kwoksnap.restore.engine import RestoreOptions, restore
+from kwoksnap.restore.source import LiveSource, SnapshotSource
+from kwoksnap.store import KwsReader
+from tests.conftest import ClusterFactory, client_for
+
+# Acceptance size: >= 50 fake nodes, several hundred pods (240 from Deployments, 50 DaemonSet, StatefulSet, Job,
+# pending). KWOKSNAP_TEST_SCALE multiplies the Deployment replicas for a larger local run.
+SCALE = float(os.environ.get("KWOKSNAP_TEST_SCALE", "1"))
+SIZE = Size(nodes=50, namespaces=3, deployments_per_namespace=4, replicas=max(1, int(20 * SCALE)))
+
+
+@pytest.fixture(scope="module")
+def source(make_cluster: ClusterFactory) -> Iterator[tuple[LocalCluster, Client]]:
+    cluster = make_cluster("src")
+    with client_for(cluster) as c:
+        expected = populate(c, SIZE)
+        wait_settled(c, expected, SIZE.nodes, timeout=300)
+        yield cluster, c
+
+
+@pytest.fixture(scope="module")
+def snapshot(source: tuple[LocalCluster, Client], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("snap") / "source.kws"
+    summary = save_snapshot(source[1], path, SaveOptions())
+    assert not [r for r in summary.resources if r.error], summary.resources
+    return path
+
+
+def live_diff(snapshot: Path, client: Client) -> DiffResult:
+    with KwsReader(snapshot) as reader:
+        left = SnapshotSource(reader)
+        right = LiveSource(client, discover(client))
+        return compare(left.group_resources(), left.by_group_resource, right.by_group_resource)
+
+
+def describe(result: DiffResult) -> str:
+    return "; ".join(f"{d.change} {d.resource} {d.namespace}/{d.name} {d.fields[:3]}" for d in result.differences[:8])
+
+
+def test_snapshot_holds_the_whole_cluster(snapshot: Path) -> None:
+    with KwsReader(snapshot) as reader:
+        source = SnapshotSource(reader)
+        counts = {k: n for k, n in source.counts().items()}
+        pods = list(source.objects("v1/pods"))
+        secrets = list(source.objects("v1/secrets"))
+    assert counts["v1/nodes"] == SIZE.nodes
+    assert counts["example.kwoksnap.io/v1/widgets"] == SIZE.namespaces  # custom resources of a CRD
+    assert counts["apiextensions.k8s.io/v1/customresourcedefinitions"] >= 1
+    phases = {p["status"]["phase"] for p in pods}
+    assert {"Running", "Pending", "Succeeded"} <= phases
+    assert len(pods) >= 300
+    assert all("managedFields" not in p["metadata"] for p in pods)
+    assert "v1/events" not in counts and "coordination.k8s.io/v1/leases" not in counts  # default deny list
+    db = next(s for s in secrets if s["metadata"]["name"] == "db-credentials")
+    assert db["metadata"]["annotations"]["kwoksnap.io/redacted"] == "true"
+    assert db["data"]["password"] != "czNjcjN0LXZhbHVl"  # base64 of the real value is gone ...
+    assert len(db["data"]["password"]) == len("czNjcjN0LXZhbHVl")  # ... but its length is kept
+
+
+def test_restore_round_trip_is_equal_and_stays_equal(snapshot: Path, make_cluster: ClusterFactory) -> None:
+    target = make_cluster("dst")
+    with client_for(target, pool_size=32) as c, KwsReader(snapshot) as reader:
+        summary = restore(c, SnapshotSource(reader), RestoreOptions(concurrency=32))
+        assert summary.ok, (summary.failures[:5], summary.not_adopted[:5])
+        first = live_diff(snapshot, c)
+        assert first.equal, describe(first)
+        pods = [p for p, _ in c.list_items("/api/v1/pods")]
+        assert len(pods) >= 300
+        time.sleep(60)  # nothing added, removed, rescheduled or reset by controllers, the scheduler or kwok
+        later = live_diff(snapshot, c)
+        assert later.equal, describe(later)
+        assert sorted(p["metadata"]["name"] for p, _ in c.list_items("/api/v1/pods")) == sorted(
+            p["metadata"]["name"] for p in pods)
+
+        # A rerun is idempotent: everything is skipped, nothing changes.
+        again = restore(c, SnapshotSource(reader), RestoreOptions(concurrency=32))
+        assert again.ok
+        assert sum(r.created for r in again.results.values()) == 0
+        assert live_diff(snapshot, c).equal
+
+
+def kwoksnap(*args: str, kubeconfig: Path | None = None) -> subprocess.CompletedProcess[str]:
+    pre = ["--kubeconfig", str(kubeconfig)] if kubeconfig else []
+    return subprocess.run([sys.executable, "-m", "kwoksnap", *pre, *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_cli_save_restore_diff(source: tuple[LocalCluster, Client], make_cluster: ClusterFactory,
+                               tmp_path: Path) -> None:
+    path = tmp_path / "cli.kws"
+    proc = kwoksnap("save", "-o", str(path), "-n", "app-1", "--exclude", "secrets", kubeconfig=source[0].kubeconfig)
+    assert proc.returncode == 0, proc.stderr
+    assert path.stat().st_mode & 0o777 == 0o600
+    dry = kwoksnap("restore", str(path), "--dry-run", "-o", "json", kubeconfig=source[0].kubeconfig)
+    assert dry.returncode == 0 and '"phase": "pods"' in dry.stdout
+    target = make_cluster("cli")
+    proc = kwoksnap("restore", str(path), kubeconfig=target.kubeconfig)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    proc = kwoksnap("diff", str(path), "--live", "-n", "app-1", kubeconfig=target.kubeconfig)
+    assert proc.returncode == ExitCode.OK, proc.stdout
+    # A different namespace was not restored: the diff says so with exit code 1.
+    full = tmp_path / "full.kws"
+    assert kwoksnap("save", "-o", str(full), kubeconfig=source[0].kubeconfig).returncode == 0
+    proc = kwoksnap("diff", str(full), "--live", kubeconfig=target.kubeconfig)
+    assert proc.returncode == ExitCode.DIFFERENT and "missing" in proc.stdout
+
+
+def test_restore_refuses_real_nodes(snapshot: Path, make_cluster: ClusterFactory) -> None:
+    target = make_cluster("real")
+    with client_for(target) as c:
+        c.create("/api/v1/nodes", {"metadata": {"name": "real-node"}})  # no kwok.x-k8s.io/node annotation
+        proc = kwoksnap("restore", str(snapshot), kubeconfig=target.kubeconfig)
+        assert proc.returncode == ExitCode.CLUSTER
+        assert "not managed by KWOK" in proc.stderr and proc.stderr.count("\n") == 1
+        assert [n["metadata"]["name"] for n, _ in c.list_items("/api/v1/nodes")] == ["real-node"]
+
+
+BAD_FILES = {
+    "empty": b"",
+    "random": os.urandom(4096),
+    "yaml": b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n",
+}
+
+
+@pytest.mark.parametrize("kind", ["empty", "random", "yaml", "truncated-header", "truncated-middle",
+                                  "truncated-end", "flipped-byte", "newer-version"])
+def test_bad_files_fail_cleanly_and_write_nothing(kind: str, snapshot: Path, kwok_cluster: LocalCluster,
+                                                  client: Client, tmp_path: Path) -> None:
+    data = snapshot.read_bytes()
+    if kind in BAD_FILES:
+        bad = BAD_FILES[kind]
+    elif kind == "truncated-header":
+        bad = data[:10]
+    elif kind == "truncated-middle":
+        bad = data[: len(data) // 2]
+    elif kind == "truncated-end":
+        bad = data[:-3]
+    elif kind == "flipped-byte":
+        pos = len(data) // 3
+        bad = data[:pos] + bytes([data[pos] ^ 0xFF]) + data[pos + 1:]
+    else:
+        from kwoksnap.store.format import PREAMBLE, encode_preamble
+
+        _magic, version, hlen = PREAMBLE.unpack(data[:PREAMBLE.size])
+        header = data[PREAMBLE.size:PREAMBLE.size + hlen]
+        pre, crc = encode_preamble(version + 1, header)  # a valid file of the next format version
+        bad = pre + header + crc + data[PREAMBLE.size + hlen + 4:]
+    path = tmp_path / "bad.kws"
+    path.write_bytes(bad)
+    before = sorted(n["metadata"]["name"] for n, _ in client.list_items("/api/v1/nodes"))
+    namespaces_before = sorted(n["metadata"]["name"] for n, _ in client.list_items("/api/v1/namespaces"))
+    proc = kwoksnap("restore", str(path), kubeconfig=kwok_cluster.kubeconfig)
+    assert proc.returncode == ExitCode.INPUT, (proc.returncode, proc.stderr)
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("kwoksnap: error: ")
+    if kind == "newer-version":
+        assert "upgrade kwoksnap" in proc.stderr
+    assert sorted(n["metadata"]["name"] for n, _ in client.list_items("/api/v1/nodes")) == before
+    assert sorted(n["metadata"]["name"] for n, _ in client.list_items("/api/v1/namespaces")) == namespaces_before
+    inspect = kwoksnap("inspect", str(path))
+    assert inspect.returncode == ExitCode.INPUT
