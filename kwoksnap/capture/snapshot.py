@@ -156,10 +156,7 @@ def save_snapshot(
     resources = [r for r in disc.listable() if selected(r, options.include, options.exclude)]
     if options.include and not resources:
         raise UsageError(f"--include matched no served resource: {', '.join(sorted(options.include))}")
-    if options.namespaces and not (options.include and any(r.name == "namespaces" for r in resources)):
-        keep = set(options.namespaces)
-    else:
-        keep = set()
+    keep = set(options.namespaces)
     counts = [ResourceCount(r.key) for r in resources]
     stop = threading.Event()
     queues: list[queue.Queue[object]] = [queue.Queue(maxsize=4) for _ in resources]

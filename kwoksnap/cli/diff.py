@@ -15,7 +15,8 @@ from kwoksnap.cli.options import example_epilog, make_client, output_format, pri
 @click.argument("a", type=click.Path(exists=True, dir_okay=False))
 @click.argument("b", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option("--live", is_flag=True, help="Compare A with the live cluster (the resources A holds).")
-@click.option("-n", "--namespace", "namespaces", multiple=True, help="Only these namespaces.")
+@click.option("-n", "--namespace", "namespaces", multiple=True, help="Only these namespaces (default: those A was "
+              "saved with, if any).")
 @click.option("--include-regenerated", is_flag=True, help="Also compare controller-created objects "
               "(default ServiceAccounts, kube-root-ca.crt, the kubernetes Service).")
 @output_format
@@ -37,18 +38,19 @@ def diff(ctx: click.Context, a: str, b: str | None, live: bool, namespaces: tupl
     with KwsReader(a) as ra:
         left = SnapshotSource(ra)
         resources = left.group_resources()
+        scope = frozenset(namespaces) or left.namespaces
         if live:
             with make_client(ctx) as client:
                 right = LiveSource(client, discover(client))
                 result = compare(resources, left.by_group_resource, right.by_group_resource,
-                                 include_regenerated=include_regenerated, namespaces=frozenset(namespaces))
+                                 include_regenerated=include_regenerated, namespaces=scope)
         else:
             assert b is not None
             with KwsReader(b) as rb:
                 other = SnapshotSource(rb)
                 resources += [g for g in other.group_resources() if g not in resources]
                 result = compare(resources, left.by_group_resource, other.by_group_resource,
-                                 include_regenerated=include_regenerated, namespaces=frozenset(namespaces))
+                                 include_regenerated=include_regenerated, namespaces=scope)
     if output_format == "json":
         print_json(result.to_dict())
     else:

@@ -32,6 +32,12 @@ class SnapshotSource(RecordSource):
             if key:
                 self._keys_by_gr.setdefault(group_resource(key), []).append(key)
 
+    @property
+    def namespaces(self) -> frozenset[str]:
+        """The namespaces a ``save -n`` restricted the snapshot to (empty: all)."""
+        meta = self.reader.header.get("meta") or {}
+        return frozenset(str(n) for n in meta.get("namespaces") or ())
+
     def counts(self) -> dict[str, int]:
         # From the index: save writes exactly one "resource" record per resource, the rest are its objects.
         out: dict[str, int] = {}

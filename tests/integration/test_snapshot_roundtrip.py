@@ -61,7 +61,7 @@ def describe(result: DiffResult) -> str:
 def test_snapshot_holds_the_whole_cluster(snapshot: Path) -> None:
     with KwsReader(snapshot) as reader:
         source = SnapshotSource(reader)
-        counts = {k: n for k, n in source.counts().items()}
+        counts = source.counts()
         pods = list(source.objects("v1/pods"))
         secrets = list(source.objects("v1/secrets"))
     assert counts["v1/nodes"] == SIZE.nodes
