@@ -8,6 +8,7 @@ the API server, and ``wait_settled`` waits until kwok and the controllers have b
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -54,10 +55,8 @@ def pod_template(app: str, **spec: Any) -> Obj:
 
 
 def _create(client: Client, path: str, obj: Obj) -> None:
-    try:
+    with contextlib.suppress(Conflict):  # populate is re-runnable
         client.create(path, obj)
-    except Conflict:
-        pass
 
 
 def populate(client: Client, size: Size = Size(), *, concurrency: int = 16) -> dict[str, int]:

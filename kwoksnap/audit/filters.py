@@ -1,0 +1,286 @@
+"""Which audit events a replay needs, and why each other event was dropped.
+
+Why this module exists: a production audit log is mostly reads, lease renewals of other components, failed requests
+and resources the replay does not model. The replay subset is decided here once, as data (:class:`FilterSpec`), so
+the CLI, the recorder and the byte-level prefilter in the reader agree, and every dropped event is counted under
+exactly one reason (the first that applies, in the order of :data:`REASONS`).
+
+It must never look at request/response bodies to decide (levels differ between clusters: a filter that needs a body
+would silently drop Metadata-level events instead of reporting them as degraded), and never mutate events.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Final
+
+from kwoksnap.audit.events import MUTATING_VERBS, AuditEvent, degraded
+from kwoksnap.audit.stats import ParseStats
+from kwoksnap.errors import UsageError
+
+__all__ = [
+    "DEFAULT_LEASE_NAMESPACES",
+    "DEFAULT_RESOURCES",
+    "REASONS",
+    "FilterSpec",
+    "filter_events",
+    "make_prefilter",
+    "skip_reason",
+]
+
+# The order is the precedence: an event is counted under the first reason that applies. Stage, verb and resource
+# come first because the byte-level prefilter can decide exactly those three without decoding a line.
+REASONS: Final = (
+    "not-response-complete",
+    "read-only-verb",
+    "resource-not-selected",
+    "namespace",
+    "user-excluded",
+    "time-window",
+    "dry-run",
+    "non-2xx",
+)
+
+DEFAULT_RESOURCES: Final = frozenset(
+    {"nodes", "nodes/status", "pods", "pods/status", "pods/binding", "pods/eviction", "leases"}
+)
+# Node heartbeats live in kube-node-lease; leader-election leases in kube-system belong to the target's own
+# components and must not be replayed over them.
+DEFAULT_LEASE_NAMESPACES: Final = frozenset({"kube-node-lease"})
+LEASE_GROUP: Final = "coordination.k8s.io"
+
+_ENTRY = re.compile(
+    r"(\*|[a-z0-9]([a-z0-9-]*[a-z0-9])?)(\.[a-z0-9.-]+)?(/(\*|[a-z0-9]([a-z0-9-]*[a-z0-9])?))?", re.ASCII
+)
+
+
+def _frozen(value: Iterable[str] | None, what: str) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    if isinstance(value, str):
+        raise UsageError(f"{what} must be a collection of strings, not the string {value!r}")
+    items = frozenset(value)
+    for item in items:
+        if not isinstance(item, str) or not item:
+            raise UsageError(f"{what}: {item!r} is not a non-empty string")
+    return items
+
+
+@dataclasses.dataclass(frozen=True)
+class FilterSpec:
+    """What to keep. Collections may be given as any iterable of strings; they are stored as frozensets.
+
+    ``resources``: ``resource``, ``resource/subresource``, optionally ``resource.group[/subresource]`` to pin the
+    API group. ``*`` is a wildcard: ``pods/*`` = every subresource of pods, ``*`` = every resource *and* its
+    subresources, ``*.apps`` = everything in the apps group.
+    ``namespaces``: empty = all; cluster-scoped objects (nodes) always pass. ``exclude_users``: names or globs
+    (``system:serviceaccount:ci:*``). ``since_ns``/``until_ns``: the half-open window ``[since, until)`` on ``ts``.
+    ``lease_namespaces``: leases are selected only in the ``coordination.k8s.io`` group and in these namespaces
+    (empty = any namespace).
+    """
+
+    resources: frozenset[str] = DEFAULT_RESOURCES
+    namespaces: frozenset[str] = frozenset()
+    exclude_users: frozenset[str] = frozenset()
+    since_ns: int | None = None
+    until_ns: int | None = None
+    lease_namespaces: frozenset[str] = DEFAULT_LEASE_NAMESPACES
+
+    def __post_init__(self) -> None:
+        for name in ("resources", "namespaces", "exclude_users", "lease_namespaces"):
+            object.__setattr__(self, name, _frozen(getattr(self, name), name))
+        if not self.resources:
+            raise UsageError("resources: select at least one resource")
+        for entry in self.resources:
+            if not _ENTRY.fullmatch(entry):
+                raise UsageError(f"resources: {entry!r} is not resource[.group][/subresource]")
+        for name in ("since_ns", "until_ns"):
+            value = getattr(self, name)
+            if value is not None and (type(value) is not int):
+                raise UsageError(f"{name} must be an integer (ns since the epoch), not {value!r}")
+        if self.since_ns is not None and self.until_ns is not None and self.since_ns >= self.until_ns:
+            raise UsageError("since must be earlier than until")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Compiled:
+    everything: bool
+    keys: frozenset[tuple[str, str | None, str]]  # (resource, group or None = any group, subresource)
+    base_names: frozenset[str] | None  # resource names the prefilter may rely on; None = wildcard somewhere
+    namespaces: frozenset[str]
+    exact_users: frozenset[str]
+    user_globs: re.Pattern[str] | None
+    since: int | None
+    until: int | None
+    lease_namespaces: frozenset[str]
+
+
+_COMPILED: dict[FilterSpec, _Compiled] = {}
+
+
+def _compile(spec: FilterSpec) -> _Compiled:
+    compiled = _COMPILED.get(spec)
+    if compiled is not None:
+        return compiled
+    keys: set[tuple[str, str | None, str]] = set()
+    for entry in spec.resources:
+        head, _, sub = entry.partition("/")
+        resource, _, group = head.partition(".")
+        keys.add((resource, group or None, sub))
+    globs = [u for u in spec.exclude_users if any(c in u for c in "*?[")]
+    compiled = _Compiled(
+        everything=("*", None, "") in keys,
+        keys=frozenset(keys),
+        base_names=None if any(k[0] == "*" for k in keys) else frozenset(k[0] for k in keys),
+        namespaces=spec.namespaces,
+        exact_users=spec.exclude_users - frozenset(globs),
+        user_globs=re.compile("|".join(fnmatch.translate(g) for g in globs)) if globs else None,
+        since=spec.since_ns,
+        until=spec.until_ns,
+        lease_namespaces=spec.lease_namespaces,
+    )
+    if len(_COMPILED) > 64:
+        _COMPILED.clear()
+    _COMPILED[spec] = compiled
+    return compiled
+
+
+def _selected(c: _Compiled, event: AuditEvent) -> bool:
+    resource = event["resource"]
+    if not resource:
+        return False  # non-resource URLs (/healthz, discovery)
+    if resource == "leases" and (
+        event["group"] != LEASE_GROUP or (c.lease_namespaces and event["namespace"] not in c.lease_namespaces)
+    ):
+        return False
+    sub = event["subresource"]
+    keys = c.keys
+    if c.everything or (resource, None, sub) in keys:
+        return True
+    group = event["group"]
+    for r in (resource, "*"):
+        for g in (None, group):
+            if (r, g, sub) in keys or (sub and (r, g, "*") in keys) or (r == "*" and (r, g, "") in keys):
+                return True
+    return False
+
+
+def skip_reason(event: AuditEvent, spec: FilterSpec) -> str | None:
+    """The first reason in :data:`REASONS` that drops ``event``, or ``None`` if the replay keeps it."""
+    return _reason(_compile(spec), event)
+
+
+def _reason(c: _Compiled, event: AuditEvent) -> str | None:
+    if event["stage"] != "ResponseComplete":
+        return "not-response-complete"
+    if event["verb"] not in MUTATING_VERBS:
+        return "read-only-verb"
+    if not _selected(c, event):
+        return "resource-not-selected"
+    if c.namespaces and event["namespace"] and event["namespace"] not in c.namespaces:
+        return "namespace"
+    user = event["user"]
+    if user in c.exact_users or (c.user_globs is not None and c.user_globs.match(user)):
+        return "user-excluded"
+    ts = event["ts"]
+    if (c.since is not None and ts < c.since) or (c.until is not None and ts >= c.until):
+        return "time-window"
+    uri = event["uri"]
+    if "dryRun=" in uri and _is_dry_run(uri):
+        return "dry-run"
+    if not 200 <= event["code"] <= 299:
+        return "non-2xx"
+    return None
+
+
+def _is_dry_run(uri: str) -> bool:
+    _, _, query = uri.partition("?")
+    return any(p.startswith("dryRun=") and p != "dryRun=" for p in query.split("&"))
+
+
+def filter_events(
+    events: Iterable[AuditEvent], spec: FilterSpec | None = None, stats: ParseStats | None = None
+) -> Iterator[AuditEvent]:
+    """Yield the events a replay needs, counting every other one in ``stats.skipped`` under its reason.
+
+    Kept events that lost their bodies to the audit level are still yielded and counted in ``stats.degraded``.
+    """
+    c = _compile(spec if spec is not None else FilterSpec())
+    stats = stats if stats is not None else ParseStats()
+    skipped = stats.skipped
+    for event in events:
+        reason = _reason(c, event)
+        if reason is not None:
+            skipped[reason] += 1
+            continue
+        stats.kept += 1
+        if degraded(event):
+            stats.degraded[event["level"]] += 1
+        yield event
+
+
+# --- byte-level prefilter ------------------------------------------------------------------------------------------
+
+# kube-apiserver's log backend serialises audit.k8s.io/v1 Events with Go's encoding/json, in struct field order:
+# kind, apiVersion, level, auditID, stage, requestURI, verb, user{...}, impersonatedUser, authenticationMetadata,
+# sourceIPs, userAgent, objectRef{resource, ...}, ... Every field before `verb` is a string, so in a line with this
+# exact prefix the first `"stage":"` and `"verb":"` are the top-level ones (a quote inside a JSON string is always
+# escaped, so the pattern cannot occur inside a value), and between `verb` and `objectRef` only strings and string
+# arrays appear. Lines in any other layout (sorted keys, v1beta1, wrappers) are simply decoded in full.
+_CANONICAL = b'{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"'
+_STAGE = b'"stage":"'
+_VERB = b'"verb":"'
+_OBJREF = b'"objectRef":{"resource":"'
+
+
+def make_prefilter(spec: FilterSpec) -> Callable[[bytes], str | None]:
+    """A function ``line -> reason | None`` that drops lines the full filter would drop, without decoding them.
+
+    Exact (never drops a line the full filter keeps, and picks the same reason) for canonical native lines; returns
+    ``None`` ("decode it") for everything else. Lines it drops are not validated, so a broken line that still shows
+    a RequestReceived stage is counted as skipped rather than malformed.
+    """
+    compiled = _compile(spec)
+    base_names = compiled.base_names
+    mutating = frozenset(v.encode() for v in MUTATING_VERBS)
+    names = frozenset(n.encode() for n in base_names) if base_names is not None else None
+    # ObjectReference's fields are (resource, namespace, ...): a lease outside the lease namespaces is decided too.
+    lease_ns = b'leases","namespace":"'
+    lease_namespaces = frozenset(n.encode() for n in compiled.lease_namespaces)
+
+    def prefilter(line: bytes) -> str | None:
+        if not line.startswith(_CANONICAL):
+            return None
+        i = line.find(_STAGE, len(_CANONICAL))
+        if i < 0:
+            return None
+        i += len(_STAGE)
+        if not line.startswith(b'ResponseComplete"', i):
+            return "not-response-complete"
+        j = line.find(_VERB, i)
+        if j < 0:
+            return None
+        j += len(_VERB)
+        verb = line[j : line.find(b'"', j)]
+        if verb not in mutating:
+            return "read-only-verb"
+        if names is None:
+            return None
+        k = line.find(_OBJREF, j)
+        if k < 0:
+            return None
+        k += len(_OBJREF)
+        end = line.find(b'"', k)
+        resource = line[k:end]
+        if resource not in names:
+            return "resource-not-selected"
+        if lease_namespaces and resource == b"leases" and line.startswith(lease_ns, k):
+            k += len(lease_ns)
+            if line[k : line.find(b'"', k)] not in lease_namespaces:
+                return "resource-not-selected"
+        return None
+
+    return prefilter

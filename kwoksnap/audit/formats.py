@@ -1,0 +1,423 @@
+"""Decoders from every supported audit-record flavour to :class:`~kwoksnap.audit.events.AuditEvent`, and detection.
+
+Why this module exists: the same API request reaches us as a native ``audit.k8s.io/v1`` Event (kube-apiserver's log
+or webhook backend, possibly legacy v1beta1 fields), a GKE Cloud Logging ``LogEntry`` (``protoPayload``), an EKS
+CloudWatch export (the native JSON as a string in ``message``) or an AKS diagnostic record (``properties.log``).
+Files are detected by their *container* (JSON lines, one JSON document, YAML documents; see
+:func:`detect_container`); each decoded value is then dispatched by its *keys*, so a file that mixes flavours (as
+some SIEM exports do) still reads. The native decoder is the hot path: a dict with an ``auditID`` goes straight to it.
+
+Decoders never raise anything but :class:`Malformed` (and its callers count it); they never print, never log, and
+never copy request/response bodies into error messages (bodies may hold secrets).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+import orjson
+
+from kwoksnap.audit.events import AuditEvent
+from kwoksnap.audit.timestamps import parse_timestamp
+
+__all__ = [
+    "AKS_AUDIT_CATEGORIES",
+    "GRPC_TO_HTTP",
+    "Ignored",
+    "Malformed",
+    "decode_value",
+    "detect_container",
+    "from_aks",
+    "from_eks",
+    "from_gke",
+    "from_native",
+]
+
+
+class Malformed(Exception):
+    """A value that should be an audit record but is not usable; ``str(err)`` is a short reason without content."""
+
+
+class Ignored(Exception):
+    """A well-formed record that is not an audit event (another AKS category, another CloudWatch stream)."""
+
+
+_EMPTY: Final[dict[str, Any]] = {}
+AKS_AUDIT_CATEGORIES: Final = frozenset({"kube-audit", "kube-audit-admin"})
+
+# google.rpc.Code -> HTTP status, as in google/rpc/code.proto's own mapping table. GKE logs gRPC codes; the HTTP
+# code of success is lost (a create shows 200, not 201), which no filter here depends on.
+GRPC_TO_HTTP: Final = {
+    0: 200,  # OK
+    1: 499,  # CANCELLED
+    2: 500,  # UNKNOWN
+    3: 400,  # INVALID_ARGUMENT (also Kubernetes 422 Invalid)
+    4: 504,  # DEADLINE_EXCEEDED
+    5: 404,  # NOT_FOUND
+    6: 409,  # ALREADY_EXISTS
+    7: 403,  # PERMISSION_DENIED
+    8: 429,  # RESOURCE_EXHAUSTED
+    9: 400,  # FAILED_PRECONDITION
+    10: 409,  # ABORTED (resourceVersion conflicts)
+    11: 400,  # OUT_OF_RANGE
+    12: 501,  # UNIMPLEMENTED
+    13: 500,  # INTERNAL
+    14: 503,  # UNAVAILABLE
+    15: 500,  # DATA_LOSS
+    16: 401,  # UNAUTHENTICATED
+}
+
+_API_VERSION = re.compile(r"v\d+(?:(?:alpha|beta)\d+)?", re.ASCII)
+
+
+def detect_container(head: str) -> str:
+    """The container syntax of a file from its first characters (BOM already removed).
+
+    ``"json"`` if the text starts with ``{`` or ``[`` (JSON lines, or one JSON document: the reader decides by
+    trying the first line), ``"yaml"`` if the first significant line is a YAML key, document marker or list item,
+    ``""`` if unknown. Comment lines (``#``) and blank lines before the content are skipped (licence headers).
+    """
+    for raw in head.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line[0] in "{[":
+            return "json"
+        if line.startswith(("---", "%YAML", "- ")):
+            return "yaml"
+        key, sep, _ = line.partition(":")
+        if sep and key and re.fullmatch(r"['\"]?[A-Za-z_@$][\w.@$/-]*['\"]?", key):
+            return "yaml"
+        return ""
+    return ""
+
+
+def _str(value: Any, what: str) -> str:
+    if value is None:
+        return ""
+    if type(value) is not str:
+        raise Malformed(f"{what} is not a string")
+    return value
+
+
+def _dict(value: Any, what: str) -> dict[str, Any]:
+    if value is None:
+        return _EMPTY
+    if type(value) is not dict:
+        raise Malformed(f"{what} is not an object")
+    return value
+
+
+def _ts(value: Any, what: str) -> int:
+    try:
+        return parse_timestamp(value)
+    except ValueError:
+        raise Malformed(f"bad {what}") from None
+
+
+def _name_from(obj: Any) -> str:
+    if type(obj) is dict:
+        meta = obj.get("metadata")
+        if type(meta) is dict:
+            name = meta.get("name")
+            if type(name) is str:
+                return name
+    return ""
+
+
+def from_native(d: dict[str, Any], source: str) -> AuditEvent:
+    """An ``audit.k8s.io/v1`` (or legacy v1beta1) Event. The hot path: flat code, few calls."""
+    get = d.get
+    ref = get("objectRef") or _EMPTY
+    user = get("impersonatedUser") or get("user") or _EMPTY  # the effective identity when impersonating
+    status = get("responseStatus") or _EMPTY
+    annotations = get("annotations")
+    if type(ref) is not dict or type(user) is not dict or type(status) is not dict:
+        raise Malformed("objectRef, user or responseStatus is not an object")
+    if annotations is None:
+        annotations = {}
+    elif type(annotations) is not dict:
+        raise Malformed("annotations is not an object")
+    code = status.get("code", 0)
+    if type(code) is not int:
+        raise Malformed("responseStatus.code is not an integer")
+    groups = user.get("groups")
+    if groups is None:
+        groups = []
+    elif type(groups) is not list:
+        raise Malformed("user.groups is not a list of strings")
+    stage_text = get("stageTimestamp")
+    received_text = get("requestReceivedTimestamp")
+    try:
+        received = parse_timestamp(received_text) if received_text else 0
+        if stage_text:
+            ts = parse_timestamp(stage_text)
+        elif received:
+            ts = received
+        else:
+            legacy = get("timestamp")
+            if not legacy:
+                meta = get("metadata")
+                legacy = meta.get("creationTimestamp") if type(meta) is dict else None
+                if not legacy:
+                    raise Malformed("no timestamp")
+            ts = parse_timestamp(legacy)
+        if not received:
+            legacy = get("timestamp")
+            received = parse_timestamp(legacy) if legacy else ts
+    except ValueError:
+        raise Malformed("bad timestamp") from None
+    response = get("responseObject")
+    strings = (
+        get("auditID") or "",
+        get("stage") or "",
+        get("level") or "",
+        get("verb") or "",
+        user.get("username") or "",
+        get("userAgent") or "",
+        ref.get("apiGroup") or "",
+        ref.get("apiVersion") or "",
+        ref.get("resource") or "",
+        ref.get("subresource") or "",
+        ref.get("namespace") or "",
+        ref.get("name") or _name_from(response),
+        get("requestURI") or "",
+    )
+    try:
+        "".join(strings)  # one C-level type check of all string fields (TypeError if any is not a str)
+        "".join(groups)
+    except TypeError:
+        bad = next((k for k, v in zip(_STRING_KEYS, strings, strict=True) if type(v) is not str), "user.groups")
+        raise Malformed(f"{bad} is not a string") from None
+    auditID, stage, level, verb, username, agent, group, version, resource, subresource, namespace, name, uri = strings
+    return {
+        "ts": ts,
+        "received": received,
+        "auditID": auditID,
+        "stage": stage,
+        "level": level,
+        "verb": verb,
+        "user": username,
+        "groups": groups,
+        "userAgent": agent,
+        "group": group,
+        "version": version,
+        "resource": resource,
+        "subresource": subresource,
+        "namespace": namespace,
+        "name": name,
+        "uri": uri,
+        "code": code,
+        "request": get("requestObject"),
+        "response": response,
+        "annotations": annotations,
+        "source": source,
+    }
+
+
+_STRING_KEYS: Final = (
+    "auditID",
+    "stage",
+    "level",
+    "verb",
+    "user.username",
+    "userAgent",
+    "objectRef.apiGroup",
+    "objectRef.apiVersion",
+    "objectRef.resource",
+    "objectRef.subresource",
+    "objectRef.namespace",
+    "objectRef.name",
+    "requestURI",
+)
+
+
+def _strip_type(body: Any) -> Any:
+    if type(body) is dict and "@type" in body:
+        return {k: v for k, v in body.items() if k != "@type"}
+    return body
+
+
+def _split_method(method: str) -> tuple[list[str], str, str, str, str]:
+    """``io.k8s.core.v1.pods.status.patch`` -> (group parts, version, resource, subresource, verb)."""
+    parts = method.split(".")
+    if parts[:2] == ["io", "k8s"]:
+        parts = parts[2:]
+    verb = parts[-1] if parts else ""
+    for i, part in enumerate(parts[:-1]):
+        if _API_VERSION.fullmatch(part) and i + 1 < len(parts) - 1:
+            return parts[:i], part, parts[i + 1], "/".join(parts[i + 2 : -1]), verb
+    return [], "", "", "", verb
+
+
+def from_gke(d: dict[str, Any], source: str) -> AuditEvent:
+    """A GKE Cloud Logging ``LogEntry`` whose ``protoPayload`` is a Kubernetes ``AuditLog``.
+
+    Limits (documented in docs/audit.md): no stage (treated as ResponseComplete), no level (inferred from which
+    bodies are present), no requestURI (so no dryRun detection), no groups, gRPC status codes mapped to HTTP codes,
+    the API group of a dotted group comes from ``resourceName`` when present.
+    """
+    payload = _dict(d.get("protoPayload"), "protoPayload")
+    method = _str(payload.get("methodName"), "protoPayload.methodName")
+    group_parts, version, resource, subresource, verb = _split_method(method)
+    group = ".".join(group_parts)
+    namespace = name = ""
+    resource_name = _str(payload.get("resourceName"), "protoPayload.resourceName")
+    segments = resource_name.split("/") if resource_name else []
+    if len(segments) >= 3 and _API_VERSION.fullmatch(segments[1]):
+        group = segments[0]
+        rest = segments[2:]
+        if resource != "namespaces" and len(rest) >= 3 and rest[0] == "namespaces":
+            namespace = rest[1]
+            rest = rest[2:]
+        if not resource:
+            resource = rest[0]
+        if len(rest) >= 2 and rest[0] == resource:
+            name = rest[1]
+        if resource == "namespaces" and len(rest) >= 2:
+            namespace = rest[1]
+    if group == "core":
+        group = ""
+    auth = _dict(payload.get("authenticationInfo"), "protoPayload.authenticationInfo")
+    meta = _dict(payload.get("requestMetadata"), "protoPayload.requestMetadata")
+    status = _dict(payload.get("status"), "protoPayload.status")
+    grpc = status.get("code", 0)
+    if type(grpc) is not int:
+        raise Malformed("protoPayload.status.code is not an integer")
+    request = _strip_type(payload.get("request"))
+    response = _strip_type(payload.get("response"))
+    stamp = d.get("timestamp") or d.get("receiveTimestamp")
+    if not stamp:
+        raise Malformed("no timestamp")
+    ts = _ts(stamp, "timestamp")
+    operation = _dict(d.get("operation"), "operation")
+    labels = _dict(d.get("labels"), "labels")
+    if response is not None:
+        level = "RequestResponse"
+    elif request is not None:
+        level = "Request"
+    else:
+        level = "Metadata"
+    return {
+        "ts": ts,
+        "received": ts,
+        "auditID": _str(operation.get("id") or d.get("insertId"), "insertId"),
+        "stage": "ResponseComplete",
+        "level": level,
+        "verb": verb,
+        "user": _str(auth.get("principalEmail"), "authenticationInfo.principalEmail"),
+        "groups": [],
+        "userAgent": _str(meta.get("callerSuppliedUserAgent"), "requestMetadata.callerSuppliedUserAgent"),
+        "group": group,
+        "version": version,
+        "resource": resource,
+        "subresource": subresource,
+        "namespace": namespace,
+        "name": name or _name_from(response),
+        "uri": "",
+        "code": GRPC_TO_HTTP.get(grpc, 500),
+        "request": request,
+        "response": response,
+        "annotations": {k: v for k, v in labels.items() if type(v) is str},
+        "source": source,
+    }
+
+
+def _embedded(value: Any, what: str) -> dict[str, Any]:
+    if type(value) is str:
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise Malformed(f"{what} is not JSON") from None
+    if type(value) is not dict:
+        raise Malformed(f"{what} is not a JSON object")
+    return value
+
+
+def from_eks(d: dict[str, Any], source: str) -> AuditEvent:
+    """An EKS CloudWatch export line: the native event as a JSON string in ``message`` (or ``@message``)."""
+    stream = d.get("logStreamName") or d.get("@logStream")
+    if type(stream) is str and "audit" not in stream:
+        raise Ignored("eks-stream-not-audit")
+    key = "message" if "message" in d else "@message"
+    return from_native(_embedded(d.get(key), key), source)
+
+
+def from_aks(d: dict[str, Any], source: str) -> AuditEvent:
+    """An AKS diagnostic record: ``category`` kube-audit(-admin), the native event in ``properties.log``."""
+    category = d.get("category") or d.get("Category")
+    if category is not None and category not in AKS_AUDIT_CATEGORIES:
+        raise Ignored(f"aks-category:{category if type(category) is str else '?'}")
+    properties = _dict(d.get("properties"), "properties")
+    return from_native(_embedded(properties.get("log"), "properties.log"), source)
+
+
+def decode_value(
+    value: Any,
+    source: str,
+    events: list[tuple[str, AuditEvent]],
+    problems: list[tuple[str, str, bool]],
+) -> None:
+    """Append ``(flavour, event)`` for every audit record in a decoded JSON/YAML value.
+
+    Batches (``EventList``, a JSON array, AKS ``{"records": [...]}``) are flattened with ``#index`` appended to the
+    source. Each bad item appends ``(where, reason, ignored)`` to ``problems`` and the others are still decoded.
+    """
+    if type(value) is list:
+        if not value:
+            problems.append((source, "empty array", False))
+        for i, item in enumerate(value):
+            _decode_one(item, f"{source}#{i}", events, problems)
+        return
+    _decode_one(value, source, events, problems)
+
+
+def _decode_one(
+    value: Any,
+    source: str,
+    events: list[tuple[str, AuditEvent]],
+    problems: list[tuple[str, str, bool]],
+) -> None:
+    if type(value) is not dict:
+        problems.append((source, f"a JSON {_kind(value)}, not an object", False))
+        return
+    try:
+        if "auditID" in value or value.get("kind") == "Event":
+            events.append(("native", from_native(value, source)))
+            return
+        batch = value.get("items") if value.get("kind") == "EventList" else value.get("records")
+        if batch is None and "items" in value and "protoPayload" not in value:
+            batch = value["items"]
+        if batch is not None:
+            if type(batch) is not list:
+                raise Malformed("items/records is not an array")
+            for i, item in enumerate(batch):
+                _decode_one(item, f"{source}#{i}", events, problems)
+            return
+        if "protoPayload" in value:
+            events.append(("gke", from_gke(value, source)))
+        elif "properties" in value or "category" in value or "Category" in value:
+            events.append(("aks", from_aks(value, source)))
+        elif "message" in value or "@message" in value:
+            events.append(("eks", from_eks(value, source)))
+        else:
+            raise Malformed("not an audit record (no auditID, protoPayload, message or properties)")
+    except Malformed as err:
+        problems.append((source, str(err), False))
+    except Ignored as why:
+        problems.append((source, str(why), True))
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if type(value) is list:
+        return "array"
+    if type(value) is str:
+        return "string"
+    if type(value) is bool:
+        return "boolean"
+    if type(value) in (int, float):
+        return "number"
+    return type(value).__name__

@@ -1,0 +1,125 @@
+"""Guess the content type of a recorded PATCH, which the audit log does not record.
+
+Why this module exists: the API server logs a patch's raw body as ``requestObject`` but not its ``Content-Type``,
+and the same body means different things as a JSON merge patch, a strategic merge patch or a server-side apply
+configuration. A replay that sends a recorded patch (the only option at Request level, e.g. GKE's kubelet status
+patches) must pick one; this module holds the heuristics in one place (documented in docs/audit.md).
+
+It must never modify the event and never raise on odd bodies: it always answers one of the four types for a patch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+from urllib.parse import parse_qs
+
+from kwoksnap.audit.events import AuditEvent
+from kwoksnap.errors import UsageError
+
+__all__ = ["BUILTIN_GROUPS", "PatchType", "infer_patch_type"]
+
+PatchType = Literal["json", "merge", "strategic", "apply"]
+
+# Built-in API groups (Kubernetes 1.36) support strategic merge patch; custom resources do not (merge only).
+# Aggregated APIs (metrics.k8s.io) are not listed: they reject patches anyway.
+BUILTIN_GROUPS: Final = frozenset(
+    {
+        "",
+        "admissionregistration.k8s.io",
+        "apiextensions.k8s.io",
+        "apiregistration.k8s.io",
+        "apps",
+        "authentication.k8s.io",
+        "authorization.k8s.io",
+        "autoscaling",
+        "batch",
+        "certificates.k8s.io",
+        "coordination.k8s.io",
+        "discovery.k8s.io",
+        "events.k8s.io",
+        "extensions",
+        "flowcontrol.apiserver.k8s.io",
+        "internal.apiserver.k8s.io",
+        "networking.k8s.io",
+        "node.k8s.io",
+        "policy",
+        "rbac.authorization.k8s.io",
+        "resource.k8s.io",
+        "scheduling.k8s.io",
+        "storage.k8s.io",
+        "storagemigration.k8s.io",
+    }
+)
+
+# Strategic-merge directives: exact keys, and key prefixes ("$setElementOrder/conditions").
+_SMP_KEYS: Final = frozenset({"$patch", "$retainKeys", "$deleteFromPrimitiveList", "$setElementOrder"})
+_SMP_PREFIXES: Final = ("$setElementOrder/", "$deleteFromPrimitiveList/", "$retainKeys")
+_MAX_WALK: Final = 100_000  # nodes visited at most when looking for directives in a (possibly huge) body
+
+
+def _has_smp_directive(body: Any) -> bool:
+    stack = [body]
+    seen = 0
+    while stack and seen < _MAX_WALK:
+        node = stack.pop()
+        seen += 1
+        if type(node) is dict:
+            for key, value in node.items():
+                if type(key) is str and key.startswith("$") and (key in _SMP_KEYS or key.startswith(_SMP_PREFIXES)):
+                    return True
+                if type(value) in (dict, list):
+                    stack.append(value)
+        elif type(node) is list:
+            stack.extend(v for v in node if type(v) in (dict, list))
+    return False
+
+
+def _query(uri: str) -> dict[str, list[str]]:
+    _, _, query = uri.partition("?")
+    return parse_qs(query) if query else {}
+
+
+def _applied_by(response: Any, manager: str) -> bool:
+    """True if the resulting object's managedFields show an ``Apply`` by ``manager`` and no ``Update`` by it.
+
+    (A manager with both entries applied once and patched since: the entry does not tell which this event was.)
+    """
+    if type(response) is not dict:
+        return False
+    meta = response.get("metadata")
+    fields = meta.get("managedFields") if type(meta) is dict else None
+    if type(fields) is not list:
+        return False
+    operations = {f.get("operation") for f in fields if type(f) is dict and f.get("manager") == manager}
+    return operations == {"Apply"}
+
+
+def infer_patch_type(event: AuditEvent) -> PatchType:
+    """``"json"``, ``"merge"``, ``"strategic"`` or ``"apply"`` for a ``patch`` event (``UsageError`` otherwise).
+
+    In order: a JSON array is a JSON patch; ``force`` in the query, or a ``fieldManager`` (other than a client-side
+    apply one) with ``apiVersion`` and ``kind`` in the body, or an ``Apply`` entry of that manager in the response's
+    managedFields, is server-side apply; strategic-merge directives (``$setElementOrder/...``, ``$patch``,
+    ``$retainKeys``, ``$deleteFromPrimitiveList/...``) anywhere mean strategic merge; a kubelet (``system:node:*``)
+    status patch is strategic merge; otherwise strategic merge for built-in groups and JSON merge patch for custom
+    resources (which do not support strategic merge).
+    """
+    if event["verb"] != "patch":
+        raise UsageError(f"infer_patch_type: {event['source']} is a {event['verb']!r}, not a patch")
+    body = event["request"]
+    if type(body) is list:
+        return "json"
+    query = _query(event["uri"])
+    manager = (query.get("fieldManager") or [""])[0]
+    if "force" in query:
+        return "apply"  # the API server accepts `force` only with apply patches
+    if manager and not manager.endswith("client-side-apply"):
+        if type(body) is dict and "apiVersion" in body and "kind" in body:
+            return "apply"
+        if _applied_by(event["response"], manager):
+            return "apply"
+    if _has_smp_directive(body):
+        return "strategic"
+    if event["user"].startswith("system:node:") and event["subresource"] == "status":
+        return "strategic"
+    return "strategic" if event["group"] in BUILTIN_GROUPS else "merge"

@@ -1,0 +1,554 @@
+"""Convert between kwoksnap records and kwokctl's ``--format k8s`` YAML snapshots/recordings (files only).
+
+Why this module exists: users already hold kwokctl snapshots (``kwokctl snapshot save --format k8s``) and
+recordings (``kwokctl snapshot export [--record]``), and want kwoksnap snapshots usable by kwokctl. The shapes follow
+kwok v0.8.0's source (pkg/kwokctl/snapshot, pkg/kwokctl/recording, pkg/apis/action/v1alpha1):
+
+* a stream of ``---``-separated documents, each a Kubernetes object with ``metadata.resourceVersion`` cleared
+  (kwok keeps ``uid``: its loader matches ``ownerReferences`` by uid to re-link owners; it keeps managedFields);
+  ``kind: *List`` documents are expanded; empty documents are skipped;
+* then, for recordings, ``action.kwok.x-k8s.io/v1alpha1`` ``ResourcePatch`` documents: ``resource`` {group,
+  version, resource}, ``target`` {name, namespace}, ``durationNanosecond`` since the start of the recording,
+  ``method`` create|patch|delete and ``template`` (the object for create, a strategic merge patch for patch);
+* ``snapshot export`` rewrites every RFC 3339 time in the text as ``$(time-offset-nanosecond N)`` relative to its
+  start; ``.gz`` files are gzip-compressed.
+
+The record mapping is in docs/format.md ("kwokctl YAML interop"). This module must never talk to a cluster,
+and never hold more than one document in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import gzip
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import yaml
+
+from kwoksnap.errors import FormatError, InputError, UsageError
+
+RESOURCE_PATCH_API_VERSION = "action.kwok.x-k8s.io/v1alpha1"
+RESOURCE_PATCH_KIND = "ResourcePatch"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+METHODS = ("create", "patch", "delete")
+
+# (group, Kind) -> (plural resource, namespaced). Irregular plurals (Endpoints) and scope come from here; other
+# kinds fall back to :func:`guess_plural` and to "namespaced if the object has a namespace".
+KINDS: dict[tuple[str, str], tuple[str, bool]] = {
+    ("", "Binding"): ("bindings", True),
+    ("", "ConfigMap"): ("configmaps", True),
+    ("", "Endpoints"): ("endpoints", True),
+    ("", "Event"): ("events", True),
+    ("", "LimitRange"): ("limitranges", True),
+    ("", "Namespace"): ("namespaces", False),
+    ("", "Node"): ("nodes", False),
+    ("", "PersistentVolume"): ("persistentvolumes", False),
+    ("", "PersistentVolumeClaim"): ("persistentvolumeclaims", True),
+    ("", "Pod"): ("pods", True),
+    ("", "PodTemplate"): ("podtemplates", True),
+    ("", "ReplicationController"): ("replicationcontrollers", True),
+    ("", "ResourceQuota"): ("resourcequotas", True),
+    ("", "Secret"): ("secrets", True),
+    ("", "Service"): ("services", True),
+    ("", "ServiceAccount"): ("serviceaccounts", True),
+    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"): ("mutatingwebhookconfigurations", False),
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"): ("validatingadmissionpolicies", False),
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"): (
+        "validatingadmissionpolicybindings",
+        False,
+    ),
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"): ("validatingwebhookconfigurations", False),
+    ("apiextensions.k8s.io", "CustomResourceDefinition"): ("customresourcedefinitions", False),
+    ("apiregistration.k8s.io", "APIService"): ("apiservices", False),
+    ("apps", "ControllerRevision"): ("controllerrevisions", True),
+    ("apps", "DaemonSet"): ("daemonsets", True),
+    ("apps", "Deployment"): ("deployments", True),
+    ("apps", "ReplicaSet"): ("replicasets", True),
+    ("apps", "StatefulSet"): ("statefulsets", True),
+    ("autoscaling", "HorizontalPodAutoscaler"): ("horizontalpodautoscalers", True),
+    ("batch", "CronJob"): ("cronjobs", True),
+    ("batch", "Job"): ("jobs", True),
+    ("certificates.k8s.io", "CertificateSigningRequest"): ("certificatesigningrequests", False),
+    ("coordination.k8s.io", "Lease"): ("leases", True),
+    ("discovery.k8s.io", "EndpointSlice"): ("endpointslices", True),
+    ("events.k8s.io", "Event"): ("events", True),
+    ("flowcontrol.apiserver.k8s.io", "FlowSchema"): ("flowschemas", False),
+    ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration"): ("prioritylevelconfigurations", False),
+    ("networking.k8s.io", "Ingress"): ("ingresses", True),
+    ("networking.k8s.io", "IngressClass"): ("ingressclasses", False),
+    ("networking.k8s.io", "NetworkPolicy"): ("networkpolicies", True),
+    ("node.k8s.io", "RuntimeClass"): ("runtimeclasses", False),
+    ("policy", "PodDisruptionBudget"): ("poddisruptionbudgets", True),
+    ("rbac.authorization.k8s.io", "ClusterRole"): ("clusterroles", False),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): ("clusterrolebindings", False),
+    ("rbac.authorization.k8s.io", "Role"): ("roles", True),
+    ("rbac.authorization.k8s.io", "RoleBinding"): ("rolebindings", True),
+    ("resource.k8s.io", "DeviceClass"): ("deviceclasses", False),
+    ("resource.k8s.io", "ResourceClaim"): ("resourceclaims", True),
+    ("resource.k8s.io", "ResourceClaimTemplate"): ("resourceclaimtemplates", True),
+    ("resource.k8s.io", "ResourceSlice"): ("resourceslices", False),
+    ("scheduling.k8s.io", "PriorityClass"): ("priorityclasses", False),
+    ("storage.k8s.io", "CSIDriver"): ("csidrivers", False),
+    ("storage.k8s.io", "CSINode"): ("csinodes", False),
+    ("storage.k8s.io", "CSIStorageCapacity"): ("csistoragecapacities", True),
+    ("storage.k8s.io", "StorageClass"): ("storageclasses", False),
+    ("storage.k8s.io", "VolumeAttachment"): ("volumeattachments", False),
+    ("kwok.x-k8s.io", "Stage"): ("stages", False),
+}
+_KIND_BY_PLURAL = {(group, plural): kind for (group, kind), (plural, _) in KINDS.items()}
+
+_TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")  # kwok's own regex
+_OFFSET_RE = re.compile(r"\$\(time-offset-nanosecond (-?\d+)\)")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+# -- naming -------------------------------------------------------------------------------------------------------
+
+
+def guess_plural(kind: str) -> str:
+    """English plural of a lower-cased kind: -s/-x/-z/-ch/-sh take -es, consonant+y takes -ies, others -s.
+
+    (Kubernetes' own ``UnsafeGuessKindToResource`` turns every final y into -ies, e.g. "gatewaies"; the rule above
+    gives the names CRDs actually use, e.g. "gateways", "networkpolicies".)
+    """
+    name = kind.lower()
+    if not name:
+        return name
+    if name.endswith(("s", "x", "z", "ch", "sh")):
+        return name + "es"
+    if name.endswith("y") and len(name) > 1 and name[-2] not in "aeiou":
+        return name[:-1] + "ies"
+    return name + "s"
+
+
+def split_api_version(api_version: str) -> tuple[str, str]:
+    """``"apps/v1"`` -> ``("apps", "v1")``; ``"v1"`` -> ``("", "v1")``."""
+    group, _, version = api_version.rpartition("/")
+    return group, version
+
+
+def resource_for(api_version: str, kind: str) -> str:
+    """The kwoksnap resource name (``"v1/pods"``, ``"apps/v1/deployments"``) of objects of ``apiVersion``/``kind``."""
+    group, version = split_api_version(api_version)
+    plural = KINDS.get((group, kind), (guess_plural(kind), True))[0]
+    return f"{group}/{version}/{plural}" if group else f"{version}/{plural}"
+
+
+def split_resource(resource: str) -> tuple[str, str, str]:
+    """``"apps/v1/deployments"`` -> ``("apps", "v1", "deployments")``; ``"v1/pods"`` -> ``("", "v1", "pods")``."""
+    parts = resource.split("/")
+    if len(parts) == 2 and all(parts):
+        return "", parts[0], parts[1]
+    if len(parts) == 3 and all(parts):
+        return parts[0], parts[1], parts[2]
+    raise UsageError(f"resource {resource!r} is not 'version/plural' or 'group/version/plural'")
+
+
+# -- times --------------------------------------------------------------------------------------------------------
+
+
+def format_micro_time(ns: int) -> str:
+    """``ns`` since the epoch as kwok writes times back (Go's RFC3339Micro, UTC)."""
+    return (_EPOCH + dt.timedelta(microseconds=ns // 1000)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time_ns(text: str) -> int | None:
+    """Nanoseconds since the epoch of an RFC 3339 time (microsecond precision), or None if it does not parse."""
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None
+    return (when - _EPOCH) // dt.timedelta(microseconds=1) * 1000
+
+
+def resolve_time_offsets(value: Any, base_time_ns: int) -> Any:
+    """Replace every ``$(time-offset-nanosecond N)`` in the strings of ``value`` by the time ``base + N``.
+
+    This is what kwokctl does when it replays an exported recording; returns a new value (dicts/lists copied).
+    """
+    if isinstance(value, str):
+        if "$(time-offset-nanosecond" not in value:
+            return value
+        return _OFFSET_RE.sub(lambda m: format_micro_time(base_time_ns + int(m.group(1))), value)
+    if isinstance(value, dict):
+        return {k: resolve_time_offsets(v, base_time_ns) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_time_offsets(v, base_time_ns) for v in value]
+    return value
+
+
+def _relative_times(text: str, base_time_ns: int) -> str:
+    def repl(m: re.Match[str]) -> str:
+        ns = parse_time_ns(m.group(0))
+        return m.group(0) if ns is None else f"$(time-offset-nanosecond {ns - base_time_ns})"
+
+    return _TIME_RE.sub(repl, text)
+
+
+# -- YAML loading -------------------------------------------------------------------------------------------------
+
+_Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if key is None:
+        return "null"
+    return str(key)
+
+
+class _Loader(_Base):  # type: ignore[valid-type,misc]
+    """YAML 1.1 like sigs.k8s.io/yaml, but times stay strings and map keys are always strings (JSON semantics)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # Keys become strings before they meet in a dict: in Python 1 == True, so {1: a, true: b} would collide.
+        if not isinstance(node, yaml.MappingNode):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"expected a mapping node, but found {node.id}", node.start_mark
+            )
+        self.flatten_mapping(node)
+        mapping: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (list, dict)):
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark, "found unhashable key", key_node.start_mark
+                )
+            mapping[_key(key)] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in _Base.yaml_implicit_resolvers.items()
+}
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Base.construct_yaml_str)
+
+
+def _open_text(path: Path) -> IO[str]:
+    """Open a YAML file as text, gunzipping it if it starts with the gzip magic (whatever its suffix)."""
+    try:
+        with open(path, "rb") as probe:
+            gzipped = probe.read(2) == b"\x1f\x8b"
+        if gzipped:
+            return gzip.open(path, "rt", encoding="utf-8")
+        return open(path, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from exc
+
+
+def _documents(path: Path) -> Iterator[tuple[int, int, Any]]:
+    """Yield (document number, first line, data) for every YAML document, streaming."""
+    name = str(path)
+    stream = _open_text(path)
+    number = 0
+    line = 1
+    try:
+        loader = _Loader(stream)
+        try:
+            while loader.check_node():
+                number += 1
+                node = loader.get_node()
+                line = node.start_mark.line + 1 if node is not None else line
+                yield number, line, loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f"line {mark.line + 1}" if mark is not None else f"document {number}"
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise FormatError(f"not valid YAML: {problem}", path=name, where=at) from None
+    except yaml.YAMLError as exc:
+        raise FormatError(f"not valid YAML: {exc}", path=name, where=f"document {number}") from None
+    except (UnicodeDecodeError, EOFError, gzip.BadGzipFile) as exc:
+        raise FormatError(f"not a YAML text file: {exc}", path=name, where=f"document {max(number, 1)}") from None
+    except OSError as exc:
+        raise InputError(f"{name}: read error: {exc.strerror or exc}") from exc
+    finally:
+        stream.close()
+
+
+# -- import -------------------------------------------------------------------------------------------------------
+
+
+def _event(doc: dict[str, Any], bad: Any, base: int) -> dict[str, Any]:
+    res = doc.get("resource")
+    target = doc.get("target")
+    if not isinstance(res, dict) or not isinstance(res.get("version"), str) or not isinstance(res.get("resource"), str):
+        raise bad("ResourcePatch lacks resource {group, version, resource}")
+    group = res.get("group") or ""
+    if not isinstance(group, str) or not res["version"] or not res["resource"]:
+        raise bad("ResourcePatch has a malformed resource")
+    if not isinstance(target, dict) or not isinstance(target.get("name"), str):
+        raise bad("ResourcePatch lacks target.name")
+    namespace = target.get("namespace") or ""
+    if not isinstance(namespace, str):
+        raise bad("ResourcePatch target.namespace is not a string")
+    duration = doc.get("durationNanosecond")
+    if type(duration) is not int:
+        raise bad("ResourcePatch durationNanosecond is not an integer")
+    method = doc.get("method")
+    if method not in METHODS:
+        raise bad(f"ResourcePatch method {method!r} is not one of {', '.join(METHODS)}")
+    resource = f"{group}/{res['version']}/{res['resource']}" if group else f"{res['version']}/{res['resource']}"
+    record: dict[str, Any] = {
+        "type": "event",
+        "ts": base + duration,
+        "resource": resource,
+        "verb": method,
+        "namespace": namespace,
+        "name": target["name"],
+    }
+    template = doc.get("template")
+    if method == "create":
+        if not isinstance(template, dict):
+            raise bad("ResourcePatch create has no object template")
+        record["object"] = template
+    elif method == "patch":
+        if not isinstance(template, dict):
+            raise bad("ResourcePatch patch has no patch template")
+        record["patch"] = template
+        record["patchType"] = STRATEGIC_MERGE_PATCH
+    return record
+
+
+def import_yaml(path: str | os.PathLike[str], *, base_time_ns: int | None = None) -> Iterator[dict[str, Any]]:
+    """Stream kwoksnap records from a kwokctl ``--format k8s`` snapshot or recording (``.gz`` or plain).
+
+    Objects become ``{"type": "object", "resource", "object"}``, each resource announced once by a
+    ``{"type": "resource", ...}`` record when first seen; ``ResourcePatch`` documents become ``{"type": "event"}``
+    records with ``ts = base_time_ns + durationNanosecond`` (0 if not given). With ``base_time_ns``, every
+    ``$(time-offset-nanosecond N)`` placeholder is resolved to a time; without it placeholders stay as text.
+    A document that is not a Kubernetes object raises FormatError naming its number and line.
+    """
+    path = Path(path)
+    name = str(path)
+    base = base_time_ns or 0
+    seen: set[str] = set()
+    in_recording = False
+    for number, line, doc in _documents(path):
+        where = f"document {number} (line {line})"
+
+        def bad(message: str, where: str = where) -> FormatError:
+            return FormatError(message, path=name, where=where)
+
+        if doc is None or doc == {}:
+            continue  # kwok skips empty documents
+        if not isinstance(doc, dict):
+            raise bad(f"not a Kubernetes object (a mapping with apiVersion and kind) but a {type(doc).__name__}")
+        api_version, kind = doc.get("apiVersion"), doc.get("kind")
+        if not isinstance(api_version, str) or not isinstance(kind, str) or not api_version or not kind:
+            raise bad("not a Kubernetes object: apiVersion and kind must be non-empty strings")
+        if base_time_ns is not None:
+            doc = resolve_time_offsets(doc, base_time_ns)
+        if kind == RESOURCE_PATCH_KIND and api_version == RESOURCE_PATCH_API_VERSION:
+            in_recording = True
+            yield _event(doc, bad, base)
+            continue
+        if in_recording:
+            raise bad("a Kubernetes object after ResourcePatch documents (kwokctl loads objects first)")
+        items = doc.get("items")
+        if kind.endswith("List") and isinstance(items, list):
+            objects = items
+        else:
+            objects = [doc]
+        for obj in objects:
+            if not isinstance(obj, dict) or not obj:
+                continue
+            item_api, item_kind = obj.get("apiVersion"), obj.get("kind")
+            if not isinstance(item_api, str) or not isinstance(item_kind, str) or not item_api or not item_kind:
+                raise bad("a list item lacks apiVersion or kind")
+            metadata = obj.get("metadata")
+            if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str):
+                raise bad(f"{item_kind} has no metadata.name")
+            resource = resource_for(item_api, item_kind)
+            if resource not in seen:
+                seen.add(resource)
+                group, _ = split_api_version(item_api)
+                known = KINDS.get((group, item_kind))
+                namespaced = known[1] if known else isinstance(metadata.get("namespace"), str)
+                yield {
+                    "type": "resource",
+                    "resource": resource,
+                    "kind": item_kind,
+                    "namespaced": namespaced,
+                    "listResourceVersion": "",
+                }
+            yield {"type": "object", "resource": resource, "object": obj}
+
+
+# -- export -------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ExportStats:
+    """What :func:`export_yaml` wrote."""
+
+    objects: int = 0
+    patches: int = 0
+    skipped: int = 0  # records of other types (e.g. "resource"), which kwokctl has no document for
+
+
+class _Sink(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+
+_Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def _dump(doc: Mapping[str, Any]) -> str:
+    # sigs.k8s.io/yaml (what kwok uses) sorts keys and does not indent lists under their key; so does this.
+    return yaml.dump(doc, Dumper=_Dumper, default_flow_style=False, sort_keys=True, allow_unicode=True, width=1 << 30)
+
+
+def _clean_object(obj: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(obj)
+    metadata = out.get("metadata")
+    if isinstance(metadata, dict) and "resourceVersion" in metadata:
+        out["metadata"] = {k: v for k, v in metadata.items() if k != "resourceVersion"}
+    return out
+
+
+def _object_doc(record: Mapping[str, Any], kinds: dict[str, str], n: int) -> dict[str, Any]:
+    obj = record.get("object")
+    if not isinstance(obj, dict):
+        raise UsageError(f"record {n}: an object record without an object")
+    obj = _clean_object(obj)
+    resource = record.get("resource")
+    if not obj.get("apiVersion") or not obj.get("kind"):
+        if not isinstance(resource, str) or not resource:
+            raise UsageError(f"record {n}: object without apiVersion/kind and without a resource")
+        group, version, plural = split_resource(resource)
+        kind = kinds.get(resource) or _KIND_BY_PLURAL.get((group, plural))
+        if kind is None:
+            raise UsageError(f"record {n}: object of {resource} has no kind and no resource record names it")
+        obj = {"apiVersion": f"{group}/{version}" if group else version, "kind": kind, **obj}
+    return obj
+
+
+def _patch_doc(record: Mapping[str, Any], base_time_ns: int, n: int) -> dict[str, Any]:
+    verb = record.get("verb")
+    if verb not in METHODS:
+        raise UsageError(f"record {n}: verb {verb!r} has no kwokctl equivalent (create, patch, delete)")
+    resource, ts = record.get("resource"), record.get("ts")
+    if not isinstance(resource, str) or type(ts) is not int:
+        raise UsageError(f"record {n}: an event needs a resource and an integer ts")
+    group, version, plural = split_resource(resource)
+    obj = record.get("object")
+    metadata = obj.get("metadata") if isinstance(obj, dict) else None
+    metadata = metadata if isinstance(metadata, dict) else {}
+    name = record.get("name") or metadata.get("name")
+    namespace = record.get("namespace") or metadata.get("namespace") or ""
+    if not isinstance(name, str) or not name or not isinstance(namespace, str):
+        raise UsageError(f"record {n}: an event needs a name")
+    gvr: dict[str, str] = {"group": group, "version": version, "resource": plural} if group else {
+        "version": version,
+        "resource": plural,
+    }
+    target = {"name": name, "namespace": namespace} if namespace else {"name": name}
+    doc: dict[str, Any] = {
+        "apiVersion": RESOURCE_PATCH_API_VERSION,
+        "kind": RESOURCE_PATCH_KIND,
+        "resource": gvr,
+        "target": target,
+        "durationNanosecond": ts - base_time_ns,
+        "method": verb,
+    }
+    if verb == "create":
+        if not isinstance(obj, dict):
+            raise UsageError(f"record {n}: a create event without an object")
+        doc["template"] = _clean_object(obj)
+    elif verb == "patch":
+        patch = record.get("patch")
+        patch_type = record.get("patchType", STRATEGIC_MERGE_PATCH)
+        if not isinstance(patch, dict) or patch_type != STRATEGIC_MERGE_PATCH:
+            raise UsageError(f"record {n}: kwokctl replays only strategic merge patches")
+        doc["template"] = patch
+    return doc
+
+
+def export_yaml(
+    records: Iterable[Mapping[str, Any]],
+    out_path: str | os.PathLike[str],
+    *,
+    base_time_ns: int = 0,
+    relative_times: bool = False,
+) -> ExportStats:
+    """Write records as a kwokctl ``--format k8s`` YAML stream (gzip if the name ends in ``.gz``), atomically.
+
+    ``object`` records become object documents (``resourceVersion`` removed, like ``kwokctl snapshot save``);
+    ``event`` records with verb create/patch/delete become ``ResourcePatch`` documents with
+    ``durationNanosecond = ts - base_time_ns``; other record types are skipped (counted). Objects must come
+    before events, as kwokctl loads objects until the first ResourcePatch. With ``relative_times`` every RFC 3339
+    time is written as ``$(time-offset-nanosecond N)`` relative to ``base_time_ns``, like ``kwokctl snapshot
+    export``. The file appears under ``out_path`` only when complete.
+    """
+    out = Path(out_path)
+    directory = out.parent if str(out.parent) else Path(".")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot create a file in {directory}: {exc.strerror}") from exc
+    tmp = Path(tmp_name)
+    try:
+        with open(fd, "wb") as raw:
+            if out.suffix in (".gz", ".tgz"):
+                with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped:
+                    stats = _write_documents(records, zipped, base_time_ns, relative_times)
+            else:
+                stats = _write_documents(records, raw, base_time_ns, relative_times)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    return stats
+
+
+def _write_documents(
+    records: Iterable[Mapping[str, Any]], sink: _Sink, base_time_ns: int, relative_times: bool
+) -> ExportStats:
+    stats = ExportStats()
+    kinds: dict[str, str] = {}
+    separator = b""
+    for n, record in enumerate(records, 1):
+        rtype = record.get("type")
+        if rtype == "resource":
+            if isinstance(record.get("resource"), str) and isinstance(record.get("kind"), str):
+                kinds[record["resource"]] = record["kind"]
+            stats.skipped += 1
+            continue
+        if rtype == "object":
+            if stats.patches:
+                raise UsageError(f"record {n}: an object after events; kwokctl loads objects first")
+            doc = _object_doc(record, kinds, n)
+            stats.objects += 1
+        elif rtype == "event":
+            doc = _patch_doc(record, base_time_ns, n)
+            stats.patches += 1
+        else:
+            stats.skipped += 1
+            continue
+        try:
+            text = _dump(doc)
+        except yaml.YAMLError as exc:
+            raise UsageError(f"record {n}: cannot be written as YAML: {exc}") from exc
+        if relative_times:
+            text = _relative_times(text, base_time_ns)
+        sink.write(separator + text.encode())
+        separator = b"---\n"
+    return stats

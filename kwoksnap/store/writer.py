@@ -1,0 +1,324 @@
+"""Streaming, atomic writer of ``.kws`` files.
+
+Why this module exists: capture and audit conversion produce 100k+ records that must land in a compact file which
+never exists half-written under its final name. The writer holds at most one frame (about 256 KiB of msgpack),
+writes to a 0600 temporary file in the target directory, and only after the index and the clean-close trailer are
+written and fsynced renames it to the final name. It must never hold more than one frame, print, or interpret
+records beyond the index fields (``resource``, the namespace, ``ts``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import msgpack
+import zstandard
+
+import kwoksnap
+from kwoksnap.errors import UsageError
+from kwoksnap.store.format import (
+    COMPRESSION,
+    CONTENT_TYPES,
+    DEFAULT_LEVEL,
+    FORMAT_VERSION,
+    FRAME_MAX_RECORDS,
+    FRAME_TARGET_BYTES,
+    MAX_RAW_FRAME_BYTES,
+    TAG_FRAME,
+    TAG_INDEX,
+    encode_block,
+    encode_preamble,
+    encode_trailer,
+)
+
+
+def format_time(when: dt.datetime) -> str:
+    """RFC 3339 UTC with microseconds, the form Kubernetes uses for MicroTime."""
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _check_map(name: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise UsageError(f"{name} must be a mapping with string keys")
+    return dict(value)
+
+
+class _ResourceEntry:
+    __slots__ = ("frames", "namespaces", "records")
+
+    def __init__(self) -> None:
+        self.records = 0
+        self.namespaces: dict[str, int] = {}
+        self.frames: list[dict[str, int]] = []
+
+
+class KwsWriter:
+    """Write records to ``path`` as a .kws file. Use as a context manager, or call :meth:`close` / :meth:`abort`.
+
+    ``content_type`` is ``"snapshot"`` or ``"recording"``; ``source`` (e.g. ``serverVersion``, ``server``) and
+    ``meta`` are free maps with string keys stored in the header. ``created_at`` defaults to now (pass it for
+    reproducible files). With ``overwrite=False`` an existing final file is an error.
+
+    A writer neither closed nor aborted (a crash) leaves its temporary file ``temp_path`` behind, never the
+    final file; ``scan()`` and ``KwsReader.records(salvage=True)`` read what it holds.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        content_type: str = "snapshot",
+        source: Mapping[str, Any] | None = None,
+        meta: Mapping[str, Any] | None = None,
+        level: int = DEFAULT_LEVEL,
+        created_at: dt.datetime | None = None,
+        overwrite: bool = False,
+        frame_bytes: int = FRAME_TARGET_BYTES,
+        frame_records: int = FRAME_MAX_RECORDS,
+    ) -> None:
+        if content_type not in CONTENT_TYPES:
+            raise UsageError(f"content type must be one of {', '.join(CONTENT_TYPES)}, not {content_type!r}")
+        if type(level) is not int or not 1 <= level <= zstandard.MAX_COMPRESSION_LEVEL:
+            raise UsageError(f"zstd level must be 1..{zstandard.MAX_COMPRESSION_LEVEL}, not {level!r}")
+        if not 1 <= frame_bytes <= MAX_RAW_FRAME_BYTES or frame_records < 1:
+            raise UsageError("frame bounds out of range")
+        if created_at is None:
+            created_at = dt.datetime.now(dt.UTC)
+        elif created_at.tzinfo is None:
+            raise UsageError("created_at must be timezone-aware")
+        self.path = Path(path)
+        self.content_type = content_type
+        self.overwrite = overwrite
+        if not overwrite and self.path.exists():
+            raise UsageError(f"{self.path}: already exists")
+        self.header: dict[str, Any] = {
+            "kwoksnapVersion": kwoksnap.__version__,
+            "createdAt": format_time(created_at),
+            "contentType": content_type,
+            "source": _check_map("source", source),
+            "meta": _check_map("meta", meta),
+            "compression": COMPRESSION,
+            "compressionLevel": level,
+        }
+        packer = msgpack.Packer(use_bin_type=True, datetime=False)
+        try:
+            header_bytes = packer.pack(self.header)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise UsageError(f"source/meta cannot be stored: {exc}") from exc
+
+        self._frame_bytes = frame_bytes
+        self._frame_records = frame_records
+        self._cctx = zstandard.ZstdCompressor(level=level, write_content_size=True, write_checksum=False)
+        self._pack = msgpack.Packer(use_bin_type=True, datetime=False).pack
+        self._buf = bytearray()
+        self._buf_records = 0
+        self._buf_resource: str | None = None
+        self._buf_first_ts: int | None = None
+        self._buf_last_ts: int | None = None
+        self._resources: dict[str, _ResourceEntry] = {}
+        self._entry: _ResourceEntry | None = None
+        self._min_ts: int | None = None
+        self._max_ts: int | None = None
+        self._records = 0
+        self._frames = 0
+        self._closed = False
+
+        directory = self.path.parent if str(self.path.parent) else Path(".")
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+        except OSError as exc:
+            raise UsageError(f"{self.path}: cannot create a file in {directory}: {exc.strerror}") from exc
+        self.temp_path = Path(tmp)  # mkstemp creates it with mode 0600, O_EXCL
+        self._file: IO[bytes] = os.fdopen(fd, "wb", buffering=1 << 16)
+        try:
+            pre, crc = encode_preamble(FORMAT_VERSION, header_bytes)
+            self._file.write(pre)
+            self._file.write(header_bytes)
+            self._file.write(crc)
+            self._pos = len(pre) + len(header_bytes) + len(crc)
+        except BaseException:
+            self.abort()
+            raise
+
+    # -- writing -------------------------------------------------------------------------------------------------
+
+    @property
+    def records_written(self) -> int:
+        """Records accepted so far (including those still in the open frame)."""
+        return self._records
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        """Append one record (a dict with string keys). Raises UsageError if it cannot be stored."""
+        self._write(record)
+
+    def write_many(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Append every record of ``records``; returns how many were written."""
+        n = 0
+        write = self._write
+        for record in records:
+            write(record)
+            n += 1
+        return n
+
+    def _write(self, record: Mapping[str, Any]) -> None:
+        if self._closed:
+            raise UsageError("write to a closed KwsWriter")
+        if not isinstance(record, dict):
+            raise UsageError(f"a record must be a dict, not {type(record).__name__}")
+        try:
+            data = self._pack(record)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise UsageError(f"record {self._records + 1} cannot be stored: {exc}") from exc
+        resource = record.get("resource", "")
+        if type(resource) is not str:
+            raise UsageError(f"record {self._records + 1}: 'resource' must be a string, not {type(resource).__name__}")
+        if len(data) > MAX_RAW_FRAME_BYTES:
+            raise UsageError(f"record {self._records + 1} is larger than {MAX_RAW_FRAME_BYTES} bytes")
+        if resource != self._buf_resource:
+            if self._buf_records:
+                self._flush()
+            self._buf_resource = resource
+            entry = self._resources.get(resource)
+            if entry is None:
+                entry = self._resources[resource] = _ResourceEntry()
+            self._entry = entry
+        entry = self._entry
+        assert entry is not None
+
+        ns = None
+        obj = record.get("object")
+        if type(obj) is dict:
+            md = obj.get("metadata")
+            if type(md) is dict:
+                ns = md.get("namespace")
+        if ns is None:
+            ns = record.get("namespace")
+        if type(ns) is not str:
+            ns = ""
+        namespaces = entry.namespaces
+        namespaces[ns] = namespaces.get(ns, 0) + 1
+        entry.records += 1
+
+        ts = record.get("ts")
+        if type(ts) is int:
+            if self._buf_first_ts is None:
+                self._buf_first_ts = ts
+            self._buf_last_ts = ts
+            if self._min_ts is None or ts < self._min_ts:
+                self._min_ts = ts
+            if self._max_ts is None or ts > self._max_ts:
+                self._max_ts = ts
+
+        self._buf += data
+        self._buf_records += 1
+        self._records += 1
+        if len(self._buf) >= self._frame_bytes or self._buf_records >= self._frame_records:
+            self._flush()
+
+    def _flush(self) -> None:
+        payload = self._cctx.compress(self._buf)
+        head = encode_block(TAG_FRAME, payload)
+        self._file.write(head)
+        self._file.write(payload)
+        frame: dict[str, int] = {
+            "offset": self._pos,
+            "length": len(head) + len(payload),
+            "records": self._buf_records,
+            "rawLength": len(self._buf),
+        }
+        if self._buf_first_ts is not None and self._buf_last_ts is not None:
+            frame["firstTs"] = self._buf_first_ts
+            frame["lastTs"] = self._buf_last_ts
+        assert self._entry is not None
+        self._entry.frames.append(frame)
+        self._pos += frame["length"]
+        self._frames += 1
+        self._buf = bytearray()
+        self._buf_records = 0
+        self._buf_first_ts = self._buf_last_ts = None
+
+    def index(self) -> dict[str, Any]:
+        """The footer index as it stands (complete once every record is written and the last frame flushed)."""
+        time_range = None
+        if self._min_ts is not None and self._max_ts is not None:
+            time_range = [self._min_ts, self._max_ts]
+        return {
+            "records": self._records,
+            "frames": self._frames,
+            "resources": [
+                {"resource": name, "records": e.records, "namespaces": e.namespaces, "frames": e.frames}
+                for name, e in self._resources.items()
+            ],
+            "timeRange": time_range,
+        }
+
+    # -- closing -------------------------------------------------------------------------------------------------
+
+    def close(self) -> Path:
+        """Flush the last frame, write index and trailer, fsync, and rename to the final name. Returns that path."""
+        if self._closed:
+            return self.path
+        try:
+            if self._buf_records:
+                self._flush()
+            index_payload = self._cctx.compress(msgpack.packb(self.index(), use_bin_type=True))
+            head = encode_block(TAG_INDEX, index_payload)
+            index_offset = self._pos
+            self._file.write(head)
+            self._file.write(index_payload)
+            self._file.write(encode_trailer(index_offset))
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            if not self.overwrite and self.path.exists():
+                raise UsageError(f"{self.path}: appeared while writing; not overwritten")
+            os.replace(self.temp_path, self.path)
+            self._closed = True
+            _fsync_dir(self.path.parent)
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Discard everything: close and remove the temporary file. Safe to call more than once."""
+        self._closed = True
+        self._buf = bytearray()
+        with contextlib.suppress(OSError):
+            self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.temp_path.unlink()
+
+    def __enter__(self) -> KwsWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename durable. Some filesystems cannot fsync a directory; the data itself is already synced."""
+    try:
+        fd = os.open(directory if str(directory) else ".", os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,69 @@
+"""Actor classification: who made a request (the table in docs/audit.md), and user-supplied rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from kwoksnap.audit import Actor, classify, make_classifier
+from kwoksnap.audit.actors import parse_rule
+from kwoksnap.errors import UsageError
+
+KCM = "kube-controller-manager/v1.36.1 (linux/amd64) kubernetes/a4ef1a6/system:serviceaccount:kube-system:x"
+
+
+@pytest.mark.parametrize(
+    ("user", "agent", "expected"),
+    [
+        ("system:node:ip-10-0-0-1.ec2.internal", "kubelet/v1.36.1 (linux/amd64)", Actor.KUBELET),
+        ("system:kube-scheduler", "kube-scheduler/v1.36.1", Actor.SCHEDULER),
+        ("system:kube-controller-manager", KCM, Actor.CONTROLLER),
+        ("system:cloud-controller-manager", "cloud-controller-manager", Actor.CONTROLLER),
+        ("system:serviceaccount:kube-system:replicaset-controller", KCM, Actor.CONTROLLER),
+        ("system:serviceaccount:kube-system:generic-garbage-collector", KCM, Actor.CONTROLLER),
+        ("system:serviceaccount:kube-system:persistent-volume-binder", KCM, Actor.CONTROLLER),
+        ("system:serviceaccount:kube-system:horizontal-pod-autoscaler", KCM, Actor.CONTROLLER),
+        ("kwok-admin", "kwok/v0.8.0 (linux/amd64) kubernetes/$Format", Actor.KWOK),
+        ("system:node:fake-1", "KWOK-controller", Actor.KWOK),  # the agent wins: kwok acting as a kubelet
+        ("system:apiserver", "kube-apiserver/v1.36.1", Actor.SYSTEM),
+        ("system:kube-proxy", "kube-proxy/v1.36.1", Actor.SYSTEM),
+        ("system:serviceaccount:kube-system:coredns", "coredns/1.11", Actor.SYSTEM),
+        ("system:serviceaccount:kube-system:cluster-autoscaler", "cluster-autoscaler", Actor.SYSTEM),
+        ("system:anonymous", "curl/8", Actor.SYSTEM),
+        ("system:serviceaccount:argocd:argocd-application-controller", "argocd-controller", Actor.USER),
+        ("system:serviceaccount:ci:deployer", "kubectl/v1.36.1", Actor.USER),
+        ("alice@example.com", "kubectl/v1.36.1", Actor.USER),
+        ("kubernetes-admin", "helm/v3.15", Actor.USER),
+        ("", "", Actor.USER),
+    ],
+)
+def test_default_table(user: str, agent: str, expected: Actor) -> None:
+    assert classify(user, [], agent) is expected
+    assert classify(user, ["system:authenticated"], agent) is expected  # cached path agrees
+
+
+def test_rules_win_over_defaults() -> None:
+    classifier = make_classifier(
+        [
+            ("system:serviceaccount:kube-system:cluster-autoscaler", "controller"),
+            ("agent:argocd*", Actor.SYSTEM),
+            ("group:platform-team", "system"),
+            ("user:system:node:*", "user"),
+        ]
+    )
+    assert classifier("system:serviceaccount:kube-system:cluster-autoscaler", [], "x") is Actor.CONTROLLER
+    assert classifier("system:serviceaccount:argocd:app", [], "argocd-application-controller/v2") is Actor.SYSTEM
+    assert classifier("carol", ["platform-team"], "kubectl") is Actor.SYSTEM
+    assert classifier("system:node:n1", [], "kubelet") is Actor.USER
+    assert classifier("dave", [], "kubectl") is Actor.USER  # no rule: defaults
+    assert make_classifier([]) is classify
+    assert str(Actor.KUBELET) == "kubelet" and Actor("user") is Actor.USER
+
+
+def test_rule_parsing_and_errors() -> None:
+    assert parse_rule("agent:argocd*=user") == ("agent:argocd*", Actor.USER)
+    assert parse_rule("a=b=system") == ("a=b", Actor.SYSTEM)
+    for bad in ("no-actor", "=user", "x=robot"):
+        with pytest.raises(UsageError):
+            parse_rule(bad)
+    with pytest.raises(UsageError, match="unknown actor 'robot'"):
+        make_classifier([("x", "robot")])

@@ -1,0 +1,244 @@
+"""The replay filter: one reason per dropped event, and a byte-level prefilter that agrees with it exactly."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from kwoksnap.audit import (
+    REASONS,
+    AuditEvent,
+    FilterSpec,
+    ParseStats,
+    filter_events,
+    format_timestamp,
+    make_prefilter,
+    parse_timestamp,
+    read_audit,
+    skip_reason,
+)
+from kwoksnap.audit.formats import from_native
+from kwoksnap.errors import UsageError
+
+T0 = parse_timestamp("2026-01-01T00:00:00Z")
+
+
+def raw(
+    *,
+    stage: str = "ResponseComplete",
+    verb: str = "patch",
+    resource: str = "pods",
+    subresource: str = "",
+    group: str = "",
+    namespace: str = "shop",
+    name: str = "p",
+    user: str = "system:node:n1",
+    code: int = 200,
+    uri: str = "/api/v1/namespaces/shop/pods/p/status",
+    level: str = "RequestResponse",
+    ts: int = T0,
+) -> dict[str, Any]:
+    """A native event in kube-apiserver's field order (so the prefilter applies to it)."""
+    ref: dict[str, str] = {"resource": resource}
+    if namespace:
+        ref["namespace"] = namespace
+    if name:
+        ref["name"] = name
+    if group:
+        ref["apiGroup"] = group
+    ref["apiVersion"] = "v1"
+    if subresource:
+        ref["subresource"] = subresource
+    e: dict[str, Any] = {
+        "kind": "Event",
+        "apiVersion": "audit.k8s.io/v1",
+        "level": level,
+        "auditID": "a",
+        "stage": stage,
+        "requestURI": uri,
+        "verb": verb,
+        "user": {"username": user, "groups": ["system:nodes"]},
+        "sourceIPs": ["10.0.0.1"],
+        "userAgent": "kubelet/v1.36",
+        "objectRef": ref,
+        "responseStatus": {"metadata": {}, "code": code},
+        "requestObject": {"status": {"phase": "Running"}},
+        "responseObject": {"metadata": {"name": name, "resourceVersion": "5"}},
+        "requestReceivedTimestamp": format_timestamp(ts),
+        "stageTimestamp": format_timestamp(ts),
+    }
+    if level == "Metadata":
+        del e["requestObject"], e["responseObject"]
+    return e
+
+
+def event(**kw: Any) -> AuditEvent:
+    return from_native(raw(**kw), "test:1")
+
+
+@pytest.mark.parametrize(
+    ("kw", "reason"),
+    [
+        ({}, None),
+        ({"stage": "RequestReceived"}, "not-response-complete"),
+        ({"stage": "ResponseStarted", "verb": "watch"}, "not-response-complete"),
+        ({"stage": "Panic"}, "not-response-complete"),
+        ({"verb": "get"}, "read-only-verb"),
+        ({"verb": "list", "code": 403}, "read-only-verb"),  # precedence: verb before code
+        ({"verb": "watch"}, "read-only-verb"),
+        ({"resource": "configmaps"}, "resource-not-selected"),
+        ({"resource": "pods", "subresource": "log", "verb": "create"}, "resource-not-selected"),
+        ({"resource": "pods", "subresource": "binding", "verb": "create"}, None),
+        ({"resource": "pods", "subresource": "eviction", "verb": "create"}, None),
+        ({"resource": "nodes", "subresource": "status", "namespace": ""}, None),
+        ({"resource": "leases", "group": "coordination.k8s.io", "namespace": "kube-node-lease"}, None),
+        ({"resource": "leases", "group": "coordination.k8s.io", "namespace": "kube-system"}, "resource-not-selected"),
+        ({"resource": "leases", "group": "example.com", "namespace": "kube-node-lease"}, "resource-not-selected"),
+        ({"resource": "", "uri": "/healthz"}, "resource-not-selected"),
+        ({"uri": "/api/v1/namespaces/shop/pods/p?dryRun=All"}, "dry-run"),
+        ({"uri": "/api/v1/namespaces/shop/pods/p?fieldManager=x&dryRun=All"}, "dry-run"),
+        ({"uri": "/api/v1/namespaces/shop/pods/p?dryRun="}, None),
+        ({"code": 409}, "non-2xx"),
+        ({"code": 0}, "non-2xx"),
+        ({"code": 201, "verb": "create"}, None),
+        ({"verb": "deletecollection"}, None),
+        ({"verb": "delete", "code": 404}, "non-2xx"),
+    ],
+)
+def test_default_reasons(kw: dict[str, Any], reason: str | None) -> None:
+    assert skip_reason(event(**kw), FilterSpec()) == reason
+
+
+def test_spec_options() -> None:
+    spec = FilterSpec(
+        resources=frozenset({"pods", "deployments.apps", "deployments.apps/scale", "configmaps/*"}),
+        namespaces=frozenset({"shop"}),
+        exclude_users=frozenset({"system:serviceaccount:ci:*", "bob"}),
+        since_ns=T0,
+        until_ns=T0 + 10,
+    )
+    assert FilterSpec(resources={"pods"}).resources == frozenset({"pods"})  # type: ignore[arg-type]
+    assert skip_reason(event(), spec) is None
+    assert skip_reason(event(namespace="other"), spec) == "namespace"
+    assert skip_reason(event(resource="nodes", namespace=""), spec) == "resource-not-selected"
+    assert skip_reason(event(resource="deployments", group="apps"), spec) is None
+    assert skip_reason(event(resource="deployments", group="extensions"), spec) == "resource-not-selected"
+    assert skip_reason(event(resource="deployments", group="apps", subresource="scale"), spec) is None
+    assert skip_reason(event(resource="configmaps", subresource="anything"), spec) is None
+    assert skip_reason(event(resource="configmaps"), spec) == "resource-not-selected"
+    assert skip_reason(event(user="system:serviceaccount:ci:deployer"), spec) == "user-excluded"
+    assert skip_reason(event(user="bob"), spec) == "user-excluded"
+    assert skip_reason(event(user="bobby"), spec) is None
+    assert skip_reason(event(ts=T0 - 1), spec) == "time-window"
+    assert skip_reason(event(ts=T0 + 10), spec) == "time-window"  # until is exclusive
+    everything = FilterSpec(resources=frozenset({"*"}), lease_namespaces=frozenset())
+    assert skip_reason(event(resource="secrets", subresource="x"), everything) is None
+    assert (
+        skip_reason(event(resource="leases", group="coordination.k8s.io", namespace="kube-system"), everything) is None
+    )
+    apps = FilterSpec(resources=frozenset({"*.apps"}))
+    assert skip_reason(event(resource="statefulsets", group="apps", subresource="status"), apps) is None
+    assert skip_reason(event(resource="pods"), apps) == "resource-not-selected"
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"resources": frozenset()},
+        {"resources": "pods"},
+        {"resources": {"Pods"}},
+        {"resources": {"pods/"}},
+        {"namespaces": {""}},
+        {"exclude_users": {5}},
+        {"since_ns": 5, "until_ns": 5},
+        {"since_ns": "yesterday"},
+    ],
+)
+def test_spec_validation(kw: dict[str, Any]) -> None:
+    with pytest.raises(UsageError):
+        FilterSpec(**kw)
+
+
+def test_filter_events_counts_and_degraded() -> None:
+    events = [
+        event(),
+        event(level="Metadata"),
+        event(verb="get"),
+        event(verb="get"),
+        event(stage="RequestReceived"),
+        event(code=500),
+    ]
+    stats = ParseStats()
+    kept = list(filter_events(events, FilterSpec(), stats))
+    assert kept == events[:2] and stats.kept == 2
+    assert stats.skipped == {"read-only-verb": 2, "not-response-complete": 1, "non-2xx": 1}
+    assert set(stats.skipped) <= set(REASONS) and stats.degraded == {"Metadata": 1}
+
+
+# --- the prefilter -------------------------------------------------------------------------------------------------
+
+VARIANTS: dict[str, list[Any]] = {
+    "stage": ["ResponseComplete", "RequestReceived", "ResponseStarted"],
+    "verb": ["patch", "get", "create", "watch", "deletecollection"],
+    "resource": ["pods", "leases", "configmaps", "nodes", ""],
+    "namespace": ["kube-node-lease", "kube-system", ""],
+    "group": ["", "coordination.k8s.io"],
+    "code": [200, 404],
+}
+
+
+def _all_variants() -> list[dict[str, Any]]:
+    keys = list(VARIANTS)
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*VARIANTS.values())]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        FilterSpec(),
+        FilterSpec(resources=frozenset({"pods", "configmaps"}), lease_namespaces=frozenset()),
+        FilterSpec(resources=frozenset({"*"})),
+    ],
+)
+def test_prefilter_agrees_with_full_filter(spec: FilterSpec) -> None:
+    prefilter = make_prefilter(spec)
+    decided = 0
+    for kw in _all_variants():
+        line = orjson.dumps(raw(**kw))
+        full = skip_reason(from_native(orjson.loads(line), "x"), spec)
+        early = prefilter(line)
+        if early is not None:  # when the prefilter decides, it decides exactly like the filter
+            decided += 1
+            assert early == full, kw
+    assert decided > 100
+
+
+def test_prefilter_leaves_other_layouts_alone() -> None:
+    prefilter = make_prefilter(FilterSpec())
+    sorted_keys = orjson.dumps(raw(verb="get"), option=orjson.OPT_SORT_KEYS)
+    assert prefilter(sorted_keys) is None  # not kube-apiserver's field order: decode it
+    nested = raw(verb="get")
+    nested["objectRef"] = None  # no top-level objectRef; a nested one in the body must not fool it
+    nested["requestObject"] = {"objectRef": {"resource": "configmaps"}, "verb": "get"}
+    assert prefilter(orjson.dumps(nested)) == "read-only-verb"
+    nested["verb"] = "create"
+    assert prefilter(orjson.dumps(nested)) in (None, "resource-not-selected")
+    assert skip_reason(from_native(nested, "x"), FilterSpec()) == "resource-not-selected"
+
+
+def test_prefiltered_read_matches_full_read(tmp_path: Path) -> None:
+    lines = [raw(ts=T0 + i, **kw) for i, kw in enumerate(_all_variants())]
+    lines.append({"kind": "EventList", "items": [raw(ts=T0, verb="get"), raw(ts=T0)]})  # decoded, not prefiltered
+    path = tmp_path / "audit.log"
+    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    spec = FilterSpec()
+    full_stats, fast_stats = ParseStats(), ParseStats()
+    full = list(filter_events(read_audit([str(path)], stats=full_stats), spec, full_stats))
+    fast = list(filter_events(read_audit([str(path)], stats=fast_stats, prefilter=spec), spec, fast_stats))
+    assert fast == full and fast_stats.skipped == full_stats.skipped
+    assert fast_stats.prefiltered > len(lines) // 2 and fast_stats.lines == full_stats.lines == len(lines)
+    assert fast_stats.events + fast_stats.prefiltered == full_stats.events  # one event per prefiltered line

@@ -1,0 +1,469 @@
+"""Reading audit files: format detection, the managed-cloud envelopes, merging, the reorder window, bad input."""
+
+from __future__ import annotations
+
+import gc
+import gzip
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+from kwoksnap.audit import (
+    AuditEvent,
+    ParseStats,
+    events_from_value,
+    format_timestamp,
+    parse_timestamp,
+    read_audit,
+)
+from kwoksnap.audit.reader import sniff
+from kwoksnap.errors import InputError, UsageError
+
+T0 = parse_timestamp("2026-01-01T00:00:00Z")
+MS = 1_000_000
+
+
+def ev(
+    ms: int = 0,
+    *,
+    verb: str = "update",
+    resource: str = "pods",
+    name: str = "p",
+    rv: int | None = None,
+    stage: str = "ResponseComplete",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A native audit.k8s.io/v1 Event (canonical field order) at T0 + ms."""
+    e: dict[str, Any] = {
+        "kind": "Event",
+        "apiVersion": "audit.k8s.io/v1",
+        "level": "RequestResponse",
+        "auditID": f"id-{ms}-{name}",
+        "stage": stage,
+        "requestURI": f"/api/v1/namespaces/ns/{resource}/{name}",
+        "verb": verb,
+        "user": {"username": "alice", "groups": ["system:authenticated"]},
+        "userAgent": "kubectl/v1.36",
+        "objectRef": {"resource": resource, "namespace": "ns", "name": name, "apiVersion": "v1"},
+        "responseStatus": {"metadata": {}, "code": 200},
+        "requestReceivedTimestamp": format_timestamp(T0 + ms * MS - MS),
+        "stageTimestamp": format_timestamp(T0 + ms * MS),
+    }
+    if rv is not None:
+        e["responseObject"] = {"kind": "Pod", "metadata": {"name": name, "resourceVersion": str(rv)}}
+    e.update(extra)
+    return e
+
+
+def jsonl(*events: Any) -> bytes:
+    return b"".join(orjson.dumps(e) + b"\n" for e in events)
+
+
+def write(tmp_path: Path, name: str, data: bytes | str) -> str:
+    path = tmp_path / name
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return str(path)
+
+
+def read(paths: list[str] | str, **kw: Any) -> tuple[list[AuditEvent], ParseStats]:
+    stats = ParseStats()
+    events = list(read_audit(paths if isinstance(paths, list) else [paths], stats=stats, **kw))
+    return events, stats
+
+
+# --- detection and formats -----------------------------------------------------------------------------------------
+
+
+def test_native_jsonl_and_all_keys(tmp_path: Path) -> None:
+    path = write(tmp_path, "audit.log", jsonl(ev(1, rv=7, annotations={"a": "b"})))
+    (e,), stats = read(path)
+    assert sniff(path) == "jsonl" and stats.formats == {"native": 1} and stats.lines == 1
+    assert set(e) == set(AuditEvent.__annotations__)
+    assert e["ts"] == T0 + MS and e["received"] == T0 and e["source"] == f"{path}:1"
+    assert (e["group"], e["version"], e["resource"], e["namespace"], e["name"]) == ("", "v1", "pods", "ns", "p")
+    assert e["annotations"] == {"a": "b"} and e["groups"] == ["system:authenticated"]
+
+
+def test_missing_fields_get_defaults(tmp_path: Path) -> None:
+    minimal = {"auditID": "x", "stageTimestamp": "2026-01-01T00:00:00.000001Z"}
+    (e,), _ = read(write(tmp_path, "a.log", jsonl(minimal)))
+    assert e["ts"] == e["received"] == T0 + 1000
+    assert e["code"] == 0 and e["request"] is None and e["annotations"] == {} and e["groups"] == []
+    assert (e["stage"], e["level"], e["verb"], e["user"], e["resource"], e["name"], e["uri"]) == ("",) * 7
+
+
+def test_eventlist_line_and_whole_file_documents(tmp_path: Path) -> None:
+    batch = {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [ev(2, name="b"), ev(1, name="a")]}
+    events, stats = read(write(tmp_path, "webhook.log", jsonl(batch, ev(3, name="c"))))
+    assert [e["name"] for e in events] == ["a", "b", "c"] and stats.lines == 2 and stats.events == 3
+    assert events[0]["source"].endswith("webhook.log:1#1")
+    pretty = write(tmp_path, "list.json", json.dumps(batch, indent=2))
+    assert sniff(pretty) == "json"
+    assert [e["name"] for e in read(pretty)[0]] == ["a", "b"]
+    array = write(tmp_path, "array.json", json.dumps([ev(1, name="x"), ev(2, name="y")], indent=1))
+    assert sniff(array) == "json" and [e["name"] for e in read(array)[0]] == ["x", "y"]
+    one_line_array = write(tmp_path, "array1.json", json.dumps([ev(1, name="x"), ev(2, name="y")]))
+    assert sniff(one_line_array) == "jsonl" and len(read(one_line_array)[0]) == 2
+
+
+def test_broken_json_document_and_jsonl_with_broken_header(tmp_path: Path) -> None:
+    pretty = json.dumps([ev(1), ev(2)], indent=2)
+    broken = write(tmp_path, "broken.json", pretty.replace('"verb"', '"verb" "', 1))
+    events, stats = read(broken)
+    assert events == [] and stats.malformed == 1 and "not a valid JSON document (line" in stats.malformed_examples[0]
+    header = write(tmp_path, "header.log", b"{ garbage\n{ more garbage\n" + jsonl(ev(1), ev(2)))
+    assert sniff(header) == "json"  # looks like a pretty-printed document...
+    events, stats = read(header)  # ...but is read as JSON lines once the document does not parse
+    assert len(events) == 2 and stats.malformed == 2 and stats.malformed_examples[1] == f"{header}:2: not valid JSON"
+
+
+def test_yaml_documents(tmp_path: Path) -> None:
+    text = "# licence header\n\n" + yaml.safe_dump_all([ev(2, name="b"), ev(1, name="a")], explicit_start=True)
+    path = write(tmp_path, "audit.yaml", text)
+    events, stats = read(path)
+    assert sniff(path) == "yaml" and [e["name"] for e in events] == ["a", "b"] and stats.lines == 2
+    assert events[1]["source"] == f"{path}:4"  # the line where the first document starts
+
+
+def test_yaml_syntax_error_is_malformed_and_ends_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "bad.yaml", yaml.safe_dump(ev(1)) + "---\nkey: [unclosed\n---\n" + yaml.safe_dump(ev(2)))
+    events, stats = read(path)
+    assert len(events) == 1 and stats.malformed == 1 and "YAML syntax error" in stats.malformed_examples[0]
+    with pytest.raises(InputError, match=r"bad\.yaml:\d+: YAML syntax error"):
+        read(path, strict=True)
+
+
+def test_yaml_unusable_documents_are_skipped(tmp_path: Path) -> None:
+    text = "---\n---\n" + yaml.safe_dump(ev(1, name="a")) + "---\n!!binary aGVsbG8=\n---\n? [a, b]\n: 1\n---\n"
+    path = write(tmp_path, "odd.yaml", text + yaml.safe_dump(ev(2, name="b")) + "---\n")
+    events, stats = read(path)
+    assert [e["name"] for e in events] == ["a", "b"] and stats.lines == 4 and stats.malformed == 2
+    assert stats.malformed_examples[1] == f"{path}:{text.count(chr(10)) - 2}: unusable YAML document (ConstructorError)"
+
+
+def _gke(method: str, resource_name: str, **payload: Any) -> dict[str, Any]:
+    return {
+        "insertId": "ins-1",
+        "logName": "projects/p/logs/cloudaudit.googleapis.com%2Factivity",
+        "operation": {"id": "op-1", "first": True, "last": True, "producer": "k8s.io"},
+        "protoPayload": {
+            "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
+            "authenticationInfo": {"principalEmail": "dev@example.com"},
+            "methodName": method,
+            "resourceName": resource_name,
+            "requestMetadata": {"callerSuppliedUserAgent": "kubectl/v1.36"},
+            "serviceName": "k8s.io",
+            **payload,
+        },
+        "timestamp": "2026-01-01T00:00:00.123456789Z",
+        "receiveTimestamp": "2026-01-01T00:00:01Z",
+    }
+
+
+def test_gke_log_entries(tmp_path: Path) -> None:
+    lines = [
+        _gke(
+            "io.k8s.apps.v1.deployments.create",
+            "apps/v1/namespaces/web/deployments/front",
+            request={"@type": "apps.k8s.io/v1.Deployment", "kind": "Deployment"},
+            response={"@type": "apps.k8s.io/v1.Deployment", "metadata": {"name": "front", "resourceVersion": "9"}},
+            status={},
+        ),
+        _gke("io.k8s.coordination.v1.leases.update", "coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1"),
+        _gke("io.k8s.core.v1.namespaces.finalize.update", "core/v1/namespaces/gone/finalize", status={"code": 7}),
+        _gke("io.k8s.authorization.rbac.v1.clusterroles.delete", "rbac.authorization.k8s.io/v1/clusterroles/r"),
+        _gke("io.k8s.core.v1.nodes.list", "core/v1/nodes"),
+    ]
+    events, stats = read(write(tmp_path, "gke.json", jsonl(*lines)))
+    assert stats.formats == {"gke": 5}
+    deploy, lease, finalize, role, nodes = sorted(events, key=lambda e: e["source"])
+    assert (deploy["group"], deploy["version"], deploy["resource"], deploy["namespace"], deploy["name"]) == (
+        "apps",
+        "v1",
+        "deployments",
+        "web",
+        "front",
+    )
+    assert deploy["ts"] == T0 + 123_456_789 and deploy["stage"] == "ResponseComplete" and deploy["code"] == 200
+    assert deploy["level"] == "RequestResponse" and deploy["request"] == {"kind": "Deployment"}
+    assert (
+        deploy["auditID"] == "op-1" and deploy["userAgent"] == "kubectl/v1.36" and deploy["user"] == "dev@example.com"
+    )
+    assert (lease["group"], lease["namespace"], lease["name"], lease["level"]) == (
+        "coordination.k8s.io",
+        "kube-node-lease",
+        "n1",
+        "Metadata",
+    )
+    assert (finalize["resource"], finalize["subresource"], finalize["name"], finalize["code"]) == (
+        "namespaces",
+        "finalize",
+        "gone",
+        403,
+    )
+    assert (role["group"], role["resource"], role["name"], role["verb"]) == (
+        "rbac.authorization.k8s.io",
+        "clusterroles",
+        "r",
+        "delete",
+    )
+    assert (nodes["verb"], nodes["resource"], nodes["name"]) == ("list", "nodes", "")
+
+
+def test_eks_cloudwatch_export(tmp_path: Path) -> None:
+    inner = orjson.dumps(ev(1, name="from-eks")).decode()
+    lines = [
+        {"timestamp": 1767225600001, "message": inner, "logStreamName": "kube-apiserver-audit-0123abcd"},
+        {"@timestamp": "2026-01-01 00:00:00.002", "@message": inner.replace("from-eks", "insights")},
+        {"timestamp": 1, "message": "I0101 00:00:00 klog line", "logStreamName": "kube-apiserver-0123abcd"},
+        {"timestamp": 2, "message": "{not json", "logStreamName": "kube-apiserver-audit-0123abcd"},
+    ]
+    events, stats = read(write(tmp_path, "eks.jsonl", jsonl(*lines)))
+    assert sorted(e["name"] for e in events) == ["from-eks", "insights"] and stats.formats == {"eks": 2}
+    assert stats.ignored == {"eks-stream-not-audit": 1}
+    assert stats.malformed == 1 and "message is not JSON" in stats.malformed_examples[0]
+
+
+def test_aks_diagnostics_string_object_and_records_blob(tmp_path: Path) -> None:
+    as_string = {"category": "kube-audit", "properties": {"log": orjson.dumps(ev(1, name="s")).decode(), "pod": "x"}}
+    as_object = {"category": "kube-audit-admin", "properties": {"log": ev(2, name="o")}}
+    other = {"category": "kube-apiserver", "properties": {"log": "I0101 started"}}
+    blob = {"records": [as_string, as_object, other]}
+    events, stats = read(write(tmp_path, "aks.json", jsonl(as_string, as_object, other)))
+    assert [e["name"] for e in events] == ["s", "o"] and stats.formats == {"aks": 2}
+    assert stats.ignored == {"aks-category:kube-apiserver": 1} and stats.malformed == 0
+    path = write(tmp_path, "PT1H.json", json.dumps(blob, indent=2))
+    assert sniff(path) == "json"
+    events, stats = read(path)
+    assert [e["name"] for e in events] == ["s", "o"] and events[0]["source"] == f"{path}:1#0"
+
+
+def test_mixed_flavours_in_one_file(tmp_path: Path) -> None:
+    lines = [
+        ev(1, name="native"),
+        _gke("io.k8s.core.v1.pods.create", "core/v1/namespaces/ns/pods/gke"),
+        {"category": "kube-audit", "properties": {"log": ev(3, name="aks")}},
+        {"message": orjson.dumps(ev(4, name="eks")).decode()},
+    ]
+    _, stats = read(write(tmp_path, "siem.log", jsonl(*lines)))
+    assert stats.formats == {"native": 1, "gke": 1, "aks": 1, "eks": 1}
+
+
+def test_gzip_detected_by_magic_not_suffix(tmp_path: Path) -> None:
+    packed = write(tmp_path, "audit.log", gzip.compress(jsonl(ev(1), ev(2))))  # gzip without .gz
+    plain = write(tmp_path, "audit.log.gz", jsonl(ev(3)))  # .gz that is plain text
+    assert len(read(packed)[0]) == 2 and len(read(plain)[0]) == 1
+    multi = write(tmp_path, "multi.gz", gzip.compress(jsonl(ev(1))) + gzip.compress(jsonl(ev(2))))
+    assert len(read(multi)[0]) == 2  # concatenated gzip members (rotated-then-appended files)
+    yaml_gz = write(tmp_path, "y.gz", gzip.compress(yaml.safe_dump(ev(1)).encode()))
+    assert sniff(yaml_gz) == "yaml" and len(read(yaml_gz)[0]) == 1
+
+
+def test_events_from_value() -> None:
+    (e,) = events_from_value({"kind": "EventList", "items": [ev(1)]}, "webhook")
+    assert e["source"] == "webhook#0"
+    with pytest.raises(InputError, match="webhook: a JSON number"):
+        events_from_value(5, "webhook")
+
+
+# --- robustness ----------------------------------------------------------------------------------------------------
+
+
+def test_long_lines_crlf_and_blank_lines(tmp_path: Path) -> None:
+    big = ev(1, requestObject={"data": {"blob": "x" * 3_000_000}})  # longer than the 1 MiB read chunk
+    data = b"\n\n" + jsonl(big).replace(b"\n", b"\r\n") + b"   \n" + jsonl(ev(2))
+    events, stats = read(write(tmp_path, "long.log", data))
+    assert len(events) == 2 and stats.lines == 2 and stats.malformed == 0
+    assert len(events[0]["request"]["data"]["blob"]) == 3_000_000
+    assert events[1]["source"].endswith(":5")
+
+
+def test_garbage_lines_counted_with_location(tmp_path: Path) -> None:
+    data = jsonl(ev(1)) + b"not json at all\n" + jsonl(ev(2)) + b'{"auditID": "x"\n'
+    path = write(tmp_path, "g.log", data + jsonl(ev(3)))
+    events, stats = read(path)
+    assert len(events) == 3 and stats.malformed == 2
+    assert stats.malformed_examples == [f"{path}:2: not valid JSON", f"{path}:4: not valid JSON"]
+    with pytest.raises(InputError, match=rf"{path}:2: not valid JSON"):
+        read(path, strict=True)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b"42", "a JSON number, not an object"),
+        (b'"text"', "a JSON string, not an object"),
+        (b"null", "a JSON null, not an object"),
+        (b"[1, 2]", "a JSON number, not an object"),
+        (b"[]", "empty array"),
+        (b'{"hello": "world"}', "not an audit record"),
+        (orjson.dumps(ev(1, objectRef="pods/p")), "objectRef, user or responseStatus is not an object"),
+        (orjson.dumps(ev(1, user=["alice"])), "objectRef, user or responseStatus is not an object"),
+        (orjson.dumps({**ev(1), "verb": 7}), "verb is not a string"),
+        (orjson.dumps(ev(1, responseStatus={"code": "200"})), "responseStatus.code is not an integer"),
+        (orjson.dumps(ev(1, stageTimestamp="soon")), "bad timestamp"),
+        (orjson.dumps({"auditID": "x", "verb": "get"}), "no timestamp"),
+        (orjson.dumps(ev(1, annotations=["a"])), "annotations is not an object"),
+        (orjson.dumps({"kind": "EventList", "items": {"a": 1}}), "items/records is not an array"),
+        (orjson.dumps(_gke("io.k8s.core.v1.pods.create", "x", status={"code": "OK"})), "status.code"),
+        (orjson.dumps({"category": "kube-audit", "properties": {"log": 5}}), "properties.log is not a JSON object"),
+    ],
+)
+def test_wrong_json_types_are_malformed(tmp_path: Path, line: bytes, reason: str) -> None:
+    path = write(tmp_path, "w.log", jsonl(ev(1, name="good")) + line + b"\n")
+    events, stats = read(path)
+    assert [e["name"] for e in events] == ["good"] and stats.malformed >= 1
+    assert reason in stats.malformed_examples[0] and stats.malformed_examples[0].startswith(f"{path}:2")
+    with pytest.raises(InputError, match=f"{path}:2"):
+        read(path, strict=True)
+
+
+def test_truncated_last_line(tmp_path: Path) -> None:
+    data = jsonl(ev(1), ev(2)) + orjson.dumps(ev(3))[:50]
+    path = write(tmp_path, "cut.log", data)
+    events, stats = read(path)
+    assert len(events) == 2 and stats.malformed == 0 and stats.lines == 3
+    assert stats.truncated == {path: f"{path}:3: last line is cut off"}
+    with pytest.raises(InputError, match=f"{path}:3: last line is cut off"):
+        read(path, strict=True)
+    complete = write(tmp_path, "no-newline.log", jsonl(ev(1)) + orjson.dumps(ev(2)))  # fine without final \n
+    assert len(read(complete)[0]) == 2 and not read(complete)[1].truncated
+
+
+def test_gzip_that_ends_early(tmp_path: Path) -> None:
+    data = jsonl(*(ev(i, name=f"p{i}") for i in range(3000)))
+    packed = gzip.compress(data)
+    path = write(tmp_path, "cut.log.gz", packed[: len(packed) // 2])
+    events, stats = read(path)
+    assert 100 < len(events) < 3000 and [e["name"] for e in events] == [f"p{i}" for i in range(len(events))]
+    (what,) = stats.truncated.values()
+    assert "compressed stream ends early" in what
+    with pytest.raises(InputError, match="compressed stream ends early"):
+        read(path, strict=True)
+
+
+def test_empty_and_binary_files(tmp_path: Path) -> None:
+    good = write(tmp_path, "good.log", jsonl(ev(1)))
+    empty = write(tmp_path, "empty.log", b"")
+    blank = write(tmp_path, "blank.log", b"\n  \n\t\n")
+    empty_gz = write(tmp_path, "empty.log.gz", gzip.compress(b""))
+    binary = write(tmp_path, "core.bin", bytes(range(256)) * 4)
+    latin1 = write(tmp_path, "latin1.log", "caf\xe9 \xff\xfe".encode("latin-1"))
+    zstd = write(tmp_path, "audit.log.zst", b"\x28\xb5\x2f\xfd" + b"\x00" * 20)
+    unknown = write(tmp_path, "notes.txt", "just some words\n")
+    expected = {
+        empty: "empty file",
+        blank: "empty file",
+        empty_gz: "empty file (after gunzip)",
+        binary: "binary file (NUL bytes)",
+        latin1: "binary file (not UTF-8 text)",
+        zstd: "zstd-compressed",
+        unknown: "unknown format",
+    }
+    for path, message in expected.items():
+        with pytest.raises(InputError, match="^" + re.escape(f"{path}: {message}")):
+            read(path)
+    # With a usable file among them, unusable ones are skipped and listed; strict mode raises on the first.
+    events, stats = read([empty, binary, good])
+    assert len(events) == 1 and set(stats.unusable_files) == {empty, binary} and list(stats.files) == [good]
+    with pytest.raises(InputError, match="empty file"):
+        read([good, empty], strict=True)
+    with pytest.raises(InputError, match="no usable audit log among 2 files"):
+        read([empty, binary])
+
+
+def test_paths_globs_and_arguments(tmp_path: Path) -> None:
+    for name in ("audit-2.log", "audit-1.log", "other.log"):
+        write(tmp_path, name, jsonl(ev(1, name=name)))
+    _, stats = read([str(tmp_path / "audit-*.log"), str(tmp_path / "audit-1.log")])
+    assert list(stats.files) == [str(tmp_path / "audit-1.log"), str(tmp_path / "audit-2.log")]  # sorted, deduped
+    with pytest.raises(InputError, match="no file matches"):
+        read(str(tmp_path / "nothing-*.log"))
+    with pytest.raises(InputError, match="cannot read"):
+        read(str(tmp_path / "missing.log"))
+    with pytest.raises(InputError, match="is a directory"):
+        read(str(tmp_path))
+    with pytest.raises(UsageError):
+        read([])
+    with pytest.raises(UsageError):
+        read(str(tmp_path / "audit-1.log"), window_events=0)
+    assert len(list(read_audit(tmp_path / "other.log"))) == 1  # a single path (str or PathLike) is accepted
+
+
+# --- ordering ------------------------------------------------------------------------------------------------------
+
+
+def test_merge_two_api_servers_with_ties(tmp_path: Path) -> None:
+    # Two HA API servers, each roughly ordered; equal timestamps are broken by the result's resourceVersion for
+    # the same object, then by input order (file order given, then line order).
+    a = write(tmp_path, "apiserver-a.log", jsonl(ev(10, name="a1"), ev(30, rv=12, name="x"), ev(20, name="a2")))
+    b = write(tmp_path, "apiserver-b.log", jsonl(ev(30, rv=11, name="x"), ev(5, name="b0"), ev(30, name="tie")))
+    c = write(tmp_path, "apiserver-c.log", jsonl(ev(30, name="tie-later-file"), ev(40, name="c")))
+    events, stats = read([a, b, c])
+    names = [(e["name"], e["ts"] - T0) for e in events]
+    assert names == [
+        ("b0", 5 * MS),
+        ("a1", 10 * MS),
+        ("a2", 20 * MS),
+        ("tie", 30 * MS),  # no response: resourceVersion 0 sorts first among ties
+        ("tie-later-file", 30 * MS),
+        ("x", 30 * MS),  # rv 11 (file b) before rv 12 (file a) although file a comes first
+        ("x", 30 * MS),
+        ("c", 40 * MS),
+    ]
+    assert [e["response"]["metadata"]["resourceVersion"] for e in events if e["name"] == "x"] == ["11", "12"]
+    assert stats.late == 0 and stats.files == {a: "jsonl", b: "jsonl", c: "jsonl"}
+
+
+def test_reorder_window_and_late_events(tmp_path: Path) -> None:
+    seconds = 1000
+    order = [0, 3, 1, 2, 10, 4, 11, 12, 20, 13, 21]  # in seconds; "4" and "13" arrive > 5 s late
+    path = write(tmp_path, "r.log", jsonl(*(ev(s * seconds, name=str(s)) for s in order)))
+    small_chunks: list[AuditEvent]
+    events, stats = read(path, window_ns=5 * 10**9)
+    # Everything arrives within one 1 MiB chunk, so the whole chunk is sorted before the window is applied.
+    assert [e["name"] for e in events] == [str(s) for s in sorted(order)] and stats.late == 0
+    small_chunks, stats = read(path, window_ns=0, window_events=1)
+    assert [e["name"] for e in small_chunks] == [str(s) for s in sorted(order)]  # still one chunk, sorted
+
+
+def test_reorder_window_across_chunks(tmp_path: Path) -> None:
+    filler = {"data": "x" * 1_100_000}  # longer than the 1 MiB read chunk: each chunk completes at most one line
+    order = [0, 10, 20, 3, 21, 22]  # "3" arrives after "10" has left a 5 s window
+    lines = [ev(s * 1000, name=str(s), requestObject=filler) for s in order]
+    path = write(tmp_path, "w.log", jsonl(*lines))
+    events, stats = read(path, window_ns=5 * 10**9)
+    assert [int(e["name"]) for e in events] == [0, 10, 3, 20, 21, 22] and stats.late == 1
+    exact, stats = read(path, window_ns=60 * 10**9)
+    assert [int(e["name"]) for e in exact] == sorted(order) and stats.late == 0
+    capped, stats = read(path, window_ns=60 * 10**9, window_events=1)  # the event cap wins over the time window
+    assert [int(e["name"]) for e in capped] == [0, 10, 3, 20, 21, 22] and stats.late == 1
+
+
+def test_gc_state_restored(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.log", jsonl(*(ev(i) for i in range(100))))
+    assert gc.isenabled()
+    events = read_audit([path])
+    next(events)
+    assert gc.isenabled()  # never disabled while the caller runs
+    list(events)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        list(read_audit([path]))
+        assert not gc.isenabled() and gc.get_freeze_count() == 0
+    finally:
+        gc.enable()
+
+
+def test_stats_to_dict_is_json(tmp_path: Path) -> None:
+    path = write(tmp_path, "s.log", jsonl(ev(1)) + b"garbage\n")
+    _, stats = read(path)
+    data = json.loads(json.dumps(stats.to_dict()))
+    assert data["lines"] == 2 and data["events"] == 1 and data["malformed"] == 1
+    assert data["formats"] == {"native": 1} and data["malformed_examples"] == [f"{path}:2: not valid JSON"]

@@ -1,0 +1,243 @@
+"""kwokctl ``--format k8s`` YAML interop: import to records, export back, round trips, and bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kwoksnap.errors import FormatError, UsageError
+from kwoksnap.store import KwsReader, KwsWriter
+from kwoksnap.store.kwokyaml import (
+    STRATEGIC_MERGE_PATCH,
+    export_yaml,
+    guess_plural,
+    import_yaml,
+    resolve_time_offsets,
+    resource_for,
+)
+
+GOLDEN_YAML = Path(__file__).resolve().parents[1] / "golden" / "kwokctl-recording.yaml"
+
+
+def raw_docs(path: Path) -> list[dict[str, Any]]:
+    """The documents as plain YAML sees them (BaseLoader: every scalar a string), an independent view."""
+    opener = gzip.open if path.read_bytes()[:2] == b"\x1f\x8b" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [d for d in yaml.load_all(f, Loader=yaml.BaseLoader) if d]
+
+
+def test_golden_kwokctl_yaml_imports_to_the_documented_records() -> None:
+    docs = raw_docs(GOLDEN_YAML)
+    records = list(import_yaml(GOLDEN_YAML))
+    objects = [d for d in docs if d["kind"] != "ResourcePatch"]
+    patches = [d for d in docs if d["kind"] == "ResourcePatch"]
+
+    # objects, each resource announced once before its first object, in document order
+    object_records = [r for r in records if r["type"] == "object"]
+    assert [r["object"]["metadata"]["name"] for r in object_records] == [d["metadata"]["name"] for d in objects]
+    assert [r["resource"] for r in object_records] == ["v1/namespaces", "v1/nodes", "apps/v1/deployments", "v1/pods"]
+    announced = [r for r in records if r["type"] == "resource"]
+    assert [(r["resource"], r["kind"], r["namespaced"]) for r in announced] == [
+        ("v1/namespaces", "Namespace", False),
+        ("v1/nodes", "Node", False),
+        ("apps/v1/deployments", "Deployment", True),
+        ("v1/pods", "Pod", True),
+    ]
+    # types follow YAML/JSON semantics, times stay text (placeholders untouched without a base time)
+    deploy = object_records[2]["object"]
+    assert deploy["spec"]["replicas"] == 2 and isinstance(deploy["spec"]["replicas"], int)
+    assert deploy["metadata"]["creationTimestamp"] == "$(time-offset-nanosecond -600000000000)"
+    assert object_records[1]["object"]["status"]["allocatable"]["cpu"] == "32"
+
+    # then events, one per ResourcePatch, ts = durationNanosecond
+    events = [r for r in records if r["type"] == "event"]
+    assert records[-len(events) :] == events
+    assert len(events) == len(patches)
+    for event, doc in zip(events, patches, strict=True):
+        group = doc["resource"].get("group", "")
+        gv = f"{group}/{doc['resource']['version']}" if group else doc["resource"]["version"]
+        assert event["resource"] == f"{gv}/{doc['resource']['resource']}"
+        assert event["ts"] == int(doc["durationNanosecond"])
+        assert event["verb"] == doc["method"]
+        assert event["name"] == doc["target"]["name"]
+        assert event["namespace"] == doc["target"].get("namespace", "")
+    create, pod_patch, node_patch, delete = events
+    assert create["object"]["metadata"]["name"] == "web-7d4b9c-fghij" and "patch" not in create
+    assert pod_patch["patch"]["status"]["$setElementOrder/conditions"] == [{"type": "Ready"}]
+    assert pod_patch["patchType"] == STRATEGIC_MERGE_PATCH
+    assert node_patch["patch"]["metadata"]["labels"]["drained"] == "yes"  # quoted: a string, not YAML 1.1 bool
+    assert "object" not in delete and "patch" not in delete
+
+
+def test_base_time_resolves_placeholders_like_kwokctl_replay() -> None:
+    base = dt.datetime(2025, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
+    base_ns = int(base.timestamp()) * 10**9
+    records = list(import_yaml(GOLDEN_YAML, base_time_ns=base_ns))
+    ns = next(r for r in records if r["type"] == "object")
+    want = (base - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert ns["object"]["metadata"]["creationTimestamp"] == want
+    events = [r for r in records if r["type"] == "event"]
+    assert events[0]["ts"] == base_ns + 1_523_000_000
+    cond = events[1]["patch"]["status"]["conditions"][0]["lastTransitionTime"]
+    assert cond == (base + dt.timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert not any("$(time-offset" in str(r) for r in records)
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".yaml.gz"])
+def test_round_trip_import_export_import(tmp_path: Path, suffix: str) -> None:
+    records = list(import_yaml(GOLDEN_YAML))
+    out = tmp_path / f"out{suffix}"
+    stats = export_yaml(records, out)
+    assert (out.read_bytes()[:2] == b"\x1f\x8b") == suffix.endswith(".gz")
+    n_objects = sum(r["type"] == "object" for r in records)
+    n_events = sum(r["type"] == "event" for r in records)
+    assert (stats.objects, stats.patches, stats.skipped) == (n_objects, n_events, len(records) - n_objects - n_events)
+    assert list(import_yaml(out)) == records
+    # the text has kwok's shape: documents separated by '---', first one without, ResourcePatch kind
+    docs = raw_docs(out)
+    assert [d["kind"] for d in docs] == [d["kind"] for d in raw_docs(GOLDEN_YAML)]
+    assert docs == raw_docs(GOLDEN_YAML)
+
+
+def test_round_trip_through_a_kws_file(tmp_path: Path) -> None:
+    records = list(import_yaml(GOLDEN_YAML))
+    snap = tmp_path / "s.kws"
+    with KwsWriter(snap, content_type="recording") as w:
+        w.write_many(records)
+    out = tmp_path / "back.yaml"
+    with KwsReader(snap) as r:
+        export_yaml(r.records(), out)
+    assert list(import_yaml(out)) == records
+
+
+def test_export_drops_resource_version_and_fills_kind(tmp_path: Path) -> None:
+    records: list[dict[str, Any]] = [
+        {"type": "resource", "resource": "example.com/v1beta1/widgets", "kind": "Widget", "namespaced": True},
+        {"type": "object", "resource": "example.com/v1beta1/widgets",
+         "object": {"metadata": {"name": "w", "namespace": "n", "resourceVersion": "42", "uid": "u-1"}}},
+        {"type": "object", "resource": "apps/v1/deployments",
+         "object": {"metadata": {"name": "d", "namespace": "n", "resourceVersion": "43"}}},
+        {"type": "event", "ts": 7_000, "resource": "v1/pods", "verb": "create",
+         "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "n",
+                                                                     "resourceVersion": "44"}}},
+        {"type": "event", "ts": 9_000, "resource": "v1/nodes", "verb": "delete", "name": "node-1"},
+    ]
+    out = tmp_path / "o.yaml"
+    export_yaml(records, out, base_time_ns=1_000)
+    docs = raw_docs(out)
+    assert docs[0]["apiVersion"] == "example.com/v1beta1" and docs[0]["kind"] == "Widget"
+    assert docs[1]["apiVersion"] == "apps/v1" and docs[1]["kind"] == "Deployment"
+    for doc in docs[:2]:
+        assert "resourceVersion" not in doc["metadata"] and doc["metadata"]["name"]
+    assert docs[0]["metadata"]["uid"] == "u-1"  # kwok keeps uid: its loader re-links ownerReferences by it
+    create, delete = docs[2], docs[3]
+    assert create["durationNanosecond"] == "6000" and "resourceVersion" not in create["template"]["metadata"]
+    assert create["target"] == {"name": "p", "namespace": "n"}
+    assert create["resource"] == {"version": "v1", "resource": "pods"}  # core group omitted, like omitempty
+    assert delete["target"] == {"name": "node-1"} and "template" not in delete
+    assert records[1]["object"]["metadata"]["resourceVersion"] == "42"  # input not mutated
+
+
+def test_export_relative_times_like_kwokctl_export(tmp_path: Path) -> None:
+    base = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    base_ns = int(base.timestamp()) * 10**9
+    later = (base + dt.timedelta(seconds=90)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    records = [{"type": "object", "resource": "v1/pods",
+                "object": {"apiVersion": "v1", "kind": "Pod",
+                           "metadata": {"name": "p", "creationTimestamp": later}}}]
+    out = tmp_path / "rel.yaml"
+    export_yaml(records, out, base_time_ns=base_ns, relative_times=True)
+    assert raw_docs(out)[0]["metadata"]["creationTimestamp"] == "$(time-offset-nanosecond 90000000000)"
+    back = list(import_yaml(out, base_time_ns=base_ns))
+    assert back[-1]["object"]["metadata"]["creationTimestamp"] == (base + dt.timedelta(seconds=90)).strftime(
+        "%Y-%m-%dT%H:%M:%S.%fZ"
+    )
+
+
+def test_export_errors_leave_no_file(tmp_path: Path) -> None:
+    bad_cases: list[list[dict[str, Any]]] = [
+        [{"type": "event", "ts": 1, "resource": "v1/pods", "verb": "update", "name": "p", "object": {}}],
+        [{"type": "event", "ts": 1, "resource": "v1/pods", "verb": "delete", "name": "p"},
+         {"type": "object", "resource": "v1/pods", "object": {"apiVersion": "v1", "kind": "Pod",
+                                                                "metadata": {"name": "p"}}}],
+        [{"type": "object", "resource": "example.com/v1/things", "object": {"metadata": {"name": "t"}}}],
+        [{"type": "event", "ts": 1, "resource": "v1/pods", "verb": "patch", "name": "p", "patch": {},
+          "patchType": "application/json-patch+json"}],
+        [{"type": "event", "ts": 1, "resource": "pods", "verb": "delete", "name": "p"}],
+    ]
+    for records in bad_cases:
+        with pytest.raises(UsageError):
+            export_yaml(records, tmp_path / "x.yaml")
+        assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "what"),
+    [
+        ("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\n- just\n- a list\n", "document 2 (line 5)", "list"),
+        ("a: 1\nb: 2\n", "document 1 (line 1)", "apiVersion and kind"),
+        ("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Pod\nspec: {}\n",
+         "document 2 (line 5)", "metadata.name"),
+        ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: [unclosed\n", "line 5", "YAML"),
+        ("just a plain string\n", "document 1 (line 1)", "str"),
+        ("apiVersion: action.kwok.x-k8s.io/v1alpha1\nkind: ResourcePatch\nresource: {version: v1, resource: pods}\n"
+         "target: {name: p}\ndurationNanosecond: 5\nmethod: evict\n", "document 1 (line 1)", "method"),
+        ("apiVersion: action.kwok.x-k8s.io/v1alpha1\nkind: ResourcePatch\nresource: {version: v1, resource: pods}\n"
+         "target: {name: p}\ndurationNanosecond: 5\nmethod: delete\n---\napiVersion: v1\nkind: Pod\n"
+         "metadata: {name: a}\n", "document 2 (line 8)", "after ResourcePatch"),
+    ],
+)
+def test_not_kubernetes_yaml_is_a_format_error(tmp_path: Path, text: str, where: str, what: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(FormatError) as info:
+        list(import_yaml(path))
+    assert info.value.where == where
+    assert what in str(info.value) and "\n" not in str(info.value)
+
+
+def test_binary_and_kws_files_are_format_errors(tmp_path: Path) -> None:
+    kws = tmp_path / "s.kws"
+    with KwsWriter(kws) as w:
+        w.write({"type": "x"})
+    for path in (kws, GOLDEN_YAML.parent / "snapshot-v1.kws"):
+        with pytest.raises(FormatError):
+            list(import_yaml(path))
+
+
+def test_lists_empty_documents_and_odd_keys(tmp_path: Path) -> None:
+    path = tmp_path / "list.yaml.gz"
+    text = (
+        "---\n---\napiVersion: v1\nkind: List\nitems:\n"
+        "- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: a, namespace: n}\n  data: {1: one, true: yes}\n"
+        "- apiVersion: networking.k8s.io/v1\n  kind: NetworkPolicy\n  metadata: {name: b, namespace: n}\n"
+        "- apiVersion: gateway.networking.k8s.io/v1\n  kind: Gateway\n  metadata:\n    name: g\n"
+        "    creationTimestamp: 2024-01-01T00:00:00Z\n"
+    )
+    with gzip.open(path, "wt") as f:
+        f.write(text)
+    records = list(import_yaml(path))
+    objects = [r for r in records if r["type"] == "object"]
+    assert [r["resource"] for r in objects] == [
+        "v1/configmaps", "networking.k8s.io/v1/networkpolicies", "gateway.networking.k8s.io/v1/gateways"]
+    assert objects[0]["object"]["data"] == {"1": "one", "true": True}  # JSON keys are strings
+    assert objects[2]["object"]["metadata"]["creationTimestamp"] == "2024-01-01T00:00:00Z"  # not a datetime
+    gateway_announce = next(r for r in records if r["type"] == "resource" and r["kind"] == "Gateway")
+    assert gateway_announce["namespaced"] is False  # unknown kind: namespaced iff it has a namespace
+
+
+def test_naming_rules() -> None:
+    assert resource_for("v1", "Endpoints") == "v1/endpoints"
+    assert resource_for("apps/v1", "Deployment") == "apps/v1/deployments"
+    assert resource_for("example.com/v1", "Policy") == "example.com/v1/policies"
+    assert [guess_plural(k) for k in ("Ingress", "Box", "Patch", "Gateway", "Proxy", "Widget")] == [
+        "ingresses", "boxes", "patches", "gateways", "proxies", "widgets"]
+    doc = {"a": ["$(time-offset-nanosecond 1500)", {"b": "x $(time-offset-nanosecond -1000) y"}], "c": 3}
+    out = resolve_time_offsets(doc, 10**9)
+    assert out == {"a": ["1970-01-01T00:00:01.000001Z", {"b": "x 1970-01-01T00:00:00.999999Z y"}], "c": 3}

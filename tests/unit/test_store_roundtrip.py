@@ -1,0 +1,324 @@
+"""The .kws writer and reader: round trips, the index, resource-selective reads, atomic writes, flat memory."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import stat
+import tracemalloc
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+
+import kwoksnap
+from kwoksnap.errors import FormatError, UsageError
+from kwoksnap.store import FORMAT_VERSION, MAGIC, KwsReader, KwsWriter, ScanReport
+
+
+def pod(i: int, ns: str = "default", pad: int = 0) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"pod-{i}", "namespace": ns, "uid": f"u-{i}", "labels": {"i": str(i)}},
+        "spec": {"nodeName": f"node-{i % 3}", "containers": [{"name": "c", "image": "img", "args": ["x" * pad]}]},
+        "status": {"phase": "Running"},
+    }
+
+
+def snapshot_records(n_pods: int = 50, pad: int = 0) -> list[dict[str, Any]]:
+    recs: list[dict[str, Any]] = [
+        {"type": "resource", "resource": "v1/nodes", "kind": "Node", "namespaced": False, "listResourceVersion": "7"}
+    ]
+    recs += [
+        {"type": "object", "resource": "v1/nodes", "object": {"kind": "Node", "metadata": {"name": f"node-{i}"}}}
+        for i in range(3)
+    ]
+    recs.append({"type": "resource", "resource": "v1/pods", "kind": "Pod", "namespaced": True,
+                 "listResourceVersion": "9"})
+    recs += [{"type": "object", "resource": "v1/pods", "object": pod(i, f"ns-{i % 4}", pad)} for i in range(n_pods)]
+    recs.append({"type": "resource", "resource": "apps/v1/deployments", "kind": "Deployment", "namespaced": True,
+                 "listResourceVersion": "9"})
+    recs.append({"type": "object", "resource": "apps/v1/deployments",
+                 "object": {"metadata": {"name": "d", "namespace": "ns-1"}, "spec": {"replicas": 2}}})
+    return recs
+
+
+def recording_records(n: int = 40) -> list[dict[str, Any]]:
+    base = 1_700_000_000_123_456_789
+    out = []
+    for i in range(n):
+        resource = "v1/pods" if i % 3 else "v1/nodes"
+        rec: dict[str, Any] = {"type": "event", "ts": base + i * 1_000_000, "resource": resource,
+                               "verb": "patch", "name": f"x-{i}", "patch": {"status": {"n": i}}}
+        if resource == "v1/pods":
+            rec["namespace"] = f"ns-{i % 2}"
+        out.append(rec)
+    return out
+
+
+def write(path: Path, records: list[dict[str, Any]], **kw: Any) -> Path:
+    with KwsWriter(path, **kw) as w:
+        w.write_many(records)
+    return path
+
+
+def test_snapshot_round_trip_and_header(tmp_path: Path) -> None:
+    recs = snapshot_records()
+    created = dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.UTC)
+    path = write(tmp_path / "s.kws", recs, content_type="snapshot", created_at=created,
+                 source={"serverVersion": "v1.36.3", "server": "https://k:6443"}, meta={"who": "test", "n": 1})
+    with KwsReader(path) as r:
+        assert r.clean and r.index is not None
+        assert r.format_version == FORMAT_VERSION
+        assert r.header["contentType"] == r.content_type == "snapshot"
+        assert r.header["kwoksnapVersion"] == kwoksnap.__version__
+        assert r.header["createdAt"] == "2024-05-06T07:08:09.123456Z"
+        assert r.header["source"] == {"serverVersion": "v1.36.3", "server": "https://k:6443"}
+        assert r.header["meta"] == {"who": "test", "n": 1}
+        assert list(r.records()) == recs
+        assert r.count() == len(recs)
+        assert r.time_range() is None
+
+
+def test_recording_round_trip_time_range_and_frame_times(tmp_path: Path) -> None:
+    recs = recording_records()
+    path = write(tmp_path / "r.kws", recs, content_type="recording", frame_records=5)
+    with KwsReader(path) as r:
+        assert list(r.records()) == recs
+        ts = [x["ts"] for x in recs]
+        assert r.time_range() == (min(ts), max(ts))
+        for resource in r.resources():
+            mine = [x for x in recs if x["resource"] == resource]
+            frames = r.frames(resource)
+            assert sum(f["records"] for f in frames) == len(mine)
+            # first/last ts of each frame are those of the records it holds, in order
+            pos = 0
+            for f in frames:
+                chunk = mine[pos : pos + f["records"]]
+                assert (f["firstTs"], f["lastTs"]) == (chunk[0]["ts"], chunk[-1]["ts"])
+                pos += f["records"]
+
+
+def test_resource_selective_reads_and_counts(tmp_path: Path) -> None:
+    recs = snapshot_records(n_pods=200, pad=300)
+    # interleave a second run of nodes after the pods: the index must list both frames of v1/nodes
+    recs.append({"type": "object", "resource": "v1/nodes", "object": {"metadata": {"name": "node-late"}}})
+    recs.append({"type": "untyped note without resource"})
+    path = write(tmp_path / "s.kws", recs, frame_bytes=8 << 10)
+    expected_order = list(dict.fromkeys(x.get("resource", "") for x in recs))
+    with KwsReader(path) as r:
+        assert r.resources() == expected_order
+        per_resource = Counter(x.get("resource", "") for x in recs)
+        for resource in expected_order:
+            assert list(r.records(resource)) == [x for x in recs if x.get("resource", "") == resource]
+            assert r.count(resource) == per_resource[resource]
+        # restore reads in another order than written: reverse order works and reads only those frames
+        for resource in reversed(expected_order):
+            assert [x.get("resource", "") for x in r.records(resource)] == [resource] * per_resource[resource]
+        assert r.count("v1/nothing") == 0 and list(r.records("v1/nothing")) == []
+        assert len(r.frames("v1/nodes")) == 2
+        assert len(r.frames("v1/pods")) > 3  # the size bound split them
+        ns_pods = Counter(x["object"]["metadata"]["namespace"] for x in recs
+                          if x.get("resource") == "v1/pods" and x["type"] == "object")
+        ns_pods[""] = 1  # the "resource" record has no namespace
+        assert r.namespaces("v1/pods") == dict(ns_pods)
+        assert r.namespaces("v1/nodes") == {"": per_resource["v1/nodes"]}
+
+
+def test_frames_never_span_resources(tmp_path: Path) -> None:
+    recs = snapshot_records(n_pods=30)
+    path = write(tmp_path / "s.kws", recs)
+    with KwsReader(path) as r:
+        assert r.resources() == ["v1/nodes", "v1/pods", "apps/v1/deployments"]
+        for resource in r.resources():
+            for frame in r.frames(resource):
+                _, payload = r._read_block(frame["offset"], None, path.stat().st_size)
+                decoded = r._decode_frame(payload, frame["offset"], None)
+                assert len(decoded) == frame["records"]
+                assert {x["resource"] for x in decoded} == {resource}
+
+
+def test_namespace_falls_back_to_record_field(tmp_path: Path) -> None:
+    recs = recording_records(12)
+    path = write(tmp_path / "r.kws", recs, content_type="recording")
+    with KwsReader(path) as r:
+        expected = Counter(x.get("namespace", "") for x in recs if x["resource"] == "v1/pods")
+        assert r.namespaces("v1/pods") == dict(expected)
+
+
+def test_empty_writer_is_valid(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.kws", [])
+    with KwsReader(path) as r:
+        assert r.clean and r.resources() == [] and r.count() == 0 and list(r.records()) == []
+        report = r.scan()
+        assert report.ok and report.frames_ok == 0 and report.bytes_ok == path.stat().st_size
+
+
+def test_file_mode_0600_and_magic(tmp_path: Path) -> None:
+    path = write(tmp_path / "m.kws", snapshot_records(3))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_bytes()[: len(MAGIC)] == MAGIC
+
+
+def test_temp_file_hidden_until_clean_close(tmp_path: Path) -> None:
+    final = tmp_path / "t.kws"
+    w = KwsWriter(final)
+    w.write_many(snapshot_records(5))
+    assert not final.exists()
+    assert w.temp_path.exists() and w.temp_path.parent == tmp_path
+    assert stat.S_IMODE(w.temp_path.stat().st_mode) == 0o600
+    w.close()
+    assert final.exists() and not w.temp_path.exists()
+    assert os.listdir(tmp_path) == ["t.kws"]
+
+
+def test_exception_in_with_block_leaves_nothing(tmp_path: Path) -> None:
+    final = tmp_path / "x.kws"
+    with pytest.raises(RuntimeError), KwsWriter(final) as w:
+        w.write_many(snapshot_records(400, pad=2000))  # several frames already on disk
+        raise RuntimeError("capture failed")
+    assert os.listdir(tmp_path) == []
+
+
+def test_abort_removes_temp_and_is_idempotent(tmp_path: Path) -> None:
+    w = KwsWriter(tmp_path / "a.kws")
+    w.write({"type": "x"})
+    w.abort()
+    w.abort()
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(UsageError):
+        w.write({"type": "x"})
+
+
+def test_unstorable_record_is_a_usage_error_and_writer_continues(tmp_path: Path) -> None:
+    path = tmp_path / "u.kws"
+    with KwsWriter(path) as w:
+        w.write({"type": "a", "resource": "v1/pods"})
+        with pytest.raises(UsageError, match="record 2"):
+            w.write({"type": "b", "resource": "v1/pods", "bad": object()})
+        with pytest.raises(UsageError, match="resource"):
+            w.write({"type": "c", "resource": 5})
+        with pytest.raises(UsageError):
+            w.write(["not", "a", "dict"])  # type: ignore[arg-type]
+        w.write({"type": "d", "resource": "v1/pods"})
+    with KwsReader(path) as r:
+        assert [x["type"] for x in r.records()] == ["a", "d"]
+
+
+def test_bad_writer_arguments(tmp_path: Path) -> None:
+    existing = write(tmp_path / "e.kws", [])
+    with pytest.raises(UsageError, match="exists"):
+        KwsWriter(existing)
+    with pytest.raises(UsageError, match="content type"):
+        KwsWriter(tmp_path / "a.kws", content_type="movie")
+    with pytest.raises(UsageError, match="level"):
+        KwsWriter(tmp_path / "a.kws", level=99)
+    with pytest.raises(UsageError, match="meta"):
+        KwsWriter(tmp_path / "a.kws", meta={1: "x"})  # type: ignore[dict-item]
+    with pytest.raises(UsageError, match="timezone"):
+        KwsWriter(tmp_path / "a.kws", created_at=dt.datetime(2024, 1, 1))
+    with pytest.raises(UsageError, match="cannot create"):
+        KwsWriter(tmp_path / "missing-dir" / "a.kws")
+    assert sorted(os.listdir(tmp_path)) == ["e.kws"]
+    # overwrite=True replaces atomically
+    write(existing, [{"type": "x"}], overwrite=True)
+    with KwsReader(existing) as r:
+        assert r.count() == 1
+
+
+def test_level_is_configurable(tmp_path: Path) -> None:
+    recs = snapshot_records(300, pad=100)
+    fast = write(tmp_path / "1.kws", recs, level=1)
+    small = write(tmp_path / "19.kws", recs, level=19)
+    for path, level in ((fast, 1), (small, 19)):
+        with KwsReader(path) as r:
+            assert r.header["compressionLevel"] == level and list(r.records()) == recs
+
+
+def test_records_are_plain_msgpack_a_foreign_reader_can_decode(tmp_path: Path) -> None:
+    """Only msgpack + zstd + the documented layout are needed to get the records (docs/format.md)."""
+    import struct
+    import zlib
+
+    import zstandard
+
+    recs = snapshot_records(20)
+    data = write(tmp_path / "f.kws", recs).read_bytes()
+    _, version, hlen = struct.unpack_from("<8sII", data, 0)
+    assert version == FORMAT_VERSION
+    pos = 16 + hlen + 4
+    out: list[Any] = []
+    while data[pos] == ord("F"):
+        _tag, length, crc = struct.unpack_from("<BII", data, pos)
+        payload = data[pos + 9 : pos + 9 + length]
+        assert zlib.crc32(payload, zlib.crc32(data[pos : pos + 5])) == crc
+        out += list(msgpack.Unpacker(__import__("io").BytesIO(zstandard.ZstdDecompressor().decompress(payload))))
+        pos += 9 + length
+    assert out == recs
+    assert data[-8:] == b"KWSEND\r\n"
+
+
+def _peaks(path: Path, n: int) -> tuple[int, int]:
+    """Peak traced allocations while writing, then while reading, n ~1 KB records (generated lazily)."""
+    tracemalloc.start()
+    try:
+        with KwsWriter(path) as w:
+            w.write_many({"type": "object", "resource": "v1/pods", "object": pod(i, pad=800)} for i in range(n))
+        _, write_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        count = 0
+        with KwsReader(path) as r:
+            for _ in r.records("v1/pods"):
+                count += 1
+        _, read_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == n
+    return write_peak, read_peak
+
+
+def test_memory_stays_flat_while_streaming(tmp_path: Path) -> None:
+    """Tripling the record count (4 MB -> 12 MB of msgpack) does not grow the writer's or reader's peak memory."""
+    small_w, small_r = _peaks(tmp_path / "small.kws", 4_000)
+    big_w, big_r = _peaks(tmp_path / "big.kws", 12_000)
+    raw_size = 12_000 * len(msgpack.packb({"type": "object", "resource": "v1/pods", "object": pod(0, pad=800)}))
+    slack = 256 << 10  # the index grows by one entry per frame
+    assert big_w < small_w * 1.2 + slack, (small_w, big_w)
+    assert big_r < small_r * 1.2 + slack, (small_r, big_r)
+    assert big_w < raw_size / 4 and big_r < raw_size / 2, (big_w, big_r, raw_size)
+
+
+def test_scan_of_clean_file(tmp_path: Path) -> None:
+    recs = snapshot_records(10)
+    path = write(tmp_path / "c.kws", recs)
+    with KwsReader(path) as r:
+        report = r.scan()
+    assert isinstance(report, ScanReport)
+    assert report.ok and report.clean and report.header_ok
+    assert report.records == len(recs)
+    assert report.resources == dict(Counter(x["resource"] for x in recs))
+    assert report.bytes_ok == report.file_size == path.stat().st_size
+    assert "clean" in report.summary()
+
+
+def test_unclean_file_needs_salvage_for_index_queries(tmp_path: Path) -> None:
+    w = KwsWriter(tmp_path / "c.kws", frame_records=4)
+    w.write_many(snapshot_records(10))
+    w._flush()
+    w._file.flush()
+    crashed = w.temp_path  # what a crashed writer leaves behind
+    with KwsReader(crashed) as r:
+        assert not r.clean and r.index is None
+        with pytest.raises(FormatError, match="not closed cleanly"):
+            r.resources()
+        with pytest.raises(FormatError, match="not closed cleanly"):
+            r.count()
+        got = list(r.records(salvage=True))
+        assert got == snapshot_records(10)
+        assert list(r.records("v1/nodes", salvage=True)) == snapshot_records(10)[:4]
+        with pytest.raises(FormatError, match="not closed cleanly"):
+            list(r.records())
+    w.abort()
