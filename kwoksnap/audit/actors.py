@@ -67,9 +67,25 @@ _KUBE_SYSTEM_SA: Final = "system:serviceaccount:kube-system:"
 _CONTROL_PLANE_CONTROLLERS: Final = frozenset({"system:kube-controller-manager", "system:cloud-controller-manager"})
 
 
+# Control-plane components that share one admin identity (kwokctl's clusters run every component as
+# `kwok-admin`, kubeadm's scheduler and controller-manager use their own users) are told apart by the program
+# name at the start of the user agent, which client-go sets to the binary's name.
+_AGENT_PREFIXES: Final = (
+    ("kube-controller-manager/", Actor.CONTROLLER),
+    ("cloud-controller-manager/", Actor.CONTROLLER),
+    ("kube-scheduler/", Actor.SCHEDULER),
+    ("kubelet/", Actor.KUBELET),
+    ("kwok-controller/", Actor.KWOK),
+    ("kwok/", Actor.KWOK),
+    ("kube-apiserver/", Actor.SYSTEM),
+)
+
+
 def _default(user: str, user_agent: str) -> Actor:
-    if "kwok" in user_agent.lower():
-        return Actor.KWOK
+    agent = user_agent.lower()
+    for prefix, actor in _AGENT_PREFIXES:
+        if agent.startswith(prefix):
+            return actor
     if user.startswith("system:node:"):
         return Actor.KUBELET
     if user == "system:kube-scheduler":

@@ -21,6 +21,8 @@ from kwoksnap.errors import ExitCode, KwoksnapError
 # command name -> "module:attribute", loaded on first use.
 COMMANDS = {
     "cluster": "kwoksnap.cli.cluster:cluster",
+    "convert": "kwoksnap.cli.convert:convert",
+    "replay": "kwoksnap.cli.replay:replay",
     "diff": "kwoksnap.cli.diff:diff",
     "inspect": "kwoksnap.cli.inspect:inspect",
     "restore": "kwoksnap.cli.restore:restore",

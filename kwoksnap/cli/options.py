@@ -91,3 +91,60 @@ class Progress:
         elapsed = self._bar.tasks[task].elapsed or 0
         rate = f"{done / elapsed:,.0f}/s" if elapsed > 0 else ""
         self._bar.update(task, completed=done, rate=rate)
+
+
+def audit_input(f: F) -> F:
+    """Options selecting which audit events drive a replay (shared by `replay` and `convert`)."""
+    decorators = [
+        click.option("--audit", "audit_paths", multiple=True, metavar="FILE|GLOB",
+                     help="Audit log(s): JSON lines, .gz, EventList batches, GKE/EKS/AKS exports; repeatable, "
+                          "globs accepted."),
+        click.option("--resources", multiple=True, metavar="NAME",
+                     help="Replay these resources too (deployments, jobs.batch, widgets.example.com, pods/*); "
+                          "added to the defaults: nodes, nodes/status, pods, pods/status, pods/binding, "
+                          "pods/eviction, node leases."),
+        click.option("-n", "--namespace", "namespaces", multiple=True, help="Only these namespaces."),
+        click.option("--exclude-user", multiple=True, metavar="USER", help="Skip events by these users (globs)."),
+        click.option("--from", "since", metavar="TIME", help="Skip events before this RFC 3339 time."),
+        click.option("--to", "until", metavar="TIME", help="Skip events after this RFC 3339 time."),
+        click.option("--strict", is_flag=True, help="Stop at the first malformed line instead of counting it."),
+    ]
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
+def filter_spec(resources: tuple[str, ...], namespaces: tuple[str, ...], exclude_user: tuple[str, ...],
+                since: str | None, until: str | None) -> Any:
+    from kwoksnap.audit import FilterSpec, parse_timestamp
+    from kwoksnap.audit.filters import DEFAULT_RESOURCES
+    from kwoksnap.errors import UsageError
+
+    def ts(value: str | None, name: str) -> int | None:
+        if value is None:
+            return None
+        try:
+            return parse_timestamp(value)
+        except ValueError:
+            raise UsageError(f"{name} {value!r} is not an RFC 3339 time (e.g. 2026-11-28T01:00:00Z)") from None
+
+    extra = frozenset(r.strip() for value in resources for r in value.split(",") if r.strip())
+    return FilterSpec(resources=DEFAULT_RESOURCES | extra, namespaces=frozenset(namespaces),
+                      exclude_users=frozenset(exclude_user), since_ns=ts(since, "--from"),
+                      until_ns=ts(until, "--to"))
+
+
+def expand_audit_paths(paths: tuple[str, ...]) -> list[str]:
+    import glob
+
+    from kwoksnap.errors import InputError, UsageError
+
+    if not paths:
+        raise UsageError("no audit log given (--audit FILE)")
+    out: list[str] = []
+    for p in paths:
+        matches = sorted(glob.glob(p)) if any(ch in p for ch in "*?[") else [p]
+        if not matches:
+            raise InputError(f"{p}: no file matches")
+        out += matches
+    return out

@@ -49,10 +49,14 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                 click.echo(f"{sum(s.objects for s in steps)} objects in {len(steps)} resources (dry run: "
                            "nothing written)")
             return 0
-        options = RestoreOptions(on_conflict=on_conflict, concurrency=concurrency,  # type: ignore[arg-type]
-                                 allow_real_nodes=allow_real_nodes, include_regenerated=include_regenerated,
-                                 settle_timeout=settle_timeout)
         with make_client(ctx, pool_size=concurrency) as client, Progress(output_format == "text") as bar:
+            from kwoksnap.cluster.local import Profile, profile_for_server
+
+            # A replay-profile cluster has no workload controllers to adopt pods: relink their owners instead.
+            adopt = profile_for_server(client.config.server) is not Profile.REPLAY
+            options = RestoreOptions(on_conflict=on_conflict, concurrency=concurrency,  # type: ignore[arg-type]
+                                     allow_real_nodes=allow_real_nodes, include_regenerated=include_regenerated,
+                                     settle_timeout=settle_timeout, adopt=adopt)
             summary = run_restore(client, source, options, progress=lambda r, d, t: bar.update(r, d, t))
     if output_format == "json":
         print_json(summary.to_dict())

@@ -257,6 +257,19 @@ def list_clusters(*, workdir: Path | None = None) -> list[LocalCluster]:
     return [LocalCluster(d.name, d) for d in sorted(root.iterdir()) if d.is_dir()]
 
 
+def profile_for_server(server: str, *, workdir: Path | None = None) -> Profile | None:
+    """The profile of the kwoksnap-made local cluster serving at ``server`` (a URL), if there is one."""
+    for cluster in list_clusters(workdir=workdir):
+        try:
+            doc = yaml.safe_load(cluster.kubeconfig.read_text())
+            servers = {c["cluster"]["server"].rstrip("/") for c in doc.get("clusters") or []}
+        except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+            continue  # a half-deleted cluster directory: not ours to judge
+        if server.rstrip("/") in servers:
+            return cluster.profile
+    return None
+
+
 def cluster_running(cluster: LocalCluster) -> bool:
     pids = _pids(cluster.directory)
     return bool(pids) and all(_alive(p) for p in pids)

@@ -30,6 +30,8 @@ class Size:
     replicas: int = 20  # per Deployment
     pending_pods: int = 5  # a Deployment whose pods fit no node
     configmaps_per_namespace: int = 10
+    # Seconds pods tolerate an unreachable/not-ready node before eviction (None: the API server's default, 300).
+    eviction_seconds: int | None = None
 
 
 def fake_node(name: str, *, zone: str = "zone-a") -> Obj:
@@ -44,10 +46,14 @@ def fake_node(name: str, *, zone: str = "zone-a") -> Obj:
     }
 
 
-def pod_template(app: str, **spec: Any) -> Obj:
+def pod_template(app: str, eviction_seconds: int | None = None, **spec: Any) -> Obj:
+    tolerations: list[Obj] = [TOLERATION]
+    if eviction_seconds is not None:
+        tolerations += [{"key": f"node.kubernetes.io/{t}", "operator": "Exists", "effect": "NoExecute",
+                         "tolerationSeconds": eviction_seconds} for t in ("not-ready", "unreachable")]
     return {
         "metadata": {"labels": {"app": app}},
-        "spec": {"tolerations": [TOLERATION], "nodeSelector": {"type": "kwok"},
+        "spec": {"tolerations": tolerations, "nodeSelector": {"type": "kwok"},
                  "containers": [{"name": "main", "image": f"registry.example/{app}:1",
                                  "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
                                  "env": [{"name": "MODE", "value": "production"}]}], **spec},
@@ -89,7 +95,7 @@ def populate(client: Client, size: Size = Size(), *, concurrency: int = 16) -> d
             jobs.append((f"/apis/apps/v1/namespaces/{ns}/deployments", {
                 "metadata": {"name": app, "labels": {"app": app}},
                 "spec": {"replicas": size.replicas, "selector": {"matchLabels": {"app": app}},
-                         "template": pod_template(app)}}))
+                         "template": pod_template(app, size.eviction_seconds)}}))
             jobs.append((f"/api/v1/namespaces/{ns}/services", {
                 "metadata": {"name": app}, "spec": {"selector": {"app": app}, "ports": [{"port": 80}]}}))
         expected[ns] = size.deployments_per_namespace * size.replicas
@@ -102,18 +108,19 @@ def populate(client: Client, size: Size = Size(), *, concurrency: int = 16) -> d
     _create(client, f"/apis/apps/v1/namespaces/{ns}/statefulsets", {
         "metadata": {"name": "db"},
         "spec": {"replicas": 3, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
-                 "template": pod_template("db")}})
+                 "template": pod_template("db", size.eviction_seconds)}})
     _create(client, f"/apis/apps/v1/namespaces/{ns}/daemonsets", {
         "metadata": {"name": "agent"},
         "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": pod_template("agent")}})
     _create(client, f"/apis/batch/v1/namespaces/{ns}/jobs", {
         "metadata": {"name": "migrate"},
         "spec": {"completions": 3, "parallelism": 3, "backoffLimit": 0,
-                 "template": pod_template("migrate", restartPolicy="Never")}})
+                 "template": pod_template("migrate", size.eviction_seconds, restartPolicy="Never")}})
     _create(client, f"/apis/apps/v1/namespaces/{ns}/deployments", {
         "metadata": {"name": "unschedulable"},
         "spec": {"replicas": size.pending_pods, "selector": {"matchLabels": {"app": "unschedulable"}},
-                 "template": pod_template("unschedulable", nodeSelector={"type": "gpu-that-does-not-exist"})}})
+                 "template": pod_template("unschedulable", size.eviction_seconds,
+                                          nodeSelector={"type": "gpu-that-does-not-exist"})}})
     expected[ns] += 3 + 3 + size.pending_pods
     _create(client, f"/api/v1/namespaces/{ns}/persistentvolumeclaims", {
         "metadata": {"name": "data"},

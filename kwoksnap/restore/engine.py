@@ -52,6 +52,9 @@ class RestoreOptions:
     allow_real_nodes: bool = False
     include_regenerated: bool = False  # default ServiceAccounts, kube-root-ca.crt, the kubernetes Service
     settle_timeout: float = 120.0  # seconds to wait for controllers to adopt restored dependents
+    # False for targets without workload controllers (kwoksnap's replay profile): controller references are
+    # relinked through the UID map instead of being left to adoption.
+    adopt: bool = True
     crd_timeout: float = 60.0
 
 
@@ -151,7 +154,7 @@ class _Restorer:
         old_uid = str(meta.get("uid", ""))
         with self.lock:
             prep = prepare(obj, uid_map=self.uid_map, snapshot_uids=self.snapshot_uids,
-                           has_status_subresource="status" in res.subresources)
+                           has_status_subresource="status" in res.subresources, adopt=self.options.adopt)
         result = self.results[key]
         outcome: str
         try:

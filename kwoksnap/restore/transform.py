@@ -86,12 +86,14 @@ def prepare(
     uid_map: dict[str, str],
     snapshot_uids: set[str] | frozenset[str],
     has_status_subresource: bool,
+    adopt: bool = True,
 ) -> Prepared:
     """Turn a snapshot object into a create body.
 
     ``uid_map`` maps source UIDs to target UIDs of objects restored so far; ``snapshot_uids`` holds every UID in
     the snapshot (an owner outside it is dangling: its reference is dropped, or the garbage collector would delete
-    the dependent).
+    the dependent). ``adopt=False`` is for targets without workload controllers (the replay profile): controller
+    references are then relinked through the UID map like any other, since nobody would adopt.
     """
     body = copy.deepcopy(obj)
     kind = str(body.get("kind", ""))
@@ -103,7 +105,7 @@ def prepare(
     kept: list[Obj] = []
     dropped = 0
     for ref in meta.get("ownerReferences") or []:
-        if ref.get("controller") and (ref.get("kind"), kind) in ADOPTING:
+        if adopt and ref.get("controller") and (ref.get("kind"), kind) in ADOPTING:
             adoption = Adoption(kind, str(meta.get("namespace", "")), str(meta.get("name", "")),
                                 str(ref.get("kind")), str(ref.get("name")),
                                 keep_job_finalizer=JOB_TRACKING_FINALIZER in (meta.get("finalizers") or ()))

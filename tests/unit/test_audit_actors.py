@@ -23,7 +23,12 @@ KCM = "kube-controller-manager/v1.36.1 (linux/amd64) kubernetes/a4ef1a6/system:s
         ("system:serviceaccount:kube-system:persistent-volume-binder", KCM, Actor.CONTROLLER),
         ("system:serviceaccount:kube-system:horizontal-pod-autoscaler", KCM, Actor.CONTROLLER),
         ("kwok-admin", "kwok/v0.8.0 (linux/amd64) kubernetes/$Format", Actor.KWOK),
-        ("system:node:fake-1", "KWOK-controller", Actor.KWOK),  # the agent wins: kwok acting as a kubelet
+        ("system:node:fake-1", "kwok-controller/v0.8.0 (linux/amd64)", Actor.KWOK),
+        # kwokctl runs every component as kwok-admin: the program name in the user agent decides
+        ("kwok-admin", "kube-controller-manager/v1.36.3 (linux/amd64) kubernetes/$Format/replicaset-controller",
+         Actor.CONTROLLER),
+        ("kwok-admin", "kube-scheduler/v1.36.3 (linux/amd64) kubernetes/$Format/scheduler", Actor.SCHEDULER),
+        ("kwok-admin", "kwoksnap/0.1.0", Actor.USER),
         ("system:apiserver", "kube-apiserver/v1.36.1", Actor.SYSTEM),
         ("system:kube-proxy", "kube-proxy/v1.36.1", Actor.SYSTEM),
         ("system:serviceaccount:kube-system:coredns", "coredns/1.11", Actor.SYSTEM),

@@ -1,0 +1,172 @@
+"""From one audit event to the API request that re-applies it: pure, no I/O.
+
+Why this module exists: the rules that turn "what the source API server recorded" into "what to send the target"
+are the core of replay fidelity, and they must be unit-testable on their own. By level:
+
+- RequestResponse: the resulting object (responseObject) is re-applied: create -> POST it, update/patch -> PUT it
+  (unconditionally, resourceVersion stripped), status writes -> PUT to the status subresource.
+- Request: the recorded body is sent with the same verb; a patch keeps its inferred patch type; UID and
+  resourceVersion preconditions are stripped (the target's UIDs differ).
+- Metadata: only what needs no body: deletes, and node Lease renewals (renewTime set to the replay time).
+  Everything else is counted as degraded and skipped.
+
+Objects whose status the replay drives (pods and nodes in ``verbatim`` mode) carry the ``kwoksnap.io/frozen``
+annotation, so kwok's stages and heartbeats leave them to the recording.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
+
+from kwoksnap.audit import AuditEvent, infer_patch_type
+from kwoksnap.kube.client import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
+from kwoksnap.replay.timing import shift_times
+from kwoksnap.restore.transform import FAKE_NODE_ANNOTATION, FROZEN_ANNOTATION, SERVER_MANAGED
+
+Obj = dict[str, Any]
+Mode = Literal["verbatim", "inputs"]
+PATCH_CONTENT = {"json": JSON_PATCH, "merge": MERGE_PATCH, "strategic": STRATEGIC_MERGE_PATCH,
+                 "apply": APPLY_PATCH}
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+
+
+@dataclasses.dataclass
+class Action:
+    """One request to send. ``key`` orders actions on the same object; ``state`` is the recorded result."""
+
+    op: Literal["create", "replace", "status", "patch", "delete", "deletecollection", "bind", "renew"]
+    method: str
+    group: str
+    version: str
+    resource: str
+    namespace: str
+    name: str
+    subresource: str = ""
+    body: Any = None
+    content_type: str = "application/json"
+    params: dict[str, str] = dataclasses.field(default_factory=dict)
+    state: Obj | None = None  # the recorded resulting object (RequestResponse), for fidelity and create-if-missing
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.group, self.resource, self.namespace, self.name)
+
+
+@dataclasses.dataclass(frozen=True)
+class Skip:
+    reason: str  # "degraded-metadata", "degraded-request", "unsupported-subresource", ...
+
+
+def owns_status(resource: str, group: str, mode: Mode) -> bool:
+    """Whether replay drives this object's status (so kwok must leave it alone)."""
+    return mode == "verbatim" and group == "" and resource in ("pods", "nodes")
+
+
+def clean_body(obj: Obj, *, mode: Mode, resource: str, group: str,
+               to_replay: Callable[[int], int] | None) -> Obj:
+    """A recorded object made sendable: server metadata and owner UIDs stripped (owners are relinked by name by
+    the engine), kwoksnap's annotations added, event times moved onto the replay clock."""
+    body = copy.deepcopy(obj)
+    meta = {k: v for k, v in (body.get("metadata") or {}).items() if k not in SERVER_MANAGED}
+    body["metadata"] = meta
+    if resource == "nodes" and group == "":
+        meta.setdefault("annotations", {})[FAKE_NODE_ANNOTATION] = "fake"
+    if owns_status(resource, group, mode):
+        meta.setdefault("annotations", {})[FROZEN_ANNOTATION] = "true"
+    if to_replay is not None:
+        shifted: Obj = shift_times(body, to_replay)
+        return shifted
+    return body
+
+
+def _strip_preconditions(body: Any) -> Any:
+    """Patch and DeleteOptions bodies carry source UIDs/resourceVersions as preconditions: meaningless here."""
+    if isinstance(body, dict):
+        out = dict(body)
+        meta = out.get("metadata")
+        if isinstance(meta, dict):
+            meta = {k: v for k, v in meta.items() if k not in ("uid", "resourceVersion")}
+            if meta:
+                out["metadata"] = meta
+            else:
+                out.pop("metadata")
+        out.pop("preconditions", None)
+        return out
+    if isinstance(body, list):  # JSON patch: drop "test" operations on uid/resourceVersion
+        return [op for op in body if not (isinstance(op, dict) and op.get("op") == "test"
+                                          and str(op.get("path", "")).startswith("/metadata/"))]
+    return body
+
+
+def _query(uri: str) -> dict[str, str]:
+    keep = ("labelSelector", "fieldSelector", "gracePeriodSeconds", "propagationPolicy", "fieldManager", "force")
+    return {k: v for k, v in parse_qsl(urlsplit(uri).query) if k in keep}
+
+
+def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] | None) -> Action | Skip:
+    """The request that re-applies ``ev`` in the target, or why it cannot be."""
+    verb, sub = ev["verb"], ev["subresource"]
+    group, resource = ev["group"], ev["resource"]
+    base: dict[str, Any] = {"group": group, "version": ev["version"], "resource": resource,
+                            "namespace": ev["namespace"], "name": ev["name"]}
+    response = ev["response"] if isinstance(ev["response"], dict) else None
+    request = ev["request"]
+    # A full resulting object: the response, except for deletes/bindings/evictions, where it is a Status.
+    result = response if response is not None and response.get("kind") not in ("Status", None) else None
+
+    def body_of(obj: Obj) -> Obj:
+        return clean_body(obj, mode=mode, resource=resource, group=group, to_replay=to_replay)
+
+    if verb == "delete":
+        opts = _strip_preconditions(request) if isinstance(request, dict) else None
+        params = _query(ev["uri"])
+        return Action("delete", "DELETE", body=opts, params=params, state=result, **base)
+    if verb == "deletecollection":
+        return Action("deletecollection", "DELETE", params=_query(ev["uri"]),
+                      body=_strip_preconditions(request) if isinstance(request, dict) else None, **base)
+    if sub == "binding" and verb == "create":
+        if not isinstance(request, dict):
+            return Skip("degraded-metadata")
+        target = (request.get("target") or {}).get("name")
+        body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": ev["name"]},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": target}}
+        return Action("bind", "POST", subresource="binding", body=body, **base)
+    if sub == "eviction" and verb == "create":
+        # The eviction API deletes the pod inside the server (no separate delete line): replay the delete.
+        opts = (request or {}).get("deleteOptions") if isinstance(request, dict) else None
+        return Action("delete", "DELETE", body=_strip_preconditions(opts) if opts else None, **base)
+    if sub and sub != "status":
+        return Skip("unsupported-subresource")
+    is_lease = group == "coordination.k8s.io" and resource == "leases"
+
+    if verb == "create":
+        obj = result or (request if isinstance(request, dict) else None)
+        if obj is None:
+            if is_lease and ev["namespace"] == NODE_LEASE_NAMESPACE:
+                return Action("renew", "PATCH", content_type=MERGE_PATCH, body={}, **base)
+            return Skip("degraded-metadata")
+        if not base["name"]:
+            base["name"] = str((obj.get("metadata") or {}).get("name", ""))
+        return Action("create", "POST", body=body_of(obj), state=result, **base)
+
+    if verb in ("update", "patch"):
+        op: Literal["replace", "status"] = "status" if sub == "status" else "replace"
+        if result is not None:
+            return Action(op, "PUT", subresource=sub, body=body_of(result), state=result, **base)
+        if is_lease and ev["namespace"] == NODE_LEASE_NAMESPACE:
+            return Action("renew", "PATCH", content_type=MERGE_PATCH, body={}, **base)
+        if request is None:
+            return Skip("degraded-metadata")
+        if verb == "update" and isinstance(request, dict):
+            return Action(op, "PUT", subresource=sub, body=body_of(request), **base)
+        patch_type = infer_patch_type(ev)
+        body = _strip_preconditions(request)
+        if to_replay is not None:
+            body = shift_times(body, to_replay)
+        return Action("patch", "PATCH", subresource=sub, body=body, content_type=PATCH_CONTENT[patch_type],
+                      params=_query(ev["uri"]), **base)
+    return Skip("unsupported-verb")

@@ -1,0 +1,78 @@
+"""Is the target fit for this replay? Refuse real nodes; warn about anything that would fight the recording.
+
+Why this module exists: a verbatim replay re-applies what the source's scheduler, controllers and kubelets did. A
+target whose own scheduler or workload controllers run does it a second time (duplicate pods), and a kwok that does
+not honour ``kwoksnap.io/frozen`` overwrites every replayed status. These are checked against the live target,
+not assumed: kwok's behaviour is probed with a throw-away frozen node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from datetime import UTC, datetime
+
+from kwoksnap.cluster.local import Profile, profile_for_server
+from kwoksnap.errors import APIError, NotFound
+from kwoksnap.kube.client import Client
+from kwoksnap.replay.actions import Mode
+from kwoksnap.restore.engine import check_target as refuse_real_nodes
+from kwoksnap.restore.transform import FAKE_NODE_ANNOTATION, FROZEN_ANNOTATION
+
+PROBE_SECONDS = 3.0  # kwok initializes a managed node within about a second
+
+
+def kwok_honours_frozen(client: Client) -> bool:
+    name = f"kwoksnap-probe-{uuid.uuid4().hex[:8]}"
+    client.create("/api/v1/nodes", {"metadata": {"name": name, "annotations": {FAKE_NODE_ANNOTATION: "fake",
+                                                                               FROZEN_ANNOTATION: "true"}}})
+    try:
+        deadline = time.monotonic() + PROBE_SECONDS
+        while time.monotonic() < deadline:
+            node = client.get(f"/api/v1/nodes/{name}")
+            if (node.get("status") or {}).get("conditions"):
+                return False
+            time.sleep(0.25)
+        return True
+    finally:
+        with contextlib.suppress(NotFound):
+            client.delete(f"/api/v1/nodes/{name}")
+
+
+def _lease_fresh(client: Client, name: str, within: float = 60.0) -> bool:
+    try:
+        lease = client.get(f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{name}")
+    except APIError:
+        return False
+    renew = (lease.get("spec") or {}).get("renewTime")
+    if not renew:
+        return False
+    when = datetime.fromisoformat(str(renew).replace("Z", "+00:00"))
+    return (datetime.now(UTC) - when).total_seconds() < within
+
+
+def check_target(client: Client, mode: Mode, *, allow_real_nodes: bool = False) -> list[str]:
+    """Raise for a target with real nodes; return warnings about anything that would fight the replay."""
+    refuse_real_nodes(client, allow_real_nodes)
+    warnings: list[str] = []
+    profile = profile_for_server(client.config.server)
+    scheduler = _lease_fresh(client, "kube-scheduler")
+    if mode == "verbatim":
+        if not kwok_honours_frozen(client):
+            warnings.append("kwok in this cluster does not honour the kwoksnap.io/frozen annotation: it will "
+                            "overwrite replayed pod and node statuses (create the cluster with `kwoksnap cluster "
+                            "create`, or set kwok's disregardStatusWithAnnotationSelector to kwoksnap.io/frozen=true)")
+        if scheduler:
+            warnings.append("a kube-scheduler is running: it will bind pods the recording binds itself; use a "
+                            "cluster made with `kwoksnap cluster create --profile replay` for verbatim replay")
+        if profile is Profile.STANDARD:
+            warnings.append("this cluster runs all controllers (profile standard): ReplicaSet, Job and node "
+                            "lifecycle controllers will act on replayed objects a second time; use --profile replay")
+        elif profile is None and _lease_fresh(client, "kube-controller-manager"):
+            warnings.append("a kube-controller-manager is running; if its workload, garbage-collector or node "
+                            "lifecycle controllers are on, they will fight a verbatim replay")
+    elif profile is Profile.REPLAY or (not scheduler and profile is None):
+        warnings.append("--mode inputs replays only user actions, but this cluster has no scheduler/controllers "
+                        "to react to them; use a cluster with profile standard")
+    return warnings

@@ -1,0 +1,403 @@
+"""Drive recorded changes into a target cluster on the replay clock.
+
+Why this module exists: it is the only place replay writes to a cluster. Three threads of work keep timing honest:
+a producer plans actions ahead (parsing and planning never run in the dispatch path), a dispatcher releases each
+action at its absolute deadline (``start + offset / speed``: no cumulative drift), and workers execute them,
+sharded by object so that changes to one object keep their recorded order while different objects proceed in
+parallel. Lag (start of execution minus deadline) is measured for every event; a target that cannot keep up makes
+the replay late, never silently different. Every event ends as applied, skipped (with a reason) or failed (with
+the error), and Ctrl-C stops cleanly with the same report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import queue
+import sys
+import threading
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from kwoksnap.audit import AuditEvent, Classifier, classify, degraded
+from kwoksnap.clock import Clock, RealClock
+from kwoksnap.errors import APIError, Conflict, KwoksnapError, NotFound
+from kwoksnap.kube.client import MERGE_PATCH, Client
+from kwoksnap.kube.discovery import Discovery, Resource, discover
+from kwoksnap.replay.actions import Action, Mode, Skip, plan_action
+from kwoksnap.replay.timing import NS, LagStats, Timeline, event_time_map, format_micro
+from kwoksnap.restore.transform import FROZEN_ANNOTATION, SCHEDULING_GATE
+
+Obj = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplayOptions:
+    speed: float | None = 10.0  # None: --speed max
+    max_gap: float | None = None  # seconds of recorded time
+    mode: Mode = "verbatim"
+    keep_timestamps: bool = False
+    workers: int = 16
+    classifier: Classifier = classify
+    lookahead: int = 20_000  # planned actions buffered ahead of the dispatcher
+
+
+@dataclasses.dataclass
+class ObjectState:
+    """The last recorded state of a replayed pod or node: what fidelity compares at the end."""
+
+    kind: str
+    phase: str = ""
+    ready: str = ""
+    node: str = ""
+    deleted: bool = False
+
+
+def observed_state(kind: str, obj: Obj) -> ObjectState:
+    status = obj.get("status") or {}
+    ready = next((str(c.get("status")) for c in status.get("conditions") or [] if c.get("type") == "Ready"), "")
+    if kind == "Pod":
+        return ObjectState(kind, phase=str(status.get("phase", "")), ready=ready,
+                           node=str((obj.get("spec") or {}).get("nodeName", "")))
+    return ObjectState(kind, ready=ready)
+
+
+@dataclasses.dataclass
+class ReplayReport:
+    events: int = 0
+    applied: int = 0
+    failed: int = 0
+    skipped: Counter[str] = dataclasses.field(default_factory=Counter)
+    degraded: Counter[str] = dataclasses.field(default_factory=Counter)
+    failures: list[str] = dataclasses.field(default_factory=list)
+    lag: LagStats = dataclasses.field(default_factory=LagStats)
+    recorded_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    interrupted: bool = False
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    fidelity_checked: int = 0
+    mismatches: list[str] = dataclasses.field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        lag = {k: round(v * 1000, 3) for k, v in self.lag.summary().items()}
+        return {
+            "events": self.events, "applied": self.applied, "failed": self.failed,
+            "skipped": dict(self.skipped), "degraded": dict(self.degraded),
+            "failures": self.failures[:200], "lagMs": lag, "recordedSeconds": round(self.recorded_seconds, 3),
+            "wallSeconds": round(self.wall_seconds, 3), "interrupted": self.interrupted, "warnings": self.warnings,
+            "fidelity": {"checked": self.fidelity_checked, "mismatches": self.mismatches[:500],
+                         "mismatchCount": len(self.mismatches)},
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class _Item:
+    deadline: float
+    action: Action
+    source: str
+
+
+Queue = queue.Queue[_Item | None]  # None: stop
+
+
+class Replayer:
+    def __init__(self, client: Client, options: ReplayOptions, *, clock: Clock | None = None,
+                 discovery: Discovery | None = None,
+                 progress: Callable[[ReplayReport, float], None] = lambda _r, _t: None) -> None:
+        self.client = client
+        self.options = options
+        self.clock = clock or RealClock()
+        self.discovery = discovery or discover(client)
+        self.progress = progress
+        self.report = ReplayReport()
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.uids: dict[tuple[str, str, str], str] = {}  # (kind, namespace, name) -> target uid
+        self.expected: dict[tuple[str, str, str], ObjectState] = {}  # (kind, namespace, name) -> last recorded
+        self._resources: dict[tuple[str, str, str], Resource | None] = {}
+
+    # -- resources and owners ----------------------------------------------------------------------------------
+
+    def resource(self, group: str, version: str, name: str) -> Resource | None:
+        key = (group, version, name)
+        if key not in self._resources:
+            self._resources[key] = self.discovery.by_key(f"{group}/{version}/{name}" if group else
+                                                         f"{version}/{name}")
+        return self._resources[key]
+
+    def _owner_uid(self, ref: Obj, namespace: str) -> str | None:
+        kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))
+        cache_key = (kind, namespace, name)
+        with self.lock:
+            if cache_key in self.uids:
+                return self.uids[cache_key]
+        res = self.discovery.by_kind(str(ref.get("apiVersion", "")), kind)
+        if res is None:
+            return None
+        try:
+            uid = str(self.client.get(res.path(namespace if res.namespaced else None, name))["metadata"]["uid"])
+        except NotFound:
+            return None
+        with self.lock:
+            self.uids[cache_key] = uid
+        return uid
+
+    def _relink_owners(self, body: Obj, namespace: str) -> None:
+        meta = body.get("metadata") or {}
+        refs = meta.get("ownerReferences")
+        if not refs:
+            return
+        linked = []
+        for ref in refs:
+            uid = self._owner_uid(ref, namespace)
+            if uid:
+                linked.append({**ref, "uid": uid})
+        if linked:
+            meta["ownerReferences"] = linked
+        else:
+            meta.pop("ownerReferences", None)
+
+    def _remember(self, kind: str, created: Obj) -> None:
+        meta = created.get("metadata") or {}
+        if meta.get("uid"):
+            with self.lock:
+                self.uids[(kind, str(meta.get("namespace", "")), str(meta.get("name", "")))] = str(meta["uid"])
+
+    # -- executing one action ----------------------------------------------------------------------------------
+
+    def execute(self, action: Action) -> str | None:
+        """Send one action; returns a skip reason, or None when applied. Raises on failure."""
+        res = self.resource(action.group, action.version, action.resource)
+        if res is None:
+            raise KwoksnapError(f"resource {action.group}/{action.version}/{action.resource} not served by target")
+        ns = action.namespace or None
+        c = self.client
+        if isinstance(action.body, dict) and action.op in ("create", "replace"):
+            self._relink_owners(action.body, action.namespace)
+        if action.op == "create":
+            try:
+                created = c.create(res.path(ns), action.body)
+            except Conflict as exc:
+                if not exc.already_exists:
+                    raise
+                created = c.replace(res.path(ns, action.name), action.body)
+            self._remember(res.kind, created)
+            return None
+        if action.op in ("replace", "status"):
+            path = res.path(ns, action.name, "status" if action.op == "status" else None)
+            try:
+                c.replace(path, action.body)
+            except NotFound:
+                if action.state is None:
+                    raise
+                # The log starts in the middle of this object's life: create it from the first full body seen.
+                created = c.create(res.path(ns), action.body)
+                self._remember(res.kind, created)
+                if action.op == "status" or res.kind == "Pod":
+                    c.replace(res.path(ns, action.name, "status"), action.body)
+            return None
+        if action.op == "patch":
+            c.request("PATCH", res.path(ns, action.name, action.subresource or None), body=action.body,
+                      content_type=action.content_type, params=action.params or None)
+            return None
+        if action.op == "delete":
+            try:
+                c.request("DELETE", res.path(ns, action.name), body=action.body, params=action.params or None)
+            except NotFound:
+                return "already-deleted"
+            return None
+        if action.op == "deletecollection":
+            c.request("DELETE", res.path(ns), body=action.body, params=action.params or None)
+            return None
+        if action.op == "bind":
+            return self._bind(res, ns, action)
+        if action.op == "renew":
+            return self._renew(res, ns, action)
+        raise KwoksnapError(f"unknown action {action.op}")
+
+    def _bind(self, res: Resource, ns: str | None, action: Action) -> str | None:
+        path = res.path(ns, action.name, "binding")
+        try:
+            self.client.create(path, action.body)
+        except APIError as exc:
+            if "gate" not in exc.api_message.lower():
+                if isinstance(exc, Conflict):
+                    return "already-bound"
+                raise
+            # A pod restored unscheduled carries kwoksnap's scheduling gate; the recording schedules it now.
+            pod = self.client.get(res.path(ns, action.name))
+            gates = [g for g in pod["spec"].get("schedulingGates") or [] if g.get("name") != SCHEDULING_GATE]
+            self.client.patch(res.path(ns, action.name), {"spec": {"schedulingGates": gates or None}})
+            self.client.create(path, action.body)
+        return None
+
+    def _renew(self, res: Resource, ns: str | None, action: Action) -> str | None:
+        now = format_micro(int(self.clock.wall() * NS))
+        try:
+            self.client.patch(res.path(ns, action.name), {"spec": {"renewTime": now}}, MERGE_PATCH)
+        except NotFound:
+            self.client.create(res.path(ns), {
+                "metadata": {"name": action.name, "namespace": action.namespace},
+                "spec": {"holderIdentity": action.name, "leaseDurationSeconds": 40, "renewTime": now}})
+        return None
+
+    # -- threads -----------------------------------------------------------------------------------------------
+
+    def _plan(self, events: Iterable[AuditEvent], start: float, wall_start_ns: int,
+              out: queue.Queue[object]) -> None:
+        timeline = Timeline(self.options.speed, self.options.max_gap)
+        r = self.report
+        try:
+            for ev in events:
+                if self.stop.is_set():
+                    break
+                with self.lock:
+                    r.events += 1
+                    if degraded(ev):
+                        r.degraded[ev["level"] or "unknown"] += 1
+                offset = timeline.offset(ev["ts"])
+                with self.lock:
+                    r.recorded_seconds = timeline.recorded_seconds
+                if self.options.mode == "inputs":
+                    actor = self.options.classifier(ev["user"], ev["groups"], ev["userAgent"])
+                    if actor != "user":
+                        with self.lock:
+                            r.skipped[f"actor:{actor}"] += 1
+                        continue
+                to_replay = None if self.options.keep_timestamps else event_time_map(
+                    ev["ts"], wall_start_ns + int(offset * NS), self.options.speed)
+                planned = plan_action(ev, mode=self.options.mode, to_replay=to_replay)
+                if isinstance(planned, Skip):
+                    with self.lock:
+                        r.skipped[planned.reason] += 1
+                    continue
+                while not self.stop.is_set():
+                    try:
+                        out.put(_Item(start + offset, planned, ev["source"]), timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+        finally:
+            out.put(None)
+
+    def _track(self, action: Action) -> None:
+        kind = {"pods": "Pod", "nodes": "Node"}.get(action.resource) if action.group == "" else None
+        if kind is None:
+            return
+        key = (kind, action.namespace, action.name)
+        with self.lock:
+            if action.op == "delete":
+                state = self.expected.get(key) or ObjectState(kind)
+                if action.state is not None and (action.state.get("metadata") or {}).get("deletionTimestamp") \
+                        and (action.body or {}).get("gracePeriodSeconds") != 0:
+                    self.expected[key] = dataclasses.replace(observed_state(kind, action.state))
+                else:
+                    self.expected[key] = dataclasses.replace(state, deleted=True)
+            elif action.state is not None:
+                self.expected[key] = observed_state(kind, action.state)
+            elif action.op == "bind" and key in self.expected:
+                self.expected[key].node = str((action.body or {}).get("target", {}).get("name", ""))
+
+    def _work(self, q: Queue) -> None:
+        r = self.report
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            action, source = item.action, item.source
+            lag = self.clock.now() - item.deadline
+            try:
+                reason = self.execute(action)
+            except KwoksnapError as exc:
+                with self.lock:
+                    r.failed += 1
+                    if len(r.failures) < 1000:
+                        r.failures.append(f"{source}: {action.op} {action.resource} {action.namespace}/"
+                                          f"{action.name}: {exc}")
+                continue
+            with self.lock:
+                r.lag.add(max(0.0, lag))
+                if reason:
+                    r.skipped[reason] += 1
+                else:
+                    r.applied += 1
+            self._track(action)
+
+    def freeze_nodes(self) -> int:
+        """Verbatim replay owns every node's status: mark them all frozen before the first event, or kwok's
+        node-initialize stage would flip a replayed NotReady node back to Ready (a status write cannot add the
+        annotation). Returns how many nodes were newly frozen."""
+        frozen = 0
+        for node, _ in self.client.list_items("/api/v1/nodes"):
+            annotations = node["metadata"].get("annotations") or {}
+            if annotations.get(FROZEN_ANNOTATION) != "true":
+                self.client.patch(f"/api/v1/nodes/{node['metadata']['name']}",
+                                  {"metadata": {"annotations": {FROZEN_ANNOTATION: "true"}}})
+                frozen += 1
+        return frozen
+
+    def run(self, events: Iterable[AuditEvent]) -> ReplayReport:
+        if self.options.mode == "verbatim":
+            self.freeze_nodes()
+        old_switch = sys.getswitchinterval()
+        sys.setswitchinterval(0.0005)  # the dispatcher must get the GIL back quickly after its deadline
+        planned: Queue = queue.Queue(maxsize=self.options.lookahead)
+        shards: list[Queue] = [queue.Queue() for _ in range(self.options.workers)]
+        start = self.clock.now() + 0.2  # a head start for the planner
+        wall_start_ns = int((self.clock.wall() + 0.2) * NS)
+        planner = threading.Thread(target=self._plan, args=(events, start, wall_start_ns, planned), daemon=True,
+                                   name="replay-plan")
+        workers = [threading.Thread(target=self._work, args=(q,), daemon=True, name=f"replay-{i}")
+                   for i, q in enumerate(shards)]
+        planner.start()
+        for w in workers:
+            w.start()
+        try:
+            while True:
+                item = planned.get()
+                if item is None:
+                    break
+                if not self.clock.sleep_until(item.deadline, self.stop):
+                    break
+                shard = zlib.crc32("/".join(item.action.key).encode()) % len(shards)
+                shards[shard].put(item)
+                self.progress(self.report, self.clock.now() - start)
+        except KeyboardInterrupt:
+            self.stop.set()
+            self.report.interrupted = True
+        finally:
+            self.stop.set()
+            for q in shards:
+                q.put(None)
+            for w in workers:
+                w.join()
+            with contextlib.suppress(queue.Empty):
+                while True:  # let a planner blocked on a full queue see the stop
+                    planned.get_nowait()
+            planner.join(timeout=5)
+            sys.setswitchinterval(old_switch)
+        self.report.wall_seconds = max(0.0, self.clock.now() - start)
+        return self.report
+
+    def check_fidelity(self) -> None:
+        """Compare every tracked pod and node with its last recorded state."""
+        live: dict[tuple[str, str, str], ObjectState] = {}
+        for kind, path in (("Pod", "/api/v1/pods"), ("Node", "/api/v1/nodes")):
+            for obj, _ in self.client.list_items(path):
+                m = obj["metadata"]
+                live[(kind, m.get("namespace", ""), m["name"])] = observed_state(kind, obj)
+        r = self.report
+        for key, want in sorted(self.expected.items()):
+            r.fidelity_checked += 1
+            got = live.get(key)
+            name = f"{key[0]} {key[1] + '/' if key[1] else ''}{key[2]}"
+            if want.deleted:
+                if got is not None:
+                    r.mismatches.append(f"{name}: recorded deleted, still exists")
+            elif got is None:
+                r.mismatches.append(f"{name}: missing")
+            elif (want.phase, want.ready, want.node) != (got.phase, got.ready, got.node):
+                r.mismatches.append(f"{name}: recorded phase={want.phase} ready={want.ready} node={want.node}, "
+                                    f"target phase={got.phase} ready={got.ready} node={got.node}")
