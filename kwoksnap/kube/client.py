@@ -22,6 +22,7 @@ import orjson
 import urllib3
 from urllib3.exceptions import HTTPError as _Urllib3Error
 
+from kwoksnap import __version__
 from kwoksnap.errors import APIError, Conflict, Invalid, NotFound, TransportError
 from kwoksnap.kube.config import ClusterConfig
 
@@ -77,7 +78,7 @@ class Client:
         pool_size: int = 16,
         timeout: float = 60.0,
         retry: RetryPolicy = RetryPolicy(),
-        user_agent: str = "kwoksnap",
+        user_agent: str = f"kwoksnap/{__version__}",
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config

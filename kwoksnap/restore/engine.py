@@ -9,6 +9,7 @@ reported once the target's controllers have adopted every dependent whose contro
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -275,6 +276,22 @@ class _Restorer:
         if pending:
             raise ClusterError(f"CRDs not Established after {self.options.crd_timeout:.0f}s: {sorted(pending)}")
 
+    def ensure_default_service_accounts(self, timeout: float = 15.0) -> None:
+        """Pods are admitted only once their namespace's ``default`` ServiceAccount exists. The serviceaccount
+        controller creates it shortly after the namespace (restore skips the recorded one as regenerated); wait for
+        it, and create it if no controller does."""
+        namespaces = {str((o.get("metadata") or {}).get("name")) for o in self.source.objects("v1/namespaces")}
+        deadline = time.monotonic() + timeout
+        missing = set(namespaces)
+        while missing and time.monotonic() < deadline:
+            missing = {ns for ns in missing
+                       if not self.client.exists(f"/api/v1/namespaces/{ns}/serviceaccounts/default")}
+            if missing:
+                time.sleep(0.2)
+        for ns in sorted(missing):
+            with contextlib.suppress(Conflict):
+                self.client.create(f"/api/v1/namespaces/{ns}/serviceaccounts", {"metadata": {"name": "default"}})
+
     def relink(self) -> None:
         for res, ns, name, kept, refs in self.deferred:
             new_refs = list(kept)
@@ -374,7 +391,11 @@ def restore(
         if crd_steps:
             r.wait_crds(time.monotonic() + options.crd_timeout)
             disc = discover(client)  # their custom resources are served now
+        waited = False
         for step in steps[len(crd_steps):]:
+            if step.phase in ("nodes", "claims", "volumes", "pods") and not waited:
+                r.ensure_default_service_accounts()
+                waited = True
             r.run_step(step, disc, pool)
     r.relink()
     not_adopted = r.settle(disc) if r.adoptions else []
