@@ -22,7 +22,7 @@ from typing import Any
 
 from kwoksnap.capture.snapshot import SaveOptions, save_snapshot
 from kwoksnap.cluster.local import LocalCluster
-from kwoksnap.cluster.populate import Size, populate, pod_template, wait_settled
+from kwoksnap.cluster.populate import Size, pod_template, populate, wait_settled
 from kwoksnap.errors import ClusterError
 from kwoksnap.kube.client import Client
 from kwoksnap.kube.config import load_config
