@@ -37,9 +37,10 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("kwok-workdir")
 
 
-def _make_cluster(name: str, binaries: Binaries, workdir: Path, profile: Profile) -> LocalCluster:
+def _make_cluster(name: str, binaries: Binaries, workdir: Path, profile: Profile,
+                  extra_args: tuple[str, ...] = ()) -> LocalCluster:
     try:
-        return create_cluster(name, binaries, profile=profile, workdir=workdir)
+        return create_cluster(name, binaries, profile=profile, workdir=workdir, extra_args=extra_args)
     except Exception as exc:
         if IN_CI:
             pytest.fail(f"cannot create a KWOK cluster in CI: {exc}")
@@ -64,11 +65,11 @@ def make_cluster(binaries: Binaries, workdir: Path) -> Iterator[ClusterFactory]:
     """Create extra clusters (deleted at the end of the session): ``make_cluster("dst", Profile.REPLAY)``."""
     made: list[str] = []
 
-    def make(name: str, profile: Profile = Profile.STANDARD) -> LocalCluster:
+    def make(name: str, profile: Profile = Profile.STANDARD, extra_args: tuple[str, ...] = ()) -> LocalCluster:
         full = f"{name}{os.getpid()}"
         delete_cluster(full, binaries, workdir=workdir)
         made.append(full)
-        return _make_cluster(full, binaries, workdir, profile)
+        return _make_cluster(full, binaries, workdir, profile, extra_args)
 
     yield make
     for name in made:

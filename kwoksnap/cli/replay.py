@@ -39,7 +39,10 @@ from kwoksnap.cli.options import (
                    "'agent:argocd*=user'.")
 @click.option("--keep-timestamps", is_flag=True, help="Keep the recorded times inside objects instead of moving "
               "them onto the replay clock.")
-@click.option("--workers", type=click.IntRange(1, 256), default=16, show_default=True, help="Parallel requests.")
+@click.option("--workers", type=click.IntRange(1, 256), default=32, show_default=True, help="Parallel requests.")
+@click.option("--lease-interval", type=float, default=1.0, show_default=True, metavar="SECONDS",
+              help="Coalesce node-lease renewals of one lease to at most one per this many wall seconds (0: replay "
+                   "every renewal).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Also write the report as JSON.")
 @click.option("--no-fidelity", is_flag=True, help="Skip the final comparison with the recorded states.")
 @output_format
@@ -47,7 +50,7 @@ from kwoksnap.cli.options import (
 def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ...], resources: tuple[str, ...],
            namespaces: tuple[str, ...], exclude_user: tuple[str, ...], since: str | None, until: str | None,
            strict: bool, speed: str, max_gap: str | None, mode: str, actor_rules: tuple[str, ...],
-           keep_timestamps: bool, workers: int, report_path: str | None, no_fidelity: bool,
+           keep_timestamps: bool, workers: int, lease_interval: float, report_path: str | None, no_fidelity: bool,
            output_format: str) -> int:
     """Replay the changes of an audit log (or a recording from `kwoksnap convert`) at the chosen speed.
 
@@ -69,7 +72,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     options = ReplayOptions(
         speed=parse_speed(speed), max_gap=parse_duration(max_gap) if max_gap else None,
         mode=mode,  # type: ignore[arg-type]
-        keep_timestamps=keep_timestamps, workers=workers,
+        keep_timestamps=keep_timestamps, workers=workers, lease_interval=lease_interval,
         classifier=make_classifier([parse_rule(r) for r in actor_rules]) if actor_rules else classify,
     )
     tty = sys.stderr.isatty() and output_format == "text"

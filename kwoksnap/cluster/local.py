@@ -52,11 +52,14 @@ class Profile(enum.StrEnum):
 
 # Controllers that would duplicate a verbatim replay's recorded actions. Leaving out a controller whose name this
 # version does not know makes kube-controller-manager refuse to start, so this list is tied to KUBE_VERSION.
+# Endpoints/endpointslices and node TTL annotations are only derived data, but deriving them costs a write per
+# replayed pod change, which is what bounds replay speed on a small machine (docs/design.md, "Replay").
 REPLAY_DISABLED_CONTROLLERS = (
     "deployment-controller", "replicaset-controller", "statefulset-controller", "daemonset-controller",
-    "job-controller", "cronjob-controller", "garbage-collector-controller", "node-lifecycle-controller",
-    "taint-eviction-controller", "pod-garbage-collector-controller", "horizontal-pod-autoscaler-controller",
-    "disruption-controller", "ttl-after-finished-controller",
+    "job-controller", "cronjob-controller", "replicationcontroller-controller", "garbage-collector-controller",
+    "node-lifecycle-controller", "taint-eviction-controller", "pod-garbage-collector-controller",
+    "horizontal-pod-autoscaler-controller", "disruption-controller", "ttl-after-finished-controller",
+    "endpoints-controller", "endpointslice-controller", "endpointslice-mirroring-controller", "ttl-controller",
 )
 
 
@@ -122,20 +125,24 @@ def cluster_config(binaries: Binaries, profile: Profile, policy_path: Path) -> l
     kubectl = shutil.which("kubectl", path=_env(Path("/"))["PATH"])
     if kubectl:
         options["kubectlBinary"] = kubectl
+    # A local simulation cluster needs no durability: etcd without fsync takes ~30% more writes/s here
+    # (docs/benchmarks.md), which is what restore and replay are limited by.
+    patches: list[dict[str, object]] = [
+        {"name": "etcd", "extraArgs": [{"key": "unsafe-no-fsync", "value": "true"}]},
+    ]
     kwokctl_doc: dict[str, object] = {
         "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
         "kind": "KwokctlConfiguration",
         "options": options,
+        "componentsPatches": patches,
     }
     if profile is Profile.REPLAY:
         options["disableKubeScheduler"] = True
-        kwokctl_doc["componentsPatches"] = [
-            {
-                "name": "kube-controller-manager",
-                "extraArgs": [{"key": "controllers", "value": ",".join(
-                    ["*", *(f"-{c}" for c in REPLAY_DISABLED_CONTROLLERS)])}],
-            }
-        ]
+        patches.append({
+            "name": "kube-controller-manager",
+            "extraArgs": [{"key": "controllers", "value": ",".join(
+                ["*", *(f"-{c}" for c in REPLAY_DISABLED_CONTROLLERS)])}],
+        })
     kwok_doc: dict[str, object] = {
         "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
         "kind": "KwokConfiguration",

@@ -11,14 +11,15 @@ the error), and Ctrl-C stops cleanly with the same report.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import queue
 import sys
 import threading
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kwoksnap.audit import AuditEvent, Classifier, classify, degraded
@@ -26,8 +27,8 @@ from kwoksnap.clock import Clock, RealClock
 from kwoksnap.errors import APIError, Conflict, KwoksnapError, NotFound
 from kwoksnap.kube.client import MERGE_PATCH, Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
-from kwoksnap.replay.actions import Action, Mode, Skip, plan_action
-from kwoksnap.replay.timing import NS, LagStats, Timeline, event_time_map, format_micro
+from kwoksnap.replay.actions import JOB_UID_LABELS, Action, Mode, Skip, plan_action
+from kwoksnap.replay.timing import NS, LagStats, Timeline, event_time_map, format_micro, shift_times
 from kwoksnap.restore.transform import FROZEN_ANNOTATION, SCHEDULING_GATE
 
 Obj = dict[str, Any]
@@ -39,9 +40,14 @@ class ReplayOptions:
     max_gap: float | None = None  # seconds of recorded time
     mode: Mode = "verbatim"
     keep_timestamps: bool = False
-    workers: int = 16
+    workers: int = 32
     classifier: Classifier = classify
     lookahead: int = 20_000  # planned actions buffered ahead of the dispatcher
+    # Node-lease renewals of one lease closer together than this (wall seconds of replay) are coalesced: no
+    # component can observe heartbeats faster than its grace period (tens of seconds), and at 10x the recorded
+    # renewals would otherwise be ~40% of all writes. When renewals stop in the recording, the last one replayed is
+    # at most this much early. 0 replays every renewal.
+    lease_interval: float = 1.0
 
 
 @dataclasses.dataclass
@@ -64,6 +70,18 @@ def observed_state(kind: str, obj: Obj) -> ObjectState:
     return ObjectState(kind, ready=ready)
 
 
+def removed_by_delete(kind: str, obj: Obj, action: Action) -> bool:
+    """Whether the API server removes the object at once (else it stays, Terminating, until finalized): pods go
+    at once when the grace period is 0, when they are terminal or unscheduled, and only without finalizers."""
+    if (obj.get("metadata") or {}).get("finalizers"):
+        return False
+    if kind != "Pod":
+        return True
+    grace = (action.body or {}).get("gracePeriodSeconds", action.params.get("gracePeriodSeconds"))
+    status, spec = obj.get("status") or {}, obj.get("spec") or {}
+    return bool(str(grace) == "0" or status.get("phase") in ("Succeeded", "Failed") or not spec.get("nodeName"))
+
+
 @dataclasses.dataclass
 class ReplayReport:
     events: int = 0
@@ -79,6 +97,8 @@ class ReplayReport:
     warnings: list[str] = dataclasses.field(default_factory=list)
     fidelity_checked: int = 0
     mismatches: list[str] = dataclasses.field(default_factory=list)
+    recorded_start_ns: int = 0  # ts of the first replayed event
+    replay_start_ns: int = 0  # wall time at which it was due
 
     def to_dict(self) -> dict[str, Any]:
         lag = {k: round(v * 1000, 3) for k, v in self.lag.summary().items()}
@@ -87,6 +107,7 @@ class ReplayReport:
             "skipped": dict(self.skipped), "degraded": dict(self.degraded),
             "failures": self.failures[:200], "lagMs": lag, "recordedSeconds": round(self.recorded_seconds, 3),
             "wallSeconds": round(self.wall_seconds, 3), "interrupted": self.interrupted, "warnings": self.warnings,
+            "recordedStartNs": self.recorded_start_ns, "replayStartNs": self.replay_start_ns,
             "fidelity": {"checked": self.fidelity_checked, "mismatches": self.mismatches[:500],
                          "mismatchCount": len(self.mismatches)},
         }
@@ -94,9 +115,10 @@ class ReplayReport:
 
 @dataclasses.dataclass(frozen=True)
 class _Item:
-    deadline: float
+    offset: float  # seconds after the replay start
     action: Action
     source: str
+    ts: int  # recorded time of the event
 
 
 Queue = queue.Queue[_Item | None]  # None: stop
@@ -117,6 +139,9 @@ class Replayer:
         self.uids: dict[tuple[str, str, str], str] = {}  # (kind, namespace, name) -> target uid
         self.expected: dict[tuple[str, str, str], ObjectState] = {}  # (kind, namespace, name) -> last recorded
         self._resources: dict[tuple[str, str, str], Resource | None] = {}
+        self._inflight: dict[tuple[str, str, str, str], collections.deque[_Item]] = {}
+        self._start = 0.0  # monotonic time of offset 0, set when dispatch starts
+        self._wall_start_ns = 0
 
     # -- resources and owners ----------------------------------------------------------------------------------
 
@@ -187,6 +212,8 @@ class Replayer:
             return None
         if action.op in ("replace", "status"):
             path = res.path(ns, action.name, "status" if action.op == "status" else None)
+            if res.kind == "Job" and isinstance(action.body, dict):
+                self._keep_job_selector(res, ns, action)
             try:
                 c.replace(path, action.body)
             except NotFound:
@@ -217,6 +244,23 @@ class Replayer:
             return self._renew(res, ns, action)
         raise KwoksnapError(f"unknown action {action.op}")
 
+    def _keep_job_selector(self, res: Resource, ns: str | None, action: Action) -> None:
+        """The target generated its own selector for a replayed Job (immutable): send it back unchanged."""
+        spec = action.body.setdefault("spec", {})
+        if spec.get("manualSelector") or spec.get("selector"):
+            return
+        try:
+            live = self.client.get(res.path(ns, action.name))
+        except NotFound:
+            return
+        live_spec = live.get("spec") or {}
+        spec["selector"] = live_spec.get("selector")
+        live_labels = ((live_spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        labels = spec.setdefault("template", {}).setdefault("metadata", {}).setdefault("labels", {})
+        for key in JOB_UID_LABELS:
+            if key in live_labels:
+                labels[key] = live_labels[key]
+
     def _bind(self, res: Resource, ns: str | None, action: Action) -> str | None:
         path = res.path(ns, action.name, "binding")
         try:
@@ -245,10 +289,10 @@ class Replayer:
 
     # -- threads -----------------------------------------------------------------------------------------------
 
-    def _plan(self, events: Iterable[AuditEvent], start: float, wall_start_ns: int,
-              out: queue.Queue[object]) -> None:
+    def _plan(self, events: Iterable[AuditEvent], out: Queue, primed: threading.Event) -> None:
         timeline = Timeline(self.options.speed, self.options.max_gap)
         r = self.report
+        last_renewal: dict[tuple[str, str], float] = {}
         try:
             for ev in events:
                 if self.stop.is_set():
@@ -257,29 +301,40 @@ class Replayer:
                     r.events += 1
                     if degraded(ev):
                         r.degraded[ev["level"] or "unknown"] += 1
-                offset = timeline.offset(ev["ts"])
+                # A request is due when the recorded client sent it (requestReceivedTimestamp), so the target's own
+                # processing time stands in for the source's; events stay in recorded completion order.
+                sent = ev["received"] or ev["ts"]
+                offset = timeline.offset(sent)
                 with self.lock:
                     r.recorded_seconds = timeline.recorded_seconds
+                    if not r.recorded_start_ns:
+                        r.recorded_start_ns = sent
                 if self.options.mode == "inputs":
                     actor = self.options.classifier(ev["user"], ev["groups"], ev["userAgent"])
                     if actor != "user":
                         with self.lock:
                             r.skipped[f"actor:{actor}"] += 1
                         continue
-                to_replay = None if self.options.keep_timestamps else event_time_map(
-                    ev["ts"], wall_start_ns + int(offset * NS), self.options.speed)
-                planned = plan_action(ev, mode=self.options.mode, to_replay=to_replay)
+                planned = plan_action(ev, mode=self.options.mode, to_replay=None)
+                if isinstance(planned, Action) and planned.op == "renew" and self.options.speed is not None:
+                    lease = (planned.namespace, planned.name)
+                    if offset - last_renewal.get(lease, -1e9) < self.options.lease_interval:
+                        planned = Skip("lease-renewal-coalesced")
+                    else:
+                        last_renewal[lease] = offset
                 if isinstance(planned, Skip):
                     with self.lock:
                         r.skipped[planned.reason] += 1
                     continue
                 while not self.stop.is_set():
                     try:
-                        out.put(_Item(start + offset, planned, ev["source"]), timeout=0.2)
+                        out.put(_Item(offset, planned, ev["source"], sent), timeout=0.2)
                         break
                     except queue.Full:
+                        primed.set()  # the lookahead window is full: dispatch can start
                         continue
         finally:
+            primed.set()
             out.put(None)
 
     def _track(self, action: Action) -> None:
@@ -289,41 +344,65 @@ class Replayer:
         key = (kind, action.namespace, action.name)
         with self.lock:
             if action.op == "delete":
-                state = self.expected.get(key) or ObjectState(kind)
-                if action.state is not None and (action.state.get("metadata") or {}).get("deletionTimestamp") \
-                        and (action.body or {}).get("gracePeriodSeconds") != 0:
-                    self.expected[key] = dataclasses.replace(observed_state(kind, action.state))
+                if action.state is not None and not removed_by_delete(kind, action.state, action):
+                    self.expected[key] = observed_state(kind, action.state)  # left Terminating
                 else:
-                    self.expected[key] = dataclasses.replace(state, deleted=True)
+                    self.expected[key] = dataclasses.replace(self.expected.get(key) or ObjectState(kind),
+                                                             deleted=True)
             elif action.state is not None:
                 self.expected[key] = observed_state(kind, action.state)
             elif action.op == "bind" and key in self.expected:
                 self.expected[key].node = str((action.body or {}).get("target", {}).get("name", ""))
 
-    def _work(self, q: Queue) -> None:
+    def _apply(self, item: _Item) -> None:
         r = self.report
-        while True:
-            item = q.get()
-            if item is None:
-                return
-            action, source = item.action, item.source
-            lag = self.clock.now() - item.deadline
-            try:
-                reason = self.execute(action)
-            except KwoksnapError as exc:
-                with self.lock:
-                    r.failed += 1
-                    if len(r.failures) < 1000:
-                        r.failures.append(f"{source}: {action.op} {action.resource} {action.namespace}/"
-                                          f"{action.name}: {exc}")
-                continue
+        action, source = item.action, item.source
+        lag = self.clock.now() - (self._start + item.offset)
+        if not self.options.keep_timestamps and action.body is not None and action.op != "delete":
+            # Times inside the object move onto the replay clock, relative to this event's own due time.
+            action.body = shift_times(action.body, event_time_map(
+                item.ts, self._wall_start_ns + int(item.offset * NS), self.options.speed))
+        try:
+            reason = self.execute(action)
+        except KwoksnapError as exc:
             with self.lock:
-                r.lag.add(max(0.0, lag))
-                if reason:
-                    r.skipped[reason] += 1
+                r.failed += 1
+                if len(r.failures) < 1000:
+                    r.failures.append(f"{source}: {action.op} {action.resource} {action.namespace}/"
+                                      f"{action.name}: {exc}")
+            return
+        with self.lock:
+            r.lag.add(max(0.0, lag))
+            if reason:
+                r.skipped[reason] += 1
+            else:
+                r.applied += 1
+        self._track(action)
+
+    def _submit(self, item: _Item, pool: ThreadPoolExecutor) -> None:
+        """Changes to one object run in recorded order, one at a time; different objects never wait for each other
+        (no fixed shards, so no head-of-line blocking behind an unrelated object)."""
+        key = item.action.key
+        with self.lock:
+            pending = self._inflight.get(key)
+            if pending is not None:
+                pending.append(item)
+                return
+            self._inflight[key] = collections.deque()
+        pool.submit(self._chain, item)
+
+    def _chain(self, item: _Item) -> None:
+        key = item.action.key
+        current: _Item | None = item
+        while current is not None:
+            self._apply(current)
+            with self.lock:
+                pending = self._inflight[key]
+                if pending:
+                    current = pending.popleft()
                 else:
-                    r.applied += 1
-            self._track(action)
+                    del self._inflight[key]
+                    current = None
 
     def freeze_nodes(self) -> int:
         """Verbatim replay owns every node's status: mark them all frozen before the first event, or kwok's
@@ -344,35 +423,35 @@ class Replayer:
         old_switch = sys.getswitchinterval()
         sys.setswitchinterval(0.0005)  # the dispatcher must get the GIL back quickly after its deadline
         planned: Queue = queue.Queue(maxsize=self.options.lookahead)
-        shards: list[Queue] = [queue.Queue() for _ in range(self.options.workers)]
-        start = self.clock.now() + 0.2  # a head start for the planner
-        wall_start_ns = int((self.clock.wall() + 0.2) * NS)
-        planner = threading.Thread(target=self._plan, args=(events, start, wall_start_ns, planned), daemon=True,
+        primed = threading.Event()
+        planner = threading.Thread(target=self._plan, args=(events, planned, primed), daemon=True,
                                    name="replay-plan")
-        workers = [threading.Thread(target=self._work, args=(q,), daemon=True, name=f"replay-{i}")
-                   for i, q in enumerate(shards)]
+        pool = ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="replay")
         planner.start()
-        for w in workers:
-            w.start()
+        # Parse and plan ahead (up to `lookahead` events, or all of a small log) before the clock starts, so
+        # parsing does not compete with the first deadlines.
+        while not primed.wait(0.1):
+            if self.stop.is_set():
+                break
+        self._start = self.clock.now() + 0.05
+        self._wall_start_ns = int((self.clock.wall() + 0.05) * NS)
+        self.report.replay_start_ns = self._wall_start_ns
+        start = self._start
         try:
             while True:
                 item = planned.get()
                 if item is None:
                     break
-                if not self.clock.sleep_until(item.deadline, self.stop):
+                if not self.clock.sleep_until(start + item.offset, self.stop):
                     break
-                shard = zlib.crc32("/".join(item.action.key).encode()) % len(shards)
-                shards[shard].put(item)
+                self._submit(item, pool)
                 self.progress(self.report, self.clock.now() - start)
         except KeyboardInterrupt:
             self.stop.set()
             self.report.interrupted = True
         finally:
             self.stop.set()
-            for q in shards:
-                q.put(None)
-            for w in workers:
-                w.join()
+            pool.shutdown(wait=True)  # every dispatched change finishes; nothing is left half-applied
             with contextlib.suppress(queue.Empty):
                 while True:  # let a planner blocked on a full queue see the stop
                     planned.get_nowait()

@@ -50,8 +50,9 @@ def parse_duration(text: str) -> float:
 class Timeline:
     """Maps recorded time (ns) to replay offsets (s), compressing idle gaps longer than ``max_gap``.
 
-    Fed in recorded order; an event older than the previous one (the log is only roughly ordered) gets the same
-    offset as the previous one, never an earlier one.
+    Fed in recorded order; an event older than the previous one (the log is only roughly ordered, and requests are
+    due at their receive time while the stream is in completion order) gets the same offset as the previous one,
+    never an earlier one.
     """
 
     speed: float | None  # None: as fast as possible

@@ -292,6 +292,21 @@ class _Restorer:
             with contextlib.suppress(Conflict):
                 self.client.create(f"/api/v1/namespaces/{ns}/serviceaccounts", {"metadata": {"name": "default"}})
 
+    def wait_served(self, deadline: float) -> Discovery:
+        """Discovery once every created CRD's resource is in it (or the deadline passed: then the CRs fail,
+        reported as not served)."""
+        wanted = set()
+        for crd in self.source.objects("apiextensions.k8s.io/v1/customresourcedefinitions"):
+            spec = crd.get("spec") or {}
+            if crd.get("metadata", {}).get("name") in self.created_crds:
+                wanted.add((str(spec.get("group", "")), str((spec.get("names") or {}).get("plural", ""))))
+        while True:
+            disc = discover(self.client)
+            served = {(r.group, r.name) for r in disc.resources}
+            if wanted <= served or time.monotonic() >= deadline:
+                return disc
+            time.sleep(0.2)
+
     def relink(self) -> None:
         for res, ns, name, kept, refs in self.deferred:
             new_refs = list(kept)
@@ -389,8 +404,9 @@ def restore(
         for step in crd_steps:
             r.run_step(step, disc, pool)
         if crd_steps:
-            r.wait_crds(time.monotonic() + options.crd_timeout)
-            disc = discover(client)  # their custom resources are served now
+            deadline = time.monotonic() + options.crd_timeout
+            r.wait_crds(deadline)
+            disc = r.wait_served(deadline)  # Established comes a moment before discovery serves the resource
         waited = False
         for step in steps[len(crd_steps):]:
             if step.phase in ("nodes", "claims", "volumes", "pods") and not waited:

@@ -34,7 +34,8 @@ def test_standard_profile_binds_loopback_and_uses_cached_binaries() -> None:
     assert opts["bindAddress"] == "127.0.0.1" and opts["runtime"] == "binary"
     assert opts["kubeAuditPolicy"] == "/p/policy.yaml"
     assert opts["kubeApiserverBinary"] == "/b/kube-apiserver" and opts["etcdBinary"] == "/b/etcd"
-    assert "disableKubeScheduler" not in opts and "componentsPatches" not in ctl
+    assert "disableKubeScheduler" not in opts
+    assert ctl["componentsPatches"] == [{"name": "etcd", "extraArgs": [{"key": "unsafe-no-fsync", "value": "true"}]}]
     assert kwok["kind"] == "KwokConfiguration"
     assert kwok["options"]["disregardStatusWithAnnotationSelector"] == FROZEN_SELECTOR
 
@@ -42,8 +43,7 @@ def test_standard_profile_binds_loopback_and_uses_cached_binaries() -> None:
 def test_replay_profile_disables_scheduler_and_duplicating_controllers() -> None:
     ctl, _ = _docs(Profile.REPLAY)
     assert ctl["options"]["disableKubeScheduler"] is True
-    (patch,) = ctl["componentsPatches"]
-    assert patch["name"] == "kube-controller-manager"
+    (patch,) = [p for p in ctl["componentsPatches"] if p["name"] == "kube-controller-manager"]
     value = patch["extraArgs"][0]["value"].split(",")
     assert value[0] == "*" and {f"-{c}" for c in REPLAY_DISABLED_CONTROLLERS} == set(value[1:])
 
