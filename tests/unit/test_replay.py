@@ -1,0 +1,281 @@
+"""Replay's pure logic: speeds, durations, timelines, timestamps, event -> action rules, and the dispatcher on a
+fake clock (deadlines, no drift, lag, per-object order) without sleeping and without a cluster."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from kwoksnap.audit import AuditEvent
+from kwoksnap.clock import FakeClock
+from kwoksnap.errors import UsageError
+from kwoksnap.kube.discovery import Discovery
+from kwoksnap.replay.actions import Action, Skip, plan_action
+from kwoksnap.replay.engine import ReplayOptions, Replayer, removed_by_delete
+from kwoksnap.replay.fidelity import compare_transitions, initial_states, transitions
+from kwoksnap.replay.timing import (
+    NS,
+    Timeline,
+    event_time_map,
+    format_rfc3339,
+    parse_duration,
+    parse_rfc3339,
+    parse_speed,
+    shift_times,
+)
+
+T0 = 1_800_000_000 * NS
+
+
+def event(verb: str = "update", resource: str = "pods", sub: str = "", level: str = "RequestResponse",
+          ts: int = T0, name: str = "p1", namespace: str = "ns", request: Any = None, response: Any = None,
+          user: str = "system:node:n1", agent: str = "kubelet/v1.36", group: str = "", uri: str = "") -> AuditEvent:
+    return AuditEvent(ts=ts, received=ts, auditID="a", stage="ResponseComplete", level=level, verb=verb,
+                      user=user, groups=[], userAgent=agent, group=group, version="v1", resource=resource,
+                      subresource=sub, namespace=namespace, name=name, uri=uri, code=200, request=request,
+                      response=response, annotations={}, source="test:1")
+
+
+def pod(phase: str = "Running", ready: str = "True", node: str = "n1", **meta: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p1", "namespace": "ns", "uid": "old-uid", "resourceVersion": "42", **meta},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": phase, "conditions": [{"type": "Ready", "status": ready,
+                                                       "lastTransitionTime": "2027-01-15T08:00:00Z"}]}}
+
+
+class TestSpeedAndDuration:
+    @pytest.mark.parametrize(("text", "value"), [("10x", 10.0), ("10", 10.0), ("0.5x", 0.5), ("1x", 1.0),
+                                                 ("max", None), (" MAX ", None)])
+    def test_speed(self, text: str, value: float | None) -> None:
+        assert parse_speed(text) == value
+
+    @pytest.mark.parametrize("text", ["0x", "-1", "fast", "x10", ""])
+    def test_bad_speed(self, text: str) -> None:
+        with pytest.raises(UsageError, match="invalid speed"):
+            parse_speed(text)
+
+    @pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("500ms", 0.5), ("5m", 300), ("1h30m", 5400),
+                                                   ("90", 90)])
+    def test_duration(self, text: str, seconds: float) -> None:
+        assert parse_duration(text) == seconds
+
+    def test_bad_duration(self) -> None:
+        with pytest.raises(UsageError):
+            parse_duration("5 minutes")
+
+
+class TestTimeline:
+    def test_offsets_are_absolute_and_scaled(self) -> None:
+        t = Timeline(speed=10.0)
+        assert [t.offset(T0 + s * NS) for s in (0, 1, 5, 100)] == [0.0, 0.1, 0.5, 10.0]
+
+    def test_max_gap_compresses_idle_stretches(self) -> None:
+        t = Timeline(speed=2.0, max_gap=30.0)
+        offsets = [t.offset(T0 + s * NS) for s in (0, 10, 3610, 3620)]
+        assert offsets == [0.0, 5.0, 20.0, 25.0]  # the hour of silence counts as 30 s
+        assert t.recorded_seconds == 50.0
+
+    def test_out_of_order_events_never_go_back(self) -> None:
+        t = Timeline(speed=1.0)
+        assert [t.offset(T0 + s * NS) for s in (0, 5, 3, 6)] == [0.0, 5.0, 5.0, 6.0]
+
+    def test_max_speed_has_no_waiting(self) -> None:
+        t = Timeline(speed=None)
+        assert {t.offset(T0 + s * NS) for s in (0, 100, 1000)} == {0.0}
+
+
+class TestTimestamps:
+    def test_rfc3339_forms(self) -> None:
+        base = parse_rfc3339("2027-01-15T08:00:00Z")
+        assert base is not None
+        assert parse_rfc3339("2027-01-15T08:00:00.5Z") == base + NS // 2
+        assert parse_rfc3339("2027-01-15T09:00:00+01:00") == base
+        assert parse_rfc3339("2027-01-15T08:00:00.123456789Z") == base + 123_456_789
+        assert parse_rfc3339("yesterday") is None
+
+    def test_times_move_onto_the_replay_clock(self) -> None:
+        recorded = parse_rfc3339("2027-01-15T08:00:00Z")
+        assert recorded is not None
+        # The event happened 100 s after the condition's transition; at 10x that is 10 s before its replay time.
+        to_replay = event_time_map(recorded + 100 * NS, T0, 10.0)
+        obj = {"status": {"conditions": [{"lastTransitionTime": "2027-01-15T08:00:00Z", "reason": "x"}],
+                          "startTime": "not a time"}, "metadata": {"creationTimestamp": "2027-01-15T08:00:00Z"}}
+        out = shift_times(obj, to_replay)
+        assert out["status"]["conditions"][0]["lastTransitionTime"] == format_rfc3339(T0 - 10 * NS)
+        assert out["status"]["startTime"] == "not a time"
+        assert out["metadata"]["creationTimestamp"] == "2027-01-15T08:00:00Z"  # server-set, untouched
+        assert obj["status"]["conditions"][0]["lastTransitionTime"] == "2027-01-15T08:00:00Z"  # copy, not mutated
+
+    def test_lease_times_are_microtime(self) -> None:
+        out = shift_times({"spec": {"renewTime": "2027-01-15T08:00:00.000000Z"}}, lambda ns: T0 + 1500)
+        assert out["spec"]["renewTime"].endswith(".000001Z")
+
+
+class TestActions:
+    def test_request_response_status_write_puts_the_result(self) -> None:
+        a = plan_action(event(verb="patch", sub="status", response=pod(), request={"status": {}}),
+                        mode="verbatim", to_replay=None)
+        assert isinstance(a, Action) and a.op == "status" and a.method == "PUT" and a.subresource == "status"
+        assert "uid" not in a.body["metadata"] and "resourceVersion" not in a.body["metadata"]
+        assert a.body["metadata"]["annotations"]["kwoksnap.io/frozen"] == "true"
+
+    def test_inputs_mode_leaves_status_to_kwok(self) -> None:
+        a = plan_action(event(verb="create", response=pod(), user="alice"), mode="inputs", to_replay=None)
+        assert isinstance(a, Action) and "kwoksnap.io/frozen" not in (a.body["metadata"].get("annotations") or {})
+
+    def test_request_level_patch_keeps_the_patch_and_strips_preconditions(self) -> None:
+        patch = {"metadata": {"uid": "old-uid"}, "status": {"$setElementOrder/conditions": [{"type": "Ready"}],
+                                                            "conditions": [{"type": "Ready", "status": "False"}]}}
+        a = plan_action(event(verb="patch", sub="status", level="Request", request=patch), mode="verbatim",
+                        to_replay=None)
+        assert isinstance(a, Action) and a.op == "patch"
+        assert a.content_type == "application/strategic-merge-patch+json"
+        assert "metadata" not in a.body and a.body["status"]["conditions"][0]["status"] == "False"
+
+    def test_json_patch_drops_uid_tests(self) -> None:
+        ops = [{"op": "test", "path": "/metadata/uid", "value": "old"}, {"op": "replace", "path": "/spec/x",
+                                                                          "value": 1}]
+        a = plan_action(event(verb="patch", level="Request", request=ops), mode="verbatim", to_replay=None)
+        assert isinstance(a, Action) and a.content_type == "application/json-patch+json"
+        assert a.body == [ops[1]]
+
+    def test_metadata_level_is_degraded_except_deletes_and_lease_renewals(self) -> None:
+        assert plan_action(event(verb="update", level="Metadata"), mode="verbatim", to_replay=None) == Skip(
+            "degraded-metadata")
+        d = plan_action(event(verb="delete", level="Metadata"), mode="verbatim", to_replay=None)
+        assert isinstance(d, Action) and d.op == "delete"
+        lease = plan_action(event(verb="update", level="Metadata", resource="leases", group="coordination.k8s.io",
+                                  namespace="kube-node-lease", name="n1"), mode="verbatim", to_replay=None)
+        assert isinstance(lease, Action) and lease.op == "renew"
+
+    def test_binding_sets_the_node(self) -> None:
+        a = plan_action(event(verb="create", sub="binding", request={"target": {"name": "n7"}},
+                              response={"kind": "Status"}), mode="verbatim", to_replay=None)
+        assert isinstance(a, Action) and a.op == "bind" and a.body["target"]["name"] == "n7"
+
+    def test_eviction_becomes_a_delete_with_its_options(self) -> None:
+        a = plan_action(event(verb="create", sub="eviction", request={
+            "deleteOptions": {"gracePeriodSeconds": 5, "preconditions": {"uid": "old"}}}), mode="verbatim",
+            to_replay=None)
+        assert isinstance(a, Action) and a.op == "delete" and a.body == {"gracePeriodSeconds": 5}
+
+    def test_generated_name_comes_from_the_response(self) -> None:
+        a = plan_action(event(verb="create", name="", response=pod()), mode="verbatim", to_replay=None)
+        assert isinstance(a, Action) and a.name == "p1"
+
+    def test_job_selector_is_regenerated(self) -> None:
+        job = {"kind": "Job", "metadata": {"name": "j", "uid": "u"}, "spec": {
+            "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u"}},
+            "template": {"metadata": {"labels": {"batch.kubernetes.io/controller-uid": "u", "app": "x"}}}}}
+        a = plan_action(event(verb="create", resource="jobs", group="batch", response=job), mode="inputs",
+                        to_replay=None)
+        assert isinstance(a, Action) and "selector" not in a.body["spec"]
+        assert a.body["spec"]["template"]["metadata"]["labels"] == {"app": "x"}
+
+    def test_unknown_subresource_is_skipped(self) -> None:
+        assert plan_action(event(verb="create", sub="exec"), mode="verbatim", to_replay=None) == Skip(
+            "unsupported-subresource")
+
+    @pytest.mark.parametrize(("obj_phase", "grace", "removed"), [("Running", None, False), ("Running", 0, True),
+                                                                 ("Succeeded", None, True), ("Failed", 30, True)])
+    def test_which_deletes_remove_a_pod_at_once(self, obj_phase: str, grace: int | None, removed: bool) -> None:
+        body = {} if grace is None else {"gracePeriodSeconds": grace}
+        action = Action("delete", "DELETE", "", "v1", "pods", "ns", "p1", body=body)
+        assert removed_by_delete("Pod", pod(phase=obj_phase), action) is removed
+
+
+class RecordingReplayer(Replayer):
+    """The real dispatcher and planner, with requests recorded instead of sent."""
+
+    def __init__(self, clock: FakeClock, **opts: Any) -> None:
+        super().__init__(client=None, options=ReplayOptions(mode="inputs", **opts),  # type: ignore[arg-type]
+                         clock=clock, discovery=Discovery([]))
+        self.sent: list[tuple[float, str, str]] = []  # (dispatch time, name, op) in dispatch order
+        self.executed: list[str] = []
+        self.indices: dict[str, list[int]] = {}
+        self.lock_sent = threading.Lock()
+
+    def _submit(self, item: Any, pool: Any) -> None:
+        self.sent.append((self.clock.now(), item.action.name, item.action.op))  # the dispatcher's own thread
+        super()._submit(item, pool)
+
+    def execute(self, action: Action) -> str | None:
+        with self.lock_sent:
+            self.executed.append(action.name)
+            self.indices.setdefault(action.name, []).append(int(action.body["metadata"]["labels"]["i"]))
+        return None
+
+
+def user_events(seconds: list[float], names: list[str] | None = None) -> list[AuditEvent]:
+    names = names or [f"p{i}" for i in range(len(seconds))]
+    return [event(verb="create", response=pod(labels={"i": str(i)}), name=n, ts=T0 + int(s * NS), user="alice",
+                  agent="kubectl")
+            for i, (s, n) in enumerate(zip(seconds, names, strict=True))]
+
+
+def test_dispatch_follows_absolute_deadlines_without_sleeping() -> None:
+    clock = FakeClock()
+    r = RecordingReplayer(clock, speed=10.0, workers=1)
+    report = r.run(user_events([0, 1, 2.5, 100]))
+    starts = [t for t, _, _ in r.sent]
+    start = r._start
+    assert [round(t - start, 6) for t in starts] == [0.0, 0.1, 0.25, 10.0]  # 100 s recorded = 10 s at 10x
+    assert report.applied == 4
+    assert report.recorded_seconds == 100.0
+
+
+def test_no_cumulative_drift_over_many_events() -> None:
+    clock = FakeClock()
+    r = RecordingReplayer(clock, speed=10.0, workers=1)
+    r.run(user_events([i * 0.001 for i in range(5000)]))  # 1,000 events/s for 5 s
+    start = r._start
+    last_t = max(t for t, _, _ in r.sent)
+    assert last_t - start == pytest.approx(0.4999, abs=1e-9)
+
+
+def test_max_gap_and_speed_max() -> None:
+    clock = FakeClock()
+    r = RecordingReplayer(clock, speed=1.0, max_gap=30.0, workers=1)
+    r.run(user_events([0, 3600]))
+    assert round(r.sent[1][0] - r._start, 6) == 30.0
+    fast = RecordingReplayer(FakeClock(), speed=None, workers=1)
+    fast.run(user_events([0, 3600]))
+    assert {t for t, _, _ in fast.sent} == {fast._start}
+
+
+def test_inputs_mode_skips_components_by_actor() -> None:
+    events = user_events([0, 1]) + [event(verb="create", response=pod(), name="by-controller", ts=T0 + NS,
+                                          user="system:serviceaccount:kube-system:replicaset-controller", agent="")]
+    r = RecordingReplayer(FakeClock(), speed=1.0)
+    report = r.run(sorted(events, key=lambda e: e["ts"]))
+    assert report.applied == 2 and report.skipped["actor:controller"] == 1
+
+
+def test_changes_to_one_object_keep_their_order() -> None:
+    names = ["a", "b", "a", "a", "b"] * 40
+    r = RecordingReplayer(FakeClock(), speed=None, workers=8)
+    r.run(user_events([0.0] * len(names), names))
+    assert r.executed.count("a") == 120 and len(r.executed) == 200
+    for name in ("a", "b"):  # each object's changes ran in recorded order, although 8 workers ran in parallel
+        assert r.indices[name] == sorted(r.indices[name])
+
+
+def test_fidelity_transitions_and_time_errors() -> None:
+    start = T0
+    recorded_events = [
+        event(verb="patch", sub="status", ts=start + 1 * NS, response=pod(ready="False")),
+        event(verb="patch", sub="status", ts=start + 2 * NS, response=pod(ready="False")),  # no change
+        event(verb="create", sub="binding", ts=start + 3 * NS, request={"target": {"name": "n2"}},
+              response={"kind": "Status"}),
+    ]
+    initial = initial_states([pod()])
+    rec = transitions(recorded_events, since_ns=start, initial=initial)
+    assert [s for _, s in rec[("Pod", "ns", "p1")]] == [("Running", "False", "n1"), ("Running", "False", "n2")]
+    applied_events = [dict(e, ts=start + (e["ts"] - start) // 10 + NS // 100) for e in recorded_events]
+    app = transitions(applied_events, since_ns=start, initial=initial)  # type: ignore[arg-type]
+    result = compare_transitions(rec, app, recorded_start=start, replay_start=start, speed=10.0)
+    assert not result.sequence_mismatches
+    assert result.percentile(99) == pytest.approx(0.1)  # 10 ms late at 10x = 0.1 s of recorded time
