@@ -13,7 +13,7 @@ from kwoksnap.clock import FakeClock
 from kwoksnap.errors import UsageError
 from kwoksnap.kube.discovery import Discovery
 from kwoksnap.replay.actions import Action, Skip, plan_action
-from kwoksnap.replay.engine import ReplayOptions, Replayer, removed_by_delete
+from kwoksnap.replay.engine import Replayer, ReplayOptions, removed_by_delete
 from kwoksnap.replay.fidelity import compare_transitions, initial_states, transitions
 from kwoksnap.replay.timing import (
     NS,
@@ -247,8 +247,9 @@ def test_max_gap_and_speed_max() -> None:
 
 
 def test_inputs_mode_skips_components_by_actor() -> None:
-    events = user_events([0, 1]) + [event(verb="create", response=pod(), name="by-controller", ts=T0 + NS,
-                                          user="system:serviceaccount:kube-system:replicaset-controller", agent="")]
+    by_controller = event(verb="create", response=pod(), name="by-controller", ts=T0 + NS, agent="",
+                          user="system:serviceaccount:kube-system:replicaset-controller")
+    events = [*user_events([0, 1]), by_controller]
     r = RecordingReplayer(FakeClock(), speed=1.0)
     report = r.run(sorted(events, key=lambda e: e["ts"]))
     assert report.applied == 2 and report.skipped["actor:controller"] == 1
