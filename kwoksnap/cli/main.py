@@ -24,6 +24,8 @@ COMMANDS = {
     "convert": "kwoksnap.cli.convert:convert",
     "replay": "kwoksnap.cli.replay:replay",
     "diff": "kwoksnap.cli.diff:diff",
+    "export": "kwoksnap.cli.interop:export",
+    "import": "kwoksnap.cli.interop:import_",
     "inspect": "kwoksnap.cli.inspect:inspect",
     "restore": "kwoksnap.cli.restore:restore",
     "save": "kwoksnap.cli.save:save",

@@ -68,8 +68,22 @@ class Prepared:
     dropped_owners: int = 0
 
 
+# Endpoints the endpoints controller maintains carry this annotation (manually managed ones, for Services without
+# a selector, do not, and are restored); EndpointSlices name their managing controller in a label.
+ENDPOINTS_TRIGGER = "endpoints.kubernetes.io/last-change-trigger-time"
+SLICE_MANAGERS = frozenset({"endpointslice-controller.k8s.io", "endpointslicemirroring-controller.k8s.io"})
+
+
 def regenerated(obj: Obj) -> bool:
+    """Objects the target's own controllers (or API server) create and maintain: restoring ours would fight them."""
     meta = obj.get("metadata") or {}
+    kind = obj.get("kind")
+    if kind == "Endpoints" and (ENDPOINTS_TRIGGER in (meta.get("annotations") or {})
+                                or (meta.get("namespace"), meta.get("name")) == ("default", "kubernetes")):
+        return True
+    if kind == "EndpointSlice" and (meta.get("labels") or {}).get("endpointslice.kubernetes.io/managed-by") in (
+            SLICE_MANAGERS):
+        return True
     for kind, namespace, name in REGENERATED:
         if obj.get("kind") == kind and meta.get("name") == name and namespace in (None, meta.get("namespace")):
             return True

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from kwoksnap.capture.snapshot import SaveOptions, save_snapshot
+from kwoksnap.cluster.binaries import Binaries
 from kwoksnap.cluster.local import LocalCluster
 from kwoksnap.cluster.populate import Size, populate, wait_settled
 from kwoksnap.diff.compare import DiffResult, compare
@@ -179,3 +180,42 @@ def test_bad_files_fail_cleanly_and_write_nothing(kind: str, snapshot: Path, kwo
     assert sorted(n["metadata"]["name"] for n, _ in client.list_items("/api/v1/namespaces")) == namespaces_before
     inspect = kwoksnap("inspect", str(path))
     assert inspect.returncode == ExitCode.INPUT
+
+
+def kwokctl(binaries: Binaries, workdir: Path, *args: str) -> None:
+    env = dict(os.environ, KWOK_WORKDIR=str(workdir))
+    proc = subprocess.run([str(binaries.kwokctl), *args], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_kwokctl_snapshot_imports_and_restores(source: tuple[LocalCluster, Client], binaries: Binaries,
+                                              workdir: Path, make_cluster: ClusterFactory, tmp_path: Path) -> None:
+    yaml_path = tmp_path / "kwokctl.yaml"
+    kwokctl(binaries, workdir, "snapshot", "save", "--name", source[0].name, "--format", "k8s", "--path",
+            str(yaml_path))
+    kws = tmp_path / "imported.kws"
+    assert kwoksnap("import", str(yaml_path), "-o", str(kws)).returncode == 0
+    target = make_cluster("kcin")
+    proc = kwoksnap("restore", str(kws), kubeconfig=target.kubeconfig)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    proc = kwoksnap("diff", str(kws), "--live", kubeconfig=target.kubeconfig)
+    assert proc.returncode == ExitCode.OK, proc.stdout[-3000:]
+    with client_for(target) as c:
+        assert sum(1 for _ in c.list_items("/api/v1/nodes")) == SIZE.nodes
+
+
+def test_our_export_restores_with_kwokctl(snapshot: Path, binaries: Binaries, workdir: Path,
+                                          make_cluster: ClusterFactory, tmp_path: Path) -> None:
+    out = tmp_path / "export.yaml"  # kwokctl v0.8.0 snapshot restore reads no gzip (it parses the bytes as YAML)
+    assert kwoksnap("export", str(snapshot), "-o", str(out)).returncode == 0
+    target = make_cluster("kcout")
+    kwokctl(binaries, workdir, "snapshot", "restore", "--name", target.name, "--format", "k8s", "--path",
+            str(out))
+    with KwsReader(snapshot) as reader, client_for(target) as c:
+        source = SnapshotSource(reader)
+        want_pods = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in source.objects("v1/pods")}
+        want_nodes = {n["metadata"]["name"] for n in source.objects("v1/nodes")}
+        got_pods = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p, _ in c.list_items("/api/v1/pods")}
+        got_nodes = {n["metadata"]["name"] for n, _ in c.list_items("/api/v1/nodes")}
+    assert want_nodes <= got_nodes
+    assert want_pods <= got_pods, sorted(want_pods - got_pods)[:5]
