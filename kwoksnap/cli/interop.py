@@ -10,7 +10,13 @@ import click
 from kwoksnap.cli.options import example_epilog, print_json, summary_format
 
 # kwokctl v0.8.0 `snapshot save/restore --filter` default (group-kinds, lower case).
-KWOKCTL_DEFAULT_FILTER = frozenset(["namespace", "node", "serviceaccount", "configmap", "secret", "limitrange", "runtimeclass.node.k8s.io", "priorityclass.scheduling.k8s.io", "clusterrolebinding.rbac.authorization.k8s.io", "clusterrole.rbac.authorization.k8s.io", "rolebinding.rbac.authorization.k8s.io", "role.rbac.authorization.k8s.io", "daemonset.apps", "deployment.apps", "replicaset.apps", "statefulset.apps", "cronjob.batch", "job.batch", "persistentvolumeclaim", "persistentvolume", "pod", "service", "endpoints"])
+KWOKCTL_DEFAULT_FILTER = frozenset({
+    "namespace", "node", "serviceaccount", "configmap", "secret", "limitrange", "runtimeclass.node.k8s.io",
+    "priorityclass.scheduling.k8s.io", "clusterrolebinding.rbac.authorization.k8s.io",
+    "clusterrole.rbac.authorization.k8s.io", "rolebinding.rbac.authorization.k8s.io",
+    "role.rbac.authorization.k8s.io", "daemonset.apps", "deployment.apps", "replicaset.apps", "statefulset.apps",
+    "cronjob.batch", "job.batch", "persistentvolumeclaim", "persistentvolume", "pod", "service", "endpoints",
+})
 
 
 def group_kind(obj: dict[str, Any]) -> str:
