@@ -552,3 +552,31 @@ def _write_documents(
         sink.write(separator + text.encode())
         separator = b"---\n"
     return stats
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportStats:
+    content_type: str
+    objects: dict[str, int]
+    events: int
+
+
+def import_to_kws(yaml_path: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> ImportStats:
+    """Convert a kwokctl ``--format k8s`` snapshot (or recording, if it has ResourcePatch documents) to a .kws file.
+
+    Two streaming passes: the first decides the content type, the second writes.
+    """
+    from kwoksnap.store.writer import KwsWriter
+
+    content = "recording" if any(r.get("type") == "event" for r in import_yaml(yaml_path)) else "snapshot"
+    counts: dict[str, int] = {}
+    events = 0
+    with KwsWriter(out_path, content_type=content, source={"kind": "kwokctl-yaml", "path": str(yaml_path)}) as w:
+        for rec in import_yaml(yaml_path):
+            if rec.get("type") == "object":
+                key = str(rec.get("resource", ""))
+                counts[key] = counts.get(key, 0) + 1
+            elif rec.get("type") == "event":
+                events += 1
+            w.write(rec)
+    return ImportStats(content, counts, events)

@@ -1,0 +1,60 @@
+"""Export a snapshot so that ``kwokctl snapshot restore --format k8s`` (kwok v0.8.0) restores it.
+
+Why this module exists: kwokctl's loader differs from kwoksnap's restore in three ways that an export must
+respect: it relinks owner references top-down and skips a dependent whose owner comes later in the file; it stops
+loading, silently and with exit code 0, at the first object whose kind its ``--filter`` does not list; and it
+creates Jobs as recorded, which the API server refuses when the selector was generated for another Job uid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from kwoksnap.restore.plan import PHASES, plan
+from kwoksnap.restore.source import SnapshotSource
+from kwoksnap.store import KwsReader
+from kwoksnap.store.kwokyaml import ExportStats, export_yaml
+
+# kwokctl v0.8.0 `snapshot save/restore --filter` default (group-kinds, lower case).
+KWOKCTL_DEFAULT_FILTER = frozenset({
+    "namespace", "node", "serviceaccount", "configmap", "secret", "limitrange", "runtimeclass.node.k8s.io",
+    "priorityclass.scheduling.k8s.io", "clusterrolebinding.rbac.authorization.k8s.io",
+    "clusterrole.rbac.authorization.k8s.io", "rolebinding.rbac.authorization.k8s.io",
+    "role.rbac.authorization.k8s.io", "daemonset.apps", "deployment.apps", "replicaset.apps", "statefulset.apps",
+    "cronjob.batch", "job.batch", "persistentvolumeclaim", "persistentvolume", "pod", "service", "endpoints",
+})
+
+# Owners first: the controller phases move before the pods they own.
+EXPORT_ORDER = [name for name, _ in PHASES if name not in ("top-controllers", "controllers", "replicasets")]
+EXPORT_ORDER[EXPORT_ORDER.index("pods"):EXPORT_ORDER.index("pods")] = ["top-controllers", "controllers",
+                                                                        "replicasets"]
+
+
+def group_kind(obj: dict[str, Any]) -> str:
+    group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+    kind = str(obj.get("kind", "")).lower()
+    return f"{kind}.{group}" if group else kind
+
+
+def restorable_by_kwokctl(obj: dict[str, Any]) -> dict[str, Any]:
+    """Keep a Job's recorded selector valid with ``manualSelector: true``, as kwoksnap's own restore does."""
+    spec = obj.get("spec")
+    if obj.get("kind") == "Job" and isinstance(spec, dict) and spec.get("selector") and not spec.get("manualSelector"):
+        return {**obj, "spec": {**spec, "manualSelector": True}}
+    return obj
+
+
+def export_for_kwokctl(snapshot: str | Path, out: str | Path, *, all_resources: bool = False) -> ExportStats:
+    """Write ``snapshot`` as kwokctl ``--format k8s`` YAML; only kwokctl's default kinds unless ``all_resources``."""
+    with KwsReader(snapshot) as reader:
+        source = SnapshotSource(reader)
+
+        def records() -> Iterator[dict[str, Any]]:
+            for step in sorted(plan(source.counts()), key=lambda s: EXPORT_ORDER.index(s.phase)):
+                for obj in source.objects(step.resource):
+                    if all_resources or group_kind(obj) in KWOKCTL_DEFAULT_FILTER:
+                        yield {"type": "object", "resource": step.resource, "object": restorable_by_kwokctl(obj)}
+
+        return export_yaml(records(), out)
