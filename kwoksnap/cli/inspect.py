@@ -50,14 +50,14 @@ def inspect(path: str, output_format: str) -> int:
                               "frames": len(frames)}
         size = os.path.getsize(path)
         tr = reader.time_range()
-        info: dict[str, Any] = {"header": reader.header, "records": reader.count(), "fileBytes": size, "rawBytes": raw,
+        info: dict[str, Any] = {"header": reader.header, "formatVersion": reader.format_version, "records": reader.count(), "fileBytes": size, "rawBytes": raw,
                 "compressionRatio": raw / size if size else 0.0, "timeRange": list(tr) if tr else None,
                 "resources": resources}
     if output_format == "json":
         print_json(info)
         return 0
     h = info["header"]
-    click.echo(f"{path}: kwoksnap {h.get('contentType')} (format {h.get('formatVersion')}, written by kwoksnap "
+    click.echo(f"{path}: kwoksnap {h.get('contentType')} (format {info['formatVersion']}, written by kwoksnap "
                f"{h.get('kwoksnapVersion')} at {h.get('createdAt')})")
     src = h.get("source") or {}
     if src:
