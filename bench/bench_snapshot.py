@@ -14,7 +14,6 @@ import argparse
 import copy
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,12 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from kwoksnap.cluster.binaries import ensure_binaries
-from kwoksnap.cluster.local import LocalCluster, create_cluster, delete_cluster
 from kwoksnap.cluster.populate import Size, populate, wait_settled
 from kwoksnap.kube import Client, load_config
 from kwoksnap.restore.transform import prepare
 from kwoksnap.store import KwsReader, KwsWriter
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import Clusters, timed
 
 KWOKSNAP = [sys.executable, "-m", "kwoksnap"]
 KWOKCTL_FILTER = ("namespace,node,serviceaccount,configmap,secret,limitrange,runtimeclass.node.k8s.io,"
@@ -38,19 +38,6 @@ KWOKCTL_FILTER = ("namespace,node,serviceaccount,configmap,secret,limitrange,run
 SAME_AS_KWOKCTL = ("namespaces,nodes,serviceaccounts,configmaps,secrets,limitranges,runtimeclasses,priorityclasses,"
                    "clusterrolebindings,clusterroles,rolebindings,roles,daemonsets,deployments,replicasets,"
                    "statefulsets,cronjobs,jobs,persistentvolumeclaims,persistentvolumes,pods,services,endpoints")
-
-
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """(seconds, peak RSS MiB, output) of a command, via GNU time."""
-    with tempfile.NamedTemporaryFile() as out:
-        started = time.monotonic()
-        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out.name, *cmd], capture_output=True, text=True,
-                              env=env)
-        seconds = time.monotonic() - started
-        if proc.returncode != 0:
-            raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
-        rss = int(Path(out.name).read_text().strip().splitlines()[-1]) / 1024
-    return seconds, rss, proc.stdout + proc.stderr
 
 
 def generate(template_snapshot: Path, out: Path, nodes: int, pods: int) -> int:
@@ -121,25 +108,6 @@ def raw_ceiling(client: Client, snapshot: Path, threads: int) -> tuple[float, in
         for phase in phases:
             list(pool.map(send, phase))
     return time.monotonic() - started, len(work)
-
-
-class Clusters:
-    def __init__(self, workdir: Path) -> None:
-        self.bins = ensure_binaries()
-        self.workdir = workdir
-        self.made: list[str] = []
-
-    def new(self, name: str) -> LocalCluster:
-        delete_cluster(name, self.bins, workdir=self.workdir)
-        self.made.append(name)
-        return create_cluster(name, self.bins, workdir=self.workdir, extra_args=("--disable-qps-limits",))
-
-    def drop(self, name: str) -> None:
-        delete_cluster(name, self.bins, workdir=self.workdir)
-
-    def close(self) -> None:
-        for name in self.made:
-            self.drop(name)
 
 
 def main() -> None:

@@ -140,6 +140,7 @@ class Replayer:
         self.expected: dict[tuple[str, str, str], ObjectState] = {}  # (kind, namespace, name) -> last recorded
         self._resources: dict[tuple[str, str, str], Resource | None] = {}
         self._inflight: dict[tuple[str, str, str, str], collections.deque[_Item]] = {}
+        self._planner_error: BaseException | None = None
         self._start = 0.0  # monotonic time of offset 0, set when dispatch starts
         self._wall_start_ns = 0
 
@@ -333,6 +334,9 @@ class Replayer:
                     except queue.Full:
                         primed.set()  # the lookahead window is full: dispatch can start
                         continue
+        except BaseException as exc:  # e.g. InputError under --strict: stop, and re-raise from run()
+            self._planner_error = exc
+            self.stop.set()
         finally:
             primed.set()
             out.put(None)
@@ -458,6 +462,11 @@ class Replayer:
             planner.join(timeout=5)
             sys.setswitchinterval(old_switch)
         self.report.wall_seconds = max(0.0, self.clock.now() - start)
+        if self._planner_error is not None:
+            # Dispatch stopped as soon as the planner failed: changes already sent finished whole, nothing more
+            # was sent. Planning runs up to `lookahead` events ahead, so an error found then stops the replay
+            # before the first request.
+            raise self._planner_error
         return self.report
 
     def check_fidelity(self) -> None:

@@ -280,3 +280,17 @@ def test_fidelity_transitions_and_time_errors() -> None:
     result = compare_transitions(rec, app, recorded_start=start, replay_start=start, speed=10.0)
     assert not result.sequence_mismatches
     assert result.percentile(99) == pytest.approx(0.1)  # 10 ms late at 10x = 0.1 s of recorded time
+
+
+def test_an_input_error_stops_the_replay_and_is_raised() -> None:
+    from kwoksnap.errors import InputError
+
+    def events() -> Any:
+        yield from user_events([0, 1])
+        raise InputError("audit.log:3: not JSON")
+
+    r = RecordingReplayer(FakeClock(), speed=1.0)
+    with pytest.raises(InputError, match=r"audit\.log:3"):
+        r.run(events())
+    # Planning runs ahead of the clock: the bad line was found before dispatch started, so nothing was sent.
+    assert r.executed == []

@@ -1,0 +1,89 @@
+"""Malformed audit input: a clear report and a documented exit code, and never a half-applied event."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from kwoksnap.cluster.local import LocalCluster
+from kwoksnap.errors import ExitCode
+from kwoksnap.kube import Client
+
+
+def pod_create(namespace: str, name: str, at: float) -> bytes:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + ".000000Z"
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace, "uid": "u-" + name},
+           "spec": {"containers": [{"name": "c", "image": "img"}]}, "status": {"phase": "Pending"}}
+    event: dict[str, Any] = {
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse", "auditID": name,
+        "stage": "ResponseComplete", "verb": "create", "requestURI": f"/api/v1/namespaces/{namespace}/pods",
+        "user": {"username": "alice", "groups": ["system:authenticated"]}, "userAgent": "kubectl/v1.36.3",
+        "objectRef": {"resource": "pods", "namespace": namespace, "apiVersion": "v1"},
+        "responseStatus": {"metadata": {}, "code": 201}, "requestObject": pod, "responseObject": pod,
+        "requestReceivedTimestamp": stamp, "stageTimestamp": stamp}
+    return orjson.dumps(event) + b"\n"
+
+
+def replay(cluster: LocalCluster, path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(cluster.kubeconfig), "replay",
+                           "--audit", str(path), "--mode", "inputs", "--speed", "max", "--no-fidelity", *extra],
+                          capture_output=True, text=True, timeout=300)
+
+
+def pods(client: Client, namespace: str) -> set[str]:
+    return {p["metadata"]["name"] for p, _ in client.list_items(f"/api/v1/namespaces/{namespace}/pods")}
+
+
+def test_garbage_wrong_types_and_a_truncated_last_line_are_counted(kwok_cluster: LocalCluster, client: Client,
+                                                                    namespace: str, tmp_path: Path) -> None:
+    now = time.time() - 60
+    log = tmp_path / "audit.log"
+    good = pod_create(namespace, "ok-1", now) + pod_create(namespace, "ok-2", now + 1)
+    log.write_bytes(good[: len(good) // 2 + 1] + b"not json at all {{{\n42\n\"a string\"\n"
+                    + b'{"kind":"Event","objectRef":"wrong type","stage":"ResponseComplete"}\n'
+                    + good[len(good) // 2 + 1:] + pod_create(namespace, "cut", now + 2)[:-40])
+    proc = replay(kwok_cluster, log)
+    assert proc.returncode == ExitCode.OK, proc.stderr + proc.stdout
+    assert "malformed input lines" in proc.stdout and "audit.log:" in proc.stdout
+    assert pods(client, namespace) == {"ok-1", "ok-2"}
+
+
+def test_strict_stops_at_the_first_malformed_line_before_applying_anything(
+        kwok_cluster: LocalCluster, client: Client, namespace: str, tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    log.write_bytes(pod_create(namespace, "before", time.time() - 60) + b"garbage\n"
+                    + pod_create(namespace, "after", time.time() - 59))
+    proc = replay(kwok_cluster, log, "--strict")
+    assert proc.returncode == ExitCode.INPUT, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "audit.log:2" in proc.stderr
+    assert pods(client, namespace) == set()
+
+
+def test_empty_and_binary_files_are_refused(kwok_cluster: LocalCluster, tmp_path: Path) -> None:
+    for name, data in (("empty.log", b""), ("binary.log", bytes(range(256)) * 8)):
+        path = tmp_path / name
+        path.write_bytes(data)
+        proc = replay(kwok_cluster, path)
+        assert proc.returncode == ExitCode.INPUT, (name, proc.stderr)
+        assert proc.stderr.startswith("kwoksnap: error: ") and proc.stderr.count("\n") == 1
+        assert name in proc.stderr
+
+
+def test_a_gzip_that_ends_early_keeps_what_was_readable(kwok_cluster: LocalCluster, client: Client,
+                                                         namespace: str, tmp_path: Path) -> None:
+    now = time.time() - 60
+    raw = b"".join(pod_create(namespace, f"gz-{i}", now + i) for i in range(40))
+    data = gzip.compress(raw)
+    path = tmp_path / "audit.log.gz"
+    path.write_bytes(data[: len(data) * 2 // 3])
+    proc = replay(kwok_cluster, path)
+    assert proc.returncode == ExitCode.OK, proc.stderr + proc.stdout
+    created = pods(client, namespace)
+    assert 0 < len(created) < 40 and created == {f"gz-{i}" for i in range(len(created))}
+    assert replay(kwok_cluster, path, "--strict").returncode == ExitCode.INPUT
