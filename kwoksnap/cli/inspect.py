@@ -50,7 +50,8 @@ def inspect(path: str, output_format: str) -> int:
                               "frames": len(frames)}
         size = os.path.getsize(path)
         tr = reader.time_range()
-        info: dict[str, Any] = {"header": reader.header, "formatVersion": reader.format_version, "records": reader.count(), "fileBytes": size, "rawBytes": raw,
+        info: dict[str, Any] = {"header": reader.header, "formatVersion": reader.format_version,
+                                "records": reader.count(), "fileBytes": size, "rawBytes": raw,
                 "compressionRatio": raw / size if size else 0.0, "timeRange": list(tr) if tr else None,
                 "resources": resources}
     if output_format == "json":
