@@ -43,6 +43,7 @@ from kwoksnap.cli.options import (
 @click.option("--lease-interval", type=float, default=1.0, show_default=True, metavar="SECONDS",
               help="Coalesce node-lease renewals of one lease to at most one per this many wall seconds (0: replay "
                    "every renewal).")
+@click.option("--allow-real-nodes", is_flag=True, help="Replay even if the target has nodes KWOK does not manage.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Also write the report as JSON.")
 @click.option("--no-fidelity", is_flag=True, help="Skip the final comparison with the recorded states.")
 @output_format
@@ -50,7 +51,8 @@ from kwoksnap.cli.options import (
 def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ...], resources: tuple[str, ...],
            namespaces: tuple[str, ...], exclude_user: tuple[str, ...], since: str | None, until: str | None,
            strict: bool, speed: str, max_gap: str | None, mode: str, actor_rules: tuple[str, ...],
-           keep_timestamps: bool, workers: int, lease_interval: float, report_path: str | None, no_fidelity: bool,
+           keep_timestamps: bool, workers: int, lease_interval: float, allow_real_nodes: bool,
+           report_path: str | None, no_fidelity: bool,
            output_format: str) -> int:
     """Replay the changes of an audit log (or a recording from `kwoksnap convert`) at the chosen speed.
 
@@ -87,7 +89,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
                        f"wall {elapsed:6.1f}s, lag p99 {lag:6.1f} ms", nl=False, err=True)
 
     with make_client(ctx, pool_size=workers) as client:
-        warnings = check_target(client, options.mode)
+        warnings = check_target(client, options.mode, allow_real_nodes=allow_real_nodes)
         for w in warnings:
             click.echo(f"warning: {w}", err=True)
         replayer = Replayer(client, options, progress=progress)
