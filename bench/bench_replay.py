@@ -181,9 +181,11 @@ def rss(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
             f.write(line)
             size += len(line)
             i += 1
-    seconds, peak, out = timed([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(cluster.kubeconfig),
-                                "replay", "--audit", str(log), "--speed", "max", "--no-fidelity", "-o", "json"])
-    report = orjson.loads(out[out.index("{"):])
+    report_path = tmp / "report.json"
+    seconds, peak, _ = timed([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(cluster.kubeconfig),
+                              "replay", "--audit", str(log), "--speed", "max", "--no-fidelity",
+                              "--report", str(report_path)])
+    report = orjson.loads(report_path.read_bytes())
     print(f"### Peak RSS replaying a {size / 1e9:.2f} GB audit log ({i:,} lines, {writes:,} replayed writes)\n")
     print(f"Command: `python bench/bench_replay.py rss --gb {args.gb:g}`\n")
     print("| measure | result |\n|---|---|")
