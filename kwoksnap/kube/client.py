@@ -48,9 +48,6 @@ class RetryPolicy:
         return random.uniform(0, min(self.max_delay, self.base_delay * (2**attempt)))
 
 
-NO_RETRY = RetryPolicy(attempts=1)
-
-
 def _error_for(status: int, body: bytes, method: str, path: str) -> APIError:
     reason, message = "", body[:300].decode("utf-8", "replace")
     try:
@@ -125,7 +122,6 @@ class Client:
         body: bytes | None = None,
         content_type: str = JSON,
         retry: RetryPolicy | None = None,
-        preload: bool = True,
         timeout: float | None = None,
     ) -> urllib3.BaseHTTPResponse:
         """One request with retries; returns the 2xx response or raises an :class:`APIError`/TransportError."""
@@ -138,7 +134,7 @@ class Client:
                 self.requests += 1
             try:
                 resp = self._pool.request(
-                    method, url, body=body, headers=headers, preload_content=preload, retries=False,
+                    method, url, body=body, headers=headers, retries=False,
                     timeout=timeout if timeout is not None else urllib3.util.Timeout.DEFAULT_TIMEOUT,
                 )
             except _Urllib3Error as exc:
@@ -147,8 +143,7 @@ class Client:
             else:
                 if resp.status < 300:
                     return resp
-                data = resp.data if preload else resp.read()
-                err = _error_for(resp.status, data, method, path)
+                err = _error_for(resp.status, resp.data, method, path)
                 assert isinstance(err, APIError)
                 if not err.retryable:
                     raise err
@@ -251,23 +246,3 @@ class Client:
                     continue
                 keys.append(key)
                 yield item, meta
-
-    def watch_lines(
-        self, path: str, *, params: Mapping[str, str | int] | None = None, timeout: float | None = None
-    ) -> Iterator[Obj]:
-        """Yield decoded watch events (``{"type", "object"}``) from one watch request until it ends."""
-        query: dict[str, str | int] = {**(params or {}), "watch": 1, "allowWatchBookmarks": "true"}
-        resp = self.raw("GET", path, params=query, preload=False, timeout=timeout, retry=NO_RETRY)
-        try:
-            buf = b""
-            for chunk in resp.stream(65536):
-                buf += chunk
-                while True:
-                    nl = buf.find(b"\n")
-                    if nl < 0:
-                        break
-                    line, buf = buf[:nl], buf[nl + 1:]
-                    if line.strip():
-                        yield orjson.loads(line)
-        finally:
-            resp.release_conn()

@@ -119,10 +119,6 @@ def check_target(client: Client, allow_real_nodes: bool) -> None:
                            "into a real cluster (use --allow-real-nodes to override)")
 
 
-def dry_run_plan(source: RecordSource) -> list[PlanStep]:
-    return plan(source.counts())
-
-
 class _Restorer:
     def __init__(self, client: Client, source: RecordSource, options: RestoreOptions, progress: Progress) -> None:
         self.client = client
