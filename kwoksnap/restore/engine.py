@@ -165,9 +165,8 @@ class _Restorer:
         if old_uid and new_uid:
             with self.lock:
                 self.uid_map[old_uid] = new_uid
-        if (prep.status is not None and outcome != "skipped") or (
-            outcome == "skipped" and prep.status is not None and _status_differs(created, prep.status)
-        ):
+        # A skipped (existing) pod still gets its status if a previous run was cut off between create and status.
+        if prep.status is not None and (outcome != "skipped" or _status_differs(created, prep.status)):
             try:
                 self.client.patch(res.path(ns, name, "status"), {"status": prep.status})
             except APIError as exc:
