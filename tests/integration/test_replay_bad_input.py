@@ -44,10 +44,11 @@ def test_garbage_wrong_types_and_a_truncated_last_line_are_counted(kwok_cluster:
                                                                     namespace: str, tmp_path: Path) -> None:
     now = time.time() - 60
     log = tmp_path / "audit.log"
-    good = pod_create(namespace, "ok-1", now) + pod_create(namespace, "ok-2", now + 1)
-    log.write_bytes(good[: len(good) // 2 + 1] + b"not json at all {{{\n42\n\"a string\"\n"
+    log.write_bytes(pod_create(namespace, "ok-1", now)
+                    + b"not json at all {{{\n42\n\"a string\"\n"
                     + b'{"kind":"Event","objectRef":"wrong type","stage":"ResponseComplete"}\n'
-                    + good[len(good) // 2 + 1:] + pod_create(namespace, "cut", now + 2)[:-40])
+                    + pod_create(namespace, "ok-2", now + 1)
+                    + pod_create(namespace, "cut", now + 2)[:-40])  # a truncated last line
     proc = replay(kwok_cluster, log)
     assert proc.returncode == ExitCode.OK, proc.stderr + proc.stdout
     assert "malformed input lines" in proc.stdout and "audit.log:" in proc.stdout
