@@ -8,6 +8,7 @@ never a skip.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -90,6 +91,9 @@ def client(kwok_cluster: LocalCluster) -> Iterator[Client]:
 def namespace(client: Client) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:10]}"
     client.create("/api/v1/namespaces", {"metadata": {"name": name}})
+    deadline = time.monotonic() + 30  # pods are admitted only once the namespace's default ServiceAccount exists
+    while not client.exists(f"/api/v1/namespaces/{name}/serviceaccounts/default") and time.monotonic() < deadline:
+        time.sleep(0.2)
     try:
         yield name
     finally:

@@ -30,6 +30,9 @@ NODES = 40
 def bulk_snapshot(source: Client, path: Path) -> None:
     """A real snapshot of nodes and 4,000 bare pods that kwok has made Running."""
     source.create("/api/v1/namespaces", {"metadata": {"name": "bulk"}})
+    deadline = time.monotonic() + 30  # pods are admitted only once the namespace's default ServiceAccount exists
+    while not source.exists("/api/v1/namespaces/bulk/serviceaccounts/default") and time.monotonic() < deadline:
+        time.sleep(0.2)
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda i: source.create("/api/v1/nodes", fake_node(f"bulk-node-{i}")), range(NODES)))
         list(pool.map(lambda i: source.create("/api/v1/namespaces/bulk/pods", {
