@@ -56,7 +56,9 @@ def test_verbatim_replay_at_10x_reproduces_every_transition(incident: Incident,
         report = replayer.run(events)
         replayer.check_fidelity()
         assert report.failed == 0, report.failures[:5]
-        assert report.applied > 300
+        # Every event was applied, or skipped only as a coalesced lease renewal or a delete of an already-gone pod.
+        assert report.applied + sum(report.skipped.values()) == report.events
+        assert set(report.skipped) <= {"lease-renewal-coalesced", "already-deleted"}, report.skipped
         assert not report.mismatches, report.mismatches[:10]  # final states equal the last recorded ones
         time.sleep(2)  # the target's audit log is written asynchronously
 
