@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -62,7 +63,7 @@ class Progress:
     """A live progress bar on a terminal (rich), nothing otherwise: the caller prints one summary line at the end."""
 
     def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and __import__("sys").stderr.isatty()
+        self.enabled = enabled and sys.stderr.isatty()
         self._bar: Any = None
         self._tasks: dict[str, Any] = {}
 

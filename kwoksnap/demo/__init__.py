@@ -1,2 +1,2 @@
-"""The incident demo: a real incident made on a local cluster (``scenario``), and the end-to-end run of the
-README's main command (create a cluster, restore the snapshot, replay the log, report, clean up)."""
+"""The incident demo's source: ``scenario`` records a real incident on a local cluster (the snapshot and audit log
+in fixtures/incident, and the input of replay's acceptance test). ``scripts/demo`` replays it."""

@@ -28,6 +28,7 @@ from kwoksnap.errors import APIError, Conflict, KwoksnapError, NotFound
 from kwoksnap.kube.client import MERGE_PATCH, Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
 from kwoksnap.replay.actions import JOB_UID_LABELS, Action, Mode, Skip, plan_action
+from kwoksnap.replay.fidelity import node_state, pod_state
 from kwoksnap.replay.timing import NS, LagStats, Timeline, event_time_map, format_micro, shift_times
 from kwoksnap.restore.transform import FROZEN_ANNOTATION, SCHEDULING_GATE
 
@@ -62,12 +63,10 @@ class ObjectState:
 
 
 def observed_state(kind: str, obj: Obj) -> ObjectState:
-    status = obj.get("status") or {}
-    ready = next((str(c.get("status")) for c in status.get("conditions") or [] if c.get("type") == "Ready"), "")
     if kind == "Pod":
-        return ObjectState(kind, phase=str(status.get("phase", "")), ready=ready,
-                           node=str((obj.get("spec") or {}).get("nodeName", "")))
-    return ObjectState(kind, ready=ready)
+        phase, ready, node = pod_state(obj)
+        return ObjectState(kind, phase=phase, ready=ready, node=node)
+    return ObjectState(kind, ready=node_state(obj)[0])
 
 
 def removed_by_delete(kind: str, obj: Obj, action: Action) -> bool:

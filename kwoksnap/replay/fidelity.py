@@ -14,19 +14,19 @@ from collections.abc import Iterable
 from typing import Any
 
 from kwoksnap.audit import AuditEvent
-from kwoksnap.replay.timing import NS
+from kwoksnap.replay.timing import NS, percentile
 
 State = tuple[str, ...]
 Key = tuple[str, str, str]  # (kind, namespace, name)
 
 
-def _pod_state(obj: dict[str, Any]) -> State:
+def pod_state(obj: dict[str, Any]) -> State:
     status = obj.get("status") or {}
     ready = next((str(c.get("status")) for c in status.get("conditions") or [] if c.get("type") == "Ready"), "")
     return (str(status.get("phase", "")), ready, str((obj.get("spec") or {}).get("nodeName", "")))
 
 
-def _node_state(obj: dict[str, Any]) -> State:
+def node_state(obj: dict[str, Any]) -> State:
     conds = (obj.get("status") or {}).get("conditions") or []
     return (next((str(c.get("status")) for c in conds if c.get("type") == "Ready"), ""),)
 
@@ -37,9 +37,9 @@ def initial_states(objects: Iterable[dict[str, Any]]) -> dict[Key, State]:
     for obj in objects:
         meta = obj.get("metadata") or {}
         if obj.get("kind") == "Pod":
-            out[("Pod", str(meta.get("namespace", "")), str(meta.get("name", "")))] = _pod_state(obj)
+            out[("Pod", str(meta.get("namespace", "")), str(meta.get("name", "")))] = pod_state(obj)
         elif obj.get("kind") == "Node":
-            out[("Node", "", str(meta.get("name", "")))] = _node_state(obj)
+            out[("Node", "", str(meta.get("name", "")))] = node_state(obj)
     return out
 
 
@@ -68,7 +68,7 @@ def transitions(events: Iterable[AuditEvent], *, since_ns: int = 0,
             node = str((ev["request"].get("target") or {}).get("name", ""))
             state = (*seq[-1][1][:2], node)
         elif response is not None and response.get("kind") in ("Pod", "Node"):
-            state = _pod_state(response) if kind == "Pod" else _node_state(response)
+            state = pod_state(response) if kind == "Pod" else node_state(response)
         if state is not None and (not seq or seq[-1][1] != state):
             seq.append((ev["ts"], state))
         if not seq:
@@ -89,10 +89,7 @@ class Comparison:
     time_errors: list[float]  # seconds of recorded time, one per matched transition
 
     def percentile(self, p: float) -> float:
-        if not self.time_errors:
-            return 0.0
-        ordered = sorted(self.time_errors)
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+        return percentile(sorted(self.time_errors), p)
 
 
 def compare_transitions(recorded: dict[Key, list[tuple[int, State]]], applied: dict[Key, list[tuple[int, State]]],

@@ -12,7 +12,7 @@ import dataclasses
 import math
 import re
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,6 +75,13 @@ class Timeline:
         return self._recorded
 
 
+def percentile(ordered: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile of already sorted values (0.0 for none)."""
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+
+
 class LagStats:
     """Lateness of each dispatched event (seconds after its deadline), compact for millions of events."""
 
@@ -88,21 +95,11 @@ class LagStats:
         return len(self._values)
 
     def percentile(self, p: float) -> float:
-        if not self._values:
-            return 0.0
-        ordered = sorted(self._values)
-        k = min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))
-        return ordered[k]
+        return percentile(sorted(self._values), p)
 
     def summary(self) -> dict[str, float]:
-        if not self._values:
-            return {"p50": 0.0, "p99": 0.0, "max": 0.0}
         ordered = sorted(self._values)
-
-        def at(p: float) -> float:
-            return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
-
-        return {"p50": at(50), "p99": at(99), "max": ordered[-1]}
+        return {"p50": percentile(ordered, 50), "p99": percentile(ordered, 99), "max": percentile(ordered, 100)}
 
 
 # Timestamp fields inside objects that describe when something happened (creationTimestamp, deletionTimestamp
