@@ -7,9 +7,10 @@ would always say "different". Each ignored field is listed here, with the reason
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
-from kwoksnap.restore.transform import regenerated
+from kwoksnap.restore.transform import regenerated, target_refs
 
 __all__ = ["field_differences", "normalize", "regenerated"]
 
@@ -75,6 +76,11 @@ def normalize(obj: Obj) -> Obj:
             spec["ports"] = [{k: v for k, v in p.items() if k != "nodePort"} for p in spec.get("ports") or []]
         if kind == "PersistentVolume" and isinstance(spec.get("claimRef"), dict):
             spec["claimRef"] = {k: v for k, v in spec["claimRef"].items() if k not in ("uid", "resourceVersion")}
+    if kind in ("Endpoints", "EndpointSlice"):  # pod references: followed by name, like owners
+        out = copy.deepcopy(out)
+        for target in target_refs(out):
+            target.pop("uid", None)
+            target.pop("resourceVersion", None)
     status = obj.get("status")
     if isinstance(status, dict) and status and kind not in CONTROLLER_STATUS_KINDS:
         if kind == "Node":

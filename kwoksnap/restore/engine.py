@@ -27,6 +27,7 @@ from kwoksnap.restore.transform import (
     JOB_TRACKING_FINALIZER,
     Adoption,
     Prepared,
+    finished_job,
     prepare,
     regenerated,
     without_cluster_ip,
@@ -128,6 +129,7 @@ class _Restorer:
         self.lock = threading.Lock()
         self.uid_map: dict[str, str] = {}
         self.snapshot_uids: set[str] = set()
+        self.finished_jobs: frozenset[str] = frozenset()
         self.results: dict[str, ResourceResult] = {}
         self.failures: list[Failure] = []
         self.adoptions: list[Adoption] = []
@@ -151,7 +153,8 @@ class _Restorer:
         old_uid = str(meta.get("uid", ""))
         with self.lock:
             prep = prepare(obj, uid_map=self.uid_map, snapshot_uids=self.snapshot_uids,
-                           has_status_subresource="status" in res.subresources, adopt=self.options.adopt)
+                           has_status_subresource="status" in res.subresources, adopt=self.options.adopt,
+                           never_adopt=self.finished_jobs)
         result = self.results[key]
         outcome: str
         try:
@@ -369,14 +372,18 @@ def _status_differs(existing: Obj, status: Obj) -> bool:
     return bool(current.get("phase") != status.get("phase") or current.get("podIP") != status.get("podIP"))
 
 
-def _snapshot_uids(source: RecordSource, keys: Iterable[str]) -> set[str]:
+def _snapshot_uids(source: RecordSource, keys: Iterable[str]) -> tuple[set[str], frozenset[str]]:
+    """Every UID in the snapshot, and those of its finished Jobs."""
     uids: set[str] = set()
+    finished: set[str] = set()
     for key in keys:
         for obj in source.objects(key):
             uid = (obj.get("metadata") or {}).get("uid")
             if uid:
                 uids.add(str(uid))
-    return uids
+                if finished_job(obj):
+                    finished.add(str(uid))
+    return uids, frozenset(finished)
 
 
 def restore(
@@ -392,7 +399,7 @@ def restore(
     check_target(client, options.allow_real_nodes)
     steps = plan(source.counts())
     r = _Restorer(client, source, options, progress)
-    r.snapshot_uids = _snapshot_uids(source, [s.resource for s in steps])
+    r.snapshot_uids, r.finished_jobs = _snapshot_uids(source, [s.resource for s in steps])
     disc = discover(client)
     crd_steps = [s for s in steps if s.phase == PHASES[0][0]]
     with ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="restore") as pool:

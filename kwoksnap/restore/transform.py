@@ -68,8 +68,10 @@ class Prepared:
     dropped_owners: int = 0
 
 
-# Endpoints the endpoints controller maintains carry this annotation (manually managed ones, for Services without
-# a selector, do not, and are restored); EndpointSlices name their managing controller in a label.
+# Endpoints the endpoints controller maintains carry its managed-by label (since 1.33) or, in older clusters, often
+# its trigger-time annotation (dropped again when a sync has no trigger time, so not always); manually managed ones,
+# for Services without a selector, have neither and are restored. EndpointSlices name their manager in a label.
+ENDPOINTS_MANAGED_BY = ("endpoints.kubernetes.io/managed-by", "endpoint-controller")
 ENDPOINTS_TRIGGER = "endpoints.kubernetes.io/last-change-trigger-time"
 SLICE_MANAGERS = frozenset({"endpointslice-controller.k8s.io", "endpointslicemirroring-controller.k8s.io"})
 
@@ -78,11 +80,12 @@ def regenerated(obj: Obj) -> bool:
     """Objects the target's own controllers (or API server) create and maintain: restoring ours would fight them."""
     meta = obj.get("metadata") or {}
     kind = obj.get("kind")
-    if kind == "Endpoints" and (ENDPOINTS_TRIGGER in (meta.get("annotations") or {})
+    labels = meta.get("labels") or {}
+    if kind == "Endpoints" and (labels.get(ENDPOINTS_MANAGED_BY[0]) == ENDPOINTS_MANAGED_BY[1]
+                                or ENDPOINTS_TRIGGER in (meta.get("annotations") or {})
                                 or (meta.get("namespace"), meta.get("name")) == ("default", "kubernetes")):
         return True
-    if kind == "EndpointSlice" and (meta.get("labels") or {}).get("endpointslice.kubernetes.io/managed-by") in (
-            SLICE_MANAGERS):
+    if kind == "EndpointSlice" and labels.get("endpointslice.kubernetes.io/managed-by") in SLICE_MANAGERS:
         return True
     for kind, namespace, name in REGENERATED:
         if obj.get("kind") == kind and meta.get("name") == name and namespace in (None, meta.get("namespace")):
@@ -101,13 +104,16 @@ def prepare(
     snapshot_uids: set[str] | frozenset[str],
     has_status_subresource: bool,
     adopt: bool = True,
+    never_adopt: frozenset[str] = frozenset(),
 ) -> Prepared:
     """Turn a snapshot object into a create body.
 
     ``uid_map`` maps source UIDs to target UIDs of objects restored so far; ``snapshot_uids`` holds every UID in
     the snapshot (an owner outside it is dangling: its reference is dropped, or the garbage collector would delete
     the dependent). ``adopt=False`` is for targets without workload controllers (the replay profile): controller
-    references are then relinked through the UID map like any other, since nobody would adopt.
+    references are then relinked through the UID map like any other, since nobody would adopt. ``never_adopt``
+    holds owner UIDs whose controller would not adopt either (finished Jobs: the Job controller ignores them): their
+    references are relinked too, and still returned as an adoption so restore checks the result.
     """
     body = copy.deepcopy(obj)
     kind = str(body.get("kind", ""))
@@ -119,12 +125,13 @@ def prepare(
     kept: list[Obj] = []
     dropped = 0
     for ref in meta.get("ownerReferences") or []:
+        old = str(ref.get("uid", ""))
         if adopt and ref.get("controller") and (ref.get("kind"), kind) in ADOPTING:
             adoption = Adoption(kind, str(meta.get("namespace", "")), str(meta.get("name", "")),
                                 str(ref.get("kind")), str(ref.get("name")),
                                 keep_job_finalizer=JOB_TRACKING_FINALIZER in (meta.get("finalizers") or ()))
-            continue
-        old = str(ref.get("uid", ""))
+            if old not in never_adopt:
+                continue
         if old in uid_map:
             kept.append({**ref, "uid": uid_map[old]})
         elif old in snapshot_uids:
@@ -159,9 +166,37 @@ def prepare(
                 claim["uid"] = uid_map[claim["uid"]]
             else:
                 claim.pop("uid", None)
+    elif kind in ("Endpoints", "EndpointSlice"):
+        for target in target_refs(body):
+            target.pop("resourceVersion", None)
+            if target.get("uid") in uid_map:
+                target["uid"] = uid_map[target["uid"]]
+            else:
+                target.pop("uid", None)
     if status is not None and not status:
         status = None
     return Prepared(body, status, deferred, adoption, dropped)
+
+
+def target_refs(obj: Obj) -> list[Obj]:
+    """The object references (usually pods) of an Endpoints' addresses or an EndpointSlice's endpoints."""
+    refs: list[Obj] = []
+    if obj.get("kind") == "Endpoints":
+        for subset in obj.get("subsets") or []:
+            for address in (subset.get("addresses") or []) + (subset.get("notReadyAddresses") or []):
+                if isinstance(address.get("targetRef"), dict):
+                    refs.append(address["targetRef"])
+    elif obj.get("kind") == "EndpointSlice":
+        refs = [e["targetRef"] for e in obj.get("endpoints") or [] if isinstance(e.get("targetRef"), dict)]
+    return refs
+
+
+def finished_job(obj: Obj) -> bool:
+    """A Job whose status says Complete or Failed: the Job controller never syncs it again, so never adopts."""
+    if obj.get("kind") != "Job":
+        return False
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions)
 
 
 def _node_ready(node: Obj) -> bool:

@@ -1,0 +1,59 @@
+"""Unit tests for what diff treats as equal: the normal form and the streaming comparison."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from kwoksnap.diff.compare import compare
+from kwoksnap.diff.normalize import field_differences, normalize
+
+Obj = dict[str, Any]
+
+
+def endpoints(uid: str) -> Obj:
+    return {"kind": "Endpoints", "metadata": {"name": "svc", "namespace": "ns", "uid": "e1"},
+            "subsets": [{"addresses": [{"ip": "10.0.0.1", "targetRef": {"kind": "Pod", "name": "a", "uid": uid,
+                                                                         "resourceVersion": "9"}}]}]}
+
+
+def test_server_assigned_fields_and_restore_markers_are_ignored() -> None:
+    source = {"kind": "Pod", "metadata": {"name": "p", "namespace": "ns", "uid": "old", "resourceVersion": "1",
+                                          "creationTimestamp": "2020-01-01T00:00:00Z",
+                                          "ownerReferences": [{"kind": "ReplicaSet", "name": "rs", "uid": "old-rs",
+                                                               "controller": True}]},
+              "spec": {"nodeName": "n1"},
+              "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True",
+                                                             "lastTransitionTime": "2020-01-01T00:00:00Z"}]}}
+    target = copy.deepcopy(source)
+    target["metadata"].update(uid="new", resourceVersion="99", creationTimestamp="2026-11-28T00:00:00Z",
+                              annotations={"kwoksnap.io/frozen": "true"})
+    target["metadata"]["ownerReferences"][0]["uid"] = "new-rs"
+    target["status"]["conditions"][0]["lastTransitionTime"] = "2026-11-28T00:00:00Z"
+    assert normalize(source) == normalize(target)
+    target["status"]["phase"] = "Pending"
+    assert field_differences(normalize(source), normalize(target)) == [".status.phase: 'Running' -> 'Pending'"]
+
+
+def test_endpoint_pod_references_are_compared_by_name() -> None:
+    assert normalize(endpoints("old")) == normalize(endpoints("new"))
+    moved = endpoints("new")
+    moved["subsets"][0]["addresses"][0]["targetRef"]["name"] = "b"
+    assert normalize(endpoints("old")) != normalize(moved)
+    original = endpoints("old")
+    normalize(original)
+    assert original["subsets"][0]["addresses"][0]["targetRef"]["uid"] == "old"  # the input is not modified
+
+
+def test_compare_reports_missing_added_and_changed() -> None:
+    a = {"v1/configmaps": [{"kind": "ConfigMap", "metadata": {"name": n, "namespace": "ns"}, "data": {"k": n}}
+                           for n in ("same", "changed", "only-a")]}
+    b = {"v1/configmaps": [{"kind": "ConfigMap", "metadata": {"name": n, "namespace": "ns"},
+                            "data": {"k": "other" if n == "changed" else n}} for n in ("same", "changed", "only-b")]}
+    result = compare(["v1/configmaps"], lambda gr: a[gr], lambda gr: b[gr])
+    assert not result.equal
+    assert {(d.name, d.change) for d in result.differences} == {("changed", "changed"), ("only-a", "missing"),
+                                                                ("only-b", "added")}
+    assert result.per_resource["v1/configmaps"] == {"a": 3, "b": 3, "changed": 1, "missing": 1, "added": 1}
+    changed = next(d for d in result.differences if d.change == "changed")
+    assert changed.fields == [".data.k: 'changed' -> 'other'"]

@@ -1,0 +1,146 @@
+"""Unit tests for the pure rewrites restore applies to snapshot objects, and for restore's order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kwoksnap.restore.plan import plan
+from kwoksnap.restore.transform import (
+    FAKE_NODE_ANNOTATION,
+    FROZEN_ANNOTATION,
+    SCHEDULING_GATE,
+    finished_job,
+    prepare,
+    regenerated,
+)
+
+Obj = dict[str, Any]
+
+
+def pod(name: str = "p", owner: Obj | None = None, node: str | None = "n1") -> Obj:
+    meta: Obj = {"name": name, "namespace": "ns", "uid": f"uid-{name}", "resourceVersion": "7",
+                 "creationTimestamp": "2026-01-01T00:00:00Z", "managedFields": [{}]}
+    if owner:
+        meta["ownerReferences"] = [owner]
+    spec: Obj = {"containers": [{"name": "c", "image": "x"}]}
+    if node:
+        spec["nodeName"] = node
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec,
+            "status": {"phase": "Running", "podIP": "10.0.0.1"}}
+
+
+def ref(kind: str, name: str, uid: str, controller: bool = True) -> Obj:
+    return {"apiVersion": "x", "kind": kind, "name": name, "uid": uid, "controller": controller}
+
+
+def test_server_managed_metadata_is_stripped_and_pod_status_written_after_create() -> None:
+    p = prepare(pod(), uid_map={}, snapshot_uids=set(), has_status_subresource=True)
+    assert set(p.body["metadata"]) == {"name", "namespace", "annotations"}
+    assert p.body["metadata"]["annotations"][FROZEN_ANNOTATION] == "true"
+    assert "status" not in p.body
+    assert p.status == {"phase": "Running", "podIP": "10.0.0.1"}
+
+
+def test_unscheduled_pod_gets_the_scheduling_gate() -> None:
+    p = prepare(pod(node=None), uid_map={}, snapshot_uids=set(), has_status_subresource=True)
+    assert p.body["spec"]["schedulingGates"] == [{"name": SCHEDULING_GATE}]
+
+
+def test_replicaset_pod_is_left_to_adoption() -> None:
+    p = prepare(pod(owner=ref("ReplicaSet", "rs", "uid-rs")), uid_map={}, snapshot_uids={"uid-rs"},
+                has_status_subresource=True)
+    assert "ownerReferences" not in p.body["metadata"]
+    assert p.adoption is not None and (p.adoption.owner_kind, p.adoption.owner_name) == ("ReplicaSet", "rs")
+    assert p.deferred_owners == []
+
+
+def test_pod_of_a_finished_job_is_relinked_and_still_checked() -> None:
+    owner = ref("Job", "migrate", "uid-job")
+    p = prepare(pod(owner=owner), uid_map={}, snapshot_uids={"uid-job"}, has_status_subresource=True,
+                never_adopt=frozenset({"uid-job"}))
+    assert p.deferred_owners == [owner]  # the Job is restored later; relinked in the final pass
+    assert p.adoption is not None and p.adoption.owner_name == "migrate"
+    assert p.adoption.keep_job_finalizer is False
+
+
+def test_without_adoption_controller_references_are_relinked_through_the_uid_map() -> None:
+    p = prepare(pod(owner=ref("ReplicaSet", "rs", "old")), uid_map={"old": "new"}, snapshot_uids={"old"},
+                has_status_subresource=True, adopt=False)
+    assert p.adoption is None
+    assert p.body["metadata"]["ownerReferences"][0]["uid"] == "new"
+
+
+def test_dangling_owner_reference_is_dropped_and_counted() -> None:
+    p = prepare(pod(owner=ref("ConfigMap", "gone", "elsewhere", controller=False)), uid_map={}, snapshot_uids=set(),
+                has_status_subresource=True)
+    assert "ownerReferences" not in p.body["metadata"]
+    assert p.dropped_owners == 1 and p.deferred_owners == []
+
+
+def test_node_becomes_a_fake_node_keeping_its_status_and_not_ready_nodes_are_frozen() -> None:
+    node = {"kind": "Node", "metadata": {"name": "n1", "uid": "u"},
+            "status": {"conditions": [{"type": "Ready", "status": "False"}], "capacity": {"cpu": "4"}}}
+    p = prepare(node, uid_map={}, snapshot_uids=set(), has_status_subresource=True)
+    assert p.body["status"]["capacity"] == {"cpu": "4"} and p.status is None
+    assert p.body["metadata"]["annotations"] == {FAKE_NODE_ANNOTATION: "fake", FROZEN_ANNOTATION: "true"}
+    node["status"]["conditions"][0]["status"] = "True"
+    ready = prepare(node, uid_map={}, snapshot_uids=set(), has_status_subresource=True)
+    assert FROZEN_ANNOTATION not in ready.body["metadata"]["annotations"]
+
+
+def test_job_keeps_its_recorded_selector() -> None:
+    job = {"kind": "Job", "metadata": {"name": "j", "namespace": "ns", "uid": "u"},
+           "spec": {"selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u"}}}}
+    p = prepare(job, uid_map={}, snapshot_uids=set(), has_status_subresource=True)
+    assert p.body["spec"]["manualSelector"] is True
+
+
+def test_endpoint_pod_references_are_relinked_or_stripped() -> None:
+    ep = {"kind": "Endpoints", "metadata": {"name": "svc", "namespace": "ns"},
+          "subsets": [{"addresses": [{"ip": "1", "targetRef": {"kind": "Pod", "name": "a", "uid": "old-a",
+                                                                  "resourceVersion": "3"}}],
+                       "notReadyAddresses": [{"ip": "2", "targetRef": {"kind": "Pod", "name": "b", "uid": "old-b"}}]}]}
+    p = prepare(ep, uid_map={"old-a": "new-a"}, snapshot_uids=set(), has_status_subresource=False)
+    subset = p.body["subsets"][0]
+    assert subset["addresses"][0]["targetRef"] == {"kind": "Pod", "name": "a", "uid": "new-a"}
+    assert subset["notReadyAddresses"][0]["targetRef"] == {"kind": "Pod", "name": "b"}
+    assert ep["subsets"][0]["addresses"][0]["targetRef"]["uid"] == "old-a"  # the input is not modified
+
+
+def test_controller_managed_endpoints_are_regenerated_manual_ones_are_not() -> None:
+    labelled = {"kind": "Endpoints", "metadata": {"name": "web", "namespace": "ns",
+                                                   "labels": {"endpoints.kubernetes.io/managed-by":
+                                                              "endpoint-controller"}}}
+    annotated = {"kind": "Endpoints", "metadata": {"name": "web", "namespace": "ns", "annotations": {
+        "endpoints.kubernetes.io/last-change-trigger-time": "2026-01-01T00:00:00Z"}}}
+    manual = {"kind": "Endpoints", "metadata": {"name": "external", "namespace": "ns"}}
+    slice_ = {"kind": "EndpointSlice", "metadata": {"name": "web-abc", "namespace": "ns", "labels": {
+        "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}}}
+    assert regenerated(labelled) and regenerated(annotated) and regenerated(slice_)
+    assert not regenerated(manual)
+    assert regenerated({"kind": "ServiceAccount", "metadata": {"name": "default", "namespace": "any"}})
+    assert not regenerated({"kind": "ServiceAccount", "metadata": {"name": "builder", "namespace": "any"}})
+
+
+def test_finished_job() -> None:
+    def job(cond: str, status: str) -> Obj:
+        return {"kind": "Job", "status": {"conditions": [{"type": cond, "status": status}]}}
+    assert finished_job(job("Complete", "True")) and finished_job(job("Failed", "True"))
+    assert not finished_job(job("Complete", "False")) and not finished_job(job("Suspended", "True"))
+    assert not finished_job({"kind": "Job", "status": {"active": 1}})
+    assert not finished_job({"kind": "Pod", "status": {"conditions": [{"type": "Complete", "status": "True"}]}})
+
+
+def test_plan_puts_dependents_before_their_controllers() -> None:
+    steps = plan({"apps/v1/deployments": 1, "v1/pods": 5, "apps/v1/replicasets": 2, "v1/namespaces": 1,
+                  "apiextensions.k8s.io/v1/customresourcedefinitions": 1, "example.io/v1/widgets": 3,
+                  "v1/nodes": 2, "batch/v1/jobs": 1, "v1/services": 1,
+                  "admissionregistration.k8s.io/v1/validatingwebhookconfigurations": 1})
+    order = [s.resource for s in steps]
+    assert order[0] == "apiextensions.k8s.io/v1/customresourcedefinitions"
+    assert order.index("v1/namespaces") < order.index("v1/nodes") < order.index("v1/pods")
+    assert order.index("v1/pods") < order.index("apps/v1/replicasets") < order.index("apps/v1/deployments")
+    assert order.index("v1/pods") < order.index("batch/v1/jobs")
+    assert order.index("v1/services") < order.index("example.io/v1/widgets")
+    assert order[-1] == "admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
+    assert sum(s.objects for s in steps) == 18
