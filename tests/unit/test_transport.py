@@ -1,0 +1,149 @@
+"""Unit tests for kwoksnap.kube.transport against a raw loopback socket server (HTTP framing edge cases that a
+real kube-apiserver produces only occasionally: chunked bodies, idle connections closed by the server)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from kwoksnap.errors import NotFound, TransportError
+from kwoksnap.kube.client import Client, RetryPolicy
+from kwoksnap.kube.config import ClusterConfig
+from kwoksnap.kube.transport import Pool, TransportFailure
+
+Handler = Callable[[socket.socket, bytes, int], bool]  # (conn, request bytes, index) -> keep the connection open
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return b""
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(rest) < length:
+        rest += conn.recv(65536)
+    return head + b"\r\n\r\n" + rest
+
+
+@pytest.fixture
+def server() -> Iterator[Callable[[Handler], tuple[str, list[bytes]]]]:
+    listeners: list[socket.socket] = []
+
+    def start(handler: Handler) -> tuple[str, list[bytes]]:
+        sock = socket.create_server(("127.0.0.1", 0))
+        listeners.append(sock)
+        seen: list[bytes] = []
+
+        def serve() -> None:
+            while True:
+                try:
+                    conn, _ = sock.accept()
+                except OSError:
+                    return
+                with conn:
+                    while request := _read_request(conn):
+                        seen.append(request)
+                        if not handler(conn, request, len(seen) - 1):
+                            break
+
+        threading.Thread(target=serve, daemon=True).start()
+        return f"http://127.0.0.1:{sock.getsockname()[1]}", seen
+
+    yield start
+    for sock in listeners:
+        sock.close()
+
+
+def test_content_length_chunked_and_keep_alive(server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
+    def handler(conn: socket.socket, request: bytes, i: int) -> bool:
+        if i % 2 == 0:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n"
+                         b'{"a": "bc"}')
+        else:  # chunked, split across sends, with a chunk extension and a trailer
+            conn.sendall(b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\n{\"a\":")
+            conn.sendall(b"\r\n4\r\n \"d\"\r\n1\r\n}\r\n0\r\nX-Trailer: 1\r\n\r\n")
+        return True
+
+    url, seen = server(handler)
+    pool = Pool(url, maxsize=1, timeout=5, headers={"Accept": "application/json"})
+    first = pool.request("GET", "/api/v1/pods?limit=1")
+    second = pool.request("POST", "/api/v1/pods", body=b'{"x": 1}', headers={"Content-Type": "application/json"})
+    third = pool.request("GET", "/again")
+    assert (first.status, first.data) == (200, b'{"a": "bc"}')
+    assert (second.status, second.data) == (201, b'{"a": "d"}')
+    assert third.data == b'{"a": "bc"}'
+    assert len(seen) == 3  # one connection, kept alive (the server serves connections one at a time)
+    assert seen[0].startswith(b"GET /api/v1/pods?limit=1 HTTP/1.1\r\n") and b"Accept: application/json" in seen[0]
+    assert seen[1].endswith(b'Content-Length: 8\r\n\r\n{"x": 1}')
+    pool.close()
+
+
+def test_idle_connection_closed_by_the_server_is_replaced(
+        server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
+    def handler(conn: socket.socket, request: bytes, i: int) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        return False  # close after every response, without saying so
+
+    url, seen = server(handler)
+    pool = Pool(url, maxsize=2, timeout=5)
+    for _ in range(3):
+        assert pool.request("DELETE", "/x").data == b"{}"
+    assert len(seen) == 3
+
+
+def test_truncated_response_and_refused_connection_are_transport_failures(
+        server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
+    def handler(conn: socket.socket, request: bytes, i: int) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"partial")
+        return False
+
+    url, _ = server(handler)
+    with pytest.raises(TransportFailure, match="before the response was complete"):
+        Pool(url, maxsize=1, timeout=5).request("GET", "/")
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()
+    with pytest.raises(TransportFailure, match="cannot connect"):
+        Pool(f"http://127.0.0.1:{port}", maxsize=1, timeout=5).request("GET", "/")
+
+
+def test_client_maps_status_and_retries_5xx(server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
+    def handler(conn: socket.socket, request: bytes, i: int) -> bool:
+        if request.startswith(b"GET /missing"):
+            body = b'{"kind":"Status","reason":"NotFound","message":"pods \\"x\\" not found","code":404}'
+            conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        elif i == 1:
+            conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+        else:
+            conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n{"kind":"Ok"}')
+        return True
+
+    url, seen = server(handler)
+    with Client(ClusterConfig(server=url), retry=RetryPolicy(attempts=3), sleep=lambda _s: None) as c:
+        with pytest.raises(NotFound, match="not found"):
+            c.get("/missing")
+        assert c.get("/flaky") == {"kind": "Ok"}  # 503 first, then retried
+        assert c.retries == 1 and len(seen) == 3
+
+
+def test_client_gives_up_on_a_dead_server_with_a_transport_error() -> None:
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()
+    waits: list[float] = []
+    with Client(ClusterConfig(server=f"http://127.0.0.1:{port}"), retry=RetryPolicy(attempts=3),
+                sleep=waits.append) as c, pytest.raises(TransportError, match="cannot connect"):
+        c.get("/api")
+    assert len(waits) == 2
