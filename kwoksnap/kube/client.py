@@ -100,6 +100,13 @@ class Client:
         self.requests = 0  # counted for reports and benchmarks
         self.retries = 0
 
+    def warm(self, connections: int) -> int:
+        """Open up to ``connections`` keep-alive connections ahead of a burst; see :meth:`Pool.warm`."""
+        try:
+            return self._pool.warm(connections)
+        except TransportFailure as exc:
+            raise TransportError(str(exc)) from None
+
     def close(self) -> None:
         self._pool.close()
 

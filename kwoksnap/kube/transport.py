@@ -162,8 +162,8 @@ class Pool:
         self._fixed = "".join(f"{k}: {v}\r\n" for k, v in fixed.items()).encode("latin-1")
         self._idle: list[_Connection] = []
         self._lock = threading.Lock()
+        self.maxsize = maxsize
         self._slots = threading.BoundedSemaphore(maxsize)
-        self._closed = False
 
     def _connect(self, timeout: float) -> _Connection:
         try:
@@ -202,14 +202,29 @@ class Pool:
                     conn.close()
                 else:
                     with self._lock:
-                        if self._closed:
-                            conn.close()
-                        else:
+                        keep = len(self._idle) < self.maxsize
+                        if keep:
                             self._idle.append(conn)
+                    if not keep:
+                        conn.close()
                 return response
             raise TransportFailure("connection closed by the server (twice)")
 
+    def warm(self, n: int) -> int:
+        """Open connections until ``n`` (at most ``maxsize``) are idle, so that a burst of requests does not pay
+        TCP and TLS handshakes (about 1 ms of CPU each on both sides) when it matters. Returns how many were opened."""
+        opened = 0
+        while True:
+            with self._lock:
+                if len(self._idle) >= min(n, self.maxsize):
+                    return opened
+            conn = self._connect(self.timeout)
+            opened += 1
+            with self._lock:
+                self._idle.append(conn)
+
     def close(self) -> None:
+        """Close the idle connections (the pool stays usable; connections in use are kept when returned)."""
         with self._lock:
             idle, self._idle = self._idle, []
         for conn in idle:

@@ -420,9 +420,14 @@ class Replayer:
                 frozen += 1
         return frozen
 
+    def warm_up(self) -> None:
+        """One keep-alive connection per worker before the clock starts: no TLS handshakes in the first burst."""
+        self.client.warm(self.options.workers)
+
     def run(self, events: Iterable[AuditEvent]) -> ReplayReport:
         if self.options.mode == "verbatim":
             self.freeze_nodes()
+        self.warm_up()
         old_switch = sys.getswitchinterval()
         sys.setswitchinterval(0.0005)  # the dispatcher must get the GIL back quickly after its deadline
         planned: Queue = queue.Queue(maxsize=self.options.lookahead)

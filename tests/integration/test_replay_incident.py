@@ -12,7 +12,8 @@ import pytest
 
 from kwoksnap.audit import FilterSpec, ParseStats, classify, read_audit
 from kwoksnap.audit.filters import DEFAULT_RESOURCES
-from kwoksnap.cluster.local import Profile
+from kwoksnap.cluster.binaries import Binaries
+from kwoksnap.cluster.local import Profile, delete_cluster
 from kwoksnap.demo.scenario import HEARTBEAT_FACTOR, Incident, run_incident
 from kwoksnap.replay.engine import Replayer, ReplayOptions
 from kwoksnap.replay.fidelity import compare_transitions, initial_states, transitions
@@ -26,9 +27,13 @@ SPEED = 10.0
 
 
 @pytest.fixture(scope="module")
-def incident(make_cluster: ClusterFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Incident]:
+def incident(make_cluster: ClusterFactory, binaries: Binaries, workdir: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Incident]:
     source = make_cluster("isrc", Profile.STANDARD, (f"--heartbeat-factor={HEARTBEAT_FACTOR}",))
-    yield run_incident(source, tmp_path_factory.mktemp("incident"), log=lambda m: print(m, flush=True))
+    recorded = run_incident(source, tmp_path_factory.mktemp("incident"), log=lambda m: print(m, flush=True))
+    # The recording is in files now; a source cluster left running would take CPU from the replays' targets.
+    delete_cluster(source.name, binaries, workdir=workdir)
+    yield recorded
 
 
 def snapshot_objects(path: Path) -> list[dict[str, object]]:

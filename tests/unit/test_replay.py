@@ -202,6 +202,9 @@ class RecordingReplayer(Replayer):
         self.sent.append((self.clock.now(), item.action.name, item.action.op))  # the dispatcher's own thread
         super()._submit(item, pool)
 
+    def warm_up(self) -> None:
+        pass  # nothing to connect to
+
     def execute(self, action: Action) -> str | None:
         with self.lock_sent:
             self.executed.append(action.name)

@@ -147,3 +147,18 @@ def test_client_gives_up_on_a_dead_server_with_a_transport_error() -> None:
                 sleep=waits.append) as c, pytest.raises(TransportError, match="cannot connect"):
         c.get("/api")
     assert len(waits) == 2
+
+
+def test_warm_opens_connections_up_to_the_pool_size(server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
+    def handler(conn: socket.socket, request: bytes, i: int) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        return True
+
+    url, seen = server(handler)
+    pool = Pool(url, maxsize=3, timeout=5)
+    assert pool.warm(5) == 3
+    assert pool.warm(2) == 0  # already enough idle connections
+    pool.close()  # the test server serves one connection at a time: let it move past the warmed ones
+    assert pool.request("GET", "/").data == b"{}"  # usable after close: a fresh connection
+    assert pool.request("GET", "/").data == b"{}"
+    assert len(seen) == 2
