@@ -20,6 +20,7 @@ __all__ = [
     "AuditEvent",
     "degraded",
     "resource_version",
+    "resource_version_of",
 ]
 
 
@@ -66,7 +67,11 @@ def degraded(event: AuditEvent) -> bool:
 
 def resource_version(event: AuditEvent) -> int:
     """responseObject ``metadata.resourceVersion`` as an int (0 if absent or not a number): the tie-breaker."""
-    response = event["response"]
+    return resource_version_of(event["response"])
+
+
+def resource_version_of(response: Any) -> int:
+    """``metadata.resourceVersion`` of a decoded responseObject as an int (0 if absent or not a number)."""
     if type(response) is dict:
         meta = response.get("metadata")
         if type(meta) is dict:
