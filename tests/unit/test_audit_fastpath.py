@@ -147,6 +147,24 @@ def test_the_common_shapes_take_the_fast_road() -> None:
 
 
 @pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b'"verb":', b'"ver\\u0062":'),  # an escaped key is the same key
+        (b'"metadata":{"name":"p"', b'"metad\\u0061ta":{"name":"q"'),
+        (b'"phase":"Running"', b'"phase":"Run\\u006eing\\ud83d\\ude00"'),  # escapes in a body (a surrogate pair)
+        (b'"code":200', b'"code":200,"code":404'),  # duplicate keys: the last one wins, as in orjson
+    ],
+)
+def test_escapes_and_duplicates_read_the_same(old: bytes, new: bytes) -> None:
+    line = dumps(BASE).replace(old, new)
+    assert line != dumps(BASE)
+    got = fast(line, False)
+    expected = general(line)
+    assert got is not None and type(expected) is dict
+    assert got[1] == expected and got[0] == resource_version(expected)
+
+
+@pytest.mark.parametrize(
     "event",
     [
         {**BASE, "verb": "p\u00e4tch"},  # non-ASCII: msgspec would not check UTF-8 in skipped values
