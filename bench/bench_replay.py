@@ -109,7 +109,7 @@ def lag(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
         for i in range(total):
             f.write(orjson.dumps(status_event(pods[i % len(pods)], i, t0 + int(i * NS / args.rate))) + b"\n")
     with Client(load_config(str(cluster.kubeconfig)), pool_size=32) as c:
-        r = LagRecorder(c, ReplayOptions(speed=args.speed, workers=32))
+        r = LagRecorder(c, ReplayOptions(speed=args.speed))
         r.samples = []  # type: ignore[attr-defined]
         rep = r.run(audit_events([str(log)], FilterSpec(), ParseStats()))
     samples = sorted(r.samples, key=lambda s: s[0])  # type: ignore[attr-defined]
@@ -142,25 +142,27 @@ def speed_max(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
     events = [status_event(pods[i % len(pods)], i, t0 + i * 10_000_000) for i in range(args.events)]
     log.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
     with Client(load_config(str(cluster.kubeconfig)), pool_size=32) as c:
-        rep = Replayer(c, ReplayOptions(speed=None, workers=32)).run(
-            audit_events([str(log)], FilterSpec(), ParseStats()))
+        rep = Replayer(c, ReplayOptions(speed=None)).run(audit_events([str(log)], FilterSpec(), ParseStats()))
         bodies = []
         for e in events:
             body = copy.deepcopy(e["responseObject"])
             for k in ("uid", "resourceVersion", "creationTimestamp", "managedFields"):
                 body["metadata"].pop(k, None)
             bodies.append((e["requestURI"], body))
-        started = time.monotonic()
-        with ThreadPoolExecutor(32) as pool:
-            list(pool.map(lambda b: c.replace(b[0], b[1]), bodies))
-        raw = time.monotonic() - started
+        raw = float("inf")  # the ceiling: the best of a raw client at two concurrencies
+        for threads in (8, 32):
+            started = time.monotonic()
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(lambda b: c.replace(b[0], b[1]), bodies))
+            if time.monotonic() - started < raw:
+                raw, raw_threads = time.monotonic() - started, threads
     print(f"### --speed max vs the raw write ceiling ({args.events} pod status writes)\n")
     print(f"Command: `python bench/bench_replay.py max --events {args.events}`\n")
     print("| measure | result |\n|---|---|")
     print(f"| kwoksnap replay --speed max | {rep.wall_seconds:.2f} s, {rep.applied / rep.wall_seconds:,.0f} "
           f"events/s (failed {rep.failed}) |")
-    print(f"| raw parallel client (32 threads, same PUTs, bodies prepared ahead) | {raw:.2f} s, "
-          f"{len(bodies) / raw:,.0f} writes/s |")
+    print(f"| raw parallel client (best of 8 and 32 threads: {raw_threads}; same PUTs, bodies prepared ahead) | "
+          f"{raw:.2f} s, {len(bodies) / raw:,.0f} writes/s |")
     print(f"| **replay vs ceiling** | **{raw / rep.wall_seconds * 100:.0f}%** |")
 
 

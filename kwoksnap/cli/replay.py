@@ -39,7 +39,8 @@ from kwoksnap.cli.options import (
                    "'agent:argocd*=user'.")
 @click.option("--keep-timestamps", is_flag=True, help="Keep the recorded times inside objects instead of moving "
               "them onto the replay clock.")
-@click.option("--workers", type=click.IntRange(1, 256), default=32, show_default=True, help="Parallel requests.")
+@click.option("--workers", type=click.IntRange(1, 256), default=8, show_default=True,
+              help="Parallel requests (more only helps a target with more cores).")
 @click.option("--lease-interval", type=float, default=1.0, show_default=True, metavar="SECONDS",
               help="Coalesce node-lease renewals of one lease to at most one per this many wall seconds (0: replay "
                    "every renewal).")
@@ -119,8 +120,10 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
             click.echo(f"degraded by audit level: {dict(report.degraded)}")
         if stats.malformed:
             click.echo(f"malformed input lines: {stats.malformed} (first: {stats.to_dict()['malformed_examples'][:3]})")
+        applied = data["appliedLagMs"]
         click.echo(f"recorded {report.recorded_seconds:.1f}s replayed in {report.wall_seconds:.1f}s; lag p50 "
-                   f"{lag['p50']:.1f} ms, p99 {lag['p99']:.1f} ms, max {lag['max']:.1f} ms")
+                   f"{lag['p50']:.1f} ms, p99 {lag['p99']:.1f} ms, max {lag['max']:.1f} ms (sent); applied p50 "
+                   f"{applied['p50']:.1f} ms, p99 {applied['p99']:.1f} ms, max {applied['max']:.1f} ms (answered)")
         click.echo(f"fidelity: {report.fidelity_checked - len(report.mismatches)}/{report.fidelity_checked} objects "
                    "match their last recorded state" + (" (interrupted)" if report.interrupted else ""))
     ok = not report.failed and not report.mismatches and not report.interrupted

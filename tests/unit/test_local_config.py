@@ -48,6 +48,19 @@ def test_replay_profile_disables_scheduler_and_duplicating_controllers() -> None
     assert value[0] == "*" and {f"-{c}" for c in REPLAY_DISABLED_CONTROLLERS} == set(value[1:])
 
 
+def test_replay_profile_lightens_the_api_server_but_keeps_namespace_lifecycle() -> None:
+    ctl, _ = _docs(Profile.REPLAY)
+    (patch,) = [p for p in ctl["componentsPatches"] if p["name"] == "kube-apiserver"]
+    args = {a["key"]: a["value"] for a in patch["extraArgs"]}
+    assert args["enable-priority-and-fairness"] == "false" and args["audit-log-mode"] == "batch"
+    disabled = set(args["disable-admission-plugins"].split(","))
+    assert {"ValidatingAdmissionWebhook", "MutatingAdmissionWebhook", "PodSecurity", "ServiceAccount"} <= disabled
+    assert "NamespaceLifecycle" not in disabled and "StorageObjectInUseProtection" not in disabled
+    assert patch["extraEnvs"] == [{"name": "GOGC", "value": "400"}]
+    standard, _ = _docs(Profile.STANDARD)
+    assert not [p for p in standard["componentsPatches"] if p["name"] == "kube-apiserver"]
+
+
 def test_user_kwokctl_gets_no_binary_paths() -> None:
     ctl, _ = _docs(Profile.STANDARD, Binaries(directory=Path("/u"), kwokctl=Path("/u/kwokctl")))
     assert not any(k.endswith("Binary") and k != "kubectlBinary" for k in ctl["options"])
