@@ -321,7 +321,8 @@ class _Restorer:
                            f"owner references could not be relinked: {exc}")
 
     def settle(self, disc: Discovery) -> list[Adoption]:
-        """Wait until every dependent restored without its controller reference has been adopted again."""
+        """Wait until every dependent restored without its controller reference has been adopted again (pods of
+        finished Jobs were relinked instead; they are checked the same way)."""
         by_kind: dict[str, list[Adoption]] = defaultdict(list)
         for a in self.adoptions:
             by_kind[a.kind].append(a)
