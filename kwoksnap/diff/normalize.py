@@ -44,6 +44,8 @@ def normalize(obj: Obj) -> Obj:
     """The comparable form of an object."""
     kind = obj.get("kind", "")
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in IGNORED_METADATA}
+    if meta.pop("deletionTimestamp", None):
+        meta["terminating"] = True  # when it was deleted cannot be restored; that it is being deleted can
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in IGNORED_ANNOTATIONS}
     if annotations:
         meta["annotations"] = annotations

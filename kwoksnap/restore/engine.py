@@ -175,6 +175,13 @@ class _Restorer:
             except APIError as exc:
                 self._fail(key, obj, f"created, but its status could not be written: {exc}")
                 return
+        # A pod that was Terminating is deleted gracefully again (likewise completed on a rerun).
+        if prep.terminate is not None and not (created.get("metadata") or {}).get("deletionTimestamp"):
+            try:
+                self.client.delete(res.path(ns, name), {**prep.terminate, "preconditions": {"uid": new_uid}})
+            except APIError as exc:
+                self._fail(key, obj, f"created, but it could not be made Terminating again: {exc}")
+                return
         with self.lock:
             if outcome == "created":
                 result.created += 1

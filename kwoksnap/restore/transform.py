@@ -66,6 +66,9 @@ class Prepared:
     deferred_owners: list[Obj]
     adoption: Adoption | None
     dropped_owners: int = 0
+    # A pod that was Terminating: the DELETE options that make it Terminating again once created (its node's kwok
+    # disregards it as frozen, so the deletion stays pending as it was; its recorded finalizers are kept).
+    terminate: Obj | None = None
 
 
 # Endpoints the endpoints controller maintains carry its managed-by label (since 1.33) or, in older clusters, often
@@ -120,6 +123,9 @@ def prepare(
     meta = strip_metadata(body.get("metadata") or {})
     body["metadata"] = meta
 
+    # Controllers never adopt an object being deleted: a Terminating pod keeps its controller reference (relinked).
+    terminating = bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+    adopt = adopt and not terminating
     adoption: Adoption | None = None
     deferred: list[Obj] = []
     kept: list[Obj] = []
@@ -175,7 +181,11 @@ def prepare(
                 target.pop("uid", None)
     if status is not None and not status:
         status = None
-    return Prepared(body, status, deferred, adoption, dropped)
+    terminate: Obj | None = None
+    if kind == "Pod" and terminating:
+        grace = (obj.get("metadata") or {}).get("deletionGracePeriodSeconds")
+        terminate = {"gracePeriodSeconds": grace if isinstance(grace, int) and grace > 0 else 30}
+    return Prepared(body, status, deferred, adoption, dropped, terminate)
 
 
 def target_refs(obj: Obj) -> list[Obj]:

@@ -7,8 +7,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -219,3 +220,56 @@ def test_our_export_restores_with_kwokctl(snapshot: Path, binaries: Binaries, wo
         got_nodes = {n["metadata"]["name"] for n, _ in c.list_items("/api/v1/nodes")}
     assert want_nodes <= got_nodes
     assert want_pods <= got_pods, sorted(want_pods - got_pods)[:5]
+
+
+def _wait(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def test_terminating_pods_are_restored_terminating(make_cluster: ClusterFactory, tmp_path: Path) -> None:
+    """A snapshot taken mid-incident holds pods being deleted; restore makes them Terminating again, owned as before
+    (a ReplicaSet never adopts a pod being deleted), next to their replacements."""
+    source = make_cluster("term")
+    with client_for(source) as c:
+        c.create("/api/v1/nodes", {"metadata": {"name": "n1", "annotations": {"kwok.x-k8s.io/node": "fake"}},
+                                   "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+                                              "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"}}})
+        c.create("/api/v1/namespaces", {"metadata": {"name": "term"}})
+        _wait("the default ServiceAccount", lambda: c.exists("/api/v1/namespaces/term/serviceaccounts/default"))
+        c.create("/apis/apps/v1/namespaces/term/replicasets", {
+            "metadata": {"name": "hold"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "hold"}},
+                     "template": {"metadata": {"labels": {"app": "hold"}},
+                                  "spec": {"containers": [{"name": "c", "image": "x"}]}}}})
+
+        def pods() -> list[dict[str, Any]]:
+            return [p for p, _ in c.list_items("/api/v1/namespaces/term/pods")]
+
+        _wait("a running pod", lambda: [p["status"].get("phase") for p in pods()] == ["Running"])
+        old = pods()[0]["metadata"]["name"]
+        c.patch(f"/api/v1/namespaces/term/pods/{old}", {"metadata": {"finalizers": ["example.com/hold"]}})
+        c.delete(f"/api/v1/namespaces/term/pods/{old}", {"gracePeriodSeconds": 45})
+        _wait("the replacement", lambda: sum(p["status"].get("phase") == "Running" for p in pods()) == 2)
+        path = tmp_path / "term.kws"
+        assert kwoksnap("save", "-o", str(path), "-n", "term", kubeconfig=source.kubeconfig).returncode == 0
+        c.patch(f"/api/v1/namespaces/term/pods/{old}", {"metadata": {"finalizers": None}})  # let it go
+
+    target = make_cluster("termdst")
+    proc = kwoksnap("restore", str(path), kubeconfig=target.kubeconfig)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    with client_for(target) as t:
+        restored = {p["metadata"]["name"]: p for p, _ in t.list_items("/api/v1/namespaces/term/pods")}
+    assert len(restored) == 2
+    terminating = restored[old]["metadata"]
+    # (kwok in the source re-deleted it with grace 0, which the finalizer held; restore uses 30 s then, since a
+    # grace of 0 would remove a pod without finalizers at once, unlike the recorded one)
+    assert terminating.get("deletionTimestamp") and terminating["deletionGracePeriodSeconds"] == 30
+    assert terminating["finalizers"] == ["example.com/hold"]
+    assert [(r["kind"], r["name"]) for r in terminating["ownerReferences"]] == [("ReplicaSet", "hold")]
+    assert all(p["status"]["phase"] == "Running" for p in restored.values())
+    assert not [n for n, p in restored.items() if n != old and p["metadata"].get("deletionTimestamp")]
+    proc = kwoksnap("diff", str(path), "--live", kubeconfig=target.kubeconfig)
+    assert proc.returncode == ExitCode.OK, proc.stdout[-3000:]

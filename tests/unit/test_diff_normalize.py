@@ -57,3 +57,13 @@ def test_compare_reports_missing_added_and_changed() -> None:
     assert result.per_resource["v1/configmaps"] == {"a": 3, "b": 3, "changed": 1, "missing": 1, "added": 1}
     changed = next(d for d in result.differences if d.change == "changed")
     assert changed.fields == [".data.k: 'changed' -> 'other'"]
+
+
+def test_being_deleted_is_compared_but_not_when() -> None:
+    running = {"kind": "Pod", "metadata": {"name": "p", "namespace": "ns"}, "spec": {"nodeName": "n1"}}
+    deleted_then = copy.deepcopy(running)
+    deleted_then["metadata"]["deletionTimestamp"] = "2020-01-01T00:00:00Z"
+    deleted_now = copy.deepcopy(running)
+    deleted_now["metadata"]["deletionTimestamp"] = "2026-11-28T00:00:00Z"
+    assert normalize(deleted_then) == normalize(deleted_now)
+    assert field_differences(normalize(deleted_then), normalize(running)) == [".metadata.terminating: removed"]

@@ -144,3 +144,18 @@ def test_plan_puts_dependents_before_their_controllers() -> None:
     assert order.index("v1/services") < order.index("example.io/v1/widgets")
     assert order[-1] == "admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
     assert sum(s.objects for s in steps) == 18
+
+
+def test_terminating_pod_is_deleted_again_with_its_grace_and_keeps_its_owner() -> None:
+    owner = ref("ReplicaSet", "rs", "uid-rs")
+    terminating = pod(owner=owner)
+    terminating["metadata"].update(deletionTimestamp="2026-01-01T00:01:00Z", deletionGracePeriodSeconds=45,
+                                   finalizers=["example.com/hold"])
+    p = prepare(terminating, uid_map={}, snapshot_uids={"uid-rs"}, has_status_subresource=True)
+    assert p.terminate == {"gracePeriodSeconds": 45}
+    assert "deletionTimestamp" not in p.body["metadata"] and p.body["metadata"]["finalizers"] == ["example.com/hold"]
+    assert p.adoption is None and p.deferred_owners == [owner]  # a controller never adopts a pod being deleted
+    terminating["metadata"]["deletionGracePeriodSeconds"] = 0
+    assert prepare(terminating, uid_map={}, snapshot_uids=set(), has_status_subresource=True).terminate == {
+        "gracePeriodSeconds": 30}  # 0 would remove it at once; the recorded pod was still there
+    assert prepare(pod(), uid_map={}, snapshot_uids=set(), has_status_subresource=True).terminate is None
