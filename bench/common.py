@@ -30,11 +30,11 @@ class Clusters:
         self.workdir = workdir
         self.made: list[str] = []
 
-    def new(self, name: str, profile: Profile = Profile.STANDARD) -> LocalCluster:
+    def new(self, name: str, profile: Profile = Profile.STANDARD,
+            extra_args: tuple[str, ...] = ("--disable-qps-limits",)) -> LocalCluster:
         delete_cluster(name, self.bins, workdir=self.workdir)
         self.made.append(name)
-        return create_cluster(name, self.bins, profile=profile, workdir=self.workdir,
-                              extra_args=("--disable-qps-limits",))
+        return create_cluster(name, self.bins, profile=profile, workdir=self.workdir, extra_args=extra_args)
 
     def drop(self, name: str) -> None:
         delete_cluster(name, self.bins, workdir=self.workdir)

