@@ -158,8 +158,9 @@ def speed_max(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
             started = time.monotonic()
             with ThreadPoolExecutor(threads) as pool:
                 list(pool.map(lambda b: c.replace(b[0], b[1]), bodies))
-            if time.monotonic() - started < raw:
-                raw, raw_threads = time.monotonic() - started, threads
+            elapsed = time.monotonic() - started
+            if elapsed < raw:
+                raw, raw_threads = elapsed, threads
     print(f"### --speed max vs the raw write ceiling ({args.events} pod status writes)\n")
     print(f"Command: `python bench/bench_replay.py max --events {args.events}`\n")
     print("| measure | result |\n|---|---|")
