@@ -61,20 +61,39 @@ def kwok_cluster(binaries: Binaries, workdir: Path) -> Iterator[LocalCluster]:
 ClusterFactory = Callable[..., LocalCluster]
 
 
-@pytest.fixture(scope="session")
-def make_cluster(binaries: Binaries, workdir: Path) -> Iterator[ClusterFactory]:
-    """Create extra clusters (deleted at the end of the session): ``make_cluster("dst", Profile.REPLAY)``."""
-    made: list[str] = []
+class _Maker:
+    """Creates extra clusters and deletes them when its fixture's scope ends: on this 2-core machine every idle
+    cluster left running costs CPU (controllers, leader election) and slows every later test."""
 
-    def make(name: str, profile: Profile = Profile.STANDARD, extra_args: tuple[str, ...] = ()) -> LocalCluster:
+    def __init__(self, binaries: Binaries, workdir: Path) -> None:
+        self.binaries, self.workdir, self.made = binaries, workdir, list[str]()
+
+    def __call__(self, name: str, profile: Profile = Profile.STANDARD,
+                 extra_args: tuple[str, ...] = ()) -> LocalCluster:
         full = f"{name}{os.getpid()}"
-        delete_cluster(full, binaries, workdir=workdir)
-        made.append(full)
-        return _make_cluster(full, binaries, workdir, profile, extra_args)
+        delete_cluster(full, self.binaries, workdir=self.workdir)
+        self.made.append(full)
+        return _make_cluster(full, self.binaries, self.workdir, profile, extra_args)
 
-    yield make
-    for name in made:
-        delete_cluster(name, binaries, workdir=workdir)
+    def delete_all(self) -> None:
+        for name in self.made:
+            delete_cluster(name, self.binaries, workdir=self.workdir)
+
+
+@pytest.fixture
+def make_cluster(binaries: Binaries, workdir: Path) -> Iterator[ClusterFactory]:
+    """Clusters for one test, deleted when it ends: ``make_cluster("dst", Profile.REPLAY)``."""
+    maker = _Maker(binaries, workdir)
+    yield maker
+    maker.delete_all()
+
+
+@pytest.fixture(scope="module")
+def make_module_cluster(binaries: Binaries, workdir: Path) -> Iterator[ClusterFactory]:
+    """Clusters shared by a module's tests, deleted when the module ends."""
+    maker = _Maker(binaries, workdir)
+    yield maker
+    maker.delete_all()
 
 
 def client_for(cluster: LocalCluster, pool_size: int = 16) -> Client:
@@ -102,7 +121,7 @@ def namespace(client: Client) -> Iterator[str]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if "kwok_cluster" in getattr(item, "fixturenames", ()):
+        if {"kwok_cluster", "make_cluster", "make_module_cluster"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.cluster)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from kwoksnap.cluster.binaries import Binaries
-from kwoksnap.errors import ToolError, UsageError
+from kwoksnap.errors import KwoksnapError, ToolError, UsageError
 
 ENV_WORKDIR = "KWOKSNAP_WORKDIR"  # where kwokctl keeps clusters (its KWOK_WORKDIR); default ~/.local/share/kwoksnap
 
@@ -215,13 +215,53 @@ def create_cluster(
             str(binaries.kwokctl), "create", "cluster", "--name", name, "--runtime", "binary",
             "--config", str(config), "--kubeconfig=", f"--wait={int(wait)}s", *extra_args,
         ]
+        started = time.monotonic()
         proc = subprocess.run(args, env=_env(root), capture_output=True, text=True)
     if proc.returncode != 0 or not cluster.kubeconfig.exists():
         detail = _last_lines(proc.stderr + proc.stdout)
         delete_cluster(name, binaries, workdir=root)
         raise ToolError(f"kwokctl create cluster {name} failed (exit {proc.returncode}): {detail}")
+    # kwokctl exits 0 even when its --wait timed out (it only logs "Failed to wait for cluster to be ready"), and on
+    # a loaded machine that happens: check readiness ourselves before handing the cluster out.
+    problem = wait_ready(cluster, max(30.0, started + wait - time.monotonic()))
+    if problem:
+        log = _last_lines(_tail(cluster.directory / "logs" / "kube-apiserver.log"), 3)
+        delete_cluster(name, binaries, workdir=root)
+        raise ToolError(f"cluster {name} did not become ready within {int(wait)}s ({problem}); "
+                        f"kube-apiserver log: {log}")
     (cluster.directory / "kwoksnap-profile").write_text(profile.value + "\n")
     return cluster
+
+
+def wait_ready(cluster: LocalCluster, timeout: float) -> str | None:
+    """Poll the API server's /readyz until it answers ok; returns what was wrong if ``timeout`` seconds passed."""
+    from kwoksnap.kube import Client, RetryPolicy, load_config
+
+    once = RetryPolicy(attempts=1)
+    problem = "no answer"
+    end = time.monotonic() + timeout
+    with Client(load_config(str(cluster.kubeconfig)), pool_size=1) as client:
+        while True:
+            try:
+                resp = client.raw("GET", "/readyz", retry=once, timeout=5.0)
+            except KwoksnapError as exc:
+                problem = str(exc)
+            else:
+                if resp.data.strip() == b"ok":
+                    return None
+                problem = resp.data[:200].decode("utf-8", "replace")
+            if time.monotonic() >= end:
+                return problem
+            time.sleep(min(0.5, timeout))
+
+
+def _tail(path: Path, size: int = 4096) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - size))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def _last_lines(text: str, n: int = 6) -> str:

@@ -27,9 +27,9 @@ SPEED = 10.0
 
 
 @pytest.fixture(scope="module")
-def incident(make_cluster: ClusterFactory, binaries: Binaries, workdir: Path,
+def incident(make_module_cluster: ClusterFactory, binaries: Binaries, workdir: Path,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Incident]:
-    source = make_cluster("isrc", Profile.STANDARD, (f"--heartbeat-factor={HEARTBEAT_FACTOR}",))
+    source = make_module_cluster("isrc", Profile.STANDARD, (f"--heartbeat-factor={HEARTBEAT_FACTOR}",))
     recorded = run_incident(source, tmp_path_factory.mktemp("incident"), log=lambda m: print(m, flush=True))
     # The recording is in files now; a source cluster left running would take CPU from the replays' targets.
     delete_cluster(source.name, binaries, workdir=workdir)

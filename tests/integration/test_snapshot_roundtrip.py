@@ -33,8 +33,8 @@ SIZE = Size(nodes=50, namespaces=3, deployments_per_namespace=4, replicas=max(1,
 
 
 @pytest.fixture(scope="module")
-def source(make_cluster: ClusterFactory) -> Iterator[tuple[LocalCluster, Client]]:
-    cluster = make_cluster("src")
+def source(make_module_cluster: ClusterFactory) -> Iterator[tuple[LocalCluster, Client]]:
+    cluster = make_module_cluster("src")
     with client_for(cluster) as c:
         expected = populate(c, SIZE)
         wait_settled(c, expected, SIZE.nodes, timeout=300)

@@ -1,0 +1,65 @@
+"""kwokctl exits 0 even when its ``--wait`` timed out, so ``create_cluster`` checks /readyz itself: these tests drive
+that check against a loopback HTTP server that is not ready at first, and against a port nobody listens on."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kwoksnap.cluster.local import LocalCluster, wait_ready
+
+
+def _cluster(tmp_path: Path, server: str) -> LocalCluster:
+    cluster = LocalCluster("c", tmp_path)
+    cluster.kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": server}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+    }))
+    return cluster
+
+
+@pytest.fixture
+def readyz() -> Iterator[tuple[str, list[str]]]:
+    """A server whose /readyz fails twice (500, then a not-ok body) before it answers ok."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            status, body = [(500, b"[-]etcd failed"), (200, b"starting"), (200, b"ok")][min(len(seen) - 1, 2)]
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_waits_until_readyz_answers_ok(tmp_path: Path, readyz: tuple[str, list[str]]) -> None:
+    server, seen = readyz
+    assert wait_ready(_cluster(tmp_path, server), timeout=30) is None
+    assert seen == ["/readyz"] * 3
+
+
+def test_reports_why_when_the_server_never_answers(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port that was free a moment ago and that nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    problem = wait_ready(_cluster(tmp_path, f"http://127.0.0.1:{port}"), timeout=0.2)
+    assert problem is not None and "refused" in problem
