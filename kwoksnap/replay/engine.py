@@ -29,7 +29,7 @@ from kwoksnap.kube.client import MERGE_PATCH, Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
 from kwoksnap.replay.actions import JOB_UID_LABELS, Action, Mode, Skip, plan_action
 from kwoksnap.replay.fidelity import node_state, pod_state
-from kwoksnap.replay.timing import NS, LagStats, Timeline, event_time_map, format_micro, shift_times
+from kwoksnap.replay.timing import NS, LagStats, Timeline, due_order, event_time_map, format_micro, shift_times
 from kwoksnap.restore.transform import FROZEN_ANNOTATION, SCHEDULING_GATE
 
 Obj = dict[str, Any]
@@ -297,7 +297,7 @@ class Replayer:
         r = self.report
         last_renewal: dict[tuple[str, str], float] = {}
         try:
-            for ev in events:
+            for ev in due_order(events):
                 if self.stop.is_set():
                     break
                 with self.lock:
@@ -305,7 +305,7 @@ class Replayer:
                     if degraded(ev):
                         r.degraded[ev["level"] or "unknown"] += 1
                 # A request is due when the recorded client sent it (requestReceivedTimestamp), so the target's own
-                # processing time stands in for the source's; events stay in recorded completion order.
+                # processing time stands in for the source's; due_order has put the events in that order.
                 sent = ev["received"] or ev["ts"]
                 offset = timeline.offset(sent)
                 with self.lock:

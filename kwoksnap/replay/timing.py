@@ -9,13 +9,15 @@ accumulates. The arithmetic is pure so tests run it with a fake clock.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import math
 import re
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from kwoksnap.audit import AuditEvent
 from kwoksnap.errors import UsageError
 
 NS = 1_000_000_000
@@ -50,9 +52,8 @@ def parse_duration(text: str) -> float:
 class Timeline:
     """Maps recorded time (ns) to replay offsets (s), compressing idle gaps longer than ``max_gap``.
 
-    Fed in recorded order; an event older than the previous one (the log is only roughly ordered, and requests are
-    due at their receive time while the stream is in completion order) gets the same offset as the previous one,
-    never an earlier one.
+    Fed in recorded order (:func:`due_order`); an event older than the previous one (one that took longer than the
+    reorder window) gets the same offset as the previous one, never an earlier one.
     """
 
     speed: float | None  # None: as fast as possible
@@ -73,6 +74,32 @@ class Timeline:
     def recorded_seconds(self) -> float:
         """Compressed recorded time covered so far."""
         return self._recorded
+
+
+def due_order(events: Iterable[AuditEvent], *, window_ns: int = 2 * NS, max_held: int = 20_000) -> Iterator[
+        AuditEvent]:
+    """Re-sort a stream in completion order (``ts``) into the order the requests were sent (``received``).
+
+    Completion order can invert cause and effect on one object: the scheduler's binding of a pod may complete
+    (stageTimestamp) after the kwok status patch it triggered, because the binding's response is still being written
+    when the watch event has already gone out. Replaying in that order writes the status of an unbound pod. A
+    request triggered by another's result is always received after that result was committed, so receive order is
+    causal; it is also the order replay deadlines are in.
+
+    An event is held until the stream has reached ``received + window_ns``: a later event could only come before it
+    by taking longer than the window between its receipt and its completion. At most ``max_held`` events are held
+    (the oldest goes first beyond that), so memory stays bounded on a dense log.
+    """
+    held: list[tuple[int, int, int, AuditEvent]] = []
+    horizon = 0
+    for seq, ev in enumerate(events):
+        ts = ev["ts"]
+        heapq.heappush(held, (ev["received"] or ts, ts, seq, ev))
+        horizon = max(horizon, ts)
+        while held and (held[0][0] <= horizon - window_ns or len(held) > max_held):
+            yield heapq.heappop(held)[3]
+    while held:
+        yield heapq.heappop(held)[3]
 
 
 def percentile(ordered: Sequence[float], p: float) -> float:

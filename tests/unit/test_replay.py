@@ -18,6 +18,7 @@ from kwoksnap.replay.fidelity import compare_transitions, initial_states, transi
 from kwoksnap.replay.timing import (
     NS,
     Timeline,
+    due_order,
     event_time_map,
     format_rfc3339,
     parse_duration,
@@ -297,3 +298,43 @@ def test_an_input_error_stops_the_replay_and_is_raised() -> None:
         r.run(events())
     # Planning runs ahead of the clock: the bad line was found before dispatch started, so nothing was sent.
     assert r.executed == []
+
+
+def _received(ev: AuditEvent, received_s: float) -> AuditEvent:
+    return AuditEvent(**{**ev, "received": T0 + int(received_s * NS)})  # type: ignore[typeddict-item]
+
+
+def test_due_order_puts_a_binding_before_the_status_patch_it_caused() -> None:
+    """Seen in CI: the scheduler's binding completed 5 ms after the kwok status patch its watch event triggered."""
+    binding = _received(event(verb="create", sub="binding", ts=T0 + 196_886_000, request={"target": {"name": "n9"}},
+                              response={"kind": "Status"}), 0.169967)
+    status = _received(event(verb="patch", sub="status", ts=T0 + 191_997_000, response=pod()), 0.186581)
+    stream = sorted([binding, status], key=lambda e: e["ts"])  # what the reader yields: completion order
+    assert [e["subresource"] for e in stream] == ["status", "binding"]
+    assert [e["subresource"] for e in due_order(stream)] == ["binding", "status"]
+
+
+def test_due_order_window_and_bound() -> None:
+    # received 0..9 s, completed 1 s later, except event 3 which took 5 s: with a 2 s window it still comes first
+    # only if it arrived within the window; with max_held=2 order degrades to at most two held events.
+    evs = [_received(event(ts=T0 + (i + 1) * NS, name=f"p{i}"), float(i)) for i in range(10)]
+    slow = _received(event(ts=T0 + int(8.5 * NS), name="slow"), 3.5)
+    stream = sorted([*evs, slow], key=lambda e: e["ts"])
+    names = [e["name"] for e in due_order(stream, window_ns=5 * NS)]
+    assert names == ["p0", "p1", "p2", "p3", "slow", "p4", "p5", "p6", "p7", "p8", "p9"]
+    names = [e["name"] for e in due_order(stream, window_ns=2 * NS)]  # slow took 5 s > window: left where it was
+    assert names.index("slow") == names.index("p6") + 1
+    assert sorted(names) == sorted(e["name"] for e in stream)  # nothing lost
+    bounded = [e["name"] for e in due_order(stream, window_ns=60 * NS, max_held=2)]
+    assert sorted(bounded) == sorted(names)
+
+
+def test_replayer_applies_changes_to_one_object_in_the_order_they_were_sent() -> None:
+    first = _received(event(verb="create", response=pod(labels={"i": "0"}), user="alice", agent="kubectl",
+                            ts=T0 + 900_000_000), 0.1)
+    second = _received(event(verb="create", response=pod(labels={"i": "1"}), user="alice", agent="kubectl",
+                             ts=T0 + 500_000_000), 0.3)
+    r = RecordingReplayer(FakeClock(), speed=10.0, workers=4)
+    r.run([second, first])
+    assert r.indices["p1"] == [0, 1]
+    assert [round(t - r._start, 6) for t, _, _ in r.sent] == [0.0, 0.02]
