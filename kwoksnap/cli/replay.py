@@ -39,7 +39,8 @@ from kwoksnap.cli.options import (
                    "'agent:argocd*=user'.")
 @click.option("--keep-timestamps", is_flag=True, help="Keep the recorded times inside objects instead of moving "
               "them onto the replay clock.")
-@click.option("--workers", type=click.IntRange(1, 256), default=32, show_default=True, help="Parallel requests.")
+@click.option("--workers", type=click.IntRange(1, 256), default=32, show_default=True,
+              help="Parallel requests. A small local target queues less with fewer (e.g. 4; docs/benchmarks.md).")
 @click.option("--lease-interval", type=float, default=1.0, show_default=True, metavar="SECONDS",
               help="Coalesce node-lease renewals of one lease to at most one per this many wall seconds (0: replay "
                    "every renewal).")
