@@ -136,6 +136,7 @@ class _Restorer:
         self.deferred: list[tuple[Resource, str, str, list[Obj], list[Obj]]] = []
         self.dropped = 0
         self.created_crds: list[str] = []
+        self.bound_claims: list[tuple[Resource, str, str, str, Obj]] = []  # (res, key, ns, name, recorded status)
 
     # -- bookkeeping -------------------------------------------------------------------------------------------
 
@@ -183,6 +184,8 @@ class _Restorer:
                 self._fail(key, obj, f"created, but it could not be made Terminating again: {exc}")
                 return
         with self.lock:
+            if res.kind == "PersistentVolumeClaim" and prep.status and prep.status.get("phase") == "Bound":
+                self.bound_claims.append((res, key, str(ns or ""), name, prep.status))
             if outcome == "created":
                 result.created += 1
             elif outcome == "updated":
@@ -327,6 +330,32 @@ class _Restorer:
                 self._fail(res.key, {"metadata": {"namespace": ns, "name": name}},
                            f"owner references could not be relinked: {exc}")
 
+    def rebind_claims(self, timeout: float) -> None:
+        """Write the recorded status again on bound claims the PV controller marked Lost while their volume did not
+        exist yet (claims are restored before volumes, so a volume's claimRef can name the new claim uid; a claim
+        synced in between is "bound to a non-existing volume"). Once the volume is in the controller's cache, a
+        claim sync finds it and keeps the claim Bound. Gives up after ``timeout`` and reports what is left."""
+        pending = list(self.bound_claims)
+        deadline = time.monotonic() + timeout
+        while pending:
+            time.sleep(1.0)  # the controller's cache catches up with the volumes just created
+            still: list[tuple[Resource, str, str, str, Obj]] = []
+            for res, key, ns, name, status in pending:
+                try:
+                    live = self.client.get(res.path(ns or None, name))
+                    if (live.get("status") or {}).get("phase") != status.get("phase"):
+                        self.client.patch(res.path(ns or None, name, "status"), {"status": status})
+                        still.append((res, key, ns, name, status))
+                except APIError as exc:
+                    self._fail(key, {"metadata": {"namespace": ns, "name": name}},
+                               f"created, but its Bound status could not be checked: {exc}")
+            pending = still
+            if pending and time.monotonic() >= deadline:
+                for _, key, ns, name, _ in pending:
+                    self._fail(key, {"metadata": {"namespace": ns, "name": name}},
+                               "created, but the PV controller keeps marking it Lost")
+                return
+
     def settle(self, disc: Discovery) -> list[Adoption]:
         """Wait until every dependent restored without its controller reference has been adopted again (pods of
         finished Jobs were relinked instead; they are checked the same way)."""
@@ -424,6 +453,7 @@ def restore(
                 waited = True
             r.run_step(step, disc, pool)
     r.relink()
+    r.rebind_claims(options.settle_timeout)
     not_adopted = r.settle(disc) if r.adoptions else []
     return RestoreSummary(
         results=r.results, failures=r.failures, not_adopted=not_adopted, dropped_owner_refs=r.dropped,

@@ -1,0 +1,48 @@
+"""A bound claim restored before its volume can be marked Lost by the PV controller (seen once in CI): restore writes
+the recorded status again once the volume exists, and the claim then stays Bound through the controller's resync."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from kwoksnap.kube import Client
+from kwoksnap.kube.discovery import discover
+from kwoksnap.restore.engine import RecordSource, ResourceResult, RestoreOptions, _Restorer
+
+
+def _phase(client: Client, ns: str) -> str:
+    return str(client.get(f"/api/v1/namespaces/{ns}/persistentvolumeclaims/data")["status"].get("phase"))
+
+
+def test_a_claim_marked_lost_before_its_volume_existed_is_bound_again(client: Client, namespace: str) -> None:
+    status = {"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"}}
+    claim = client.create(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims", {
+        "metadata": {"name": "data", "annotations": {"pv.kubernetes.io/bind-completed": "yes"}},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
+                 "volumeName": f"pv-{namespace}", "storageClassName": ""}})
+    client.patch(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/data/status", {"status": status})
+    deadline = time.monotonic() + 30
+    while _phase(client, namespace) != "Lost" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _phase(client, namespace) == "Lost", "the PV controller did not mark a claim without its volume Lost"
+    pv = f"pv-{namespace}"
+    client.create("/api/v1/persistentvolumes", {
+        "metadata": {"name": pv},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "",
+                 "hostPath": {"path": f"/tmp/{uuid.uuid4().hex}"}, "persistentVolumeReclaimPolicy": "Retain",
+                 "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": namespace,
+                              "name": "data", "uid": claim["metadata"]["uid"]}}})
+    try:
+        res = discover(client).by_kind("v1", "PersistentVolumeClaim")
+        assert res is not None
+        restorer = _Restorer(client, RecordSource(), RestoreOptions(), lambda *_: None)
+        restorer.results[res.key] = ResourceResult(res.key)
+        restorer.bound_claims.append((res, res.key, namespace, "data", status))
+        restorer.rebind_claims(timeout=60)
+        assert restorer.failures == []
+        for _ in range(20):  # past the controller's 15 s claim resync
+            assert _phase(client, namespace) == "Bound"
+            time.sleep(1)
+    finally:
+        client.delete(f"/api/v1/persistentvolumes/{pv}")
