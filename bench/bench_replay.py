@@ -3,7 +3,7 @@
     python bench/bench_replay.py lag --minutes 10 --rate 15 --speed 10   # lag and drift at 10x under capacity
     python bench/bench_replay.py max --events 4000                       # --speed max vs a raw parallel client
     python bench/bench_replay.py rss --gb 1                              # peak RSS replaying a 1 GB audit log
-    python bench/bench_replay.py incident --runs 5 --workers 8 32        # transition times of the demo incident
+    python bench/bench_replay.py incident --runs 5 --workers 4 32        # transition times of the demo incident
 
 The target is a `--profile replay` cluster holding the demo incident's snapshot (20 nodes, 211 pods). Events are
 kubelet-style pod status writes at RequestResponse level, built from the target's own pods, so every one of them
@@ -249,7 +249,7 @@ def main() -> None:
     p.add_argument("--events", type=int, default=4000)
     p = sub.add_parser("incident")
     p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--workers", type=int, nargs="+", default=[8])
+    p.add_argument("--workers", type=int, nargs="+", default=[4, 32])
     p.add_argument("--speed", type=float, default=10)
     p = sub.add_parser("rss")
     p.add_argument("--gb", type=float, default=1.0)

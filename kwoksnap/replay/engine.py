@@ -41,7 +41,8 @@ class ReplayOptions:
     max_gap: float | None = None  # seconds of recorded time
     mode: Mode = "verbatim"
     keep_timestamps: bool = False
-    workers: int = 32  # parallel requests (8 and 32 measured alike on a 2-core target: docs/benchmarks.md)
+    workers: int = 32  # parallel requests; fewer queue less on a small local target, but a remote target needs
+    # many to hide round trips (docs/benchmarks.md: 4 vs 32 workers)
     classifier: Classifier = classify
     lookahead: int = 20_000  # planned actions buffered ahead of the dispatcher
     # Node-lease renewals of one lease closer together than this (wall seconds of replay) are coalesced: no

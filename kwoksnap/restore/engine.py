@@ -343,12 +343,13 @@ class _Restorer:
             for res, key, ns, name, status in pending:
                 try:
                     live = self.client.get(res.path(ns or None, name))
+                    if (live.get("status") or {}).get("phase") == status.get("phase"):
+                        continue
                     volume = str((live.get("spec") or {}).get("volumeName") or "")
                     if not volume or not self.client.exists(f"/api/v1/persistentvolumes/{volume}"):
                         continue  # its volume is not in the snapshot (e.g. --exclude): nothing can keep it Bound
-                    if (live.get("status") or {}).get("phase") != status.get("phase"):
-                        self.client.patch(res.path(ns or None, name, "status"), {"status": status})
-                        still.append((res, key, ns, name, status))
+                    self.client.patch(res.path(ns or None, name, "status"), {"status": status})
+                    still.append((res, key, ns, name, status))
                 except APIError as exc:
                     self._fail(key, {"metadata": {"namespace": ns, "name": name}},
                                f"created, but its Bound status could not be checked: {exc}")
