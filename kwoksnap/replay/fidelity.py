@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from kwoksnap.audit import AuditEvent
-from kwoksnap.replay.timing import NS, percentile
+from kwoksnap.replay.timing import NS, due_order, percentile
 
 State = tuple[str, ...]
 Key = tuple[str, str, str]  # (kind, namespace, name)
@@ -51,7 +51,7 @@ def transitions(events: Iterable[AuditEvent], *, since_ns: int = 0,
     not part of the result."""
     seeds = initial or {}
     out: dict[Key, list[tuple[int, State]]] = {}
-    for ev in events:
+    for ev in due_order(events):  # cause before effect, as replay applies them (a binding before its status patch)
         if ev["ts"] < since_ns or ev["group"] != "" or ev["resource"] not in ("pods", "nodes"):
             continue
         if ev["stage"] != "ResponseComplete" or not 200 <= ev["code"] < 300 or ev["verb"] in ("get", "list",
