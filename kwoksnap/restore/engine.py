@@ -176,6 +176,17 @@ class _Restorer:
             except APIError as exc:
                 self._fail(key, obj, f"created, but its status could not be written: {exc}")
                 return
+        # The API server's TaintNodesByCondition admission adds node.kubernetes.io/not-ready to every new node, and
+        # the node lifecycle controller removes it once the node is Ready: unless that controller is down, slow or
+        # its request failed (an API server restart mid-restore). Restore writes the recorded taints itself.
+        if res.kind == "Node":
+            recorded = (prep.body.get("spec") or {}).get("taints") or None
+            if ((created.get("spec") or {}).get("taints") or None) != recorded:
+                try:
+                    self.client.patch(res.path(ns, name), {"spec": {"taints": recorded}})
+                except APIError as exc:
+                    self._fail(key, obj, f"created, but its recorded taints could not be written: {exc}")
+                    return
         # A pod that was Terminating is deleted gracefully again (likewise completed on a rerun).
         if prep.terminate is not None and not (created.get("metadata") or {}).get("deletionTimestamp"):
             try:
