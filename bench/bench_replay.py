@@ -3,7 +3,8 @@
     python bench/bench_replay.py lag --minutes 10 --rate 15 --speed 10   # lag and drift at 10x under capacity
     python bench/bench_replay.py max --events 4000                       # --speed max vs a raw parallel client
     python bench/bench_replay.py rss --gb 1                              # peak RSS replaying a 1 GB audit log
-    python bench/bench_replay.py incident --runs 5 --workers 4 32        # transition times of the demo incident
+    python bench/bench_replay.py incident --runs 5 --workers 4 32 auto   # transition times of the demo incident
+    python bench/bench_replay.py workers --events 3000 --rate 40 --rtt-ms 0 20   # in-flight settings, local/remote
 
 The target is a `--profile replay` cluster holding the demo incident's snapshot (20 nodes, 211 pods). Events are
 kubelet-style pod status writes at RequestResponse level, built from the target's own pods, so every one of them
@@ -18,6 +19,8 @@ import argparse
 import copy
 import gzip
 import os
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -171,6 +174,60 @@ def speed_max(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
     print(f"| **replay vs ceiling** | **{raw / rep.wall_seconds * 100:.0f}%** |")
 
 
+def workers(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
+    """A steady stream of writes at 10x with a fixed 4 or 32 requests in flight, or the adaptive default, against
+    the local target directly and through a proxy that adds a round trip (bench/delay_proxy.py), interleaved."""
+    cluster, pods = target(clusters)
+    log = tmp / "workers.log"
+    t0 = time.time_ns() - 86_400 * NS
+    log.write_bytes(b"".join(orjson.dumps(status_event(pods[i % len(pods)], i, t0 + int(i * NS / args.rate)))
+                             + b"\n" for i in range(args.events)))
+    kubeconfig = cluster.kubeconfig.read_text()
+    port = re.search(r"server: https://127\.0\.0\.1:(\d+)", kubeconfig)
+    assert port, "no loopback server in the kubeconfig"
+    rows: list[tuple[float, str, float, float, dict[str, int]]] = []
+    for rtt in args.rtt_ms:
+        proxy = None
+        config = cluster.kubeconfig
+        if rtt:
+            proxy = subprocess.Popen([sys.executable, str(Path(__file__).parent / "delay_proxy.py"), "--target",
+                                      f"127.0.0.1:{port.group(1)}", "--delay-ms", str(rtt / 2)],
+                                     stdout=subprocess.PIPE, text=True)
+            assert proxy.stdout is not None
+            config = tmp / f"kubeconfig-{rtt:g}"
+            config.write_text(kubeconfig.replace(port.group(0), f"server: https://127.0.0.1:"
+                                                                f"{proxy.stdout.readline().strip()}"))
+        try:
+            for _ in range(args.runs):
+                for setting in ("4", "32", "auto"):
+                    options = (ReplayOptions(speed=10) if setting == "auto"
+                               else ReplayOptions(speed=10, workers=int(setting), adaptive=False))
+                    with Client(load_config(str(config)), pool_size=32) as c:
+                        rep = Replayer(c, options).run(audit_events([str(log)], FilterSpec(), ParseStats()))
+                    assert rep.failed == 0, rep.failures[:3]
+                    rows.append((rtt, setting, rep.applied_lag.percentile(50) * 1000,
+                                 rep.applied_lag.percentile(99) * 1000, rep.concurrency()))
+        finally:
+            if proxy is not None:
+                proxy.terminate()
+                proxy.wait()
+    print(f"### Requests in flight: fixed 4, fixed 32, adaptive ({args.events} pod status writes at "
+          f"{args.rate * 10:g}/s: {args.rate:g}/s recorded, replayed at 10x)\n")
+    print(f"Command: `python bench/bench_replay.py workers --events {args.events} --rate {args.rate:g} --runs "
+          f"{args.runs} --rtt-ms {' '.join(f'{r:g}' for r in args.rtt_ms)}`\n")
+    print("Applied lag: from each write's deadline to the API server's answer (wall ms).\n")
+    print("| added round trip | in flight | runs | applied lag p50 (median of runs) | applied lag p99 (median; range) "
+          "| adaptive limit p50 (range) |")
+    print("|---:|---|---:|---:|---:|---|")
+    for rtt in args.rtt_ms:
+        for setting in ("4", "32", "auto"):
+            sel = [r for r in rows if r[0] == rtt and r[1] == setting]
+            p50s, p99s = sorted(r[2] for r in sel), sorted(r[3] for r in sel)
+            limits = ", ".join(f"{r[4]['p50']} ({r[4]['min']}-{r[4]['max']})" for r in sel if r[4]) or "-"
+            print(f"| {rtt:g} ms | {setting} | {len(sel)} | {p50s[len(p50s) // 2]:,.1f} | "
+                  f"{p99s[len(p99s) // 2]:,.1f}; {p99s[0]:,.1f} to {p99s[-1]:,.1f} | {limits} |")
+
+
 def rss(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
     cluster, pods = target(clusters)
     log = tmp / "big.log.gz" if args.gzip else tmp / "big.log"
@@ -205,13 +262,16 @@ def incident(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
     snapshot, log = ROOT / "fixtures/incident/before.kws", str(ROOT / "fixtures/incident/audit.log.gz")
     with KwsReader(snapshot) as r:
         initial = initial_states([*SnapshotSource(r).objects("v1/pods"), *SnapshotSource(r).objects("v1/nodes")])
-    rows: list[tuple[int, int, int, int, float, float, float]] = []
+    rows: list[tuple[int, str, int, int, float, float, float]] = []
     for run in range(args.runs):
         for workers in args.workers:  # interleaved, so that every setting sees the same background load
             cluster = clusters.new("incident-bench", Profile.REPLAY, extra_args=())  # as the acceptance test
             with Client(load_config(str(cluster.kubeconfig)), pool_size=32) as c, KwsReader(snapshot) as r:
                 assert restore(c, SnapshotSource(r), RestoreOptions(concurrency=32, adopt=False)).ok
-                report = Replayer(c, ReplayOptions(speed=args.speed, workers=workers)).run(
+                # A number: that many in flight (fixed); auto: the default, adapting between 4 and 32.
+                options = (ReplayOptions(speed=args.speed) if workers == "auto"
+                           else ReplayOptions(speed=args.speed, workers=int(workers), adaptive=False))
+                report = Replayer(c, options).run(
                     audit_events([log], FilterSpec(), ParseStats()))
             time.sleep(2)  # the target's audit log is written asynchronously
             recorded = transitions(read_audit([log]), since_ns=report.recorded_start_ns - NS, initial=initial)
@@ -220,6 +280,8 @@ def incident(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
             result = compare_transitions(recorded, applied, recorded_start=report.recorded_start_ns,
                                          replay_start=report.replay_start_ns, speed=args.speed)
             clusters.drop("incident-bench")
+            if workers == "auto":
+                print(f"run {run + 1}: adaptive limit {report.concurrency()}", file=sys.stderr)
             rows.append((run + 1, workers, len(result.time_errors), len(result.sequence_mismatches),
                          result.percentile(50), result.percentile(99),
                          report.applied_lag.percentile(100) * args.speed))
@@ -249,8 +311,14 @@ def main() -> None:
     p.add_argument("--events", type=int, default=4000)
     p = sub.add_parser("incident")
     p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--workers", type=int, nargs="+", default=[4, 32])
+    p.add_argument("--workers", nargs="+", default=["4", "32", "auto"],
+                   help="settings to interleave: a fixed number in flight, or auto (the adaptive default)")
     p.add_argument("--speed", type=float, default=10)
+    p = sub.add_parser("workers")
+    p.add_argument("--events", type=int, default=3000)
+    p.add_argument("--rate", type=float, default=40, help="recorded writes/s (replayed at 10x)")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--rtt-ms", type=float, nargs="+", default=[0, 20])
     p = sub.add_parser("rss")
     p.add_argument("--gb", type=float, default=1.0)
     p.add_argument("--gzip", action="store_true")
@@ -258,7 +326,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="kwoksnap-rbench-"))
     clusters = Clusters(tmp / "work")
     try:
-        {"lag": lag, "max": speed_max, "rss": rss, "incident": incident}[args.cmd](args, clusters, tmp)
+        commands = {"lag": lag, "max": speed_max, "rss": rss, "incident": incident, "workers": workers}
+        commands[args.cmd](args, clusters, tmp)
     finally:
         clusters.close()
         for f in tmp.glob("*.log*"):

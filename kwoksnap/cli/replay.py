@@ -40,7 +40,10 @@ from kwoksnap.cli.options import (
 @click.option("--keep-timestamps", is_flag=True, help="Keep the recorded times inside objects instead of moving "
               "them onto the replay clock.")
 @click.option("--workers", type=click.IntRange(1, 256), default=32, show_default=True,
-              help="Parallel requests. A small local target queues less with fewer (e.g. 4; docs/benchmarks.md).")
+              help="The most requests in flight. At a paced speed, how many are in flight adapts to the "
+                   "target's latency between 4 and this; --speed max uses all.")
+@click.option("--fixed-workers", is_flag=True, help="Keep --workers requests in flight whenever there is work, "
+              "instead of adapting to the target's latency (better for a remote target loaded near its capacity).")
 @click.option("--lease-interval", type=float, default=1.0, show_default=True, metavar="SECONDS",
               help="Coalesce node-lease renewals of one lease to at most one per this many wall seconds (0: replay "
                    "every renewal).")
@@ -52,7 +55,7 @@ from kwoksnap.cli.options import (
 def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ...], resources: tuple[str, ...],
            namespaces: tuple[str, ...], exclude_user: tuple[str, ...], since: str | None, until: str | None,
            strict: bool, speed: str, max_gap: str | None, mode: str, actor_rules: tuple[str, ...],
-           keep_timestamps: bool, workers: int, lease_interval: float, allow_real_nodes: bool,
+           keep_timestamps: bool, workers: int, fixed_workers: bool, lease_interval: float, allow_real_nodes: bool,
            report_path: str | None, no_fidelity: bool,
            output_format: str) -> int:
     """Replay the changes of an audit log (or a recording from `kwoksnap convert`) at the chosen speed.
@@ -75,7 +78,8 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     options = ReplayOptions(
         speed=parse_speed(speed), max_gap=parse_duration(max_gap) if max_gap else None,
         mode=mode,  # type: ignore[arg-type]
-        keep_timestamps=keep_timestamps, workers=workers, lease_interval=lease_interval,
+        keep_timestamps=keep_timestamps, workers=workers, adaptive=not fixed_workers,
+        lease_interval=lease_interval,
         classifier=make_classifier([parse_rule(r) for r in actor_rules]) if actor_rules else classify,
     )
     tty = sys.stderr.isatty() and output_format == "text"
@@ -124,6 +128,10 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         click.echo(f"recorded {report.recorded_seconds:.1f}s replayed in {report.wall_seconds:.1f}s; lag p50 "
                    f"{lag['p50']:.1f} ms, p99 {lag['p99']:.1f} ms, max {lag['max']:.1f} ms (sent); applied p50 "
                    f"{applied['p50']:.1f} ms, p99 {applied['p99']:.1f} ms, max {applied['max']:.1f} ms (answered)")
+        if data["concurrency"]:
+            c = data["concurrency"]
+            click.echo(f"requests in flight: limit {c['min']}-{c['max']}, median {c['p50']} (adapted to the target's "
+                       "latency)")
         click.echo(f"fidelity: {report.fidelity_checked - len(report.mismatches)}/{report.fidelity_checked} objects "
                    "match their last recorded state" + (" (interrupted)" if report.interrupted else ""))
     ok = not report.failed and not report.mismatches and not report.interrupted

@@ -29,6 +29,7 @@ from kwoksnap.kube.client import MERGE_PATCH, Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
 from kwoksnap.replay.actions import JOB_UID_LABELS, Action, Mode, Skip, plan_action
 from kwoksnap.replay.fidelity import node_state, pod_state
+from kwoksnap.replay.limit import RENEWAL_YIELD, AdaptiveLimit, Gate
 from kwoksnap.replay.timing import NS, LagStats, Timeline, due_order, event_time_map, format_micro, shift_times
 from kwoksnap.restore.transform import FROZEN_ANNOTATION, SCHEDULING_GATE
 
@@ -41,8 +42,12 @@ class ReplayOptions:
     max_gap: float | None = None  # seconds of recorded time
     mode: Mode = "verbatim"
     keep_timestamps: bool = False
-    workers: int = 32  # parallel requests; fewer queue less on a small local target, but a remote target needs
-    # many to hide round trips (docs/benchmarks.md: 4 vs 32 workers)
+    workers: int = 32  # the most requests in flight; a remote target needs many to hide round trips
+    # With `adaptive` and a paced speed, the number in flight follows the target's latency between min(4, workers)
+    # and `workers` (replay/limit.py): requests queued inside a small local target only make each other late.
+    # `--speed max` has no deadlines, only throughput, and the API server's throughput still grows with requests
+    # in flight long after its latency does (docs/benchmarks.md): there all `workers` are used.
+    adaptive: bool = True
     classifier: Classifier = classify
     lookahead: int = 20_000  # planned actions buffered ahead of the dispatcher
     # Node-lease renewals of one lease closer together than this (wall seconds of replay) are coalesced: no
@@ -100,6 +105,14 @@ class ReplayReport:
     mismatches: list[str] = dataclasses.field(default_factory=list)
     recorded_start_ns: int = 0  # ts of the first replayed event
     replay_start_ns: int = 0  # wall time at which it was due
+    limits: Counter[int] = dataclasses.field(default_factory=Counter)  # in-flight limit after each answer
+
+    def concurrency(self) -> dict[str, int]:
+        """The adaptive in-flight limit: its range and median over the answers (empty with fixed workers)."""
+        if not self.limits:
+            return {}
+        values = sorted(self.limits.elements())
+        return {"min": values[0], "p50": values[len(values) // 2], "max": values[-1]}
 
     def to_dict(self) -> dict[str, Any]:
         lag = {k: round(v * 1000, 3) for k, v in self.lag.summary().items()}
@@ -111,6 +124,7 @@ class ReplayReport:
             "recordedSeconds": round(self.recorded_seconds, 3),
             "wallSeconds": round(self.wall_seconds, 3), "interrupted": self.interrupted, "warnings": self.warnings,
             "recordedStartNs": self.recorded_start_ns, "replayStartNs": self.replay_start_ns,
+            "concurrency": self.concurrency(),
             "fidelity": {"checked": self.fidelity_checked, "mismatches": self.mismatches[:500],
                          "mismatchCount": len(self.mismatches)},
         }
@@ -146,6 +160,9 @@ class Replayer:
         self._planner_error: BaseException | None = None
         self._start = 0.0  # monotonic time of offset 0, set when dispatch starts
         self._wall_start_ns = 0
+        w = options.workers
+        adaptive = options.adaptive and options.speed is not None
+        self.gate = Gate(AdaptiveLimit(initial=min(w, 8), minimum=min(w, 4), maximum=w) if adaptive else None)
 
     # -- resources and owners ----------------------------------------------------------------------------------
 
@@ -364,13 +381,18 @@ class Replayer:
     def _apply(self, item: _Item) -> None:
         r = self.report
         action, source = item.action, item.source
-        lag = self.clock.now() - (self._start + item.offset)
         if not self.options.keep_timestamps and action.body is not None and action.op != "delete":
             # Times inside the object move onto the replay clock, relative to this event's own due time.
             action.body = shift_times(action.body, event_time_map(
                 item.ts, self._wall_start_ns + int(item.offset * NS), self.options.speed))
+        inflight = self.gate.acquire(self._start + item.offset + (RENEWAL_YIELD if action.op == "renew" else 0.0))
+        sent = self.clock.now()
+        lag = sent - (self._start + item.offset)
+        latency: float | None = None
         try:
             reason = self.execute(action)
+            answered = self.clock.now()
+            latency = answered - sent
         except KwoksnapError as exc:
             with self.lock:
                 r.failed += 1
@@ -378,7 +400,9 @@ class Replayer:
                     r.failures.append(f"{source}: {action.op} {action.resource} {action.namespace}/"
                                       f"{action.name}: {exc}")
             return
-        applied_lag = self.clock.now() - (self._start + item.offset)
+        finally:
+            self.gate.release(latency, inflight, self.clock.now())  # a failure gives no latency sample
+        applied_lag = answered - (self._start + item.offset)
         with self.lock:
             r.lag.add(max(0.0, lag))
             r.applied_lag.add(max(0.0, applied_lag))
@@ -472,6 +496,7 @@ class Replayer:
             planner.join(timeout=5)
             sys.setswitchinterval(old_switch)
         self.report.wall_seconds = max(0.0, self.clock.now() - start)
+        self.report.limits = self.gate.limits
         if self._planner_error is not None:
             # Dispatch stopped as soon as the planner failed: changes already sent finished whole, nothing more
             # was sent. Planning runs up to `lookahead` events ahead, so an error found then stops the replay

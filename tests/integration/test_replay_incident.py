@@ -65,6 +65,8 @@ def test_verbatim_replay_at_10x_reproduces_every_transition(incident: Incident,
         assert report.applied + sum(report.skipped.values()) == report.events
         assert set(report.skipped) <= {"lease-renewal-coalesced", "already-deleted"}, report.skipped
         assert not report.mismatches, report.mismatches[:10]  # final states equal the last recorded ones
+        limits = report.concurrency()  # the in-flight limit adapted to the target's latency, within its bounds
+        assert 4 <= limits["min"] <= limits["p50"] <= limits["max"] <= 32, limits
         time.sleep(2)  # the target's audit log is written asynchronously
 
     initial = initial_states(snapshot_objects(incident.snapshot))

@@ -1,0 +1,128 @@
+"""How many replay requests are in flight at once, and which waiting request goes next.
+
+Why this module exists: the right number of requests in flight depends on the target, and replay cannot know it in
+advance. On a local two-core KWOK cluster concurrent writes mostly make each other late: a burst's transitions
+land sooner with a few in flight than with 32 (docs/benchmarks.md). A target across a network needs many in flight
+to hide the round trips, or replay falls behind. The limit follows the target's latency compared with the latency
+of a request that had the target to itself (the baseline): above twice the baseline the target is queueing, and
+fewer go out; below it, and with requests waiting (or the limit in use), more do. A round trip raises the baseline
+itself, so a remote target keeps a high limit while a local one settles near the minimum.
+
+Requests that wait go out in order of their deadline, so a burst is applied in the recorded order instead of all at
+once. Node-lease renewals yield: they wait as if due ``RENEWAL_YIELD`` seconds later, because a heartbeat that is a
+second late changes nothing (components read them against grace periods of tens of seconds), while a late pod or
+node change is a late transition.
+
+Pure logic and threading only; latencies are passed in, so the limit is unit-tested without a clock.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import itertools
+import threading
+
+RENEWAL_YIELD = 1.0  # seconds of wall time a waiting lease renewal lets object changes go first
+
+
+class AdaptiveLimit:
+    """A concurrency limit that follows latency.
+
+    Each answer moves the limit by one: down when its latency exceeds ``tolerance`` times the baseline (the target
+    is queueing), up when it does not and the limit is the constraint (requests are waiting, or at least half the
+    limit was in flight when it was sent); otherwise it stays. But when the oldest waiting request is ``max_wait``
+    late, the limit grows whatever the latency: a target near its capacity answers slower as load rises, and
+    holding its latency down would then cost throughput and let the backlog grow without end (measured through a
+    delaying proxy: docs/benchmarks.md). Short bursts stay below that and are applied in deadline order.
+
+    The baseline must be measured, not guessed from busy answers (their minimum only ratchets the limit up). So,
+    like BBR's ProbeRTT, the first request goes alone, and when the baseline is ``window`` answers old the limit
+    drops to 1 until one request has been answered alone; that latency is the new baseline. At 500 answers/s this
+    costs one lone round trip every two seconds.
+    """
+
+    def __init__(self, *, initial: int, minimum: int, maximum: int, tolerance: float = 2.0,
+                 max_wait: float = 0.25, window: int = 1000) -> None:
+        if not 1 <= minimum <= maximum:
+            raise ValueError(f"limits must satisfy 1 <= minimum <= maximum, not {minimum}, {maximum}")
+        self.minimum, self.maximum = minimum, maximum
+        self.limit = min(maximum, max(minimum, initial))
+        self.tolerance = tolerance
+        self.max_wait = max_wait  # seconds
+        self.window = window
+        self.baseline = 0.0  # seconds; 0 until the first probe
+        self.probing = True  # the first request goes alone
+        self._count = 0
+        self._baseline_at = 0
+
+    @property
+    def allowed(self) -> int:
+        """How many may be in flight now."""
+        return 1 if self.probing else self.limit
+
+    def sample(self, latency: float, inflight: int, waiting: bool, behind: bool = False) -> None:
+        """One answered request: its latency (seconds), how many were in flight when it was sent, whether
+        requests are waiting for the limit now, and whether the oldest of them is ``max_wait`` late."""
+        if latency <= 0:  # a fake clock, or a clock step: no information
+            return
+        self._count += 1
+        if self.probing:
+            if inflight <= 1:
+                self.baseline, self._baseline_at, self.probing = latency, self._count, False
+            return
+        if latency < self.baseline:
+            self.baseline, self._baseline_at = latency, self._count
+        elif self._count - self._baseline_at >= self.window:
+            self.probing = True
+            return
+        if behind:
+            self.limit = min(self.maximum, self.limit + 1)
+        elif latency > self.tolerance * self.baseline:
+            self.limit = max(self.minimum, self.limit - 1)
+        elif waiting or inflight * 2 >= self.limit:
+            self.limit = min(self.maximum, self.limit + 1)
+
+
+class Gate:
+    """Admits requests while fewer than the limit are in flight; the others wait in priority order.
+
+    Each waiter has its own event, so a finished request wakes exactly the waiters it admits (no thundering herd
+    of 32 threads per answer). With ``limit=None`` the gate only counts: the worker pool alone bounds concurrency.
+    """
+
+    def __init__(self, limit: AdaptiveLimit | None) -> None:
+        self.adaptive = limit
+        self.inflight = 0
+        self._lock = threading.Lock()
+        self._waiting: list[tuple[float, int, threading.Event]] = []
+        self._seq = itertools.count()
+        self.limits: collections.Counter[int] = collections.Counter()  # the limit after each answer, for the report
+
+    def _room(self) -> bool:
+        return self.adaptive is None or self.inflight < self.adaptive.allowed
+
+    def acquire(self, priority: float) -> int:
+        """Wait until admitted, earliest ``priority`` (a deadline on the caller's clock) first, ties first come;
+        returns how many are in flight now."""
+        with self._lock:
+            if not self._waiting and self._room():
+                self.inflight += 1
+                return self.inflight
+            admitted = threading.Event()
+            heapq.heappush(self._waiting, (priority, next(self._seq), admitted))
+        admitted.wait()
+        return self.inflight
+
+    def release(self, latency: float | None, inflight: int, now: float) -> None:
+        """A request finished at ``now``; ``latency`` is None when it failed (no latency information)."""
+        with self._lock:
+            self.inflight -= 1
+            if self.adaptive is not None and latency is not None:
+                behind = bool(self._waiting) and now - self._waiting[0][0] >= self.adaptive.max_wait
+                self.adaptive.sample(latency, inflight, bool(self._waiting), behind)
+                self.limits[self.adaptive.limit] += 1
+            while self._waiting and self._room():
+                _, _, admitted = heapq.heappop(self._waiting)
+                self.inflight += 1
+                admitted.set()
