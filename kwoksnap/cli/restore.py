@@ -68,6 +68,12 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
             click.echo(f"... and {len(summary.failures) - 20} more failures (-o json lists them)", err=True)
         for a in summary.not_adopted[:10]:
             click.echo(f"not adopted: {a.kind} {a.namespace}/{a.name} by {a.owner_kind} {a.owner_name}", err=True)
+        if summary.claims_without_volume:
+            shown = ", ".join(summary.claims_without_volume[:5])
+            more = len(summary.claims_without_volume) - 5
+            click.echo(f"warning: {len(summary.claims_without_volume)} claim(s) were Bound to a volume that is not in "
+                       f"the target, so the PV controller marks them Lost: {shown}"
+                       + (f" and {more} more" if more > 0 else ""), err=True)
         click.echo(f"{'resource':<55} {'created':>8} {'updated':>8} {'skipped':>8} {'failed':>7}")
         for key, r in summary.results.items():
             click.echo(f"{key:<55} {r.created:>8} {r.updated:>8} {r.skipped:>8} {r.failed:>7}"

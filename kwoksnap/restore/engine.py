@@ -87,6 +87,9 @@ class RestoreSummary:
     seconds: float
     requests: int
     retries: int
+    # Claims recorded Bound whose volume is not in the target (left out of the snapshot, e.g. by --exclude): the PV
+    # controller marks them Lost, and nothing restore writes can keep them Bound. Reported, not failed.
+    claims_without_volume: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -104,6 +107,7 @@ class RestoreSummary:
             "failures": [dataclasses.asdict(f) for f in self.failures[:200]],
             "failureCount": len(self.failures),
             "notAdopted": [dataclasses.asdict(a) for a in self.not_adopted[:200]],
+            "claimsWithoutVolume": self.claims_without_volume[:200],
         }
 
 
@@ -137,6 +141,7 @@ class _Restorer:
         self.dropped = 0
         self.created_crds: list[str] = []
         self.bound_claims: list[tuple[Resource, str, str, str, Obj]] = []  # (res, key, ns, name, recorded status)
+        self.claims_without_volume: list[str] = []
 
     # -- bookkeeping -------------------------------------------------------------------------------------------
 
@@ -345,8 +350,20 @@ class _Restorer:
         """Write the recorded status again on bound claims the PV controller marked Lost while their volume did not
         exist yet (claims are restored before volumes, so a volume's claimRef can name the new claim uid; a claim
         synced in between is "bound to a non-existing volume"). Once the volume is in the controller's cache, a
-        claim sync finds it and keeps the claim Bound. Gives up after ``timeout`` and reports what is left."""
-        pending = list(self.bound_claims)
+        claim sync finds it and keeps the claim Bound. Gives up after ``timeout`` and reports what is left. A claim
+        whose volume is not in the target at all is reported in ``claims_without_volume`` instead: nothing can keep
+        it Bound."""
+        pending: list[tuple[Resource, str, str, str, Obj]] = []
+        for res, key, ns, name, status in self.bound_claims:
+            try:
+                volume = str((self.client.get(res.path(ns or None, name)).get("spec") or {}).get("volumeName") or "")
+                if volume and self.client.exists(f"/api/v1/persistentvolumes/{volume}"):
+                    pending.append((res, key, ns, name, status))
+                else:
+                    self.claims_without_volume.append(f"{ns}/{name}" + (f" (volume {volume})" if volume else ""))
+            except APIError as exc:
+                self._fail(key, {"metadata": {"namespace": ns, "name": name}},
+                           f"created, but its volume could not be checked: {exc}")
         deadline = time.monotonic() + timeout
         while pending:
             time.sleep(1.0)  # the controller's cache catches up with the volumes just created
@@ -356,9 +373,6 @@ class _Restorer:
                     live = self.client.get(res.path(ns or None, name))
                     if (live.get("status") or {}).get("phase") == status.get("phase"):
                         continue
-                    volume = str((live.get("spec") or {}).get("volumeName") or "")
-                    if not volume or not self.client.exists(f"/api/v1/persistentvolumes/{volume}"):
-                        continue  # its volume is not in the snapshot (e.g. --exclude): nothing can keep it Bound
                     self.client.patch(res.path(ns or None, name, "status"), {"status": status})
                     still.append((res, key, ns, name, status))
                 except APIError as exc:
@@ -473,5 +487,5 @@ def restore(
     return RestoreSummary(
         results=r.results, failures=r.failures, not_adopted=not_adopted, dropped_owner_refs=r.dropped,
         seconds=time.monotonic() - started, requests=client.requests - requests0,
-        retries=client.retries - retries0,
+        retries=client.retries - retries0, claims_without_volume=r.claims_without_volume,
     )

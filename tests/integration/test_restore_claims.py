@@ -46,3 +46,23 @@ def test_a_claim_marked_lost_before_its_volume_existed_is_bound_again(client: Cl
             time.sleep(1)
     finally:
         client.delete(f"/api/v1/persistentvolumes/{pv}")
+
+
+def test_a_claim_whose_volume_is_not_in_the_target_is_reported_not_waited_for(client: Client,
+                                                                               namespace: str) -> None:
+    status = {"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"}}
+    client.create(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims", {
+        "metadata": {"name": "data", "annotations": {"pv.kubernetes.io/bind-completed": "yes"}},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
+                 "volumeName": f"absent-{namespace}", "storageClassName": ""}})
+    client.patch(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/data/status", {"status": status})
+    res = discover(client).by_kind("v1", "PersistentVolumeClaim")
+    assert res is not None
+    restorer = _Restorer(client, RecordSource(), RestoreOptions(), lambda *_: None)
+    restorer.results[res.key] = ResourceResult(res.key)
+    restorer.bound_claims.append((res, res.key, namespace, "data", status))
+    started = time.monotonic()
+    restorer.rebind_claims(timeout=60)
+    assert time.monotonic() - started < 10  # no waiting for a volume that will never come
+    assert restorer.failures == []
+    assert restorer.claims_without_volume == [f"{namespace}/data (volume absent-{namespace})"]
