@@ -146,13 +146,21 @@ def cluster_config(binaries: Binaries, profile: Profile, policy_path: Path) -> l
         "options": options,
         "componentsPatches": patches,
     }
-    if profile is Profile.REPLAY:
+    # A controller manager or scheduler that cannot renew its leader lease within the renew deadline (10 s by
+    # default: an API server restart, a machine too busy to answer) exits, and kwokctl's binary runtime never
+    # restarts it, so the cluster silently loses its controllers for good. There is only ever one instance here:
+    # a long lease costs nothing, and the lease is still renewed often enough for replay's target checks.
+    leader = [{"key": "leader-elect-lease-duration", "value": "90s"},
+              {"key": "leader-elect-renew-deadline", "value": "60s"},
+              {"key": "leader-elect-retry-period", "value": "5s"}]
+    kcm_args = list(leader)
+    patches.append({"name": "kube-controller-manager", "extraArgs": kcm_args})
+    if profile is not Profile.REPLAY:
+        patches.append({"name": "kube-scheduler", "extraArgs": list(leader)})
+    else:
         options["disableKubeScheduler"] = True
-        patches.append({
-            "name": "kube-controller-manager",
-            "extraArgs": [{"key": "controllers", "value": ",".join(
-                ["*", *(f"-{c}" for c in REPLAY_DISABLED_CONTROLLERS)])}],
-        })
+        kcm_args.insert(0, {"key": "controllers", "value": ",".join(
+            ["*", *(f"-{c}" for c in REPLAY_DISABLED_CONTROLLERS)])})
         # The replay target's API server is what a burst waits for; these cut its CPU per write by about a quarter
         # (profile and measurements in docs/design.md): no API priority and fairness (one client, no tenants),
         # audit events written off the request path, fewer garbage collections, and no admission plugins whose
