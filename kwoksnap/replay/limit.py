@@ -22,6 +22,7 @@ import collections
 import heapq
 import itertools
 import threading
+from typing import Any
 
 RENEWAL_YIELD = 1.0  # seconds of wall time a waiting lease renewal lets object changes go first
 
@@ -95,7 +96,8 @@ class Gate:
         self.adaptive = limit
         self.inflight = 0
         self._lock = threading.Lock()
-        self._waiting: list[tuple[float, int, threading.Event]] = []
+        # [priority, sequence, event, how many were in flight once it was admitted]: the heap orders by the first two
+        self._waiting: list[list[Any]] = []
         self._seq = itertools.count()
         self.limits: collections.Counter[int] = collections.Counter()  # the limit after each answer, for the report
 
@@ -109,10 +111,10 @@ class Gate:
             if not self._waiting and self._room():
                 self.inflight += 1
                 return self.inflight
-            admitted = threading.Event()
-            heapq.heappush(self._waiting, (priority, next(self._seq), admitted))
-        admitted.wait()
-        return self.inflight
+            waiter: list[Any] = [priority, next(self._seq), threading.Event(), 0]
+            heapq.heappush(self._waiting, waiter)
+        waiter[2].wait()
+        return int(waiter[3])
 
     def release(self, latency: float | None, inflight: int, now: float) -> None:
         """A request finished at ``now``; ``latency`` is None when it failed (no latency information)."""
@@ -123,6 +125,7 @@ class Gate:
                 self.adaptive.sample(latency, inflight, bool(self._waiting), behind)
                 self.limits[self.adaptive.limit] += 1
             while self._waiting and self._room():
-                _, _, admitted = heapq.heappop(self._waiting)
+                waiter = heapq.heappop(self._waiting)
                 self.inflight += 1
-                admitted.set()
+                waiter[3] = self.inflight
+                waiter[2].set()

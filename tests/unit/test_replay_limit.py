@@ -90,9 +90,12 @@ def test_waiting_requests_go_out_in_priority_order() -> None:
     assert gate.acquire(0.0) == 1  # the only slot is taken (the first request also goes alone: a probe)
     order: list[float] = []
 
+    counts: list[int] = []
+
     def request(priority: float) -> None:
         n = gate.acquire(priority)
         order.append(priority)
+        counts.append(n)
         gate.release(0.001, n, now=0.0)
 
     threads = [threading.Thread(target=request, args=(p,)) for p in (3.0, 1.0, 2.0, 1.5)]
@@ -106,6 +109,7 @@ def test_waiting_requests_go_out_in_priority_order() -> None:
     for t in threads:
         t.join(5)
     assert order == [1.0, 1.5, 2.0, 3.0]
+    assert counts == [1, 1, 1, 1]  # each was alone in flight when admitted
     assert gate.inflight == 0
     assert sum(gate.limits.values()) == 5  # every answer was a sample
 
