@@ -223,9 +223,13 @@ def workers(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
         for setting in ("4", "32", "auto"):
             sel = [r for r in rows if r[0] == rtt and r[1] == setting]
             p50s, p99s = sorted(r[2] for r in sel), sorted(r[3] for r in sel)
+
+            def median(v: list[float]) -> float:
+                return (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2
+
             limits = ", ".join(f"{r[4]['p50']} ({r[4]['min']}-{r[4]['max']})" for r in sel if r[4]) or "-"
-            print(f"| {rtt:g} ms | {setting} | {len(sel)} | {p50s[len(p50s) // 2]:,.1f} | "
-                  f"{p99s[len(p99s) // 2]:,.1f}; {p99s[0]:,.1f} to {p99s[-1]:,.1f} | {limits} |")
+            print(f"| {rtt:g} ms | {setting} | {len(sel)} | {median(p50s):,.1f} | "
+                  f"{median(p99s):,.1f}; {p99s[0]:,.1f} to {p99s[-1]:,.1f} | {limits} |")
 
 
 def rss(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:

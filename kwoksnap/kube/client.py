@@ -99,6 +99,11 @@ class Client:
         self._lock = threading.Lock()
         self.requests = 0  # counted for reports and benchmarks
         self.retries = 0
+        self._local = threading.local()  # requests sent by each thread: what one replayed action cost
+
+    def thread_requests(self) -> int:
+        """HTTP requests (retries included) sent so far by the calling thread."""
+        return int(getattr(self._local, "count", 0))
 
     def warm(self, connections: int) -> int:
         """Open up to ``connections`` keep-alive connections ahead of a burst; see :meth:`Pool.warm`."""
@@ -137,6 +142,7 @@ class Client:
         while True:
             with self._lock:
                 self.requests += 1
+            self._local.count = getattr(self._local, "count", 0) + 1
             try:
                 resp = self._pool.request(method, target, body=body, headers=headers, timeout=timeout)
             except TransportFailure as exc:

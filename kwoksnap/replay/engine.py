@@ -385,23 +385,26 @@ class Replayer:
             # Times inside the object move onto the replay clock, relative to this event's own due time.
             action.body = shift_times(action.body, event_time_map(
                 item.ts, self._wall_start_ns + int(item.offset * NS), self.options.speed))
-        inflight = self.gate.acquire(self._start + item.offset + (RENEWAL_YIELD if action.op == "renew" else 0.0))
+        ticket = self.gate.acquire(self._start + item.offset + (RENEWAL_YIELD if action.op == "renew" else 0.0))
         sent = self.clock.now()
         lag = sent - (self._start + item.offset)
         latency: float | None = None
+        before = self.client.thread_requests()
         try:
             reason = self.execute(action)
             answered = self.clock.now()
-            latency = answered - sent
-        except KwoksnapError as exc:
+            if self.client.thread_requests() - before == 1:
+                latency = answered - sent  # one request, no retry: a latency the limit can compare
+        except Exception as exc:  # one change never stops the others (nor its object's later changes); reported
+            message = str(exc) if isinstance(exc, KwoksnapError) else f"{type(exc).__name__}: {exc}"
             with self.lock:
                 r.failed += 1
                 if len(r.failures) < 1000:
                     r.failures.append(f"{source}: {action.op} {action.resource} {action.namespace}/"
-                                      f"{action.name}: {exc}")
+                                      f"{action.name}: {message}")
             return
         finally:
-            self.gate.release(latency, inflight, self.clock.now())  # a failure gives no latency sample
+            self.gate.release(ticket, latency, self.clock.now())  # failures and multi-request actions: no sample
         applied_lag = answered - (self._start + item.offset)
         with self.lock:
             r.lag.add(max(0.0, lag))
@@ -489,6 +492,7 @@ class Replayer:
             self.report.interrupted = True
         finally:
             self.stop.set()
+            self.gate.open()  # a stopped replay (Ctrl-C, end of input) drains without waiting for the limit
             pool.shutdown(wait=True)  # every dispatched change finishes; nothing is left half-applied
             with contextlib.suppress(queue.Empty):
                 while True:  # let a planner blocked on a full queue see the stop

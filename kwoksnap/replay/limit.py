@@ -39,8 +39,8 @@ class AdaptiveLimit:
 
     The baseline must be measured, not guessed from busy answers (their minimum only ratchets the limit up). So,
     like BBR's ProbeRTT, the first request goes alone, and when the baseline is ``window`` answers old the limit
-    drops to 1 until one request has been answered alone; that latency is the new baseline. At 500 answers/s this
-    costs one lone round trip every two seconds.
+    drops to 1 until one request has been answered alone; that latency is the new baseline. A probe first waits for
+    the requests in flight to finish: at 500 answers/s that is one drain and one lone round trip every two seconds.
     """
 
     def __init__(self, *, initial: int, minimum: int, maximum: int, tolerance: float = 2.0,
@@ -62,14 +62,15 @@ class AdaptiveLimit:
         """How many may be in flight now."""
         return 1 if self.probing else self.limit
 
-    def sample(self, latency: float, inflight: int, waiting: bool, behind: bool = False) -> None:
+    def sample(self, latency: float, inflight: int, waiting: bool, behind: bool = False, alone: bool = False) -> None:
         """One answered request: its latency (seconds), how many were in flight when it was sent, whether
-        requests are waiting for the limit now, and whether the oldest of them is ``max_wait`` late."""
+        requests are waiting for the limit now, whether the oldest of them is ``max_wait`` late, and whether it was
+        sent as a probe (admitted while probing, so nothing else was in flight while it ran)."""
         if latency <= 0:  # a fake clock, or a clock step: no information
             return
         self._count += 1
         if self.probing:
-            if inflight <= 1:
+            if alone:
                 self.baseline, self._baseline_at, self.probing = latency, self._count, False
             return
         if latency < self.baseline:
@@ -85,6 +86,9 @@ class AdaptiveLimit:
             self.limit = min(self.maximum, self.limit + 1)
 
 
+Ticket = tuple[int, bool]  # (how many were in flight once admitted, admitted as a probe)
+
+
 class Gate:
     """Admits requests while fewer than the limit are in flight; the others wait in priority order.
 
@@ -95,6 +99,7 @@ class Gate:
     def __init__(self, limit: AdaptiveLimit | None) -> None:
         self.adaptive = limit
         self.inflight = 0
+        self._open = False
         self._lock = threading.Lock()
         # [priority, sequence, event, how many were in flight once it was admitted]: the heap orders by the first two
         self._waiting: list[list[Any]] = []
@@ -102,30 +107,42 @@ class Gate:
         self.limits: collections.Counter[int] = collections.Counter()  # the limit after each answer, for the report
 
     def _room(self) -> bool:
-        return self.adaptive is None or self.inflight < self.adaptive.allowed
+        return self._open or self.adaptive is None or self.inflight < self.adaptive.allowed
 
-    def acquire(self, priority: float) -> int:
-        """Wait until admitted, earliest ``priority`` (a deadline on the caller's clock) first, ties first come;
-        returns how many are in flight now."""
+    def _ticket(self) -> Ticket:
+        self.inflight += 1
+        return self.inflight, self.adaptive is not None and self.adaptive.probing and not self._open
+
+    def acquire(self, priority: float) -> Ticket:
+        """Wait until admitted, earliest ``priority`` (a deadline on the caller's clock) first, ties first come."""
         with self._lock:
             if not self._waiting and self._room():
-                self.inflight += 1
-                return self.inflight
-            waiter: list[Any] = [priority, next(self._seq), threading.Event(), 0]
+                return self._ticket()
+            waiter: list[Any] = [priority, next(self._seq), threading.Event(), None]
             heapq.heappush(self._waiting, waiter)
         waiter[2].wait()
-        return int(waiter[3])
+        ticket: Ticket = waiter[3]
+        return ticket
 
-    def release(self, latency: float | None, inflight: int, now: float) -> None:
-        """A request finished at ``now``; ``latency`` is None when it failed (no latency information)."""
+    def release(self, ticket: Ticket, latency: float | None, now: float) -> None:
+        """A request admitted with ``ticket`` finished at ``now``; ``latency`` is None when it says nothing about
+        the target (it failed, or the change took several requests)."""
         with self._lock:
             self.inflight -= 1
-            if self.adaptive is not None and latency is not None:
+            if self.adaptive is not None and latency is not None and not self._open:
                 behind = bool(self._waiting) and now - self._waiting[0][0] >= self.adaptive.max_wait
-                self.adaptive.sample(latency, inflight, bool(self._waiting), behind)
+                self.adaptive.sample(latency, ticket[0], bool(self._waiting), behind, alone=ticket[1])
                 self.limits[self.adaptive.limit] += 1
-            while self._waiting and self._room():
-                waiter = heapq.heappop(self._waiting)
-                self.inflight += 1
-                waiter[3] = self.inflight
-                waiter[2].set()
+            self._admit()
+
+    def open(self) -> None:
+        """Stop limiting (the replay is stopping: what was dispatched finishes as fast as the target allows)."""
+        with self._lock:
+            self._open = True
+            self._admit()
+
+    def _admit(self) -> None:
+        while self._waiting and self._room():
+            waiter = heapq.heappop(self._waiting)
+            waiter[3] = self._ticket()
+            waiter[2].set()

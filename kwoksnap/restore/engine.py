@@ -112,6 +112,7 @@ class RestoreSummary:
 
 
 Progress = Callable[[str, int, int], None]  # (resource, done in it, total in it)
+NOT_READY_TAINT = "node.kubernetes.io/not-ready"  # added to every new node by the TaintNodesByCondition admission
 
 
 def check_target(client: Client, allow_real_nodes: bool) -> None:
@@ -183,10 +184,12 @@ class _Restorer:
                 return
         # The API server's TaintNodesByCondition admission adds node.kubernetes.io/not-ready to every new node, and
         # the node lifecycle controller removes it once the node is Ready: unless that controller is down, slow or
-        # its request failed (an API server restart mid-restore). Restore writes the recorded taints itself.
+        # its request failed (an API server restart mid-restore). Restore writes the recorded taints itself; on a
+        # node that already existed (a rerun, --on-conflict skip) only when that taint is the whole difference.
         if res.kind == "Node":
             recorded = (prep.body.get("spec") or {}).get("taints") or None
-            if ((created.get("spec") or {}).get("taints") or None) != recorded:
+            live = (created.get("spec") or {}).get("taints") or None
+            if live != recorded and (outcome != "skipped" or _without_admission_taint(live) == (recorded or [])):
                 try:
                     self.client.patch(res.path(ns, name), {"spec": {"taints": recorded}})
                 except APIError as exc:
@@ -430,6 +433,10 @@ class _Restorer:
         except APIError as exc:
             self._fail(res.key, {"metadata": {"namespace": a.namespace, "name": a.name}},
                        f"could not remove the Job tracking finalizer added on adoption: {exc}")
+
+
+def _without_admission_taint(taints: list[Obj] | None) -> list[Obj]:
+    return [t for t in taints or [] if not (t.get("key") == NOT_READY_TAINT and t.get("effect") == "NoSchedule")]
 
 
 def _status_differs(existing: Obj, status: Obj) -> bool:

@@ -188,11 +188,18 @@ class TestActions:
         assert removed_by_delete("Pod", pod(phase=obj_phase), action) is removed
 
 
+class NoClient:
+    """Stands in for the client where the replayer only asks how many requests a change took."""
+
+    def thread_requests(self) -> int:
+        return 0
+
+
 class RecordingReplayer(Replayer):
     """The real dispatcher and planner, with requests recorded instead of sent."""
 
     def __init__(self, clock: FakeClock, **opts: Any) -> None:
-        super().__init__(client=None, options=ReplayOptions(mode="inputs", **opts),  # type: ignore[arg-type]
+        super().__init__(client=NoClient(), options=ReplayOptions(mode="inputs", **opts),  # type: ignore[arg-type]
                          clock=clock, discovery=Discovery([]))
         self.sent: list[tuple[float, str, str]] = []  # (dispatch time, name, op) in dispatch order
         self.executed: list[str] = []
@@ -338,3 +345,17 @@ def test_replayer_applies_changes_to_one_object_in_the_order_they_were_sent() ->
     r.run([second, first])
     assert r.indices["p1"] == [0, 1]
     assert [round(t - r._start, 6) for t, _, _ in r.sent] == [0.0, 0.02]
+
+
+def test_an_unexpected_error_fails_one_change_and_the_objects_later_changes_still_run() -> None:
+    class Failing(RecordingReplayer):
+        def execute(self, action: Action) -> str | None:
+            if action.body["metadata"]["labels"]["i"] == "0":
+                raise RuntimeError("boom")
+            return super().execute(action)
+
+    r = Failing(FakeClock(), speed=None, workers=4)
+    report = r.run(user_events([0.0, 0.0, 0.0], ["a", "a", "b"]))
+    assert report.failed == 1 and "RuntimeError: boom" in report.failures[0]
+    assert sorted(r.executed) == ["a", "b"]  # a's second change ran after its first failed
+    assert r.gate.inflight == 0  # every slot was given back

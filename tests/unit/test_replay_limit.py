@@ -16,8 +16,8 @@ def settle(limit: AdaptiveLimit, latency_at: Callable[[int], float], rounds: int
     target's latency is ``latency_at(inflight)``. Returns the limit after each answer."""
     seen = []
     for _ in range(rounds):
-        inflight = limit.allowed
-        limit.sample(latency_at(inflight), inflight, waiting=True)
+        inflight, probe = limit.allowed, limit.probing
+        limit.sample(latency_at(inflight), inflight, waiting=True, alone=probe)
         seen.append(limit.allowed)
     return seen
 
@@ -44,7 +44,7 @@ def test_a_remote_target_that_saturates_is_held_at_twice_its_baseline() -> None:
 
 def test_the_limit_does_not_grow_without_evidence() -> None:
     limit = AdaptiveLimit(initial=8, minimum=4, maximum=32)
-    limit.sample(0.02, inflight=1, waiting=False)  # the probe
+    limit.sample(0.02, inflight=1, waiting=False, alone=True)  # the probe
     for _ in range(100):
         limit.sample(0.02, inflight=2, waiting=False)  # fast answers, but 2 of 8 in flight and nobody waiting
     assert limit.limit == 8
@@ -54,7 +54,7 @@ def test_the_limit_does_not_grow_without_evidence() -> None:
 
 def test_a_backlog_that_falls_behind_grows_the_limit_whatever_the_latency() -> None:
     limit = AdaptiveLimit(initial=8, minimum=4, maximum=32)
-    limit.sample(0.010, inflight=1, waiting=True)  # the probe: 10 ms alone
+    limit.sample(0.010, inflight=1, waiting=True, alone=True)  # the probe: 10 ms alone
     limit.sample(0.050, inflight=8, waiting=True)  # the target is queueing: fewer
     assert limit.limit == 7
     limit.sample(0.050, inflight=8, waiting=True, behind=True)  # but the oldest waiter is max_wait late: more
@@ -64,7 +64,7 @@ def test_a_backlog_that_falls_behind_grows_the_limit_whatever_the_latency() -> N
 def test_the_baseline_is_probed_alone_and_probed_again_when_old() -> None:
     limit = AdaptiveLimit(initial=8, minimum=4, maximum=32, window=10)
     assert limit.allowed == 1  # the first request goes alone
-    limit.sample(0.004, inflight=1, waiting=True)
+    limit.sample(0.004, inflight=1, waiting=True, alone=True)
     assert (limit.baseline, limit.allowed) == (0.004, 8)
     for _ in range(9):
         limit.sample(0.006, inflight=8, waiting=True)
@@ -73,7 +73,7 @@ def test_the_baseline_is_probed_alone_and_probed_again_when_old() -> None:
     assert limit.allowed == 1 and limit.baseline == 0.004  # 10 answers since the probe: probe again
     limit.sample(0.012, inflight=5, waiting=True)  # sent before the probe began: not alone, no baseline
     assert limit.allowed == 1
-    limit.sample(0.005, inflight=1, waiting=True)  # a slower machine is the new normal
+    limit.sample(0.005, inflight=1, waiting=True, alone=True)  # a slower machine is the new normal
     assert limit.baseline == 0.005 and limit.allowed >= 4
 
 
@@ -87,36 +87,115 @@ def test_no_information_changes_nothing() -> None:
 
 def test_waiting_requests_go_out_in_priority_order() -> None:
     gate = Gate(AdaptiveLimit(initial=1, minimum=1, maximum=1))
-    assert gate.acquire(0.0) == 1  # the only slot is taken (the first request also goes alone: a probe)
+    first = gate.acquire(0.0)
+    assert first == (1, True)  # the only slot is taken; the first request also goes alone, as a probe
     order: list[float] = []
-
-    counts: list[int] = []
+    tickets: list[tuple[int, bool]] = []
 
     def request(priority: float) -> None:
-        n = gate.acquire(priority)
+        ticket = gate.acquire(priority)
         order.append(priority)
-        counts.append(n)
-        gate.release(0.001, n, now=0.0)
+        tickets.append(ticket)
+        gate.release(ticket, 0.001, now=0.0)
 
     threads = [threading.Thread(target=request, args=(p,)) for p in (3.0, 1.0, 2.0, 1.5)]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + 5
-    while len(gate._waiting) < 4 and time.monotonic() < deadline:
-        time.sleep(0.001)
-    assert len(gate._waiting) == 4 and order == []  # nobody passed the full gate
-    gate.release(0.001, 1, now=0.0)
+    wait_for(lambda: len(gate._waiting) == 4)
+    assert order == []  # nobody passed the full gate
+    gate.release(first, 0.001, now=0.0)
     for t in threads:
         t.join(5)
     assert order == [1.0, 1.5, 2.0, 3.0]
-    assert counts == [1, 1, 1, 1]  # each was alone in flight when admitted
+    assert tickets == [(1, False)] * 4  # each alone in flight when admitted; the probe was over
     assert gate.inflight == 0
     assert sum(gate.limits.values()) == 5  # every answer was a sample
 
 
+def wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 5
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert condition()
+
+
+def start_waiters(gate: Gate, priorities: list[float]) -> tuple[list[threading.Thread], list[tuple[int, bool]]]:
+    admitted: list[tuple[int, bool]] = []
+    threads = [threading.Thread(target=lambda p=p: admitted.append(gate.acquire(p))) for p in priorities]
+    for t in threads:
+        t.start()
+    wait_for(lambda: len(gate._waiting) == len(priorities))
+    return threads, admitted
+
+
+def test_a_higher_limit_admits_several_waiters_at_once() -> None:
+    limit = AdaptiveLimit(initial=4, minimum=1, maximum=8)
+    gate = Gate(limit)
+    probe = gate.acquire(0.0)
+    threads, admitted = start_waiters(gate, [1.0, 2.0, 3.0])
+    gate.release(probe, 0.005, now=0.0)  # the probe's answer ends probing: the limit of 4 admits all three
+    for t in threads:
+        t.join(5)
+    assert sorted(admitted) == [(1, False), (2, False), (3, False)] and gate.inflight == 3
+    assert limit.baseline == 0.005
+
+
+def test_the_baseline_comes_only_from_a_request_that_ran_alone() -> None:
+    limit = AdaptiveLimit(initial=4, minimum=1, maximum=8, window=2)
+    gate = Gate(limit)
+    gate.release(gate.acquire(0.0), 0.010, now=0.0)  # the first probe: baseline 10 ms
+    early, other = gate.acquire(0.0), gate.acquire(0.0)  # two in flight, not probes
+    gate.release(other, 0.012, now=0.0)
+    gate.release(gate.acquire(0.0), 0.012, now=0.0)  # two answers since the baseline: probing again
+    assert limit.probing
+    gate.release(early, 0.060, now=0.0)  # sent before the probe began, slowed by the others: not a baseline
+    assert limit.probing and limit.baseline == 0.010
+    gate.release(gate.acquire(0.0), 0.011, now=0.0)  # admitted while probing with nothing in flight
+    assert not limit.probing and limit.baseline == 0.011
+
+
+def test_a_failed_probe_lets_the_next_request_probe() -> None:
+    gate = Gate(AdaptiveLimit(initial=4, minimum=1, maximum=8))
+    probe = gate.acquire(0.0)
+    threads, admitted = start_waiters(gate, [1.0, 2.0])
+    gate.release(probe, None, now=0.0)  # failed: no latency, still probing, but the next one goes
+    threads[0].join(5)
+    assert admitted == [(1, True)] and len(gate._waiting) == 1
+    gate.release(admitted[0], 0.004, now=0.0)
+    threads[1].join(5)
+    assert admitted[1] == (1, False) and gate.inflight == 1
+
+
+def test_the_oldest_waiter_being_late_grows_the_limit() -> None:
+    limit = AdaptiveLimit(initial=4, minimum=1, maximum=8, max_wait=0.25)
+    gate = Gate(limit)
+    gate.release(gate.acquire(0.0), 0.010, now=0.0)  # baseline 10 ms
+    held = [gate.acquire(0.0) for _ in range(4)]
+    threads, _ = start_waiters(gate, [100.0])  # due at 100 s
+    gate.release(held[0], 0.050, now=100.1)  # slow (5x the baseline) but the waiter is only 0.1 s late: fewer
+    assert limit.limit == 3
+    gate.release(held[1], 0.050, now=100.3)  # still slow, and the waiter is 0.3 s late: more, whatever latency
+    assert limit.limit == 4
+    gate.open()
+    threads[0].join(5)
+
+
+def test_opening_the_gate_admits_every_waiter() -> None:
+    gate = Gate(AdaptiveLimit(initial=4, minimum=1, maximum=8))
+    probe = gate.acquire(0.0)  # probing: nobody else may go
+    threads, admitted = start_waiters(gate, [1.0, 2.0, 3.0])
+    gate.open()  # the replay is stopping
+    for t in threads:
+        t.join(5)
+    assert len(admitted) == 3 and gate.inflight == 4 and not any(alone for _, alone in admitted)
+    gate.release(probe, 0.001, now=0.0)
+    assert not gate.limits  # no samples once open
+
+
 def test_without_a_limit_the_gate_only_counts() -> None:
     gate = Gate(None)
-    assert [gate.acquire(0.0) for _ in range(50)][-1] == 50
-    for _ in range(50):
-        gate.release(None, 50, now=0.0)
+    tickets = [gate.acquire(0.0) for _ in range(50)]
+    assert tickets[-1] == (50, False)
+    for ticket in tickets:
+        gate.release(ticket, None, now=0.0)
     assert gate.inflight == 0 and not gate.limits

@@ -159,3 +159,14 @@ def test_terminating_pod_is_deleted_again_with_its_grace_and_keeps_its_owner() -
     assert prepare(terminating, uid_map={}, snapshot_uids=set(), has_status_subresource=True).terminate == {
         "gracePeriodSeconds": 30}  # 0 would remove it at once; the recorded pod was still there
     assert prepare(pod(), uid_map={}, snapshot_uids=set(), has_status_subresource=True).terminate is None
+
+
+def test_only_the_admission_taint_is_repaired_on_an_existing_node() -> None:
+    from kwoksnap.restore.engine import _without_admission_taint
+
+    kwok = {"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}
+    admission = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}
+    evicting = {"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"}
+    assert _without_admission_taint([kwok, admission]) == [kwok]
+    assert _without_admission_taint([kwok, evicting]) == [kwok, evicting]  # the controller's, not admission's
+    assert _without_admission_taint(None) == []

@@ -135,6 +135,12 @@ def test_client_maps_status_and_retries_5xx(server: Callable[[Handler], tuple[st
             c.get("/missing")
         assert c.get("/flaky") == {"kind": "Ok"}  # 503 first, then retried
         assert c.retries == 1 and len(seen) == 3
+        assert c.thread_requests() == 3  # a retry is a request too: replay's latency samples skip such changes
+        other: list[int] = []
+        worker = threading.Thread(target=lambda: other.append(c.thread_requests()))
+        worker.start()
+        worker.join()
+        assert other == [0]  # counted per thread
 
 
 def test_client_gives_up_on_a_dead_server_with_a_transport_error() -> None:
