@@ -491,8 +491,9 @@ class Replayer:
             self.stop.set()
             self.report.interrupted = True
         finally:
+            if self.report.interrupted or self._planner_error is not None:
+                self.gate.open()  # a stopped replay drains what was dispatched without waiting for the limit
             self.stop.set()
-            self.gate.open()  # a stopped replay (Ctrl-C, end of input) drains without waiting for the limit
             pool.shutdown(wait=True)  # every dispatched change finishes; nothing is left half-applied
             with contextlib.suppress(queue.Empty):
                 while True:  # let a planner blocked on a full queue see the stop
