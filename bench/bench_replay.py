@@ -20,6 +20,7 @@ import copy
 import gzip
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -174,6 +175,13 @@ def speed_max(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
     print(f"| **replay vs ceiling** | **{raw / rep.wall_seconds * 100:.0f}%** |")
 
 
+def options_for(setting: str, speed: float) -> ReplayOptions:
+    """A number: that many requests in flight (fixed); auto: the default, adapting between 4 and 32."""
+    if setting == "auto":
+        return ReplayOptions(speed=speed)
+    return ReplayOptions(speed=speed, workers=int(setting), adaptive=False)
+
+
 def workers(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
     """A steady stream of writes at 10x with a fixed 4 or 32 requests in flight, or the adaptive default, against
     the local target directly and through a proxy that adds a round trip (bench/delay_proxy.py), interleaved."""
@@ -200,10 +208,9 @@ def workers(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
         try:
             for _ in range(args.runs):
                 for setting in ("4", "32", "auto"):
-                    options = (ReplayOptions(speed=10) if setting == "auto"
-                               else ReplayOptions(speed=10, workers=int(setting), adaptive=False))
                     with Client(load_config(str(config)), pool_size=32) as c:
-                        rep = Replayer(c, options).run(audit_events([str(log)], FilterSpec(), ParseStats()))
+                        events = audit_events([str(log)], FilterSpec(), ParseStats())
+                        rep = Replayer(c, options_for(setting, 10)).run(events)
                     assert rep.failed == 0, rep.failures[:3]
                     rows.append((rtt, setting, rep.applied_lag.percentile(50) * 1000,
                                  rep.applied_lag.percentile(99) * 1000, rep.concurrency()))
@@ -223,13 +230,9 @@ def workers(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
         for setting in ("4", "32", "auto"):
             sel = [r for r in rows if r[0] == rtt and r[1] == setting]
             p50s, p99s = sorted(r[2] for r in sel), sorted(r[3] for r in sel)
-
-            def median(v: list[float]) -> float:
-                return (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2
-
             limits = ", ".join(f"{r[4]['p50']} ({r[4]['min']}-{r[4]['max']})" for r in sel if r[4]) or "-"
-            print(f"| {rtt:g} ms | {setting} | {len(sel)} | {median(p50s):,.1f} | "
-                  f"{median(p99s):,.1f}; {p99s[0]:,.1f} to {p99s[-1]:,.1f} | {limits} |")
+            print(f"| {rtt:g} ms | {setting} | {len(sel)} | {statistics.median(p50s):,.1f} | "
+                  f"{statistics.median(p99s):,.1f}; {p99s[0]:,.1f} to {p99s[-1]:,.1f} | {limits} |")
 
 
 def rss(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
@@ -272,10 +275,7 @@ def incident(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
             cluster = clusters.new("incident-bench", Profile.REPLAY, extra_args=())  # as the acceptance test
             with Client(load_config(str(cluster.kubeconfig)), pool_size=32) as c, KwsReader(snapshot) as r:
                 assert restore(c, SnapshotSource(r), RestoreOptions(concurrency=32, adopt=False)).ok
-                # A number: that many in flight (fixed); auto: the default, adapting between 4 and 32.
-                options = (ReplayOptions(speed=args.speed) if workers == "auto"
-                           else ReplayOptions(speed=args.speed, workers=int(workers), adaptive=False))
-                report = Replayer(c, options).run(
+                report = Replayer(c, options_for(workers, args.speed)).run(
                     audit_events([log], FilterSpec(), ParseStats()))
             time.sleep(2)  # the target's audit log is written asynchronously
             recorded = transitions(read_audit([log]), since_ns=report.recorded_start_ns - NS, initial=initial)
@@ -299,8 +299,7 @@ def incident(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
     print("\n| workers | runs | p99 median | p99 range | runs with p99 ≤ 1 s |\n|---:|---:|---:|---:|---:|")
     for workers in args.workers:
         p99s = sorted(r[5] for r in rows if r[1] == workers)
-        median = (p99s[(len(p99s) - 1) // 2] + p99s[len(p99s) // 2]) / 2
-        print(f"| {workers} | {len(p99s)} | {median:.2f} | {p99s[0]:.2f} to {p99s[-1]:.2f} | "
+        print(f"| {workers} | {len(p99s)} | {statistics.median(p99s):.2f} | {p99s[0]:.2f} to {p99s[-1]:.2f} | "
               f"{sum(p <= 1.0 for p in p99s)} of {len(p99s)} |")
 
 

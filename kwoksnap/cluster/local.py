@@ -155,9 +155,9 @@ def cluster_config(binaries: Binaries, profile: Profile, policy_path: Path) -> l
               {"key": "leader-elect-retry-period", "value": "5s"}]
     kcm_args = list(leader)
     patches.append({"name": "kube-controller-manager", "extraArgs": kcm_args})
-    if profile is not Profile.REPLAY:
+    if profile is not Profile.REPLAY:  # the replay profile runs no scheduler
         patches.append({"name": "kube-scheduler", "extraArgs": list(leader)})
-    else:
+    if profile is Profile.REPLAY:
         options["disableKubeScheduler"] = True
         kcm_args.insert(0, {"key": "controllers", "value": ",".join(
             ["*", *(f"-{c}" for c in REPLAY_DISABLED_CONTROLLERS)])})

@@ -111,8 +111,14 @@ class ReplayReport:
         """The adaptive in-flight limit: its range and median over the answers (empty with fixed workers)."""
         if not self.limits:
             return {}
-        values = sorted(self.limits.elements())
-        return {"min": values[0], "p50": values[len(values) // 2], "max": values[-1]}
+        values = sorted(self.limits)
+        half, seen, p50 = self.limits.total() // 2, 0, values[-1]
+        for value in values:  # the Counter holds one count per limit value, not one entry per answer
+            seen += self.limits[value]
+            if seen > half:
+                p50 = value
+                break
+        return {"min": values[0], "p50": p50, "max": values[-1]}
 
     def to_dict(self) -> dict[str, Any]:
         lag = {k: round(v * 1000, 3) for k, v in self.lag.summary().items()}

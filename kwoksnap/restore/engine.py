@@ -112,6 +112,7 @@ class RestoreSummary:
 
 
 Progress = Callable[[str, int, int], None]  # (resource, done in it, total in it)
+BoundClaim = tuple[Resource, str, str, str, Obj]  # (resource, key, namespace, name, recorded status)
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"  # added to every new node by the TaintNodesByCondition admission
 
 
@@ -141,7 +142,7 @@ class _Restorer:
         self.deferred: list[tuple[Resource, str, str, list[Obj], list[Obj]]] = []
         self.dropped = 0
         self.created_crds: list[str] = []
-        self.bound_claims: list[tuple[Resource, str, str, str, Obj]] = []  # (res, key, ns, name, recorded status)
+        self.bound_claims: list[BoundClaim] = []
         self.claims_without_volume: list[str] = []
 
     # -- bookkeeping -------------------------------------------------------------------------------------------
@@ -356,7 +357,7 @@ class _Restorer:
         claim sync finds it and keeps the claim Bound. Gives up after ``timeout`` and reports what is left. A claim
         whose volume is not in the target at all is reported in ``claims_without_volume`` instead: nothing can keep
         it Bound."""
-        pending: list[tuple[Resource, str, str, str, Obj]] = []
+        pending: list[BoundClaim] = []
         for res, key, ns, name, status in self.bound_claims:
             try:
                 volume = str((self.client.get(res.path(ns or None, name)).get("spec") or {}).get("volumeName") or "")
@@ -370,7 +371,7 @@ class _Restorer:
         deadline = time.monotonic() + timeout
         while pending:
             time.sleep(1.0)  # the controller's cache catches up with the volumes just created
-            still: list[tuple[Resource, str, str, str, Obj]] = []
+            still: list[BoundClaim] = []
             for res, key, ns, name, status in pending:
                 try:
                     live = self.client.get(res.path(ns or None, name))

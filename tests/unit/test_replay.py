@@ -4,6 +4,7 @@ fake clock (deadlines, no drift, lag, per-object order) without sleeping and wit
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from kwoksnap.clock import FakeClock
 from kwoksnap.errors import UsageError
 from kwoksnap.kube.discovery import Discovery
 from kwoksnap.replay.actions import Action, Skip, plan_action
-from kwoksnap.replay.engine import Replayer, ReplayOptions, removed_by_delete
+from kwoksnap.replay.engine import Replayer, ReplayOptions, ReplayReport, removed_by_delete
 from kwoksnap.replay.fidelity import compare_transitions, initial_states, transitions
 from kwoksnap.replay.timing import (
     NS,
@@ -359,3 +360,12 @@ def test_an_unexpected_error_fails_one_change_and_the_objects_later_changes_stil
     assert report.failed == 1 and "RuntimeError: boom" in report.failures[0]
     assert sorted(r.executed) == ["a", "b"]  # a's second change ran after its first failed
     assert r.gate.inflight == 0  # every slot was given back
+
+
+def test_the_report_summarizes_the_in_flight_limit_without_expanding_the_counts() -> None:
+    report = ReplayReport()
+    assert report.concurrency() == {}  # fixed workers: nothing adapted
+    report.limits = Counter({4: 10, 5: 3, 12: 1})
+    assert report.concurrency() == {"min": 4, "p50": 4, "max": 12}
+    report.limits = Counter({4: 1, 8: 3})
+    assert report.concurrency() == {"min": 4, "p50": 8, "max": 8}
