@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from kwoksnap.audit import AuditEvent
+from kwoksnap.audit import AuditEvent, resource_version
 from kwoksnap.errors import UsageError
 
 NS = 1_000_000_000
@@ -78,7 +78,8 @@ class Timeline:
 
 def due_order(events: Iterable[AuditEvent], *, window_ns: int = 2 * NS, max_held: int = 20_000) -> Iterator[
         AuditEvent]:
-    """Re-sort a stream in completion order (``ts``) into the order the requests were sent (``received``).
+    """Re-sort a stream in completion order (``ts``) into the order the requests were sent (``received``), except
+    that changes to one object keep the order they were committed in.
 
     Completion order can invert cause and effect on one object: the scheduler's binding of a pod may complete
     (stageTimestamp) after the kwok status patch it triggered, because the binding's response is still being written
@@ -86,20 +87,68 @@ def due_order(events: Iterable[AuditEvent], *, window_ns: int = 2 * NS, max_held
     request triggered by another's result is always received after that result was committed, so receive order is
     causal; it is also the order replay deadlines are in.
 
+    Receive order is not commit order for two clients writing one object at once: the request received first can
+    be committed second (it waited longer in admission, or for its turn in etcd). Replay re-applies the object each
+    write produced, so replaying those two in receive order would end with the older state. The response's
+    ``resourceVersion`` is the commit order (one etcd, even behind several API servers), so an event whose object
+    has another held event with a lower (higher) resourceVersion is placed right after (before) it. Events without
+    a response resourceVersion (bindings answer with a Status, Metadata level has no body) and no-op writes (same
+    resourceVersion) keep receive order.
+
     An event is held until the stream has reached ``received + window_ns``: a later event could only come before it
     by taking longer than the window between its receipt and its completion. At most ``max_held`` events are held
     (the oldest goes first beyond that), so memory stays bounded on a dense log.
     """
-    held: list[tuple[int, int, int, AuditEvent]] = []
+    held: list[tuple[tuple[float, ...], tuple[str, str, str, str] | None, AuditEvent]] = []
+    peers: dict[tuple[str, str, str, str], list[tuple[int, tuple[float, ...]]]] = {}  # held (rv, key) per object
     horizon = 0
     for seq, ev in enumerate(events):
         ts = ev["ts"]
-        heapq.heappush(held, (ev["received"] or ts, ts, seq, ev))
+        key: tuple[float, ...] = (ev["received"] or ts, ts, seq)
+        rv = resource_version(ev)
+        obj = (ev["group"], ev["resource"], ev["namespace"], ev["name"]) if rv else None
+        if obj is not None:
+            same = peers.setdefault(obj, [])
+            key = _commit_place(key, rv, same, seq)
+            same.append((rv, key))
+        heapq.heappush(held, (key, obj, ev))
         horizon = max(horizon, ts)
-        while held and (held[0][0] <= horizon - window_ns or len(held) > max_held):
-            yield heapq.heappop(held)[3]
+        while held and (held[0][0][0] <= horizon - window_ns or len(held) > max_held):
+            yield _release(heapq.heappop(held), peers)
     while held:
-        yield heapq.heappop(held)[3]
+        yield _release(heapq.heappop(held), peers)
+
+
+def _commit_place(key: tuple[float, ...], rv: int, same: list[tuple[int, tuple[float, ...]]],
+                  seq: int) -> tuple[float, ...]:
+    """The sort key of an event with response resourceVersion ``rv`` among the held events of its object.
+
+    It must sort after every held event committed before it (lower rv) and before every one committed after it.
+    Its own receive key is kept when it already does; else it goes as close as possible to where receive order
+    put it: right after the last earlier commit, or right before the first later one. A key extended by ``seq`` (the
+    newest number so far) sorts right after its prefix; ``last - 0.5`` sorts right before the key it came from."""
+    lower = max((k for r, k in same if r < rv), default=None)
+    upper = min((k for r, k in same if r > rv), default=None)
+    if (lower is None or key > lower) and (upper is None or key < upper):
+        return key
+    after = None if lower is None else (*lower, seq)
+    before = None if upper is None else (*upper[:-1], upper[-1] - 0.5, seq)
+    candidates = (after, before) if upper is None or key < upper else (before, after)
+    for cand in candidates:
+        if cand is not None and (lower is None or cand > lower) and (upper is None or cand < upper):
+            return cand
+    return key  # a last resort: held events of one object are kept in commit order, so one candidate fits
+
+
+def _release(entry: tuple[tuple[float, ...], tuple[str, str, str, str] | None, AuditEvent],
+             peers: dict[tuple[str, str, str, str], list[tuple[int, tuple[float, ...]]]]) -> AuditEvent:
+    key, obj, ev = entry
+    if obj is not None:
+        same = peers[obj]
+        same[:] = [p for p in same if p[1] != key]
+        if not same:
+            del peers[obj]
+    return ev
 
 
 def percentile(ordered: Sequence[float], p: float) -> float:

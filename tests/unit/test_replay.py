@@ -8,8 +8,10 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from kwoksnap.audit import AuditEvent
+from kwoksnap.audit import AuditEvent, resource_version
 from kwoksnap.clock import FakeClock
 from kwoksnap.errors import UsageError
 from kwoksnap.kube.discovery import Discovery
@@ -335,6 +337,64 @@ def test_due_order_window_and_bound() -> None:
     assert sorted(names) == sorted(e["name"] for e in stream)  # nothing lost
     bounded = [e["name"] for e in due_order(stream, window_ns=60 * NS, max_held=2)]
     assert sorted(bounded) == sorted(names)
+
+
+def _write(name: str, rv: int, received_s: float, completed_s: float) -> AuditEvent:
+    """A pod status patch by one of two writers: received at ``received_s``, committed as ``rv``."""
+    return _received(event(verb="patch", sub="status", name=name, ts=T0 + int(completed_s * NS),
+                           response=pod(resourceVersion=str(rv))), received_s)
+
+
+@pytest.mark.parametrize("stream_order", ["completion", "reverse"])
+def test_due_order_keeps_one_objects_writes_in_commit_order(stream_order: str) -> None:
+    """Two clients write one pod at once: the one received first is committed second (resourceVersion 20 after
+    19). Replay re-applies each resulting object, so receive order would end with the older state."""
+    first_received = _write("p1", 20, 0.10, 0.30)
+    second_received = _write("p1", 19, 0.12, 0.15)
+    other = _write("p2", 5, 0.11, 0.13)
+    stream = sorted([first_received, second_received, other], key=lambda e: e["ts"],
+                    reverse=stream_order == "reverse")
+    out = list(due_order(stream))
+    assert [e["response"]["metadata"]["resourceVersion"] for e in out if e["name"] == "p1"] == ["19", "20"]
+    # The pair lands at the receipt of whichever of the two the window held first: before p2 (0.10) when the
+    # later commit came first, after it (0.12) in completion order.
+    assert [e["name"] for e in out] == (["p1", "p1", "p2"] if stream_order == "reverse" else ["p2", "p1", "p1"])
+
+
+def test_due_order_places_a_write_between_its_objects_earlier_and_later_commits() -> None:
+    # committed 10, 11, 12 but received in the reverse order; the middle one arrives last in the stream
+    e10, e12, e11 = _write("p1", 10, 0.30, 0.31), _write("p1", 12, 0.20, 0.40), _write("p1", 11, 0.10, 0.50)
+    early = _write("p2", 1, 0.05, 0.06)
+    late = _write("p2", 2, 0.35, 0.36)
+    out = list(due_order([early, e10, late, e12, e11]))
+    assert [(e["name"], int(e["response"]["metadata"]["resourceVersion"])) for e in out] == [
+        ("p2", 1), ("p1", 10), ("p1", 11), ("p1", 12), ("p2", 2)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 50), st.integers(0, 50),
+                          st.booleans()), max_size=25))
+def test_due_order_commit_order_per_object_receive_order_otherwise(
+        writes: list[tuple[str, int, int, bool]]) -> None:
+    """Random writes to three pods (received, duration, with or without a response resourceVersion; rvs follow
+    commit order across all pods, as one etcd's do): nothing is lost or added, each pod's writes with a
+    resourceVersion come out in commit order, and writes without one keep receive order among themselves."""
+    commits = sorted(range(len(writes)), key=lambda i: (writes[i][1] + writes[i][2], i))
+    rv_of = {i: n + 1 for n, i in enumerate(commits)}
+    evs = []
+    for i, (name, received, duration, has_rv) in enumerate(writes):
+        ev = _received(event(verb="patch", sub="status", name=name, ts=T0 + (received + duration) * NS // 100,
+                             response=pod(resourceVersion=str(rv_of[i])) if has_rv else {"kind": "Status"},
+                             uri=str(i)), received / 100)
+        evs.append(ev)
+    stream = sorted(evs, key=lambda e: (e["ts"], int(e["uri"])))
+    out = list(due_order(stream, window_ns=3600 * NS))
+    assert sorted(e["uri"] for e in out) == sorted(e["uri"] for e in evs)
+    for name in "abc":
+        rvs = [resource_version(e) for e in out if e["name"] == name and resource_version(e)]
+        assert rvs == sorted(rvs)
+    plain = [e for e in out if not resource_version(e)]
+    assert [e["received"] for e in plain] == sorted(e["received"] for e in plain)
 
 
 def test_replayer_applies_changes_to_one_object_in_the_order_they_were_sent() -> None:
