@@ -9,6 +9,8 @@ are the core of replay fidelity, and they must be unit-testable on their own. By
   resourceVersion preconditions are stripped (the target's UIDs differ).
 - Metadata: only what needs no body: deletes, and node Lease renewals (renewTime set to the replay time).
   Everything else is counted as degraded and skipped.
+- A collection delete becomes one named delete per object its recorded response lists (``verbatim``); without
+  that list, or in ``inputs`` mode, the collection delete is sent again with its selectors.
 
 Objects whose status the replay drives (pods and nodes in ``verbatim`` mode) carry the ``kwoksnap.io/frozen``
 annotation, so kwok's stages and heartbeats leave them to the recording.
@@ -50,6 +52,7 @@ class Action:
     content_type: str = "application/json"
     params: dict[str, str] = dataclasses.field(default_factory=dict)
     state: Obj | None = None  # the recorded resulting object (RequestResponse), for fidelity and create-if-missing
+    parts: tuple[Action, ...] = ()  # sent instead of this one: a collection delete split per object (verbatim)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -120,6 +123,29 @@ def _strip_preconditions(body: Any) -> Any:
     return body
 
 
+def _collection_parts(response: Obj, opts: Any, params: dict[str, str], base: dict[str, Any]) -> tuple[Action, ...]:
+    """One delete per object a recorded collection delete removed (its response lists them), or none.
+
+    Sending the collection delete again would delete whatever matches its selectors in the target, which can be
+    more or fewer objects than the source deleted, and its effect on each object could not be ordered with that
+    object's other changes. Named deletes with the same options remove exactly the recorded objects, each in its
+    object's order. All or nothing: one unnamed item keeps the collection delete. (``--mode inputs`` keeps the
+    collection delete: the target's own controllers have created objects under other names.)"""
+    items = response.get("items")
+    if not isinstance(items, list) or not items:
+        return ()
+    single = {k: v for k, v in params.items() if k not in ("labelSelector", "fieldSelector")}
+    parts: list[Action] = []
+    for item in items:
+        meta = item.get("metadata") if isinstance(item, dict) else None
+        if not isinstance(meta, dict) or not meta.get("name"):
+            return ()
+        parts.append(Action("delete", "DELETE", body=copy.deepcopy(opts), params=dict(single), state=item,
+                            **{**base, "namespace": str(meta.get("namespace") or base["namespace"]),
+                               "name": str(meta["name"])}))
+    return tuple(parts)
+
+
 def _query(uri: str) -> dict[str, str]:
     keep = ("labelSelector", "fieldSelector", "gracePeriodSeconds", "propagationPolicy", "fieldManager", "force")
     return {k: v for k, v in parse_qsl(urlsplit(uri).query) if k in keep}
@@ -144,8 +170,12 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
         params = _query(ev["uri"])
         return Action("delete", "DELETE", body=opts, params=params, state=result, **base)
     if verb == "deletecollection":
-        return Action("deletecollection", "DELETE", params=_query(ev["uri"]),
-                      body=_strip_preconditions(request) if isinstance(request, dict) else None, **base)
+        opts = _strip_preconditions(request) if isinstance(request, dict) else None
+        params = _query(ev["uri"])
+        collection = Action("deletecollection", "DELETE", params=params, body=opts, **base)
+        if mode == "verbatim" and response is not None:
+            collection.parts = _collection_parts(response, opts, params, base)
+        return collection
     if sub == "binding" and verb == "create":
         if not isinstance(request, dict):
             return Skip("degraded-metadata")

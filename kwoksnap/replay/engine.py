@@ -353,13 +353,14 @@ class Replayer:
                     with self.lock:
                         r.skipped[planned.reason] += 1
                     continue
-                while not self.stop.is_set():
-                    try:
-                        out.put(_Item(offset, planned, ev["source"], sent), timeout=0.2)
-                        break
-                    except queue.Full:
-                        primed.set()  # the lookahead window is full: dispatch can start
-                        continue
+                for action in planned.parts or (planned,):  # a split collection delete: one item per object
+                    while not self.stop.is_set():
+                        try:
+                            out.put(_Item(offset, action, ev["source"], sent), timeout=0.2)
+                            break
+                        except queue.Full:
+                            primed.set()  # the lookahead window is full: dispatch can start
+                            continue
         except BaseException as exc:  # e.g. InputError under --strict: stop, and re-raise from run()
             self._planner_error = exc
             self.stop.set()

@@ -183,6 +183,31 @@ class TestActions:
         assert plan_action(event(verb="create", sub="exec"), mode="verbatim", to_replay=None) == Skip(
             "unsupported-subresource")
 
+    def test_a_collection_delete_becomes_one_delete_per_recorded_object(self) -> None:
+        gone = [pod(name="a1", resourceVersion="50"), pod(name="a2", resourceVersion="51")]
+        ev = event(verb="deletecollection", name="",
+                   uri="/api/v1/namespaces/ns/pods?labelSelector=app%3Da&gracePeriodSeconds=0",
+                   request={"kind": "DeleteOptions", "gracePeriodSeconds": 0, "preconditions": {"uid": "old"}},
+                   response={"kind": "PodList", "metadata": {"resourceVersion": "51"}, "items": gone})
+        a = plan_action(ev, mode="verbatim", to_replay=None)
+        assert isinstance(a, Action) and a.op == "deletecollection"
+        assert [(p.op, p.namespace, p.name, p.params, p.state) for p in a.parts] == [
+            ("delete", "ns", "a1", {"gracePeriodSeconds": "0"}, gone[0]),
+            ("delete", "ns", "a2", {"gracePeriodSeconds": "0"}, gone[1])]  # no selectors on a named delete
+        assert all(p.body == {"kind": "DeleteOptions", "gracePeriodSeconds": 0} for p in a.parts)
+        assert removed_by_delete("Pod", gone[0], a.parts[0])  # grace 0: the fidelity check expects them gone
+        # inputs mode: the target's controllers made their own objects, so the selectors decide, as recorded
+        kept = plan_action(ev, mode="inputs", to_replay=None)
+        assert isinstance(kept, Action) and kept.parts == () and kept.params["labelSelector"] == "app=a"
+
+    @pytest.mark.parametrize("response", [None, {"kind": "Status"}, {"kind": "PodList", "items": []},
+                                          {"kind": "PodList", "items": [{"metadata": {"name": "a1"}}, {}]}])
+    def test_a_collection_delete_without_a_full_list_is_sent_as_recorded(self, response: Any) -> None:
+        a = plan_action(event(verb="deletecollection", name="", uri="/api/v1/namespaces/ns/pods?labelSelector=x",
+                              response=response), mode="verbatim", to_replay=None)
+        assert isinstance(a, Action) and a.op == "deletecollection" and a.parts == ()
+        assert a.params == {"labelSelector": "x"}
+
     @pytest.mark.parametrize(("obj_phase", "grace", "removed"), [("Running", None, False), ("Running", 0, True),
                                                                  ("Succeeded", None, True), ("Failed", 30, True)])
     def test_which_deletes_remove_a_pod_at_once(self, obj_phase: str, grace: int | None, removed: bool) -> None:
