@@ -189,11 +189,23 @@ def _reason(c: _Compiled, event: AuditEvent) -> str | None:
     if (c.since is not None and ts < c.since) or (c.until is not None and ts >= c.until):
         return "time-window"
     uri = event["uri"]
-    if "dryRun=" in uri and _is_dry_run(uri):
+    if ("dryRun=" in uri and _is_dry_run(uri)) or _dry_run_options(event):
         return "dry-run"
     if not 200 <= event["code"] <= 299:
         return "non-2xx"
     return None
+
+
+def _dry_run_options(event: AuditEvent) -> bool:
+    """A delete can ask for a dry run in its DeleteOptions body instead of the query (client-go's DeleteCollection
+    does), and an eviction in the DeleteOptions it carries."""
+    body = event["request"]
+    if type(body) is not dict or (event["verb"] not in ("delete", "deletecollection")
+                                  and event["subresource"] != "eviction"):
+        return False
+    if event["subresource"] == "eviction":
+        body = body.get("deleteOptions")
+    return type(body) is dict and bool(body.get("dryRun"))
 
 
 def _is_dry_run(uri: str) -> bool:

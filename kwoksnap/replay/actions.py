@@ -9,8 +9,9 @@ are the core of replay fidelity, and they must be unit-testable on their own. By
   resourceVersion preconditions are stripped (the target's UIDs differ).
 - Metadata: only what needs no body: deletes, and node Lease renewals (renewTime set to the replay time).
   Everything else is counted as degraded and skipped.
-- A collection delete becomes one named delete per object its recorded response lists (``verbatim``); without
-  that list, or in ``inputs`` mode, the collection delete is sent again with its selectors.
+- A collection delete is split into one named delete per object its recorded response lists
+  (:func:`split_collection_deletes`, ``verbatim``); without that list, or in ``inputs`` mode, it is sent again
+  with its selectors.
 
 Objects whose status the replay drives (pods and nodes in ``verbatim`` mode) carry the ``kwoksnap.io/frozen``
 annotation, so kwok's stages and heartbeats leave them to the recording.
@@ -20,9 +21,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from kwoksnap.audit import AuditEvent, infer_patch_type
 from kwoksnap.kube.client import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
@@ -52,7 +53,6 @@ class Action:
     content_type: str = "application/json"
     params: dict[str, str] = dataclasses.field(default_factory=dict)
     state: Obj | None = None  # the recorded resulting object (RequestResponse), for fidelity and create-if-missing
-    parts: tuple[Action, ...] = ()  # sent instead of this one: a collection delete split per object (verbatim)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -123,27 +123,38 @@ def _strip_preconditions(body: Any) -> Any:
     return body
 
 
-def _collection_parts(response: Obj, opts: Any, params: dict[str, str], base: dict[str, Any]) -> tuple[Action, ...]:
-    """One delete per object a recorded collection delete removed (its response lists them), or none.
+def split_collection_deletes(events: Iterable[AuditEvent]) -> Iterator[AuditEvent]:
+    """The stream with every recorded collection delete whose response lists the objects it removed replaced by one
+    named delete per object (for ``--mode verbatim``).
 
     Sending the collection delete again would delete whatever matches its selectors in the target, which can be
     more or fewer objects than the source deleted, and its effect on each object could not be ordered with that
-    object's other changes. Named deletes with the same options remove exactly the recorded objects, each in its
-    object's order. All or nothing: one unnamed item keeps the collection delete. (``--mode inputs`` keeps the
-    collection delete: the target's own controllers have created objects under other names.)"""
-    items = response.get("items")
-    if not isinstance(items, list) or not items:
-        return ()
-    single = {k: v for k, v in params.items() if k not in ("labelSelector", "fieldSelector")}
-    parts: list[Action] = []
-    for item in items:
-        meta = item.get("metadata") if isinstance(item, dict) else None
-        if not isinstance(meta, dict) or not meta.get("name"):
-            return ()
-        parts.append(Action("delete", "DELETE", body=copy.deepcopy(opts), params=dict(single), state=item,
-                            **{**base, "namespace": str(meta.get("namespace") or base["namespace"]),
-                               "name": str(meta["name"])}))
-    return tuple(parts)
+    object's other changes. Named deletes with the same options remove exactly the recorded objects; each carries
+    its object's state after the delete (resourceVersion included), so :func:`~kwoksnap.replay.timing.due_order`
+    keeps it in its object's commit order. All or nothing: one unnamed item keeps the collection delete. (``--mode
+    inputs`` keeps the collection delete: the target's own controllers have created objects under other names.)"""
+    for ev in events:
+        response = ev["response"]
+        items = response.get("items") if ev["verb"] == "deletecollection" and isinstance(response, dict) else None
+        if not isinstance(items, list) or not items or not all(_item_name(item) for item in items):
+            yield ev
+            continue
+        path, _, query = ev["uri"].partition("?")
+        options = urlencode([(k, v) for k, v in parse_qsl(query) if k not in ("labelSelector", "fieldSelector")])
+        kind = str(response.get("kind") or "")
+        for item in items:
+            if "kind" not in item and kind.endswith("List"):  # list items carry no kind; the fidelity check needs it
+                item = {"apiVersion": response.get("apiVersion"), "kind": kind[:-4], **item}
+            meta = item["metadata"]
+            namespace = str(meta.get("namespace") or ev["namespace"])
+            yield AuditEvent(**{**ev, "verb": "delete", "namespace": namespace, "name": str(meta["name"]),
+                                "uri": f"{path}/{meta['name']}" + (f"?{options}" if options else ""),
+                                "request": copy.deepcopy(ev["request"]), "response": item})
+
+
+def _item_name(item: Any) -> str:
+    meta = item.get("metadata") if isinstance(item, dict) else None
+    return str(meta.get("name") or "") if isinstance(meta, dict) else ""
 
 
 def _query(uri: str) -> dict[str, str]:
@@ -169,13 +180,9 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
         opts = _strip_preconditions(request) if isinstance(request, dict) else None
         params = _query(ev["uri"])
         return Action("delete", "DELETE", body=opts, params=params, state=result, **base)
-    if verb == "deletecollection":
-        opts = _strip_preconditions(request) if isinstance(request, dict) else None
-        params = _query(ev["uri"])
-        collection = Action("deletecollection", "DELETE", params=params, body=opts, **base)
-        if mode == "verbatim" and response is not None:
-            collection.parts = _collection_parts(response, opts, params, base)
-        return collection
+    if verb == "deletecollection":  # one whose response lists the objects is split first (split_collection_deletes)
+        return Action("deletecollection", "DELETE", params=_query(ev["uri"]),
+                      body=_strip_preconditions(request) if isinstance(request, dict) else None, **base)
     if sub == "binding" and verb == "create":
         if not isinstance(request, dict):
             return Skip("degraded-metadata")

@@ -6,7 +6,8 @@ action at its absolute deadline (``start + offset / speed``: no cumulative drift
 sharded by object so that changes to one object keep their recorded order while different objects proceed in
 parallel. Lag (start of execution minus deadline) is measured for every event; a target that cannot keep up makes
 the replay late, never silently different. Every event ends as applied, skipped (with a reason) or failed (with
-the error), and Ctrl-C stops cleanly with the same report.
+the error); a collection delete split into named deletes counts as one event per object. Ctrl-C stops cleanly with
+the same report.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from kwoksnap.clock import Clock, RealClock
 from kwoksnap.errors import APIError, Conflict, KwoksnapError, NotFound
 from kwoksnap.kube.client import MERGE_PATCH, Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
-from kwoksnap.replay.actions import JOB_UID_LABELS, Action, Mode, Skip, plan_action
+from kwoksnap.replay.actions import JOB_UID_LABELS, Action, Mode, Skip, plan_action, split_collection_deletes
 from kwoksnap.replay.fidelity import node_state, pod_state
 from kwoksnap.replay.limit import RENEWAL_YIELD, AdaptiveLimit, Gate
 from kwoksnap.replay.timing import NS, LagStats, Timeline, due_order, event_time_map, format_micro, shift_times
@@ -321,6 +322,8 @@ class Replayer:
         r = self.report
         last_renewal: dict[tuple[str, str], float] = {}
         try:
+            if self.options.mode == "verbatim":
+                events = split_collection_deletes(events)  # each a named delete, in its object's order
             for ev in due_order(events):
                 if self.stop.is_set():
                     break
@@ -353,14 +356,13 @@ class Replayer:
                     with self.lock:
                         r.skipped[planned.reason] += 1
                     continue
-                for action in planned.parts or (planned,):  # a split collection delete: one item per object
-                    while not self.stop.is_set():
-                        try:
-                            out.put(_Item(offset, action, ev["source"], sent), timeout=0.2)
-                            break
-                        except queue.Full:
-                            primed.set()  # the lookahead window is full: dispatch can start
-                            continue
+                while not self.stop.is_set():
+                    try:
+                        out.put(_Item(offset, planned, ev["source"], sent), timeout=0.2)
+                        break
+                    except queue.Full:
+                        primed.set()  # the lookahead window is full: dispatch can start
+                        continue
         except BaseException as exc:  # e.g. InputError under --strict: stop, and re-raise from run()
             self._planner_error = exc
             self.stop.set()

@@ -90,65 +90,90 @@ def due_order(events: Iterable[AuditEvent], *, window_ns: int = 2 * NS, max_held
     Receive order is not commit order for two clients writing one object at once: the request received first can
     be committed second (it waited longer in admission, or for its turn in etcd). Replay re-applies the object each
     write produced, so replaying those two in receive order would end with the older state. The response's
-    ``resourceVersion`` is the commit order (one etcd, even behind several API servers), so an event whose object
-    has another held event with a lower (higher) resourceVersion is placed right after (before) it. Events without
-    a response resourceVersion (bindings answer with a Status, Metadata level has no body) and no-op writes (same
-    resourceVersion) keep receive order.
+    ``resourceVersion`` is the commit order (one etcd, even behind several API servers). So when two held events of
+    one object both carry one and receive order disagrees with it, the one committed later moves to right after
+    the other, together with the object's held events committed after it. Events only ever move later: a move
+    earlier could pass the event's cause (a status patch ahead of the binding that triggered it), while an event
+    moved later still precedes its effects, which were received after it was committed, so after the event it
+    now follows was received. Events without a response resourceVersion (a binding answers with a Status,
+    Metadata level has no body) and no-op writes (the same resourceVersion) are never moved.
 
     An event is held until the stream has reached ``received + window_ns``: a later event could only come before it
     by taking longer than the window between its receipt and its completion. At most ``max_held`` events are held
-    (the oldest goes first beyond that), so memory stays bounded on a dense log.
+    (the oldest goes first beyond that), so memory stays bounded on a dense log. Commit order cannot be restored
+    with a write that has already left (one that came more than the window late, or pushed out by ``max_held``).
     """
-    held: list[tuple[tuple[float, ...], tuple[str, str, str, str] | None, AuditEvent]] = []
-    peers: dict[tuple[str, str, str, str], list[tuple[int, tuple[float, ...]]]] = {}  # held (rv, key) per object
+    held: list[_Held] = []  # a heap; entries of moved events stay in it, marked dead, until they reach the top
+    peers: dict[tuple[str, str, str, str], list[_Held]] = {}  # held entries with a resourceVersion, per object
+    alive = 0
     horizon = 0
     for seq, ev in enumerate(events):
         ts = ev["ts"]
-        key: tuple[float, ...] = (ev["received"] or ts, ts, seq)
-        rv = resource_version(ev)
-        obj = (ev["group"], ev["resource"], ev["namespace"], ev["name"]) if rv else None
-        if obj is not None:
-            same = peers.setdefault(obj, [])
-            key = _commit_place(key, rv, same, seq)
-            same.append((rv, key))
-        heapq.heappush(held, (key, obj, ev))
+        entry = _Held((ev["received"] or ts, ts, seq), resource_version(ev), None, ev)
+        heap_push = [entry]
+        if entry.rv:
+            entry.obj = (ev["group"], ev["resource"], ev["namespace"], ev["name"])
+            same = peers.setdefault(entry.obj, [])
+            entry.key = _after_earlier_commits(entry, same, seq)
+            previous = entry
+            for old in _later_commits_before(entry, same):
+                moved = _Held((*previous.key, seq), old.rv, old.obj, old.ev)  # right after, in commit order
+                old.ev = None  # dead: skipped when it reaches the top
+                same[same.index(old)] = moved
+                heap_push.append(moved)
+                previous = moved
+            same.append(entry)
+        for item in heap_push:
+            heapq.heappush(held, item)
+        alive += 1
         horizon = max(horizon, ts)
-        while held and (held[0][0][0] <= horizon - window_ns or len(held) > max_held):
-            yield _release(heapq.heappop(held), peers)
+        while held and (held[0].ev is None or held[0].key[0] <= horizon - window_ns or alive > max_held):
+            out = _pop(held, peers)
+            if out is not None:
+                alive -= 1
+                yield out
     while held:
-        yield _release(heapq.heappop(held), peers)
+        out = _pop(held, peers)
+        if out is not None:
+            yield out
 
 
-def _commit_place(key: tuple[float, ...], rv: int, same: list[tuple[int, tuple[float, ...]]],
-                  seq: int) -> tuple[float, ...]:
-    """The sort key of an event with response resourceVersion ``rv`` among the held events of its object.
+@dataclasses.dataclass(eq=False)
+class _Held:
+    """One held event: its sort key (receive time, completion time, stream position, extended when moved), its
+    response resourceVersion (0: none) and object. ``ev`` is None once the event has moved to a new entry."""
 
-    It must sort after every held event committed before it (lower rv) and before every one committed after it.
-    Its own receive key is kept when it already does; else it goes as close as possible to where receive order
-    put it: right after the last earlier commit, or right before the first later one. A key extended by ``seq`` (the
-    newest number so far) sorts right after its prefix; ``last - 0.5`` sorts right before the key it came from."""
-    lower = max((k for r, k in same if r < rv), default=None)
-    upper = min((k for r, k in same if r > rv), default=None)
-    if (lower is None or key > lower) and (upper is None or key < upper):
-        return key
-    after = None if lower is None else (*lower, seq)
-    before = None if upper is None else (*upper[:-1], upper[-1] - 0.5, seq)
-    candidates = (after, before) if upper is None or key < upper else (before, after)
-    for cand in candidates:
-        if cand is not None and (lower is None or cand > lower) and (upper is None or cand < upper):
-            return cand
-    return key  # a last resort: held events of one object are kept in commit order, so one candidate fits
+    key: tuple[float, ...]
+    rv: int
+    obj: tuple[str, str, str, str] | None
+    ev: AuditEvent | None
+
+    def __lt__(self, other: _Held) -> bool:
+        return self.key < other.key
 
 
-def _release(entry: tuple[tuple[float, ...], tuple[str, str, str, str] | None, AuditEvent],
-             peers: dict[tuple[str, str, str, str], list[tuple[int, tuple[float, ...]]]]) -> AuditEvent:
-    key, obj, ev = entry
-    if obj is not None:
-        same = peers[obj]
-        same[:] = [p for p in same if p[1] != key]
+def _after_earlier_commits(entry: _Held, same: list[_Held], seq: int) -> tuple[float, ...]:
+    """The key of a new event: its own, or right after the last held event of its object committed before it."""
+    earlier = [p.key for p in same if p.rv < entry.rv]
+    last = max(earlier, default=None)
+    return entry.key if last is None or last < entry.key else (*last, seq)
+
+
+def _later_commits_before(entry: _Held, same: list[_Held]) -> list[_Held]:
+    """Held events of the object committed after ``entry`` that would go before it, in commit (= key) order."""
+    return sorted((p for p in same if p.rv > entry.rv and p.key < entry.key), key=lambda p: p.rv)
+
+
+def _pop(held: list[_Held], peers: dict[tuple[str, str, str, str], list[_Held]]) -> AuditEvent | None:
+    entry = heapq.heappop(held)
+    if entry.ev is None:
+        return None
+    if entry.obj is not None:
+        same = peers[entry.obj]
+        same.remove(entry)
         if not same:
-            del peers[obj]
-    return ev
+            del peers[entry.obj]
+    return entry.ev
 
 
 def percentile(ordered: Sequence[float], p: float) -> float:

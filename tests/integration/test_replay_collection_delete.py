@@ -53,10 +53,13 @@ def test_a_recorded_collection_delete_removes_only_the_recorded_objects(
     with client_for(target) as c:
         c.create("/api/v1/namespaces", {"metadata": {"name": namespace}})
         c.create(f"/api/v1/namespaces/{namespace}/pods", pod("only-in-target"))  # matches app=a too
+        recorded_events = list(audit_events([str(kwok_cluster.audit_log)], spec, ParseStats()))
+        # the two creates, the collection delete, and whatever the source's scheduler wrote (PodScheduled=False)
+        assert [e["verb"] for e in recorded_events].count("create") == 2
         replayer = Replayer(c, ReplayOptions(speed=None))
-        report = replayer.run(audit_events([str(kwok_cluster.audit_log)], spec, ParseStats()))
+        report = replayer.run(recorded_events)
         replayer.check_fidelity()
         assert report.failed == 0, report.failures
-        assert report.applied == 4  # two creates, then one named delete per recorded object
+        assert report.events == report.applied == len(recorded_events) + 1  # the collection: one delete per object
         assert names(c, namespace) == {"only-in-target"}  # sent again as a collection delete, it would be gone
         assert report.mismatches == [] and report.fidelity_checked == 2

@@ -41,6 +41,7 @@ def raw(
     uri: str = "/api/v1/namespaces/shop/pods/p/status",
     level: str = "RequestResponse",
     ts: int = T0,
+    request: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A native event in kube-apiserver's field order (so the prefilter applies to it)."""
     ref: dict[str, str] = {"resource": resource}
@@ -71,6 +72,8 @@ def raw(
         "requestReceivedTimestamp": format_timestamp(ts),
         "stageTimestamp": format_timestamp(ts),
     }
+    if request is not None:
+        e["requestObject"] = request
     if level == "Metadata":
         del e["requestObject"], e["responseObject"]
     return e
@@ -102,6 +105,12 @@ def event(**kw: Any) -> AuditEvent:
         ({"uri": "/api/v1/namespaces/shop/pods/p?dryRun=All"}, "dry-run"),
         ({"uri": "/api/v1/namespaces/shop/pods/p?fieldManager=x&dryRun=All"}, "dry-run"),
         ({"uri": "/api/v1/namespaces/shop/pods/p?dryRun="}, None),
+        ({"verb": "deletecollection", "request": {"kind": "DeleteOptions", "dryRun": ["All"]}}, "dry-run"),
+        ({"verb": "delete", "request": {"kind": "DeleteOptions", "dryRun": ["All"]}}, "dry-run"),
+        ({"verb": "delete", "request": {"kind": "DeleteOptions", "dryRun": []}}, None),
+        ({"verb": "create", "subresource": "eviction", "request": {"deleteOptions": {"dryRun": ["All"]}}}, "dry-run"),
+        ({"verb": "create", "subresource": "eviction", "request": {"deleteOptions": {}}}, None),
+        ({"verb": "update", "request": {"spec": {"dryRun": ["All"]}}}, None),  # a field of the object, not an option
         ({"code": 409}, "non-2xx"),
         ({"code": 0}, "non-2xx"),
         ({"code": 201, "verb": "create"}, None),

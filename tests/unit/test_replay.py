@@ -15,7 +15,7 @@ from kwoksnap.audit import AuditEvent, resource_version
 from kwoksnap.clock import FakeClock
 from kwoksnap.errors import UsageError
 from kwoksnap.kube.discovery import Discovery
-from kwoksnap.replay.actions import Action, Skip, plan_action
+from kwoksnap.replay.actions import Action, Skip, plan_action, split_collection_deletes
 from kwoksnap.replay.engine import Replayer, ReplayOptions, ReplayReport, removed_by_delete
 from kwoksnap.replay.fidelity import compare_transitions, initial_states, transitions
 from kwoksnap.replay.timing import (
@@ -184,29 +184,35 @@ class TestActions:
             "unsupported-subresource")
 
     def test_a_collection_delete_becomes_one_delete_per_recorded_object(self) -> None:
-        gone = [pod(name="a1", resourceVersion="50"), pod(name="a2", resourceVersion="51")]
+        gone = [{"metadata": {"name": "a1", "namespace": "ns", "resourceVersion": "50"}, "spec": {"nodeName": "n1"}},
+                {"metadata": {"name": "a2", "resourceVersion": "51"}, "spec": {}}]  # list items carry no kind
         ev = event(verb="deletecollection", name="",
-                   uri="/api/v1/namespaces/ns/pods?labelSelector=app%3Da&gracePeriodSeconds=0",
-                   request={"kind": "DeleteOptions", "gracePeriodSeconds": 0, "preconditions": {"uid": "old"}},
-                   response={"kind": "PodList", "metadata": {"resourceVersion": "51"}, "items": gone})
-        a = plan_action(ev, mode="verbatim", to_replay=None)
-        assert isinstance(a, Action) and a.op == "deletecollection"
-        assert [(p.op, p.namespace, p.name, p.params, p.state) for p in a.parts] == [
-            ("delete", "ns", "a1", {"gracePeriodSeconds": "0"}, gone[0]),
-            ("delete", "ns", "a2", {"gracePeriodSeconds": "0"}, gone[1])]  # no selectors on a named delete
-        assert all(p.body == {"kind": "DeleteOptions", "gracePeriodSeconds": 0} for p in a.parts)
-        assert removed_by_delete("Pod", gone[0], a.parts[0])  # grace 0: the fidelity check expects them gone
-        # inputs mode: the target's controllers made their own objects, so the selectors decide, as recorded
-        kept = plan_action(ev, mode="inputs", to_replay=None)
-        assert isinstance(kept, Action) and kept.parts == () and kept.params["labelSelector"] == "app=a"
+                   uri="/api/v1/namespaces/ns/pods?labelSelector=app%3Da&gracePeriodSeconds=30",
+                   request={"kind": "DeleteOptions", "gracePeriodSeconds": 30, "preconditions": {"uid": "old"}},
+                   response={"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "51"},
+                             "items": gone})
+        parts = list(split_collection_deletes([ev]))
+        assert [(e["verb"], e["namespace"], e["name"], e["uri"], resource_version(e)) for e in parts] == [
+            ("delete", "ns", "a1", "/api/v1/namespaces/ns/pods/a1?gracePeriodSeconds=30", 50),
+            ("delete", "ns", "a2", "/api/v1/namespaces/ns/pods/a2?gracePeriodSeconds=30", 51)]  # no selectors
+        actions = [plan_action(e, mode="verbatim", to_replay=None) for e in parts]
+        assert all(isinstance(a, Action) and a.op == "delete" and a.params == {"gracePeriodSeconds": "30"}
+                   and a.body == {"kind": "DeleteOptions", "gracePeriodSeconds": 30} for a in actions)
+        first, second = actions
+        assert isinstance(first, Action) and isinstance(second, Action)
+        assert first.state is not None and first.state["kind"] == "Pod"  # the fidelity check knows what it was
+        assert not removed_by_delete("Pod", first.state, first)  # scheduled, grace 30: left Terminating
+        assert second.state is not None and removed_by_delete("Pod", second.state, second)  # unscheduled: gone
+        assert parts[0]["request"] is not parts[1]["request"]  # each delete owns its options
 
     @pytest.mark.parametrize("response", [None, {"kind": "Status"}, {"kind": "PodList", "items": []},
                                           {"kind": "PodList", "items": [{"metadata": {"name": "a1"}}, {}]}])
     def test_a_collection_delete_without_a_full_list_is_sent_as_recorded(self, response: Any) -> None:
-        a = plan_action(event(verb="deletecollection", name="", uri="/api/v1/namespaces/ns/pods?labelSelector=x",
-                              response=response), mode="verbatim", to_replay=None)
-        assert isinstance(a, Action) and a.op == "deletecollection" and a.parts == ()
-        assert a.params == {"labelSelector": "x"}
+        ev = event(verb="deletecollection", name="", uri="/api/v1/namespaces/ns/pods?labelSelector=x",
+                   response=response)
+        assert list(split_collection_deletes([ev])) == [ev]
+        a = plan_action(ev, mode="verbatim", to_replay=None)
+        assert isinstance(a, Action) and a.op == "deletecollection" and a.params == {"labelSelector": "x"}
 
     @pytest.mark.parametrize(("obj_phase", "grace", "removed"), [("Running", None, False), ("Running", 0, True),
                                                                  ("Succeeded", None, True), ("Failed", 30, True)])
@@ -381,9 +387,32 @@ def test_due_order_keeps_one_objects_writes_in_commit_order(stream_order: str) -
                     reverse=stream_order == "reverse")
     out = list(due_order(stream))
     assert [e["response"]["metadata"]["resourceVersion"] for e in out if e["name"] == "p1"] == ["19", "20"]
-    # The pair lands at the receipt of whichever of the two the window held first: before p2 (0.10) when the
-    # later commit came first, after it (0.12) in completion order.
-    assert [e["name"] for e in out] == (["p1", "p1", "p2"] if stream_order == "reverse" else ["p2", "p1", "p1"])
+    # Events only move later: the pair goes out at the later receipt (0.12), so after p2 (0.11), whichever of the
+    # two the window held first.
+    assert [e["name"] for e in out] == ["p2", "p1", "p1"]
+
+
+def test_a_split_collection_delete_keeps_each_objects_commit_order() -> None:
+    """Found in review: a write to one of the objects, received while a long collection delete ran but committed
+    before that object was deleted, must be replayed before its delete (else the delete, then a re-create)."""
+    items = [{"metadata": {"name": n, "namespace": "ns", "resourceVersion": rv}} for n, rv in (("a1", "60"),
+                                                                                            ("a2", "61"))]
+    collection = _received(event(verb="deletecollection", name="", uri="/api/v1/namespaces/ns/pods",
+                                 ts=T0 + 3 * NS, response={"kind": "PodList", "items": items}), 1.0)
+    patch = _write("a1", 55, 1.5, 1.6)
+    out = list(due_order(split_collection_deletes([patch, collection])))
+    assert [(e["verb"], e["name"]) for e in out] == [("delete", "a2"), ("patch", "a1"), ("delete", "a1")]
+
+
+def test_due_order_never_moves_a_write_ahead_of_the_binding_that_caused_it() -> None:
+    """Found in review: a status patch committed before a concurrent write received earlier must not jump over the
+    binding received between the two (it would write the status of an unbound pod)."""
+    other = _write("p1", 31, 0.9, 1.3)  # received first, committed last
+    binding = _received(event(verb="create", sub="binding", ts=T0 + int(1.05 * NS),
+                              request={"target": {"name": "n1"}}, response={"kind": "Status"}), 1.0)
+    status = _write("p1", 30, 1.1, 1.4)  # caused by the binding
+    out = list(due_order(sorted([other, binding, status], key=lambda e: e["ts"])))
+    assert [(e["subresource"], resource_version(e)) for e in out] == [("binding", 0), ("status", 30), ("status", 31)]
 
 
 def test_due_order_places_a_write_between_its_objects_earlier_and_later_commits() -> None:
@@ -396,30 +425,38 @@ def test_due_order_places_a_write_between_its_objects_earlier_and_later_commits(
         ("p2", 1), ("p1", 10), ("p1", 11), ("p1", 12), ("p2", 2)]
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 50), st.integers(0, 50),
-                          st.booleans()), max_size=25))
-def test_due_order_commit_order_per_object_receive_order_otherwise(
-        writes: list[tuple[str, int, int, bool]]) -> None:
-    """Random writes to three pods (received, duration, with or without a response resourceVersion; rvs follow
-    commit order across all pods, as one etcd's do): nothing is lost or added, each pod's writes with a
-    resourceVersion come out in commit order, and writes without one keep receive order among themselves."""
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 50), st.integers(0, 20),
+                          st.integers(0, 20), st.booleans()), max_size=25),
+       st.sampled_from([(3600 * NS, 20_000), (NS // 100, 20_000), (3600 * NS, 3)]))
+def test_due_order_commit_order_per_object_and_nothing_moves_earlier(
+        writes: list[tuple[str, int, int, int, bool]], bounds: tuple[int, int]) -> None:
+    """Random writes to three pods, each received, then committed, then completed (ms; the three orders differ),
+    with or without a response resourceVersion (numbered in commit order across pods, as one etcd does). Always:
+    nothing lost or added. With everything held (a wide window): each pod's writes with a resourceVersion come out
+    in commit order, and an event without one (never moved) comes out before every event received after it, i.e.
+    no event was moved ahead of it. A narrow window or a small ``max_held`` release events early: then only
+    nothing may be lost."""
+    window_ns, max_held = bounds
     commits = sorted(range(len(writes)), key=lambda i: (writes[i][1] + writes[i][2], i))
     rv_of = {i: n + 1 for n, i in enumerate(commits)}
     evs = []
-    for i, (name, received, duration, has_rv) in enumerate(writes):
-        ev = _received(event(verb="patch", sub="status", name=name, ts=T0 + (received + duration) * NS // 100,
-                             response=pod(resourceVersion=str(rv_of[i])) if has_rv else {"kind": "Status"},
-                             uri=str(i)), received / 100)
-        evs.append(ev)
+    for i, (name, received, commit_delay, answer_delay, has_rv) in enumerate(writes):
+        completed = received + commit_delay + answer_delay
+        evs.append(_received(event(verb="patch", sub="status", name=name, ts=T0 + completed * NS // 1000,
+                                   response=pod(resourceVersion=str(rv_of[i])) if has_rv else {"kind": "Status"},
+                                   uri=str(i)), received / 1000))
     stream = sorted(evs, key=lambda e: (e["ts"], int(e["uri"])))
-    out = list(due_order(stream, window_ns=3600 * NS))
+    out = list(due_order(stream, window_ns=window_ns, max_held=max_held))
     assert sorted(e["uri"] for e in out) == sorted(e["uri"] for e in evs)
+    if (window_ns, max_held) != (3600 * NS, 20_000):
+        return
     for name in "abc":
         rvs = [resource_version(e) for e in out if e["name"] == name and resource_version(e)]
         assert rvs == sorted(rvs)
-    plain = [e for e in out if not resource_version(e)]
-    assert [e["received"] for e in plain] == sorted(e["received"] for e in plain)
+    for i, first in enumerate(out):
+        if not resource_version(first):
+            assert not any(e["received"] > first["received"] for e in out[:i]), "an event moved ahead of another"
 
 
 def test_replayer_applies_changes_to_one_object_in_the_order_they_were_sent() -> None:
