@@ -102,6 +102,7 @@ class ReplayReport:
     wall_seconds: float = 0.0
     interrupted: bool = False
     warnings: list[str] = dataclasses.field(default_factory=list)
+    stale: int = 0  # changes applied after a later commit of their object (due_order could not reorder them)
     fidelity_checked: int = 0
     mismatches: list[str] = dataclasses.field(default_factory=list)
     recorded_start_ns: int = 0  # ts of the first replayed event
@@ -130,6 +131,7 @@ class ReplayReport:
             "failures": self.failures[:200], "lagMs": lag, "appliedLagMs": applied_lag,
             "recordedSeconds": round(self.recorded_seconds, 3),
             "wallSeconds": round(self.wall_seconds, 3), "interrupted": self.interrupted, "warnings": self.warnings,
+            "stale": self.stale,
             "recordedStartNs": self.recorded_start_ns, "replayStartNs": self.replay_start_ns,
             "concurrency": self.concurrency(),
             "fidelity": {"checked": self.fidelity_checked, "mismatches": self.mismatches[:500],
@@ -324,7 +326,7 @@ class Replayer:
         try:
             if self.options.mode == "verbatim":
                 events = split_collection_deletes(events)  # each a named delete, in its object's order
-            for ev in due_order(events):
+            for ev in due_order(events, on_stale=self._stale):
                 if self.stop.is_set():
                     break
                 with self.lock:
@@ -369,6 +371,17 @@ class Replayer:
         finally:
             primed.set()
             out.put(None)
+
+    def _stale(self, ev: AuditEvent) -> None:
+        """An event that came too late for due_order to put it before a later commit of its object: it is applied
+        where it came (re-applying an older state), and the report says so."""
+        with self.lock:
+            self.report.stale += 1
+            if self.report.stale == 1:
+                self.report.warnings.append(
+                    f"{ev['source']}: a change reached replay after a later change to its object had been sent (it "
+                    "completed more than 2 s after it was received); applied in the order it came, so its object may "
+                    "briefly go back to an older state (count: 'stale' in the JSON report)")
 
     def _track(self, action: Action) -> None:
         kind = {"pods": "Pod", "nodes": "Node"}.get(action.resource) if action.group == "" else None

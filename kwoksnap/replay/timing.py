@@ -21,6 +21,7 @@ from kwoksnap.audit import AuditEvent, resource_version
 from kwoksnap.errors import UsageError
 
 NS = 1_000_000_000
+RELEASED_MAX = 100_000  # objects whose last released resourceVersion due_order remembers, most recent first
 
 
 def parse_speed(text: str) -> float | None:
@@ -76,8 +77,8 @@ class Timeline:
         return self._recorded
 
 
-def due_order(events: Iterable[AuditEvent], *, window_ns: int = 2 * NS, max_held: int = 20_000) -> Iterator[
-        AuditEvent]:
+def due_order(events: Iterable[AuditEvent], *, window_ns: int = 2 * NS, max_held: int = 20_000,
+              on_stale: Callable[[AuditEvent], None] | None = None) -> Iterator[AuditEvent]:
     """Re-sort a stream in completion order (``ts``) into the order the requests were sent (``received``), except
     that changes to one object keep the order they were committed in.
 
@@ -101,10 +102,13 @@ def due_order(events: Iterable[AuditEvent], *, window_ns: int = 2 * NS, max_held
     An event is held until the stream has reached ``received + window_ns``: a later event could only come before it
     by taking longer than the window between its receipt and its completion. At most ``max_held`` events are held
     (the oldest goes first beyond that), so memory stays bounded on a dense log. Commit order cannot be restored
-    with a write that has already left (one that came more than the window late, or pushed out by ``max_held``).
+    with a write that has already left (one that came more than the window late, or pushed out by ``max_held``):
+    such a stale event keeps its place in the stream and is passed to ``on_stale`` (checked against the last
+    ``RELEASED_MAX`` objects released).
     """
     held: list[_Held] = []  # a heap; entries of moved events stay in it, marked dead, until they reach the top
     peers: dict[tuple[str, str, str, str], list[_Held]] = {}  # held entries with a resourceVersion, per object
+    released: dict[tuple[str, str, str, str], int] = {}  # the highest resourceVersion released per object
     alive = 0
     horizon = 0
     for seq, ev in enumerate(events):
@@ -113,6 +117,8 @@ def due_order(events: Iterable[AuditEvent], *, window_ns: int = 2 * NS, max_held
         heap_push = [entry]
         if entry.rv:
             entry.obj = (ev["group"], ev["resource"], ev["namespace"], ev["name"])
+            if on_stale is not None and released.get(entry.obj, 0) > entry.rv:
+                on_stale(ev)
             same = peers.setdefault(entry.obj, [])
             entry.key = _after_earlier_commits(entry, same, seq)
             previous = entry
@@ -128,12 +134,12 @@ def due_order(events: Iterable[AuditEvent], *, window_ns: int = 2 * NS, max_held
         alive += 1
         horizon = max(horizon, ts)
         while held and (held[0].ev is None or held[0].key[0] <= horizon - window_ns or alive > max_held):
-            out = _pop(held, peers)
+            out = _pop(held, peers, released)
             if out is not None:
                 alive -= 1
                 yield out
     while held:
-        out = _pop(held, peers)
+        out = _pop(held, peers, released)
         if out is not None:
             yield out
 
@@ -164,7 +170,8 @@ def _later_commits_before(entry: _Held, same: list[_Held]) -> list[_Held]:
     return sorted((p for p in same if p.rv > entry.rv and p.key < entry.key), key=lambda p: p.rv)
 
 
-def _pop(held: list[_Held], peers: dict[tuple[str, str, str, str], list[_Held]]) -> AuditEvent | None:
+def _pop(held: list[_Held], peers: dict[tuple[str, str, str, str], list[_Held]],
+         released: dict[tuple[str, str, str, str], int]) -> AuditEvent | None:
     entry = heapq.heappop(held)
     if entry.ev is None:
         return None
@@ -173,6 +180,10 @@ def _pop(held: list[_Held], peers: dict[tuple[str, str, str, str], list[_Held]])
         same.remove(entry)
         if not same:
             del peers[entry.obj]
+        rv = max(entry.rv, released.pop(entry.obj, 0))  # re-inserted: the dict's order is recency of release
+        released[entry.obj] = rv
+        if len(released) > RELEASED_MAX:
+            del released[next(iter(released))]
     return entry.ev
 
 

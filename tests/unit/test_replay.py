@@ -404,6 +404,14 @@ def test_a_split_collection_delete_keeps_each_objects_commit_order() -> None:
     assert [(e["verb"], e["name"]) for e in out] == [("delete", "a2"), ("patch", "a1"), ("delete", "a1")]
 
 
+def test_due_order_reports_a_write_that_came_after_a_later_commit_had_left() -> None:
+    newer, other, older = _write("p1", 20, 0.1, 0.2), _write("p2", 5, 0.06, 1.5), _write("p1", 19, 0.05, 3.0)
+    stale: list[AuditEvent] = []
+    out = list(due_order([newer, other, older], window_ns=NS, on_stale=stale.append))  # older: 2.95 s to answer
+    assert [resource_version(e) for e in out] == [5, 20, 19]  # nothing lost; the older state comes last
+    assert stale == [older]
+
+
 def test_due_order_never_moves_a_write_ahead_of_the_binding_that_caused_it() -> None:
     """Found in review: a status patch committed before a concurrent write received earlier must not jump over the
     binding received between the two (it would write the status of an unbound pod)."""
