@@ -269,7 +269,7 @@ def incident(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
     snapshot, log = ROOT / "fixtures/incident/before.kws", str(ROOT / "fixtures/incident/audit.log.gz")
     with KwsReader(snapshot) as r:
         initial = initial_states([*SnapshotSource(r).objects("v1/pods"), *SnapshotSource(r).objects("v1/nodes")])
-    rows: list[tuple[int, str, int, int, float, float, float]] = []
+    rows: list[tuple[int, str, int, int, float, float, float, float]] = []
     for run in range(args.runs):
         for workers in args.workers:  # interleaved, so that every setting sees the same background load
             cluster = clusters.new("incident-bench", Profile.REPLAY, extra_args=())  # as the acceptance test
@@ -286,16 +286,17 @@ def incident(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
             clusters.drop("incident-bench")
             if workers == "auto":
                 print(f"run {run + 1}: adaptive limit {report.concurrency()}", file=sys.stderr)
+            worst_at = max(zip(result.time_errors, result.recorded_at, strict=True))[1]
             rows.append((run + 1, workers, len(result.time_errors), len(result.sequence_mismatches),
                          result.percentile(50), result.percentile(99),
-                         report.applied_lag.percentile(100) * args.speed))
+                         report.applied_lag.percentile(100) * args.speed, worst_at))
     print(f"### Demo incident replayed at {args.speed:g}x: transition-time error (recorded seconds)\n")
     print(f"Command: `python bench/bench_replay.py incident --runs {args.runs} --workers "
           f"{' '.join(map(str, args.workers))} --speed {args.speed:g}`\n")
-    print("| run | workers | transitions | sequence mismatches | p50 | p99 | applied lag max |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    for run, workers, n, bad, p50, p99, lag in rows:
-        print(f"| {run} | {workers} | {n} | {bad} | {p50:.2f} | {p99:.2f} | {lag:.2f} |")
+    print("| run | workers | transitions | sequence mismatches | p50 | p99 | applied lag max | worst at |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for run, workers, n, bad, p50, p99, lag, at in rows:
+        print(f"| {run} | {workers} | {n} | {bad} | {p50:.2f} | {p99:.2f} | {lag:.2f} | {at:.1f} s |")
     print("\n| workers | runs | p99 median | p99 range | runs with p99 ≤ 1 s |\n|---:|---:|---:|---:|---:|")
     for workers in args.workers:
         p99s = sorted(r[5] for r in rows if r[1] == workers)

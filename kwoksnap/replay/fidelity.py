@@ -87,6 +87,7 @@ class Comparison:
     objects: int
     sequence_mismatches: list[str]
     time_errors: list[float]  # seconds of recorded time, one per matched transition
+    recorded_at: list[float] = dataclasses.field(default_factory=list)  # each one's recorded offset (s), same order
 
     def percentile(self, p: float) -> float:
         return percentile(sorted(self.time_errors), p)
@@ -97,6 +98,7 @@ def compare_transitions(recorded: dict[Key, list[tuple[int, State]]], applied: d
     """Sequences must be equal per object; times are compared as offsets from each side's start."""
     mismatches: list[str] = []
     errors: list[float] = []
+    at: list[float] = []
     for key in sorted(recorded.keys() | applied.keys()):
         rec = recorded.get(key, [])
         app = applied.get(key, [])
@@ -109,4 +111,5 @@ def compare_transitions(recorded: dict[Key, list[tuple[int, State]]], applied: d
             rec_offset = (t_rec - recorded_start) / NS
             app_offset = (t_app - replay_start) / NS * speed
             errors.append(abs(app_offset - rec_offset))
-    return Comparison(len(recorded.keys() | applied.keys()), mismatches, errors)
+            at.append(rec_offset)
+    return Comparison(len(recorded.keys() | applied.keys()), mismatches, errors, at)
