@@ -5,8 +5,9 @@ are the core of replay fidelity, and they must be unit-testable on their own. By
 
 - RequestResponse: the resulting object (responseObject) is re-applied: create -> POST it, update/patch -> PUT it
   (unconditionally, resourceVersion stripped), status writes -> PUT to the status subresource.
-- Request: the recorded body is sent with the same verb; a patch keeps its inferred patch type; UID and
-  resourceVersion preconditions are stripped (the target's UIDs differ).
+- Request: the recorded body is sent with the same verb; a patch keeps its inferred patch type; a UID
+  precondition becomes the target UID of the same object when replay has seen it (created or written by the
+  replay), else it is dropped; resourceVersion preconditions are dropped.
 - Metadata: only what needs no body: deletes, and node Lease renewals (renewTime set to the replay time).
   Everything else is counted as degraded and skipped.
 - A collection delete is split into one named delete per object its recorded response lists
@@ -53,6 +54,9 @@ class Action:
     content_type: str = "application/json"
     params: dict[str, str] = dataclasses.field(default_factory=dict)
     state: Obj | None = None  # the recorded resulting object (RequestResponse), for fidelity and create-if-missing
+    # The source UID the recorded request required (DeleteOptions preconditions, a patch's or update's metadata.uid).
+    # The engine sends the target UID it learned for it as the same precondition, or none if it never saw it.
+    source_uid: str = ""
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -104,8 +108,39 @@ def _strip_generated_job_selector(job: Obj) -> None:
             labels.pop(key, None)
 
 
+def precondition_uid(body: Any) -> str:
+    """The UID a recorded request body required of its object: DeleteOptions ``preconditions.uid``, an update's or
+    a merge patch's ``metadata.uid``, a JSON patch's ``test`` of ``/metadata/uid``; "" if none."""
+    if isinstance(body, dict):
+        pre = body.get("preconditions")
+        meta = body.get("metadata")
+        uid = (pre.get("uid") if isinstance(pre, dict) else None) or (
+            meta.get("uid") if isinstance(meta, dict) else None)
+        return uid if isinstance(uid, str) else ""
+    if isinstance(body, list):
+        for op in body:
+            if isinstance(op, dict) and op.get("op") == "test" and op.get("path") == "/metadata/uid":
+                return str(op.get("value") or "")
+    return ""
+
+
+def with_uid_precondition(action: Action, uid: str) -> Any:
+    """``action``'s body requiring the target object's UID to be ``uid``, in the form its request takes."""
+    body = action.body
+    if action.op == "delete":
+        return {**(body or {}), "preconditions": {"uid": uid}}
+    if isinstance(body, list):  # JSON patch: a test operation first
+        return [{"op": "test", "path": "/metadata/uid", "value": uid}, *body]
+    if isinstance(body, dict):
+        return {**body, "metadata": {**(body.get("metadata") or {}), "uid": uid}}
+    return body
+
+
 def _strip_preconditions(body: Any) -> Any:
-    """Patch and DeleteOptions bodies carry source UIDs/resourceVersions as preconditions: meaningless here."""
+    """Patch and DeleteOptions bodies carry source UIDs/resourceVersions as preconditions; the engine puts the
+    target's UID back (:func:`with_uid_precondition`) when it knows it. resourceVersions are never sent: a replay
+    skips writes on purpose (coalesced lease renewals, degraded events, controllers in inputs mode), so the
+    target's resourceVersion after "the same" write is not a faithful counterpart."""
     if isinstance(body, dict):
         out = dict(body)
         meta = out.get("metadata")
@@ -140,7 +175,8 @@ def split_collection_deletes(events: Iterable[AuditEvent]) -> Iterator[AuditEven
             yield ev
             continue
         path, _, query = ev["uri"].partition("?")
-        options = urlencode([(k, v) for k, v in parse_qsl(query) if k not in ("labelSelector", "fieldSelector")])
+        options = _strip_preconditions(ev["request"])  # a UID precondition cannot hold for every item
+        params = urlencode([(k, v) for k, v in parse_qsl(query) if k not in ("labelSelector", "fieldSelector")])
         kind = str(response.get("kind") or "")
         for item in items:
             if "kind" not in item and kind.endswith("List"):  # list items carry no kind; the fidelity check needs it
@@ -148,8 +184,8 @@ def split_collection_deletes(events: Iterable[AuditEvent]) -> Iterator[AuditEven
             meta = item["metadata"]
             namespace = str(meta.get("namespace") or ev["namespace"])
             yield AuditEvent(**{**ev, "verb": "delete", "namespace": namespace, "name": str(meta["name"]),
-                                "uri": f"{path}/{meta['name']}" + (f"?{options}" if options else ""),
-                                "request": copy.deepcopy(ev["request"]), "response": item})
+                                "uri": f"{path}/{meta['name']}" + (f"?{params}" if params else ""),
+                                "request": copy.deepcopy(options), "response": item})
 
 
 def _item_name(item: Any) -> str:
@@ -179,7 +215,8 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
     if verb == "delete":
         opts = _strip_preconditions(request) if isinstance(request, dict) else None
         params = _query(ev["uri"])
-        return Action("delete", "DELETE", body=opts, params=params, state=result, **base)
+        return Action("delete", "DELETE", body=opts, params=params, state=result,
+                      source_uid=precondition_uid(request), **base)
     if verb == "deletecollection":  # one whose response lists the objects is split first (split_collection_deletes)
         return Action("deletecollection", "DELETE", params=_query(ev["uri"]),
                       body=_strip_preconditions(request) if isinstance(request, dict) else None, **base)
@@ -193,7 +230,8 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
     if sub == "eviction" and verb == "create":
         # The eviction API deletes the pod inside the server (no separate delete line): replay the delete.
         opts = (request or {}).get("deleteOptions") if isinstance(request, dict) else None
-        return Action("delete", "DELETE", body=_strip_preconditions(opts) if opts else None, **base)
+        return Action("delete", "DELETE", body=_strip_preconditions(opts) if opts else None,
+                      source_uid=precondition_uid(opts), **base)
     if sub and sub != "status":
         return Skip("unsupported-subresource")
     is_lease = group == "coordination.k8s.io" and resource == "leases"
@@ -217,11 +255,12 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
         if request is None:
             return Skip("degraded-metadata")
         if verb == "update" and isinstance(request, dict):
-            return Action(op, "PUT", subresource=sub, body=body_of(request), **base)
+            return Action(op, "PUT", subresource=sub, body=body_of(request), source_uid=precondition_uid(request),
+                          **base)
         patch_type = infer_patch_type(ev)
         body = _strip_preconditions(request)
         if to_replay is not None:
             body = shift_times(body, to_replay)
         return Action("patch", "PATCH", subresource=sub, body=body, content_type=PATCH_CONTENT[patch_type],
-                      params=_query(ev["uri"]), **base)
+                      params=_query(ev["uri"]), source_uid=precondition_uid(request), **base)
     return Skip("unsupported-verb")

@@ -28,7 +28,15 @@ from kwoksnap.clock import Clock, RealClock
 from kwoksnap.errors import APIError, Conflict, KwoksnapError, NotFound
 from kwoksnap.kube.client import MERGE_PATCH, Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
-from kwoksnap.replay.actions import JOB_UID_LABELS, Action, Mode, Skip, plan_action, split_collection_deletes
+from kwoksnap.replay.actions import (
+    JOB_UID_LABELS,
+    Action,
+    Mode,
+    Skip,
+    plan_action,
+    split_collection_deletes,
+    with_uid_precondition,
+)
 from kwoksnap.replay.fidelity import node_state, pod_state
 from kwoksnap.replay.limit import RENEWAL_YIELD, AdaptiveLimit, Gate
 from kwoksnap.replay.timing import NS, LagStats, Timeline, due_order, event_time_map, format_micro, shift_times
@@ -163,6 +171,7 @@ class Replayer:
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.uids: dict[tuple[str, str, str], str] = {}  # (kind, namespace, name) -> target uid
+        self.target_uids: dict[str, str] = {}  # source uid -> target uid, for objects replay has written
         self.expected: dict[tuple[str, str, str], ObjectState] = {}  # (kind, namespace, name) -> last recorded
         self._resources: dict[tuple[str, str, str], Resource | None] = {}
         self._inflight: dict[tuple[str, str, str, str], collections.deque[_Item]] = {}
@@ -214,11 +223,17 @@ class Replayer:
         else:
             meta.pop("ownerReferences", None)
 
-    def _remember(self, kind: str, created: Obj) -> None:
-        meta = created.get("metadata") or {}
-        if meta.get("uid"):
-            with self.lock:
-                self.uids[(kind, str(meta.get("namespace", "")), str(meta.get("name", "")))] = str(meta["uid"])
+    def _remember(self, kind: str, answer: Obj, recorded: Obj | None) -> None:
+        """The target UID of an object replay just wrote, by name (for owners) and by the source UID its recorded
+        state had (for UID preconditions of later requests)."""
+        meta = answer.get("metadata") or {}
+        if not meta.get("uid"):
+            return
+        source = str(((recorded or {}).get("metadata") or {}).get("uid") or "")
+        with self.lock:
+            self.uids[(kind, str(meta.get("namespace", "")), str(meta.get("name", "")))] = str(meta["uid"])
+            if source:
+                self.target_uids[source] = str(meta["uid"])
 
     # -- executing one action ----------------------------------------------------------------------------------
 
@@ -231,6 +246,11 @@ class Replayer:
         c = self.client
         if isinstance(action.body, dict) and action.op in ("create", "replace"):
             self._relink_owners(action.body, action.namespace)
+        if action.source_uid:
+            with self.lock:
+                uid = self.target_uids.get(action.source_uid)
+            if uid:  # the recorded request required this incarnation of the object: so does its replay
+                action.body = with_uid_precondition(action, uid)
         if action.op == "create":
             try:
                 created = c.create(res.path(ns), action.body)
@@ -238,20 +258,20 @@ class Replayer:
                 if not exc.already_exists:
                     raise
                 created = c.replace(res.path(ns, action.name), action.body)
-            self._remember(res.kind, created)
+            self._remember(res.kind, created, action.state)
             return None
         if action.op in ("replace", "status"):
             path = res.path(ns, action.name, "status" if action.op == "status" else None)
             if res.kind == "Job" and isinstance(action.body, dict):
                 self._keep_job_selector(res, ns, action)
             try:
-                c.replace(path, action.body)
+                self._remember(res.kind, c.replace(path, action.body), action.state)
             except NotFound:
                 if action.state is None:
                     raise
                 # The log starts in the middle of this object's life: create it from the first full body seen.
                 created = c.create(res.path(ns), action.body)
-                self._remember(res.kind, created)
+                self._remember(res.kind, created, action.state)
                 if action.op == "status" or res.kind == "Pod":
                     c.replace(res.path(ns, action.name, "status"), action.body)
             return None

@@ -15,7 +15,14 @@ from kwoksnap.audit import AuditEvent, resource_version
 from kwoksnap.clock import FakeClock
 from kwoksnap.errors import UsageError
 from kwoksnap.kube.discovery import Discovery
-from kwoksnap.replay.actions import Action, Skip, plan_action, split_collection_deletes
+from kwoksnap.replay.actions import (
+    Action,
+    Skip,
+    plan_action,
+    precondition_uid,
+    split_collection_deletes,
+    with_uid_precondition,
+)
 from kwoksnap.replay.engine import Replayer, ReplayOptions, ReplayReport, removed_by_delete
 from kwoksnap.replay.fidelity import compare_transitions, initial_states, transitions
 from kwoksnap.replay.timing import (
@@ -146,6 +153,39 @@ class TestActions:
         assert isinstance(a, Action) and a.content_type == "application/json-patch+json"
         assert a.body == [ops[1]]
 
+    @pytest.mark.parametrize(("body", "uid"), [
+        ({"kind": "DeleteOptions", "preconditions": {"uid": "u1", "resourceVersion": "9"}}, "u1"),
+        ({"metadata": {"uid": "u2"}, "status": {}}, "u2"),
+        ([{"op": "test", "path": "/metadata/uid", "value": "u3"}, {"op": "remove", "path": "/x"}], "u3"),
+        ({"metadata": {"labels": {}}}, ""), ({"preconditions": {"uid": 7}}, ""), (None, ""), ("text", "")])
+    def test_the_uid_a_recorded_request_required(self, body: Any, uid: str) -> None:
+        assert precondition_uid(body) == uid
+
+    def test_a_uid_precondition_is_sent_in_the_form_of_its_request(self) -> None:
+        delete = Action("delete", "DELETE", "", "v1", "pods", "ns", "p", body={"gracePeriodSeconds": 0})
+        assert with_uid_precondition(delete, "t1") == {"gracePeriodSeconds": 0, "preconditions": {"uid": "t1"}}
+        bare = Action("delete", "DELETE", "", "v1", "pods", "ns", "p")
+        assert with_uid_precondition(bare, "t1") == {"preconditions": {"uid": "t1"}}
+        merge = Action("patch", "PATCH", "", "v1", "pods", "ns", "p", body={"metadata": {"labels": {"a": "b"}}})
+        assert with_uid_precondition(merge, "t1") == {"metadata": {"labels": {"a": "b"}, "uid": "t1"}}
+        assert merge.body == {"metadata": {"labels": {"a": "b"}}}  # a new body: the planned one is not changed
+        json_patch = Action("patch", "PATCH", "", "v1", "pods", "ns", "p", body=[{"op": "remove", "path": "/x"}])
+        assert with_uid_precondition(json_patch, "t1") == [{"op": "test", "path": "/metadata/uid", "value": "t1"},
+                                                             {"op": "remove", "path": "/x"}]
+
+    def test_planned_requests_keep_the_source_uid_they_required(self) -> None:
+        d = plan_action(event(verb="delete", request={"kind": "DeleteOptions", "preconditions": {"uid": "u1"}}),
+                        mode="verbatim", to_replay=None)
+        assert isinstance(d, Action) and d.source_uid == "u1" and d.body == {"kind": "DeleteOptions"}
+        e = plan_action(event(verb="create", sub="eviction", request={
+            "deleteOptions": {"preconditions": {"uid": "u2"}}}), mode="verbatim", to_replay=None)
+        assert isinstance(e, Action) and e.source_uid == "u2"
+        p = plan_action(event(verb="patch", level="Request", request={"metadata": {"uid": "u3"}, "spec": {}}),
+                        mode="verbatim", to_replay=None)
+        assert isinstance(p, Action) and p.source_uid == "u3" and "metadata" not in p.body
+        r = plan_action(event(verb="update", response=pod(), request=pod()), mode="verbatim", to_replay=None)
+        assert isinstance(r, Action) and r.source_uid == ""  # a re-applied result carries no client precondition
+
     def test_metadata_level_is_degraded_except_deletes_and_lease_renewals(self) -> None:
         assert plan_action(event(verb="update", level="Metadata"), mode="verbatim", to_replay=None) == Skip(
             "degraded-metadata")
@@ -204,6 +244,7 @@ class TestActions:
         assert not removed_by_delete("Pod", first.state, first)  # scheduled, grace 30: left Terminating
         assert second.state is not None and removed_by_delete("Pod", second.state, second)  # unscheduled: gone
         assert parts[0]["request"] is not parts[1]["request"]  # each delete owns its options
+        assert all(isinstance(a, Action) and a.source_uid == "" for a in actions)  # one UID cannot fit every item
 
     @pytest.mark.parametrize("response", [None, {"kind": "Status"}, {"kind": "PodList", "items": []},
                                           {"kind": "PodList", "items": [{"metadata": {"name": "a1"}}, {}]}])

@@ -1,0 +1,71 @@
+"""A recorded UID precondition is replayed with the target UID of the same object incarnation.
+
+The source UIDs in the log (``src-*``) never exist in the target. Replay learns each object's target UID when it
+writes the object, and sends it where the recorded request required the source UID: a delete that names the
+incarnation replay created goes through, one that names an older incarnation fails with a conflict (reported, the
+object stays), and one naming a UID replay never saw is sent without a precondition.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from kwoksnap.cluster.local import LocalCluster
+from kwoksnap.errors import ExitCode
+from kwoksnap.kube import Client
+
+
+def line(namespace: str, verb: str, name: str, at: float, request: Any, response: Any) -> bytes:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1e6):06d}Z"
+    uri = f"/api/v1/namespaces/{namespace}/pods" + ("" if verb == "create" else f"/{name}")
+    event = {
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse", "auditID": f"{verb}-{at}",
+        "stage": "ResponseComplete", "verb": verb, "requestURI": uri,
+        "user": {"username": "alice", "groups": ["system:authenticated"]}, "userAgent": "kubectl/v1.36.3",
+        "objectRef": {"resource": "pods", "namespace": namespace, "name": name, "apiVersion": "v1"},
+        "responseStatus": {"metadata": {}, "code": 201 if verb == "create" else 200},
+        "requestObject": request, "responseObject": response,
+        "requestReceivedTimestamp": stamp, "stageTimestamp": stamp}
+    return orjson.dumps(event) + b"\n"
+
+
+def pod(namespace: str, name: str, uid: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace, "uid": uid},
+            "spec": {"containers": [{"name": "c", "image": "img"}],
+                     "nodeSelector": {"kwoksnap.io/test": "nowhere"}},  # never scheduled: deletes are immediate
+            "status": {"phase": "Pending"}}
+
+
+def delete(namespace: str, name: str, at: float, uid: str) -> bytes:
+    options = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid}}
+    return line(namespace, "delete", name, at, options, pod(namespace, name, uid))
+
+
+def test_uid_preconditions_follow_the_object_incarnation(kwok_cluster: LocalCluster, client: Client,
+                                                          namespace: str, tmp_path: Path) -> None:
+    t = time.time() - 60
+    log = tmp_path / "audit.log"
+    log.write_bytes(
+        line(namespace, "create", "p", t, pod(namespace, "p", "src-1"), pod(namespace, "p", "src-1"))
+        + delete(namespace, "p", t + 1, "src-1")  # the incarnation replay created: deleted
+        + line(namespace, "create", "p", t + 2, pod(namespace, "p", "src-2"), pod(namespace, "p", "src-2"))
+        + delete(namespace, "p", t + 3, "src-1")  # an older incarnation than the target's: refused
+        + line(namespace, "create", "q", t + 4, pod(namespace, "q", "src-3"), pod(namespace, "q", "src-3"))
+        + delete(namespace, "q", t + 5, "never-seen"))  # unknown to replay: sent without the precondition
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kwok_cluster.kubeconfig),
+                           "replay", "--audit", str(log), "--mode", "inputs", "--speed", "max", "--no-fidelity"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == ExitCode.PARTIAL, proc.stdout + proc.stderr
+    failures = [ln for ln in proc.stderr.splitlines() if ln.startswith("failed: ")]
+    assert len(failures) == 1 and "audit.log:4: delete pods" in failures[0], proc.stderr
+    assert "precondition" in failures[0].lower(), proc.stderr
+    live = {p["metadata"]["name"]: p["metadata"]["uid"]
+            for p, _ in client.list_items(f"/api/v1/namespaces/{namespace}/pods")}
+    assert list(live) == ["p"]  # the second p survived the stale delete; q is gone
+    assert live["p"] not in ("src-1", "src-2")
