@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import gzip
+import math
 import os
 import re
 import statistics
@@ -286,7 +287,7 @@ def incident(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
             clusters.drop("incident-bench")
             if workers == "auto":
                 print(f"run {run + 1}: adaptive limit {report.concurrency()}", file=sys.stderr)
-            worst_at = max(zip(result.time_errors, result.recorded_at, strict=True))[1]
+            worst_at = max(zip(result.time_errors, result.recorded_at, strict=True), default=(0.0, math.nan))[1]
             rows.append((run + 1, workers, len(result.time_errors), len(result.sequence_mismatches),
                          result.percentile(50), result.percentile(99),
                          report.applied_lag.percentile(100) * args.speed, worst_at))

@@ -4,10 +4,10 @@ Why this module exists: the rules that turn "what the source API server recorded
 are the core of replay fidelity, and they must be unit-testable on their own. By level:
 
 - RequestResponse: the resulting object (responseObject) is re-applied: create -> POST it, update/patch -> PUT it
-  (unconditionally, resourceVersion stripped), status writes -> PUT to the status subresource.
-- Request: the recorded body is sent with the same verb; a patch keeps its inferred patch type; a UID
-  precondition becomes the target UID of the same object when replay has seen it (created or written by the
-  replay), else it is dropped; resourceVersion preconditions are dropped.
+  (resourceVersion stripped), status writes -> PUT to the status subresource.
+- Request: the recorded body is sent with the same verb; a patch keeps its inferred patch type.
+- At both levels, a UID precondition of the recorded request becomes the target UID of the same object when replay
+  has seen it (created or written by the replay), else it is dropped; resourceVersion preconditions are dropped.
 - Metadata: only what needs no body: deletes, and node Lease renewals (renewTime set to the replay time).
   Everything else is counted as degraded and skipped.
 - A collection delete is split into one named delete per object its recorded response lists
@@ -163,11 +163,16 @@ def split_collection_deletes(events: Iterable[AuditEvent]) -> Iterator[AuditEven
     named delete per object (for ``--mode verbatim``).
 
     Sending the collection delete again would delete whatever matches its selectors in the target, which can be
-    more or fewer objects than the source deleted, and its effect on each object could not be ordered with that
-    object's other changes. Named deletes with the same options remove exactly the recorded objects; each carries
-    its object's state after the delete (resourceVersion included), so :func:`~kwoksnap.replay.timing.due_order`
-    keeps it in its object's commit order. All or nothing: one unnamed item keeps the collection delete. (``--mode
-    inputs`` keeps the collection delete: the target's own controllers have created objects under other names.)"""
+    more or fewer objects than the source deleted. Named deletes with the same options remove exactly the recorded
+    objects. All or nothing: one unnamed item keeps the collection delete. (``--mode inputs`` keeps the collection
+    delete: the target's own controllers have created objects under other names.)
+
+    When each delete is due: the API server lists the objects, then deletes them one by one, and answers with the
+    list as it was listed (each item's resourceVersion is its last write before the listing, not its deletion, so
+    the items carry none here: :func:`~kwoksnap.replay.timing.due_order` must not order by them). An object's
+    deletion happened somewhere between the collection's receipt and its completion; a write to it received in
+    between and answered 2xx came before its deletion (an immediate one at least: after it, the write would have
+    failed). So each delete is due at the collection's completion, after such writes."""
     for ev in events:
         response = ev["response"]
         items = response.get("items") if ev["verb"] == "deletecollection" and isinstance(response, dict) else None
@@ -179,13 +184,15 @@ def split_collection_deletes(events: Iterable[AuditEvent]) -> Iterator[AuditEven
         params = urlencode([(k, v) for k, v in parse_qsl(query) if k not in ("labelSelector", "fieldSelector")])
         kind = str(response.get("kind") or "")
         for item in items:
+            meta = {k: v for k, v in item["metadata"].items() if k != "resourceVersion"}
+            state = {**item, "metadata": meta}
             if "kind" not in item and kind.endswith("List"):  # list items carry no kind; the fidelity check needs it
-                item = {"apiVersion": response.get("apiVersion"), "kind": kind[:-4], **item}
-            meta = item["metadata"]
+                state = {"apiVersion": response.get("apiVersion"), "kind": kind[:-4], **state}
             namespace = str(meta.get("namespace") or ev["namespace"])
-            yield AuditEvent(**{**ev, "verb": "delete", "namespace": namespace, "name": str(meta["name"]),
+            yield AuditEvent(**{**ev, "verb": "delete", "received": ev["ts"], "namespace": namespace,
+                                "name": str(meta["name"]),
                                 "uri": f"{path}/{meta['name']}" + (f"?{params}" if params else ""),
-                                "request": copy.deepcopy(options), "response": item})
+                                "request": copy.deepcopy(options), "response": state})
 
 
 def _item_name(item: Any) -> str:
@@ -248,8 +255,9 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
 
     if verb in ("update", "patch"):
         op: Literal["replace", "status"] = "status" if sub == "status" else "replace"
-        if result is not None:
-            return Action(op, "PUT", subresource=sub, body=body_of(result), state=result, **base)
+        if result is not None:  # the recorded request's UID precondition (an update's body names it) still holds
+            return Action(op, "PUT", subresource=sub, body=body_of(result), state=result,
+                          source_uid=precondition_uid(request), **base)
         if is_lease and ev["namespace"] == NODE_LEASE_NAMESPACE:
             return Action("renew", "PATCH", content_type=MERGE_PATCH, body={}, **base)
         if request is None:

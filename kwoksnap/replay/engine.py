@@ -171,7 +171,10 @@ class Replayer:
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.uids: dict[tuple[str, str, str], str] = {}  # (kind, namespace, name) -> target uid
-        self.target_uids: dict[str, str] = {}  # source uid -> target uid, for objects replay has written
+        # source uid -> target uid, one entry per object incarnation replay has written (kept to the end: a pod's
+        # final delete after a graceful one still names its UID)
+        self.target_uids: dict[str, str] = {}
+        self._source_of: dict[str, str] = {}  # target uid -> the source uid it was learned for
         self.expected: dict[tuple[str, str, str], ObjectState] = {}  # (kind, namespace, name) -> last recorded
         self._resources: dict[tuple[str, str, str], Resource | None] = {}
         self._inflight: dict[tuple[str, str, str, str], collections.deque[_Item]] = {}
@@ -225,15 +228,21 @@ class Replayer:
 
     def _remember(self, kind: str, answer: Obj, recorded: Obj | None) -> None:
         """The target UID of an object replay just wrote, by name (for owners) and by the source UID its recorded
-        state had (for UID preconditions of later requests)."""
+        state had (for UID preconditions of later requests).
+
+        A target object keeps standing for the first source incarnation it was learned for: when a recorded create
+        found an older incarnation still in the target (Terminating, or its delete was not replayed) and replaced
+        it, the new source UID stays unknown, so requests requiring it go without the precondition instead of
+        passing against the old object as if it were the new one."""
         meta = answer.get("metadata") or {}
         if not meta.get("uid"):
             return
+        target = str(meta["uid"])
         source = str(((recorded or {}).get("metadata") or {}).get("uid") or "")
         with self.lock:
-            self.uids[(kind, str(meta.get("namespace", "")), str(meta.get("name", "")))] = str(meta["uid"])
-            if source:
-                self.target_uids[source] = str(meta["uid"])
+            self.uids[(kind, str(meta.get("namespace", "")), str(meta.get("name", "")))] = target
+            if source and self._source_of.setdefault(target, source) == source:
+                self.target_uids[source] = target
 
     # -- executing one action ----------------------------------------------------------------------------------
 
@@ -399,9 +408,10 @@ class Replayer:
             self.report.stale += 1
             if self.report.stale == 1:
                 self.report.warnings.append(
-                    f"{ev['source']}: a change reached replay after a later change to its object had been sent (it "
-                    "completed more than 2 s after it was received); applied in the order it came, so its object may "
-                    "briefly go back to an older state (count: 'stale' in the JSON report)")
+                    f"{ev['source']}: a change reached replay after a later change to its object had already been "
+                    "released for sending (it completed more than 2 s after it was received, or the reorder buffer "
+                    "was full); applied in the order it came, so its object may briefly go back to an older state "
+                    "(count: 'stale' in the JSON report)")
 
     def _track(self, action: Action) -> None:
         kind = {"pods": "Pod", "nodes": "Node"}.get(action.resource) if action.group == "" else None

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from kwoksnap.audit import AuditEvent, resource_version
 from kwoksnap.clock import FakeClock
-from kwoksnap.errors import UsageError
-from kwoksnap.kube.discovery import Discovery
+from kwoksnap.errors import Conflict, UsageError
+from kwoksnap.kube.discovery import Discovery, Resource
 from kwoksnap.replay.actions import (
     Action,
     Skip,
@@ -184,7 +184,11 @@ class TestActions:
                         mode="verbatim", to_replay=None)
         assert isinstance(p, Action) and p.source_uid == "u3" and "metadata" not in p.body
         r = plan_action(event(verb="update", response=pod(), request=pod()), mode="verbatim", to_replay=None)
-        assert isinstance(r, Action) and r.source_uid == ""  # a re-applied result carries no client precondition
+        assert isinstance(r, Action) and r.source_uid == "old-uid"  # an update's body names the UID it requires
+        assert "uid" not in r.body["metadata"]  # the engine puts the target's back, if it knows it
+        s = plan_action(event(verb="patch", sub="status", response=pod(), request={"status": {}}), mode="verbatim",
+                        to_replay=None)
+        assert isinstance(s, Action) and s.source_uid == ""  # a patch without one requires none
 
     def test_metadata_level_is_degraded_except_deletes_and_lease_renewals(self) -> None:
         assert plan_action(event(verb="update", level="Metadata"), mode="verbatim", to_replay=None) == Skip(
@@ -233,8 +237,9 @@ class TestActions:
                              "items": gone})
         parts = list(split_collection_deletes([ev]))
         assert [(e["verb"], e["namespace"], e["name"], e["uri"], resource_version(e)) for e in parts] == [
-            ("delete", "ns", "a1", "/api/v1/namespaces/ns/pods/a1?gracePeriodSeconds=30", 50),
-            ("delete", "ns", "a2", "/api/v1/namespaces/ns/pods/a2?gracePeriodSeconds=30", 51)]  # no selectors
+            ("delete", "ns", "a1", "/api/v1/namespaces/ns/pods/a1?gracePeriodSeconds=30", 0),  # no selectors, and
+            ("delete", "ns", "a2", "/api/v1/namespaces/ns/pods/a2?gracePeriodSeconds=30", 0)]  # no listing RVs
+        assert all(e["received"] == ev["ts"] for e in parts)  # due when the collection delete had finished
         actions = [plan_action(e, mode="verbatim", to_replay=None) for e in parts]
         assert all(isinstance(a, Action) and a.op == "delete" and a.params == {"gracePeriodSeconds": "30"}
                    and a.body == {"kind": "DeleteOptions", "gracePeriodSeconds": 30} for a in actions)
@@ -293,6 +298,71 @@ class RecordingReplayer(Replayer):
             self.executed.append(action.name)
             self.indices.setdefault(action.name, []).append(int(action.body["metadata"]["labels"]["i"]))
         return None
+
+
+class FakeClient:
+    """Answers the engine's writes like an API server that holds one pod ``p`` (target UID chosen per create)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, Any]] = []
+        self.live_uid = ""
+        self.creates = 0
+
+    def thread_requests(self) -> int:
+        return len(self.sent)
+
+    def _answer(self, uid: str) -> dict[str, Any]:
+        return {"metadata": {"name": "p", "namespace": "ns", "uid": uid}}
+
+    def create(self, path: str, body: Any) -> dict[str, Any]:
+        self.sent.append(("POST", path, body))
+        if self.live_uid:
+            raise Conflict(409, "AlreadyExists", "pods \"p\" already exists")
+        self.creates += 1
+        self.live_uid = f"t-{self.creates}"
+        return self._answer(self.live_uid)
+
+    def replace(self, path: str, body: Any) -> dict[str, Any]:
+        self.sent.append(("PUT", path, body))
+        return self._answer(self.live_uid)
+
+    def request(self, method: str, path: str, body: Any = None, **_: Any) -> dict[str, Any]:
+        self.sent.append((method, path, body))
+        if method == "DELETE":
+            self.live_uid = ""
+        return {}
+
+
+PODS = Resource("", "v1", "pods", "Pod", True, frozenset({"create", "update", "delete"}), frozenset({"status"}))
+
+
+def test_uid_preconditions_name_the_incarnation_replay_wrote() -> None:
+    client = FakeClient()
+    r = Replayer(client, ReplayOptions(mode="inputs"), clock=FakeClock(),  # type: ignore[arg-type]
+                 discovery=Discovery([PODS]))
+
+    def run(ev: AuditEvent) -> Any:
+        action = plan_action(ev, mode="inputs", to_replay=None)
+        assert isinstance(action, Action)
+        r.execute(action)
+        return client.sent[-1][2]
+
+    def delete(uid: str) -> AuditEvent:
+        return event(verb="delete", name="p", request={"preconditions": {"uid": uid}, "gracePeriodSeconds": 0})
+
+    run(event(verb="create", name="p", response=pod(uid="src-1")))
+    assert run(event(verb="update", name="p", request=pod(uid="src-1"), response=pod(uid="src-1")))[
+        "metadata"]["uid"] == "t-1"  # the update required src-1: the target's t-1 is required instead
+    assert run(delete("src-1")) == {"gracePeriodSeconds": 0, "preconditions": {"uid": "t-1"}}
+    assert run(delete("never-written")) == {"gracePeriodSeconds": 0}  # unknown: sent without
+    # A recorded re-create meets an old incarnation still in the target (its delete was not replayed): replay
+    # replaces it, and must not take its UID for the new incarnation.
+    run(event(verb="create", name="p", response=pod(uid="src-2")))
+    client.live_uid = "t-1"
+    run(event(verb="create", name="p", response=pod(uid="src-3")))
+    assert client.sent[-1][0] == "PUT"  # AlreadyExists: replaced
+    assert run(delete("src-2")) == {"gracePeriodSeconds": 0, "preconditions": {"uid": "t-2"}}
+    assert r.target_uids == {"src-1": "t-1", "src-2": "t-2"}  # src-3 stayed unknown: t-1 stands for src-1
 
 
 def user_events(seconds: list[float], names: list[str] | None = None) -> list[AuditEvent]:
@@ -434,16 +504,21 @@ def test_due_order_keeps_one_objects_writes_in_commit_order(stream_order: str) -
     assert [e["name"] for e in out] == ["p2", "p1", "p1"]
 
 
-def test_a_split_collection_delete_keeps_each_objects_commit_order() -> None:
-    """Found in review: a write to one of the objects, received while a long collection delete ran but committed
-    before that object was deleted, must be replayed before its delete (else the delete, then a re-create)."""
-    items = [{"metadata": {"name": n, "namespace": "ns", "resourceVersion": rv}} for n, rv in (("a1", "60"),
-                                                                                            ("a2", "61"))]
+def test_a_split_collection_delete_comes_after_the_writes_received_while_it_ran() -> None:
+    """Seen on a real API server: the scheduler's status patch of a1 (rv 233) was answered while the collection
+    delete ran, whose response lists a1 as it was listed (rv 230). Ordered by the listed resourceVersion, a1 was
+    deleted first and then re-created by the patch's replay. Here the patch is even received after the collection
+    delete: it still goes first."""
+    items = [{"metadata": {"name": n, "namespace": "ns", "resourceVersion": rv}} for n, rv in (("a1", "230"),
+                                                                                            ("a2", "231"))]
     collection = _received(event(verb="deletecollection", name="", uri="/api/v1/namespaces/ns/pods",
-                                 ts=T0 + 3 * NS, response={"kind": "PodList", "items": items}), 1.0)
-    patch = _write("a1", 55, 1.5, 1.6)
-    out = list(due_order(split_collection_deletes([patch, collection])))
-    assert [(e["verb"], e["name"]) for e in out] == [("delete", "a2"), ("patch", "a1"), ("delete", "a1")]
+                                 ts=T0 + int(0.366 * NS), response={"kind": "PodList", "items": items}), 0.351)
+    create = _write("a1", 230, 0.331, 0.341)
+    patch = _write("a1", 233, 0.352, 0.358)  # received after the collection delete, answered before it finished
+    out = list(due_order(split_collection_deletes(sorted([create, patch, collection], key=lambda e: e["ts"]))))
+    assert [(e["verb"], e["name"]) for e in out] == [("patch", "a1"), ("patch", "a1"), ("delete", "a1"),
+                                                     ("delete", "a2")]
+    assert [resource_version(e) for e in out[:2]] == [230, 233]
 
 
 def test_due_order_reports_a_write_that_came_after_a_later_commit_had_left() -> None:
@@ -485,8 +560,8 @@ def test_due_order_commit_order_per_object_and_nothing_moves_earlier(
     with or without a response resourceVersion (numbered in commit order across pods, as one etcd does). Always:
     nothing lost or added. With everything held (a wide window): each pod's writes with a resourceVersion come out
     in commit order, and an event without one (never moved) comes out before every event received after it, i.e.
-    no event was moved ahead of it. A narrow window or a small ``max_held`` release events early: then only
-    nothing may be lost."""
+    no event was moved ahead of it. A narrow window or a small ``max_held`` release events early: then commit order
+    may break only for events passed to ``on_stale``."""
     window_ns, max_held = bounds
     commits = sorted(range(len(writes)), key=lambda i: (writes[i][1] + writes[i][2], i))
     rv_of = {i: n + 1 for n, i in enumerate(commits)}
@@ -497,13 +572,16 @@ def test_due_order_commit_order_per_object_and_nothing_moves_earlier(
                                    response=pod(resourceVersion=str(rv_of[i])) if has_rv else {"kind": "Status"},
                                    uri=str(i)), received / 1000))
     stream = sorted(evs, key=lambda e: (e["ts"], int(e["uri"])))
-    out = list(due_order(stream, window_ns=window_ns, max_held=max_held))
+    stale: list[AuditEvent] = []
+    out = list(due_order(stream, window_ns=window_ns, max_held=max_held, on_stale=stale.append))
     assert sorted(e["uri"] for e in out) == sorted(e["uri"] for e in evs)
+    for name in "abc":  # early releases break commit order only for the events reported as stale
+        rvs = [resource_version(e) for e in out if e["name"] == name and resource_version(e)
+               and not any(e is s for s in stale)]
+        assert rvs == sorted(rvs)
     if (window_ns, max_held) != (3600 * NS, 20_000):
         return
-    for name in "abc":
-        rvs = [resource_version(e) for e in out if e["name"] == name and resource_version(e)]
-        assert rvs == sorted(rvs)
+    assert stale == []
     for i, first in enumerate(out):
         if not resource_version(first):
             assert not any(e["received"] > first["received"] for e in out[:i]), "an event moved ahead of another"
