@@ -255,9 +255,10 @@ class Replayer:
         c = self.client
         if isinstance(action.body, dict) and action.op in ("create", "replace"):
             self._relink_owners(action.body, action.namespace)
+        uid = ""
         if action.source_uid:
             with self.lock:
-                uid = self.target_uids.get(action.source_uid)
+                uid = self.target_uids.get(action.source_uid, "")
             if uid:  # the recorded request required this incarnation of the object: so does its replay
                 action.body = with_uid_precondition(action, uid)
         if action.op == "create":
@@ -276,7 +277,7 @@ class Replayer:
             try:
                 self._remember(res.kind, c.replace(path, action.body), action.state)
             except NotFound:
-                if action.state is None:
+                if action.state is None or uid:  # an incarnation replay wrote is gone: divergence, not re-created
                     raise
                 # The log starts in the middle of this object's life: create it from the first full body seen.
                 created = c.create(res.path(ns), action.body)
@@ -354,7 +355,7 @@ class Replayer:
         last_renewal: dict[tuple[str, str], float] = {}
         try:
             if self.options.mode == "verbatim":
-                events = split_collection_deletes(events)  # each a named delete, in its object's order
+                events = split_collection_deletes(events)  # one named delete per recorded object
             for ev in due_order(events, on_stale=self._stale):
                 if self.stop.is_set():
                     break

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from kwoksnap.audit import AuditEvent, resource_version
 from kwoksnap.clock import FakeClock
-from kwoksnap.errors import Conflict, UsageError
+from kwoksnap.errors import Conflict, NotFound, UsageError
 from kwoksnap.kube.discovery import Discovery, Resource
 from kwoksnap.replay.actions import (
     Action,
@@ -324,6 +324,8 @@ class FakeClient:
 
     def replace(self, path: str, body: Any) -> dict[str, Any]:
         self.sent.append(("PUT", path, body))
+        if not self.live_uid:
+            raise NotFound(404, "NotFound", 'pods "p" not found')
         return self._answer(self.live_uid)
 
     def request(self, method: str, path: str, body: Any = None, **_: Any) -> dict[str, Any]:
@@ -363,6 +365,13 @@ def test_uid_preconditions_name_the_incarnation_replay_wrote() -> None:
     assert client.sent[-1][0] == "PUT"  # AlreadyExists: replaced
     assert run(delete("src-2")) == {"gracePeriodSeconds": 0, "preconditions": {"uid": "t-2"}}
     assert r.target_uids == {"src-1": "t-1", "src-2": "t-2"}  # src-3 stayed unknown: t-1 stands for src-1
+    # p is gone now. A write that required src-2, an incarnation replay created, is not a reason to create p again
+    # (divergence, reported); one the log starts in the middle of (never written by replay) still creates it.
+    with pytest.raises(NotFound):
+        run(event(verb="update", name="p", request=pod(uid="src-2"), response=pod(uid="src-2")))
+    run(event(verb="update", name="p", request=pod(uid="src-9"), response=pod(uid="src-9")))
+    assert [m for m, _, _ in client.sent[-3:]] == ["PUT", "POST", "PUT"]  # not found, created, its status written
+    assert client.live_uid == "t-3"
 
 
 def user_events(seconds: list[float], names: list[str] | None = None) -> list[AuditEvent]:
