@@ -39,7 +39,16 @@ from kwoksnap.replay.actions import (
 )
 from kwoksnap.replay.fidelity import node_state, pod_state
 from kwoksnap.replay.limit import RENEWAL_YIELD, AdaptiveLimit, Gate
-from kwoksnap.replay.timing import NS, LagStats, Timeline, due_order, event_time_map, format_micro, shift_times
+from kwoksnap.replay.timing import (
+    NS,
+    REORDER_WINDOW_NS,
+    LagStats,
+    Timeline,
+    due_order,
+    event_time_map,
+    format_micro,
+    shift_times,
+)
 from kwoksnap.restore.transform import FROZEN_ANNOTATION, SCHEDULING_GATE
 
 Obj = dict[str, Any]
@@ -410,9 +419,9 @@ class Replayer:
             if self.report.stale == 1:
                 self.report.warnings.append(
                     f"{ev['source']}: a change reached replay after a later change to its object had already been "
-                    "released for sending (it completed more than 2 s after it was received, or the reorder buffer "
-                    "was full); applied in the order it came, so its object may briefly go back to an older state "
-                    "(count: 'stale' in the JSON report)")
+                    f"released for sending (it completed more than {REORDER_WINDOW_NS / NS:g} s after it was "
+                    "received, or the reorder buffer was full); applied in the order it came, so its object may "
+                    "briefly go back to an older state (count: 'stale' in the JSON report)")
 
     def _track(self, action: Action) -> None:
         kind = {"pods": "Pod", "nodes": "Node"}.get(action.resource) if action.group == "" else None

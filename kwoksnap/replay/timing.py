@@ -21,6 +21,7 @@ from kwoksnap.audit import AuditEvent, resource_version
 from kwoksnap.errors import UsageError
 
 NS = 1_000_000_000
+REORDER_WINDOW_NS = 2 * NS  # how long due_order holds an event for requests received before it to complete
 RELEASED_MAX = 100_000  # objects whose last released resourceVersion due_order remembers, most recent first
 
 
@@ -77,7 +78,7 @@ class Timeline:
         return self._recorded
 
 
-def due_order(events: Iterable[AuditEvent], *, window_ns: int = 2 * NS, max_held: int = 20_000,
+def due_order(events: Iterable[AuditEvent], *, window_ns: int = REORDER_WINDOW_NS, max_held: int = 20_000,
               on_stale: Callable[[AuditEvent], None] | None = None) -> Iterator[AuditEvent]:
     """Re-sort a stream in completion order (``ts``) into the order the requests were sent (``received``), except
     that changes to one object keep the order they were committed in.
