@@ -101,7 +101,9 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         report = replayer.run(events)
         if tty:
             click.echo("", err=True)
-        report.warnings = warnings
+        for w in report.warnings:  # found while replaying
+            click.echo(f"warning: {w}", err=True)
+        report.warnings[:0] = warnings
         if not no_fidelity and not report.interrupted:
             replayer.check_fidelity()
     data = report.to_dict()
