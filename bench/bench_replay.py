@@ -142,6 +142,7 @@ def lag(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
     print(f"| lag p50 / p99 / max | {lag_all['p50'] * 1000:.1f} / {lag_all['p99'] * 1000:.1f} / "
           f"{lag_all['max'] * 1000:.1f} ms |")
     print(f"| drift: lag p99 in the first vs last tenth | {p(first, 99):.1f} ms vs {p(last, 99):.1f} ms |")
+    print(f"| released early (bursts spread; target measured at {rep.capacity or 0:.0f} writes/s) | {rep.early} |")
 
 
 def speed_max(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
@@ -176,11 +177,13 @@ def speed_max(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
     print(f"| **replay vs ceiling** | **{raw / rep.wall_seconds * 100:.0f}%** |")
 
 
-def options_for(setting: str, speed: float) -> ReplayOptions:
-    """A number: that many requests in flight (fixed); auto: the default, adapting between 4 and 32."""
+def options_for(setting: str, speed: float, max_lead: float = 0.0) -> ReplayOptions:
+    """A number: that many requests in flight (fixed); auto: the default, adapting between 4 and 32. ``max_lead``
+    0 sends every change at its due time (bursts are not spread), as the workers benchmark has measured since
+    before spreading existed; ``incident`` compares both."""
     if setting == "auto":
-        return ReplayOptions(speed=speed)
-    return ReplayOptions(speed=speed, workers=int(setting), adaptive=False)
+        return ReplayOptions(speed=speed, max_lead=max_lead)
+    return ReplayOptions(speed=speed, workers=int(setting), adaptive=False, max_lead=max_lead)
 
 
 def workers(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
@@ -270,13 +273,15 @@ def incident(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
     snapshot, log = ROOT / "fixtures/incident/before.kws", str(ROOT / "fixtures/incident/audit.log.gz")
     with KwsReader(snapshot) as r:
         initial = initial_states([*SnapshotSource(r).objects("v1/pods"), *SnapshotSource(r).objects("v1/nodes")])
-    rows: list[tuple[int, str, int, int, float, float, float, float]] = []
+    rows: list[tuple[int, str, int, int, float, float, float, float, str]] = []
+    settings = [(w, lead) for w in args.workers for lead in args.max_lead]
     for run in range(args.runs):
-        for workers in args.workers:  # interleaved, so that every setting sees the same background load
+        for workers, lead in settings:  # interleaved, so that every setting sees the same background load
+            setting = f"{workers}, lead {lead * 1000:g} ms"
             cluster = clusters.new("incident-bench", Profile.REPLAY, extra_args=())  # as the acceptance test
             with Client(load_config(str(cluster.kubeconfig)), pool_size=32) as c, KwsReader(snapshot) as r:
                 assert restore(c, SnapshotSource(r), RestoreOptions(concurrency=32, adopt=False)).ok
-                report = Replayer(c, options_for(workers, args.speed)).run(
+                report = Replayer(c, options_for(workers, args.speed, lead)).run(
                     audit_events([log], FilterSpec(), ParseStats()))
             time.sleep(2)  # the target's audit log is written asynchronously
             recorded = transitions(read_audit([log]), since_ns=report.recorded_start_ns - NS, initial=initial)
@@ -286,22 +291,28 @@ def incident(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
                                          replay_start=report.replay_start_ns, speed=args.speed)
             clusters.drop("incident-bench")
             if workers == "auto":
-                print(f"run {run + 1}: adaptive limit {report.concurrency()}", file=sys.stderr)
+                print(f"run {run + 1} ({setting}): adaptive limit {report.concurrency()}", file=sys.stderr)
             worst_at = max(zip(result.time_errors, result.recorded_at, strict=True), default=(0.0, math.nan))[1]
-            rows.append((run + 1, workers, len(result.time_errors), len(result.sequence_mismatches),
+            spread = (f"{report.capacity:.0f}/s, {report.early} early, {report.lead_max * 1000:.0f} ms"
+                      if report.capacity else "off")
+            rows.append((run + 1, setting, len(result.time_errors), len(result.sequence_mismatches),
                          result.percentile(50), result.percentile(99),
-                         report.applied_lag.percentile(100) * args.speed, worst_at))
+                         report.applied_lag.percentile(100) * args.speed, worst_at, spread))
     print(f"### Demo incident replayed at {args.speed:g}x: transition-time error (recorded seconds)\n")
     print(f"Command: `python bench/bench_replay.py incident --runs {args.runs} --workers "
-          f"{' '.join(map(str, args.workers))} --speed {args.speed:g}`\n")
-    print("| run | workers | transitions | sequence mismatches | p50 | p99 | applied lag max | worst at |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for run, workers, n, bad, p50, p99, lag, at in rows:
-        print(f"| {run} | {workers} | {n} | {bad} | {p50:.2f} | {p99:.2f} | {lag:.2f} | {at:.1f} s |")
-    print("\n| workers | runs | p99 median | p99 range | runs with p99 ≤ 1 s |\n|---:|---:|---:|---:|---:|")
-    for workers in args.workers:
-        p99s = sorted(r[5] for r in rows if r[1] == workers)
-        print(f"| {workers} | {len(p99s)} | {statistics.median(p99s):.2f} | {p99s[0]:.2f} to {p99s[-1]:.2f} | "
+          f"{' '.join(map(str, args.workers))} --max-lead {' '.join(f'{x:g}' for x in args.max_lead)} "
+          f"--speed {args.speed:g}`\n")
+    print("| run | workers, max lead | transitions | sequence mismatches | p50 | p99 | applied lag max | worst at | "
+          "spread (measured rate, early, most early) |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---|")
+    for run, setting, n, bad, p50, p99, lag, at, spread in rows:
+        print(f"| {run} | {setting} | {n} | {bad} | {p50:.2f} | {p99:.2f} | {lag:.2f} | {at:.1f} s | {spread} |")
+    print("\n| workers, max lead | runs | p99 median | p99 range | runs with p99 ≤ 1 s |\n"
+          "|---|---:|---:|---:|---:|")
+    for workers, lead in settings:
+        setting = f"{workers}, lead {lead * 1000:g} ms"
+        p99s = sorted(r[5] for r in rows if r[1] == setting)
+        print(f"| {setting} | {len(p99s)} | {statistics.median(p99s):.2f} | {p99s[0]:.2f} to {p99s[-1]:.2f} | "
               f"{sum(p <= 1.0 for p in p99s)} of {len(p99s)} |")
 
 
@@ -318,6 +329,8 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--workers", nargs="+", default=["4", "32", "auto"],
                    help="settings to interleave: a fixed number in flight, or auto (the adaptive default)")
+    p.add_argument("--max-lead", type=float, nargs="+", default=[0.0, 0.25],
+                   help="wall seconds a burst may be sent early (0: off; 0.25: the default of replay), interleaved")
     p.add_argument("--speed", type=float, default=10)
     p = sub.add_parser("workers")
     p.add_argument("--events", type=int, default=3000)

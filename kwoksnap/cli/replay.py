@@ -47,6 +47,12 @@ from kwoksnap.cli.options import (
 @click.option("--lease-interval", type=float, default=1.0, show_default=True, metavar="SECONDS",
               help="Coalesce node-lease renewals of one lease to at most one per this many wall seconds (0: replay "
                    "every renewal).")
+@click.option("--max-lead", default="250ms", show_default=True, metavar="DURATION",
+              help="Send a burst the target cannot take on time up to this much (wall time) early, so that it lands "
+                   "around its recorded time instead of after it; 0 never sends early.")
+@click.option("--capacity", type=click.FloatRange(min=0, min_open=True), metavar="WRITES/S",
+              help="The target's write rate for --max-lead (default: measured before the clock starts, with a few "
+                   "scratch ConfigMaps in the default namespace).")
 @click.option("--allow-real-nodes", is_flag=True, help="Replay even if the target has nodes KWOK does not manage.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Also write the report as JSON.")
 @click.option("--no-fidelity", is_flag=True, help="Skip the final comparison with the recorded states.")
@@ -55,7 +61,8 @@ from kwoksnap.cli.options import (
 def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ...], resources: tuple[str, ...],
            namespaces: tuple[str, ...], exclude_user: tuple[str, ...], since: str | None, until: str | None,
            strict: bool, speed: str, max_gap: str | None, mode: str, actor_rules: tuple[str, ...],
-           keep_timestamps: bool, workers: int, fixed_workers: bool, lease_interval: float, allow_real_nodes: bool,
+           keep_timestamps: bool, workers: int, fixed_workers: bool, lease_interval: float, max_lead: str,
+           capacity: float | None, allow_real_nodes: bool,
            report_path: str | None, no_fidelity: bool,
            output_format: str) -> int:
     """Replay the changes of an audit log (or a recording from `kwoksnap convert`) at the chosen speed.
@@ -79,7 +86,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         speed=parse_speed(speed), max_gap=parse_duration(max_gap) if max_gap else None,
         mode=mode,  # type: ignore[arg-type]
         keep_timestamps=keep_timestamps, workers=workers, adaptive=not fixed_workers,
-        lease_interval=lease_interval,
+        lease_interval=lease_interval, max_lead=parse_duration(max_lead), capacity=capacity,
         classifier=make_classifier([parse_rule(r) for r in actor_rules]) if actor_rules else classify,
     )
     tty = sys.stderr.isatty() and output_format == "text"
@@ -130,6 +137,9 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         click.echo(f"recorded {report.recorded_seconds:.1f}s replayed in {report.wall_seconds:.1f}s; lag p50 "
                    f"{lag['p50']:.1f} ms, p99 {lag['p99']:.1f} ms, max {lag['max']:.1f} ms (sent); applied p50 "
                    f"{applied['p50']:.1f} ms, p99 {applied['p99']:.1f} ms, max {applied['max']:.1f} ms (answered)")
+        if report.early:
+            click.echo(f"bursts spread: {report.early} changes sent early (at most {report.lead_max * 1000:.0f} ms) "
+                       f"to land around their recorded times; the target's write rate: {report.capacity:.0f}/s")
         if data["concurrency"]:
             c = data["concurrency"]
             click.echo(f"requests in flight: limit {c['min']}-{c['max']}, median {c['p50']} (adapted to the target's "

@@ -1,13 +1,14 @@
 """Drive recorded changes into a target cluster on the replay clock.
 
-Why this module exists: it is the only place replay writes to a cluster. Three threads of work keep timing honest:
-a producer plans actions ahead (parsing and planning never run in the dispatch path), a dispatcher releases each
-action at its absolute deadline (``start + offset / speed``: no cumulative drift), and workers execute them,
-sharded by object so that changes to one object keep their recorded order while different objects proceed in
-parallel. Lag (start of execution minus deadline) is measured for every event; a target that cannot keep up makes
-the replay late, never silently different. Every event ends as applied, skipped (with a reason) or failed (with
-the error); a collection delete split into named deletes counts as one event per object. Ctrl-C stops cleanly with
-the same report.
+Why this module exists: it is the only place replay writes recorded changes to a cluster (``capacity`` writes only
+its own scratch objects). Three threads of work keep timing honest: a producer plans actions ahead (parsing and
+planning never run in the dispatch path), a dispatcher releases each action at its absolute deadline (``start +
+offset / speed``: no cumulative drift; a burst the target cannot take on time goes early by half its overrun,
+``timing.spread``), and workers execute them, sharded by object so that changes to one object keep their recorded
+order while different objects proceed in parallel. Lag (start of execution minus deadline) is measured for every
+event; a target that cannot keep up makes the replay late, never silently different. Every event ends as applied,
+skipped (with a reason) or failed (with the error); a collection delete split into named deletes counts as one
+event per object. Ctrl-C stops cleanly with the same report.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import queue
 import sys
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -37,6 +38,7 @@ from kwoksnap.replay.actions import (
     split_collection_deletes,
     with_uid_precondition,
 )
+from kwoksnap.replay.capacity import measure_write_rate
 from kwoksnap.replay.fidelity import node_state, pod_state
 from kwoksnap.replay.limit import RENEWAL_YIELD, AdaptiveLimit, Gate
 from kwoksnap.replay.timing import (
@@ -48,6 +50,7 @@ from kwoksnap.replay.timing import (
     event_time_map,
     format_micro,
     shift_times,
+    spread,
 )
 from kwoksnap.restore.transform import FROZEN_ANNOTATION, SCHEDULING_GATE
 
@@ -73,6 +76,11 @@ class ReplayOptions:
     # renewals would otherwise be ~40% of all writes. When renewals stop in the recording, the last one replayed is
     # at most this much early. 0 replays every renewal.
     lease_interval: float = 1.0
+    # A paced replay sends a burst the target cannot take on time up to this many wall seconds early, so that it
+    # lands around its recorded time (timing.spread); 0 never sends early. The target's write rate is measured
+    # before the clock starts (replay/capacity.py) unless `capacity` (writes/s) is given.
+    max_lead: float = 0.25
+    capacity: float | None = None
 
 
 @dataclasses.dataclass
@@ -125,6 +133,9 @@ class ReplayReport:
     recorded_start_ns: int = 0  # ts of the first replayed event
     replay_start_ns: int = 0  # wall time at which it was due
     limits: Counter[int] = dataclasses.field(default_factory=Counter)  # in-flight limit after each answer
+    capacity: float | None = None  # writes/s the early sending of bursts planned with (None: not spread)
+    early: int = 0  # changes released before they were due (a burst spread around its recorded time)
+    lead_max: float = 0.0  # seconds: the most any change was released early
 
     def concurrency(self) -> dict[str, int]:
         """The adaptive in-flight limit: its range and median over the answers (empty with fixed workers)."""
@@ -151,6 +162,8 @@ class ReplayReport:
             "stale": self.stale,
             "recordedStartNs": self.recorded_start_ns, "replayStartNs": self.replay_start_ns,
             "concurrency": self.concurrency(),
+            "spread": {"capacityWritesPerSecond": round(self.capacity, 1) if self.capacity else None,
+                       "early": self.early, "leadMsMax": round(self.lead_max * 1000, 3)},
             "fidelity": {"checked": self.fidelity_checked, "mismatches": self.mismatches[:500],
                          "mismatchCount": len(self.mismatches)},
         }
@@ -162,6 +175,7 @@ class _Item:
     action: Action
     source: str
     ts: int  # recorded time of the event
+    send_at: float = 0.0  # seconds after the replay start: the offset, or earlier in a spread burst
 
 
 Queue = queue.Queue[_Item | None]  # None: stop
@@ -190,6 +204,7 @@ class Replayer:
         self._planner_error: BaseException | None = None
         self._start = 0.0  # monotonic time of offset 0, set when dispatch starts
         self._wall_start_ns = 0
+        self.rate: float | None = None  # the target's writes/s, for spreading bursts; set in run()
         w = options.workers
         adaptive = options.adaptive and options.speed is not None
         self.gate = Gate(AdaptiveLimit(initial=min(w, 8), minimum=min(w, 4), maximum=w) if adaptive else None)
@@ -359,57 +374,67 @@ class Replayer:
     # -- threads -----------------------------------------------------------------------------------------------
 
     def _plan(self, events: Iterable[AuditEvent], out: Queue, primed: threading.Event) -> None:
-        timeline = Timeline(self.options.speed, self.options.max_gap)
-        r = self.report
-        last_renewal: dict[tuple[str, str], float] = {}
         try:
-            if self.options.mode == "verbatim":
-                events = split_collection_deletes(events)  # one named delete per recorded object
-            for ev in due_order(events, on_stale=self._stale):
-                if self.stop.is_set():
-                    break
-                with self.lock:
-                    r.events += 1
-                    if degraded(ev):
-                        r.degraded[ev["level"] or "unknown"] += 1
-                # A request is due when the recorded client sent it (requestReceivedTimestamp), so the target's own
-                # processing time stands in for the source's; due_order has put the events in that order.
-                sent = ev["received"] or ev["ts"]
-                offset = timeline.offset(sent)
-                with self.lock:
-                    r.recorded_seconds = timeline.recorded_seconds
-                    if not r.recorded_start_ns:
-                        r.recorded_start_ns = sent
-                if self.options.mode == "inputs":
-                    actor = self.options.classifier(ev["user"], ev["groups"], ev["userAgent"])
-                    if actor != "user":
-                        with self.lock:
-                            r.skipped[f"actor:{actor}"] += 1
-                        continue
-                planned = plan_action(ev, mode=self.options.mode, to_replay=None)
-                if isinstance(planned, Action) and planned.op == "renew" and self.options.speed is not None:
-                    lease = (planned.namespace, planned.name)
-                    if offset - last_renewal.get(lease, -1e9) < self.options.lease_interval:
-                        planned = Skip("lease-renewal-coalesced")
-                    else:
-                        last_renewal[lease] = offset
-                if isinstance(planned, Skip):
-                    with self.lock:
-                        r.skipped[planned.reason] += 1
-                    continue
+            items = spread(self._planned(events), lambda item: item.offset, rate=self.rate,
+                           max_lead=self.options.max_lead if self.options.speed is not None else 0.0)
+            for item, send_at in items:
+                item = dataclasses.replace(item, send_at=send_at)
                 while not self.stop.is_set():
                     try:
-                        out.put(_Item(offset, planned, ev["source"], sent), timeout=0.2)
+                        out.put(item, timeout=0.2)
                         break
                     except queue.Full:
                         primed.set()  # the lookahead window is full: dispatch can start
                         continue
+                if self.stop.is_set():
+                    break
         except BaseException as exc:  # e.g. InputError under --strict: stop, and re-raise from run()
             self._planner_error = exc
             self.stop.set()
         finally:
             primed.set()
             out.put(None)
+
+    def _planned(self, events: Iterable[AuditEvent]) -> Iterator[_Item]:
+        """The actions to send, in order, each with its due offset; skips are counted here."""
+        timeline = Timeline(self.options.speed, self.options.max_gap)
+        r = self.report
+        last_renewal: dict[tuple[str, str], float] = {}
+        if self.options.mode == "verbatim":
+            events = split_collection_deletes(events)  # one named delete per recorded object
+        for ev in due_order(events, on_stale=self._stale):
+            if self.stop.is_set():
+                return
+            with self.lock:
+                r.events += 1
+                if degraded(ev):
+                    r.degraded[ev["level"] or "unknown"] += 1
+            # A request is due when the recorded client sent it (requestReceivedTimestamp), so the target's own
+            # processing time stands in for the source's; due_order has put the events in that order.
+            sent = ev["received"] or ev["ts"]
+            offset = timeline.offset(sent)
+            with self.lock:
+                r.recorded_seconds = timeline.recorded_seconds
+                if not r.recorded_start_ns:
+                    r.recorded_start_ns = sent
+            if self.options.mode == "inputs":
+                actor = self.options.classifier(ev["user"], ev["groups"], ev["userAgent"])
+                if actor != "user":
+                    with self.lock:
+                        r.skipped[f"actor:{actor}"] += 1
+                    continue
+            planned = plan_action(ev, mode=self.options.mode, to_replay=None)
+            if isinstance(planned, Action) and planned.op == "renew" and self.options.speed is not None:
+                lease = (planned.namespace, planned.name)
+                if offset - last_renewal.get(lease, -1e9) < self.options.lease_interval:
+                    planned = Skip("lease-renewal-coalesced")
+                else:
+                    last_renewal[lease] = offset
+            if isinstance(planned, Skip):
+                with self.lock:
+                    r.skipped[planned.reason] += 1
+                continue
+            yield _Item(offset, planned, ev["source"], sent)
 
     def _stale(self, ev: AuditEvent) -> None:
         """An event that came too late for due_order to put it before a later commit of its object: it is applied
@@ -519,10 +544,29 @@ class Replayer:
         """One keep-alive connection per worker before the clock starts: no TLS handshakes in the first burst."""
         self.client.warm(self.options.workers)
 
+    def measure_rate(self) -> float | None:
+        """The target's write rate for spreading bursts: ``capacity`` if given, else measured (None, with a
+        warning, when it cannot be)."""
+        if self.options.capacity is not None:
+            return self.options.capacity
+        threads = min(self.options.workers, 8) if self.gate.adaptive is not None else self.options.workers
+        try:
+            measured = measure_write_rate(self.client, concurrency=threads, clock=self.clock)
+        except KwoksnapError as exc:
+            self.report.warnings.append(f"could not measure the target's write rate ({exc}); a burst the target "
+                                        "cannot take on time is sent at its recorded times, and lands late")
+            return None
+        if measured.leftovers:
+            self.report.warnings.append("scratch objects of the write-rate measurement could not be deleted: "
+                                        + ", ".join(measured.leftovers))
+        return measured.rate
+
     def run(self, events: Iterable[AuditEvent]) -> ReplayReport:
         if self.options.mode == "verbatim":
             self.freeze_nodes()
         self.warm_up()
+        if self.options.speed is not None and self.options.max_lead > 0:
+            self.rate = self.report.capacity = self.measure_rate()
         old_switch = sys.getswitchinterval()
         sys.setswitchinterval(0.0005)  # the dispatcher must get the GIL back quickly after its deadline
         planned: Queue = queue.Queue(maxsize=self.options.lookahead)
@@ -536,19 +580,25 @@ class Replayer:
         while not primed.wait(0.1):
             if self.stop.is_set():
                 break
-        self._start = self.clock.now() + 0.05
-        self._wall_start_ns = int((self.clock.wall() + 0.05) * NS)
-        self.report.replay_start_ns = self._wall_start_ns
-        start = self._start
+        self._start = self.clock.now()
         try:
-            while True:
-                item = planned.get()
-                if item is None:
+            item = planned.get()
+            # Offset 0 is a moment from now, later by the lead of the first change when a burst opens the replay.
+            lead = max(0.0, -item.send_at) if item is not None else 0.0
+            self._start = self.clock.now() + 0.05 + lead
+            self._wall_start_ns = int((self.clock.wall() + 0.05 + lead) * NS)
+            self.report.replay_start_ns = self._wall_start_ns
+            start = self._start
+            while item is not None:
+                if not self.clock.sleep_until(start + item.send_at, self.stop):
                     break
-                if not self.clock.sleep_until(start + item.offset, self.stop):
-                    break
+                lead = start + item.offset - self.clock.now()
+                if lead > 0:
+                    self.report.early += 1
+                    self.report.lead_max = max(self.report.lead_max, lead)
                 self._submit(item, pool)
                 self.progress(self.report, self.clock.now() - start)
+                item = planned.get()
         except KeyboardInterrupt:
             self.stop.set()
             self.report.interrupted = True
@@ -562,7 +612,7 @@ class Replayer:
                     planned.get_nowait()
             planner.join(timeout=5)
             sys.setswitchinterval(old_switch)
-        self.report.wall_seconds = max(0.0, self.clock.now() - start)
+        self.report.wall_seconds = max(0.0, self.clock.now() - self._start)
         self.report.limits = self.gate.limits
         if self._planner_error is not None:
             # Dispatch stopped as soon as the planner failed: changes already sent finished whole, nothing more

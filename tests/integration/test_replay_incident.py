@@ -83,15 +83,19 @@ def test_verbatim_replay_at_10x_reproduces_every_transition(incident: Incident,
     applied_max = report.applied_lag.percentile(100) * SPEED  # in recorded seconds
     print(f"\nreplay 10x: {result.objects} objects, {len(result.time_errors)} transitions, error p50 "
           f"{p50:.3f}s p99 {p99:.3f}s max {max(result.time_errors):.3f}s (recorded time); "
-          f"lag {report.lag.summary()}, applied lag max {applied_max:.3f}s (recorded time)")
-    # The target is p99 <= 1 s. It holds when the target keeps up; on this 2-core machine the burst of
-    # replacement pods after the evictions (~130 writes in 2 recorded seconds) can exceed what the target absorbs,
-    # by an amount that depends on what else the machine runs (docs/benchmarks.md). Replay must then go on and
-    # report the lateness rather than diverge: every transition is within 1 s of the recording, or late by no more
-    # than the applied lag (deadline -> API server's answer) the report shows.
-    assert p50 <= 1.0 + report.applied_lag.percentile(50) * SPEED, (p50, report.applied_lag.summary())
-    assert p99 <= 1.0 + applied_max, (p99, applied_max)
-    assert max(result.time_errors) <= 1.0 + applied_max, (max(result.time_errors), applied_max)
+          f"lag {report.lag.summary()}, applied lag max {applied_max:.3f}s (recorded time); spread: "
+          f"{report.capacity} writes/s measured, {report.early} early, most {report.lead_max * 1000:.0f} ms")
+    # The target is p99 <= 1 s. It holds when the target keeps up; on this 2-core machine the opening
+    # burst (42 writes in 0.2 recorded seconds, 2,100/s at 10x) exceeds what the target absorbs, by an amount that
+    # depends on what else the machine runs (docs/benchmarks.md). Replay sends such a burst early by half its
+    # overrun (at most max_lead), planned with the write rate it measured; where the target is slower still it
+    # goes on and reports the lateness rather than diverge: every transition is within 1 s of the recording, or off
+    # by no more than the applied lag (deadline -> the API server's answer) or the lead the report shows.
+    assert report.capacity is not None and report.capacity > 0  # the write rate was measured
+    slack = max(report.applied_lag.percentile(100), report.lead_max) * SPEED
+    assert p50 <= 1.0 + report.applied_lag.percentile(50) * SPEED + report.lead_max * SPEED, (p50, slack)
+    assert p99 <= 1.0 + slack, (p99, slack)
+    assert max(result.time_errors) <= 1.0 + slack, (max(result.time_errors), slack)
 
 
 def test_inputs_mode_replays_user_actions_and_the_cluster_reacts(incident: Incident,

@@ -35,6 +35,7 @@ from kwoksnap.replay.timing import (
     parse_rfc3339,
     parse_speed,
     shift_times,
+    spread,
 )
 
 T0 = 1_800_000_000 * NS
@@ -279,6 +280,7 @@ class RecordingReplayer(Replayer):
     """The real dispatcher and planner, with requests recorded instead of sent."""
 
     def __init__(self, clock: FakeClock, **opts: Any) -> None:
+        opts.setdefault("max_lead", 0.0)  # no write-rate measurement (nothing to measure); spreading: own tests
         super().__init__(client=NoClient(), options=ReplayOptions(mode="inputs", **opts),  # type: ignore[arg-type]
                          clock=clock, discovery=Discovery([]))
         self.sent: list[tuple[float, str, str]] = []  # (dispatch time, name, op) in dispatch order
@@ -628,3 +630,66 @@ def test_the_report_summarizes_the_in_flight_limit_without_expanding_the_counts(
     assert report.concurrency() == {"min": 4, "p50": 4, "max": 12}
     report.limits = Counter({4: 1, 8: 3})
     assert report.concurrency() == {"min": 4, "p50": 8, "max": 8}
+
+
+def served(send: list[float], rate: float) -> list[float]:
+    """When each of requests sent at ``send`` (in order) is done by a target that takes ``rate`` per second."""
+    done, t = [], -float("inf")
+    for s in send:
+        t = max(t, s) + 1 / rate
+        done.append(t)
+    return done
+
+
+def test_spread_centres_a_burst_on_its_due_time() -> None:
+    burst = [1.0] * 10  # ten changes due at once, a target that takes 100/s
+    sends = [s for _, s in spread(burst, lambda d: d, rate=100, max_lead=1.0)]
+    assert sends == pytest.approx([1.0 - (9 - i) * 0.005 for i in range(10)])  # half the overrun early
+    late = [d - 1.0 for d in served(burst, 100)]
+    errors = [d - 1.0 for d in served(sends, 100)]
+    assert max(late) == pytest.approx(0.1) and max(map(abs, errors)) == pytest.approx(0.055)
+    # The lead is capped, and a target that keeps up gets every change at its due time.
+    assert min(s for _, s in spread(burst, lambda d: d, rate=100, max_lead=0.02)) == pytest.approx(0.98)
+    paced = [i * 0.01 for i in range(20)]
+    assert [s for _, s in spread(paced, lambda d: d, rate=100, max_lead=1.0)] == paced
+    # Off: no rate (not measured) or no lead allowed.
+    assert [s for _, s in spread(burst, lambda d: d, rate=None, max_lead=1.0)] == burst
+    assert [s for _, s in spread(burst, lambda d: d, rate=100, max_lead=0)] == burst
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.integers(0, 300), max_size=60), st.sampled_from([50.0, 100.0, 400.0]),
+       st.sampled_from([0.02, 0.1, 10.0]))
+def test_spread_keeps_order_bounds_and_never_lands_later(gaps_ms: list[int], rate: float, max_lead: float) -> None:
+    """Random due times (gaps of 0-300 ms): each item keeps its place, goes at most ``max_lead`` early and never
+    late, send times never decrease; served at ``rate``, no change lands later than without spreading, and with
+    the lead uncapped the worst error, early or late, is about half the worst lateness without it."""
+    due, t = [], 0.0
+    for g in gaps_ms:
+        t += g / 1000
+        due.append(t)
+    out = list(spread(list(enumerate(due)), lambda x: x[1], rate=rate, max_lead=max_lead, horizon=3600.0))
+    assert [i for (i, _), _ in out] == list(range(len(due)))
+    sends = [s for _, s in out]
+    assert all(d - max_lead - 1e-9 <= s <= d for s, d in zip(sends, due, strict=True))
+    assert sends == sorted(sends)
+    plain, spread_out = served(due, rate), served(sends, rate)
+    assert all(a <= b + 1e-9 for a, b in zip(spread_out, plain, strict=True))
+    if due and max_lead == 10.0:
+        worst_late = max(d - x for d, x in zip(plain, due, strict=True))
+        worst = max(abs(d - x) for d, x in zip(spread_out, due, strict=True))
+        assert worst <= worst_late / 2 + 1 / rate + 1e-9, (worst, worst_late)
+
+
+def test_dispatch_sends_a_burst_early_by_half_its_overrun() -> None:
+    clock = FakeClock()
+    # Five changes at recorded 0 (the replay opens with a burst) and one alone 10 s later; at 10x, a target
+    # measured at 100 writes/s takes the burst in 50 ms, so it goes out from 20 ms before offset 0.
+    r = RecordingReplayer(clock, speed=10.0, workers=1, capacity=100.0, max_lead=0.25)
+    report = r.run(user_events([0, 0, 0, 0, 0, 10]))
+    sends = [round(t - r._start, 6) for t, _, _ in r.sent]
+    assert sends == [-0.02, -0.015, -0.01, -0.005, 0.0, 1.0]
+    assert r._start >= 1000.0 + 0.05 + 0.02  # offset 0 moved later by the lead: the first send is not in the past
+    assert report.capacity == 100.0 and report.early == 4
+    assert report.lead_max == pytest.approx(0.02)
+    assert report.to_dict()["spread"] == {"capacityWritesPerSecond": 100.0, "early": 4, "leadMsMax": 20.0}

@@ -1,0 +1,80 @@
+"""The write-rate measurement that replay plans spread bursts with, against the session's real cluster: it answers
+a positive rate, and its scratch ConfigMaps are gone afterwards, also when the writes fail; and `kwoksnap replay`
+spreads a burst with a given or a measured rate and reports it."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from kwoksnap.audit import read_audit
+from kwoksnap.cluster.local import LocalCluster
+from kwoksnap.errors import NotFound
+from kwoksnap.kube import Client
+from kwoksnap.replay.capacity import SCRATCH_LABEL, measure_write_rate
+from tests.integration.test_replay_preconditions import line, pod
+
+
+def scratch(client: Client, namespace: str) -> list[str]:
+    return [obj["metadata"]["name"] for obj, _ in client.list_items(
+        f"/api/v1/namespaces/{namespace}/configmaps", params={"labelSelector": SCRATCH_LABEL})]
+
+
+def patches_seen(cluster: LocalCluster, namespace: str) -> int:
+    return sum(1 for ev in read_audit([str(cluster.audit_log)])
+               if ev["verb"] == "patch" and ev["resource"] == "configmaps" and ev["namespace"] == namespace
+               and ev["code"] == 200)
+
+
+def test_measures_a_write_rate_and_leaves_nothing(kwok_cluster: LocalCluster, client: Client, namespace: str) -> None:
+    result = measure_write_rate(client, namespace=namespace, concurrency=4, requests=40)
+    assert result.rate > 0 and math.isfinite(result.rate)
+    assert result.leftovers == []
+    assert scratch(client, namespace) == []
+    deadline = time.monotonic() + 10  # the API server writes its audit log in batches
+    while patches_seen(kwok_cluster, namespace) < 40 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert patches_seen(kwok_cluster, namespace) == 40  # the rate is of real, successful writes
+
+
+def test_a_measurement_that_cannot_write_raises_and_leaves_nothing(client: Client, namespace: str) -> None:
+    with pytest.raises(NotFound):
+        measure_write_rate(client, namespace=f"{namespace}-absent", concurrency=2, requests=4)
+    assert scratch(client, namespace) == []
+
+
+@pytest.mark.parametrize("capacity", [["--capacity", "100"], []], ids=["given", "measured"])
+def test_cli_spreads_an_opening_burst(kwok_cluster: LocalCluster, client: Client, namespace: str, tmp_path: Path,
+                                      capacity: list[str]) -> None:
+    """Twelve pods created in the same recorded instant, replayed at 10x: at 100 writes/s they take 120 ms, so the
+    first goes out 55 ms before offset 0 (half the overrun, less one write), and all are created."""
+    t = time.time() - 60
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"".join(line(namespace, "create", f"p{i}", t, pod(namespace, f"p{i}", f"src-{i}"),
+                                  pod(namespace, f"p{i}", f"src-{i}")) for i in range(12)))
+    report_path = tmp_path / "report.json"
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kwok_cluster.kubeconfig),
+                           "replay", "--audit", str(log), "--mode", "inputs", "--speed", "10x", "--no-fidelity",
+                           "--report", str(report_path), *capacity], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = orjson.loads(report_path.read_bytes())
+    assert report["applied"] == 12
+    spread = report["spread"]
+    # Released early: each goes 5 ms (at 100/s) after the one before, so a dispatcher thread that is descheduled
+    # for a few ms on this shared machine can release one or two of the last at or after their due time.
+    if capacity:
+        assert spread["capacityWritesPerSecond"] == 100.0 and 8 <= spread["early"] <= 11, spread
+        assert 45 <= spread["leadMsMax"] <= 55, spread  # the first one: half the overrun, 11 x 5 ms
+    else:  # a measured rate: whatever it is, twelve writes due at one instant are more than it takes
+        assert spread["capacityWritesPerSecond"] > 0 and 1 <= spread["early"] <= 11, spread
+        assert 0 < spread["leadMsMax"] <= 55, spread
+    assert "bursts spread: " in proc.stdout, proc.stdout
+    assert sorted(p["metadata"]["name"] for p, _ in client.list_items(f"/api/v1/namespaces/{namespace}/pods")) \
+        == sorted(f"p{i}" for i in range(12))
+    assert scratch(client, "default") == []  # the measurement's ConfigMaps are gone
