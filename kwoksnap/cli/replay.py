@@ -138,8 +138,9 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
                    f"{lag['p50']:.1f} ms, p99 {lag['p99']:.1f} ms, max {lag['max']:.1f} ms (sent); applied p50 "
                    f"{applied['p50']:.1f} ms, p99 {applied['p99']:.1f} ms, max {applied['max']:.1f} ms (answered)")
         if report.early:
-            click.echo(f"bursts spread: {report.early} changes sent early (at most {report.lead_max * 1000:.0f} ms) "
-                       f"to land around their recorded times; the target's write rate: {report.capacity:.0f}/s")
+            click.echo(f"bursts spread: {report.early} changes released early (at most "
+                       f"{report.lead_max * 1000:.0f} ms) to land around their recorded times; the target's write "
+                       f"rate: {report.capacity:.0f}/s")
         if data["concurrency"]:
             c = data["concurrency"]
             click.echo(f"requests in flight: limit {c['min']}-{c['max']}, median {c['p50']} (adapted to the target's "

@@ -549,16 +549,17 @@ class Replayer:
         warning, when it cannot be)."""
         if self.options.capacity is not None:
             return self.options.capacity
+        # As many threads as the adaptive limit starts with; all workers when the limit is fixed.
         threads = min(self.options.workers, 8) if self.gate.adaptive is not None else self.options.workers
-        try:
-            measured = measure_write_rate(self.client, concurrency=threads, clock=self.clock)
-        except KwoksnapError as exc:
-            self.report.warnings.append(f"could not measure the target's write rate ({exc}); a burst the target "
-                                        "cannot take on time is sent at its recorded times, and lands late")
-            return None
+        measured = measure_write_rate(self.client, concurrency=threads, requests=max(96, 4 * threads),
+                                      clock=self.clock)
         if measured.leftovers:
             self.report.warnings.append("scratch objects of the write-rate measurement could not be deleted: "
                                         + ", ".join(measured.leftovers))
+        if measured.rate is None:
+            self.report.warnings.append(f"could not measure the target's write rate ({measured.error}); a burst "
+                                        "the target cannot take on time is sent at its recorded times, and lands "
+                                        "late")
         return measured.rate
 
     def run(self, events: Iterable[AuditEvent]) -> ReplayReport:
@@ -566,7 +567,11 @@ class Replayer:
             self.freeze_nodes()
         self.warm_up()
         if self.options.speed is not None and self.options.max_lead > 0:
-            self.rate = self.report.capacity = self.measure_rate()
+            try:
+                self.rate = self.report.capacity = self.measure_rate()
+            except KeyboardInterrupt:  # nothing was replayed yet; the scratch objects were cleaned up
+                self.report.interrupted = True
+                return self.report
         old_switch = sys.getswitchinterval()
         sys.setswitchinterval(0.0005)  # the dispatcher must get the GIL back quickly after its deadline
         planned: Queue = queue.Queue(maxsize=self.options.lookahead)
@@ -575,13 +580,13 @@ class Replayer:
                                    name="replay-plan")
         pool = ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="replay")
         planner.start()
-        # Parse and plan ahead (up to `lookahead` events, or all of a small log) before the clock starts, so
-        # parsing does not compete with the first deadlines.
-        while not primed.wait(0.1):
-            if self.stop.is_set():
-                break
         self._start = self.clock.now()
         try:
+            # Parse and plan ahead (up to `lookahead` events, or all of a small log) before the clock starts, so
+            # parsing does not compete with the first deadlines.
+            while not primed.wait(0.1):
+                if self.stop.is_set():
+                    break
             item = planned.get()
             # Offset 0 is a moment from now, later by the lead of the first change when a burst opens the replay.
             lead = max(0.0, -item.send_at) if item is not None else 0.0
@@ -597,7 +602,7 @@ class Replayer:
                     self.report.early += 1
                     self.report.lead_max = max(self.report.lead_max, lead)
                 self._submit(item, pool)
-                self.progress(self.report, self.clock.now() - start)
+                self.progress(self.report, max(0.0, self.clock.now() - start))
                 item = planned.get()
         except KeyboardInterrupt:
             self.stop.set()

@@ -191,7 +191,7 @@ def _pop(held: list[_Held], peers: dict[tuple[str, str, str, str], list[_Held]],
 
 
 def spread(items: Iterable[T], due: Callable[[T], float], *, rate: float | None, max_lead: float,
-           horizon: float | None = None) -> Iterator[tuple[T, float]]:
+           horizon: float | None = None, max_held: int = 20_000) -> Iterator[tuple[T, float]]:
     """Yield each item with the time to send it: its due time, or earlier where the items due around it are more
     than the target can take at ``rate`` per second.
 
@@ -204,9 +204,10 @@ def spread(items: Iterable[T], due: Callable[[T], float], *, rate: float | None,
 
     The schedule: ``p_i``, the latest send time from which the backlog of items ``i, i+1, ...`` would be done on
     time at ``rate`` (``p_i = min(d_i, p_{i+1} - 1/rate)``, that is ``i/rate + min_{j>=i}(d_j - j/rate)``), is
-    computed over the items due within ``horizon`` after item ``i`` (a sliding-window minimum, O(1) per item), and
-    item ``i`` goes at ``max(d_i - max_lead, (d_i + p_i) / 2)``. A stretch of overload longer than the horizon is
-    spread over its first ``horizon`` only: less lead, never more. Due times must not decrease.
+    computed over the items due within ``horizon`` after item ``i`` (default ``4 * max_lead``; at most ``max_held``
+    items, which bounds memory), a sliding-window minimum, O(1) per item; item ``i`` goes at ``max(d_i - max_lead,
+    (d_i + p_i) / 2)``. A stretch of overload longer than the window is spread over its first stretch only: less
+    lead, never more. Due times must not decrease.
     """
     if rate is None or rate <= 0 or max_lead <= 0:
         for item in items:
@@ -229,7 +230,7 @@ def spread(items: Iterable[T], due: Callable[[T], float], *, rate: float | None,
 
     for index, item in enumerate(items):
         d = due(item)
-        while held and d - held[0][2] > window:
+        while held and (d - held[0][2] > window or len(held) >= max_held):
             yield release()
         held.append((index, item, d))
         e = d - index * tau

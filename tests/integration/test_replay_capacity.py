@@ -1,6 +1,6 @@
 """The write-rate measurement that replay plans spread bursts with, against the session's real cluster: it answers
-a positive rate, and its scratch ConfigMaps are gone afterwards, also when the writes fail; and `kwoksnap replay`
-spreads a burst with a given or a measured rate and reports it."""
+a positive rate from real writes, and its scratch ConfigMaps are gone afterwards; and `kwoksnap replay` spreads a
+burst with a given or a measured rate and reports it. (Failure paths: tests/unit/test_capacity.py.)"""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import pytest
 
 from kwoksnap.audit import read_audit
 from kwoksnap.cluster.local import LocalCluster
-from kwoksnap.errors import NotFound
 from kwoksnap.kube import Client
 from kwoksnap.replay.capacity import SCRATCH_LABEL, measure_write_rate
 from tests.integration.test_replay_preconditions import line, pod
@@ -34,8 +33,8 @@ def patches_seen(cluster: LocalCluster, namespace: str) -> int:
 
 def test_measures_a_write_rate_and_leaves_nothing(kwok_cluster: LocalCluster, client: Client, namespace: str) -> None:
     result = measure_write_rate(client, namespace=namespace, concurrency=4, requests=40)
-    assert result.rate > 0 and math.isfinite(result.rate)
-    assert result.leftovers == []
+    assert result.rate is not None and result.rate > 0 and math.isfinite(result.rate), result.error
+    assert result.leftovers == [] and result.error is None
     assert scratch(client, namespace) == []
     deadline = time.monotonic() + 10  # the API server writes its audit log in batches
     while patches_seen(kwok_cluster, namespace) < 40 and time.monotonic() < deadline:
@@ -43,28 +42,23 @@ def test_measures_a_write_rate_and_leaves_nothing(kwok_cluster: LocalCluster, cl
     assert patches_seen(kwok_cluster, namespace) == 40  # the rate is of real, successful writes
 
 
-def test_a_measurement_that_cannot_write_raises_and_leaves_nothing(client: Client, namespace: str) -> None:
-    with pytest.raises(NotFound):
-        measure_write_rate(client, namespace=f"{namespace}-absent", concurrency=2, requests=4)
-    assert scratch(client, namespace) == []
-
-
-@pytest.mark.parametrize("capacity", [["--capacity", "100"], []], ids=["given", "measured"])
+@pytest.mark.parametrize(("capacity", "pods"), [(["--capacity", "100"], 12), ([], 48)], ids=["given", "measured"])
 def test_cli_spreads_an_opening_burst(kwok_cluster: LocalCluster, client: Client, namespace: str, tmp_path: Path,
-                                      capacity: list[str]) -> None:
-    """Twelve pods created in the same recorded instant, replayed at 10x: at 100 writes/s they take 120 ms, so the
-    first goes out 55 ms before offset 0 (half the overrun, less one write), and all are created."""
+                                      capacity: list[str], pods: int) -> None:
+    """Pods created in the same recorded instant, replayed at 10x. Given 100 writes/s, twelve take 120 ms, so the
+    first goes out 55 ms before offset 0 (half the overrun, less one write). With the measured rate (hundreds to
+    thousands of writes/s here), 48 give the first a lead of several ms at least. All are created."""
     t = time.time() - 60
     log = tmp_path / "audit.log"
     log.write_bytes(b"".join(line(namespace, "create", f"p{i}", t, pod(namespace, f"p{i}", f"src-{i}"),
-                                  pod(namespace, f"p{i}", f"src-{i}")) for i in range(12)))
+                                  pod(namespace, f"p{i}", f"src-{i}")) for i in range(pods)))
     report_path = tmp_path / "report.json"
     proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kwok_cluster.kubeconfig),
                            "replay", "--audit", str(log), "--mode", "inputs", "--speed", "10x", "--no-fidelity",
                            "--report", str(report_path), *capacity], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = orjson.loads(report_path.read_bytes())
-    assert report["applied"] == 12
+    assert report["applied"] == pods
     spread = report["spread"]
     # Released early: each goes 5 ms (at 100/s) after the one before, so a dispatcher thread that is descheduled
     # for a few ms on this shared machine can release one or two of the last at or after their due time.
@@ -72,9 +66,9 @@ def test_cli_spreads_an_opening_burst(kwok_cluster: LocalCluster, client: Client
         assert spread["capacityWritesPerSecond"] == 100.0 and 8 <= spread["early"] <= 11, spread
         assert 45 <= spread["leadMsMax"] <= 55, spread  # the first one: half the overrun, 11 x 5 ms
     else:  # a measured rate: whatever it is, twelve writes due at one instant are more than it takes
-        assert spread["capacityWritesPerSecond"] > 0 and 1 <= spread["early"] <= 11, spread
-        assert 0 < spread["leadMsMax"] <= 55, spread
-    assert "bursts spread: " in proc.stdout, proc.stdout
+        assert spread["capacityWritesPerSecond"] > 0 and 1 <= spread["early"] <= pods - 1, spread
+        assert 0 < spread["leadMsMax"] <= 250, spread
+    assert "bursts spread: " in proc.stdout and "released early" in proc.stdout, proc.stdout
     assert sorted(p["metadata"]["name"] for p, _ in client.list_items(f"/api/v1/namespaces/{namespace}/pods")) \
-        == sorted(f"p{i}" for i in range(12))
+        == sorted(f"p{i}" for i in range(pods))
     assert scratch(client, "default") == []  # the measurement's ConfigMaps are gone

@@ -1,0 +1,131 @@
+"""The write-rate measurement's failure paths, on a fake client: a failure anywhere is reported, never raised, and
+the scratch objects are deleted whatever happened, or named. (Its real writes are tested against a real cluster in
+tests/integration/test_replay_capacity.py.)"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from kwoksnap.clock import FakeClock
+from kwoksnap.errors import APIError, Conflict, NotFound
+from kwoksnap.replay.capacity import SCRATCH_LABEL, _clean_up, measure_write_rate
+
+
+class ScratchClient:
+    """Holds ConfigMaps by name; each patch takes 10 ms of the fake clock. ``fail`` maps an operation and its
+    n-th call (1-based) to the exception it raises."""
+
+    def __init__(self, clock: FakeClock, fail: dict[tuple[str, int], BaseException] | None = None) -> None:
+        self.clock = clock
+        self.fail = fail or {}
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.calls: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def _call(self, op: str) -> None:
+        with self.lock:
+            self.calls[op] = n = self.calls.get(op, 0) + 1
+        if (op, n) in self.fail:
+            raise self.fail[(op, n)]
+
+    def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        self._call("create")
+        name = body["metadata"]["name"]
+        if name in self.objects:
+            raise Conflict(409, "AlreadyExists", f'configmaps "{name}" already exists')
+        self.objects[name] = body
+        return body
+
+    def exists(self, path: str) -> bool:
+        return path.rsplit("/", 1)[1] in self.objects
+
+    def warm(self, connections: int) -> int:
+        return connections
+
+    def patch(self, path: str, patch: Any) -> dict[str, Any]:
+        self._call("patch")
+        self.clock.advance(0.01)
+        return self.objects[path.rsplit("/", 1)[1]]
+
+    def delete(self, path: str) -> dict[str, Any]:
+        self._call("delete")
+        name = path.rsplit("/", 1)[1]
+        if name not in self.objects:
+            raise NotFound(404, "NotFound", f'configmaps "{name}" not found')
+        return self.objects.pop(name)
+
+    def list_items(self, path: str, params: dict[str, str]) -> list[tuple[dict[str, Any], str]]:
+        key, value = params["labelSelector"].split("=")
+        return [({"metadata": o["metadata"]}, "") for o in self.objects.values()
+                if o["metadata"]["labels"].get(key) == value]
+
+
+def measure(client: ScratchClient, clock: FakeClock) -> Any:
+    return measure_write_rate(client, concurrency=4, requests=20, clock=clock)  # type: ignore[arg-type]
+
+
+def test_a_measurement_writes_and_cleans_up() -> None:
+    clock = FakeClock()
+    client = ScratchClient(clock)
+    result = measure(client, clock)
+    assert result.rate == pytest.approx(100.0) and result.error is None and result.leftovers == []
+    assert client.calls == {"create": 4, "patch": 20, "delete": 4} and client.objects == {}
+
+
+def test_a_failed_create_is_reported_and_the_created_ones_deleted() -> None:
+    clock = FakeClock()
+    client = ScratchClient(clock, {("create", 2): APIError(403, "Forbidden", "configmaps is forbidden")})
+    result = measure(client, clock)
+    assert result.rate is None and result.error is not None and "forbidden" in result.error
+    assert result.leftovers == [] and client.objects == {}
+    assert "patch" not in client.calls
+
+
+def test_any_failure_of_a_writing_thread_is_reported_not_a_rate() -> None:
+    clock = FakeClock()
+    client = ScratchClient(clock, {("patch", 7): ValueError("bad answer")})
+    result = measure(client, clock)
+    assert result.rate is None and result.error == "ValueError: bad answer"
+    assert client.objects == {}
+
+
+def test_a_retried_create_that_went_through_is_its_own_object() -> None:
+    clock = FakeClock()
+    client = ScratchClient(clock)
+    real_create = client.create
+
+    def create_twice(path: str, body: dict[str, Any]) -> dict[str, Any]:  # the answer of the first try was lost
+        real_create(path, body)
+        return real_create(path, body)
+
+    client.create = create_twice  # type: ignore[method-assign]
+    result = measure(client, clock)
+    assert result.rate == pytest.approx(100.0) and client.objects == {}
+
+
+def test_objects_that_cannot_be_deleted_are_named_and_strays_found_by_label() -> None:
+    clock = FakeClock()
+    client = ScratchClient(clock, {("delete", 2): APIError(500, "InternalError", "etcd timeout")})
+    result = measure(client, clock)
+    assert result.rate == pytest.approx(100.0)
+    assert len(result.leftovers) == 1 and result.leftovers[0].endswith("-1")
+    assert list(client.objects) == [result.leftovers[0].rsplit("/", 1)[1]]
+    # A stray of the same measurement (a create retried under another name would be one) goes by its label.
+    label = next(iter(client.objects.values()))["metadata"]["labels"][SCRATCH_LABEL]
+    client2 = ScratchClient(clock)
+    client2.objects["stray"] = {"metadata": {"name": "stray", "labels": {SCRATCH_LABEL: label}}}
+    client2.objects["other"] = {"metadata": {"name": "other", "labels": {SCRATCH_LABEL: "capacity-else"}}}
+    run = label.removeprefix("capacity-")
+    assert _clean_up(client2, "/api/v1/namespaces/default/configmaps", [], run) == []  # type: ignore[arg-type]
+    assert list(client2.objects) == ["other"]  # another measurement's object is not touched
+
+
+def test_ctrl_c_while_measuring_still_cleans_up() -> None:
+    clock = FakeClock()
+    client = ScratchClient(clock, {("patch", 3): KeyboardInterrupt()})
+    with pytest.raises(KeyboardInterrupt):
+        measure(client, clock)
+    assert client.objects == {}
