@@ -5,6 +5,7 @@
     python bench/bench_replay.py rss --gb 1                              # peak RSS replaying a 1 GB audit log
     python bench/bench_replay.py incident --runs 5 --workers 4 32 auto   # transition times of the demo incident
     python bench/bench_replay.py workers --events 3000 --rate 40 --rtt-ms 0 20   # in-flight settings, local/remote
+    python bench/bench_replay.py burst --runs 3                         # the incident's opening burst, as applied
 
 The target is a `--profile replay` cluster holding the demo incident's snapshot (20 nodes, 211 pods). Events are
 kubelet-style pod status writes at RequestResponse level, built from the target's own pods, so every one of them
@@ -316,6 +317,38 @@ def incident(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
               f"{sum(p <= 1.0 for p in p99s)} of {len(p99s)} |")
 
 
+def burst(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
+    """The demo incident's opening burst as the target applied it, read back from the target's audit log: how fast
+    the target took it, against the write rate replay measured just before (which plans the spreading)."""
+    snapshot, log = ROOT / "fixtures/incident/before.kws", str(ROOT / "fixtures/incident/audit.log.gz")
+    print("### The demo incident's opening burst as applied at 10x (pod writes due in the first 20 ms)\n")
+    print(f"Command: `python bench/bench_replay.py burst --runs {args.runs}`\n")
+    print("| run | measured rate | writes | first received → last answered | rate taken | mean in flight | "
+          "most early |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for run in range(args.runs):
+        cluster = clusters.new("burst-bench", Profile.REPLAY, extra_args=())
+        with Client(load_config(str(cluster.kubeconfig)), pool_size=32) as c, KwsReader(snapshot) as r:
+            assert restore(c, SnapshotSource(r), RestoreOptions(concurrency=32, adopt=False)).ok
+            report = Replayer(c, ReplayOptions(speed=10)).run(audit_events([log], FilterSpec(), ParseStats()))
+        time.sleep(2)  # the target's audit log is written asynchronously
+        t0 = report.replay_start_ns
+        # The opening burst: pod writes received from the lead before offset 0 until the burst's writes stop
+        # (the next pod write is more than 100 ms after the previous one).
+        writes = sorted((ev["received"], ev["ts"]) for ev in read_audit([str(cluster.audit_log)])
+                        if ev["resource"] == "pods" and ev["verb"] in ("create", "update", "patch", "delete")
+                        and ev["received"] >= t0 - int(report.lead_max * NS) - NS // 100)
+        end = 1
+        while end < len(writes) and writes[end][0] - writes[end - 1][0] < NS // 10:
+            end += 1
+        first, last = writes[0][0], max(ts for _, ts in writes[:end])
+        span = (last - first) / NS
+        busy = sum(ts - received for received, ts in writes[:end]) / NS
+        clusters.drop("burst-bench")
+        print(f"| {run + 1} | {report.capacity or 0:.0f}/s | {end} | {span * 1000:.0f} ms | {end / span:.0f}/s | "
+              f"{busy / span:.1f} | {report.lead_max * 1000:.0f} ms |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -337,6 +370,8 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=40, help="recorded writes/s (replayed at 10x)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--rtt-ms", type=float, nargs="+", default=[0, 20])
+    p = sub.add_parser("burst")
+    p.add_argument("--runs", type=int, default=3)
     p = sub.add_parser("rss")
     p.add_argument("--gb", type=float, default=1.0)
     p.add_argument("--gzip", action="store_true")
@@ -344,7 +379,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="kwoksnap-rbench-"))
     clusters = Clusters(tmp / "work")
     try:
-        commands = {"lag": lag, "max": speed_max, "rss": rss, "incident": incident, "workers": workers}
+        commands = {"lag": lag, "max": speed_max, "rss": rss, "incident": incident, "workers": workers,
+                    "burst": burst}
         commands[args.cmd](args, clusters, tmp)
     finally:
         clusters.close()
