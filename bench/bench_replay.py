@@ -37,7 +37,7 @@ import orjson
 from kwoksnap.audit import FilterSpec, ParseStats, read_audit
 from kwoksnap.cluster.local import LocalCluster, Profile
 from kwoksnap.kube import Client, load_config
-from kwoksnap.replay.engine import Replayer, ReplayOptions
+from kwoksnap.replay.engine import Replayer, ReplayOptions, ReplayReport
 from kwoksnap.replay.fidelity import compare_transitions, initial_states, transitions
 from kwoksnap.replay.recording import audit_events
 from kwoksnap.restore.engine import RestoreOptions, restore
@@ -270,22 +270,30 @@ def rss(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
     print(f"| **peak RSS** | **{peak:.0f} MiB** |")
 
 
+INCIDENT_SNAPSHOT, INCIDENT_LOG = ROOT / "fixtures/incident/before.kws", str(ROOT / "fixtures/incident/audit.log.gz")
+
+
+def replay_incident(clusters: Clusters, name: str, options: ReplayOptions) -> tuple[LocalCluster, ReplayReport]:
+    """The demo incident restored into a fresh replay cluster and replayed, as the acceptance test does; returns
+    once the target's audit log has been written (it is written asynchronously)."""
+    cluster = clusters.new(name, Profile.REPLAY, extra_args=())
+    with Client(load_config(str(cluster.kubeconfig)), pool_size=32) as c, KwsReader(INCIDENT_SNAPSHOT) as r:
+        assert restore(c, SnapshotSource(r), RestoreOptions(concurrency=32, adopt=False)).ok
+        report = Replayer(c, options).run(audit_events([INCIDENT_LOG], FilterSpec(), ParseStats()))
+    time.sleep(2)
+    return cluster, report
+
+
 def incident(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
-    snapshot, log = ROOT / "fixtures/incident/before.kws", str(ROOT / "fixtures/incident/audit.log.gz")
-    with KwsReader(snapshot) as r:
+    with KwsReader(INCIDENT_SNAPSHOT) as r:
         initial = initial_states([*SnapshotSource(r).objects("v1/pods"), *SnapshotSource(r).objects("v1/nodes")])
     rows: list[tuple[int, str, int, int, float, float, float, float, str]] = []
     settings = [(w, lead) for w in args.workers for lead in args.max_lead]
     for run in range(args.runs):
         for workers, lead in settings:  # interleaved, so that every setting sees the same background load
             setting = f"{workers}, lead {lead * 1000:g} ms"
-            cluster = clusters.new("incident-bench", Profile.REPLAY, extra_args=())  # as the acceptance test
-            with Client(load_config(str(cluster.kubeconfig)), pool_size=32) as c, KwsReader(snapshot) as r:
-                assert restore(c, SnapshotSource(r), RestoreOptions(concurrency=32, adopt=False)).ok
-                report = Replayer(c, options_for(workers, args.speed, lead)).run(
-                    audit_events([log], FilterSpec(), ParseStats()))
-            time.sleep(2)  # the target's audit log is written asynchronously
-            recorded = transitions(read_audit([log]), since_ns=report.recorded_start_ns - NS, initial=initial)
+            cluster, report = replay_incident(clusters, "incident-bench", options_for(workers, args.speed, lead))
+            recorded = transitions(read_audit([INCIDENT_LOG]), since_ns=report.recorded_start_ns - NS, initial=initial)
             applied = transitions(read_audit([str(cluster.audit_log)]), since_ns=report.replay_start_ns - NS // 2,
                                   initial=initial)
             result = compare_transitions(recorded, applied, recorded_start=report.recorded_start_ns,
@@ -320,18 +328,13 @@ def incident(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
 def burst(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
     """The demo incident's opening burst as the target applied it, read back from the target's audit log: how fast
     the target took it, against the write rate replay measured just before (which plans the spreading)."""
-    snapshot, log = ROOT / "fixtures/incident/before.kws", str(ROOT / "fixtures/incident/audit.log.gz")
     print("### The demo incident's opening burst as applied at 10x (pod writes due in the first 20 ms)\n")
     print(f"Command: `python bench/bench_replay.py burst --runs {args.runs}`\n")
     print("| run | measured rate | writes | first received → last answered | rate taken | mean in flight | "
           "most early |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for run in range(args.runs):
-        cluster = clusters.new("burst-bench", Profile.REPLAY, extra_args=())
-        with Client(load_config(str(cluster.kubeconfig)), pool_size=32) as c, KwsReader(snapshot) as r:
-            assert restore(c, SnapshotSource(r), RestoreOptions(concurrency=32, adopt=False)).ok
-            report = Replayer(c, ReplayOptions(speed=10)).run(audit_events([log], FilterSpec(), ParseStats()))
-        time.sleep(2)  # the target's audit log is written asynchronously
+        cluster, report = replay_incident(clusters, "burst-bench", ReplayOptions(speed=10))
         t0 = report.replay_start_ns
         # The opening burst: pod writes received from the lead before offset 0 until the burst's writes stop
         # (the next pod write is more than 100 ms after the previous one).

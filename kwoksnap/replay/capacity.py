@@ -79,26 +79,19 @@ def measure_write_rate(client: Client, *, namespace: str = "default", concurrenc
 
 
 def _clean_up(client: Client, base: str, names: list[str], run: str) -> list[str]:
-    """Delete the scratch objects by name, then any other of this measurement's by its label; return the paths of
-    those still there."""
+    """Delete the scratch objects, by name and any other of this measurement's found by its label; return the
+    paths of those still there."""
+    try:
+        strays = [obj["metadata"]["name"] for obj, _ in client.list_items(
+            base, params={"labelSelector": f"{SCRATCH_LABEL}=capacity-{run}"})]
+    except KwoksnapError:
+        strays = []
     left: list[str] = []
-    for name in names:
+    for name in dict.fromkeys([*names, *strays]):
         try:
             client.delete(f"{base}/{name}")
         except NotFound:
             pass  # never created (the measurement failed before it)
-        except KwoksnapError:
-            left.append(f"{base}/{name}")
-    try:
-        extra = [obj["metadata"]["name"] for obj, _ in client.list_items(
-            base, params={"labelSelector": f"{SCRATCH_LABEL}=capacity-{run}"})]
-    except KwoksnapError:
-        return left
-    for name in extra:
-        if f"{base}/{name}" in left:
-            continue
-        try:
-            client.delete(f"{base}/{name}")
         except KwoksnapError:
             left.append(f"{base}/{name}")
     return left

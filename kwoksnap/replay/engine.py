@@ -204,7 +204,6 @@ class Replayer:
         self._planner_error: BaseException | None = None
         self._start = 0.0  # monotonic time of offset 0, set when dispatch starts
         self._wall_start_ns = 0
-        self.rate: float | None = None  # the target's writes/s, for spreading bursts; set in run()
         w = options.workers
         adaptive = options.adaptive and options.speed is not None
         self.gate = Gate(AdaptiveLimit(initial=min(w, 8), minimum=min(w, 4), maximum=w) if adaptive else None)
@@ -375,7 +374,7 @@ class Replayer:
 
     def _plan(self, events: Iterable[AuditEvent], out: Queue, primed: threading.Event) -> None:
         try:
-            items = spread(self._planned(events), lambda item: item.offset, rate=self.rate,
+            items = spread(self._planned(events), lambda item: item.offset, rate=self.report.capacity,
                            max_lead=self.options.max_lead if self.options.speed is not None else 0.0)
             for item, send_at in items:
                 item = dataclasses.replace(item, send_at=send_at)
@@ -568,7 +567,7 @@ class Replayer:
         self.warm_up()
         if self.options.speed is not None and self.options.max_lead > 0:
             try:
-                self.rate = self.report.capacity = self.measure_rate()
+                self.report.capacity = self.measure_rate()
             except KeyboardInterrupt:  # nothing was replayed yet; the scratch objects were cleaned up
                 self.report.interrupted = True
                 return self.report
