@@ -73,6 +73,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     from kwoksnap.errors import UsageError
     from kwoksnap.replay.checks import check_target
     from kwoksnap.replay.engine import Replayer, ReplayOptions
+    from kwoksnap.replay.limit import RENEWAL_YIELD
     from kwoksnap.replay.recording import audit_events, read_recording
     from kwoksnap.replay.timing import parse_duration, parse_speed
 
@@ -137,6 +138,11 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         click.echo(f"recorded {report.recorded_seconds:.1f}s replayed in {report.wall_seconds:.1f}s; lag p50 "
                    f"{lag['p50']:.1f} ms, p99 {lag['p99']:.1f} ms, max {lag['max']:.1f} ms (sent); applied p50 "
                    f"{applied['p50']:.1f} ms, p99 {applied['p99']:.1f} ms, max {applied['max']:.1f} ms (answered)")
+        if data["renewals"]:
+            renewal = data["renewalLagMs"]
+            click.echo(f"node-lease renewals: {data['renewals']}, answered p50 {renewal['p50']:.1f} ms, p99 "
+                       f"{renewal['p99']:.1f} ms, max {renewal['max']:.1f} ms after due (not in the lag above: they "
+                       f"give way to object changes for up to {RENEWAL_YIELD:g} s)")
         if report.early:
             click.echo(f"bursts spread: {report.early} changes released early (at most "
                        f"{report.lead_max * 1000:.0f} ms) to land around their recorded times; the target's write "

@@ -383,6 +383,39 @@ def user_events(seconds: list[float], names: list[str] | None = None) -> list[Au
             for i, (s, n) in enumerate(zip(seconds, names, strict=True))]
 
 
+class SlowRenewals(Replayer):
+    """Verbatim replay whose node-lease renewals take 0.5 s to answer and object changes 2 ms (on the fake clock)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(client=NoClient(), options=ReplayOptions(speed=1.0, workers=1, max_lead=0.0),  # type: ignore[arg-type]
+                         clock=clock, discovery=Discovery([]))
+
+    def warm_up(self) -> None:
+        pass
+
+    def freeze_nodes(self) -> int:
+        return 0
+
+    def execute(self, action: Action) -> str | None:
+        self.clock.advance(0.5 if action.op == "renew" else 0.002)  # type: ignore[attr-defined]
+        return None
+
+
+def test_renewal_lag_is_reported_apart_from_the_lag_of_changes() -> None:
+    renewal = event(verb="update", level="Metadata", resource="leases", group="coordination.k8s.io",
+                    namespace="kube-node-lease", name="n1", ts=T0)
+    change = event(verb="update", sub="status", response=pod(), request=pod(), ts=T0 + 1)
+    report = SlowRenewals(FakeClock()).run([renewal, change])
+    assert report.applied == 2 and len(report.renewal_lag) == 1 and len(report.lag) == 1
+    # The change waited behind the renewal (one worker): that lateness is its own; the renewal's answer time is not.
+    assert report.renewal_lag.percentile(100) == pytest.approx(0.5)
+    assert report.lag.percentile(100) == pytest.approx(0.5, abs=1e-6)
+    assert report.applied_lag.percentile(100) == pytest.approx(0.502, abs=1e-6)
+    data = report.to_dict()
+    assert data["renewals"] == 1 and data["renewalLagMs"]["max"] == pytest.approx(500.0)
+    assert data["appliedLagMs"]["max"] == pytest.approx(502.0, abs=1e-3)
+
+
 def test_dispatch_follows_absolute_deadlines_without_sleeping() -> None:
     clock = FakeClock()
     r = RecordingReplayer(clock, speed=10.0, workers=1)
