@@ -3,15 +3,17 @@ fake clock (deadlines, no drift, lag, per-object order) without sleeping and wit
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kwoksnap.audit import AuditEvent, resource_version
+from kwoksnap.audit import AuditEvent, ParseStats, resource_version
 from kwoksnap.clock import FakeClock
 from kwoksnap.errors import Conflict, NotFound, UsageError
 from kwoksnap.kube.discovery import Discovery, Resource
@@ -744,3 +746,17 @@ def test_dispatch_sends_a_burst_early_by_half_its_overrun() -> None:
     assert report.capacity == 100.0 and report.early == 4
     assert report.lead_max == pytest.approx(0.02)
     assert report.to_dict()["spread"] == {"capacityWritesPerSecond": 100.0, "early": 4, "leadMsMax": 20.0}
+
+
+def test_the_report_reference_lists_exactly_the_report_keys() -> None:
+    """docs/design.md's table of the JSON report must name every key the report has, and no other."""
+    text = (Path(__file__).parents[2] / "docs/design.md").read_text()
+    section = text.split("**The report**", 1)[1].split("\n\n**", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    documented = {re.match(r"\| `([A-Za-z_]+)`", row).group(1) for row in rows}  # type: ignore[union-attr]
+    report = ReplayReport(capacity=500.0).to_dict()
+    assert documented == {*report, "input"}
+    described = {row.split("|")[1].strip("` "): row.split("|")[2] for row in rows}
+    for key in ("spread", "fidelity"):
+        assert {f"`{k}`" for k in report[key]} <= set(re.findall(r"`[A-Za-z_]+`", described[key])), key
+    assert {f"`{k}`" for k in ParseStats().to_dict()} <= set(re.findall(r"`[A-Za-z_]+`", described["input"]))
