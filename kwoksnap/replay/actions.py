@@ -158,6 +158,10 @@ def _strip_preconditions(body: Any) -> Any:
     return body
 
 
+RECREATE_MEMORY_NS = 60 * 1_000_000_000  # how long split_collection_deletes remembers a create (recorded ns)
+_RECREATE_MEMORY_KEYS = 10_000  # past this many objects remembered, creates older than RECREATE_MEMORY_NS go
+
+
 def split_collection_deletes(events: Iterable[AuditEvent]) -> Iterator[AuditEvent]:
     """The stream with every recorded collection delete whose response lists the objects it removed replaced by one
     named delete per object (for ``--mode verbatim``).
@@ -172,8 +176,20 @@ def split_collection_deletes(events: Iterable[AuditEvent]) -> Iterator[AuditEven
     the items carry none here: :func:`~kwoksnap.replay.timing.due_order` must not order by them). An object's
     deletion happened somewhere between the collection's receipt and its completion; a write to it received in
     between and answered 2xx came before its deletion (an immediate one at least: after it, the write would have
-    failed). So each delete is due at the collection's completion, after such writes."""
+    failed). So each delete is due at the collection's completion, after such writes, with one exception: a create
+    of the same name received in between and answered 2xx with another UID (a new incarnation: the listed one was
+    already gone, since a name is unique). That delete is due just before the create was received, so the replay
+    deletes the listed incarnation and keeps the new one, as the source did; due_order puts it before the create,
+    which it still holds. (Creates are remembered for ``RECREATE_MEMORY_NS`` of recorded time.)"""
+    creates: dict[tuple[str, str, str, str], list[tuple[int, str]]] = {}  # recent creates: (received, UID)
     for ev in events:
+        if ev["verb"] == "create" and not ev["subresource"]:
+            uid = _uid_of(ev["response"])
+            if uid:
+                if len(creates) >= _RECREATE_MEMORY_KEYS:
+                    _forget_older(creates, ev["ts"] - RECREATE_MEMORY_NS)
+                key = (ev["group"], ev["resource"], ev["namespace"], ev["name"])
+                creates.setdefault(key, []).append((ev["received"] or ev["ts"], uid))
         response = ev["response"]
         items = response.get("items") if ev["verb"] == "deletecollection" and isinstance(response, dict) else None
         if not isinstance(items, list) or not items or not all(_item_name(item) for item in items):
@@ -183,16 +199,39 @@ def split_collection_deletes(events: Iterable[AuditEvent]) -> Iterator[AuditEven
         options = _strip_preconditions(ev["request"])  # a UID precondition cannot hold for every item
         params = urlencode([(k, v) for k, v in parse_qsl(query) if k not in ("labelSelector", "fieldSelector")])
         kind = str(response.get("kind") or "")
+        started = ev["received"] or ev["ts"]
         for item in items:
             meta = {k: v for k, v in item["metadata"].items() if k != "resourceVersion"}
             state = {**item, "metadata": meta}
             if "kind" not in item and kind.endswith("List"):  # list items carry no kind; the fidelity check needs it
                 state = {"apiVersion": response.get("apiVersion"), "kind": kind[:-4], **state}
             namespace = str(meta.get("namespace") or ev["namespace"])
-            yield AuditEvent(**{**ev, "verb": "delete", "received": ev["ts"], "namespace": namespace,
+            due = ev["ts"]
+            listed_uid = meta.get("uid")
+            if listed_uid:
+                for created, created_uid in creates.get((ev["group"], ev["resource"], namespace, str(meta["name"])),
+                                                        ()):
+                    if started <= created < due and created_uid != listed_uid:
+                        due = created - 1  # deleted before its name was taken again
+            yield AuditEvent(**{**ev, "verb": "delete", "received": due, "namespace": namespace,
                                 "name": str(meta["name"]),
                                 "uri": f"{path}/{meta['name']}" + (f"?{params}" if params else ""),
                                 "request": copy.deepcopy(options), "response": state})
+
+
+def _uid_of(obj: Any) -> str:
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    uid = meta.get("uid") if isinstance(meta, dict) else None
+    return uid if isinstance(uid, str) else ""
+
+
+def _forget_older(creates: dict[tuple[str, str, str, str], list[tuple[int, str]]], before: int) -> None:
+    for key in list(creates):
+        kept = [c for c in creates[key] if c[0] >= before]
+        if kept:
+            creates[key] = kept
+        else:
+            del creates[key]
 
 
 def _item_name(item: Any) -> str:

@@ -17,6 +17,7 @@ from kwoksnap.audit import AuditEvent, ParseStats, resource_version
 from kwoksnap.clock import FakeClock
 from kwoksnap.errors import Conflict, NotFound, UsageError
 from kwoksnap.kube.discovery import Discovery, Resource
+from kwoksnap.replay import actions
 from kwoksnap.replay.actions import (
     Action,
     Skip,
@@ -253,6 +254,35 @@ class TestActions:
         assert second.state is not None and removed_by_delete("Pod", second.state, second)  # unscheduled: gone
         assert parts[0]["request"] is not parts[1]["request"]  # each delete owns its options
         assert all(isinstance(a, Action) and a.source_uid == "" for a in actions)  # one UID cannot fit every item
+
+    def test_a_listed_object_whose_name_was_taken_again_is_deleted_before_the_new_create(self) -> None:
+        """The source answered a create of p (a new UID) while the collection delete ran: the listed p was gone by
+        then. Replay deletes it just before that create, not at the collection's completion, where it would
+        delete the new p. q was created before the listing: the listed q is that incarnation, deleted at the end."""
+        def created(name: str, uid: str, at: int) -> AuditEvent:
+            ev = event(verb="create", name=name, response=pod(uid=uid, name=name), ts=at + 2)
+            return AuditEvent(**{**ev, "received": at})
+
+        collection = AuditEvent(**{**event(
+            verb="deletecollection", name="", uri="/api/v1/namespaces/ns/pods?gracePeriodSeconds=0",
+            request={"kind": "DeleteOptions", "gracePeriodSeconds": 0}, ts=T0 + 50,
+            response={"kind": "PodList", "apiVersion": "v1",
+                      "items": [{"metadata": {"name": "p", "namespace": "ns", "uid": "p-1"}},
+                                {"metadata": {"name": "q", "namespace": "ns", "uid": "q-1"}}]}), "received": T0})
+        stream = [created("q", "q-1", T0 + 1), created("p", "p-2", T0 + 10), collection]  # completion (ts) order
+        order = [(e["verb"], e["name"], e["received"]) for e in due_order(split_collection_deletes(stream))]
+        assert order == [("create", "q", T0 + 1), ("delete", "p", T0 + 9), ("create", "p", T0 + 10),
+                         ("delete", "q", T0 + 50)]
+
+    def test_creates_are_remembered_for_a_bounded_time(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(actions, "_RECREATE_MEMORY_KEYS", 1)
+        old = AuditEvent(**{**event(verb="create", name="p", response=pod(uid="p-2", name="p"), ts=T0), "received": T0})
+        later = event(verb="create", name="x", response=pod(uid="x-1", name="x"), ts=T0 + 61 * NS)
+        collection = AuditEvent(**{**event(
+            verb="deletecollection", name="", uri="/api/v1/namespaces/ns/pods", ts=T0 + 62 * NS,
+            response={"kind": "PodList", "items": [{"metadata": {"name": "p", "uid": "p-1"}}]}), "received": T0 - 1})
+        deletes = [e for e in split_collection_deletes([old, later, collection]) if e["verb"] == "delete"]
+        assert [e["received"] for e in deletes] == [T0 + 62 * NS]  # p's create was forgotten: due at completion
 
     @pytest.mark.parametrize("response", [None, {"kind": "Status"}, {"kind": "PodList", "items": []},
                                           {"kind": "PodList", "items": [{"metadata": {"name": "a1"}}, {}]}])
