@@ -39,6 +39,11 @@ def convert(audit_paths: tuple[str, ...], resources: tuple[str, ...], namespaces
         print_json({"path": path, "events": n, "parse": stats.to_dict()})
     else:
         d = stats.to_dict()
-        click.echo(f"wrote {n} events to {path} ({d.get('lines', 0)} lines read, {d.get('malformed', 0)} "
-                   "malformed)")
+        skipped = ", ".join(f"{reason} {count}" for reason, count in d["skipped"].items())
+        click.echo(f"wrote {n} events to {path} ({d['lines']} lines read, {d['malformed']} malformed"
+                   + (f"; skipped: {skipped}" if skipped else "") + ")")
+        if not n:
+            hint = (" (replay drives nodes, pods and node leases unless --resources adds more)"
+                    if "resource-not-selected" in d["skipped"] else "")
+            click.echo(f"warning: no event passed the filters{hint}", err=True)
     return 0

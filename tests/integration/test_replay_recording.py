@@ -1,0 +1,45 @@
+"""A recording from `kwoksnap convert` replays like the audit log it came from, on the session's real cluster, and
+the replay's filters narrow it again. (What a recording holds: tests/unit/test_recording.py.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+from kwoksnap.cluster.local import LocalCluster
+from kwoksnap.kube import Client
+from tests.integration.test_replay_preconditions import line, pod
+
+
+def kwoksnap(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(cluster.kubeconfig), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_converted_recording_replays_and_is_narrowed_by_filters(kwok_cluster: LocalCluster, client: Client,
+                                                                   namespace: str, tmp_path: Path) -> None:
+    t = time.time() - 60
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"".join(line(namespace, "create", f"p{i}", t + i, pod(namespace, f"p{i}", f"src-{i}"),
+                                  pod(namespace, f"p{i}", f"src-{i}")) for i in range(4)))
+    trace = tmp_path / "trace.kws"
+    proc = kwoksnap(kwok_cluster, "convert", "--audit", str(log), "-o", str(trace))
+    assert proc.returncode == 0 and proc.stdout.startswith("wrote 4 events"), proc.stdout + proc.stderr
+    log.unlink()  # the recording stands alone
+
+    # Only from the third recorded second on: p2 and p3.
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t + 2)) + f".{int((t + 2) % 1 * 1e6):06d}Z"
+    report = tmp_path / "report.json"
+    proc = kwoksnap(kwok_cluster, "replay", str(trace), "--from", since, "--mode", "inputs", "--speed", "max",
+                    "--report", str(report))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = orjson.loads(report.read_bytes())
+    assert (data["events"], data["applied"], data["failed"]) == (2, 2, 0)
+    assert data["input"]["skipped"] == {"time-window": 2} and data["input"]["kept"] == 2
+    assert data["fidelity"] == {"checked": 2, "mismatches": [], "mismatchCount": 0}
+    names = sorted(p["metadata"]["name"] for p, _ in client.list_items(f"/api/v1/namespaces/{namespace}/pods"))
+    assert names == ["p2", "p3"]

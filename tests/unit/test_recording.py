@@ -1,0 +1,91 @@
+"""Recordings: `kwoksnap convert` stores exactly the stream replay would read from the audit logs, and `replay`
+takes it back (narrowed again by filters); a snapshot given as a recording is refused in one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kwoksnap.audit import FilterSpec, ParseStats
+from kwoksnap.errors import ExitCode, InputError
+from kwoksnap.replay.recording import audit_events, read_recording
+
+ROOT = Path(__file__).parents[2]
+LOG = ROOT / "fixtures/incident/audit.log.gz"
+SNAPSHOT = ROOT / "fixtures/incident/before.kws"
+
+
+def kwoksnap(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kwoksnap", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def trace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("recording") / "trace.kws"
+    proc = kwoksnap("convert", "--audit", str(LOG), "-o", str(path))
+    assert proc.returncode == ExitCode.OK, proc.stderr
+    # The fixture's log: 813 lines, of which 391 cannot replay (failed requests, resources not selected).
+    assert proc.stdout.strip() == (f"wrote 422 events to {path} (813 lines read, 0 malformed; skipped: non-2xx 25, "
+                                   "resource-not-selected 366)")
+    return path
+
+
+def test_convert_stores_the_stream_replay_reads_from_the_logs(trace: Path) -> None:
+    from_log = list(audit_events([str(LOG)], FilterSpec(), ParseStats()))
+    assert len(from_log) == 422
+    assert list(read_recording(trace)) == from_log  # same events, same order, same values
+
+
+def test_a_recording_is_narrowed_again_by_filters(trace: Path) -> None:
+    spec = FilterSpec(namespaces=frozenset({"kube-node-lease"}))
+    stats = ParseStats()
+    narrowed = list(read_recording(trace, spec, stats))
+    assert narrowed == list(audit_events([str(LOG)], spec, ParseStats()))
+    assert narrowed and {e["namespace"] for e in narrowed} <= {"kube-node-lease", ""}  # nodes are cluster-scoped
+    assert stats.kept == len(narrowed) and sum(stats.skipped.values()) == 422 - len(narrowed)
+
+
+def test_convert_never_overwrites(trace: Path) -> None:
+    before = trace.read_bytes()
+    proc = kwoksnap("convert", "--audit", str(LOG), "-o", str(trace))
+    assert proc.returncode == ExitCode.USAGE and "already exists" in proc.stderr
+    assert trace.read_bytes() == before
+
+
+def audit_line(verb: str, resource: str) -> str:
+    return ('{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a",'
+            f'"stage":"ResponseComplete","verb":"{verb}","requestURI":"/api/v1/namespaces/ns/{resource}/x",'
+            f'"objectRef":{{"resource":"{resource}","namespace":"ns","name":"x","apiVersion":"v1"}},'
+            '"responseStatus":{"code":200},"requestReceivedTimestamp":"2026-01-01T00:00:00.000000Z",'
+            '"stageTimestamp":"2026-01-01T00:00:00.001000Z"}\n')
+
+
+@pytest.mark.parametrize(("verb", "resource", "reason", "hint"), [
+    ("get", "pods", "read-only-verb", False),
+    ("update", "configmaps", "resource-not-selected", True),
+])
+def test_convert_says_why_nothing_was_kept(tmp_path: Path, verb: str, resource: str, reason: str,
+                                           hint: bool) -> None:
+    log = tmp_path / "audit.log"
+    log.write_text(audit_line(verb, resource))
+    proc = kwoksnap("convert", "--audit", str(log), "-o", str(tmp_path / "none.kws"))
+    assert proc.returncode == ExitCode.OK, proc.stderr
+    assert proc.stdout.strip().endswith(f"(1 lines read, 0 malformed; skipped: {reason} 1)"), proc.stdout
+    assert proc.stdout.startswith("wrote 0 events")
+    assert proc.stderr.startswith("warning: no event passed the filters")
+    assert ("--resources" in proc.stderr) is hint
+    assert (tmp_path / "none.kws").exists()  # an empty recording is still a valid one
+
+
+def test_a_snapshot_is_not_a_recording(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="is a snapshot, not a recording"):
+        read_recording(SNAPSHOT)
+    # The CLI refuses it before contacting any cluster (this kubeconfig points nowhere).
+    config = tmp_path / "kubeconfig"
+    config.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+    proc = kwoksnap("--kubeconfig", str(config), "replay", str(SNAPSHOT), "--speed", "max")
+    assert proc.returncode == ExitCode.INPUT
+    assert proc.stderr.count("\n") == 1 and "is a snapshot, not a recording" in proc.stderr
