@@ -53,6 +53,39 @@ def make_client(ctx: click.Context, pool_size: int = 16) -> Any:
     return Client(load_config(g.kubeconfig, g.context), pool_size=pool_size)
 
 
+def writable_target(path: str, option: str) -> None:
+    """Refuse (before any work) an output file whose directory does not exist or cannot be written."""
+    import os
+    from pathlib import Path
+
+    from kwoksnap.errors import UsageError
+
+    directory = Path(path).resolve().parent
+    if not directory.is_dir():
+        raise UsageError(f"{option} {path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise UsageError(f"{option} {path}: directory {directory} is not writable")
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Write ``path`` whole or not at all: a temporary file in the same directory, renamed over it."""
+    import contextlib
+    import os
+    import tempfile
+    from pathlib import Path
+
+    target = Path(path)
+    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.resolve().parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
 def print_json(data: object) -> None:
     import orjson
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import click
@@ -17,6 +16,8 @@ from kwoksnap.cli.options import (
     make_client,
     output_format,
     print_json,
+    writable_target,
+    write_atomically,
 )
 
 
@@ -79,6 +80,8 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
 
     if bool(recording) == bool(audit_paths):
         raise UsageError("give either a recording file or --audit logs")
+    if report_path:
+        writable_target(report_path, "--report")  # now, not after a long replay
     spec = filter_spec(resources, namespaces, exclude_user, since, until)
     stats = ParseStats()
     events = (read_recording(recording, spec, stats) if recording
@@ -119,7 +122,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     if report_path:
         import orjson
 
-        Path(report_path).write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        write_atomically(report_path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
     if output_format == "json":
         print_json(data)
     else:
