@@ -7,6 +7,9 @@ cluster that holds one more object matching the recorded selector, which the sou
 from __future__ import annotations
 
 import time
+from pathlib import Path
+
+import orjson
 
 from kwoksnap.audit import FilterSpec, ParseStats, read_audit
 from kwoksnap.cluster.local import LocalCluster, Profile
@@ -14,12 +17,18 @@ from kwoksnap.kube import Client
 from kwoksnap.replay.engine import Replayer, ReplayOptions
 from kwoksnap.replay.recording import audit_events
 from tests.conftest import ClusterFactory, client_for
+from tests.integration.test_replay_preconditions import line
+from tests.integration.test_replay_preconditions import pod as pod_object
 
 
 def pod(name: str) -> dict[str, object]:
     return {"metadata": {"name": name, "labels": {"app": "a"}},
             "spec": {"containers": [{"name": "c", "image": "img"}],
                      "nodeSelector": {"kwoksnap.io/test": "nowhere"}}}  # never scheduled: no bindings, no status
+
+
+def stamp(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1e6):06d}Z"
 
 
 def names(client: Client, namespace: str) -> set[str]:
@@ -63,3 +72,33 @@ def test_a_recorded_collection_delete_removes_only_the_recorded_objects(
         assert report.events == report.applied == len(recorded_events) + 1  # the collection: one delete per object
         assert names(c, namespace) == {"only-in-target"}  # sent again as a collection delete, it would be gone
         assert report.mismatches == [] and report.fidelity_checked == 2
+
+
+def test_a_name_taken_again_while_the_collection_delete_ran_keeps_its_new_object(
+        make_cluster: ClusterFactory, tmp_path: Path) -> None:
+    """A synthetic log: the collection delete lists p (UID src-1) and completes 50 ms after its receipt; a create of
+    p with another UID (src-2) was answered in between, so the source's p at the end is the new one. Replayed
+    verbatim, the listed p goes first and the new p stays (due at the collection's completion, the delete would
+    remove the new p)."""
+    namespace, at = "coll-recreate", time.time() - 60
+    items = [pod_object(namespace, "p", "src-1")]
+    collection = orjson.loads(line(namespace, "deletecollection", "", at, {"kind": "DeleteOptions",
+                                                                            "gracePeriodSeconds": 0},
+                                   {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}))
+    collection["requestURI"] = f"/api/v1/namespaces/{namespace}/pods?labelSelector=app%3Da"
+    collection["stageTimestamp"] = stamp(at + 0.05)
+    log = tmp_path / "audit.log"
+    log.write_bytes(line(namespace, "create", "p", at + 0.01, pod_object(namespace, "p", "src-2"),
+                         pod_object(namespace, "p", "src-2")) + orjson.dumps(collection) + b"\n")
+
+    target = make_cluster("recreate", Profile.REPLAY)
+    with client_for(target) as c:
+        c.create("/api/v1/namespaces", {"metadata": {"name": namespace}})
+        listed = c.create(f"/api/v1/namespaces/{namespace}/pods", pod("p"))  # the incarnation the collection lists
+        replayer = Replayer(c, ReplayOptions(speed=None))
+        report = replayer.run(audit_events([str(log)], FilterSpec(), ParseStats()))
+        replayer.check_fidelity()
+        assert report.failed == 0 and report.applied == 2, report.failures
+        now = c.get(f"/api/v1/namespaces/{namespace}/pods/p")  # NotFound if the new p had been deleted
+        assert now["metadata"]["uid"] != listed["metadata"]["uid"]  # the listed one went, a new one was created
+        assert report.mismatches == [] and report.fidelity_checked == 1
