@@ -4,11 +4,11 @@ Why this module exists: it is the only place replay writes recorded changes to a
 its own scratch objects). Three threads of work keep timing honest: a producer plans actions ahead (parsing and
 planning never run in the dispatch path), a dispatcher releases each action at its absolute deadline (``start +
 offset / speed``: no cumulative drift; a burst the target cannot take on time goes early by half its overrun,
-``timing.spread``), and workers execute them, sharded by object so that changes to one object keep their recorded
-order while different objects proceed in parallel. Lag (start of execution minus deadline) is measured for every
-event; a target that cannot keep up makes the replay late, never silently different. Every event ends as applied,
-skipped (with a reason) or failed (with the error); a collection delete split into named deletes counts as one
-event per object. Ctrl-C stops cleanly with the same report.
+``timing.spread``), and workers execute them, one at a time per object so that changes to one object keep their
+recorded order while different objects proceed in parallel. Lag (start of execution minus deadline) is measured for
+every change, node-lease renewals apart; a target that cannot keep up makes the replay late, never silently
+different. Every event ends as applied, skipped (with a reason) or failed (with the error); a collection delete
+split into named deletes counts as one event per object. Ctrl-C stops cleanly with the same report.
 """
 
 from __future__ import annotations

@@ -88,6 +88,7 @@ class Comparison:
     sequence_mismatches: list[str]
     time_errors: list[float]  # seconds of recorded time, one per matched transition
     recorded_at: list[float] = dataclasses.field(default_factory=list)  # each one's recorded offset (s), same order
+    late: list[float] = dataclasses.field(default_factory=list)  # the same errors signed: > 0 late, < 0 early
 
     def percentile(self, p: float) -> float:
         return percentile(sorted(self.time_errors), p)
@@ -99,6 +100,7 @@ def compare_transitions(recorded: dict[Key, list[tuple[int, State]]], applied: d
     mismatches: list[str] = []
     errors: list[float] = []
     at: list[float] = []
+    signed: list[float] = []
     for key in sorted(recorded.keys() | applied.keys()):
         rec = recorded.get(key, [])
         app = applied.get(key, [])
@@ -112,4 +114,5 @@ def compare_transitions(recorded: dict[Key, list[tuple[int, State]]], applied: d
             app_offset = (t_app - replay_start) / NS * speed
             errors.append(abs(app_offset - rec_offset))
             at.append(rec_offset)
-    return Comparison(len(recorded.keys() | applied.keys()), mismatches, errors, at)
+            signed.append(app_offset - rec_offset)
+    return Comparison(len(recorded.keys() | applied.keys()), mismatches, errors, at, signed)

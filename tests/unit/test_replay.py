@@ -513,6 +513,7 @@ def test_fidelity_transitions_and_time_errors() -> None:
     assert not result.sequence_mismatches
     assert result.percentile(99) == pytest.approx(0.1)  # 10 ms late at 10x = 0.1 s of recorded time
     assert result.recorded_at == [1.0, 3.0]  # where each error was, in recorded seconds
+    assert result.late == pytest.approx([0.1, 0.1])  # signed: both late (an early one would be negative)
 
 
 def test_an_input_error_stops_the_replay_and_is_raised() -> None:
