@@ -35,15 +35,15 @@ def convert(audit_paths: tuple[str, ...], resources: tuple[str, ...], namespaces
     paths = expand_audit_paths(audit_paths)
     n = write_recording(audit_events(paths, spec, stats, strict=strict), path,
                         meta={"inputs": paths})
+    d = stats.to_dict()
     if output_format == "json":
-        print_json({"path": path, "events": n, "parse": stats.to_dict()})
+        print_json({"path": path, "events": n, "parse": d})
     else:
-        d = stats.to_dict()
         skipped = ", ".join(f"{reason} {count}" for reason, count in d["skipped"].items())
         click.echo(f"wrote {n} events to {path} ({d['lines']} lines read, {d['malformed']} malformed"
                    + (f"; skipped: {skipped}" if skipped else "") + ")")
-        if not n:
-            hint = (" (replay drives nodes, pods and node leases unless --resources adds more)"
-                    if "resource-not-selected" in d["skipped"] else "")
-            click.echo(f"warning: no event passed the filters{hint}", err=True)
+    if not n:
+        hint = (" (replay drives nodes, pods and node leases unless --resources adds more)"
+                if "resource-not-selected" in d["skipped"] else "")
+        click.echo(f"warning: no event passed the filters{hint}", err=True)
     return 0

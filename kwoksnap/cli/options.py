@@ -77,6 +77,9 @@ def write_atomically(path: str, data: bytes) -> None:
     target = Path(path)
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.resolve().parent)
     try:
+        mask = os.umask(0)  # mkstemp makes the file private; the report gets the mode a plain write would give
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(temp, target)

@@ -20,6 +20,7 @@ annotation, so kwok's stages and heartbeats leave them to the recording.
 
 from __future__ import annotations
 
+import collections
 import copy
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator
@@ -28,7 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from kwoksnap.audit import AuditEvent, infer_patch_type
 from kwoksnap.kube.client import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
-from kwoksnap.replay.timing import shift_times
+from kwoksnap.replay.timing import REORDER_WINDOW_NS, shift_times
 from kwoksnap.restore.transform import FAKE_NODE_ANNOTATION, FROZEN_ANNOTATION, SERVER_MANAGED
 
 Obj = dict[str, Any]
@@ -159,10 +160,42 @@ def _strip_preconditions(body: Any) -> Any:
 
 
 RECREATE_MEMORY_NS = 60 * 1_000_000_000  # how long split_collection_deletes remembers a create (recorded ns)
-_RECREATE_MEMORY_KEYS = 10_000  # past this many objects remembered, creates older than RECREATE_MEMORY_NS go
+RECREATE_MEMORY_MAX = 100_000  # and at most this many creates
+
+_Key = tuple[str, str, str, str]
 
 
-def split_collection_deletes(events: Iterable[AuditEvent]) -> Iterator[AuditEvent]:
+class _RecentCreates:
+    """The creates of the last ``RECREATE_MEMORY_NS`` of recorded time (at most ``RECREATE_MEMORY_MAX``), per
+    object, in stream order: (received, ts, UID). Each create costs O(1) amortised."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[_Key, collections.deque[tuple[int, int, str]]] = {}
+        self.order: collections.deque[tuple[int, _Key]] = collections.deque()  # (ts, key), oldest first
+
+    def add(self, key: _Key, received: int, ts: int, uid: str) -> None:
+        while self.order and (self.order[0][0] < ts - RECREATE_MEMORY_NS or len(self.order) >= RECREATE_MEMORY_MAX):
+            _, old = self.order.popleft()
+            entries = self.by_key[old]
+            entries.popleft()
+            if not entries:
+                del self.by_key[old]
+        self.by_key.setdefault(key, collections.deque()).append((received, ts, uid))
+        self.order.append((ts, key))
+
+    def taken_again(self, key: _Key, uid: str, started: int, completed: int) -> int | None:
+        """When the first create of ``key`` with another UID than ``uid`` answered in ``[started, completed)`` was
+        received, counting only creates after the one of ``uid`` itself (when it is remembered); None if none."""
+        entries = list(self.by_key.get(key, ()))
+        own = [i for i, (_, _, created_uid) in enumerate(entries) if created_uid == uid]
+        for received, ts, created_uid in entries[own[-1] + 1 if own else 0:]:
+            if created_uid != uid and started <= ts < completed:
+                return received
+        return None
+
+
+def split_collection_deletes(events: Iterable[AuditEvent], *,
+                             on_late: Callable[[AuditEvent], None] | None = None) -> Iterator[AuditEvent]:
     """The stream with every recorded collection delete whose response lists the objects it removed replaced by one
     named delete per object (for ``--mode verbatim``).
 
@@ -177,19 +210,20 @@ def split_collection_deletes(events: Iterable[AuditEvent]) -> Iterator[AuditEven
     deletion happened somewhere between the collection's receipt and its completion; a write to it received in
     between and answered 2xx came before its deletion (an immediate one at least: after it, the write would have
     failed). So each delete is due at the collection's completion, after such writes, with one exception: a create
-    of the same name received in between and answered 2xx with another UID (a new incarnation: the listed one was
-    already gone, since a name is unique). That delete is due just before the create was received, so the replay
-    deletes the listed incarnation and keeps the new one, as the source did; due_order puts it before the create,
-    which it still holds. (Creates are remembered for ``RECREATE_MEMORY_NS`` of recorded time.)"""
-    creates: dict[tuple[str, str, str, str], list[tuple[int, str]]] = {}  # recent creates: (received, UID)
+    of the same name answered 2xx while the collection delete ran, with another UID than the listed object (a new
+    incarnation: the listed one was gone by then, since a name is unique). That delete is due just before the
+    create was received, so the replay deletes the listed incarnation and keeps the new one, as the source did.
+    due_order puts it before the create only while it still holds the create, that is when the create was received
+    less than its window (2 s) before the collection delete completed; otherwise the delete comes after the create
+    and removes the new object, and it is passed to ``on_late`` (the replay warns). Creates are remembered for
+    ``RECREATE_MEMORY_NS`` of recorded time."""
+    recent = _RecentCreates()
     for ev in events:
         if ev["verb"] == "create" and not ev["subresource"]:
             uid = _uid_of(ev["response"])
             if uid:
-                if len(creates) >= _RECREATE_MEMORY_KEYS:
-                    _forget_older(creates, ev["ts"] - RECREATE_MEMORY_NS)
-                key = (ev["group"], ev["resource"], ev["namespace"], ev["name"])
-                creates.setdefault(key, []).append((ev["received"] or ev["ts"], uid))
+                recent.add((ev["group"], ev["resource"], ev["namespace"], ev["name"]), ev["received"] or ev["ts"],
+                           ev["ts"], uid)
         response = ev["response"]
         items = response.get("items") if ev["verb"] == "deletecollection" and isinstance(response, dict) else None
         if not isinstance(items, list) or not items or not all(_item_name(item) for item in items):
@@ -199,39 +233,29 @@ def split_collection_deletes(events: Iterable[AuditEvent]) -> Iterator[AuditEven
         options = _strip_preconditions(ev["request"])  # a UID precondition cannot hold for every item
         params = urlencode([(k, v) for k, v in parse_qsl(query) if k not in ("labelSelector", "fieldSelector")])
         kind = str(response.get("kind") or "")
-        started = ev["received"] or ev["ts"]
+        started, completed = ev["received"] or ev["ts"], ev["ts"]
         for item in items:
             meta = {k: v for k, v in item["metadata"].items() if k != "resourceVersion"}
             state = {**item, "metadata": meta}
             if "kind" not in item and kind.endswith("List"):  # list items carry no kind; the fidelity check needs it
                 state = {"apiVersion": response.get("apiVersion"), "kind": kind[:-4], **state}
             namespace = str(meta.get("namespace") or ev["namespace"])
-            due = ev["ts"]
             listed_uid = meta.get("uid")
-            if listed_uid:
-                for created, created_uid in creates.get((ev["group"], ev["resource"], namespace, str(meta["name"])),
-                                                        ()):
-                    if started <= created < due and created_uid != listed_uid:
-                        due = created - 1  # deleted before its name was taken again
-            yield AuditEvent(**{**ev, "verb": "delete", "received": due, "namespace": namespace,
-                                "name": str(meta["name"]),
-                                "uri": f"{path}/{meta['name']}" + (f"?{params}" if params else ""),
-                                "request": copy.deepcopy(options), "response": state})
+            created = recent.taken_again((ev["group"], ev["resource"], namespace, str(meta["name"])),
+                                         listed_uid, started, completed) if isinstance(listed_uid, str) else None
+            split = AuditEvent(**{**ev, "verb": "delete", "namespace": namespace, "name": str(meta["name"]),
+                                  "received": completed if created is None else min(completed, created - 1),
+                                  "uri": f"{path}/{meta['name']}" + (f"?{params}" if params else ""),
+                                  "request": copy.deepcopy(options), "response": state})
+            if created is not None and created + REORDER_WINDOW_NS <= completed and on_late is not None:
+                on_late(split)
+            yield split
 
 
 def _uid_of(obj: Any) -> str:
     meta = obj.get("metadata") if isinstance(obj, dict) else None
     uid = meta.get("uid") if isinstance(meta, dict) else None
     return uid if isinstance(uid, str) else ""
-
-
-def _forget_older(creates: dict[tuple[str, str, str, str], list[tuple[int, str]]], before: int) -> None:
-    for key in list(creates):
-        kept = [c for c in creates[key] if c[0] >= before]
-        if kept:
-            creates[key] = kept
-        else:
-            del creates[key]
 
 
 def _item_name(item: Any) -> str:

@@ -203,6 +203,7 @@ class Replayer:
         # final delete after a graceful one still names its UID)
         self.target_uids: dict[str, str] = {}
         self._source_of: dict[str, str] = {}  # target uid -> the source uid it was learned for
+        self._late_deletes = 0  # split collection deletes that could not come before a re-create (_late_delete)
         self.expected: dict[tuple[str, str, str], ObjectState] = {}  # (kind, namespace, name) -> last recorded
         self._resources: dict[tuple[str, str, str], Resource | None] = {}
         self._inflight: dict[tuple[str, str, str, str], collections.deque[_Item]] = {}
@@ -405,7 +406,7 @@ class Replayer:
         r = self.report
         last_renewal: dict[tuple[str, str], float] = {}
         if self.options.mode == "verbatim":
-            events = split_collection_deletes(events)  # one named delete per recorded object
+            events = split_collection_deletes(events, on_late=self._late_delete)  # one named delete per object
         for ev in due_order(events, on_stale=self._stale):
             if self.stop.is_set():
                 return
@@ -451,6 +452,20 @@ class Replayer:
                     f"released for sending (it completed more than {REORDER_WINDOW_NS / NS:g} s after it was "
                     "received, or the reorder buffer was full); applied in the order it came, so its object may "
                     "briefly go back to an older state (count: 'stale' in the JSON report)")
+
+    def _late_delete(self, ev: AuditEvent) -> None:
+        """A collection delete listed an object whose name was taken again too long before the collection delete
+        completed for due_order to put the object's delete first (split_collection_deletes): it is applied after
+        the new object's create, and removes it."""
+        with self.lock:
+            self.report.stale += 1
+            self._late_deletes += 1
+            if self._late_deletes <= 5:  # the first few by name; all of them in 'stale'
+                self.report.warnings.append(
+                    f"{ev['source']}: the collection delete listed {ev['resource']} {ev['namespace']}/{ev['name']}, "
+                    f"whose name was taken again more than {REORDER_WINDOW_NS / NS:g} s before the collection "
+                    "delete completed; its delete is replayed after that create, and removes the new object "
+                    "(count: 'stale')")
 
     def _track(self, action: Action) -> None:
         kind = {"pods": "Pod", "nodes": "Node"}.get(action.resource) if action.group == "" else None

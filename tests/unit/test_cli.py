@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -92,3 +93,9 @@ def test_the_report_file_is_checked_before_the_replay_and_written_whole(tmp_path
         write_atomically(str(report), "not bytes")  # type: ignore[arg-type]
     assert report.read_bytes() == b"new"  # a failed write leaves the old file whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kubeconfig", "report.json"]  # no temporary left
+    mask = os.umask(0o022)
+    try:
+        write_atomically(str(tmp_path / "shared.json"), b"{}")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "shared.json").stat().st_mode & 0o777 == 0o644  # as a plain write (mkstemp makes 0600)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
 from kwoksnap.audit import FilterSpec, ParseStats
@@ -78,6 +79,9 @@ def test_convert_says_why_nothing_was_kept(tmp_path: Path, verb: str, resource: 
     assert proc.stderr.startswith("warning: no event passed the filters")
     assert ("--resources" in proc.stderr) is hint
     assert (tmp_path / "none.kws").exists()  # an empty recording is still a valid one
+    proc = kwoksnap("convert", "--audit", str(log), "-o", str(tmp_path / "none-json.kws"), "--format", "json")
+    assert proc.returncode == ExitCode.OK and proc.stderr.startswith("warning: no event passed the filters")
+    assert orjson.loads(proc.stdout)["events"] == 0
 
 
 def test_a_snapshot_is_not_a_recording(tmp_path: Path) -> None:

@@ -274,15 +274,51 @@ class TestActions:
         assert order == [("create", "q", T0 + 1), ("delete", "p", T0 + 9), ("create", "p", T0 + 10),
                          ("delete", "q", T0 + 50)]
 
-    def test_creates_are_remembered_for_a_bounded_time(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(actions, "_RECREATE_MEMORY_KEYS", 1)
-        old = AuditEvent(**{**event(verb="create", name="p", response=pod(uid="p-2", name="p"), ts=T0), "received": T0})
-        later = event(verb="create", name="x", response=pod(uid="x-1", name="x"), ts=T0 + 61 * NS)
-        collection = AuditEvent(**{**event(
-            verb="deletecollection", name="", uri="/api/v1/namespaces/ns/pods", ts=T0 + 62 * NS,
-            response={"kind": "PodList", "items": [{"metadata": {"name": "p", "uid": "p-1"}}]}), "received": T0 - 1})
-        deletes = [e for e in split_collection_deletes([old, later, collection]) if e["verb"] == "delete"]
-        assert [e["received"] for e in deletes] == [T0 + 62 * NS]  # p's create was forgotten: due at completion
+    @staticmethod
+    def created(name: str, uid: str, received: int, ts: int) -> AuditEvent:
+        return AuditEvent(**{**event(verb="create", name=name, response=pod(uid=uid, name=name), ts=ts),
+                             "received": received})
+
+    @staticmethod
+    def collection(received: int, ts: int, *listed: tuple[str, str]) -> AuditEvent:
+        items = [{"metadata": {"name": name, "namespace": "ns", "uid": uid}} for name, uid in listed]
+        return AuditEvent(**{**event(verb="deletecollection", name="", uri="/api/v1/namespaces/ns/pods", ts=ts,
+                                     response={"kind": "PodList", "items": items}), "received": received})
+
+    def due_of_deletes(self, stream: list[AuditEvent], late: list[str] | None = None) -> list[int]:
+        out = split_collection_deletes(stream, on_late=None if late is None else lambda e: late.append(e["name"]))
+        return [e["received"] for e in out if e["verb"] == "delete"]
+
+    def test_only_a_create_answered_while_the_collection_ran_and_after_the_listed_one_counts(self) -> None:
+        # Received before the collection delete, answered while it ran: the listed p (p-1) was gone by then.
+        early = [self.created("p", "p-2", T0 - 5, T0 + 3), self.collection(T0, T0 + 50, ("p", "p-1"))]
+        assert self.due_of_deletes(early) == [T0 - 6]
+        # Answered before the collection delete began: not a sign of anything.
+        before = [self.created("p", "p-2", T0 - 5, T0 - 1), self.collection(T0, T0 + 50, ("p", "p-1"))]
+        assert self.due_of_deletes(before) == [T0 + 50]
+        # p-2 came and went before the listed p-1 was created (all while the collection ran): p-1's delete stays
+        # at the collection's completion.
+        cycle = [self.created("p", "p-2", T0 + 1, T0 + 2), self.created("p", "p-1", T0 + 5, T0 + 6),
+                 self.collection(T0, T0 + 50, ("p", "p-1"))]
+        assert self.due_of_deletes(cycle) == [T0 + 50]
+
+    def test_a_create_older_than_due_orders_window_is_reported_late(self) -> None:
+        late: list[str] = []
+        stream = [self.created("p", "p-2", T0 + NS // 2, T0 + NS // 2), self.created("q", "q-2", T0 + 2 * NS,
+                                                                                    T0 + 2 * NS),
+                  self.collection(T0, T0 + 3 * NS, ("p", "p-1"), ("q", "q-1"))]
+        assert self.due_of_deletes(stream, late) == [T0 + NS // 2 - 1, T0 + 2 * NS - 1]
+        assert late == ["p"]  # received 2.5 s before the completion: due_order has let that create go already
+
+    def test_creates_are_remembered_for_a_bounded_time_and_number(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        stream = [self.created("p", "p-2", T0, T0), self.created("x", "x-1", T0 + 61 * NS, T0 + 61 * NS),
+                  self.collection(T0 - 1, T0 + 62 * NS, ("p", "p-1"))]
+        assert self.due_of_deletes(stream) == [T0 + 62 * NS]  # p's create was 61 s old: forgotten
+        recent = [self.created("p", "p-2", T0, T0), self.created("x", "x-1", T0 + 1, T0 + 1),
+                  self.collection(T0 - 1, T0 + 62, ("p", "p-1"))]
+        assert self.due_of_deletes(recent) == [T0 - 1]
+        monkeypatch.setattr(actions, "RECREATE_MEMORY_MAX", 1)
+        assert self.due_of_deletes(recent) == [T0 + 62]  # only the newest create is kept
 
     @pytest.mark.parametrize("response", [None, {"kind": "Status"}, {"kind": "PodList", "items": []},
                                           {"kind": "PodList", "items": [{"metadata": {"name": "a1"}}, {}]}])
