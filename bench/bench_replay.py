@@ -6,6 +6,7 @@
     python bench/bench_replay.py incident --runs 5 --workers 4 32 auto   # transition times of the demo incident
     python bench/bench_replay.py workers --events 3000 --rate 40 --rtt-ms 0 20   # in-flight settings, local/remote
     python bench/bench_replay.py burst --runs 3                         # the incident's opening burst, as applied
+    python bench/bench_replay.py cpu --runs 3                           # CPU per process during a 10x replay
 
 The target is a `--profile replay` cluster holding the demo incident's snapshot (20 nodes, 211 pods). Events are
 kubelet-style pod status writes at RequestResponse level, built from the target's own pods, so every one of them
@@ -327,6 +328,44 @@ def incident(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
               f"{sum(p <= 1.0 for p in p99s)} of {len(p99s)} |")
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def cpu(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
+    """Where the two cores go while the demo incident is replayed at 10x: CPU seconds of each process of the
+    target and of the replaying process, over the whole ``Replayer.run`` (write-rate measurement included), and the
+    same processes over as long a stretch of idle time just before (what they burn without replay traffic)."""
+    events = list(audit_events([INCIDENT_LOG], FilterSpec(), ParseStats()))  # parsed before: not in the numbers
+    names = ("kube-apiserver", "etcd", "kube-controller-manager", "kwok-controller")
+    print("### CPU seconds per process while the demo incident is replayed at 10x\n")
+    print(f"Command: `python bench/bench_replay.py cpu --runs {args.runs}`\n")
+    print("| run | wall s | writes answered | " + " | ".join(names) + " | replayer | all / wall (cores) | "
+          "kube-apiserver ms per write, idle subtracted |")
+    print("|---:|---:|---:|" + "---:|" * (len(names) + 3))
+    for run in range(args.runs):
+        cluster = clusters.new("cpu-bench", Profile.REPLAY, extra_args=())
+        pids = {p.stem: int(p.read_text()) for p in (cluster.directory / "pids").glob("*.pid")}
+        with Client(load_config(str(cluster.kubeconfig)), pool_size=32) as c, KwsReader(INCIDENT_SNAPSHOT) as r:
+            assert restore(c, SnapshotSource(r), RestoreOptions(concurrency=32, adopt=False)).ok
+            time.sleep(3)  # let the restore's aftermath settle
+            idle0 = {k: _cpu_seconds(v) for k, v in pids.items()}
+            time.sleep(2.5)
+            idle = {k: (_cpu_seconds(v) - idle0[k]) / 2.5 for k, v in pids.items()}  # CPU s per wall s
+            before = {k: _cpu_seconds(v) for k, v in pids.items()}
+            mine, wall = time.process_time(), time.monotonic()
+            report = Replayer(c, ReplayOptions(speed=10)).run(events)
+            mine, wall = time.process_time() - mine, time.monotonic() - wall
+            used = {k: _cpu_seconds(v) - before[k] for k, v in pids.items()}
+        clusters.drop("cpu-bench")
+        writes = len(report.lag) + len(report.renewal_lag)  # every change and renewal the target answered
+        per_write = (used["kube-apiserver"] - idle["kube-apiserver"] * wall) / writes * 1000
+        cells = " | ".join(f"{used.get(n, 0.0):.2f}" for n in names)
+        print(f"| {run + 1} | {wall:.2f} | {writes} | {cells} | {mine:.2f} | {(sum(used.values()) + mine) / wall:.2f}"
+              f" | {per_write:.1f} |")
+
+
 def burst(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
     """The demo incident's opening burst as the target applied it, read back from the target's audit log: how fast
     the target took it, against the write rate replay measured just before (which plans the spreading)."""
@@ -377,6 +416,8 @@ def main() -> None:
     p.add_argument("--rtt-ms", type=float, nargs="+", default=[0, 20])
     p = sub.add_parser("burst")
     p.add_argument("--runs", type=int, default=3)
+    p = sub.add_parser("cpu")
+    p.add_argument("--runs", type=int, default=3)
     p = sub.add_parser("rss")
     p.add_argument("--gb", type=float, default=1.0)
     p.add_argument("--gzip", action="store_true")
@@ -385,7 +426,7 @@ def main() -> None:
     clusters = Clusters(tmp / "work")
     try:
         commands = {"lag": lag, "max": speed_max, "rss": rss, "incident": incident, "workers": workers,
-                    "burst": burst}
+                    "burst": burst, "cpu": cpu}
         commands[args.cmd](args, clusters, tmp)
     finally:
         clusters.close()
