@@ -67,28 +67,6 @@ def writable_target(path: str, option: str) -> None:
         raise UsageError(f"{option} {path}: directory {directory} is not writable")
 
 
-def write_atomically(path: str, data: bytes) -> None:
-    """Write ``path`` whole or not at all: a temporary file in the same directory, renamed over it."""
-    import contextlib
-    import os
-    import tempfile
-    from pathlib import Path
-
-    target = Path(path)
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.resolve().parent)
-    try:
-        mask = os.umask(0)  # mkstemp makes the file private; the report gets the mode a plain write would give
-        os.umask(mask)
-        os.fchmod(fd, 0o666 & ~mask)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-
-
 def print_json(data: object) -> None:
     import orjson
 

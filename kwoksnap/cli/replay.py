@@ -17,7 +17,6 @@ from kwoksnap.cli.options import (
     output_format,
     print_json,
     writable_target,
-    write_atomically,
 )
 
 
@@ -122,7 +121,10 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     if report_path:
         import orjson
 
-        write_atomically(report_path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        from kwoksnap.store.atomic import atomic_output
+
+        with atomic_output(report_path, private=False) as out:  # no object bodies in it: a plain file's mode
+            out.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
     if output_format == "json":
         print_json(data)
     else:

@@ -19,13 +19,11 @@ and never hold more than one document in memory.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import gzip
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -33,6 +31,7 @@ from typing import IO, Any, Protocol
 import yaml
 
 from kwoksnap.errors import FormatError, InputError, UsageError
+from kwoksnap.store.atomic import atomic_output
 
 RESOURCE_PATCH_API_VERSION = "action.kwok.x-k8s.io/v1alpha1"
 RESOURCE_PATCH_KIND = "ResourcePatch"
@@ -495,28 +494,11 @@ def export_yaml(
     time is written as ``$(time-offset-nanosecond N)`` relative to ``base_time_ns``, like ``kwokctl snapshot
     export``. The file appears under ``out_path`` only when complete.
     """
-    out = Path(out_path)
-    directory = out.parent if str(out.parent) else Path(".")
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise UsageError(f"{out}: cannot create a file in {directory}: {exc.strerror}") from exc
-    tmp = Path(tmp_name)
-    try:
-        with open(fd, "wb") as raw:
-            if out.suffix in (".gz", ".tgz"):
-                with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped:
-                    stats = _write_documents(records, zipped, base_time_ns, relative_times)
-            else:
-                stats = _write_documents(records, raw, base_time_ns, relative_times)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    return stats
+    with atomic_output(out_path) as raw:
+        if Path(out_path).suffix in (".gz", ".tgz"):
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped:
+                return _write_documents(records, zipped, base_time_ns, relative_times)
+        return _write_documents(records, raw, base_time_ns, relative_times)
 
 
 def _write_documents(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from kwoksnap.cli.main import COMMANDS, main
-from kwoksnap.cli.options import write_atomically
 from kwoksnap.errors import ExitCode
 
 
@@ -75,7 +73,7 @@ def test_unreadable_kubeconfig_is_cluster_error(tmp_path: object) -> None:
         load_config("/nonexistent/kubeconfig")
 
 
-def test_the_report_file_is_checked_before_the_replay_and_written_whole(tmp_path: Path) -> None:
+def test_the_report_directory_is_checked_before_the_replay(tmp_path: Path) -> None:
     # No cluster is contacted: the kubeconfig points nowhere, and the check comes first.
     config = tmp_path / "kubeconfig"
     config.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
@@ -85,17 +83,3 @@ def test_the_report_file_is_checked_before_the_replay_and_written_whole(tmp_path
     assert proc.returncode == ExitCode.USAGE
     assert proc.stderr.count("\n") == 1 and "does not exist" in proc.stderr
 
-    report = tmp_path / "report.json"
-    report.write_bytes(b"old")
-    write_atomically(str(report), b"new")
-    assert report.read_bytes() == b"new"
-    with pytest.raises(TypeError):
-        write_atomically(str(report), "not bytes")  # type: ignore[arg-type]
-    assert report.read_bytes() == b"new"  # a failed write leaves the old file whole
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["kubeconfig", "report.json"]  # no temporary left
-    mask = os.umask(0o022)
-    try:
-        write_atomically(str(tmp_path / "shared.json"), b"{}")
-    finally:
-        os.umask(mask)
-    assert (tmp_path / "shared.json").stat().st_mode & 0o777 == 0o644  # as a plain write (mkstemp makes 0600)

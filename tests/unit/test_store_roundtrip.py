@@ -16,6 +16,7 @@ import pytest
 import kwoksnap
 from kwoksnap.errors import FormatError, UsageError
 from kwoksnap.store import FORMAT_VERSION, MAGIC, KwsReader, KwsWriter, ScanReport
+from kwoksnap.store.atomic import atomic_output
 
 
 def pod(i: int, ns: str = "default", pad: int = 0) -> dict[str, Any]:
@@ -322,3 +323,28 @@ def test_unclean_file_needs_salvage_for_index_queries(tmp_path: Path) -> None:
         with pytest.raises(FormatError, match="not closed cleanly"):
             list(r.records())
     w.abort()
+
+
+def test_atomic_output_replaces_whole_or_not_at_all(tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    target.write_bytes(b"old")
+    with atomic_output(target, private=False) as out:
+        out.write(b"new")
+    assert target.read_bytes() == b"new"
+    with pytest.raises(RuntimeError), atomic_output(target) as out:
+        out.write(b"half")
+        raise RuntimeError("interrupted")
+    assert target.read_bytes() == b"new"  # a failed write leaves the old file whole
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temporary left
+    mask = os.umask(0o022)
+    try:
+        with atomic_output(tmp_path / "shared.json", private=False) as out:
+            out.write(b"{}")
+        with atomic_output(tmp_path / "state.yaml") as out:
+            out.write(b"{}")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "shared.json").stat().st_mode) == 0o644  # as a plain write would give
+    assert stat.S_IMODE((tmp_path / "state.yaml").stat().st_mode) == 0o600  # cluster state stays private
+    with pytest.raises(UsageError, match="cannot create a file"), atomic_output(tmp_path / "missing" / "x.json"):
+        pass

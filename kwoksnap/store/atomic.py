@@ -1,0 +1,46 @@
+"""Files that appear whole or not at all.
+
+Why this module exists: no file kwoksnap writes may be left half-written by a crash, a full disk or Ctrl-C (a
+truncated export or report read as complete is worse than none). The pattern is one: write a temporary file in the
+target's directory, fsync it, rename it over the target; remove the temporary file on any failure. Cluster state
+(exports) stays private to the user, as ``mkstemp`` makes it; a report carries no object bodies and gets the mode a
+plain write would give. (``KwsWriter`` keeps its own temporary file, because it stays open across many calls.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from kwoksnap.errors import UsageError
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str], *, private: bool = True) -> Iterator[IO[bytes]]:
+    """A binary file to write ``path`` through; it replaces ``path`` only when the block ends without an error.
+    ``private``: mode 0600 (else what the umask gives). ``UsageError`` if the directory takes no new file."""
+    out = Path(path)
+    directory = out.parent if str(out.parent) else Path(".")
+    try:
+        fd, temp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot create a file in {directory}: {exc.strerror}") from exc
+    temp = Path(temp_name)
+    try:
+        with open(fd, "wb") as f:
+            if not private:
+                mask = os.umask(0)
+                os.umask(mask)
+                os.fchmod(f.fileno(), 0o666 & ~mask)
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, out)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        raise
