@@ -18,6 +18,7 @@ acceptance test does, and compares the target's audit log with the recording (`k
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import gzip
 import math
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -274,12 +276,19 @@ def rss(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
 INCIDENT_SNAPSHOT, INCIDENT_LOG = ROOT / "fixtures/incident/before.kws", str(ROOT / "fixtures/incident/audit.log.gz")
 
 
-def replay_incident(clusters: Clusters, name: str, options: ReplayOptions) -> tuple[LocalCluster, ReplayReport]:
-    """The demo incident restored into a fresh replay cluster and replayed, as the acceptance test does; returns
-    once the target's audit log has been written (it is written asynchronously)."""
+@contextlib.contextmanager
+def restored_incident(clusters: Clusters, name: str) -> Iterator[tuple[LocalCluster, Client]]:
+    """A fresh replay cluster holding the demo incident's snapshot, as the acceptance test restores it."""
     cluster = clusters.new(name, Profile.REPLAY, extra_args=())
     with Client(load_config(str(cluster.kubeconfig)), pool_size=32) as c, KwsReader(INCIDENT_SNAPSHOT) as r:
         assert restore(c, SnapshotSource(r), RestoreOptions(concurrency=32, adopt=False)).ok
+        yield cluster, c
+
+
+def replay_incident(clusters: Clusters, name: str, options: ReplayOptions) -> tuple[LocalCluster, ReplayReport]:
+    """The demo incident restored into a fresh replay cluster and replayed, as the acceptance test does; returns
+    once the target's audit log has been written (it is written asynchronously)."""
+    with restored_incident(clusters, name) as (cluster, c):
         report = Replayer(c, options).run(audit_events([INCIDENT_LOG], FilterSpec(), ParseStats()))
     time.sleep(2)
     return cluster, report
@@ -289,10 +298,9 @@ def incident(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
     with KwsReader(INCIDENT_SNAPSHOT) as r:
         initial = initial_states([*SnapshotSource(r).objects("v1/pods"), *SnapshotSource(r).objects("v1/nodes")])
     rows: list[tuple[int, str, int, int, float, float, float, float, float, str]] = []
-    settings = [(w, lead) for w in args.workers for lead in args.max_lead]
+    settings = {f"{w}, lead {lead * 1000:g} ms": (w, lead) for w in args.workers for lead in args.max_lead}
     for run in range(args.runs):
-        for workers, lead in settings:  # interleaved, so that every setting sees the same background load
-            setting = f"{workers}, lead {lead * 1000:g} ms"
+        for setting, (workers, lead) in settings.items():  # interleaved: every setting sees the same background
             cluster, report = replay_incident(clusters, "incident-bench", options_for(workers, args.speed, lead))
             recorded = transitions(read_audit([INCIDENT_LOG]), since_ns=report.recorded_start_ns - NS, initial=initial)
             applied = transitions(read_audit([str(cluster.audit_log)]), since_ns=report.replay_start_ns - NS // 2,
@@ -321,8 +329,7 @@ def incident(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
               f"{spread} |")
     print("\n| workers, max lead | runs | p99 median | p99 range | runs with p99 ≤ 1 s |\n"
           "|---|---:|---:|---:|---:|")
-    for workers, lead in settings:
-        setting = f"{workers}, lead {lead * 1000:g} ms"
+    for setting in settings:
         p99s = sorted(r[5] for r in rows if r[1] == setting)
         print(f"| {setting} | {len(p99s)} | {statistics.median(p99s):.2f} | {p99s[0]:.2f} to {p99s[-1]:.2f} | "
               f"{sum(p <= 1.0 for p in p99s)} of {len(p99s)} |")
@@ -345,10 +352,8 @@ def cpu(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
           "kube-apiserver ms per write, idle subtracted |")
     print("|---:|---:|---:|" + "---:|" * (len(names) + 3))
     for run in range(args.runs):
-        cluster = clusters.new("cpu-bench", Profile.REPLAY, extra_args=())
-        pids = {p.stem: int(p.read_text()) for p in (cluster.directory / "pids").glob("*.pid")}
-        with Client(load_config(str(cluster.kubeconfig)), pool_size=32) as c, KwsReader(INCIDENT_SNAPSHOT) as r:
-            assert restore(c, SnapshotSource(r), RestoreOptions(concurrency=32, adopt=False)).ok
+        with restored_incident(clusters, "cpu-bench") as (cluster, c):
+            pids = {p.stem: int(p.read_text()) for p in (cluster.directory / "pids").glob("*.pid")}
             time.sleep(3)  # let the restore's aftermath settle
             idle0 = {k: _cpu_seconds(v) for k, v in pids.items()}
             time.sleep(2.5)

@@ -619,10 +619,10 @@ class Replayer:
             while item is not None:
                 if not self.clock.sleep_until(start + item.send_at, self.stop):
                     break
-                lead = start + item.offset - self.clock.now()
-                if lead > 0:
+                ahead = start + item.offset - self.clock.now()  # > 0: released before it is due
+                if ahead > 0:
                     self.report.early += 1
-                    self.report.lead_max = max(self.report.lead_max, lead)
+                    self.report.lead_max = max(self.report.lead_max, ahead)
                 self._submit(item, pool)
                 self.progress(self.report, max(0.0, self.clock.now() - start))
                 item = planned.get()

@@ -3,8 +3,6 @@ the replay's filters narrow it again. (What a recording holds: tests/unit/test_r
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,11 +11,7 @@ import orjson
 from kwoksnap.cluster.local import LocalCluster
 from kwoksnap.kube import Client
 from tests.integration.test_replay_preconditions import line, pod
-
-
-def kwoksnap(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(cluster.kubeconfig), *args],
-                          capture_output=True, text=True, timeout=300)
+from tests.integration.test_snapshot_roundtrip import kwoksnap
 
 
 def test_a_converted_recording_replays_and_is_narrowed_by_filters(kwok_cluster: LocalCluster, client: Client,
@@ -27,15 +21,15 @@ def test_a_converted_recording_replays_and_is_narrowed_by_filters(kwok_cluster: 
     log.write_bytes(b"".join(line(namespace, "create", f"p{i}", t + i, pod(namespace, f"p{i}", f"src-{i}"),
                                   pod(namespace, f"p{i}", f"src-{i}")) for i in range(4)))
     trace = tmp_path / "trace.kws"
-    proc = kwoksnap(kwok_cluster, "convert", "--audit", str(log), "-o", str(trace))
+    proc = kwoksnap("convert", "--audit", str(log), "-o", str(trace), kubeconfig=kwok_cluster.kubeconfig)
     assert proc.returncode == 0 and proc.stdout.startswith("wrote 4 events"), proc.stdout + proc.stderr
     log.unlink()  # the recording stands alone
 
     # Only from the third recorded second on: p2 and p3.
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t + 2)) + f".{int((t + 2) % 1 * 1e6):06d}Z"
     report = tmp_path / "report.json"
-    proc = kwoksnap(kwok_cluster, "replay", str(trace), "--from", since, "--mode", "inputs", "--speed", "max",
-                    "--report", str(report))
+    proc = kwoksnap("replay", str(trace), "--from", since, "--mode", "inputs", "--speed", "max",
+                    "--report", str(report), kubeconfig=kwok_cluster.kubeconfig)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = orjson.loads(report.read_bytes())
     assert (data["events"], data["applied"], data["failed"]) == (2, 2, 0)

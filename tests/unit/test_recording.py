@@ -3,8 +3,6 @@ takes it back (narrowed again by filters); a snapshot given as a recording is re
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
@@ -13,20 +11,17 @@ import pytest
 from kwoksnap.audit import FilterSpec, ParseStats
 from kwoksnap.errors import ExitCode, InputError
 from kwoksnap.replay.recording import audit_events, read_recording
+from tests.unit.test_cli import run
 
 ROOT = Path(__file__).parents[2]
 LOG = ROOT / "fixtures/incident/audit.log.gz"
 SNAPSHOT = ROOT / "fixtures/incident/before.kws"
 
 
-def kwoksnap(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kwoksnap", *args], capture_output=True, text=True, timeout=120)
-
-
 @pytest.fixture(scope="module")
 def trace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("recording") / "trace.kws"
-    proc = kwoksnap("convert", "--audit", str(LOG), "-o", str(path))
+    proc = run("convert", "--audit", str(LOG), "-o", str(path))
     assert proc.returncode == ExitCode.OK, proc.stderr
     # The fixture's log: 813 lines, of which 391 cannot replay (failed requests, resources not selected).
     assert proc.stdout.strip() == (f"wrote 422 events to {path} (813 lines read, 0 malformed; skipped: non-2xx 25, "
@@ -51,7 +46,7 @@ def test_a_recording_is_narrowed_again_by_filters(trace: Path) -> None:
 
 def test_convert_never_overwrites(trace: Path) -> None:
     before = trace.read_bytes()
-    proc = kwoksnap("convert", "--audit", str(LOG), "-o", str(trace))
+    proc = run("convert", "--audit", str(LOG), "-o", str(trace))
     assert proc.returncode == ExitCode.USAGE and "already exists" in proc.stderr
     assert trace.read_bytes() == before
 
@@ -72,14 +67,14 @@ def test_convert_says_why_nothing_was_kept(tmp_path: Path, verb: str, resource: 
                                            hint: bool) -> None:
     log = tmp_path / "audit.log"
     log.write_text(audit_line(verb, resource))
-    proc = kwoksnap("convert", "--audit", str(log), "-o", str(tmp_path / "none.kws"))
+    proc = run("convert", "--audit", str(log), "-o", str(tmp_path / "none.kws"))
     assert proc.returncode == ExitCode.OK, proc.stderr
     assert proc.stdout.strip().endswith(f"(1 lines read, 0 malformed; skipped: {reason} 1)"), proc.stdout
     assert proc.stdout.startswith("wrote 0 events")
     assert proc.stderr.startswith("warning: no event passed the filters")
     assert ("--resources" in proc.stderr) is hint
     assert (tmp_path / "none.kws").exists()  # an empty recording is still a valid one
-    proc = kwoksnap("convert", "--audit", str(log), "-o", str(tmp_path / "none-json.kws"), "--format", "json")
+    proc = run("convert", "--audit", str(log), "-o", str(tmp_path / "none-json.kws"), "--format", "json")
     assert proc.returncode == ExitCode.OK and proc.stderr.startswith("warning: no event passed the filters")
     assert orjson.loads(proc.stdout)["events"] == 0
 
@@ -90,6 +85,6 @@ def test_a_snapshot_is_not_a_recording(tmp_path: Path) -> None:
     # The CLI refuses it before contacting any cluster (this kubeconfig points nowhere).
     config = tmp_path / "kubeconfig"
     config.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
-    proc = kwoksnap("--kubeconfig", str(config), "replay", str(SNAPSHOT), "--speed", "max")
+    proc = run("--kubeconfig", str(config), "replay", str(SNAPSHOT), "--speed", "max")
     assert proc.returncode == ExitCode.INPUT
     assert proc.stderr.count("\n") == 1 and "is a snapshot, not a recording" in proc.stderr
