@@ -255,25 +255,6 @@ class TestActions:
         assert parts[0]["request"] is not parts[1]["request"]  # each delete owns its options
         assert all(isinstance(a, Action) and a.source_uid == "" for a in actions)  # one UID cannot fit every item
 
-    def test_a_listed_object_whose_name_was_taken_again_is_deleted_before_the_new_create(self) -> None:
-        """The source answered a create of p (a new UID) while the collection delete ran: the listed p was gone by
-        then. Replay deletes it just before that create, not at the collection's completion, where it would
-        delete the new p. q was created before the listing: the listed q is that incarnation, deleted at the end."""
-        def created(name: str, uid: str, at: int) -> AuditEvent:
-            ev = event(verb="create", name=name, response=pod(uid=uid, name=name), ts=at + 2)
-            return AuditEvent(**{**ev, "received": at})
-
-        collection = AuditEvent(**{**event(
-            verb="deletecollection", name="", uri="/api/v1/namespaces/ns/pods?gracePeriodSeconds=0",
-            request={"kind": "DeleteOptions", "gracePeriodSeconds": 0}, ts=T0 + 50,
-            response={"kind": "PodList", "apiVersion": "v1",
-                      "items": [{"metadata": {"name": "p", "namespace": "ns", "uid": "p-1"}},
-                                {"metadata": {"name": "q", "namespace": "ns", "uid": "q-1"}}]}), "received": T0})
-        stream = [created("q", "q-1", T0 + 1), created("p", "p-2", T0 + 10), collection]  # completion (ts) order
-        order = [(e["verb"], e["name"], e["received"]) for e in due_order(split_collection_deletes(stream))]
-        assert order == [("create", "q", T0 + 1), ("delete", "p", T0 + 9), ("create", "p", T0 + 10),
-                         ("delete", "q", T0 + 50)]
-
     @staticmethod
     def created(name: str, uid: str, received: int, ts: int) -> AuditEvent:
         return AuditEvent(**{**event(verb="create", name=name, response=pod(uid=uid, name=name), ts=ts),
@@ -288,6 +269,16 @@ class TestActions:
     def due_of_deletes(self, stream: list[AuditEvent], late: list[str] | None = None) -> list[int]:
         out = split_collection_deletes(stream, on_late=None if late is None else lambda e: late.append(e["name"]))
         return [e["received"] for e in out if e["verb"] == "delete"]
+
+    def test_a_listed_object_whose_name_was_taken_again_is_deleted_before_the_new_create(self) -> None:
+        """The source answered a create of p (a new UID) while the collection delete ran: the listed p was gone by
+        then. Replay deletes it just before that create, not at the collection's completion, where it would
+        delete the new p. q was created before the listing: the listed q is that incarnation, deleted at the end."""
+        stream = [self.created("q", "q-1", T0 + 1, T0 + 3), self.created("p", "p-2", T0 + 10, T0 + 12),
+                  self.collection(T0, T0 + 50, ("p", "p-1"), ("q", "q-1"))]  # completion (ts) order
+        order = [(e["verb"], e["name"], e["received"]) for e in due_order(split_collection_deletes(stream))]
+        assert order == [("create", "q", T0 + 1), ("delete", "p", T0 + 9), ("create", "p", T0 + 10),
+                         ("delete", "q", T0 + 50)]
 
     def test_only_a_create_answered_while_the_collection_ran_and_after_the_listed_one_counts(self) -> None:
         # Received before the collection delete, answered while it ran: the listed p (p-1) was gone by then.
