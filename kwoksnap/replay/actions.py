@@ -194,6 +194,44 @@ class _RecentCreates:
         return None
 
 
+class _HeldDeletes:
+    """Split deletes due at their collection delete's completion, held until the stream has passed that completion
+    by due_order's window, in case a re-create of the name answered after the completion turns up."""
+
+    def __init__(self) -> None:
+        self.order: collections.deque[tuple[int, _Key, AuditEvent]] = collections.deque()  # (completed, key, ev)
+        self.by_key: dict[_Key, list[AuditEvent]] = {}
+
+    def hold(self, key: _Key, completed: int, split: AuditEvent) -> None:
+        self.order.append((completed, key, split))
+        self.by_key.setdefault(key, []).append(split)
+
+    def due(self, ts: int | None) -> Iterator[AuditEvent]:
+        """The held deletes whose completion is a window or more before ``ts`` (all of them for None)."""
+        while self.order and (ts is None or self.order[0][0] + REORDER_WINDOW_NS <= ts):
+            _, key, split = self.order.popleft()
+            if self._drop(key, split):
+                yield split
+
+    def taken_by(self, key: _Key, uid: str, received: int) -> AuditEvent | None:
+        """The first held delete of ``key`` that lists another incarnation than ``uid`` and is due no earlier than
+        ``received`` (the create's), let go now."""
+        for split in self.by_key.get(key, ()):
+            if _uid_of(split["response"]) != uid and received <= split["received"]:
+                self._drop(key, split)
+                return split
+        return None
+
+    def _drop(self, key: _Key, split: AuditEvent) -> bool:
+        held = self.by_key.get(key, [])
+        if not any(s is split for s in held):
+            return False  # let go early by taken_by; its entry in order stays until it reaches the front
+        held[:] = [s for s in held if s is not split]
+        if not held:
+            del self.by_key[key]
+        return True
+
+
 def split_collection_deletes(events: Iterable[AuditEvent], *,
                              on_late: Callable[[AuditEvent], None] | None = None) -> Iterator[AuditEvent]:
     """The stream with every recorded collection delete whose response lists the objects it removed replaced by one
@@ -210,20 +248,34 @@ def split_collection_deletes(events: Iterable[AuditEvent], *,
     deletion happened somewhere between the collection's receipt and its completion; a write to it received in
     between and answered 2xx came before its deletion (an immediate one at least: after it, the write would have
     failed). So each delete is due at the collection's completion, after such writes, with one exception: a create
-    of the same name answered 2xx while the collection delete ran, with another UID than the listed object (a new
-    incarnation: the listed one was gone by then, since a name is unique). That delete is due just before the
-    create was received, so the replay deletes the listed incarnation and keeps the new one, as the source did.
-    due_order puts it before the create only while it still holds the create, that is when the create was received
-    less than its window (2 s) before the collection delete completed; otherwise the delete comes after the create
-    and removes the new object, and it is passed to ``on_late`` (the replay warns). Creates are remembered for
-    ``RECREATE_MEMORY_NS`` of recorded time."""
+    of the same name answered 2xx with another UID than the listed object, and received before the collection
+    delete completed (a new incarnation: the listed one was gone by then, since a name is unique). That delete is
+    due just before the create was received, so the replay deletes the listed incarnation and keeps the new one, as
+    the source did.
+
+    - A create answered while the collection delete ran comes before it in the stream. due_order puts the delete
+      before the create only while it still holds the create, that is when the create was received less than its
+      window (2 s) before the collection delete completed; otherwise the delete comes after the create and removes
+      the new object, and it is passed to ``on_late`` (the replay warns). Creates are remembered for
+      ``RECREATE_MEMORY_NS`` of recorded time.
+    - A create answered after the collection delete completed comes after it. The deletes due at the completion are
+      held back until the stream is a window (2 s) past it: due_order holds an event that long anyway, so holding
+      it here changes no order, and such a create found in that time lets the delete go right before it. A create
+      answered later than that finds the delete already gone ahead of it in the stream, where it belongs."""
     recent = _RecentCreates()
+    held = _HeldDeletes()
     for ev in events:
+        yield from held.due(ev["ts"])
         if ev["verb"] == "create" and not ev["subresource"]:
             uid = _uid_of(ev["response"])
             if uid:
-                recent.add((ev["group"], ev["resource"], ev["namespace"], ev["name"]), ev["received"] or ev["ts"],
-                           ev["ts"], uid)
+                key = (ev["group"], ev["resource"], ev["namespace"], ev["name"])
+                received = ev["received"] or ev["ts"]
+                recent.add(key, received, ev["ts"], uid)
+                split = held.taken_by(key, uid, received)
+                if split is not None:
+                    split["received"] = received - 1
+                    yield split
         response = ev["response"]
         items = response.get("items") if ev["verb"] == "deletecollection" and isinstance(response, dict) else None
         if not isinstance(items, list) or not items or not all(_item_name(item) for item in items):
@@ -240,16 +292,20 @@ def split_collection_deletes(events: Iterable[AuditEvent], *,
             if "kind" not in item and kind.endswith("List"):  # list items carry no kind; the fidelity check needs it
                 state = {"apiVersion": response.get("apiVersion"), "kind": kind[:-4], **state}
             namespace = str(meta.get("namespace") or ev["namespace"])
+            key = (ev["group"], ev["resource"], namespace, str(meta["name"]))
             listed_uid = meta.get("uid")
-            created = recent.taken_again((ev["group"], ev["resource"], namespace, str(meta["name"])),
-                                         listed_uid, started, completed) if isinstance(listed_uid, str) else None
+            created = recent.taken_again(key, listed_uid, started, completed) if isinstance(listed_uid, str) else None
             split = AuditEvent(**{**ev, "verb": "delete", "namespace": namespace, "name": str(meta["name"]),
                                   "received": completed if created is None else min(completed, created - 1),
                                   "uri": f"{path}/{meta['name']}" + (f"?{params}" if params else ""),
                                   "request": copy.deepcopy(options), "response": state})
-            if created is not None and created + REORDER_WINDOW_NS <= completed and on_late is not None:
+            if created is None:
+                held.hold(key, completed, split)
+                continue
+            if created + REORDER_WINDOW_NS <= completed and on_late is not None:
                 on_late(split)
             yield split
+    yield from held.due(None)
 
 
 def _uid_of(obj: Any) -> str:

@@ -76,29 +76,33 @@ def test_a_recorded_collection_delete_removes_only_the_recorded_objects(
 
 def test_a_name_taken_again_while_the_collection_delete_ran_keeps_its_new_object(
         make_cluster: ClusterFactory, tmp_path: Path) -> None:
-    """A synthetic log: the collection delete lists p (UID src-1) and completes 50 ms after its receipt; a create of
-    p with another UID (src-2) was answered in between, so the source's p at the end is the new one. Replayed
-    verbatim, the listed p goes first and the new p stays (due at the collection's completion, the delete would
-    remove the new p)."""
-    namespace, at = "coll-recreate", time.time() - 60
-    items = [pod_object(namespace, "p", "src-1")]
-    collection = orjson.loads(line(namespace, "deletecollection", "", at, {"kind": "DeleteOptions",
-                                                                            "gracePeriodSeconds": 0},
-                                   {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}))
-    collection["requestURI"] = f"/api/v1/namespaces/{namespace}/pods?labelSelector=app%3Da"
-    collection["stageTimestamp"] = stamp(at + 0.05)
-    log = tmp_path / "audit.log"
-    log.write_bytes(line(namespace, "create", "p", at + 0.01, pod_object(namespace, "p", "src-2"),
-                         pod_object(namespace, "p", "src-2")) + orjson.dumps(collection) + b"\n")
-
+    """Synthetic logs: the collection delete lists p (UID src-1) and completes 50 ms after its receipt; a create of
+    p with another UID (src-2), received 10 ms after it, was answered either while it ran or 30 ms after it
+    completed, so the source's p at the end is the new one. Replayed verbatim, the listed p goes first and the new
+    p stays (due at the collection's completion, the delete would remove the new p)."""
     target = make_cluster("recreate", Profile.REPLAY)
     with client_for(target) as c:
-        c.create("/api/v1/namespaces", {"metadata": {"name": namespace}})
-        listed = c.create(f"/api/v1/namespaces/{namespace}/pods", pod("p"))  # the incarnation the collection lists
-        replayer = Replayer(c, ReplayOptions(speed=None))
-        report = replayer.run(audit_events([str(log)], FilterSpec(), ParseStats()))
-        replayer.check_fidelity()
-        assert report.failed == 0 and report.applied == 2, report.failures
-        now = c.get(f"/api/v1/namespaces/{namespace}/pods/p")  # NotFound if the new p had been deleted
-        assert now["metadata"]["uid"] != listed["metadata"]["uid"]  # the listed one went, a new one was created
-        assert report.mismatches == [] and report.fidelity_checked == 1
+        for case, answered in (("during", 0.01), ("after", 0.08)):
+            namespace, at = f"coll-recreate-{case}", time.time() - 60
+            items = [pod_object(namespace, "p", "src-1")]
+            collection = orjson.loads(line(namespace, "deletecollection", "", at,
+                                           {"kind": "DeleteOptions", "gracePeriodSeconds": 0},
+                                           {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}))
+            collection["requestURI"] = f"/api/v1/namespaces/{namespace}/pods?labelSelector=app%3Da"
+            collection["stageTimestamp"] = stamp(at + 0.05)
+            create = orjson.loads(line(namespace, "create", "p", at + 0.01, pod_object(namespace, "p", "src-2"),
+                                       pod_object(namespace, "p", "src-2")))
+            create["stageTimestamp"] = stamp(at + answered)
+            log = tmp_path / f"{case}.log"
+            log.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in sorted(
+                (create, collection), key=lambda e: str(e["stageTimestamp"]))))
+
+            c.create("/api/v1/namespaces", {"metadata": {"name": namespace}})
+            listed = c.create(f"/api/v1/namespaces/{namespace}/pods", pod("p"))  # the incarnation listed
+            replayer = Replayer(c, ReplayOptions(speed=None))
+            report = replayer.run(audit_events([str(log)], FilterSpec(), ParseStats()))
+            replayer.check_fidelity()
+            assert report.failed == 0 and report.applied == 2, (case, report.failures)
+            now = c.get(f"/api/v1/namespaces/{namespace}/pods/p")  # NotFound if the new p had been deleted
+            assert now["metadata"]["uid"] != listed["metadata"]["uid"], case  # the listed one went, a new one came
+            assert report.mismatches == [] and report.fidelity_checked == 1, case

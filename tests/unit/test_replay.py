@@ -301,6 +301,31 @@ class TestActions:
         assert self.due_of_deletes(stream, late) == [T0 + NS // 2 - 1, T0 + 2 * NS - 1]
         assert late == ["p"]  # received 2.5 s before the completion: due_order has let that create go already
 
+    def test_a_re_create_answered_after_the_collection_completed_still_comes_after_the_delete(self) -> None:
+        """p (new UID p-2) was received while the collection delete ran and answered after it had completed: the
+        listed p-1 was gone by then. Its delete is held back until that create turns up, and goes just before it
+        (before: it was due at the completion, after the create's receipt, and deleted the new p). r's re-create was
+        received after the completion: nothing to move. q was not created again."""
+        stream = [self.collection(T0, T0 + 50, ("p", "p-1"), ("q", "q-1"), ("r", "r-1")),
+                  self.created("p", "p-2", T0 + 40, T0 + 70), self.created("r", "r-2", T0 + 55, T0 + 80)]
+        order = [(e["verb"], e["name"], e["received"]) for e in due_order(split_collection_deletes(stream))]
+        assert order == [("delete", "p", T0 + 39), ("create", "p", T0 + 40), ("delete", "q", T0 + 50),
+                         ("delete", "r", T0 + 50), ("create", "r", T0 + 55)]
+
+    def test_held_deletes_go_on_once_the_stream_is_a_window_past_the_completion(self) -> None:
+        """Holding a delete must not make it late: it leaves before the first event a window (2 s) past the
+        collection's completion, which is no later than due_order would have let it go. A re-create answered after
+        that finds the delete already ahead of it in the stream."""
+        other = AuditEvent(**{**event(verb="update", name="x", response=pod(name="x"), ts=T0 + 3 * NS),
+                              "received": T0 + NS // 2})
+        stream = [self.collection(T0, T0 + NS // 4, ("p", "p-1")), other,
+                  self.created("p", "p-2", T0 + NS // 8, T0 + 3 * NS)]
+        out = list(split_collection_deletes(stream))
+        assert [(e["verb"], e["name"], e["received"]) for e in out] == [
+            ("delete", "p", T0 + NS // 4), ("update", "x", T0 + NS // 2), ("create", "p", T0 + NS // 8)]
+        assert [(e["verb"], e["name"]) for e in due_order(stream)] == [("deletecollection", ""), ("update", "x"),
+                                                                       ("create", "p")]  # the same places
+
     def test_creates_are_remembered_for_a_bounded_time_and_number(self, monkeypatch: pytest.MonkeyPatch) -> None:
         stream = [self.created("p", "p-2", T0, T0), self.created("x", "x-1", T0 + 61 * NS, T0 + 61 * NS),
                   self.collection(T0 - 1, T0 + 62 * NS, ("p", "p-1"))]
