@@ -47,11 +47,11 @@ class ParseStats:
         """A JSON-serialisable copy (plain dicts and lists, sorted counters)."""
         return {
             "files": dict(self.files),
-            "unusable_files": dict(self.unusable_files),
+            "unusableFiles": dict(self.unusable_files),
             "lines": self.lines,
             "events": self.events,
             "malformed": self.malformed,
-            "malformed_examples": list(self.malformed_examples),
+            "malformedExamples": list(self.malformed_examples),
             "truncated": dict(self.truncated),
             "ignored": dict(sorted(self.ignored.items())),
             "formats": dict(sorted(self.formats.items())),

@@ -138,7 +138,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         if report.degraded:
             click.echo(f"degraded by audit level: {dict(report.degraded)}")
         if stats.malformed:
-            click.echo(f"malformed input lines: {stats.malformed} (first: {stats.to_dict()['malformed_examples'][:3]})")
+            click.echo(f"malformed input lines: {stats.malformed} (first: {stats.malformed_examples[:3]})")
         applied = data["appliedLagMs"]
         click.echo(f"recorded {report.recorded_seconds:.1f}s replayed in {report.wall_seconds:.1f}s; lag p50 "
                    f"{lag['p50']:.1f} ms, p99 {lag['p99']:.1f} ms, max {lag['max']:.1f} ms (sent); applied p50 "

@@ -219,7 +219,7 @@ def test_a_body_beyond_float_range_is_malformed_when_it_leaves_the_window(tmp_pa
     path.write_bytes(good + b"\n" + bad + b"\n" + good + b"\n")
     events, stats = _read(str(path))
     assert len(events) == 2 and stats["events"] == 2 and stats["formats"] == {"native": 2}
-    assert stats["malformed_examples"] == [f"{path}:2: not valid JSON"]
+    assert stats["malformedExamples"] == [f"{path}:2: not valid JSON"]
     with pytest.raises(InputError, match=f"{path}:2: not valid JSON"):
         _read(str(path), strict=True)
 

@@ -466,4 +466,4 @@ def test_stats_to_dict_is_json(tmp_path: Path) -> None:
     _, stats = read(path)
     data = json.loads(json.dumps(stats.to_dict()))
     assert data["lines"] == 2 and data["events"] == 1 and data["malformed"] == 1
-    assert data["formats"] == {"native": 1} and data["malformed_examples"] == [f"{path}:2: not valid JSON"]
+    assert data["formats"] == {"native": 1} and data["malformedExamples"] == [f"{path}:2: not valid JSON"]
