@@ -62,7 +62,11 @@ class ClusterError(KwoksnapError):
 
 
 class APIError(ClusterError):
-    """A non-2xx answer from the API server, carrying its ``Status`` fields."""
+    """A non-2xx answer from the API server, carrying its ``Status`` fields.
+
+    Its text is one line, as every error and report line is: the API server's message can go on for many lines (a
+    rejected pod update appends a diff of the whole spec), so only its first line is kept there, with a count of
+    the rest; ``api_message`` keeps all of it."""
 
     def __init__(self, status: int, reason: str, message: str, *, method: str = "", path: str = "") -> None:
         self.status = status
@@ -71,7 +75,9 @@ class APIError(ClusterError):
         self.method = method
         self.path = path
         where = f"{method} {path}: " if method else ""
-        super().__init__(f"{where}{status} {reason}: {message}")
+        first, *rest = message.strip().splitlines() or [""]
+        more = sum(1 for line in rest if line.strip())
+        super().__init__(f"{where}{status} {reason}: {first}" + (f" [{more} more lines]" if more else ""))
 
     @property
     def retryable(self) -> bool:

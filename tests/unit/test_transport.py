@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from kwoksnap.errors import NotFound, TransportError
+from kwoksnap.errors import APIError, Invalid, NotFound, TransportError
 from kwoksnap.kube.client import Client, RetryPolicy
 from kwoksnap.kube.config import ClusterConfig
 from kwoksnap.kube.transport import Pool, TransportFailure
@@ -168,3 +168,15 @@ def test_warm_opens_connections_up_to_the_pool_size(server: Callable[[Handler], 
     assert pool.request("GET", "/").data == b"{}"  # usable after close: a fresh connection
     assert pool.request("GET", "/").data == b"{}"
     assert len(seen) == 2
+
+
+def test_an_api_error_is_one_line_and_keeps_the_whole_message() -> None:
+    """A rejected pod update's message carries a diff of the spec over many lines (seen replaying onto an already
+    replayed cluster): the error line keeps the first, the rest stays in api_message."""
+    message = ('Pod "p" is invalid: spec: Forbidden: pod updates may not change fields\n@@ -151,7 +151,7 @@\n'
+               '- "NodeName": "kwok-node-00015",\n+ "NodeName": "",\n\n')
+    err = Invalid(422, "Invalid", message, method="PUT", path="/api/v1/namespaces/a/pods/p")
+    assert str(err) == ('PUT /api/v1/namespaces/a/pods/p: 422 Invalid: Pod "p" is invalid: spec: Forbidden: pod '
+                        "updates may not change fields [3 more lines]")
+    assert err.api_message == message
+    assert str(APIError(500, "InternalError", "etcd timeout")) == "500 InternalError: etcd timeout"
