@@ -117,7 +117,8 @@ def audit_input(f: F) -> F:
         click.option("--resources", multiple=True, metavar="NAME",
                      help="Replay these resources too (deployments, jobs.batch, widgets.example.com, pods/*); "
                           "added to the defaults: nodes, nodes/status, pods, pods/status, pods/binding, "
-                          "pods/eviction, node leases."),
+                          "pods/eviction, node leases. A recording replays every resource it holds unless "
+                          "--resources is given."),
         click.option("-n", "--namespace", "namespaces", multiple=True, help="Only these namespaces."),
         click.option("--exclude-user", multiple=True, metavar="USER", help="Skip events by these users (globs)."),
         click.option("--from", "since", metavar="TIME", help="Skip events before this RFC 3339 time."),
@@ -130,7 +131,10 @@ def audit_input(f: F) -> F:
 
 
 def filter_spec(resources: tuple[str, ...], namespaces: tuple[str, ...], exclude_user: tuple[str, ...],
-                since: str | None, until: str | None) -> Any:
+                since: str | None, until: str | None, *, recording: bool = False) -> Any:
+    """The filter of ``--resources``, ``-n``, ``--exclude-user``, ``--from`` and ``--to``. For a ``recording``
+    (already filtered by ``convert``, perhaps with more resources than the defaults) no ``--resources`` keeps every
+    resource it holds."""
     from kwoksnap.audit import FilterSpec, parse_timestamp
     from kwoksnap.audit.filters import DEFAULT_RESOURCES
     from kwoksnap.errors import UsageError
@@ -144,7 +148,8 @@ def filter_spec(resources: tuple[str, ...], namespaces: tuple[str, ...], exclude
             raise UsageError(f"{name} {value!r} is not an RFC 3339 time (e.g. 2026-11-28T01:00:00Z)") from None
 
     extra = frozenset(r.strip() for value in resources for r in value.split(",") if r.strip())
-    return FilterSpec(resources=DEFAULT_RESOURCES | extra, namespaces=frozenset(namespaces),
+    selected = frozenset({"*"}) if recording and not extra else DEFAULT_RESOURCES | extra
+    return FilterSpec(resources=selected, namespaces=frozenset(namespaces),
                       exclude_users=frozenset(exclude_user), since_ns=ts(since, "--from"),
                       until_ns=ts(until, "--to"))
 

@@ -81,7 +81,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         raise UsageError("give either a recording file or --audit logs")
     if report_path:
         writable_target(report_path, "--report")  # now, not after a long replay
-    spec = filter_spec(resources, namespaces, exclude_user, since, until)
+    spec = filter_spec(resources, namespaces, exclude_user, since, until, recording=bool(recording))
     stats = ParseStats()
     events = (read_recording(recording, spec, stats) if recording
               else audit_events(expand_audit_paths(audit_paths), spec, stats, strict=strict))

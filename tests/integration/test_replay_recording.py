@@ -18,22 +18,31 @@ def test_a_converted_recording_replays_and_is_narrowed_by_filters(kwok_cluster: 
                                                                    namespace: str, tmp_path: Path) -> None:
     t = time.time() - 60
     log = tmp_path / "audit.log"
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": namespace,
+                                                                        "uid": "src-cm"}, "data": {"a": "b"}}
+    created = orjson.loads(line(namespace, "create", "cm", t + 3.5, config_map, config_map))
+    created["objectRef"]["resource"] = "configmaps"
+    created["requestURI"] = f"/api/v1/namespaces/{namespace}/configmaps"
     log.write_bytes(b"".join(line(namespace, "create", f"p{i}", t + i, pod(namespace, f"p{i}", f"src-{i}"),
-                                  pod(namespace, f"p{i}", f"src-{i}")) for i in range(4)))
+                                  pod(namespace, f"p{i}", f"src-{i}")) for i in range(4))
+                    + orjson.dumps(created) + b"\n")
     trace = tmp_path / "trace.kws"
-    proc = kwoksnap("convert", "--audit", str(log), "-o", str(trace), kubeconfig=kwok_cluster.kubeconfig)
-    assert proc.returncode == 0 and proc.stdout.startswith("wrote 4 events"), proc.stdout + proc.stderr
+    proc = kwoksnap("convert", "--audit", str(log), "-o", str(trace), "--resources", "configmaps",
+                    kubeconfig=kwok_cluster.kubeconfig)
+    assert proc.returncode == 0 and proc.stdout.startswith("wrote 5 events"), proc.stdout + proc.stderr
     log.unlink()  # the recording stands alone
 
-    # Only from the third recorded second on: p2 and p3.
+    # Only from the third recorded second on: p2, p3 and the ConfigMap, which convert was asked to keep: with no
+    # --resources of its own, replay keeps every resource the recording holds.
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t + 2)) + f".{int((t + 2) % 1 * 1e6):06d}Z"
     report = tmp_path / "report.json"
     proc = kwoksnap("replay", str(trace), "--from", since, "--mode", "inputs", "--speed", "max",
                     "--report", str(report), kubeconfig=kwok_cluster.kubeconfig)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = orjson.loads(report.read_bytes())
-    assert (data["events"], data["applied"], data["failed"]) == (2, 2, 0)
-    assert data["input"]["skipped"] == {"time-window": 2} and data["input"]["kept"] == 2
-    assert data["fidelity"] == {"checked": 2, "mismatches": [], "mismatchCount": 0}
+    assert (data["events"], data["applied"], data["failed"]) == (3, 3, 0)
+    assert data["input"]["skipped"] == {"time-window": 2} and data["input"]["kept"] == 3
+    assert data["fidelity"] == {"checked": 2, "mismatches": [], "mismatchCount": 0}  # pods and nodes are compared
     names = sorted(p["metadata"]["name"] for p, _ in client.list_items(f"/api/v1/namespaces/{namespace}/pods"))
     assert names == ["p2", "p3"]
+    assert client.get(f"/api/v1/namespaces/{namespace}/configmaps/cm")["data"] == {"a": "b"}

@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from kwoksnap.audit import FilterSpec, ParseStats
+from kwoksnap.cli.options import filter_spec
 from kwoksnap.errors import ExitCode, InputError
 from kwoksnap.replay.recording import audit_events, read_recording
 from tests.unit.test_cli import run
@@ -42,6 +43,23 @@ def test_a_recording_is_narrowed_again_by_filters(trace: Path) -> None:
     assert narrowed == list(audit_events([str(LOG)], spec, ParseStats()))
     assert narrowed and {e["namespace"] for e in narrowed} <= {"kube-node-lease", ""}  # nodes are cluster-scoped
     assert stats.kept == len(narrowed) and sum(stats.skipped.values()) == 422 - len(narrowed)
+
+
+def test_a_recording_keeps_every_resource_it_holds_unless_resources_are_given(tmp_path: Path) -> None:
+    """convert was asked for ConfigMaps too: replaying the recording keeps them without being asked again, while
+    --resources narrows to the defaults plus what it names, as for an audit log."""
+    log = tmp_path / "audit.log"
+    log.write_text(audit_line("delete", "pods") + audit_line("delete", "configmaps"))
+    trace = tmp_path / "trace.kws"
+    assert run("convert", "--audit", str(log), "-o", str(trace), "--resources", "configmaps").returncode == 0
+
+    def resources(*given: str) -> list[str]:
+        spec = filter_spec(given, (), (), None, None, recording=True)
+        return [e["resource"] for e in read_recording(trace, spec, ParseStats())]
+
+    assert resources() == ["pods", "configmaps"]
+    assert resources("leases") == ["pods"]
+    assert filter_spec((), (), (), None, None) == FilterSpec()  # an audit log: the defaults
 
 
 def test_convert_never_overwrites(trace: Path) -> None:
