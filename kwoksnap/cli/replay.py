@@ -156,7 +156,13 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
             c = data["concurrency"]
             click.echo(f"requests in flight: limit {c['min']}-{c['max']}, median {c['p50']} (adapted to the target's "
                        "latency)")
-        click.echo(f"fidelity: {report.fidelity_checked - len(report.mismatches)}/{report.fidelity_checked} objects "
-                   "match their last recorded state" + (" (interrupted)" if report.interrupted else ""))
+        if no_fidelity or report.interrupted:
+            click.echo("fidelity: not checked (" + ("--no-fidelity" if no_fidelity else "interrupted") + ")")
+        elif not report.fidelity_checked:
+            click.echo("fidelity: no replayed pod or node to compare" + (
+                " (inputs mode compares only those the replay itself wrote)" if mode == "inputs" else ""))
+        else:
+            click.echo(f"fidelity: {report.fidelity_checked - len(report.mismatches)}/{report.fidelity_checked} "
+                       "objects match their last recorded state")
     ok = not report.failed and not report.mismatches and not report.interrupted
     return 0 if ok else 5
