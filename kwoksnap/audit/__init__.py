@@ -15,7 +15,13 @@ from kwoksnap.audit.actors import Actor, Classifier, classify, make_classifier, 
 from kwoksnap.audit.events import MUTATING_VERBS, AuditEvent, degraded, resource_version
 from kwoksnap.audit.filters import REASONS, FilterSpec, filter_events, make_prefilter, skip_reason
 from kwoksnap.audit.patches import PatchType, infer_patch_type
-from kwoksnap.audit.reader import DEFAULT_WINDOW_EVENTS, DEFAULT_WINDOW_NS, events_from_value, read_audit
+from kwoksnap.audit.reader import (
+    DEFAULT_WINDOW_EVENTS,
+    DEFAULT_WINDOW_NS,
+    events_from_value,
+    expand_paths,
+    read_audit,
+)
 from kwoksnap.audit.stats import ParseStats
 from kwoksnap.audit.timestamps import format_timestamp, parse_timestamp
 
@@ -33,6 +39,7 @@ __all__ = [
     "classify",
     "degraded",
     "events_from_value",
+    "expand_paths",
     "filter_events",
     "format_timestamp",
     "infer_patch_type",

@@ -107,7 +107,9 @@ def _gc_paused() -> Iterator[None]:
 
 
 def expand_paths(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str]) -> list[str]:
-    """Expand globs (each pattern's matches sorted by name), keep literal paths, drop duplicates, keep order."""
+    """Expand globs (each pattern's matches sorted by name), keep literal paths, drop duplicates, keep order. A
+    literal path that does not exist is an :class:`InputError` (a typo, where an unusable file among several, e.g.
+    an empty rotated one, is only skipped by :func:`read_audit`)."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     out: list[str] = []
@@ -120,6 +122,8 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str
             matches = sorted(glob.glob(path))
             if not matches:
                 raise InputError(f"{path}: no file matches this pattern")
+        elif not os.path.lexists(path):
+            raise InputError(f"{path}: no such file")
         else:
             matches = [path]
         for match in matches:

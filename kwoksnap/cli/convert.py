@@ -11,6 +11,7 @@ from kwoksnap.cli.options import (
     filter_spec,
     print_json,
     summary_format,
+    warn_unusable_files,
 )
 
 
@@ -35,6 +36,7 @@ def convert(audit_paths: tuple[str, ...], resources: tuple[str, ...], namespaces
     paths = expand_audit_paths(audit_paths)
     n = write_recording(audit_events(paths, spec, stats, strict=strict), path,
                         meta={"inputs": paths})
+    warn_unusable_files(stats)
     d = stats.to_dict()
     if output_format == "json":
         print_json({"path": path, "events": n, "parse": d})

@@ -155,16 +155,16 @@ def filter_spec(resources: tuple[str, ...], namespaces: tuple[str, ...], exclude
 
 
 def expand_audit_paths(paths: tuple[str, ...]) -> list[str]:
-    import glob
-
-    from kwoksnap.errors import InputError, UsageError
+    """The files of ``--audit`` (globs expanded), checked before any cluster is contacted."""
+    from kwoksnap.audit import expand_paths
+    from kwoksnap.errors import UsageError
 
     if not paths:
         raise UsageError("no audit log given (--audit FILE)")
-    out: list[str] = []
-    for p in paths:
-        matches = sorted(glob.glob(p)) if any(ch in p for ch in "*?[") else [p]
-        if not matches:
-            raise InputError(f"{p}: no file matches")
-        out += matches
-    return out
+    return expand_paths(paths)
+
+
+def warn_unusable_files(stats: Any) -> None:
+    """One warning line per audit file the reader skipped (empty, binary, unreadable) while others were usable."""
+    for path, why in stats.unusable_files.items():
+        click.echo(f"warning: skipped {path}: {why}", err=True)

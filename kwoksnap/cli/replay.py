@@ -16,6 +16,7 @@ from kwoksnap.cli.options import (
     make_client,
     output_format,
     print_json,
+    warn_unusable_files,
     writable_target,
 )
 
@@ -111,6 +112,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         report = replayer.run(events)
         if tty:
             click.echo("", err=True)
+        warn_unusable_files(stats)
         for w in report.warnings:  # found while replaying
             click.echo(f"warning: {w}", err=True)
         report.warnings[:0] = warnings

@@ -77,6 +77,19 @@ def test_empty_and_binary_files_are_refused(kwok_cluster: LocalCluster, tmp_path
         assert name in proc.stderr
 
 
+def test_an_unusable_file_among_usable_ones_is_skipped_with_a_warning(kwok_cluster: LocalCluster, client: Client,
+                                                                      namespace: str, tmp_path: Path) -> None:
+    good, empty = tmp_path / "audit.log", tmp_path / "audit.log.1"
+    good.write_bytes(pod_create(namespace, "p1", time.time() - 30))
+    empty.write_bytes(b"")  # rotated away, say
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kwok_cluster.kubeconfig), "replay",
+                           "--audit", str(tmp_path / "audit.log*"), "--mode", "inputs", "--speed", "max",
+                           "--no-fidelity"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == ExitCode.OK, proc.stderr
+    assert f"warning: skipped {empty}: empty file" in proc.stderr.splitlines()
+    assert pods(client, namespace) == {"p1"}
+
+
 def test_a_gzip_that_ends_early_keeps_what_was_readable(kwok_cluster: LocalCluster, client: Client,
                                                          namespace: str, tmp_path: Path) -> None:
     now = time.time() - 60

@@ -83,3 +83,15 @@ def test_the_report_directory_is_checked_before_the_replay(tmp_path: Path) -> No
     assert proc.returncode == ExitCode.USAGE
     assert proc.stderr.count("\n") == 1 and "does not exist" in proc.stderr
 
+
+
+def test_a_missing_audit_file_is_an_input_error_before_the_replay(tmp_path: Path) -> None:
+    """A typo in one of several --audit paths stopped nothing: the file was skipped as unusable, silently."""
+    config = tmp_path / "kubeconfig"
+    config.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+    log = Path(__file__).parents[2] / "fixtures/incident/audit.log.gz"
+    for command in (["replay"], ["convert", "-o", str(tmp_path / "trace.kws")]):
+        proc = run("--kubeconfig", str(config), *command, "--audit", str(log), "--audit", str(tmp_path / "nope.log"))
+        assert proc.returncode == ExitCode.INPUT, proc.stderr
+        assert proc.stderr == f"kwoksnap: error: {tmp_path / 'nope.log'}: no such file\n"
+    assert not (tmp_path / "trace.kws").exists()
