@@ -86,9 +86,16 @@ def main(argv: list[str] | None = None) -> None:
         code = ExitCode.INTERRUPTED
     except click.exceptions.Exit as exc:
         code = exc.exit_code
-    except click.ClickException as exc:
+    except click.exceptions.NoArgsIsHelpError as exc:  # `kwoksnap` or `kwoksnap cluster` alone: the help
         exc.show()
-        code = ExitCode.USAGE if isinstance(exc, click.UsageError) else exc.exit_code
+        code = ExitCode.USAGE
+    except click.UsageError as exc:  # click's own checks (unknown option, a value out of range): one line too
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"{prog}: error: {exc.format_message()}{hint}", err=True)
+        code = ExitCode.USAGE
+    except click.ClickException as exc:
+        click.echo(f"{prog}: error: {exc.format_message()}", err=True)
+        code = exc.exit_code
     except BrokenPipeError:
         code = ExitCode.OK
     except Exception as exc:  # the boundary: anything else is a bug, reported as such

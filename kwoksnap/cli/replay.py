@@ -45,7 +45,7 @@ from kwoksnap.cli.options import (
                    "target's latency between 4 and this; --speed max uses all.")
 @click.option("--fixed-workers", is_flag=True, help="Keep --workers requests in flight whenever there is work, "
               "instead of adapting to the target's latency (better for a remote target loaded near its capacity).")
-@click.option("--lease-interval", type=float, default=1.0, show_default=True, metavar="SECONDS",
+@click.option("--lease-interval", type=click.FloatRange(min=0), default=1.0, show_default=True, metavar="SECONDS",
               help="Coalesce node-lease renewals of one lease to at most one per this many wall seconds (0: replay "
                    "every renewal).")
 @click.option("--max-lead", default="250ms", show_default=True, metavar="DURATION",

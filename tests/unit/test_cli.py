@@ -56,7 +56,19 @@ def test_kwoksnap_error_is_one_line_with_its_exit_code(capsys: pytest.CaptureFix
 def test_unknown_option_is_usage_error() -> None:
     proc = run("cluster", "create", "--no-such-option")
     assert proc.returncode == ExitCode.USAGE
-    assert "No such option" in proc.stderr
+    assert proc.stderr == ("kwoksnap: error: No such option '--no-such-option'. (see 'kwoksnap cluster create "
+                           "--help')\n")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["replay", "--workers", "0"], "Invalid value for '--workers': 0 is not in the range 1<=x<=256."),
+    (["replay", "--lease-interval", "-1"], "Invalid value for '--lease-interval': -1.0 is not in the range x>=0."),
+    (["replay", "--mode", "other"], "Invalid value for '--mode': 'other' is not one of 'verbatim', 'inputs'."),
+])
+def test_a_bad_option_value_is_one_line(args: list[str], message: str) -> None:
+    proc = run(*args)
+    assert proc.returncode == ExitCode.USAGE
+    assert proc.stderr == f"kwoksnap: error: {message} (see 'kwoksnap replay --help')\n"
 
 
 def test_invalid_cluster_name() -> None:
@@ -95,3 +107,8 @@ def test_a_missing_audit_file_is_an_input_error_before_the_replay(tmp_path: Path
         assert proc.returncode == ExitCode.INPUT, proc.stderr
         assert proc.stderr == f"kwoksnap: error: {tmp_path / 'nope.log'}: no such file\n"
     assert not (tmp_path / "trace.kws").exists()
+
+
+def test_no_command_shows_the_help() -> None:
+    proc = run()
+    assert proc.returncode == ExitCode.USAGE and proc.stderr.startswith("Usage: kwoksnap [OPTIONS] COMMAND")
