@@ -28,11 +28,15 @@ def export(snapshot: str, path: str, all_resources: bool, output_format: str) ->
     """
     from kwoksnap.restore.kwokctl import export_for_kwokctl
 
-    stats = export_for_kwokctl(snapshot, path, all_resources=all_resources)
+    stats, left_out = export_for_kwokctl(snapshot, path, all_resources=all_resources)
     if output_format == "json":
-        print_json({"path": path, **vars(stats)})
+        print_json({"path": path, **vars(stats), "leftOut": dict(sorted(left_out.items()))})
     else:
-        click.echo(f"exported to {path}: {vars(stats)}")
+        click.echo(f"exported {stats.objects} objects to {path}")
+        if left_out:
+            kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(left_out.items()))
+            click.echo(f"left out {sum(left_out.values())} objects of kinds kwokctl's default --filter does not "
+                       f"load ({kinds}); --all-resources writes them too")
     return 0
 
 

@@ -8,6 +8,7 @@ creates Jobs as recorded, which the API server refuses when the selector was gen
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,11 @@ def restorable_by_kwokctl(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def export_for_kwokctl(snapshot: str | Path, out: str | Path, *, all_resources: bool = False) -> ExportStats:
-    """Write ``snapshot`` as kwokctl ``--format k8s`` YAML; only kwokctl's default kinds unless ``all_resources``."""
+def export_for_kwokctl(snapshot: str | Path, out: str | Path, *,
+                       all_resources: bool = False) -> tuple[ExportStats, Counter[str]]:
+    """Write ``snapshot`` as kwokctl ``--format k8s`` YAML; only kwokctl's default kinds unless ``all_resources``.
+    Returns what was written and the objects left out, counted by group-kind."""
+    left_out: Counter[str] = Counter()
     with KwsReader(snapshot) as reader:
         source = SnapshotSource(reader)
 
@@ -56,5 +60,7 @@ def export_for_kwokctl(snapshot: str | Path, out: str | Path, *, all_resources: 
                 for obj in source.objects(step.resource):
                     if all_resources or group_kind(obj) in KWOKCTL_DEFAULT_FILTER:
                         yield {"type": "object", "resource": step.resource, "object": restorable_by_kwokctl(obj)}
+                    else:
+                        left_out[group_kind(obj)] += 1
 
-        return export_yaml(records(), out)
+        return export_yaml(records(), out), left_out

@@ -241,3 +241,25 @@ def test_naming_rules() -> None:
     doc = {"a": ["$(time-offset-nanosecond 1500)", {"b": "x $(time-offset-nanosecond -1000) y"}], "c": 3}
     out = resolve_time_offsets(doc, 10**9)
     assert out == {"a": ["1970-01-01T00:00:01.000001Z", {"b": "x 1970-01-01T00:00:00.999999Z y"}], "c": 3}
+
+
+def test_the_export_for_kwokctl_says_what_it_left_out(tmp_path: Path) -> None:
+    """The demo snapshot holds kinds kwokctl's default --filter does not load: the export counts them (the summary
+    had said `skipped: 0` while leaving five objects out), and --all-resources writes them."""
+    from kwoksnap.restore.kwokctl import export_for_kwokctl
+    from tests.unit.test_cli import run
+
+    snapshot = Path(__file__).parents[2] / "fixtures/incident/before.kws"
+    stats, left_out = export_for_kwokctl(snapshot, tmp_path / "default.yaml")
+    everything, none = export_for_kwokctl(snapshot, tmp_path / "all.yaml", all_resources=True)
+    assert left_out == {"controllerrevision.apps": 2, "customresourcedefinition.apiextensions.k8s.io": 1,
+                        "widget.example.kwoksnap.io": 2}
+    assert not none and everything.objects == stats.objects + sum(left_out.values())
+    kinds = {doc["kind"] for doc in yaml.safe_load_all((tmp_path / "default.yaml").read_text()) if doc}
+    assert not kinds & {"ControllerRevision", "CustomResourceDefinition", "Widget"}
+    proc = run("export", str(snapshot), "-o", str(tmp_path / "cli.yaml"))
+    assert proc.stdout.splitlines() == [
+        f"exported {stats.objects} objects to {tmp_path / 'cli.yaml'}",
+        "left out 5 objects of kinds kwokctl's default --filter does not load (controllerrevision.apps 2, "
+        "customresourcedefinition.apiextensions.k8s.io 1, widget.example.kwoksnap.io 2); --all-resources writes "
+        "them too"]
