@@ -346,7 +346,8 @@ class KwsReader:
     def _need_index(self) -> dict[str, Any]:
         if self.index is None:
             raise self._err(
-                "no index: the file was not closed cleanly; use scan() or records(salvage=True)", "footer"
+                "no index: the file was not closed cleanly (cut short, or its writer was interrupted); "
+                "`kwoksnap inspect` shows what is readable (in Python: scan() or records(salvage=True))", "footer"
             )
         return self.index
 
