@@ -68,10 +68,11 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
            output_format: str) -> int:
     """Replay the changes of an audit log (or a recording from `kwoksnap convert`) at the chosen speed.
 
-    Exit code 0 when every event applied and the final states match the recording, 5 otherwise.
+    Exit code 0 when every event applied and the final states match the recording, 5 otherwise; 130 when
+    interrupted (Ctrl-C), after the report of what was sent.
     """
     from kwoksnap.audit import ParseStats, classify, make_classifier, parse_rule
-    from kwoksnap.errors import UsageError
+    from kwoksnap.errors import ExitCode, UsageError
     from kwoksnap.replay.checks import check_target
     from kwoksnap.replay.engine import Replayer, ReplayOptions
     from kwoksnap.replay.limit import RENEWAL_YIELD
@@ -137,6 +138,9 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         lag = data["lagMs"]
         skipped = ", ".join(f"{k} {v}" for k, v in sorted(report.skipped.items())) or "none"
         click.echo(f"events {report.events}: applied {report.applied}, failed {report.failed}, skipped {skipped}")
+        if report.interrupted:
+            click.echo(f"interrupted: {report.unsent} of the {report.events} events planned were not sent (each "
+                       "change sent was answered before the replay stopped)")
         if report.degraded:
             click.echo(f"degraded by audit level: {dict(report.degraded)}")
         if stats.malformed:
@@ -166,5 +170,6 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         else:
             click.echo(f"fidelity: {report.fidelity_checked - len(report.mismatches)}/{report.fidelity_checked} "
                        "objects match their last recorded state")
-    ok = not report.failed and not report.mismatches and not report.interrupted
-    return 0 if ok else 5
+    if report.interrupted:
+        return ExitCode.INTERRUPTED
+    return ExitCode.OK if not report.failed and not report.mismatches else ExitCode.PARTIAL

@@ -140,6 +140,11 @@ class ReplayReport:
     early: int = 0  # changes released before they were due (a burst spread around its recorded time)
     lead_max: float = 0.0  # seconds: the most any change was released early
 
+    @property
+    def unsent(self) -> int:
+        """Events planned but never sent: a replay that ran to its end sends or skips every one."""
+        return max(0, self.events - self.applied - self.failed - self.skipped.total())
+
     def concurrency(self) -> dict[str, int]:
         """The adaptive in-flight limit: its range and median over the answers (empty with fixed workers)."""
         if not self.limits:
@@ -163,7 +168,8 @@ class ReplayReport:
             "failures": self.failures[:200], "lagMs": lag, "appliedLagMs": applied_lag,
             "renewals": len(self.renewal_lag), "renewalLagMs": renewal_lag,
             "recordedSeconds": round(self.recorded_seconds, 3),
-            "wallSeconds": round(self.wall_seconds, 3), "interrupted": self.interrupted, "warnings": self.warnings,
+            "wallSeconds": round(self.wall_seconds, 3), "interrupted": self.interrupted, "unsent": self.unsent,
+            "warnings": self.warnings,
             "stale": self.stale,
             "recordedStartNs": self.recorded_start_ns, "replayStartNs": self.replay_start_ns,
             "concurrency": self.concurrency(),
