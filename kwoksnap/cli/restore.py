@@ -29,8 +29,10 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
             allow_real_nodes: bool, include_regenerated: bool, settle_timeout: float, output_format: str) -> int:
     """Restore a snapshot: nodes become KWOK fake nodes, pods keep their node and status.
 
-    Exit code 0 when every object was restored and adopted, 5 when some failed (listed).
+    Exit code 0 when every object was restored and adopted, 5 when some failed (listed), 130 when interrupted
+    (Ctrl-C: the objects being written are finished, and the summary says what is in the target).
     """
+    from kwoksnap.errors import ExitCode
     from kwoksnap.restore.engine import RestoreOptions
     from kwoksnap.restore.engine import restore as run_restore
     from kwoksnap.restore.plan import plan
@@ -80,6 +82,12 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                        + (f"  ({r.reallocated} reallocated IPs)" if r.reallocated else ""))
         click.echo(f"restored {summary.objects} objects in {summary.seconds:.1f}s "
                    f"({summary.objects / max(summary.seconds, 1e-9):,.0f}/s, {summary.retries} retries)"
-                   + ("" if summary.ok else f"; {len(summary.failures)} failed, "
-                      f"{len(summary.not_adopted)} not adopted"))
-    return 0 if summary.ok else 5
+                   + ("" if not summary.failures and not summary.not_adopted else
+                      f"; {len(summary.failures)} failed, {len(summary.not_adopted)} not adopted"))
+        if summary.interrupted:
+            click.echo(f"interrupted: {summary.objects} of the snapshot's {summary.planned} objects are in the "
+                       "target, each whole; the rest were not sent. Owner references to objects not restored yet "
+                       "are missing, so for a faithful copy restore into a fresh cluster")
+    if summary.interrupted:
+        return ExitCode.INTERRUPTED
+    return ExitCode.OK if summary.ok else ExitCode.PARTIAL

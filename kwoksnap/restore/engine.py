@@ -90,10 +90,14 @@ class RestoreSummary:
     # Claims recorded Bound whose volume is not in the target (left out of the snapshot, e.g. by --exclude): the PV
     # controller marks them Lost, and nothing restore writes can keep them Bound. Reported, not failed.
     claims_without_volume: list[str] = dataclasses.field(default_factory=list)
+    # Ctrl-C: the objects being written were finished, the rest never sent; owner references were relinked to
+    # the owners restored by then, and nothing waited for adoption.
+    interrupted: bool = False
+    planned: int = 0  # objects in the snapshot's plan
 
     @property
     def ok(self) -> bool:
-        return not self.failures and not self.not_adopted
+        return not self.failures and not self.not_adopted and not self.interrupted
 
     @property
     def objects(self) -> int:
@@ -108,6 +112,7 @@ class RestoreSummary:
             "failureCount": len(self.failures),
             "notAdopted": [dataclasses.asdict(a) for a in self.not_adopted[:200]],
             "claimsWithoutVolume": self.claims_without_volume[:200],
+            "interrupted": self.interrupted, "planned": self.planned,
         }
 
 
@@ -476,7 +481,9 @@ def restore(
     r.snapshot_uids, r.finished_jobs = _snapshot_uids(source, [s.resource for s in steps])
     disc = discover(client)
     crd_steps = [s for s in steps if s.phase == PHASES[0][0]]
-    with ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="restore") as pool:
+    interrupted = False
+    pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="restore")
+    try:
         for step in crd_steps:
             r.run_step(step, disc, pool)
         if crd_steps:
@@ -489,11 +496,18 @@ def restore(
                 r.ensure_default_service_accounts()
                 waited = True
             r.run_step(step, disc, pool)
+    except KeyboardInterrupt:
+        interrupted = True  # the objects being written finish whole (each write is one task); the queued never start
+    finally:
+        pool.shutdown(wait=True, cancel_futures=interrupted)
     r.relink()
-    r.rebind_claims(options.settle_timeout)
-    not_adopted = r.settle(disc) if r.adoptions else []
+    not_adopted: list[Adoption] = []
+    if not interrupted:
+        r.rebind_claims(options.settle_timeout)
+        not_adopted = r.settle(disc) if r.adoptions else []
     return RestoreSummary(
         results=r.results, failures=r.failures, not_adopted=not_adopted, dropped_owner_refs=r.dropped,
         seconds=time.monotonic() - started, requests=client.requests - requests0,
         retries=client.retries - retries0, claims_without_volume=r.claims_without_volume,
+        interrupted=interrupted, planned=sum(s.objects for s in steps),
     )
