@@ -8,6 +8,7 @@ the library prints or exits on its own. This module must stay at the bottom of t
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 
 class ExitCode(enum.IntEnum):
@@ -68,10 +69,12 @@ class APIError(ClusterError):
     rejected pod update appends a diff of the whole spec), so only its first line is kept there, with a count of
     the rest; ``api_message`` keeps all of it."""
 
-    def __init__(self, status: int, reason: str, message: str, *, method: str = "", path: str = "") -> None:
+    def __init__(self, status: int, reason: str, message: str, *, method: str = "", path: str = "",
+                 details: dict[str, Any] | None = None) -> None:
         self.status = status
         self.reason = reason
         self.api_message = message
+        self.details: dict[str, Any] = details or {}  # the Status's details: name, group, kind of the object
         self.method = method
         self.path = path
         where = f"{method} {path}: " if method else ""

@@ -50,15 +50,19 @@ class RetryPolicy:
 
 def _error_for(status: int, body: bytes, method: str, path: str) -> APIError:
     reason, message = "", body[:300].decode("utf-8", "replace")
+    details: dict[str, Any] = {}
     try:
         doc = orjson.loads(body)
         if isinstance(doc, dict):
             reason = str(doc.get("reason", ""))
             message = str(doc.get("message", message))
+            if isinstance(doc.get("details"), dict):
+                details = doc["details"]
     except orjson.JSONDecodeError:
         pass
     cls: type[APIError] = {404: NotFound, 409: Conflict, 422: Invalid}.get(status, APIError)
-    return cls(status, reason or _REASONS.get(status, "Error"), message, method=method, path=path)
+    return cls(status, reason or _REASONS.get(status, "Error"), message, method=method, path=path,
+               details=details)
 
 
 _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict",

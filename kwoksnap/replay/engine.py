@@ -55,6 +55,7 @@ from kwoksnap.replay.timing import (
 from kwoksnap.restore.transform import FROZEN_ANNOTATION, SCHEDULING_GATE
 
 Obj = dict[str, Any]
+CREATED_BY_LABEL = "kwoksnap.io/created-by"  # on objects replay made that the recording did not (namespaces)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +140,7 @@ class ReplayReport:
     capacity: float | None = None  # writes/s the early sending of bursts planned with (None: not spread)
     early: int = 0  # changes released before they were due (a burst spread around its recorded time)
     lead_max: float = 0.0  # seconds: the most any change was released early
+    namespaces_created: list[str] = dataclasses.field(default_factory=list)  # the target lacked them (_create)
 
     @property
     def unsent(self) -> int:
@@ -170,7 +172,7 @@ class ReplayReport:
             "recordedSeconds": round(self.recorded_seconds, 3),
             "wallSeconds": round(self.wall_seconds, 3), "interrupted": self.interrupted, "unsent": self.unsent,
             "warnings": self.warnings,
-            "stale": self.stale,
+            "stale": self.stale, "namespacesCreated": sorted(self.namespaces_created),
             "recordedStartNs": self.recorded_start_ns, "replayStartNs": self.replay_start_ns,
             "concurrency": self.concurrency(),
             "spread": {"capacityWritesPerSecond": round(self.capacity, 1) if self.capacity else None,
@@ -281,6 +283,27 @@ class Replayer:
 
     # -- executing one action ----------------------------------------------------------------------------------
 
+    def _create(self, res: Resource, ns: str | None, body: Any) -> Obj:
+        """POST ``body``; when the target lacks its namespace (the log touches a namespace the restored snapshot
+        did not hold, or there was no restore), create the namespace, report it, and post again."""
+        try:
+            return self.client.create(res.path(ns), body)
+        except NotFound as exc:
+            if not ns or exc.details.get("kind") != "namespaces":
+                raise
+        try:
+            self.client.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+                "name": ns, "labels": {CREATED_BY_LABEL: "replay"}}})
+            with self.lock:
+                self.report.namespaces_created.append(ns)
+        except Conflict:
+            pass  # another change created it meanwhile
+        # Where the ServiceAccount admission plugin runs (profile standard), a pod is admitted only once its
+        # namespace's default ServiceAccount exists: the controller makes it a moment later; do not wait for it.
+        with contextlib.suppress(Conflict):
+            self.client.create(f"/api/v1/namespaces/{ns}/serviceaccounts", {"metadata": {"name": "default"}})
+        return self.client.create(res.path(ns), body)
+
     def execute(self, action: Action) -> str | None:
         """Send one action; returns a skip reason, or None when applied. Raises on failure."""
         res = self.resource(action.group, action.version, action.resource)
@@ -298,7 +321,7 @@ class Replayer:
                 action.body = with_uid_precondition(action, uid)
         if action.op == "create":
             try:
-                created = c.create(res.path(ns), action.body)
+                created = self._create(res, ns, action.body)
             except Conflict as exc:
                 if not exc.already_exists:
                     raise
@@ -315,7 +338,7 @@ class Replayer:
                 if action.state is None or uid:  # an incarnation replay wrote is gone: divergence, not re-created
                     raise
                 # The log starts in the middle of this object's life: create it from the first full body seen.
-                created = c.create(res.path(ns), action.body)
+                created = self._create(res, ns, action.body)
                 self._remember(res.kind, created, action.state)
                 if action.op == "status" or res.kind == "Pod":
                     c.replace(res.path(ns, action.name, "status"), action.body)
@@ -647,6 +670,13 @@ class Replayer:
             sys.setswitchinterval(old_switch)
         self.report.wall_seconds = max(0.0, self.clock.now() - self._start)
         self.report.limits = self.gate.limits
+        if self.report.namespaces_created:
+            names = sorted(self.report.namespaces_created)
+            self.report.warnings.append(
+                f"created {len(names)} namespace(s) the target lacked, to hold recorded objects: "
+                + ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+                + f" (labelled {CREATED_BY_LABEL}=replay; restore the snapshot taken before the log to have them "
+                "as recorded)")
         if self._planner_error is not None:
             # Dispatch stopped as soon as the planner failed: changes already sent finished whole, nothing more
             # was sent. Planning runs up to `lookahead` events ahead, so an error found then stops the replay

@@ -3,12 +3,14 @@ the replay's filters narrow it again. (What a recording holds: tests/unit/test_r
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
 import orjson
 
 from kwoksnap.cluster.local import LocalCluster
+from kwoksnap.errors import NotFound
 from kwoksnap.kube import Client
 from tests.integration.test_replay_preconditions import line, pod
 from tests.integration.test_snapshot_roundtrip import kwoksnap
@@ -47,3 +49,29 @@ def test_a_converted_recording_replays_and_is_narrowed_by_filters(kwok_cluster: 
     names = sorted(p["metadata"]["name"] for p, _ in client.list_items(f"/api/v1/namespaces/{namespace}/pods"))
     assert names == ["p2", "p3"]
     assert client.get(f"/api/v1/namespaces/{namespace}/configmaps/cm")["data"] == {"a": "b"}
+
+
+def test_a_create_into_a_namespace_the_target_lacks_creates_the_namespace(kwok_cluster: LocalCluster,
+                                                                          client: Client, tmp_path: Path) -> None:
+    """A log replayed without the snapshot that held its namespace: every create failed with 'namespace not
+    found'. Now the namespace is made (labelled, reported) and the pods follow."""
+    missing = f"gone-{time.time_ns() % 10**9}"
+    log = tmp_path / "audit.log"
+    t = time.time() - 60
+    log.write_bytes(b"".join(line(missing, "create", f"p{i}", t + i / 10, pod(missing, f"p{i}", f"src-{i}"),
+                                  pod(missing, f"p{i}", f"src-{i}")) for i in range(3)))
+    report = tmp_path / "report.json"
+    try:
+        proc = kwoksnap("replay", "--audit", str(log), "--mode", "inputs", "--speed", "max", "--report",
+                        str(report), kubeconfig=kwok_cluster.kubeconfig)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        data = orjson.loads(report.read_bytes())
+        assert (data["applied"], data["failed"], data["namespacesCreated"]) == (3, 0, [missing])
+        assert any(missing in w and "kwoksnap.io/created-by=replay" in w for w in data["warnings"])
+        labels = client.get(f"/api/v1/namespaces/{missing}")["metadata"]["labels"]
+        assert labels["kwoksnap.io/created-by"] == "replay"
+        names = sorted(p["metadata"]["name"] for p, _ in client.list_items(f"/api/v1/namespaces/{missing}/pods"))
+        assert names == ["p0", "p1", "p2"]
+    finally:
+        with contextlib.suppress(NotFound):
+            client.delete(f"/api/v1/namespaces/{missing}", {"propagationPolicy": "Background"})
