@@ -21,6 +21,7 @@ def inspect(path: str, output_format: str) -> int:
     import dataclasses
     import os
 
+    from kwoksnap.audit import format_timestamp
     from kwoksnap.errors import FormatError
     from kwoksnap.store import KwsReader, scan
 
@@ -61,10 +62,16 @@ def inspect(path: str, output_format: str) -> int:
     click.echo(f"{path}: kwoksnap {h.get('contentType')} (format {info['formatVersion']}, written by kwoksnap "
                f"{h.get('kwoksnapVersion')} at {h.get('createdAt')})")
     src = h.get("source") or {}
-    if src:
-        click.echo(f"source: {src.get('server', '?')} ({src.get('serverVersion', '?')})")
+    inputs = (h.get("meta") or {}).get("inputs")
+    if src.get("server"):
+        click.echo(f"source: {src['server']} ({src.get('serverVersion', '?')})")
+    elif src.get("kind") == "audit-log" and isinstance(inputs, list):
+        click.echo("source: audit log " + ", ".join(map(str, inputs)))
+    elif src.get("kind") == "kwokctl-yaml":
+        click.echo(f"source: kwokctl YAML {src.get('path', '?')}")
     if info.get("timeRange"):
-        click.echo(f"time range: {info['timeRange']}")
+        first, last = info["timeRange"]
+        click.echo(f"time range: {format_timestamp(first)} to {format_timestamp(last)} ({(last - first) / 1e9:.1f} s)")
     click.echo(f"records: {info['records']}, {info['fileBytes']:,} bytes on disk, {info['rawBytes']:,} bytes "
                f"decoded, compression {info['compressionRatio']:.1f}x")
     for res, entry in info["resources"].items():

@@ -43,6 +43,10 @@ def read_recording(path: str | Path, spec: FilterSpec | None = None, stats: Pars
         reader.close()
         raise InputError(f"{path}: is a {reader.content_type}, not a recording (use `kwoksnap restore` for "
                          "snapshots)")
+    if not reader.clean:  # found now, not after the part before the break was replayed
+        reader.close()
+        raise InputError(f"{path}: not closed cleanly (cut short, or convert was interrupted); `kwoksnap inspect` "
+                         "shows what is readable, and `kwoksnap convert` writes it again")
 
     def events() -> Iterator[AuditEvent]:
         with reader:

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from kwoksnap.audit import FilterSpec, ParseStats
+from kwoksnap.audit import FilterSpec, ParseStats, format_timestamp
 from kwoksnap.cli.options import filter_spec
 from kwoksnap.errors import ExitCode, InputError
 from kwoksnap.replay.recording import audit_events, read_recording
@@ -60,6 +60,27 @@ def test_a_recording_keeps_every_resource_it_holds_unless_resources_are_given(tm
     assert resources() == ["pods", "configmaps"]
     assert resources("leases") == ["pods"]
     assert filter_spec((), (), (), None, None) == FilterSpec()  # an audit log: the defaults
+
+
+def test_inspect_names_a_recording_s_logs_and_time_range(trace: Path) -> None:
+    lines = run("inspect", str(trace)).stdout.splitlines()
+    assert lines[1] == f"source: audit log {LOG}"
+    stamps = [e["ts"] for e in read_recording(trace)]
+    first, last = min(stamps), max(stamps)
+    assert lines[2] == (f"time range: {format_timestamp(first)} to {format_timestamp(last)} "
+                        f"({(last - first) / 1e9:.1f} s)")
+    assert lines[2].startswith("time range: 2026-11-28T01:46:")
+
+
+def test_a_recording_cut_short_is_refused_before_the_replay(trace: Path, tmp_path: Path) -> None:
+    cut = tmp_path / "cut.kws"
+    cut.write_bytes(trace.read_bytes()[:20_000])
+    config = tmp_path / "kubeconfig"  # points nowhere: the check comes before any cluster is contacted
+    config.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+    proc = run("--kubeconfig", str(config), "replay", str(cut))
+    assert proc.returncode == ExitCode.INPUT
+    assert proc.stderr == (f"kwoksnap: error: {cut}: not closed cleanly (cut short, or convert was interrupted); "
+                           "`kwoksnap inspect` shows what is readable, and `kwoksnap convert` writes it again\n")
 
 
 def test_convert_never_overwrites(trace: Path) -> None:
