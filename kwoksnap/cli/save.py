@@ -38,8 +38,12 @@ def save(ctx: click.Context, path: str, include: tuple[str, ...], exclude: tuple
     options = SaveOptions(include=names(include), exclude=names(exclude), namespaces=namespaces,
                           selector=selector, include_secrets=include_secrets,
                           keep_managed_fields=keep_managed_fields, concurrency=concurrency)
-    with make_client(ctx) as client, Progress(output_format == "text") as bar:
-        summary = save_snapshot(client, path, options, progress=lambda r, n: bar.update(r, n))
+    with make_client(ctx) as client:
+        for ns in dict.fromkeys(namespaces):  # a typo would otherwise give a snapshot of cluster-scoped objects only
+            if not client.exists(f"/api/v1/namespaces/{ns}"):
+                click.echo(f"warning: namespace {ns} does not exist in the cluster: nothing of it is saved", err=True)
+        with Progress(output_format == "text") as bar:
+            summary = save_snapshot(client, path, options, progress=lambda r, n: bar.update(r, n))
     errors = [r for r in summary.resources if r.error]
     if output_format == "json":
         print_json(summary.to_dict())

@@ -114,6 +114,10 @@ def test_cli_save_restore_diff(source: tuple[LocalCluster, Client], make_cluster
     proc = kwoksnap("save", "-o", str(path), "-n", "app-1", "--exclude", "secrets", kubeconfig=source[0].kubeconfig)
     assert proc.returncode == 0, proc.stderr
     assert path.stat().st_mode & 0o777 == 0o600
+    assert "warning" not in proc.stderr
+    typo = kwoksnap("save", "-o", str(tmp_path / "typo.kws"), "-n", "app-l", kubeconfig=source[0].kubeconfig)
+    assert typo.returncode == 0  # the cluster-scoped objects are saved; the typo is pointed out
+    assert "warning: namespace app-l does not exist in the cluster: nothing of it is saved" in typo.stderr
     dry = kwoksnap("restore", str(path), "--dry-run", "-o", "json", kubeconfig=source[0].kubeconfig)
     assert dry.returncode == 0 and '"phase": "pods"' in dry.stdout
     target = make_cluster("cli")
