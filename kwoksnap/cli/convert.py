@@ -11,6 +11,7 @@ from kwoksnap.cli.options import (
     filter_spec,
     print_json,
     summary_format,
+    warn_if_nothing_kept,
     warn_unusable_files,
 )
 
@@ -44,8 +45,5 @@ def convert(audit_paths: tuple[str, ...], resources: tuple[str, ...], namespaces
         skipped = ", ".join(f"{reason} {count}" for reason, count in d["skipped"].items())
         click.echo(f"wrote {n} events to {path} ({d['lines']} lines read, {d['malformed']} malformed"
                    + (f"; skipped: {skipped}" if skipped else "") + ")")
-    if not n:
-        hint = (" (replay drives nodes, pods and node leases unless --resources adds more)"
-                if "resource-not-selected" in d["skipped"] else "")
-        click.echo(f"warning: no event passed the filters{hint}", err=True)
+    warn_if_nothing_kept(stats)
     return 0

@@ -149,9 +149,11 @@ def filter_spec(resources: tuple[str, ...], namespaces: tuple[str, ...], exclude
 
     extra = frozenset(r.strip() for value in resources for r in value.split(",") if r.strip())
     selected = frozenset({"*"}) if recording and not extra else DEFAULT_RESOURCES | extra
+    since_ns, until_ns = ts(since, "--from"), ts(until, "--to")
+    if since_ns is not None and until_ns is not None and since_ns >= until_ns:
+        raise UsageError(f"--from {since} is not earlier than --to {until}")
     return FilterSpec(resources=selected, namespaces=frozenset(namespaces),
-                      exclude_users=frozenset(exclude_user), since_ns=ts(since, "--from"),
-                      until_ns=ts(until, "--to"))
+                      exclude_users=frozenset(exclude_user), since_ns=since_ns, until_ns=until_ns)
 
 
 def expand_audit_paths(paths: tuple[str, ...]) -> list[str]:
@@ -162,6 +164,17 @@ def expand_audit_paths(paths: tuple[str, ...]) -> list[str]:
     if not paths:
         raise UsageError("no audit log given (--audit FILE)")
     return expand_paths(paths)
+
+
+def warn_if_nothing_kept(stats: Any) -> None:
+    """A warning line when no event passed the filters, with what they skipped."""
+    if stats.kept:
+        return
+    skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(stats.skipped.items()))
+    hint = (" (replay drives nodes, pods and node leases unless --resources adds more)"
+            if "resource-not-selected" in stats.skipped else "")
+    click.echo("warning: no event passed the filters" + (f" (skipped: {skipped})" if skipped else "") + hint,
+               err=True)
 
 
 def warn_unusable_files(stats: Any) -> None:

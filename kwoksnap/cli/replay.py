@@ -16,6 +16,7 @@ from kwoksnap.cli.options import (
     make_client,
     output_format,
     print_json,
+    warn_if_nothing_kept,
     warn_unusable_files,
     writable_target,
 )
@@ -114,6 +115,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         if tty:
             click.echo("", err=True)
         warn_unusable_files(stats)
+        warn_if_nothing_kept(stats)
         for w in report.warnings:  # found while replaying
             click.echo(f"warning: {w}", err=True)
         report.warnings[:0] = warnings

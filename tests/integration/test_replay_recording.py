@@ -50,6 +50,12 @@ def test_a_converted_recording_replays_and_is_narrowed_by_filters(kwok_cluster: 
     assert names == ["p2", "p3"]
     assert client.get(f"/api/v1/namespaces/{namespace}/configmaps/cm")["data"] == {"a": "b"}
 
+    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t + 10))  # after the last event: nothing to replay
+    proc = kwoksnap("replay", str(trace), "--from", later, "--mode", "inputs", "--speed", "max",
+                    kubeconfig=kwok_cluster.kubeconfig)
+    assert proc.returncode == 0 and "events 0: applied 0" in proc.stdout, proc.stdout + proc.stderr
+    assert "warning: no event passed the filters (skipped: time-window 5)" in proc.stderr.splitlines()
+
 
 def test_a_create_into_a_namespace_the_target_lacks_creates_the_namespace(kwok_cluster: LocalCluster,
                                                                           client: Client, tmp_path: Path) -> None:

@@ -112,3 +112,11 @@ def test_a_missing_audit_file_is_an_input_error_before_the_replay(tmp_path: Path
 def test_no_command_shows_the_help() -> None:
     proc = run()
     assert proc.returncode == ExitCode.USAGE and proc.stderr.startswith("Usage: kwoksnap [OPTIONS] COMMAND")
+
+
+def test_from_must_come_before_to() -> None:
+    proc = run("convert", "--audit", "x.log", "-o", "x.kws", "--from", "2026-01-02T00:00:00Z", "--to",
+               "2026-01-01T00:00:00Z")
+    assert proc.returncode == ExitCode.USAGE
+    assert proc.stderr == ("kwoksnap: error: --from 2026-01-02T00:00:00Z is not earlier than --to "
+                           "2026-01-01T00:00:00Z\n")
