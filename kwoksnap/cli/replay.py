@@ -135,8 +135,13 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     else:
         for f in report.failures[:10]:
             click.echo(f"failed: {f}", err=True)
+        if report.failed > 10:
+            click.echo(f"... and {report.failed - 10} more failures (--report lists the first 200)", err=True)
         for m in report.mismatches[:10]:
             click.echo(f"mismatch: {m}", err=True)
+        if len(report.mismatches) > 10:
+            click.echo(f"... and {len(report.mismatches) - 10} more mismatches (--report lists the first 500)",
+                       err=True)
         lag = data["lagMs"]
         skipped = ", ".join(f"{k} {v}" for k, v in sorted(report.skipped.items())) or "none"
         click.echo(f"events {report.events}: applied {report.applied}, failed {report.failed}, skipped {skipped}")
