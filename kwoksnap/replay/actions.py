@@ -213,14 +213,15 @@ class _HeldDeletes:
             if self._drop(key, split):
                 yield split
 
-    def taken_by(self, key: _Key, uid: str, received: int) -> AuditEvent | None:
-        """The first held delete of ``key`` that lists another incarnation than ``uid`` and is due no earlier than
-        ``received`` (the create's), let go now."""
-        for split in self.by_key.get(key, ()):
-            if _uid_of(split["response"]) != uid and received <= split["received"]:
-                self._drop(key, split)
-                return split
-        return None
+    def taken_by(self, key: _Key, uid: str, received: int) -> list[AuditEvent]:
+        """The held deletes of ``key`` that list another incarnation than ``uid`` and are due no earlier than
+        ``received`` (the create's), let go now: every one of them (two collection deletes running at once can both
+        list the old incarnation)."""
+        taken = [split for split in self.by_key.get(key, ())
+                 if _uid_of(split["response"]) != uid and received <= split["received"]]
+        for split in taken:
+            self._drop(key, split)
+        return taken
 
     def _drop(self, key: _Key, split: AuditEvent) -> bool:
         held = self.by_key.get(key, [])
@@ -261,19 +262,22 @@ def split_collection_deletes(events: Iterable[AuditEvent], *,
     - A create answered after the collection delete completed comes after it. The deletes due at the completion are
       held back until the stream is a window (2 s) past it: due_order holds an event that long anyway, so holding
       it here changes no order, and such a create found in that time lets the delete go right before it. A create
-      answered later than that finds the delete already gone ahead of it in the stream, where it belongs."""
+      answered later than that finds the delete already gone ahead of it in the stream, where it belongs. (Except
+      where due_order holds more than its ``max_held`` events, on a log of more than about 10,000 events per
+      second: it then lets events go early, and one received after the completion can pass the held deletes.)"""
     recent = _RecentCreates()
     held = _HeldDeletes()
+    horizon = 0  # the latest completion seen, as due_order counts it (the stream's order is only nearly by ts)
     for ev in events:
-        yield from held.due(ev["ts"])
+        horizon = max(horizon, ev["ts"])
+        yield from held.due(horizon)
         if ev["verb"] == "create" and not ev["subresource"]:
             uid = _uid_of(ev["response"])
             if uid:
                 key = (ev["group"], ev["resource"], ev["namespace"], ev["name"])
                 received = ev["received"] or ev["ts"]
                 recent.add(key, received, ev["ts"], uid)
-                split = held.taken_by(key, uid, received)
-                if split is not None:
+                for split in held.taken_by(key, uid, received):
                     split["received"] = received - 1
                     yield split
         response = ev["response"]
