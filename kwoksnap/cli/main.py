@@ -86,12 +86,12 @@ def main(argv: list[str] | None = None) -> None:
         code = ExitCode.INTERRUPTED
     except click.exceptions.Exit as exc:
         code = exc.exit_code
-    except click.exceptions.NoArgsIsHelpError as exc:  # `kwoksnap` or `kwoksnap cluster` alone: the help
-        exc.show()
-        code = ExitCode.USAGE
     except click.UsageError as exc:  # click's own checks (unknown option, a value out of range): one line too
-        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        click.echo(f"{prog}: error: {exc.format_message()}{hint}", err=True)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # click >= 8.2: `kwoksnap` or `kwoksnap cluster` alone
+            exc.show()
+        else:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            click.echo(f"{prog}: error: {exc.format_message()}{hint}", err=True)
         code = ExitCode.USAGE
     except click.ClickException as exc:
         click.echo(f"{prog}: error: {exc.format_message()}", err=True)

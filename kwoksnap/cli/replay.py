@@ -120,7 +120,12 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
             click.echo(f"warning: {w}", err=True)
         report.warnings[:0] = warnings
         if not no_fidelity and not report.interrupted:
-            replayer.check_fidelity()
+            try:
+                replayer.check_fidelity()
+            except KeyboardInterrupt:  # the replay itself is done: report it, without a half-made comparison
+                report.interrupted = True
+                report.mismatches.clear()
+                report.fidelity_checked = 0
     data = report.to_dict()
     data["input"] = stats.to_dict()
     if report_path:

@@ -38,9 +38,15 @@ def save(ctx: click.Context, path: str, include: tuple[str, ...], exclude: tuple
     options = SaveOptions(include=names(include), exclude=names(exclude), namespaces=namespaces,
                           selector=selector, include_secrets=include_secrets,
                           keep_managed_fields=keep_managed_fields, concurrency=concurrency)
+    from kwoksnap.errors import APIError
+
     with make_client(ctx) as client:
         for ns in dict.fromkeys(namespaces):  # a typo would otherwise give a snapshot of cluster-scoped objects only
-            if not client.exists(f"/api/v1/namespaces/{ns}"):
+            try:
+                missing = not client.exists(f"/api/v1/namespaces/{ns}")
+            except APIError:  # e.g. no permission to read namespaces, only what is in them: nothing to tell
+                missing = False
+            if missing:
                 click.echo(f"warning: namespace {ns} does not exist in the cluster: nothing of it is saved", err=True)
         with Progress(output_format == "text") as bar:
             summary = save_snapshot(client, path, options, progress=lambda r, n: bar.update(r, n))
