@@ -1,5 +1,6 @@
-"""Ctrl-C during a replay or a restore: it stops cleanly, prints its report (with what was not sent), exits 130,
-and leaves every change it sent applied whole (the issue: "Ctrl-C stops cleanly with a summary")."""
+"""Interruptions: Ctrl-C during a replay or a restore stops it cleanly, prints its report (with what was not sent),
+exits 130, and leaves every change it sent applied whole (the issue: "Ctrl-C stops cleanly with a summary"); a
+replay rides through its target's API server going away for a while."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from kwoksnap.restore.transform import regenerated
 from kwoksnap.store import KwsReader
 from tests.conftest import ClusterFactory, client_for
 from tests.integration.test_replay_preconditions import line, pod
+from tests.integration.test_restore_fault import restart_apiserver
 
 
 def test_ctrl_c_stops_the_replay_with_its_report(kwok_cluster: LocalCluster, client: Client, namespace: str,
@@ -90,3 +92,36 @@ def test_ctrl_c_stops_a_restore_with_its_summary(make_cluster: ClusterFactory) -
 
 def configmaps(c: Client) -> set[tuple[str, str]]:
     return {(o["metadata"]["namespace"], o["metadata"]["name"]) for o, _ in c.list_items("/api/v1/configmaps")}
+
+
+def test_a_replay_rides_through_an_api_server_restart(make_cluster: ClusterFactory, tmp_path: Path) -> None:
+    """The target's API server is killed 1.5 s into a 1x replay and comes back 3 s later: the replay goes on,
+    applies every change (retried), reports the lateness instead of diverging silently, and ends equal."""
+    target = make_cluster("outage", Profile.REPLAY)
+    namespace, t = "outage", time.time() - 60
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"".join(line(namespace, "create", f"p{i:02}", t + i / 10, pod(namespace, f"p{i:02}", f"s-{i}"),
+                                  pod(namespace, f"p{i:02}", f"s-{i}")) for i in range(60)))  # 6 s recorded
+    with client_for(target) as c:
+        c.create("/api/v1/namespaces", {"metadata": {"name": namespace}})
+        report = tmp_path / "report.json"
+        proc = subprocess.Popen([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(target.kubeconfig), "replay",
+                                 "--audit", str(log), "--speed", "1x", "--capacity", "500", "--report", str(report)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while len(list(c.list_items(f"/api/v1/namespaces/{namespace}/pods"))) < 10:
+                assert proc.poll() is None and time.monotonic() < deadline, "the replay did not get going"
+                time.sleep(0.1)
+            restart_apiserver(target, 3.0)
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == ExitCode.OK, out + err
+        data = orjson.loads(report.read_bytes())
+        assert (data["applied"], data["failed"], data["unsent"]) == (60, 0, 0)
+        assert data["appliedLagMs"]["max"] >= 2000  # the outage shows as lateness, not as lost changes
+        assert data["fidelity"] == {"checked": 60, "mismatches": [], "mismatchCount": 0}
+        names = sorted(p["metadata"]["name"] for p, _ in c.list_items(f"/api/v1/namespaces/{namespace}/pods"))
+        assert names == [f"p{i:02}" for i in range(60)]
