@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -24,32 +25,49 @@ from tests.integration.test_replay_preconditions import line, pod
 from tests.integration.test_restore_fault import restart_apiserver
 
 
-def test_ctrl_c_stops_the_replay_with_its_report(kwok_cluster: LocalCluster, client: Client, namespace: str,
-                                                 tmp_path: Path) -> None:
-    t = time.time() - 120
-    log = tmp_path / "audit.log"
-    log.write_bytes(b"".join(line(namespace, "create", f"p{i:02}", t + i, pod(namespace, f"p{i:02}", f"src-{i}"),
-                                  pod(namespace, f"p{i:02}", f"src-{i}")) for i in range(30)))  # one a second
-    report = tmp_path / "report.json"
-    proc = subprocess.Popen([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kwok_cluster.kubeconfig), "replay",
-                             "--audit", str(log), "--mode", "inputs", "--speed", "1x", "--report", str(report)],
+def start(kubeconfig: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kubeconfig), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def when(proc: subprocess.Popen[str], ready: Callable[[], bool], then: Callable[[], None]) -> tuple[str, str]:
+    """Wait until ``ready()`` while the command runs, call ``then()``, and return the command's output."""
     try:
         deadline = time.monotonic() + 60
-        while len(list(client.list_items(f"/api/v1/namespaces/{namespace}/pods"))) < 3:
-            assert proc.poll() is None and time.monotonic() < deadline, "the replay did not get going"
-            time.sleep(0.2)
-        os.kill(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        while not ready():
+            assert proc.poll() is None and time.monotonic() < deadline, "the command did not get going"
+            time.sleep(0.1)
+        then()
+        return proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def pod_creates(path: Path, namespace: str, count: int, every: float) -> None:
+    """An audit log of ``count`` pod creates, ``every`` seconds apart, ending a minute ago."""
+    t = time.time() - 60 - count * every
+    path.write_bytes(b"".join(line(namespace, "create", f"p{i:02}", t + i * every, pod(namespace, f"p{i:02}", f"s-{i}"),
+                                   pod(namespace, f"p{i:02}", f"s-{i}")) for i in range(count)))
+
+
+def pods_in(c: Client, namespace: str) -> list[str]:
+    return sorted(p["metadata"]["name"] for p, _ in c.list_items(f"/api/v1/namespaces/{namespace}/pods"))
+
+
+def test_ctrl_c_stops_the_replay_with_its_report(kwok_cluster: LocalCluster, client: Client, namespace: str,
+                                                 tmp_path: Path) -> None:
+    log, report = tmp_path / "audit.log", tmp_path / "report.json"
+    pod_creates(log, namespace, 30, 1.0)
+    proc = start(kwok_cluster.kubeconfig, "replay", "--audit", str(log), "--mode", "inputs", "--speed", "1x",
+                 "--report", str(report))
+    out, err = when(proc, lambda: len(pods_in(client, namespace)) >= 3, lambda: os.kill(proc.pid, signal.SIGINT))
     assert proc.returncode == ExitCode.INTERRUPTED, err
     data = orjson.loads(report.read_bytes())
     assert data["interrupted"] and data["failed"] == 0
-    created = {p["metadata"]["name"] for p, _ in client.list_items(f"/api/v1/namespaces/{namespace}/pods")}
+    created = pods_in(client, namespace)
     assert len(created) == data["applied"] >= 3  # every change sent was answered; nothing else was sent
-    assert created == {f"p{i:02}" for i in range(len(created))}  # in recorded order
+    assert created == [f"p{i:02}" for i in range(len(created))]  # in recorded order
     assert data["unsent"] == data["events"] - data["applied"] > 0
     assert (f"interrupted: {data['unsent']} of the {data['events']} events planned were not sent (each change sent "
             "was answered before the replay stopped)") in out.splitlines()
@@ -62,20 +80,9 @@ def test_ctrl_c_stops_a_restore_with_its_summary(make_cluster: ClusterFactory) -
     target = make_cluster("intr", Profile.REPLAY)
     with client_for(target) as c:
         existing = configmaps(c)  # the API server's own, in kube-system
-    proc = subprocess.Popen([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(target.kubeconfig), "restore",
-                             str(snapshot), "--concurrency", "1", "-o", "json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    with client_for(target) as c:
-        try:
-            deadline = time.monotonic() + 60
-            while len(list(c.list_items("/api/v1/namespaces/app-0/configmaps"))) < 2:
-                assert proc.poll() is None and time.monotonic() < deadline, "the restore did not get going"
-                time.sleep(0.1)
-            os.kill(proc.pid, signal.SIGINT)
-            out, err = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+        proc = start(target.kubeconfig, "restore", str(snapshot), "--concurrency", "1", "-o", "json")
+        out, err = when(proc, lambda: len(list(c.list_items("/api/v1/namespaces/app-0/configmaps"))) >= 2,
+                        lambda: os.kill(proc.pid, signal.SIGINT))
         assert proc.returncode == ExitCode.INTERRUPTED, err
         summary = orjson.loads(out)
         assert summary["interrupted"] and not summary["ok"] and summary["planned"] == 433
@@ -95,33 +102,19 @@ def configmaps(c: Client) -> set[tuple[str, str]]:
 
 
 def test_a_replay_rides_through_an_api_server_restart(make_cluster: ClusterFactory, tmp_path: Path) -> None:
-    """The target's API server is killed 1.5 s into a 1x replay and comes back 3 s later: the replay goes on,
+    """The target's API server is killed about 1 s into a 1x replay and comes back 3 s later: the replay goes on,
     applies every change (retried), reports the lateness instead of diverging silently, and ends equal."""
     target = make_cluster("outage", Profile.REPLAY)
-    namespace, t = "outage", time.time() - 60
-    log = tmp_path / "audit.log"
-    log.write_bytes(b"".join(line(namespace, "create", f"p{i:02}", t + i / 10, pod(namespace, f"p{i:02}", f"s-{i}"),
-                                  pod(namespace, f"p{i:02}", f"s-{i}")) for i in range(60)))  # 6 s recorded
+    namespace, log, report = "outage", tmp_path / "audit.log", tmp_path / "report.json"
+    pod_creates(log, namespace, 60, 0.1)  # 6 s recorded
     with client_for(target) as c:
         c.create("/api/v1/namespaces", {"metadata": {"name": namespace}})
-        report = tmp_path / "report.json"
-        proc = subprocess.Popen([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(target.kubeconfig), "replay",
-                                 "--audit", str(log), "--speed", "1x", "--capacity", "500", "--report", str(report)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            deadline = time.monotonic() + 60
-            while len(list(c.list_items(f"/api/v1/namespaces/{namespace}/pods"))) < 10:
-                assert proc.poll() is None and time.monotonic() < deadline, "the replay did not get going"
-                time.sleep(0.1)
-            restart_apiserver(target, 3.0)
-            out, err = proc.communicate(timeout=120)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+        proc = start(target.kubeconfig, "replay", "--audit", str(log), "--speed", "1x", "--capacity", "500",
+                     "--report", str(report))
+        out, err = when(proc, lambda: len(pods_in(c, namespace)) >= 10, lambda: restart_apiserver(target, 3.0))
         assert proc.returncode == ExitCode.OK, out + err
         data = orjson.loads(report.read_bytes())
         assert (data["applied"], data["failed"], data["unsent"]) == (60, 0, 0)
         assert data["appliedLagMs"]["max"] >= 2000  # the outage shows as lateness, not as lost changes
         assert data["fidelity"] == {"checked": 60, "mismatches": [], "mismatchCount": 0}
-        names = sorted(p["metadata"]["name"] for p, _ in c.list_items(f"/api/v1/namespaces/{namespace}/pods"))
-        assert names == [f"p{i:02}" for i in range(60)]
+        assert pods_in(c, namespace) == [f"p{i:02}" for i in range(60)]
