@@ -47,8 +47,15 @@ def inspect(path: str, output_format: str) -> int:
         for res in reader.resources():
             frames = reader.frames(res)
             raw += sum(int(f.get("rawLength", 0)) for f in frames)
-            resources[res] = {"records": reader.count(res), "namespaces": reader.namespaces(res),
-                              "frames": len(frames)}
+            namespaces = dict(reader.namespaces(res))
+            # A snapshot opens each resource with one record describing it (kind, scope; docs/format.md), counted
+            # under no namespace in the index: not an object.
+            first = next(iter(reader.records(res)), None)
+            described = first is not None and first.get("type") == "resource"
+            if described and namespaces.get(""):
+                namespaces[""] -= 1
+            resources[res] = {"records": reader.count(res), "objects": reader.count(res) - described,
+                              "namespaces": {k: v for k, v in namespaces.items() if v}, "frames": len(frames)}
         size = os.path.getsize(path)
         tr = reader.time_range()
         info: dict[str, Any] = {"header": reader.header, "formatVersion": reader.format_version,
@@ -72,10 +79,12 @@ def inspect(path: str, output_format: str) -> int:
     if info.get("timeRange"):
         first, last = info["timeRange"]
         click.echo(f"time range: {format_timestamp(first)} to {format_timestamp(last)} ({(last - first) / 1e9:.1f} s)")
-    click.echo(f"records: {info['records']}, {info['fileBytes']:,} bytes on disk, {info['rawBytes']:,} bytes "
-               f"decoded, compression {info['compressionRatio']:.1f}x")
+    objects = sum(entry["objects"] for entry in info["resources"].values())
+    click.echo(f"records: {info['records']}" + (f" ({objects} objects)" if objects != info["records"] else "")
+               + f", {info['fileBytes']:,} bytes on disk, {info['rawBytes']:,} bytes decoded, compression "
+               f"{info['compressionRatio']:.1f}x")
     for res, entry in info["resources"].items():
         ns: dict[str, int] = entry.get("namespaces") or {}
         top = ", ".join(f"{k or '(cluster)'}={v}" for k, v in sorted(ns.items(), key=lambda kv: -kv[1])[:4])
-        click.echo(f"  {res or '(none)':<55} {entry['records']:>8}  {top}")
+        click.echo(f"  {res or '(none)':<55} {entry['objects']:>8}  {top}")
     return 0

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
 from kwoksnap.cli.main import COMMANDS, main
@@ -120,3 +121,16 @@ def test_from_must_come_before_to() -> None:
     assert proc.returncode == ExitCode.USAGE
     assert proc.stderr == ("kwoksnap: error: --from 2026-01-02T00:00:00Z is not earlier than --to "
                            "2026-01-01T00:00:00Z\n")
+
+
+def test_inspect_counts_objects_not_the_records_describing_resources() -> None:
+    """A snapshot opens each resource with a record describing it; inspect showed it as one cluster-scoped object
+    of every resource (pods: '(cluster)=1')."""
+    snapshot = Path(__file__).parents[2] / "fixtures/incident/before.kws"
+    info = orjson.loads(run("inspect", str(snapshot), "-o", "json").stdout)
+    pods = info["resources"]["v1/pods"]
+    assert (pods["records"], pods["objects"], pods["namespaces"]) == (212, 211, {"app-0": 121, "app-1": 90})
+    assert info["resources"]["v1/nodes"]["namespaces"] == {"": 20}
+    text = run("inspect", str(snapshot)).stdout.splitlines()
+    assert text[2].startswith("records: 482 (433 objects), ")
+    assert any(line.split() == ["v1/pods", "211", "app-0=121,", "app-1=90"] for line in text)
