@@ -22,6 +22,12 @@ IGNORED_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation",
 # Markers restore adds so kwok, the scheduler and the Job controller leave restored objects as recorded.
 IGNORED_ANNOTATIONS = ("kwoksnap.io/frozen", "kwok.x-k8s.io/node")
 IGNORED_SCHEDULING_GATES = ("kwoksnap.io/restored",)
+# Secret values are never compared, so never shown: a snapshot's are redacted by default (placeholders, marked by
+# kwoksnap.io/redacted, with last-applied-configuration dropped because it repeats them), and a diff is printed.
+# Their keys and type are compared.
+IGNORED_SECRET_ANNOTATIONS = (*IGNORED_ANNOTATIONS, "kwoksnap.io/redacted",
+                              "kubectl.kubernetes.io/last-applied-configuration")
+NOT_COMPARED = "(value not compared)"
 # Kinds whose status the target's controllers compute from their dependents (compared through the dependents).
 CONTROLLER_STATUS_KINDS = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob",
                                      "ReplicationController", "HorizontalPodAutoscaler", "PodDisruptionBudget",
@@ -46,7 +52,8 @@ def normalize(obj: Obj) -> Obj:
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in IGNORED_METADATA}
     if meta.pop("deletionTimestamp", None):
         meta["terminating"] = True  # when it was deleted cannot be restored; that it is being deleted can
-    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in IGNORED_ANNOTATIONS}
+    ignored = IGNORED_SECRET_ANNOTATIONS if kind == "Secret" else IGNORED_ANNOTATIONS
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in ignored}
     if annotations:
         meta["annotations"] = annotations
     else:
@@ -61,6 +68,10 @@ def normalize(obj: Obj) -> Obj:
         )
     out: Obj = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
     out["metadata"] = meta
+    if kind == "Secret":
+        for field in ("data", "stringData"):
+            if isinstance(out.get(field), dict):
+                out[field] = dict.fromkeys(out[field], NOT_COMPARED)
     spec = out.get("spec")
     if isinstance(spec, dict):
         spec = dict(spec)

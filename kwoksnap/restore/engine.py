@@ -29,6 +29,7 @@ from kwoksnap.restore.transform import (
     Prepared,
     finished_job,
     prepare,
+    redacted,
     regenerated,
     without_cluster_ip,
 )
@@ -94,6 +95,8 @@ class RestoreSummary:
     # the owners restored by then, and nothing waited for adoption.
     interrupted: bool = False
     planned: int = 0  # objects in the snapshot's plan
+    # Secrets that --on-conflict replace did not replace: the snapshot holds placeholders for their values.
+    kept_secrets: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -112,7 +115,7 @@ class RestoreSummary:
             "failureCount": len(self.failures),
             "notAdopted": [dataclasses.asdict(a) for a in self.not_adopted[:200]],
             "claimsWithoutVolume": self.claims_without_volume[:200],
-            "interrupted": self.interrupted, "planned": self.planned,
+            "interrupted": self.interrupted, "planned": self.planned, "keptSecrets": self.kept_secrets[:200],
         }
 
 
@@ -149,6 +152,7 @@ class _Restorer:
         self.created_crds: list[str] = []
         self.bound_claims: list[BoundClaim] = []
         self.claims_without_volume: list[str] = []
+        self.kept_secrets: list[str] = []  # not replaced: redacted in the snapshot
 
     # -- bookkeeping -------------------------------------------------------------------------------------------
 
@@ -245,6 +249,10 @@ class _Restorer:
         if policy == "fail":
             raise KwoksnapError("already exists (--on-conflict fail)")
         if policy == "skip":
+            return existing, "skipped"
+        if redacted(prep.body):  # placeholders must never replace real values
+            with self.lock:
+                self.kept_secrets.append(f"{ns}/{name}")
             return existing, "skipped"
         body = dict(prep.body)
         body["metadata"] = {**prep.body["metadata"],
@@ -509,5 +517,5 @@ def restore(
         results=r.results, failures=r.failures, not_adopted=not_adopted, dropped_owner_refs=r.dropped,
         seconds=time.monotonic() - started, requests=client.requests - requests0,
         retries=client.retries - retries0, claims_without_volume=r.claims_without_volume,
-        interrupted=interrupted, planned=sum(s.objects for s in steps),
+        interrupted=interrupted, planned=sum(s.objects for s in steps), kept_secrets=sorted(r.kept_secrets),
     )

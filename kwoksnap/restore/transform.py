@@ -17,6 +17,14 @@ Obj = dict[str, Any]
 FROZEN_ANNOTATION = "kwoksnap.io/frozen"  # kwok's disregard selector in clusters made by `kwoksnap cluster create`
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 SCHEDULING_GATE = "kwoksnap.io/restored"
+# A Secret whose values `kwoksnap save` replaced by placeholders (docs/format.md; written by capture.redact, which
+# this layer cannot import): restore never writes it over an existing Secret.
+REDACTED_ANNOTATION = "kwoksnap.io/redacted"
+
+
+def redacted(obj: Obj) -> bool:
+    return obj.get("kind") == "Secret" and (
+        (obj.get("metadata") or {}).get("annotations") or {}).get(REDACTED_ANNOTATION) == "true"
 
 SERVER_MANAGED = ("uid", "resourceVersion", "creationTimestamp", "generation", "selfLink", "managedFields",
                   "deletionTimestamp", "deletionGracePeriodSeconds")

@@ -67,3 +67,20 @@ def test_being_deleted_is_compared_but_not_when() -> None:
     deleted_now["metadata"]["deletionTimestamp"] = "2026-11-28T00:00:00Z"
     assert normalize(deleted_then) == normalize(deleted_now)
     assert field_differences(normalize(deleted_then), normalize(running)) == [".metadata.terminating: removed"]
+
+
+def test_a_redacted_secret_keeps_nothing_of_its_values_and_diffs_equal_to_the_real_one() -> None:
+    from kwoksnap.capture.redact import redact_secret
+
+    real = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+            "metadata": {"name": "pull", "namespace": "a", "annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": '{"data":{".dockerconfigjson":"e30="}}'}},
+            "data": {".dockerconfigjson": "eyJhdXRocyI6e319", "token": "aHVudGVyMg=="}}
+    redacted = redact_secret(real)
+    assert redacted["data"] == {".dockerconfigjson": "e30=",  # {}: the API server checks this key holds JSON
+                                "token": "cmVkYWN0ZWQtYnkta3dva3NuYXA="}  # one placeholder, whatever the length
+    assert redacted["metadata"]["annotations"] == {"kwoksnap.io/redacted": "true"}
+    assert normalize(redacted) == normalize(real)  # keys and type compared, values never
+    changed = {**real, "data": {"other": "eA=="}}
+    assert field_differences(normalize(redacted), normalize(changed)) == [
+        ".data..dockerconfigjson: removed", ".data.other: added", ".data.token: removed"]  # names, never values
