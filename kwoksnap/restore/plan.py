@@ -22,7 +22,7 @@ PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     )),
     ("namespaced-config", (
         "serviceaccounts", "configmaps", "secrets", "roles.rbac.authorization.k8s.io",
-        "rolebindings.rbac.authorization.k8s.io", "limitranges", "resourcequotas",
+        "rolebindings.rbac.authorization.k8s.io",
     )),
     ("nodes", ("nodes", "csinodes.storage.k8s.io")),
     # PVCs before PVs, so a bound PV's claimRef can be relinked to the new PVC uid.
@@ -34,8 +34,11 @@ PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("top-controllers", ("deployments.apps", "cronjobs.batch")),
     ("services", ("services",)),
     ("rest", ()),
-    # Last: an admission webhook whose backend does not run in KWOK would reject every later create.
+    # Last: an admission webhook whose backend does not run in KWOK would reject every later create; a LimitRange
+    # would change the restored pods (their recorded resources already hold what it added when they were made)
+    # and a ResourceQuota could refuse them.
     ("admission", (
+        "limitranges", "resourcequotas",
         "validatingwebhookconfigurations.admissionregistration.k8s.io",
         "mutatingwebhookconfigurations.admissionregistration.k8s.io",
         "validatingadmissionpolicies.admissionregistration.k8s.io",
