@@ -29,7 +29,10 @@ from kwoksnap.cli.options import Progress, example_epilog, make_client, print_js
 def save(ctx: click.Context, path: str, include: tuple[str, ...], exclude: tuple[str, ...],
          namespaces: tuple[str, ...], selector: str | None, include_secrets: bool, keep_managed_fields: bool,
          concurrency: int, output_format: str) -> int:
-    """Save every listable resource of the cluster (CRDs and custom resources included) into a snapshot."""
+    """Save every listable resource of the cluster (CRDs and custom resources included) into a snapshot.
+
+    Exit code 0 when every resource was saved, 5 when some could not be listed (named; the rest is saved).
+    """
     from kwoksnap.capture.snapshot import SaveOptions, save_snapshot
 
     def names(values: tuple[str, ...]) -> frozenset[str]:
@@ -38,9 +41,15 @@ def save(ctx: click.Context, path: str, include: tuple[str, ...], exclude: tuple
     options = SaveOptions(include=names(include), exclude=names(exclude), namespaces=namespaces,
                           selector=selector, include_secrets=include_secrets,
                           keep_managed_fields=keep_managed_fields, concurrency=concurrency)
-    from kwoksnap.errors import APIError
+    from kwoksnap.errors import APIError, ExitCode, UsageError
 
     with make_client(ctx) as client:
+        if selector:  # checked once by the server, instead of failing every list and saving nothing
+            try:
+                client.request("GET", "/api/v1/namespaces", params={"labelSelector": selector, "limit": "1"})
+            except APIError as exc:
+                if exc.status == 400:
+                    raise UsageError(f"-l {selector}: {exc.api_message}") from None
         for ns in dict.fromkeys(namespaces):  # a typo would otherwise give a snapshot of cluster-scoped objects only
             try:
                 missing = not client.exists(f"/api/v1/namespaces/{ns}")
@@ -58,5 +67,6 @@ def save(ctx: click.Context, path: str, include: tuple[str, ...], exclude: tuple
             click.echo(f"warning: {r.resource}: not saved: {r.error}", err=True)
         click.echo(f"saved {summary.objects} objects of {sum(1 for r in summary.resources if r.objects)} resources "
                    f"to {path} in {summary.seconds:.1f}s ({summary.rate:,.0f} objects/s, "
-                   f"{summary.bytes / 1e6:.1f} MB)")
-    return 0
+                   f"{summary.bytes / 1e6:.1f} MB)"
+                   + (f"; {len(errors)} resource(s) not saved" if errors else ""))
+    return ExitCode.PARTIAL if errors else ExitCode.OK

@@ -142,6 +142,9 @@ def test_cli_save_restore_diff(source: tuple[LocalCluster, Client], make_cluster
     typo = kwoksnap("save", "-o", str(tmp_path / "typo.kws"), "-n", "app-l", kubeconfig=source[0].kubeconfig)
     assert typo.returncode == 0  # the cluster-scoped objects are saved; the typo is pointed out
     assert "warning: namespace app-l does not exist in the cluster: nothing of it is saved" in typo.stderr
+    bad = kwoksnap("save", "-o", str(tmp_path / "bad.kws"), "-l", "!!bad", kubeconfig=source[0].kubeconfig)
+    assert bad.returncode == ExitCode.USAGE and bad.stderr.startswith("kwoksnap: error: -l !!bad: ")
+    assert bad.stderr.count("\n") == 1 and not (tmp_path / "bad.kws").exists()  # was: exit 0, 0 objects saved
     dry = kwoksnap("restore", str(path), "--dry-run", "-o", "json", kubeconfig=source[0].kubeconfig)
     assert dry.returncode == 0 and '"phase": "pods"' in dry.stdout
     target = make_cluster("cli")
