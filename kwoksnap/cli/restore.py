@@ -32,7 +32,7 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
     Exit code 0 when every object was restored and adopted, 5 when some failed (listed), 130 when interrupted
     (Ctrl-C: the objects being written are finished, and the summary says what is in the target).
     """
-    from kwoksnap.errors import ExitCode
+    from kwoksnap.errors import ExitCode, FormatError
     from kwoksnap.restore.engine import RestoreOptions
     from kwoksnap.restore.engine import restore as run_restore
     from kwoksnap.restore.plan import plan
@@ -42,6 +42,10 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
     with KwsReader(snapshot) as reader:
         source = SnapshotSource(reader)
         if dry_run:
+            report = reader.scan()  # every frame's checksum, as the real restore reads every object before writing
+            if not report.ok:
+                raise FormatError(f"damaged: {report.reason}; `kwoksnap inspect` shows the readable part",
+                                  path=snapshot)
             steps = plan(source.counts())
             if output_format == "json":
                 print_json([{"phase": s.phase, "resource": s.resource, "objects": s.objects} for s in steps])

@@ -70,7 +70,10 @@ class ScanReport:
 
     def summary(self) -> str:
         """One line for users."""
-        state = "clean" if self.clean else "not closed cleanly"
+        if not self.clean:
+            state = "not closed cleanly"
+        else:  # closed cleanly: the trailer and index are intact, which says nothing about the frames
+            state = "intact" if self.ok else "closed cleanly but damaged"
         line = (
             f"{self.path}: {state}; {self.frames_ok} frames, {self.records} records readable "
             f"({self.bytes_ok} of {self.file_size} bytes)"

@@ -134,3 +134,15 @@ def test_inspect_counts_objects_not_the_records_describing_resources() -> None:
     text = run("inspect", str(snapshot)).stdout.splitlines()
     assert text[2].startswith("records: 482 (433 objects), ")
     assert any(line.split() == ["v1/pods", "211", "app-0=121,", "app-1=90"] for line in text)
+
+
+def test_a_dry_run_restore_checks_every_frame(tmp_path: Path) -> None:
+    """A real restore reads every object before writing; the dry run printed its plan for a damaged file."""
+    data = bytearray((Path(__file__).parents[2] / "fixtures/incident/before.kws").read_bytes())
+    data[5000] ^= 1
+    damaged = tmp_path / "damaged.kws"
+    damaged.write_bytes(bytes(data))
+    proc = run("restore", str(damaged), "--dry-run")
+    assert proc.returncode == ExitCode.INPUT and proc.stdout == ""
+    assert proc.stderr == (f"kwoksnap: error: {damaged}: damaged: checksum mismatch (corrupt data); `kwoksnap "
+                           "inspect` shows the readable part\n")
