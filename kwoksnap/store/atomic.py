@@ -20,10 +20,14 @@ from kwoksnap.errors import UsageError
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str], *, private: bool = True) -> Iterator[IO[bytes]]:
+def atomic_output(path: str | os.PathLike[str], *, private: bool = True,
+                  exclusive: bool = False) -> Iterator[IO[bytes]]:
     """A binary file to write ``path`` through; it replaces ``path`` only when the block ends without an error.
-    ``private``: mode 0600 (else what the umask gives). ``UsageError`` if the directory takes no new file."""
+    ``private``: mode 0600 (else what the umask gives). ``exclusive``: never replace an existing file (checked
+    before and, atomically, at the end), like ``KwsWriter``. ``UsageError`` if the directory takes no new file."""
     out = Path(path)
+    if exclusive and os.path.lexists(out):
+        raise UsageError(f"{out}: already exists")
     directory = out.parent if str(out.parent) else Path(".")
     try:
         fd, temp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=directory)
@@ -39,7 +43,14 @@ def atomic_output(path: str | os.PathLike[str], *, private: bool = True) -> Iter
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(temp, out)
+        if exclusive:
+            try:
+                os.link(temp, out)  # fails if the file appeared meanwhile
+            except FileExistsError:
+                raise UsageError(f"{out}: already exists") from None
+            temp.unlink()
+        else:
+            os.replace(temp, out)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()

@@ -492,9 +492,9 @@ def export_yaml(
     ``durationNanosecond = ts - base_time_ns``; other record types are skipped (counted). Objects must come
     before events, as kwokctl loads objects until the first ResourcePatch. With ``relative_times`` every RFC 3339
     time is written as ``$(time-offset-nanosecond N)`` relative to ``base_time_ns``, like ``kwokctl snapshot
-    export``. The file appears under ``out_path`` only when complete.
+    export``. The file appears under ``out_path`` only when complete, and never replaces an existing file.
     """
-    with atomic_output(out_path) as raw:
+    with atomic_output(out_path, exclusive=True) as raw:
         if Path(out_path).suffix in (".gz", ".tgz"):
             with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped:
                 return _write_documents(records, zipped, base_time_ns, relative_times)

@@ -263,3 +263,14 @@ def test_the_export_for_kwokctl_says_what_it_left_out(tmp_path: Path) -> None:
         "left out 5 objects of kinds kwokctl's default --filter does not load (controllerrevision.apps 2, "
         "customresourcedefinition.apiextensions.k8s.io 1, widget.example.kwoksnap.io 2); --all-resources writes "
         "them too"]
+
+
+def test_export_never_replaces_an_existing_file(tmp_path: Path) -> None:
+    """save, import and convert refuse an existing output file; export overwrote it silently."""
+    from tests.unit.test_cli import run
+
+    out = tmp_path / "exists.yaml"
+    out.write_text("keep me\n")
+    proc = run("export", str(Path(__file__).parents[2] / "fixtures/incident/before.kws"), "-o", str(out))
+    assert proc.returncode == 2 and proc.stderr == f"kwoksnap: error: {out}: already exists\n"
+    assert out.read_text() == "keep me\n" and [p.name for p in tmp_path.iterdir()] == ["exists.yaml"]
