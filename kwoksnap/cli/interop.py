@@ -60,6 +60,16 @@ def import_(yaml_path: str, path: str, output_format: str) -> int:
     if output_format == "json":
         print_json({"path": path, **dataclasses.asdict(stats)})
     else:
+        if stats.duplicates:
+            shown = ", ".join(stats.duplicates[:5])
+            more = len(stats.duplicates) - 5
+            click.echo(f"warning: left out {len(stats.duplicates)} object(s) that came again under the same name "
+                       f"(the first is kept): {shown}" + (f" and {more} more" if more > 0 else ""), err=True)
+        if stats.defaulted:
+            click.echo(f"note: {stats.defaulted} namespaced object(s) without a namespace are put in 'default'",
+                       err=True)
+        if not stats.objects and not stats.events:
+            click.echo(f"warning: {yaml_path} holds no Kubernetes object", err=True)
         click.echo(f"imported {sum(stats.objects.values())} objects of {len(stats.objects)} resources"
                    + (f" and {stats.events} events" if stats.events else "")
                    + f" into {path} ({stats.content_type})")

@@ -536,29 +536,46 @@ def _write_documents(
     return stats
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class ImportStats:
     content_type: str
     objects: dict[str, int]
     events: int
+    duplicates: list[str] = dataclasses.field(default_factory=list)  # "resource namespace/name", later copies left out
+    defaulted: int = 0  # namespaced objects without a namespace, put in "default" (as kubectl apply would)
 
 
 def import_to_kws(yaml_path: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> ImportStats:
     """Convert a kwokctl ``--format k8s`` snapshot (or recording, if it has ResourcePatch documents) to a .kws file.
 
-    Two streaming passes: the first decides the content type, the second writes.
+    Two streaming passes: the first decides the content type, the second writes. An object that comes again under
+    the same resource, namespace and name is left out (the first one is kept, as a restore would keep it) and
+    listed; a namespaced object without a namespace goes to ``default``, as ``kubectl apply`` would put it.
     """
     from kwoksnap.store.writer import KwsWriter
 
     content = "recording" if any(r.get("type") == "event" for r in import_yaml(yaml_path)) else "snapshot"
-    counts: dict[str, int] = {}
-    events = 0
+    stats = ImportStats(content, {}, 0)
+    namespaced: dict[str, bool] = {}
+    seen: set[tuple[str, str, str]] = set()
     with KwsWriter(out_path, content_type=content, source={"kind": "kwokctl-yaml", "path": str(yaml_path)}) as w:
         for rec in import_yaml(yaml_path):
-            if rec.get("type") == "object":
+            if rec.get("type") == "resource":
+                namespaced[str(rec["resource"])] = bool(rec.get("namespaced"))
+            elif rec.get("type") == "object":
                 key = str(rec.get("resource", ""))
-                counts[key] = counts.get(key, 0) + 1
+                meta = rec["object"]["metadata"]
+                if namespaced.get(key) and not meta.get("namespace"):
+                    rec = {**rec, "object": {**rec["object"], "metadata": {**meta, "namespace": "default"}}}
+                    meta = rec["object"]["metadata"]
+                    stats.defaulted += 1
+                ident = (key, str(meta.get("namespace") or ""), str(meta["name"]))
+                if ident in seen:
+                    stats.duplicates.append(f"{key} {ident[1] + '/' if ident[1] else ''}{ident[2]}")
+                    continue
+                seen.add(ident)
+                stats.objects[key] = stats.objects.get(key, 0) + 1
             elif rec.get("type") == "event":
-                events += 1
+                stats.events += 1
             w.write(rec)
-    return ImportStats(content, counts, events)
+    return stats
