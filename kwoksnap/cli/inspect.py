@@ -86,5 +86,7 @@ def inspect(path: str, output_format: str) -> int:
     for res, entry in info["resources"].items():
         ns: dict[str, int] = entry.get("namespaces") or {}
         top = ", ".join(f"{k or '(cluster)'}={v}" for k, v in sorted(ns.items(), key=lambda kv: -kv[1])[:4])
+        if len(ns) > 4:
+            top += f", and {len(ns) - 4} more namespaces (-o json lists them)"
         click.echo(f"  {res or '(none)':<55} {entry['objects']:>8}  {top}")
     return 0

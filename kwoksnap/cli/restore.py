@@ -90,8 +90,12 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
         for key, r in summary.results.items():
             click.echo(f"{key:<55} {r.created:>8} {r.updated:>8} {r.skipped:>8} {r.failed:>7}"
                        + (f"  ({r.reallocated} reallocated IPs)" if r.reallocated else ""))
+        created = sum(r.created for r in summary.results.values())
+        updated = sum(r.updated for r in summary.results.values())
         click.echo(f"restored {summary.objects} objects in {summary.seconds:.1f}s "
-                   f"({summary.objects / max(summary.seconds, 1e-9):,.0f}/s, {summary.retries} retries)"
+                   f"({summary.objects / max(summary.seconds, 1e-9):,.0f}/s, {summary.retries} retries; "
+                   f"{created} created, {updated} updated, {summary.objects - created - updated} skipped: already "
+                   "there, or the target's own)"
                    + ("" if not summary.failures and not summary.not_adopted else
                       f"; {len(summary.failures)} failed, {len(summary.not_adopted)} not adopted"))
         if summary.interrupted:
