@@ -48,7 +48,12 @@ def atomic_output(path: str | os.PathLike[str], *, private: bool = True,
                 os.link(temp, out)  # fails if the file appeared meanwhile
             except FileExistsError:
                 raise UsageError(f"{out}: already exists") from None
-            temp.unlink()
+            except OSError:  # a filesystem without hard links: checked again, no longer atomically
+                if os.path.lexists(out):
+                    raise UsageError(f"{out}: already exists") from None
+                os.replace(temp, out)
+            else:
+                temp.unlink()
         else:
             os.replace(temp, out)
     except BaseException:
