@@ -34,6 +34,7 @@ def save(ctx: click.Context, path: str, include: tuple[str, ...], exclude: tuple
     Exit code 0 when every resource was saved, 5 when some could not be listed (named; the rest is saved).
     """
     from kwoksnap.capture.snapshot import SaveOptions, save_snapshot
+    from kwoksnap.errors import APIError, ExitCode, UsageError
 
     def names(values: tuple[str, ...]) -> frozenset[str]:
         return frozenset(v.strip() for value in values for v in value.split(",") if v.strip())
@@ -41,8 +42,6 @@ def save(ctx: click.Context, path: str, include: tuple[str, ...], exclude: tuple
     options = SaveOptions(include=names(include), exclude=names(exclude), namespaces=namespaces,
                           selector=selector, include_secrets=include_secrets,
                           keep_managed_fields=keep_managed_fields, concurrency=concurrency)
-    from kwoksnap.errors import APIError, ExitCode, UsageError
-
     with make_client(ctx) as client:
         if selector:  # checked once by the server, instead of failing every list and saving nothing
             try:
