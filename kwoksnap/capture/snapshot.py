@@ -155,6 +155,9 @@ def save_snapshot(
     disc = discovery or discover(client)
     resources = [r for r in disc.listable() if selected(r, options.include, options.exclude)]
     if options.include and not resources:
+        included = [r for r in disc.listable() if selected(r, options.include, frozenset())]
+        if included:  # served, but --exclude took every one of them
+            raise UsageError(f"--exclude leaves nothing of --include {', '.join(sorted(options.include))}")
         raise UsageError(f"--include matched no served resource: {', '.join(sorted(options.include))}")
     keep = set(options.namespaces)
     counts = [ResourceCount(r.key) for r in resources]

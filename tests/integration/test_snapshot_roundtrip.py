@@ -145,6 +145,10 @@ def test_cli_save_restore_diff(source: tuple[LocalCluster, Client], make_cluster
     bad = kwoksnap("save", "-o", str(tmp_path / "bad.kws"), "-l", "!!bad", kubeconfig=source[0].kubeconfig)
     assert bad.returncode == ExitCode.USAGE and bad.stderr.startswith("kwoksnap: error: -l !!bad: ")
     assert bad.stderr.count("\n") == 1 and not (tmp_path / "bad.kws").exists()  # was: exit 0, 0 objects saved
+    none = kwoksnap("save", "-o", str(tmp_path / "none.kws"), "--include", "pods", "--exclude", "pods",
+                    kubeconfig=source[0].kubeconfig)
+    assert none.returncode == ExitCode.USAGE  # it said pods were not served
+    assert none.stderr == "kwoksnap: error: --exclude leaves nothing of --include pods\n"
     dry = kwoksnap("restore", str(path), "--dry-run", "-o", "json", kubeconfig=source[0].kubeconfig)
     assert dry.returncode == 0 and '"phase": "pods"' in dry.stdout
     target = make_cluster("cli")
