@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from kwoksnap.capture.redact import LAST_APPLIED, REDACTED_ANNOTATION
 from kwoksnap.restore.transform import regenerated, target_refs
 
 __all__ = ["field_differences", "normalize", "regenerated"]
@@ -25,8 +26,7 @@ IGNORED_SCHEDULING_GATES = ("kwoksnap.io/restored",)
 # Secret values are never compared, so never shown: a snapshot's are redacted by default (placeholders, marked by
 # kwoksnap.io/redacted, with last-applied-configuration dropped because it repeats them), and a diff is printed.
 # Their keys and type are compared.
-IGNORED_SECRET_ANNOTATIONS = (*IGNORED_ANNOTATIONS, "kwoksnap.io/redacted",
-                              "kubectl.kubernetes.io/last-applied-configuration")
+IGNORED_SECRET_ANNOTATIONS = (*IGNORED_ANNOTATIONS, REDACTED_ANNOTATION, LAST_APPLIED)
 NOT_COMPARED = "(value not compared)"
 # Kinds whose status the target's controllers compute from their dependents (compared through the dependents).
 CONTROLLER_STATUS_KINDS = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob",

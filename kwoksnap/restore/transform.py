@@ -21,11 +21,6 @@ SCHEDULING_GATE = "kwoksnap.io/restored"
 # this layer cannot import): restore never writes it over an existing Secret.
 REDACTED_ANNOTATION = "kwoksnap.io/redacted"
 
-
-def redacted(obj: Obj) -> bool:
-    return obj.get("kind") == "Secret" and (
-        (obj.get("metadata") or {}).get("annotations") or {}).get(REDACTED_ANNOTATION) == "true"
-
 SERVER_MANAGED = ("uid", "resourceVersion", "creationTimestamp", "generation", "selfLink", "managedFields",
                   "deletionTimestamp", "deletionGracePeriodSeconds")
 
@@ -85,6 +80,12 @@ class Prepared:
 ENDPOINTS_MANAGED_BY = ("endpoints.kubernetes.io/managed-by", "endpoint-controller")
 ENDPOINTS_TRIGGER = "endpoints.kubernetes.io/last-change-trigger-time"
 SLICE_MANAGERS = frozenset({"endpointslice-controller.k8s.io", "endpointslicemirroring-controller.k8s.io"})
+
+
+def redacted(obj: Obj) -> bool:
+    """A Secret saved without its values (``REDACTED_ANNOTATION``)."""
+    return obj.get("kind") == "Secret" and (
+        (obj.get("metadata") or {}).get("annotations") or {}).get(REDACTED_ANNOTATION) == "true"
 
 
 def regenerated(obj: Obj) -> bool:
