@@ -115,7 +115,8 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         if tty:
             click.echo("", err=True)
         warn_unusable_files(stats)
-        warn_if_nothing_kept(stats)
+        if not report.interrupted:  # stopped before reading, the reader has kept nothing yet
+            warn_if_nothing_kept(stats)
         for w in report.warnings:  # found while replaying
             click.echo(f"warning: {w}", err=True)
         report.warnings[:0] = warnings
