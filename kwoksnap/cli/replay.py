@@ -155,9 +155,10 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
             click.echo(f"interrupted: {report.unsent} of the {report.events} events planned were not sent (each "
                        "change sent was answered before the replay stopped)")
         if report.degraded:
-            click.echo(f"degraded by audit level: {dict(report.degraded)}")
+            levels = ", ".join(f"{level} {n}" for level, n in sorted(report.degraded.items()))
+            click.echo(f"degraded (the audit level lacked the bodies to replay them as recorded): {levels}")
         if stats.malformed:
-            click.echo(f"malformed input lines: {stats.malformed} (first: {stats.malformed_examples[:3]})")
+            click.echo(f"malformed input lines: {stats.malformed} (first: {'; '.join(stats.malformed_examples[:3])})")
         applied = data["appliedLagMs"]
         click.echo(f"recorded {report.recorded_seconds:.1f}s replayed in {report.wall_seconds:.1f}s; lag p50 "
                    f"{lag['p50']:.1f} ms, p99 {lag['p99']:.1f} ms, max {lag['max']:.1f} ms (sent); applied p50 "

@@ -54,7 +54,7 @@ def _lease_fresh(client: Client, name: str, within: float = 60.0) -> bool:
 
 def check_target(client: Client, mode: Mode, *, allow_real_nodes: bool = False) -> list[str]:
     """Raise for a target with real nodes; return warnings about anything that would fight the replay."""
-    refuse_real_nodes(client, allow_real_nodes)
+    refuse_real_nodes(client, allow_real_nodes, what="replay")
     warnings: list[str] = []
     profile = profile_for_server(client.config.server)
     scheduler = _lease_fresh(client, "kube-scheduler")

@@ -441,8 +441,6 @@ class Replayer:
                 return
             with self.lock:
                 r.events += 1
-                if degraded(ev):
-                    r.degraded[ev["level"] or "unknown"] += 1
             # A request is due when the recorded client sent it (requestReceivedTimestamp), so the target's own
             # processing time stands in for the source's; due_order has put the events in that order.
             sent = ev["received"] or ev["ts"]
@@ -458,8 +456,12 @@ class Replayer:
                         r.skipped[f"actor:{actor}"] += 1
                     continue
             planned = plan_action(ev, mode=self.options.mode, to_replay=None)
-            if isinstance(planned, Action) and planned.op == "renew" and self.options.speed is not None:
-                lease = (planned.namespace, planned.name)
+            renewal = planned if isinstance(planned, Action) and planned.op == "renew" else None
+            if degraded(ev) and renewal is None:  # a renewal needs no body: replayed as recorded at any level
+                with self.lock:
+                    r.degraded[ev["level"] or "unknown"] += 1
+            if renewal is not None and self.options.speed is not None:
+                lease = (renewal.namespace, renewal.name)
                 if offset - last_renewal.get(lease, -1e9) < self.options.lease_interval:
                     planned = Skip("lease-renewal-coalesced")
                 else:

@@ -124,13 +124,14 @@ BoundClaim = tuple[Resource, str, str, str, Obj]  # (resource, key, namespace, n
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"  # added to every new node by the TaintNodesByCondition admission
 
 
-def check_target(client: Client, allow_real_nodes: bool) -> None:
-    """Refuse a cluster with nodes that KWOK does not manage: restoring into real nodes is never an accident."""
+def check_target(client: Client, allow_real_nodes: bool, *, what: str = "restore") -> None:
+    """Refuse a cluster with nodes that KWOK does not manage: restoring (or replaying, ``what``) into real nodes is
+    never an accident."""
     real = [n["metadata"]["name"] for n, _ in client.list_items("/api/v1/nodes")
             if (n["metadata"].get("annotations") or {}).get(FAKE_NODE_ANNOTATION) is None]
     if real and not allow_real_nodes:
         shown = ", ".join(real[:3]) + (f" and {len(real) - 3} more" if len(real) > 3 else "")
-        raise ClusterError(f"target has {len(real)} node(s) not managed by KWOK ({shown}); refusing to restore "
+        raise ClusterError(f"target has {len(real)} node(s) not managed by KWOK ({shown}); refusing to {what} "
                            "into a real cluster (use --allow-real-nodes to override)")
 
 
