@@ -332,12 +332,16 @@ class _FileReader:
     def _jsonl(self, read: Callable[[int], bytes]) -> Iterator[list[Item]]:
         lineno = 0  # lines consumed so far
         pending: list[bytes] = []
+        first = True
         while True:
             broken: BaseException | None = None
             try:
                 chunk = read(_CHUNK)
             except _BROKEN_STREAM as err:
                 broken, chunk = err, b""
+            if first:
+                chunk = chunk.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM (sniff already looked past it)
+                first = False
             if chunk:
                 lines = chunk.split(b"\n")
                 if len(lines) == 1:
