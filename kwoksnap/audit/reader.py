@@ -663,14 +663,20 @@ def read_audit(
     streams = [_windowed(r, window_ns, window_events) for r in readers]
     flat = [itertools.chain.from_iterable(stream) for stream in streams]
     merged: Iterator[Item] = flat[0] if len(flat) == 1 else heapq.merge(*flat)
-    return _unwrapped(merged)
+    return _unwrapped(merged, stats, [path for path, _ in usable])
 
 
-def _unwrapped(merged: Iterator[Item]) -> Iterator[AuditEvent]:
+def _unwrapped(merged: Iterator[Item], stats: ParseStats, paths: list[str]) -> Iterator[AuditEvent]:
     try:
         yield from map(_event_of, merged)
     finally:
         gc.unfreeze()  # see _gc_paused
+    if stats.lines and not stats.events and not stats.prefiltered:  # read to the end without one audit event
+        what = ", ".join(paths) if len(paths) <= 3 else f"{len(paths)} files"
+        found = [f"{stats.malformed} malformed"] + [f"{n} {kind} ignored" for kind, n in sorted(stats.ignored.items())]
+        first = f"; first: {stats.malformed_examples[0]}" if stats.malformed_examples else ""
+        raise InputError(f"{what}: not an audit log: no audit event in {stats.lines} lines ({', '.join(found)}"
+                         f"{first})")
 
 
 def events_from_value(value: Any, source: str) -> list[AuditEvent]:

@@ -15,6 +15,7 @@ import yaml
 
 from kwoksnap.audit import (
     AuditEvent,
+    FilterSpec,
     ParseStats,
     events_from_value,
     format_timestamp,
@@ -114,8 +115,9 @@ def test_eventlist_line_and_whole_file_documents(tmp_path: Path) -> None:
 def test_broken_json_document_and_jsonl_with_broken_header(tmp_path: Path) -> None:
     pretty = json.dumps([ev(1), ev(2)], indent=2)
     broken = write(tmp_path, "broken.json", pretty.replace('"verb"', '"verb" "', 1))
-    events, stats = read(broken)
-    assert events == [] and stats.malformed == 1 and "not a valid JSON document (line" in stats.malformed_examples[0]
+    with pytest.raises(InputError, match=r"not an audit log: no audit event in 1 lines \(1 malformed; first: .*"
+                                         r"not a valid JSON document \(line"):
+        read(broken)  # nothing usable at all: not an audit log
     header = write(tmp_path, "header.log", b"{ garbage\n{ more garbage\n" + jsonl(ev(1), ev(2)))
     assert sniff(header) == "json"  # looks like a pretty-printed document...
     events, stats = read(header)  # ...but is read as JSON lines once the document does not parse
@@ -474,3 +476,16 @@ def test_a_utf8_bom_before_json_lines_is_dropped(tmp_path: Path) -> None:
     path = write(tmp_path, "bom.log", b"\xef\xbb\xbf" + jsonl(ev(1, name="a"), ev(2, name="b")))
     events, stats = read(path)
     assert [e["name"] for e in events] == ["a", "b"] and stats.malformed == 0
+
+
+def test_logs_without_a_single_audit_event_are_not_audit_logs(tmp_path: Path) -> None:
+    """Found black-box testing: a file of JSON objects that are no audit events replayed '0 events' and exited 0.
+    One usable event anywhere keeps the lenient reading; a prefilter that drops every line is no sign of anything."""
+    junk = write(tmp_path, "junk.json", b'{"a":1}\n{"b":2}\n')
+    with pytest.raises(InputError, match=r"junk\.json: not an audit log: no audit event in 2 lines \(2 malformed"):
+        read(junk)
+    good = write(tmp_path, "good.log", jsonl(ev(1)))
+    events, stats = read([junk, good])
+    assert len(events) == 1 and stats.malformed == 2
+    _, stats = read(good, prefilter=FilterSpec(namespaces=frozenset({"elsewhere"}), resources=frozenset({"leases"})))
+    assert stats.events == 0 and stats.prefiltered == 1  # filtered before decoding: still an audit log

@@ -155,9 +155,10 @@ def test_audit2rbac_policy_is_not_a_log() -> None:
     path = str(SAMPLES / "audit2rbac/demo-policy.yaml")
     assert sniff(path) == "yaml"
     stats = ParseStats()
-    assert list(read_audit([path], stats=stats)) == []
-    assert stats.malformed == 1 and stats.malformed_examples == [
-        f"{path}:1: not an audit record (no auditID, protoPayload, message or properties)"
-    ]
+    first = f"{path}:1: not an audit record (no auditID, protoPayload, message or properties)"
+    with pytest.raises(InputError) as err:  # read to the end without one audit event: not an audit log
+        list(read_audit([path], stats=stats))
+    assert str(err.value) == f"{path}: not an audit log: no audit event in 1 lines (1 malformed; first: {first})"
+    assert stats.malformed == 1 and stats.malformed_examples == [first]
     with pytest.raises(InputError, match=r"demo-policy\.yaml:1: not an audit record"):
         list(read_audit([path], strict=True))
