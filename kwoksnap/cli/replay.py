@@ -121,12 +121,15 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
             click.echo(f"warning: {w}", err=True)
         report.warnings[:0] = warnings
         if not no_fidelity and not report.interrupted:
+            known = len(report.warnings)
             try:
                 replayer.check_fidelity()
             except KeyboardInterrupt:  # the replay itself is done: report it, without a half-made comparison
                 report.interrupted = True
                 report.mismatches.clear()
                 report.fidelity_checked = 0
+            for w in report.warnings[known:]:  # found by the comparison
+                click.echo(f"warning: {w}", err=True)
     data = report.to_dict()
     data["input"] = stats.to_dict()
     if report_path:

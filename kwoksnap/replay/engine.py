@@ -706,3 +706,12 @@ class Replayer:
             elif (want.phase, want.ready, want.node) != (got.phase, got.ready, got.node):
                 r.mismatches.append(f"{name}: recorded phase={want.phase} ready={want.ready} node={want.node}, "
                                     f"target phase={got.phase} ready={got.ready} node={got.node}")
+        # Equal to the recording, and still not a cluster: a log replayed without the snapshot taken before it
+        # binds pods to nodes that were never restored.
+        nodes = {name for kind, _, name in live if kind == "Node"}
+        homeless = sorted(f"{ns}/{pod} (node {got.node})" for (kind, ns, pod), got in live.items()
+                          if kind == "Pod" and got.node and got.node not in nodes
+                          and (kind, ns, pod) in self.expected)
+        if homeless:
+            r.warnings.append(f"{len(homeless)} replayed pod(s) are bound to nodes the target lacks, e.g. "
+                              f"{', '.join(homeless[:3])}: restore the snapshot taken before the log first")
