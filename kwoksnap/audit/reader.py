@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import codecs
+import collections
 import contextlib
 import gc
 import glob
@@ -663,12 +664,13 @@ def read_audit(
     streams = [_windowed(r, window_ns, window_events) for r in readers]
     flat = [itertools.chain.from_iterable(stream) for stream in streams]
     merged: Iterator[Item] = flat[0] if len(flat) == 1 else heapq.merge(*flat)
-    return _unwrapped(merged, stats, [path for path, _ in usable])
+    return _unwrapped(merged, stats, [path for path, _ in usable], window_ns)
 
 
-def _unwrapped(merged: Iterator[Item], stats: ParseStats, paths: list[str]) -> Iterator[AuditEvent]:
+def _unwrapped(merged: Iterator[Item], stats: ParseStats, paths: list[str], window_ns: int) -> Iterator[AuditEvent]:
+    events = map(_event_of, merged)
     try:
-        yield from map(_event_of, merged)
+        yield from events if len(paths) == 1 else _first_copies(events, stats, window_ns)
     finally:
         gc.unfreeze()  # see _gc_paused
     if stats.lines and not stats.events and not stats.prefiltered:  # read to the end without one audit event
@@ -677,6 +679,26 @@ def _unwrapped(merged: Iterator[Item], stats: ParseStats, paths: list[str]) -> I
         first = f"; first: {stats.malformed_examples[0]}" if stats.malformed_examples else ""
         raise InputError(f"{what}: not an audit log: no audit event in {stats.lines} lines ({', '.join(found)}"
                          f"{first})")
+
+
+def _first_copies(events: Iterator[AuditEvent], stats: ParseStats, window_ns: int) -> Iterator[AuditEvent]:
+    """The events of several files without the second copy of any (same auditID and stage): rotated files can
+    overlap, and an event written to both would be replayed twice. Copies carry the same timestamp, so they meet
+    within the merge's window; keys are remembered that long."""
+    seen: set[tuple[str, str]] = set()
+    order: collections.deque[tuple[int, tuple[str, str]]] = collections.deque()
+    for ev in events:
+        key = (ev["auditID"], ev["stage"])
+        if key[0]:
+            horizon = ev["ts"] - window_ns
+            while order and order[0][0] < horizon:
+                seen.discard(order.popleft()[1])
+            if key in seen:
+                stats.duplicates += 1
+                continue
+            seen.add(key)
+            order.append((ev["ts"], key))
+        yield ev
 
 
 def events_from_value(value: Any, source: str) -> list[AuditEvent]:

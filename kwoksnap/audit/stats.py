@@ -36,6 +36,7 @@ class ParseStats:
     prefiltered: int = 0  # lines skipped by the byte-level prefilter (also counted in `skipped`)
     degraded: Counter[str] = dataclasses.field(default_factory=Counter)  # level -> kept events that are degraded
     late: int = 0  # events older than the reorder window allowed: emitted out of order
+    duplicates: int = 0  # second copies of an event (same auditID and stage) from files that overlap, left out
     kept: int = 0  # events passed by filter_events
 
     def add_malformed(self, where: str, reason: str) -> None:
@@ -59,5 +60,6 @@ class ParseStats:
             "prefiltered": self.prefiltered,
             "degraded": dict(sorted(self.degraded.items())),
             "late": self.late,
+            "duplicates": self.duplicates,
             "kept": self.kept,
         }
