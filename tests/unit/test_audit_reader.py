@@ -44,7 +44,7 @@ def ev(
         "kind": "Event",
         "apiVersion": "audit.k8s.io/v1",
         "level": "RequestResponse",
-        "auditID": f"id-{ms}-{name}",
+        "auditID": f"id-{ms}-{name}" + (f"-{rv}" if rv is not None else ""),  # one request, one ID
         "stage": stage,
         "requestURI": f"/api/v1/namespaces/ns/{resource}/{name}",
         "verb": verb,
