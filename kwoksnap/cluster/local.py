@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -224,7 +225,8 @@ def create_cluster(
             "--config", str(config), "--kubeconfig=", f"--wait={int(wait)}s", *extra_args,
         ]
         started = time.monotonic()
-        proc = subprocess.run(args, env=_env(root), capture_output=True, text=True)
+        with _creating(root):
+            proc = subprocess.run(args, env=_env(root), capture_output=True, text=True)
     if proc.returncode != 0 or not cluster.kubeconfig.exists():
         detail = _last_lines(proc.stderr + proc.stdout)
         delete_cluster(name, binaries, workdir=root)
@@ -239,6 +241,21 @@ def create_cluster(
                         f"kube-apiserver log: {log}")
     (cluster.directory / "kwoksnap-profile").write_text(profile.value + "\n")
     return cluster
+
+
+@contextlib.contextmanager
+def _creating(root: Path) -> Iterator[None]:
+    """kwokctl picks free ports when it creates a cluster, and they are taken only once its processes listen: two
+    creates at once picked the same ports, and the second cluster's kubeconfig named the first's API server. Creates
+    under one work directory take turns (an advisory lock; released when the process ends, however it ends)."""
+    import fcntl
+
+    with open(root / ".create.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def wait_ready(cluster: LocalCluster, timeout: float) -> str | None:
