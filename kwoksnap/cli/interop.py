@@ -6,7 +6,7 @@ import dataclasses
 
 import click
 
-from kwoksnap.cli.options import example_epilog, print_json, summary_format
+from kwoksnap.cli.options import example_epilog, first_few, print_json, summary_format
 
 
 @click.command(name="export", epilog=example_epilog(
@@ -61,10 +61,8 @@ def import_(yaml_path: str, path: str, output_format: str) -> int:
         print_json({"path": path, **dataclasses.asdict(stats)})
     else:
         if stats.duplicates:
-            shown = ", ".join(stats.duplicates[:5])
-            more = len(stats.duplicates) - 5
             click.echo(f"warning: left out {len(stats.duplicates)} object(s) that came again under the same name "
-                       f"(the first is kept): {shown}" + (f" and {more} more" if more > 0 else ""), err=True)
+                       f"(the first is kept): {first_few(stats.duplicates)}", err=True)
         if stats.defaulted:
             click.echo(f"note: {stats.defaulted} namespaced object(s) without a namespace are put in 'default'",
                        err=True)

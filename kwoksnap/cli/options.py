@@ -166,6 +166,12 @@ def expand_audit_paths(paths: tuple[str, ...]) -> list[str]:
     return expand_paths(paths)
 
 
+def first_few(items: list[str], n: int = 5) -> str:
+    """``a, b, c and 4 more``: the first ``n`` of a list a warning names."""
+    more = len(items) - n
+    return ", ".join(items[:n]) + (f" and {more} more" if more > 0 else "")
+
+
 def warn_if_nothing_kept(stats: Any) -> None:
     """A warning line when no event passed the filters, with what they skipped."""
     if stats.kept:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from kwoksnap.cli.options import Progress, example_epilog, make_client, output_format, print_json
+from kwoksnap.cli.options import Progress, example_epilog, first_few, make_client, output_format, print_json
 
 
 @click.command(epilog=example_epilog(
@@ -75,17 +75,13 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
         for a in summary.not_adopted[:10]:
             click.echo(f"not adopted: {a.kind} {a.namespace}/{a.name} by {a.owner_kind} {a.owner_name}", err=True)
         if summary.claims_without_volume:
-            shown = ", ".join(summary.claims_without_volume[:5])
-            more = len(summary.claims_without_volume) - 5
             click.echo(f"warning: {len(summary.claims_without_volume)} claim(s) were Bound to a volume that is not in "
-                       f"the target, so the PV controller marks them Lost: {shown}"
-                       + (f" and {more} more" if more > 0 else ""), err=True)
+                       f"the target, so the PV controller marks them Lost: {first_few(summary.claims_without_volume)}",
+                       err=True)
         if summary.kept_secrets:
-            shown = ", ".join(summary.kept_secrets[:5])
-            more = len(summary.kept_secrets) - 5
             click.echo(f"warning: kept {len(summary.kept_secrets)} existing Secret(s) as they were: the snapshot's "
-                       f"values are redacted (save --include-secrets keeps them): {shown}"
-                       + (f" and {more} more" if more > 0 else ""), err=True)
+                       f"values are redacted (save --include-secrets keeps them): {first_few(summary.kept_secrets)}",
+                       err=True)
         click.echo(f"{'resource':<55} {'created':>8} {'updated':>8} {'skipped':>8} {'failed':>7}")
         for key, r in summary.results.items():
             click.echo(f"{key:<55} {r.created:>8} {r.updated:>8} {r.skipped:>8} {r.failed:>7}"
