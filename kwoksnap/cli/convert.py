@@ -9,6 +9,7 @@ from kwoksnap.cli.options import (
     example_epilog,
     expand_audit_paths,
     filter_spec,
+    not_stdout,
     print_json,
     summary_format,
     warn_if_nothing_kept,
@@ -22,7 +23,7 @@ from kwoksnap.cli.options import (
     "kwoksnap replay trace.kws --speed 10x",
 ))
 @audit_input
-@click.option("-o", "--output-file", "path", required=True, type=click.Path(dir_okay=False),
+@click.option("-o", "--output-file", "path", required=True, type=click.Path(dir_okay=False), callback=not_stdout,
               help="Recording to write (.kws).")
 @summary_format
 def convert(audit_paths: tuple[str, ...], resources: tuple[str, ...], namespaces: tuple[str, ...],

@@ -6,7 +6,7 @@ import dataclasses
 
 import click
 
-from kwoksnap.cli.options import example_epilog, first_few, print_json, summary_format
+from kwoksnap.cli.options import example_epilog, first_few, not_stdout, print_json, summary_format
 
 
 @click.command(name="export", epilog=example_epilog(
@@ -14,7 +14,7 @@ from kwoksnap.cli.options import example_epilog, first_few, print_json, summary_
     "kwokctl snapshot restore --name demo --format k8s --path before.yaml",
 ))
 @click.argument("snapshot", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output-file", "path", required=True, type=click.Path(dir_okay=False),
+@click.option("-o", "--output-file", "path", required=True, type=click.Path(dir_okay=False), callback=not_stdout,
               help="YAML file to write (.gz: gzipped; note kwokctl's restore does not read gzip).")
 @click.option("--all-resources", is_flag=True, help="Export every resource, not only those kwokctl's default "
               "--filter accepts (then pass kwokctl a --filter naming them all).")
@@ -45,7 +45,7 @@ def export(snapshot: str, path: str, all_resources: bool, output_format: str) ->
     "kwoksnap import demo.yaml -o demo.kws",
 ))
 @click.argument("yaml_path", metavar="YAML", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output-file", "path", required=True, type=click.Path(dir_okay=False),
+@click.option("-o", "--output-file", "path", required=True, type=click.Path(dir_okay=False), callback=not_stdout,
               help=".kws file to write.")
 @summary_format
 def import_(yaml_path: str, path: str, output_format: str) -> int:

@@ -67,6 +67,13 @@ def writable_target(path: str, option: str) -> None:
         raise UsageError(f"{option} {path}: directory {directory} is not writable")
 
 
+def not_stdout(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """An output file option's check: ``-`` would make a file named ``-``, not write to standard output."""
+    if value == "-":
+        raise click.BadParameter("'-' (standard output) is not supported: give a file name")
+    return value
+
+
 def print_json(data: object) -> None:
     import orjson
 

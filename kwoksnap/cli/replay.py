@@ -14,6 +14,7 @@ from kwoksnap.cli.options import (
     expand_audit_paths,
     filter_spec,
     make_client,
+    not_stdout,
     output_format,
     print_json,
     warn_if_nothing_kept,
@@ -56,7 +57,8 @@ from kwoksnap.cli.options import (
               help="The target's write rate for --max-lead (default: measured before the clock starts, with a few "
                    "scratch ConfigMaps in the default namespace).")
 @click.option("--allow-real-nodes", is_flag=True, help="Replay even if the target has nodes KWOK does not manage.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Also write the report as JSON.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), callback=not_stdout,
+              help="Also write the report as JSON.")
 @click.option("--no-fidelity", is_flag=True, help="Skip the final comparison with the recorded states.")
 @output_format
 @click.pass_context

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from kwoksnap.cli.options import Progress, example_epilog, make_client, print_json, summary_format
+from kwoksnap.cli.options import Progress, example_epilog, make_client, not_stdout, print_json, summary_format
 
 
 @click.command(epilog=example_epilog(
@@ -13,6 +13,7 @@ from kwoksnap.cli.options import Progress, example_epilog, make_client, print_js
     "kwoksnap --context prod save -o prod.kws -l app=checkout --format json",
 ))
 @click.option("-o", "--output-file", "path", required=True, type=click.Path(dir_okay=False, writable=True),
+              callback=not_stdout,
               help="Snapshot file to write (.kws); written atomically, mode 0600.")
 @click.option("--include", multiple=True, help="Only these resources (pods, deployments.apps, Deployment; "
               "repeatable, comma-separated).")

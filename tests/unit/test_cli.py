@@ -146,3 +146,13 @@ def test_a_dry_run_restore_checks_every_frame(tmp_path: Path) -> None:
     assert proc.returncode == ExitCode.INPUT and proc.stdout == ""
     assert proc.stderr == (f"kwoksnap: error: {damaged}: damaged: checksum mismatch (corrupt data); `kwoksnap "
                            "inspect` shows the readable part\n")
+
+
+@pytest.mark.parametrize("args", [["convert", "--audit", "x.log", "-o", "-"], ["save", "-o", "-"],
+                                  ["export", "x.kws", "-o", "-"], ["replay", "--audit", "x.log", "--report", "-"]])
+def test_dash_is_not_a_file_name_for_output(args: list[str], tmp_path: Path) -> None:
+    """Found black-box testing: `convert -o -` wrote a file named '-' instead of refusing."""
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", *args], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == ExitCode.USAGE and proc.stderr.count("\n") == 1
+    assert "'-' (standard output) is not supported: give a file name" in proc.stderr
+    assert not (tmp_path / "-").exists()
