@@ -102,6 +102,12 @@ def observed_state(kind: str, obj: Obj) -> ObjectState:
     return ObjectState(kind, ready=node_state(obj)[0])
 
 
+def _by_source(failure: str) -> tuple[str, int]:
+    """``file:line: ...`` -> (file, line), for listing failures in log order."""
+    path, _, line = failure.split(": ", 1)[0].rpartition(":")
+    return (path, int(line)) if line.isdigit() else (failure, 0)
+
+
 def removed_by_delete(kind: str, obj: Obj, action: Action) -> bool:
     """Whether the API server removes the object at once (else it stays, Terminating, until finalized): pods go
     at once when the grace period is 0, when they are terminal or unscheduled, and only without finalizers."""
@@ -672,6 +678,7 @@ class Replayer:
             sys.setswitchinterval(old_switch)
         self.report.wall_seconds = max(0.0, self.clock.now() - self._start)
         self.report.limits = self.gate.limits
+        self.report.failures.sort(key=_by_source)  # answered in any order; listed as they stand in the log
         if self.report.namespaces_created:
             names = sorted(self.report.namespaces_created)
             self.report.warnings.append(

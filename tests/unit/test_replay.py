@@ -922,3 +922,13 @@ def test_the_fidelity_check_points_out_pods_bound_to_nodes_the_target_lacks() ->
     assert r.report.mismatches == [] and r.report.fidelity_checked == 3
     assert r.report.warnings == ["1 replayed pod(s) are bound to nodes the target lacks, e.g. ns/b (node gone): "
                                  "restore the snapshot taken before the log first"]
+
+
+def test_failures_are_listed_in_log_order() -> None:
+    """Found black-box testing: failures came in the order they were answered (:5, :9, :7, :14, ...)."""
+    from kwoksnap.replay.engine import _by_source
+
+    answered = ["b.log:2: create pods a/x: boom", "a.log:10: create pods a/y: boom", "a.log:9: delete pods a/z: x",
+                "odd: no line"]
+    assert sorted(answered, key=_by_source) == ["a.log:9: delete pods a/z: x", "a.log:10: create pods a/y: boom",
+                                                "b.log:2: create pods a/x: boom", "odd: no line"]
