@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import signal
 import sys
+import threading
 import traceback
 from typing import Any
 
@@ -70,6 +72,10 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     prog = "kubectl kwoksnap" if sys.argv and sys.argv[0].endswith("kubectl-kwoksnap") else "kwoksnap"
     code: int
+    # SIGTERM (a CI job's timeout, a service manager, `kill`) stops a command like Ctrl-C: the writes in flight
+    # finish, the report is printed, child processes are not left behind. Only the main thread can set handlers.
+    previous = (signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread()
+                else None)
     try:
         result: Any = cli.main(args=argv, prog_name=prog, standalone_mode=False)
         code = result if isinstance(result, int) else ExitCode.OK
@@ -104,4 +110,11 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"{prog}: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)",
                    err=True)
         code = ExitCode.INTERNAL
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     sys.exit(int(code))
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt

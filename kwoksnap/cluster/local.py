@@ -226,7 +226,11 @@ def create_cluster(
         ]
         started = time.monotonic()
         with _creating(root):
-            proc = subprocess.run(args, env=_env(root), capture_output=True, text=True)
+            try:
+                proc = subprocess.run(args, env=_env(root), capture_output=True, text=True)
+            except BaseException:  # Ctrl-C or SIGTERM: run() has killed kwokctl; remove what it had started
+                delete_cluster(name, binaries, workdir=root)
+                raise
     if proc.returncode != 0 or not cluster.kubeconfig.exists():
         detail = _last_lines(proc.stderr + proc.stdout)
         delete_cluster(name, binaries, workdir=root)

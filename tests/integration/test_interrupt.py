@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
+import pytest
 
 from kwoksnap.cluster.local import LocalCluster, Profile
 from kwoksnap.errors import ExitCode
@@ -55,13 +56,14 @@ def pods_in(c: Client, namespace: str) -> list[str]:
     return sorted(p["metadata"]["name"] for p, _ in c.list_items(f"/api/v1/namespaces/{namespace}/pods"))
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])  # SIGTERM: a CI job's timeout, `kill`
 def test_ctrl_c_stops_the_replay_with_its_report(kwok_cluster: LocalCluster, client: Client, namespace: str,
-                                                 tmp_path: Path) -> None:
+                                                 tmp_path: Path, signum: signal.Signals) -> None:
     log, report = tmp_path / "audit.log", tmp_path / "report.json"
     pod_creates(log, namespace, 30, 1.0)
     proc = start(kwok_cluster.kubeconfig, "replay", "--audit", str(log), "--mode", "inputs", "--speed", "1x",
                  "--report", str(report))
-    out, err = when(proc, lambda: len(pods_in(client, namespace)) >= 3, lambda: os.kill(proc.pid, signal.SIGINT))
+    out, err = when(proc, lambda: len(pods_in(client, namespace)) >= 3, lambda: os.kill(proc.pid, signum))
     assert proc.returncode == ExitCode.INTERRUPTED, err
     data = orjson.loads(report.read_bytes())
     assert data["interrupted"] and data["failed"] == 0
