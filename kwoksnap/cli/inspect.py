@@ -54,7 +54,8 @@ def inspect(path: str, output_format: str) -> int:
             described = first is not None and first.get("type") == "resource"
             if described and namespaces.get(""):
                 namespaces[""] -= 1
-            resources[res] = {"records": reader.count(res), "objects": reader.count(res) - described,
+            count = reader.count(res)
+            resources[res] = {"records": count, "objects": count - described,
                               "namespaces": {k: v for k, v in namespaces.items() if v}, "frames": len(frames)}
         size = os.path.getsize(path)
         tr = reader.time_range()

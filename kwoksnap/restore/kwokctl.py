@@ -58,9 +58,10 @@ def export_for_kwokctl(snapshot: str | Path, out: str | Path, *,
         def records() -> Iterator[dict[str, Any]]:
             for step in sorted(plan(source.counts()), key=lambda s: EXPORT_ORDER.index(s.phase)):
                 for obj in source.objects(step.resource):
-                    if all_resources or group_kind(obj) in KWOKCTL_DEFAULT_FILTER:
+                    kind = group_kind(obj)
+                    if all_resources or kind in KWOKCTL_DEFAULT_FILTER:
                         yield {"type": "object", "resource": step.resource, "object": restorable_by_kwokctl(obj)}
                     else:
-                        left_out[group_kind(obj)] += 1
+                        left_out[kind] += 1
 
         return export_yaml(records(), out), left_out
