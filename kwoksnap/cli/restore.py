@@ -78,6 +78,11 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
             click.echo(f"warning: {len(summary.claims_without_volume)} claim(s) were Bound to a volume that is not in "
                        f"the target, so the PV controller marks them Lost: {first_few(summary.claims_without_volume)}",
                        err=True)
+        if summary.active_namespaces:
+            click.echo(f"warning: {len(summary.active_namespaces)} namespace(s) were Terminating in the snapshot and "
+                       "are restored Active (only a delete makes a namespace Terminating, and the target's namespace "
+                       f"controller would then delete what is restored in it): {first_few(summary.active_namespaces)}",
+                       err=True)
         if summary.kept_secrets:
             click.echo(f"warning: kept {len(summary.kept_secrets)} existing Secret(s) as they were: the snapshot's "
                        f"values are redacted (save --include-secrets keeps them): {first_few(summary.kept_secrets)}",

@@ -97,6 +97,9 @@ class RestoreSummary:
     planned: int = 0  # objects in the snapshot's plan
     # Secrets that --on-conflict replace did not replace: the snapshot holds placeholders for their values.
     kept_secrets: list[str] = dataclasses.field(default_factory=list)
+    # Namespaces Terminating in the snapshot, restored Active: only a delete makes a namespace Terminating, and
+    # deleting it would make the target's namespace controller delete what was just restored in it.
+    active_namespaces: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -116,6 +119,7 @@ class RestoreSummary:
             "notAdopted": [dataclasses.asdict(a) for a in self.not_adopted[:200]],
             "claimsWithoutVolume": self.claims_without_volume[:200],
             "interrupted": self.interrupted, "planned": self.planned, "keptSecrets": self.kept_secrets[:200],
+            "activeNamespaces": self.active_namespaces[:200],
         }
 
 
@@ -154,6 +158,7 @@ class _Restorer:
         self.bound_claims: list[BoundClaim] = []
         self.claims_without_volume: list[str] = []
         self.kept_secrets: list[str] = []  # not replaced: redacted in the snapshot
+        self.active_namespaces: list[str] = []  # Terminating in the snapshot
 
     # -- bookkeeping -------------------------------------------------------------------------------------------
 
@@ -186,6 +191,12 @@ class _Restorer:
         if old_uid and new_uid:
             with self.lock:
                 self.uid_map[old_uid] = new_uid
+        # The API server lets only a delete set a namespace Terminating (a status write saying so is invalid).
+        if res.kind == "Namespace" and prep.status is not None and prep.status.get("phase") == "Terminating":
+            prep.status = None
+            if outcome != "skipped":  # an existing namespace is left as it is
+                with self.lock:
+                    self.active_namespaces.append(name)
         # A skipped (existing) pod still gets its status if a previous run was cut off between create and status.
         if prep.status is not None and (outcome != "skipped" or _status_differs(created, prep.status)):
             try:
@@ -519,4 +530,5 @@ def restore(
         seconds=time.monotonic() - started, requests=client.requests - requests0,
         retries=client.retries - retries0, claims_without_volume=r.claims_without_volume,
         interrupted=interrupted, planned=sum(s.objects for s in steps), kept_secrets=sorted(r.kept_secrets),
+        active_namespaces=sorted(r.active_namespaces),
     )

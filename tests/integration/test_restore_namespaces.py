@@ -1,0 +1,61 @@
+"""A namespace that was Terminating in the snapshot: restore brings it back Active and says so, instead of failing
+on a status write the API server refuses (found black-box testing: the restore reported the namespace as failed)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import uuid
+from pathlib import Path
+
+from kwoksnap.cluster.local import LocalCluster
+from kwoksnap.errors import NotFound
+from kwoksnap.kube import Client
+from tests.integration.test_snapshot_roundtrip import kwoksnap
+
+HOLD = "kwoksnap.io/test-hold"
+
+
+def _wait_gone(client: Client, path: str, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while client.exists(path):
+        assert time.monotonic() < deadline, f"{path} still there after {seconds} s"
+        time.sleep(0.5)
+
+
+def test_a_terminating_namespace_is_restored_active_with_a_warning(
+        kwok_cluster: LocalCluster, client: Client, tmp_path: Path) -> None:
+    ns = f"t-term-{uuid.uuid4().hex[:8]}"
+    ns_path = f"/api/v1/namespaces/{ns}"
+    held = f"{ns_path}/configmaps/held"
+    client.create("/api/v1/namespaces", {"metadata": {"name": ns}})
+    try:
+        client.create(f"{ns_path}/configmaps", {"metadata": {"name": "held", "finalizers": [HOLD]},
+                                                "data": {"k": "v"}})
+        client.delete(ns_path)  # Terminating until the ConfigMap's finalizer goes
+        assert client.get(ns_path)["status"]["phase"] == "Terminating"
+        snapshot = tmp_path / "s.kws"
+        proc = kwoksnap("save", "-o", str(snapshot), "-n", ns, "--include", "namespaces,configmaps",
+                        kubeconfig=kwok_cluster.kubeconfig)
+        assert proc.returncode == 0, proc.stderr
+        client.patch(held, {"metadata": {"finalizers": None}})
+        _wait_gone(client, ns_path)
+
+        proc = kwoksnap("restore", str(snapshot), kubeconfig=kwok_cluster.kubeconfig)
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+        assert "failed:" not in proc.stderr
+        assert ("warning: 1 namespace(s) were Terminating in the snapshot and are restored Active" in proc.stderr
+                and proc.stderr.rstrip().endswith(ns)), proc.stderr
+        assert client.get(ns_path)["status"]["phase"] == "Active"
+        assert client.get(held)["data"] == {"k": "v"}
+        rerun = kwoksnap("restore", str(snapshot), "-o", "json", kubeconfig=kwok_cluster.kubeconfig)
+        assert rerun.returncode == 0, rerun.stderr
+        report = json.loads(rerun.stdout)
+        assert report["failureCount"] == 0
+        assert report["activeNamespaces"] == []  # it exists now: left as it is
+    finally:
+        with contextlib.suppress(NotFound):
+            client.patch(held, {"metadata": {"finalizers": None}})
+        with contextlib.suppress(NotFound):
+            client.delete(ns_path)
