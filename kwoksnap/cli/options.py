@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 import click
 
+from kwoksnap.errors import ExitCode
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -171,6 +173,17 @@ def expand_audit_paths(paths: tuple[str, ...]) -> list[str]:
     if not paths:
         raise UsageError("no audit log given (--audit FILE)")
     return expand_paths(paths)
+
+
+def finished_partly(*counts: tuple[int, str], where: str) -> int:
+    """The closing ``kwoksnap: error: ...`` line of a run that finished but left things out or wrong (exit 5), like
+    every other error: ``counts`` are ``(n, "object(s) failed")`` pairs (zeros left out), ``where`` says where they
+    are listed."""
+    ctx = click.get_current_context(silent=True)
+    prog = ctx.find_root().info_name if ctx is not None else "kwoksnap"
+    what = ", ".join(f"{n} {text}" for n, text in counts if n)
+    click.echo(f"{prog}: error: {what} ({where})", err=True)
+    return int(ExitCode.PARTIAL)
 
 
 def first_few(items: list[str], n: int = 5) -> str:

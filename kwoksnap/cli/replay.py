@@ -13,6 +13,7 @@ from kwoksnap.cli.options import (
     example_epilog,
     expand_audit_paths,
     filter_spec,
+    finished_partly,
     make_client,
     not_stdout,
     output_format,
@@ -191,4 +192,8 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
                        "objects match their last recorded state")
     if report.interrupted:
         return ExitCode.INTERRUPTED
-    return ExitCode.OK if not report.failed and not report.mismatches else ExitCode.PARTIAL
+    if report.failed or report.mismatches:
+        return finished_partly((report.failed, "event(s) failed"),
+                               (len(report.mismatches), "replayed object(s) differ from the recording"),
+                               where="listed above" if output_format == "text" else "in the JSON report")
+    return ExitCode.OK

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from kwoksnap.cli.options import Progress, example_epilog, first_few, make_client, output_format, print_json
+from kwoksnap.cli.options import (
+    Progress,
+    example_epilog,
+    finished_partly,
+    first_few,
+    make_client,
+    output_format,
+    print_json,
+)
 
 
 @click.command(epilog=example_epilog(
@@ -105,4 +113,8 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                        "are missing, so for a faithful copy restore into a fresh cluster")
     if summary.interrupted:
         return ExitCode.INTERRUPTED
-    return ExitCode.OK if summary.ok else ExitCode.PARTIAL
+    if not summary.ok:
+        return finished_partly((len(summary.failures), "object(s) failed"),
+                               (len(summary.not_adopted), "not adopted by their controllers"),
+                               where="listed above" if output_format == "text" else "in the JSON report")
+    return ExitCode.OK

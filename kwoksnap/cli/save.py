@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from kwoksnap.cli.options import Progress, example_epilog, make_client, not_stdout, print_json, summary_format
+from kwoksnap.cli.options import (
+    Progress,
+    example_epilog,
+    finished_partly,
+    make_client,
+    not_stdout,
+    print_json,
+    summary_format,
+)
 
 
 @click.command(epilog=example_epilog(
@@ -69,4 +77,7 @@ def save(ctx: click.Context, path: str, include: tuple[str, ...], exclude: tuple
                    f"to {path} in {summary.seconds:.1f}s ({summary.rate:,.0f} objects/s, "
                    f"{summary.bytes / 1e6:.1f} MB)"
                    + (f"; {len(errors)} resource(s) not saved" if errors else ""))
-    return ExitCode.PARTIAL if errors else ExitCode.OK
+    if errors:
+        return finished_partly((len(errors), "resource(s) not saved"),
+                               where="listed above" if output_format == "text" else "in the JSON report")
+    return ExitCode.OK

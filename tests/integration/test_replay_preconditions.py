@@ -65,6 +65,7 @@ def test_uid_preconditions_follow_the_object_incarnation(kwok_cluster: LocalClus
     failures = [ln for ln in proc.stderr.splitlines() if ln.startswith("failed: ")]
     assert len(failures) == 1 and "audit.log:4: delete pods" in failures[0], proc.stderr
     assert "precondition" in failures[0].lower(), proc.stderr
+    assert proc.stderr.splitlines()[-1] == "kwoksnap: error: 1 event(s) failed (listed above)", proc.stderr
     live = {p["metadata"]["name"]: p["metadata"]["uid"]
             for p, _ in client.list_items(f"/api/v1/namespaces/{namespace}/pods")}
     assert list(live) == ["p"]  # the second p survived the stale delete; q is gone

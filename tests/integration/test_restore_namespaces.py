@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 from kwoksnap.cluster.local import LocalCluster
-from kwoksnap.errors import NotFound
+from kwoksnap.errors import ExitCode, NotFound
 from kwoksnap.kube import Client
 from tests.integration.test_snapshot_roundtrip import kwoksnap
 
@@ -54,6 +54,10 @@ def test_a_terminating_namespace_is_restored_active_with_a_warning(
         report = json.loads(rerun.stdout)
         assert report["failureCount"] == 0
         assert report["activeNamespaces"] == []  # it exists now: left as it is
+        # A run that finishes with failures ends, like any error, on one `kwoksnap: error:` line (exit 5).
+        refused = kwoksnap("restore", str(snapshot), "--on-conflict", "fail", kubeconfig=kwok_cluster.kubeconfig)
+        assert refused.returncode == ExitCode.PARTIAL, refused.stderr
+        assert refused.stderr.splitlines()[-1] == "kwoksnap: error: 2 object(s) failed (listed above)", refused.stderr
     finally:
         with contextlib.suppress(NotFound):
             client.patch(held, {"metadata": {"finalizers": None}})
