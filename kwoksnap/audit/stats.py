@@ -38,6 +38,7 @@ class ParseStats:
     late: int = 0  # events older than the reorder window allowed: emitted out of order
     duplicates: int = 0  # second copies of an event (same auditID and stage) from files that overlap, left out
     kept: int = 0  # events passed by filter_events
+    redacted: int = 0  # kept events of Secrets whose bodies had their values replaced (unless --include-secrets)
 
     def add_malformed(self, where: str, reason: str) -> None:
         self.malformed += 1
@@ -62,4 +63,5 @@ class ParseStats:
             "late": self.late,
             "duplicates": self.duplicates,
             "kept": self.kept,
+            "redacted": self.redacted,
         }

@@ -6,6 +6,8 @@ API server validates get a placeholder it accepts (``.dockerconfigjson``/``.dock
 snapshot still restores. The ``kwoksnap.io/redacted`` annotation marks such a Secret: restore never writes it over
 an existing one, and diff never compares Secret values at all. Service-account token secrets are never saved:
 they are minted per cluster. (Snapshots written before this rule hold ``*`` repeated to each value's length.)
+Audit events of Secrets get the same treatment (:func:`redact_secret_body`): their bodies are whole Secrets or
+patches of one, and a recording or a replay must not carry the values either.
 """
 
 from __future__ import annotations
@@ -40,4 +42,66 @@ def redact_secret(secret: dict[str, Any]) -> dict[str, Any]:
     annotations[REDACTED_ANNOTATION] = "true"
     meta["annotations"] = annotations
     out["metadata"] = meta
+    return out
+
+
+def _unescape(segment: str) -> str:
+    return segment.replace("~1", "/").replace("~0", "~")
+
+
+def _redact_op(op: dict[str, Any]) -> dict[str, Any] | None:
+    """One JSON-patch operation on a Secret with its values replaced (``None``: drop it, it sets the annotation
+    that repeats the values)."""
+    path = op.get("path")
+    if not isinstance(path, str) or "value" not in op:
+        return op
+    parts = [_unescape(p) for p in path.split("/")[1:]]
+    if parts[:3] == ["metadata", "annotations", LAST_APPLIED]:
+        return None
+    if parts == ["metadata", "annotations"] and isinstance(op["value"], dict):
+        return {**op, "value": {k: v for k, v in op["value"].items() if k != LAST_APPLIED}}
+    if parts and parts[0] in ("data", "stringData"):
+        encode = parts[0] == "data"
+        value = op["value"]
+        if len(parts) == 1 and isinstance(value, dict):
+            value = {k: _encoded(k, encode) for k in value}
+        elif len(parts) == 2:
+            value = _encoded(parts[1], encode)
+        return {**op, "value": value}
+    if not parts and isinstance(op["value"], dict):  # the whole object replaced
+        return {**op, "value": redact_secret_body(op["value"])}
+    return op
+
+
+def _encoded(key: str, base64_encoded: bool) -> str:
+    raw = _placeholder(key)
+    return base64.b64encode(raw).decode() if base64_encoded else raw.decode()
+
+
+def redact_secret_body(body: Any) -> Any:
+    """An audit event's request or response body for a Secret with every value replaced: a whole Secret (create,
+    update, apply, the response) as :func:`redact_secret` does; a merge or strategic-merge patch's ``data`` and
+    ``stringData`` values; a JSON patch's operations on them. ``null`` values (a patch removing a key) stay.
+    Anything else (a Status, DeleteOptions, ``None``) is returned as it is."""
+    if isinstance(body, list):
+        ops = [_redact_op(op) if isinstance(op, dict) else op for op in body]
+        return [op for op in ops if op is not None]
+    if not isinstance(body, dict):
+        return body
+    if body.get("kind") == "Secret":
+        return redact_secret(body)
+    if body.get("kind") == "SecretList" and isinstance(body.get("items"), list):
+        return {**body, "items": [redact_secret(i) if isinstance(i, dict) else i for i in body["items"]]}
+    meta: dict[str, Any] = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
+    annotations: dict[str, Any] = meta["annotations"] if isinstance(meta.get("annotations"), dict) else {}
+    values = [f for f in ("data", "stringData") if isinstance(body.get(f), dict)]
+    if not values and LAST_APPLIED not in annotations:
+        return body
+    out = dict(body)
+    for field in values:
+        out[field] = {k: None if v is None else _encoded(k, field == "data") for k, v in body[field].items()}
+    annotations = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+    if values:
+        annotations[REDACTED_ANNOTATION] = "true"  # the patched Secret now holds placeholders: mark it
+    out["metadata"] = {**meta, "annotations": annotations}
     return out

@@ -9,6 +9,7 @@ from kwoksnap.cli.options import (
     example_epilog,
     expand_audit_paths,
     filter_spec,
+    include_secrets,
     not_stdout,
     print_json,
     summary_format,
@@ -25,19 +26,21 @@ from kwoksnap.cli.options import (
 @audit_input
 @click.option("-o", "--output-file", "path", required=True, type=click.Path(dir_okay=False), callback=not_stdout,
               help="Recording to write (.kws).")
+@include_secrets
 @summary_format
 def convert(audit_paths: tuple[str, ...], resources: tuple[str, ...], namespaces: tuple[str, ...],
             exclude_user: tuple[str, ...], since: str | None, until: str | None, strict: bool, path: str,
-            output_format: str) -> int:
+            include_secrets: bool, output_format: str) -> int:
     """Store the parsed, filtered, time-sorted change stream of audit logs as a recording."""
     from kwoksnap.audit import ParseStats
-    from kwoksnap.replay.recording import audit_events, write_recording
+    from kwoksnap.replay.recording import audit_events, redact_secrets, write_recording
 
     spec = filter_spec(resources, namespaces, exclude_user, since, until)
     stats = ParseStats()
     paths = expand_audit_paths(audit_paths)
-    n = write_recording(audit_events(paths, spec, stats, strict=strict), path,
-                        meta={"inputs": paths})
+    events = audit_events(paths, spec, stats, strict=strict)
+    n = write_recording(events if include_secrets else redact_secrets(events, stats), path,
+                        meta={"inputs": paths, "secretsRedacted": not include_secrets})
     warn_unusable_files(stats)
     d = stats.to_dict()
     if output_format == "json":
@@ -46,5 +49,8 @@ def convert(audit_paths: tuple[str, ...], resources: tuple[str, ...], namespaces
         skipped = ", ".join(f"{reason} {count}" for reason, count in d["skipped"].items())
         click.echo(f"wrote {n} events to {path} ({d['lines']} lines read, {d['malformed']} malformed"
                    + (f"; skipped: {skipped}" if skipped else "") + ")")
+        if stats.redacted:
+            click.echo(f"{stats.redacted} Secret event(s) stored with their values replaced (--include-secrets "
+                       "keeps them)")
     warn_if_nothing_kept(stats)
     return 0

@@ -186,6 +186,11 @@ def finished_partly(*counts: tuple[int, str], where: str) -> int:
     return int(ExitCode.PARTIAL)
 
 
+include_secrets = click.option(
+    "--include-secrets", is_flag=True,
+    help="Keep Secrets' values (by default every value is replaced by a placeholder).")
+
+
 def first_few(items: list[str], n: int = 5) -> str:
     """``a, b, c and 4 more``: the first ``n`` of a list a warning names."""
     more = len(items) - n

@@ -14,6 +14,7 @@ from kwoksnap.cli.options import (
     expand_audit_paths,
     filter_spec,
     finished_partly,
+    include_secrets,
     make_client,
     not_stdout,
     output_format,
@@ -61,6 +62,7 @@ from kwoksnap.cli.options import (
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), callback=not_stdout,
               help="Also write the report as JSON.")
 @click.option("--no-fidelity", is_flag=True, help="Skip the final comparison with the recorded states.")
+@include_secrets
 @output_format
 @click.pass_context
 def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ...], resources: tuple[str, ...],
@@ -68,7 +70,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
            strict: bool, speed: str, max_gap: str | None, mode: str, actor_rules: tuple[str, ...],
            keep_timestamps: bool, workers: int, fixed_workers: bool, lease_interval: float, max_lead: str,
            capacity: float | None, allow_real_nodes: bool,
-           report_path: str | None, no_fidelity: bool,
+           report_path: str | None, no_fidelity: bool, include_secrets: bool,
            output_format: str) -> int:
     """Replay the changes of an audit log (or a recording from `kwoksnap convert`) at the chosen speed.
 
@@ -80,7 +82,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     from kwoksnap.replay.checks import check_target
     from kwoksnap.replay.engine import Replayer, ReplayOptions
     from kwoksnap.replay.limit import RENEWAL_YIELD
-    from kwoksnap.replay.recording import audit_events, read_recording
+    from kwoksnap.replay.recording import audit_events, read_recording, redact_secrets
     from kwoksnap.replay.timing import parse_duration, parse_speed
 
     if bool(recording) == bool(audit_paths):
@@ -91,6 +93,8 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     stats = ParseStats()
     events = (read_recording(recording, spec, stats) if recording
               else audit_events(expand_audit_paths(audit_paths), spec, stats, strict=strict))
+    if not include_secrets:
+        events = redact_secrets(events, stats)
     options = ReplayOptions(
         speed=parse_speed(speed), max_gap=parse_duration(max_gap) if max_gap else None,
         mode=mode,  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from kwoksnap.cli.options import (
     Progress,
     example_epilog,
     finished_partly,
+    include_secrets,
     make_client,
     not_stdout,
     print_json,
@@ -29,7 +30,7 @@ from kwoksnap.cli.options import (
 @click.option("-n", "--namespace", "namespaces", multiple=True, help="Only these namespaces (repeatable); "
               "cluster-scoped resources are always saved.")
 @click.option("-l", "--selector", help="Label selector applied to every list.")
-@click.option("--include-secrets", is_flag=True, help="Keep secret values (redacted by default).")
+@include_secrets
 @click.option("--keep-managed-fields", is_flag=True, help="Keep metadata.managedFields (dropped by default).")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Resources listed at the same time.")

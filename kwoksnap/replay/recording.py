@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from kwoksnap.audit import AuditEvent, FilterSpec, ParseStats, filter_events, read_audit
+from kwoksnap.capture.redact import redact_secret_body
 from kwoksnap.errors import InputError
 from kwoksnap.store import KwsReader, KwsWriter
 
@@ -23,6 +24,18 @@ def audit_events(paths: list[str], spec: FilterSpec, stats: ParseStats, *, stric
         AuditEvent]:
     """Replayable events of audit logs: parsed, merged by time, filtered."""
     return filter_events(read_audit(paths, stats=stats, strict=strict, prefilter=spec), spec, stats)
+
+
+def redact_secrets(events: Iterable[AuditEvent], stats: ParseStats) -> Iterator[AuditEvent]:
+    """The events with the values in Secrets' bodies replaced (``capture.redact``), counted in ``stats.redacted``:
+    by default neither a recording nor a replay carries a Secret's values, as a snapshot does not."""
+    for ev in events:
+        if ev["resource"] == "secrets" and not ev["group"] and (ev["request"] is not None
+                                                               or ev["response"] is not None):
+            ev = cast(AuditEvent, {**ev, "request": redact_secret_body(ev["request"]),
+                                   "response": redact_secret_body(ev["response"])})
+            stats.redacted += 1
+        yield ev
 
 
 def write_recording(events: Iterable[AuditEvent], path: str | Path, *, meta: dict[str, Any]) -> int:

@@ -127,3 +127,59 @@ def test_a_snapshot_is_not_a_recording(tmp_path: Path) -> None:
     proc = run("--kubeconfig", str(config), "replay", str(SNAPSHOT), "--speed", "max")
     assert proc.returncode == ExitCode.INPUT
     assert proc.stderr.count("\n") == 1 and "is a snapshot, not a recording" in proc.stderr
+
+
+def secret_line(n: int, verb: str, request: object, response: object, subresource: str = "") -> str:
+    event = {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse", "auditID": f"s{n}",
+             "stage": "ResponseComplete", "verb": verb, "requestURI": "/api/v1/namespaces/ns/secrets/db",
+             "user": {"username": "alice"}, "userAgent": "kubectl/v1.36.3",
+             "objectRef": {"resource": "secrets", "namespace": "ns", "name": "db", "apiVersion": "v1"},
+             "responseStatus": {"code": 200}, "requestObject": request, "responseObject": response,
+             "requestReceivedTimestamp": f"2026-01-01T00:00:0{n}.000000Z",
+             "stageTimestamp": f"2026-01-01T00:00:0{n}.001000Z"}
+    return orjson.dumps(event).decode() + "\n"
+
+
+def test_convert_and_replay_never_carry_a_secrets_values_unless_asked(tmp_path: Path) -> None:
+    """Secrets in an audit log at RequestResponse level: the recording holds placeholders (as a snapshot does),
+    whatever form the request took; --include-secrets keeps the values."""
+    import base64
+
+    secret = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+              "metadata": {"name": "db", "namespace": "ns", "annotations": {
+                  "kubectl.kubernetes.io/last-applied-configuration": '{"data":{"password":"aHVudGVyMg=="}}'}},
+              "data": {"password": base64.b64encode(b"hunter2").decode(),
+                       ".dockerconfigjson": base64.b64encode(b'{"auths":{"r":{"auth":"hunter2"}}}').decode()}}
+    log = tmp_path / "audit.log"
+    log.write_text(
+        secret_line(1, "create", secret, secret)
+        + secret_line(2, "patch", {"stringData": {"password": "hunter2"}, "data": {"old": None}}, secret)
+        + secret_line(3, "patch", [{"op": "replace", "path": "/data/password", "value": "aHVudGVyMg=="},
+                                   {"op": "add", "path": "/data", "value": {"token": "aHVudGVyMg=="}},
+                                   {"op": "add", "path": "/metadata/annotations/kubectl.kubernetes.io~1"
+                                    "last-applied-configuration", "value": "hunter2"},
+                                   {"op": "add", "path": "/metadata/labels/x", "value": "y"}], secret))
+    trace = tmp_path / "trace.kws"
+    proc = run("convert", "--audit", str(log), "-o", str(trace), "--resources", "secrets")
+    assert proc.returncode == ExitCode.OK, proc.stderr
+    assert "3 Secret event(s) stored with their values replaced (--include-secrets keeps them)" in proc.stdout
+    raw = trace.read_bytes()
+    events = list(read_recording(trace))
+    text = orjson.dumps(events)
+    assert b"hunter2" not in text and b"aHVudGVyMg" not in text
+    assert b"hunter2" not in raw  # nor in the file's compressed frames (zstd keeps short literals visible)
+    create, merge, json_patch = events
+    placeholder = base64.b64encode(b"redacted-by-kwoksnap").decode()
+    assert create["request"]["data"] == {"password": placeholder, ".dockerconfigjson": base64.b64encode(b"{}").decode()}
+    assert create["response"]["metadata"]["annotations"] == {"kwoksnap.io/redacted": "true"}
+    assert merge["request"] == {"stringData": {"password": "redacted-by-kwoksnap"}, "data": {"old": None},
+                                "metadata": {"annotations": {"kwoksnap.io/redacted": "true"}}}
+    assert json_patch["request"] == [{"op": "replace", "path": "/data/password", "value": placeholder},
+                                     {"op": "add", "path": "/data", "value": {"token": placeholder}},
+                                     {"op": "add", "path": "/metadata/labels/x", "value": "y"}]
+    kept = tmp_path / "kept.kws"
+    proc = run("convert", "--audit", str(log), "-o", str(kept), "--resources", "secrets", "--include-secrets")
+    assert proc.returncode == ExitCode.OK and "replaced" not in proc.stdout
+    assert [e["request"] for e in read_recording(kept)] == [e["request"] for e in
+                                                             audit_events([str(log)], filter_spec(
+                                                                 ("secrets",), (), (), None, None), ParseStats())]
