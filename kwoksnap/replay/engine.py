@@ -47,7 +47,6 @@ from kwoksnap.replay.timing import (
     LagStats,
     Timeline,
     due_order,
-    event_time_map,
     format_micro,
     shift_times,
     spread,
@@ -193,7 +192,6 @@ class _Item:
     offset: float  # seconds after the replay start
     action: Action
     source: str
-    ts: int  # recorded time of the event
     send_at: float = 0.0  # seconds after the replay start: the offset, or earlier in a spread burst
 
 
@@ -224,6 +222,7 @@ class Replayer:
         self._planner_error: BaseException | None = None
         self._start = 0.0  # monotonic time of offset 0, set when dispatch starts
         self._wall_start_ns = 0
+        self._timeline = Timeline(options.speed, options.max_gap)  # fed by the planner, read by the workers
         w = options.workers
         adaptive = options.adaptive and options.speed is not None
         self.gate = Gate(AdaptiveLimit(initial=min(w, 8), minimum=min(w, 4), maximum=w) if adaptive else None)
@@ -437,7 +436,7 @@ class Replayer:
 
     def _planned(self, events: Iterable[AuditEvent]) -> Iterator[_Item]:
         """The actions to send, in order, each with its due offset; skips are counted here."""
-        timeline = Timeline(self.options.speed, self.options.max_gap)
+        timeline = self._timeline
         r = self.report
         last_renewal: dict[tuple[str, str], float] = {}
         if self.options.mode == "verbatim":
@@ -476,7 +475,7 @@ class Replayer:
                 with self.lock:
                     r.skipped[planned.reason] += 1
                 continue
-            yield _Item(offset, planned, ev["source"], sent)
+            yield _Item(offset, planned, ev["source"])
 
     def _stale(self, ev: AuditEvent) -> None:
         """An event that came too late for due_order to put it before a later commit of its object: it is applied
@@ -525,9 +524,10 @@ class Replayer:
         r = self.report
         action, source = item.action, item.source
         if not self.options.keep_timestamps and action.body is not None and action.op != "delete":
-            # Times inside the object move onto the replay clock, relative to this event's own due time.
-            action.body = shift_times(action.body, event_time_map(
-                item.ts, self._wall_start_ns + int(item.offset * NS), self.options.speed))
+            # Times inside the object move onto the replay clock (the same recorded instant to the same wall time,
+            # whichever event carries it).
+            start, timeline = self._wall_start_ns, self._timeline
+            action.body = shift_times(action.body, lambda t: timeline.wall_ns(t, start))
         ticket = self.gate.acquire(self._start + item.offset + (RENEWAL_YIELD if action.op == "renew" else 0.0))
         sent = self.clock.now()
         lag = sent - (self._start + item.offset)

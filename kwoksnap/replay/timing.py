@@ -8,6 +8,7 @@ accumulates. The arithmetic is pure so tests run it with a fake clock.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import dataclasses
 import heapq
@@ -57,22 +58,52 @@ class Timeline:
     """Maps recorded time (ns) to replay offsets (s), compressing idle gaps longer than ``max_gap``.
 
     Fed in recorded order (:func:`due_order`); an event older than the previous one (one that took longer than the
-    reorder window) gets the same offset as the previous one, never an earlier one.
+    reorder window) gets the same offset as the previous one, never an earlier one. It remembers the gaps it
+    compressed, so :meth:`wall_ns` maps any recorded instant (a condition's transition time inside an object) the
+    same way whichever event carries it.
     """
 
     speed: float | None  # None: as fast as possible
     max_gap: float | None = None  # seconds of recorded time
     _last_ts: int | None = None
+    _first_ts: int | None = None
     _recorded: float = 0.0  # recorded seconds since the first event, after gap compression
+    # Compressed gaps, in recorded order: where each began (ns), where it ended (ns), and the seconds cut from the
+    # gaps before it. Appended by the planner thread, read by the workers (list appends and reads are atomic).
+    _gap_starts: list[int] = dataclasses.field(default_factory=list)
+    _gaps: list[tuple[int, int, float]] = dataclasses.field(default_factory=list)
+    _cut: float = 0.0
 
     def offset(self, ts: int) -> float:
         if self._last_ts is not None:
             gap = max(0, ts - self._last_ts) / NS
-            if self.max_gap is not None:
-                gap = min(gap, self.max_gap)
+            if self.max_gap is not None and gap > self.max_gap:
+                self._gaps.append((self._last_ts, ts, self._cut))
+                self._gap_starts.append(self._last_ts)
+                self._cut += gap - self.max_gap
+                gap = self.max_gap
             self._recorded += gap
+        else:
+            self._first_ts = ts
         self._last_ts = ts if self._last_ts is None else max(ts, self._last_ts)
         return 0.0 if self.speed is None else self._recorded / self.speed
+
+    def wall_ns(self, t: int, start_wall_ns: int) -> int:
+        """The replay wall time (ns) of recorded instant ``t``, given the wall time of offset 0: ``t``'s distance
+        from the first event, less the idle time compressed before it (an instant inside a compressed gap stays at
+        the gap's ``max_gap``), divided by the speed. Before the first event nothing is compressed. At ``--speed
+        max`` every instant of the replayed stretch is its start; earlier ones keep their distance."""
+        if self._first_ts is None:
+            return start_wall_ns
+        cut = 0.0
+        i = bisect.bisect_right(self._gap_starts, t) - 1
+        if i >= 0 and self.max_gap is not None:
+            begin, end, before = self._gaps[i]
+            cut = before + max(0.0, (min(t, end) - begin) / NS - self.max_gap)
+        seconds = (t - self._first_ts) / NS - cut
+        if self.speed is None:
+            return start_wall_ns + int(min(seconds, 0.0) * NS)
+        return start_wall_ns + int(seconds / self.speed * NS)
 
     @property
     def recorded_seconds(self) -> float:
@@ -315,10 +346,3 @@ def shift_times(obj: Any, to_replay: Callable[[int], int]) -> Any:
     if isinstance(obj, list):
         return [shift_times(v, to_replay) for v in obj]
     return obj
-
-
-def event_time_map(event_ts: int, event_wall_ns: int, speed: float | None) -> Callable[[int], int]:
-    """recorded ns -> replay wall ns for the times inside one event's object: relative to the event itself
-    (``event_wall + (t - event_ts) / speed``), so max-gap compression before the event shifts them with it."""
-    factor = speed or 1.0
-    return lambda t: event_wall_ns + int((t - event_ts) / factor)

@@ -34,7 +34,6 @@ from kwoksnap.replay.timing import (
     REORDER_WINDOW_NS,
     Timeline,
     due_order,
-    event_time_map,
     format_rfc3339,
     parse_duration,
     parse_rfc3339,
@@ -116,8 +115,10 @@ class TestTimestamps:
     def test_times_move_onto_the_replay_clock(self) -> None:
         recorded = parse_rfc3339("2027-01-15T08:00:00Z")
         assert recorded is not None
-        # The event happened 100 s after the condition's transition; at 10x that is 10 s before its replay time.
-        to_replay = event_time_map(recorded + 100 * NS, T0, 10.0)
+        # The replay starts at the event, 100 s after the condition's transition: at 10x, 10 s before T0.
+        timeline = Timeline(speed=10.0)
+        timeline.offset(recorded + 100 * NS)
+        to_replay = lambda t: timeline.wall_ns(t, T0)  # noqa: E731
         obj = {"status": {"conditions": [{"lastTransitionTime": "2027-01-15T08:00:00Z", "reason": "x"}],
                           "startTime": "not a time"}, "metadata": {"creationTimestamp": "2027-01-15T08:00:00Z"}}
         out = shift_times(obj, to_replay)
@@ -125,6 +126,26 @@ class TestTimestamps:
         assert out["status"]["startTime"] == "not a time"
         assert out["metadata"]["creationTimestamp"] == "2027-01-15T08:00:00Z"  # server-set, untouched
         assert obj["status"]["conditions"][0]["lastTransitionTime"] == "2027-01-15T08:00:00Z"  # copy, not mutated
+
+    def test_one_recorded_instant_maps_to_one_wall_time_across_compressed_gaps(self) -> None:
+        """An unchanged transition time carried by events before and after a compressed gap keeps one replay time
+        (it moved back by the cut on every write after the gap); an instant inside a gap stops at max_gap."""
+        timeline = Timeline(speed=10.0, max_gap=30.0)
+        events = [T0, T0 + 10 * NS, T0 + 3610 * NS, T0 + 7300 * NS]  # idle 1 h, then ~1 h more
+        offsets = [timeline.offset(t) for t in events]
+        assert offsets == [0.0, 1.0, 4.0, 7.0]
+        start = 10**18
+        assert [timeline.wall_ns(t, start) for t in events] == [start + int(o * NS) for o in offsets]
+        transition = T0 + 5 * NS  # seen in every later event's object
+        assert timeline.wall_ns(transition, start) == start + NS // 2
+        assert timeline.wall_ns(T0 + 20 * NS, start) == start + 2 * NS  # 10 s into the first gap: not cut yet
+        assert timeline.wall_ns(T0 + 1000 * NS, start) == start + 4 * NS  # deep in it: stands at 30 s
+        assert timeline.wall_ns(T0 - 100 * NS, start) == start - 10 * NS  # before the first event: not cut
+        at_max = Timeline(speed=None)
+        for t in events:
+            at_max.offset(t)
+        assert {at_max.wall_ns(t, start) for t in (transition, *events)} == {start}
+        assert at_max.wall_ns(T0 - 100 * NS, start) == start - 100 * NS  # ages from before the replay kept
 
     def test_lease_times_are_microtime(self) -> None:
         out = shift_times({"spec": {"renewTime": "2027-01-15T08:00:00.000000Z"}}, lambda ns: T0 + 1500)
