@@ -577,7 +577,16 @@ class Replayer:
         key = item.action.key
         current: _Item | None = item
         while current is not None:
-            self._apply(current)
+            try:
+                self._apply(current)
+            except Exception as exc:  # a bug: reported as this change's failure; the object's next changes still go
+                with self.lock:
+                    self.report.failed += 1
+                    if len(self.report.failures) < 1000:
+                            self.report.failures.append(
+                            f"{current.source}: {current.action.op} {current.action.resource} "
+                            f"{current.action.namespace}/{current.action.name}: internal error: "
+                            f"{type(exc).__name__}: {exc}")
             with self.lock:
                 pending = self._inflight[key]
                 if pending:

@@ -331,16 +331,23 @@ MICRO_KEYS = frozenset({"renewTime", "acquireTime"})
 
 
 def shift_times(obj: Any, to_replay: Callable[[int], int]) -> Any:
-    """A copy of ``obj`` whose event-time fields are moved by ``to_replay`` (recorded ns -> replay wall ns)."""
+    """A copy of ``obj`` whose event-time fields are moved by ``to_replay`` (recorded ns -> replay wall ns).
+
+    A value that is not a time, Go's zero time (``0001-01-01T00:00:00Z``: unset, as operators' ``time.Time`` fields
+    write it), an impossible date (``2027-02-30``) or one that would move outside years 1-9999 is kept as
+    recorded."""
     if isinstance(obj, dict):
         out: dict[str, Any] = {}
         for k, v in obj.items():
-            if k in TIME_KEYS and isinstance(v, str):
-                ns = parse_rfc3339(v)
-                if ns is not None:
-                    shifted = to_replay(ns)
-                    out[k] = format_micro(shifted) if k in MICRO_KEYS else format_rfc3339(shifted)
-                    continue
+            if k in TIME_KEYS and isinstance(v, str) and not v.startswith("0001-01-01T"):
+                try:
+                    ns = parse_rfc3339(v)
+                    if ns is not None:
+                        shifted = to_replay(ns)
+                        out[k] = format_micro(shifted) if k in MICRO_KEYS else format_rfc3339(shifted)
+                        continue
+                except (ValueError, OverflowError, OSError):  # datetime's range: keep the recorded value
+                    pass
             out[k] = shift_times(v, to_replay)
         return out
     if isinstance(obj, list):

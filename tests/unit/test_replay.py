@@ -147,6 +147,17 @@ class TestTimestamps:
         assert {at_max.wall_ns(t, start) for t in (transition, *events)} == {start}
         assert at_max.wall_ns(T0 - 100 * NS, start) == start - 100 * NS  # ages from before the replay kept
 
+    def test_times_that_cannot_move_are_kept_as_recorded(self) -> None:
+        """Go's zero time (an operator's unset time.Time), an impossible date and a time the move would take out of
+        datetime's range stay as they are; before, the exception stopped every later change of the object."""
+        obj = {"status": {"conditions": [{"lastTransitionTime": "0001-01-01T00:00:00Z"},
+                                         {"lastTransitionTime": "2027-02-30T08:00:00Z"},
+                                         {"lastTransitionTime": "9999-12-31T23:59:59Z"},
+                                         {"lastTransitionTime": "2027-01-15T08:00:00Z"}]}}
+        out = shift_times(obj, lambda ns: ns + 3600 * NS)
+        assert [c["lastTransitionTime"] for c in out["status"]["conditions"]] == [
+            "0001-01-01T00:00:00Z", "2027-02-30T08:00:00Z", "9999-12-31T23:59:59Z", "2027-01-15T09:00:00Z"]
+
     def test_lease_times_are_microtime(self) -> None:
         out = shift_times({"spec": {"renewTime": "2027-01-15T08:00:00.000000Z"}}, lambda ns: T0 + 1500)
         assert out["spec"]["renewTime"].endswith(".000001Z")
@@ -415,6 +426,33 @@ class RecordingReplayer(Replayer):
             self.executed.append(action.name)
             self.indices.setdefault(action.name, []).append(int(action.body["metadata"]["labels"]["i"]))
         return None
+
+
+def test_an_unexpected_error_fails_one_change_and_the_objects_next_changes_still_go(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug before a change is sent (as shift_times raising on a time it could not move was) fails that change;
+    before, it ended the object's worker chain silently, and its later changes were never sent."""
+    import kwoksnap.replay.engine as engine
+
+    real = engine.shift_times
+
+    def broken(body: Any, to_replay: Any) -> Any:
+        if body["metadata"]["labels"]["i"] == "0":
+            raise RuntimeError("boom")
+        return real(body, to_replay)
+
+    monkeypatch.setattr(engine, "shift_times", broken)
+
+    def labelled(i: int, name: str) -> AuditEvent:
+        return event(ts=T0 + i * NS, name=name, user="alice", agent="kubectl",
+                     response=pod(labels={"i": str(i)}, name=name))
+
+    r = RecordingReplayer(FakeClock(), speed=None)
+    report = r.run([labelled(0, "p1"), labelled(1, "p1"), labelled(2, "p1"), labelled(3, "p2")])
+    assert sorted(r.executed) == ["p1", "p1", "p2"] and r.indices["p1"] == [1, 2]
+    assert (report.applied, report.failed, report.unsent) == (3, 1, 0)
+    assert report.failures == ["test:1: replace pods ns/p1: internal error: RuntimeError: boom"]
+    assert r._inflight == {}
 
 
 class FakeClient:
