@@ -50,6 +50,7 @@ DEFAULT_RESOURCES: Final = frozenset(
 # Node heartbeats live in kube-node-lease; leader-election leases in kube-system belong to the target's own
 # components and must not be replayed over them.
 DEFAULT_LEASE_NAMESPACES: Final = frozenset({"kube-node-lease"})
+OWN_SUBRESOURCES: Final = ("status", "scale")  # what a bare resource entry selects besides the object
 LEASE_GROUP: Final = "coordination.k8s.io"
 
 _ENTRY = re.compile(
@@ -74,8 +75,10 @@ class FilterSpec:
     """What to keep. Collections may be given as any iterable of strings; they are stored as frozensets.
 
     ``resources``: ``resource``, ``resource/subresource``, optionally ``resource.group[/subresource]`` to pin the
-    API group. ``*`` is a wildcard: ``pods/*`` = every subresource of pods, ``*`` = every resource *and* its
-    subresources, ``*.apps`` = everything in the apps group.
+    API group. A resource named without a subresource brings its ``status`` and ``scale`` writes along (a
+    Deployment replayed without them would never show its recorded status, nor a ``kubectl scale``). ``*`` is a
+    wildcard: ``pods/*`` = every subresource of pods, ``*`` = every resource *and* its subresources, ``*.apps`` =
+    everything in the apps group.
     ``namespaces``: empty = all; cluster-scoped objects (nodes) always pass. ``exclude_users``: names or globs
     (``system:serviceaccount:ci:*``). ``since_ns``/``until_ns``: the half-open window ``[since, until)`` on ``ts``.
     ``lease_namespaces``: leases are selected only in the ``coordination.k8s.io`` group and in these namespaces
@@ -127,9 +130,11 @@ def _compile(spec: FilterSpec) -> _Compiled:
         return compiled
     keys: set[tuple[str, str | None, str]] = set()
     for entry in spec.resources:
-        head, _, sub = entry.partition("/")
+        head, slash, sub = entry.partition("/")
         resource, _, group = head.partition(".")
         keys.add((resource, group or None, sub))
+        if not slash and resource != "*":  # the object's own state comes along: status and scale writes
+            keys.update((resource, group or None, s) for s in OWN_SUBRESOURCES)
     globs = [u for u in spec.exclude_users if any(c in u for c in "*?[")]
     compiled = _Compiled(
         everything=("*", None, "") in keys,

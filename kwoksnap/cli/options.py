@@ -124,10 +124,10 @@ def audit_input(f: F) -> F:
                      help="Audit log(s): JSON lines, .gz, EventList batches, GKE/EKS/AKS exports; repeatable, "
                           "globs accepted."),
         click.option("--resources", multiple=True, metavar="NAME",
-                     help="Replay these resources too (deployments, jobs.batch, widgets.example.com, pods/*); "
-                          "added to the defaults: nodes, nodes/status, pods, pods/status, pods/binding, "
-                          "pods/eviction, node leases. A recording replays every resource it holds unless "
-                          "--resources is given."),
+                     help="Replay these resources too (deployments, jobs.batch, widgets.example.com, pods/*; "
+                          "a resource brings its status and scale writes along); added to the defaults: nodes, "
+                          "nodes/status, pods, pods/status, pods/binding, pods/eviction, node leases. A recording "
+                          "replays every resource it holds unless --resources is given."),
         click.option("-n", "--namespace", "namespaces", multiple=True, help="Only these namespaces."),
         click.option("--exclude-user", multiple=True, metavar="USER", help="Skip events by these users (globs)."),
         click.option("--from", "since", metavar="TIME", help="Skip events before this RFC 3339 time."),

@@ -139,6 +139,13 @@ def test_spec_options() -> None:
     assert skip_reason(event(resource="deployments", group="apps", subresource="scale"), spec) is None
     assert skip_reason(event(resource="configmaps", subresource="anything"), spec) is None
     assert skip_reason(event(resource="configmaps"), spec) == "resource-not-selected"
+    # A bare resource brings its own state along (status, scale), not the other subresources.
+    assert skip_reason(event(resource="deployments", group="apps", subresource="status"), spec) is None
+    bare = FilterSpec(resources=frozenset({"widgets.example.com"}))
+    assert skip_reason(event(resource="widgets", group="example.com", subresource="status"), bare) is None
+    assert skip_reason(event(resource="widgets", group="example.com", subresource="scale"), bare) is None
+    assert skip_reason(event(resource="widgets", group="example.com", subresource="approval"),
+                       bare) == "resource-not-selected"
     assert skip_reason(event(user="system:serviceaccount:ci:deployer"), spec) == "user-excluded"
     assert skip_reason(event(user="bob"), spec) == "user-excluded"
     assert skip_reason(event(user="bobby"), spec) is None
