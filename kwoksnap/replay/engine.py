@@ -26,7 +26,7 @@ from typing import Any
 
 from kwoksnap.audit import AuditEvent, Classifier, classify, degraded
 from kwoksnap.clock import Clock, RealClock
-from kwoksnap.errors import APIError, Conflict, KwoksnapError, NotFound
+from kwoksnap.errors import APIError, Conflict, Invalid, KwoksnapError, NotFound
 from kwoksnap.kube.client import MERGE_PATCH, Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
 from kwoksnap.replay.actions import (
@@ -223,6 +223,7 @@ class Replayer:
         self._start = 0.0  # monotonic time of offset 0, set when dispatch starts
         self._wall_start_ns = 0
         self._timeline = Timeline(options.speed, options.max_gap)  # fed by the planner, read by the workers
+        self._conditional: set[str] = set()  # resources whose updates need a resourceVersion (custom resources)
         w = options.workers
         adaptive = options.adaptive and options.speed is not None
         self.gate = Gate(AdaptiveLimit(initial=min(w, 8), minimum=min(w, 4), maximum=w) if adaptive else None)
@@ -330,7 +331,9 @@ class Replayer:
             except Conflict as exc:
                 if not exc.already_exists:
                     raise
-                created = c.replace(res.path(ns, action.name), action.body)
+                if res.kind == "Job" and isinstance(action.body, dict):
+                    self._keep_job_selector(res, ns, action)
+                created = self._replace(res, res.path(ns, action.name), action.body)
             self._remember(res.kind, created, action.state)
             return None
         if action.op in ("replace", "status"):
@@ -338,7 +341,7 @@ class Replayer:
             if res.kind == "Job" and isinstance(action.body, dict):
                 self._keep_job_selector(res, ns, action)
             try:
-                self._remember(res.kind, c.replace(path, action.body), action.state)
+                self._remember(res.kind, self._replace(res, path, action.body), action.state)
             except NotFound:
                 if action.state is None or uid:  # an incarnation replay wrote is gone: divergence, not re-created
                     raise
@@ -346,7 +349,7 @@ class Replayer:
                 created = self._create(res, ns, action.body)
                 self._remember(res.kind, created, action.state)
                 if action.op == "status" or res.kind == "Pod":
-                    c.replace(res.path(ns, action.name, "status"), action.body)
+                    self._replace(res, res.path(ns, action.name, "status"), action.body)
             return None
         if action.op == "patch":
             c.request("PATCH", res.path(ns, action.name, action.subresource or None), body=action.body,
@@ -366,6 +369,30 @@ class Replayer:
         if action.op == "renew":
             return self._renew(res, ns, action)
         raise KwoksnapError(f"unknown action {action.op}")
+
+    def _replace(self, res: Resource, path: str, body: Any) -> Obj:
+        """PUT ``body``. Replayed bodies carry no resourceVersion (the source's means nothing here), which most
+        built-in resources take as an unconditional update; custom resources (and any other whose strategy refuses
+        that) answer 422 "must be specified for an update". Their PUTs then carry the live resourceVersion, read
+        again after a conflict with a concurrent writer."""
+        if res.key not in self._conditional:
+            try:
+                return self.client.replace(path, body)
+            except Invalid as exc:
+                if not isinstance(body, dict) or "must be specified for an update" not in exc.api_message:
+                    raise
+                with self.lock:
+                    self._conditional.add(res.key)
+        for attempt in range(3):
+            live = self.client.get(path)
+            version = (live.get("metadata") or {}).get("resourceVersion")
+            sent = {**body, "metadata": {**(body.get("metadata") or {}), "resourceVersion": version}}
+            try:
+                return self.client.replace(path, sent)
+            except Conflict:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def _keep_job_selector(self, res: Resource, ns: str | None, action: Action) -> None:
         """The target generated its own selector for a replayed Job (immutable): send it back unchanged."""
