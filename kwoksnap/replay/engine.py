@@ -239,13 +239,14 @@ class Replayer:
 
     def _owner_uid(self, ref: Obj, namespace: str) -> str | None:
         kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))
-        cache_key = (kind, namespace, name)
-        with self.lock:
-            if cache_key in self.uids:
-                return self.uids[cache_key]
         res = self.discovery.by_kind(str(ref.get("apiVersion", "")), kind)
         if res is None:
             return None
+        # Keyed as _remember keys what replay writes: a cluster-scoped owner (a mirror pod's Node) under "".
+        cache_key = (kind, namespace if res.namespaced else "", name)
+        with self.lock:
+            if cache_key in self.uids:
+                return self.uids[cache_key]
         try:
             uid = str(self.client.get(res.path(namespace if res.namespaced else None, name))["metadata"]["uid"])
         except NotFound:

@@ -991,3 +991,86 @@ def test_failures_are_listed_in_log_order() -> None:
                 "odd: no line"]
     assert sorted(answered, key=_by_source) == ["a.log:9: delete pods a/z: x", "a.log:10: create pods a/y: boom",
                                                 "b.log:2: create pods a/x: boom", "odd: no line"]
+
+
+NODES = Resource("", "v1", "nodes", "Node", False, frozenset({"create", "get", "delete"}), frozenset({"status"}))
+JOBS = Resource("batch", "v1", "jobs", "Job", True, frozenset({"create", "update", "get"}), frozenset({"status"}))
+
+
+def test_a_cluster_scoped_owner_is_relinked_to_its_current_incarnation() -> None:
+    """Mirror pods owned by a Node the replay deletes and creates again link to the new Node (the owner cache was
+    keyed by the pod's namespace, while replay's own writes are remembered under the node's: the old UID stuck)."""
+
+    class Client:
+        def __init__(self) -> None:
+            self.node_uid, self.nodes, self.owners = "t-node-1", 1, []
+
+        def thread_requests(self) -> int:
+            return 0
+
+        def get(self, path: str) -> dict[str, Any]:
+            assert path == "/api/v1/nodes/n1", path
+            return {"metadata": {"name": "n1", "uid": self.node_uid}}
+
+        def create(self, path: str, body: Any) -> dict[str, Any]:
+            if path == "/api/v1/nodes":
+                self.nodes += 1
+                self.node_uid = f"t-node-{self.nodes}"
+                return {"metadata": {"name": "n1", "uid": self.node_uid}}
+            self.owners.append([ref["uid"] for ref in body["metadata"]["ownerReferences"]])
+            return {"metadata": {**body["metadata"], "uid": "t-pod"}}
+
+        def request(self, method: str, path: str, body: Any = None, **_: Any) -> dict[str, Any]:
+            return {}
+
+    def mirror(name: str) -> AuditEvent:
+        p = pod(name=name, uid=f"src-{name}")
+        p["metadata"].update(namespace="kube-system", ownerReferences=[
+            {"apiVersion": "v1", "kind": "Node", "name": "n1", "uid": "src-node", "controller": True}])
+        return event(verb="create", name=name, namespace="kube-system", response=p)
+
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1", "uid": "src-node-2"}}
+    client = Client()
+    r = Replayer(client, ReplayOptions(), clock=FakeClock(), discovery=Discovery([PODS, NODES]))  # type: ignore[arg-type]
+    for ev in (mirror("etcd-n1"), event(verb="delete", resource="nodes", name="n1", namespace=""),
+               event(verb="create", resource="nodes", name="n1", namespace="", response=node), mirror("proxy-n1")):
+        planned = plan_action(ev, mode="verbatim", to_replay=None)
+        assert isinstance(planned, Action)
+        r.execute(planned)
+    assert client.owners == [["t-node-1"], ["t-node-2"]]
+
+
+def test_a_job_create_that_meets_the_job_keeps_its_selector() -> None:
+    """A recorded Job create finding the Job in the target (a snapshot taken after the log began, a second replay)
+    replaces it with the target's own generated selector: the selector is immutable."""
+    live_selector = {"matchLabels": {"batch.kubernetes.io/controller-uid": "t-job"}}
+
+    class Client:
+        sent: list[tuple[str, Any]] = []
+
+        def thread_requests(self) -> int:
+            return 0
+
+        def create(self, path: str, body: Any) -> dict[str, Any]:
+            self.sent.append(("POST", body["spec"].get("selector")))
+            raise Conflict(409, "AlreadyExists", 'jobs.batch "j" already exists')
+
+        def get(self, path: str) -> dict[str, Any]:
+            return {"spec": {"selector": live_selector, "template": {"metadata": {"labels": {
+                "batch.kubernetes.io/controller-uid": "t-job"}}}}}
+
+        def replace(self, path: str, body: Any) -> dict[str, Any]:
+            self.sent.append(("PUT", body["spec"].get("selector")))
+            return {"metadata": {"name": "j", "namespace": "ns", "uid": "t-job"}}
+
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j", "namespace": "ns", "uid": "src-job"},
+           "spec": {"selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "src-job"}},
+                    "template": {"metadata": {"labels": {"batch.kubernetes.io/controller-uid": "src-job"}},
+                                 "spec": {"containers": []}}}}
+    client = Client()
+    r = Replayer(client, ReplayOptions(), clock=FakeClock(), discovery=Discovery([JOBS]))  # type: ignore[arg-type]
+    planned = plan_action(event(verb="create", group="batch", resource="jobs", name="j", response=job),
+                          mode="verbatim", to_replay=None)
+    assert isinstance(planned, Action)
+    r.execute(planned)
+    assert client.sent == [("POST", None), ("PUT", live_selector)]
