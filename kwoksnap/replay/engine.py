@@ -224,6 +224,12 @@ class Replayer:
         self._wall_start_ns = 0
         self._timeline = Timeline(options.speed, options.max_gap)  # fed by the planner, read by the workers
         self._conditional: set[str] = set()  # resources whose updates need a resourceVersion (custom resources)
+        # Set when the replay stops early (Ctrl-C, a planning error): changes handed to the workers but not sent
+        # yet are never sent (counted as unsent), those being sent finish.
+        self._halt = threading.Event()
+        # Changes handed to the workers and not finished: at most `lookahead`, so a target that is behind (or
+        # --speed max) does not queue the whole log in memory.
+        self._backlog = threading.Semaphore(options.lookahead)
         w = options.workers
         adaptive = options.adaptive and options.speed is not None
         self.gate = Gate(AdaptiveLimit(initial=min(w, 8), minimum=min(w, 4), maximum=w) if adaptive else None)
@@ -549,6 +555,8 @@ class Replayer:
                 self.expected[key].node = str((action.body or {}).get("target", {}).get("name", ""))
 
     def _apply(self, item: _Item) -> None:
+        if self._halt.is_set():
+            return  # never sent: counted as unsent
         r = self.report
         action, source = item.action, item.source
         if not self.options.keep_timestamps and action.body is not None and action.op != "delete":
@@ -557,6 +565,9 @@ class Replayer:
             start, timeline = self._wall_start_ns, self._timeline
             action.body = shift_times(action.body, lambda t: timeline.wall_ns(t, start))
         ticket = self.gate.acquire(self._start + item.offset + (RENEWAL_YIELD if action.op == "renew" else 0.0))
+        if self._halt.is_set():  # stopped while it waited for room
+            self.gate.release(ticket, None, self.clock.now())
+            return
         sent = self.clock.now()
         lag = sent - (self._start + item.offset)
         latency: float | None = None
@@ -615,6 +626,7 @@ class Replayer:
                             f"{current.source}: {current.action.op} {current.action.resource} "
                             f"{current.action.namespace}/{current.action.name}: internal error: "
                             f"{type(exc).__name__}: {exc}")
+            self._backlog.release()
             with self.lock:
                 pending = self._inflight[key]
                 if pending:
@@ -697,7 +709,11 @@ class Replayer:
                 if ahead > 0:
                     self.report.early += 1
                     self.report.lead_max = max(self.report.lead_max, ahead)
-                self._submit(item, pool)
+                while not self._backlog.acquire(timeout=0.1):
+                    if self.stop.is_set():
+                        break
+                else:
+                    self._submit(item, pool)
                 self.progress(self.report, max(0.0, self.clock.now() - start))
                 item = planned.get()
         except KeyboardInterrupt:
@@ -705,9 +721,10 @@ class Replayer:
             self.report.interrupted = True
         finally:
             if self.report.interrupted or self._planner_error is not None:
-                self.gate.open()  # a stopped replay drains what was dispatched without waiting for the limit
+                self._halt.set()  # what was handed to the workers but not sent stays unsent
+                self.gate.open()  # and those waiting for room see it at once
             self.stop.set()
-            pool.shutdown(wait=True)  # every dispatched change finishes; nothing is left half-applied
+            pool.shutdown(wait=True)  # every change being sent finishes; nothing is left half-applied
             with contextlib.suppress(queue.Empty):
                 while True:  # let a planner blocked on a full queue see the stop
                     planned.get_nowait()

@@ -1074,3 +1074,41 @@ def test_a_job_create_that_meets_the_job_keeps_its_selector() -> None:
     assert isinstance(planned, Action)
     r.execute(planned)
     assert client.sent == [("POST", None), ("PUT", live_selector)]
+
+
+def test_ctrl_c_sends_nothing_more_even_when_the_target_is_behind() -> None:
+    """Changes handed to the workers but not sent when Ctrl-C comes are never sent (they were, all of them, with the
+    in-flight limit lifted), and the workers never hold more than `lookahead` changes (at --speed max or behind a
+    slow target they held the whole log)."""
+    import time
+
+    stopped = threading.Event()
+    after: list[str] = []
+    most_waiting = [0]
+
+    class Slow(RecordingReplayer):
+        def execute(self, action: Action) -> str | None:
+            most_waiting[0] = max(most_waiting[0], self.options.lookahead - self._backlog._value)
+            time.sleep(0.005)  # a target answering in 5 ms
+            if stopped.is_set():
+                after.append(action.name)
+            return super().execute(action)
+
+    dispatched = [0]
+
+    def progress(_report: Any, _elapsed: float) -> None:
+        dispatched[0] += 1
+        if dispatched[0] == 150:
+            stopped.set()
+            raise KeyboardInterrupt
+
+    r = Slow(FakeClock(), speed=None, workers=2, lookahead=50)
+    r.progress = progress
+    events = [event(ts=T0 + i * NS // 1000, name=f"p{i}", user="alice", agent="kubectl",
+                    response=pod(labels={"i": str(i)}, name=f"p{i}")) for i in range(400)]
+    report = r.run(events)
+    assert report.interrupted
+    assert len(after) <= 2  # at most the changes in flight when Ctrl-C came
+    assert report.applied == len(r.executed) and report.applied < 150
+    assert report.applied + report.unsent == report.events
+    assert most_waiting[0] <= 50
