@@ -114,8 +114,11 @@ def removed_by_delete(kind: str, obj: Obj, action: Action) -> bool:
         return False
     if kind != "Pod":
         return True
-    grace = (action.body or {}).get("gracePeriodSeconds", action.params.get("gracePeriodSeconds"))
     status, spec = obj.get("status") or {}, obj.get("spec") or {}
+    # The request's grace period, else the pod's own (podStrategy.CheckGracefulDelete).
+    grace = (action.body or {}).get("gracePeriodSeconds", action.params.get("gracePeriodSeconds"))
+    if grace is None:
+        grace = spec.get("terminationGracePeriodSeconds")
     return bool(str(grace) == "0" or status.get("phase") in ("Succeeded", "Failed") or not spec.get("nodeName"))
 
 
@@ -223,6 +226,7 @@ class Replayer:
         self._start = 0.0  # monotonic time of offset 0, set when dispatch starts
         self._wall_start_ns = 0
         self._timeline = Timeline(options.speed, options.max_gap)  # fed by the planner, read by the workers
+        self._unknown: set[tuple[str, str, str]] = set()  # pods/nodes whose last change left no recorded result
         self._conditional: set[str] = set()  # resources whose updates need a resourceVersion (custom resources)
         # Set when the replay stops early (Ctrl-C, a planning error): changes handed to the workers but not sent
         # yet are never sent (counted as unsent), those being sent finish.
@@ -539,20 +543,35 @@ class Replayer:
 
     def _track(self, action: Action) -> None:
         kind = {"pods": "Pod", "nodes": "Node"}.get(action.resource) if action.group == "" else None
-        if kind is None:
+        if kind is None or not action.name:  # an unsplit collection delete names no object
             return
         key = (kind, action.namespace, action.name)
         with self.lock:
+            before = self.expected.get(key)
             if action.op == "delete":
-                if action.state is not None and not removed_by_delete(kind, action.state, action):
-                    self.expected[key] = observed_state(kind, action.state)  # left Terminating
+                if action.state is not None:
+                    stays = not removed_by_delete(kind, action.state, action)
+                    if stays:
+                        self.expected[key] = observed_state(kind, action.state)  # left Terminating
+                elif before is not None and not before.deleted and kind == "Pod":
+                    # No recorded result (an eviction answers with a Status): judged by the pod as last seen.
+                    shape = {"spec": {"nodeName": before.node}, "status": {"phase": before.phase}}
+                    stays = not removed_by_delete(kind, shape, action)
                 else:
-                    self.expected[key] = dataclasses.replace(self.expected.get(key) or ObjectState(kind),
-                                                             deleted=True)
+                    stays = False
+                if not stays:
+                    self.expected[key] = dataclasses.replace(before or ObjectState(kind), deleted=True)
             elif action.state is not None:
                 self.expected[key] = observed_state(kind, action.state)
-            elif action.op == "bind" and key in self.expected:
-                self.expected[key].node = str((action.body or {}).get("target", {}).get("name", ""))
+                self._unknown.discard(key)
+            elif action.op == "bind":
+                if before is not None:
+                    before.node = str((action.body or {}).get("target", {}).get("name", ""))
+            elif action.op != "renew" and key not in self._unknown:
+                # Applied without a recorded result (a Request-level patch): the state it made is not in the log,
+                # so the object is left out of the comparison until a recorded result comes again.
+                self.expected.pop(key, None)
+                self._unknown.add(key)
 
     def _apply(self, item: _Item) -> None:
         if self._halt.is_set():
@@ -767,6 +786,10 @@ class Replayer:
             elif (want.phase, want.ready, want.node) != (got.phase, got.ready, got.node):
                 r.mismatches.append(f"{name}: recorded phase={want.phase} ready={want.ready} node={want.node}, "
                                     f"target phase={got.phase} ready={got.ready} node={got.node}")
+        if self._unknown:
+            unknown = sorted(f"{k} {ns + '/' if ns else ''}{n}" for k, ns, n in self._unknown)
+            r.warnings.append(f"{len(unknown)} replayed pod(s)/node(s) not compared: their last recorded change "
+                              f"holds no resulting object (Request level), e.g. {', '.join(unknown[:3])}")
         # Equal to the recording, and still not a cluster: a log replayed without the snapshot taken before it
         # binds pods to nodes that were never restored.
         nodes = {name for kind, _, name in live if kind == "Node"}

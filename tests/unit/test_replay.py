@@ -1112,3 +1112,56 @@ def test_ctrl_c_sends_nothing_more_even_when_the_target_is_behind() -> None:
     assert report.applied == len(r.executed) and report.applied < 150
     assert report.applied + report.unsent == report.events
     assert most_waiting[0] <= 50
+
+
+class Listing:
+    """The target's pods, for the fidelity check."""
+
+    def __init__(self, *pods: dict[str, Any]) -> None:
+        self.pods = pods
+
+    def list_items(self, path: str) -> Iterator[tuple[dict[str, Any], str]]:
+        if path == "/api/v1/pods":
+            yield from ((p, "1") for p in self.pods)
+        elif path == "/api/v1/nodes":
+            yield {"metadata": {"name": "n1"}, "status": {}}, "1"
+
+
+def tracked(*events: AuditEvent, live: Listing) -> Replayer:
+    r = Replayer(live, ReplayOptions(), clock=FakeClock(), discovery=Discovery([PODS]))  # type: ignore[arg-type]
+    for ev in events:
+        planned = plan_action(ev, mode="verbatim", to_replay=None)
+        assert isinstance(planned, Action)
+        r._track(planned)  # as _apply does once the target answered 2xx
+    r.check_fidelity()
+    return r
+
+
+def test_a_pod_last_changed_without_a_recorded_result_is_not_compared() -> None:
+    """A Request-level status patch (GKE's kubelets) leaves no resulting object in the log: the pod is left out of
+    the comparison, with a warning, instead of compared with the state before the patch (a false mismatch)."""
+    create = event(verb="create", response=pod(phase="Pending", ready="False"), user="alice", agent="kubectl")
+    patch = event(verb="patch", sub="status", level="Request",
+                  request={"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})
+    r = tracked(create, patch, live=Listing(pod()))
+    assert (r.report.fidelity_checked, r.report.mismatches) == (0, [])
+    assert r.report.warnings == ["1 replayed pod(s)/node(s) not compared: their last recorded change holds no "
+                                 "resulting object (Request level), e.g. Pod ns/p1"]
+    r = tracked(create, patch, event(verb="update", sub="status", response=pod()), live=Listing(pod()))
+    assert (r.report.fidelity_checked, r.report.mismatches, r.report.warnings) == (1, [], [])
+
+
+def test_an_evicted_running_pod_is_expected_terminating_and_a_grace_0_pod_gone() -> None:
+    """An eviction answers with a Status: a bound, running pod stays (Terminating) until its kubelet removes it, so
+    a log that ends before that expects it to exist; a pod whose spec says terminationGracePeriodSeconds 0 goes at
+    once on a plain delete (the API server uses the spec's period when the request gives none)."""
+    eviction = event(verb="create", sub="eviction", request={"kind": "Eviction", "metadata": {"name": "p1"}},
+                     response={"kind": "Status", "status": "Success"}, user="alice", agent="kubectl")
+    r = tracked(event(verb="update", sub="status", response=pod()), eviction, live=Listing(pod()))
+    assert (r.report.fidelity_checked, r.report.mismatches) == (1, [])
+    quick = pod()
+    quick["spec"]["terminationGracePeriodSeconds"] = 0
+    r = tracked(event(verb="delete", response=quick, request={"kind": "DeleteOptions"}), live=Listing())
+    assert (r.report.fidelity_checked, r.report.mismatches) == (1, [])
+    r = tracked(event(verb="delete", response=pod(), request={"kind": "DeleteOptions"}), live=Listing())
+    assert r.report.mismatches == ["Pod ns/p1: missing"]  # graceful: recorded Terminating, so expected to stay
