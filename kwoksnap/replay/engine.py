@@ -122,6 +122,15 @@ def removed_by_delete(kind: str, obj: Obj, action: Action) -> bool:
     return bool(str(grace) == "0" or status.get("phase") in ("Succeeded", "Failed") or not spec.get("nodeName"))
 
 
+def removed_by_update(obj: Obj) -> bool:
+    """Whether the write that resulted in ``obj`` (its recorded result) removed it: the API server deletes an
+    object being deleted once an update leaves it without finalizers, if its deletion has no grace period left (0
+    or none; genericregistry's ShouldDeleteDuringUpdate). Unscheduled and terminal pods get 0 when deleted."""
+    meta = obj.get("metadata") or {}
+    return bool(meta.get("deletionTimestamp") and not meta.get("finalizers")
+                and meta.get("deletionGracePeriodSeconds") in (None, 0))
+
+
 @dataclasses.dataclass
 class ReplayReport:
     events: int = 0
@@ -541,7 +550,9 @@ class Replayer:
                     "delete completed; its delete is replayed after that create, and removes the new object "
                     "(count: 'stale')")
 
-    def _track(self, action: Action) -> None:
+    def _track(self, action: Action, *, gone: bool = False) -> None:
+        """Update the state fidelity expects of a replayed pod or node after the target answered ``action``
+        (``gone``: a delete found it already gone, as it was in the recording's target by then)."""
         kind = {"pods": "Pod", "nodes": "Node"}.get(action.resource) if action.group == "" else None
         if kind is None or not action.name:  # an unsplit collection delete names no object
             return
@@ -549,7 +560,9 @@ class Replayer:
         with self.lock:
             before = self.expected.get(key)
             if action.op == "delete":
-                if action.state is not None:
+                if gone:
+                    stays = False
+                elif action.state is not None:
                     stays = not removed_by_delete(kind, action.state, action)
                     if stays:
                         self.expected[key] = observed_state(kind, action.state)  # left Terminating
@@ -562,7 +575,10 @@ class Replayer:
                 if not stays:
                     self.expected[key] = dataclasses.replace(before or ObjectState(kind), deleted=True)
             elif action.state is not None:
-                self.expected[key] = observed_state(kind, action.state)
+                if removed_by_update(action.state):
+                    self.expected[key] = dataclasses.replace(before or ObjectState(kind), deleted=True)
+                else:
+                    self.expected[key] = observed_state(kind, action.state)
                 self._unknown.discard(key)
             elif action.op == "bind":
                 if before is not None:
@@ -617,7 +633,7 @@ class Replayer:
                 r.skipped[reason] += 1
             else:
                 r.applied += 1
-        self._track(action)
+        self._track(action, gone=reason == "already-deleted")
 
     def _submit(self, item: _Item, pool: ThreadPoolExecutor) -> None:
         """Changes to one object run in recorded order, one at a time; different objects never wait for each other

@@ -1165,3 +1165,24 @@ def test_an_evicted_running_pod_is_expected_terminating_and_a_grace_0_pod_gone()
     assert (r.report.fidelity_checked, r.report.mismatches) == (1, [])
     r = tracked(event(verb="delete", response=pod(), request={"kind": "DeleteOptions"}), live=Listing())
     assert r.report.mismatches == ["Pod ns/p1: missing"]  # graceful: recorded Terminating, so expected to stay
+
+
+def test_a_delete_that_found_the_pod_gone_and_a_finalizer_removal_that_removed_it_expect_it_gone() -> None:
+    """Found black-box testing, both false "missing" mismatches (exit 5 on a faithful replay): a namespace's
+    collection delete lists a pod kwok had removed a moment before (its split delete answers 404); and the Job
+    controller removing its tracking finalizer from a pod being deleted with no grace period left removes it."""
+    running = event(verb="update", sub="status", response=pod())
+    listed = event(verb="delete", response=pod(), request={"kind": "DeleteOptions"})  # graceful: would stay
+    r = Replayer(Listing(), ReplayOptions(), clock=FakeClock(), discovery=Discovery([PODS]))  # type: ignore[arg-type]
+    for ev, gone in ((running, False), (listed, True)):
+        planned = plan_action(ev, mode="verbatim", to_replay=None)
+        assert isinstance(planned, Action)
+        r._track(planned, gone=gone)
+    r.check_fidelity()
+    assert (r.report.fidelity_checked, r.report.mismatches) == (1, [])
+
+    finalized = pod(deletionTimestamp="2027-01-15T08:00:00Z", deletionGracePeriodSeconds=0)
+    waiting = pod(deletionTimestamp="2027-01-15T08:00:00Z", deletionGracePeriodSeconds=30)
+    assert tracked(event(verb="update", response=finalized), live=Listing()).report.mismatches == []
+    assert tracked(event(verb="update", response=waiting), live=Listing()).report.mismatches == [
+        "Pod ns/p1: missing"]  # grace period left: it stays Terminating
