@@ -328,6 +328,13 @@ def _query(uri: str) -> dict[str, str]:
     return {k: v for k, v in parse_qsl(urlsplit(uri).query) if k in keep}
 
 
+def _replicas(obj: Any) -> int | None:
+    """``spec.replicas`` of a Scale (or of a patch setting it), if it is an integer."""
+    spec = obj.get("spec") if isinstance(obj, dict) else None
+    replicas = spec.get("replicas") if isinstance(spec, dict) else None
+    return replicas if isinstance(replicas, int) and not isinstance(replicas, bool) else None
+
+
 def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] | None) -> Action | Skip:
     """The request that re-applies ``ev`` in the target, or why it cannot be."""
     verb, sub = ev["verb"], ev["subresource"]
@@ -362,6 +369,14 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
         opts = (request or {}).get("deleteOptions") if isinstance(request, dict) else None
         return Action("delete", "DELETE", body=_strip_preconditions(opts) if opts else None,
                       source_uid=precondition_uid(opts), **base)
+    if sub == "scale" and verb in ("update", "patch"):
+        # `kubectl scale`, an HPA: the replica count the write left, as a merge patch of the scale subresource (the
+        # same for a Deployment, a StatefulSet or a custom resource's scale).
+        replicas = _replicas(result) if result is not None else _replicas(request)
+        if replicas is None:
+            return Skip("degraded-metadata")
+        return Action("patch", "PATCH", subresource="scale", body={"spec": {"replicas": replicas}},
+                      content_type=MERGE_PATCH, **base)
     if sub and sub != "status":
         return Skip("unsupported-subresource")
     is_lease = group == "coordination.k8s.io" and resource == "leases"

@@ -164,6 +164,22 @@ class TestTimestamps:
 
 
 class TestActions:
+    @pytest.mark.parametrize(("request_body", "response", "replicas"), [
+        ({"spec": {"replicas": 3}}, {"kind": "Scale", "spec": {"replicas": 3}}, 3),  # RequestResponse
+        ({"spec": {"replicas": 5}}, None, 5),  # Request level: the patch says it
+        ({"kind": "Scale", "spec": {"replicas": 0}}, None, 0),  # an update to zero
+        ([{"op": "replace", "path": "/spec/replicas", "value": 2}], None, None),  # a JSON patch, no result
+    ])
+    def test_a_scale_write_becomes_a_merge_patch_of_the_replica_count(self, request_body: Any, response: Any,
+                                                                      replicas: int | None) -> None:
+        a = plan_action(event(verb="patch", group="apps", resource="deployments", sub="scale", name="web",
+                              request=request_body, response=response), mode="inputs", to_replay=None)
+        if replicas is None:
+            assert a == Skip("degraded-metadata")
+        else:
+            assert isinstance(a, Action) and (a.op, a.subresource, a.content_type, a.body) == (
+                "patch", "scale", "application/merge-patch+json", {"spec": {"replicas": replicas}})
+
     def test_request_response_status_write_puts_the_result(self) -> None:
         a = plan_action(event(verb="patch", sub="status", response=pod(), request={"status": {}}),
                         mode="verbatim", to_replay=None)
