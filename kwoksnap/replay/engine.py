@@ -683,6 +683,34 @@ class Replayer:
                 frozen += 1
         return frozen
 
+    def thaw(self) -> tuple[int, int]:
+        """Inputs mode: the target's own components drive pods and nodes, so those a restore froze are handed back
+        to them: the ``kwoksnap.io/frozen`` annotation comes off (kwok runs their lifecycle again, e.g. finishes a
+        Terminating pod) and so does restore's scheduling gate (the scheduler places a Pending pod). Returns
+        (pods, nodes) thawed."""
+        pods = 0
+        for pod, _ in self.client.list_items("/api/v1/pods"):
+            meta, spec = pod["metadata"], pod.get("spec") or {}
+            gates = spec.get("schedulingGates") or []
+            kept = [g for g in gates if g.get("name") != SCHEDULING_GATE]
+            patch: Obj = {}
+            if (meta.get("annotations") or {}).get(FROZEN_ANNOTATION) is not None:
+                patch["metadata"] = {"annotations": {FROZEN_ANNOTATION: None}}
+            if len(kept) != len(gates):
+                patch["spec"] = {"schedulingGates": kept or None}
+            if patch:
+                with contextlib.suppress(NotFound):  # gone meanwhile
+                    self.client.patch(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}", patch)
+                pods += 1
+        nodes = 0
+        for node, _ in self.client.list_items("/api/v1/nodes"):
+            if (node["metadata"].get("annotations") or {}).get(FROZEN_ANNOTATION) is not None:
+                with contextlib.suppress(NotFound):
+                    self.client.patch(f"/api/v1/nodes/{node['metadata']['name']}",
+                                      {"metadata": {"annotations": {FROZEN_ANNOTATION: None}}})
+                nodes += 1
+        return pods, nodes
+
     def warm_up(self) -> None:
         """One keep-alive connection per worker before the clock starts: no TLS handshakes in the first burst."""
         self.client.warm(self.options.workers)
@@ -708,6 +736,13 @@ class Replayer:
     def run(self, events: Iterable[AuditEvent]) -> ReplayReport:
         if self.options.mode == "verbatim":
             self.freeze_nodes()
+        else:
+            pods, nodes = self.thaw()
+            if pods or nodes:
+                self.report.warnings.append(
+                    f"inputs mode: {pods} pod(s) and {nodes} node(s) a restore had frozen are handed back to the "
+                    "target's kwok and scheduler (kwoksnap.io/frozen and the restore scheduling gate removed), so "
+                    "they react to the replayed inputs")
         self.warm_up()
         if self.options.speed is not None and self.options.max_lead > 0:
             try:

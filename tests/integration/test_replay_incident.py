@@ -120,6 +120,13 @@ def test_inputs_mode_replays_user_actions_and_the_cluster_reacts(incident: Incid
             ("deployments", "patch"), ("leases", "update"), ("jobs", "create")}
         assert report.applied == len(user_events) == 5, (report.applied, report.skipped)
         assert report.skipped["actor:controller"] > 0 and report.skipped["actor:scheduler"] > 0
+        # What the restore froze is handed back to the target's kwok and scheduler (black-box finding: restored
+        # pods stayed Terminating for ever, and restored Pending pods were never scheduled).
+        assert [w for w in report.warnings if w.startswith("inputs mode: 211 pod(s) and 0 node(s)")], report.warnings
+        frozen = [p["metadata"]["name"] for p, _ in c.list_items("/api/v1/pods")
+                  if "kwoksnap.io/frozen" in (p["metadata"].get("annotations") or {})
+                  or (p["spec"].get("schedulingGates") or [])]
+        assert frozen == []
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             job = c.get("/apis/batch/v1/namespaces/app-0/jobs/report")

@@ -417,6 +417,9 @@ class NoClient:
     def thread_requests(self) -> int:
         return 0
 
+    def list_items(self, path: str) -> Iterator[tuple[dict[str, Any], str]]:
+        return iter(())  # an empty target: nothing to thaw in inputs mode
+
 
 class RecordingReplayer(Replayer):
     """The real dispatcher and planner, with requests recorded instead of sent."""
