@@ -303,7 +303,8 @@ class LagStats:
 # and managedFields times are set by the target server and never sent).
 TIME_KEYS = frozenset({"lastTransitionTime", "lastHeartbeatTime", "lastProbeTime", "lastUpdateTime", "startTime",
                        "startedAt", "finishedAt", "renewTime", "acquireTime", "lastScheduleTime",
-                       "lastSuccessfulTime", "completionTime"})
+                       "lastSuccessfulTime", "completionTime", "timeAdded", "lastScaleTime", "firstTimestamp",
+                       "lastTimestamp", "eventTime"})
 
 
 def parse_rfc3339(value: str) -> int | None:
@@ -327,7 +328,7 @@ def format_micro(ns: int) -> str:
     return datetime.fromtimestamp(ns // NS, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{us:06d}Z"
 
 
-MICRO_KEYS = frozenset({"renewTime", "acquireTime"})
+MICRO_KEYS = frozenset({"renewTime", "acquireTime", "eventTime"})
 
 
 def shift_times(obj: Any, to_replay: Callable[[int], int]) -> Any:

@@ -158,6 +158,13 @@ class TestTimestamps:
         assert [c["lastTransitionTime"] for c in out["status"]["conditions"]] == [
             "0001-01-01T00:00:00Z", "2027-02-30T08:00:00Z", "9999-12-31T23:59:59Z", "2027-01-15T09:00:00Z"]
 
+    def test_a_taints_time_added_moves_too(self) -> None:
+        """Found black-box testing: a replayed cordon's taint kept its recorded time, before the node existed."""
+        node = {"spec": {"taints": [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule",
+                                     "timeAdded": "2027-01-15T08:00:00Z"}]}}
+        out = shift_times(node, lambda ns: ns + 3600 * NS)
+        assert out["spec"]["taints"][0]["timeAdded"] == "2027-01-15T09:00:00Z"
+
     def test_lease_times_are_microtime(self) -> None:
         out = shift_times({"spec": {"renewTime": "2027-01-15T08:00:00.000000Z"}}, lambda ns: T0 + 1500)
         assert out["spec"]["renewTime"].endswith(".000001Z")
