@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from typing import Any
@@ -79,7 +80,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     """
     from kwoksnap.audit import ParseStats, classify, make_classifier, parse_rule
     from kwoksnap.errors import ExitCode, UsageError
-    from kwoksnap.replay.checks import check_target
+    from kwoksnap.replay.checks import check_target, snapshot_taken
     from kwoksnap.replay.engine import Replayer, ReplayOptions
     from kwoksnap.replay.limit import RENEWAL_YIELD
     from kwoksnap.replay.recording import audit_events, read_recording, redact_secrets
@@ -115,6 +116,9 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
 
     with make_client(ctx, pool_size=workers) as client:
         warnings = check_target(client, options.mode, allow_real_nodes=allow_real_nodes)
+        taken = snapshot_taken(client)
+        if taken is not None:
+            options = dataclasses.replace(options, snapshot_taken_ns=taken[1])
         for w in warnings:
             click.echo(f"warning: {w}", err=True)
         replayer = Replayer(client, options, progress=progress)
@@ -124,6 +128,11 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         warn_unusable_files(stats)
         if not report.interrupted:  # stopped before reading, the reader has kept nothing yet
             warn_if_nothing_kept(stats)
+        if taken is not None and report.before_snapshot:
+            report.warnings.append(
+                f"{report.before_snapshot} event(s) were recorded before the snapshot restored in this target was "
+                f"taken ({taken[0]}): it already holds their changes, so replaying them again can fail or undo "
+                f"later ones; --from {taken[0]} starts the replay there")
         for w in report.warnings:  # found while replaying
             click.echo(f"warning: {w}", err=True)
         report.warnings[:0] = warnings

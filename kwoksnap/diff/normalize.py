@@ -21,7 +21,7 @@ Obj = dict[str, Any]
 IGNORED_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation", "selfLink", "managedFields",
                     "deletionGracePeriodSeconds")
 # Markers restore adds so kwok, the scheduler and the Job controller leave restored objects as recorded.
-IGNORED_ANNOTATIONS = ("kwoksnap.io/frozen", "kwok.x-k8s.io/node")
+IGNORED_ANNOTATIONS = ("kwoksnap.io/frozen", "kwok.x-k8s.io/node", "kwoksnap.io/snapshot-taken-at")
 IGNORED_SCHEDULING_GATES = ("kwoksnap.io/restored",)
 # Secret values are never compared, so never shown: a snapshot's are redacted by default (placeholders, marked by
 # kwoksnap.io/redacted, with last-applied-configuration dropped because it repeats them), and a diff is printed.

@@ -13,10 +13,12 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+from kwoksnap.audit.timestamps import parse_timestamp
 from kwoksnap.cluster.local import Profile, profile_for_server
 from kwoksnap.errors import APIError, NotFound
 from kwoksnap.kube.client import Client
 from kwoksnap.replay.actions import Mode
+from kwoksnap.restore.engine import SNAPSHOT_TAKEN_ANNOTATION
 from kwoksnap.restore.engine import check_target as refuse_real_nodes
 from kwoksnap.restore.transform import FAKE_NODE_ANNOTATION, FROZEN_ANNOTATION
 
@@ -50,6 +52,22 @@ def _lease_fresh(client: Client, name: str, within: float = 60.0) -> bool:
         return False
     when = datetime.fromisoformat(str(renew).replace("Z", "+00:00"))
     return (datetime.now(UTC) - when).total_seconds() < within
+
+
+def snapshot_taken(client: Client) -> tuple[str, int] | None:
+    """When the snapshot restored into the target was taken (restore marks kube-system with it), as (RFC 3339,
+    ns), or None: no restore marked it, or it cannot be read."""
+    try:
+        namespace = client.get("/api/v1/namespaces/kube-system")
+    except APIError:
+        return None
+    text = ((namespace.get("metadata") or {}).get("annotations") or {}).get(SNAPSHOT_TAKEN_ANNOTATION)
+    if not isinstance(text, str):
+        return None
+    try:
+        return text, parse_timestamp(text)
+    except ValueError:
+        return None
 
 
 def check_target(client: Client, mode: Mode, *, allow_real_nodes: bool = False) -> list[str]:

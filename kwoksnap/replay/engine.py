@@ -81,6 +81,9 @@ class ReplayOptions:
     # before the clock starts (replay/capacity.py) unless `capacity` (writes/s) is given.
     max_lead: float = 0.25
     capacity: float | None = None
+    # When the snapshot restored into the target was taken (ns; checks.snapshot_taken): events that completed
+    # before it (their ts, as --from compares) are counted (before_snapshot): the snapshot holds their changes.
+    snapshot_taken_ns: int | None = None
 
 
 @dataclasses.dataclass
@@ -158,6 +161,7 @@ class ReplayReport:
     early: int = 0  # changes released before they were due (a burst spread around its recorded time)
     lead_max: float = 0.0  # seconds: the most any change was released early
     namespaces_created: list[str] = dataclasses.field(default_factory=list)  # the target lacked them (_create)
+    before_snapshot: int = 0  # events that completed before the restored snapshot was taken (ReplayOptions)
 
     @property
     def unsent(self) -> int:
@@ -190,6 +194,7 @@ class ReplayReport:
             "wallSeconds": round(self.wall_seconds, 3), "interrupted": self.interrupted, "unsent": self.unsent,
             "warnings": self.warnings,
             "stale": self.stale, "namespacesCreated": sorted(self.namespaces_created),
+            "beforeSnapshot": self.before_snapshot,
             "recordedStartNs": self.recorded_start_ns, "replayStartNs": self.replay_start_ns,
             "concurrency": self.concurrency(),
             "spread": {"capacityWritesPerSecond": round(self.capacity, 1) if self.capacity else None,
@@ -498,6 +503,8 @@ class Replayer:
             sent = ev["received"] or ev["ts"]
             offset = timeline.offset(sent)
             with self.lock:
+                if self.options.snapshot_taken_ns is not None and ev["ts"] < self.options.snapshot_taken_ns:
+                    r.before_snapshot += 1
                 r.recorded_seconds = timeline.recorded_seconds
                 if not r.recorded_start_ns:
                     r.recorded_start_ns = sent

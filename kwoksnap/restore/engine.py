@@ -47,6 +47,15 @@ class RecordSource:
     def objects(self, resource: str) -> Iterable[Obj]:
         raise NotImplementedError
 
+    def taken_at(self) -> str | None:
+        """When the cluster was captured (RFC 3339), if the source is a capture of a live cluster."""
+        return None
+
+
+# Restore marks the target with the time its snapshot was taken (on the kube-system namespace), so that a replay
+# into it can tell which events of a log the snapshot already holds.
+SNAPSHOT_TAKEN_ANNOTATION = "kwoksnap.io/snapshot-taken-at"
+
 
 @dataclasses.dataclass(frozen=True)
 class RestoreOptions:
@@ -525,6 +534,11 @@ def restore(
     if not interrupted:
         r.rebind_claims(options.settle_timeout)
         not_adopted = r.settle(disc) if r.adoptions else []
+        taken = source.taken_at()
+        if taken:
+            with contextlib.suppress(APIError):  # no right to annotate kube-system: replay just cannot warn
+                client.patch("/api/v1/namespaces/kube-system",
+                             {"metadata": {"annotations": {SNAPSHOT_TAKEN_ANNOTATION: taken}}})
     return RestoreSummary(
         results=r.results, failures=r.failures, not_adopted=not_adopted, dropped_owner_refs=r.dropped,
         seconds=time.monotonic() - started, requests=client.requests - requests0,

@@ -32,6 +32,13 @@ class SnapshotSource(RecordSource):
             if key:
                 self._keys_by_gr.setdefault(group_resource(key), []).append(key)
 
+    def taken_at(self) -> str | None:
+        """The file's creation time, for a snapshot `save` took of a live cluster (its header names the server);
+        an imported kwokctl YAML was created when it was imported."""
+        header = self.reader.header
+        source = header.get("source") or {}
+        return str(header["createdAt"]) if isinstance(source, dict) and source.get("server") else None
+
     @property
     def namespaces(self) -> frozenset[str]:
         """The namespaces a ``save -n`` restricted the snapshot to (empty: all)."""
