@@ -134,6 +134,51 @@ def removed_by_update(obj: Obj) -> bool:
                 and meta.get("deletionGracePeriodSeconds") in (None, 0))
 
 
+def _object_key(action: Action) -> tuple[str, str, str] | None:
+    """(kind, namespace, name) of a pod or node action, the key fidelity compares by; None for anything else (and
+    for an unsplit collection delete, which names no object)."""
+    kind = {"pods": "Pod", "nodes": "Node"}.get(action.resource) if action.group == "" else None
+    return (kind, action.namespace, action.name) if kind is not None and action.name else None
+
+
+def _advance(states: dict[tuple[str, str, str], ObjectState], unknown: set[tuple[str, str, str]],
+             key: tuple[str, str, str], action: Action, gone: bool) -> None:
+    """The object's state after ``action`` (see _track), in ``states``; an object whose last change holds no
+    resulting object moves to ``unknown`` until a recorded result comes again."""
+    kind = key[0]
+    before = states.get(key)
+    if action.op == "delete":
+        if gone:
+            stays = False
+        elif action.state is not None:
+            stays = not removed_by_delete(kind, action.state, action)
+            if stays:
+                states[key] = observed_state(kind, action.state)  # left Terminating
+        elif before is not None and not before.deleted and kind == "Pod":
+            # No recorded result (an eviction answers with a Status): judged by the pod as last seen.
+            shape = {"spec": {"nodeName": before.node}, "status": {"phase": before.phase}}
+            stays = not removed_by_delete(kind, shape, action)
+        else:
+            stays = False
+        if not stays:
+            states[key] = dataclasses.replace(before or ObjectState(kind), deleted=True)
+            unknown.discard(key)
+    elif action.state is not None:
+        if removed_by_update(action.state):
+            states[key] = dataclasses.replace(before or ObjectState(kind), deleted=True)
+        else:
+            states[key] = observed_state(kind, action.state)
+        unknown.discard(key)
+    elif action.op == "bind":
+        if before is not None:
+            before.node = str((action.body or {}).get("target", {}).get("name", ""))
+    elif action.op != "renew" and key not in unknown:
+        # Applied without a recorded result (a Request-level patch): the state it made is not in the log, so the
+        # object is left out of the comparison until a recorded result comes again.
+        states.pop(key, None)
+        unknown.add(key)
+
+
 @dataclasses.dataclass
 class ReplayReport:
     events: int = 0
@@ -241,6 +286,10 @@ class Replayer:
         self._wall_start_ns = 0
         self._timeline = Timeline(options.speed, options.max_gap)  # fed by the planner, read by the workers
         self._unknown: set[tuple[str, str, str]] = set()  # pods/nodes whose last change left no recorded result
+        self._touched: set[tuple[str, str, str]] = set()  # pods/nodes the replay wrote
+        # Inputs mode: every pod's and node's last recorded state, whoever wrote it (_observe).
+        self._recorded: dict[tuple[str, str, str], ObjectState] = {}
+        self._recorded_unknown: set[tuple[str, str, str]] = set()
         self._conditional: set[str] = set()  # resources whose updates need a resourceVersion (custom resources)
         # Set when the replay stops early (Ctrl-C, a planning error): changes handed to the workers but not sent
         # yet are never sent (counted as unsent), those being sent finish.
@@ -509,6 +558,7 @@ class Replayer:
                 if not r.recorded_start_ns:
                     r.recorded_start_ns = sent
             if self.options.mode == "inputs":
+                self._observe(ev)
                 actor = self.options.classifier(ev["user"], ev["groups"], ev["userAgent"])
                 if actor != "user":
                     with self.lock:
@@ -559,42 +609,33 @@ class Replayer:
 
     def _track(self, action: Action, *, gone: bool = False) -> None:
         """Update the state fidelity expects of a replayed pod or node after the target answered ``action``
-        (``gone``: a delete found it already gone, as it was in the recording's target by then)."""
-        kind = {"pods": "Pod", "nodes": "Node"}.get(action.resource) if action.group == "" else None
-        if kind is None or not action.name:  # an unsplit collection delete names no object
+        (``gone``: a delete found it already gone, as it was in the recording's target by then). In inputs mode
+        only note that the replay wrote the object: it is compared with its last recorded state (_observe)."""
+        key = _object_key(action)
+        if key is None:
             return
-        key = (kind, action.namespace, action.name)
         with self.lock:
-            before = self.expected.get(key)
-            if action.op == "delete":
-                if gone:
-                    stays = False
-                elif action.state is not None:
-                    stays = not removed_by_delete(kind, action.state, action)
-                    if stays:
-                        self.expected[key] = observed_state(kind, action.state)  # left Terminating
-                elif before is not None and not before.deleted and kind == "Pod":
-                    # No recorded result (an eviction answers with a Status): judged by the pod as last seen.
-                    shape = {"spec": {"nodeName": before.node}, "status": {"phase": before.phase}}
-                    stays = not removed_by_delete(kind, shape, action)
-                else:
-                    stays = False
-                if not stays:
-                    self.expected[key] = dataclasses.replace(before or ObjectState(kind), deleted=True)
-            elif action.state is not None:
-                if removed_by_update(action.state):
-                    self.expected[key] = dataclasses.replace(before or ObjectState(kind), deleted=True)
-                else:
-                    self.expected[key] = observed_state(kind, action.state)
-                self._unknown.discard(key)
-            elif action.op == "bind":
-                if before is not None:
-                    before.node = str((action.body or {}).get("target", {}).get("name", ""))
-            elif action.op != "renew" and key not in self._unknown:
-                # Applied without a recorded result (a Request-level patch): the state it made is not in the log,
-                # so the object is left out of the comparison until a recorded result comes again.
-                self.expected.pop(key, None)
-                self._unknown.add(key)
+            self._touched.add(key)
+            if self.options.mode == "verbatim":
+                _advance(self.expected, self._unknown, key, action, gone)
+
+    def _observe(self, ev: AuditEvent) -> None:
+        """Inputs mode (planner thread, log order): follow every pod's and node's recorded state, whoever wrote
+        it, so that fidelity compares what the replay wrote with how the recording left it (the target's own
+        components stand in for the recorded ones)."""
+        if ev["group"] or ev["resource"] not in ("pods", "nodes") or not ev["name"]:
+            return
+        planned = plan_action(ev, mode="inputs", to_replay=None)
+        if isinstance(planned, Skip):
+            if planned.reason != "degraded-metadata":
+                return
+            # A change whose body the audit level dropped: its result is not known.
+            planned = Action("patch", "PATCH", ev["group"], ev["version"], ev["resource"], ev["namespace"],
+                             ev["name"])
+        key = _object_key(planned)
+        if key is not None:
+            with self.lock:
+                _advance(self._recorded, self._recorded_unknown, key, planned, False)
 
     def _apply(self, item: _Item) -> None:
         if self._halt.is_set():
@@ -832,7 +873,13 @@ class Replayer:
                 m = obj["metadata"]
                 live[(kind, m.get("namespace", ""), m["name"])] = observed_state(kind, obj)
         r = self.report
-        for key, want in sorted(self.expected.items()):
+        inputs = self.options.mode == "inputs"
+        if inputs:  # what the replay wrote, against the log's last state of it; the target's scheduler places
+            expected = {k: self._recorded[k] for k in self._touched if k in self._recorded}
+            not_compared = self._touched & self._recorded_unknown
+        else:
+            expected, not_compared = self.expected, self._unknown
+        for key, want in sorted(expected.items()):
             r.fidelity_checked += 1
             got = live.get(key)
             name = f"{key[0]} {key[1] + '/' if key[1] else ''}{key[2]}"
@@ -841,13 +888,16 @@ class Replayer:
                     r.mismatches.append(f"{name}: recorded deleted, still exists")
             elif got is None:
                 r.mismatches.append(f"{name}: missing")
-            elif (want.phase, want.ready, want.node) != (got.phase, got.ready, got.node):
+            elif inputs and (want.phase, want.ready) != (got.phase, got.ready):
+                r.mismatches.append(f"{name}: recorded phase={want.phase} ready={want.ready}, target "
+                                    f"phase={got.phase} ready={got.ready}")
+            elif not inputs and (want.phase, want.ready, want.node) != (got.phase, got.ready, got.node):
                 r.mismatches.append(f"{name}: recorded phase={want.phase} ready={want.ready} node={want.node}, "
                                     f"target phase={got.phase} ready={got.ready} node={got.node}")
-        if self._unknown:
-            unknown = sorted(f"{k} {ns + '/' if ns else ''}{n}" for k, ns, n in self._unknown)
+        if not_compared:
+            unknown = sorted(f"{k} {ns + '/' if ns else ''}{n}" for k, ns, n in not_compared)
             r.warnings.append(f"{len(unknown)} replayed pod(s)/node(s) not compared: their last recorded change "
-                              f"holds no resulting object (Request level), e.g. {', '.join(unknown[:3])}")
+                              f"holds no resulting object (Request or Metadata level), e.g. {', '.join(unknown[:3])}")
         # Equal to the recording, and still not a cluster: a log replayed without the snapshot taken before it
         # binds pods to nodes that were never restored.
         nodes = {name for kind, _, name in live if kind == "Node"}

@@ -1172,7 +1172,7 @@ def test_a_pod_last_changed_without_a_recorded_result_is_not_compared() -> None:
     r = tracked(create, patch, live=Listing(pod()))
     assert (r.report.fidelity_checked, r.report.mismatches) == (0, [])
     assert r.report.warnings == ["1 replayed pod(s)/node(s) not compared: their last recorded change holds no "
-                                 "resulting object (Request level), e.g. Pod ns/p1"]
+                                 "resulting object (Request or Metadata level), e.g. Pod ns/p1"]
     r = tracked(create, patch, event(verb="update", sub="status", response=pod()), live=Listing(pod()))
     assert (r.report.fidelity_checked, r.report.mismatches, r.report.warnings) == (1, [], [])
 
@@ -1212,3 +1212,46 @@ def test_a_delete_that_found_the_pod_gone_and_a_finalizer_removal_that_removed_i
     assert tracked(event(verb="update", response=finalized), live=Listing()).report.mismatches == []
     assert tracked(event(verb="update", response=waiting), live=Listing()).report.mismatches == [
         "Pod ns/p1: missing"]  # grace period left: it stays Terminating
+
+
+def test_inputs_mode_compares_what_it_wrote_with_the_logs_last_state_of_it() -> None:
+    """Black-box finding: inputs mode compared a pod with the last change a user made (a bare pod "recorded
+    Pending" though its kubelet made it Running; an evicted StatefulSet pod "recorded deleted" though its controller
+    re-created it). The target's components stand in for the recorded ones, so the comparison is with the log's
+    last state of each object the replay wrote, whoever wrote it, and not where the target's scheduler put it."""
+    user = {"user": "alice", "agent": "kubectl"}
+    log = [
+        (event(verb="create", name="bare", response=pod(phase="Pending", ready="False", node="", name="bare"),
+               **user), True),
+        (event(verb="update", sub="status", name="bare", response=pod(name="bare")), False),  # its kubelet
+        (event(verb="create", name="db-1", response=pod(name="db-1", phase="Pending", ready="False"),
+               user="system:serviceaccount:kube-system:statefulset-controller",
+               agent="kube-controller-manager/v1.36.3"), False),
+        (event(verb="delete", name="db-1", response=pod(name="db-1"), request={"kind": "DeleteOptions"}, **user),
+         True),  # graceful: Terminating
+        (event(verb="delete", name="db-1", response=pod(name="db-1"), request={"gracePeriodSeconds": 0}),
+         False),  # its kubelet: gone
+        (event(verb="create", name="db-1", response=pod(name="db-1", node="n2"),
+               user="system:serviceaccount:kube-system:statefulset-controller",
+               agent="kube-controller-manager/v1.36.3"), False),  # re-created, and Running on n2 at the end
+        (event(verb="create", name="web-x", response=pod(name="web-x"), agent="kube-controller-manager/v1.36.3",
+               user="system:serviceaccount:kube-system:replicaset-controller"), False),  # never written by replay
+    ]
+
+    def fidelity(*live: dict[str, Any]) -> ReplayReport:
+        r = Replayer(Listing(*live), ReplayOptions(mode="inputs"), clock=FakeClock(),  # type: ignore[arg-type]
+                     discovery=Discovery([PODS]))
+        for ev, replayed in log:
+            r._observe(ev)  # the planner, in log order
+            if replayed:
+                planned = plan_action(ev, mode="inputs", to_replay=None)
+                assert isinstance(planned, Action)
+                r._track(planned)  # a worker, once the target answered
+        r.check_fidelity()
+        return r.report
+
+    report = fidelity(pod(name="bare", node="n3"), pod(name="db-1", node="n1"))  # placed elsewhere: fine
+    assert (report.fidelity_checked, report.mismatches) == (2, [])
+    report = fidelity(pod(name="bare", phase="Pending", ready="False", node=""))
+    assert report.mismatches == ["Pod ns/bare: recorded phase=Running ready=True, target phase=Pending ready=False",
+                                 "Pod ns/db-1: missing"]
