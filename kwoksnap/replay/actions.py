@@ -363,7 +363,8 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
         target = (request.get("target") or {}).get("name")
         body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": ev["name"]},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": target}}
-        return Action("bind", "POST", subresource="binding", body=body, **base)
+        # The scheduler names the pod's UID in the binding (the API server binds only that incarnation).
+        return Action("bind", "POST", subresource="binding", body=body, source_uid=precondition_uid(request), **base)
     if sub == "eviction" and verb == "create":
         # The eviction API deletes the pod inside the server (no separate delete line): replay the delete.
         opts = (request or {}).get("deleteOptions") if isinstance(request, dict) else None

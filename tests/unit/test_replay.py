@@ -171,6 +171,13 @@ class TestTimestamps:
 
 
 class TestActions:
+    def test_a_binding_keeps_the_schedulers_uid_precondition(self) -> None:
+        request = {"kind": "Binding", "metadata": {"name": "p1", "uid": "src-p1"},
+                   "target": {"kind": "Node", "name": "n2"}}
+        a = plan_action(event(verb="create", sub="binding", request=request), mode="verbatim", to_replay=None)
+        assert isinstance(a, Action) and a.op == "bind" and a.source_uid == "src-p1"
+        assert with_uid_precondition(a, "t-p1")["metadata"] == {"name": "p1", "uid": "t-p1"}
+
     @pytest.mark.parametrize(("request_body", "response", "replicas"), [
         ({"spec": {"replicas": 3}}, {"kind": "Scale", "spec": {"replicas": 3}}, 3),  # RequestResponse
         ({"spec": {"replicas": 5}}, None, 5),  # Request level: the patch says it
