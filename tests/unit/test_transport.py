@@ -180,3 +180,14 @@ def test_an_api_error_is_one_line_and_keeps_the_whole_message() -> None:
                         "updates may not change fields [3 more lines]")
     assert err.api_message == message
     assert str(APIError(500, "InternalError", "etcd timeout")) == "500 InternalError: etcd timeout"
+
+
+def test_the_default_retries_wait_long_enough_for_an_api_server_restart() -> None:
+    """Full jitter could draw next to nothing every time: a restart (5 s down, then start-up) once outlasted all
+    ten retries of the fault test. Equal jitter keeps half of each backoff."""
+    policy = RetryPolicy()
+    least, most = policy.total_wait()
+    assert (round(least, 2), round(most, 2)) == (15.65, 31.3)
+    for attempt in range(policy.attempts):
+        backoff = min(policy.max_delay, policy.base_delay * 2**attempt)
+        assert all(backoff / 2 <= policy.delay(attempt) <= backoff for _ in range(100))
