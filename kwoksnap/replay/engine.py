@@ -95,12 +95,18 @@ class ObjectState:
     ready: str = ""
     node: str = ""
     deleted: bool = False
+    # What decides whether a delete without a recorded result (an eviction) removes the pod at once.
+    grace: int | None = dataclasses.field(default=None, compare=False)  # spec.terminationGracePeriodSeconds
+    finalizers: bool = dataclasses.field(default=False, compare=False)
 
 
 def observed_state(kind: str, obj: Obj) -> ObjectState:
     if kind == "Pod":
         phase, ready, node = pod_state(obj)
-        return ObjectState(kind, phase=phase, ready=ready, node=node)
+        grace = (obj.get("spec") or {}).get("terminationGracePeriodSeconds")
+        return ObjectState(kind, phase=phase, ready=ready, node=node,
+                           grace=grace if isinstance(grace, int) else None,
+                           finalizers=bool((obj.get("metadata") or {}).get("finalizers")))
     return ObjectState(kind, ready=node_state(obj)[0])
 
 
@@ -144,7 +150,16 @@ def _object_key(action: Action) -> tuple[str, str, str] | None:
 def _advance(states: dict[tuple[str, str, str], ObjectState], unknown: set[tuple[str, str, str]],
              key: tuple[str, str, str], action: Action, gone: bool) -> None:
     """The object's state after ``action`` (see _track), in ``states``; an object whose last change holds no
-    resulting object moves to ``unknown`` until a recorded result comes again."""
+    resulting object, or one that is malformed, moves to ``unknown`` until a recorded result comes again."""
+    try:
+        _advance_state(states, unknown, key, action, gone)
+    except (AttributeError, TypeError, ValueError):  # e.g. a condition that is not an object: not comparable
+        states.pop(key, None)
+        unknown.add(key)
+
+
+def _advance_state(states: dict[tuple[str, str, str], ObjectState], unknown: set[tuple[str, str, str]],
+                   key: tuple[str, str, str], action: Action, gone: bool) -> None:
     kind = key[0]
     before = states.get(key)
     if action.op == "delete":
@@ -156,7 +171,9 @@ def _advance(states: dict[tuple[str, str, str], ObjectState], unknown: set[tuple
                 states[key] = observed_state(kind, action.state)  # left Terminating
         elif before is not None and not before.deleted and kind == "Pod":
             # No recorded result (an eviction answers with a Status): judged by the pod as last seen.
-            shape = {"spec": {"nodeName": before.node}, "status": {"phase": before.phase}}
+            shape = {"metadata": {"finalizers": ["recorded"] if before.finalizers else []},
+                     "spec": {"nodeName": before.node, "terminationGracePeriodSeconds": before.grace},
+                     "status": {"phase": before.phase}}
             stays = not removed_by_delete(kind, shape, action)
         else:
             stays = False
@@ -671,6 +688,7 @@ class Replayer:
         finally:
             self.gate.release(ticket, latency, self.clock.now())  # failures and multi-request actions: no sample
         applied_lag = answered - (self._start + item.offset)
+        self._track(action, gone=reason == "already-deleted")  # first: should it fail, the change counts once
         with self.lock:
             if action.op == "renew":
                 r.renewal_lag.add(max(0.0, applied_lag))
@@ -681,7 +699,6 @@ class Replayer:
                 r.skipped[reason] += 1
             else:
                 r.applied += 1
-        self._track(action, gone=reason == "already-deleted")
 
     def _submit(self, item: _Item, pool: ThreadPoolExecutor) -> None:
         """Changes to one object run in recorded order, one at a time; different objects never wait for each other
@@ -838,15 +855,24 @@ class Replayer:
             self.stop.set()
             self.report.interrupted = True
         finally:
-            if self.report.interrupted or self._planner_error is not None:
-                self._halt.set()  # what was handed to the workers but not sent stays unsent
-                self.gate.open()  # and those waiting for room see it at once
+            stopping = self.report.interrupted or self._planner_error is not None
             self.stop.set()
-            pool.shutdown(wait=True)  # every change being sent finishes; nothing is left half-applied
-            with contextlib.suppress(queue.Empty):
-                while True:  # let a planner blocked on a full queue see the stop
-                    planned.get_nowait()
-            planner.join(timeout=5)
+            while True:
+                if stopping:
+                    self._halt.set()  # what was handed to the workers but not sent stays unsent
+                    self.gate.open()  # and those waiting for room see it at once
+                try:
+                    pool.shutdown(wait=True)  # every change being sent finishes; nothing is left half-applied
+                    break
+                except KeyboardInterrupt:  # Ctrl-C while the workers send what was dispatched: no more of it
+                    self.report.interrupted = stopping = True
+            try:
+                with contextlib.suppress(queue.Empty):
+                    while True:  # let a planner blocked on a full queue see the stop
+                        planned.get_nowait()
+                planner.join(timeout=5)
+            except KeyboardInterrupt:  # everything dispatched is done by now: only the report is left to make
+                self.report.interrupted = True
             sys.setswitchinterval(old_switch)
         self.report.wall_seconds = max(0.0, self.clock.now() - self._start)
         self.report.limits = self.gate.limits

@@ -1262,3 +1262,58 @@ def test_inputs_mode_compares_what_it_wrote_with_the_logs_last_state_of_it() -> 
     report = fidelity(pod(name="bare", phase="Pending", ready="False", node=""))
     assert report.mismatches == ["Pod ns/bare: recorded phase=Running ready=True, target phase=Pending ready=False",
                                  "Pod ns/db-1: missing"]
+
+
+def test_ctrl_c_while_the_workers_send_the_last_of_the_log_sends_no_more_of_it() -> None:
+    """Review finding: at --speed max a log shorter than --lookahead is dispatched at once, and a Ctrl-C that came
+    while run() waited for the workers escaped it: no report, and the workers sent the whole rest."""
+    import os
+    import signal
+    import time
+
+    fired = threading.Event()
+    after: list[str] = []
+
+    class Slow(RecordingReplayer):
+        def execute(self, action: Action) -> str | None:
+            time.sleep(0.005)  # a target answering in 5 ms
+            if fired.is_set():
+                after.append(action.name)
+            answer = super().execute(action)
+            if len(self.executed) == 20 and not fired.is_set():
+                fired.set()
+                os.kill(os.getpid(), signal.SIGINT)  # to the main thread, waiting in run() for the workers
+            return answer
+
+    r = Slow(FakeClock(), speed=None, workers=2)
+    events = [event(ts=T0 + i * NS // 1000, name=f"p{i}", user="alice", agent="kubectl",
+                    response=pod(labels={"i": str(i)}, name=f"p{i}")) for i in range(300)]
+    report = r.run(events)
+    assert report.interrupted and r._halt.is_set()
+    assert len(after) <= 2  # the changes on the two workers when Ctrl-C came
+    assert report.applied + report.unsent == report.events == 300 and report.unsent > 250
+
+
+def test_a_malformed_recorded_pod_is_not_compared_and_stops_nothing() -> None:
+    """Review finding: in inputs mode every pod event is followed, and one whose conditions were not objects made
+    the planner fail: nothing was replayed (exit 70)."""
+    bad = pod(name="odd")
+    bad["status"]["conditions"] = ["Ready"]
+    r = Replayer(Listing(), ReplayOptions(mode="inputs"), clock=FakeClock(),  # type: ignore[arg-type]
+                 discovery=Discovery([PODS]))
+    r._observe(event(verb="update", sub="status", name="odd", response=bad))
+    assert r._recorded_unknown == {("Pod", "ns", "odd")} and r._recorded == {}
+
+
+def test_an_evicted_pod_whose_spec_says_grace_0_is_expected_gone() -> None:
+    """Review finding: an eviction (no recorded result) was judged without the pod's own grace period."""
+    quick = pod()
+    quick["spec"]["terminationGracePeriodSeconds"] = 0
+    eviction = event(verb="create", sub="eviction", request={"kind": "Eviction", "metadata": {"name": "p1"}},
+                     response={"kind": "Status", "status": "Success"}, user="alice", agent="kubectl")
+    r = tracked(event(verb="update", sub="status", response=quick), eviction, live=Listing())
+    assert (r.report.fidelity_checked, r.report.mismatches) == (1, [])
+    held = pod(finalizers=["example.com/hold"])
+    held["spec"]["terminationGracePeriodSeconds"] = 0
+    r = tracked(event(verb="update", sub="status", response=held), eviction, live=Listing())
+    assert r.report.mismatches == ["Pod ns/p1: missing"]  # a finalizer keeps it
