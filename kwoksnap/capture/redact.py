@@ -60,6 +60,9 @@ def _redact_op(op: dict[str, Any]) -> dict[str, Any] | None:
         return None
     if parts == ["metadata", "annotations"] and isinstance(op["value"], dict):
         return {**op, "value": {k: v for k, v in op["value"].items() if k != LAST_APPLIED}}
+    if parts == ["metadata"] and isinstance(op["value"], dict) and isinstance(op["value"].get("annotations"), dict):
+        annotations = {k: v for k, v in op["value"]["annotations"].items() if k != LAST_APPLIED}
+        return {**op, "value": {**op["value"], "annotations": annotations}}
     if parts and parts[0] in ("data", "stringData"):
         encode = parts[0] == "data"
         value = op["value"]

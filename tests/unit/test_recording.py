@@ -158,7 +158,10 @@ def test_convert_and_replay_never_carry_a_secrets_values_unless_asked(tmp_path: 
                                    {"op": "add", "path": "/data", "value": {"token": "aHVudGVyMg=="}},
                                    {"op": "add", "path": "/metadata/annotations/kubectl.kubernetes.io~1"
                                     "last-applied-configuration", "value": "hunter2"},
-                                   {"op": "add", "path": "/metadata/labels/x", "value": "y"}], secret))
+                                   {"op": "add", "path": "/metadata/labels/x", "value": "y"},
+                                   {"op": "add", "path": "/metadata", "value": {"annotations": {
+                                       "kubectl.kubernetes.io/last-applied-configuration": "hunter2"}}}],
+                      secret))
     trace = tmp_path / "trace.kws"
     proc = run("convert", "--audit", str(log), "-o", str(trace), "--resources", "secrets")
     assert proc.returncode == ExitCode.OK, proc.stderr
@@ -176,7 +179,8 @@ def test_convert_and_replay_never_carry_a_secrets_values_unless_asked(tmp_path: 
                                 "metadata": {"annotations": {"kwoksnap.io/redacted": "true"}}}
     assert json_patch["request"] == [{"op": "replace", "path": "/data/password", "value": placeholder},
                                      {"op": "add", "path": "/data", "value": {"token": placeholder}},
-                                     {"op": "add", "path": "/metadata/labels/x", "value": "y"}]
+                                     {"op": "add", "path": "/metadata/labels/x", "value": "y"},
+                                     {"op": "add", "path": "/metadata", "value": {"annotations": {}}}]
     kept = tmp_path / "kept.kws"
     proc = run("convert", "--audit", str(log), "-o", str(kept), "--resources", "secrets", "--include-secrets")
     assert proc.returncode == ExitCode.OK and "replaced" not in proc.stdout
