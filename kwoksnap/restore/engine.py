@@ -534,11 +534,10 @@ def restore(
     if not interrupted:
         r.rebind_claims(options.settle_timeout)
         not_adopted = r.settle(disc) if r.adoptions else []
-        taken = source.taken_at()
-        if taken:
-            with contextlib.suppress(APIError):  # no right to annotate kube-system: replay just cannot warn
-                client.patch("/api/v1/namespaces/kube-system",
-                             {"metadata": {"annotations": {SNAPSHOT_TAKEN_ANNOTATION: taken}}})
+    # The mark names this restore's snapshot, or none (an imported YAML has no capture time): never an older one.
+    with contextlib.suppress(KwoksnapError):  # no right to annotate kube-system, or unreachable: replay cannot warn
+        client.patch("/api/v1/namespaces/kube-system",
+                     {"metadata": {"annotations": {SNAPSHOT_TAKEN_ANNOTATION: source.taken_at()}}})
     return RestoreSummary(
         results=r.results, failures=r.failures, not_adopted=not_adopted, dropped_owner_refs=r.dropped,
         seconds=time.monotonic() - started, requests=client.requests - requests0,

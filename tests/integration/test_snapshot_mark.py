@@ -66,5 +66,12 @@ def test_restore_marks_the_target_and_replay_counts_what_the_snapshot_holds(
         proc = subprocess.run([*args, "--from", taken], capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0 and "before the snapshot" not in proc.stderr, proc.stderr
         assert json.loads(report.read_text())["beforeSnapshot"] == 0
+        # A snapshot without a capture time (an imported kwokctl YAML) takes the mark off: never an older one.
+        exported, imported = tmp_path / "s.yaml", tmp_path / "imported.kws"
+        assert kwoksnap("export", str(snapshot), "-o", str(exported)).returncode == 0
+        assert kwoksnap("import", str(exported), "-o", str(imported)).returncode == 0
+        proc = kwoksnap("restore", str(imported), kubeconfig=kwok_cluster.kubeconfig)
+        assert proc.returncode == 0, proc.stderr
+        assert MARK not in (client.get("/api/v1/namespaces/kube-system")["metadata"].get("annotations") or {})
     finally:  # other tests replay into this cluster without a restore of theirs
         client.patch("/api/v1/namespaces/kube-system", {"metadata": {"annotations": {MARK: None}}})
