@@ -79,7 +79,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     interrupted (Ctrl-C), after the report of what was sent.
     """
     from kwoksnap.audit import ParseStats, classify, make_classifier, parse_rule
-    from kwoksnap.errors import ExitCode, UsageError
+    from kwoksnap.errors import ExitCode, InputError, UsageError
     from kwoksnap.replay.checks import check_target, snapshot_taken
     from kwoksnap.replay.engine import Replayer, ReplayOptions
     from kwoksnap.replay.limit import RENEWAL_YIELD
@@ -103,6 +103,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         lease_interval=lease_interval, max_lead=parse_duration(max_lead), capacity=capacity,
         classifier=make_classifier([parse_rule(r) for r in actor_rules]) if actor_rules else classify,
     )
+    stopped: InputError | None = None  # --strict found a bad line after changes were sent
     tty = sys.stderr.isatty() and output_format == "text"
     last = [0.0]
 
@@ -122,7 +123,13 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         for w in warnings:
             click.echo(f"warning: {w}", err=True)
         replayer = Replayer(client, options, progress=progress)
-        report = replayer.run(events)
+        try:
+            report = replayer.run(events)
+        except InputError as exc:  # --strict stopped at a bad line: say what was sent, then fail as that error
+            if not replayer.report.applied and not replayer.report.failed:
+                raise  # nothing reached the target
+            report, stopped = replayer.report, exc
+            report.interrupted = True
         if tty:
             click.echo("", err=True)
         warn_unusable_files(stats)
@@ -203,6 +210,8 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         else:
             click.echo(f"fidelity: {report.fidelity_checked - len(report.mismatches)}/{report.fidelity_checked} "
                        "objects match their last recorded state")
+    if stopped is not None:
+        raise stopped
     if report.interrupted:
         return ExitCode.INTERRUPTED
     if report.failed or report.mismatches:
