@@ -335,8 +335,10 @@ def _replicas(obj: Any) -> int | None:
     return replicas if isinstance(replicas, int) and not isinstance(replicas, bool) else None
 
 
-def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] | None) -> Action | Skip:
-    """The request that re-applies ``ev`` in the target, or why it cannot be."""
+def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] | None,
+                clean: bool = True) -> Action | Skip:
+    """The request that re-applies ``ev`` in the target, or why it cannot be. ``clean=False`` leaves the recorded
+    bodies as they are (no copy): for reading what the event did, never for sending."""
     verb, sub = ev["verb"], ev["subresource"]
     group, resource = ev["group"], ev["resource"]
     base: dict[str, Any] = {"group": group, "version": ev["version"], "resource": resource,
@@ -347,7 +349,7 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
     result = response if response is not None and response.get("kind") not in ("Status", None) else None
 
     def body_of(obj: Obj) -> Obj:
-        return clean_body(obj, mode=mode, resource=resource, group=group, to_replay=to_replay)
+        return clean_body(obj, mode=mode, resource=resource, group=group, to_replay=to_replay) if clean else obj
 
     if verb == "delete":
         opts = _strip_preconditions(request) if isinstance(request, dict) else None

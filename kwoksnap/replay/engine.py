@@ -642,7 +642,7 @@ class Replayer:
         components stand in for the recorded ones)."""
         if ev["group"] or ev["resource"] not in ("pods", "nodes") or not ev["name"]:
             return
-        planned = plan_action(ev, mode="inputs", to_replay=None)
+        planned = plan_action(ev, mode="inputs", to_replay=None, clean=False)  # only its state is read
         if isinstance(planned, Skip):
             if planned.reason != "degraded-metadata":
                 return
@@ -722,10 +722,9 @@ class Replayer:
                 with self.lock:
                     self.report.failed += 1
                     if len(self.report.failures) < 1000:
-                            self.report.failures.append(
-                            f"{current.source}: {current.action.op} {current.action.resource} "
-                            f"{current.action.namespace}/{current.action.name}: internal error: "
-                            f"{type(exc).__name__}: {exc}")
+                        a = current.action
+                        self.report.failures.append(f"{current.source}: {a.op} {a.resource} {a.namespace}/{a.name}: "
+                                                    f"internal error: {type(exc).__name__}: {exc}")
             self._backlog.release()
             with self.lock:
                 pending = self._inflight[key]
