@@ -751,8 +751,8 @@ class Replayer:
         """Inputs mode: the target's own components drive pods and nodes, so those a restore froze are handed back
         to them: the ``kwoksnap.io/frozen`` annotation comes off (kwok runs their lifecycle again, e.g. finishes a
         Terminating pod) and so does restore's scheduling gate (the scheduler places a Pending pod). Returns
-        (pods, nodes) thawed."""
-        pods = 0
+        (pods, nodes) thawed; the patches go out ``workers`` at a time."""
+        patches: list[tuple[str, Obj]] = []
         for pod, _ in self.client.list_items("/api/v1/pods"):
             meta, spec = pod["metadata"], pod.get("spec") or {}
             gates = spec.get("schedulingGates") or []
@@ -763,17 +763,21 @@ class Replayer:
             if len(kept) != len(gates):
                 patch["spec"] = {"schedulingGates": kept or None}
             if patch:
-                with contextlib.suppress(NotFound):  # gone meanwhile
-                    self.client.patch(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}", patch)
-                pods += 1
-        nodes = 0
+                patches.append((f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}", patch))
+        pods = len(patches)
         for node, _ in self.client.list_items("/api/v1/nodes"):
             if (node["metadata"].get("annotations") or {}).get(FROZEN_ANNOTATION) is not None:
-                with contextlib.suppress(NotFound):
-                    self.client.patch(f"/api/v1/nodes/{node['metadata']['name']}",
-                                      {"metadata": {"annotations": {FROZEN_ANNOTATION: None}}})
-                nodes += 1
-        return pods, nodes
+                patches.append((f"/api/v1/nodes/{node['metadata']['name']}",
+                                {"metadata": {"annotations": {FROZEN_ANNOTATION: None}}}))
+
+        def send(path: str, patch: Obj) -> None:
+            with contextlib.suppress(NotFound):  # gone meanwhile
+                self.client.patch(path, patch)
+
+        with ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="thaw") as pool:
+            for future in [pool.submit(send, path, patch) for path, patch in patches]:
+                future.result()  # the first failure, whatever it was
+        return pods, len(patches) - pods
 
     def warm_up(self) -> None:
         """One keep-alive connection per worker before the clock starts: no TLS handshakes in the first burst."""
