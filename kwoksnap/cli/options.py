@@ -131,7 +131,7 @@ def audit_input(f: F) -> F:
         click.option("-n", "--namespace", "namespaces", multiple=True, help="Only these namespaces."),
         click.option("--exclude-user", multiple=True, metavar="USER", help="Skip events by these users (globs)."),
         click.option("--from", "since", metavar="TIME", help="Skip events before this RFC 3339 time."),
-        click.option("--to", "until", metavar="TIME", help="Skip events after this RFC 3339 time."),
+        click.option("--to", "until", metavar="TIME", help="Skip events at or after this RFC 3339 time."),
         click.option("--strict", is_flag=True, help="Stop at the first malformed line instead of counting it."),
     ]
     for d in reversed(decorators):
