@@ -105,5 +105,10 @@ def test_audit_policy_is_valid_and_never_logs_secret_bodies() -> None:
     for res in ("pods", "pods/status", "pods/binding", "pods/eviction", "nodes", "nodes/status"):
         assert level_for("", res) == "RequestResponse"
     assert level_for("coordination.k8s.io", "leases", "update") == "Metadata"
+    # Anything else at RequestResponse, so --resources can replay it (custom resources were Metadata: never
+    # replayed, only counted as degraded; black-box finding).
+    assert level_for("example.com", "widgets", "patch") == "RequestResponse"
+    assert level_for("", "services", "update") == "RequestResponse"
+    assert level_for("", "serviceaccounts/token") == "Metadata"
     assert level_for("", "pods", "get") == "None"
     assert level_for("", "events") == "None"
