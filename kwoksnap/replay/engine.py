@@ -55,6 +55,7 @@ from kwoksnap.restore.transform import FROZEN_ANNOTATION, SCHEDULING_GATE
 
 Obj = dict[str, Any]
 CREATED_BY_LABEL = "kwoksnap.io/created-by"  # on objects replay made that the recording did not (namespaces)
+OWNER_WAIT = 5.0  # seconds an owner lookup waits for the owner's create, if replay is sending one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,6 +225,7 @@ class ReplayReport:
     lead_max: float = 0.0  # seconds: the most any change was released early
     namespaces_created: list[str] = dataclasses.field(default_factory=list)  # the target lacked them (_create)
     before_snapshot: int = 0  # events that completed before the restored snapshot was taken (ReplayOptions)
+    dropped_owners: int = 0  # owner references left out: the owner was not in the target (nor being created)
 
     @property
     def unsent(self) -> int:
@@ -256,7 +258,7 @@ class ReplayReport:
             "wallSeconds": round(self.wall_seconds, 3), "interrupted": self.interrupted, "unsent": self.unsent,
             "warnings": self.warnings,
             "stale": self.stale, "namespacesCreated": sorted(self.namespaces_created),
-            "beforeSnapshot": self.before_snapshot,
+            "beforeSnapshot": self.before_snapshot, "droppedOwnerReferences": self.dropped_owners,
             "recordedStartNs": self.recorded_start_ns, "replayStartNs": self.replay_start_ns,
             "concurrency": self.concurrency(),
             "spread": {"capacityWritesPerSecond": round(self.capacity, 1) if self.capacity else None,
@@ -289,6 +291,10 @@ class Replayer:
         self.report = ReplayReport()
         self.stop = threading.Event()
         self.lock = threading.Lock()
+        # Creates handed to the workers and not answered yet, by action key: an owner lookup waits for them.
+        self._creating: Counter[tuple[str, str, str, str]] = Counter()
+        self._created = threading.Condition(self.lock)
+        self._dropped_examples: list[str] = []
         self.uids: dict[tuple[str, str, str], str] = {}  # (kind, namespace, name) -> target uid
         # source uid -> target uid, one entry per object incarnation replay has written (kept to the end: a pod's
         # final delete after a graceful one still names its UID)
@@ -333,13 +339,22 @@ class Replayer:
         if res is None:
             return None
         # Keyed as _remember keys what replay writes: a cluster-scoped owner (a mirror pod's Node) under "".
-        cache_key = (kind, namespace if res.namespaced else "", name)
+        scope = namespace if res.namespaced else ""
+        cache_key = (kind, scope, name)
         with self.lock:
             if cache_key in self.uids:
                 return self.uids[cache_key]
         try:
-            uid = str(self.client.get(res.path(namespace if res.namespaced else None, name))["metadata"]["uid"])
+            uid = str(self.client.get(res.path(scope or None, name))["metadata"]["uid"])
         except NotFound:
+            # Replay may be creating the owner right now: changes to different objects run in parallel, so a pod
+            # can be sent before its ReplicaSet's create was answered. Wait for that create, then look again.
+            creating = (res.group, res.name, scope, name)
+            with self._created:
+                if not self._created.wait_for(lambda: not self._creating[creating], timeout=OWNER_WAIT):
+                    return None
+                if cache_key in self.uids:
+                    return self.uids[cache_key]
             return None
         with self.lock:
             self.uids[cache_key] = uid
@@ -355,6 +370,11 @@ class Replayer:
             uid = self._owner_uid(ref, namespace)
             if uid:
                 linked.append({**ref, "uid": uid})
+        if len(linked) < len(refs):
+            with self.lock:
+                self.report.dropped_owners += len(refs) - len(linked)
+                if len(self._dropped_examples) < 3:
+                    self._dropped_examples.append(f"{namespace + '/' if namespace else ''}{meta.get('name', '')}")
         if linked:
             meta["ownerReferences"] = linked
         else:
@@ -408,7 +428,8 @@ class Replayer:
             raise KwoksnapError(f"resource {action.group}/{action.version}/{action.resource} not served by target")
         ns = action.namespace or None
         c = self.client
-        if isinstance(action.body, dict) and action.op in ("create", "replace"):
+        if isinstance(action.body, dict) and action.op in ("create", "replace", "status"):
+            # A status write stores the object's metadata too: the recorded owner UIDs would be stored as they are.
             self._relink_owners(action.body, action.namespace)
         uid = ""
         if action.source_uid:
@@ -705,6 +726,8 @@ class Replayer:
         (no fixed shards, so no head-of-line blocking behind an unrelated object)."""
         key = item.action.key
         with self.lock:
+            if item.action.op == "create":
+                self._creating[key] += 1
             pending = self._inflight.get(key)
             if pending is not None:
                 pending.append(item)
@@ -727,6 +750,11 @@ class Replayer:
                                                     f"internal error: {type(exc).__name__}: {exc}")
             self._backlog.release()
             with self.lock:
+                if current.action.op == "create":
+                    self._creating[key] -= 1
+                    if not self._creating[key]:
+                        del self._creating[key]
+                        self._created.notify_all()
                 pending = self._inflight[key]
                 if pending:
                     current = pending.popleft()
@@ -887,6 +915,11 @@ class Replayer:
                 + ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
                 + f" (labelled {CREATED_BY_LABEL}=replay; restore the snapshot taken before the log to have them "
                 "as recorded, or add --resources namespaces to replay the log's own namespace creates and deletes)")
+        if self.report.dropped_owners:
+            self.report.warnings.append(
+                f"{self.report.dropped_owners} owner reference(s) left out: their owners were not in the target, "
+                f"e.g. on {', '.join(self._dropped_examples)} (restore the snapshot taken before the log, or add the "
+                "owners' resources to --resources)")
         if self._planner_error is not None:
             # Dispatch stopped as soon as the planner failed: changes already sent finished whole, nothing more
             # was sent. Planning runs up to `lookahead` events ahead, so an error found then stops the replay

@@ -1317,3 +1317,79 @@ def test_an_evicted_pod_whose_spec_says_grace_0_is_expected_gone() -> None:
     held["spec"]["terminationGracePeriodSeconds"] = 0
     r = tracked(event(verb="update", sub="status", response=held), eviction, live=Listing())
     assert r.report.mismatches == ["Pod ns/p1: missing"]  # a finalizer keeps it
+
+
+REPLICASETS = Resource("apps", "v1", "replicasets", "ReplicaSet", True, frozenset({"create", "get", "update"}),
+                       frozenset({"status"}))
+
+
+class OwnerClient:
+    """A target where a ReplicaSet's create takes a moment: pods sent meanwhile find their owner missing."""
+
+    def __init__(self) -> None:
+        self.rs_uid = ""
+        self.owners: dict[str, list[str]] = {}  # what each write of a pod or ReplicaSet stored as owner UIDs
+        self.lock = threading.Lock()
+
+    def thread_requests(self) -> int:
+        return 0
+
+    def warm(self, _connections: int) -> None:
+        pass
+
+    def list_items(self, path: str) -> Iterator[tuple[dict[str, Any], str]]:
+        return iter(())
+
+    def get(self, path: str) -> dict[str, Any]:
+        if path.endswith("/replicasets/web") and self.rs_uid:
+            return {"metadata": {"name": "web", "uid": self.rs_uid}}
+        if path.endswith("/deployments/web"):
+            return {"metadata": {"name": "web", "uid": "t-deploy"}}
+        raise NotFound(404, "NotFound", "not found")
+
+    def _store(self, path: str, body: Any) -> dict[str, Any]:
+        with self.lock:
+            self.owners[path] = [r["uid"] for r in body["metadata"].get("ownerReferences") or []]
+        return {"metadata": {**body["metadata"], "uid": "t-" + body["metadata"]["name"]}}
+
+    def create(self, path: str, body: Any) -> dict[str, Any]:
+        if path.endswith("/replicasets"):
+            import time
+            time.sleep(0.3)  # the answer comes after the pods were sent
+            self.rs_uid = "t-web"
+        return self._store(f"{path}/{body['metadata']['name']}", body)
+
+    def replace(self, path: str, body: Any) -> dict[str, Any]:
+        return self._store(path, body)
+
+
+def test_a_pod_sent_while_its_replicaset_is_being_created_links_to_it() -> None:
+    """Black-box finding: changes to different objects run in parallel, so a pod's create could go before its
+    ReplicaSet's create was answered; the owner lookup found nothing and the reference was dropped silently."""
+    deploy_ref = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "src-deploy",
+                  "controller": True}
+    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+          "metadata": {"name": "web", "namespace": "ns", "uid": "src-web", "ownerReferences": [deploy_ref]},
+          "spec": {"replicas": 1}, "status": {"replicas": 1}}
+    rs_ref = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": "src-web", "controller": True}
+    user = {"user": "alice", "agent": "kubectl"}
+    events = [event(verb="create", group="apps", resource="replicasets", name="web", response=rs, **user),
+              *(event(verb="create", ts=T0 + (i + 1) * 1000, name=f"p{i}",
+                      response=pod(name=f"p{i}", ownerReferences=[rs_ref]), **user) for i in range(3)),
+              event(verb="update", sub="status", group="apps", resource="replicasets", name="web",
+                    ts=T0 + 10**9, response=rs, **user),
+              event(verb="create", ts=T0 + 2 * 10**9, name="orphan",
+                    response=pod(name="orphan", ownerReferences=[{**rs_ref, "name": "gone"}]), **user)]
+    client = OwnerClient()
+    deployments = Resource("apps", "v1", "deployments", "Deployment", True, frozenset({"get"}))
+    r = Replayer(client, ReplayOptions(mode="inputs", speed=None, workers=8),  # type: ignore[arg-type]
+                 clock=FakeClock(), discovery=Discovery([PODS, REPLICASETS, deployments]))
+    report = r.run(events)
+    assert report.failed == 0, report.failures
+    assert {client.owners[f"/api/v1/namespaces/ns/pods/p{i}"][0] for i in range(3)} == {"t-web"}
+    # A status write stores metadata too: its owner reference is relinked like a create's (it kept the source's).
+    assert client.owners["/apis/apps/v1/namespaces/ns/replicasets/web/status"] == ["t-deploy"]
+    assert client.owners["/api/v1/namespaces/ns/pods/orphan"] == []
+    assert report.dropped_owners == 1 and report.to_dict()["droppedOwnerReferences"] == 1
+    assert any(w.startswith("1 owner reference(s) left out: their owners were not in the target, e.g. on ns/orphan")
+               for w in report.warnings), report.warnings
