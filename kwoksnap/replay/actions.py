@@ -86,7 +86,7 @@ def clean_body(obj: Obj, *, mode: Mode, resource: str, group: str,
     if owns_status(resource, group, mode):
         meta.setdefault("annotations", {})[FROZEN_ANNOTATION] = "true"
     if body.get("kind") == "Job":
-        _strip_generated_job_selector(body)
+        _keep_recorded_job_selector(body)
     if to_replay is not None:
         shifted: Obj = shift_times(body, to_replay)
         return shifted
@@ -96,17 +96,13 @@ def clean_body(obj: Obj, *, mode: Mode, resource: str, group: str,
 JOB_UID_LABELS = ("batch.kubernetes.io/controller-uid", "controller-uid")
 
 
-def _strip_generated_job_selector(job: Obj) -> None:
-    """A Job's generated selector names the source's Job uid; the target must generate its own (the engine copies
-    the target's selector back in when replacing an existing Job)."""
-    spec = job.get("spec") or {}
-    if spec.get("manualSelector"):
-        return
-    spec.pop("selector", None)
-    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels")
-    if isinstance(labels, dict):
-        for key in JOB_UID_LABELS:
-            labels.pop(key, None)
+def _keep_recorded_job_selector(job: Obj) -> None:
+    """A Job's generated selector names the source's Job uid, and so do its recorded pods' labels: keep it, with
+    ``manualSelector: true`` so the target accepts it, as restore does. (Dropped, the target generated a selector
+    from its own uid that none of the replayed pods carried.)"""
+    spec = job.get("spec")
+    if isinstance(spec, dict) and spec.get("selector") and not spec.get("manualSelector"):
+        spec["manualSelector"] = True
 
 
 def precondition_uid(body: Any) -> str:

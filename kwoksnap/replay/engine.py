@@ -450,8 +450,8 @@ class Replayer:
             return None
         if action.op in ("replace", "status"):
             path = res.path(ns, action.name, "status" if action.op == "status" else None)
-            if res.kind == "Job" and isinstance(action.body, dict):
-                self._keep_job_selector(res, ns, action)
+            if res.kind == "Job" and action.op == "replace" and isinstance(action.body, dict):
+                self._keep_job_selector(res, ns, action)  # (a status write leaves the spec as it is)
             try:
                 self._remember(res.kind, self._replace(res, path, action.body), action.state)
             except NotFound:
@@ -507,19 +507,22 @@ class Replayer:
         raise AssertionError("unreachable")
 
     def _keep_job_selector(self, res: Resource, ns: str | None, action: Action) -> None:
-        """The target generated its own selector for a replayed Job (immutable): send it back unchanged."""
+        """A Job's selector is immutable: a replace keeps the one the live Job has. (Restored and replayed Jobs
+        have the recorded one already; a Job the target made itself has its own.)"""
         spec = action.body.setdefault("spec", {})
-        if spec.get("manualSelector") or spec.get("selector"):
-            return
         try:
             live = self.client.get(res.path(ns, action.name))
         except NotFound:
             return
         live_spec = live.get("spec") or {}
+        if live_spec.get("selector") == spec.get("selector"):
+            return
         spec["selector"] = live_spec.get("selector")
+        spec["manualSelector"] = live_spec.get("manualSelector")
         live_labels = ((live_spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
         labels = spec.setdefault("template", {}).setdefault("metadata", {}).setdefault("labels", {})
         for key in JOB_UID_LABELS:
+            labels.pop(key, None)
             if key in live_labels:
                 labels[key] = live_labels[key]
 

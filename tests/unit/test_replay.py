@@ -282,14 +282,19 @@ class TestActions:
         a = plan_action(event(verb="create", name="", response=pod()), mode="verbatim", to_replay=None)
         assert isinstance(a, Action) and a.name == "p1"
 
-    def test_job_selector_is_regenerated(self) -> None:
+    def test_a_jobs_recorded_selector_is_kept_with_manual_selector(self) -> None:
+        """Black-box finding: the selector was dropped, the target generated one from its own uid, and none of the
+        replayed pods (labelled with the source's uid) matched it."""
+        selector = {"matchLabels": {"batch.kubernetes.io/controller-uid": "u"}}
         job = {"kind": "Job", "metadata": {"name": "j", "uid": "u"}, "spec": {
-            "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u"}},
+            "selector": selector,
             "template": {"metadata": {"labels": {"batch.kubernetes.io/controller-uid": "u", "app": "x"}}}}}
         a = plan_action(event(verb="create", resource="jobs", group="batch", response=job), mode="inputs",
                         to_replay=None)
-        assert isinstance(a, Action) and "selector" not in a.body["spec"]
-        assert a.body["spec"]["template"]["metadata"]["labels"] == {"app": "x"}
+        assert isinstance(a, Action) and a.body["spec"]["selector"] == selector
+        assert a.body["spec"]["manualSelector"] is True
+        assert a.body["spec"]["template"]["metadata"]["labels"] == {"batch.kubernetes.io/controller-uid": "u",
+                                                                    "app": "x"}
 
     def test_unknown_subresource_is_skipped(self) -> None:
         assert plan_action(event(verb="create", sub="exec"), mode="verbatim", to_replay=None) == Skip(
@@ -1074,8 +1079,8 @@ def test_a_cluster_scoped_owner_is_relinked_to_its_current_incarnation() -> None
 
 
 def test_a_job_create_that_meets_the_job_keeps_its_selector() -> None:
-    """A recorded Job create finding the Job in the target (a snapshot taken after the log began, a second replay)
-    replaces it with the target's own generated selector: the selector is immutable."""
+    """A recorded Job create finding the Job in the target replaces it keeping the live Job's selector, which is
+    immutable (here one the target generated; restored and replayed Jobs carry the recorded one)."""
     live_selector = {"matchLabels": {"batch.kubernetes.io/controller-uid": "t-job"}}
 
     class Client:
@@ -1106,7 +1111,8 @@ def test_a_job_create_that_meets_the_job_keeps_its_selector() -> None:
                           mode="verbatim", to_replay=None)
     assert isinstance(planned, Action)
     r.execute(planned)
-    assert client.sent == [("POST", None), ("PUT", live_selector)]
+    recorded = {"matchLabels": {"batch.kubernetes.io/controller-uid": "src-job"}}
+    assert client.sent == [("POST", recorded), ("PUT", live_selector)]
 
 
 def test_ctrl_c_sends_nothing_more_even_when_the_target_is_behind() -> None:
