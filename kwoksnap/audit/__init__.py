@@ -13,7 +13,14 @@ Public API::
 
 from kwoksnap.audit.actors import Actor, Classifier, classify, make_classifier, parse_rule
 from kwoksnap.audit.events import MUTATING_VERBS, AuditEvent, degraded, resource_version
-from kwoksnap.audit.filters import REASONS, FilterSpec, filter_events, make_prefilter, skip_reason
+from kwoksnap.audit.filters import (
+    REASONS,
+    FilterSpec,
+    filter_events,
+    make_prefilter,
+    skip_reason,
+    unmatched_resources,
+)
 from kwoksnap.audit.patches import PatchType, infer_patch_type
 from kwoksnap.audit.reader import (
     DEFAULT_WINDOW_EVENTS,
@@ -50,4 +57,5 @@ __all__ = [
     "read_audit",
     "resource_version",
     "skip_reason",
+    "unmatched_resources",
 ]

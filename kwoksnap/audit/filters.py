@@ -15,7 +15,7 @@ import dataclasses
 import fnmatch
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import Final
+from typing import Final, cast
 
 from kwoksnap.audit.events import MUTATING_VERBS, AuditEvent, degraded
 from kwoksnap.audit.stats import ParseStats
@@ -29,6 +29,7 @@ __all__ = [
     "filter_events",
     "make_prefilter",
     "skip_reason",
+    "unmatched_resources",
 ]
 
 # The order is the precedence: an event is counted under the first reason that applies. Stage, verb and resource
@@ -218,6 +219,19 @@ def _is_dry_run(uri: str) -> bool:
     return any(p.startswith("dryRun=") and p != "dryRun=" for p in query.split("&"))
 
 
+def unmatched_resources(entries: Iterable[str], kinds: Iterable[tuple[str, str, str]]) -> list[str]:
+    """The ``--resources`` entries that selected none of ``kinds`` (``ParseStats.kept_kinds``): a misspelt name, or
+    a resource the log does not hold."""
+    kinds = list(kinds)
+    out = []
+    for entry in entries:
+        c = _compile(FilterSpec(resources=frozenset({entry}), lease_namespaces=frozenset()))
+        probe = cast(AuditEvent, {"resource": "", "group": "", "subresource": "", "namespace": ""})
+        if not any(_selected(c, {**probe, "resource": r, "group": g, "subresource": s}) for r, g, s in kinds):
+            out.append(entry)
+    return out
+
+
 def filter_events(
     events: Iterable[AuditEvent], spec: FilterSpec | None = None, stats: ParseStats | None = None
 ) -> Iterator[AuditEvent]:
@@ -234,6 +248,7 @@ def filter_events(
             skipped[reason] += 1
             continue
         stats.kept += 1
+        stats.kept_kinds.add((event["resource"], event["group"], event["subresource"]))
         if degraded(event):
             stats.degraded[event["level"]] += 1
         yield event

@@ -39,6 +39,8 @@ class ParseStats:
     duplicates: int = 0  # second copies of an event (same auditID and stage) from files that overlap, left out
     kept: int = 0  # events passed by filter_events
     redacted: int = 0  # kept events of Secrets whose bodies had their values replaced (unless --include-secrets)
+    # (resource, group, subresource) of the kept events: which --resources entries matched anything
+    kept_kinds: set[tuple[str, str, str]] = dataclasses.field(default_factory=set, repr=False)
 
     def add_malformed(self, where: str, reason: str) -> None:
         self.malformed += 1

@@ -14,6 +14,7 @@ from kwoksnap.cli.options import (
     print_json,
     summary_format,
     warn_if_nothing_kept,
+    warn_unmatched_resources,
     warn_unusable_files,
 )
 
@@ -53,4 +54,6 @@ def convert(audit_paths: tuple[str, ...], resources: tuple[str, ...], namespaces
             click.echo(f"{stats.redacted} Secret event(s) stored with their values replaced (--include-secrets "
                        "keeps them)")
     warn_if_nothing_kept(stats)
+    if stats.kept:
+        warn_unmatched_resources(resources, stats)
     return 0

@@ -208,6 +208,16 @@ def warn_if_nothing_kept(stats: Any) -> None:
                err=True)
 
 
+def warn_unmatched_resources(resources: tuple[str, ...], stats: Any) -> None:
+    """A warning line per --resources entry that selected no event: a misspelt name, or one the log lacks."""
+    from kwoksnap.audit import unmatched_resources
+
+    entries = [e.strip() for r in resources for e in r.split(",") if e.strip()]
+    for entry in unmatched_resources(entries, stats.kept_kinds):
+        click.echo(f"warning: --resources {entry}: no event of it passed the filters (is the name right, and does "
+                   "the log hold its writes?)", err=True)
+
+
 def warn_unusable_files(stats: Any) -> None:
     """One warning line per audit file the reader skipped (empty, binary, unreadable) while others were usable."""
     for path, why in stats.unusable_files.items():

@@ -21,6 +21,7 @@ from kwoksnap.cli.options import (
     output_format,
     print_json,
     warn_if_nothing_kept,
+    warn_unmatched_resources,
     warn_unusable_files,
     writable_target,
 )
@@ -135,6 +136,8 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         warn_unusable_files(stats)
         if not report.interrupted:  # stopped before reading, the reader has kept nothing yet
             warn_if_nothing_kept(stats)
+            if stats.kept:
+                warn_unmatched_resources(resources, stats)
         if taken is not None and report.before_snapshot:
             report.warnings.append(
                 f"{report.before_snapshot} event(s) were recorded before the snapshot restored in this target was "

@@ -187,3 +187,17 @@ def test_convert_and_replay_never_carry_a_secrets_values_unless_asked(tmp_path: 
     assert [e["request"] for e in read_recording(kept)] == [e["request"] for e in
                                                              audit_events([str(log)], filter_spec(
                                                                  ("secrets",), (), (), None, None), ParseStats())]
+
+
+def test_a_resources_entry_that_selects_nothing_is_named(tmp_path: Path) -> None:
+    """Black-box finding: a misspelt --resources name was accepted without a word."""
+    log = tmp_path / "audit.log"
+    log.write_text(audit_line("delete", "pods") + audit_line("delete", "configmaps"))
+    proc = run("convert", "--audit", str(log), "-o", str(tmp_path / "t.kws"), "--resources",
+               "configmaps,foos.bar.example", "--resources", "deployments/scale")
+    assert proc.returncode == ExitCode.OK, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "warning: --resources foos.bar.example: no event of it passed the filters (is the name right, and does the "
+        "log hold its writes?)",
+        "warning: --resources deployments/scale: no event of it passed the filters (is the name right, and does the "
+        "log hold its writes?)"]
