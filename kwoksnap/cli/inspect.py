@@ -63,6 +63,18 @@ def inspect(path: str, output_format: str) -> int:
                                 "records": reader.count(), "fileBytes": size, "rawBytes": raw,
                 "compressionRatio": raw / size if size else 0.0, "timeRange": list(tr) if tr else None,
                 "resources": resources}
+        if reader.content_type == "recording":  # one time-ordered stream: what is in it, by resource and verb
+            from collections import Counter
+
+            kinds: Counter[str] = Counter()
+            for rec in reader.records():
+                ev = rec.get("event") if rec.get("type") == "event" else None
+                if isinstance(ev, dict):
+                    name = ev.get("resource") or "?"  # as --resources spells it: resource[.group][/subresource]
+                    name += f".{ev['group']}" if ev.get("group") else ""
+                    name += f"/{ev['subresource']}" if ev.get("subresource") else ""
+                    kinds[f"{ev.get('verb', '?')} {name}"] += 1
+            info["events"] = dict(kinds.most_common())
     if output_format == "json":
         print_json(info)
         return 0
@@ -84,10 +96,15 @@ def inspect(path: str, output_format: str) -> int:
     click.echo(f"records: {info['records']}" + (f" ({objects} objects)" if objects != info["records"] else "")
                + f", {info['fileBytes']:,} bytes on disk, {info['rawBytes']:,} bytes decoded, compression "
                f"{info['compressionRatio']:.1f}x")
+    width = max([55, *(len(res) for res in info["resources"])])  # long custom resource names stay in line
     for res, entry in info["resources"].items():
         ns: dict[str, int] = entry.get("namespaces") or {}
         top = ", ".join(f"{k or '(cluster)'}={v}" for k, v in sorted(ns.items(), key=lambda kv: -kv[1])[:4])
         if len(ns) > 4:
             top += f", and {len(ns) - 4} more namespaces (-o json lists them)"
-        click.echo(f"  {res or '(none)':<55} {entry['objects']:>8}  {top}")
+        click.echo(f"  {res or '(none)':<{width}} {entry['objects']:>8}  {top}")
+    if info.get("events"):
+        click.echo("events by verb and resource:")
+        for kind, n in info["events"].items():
+            click.echo(f"  {kind:<{width}} {n:>8}")
     return 0

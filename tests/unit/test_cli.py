@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -134,6 +135,9 @@ def test_inspect_counts_objects_not_the_records_describing_resources() -> None:
     text = run("inspect", str(snapshot)).stdout.splitlines()
     assert text[2].startswith("records: 482 (433 objects), ")
     assert any(line.split() == ["v1/pods", "211", "app-0=121,", "app-1=90"] for line in text)
+    # The counts stay in one column past the longest resource name (65 characters here; the column was 55 wide).
+    ends = {m.end(2) for line in text[3:] if (m := re.match(r"  (\S+) +(\d+)", line))}
+    assert len(ends) == 1 and len(text) > 20, ends
 
 
 def test_a_dry_run_restore_checks_every_frame(tmp_path: Path) -> None:

@@ -70,6 +70,12 @@ def test_inspect_names_a_recording_s_logs_and_time_range(trace: Path) -> None:
     assert lines[2] == (f"time range: {format_timestamp(first)} to {format_timestamp(last)} "
                         f"({(last - first) / 1e9:.1f} s)")
     assert lines[2].startswith("time range: 2026-11-28T01:46:")
+    # What is in the one stream, by verb and resource (black-box finding: inspect showed only "events 422").
+    events = orjson.loads(run("inspect", str(trace), "-o", "json").stdout)["events"]
+    assert sum(events.values()) == 422 and events["create pods/binding"] == 38
+    assert events["update leases.coordination.k8s.io"] == 179
+    assert lines[lines.index("events by verb and resource:") + 1].split() == [
+        "update", "leases.coordination.k8s.io", "179"]  # the most first
 
 
 def test_a_recording_cut_short_is_refused_before_the_replay(trace: Path, tmp_path: Path) -> None:
