@@ -175,13 +175,14 @@ def expand_audit_paths(paths: tuple[str, ...]) -> list[str]:
     return expand_paths(paths)
 
 
-def finished_partly(*counts: tuple[int, str], where: str) -> int:
+def finished_partly(*counts: tuple[int, str], output_format: str) -> int:
     """The closing ``kwoksnap: error: ...`` line of a run that finished but left things out or wrong (exit 5), like
-    every other error: ``counts`` are ``(n, "object(s) failed")`` pairs (zeros left out), ``where`` says where they
-    are listed."""
+    every other error: ``counts`` are ``(n, "object(s) failed")`` pairs (zeros left out); the text report lists
+    them above, the JSON one holds them."""
     ctx = click.get_current_context(silent=True)
     prog = ctx.find_root().info_name if ctx is not None else "kwoksnap"
     what = ", ".join(f"{n} {text}" for n, text in counts if n)
+    where = "listed above" if output_format == "text" else "in the JSON report"
     click.echo(f"{prog}: error: {what} ({where})", err=True)
     return int(ExitCode.PARTIAL)
 

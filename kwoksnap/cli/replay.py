@@ -220,5 +220,5 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     if report.failed or report.mismatches:
         return finished_partly((report.failed, "event(s) failed"),
                                (len(report.mismatches), "replayed object(s) differ from the recording"),
-                               where="listed above" if output_format == "text" else "in the JSON report")
+                               output_format=output_format)
     return ExitCode.OK

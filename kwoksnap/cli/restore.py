@@ -116,5 +116,5 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
     if not summary.ok:
         return finished_partly((len(summary.failures), "object(s) failed"),
                                (len(summary.not_adopted), "not adopted by their controllers"),
-                               where="listed above" if output_format == "text" else "in the JSON report")
+                               output_format=output_format)
     return ExitCode.OK

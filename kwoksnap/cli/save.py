@@ -80,5 +80,5 @@ def save(ctx: click.Context, path: str, include: tuple[str, ...], exclude: tuple
                    + (f"; {len(errors)} resource(s) not saved" if errors else ""))
     if errors:
         return finished_partly((len(errors), "resource(s) not saved"),
-                               where="listed above" if output_format == "text" else "in the JSON report")
+                               output_format=output_format)
     return ExitCode.OK
