@@ -96,19 +96,19 @@ class ObjectState:
     ready: str = ""
     node: str = ""
     deleted: bool = False
-    # What decides whether a delete without a recorded result (an eviction) removes the pod at once.
+    # What else decides whether a delete removes it at once (removed_by_delete); not compared.
     grace: int | None = dataclasses.field(default=None, compare=False)  # spec.terminationGracePeriodSeconds
     finalizers: bool = dataclasses.field(default=False, compare=False)
 
 
 def observed_state(kind: str, obj: Obj) -> ObjectState:
+    finalizers = bool((obj.get("metadata") or {}).get("finalizers"))
     if kind == "Pod":
         phase, ready, node = pod_state(obj)
         grace = (obj.get("spec") or {}).get("terminationGracePeriodSeconds")
         return ObjectState(kind, phase=phase, ready=ready, node=node,
-                           grace=grace if isinstance(grace, int) else None,
-                           finalizers=bool((obj.get("metadata") or {}).get("finalizers")))
-    return ObjectState(kind, ready=node_state(obj)[0])
+                           grace=grace if isinstance(grace, int) else None, finalizers=finalizers)
+    return ObjectState(kind, ready=node_state(obj)[0], finalizers=finalizers)
 
 
 def _by_source(failure: str) -> tuple[str, int]:
@@ -117,19 +117,19 @@ def _by_source(failure: str) -> tuple[str, int]:
     return (path, int(line)) if line.isdigit() else (failure, 0)
 
 
-def removed_by_delete(kind: str, obj: Obj, action: Action) -> bool:
-    """Whether the API server removes the object at once (else it stays, Terminating, until finalized): pods go
-    at once when the grace period is 0, when they are terminal or unscheduled, and only without finalizers."""
-    if (obj.get("metadata") or {}).get("finalizers"):
+def removed_by_delete(state: ObjectState, action: Action) -> bool:
+    """Whether the API server removes the object ``action`` deletes at once (else it stays, Terminating, until
+    finalized), given its state when deleted: pods go at once when the grace period is 0, when they are terminal
+    or unscheduled, and only without finalizers."""
+    if state.finalizers:
         return False
-    if kind != "Pod":
+    if state.kind != "Pod":
         return True
-    status, spec = obj.get("status") or {}, obj.get("spec") or {}
     # The request's grace period, else the pod's own (podStrategy.CheckGracefulDelete).
     grace = (action.body or {}).get("gracePeriodSeconds", action.params.get("gracePeriodSeconds"))
     if grace is None:
-        grace = spec.get("terminationGracePeriodSeconds")
-    return bool(str(grace) == "0" or status.get("phase") in ("Succeeded", "Failed") or not spec.get("nodeName"))
+        grace = state.grace
+    return bool(str(grace) == "0" or state.phase in ("Succeeded", "Failed") or not state.node)
 
 
 def removed_by_update(obj: Obj) -> bool:
@@ -164,20 +164,12 @@ def _advance_state(states: dict[tuple[str, str, str], ObjectState], unknown: set
     kind = key[0]
     before = states.get(key)
     if action.op == "delete":
-        if gone:
-            stays = False
-        elif action.state is not None:
-            stays = not removed_by_delete(kind, action.state, action)
-            if stays:
-                states[key] = observed_state(kind, action.state)  # left Terminating
-        elif before is not None and not before.deleted and kind == "Pod":
-            # No recorded result (an eviction answers with a Status): judged by the pod as last seen.
-            shape = {"metadata": {"finalizers": ["recorded"] if before.finalizers else []},
-                     "spec": {"nodeName": before.node, "terminationGracePeriodSeconds": before.grace},
-                     "status": {"phase": before.phase}}
-            stays = not removed_by_delete(kind, shape, action)
-        else:
-            stays = False
+        # Judged by the recorded result, or without one (an eviction answers with a Status) by the object as last
+        # seen; a delete that found it gone, or one of an object never seen, removes it.
+        deleted = observed_state(kind, action.state) if action.state is not None else before
+        stays = not gone and deleted is not None and not deleted.deleted and not removed_by_delete(deleted, action)
+        if stays and deleted is not None and deleted is not before:
+            states[key] = deleted  # left Terminating
         if not stays:
             states[key] = dataclasses.replace(before or ObjectState(kind), deleted=True)
             unknown.discard(key)

@@ -27,7 +27,7 @@ from kwoksnap.replay.actions import (
     split_collection_deletes,
     with_uid_precondition,
 )
-from kwoksnap.replay.engine import Replayer, ReplayOptions, ReplayReport, removed_by_delete
+from kwoksnap.replay.engine import Replayer, ReplayOptions, ReplayReport, observed_state, removed_by_delete
 from kwoksnap.replay.fidelity import compare_transitions, initial_states, transitions
 from kwoksnap.replay.timing import (
     NS,
@@ -319,8 +319,9 @@ class TestActions:
         first, second = actions
         assert isinstance(first, Action) and isinstance(second, Action)
         assert first.state is not None and first.state["kind"] == "Pod"  # the fidelity check knows what it was
-        assert not removed_by_delete("Pod", first.state, first)  # scheduled, grace 30: left Terminating
-        assert second.state is not None and removed_by_delete("Pod", second.state, second)  # unscheduled: gone
+        assert first.state is not None and second.state is not None
+        assert not removed_by_delete(observed_state("Pod", first.state), first)  # scheduled, grace 30: Terminating
+        assert removed_by_delete(observed_state("Pod", second.state), second)  # unscheduled: gone
         assert parts[0]["request"] is not parts[1]["request"]  # each delete owns its options
         assert all(isinstance(a, Action) and a.source_uid == "" for a in actions)  # one UID cannot fit every item
 
@@ -427,7 +428,7 @@ class TestActions:
     def test_which_deletes_remove_a_pod_at_once(self, obj_phase: str, grace: int | None, removed: bool) -> None:
         body = {} if grace is None else {"gracePeriodSeconds": grace}
         action = Action("delete", "DELETE", "", "v1", "pods", "ns", "p1", body=body)
-        assert removed_by_delete("Pod", pod(phase=obj_phase), action) is removed
+        assert removed_by_delete(observed_state("Pod", pod(phase=obj_phase)), action) is removed
 
 
 class NoClient:
@@ -1002,8 +1003,6 @@ def test_holding_split_deletes_changes_nothing_due_order_puts_out(stream: list[A
 def test_the_fidelity_check_points_out_pods_bound_to_nodes_the_target_lacks() -> None:
     """Found black-box testing: a log replayed without the snapshot taken before it matched 80/80 and exited 0,
     with pods bound to nodes that were never restored."""
-    from kwoksnap.replay.engine import observed_state
-
     class Listing:
         def list_items(self, path: str) -> Iterator[tuple[dict[str, Any], str]]:
             if path == "/api/v1/nodes":
