@@ -70,7 +70,6 @@ class Timeline:
     _recorded: float = 0.0  # recorded seconds since the first event, after gap compression
     # Compressed gaps, in recorded order: where each began (ns), where it ended (ns), and the seconds cut from the
     # gaps before it. Appended by the planner thread, read by the workers (list appends and reads are atomic).
-    _gap_starts: list[int] = dataclasses.field(default_factory=list)
     _gaps: list[tuple[int, int, float]] = dataclasses.field(default_factory=list)
     _cut: float = 0.0
 
@@ -79,7 +78,6 @@ class Timeline:
             gap = max(0, ts - self._last_ts) / NS
             if self.max_gap is not None and gap > self.max_gap:
                 self._gaps.append((self._last_ts, ts, self._cut))
-                self._gap_starts.append(self._last_ts)
                 self._cut += gap - self.max_gap
                 gap = self.max_gap
             self._recorded += gap
@@ -96,7 +94,7 @@ class Timeline:
         if self._first_ts is None:
             return start_wall_ns
         cut = 0.0
-        i = bisect.bisect_right(self._gap_starts, t) - 1
+        i = bisect.bisect_right(self._gaps, t, key=lambda gap: gap[0]) - 1
         if i >= 0 and self.max_gap is not None:
             begin, end, before = self._gaps[i]
             cut = before + max(0.0, (min(t, end) - begin) / NS - self.max_gap)
