@@ -43,6 +43,7 @@ from kwoksnap.kube import Client, load_config
 from kwoksnap.replay.engine import Replayer, ReplayOptions, ReplayReport
 from kwoksnap.replay.fidelity import compare_transitions, initial_states, transitions
 from kwoksnap.replay.recording import audit_events
+from kwoksnap.replay.timing import percentile
 from kwoksnap.restore.engine import RestoreOptions, restore
 from kwoksnap.restore.source import SnapshotSource
 from kwoksnap.store import KwsReader
@@ -310,6 +311,10 @@ def incident(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
             clusters.drop("incident-bench")
             if workers == "auto":
                 print(f"run {run + 1} ({setting}): adaptive limit {report.concurrency()}", file=sys.stderr)
+            signed = sorted(result.late)
+            print(f"run {run + 1}: signed p10 {percentile(signed, 10):.3f} p50 {percentile(signed, 50):.3f} "
+                  f"p90 {percentile(signed, 90):.3f}; send lag p50 {report.lag.percentile(50) * 1000:.1f} ms, "
+                  f"applied lag p50 {report.applied_lag.percentile(50) * 1000:.1f} ms", file=sys.stderr)
             worst_at = max(zip(result.time_errors, result.recorded_at, strict=True), default=(0.0, math.nan))[1]
             early = max(0.0, -min(result.late, default=0.0))  # the most early a transition was (recorded seconds)
             spread = (f"{report.capacity:.0f}/s, {report.early} early, {report.lead_max * 1000:.0f} ms"

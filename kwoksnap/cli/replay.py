@@ -59,7 +59,7 @@ from kwoksnap.cli.options import (
                    "around its recorded time instead of after it; 0 never sends early.")
 @click.option("--capacity", type=click.FloatRange(min=0, min_open=True), metavar="WRITES/S",
               help="The target's write rate for --max-lead (default: measured before the clock starts, with a few "
-                   "scratch ConfigMaps in the default namespace).")
+                   "scratch pods in the default namespace, bound to no real node; ConfigMaps if pods are refused).")
 @click.option("--allow-real-nodes", is_flag=True, help="Replay even if the target has nodes KWOK does not manage.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), callback=not_stdout,
               help="Also write the report as JSON.")

@@ -4,9 +4,18 @@ Why this module exists: replay sends a recorded burst that is more than the targ
 early by half its overrun, so the burst's changes land around their recorded times instead of all after them
 (``timing.spread``). That needs the target's write rate before the first deadline, and the first burst can be in
 the first tenth of a second (the demo incident's is), too soon to learn it from the replay itself. So replay
-measures it first: a few scratch ConfigMaps (one per thread) with a pod-sized payload, patched from ``concurrency``
-threads for ``requests`` writes in all, then deleted. A merge patch of a stored object is a real write (read,
-apply, validate, store, audit), like most of what replay sends.
+measures it first: a few scratch objects (one per thread), written from ``concurrency`` threads for ``requests``
+writes in all, three times over, then deleted. The rate is the median of the three rounds: one round of 96 writes
+(about 0.3 s) gave rates 40% apart on this shared machine, and the first round after a restore is often the
+slowest, while the target still digests the restored objects.
+
+The scratch objects are pods, and the writes pod status patches with a pod-sized payload, because that is what
+replay mostly sends, and a pod write costs the target more than other writes of the same size: every pod watcher
+(kwok, the scheduler, the controllers) gets it, and audit policies log pods at a higher level. Measured on the
+demo incident's target, ConfigMap patches went 40-60% faster than pod status patches, and replay sent bursts too
+late by that much (docs/benchmarks.md). A scratch pod is bound to a node that does not exist and marked frozen, so
+no scheduler, kwok or kubelet acts on it, and it is deleted with no grace period. Where pods cannot be created (an
+admission policy, no ``default`` service account, no RBAC) the measurement falls back to ConfigMaps, and says why.
 
 The scratch objects have fixed names and a label unique to the measurement (``kwoksnap.io/scratch=capacity-<id>``),
 so a create the client retries after a lost answer finds its own object instead of making a second one. They are
@@ -16,15 +25,21 @@ deleted at the end whatever happened, and any that could not be deleted are name
 from __future__ import annotations
 
 import dataclasses
+import statistics
 import uuid
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from kwoksnap.clock import Clock, RealClock
-from kwoksnap.errors import Conflict, KwoksnapError, NotFound
+from kwoksnap.errors import APIError, Conflict, KwoksnapError, NotFound
 from kwoksnap.kube.client import Client
+from kwoksnap.restore.transform import FROZEN_ANNOTATION
 
 SCRATCH_LABEL = "kwoksnap.io/scratch"
 PAYLOAD_BYTES = 4096  # about a pod's size in the demo incident's RequestResponse bodies
+NO_NODE = "kwoksnap-capacity-no-such-node"  # scratch pods are bound here: nothing schedules or runs them
+CONDITION = "kwoksnap.io/capacity"  # the scratch pods' own status condition, rewritten by each write
 
 
 @dataclasses.dataclass
@@ -32,53 +47,116 @@ class Measurement:
     rate: float | None  # writes per second; None when the measurement failed
     error: str | None  # why it failed (one line)
     leftovers: list[str]  # scratch objects that could not be deleted (paths)
+    resource: str = "pods"  # what was written: pods, or configmaps when pods could not be created
+    fallback: str | None = None  # why not pods (one line), when the measurement fell back to ConfigMaps
+
+
+@dataclasses.dataclass(frozen=True)
+class Scratch:
+    """One kind of scratch object: its collection, a body to create, and the write that is timed."""
+
+    resource: str
+    body: Callable[[str, str], dict[str, Any]]  # (name, label value) -> object
+    write: Callable[[str, int], tuple[str, dict[str, Any]]]  # (object path, n) -> (path, merge patch)
+    delete: Mapping[str, int]  # query parameters of the delete
+
+
+def _pod(name: str, label: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": {SCRATCH_LABEL: label}, "annotations": {FROZEN_ANNOTATION: "true"}},
+            "spec": {"nodeName": NO_NODE, "terminationGracePeriodSeconds": 0, "automountServiceAccountToken": False,
+                     "containers": [{"name": "scratch", "image": "kwoksnap.invalid/scratch"}]}}
+
+
+def _pod_status(path: str, n: int) -> tuple[str, dict[str, Any]]:
+    return f"{path}/status", {"status": {"conditions": [
+        {"type": CONDITION, "status": "True", "reason": "Measuring", "message": "x" * PAYLOAD_BYTES + str(n)}]}}
+
+
+def _configmap(name: str, label: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {SCRATCH_LABEL: label}},
+            "data": {"payload": "x" * PAYLOAD_BYTES, "n": "0"}}
+
+
+def _configmap_data(path: str, n: int) -> tuple[str, dict[str, Any]]:
+    return path, {"data": {"n": str(n)}}
+
+
+PODS = Scratch("pods", _pod, _pod_status, {"gracePeriodSeconds": 0})
+CONFIGMAPS = Scratch("configmaps", _configmap, _configmap_data, {})
+
+
+class _Refused(Exception):
+    """A scratch object could not be created: the target refuses this kind (not a failure of the measurement)."""
 
 
 def measure_write_rate(client: Client, *, namespace: str = "default", concurrency: int = 8, requests: int = 96,
-                       clock: Clock | None = None) -> Measurement:
-    """Writes per second the target answered with ``concurrency`` in flight. Never raises for the target's
-    answers: a failure (e.g. no RBAC for ConfigMaps in ``namespace``) is in ``error``."""
-    clock = clock or RealClock()
+                       rounds: int = 3, clock: Clock | None = None) -> Measurement:
+    """Writes per second the target answered with ``concurrency`` in flight: pod status patches, or ConfigMap
+    patches where scratch pods are refused; the median of ``rounds`` rounds of ``requests`` writes each. Never
+    raises for the target's answers: a failure (e.g. no RBAC for either kind in ``namespace``) is in ``error``."""
+    result = _measure(client, PODS, namespace, concurrency, requests, rounds, clock or RealClock())
+    if result.fallback is None:
+        return result
+    second = _measure(client, CONFIGMAPS, namespace, concurrency, requests, rounds, clock or RealClock())
+    second.leftovers[:0] = result.leftovers
+    second.fallback = result.fallback
+    return second
+
+
+def _measure(client: Client, scratch: Scratch, namespace: str, concurrency: int, requests: int, rounds: int,
+             clock: Clock) -> Measurement:
     threads = max(1, min(concurrency, requests))
     run = uuid.uuid4().hex[:10]
-    base = f"/api/v1/namespaces/{namespace}/configmaps"
+    base = f"/api/v1/namespaces/{namespace}/{scratch.resource}"
     names = [f"kwoksnap-capacity-{run}-{i}" for i in range(threads)]
     rate: float | None = None
     error: str | None = None
+    fallback: str | None = None
     try:
         for name in names:
-            body = {"apiVersion": "v1", "kind": "ConfigMap",
-                    "metadata": {"name": name, "labels": {SCRATCH_LABEL: f"capacity-{run}"}},
-                    "data": {"payload": "x" * PAYLOAD_BYTES, "n": "0"}}
             try:
-                client.create(base, body)
+                client.create(base, scratch.body(name, f"capacity-{run}"))
             except Conflict:
                 if not client.exists(f"{base}/{name}"):  # a retried create whose first try went through
                     raise
+            except APIError as exc:
+                if scratch is PODS:
+                    raise _Refused(str(exc)) from None
+                raise
         client.warm(threads)
 
-        def write(name: str, count: int) -> None:
-            for n in range(count):
-                client.patch(f"{base}/{name}", {"data": {"n": str(n + 1)}})
+        def write(name: str, first: int, count: int) -> None:
+            for n in range(first, first + count):  # each write changes the object: a no-op write is not stored
+                path, patch = scratch.write(f"{base}/{name}", n + 1)
+                client.patch(path, patch)
 
         shares = [requests // threads + (1 if i < requests % threads else 0) for i in range(threads)]
-        began = clock.now()
+        rates: list[float] = []
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="capacity") as pool:
-            futures = [pool.submit(write, name, share) for name, share in zip(names, shares, strict=True)]
-        for future in futures:
-            future.result()  # the first failure of any thread, whatever it was
-        elapsed = clock.now() - began
-        rate = requests / elapsed if elapsed > 0 else None
-        if rate is None:
+            for r in range(rounds):
+                began = clock.now()
+                futures = [pool.submit(write, name, r * share, share)
+                           for name, share in zip(names, shares, strict=True)]
+                for future in futures:
+                    future.result()  # the first failure of any thread, whatever it was
+                elapsed = clock.now() - began
+                if elapsed > 0:
+                    rates.append(requests / elapsed)
+        if rates:
+            rate = statistics.median(rates)
+        else:
             error = "the clock did not advance"
+    except _Refused as exc:
+        fallback = f"scratch pods were refused ({exc})"
     except Exception as exc:  # a failed measurement is reported, never fatal to the replay
         error = str(exc) if isinstance(exc, KwoksnapError) else f"{type(exc).__name__}: {exc}"
     finally:  # also on Ctrl-C
-        leftovers = _clean_up(client, base, names, run)
-    return Measurement(rate, error, leftovers)
+        leftovers = _clean_up(client, base, names, run, scratch.delete)
+    return Measurement(rate, error, leftovers, scratch.resource, fallback)
 
 
-def _clean_up(client: Client, base: str, names: list[str], run: str) -> list[str]:
+def _clean_up(client: Client, base: str, names: list[str], run: str, params: Mapping[str, int]) -> list[str]:
     """Delete the scratch objects, by name and any other of this measurement's found by its label; return the
     paths of those still there."""
     try:
@@ -89,7 +167,7 @@ def _clean_up(client: Client, base: str, names: list[str], run: str) -> list[str
     left: list[str] = []
     for name in dict.fromkeys([*names, *strays]):
         try:
-            client.delete(f"{base}/{name}")
+            client.delete(f"{base}/{name}", None, **params)
         except NotFound:
             pass  # never created (the measurement failed before it)
         except KwoksnapError:

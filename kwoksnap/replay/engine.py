@@ -818,6 +818,10 @@ class Replayer:
         if measured.leftovers:
             self.report.warnings.append("scratch objects of the write-rate measurement could not be deleted: "
                                         + ", ".join(measured.leftovers))
+        if measured.fallback is not None and measured.rate is not None:
+            self.report.warnings.append(f"the target's write rate was measured with ConfigMaps: {measured.fallback}. "
+                                        "Pod writes cost the target more, so a burst may be spread too little and "
+                                        "land late; --capacity sets the rate")
         if measured.rate is None:
             self.report.warnings.append(f"could not measure the target's write rate ({measured.error}); a burst "
                                         "the target cannot take on time is sent at its recorded times, and lands "

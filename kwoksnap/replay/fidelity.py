@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from kwoksnap.audit import AuditEvent
+from kwoksnap.replay.capacity import SCRATCH_LABEL
 from kwoksnap.replay.timing import NS, due_order, percentile
 
 State = tuple[str, ...]
@@ -57,13 +58,15 @@ def transitions(events: Iterable[AuditEvent], *, since_ns: int = 0,
         if ev["stage"] != "ResponseComplete" or not 200 <= ev["code"] < 300 or ev["verb"] in ("get", "list",
                                                                                               "watch"):
             continue
+        response = ev["response"] if isinstance(ev["response"], dict) else None
+        if response is not None and SCRATCH_LABEL in ((response.get("metadata") or {}).get("labels") or {}):
+            continue  # the write-rate measurement's scratch pod: not part of any replay
         kind = "Pod" if ev["resource"] == "pods" else "Node"
         key = (kind, ev["namespace"], ev["name"])
         if key not in out and key in seeds:
             out[key] = [(since_ns, seeds[key])]
         seq = out.setdefault(key, [])
         state: State | None = None
-        response = ev["response"] if isinstance(ev["response"], dict) else None
         if ev["subresource"] == "binding" and isinstance(ev["request"], dict) and seq:
             node = str((ev["request"].get("target") or {}).get("name", ""))
             state = (*seq[-1][1][:2], node)

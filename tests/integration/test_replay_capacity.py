@@ -1,6 +1,7 @@
 """The write-rate measurement that replay plans spread bursts with, against the session's real cluster: it answers
-a positive rate from real writes, and its scratch ConfigMaps are gone afterwards; and `kwoksnap replay` spreads a
-burst with a given or a measured rate and reports it. (Failure paths: tests/unit/test_capacity.py.)"""
+a positive rate from real pod status writes, its scratch pods are never scheduled or run and are gone afterwards,
+and it falls back to ConfigMaps where pods are refused; and `kwoksnap replay` spreads a burst with a given or a
+measured rate and reports it. (Failure paths: tests/unit/test_capacity.py.)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from kwoksnap.audit import read_audit
+from kwoksnap.audit import AuditEvent, read_audit
 from kwoksnap.cluster.local import LocalCluster
 from kwoksnap.kube import Client
 from kwoksnap.replay.capacity import SCRATCH_LABEL, measure_write_rate
@@ -19,26 +20,53 @@ from tests.integration.test_replay_preconditions import line, pod
 from tests.integration.test_snapshot_roundtrip import kwoksnap
 
 
-def scratch(client: Client, namespace: str) -> list[str]:
+def scratch(client: Client, namespace: str, resource: str = "pods") -> list[str]:
     return [obj["metadata"]["name"] for obj, _ in client.list_items(
-        f"/api/v1/namespaces/{namespace}/configmaps", params={"labelSelector": SCRATCH_LABEL})]
+        f"/api/v1/namespaces/{namespace}/{resource}", params={"labelSelector": SCRATCH_LABEL})]
 
 
-def patches_seen(cluster: LocalCluster, namespace: str) -> int:
-    return sum(1 for ev in read_audit([str(cluster.audit_log)])
-               if ev["verb"] == "patch" and ev["resource"] == "configmaps" and ev["namespace"] == namespace
-               and ev["code"] == 200)
+def seen(cluster: LocalCluster, namespace: str, resource: str) -> list[AuditEvent]:
+    return [ev for ev in read_audit([str(cluster.audit_log)])
+            if ev["resource"] == resource and ev["namespace"] == namespace and ev["stage"] == "ResponseComplete"]
+
+
+def wait_for(cluster: LocalCluster, namespace: str, resource: str, patches: int) -> list[AuditEvent]:
+    deadline = time.monotonic() + 10  # the API server writes its audit log in batches
+    while True:
+        events = seen(cluster, namespace, resource)
+        if sum(ev["verb"] == "patch" for ev in events) >= patches or time.monotonic() > deadline:
+            return events
+        time.sleep(0.5)
 
 
 def test_measures_a_write_rate_and_leaves_nothing(kwok_cluster: LocalCluster, client: Client, namespace: str) -> None:
     result = measure_write_rate(client, namespace=namespace, concurrency=4, requests=40)
     assert result.rate is not None and result.rate > 0 and math.isfinite(result.rate), result.error
     assert result.leftovers == [] and result.error is None
+    assert result.resource == "pods" and result.fallback is None
     assert scratch(client, namespace) == []
-    deadline = time.monotonic() + 10  # the API server writes its audit log in batches
-    while patches_seen(kwok_cluster, namespace) < 40 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert patches_seen(kwok_cluster, namespace) == 40  # the rate is of real, successful writes
+    events = wait_for(kwok_cluster, namespace, "pods", 3 * 40)
+    patches = [ev for ev in events if ev["verb"] == "patch"]
+    assert len(patches) == 3 * 40 and all(ev["code"] == 200 and ev["subresource"] == "status" for ev in patches)
+    # Only the measurement wrote them: no scheduler bound them and no kwok ran them (nothing but its own writes).
+    assert {(ev["verb"], ev["subresource"], ev["user"]) for ev in events} == {
+        ("create", "", events[0]["user"]), ("patch", "status", events[0]["user"]), ("delete", "", events[0]["user"])}
+    assert sum(ev["verb"] == "delete" and ev["code"] == 200 for ev in events) == 4
+
+
+def test_falls_back_to_configmaps_where_pods_are_refused(kwok_cluster: LocalCluster, client: Client,
+                                                         namespace: str) -> None:
+    """A quota of no pods: the ResourceQuota admission plugin refuses every pod, and not ConfigMaps."""
+    client.create(f"/api/v1/namespaces/{namespace}/resourcequotas",
+                  {"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}})
+    result = measure_write_rate(client, namespace=namespace, concurrency=2, requests=20)
+    assert result.rate is not None and result.rate > 0, result.error
+    assert result.resource == "configmaps" and result.fallback is not None, result
+    assert "quota" in result.fallback, result.fallback
+    assert result.leftovers == [] and scratch(client, namespace) == []
+    assert scratch(client, namespace, "configmaps") == []
+    patches = [ev for ev in wait_for(kwok_cluster, namespace, "configmaps", 3 * 20) if ev["verb"] == "patch"]
+    assert len(patches) == 3 * 20 and all(ev["code"] == 200 for ev in patches)
 
 
 @pytest.mark.parametrize(("capacity", "pods"), [(["--capacity", "100"], 12), ([], 48)], ids=["given", "measured"])
@@ -69,4 +97,4 @@ def test_cli_spreads_an_opening_burst(kwok_cluster: LocalCluster, client: Client
     assert "bursts spread: " in proc.stdout and "released early" in proc.stdout, proc.stdout
     assert sorted(p["metadata"]["name"] for p, _ in client.list_items(f"/api/v1/namespaces/{namespace}/pods")) \
         == sorted(f"p{i}" for i in range(pods))
-    assert scratch(client, "default") == []  # the measurement's ConfigMaps are gone
+    assert scratch(client, "default") == []  # the measurement's pods are gone

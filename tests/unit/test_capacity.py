@@ -11,11 +11,16 @@ import pytest
 
 from kwoksnap.clock import FakeClock
 from kwoksnap.errors import APIError, Conflict, NotFound
-from kwoksnap.replay.capacity import SCRATCH_LABEL, _clean_up, measure_write_rate
+from kwoksnap.replay.capacity import NO_NODE, SCRATCH_LABEL, _clean_up, measure_write_rate
+from kwoksnap.restore.transform import FROZEN_ANNOTATION
+
+
+def name_of(path: str) -> str:
+    return path.split("/")[6]  # /api/v1/namespaces/<ns>/<resource>/<name>[/status]
 
 
 class ScratchClient:
-    """Holds ConfigMaps by name; each patch takes 10 ms of the fake clock. ``fail`` maps an operation and its
+    """Holds scratch objects by name; each patch takes 10 ms of the fake clock. ``fail`` maps an operation and its
     n-th call (1-based) to the exception it raises."""
 
     def __init__(self, clock: FakeClock, fail: dict[tuple[str, int], BaseException] | None = None) -> None:
@@ -23,6 +28,8 @@ class ScratchClient:
         self.fail = fail or {}
         self.objects: dict[str, dict[str, Any]] = {}
         self.calls: dict[str, int] = {}
+        self.paths: list[str] = []  # of the patches
+        self.deleted: list[tuple[str, dict[str, Any]]] = []  # (path, query parameters)
         self.lock = threading.Lock()
 
     def _call(self, op: str) -> None:
@@ -35,26 +42,29 @@ class ScratchClient:
         self._call("create")
         name = body["metadata"]["name"]
         if name in self.objects:
-            raise Conflict(409, "AlreadyExists", f'configmaps "{name}" already exists')
+            raise Conflict(409, "AlreadyExists", f'"{name}" already exists')
         self.objects[name] = body
         return body
 
     def exists(self, path: str) -> bool:
-        return path.rsplit("/", 1)[1] in self.objects
+        return name_of(path) in self.objects
 
     def warm(self, connections: int) -> int:
         return connections
 
     def patch(self, path: str, patch: Any) -> dict[str, Any]:
         self._call("patch")
+        with self.lock:
+            self.paths.append(path)
         self.clock.advance(0.01)
-        return self.objects[path.rsplit("/", 1)[1]]
+        return self.objects[name_of(path)]
 
-    def delete(self, path: str) -> dict[str, Any]:
+    def delete(self, path: str, body: Any = None, **params: Any) -> dict[str, Any]:
         self._call("delete")
-        name = path.rsplit("/", 1)[1]
+        self.deleted.append((path, params))
+        name = name_of(path)
         if name not in self.objects:
-            raise NotFound(404, "NotFound", f'configmaps "{name}" not found')
+            raise NotFound(404, "NotFound", f'"{name}" not found')
         return self.objects.pop(name)
 
     def list_items(self, path: str, params: dict[str, str]) -> list[tuple[dict[str, Any], str]]:
@@ -72,14 +82,48 @@ def test_a_measurement_writes_and_cleans_up() -> None:
     client = ScratchClient(clock)
     result = measure(client, clock)
     assert result.rate == pytest.approx(100.0) and result.error is None and result.leftovers == []
-    assert client.calls == {"create": 4, "patch": 20, "delete": 4} and client.objects == {}
+    assert result.resource == "pods" and result.fallback is None
+    assert client.calls == {"create": 4, "patch": 60, "delete": 4} and client.objects == {}
+    # Pod status writes, like most of what replay sends; deleted at once (no kubelet will ever confirm it).
+    assert all(p.startswith("/api/v1/namespaces/default/pods/") and p.endswith("/status") for p in client.paths)
+    assert all(params == {"gracePeriodSeconds": 0} for _, params in client.deleted)
+
+
+def test_scratch_pods_are_bound_to_no_node_and_frozen() -> None:
+    clock = FakeClock()
+    client = ScratchClient(clock)
+    created: list[dict[str, Any]] = []
+    real_create = client.create
+
+    def create(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        created.append(body)
+        return real_create(path, body)
+
+    client.create = create  # type: ignore[method-assign]
+    measure(client, clock)
+    assert len(created) == 4
+    for body in created:  # nothing schedules it, and no kwok or kubelet runs it
+        assert body["kind"] == "Pod" and body["spec"]["nodeName"] == NO_NODE
+        assert body["metadata"]["annotations"] == {FROZEN_ANNOTATION: "true"}
+
+
+def test_refused_pods_fall_back_to_configmaps_and_say_why() -> None:
+    clock = FakeClock()
+    client = ScratchClient(clock, {("create", 2): APIError(403, "Forbidden", "pods is forbidden")})
+    result = measure(client, clock)
+    assert result.rate == pytest.approx(100.0) and result.error is None
+    assert result.resource == "configmaps" and result.fallback is not None and "pods is forbidden" in result.fallback
+    assert client.calls == {"create": 2 + 4, "patch": 60, "delete": 4 + 4} and client.objects == {}
+    assert all("/configmaps/" in p for p in client.paths)
 
 
 def test_a_failed_create_is_reported_and_the_created_ones_deleted() -> None:
     clock = FakeClock()
-    client = ScratchClient(clock, {("create", 2): APIError(403, "Forbidden", "configmaps is forbidden")})
+    client = ScratchClient(clock, {("create", 1): APIError(403, "Forbidden", "pods is forbidden"),
+                                   ("create", 3): APIError(403, "Forbidden", "configmaps is forbidden")})
     result = measure(client, clock)
-    assert result.rate is None and result.error is not None and "forbidden" in result.error
+    assert result.rate is None and result.error is not None and "configmaps is forbidden" in result.error
+    assert result.fallback is not None and "pods is forbidden" in result.fallback
     assert result.leftovers == [] and client.objects == {}
     assert "patch" not in client.calls
 
@@ -119,7 +163,7 @@ def test_objects_that_cannot_be_deleted_are_named_and_strays_found_by_label() ->
     client2.objects["stray"] = {"metadata": {"name": "stray", "labels": {SCRATCH_LABEL: label}}}
     client2.objects["other"] = {"metadata": {"name": "other", "labels": {SCRATCH_LABEL: "capacity-else"}}}
     run = label.removeprefix("capacity-")
-    assert _clean_up(client2, "/api/v1/namespaces/default/configmaps", [], run) == []  # type: ignore[arg-type]
+    assert _clean_up(client2, "/api/v1/namespaces/default/pods", [], run, {}) == []  # type: ignore[arg-type]
     assert list(client2.objects) == ["other"]  # another measurement's object is not touched
 
 

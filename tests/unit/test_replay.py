@@ -27,6 +27,7 @@ from kwoksnap.replay.actions import (
     split_collection_deletes,
     with_uid_precondition,
 )
+from kwoksnap.replay.capacity import SCRATCH_LABEL
 from kwoksnap.replay.engine import Replayer, ReplayOptions, ReplayReport, observed_state, removed_by_delete
 from kwoksnap.replay.fidelity import compare_transitions, initial_states, transitions
 from kwoksnap.replay.timing import (
@@ -674,6 +675,15 @@ def test_fidelity_transitions_and_time_errors() -> None:
     assert result.percentile(99) == pytest.approx(0.1)  # 10 ms late at 10x = 0.1 s of recorded time
     assert result.recorded_at == [1.0, 3.0]  # where each error was, in recorded seconds
     assert result.late == pytest.approx([0.1, 0.1])  # signed: both late (an early one would be negative)
+
+
+def test_fidelity_leaves_out_the_write_rate_measurements_scratch_pods() -> None:
+    scratch = pod()
+    scratch["metadata"]["name"] = "kwoksnap-capacity-0"
+    scratch["metadata"]["labels"] = {SCRATCH_LABEL: "capacity-0"}
+    events = [event(verb="create", ts=T0 + NS, name="kwoksnap-capacity-0", response=scratch),
+              event(verb="patch", sub="status", ts=T0 + 2 * NS, response=pod(ready="False"))]
+    assert list(transitions(events, since_ns=T0)) == [("Pod", "ns", "p1")]
 
 
 def test_an_input_error_stops_the_replay_and_is_raised() -> None:
