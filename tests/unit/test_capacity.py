@@ -89,6 +89,22 @@ def test_a_measurement_writes_and_cleans_up() -> None:
     assert all(params == {"gracePeriodSeconds": 0} for _, params in client.deleted)
 
 
+def test_the_rate_is_the_fastest_rounds() -> None:
+    """A round slowed down by something passing (the target digesting a restore) does not lower the rate."""
+    clock = FakeClock()
+    client = ScratchClient(clock)
+    real_patch = client.patch
+
+    def patch(path: str, body: Any) -> dict[str, Any]:
+        if client.calls.get("patch", 0) < 40:  # the first two rounds: each write takes 40 ms instead of 10
+            clock.advance(0.03)
+        return real_patch(path, body)
+
+    client.patch = patch  # type: ignore[method-assign]
+    result = measure(client, clock)
+    assert client.calls["patch"] == 60 and result.rate == pytest.approx(100.0)
+
+
 def test_scratch_pods_are_bound_to_no_node_and_frozen() -> None:
     clock = FakeClock()
     client = ScratchClient(clock)
