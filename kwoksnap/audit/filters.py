@@ -21,6 +21,11 @@ from kwoksnap.audit.events import MUTATING_VERBS, AuditEvent, degraded
 from kwoksnap.audit.stats import ParseStats
 from kwoksnap.errors import UsageError
 
+# The scratch objects of replay's write-rate measurement (replay/capacity.py) are named with this prefix. They are
+# in the audit log of every cluster a paced replay was sent to; a log recorded there and replayed again must not
+# send the measurement's own writes again as part of the incident.
+SCRATCH_NAME_PREFIX: Final = "kwoksnap-capacity-"
+
 __all__ = [
     "DEFAULT_LEASE_NAMESPACES",
     "DEFAULT_RESOURCES",
@@ -43,6 +48,7 @@ REASONS: Final = (
     "time-window",
     "dry-run",
     "non-2xx",
+    "kwoksnap-scratch",
 )
 
 DEFAULT_RESOURCES: Final = frozenset(
@@ -199,6 +205,8 @@ def _reason(c: _Compiled, event: AuditEvent) -> str | None:
         return "dry-run"
     if not 200 <= event["code"] <= 299:
         return "non-2xx"
+    if event["name"].startswith(SCRATCH_NAME_PREFIX) and event["resource"] in ("pods", "configmaps"):
+        return "kwoksnap-scratch"
     return None
 
 

@@ -823,7 +823,9 @@ class Replayer:
                                         "Pod writes cost the target more, so a burst may be spread too little and "
                                         "land late; --capacity sets the rate")
         if measured.rate is None:
-            self.report.warnings.append(f"could not measure the target's write rate ({measured.error}); a burst "
+            why = (measured.error if measured.fallback is None
+                   else f"{measured.fallback}; with ConfigMaps: {measured.error}")
+            self.report.warnings.append(f"could not measure the target's write rate ({why}); a burst "
                                         "the target cannot take on time is sent at its recorded times, and lands "
                                         "late")
         return measured.rate

@@ -116,6 +116,11 @@ def event(**kw: Any) -> AuditEvent:
         ({"code": 201, "verb": "create"}, None),
         ({"verb": "deletecollection"}, None),
         ({"verb": "delete", "code": 404}, "non-2xx"),
+        # replay's write-rate measurement, in the audit log of a cluster a replay was sent to
+        ({"name": "kwoksnap-capacity-0a1b2c3d4e-0", "subresource": "status"}, "kwoksnap-scratch"),
+        ({"name": "kwoksnap-capacity-0a1b2c3d4e-0", "verb": "create"}, "kwoksnap-scratch"),
+        ({"name": "kwoksnap-capacity-0a1b2c3d4e-0", "verb": "delete", "code": 404}, "non-2xx"),
+        ({"name": "kwoksnap-capacity", "verb": "create"}, None),
     ],
 )
 def test_default_reasons(kw: dict[str, Any], reason: str | None) -> None:

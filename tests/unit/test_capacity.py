@@ -83,7 +83,7 @@ def test_a_measurement_writes_and_cleans_up() -> None:
     result = measure(client, clock)
     assert result.rate == pytest.approx(100.0) and result.error is None and result.leftovers == []
     assert result.resource == "pods" and result.fallback is None
-    assert client.calls == {"create": 4, "patch": 60, "delete": 4} and client.objects == {}
+    assert client.calls == {"create": 4, "patch": 4 + 60, "delete": 4} and client.objects == {}
     # Pod status writes, like most of what replay sends; deleted at once (no kubelet will ever confirm it).
     assert all(p.startswith("/api/v1/namespaces/default/pods/") and p.endswith("/status") for p in client.paths)
     assert all(params == {"gracePeriodSeconds": 0} for _, params in client.deleted)
@@ -96,13 +96,13 @@ def test_the_rate_is_the_fastest_rounds() -> None:
     real_patch = client.patch
 
     def patch(path: str, body: Any) -> dict[str, Any]:
-        if client.calls.get("patch", 0) < 40:  # the first two rounds: each write takes 40 ms instead of 10
+        if client.calls.get("patch", 0) < 4 + 40:  # the first two rounds: each write takes 40 ms instead of 10
             clock.advance(0.03)
         return real_patch(path, body)
 
     client.patch = patch  # type: ignore[method-assign]
     result = measure(client, clock)
-    assert client.calls["patch"] == 60 and result.rate == pytest.approx(100.0)
+    assert client.calls["patch"] == 4 + 60 and result.rate == pytest.approx(100.0)
 
 
 def test_scratch_pods_are_bound_to_no_node_and_frozen() -> None:
@@ -129,8 +129,26 @@ def test_refused_pods_fall_back_to_configmaps_and_say_why() -> None:
     result = measure(client, clock)
     assert result.rate == pytest.approx(100.0) and result.error is None
     assert result.resource == "configmaps" and result.fallback is not None and "pods is forbidden" in result.fallback
-    assert client.calls == {"create": 2 + 4, "patch": 60, "delete": 4 + 4} and client.objects == {}
+    assert client.calls == {"create": 2 + 4, "patch": 4 + 60, "delete": 4 + 4} and client.objects == {}
     assert all("/configmaps/" in p for p in client.paths)
+
+
+def test_a_refused_status_write_falls_back_too() -> None:
+    """The built-in edit role may create pods but not write pods/status."""
+    clock = FakeClock()
+    client = ScratchClient(clock, {("patch", 1): APIError(403, "Forbidden", "pods/status is forbidden")})
+    result = measure(client, clock)
+    assert result.rate == pytest.approx(100.0) and result.resource == "configmaps"
+    assert result.fallback is not None and "pods/status is forbidden" in result.fallback
+    assert client.objects == {} and client.calls["patch"] == 1 + 4 + 60
+
+
+def test_an_error_the_client_gave_up_retrying_is_a_failure_not_a_refusal() -> None:
+    clock = FakeClock()
+    client = ScratchClient(clock, {("create", 1): APIError(503, "ServiceUnavailable", "etcd is down")})
+    result = measure(client, clock)
+    assert result.rate is None and result.fallback is None and result.error is not None and "etcd" in result.error
+    assert client.objects == {} and client.calls["create"] == 1  # no ConfigMaps tried
 
 
 def test_a_failed_create_is_reported_and_the_created_ones_deleted() -> None:

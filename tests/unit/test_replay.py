@@ -677,6 +677,22 @@ def test_fidelity_transitions_and_time_errors() -> None:
     assert result.late == pytest.approx([0.1, 0.1])  # signed: both late (an early one would be negative)
 
 
+def test_a_rate_measured_with_configmaps_or_not_at_all_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kwoksnap.replay.engine as engine
+    from kwoksnap.replay.capacity import Measurement
+
+    refused = "scratch pods were refused (POST /api/v1/namespaces/default/pods: 403 Forbidden: quota)"
+    for measured, expected in [
+        (Measurement(300.0, None, [], "configmaps", refused), f"measured with ConfigMaps: {refused}"),
+        (Measurement(None, "403 Forbidden: configmaps", [], "configmaps", refused),
+         f"({refused}; with ConfigMaps: 403 Forbidden: configmaps)"),
+    ]:
+        monkeypatch.setattr(engine, "measure_write_rate", lambda *a, m=measured, **k: m)
+        r = RecordingReplayer(FakeClock(), speed=10.0, max_lead=0.25)
+        assert r.measure_rate() == measured.rate
+        assert [w for w in r.report.warnings if expected in w], r.report.warnings
+
+
 def test_fidelity_leaves_out_the_write_rate_measurements_scratch_pods() -> None:
     scratch = pod()
     scratch["metadata"]["name"] = "kwoksnap-capacity-0"
@@ -698,6 +714,22 @@ def test_an_input_error_stops_the_replay_and_is_raised() -> None:
         r.run(events())
     # Planning runs ahead of the clock: the bad line was found before dispatch started, so nothing was sent.
     assert r.executed == []
+
+
+def test_an_input_error_after_changes_were_sent_keeps_their_report() -> None:
+    """``--strict`` meets a bad line beyond the lookahead: what was sent before it stays counted in the report (the
+    CLI prints it, then fails as the error), and nothing after the bad line is sent."""
+    from kwoksnap.errors import InputError
+
+    def events() -> Any:
+        yield from user_events([i * 3.0 for i in range(12)])  # beyond the 2 s re-sort window of each other
+        raise InputError("audit.log:13: not JSON")
+
+    r = RecordingReplayer(FakeClock(), speed=1.0, lookahead=2, workers=1)
+    with pytest.raises(InputError, match=r"audit\.log:13"):
+        r.run(events())
+    assert 0 < r.report.applied == len(r.executed) < 12  # sent before the planner reached the bad line
+    assert r.executed == [f"p{i}" for i in range(len(r.executed))]  # in order, none skipped
 
 
 def _received(ev: AuditEvent, received_s: float) -> AuditEvent:
