@@ -10,7 +10,7 @@ its repeats: what slows a round down (the target still digesting a restore it ha
 the machine) passes, and single rounds of 96 writes (about 0.3 s each) gave rates from 181 to 361/s in six runs on
 a shared two-core machine.
 The median of the rounds was tried: it was low in 3 of 12 runs of the demo incident, whose bursts then went up to
-1.4 s (recorded) early; with the fastest round, 12 of 12 runs met the 1 s target (docs/benchmarks.md).
+1.4 s (recorded) early; with the fastest round, 18 of 18 runs met the 1 s target (docs/benchmarks.md).
 
 The scratch objects are pods, and the writes pod status patches with a pod-sized payload, because that is what
 replay mostly sends, and a pod write costs the target more than other writes of the same size: every pod watcher
