@@ -365,8 +365,9 @@ class Replayer:
         if len(linked) < len(refs):
             with self.lock:
                 self.report.dropped_owners += len(refs) - len(linked)
-                if len(self._dropped_examples) < 3:
-                    self._dropped_examples.append(f"{namespace + '/' if namespace else ''}{meta.get('name', '')}")
+                example = f"{namespace + '/' if namespace else ''}{meta.get('name', '')}"
+                if len(self._dropped_examples) < 3 and example not in self._dropped_examples:
+                    self._dropped_examples.append(example)
         if linked:
             meta["ownerReferences"] = linked
         else:
