@@ -237,7 +237,8 @@ def create_cluster(
         raise ToolError(f"kwokctl create cluster {name} failed (exit {proc.returncode}): {detail}")
     # kwokctl exits 0 even when its --wait timed out (it only logs "Failed to wait for cluster to be ready"), and on
     # a loaded machine that happens: check readiness ourselves before handing the cluster out.
-    problem = wait_ready(cluster, max(30.0, started + wait - time.monotonic()))
+    problem = wait_ready(cluster, max(30.0, started + wait - time.monotonic()),
+                         service_account=profile is Profile.STANDARD)
     if problem:
         log = _last_lines(_tail(cluster.directory / "logs" / "kube-apiserver.log"), 3)
         delete_cluster(name, binaries, workdir=root)
@@ -262,26 +263,34 @@ def _creating(root: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def wait_ready(cluster: LocalCluster, timeout: float) -> str | None:
-    """Poll the API server's /readyz until it answers ok; returns what was wrong if ``timeout`` seconds passed."""
+def wait_ready(cluster: LocalCluster, timeout: float, *, service_account: bool = False) -> str | None:
+    """Poll the API server's /readyz until it answers ok; returns what was wrong if ``timeout`` seconds passed.
+
+    With ``service_account``, then wait until the ``default`` namespace's ``default`` ServiceAccount exists: where
+    the ServiceAccount admission plugin runs (the standard profile), no pod is admitted there before
+    kube-controller-manager has made it, a moment after start, so ``kubectl run`` or a replay's first pod right
+    after ``cluster create`` failed with "serviceaccount default not found"."""
     from kwoksnap.kube import Client, RetryPolicy, load_config
 
     once = RetryPolicy(attempts=1)
     problem = "no answer"
     end = time.monotonic() + timeout
+    checks = ["/readyz", *(["/api/v1/namespaces/default/serviceaccounts/default"] if service_account else [])]
     with Client(load_config(str(cluster.kubeconfig)), pool_size=1) as client:
-        while True:
-            try:
-                resp = client.raw("GET", "/readyz", retry=once, timeout=5.0)
-            except KwoksnapError as exc:
-                problem = str(exc)
-            else:
-                if resp.data.strip() == b"ok":
-                    return None
-                problem = resp.data[:200].decode("utf-8", "replace")
-            if time.monotonic() >= end:
-                return problem
-            time.sleep(min(0.5, timeout))
+        for path in checks:
+            while True:
+                try:
+                    resp = client.raw("GET", path, retry=once, timeout=5.0)
+                except KwoksnapError as exc:
+                    problem = str(exc)
+                else:
+                    if path != "/readyz" or resp.data.strip() == b"ok":
+                        break
+                    problem = resp.data[:200].decode("utf-8", "replace")
+                if time.monotonic() >= end:
+                    return problem
+                time.sleep(min(0.5, timeout))
+    return None
 
 
 def _tail(path: Path, size: int = 4096) -> str:

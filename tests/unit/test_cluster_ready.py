@@ -28,13 +28,20 @@ def _cluster(tmp_path: Path, server: str) -> LocalCluster:
 
 @pytest.fixture
 def readyz() -> Iterator[tuple[str, list[str]]]:
-    """A server whose /readyz fails twice (500, then a not-ok body) before it answers ok."""
+    """A server whose /readyz fails twice (500, then a not-ok body) before it answers ok, and whose default
+    ServiceAccount is not found twice before it is."""
     seen: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             seen.append(self.path)
-            status, body = [(500, b"[-]etcd failed"), (200, b"starting"), (200, b"ok")][min(len(seen) - 1, 2)]
+            n = seen.count(self.path) - 1
+            if self.path == "/readyz":
+                status, body = [(500, b"[-]etcd failed"), (200, b"starting"), (200, b"ok")][min(n, 2)]
+            elif n < 2:
+                status, body = 404, b'{"kind":"Status","reason":"NotFound","code":404}'
+            else:
+                status, body = 200, b'{"kind":"ServiceAccount"}'
             self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -55,6 +62,13 @@ def test_waits_until_readyz_answers_ok(tmp_path: Path, readyz: tuple[str, list[s
     server, seen = readyz
     assert wait_ready(_cluster(tmp_path, server), timeout=30) is None
     assert seen == ["/readyz"] * 3
+
+
+def test_the_standard_profile_also_waits_for_the_default_service_account(
+        tmp_path: Path, readyz: tuple[str, list[str]]) -> None:
+    server, seen = readyz
+    assert wait_ready(_cluster(tmp_path, server), timeout=30, service_account=True) is None
+    assert seen == ["/readyz"] * 3 + ["/api/v1/namespaces/default/serviceaccounts/default"] * 3
 
 
 def test_reports_why_when_the_server_never_answers(tmp_path: Path) -> None:
