@@ -8,9 +8,9 @@ measures it first: a few scratch objects (one per thread), written from ``concur
 writes in all, three times over, then deleted. The rate is that of the fastest round, as timeit takes the best of
 its repeats: what slows a round down (the target still digesting a restore it has just taken, another process on
 the machine) passes, and single rounds of 96 writes (about 0.3 s each) gave rates from 181 to 361/s in six runs on
-a shared two-core machine.
-The median of the rounds was tried: it was low in 3 of 12 runs of the demo incident, whose bursts then went up to
-1.4 s (recorded) early; with the fastest round, 18 of 18 runs met the 1 s target (docs/benchmarks.md).
+a shared two-core machine. The median of the rounds was tried: it was low in 3 of 12 runs of the demo incident,
+whose bursts then went up to 1.4 s (recorded) early; with the fastest round, 18 of 18 runs met the 1 s target
+(docs/benchmarks.md).
 
 The scratch objects are pods, and the writes pod status patches with a pod-sized payload, because that is what
 replay mostly sends, and a pod write costs the target more than other writes of the same size: every pod watcher
@@ -53,7 +53,7 @@ class Measurement:
     rate: float | None  # writes per second; None when the measurement failed
     error: str | None  # why it failed (one line)
     leftovers: list[str]  # scratch objects that could not be deleted (paths)
-    resource: str = "pods"  # what was written: pods, or configmaps when pods could not be created
+    resource: str = "pods"  # what was written: pods, or configmaps when scratch pods were refused
     fallback: str | None = None  # why not pods (one line), when the measurement fell back to ConfigMaps
 
 
@@ -93,7 +93,7 @@ CONFIGMAPS = Scratch("configmaps", _configmap, _configmap_data, {})
 
 
 class _Refused(Exception):
-    """A scratch object could not be created: the target refuses this kind (not a failure of the measurement)."""
+    """The target refuses scratch pods or their status writes (not a failure of the measurement: ConfigMaps next)."""
 
 
 def measure_write_rate(client: Client, *, namespace: str = "default", concurrency: int = 8, requests: int = 96,
