@@ -21,10 +21,11 @@ from kwoksnap.audit.events import MUTATING_VERBS, AuditEvent, degraded
 from kwoksnap.audit.stats import ParseStats
 from kwoksnap.errors import UsageError
 
-# The scratch objects of replay's write-rate measurement (replay/capacity.py) are named with this prefix. They are
-# in the audit log of every cluster a paced replay was sent to; a log recorded there and replayed again must not
-# send the measurement's own writes again as part of the incident.
+# Replay's own throw-away objects: the scratch pods and ConfigMaps of its write-rate measurement
+# (replay/capacity.py) and the node that probes kwok (replay/checks.py). They are in the audit log of every cluster
+# a replay was sent to; a log recorded there and replayed again must not send them again as part of the incident.
 SCRATCH_NAME_PREFIX: Final = "kwoksnap-capacity-"
+PROBE_NAME_PREFIX: Final = "kwoksnap-probe-"
 
 __all__ = [
     "DEFAULT_LEASE_NAMESPACES",
@@ -205,7 +206,10 @@ def _reason(c: _Compiled, event: AuditEvent) -> str | None:
         return "dry-run"
     if not 200 <= event["code"] <= 299:
         return "non-2xx"
-    if event["name"].startswith(SCRATCH_NAME_PREFIX) and event["resource"] in ("pods", "configmaps"):
+    name = event["name"]
+    if name.startswith("kwoksnap-") and (
+            (name.startswith(SCRATCH_NAME_PREFIX) and event["resource"] in ("pods", "configmaps"))
+            or (name.startswith(PROBE_NAME_PREFIX) and event["resource"] == "nodes")):
         return "kwoksnap-scratch"
     return None
 

@@ -220,6 +220,10 @@ def warn_unmatched_resources(resources: tuple[str, ...], stats: Any) -> None:
 
 
 def warn_unusable_files(stats: Any) -> None:
-    """One warning line per audit file the reader skipped (empty, binary, unreadable) while others were usable."""
+    """One warning line per audit file the reader skipped (empty, binary, unreadable) while others were usable, and
+    per file that ends early (a cut last line, a gzip stream that stops): what came after the cut is not there, and
+    that must not pass for the whole incident (``--strict`` makes it an error)."""
     for path, why in stats.unusable_files.items():
         click.echo(f"warning: skipped {path}: {why}", err=True)
+    for path, where in stats.truncated.items():
+        click.echo(f"warning: {path} ends early, read up to the cut ({where}); events after it are missing", err=True)

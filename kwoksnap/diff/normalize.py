@@ -35,7 +35,8 @@ CONTROLLER_STATUS_KINDS = frozenset({"Deployment", "ReplicaSet", "StatefulSet", 
 
 
 def _is_timestamp_key(key: str) -> bool:
-    return key.endswith(("Time", "Timestamp")) or key in ("startedAt", "finishedAt", "renewTime")
+    # timeAdded: a taint's; replay moves it onto its own clock like every other time (replay/timing.py)
+    return key.endswith(("Time", "Timestamp")) or key in ("startedAt", "finishedAt", "renewTime", "timeAdded")
 
 
 def _drop_timestamps(value: Any) -> Any:

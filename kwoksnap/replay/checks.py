@@ -13,6 +13,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+from kwoksnap.audit.filters import PROBE_NAME_PREFIX
 from kwoksnap.audit.timestamps import parse_timestamp
 from kwoksnap.cluster.local import Profile, profile_for_server
 from kwoksnap.errors import APIError, NotFound
@@ -26,7 +27,7 @@ PROBE_SECONDS = 3.0  # kwok initializes a managed node within about a second
 
 
 def kwok_honours_frozen(client: Client) -> bool:
-    name = f"kwoksnap-probe-{uuid.uuid4().hex[:8]}"
+    name = f"{PROBE_NAME_PREFIX}{uuid.uuid4().hex[:8]}"
     client.create("/api/v1/nodes", {"metadata": {"name": name, "annotations": {FAKE_NODE_ANNOTATION: "fake",
                                                                                FROZEN_ANNOTATION: "true"}}})
     try:

@@ -52,6 +52,7 @@ def test_garbage_wrong_types_and_a_truncated_last_line_are_counted(kwok_cluster:
     proc = replay(kwok_cluster, log)
     assert proc.returncode == ExitCode.OK, proc.stderr + proc.stdout
     assert "malformed input lines" in proc.stdout and "audit.log:" in proc.stdout
+    assert f"warning: {log} ends early, read up to the cut (" in proc.stderr, proc.stderr  # not only in the JSON
     assert pods(client, namespace) == {"ok-1", "ok-2"}
 
 
@@ -99,6 +100,8 @@ def test_a_gzip_that_ends_early_keeps_what_was_readable(kwok_cluster: LocalClust
     path.write_bytes(data[: len(data) * 2 // 3])
     proc = replay(kwok_cluster, path)
     assert proc.returncode == ExitCode.OK, proc.stderr + proc.stdout
+    assert f"warning: {path} ends early, read up to the cut ({path}:" in proc.stderr, proc.stderr
+    assert "compressed stream ends early" in proc.stderr
     created = pods(client, namespace)
     assert 0 < len(created) < 40 and created == {f"gz-{i}" for i in range(len(created))}
     assert replay(kwok_cluster, path, "--strict").returncode == ExitCode.INPUT

@@ -121,6 +121,9 @@ def event(**kw: Any) -> AuditEvent:
         ({"name": "kwoksnap-capacity-0a1b2c3d4e-0", "verb": "create"}, "kwoksnap-scratch"),
         ({"name": "kwoksnap-capacity-0a1b2c3d4e-0", "verb": "delete", "code": 404}, "non-2xx"),
         ({"name": "kwoksnap-capacity", "verb": "create"}, None),
+        ({"name": "kwoksnap-probe-0a1b2c3d", "resource": "nodes", "namespace": "", "verb": "create"},
+         "kwoksnap-scratch"),
+        ({"name": "kwoksnap-probe-0a1b2c3d", "verb": "create"}, None),  # a pod of that name is someone's
     ],
 )
 def test_default_reasons(kw: dict[str, Any], reason: str | None) -> None:

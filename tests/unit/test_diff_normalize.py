@@ -35,6 +35,19 @@ def test_server_assigned_fields_and_restore_markers_are_ignored() -> None:
     assert field_differences(normalize(source), normalize(target)) == [".status.phase: 'Running' -> 'Pending'"]
 
 
+def test_a_taints_time_added_is_a_time_like_any_other() -> None:
+    """Black-box finding: replay moves a taint's timeAdded onto its clock, and diff reported every cordoned or
+    NotReady node as changed after a faithful replay."""
+    taint = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule", "timeAdded": "2026-11-28T23:33:18Z"}
+    source = {"kind": "Node", "metadata": {"name": "n"}, "spec": {"unschedulable": True, "taints": [taint]}}
+    target = copy.deepcopy(source)
+    target["spec"]["taints"][0]["timeAdded"] = "2026-11-28T23:38:53Z"
+    assert normalize(source) == normalize(target)
+    target["spec"]["taints"][0]["effect"] = "NoExecute"
+    assert field_differences(normalize(source), normalize(target)) == [
+        ".spec.taints[0].effect: 'NoSchedule' -> 'NoExecute'"]
+
+
 def test_endpoint_pod_references_are_compared_by_name() -> None:
     assert normalize(endpoints("old")) == normalize(endpoints("new"))
     moved = endpoints("new")
