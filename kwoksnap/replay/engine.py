@@ -56,6 +56,9 @@ from kwoksnap.restore.transform import FROZEN_ANNOTATION, SCHEDULING_GATE
 Obj = dict[str, Any]
 CREATED_BY_LABEL = "kwoksnap.io/created-by"  # on objects replay made that the recording did not (namespaces)
 OWNER_WAIT = 5.0  # seconds an owner lookup waits for the owner's create, if replay is sending one
+# Inputs mode: seconds the fidelity check gives the target's own components (kwok, the scheduler, the controllers)
+# to carry out the last inputs before objects that still differ count as mismatches.
+INPUTS_SETTLE = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +102,28 @@ class ObjectState:
     # What else decides whether a delete removes it at once (removed_by_delete); not compared.
     grace: int | None = dataclasses.field(default=None, compare=False)  # spec.terminationGracePeriodSeconds
     finalizers: bool = dataclasses.field(default=False, compare=False)
+
+
+def _mismatches(expected: dict[tuple[str, str, str], ObjectState], live: dict[tuple[str, str, str], ObjectState],
+                inputs: bool) -> list[str]:
+    """How the live pods and nodes differ from their expected states (inputs mode: not the node, which the target's
+    scheduler chooses)."""
+    out: list[str] = []
+    for key, want in sorted(expected.items()):
+        got = live.get(key)
+        name = f"{key[0]} {key[1] + '/' if key[1] else ''}{key[2]}"
+        if want.deleted:
+            if got is not None:
+                out.append(f"{name}: recorded deleted, still exists")
+        elif got is None:
+            out.append(f"{name}: missing")
+        elif inputs and (want.phase, want.ready) != (got.phase, got.ready):
+            out.append(f"{name}: recorded phase={want.phase} ready={want.ready}, target phase={got.phase} "
+                       f"ready={got.ready}")
+        elif not inputs and (want.phase, want.ready, want.node) != (got.phase, got.ready, got.node):
+            out.append(f"{name}: recorded phase={want.phase} ready={want.ready} node={want.node}, target "
+                       f"phase={got.phase} ready={got.ready} node={got.node}")
+    return out
 
 
 def observed_state(kind: str, obj: Obj) -> ObjectState:
@@ -929,13 +954,20 @@ class Replayer:
             raise self._planner_error
         return self.report
 
-    def check_fidelity(self) -> None:
-        """Compare every tracked pod and node with its last recorded state."""
+    def _live(self) -> dict[tuple[str, str, str], ObjectState]:
         live: dict[tuple[str, str, str], ObjectState] = {}
         for kind, path in (("Pod", "/api/v1/pods"), ("Node", "/api/v1/nodes")):
             for obj, _ in self.client.list_items(path):
                 m = obj["metadata"]
                 live[(kind, m.get("namespace", ""), m["name"])] = observed_state(kind, obj)
+        return live
+
+    def check_fidelity(self) -> None:
+        """Compare every tracked pod and node with its last recorded state.
+
+        In inputs mode the target's own components carry out what the replayed inputs set off (kwok finishes a
+        deleted pod, the scheduler and kwok start a created one), a moment after the last input: while objects
+        differ, they are compared again, for up to ``INPUTS_SETTLE`` seconds."""
         r = self.report
         inputs = self.options.mode == "inputs"
         if inputs:  # what the replay wrote, against the log's last state of it; the target's scheduler places
@@ -943,21 +975,15 @@ class Replayer:
             not_compared = self._touched & self._recorded_unknown
         else:
             expected, not_compared = self.expected, self._unknown
-        for key, want in sorted(expected.items()):
-            r.fidelity_checked += 1
-            got = live.get(key)
-            name = f"{key[0]} {key[1] + '/' if key[1] else ''}{key[2]}"
-            if want.deleted:
-                if got is not None:
-                    r.mismatches.append(f"{name}: recorded deleted, still exists")
-            elif got is None:
-                r.mismatches.append(f"{name}: missing")
-            elif inputs and (want.phase, want.ready) != (got.phase, got.ready):
-                r.mismatches.append(f"{name}: recorded phase={want.phase} ready={want.ready}, target "
-                                    f"phase={got.phase} ready={got.ready}")
-            elif not inputs and (want.phase, want.ready, want.node) != (got.phase, got.ready, got.node):
-                r.mismatches.append(f"{name}: recorded phase={want.phase} ready={want.ready} node={want.node}, "
-                                    f"target phase={got.phase} ready={got.ready} node={got.node}")
+        live = self._live()
+        mismatches = _mismatches(expected, live, inputs)
+        deadline = self.clock.now() + INPUTS_SETTLE
+        while inputs and mismatches and self.clock.now() < deadline:  # (Ctrl-C: KeyboardInterrupt, as before)
+            self.clock.sleep_until(min(deadline, self.clock.now() + 0.5))
+            live = self._live()
+            mismatches = _mismatches(expected, live, inputs)
+        r.fidelity_checked += len(expected)
+        r.mismatches.extend(mismatches)
         if not_compared:
             unknown = sorted(f"{k} {ns + '/' if ns else ''}{n}" for k, ns, n in not_compared)
             r.warnings.append(f"{len(unknown)} replayed pod(s)/node(s) not compared: their last recorded change "

@@ -28,7 +28,14 @@ from kwoksnap.replay.actions import (
     with_uid_precondition,
 )
 from kwoksnap.replay.capacity import SCRATCH_LABEL
-from kwoksnap.replay.engine import Replayer, ReplayOptions, ReplayReport, observed_state, removed_by_delete
+from kwoksnap.replay.engine import (
+    INPUTS_SETTLE,
+    Replayer,
+    ReplayOptions,
+    ReplayReport,
+    observed_state,
+    removed_by_delete,
+)
 from kwoksnap.replay.fidelity import compare_transitions, initial_states, transitions
 from kwoksnap.replay.timing import (
     NS,
@@ -1309,6 +1316,48 @@ def test_inputs_mode_compares_what_it_wrote_with_the_logs_last_state_of_it() -> 
     report = fidelity(pod(name="bare", phase="Pending", ready="False", node=""))
     assert report.mismatches == ["Pod ns/bare: recorded phase=Running ready=True, target phase=Pending ready=False",
                                  "Pod ns/db-1: missing"]
+
+
+class Settling(Listing):
+    """The target's pods as its own components change them: each listing shows the next state, then the last."""
+
+    def __init__(self, *states: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.states = list(states)
+
+    def list_items(self, path: str) -> Iterator[tuple[dict[str, Any], str]]:
+        if path == "/api/v1/pods":
+            self.pods = tuple(self.states.pop(0) if len(self.states) > 1 else self.states[0])
+        return super().list_items(path)
+
+
+def test_inputs_mode_gives_the_targets_components_time_to_carry_out_the_last_inputs() -> None:
+    """Black-box finding: a user's delete was the last input; the target's kwok removed the pod 15 ms after the
+    fidelity check had listed it Terminating, and the faithful replay exited 5 ("recorded deleted, still exists")."""
+    log = [(event(verb="delete", name="cipod", response=pod(name="cipod"), request={"kind": "DeleteOptions"},
+                  user="alice", agent="kubectl"), True),  # graceful: Terminating
+           (event(verb="delete", name="cipod", response=pod(name="cipod"), request={"gracePeriodSeconds": 0}),
+            False)]  # its kubelet: gone
+    terminating = pod(name="cipod", deletionTimestamp="2027-01-15T08:00:00Z")
+
+    def fidelity(live: Settling) -> tuple[ReplayReport, float]:
+        clock = FakeClock()
+        r = Replayer(live, ReplayOptions(mode="inputs"), clock=clock, discovery=Discovery([PODS]))  # type: ignore[arg-type]
+        for ev, replayed in log:
+            r._observe(ev)
+            if replayed:
+                planned = plan_action(ev, mode="inputs", to_replay=None)
+                assert isinstance(planned, Action)
+                r._track(planned)
+        began = clock.now()
+        r.check_fidelity()
+        return r.report, clock.now() - began
+
+    report, waited = fidelity(Settling([terminating], [terminating], []))
+    assert (report.fidelity_checked, report.mismatches) == (1, []) and waited == pytest.approx(1.0)
+    report, waited = fidelity(Settling([terminating]))  # never finished: a mismatch, after INPUTS_SETTLE
+    assert report.mismatches == ["Pod ns/cipod: recorded deleted, still exists"] and report.fidelity_checked == 1
+    assert waited == pytest.approx(INPUTS_SETTLE)
 
 
 def test_ctrl_c_while_the_workers_send_the_last_of_the_log_sends_no_more_of_it() -> None:
