@@ -312,6 +312,7 @@ class Replayer:
         self._creating: Counter[tuple[str, str, str, str]] = Counter()
         self._created = threading.Condition(self.lock)
         self._dropped_examples: list[str] = []
+        self._lost: collections.Counter[str] = collections.Counter()  # degraded-metadata skips, by resource
         self.uids: dict[tuple[str, str, str], str] = {}  # (kind, namespace, name) -> target uid
         # source uid -> target uid, one entry per object incarnation replay has written (kept to the end: a pod's
         # final delete after a graceful one still names its UID)
@@ -637,6 +638,8 @@ class Replayer:
             if isinstance(planned, Skip):
                 with self.lock:
                     r.skipped[planned.reason] += 1
+                if planned.reason == "degraded-metadata":
+                    self._lost[ev["resource"] + (f"/{ev['subresource']}" if ev["subresource"] else "")] += 1
                 continue
             yield _Item(offset, planned, ev["source"])
 
@@ -942,6 +945,12 @@ class Replayer:
                 + ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
                 + f" (labelled {CREATED_BY_LABEL}=replay; restore the snapshot taken before the log to have them "
                 "as recorded, or add --resources namespaces to replay the log's own namespace creates and deletes)")
+        if self._lost:
+            by_resource = ", ".join(f"{resource} {n}" for resource, n in self._lost.most_common())
+            self.report.warnings.append(
+                f"{sum(self._lost.values())} change(s) not replayed: the log holds them at Metadata level, without "
+                f"the object or the request ({by_resource}); a capture policy that logs these resources at Request "
+                "or RequestResponse level keeps them (docs/audit.md)")
         if self.report.dropped_owners:
             self.report.warnings.append(
                 f"{self.report.dropped_owners} owner reference(s) left out: their owners were not in the target, "

@@ -646,6 +646,20 @@ def test_max_gap_and_speed_max() -> None:
     assert {t for t, _, _ in fast.sent} == {fast._start}
 
 
+def test_changes_lost_to_the_metadata_level_are_named_by_resource() -> None:
+    """Black-box finding: --resources configmaps replayed nothing of them (the log held them at Metadata level), and
+    the run said only "skipped degraded-metadata 2", exited 0, and fidelity (pods and nodes) was 12/12."""
+    user = {"user": "alice", "agent": "kubectl"}
+    events = [event(verb="patch", resource="configmaps", name="cfg", level="Metadata", **user),
+              event(verb="create", resource="configmaps", name="new", level="Metadata", ts=T0 + 1, **user),
+              event(verb="create", sub="binding", level="Metadata", ts=T0 + 2, **user),
+              *user_events([1.0])]
+    report = RecordingReplayer(FakeClock(), speed=None).run(events)
+    assert report.skipped["degraded-metadata"] == 3 and report.applied == 1
+    assert ("3 change(s) not replayed: the log holds them at Metadata level, without the object or the request "
+            "(configmaps 2, pods/binding 1)") in "\n".join(report.warnings), report.warnings
+
+
 def test_inputs_mode_skips_components_by_actor() -> None:
     by_controller = event(verb="create", response=pod(), name="by-controller", ts=T0 + NS, agent="",
                           user="system:serviceaccount:kube-system:replicaset-controller")
