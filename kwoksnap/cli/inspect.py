@@ -31,7 +31,7 @@ def inspect(path: str, output_format: str) -> int:
         report = scan(path)
         if output_format == "json":
             print_json({"ok": False, "error": str(exc), "scan": dataclasses.asdict(report)})
-        else:
+        elif report.header_ok:  # a damaged .kws file: how much of it is readable (not so for another kind of file)
             click.echo(report.summary())
         raise
     with reader:

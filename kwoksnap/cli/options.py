@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -40,6 +41,19 @@ summary_format = click.option(
 cluster_name = click.option(
     "--name", default="kwoksnap", show_default=True, help="Name of the local cluster.",
 )
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option within a range that also refuses nan and inf (click's FloatRange lets nan through: every
+    comparison with it is false)."""
+
+    name = "finite float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 def example_epilog(*lines: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from kwoksnap.cli.options import (
+    FiniteFloat,
     audit_input,
     example_epilog,
     expand_audit_paths,
@@ -51,13 +52,13 @@ from kwoksnap.cli.options import (
                    "target's latency between 4 and this; --speed max uses all.")
 @click.option("--fixed-workers", is_flag=True, help="Keep --workers requests in flight whenever there is work, "
               "instead of adapting to the target's latency (better for a remote target loaded near its capacity).")
-@click.option("--lease-interval", type=click.FloatRange(min=0), default=1.0, show_default=True, metavar="SECONDS",
+@click.option("--lease-interval", type=FiniteFloat(min=0), default=1.0, show_default=True, metavar="SECONDS",
               help="Coalesce node-lease renewals of one lease to at most one per this many wall seconds (0: replay "
                    "every renewal).")
 @click.option("--max-lead", default="250ms", show_default=True, metavar="DURATION",
               help="Send a burst the target cannot take on time up to this much (wall time) early, so that it lands "
                    "around its recorded time instead of after it; 0 never sends early.")
-@click.option("--capacity", type=click.FloatRange(min=0, min_open=True), metavar="WRITES/S",
+@click.option("--capacity", type=FiniteFloat(min=0, min_open=True), metavar="WRITES/S",
               help="The target's write rate for --max-lead (default: measured before the clock starts, with a few "
                    "scratch pods in the default namespace, bound to no real node; ConfigMaps if pods are refused).")
 @click.option("--allow-real-nodes", is_flag=True, help="Replay even if the target has nodes KWOK does not manage.")

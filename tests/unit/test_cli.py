@@ -111,6 +111,25 @@ def test_a_missing_audit_file_is_an_input_error_before_the_replay(tmp_path: Path
     assert not (tmp_path / "trace.kws").exists()
 
 
+def test_inspect_of_another_kind_of_file_says_so_once(tmp_path: Path) -> None:
+    """Black-box finding: an audit log given to inspect printed a scan summary ("not closed cleanly; 0 frames...")
+    and then the error, the same cause twice."""
+    log = tmp_path / "audit.log"
+    log.write_text('{"kind":"Event","apiVersion":"audit.k8s.io/v1"}\n')
+    proc = run("inspect", str(log))
+    assert proc.returncode == ExitCode.INPUT and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "not a .kws file" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("option", [["--lease-interval", "nan"], ["--lease-interval", "inf"], ["--capacity", "nan"],
+                                    ["--capacity", "inf"], ["--capacity", "0"]])
+def test_replay_refuses_numbers_that_are_not_finite(tmp_path: Path, option: list[str]) -> None:
+    """Black-box finding: --lease-interval nan was accepted and ran a whole replay."""
+    proc = run("replay", "--audit", str(tmp_path / "audit.log"), *option)
+    assert proc.returncode == ExitCode.USAGE, proc.stderr
+    assert proc.stderr.count("\n") == 1 and option[0] in proc.stderr
+
+
 def test_no_command_shows_the_help() -> None:
     proc = run()
     assert proc.returncode == ExitCode.USAGE and proc.stderr.startswith("Usage: kwoksnap [OPTIONS] COMMAND")
