@@ -254,6 +254,7 @@ def filter_events(
     c = _compile(spec if spec is not None else FilterSpec())
     stats = stats if stats is not None else ParseStats()
     skipped = stats.skipped
+    namespaces = stats.kept_namespaces if c.namespaces else None
     for event in events:
         reason = _reason(c, event)
         if reason is not None:
@@ -261,6 +262,8 @@ def filter_events(
             continue
         stats.kept += 1
         stats.kept_kinds.add((event["resource"], event["group"], event["subresource"]))
+        if namespaces is not None:
+            namespaces.add(event["namespace"])
         if degraded(event):
             stats.degraded[event["level"]] += 1
         yield event

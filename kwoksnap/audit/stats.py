@@ -41,6 +41,8 @@ class ParseStats:
     redacted: int = 0  # kept events of Secrets whose bodies had their values replaced (unless --include-secrets)
     # (resource, group, subresource) of the kept events: which --resources entries matched anything
     kept_kinds: set[tuple[str, str, str]] = dataclasses.field(default_factory=set, repr=False)
+    # namespaces of the kept events, noted only under a -n filter: which -n entries matched anything
+    kept_namespaces: set[str] = dataclasses.field(default_factory=set, repr=False)
 
     def add_malformed(self, where: str, reason: str) -> None:
         self.malformed += 1

@@ -14,6 +14,7 @@ from kwoksnap.cli.options import (
     print_json,
     summary_format,
     warn_if_nothing_kept,
+    warn_unmatched_namespaces,
     warn_unmatched_resources,
     warn_unusable_files,
 )
@@ -56,4 +57,5 @@ def convert(audit_paths: tuple[str, ...], resources: tuple[str, ...], namespaces
     warn_if_nothing_kept(stats)
     if stats.kept:
         warn_unmatched_resources(resources, stats)
+        warn_unmatched_namespaces(namespaces, stats)
     return 0

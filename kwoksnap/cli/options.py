@@ -233,6 +233,14 @@ def warn_unmatched_resources(resources: tuple[str, ...], stats: Any) -> None:
                    "the log hold its writes?)", err=True)
 
 
+def warn_unmatched_namespaces(namespaces: tuple[str, ...], stats: Any) -> None:
+    """A warning line per -n namespace that no kept event was in: a misspelt name, or one the log lacks."""
+    for namespace in dict.fromkeys(namespaces):
+        if namespace not in stats.kept_namespaces:
+            click.echo(f"warning: -n {namespace}: no event in it passed the filters (is the name right, and does "
+                       "the log hold writes in it?)", err=True)
+
+
 def warn_unusable_files(stats: Any) -> None:
     """One warning line per audit file the reader skipped (empty, binary, unreadable) while others were usable, and
     per file that ends early (a cut last line, a gzip stream that stops): what came after the cut is not there, and

@@ -22,6 +22,7 @@ from kwoksnap.cli.options import (
     output_format,
     print_json,
     warn_if_nothing_kept,
+    warn_unmatched_namespaces,
     warn_unmatched_resources,
     warn_unusable_files,
     writable_target,
@@ -139,6 +140,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
             warn_if_nothing_kept(stats)
             if stats.kept:
                 warn_unmatched_resources(resources, stats)
+                warn_unmatched_namespaces(namespaces, stats)
         if taken is not None and report.before_snapshot:
             report.warnings.append(
                 f"{report.before_snapshot} event(s) were recorded before the snapshot restored in this target was "

@@ -130,6 +130,16 @@ def test_replay_refuses_numbers_that_are_not_finite(tmp_path: Path, option: list
     assert proc.stderr.count("\n") == 1 and option[0] in proc.stderr
 
 
+def test_a_namespace_that_selected_nothing_is_named(tmp_path: Path) -> None:
+    """Black-box finding: a misspelt -n replayed only the cluster-scoped events (nodes pass any -n), silently."""
+    log = Path(__file__).parents[2] / "fixtures/incident/audit.log.gz"
+    proc = run("convert", "--audit", str(log), "-n", "app-0", "-n", "app-O", "-o", str(tmp_path / "trace.kws"))
+    assert proc.returncode == ExitCode.OK, proc.stderr
+    assert [ln for ln in proc.stderr.splitlines() if ln.startswith("warning: -n ")] == [
+        "warning: -n app-O: no event in it passed the filters (is the name right, and does the log hold writes in "
+        "it?)"]
+
+
 def test_no_command_shows_the_help() -> None:
     proc = run()
     assert proc.returncode == ExitCode.USAGE and proc.stderr.startswith("Usage: kwoksnap [OPTIONS] COMMAND")
