@@ -91,6 +91,9 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
 
     if bool(recording) == bool(audit_paths):
         raise UsageError("give either a recording file or --audit logs")
+    gap = parse_duration(max_gap) if max_gap else None
+    if gap is not None and gap <= 0:
+        raise UsageError("--max-gap must be more than 0 (0 would compress every gap, not only the idle ones)")
     if report_path:
         writable_target(report_path, "--report")  # now, not after a long replay
     spec = filter_spec(resources, namespaces, exclude_user, since, until, recording=bool(recording))
@@ -100,7 +103,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     if not include_secrets:
         events = redact_secrets(events, stats)
     options = ReplayOptions(
-        speed=parse_speed(speed), max_gap=parse_duration(max_gap) if max_gap else None,
+        speed=parse_speed(speed), max_gap=gap,
         mode=mode,  # type: ignore[arg-type]
         keep_timestamps=keep_timestamps, workers=workers, adaptive=not fixed_workers,
         lease_interval=lease_interval, max_lead=parse_duration(max_lead), capacity=capacity,

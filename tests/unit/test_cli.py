@@ -122,9 +122,9 @@ def test_inspect_of_another_kind_of_file_says_so_once(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("option", [["--lease-interval", "nan"], ["--lease-interval", "inf"], ["--capacity", "nan"],
-                                    ["--capacity", "inf"], ["--capacity", "0"]])
-def test_replay_refuses_numbers_that_are_not_finite(tmp_path: Path, option: list[str]) -> None:
-    """Black-box finding: --lease-interval nan was accepted and ran a whole replay."""
+                                    ["--capacity", "inf"], ["--capacity", "0"], ["--max-gap", "0s"]])
+def test_replay_refuses_numbers_out_of_range(tmp_path: Path, option: list[str]) -> None:
+    """Black-box finding: --lease-interval nan and --max-gap 0s were accepted and ran a whole replay."""
     proc = run("replay", "--audit", str(tmp_path / "audit.log"), *option)
     assert proc.returncode == ExitCode.USAGE, proc.stderr
     assert proc.stderr.count("\n") == 1 and option[0] in proc.stderr
