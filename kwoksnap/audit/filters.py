@@ -207,11 +207,17 @@ def _reason(c: _Compiled, event: AuditEvent) -> str | None:
     if not 200 <= event["code"] <= 299:
         return "non-2xx"
     name = event["name"]
-    if name.startswith("kwoksnap-") and (
-            (name.startswith(SCRATCH_NAME_PREFIX) and event["resource"] in ("pods", "configmaps"))
-            or (name.startswith(PROBE_NAME_PREFIX) and event["resource"] == "nodes")):
+    if name.startswith("kwoksnap-") and _scratch(name, event["resource"], event["namespace"]):
         return "kwoksnap-scratch"
     return None
+
+
+def _scratch(name: str, resource: str, namespace: str) -> bool:
+    if name.startswith(SCRATCH_NAME_PREFIX):  # the measurement writes in default only
+        return resource in ("pods", "configmaps") and namespace == "default"
+    if name.startswith(PROBE_NAME_PREFIX):  # the probe node, and the lease a kwok that manages it would give it
+        return resource == "nodes" or (resource == "leases" and namespace == "kube-node-lease")
+    return False
 
 
 def _dry_run_options(event: AuditEvent) -> bool:
@@ -262,8 +268,8 @@ def filter_events(
             continue
         stats.kept += 1
         stats.kept_kinds.add((event["resource"], event["group"], event["subresource"]))
-        if namespaces is not None:
-            namespaces.add(event["namespace"])
+        if namespaces is not None:  # a namespace's own create or delete (cluster-scoped) counts for it too
+            namespaces.add(event["name"] if event["resource"] == "namespaces" else event["namespace"])
         if degraded(event):
             stats.degraded[event["level"]] += 1
         yield event

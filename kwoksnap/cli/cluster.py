@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from kwoksnap.cli.options import cluster_name, example_epilog
+from kwoksnap.cli.options import FiniteFloat, cluster_name, example_epilog
 
 
 def _progress(message: str) -> None:
@@ -57,7 +57,8 @@ def _binaries(kwokctl: str | None) -> object:
                    "workload/GC/node-lifecycle controllers).")
 @click.option("--kwokctl", type=click.Path(exists=True, dir_okay=False), help="Use this kwokctl (it fetches "
               "its own binaries) instead of kwoksnap's cached build.")
-@click.option("--wait", type=float, default=120, show_default=True, help="Seconds to wait until it is ready.")
+@click.option("--wait", type=FiniteFloat(min=0), default=120, show_default=True,
+              help="Seconds to wait until it is ready.")
 def create(name: str, profile: str, kwokctl: str | None, wait: float) -> None:
     """Create a local cluster bound to 127.0.0.1, with kwoksnap's capture audit policy."""
     from kwoksnap.cluster.binaries import Binaries

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from kwoksnap.cli.options import (
+    FiniteFloat,
     Progress,
     example_epilog,
     finished_partly,
@@ -29,7 +30,7 @@ from kwoksnap.cli.options import (
 @click.option("--allow-real-nodes", is_flag=True, help="Restore even if the target has nodes KWOK does not manage.")
 @click.option("--include-regenerated", is_flag=True, help="Also restore objects the target's controllers create "
               "(default ServiceAccounts, kube-root-ca.crt, the kubernetes Service).")
-@click.option("--settle-timeout", type=float, default=120, show_default=True,
+@click.option("--settle-timeout", type=FiniteFloat(min=0), default=120, show_default=True,
               help="Seconds to wait for controllers to adopt restored pods and ReplicaSets.")
 @output_format
 @click.pass_context

@@ -104,26 +104,20 @@ class ObjectState:
     finalizers: bool = dataclasses.field(default=False, compare=False)
 
 
-def _mismatches(expected: dict[tuple[str, str, str], ObjectState], live: dict[tuple[str, str, str], ObjectState],
-                inputs: bool) -> list[str]:
-    """How the live pods and nodes differ from their expected states (inputs mode: not the node, which the target's
-    scheduler chooses)."""
-    out: list[str] = []
-    for key, want in sorted(expected.items()):
-        got = live.get(key)
-        name = f"{key[0]} {key[1] + '/' if key[1] else ''}{key[2]}"
-        if want.deleted:
-            if got is not None:
-                out.append(f"{name}: recorded deleted, still exists")
-        elif got is None:
-            out.append(f"{name}: missing")
-        elif inputs and (want.phase, want.ready) != (got.phase, got.ready):
-            out.append(f"{name}: recorded phase={want.phase} ready={want.ready}, target phase={got.phase} "
-                       f"ready={got.ready}")
-        elif not inputs and (want.phase, want.ready, want.node) != (got.phase, got.ready, got.node):
-            out.append(f"{name}: recorded phase={want.phase} ready={want.ready} node={want.node}, target "
-                       f"phase={got.phase} ready={got.ready} node={got.node}")
-    return out
+def _mismatch(key: tuple[str, str, str], want: ObjectState, got: ObjectState | None, inputs: bool) -> str | None:
+    """How a live pod or node differs from its expected state, or None (inputs mode: not by node, which the
+    target's scheduler chooses)."""
+    name = f"{key[0]} {key[1] + '/' if key[1] else ''}{key[2]}"
+    if want.deleted:
+        return f"{name}: recorded deleted, still exists" if got is not None else None
+    if got is None:
+        return f"{name}: missing"
+    if inputs and (want.phase, want.ready) != (got.phase, got.ready):
+        return f"{name}: recorded phase={want.phase} ready={want.ready}, target phase={got.phase} ready={got.ready}"
+    if not inputs and (want.phase, want.ready, want.node) != (got.phase, got.ready, got.node):
+        return (f"{name}: recorded phase={want.phase} ready={want.ready} node={want.node}, target "
+                f"phase={got.phase} ready={got.ready} node={got.node}")
+    return None
 
 
 def observed_state(kind: str, obj: Obj) -> ObjectState:
@@ -638,8 +632,8 @@ class Replayer:
             if isinstance(planned, Skip):
                 with self.lock:
                     r.skipped[planned.reason] += 1
-                if planned.reason == "degraded-metadata":
-                    self._lost[ev["resource"] + (f"/{ev['subresource']}" if ev["subresource"] else "")] += 1
+                    if planned.reason == "degraded-metadata":
+                        self._lost[ev["resource"] + (f"/{ev['subresource']}" if ev["subresource"] else "")] += 1
                 continue
             yield _Item(offset, planned, ev["source"])
 
@@ -945,12 +939,14 @@ class Replayer:
                 + ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
                 + f" (labelled {CREATED_BY_LABEL}=replay; restore the snapshot taken before the log to have them "
                 "as recorded, or add --resources namespaces to replay the log's own namespace creates and deletes)")
-        if self._lost:
-            by_resource = ", ".join(f"{resource} {n}" for resource, n in self._lost.most_common())
+        with self.lock:  # the planner may still be stopping (a join that timed out)
+            lost = collections.Counter(self._lost)
+        if lost:
+            by_resource = ", ".join(f"{resource} {n}" for resource, n in lost.most_common())
             self.report.warnings.append(
-                f"{sum(self._lost.values())} change(s) not replayed: the log holds them at Metadata level, without "
-                f"the object or the request ({by_resource}); a capture policy that logs these resources at Request "
-                "or RequestResponse level keeps them (docs/audit.md)")
+                f"{sum(lost.values())} change(s) not replayed: the log holds them without the object or the "
+                f"request ({by_resource}), at Metadata level or with the body dropped; a capture policy that logs "
+                "these resources at Request or RequestResponse level keeps them (docs/audit.md)")
         if self.report.dropped_owners:
             self.report.warnings.append(
                 f"{self.report.dropped_owners} owner reference(s) left out: their owners were not in the target, "
@@ -985,14 +981,20 @@ class Replayer:
         else:
             expected, not_compared = self.expected, self._unknown
         live = self._live()
-        mismatches = _mismatches(expected, live, inputs)
+        differing = {key: m for key, want in sorted(expected.items())
+                     if (m := _mismatch(key, want, live.get(key), inputs)) is not None}
         deadline = self.clock.now() + INPUTS_SETTLE
-        while inputs and mismatches and self.clock.now() < deadline:  # (Ctrl-C: KeyboardInterrupt, as before)
+        # Only those that differ are looked at again: one that matched has settled, whatever it does next.
+        while inputs and differing and self.clock.now() < deadline:  # (Ctrl-C: KeyboardInterrupt, as before)
             self.clock.sleep_until(min(deadline, self.clock.now() + 0.5))
-            live = self._live()
-            mismatches = _mismatches(expected, live, inputs)
+            try:
+                again = self._live()
+            except KwoksnapError:  # the target stopped answering: the last listing stands
+                break
+            differing = {key: m for key in differing
+                         if (m := _mismatch(key, expected[key], again.get(key), inputs)) is not None}
         r.fidelity_checked += len(expected)
-        r.mismatches.extend(mismatches)
+        r.mismatches.extend(differing.values())
         if not_compared:
             unknown = sorted(f"{k} {ns + '/' if ns else ''}{n}" for k, ns, n in not_compared)
             r.warnings.append(f"{len(unknown)} replayed pod(s)/node(s) not compared: their last recorded change "

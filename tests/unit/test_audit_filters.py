@@ -21,6 +21,7 @@ from kwoksnap.audit import (
     read_audit,
     skip_reason,
 )
+from kwoksnap.audit.filters import DEFAULT_RESOURCES
 from kwoksnap.audit.formats import from_native
 from kwoksnap.errors import UsageError
 
@@ -117,10 +118,15 @@ def event(**kw: Any) -> AuditEvent:
         ({"verb": "deletecollection"}, None),
         ({"verb": "delete", "code": 404}, "non-2xx"),
         # replay's write-rate measurement, in the audit log of a cluster a replay was sent to
-        ({"name": "kwoksnap-capacity-0a1b2c3d4e-0", "subresource": "status"}, "kwoksnap-scratch"),
-        ({"name": "kwoksnap-capacity-0a1b2c3d4e-0", "verb": "create"}, "kwoksnap-scratch"),
-        ({"name": "kwoksnap-capacity-0a1b2c3d4e-0", "verb": "delete", "code": 404}, "non-2xx"),
-        ({"name": "kwoksnap-capacity", "verb": "create"}, None),
+        ({"name": "kwoksnap-capacity-0a1b2c3d4e-0", "namespace": "default", "subresource": "status"},
+         "kwoksnap-scratch"),
+        ({"name": "kwoksnap-capacity-0a1b2c3d4e-0", "namespace": "default", "verb": "create"}, "kwoksnap-scratch"),
+        ({"name": "kwoksnap-capacity-0a1b2c3d4e-0", "namespace": "default", "verb": "delete", "code": 404},
+         "non-2xx"),
+        ({"name": "kwoksnap-capacity-0a1b2c3d4e-0", "verb": "create"}, None),  # not in default: someone's
+        ({"name": "kwoksnap-capacity", "namespace": "default", "verb": "create"}, None),
+        ({"name": "kwoksnap-probe-0a1b2c3d", "resource": "leases", "group": "coordination.k8s.io",
+          "namespace": "kube-node-lease"}, "kwoksnap-scratch"),
         ({"name": "kwoksnap-probe-0a1b2c3d", "resource": "nodes", "namespace": "", "verb": "create"},
          "kwoksnap-scratch"),
         ({"name": "kwoksnap-probe-0a1b2c3d", "verb": "create"}, None),  # a pod of that name is someone's
@@ -185,6 +191,19 @@ def test_spec_options() -> None:
 def test_spec_validation(kw: dict[str, Any]) -> None:
     with pytest.raises(UsageError):
         FilterSpec(**kw)
+
+
+def test_kept_namespaces_are_noted_under_a_namespace_filter() -> None:
+    """For the -n warning: a namespace's own create (cluster-scoped, no namespace) counts for it."""
+    events = [event(namespace="shop"), event(resource="namespaces", namespace="", name="shop-2", verb="create"),
+              event(resource="nodes", namespace="", name="n1")]
+    stats = ParseStats()
+    spec = FilterSpec(resources=DEFAULT_RESOURCES | {"namespaces"}, namespaces=frozenset({"shop", "shop-2", "typo"}))
+    assert len(list(filter_events(events, spec, stats))) == 3
+    assert stats.kept_namespaces == {"shop", "shop-2", ""}
+    stats = ParseStats()
+    list(filter_events(events, FilterSpec(), stats))
+    assert stats.kept_namespaces == set()  # not noted without -n
 
 
 def test_filter_events_counts_and_degraded() -> None:

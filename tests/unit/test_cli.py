@@ -130,6 +130,15 @@ def test_replay_refuses_numbers_out_of_range(tmp_path: Path, option: list[str]) 
     assert proc.stderr.count("\n") == 1 and option[0] in proc.stderr
 
 
+@pytest.mark.parametrize("args", [["cluster", "create", "--name", "x", "--wait", "nan"],
+                                  ["restore", "nope.kws", "--settle-timeout", "inf"]])
+def test_other_durations_refuse_numbers_that_are_not_finite(args: list[str]) -> None:
+    """Review finding: cluster create --wait nan reached int(wait) and ended in a traceback."""
+    proc = run(*args)
+    assert proc.returncode == ExitCode.USAGE and proc.stderr.count("\n") == 1, proc.stderr
+    assert "is not a finite number" in proc.stderr
+
+
 def test_a_namespace_that_selected_nothing_is_named(tmp_path: Path) -> None:
     """Black-box finding: a misspelt -n replayed only the cluster-scoped events (nodes pass any -n), silently."""
     log = Path(__file__).parents[2] / "fixtures/incident/audit.log.gz"

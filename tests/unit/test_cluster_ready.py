@@ -77,3 +77,28 @@ def test_reports_why_when_the_server_never_answers(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     problem = wait_ready(_cluster(tmp_path, f"http://127.0.0.1:{port}"), timeout=0.2)
     assert problem is not None and "refused" in problem
+
+
+def test_a_service_account_that_never_comes_is_reported(tmp_path: Path) -> None:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, body = (200, b"ok") if self.path == "/readyz" else (
+                404, b'{"kind":"Status","reason":"NotFound","message":"serviceaccounts \\"default\\" not found",'
+                     b'"code":404}')
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        problem = wait_ready(_cluster(tmp_path, f"http://127.0.0.1:{httpd.server_address[1]}"), timeout=1.0,
+                             service_account=True)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert problem is not None and "404" in problem and "not found" in problem, problem
