@@ -3,9 +3,10 @@ that check against a loopback HTTP server that is not ready at first, and agains
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -26,22 +27,16 @@ def _cluster(tmp_path: Path, server: str) -> LocalCluster:
     return cluster
 
 
-@pytest.fixture
-def readyz() -> Iterator[tuple[str, list[str]]]:
-    """A server whose /readyz fails twice (500, then a not-ok body) before it answers ok, and whose default
-    ServiceAccount is not found twice before it is."""
+@contextlib.contextmanager
+def serve(answer: Callable[[str, int], tuple[int, bytes]]) -> Iterator[tuple[str, list[str]]]:
+    """A loopback HTTP server answering GET ``path`` with ``answer(path, n)``, n the number of earlier GETs of that
+    path; yields its URL and the paths asked, in order."""
     seen: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             seen.append(self.path)
-            n = seen.count(self.path) - 1
-            if self.path == "/readyz":
-                status, body = [(500, b"[-]etcd failed"), (200, b"starting"), (200, b"ok")][min(n, 2)]
-            elif n < 2:
-                status, body = 404, b'{"kind":"Status","reason":"NotFound","code":404}'
-            else:
-                status, body = 200, b'{"kind":"ServiceAccount"}'
+            status, body = answer(self.path, seen.count(self.path) - 1)
             self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -51,11 +46,28 @@ def readyz() -> Iterator[tuple[str, list[str]]]:
             pass
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
-    httpd.shutdown()
-    httpd.server_close()
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+NOT_FOUND = b'{"kind":"Status","reason":"NotFound","message":"serviceaccounts \\"default\\" not found","code":404}'
+
+
+@pytest.fixture
+def readyz() -> Iterator[tuple[str, list[str]]]:
+    """A server whose /readyz fails twice (500, then a not-ok body) before it answers ok, and whose default
+    ServiceAccount is not found twice before it is."""
+    def answer(path: str, n: int) -> tuple[int, bytes]:
+        if path == "/readyz":
+            return [(500, b"[-]etcd failed"), (200, b"starting"), (200, b"ok")][min(n, 2)]
+        return (404, NOT_FOUND) if n < 2 else (200, b'{"kind":"ServiceAccount"}')
+
+    with serve(answer) as server:
+        yield server
 
 
 def test_waits_until_readyz_answers_ok(tmp_path: Path, readyz: tuple[str, list[str]]) -> None:
@@ -80,25 +92,6 @@ def test_reports_why_when_the_server_never_answers(tmp_path: Path) -> None:
 
 
 def test_a_service_account_that_never_comes_is_reported(tmp_path: Path) -> None:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            status, body = (200, b"ok") if self.path == "/readyz" else (
-                404, b'{"kind":"Status","reason":"NotFound","message":"serviceaccounts \\"default\\" not found",'
-                     b'"code":404}')
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        problem = wait_ready(_cluster(tmp_path, f"http://127.0.0.1:{httpd.server_address[1]}"), timeout=1.0,
-                             service_account=True)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serve(lambda path, n: (200, b"ok") if path == "/readyz" else (404, NOT_FOUND)) as (server, _):
+        problem = wait_ready(_cluster(tmp_path, server), timeout=1.0, service_account=True)
     assert problem is not None and "404" in problem and "not found" in problem, problem
