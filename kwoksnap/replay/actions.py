@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from kwoksnap.audit import AuditEvent, infer_patch_type
 from kwoksnap.kube.client import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
 from kwoksnap.replay.timing import REORDER_WINDOW_NS, shift_times
-from kwoksnap.restore.transform import FAKE_NODE_ANNOTATION, FROZEN_ANNOTATION, SERVER_MANAGED
+from kwoksnap.restore.transform import FAKE_NODE_ANNOTATION, FROZEN_ANNOTATION, SERVER_MANAGED, keep_job_selector
 
 Obj = dict[str, Any]
 Mode = Literal["verbatim", "inputs"]
@@ -86,7 +86,7 @@ def clean_body(obj: Obj, *, mode: Mode, resource: str, group: str,
     if owns_status(resource, group, mode):
         meta.setdefault("annotations", {})[FROZEN_ANNOTATION] = "true"
     if body.get("kind") == "Job":
-        _keep_recorded_job_selector(body)
+        keep_job_selector(body)  # as restore does
     if to_replay is not None:
         shifted: Obj = shift_times(body, to_replay)
         return shifted
@@ -94,15 +94,6 @@ def clean_body(obj: Obj, *, mode: Mode, resource: str, group: str,
 
 
 JOB_UID_LABELS = ("batch.kubernetes.io/controller-uid", "controller-uid")
-
-
-def _keep_recorded_job_selector(job: Obj) -> None:
-    """A Job's generated selector names the source's Job uid, and so do its recorded pods' labels: keep it, with
-    ``manualSelector: true`` so the target accepts it, as restore does. (Dropped, the target generated a selector
-    from its own uid that none of the replayed pods carried.)"""
-    spec = job.get("spec")
-    if isinstance(spec, dict) and spec.get("selector") and not spec.get("manualSelector"):
-        spec["manualSelector"] = True
 
 
 def precondition_uid(body: Any) -> str:

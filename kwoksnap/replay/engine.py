@@ -104,10 +104,15 @@ class ObjectState:
     finalizers: bool = dataclasses.field(default=False, compare=False)
 
 
+def _describe(key: tuple[str, str, str]) -> str:
+    kind, namespace, name = key
+    return f"{kind} {namespace + '/' if namespace else ''}{name}"
+
+
 def _mismatch(key: tuple[str, str, str], want: ObjectState, got: ObjectState | None, inputs: bool) -> str | None:
     """How a live pod or node differs from its expected state, or None (inputs mode: not by node, which the
     target's scheduler chooses)."""
-    name = f"{key[0]} {key[1] + '/' if key[1] else ''}{key[2]}"
+    name = _describe(key)
     if want.deleted:
         return f"{name}: recorded deleted, still exists" if got is not None else None
     if got is None:
@@ -980,23 +985,26 @@ class Replayer:
             not_compared = self._touched & self._recorded_unknown
         else:
             expected, not_compared = self.expected, self._unknown
-        live = self._live()
-        differing = {key: m for key, want in sorted(expected.items())
-                     if (m := _mismatch(key, want, live.get(key), inputs)) is not None}
+        live = listing = self._live()
         deadline = self.clock.now() + INPUTS_SETTLE
-        # Only those that differ are looked at again: one that matched has settled, whatever it does next.
-        while inputs and differing and self.clock.now() < deadline:  # (Ctrl-C: KeyboardInterrupt, as before)
-            self.clock.sleep_until(min(deadline, self.clock.now() + 0.5))
+        differing: dict[tuple[str, str, str], str]
+        pending = sorted(expected)
+        while True:
+            # Only those that differ are looked at again: one that matched has settled, whatever it does next.
+            differing = {key: m for key in pending
+                         if (m := _mismatch(key, expected[key], listing.get(key), inputs)) is not None}
+            pending = list(differing)
+            if not (inputs and differing and self.clock.now() < deadline):
+                break
+            self.clock.sleep_until(min(deadline, self.clock.now() + 0.5))  # (Ctrl-C: KeyboardInterrupt)
             try:
-                again = self._live()
+                listing = self._live()
             except KwoksnapError:  # the target stopped answering: the last listing stands
                 break
-            differing = {key: m for key in differing
-                         if (m := _mismatch(key, expected[key], again.get(key), inputs)) is not None}
         r.fidelity_checked += len(expected)
         r.mismatches.extend(differing.values())
         if not_compared:
-            unknown = sorted(f"{k} {ns + '/' if ns else ''}{n}" for k, ns, n in not_compared)
+            unknown = sorted(map(_describe, not_compared))
             r.warnings.append(f"{len(unknown)} replayed pod(s)/node(s) not compared: their last recorded change "
                               f"holds no resulting object (Request or Metadata level), e.g. {', '.join(unknown[:3])}")
         # Equal to the recording, and still not a cluster: a log replayed without the snapshot taken before it

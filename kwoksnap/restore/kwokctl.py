@@ -15,6 +15,7 @@ from typing import Any
 
 from kwoksnap.restore.plan import PHASES, plan
 from kwoksnap.restore.source import SnapshotSource
+from kwoksnap.restore.transform import keep_job_selector
 from kwoksnap.store import KwsReader
 from kwoksnap.store.kwokyaml import ExportStats, export_yaml
 
@@ -41,10 +42,11 @@ def group_kind(obj: dict[str, Any]) -> str:
 
 def restorable_by_kwokctl(obj: dict[str, Any]) -> dict[str, Any]:
     """Keep a Job's recorded selector valid with ``manualSelector: true``, as kwoksnap's own restore does."""
-    spec = obj.get("spec")
-    if obj.get("kind") == "Job" and isinstance(spec, dict) and spec.get("selector") and not spec.get("manualSelector"):
-        return {**obj, "spec": {**spec, "manualSelector": True}}
-    return obj
+    if obj.get("kind") != "Job" or not isinstance(obj.get("spec"), dict):
+        return obj
+    job = {**obj, "spec": dict(obj["spec"])}  # the snapshot's object stays as read
+    keep_job_selector(job)
+    return job
 
 
 def export_for_kwokctl(snapshot: str | Path, out: str | Path, *,

@@ -169,10 +169,7 @@ def prepare(
     elif kind == "Pod":
         _prepare_pod(body)
     elif kind == "Job":
-        spec = body.setdefault("spec", {})
-        # The recorded selector names the old Job uid; manualSelector keeps it valid, so the recorded pods match.
-        if spec.get("selector") and not spec.get("manualSelector"):
-            spec["manualSelector"] = True
+        keep_job_selector(body)
     elif kind == "PersistentVolume":
         claim = (body.get("spec") or {}).get("claimRef")
         if isinstance(claim, dict):
@@ -216,6 +213,15 @@ def finished_job(obj: Obj) -> bool:
         return False
     conditions = (obj.get("status") or {}).get("conditions") or []
     return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions)
+
+
+def keep_job_selector(job: Obj) -> None:
+    """A Job's generated selector names the source's Job uid, and so do its recorded pods' labels: keep it, with
+    ``manualSelector: true`` so the target accepts it (dropped, the target would generate one from its own uid
+    that none of the recorded pods carries). In place; restore, the kwokctl export and replay all use it."""
+    spec = job.get("spec")
+    if isinstance(spec, dict) and spec.get("selector") and not spec.get("manualSelector"):
+        spec["manualSelector"] = True
 
 
 def _node_ready(node: Obj) -> bool:
