@@ -101,10 +101,11 @@ def measure_write_rate(client: Client, *, namespace: str = "default", concurrenc
     """Writes per second the target answered with ``concurrency`` in flight: pod status patches, or ConfigMap
     patches where scratch pods are refused; the fastest of ``rounds`` rounds of ``requests`` writes each. Never
     raises for the target's answers: a failure (e.g. no RBAC for either kind in ``namespace``) is in ``error``."""
-    result = _measure(client, PODS, namespace, concurrency, requests, rounds, clock or RealClock())
+    clock = clock or RealClock()
+    result = _measure(client, PODS, namespace, concurrency, requests, rounds, clock)
     if result.fallback is None:
         return result
-    second = _measure(client, CONFIGMAPS, namespace, concurrency, requests, rounds, clock or RealClock())
+    second = _measure(client, CONFIGMAPS, namespace, concurrency, requests, rounds, clock)
     second.leftovers[:0] = result.leftovers
     second.fallback = result.fallback
     return second
