@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from kwoksnap.cli.options import example_epilog, make_client, output_format, print_json
+from kwoksnap.cli.options import example_epilog, make_client, namespace_option, output_format, print_json
 
 
 @click.command(epilog=example_epilog(
@@ -15,8 +15,7 @@ from kwoksnap.cli.options import example_epilog, make_client, output_format, pri
 @click.argument("a", type=click.Path(exists=True, dir_okay=False))
 @click.argument("b", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option("--live", is_flag=True, help="Compare A with the live cluster (the resources A holds).")
-@click.option("-n", "--namespace", "namespaces", multiple=True, help="Only these namespaces (default: those A was "
-              "saved with, if any).")
+@namespace_option("Only these namespaces (default: those A was saved with, if any)")
 @click.option("--include-regenerated", is_flag=True, help="Also compare controller-created objects "
               "(default ServiceAccounts, kube-root-ca.crt, the kubernetes Service).")
 @output_format

@@ -131,6 +131,17 @@ class Progress:
         self._bar.update(task, completed=done, rate=rate)
 
 
+def _split_commas(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    """``-n a,b -n c`` as ``("a", "b", "c")``: a namespace name cannot hold a comma, so a comma only separates."""
+    return tuple(dict.fromkeys(part.strip() for item in value for part in item.split(",") if part.strip()))
+
+
+def namespace_option(help_text: str) -> Callable[[F], F]:
+    """The one ``-n/--namespace`` option: repeatable and comma-separated (save, diff, replay, convert)."""
+    return click.option("-n", "--namespace", "namespaces", multiple=True, callback=_split_commas,
+                        help=f"{help_text} (repeatable, comma-separated).")
+
+
 def audit_input(f: F) -> F:
     """Options selecting which audit events drive a replay (shared by `replay` and `convert`)."""
     decorators = [
@@ -142,7 +153,7 @@ def audit_input(f: F) -> F:
                           "a resource brings its status and scale writes along); added to the defaults: nodes, "
                           "nodes/status, pods, pods/status, pods/binding, pods/eviction, node leases. A recording "
                           "replays every resource it holds unless --resources is given."),
-        click.option("-n", "--namespace", "namespaces", multiple=True, help="Only these namespaces."),
+        namespace_option("Only these namespaces"),
         click.option("--exclude-user", multiple=True, metavar="USER", help="Skip events by these users (globs)."),
         click.option("--from", "since", metavar="TIME", help="Skip events before this RFC 3339 time."),
         click.option("--to", "until", metavar="TIME", help="Skip events at or after this RFC 3339 time."),

@@ -10,6 +10,7 @@ from kwoksnap.cli.options import (
     finished_partly,
     include_secrets,
     make_client,
+    namespace_option,
     not_stdout,
     print_json,
     summary_format,
@@ -27,8 +28,7 @@ from kwoksnap.cli.options import (
 @click.option("--include", multiple=True, help="Only these resources (pods, deployments.apps, Deployment; "
               "repeatable, comma-separated).")
 @click.option("--exclude", multiple=True, help="Leave these resources out (repeatable, comma-separated).")
-@click.option("-n", "--namespace", "namespaces", multiple=True, help="Only these namespaces (repeatable); "
-              "cluster-scoped resources are always saved.")
+@namespace_option("Only these namespaces; cluster-scoped resources are always saved")
 @click.option("-l", "--selector", help="Label selector applied to every list.")
 @include_secrets
 @click.option("--keep-managed-fields", is_flag=True, help="Keep metadata.managedFields (dropped by default).")

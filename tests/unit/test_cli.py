@@ -149,6 +149,21 @@ def test_a_namespace_that_selected_nothing_is_named(tmp_path: Path) -> None:
         "it?)"]
 
 
+def test_namespaces_are_comma_separated_too(tmp_path: Path) -> None:
+    """Review finding: `-n a,b` was one namespace named "a,b" (and then warned that it matched nothing)."""
+    log = Path(__file__).parents[2] / "fixtures/incident/audit.log.gz"
+    counts = []
+    for i, args in enumerate((["-n", "app-0", "-n", "app-1"], ["-n", "app-0, app-1"], ["-n", "app-0,app-O"])):
+        proc = run("convert", "--audit", str(log), *args, "-o", str(tmp_path / f"{i}.kws"), "--format", "json")
+        assert proc.returncode == ExitCode.OK, proc.stderr
+        counts.append(orjson.loads(proc.stdout)["events"])
+        warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning: -n ")]
+        assert warnings == ([] if "app-1" in " ".join(args) else [
+            "warning: -n app-O: no event in it passed the filters (is the name right, and does the log hold writes "
+            "in it?)"])
+    assert counts[0] == counts[1] > counts[2] > 0
+
+
 def test_no_command_shows_the_help() -> None:
     proc = run()
     assert proc.returncode == ExitCode.USAGE and proc.stderr.startswith("Usage: kwoksnap [OPTIONS] COMMAND")
