@@ -75,14 +75,18 @@ def create(name: str, profile: str, kwokctl: str | None, wait: float) -> None:
 @cluster.command(epilog=example_epilog("kwoksnap cluster delete --name demo"))
 @cluster_name
 def delete(name: str) -> None:
-    """Stop every process of a local cluster and remove all its files."""
+    """Stop every process of a local cluster and remove all its files.
+
+    Deleting a cluster that does not exist is not an error (exit 0, a note on stderr), so that cleanup scripts and
+    traps can run it unconditionally, as `kind delete cluster` allows.
+    """
     from kwoksnap.cluster.binaries import find_binaries, user_kwokctl
     from kwoksnap.cluster.local import delete_cluster
 
     if delete_cluster(name, find_binaries() or user_kwokctl()):
         click.echo(f"deleted cluster {name}")
     else:
-        click.echo(f"no cluster named {name}", err=True)
+        click.echo(f"no cluster named {name}: nothing to delete", err=True)
 
 
 @cluster.command(name="list")

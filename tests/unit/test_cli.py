@@ -55,6 +55,17 @@ def test_kwoksnap_error_is_one_line_with_its_exit_code(capsys: pytest.CaptureFix
     assert err.count("\n") == 1 and err.startswith("kwoksnap: error: no cluster named does-not-exist")
 
 
+def test_deleting_a_missing_cluster_is_a_note_not_an_error(capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    """Documented (README, exit codes): cleanup runs `cluster delete` unconditionally, as kind allows."""
+    monkeypatch.setenv("KWOKSNAP_WORKDIR", str(tmp_path))
+    with pytest.raises(SystemExit) as exc:
+        main(["cluster", "delete", "--name", "does-not-exist"])
+    assert exc.value.code == ExitCode.OK
+    out, err = capsys.readouterr()
+    assert out == "" and err == "no cluster named does-not-exist: nothing to delete\n"
+
+
 def test_unknown_option_is_usage_error() -> None:
     proc = run("cluster", "create", "--no-such-option")
     assert proc.returncode == ExitCode.USAGE
