@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import subprocess
 import sys
@@ -10,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
+from kwoksnap.cli.main import main
 from kwoksnap.cluster.local import LocalCluster
 from kwoksnap.errors import ExitCode
 from kwoksnap.kube import Client
+from kwoksnap.replay import engine
 
 
 def pod_create(namespace: str, name: str, at: float) -> bytes:
@@ -66,6 +70,46 @@ def test_strict_stops_at_the_first_malformed_line_before_applying_anything(
     errors = [ln for ln in proc.stderr.splitlines() if not ln.startswith("warning:")]  # target checks may warn
     assert len(errors) == 1 and "audit.log:2" in errors[0], proc.stderr
     assert pods(client, namespace) == set()
+
+
+def test_strict_after_changes_were_sent_prints_the_report_then_exits_3(
+        kwok_cluster: LocalCluster, client: Client, namespace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--strict meeting a bad line once the replay is under way: what was sent stays sent and is reported, then the
+    error (exit 3); nothing after the bad line is sent. Planning runs 20,000 changes ahead of the first send, so the
+    command runs in-process with a planner two changes ahead (the only change to the real replay)."""
+    class ShortLookahead(engine.Replayer):
+        def __init__(self, client: Client, options: engine.ReplayOptions, **kwargs: Any) -> None:
+            super().__init__(client, dataclasses.replace(options, lookahead=2), **kwargs)
+
+    monkeypatch.setattr(engine, "Replayer", ShortLookahead)
+    start = time.time() - 600
+    # Creates 3 s apart (beyond the replay's 2 s re-sort window; --max-lead 0: no burst spreading, which would hold
+    # them back together too), then 2 MB of reads the filter drops: strict mode checks a whole 1 MiB chunk before
+    # the reader yields any event of it. The planner reaches the bad line once the dispatcher has taken all but a
+    # few of the creates, each sent at its due time; the bad line stops dispatch at once.
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start + 60)) + ".000000Z"
+    read = orjson.dumps({"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": "r",
+                         "stage": "ResponseComplete", "verb": "get", "requestURI": "/api/v1/nodes/n" + "x" * 900,
+                         "user": {"username": "alice"}, "objectRef": {"resource": "nodes", "name": "n"},
+                         "responseStatus": {"code": 200}, "requestReceivedTimestamp": stamp,
+                         "stageTimestamp": stamp}) + b"\n"
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"".join(pod_create(namespace, f"before-{i}", start + 3 * i) for i in range(12)) + read * 2000
+                    + b"garbage\n" + pod_create(namespace, "after", start + 70))
+    report = tmp_path / "report.json"
+    with pytest.raises(SystemExit) as exc:
+        main(["--kubeconfig", str(kwok_cluster.kubeconfig), "replay", "--audit", str(log), "--mode", "inputs",
+              "--speed", "10x", "--max-lead", "0", "--no-fidelity", "--strict", "--report", str(report)])
+    out, err = capsys.readouterr()
+    assert exc.value.code == ExitCode.INPUT, err
+    errors = [ln for ln in err.splitlines() if not ln.startswith("warning:")]
+    assert len(errors) == 1 and "audit.log:2013: not valid JSON" in errors[0], out + err
+    data = orjson.loads(report.read_bytes())
+    sent = data["applied"]
+    assert 1 <= sent < 12 and data["failed"] == 0 and data["interrupted"], data
+    assert f"applied {sent}, failed 0" in out and "interrupted: " in out, out  # the report, before the error
+    assert pods(client, namespace) == {f"before-{i}" for i in range(sent)}
 
 
 def test_empty_and_binary_files_are_refused(kwok_cluster: LocalCluster, tmp_path: Path) -> None:
