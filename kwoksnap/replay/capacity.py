@@ -97,22 +97,26 @@ class _Refused(Exception):
 
 
 def measure_write_rate(client: Client, *, namespace: str = "default", concurrency: int = 8, requests: int = 96,
-                       rounds: int = 3, clock: Clock | None = None) -> Measurement:
+                       rounds: int = 3, clock: Clock | None = None,
+                       leftovers: list[str] | None = None) -> Measurement:
     """Writes per second the target answered with ``concurrency`` in flight: pod status patches, or ConfigMap
     patches where scratch pods are refused; the fastest of ``rounds`` rounds of ``requests`` writes each. Never
-    raises for the target's answers: a failure (e.g. no RBAC for either kind in ``namespace``) is in ``error``."""
+    raises for the target's answers: a failure (e.g. no RBAC for either kind in ``namespace``) is in ``error``.
+
+    The scratch objects that could not be deleted are appended to ``leftovers`` (the result's list) as soon as they
+    are known, so a caller interrupted by Ctrl-C during the measurement still has them to report."""
     clock = clock or RealClock()
-    result = _measure(client, PODS, namespace, concurrency, requests, rounds, clock)
+    left = [] if leftovers is None else leftovers
+    result = _measure(client, PODS, namespace, concurrency, requests, rounds, clock, left)
     if result.fallback is None:
         return result
-    second = _measure(client, CONFIGMAPS, namespace, concurrency, requests, rounds, clock)
-    second.leftovers[:0] = result.leftovers
+    second = _measure(client, CONFIGMAPS, namespace, concurrency, requests, rounds, clock, left)
     second.fallback = result.fallback
     return second
 
 
 def _measure(client: Client, scratch: Scratch, namespace: str, concurrency: int, requests: int, rounds: int,
-             clock: Clock) -> Measurement:
+             clock: Clock, leftovers: list[str]) -> Measurement:
     threads = max(1, min(concurrency, requests))
     run = uuid.uuid4().hex[:10]
     base = f"/api/v1/namespaces/{namespace}/{scratch.resource}"
@@ -167,7 +171,7 @@ def _measure(client: Client, scratch: Scratch, namespace: str, concurrency: int,
     except Exception as exc:  # a failed measurement is reported, never fatal to the replay
         error = str(exc) if isinstance(exc, KwoksnapError) else f"{type(exc).__name__}: {exc}"
     finally:  # also on Ctrl-C
-        leftovers = _clean_up(client, base, names, run, scratch.delete)
+        leftovers.extend(_clean_up(client, base, names, run, scratch.delete))
     return Measurement(rate, error, leftovers, scratch.resource, fallback)
 
 

@@ -841,11 +841,14 @@ class Replayer:
             return self.options.capacity
         # As many threads as the adaptive limit starts with; all workers when the limit is fixed.
         threads = min(self.options.workers, 8) if self.gate.adaptive is not None else self.options.workers
-        measured = measure_write_rate(self.client, concurrency=threads, requests=max(96, 4 * threads),
-                                      clock=self.clock)
-        if measured.leftovers:
-            self.report.warnings.append("scratch objects of the write-rate measurement could not be deleted: "
-                                        + ", ".join(measured.leftovers))
+        leftovers: list[str] = []
+        try:
+            measured = measure_write_rate(self.client, concurrency=threads, requests=max(96, 4 * threads),
+                                          clock=self.clock, leftovers=leftovers)
+        finally:  # also when Ctrl-C interrupts the measurement
+            if leftovers:
+                self.report.warnings.append("scratch objects of the write-rate measurement could not be deleted: "
+                                            + ", ".join(leftovers))
         if measured.fallback is not None and measured.rate is not None:
             self.report.warnings.append(f"the target's write rate was measured with ConfigMaps: {measured.fallback}. "
                                         "Pod writes cost the target more, so a burst may be spread too little and "

@@ -207,3 +207,17 @@ def test_ctrl_c_while_measuring_still_cleans_up() -> None:
     with pytest.raises(KeyboardInterrupt):
         measure(client, clock)
     assert client.objects == {}
+
+
+def test_ctrl_c_during_the_configmap_fallback_keeps_the_leftovers_for_the_report() -> None:
+    """Review finding: a Ctrl-C during the ConfigMap fallback lost the list of scratch objects left behind."""
+    clock = FakeClock()
+    client = ScratchClient(clock, {("create", 1): APIError(403, "Forbidden", "pods is forbidden"),
+                                   ("patch", 7): KeyboardInterrupt(),  # a timed ConfigMap write
+                                   ("delete", 6): APIError(500, "InternalError", "etcd timeout")})
+    leftovers: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        measure_write_rate(client, concurrency=4, requests=20, clock=clock,  # type: ignore[arg-type]
+                           leftovers=leftovers)
+    assert len(leftovers) == 1 and "/configmaps/" in leftovers[0] and leftovers[0].endswith("-1")
+    assert list(client.objects) == [leftovers[0].rsplit("/", 1)[1]]

@@ -714,6 +714,21 @@ def test_a_rate_measured_with_configmaps_or_not_at_all_says_why(monkeypatch: pyt
         assert [w for w in r.report.warnings if expected in w], r.report.warnings
 
 
+def test_ctrl_c_during_the_measurement_still_names_its_leftovers(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kwoksnap.replay.engine as engine
+
+    def interrupted(*_args: Any, leftovers: list[str], **_kwargs: Any) -> Any:
+        leftovers.append("/api/v1/namespaces/default/configmaps/kwoksnap-capacity-x-1")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "measure_write_rate", interrupted)
+    r = RecordingReplayer(FakeClock(), speed=10.0, max_lead=0.25)
+    report = r.run([])
+    assert report.interrupted and r.executed == []
+    assert [w for w in report.warnings if w.startswith("scratch objects of the write-rate measurement could not be "
+                                                       "deleted: /api/v1/namespaces/default/configmaps/")]
+
+
 def test_fidelity_leaves_out_the_write_rate_measurements_scratch_pods() -> None:
     scratch = pod()
     scratch["metadata"]["name"] = "kwoksnap-capacity-0"
