@@ -56,6 +56,10 @@ from kwoksnap.restore.transform import FROZEN_ANNOTATION, SCHEDULING_GATE
 Obj = dict[str, Any]
 CREATED_BY_LABEL = "kwoksnap.io/created-by"  # on objects replay made that the recording did not (namespaces)
 OWNER_WAIT = 5.0  # seconds an owner lookup waits for the owner's create, if replay is sending one
+# Seconds a change to a custom resource waits for the target to serve it, when its CRD exists there but is not in
+# discovery yet (the log creates the CRD a moment before its first object; Established comes within a second).
+CRD_SERVE_WAIT = 10.0
+CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
 # Inputs mode: seconds the fidelity check gives the target's own components (kwok, the scheduler, the controllers)
 # to carry out the last inputs before objects that still differ count as mismatches.
 INPUTS_SETTLE = 10.0
@@ -320,6 +324,7 @@ class Replayer:
         self._late_deletes = 0  # split collection deletes that could not come before a re-create (_late_delete)
         self.expected: dict[tuple[str, str, str], ObjectState] = {}  # (kind, namespace, name) -> last recorded
         self._resources: dict[tuple[str, str, str], Resource | None] = {}
+        self._discovering = threading.Lock()  # held while discovery is fetched again (resource)
         self._inflight: dict[tuple[str, str, str, str], collections.deque[_Item]] = {}
         self._planner_error: BaseException | None = None
         self._start = 0.0  # monotonic time of offset 0, set when dispatch starts
@@ -344,11 +349,44 @@ class Replayer:
     # -- resources and owners ----------------------------------------------------------------------------------
 
     def resource(self, group: str, version: str, name: str) -> Resource | None:
+        """The target's resource for a recorded change; None when the target does not serve it. A custom resource
+        whose CRD the target has (the log may have just created it) is waited for, up to ``CRD_SERVE_WAIT``."""
         key = (group, version, name)
-        if key not in self._resources:
-            self._resources[key] = self.discovery.by_key(f"{group}/{version}/{name}" if group else
-                                                         f"{version}/{name}")
-        return self._resources[key]
+        with self.lock:
+            if key in self._resources:
+                return self._resources[key]
+        spelled = f"{group}/{version}/{name}" if group else f"{version}/{name}"
+        found = self.discovery.by_key(spelled)
+        if found is None and "." in group:  # built-in groups are served from the start; only a CRD can add one
+            with self._discovering:  # one refresh at a time: the other workers then find it done
+                found = self.discovery.by_key(spelled)
+                # Changes to different objects run in parallel: the CRD's recorded create may be in flight.
+                crd = (*CRDS, "", f"{name}.{group}")
+                with self._created:
+                    self._created.wait_for(lambda: not self._creating[crd], timeout=CRD_SERVE_WAIT)
+                if found is None and self._crd_exists(group, name):
+                    deadline = self.clock.now() + CRD_SERVE_WAIT
+                    while True:
+                        self.discovery = discover(self.client)
+                        found = self.discovery.by_key(spelled)
+                        if found is not None or not self.clock.sleep_until(
+                                min(deadline, self.clock.now() + 0.2), self.stop) or self.clock.now() >= deadline:
+                            break
+        with self.lock:
+            self._resources[key] = found
+        return found
+
+    def _crd_exists(self, group: str, name: str) -> bool:
+        try:
+            self.client.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}.{group}")
+        except NotFound:
+            return False
+        return True
+
+    def _forget_unserved(self) -> None:
+        """A CRD was written: resources looked up in vain before may be served now."""
+        with self.lock:
+            self._resources = {k: v for k, v in self._resources.items() if v is not None}
 
     def _owner_uid(self, ref: Obj, namespace: str) -> str | None:
         kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))
@@ -733,6 +771,8 @@ class Replayer:
             self.gate.release(ticket, latency, self.clock.now())  # failures and multi-request actions: no sample
         applied_lag = answered - (self._start + item.offset)
         self._track(action, gone=reason == "already-deleted")  # first: should it fail, the change counts once
+        if (action.group, action.resource) == CRDS:
+            self._forget_unserved()
         with self.lock:
             if action.op == "renew":
                 r.renewal_lag.add(max(0.0, applied_lag))

@@ -85,6 +85,50 @@ def test_recorded_updates_of_a_custom_resource_replay(kwok_cluster: LocalCluster
     assert live["metadata"]["uid"] != f"src-{name}"
 
 
+def test_custom_resources_of_a_crd_the_log_creates_replay(kwok_cluster: LocalCluster, client: Client,
+                                                          namespace: str, tmp_path: Path) -> None:
+    """Black-box finding: the CRD was created, but every change to its objects failed "not served by target"
+    (discovery was read once, before the replay)."""
+    group = f"g{uuid.uuid4().hex[:8]}.example.com"
+    crd = f"gadgets.{group}"
+    body = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": crd, "uid": "src-crd", "resourceVersion": "5"},
+            "spec": {"group": group, "scope": "Namespaced",
+                     "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget", "listKind": "GadgetList"},
+                     "versions": [{"name": "v1", "served": True, "storage": True,
+                                   "schema": {"openAPIV3Schema": {"type": "object",
+                                                                  "x-kubernetes-preserve-unknown-fields": True}}}]}}
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 61)) + ".000000Z"
+    crd_create = orjson.dumps({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse", "auditID": "crd-0",
+        "stage": "ResponseComplete", "verb": "create",
+        "requestURI": "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        "user": {"username": "alice", "groups": ["system:authenticated"]}, "userAgent": "kubectl/v1.36.3",
+        "objectRef": {"resource": "customresourcedefinitions", "name": crd, "apiGroup": "apiextensions.k8s.io",
+                      "apiVersion": "v1"},
+        "responseStatus": {"metadata": {}, "code": 201}, "requestObject": body, "responseObject": body,
+        "requestReceivedTimestamp": stamp, "stageTimestamp": stamp}) + b"\n"
+    gadget = {"apiVersion": f"{group}/v1", "kind": "Gadget",
+              "metadata": {"name": "g1", "namespace": namespace, "uid": "src-g1", "resourceVersion": "6"},
+              "spec": {"size": 1}}
+    lines = [ln.replace(GROUP.encode(), group.encode()).replace(b'"widgets"', b'"gadgets"')
+             .replace(b"/widgets", b"/gadgets") for ln in (
+                 widget_line(namespace, "create", "g1", 0, gadget),
+                 widget_line(namespace, "update", "g1", 1, {**gadget, "spec": {"size": 2}}))]
+    log = tmp_path / "audit.log"
+    log.write_bytes(crd_create + b"".join(lines))
+    try:
+        proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kwok_cluster.kubeconfig),
+                               "replay", "--audit", str(log), "--resources", f"customresourcedefinitions,{crd}",
+                               "--mode", "inputs", "--speed", "max", "--no-fidelity"],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "events 3: applied 3, failed 0" in proc.stdout, proc.stdout
+        assert client.get(f"/apis/{group}/v1/namespaces/{namespace}/gadgets/g1")["spec"] == {"size": 2}
+    finally:
+        client.delete(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}")
+
+
 def test_a_recorded_kubectl_scale_replays(kwok_cluster: LocalCluster, client: Client, namespace: str,
                                          tmp_path: Path) -> None:
     labels = {"app": "web"}
