@@ -59,6 +59,7 @@ OWNER_WAIT = 5.0  # seconds an owner lookup waits for the owner's create, if rep
 # Seconds a change to a custom resource waits for the target to serve it, when its CRD exists there but is not in
 # discovery yet (the log creates the CRD a moment before its first object; Established comes within a second).
 CRD_SERVE_WAIT = 10.0
+RECREATE_WAIT = 5.0  # seconds a re-create waits for the older copy it deleted to go
 CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
 # Inputs mode: seconds the fidelity check gives the target's own components (kwok, the scheduler, the controllers)
 # to carry out the last inputs before objects that still differ count as mismatches.
@@ -501,7 +502,10 @@ class Replayer:
                     raise
                 if res.kind == "Job" and isinstance(action.body, dict):
                     self._keep_job_selector(res, ns, action)
-                created = self._replace(res, res.path(ns, action.name), action.body)
+                try:
+                    created = self._replace(res, res.path(ns, action.name), action.body)
+                except Invalid:  # fields of the older copy that cannot change (a pod's spec once bound)
+                    created = self._recreate(res, ns, action)
             self._remember(res.kind, created, action.state)
             return None
         if action.op in ("replace", "status"):
@@ -537,6 +541,26 @@ class Replayer:
         if action.op == "renew":
             return self._renew(res, ns, action)
         raise KwoksnapError(f"unknown action {action.op}")
+
+    def _recreate(self, res: Resource, ns: str | None, action: Action) -> Obj:
+        """A recorded create met an older copy of its object that a replace cannot turn into it: the recorded
+        create made a new object, and so does its replay. The older copy (that UID only) is deleted at once, then
+        the object is created; a copy held by finalizers fails the change."""
+        path = res.path(ns, action.name)
+        live_uid = str((self.client.get(path).get("metadata") or {}).get("uid", ""))
+        with contextlib.suppress(NotFound):
+            # No propagation policy: Orphan would wait for a garbage collector the replay profile does not run, and
+            # the older copy's dependents name its UID, which is gone either way.
+            self.client.request("DELETE", path, body={"preconditions": {"uid": live_uid}, "gracePeriodSeconds": 0})
+        deadline = self.clock.now() + RECREATE_WAIT
+        while True:
+            try:
+                return self._create(res, ns, action.body)
+            except Conflict as exc:
+                if not exc.already_exists or self.clock.now() >= deadline or not self.clock.sleep_until(
+                        self.clock.now() + 0.1, self.stop):
+                    raise KwoksnapError(f"an older copy (uid {live_uid}) is in the way and was not removed within "
+                                        f"{RECREATE_WAIT:g} s of its delete (finalizers?)") from None
 
     def _replace(self, res: Resource, path: str, body: Any) -> Obj:
         """PUT ``body``. Replayed bodies carry no resourceVersion (the source's means nothing here), which most

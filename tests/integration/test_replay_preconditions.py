@@ -70,3 +70,25 @@ def test_uid_preconditions_follow_the_object_incarnation(kwok_cluster: LocalClus
             for p, _ in client.list_items(f"/api/v1/namespaces/{namespace}/pods")}
     assert list(live) == ["p"]  # the second p survived the stale delete; q is gone
     assert live["p"] not in ("src-1", "src-2")
+
+
+def test_a_recorded_create_replaces_an_older_bound_copy(kwok_cluster: LocalCluster, client: Client, namespace: str,
+                                                        tmp_path: Path) -> None:
+    """Black-box finding: a StatefulSet pod re-created under its name, replayed over a target still holding the
+    older copy bound to a node, failed "pod updates may not change fields" (a replace cannot unbind a pod). The
+    recorded create made a new object: its replay deletes that older copy and creates it."""
+    older = pod(namespace, "db-1", "")
+    del older["metadata"]["uid"]
+    older["spec"] = {"containers": [{"name": "c", "image": "old"}], "nodeName": "kwoksnap-test-gone-node"}
+    old_uid = client.create(f"/api/v1/namespaces/{namespace}/pods", older)["metadata"]["uid"]
+    newer = pod(namespace, "db-1", "src-new")
+    log = tmp_path / "audit.log"
+    log.write_bytes(line(namespace, "create", "db-1", time.time() - 60, newer, newer))
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kwok_cluster.kubeconfig),
+                           "replay", "--audit", str(log), "--mode", "inputs", "--speed", "max", "--no-fidelity"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == ExitCode.OK, proc.stdout + proc.stderr
+    assert "events 1: applied 1, failed 0" in proc.stdout, proc.stdout
+    live = client.get(f"/api/v1/namespaces/{namespace}/pods/db-1")
+    assert live["metadata"]["uid"] != old_uid and not live["spec"].get("nodeName")
+    assert live["spec"]["containers"][0]["image"] == "img"
