@@ -14,6 +14,7 @@ from kwoksnap.cli.options import (
     print_json,
     summary_format,
     warn_if_nothing_kept,
+    warn_out_of_order,
     warn_unmatched_namespaces,
     warn_unmatched_resources,
     warn_unusable_files,
@@ -44,6 +45,7 @@ def convert(audit_paths: tuple[str, ...], resources: tuple[str, ...], namespaces
     n = write_recording(events if include_secrets else redact_secrets(events, stats), path,
                         meta={"inputs": paths, "secretsRedacted": not include_secrets})
     warn_unusable_files(stats)
+    warn_out_of_order(stats)
     d = stats.to_dict()
     if output_format == "json":
         print_json({"path": path, "events": n, "parse": d})

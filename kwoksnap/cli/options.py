@@ -260,3 +260,16 @@ def warn_unusable_files(stats: Any) -> None:
         click.echo(f"warning: skipped {path}: {why}", err=True)
     for path, where in stats.truncated.items():
         click.echo(f"warning: {path} ends early, read up to the cut ({where}); events after it are missing", err=True)
+
+
+def warn_out_of_order(stats: Any) -> None:
+    """A warning line when events were further out of time order inside a file than the reader's reorder window
+    mends: they were kept where they stood, so what came after them in the file was replayed before them."""
+    if stats.late:
+        from kwoksnap.audit.reader import DEFAULT_WINDOW_NS
+
+        click.echo(f"warning: {stats.late} event(s) came more than {DEFAULT_WINDOW_NS / 1e9:g} s out of time order "
+                   "within their file and were kept where they stood (parts of a log joined in the wrong order, "
+                   "e.g. rotated files concatenated newest first? give each file its own --audit: files are merged "
+                   "by time)", err=True)
+

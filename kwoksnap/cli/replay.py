@@ -22,6 +22,7 @@ from kwoksnap.cli.options import (
     output_format,
     print_json,
     warn_if_nothing_kept,
+    warn_out_of_order,
     warn_unmatched_namespaces,
     warn_unmatched_resources,
     warn_unusable_files,
@@ -139,6 +140,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         if tty:
             click.echo("", err=True)
         warn_unusable_files(stats)
+        warn_out_of_order(stats)
         if not report.interrupted:  # stopped before reading, the reader has kept nothing yet
             warn_if_nothing_kept(stats)
             if stats.kept:

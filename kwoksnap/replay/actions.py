@@ -243,8 +243,8 @@ def split_collection_deletes(events: Iterable[AuditEvent], *,
 
     - A create answered while the collection delete ran comes before it in the stream. due_order puts the delete
       before the create only while it still holds the create, that is when the create was received less than its
-      window (2 s) before the collection delete completed; otherwise the delete comes after the create and removes
-      the new object, and it is passed to ``on_late`` (the replay warns). Creates are remembered for
+      window (2 s) before the collection delete completed; otherwise the delete would come after the create and
+      remove the new object: it is passed to ``on_late`` (the replay skips it and warns). Creates are remembered for
       ``RECREATE_MEMORY_NS`` of recorded time.
     - A create answered after the collection delete completed comes after it. The deletes due at the completion are
       held back until the stream is a window (2 s) past it: due_order holds an event that long anyway, so holding

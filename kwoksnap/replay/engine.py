@@ -235,7 +235,7 @@ class ReplayReport:
     wall_seconds: float = 0.0
     interrupted: bool = False
     warnings: list[str] = dataclasses.field(default_factory=list)
-    stale: int = 0  # changes applied after a later commit of their object (due_order could not reorder them)
+    stale: int = 0  # changes skipped: a later commit of their object was sent already (due_order came too late)
     fidelity_checked: int = 0
     mismatches: list[str] = dataclasses.field(default_factory=list)
     recorded_start_ns: int = 0  # ts of the first replayed event
@@ -323,6 +323,7 @@ class Replayer:
         self.target_uids: dict[str, str] = {}
         self._source_of: dict[str, str] = {}  # target uid -> the source uid it was learned for
         self._late_deletes = 0  # split collection deletes that could not come before a re-create (_late_delete)
+        self._stale_events: set[int] = set()  # ids of events found stale, skipped when they reach the planner
         self.expected: dict[tuple[str, str, str], ObjectState] = {}  # (kind, namespace, name) -> last recorded
         self._resources: dict[tuple[str, str, str], Resource | None] = {}
         self._discovering = threading.Lock()  # held while discovery is fetched again (resource)
@@ -668,6 +669,12 @@ class Replayer:
                 return
             with self.lock:
                 r.events += 1
+                stale = id(ev) in self._stale_events
+                if stale:
+                    self._stale_events.discard(id(ev))
+                    r.skipped["stale"] += 1
+            if stale:  # neither sent nor followed as the object's recorded state (inputs mode)
+                continue
             # A request is due when the recorded client sent it (requestReceivedTimestamp), so the target's own
             # processing time stands in for the source's; due_order has put the events in that order.
             sent = ev["received"] or ev["ts"]
@@ -705,30 +712,33 @@ class Replayer:
             yield _Item(offset, planned, ev["source"])
 
     def _stale(self, ev: AuditEvent) -> None:
-        """An event that came too late for due_order to put it before a later commit of its object: it is applied
-        where it came (re-applying an older state), and the report says so."""
+        """An event that came too late for due_order to put it before a later commit of its object: the object's
+        later state has been sent already (replay sends whole objects), so it is skipped, not sent to take the
+        object back to an older state; the report says so."""
         with self.lock:
             self.report.stale += 1
+            self._stale_events.add(id(ev))  # the same dict reaches _planned, skipped there
             if self.report.stale == 1:
                 self.report.warnings.append(
                     f"{ev['source']}: a change reached replay after a later change to its object had already been "
                     f"released for sending (it completed more than {REORDER_WINDOW_NS / NS:g} s after it was "
-                    "received, or the reorder buffer was full); applied in the order it came, so its object may "
-                    "briefly go back to an older state (count: 'stale' in the JSON report)")
+                    "received, the reorder buffer was full, or the log is out of time order); skipped, since it "
+                    "would take its object back to an older state (count: 'stale' in the JSON report)")
 
     def _late_delete(self, ev: AuditEvent) -> None:
         """A collection delete listed an object whose name was taken again too long before the collection delete
-        completed for due_order to put the object's delete first (split_collection_deletes): it is applied after
-        the new object's create, and removes it."""
+        completed for due_order to put the object's delete first (split_collection_deletes): it would come after
+        the new object's create and remove it, so it is skipped (the create has replaced the older copy)."""
         with self.lock:
             self.report.stale += 1
+            self._stale_events.add(id(ev))
             self._late_deletes += 1
             if self._late_deletes <= 5:  # the first few by name; all of them in 'stale'
                 self.report.warnings.append(
                     f"{ev['source']}: the collection delete listed {ev['resource']} {ev['namespace']}/{ev['name']}, "
                     f"whose name was taken again more than {REORDER_WINDOW_NS / NS:g} s before the collection "
-                    "delete completed; its delete is replayed after that create, and removes the new object "
-                    "(count: 'stale')")
+                    "delete completed; its delete would come after that create and remove the new object, so it is "
+                    "skipped (count: 'stale')")
 
     def _track(self, action: Action, *, gone: bool = False) -> None:
         """Update the state fidelity expects of a replayed pod or node after the target answered ``action``
