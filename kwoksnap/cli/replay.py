@@ -129,7 +129,13 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
             options = dataclasses.replace(options, snapshot_taken_ns=taken[1])
         for w in warnings:
             click.echo(f"warning: {w}", err=True)
-        replayer = Replayer(client, options, progress=progress)
+        told: set[str] = set()  # warnings printed when the replay met them, not again at the end
+
+        def notice(message: str) -> None:
+            told.add(message)
+            click.echo(("\n" if tty else "") + f"warning: {message}", err=True)
+
+        replayer = Replayer(client, options, progress=progress, notice=notice)
         try:
             report = replayer.run(events)
         except InputError as exc:  # --strict stopped at a bad line: say what was sent, then fail as that error
@@ -152,7 +158,8 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
                 f"taken ({taken[0]}): it already holds their changes, so replaying them again can fail or undo "
                 f"later ones; --from {taken[0]} starts the replay there")
         for w in report.warnings:  # found while replaying
-            click.echo(f"warning: {w}", err=True)
+            if w not in told:
+                click.echo(f"warning: {w}", err=True)
         report.warnings[:0] = warnings
         if not no_fidelity and not report.interrupted:
             known = len(report.warnings)

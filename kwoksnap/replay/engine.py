@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from kwoksnap.audit import AuditEvent, Classifier, classify, degraded
+from kwoksnap.audit import AuditEvent, Classifier, classify, degraded, format_timestamp
 from kwoksnap.clock import Clock, RealClock
 from kwoksnap.errors import APIError, Conflict, Invalid, KwoksnapError, NotFound
 from kwoksnap.kube.client import MERGE_PATCH, Client
@@ -60,6 +60,7 @@ OWNER_WAIT = 5.0  # seconds an owner lookup waits for the owner's create, if rep
 # discovery yet (the log creates the CRD a moment before its first object; Established comes within a second).
 CRD_SERVE_WAIT = 10.0
 RECREATE_WAIT = 5.0  # seconds a re-create waits for the older copy it deleted to go
+LONG_WAIT = 600.0  # seconds of replay time between two changes that deserve a warning when it is reached
 CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
 # Inputs mode: seconds the fidelity check gives the target's own components (kwok, the scheduler, the controllers)
 # to carry out the last inputs before objects that still differ count as mismatches.
@@ -303,8 +304,10 @@ Queue = queue.Queue[_Item | None]  # None: stop
 class Replayer:
     def __init__(self, client: Client, options: ReplayOptions, *, clock: Clock | None = None,
                  discovery: Discovery | None = None,
-                 progress: Callable[[ReplayReport, float], None] = lambda _r, _t: None) -> None:
+                 progress: Callable[[ReplayReport, float], None] = lambda _r, _t: None,
+                 notice: Callable[[str], None] = lambda _m: None) -> None:
         self.client = client
+        self.notice = notice  # a warning the user should see now, not only in the report at the end
         self.options = options
         self.clock = clock or RealClock()
         self.discovery = discovery or discover(client)
@@ -662,6 +665,7 @@ class Replayer:
         timeline = self._timeline
         r = self.report
         last_renewal: dict[tuple[str, str], float] = {}
+        previous, long_wait_told = (0, 0.0), False  # (recorded ns, offset) of the last change
         if self.options.mode == "verbatim":
             events = split_collection_deletes(events, on_late=self._late_delete)  # one named delete per object
         for ev in due_order(events, on_stale=self._stale):
@@ -679,6 +683,10 @@ class Replayer:
             # processing time stands in for the source's; due_order has put the events in that order.
             sent = ev["received"] or ev["ts"]
             offset = timeline.offset(sent)
+            if offset - previous[1] > LONG_WAIT and not long_wait_told:
+                long_wait_told = True
+                self._warn_long_wait(ev, previous[0], sent, offset - previous[1])
+            previous = (sent, offset)
             with self.lock:
                 if self.options.snapshot_taken_ns is not None and ev["ts"] < self.options.snapshot_taken_ns:
                     r.before_snapshot += 1
@@ -710,6 +718,16 @@ class Replayer:
                         self._lost[ev["resource"] + (f"/{ev['subresource']}" if ev["subresource"] else "")] += 1
                 continue
             yield _Item(offset, planned, ev["source"])
+
+    def _warn_long_wait(self, ev: AuditEvent, since_ns: int, until_ns: int, wait: float) -> None:
+        """Once per replay: the log is idle so long that the replay would wait for ages (logs of different days
+        given together, a quiet night), and the user should hear it when planning meets it, not at the end."""
+        message = (f"{ev['source']}: the log is idle from {format_timestamp(since_ns)} to "
+                   f"{format_timestamp(until_ns)}; at this speed the replay waits {_duration(wait)} before this "
+                   "change (--max-gap, e.g. --max-gap 30s, compresses idle stretches)")
+        with self.lock:
+            self.report.warnings.append(message)
+        self.notice(message)
 
     def _stale(self, ev: AuditEvent) -> None:
         """An event that came too late for due_order to put it before a later commit of its object: the object's
@@ -1094,3 +1112,13 @@ class Replayer:
         if homeless:
             r.warnings.append(f"{len(homeless)} replayed pod(s) are bound to nodes the target lacks, e.g. "
                               f"{', '.join(homeless[:3])}: restore the snapshot taken before the log first")
+
+
+def _duration(seconds: float) -> str:
+    """``3d 4h``, ``2h 5m``, ``41m``: a long wait as a person reads it."""
+    minutes = int(seconds // 60)
+    days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return f"{days}d {hours}h"
+    return f"{hours}h {minutes}m" if hours else f"{minutes}m"
+

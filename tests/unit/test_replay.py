@@ -801,6 +801,33 @@ def test_a_stale_change_is_skipped_not_sent_to_take_its_object_back() -> None:
     assert [w for w in report.warnings if "skipped, since it would take its object back" in w]
 
 
+def test_a_long_idle_stretch_is_told_when_planning_meets_it() -> None:
+    """Black-box finding: logs of different years given together started a replay that would wait 295 days,
+    without a word about --max-gap."""
+    from kwoksnap.replay.engine import _duration
+
+    def write(name: str, i: int, at_s: float) -> AuditEvent:
+        body = pod(labels={"i": str(i)})
+        body["metadata"]["name"] = name
+        return event(verb="update", name=name, ts=T0 + int(at_s * NS), response=body, user="alice",
+                     agent="kubectl/v1.36")
+
+    stream = [write("p1", 0, 0.0), write("p2", 1, 5.0), write("p3", 2, 3 * 86400.0 + 7200), write("p4", 3, 1e6)]
+    for max_gap, told in ((None, 1), (30.0, 0)):
+        notices: list[str] = []
+        r = RecordingReplayer(FakeClock(), speed=10.0, max_gap=max_gap)
+        r.notice = notices.append
+        report = r.run(stream)
+        assert report.applied == 4 and len(notices) == told  # once per replay, however many such stretches
+        assert [w for w in report.warnings if "--max-gap" in w] == notices
+    r = RecordingReplayer(FakeClock(), speed=10.0)
+    r.notice = notices.append
+    r.run(stream)
+    assert len(notices) == 1 and notices[0].startswith("test:1: the log is idle from ")
+    assert "the replay waits 7h 23m before this change (--max-gap" in notices[0]  # (3 d 2 h - 5 s) / 10
+    assert [_duration(s) for s in (59, 61, 3 * 3600 + 60, 2 * 86400 + 3600 * 5)] == ["0m", "1m", "3h 1m", "2d 5h"]
+
+
 def test_due_order_window_and_bound() -> None:
     # received 0..9 s, completed 1 s later, except event 3 which took 5 s: with a 2 s window it still comes first
     # only if it arrived within the window; with max_held=2 order degrades to at most two held events.
