@@ -61,10 +61,16 @@ def read_recording(path: str | Path, spec: FilterSpec | None = None, stats: Pars
         raise InputError(f"{path}: not closed cleanly (cut short, or convert was interrupted); `kwoksnap inspect` "
                          "shows what is readable, and `kwoksnap convert` writes it again")
 
+    if stats is not None:
+        stats.files[str(path)] = "recording"
+
     def events() -> Iterator[AuditEvent]:
         with reader:
             for rec in reader.records(STREAM):
                 if rec.get("type") == "event" and isinstance(rec.get("event"), dict):
+                    if stats is not None:  # the recording's events are what the report's input counts
+                        stats.events += 1
+                        stats.formats["recording"] += 1
                     yield cast(AuditEvent, rec["event"])
 
     return filter_events(events(), spec, stats) if spec is not None else events()
