@@ -35,6 +35,10 @@ JSON_PATCH = "application/json-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 
 
+# Attempts of a request that fails to connect before the server has answered anything (about 0.3-0.7 s in all).
+FIRST_CONTACT_ATTEMPTS = 4
+
+
 @dataclasses.dataclass(frozen=True)
 class RetryPolicy:
     """Retries for 429/5xx/connection errors. The defaults wait 16-31 s in all before giving up, so they ride
@@ -113,6 +117,9 @@ class Client:
         self.requests = 0  # counted for reports and benchmarks
         self.retries = 0
         self._local = threading.local()  # requests sent by each thread: what one replayed action cost
+        # Until the server has answered once, a connection that fails is most likely no server at all (a wrong
+        # --kubeconfig/--context, a stopped cluster): the long retries that ride through a restart wait only then.
+        self._answered = False
 
     def thread_requests(self) -> int:
         """HTTP requests (retries included) sent so far by the calling thread."""
@@ -159,9 +166,13 @@ class Client:
             try:
                 resp = self._pool.request(method, target, body=body, headers=headers, timeout=timeout)
             except TransportFailure as exc:
+                if not self._answered and attempt + 1 >= FIRST_CONTACT_ATTEMPTS:
+                    raise TransportError(f"{method} {path}: {exc} (no answer from {self.config.server} yet: is "
+                                         "the cluster running, and the one --kubeconfig/--context name?)") from None
                 err: Exception = TransportError(f"{method} {path}: {exc}")
                 wait = policy.delay(attempt)
             else:
+                self._answered = True
                 if resp.status < 300:
                     return resp
                 err = _error_for(resp.status, resp.data, method, path)

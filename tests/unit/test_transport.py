@@ -155,6 +155,36 @@ def test_client_gives_up_on_a_dead_server_with_a_transport_error() -> None:
     assert len(waits) == 2
 
 
+def test_a_server_that_never_answered_is_given_up_on_quickly(
+        server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
+    """Black-box finding: a kubeconfig naming no server took ~22 s of retries to fail. Before the first answer a
+    failing connection gets 4 attempts; once the server has answered, the long retries ride through a restart."""
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()
+    waits: list[float] = []
+    with Client(ClusterConfig(server=f"http://127.0.0.1:{port}"), sleep=waits.append) as c, \
+            pytest.raises(TransportError, match=r"no answer from http://127\.0\.0\.1:\d+ yet: is the cluster"):
+        c.get("/version")
+    assert len(waits) == 3 and sum(waits) < 1.0
+
+    def handler(conn: socket.socket, request: bytes, i: int) -> bool:
+        conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}')
+        return True
+
+    url, _seen = server(handler)
+    waits.clear()
+    with Client(ClusterConfig(server=url), sleep=waits.append) as c:
+        assert c.get("/version") == {}
+        c._pool.close()  # the server "goes away": new connections to a closed port now fail
+        c._pool = type(c._pool)(f"http://127.0.0.1:{port}", maxsize=1, timeout=5.0, tls=None,
+                                server_hostname=None, headers={})
+        with pytest.raises(TransportError) as exc:
+            c.get("/version")
+    assert "no answer" not in str(exc.value) and len(waits) == RetryPolicy().attempts - 1
+
+
 def test_warm_opens_connections_up_to_the_pool_size(server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
     def handler(conn: socket.socket, request: bytes, i: int) -> bool:
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
