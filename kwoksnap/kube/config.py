@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import Any
+
+import yaml
 
 from kwoksnap.errors import ClusterError
 
@@ -24,6 +27,19 @@ class ClusterConfig:
     # "Bearer <token>" or "Basic ..."; excluded from repr so it cannot leak into logs or tracebacks.
     authorization: str | None = dataclasses.field(default=None, repr=False)
     context: str | None = None
+
+
+def _authorization_header(cfg: Any) -> str | None:
+    """The Authorization header the ``kubernetes`` client would send: a token from the kubeconfig, a tokenFile, an
+    exec plugin or an in-cluster service account. Its ``auth_settings()`` is the one place that knows where each
+    version of the package keeps it (37 keeps it as ``api_key["BearerToken"]``, older ones as
+    ``api_key["authorization"]`` with a prefix)."""
+    for setting in (cfg.auth_settings() or {}).values():
+        if setting.get("in") == "header" and str(setting.get("key", "")).lower() == "authorization":
+            value = setting.get("value")
+            if value:
+                return str(value)
+    return None
 
 
 def load_config(kubeconfig: str | None = None, context: str | None = None) -> ClusterConfig:
@@ -46,9 +62,11 @@ def load_config(kubeconfig: str | None = None, context: str | None = None) -> Cl
             )
     except ConfigException as exc:
         raise ClusterError(f"cannot load kubeconfig: {exc}") from None
-    auth = cfg.api_key.get("authorization") if cfg.api_key else None
-    if auth and cfg.api_key_prefix.get("authorization"):
-        auth = f"{cfg.api_key_prefix['authorization']} {auth}"
+    except yaml.YAMLError as exc:  # the first line says where; the rest repeats the file's text
+        raise ClusterError(f"cannot load kubeconfig {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except OSError as exc:  # a directory, no permission
+        raise ClusterError(f"cannot load kubeconfig {path}: {exc.strerror or exc}") from None
+    auth = _authorization_header(cfg)
     if not auth and cfg.username and cfg.password:
         import base64
 

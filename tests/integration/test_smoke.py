@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 import orjson
+import yaml
 
 from kwoksnap.cluster.local import LocalCluster
-from kwoksnap.kube import Client
+from kwoksnap.errors import NotFound
+from kwoksnap.kube import Client, load_config
 
 
 def fake_node(name: str) -> dict[str, object]:
@@ -104,3 +107,29 @@ def test_getting_started(kwok_cluster: LocalCluster, client: Client, namespace: 
         assert status_writes >= pod_names, f"pod status writes missing: {sorted(pod_names - status_writes)[:3]}"
     finally:
         client.delete(f"/api/v1/nodes/{node}")
+
+
+def test_a_service_account_token_kubeconfig_authenticates(kwok_cluster: LocalCluster, client: Client,
+                                                          namespace: str, tmp_path: Path) -> None:
+    """Black-box finding: a kubeconfig with a token was ignored, so every request went out as system:anonymous."""
+    client.create(f"/api/v1/namespaces/{namespace}/serviceaccounts", {"metadata": {"name": "viewer"}})
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            token = client.create(f"/api/v1/namespaces/{namespace}/serviceaccounts/viewer/token",
+                                  {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                                   "spec": {"expirationSeconds": 600}})["status"]["token"]
+            break
+        except NotFound:  # the ServiceAccount is not visible yet
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    cluster = yaml.safe_load(kwok_cluster.kubeconfig.read_text())["clusters"][0]
+    config = tmp_path / "kubeconfig"
+    config.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "sa", "clusters": [cluster],
+        "contexts": [{"name": "sa", "context": {"cluster": cluster["name"], "user": "viewer"}}],
+        "users": [{"name": "viewer", "user": {"token": token}}]}))
+    with Client(load_config(str(config))) as as_viewer:
+        review = as_viewer.create("/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                                  {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+    assert review["status"]["userInfo"]["username"] == f"system:serviceaccount:{namespace}:viewer"

@@ -224,3 +224,37 @@ def test_dash_is_not_a_file_name_for_output(args: list[str], tmp_path: Path) -> 
     assert proc.returncode == ExitCode.USAGE and proc.stderr.count("\n") == 1
     assert "'-' (standard output) is not supported: give a file name" in proc.stderr
     assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.parametrize(("user", "expected"), [
+    ("token: abc.def", "Bearer abc.def"),
+    ("tokenFile: TOKEN_FILE", "Bearer from-file"),
+    ("username: u\n    password: p", "Basic dTpw"),
+])
+def test_kubeconfig_credentials_become_the_authorization_header(tmp_path: Path, user: str, expected: str) -> None:
+    """Black-box finding: a token kubeconfig (a ServiceAccount's, an exec plugin's) was ignored and every request
+    went out anonymous: the kubernetes package (37) keeps the token where this code did not look."""
+    from kwoksnap.kube import load_config
+
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file")
+    config = tmp_path / "kubeconfig"
+    config.write_text("apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+                      "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:6443'}}]\n"
+                      "contexts: [{name: x, context: {cluster: c, user: u}}]\n"
+                      f"users:\n- name: u\n  user:\n    {user.replace('TOKEN_FILE', str(token_file))}\n")
+    loaded = load_config(str(config))
+    assert loaded.authorization == expected and expected not in repr(loaded)
+
+
+@pytest.mark.parametrize("text", ["garbage: [", None])
+def test_a_kubeconfig_that_is_not_yaml_or_a_directory_is_one_line_exit_4(tmp_path: Path, text: str | None) -> None:
+    """Black-box finding: both ended as 'internal error' (exit 70), the YAML one over three lines."""
+    config = tmp_path / "kubeconfig"
+    if text is None:
+        config.mkdir()
+    else:
+        config.write_text(text)
+    proc = run("--kubeconfig", str(config), "save", "-o", str(tmp_path / "x.kws"))
+    assert proc.returncode == ExitCode.CLUSTER and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"kwoksnap: error: cannot load kubeconfig {config}"), proc.stderr
