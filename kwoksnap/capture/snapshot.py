@@ -169,43 +169,45 @@ def save_snapshot(
         "secretsRedacted": not options.include_secrets, "kwoksnapVersion": __version__,
     }
     total = 0
-    with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="save") as pool:
-        futures = [pool.submit(_producer, client, r, options, q, stop) for r, q in zip(resources, queues, strict=True)]
-        try:
-            with KwsWriter(path, content_type="snapshot", source=source, meta=meta, level=options.level) as writer:
-                for resource, q, count in zip(resources, queues, counts, strict=True):
-                    header_written = False
-                    while True:
-                        item = q.get()
-                        if item is _DONE:
-                            break
-                        if isinstance(item, Exception):
-                            count.error = str(item) if isinstance(item, APIError) else f"{type(item).__name__}: {item}"
+    # Not `with ThreadPoolExecutor`: its exit joins the producers, and a Ctrl-C (or SIGTERM) arriving while they are
+    # submitted would join them before `stop` is set, while they wait for room in their queues: a hang.
+    pool = ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="save")
+    try:
+        for r, q in zip(resources, queues, strict=True):
+            pool.submit(_producer, client, r, options, q, stop)
+        with KwsWriter(path, content_type="snapshot", source=source, meta=meta, level=options.level) as writer:
+            for resource, q, count in zip(resources, queues, counts, strict=True):
+                header_written = False
+                while True:
+                    item = q.get()
+                    if item is _DONE:
+                        break
+                    if isinstance(item, Exception):
+                        count.error = str(item) if isinstance(item, APIError) else f"{type(item).__name__}: {item}"
+                        continue
+                    assert isinstance(item, dict)
+                    if item.get("kind") == "Restart":  # continue token expired: the list restarts
+                        continue
+                    if not header_written:
+                        writer.write({
+                            "type": "resource", "resource": resource.key, "kind": resource.kind,
+                            "namespaced": resource.namespaced,
+                            "listResourceVersion": str((item.get("metadata") or {}).get("resourceVersion", "")),
+                        })
+                        header_written = True
+                    for obj in item.get("items") or []:
+                        if keep and _outside(resource, obj, keep):
+                            count.skipped += 1
                             continue
-                        assert isinstance(item, dict)
-                        if item.get("kind") == "Restart":  # continue token expired: the list restarts
+                        cleaned = _clean(obj, resource, options, count)
+                        if cleaned is None:
                             continue
-                        if not header_written:
-                            writer.write({
-                                "type": "resource", "resource": resource.key, "kind": resource.kind,
-                                "namespaced": resource.namespaced,
-                                "listResourceVersion": str((item.get("metadata") or {}).get("resourceVersion", "")),
-                            })
-                            header_written = True
-                        for obj in item.get("items") or []:
-                            if keep and _outside(resource, obj, keep):
-                                count.skipped += 1
-                                continue
-                            cleaned = _clean(obj, resource, options, count)
-                            if cleaned is None:
-                                continue
-                            writer.write({"type": "object", "resource": resource.key, "object": cleaned})
-                            count.objects += 1
-                        progress(resource.key, count.objects)
-                    total += count.objects
-        finally:
-            stop.set()  # producers still waiting for room give up
-            for f in futures:
-                f.exception()
+                        writer.write({"type": "object", "resource": resource.key, "object": cleaned})
+                        count.objects += 1
+                    progress(resource.key, count.objects)
+                total += count.objects
+    finally:
+        stop.set()  # producers still waiting for room give up
+        pool.shutdown(wait=True, cancel_futures=True)  # producers not started never start
     size = Path(path).stat().st_size
     return SaveSummary(str(path), total, counts, time.monotonic() - started, size, disc.server_version)
