@@ -21,6 +21,7 @@ class ExitCode(enum.IntEnum):
     CLUSTER = 4  # the API server is unreachable, refused us, or the target is unsafe
     PARTIAL = 5  # the run finished but some objects/events failed (listed in the summary)
     TOOLS = 6  # missing or failing external tools (go, kwokctl, binaries)
+    SYSTEM = 7  # the system refused to read or write a file (disk full, file-size limit, I/O error)
     INTERNAL = 70  # a bug in kwoksnap
     INTERRUPTED = 130  # Ctrl-C
 

@@ -104,6 +104,13 @@ def main(argv: list[str] | None = None) -> None:
         code = exc.exit_code
     except BrokenPipeError:
         code = ExitCode.OK
+    except OSError as exc:  # not a bug: the disk is full, a file-size limit, an I/O error (files are written whole
+        # or not at all: store/atomic.py and KwsWriter remove their temporary files on the way out)
+        if debug:
+            traceback.print_exc()
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"{prog}: error: {where}{exc.strerror or exc} (nothing was left half-written)", err=True)
+        code = ExitCode.SYSTEM
     except Exception as exc:  # the boundary: anything else is a bug, reported as such
         if debug:
             traceback.print_exc()

@@ -258,3 +258,21 @@ def test_a_kubeconfig_that_is_not_yaml_or_a_directory_is_one_line_exit_4(tmp_pat
     proc = run("--kubeconfig", str(config), "save", "-o", str(tmp_path / "x.kws"))
     assert proc.returncode == ExitCode.CLUSTER and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith(f"kwoksnap: error: cannot load kubeconfig {config}"), proc.stderr
+
+
+def test_a_full_disk_or_file_size_limit_is_exit_7_and_leaves_no_file(tmp_path: Path) -> None:
+    """Black-box finding: 'No space left on device' ended as 'internal error' (exit 70)."""
+    import resource
+
+    def limit() -> None:  # the output may grow to 16 KiB only: EFBIG past it (Python ignores SIGXFSZ)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, 16 * 1024))
+
+    log = Path(__file__).parents[2] / "fixtures/incident/audit.log.gz"
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "convert", "--audit", str(log), "-o",
+                           str(out / "trace.kws")], capture_output=True, text=True, timeout=120, preexec_fn=limit)
+    assert proc.returncode == ExitCode.SYSTEM, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("kwoksnap: error: ") and "File too large" in \
+        proc.stderr, proc.stderr
+    assert list(out.iterdir()) == []
