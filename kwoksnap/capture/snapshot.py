@@ -12,7 +12,7 @@ import dataclasses
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -92,11 +92,14 @@ def _clean(obj: Obj, resource: Resource, options: SaveOptions, count: ResourceCo
     return obj
 
 
-def _outside(resource: Resource, obj: Obj, namespaces: set[str]) -> bool:
-    """With -n, cluster-scoped objects that belong to other namespaces: their Namespace, PVs bound to their claims."""
-    if resource.key == "v1/namespaces":
-        return obj["metadata"]["name"] not in namespaces
-    if resource.key == "v1/persistentvolumes":
+def outside(kind: str, group: str, obj: Obj, namespaces: Collection[str]) -> bool:
+    """With -n, cluster-scoped objects that belong to other namespaces: their Namespace, PVs bound to their claims
+    (``save`` leaves them out, ``diff`` compares what it saved)."""
+    if group:
+        return False
+    if kind == "Namespace":
+        return (obj.get("metadata") or {}).get("name") not in namespaces
+    if kind == "PersistentVolume":
         claim = (obj.get("spec") or {}).get("claimRef") or {}
         return bool(claim.get("namespace")) and claim.get("namespace") not in namespaces
     return False
@@ -196,7 +199,7 @@ def save_snapshot(
                         })
                         header_written = True
                     for obj in item.get("items") or []:
-                        if keep and _outside(resource, obj, keep):
+                        if keep and outside(resource.kind, resource.group, obj, keep):
                             count.skipped += 1
                             continue
                         cleaned = _clean(obj, resource, options, count)

@@ -24,6 +24,9 @@ def diff(ctx: click.Context, a: str, b: str | None, live: bool, namespaces: tupl
          include_regenerated: bool, output_format: str) -> int:
     """Compare what restore can reproduce, ignoring uids, resourceVersions, timestamps and allocated IPs.
 
+    With --live, the cluster is listed as A was saved: its -n namespaces (and the cluster-scoped objects save keeps
+    with them) and its -l label selector.
+
     Exit code 0 when equal, 1 when different.
     """
     from kwoksnap.diff.compare import compare
@@ -40,7 +43,7 @@ def diff(ctx: click.Context, a: str, b: str | None, live: bool, namespaces: tupl
         scope = frozenset(namespaces) or left.namespaces
         if live:
             with make_client(ctx) as client:
-                right = LiveSource(client, discover(client))
+                right = LiveSource(client, discover(client), selector=left.selector)
                 result = compare(resources, left.by_group_resource, right.by_group_resource,
                                  include_regenerated=include_regenerated, namespaces=scope)
         else:

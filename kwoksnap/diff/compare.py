@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from kwoksnap.capture.snapshot import outside
 from kwoksnap.diff.normalize import field_differences, normalize, regenerated
 
 Obj = dict[str, Any]
@@ -73,11 +74,11 @@ def compare(
             return False
         if not namespaces:
             return True
-        meta = obj.get("metadata") or {}
-        if obj.get("kind") == "Namespace":
-            return meta.get("name") in namespaces
-        ns = meta.get("namespace")
-        return not ns or ns in namespaces
+        ns = (obj.get("metadata") or {}).get("namespace")
+        if ns:
+            return ns in namespaces
+        group = str(obj.get("apiVersion") or "").rpartition("/")[0]
+        return not outside(str(obj.get("kind") or ""), group, obj, namespaces)  # as `save -n` leaves them out
 
     for gr in resources:
         left = {_key(o): _digest(o) for o in a(gr) if keep(o)}

@@ -45,6 +45,12 @@ class SnapshotSource(RecordSource):
         meta = self.reader.header.get("meta") or {}
         return frozenset(str(n) for n in meta.get("namespaces") or ())
 
+    @property
+    def selector(self) -> str:
+        """The label selector a ``save -l`` listed every resource with (empty: none)."""
+        meta = self.reader.header.get("meta") or {}
+        return str(meta.get("selector") or "")
+
     def counts(self) -> dict[str, int]:
         # From the index: save writes exactly one "resource" record per resource, the rest are its objects.
         out: dict[str, int] = {}
@@ -73,16 +79,18 @@ class SnapshotSource(RecordSource):
 class LiveSource:
     """A live cluster, listed with the same page size save uses; objects get apiVersion/kind like in a snapshot."""
 
-    def __init__(self, client: Client, discovery: Discovery) -> None:
+    def __init__(self, client: Client, discovery: Discovery, *, selector: str = "") -> None:
         self.client = client
         self.discovery = discovery
+        self.selector = selector  # listed as `save -l` listed (diff --live of such a snapshot)
         self._by_gr = {r.group_resource: r for r in discovery.listable()}
 
     def by_group_resource(self, gr: str) -> Iterator[Obj]:
         res = self._by_gr.get(gr)
         if res is None:
             return
-        for item, _meta in self.client.list_items(res.path()):
+        params = {"labelSelector": self.selector} if self.selector else None
+        for item, _meta in self.client.list_items(res.path(), params=params):
             item.setdefault("apiVersion", res.group_version)
             item.setdefault("kind", res.kind)
             yield item

@@ -308,3 +308,33 @@ def test_terminating_pods_are_restored_terminating(make_cluster: ClusterFactory,
     assert not [n for n, p in restored.items() if n != old and p["metadata"].get("deletionTimestamp")]
     proc = kwoksnap("diff", str(path), "--live", kubeconfig=target.kubeconfig)
     assert proc.returncode == ExitCode.OK, proc.stdout[-3000:]
+
+
+def test_diff_live_compares_what_save_n_l_saved(kwok_cluster: LocalCluster, client: Client, namespace: str,
+                                                tmp_path: Path) -> None:
+    """Black-box findings: right after `save -l app=web`, `diff --live` reported every other object as added (the
+    snapshot's selector was not applied to the live side), and after `save -n`, a PV bound to a claim in another
+    namespace, which save leaves out on purpose."""
+    for name, app in (("web-config", "web"), ("db-config", "db")):
+        client.create(f"/api/v1/namespaces/{namespace}/configmaps",
+                      {"metadata": {"name": name, "labels": {"app": app}}, "data": {"k": "v"}})
+    pv = f"pv-{namespace}"
+    client.create("/api/v1/persistentvolumes", {
+        "metadata": {"name": pv, "labels": {"app": "web"}},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/tmp/x"},
+                 "claimRef": {"namespace": "some-other-namespace", "name": "claim"}}})
+    try:
+        path = tmp_path / "web.kws"
+        kubeconfig = ["--kubeconfig", str(kwok_cluster.kubeconfig)]
+        save = subprocess.run([sys.executable, "-m", "kwoksnap", *kubeconfig, "save", "-o", str(path), "-n",
+                               namespace, "-l", "app=web"], capture_output=True, text=True, timeout=300)
+        assert save.returncode == ExitCode.OK, save.stderr
+        diff = subprocess.run([sys.executable, "-m", "kwoksnap", *kubeconfig, "diff", str(path), "--live"],
+                              capture_output=True, text=True, timeout=300)
+        assert diff.returncode == ExitCode.OK, diff.stdout + diff.stderr
+        assert diff.stdout.startswith("equal: ")
+        with KwsReader(path) as reader:  # what was compared: the one object save kept
+            names = [r["object"]["metadata"]["name"] for r in reader.records() if r.get("type") == "object"]
+        assert "web-config" in names and "db-config" not in names and pv not in names
+    finally:
+        client.delete(f"/api/v1/persistentvolumes/{pv}")
