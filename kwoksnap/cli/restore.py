@@ -23,7 +23,8 @@ from kwoksnap.cli.options import (
 ))
 @click.argument("snapshot", type=click.Path(exists=True, dir_okay=False))
 @click.option("--on-conflict", type=click.Choice(["skip", "replace", "fail"]), default="skip", show_default=True,
-              help="What to do with objects that already exist.")
+              help="What to do with objects that already exist (fail: each is a failure, except those every API "
+                   "server makes itself, such as the default namespaces and RBAC, which are skipped).")
 @click.option("--dry-run", is_flag=True, help="Print the plan (order, counts) and write nothing.")
 @click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True,
               help="Requests in flight.")

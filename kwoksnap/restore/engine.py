@@ -268,6 +268,8 @@ class _Restorer:
         existing = self.client.get(res.path(ns, name))
         policy = self.options.on_conflict
         if policy == "fail":
+            if _made_by_the_api_server(existing):  # every target has it: not what --on-conflict fail guards
+                return existing, "skipped"
             raise KwoksnapError("already exists (--on-conflict fail)")
         if policy == "skip":
             return existing, "skipped"
@@ -545,3 +547,19 @@ def restore(
         interrupted=interrupted, planned=sum(s.objects for s in steps), kept_secrets=sorted(r.kept_secrets),
         active_namespaces=sorted(r.active_namespaces),
     )
+
+
+# Field managers of the objects an API server makes itself when it starts: the default namespaces, RBAC defaults,
+# the kubernetes Service, PriorityClasses, API priority-and-fairness configuration. No client writes under them.
+_API_SERVER_MANAGERS = frozenset({"kube-apiserver", "api-priority-and-fairness-config-producer-v1"})
+
+
+def _made_by_the_api_server(obj: Obj) -> bool:
+    """An object every cluster has from its start (black-box finding: `--on-conflict fail` failed 139 of them on a
+    brand-new target), known by its bootstrap label or by the API server's own field manager."""
+    meta = obj.get("metadata") or {}
+    if "kubernetes.io/bootstrapping" in (meta.get("labels") or {}):
+        return True
+    return any(isinstance(entry, dict) and entry.get("manager") in _API_SERVER_MANAGERS
+               for entry in meta.get("managedFields") or ())
+

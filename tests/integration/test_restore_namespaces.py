@@ -66,3 +66,20 @@ def test_a_terminating_namespace_is_restored_active_with_a_warning(
         # Other tests replay into this cluster without a restore of theirs: take the restore's mark off again.
         client.patch("/api/v1/namespaces/kube-system",
                      {"metadata": {"annotations": {"kwoksnap.io/snapshot-taken-at": None}}})
+
+
+def test_on_conflict_fail_leaves_out_what_every_cluster_has(kwok_cluster: LocalCluster, client: Client,
+                                                             namespace: str, tmp_path: Path) -> None:
+    """Black-box finding: `--on-conflict fail` failed 139 objects restoring a full snapshot into a brand-new cluster:
+    the default namespaces and RBAC that every API server makes itself. They are skipped; real conflicts fail."""
+    snapshot = tmp_path / "s.kws"
+    proc = kwoksnap("save", "-o", str(snapshot), "-n", f"default,kube-system,{namespace}", "--include",
+                    "namespaces,clusterroles", kubeconfig=kwok_cluster.kubeconfig)
+    assert proc.returncode == 0, proc.stderr
+    refused = kwoksnap("restore", str(snapshot), "--on-conflict", "fail", "-o", "json",
+                       kubeconfig=kwok_cluster.kubeconfig)
+    assert refused.returncode == ExitCode.PARTIAL, refused.stderr
+    report = json.loads(refused.stdout)
+    failed = {(f["resource"], f["name"]) for f in report["failures"]}
+    assert ("v1/namespaces", namespace) in failed  # made by the test's client: a real conflict
+    assert not {name for _r, name in failed} & {"default", "kube-system", "cluster-admin", "system:basic-user"}
