@@ -248,6 +248,32 @@ def _open_text(path: Path) -> IO[str]:
         raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from exc
 
 
+# A document may reuse a node through YAML aliases (`*name`), as sigs.k8s.io/yaml allows; expanded, it may hold at
+# most this many nodes beyond ten times its distinct ones (a "billion laughs" of 1 KB expands to 10**9, and a
+# self-referencing alias never ends).
+_ALIAS_ALLOWANCE = 100_000
+
+
+def _check_aliasing(root: yaml.Node, name: str, number: int) -> None:
+    """Refuse a document whose aliases expand it far beyond its own size, before anything is built from it."""
+    distinct: set[int] = set()
+    expanded = 0
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        expanded += 1
+        distinct.add(id(node))
+        if expanded > 10 * len(distinct) + _ALIAS_ALLOWANCE:
+            raise FormatError("YAML aliases expand it beyond any object's size (or refer to themselves)", path=name,
+                              where=f"document {number}")
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack.append(key)
+                stack.append(value)
+
+
 def _documents(path: Path) -> Iterator[tuple[int, int, Any]]:
     """Yield (document number, first line, data) for every YAML document, streaming."""
     name = str(path)
@@ -261,6 +287,8 @@ def _documents(path: Path) -> Iterator[tuple[int, int, Any]]:
                 number += 1
                 node = loader.get_node()
                 line = node.start_mark.line + 1 if node is not None else line
+                if node is not None:
+                    _check_aliasing(node, name, number)
                 yield number, line, loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
