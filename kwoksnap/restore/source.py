@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from kwoksnap.errors import InputError
+from kwoksnap.errors import FormatError, InputError
 from kwoksnap.kube.client import Client
-from kwoksnap.kube.discovery import Discovery
+from kwoksnap.kube.discovery import Discovery, parse_key
 from kwoksnap.restore.engine import RecordSource
 from kwoksnap.restore.plan import group_resource
 from kwoksnap.store import KwsReader
@@ -30,6 +30,11 @@ class SnapshotSource(RecordSource):
         self._keys_by_gr: dict[str, list[str]] = {}
         for key in reader.resources():
             if key:
+                try:
+                    parse_key(key)
+                except ValueError:
+                    raise FormatError(f"resource {key!r} is not version/resource or group/version/resource",
+                                      path=str(reader.path)) from None
                 self._keys_by_gr.setdefault(group_resource(key), []).append(key)
 
     def taken_at(self) -> str | None:

@@ -295,6 +295,11 @@ class KwsReader:
         for record in records:
             if not isinstance(record, dict):
                 raise _Broken(offset, f"a record is a {type(record).__name__}, not a map", frame)
+            if record.get("type") == "object":  # docs/format.md: what every consumer of an object relies on
+                obj = record.get("object")
+                meta = obj.get("metadata") if isinstance(obj, dict) else None
+                if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
+                    raise _Broken(offset, "an object record holds no object with a metadata.name", frame)
         return records
 
     def _count_frame(self, payload: bytes, offset: int, frame: int | None) -> list[Record]:

@@ -281,3 +281,31 @@ def test_checksummed_garbage_is_reported_below_the_checksum(
     frame = head + struct.pack("<I", zlib.crc32(body, zlib.crc32(head))) + body
     err = one_line_error(put(tmp_path, header + frame))
     assert "zstd" in str(err) and "(frame 1)" in str(err)
+
+
+@pytest.mark.parametrize(("resource", "obj", "expected"), [
+    ("v1/configmaps", {"metadata": "a string"}, "an object record holds no object with a metadata.name"),
+    ("v1/configmaps", {"metadata": {"namespace": "n"}}, "an object record holds no object with a metadata.name"),
+    ("bogus", {"metadata": {"name": "a", "namespace": "n"}}, "resource 'bogus' is not version/resource"),
+])
+def test_well_framed_records_of_the_wrong_shape_are_format_errors(tmp_path: Path, resource: str, obj: Any,
+                                                                   expected: str) -> None:
+    """Black-box finding: such files gave exit 70 (AttributeError, IndexError) in diff, restore --dry-run and
+    export; they are damaged files (exit 3), named as such."""
+    import subprocess
+    import sys
+
+    from kwoksnap.errors import ExitCode
+
+    path = tmp_path / "odd.kws"
+    with KwsWriter(path) as w:
+        w.write({"type": "resource", "resource": resource, "kind": "ConfigMap", "namespaced": True})
+        w.write({"type": "object", "resource": resource, "object": {"apiVersion": "v1", "kind": "ConfigMap", **obj}})
+    commands = [["diff", str(path), str(path)], ["export", str(path), "-o", str(tmp_path / "x.yaml")]]
+    if resource == "bogus":  # a dry run reads the index (the plan), not the records
+        commands.append(["--kubeconfig", str(tmp_path / "none"), "restore", str(path), "--dry-run"])
+    for command in commands:
+        proc = subprocess.run([sys.executable, "-m", "kwoksnap", *command], capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == ExitCode.INPUT, (command, proc.stderr)
+        assert proc.stderr.count("\n") == 1 and expected in proc.stderr, (command, proc.stderr)
