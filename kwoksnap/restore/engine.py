@@ -168,6 +168,8 @@ class _Restorer:
         self.claims_without_volume: list[str] = []
         self.kept_secrets: list[str] = []  # not replaced: redacted in the snapshot
         self.active_namespaces: list[str] = []  # Terminating in the snapshot
+        # Objects other than pods that were Terminating, held by finalizers: deleted again at the end
+        self.to_terminate: list[tuple[Resource, str, Obj, str]] = []
 
     # -- bookkeeping -------------------------------------------------------------------------------------------
 
@@ -226,13 +228,18 @@ class _Restorer:
                 except APIError as exc:
                     self._fail(key, obj, f"created, but its recorded taints could not be written: {exc}")
                     return
-        # A pod that was Terminating is deleted gracefully again (likewise completed on a rerun).
+        # A pod that was Terminating is deleted gracefully again (likewise completed on a rerun); another object held
+        # by finalizers at the end (terminate_deferred).
         if prep.terminate is not None and not (created.get("metadata") or {}).get("deletionTimestamp"):
-            try:
-                self.client.delete(res.path(ns, name), {**prep.terminate, "preconditions": {"uid": new_uid}})
-            except APIError as exc:
-                self._fail(key, obj, f"created, but it could not be made Terminating again: {exc}")
-                return
+            if res.kind != "Pod":
+                with self.lock:
+                    self.to_terminate.append((res, key, obj, new_uid))
+            else:
+                try:
+                    self.client.delete(res.path(ns, name), {**prep.terminate, "preconditions": {"uid": new_uid}})
+                except APIError as exc:
+                    self._fail(key, obj, f"created, but it could not be made Terminating again: {exc}")
+                    return
         with self.lock:
             if res.kind == "PersistentVolumeClaim" and prep.status and prep.status.get("phase") == "Bound":
                 self.bound_claims.append((res, key, str(ns or ""), name, prep.status))
@@ -370,6 +377,19 @@ class _Restorer:
             if wanted <= served or time.monotonic() >= deadline:
                 return disc
             time.sleep(0.2)
+
+    def terminate_deferred(self) -> None:
+        """Make the objects that were Terminating in the snapshot (held by finalizers) Terminating again, now that
+        what depends on them is restored (a claim's pod, say): a delete of that UID, which their finalizers hold."""
+        for res, key, obj, uid in self.to_terminate:
+            meta = obj.get("metadata") or {}
+            try:
+                self.client.delete(res.path(meta.get("namespace") or None, str(meta.get("name", ""))),
+                                   {"preconditions": {"uid": uid}} if uid else None)
+            except NotFound:
+                pass  # its finalizers were lifted meanwhile: gone, as it would have gone in the source
+            except APIError as exc:
+                self._fail(key, obj, f"restored, but it could not be made Terminating again: {exc}")
 
     def relink(self) -> None:
         for res, ns, name, kept, refs in self.deferred:
@@ -532,6 +552,8 @@ def restore(
     finally:
         pool.shutdown(wait=True, cancel_futures=interrupted)
     r.relink()
+    if not interrupted:
+        r.terminate_deferred()
     not_adopted: list[Adoption] = []
     if not interrupted:
         r.rebind_claims(options.settle_timeout)

@@ -69,8 +69,9 @@ class Prepared:
     deferred_owners: list[Obj]
     adoption: Adoption | None
     dropped_owners: int = 0
-    # A pod that was Terminating: the DELETE options that make it Terminating again once created (its node's kwok
-    # disregards it as frozen, so the deletion stays pending as it was; its recorded finalizers are kept).
+    # An object that was Terminating: the DELETE options that make it Terminating again. A pod at once, once created
+    # (its node's kwok disregards it as frozen, so the deletion stays pending as it was; its recorded finalizers are
+    # kept); any other object held by finalizers at the end of the restore, once what depends on it is restored.
     terminate: Obj | None = None
 
 
@@ -191,6 +192,8 @@ def prepare(
     if kind == "Pod" and terminating:
         grace = (obj.get("metadata") or {}).get("deletionGracePeriodSeconds")
         terminate = {"gracePeriodSeconds": grace if isinstance(grace, int) and grace > 0 else 30}
+    elif terminating and kind != "Namespace" and (body.get("metadata") or {}).get("finalizers"):
+        terminate = {}  # held by its finalizers: a plain delete makes it Terminating again, and no more
     return Prepared(body, status, deferred, adoption, dropped, terminate)
 
 

@@ -83,3 +83,30 @@ def test_on_conflict_fail_leaves_out_what_every_cluster_has(kwok_cluster: LocalC
     failed = {(f["resource"], f["name"]) for f in report["failures"]}
     assert ("v1/namespaces", namespace) in failed  # made by the test's client: a real conflict
     assert not {name for _r, name in failed} & {"default", "kube-system", "cluster-admin", "system:basic-user"}
+
+
+def test_an_object_held_by_its_finalizers_is_restored_terminating(kwok_cluster: LocalCluster, client: Client,
+                                                                   namespace: str, tmp_path: Path) -> None:
+    """Black-box finding: a ConfigMap being deleted, held by a finalizer, came back as a live one, without a word."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps/dying"
+    client.create(f"/api/v1/namespaces/{namespace}/configmaps",
+                  {"metadata": {"name": "dying", "finalizers": [HOLD]}, "data": {"k": "v"}})
+    client.delete(path)
+    assert client.get(path)["metadata"].get("deletionTimestamp")
+    snapshot = tmp_path / "s.kws"
+    proc = kwoksnap("save", "-o", str(snapshot), "-n", namespace, "--include", "configmaps",
+                    kubeconfig=kwok_cluster.kubeconfig)
+    assert proc.returncode == 0, proc.stderr
+    client.patch(path, {"metadata": {"finalizers": None}})
+    _wait_gone(client, path)
+    try:
+        proc = kwoksnap("restore", str(snapshot), kubeconfig=kwok_cluster.kubeconfig)
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+        restored = client.get(path)
+        assert restored["metadata"].get("deletionTimestamp") and restored["metadata"]["finalizers"] == [HOLD]
+        assert restored["data"] == {"k": "v"}
+        rerun = kwoksnap("restore", str(snapshot), kubeconfig=kwok_cluster.kubeconfig)  # left as it is
+        assert rerun.returncode == 0, rerun.stderr
+    finally:
+        with contextlib.suppress(NotFound):
+            client.patch(path, {"metadata": {"finalizers": None}})
