@@ -215,6 +215,12 @@ class _Restorer:
             except APIError as exc:
                 self._fail(key, obj, f"created, but its status could not be written: {exc}")
                 return
+            if prep.resume is not None and outcome != "skipped":
+                try:
+                    self.client.patch(res.path(ns, name), prep.resume)
+                except APIError as exc:
+                    self._fail(key, obj, f"created suspended, but could not be resumed: {exc}")
+                    return
         # The API server's TaintNodesByCondition admission adds node.kubernetes.io/not-ready to every new node, and
         # the node lifecycle controller removes it once the node is Ready: unless that controller is down, slow or
         # its request failed (an API server restart mid-restore). Restore writes the recorded taints itself; on a

@@ -73,6 +73,9 @@ class Prepared:
     # (its node's kwok disregards it as frozen, so the deletion stays pending as it was; its recorded finalizers are
     # kept); any other object held by finalizers at the end of the restore, once what depends on it is restored.
     terminate: Obj | None = None
+    # A finished Job, created suspended where a Job controller runs: the patch that resumes it once its recorded
+    # status (Complete or Failed) is written. Created running, the controller started a new pod before that status.
+    resume: Obj | None = None
 
 
 # Endpoints the endpoints controller maintains carry its managed-by label (since 1.33) or, in older clusters, often
@@ -194,7 +197,13 @@ def prepare(
         terminate = {"gracePeriodSeconds": grace if isinstance(grace, int) and grace > 0 else 30}
     elif terminating and kind != "Namespace" and (body.get("metadata") or {}).get("finalizers"):
         terminate = {}  # held by its finalizers: a plain delete makes it Terminating again, and no more
-    return Prepared(body, status, deferred, adoption, dropped, terminate)
+    resume: Obj | None = None
+    if kind == "Job" and adopt and status is not None and finished_job(obj):
+        spec = body.setdefault("spec", {})
+        recorded = spec.get("suspend")
+        spec["suspend"] = True
+        resume = {"spec": {"suspend": recorded if isinstance(recorded, bool) else False}}
+    return Prepared(body, status, deferred, adoption, dropped, terminate, resume)
 
 
 def target_refs(obj: Obj) -> list[Obj]:

@@ -110,3 +110,32 @@ def test_an_object_held_by_its_finalizers_is_restored_terminating(kwok_cluster: 
     finally:
         with contextlib.suppress(NotFound):
             client.patch(path, {"metadata": {"finalizers": None}})
+
+
+def test_a_finished_job_whose_pods_are_gone_starts_no_pod(kwok_cluster: LocalCluster, client: Client,
+                                                          namespace: str, tmp_path: Path) -> None:
+    """Black-box finding: a Complete Job whose pods had been deleted got a new Pending pod after restore: its Job
+    controller saw a running Job in the moment between its create and its status write. It is created suspended,
+    given its status, then resumed as recorded."""
+    jobs = f"/apis/batch/v1/namespaces/{namespace}/jobs"
+    client.create(jobs, {"metadata": {"name": "done"}, "spec": {"suspend": True, "template": {"spec": {
+        "restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}})
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    done = [{"type": t, "status": "True", "lastTransitionTime": now, "lastProbeTime": now}
+            for t in ("SuccessCriteriaMet", "Complete")]
+    client.patch(f"{jobs}/done/status", {"status": {"startTime": now, "completionTime": now, "succeeded": 1,
+                                                    "conditions": done}})
+    client.patch(f"{jobs}/done", {"spec": {"suspend": False}})
+    snapshot = tmp_path / "s.kws"
+    proc = kwoksnap("save", "-o", str(snapshot), "-n", namespace, "--include", "jobs",
+                    kubeconfig=kwok_cluster.kubeconfig)
+    assert proc.returncode == 0, proc.stderr
+    client.delete(f"{jobs}/done", {"propagationPolicy": "Background"})
+    _wait_gone(client, f"{jobs}/done")
+    proc = kwoksnap("restore", str(snapshot), kubeconfig=kwok_cluster.kubeconfig)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    time.sleep(3)  # the Job controller has seen it by now
+    job = client.get(f"{jobs}/done")
+    assert job["spec"]["suspend"] is False
+    assert {c["type"] for c in job["status"]["conditions"]} == {"SuccessCriteriaMet", "Complete"}
+    assert [p for p, _ in client.list_items(f"/api/v1/namespaces/{namespace}/pods")] == []
