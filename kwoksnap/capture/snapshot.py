@@ -19,7 +19,7 @@ from typing import Any
 
 from kwoksnap import __version__
 from kwoksnap.capture.redact import is_service_account_token, redact_secret
-from kwoksnap.capture.selection import selected
+from kwoksnap.capture.selection import matches, selected
 from kwoksnap.errors import APIError, UsageError
 from kwoksnap.kube.client import Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
@@ -57,6 +57,7 @@ class SaveSummary:
     seconds: float
     bytes: int
     server_version: str
+    unmatched_exclude: list[str] = dataclasses.field(default_factory=list)  # --exclude names of nothing served
 
     @property
     def rate(self) -> float:
@@ -69,6 +70,7 @@ class SaveSummary:
             "resources": {r.resource: {"objects": r.objects, "skipped": r.skipped, **({"error": r.error}
                                                                                        if r.error else {})}
                           for r in self.resources},
+            "unmatchedExclude": self.unmatched_exclude,
         }
 
 
@@ -213,4 +215,5 @@ def save_snapshot(
         stop.set()  # producers still waiting for room give up
         pool.shutdown(wait=True, cancel_futures=True)  # producers not started never start
     size = Path(path).stat().st_size
-    return SaveSummary(str(path), total, counts, time.monotonic() - started, size, disc.server_version)
+    unmatched = sorted(n for n in options.exclude if not any(matches(r, frozenset({n})) for r in disc.listable()))
+    return SaveSummary(str(path), total, counts, time.monotonic() - started, size, disc.server_version, unmatched)

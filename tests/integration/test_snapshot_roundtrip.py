@@ -338,3 +338,14 @@ def test_diff_live_compares_what_save_n_l_saved(kwok_cluster: LocalCluster, clie
         assert "web-config" in names and "db-config" not in names and pv not in names
     finally:
         client.delete(f"/api/v1/persistentvolumes/{pv}")
+
+
+def test_an_exclude_that_names_nothing_served_is_warned_about(kwok_cluster: LocalCluster, namespace: str,
+                                                              tmp_path: Path) -> None:
+    """Black-box finding: `--include nosuchthing` is an error, but a misspelt --exclude silently kept what it meant
+    to leave out."""
+    proc = kwoksnap("save", "-o", str(tmp_path / "s.kws"), "-n", namespace, "--exclude", "secrts,events",
+                    kubeconfig=kwok_cluster.kubeconfig)
+    assert proc.returncode == ExitCode.OK, proc.stderr
+    assert [ln for ln in proc.stderr.splitlines() if ln.startswith("warning: --exclude")] == [
+        "warning: --exclude secrts: the cluster serves no such resource (is the name right?)"]
