@@ -27,6 +27,9 @@ def diff(ctx: click.Context, a: str, b: str | None, live: bool, namespaces: tupl
     With --live, the cluster is listed as A was saved: its -n namespaces (and the cluster-scoped objects save keeps
     with them) and its -l label selector.
 
+    Secret values are never compared, nor shown (only their keys and type): snapshots hold placeholders unless
+    saved with --include-secrets, and a changed password would otherwise be printed.
+
     Exit code 0 when equal, 1 when different.
     """
     from kwoksnap.diff.compare import compare
