@@ -111,16 +111,30 @@ def main(argv: list[str] | None = None) -> None:
         where = f"{exc.filename}: " if exc.filename else ""
         click.echo(f"{prog}: error: {where}{exc.strerror or exc} (nothing was left half-written)", err=True)
         code = ExitCode.SYSTEM
+    except (RecursionError, TypeError) as exc:
+        # orjson refuses more than 255 levels ("Recursion limit reached", a TypeError), Python more than ~1000
+        # frames: an object nested that deep (the API server accepts them) cannot be compared or exported.
+        if not isinstance(exc, RecursionError) and "Recursion limit" not in str(exc):
+            code = _internal(prog, exc, debug)
+        else:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"{prog}: error: an object is nested more deeply than kwoksnap can process (over 255 "
+                       "levels of maps and lists)", err=True)
+            code = ExitCode.INPUT
     except Exception as exc:  # the boundary: anything else is a bug, reported as such
-        if debug:
-            traceback.print_exc()
-        click.echo(f"{prog}: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)",
-                   err=True)
-        code = ExitCode.INTERNAL
+        code = _internal(prog, exc, debug)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     sys.exit(int(code))
+
+
+def _internal(prog: str, exc: Exception, debug: bool) -> ExitCode:
+    if debug:
+        traceback.print_exc()
+    click.echo(f"{prog}: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", err=True)
+    return ExitCode.INTERNAL
 
 
 def _interrupt(_signum: int, _frame: object) -> None:

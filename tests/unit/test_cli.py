@@ -276,3 +276,24 @@ def test_a_full_disk_or_file_size_limit_is_exit_7_and_leaves_no_file(tmp_path: P
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("kwoksnap: error: ") and "File too large" in \
         proc.stderr, proc.stderr
     assert list(out.iterdir()) == []
+
+
+def test_an_object_nested_too_deeply_is_named_not_a_bug(tmp_path: Path) -> None:
+    """Black-box finding: a custom resource nested 300 levels (the API server took 600) made diff and export end
+    in 'internal error' (exit 70)."""
+    from kwoksnap.store import KwsWriter
+
+    deep: dict[str, object] = {}
+    node = deep
+    for _ in range(300):
+        node["a"] = {}
+        node = node["a"]  # type: ignore[assignment]
+    path = tmp_path / "deep.kws"
+    with KwsWriter(path) as w:
+        w.write({"type": "resource", "resource": "example.com/v1/widgets", "kind": "Widget", "namespaced": True})
+        w.write({"type": "object", "resource": "example.com/v1/widgets", "object": {
+            "apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "n"},
+            "spec": deep}})
+    proc = run("diff", str(path), str(path))
+    assert proc.returncode == ExitCode.INPUT and proc.stderr.count("\n") == 1, proc.stderr
+    assert "nested more deeply than kwoksnap can process" in proc.stderr
