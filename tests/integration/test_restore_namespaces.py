@@ -24,6 +24,18 @@ def _wait_gone(client: Client, path: str, seconds: float = 90) -> None:
         time.sleep(0.5)
 
 
+def _save_then_release(cluster: LocalCluster, client: Client, tmp_path: Path, namespace: str, include: str,
+                       held: str, gone: str) -> Path:
+    """Save ``namespace`` while ``held`` is held Terminating by its finalizer, then lift it and wait until ``gone``
+    is gone: the snapshot holds a deletion the cluster has finished."""
+    snapshot = tmp_path / "s.kws"
+    proc = kwoksnap("save", "-o", str(snapshot), "-n", namespace, "--include", include, kubeconfig=cluster.kubeconfig)
+    assert proc.returncode == 0, proc.stderr
+    client.patch(held, {"metadata": {"finalizers": None}})
+    _wait_gone(client, gone)
+    return snapshot
+
+
 def test_a_terminating_namespace_is_restored_active_with_a_warning(
         kwok_cluster: LocalCluster, client: Client, tmp_path: Path) -> None:
     ns = f"t-term-{uuid.uuid4().hex[:8]}"
@@ -35,12 +47,7 @@ def test_a_terminating_namespace_is_restored_active_with_a_warning(
                                                 "data": {"k": "v"}})
         client.delete(ns_path)  # Terminating until the ConfigMap's finalizer goes
         assert client.get(ns_path)["status"]["phase"] == "Terminating"
-        snapshot = tmp_path / "s.kws"
-        proc = kwoksnap("save", "-o", str(snapshot), "-n", ns, "--include", "namespaces,configmaps",
-                        kubeconfig=kwok_cluster.kubeconfig)
-        assert proc.returncode == 0, proc.stderr
-        client.patch(held, {"metadata": {"finalizers": None}})
-        _wait_gone(client, ns_path)
+        snapshot = _save_then_release(kwok_cluster, client, tmp_path, ns, "namespaces,configmaps", held, ns_path)
 
         proc = kwoksnap("restore", str(snapshot), kubeconfig=kwok_cluster.kubeconfig)
         assert proc.returncode == 0, proc.stderr + proc.stdout
@@ -93,12 +100,7 @@ def test_an_object_held_by_its_finalizers_is_restored_terminating(kwok_cluster: 
                   {"metadata": {"name": "dying", "finalizers": [HOLD]}, "data": {"k": "v"}})
     client.delete(path)
     assert client.get(path)["metadata"].get("deletionTimestamp")
-    snapshot = tmp_path / "s.kws"
-    proc = kwoksnap("save", "-o", str(snapshot), "-n", namespace, "--include", "configmaps",
-                    kubeconfig=kwok_cluster.kubeconfig)
-    assert proc.returncode == 0, proc.stderr
-    client.patch(path, {"metadata": {"finalizers": None}})
-    _wait_gone(client, path)
+    snapshot = _save_then_release(kwok_cluster, client, tmp_path, namespace, "configmaps", path, path)
     try:
         proc = kwoksnap("restore", str(snapshot), kubeconfig=kwok_cluster.kubeconfig)
         assert proc.returncode == 0, proc.stderr + proc.stdout

@@ -45,13 +45,19 @@ def test_version() -> None:
     assert proc.returncode == 0 and "kwoksnap" in proc.stdout
 
 
+def in_process(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[object, str, str]:
+    """Run the CLI in this process: (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
 def test_kwoksnap_error_is_one_line_with_its_exit_code(capsys: pytest.CaptureFixture[str],
                                                          monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
     monkeypatch.setenv("KWOKSNAP_WORKDIR", str(tmp_path))
-    with pytest.raises(SystemExit) as exc:
-        main(["cluster", "kubeconfig", "--name", "does-not-exist"])
-    assert exc.value.code == ExitCode.USAGE
-    err = capsys.readouterr().err
+    code, _out, err = in_process(capsys, "cluster", "kubeconfig", "--name", "does-not-exist")
+    assert code == ExitCode.USAGE
     assert err.count("\n") == 1 and err.startswith("kwoksnap: error: no cluster named does-not-exist")
 
 
@@ -59,10 +65,8 @@ def test_deleting_a_missing_cluster_is_a_note_not_an_error(capsys: pytest.Captur
                                                             monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
     """Documented (README, exit codes): cleanup runs `cluster delete` unconditionally, as kind allows."""
     monkeypatch.setenv("KWOKSNAP_WORKDIR", str(tmp_path))
-    with pytest.raises(SystemExit) as exc:
-        main(["cluster", "delete", "--name", "does-not-exist"])
-    assert exc.value.code == ExitCode.OK
-    out, err = capsys.readouterr()
+    code, out, err = in_process(capsys, "cluster", "delete", "--name", "does-not-exist")
+    assert code == ExitCode.OK
     assert out == "" and err == "no cluster named does-not-exist: nothing to delete\n"
 
 
