@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from kwoksnap.audit import AuditEvent, Classifier, classify, degraded, format_timestamp
+from kwoksnap.audit import AuditEvent, Classifier, classify, degraded, format_timestamp, resource_version
 from kwoksnap.clock import Clock, RealClock
 from kwoksnap.errors import APIError, Conflict, Invalid, KwoksnapError, NotFound
 from kwoksnap.kube.client import MERGE_PATCH, Client
@@ -236,7 +236,7 @@ class ReplayReport:
     wall_seconds: float = 0.0
     interrupted: bool = False
     warnings: list[str] = dataclasses.field(default_factory=list)
-    stale: int = 0  # changes skipped: a later commit of their object was sent already (due_order came too late)
+    stale: int = 0  # changes that came after a later commit of their object was sent (skipped ones: skipped.stale)
     fidelity_checked: int = 0
     mismatches: list[str] = dataclasses.field(default_factory=list)
     recorded_start_ns: int = 0  # ts of the first replayed event
@@ -326,7 +326,8 @@ class Replayer:
         self.target_uids: dict[str, str] = {}
         self._source_of: dict[str, str] = {}  # target uid -> the source uid it was learned for
         self._late_deletes = 0  # split collection deletes that could not come before a re-create (_late_delete)
-        self._stale_events: set[int] = set()  # ids of events found stale, skipped when they reach the planner
+        self._stale_events: set[int] = set()  # ids of events due_order found stale (_superseded decides)
+        self._late_split: set[int] = set()  # ids of split collection deletes that came after a re-create
         self.expected: dict[tuple[str, str, str], ObjectState] = {}  # (kind, namespace, name) -> last recorded
         self._resources: dict[tuple[str, str, str], Resource | None] = {}
         self._discovering = threading.Lock()  # held while discovery is fetched again (resource)
@@ -666,6 +667,7 @@ class Replayer:
         r = self.report
         last_renewal: dict[tuple[str, str], float] = {}
         previous, long_wait_told = (0, 0.0), False  # (recorded ns, offset) of the last change
+        latest: dict[tuple[str, str, str, str, str], int] = {}  # (object, part) -> highest resourceVersion planned
         if self.options.mode == "verbatim":
             events = split_collection_deletes(events, on_late=self._late_delete)  # one named delete per object
         for ev in due_order(events, on_stale=self._stale):
@@ -673,9 +675,8 @@ class Replayer:
                 return
             with self.lock:
                 r.events += 1
-                stale = id(ev) in self._stale_events
+                stale = self._superseded(ev, latest)
                 if stale:
-                    self._stale_events.discard(id(ev))
                     r.skipped["stale"] += 1
             if stale:  # neither sent nor followed as the object's recorded state (inputs mode)
                 continue
@@ -730,18 +731,44 @@ class Replayer:
         self.notice(message)
 
     def _stale(self, ev: AuditEvent) -> None:
-        """An event that came too late for due_order to put it before a later commit of its object: the object's
-        later state has been sent already (replay sends whole objects), so it is skipped, not sent to take the
-        object back to an older state; the report says so."""
+        """An event that came too late for due_order to put it before a later commit of its object: see
+        _superseded for when it is skipped; otherwise it is applied where it came. The report says so."""
         with self.lock:
             self.report.stale += 1
-            self._stale_events.add(id(ev))  # the same dict reaches _planned, skipped there
+            self._stale_events.add(id(ev))  # the same dict reaches _planned (_superseded)
             if self.report.stale == 1:
                 self.report.warnings.append(
                     f"{ev['source']}: a change reached replay after a later change to its object had already been "
                     f"released for sending (it completed more than {REORDER_WINDOW_NS / NS:g} s after it was "
-                    "received, the reorder buffer was full, or the log is out of time order); skipped, since it "
-                    "would take its object back to an older state (count: 'stale' in the JSON report)")
+                    "received, the reorder buffer was full, or the log is out of time order); skipped where a later "
+                    "write of the same part (the object or its status) or its delete had been sent, since it would "
+                    "take the object back to an older state, else applied where it came (count: 'stale' in the "
+                    "JSON report)")
+
+    def _superseded(self, ev: AuditEvent, latest: dict[tuple[str, str, str, str, str], int]) -> bool:
+        """Whether to skip ``ev`` (planner thread, called with the lock held): a split collection delete that came
+        after its object was created again (_late_delete), or a stale create/update/patch whose part of the object
+        (the object, or its status subresource: replay writes each whole) had a later write, or a delete, planned
+        already. A stale delete is never skipped (a later write cannot delete), nor a write of another part (a PUT
+        of the object leaves its status as it is). ``latest`` follows what was planned."""
+        key = id(ev)
+        if key in self._late_split:
+            self._late_split.discard(key)
+            return True
+        sub = ev["subresource"]
+        part = "status" if sub == "status" else "" if not sub else None
+        rv = resource_version(ev) if part is not None else 0
+        obj = (ev["group"], ev["resource"], ev["namespace"], ev["name"])
+        if key in self._stale_events:
+            self._stale_events.discard(key)
+            if rv and ev["verb"] in ("create", "update", "patch") and latest.get((*obj, part or ""), 0) > rv:
+                return True
+        if rv:
+            parts = ("", "status") if ev["verb"] == "delete" else (part or "",)
+            for p in parts:
+                if rv > latest.get((*obj, p), 0):
+                    latest[(*obj, p)] = rv
+        return False
 
     def _late_delete(self, ev: AuditEvent) -> None:
         """A collection delete listed an object whose name was taken again too long before the collection delete
@@ -749,7 +776,7 @@ class Replayer:
         the new object's create and remove it, so it is skipped (the create has replaced the older copy)."""
         with self.lock:
             self.report.stale += 1
-            self._stale_events.add(id(ev))
+            self._late_split.add(id(ev))  # skipped when it reaches the planner (_superseded)
             self._late_deletes += 1
             if self._late_deletes <= 5:  # the first few by name; all of them in 'stale'
                 self.report.warnings.append(
