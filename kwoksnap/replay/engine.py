@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import copy
 import dataclasses
 import queue
 import sys
@@ -505,12 +506,14 @@ class Replayer:
             except Conflict as exc:
                 if not exc.already_exists:
                     raise
+                recorded = action.body
                 if res.kind == "Job" and isinstance(action.body, dict):
+                    recorded = copy.deepcopy(action.body)  # a new Job keeps its own selector, not the live one's
                     self._keep_job_selector(res, ns, action)
                 try:
                     created = self._replace(res, res.path(ns, action.name), action.body)
-                except Invalid:  # fields of the older copy that cannot change (a pod's spec once bound)
-                    created = self._recreate(res, ns, action)
+                except Invalid as exc:  # perhaps fields of the older copy that cannot change (a bound pod's spec)
+                    created = self._recreate(res, ns, action.name, recorded, exc)
             self._remember(res.kind, created, action.state)
             return None
         if action.op in ("replace", "status"):
@@ -547,25 +550,39 @@ class Replayer:
             return self._renew(res, ns, action)
         raise KwoksnapError(f"unknown action {action.op}")
 
-    def _recreate(self, res: Resource, ns: str | None, action: Action) -> Obj:
+    def _recreate(self, res: Resource, ns: str | None, name: str, body: Any, refused: Invalid) -> Obj:
         """A recorded create met an older copy of its object that a replace cannot turn into it: the recorded
-        create made a new object, and so does its replay. The older copy (that UID only) is deleted at once, then
-        the object is created; a copy held by finalizers fails the change."""
-        path = res.path(ns, action.name)
-        live_uid = str((self.client.get(path).get("metadata") or {}).get("uid", ""))
-        with contextlib.suppress(NotFound):
-            # No propagation policy: Orphan would wait for a garbage collector the replay profile does not run, and
-            # the older copy's dependents name its UID, which is gone either way.
-            self.client.request("DELETE", path, body={"preconditions": {"uid": live_uid}, "gracePeriodSeconds": 0})
+        create made a new object, and so does its replay. Only when the target accepts the recorded object as a new
+        one (a dry-run create is refused for the name alone, 409, after validation): then the older copy (that UID
+        only) is deleted at once and the object created; a copy that finalizers hold fails the change. Otherwise the
+        replace's refusal stands, and the older copy is left as it is."""
+        try:
+            self.client.request("POST", res.path(ns), body=body, params={"dryRun": "All"})
+        except Conflict as exc:
+            if not exc.already_exists:
+                raise
+        except Invalid:
+            raise refused from None  # the recorded object itself is not valid here: nothing to gain by deleting
+        else:
+            return self._create(res, ns, body)  # the older copy went meanwhile
+        path = res.path(ns, name)
+        try:
+            live_uid = str((self.client.get(path).get("metadata") or {}).get("uid", ""))
+            # Background: Orphan (the default of Jobs and ReplicationControllers) needs a garbage collector to
+            # finish, which the replay profile does not run; the older copy's dependents name its UID either way.
+            self.client.request("DELETE", path, body={"preconditions": {"uid": live_uid}, "gracePeriodSeconds": 0,
+                                                      "propagationPolicy": "Background"})
+        except NotFound:
+            pass
         deadline = self.clock.now() + RECREATE_WAIT
         while True:
             try:
-                return self._create(res, ns, action.body)
+                return self._create(res, ns, body)
             except Conflict as exc:
                 if not exc.already_exists or self.clock.now() >= deadline or not self.clock.sleep_until(
                         self.clock.now() + 0.1, self.stop):
-                    raise KwoksnapError(f"an older copy (uid {live_uid}) is in the way and was not removed within "
-                                        f"{RECREATE_WAIT:g} s of its delete (finalizers?)") from None
+                    raise KwoksnapError(f"an older copy is in the way and was not removed within {RECREATE_WAIT:g} "
+                                        "s of its delete (finalizers?)") from None
 
     def _replace(self, res: Resource, path: str, body: Any) -> Obj:
         """PUT ``body``. Replayed bodies carry no resourceVersion (the source's means nothing here), which most

@@ -92,3 +92,23 @@ def test_a_recorded_create_replaces_an_older_bound_copy(kwok_cluster: LocalClust
     live = client.get(f"/api/v1/namespaces/{namespace}/pods/db-1")
     assert live["metadata"]["uid"] != old_uid and not live["spec"].get("nodeName")
     assert live["spec"]["containers"][0]["image"] == "img"
+
+
+def test_a_recorded_create_the_target_refuses_leaves_the_older_copy(kwok_cluster: LocalCluster, client: Client,
+                                                                    namespace: str, tmp_path: Path) -> None:
+    """Review finding: the re-create ran on any 422, so a recorded object the target itself refuses cost the older
+    copy (deleted, then the create failed). A dry-run create decides first."""
+    older = pod(namespace, "db-2", "")
+    del older["metadata"]["uid"]
+    older["spec"] = {"containers": [{"name": "c", "image": "old"}], "nodeName": "kwoksnap-test-gone-node"}
+    old_uid = client.create(f"/api/v1/namespaces/{namespace}/pods", older)["metadata"]["uid"]
+    refused = pod(namespace, "db-2", "src-refused")
+    refused["spec"]["containers"][0]["name"] = "Not_A_DNS_Label"  # invalid in any cluster
+    log = tmp_path / "audit.log"
+    log.write_bytes(line(namespace, "create", "db-2", time.time() - 60, refused, refused))
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kwok_cluster.kubeconfig),
+                           "replay", "--audit", str(log), "--mode", "inputs", "--speed", "max", "--no-fidelity"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == ExitCode.PARTIAL, proc.stdout + proc.stderr
+    assert "events 1: applied 0, failed 1" in proc.stdout and "422" in proc.stderr, proc.stdout + proc.stderr
+    assert client.get(f"/api/v1/namespaces/{namespace}/pods/db-2")["metadata"]["uid"] == old_uid
