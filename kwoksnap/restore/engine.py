@@ -580,14 +580,20 @@ def restore(
 # Field managers of the objects an API server makes itself when it starts: the default namespaces, RBAC defaults,
 # the kubernetes Service, PriorityClasses, API priority-and-fairness configuration. No client writes under them.
 _API_SERVER_MANAGERS = frozenset({"kube-apiserver", "api-priority-and-fairness-config-producer-v1"})
+_SYSTEM_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 
 
 def _made_by_the_api_server(obj: Obj) -> bool:
     """An object every cluster has from its start (black-box finding: `--on-conflict fail` failed 139 of them on a
-    brand-new target), known by its bootstrap label or by the API server's own field manager."""
+    brand-new target), known by its bootstrap label or by being written by the API server's own field managers
+    alone."""
     meta = obj.get("metadata") or {}
     if "kubernetes.io/bootstrapping" in (meta.get("labels") or {}):
         return True
-    return any(isinstance(entry, dict) and entry.get("manager") in _API_SERVER_MANAGERS
-               for entry in meta.get("managedFields") or ())
+    if obj.get("kind") == "Namespace" and meta.get("name") in _SYSTEM_NAMESPACES:
+        return True  # (kube-system also carries restore's own snapshot mark)
+    # Only who wrote the object itself: the API server writes the status of every CRD (and APIService) it serves.
+    writers = {entry.get("manager") for entry in meta.get("managedFields") or ()
+               if isinstance(entry, dict) and entry.get("subresource") != "status"}
+    return bool(writers) and writers <= _API_SERVER_MANAGERS
 

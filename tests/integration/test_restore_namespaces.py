@@ -79,17 +79,31 @@ def test_on_conflict_fail_leaves_out_what_every_cluster_has(kwok_cluster: LocalC
                                                              namespace: str, tmp_path: Path) -> None:
     """Black-box finding: `--on-conflict fail` failed 139 objects restoring a full snapshot into a brand-new cluster:
     the default namespaces and RBAC that every API server makes itself. They are skipped; real conflicts fail."""
-    snapshot = tmp_path / "s.kws"
-    proc = kwoksnap("save", "-o", str(snapshot), "-n", f"default,kube-system,{namespace}", "--include",
-                    "namespaces,clusterroles", kubeconfig=kwok_cluster.kubeconfig)
-    assert proc.returncode == 0, proc.stderr
-    refused = kwoksnap("restore", str(snapshot), "--on-conflict", "fail", "-o", "json",
-                       kubeconfig=kwok_cluster.kubeconfig)
-    assert refused.returncode == ExitCode.PARTIAL, refused.stderr
-    report = json.loads(refused.stdout)
-    failed = {(f["resource"], f["name"]) for f in report["failures"]}
-    assert ("v1/namespaces", namespace) in failed  # made by the test's client: a real conflict
-    assert not {name for _r, name in failed} & {"default", "kube-system", "cluster-admin", "system:basic-user"}
+    group = f"g{uuid.uuid4().hex[:8]}.example.com"  # a user's CRD: the API server writes its status, not it
+    crd = f"things.{group}"
+    client.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", {
+        "metadata": {"name": crd},
+        "spec": {"group": group, "scope": "Namespaced", "names": {"plural": "things", "kind": "Thing"},
+                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                     "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}})
+    try:
+        snapshot = tmp_path / "s.kws"
+        proc = kwoksnap("save", "-o", str(snapshot), "-n", f"default,kube-system,{namespace}", "--include",
+                        "namespaces,clusterroles,customresourcedefinitions", kubeconfig=kwok_cluster.kubeconfig)
+        assert proc.returncode == 0, proc.stderr
+        # restore's own mark on kube-system makes it no less the target's own on a second restore
+        for _ in range(2):
+            refused = kwoksnap("restore", str(snapshot), "--on-conflict", "fail", "-o", "json",
+                               kubeconfig=kwok_cluster.kubeconfig)
+            assert refused.returncode == ExitCode.PARTIAL, refused.stderr
+            report = json.loads(refused.stdout)
+            failed = {(f["resource"], f["name"]) for f in report["failures"]}
+            assert ("v1/namespaces", namespace) in failed  # made by the test's client: a real conflict
+            assert ("apiextensions.k8s.io/v1/customresourcedefinitions", crd) in failed
+            assert not {name for _r, name in failed} & {"default", "kube-system", "cluster-admin",
+                                                        "system:basic-user"}
+    finally:
+        client.delete(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}")
 
 
 def test_an_object_held_by_its_finalizers_is_restored_terminating(kwok_cluster: LocalCluster, client: Client,
