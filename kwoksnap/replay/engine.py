@@ -332,6 +332,7 @@ class Replayer:
         self.expected: dict[tuple[str, str, str], ObjectState] = {}  # (kind, namespace, name) -> last recorded
         self._resources: dict[tuple[str, str, str], Resource | None] = {}
         self._discovering = threading.Lock()  # held while discovery is fetched again (resource)
+        self._crd_generation = 0  # CRD writes answered so far (_forget_unserved)
         self._inflight: dict[tuple[str, str, str, str], collections.deque[_Item]] = {}
         self._planner_error: BaseException | None = None
         self._start = 0.0  # monotonic time of offset 0, set when dispatch starts
@@ -357,20 +358,25 @@ class Replayer:
 
     def resource(self, group: str, version: str, name: str) -> Resource | None:
         """The target's resource for a recorded change; None when the target does not serve it. A custom resource
-        whose CRD the target has (the log may have just created it) is waited for, up to ``CRD_SERVE_WAIT``."""
+        whose CRD the target has (the log may have just created it) is waited for, up to ``CRD_SERVE_WAIT``, once:
+        the answer is kept, until a CRD write makes an unserved resource worth another look (_forget_unserved)."""
         key = (group, version, name)
         with self.lock:
             if key in self._resources:
                 return self._resources[key]
+            generation = self._crd_generation
         spelled = f"{group}/{version}/{name}" if group else f"{version}/{name}"
         found = self.discovery.by_key(spelled)
         if found is None and "." in group:  # built-in groups are served from the start; only a CRD can add one
-            with self._discovering:  # one refresh at a time: the other workers then find it done
-                found = self.discovery.by_key(spelled)
-                # Changes to different objects run in parallel: the CRD's recorded create may be in flight.
+            with self._discovering:  # one refresh at a time
+                with self.lock:  # settled by another worker while this one waited for its turn
+                    if key in self._resources:
+                        return self._resources[key]
+                # Changes to different objects run in parallel: a recorded write of the CRD may be in flight.
                 crd = (*CRDS, "", f"{name}.{group}")
                 with self._created:
                     self._created.wait_for(lambda: not self._creating[crd], timeout=CRD_SERVE_WAIT)
+                found = self.discovery.by_key(spelled)
                 if found is None and self._crd_exists(group, name):
                     deadline = self.clock.now() + CRD_SERVE_WAIT
                     while True:
@@ -380,7 +386,8 @@ class Replayer:
                                 min(deadline, self.clock.now() + 0.2), self.stop) or self.clock.now() >= deadline:
                             break
         with self.lock:
-            self._resources[key] = found
+            if found is not None or generation == self._crd_generation:  # no CRD was written meanwhile
+                self._resources[key] = found
         return found
 
     def _crd_exists(self, group: str, name: str) -> bool:
@@ -391,9 +398,10 @@ class Replayer:
         return True
 
     def _forget_unserved(self) -> None:
-        """A CRD was written: resources looked up in vain before may be served now."""
+        """A CRD was written: resources looked up in vain before (or while it was written) may be served now."""
         with self.lock:
             self._resources = {k: v for k, v in self._resources.items() if v is not None}
+            self._crd_generation += 1
 
     def _owner_uid(self, ref: Obj, namespace: str) -> str | None:
         kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))
@@ -885,7 +893,7 @@ class Replayer:
         (no fixed shards, so no head-of-line blocking behind an unrelated object)."""
         key = item.action.key
         with self.lock:
-            if item.action.op == "create":
+            if _awaited(item.action):
                 self._creating[key] += 1
             pending = self._inflight.get(key)
             if pending is not None:
@@ -909,7 +917,7 @@ class Replayer:
                                                     f"internal error: {type(exc).__name__}: {exc}")
             self._backlog.release()
             with self.lock:
-                if current.action.op == "create":
+                if _awaited(current.action):
                     self._creating[key] -= 1
                     if not self._creating[key]:
                         del self._creating[key]
@@ -1156,6 +1164,12 @@ class Replayer:
         if homeless:
             r.warnings.append(f"{len(homeless)} replayed pod(s) are bound to nodes the target lacks, e.g. "
                               f"{', '.join(homeless[:3])}: restore the snapshot taken before the log first")
+
+
+def _awaited(action: Action) -> bool:
+    """Changes others may wait for while they are in flight: creates (an owner, a CRD), and any write of a CRD
+    (server-side apply creates one with a PATCH)."""
+    return action.op == "create" or (action.group, action.resource) == CRDS
 
 
 def _duration(seconds: float) -> str:

@@ -29,6 +29,7 @@ from kwoksnap.replay.actions import (
 )
 from kwoksnap.replay.capacity import SCRATCH_LABEL
 from kwoksnap.replay.engine import (
+    CRD_SERVE_WAIT,
     INPUTS_SETTLE,
     Replayer,
     ReplayOptions,
@@ -853,6 +854,37 @@ def test_a_long_idle_stretch_is_told_when_planning_meets_it() -> None:
     assert len(notices) == 1 and notices[0].startswith("test:1: the log is idle from ")
     assert "the replay waits 7h 23m before this change (--max-gap" in notices[0]  # (3 d 2 h - 5 s) / 10
     assert [_duration(s) for s in (59, 61, 3 * 3600 + 60, 2 * 86400 + 3600 * 5)] == ["0m", "1m", "3h 1m", "2d 5h"]
+
+
+def test_a_crd_that_exists_but_is_never_served_is_waited_for_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review finding: every worker that looked up an unserved custom resource waited the full CRD_SERVE_WAIT again,
+    one after the other (32 workers: minutes); a None looked up while a CRD was written stuck for good."""
+    import kwoksnap.replay.engine as engine
+
+    discovered: list[int] = []
+
+    def discover(_client: Any) -> Discovery:
+        discovered.append(1)
+        return Discovery([])
+
+    class CrdClient(NoClient):
+        def get(self, path: str) -> dict[str, Any]:  # the CRD is there (never served: discovery stays empty)
+            return {"metadata": {"name": path.rsplit("/", 1)[1]}}
+
+    monkeypatch.setattr(engine, "discover", discover)
+    clock = FakeClock()
+    r = Replayer(CrdClient(), ReplayOptions(), clock=clock, discovery=Discovery([]))  # type: ignore[arg-type]
+    workers = [threading.Thread(target=r.resource, args=("x.example.com", "v1", "things")) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=10)
+    assert r.resource("x.example.com", "v1", "things") is None
+    assert 0 < len(discovered) <= CRD_SERVE_WAIT / 0.2 + 1  # one worker waited; the others found its answer
+    # A CRD write makes it worth another look; a lookup that began before that write does not keep its None.
+    r._forget_unserved()
+    before = len(discovered)
+    assert r.resource("x.example.com", "v1", "things") is None and len(discovered) > before
 
 
 def test_due_order_window_and_bound() -> None:
