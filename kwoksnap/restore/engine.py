@@ -25,6 +25,7 @@ from kwoksnap.restore.plan import PHASES, PlanStep, plan
 from kwoksnap.restore.transform import (
     FAKE_NODE_ANNOTATION,
     JOB_TRACKING_FINALIZER,
+    SUSPENDED_ANNOTATION,
     Adoption,
     Prepared,
     finished_job,
@@ -208,14 +209,17 @@ class _Restorer:
             if outcome != "skipped":  # an existing namespace is left as it is
                 with self.lock:
                     self.active_namespaces.append(name)
-        # A skipped (existing) pod still gets its status if a previous run was cut off between create and status.
-        if prep.status is not None and (outcome != "skipped" or _status_differs(created, prep.status)):
+        # A skipped (existing) pod still gets its status if a previous run was cut off between create and status;
+        # likewise a finished Job still suspended by such a run.
+        left_suspended = SUSPENDED_ANNOTATION in ((created.get("metadata") or {}).get("annotations") or {})
+        if prep.status is not None and (outcome != "skipped" or _status_differs(created, prep.status)
+                                        or (prep.resume is not None and left_suspended)):
             try:
                 self.client.patch(res.path(ns, name, "status"), {"status": prep.status})
             except APIError as exc:
                 self._fail(key, obj, f"created, but its status could not be written: {exc}")
                 return
-            if prep.resume is not None and outcome != "skipped":
+            if prep.resume is not None and (outcome != "skipped" or left_suspended):
                 try:
                     self.client.patch(res.path(ns, name), prep.resume)
                 except APIError as exc:
@@ -389,9 +393,14 @@ class _Restorer:
         what depends on them is restored (a claim's pod, say): a delete of that UID, which their finalizers hold."""
         for res, key, obj, uid in self.to_terminate:
             meta = obj.get("metadata") or {}
+            finalizers = meta.get("finalizers") or ()
+            # The policy the recorded deletion had, as its finalizers tell; not the resource's default (Orphan for
+            # Jobs and ReplicationControllers), which would add a finalizer the recording did not have.
+            policy = ("Orphan" if "orphan" in finalizers else "Foreground" if "foregroundDeletion" in finalizers
+                      else "Background")
+            options: Obj = {"propagationPolicy": policy, **({"preconditions": {"uid": uid}} if uid else {})}
             try:
-                self.client.delete(res.path(meta.get("namespace") or None, str(meta.get("name", ""))),
-                                   {"preconditions": {"uid": uid}} if uid else None)
+                self.client.delete(res.path(meta.get("namespace") or None, str(meta.get("name", ""))), options)
             except NotFound:
                 pass  # its finalizers were lifted meanwhile: gone, as it would have gone in the source
             except APIError as exc:

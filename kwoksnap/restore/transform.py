@@ -20,6 +20,8 @@ SCHEDULING_GATE = "kwoksnap.io/restored"
 # A Secret whose values `kwoksnap save` replaced by placeholders (docs/format.md; written by capture.redact, which
 # this layer cannot import): restore never writes it over an existing Secret.
 REDACTED_ANNOTATION = "kwoksnap.io/redacted"
+# On a finished Job restore created suspended, until it is resumed as recorded (Prepared.resume).
+SUSPENDED_ANNOTATION = "kwoksnap.io/restore-suspended"
 
 SERVER_MANAGED = ("uid", "resourceVersion", "creationTimestamp", "generation", "selfLink", "managedFields",
                   "deletionTimestamp", "deletionGracePeriodSeconds")
@@ -202,7 +204,9 @@ def prepare(
         spec = body.setdefault("spec", {})
         recorded = spec.get("suspend")
         spec["suspend"] = True
-        resume = {"spec": {"suspend": recorded if isinstance(recorded, bool) else False}}
+        meta.setdefault("annotations", {})[SUSPENDED_ANNOTATION] = "true"  # a rerun finds one left suspended
+        resume = {"metadata": {"annotations": {SUSPENDED_ANNOTATION: None}},
+                  "spec": {"suspend": recorded if isinstance(recorded, bool) else False}}
     return Prepared(body, status, deferred, adoption, dropped, terminate, resume)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from kwoksnap.cluster.local import LocalCluster
 from kwoksnap.errors import ExitCode, NotFound
 from kwoksnap.kube import Client
+from kwoksnap.restore.transform import SUSPENDED_ANNOTATION
 from tests.integration.test_snapshot_roundtrip import kwoksnap
 
 HOLD = "kwoksnap.io/test-hold"
@@ -150,8 +151,16 @@ def test_a_finished_job_whose_pods_are_gone_starts_no_pod(kwok_cluster: LocalClu
     _wait_gone(client, f"{jobs}/done")
     proc = kwoksnap("restore", str(snapshot), kubeconfig=kwok_cluster.kubeconfig)
     assert proc.returncode == 0, proc.stderr + proc.stdout
-    time.sleep(3)  # the Job controller has seen it by now
+    for _ in range(6):  # the Job controller has seen it well within 3 s
+        assert [p for p, _ in client.list_items(f"/api/v1/namespaces/{namespace}/pods")] == []
+        time.sleep(0.5)
     job = client.get(f"{jobs}/done")
-    assert job["spec"]["suspend"] is False
+    assert job["spec"]["suspend"] is False and SUSPENDED_ANNOTATION not in job["metadata"].get("annotations", {})
     assert {c["type"] for c in job["status"]["conditions"]} == {"SuccessCriteriaMet", "Complete"}
-    assert [p for p, _ in client.list_items(f"/api/v1/namespaces/{namespace}/pods")] == []
+    # A restore cut off between the create and the resume left it suspended: a rerun resumes it.
+    client.patch(f"{jobs}/done", {"metadata": {"annotations": {SUSPENDED_ANNOTATION: "true"}},
+                                  "spec": {"suspend": True}})
+    proc = kwoksnap("restore", str(snapshot), kubeconfig=kwok_cluster.kubeconfig)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    job = client.get(f"{jobs}/done")
+    assert job["spec"]["suspend"] is False and SUSPENDED_ANNOTATION not in job["metadata"].get("annotations", {})
