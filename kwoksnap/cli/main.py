@@ -6,6 +6,7 @@ client, msgpack or zstandard.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import signal
@@ -104,17 +105,21 @@ def main(argv: list[str] | None = None) -> None:
         code = exc.exit_code
     except BrokenPipeError:
         code = ExitCode.OK
-    except OSError as exc:  # not a bug: the disk is full, a file-size limit, an I/O error (files are written whole
-        # or not at all: store/atomic.py and KwsWriter remove their temporary files on the way out)
-        if debug:
-            traceback.print_exc()
-        where = f"{exc.filename}: " if exc.filename else ""
-        click.echo(f"{prog}: error: {where}{exc.strerror or exc} (nothing was left half-written)", err=True)
-        code = ExitCode.SYSTEM
-    except (RecursionError, TypeError) as exc:
-        # orjson refuses more than 255 levels ("Recursion limit reached", a TypeError), Python more than ~1000
-        # frames: an object nested that deep (the API server accepts them) cannot be compared or exported.
-        if not isinstance(exc, RecursionError) and "Recursion limit" not in str(exc):
+    except OSError as exc:
+        if exc.errno not in _SYSTEM_ERRNOS:  # anything else (a missing file the code should have checked): a bug
+            code = _internal(prog, exc, debug)
+        else:  # the disk is full, a file-size limit, an I/O error (files are written whole or not at all:
+            # store/atomic.py and KwsWriter remove their temporary files on the way out)
+            if debug:
+                traceback.print_exc()
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"{prog}: error: {where}{exc.strerror or exc} (nothing was left half-written)", err=True)
+            code = ExitCode.SYSTEM
+    except TypeError as exc:
+        # orjson refuses more than 255 levels of maps and lists ("Recursion limit reached", a TypeError): an object
+        # nested that deep (the API server accepts them) cannot be compared or exported. (The data kwoksnap reads,
+        # JSON, msgpack, alias-checked YAML, cannot be cyclic, orjson's other reason for that message.)
+        if "Recursion limit reached" not in str(exc):
             code = _internal(prog, exc, debug)
         else:
             if debug:
@@ -128,6 +133,10 @@ def main(argv: list[str] | None = None) -> None:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     sys.exit(int(code))
+
+
+# What the system may refuse a correct program: no space, a quota, a file-size limit, a failing or read-only disk.
+_SYSTEM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
 
 
 def _internal(prog: str, exc: Exception, debug: bool) -> ExitCode:

@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 import orjson
 
 from kwoksnap import __version__
-from kwoksnap.errors import APIError, Conflict, Invalid, NotFound, TransportError
+from kwoksnap.errors import APIError, ClusterError, Conflict, Invalid, NotFound, TransportError
 from kwoksnap.kube.config import ClusterConfig
 from kwoksnap.kube.transport import Pool, Response, TransportFailure
 
@@ -103,14 +103,17 @@ class Client:
             headers["Authorization"] = config.authorization
         tls: ssl.SSLContext | None = None
         if config.server.startswith("https"):
-            if config.verify_ssl:
-                tls = ssl.create_default_context(cafile=config.ca_file)
-            else:
-                tls = ssl.create_default_context()
-                tls.check_hostname = False
-                tls.verify_mode = ssl.CERT_NONE
-            if config.cert_file:
-                tls.load_cert_chain(config.cert_file, config.key_file)
+            try:
+                if config.verify_ssl:
+                    tls = ssl.create_default_context(cafile=config.ca_file)
+                else:
+                    tls = ssl.create_default_context()
+                    tls.check_hostname = False
+                    tls.verify_mode = ssl.CERT_NONE
+                if config.cert_file:
+                    tls.load_cert_chain(config.cert_file, config.key_file)
+            except (ssl.SSLError, OSError) as exc:  # a CA file that is not one, a key that does not match its cert
+                raise ClusterError(f"the kubeconfig's TLS files cannot be used: {exc}") from None
         self._pool = Pool(config.server, maxsize=pool_size, timeout=timeout, tls=tls,
                           server_hostname=config.tls_server_name, headers=headers)
         self._lock = threading.Lock()

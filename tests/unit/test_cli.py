@@ -282,6 +282,23 @@ def test_a_full_disk_or_file_size_limit_is_exit_7_and_leaves_no_file(tmp_path: P
     assert list(out.iterdir()) == []
 
 
+def test_tls_files_that_cannot_be_used_are_a_cluster_error(tmp_path: Path) -> None:
+    """Review finding: a client key that did not match its certificate was an ssl.SSLError (an OSError), which
+    the exit-7 rule for a full disk took, with 'nothing was left half-written'."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
+    key.write_text("not a key\n")
+    config = tmp_path / "kubeconfig"
+    config.write_text("apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+                      "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1',"
+                      " insecure-skip-tls-verify: true}}]\n"
+                      "contexts: [{name: x, context: {cluster: c, user: u}}]\n"
+                      f"users: [{{name: u, user: {{client-certificate: {cert}, client-key: {key}}}}}]\n")
+    proc = run("--kubeconfig", str(config), "save", "-o", str(tmp_path / "x.kws"))
+    assert proc.returncode == ExitCode.CLUSTER and proc.stderr.count("\n") == 1, proc.stderr
+    assert "the kubeconfig's TLS files cannot be used" in proc.stderr, proc.stderr
+
+
 def test_an_object_nested_too_deeply_is_named_not_a_bug(tmp_path: Path) -> None:
     """Black-box finding: a custom resource nested 300 levels (the API server took 600) made diff and export end
     in 'internal error' (exit 70)."""
