@@ -159,10 +159,9 @@ def test_a_server_that_never_answered_is_given_up_on_quickly(
         server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
     """Black-box finding: a kubeconfig naming no server took ~22 s of retries to fail. Before the first answer a
     failing connection gets 4 attempts; once the server has answered, the long retries ride through a restart."""
-    free = socket.socket()
-    free.bind(("127.0.0.1", 0))
-    port = free.getsockname()[1]
-    free.close()
+    closed = socket.socket()  # bound, never listening: connections are refused, and the port stays taken
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
     waits: list[float] = []
     with Client(ClusterConfig(server=f"http://127.0.0.1:{port}"), sleep=waits.append) as c, \
             pytest.raises(TransportError, match=r"no answer from http://127\.0\.0\.1:\d+ yet: is the cluster"):
@@ -183,6 +182,7 @@ def test_a_server_that_never_answered_is_given_up_on_quickly(
         with pytest.raises(TransportError) as exc:
             c.get("/version")
     assert "no answer" not in str(exc.value) and len(waits) == RetryPolicy().attempts - 1
+    closed.close()
 
 
 def test_warm_opens_connections_up_to_the_pool_size(server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
