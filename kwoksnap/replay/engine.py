@@ -753,7 +753,8 @@ class Replayer:
                    "change (--max-gap, e.g. --max-gap 30s, compresses idle stretches)")
         with self.lock:
             self.report.warnings.append(message)
-        self.notice(message)
+        with contextlib.suppress(Exception):  # a closed stderr (EPIPE) must not stop the replay: it is in the report
+            self.notice(message)
 
     def _stale(self, ev: AuditEvent) -> None:
         """An event that came too late for due_order to put it before a later commit of its object: see

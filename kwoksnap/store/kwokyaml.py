@@ -398,7 +398,7 @@ def import_yaml(path: str | os.PathLike[str], *, base_time_ns: int | None = None
             if not isinstance(item_api, str) or not isinstance(item_kind, str) or not item_api or not item_kind:
                 raise bad("a list item lacks apiVersion or kind")
             metadata = obj.get("metadata")
-            if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str):
+            if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str) or not metadata["name"]:
                 raise bad(f"{item_kind} has no metadata.name")
             resource = resource_for(item_api, item_kind)
             if resource not in seen:

@@ -185,6 +185,7 @@ def test_export_errors_leave_no_file(tmp_path: Path) -> None:
         ("a: 1\nb: 2\n", "document 1 (line 1)", "apiVersion and kind"),
         ("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Pod\nspec: {}\n",
          "document 2 (line 5)", "metadata.name"),
+        ("apiVersion: v1\nkind: Pod\nmetadata: {name: ''}\n", "document 1 (line 1)", "metadata.name"),
         ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: [unclosed\n", "line 5", "YAML"),
         ("just a plain string\n", "document 1 (line 1)", "str"),
         ("apiVersion: action.kwok.x-k8s.io/v1alpha1\nkind: ResourcePatch\nresource: {version: v1, resource: pods}\n"
