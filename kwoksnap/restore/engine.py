@@ -158,7 +158,7 @@ class _Restorer:
         self.lock = threading.Lock()
         self.uid_map: dict[str, str] = {}
         self.snapshot_uids: set[str] = set()
-        self.finished_jobs: frozenset[str] = frozenset()
+        self.never_adopt: frozenset[str] = frozenset()  # owners whose controller adopts nothing (_snapshot_uids)
         self.results: dict[str, ResourceResult] = {}
         self.failures: list[Failure] = []
         self.adoptions: list[Adoption] = []
@@ -189,7 +189,7 @@ class _Restorer:
         with self.lock:
             prep = prepare(obj, uid_map=self.uid_map, snapshot_uids=self.snapshot_uids,
                            has_status_subresource="status" in res.subresources, adopt=self.options.adopt,
-                           never_adopt=self.finished_jobs)
+                           never_adopt=self.never_adopt)
         result = self.results[key]
         outcome: str
         try:
@@ -518,17 +518,19 @@ def _status_differs(existing: Obj, status: Obj) -> bool:
 
 
 def _snapshot_uids(source: RecordSource, keys: Iterable[str]) -> tuple[set[str], frozenset[str]]:
-    """Every UID in the snapshot, and those of its finished Jobs."""
+    """Every UID in the snapshot, and those of the owners whose controller adopts nothing: finished Jobs (never
+    synced again) and objects being deleted (restored Terminating: terminate_deferred)."""
     uids: set[str] = set()
-    finished: set[str] = set()
+    never: set[str] = set()
     for key in keys:
         for obj in source.objects(key):
-            uid = (obj.get("metadata") or {}).get("uid")
+            meta = obj.get("metadata") or {}
+            uid = meta.get("uid")
             if uid:
                 uids.add(str(uid))
-                if finished_job(obj):
-                    finished.add(str(uid))
-    return uids, frozenset(finished)
+                if finished_job(obj) or (meta.get("deletionTimestamp") and meta.get("finalizers")):
+                    never.add(str(uid))
+    return uids, frozenset(never)
 
 
 def restore(
@@ -544,7 +546,7 @@ def restore(
     check_target(client, options.allow_real_nodes)
     steps = plan(source.counts())
     r = _Restorer(client, source, options, progress)
-    r.snapshot_uids, r.finished_jobs = _snapshot_uids(source, [s.resource for s in steps])
+    r.snapshot_uids, r.never_adopt = _snapshot_uids(source, [s.resource for s in steps])
     disc = discover(client)
     crd_steps = [s for s in steps if s.phase == PHASES[0][0]]
     interrupted = False
