@@ -99,8 +99,9 @@ class Client:
         self.retry = retry
         self._sleep = sleep
         headers = {"Accept": JSON, "User-Agent": user_agent}
-        if config.authorization:
-            headers["Authorization"] = config.authorization
+        # Sent with each request, not fixed in the pool: a token that expires (an exec plugin's, a projected
+        # service-account token) is fetched again after a 401 (ClusterConfig.refresh).
+        self._authorization = config.authorization
         tls: ssl.SSLContext | None = None
         if config.server.startswith("https"):
             try:
@@ -160,12 +161,16 @@ class Client:
         """One request with retries; returns the 2xx response or raises an :class:`APIError`/TransportError."""
         policy = retry or self.retry
         target = path + (("?" + urlencode(params)) if params else "")
-        headers = None if body is None else {"Content-Type": content_type}
         attempt = 0
+        refreshed = False
         while True:
             with self._lock:
                 self.requests += 1
             self._local.count = getattr(self._local, "count", 0) + 1
+            headers = {} if body is None else {"Content-Type": content_type}
+            sent_authorization = self._authorization
+            if sent_authorization:
+                headers["Authorization"] = sent_authorization
             try:
                 resp = self._pool.request(method, target, body=body, headers=headers, timeout=timeout)
             except TransportFailure as exc:
@@ -178,6 +183,9 @@ class Client:
                 self._answered = True
                 if resp.status < 300:
                     return resp
+                if resp.status == 401 and not refreshed and self._refresh_authorization(sent_authorization):
+                    refreshed = True  # once per request: a new token that is refused too is the answer
+                    continue
                 err = _error_for(resp.status, resp.data, method, path)
                 assert isinstance(err, APIError)
                 if not err.retryable:
@@ -192,6 +200,24 @@ class Client:
             with self._lock:
                 self.retries += 1
             self._sleep(wait)
+
+    def _refresh_authorization(self, sent: str | None) -> bool:
+        """After a 401: fetch the credentials again (an expired token), unless another thread already did since
+        ``sent`` went out. True when there is something new to send."""
+        refresh = self.config.refresh
+        if refresh is None:
+            return False
+        with self._lock:
+            if self._authorization != sent:
+                return True
+            try:
+                fresh = refresh()
+            except Exception:
+                return False
+            if not fresh or fresh == sent:
+                return False
+            self._authorization = fresh
+            return True
 
     def request(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -27,6 +28,9 @@ class ClusterConfig:
     # "Bearer <token>" or "Basic ..."; excluded from repr so it cannot leak into logs or tracebacks.
     authorization: str | None = dataclasses.field(default=None, repr=False)
     context: str | None = None
+    # The Authorization header fetched again (an exec plugin run again, a service-account token file read again),
+    # for a client that was refused with 401 because its token expired; None when the credentials cannot change.
+    refresh: Callable[[], str | None] | None = dataclasses.field(default=None, repr=False, compare=False)
 
 
 def _authorization_header(cfg: Any) -> str | None:
@@ -71,6 +75,12 @@ def load_config(kubeconfig: str | None = None, context: str | None = None) -> Cl
         import base64
 
         auth = "Basic " + base64.b64encode(f"{cfg.username}:{cfg.password}".encode()).decode()
+    refresh: Callable[[], str | None] | None = None
+    if getattr(cfg, "refresh_api_key_hook", None) is not None:  # set for exec plugins and in-cluster tokens
+
+        def refresh() -> str | None:
+            return _authorization_header(cfg)  # auth_settings() calls the hook, which fetches the token again
+
     return ClusterConfig(
         server=cfg.host.rstrip("/"),
         ca_file=cfg.ssl_ca_cert,
@@ -80,4 +90,5 @@ def load_config(kubeconfig: str | None = None, context: str | None = None) -> Cl
         tls_server_name=getattr(cfg, "tls_server_name", None),
         authorization=auth,
         context=context,
+        refresh=refresh,
     )

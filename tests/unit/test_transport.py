@@ -185,6 +185,29 @@ def test_a_server_that_never_answered_is_given_up_on_quickly(
     closed.close()
 
 
+def test_an_expired_token_is_fetched_again_after_a_401(server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
+    """Review note: exec-plugin and service-account tokens expire (EKS: 15 min) and a replay can run longer; the
+    kubernetes package's refresh hook is asked again once, after a 401."""
+    def handler(conn: socket.socket, request: bytes, i: int) -> bool:
+        if b"Authorization: Bearer new" in request:
+            conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n{"kind":"Ok"}')
+        else:
+            body = b'{"kind":"Status","reason":"Unauthorized","message":"Unauthorized","code":401}'
+            conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        return True
+
+    url, seen = server(handler)
+    tokens = iter(["Bearer new"])
+    with Client(ClusterConfig(server=url, authorization="Bearer old", refresh=lambda: next(tokens, None))) as c:
+        assert c.get("/api") == {"kind": "Ok"}  # refused, refreshed, sent again
+        assert c.get("/api") == {"kind": "Ok"}  # the new token from then on
+    assert [b"Bearer old" in r for r in seen] == [True, False, False]
+    with Client(ClusterConfig(server=url, authorization="Bearer old", refresh=lambda: "Bearer old")) as c, \
+            pytest.raises(APIError, match="401"):
+        c.get("/api")  # nothing new to send: the 401 stands
+    assert "Bearer" not in repr(ClusterConfig(server=url, authorization="Bearer old", refresh=lambda: "x"))
+
+
 def test_warm_opens_connections_up_to_the_pool_size(server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
     def handler(conn: socket.socket, request: bytes, i: int) -> bool:
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
