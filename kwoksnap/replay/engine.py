@@ -17,6 +17,7 @@ import collections
 import contextlib
 import copy
 import dataclasses
+import math
 import queue
 import sys
 import threading
@@ -44,6 +45,7 @@ from kwoksnap.replay.fidelity import node_state, pod_state
 from kwoksnap.replay.limit import RENEWAL_YIELD, AdaptiveLimit, Gate
 from kwoksnap.replay.timing import (
     NS,
+    RELEASED_MAX,
     REORDER_WINDOW_NS,
     LagStats,
     Timeline,
@@ -385,8 +387,13 @@ class Replayer:
                         if found is not None or not self.clock.sleep_until(
                                 min(deadline, self.clock.now() + 0.2), self.stop) or self.clock.now() >= deadline:
                             break
+                return self._settle(key, found, generation)  # before the next worker's turn
+        return self._settle(key, found, generation)
+
+    def _settle(self, key: tuple[str, str, str], found: Resource | None, generation: int) -> Resource | None:
+        """Keep the answer of a lookup, unless it is None and a CRD was written since the lookup began."""
         with self.lock:
-            if found is not None or generation == self._crd_generation:  # no CRD was written meanwhile
+            if found is not None or generation == self._crd_generation:
                 self._resources[key] = found
         return found
 
@@ -692,7 +699,7 @@ class Replayer:
         r = self.report
         last_renewal: dict[tuple[str, str], float] = {}
         previous, long_wait_told = (0, 0.0), False  # (recorded ns, offset) of the last change
-        latest: dict[tuple[str, str, str, str, str], int] = {}  # (object, part) -> highest resourceVersion planned
+        latest: collections.OrderedDict[tuple[str, str, str, str], list[float]] = collections.OrderedDict()
         if self.options.mode == "verbatim":
             events = split_collection_deletes(events, on_late=self._late_delete)  # one named delete per object
         for ev in due_order(events, on_stale=self._stale):
@@ -771,29 +778,49 @@ class Replayer:
                     "take the object back to an older state, else applied where it came (count: 'stale' in the "
                     "JSON report)")
 
-    def _superseded(self, ev: AuditEvent, latest: dict[tuple[str, str, str, str, str], int]) -> bool:
+    def _superseded(self, ev: AuditEvent, latest: collections.OrderedDict[tuple[str, str, str, str], list[float]]
+                    ) -> bool:
         """Whether to skip ``ev`` (planner thread, called with the lock held): a split collection delete that came
-        after its object was created again (_late_delete), or a stale create/update/patch whose part of the object
-        (the object, or its status subresource: replay writes each whole) had a later write, or a delete, planned
-        already. A stale delete is never skipped (a later write cannot delete), nor a write of another part (a PUT
-        of the object leaves its status as it is). ``latest`` follows what was planned."""
+        after its object was created again (_late_delete), or a stale change (due_order: it came after a later
+        commit of its object) that the changes planned before it have made obsolete:
+        - a create, update or patch of a part (the object itself, its scale, or its status subresource: replay
+          writes each part whole) when a later write of that part, a create, or a delete of the object was planned;
+        - a delete when a later create of the object (a new incarnation under the same name) was planned.
+        A stale write of another part is applied (a PUT of the object leaves its status as it is).
+
+        ``latest`` follows what was planned, per object, most recent last (at most ``RELEASED_MAX``, as due_order
+        remembers): [object part, status part, last create], each a resourceVersion; a delete sets both parts to
+        infinity (answered with a Status, a delete often has no resourceVersion) until a create."""
         key = id(ev)
         if key in self._late_split:
             self._late_split.discard(key)
             return True
-        sub = ev["subresource"]
-        part = "status" if sub == "status" else "" if not sub else None
-        rv = resource_version(ev) if part is not None else 0
+        sub, verb = ev["subresource"], ev["verb"]
+        part = 1 if sub == "status" else 0 if sub in ("", "scale") else None
+        rv = resource_version(ev) if part is not None or verb == "delete" else 0
         obj = (ev["group"], ev["resource"], ev["namespace"], ev["name"])
+        seen = latest.get(obj)
         if key in self._stale_events:
             self._stale_events.discard(key)
-            if rv and ev["verb"] in ("create", "update", "patch") and latest.get((*obj, part or ""), 0) > rv:
-                return True
-        if rv:
-            parts = ("", "status") if ev["verb"] == "delete" else (part or "",)
-            for p in parts:
-                if rv > latest.get((*obj, p), 0):
-                    latest[(*obj, p)] = rv
+            if seen is not None and rv:
+                if verb in ("create", "update", "patch") and part is not None and seen[part] > rv:
+                    return True
+                if verb == "delete" and not sub and seen[2] > rv:
+                    return True
+        if verb == "delete" and not sub:
+            seen = latest.setdefault(obj, [0.0, 0.0, 0.0])
+            seen[0] = seen[1] = math.inf
+        elif verb == "create" and not sub:
+            seen = latest.setdefault(obj, [0.0, 0.0, 0.0])
+            seen[0] = seen[1] = seen[2] = float(rv)
+        elif rv and part is not None:
+            seen = latest.setdefault(obj, [0.0, 0.0, 0.0])
+            seen[part] = max(seen[part], float(rv))
+        else:
+            return False
+        latest.move_to_end(obj)
+        if len(latest) > RELEASED_MAX:
+            latest.popitem(last=False)
         return False
 
     def _late_delete(self, ev: AuditEvent) -> None:

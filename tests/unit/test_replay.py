@@ -829,6 +829,49 @@ def test_a_stale_delete_or_a_stale_write_of_another_part_is_still_applied() -> N
     assert "p1:delete" in r.executed and "p3:status" in r.executed
 
 
+def test_what_makes_a_stale_change_obsolete(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review findings: a delete answered with a Status (no resourceVersion) did not make a late write obsolete (its
+    replay then re-created the object), nor did a re-create under the same name, and a late scale write was never
+    checked. _superseded is asked in planning order; `stale` marks what due_order found stale."""
+    import collections
+
+    import kwoksnap.replay.engine as engine
+
+    def ev(verb: str, rv: int, sub: str = "", name: str = "p1") -> AuditEvent:
+        body = pod(resourceVersion=str(rv)) if rv else {"kind": "Status", "status": "Success"}
+        return event(verb=verb, sub=sub, name=name, response=body)
+
+    def run(*steps: tuple[AuditEvent, bool]) -> list[bool]:
+        r = RecordingReplayer(FakeClock())
+        latest: collections.OrderedDict[Any, list[float]] = collections.OrderedDict()
+        out = []
+        for e, stale in steps:
+            if stale:
+                r._stale_events.add(id(e))
+            out.append(r._superseded(e, latest))
+        return out
+
+    # a late status write after the object's delete (answered with a Status): obsolete
+    assert run((ev("update", 101), False), (ev("delete", 0), False), (ev("update", 100, "status"), True)) == [
+        False, False, True]
+    # a late status write of the previous incarnation, after the re-create: obsolete
+    assert run((ev("create", 200), False), (ev("patch", 150, "status"), True)) == [False, True]
+    # a late delete of the previous incarnation, after the re-create: obsolete (it would delete the new one)
+    assert run((ev("create", 200), False), (ev("delete", 150), True)) == [False, True]
+    # a late scale write after a later write of the object: obsolete
+    assert run((ev("patch", 12), False), (ev("patch", 11, "scale"), True)) == [False, True]
+    # not stale, or nothing later planned of its part: applied
+    assert run((ev("update", 11, "status"), False), (ev("update", 10), True), (ev("update", 12), False)) == [
+        False, False, False]
+    # memory: as many objects as due_order remembers
+    monkeypatch.setattr(engine, "RELEASED_MAX", 2)
+    r = RecordingReplayer(FakeClock())
+    latest: collections.OrderedDict[Any, list[float]] = collections.OrderedDict()
+    for i in range(5):
+        r._superseded(ev("update", 10 + i, name=f"p{i}"), latest)
+    assert [k[3] for k in latest] == ["p3", "p4"]
+
+
 def test_a_long_idle_stretch_is_told_when_planning_meets_it() -> None:
     """Black-box finding: logs of different years given together started a replay that would wait 295 days,
     without a word about --max-gap."""
