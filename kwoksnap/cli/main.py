@@ -135,8 +135,10 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(int(code))
 
 
-# What the system may refuse a correct program: no space, a quota, a file-size limit, a failing or read-only disk.
-_SYSTEM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
+# What the system may refuse a correct program: no space, a quota, a file-size limit, a failing or read-only disk,
+# no permission (an unwritable cluster directory, say).
+_SYSTEM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.EACCES,
+                            errno.EPERM})
 
 
 def _internal(prog: str, exc: Exception, debug: bool) -> ExitCode:

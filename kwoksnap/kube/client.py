@@ -102,6 +102,7 @@ class Client:
         # Sent with each request, not fixed in the pool: a token that expires (an exec plugin's, a projected
         # service-account token) is fetched again after a 401 (ClusterConfig.refresh).
         self._authorization = config.authorization
+        self._auth_lock = threading.Lock()
         tls: ssl.SSLContext | None = None
         if config.server.startswith("https"):
             try:
@@ -207,7 +208,7 @@ class Client:
         refresh = self.config.refresh
         if refresh is None:
             return False
-        with self._lock:
+        with self._auth_lock:  # not self._lock, which every request takes: a slow exec plugin stalls only 401s
             if self._authorization != sent:
                 return True
             try:
