@@ -774,9 +774,9 @@ class Replayer:
                     f"{ev['source']}: a change reached replay after a later change to its object had already been "
                     f"released for sending (it completed more than {REORDER_WINDOW_NS / NS:g} s after it was "
                     "received, the reorder buffer was full, or the log is out of time order); skipped where a later "
-                    "write of the same part (the object or its status) or its delete had been sent, since it would "
-                    "take the object back to an older state, else applied where it came (count: 'stale' in the "
-                    "JSON report)")
+                    "write of the same part (the object or its status), a re-create or its delete had been sent, "
+                    "since it would take the object back to an older state, else applied where it came (count: "
+                    "'stale' in the JSON report)")
 
     def _superseded(self, ev: AuditEvent, latest: collections.OrderedDict[tuple[str, str, str, str], list[float]]
                     ) -> bool:
@@ -807,7 +807,7 @@ class Replayer:
                     return True
                 if verb == "delete" and not sub and seen[2] > rv:
                     return True
-        if verb == "delete" and not sub:
+        if (verb == "delete" and not sub) or (verb == "create" and sub == "eviction"):  # an eviction deletes too
             seen = latest.setdefault(obj, [0.0, 0.0, 0.0])
             seen[0] = seen[1] = math.inf
         elif verb == "create" and not sub:

@@ -858,6 +858,8 @@ def test_what_makes_a_stale_change_obsolete(monkeypatch: pytest.MonkeyPatch) -> 
     assert run((ev("create", 200), False), (ev("patch", 150, "status"), True)) == [False, True]
     # a late delete of the previous incarnation, after the re-create: obsolete (it would delete the new one)
     assert run((ev("create", 200), False), (ev("delete", 150), True)) == [False, True]
+    # a late write after the pod's eviction: obsolete
+    assert run((ev("create", 0, "eviction"), False), (ev("update", 90), True)) == [False, True]
     # a late scale write after a later write of the object: obsolete
     assert run((ev("patch", 12), False), (ev("patch", 11, "scale"), True)) == [False, True]
     # not stale, or nothing later planned of its part: applied
