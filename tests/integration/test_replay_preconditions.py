@@ -72,21 +72,32 @@ def test_uid_preconditions_follow_the_object_incarnation(kwok_cluster: LocalClus
     assert live["p"] not in ("src-1", "src-2")
 
 
+def _older_bound_copy(client: Client, namespace: str, name: str) -> str:
+    """A pod bound to a node, as a snapshot or an earlier replay leaves it; its UID."""
+    older = pod(namespace, name, "")
+    del older["metadata"]["uid"]
+    older["spec"] = {"containers": [{"name": "c", "image": "old"}], "nodeName": "kwoksnap-test-gone-node"}
+    return str(client.create(f"/api/v1/namespaces/{namespace}/pods", older)["metadata"]["uid"])
+
+
+def _replay_create(cluster: LocalCluster, tmp_path: Path, namespace: str, body: dict[str, Any]
+                   ) -> subprocess.CompletedProcess[str]:
+    """Replay a log holding only the recorded create of ``body``."""
+    log = tmp_path / "audit.log"
+    name = body["metadata"]["name"]
+    log.write_bytes(line(namespace, "create", name, time.time() - 60, body, body))
+    return subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(cluster.kubeconfig), "replay",
+                           "--audit", str(log), "--mode", "inputs", "--speed", "max", "--no-fidelity"],
+                          capture_output=True, text=True, timeout=300)
+
+
 def test_a_recorded_create_replaces_an_older_bound_copy(kwok_cluster: LocalCluster, client: Client, namespace: str,
                                                         tmp_path: Path) -> None:
     """Black-box finding: a StatefulSet pod re-created under its name, replayed over a target still holding the
     older copy bound to a node, failed "pod updates may not change fields" (a replace cannot unbind a pod). The
     recorded create made a new object: its replay deletes that older copy and creates it."""
-    older = pod(namespace, "db-1", "")
-    del older["metadata"]["uid"]
-    older["spec"] = {"containers": [{"name": "c", "image": "old"}], "nodeName": "kwoksnap-test-gone-node"}
-    old_uid = client.create(f"/api/v1/namespaces/{namespace}/pods", older)["metadata"]["uid"]
-    newer = pod(namespace, "db-1", "src-new")
-    log = tmp_path / "audit.log"
-    log.write_bytes(line(namespace, "create", "db-1", time.time() - 60, newer, newer))
-    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kwok_cluster.kubeconfig),
-                           "replay", "--audit", str(log), "--mode", "inputs", "--speed", "max", "--no-fidelity"],
-                          capture_output=True, text=True, timeout=300)
+    old_uid = _older_bound_copy(client, namespace, "db-1")
+    proc = _replay_create(kwok_cluster, tmp_path, namespace, pod(namespace, "db-1", "src-new"))
     assert proc.returncode == ExitCode.OK, proc.stdout + proc.stderr
     assert "events 1: applied 1, failed 0" in proc.stdout, proc.stdout
     live = client.get(f"/api/v1/namespaces/{namespace}/pods/db-1")
@@ -98,17 +109,10 @@ def test_a_recorded_create_the_target_refuses_leaves_the_older_copy(kwok_cluster
                                                                     namespace: str, tmp_path: Path) -> None:
     """Review finding: the re-create ran on any 422, so a recorded object the target itself refuses cost the older
     copy (deleted, then the create failed). A dry-run create decides first."""
-    older = pod(namespace, "db-2", "")
-    del older["metadata"]["uid"]
-    older["spec"] = {"containers": [{"name": "c", "image": "old"}], "nodeName": "kwoksnap-test-gone-node"}
-    old_uid = client.create(f"/api/v1/namespaces/{namespace}/pods", older)["metadata"]["uid"]
+    old_uid = _older_bound_copy(client, namespace, "db-2")
     refused = pod(namespace, "db-2", "src-refused")
     refused["spec"]["containers"][0]["name"] = "Not_A_DNS_Label"  # invalid in any cluster
-    log = tmp_path / "audit.log"
-    log.write_bytes(line(namespace, "create", "db-2", time.time() - 60, refused, refused))
-    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kwok_cluster.kubeconfig),
-                           "replay", "--audit", str(log), "--mode", "inputs", "--speed", "max", "--no-fidelity"],
-                          capture_output=True, text=True, timeout=300)
+    proc = _replay_create(kwok_cluster, tmp_path, namespace, refused)
     assert proc.returncode == ExitCode.PARTIAL, proc.stdout + proc.stderr
     assert "events 1: applied 0, failed 1" in proc.stdout and "422" in proc.stderr, proc.stdout + proc.stderr
     assert client.get(f"/api/v1/namespaces/{namespace}/pods/db-2")["metadata"]["uid"] == old_uid
