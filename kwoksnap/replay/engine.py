@@ -785,7 +785,9 @@ class Replayer:
         commit of its object) that the changes planned before it have made obsolete:
         - a create, update or patch of a part (the object itself, its scale, or its status subresource: replay
           writes each part whole) when a later write of that part, a create, or a delete of the object was planned;
-        - a delete when a later create of the object (a new incarnation under the same name) was planned.
+        - a delete when a later create of the object (a new incarnation under the same name) was planned;
+        - a binding of a pod whose delete was planned with no create since (it came late: a pod is bound only
+          before its delete).
         A stale write of another part is applied (a PUT of the object leaves its status as it is).
 
         ``latest`` follows what was planned, per object, most recent last (at most ``RELEASED_MAX``, as due_order
@@ -800,6 +802,11 @@ class Replayer:
         rv = resource_version(ev) if part is not None or verb == "delete" else 0
         obj = (ev["group"], ev["resource"], ev["namespace"], ev["name"])
         seen = latest.get(obj)
+        if sub == "binding" and seen is not None and seen[0] == math.inf:
+            # A binding answers with a Status (no resourceVersion: due_order cannot tell it is late), but a pod is
+            # bound only before its delete: one that comes after the delete, with no create since, is late.
+            self.report.stale += 1
+            return True
         if key in self._stale_events:
             self._stale_events.discard(key)
             if seen is not None and rv:

@@ -858,6 +858,11 @@ def test_what_makes_a_stale_change_obsolete(monkeypatch: pytest.MonkeyPatch) -> 
     assert run((ev("create", 200), False), (ev("patch", 150, "status"), True)) == [False, True]
     # a late delete of the previous incarnation, after the re-create: obsolete (it would delete the new one)
     assert run((ev("create", 200), False), (ev("delete", 150), True)) == [False, True]
+    # a binding after the pod's delete, with no create since (no resourceVersion: not flagged stale): obsolete
+    assert run((ev("create", 5), False), (ev("delete", 0), False), (ev("create", 0, "binding"), False)) == [
+        False, False, True]
+    assert run((ev("delete", 0), False), (ev("create", 9), False), (ev("create", 0, "binding"), False)) == [
+        False, False, False]  # a new incarnation is bound: sent
     # a late write after the pod's eviction: obsolete
     assert run((ev("create", 0, "eviction"), False), (ev("update", 90), True)) == [False, True]
     # a late scale write after a later write of the object: obsolete
