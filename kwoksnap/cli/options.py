@@ -131,14 +131,16 @@ class Progress:
         self._bar.update(task, completed=done, rate=rate)
 
 
-def _split_commas(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
-    """``-n a,b -n c`` as ``("a", "b", "c")``: a namespace name cannot hold a comma, so a comma only separates."""
+def split_commas(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    """A repeatable option's values with commas as separators too: ``-n a,b -n c`` as ``("a", "b", "c")``, once
+    each (namespace and resource names cannot hold a comma). The callback of -n, --resources, --include and
+    --exclude."""
     return tuple(dict.fromkeys(part.strip() for item in value for part in item.split(",") if part.strip()))
 
 
 def namespace_option(help_text: str) -> Callable[[F], F]:
     """The one ``-n/--namespace`` option: repeatable and comma-separated (save, diff, replay, convert)."""
-    return click.option("-n", "--namespace", "namespaces", multiple=True, callback=_split_commas,
+    return click.option("-n", "--namespace", "namespaces", multiple=True, callback=split_commas,
                         help=f"{help_text} (repeatable, comma-separated).")
 
 
@@ -148,7 +150,7 @@ def audit_input(f: F) -> F:
         click.option("--audit", "audit_paths", multiple=True, metavar="FILE|GLOB",
                      help="Audit log(s): JSON lines, .gz, EventList batches, GKE/EKS/AKS exports; repeatable, "
                           "globs accepted."),
-        click.option("--resources", multiple=True, metavar="NAME",
+        click.option("--resources", multiple=True, metavar="NAME", callback=split_commas,
                      help="Replay these resources too (deployments, jobs.batch, widgets.example.com, pods/*; "
                           "a resource brings its status and scale writes along); added to the defaults: nodes, "
                           "nodes/status, pods, pods/status, pods/binding, pods/eviction, node leases. A recording "
@@ -181,7 +183,7 @@ def filter_spec(resources: tuple[str, ...], namespaces: tuple[str, ...], exclude
         except ValueError:
             raise UsageError(f"{name} {value!r} is not an RFC 3339 time (e.g. 2026-11-28T01:00:00Z)") from None
 
-    extra = frozenset(r.strip() for value in resources for r in value.split(",") if r.strip())
+    extra = frozenset(resources)
     selected = frozenset({"*"}) if recording and not extra else DEFAULT_RESOURCES | extra
     since_ns, until_ns = ts(since, "--from"), ts(until, "--to")
     if since_ns is not None and until_ns is not None and since_ns >= until_ns:
@@ -238,15 +240,14 @@ def warn_unmatched_resources(resources: tuple[str, ...], stats: Any) -> None:
     """A warning line per --resources entry that selected no event: a misspelt name, or one the log lacks."""
     from kwoksnap.audit import unmatched_resources
 
-    entries = [e.strip() for r in resources for e in r.split(",") if e.strip()]
-    for entry in unmatched_resources(entries, stats.kept_kinds):
+    for entry in unmatched_resources(resources, stats.kept_kinds):
         click.echo(f"warning: --resources {entry}: no event of it passed the filters (is the name right, and does "
                    "the log hold its writes?)", err=True)
 
 
 def warn_unmatched_namespaces(namespaces: tuple[str, ...], stats: Any) -> None:
     """A warning line per -n namespace that no kept event was in: a misspelt name, or one the log lacks."""
-    for namespace in dict.fromkeys(namespaces):
+    for namespace in namespaces:
         if namespace not in stats.kept_namespaces:
             click.echo(f"warning: -n {namespace}: no event in it passed the filters (is the name right, and does "
                        "the log hold writes in it?)", err=True)

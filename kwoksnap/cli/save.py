@@ -13,6 +13,7 @@ from kwoksnap.cli.options import (
     namespace_option,
     not_stdout,
     print_json,
+    split_commas,
     summary_format,
 )
 
@@ -25,9 +26,10 @@ from kwoksnap.cli.options import (
 @click.option("-o", "--output-file", "path", required=True, type=click.Path(dir_okay=False, writable=True),
               callback=not_stdout,
               help="Snapshot file to write (.kws); written atomically, mode 0600.")
-@click.option("--include", multiple=True, help="Only these resources (pods, deployments.apps, Deployment; "
-              "repeatable, comma-separated).")
-@click.option("--exclude", multiple=True, help="Leave these resources out (repeatable, comma-separated).")
+@click.option("--include", multiple=True, callback=split_commas,
+              help="Only these resources (pods, deployments.apps, Deployment; repeatable, comma-separated).")
+@click.option("--exclude", multiple=True, callback=split_commas,
+              help="Leave these resources out (repeatable, comma-separated).")
 @namespace_option("Only these namespaces; cluster-scoped resources are always saved")
 @click.option("-l", "--selector", help="Label selector applied to every list.")
 @include_secrets
@@ -46,10 +48,7 @@ def save(ctx: click.Context, path: str, include: tuple[str, ...], exclude: tuple
     from kwoksnap.capture.snapshot import SaveOptions, save_snapshot
     from kwoksnap.errors import APIError, ExitCode, UsageError
 
-    def names(values: tuple[str, ...]) -> frozenset[str]:
-        return frozenset(v.strip() for value in values for v in value.split(",") if v.strip())
-
-    options = SaveOptions(include=names(include), exclude=names(exclude), namespaces=namespaces,
+    options = SaveOptions(include=frozenset(include), exclude=frozenset(exclude), namespaces=namespaces,
                           selector=selector, include_secrets=include_secrets,
                           keep_managed_fields=keep_managed_fields, concurrency=concurrency)
     with make_client(ctx) as client:
