@@ -81,10 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         result: Any = cli.main(args=argv, prog_name=prog, standalone_mode=False)
         code = result if isinstance(result, int) else ExitCode.OK
     except KwoksnapError as exc:
-        if debug:
-            traceback.print_exc()
-        click.echo(f"{prog}: error: {exc}", err=True)
-        code = exc.exit_code
+        code = _error(prog, str(exc), exc.exit_code, debug)
     except click.exceptions.Abort:
         click.echo(f"{prog}: interrupted", err=True)
         code = ExitCode.INTERRUPTED
@@ -110,11 +107,9 @@ def main(argv: list[str] | None = None) -> None:
             code = _internal(prog, exc, debug)
         else:  # the disk is full, a file-size limit, an I/O error (files are written whole or not at all:
             # store/atomic.py and KwsWriter remove their temporary files on the way out)
-            if debug:
-                traceback.print_exc()
             where = f"{exc.filename}: " if exc.filename else ""
-            click.echo(f"{prog}: error: {where}{exc.strerror or exc} (nothing was left half-written)", err=True)
-            code = ExitCode.SYSTEM
+            code = _error(prog, f"{where}{exc.strerror or exc} (nothing was left half-written)", ExitCode.SYSTEM,
+                          debug)
     except TypeError as exc:
         # orjson refuses more than 255 levels of maps and lists ("Recursion limit reached", a TypeError): an object
         # nested that deep (the API server accepts them) cannot be compared or exported. (The data kwoksnap reads,
@@ -122,11 +117,8 @@ def main(argv: list[str] | None = None) -> None:
         if "Recursion limit reached" not in str(exc):
             code = _internal(prog, exc, debug)
         else:
-            if debug:
-                traceback.print_exc()
-            click.echo(f"{prog}: error: an object is nested more deeply than kwoksnap can process (over 255 "
-                       "levels of maps and lists)", err=True)
-            code = ExitCode.INPUT
+            code = _error(prog, "an object is nested more deeply than kwoksnap can process (over 255 levels of maps "
+                          "and lists)", ExitCode.INPUT, debug)
     except Exception as exc:  # the boundary: anything else is a bug, reported as such
         code = _internal(prog, exc, debug)
     finally:
@@ -139,6 +131,14 @@ def main(argv: list[str] | None = None) -> None:
 # no permission (an unwritable cluster directory, say).
 _SYSTEM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.EACCES,
                             errno.EPERM})
+
+
+def _error(prog: str, message: str, code: ExitCode, debug: bool) -> ExitCode:
+    """The one error line (a traceback first with --debug), and the exit code to leave with."""
+    if debug:
+        traceback.print_exc()
+    click.echo(f"{prog}: error: {message}", err=True)
+    return code
 
 
 def _internal(prog: str, exc: Exception, debug: bool) -> ExitCode:
