@@ -170,7 +170,7 @@ class _Restorer:
         self.kept_secrets: list[str] = []  # not replaced: redacted in the snapshot
         self.active_namespaces: list[str] = []  # Terminating in the snapshot
         # Objects other than pods that were Terminating, held by finalizers: deleted again at the end
-        self.to_terminate: list[tuple[Resource, str, Obj, str]] = []
+        self.to_terminate: list[tuple[Resource, str, Obj, Obj]] = []  # (resource, key, object, DELETE options)
 
     # -- bookkeeping -------------------------------------------------------------------------------------------
 
@@ -241,12 +241,13 @@ class _Restorer:
         # A pod that was Terminating is deleted gracefully again (likewise completed on a rerun); another object held
         # by finalizers at the end (terminate_deferred).
         if prep.terminate is not None and not (created.get("metadata") or {}).get("deletionTimestamp"):
+            options = {**prep.terminate, "preconditions": {"uid": new_uid}}
             if res.kind != "Pod":
                 with self.lock:
-                    self.to_terminate.append((res, key, obj, new_uid))
+                    self.to_terminate.append((res, key, obj, options))
             else:
                 try:
-                    self.client.delete(res.path(ns, name), {**prep.terminate, "preconditions": {"uid": new_uid}})
+                    self.client.delete(res.path(ns, name), options)
                 except APIError as exc:
                     self._fail(key, obj, f"created, but it could not be made Terminating again: {exc}")
                     return
@@ -391,14 +392,8 @@ class _Restorer:
     def terminate_deferred(self) -> None:
         """Make the objects that were Terminating in the snapshot (held by finalizers) Terminating again, now that
         what depends on them is restored (a claim's pod, say): a delete of that UID, which their finalizers hold."""
-        for res, key, obj, uid in self.to_terminate:
+        for res, key, obj, options in self.to_terminate:
             meta = obj.get("metadata") or {}
-            finalizers = meta.get("finalizers") or ()
-            # The policy the recorded deletion had, as its finalizers tell; not the resource's default (Orphan for
-            # Jobs and ReplicationControllers), which would add a finalizer the recording did not have.
-            policy = ("Orphan" if "orphan" in finalizers else "Foreground" if "foregroundDeletion" in finalizers
-                      else "Background")
-            options: Obj = {"propagationPolicy": policy, **({"preconditions": {"uid": uid}} if uid else {})}
             try:
                 self.client.delete(res.path(meta.get("namespace") or None, str(meta.get("name", ""))), options)
             except NotFound:

@@ -197,8 +197,12 @@ def prepare(
     if kind == "Pod" and terminating:
         grace = (obj.get("metadata") or {}).get("deletionGracePeriodSeconds")
         terminate = {"gracePeriodSeconds": grace if isinstance(grace, int) and grace > 0 else 30}
-    elif terminating and kind != "Namespace" and (body.get("metadata") or {}).get("finalizers"):
-        terminate = {}  # held by its finalizers: a plain delete makes it Terminating again, and no more
+    elif terminating and kind != "Namespace" and (finalizers := meta.get("finalizers") or ()):
+        # Held by its finalizers, a delete makes it Terminating again, and no more. The propagation its recorded
+        # deletion had, as its finalizers tell; not the resource's default (Orphan for Jobs and
+        # ReplicationControllers), which would add a finalizer the recording did not have.
+        terminate = {"propagationPolicy": "Orphan" if "orphan" in finalizers
+                     else "Foreground" if "foregroundDeletion" in finalizers else "Background"}
     resume: Obj | None = None
     if kind == "Job" and adopt and status is not None and finished_job(obj):
         spec = body.setdefault("spec", {})
