@@ -385,7 +385,7 @@ class Replayer:
                         self.discovery = discover(self.client)
                         found = self.discovery.by_key(spelled)
                         if found is not None or not self.clock.sleep_until(
-                                min(deadline, self.clock.now() + 0.2), self.stop) or self.clock.now() >= deadline:
+                                min(deadline, self.clock.now() + 0.2), self._halt) or self.clock.now() >= deadline:
                             break
                 return self._settle(key, found, generation)  # before the next worker's turn
         return self._settle(key, found, generation)
@@ -595,7 +595,7 @@ class Replayer:
                 return self._create(res, ns, body)
             except Conflict as exc:
                 if not exc.already_exists or self.clock.now() >= deadline or not self.clock.sleep_until(
-                        self.clock.now() + 0.1, self.stop):
+                        self.clock.now() + 0.1, self._halt):
                     raise KwoksnapError(f"an older copy is in the way and was not removed within {RECREATE_WAIT:g} "
                                         "s of its delete (finalizers?)") from None
 

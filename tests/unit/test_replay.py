@@ -937,6 +937,25 @@ def test_a_crd_that_exists_but_is_never_served_is_waited_for_once(monkeypatch: p
     assert r.resource("x.example.com", "v1", "things") is None and len(discovered) > before
 
 
+def test_a_crd_served_late_is_waited_for_after_dispatch_has_ended(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seen in CI: at --speed max the dispatcher had handed out the whole log and set `stop` while a worker still
+    waited for discovery to serve a new CRD; the wait gave up at once. Only a halt (Ctrl-C) ends it early."""
+    import kwoksnap.replay.engine as engine
+
+    served = Resource(group="x.example.com", version="v1", name="things", kind="Thing", namespaced=True,
+                      verbs=frozenset({"create"}), subresources=frozenset())
+    answers = iter([Discovery([]), Discovery([]), Discovery([served])])
+    monkeypatch.setattr(engine, "discover", lambda _client: next(answers))
+
+    class CrdClient(NoClient):
+        def get(self, path: str) -> dict[str, Any]:  # the CRD exists
+            return {"metadata": {"name": path.rsplit("/", 1)[1]}}
+
+    r = Replayer(CrdClient(), ReplayOptions(), clock=FakeClock(), discovery=Discovery([]))  # type: ignore[arg-type]
+    r.stop.set()  # dispatch is over; the workers finish what they hold
+    assert r.resource("x.example.com", "v1", "things") is served
+
+
 def test_due_order_window_and_bound() -> None:
     # received 0..9 s, completed 1 s later, except event 3 which took 5 s: with a 2 s window it still comes first
     # only if it arrived within the window; with max_held=2 order degrades to at most two held events.
