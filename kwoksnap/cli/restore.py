@@ -25,7 +25,8 @@ from kwoksnap.cli.options import (
 @click.option("--on-conflict", type=click.Choice(["skip", "replace", "fail"]), default="skip", show_default=True,
               help="What to do with objects that already exist (fail: each is a failure, except those every API "
                    "server makes itself, such as the default namespaces and RBAC, which are skipped).")
-@click.option("--dry-run", is_flag=True, help="Print the plan (order, counts) and write nothing.")
+@click.option("--dry-run", is_flag=True, help="Read the whole snapshot, print the plan (order, counts) and write "
+              "nothing.")
 @click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True,
               help="Requests in flight.")
 @click.option("--allow-real-nodes", is_flag=True, help="Restore even if the target has nodes KWOK does not manage.")
@@ -56,6 +57,8 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
             if not report.ok:
                 raise FormatError(f"damaged: {report.reason}; `kwoksnap inspect` shows the readable part",
                                   path=snapshot)
+            for _ in reader.records():  # and every record's shape (an object without a name): as restore would
+                pass
             steps = plan(source.counts())
             if output_format == "json":
                 print_json([{"phase": s.phase, "resource": s.resource, "objects": s.objects} for s in steps])
