@@ -108,6 +108,8 @@ class ObjectState:
     ready: str = ""
     node: str = ""
     deleted: bool = False
+    # Which copy: the recorded result's (source) UID, or a live object's; compared through the UID map (_mismatch).
+    uid: str = dataclasses.field(default="", compare=False)
     # What else decides whether a delete removes it at once (removed_by_delete); not compared.
     grace: int | None = dataclasses.field(default=None, compare=False)  # spec.terminationGracePeriodSeconds
     finalizers: bool = dataclasses.field(default=False, compare=False)
@@ -118,14 +120,19 @@ def _describe(key: tuple[str, str, str]) -> str:
     return f"{kind} {namespace + '/' if namespace else ''}{name}"
 
 
-def _mismatch(key: tuple[str, str, str], want: ObjectState, got: ObjectState | None, inputs: bool) -> str | None:
+def _mismatch(key: tuple[str, str, str], want: ObjectState, got: ObjectState | None, inputs: bool,
+              copy: str = "") -> str | None:
     """How a live pod or node differs from its expected state, or None (inputs mode: not by node, which the
-    target's scheduler chooses)."""
+    target's scheduler chooses). ``copy``: the target UID of the copy replay wrote for the recorded one, when
+    known; another copy in its place (made again by someone else) differs even in the same state."""
     name = _describe(key)
     if want.deleted:
         return f"{name}: recorded deleted, still exists" if got is not None else None
     if got is None:
         return f"{name}: missing"
+    if copy and got.uid and got.uid != copy:
+        return (f"{name}: another copy (uid {got.uid}) stands where replay wrote the recorded one (uid {copy}): "
+                "it was deleted and made again in the target")
     if inputs and (want.phase, want.ready) != (got.phase, got.ready):
         return f"{name}: recorded phase={want.phase} ready={want.ready}, target phase={got.phase} ready={got.ready}"
     if not inputs and (want.phase, want.ready, want.node) != (got.phase, got.ready, got.node):
@@ -135,13 +142,14 @@ def _mismatch(key: tuple[str, str, str], want: ObjectState, got: ObjectState | N
 
 
 def observed_state(kind: str, obj: Obj) -> ObjectState:
-    finalizers = bool((obj.get("metadata") or {}).get("finalizers"))
+    meta = obj.get("metadata") or {}
+    finalizers, uid = bool(meta.get("finalizers")), str(meta.get("uid") or "")
     if kind == "Pod":
         phase, ready, node = pod_state(obj)
         grace = (obj.get("spec") or {}).get("terminationGracePeriodSeconds")
-        return ObjectState(kind, phase=phase, ready=ready, node=node,
+        return ObjectState(kind, phase=phase, ready=ready, node=node, uid=uid,
                            grace=grace if isinstance(grace, int) else None, finalizers=finalizers)
-    return ObjectState(kind, ready=node_state(obj)[0], finalizers=finalizers)
+    return ObjectState(kind, ready=node_state(obj)[0], uid=uid, finalizers=finalizers)
 
 
 def _by_source(failure: str) -> tuple[str, int]:
@@ -1171,10 +1179,13 @@ class Replayer:
         deadline = self.clock.now() + INPUTS_SETTLE
         differing: dict[tuple[str, str, str], str]
         pending = sorted(expected)
+        with self.lock:  # (verbatim) the copy replay wrote for each recorded one; inputs: the target makes its own
+            copies = {} if inputs else {key: self.target_uids.get(expected[key].uid, "") for key in pending}
         while True:
             # Only those that differ are looked at again: one that matched has settled, whatever it does next.
             differing = {key: m for key in pending
-                         if (m := _mismatch(key, expected[key], listing.get(key), inputs)) is not None}
+                         if (m := _mismatch(key, expected[key], listing.get(key), inputs, copies.get(key, "")))
+                         is not None}
             pending = list(differing)
             if not (inputs and differing and self.clock.now() < deadline):
                 break

@@ -1272,6 +1272,35 @@ def test_the_fidelity_check_points_out_pods_bound_to_nodes_the_target_lacks() ->
                                  "restore the snapshot taken before the log first"]
 
 
+def test_the_fidelity_check_tells_another_copy_from_the_one_replay_wrote() -> None:
+    """A pod deleted and made again in the target (by a controller there, say) had the recorded state and counted
+    as a match. Verbatim compares the copy through the UID map; inputs mode, where the target makes its own
+    copies, and copies whose target UID replay never learned are not compared by UID."""
+    class Listing:
+        def list_items(self, path: str) -> Iterator[tuple[dict[str, Any], str]]:
+            if path == "/api/v1/nodes":
+                yield {"kind": "Node", "metadata": {"name": "n1"}, "status": {}}, "1"
+            else:
+                for name, uid in (("a", "t-a"), ("b", "t-other"), ("c", "t-c")):
+                    yield pod(node="n1", name=name, uid=uid), "1"
+
+    for mode, expected in (("verbatim", ["Pod ns/b: another copy (uid t-other) stands where replay wrote the "
+                                         "recorded one (uid t-b): it was deleted and made again in the target"]),
+                           ("inputs", [])):
+        r = Replayer(Listing(), ReplayOptions(mode=mode), clock=FakeClock(),  # type: ignore[arg-type]
+                     discovery=Discovery([PODS]))
+        r.target_uids = {"src-a": "t-a", "src-b": "t-b"}  # c's copy was never learned
+        for name in ("a", "b", "c"):
+            state = observed_state("Pod", pod(node="n1", name=name, uid=f"src-{name}"))
+            if mode == "verbatim":
+                r.expected[("Pod", "ns", name)] = state
+            else:
+                r._recorded[("Pod", "ns", name)] = state
+                r._touched.add(("Pod", "ns", name))
+        r.check_fidelity()
+        assert r.report.mismatches == expected and r.report.fidelity_checked == 3, mode
+
+
 def test_failures_are_listed_in_log_order() -> None:
     """Found black-box testing: failures came in the order they were answered (:5, :9, :7, :14, ...)."""
     from kwoksnap.replay.engine import _by_source
