@@ -396,6 +396,13 @@ def run_scenario(name: str, path: str) -> dict[str, Any]:
         events = sum(1 for _ in filter_events(read_audit([path], stats=stats), spec, stats))
     elif name == "prefiltered replay subset":
         events = sum(1 for _ in filter_events(read_audit([path], stats=stats, prefilter=spec), spec, stats))
+    elif name == "full parse, bodies left raw (diagnostic)":
+        # Not a usable parse: what the reader costs without decoding (and later freeing) the request and response
+        # bodies, i.e. how much of the budget the bodies alone take.
+        import kwoksnap.audit.reader as reader
+
+        reader.finish_native = lambda event: None
+        events = sum(1 for _ in read_audit([path], stats=stats))
     else:
         raise SystemExit(f"unknown scenario {name}")
     elapsed = time.perf_counter() - start
@@ -417,6 +424,7 @@ SCENARIOS = (
     "full parse, gzip",
     "full parse + filter",
     "prefiltered replay subset",
+    "full parse, bodies left raw (diagnostic)",
 )
 
 

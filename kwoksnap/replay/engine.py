@@ -182,6 +182,14 @@ def removed_by_update(obj: Obj) -> bool:
                 and meta.get("deletionGracePeriodSeconds") in (None, 0))
 
 
+def _left_terminating(result: Any) -> bool:
+    """Whether a delete's recorded result is the object it left in place, Terminating (a grace period to run out,
+    or finalizers to go), rather than removed at once."""
+    if type(result) is not dict or result.get("kind") in ("Status", None):
+        return False
+    return bool((result.get("metadata") or {}).get("deletionTimestamp")) and not removed_by_update(result)
+
+
 def _object_key(action: Action) -> tuple[str, str, str] | None:
     """(kind, namespace, name) of a pod or node action, the key fidelity compares by; None for anything else (and
     for an unsplit collection delete, which names no object)."""
@@ -799,8 +807,11 @@ class Replayer:
         A stale write of another part is applied (a PUT of the object leaves its status as it is).
 
         ``latest`` follows what was planned, per object, most recent last (at most ``RELEASED_MAX``, as due_order
-        remembers): [object part, status part, last create], each a resourceVersion; a delete sets both parts to
-        infinity (answered with a Status, a delete often has no resourceVersion) until a create."""
+        remembers): [object part, status part, last create, deleting], each a resourceVersion but the flag; a
+        delete that removed the object sets both parts to infinity until a create (so does one answered with a
+        Status: it often has no resourceVersion, and the object may be gone). A graceful delete, whose recorded
+        result is the object left Terminating, wrote only its metadata: it moves the object part, and a late
+        status write older than none planned is applied (the kubelet's last status of a Terminating pod)."""
         key = id(ev)
         if key in self._late_split:
             self._late_split.discard(key)
@@ -810,7 +821,7 @@ class Replayer:
         rv = resource_version(ev) if part is not None or verb == "delete" else 0
         obj = (ev["group"], ev["resource"], ev["namespace"], ev["name"])
         seen = latest.get(obj)
-        if sub == "binding" and seen is not None and seen[0] == math.inf:
+        if sub == "binding" and seen is not None and (seen[0] == math.inf or seen[3]):
             # A binding answers with a Status (no resourceVersion: due_order cannot tell it is late), but a pod is
             # bound only before its delete: one that comes after the delete, with no create since, is late.
             self.report.stale += 1
@@ -823,13 +834,17 @@ class Replayer:
                 if verb == "delete" and not sub and seen[2] > rv:
                     return True
         if (verb == "delete" and not sub) or (verb == "create" and sub == "eviction"):  # an eviction deletes too
-            seen = latest.setdefault(obj, [0.0, 0.0, 0.0])
-            seen[0] = seen[1] = math.inf
+            seen = latest.setdefault(obj, [0.0, 0.0, 0.0, 0.0])
+            if rv and sub != "eviction" and _left_terminating(ev["response"]):
+                seen[0], seen[3] = max(seen[0], float(rv)), 1.0
+            else:
+                seen[0] = seen[1] = math.inf
         elif verb == "create" and not sub:
-            seen = latest.setdefault(obj, [0.0, 0.0, 0.0])
+            seen = latest.setdefault(obj, [0.0, 0.0, 0.0, 0.0])
             seen[0] = seen[1] = seen[2] = float(rv)
+            seen[3] = 0.0
         elif rv and part is not None:
-            seen = latest.setdefault(obj, [0.0, 0.0, 0.0])
+            seen = latest.setdefault(obj, [0.0, 0.0, 0.0, 0.0])
             seen[part] = max(seen[part], float(rv))
         else:
             return False

@@ -863,6 +863,23 @@ def test_what_makes_a_stale_change_obsolete(monkeypatch: pytest.MonkeyPatch) -> 
         False, False, True]
     assert run((ev("delete", 0), False), (ev("create", 9), False), (ev("create", 0, "binding"), False)) == [
         False, False, False]  # a new incarnation is bound: sent
+    # a graceful delete leaves the pod Terminating and writes its metadata only: a late status write older than
+    # none planned is applied (the kubelet's last status), one older than a planned status write is not; a late
+    # write of the pod itself, or a late binding, is obsolete
+    def graceful(rv: int) -> AuditEvent:
+        return event(verb="delete", name="p1", response=pod(resourceVersion=str(rv), deletionGracePeriodSeconds=30,
+                                                            deletionTimestamp="2027-01-15T08:00:30Z"))
+
+    assert run((ev("patch", 100, "status"), False), (graceful(120), False), (ev("patch", 110, "status"), True),
+               (ev("patch", 105, "status"), True)) == [False, False, False, True]
+    assert run((graceful(120), False), (ev("update", 110), True), (ev("create", 0, "binding"), False)) == [
+        False, True, True]
+    assert run((graceful(120), False), (ev("create", 130), False), (ev("create", 0, "binding"), False)) == [
+        False, False, False]  # a new incarnation is bound: sent
+    # a delete whose result is the object without a grace period left (removed at once): as with a Status
+    gone = event(verb="delete", name="p1", response=pod(resourceVersion="120", deletionGracePeriodSeconds=0,
+                                                        deletionTimestamp="2027-01-15T08:00:30Z"))
+    assert run((gone, False), (ev("patch", 110, "status"), True)) == [False, True]
     # a late write after the pod's eviction: obsolete
     assert run((ev("create", 0, "eviction"), False), (ev("update", 90), True)) == [False, True]
     # a late scale write after a later write of the object: obsolete
