@@ -28,8 +28,8 @@ class ClusterConfig:
     # "Bearer <token>" or "Basic ..."; excluded from repr so it cannot leak into logs or tracebacks.
     authorization: str | None = dataclasses.field(default=None, repr=False)
     context: str | None = None
-    # The Authorization header fetched again (an exec plugin run again, a service-account token file read again),
-    # for a client that was refused with 401 because its token expired; None when the credentials cannot change.
+    # The Authorization header fetched again (the kubeconfig read again: an exec plugin run again, a token file
+    # read again), for a client that was refused with 401 because its token expired; None: it cannot change.
     refresh: Callable[[], str | None] | None = dataclasses.field(default=None, repr=False, compare=False)
 
 
@@ -46,8 +46,9 @@ def _authorization_header(cfg: Any) -> str | None:
     return None
 
 
-def load_config(kubeconfig: str | None = None, context: str | None = None) -> ClusterConfig:
-    """Load the client configuration the way kubectl would (``$KUBECONFIG``, ~/.kube/config, in-cluster)."""
+def _load(kubeconfig: str | None, context: str | None) -> Any:
+    """A ``kubernetes`` client Configuration loaded the way kubectl would (``$KUBECONFIG``, ~/.kube/config,
+    in-cluster); any problem is a one-line :class:`ClusterError`."""
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
 
@@ -70,16 +71,28 @@ def load_config(kubeconfig: str | None = None, context: str | None = None) -> Cl
         raise ClusterError(f"cannot load kubeconfig {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     except OSError as exc:  # a directory, no permission
         raise ClusterError(f"cannot load kubeconfig {path}: {exc.strerror or exc}") from None
+    return cfg
+
+
+def _credentials(cfg: Any) -> str | None:
+    """The Authorization header of a loaded Configuration: a bearer token (_authorization_header) or basic auth."""
     auth = _authorization_header(cfg)
     if not auth and cfg.username and cfg.password:
         import base64
 
         auth = "Basic " + base64.b64encode(f"{cfg.username}:{cfg.password}".encode()).decode()
-    refresh: Callable[[], str | None] | None = None
-    if getattr(cfg, "refresh_api_key_hook", None) is not None:  # set for exec plugins and in-cluster tokens
+    return auth
 
-        def refresh() -> str | None:
-            return _authorization_header(cfg)  # auth_settings() calls the hook, which fetches the token again
+
+def load_config(kubeconfig: str | None = None, context: str | None = None) -> ClusterConfig:
+    """Load the client configuration the way kubectl would (``$KUBECONFIG``, ~/.kube/config, in-cluster)."""
+    cfg = _load(kubeconfig, context)
+
+    def refresh() -> str | None:
+        # After a 401: everything read again, as a new kubectl would (an exec plugin run again, a token file or an
+        # in-cluster token read again, a token renewed in the kubeconfig), not only what the package's refresh
+        # hook believes has expired (it knows the expiry of exec-plugin tokens alone).
+        return _credentials(_load(kubeconfig, context))
 
     return ClusterConfig(
         server=cfg.host.rstrip("/"),
@@ -88,7 +101,7 @@ def load_config(kubeconfig: str | None = None, context: str | None = None) -> Cl
         key_file=cfg.key_file,
         verify_ssl=bool(cfg.verify_ssl),
         tls_server_name=getattr(cfg, "tls_server_name", None),
-        authorization=auth,
+        authorization=_credentials(cfg),
         context=context,
         refresh=refresh,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -206,6 +207,39 @@ def test_an_expired_token_is_fetched_again_after_a_401(server: Callable[[Handler
             pytest.raises(APIError, match="401"):
         c.get("/api")  # nothing new to send: the 401 stands
     assert "Bearer" not in repr(ClusterConfig(server=url, authorization="Bearer old", refresh=lambda: "x"))
+
+
+def test_a_401_reads_the_kubeconfig_again(server: Callable[[Handler], tuple[str, list[bytes]]],
+                                          tmp_path: Path) -> None:
+    """The refresh hook of the kubernetes package knows only when exec-plugin tokens expire: a token file rotated
+    on disk, or a token renewed in the kubeconfig, was never read again. After a 401 the kubeconfig is loaded anew."""
+    import yaml
+
+    from kwoksnap.kube.config import load_config
+
+    def handler(conn: socket.socket, request: bytes, i: int) -> bool:
+        if b"Authorization: Bearer rotated" in request:
+            conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n{"kind":"Ok"}')
+        else:
+            body = b'{"kind":"Status","reason":"Unauthorized","message":"Unauthorized","code":401}'
+            conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        return True
+
+    url, seen = server(handler)
+    token = tmp_path / "token"
+    token.write_text("first")
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": url}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        "users": [{"name": "u", "user": {"tokenFile": str(token)}}]}))
+    with Client(load_config(str(kubeconfig))) as c:
+        with pytest.raises(APIError, match="401"):
+            c.get("/api")  # the file holds the same token: nothing new to send
+        token.write_text("rotated")
+        assert c.get("/api") == {"kind": "Ok"}
+    assert [b"Bearer first" in r for r in seen] == [True, True, False]
 
 
 def test_warm_opens_connections_up_to_the_pool_size(server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
