@@ -31,6 +31,8 @@ class RealClock:
         return time.time()
 
     def sleep_until(self, deadline: float, stop: threading.Event | None = None) -> bool:
+        if stop is not None and stop.is_set():  # set: False even for a deadline already past (as FakeClock)
+            return False
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

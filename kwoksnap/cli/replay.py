@@ -118,9 +118,9 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         now = time.monotonic()
         if tty and now - last[0] >= 0.2:
             last[0] = now
-            lag = r.lag.percentile(99) * 1000 if len(r.lag) else 0.0
+            lag = r.lag.recent_percentile(99) * 1000 if len(r.lag) else 0.0  # the last 10,000 changes
             click.echo(f"\r{r.applied + r.failed:>8} applied/{r.events} read, recorded {r.recorded_seconds:7.1f}s, "
-                       f"wall {elapsed:6.1f}s, lag p99 {lag:6.1f} ms", nl=False, err=True)
+                       f"wall {elapsed:6.1f}s, recent lag p99 {lag:6.1f} ms", nl=False, err=True)
 
     with make_client(ctx, pool_size=workers) as client:
         warnings = check_target(client, options.mode, allow_real_nodes=allow_real_nodes)

