@@ -116,8 +116,13 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
             click.echo(f"interrupted: {summary.objects} of the snapshot's {summary.planned} objects are in the "
                        "target, each whole; the rest were not sent. Owner references to objects not restored yet "
                        "are missing, so for a faithful copy restore into a fresh cluster")
+        elif summary.error is not None:
+            click.echo(f"stopped by the error below: {summary.objects} of the snapshot's {summary.planned} objects "
+                       "are in the target, each whole; the rest were not sent, nothing was relinked or waited for")
     if summary.interrupted:
         return ExitCode.INTERRUPTED
+    if summary.error is not None:
+        raise summary.error  # the one error line and its exit code, after the summary of what was written
     if not summary.ok:
         return finished_partly((len(summary.failures), "object(s) failed"),
                                (len(summary.not_adopted), "not adopted by their controllers"),

@@ -110,10 +110,13 @@ class RestoreSummary:
     # Namespaces Terminating in the snapshot, restored Active: only a delete makes a namespace Terminating, and
     # deleting it would make the target's namespace controller delete what was just restored in it.
     active_namespaces: list[str] = dataclasses.field(default_factory=list)
+    # An error that stopped the restore after it had begun writing (the target stopped answering, a CRD never
+    # became established): the summary still says what is in the target; the caller raises it after showing that.
+    error: KwoksnapError | None = dataclasses.field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
-        return not self.failures and not self.not_adopted and not self.interrupted
+        return not self.failures and not self.not_adopted and not self.interrupted and self.error is None
 
     @property
     def objects(self) -> int:
@@ -130,6 +133,7 @@ class RestoreSummary:
             "claimsWithoutVolume": self.claims_without_volume[:200],
             "interrupted": self.interrupted, "planned": self.planned, "keptSecrets": self.kept_secrets[:200],
             "activeNamespaces": self.active_namespaces[:200],
+            "error": str(self.error) if self.error is not None else None,
         }
 
 
@@ -162,7 +166,8 @@ class _Restorer:
         self.results: dict[str, ResourceResult] = {}
         self.failures: list[Failure] = []
         self.adoptions: list[Adoption] = []
-        self.deferred: list[tuple[Resource, str, str, list[Obj], list[Obj]]] = []
+        # (resource as served, its key in the snapshot, namespace, name, references kept, references to relink)
+        self.deferred: list[tuple[Resource, str, str, str, list[Obj], list[Obj]]] = []
         self.dropped = 0
         self.created_crds: list[str] = []
         self.bound_claims: list[BoundClaim] = []
@@ -177,7 +182,7 @@ class _Restorer:
     def _fail(self, key: str, obj: Obj, reason: str) -> None:
         meta = obj.get("metadata") or {}
         with self.lock:
-            self.results[key].failed += 1
+            self.results.setdefault(key, ResourceResult(key)).failed += 1
             self.failures.append(Failure(key, str(meta.get("namespace", "")), str(meta.get("name", "")), reason))
 
     # -- one object --------------------------------------------------------------------------------------------
@@ -264,7 +269,7 @@ class _Restorer:
                 self.adoptions.append(prep.adoption)
             if prep.deferred_owners:
                 kept = list(prep.body["metadata"].get("ownerReferences") or [])
-                self.deferred.append((res, str(ns or ""), name, kept, prep.deferred_owners))
+                self.deferred.append((res, key, str(ns or ""), name, kept, prep.deferred_owners))
             self.dropped += prep.dropped_owners
             if res.key == "apiextensions.k8s.io/v1/customresourcedefinitions" and outcome != "skipped":
                 self.created_crds.append(name)
@@ -402,7 +407,7 @@ class _Restorer:
                 self._fail(key, obj, f"restored, but it could not be made Terminating again: {exc}")
 
     def relink(self) -> None:
-        for res, ns, name, kept, refs in self.deferred:
+        for res, key, ns, name, kept, refs in self.deferred:
             new_refs = list(kept)
             for ref in refs:
                 new_uid = self.uid_map.get(str(ref.get("uid", "")))
@@ -412,8 +417,8 @@ class _Restorer:
                     self.dropped += 1
             try:
                 self.client.patch(res.path(ns or None, name), {"metadata": {"ownerReferences": new_refs}})
-            except APIError as exc:
-                self._fail(res.key, {"metadata": {"namespace": ns, "name": name}},
+            except APIError as exc:  # (under the snapshot's key: the target may serve another version of it)
+                self._fail(key, {"metadata": {"namespace": ns, "name": name}},
                            f"owner references could not be relinked: {exc}")
 
     def rebind_claims(self, timeout: float) -> None:
@@ -545,6 +550,7 @@ def restore(
     disc = discover(client)
     crd_steps = [s for s in steps if s.phase == PHASES[0][0]]
     interrupted = False
+    error: KwoksnapError | None = None
     pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="restore")
     try:
         for step in crd_steps:
@@ -561,15 +567,22 @@ def restore(
             r.run_step(step, disc, pool)
     except KeyboardInterrupt:
         interrupted = True  # the objects being written finish whole (each write is one task); the queued never start
+    except KwoksnapError as exc:  # after writes began: what is in the target is still reported (summary.error)
+        error = exc
     finally:
-        pool.shutdown(wait=True, cancel_futures=interrupted)
-    r.relink()
-    if not interrupted:
-        r.terminate_deferred()
+        pool.shutdown(wait=True, cancel_futures=interrupted or error is not None)
     not_adopted: list[Adoption] = []
-    if not interrupted:
-        r.rebind_claims(options.settle_timeout)
-        not_adopted = r.settle(disc) if r.adoptions else []
+    try:  # Ctrl-C is likeliest in the wait for adoption below: the summary must survive it too
+        if error is None:
+            r.relink()
+        if not interrupted and error is None:
+            r.terminate_deferred()
+            r.rebind_claims(options.settle_timeout)
+            not_adopted = r.settle(disc) if r.adoptions else []
+    except KeyboardInterrupt:
+        interrupted = True
+    except KwoksnapError as exc:
+        error = exc
     # The mark names this restore's snapshot, or none (an imported YAML has no capture time): never an older one.
     with contextlib.suppress(KwoksnapError):  # no right to annotate kube-system, or unreachable: replay cannot warn
         client.patch("/api/v1/namespaces/kube-system",
@@ -579,7 +592,7 @@ def restore(
         seconds=time.monotonic() - started, requests=client.requests - requests0,
         retries=client.retries - retries0, claims_without_volume=r.claims_without_volume,
         interrupted=interrupted, planned=sum(s.objects for s in steps), kept_secrets=sorted(r.kept_secrets),
-        active_namespaces=sorted(r.active_namespaces),
+        active_namespaces=sorted(r.active_namespaces), error=error,
     )
 
 

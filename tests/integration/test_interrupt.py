@@ -99,6 +99,53 @@ def test_ctrl_c_stops_a_restore_with_its_summary(make_cluster: ClusterFactory) -
         assert len(new) == summary["resources"]["v1/configmaps"]["created"] >= 2
 
 
+def test_ctrl_c_in_the_wait_for_adoption_keeps_the_summary(kwok_cluster: LocalCluster, client: Client,
+                                                          tmp_path: Path) -> None:
+    """Review finding: Ctrl-C in restore's last stage (relinking, the wait for adoption: up to --settle-timeout)
+    printed only "kwoksnap: interrupted", and what the restore had written went unreported. A pod whose
+    ReplicaSet's selector does not match it is never adopted, so the restore waits until it is interrupted."""
+    import uuid
+
+    from kwoksnap.cluster.populate import fake_node
+    from kwoksnap.store import KwsWriter
+
+    ns, node = f"t-{uuid.uuid4().hex[:10]}", f"adopt-node-{uuid.uuid4().hex[:6]}"
+    snapshot = tmp_path / "never-adopted.kws"
+    rs_uid = str(uuid.uuid4())
+    with KwsWriter(snapshot) as w:
+        container = {"containers": [{"name": "c", "image": "i"}]}
+        replicaset = {"metadata": {"name": "rs", "namespace": ns, "uid": rs_uid},
+                      "spec": {"replicas": 0, "selector": {"matchLabels": {"a": "1"}},
+                               "template": {"metadata": {"labels": {"a": "1"}}, "spec": container}}}
+        owned = {"metadata": {"name": "p", "namespace": ns, "labels": {"a": "2"},
+                              "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs",
+                                                   "uid": rs_uid, "controller": True}]},
+                 "spec": {"nodeName": node, **container}, "status": {"phase": "Running"}}
+        for resource, kind, namespaced, obj in (
+            ("v1/namespaces", "Namespace", False, {"metadata": {"name": ns}}),
+            ("v1/nodes", "Node", False, fake_node(node)),
+            ("apps/v1/replicasets", "ReplicaSet", True, replicaset),
+            ("v1/pods", "Pod", True, owned),
+        ):
+            w.write({"type": "resource", "resource": resource, "kind": kind, "namespaced": namespaced})
+            w.write({"type": "object", "resource": resource,
+                     "object": {"apiVersion": resource.rsplit("/", 1)[0], "kind": kind, **obj}})
+    try:
+        proc = start(kwok_cluster.kubeconfig, "restore", str(snapshot), "-o", "json", "--settle-timeout", "90")
+        begun = time.monotonic()
+        out, err = when(proc, lambda: client.exists(f"/api/v1/namespaces/{ns}/pods/p"),
+                        lambda: (time.sleep(2), os.kill(proc.pid, signal.SIGINT)))
+        assert proc.returncode == ExitCode.INTERRUPTED, err
+        assert time.monotonic() - begun < 60  # stopped in the wait, not at its end
+        summary = orjson.loads(out)
+        assert summary["interrupted"] and summary["planned"] == 4 and summary["failureCount"] == 0, summary["failures"]
+        assert summary["resources"]["v1/pods"]["created"] == 1
+        assert summary["resources"]["apps/v1/replicasets"]["created"] == 1
+    finally:
+        client.delete(f"/api/v1/namespaces/{ns}")
+        client.delete(f"/api/v1/nodes/{node}")
+
+
 def configmaps(c: Client) -> set[tuple[str, str]]:
     return {(o["metadata"]["namespace"], o["metadata"]["name"]) for o, _ in c.list_items("/api/v1/configmaps")}
 

@@ -170,3 +170,27 @@ def test_only_the_admission_taint_is_repaired_on_an_existing_node() -> None:
     assert _without_admission_taint([kwok, admission]) == [kwok]
     assert _without_admission_taint([kwok, evicting]) == [kwok, evicting]  # the controller's, not admission's
     assert _without_admission_taint(None) == []
+
+
+def test_a_refused_relink_is_a_failure_of_the_resource_as_the_snapshot_names_it() -> None:
+    """Review finding: results are kept under the snapshot's resource key, but a refused relink was counted under
+    the key the target serves: a snapshot of an older cluster (autoscaling/v2beta2, served as v2) crashed the
+    restore's last stage with KeyError (exit 70, summary lost)."""
+    from kwoksnap.errors import APIError
+    from kwoksnap.kube.discovery import Resource
+    from kwoksnap.restore.engine import RecordSource, ResourceResult, RestoreOptions, _Restorer
+
+    served = Resource("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", True,
+                      frozenset({"create", "list", "patch"}))
+    recorded = "autoscaling/v2beta2/horizontalpodautoscalers"
+
+    class Client:
+        def patch(self, path: str, body: Any) -> Any:
+            raise APIError(403, "Forbidden", "cannot patch")
+
+    r = _Restorer(Client(), RecordSource(), RestoreOptions(), lambda *a: None)  # type: ignore[arg-type]
+    r.results[recorded] = ResourceResult(recorded)
+    r.deferred.append((served, recorded, "ns", "hpa1", [], [{"kind": "Foo", "name": "x", "uid": "u"}]))
+    r.relink()
+    assert r.results[recorded].failed == 1 and [f.resource for f in r.failures] == [recorded]
+    assert "could not be relinked" in r.failures[0].reason and served.key not in r.results
