@@ -912,6 +912,7 @@ class Replayer:
             # whichever event carries it).
             start, timeline = self._wall_start_ns, self._timeline
             action.body = shift_times(action.body, lambda t: timeline.wall_ns(t, start))
+        self._await_prerequisites(action)
         ticket = self.gate.acquire(self._start + item.offset + (RENEWAL_YIELD if action.op == "renew" else 0.0))
         if self._halt.is_set():  # stopped while it waited for room
             self.gate.release(ticket, None, self.clock.now())
@@ -949,6 +950,31 @@ class Replayer:
                 r.skipped[reason] += 1
             else:
                 r.applied += 1
+
+    def _await_prerequisites(self, action: Action) -> None:
+        """Wait for what other changes in flight are still writing and ``action`` needs (its resource's CRD, its
+        owners' creates) before it takes a place among the requests in flight: waiting while holding one kept those
+        very writes out when the limit was low (1 at the start and at each re-measurement), until the waits gave up
+        (an owner reference dropped, a custom resource "not served"). execute() still looks, and waits if needed."""
+        group = action.group
+        if "." in group and self.discovery.by_key(f"{group}/{action.version}/{action.resource}") is None:
+            self._await_create((*CRDS, "", f"{action.resource}.{group}"), CRD_SERVE_WAIT)  # its CRD's write
+        body = action.body
+        if not isinstance(body, dict) or action.op not in ("create", "replace", "status"):
+            return
+        for ref in (body.get("metadata") or {}).get("ownerReferences") or ():
+            if not isinstance(ref, dict):
+                continue
+            res = self.discovery.by_kind(str(ref.get("apiVersion", "")), str(ref.get("kind", "")))
+            if res is None:
+                continue
+            self._await_create((res.group, res.name, action.namespace if res.namespaced else "",
+                                str(ref.get("name", ""))))
+
+    def _await_create(self, key: tuple[str, str, str, str], timeout: float = OWNER_WAIT) -> None:
+        """Until no create (or CRD write) of ``key`` is in flight, for up to ``timeout``, or the replay halts."""
+        with self._created:
+            self._created.wait_for(lambda: not self._creating[key] or self._halt.is_set(), timeout=timeout)
 
     def _submit(self, item: _Item, pool: ThreadPoolExecutor) -> None:
         """Changes to one object run in recorded order, one at a time; different objects never wait for each other
@@ -1130,7 +1156,9 @@ class Replayer:
             while True:
                 if stopping:
                     self._halt.set()  # what was handed to the workers but not sent stays unsent
-                    self.gate.open()  # and those waiting for room see it at once
+                    self.gate.open()  # and those waiting for room see it at once,
+                    with self._created:  # as do those waiting for an owner's create
+                        self._created.notify_all()
                 try:
                     pool.shutdown(wait=True)  # every change being sent finishes; nothing is left half-applied
                     break

@@ -1318,6 +1318,76 @@ def test_the_fidelity_check_tells_another_copy_from_the_one_replay_wrote() -> No
         assert r.report.mismatches == expected and r.report.fidelity_checked == 3, mode
 
 
+def test_a_dependent_waits_for_its_owner_without_holding_a_place_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review finding: a pod whose worker reached the concurrency gate before its ReplicaSet's took the only place
+    in flight (the limit is 1 at the start), then waited 5 s inside it for the ReplicaSet's create, which could not
+    get a place: the owner reference was dropped and the pod went 5 s late. The wait now comes before the gate."""
+    import time
+
+    import kwoksnap.replay.engine as engine
+    from kwoksnap.clock import RealClock
+
+    replicasets = Resource("apps", "v1", "replicasets", "ReplicaSet", True, frozenset({"create"}))
+
+    def created(i: int, resource: str, group: str, kind: str, name: str, owner: str = "") -> AuditEvent:
+        meta: dict[str, Any] = {"name": name, "namespace": "ns", "uid": f"src-{name}", "resourceVersion": str(i + 1)}
+        if owner:
+            meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": owner,
+                                        "uid": f"src-{owner}", "controller": True}]
+        return event(verb="create", resource=resource, group=group, name=name, ts=T0 + i * 1_000_000,
+                     user="system:serviceaccount:kube-system:replicaset-controller", agent="kube-controller-manager",
+                     response={"apiVersion": f"{group}/v1" if group else "v1", "kind": kind, "metadata": meta,
+                               "spec": {}})
+
+    class Client:
+        def __init__(self) -> None:
+            self.live: dict[str, Any] = {}
+            self.sent: list[Any] = []
+            self.lock = threading.Lock()
+
+        def thread_requests(self) -> int:
+            return 0
+
+        def list_items(self, path: str) -> Iterator[Any]:
+            return iter(())
+
+        def warm(self, n: int) -> int:
+            return 0
+
+        def get(self, path: str) -> Any:
+            with self.lock:
+                if path not in self.live:
+                    raise NotFound(404, "NotFound", path)
+                return self.live[path]
+
+        def create(self, path: str, body: Any) -> Any:
+            obj = {**body, "metadata": {**body["metadata"], "uid": "t-" + body["metadata"]["name"]}}
+            with self.lock:
+                self.live[f"{path}/{body['metadata']['name']}"] = obj
+                self.sent.append(body)
+            return obj
+
+    shift = engine.shift_times
+
+    def owner_late(body: Any, move: Any) -> Any:  # the ReplicaSet's worker reaches the gate a moment after the pod's
+        if body.get("kind") == "ReplicaSet":
+            time.sleep(0.05)
+        return shift(body, move)
+
+    monkeypatch.setattr(engine, "shift_times", owner_late)
+    client = Client()
+    r = Replayer(client, ReplayOptions(speed=10.0, max_lead=0), clock=RealClock(),  # type: ignore[arg-type]
+                 discovery=Discovery([PODS, replicasets]))
+    monkeypatch.setattr(r, "freeze_nodes", lambda: 0)
+    began = time.monotonic()
+    report = r.run([created(0, "replicasets", "apps", "ReplicaSet", "rs"),
+                    created(1, "pods", "", "Pod", "rs-abc", owner="rs")])
+    assert report.applied == 2 and report.dropped_owners == 0
+    assert [b["kind"] for b in client.sent] == ["ReplicaSet", "Pod"]
+    assert client.sent[1]["metadata"]["ownerReferences"][0]["uid"] == "t-rs"
+    assert time.monotonic() - began < engine.OWNER_WAIT  # (a liveness bound: it did not wait the wait out)
+
+
 def test_failures_are_listed_in_log_order() -> None:
     """Found black-box testing: failures came in the order they were answered (:5, :9, :7, :14, ...)."""
     from kwoksnap.replay.engine import _by_source
