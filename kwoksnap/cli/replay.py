@@ -83,7 +83,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     interrupted (Ctrl-C), after the report of what was sent.
     """
     from kwoksnap.audit import ParseStats, classify, make_classifier, parse_rule
-    from kwoksnap.errors import ExitCode, InputError, UsageError
+    from kwoksnap.errors import ExitCode, KwoksnapError, UsageError
     from kwoksnap.replay.checks import check_target, snapshot_taken
     from kwoksnap.replay.engine import Replayer, ReplayOptions
     from kwoksnap.replay.limit import RENEWAL_YIELD
@@ -110,7 +110,10 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         lease_interval=lease_interval, max_lead=parse_duration(max_lead), capacity=capacity,
         classifier=make_classifier([parse_rule(r) for r in actor_rules]) if actor_rules else classify,
     )
-    stopped: InputError | None = None  # --strict found a bad line after changes were sent
+    # What stopped the replay after changes were sent (--strict's bad line, the target or the input failing), or
+    # kept the comparison from being made: raised once the report of what was sent is out.
+    stopped: Exception | None = None
+    unchecked = ""  # why fidelity was not checked, when it was meant to be
     tty = sys.stderr.isatty() and output_format == "text"
     last = [0.0]
 
@@ -138,8 +141,8 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         replayer = Replayer(client, options, progress=progress, notice=notice)
         try:
             report = replayer.run(events)
-        except InputError as exc:  # --strict stopped at a bad line: say what was sent, then fail as that error
-            if not replayer.report.applied and not replayer.report.failed:
+        except (KwoksnapError, OSError) as exc:  # --strict's bad line, an input or a target failing: say what was
+            if not replayer.report.applied and not replayer.report.failed:  # sent, then fail as that error
                 raise  # nothing reached the target
             report, stopped = replayer.report, exc
             report.interrupted = True
@@ -169,6 +172,11 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
                 report.interrupted = True
                 report.mismatches.clear()
                 report.fidelity_checked = 0
+            except KwoksnapError as exc:  # the target stopped answering at the end: the replay's report stands
+                report.mismatches.clear()
+                report.fidelity_checked = 0
+                unchecked, stopped = f"the target could not be listed: {exc}", exc
+                report.warnings.append(f"fidelity not checked: {unchecked}")
             for w in report.warnings[known:]:  # found by the comparison
                 click.echo(f"warning: {w}", err=True)
     data = report.to_dict()
@@ -220,8 +228,9 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
             c = data["concurrency"]
             click.echo(f"requests in flight: limit {c['min']}-{c['max']}, median {c['p50']} (adapted to the target's "
                        "latency)")
-        if no_fidelity or report.interrupted:
-            click.echo("fidelity: not checked (" + ("--no-fidelity" if no_fidelity else "interrupted") + ")")
+        if no_fidelity or report.interrupted or unchecked:
+            click.echo("fidelity: not checked (" + ("--no-fidelity" if no_fidelity else "interrupted"
+                                                   if report.interrupted else unchecked) + ")")
         elif not report.fidelity_checked:
             click.echo("fidelity: no replayed pod or node to compare" + (
                 " (inputs mode compares only those the replay itself wrote)" if mode == "inputs" else ""))

@@ -112,6 +112,34 @@ def test_strict_after_changes_were_sent_prints_the_report_then_exits_3(
     assert pods(client, namespace) == {f"before-{i}" for i in range(sent)}
 
 
+def test_a_target_that_stops_answering_at_the_comparison_keeps_the_report(
+        kwok_cluster: LocalCluster, client: Client, namespace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Review finding: an error while listing the target for the final comparison (the target gone after a long
+    replay) threw away the report of a finished replay: no report on stdout, no --report file. The listing is the
+    only thing made to fail here; the replay is real."""
+    from kwoksnap.errors import TransportError
+
+    class GoneAtTheEnd(engine.Replayer):
+        def _live(self) -> Any:
+            raise TransportError("GET /api/v1/pods: connection refused")
+
+    monkeypatch.setattr(engine, "Replayer", GoneAtTheEnd)
+    log, report = tmp_path / "audit.log", tmp_path / "report.json"
+    log.write_bytes(pod_create(namespace, "p1", time.time() - 30) + pod_create(namespace, "p2", time.time() - 29))
+    with pytest.raises(SystemExit) as exc:
+        main(["--kubeconfig", str(kwok_cluster.kubeconfig), "replay", "--audit", str(log), "--mode", "inputs",
+              "--speed", "max", "--report", str(report)])
+    out, err = capsys.readouterr()
+    assert exc.value.code == ExitCode.CLUSTER, err
+    data = orjson.loads(report.read_bytes())
+    assert data["applied"] == 2 and data["failed"] == 0 and not data["interrupted"], data
+    assert "fidelity not checked: the target could not be listed" in " ".join(data["warnings"])
+    assert "applied 2, failed 0" in out and "fidelity: not checked (the target could not be listed" in out, out
+    assert err.splitlines()[-1] == "kwoksnap: error: GET /api/v1/pods: connection refused", err
+    assert pods(client, namespace) == {"p1", "p2"}
+
+
 def test_empty_and_binary_files_are_refused(kwok_cluster: LocalCluster, tmp_path: Path) -> None:
     for name, data in (("empty.log", b""), ("binary.log", bytes(range(256)) * 8)):
         path = tmp_path / name
