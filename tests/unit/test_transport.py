@@ -89,6 +89,32 @@ def test_content_length_chunked_and_keep_alive(server: Callable[[Handler], tuple
     pool.close()
 
 
+def test_interim_answers_are_skipped_and_large_bodies_are_read_in_linear_time(
+        server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
+    """Review findings: a 100 Continue was returned as the answer, and the real one was read as the answer to the
+    next request on that connection; and the receive buffer was copied whole on every recv (64 MB: 5.5 s)."""
+    big = b'{"items":"' + b"x" * (48 << 20) + b'"}'
+
+    def handler(conn: socket.socket, request: bytes, i: int) -> bool:
+        if i == 0:
+            conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+                         b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n{\"kind\":\"A\"}")
+        elif i == 1:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n{\"kind\":\"B\"}")
+        else:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(big) + big)
+        return True
+
+    url, _ = server(handler)
+    pool = Pool(url, maxsize=1, timeout=30)
+    assert [pool.request("GET", "/").data for _ in range(2)] == [b'{"kind":"A"}', b'{"kind":"B"}']
+    import time
+
+    began = time.process_time()
+    assert pool.request("GET", "/").data == big
+    assert time.process_time() - began < 3  # (liveness, not speed: quadratic copying took minutes of CPU here)
+
+
 def test_idle_connection_closed_by_the_server_is_replaced(
         server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
     def handler(conn: socket.socket, request: bytes, i: int) -> bool:
