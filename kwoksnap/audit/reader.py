@@ -30,6 +30,7 @@ import heapq
 import itertools
 import operator
 import os
+import re
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -220,7 +221,7 @@ def sniff(path: str) -> str:
 
 def _json_layout(text: str) -> str:
     """JSON lines unless the first two significant lines are each no JSON value (pretty-printed document)."""
-    lines = [line for line in text.splitlines(keepends=True) if line.strip()]
+    lines = [line for line in text.splitlines(keepends=True) if line.strip() and not line.lstrip().startswith("#")]
     complete = [line for line in lines[:2] if line.endswith(("\n", "\r"))]
     if len(complete) < 2:
         return "jsonl"  # one (possibly huge) line: read as JSON lines, a one-line array is a batch
@@ -392,7 +393,7 @@ class _FileReader:
         count = prefiltered = native = 0
         with _gc_paused():
             for n, line in enumerate(lines, first + 1):
-                if not line or line.isspace():
+                if not line or line.isspace() or line[0] == 35:  # blank, or a `#` comment (a licence header)
                     continue
                 count += 1
                 if prefilter is not None:
@@ -465,6 +466,8 @@ class _FileReader:
         """
         data, broken = self._read_all(read)
         where = f"{self.path}:1"
+        if (header := _LEADING_COMMENTS.match(data)) is not None:  # blanked, so that positions stay true
+            data = _BLANK.sub(b" ", header.group()) + data[header.end():]
         try:
             with _gc_paused():
                 value = orjson.loads(data)
@@ -556,6 +559,10 @@ class _FileReader:
 
 
 _JSON_SAFE: Final = orjson.OPT_NON_STR_KEYS  # YAML allows int/bool keys; JSON and msgpack recordings want strings
+
+
+_LEADING_COMMENTS: Final = re.compile(rb"(?:[ \t\r]*(?:#[^\n]*)?\n)+")
+_BLANK: Final = re.compile(rb"[^\n]")
 
 
 def _has_json_line(lines: list[bytes]) -> bool:

@@ -124,6 +124,20 @@ def test_broken_json_document_and_jsonl_with_broken_header(tmp_path: Path) -> No
     assert len(events) == 2 and stats.malformed == 2 and stats.malformed_examples[1] == f"{header}:2: not valid JSON"
 
 
+def test_comment_headers_are_skipped_in_json_lines_and_documents(tmp_path: Path) -> None:
+    """Black-box finding: docs/audit.md says `#` comment lines (licence headers) are skipped, but JSON lines counted
+    one as malformed (and --strict refused the file), and two made the file look like a pretty-printed document."""
+    for n in (1, 2):
+        path = write(tmp_path, f"c{n}.log", b"# licence header\n" * n + jsonl(ev(1), ev(2)))
+        events, stats = read(path, strict=True)
+        assert sniff(path) == "jsonl" and len(events) == 2 and stats.malformed == 0, n
+        assert events[0]["source"] == f"{path}:{n + 1}"
+    pretty = write(tmp_path, "doc.json", b"# exported by a SIEM\n  # second line\n\n"
+                   + orjson.dumps([ev(1), ev(2)], option=orjson.OPT_INDENT_2))
+    events, stats = read(pretty, strict=True)
+    assert sniff(pretty) == "json" and len(events) == 2 and stats.malformed == 0
+
+
 def test_yaml_documents(tmp_path: Path) -> None:
     text = "# licence header\n\n" + yaml.safe_dump_all([ev(2, name="b"), ev(1, name="a")], explicit_start=True)
     path = write(tmp_path, "audit.yaml", text)
