@@ -74,6 +74,15 @@ _OTHER_MAGIC: Final = {
 _BROKEN_STREAM: Final = (EOFError, OSError, zlib.error)  # gzip.BadGzipFile is an OSError
 
 
+def _stream_problem(err: BaseException) -> str:
+    """What a broken gzip stream means for what was read from it: cut off (what follows is missing), or corrupt (a
+    checksum found at the end of a member: what was read before it may hold wrong bytes)."""
+    text = str(err)
+    if "CRC check failed" in text or "Incorrect length" in text:
+        return f"compressed stream is corrupt ({text}): events read from it may hold wrong data"
+    return f"compressed stream ends early ({text})"
+
+
 class _YAMLLoader(yaml.CSafeLoader):
     """Safe loader that keeps timestamps as strings (datetime objects would not survive msgpack/JSON)."""
 
@@ -368,7 +377,7 @@ class _FileReader:
                 if batch:
                     yield batch
             if broken is not None:
-                self.truncated(f"{self.path}:{lineno}", f"compressed stream ends early ({broken})")
+                self.truncated(f"{self.path}:{lineno}", _stream_problem(broken))
             return
 
     def _decode_lines(self, lines: list[bytes], first: int, cut: str | None = None) -> list[Item]:
@@ -477,7 +486,7 @@ class _FileReader:
             if not _has_json_line(lines[2:100]):
                 self.stats.lines += 1
                 if broken is not None:
-                    self.truncated(where, f"compressed stream ends early ({broken}); the JSON document is lost")
+                    self.truncated(where, f"{_stream_problem(broken)}; the JSON document is lost")
                 else:
                     self.malformed(where, f"not a valid JSON document ({_position(err)})")
                 return
@@ -491,7 +500,7 @@ class _FileReader:
                 if batch:
                     yield batch
             if broken is not None:
-                self.truncated(f"{self.path}:{len(lines) + 1}", f"compressed stream ends early ({broken})")
+                self.truncated(f"{self.path}:{len(lines) + 1}", _stream_problem(broken))
             return
         del data
         self.stats.lines += 1
@@ -500,7 +509,7 @@ class _FileReader:
         with _gc_paused():
             decode_value(value, where, decoded, problems)
         if broken is not None:
-            self.truncated(where, f"compressed stream ends early ({broken})")
+            self.truncated(where, _stream_problem(broken))
         self.problems(problems)
         items: list[Item] = []
         self.items(decoded, items)
@@ -547,7 +556,7 @@ class _FileReader:
                     self.malformed(where, f"unreadable YAML ({type(err).__name__})")
                     return
                 except _BROKEN_STREAM as err:
-                    self.truncated(where, f"compressed stream ends early ({err})")
+                    self.truncated(where, _stream_problem(err))
                     return
                 self.problems(problems)
                 items: list[Item] = []

@@ -260,7 +260,13 @@ def warn_unusable_files(stats: Any) -> None:
     for path, why in stats.unusable_files.items():
         click.echo(f"warning: skipped {path}: {why}", err=True)
     for path, where in stats.truncated.items():
-        click.echo(f"warning: {path} ends early, read up to the cut ({where}); events after it are missing", err=True)
+        if "is corrupt" in where:
+            found, _, why = where.partition(": ")
+            click.echo(f"warning: {path}: {why} (found at {found}, the end of a gzip member); --strict refuses such "
+                       "a file", err=True)
+        else:
+            click.echo(f"warning: {path} ends early, read up to the cut ({where}); events after it are missing",
+                       err=True)
 
 
 def warn_out_of_order(stats: Any) -> None:

@@ -363,6 +363,21 @@ def test_gzip_that_ends_early(tmp_path: Path) -> None:
         read(path, strict=True)
 
 
+def test_gzip_whose_checksum_fails_is_called_corrupt_not_cut(tmp_path: Path) -> None:
+    """Black-box finding: a flipped bit inside a gzip member passed its changed bytes on, and the warning said the
+    stream "ends early" and events after it are missing, while nothing was missing and earlier data was wrong."""
+    data = jsonl(*(ev(i, name=f"p{i}") for i in range(50)))
+    packed = bytearray(gzip.compress(data))
+    packed[-8] ^= 0xFF  # the member's CRC32
+    path = write(tmp_path, "crc.log.gz", bytes(packed))
+    events, stats = read(path)
+    assert len(events) == 50
+    (what,) = stats.truncated.values()
+    assert "compressed stream is corrupt (CRC check failed" in what and "may hold wrong data" in what
+    with pytest.raises(InputError, match="compressed stream is corrupt"):
+        read(path, strict=True)
+
+
 def test_empty_and_binary_files(tmp_path: Path) -> None:
     good = write(tmp_path, "good.log", jsonl(ev(1)))
     empty = write(tmp_path, "empty.log", b"")
