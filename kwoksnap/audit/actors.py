@@ -18,7 +18,7 @@ from typing import Final
 
 from kwoksnap.errors import UsageError
 
-__all__ = ["CONTROLLER_USERS", "Actor", "Classifier", "classify", "make_classifier", "parse_rule"]
+__all__ = ["CONTROLLER_USERS", "Actor", "Classifier", "classify", "doubtful_field", "make_classifier", "parse_rule"]
 
 
 class Actor(enum.StrEnum):
@@ -122,8 +122,20 @@ def classify(user: str, groups: Sequence[str], user_agent: str) -> Actor:
 def _compile_pattern(pattern: str) -> tuple[str, re.Pattern[str]]:
     field, sep, glob = pattern.partition(":")
     if sep and field in ("user", "agent", "group"):
+        if not glob:
+            raise UsageError(f"actor pattern {pattern!r} is empty after {field}: (e.g. '{field}:argocd*')")
         return field, re.compile(fnmatch.translate(glob))
     return "any", re.compile(fnmatch.translate(pattern))
+
+
+def doubtful_field(pattern: str) -> str | None:
+    """A word before a colon that is no field name (a typo of ``agent:``, say): the pattern is then matched against
+    the whole user name and user agent, which a user name like ``system:...`` may want, but rarely ``agnet:...``.
+    Returns that word, for a warning; None when the pattern has a field or looks like a user name."""
+    field, sep, _ = pattern.partition(":")
+    if sep and re.fullmatch(r"[a-z]+", field) and field not in ("user", "agent", "group", "system"):
+        return field
+    return None
 
 
 def make_classifier(rules: Iterable[tuple[str, Actor | str]]) -> Classifier:
@@ -160,4 +172,5 @@ def parse_rule(text: str) -> tuple[str, Actor]:
     pattern, sep, actor = text.rpartition("=")
     if not sep or not pattern:
         raise UsageError(f"actor rule {text!r} is not PATTERN=ACTOR (e.g. 'agent:argocd*=user')")
+    _compile_pattern(pattern)  # an empty pattern after its field is refused here
     return pattern, Actor.coerce(actor.strip())

@@ -131,11 +131,22 @@ class Progress:
         self._bar.update(task, completed=done, rate=rate)
 
 
-def split_commas(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+def split_commas(_ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
     """A repeatable option's values with commas as separators too: ``-n a,b -n c`` as ``("a", "b", "c")``, once
     each (namespace and resource names cannot hold a comma). The callback of -n, --resources, --include and
     --exclude."""
+    for item in value:
+        if not item.replace(",", "").strip():  # `-n ''` (an unset variable, say): not "every namespace"
+            raise click.BadParameter(f"{item!r} names nothing", param=param)
     return tuple(dict.fromkeys(part.strip() for item in value for part in item.split(",") if part.strip()))
+
+
+def not_empty(_ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    """A repeatable option whose every value must say something (``--exclude-user ''`` is a mistake)."""
+    for item in value:
+        if not item.strip():
+            raise click.BadParameter("an empty value names nothing", param=param)
+    return value
 
 
 def namespace_option(help_text: str) -> Callable[[F], F]:
@@ -156,7 +167,8 @@ def audit_input(f: F) -> F:
                           "nodes/status, pods, pods/status, pods/binding, pods/eviction, node leases. A recording "
                           "replays every resource it holds unless --resources is given."),
         namespace_option("Only these namespaces"),
-        click.option("--exclude-user", multiple=True, metavar="USER", help="Skip events by these users (globs)."),
+        click.option("--exclude-user", multiple=True, metavar="USER", callback=not_empty,
+                     help="Skip events by these users (globs)."),
         click.option("--from", "since", metavar="TIME", help="Skip events before this RFC 3339 time."),
         click.option("--to", "until", metavar="TIME", help="Skip events at or after this RFC 3339 time."),
         click.option("--strict", is_flag=True, help="Stop at the first malformed line instead of counting it."),

@@ -40,7 +40,7 @@ from kwoksnap.cli.options import (
 @audit_input
 @click.option("--speed", default="1x", show_default=True, help="10x, 10, 0.5x, 1x, or max (no waiting).")
 @click.option("--max-gap", metavar="DURATION", help="Compress idle stretches of recorded time to at most this "
-              "(30s, 5m).")
+              "(30s, 5m; a bare number is seconds).")
 @click.option("--mode", type=click.Choice(["verbatim", "inputs"]), default="verbatim", show_default=True,
               help="verbatim: every recorded change (controllers, scheduler, kubelets too); inputs: only users "
                    "and external clients, the target's controllers react.")
@@ -83,6 +83,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     interrupted (Ctrl-C), after the report of what was sent.
     """
     from kwoksnap.audit import ParseStats, classify, make_classifier, parse_rule
+    from kwoksnap.audit.actors import doubtful_field
     from kwoksnap.errors import ExitCode, KwoksnapError, UsageError
     from kwoksnap.replay.checks import check_target, snapshot_taken
     from kwoksnap.replay.engine import Replayer, ReplayOptions
@@ -92,7 +93,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
 
     if bool(recording) == bool(audit_paths):
         raise UsageError("give either a recording file or --audit logs")
-    gap = parse_duration(max_gap) if max_gap else None
+    gap = parse_duration(max_gap) if max_gap is not None else None
     if gap is not None and gap <= 0:
         raise UsageError("--max-gap must be more than 0 (0 would compress every gap, not only the idle ones)")
     if report_path:
@@ -103,12 +104,20 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
               else audit_events(expand_audit_paths(audit_paths), spec, stats, strict=strict))
     if not include_secrets:
         events = redact_secrets(events, stats)
+    rules = [parse_rule(r) for r in actor_rules]
+    if rules and mode != "inputs":
+        click.echo("warning: --actor has no effect in --mode verbatim (every recorded change is replayed, "
+                   "whoever made it); it decides what --mode inputs replays", err=True)
+    for pattern, _ in rules:
+        if (word := doubtful_field(pattern)) is not None:
+            click.echo(f"warning: --actor {pattern!r}: {word!r} is not a field (user:, agent:, group:), so the whole "
+                       "pattern is matched against user names and user agents", err=True)
     options = ReplayOptions(
         speed=parse_speed(speed), max_gap=gap,
         mode=mode,  # type: ignore[arg-type]
         keep_timestamps=keep_timestamps, workers=workers, adaptive=not fixed_workers,
         lease_interval=lease_interval, max_lead=parse_duration(max_lead), capacity=capacity,
-        classifier=make_classifier([parse_rule(r) for r in actor_rules]) if actor_rules else classify,
+        classifier=make_classifier(rules) if rules else classify,
     )
     # What stopped the replay after changes were sent (--strict's bad line, the target or the input failing), or
     # kept the comparison from being made: raised once the report of what was sent is out.

@@ -28,14 +28,19 @@ REORDER_WINDOW_NS = 2 * NS  # how long due_order holds an event for requests rec
 RELEASED_MAX = 100_000  # objects whose last released resourceVersion due_order remembers, most recent first
 
 
+SPEED_MIN, SPEED_MAX = 1e-6, 1e6
+
+
 def parse_speed(text: str) -> float | None:
     """``10x``, ``10``, ``0.5x``, ``1x`` -> factor; ``max`` -> None (no waiting at all)."""
     t = text.strip().lower()
     if t == "max":
         return None
     m = re.fullmatch(r"(\d+(?:\.\d+)?|\.\d+)x?", t)
-    if not m or float(m.group(1)) <= 0:
-        raise UsageError(f"invalid speed {text!r}: use a positive factor like 10x, 0.5x, 1, or max")
+    # Bounded: a 400-digit factor was inf (silently max), a tiny one made every offset inf (exit 70).
+    if not m or not SPEED_MIN <= float(m.group(1)) <= SPEED_MAX:
+        raise UsageError(f"invalid speed {text!r}: use a factor from {SPEED_MIN:g} to {SPEED_MAX:g} like 10x, 0.5x, "
+                         "1, or max")
     return float(m.group(1))
 
 

@@ -318,3 +318,33 @@ def test_an_object_nested_too_deeply_is_named_not_a_bug(tmp_path: Path) -> None:
     proc = run("diff", str(path), str(path))
     assert proc.returncode == ExitCode.INPUT and proc.stderr.count("\n") == 1, proc.stderr
     assert "nested more deeply than kwoksnap can process" in proc.stderr
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("-n", ""), "'' names nothing"),  # an unset variable: not "every namespace"
+    (("-n", ","), "',' names nothing"),
+    (("--resources", ""), "'' names nothing"),
+    (("--exclude-user", ""), "--exclude-user"),  # it named the internal exclude_users
+    (("--actor", "agent:=user"), "empty after agent:"),
+    (("--speed", "1" * 400), "invalid speed"),  # inf: it ran as max
+    (("--max-gap", ""), "invalid duration ''"),
+])
+def test_empty_or_unusable_replay_options_are_refused(tmp_path: Path, args: tuple[str, ...], expected: str) -> None:
+    """Black-box findings: `-n ''`, `--resources ''` and `--max-gap ''` were accepted silently (`-n ''` as every
+    namespace), `--exclude-user ''` failed naming an internal field, `agent:=user` matched nothing silently."""
+    log = tmp_path / "audit.log"
+    log.write_text("{}\n")
+    proc = run("--kubeconfig", str(tmp_path / "none"), "replay", "--audit", str(log), *args)
+    assert proc.returncode == ExitCode.USAGE, proc.stderr
+    assert expected in proc.stderr and proc.stderr.count("\n") <= 3, proc.stderr
+
+
+def test_actor_rules_that_cannot_act_are_warned_about(tmp_path: Path) -> None:
+    """Black-box findings: --actor with --mode verbatim was ignored silently, and a typo of a field (`agnet:`)
+    turned the rule into a whole-name pattern silently."""
+    log = tmp_path / "audit.log"
+    log.write_text("{}\n")
+    proc = run("--kubeconfig", str(tmp_path / "none"), "replay", "--audit", str(log), "--actor", "agnet:argo*=user")
+    assert proc.returncode == ExitCode.CLUSTER  # (no cluster): the warnings came first
+    assert "warning: --actor has no effect in --mode verbatim" in proc.stderr
+    assert "warning: --actor 'agnet:argo*': 'agnet' is not a field" in proc.stderr

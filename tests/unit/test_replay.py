@@ -77,7 +77,8 @@ class TestSpeedAndDuration:
     def test_speed(self, text: str, value: float | None) -> None:
         assert parse_speed(text) == value
 
-    @pytest.mark.parametrize("text", ["0x", "-1", "fast", "x10", ""])
+    @pytest.mark.parametrize("text", ["0x", "-1", "fast", "x10", "", "1" * 400, "0." + "0" * 315 + "1x",
+                                      "2000000x"])  # (review: the last three were inf, or offsets of inf: exit 70)
     def test_bad_speed(self, text: str) -> None:
         with pytest.raises(UsageError, match="invalid speed"):
             parse_speed(text)
