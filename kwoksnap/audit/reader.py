@@ -51,6 +51,7 @@ from kwoksnap.audit.formats import (
 )
 from kwoksnap.audit.stats import ParseStats
 from kwoksnap.errors import InputError, UsageError
+from kwoksnap.store.format import MAGIC
 
 __all__ = ["DEFAULT_WINDOW_EVENTS", "DEFAULT_WINDOW_NS", "events_from_value", "expand_paths", "read_audit", "sniff"]
 
@@ -213,6 +214,9 @@ def sniff(path: str) -> str:
         raise InputError(f"{path}: unreadable {kind}: {broken}")
     if not head.strip():
         raise InputError(f"{path}: empty file" + (" (after gunzip)" if compressed else ""))
+    if head.startswith(MAGIC):
+        raise InputError(f"{path}: a kwoksnap .kws file, not an audit log (a recording is replayed as `kwoksnap "
+                         "replay FILE`, without --audit)")
     if b"\x00" in head:
         raise InputError(f"{path}: binary file (NUL bytes), not an audit log")
     try:

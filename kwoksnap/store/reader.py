@@ -156,7 +156,11 @@ class KwsReader:
             raise self._err("empty file, not a .kws file", "byte 0")
         pre = self._read_at(0, PREAMBLE.size)
         if pre[: len(MAGIC)] != MAGIC[: len(pre)]:
-            raise self._err(f"not a .kws file (bad magic {pre[: len(MAGIC)]!r})", "byte 0")
+            start = pre.lstrip()[:1]
+            hint = ("; an audit log? `replay --audit` and `convert --audit` read those" if start in (b"{", b"[")
+                    or pre.startswith(b"\x1f\x8b") else "; kwokctl YAML? `kwoksnap import` reads it"
+                    if start.isalpha() or start in (b"-", b"#") else "")
+            raise self._err(f"not a .kws file (bad magic {pre[: len(MAGIC)]!r}){hint}", "byte 0")
         if len(pre) < len(MAGIC):
             raise self._err("truncated in the magic bytes", f"byte {len(pre)}")
         if len(pre) < PREAMBLE.size:

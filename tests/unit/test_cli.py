@@ -348,3 +348,17 @@ def test_actor_rules_that_cannot_act_are_warned_about(tmp_path: Path) -> None:
     assert proc.returncode == ExitCode.CLUSTER  # (no cluster): the warnings came first
     assert "warning: --actor has no effect in --mode verbatim" in proc.stderr
     assert "warning: --actor 'agnet:argo*': 'agnet' is not a field" in proc.stderr
+
+
+def test_a_file_given_in_the_wrong_place_says_where_it_goes(tmp_path: Path) -> None:
+    """Black-box finding: `replay audit.log` said only "bad magic", `convert --audit rec.kws` "binary file"."""
+    from kwoksnap.store import KwsWriter
+
+    log, kws = tmp_path / "audit.log", tmp_path / "rec.kws"
+    log.write_text('{"kind":"Event"}\n')
+    with KwsWriter(kws) as w:
+        w.write({"type": "resource", "resource": "v1/pods", "kind": "Pod", "namespaced": True})
+    proc = run("--kubeconfig", str(tmp_path / "none"), "replay", str(log))
+    assert proc.returncode == ExitCode.INPUT and "an audit log? `replay --audit`" in proc.stderr, proc.stderr
+    proc = run("convert", "--audit", str(kws), "-o", str(tmp_path / "out.kws"))
+    assert proc.returncode == ExitCode.INPUT and "a kwoksnap .kws file, not an audit log" in proc.stderr, proc.stderr
