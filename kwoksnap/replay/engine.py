@@ -17,6 +17,7 @@ import collections
 import contextlib
 import copy
 import dataclasses
+import itertools
 import math
 import queue
 import sys
@@ -1094,9 +1095,22 @@ class Replayer:
         return measured.rate
 
     def run(self, events: Iterable[AuditEvent]) -> ReplayReport:
-        if self.options.mode == "verbatim":
+        stream = iter(events)
+        try:
+            first = next(stream, None)  # read up to the first event the filters keep
+        except KeyboardInterrupt:
+            self.report.interrupted = True
+            return self.report
+        if first is None:  # nothing to replay: the target is left exactly as it is (no freezing, no measuring)
+            return self._replay(iter(()))
+        return self._replay(itertools.chain((first,), stream), prepare=True)
+
+    def _replay(self, events: Iterable[AuditEvent], *, prepare: bool = False) -> ReplayReport:
+        """``prepare``: there is something to replay, so the target is made ready for it first (verbatim: nodes
+        frozen; inputs: what a restore froze handed back; the write rate measured)."""
+        if prepare and self.options.mode == "verbatim":
             self.freeze_nodes()
-        else:
+        elif prepare:
             pods, nodes = self.thaw()
             if pods or nodes:
                 self.report.warnings.append(
@@ -1104,7 +1118,7 @@ class Replayer:
                     "target's kwok and scheduler (kwoksnap.io/frozen and the restore scheduling gate removed), so "
                     "they react to the replayed inputs")
         self.warm_up()
-        if self.options.speed is not None and self.options.max_lead > 0:
+        if prepare and self.options.speed is not None and self.options.max_lead > 0:
             try:
                 self.report.capacity = self.measure_rate()
             except KeyboardInterrupt:  # nothing was replayed yet; the scratch objects were cleaned up

@@ -3,6 +3,7 @@ fake clock (deadlines, no drift, lag, per-object order) without sleeping and wit
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from collections import Counter
@@ -725,10 +726,26 @@ def test_ctrl_c_during_the_measurement_still_names_its_leftovers(monkeypatch: py
 
     monkeypatch.setattr(engine, "measure_write_rate", interrupted)
     r = RecordingReplayer(FakeClock(), speed=10.0, max_lead=0.25)
-    report = r.run([])
+    report = r.run(user_events([0]))
     assert report.interrupted and r.executed == []
     assert [w for w in report.warnings if w.startswith("scratch objects of the write-rate measurement could not be "
                                                        "deleted: /api/v1/namespaces/default/configmaps/")]
+
+
+def test_nothing_to_replay_changes_nothing_in_the_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Black-box finding: a verbatim replay of an empty recording froze every node of the target (and the next
+    inputs replay then spoke of nodes "a restore had frozen")."""
+    import kwoksnap.replay.engine as engine
+
+    calls: list[str] = []
+    monkeypatch.setattr(engine, "measure_write_rate", lambda *a, **k: calls.append("measure"))
+    for mode in ("verbatim", "inputs"):
+        r = RecordingReplayer(FakeClock(), speed=10.0, max_lead=0.25)
+        r.options = dataclasses.replace(r.options, mode=mode)  # type: ignore[arg-type]
+        monkeypatch.setattr(r, "freeze_nodes", lambda: calls.append("freeze") or 0)
+        monkeypatch.setattr(r, "thaw", lambda: calls.append("thaw") or (0, 0))
+        report = r.run([])
+        assert calls == [] and report.events == 0 and not report.interrupted, mode
 
 
 def test_fidelity_leaves_out_the_write_rate_measurements_scratch_pods() -> None:
