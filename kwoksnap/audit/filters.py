@@ -57,7 +57,8 @@ DEFAULT_RESOURCES: Final = frozenset(
 )
 # Node heartbeats live in kube-node-lease; leader-election leases in kube-system belong to the target's own
 # components and must not be replayed over them.
-DEFAULT_LEASE_NAMESPACES: Final = frozenset({"kube-node-lease"})
+NODE_LEASE_NAMESPACE: Final = "kube-node-lease"
+DEFAULT_LEASE_NAMESPACES: Final = frozenset({NODE_LEASE_NAMESPACE})
 OWN_SUBRESOURCES: Final = ("status", "scale")  # what a bare resource entry selects besides the object
 LEASE_GROUP: Final = "coordination.k8s.io"
 
@@ -87,8 +88,9 @@ class FilterSpec:
     Deployment replayed without them would never show its recorded status, nor a ``kubectl scale``). ``*`` is a
     wildcard: ``pods/*`` = every subresource of pods, ``*`` = every resource *and* its subresources, ``*.apps`` =
     everything in the apps group.
-    ``namespaces``: empty = all; cluster-scoped objects (nodes) always pass. ``exclude_users``: names or globs
-    (``system:serviceaccount:ci:*``). ``since_ns``/``until_ns``: the half-open window ``[since, until)`` on ``ts``.
+    ``namespaces``: empty = all; cluster-scoped objects (nodes) always pass, and so do node leases (a node's lease
+    goes with its node). ``exclude_users``: names or globs (``system:serviceaccount:ci:*``).
+    ``since_ns``/``until_ns``: the half-open window ``[since, until)`` on ``ts``.
     ``lease_namespaces``: leases are selected only in the ``coordination.k8s.io`` group and in these namespaces
     (empty = any namespace).
     """
@@ -193,8 +195,10 @@ def _reason(c: _Compiled, event: AuditEvent) -> str | None:
         return "read-only-verb"
     if not _selected(c, event):
         return "resource-not-selected"
-    if c.namespaces and event["namespace"] and event["namespace"] not in c.namespaces:
-        return "namespace"
+    namespace = event["namespace"]
+    if c.namespaces and namespace and namespace not in c.namespaces and not (
+            namespace == NODE_LEASE_NAMESPACE and event["resource"] == "leases" and event["group"] == LEASE_GROUP):
+        return "namespace"  # (a node's lease goes with its node, which -n keeps: nodes are cluster-scoped)
     user = event["user"]
     if user in c.exact_users or (c.user_globs is not None and c.user_globs.match(user)):
         return "user-excluded"

@@ -206,6 +206,19 @@ def test_kept_namespaces_are_noted_under_a_namespace_filter() -> None:
     assert stats.kept_namespaces == set()  # not noted without -n
 
 
+def test_a_namespace_filter_keeps_node_leases_with_their_nodes() -> None:
+    """Black-box finding: `-n shop` kept the nodes (cluster-scoped) but dropped their lease renewals (namespace
+    kube-node-lease), so the target's node lifecycle controller saw the replayed nodes stop renewing."""
+    lease = event(resource="leases", group="coordination.k8s.io", namespace="kube-node-lease", name="n1",
+                  verb="update")
+    other_lease = event(resource="leases", group="coordination.k8s.io", namespace="kube-system", name="leader",
+                        verb="update")
+    spec = FilterSpec(resources=DEFAULT_RESOURCES | {"leases.coordination.k8s.io"}, namespaces=frozenset({"shop"}),
+                      lease_namespaces=frozenset())
+    assert [e["name"] for e in filter_events([lease, other_lease, event(namespace="other")], spec, ParseStats())] == [
+        "n1"]
+
+
 def test_filter_events_counts_and_degraded() -> None:
     events = [
         event(),
