@@ -383,7 +383,11 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
 
     if verb in ("update", "patch"):
         op: Literal["replace", "status"] = "status" if sub == "status" else "replace"
-        if result is not None:  # the recorded request's UID precondition (an update's body names it) still holds
+        # Inputs mode sends a recorded patch as the patch it was (the user's input), not the object it resulted in:
+        # that object holds what the source's scheduler and controllers had made of it (a pod's node), which the
+        # target's own have decided otherwise (a PUT of it failed: "pod updates may not change fields").
+        user_patch = mode == "inputs" and verb == "patch" and request is not None
+        if result is not None and not user_patch:  # the request's UID precondition (an update's body names it) holds
             return Action(op, "PUT", subresource=sub, body=body_of(result), state=result,
                           source_uid=precondition_uid(request), **base)
         if is_lease and ev["namespace"] == NODE_LEASE_NAMESPACE:
@@ -398,5 +402,5 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
         if to_replay is not None:
             body = shift_times(body, to_replay)
         return Action("patch", "PATCH", subresource=sub, body=body, content_type=PATCH_CONTENT[patch_type],
-                      params=_query(ev["uri"]), source_uid=precondition_uid(request), **base)
+                      params=_query(ev["uri"]), source_uid=precondition_uid(request), state=result, **base)
     return Skip("unsupported-verb")

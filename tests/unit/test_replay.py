@@ -216,6 +216,20 @@ class TestActions:
         a = plan_action(event(verb="create", response=pod(), user="alice"), mode="inputs", to_replay=None)
         assert isinstance(a, Action) and "kwoksnap.io/frozen" not in (a.body["metadata"].get("annotations") or {})
 
+    def test_inputs_mode_sends_a_users_patch_as_the_patch_it_was(self) -> None:
+        """Black-box finding: `kubectl annotate pod` replayed in inputs mode as a PUT of the recorded pod, whose
+        node the source's scheduler had chosen: 422 where the target's scheduler had chosen another."""
+        patch = {"metadata": {"annotations": {"note": "hello"}}}
+        ev = event(verb="patch", request=patch, response=pod(node="source-node"), user="alice", agent="kubectl/v1.36",
+                   uri="/api/v1/namespaces/ns/pods/p1?fieldManager=kubectl-annotate")
+        a = plan_action(ev, mode="inputs", to_replay=None)
+        assert isinstance(a, Action) and (a.op, a.method, a.body) == ("patch", "PATCH", patch)
+        assert a.content_type == "application/strategic-merge-patch+json" and a.params == {
+            "fieldManager": "kubectl-annotate"}
+        assert a.state is not None and a.state["spec"]["nodeName"] == "source-node"  # fidelity follows the result
+        v = plan_action(ev, mode="verbatim", to_replay=None)  # verbatim writes the result, whoever made the change
+        assert isinstance(v, Action) and (v.op, v.method) == ("replace", "PUT")
+
     def test_request_level_patch_keeps_the_patch_and_strips_preconditions(self) -> None:
         patch = {"metadata": {"uid": "old-uid"}, "status": {"$setElementOrder/conditions": [{"type": "Ready"}],
                                                             "conditions": [{"type": "Ready", "status": "False"}]}}
