@@ -111,6 +111,8 @@ class ObjectState:
     deleted: bool = False
     # Which copy: the recorded result's (source) UID, or a live object's; compared through the UID map (_mismatch).
     uid: str = dataclasses.field(default="", compare=False)
+    # A pod's controller ("ReplicaSet/web-5d4f"), for inputs mode's stand-ins (_stand_in); not compared.
+    owner: str = dataclasses.field(default="", compare=False)
     # What else decides whether a delete removes it at once (removed_by_delete); not compared.
     grace: int | None = dataclasses.field(default=None, compare=False)  # spec.terminationGracePeriodSeconds
     finalizers: bool = dataclasses.field(default=False, compare=False)
@@ -148,9 +150,17 @@ def observed_state(kind: str, obj: Obj) -> ObjectState:
     if kind == "Pod":
         phase, ready, node = pod_state(obj)
         grace = (obj.get("spec") or {}).get("terminationGracePeriodSeconds")
-        return ObjectState(kind, phase=phase, ready=ready, node=node, uid=uid,
+        return ObjectState(kind, phase=phase, ready=ready, node=node, uid=uid, owner=controller_of(meta),
                            grace=grace if isinstance(grace, int) else None, finalizers=finalizers)
     return ObjectState(kind, ready=node_state(obj)[0], uid=uid, finalizers=finalizers)
+
+
+def controller_of(meta: Obj) -> str:
+    """``Kind/name`` of the controller named in an object's metadata, or ``""``."""
+    for ref in meta.get("ownerReferences") or ():
+        if isinstance(ref, dict) and ref.get("controller"):
+            return f"{ref.get('kind', '')}/{ref.get('name', '')}"
+    return ""
 
 
 def _by_source(failure: str) -> tuple[str, int]:
@@ -268,6 +278,9 @@ class ReplayReport:
     namespaces_created: list[str] = dataclasses.field(default_factory=list)  # the target lacked them (_create)
     before_snapshot: int = 0  # events that completed before the restored snapshot was taken (ReplayOptions)
     dropped_owners: int = 0  # owner references left out: the owner was not in the target (nor being created)
+    # Inputs mode: deletes and evictions of controller-made pods the target names differently, sent to a pod of the
+    # same controller instead (recorded namespace/name -> the target's name).
+    stand_ins: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def unsent(self) -> int:
@@ -301,6 +314,7 @@ class ReplayReport:
             "warnings": self.warnings,
             "stale": self.stale, "namespacesCreated": sorted(self.namespaces_created),
             "beforeSnapshot": self.before_snapshot, "droppedOwnerReferences": self.dropped_owners,
+            "standIns": dict(list(self.stand_ins.items())[:200]), "standInCount": len(self.stand_ins),
             "recordedStartNs": self.recorded_start_ns, "replayStartNs": self.replay_start_ns,
             "concurrency": self.concurrency(),
             "spread": {"capacityWritesPerSecond": round(self.capacity, 1) if self.capacity else None,
@@ -344,6 +358,7 @@ class Replayer:
         # source uid -> target uid, one entry per object incarnation replay has written (kept to the end: a pod's
         # final delete after a graceful one still names its UID)
         self.target_uids: dict[str, str] = {}
+        self._stand_in_uids: dict[str, tuple[str, str]] = {}  # inputs mode: recorded ns/name -> (stand-in, its uid)
         self._source_of: dict[str, str] = {}  # target uid -> the source uid it was learned for
         self._late_deletes = 0  # split collection deletes that could not come before a re-create (_late_delete)
         self._stale_events: set[int] = set()  # ids of events due_order found stale (_superseded decides)
@@ -495,6 +510,55 @@ class Replayer:
 
     # -- executing one action ----------------------------------------------------------------------------------
 
+    def _stand_in(self, res: Resource, action: Action) -> bool:
+        """Inputs mode: a user's delete or eviction of a pod the source's controller had made, which the target's
+        controller named otherwise (a ReplicaSet's random suffix): delete a pod of the same controller instead, on
+        the recorded node where it has one there (a drain), never one already being deleted or already standing in.
+        True when one was deleted; reported in ``stand_ins``."""
+        key, label = ("Pod", action.namespace, action.name), f"{action.namespace}/{action.name}"
+        body = action.body if isinstance(action.body, dict) else {}
+        options = {k: v for k, v in body.items() if k != "preconditions"}  # this pod's own UID goes in instead
+        with self.lock:
+            known = self._recorded.get(key)
+            earlier = self._stand_in_uids.get(label)
+        if earlier is not None:  # deleted again (a graceful delete, then a forced one): the same stand-in, if left
+            try:
+                self.client.request("DELETE", res.path(action.namespace, earlier[0]),
+                                    body={**options, "preconditions": {"uid": earlier[1]}},
+                                    params=action.params or None)
+                return True
+            except (NotFound, Conflict):
+                return False
+        recorded = observed_state("Pod", action.state) if action.state is not None else known
+        if recorded is None or not recorded.owner:
+            return False  # a bare pod (or one the log never showed whole): the name is all there is
+        for _ in range(3):  # a candidate can go between the listing and its delete
+            candidates = []
+            for pod, _rv in self.client.list_items(res.path(action.namespace)):
+                meta = pod.get("metadata") or {}
+                if controller_of(meta) != recorded.owner or meta.get("deletionTimestamp"):
+                    continue
+                node = (pod.get("spec") or {}).get("nodeName") or ""
+                candidates.append((node != recorded.node, str(meta.get("creationTimestamp", "")),
+                                   str(meta.get("name", "")), str(meta.get("uid", ""))))
+            with self.lock:  # chosen and marked at once: two deletes never take the same stand-in
+                taken = set(self.report.stand_ins.values())
+                choice = min((c for c in candidates if c[2] not in taken), default=None)
+                if choice is None:
+                    return False
+                self.report.stand_ins[label] = choice[2]
+                self._stand_in_uids[label] = (choice[2], choice[3])
+            try:
+                self.client.request("DELETE", res.path(action.namespace, choice[2]),
+                                    body={**options, "preconditions": {"uid": choice[3]}},
+                                    params=action.params or None)
+                return True
+            except (NotFound, Conflict):
+                with self.lock:
+                    self.report.stand_ins.pop(label, None)
+                    self._stand_in_uids.pop(label, None)
+        return False
+
     def _create(self, res: Resource, ns: str | None, body: Any) -> Obj:
         """POST ``body``; when the target lacks its namespace (the log touches a namespace the restored snapshot
         did not hold, or there was no restore), create the namespace, report it, and post again."""
@@ -571,6 +635,8 @@ class Replayer:
             try:
                 c.request("DELETE", res.path(ns, action.name), body=action.body, params=action.params or None)
             except NotFound:
+                if self.options.mode == "inputs" and res.key == "v1/pods" and self._stand_in(res, action):
+                    return None
                 return "already-deleted"
             return None
         if action.op == "deletecollection":
@@ -1196,6 +1262,12 @@ class Replayer:
                 + ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
                 + f" (labelled {CREATED_BY_LABEL}=replay; restore the snapshot taken before the log to have them "
                 "as recorded, or add --resources namespaces to replay the log's own namespace creates and deletes)")
+        if self.report.stand_ins:
+            pairs = [f"{recorded} -> {target}" for recorded, target in list(self.report.stand_ins.items())[:3]]
+            self.report.warnings.append(
+                f"{len(self.report.stand_ins)} delete(s)/eviction(s) named pods the source's controllers had made, "
+                "which the target's controllers named otherwise: each deleted a pod of the same controller instead "
+                f"(on the recorded node where there was one), e.g. {', '.join(pairs)} ('standIns' in the report)")
         with self.lock:  # the planner may still be stopping (a join that timed out)
             lost = collections.Counter(self._lost)
         if lost:

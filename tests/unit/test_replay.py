@@ -557,6 +557,68 @@ class FakeClient:
 PODS = Resource("", "v1", "pods", "Pod", True, frozenset({"create", "update", "delete"}), frozenset({"status"}))
 
 
+def test_inputs_mode_deletes_a_pod_of_the_same_controller_for_one_the_target_names_otherwise() -> None:
+    """Black-box finding: in inputs mode a user's delete, or a drain's eviction, of a ReplicaSet's pod named a pod
+    the target never had (its ReplicaSet picked other suffixes): 404, counted "already-deleted", no warning, and the
+    drain did nothing. A pod of the same controller stands in, on the recorded node where there is one."""
+    def live(name: str, node: str, owner: str = "web-1", created: str = "2027-01-15T08:00:00Z",
+             deleting: bool = False) -> dict[str, Any]:
+        meta: dict[str, Any] = {"name": name, "namespace": "ns", "uid": f"t-{name}", "creationTimestamp": created,
+                                "ownerReferences": [{"kind": "ReplicaSet", "name": owner, "controller": True}]}
+        if deleting:
+            meta["deletionTimestamp"] = created
+        return {"metadata": meta, "spec": {"nodeName": node}}
+
+    class Target:
+        def __init__(self) -> None:
+            self.pods = [live("web-1-aaaaa", "n1", created="2027-01-15T08:00:01Z"), live("web-1-bbbbb", "n2"),
+                         live("web-1-ccccc", "n2", created="2027-01-15T08:00:02Z"),
+                         live("web-1-ddddd", "n2", deleting=True), live("other-x", "n2", owner="other")]
+            self.deleted: list[tuple[str, Any]] = []
+
+        def thread_requests(self) -> int:
+            return 0
+
+        def list_items(self, path: str) -> Iterator[tuple[dict[str, Any], str]]:
+            yield from ((p, "1") for p in self.pods)
+
+        def request(self, method: str, path: str, body: Any = None, **_: Any) -> dict[str, Any]:
+            name = path.rsplit("/", 1)[1]
+            if not any(p["metadata"]["name"] == name for p in self.pods):
+                raise NotFound(404, "NotFound", f'pods "{name}" not found')
+            self.deleted.append((name, body))
+            self.pods = [p for p in self.pods if p["metadata"]["name"] != name]
+            return {}
+
+    target = Target()
+    r = Replayer(target, ReplayOptions(mode="inputs"), clock=FakeClock(),  # type: ignore[arg-type]
+                 discovery=Discovery([PODS]))
+    recorded = pod(node="n2", name="web-1-zzzzz", uid="src-z",
+                   ownerReferences=[{"kind": "ReplicaSet", "name": "web-1", "controller": True}])
+    deleted = event(verb="delete", name="web-1-zzzzz", request={"gracePeriodSeconds": 5, "preconditions": {
+        "uid": "src-z"}}, response=recorded, user="alice", agent="kubectl/v1.36")
+    evicted = event(verb="create", sub="eviction", name="web-1-yyyyy", user="alice", agent="kubectl",
+                    request={"kind": "Eviction"}, response={"kind": "Status"})  # (known from an earlier event)
+    r._observe(deleted)
+    made = {**recorded, "metadata": {**recorded["metadata"], "name": "web-1-yyyyy"}}
+    r._observe(event(verb="create", name="web-1-yyyyy", response=made, user="replicaset-controller"))
+    for ev in (deleted, evicted):
+        action = plan_action(ev, mode="inputs", to_replay=None)
+        assert isinstance(action, Action) and r.execute(action) is None
+    # the oldest on the recorded node first, then the next; never the one being deleted, nor another controller's
+    assert [(name, body["preconditions"]) for name, body in target.deleted] == [
+        ("web-1-bbbbb", {"uid": "t-web-1-bbbbb"}), ("web-1-ccccc", {"uid": "t-web-1-ccccc"})]
+    assert target.deleted[0][1]["gracePeriodSeconds"] == 5
+    assert r.report.stand_ins == {"ns/web-1-zzzzz": "web-1-bbbbb", "ns/web-1-yyyyy": "web-1-ccccc"}
+    # the same recorded pod deleted again (forced, after a graceful delete): its stand-in again, never another
+    again = plan_action(deleted, mode="inputs", to_replay=None)
+    assert isinstance(again, Action) and r.execute(again) == "already-deleted" and len(target.deleted) == 2
+    # a bare pod, or one whose controller has no pod left in the target: the name is all there is
+    bare = event(verb="delete", name="solo", request={}, response=pod(node="n2", name="solo"), user="alice")
+    action = plan_action(bare, mode="inputs", to_replay=None)
+    assert isinstance(action, Action) and r.execute(action) == "already-deleted"
+
+
 def test_uid_preconditions_name_the_incarnation_replay_wrote() -> None:
     client = FakeClient()
     r = Replayer(client, ReplayOptions(mode="inputs"), clock=FakeClock(),  # type: ignore[arg-type]
