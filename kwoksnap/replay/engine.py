@@ -736,15 +736,27 @@ class Replayer:
             self.client.create(path, action.body)
         except APIError as exc:
             if "gate" not in exc.api_message.lower():
-                if isinstance(exc, Conflict):
+                if isinstance(exc, Conflict) and self._bound_as_recorded(res, ns, action):
                     return "already-bound"
-                raise
+                raise  # bound to another node, or another copy of the pod (its UID precondition failed)
             # A pod restored unscheduled carries kwoksnap's scheduling gate; the recording schedules it now.
             pod = self.client.get(res.path(ns, action.name))
             gates = [g for g in pod["spec"].get("schedulingGates") or [] if g.get("name") != SCHEDULING_GATE]
             self.client.patch(res.path(ns, action.name), {"spec": {"schedulingGates": gates or None}})
             self.client.create(path, action.body)
         return None
+
+    def _bound_as_recorded(self, res: Resource, ns: str | None, action: Action) -> bool:
+        """After a 409 on a binding: whether the pod is bound to the recorded node already (a rerun, a restored
+        pod), the copy the binding names (its UID precondition, when it has one)."""
+        try:
+            pod = self.client.get(res.path(ns, action.name))
+        except NotFound:
+            return False
+        body = action.body if isinstance(action.body, dict) else {}
+        uid, node = (body.get("metadata") or {}).get("uid"), (body.get("target") or {}).get("name")
+        return bool(node) and (pod.get("spec") or {}).get("nodeName") == node and (
+            not uid or (pod.get("metadata") or {}).get("uid") == uid)
 
     def _renew(self, res: Resource, ns: str | None, action: Action) -> str | None:
         now = format_micro(int(self.clock.wall() * NS))

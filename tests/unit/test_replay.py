@@ -3,6 +3,7 @@ fake clock (deadlines, no drift, lag, per-object order) without sleeping and wit
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 import threading
@@ -617,6 +618,39 @@ def test_inputs_mode_deletes_a_pod_of_the_same_controller_for_one_the_target_nam
     bare = event(verb="delete", name="solo", request={}, response=pod(node="n2", name="solo"), user="alice")
     action = plan_action(bare, mode="inputs", to_replay=None)
     assert isinstance(action, Action) and r.execute(action) == "already-deleted"
+
+
+def test_a_refused_binding_is_already_bound_only_when_the_pod_is_on_the_recorded_node() -> None:
+    """Review finding: every 409 on a binding counted as "already-bound", also a pod bound to another node or a
+    binding of another copy (its UID precondition failed): divergences skipped, not failed."""
+    class Target:
+        def __init__(self, node: str, uid: str) -> None:
+            self.pod = {"metadata": {"name": "p1", "namespace": "ns", "uid": uid}, "spec": {"nodeName": node}}
+
+        def thread_requests(self) -> int:
+            return 0
+
+        def create(self, path: str, body: Any) -> Any:
+            raise Conflict(409, "Conflict", f"pod p1 is already assigned to node {self.pod['spec']['nodeName']}")
+
+        def get(self, path: str) -> Any:
+            return self.pod
+
+    binding = plan_action(event(verb="create", sub="binding", request={"target": {"name": "n1"}},
+                                response={"kind": "Status"}), mode="verbatim", to_replay=None)
+    assert isinstance(binding, Action)
+    for node, uid, required, expected in (("n1", "t-1", "", "already-bound"), ("n1", "t-1", "t-1", "already-bound"),
+                                          ("n2", "t-1", "", Conflict), ("n1", "t-2", "t-1", Conflict)):
+        r = Replayer(Target(node, uid), ReplayOptions(), clock=FakeClock(),  # type: ignore[arg-type]
+                     discovery=Discovery([PODS]))
+        action = dataclasses.replace(binding, body=copy.deepcopy(binding.body))
+        if required:
+            action.body["metadata"]["uid"] = required
+        if expected is Conflict:
+            with pytest.raises(Conflict):
+                r.execute(action)
+        else:
+            assert r.execute(action) == expected, (node, uid, required)
 
 
 def test_uid_preconditions_name_the_incarnation_replay_wrote() -> None:
