@@ -21,7 +21,7 @@ from typing import Any, Literal
 from kwoksnap.errors import APIError, ClusterError, Conflict, Invalid, KwoksnapError, NotFound
 from kwoksnap.kube.client import Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
-from kwoksnap.restore.plan import PHASES, PlanStep, plan
+from kwoksnap.restore.plan import ADMISSION, PHASES, PlanStep, plan
 from kwoksnap.restore.transform import (
     FAKE_NODE_ANNOTATION,
     JOB_TRACKING_FINALIZER,
@@ -202,6 +202,12 @@ class _Restorer:
             outcome = "created"
         except Conflict as exc:
             if not exc.already_exists:
+                raise
+            created, outcome = self._on_conflict(res, ns, name, prep)
+        except APIError as exc:
+            # Admission runs before the API server looks for the name: on a rerun, a quota, a LimitRange or a
+            # webhook restored the first time refuses the create of an object that is there already.
+            if isinstance(exc, NotFound) or not self.client.exists(res.path(ns, name)):
                 raise
             created, outcome = self._on_conflict(res, ns, name, prep)
         new_uid = str((created.get("metadata") or {}).get("uid", ""))
@@ -561,6 +567,8 @@ def restore(
             disc = r.wait_served(deadline)  # Established comes a moment before discovery serves the resource
         waited = False
         for step in steps[len(crd_steps):]:
+            if step.phase == ADMISSION:
+                break  # after everything the target's own components do with what is restored (below)
             if step.phase in ("nodes", "claims", "volumes", "pods") and not waited:
                 r.ensure_default_service_accounts()
                 waited = True
@@ -587,6 +595,20 @@ def restore(
     with contextlib.suppress(KwoksnapError):  # no right to annotate kube-system, or unreachable: replay cannot warn
         client.patch("/api/v1/namespaces/kube-system",
                      {"metadata": {"annotations": {SNAPSHOT_TAKEN_ANNOTATION: source.taken_at()}}})
+    # Admission last of all: a webhook whose backend does not run here, or a policy, would refuse the writes of
+    # the target's controllers adopting what was restored, and a quota the restored objects themselves.
+    admission = [s for s in steps if s.phase == ADMISSION]
+    if admission and not interrupted and error is None:
+        pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="restore")
+        try:
+            for step in admission:
+                r.run_step(step, disc, pool)
+        except KeyboardInterrupt:
+            interrupted = True
+        except KwoksnapError as exc:
+            error = exc
+        finally:
+            pool.shutdown(wait=True, cancel_futures=interrupted or error is not None)
     return RestoreSummary(
         results=r.results, failures=r.failures, not_adopted=not_adopted, dropped_owner_refs=r.dropped,
         seconds=time.monotonic() - started, requests=client.requests - requests0,

@@ -34,9 +34,10 @@ PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("top-controllers", ("deployments.apps", "cronjobs.batch")),
     ("services", ("services",)),
     ("rest", ()),
-    # Last: an admission webhook whose backend does not run in KWOK would reject every later create; a LimitRange
-    # would change the restored pods (their recorded resources already hold what it added when they were made)
-    # and a ResourceQuota could refuse them.
+    # Last, after the wait for adoption too (engine.restore), quotas before webhooks and policies: an admission
+    # webhook whose backend does not run in KWOK would refuse every later write (a quota's create, the target's
+    # controllers adopting restored pods), a LimitRange would change the restored pods (their recorded resources
+    # already hold what it added when they were made) and a ResourceQuota could refuse them.
     ("admission", (
         "limitranges", "resourcequotas",
         "validatingwebhookconfigurations.admissionregistration.k8s.io",
@@ -49,7 +50,9 @@ PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 _RANK = {gr: i for i, (_name, grs) in enumerate(PHASES) for gr in grs}
+_WITHIN = {gr: j for _name, grs in PHASES for j, gr in enumerate(grs)}  # a phase's resources go in listed order
 REST = next(i for i, (name, _) in enumerate(PHASES) if name == "rest")
+ADMISSION = "admission"  # restore runs it after the adoption wait (engine.restore)
 
 
 def group_resource(key: str) -> str:
@@ -71,5 +74,5 @@ class PlanStep:
 
 def plan(counts: dict[str, int]) -> list[PlanStep]:
     """Restore steps for the resources of a snapshot (resource key -> object count), in execution order."""
-    ordered = sorted(counts, key=lambda k: (phase_of(k), k))
+    ordered = sorted(counts, key=lambda k: (phase_of(k), _WITHIN.get(group_resource(k), 0), k))
     return [PlanStep(PHASES[phase_of(k)][0], k, counts[k]) for k in ordered]

@@ -144,6 +144,12 @@ def test_plan_puts_dependents_before_their_controllers() -> None:
     assert order.index("v1/services") < order.index("example.io/v1/widgets")
     assert order[-1] == "admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
     assert sum(s.objects for s in steps) == 18
+    # Within the admission phase, quotas before webhooks (a webhook whose backend does not run refused the quota's
+    # create: keys sorted by name put admissionregistration.k8s.io first)
+    admission = [s.resource for s in plan({"v1/resourcequotas": 1, "v1/limitranges": 1,
+                                           "admissionregistration.k8s.io/v1/validatingwebhookconfigurations": 1})]
+    assert admission == ["v1/limitranges", "v1/resourcequotas",
+                         "admissionregistration.k8s.io/v1/validatingwebhookconfigurations"]
 
 
 def test_terminating_pod_is_deleted_again_with_its_grace_and_keeps_its_owner() -> None:
