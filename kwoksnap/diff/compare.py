@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from kwoksnap.capture.redact import is_service_account_token
 from kwoksnap.capture.snapshot import outside
 from kwoksnap.diff.normalize import field_differences, normalize, regenerated
 
@@ -72,6 +73,8 @@ def compare(
     def keep(obj: Obj) -> bool:
         if not include_regenerated and regenerated(obj):
             return False
+        if obj.get("kind") == "Secret" and is_service_account_token(obj):
+            return False  # as `save` leaves them out (the target's token controller makes its own)
         if not namespaces:
             return True
         ns = (obj.get("metadata") or {}).get("namespace")
