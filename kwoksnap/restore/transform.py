@@ -103,7 +103,9 @@ def regenerated(obj: Obj) -> bool:
                                 or ENDPOINTS_TRIGGER in (meta.get("annotations") or {})
                                 or (meta.get("namespace"), meta.get("name")) == ("default", "kubernetes")):
         return True
-    if kind == "EndpointSlice" and labels.get("endpointslice.kubernetes.io/managed-by") in SLICE_MANAGERS:
+    if kind == "EndpointSlice" and (labels.get("endpointslice.kubernetes.io/managed-by") in SLICE_MANAGERS
+                                    # the API server's own, for its `kubernetes` Service (no managed-by label)
+                                    or (meta.get("namespace"), meta.get("name")) == ("default", "kubernetes")):
         return True
     for kind, namespace, name in REGENERATED:
         if obj.get("kind") == kind and meta.get("name") == name and namespace in (None, meta.get("namespace")):

@@ -116,8 +116,11 @@ def test_controller_managed_endpoints_are_regenerated_manual_ones_are_not() -> N
     manual = {"kind": "Endpoints", "metadata": {"name": "external", "namespace": "ns"}}
     slice_ = {"kind": "EndpointSlice", "metadata": {"name": "web-abc", "namespace": "ns", "labels": {
         "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}}}
-    assert regenerated(labelled) and regenerated(annotated) and regenerated(slice_)
+    apiserver = {"kind": "EndpointSlice", "metadata": {"name": "kubernetes", "namespace": "default", "labels": {
+        "kubernetes.io/service-name": "kubernetes"}}}  # the API server's own: no managed-by label
+    assert regenerated(labelled) and regenerated(annotated) and regenerated(slice_) and regenerated(apiserver)
     assert not regenerated(manual)
+    assert not regenerated({"kind": "EndpointSlice", "metadata": {"name": "manual-1", "namespace": "ns"}})
     assert regenerated({"kind": "ServiceAccount", "metadata": {"name": "default", "namespace": "any"}})
     assert not regenerated({"kind": "ServiceAccount", "metadata": {"name": "builder", "namespace": "any"}})
 
