@@ -96,6 +96,10 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                        "are restored Active (only a delete makes a namespace Terminating, and the target's namespace "
                        f"controller would then delete what is restored in it): {first_few(summary.active_namespaces)}",
                        err=True)
+        if summary.namespaces_created:
+            click.echo(f"warning: created {len(summary.namespaces_created)} namespace(s) the snapshot's objects are "
+                       "in but it did not hold (a `save -l` selects namespaces by the label too), labelled "
+                       f"kwoksnap.io/created-by=restore: {first_few(summary.namespaces_created)}", err=True)
         if summary.kept_secrets:
             click.echo(f"warning: kept {len(summary.kept_secrets)} existing Secret(s) as they were: the snapshot's "
                        f"values are redacted (save --include-secrets keeps them): {first_few(summary.kept_secrets)}",

@@ -55,10 +55,9 @@ from kwoksnap.replay.timing import (
     shift_times,
     spread,
 )
-from kwoksnap.restore.transform import FROZEN_ANNOTATION, SCHEDULING_GATE
+from kwoksnap.restore.transform import CREATED_BY_LABEL, FROZEN_ANNOTATION, SCHEDULING_GATE
 
 Obj = dict[str, Any]
-CREATED_BY_LABEL = "kwoksnap.io/created-by"  # on objects replay made that the recording did not (namespaces)
 OWNER_WAIT = 5.0  # seconds an owner lookup waits for the owner's create, if replay is sending one
 # Seconds a change to a custom resource waits for the target to serve it, when its CRD exists there but is not in
 # discovery yet (the log creates the CRD a moment before its first object; Established comes within a second).

@@ -23,6 +23,7 @@ from kwoksnap.kube.client import Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
 from kwoksnap.restore.plan import ADMISSION, PHASES, PlanStep, plan
 from kwoksnap.restore.transform import (
+    CREATED_BY_LABEL,
     FAKE_NODE_ANNOTATION,
     JOB_TRACKING_FINALIZER,
     SUSPENDED_ANNOTATION,
@@ -110,6 +111,8 @@ class RestoreSummary:
     # Namespaces Terminating in the snapshot, restored Active: only a delete makes a namespace Terminating, and
     # deleting it would make the target's namespace controller delete what was just restored in it.
     active_namespaces: list[str] = dataclasses.field(default_factory=list)
+    # Namespaces objects of the snapshot are in that it did not hold (a `save -l`), made by restore (labelled).
+    namespaces_created: list[str] = dataclasses.field(default_factory=list)
     # An error that stopped the restore after it had begun writing (the target stopped answering, a CRD never
     # became established): the summary still says what is in the target; the caller raises it after showing that.
     error: KwoksnapError | None = dataclasses.field(default=None, repr=False)
@@ -132,7 +135,7 @@ class RestoreSummary:
             "notAdopted": [dataclasses.asdict(a) for a in self.not_adopted[:200]],
             "claimsWithoutVolume": self.claims_without_volume[:200],
             "interrupted": self.interrupted, "planned": self.planned, "keptSecrets": self.kept_secrets[:200],
-            "activeNamespaces": self.active_namespaces[:200],
+            "activeNamespaces": self.active_namespaces[:200], "namespacesCreated": self.namespaces_created[:200],
             "error": str(self.error) if self.error is not None else None,
         }
 
@@ -174,6 +177,7 @@ class _Restorer:
         self.claims_without_volume: list[str] = []
         self.kept_secrets: list[str] = []  # not replaced: redacted in the snapshot
         self.active_namespaces: list[str] = []  # Terminating in the snapshot
+        self.namespaces_created: list[str] = []  # not in the snapshot nor the target (_create_in)
         # Objects other than pods that were Terminating, held by finalizers: deleted again at the end
         self.to_terminate: list[tuple[Resource, str, Obj, Obj]] = []  # (resource, key, object, DELETE options)
 
@@ -282,16 +286,33 @@ class _Restorer:
 
     def _post(self, res: Resource, key: str, ns: str | None, prep: Prepared) -> Obj:
         try:
-            return self.client.create(res.path(ns), prep.body)
+            return self._create_in(res, ns, prep.body)
         except Invalid as exc:
             if res.kind != "Service" or not any(w in exc.api_message for w in ("clusterIP", "nodePort", "allocated",
                                                                                   "range", "IP")):
                 raise
             body = without_cluster_ip(prep.body)
-            created = self.client.create(res.path(ns), body)
+            created = self._create_in(res, ns, body)
             with self.lock:
                 self.results[key].reallocated += 1
             return created
+
+    def _create_in(self, res: Resource, ns: str | None, body: Obj) -> Obj:
+        """POST ``body``; when its namespace is not in the snapshot nor the target (a `save -l` selects
+        namespaces by the label too), create the namespace, labelled, report it, and post again."""
+        try:
+            return self.client.create(res.path(ns), body)
+        except NotFound as exc:
+            if not ns or exc.details.get("kind") != "namespaces":
+                raise
+        with contextlib.suppress(Conflict):  # another object's create made it meanwhile
+            self.client.create("/api/v1/namespaces", {"metadata": {"name": ns,
+                                                                   "labels": {CREATED_BY_LABEL: "restore"}}})
+            with self.lock:
+                self.namespaces_created.append(ns)
+        with contextlib.suppress(APIError):  # pods are admitted once it exists: the controller makes it later
+            self.client.create(f"/api/v1/namespaces/{ns}/serviceaccounts", {"metadata": {"name": "default"}})
+        return self.client.create(res.path(ns), body)
 
     def _on_conflict(self, res: Resource, ns: str | None, name: str, prep: Prepared) -> tuple[Obj, str]:
         existing = self.client.get(res.path(ns, name))
@@ -614,7 +635,7 @@ def restore(
         seconds=time.monotonic() - started, requests=client.requests - requests0,
         retries=client.retries - retries0, claims_without_volume=r.claims_without_volume,
         interrupted=interrupted, planned=sum(s.objects for s in steps), kept_secrets=sorted(r.kept_secrets),
-        active_namespaces=sorted(r.active_namespaces), error=error,
+        active_namespaces=sorted(r.active_namespaces), namespaces_created=sorted(r.namespaces_created), error=error,
     )
 
 

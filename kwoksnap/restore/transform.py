@@ -22,6 +22,9 @@ SCHEDULING_GATE = "kwoksnap.io/restored"
 REDACTED_ANNOTATION = "kwoksnap.io/redacted"
 # On a finished Job restore created suspended, until it is resumed as recorded (Prepared.resume).
 SUSPENDED_ANNOTATION = "kwoksnap.io/restore-suspended"
+# On objects kwoksnap made that its input did not hold (a namespace a snapshot or a log names but lacks): which
+# command made it ("restore", "replay").
+CREATED_BY_LABEL = "kwoksnap.io/created-by"
 
 SERVER_MANAGED = ("uid", "resourceVersion", "creationTimestamp", "generation", "selfLink", "managedFields",
                   "deletionTimestamp", "deletionGracePeriodSeconds")

@@ -161,6 +161,22 @@ def test_cli_save_restore_diff(source: tuple[LocalCluster, Client], make_cluster
     assert kwoksnap("save", "-o", str(full), kubeconfig=source[0].kubeconfig).returncode == 0
     proc = kwoksnap("diff", str(full), "--live", kubeconfig=target.kubeconfig)
     assert proc.returncode == ExitCode.DIFFERENT and "missing" in proc.stdout
+    # `save -l` selects namespaces by the label too: restore makes the namespaces its objects are in (black-box
+    # finding: every object failed "namespaces not found").
+    src = source[1]
+    src.create("/api/v1/namespaces", {"metadata": {"name": "picked-only"}})
+    try:
+        src.create("/api/v1/namespaces/picked-only/configmaps", {"metadata": {"name": "picked", "labels": {
+            "pick": "yes"}}, "data": {"a": "1"}})
+        picked = tmp_path / "picked.kws"
+        assert kwoksnap("save", "-o", str(picked), "-l", "pick=yes", kubeconfig=source[0].kubeconfig).returncode == 0
+        proc = kwoksnap("restore", str(picked), kubeconfig=target.kubeconfig)
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+        assert "warning: created 1 namespace(s)" in proc.stderr and "picked-only" in proc.stderr
+        proc = kwoksnap("diff", str(picked), "--live", kubeconfig=target.kubeconfig)
+        assert proc.returncode == ExitCode.OK, proc.stdout
+    finally:
+        src.delete("/api/v1/namespaces/picked-only")
 
 
 def test_restore_refuses_real_nodes(snapshot: Path, make_cluster: ClusterFactory) -> None:
