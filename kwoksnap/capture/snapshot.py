@@ -58,6 +58,7 @@ class SaveSummary:
     bytes: int
     server_version: str
     unmatched_exclude: list[str] = dataclasses.field(default_factory=list)  # --exclude names of nothing served
+    unmatched_include: list[str] = dataclasses.field(default_factory=list)  # --include names of nothing served
 
     @property
     def rate(self) -> float:
@@ -70,7 +71,7 @@ class SaveSummary:
             "resources": {r.resource: {"objects": r.objects, "skipped": r.skipped, **({"error": r.error}
                                                                                        if r.error else {})}
                           for r in self.resources},
-            "unmatchedExclude": self.unmatched_exclude,
+            "unmatchedExclude": self.unmatched_exclude, "unmatchedInclude": self.unmatched_include,
         }
 
 
@@ -215,5 +216,8 @@ def save_snapshot(
         stop.set()  # producers still waiting for room give up
         pool.shutdown(wait=True, cancel_futures=True)  # producers not started never start
     size = Path(path).stat().st_size
-    unmatched = sorted(n for n in options.exclude if not any(matches(r, frozenset({n})) for r in disc.listable()))
-    return SaveSummary(str(path), total, counts, time.monotonic() - started, size, disc.server_version, unmatched)
+    def unmatched(names: frozenset[str]) -> list[str]:
+        return sorted(n for n in names if not any(matches(r, frozenset({n})) for r in disc.listable()))
+
+    return SaveSummary(str(path), total, counts, time.monotonic() - started, size, disc.server_version,
+                       unmatched(options.exclude), unmatched(options.include))

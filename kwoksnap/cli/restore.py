@@ -87,6 +87,8 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
             click.echo(f"... and {len(summary.failures) - 20} more failures (-o json lists them)", err=True)
         for a in summary.not_adopted[:10]:
             click.echo(f"not adopted: {a.kind} {a.namespace}/{a.name} by {a.owner_kind} {a.owner_name}", err=True)
+        if len(summary.not_adopted) > 10:
+            click.echo(f"... and {len(summary.not_adopted) - 10} more not adopted (-o json lists them)", err=True)
         if summary.claims_without_volume:
             click.echo(f"warning: {len(summary.claims_without_volume)} claim(s) were Bound to a volume that is not in "
                        f"the target, so the PV controller marks them Lost: {first_few(summary.claims_without_volume)}",
@@ -115,11 +117,13 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                    f"{created} created, {updated} updated, {summary.objects - created - updated} skipped: already "
                    "there, or the target's own)"
                    + ("" if not summary.failures and not summary.not_adopted else
-                      f"; {len(summary.failures)} failed, {len(summary.not_adopted)} not adopted"))
+                      f"; {len(summary.failures)} failed" + ("" if summary.interrupted else
+                                                             f", {len(summary.not_adopted)} not adopted")))
         if summary.interrupted:
             click.echo(f"interrupted: {summary.objects} of the snapshot's {summary.planned} objects are in the "
                        "target, each whole; the rest were not sent. Owner references to objects not restored yet "
-                       "are missing, so for a faithful copy restore into a fresh cluster")
+                       "are missing, and adoption by the target's controllers was not waited for, so for a "
+                       "faithful copy restore into a fresh cluster")
         elif summary.error is not None:
             click.echo(f"stopped by the error below: {summary.objects} of the snapshot's {summary.planned} objects "
                        "are in the target, each whole; the rest were not sent, nothing was relinked or waited for")

@@ -71,9 +71,10 @@ def save(ctx: click.Context, path: str, include: tuple[str, ...], exclude: tuple
     if output_format == "json":
         print_json(summary.to_dict())
     else:
-        for name in summary.unmatched_exclude:  # harmless, but likely a typo that kept what it meant to leave out
-            click.echo(f"warning: --exclude {name}: the cluster serves no such resource (is the name right?)",
-                       err=True)
+        for option, names in (("--exclude", summary.unmatched_exclude), ("--include", summary.unmatched_include)):
+            for name in names:  # likely a typo that kept what it meant to leave out, or left out what it meant to keep
+                click.echo(f"warning: {option} {name}: the cluster serves no such resource (is the name right?)",
+                           err=True)
         for r in errors:
             click.echo(f"warning: {r.resource}: not saved: {r.error}", err=True)
         click.echo(f"saved {summary.objects} objects of {sum(1 for r in summary.resources if r.objects)} resources "

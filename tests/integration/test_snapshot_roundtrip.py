@@ -365,3 +365,8 @@ def test_an_exclude_that_names_nothing_served_is_warned_about(kwok_cluster: Loca
     assert proc.returncode == ExitCode.OK, proc.stderr
     assert [ln for ln in proc.stderr.splitlines() if ln.startswith("warning: --exclude")] == [
         "warning: --exclude secrts: the cluster serves no such resource (is the name right?)"]
+    # Likewise an --include entry beside one that matches (black-box finding: `--include pods,nosuch` was silent)
+    proc = kwoksnap("save", "-o", str(tmp_path / "i.kws"), "-n", namespace, "--include", "pods,nosuch",
+                    kubeconfig=kwok_cluster.kubeconfig)
+    assert proc.returncode == ExitCode.OK, proc.stderr
+    assert "warning: --include nosuch: the cluster serves no such resource (is the name right?)" in proc.stderr
