@@ -8,7 +8,8 @@ the library prints or exits on its own. This module must stay at the bottom of t
 from __future__ import annotations
 
 import enum
-from typing import Any
+import errno
+from typing import Any, Final
 
 
 class ExitCode(enum.IntEnum):
@@ -24,6 +25,12 @@ class ExitCode(enum.IntEnum):
     SYSTEM = 7  # the system refused to read or write a file (disk full, file-size limit, I/O error)
     INTERNAL = 70  # a bug in kwoksnap
     INTERRUPTED = 130  # Ctrl-C
+
+
+# What the system may refuse a correct program (ExitCode.SYSTEM, raised as the OSError it is): no space, a quota, a
+# file-size limit, a failing or read-only disk, no permission.
+REFUSALS: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.EACCES,
+                             errno.EPERM})
 
 
 class KwoksnapError(Exception):

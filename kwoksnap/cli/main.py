@@ -6,7 +6,6 @@ client, msgpack or zstandard.
 
 from __future__ import annotations
 
-import errno
 import importlib
 import logging
 import signal
@@ -19,7 +18,7 @@ import click
 
 from kwoksnap import __version__
 from kwoksnap.cli.options import GlobalOptions
-from kwoksnap.errors import ExitCode, KwoksnapError
+from kwoksnap.errors import REFUSALS, ExitCode, KwoksnapError
 
 # command name -> "module:attribute", loaded on first use.
 COMMANDS = {
@@ -129,8 +128,7 @@ def main(argv: list[str] | None = None) -> None:
 
 # What the system may refuse a correct program: no space, a quota, a file-size limit, a failing or read-only disk,
 # no permission (an unwritable cluster directory, say).
-_SYSTEM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.EACCES,
-                            errno.EPERM})
+_SYSTEM_ERRNOS = REFUSALS  # (errors.py)
 
 
 def _error(prog: str, message: str, code: ExitCode, debug: bool) -> ExitCode:

@@ -71,6 +71,7 @@ def make_client(ctx: click.Context, pool_size: int = 16) -> Any:
 
 def writable_target(path: str, option: str) -> None:
     """Refuse (before any work) an output file whose directory does not exist or cannot be written."""
+    import errno
     import os
     from pathlib import Path
 
@@ -79,8 +80,8 @@ def writable_target(path: str, option: str) -> None:
     directory = Path(path).resolve().parent
     if not directory.is_dir():
         raise UsageError(f"{option} {path}: directory {directory} does not exist")
-    if not os.access(directory, os.W_OK):
-        raise UsageError(f"{option} {path}: directory {directory} is not writable")
+    if not os.access(directory, os.W_OK):  # the system's refusal (exit 7), as a write there would meet
+        raise PermissionError(errno.EACCES, f"{option}: directory {directory} is not writable", path)
 
 
 def not_stdout(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from kwoksnap.errors import UsageError
+from kwoksnap.errors import REFUSALS, UsageError
 
 
 @contextlib.contextmanager
@@ -32,6 +32,8 @@ def atomic_output(path: str | os.PathLike[str], *, private: bool = True,
     try:
         fd, temp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
+        if exc.errno in REFUSALS:  # the system's refusal (no permission, a read-only disk): not a usage error
+            raise OSError(exc.errno, f"cannot create a file in {directory}: {exc.strerror}", str(out)) from exc
         raise UsageError(f"{out}: cannot create a file in {directory}: {exc.strerror}") from exc
     temp = Path(temp_name)
     try:
@@ -56,6 +58,12 @@ def atomic_output(path: str | os.PathLike[str], *, private: bool = True,
                 temp.unlink()
         else:
             os.replace(temp, out)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        if exc.filename is None and exc.errno is not None:  # a write's error names no file: name the output
+            raise OSError(exc.errno, exc.strerror, str(out)) from exc
+        raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()

@@ -348,3 +348,19 @@ def test_atomic_output_replaces_whole_or_not_at_all(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "state.yaml").stat().st_mode) == 0o600  # cluster state stays private
     with pytest.raises(UsageError, match="cannot create a file"), atomic_output(tmp_path / "missing" / "x.json"):
         pass
+
+
+def test_a_system_refusal_is_an_os_error_that_names_the_output(tmp_path: Path) -> None:
+    """Black-box findings: a directory the system refuses to write in (no permission, a read-only file system) was
+    a usage error (exit 2), not exit 7; and a write refused for its size named no file ("File too large")."""
+    import errno
+    import sys
+
+    if sys.platform == "linux" and Path("/sys").is_dir():  # sysfs takes no new file, even from root
+        with pytest.raises(OSError) as refused, atomic_output("/sys/x.yaml") as out:
+            out.write(b"x")
+        assert refused.value.errno in (errno.EACCES, errno.EROFS, errno.EPERM)
+        assert refused.value.filename == "/sys/x.yaml" and "cannot create a file in /sys" in str(refused.value)
+    with pytest.raises(OSError) as too_big, atomic_output(tmp_path / "big.yaml") as out:
+        raise OSError(errno.EFBIG, "File too large")
+    assert too_big.value.filename == str(tmp_path / "big.yaml") and list(tmp_path.iterdir()) == []
