@@ -11,6 +11,7 @@ is :mod:`kwoksnap.kube.transport` (a quarter of urllib3's CPU per request).
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 import ssl
 import threading
@@ -37,6 +38,7 @@ APPLY_PATCH = "application/apply-patch+yaml"
 
 # Attempts of a request that fails to connect before the server has answered anything (about 0.3-0.7 s in all).
 FIRST_CONTACT_ATTEMPTS = 4
+REFRESH_PAUSE = 30.0  # seconds before credentials that brought nothing new are fetched again (after a 401)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +105,10 @@ class Client:
         # service-account token) is fetched again after a 401 (ClusterConfig.refresh).
         self._authorization = config.authorization
         self._auth_lock = threading.Lock()
+        # A refresh that brought nothing new (a revoked token) is not tried again for REFRESH_PAUSE seconds: 32
+        # workers refused at once would otherwise run an exec plugin 32 times in a row. Its error is kept to tell.
+        self._refresh_spent = -math.inf
+        self._refresh_problem = ""
         tls: ssl.SSLContext | None = None
         if config.server.startswith("https"):
             try:
@@ -189,6 +195,9 @@ class Client:
                     continue
                 err = _error_for(resp.status, resp.data, method, path)
                 assert isinstance(err, APIError)
+                if resp.status == 401 and self._refresh_problem:
+                    raise ClusterError(f"{err} (the credentials could not be fetched again: "
+                                       f"{self._refresh_problem})") from None
                 if not err.retryable:
                     raise err
                 wait = policy.delay(attempt)
@@ -211,13 +220,17 @@ class Client:
         with self._auth_lock:  # not self._lock, which every request takes: a slow exec plugin stalls only 401s
             if self._authorization != sent:
                 return True
+            if time.monotonic() - self._refresh_spent < REFRESH_PAUSE:
+                return False
             try:
                 fresh = refresh()
-            except Exception:
-                return False
+            except Exception as exc:  # an exec plugin that fails, a kubeconfig gone: said with the 401
+                self._refresh_problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                fresh = None
             if not fresh or fresh == sent:
+                self._refresh_spent = time.monotonic()
                 return False
-            self._authorization = fresh
+            self._authorization, self._refresh_problem = fresh, ""
             return True
 
     def request(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kwoksnap.errors import APIError, Invalid, NotFound, TransportError
+from kwoksnap.errors import APIError, ClusterError, Invalid, NotFound, TransportError
 from kwoksnap.kube.client import Client, RetryPolicy
 from kwoksnap.kube.config import ClusterConfig
 from kwoksnap.kube.transport import Pool, TransportFailure
@@ -236,7 +236,7 @@ def test_an_expired_token_is_fetched_again_after_a_401(server: Callable[[Handler
 
 
 def test_a_401_reads_the_kubeconfig_again(server: Callable[[Handler], tuple[str, list[bytes]]],
-                                          tmp_path: Path) -> None:
+                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The refresh hook of the kubernetes package knows only when exec-plugin tokens expire: a token file rotated
     on disk, or a token renewed in the kubeconfig, was never read again. After a 401 the kubeconfig is loaded anew."""
     import yaml
@@ -260,12 +260,39 @@ def test_a_401_reads_the_kubeconfig_again(server: Callable[[Handler], tuple[str,
         "clusters": [{"name": "c", "cluster": {"server": url}}],
         "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
         "users": [{"name": "u", "user": {"tokenFile": str(token)}}]}))
+    import kwoksnap.kube.client as client_module
+
+    monkeypatch.setattr(client_module, "REFRESH_PAUSE", 0.0)  # (the pause after a fruitless refresh: below)
     with Client(load_config(str(kubeconfig))) as c:
         with pytest.raises(APIError, match="401"):
             c.get("/api")  # the file holds the same token: nothing new to send
         token.write_text("rotated")
         assert c.get("/api") == {"kind": "Ok"}
     assert [b"Bearer first" in r for r in seen] == [True, True, False]
+
+
+def test_a_fruitless_refresh_pauses_and_its_error_is_told(server: Callable[[Handler], tuple[str, list[bytes]]]
+                                                          ) -> None:
+    """Review findings: with a revoked token every 401 ran the exec plugin again, one worker after another, and an
+    exec plugin's own error was swallowed (the user saw a bare 401)."""
+    def handler(conn: socket.socket, request: bytes, i: int) -> bool:
+        body = b'{"kind":"Status","reason":"Unauthorized","message":"Unauthorized","code":401}'
+        conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        return True
+
+    url, _ = server(handler)
+    calls: list[int] = []
+
+    def refresh() -> str | None:
+        calls.append(1)
+        raise RuntimeError("exec plugin aws-iam-authenticator: token expired, run `aws sso login`\nmore text")
+
+    with Client(ClusterConfig(server=url, authorization="Bearer old", refresh=refresh)) as c:
+        for _ in range(3):
+            with pytest.raises(ClusterError, match=r"401 .*could not be fetched again: exec plugin "
+                                                   r"aws-iam-authenticator: token expired, run `aws sso login`\)$"):
+                c.get("/api")
+    assert calls == [1]  # not again within REFRESH_PAUSE
 
 
 def test_warm_opens_connections_up_to_the_pool_size(server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
