@@ -55,7 +55,7 @@ from kwoksnap.replay.timing import (
     shift_times,
     spread,
 )
-from kwoksnap.restore.transform import CREATED_BY_LABEL, FROZEN_ANNOTATION, SCHEDULING_GATE
+from kwoksnap.restore.transform import CREATED_BY_LABEL, FROZEN_ANNOTATION, SCHEDULING_GATE, finished_job
 
 Obj = dict[str, Any]
 OWNER_WAIT = 5.0  # seconds an owner lookup waits for the owner's create, if replay is sending one
@@ -152,6 +152,11 @@ def observed_state(kind: str, obj: Obj) -> ObjectState:
         return ObjectState(kind, phase=phase, ready=ready, node=node, uid=uid, owner=controller_of(meta),
                            grace=grace if isinstance(grace, int) else None, finalizers=finalizers)
     return ObjectState(kind, ready=node_state(obj)[0], uid=uid, finalizers=finalizers)
+
+
+# Controllers whose pods are named by a random suffix (generateName), which the target's copy chooses anew: their
+# pods' deletes in inputs mode may need a stand-in (_stand_in). A StatefulSet's pods keep their names.
+NAMED_BY_SUFFIX = frozenset({"ReplicaSet", "Job", "DaemonSet", "ReplicationController"})
 
 
 def controller_of(meta: Obj) -> str:
@@ -358,6 +363,7 @@ class Replayer:
         # final delete after a graceful one still names its UID)
         self.target_uids: dict[str, str] = {}
         self._stand_in_uids: dict[str, tuple[str, str]] = {}  # inputs mode: recorded ns/name -> (stand-in, its uid)
+        self._deleted_by_name: set[str] = set()  # inputs mode: ns/name of pods a delete found under their own name
         self._source_of: dict[str, str] = {}  # target uid -> the source uid it was learned for
         self._late_deletes = 0  # split collection deletes that could not come before a re-create (_late_delete)
         self._stale_events: set[int] = set()  # ids of events due_order found stale (_superseded decides)
@@ -529,14 +535,20 @@ class Replayer:
             except (NotFound, Conflict):
                 return False
         recorded = observed_state("Pod", action.state) if action.state is not None else known
-        if recorded is None or not recorded.owner:
-            return False  # a bare pod (or one the log never showed whole): the name is all there is
+        if recorded is None or recorded.owner.partition("/")[0] not in NAMED_BY_SUFFIX:
+            return False  # a bare pod, a StatefulSet's (its names are the same here), one never shown whole
+        with self.lock:
+            if label in self._deleted_by_name:
+                return False  # deleted here under its own name already (then again, forced): nothing to stand in for
+            addressed = {name for (kind, namespace, name) in self._recorded if namespace == action.namespace}
         for _ in range(3):  # a candidate can go between the listing and its delete
             candidates = []
             for pod, _rv in self.client.list_items(res.path(action.namespace)):
                 meta = pod.get("metadata") or {}
                 if controller_of(meta) != recorded.owner or meta.get("deletionTimestamp"):
                     continue
+                if meta.get("name") in addressed:
+                    continue  # the log names it itself (restored under its recorded name): never a stand-in
                 node = (pod.get("spec") or {}).get("nodeName") or ""
                 candidates.append((node != recorded.node, str(meta.get("creationTimestamp", "")),
                                    str(meta.get("name", "")), str(meta.get("uid", ""))))
@@ -602,13 +614,23 @@ class Replayer:
                 if not exc.already_exists:
                     raise
                 recorded = action.body
+                finished = False
                 if res.kind == "Job" and isinstance(action.body, dict):
                     recorded = copy.deepcopy(action.body)  # a new Job keeps its own selector, not the live one's
-                    self._keep_job_selector(res, ns, action)
-                try:
-                    created = self._replace(res, res.path(ns, action.name), action.body)
-                except Invalid as exc:  # perhaps fields of the older copy that cannot change (a bound pod's spec)
-                    created = self._recreate(res, ns, action.name, recorded, exc)
+                    # A finished older copy (a log replayed twice) cannot run again: its status refuses the
+                    # recorded writes that follow ("cannot disable the terminal Complete=True condition").
+                    finished = finished_job({"kind": "Job", **self.client.get(res.path(ns, action.name))})
+                    if not finished:
+                        self._keep_job_selector(res, ns, action)
+                if finished:
+                    created = self._recreate(res, ns, action.name, recorded, Invalid(
+                        422, "Invalid", f"jobs {action.name!r}: an older copy in the way has finished, and a "
+                                        "finished Job cannot run again"))
+                else:
+                    try:
+                        created = self._replace(res, res.path(ns, action.name), action.body)
+                    except Invalid as exc:  # fields of the older copy that cannot change (a bound pod's spec)
+                        created = self._recreate(res, ns, action.name, recorded, exc)
             self._remember(res.kind, created, action.state)
             return None
         if action.op in ("replace", "status"):
@@ -631,12 +653,16 @@ class Replayer:
                       content_type=action.content_type, params=action.params or None)
             return None
         if action.op == "delete":
+            inputs_pod = self.options.mode == "inputs" and res.key == "v1/pods"
             try:
                 c.request("DELETE", res.path(ns, action.name), body=action.body, params=action.params or None)
             except NotFound:
-                if self.options.mode == "inputs" and res.key == "v1/pods" and self._stand_in(res, action):
+                if inputs_pod and self._stand_in(res, action):
                     return None
                 return "already-deleted"
+            if inputs_pod:
+                with self.lock:
+                    self._deleted_by_name.add(f"{action.namespace}/{action.name}")
             return None
         if action.op == "deletecollection":
             c.request("DELETE", res.path(ns), body=action.body, params=action.params or None)

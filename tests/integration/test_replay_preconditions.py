@@ -116,3 +116,63 @@ def test_a_recorded_create_the_target_refuses_leaves_the_older_copy(kwok_cluster
     assert proc.returncode == ExitCode.PARTIAL, proc.stdout + proc.stderr
     assert "events 1: applied 0, failed 1" in proc.stdout and "422" in proc.stderr, proc.stdout + proc.stderr
     assert client.get(f"/api/v1/namespaces/{namespace}/pods/db-2")["metadata"]["uid"] == old_uid
+
+
+def test_a_recorded_job_create_replaces_an_older_finished_copy(kwok_cluster: LocalCluster, client: Client,
+                                                               namespace: str, tmp_path: Path) -> None:
+    """Black-box finding: a log with a Job that completes, replayed a second time into the same target, failed 3
+    status writes ("cannot disable the terminal Complete=True condition"): the recorded create had replaced the
+    finished older copy's spec, and its status could not go back to running. A finished Job is created anew."""
+    from kwoksnap.cluster.populate import fake_node
+
+    jobs, node = f"/apis/batch/v1/namespaces/{namespace}/jobs", f"node-{namespace}"
+    template = {"spec": {"containers": [{"name": "c", "image": "img"}], "restartPolicy": "Never",
+                         "nodeName": node, "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists"}]}}
+    client.create("/api/v1/nodes", fake_node(node))
+    try:
+        old = client.create(jobs, {"metadata": {"name": "batch1"}, "spec": {"template": template}})
+        deadline = time.monotonic() + 90  # kwok completes its pod, the Job controller the Job
+
+        def finished() -> bool:
+            return any(c.get("type") == "Complete" and c.get("status") == "True"
+                       for c in (client.get(f"{jobs}/batch1").get("status") or {}).get("conditions") or [])
+
+        while time.monotonic() < deadline and not finished():
+            time.sleep(0.5)
+        assert finished(), client.get(f"{jobs}/batch1").get("status")
+    finally:
+        client.delete(f"/api/v1/nodes/{node}")
+    at = time.time() - 60
+    # The log of the first replay: the same Job (its spec, selector and all), suspended so that only the replay
+    # writes its status.
+    spec = {**client.get(f"{jobs}/batch1")["spec"], "suspend": True}
+    recorded = {"apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": "batch1", "namespace": namespace, "uid": "src-job"}, "spec": spec}
+    running = {**recorded, "status": {"active": 1, "startTime": time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(at + 1))}}
+    log = tmp_path / "audit.log"
+    log.write_bytes(job_line(namespace, "create", at, recorded, recorded)
+                    + job_line(namespace, "update", at + 1, running, running, sub="status"))
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kwok_cluster.kubeconfig), "replay",
+                           "--audit", str(log), "--resources", "jobs", "-n", namespace, "--speed", "max",
+                           "--no-fidelity"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == ExitCode.OK, proc.stdout + proc.stderr
+    assert "applied 2, failed 0" in proc.stdout, proc.stdout
+    live = client.get(f"{jobs}/batch1")
+    assert live["metadata"]["uid"] != old["metadata"]["uid"] and live["spec"].get("suspend") is True
+
+
+def job_line(namespace: str, verb: str, at: float, request: Any, response: Any, sub: str = "") -> bytes:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1e6):06d}Z"
+    uri = f"/apis/batch/v1/namespaces/{namespace}/jobs" + ("" if verb == "create" else "/batch1") + (
+        f"/{sub}" if sub else "")
+    event = {
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse", "auditID": f"{verb}-{at}",
+        "stage": "ResponseComplete", "verb": verb, "requestURI": uri,
+        "user": {"username": "alice", "groups": ["system:authenticated"]}, "userAgent": "kubectl/v1.36.3",
+        "objectRef": {"resource": "jobs", "namespace": namespace, "name": "batch1", "apiGroup": "batch",
+                      "apiVersion": "v1", **({"subresource": sub} if sub else {})},
+        "responseStatus": {"metadata": {}, "code": 201 if verb == "create" else 200},
+        "requestObject": request, "responseObject": response,
+        "requestReceivedTimestamp": stamp, "stageTimestamp": stamp}
+    return orjson.dumps(event) + b"\n"
