@@ -406,8 +406,8 @@ class _FileReader:
         count = prefiltered = native = 0
         with _gc_paused():
             for n, line in enumerate(lines, first + 1):
-                if not line or line.isspace() or line[0] == 35:  # blank, or a `#` comment (a licence header)
-                    continue
+                if not line or line.isspace() or line[0] == 35 or (line[0] in b" \t" and line.lstrip()[:1] == b"#"):
+                    continue  # blank, or a `#` comment (a licence header)
                 count += 1
                 if prefilter is not None:
                     reason = prefilter(line)
@@ -478,6 +478,7 @@ class _FileReader:
         lines after all, so one bad header never costs the whole file.
         """
         data, broken = self._read_all(read)
+        data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM (sniff already looked past it)
         where = f"{self.path}:1"
         if (header := _LEADING_COMMENTS.match(data)) is not None:  # blanked, so that positions stay true
             data = _BLANK.sub(b" ", header.group()) + data[header.end():]

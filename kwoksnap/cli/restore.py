@@ -117,7 +117,7 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                    f"{created} created, {updated} updated, {summary.objects - created - updated} skipped: already "
                    "there, or the target's own)"
                    + ("" if not summary.failures and not summary.not_adopted else
-                      f"; {len(summary.failures)} failed" + ("" if summary.interrupted else
+                      f"; {len(summary.failures)} failed" + ("" if summary.interrupted or summary.error else
                                                              f", {len(summary.not_adopted)} not adopted")))
         if summary.interrupted:
             click.echo(f"interrupted: {summary.objects} of the snapshot's {summary.planned} objects are in the "
@@ -126,7 +126,8 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                        "faithful copy restore into a fresh cluster")
         elif summary.error is not None:
             click.echo(f"stopped by the error below: {summary.objects} of the snapshot's {summary.planned} objects "
-                       "are in the target, each whole; the rest were not sent, nothing was relinked or waited for")
+                       "are in the target, each whole; the rest were not sent, and what came after the error "
+                       "(relinking, the wait for adoption, admission objects) was not done")
     if summary.interrupted:
         return ExitCode.INTERRUPTED
     if summary.error is not None:

@@ -224,6 +224,7 @@ class Client:
                 return False
             try:
                 fresh = refresh()
+                self._refresh_problem = ""
             except Exception as exc:  # an exec plugin that fails, a kubeconfig gone: said with the 401
                 self._refresh_problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 fresh = None

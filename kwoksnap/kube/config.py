@@ -91,8 +91,10 @@ def load_config(kubeconfig: str | None = None, context: str | None = None) -> Cl
     def refresh() -> str | None:
         # After a 401: everything read again, as a new kubectl would (an exec plugin run again, a token file or an
         # in-cluster token read again, a token renewed in the kubeconfig), not only what the package's refresh
-        # hook believes has expired (it knows the expiry of exec-plugin tokens alone).
-        return _credentials(_load(kubeconfig, context))
+        # hook believes has expired (it knows the expiry of exec-plugin tokens alone). Only for the same server: a
+        # `kubectl config use-context` meanwhile must not send another cluster's credentials here.
+        again = _load(kubeconfig, context)
+        return _credentials(again) if again.host.rstrip("/") == cfg.host.rstrip("/") else None
 
     return ClusterConfig(
         server=cfg.host.rstrip("/"),

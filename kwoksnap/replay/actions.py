@@ -383,10 +383,12 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
 
     if verb in ("update", "patch"):
         op: Literal["replace", "status"] = "status" if sub == "status" else "replace"
-        # Inputs mode sends a recorded patch as the patch it was (the user's input), not the object it resulted in:
-        # that object holds what the source's scheduler and controllers had made of it (a pod's node), which the
-        # target's own have decided otherwise (a PUT of it failed: "pod updates may not change fields").
-        user_patch = mode == "inputs" and verb == "patch" and request is not None
+        # Inputs mode sends a recorded patch of a pod as the patch it was (the user's input), not the pod it
+        # resulted in: that holds what the source's scheduler had made of it (its node), which the target's has
+        # decided otherwise (a PUT of it failed: "pod updates may not change fields"). Other objects keep the exact
+        # result (a patch's type is inferred, and a merge patch replayed as a strategic one could merge a list).
+        user_patch = mode == "inputs" and verb == "patch" and request is not None and resource == "pods" \
+            and not group
         if result is not None and not user_patch:  # the request's UID precondition (an update's body names it) holds
             return Action(op, "PUT", subresource=sub, body=body_of(result), state=result,
                           source_uid=precondition_uid(request), **base)

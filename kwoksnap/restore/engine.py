@@ -178,6 +178,7 @@ class _Restorer:
         self.kept_secrets: list[str] = []  # not replaced: redacted in the snapshot
         self.active_namespaces: list[str] = []  # Terminating in the snapshot
         self.namespaces_created: list[str] = []  # not in the snapshot nor the target (_create_in)
+        self.snapshot_namespaces: frozenset[str] = frozenset()  # read before any worker starts (not thread-safe)
         # Objects other than pods that were Terminating, held by finalizers: deleted again at the end
         self.to_terminate: list[tuple[Resource, str, Obj, Obj]] = []  # (resource, key, object, DELETE options)
 
@@ -303,8 +304,8 @@ class _Restorer:
         try:
             return self.client.create(res.path(ns), body)
         except NotFound as exc:
-            if not ns or exc.details.get("kind") != "namespaces":
-                raise
+            if not ns or exc.details.get("kind") != "namespaces" or ns in self.snapshot_namespaces:
+                raise  # (one the snapshot holds failed in its own step: not made up bare here)
         with contextlib.suppress(Conflict):  # another object's create made it meanwhile
             self.client.create("/api/v1/namespaces", {"metadata": {"name": ns,
                                                                    "labels": {CREATED_BY_LABEL: "restore"}}})
@@ -574,6 +575,8 @@ def restore(
     steps = plan(source.counts())
     r = _Restorer(client, source, options, progress)
     r.snapshot_uids, r.never_adopt = _snapshot_uids(source, [s.resource for s in steps])
+    r.snapshot_namespaces = frozenset(str((o.get("metadata") or {}).get("name", ""))
+                                      for o in source.objects("v1/namespaces"))
     disc = discover(client)
     crd_steps = [s for s in steps if s.phase == PHASES[0][0]]
     interrupted = False
@@ -613,9 +616,14 @@ def restore(
     except KwoksnapError as exc:
         error = exc
     # The mark names this restore's snapshot, or none (an imported YAML has no capture time): never an older one.
-    with contextlib.suppress(KwoksnapError):  # no right to annotate kube-system, or unreachable: replay cannot warn
-        client.patch("/api/v1/namespaces/kube-system",
-                     {"metadata": {"annotations": {SNAPSHOT_TAKEN_ANNOTATION: source.taken_at()}}})
+    # (Not after an error: the snapshot is not in the target, and a replay would be told it is.)
+    try:
+        if error is None:
+            with contextlib.suppress(KwoksnapError):  # no right to annotate kube-system, or unreachable
+                client.patch("/api/v1/namespaces/kube-system",
+                             {"metadata": {"annotations": {SNAPSHOT_TAKEN_ANNOTATION: source.taken_at()}}})
+    except KeyboardInterrupt:
+        interrupted = True
     # Admission last of all: a webhook whose backend does not run here, or a policy, would refuse the writes of
     # the target's controllers adopting what was restored, and a quota the restored objects themselves.
     admission = [s for s in steps if s.phase == ADMISSION]

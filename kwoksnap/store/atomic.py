@@ -10,6 +10,7 @@ plain write would give. (``KwsWriter`` keeps its own temporary file, because it 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -61,8 +62,8 @@ def atomic_output(path: str | os.PathLike[str], *, private: bool = True,
     except OSError as exc:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
-        if exc.filename is None and exc.errno is not None:  # a write's error names no file: name the output
-            raise OSError(exc.errno, exc.strerror, str(out)) from exc
+        if exc.filename is None and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):  # only a write's:
+            raise OSError(exc.errno, exc.strerror, str(out)) from exc  # it names no file, so name the output
         raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

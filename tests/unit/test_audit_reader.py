@@ -128,11 +128,11 @@ def test_comment_headers_are_skipped_in_json_lines_and_documents(tmp_path: Path)
     """Black-box finding: docs/audit.md says `#` comment lines (licence headers) are skipped, but JSON lines counted
     one as malformed (and --strict refused the file), and two made the file look like a pretty-printed document."""
     for n in (1, 2):
-        path = write(tmp_path, f"c{n}.log", b"# licence header\n" * n + jsonl(ev(1), ev(2)))
+        path = write(tmp_path, f"c{n}.log", b"# licence header\n" * n + jsonl(ev(1)) + b"  # indented\n" + jsonl(ev(2)))
         events, stats = read(path, strict=True)
         assert sniff(path) == "jsonl" and len(events) == 2 and stats.malformed == 0, n
         assert events[0]["source"] == f"{path}:{n + 1}"
-    pretty = write(tmp_path, "doc.json", b"# exported by a SIEM\n  # second line\n\n"
+    pretty = write(tmp_path, "doc.json", b"\xef\xbb\xbf# exported by a SIEM\n  # second line\n\n"
                    + orjson.dumps([ev(1), ev(2)], option=orjson.OPT_INDENT_2))
     events, stats = read(pretty, strict=True)
     assert sniff(pretty) == "json" and len(events) == 2 and stats.malformed == 0

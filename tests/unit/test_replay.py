@@ -230,6 +230,12 @@ class TestActions:
         assert a.state is not None and a.state["spec"]["nodeName"] == "source-node"  # fidelity follows the result
         v = plan_action(ev, mode="verbatim", to_replay=None)  # verbatim writes the result, whoever made the change
         assert isinstance(v, Action) and (v.op, v.method) == ("replace", "PUT")
+        # (review) other objects keep the exact result: a merge patch inferred as strategic could merge a list
+        deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "ns"},
+                      "spec": {"replicas": 2}}
+        d = plan_action(event(verb="patch", resource="deployments", group="apps", name="web", user="alice",
+                              request={"spec": {"replicas": 2}}, response=deployment), mode="inputs", to_replay=None)
+        assert isinstance(d, Action) and (d.op, d.method) == ("replace", "PUT")
 
     def test_request_level_patch_keeps_the_patch_and_strips_preconditions(self) -> None:
         patch = {"metadata": {"uid": "old-uid"}, "status": {"$setElementOrder/conditions": [{"type": "Ready"}],
@@ -618,6 +624,29 @@ def test_inputs_mode_deletes_a_pod_of_the_same_controller_for_one_the_target_nam
     bare = event(verb="delete", name="solo", request={}, response=pod(node="n2", name="solo"), user="alice")
     action = plan_action(bare, mode="inputs", to_replay=None)
     assert isinstance(action, Action) and r.execute(action) == "already-deleted"
+    # Review findings: (1) a pod deleted here under its own name, then deleted again (forced), took a sibling down;
+    # (2) a pod the log names itself (restored under its recorded name) was taken as a stand-in, and its own
+    # delete then found it Terminating; (3) a StatefulSet's pods keep their names: a 404 is no reason to stand in.
+    target.pods = [live("web-1-aaaaa", "n1"), live("web-1-named", "n2"), live("web-1-other", "n2"),
+                   live("db-1", "n2", owner="db"), live("db-0", "n2", owner="db")]
+    for p in target.pods[3:]:
+        p["metadata"]["ownerReferences"][0]["kind"] = "StatefulSet"
+    target.deleted.clear()
+
+    def deleting(name: str, owner: str = "web-1", kind: str = "ReplicaSet") -> Action:
+        ev = event(verb="delete", name=name, request={}, user="alice", response=pod(
+            node="n2", name=name, ownerReferences=[{"kind": kind, "name": owner, "controller": True}]))
+        r._observe(ev)
+        planned = plan_action(ev, mode="inputs", to_replay=None)
+        assert isinstance(planned, Action)
+        return planned
+
+    named = deleting("web-1-named")
+    assert r.execute(named) is None and r.execute(named) == "already-deleted"  # the second: no sibling taken
+    assert r.execute(deleting("db-2", owner="db", kind="StatefulSet")) == "already-deleted"
+    r._observe(event(verb="patch", sub="status", name="web-1-other", response=pod(node="n2", name="web-1-other")))
+    assert r.execute(deleting("web-1-gone")) is None  # a stand-in: not web-1-other (the log names it), on n1 then
+    assert [name for name, _ in target.deleted] == ["web-1-named", "web-1-aaaaa"]
 
 
 def test_a_refused_binding_is_already_bound_only_when_the_pod_is_on_the_recorded_node() -> None:
