@@ -527,13 +527,7 @@ class Replayer:
             known = self._recorded.get(key)
             earlier = self._stand_in_uids.get(label)
         if earlier is not None:  # deleted again (a graceful delete, then a forced one): the same stand-in, if left
-            try:
-                self.client.request("DELETE", res.path(action.namespace, earlier[0]),
-                                    body={**options, "preconditions": {"uid": earlier[1]}},
-                                    params=action.params or None)
-                return True
-            except (NotFound, Conflict):
-                return False
+            return self._delete_pod(res, action, options, *earlier)
         recorded = observed_state("Pod", action.state) if action.state is not None else known
         if recorded is None or recorded.owner.partition("/")[0] not in NAMED_BY_SUFFIX:
             return False  # a bare pod, a StatefulSet's (its names are the same here), one never shown whole
@@ -559,16 +553,21 @@ class Replayer:
                     return False
                 self.report.stand_ins[label] = choice[2]
                 self._stand_in_uids[label] = (choice[2], choice[3])
-            try:
-                self.client.request("DELETE", res.path(action.namespace, choice[2]),
-                                    body={**options, "preconditions": {"uid": choice[3]}},
-                                    params=action.params or None)
+            if self._delete_pod(res, action, options, choice[2], choice[3]):
                 return True
-            except (NotFound, Conflict):
-                with self.lock:
-                    self.report.stand_ins.pop(label, None)
-                    self._stand_in_uids.pop(label, None)
+            with self.lock:  # gone meanwhile: choose again
+                self.report.stand_ins.pop(label, None)
+                self._stand_in_uids.pop(label, None)
         return False
+
+    def _delete_pod(self, res: Resource, action: Action, options: Obj, name: str, uid: str) -> bool:
+        """Delete pod ``name`` (that copy: ``uid``) with the recorded delete's options; False when it is gone."""
+        try:
+            self.client.request("DELETE", res.path(action.namespace, name),
+                                body={**options, "preconditions": {"uid": uid}}, params=action.params or None)
+        except (NotFound, Conflict):
+            return False
+        return True
 
     def _create(self, res: Resource, ns: str | None, body: Any) -> Obj:
         """POST ``body``; when the target lacks its namespace (the log touches a namespace the restored snapshot

@@ -1429,15 +1429,8 @@ def test_holding_split_deletes_changes_nothing_due_order_puts_out(stream: list[A
 def test_the_fidelity_check_points_out_pods_bound_to_nodes_the_target_lacks() -> None:
     """Found black-box testing: a log replayed without the snapshot taken before it matched 80/80 and exited 0,
     with pods bound to nodes that were never restored."""
-    class Listing:
-        def list_items(self, path: str) -> Iterator[tuple[dict[str, Any], str]]:
-            if path == "/api/v1/nodes":
-                yield {"kind": "Node", "metadata": {"name": "n1"}, "status": {}}, "1"
-            else:
-                for name, node in (("a", "n1"), ("b", "gone"), ("c", "")):
-                    yield pod(node=node, name=name), "1"
-
-    r = Replayer(Listing(), ReplayOptions(), clock=FakeClock(), discovery=Discovery([PODS]))  # type: ignore[arg-type]
+    listing = Listing(*[pod(node=node, name=name) for name, node in (("a", "n1"), ("b", "gone"), ("c", ""))])
+    r = Replayer(listing, ReplayOptions(), clock=FakeClock(), discovery=Discovery([PODS]))  # type: ignore[arg-type]
     for name, node in (("a", "n1"), ("b", "gone"), ("c", "")):
         r.expected[("Pod", "ns", name)] = observed_state("Pod", pod(node=node, name=name))
     r.check_fidelity()
@@ -1450,18 +1443,13 @@ def test_the_fidelity_check_tells_another_copy_from_the_one_replay_wrote() -> No
     """A pod deleted and made again in the target (by a controller there, say) had the recorded state and counted
     as a match. Verbatim compares the copy through the UID map; inputs mode, where the target makes its own
     copies, and copies whose target UID replay never learned are not compared by UID."""
-    class Listing:
-        def list_items(self, path: str) -> Iterator[tuple[dict[str, Any], str]]:
-            if path == "/api/v1/nodes":
-                yield {"kind": "Node", "metadata": {"name": "n1"}, "status": {}}, "1"
-            else:
-                for name, uid in (("a", "t-a"), ("b", "t-other"), ("c", "t-c")):
-                    yield pod(node="n1", name=name, uid=uid), "1"
+    listing = Listing(*[pod(node="n1", name=name, uid=uid) for name, uid in (("a", "t-a"), ("b", "t-other"),
+                                                                             ("c", "t-c"))])
 
     for mode, expected in (("verbatim", ["Pod ns/b: another copy (uid t-other) stands where replay wrote the "
                                          "recorded one (uid t-b): it was deleted and made again in the target"]),
                            ("inputs", [])):
-        r = Replayer(Listing(), ReplayOptions(mode=mode), clock=FakeClock(),  # type: ignore[arg-type]
+        r = Replayer(listing, ReplayOptions(mode=mode), clock=FakeClock(),  # type: ignore[arg-type]
                      discovery=Discovery([PODS]))
         r.target_uids = {"src-a": "t-a", "src-b": "t-b"}  # c's copy was never learned
         for name in ("a", "b", "c"):

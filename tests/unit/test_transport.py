@@ -212,18 +212,23 @@ def test_a_server_that_never_answered_is_given_up_on_quickly(
     closed.close()
 
 
-def test_an_expired_token_is_fetched_again_after_a_401(server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
-    """Review note: exec-plugin and service-account tokens expire (EKS: 15 min) and a replay can run longer; the
-    kubernetes package's refresh hook is asked again once, after a 401."""
+def accepting(authorization: bytes | None) -> Handler:
+    """A server that answers 200 to requests with this Authorization header, 401 to any other."""
     def handler(conn: socket.socket, request: bytes, i: int) -> bool:
-        if b"Authorization: Bearer new" in request:
+        if authorization is not None and b"Authorization: " + authorization in request:
             conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n{"kind":"Ok"}')
         else:
             body = b'{"kind":"Status","reason":"Unauthorized","message":"Unauthorized","code":401}'
             conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
         return True
 
-    url, seen = server(handler)
+    return handler
+
+
+def test_an_expired_token_is_fetched_again_after_a_401(server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
+    """Review note: exec-plugin and service-account tokens expire (EKS: 15 min) and a replay can run longer; the
+    kubernetes package's refresh hook is asked again once, after a 401."""
+    url, seen = server(accepting(b"Bearer new"))
     tokens = iter(["Bearer new"])
     with Client(ClusterConfig(server=url, authorization="Bearer old", refresh=lambda: next(tokens, None))) as c:
         assert c.get("/api") == {"kind": "Ok"}  # refused, refreshed, sent again
@@ -243,15 +248,7 @@ def test_a_401_reads_the_kubeconfig_again(server: Callable[[Handler], tuple[str,
 
     from kwoksnap.kube.config import load_config
 
-    def handler(conn: socket.socket, request: bytes, i: int) -> bool:
-        if b"Authorization: Bearer rotated" in request:
-            conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n{"kind":"Ok"}')
-        else:
-            body = b'{"kind":"Status","reason":"Unauthorized","message":"Unauthorized","code":401}'
-            conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-        return True
-
-    url, seen = server(handler)
+    url, seen = server(accepting(b"Bearer rotated"))
     token = tmp_path / "token"
     token.write_text("first")
     kubeconfig = tmp_path / "config"
@@ -275,12 +272,7 @@ def test_a_fruitless_refresh_pauses_and_its_error_is_told(server: Callable[[Hand
                                                           ) -> None:
     """Review findings: with a revoked token every 401 ran the exec plugin again, one worker after another, and an
     exec plugin's own error was swallowed (the user saw a bare 401)."""
-    def handler(conn: socket.socket, request: bytes, i: int) -> bool:
-        body = b'{"kind":"Status","reason":"Unauthorized","message":"Unauthorized","code":401}'
-        conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-        return True
-
-    url, _ = server(handler)
+    url, _ = server(accepting(None))
     calls: list[int] = []
 
     def refresh() -> str | None:
