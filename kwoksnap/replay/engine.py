@@ -518,8 +518,9 @@ class Replayer:
     def _stand_in(self, res: Resource, action: Action) -> bool:
         """Inputs mode: a user's delete or eviction of a pod the source's controller had made, which the target's
         controller named otherwise (a ReplicaSet's random suffix): delete a pod of the same controller instead, on
-        the recorded node where it has one there (a drain), never one already being deleted or already standing in.
-        True when one was deleted; reported in ``stand_ins``."""
+        the recorded node where it has one there (a drain), never one already being deleted, already standing in,
+        or named by the log itself. Not for a StatefulSet's pods (same names here), nor for a pod a delete already
+        found under its own name (deleted again, forced). True when one was deleted; reported in ``stand_ins``."""
         key, label = ("Pod", action.namespace, action.name), f"{action.namespace}/{action.name}"
         body = action.body if isinstance(action.body, dict) else {}
         options = {k: v for k, v in body.items() if k != "preconditions"}  # this pod's own UID goes in instead
