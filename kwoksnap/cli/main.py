@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         code = ExitCode.OK
     except OSError as exc:
-        if exc.errno not in _SYSTEM_ERRNOS:  # anything else (a missing file the code should have checked): a bug
+        if exc.errno not in REFUSALS:  # anything else (a missing file the code should have checked): a bug
             code = _internal(prog, exc, debug)
         else:  # the disk is full, a file-size limit, an I/O error (files are written whole or not at all:
             # store/atomic.py and KwsWriter remove their temporary files on the way out)
@@ -124,11 +124,6 @@ def main(argv: list[str] | None = None) -> None:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     sys.exit(int(code))
-
-
-# What the system may refuse a correct program: no space, a quota, a file-size limit, a failing or read-only disk,
-# no permission (an unwritable cluster directory, say).
-_SYSTEM_ERRNOS = REFUSALS  # (errors.py)
 
 
 def _error(prog: str, message: str, code: ExitCode, debug: bool) -> ExitCode:

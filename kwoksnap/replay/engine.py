@@ -412,9 +412,7 @@ class Replayer:
                     if key in self._resources:
                         return self._resources[key]
                 # Changes to different objects run in parallel: a recorded write of the CRD may be in flight.
-                crd = (*CRDS, "", f"{name}.{group}")
-                with self._created:
-                    self._created.wait_for(lambda: not self._creating[crd], timeout=CRD_SERVE_WAIT)
+                self._await_create(_crd_key(group, name), CRD_SERVE_WAIT)
                 found = self.discovery.by_key(spelled)
                 if found is None and self._crd_exists(group, name):
                     deadline = self.clock.now() + CRD_SERVE_WAIT
@@ -463,13 +461,10 @@ class Replayer:
         except NotFound:
             # Replay may be creating the owner right now: changes to different objects run in parallel, so a pod
             # can be sent before its ReplicaSet's create was answered. Wait for that create, then look again.
-            creating = (res.group, res.name, scope, name)
-            with self._created:
-                if not self._created.wait_for(lambda: not self._creating[creating], timeout=OWNER_WAIT):
-                    return None
-                if cache_key in self.uids:
-                    return self.uids[cache_key]
-            return None
+            if not self._await_create((res.group, res.name, scope, name)):
+                return None
+            with self.lock:
+                return self.uids.get(cache_key)
         with self.lock:
             self.uids[cache_key] = uid
         return uid
@@ -823,7 +818,7 @@ class Replayer:
         r = self.report
         last_renewal: dict[tuple[str, str], float] = {}
         previous, long_wait_told = (0, 0.0), False  # (recorded ns, offset) of the last change
-        latest: collections.OrderedDict[tuple[str, str, str, str], list[float]] = collections.OrderedDict()
+        latest: collections.OrderedDict[tuple[str, str, str, str], _Planned] = collections.OrderedDict()
         if self.options.mode == "verbatim":
             events = split_collection_deletes(events, on_late=self._late_delete)  # one named delete per object
         for ev in due_order(events, on_stale=self._stale):
@@ -902,7 +897,7 @@ class Replayer:
                     "since it would take the object back to an older state, else applied where it came (count: "
                     "'stale' in the JSON report)")
 
-    def _superseded(self, ev: AuditEvent, latest: collections.OrderedDict[tuple[str, str, str, str], list[float]]
+    def _superseded(self, ev: AuditEvent, latest: collections.OrderedDict[tuple[str, str, str, str], _Planned]
                     ) -> bool:
         """Whether to skip ``ev`` (planner thread, called with the lock held): a split collection delete that came
         after its object was created again (_late_delete), or a stale change (due_order: it came after a later
@@ -914,12 +909,12 @@ class Replayer:
           before its delete).
         A stale write of another part is applied (a PUT of the object leaves its status as it is).
 
-        ``latest`` follows what was planned, per object, most recent last (at most ``RELEASED_MAX``, as due_order
-        remembers): [object part, status part, last create, deleting], each a resourceVersion but the flag; a
-        delete that removed the object sets both parts to infinity until a create (so does one answered with a
-        Status: it often has no resourceVersion, and the object may be gone). A graceful delete, whose recorded
-        result is the object left Terminating, wrote only its metadata: it moves the object part, and a late
-        status write older than none planned is applied (the kubelet's last status of a Terminating pod)."""
+        ``latest`` follows what was planned (:class:`_Planned`), per object, most recent last (at most
+        ``RELEASED_MAX``, as due_order remembers). A delete that removed the object sets both parts to infinity
+        until a create (so does one answered with a Status: it often has no resourceVersion, and the object may be
+        gone). A graceful delete, whose recorded result is the object left Terminating, wrote only its metadata: it
+        moves the object part, and a late status write older than none planned is applied (the kubelet's last
+        status of a Terminating pod)."""
         key = id(ev)
         if key in self._late_split:
             self._late_split.discard(key)
@@ -929,7 +924,7 @@ class Replayer:
         rv = resource_version(ev) if part is not None or verb == "delete" else 0
         obj = (ev["group"], ev["resource"], ev["namespace"], ev["name"])
         seen = latest.get(obj)
-        if sub == "binding" and seen is not None and (seen[0] == math.inf or seen[3]):
+        if sub == "binding" and seen is not None and (seen.parts[0] == math.inf or seen.deleting):
             # A binding answers with a Status (no resourceVersion: due_order cannot tell it is late), but a pod is
             # bound only before its delete: one that comes after the delete, with no create since, is late.
             self.report.stale += 1
@@ -937,23 +932,21 @@ class Replayer:
         if key in self._stale_events:
             self._stale_events.discard(key)
             if seen is not None and rv:
-                if verb in ("create", "update", "patch") and part is not None and seen[part] > rv:
+                if verb in ("create", "update", "patch") and part is not None and seen.parts[part] > rv:
                     return True
-                if verb == "delete" and not sub and seen[2] > rv:
+                if verb == "delete" and not sub and seen.created > rv:
                     return True
         if (verb == "delete" and not sub) or (verb == "create" and sub == "eviction"):  # an eviction deletes too
-            seen = latest.setdefault(obj, [0.0, 0.0, 0.0, 0.0])
+            seen = latest.setdefault(obj, _Planned())
             if rv and sub != "eviction" and _left_terminating(ev["response"]):
-                seen[0], seen[3] = max(seen[0], float(rv)), 1.0
+                seen.parts[0], seen.deleting = max(seen.parts[0], float(rv)), True
             else:
-                seen[0] = seen[1] = math.inf
+                seen.parts = [math.inf, math.inf]
         elif verb == "create" and not sub:
-            seen = latest.setdefault(obj, [0.0, 0.0, 0.0, 0.0])
-            seen[0] = seen[1] = seen[2] = float(rv)
-            seen[3] = 0.0
+            latest[obj] = _Planned([float(rv), float(rv)], created=float(rv))
         elif rv and part is not None:
-            seen = latest.setdefault(obj, [0.0, 0.0, 0.0, 0.0])
-            seen[part] = max(seen[part], float(rv))
+            seen = latest.setdefault(obj, _Planned())
+            seen.parts[part] = max(seen.parts[part], float(rv))
         else:
             return False
         latest.move_to_end(obj)
@@ -1062,7 +1055,7 @@ class Replayer:
         (an owner reference dropped, a custom resource "not served"). execute() still looks, and waits if needed."""
         group = action.group
         if "." in group and self.discovery.by_key(f"{group}/{action.version}/{action.resource}") is None:
-            self._await_create((*CRDS, "", f"{action.resource}.{group}"), CRD_SERVE_WAIT)  # its CRD's write
+            self._await_create(_crd_key(group, action.resource), CRD_SERVE_WAIT)  # its CRD's write
         body = action.body
         if not isinstance(body, dict) or action.op not in ("create", "replace", "status"):
             return
@@ -1075,10 +1068,12 @@ class Replayer:
             self._await_create((res.group, res.name, action.namespace if res.namespaced else "",
                                 str(ref.get("name", ""))))
 
-    def _await_create(self, key: tuple[str, str, str, str], timeout: float = OWNER_WAIT) -> None:
-        """Until no create (or CRD write) of ``key`` is in flight, for up to ``timeout``, or the replay halts."""
+    def _await_create(self, key: tuple[str, str, str, str], timeout: float = OWNER_WAIT) -> bool:
+        """Until no create (or CRD write) of ``key`` is in flight, for up to ``timeout``, or the replay halts; True
+        when none is in flight."""
         with self._created:
-            self._created.wait_for(lambda: not self._creating[key] or self._halt.is_set(), timeout=timeout)
+            return self._created.wait_for(lambda: not self._creating[key] or self._halt.is_set(),
+                                          timeout=timeout) and not self._creating[key]
 
     def _submit(self, item: _Item, pool: ThreadPoolExecutor) -> None:
         """Changes to one object run in recorded order, one at a time; different objects never wait for each other
@@ -1381,6 +1376,23 @@ class Replayer:
         if homeless:
             r.warnings.append(f"{len(homeless)} replayed pod(s) are bound to nodes the target lacks, e.g. "
                               f"{', '.join(homeless[:3])}: restore the snapshot taken before the log first")
+
+
+@dataclasses.dataclass
+class _Planned:
+    """What replay has planned of one object (Replayer._superseded): per part (0: the object itself or its scale,
+    1: its status subresource; replay writes each whole) the highest resourceVersion written, infinity once a
+    delete removed the object; the resourceVersion of its last create; whether a graceful delete left it
+    Terminating."""
+
+    parts: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.0])
+    created: float = 0.0
+    deleting: bool = False
+
+
+def _crd_key(group: str, resource: str) -> tuple[str, str, str, str]:
+    """The key (as Action.key) of the CRD that defines ``resource`` in ``group``."""
+    return (*CRDS, "", f"{resource}.{group}")
 
 
 def _awaited(action: Action) -> bool:

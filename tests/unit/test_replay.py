@@ -1000,7 +1000,7 @@ def test_what_makes_a_stale_change_obsolete(monkeypatch: pytest.MonkeyPatch) -> 
 
     def run(*steps: tuple[AuditEvent, bool]) -> list[bool]:
         r = RecordingReplayer(FakeClock())
-        latest: collections.OrderedDict[Any, list[float]] = collections.OrderedDict()
+        latest: collections.OrderedDict[Any, Any] = collections.OrderedDict()
         out = []
         for e, stale in steps:
             if stale:
@@ -1047,7 +1047,7 @@ def test_what_makes_a_stale_change_obsolete(monkeypatch: pytest.MonkeyPatch) -> 
     # memory: as many objects as due_order remembers
     monkeypatch.setattr(engine, "RELEASED_MAX", 2)
     r = RecordingReplayer(FakeClock())
-    latest: collections.OrderedDict[Any, list[float]] = collections.OrderedDict()
+    latest: collections.OrderedDict[Any, Any] = collections.OrderedDict()
     for i in range(5):
         r._superseded(ev("update", 10 + i, name=f"p{i}"), latest)
     assert [k[3] for k in latest] == ["p3", "p4"]
