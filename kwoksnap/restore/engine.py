@@ -579,10 +579,30 @@ def restore(
                                       for o in source.objects("v1/namespaces"))
     disc = discover(client)
     crd_steps = [s for s in steps if s.phase == PHASES[0][0]]
+    admission = [s for s in steps if s.phase == ADMISSION]
     interrupted = False
     error: KwoksnapError | None = None
+    not_adopted: list[Adoption] = []
     pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="restore")
-    try:
+
+    def stage(work: Callable[[], None], *, after_ctrl_c: bool = False) -> None:
+        """Run one stage of the restore unless an error stopped it before (or a Ctrl-C, unless ``after_ctrl_c``).
+        Ctrl-C or an error in it is kept for the summary: the objects being written finish whole (each write is one
+        task) and the queued never start."""
+        nonlocal interrupted, error
+        if error is not None or (interrupted and not after_ctrl_c):
+            return
+        try:
+            work()
+        except KeyboardInterrupt:
+            interrupted = True
+        except KwoksnapError as exc:  # after writes began: what is in the target is still reported (summary.error)
+            error = exc
+        if interrupted or error is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def objects() -> None:
+        nonlocal disc
         for step in crd_steps:
             r.run_step(step, disc, pool)
         if crd_steps:
@@ -590,54 +610,39 @@ def restore(
             r.wait_crds(deadline)
             disc = r.wait_served(deadline)  # Established comes a moment before discovery serves the resource
         waited = False
-        for step in steps[len(crd_steps):]:
-            if step.phase == ADMISSION:
-                break  # after everything the target's own components do with what is restored (below)
+        for step in steps[len(crd_steps):len(steps) - len(admission)]:
             if step.phase in ("nodes", "claims", "volumes", "pods") and not waited:
                 r.ensure_default_service_accounts()
                 waited = True
             r.run_step(step, disc, pool)
-    except KeyboardInterrupt:
-        interrupted = True  # the objects being written finish whole (each write is one task); the queued never start
-    except KwoksnapError as exc:  # after writes began: what is in the target is still reported (summary.error)
-        error = exc
-    finally:
-        pool.shutdown(wait=True, cancel_futures=interrupted or error is not None)
-    not_adopted: list[Adoption] = []
-    try:  # Ctrl-C is likeliest in the wait for adoption below: the summary must survive it too
-        if error is None:
-            r.relink()
-        if not interrupted and error is None:
-            r.terminate_deferred()
-            r.rebind_claims(options.settle_timeout)
-            not_adopted = r.settle(disc) if r.adoptions else []
-    except KeyboardInterrupt:
-        interrupted = True
-    except KwoksnapError as exc:
-        error = exc
-    # The mark names this restore's snapshot, or none (an imported YAML has no capture time): never an older one.
-    # (Not after an error: the snapshot is not in the target, and a replay would be told it is.)
+
+    def settle() -> None:
+        nonlocal not_adopted
+        r.terminate_deferred()
+        r.rebind_claims(options.settle_timeout)
+        not_adopted = r.settle(disc) if r.adoptions else []
+
+    def mark() -> None:
+        # The mark names this restore's snapshot, or none (an imported YAML has no capture time): never an older
+        # one; and never after an error (the snapshot is not in the target, and a replay would be told it is).
+        with contextlib.suppress(KwoksnapError):  # no right to annotate kube-system, or unreachable
+            client.patch("/api/v1/namespaces/kube-system",
+                         {"metadata": {"annotations": {SNAPSHOT_TAKEN_ANNOTATION: source.taken_at()}}})
+
+    def admit() -> None:
+        for step in admission:
+            r.run_step(step, disc, pool)
+
     try:
-        if error is None:
-            with contextlib.suppress(KwoksnapError):  # no right to annotate kube-system, or unreachable
-                client.patch("/api/v1/namespaces/kube-system",
-                             {"metadata": {"annotations": {SNAPSHOT_TAKEN_ANNOTATION: source.taken_at()}}})
-    except KeyboardInterrupt:
-        interrupted = True
-    # Admission last of all: a webhook whose backend does not run here, or a policy, would refuse the writes of
-    # the target's controllers adopting what was restored, and a quota the restored objects themselves.
-    admission = [s for s in steps if s.phase == ADMISSION]
-    if admission and not interrupted and error is None:
-        pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="restore")
-        try:
-            for step in admission:
-                r.run_step(step, disc, pool)
-        except KeyboardInterrupt:
-            interrupted = True
-        except KwoksnapError as exc:
-            error = exc
-        finally:
-            pool.shutdown(wait=True, cancel_futures=interrupted or error is not None)
+        stage(objects)
+        stage(r.relink, after_ctrl_c=True)  # owner references to the owners restored by then
+        stage(settle)  # Ctrl-C is likeliest in this wait for adoption: the summary survives it
+        stage(mark, after_ctrl_c=True)
+        # Admission last of all: a webhook whose backend does not run here, or a policy, would refuse the writes
+        # of the target's controllers adopting what was restored, and a quota the restored objects themselves.
+        stage(admit)
+    finally:
+        pool.shutdown(wait=True)
     return RestoreSummary(
         results=r.results, failures=r.failures, not_adopted=not_adopted, dropped_owner_refs=r.dropped,
         seconds=time.monotonic() - started, requests=client.requests - requests0,
