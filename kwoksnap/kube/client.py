@@ -4,8 +4,10 @@ Why this module exists: the ``kubernetes`` package costs 0.6-1.5 ms of CPU per r
 lists into models (see docs/benchmarks.md). Snapshot, restore and replay move tens of thousands of objects, so they
 talk through this thin client instead. It maps every non-2xx answer onto :mod:`kwoksnap.errors` (the Status'
 reason and message kept), retries what is safe to retry (429 with Retry-After, 5xx, broken connections) with capped
-exponential backoff, and is safe to share between threads. It never logs request bodies or credentials. The wire
-is :mod:`kwoksnap.kube.transport` (a quarter of urllib3's CPU per request).
+exponential backoff, and is safe to share between threads. A request whose second application would differ from
+the first (a JSON patch, a create without a name) is sent again only when the server cannot have acted on it. It
+never logs request bodies or credentials. The wire is :mod:`kwoksnap.kube.transport` (a quarter of urllib3's CPU
+per request).
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ APPLY_PATCH = "application/apply-patch+yaml"
 # Attempts of a request that fails to connect before the server has answered anything (about 0.3-0.7 s in all).
 FIRST_CONTACT_ATTEMPTS = 4
 REFRESH_PAUSE = 30.0  # seconds before credentials that brought nothing new are fetched again (after a 401)
+
+
+_NOT_REPEATED = ("not sent again: the server may have applied it, and applying it twice would not be the same as "
+                 "once")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +88,22 @@ def _error_for(status: int, body: bytes, method: str, path: str) -> APIError:
 
 _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
             410: "Expired", 422: "Invalid", 429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable"}
+
+
+def repeatable(method: str, content_type: str, body: Any) -> bool:
+    """Whether sending a request twice leaves what sending it once does (or is refused the second time).
+
+    Reads, replaces and deletes are; merge and strategic patches set fields to values; a create that names its
+    object is refused as AlreadyExists the second time. A JSON patch is not (``add`` to ``/list/-`` appends
+    again), nor a create that leaves the name to the server (``generateName``: a second object)."""
+    if method == "PATCH":
+        return content_type != JSON_PATCH
+    if method == "POST":
+        if isinstance(body, dict):
+            meta = body.get("metadata")
+            return isinstance(meta, dict) and bool(meta.get("name"))
+        return False
+    return True
 
 
 class Client:
@@ -164,8 +186,13 @@ class Client:
         content_type: str = JSON,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
+        repeatable: bool = True,
     ) -> Response:
-        """One request with retries; returns the 2xx response or raises an :class:`APIError`/TransportError."""
+        """One request with retries; returns the 2xx response or raises an :class:`APIError`/TransportError.
+
+        Not ``repeatable`` (applying it twice differs from once): retried only after a failure the server cannot
+        have acted on (no connection, a request not wholly sent, 429); a timeout, a broken answer or a 5xx raises.
+        """
         policy = retry or self.retry
         target = path + (("?" + urlencode(params)) if params else "")
         attempt = 0
@@ -179,11 +206,14 @@ class Client:
             if sent_authorization:
                 headers["Authorization"] = sent_authorization
             try:
-                resp = self._pool.request(method, target, body=body, headers=headers, timeout=timeout)
+                resp = self._pool.request(method, target, body=body, headers=headers, timeout=timeout,
+                                          repeatable=repeatable)
             except TransportFailure as exc:
                 if not self._answered and attempt + 1 >= FIRST_CONTACT_ATTEMPTS:
                     raise TransportError(f"{method} {path}: {exc} (no answer from {self.config.server} yet: is "
                                          "the cluster running, and the one --kubeconfig/--context name?)") from None
+                if exc.sent and not repeatable:
+                    raise TransportError(f"{method} {path}: {exc} ({_NOT_REPEATED})") from None
                 err: Exception = TransportError(f"{method} {path}: {exc}")
                 wait = policy.delay(attempt)
             else:
@@ -200,6 +230,9 @@ class Client:
                                        f"{self._refresh_problem})") from None
                 if not err.retryable:
                     raise err
+                if resp.status != 429 and not repeatable:
+                    raise type(err)(err.status, err.reason, f"{err.api_message} ({_NOT_REPEATED})", method=method,
+                                    path=path, details=err.details) from None
                 wait = policy.delay(attempt)
                 retry_after = resp.headers.get("retry-after")
                 if resp.status == 429 and retry_after and retry_after.isdigit():
@@ -245,7 +278,8 @@ class Client:
         retry: RetryPolicy | None = None,
     ) -> Obj:
         data = orjson.dumps(body) if body is not None and not isinstance(body, bytes) else body
-        resp = self.raw(method, path, params=params, body=data, content_type=content_type, retry=retry)
+        resp = self.raw(method, path, params=params, body=data, content_type=content_type, retry=retry,
+                        repeatable=repeatable(method, content_type, body))
         payload = resp.data
         if not payload:
             return {}

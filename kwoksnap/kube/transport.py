@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import select
 import socket
 import ssl
 import threading
@@ -29,7 +30,18 @@ _MAX_HEADER = 1 << 20
 
 
 class TransportFailure(Exception):
-    """The request could not be completed (connection refused/reset/closed, timeout, bad HTTP)."""
+    """The request could not be completed (connection refused/reset/closed, timeout, bad HTTP).
+
+    ``sent``: the whole request went out, so the server may have acted on it although no answer came back.
+    """
+
+    sent = True
+
+
+def _unsent(message: str) -> TransportFailure:
+    failure = TransportFailure(message)
+    failure.sent = False
+    return failure
 
 
 class _Stale(TransportFailure):
@@ -80,7 +92,9 @@ class _Connection:
         except (BrokenPipeError, ConnectionResetError):
             if self.used:
                 raise _Stale("connection closed by the server") from None
-            raise
+            raise _unsent("connection closed by the server while the request was sent") from None
+        except (OSError, ssl.SSLError) as exc:  # a timeout: part of the request went out, which no server acts on
+            raise _unsent(f"{type(exc).__name__} while the request was sent: {exc}") from None
         status, headers = self._head(0)
         while 100 <= status < 200 and status != 101:  # interim answers (100 Continue, 103 Early Hints): the real
             status, headers = self._head(1)  # one follows on the same connection; returning one desynced it
@@ -177,27 +191,32 @@ class Pool:
         try:
             return _Connection(self.host, self.port, timeout, self.tls, self.server_hostname)
         except (OSError, ssl.SSLError) as exc:
-            raise TransportFailure(f"cannot connect to {self.host}:{self.port}: {exc}") from None
+            raise _unsent(f"cannot connect to {self.host}:{self.port}: {exc}") from None
 
     def request(self, method: str, target: str, *, body: bytes | None = None, headers: dict[str, str] | None = None,
-                timeout: float | None = None) -> Response:
-        """Send one request (``target``: path and query) and read its whole response."""
+                timeout: float | None = None, repeatable: bool = True) -> Response:
+        """Send one request (``target``: path and query) and read its whole response.
+
+        Not ``repeatable`` (applying it twice differs from once): an idle connection the server has closed is
+        passed over before sending, and a reused one that then closes without an answer is a failure (``sent``),
+        not a reason to send the request again."""
         extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items()).encode("latin-1")
         length = b"" if body is None and method in ("GET", "HEAD") else b"Content-Length: %d\r\n" % len(body or b"")
         request = (f"{method} {self.prefix}{target} HTTP/1.1\r\n".encode("latin-1") + self._fixed + extra + length
                    + b"\r\n" + (body or b""))
         wait = self.timeout if timeout is None else timeout
         with self._slots:
-            with self._lock:
-                conn = self._idle.pop() if self._idle else None
+            conn = self._idle_connection(repeatable)
             for _attempt in range(2):  # a second time only after a stale reused connection
                 if conn is None:
                     conn = self._connect(wait)
                 try:
                     conn.sock.settimeout(wait)
                     response = conn.exchange(request, method == "HEAD")
-                except _Stale:
+                except _Stale as exc:
                     conn.close()
+                    if not repeatable:
+                        raise TransportFailure(str(exc)) from None
                     conn = None
                     continue
                 except TransportFailure:
@@ -217,6 +236,22 @@ class Pool:
                         conn.close()
                 return response
             raise TransportFailure("connection closed by the server (twice)")
+
+    def _idle_connection(self, repeatable: bool) -> _Connection | None:
+        """An idle connection, or None. For a request that must not be sent twice, one the server has closed (or
+        sent anything on) meanwhile is closed and the next one tried: readable while idle means end of stream."""
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None or repeatable:
+                return conn
+            try:
+                readable = select.select([conn.sock], [], [], 0)[0]
+            except (OSError, ValueError):
+                readable = [conn.sock]
+            if not readable and not conn.buf:
+                return conn
+            conn.close()
 
     def warm(self, n: int) -> int:
         """Open connections until ``n`` (at most ``maxsize``) are idle, so that a burst of requests does not pay

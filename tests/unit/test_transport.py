@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from kwoksnap.errors import APIError, ClusterError, Invalid, NotFound, TransportError
-from kwoksnap.kube.client import Client, RetryPolicy
+from kwoksnap.kube.client import JSON_PATCH, MERGE_PATCH, Client, RetryPolicy, repeatable
 from kwoksnap.kube.config import ClusterConfig
 from kwoksnap.kube.transport import Pool, TransportFailure
 
@@ -128,6 +129,20 @@ def test_idle_connection_closed_by_the_server_is_replaced(
     assert len(seen) == 3
 
 
+def test_an_idle_connection_the_server_closed_is_passed_over_for_a_request_that_must_not_repeat(
+        server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
+    def handler(conn: socket.socket, request: bytes, i: int) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        return False  # close after every response, without saying so
+
+    url, seen = server(handler)
+    pool = Pool(url, maxsize=2, timeout=5)
+    for _ in range(3):
+        assert pool.request("PATCH", "/x", body=b"[]", repeatable=False).data == b"{}"
+        time.sleep(0.05)  # the server closes the connection while it is idle (not a race with the next request)
+    assert len(seen) == 3
+
+
 def test_truncated_response_and_refused_connection_are_transport_failures(
         server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
     def handler(conn: socket.socket, request: bytes, i: int) -> bool:
@@ -168,6 +183,48 @@ def test_client_maps_status_and_retries_5xx(server: Callable[[Handler], tuple[st
         worker.start()
         worker.join()
         assert other == [0]  # counted per thread
+
+
+def test_a_request_that_must_not_apply_twice_is_sent_again_only_when_the_server_cannot_have_acted(
+        server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
+    """Review finding: a JSON patch (or a create without a name) was sent again after a timeout or a 5xx, after
+    which the server may have applied it already: ``add /metadata/finalizers/-`` then appends twice."""
+    busy: list[int] = []
+
+    def handler(conn: socket.socket, request: bytes, i: int) -> bool:
+        if b"/drop" in request:
+            return False  # read the whole request, then close without an answer
+        if b"/busy" in request and not busy:
+            busy.append(i)
+            conn.sendall(b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n\r\n")
+            return True
+        if b"/fail" in request:
+            conn.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
+            return True
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        return True
+
+    url, seen = server(handler)
+    patch = [{"op": "add", "path": "/metadata/finalizers/-", "value": "x"}]
+    with Client(ClusterConfig(server=url), retry=RetryPolicy(attempts=3), sleep=lambda _s: None) as c:
+        assert c.get("/ok") == {}  # the server has answered once: later failures are not "no server"
+        with pytest.raises(TransportError, match="not sent again: the server may have applied it"):
+            c.request("PATCH", "/drop", body=patch, content_type=JSON_PATCH)
+        assert len(seen) == 2
+        with pytest.raises(APIError, match=r"500 InternalError: .*not sent again"):
+            c.request("POST", "/fail", body={"metadata": {"generateName": "web-"}})
+        assert len(seen) == 3
+        assert c.request("PATCH", "/busy", body=patch, content_type=JSON_PATCH) == {}  # 429: refused unread
+        assert len(seen) == 5
+        seen.clear()
+        with pytest.raises(TransportError):  # a merge patch and a named create are sent again (3 attempts each)
+            c.request("PATCH", "/drop", body={"metadata": {"labels": {"a": "b"}}}, content_type=MERGE_PATCH)
+        assert len(seen) >= 3  # (a reused connection closed without an answer is also sent again at once)
+        seen.clear()
+        with pytest.raises(APIError, match="500"):
+            c.create("/fail", {"metadata": {"name": "web-1"}})
+        assert len(seen) == 3
+    assert not repeatable("POST", "application/json", b"{}") and repeatable("DELETE", "application/json", None)
 
 
 def test_client_gives_up_on_a_dead_server_with_a_transport_error() -> None:
