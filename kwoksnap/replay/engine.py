@@ -334,6 +334,7 @@ class _Item:
     action: Action
     source: str
     send_at: float = 0.0  # seconds after the replay start: the offset, or earlier in a spread burst
+    recorded: float = 0.0  # recorded seconds (compressed) from the first event to this one
 
 
 Queue = queue.Queue[_Item | None]  # None: stop
@@ -374,6 +375,7 @@ class Replayer:
         self._crd_generation = 0  # CRD writes answered so far (_forget_unserved)
         self._inflight: dict[tuple[str, str, str, str], collections.deque[_Item]] = {}
         self._planner_error: BaseException | None = None
+        self._planned_seconds = 0.0  # recorded seconds covered by planning (the report's once all is sent)
         self._start = 0.0  # monotonic time of offset 0, set when dispatch starts
         self._wall_start_ns = 0
         self._timeline = Timeline(options.speed, options.max_gap)  # fed by the planner, read by the workers
@@ -842,7 +844,7 @@ class Replayer:
             with self.lock:
                 if self.options.snapshot_taken_ns is not None and ev["ts"] < self.options.snapshot_taken_ns:
                     r.before_snapshot += 1
-                r.recorded_seconds = timeline.recorded_seconds
+                self._planned_seconds = timeline.recorded_seconds
                 if not r.recorded_start_ns:
                     r.recorded_start_ns = sent
             if self.options.mode == "inputs":
@@ -869,7 +871,7 @@ class Replayer:
                     if planned.reason == "degraded-metadata":
                         self._lost[ev["resource"] + (f"/{ev['subresource']}" if ev["subresource"] else "")] += 1
                 continue
-            yield _Item(offset, planned, ev["source"])
+            yield _Item(offset, planned, ev["source"], recorded=timeline.recorded_seconds)
 
     def _warn_long_wait(self, ev: AuditEvent, since_ns: int, until_ns: int, wait: float) -> None:
         """Once per replay: the log is idle so long that the replay would wait for ages (logs of different days
@@ -1038,6 +1040,8 @@ class Replayer:
         if (action.group, action.resource) == CRDS:
             self._forget_unserved()
         with self.lock:
+            # Recorded time reached: that of the latest change answered (the planner runs ahead of dispatch).
+            r.recorded_seconds = max(r.recorded_seconds, item.recorded)
             if action.op == "renew":
                 r.renewal_lag.add(max(0.0, applied_lag))
             else:
@@ -1116,24 +1120,26 @@ class Replayer:
                     del self._inflight[key]
                     current = None
 
-    def freeze_nodes(self) -> int:
+    def freeze_nodes(self, done: list[int] | None = None) -> int:
         """Verbatim replay owns every node's status: mark them all frozen before the first event, or kwok's
         node-initialize stage would flip a replayed NotReady node back to Ready (a status write cannot add the
-        annotation). Returns how many nodes were newly frozen."""
-        frozen = 0
+        annotation). Returns how many nodes were newly frozen (also counted in ``done[0]`` as they are)."""
+        done = done if done is not None else [0]
         for node, _ in self.client.list_items("/api/v1/nodes"):
             annotations = node["metadata"].get("annotations") or {}
             if annotations.get(FROZEN_ANNOTATION) != "true":
                 self.client.patch(f"/api/v1/nodes/{node['metadata']['name']}",
                                   {"metadata": {"annotations": {FROZEN_ANNOTATION: "true"}}})
-                frozen += 1
-        return frozen
+                done[0] += 1
+        return done[0]
 
-    def thaw(self) -> tuple[int, int]:
+    def thaw(self, done: list[int] | None = None) -> tuple[int, int]:
         """Inputs mode: the target's own components drive pods and nodes, so those a restore froze are handed back
         to them: the ``kwoksnap.io/frozen`` annotation comes off (kwok runs their lifecycle again, e.g. finishes a
         Terminating pod) and so does restore's scheduling gate (the scheduler places a Pending pod). Returns
-        (pods, nodes) thawed; the patches go out ``workers`` at a time."""
+        (pods, nodes) thawed; the patches go out ``workers`` at a time, counted in ``done[0]`` as they are answered.
+        Ctrl-C sends no more of them."""
+        done = done if done is not None else [0]
         patches: list[tuple[str, Obj]] = []
         for pod, _ in self.client.list_items("/api/v1/pods"):
             meta, spec = pod["metadata"], pod.get("spec") or {}
@@ -1155,10 +1161,15 @@ class Replayer:
         def send(path: str, patch: Obj) -> None:
             with contextlib.suppress(NotFound):  # gone meanwhile
                 self.client.patch(path, patch)
+            with self.lock:
+                done[0] += 1
 
-        with ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="thaw") as pool:
+        pool = ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="thaw")
+        try:
             for future in [pool.submit(send, path, patch) for path, patch in patches]:
                 future.result()  # the first failure, whatever it was
+        finally:  # a failure or Ctrl-C: the patches being sent finish, the queued ones are not sent
+            pool.shutdown(wait=True, cancel_futures=True)
         return pods, len(patches) - pods
 
     def warm_up(self) -> None:
@@ -1206,15 +1217,29 @@ class Replayer:
     def _replay(self, events: Iterable[AuditEvent], *, prepare: bool = False) -> ReplayReport:
         """``prepare``: there is something to replay, so the target is made ready for it first (verbatim: nodes
         frozen; inputs: what a restore froze handed back; the write rate measured)."""
-        if prepare and self.options.mode == "verbatim":
-            self.freeze_nodes()
-        elif prepare:
-            pods, nodes = self.thaw()
-            if pods or nodes:
+        done = [0]  # nodes frozen, or thawing patches sent, so far
+        try:
+            if prepare and self.options.mode == "verbatim":
+                self.freeze_nodes(done)
+            elif prepare:
+                pods, nodes = self.thaw(done)
+                if pods or nodes:
+                    self.report.warnings.append(
+                        f"inputs mode: {pods} pod(s) and {nodes} node(s) a restore had frozen are handed back to the "
+                        "target's kwok and scheduler (kwoksnap.io/frozen and the restore scheduling gate removed), "
+                        "so they react to the replayed inputs")
+        except KeyboardInterrupt:  # before the first change: say what the preparation changed
+            self.report.interrupted = True
+            if self.options.mode == "verbatim":
                 self.report.warnings.append(
-                    f"inputs mode: {pods} pod(s) and {nodes} node(s) a restore had frozen are handed back to the "
-                    "target's kwok and scheduler (kwoksnap.io/frozen and the restore scheduling gate removed), so "
-                    "they react to the replayed inputs")
+                    f"interrupted while nodes were frozen for the replay: {done[0]} node(s) were frozen "
+                    f"({FROZEN_ANNOTATION}=true: kwok leaves their status alone), the others not; no recorded change "
+                    "was sent")
+            else:
+                self.report.warnings.append(
+                    f"interrupted while frozen pods and nodes were handed back to the target: {done[0]} were, the "
+                    "others not; no recorded change was sent")
+            return self.report
         self.warm_up()
         if prepare and self.options.speed is not None and self.options.max_lead > 0:
             try:
@@ -1285,6 +1310,8 @@ class Replayer:
                 self.report.interrupted = True
             sys.setswitchinterval(old_switch)
         self.report.wall_seconds = max(0.0, self.clock.now() - self._start)
+        if not self.report.interrupted and self._planner_error is None:  # (skipped changes after the last one sent)
+            self.report.recorded_seconds = self._planned_seconds
         self.report.limits = self.gate.limits
         self.report.failures.sort(key=_by_source)  # answered in any order; listed as they stand in the log
         if self.report.namespaces_created:

@@ -735,7 +735,7 @@ class SlowRenewals(Replayer):
     def warm_up(self) -> None:
         pass
 
-    def freeze_nodes(self) -> int:
+    def freeze_nodes(self, done: list[int] | None = None) -> int:
         return 0
 
     def execute(self, action: Action) -> str | None:
@@ -767,6 +767,23 @@ def test_dispatch_follows_absolute_deadlines_without_sleeping() -> None:
     assert [round(t - start, 6) for t in starts] == [0.0, 0.1, 0.25, 10.0]  # 100 s recorded = 10 s at 10x
     assert report.applied == 4
     assert report.recorded_seconds == 100.0
+
+
+def test_an_interrupted_replay_reports_the_recorded_time_it_reached() -> None:
+    """Black-box finding: after Ctrl-C the report said "recorded 100.0s" for a log planned whole at once (the
+    planner runs ahead), though the replay stopped 2.5 s into it."""
+    r = RecordingReplayer(FakeClock(), speed=10.0, workers=1)
+    calls = [0]
+
+    def progress(report: Any, _elapsed: float) -> None:
+        calls[0] += 1
+        if calls[0] == 3:  # after the third change was handed over
+            raise KeyboardInterrupt
+
+    r.progress = progress
+    report = r.run(user_events([0, 1, 2.5, 100]))
+    assert report.interrupted and 1 <= report.applied <= 3  # (those handed over may still go, or not)
+    assert report.recorded_seconds == [0.0, 1.0, 2.5][report.applied - 1]
 
 
 def test_no_cumulative_drift_over_many_events() -> None:
@@ -881,10 +898,42 @@ def test_nothing_to_replay_changes_nothing_in_the_target(monkeypatch: pytest.Mon
     for mode in ("verbatim", "inputs"):
         r = RecordingReplayer(FakeClock(), speed=10.0, max_lead=0.25)
         r.options = dataclasses.replace(r.options, mode=mode)  # type: ignore[arg-type]
-        monkeypatch.setattr(r, "freeze_nodes", lambda: calls.append("freeze") or 0)
-        monkeypatch.setattr(r, "thaw", lambda: calls.append("thaw") or (0, 0))
+        monkeypatch.setattr(r, "freeze_nodes", lambda *_: calls.append("freeze") or 0)
+        monkeypatch.setattr(r, "thaw", lambda *_: calls.append("thaw") or (0, 0))
         report = r.run([])
         assert calls == [] and report.events == 0 and not report.interrupted, mode
+
+
+class FreezingClient(NoClient):
+    """Three nodes and three frozen pods; the second patch is interrupted by Ctrl-C (then nothing more is sent)."""
+
+    def __init__(self) -> None:
+        self.patched: list[str] = []
+
+    def list_items(self, path: str) -> Iterator[tuple[dict[str, Any], str]]:
+        frozen = {"annotations": {"kwoksnap.io/frozen": "true"}}
+        if path == "/api/v1/nodes":
+            return iter([({"metadata": {"name": f"n{i}"}}, "") for i in range(3)])
+        return iter([({"metadata": {"name": f"p{i}", "namespace": "ns", **frozen}}, "") for i in range(3)])
+
+    def patch(self, path: str, body: Any, *_args: Any) -> dict[str, Any]:
+        if len(self.patched) == 1:
+            raise KeyboardInterrupt
+        self.patched.append(path)
+        return {}
+
+
+def test_ctrl_c_while_the_target_is_prepared_reports_what_was_changed() -> None:
+    """Review finding: Ctrl-C while nodes were frozen (verbatim) or handed back (inputs) ended with no report, and
+    in inputs mode the queued patches were still sent after it."""
+    for mode, told in (("verbatim", "1 node(s) were frozen"), ("inputs", "1 were, the others not")):
+        r = RecordingReplayer(FakeClock(), speed=10.0, workers=1)
+        r.options = dataclasses.replace(r.options, mode=mode)  # type: ignore[arg-type]
+        client = r.client = FreezingClient()  # type: ignore[assignment]
+        report = r.run(user_events([0]))
+        assert report.interrupted and r.executed == [], mode
+        assert len(client.patched) == 1, (mode, client.patched)
+        assert [w for w in report.warnings if told in w and "no recorded change was sent" in w], report.warnings
 
 
 def test_fidelity_leaves_out_the_write_rate_measurements_scratch_pods() -> None:
@@ -1523,7 +1572,7 @@ def test_a_dependent_waits_for_its_owner_without_holding_a_place_in_flight(monke
     client = Client()
     r = Replayer(client, ReplayOptions(speed=10.0, max_lead=0), clock=RealClock(),  # type: ignore[arg-type]
                  discovery=Discovery([PODS, replicasets]))
-    monkeypatch.setattr(r, "freeze_nodes", lambda: 0)
+    monkeypatch.setattr(r, "freeze_nodes", lambda *_: 0)
     began = time.monotonic()
     report = r.run([created(0, "replicasets", "apps", "ReplicaSet", "rs"),
                     created(1, "pods", "", "Pod", "rs-abc", owner="rs")])
