@@ -133,11 +133,31 @@ def split_api_version(api_version: str) -> tuple[str, str]:
     return group, version
 
 
-def resource_for(api_version: str, kind: str) -> str:
-    """The kwoksnap resource name (``"v1/pods"``, ``"apps/v1/deployments"``) of objects of ``apiVersion``/``kind``."""
+def resource_for(api_version: str, kind: str, kinds: Mapping[tuple[str, str], tuple[str, bool]] = KINDS) -> str:
+    """The kwoksnap resource name (``"v1/pods"``, ``"apps/v1/deployments"``) of objects of ``apiVersion``/``kind``;
+    ``kinds`` maps (group, Kind) to (plural, namespaced), e.g. :data:`KINDS` plus what CRDs say (:func:`crd_kinds`).
+    """
     group, version = split_api_version(api_version)
-    plural = KINDS.get((group, kind), (guess_plural(kind), True))[0]
+    plural = kinds.get((group, kind), (guess_plural(kind), True))[0]
     return f"{group}/{version}/{plural}" if group else f"{version}/{plural}"
+
+
+def crd_kinds(obj: Mapping[str, Any]) -> dict[tuple[str, str], tuple[str, bool]]:
+    """(group, Kind) -> (plural, namespaced) of the custom resource a CustomResourceDefinition object defines
+    (empty for any other object, or a CRD without group, kind or plural): the CRD's own names, not a guess
+    (``Leaf`` -> ``leaves``, not ``leafs``)."""
+    if obj.get("kind") != "CustomResourceDefinition" or split_api_version(str(obj.get("apiVersion", "")))[0] != (
+            "apiextensions.k8s.io"):
+        return {}
+    spec = obj.get("spec")
+    names = spec.get("names") if isinstance(spec, dict) else None
+    if not isinstance(spec, dict) or not isinstance(names, dict):
+        return {}
+    group, kind, plural = spec.get("group"), names.get("kind"), names.get("plural")
+    if not (isinstance(group, str) and group and isinstance(kind, str) and kind and isinstance(plural, str)
+            and plural):
+        return {}
+    return {(group, kind): (plural, spec.get("scope") != "Cluster")}
 
 
 def split_resource(resource: str) -> tuple[str, str, str]:
@@ -351,8 +371,12 @@ def _event(doc: dict[str, Any], bad: Any, base: int) -> dict[str, Any]:
     return record
 
 
-def import_yaml(path: str | os.PathLike[str], *, base_time_ns: int | None = None) -> Iterator[dict[str, Any]]:
+def import_yaml(path: str | os.PathLike[str], *, base_time_ns: int | None = None,
+                custom: Mapping[tuple[str, str], tuple[str, bool]] | None = None) -> Iterator[dict[str, Any]]:
     """Stream kwoksnap records from a kwokctl ``--format k8s`` snapshot or recording (``.gz`` or plain).
+
+    Custom resources are named as their CRDs say: those in ``custom`` (found by a first pass, so a CRD later in
+    the file counts too, see :func:`import_to_kws`) and those of CRDs met before them; others by a guessed plural.
 
     Objects become ``{"type": "object", "resource", "object"}``, each resource announced once by a
     ``{"type": "resource", ...}`` record when first seen; ``ResourcePatch`` documents become ``{"type": "event"}``
@@ -365,6 +389,7 @@ def import_yaml(path: str | os.PathLike[str], *, base_time_ns: int | None = None
     base = base_time_ns or 0
     seen: set[str] = set()
     in_recording = False
+    kinds: dict[tuple[str, str], tuple[str, bool]] = {**KINDS, **(custom or {})}
     for number, line, doc in _documents(path):
         where = f"document {number} (line {line})"
 
@@ -400,11 +425,13 @@ def import_yaml(path: str | os.PathLike[str], *, base_time_ns: int | None = None
             metadata = obj.get("metadata")
             if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str) or not metadata["name"]:
                 raise bad(f"{item_kind} has no metadata.name")
-            resource = resource_for(item_api, item_kind)
+            for key, value in crd_kinds(obj).items():
+                kinds.setdefault(key, value)
+            resource = resource_for(item_api, item_kind, kinds)
             if resource not in seen:
                 seen.add(resource)
                 group, _ = split_api_version(item_api)
-                known = KINDS.get((group, item_kind))
+                known = kinds.get((group, item_kind))
                 namespaced = known[1] if known else isinstance(metadata.get("namespace"), str)
                 yield {
                     "type": "resource",
@@ -576,18 +603,25 @@ class ImportStats:
 def import_to_kws(yaml_path: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> ImportStats:
     """Convert a kwokctl ``--format k8s`` snapshot (or recording, if it has ResourcePatch documents) to a .kws file.
 
-    Two streaming passes: the first decides the content type, the second writes. An object that comes again under
+    Two streaming passes: the first decides the content type and reads the CRDs' names for their custom resources,
+    the second writes. An object that comes again under
     the same resource, namespace and name is left out (the first one is kept, as a restore would keep it) and
     listed; a namespaced object without a namespace goes to ``default``, as ``kubectl apply`` would put it.
     """
     from kwoksnap.store.writer import KwsWriter
 
-    content = "recording" if any(r.get("type") == "event" for r in import_yaml(yaml_path)) else "snapshot"
+    content = "snapshot"
+    custom: dict[tuple[str, str], tuple[str, bool]] = {}
+    for rec in import_yaml(yaml_path):  # the content type, and the names of the custom resources the CRDs define
+        if rec.get("type") == "event":
+            content = "recording"
+        elif rec.get("type") == "object":
+            custom.update(crd_kinds(rec["object"]))
     stats = ImportStats(content, {}, 0)
     namespaced: dict[str, bool] = {}
     seen: set[tuple[str, str, str]] = set()
     with KwsWriter(out_path, content_type=content, source={"kind": "kwokctl-yaml", "path": str(yaml_path)}) as w:
-        for rec in import_yaml(yaml_path):
+        for rec in import_yaml(yaml_path, custom=custom):
             if rec.get("type") == "resource":
                 namespaced[str(rec["resource"])] = bool(rec.get("namespaced"))
             elif rec.get("type") == "object":

@@ -15,6 +15,7 @@ from kwoksnap.errors import FormatError, UsageError
 from kwoksnap.store import KwsReader, KwsWriter
 from kwoksnap.store.kwokyaml import (
     STRATEGIC_MERGE_PATCH,
+    crd_kinds,
     export_yaml,
     guess_plural,
     import_to_kws,
@@ -313,3 +314,26 @@ def test_import_leaves_out_a_repeated_object_and_puts_a_namespaceless_one_in_def
     empty.write_text("")
     proc = run("import", str(empty), "-o", str(tmp_path / "empty.kws"))
     assert proc.returncode == 0 and proc.stderr == f"warning: {empty} holds no Kubernetes object\n"
+
+
+def test_import_names_custom_resources_as_their_crds_do(tmp_path: Path) -> None:
+    """Black-box finding: ``import`` guessed a custom resource's plural (``leafs``) although the file held the CRD
+    saying ``leaves`` (and cluster scope); a restore of the result then asked the target for a resource it lacks."""
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "leaves.garden.example.com"},
+           "spec": {"group": "garden.example.com", "scope": "Cluster",
+                    "names": {"kind": "Leaf", "plural": "leaves", "singular": "leaf", "listKind": "LeafList"},
+                    "versions": [{"name": "v1", "served": True, "storage": True}]}}
+    leaf = {"apiVersion": "garden.example.com/v1", "kind": "Leaf", "metadata": {"name": "oak-1"}}
+    for order in ([crd, leaf], [leaf, crd]):  # the CRD before its objects, or after them
+        src = tmp_path / f"in-{len(list(tmp_path.iterdir()))}.yaml"
+        src.write_text(yaml.safe_dump_all(order))
+        out = src.with_suffix(".kws")
+        stats = import_to_kws(src, out)
+        assert stats.objects == {"apiextensions.k8s.io/v1/customresourcedefinitions": 1,
+                                 "garden.example.com/v1/leaves": 1}
+        with KwsReader(out) as r:
+            kinds = {rec["resource"]: rec["namespaced"] for rec in r.records() if rec["type"] == "resource"}
+        assert kinds["garden.example.com/v1/leaves"] is False
+    assert crd_kinds(leaf) == {} and crd_kinds({**crd, "spec": {"group": "g"}}) == {}
+    assert resource_for("garden.example.com/v1", "Leaf") == "garden.example.com/v1/leafs"  # no CRD: a guess
