@@ -1008,8 +1008,11 @@ class Replayer:
         action, source = item.action, item.source
         if not self.options.keep_timestamps and action.body is not None and action.op != "delete":
             # Times inside the object move onto the replay clock (the same recorded instant to the same wall time,
-            # whichever event carries it).
+            # whichever event carries it). At --speed max every instant of the replayed stretch is now: the replay
+            # start would precede the creationTimestamp of objects the replay creates later.
             start, timeline = self._wall_start_ns, self._timeline
+            if self.options.speed is None:
+                start = max(start, int(self.clock.wall() * NS))
             action.body = shift_times(action.body, lambda t: timeline.wall_ns(t, start))
         self._await_prerequisites(action)
         ticket = self.gate.acquire(self._start + item.offset + (RENEWAL_YIELD if action.op == "renew" else 0.0))

@@ -17,6 +17,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from kwoksnap.audit import AuditEvent, ParseStats, resource_version
+from kwoksnap.audit.timestamps import parse_timestamp
 from kwoksnap.clock import FakeClock
 from kwoksnap.errors import Conflict, NotFound, UsageError
 from kwoksnap.kube.discovery import Discovery, Resource
@@ -784,6 +785,25 @@ def test_an_interrupted_replay_reports_the_recorded_time_it_reached() -> None:
     report = r.run(user_events([0, 1, 2.5, 100]))
     assert report.interrupted and 1 <= report.applied <= 3  # (those handed over may still go, or not)
     assert report.recorded_seconds == [0.0, 1.0, 2.5][report.applied - 1]
+
+
+def test_at_max_speed_moved_times_are_the_dispatch_time_not_the_replay_start() -> None:
+    """Black-box finding: at --speed max every moved time was the replay start, so an object the replay created
+    later had conditions older than its creationTimestamp."""
+    class Slow(RecordingReplayer):
+        bodies: list[Any] = []
+
+        def execute(self, action: Action) -> str | None:
+            self.bodies.append(action.body)
+            self.clock.advance(1.0)  # a target taking 1 s per change
+            return super().execute(action)
+
+    clock = FakeClock()
+    r = Slow(clock, speed=None, workers=1)
+    r.run(user_events([0, 1, 2]))
+    times = [parse_timestamp(b["status"]["conditions"][0]["lastTransitionTime"]) for b in Slow.bodies]
+    start = r._wall_start_ns
+    assert abs(times[0] - start) < NS and times[1] >= times[0] + NS and times[2] >= times[1] + NS, times
 
 
 def test_no_cumulative_drift_over_many_events() -> None:
