@@ -4,6 +4,7 @@ the replay's filters narrow it again. (What a recording holds: tests/unit/test_r
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from pathlib import Path
 
@@ -46,6 +47,7 @@ def test_a_converted_recording_replays_and_is_narrowed_by_filters(kwok_cluster: 
     assert data["input"]["skipped"] == {"time-window": 2} and data["input"]["kept"] == 3
     assert data["fidelity"] == {"checked": 2, "mismatches": [], "mismatchCount": 0}  # pods and nodes are compared
     assert "fidelity: 2/2 objects match their last recorded state" in proc.stdout.splitlines()
+    assert re.search(r"at --speed max: 3 changes answered, \d+/s \(no deadlines, so no lag\)", proc.stdout)
     names = sorted(p["metadata"]["name"] for p, _ in client.list_items(f"/api/v1/namespaces/{namespace}/pods"))
     assert names == ["p2", "p3"]
     assert client.get(f"/api/v1/namespaces/{namespace}/configmaps/cm")["data"] == {"a": "b"}
