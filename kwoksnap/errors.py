@@ -25,6 +25,7 @@ class ExitCode(enum.IntEnum):
     SYSTEM = 7  # the system refused to read or write a file (disk full, file-size limit, I/O error)
     INTERNAL = 70  # a bug in kwoksnap
     INTERRUPTED = 130  # Ctrl-C
+    OUTPUT_CLOSED = 141  # stdout was closed before all was written (`| head`): 128 + SIGPIPE, as a shell reports it
 
 
 # What the system may refuse a correct program (ExitCode.SYSTEM, raised as the OSError it is): no space, a quota, a

@@ -6,8 +6,10 @@ client, msgpack or zstandard.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -34,7 +36,24 @@ COMMANDS = {
 }
 
 
+class _OutputClosed(Exception):
+    """stdout (or stderr) was closed early; not an OSError, so that click does not turn it into a silent exit 1."""
+
+
 class LazyGroup(click.Group):
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:  # (--help and --version write while the arguments are parsed)
+            return super().make_context(info_name, args, parent, **extra)
+        except BrokenPipeError:
+            raise _OutputClosed from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise _OutputClosed from None
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
@@ -99,8 +118,11 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         click.echo(f"{prog}: error: {exc.format_message()}", err=True)
         code = exc.exit_code
-    except BrokenPipeError:
-        code = ExitCode.OK
+    except (_OutputClosed, BrokenPipeError):  # the reader went away (`| head`): nothing to say, nowhere to say it
+        with contextlib.suppress(OSError):  # and no second failure when the interpreter flushes stdout at exit
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        code = ExitCode.OUTPUT_CLOSED
     except OSError as exc:
         if exc.errno not in REFUSALS:  # anything else (a missing file the code should have checked): a bug
             code = _internal(prog, exc, debug)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -362,3 +363,17 @@ def test_a_file_given_in_the_wrong_place_says_where_it_goes(tmp_path: Path) -> N
     assert proc.returncode == ExitCode.INPUT and "an audit log? `replay --audit`" in proc.stderr, proc.stderr
     proc = run("convert", "--audit", str(kws), "-o", str(tmp_path / "out.kws"))
     assert proc.returncode == ExitCode.INPUT and "a kwoksnap .kws file, not an audit log" in proc.stderr, proc.stderr
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly_with_141() -> None:
+    """Black-box finding: `kwoksnap inspect x.kws | head -1` exited 1 without a word (click's own handling of a
+    closed pipe), which under `set -o pipefail` reads like `diff`'s "different"."""
+    fixture = Path(__file__).resolve().parents[2] / "fixtures" / "incident" / "before.kws"
+    for args in (["inspect", str(fixture)], ["--help"]):
+        reader, writer = os.pipe()
+        os.close(reader)  # the reader is gone before the first line is written
+        proc = subprocess.run([sys.executable, "-m", "kwoksnap", *args], stdout=writer, stderr=subprocess.PIPE,
+                              text=True, timeout=60)
+        os.close(writer)
+        assert proc.returncode == ExitCode.OUTPUT_CLOSED == 141, (args, proc.returncode, proc.stderr)
+        assert proc.stderr == "", args
