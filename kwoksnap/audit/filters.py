@@ -195,7 +195,7 @@ def _reason(c: _Compiled, event: AuditEvent) -> str | None:
         return "read-only-verb"
     if not _selected(c, event):
         return "resource-not-selected"
-    namespace = event["namespace"]
+    namespace = event["namespace"] if event["resource"] != "namespaces" or event["group"] else event["name"]
     if c.namespaces and namespace and namespace not in c.namespaces and not (
             namespace == NODE_LEASE_NAMESPACE and event["resource"] == "leases" and event["group"] == LEASE_GROUP):
         return "namespace"  # (a node's lease goes with its node, which -n keeps: nodes are cluster-scoped)
@@ -259,6 +259,8 @@ def filter_events(
 ) -> Iterator[AuditEvent]:
     """Yield the events a replay needs, counting every other one in ``stats.skipped`` under its reason.
 
+    ``-n`` keeps a Namespace's own events by its name. A Namespace's events leave with no namespace (see below).
+
     Kept events that lost their bodies to the audit level are still yielded and counted in ``stats.degraded``.
     """
     c = _compile(spec if spec is not None else FilterSpec())
@@ -270,6 +272,10 @@ def filter_events(
         if reason is not None:
             skipped[reason] += 1
             continue
+        if event["resource"] == "namespaces" and event["namespace"] and not event["group"]:
+            # The API server fills objectRef.namespace from the URL: a namespace's create (POST /namespaces) has
+            # none, its later writes (/namespaces/NAME) their own name. One object, one key (it is cluster-scoped).
+            event["namespace"] = ""
         stats.kept += 1
         stats.kept_kinds.add((event["resource"], event["group"], event["subresource"]))
         if namespaces is not None:  # a namespace's own create or delete (cluster-scoped) counts for it too

@@ -140,10 +140,15 @@ def _strip_preconditions(body: Any) -> Any:
                 out.pop("metadata")
         out.pop("preconditions", None)
         return out
-    if isinstance(body, list):  # JSON patch: drop "test" operations on uid/resourceVersion
+    if isinstance(body, list):  # JSON patch: drop "test" operations on uid/resourceVersion, keep every other guard
         return [op for op in body if not (isinstance(op, dict) and op.get("op") == "test"
-                                          and str(op.get("path", "")).startswith("/metadata/"))]
+                                          and op.get("path") in _PRECONDITION_PATHS)]
     return body
+
+
+# (A guarded remove by index, `test /metadata/finalizers/0` then `remove` it, must keep its test: without it the
+# remove takes whatever the target has at that index, perhaps another controller's finalizer.)
+_PRECONDITION_PATHS = frozenset({"/metadata/uid", "/metadata/resourceVersion"})
 
 
 RECREATE_MEMORY_NS = 60 * 1_000_000_000  # how long split_collection_deletes remembers a create (recorded ns)
@@ -379,6 +384,10 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
             return Skip("degraded-metadata")
         if not base["name"]:
             base["name"] = str((obj.get("metadata") or {}).get("name", ""))
+        if not base["name"] and mode == "verbatim":
+            # A create left to generateName at Request level: the name the source's server chose is not in the
+            # log, and a replay would make another object that the recorded later changes never name.
+            return Skip("unnamed-create")
         return Action("create", "POST", body=body_of(obj), state=result, **base)
 
     if verb in ("update", "patch"):

@@ -254,6 +254,24 @@ class TestActions:
         assert isinstance(a, Action) and a.content_type == "application/json-patch+json"
         assert a.body == [ops[1]]
 
+    def test_json_patch_keeps_its_other_guards(self) -> None:
+        """Review finding: every `test` under /metadata/ was dropped, so a guarded remove of a finalizer by index
+        removed whatever the target had there."""
+        ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": "9"},
+               {"op": "test", "path": "/metadata/finalizers/0", "value": "a.example/x"},
+               {"op": "remove", "path": "/metadata/finalizers/0"}]
+        a = plan_action(event(verb="patch", level="Request", request=ops), mode="verbatim", to_replay=None)
+        assert isinstance(a, Action) and a.body == ops[1:]
+
+    def test_a_request_level_create_left_to_generate_name_is_skipped_in_verbatim_mode(self) -> None:
+        """Review finding: it made another pod, with a name of the target's choosing, that the recorded binding and
+        status writes (naming the source's pod) never reached."""
+        body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "web-", "namespace": "ns"}}
+        ev = event(verb="create", level="Request", request=body, response=None, name="")
+        assert plan_action(ev, mode="verbatim", to_replay=None) == Skip("unnamed-create")
+        inputs = plan_action(ev, mode="inputs", to_replay=None)  # a user's create: the target names its object
+        assert isinstance(inputs, Action) and inputs.op == "create"
+
     @pytest.mark.parametrize(("body", "uid"), [
         ({"kind": "DeleteOptions", "preconditions": {"uid": "u1", "resourceVersion": "9"}}, "u1"),
         ({"metadata": {"uid": "u2"}, "status": {}}, "u2"),
