@@ -88,7 +88,7 @@ def clean_body(obj: Obj, *, mode: Mode, resource: str, group: str,
     if body.get("kind") == "Job":
         keep_job_selector(body)  # as restore does
     if to_replay is not None:
-        shifted: Obj = shift_times(body, to_replay)
+        shifted: Obj = shift_times(body, to_replay, resource, group)
         return shifted
     return body
 
@@ -411,7 +411,7 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
         patch_type = infer_patch_type(ev)
         body = _strip_preconditions(request)
         if to_replay is not None:
-            body = shift_times(body, to_replay)
+            body = shift_times(body, to_replay, resource, group)
         return Action("patch", "PATCH", subresource=sub, body=body, content_type=PATCH_CONTENT[patch_type],
                       params=_query(ev["uri"]), source_uid=precondition_uid(request), state=result, **base)
     return Skip("unsupported-verb")

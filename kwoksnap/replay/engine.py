@@ -1013,7 +1013,8 @@ class Replayer:
             start, timeline = self._wall_start_ns, self._timeline
             if self.options.speed is None:
                 start = max(start, int(self.clock.wall() * NS))
-            action.body = shift_times(action.body, lambda t: timeline.wall_ns(t, start))
+            action.body = shift_times(action.body, lambda t: timeline.wall_ns(t, start), action.resource,
+                                      action.group)
         self._await_prerequisites(action)
         ticket = self.gate.acquire(self._start + item.offset + (RENEWAL_YIELD if action.op == "renew" else 0.0))
         if self._halt.is_set():  # stopped while it waited for room

@@ -17,7 +17,7 @@ import re
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from kwoksnap.audit import AuditEvent, resource_version
 from kwoksnap.errors import UsageError
@@ -339,12 +339,66 @@ def format_micro(ns: int) -> str:
 MICRO_KEYS = frozenset({"renewTime", "acquireTime", "eventTime"})
 
 
-def shift_times(obj: Any, to_replay: Callable[[int], int]) -> Any:
-    """A copy of ``obj`` whose event-time fields are moved by ``to_replay`` (recorded ns -> replay wall ns).
+def shift_times(obj: Any, to_replay: Callable[[int], int], resource: str = "", group: str = "") -> Any:
+    """A copy of ``obj`` (an object, a merge patch, or a JSON patch's operations) of ``resource`` in ``group`` whose
+    event-time fields are moved by ``to_replay`` (recorded ns -> replay wall ns).
+
+    Only where objects record when things happened: ``status`` (any resource), a Lease's ``spec`` (renew and
+    acquire times), a Node's ``spec.taints`` (``timeAdded``) and an Event's own times. Never ``metadata``, a
+    ConfigMap's or Secret's data, or any other ``spec``: a user's data or a custom resource's scheduled
+    ``spec.startTime`` is kept as recorded, whatever its keys are called.
 
     A value that is not a time, Go's zero time (``0001-01-01T00:00:00Z``: unset, as operators' ``time.Time`` fields
     write it), an impossible date (``2027-02-30``) or one that would move outside years 1-9999 is kept as
     recorded."""
+    parts = _time_parts(resource, group)
+    if isinstance(obj, list):  # JSON patch operations: a value written under one of those parts
+        out_ops: list[Any] = []
+        for op in obj:
+            path = op.get("path") if isinstance(op, dict) else None
+            if isinstance(path, str) and "value" in op and _under(path, parts, resource, group):
+                leaf = path.rsplit("/", 1)[-1]
+                op = {**op, "value": _shift({leaf: op["value"]}, to_replay)[leaf]}
+            out_ops.append(op)
+        return out_ops
+    if not isinstance(obj, dict):
+        return obj
+    out = dict(obj)
+    for key, value in obj.items():
+        if key in parts:
+            out[key] = _shift(value, to_replay)
+        elif key == "spec" and resource == "nodes" and not group and isinstance(value, dict) and "taints" in value:
+            out[key] = {**value, "taints": _shift(value["taints"], to_replay)}
+        elif resource == "events" and key in TIME_KEYS:
+            out.update(_shift({key: value}, to_replay))
+    return out
+
+
+def _time_parts(resource: str, group: str) -> frozenset[str]:
+    """The top-level keys whose whole subtree holds times of events (see :func:`shift_times`)."""
+    if resource == "leases" and group == "coordination.k8s.io":
+        return _STATUS_AND_SPEC
+    if resource == "events":
+        return _EVENT_PARTS
+    return _STATUS
+
+
+_STATUS: Final = frozenset({"status"})
+_STATUS_AND_SPEC: Final = frozenset({"status", "spec"})
+_EVENT_PARTS: Final = frozenset({"status", "series"})
+
+
+def _under(path: str, parts: frozenset[str], resource: str, group: str) -> bool:
+    """Whether a JSON patch path (``/status/conditions/0/lastTransitionTime``) writes where :func:`shift_times`
+    moves times."""
+    segments = path.split("/")
+    top = segments[1] if len(segments) > 1 else ""
+    if top in parts or (resource == "events" and top in TIME_KEYS):
+        return True
+    return resource == "nodes" and not group and top == "spec" and len(segments) > 2 and segments[2] == "taints"
+
+
+def _shift(obj: Any, to_replay: Callable[[int], int]) -> Any:
     if isinstance(obj, dict):
         out: dict[str, Any] = {}
         for k, v in obj.items():
@@ -357,8 +411,8 @@ def shift_times(obj: Any, to_replay: Callable[[int], int]) -> Any:
                         continue
                 except (ValueError, OverflowError, OSError):  # datetime's range: keep the recorded value
                     pass
-            out[k] = shift_times(v, to_replay)
+            out[k] = _shift(v, to_replay)
         return out
     if isinstance(obj, list):
-        return [shift_times(v, to_replay) for v in obj]
+        return [_shift(v, to_replay) for v in obj]
     return obj

@@ -175,12 +175,32 @@ class TestTimestamps:
         """Found black-box testing: a replayed cordon's taint kept its recorded time, before the node existed."""
         node = {"spec": {"taints": [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule",
                                      "timeAdded": "2027-01-15T08:00:00Z"}]}}
-        out = shift_times(node, lambda ns: ns + 3600 * NS)
+        out = shift_times(node, lambda ns: ns + 3600 * NS, "nodes")
         assert out["spec"]["taints"][0]["timeAdded"] == "2027-01-15T09:00:00Z"
+        ops = [{"op": "add", "path": "/spec/taints/-", "value": node["spec"]["taints"][0]}]
+        assert shift_times(ops, lambda ns: ns + 3600 * NS, "nodes")[0]["value"]["timeAdded"] == "2027-01-15T09:00:00Z"
 
     def test_lease_times_are_microtime(self) -> None:
-        out = shift_times({"spec": {"renewTime": "2027-01-15T08:00:00.000000Z"}}, lambda ns: T0 + 1500)
+        out = shift_times({"spec": {"renewTime": "2027-01-15T08:00:00.000000Z"}}, lambda ns: T0 + 1500, "leases",
+                          "coordination.k8s.io")
         assert out["spec"]["renewTime"].endswith(".000001Z")
+
+    def test_only_the_parts_that_record_when_things_happened_move(self) -> None:
+        """Review finding: any key named like a time field moved, anywhere: a ConfigMap's data, an annotation, a
+        custom resource's scheduled spec.startTime were rewritten (shifted, cut to seconds, turned to Z)."""
+        t, later = "2027-01-15T08:00:00.123456+02:00", lambda ns: ns + 3600 * NS
+        cm = {"metadata": {"annotations": {"startTime": t}}, "data": {"lastUpdateTime": t, "completionTime": t}}
+        assert shift_times(cm, later, "configmaps") == cm
+        cr = {"spec": {"startTime": t}, "status": {"startTime": t}}
+        out = shift_times(cr, later, "backups", "example.com")
+        assert out["spec"] == cr["spec"] and out["status"]["startTime"] == "2027-01-15T07:00:00Z"
+        ops = [{"op": "replace", "path": "/spec/startTime", "value": t},
+               {"op": "replace", "path": "/status/startTime", "value": t}]
+        assert [op["value"] for op in shift_times(ops, later, "backups", "example.com")] == [t, "2027-01-15T07:00:00Z"]
+        event = {"firstTimestamp": "2027-01-15T08:00:00Z", "series": {"lastObservedTime": "x"}, "note": "startTime"}
+        assert shift_times(event, later, "events")["firstTimestamp"] == "2027-01-15T09:00:00Z"
+        assert shift_times({"spec": {"taints": [{"timeAdded": t}]}}, later, "pods")["spec"]["taints"][0] == {
+            "timeAdded": t}  # only a Node's taints
 
 
 class TestActions:
@@ -526,10 +546,10 @@ def test_an_unexpected_error_fails_one_change_and_the_objects_next_changes_still
 
     real = engine.shift_times
 
-    def broken(body: Any, to_replay: Any) -> Any:
+    def broken(body: Any, to_replay: Any, *where: str) -> Any:
         if body["metadata"]["labels"]["i"] == "0":
             raise RuntimeError("boom")
-        return real(body, to_replay)
+        return real(body, to_replay, *where)
 
     monkeypatch.setattr(engine, "shift_times", broken)
 
@@ -1601,10 +1621,10 @@ def test_a_dependent_waits_for_its_owner_without_holding_a_place_in_flight(monke
 
     shift = engine.shift_times
 
-    def owner_late(body: Any, move: Any) -> Any:  # the ReplicaSet's worker reaches the gate a moment after the pod's
-        if body.get("kind") == "ReplicaSet":
+    def owner_late(body: Any, move: Any, *where: str) -> Any:  # the ReplicaSet's worker reaches the gate a moment
+        if body.get("kind") == "ReplicaSet":  # after the pod's
             time.sleep(0.05)
-        return shift(body, move)
+        return shift(body, move, *where)
 
     monkeypatch.setattr(engine, "shift_times", owner_late)
     client = Client()
