@@ -93,16 +93,21 @@ _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotF
 def repeatable(method: str, content_type: str, body: Any) -> bool:
     """Whether sending a request twice leaves what sending it once does (or is refused the second time).
 
-    Reads, replaces and deletes are; merge and strategic patches set fields to values; a create that names its
-    object is refused as AlreadyExists the second time. A JSON patch is not (``add`` to ``/list/-`` appends
-    again), nor a create that leaves the name to the server (``generateName``: a second object)."""
+    Reads and replaces are; merge and strategic patches set fields to values; a create that names its object is
+    refused as AlreadyExists the second time, a delete that names its object's UID as NotFound or Conflict. A JSON
+    patch is not (``add`` to ``/list/-`` appends again), nor a create that leaves the name to the server
+    (``generateName``: a second object), nor a delete by name alone (a controller may have made the object again
+    meanwhile: the second delete would take that one)."""
     if method == "PATCH":
         return content_type != JSON_PATCH
-    if method == "POST":
-        if isinstance(body, dict):
-            meta = body.get("metadata")
-            return isinstance(meta, dict) and bool(meta.get("name"))
-        return False
+    if method in ("POST", "DELETE"):
+        if not isinstance(body, dict):
+            return False
+        if method == "DELETE":
+            preconditions = body.get("preconditions")
+            return isinstance(preconditions, dict) and bool(preconditions.get("uid"))
+        meta = body.get("metadata")
+        return isinstance(meta, dict) and bool(meta.get("name"))
     return True
 
 

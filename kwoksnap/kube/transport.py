@@ -91,7 +91,9 @@ class _Connection:
             self.sock.sendall(request)
         except (BrokenPipeError, ConnectionResetError):
             if self.used:
-                raise _Stale("connection closed by the server") from None
+                stale = _Stale("connection closed by the server")
+                stale.sent = False  # (before the request was wholly sent: no server acts on it)
+                raise stale from None
             raise _unsent("connection closed by the server while the request was sent") from None
         except (OSError, ssl.SSLError) as exc:  # a timeout: part of the request went out, which no server acts on
             raise _unsent(f"{type(exc).__name__} while the request was sent: {exc}") from None
@@ -166,6 +168,28 @@ class _Connection:
             del self.buf[:size + 2]
 
 
+def _open(conn: _Connection) -> bool:
+    """Whether an idle connection is still open, nothing unread on it. A TLS 1.3 server sends session tickets after
+    the handshake, so a warmed connection is readable without being closed: a non-blocking read takes those
+    records, and only "nothing more to read" means open."""
+    sock = conn.sock
+    try:
+        if conn.buf:
+            return False
+        if not select.select([sock], [], [], 0)[0]:
+            return True
+        if not isinstance(sock, ssl.SSLSocket):
+            return False  # end of stream (or an answer nobody asked for)
+        sock.setblocking(False)
+        try:
+            sock.recv(1)  # b"": closed; a byte: data nobody asked for
+        except ssl.SSLWantReadError:
+            return True  # only TLS records arrived
+        return False
+    except (OSError, ValueError):
+        return False
+
+
 class Pool:
     """Thread-safe pool of at most ``maxsize`` keep-alive connections to one server (callers beyond it wait)."""
 
@@ -215,7 +239,7 @@ class Pool:
                     response = conn.exchange(request, method == "HEAD")
                 except _Stale as exc:
                     conn.close()
-                    if not repeatable:
+                    if exc.sent and not repeatable:  # sent whole, then no answer: the server may have acted
                         raise TransportFailure(str(exc)) from None
                     conn = None
                     continue
@@ -243,13 +267,7 @@ class Pool:
         while True:
             with self._lock:
                 conn = self._idle.pop() if self._idle else None
-            if conn is None or repeatable:
-                return conn
-            try:
-                readable = select.select([conn.sock], [], [], 0)[0]
-            except (OSError, ValueError):
-                readable = [conn.sock]
-            if not readable and not conn.buf:
+            if conn is None or repeatable or _open(conn):
                 return conn
             conn.close()
 

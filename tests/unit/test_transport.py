@@ -3,11 +3,15 @@ real kube-apiserver produces only occasionally: chunked bodies, idle connections
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -224,7 +228,50 @@ def test_a_request_that_must_not_apply_twice_is_sent_again_only_when_the_server_
         with pytest.raises(APIError, match="500"):
             c.create("/fail", {"metadata": {"name": "web-1"}})
         assert len(seen) == 3
-    assert not repeatable("POST", "application/json", b"{}") and repeatable("DELETE", "application/json", None)
+    assert not repeatable("POST", "application/json", b"{}") and repeatable("PUT", "application/json", b"{}")
+    assert not repeatable("DELETE", "application/json", None)  # by name alone: perhaps another object by then
+    assert repeatable("DELETE", "application/json", {"preconditions": {"uid": "u1"}})
+
+
+def test_a_warmed_tls_connection_with_session_tickets_is_kept_for_a_request_that_must_not_repeat(
+        tmp_path: Path) -> None:
+    """Review finding: a TLS 1.3 server's session tickets make a warmed, unused connection readable, which the
+    check for a closed connection took for end of stream: every warmed connection was thrown away."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[int] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                raw, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            threading.Thread(target=answer, args=(raw,), daemon=True).start()
+
+    def answer(raw: socket.socket) -> None:
+        with contextlib.suppress(OSError), context.wrap_socket(raw, server_side=True) as conn:
+            while _read_request(conn):
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+    threading.Thread(target=serve, daemon=True).start()
+    client_tls = ssl.create_default_context()
+    client_tls.check_hostname, client_tls.verify_mode = False, ssl.CERT_NONE
+    pool = Pool(f"https://127.0.0.1:{listener.getsockname()[1]}", maxsize=4, timeout=5, tls=client_tls)
+    try:
+        assert pool.warm(2) == 2
+        time.sleep(0.2)  # the session tickets arrive
+        for _ in range(3):
+            assert pool.request("PATCH", "/x", body=b"[]", repeatable=False).data == b"{}"
+        assert len(accepted) == 2  # no connection thrown away, none opened beyond the warmed ones
+    finally:
+        pool.close()
+        listener.close()
 
 
 def test_client_gives_up_on_a_dead_server_with_a_transport_error() -> None:
@@ -380,3 +427,32 @@ def test_the_default_retries_wait_long_enough_for_an_api_server_restart() -> Non
     for attempt in range(policy.attempts):
         backoff = min(policy.max_delay, policy.base_delay * 2**attempt)
         assert all(backoff / 2 <= policy.delay(attempt) <= backoff for _ in range(100))
+
+
+def test_a_request_cut_off_while_it_was_sent_is_sent_again_even_if_it_must_not_repeat(
+        server: Callable[[Handler], tuple[str, list[bytes]]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review finding: a reused connection that broke while the request was being sent (so no server acts on it)
+    failed a request that must not repeat, as if it had been sent whole."""
+    import kwoksnap.kube.transport as transport
+
+    def handler(conn: socket.socket, request: bytes, i: int) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        return True
+
+    url, seen = server(handler)
+    pool = Pool(url, maxsize=1, timeout=5)
+    assert pool.request("GET", "/").data == b"{}"  # one idle, reused connection
+    real = transport._Connection.exchange
+    calls = [0]
+
+    def cut_once(self: Any, request: bytes, head_only: bool) -> Any:
+        calls[0] += 1
+        if calls[0] == 1:
+            stale = transport._Stale("connection closed by the server")
+            stale.sent = False
+            raise stale
+        return real(self, request, head_only)
+
+    monkeypatch.setattr(transport._Connection, "exchange", cut_once)
+    assert pool.request("PATCH", "/x", body=b"[]", repeatable=False).data == b"{}"
+    assert calls[0] == 2 and len(seen) == 2
