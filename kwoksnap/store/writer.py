@@ -193,6 +193,8 @@ class KwsWriter:
             self._entry = entry
         entry = self._entry
         assert entry is not None
+        if self._buf_records and len(self._buf) + len(data) > MAX_RAW_FRAME_BYTES:
+            self._flush()  # a frame never holds more than a reader accepts: a large record starts one of its own
 
         ns = None
         obj = record.get("object")

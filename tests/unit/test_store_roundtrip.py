@@ -364,3 +364,23 @@ def test_a_system_refusal_is_an_os_error_that_names_the_output(tmp_path: Path) -
     with pytest.raises(OSError) as too_big, atomic_output(tmp_path / "big.yaml") as out:
         raise OSError(errno.EFBIG, "File too large")
     assert too_big.value.filename == str(tmp_path / "big.yaml") and list(tmp_path.iterdir()) == []
+
+
+def test_a_large_record_after_others_starts_a_frame_a_reader_accepts(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review finding: a record was appended to a frame already holding others, so the frame could exceed the
+    largest one a reader accepts, and a clean file read as damaged (shown here with both limits at 1,000 bytes)."""
+    import kwoksnap.store.reader as reader_module
+    import kwoksnap.store.writer as writer_module
+
+    monkeypatch.setattr(writer_module, "MAX_RAW_FRAME_BYTES", 1000)
+    monkeypatch.setattr(reader_module, "MAX_RAW_FRAME_BYTES", 1000)
+    path = tmp_path / "big.kws"
+    records = [{"type": "object", "resource": "v1/configmaps",
+                "object": {"metadata": {"name": f"cm{i}", "namespace": "ns"}, "data": {"x": "y" * 500}}}
+               for i in range(2)]
+    with KwsWriter(path, frame_bytes=1000) as w:
+        w.write_many(records)
+    with KwsReader(path) as r:
+        assert list(r.records()) == records
+        assert r.index["frames"] == 2
