@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import gzip
+import math
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -254,6 +255,30 @@ _Loader.yaml_implicit_resolvers = {
     for first, resolvers in _Base.yaml_implicit_resolvers.items()
 }
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Base.construct_yaml_str)
+# Plain values that YAML 1.1 gives a tag of its own, which Go's YAML (kwokctl) writes unquoted as the strings they
+# are: `=` (the "value" key), `<<` as a value (a merge key only as a key), base-60 numbers (`12:30`, which Go's YAML
+# does not know), and numbers beyond int64/uint64 or float64 (Go parses them as neither, so they are strings; PyYAML
+# made them ints msgpack cannot store, or inf).
+_Loader.add_constructor("tag:yaml.org,2002:value", _Base.construct_yaml_str)
+_Loader.add_constructor("tag:yaml.org,2002:merge", _Base.construct_yaml_str)
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int | str:
+    if ":" in str(node.value):
+        return str(node.value)
+    value = _Base.construct_yaml_int(loader, node)
+    return value if -(1 << 63) <= value < (1 << 64) else str(node.value)
+
+
+def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float | str:
+    if ":" in str(node.value):
+        return str(node.value)
+    value = _Base.construct_yaml_float(loader, node)
+    return str(node.value) if math.isinf(value) and "inf" not in str(node.value).lower() else value
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
 def _open_text(path: Path) -> IO[str]:

@@ -337,3 +337,20 @@ def test_import_names_custom_resources_as_their_crds_do(tmp_path: Path) -> None:
         assert kinds["garden.example.com/v1/leaves"] is False
     assert crd_kinds(leaf) == {} and crd_kinds({**crd, "spec": {"group": "g"}}) == {}
     assert resource_for("garden.example.com/v1", "Leaf") == "garden.example.com/v1/leafs"  # no CRD: a guess
+
+
+def test_import_keeps_as_strings_the_plain_values_go_writes_as_strings(tmp_path: Path) -> None:
+    """Black-box finding: kwokctl (Go's YAML) writes these strings unquoted, and PyYAML's YAML 1.1 made them other
+    things: `=` and `<<` failed the file (exit 3), a 310-digit number an int msgpack cannot store (exit 2), and
+    `12:30` the base-60 int 750."""
+    big = "9" * 310
+    src = tmp_path / "cm.yaml"
+    src.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm, namespace: default}\ndata:\n"
+                   f"  eq: =\n  merge: <<\n  big: {big}\n  clock: 12:30\n  huge: 1.0e+400\n"
+                   "binaryData: {}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: x}\n"
+                   "spec: {replicas: 3, paused: true, ratio: 0.5, limit: .inf}\n")
+    objects = [r["object"] for r in import_yaml(src) if r["type"] == "object"]
+    assert objects[0]["data"] == {"eq": "=", "merge": "<<", "big": big, "clock": "12:30", "huge": "1.0e+400"}
+    assert objects[1]["spec"] == {"replicas": 3, "paused": True, "ratio": 0.5, "limit": float("inf")}
+    stats = import_to_kws(src, tmp_path / "cm.kws")
+    assert stats.objects == {"v1/configmaps": 1, "apps/v1/deployments": 1}
