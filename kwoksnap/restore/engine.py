@@ -331,6 +331,16 @@ class _Restorer:
         body = dict(prep.body)
         body["metadata"] = {**prep.body["metadata"],
                             "resourceVersion": existing["metadata"]["resourceVersion"]}
+        adoption = prep.adoption
+        if adoption is not None:
+            # The body leaves its controller out, to be adopted; the object in the way may have been adopted by the
+            # recorded owner already (an earlier restore), and a replace must not orphan it: not every controller
+            # looks again (a StatefulSet's ControllerRevision stayed orphaned for good).
+            kept = [ref for ref in existing["metadata"].get("ownerReferences") or []
+                    if ref.get("controller") and ref.get("kind") == adoption.owner_kind
+                    and ref.get("name") == adoption.owner_name]
+            if kept:
+                body["metadata"]["ownerReferences"] = [*(body["metadata"].get("ownerReferences") or []), *kept]
         return self.client.replace(res.path(ns, name), body), "updated"
 
     def _one(self, res: Resource, key: str, obj: Obj) -> None:
