@@ -102,6 +102,18 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
             click.echo(f"warning: created {len(summary.namespaces_created)} namespace(s) the snapshot's objects are "
                        "in but it did not hold (a `save -l` selects namespaces by the label too), labelled "
                        f"kwoksnap.io/created-by=restore: {first_few(summary.namespaces_created)}", err=True)
+        if summary.ttl_expired:
+            click.echo(f"warning: {len(summary.ttl_expired)} finished Job(s) had run out their ttlSecondsAfterFinished "
+                       "before this restore, so a target that runs the TTL-after-finished controller deletes them and "
+                       "their pods at once (clusters made with --profile replay do not run it): "
+                       f"{first_few(summary.ttl_expired)}", err=True)
+        if summary.deleted_meanwhile:
+            click.echo(f"warning: {len(summary.deleted_meanwhile)} restored object(s) were deleted by the target "
+                       f"before their owners adopted them: {first_few(summary.deleted_meanwhile)}", err=True)
+        if summary.dropped_owner_refs:
+            click.echo(f"warning: {summary.dropped_owner_refs} owner reference(s) left out: their owners were not "
+                       "restored (not in the snapshot, or they failed), so nothing links them (diff --live shows them "
+                       "as removed)", err=True)
         if summary.kept_secrets:
             click.echo(f"warning: kept {len(summary.kept_secrets)} existing Secret(s) as they were: the snapshot's "
                        f"values are redacted (save --include-secrets keeps them): {first_few(summary.kept_secrets)}",

@@ -33,6 +33,7 @@ from kwoksnap.restore.transform import (
     prepare,
     redacted,
     regenerated,
+    ttl_expired,
     without_cluster_ip,
 )
 
@@ -113,6 +114,11 @@ class RestoreSummary:
     active_namespaces: list[str] = dataclasses.field(default_factory=list)
     # Namespaces objects of the snapshot are in that it did not hold (a `save -l`), made by restore (labelled).
     namespaces_created: list[str] = dataclasses.field(default_factory=list)
+    # Finished Jobs whose ttlSecondsAfterFinished had run out (transform.ttl_expired): a target running the
+    # TTL-after-finished controller deletes them and their pods at once.
+    ttl_expired: list[str] = dataclasses.field(default_factory=list)
+    # Restored dependents that were waited for to be adopted, and were deleted in the target meanwhile.
+    deleted_meanwhile: list[str] = dataclasses.field(default_factory=list)
     # An error that stopped the restore after it had begun writing (the target stopped answering, a CRD never
     # became established): the summary still says what is in the target; the caller raises it after showing that.
     error: KwoksnapError | None = dataclasses.field(default=None, repr=False)
@@ -136,6 +142,7 @@ class RestoreSummary:
             "claimsWithoutVolume": self.claims_without_volume[:200],
             "interrupted": self.interrupted, "planned": self.planned, "keptSecrets": self.kept_secrets[:200],
             "activeNamespaces": self.active_namespaces[:200], "namespacesCreated": self.namespaces_created[:200],
+            "ttlExpiredJobs": self.ttl_expired[:200], "deletedMeanwhile": self.deleted_meanwhile[:200],
             "error": str(self.error) if self.error is not None else None,
         }
 
@@ -175,6 +182,8 @@ class _Restorer:
         self.created_crds: list[str] = []
         self.bound_claims: list[BoundClaim] = []
         self.claims_without_volume: list[str] = []
+        self.ttl_expired: list[str] = []
+        self.deleted_meanwhile: list[str] = []
         self.kept_secrets: list[str] = []  # not replaced: redacted in the snapshot
         self.active_namespaces: list[str] = []  # Terminating in the snapshot
         self.namespaces_created: list[str] = []  # not in the snapshot nor the target (_create_in)
@@ -201,6 +210,9 @@ class _Restorer:
                            has_status_subresource="status" in res.subresources, adopt=self.options.adopt,
                            never_adopt=self.never_adopt)
         result = self.results[key]
+        if res.kind == "Job" and ttl_expired(obj, time.time_ns()):
+            with self.lock:
+                self.ttl_expired.append(f"{ns}/{name}")
         outcome: str
         try:
             created = self._post(res, key, ns, prep)
@@ -522,6 +534,10 @@ class _Restorer:
                     for ref in m.get("ownerReferences") or []:
                         if ref.get("controller"):
                             owners[(m.get("namespace", ""), m["name"])] = (ref.get("kind"), ref.get("name"))
+                gone = [a for a in wanted if (a.namespace, a.name) not in finalizers]
+                if gone:  # deleted in the target meanwhile (a Job's TTL, a controller scaling down): not waited for
+                    self.deleted_meanwhile += [f"{a.kind} {a.namespace}/{a.name}" for a in gone]
+                    wanted[:] = [a for a in wanted if (a.namespace, a.name) in finalizers]
                 for a in wanted:
                     if owners.get((a.namespace, a.name)) != (a.owner_kind, a.owner_name):
                         missing.append(a)
@@ -657,6 +673,7 @@ def restore(
         results=r.results, failures=r.failures, not_adopted=not_adopted, dropped_owner_refs=r.dropped,
         seconds=time.monotonic() - started, requests=client.requests - requests0,
         retries=client.retries - retries0, claims_without_volume=r.claims_without_volume,
+        ttl_expired=r.ttl_expired, deleted_meanwhile=r.deleted_meanwhile,
         interrupted=interrupted, planned=sum(s.objects for s in steps), kept_secrets=sorted(r.kept_secrets),
         active_namespaces=sorted(r.active_namespaces), namespaces_created=sorted(r.namespaces_created), error=error,
     )

@@ -12,6 +12,8 @@ import copy
 import dataclasses
 from typing import Any
 
+from kwoksnap.store.kwokyaml import parse_time_ns
+
 Obj = dict[str, Any]
 
 FROZEN_ANNOTATION = "kwoksnap.io/frozen"  # kwok's disregard selector in clusters made by `kwoksnap cluster create`
@@ -238,6 +240,23 @@ def finished_job(obj: Obj) -> bool:
         return False
     conditions = (obj.get("status") or {}).get("conditions") or []
     return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions)
+
+
+def ttl_expired(obj: Obj, now_ns: int) -> bool:
+    """A finished Job whose ``ttlSecondsAfterFinished`` has run out by ``now_ns``, counted as the TTL-after-finished
+    controller counts it (from ``status.completionTime``, else the finishing condition's time): a target that runs
+    that controller deletes it, and its pods, as soon as it is restored."""
+    spec = obj.get("spec") or {}
+    ttl = spec.get("ttlSecondsAfterFinished") if isinstance(spec, dict) else None
+    if not finished_job(obj) or not isinstance(ttl, int) or isinstance(ttl, bool):
+        return False
+    status = obj.get("status") or {}
+    finished = status.get("completionTime")
+    if not isinstance(finished, str):
+        finished = next((c.get("lastTransitionTime") for c in status.get("conditions") or []
+                         if c.get("type") in ("Complete", "Failed") and c.get("status") == "True"), None)
+    at = parse_time_ns(finished) if isinstance(finished, str) else None
+    return at is not None and at + ttl * 1_000_000_000 <= now_ns
 
 
 def keep_job_selector(job: Obj) -> None:

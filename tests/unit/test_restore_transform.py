@@ -12,6 +12,7 @@ from kwoksnap.restore.transform import (
     finished_job,
     prepare,
     regenerated,
+    ttl_expired,
 )
 
 Obj = dict[str, Any]
@@ -132,6 +133,26 @@ def test_finished_job() -> None:
     assert not finished_job(job("Complete", "False")) and not finished_job(job("Suspended", "True"))
     assert not finished_job({"kind": "Job", "status": {"active": 1}})
     assert not finished_job({"kind": "Pod", "status": {"conditions": [{"type": "Complete", "status": "True"}]}})
+
+
+def test_a_finished_jobs_ttl_is_counted_from_its_finish() -> None:
+    """Black-box finding: a snapshot older than a finished Job's ttlSecondsAfterFinished lost the Job (and its
+    pods) to the target's TTL controller right after restore, unannounced."""
+    now = 1_800_000_000 * 1_000_000_000
+
+    def job(ttl: object, completion: str | None, cond: str = "Complete", at: str = "") -> Obj:
+        status: Obj = {"conditions": [{"type": cond, "status": "True", "lastTransitionTime": at}]}
+        if completion is not None:
+            status["completionTime"] = completion
+        return {"kind": "Job", "spec": {"ttlSecondsAfterFinished": ttl}, "status": status}
+
+    assert ttl_expired(job(60, "2027-01-15T07:58:59Z"), now)  # finished 61 s before, ttl 60 s
+    assert not ttl_expired(job(60, "2027-01-15T07:59:30Z"), now)
+    assert ttl_expired(job(0, None, "Failed", "2027-01-15T07:59:59Z"), now)  # a failed Job: its condition's time
+    assert not ttl_expired(job(None, "2020-01-01T00:00:00Z"), now)  # no TTL
+    assert not ttl_expired(job(True, "2020-01-01T00:00:00Z"), now)
+    assert not ttl_expired(job(60, "not a time"), now)
+    assert not ttl_expired({"kind": "Job", "spec": {"ttlSecondsAfterFinished": 1}, "status": {"active": 1}}, now)
 
 
 def test_plan_puts_dependents_before_their_controllers() -> None:
