@@ -63,6 +63,10 @@ def import_(yaml_path: str, path: str, output_format: str) -> int:
         if stats.duplicates:
             click.echo(f"warning: left out {len(stats.duplicates)} object(s) that came again under the same name "
                        f"(the first is kept): {first_few(stats.duplicates)}", err=True)
+        if stats.guessed:
+            click.echo(f"note: {len(stats.guessed)} kind(s) have no CustomResourceDefinition in the file, so their "
+                       f"resource names are guessed: {first_few(stats.guessed)} (restore finds a kind the target "
+                       "serves under another name)", err=True)
         if stats.defaulted:
             click.echo(f"note: {stats.defaulted} namespaced object(s) without a namespace are put in 'default'",
                        err=True)

@@ -369,6 +369,10 @@ class _Restorer:
         key = step.resource
         self.results.setdefault(key, ResourceResult(key))
         res = disc.by_key(key)
+        if res is None:  # a plural guessed by `import` (no CRD in the file): the target knows the kind's own
+            first = next(iter(self.source.objects(key)), None)
+            if first is not None and "." in key.split("/")[0]:
+                res = disc.by_kind(str(first.get("apiVersion", "")), str(first.get("kind", "")))
         if res is None or "create" not in res.verbs:
             for obj in self.source.objects(key):
                 self._fail(key, obj, "resource not served by the target" if res is None else "not creatable")

@@ -623,6 +623,7 @@ class ImportStats:
     events: int
     duplicates: list[str] = dataclasses.field(default_factory=list)  # "resource namespace/name", later copies left out
     defaulted: int = 0  # namespaced objects without a namespace, put in "default" (as kubectl apply would)
+    guessed: list[str] = dataclasses.field(default_factory=list)  # "Kind -> resource" named without their CRD
 
 
 def import_to_kws(yaml_path: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> ImportStats:
@@ -649,6 +650,9 @@ def import_to_kws(yaml_path: str | os.PathLike[str], out_path: str | os.PathLike
         for rec in import_yaml(yaml_path, custom=custom):
             if rec.get("type") == "resource":
                 namespaced[str(rec["resource"])] = bool(rec.get("namespaced"))
+                group = split_resource(str(rec["resource"]))[0]
+                if (group, rec.get("kind")) not in KINDS and (group, rec.get("kind")) not in custom:
+                    stats.guessed.append(f"{rec.get('kind')} -> {rec['resource']}")
             elif rec.get("type") == "object":
                 key = str(rec.get("resource", ""))
                 meta = rec["object"]["metadata"]
