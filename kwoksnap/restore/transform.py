@@ -155,6 +155,9 @@ def prepare(
     for ref in meta.get("ownerReferences") or []:
         old = str(ref.get("uid", ""))
         if adopt and ref.get("controller") and (ref.get("kind"), kind) in ADOPTING:
+            if old not in snapshot_uids and old not in uid_map:
+                dropped += 1  # an owner the snapshot does not hold (`save --include pods`): no adoption to wait for
+                continue
             adoption = Adoption(kind, str(meta.get("namespace", "")), str(meta.get("name", "")),
                                 str(ref.get("kind")), str(ref.get("name")),
                                 keep_job_finalizer=JOB_TRACKING_FINALIZER in (meta.get("finalizers") or ()))

@@ -64,6 +64,14 @@ def test_pod_of_a_finished_job_is_relinked_and_still_checked() -> None:
     assert p.adoption.keep_job_finalizer is False
 
 
+def test_a_pod_whose_controller_the_snapshot_lacks_is_not_waited_for() -> None:
+    """Black-box finding: `save --include pods` restored pods whose ReplicaSets were neither in the snapshot nor in
+    the target, then waited the whole settle timeout for their adoption and failed them as "not adopted"."""
+    p = prepare(pod(owner=ref("ReplicaSet", "rs", "uid-rs")), uid_map={}, snapshot_uids=set(),
+                has_status_subresource=True)
+    assert p.adoption is None and p.dropped_owners == 1 and "ownerReferences" not in p.body["metadata"]
+
+
 def test_without_adoption_controller_references_are_relinked_through_the_uid_map() -> None:
     p = prepare(pod(owner=ref("ReplicaSet", "rs", "old")), uid_map={"old": "new"}, snapshot_uids={"old"},
                 has_status_subresource=True, adopt=False)
