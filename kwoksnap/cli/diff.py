@@ -24,8 +24,8 @@ def diff(ctx: click.Context, a: str, b: str | None, live: bool, namespaces: tupl
          include_regenerated: bool, output_format: str) -> int:
     """Compare what restore can reproduce, ignoring uids, resourceVersions, timestamps and allocated IPs.
 
-    With --live, the cluster is listed as A was saved: its -n namespaces (and the cluster-scoped objects save keeps
-    with them) and its -l label selector.
+    B, or the cluster with --live, is looked at as A was saved: its -n namespaces (and the cluster-scoped objects
+    save keeps with them) and its -l label selector.
 
     Secret values are never compared, nor shown (only their keys and type): snapshots hold placeholders unless
     saved with --include-secrets, and a changed password would otherwise be printed.
@@ -55,7 +55,7 @@ def diff(ctx: click.Context, a: str, b: str | None, live: bool, namespaces: tupl
                 other = SnapshotSource(rb)
                 resources += [g for g in other.group_resources() if g not in resources]
                 result = compare(resources, left.by_group_resource, other.by_group_resource,
-                                 include_regenerated=include_regenerated, namespaces=scope)
+                                 include_regenerated=include_regenerated, namespaces=scope, selector=left.selector)
     if output_format == "json":
         print_json(result.to_dict())
     else:

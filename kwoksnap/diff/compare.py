@@ -17,6 +17,7 @@ import orjson
 from kwoksnap.capture.redact import is_service_account_token
 from kwoksnap.capture.snapshot import outside
 from kwoksnap.diff.normalize import field_differences, normalize, regenerated
+from kwoksnap.diff.selector import parse_selector
 
 Obj = dict[str, Any]
 Objects = Callable[[str], Iterable[Obj]]  # group-resource -> its objects
@@ -63,9 +64,12 @@ def compare(
     *,
     include_regenerated: bool = False,
     namespaces: frozenset[str] = frozenset(),
+    selector: str = "",
     detail_limit: int = 50,
 ) -> DiffResult:
-    """Compare ``a`` and ``b`` over the given group-resources; ``namespaces`` restricts namespaced objects."""
+    """Compare ``a`` and ``b`` over the given group-resources; ``namespaces`` restricts namespaced objects, and a
+    label ``selector`` every object (as ``save -l`` selected them)."""
+    matches = parse_selector(selector) if selector else None
     differences: list[Difference] = []
     per_resource: dict[str, dict[str, int]] = {}
     compared = 0
@@ -75,6 +79,8 @@ def compare(
             return False
         if obj.get("kind") == "Secret" and is_service_account_token(obj):
             return False  # as `save` leaves them out (the target's token controller makes its own)
+        if matches is not None and not matches((obj.get("metadata") or {}).get("labels") or {}):
+            return False
         if not namespaces:
             return True
         ns = (obj.get("metadata") or {}).get("namespace")
