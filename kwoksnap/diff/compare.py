@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -54,7 +55,12 @@ def _key(obj: Obj) -> tuple[str, str]:
 
 
 def _digest(obj: Obj) -> bytes:
-    return hashlib.blake2b(orjson.dumps(normalize(obj), option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+    normal = normalize(obj)
+    try:
+        text = orjson.dumps(normal, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # deeper than orjson's 255 levels (the API server takes them): the slower json module
+        text = json.dumps(normal, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.blake2b(text, digest_size=16).digest()
 
 
 def compare(

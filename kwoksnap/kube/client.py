@@ -13,6 +13,7 @@ per request).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import random
 import ssl
@@ -88,6 +89,15 @@ def _error_for(status: int, body: bytes, method: str, path: str) -> APIError:
 
 _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
             410: "Expired", 422: "Invalid", 429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable"}
+
+
+def _encode(body: Obj | list[Any]) -> bytes:
+    try:
+        return orjson.dumps(body)
+    except TypeError as exc:  # nested deeper than orjson's 255 levels, which the API server accepts
+        if "Recursion limit" not in str(exc):
+            raise
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def repeatable(method: str, content_type: str, body: Any) -> bool:
@@ -282,7 +292,7 @@ class Client:
         content_type: str = JSON,
         retry: RetryPolicy | None = None,
     ) -> Obj:
-        data = orjson.dumps(body) if body is not None and not isinstance(body, bytes) else body
+        data = _encode(body) if body is not None and not isinstance(body, bytes) else body
         resp = self.raw(method, path, params=params, body=data, content_type=content_type, retry=retry,
                         repeatable=repeatable(method, content_type, body))
         payload = resp.data

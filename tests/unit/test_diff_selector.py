@@ -39,3 +39,18 @@ def test_compare_looks_at_both_sides_through_the_selector() -> None:
     b = {"pods": [pod("web-1", "web"), pod("db-1", "db")]}
     assert not compare(["pods"], lambda gr: iter(a[gr]), lambda gr: iter(b[gr])).equal
     assert compare(["pods"], lambda gr: iter(a[gr]), lambda gr: iter(b[gr]), selector="app=web").equal
+
+
+def test_objects_nested_deeper_than_255_levels_are_compared() -> None:
+    """Black-box finding: `save` kept such an object (the API server accepts it), then diff failed on the file with
+    exit 3, even compared with itself."""
+    def deep(leaf: str) -> dict[str, object]:
+        spec: dict[str, object] = {"v": leaf}
+        for _ in range(300):
+            spec = {"x": spec}
+        return {"apiVersion": "example.com/v1", "kind": "Tree", "metadata": {"name": "t", "namespace": "ns"},
+                "spec": spec}
+
+    same = compare(["trees"], lambda _gr: iter([deep("a")]), lambda _gr: iter([deep("a")]))
+    assert same.equal and same.compared == 1
+    assert not compare(["trees"], lambda _gr: iter([deep("a")]), lambda _gr: iter([deep("b")])).equal

@@ -4,6 +4,7 @@ real kube-apiserver produces only occasionally: chunked bodies, idle connections
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import ssl
 import subprocess
@@ -456,3 +457,20 @@ def test_a_request_cut_off_while_it_was_sent_is_sent_again_even_if_it_must_not_r
     monkeypatch.setattr(transport._Connection, "exchange", cut_once)
     assert pool.request("PATCH", "/x", body=b"[]", repeatable=False).data == b"{}"
     assert calls[0] == 2 and len(seen) == 2
+
+
+def test_a_body_nested_deeper_than_255_levels_is_sent(server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
+    """Black-box finding: restore failed such an object with "TypeError: Recursion limit reached" (orjson's limit);
+    the API server accepts it."""
+    def handler(conn: socket.socket, request: bytes, i: int) -> bool:
+        conn.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}")
+        return True
+
+    url, seen = server(handler)
+    body: dict[str, Any] = {"v": 1}
+    for _ in range(300):
+        body = {"x": body}
+    with Client(ClusterConfig(server=url)) as c:
+        assert c.create("/apis/example.com/v1/trees", {"metadata": {"name": "t"}, "spec": body}) == {}
+    sent = json.loads(seen[0].split(b"\r\n\r\n", 1)[1])
+    assert sent["spec"] == body
