@@ -123,12 +123,29 @@ def field_differences(a: Any, b: Any, path: str = "", limit: int = 10) -> list[s
                     diffs.append(f"{p}.{k}: removed")
                 else:
                     walk(x[k], y[k], f"{p}.{k}")
-        elif isinstance(x, list) and isinstance(y, list) and len(x) == len(y):
-            for i, (xi, yi) in enumerate(zip(x, y, strict=True)):
+        elif isinstance(x, list) and isinstance(y, list):
+            if len(x) != len(y):
+                diffs.append(f"{p or '.'}: {len(x)} -> {len(y)} items")
+            for i, (xi, yi) in enumerate(zip(x, y, strict=False)):
                 walk(xi, yi, f"{p}[{i}]")
         elif x != y:
-            shown_x, shown_y = repr(x)[:60], repr(y)[:60]
-            diffs.append(f"{p or '.'}: {shown_x} -> {shown_y}")
+            diffs.append(f"{p or '.'}: {_around_difference(repr(x), repr(y))}")
 
     walk(a, b, path)
     return diffs
+
+
+def _around_difference(x: str, y: str, width: int = 60) -> str:
+    """``x -> y``, each cut to ``width`` characters around where they first differ (a long value that differs
+    only at its end showed the same cut-off start on both sides)."""
+    if len(x) <= width and len(y) <= width:
+        return f"{x} -> {y}"
+    first = next((i for i, (cx, cy) in enumerate(zip(x, y, strict=False)) if cx != cy), min(len(x), len(y)))
+    start = max(0, first - width // 3)
+
+    def cut(text: str) -> str:
+        part = text[start:start + width]
+        return ("…" if start else "") + part + ("…" if start + width < len(text) else "")
+
+    where = f" (from character {first + 1})" if start else ""
+    return f"{cut(x)} -> {cut(y)}{where}"

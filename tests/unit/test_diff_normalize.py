@@ -107,3 +107,15 @@ def test_service_account_token_secrets_are_left_out_as_save_leaves_them_out() ->
     plain = {"kind": "Secret", "apiVersion": "v1", "type": "Opaque", "metadata": {"name": "s", "namespace": "apps"}}
     result = compare(["secrets"], lambda gr: [], lambda gr: [token, plain])
     assert [(d.name, d.change) for d in result.differences] == [("s", "added")]
+
+
+def test_differences_show_where_long_values_differ() -> None:
+    """Black-box finding: a 200 kB value differing in its last character showed as the same cut-off start on both
+    sides ('xxxx… -> 'xxxx…), and a list that grew as the whole list cut off."""
+    long_a, long_b = {"data": {"long": "x" * 200_000 + "a"}}, {"data": {"long": "x" * 200_000 + "b"}}
+    [line] = field_differences(long_a, long_b)
+    assert line.startswith(".data.long: …x") and "xa' -> …" in line and line.endswith("xb' (from character 200002)")
+    grown = field_differences({"c": [{"type": "Ready", "s": "True"}]},
+                              {"c": [{"type": "Ready", "s": "False"}, {"type": "Initialized", "s": "True"}]})
+    assert grown == [".c: 1 -> 2 items", ".c[0].s: 'True' -> 'False'"]
+    assert field_differences({"a": 1}, {"a": 2}) == [".a: 1 -> 2"]
