@@ -30,12 +30,13 @@ def _placeholder(key: str) -> bytes:
 
 
 def redact_secret(secret: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the secret with every value replaced; marks it with the ``kwoksnap.io/redacted`` annotation."""
+    """A copy of the secret with every value replaced (an empty one stays empty: it holds nothing to hide, and a
+    placeholder would make it look set); marks it with the ``kwoksnap.io/redacted`` annotation."""
     out = dict(secret)
     if isinstance(secret.get("data"), dict):
-        out["data"] = {k: base64.b64encode(_placeholder(k)).decode() for k in secret["data"]}
+        out["data"] = {k: base64.b64encode(_placeholder(k)).decode() if v else v for k, v in secret["data"].items()}
     if isinstance(secret.get("stringData"), dict):
-        out["stringData"] = {k: _placeholder(k).decode() for k in secret["stringData"]}
+        out["stringData"] = {k: _placeholder(k).decode() if v else v for k, v in secret["stringData"].items()}
     meta = dict(out.get("metadata") or {})
     annotations = dict(meta.get("annotations") or {})
     annotations.pop(LAST_APPLIED, None)

@@ -231,6 +231,13 @@ class _Restorer:
         if old_uid and new_uid:
             with self.lock:
                 self.uid_map[old_uid] = new_uid
+        if res.kind == "Namespace" and outcome == "skipped" and ((created.get("metadata") or {}).get(
+                "labels") or {}).get(CREATED_BY_LABEL) == "restore" and CREATED_BY_LABEL not in (
+                prep.body["metadata"].get("labels") or {}):
+            # Made bare by an earlier restore of a snapshot without it (_create_in); this one holds it: it is the
+            # snapshot's now, as far as the mark goes (diff --live reported the label for good).
+            with contextlib.suppress(NotFound):
+                created = self.client.patch(res.path(None, name), {"metadata": {"labels": {CREATED_BY_LABEL: None}}})
         # The API server lets only a delete set a namespace Terminating (a status write saying so is invalid).
         if res.kind == "Namespace" and prep.status is not None and prep.status.get("phase") == "Terminating":
             prep.status = None

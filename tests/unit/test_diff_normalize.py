@@ -97,6 +97,9 @@ def test_a_redacted_secret_keeps_nothing_of_its_values_and_diffs_equal_to_the_re
     changed = {**real, "data": {"other": "eA=="}}
     assert field_differences(normalize(redacted), normalize(changed)) == [
         ".data..dockerconfigjson: removed", ".data.other: added", ".data.token: removed"]  # names, never values
+    empty = redact_secret({**real, "data": {"unset": "", "set": "eA=="}, "stringData": {"blank": ""}})
+    assert empty["data"] == {"unset": "", "set": "cmVkYWN0ZWQtYnkta3dva3NuYXA="}  # empty stays empty: nothing hidden
+    assert empty["stringData"] == {"blank": ""}
 
 
 def test_service_account_token_secrets_are_left_out_as_save_leaves_them_out() -> None:
