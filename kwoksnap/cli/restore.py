@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import click
 
 from kwoksnap.cli.options import (
@@ -48,6 +50,7 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
     from kwoksnap.restore.engine import restore as run_restore
     from kwoksnap.restore.plan import plan
     from kwoksnap.restore.source import SnapshotSource
+    from kwoksnap.restore.transform import regenerated
     from kwoksnap.store import KwsReader
 
     with KwsReader(snapshot) as reader:
@@ -57,16 +60,23 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
             if not report.ok:
                 raise FormatError(f"damaged: {report.reason}; `kwoksnap inspect` shows the readable part",
                                   path=snapshot)
-            for _ in reader.records():  # and every record's shape (an object without a name): as restore would
-                pass
+            left: Counter[str] = Counter()  # objects the target's controllers make, which restore leaves to them
+            for record in reader.records():  # and every record's shape (an object without a name): as restore would
+                if not include_regenerated and record.get("type") == "object" and regenerated(record["object"]):
+                    left[str(record.get("resource", ""))] += 1
             steps = plan(source.counts())
             if output_format == "json":
-                print_json([{"phase": s.phase, "resource": s.resource, "objects": s.objects} for s in steps])
+                print_json([{"phase": s.phase, "resource": s.resource, "objects": s.objects - left[s.resource],
+                             "leftToTheTarget": left[s.resource]} for s in steps])
             else:
                 for s in steps:
-                    click.echo(f"{s.phase:<18} {s.resource:<55} {s.objects:>8}")
-                click.echo(f"{sum(s.objects for s in steps)} objects in {len(steps)} resources (dry run: "
-                           "nothing written)")
+                    click.echo(f"{s.phase:<18} {s.resource:<55} {s.objects - left[s.resource]:>8}"
+                               + (f"  (+{left[s.resource]} the target makes itself)" if left[s.resource] else ""))
+                click.echo(f"{sum(s.objects for s in steps) - left.total()} objects in {len(steps)} resources"
+                           + (f", {left.total()} more left to the target's controllers (--include-regenerated "
+                              "restores them too)" if left else "")
+                           + " (dry run: nothing written; the target is not looked at, so objects already there "
+                           "and missing dependencies show only in a real restore)")
             return 0
         with make_client(ctx, pool_size=concurrency) as client, Progress(output_format == "text") as bar:
             from kwoksnap.cluster.local import Profile, profile_for_server

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -377,3 +378,18 @@ def test_a_reader_that_goes_away_ends_the_command_quietly_with_141() -> None:
         os.close(writer)
         assert proc.returncode == ExitCode.OUTPUT_CLOSED == 141, (args, proc.returncode, proc.stderr)
         assert proc.stderr == "", args
+
+
+def test_restore_dry_run_leaves_out_what_the_target_makes_itself_unless_asked() -> None:
+    """Black-box finding: the plan listed the default ServiceAccounts, kube-root-ca.crt and the like, which the real
+    restore skips, and was the same with and without --include-regenerated."""
+    fixture = Path(__file__).resolve().parents[2] / "fixtures" / "incident" / "before.kws"
+    plain = run("restore", str(fixture), "--dry-run", "-o", "json")
+    every = run("restore", str(fixture), "--dry-run", "-o", "json", "--include-regenerated")
+    assert plain.returncode == every.returncode == 0, plain.stderr + every.stderr
+    left = {s["resource"]: s["leftToTheTarget"] for s in json.loads(plain.stdout)}
+    assert left["v1/serviceaccounts"] > 0 and left["v1/configmaps"] > 0 and left["v1/pods"] == 0
+    counts = {s["resource"]: s["objects"] for s in json.loads(every.stdout)}
+    assert all(counts[r] == s["objects"] + s["leftToTheTarget"] for r, s in
+               ((s["resource"], s) for s in json.loads(plain.stdout)))
+    assert not any(s["leftToTheTarget"] for s in json.loads(every.stdout))
