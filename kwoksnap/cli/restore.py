@@ -81,6 +81,11 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
         with make_client(ctx, pool_size=concurrency) as client, Progress(output_format == "text") as bar:
             from kwoksnap.cluster.local import Profile, profile_for_server
 
+            from kwoksnap.kube.discovery import discover
+            from kwoksnap.restore.dependencies import missing_dependencies
+
+            for line in missing_dependencies(source.counts(), source.objects, client, discover(client)):
+                click.echo(f"warning: {line}", err=True)  # before anything is written: the user may stop here
             # A replay-profile cluster has no workload controllers to adopt pods: relink their owners instead.
             adopt = profile_for_server(client.config.server) is not Profile.REPLAY
             options = RestoreOptions(on_conflict=on_conflict, concurrency=concurrency,  # type: ignore[arg-type]
