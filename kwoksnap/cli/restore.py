@@ -80,7 +80,6 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
             return 0
         with make_client(ctx, pool_size=concurrency) as client, Progress(output_format == "text") as bar:
             from kwoksnap.cluster.local import Profile, profile_for_server
-
             from kwoksnap.kube.discovery import discover
             from kwoksnap.restore.dependencies import missing_dependencies
 
