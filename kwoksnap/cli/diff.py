@@ -65,5 +65,5 @@ def diff(ctx: click.Context, a: str, b: str | None, live: bool, namespaces: tupl
         if len(result.differences) > 100:
             click.echo(f"... {len(result.differences) - 100} more (-o json lists them)")
         click.echo(f"{'equal' if result.equal else 'different'}: {result.compared} objects compared, "
-                   f"{len(result.differences)} differences")
+                   f"{len(result.differences)} difference{'' if len(result.differences) == 1 else 's'}")
     return 0 if result.equal else 1

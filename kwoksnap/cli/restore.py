@@ -138,7 +138,7 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                        + (f"  ({r.reallocated} reallocated IPs)" if r.reallocated else ""))
         created = sum(r.created for r in summary.results.values())
         updated = sum(r.updated for r in summary.results.values())
-        click.echo(f"restored {summary.objects} objects in {summary.seconds:.1f}s "
+        click.echo(f"{summary.objects} objects of the snapshot are in the target after {summary.seconds:.1f}s "
                    f"({summary.objects / max(summary.seconds, 1e-9):,.0f}/s, {summary.retries} retries; "
                    f"{created} created, {updated} updated, {summary.objects - created - updated} skipped: already "
                    "there, or the target's own)"
