@@ -101,8 +101,10 @@ def infer_patch_type(event: AuditEvent) -> PatchType:
     apply one) with ``apiVersion`` and ``kind`` in the body, or an ``Apply`` entry of that manager in the response's
     managedFields, is server-side apply; strategic-merge directives (``$setElementOrder/...``, ``$patch``,
     ``$retainKeys``, ``$deleteFromPrimitiveList/...``) anywhere mean strategic merge; a kubelet (``system:node:*``)
-    status patch is strategic merge; otherwise strategic merge for built-in groups and JSON merge patch for custom
-    resources (which do not support strategic merge).
+    status patch is strategic merge; JSON merge patch for custom resources (which do not support strategic merge);
+    kubectl's client-side apply (its field manager, or the last-applied annotation in the body) is strategic
+    merge; for built-in groups, what the resulting object says of the patch's lists (:func:`_said_by_lists`: a list that
+    came out longer than the patch's was merged, one that came out as given was replaced), else strategic merge.
     """
     if event["verb"] != "patch":
         raise UsageError(f"infer_patch_type: {event['source']} is a {event['verb']!r}, not a patch")
@@ -122,4 +124,41 @@ def infer_patch_type(event: AuditEvent) -> PatchType:
         return "strategic"
     if event["user"].startswith("system:node:") and event["subresource"] == "status":
         return "strategic"
-    return "strategic" if event["group"] in BUILTIN_GROUPS else "merge"
+    if event["group"] not in BUILTIN_GROUPS:
+        return "merge"
+    if manager.endswith("client-side-apply") or _last_applied(body):
+        return "strategic"  # kubectl apply (client-side) patches built-in kinds with a strategic merge patch
+    said = _said_by_lists(body, event["response"])
+    return said if said is not None else "strategic"
+
+
+def _last_applied(body: Any) -> bool:
+    meta = body.get("metadata") if type(body) is dict else None
+    annotations = meta.get("annotations") if type(meta) is dict else None
+    return type(annotations) is dict and "kubectl.kubernetes.io/last-applied-configuration" in annotations
+
+
+def _said_by_lists(body: Any, response: Any) -> PatchType | None:
+    """What the resulting object says of a patch's lists, where merge and strategic merge differ (on maps they do
+    the same): a merge patch replaces a list whole, so the result holds exactly the patch's list; a strategic one
+    merges lists with a merge strategy (finalizers, schedulingGates, containers by name), so the result can hold
+    more. Strategic if some list came out longer than the patch's; merge if every list came out as long as it; None
+    without lists or a result (Request level) to tell."""
+    if type(body) is not dict or type(response) is not dict:
+        return None
+    found: PatchType | None = None
+    stack: list[tuple[dict[str, Any], Any]] = [(body, response)]
+    seen = 0
+    while stack and seen < _MAX_WALK:
+        patch, result = stack.pop()
+        seen += 1
+        for key, value in patch.items():
+            got = result.get(key) if type(result) is dict else None
+            if type(value) is dict:
+                stack.append((value, got))
+            elif type(value) is list:
+                length = len(got) if type(got) is list else 0
+                if length > len(value):
+                    return "strategic"
+                found = "merge"
+    return found

@@ -86,6 +86,15 @@ BOTH = {
         (patch({"metadata": {"labels": {"$patch": 1}}}, group="example.com"), "strategic"),  # key, whatever value
         (patch(None, group="example.com"), "merge"),  # Metadata level: no body
         (patch("not a body", group="apps"), "strategic"),
+        # Black-box finding: merge patches of pods' lists were replayed as strategic ones, which merge them.
+        (patch({"metadata": {"finalizers": ["z"]}}, response={"metadata": {"finalizers": ["z"]}}), "merge"),
+        (patch({"metadata": {"finalizers": ["z"]}}, response={"metadata": {"finalizers": ["z", "x", "y"]}}),
+         "strategic"),
+        (patch({"spec": {"schedulingGates": []}}, response={"spec": {"nodeName": ""}}), "merge"),  # cleared
+        (patch({"spec": {"schedulingGates": []}}, response={"spec": {"schedulingGates": [{"name": "g"}]}}),
+         "strategic"),  # a strategic [] leaves the list as it was
+        (patch({"metadata": {"finalizers": ["z"]}}), "strategic"),  # Request level: nothing to tell by
+        (patch({"metadata": {"labels": {"a": "b"}}}, response={"metadata": {"labels": {"a": "b"}}}), "strategic"),
     ],
 )
 def test_infer_patch_type(event: AuditEvent, expected: str) -> None:
