@@ -358,6 +358,8 @@ class Replayer:
         self._creating: Counter[tuple[str, str, str, str]] = Counter()
         self._created = threading.Condition(self.lock)
         self._dropped_examples: list[str] = []
+        self._dropped: set[tuple[str, str, str, str]] = set()  # (namespace, name, owner kind, owner name) left out
+        self._renewed: dict[tuple[str, str], float] = {}  # --speed max: when each lease was last renewed
         self._lost: collections.Counter[str] = collections.Counter()  # degraded-metadata skips, by resource
         self.uids: dict[tuple[str, str, str], str] = {}  # (kind, namespace, name) -> target uid
         # source uid -> target uid, one entry per object incarnation replay has written (kept to the end: a pod's
@@ -476,14 +478,19 @@ class Replayer:
         refs = meta.get("ownerReferences")
         if not refs:
             return
-        linked = []
+        linked, unlinked = [], []
         for ref in refs:
             uid = self._owner_uid(ref, namespace)
             if uid:
                 linked.append({**ref, "uid": uid})
-        if len(linked) < len(refs):
+            else:
+                unlinked.append(ref)
+        if unlinked:
             with self.lock:
-                self.report.dropped_owners += len(refs) - len(linked)
+                before = len(self._dropped)
+                self._dropped.update((namespace, str(meta.get("name", "")), str(ref.get("kind", "")),
+                                      str(ref.get("name", ""))) for ref in unlinked)
+                self.report.dropped_owners += len(self._dropped) - before  # each reference once, however often written
                 example = f"{namespace + '/' if namespace else ''}{meta.get('name', '')}"
                 if len(self._dropped_examples) < 3 and example not in self._dropped_examples:
                     self._dropped_examples.append(example)
@@ -781,6 +788,14 @@ class Replayer:
             not uid or (pod.get("metadata") or {}).get("uid") == uid)
 
     def _renew(self, res: Resource, ns: str | None, action: Action) -> str | None:
+        if self.options.speed is None and self.options.lease_interval > 0:
+            # At --speed max every renewal is due at once: the planner cannot space them by their offsets, so they
+            # are spaced here, by the wall time they are sent at (a log's renewals were most of its writes).
+            lease, sent = (action.namespace, action.name), self.clock.now()
+            with self.lock:
+                if sent - self._renewed.get(lease, -math.inf) < self.options.lease_interval:
+                    return "lease-renewal-coalesced"
+                self._renewed[lease] = sent
         now = format_micro(int(self.clock.wall() * NS))
         try:
             self.client.patch(res.path(ns, action.name), {"spec": {"renewTime": now}}, MERGE_PATCH)
@@ -1047,7 +1062,8 @@ class Replayer:
             # Recorded time reached: that of the latest change answered (the planner runs ahead of dispatch).
             r.recorded_seconds = max(r.recorded_seconds, item.recorded)
             if action.op == "renew":
-                r.renewal_lag.add(max(0.0, applied_lag))
+                if not reason:  # (a coalesced one was not sent)
+                    r.renewal_lag.add(max(0.0, applied_lag))
             else:
                 r.lag.add(max(0.0, lag))
                 r.applied_lag.add(max(0.0, applied_lag))
