@@ -691,7 +691,7 @@ def read_audit(
 def _unwrapped(merged: Iterator[Item], stats: ParseStats, paths: list[str], window_ns: int) -> Iterator[AuditEvent]:
     events = map(_event_of, merged)
     try:
-        yield from events if len(paths) == 1 else _first_copies(events, stats, window_ns)
+        yield from _first_copies(events, stats, window_ns)
     finally:
         gc.unfreeze()  # see _gc_paused
     if stats.lines and not stats.events and not stats.prefiltered:  # read to the end without one audit event
@@ -703,13 +703,15 @@ def _unwrapped(merged: Iterator[Item], stats: ParseStats, paths: list[str], wind
 
 
 def _first_copies(events: Iterator[AuditEvent], stats: ParseStats, window_ns: int) -> Iterator[AuditEvent]:
-    """The events of several files without the second copy of any (same auditID and stage): rotated files can
-    overlap, and an event written to both would be replayed twice. Copies carry the same timestamp, so they meet
-    within the merge's window; keys are remembered that long."""
-    seen: set[tuple[str, str]] = set()
-    order: collections.deque[tuple[int, tuple[str, str]]] = collections.deque()
+    """The events without the second copy of any (same auditID, stage and both timestamps): rotated files can
+    overlap, and an event written to both would be replayed twice; so can one file (files joined with `cat`, a line
+    written twice), where a JSON patch applied twice is not the same as once. The timestamps are part of the key as
+    a client may set the Audit-ID header itself, the same for several requests. Copies carry the same timestamp, so
+    they meet within the merge's window; keys are remembered that long."""
+    seen: set[tuple[str, str, int, int]] = set()
+    order: collections.deque[tuple[int, tuple[str, str, int, int]]] = collections.deque()
     for ev in events:
-        key = (ev["auditID"], ev["stage"])
+        key = (ev["auditID"], ev["stage"], ev["received"], ev["ts"])
         if key[0]:
             horizon = ev["ts"] - window_ns
             while order and order[0][0] < horizon:

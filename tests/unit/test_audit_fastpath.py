@@ -216,7 +216,8 @@ def test_a_body_beyond_float_range_is_malformed_when_it_leaves_the_window(tmp_pa
     good = dumps(BASE)
     bad = good.replace(b'"phase":"Running"', b'"phase":1e400')
     path = tmp_path / "a.log"
-    path.write_bytes(good + b"\n" + bad + b"\n" + good + b"\n")
+    other = good.replace(b'"auditID":"a1"', b'"auditID":"a2"')  # (a second copy of one event would be left out)
+    path.write_bytes(good + b"\n" + bad + b"\n" + other + b"\n")
     events, stats = _read(str(path))
     assert len(events) == 2 and stats["events"] == 2 and stats["formats"] == {"native": 2}
     assert stats["malformedExamples"] == [f"{path}:2: not valid JSON"]

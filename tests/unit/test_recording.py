@@ -99,7 +99,8 @@ def test_convert_never_overwrites(trace: Path) -> None:
 
 
 def audit_line(verb: str, resource: str) -> str:
-    return ('{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a",'
+    return ('{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata",'
+            f'"auditID":"{verb}-{resource}",'
             f'"stage":"ResponseComplete","verb":"{verb}","requestURI":"/api/v1/namespaces/ns/{resource}/x",'
             f'"objectRef":{{"resource":"{resource}","namespace":"ns","name":"x","apiVersion":"v1"}},'
             '"responseStatus":{"code":200},"requestReceivedTimestamp":"2026-01-01T00:00:00.000000Z",'
