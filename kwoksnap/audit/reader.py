@@ -271,6 +271,9 @@ class _FileReader:
         self.strict = strict
         self.prefilter = prefilter
         self.seq = 0
+        # Second copies of an event in this file (see finish): the events of the latest timestamp emitted so far.
+        self.run_ts = -1
+        self.run: list[AuditEvent] = []
 
     # Problems ----------------------------------------------------------------------------------------------------
 
@@ -311,16 +314,38 @@ class _FileReader:
 
         A body orjson rejects although msgspec accepted its syntax (a number beyond float range) makes its line
         malformed here, as the general road would have at once (strict mode decodes bodies at once instead).
+
+        A second copy of an event (same auditID, stage and timestamps; files joined with `cat`, a line written
+        twice) is left out here, undecoded, and counted in ``stats.duplicates``: replayed twice, a JSON patch would
+        apply twice. Copies share their timestamp, so in time order they come among the events of that very
+        microsecond (items leave the window in order, a timestamp's events together): only those are compared. The
+        timestamps are part of the key as a client may set the Audit-ID header itself, the same for several
+        requests. (:func:`_first_copies` does the same across files.)
         """
         finish = finish_native
         bad: list[int] = []
+        copies: list[int] = []
+        run_ts, run = self.run_ts, self.run
         with _gc_paused():
             for i, item in enumerate(items):
+                event, ts = item[4], item[0]
+                if ts != run_ts:
+                    run_ts, run = ts, [event]
+                elif event["auditID"] and any(
+                        e["auditID"] == event["auditID"] and e["stage"] == event["stage"]
+                        and e["received"] == event["received"] for e in run):
+                    copies.append(i)
+                    continue
+                else:
+                    run.append(event)
                 try:
-                    finish(item[4])
+                    finish(event)
                 except ValueError:
                     bad.append(i)
-        if not bad:
+        self.run_ts, self.run = run_ts, run
+        if copies:
+            self.stats.duplicates += len(copies)
+        if not bad and not copies:
             return items
         formats = self.stats.formats
         for i in bad:
@@ -329,7 +354,7 @@ class _FileReader:
             if not formats["native"]:
                 del formats["native"]
             self.malformed(items[i][4]["source"], "not valid JSON")
-        drop = set(bad)
+        drop = set(bad) | set(copies)
         return [item for i, item in enumerate(items) if i not in drop]
 
     # Containers --------------------------------------------------------------------------------------------------
@@ -691,7 +716,7 @@ def read_audit(
 def _unwrapped(merged: Iterator[Item], stats: ParseStats, paths: list[str], window_ns: int) -> Iterator[AuditEvent]:
     events = map(_event_of, merged)
     try:
-        yield from _first_copies(events, stats, window_ns)
+        yield from events if len(paths) == 1 else _first_copies(events, stats, window_ns)
     finally:
         gc.unfreeze()  # see _gc_paused
     if stats.lines and not stats.events and not stats.prefiltered:  # read to the end without one audit event
@@ -703,25 +728,33 @@ def _unwrapped(merged: Iterator[Item], stats: ParseStats, paths: list[str], wind
 
 
 def _first_copies(events: Iterator[AuditEvent], stats: ParseStats, window_ns: int) -> Iterator[AuditEvent]:
-    """The events without the second copy of any (same auditID, stage and both timestamps): rotated files can
-    overlap, and an event written to both would be replayed twice; so can one file (files joined with `cat`, a line
-    written twice), where a JSON patch applied twice is not the same as once. The timestamps are part of the key as
-    a client may set the Audit-ID header itself, the same for several requests. Copies carry the same timestamp, so
-    they meet within the merge's window; keys are remembered that long."""
-    seen: set[tuple[str, str, int, int]] = set()
-    order: collections.deque[tuple[int, tuple[str, str, int, int]]] = collections.deque()
-    for ev in events:
-        key = (ev["auditID"], ev["stage"], ev["received"], ev["ts"])
-        if key[0]:
-            horizon = ev["ts"] - window_ns
-            while order and order[0][0] < horizon:
-                seen.discard(order.popleft()[1])
-            if key in seen:
-                stats.duplicates += 1
-                continue
-            seen.add(key)
-            order.append((ev["ts"], key))
-        yield ev
+    """The events of several files without the second copy of any (same auditID, stage and both timestamps):
+    rotated files can overlap, and an event written to both would be replayed twice. Copies carry the same
+    timestamp, so they meet within the merge's window; keys are remembered that long. (Each file's own copies are
+    left out as it is read: :meth:`_FileReader.finish`.)"""
+    # Two generations of keys, swapped once the stream has moved a window on: each key is remembered for one to two
+    # windows, at the cost of two set lookups per event (a deque of expiry times cost 2 us an event).
+    current: set[tuple[str, str, int, int]] = set()
+    previous: set[tuple[str, str, int, int]] = set()
+    turn: int | None = None
+    duplicates = 0
+    try:
+        for ev in events:
+            ts = ev["ts"]
+            if turn is None:
+                turn = ts + window_ns
+            elif ts > turn:
+                previous, current, turn = current, set(), ts + window_ns
+            key = (ev["auditID"], ev["stage"], ev["received"], ts)
+            if key in current or key in previous:
+                if key[0]:
+                    duplicates += 1
+                    continue
+            else:
+                current.add(key)
+            yield ev
+    finally:
+        stats.duplicates += duplicates
 
 
 def events_from_value(value: Any, source: str) -> list[AuditEvent]:
