@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import bisect
 import codecs
-import collections
 import contextlib
 import gc
 import glob
