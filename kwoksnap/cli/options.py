@@ -63,9 +63,15 @@ def example_epilog(*lines: str) -> str:
 
 def make_client(ctx: click.Context, pool_size: int = 16) -> Any:
     """A raw API client from the global --kubeconfig/--context options (imported lazily: keeps --help fast)."""
+    import os
+
+    from kwoksnap.errors import UsageError
     from kwoksnap.kube import Client, load_config
 
     g = global_options(ctx)
+    given = ctx.find_root().get_parameter_source("kubeconfig") is click.core.ParameterSource.COMMANDLINE
+    if given and g.kubeconfig and not os.path.isfile(g.kubeconfig):  # (a $KUBECONFIG list may name missing files)
+        raise UsageError(f"--kubeconfig {g.kubeconfig}: no such file")
     return Client(load_config(g.kubeconfig, g.context), pool_size=pool_size)
 
 

@@ -395,3 +395,13 @@ def test_restore_dry_run_leaves_out_what_the_target_makes_itself_unless_asked() 
     assert all(counts[r] == s["objects"] + s["leftToTheTarget"] for r, s in
                ((s["resource"], s) for s in json.loads(plain.stdout)))
     assert not any(s["leftToTheTarget"] for s in json.loads(every.stdout))
+
+
+def test_a_kubeconfig_file_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
+    """Black-box finding: `--kubeconfig /nonexistent` exited 4 (cluster), though the README says a file argument
+    that does not exist is a usage error (2)."""
+    fixture = Path(__file__).resolve().parents[2] / "fixtures" / "incident" / "before.kws"
+    missing = tmp_path / "nowhere.yaml"
+    proc = run("--kubeconfig", str(missing), "restore", str(fixture))
+    assert proc.returncode == ExitCode.USAGE
+    assert proc.stderr == f"kwoksnap: error: --kubeconfig {missing}: no such file\n"
