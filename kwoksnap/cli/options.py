@@ -70,7 +70,7 @@ def make_client(ctx: click.Context, pool_size: int = 16) -> Any:
 
     g = global_options(ctx)
     given = ctx.find_root().get_parameter_source("kubeconfig") is click.core.ParameterSource.COMMANDLINE
-    if given and g.kubeconfig and not os.path.isfile(g.kubeconfig):  # (a $KUBECONFIG list may name missing files)
+    if given and g.kubeconfig and not os.path.exists(g.kubeconfig):  # (a $KUBECONFIG list may name missing files)
         raise UsageError(f"--kubeconfig {g.kubeconfig}: no such file")
     return Client(load_config(g.kubeconfig, g.context), pool_size=pool_size)
 

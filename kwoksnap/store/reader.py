@@ -186,7 +186,8 @@ class KwsReader:
             raise self._err(f"header length {header_len} is implausible", "byte 12")
         if end > self._size:
             raise self._err(
-                f"truncated in the file header ({self._size} bytes, header needs {end})", f"byte {self._size}"
+                f"truncated in the file header, or its length field is corrupt ({self._size} bytes, the header says "
+                f"it needs {end})", f"byte {self._size}"
             )
         if not crc_ok:
             raise self._err("file header checksum mismatch (corrupt header)", "byte 8")
@@ -358,7 +359,8 @@ class KwsReader:
     def _need_index(self) -> dict[str, Any]:
         if self.index is None:
             raise self._err(
-                "no index: the file was not closed cleanly (cut short, or its writer was interrupted); "
+                "no index at the end of the file: it was not closed cleanly (cut short, or its writer was "
+                "interrupted), or bytes were added after its end (two files joined?); "
                 "`kwoksnap inspect` shows what is readable (in Python: scan() or records(salvage=True))", "footer"
             )
         return self.index

@@ -349,7 +349,7 @@ def test_actor_rules_that_cannot_act_are_warned_about(tmp_path: Path) -> None:
     log = tmp_path / "audit.log"
     log.write_text("{}\n")
     proc = run("--kubeconfig", str(tmp_path / "none"), "replay", "--audit", str(log), "--actor", "agnet:argo*=user")
-    assert proc.returncode == ExitCode.CLUSTER  # (no cluster): the warnings came first
+    assert proc.returncode == ExitCode.USAGE  # (no kubeconfig file): the warnings came first
     assert "warning: --actor has no effect in --mode verbatim" in proc.stderr
     assert "warning: --actor 'agnet:argo*': 'agnet' is not a field" in proc.stderr
 
