@@ -142,8 +142,9 @@ def _said_by_lists(body: Any, response: Any) -> PatchType | None:
     """What the resulting object says of a patch's lists, where merge and strategic merge differ (on maps they do
     the same): a merge patch replaces a list whole, so the result holds exactly the patch's list; a strategic one
     merges lists with a merge strategy (finalizers, schedulingGates, containers by name), so the result can hold
-    more. Strategic if some list came out longer than the patch's; merge if every list came out as long as it; None
-    without lists or a result (Request level) to tell."""
+    more, or items the patch only touched (an image changed in place: the container keeps its other fields).
+    Merge only if every list came out exactly as the patch wrote it (a missing list counts as an empty one);
+    strategic if some list came out otherwise; None without lists or a result (Request level) to tell."""
     if type(body) is not dict or type(response) is not dict:
         return None
     found: PatchType | None = None
@@ -157,8 +158,7 @@ def _said_by_lists(body: Any, response: Any) -> PatchType | None:
             if type(value) is dict:
                 stack.append((value, got))
             elif type(value) is list:
-                length = len(got) if type(got) is list else 0
-                if length > len(value):
+                if value != (got if type(got) is list else []):
                     return "strategic"
                 found = "merge"
     return found

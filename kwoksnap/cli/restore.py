@@ -126,8 +126,9 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                        f"before their owners adopted them: {first_few(summary.deleted_meanwhile)}", err=True)
         if summary.dropped_owner_refs:
             click.echo(f"warning: {summary.dropped_owner_refs} owner reference(s) left out: their owners were not "
-                       "restored (not in the snapshot, or they failed), so nothing links them (diff --live shows them "
-                       "as removed)", err=True)
+                       "restored (not in the snapshot, or they failed), so restore does not link them (diff --live "
+                       "shows them as removed; a controller the target holds may still adopt what it selects)",
+                       err=True)
         if summary.kept_secrets:
             click.echo(f"warning: kept {len(summary.kept_secrets)} existing Secret(s) as they were: the snapshot's "
                        f"values are redacted (save --include-secrets keeps them): {first_few(summary.kept_secrets)}",

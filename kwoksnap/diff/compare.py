@@ -19,6 +19,7 @@ from kwoksnap.capture.redact import is_service_account_token
 from kwoksnap.capture.snapshot import outside
 from kwoksnap.diff.normalize import field_differences, normalize, regenerated
 from kwoksnap.diff.selector import parse_selector
+from kwoksnap.errors import InputError
 
 Obj = dict[str, Any]
 Objects = Callable[[str], Iterable[Obj]]  # group-resource -> its objects
@@ -59,7 +60,13 @@ def _digest(obj: Obj) -> bytes:
     try:
         text = orjson.dumps(normal, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # deeper than orjson's 255 levels (the API server takes them): the slower json module
-        text = json.dumps(normal, sort_keys=True, separators=(",", ":")).encode()
+        try:
+            text = json.dumps(normal, sort_keys=True, separators=(",", ":")).encode()
+        except RecursionError:
+            namespace, name = _key(obj)
+            where = f"{obj.get('kind', 'object')} {namespace + '/' if namespace else ''}{name}"
+            raise InputError(f"{where}: nested more deeply than kwoksnap can compare (about 1,000 levels of maps and "
+                             "lists)") from None
     return hashlib.blake2b(text, digest_size=16).digest()
 
 

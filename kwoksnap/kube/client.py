@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 import orjson
 
 from kwoksnap import __version__
-from kwoksnap.errors import APIError, ClusterError, Conflict, Invalid, NotFound, TransportError
+from kwoksnap.errors import APIError, ClusterError, Conflict, InputError, Invalid, NotFound, TransportError
 from kwoksnap.kube.config import ClusterConfig
 from kwoksnap.kube.transport import Pool, Response, TransportFailure
 
@@ -97,7 +97,11 @@ def _encode(body: Obj | list[Any]) -> bytes:
     except TypeError as exc:  # nested deeper than orjson's 255 levels, which the API server accepts
         if "Recursion limit" not in str(exc):
             raise
+    try:
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    except RecursionError:
+        raise InputError("an object is nested more deeply than kwoksnap can send (about 1,000 levels of maps and "
+                         "lists)") from None
 
 
 def repeatable(method: str, content_type: str, body: Any) -> bool:

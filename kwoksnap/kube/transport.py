@@ -176,7 +176,9 @@ def _open(conn: _Connection) -> bool:
     try:
         if conn.buf:
             return False
-        if not select.select([sock], [], [], 0)[0]:
+        poller = select.poll()  # (select.select refuses descriptors past 1023)
+        poller.register(sock, select.POLLIN)
+        if not poller.poll(0):
             return True
         if not isinstance(sock, ssl.SSLSocket):
             return False  # end of stream (or an answer nobody asked for)

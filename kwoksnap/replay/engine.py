@@ -1023,11 +1023,8 @@ class Replayer:
         action, source = item.action, item.source
         if not self.options.keep_timestamps and action.body is not None and action.op != "delete":
             # Times inside the object move onto the replay clock (the same recorded instant to the same wall time,
-            # whichever event carries it). At --speed max every instant of the replayed stretch is now: the replay
-            # start would precede the creationTimestamp of objects the replay creates later.
+            # whichever event carries it).
             start, timeline = self._wall_start_ns, self._timeline
-            if self.options.speed is None:
-                start = max(start, int(self.clock.wall() * NS))
             action.body = shift_times(action.body, lambda t: timeline.wall_ns(t, start), action.resource,
                                       action.group)
         self._await_prerequisites(action)
@@ -1187,9 +1184,12 @@ class Replayer:
         pool = ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="thaw")
         try:
             for future in [pool.submit(send, path, patch) for path, patch in patches]:
-                future.result()  # the first failure, whatever it was
-        finally:  # a failure or Ctrl-C: the patches being sent finish, the queued ones are not sent
+                future.result()  # the first failure, whatever it was (raised once every patch was sent)
+        except KeyboardInterrupt:  # the patches being sent finish, the queued ones are not sent
             pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
         return pods, len(patches) - pods
 
     def warm_up(self) -> None:

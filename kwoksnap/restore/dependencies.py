@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from kwoksnap.errors import NotFound
+from kwoksnap.errors import KwoksnapError, NotFound
 from kwoksnap.kube.client import Client
 from kwoksnap.kube.discovery import Discovery
 
@@ -87,6 +87,7 @@ def missing_dependencies(keys: Iterable[str], objects: Callable[[str], Iterator[
                      str((o.get("metadata") or {}).get("name") or "")) for o in objects(target_key)}
         res = discovery.by_key(ref.target)
         missing = []
+        unchecked = ""
         for (ns, name), count in sorted(named.items()):
             if (ns, name) in held:
                 continue
@@ -96,7 +97,13 @@ def missing_dependencies(keys: Iterable[str], objects: Callable[[str], Iterator[
                     continue
                 except NotFound:
                     pass
+                except KwoksnapError as exc:  # a check, not the restore: credentials that may not read these
+                    unchecked = str(exc)
+                    break
             missing.append(f"{ns + '/' if ns else ''}{name} ({count})")
+        if unchecked:
+            lines.append(f"could not check the {ref.kind}(s) that {ref.resource.split('/')[-1]} name: {unchecked}")
+            continue
         if missing:
             what = ref.resource.split("/")[-1]
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")

@@ -350,16 +350,17 @@ class _Restorer:
         body = dict(prep.body)
         body["metadata"] = {**prep.body["metadata"],
                             "resourceVersion": existing["metadata"]["resourceVersion"]}
-        adoption = prep.adoption
-        if adoption is not None:
-            # The body leaves its controller out, to be adopted; the object in the way may have been adopted by the
-            # recorded owner already (an earlier restore), and a replace must not orphan it: not every controller
-            # looks again (a StatefulSet's ControllerRevision stayed orphaned for good).
+        refs = body["metadata"].get("ownerReferences") or []
+        if prep.controller is not None and not any(ref.get("controller") for ref in refs):
+            # The body leaves its controller out (to be adopted, or not in the snapshot); the object in the way may
+            # have been adopted by the recorded owner already (an earlier restore, the source itself), and a replace
+            # must not orphan it: not every controller looks again (a StatefulSet's ControllerRevision stayed
+            # orphaned for good).
+            kind, owner = prep.controller
             kept = [ref for ref in existing["metadata"].get("ownerReferences") or []
-                    if ref.get("controller") and ref.get("kind") == adoption.owner_kind
-                    and ref.get("name") == adoption.owner_name]
+                    if ref.get("controller") and ref.get("kind") == kind and ref.get("name") == owner]
             if kept:
-                body["metadata"]["ownerReferences"] = [*(body["metadata"].get("ownerReferences") or []), *kept]
+                body["metadata"]["ownerReferences"] = [*refs, *kept[:1]]
         return self.client.replace(res.path(ns, name), body), "updated"
 
     def _one(self, res: Resource, key: str, obj: Obj) -> None:

@@ -83,6 +83,9 @@ class Prepared:
     # A finished Job, created suspended where a Job controller runs: the patch that resumes it once its recorded
     # status (Complete or Failed) is written. Created running, the controller started a new pod before that status.
     resume: Obj | None = None
+    # (kind, name) of the controller left out of the body (to be adopted, or not in the snapshot): a replace keeps
+    # the target's own reference to it.
+    controller: tuple[str, str] | None = None
 
 
 # Endpoints the endpoints controller maintains carry its managed-by label (since 1.33) or, in older clusters, often
@@ -149,12 +152,14 @@ def prepare(
     terminating = bool((obj.get("metadata") or {}).get("deletionTimestamp"))
     adopt = adopt and not terminating
     adoption: Adoption | None = None
+    controller: tuple[str, str] | None = None
     deferred: list[Obj] = []
     kept: list[Obj] = []
     dropped = 0
     for ref in meta.get("ownerReferences") or []:
         old = str(ref.get("uid", ""))
         if adopt and ref.get("controller") and (ref.get("kind"), kind) in ADOPTING:
+            controller = (str(ref.get("kind")), str(ref.get("name")))
             if old not in snapshot_uids and old not in uid_map:
                 dropped += 1  # an owner the snapshot does not hold (`save --include pods`): no adoption to wait for
                 continue
@@ -221,7 +226,7 @@ def prepare(
         meta.setdefault("annotations", {})[SUSPENDED_ANNOTATION] = "true"  # a rerun finds one left suspended
         resume = {"metadata": {"annotations": {SUSPENDED_ANNOTATION: None}},
                   "spec": {"suspend": recorded if isinstance(recorded, bool) else False}}
-    return Prepared(body, status, deferred, adoption, dropped, terminate, resume)
+    return Prepared(body, status, deferred, adoption, dropped, terminate, resume, controller)
 
 
 def target_refs(obj: Obj) -> list[Obj]:

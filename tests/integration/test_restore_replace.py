@@ -38,3 +38,12 @@ def test_a_replace_keeps_an_adopted_controller_revision_adopted(kwok_cluster: Lo
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "updated" in proc.stdout or "replaced" in proc.stdout, proc.stdout
     assert owners() == [["db"]]
+    # The same when the snapshot lacks the owner (review finding: a replace of a revision saved without its
+    # StatefulSet dropped the target's controller reference again).
+    alone = tmp_path / "alone.kws"
+    proc = kwoksnap("save", "-o", str(alone), "-n", namespace, "--include", "controllerrevisions",
+                    kubeconfig=kwok_cluster.kubeconfig)
+    assert proc.returncode == 0, proc.stderr
+    proc = kwoksnap("restore", str(alone), "--on-conflict", "replace", kubeconfig=kwok_cluster.kubeconfig)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert owners() == [["db"]]

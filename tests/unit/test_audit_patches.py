@@ -95,6 +95,10 @@ BOTH = {
          "strategic"),  # a strategic [] leaves the list as it was
         (patch({"metadata": {"finalizers": ["z"]}}), "strategic"),  # Request level: nothing to tell by
         (patch({"metadata": {"labels": {"a": "b"}}}, response={"metadata": {"labels": {"a": "b"}}}), "strategic"),
+        # Review finding: an in-place change of a keyed list's item leaves the list as long, not as written.
+        (patch({"spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}},
+               response={"spec": {"containers": [{"name": "app", "image": "nginx:1.27", "ports": [{"port": 80}]}]}}),
+         "strategic"),
     ],
 )
 def test_infer_patch_type(event: AuditEvent, expected: str) -> None:

@@ -17,9 +17,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from kwoksnap.audit import AuditEvent, ParseStats, resource_version
-from kwoksnap.audit.timestamps import parse_timestamp
 from kwoksnap.clock import FakeClock
-from kwoksnap.errors import Conflict, NotFound, UsageError
+from kwoksnap.errors import APIError, Conflict, NotFound, UsageError
 from kwoksnap.kube.discovery import Discovery, Resource
 from kwoksnap.replay import actions
 from kwoksnap.replay.actions import (
@@ -851,25 +850,6 @@ def test_an_interrupted_replay_reports_the_recorded_time_it_reached() -> None:
     assert report.recorded_seconds == [0.0, 1.0, 2.5][report.applied - 1]
 
 
-def test_at_max_speed_moved_times_are_the_dispatch_time_not_the_replay_start() -> None:
-    """Black-box finding: at --speed max every moved time was the replay start, so an object the replay created
-    later had conditions older than its creationTimestamp."""
-    class Slow(RecordingReplayer):
-        bodies: list[Any] = []
-
-        def execute(self, action: Action) -> str | None:
-            self.bodies.append(action.body)
-            self.clock.advance(1.0)  # a target taking 1 s per change
-            return super().execute(action)
-
-    clock = FakeClock()
-    r = Slow(clock, speed=None, workers=1)
-    r.run(user_events([0, 1, 2]))
-    times = [parse_timestamp(b["status"]["conditions"][0]["lastTransitionTime"]) for b in Slow.bodies]
-    start = r._wall_start_ns
-    assert abs(times[0] - start) < NS and times[1] >= times[0] + NS and times[2] >= times[1] + NS, times
-
-
 def test_no_cumulative_drift_over_many_events() -> None:
     clock = FakeClock()
     r = RecordingReplayer(clock, speed=10.0, workers=1)
@@ -1018,6 +998,24 @@ def test_ctrl_c_while_the_target_is_prepared_reports_what_was_changed() -> None:
         assert report.interrupted and r.executed == [], mode
         assert len(client.patched) == 1, (mode, client.patched)
         assert [w for w in report.warnings if told in w and "no recorded change was sent" in w], report.warnings
+
+
+def test_a_failed_thaw_patch_is_raised_once_every_patch_was_sent() -> None:
+    """Review finding: cancelling the queued patches, meant for Ctrl-C, also followed an ordinary failure, leaving
+    the target partly thawed with nothing said."""
+    class FailingOnce(FreezingClient):
+        def patch(self, path: str, body: Any, *_args: Any) -> dict[str, Any]:
+            if not self.patched:
+                self.patched.append("refused")
+                raise APIError(500, "InternalError", "boom")
+            self.patched.append(path)
+            return {}
+
+    r = RecordingReplayer(FakeClock(), speed=10.0, workers=1)
+    client = r.client = FailingOnce()  # type: ignore[assignment]
+    with pytest.raises(APIError, match="boom"):
+        r.thaw()
+    assert len(client.patched) == 3  # the three frozen pods: the first refused, the other two sent all the same
 
 
 def test_fidelity_leaves_out_the_write_rate_measurements_scratch_pods() -> None:

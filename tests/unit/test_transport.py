@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from kwoksnap.errors import APIError, ClusterError, Invalid, NotFound, TransportError
+from kwoksnap.errors import APIError, ClusterError, InputError, Invalid, NotFound, TransportError
 from kwoksnap.kube.client import JSON_PATCH, MERGE_PATCH, Client, RetryPolicy, repeatable
 from kwoksnap.kube.config import ClusterConfig
 from kwoksnap.kube.transport import Pool, TransportFailure
@@ -474,3 +474,8 @@ def test_a_body_nested_deeper_than_255_levels_is_sent(server: Callable[[Handler]
         assert c.create("/apis/example.com/v1/trees", {"metadata": {"name": "t"}, "spec": body}) == {}
     sent = json.loads(seen[0].split(b"\r\n\r\n", 1)[1])
     assert sent["spec"] == body
+    for _ in range(1200):  # deeper than the json module goes: one clear error, nothing sent (review finding)
+        body = {"x": body}
+    with Client(ClusterConfig(server=url)) as c, pytest.raises(InputError, match="nested more deeply"):
+        c.create("/apis/example.com/v1/trees", {"metadata": {"name": "t"}, "spec": body})
+    assert len(seen) == 1

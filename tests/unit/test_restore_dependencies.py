@@ -1,0 +1,54 @@
+"""restore/dependencies.py without a cluster: what is named, held, missing, or cannot be checked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from kwoksnap.errors import APIError, NotFound
+from kwoksnap.kube.discovery import Discovery, Resource
+from kwoksnap.restore.dependencies import missing_dependencies
+
+PRIORITY = Resource("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", False, frozenset({"get"}))
+ACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount", True, frozenset({"get"}))
+
+
+class Target:
+    def __init__(self, held: set[str], refuse: bool = False) -> None:
+        self.held, self.refuse = held, refuse
+
+    def get(self, path: str) -> dict[str, Any]:
+        if self.refuse:
+            raise APIError(403, "Forbidden", "priorityclasses is forbidden")
+        if path.rsplit("/", 1)[-1] not in self.held:
+            raise NotFound(404, "NotFound", "not found")
+        return {}
+
+
+def objects(key: str) -> Iterator[dict[str, Any]]:
+    if key == "v1/pods":
+        for name, spec in (("a", {"priorityClassName": "high", "serviceAccountName": "default"}),
+                           ("b", {"priorityClassName": "high", "serviceAccountName": "builder"}),
+                           ("c", {"priorityClassName": "system-node-critical", "serviceAccountName": "held"})):
+            yield {"metadata": {"name": name, "namespace": "ns"}, "spec": spec}
+    elif key == "v1/serviceaccounts":
+        yield {"metadata": {"name": "held", "namespace": "ns"}}
+
+
+def test_what_neither_the_snapshot_nor_the_target_holds_is_listed_once_per_kind() -> None:
+    lines = missing_dependencies(["v1/pods", "v1/serviceaccounts"], objects, Target({"system-node-critical"}),
+                                 Discovery([PRIORITY, ACCOUNTS]))  # type: ignore[arg-type]
+    assert lines == [
+        "pods name 1 ServiceAccount(s) that neither the snapshot nor the target holds, so the pods are refused where "
+        "ServiceAccount admission runs: ns/builder (1) (objects naming each in brackets)",
+        "pods name 1 PriorityClass(s) that neither the snapshot nor the target holds, so the pods are refused where "
+        "Priority admission runs: high (2) (objects naming each in brackets)"]
+
+
+def test_a_lookup_the_credentials_may_not_make_is_said_not_fatal() -> None:
+    """Review finding: a 403 on the check (credentials that may not read PriorityClasses) aborted the restore."""
+    lines = missing_dependencies(["v1/pods"], objects, Target(set(), refuse=True),
+                                 Discovery([PRIORITY, ACCOUNTS]))  # type: ignore[arg-type]
+    assert lines == [
+        "could not check the ServiceAccount(s) that pods name: 403 Forbidden: priorityclasses is forbidden",
+        "could not check the PriorityClass(s) that pods name: 403 Forbidden: priorityclasses is forbidden"]
