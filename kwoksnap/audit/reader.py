@@ -314,12 +314,11 @@ class _FileReader:
         A body orjson rejects although msgspec accepted its syntax (a number beyond float range) makes its line
         malformed here, as the general road would have at once (strict mode decodes bodies at once instead).
 
-        A second copy of an event (same auditID, stage and timestamps; files joined with `cat`, a line written
-        twice) is left out here, undecoded, and counted in ``stats.duplicates``: replayed twice, a JSON patch would
-        apply twice. Copies share their timestamp, so in time order they come among the events of that very
-        microsecond (items leave the window in order, a timestamp's events together): only those are compared. The
-        timestamps are part of the key as a client may set the Audit-ID header itself, the same for several
-        requests. (:func:`_first_copies` does the same across files.)
+        A second copy of an event (:func:`_same`; files joined with `cat`, a line written twice) is left out here,
+        undecoded, and counted in ``stats.duplicates``: replayed twice, a JSON patch would apply twice. Copies share
+        their timestamp, so in time order they come among the events of that very microsecond (items leave the
+        window in order, a timestamp's events together): only those are compared. (:func:`_first_copies` does the
+        same across files.)
         """
         finish = finish_native
         bad: list[int] = []
@@ -330,9 +329,7 @@ class _FileReader:
                 event, ts = item[4], item[0]
                 if ts != run_ts:
                     run_ts, run = ts, [event]
-                elif event["auditID"] and any(
-                        e["auditID"] == event["auditID"] and e["stage"] == event["stage"]
-                        and e["received"] == event["received"] for e in run):
+                elif event["auditID"] and any(_same(e, event) for e in run):
                     copies.append(i)
                     continue
                 else:
@@ -726,15 +723,24 @@ def _unwrapped(merged: Iterator[Item], stats: ParseStats, paths: list[str], wind
                          f"{first})")
 
 
+# What makes two events copies of one: a copy is the same line again. The audit ID alone is not enough: a client
+# may set the Audit-ID header itself, the same for several requests (synthetic logs reuse them too).
+_COPY_KEY: Final = ("auditID", "stage", "received", "ts", "verb", "resource", "subresource", "namespace", "name")
+
+
+def _same(a: AuditEvent, b: AuditEvent) -> bool:
+    return all(a[k] == b[k] for k in _COPY_KEY)
+
+
 def _first_copies(events: Iterator[AuditEvent], stats: ParseStats, window_ns: int) -> Iterator[AuditEvent]:
-    """The events of several files without the second copy of any (same auditID, stage and both timestamps):
+    """The events of several files without the second copy of any (:func:`_same`):
     rotated files can overlap, and an event written to both would be replayed twice. Copies carry the same
     timestamp, so they meet within the merge's window; keys are remembered that long. (Each file's own copies are
     left out as it is read: :meth:`_FileReader.finish`.)"""
     # Two generations of keys, swapped once the stream has moved a window on: each key is remembered for one to two
     # windows, at the cost of two set lookups per event (a deque of expiry times cost 2 us an event).
-    current: set[tuple[str, str, int, int]] = set()
-    previous: set[tuple[str, str, int, int]] = set()
+    current: set[tuple[Any, ...]] = set()
+    previous: set[tuple[Any, ...]] = set()
     turn: int | None = None
     duplicates = 0
     try:
@@ -744,7 +750,7 @@ def _first_copies(events: Iterator[AuditEvent], stats: ParseStats, window_ns: in
                 turn = ts + window_ns
             elif ts > turn:
                 previous, current, turn = current, set(), ts + window_ns
-            key = (ev["auditID"], ev["stage"], ev["received"], ts)
+            key = tuple(ev[k] for k in _COPY_KEY)
             if key in current or key in previous:
                 if key[0]:
                     duplicates += 1
