@@ -82,7 +82,9 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
             from kwoksnap.cluster.local import Profile, profile_for_server
             from kwoksnap.kube.discovery import discover
             from kwoksnap.restore.dependencies import missing_dependencies
+            from kwoksnap.restore.engine import check_target
 
+            check_target(client, allow_real_nodes)  # (restore checks again: a refused target hears nothing else)
             for line in missing_dependencies(source.counts(), source.objects, client, discover(client)):
                 click.echo(f"warning: {line}", err=True)  # before anything is written: the user may stop here
             # A replay-profile cluster has no workload controllers to adopt pods: relink their owners instead.
