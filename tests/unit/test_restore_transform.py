@@ -163,6 +163,18 @@ def test_a_finished_jobs_ttl_is_counted_from_its_finish() -> None:
     assert not ttl_expired({"kind": "Job", "spec": {"ttlSecondsAfterFinished": 1}, "status": {"active": 1}}, now)
 
 
+def test_a_finished_jobs_status_clears_what_the_job_controller_may_have_counted_meanwhile() -> None:
+    """Seen in CI: the target's Job controller counted the restored pod (uncountedTerminatedPods) before restore
+    wrote the recorded status, which a finished Job must not have: the status write was refused (422)."""
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "done", "namespace": "ns", "uid": "j"},
+           "spec": {}, "status": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}}
+    p = prepare(job, uid_map={}, snapshot_uids={"j"}, has_status_subresource=True)
+    assert p.status is not None and p.status["uncountedTerminatedPods"] is None and p.status["succeeded"] == 1
+    running = {**job, "status": {"active": 1}}
+    p = prepare(running, uid_map={}, snapshot_uids={"j"}, has_status_subresource=True)
+    assert p.status == {"active": 1}
+
+
 def test_plan_puts_dependents_before_their_controllers() -> None:
     steps = plan({"apps/v1/deployments": 1, "v1/pods": 5, "apps/v1/replicasets": 2, "v1/namespaces": 1,
                   "apiextensions.k8s.io/v1/customresourcedefinitions": 1, "example.io/v1/widgets": 3,
