@@ -107,29 +107,24 @@ def test_ctrl_c_in_the_wait_for_adoption_keeps_the_summary(kwok_cluster: LocalCl
     import uuid
 
     from kwoksnap.cluster.populate import fake_node
-    from kwoksnap.store import KwsWriter
+    from tests.integration.snapshots import write_snapshot
 
     ns, node = f"t-{uuid.uuid4().hex[:10]}", f"adopt-node-{uuid.uuid4().hex[:6]}"
-    snapshot = tmp_path / "never-adopted.kws"
     rs_uid = str(uuid.uuid4())
-    with KwsWriter(snapshot) as w:
-        container = {"containers": [{"name": "c", "image": "i"}]}
-        replicaset = {"metadata": {"name": "rs", "namespace": ns, "uid": rs_uid},
-                      "spec": {"replicas": 0, "selector": {"matchLabels": {"a": "1"}},
-                               "template": {"metadata": {"labels": {"a": "1"}}, "spec": container}}}
-        owned = {"metadata": {"name": "p", "namespace": ns, "labels": {"a": "2"},
-                              "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs",
-                                                   "uid": rs_uid, "controller": True}]},
-                 "spec": {"nodeName": node, **container}, "status": {"phase": "Running"}}
-        for resource, kind, namespaced, obj in (
-            ("v1/namespaces", "Namespace", False, {"metadata": {"name": ns}}),
-            ("v1/nodes", "Node", False, fake_node(node)),
-            ("apps/v1/replicasets", "ReplicaSet", True, replicaset),
-            ("v1/pods", "Pod", True, owned),
-        ):
-            w.write({"type": "resource", "resource": resource, "kind": kind, "namespaced": namespaced})
-            w.write({"type": "object", "resource": resource,
-                     "object": {"apiVersion": resource.rsplit("/", 1)[0], "kind": kind, **obj}})
+    container = {"containers": [{"name": "c", "image": "i"}]}
+    replicaset = {"metadata": {"name": "rs", "namespace": ns, "uid": rs_uid},
+                  "spec": {"replicas": 0, "selector": {"matchLabels": {"a": "1"}},
+                           "template": {"metadata": {"labels": {"a": "1"}}, "spec": container}}}
+    owned = {"metadata": {"name": "p", "namespace": ns, "labels": {"a": "2"},
+                          "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs",
+                                               "uid": rs_uid, "controller": True}]},
+             "spec": {"nodeName": node, **container}, "status": {"phase": "Running"}}
+    snapshot = write_snapshot(tmp_path / "never-adopted.kws", [
+        ("v1/namespaces", "Namespace", False, [{"metadata": {"name": ns}}]),
+        ("v1/nodes", "Node", False, [fake_node(node)]),
+        ("apps/v1/replicasets", "ReplicaSet", True, [replicaset]),
+        ("v1/pods", "Pod", True, [owned]),
+    ])
     try:
         proc = start(kwok_cluster.kubeconfig, "restore", str(snapshot), "-o", "json", "--settle-timeout", "90")
         begun = time.monotonic()

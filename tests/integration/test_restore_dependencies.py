@@ -11,7 +11,7 @@ from kwoksnap.cluster.local import LocalCluster
 from kwoksnap.cluster.populate import fake_node
 from kwoksnap.errors import ExitCode
 from kwoksnap.kube import Client
-from kwoksnap.store import KwsWriter
+from tests.integration.snapshots import write_snapshot
 from tests.integration.test_snapshot_roundtrip import kwoksnap
 
 
@@ -24,25 +24,19 @@ def test_missing_dependencies_are_listed_up_front(kwok_cluster: LocalCluster, cl
         return {"metadata": {"name": name, "namespace": ns}, "spec": {"nodeName": node, **container, **spec},
                 "status": {"phase": "Running"}}
 
-    snapshot = tmp_path / "deps.kws"
-    with KwsWriter(snapshot) as w:
-        for resource, kind, namespaced, objs in (
-            ("v1/namespaces", "Namespace", False, [{"metadata": {"name": ns}}]),
-            ("v1/nodes", "Node", False, [fake_node(node)]),
-            ("v1/serviceaccounts", "ServiceAccount", True, [{"metadata": {"name": "held", "namespace": ns}}]),
-            ("v1/pods", "Pod", True, [
-                pod("a", serviceAccountName="builder", priorityClassName="high"),
-                pod("b", serviceAccountName="builder", runtimeClassName="gvisor"),
-                pod("c", serviceAccountName="held", priorityClassName="system-cluster-critical")]),
-            ("v1/persistentvolumeclaims", "PersistentVolumeClaim", True, [{
-                "metadata": {"name": "data", "namespace": ns},
-                "spec": {"storageClassName": "fast", "accessModes": ["ReadWriteOnce"],
-                         "resources": {"requests": {"storage": "1Gi"}}}}]),
-        ):
-            w.write({"type": "resource", "resource": resource, "kind": kind, "namespaced": namespaced})
-            for obj in objs:
-                w.write({"type": "object", "resource": resource,
-                         "object": {"apiVersion": resource.rsplit("/", 1)[0], "kind": kind, **obj}})
+    snapshot = write_snapshot(tmp_path / "deps.kws", [
+        ("v1/namespaces", "Namespace", False, [{"metadata": {"name": ns}}]),
+        ("v1/nodes", "Node", False, [fake_node(node)]),
+        ("v1/serviceaccounts", "ServiceAccount", True, [{"metadata": {"name": "held", "namespace": ns}}]),
+        ("v1/pods", "Pod", True, [
+            pod("a", serviceAccountName="builder", priorityClassName="high"),
+            pod("b", serviceAccountName="builder", runtimeClassName="gvisor"),
+            pod("c", serviceAccountName="held", priorityClassName="system-cluster-critical")]),
+        ("v1/persistentvolumeclaims", "PersistentVolumeClaim", True, [{
+            "metadata": {"name": "data", "namespace": ns},
+            "spec": {"storageClassName": "fast", "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}}}]),
+    ])
     try:
         proc = kwoksnap("restore", str(snapshot), "--settle-timeout", "5", kubeconfig=kwok_cluster.kubeconfig)
         assert proc.returncode == ExitCode.PARTIAL, proc.stdout + proc.stderr  # the pods are refused, as announced

@@ -11,7 +11,7 @@ from pathlib import Path
 from kwoksnap.cluster.local import LocalCluster
 from kwoksnap.cluster.populate import fake_node
 from kwoksnap.kube import Client
-from kwoksnap.store import KwsWriter
+from tests.integration.snapshots import write_snapshot
 from tests.integration.test_snapshot_roundtrip import kwoksnap
 
 
@@ -33,17 +33,12 @@ def test_a_job_past_its_ttl_is_announced_and_its_gone_pod_not_waited_for(kwok_cl
                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "done", "uid": job_uid,
                                              "controller": True, "blockOwnerDeletion": True}]},
            "spec": {"nodeName": node, **container}, "status": {"phase": "Succeeded"}}
-    snapshot = tmp_path / "ttl.kws"
-    with KwsWriter(snapshot) as w:
-        for resource, kind, namespaced, obj in (
-            ("v1/namespaces", "Namespace", False, {"metadata": {"name": ns}}),
-            ("v1/nodes", "Node", False, fake_node(node)),
-            ("batch/v1/jobs", "Job", True, job),
-            ("v1/pods", "Pod", True, pod),
-        ):
-            w.write({"type": "resource", "resource": resource, "kind": kind, "namespaced": namespaced})
-            w.write({"type": "object", "resource": resource,
-                     "object": {"apiVersion": resource.rsplit("/", 1)[0], "kind": kind, **obj}})
+    snapshot = write_snapshot(tmp_path / "ttl.kws", [
+        ("v1/namespaces", "Namespace", False, [{"metadata": {"name": ns}}]),
+        ("v1/nodes", "Node", False, [fake_node(node)]),
+        ("batch/v1/jobs", "Job", True, [job]),
+        ("v1/pods", "Pod", True, [pod]),
+    ])
     try:
         begun = time.monotonic()
         proc = kwoksnap("restore", str(snapshot), "--settle-timeout", "90", kubeconfig=kwok_cluster.kubeconfig)
