@@ -80,19 +80,14 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
             return 0
         with make_client(ctx, pool_size=concurrency) as client, Progress(output_format == "text") as bar:
             from kwoksnap.cluster.local import Profile, profile_for_server
-            from kwoksnap.kube.discovery import discover
-            from kwoksnap.restore.dependencies import missing_dependencies
-            from kwoksnap.restore.engine import check_target
 
-            check_target(client, allow_real_nodes)  # (restore checks again: a refused target hears nothing else)
-            for line in missing_dependencies(source.counts(), source.objects, client, discover(client)):
-                click.echo(f"warning: {line}", err=True)  # before anything is written: the user may stop here
             # A replay-profile cluster has no workload controllers to adopt pods: relink their owners instead.
             adopt = profile_for_server(client.config.server) is not Profile.REPLAY
             options = RestoreOptions(on_conflict=on_conflict, concurrency=concurrency,  # type: ignore[arg-type]
                                      allow_real_nodes=allow_real_nodes, include_regenerated=include_regenerated,
                                      settle_timeout=settle_timeout, adopt=adopt)
-            summary = run_restore(client, source, options, progress=lambda r, d, t: bar.update(r, d, t))
+            summary = run_restore(client, source, options, progress=lambda r, d, t: bar.update(r, d, t),
+                                  notice=lambda line: click.echo(f"warning: {line}", err=True))
     if output_format == "json":
         print_json(summary.to_dict())
     else:

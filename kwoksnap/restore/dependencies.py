@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kwoksnap.errors import KwoksnapError, NotFound
 from kwoksnap.kube.client import Client
-from kwoksnap.kube.discovery import Discovery
+from kwoksnap.kube.discovery import Discovery, parse_key
 
 Obj = dict[str, Any]
 
@@ -58,11 +58,11 @@ def _field(obj: Obj, path: str) -> str:
 
 
 def _gr(key: str) -> tuple[str, str]:
-    parts = key.split("/")
-    return (parts[0] if len(parts) == 3 else "", parts[-1])
+    group, _version, plural = parse_key(key)
+    return group, plural
 
 
-def missing_dependencies(keys: Iterable[str], objects: Callable[[str], Iterator[Obj]], client: Client,
+def missing_dependencies(keys: Iterable[str], objects: Callable[[str], Iterable[Obj]], client: Client,
                          discovery: Discovery) -> list[str]:
     """One line per kind of object the snapshot's objects name, and neither the snapshot nor the target holds:
     which ones, how many objects name them, and what follows. ``keys``: the snapshot's resources."""

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from kwoksnap.errors import APIError, ClusterError, Conflict, Invalid, KwoksnapError, NotFound
 from kwoksnap.kube.client import Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
+from kwoksnap.restore.dependencies import missing_dependencies
 from kwoksnap.restore.plan import ADMISSION, PHASES, PlanStep, plan
 from kwoksnap.restore.transform import (
     CREATED_BY_LABEL,
@@ -119,6 +120,8 @@ class RestoreSummary:
     ttl_expired: list[str] = dataclasses.field(default_factory=list)
     # Restored dependents that were waited for to be adopted, and were deleted in the target meanwhile.
     deleted_meanwhile: list[str] = dataclasses.field(default_factory=list)
+    # What the snapshot's objects name and neither it nor the target held, one line per kind (restore/dependencies).
+    missing_dependencies: list[str] = dataclasses.field(default_factory=list)
     # An error that stopped the restore after it had begun writing (the target stopped answering, a CRD never
     # became established): the summary still says what is in the target; the caller raises it after showing that.
     error: KwoksnapError | None = dataclasses.field(default=None, repr=False)
@@ -143,6 +146,7 @@ class RestoreSummary:
             "interrupted": self.interrupted, "planned": self.planned, "keptSecrets": self.kept_secrets[:200],
             "activeNamespaces": self.active_namespaces[:200], "namespacesCreated": self.namespaces_created[:200],
             "ttlExpiredJobs": self.ttl_expired[:200], "deletedMeanwhile": self.deleted_meanwhile[:200],
+            "missingDependencies": self.missing_dependencies,
             "error": str(self.error) if self.error is not None else None,
         }
 
@@ -605,8 +609,13 @@ def restore(
     options: RestoreOptions = RestoreOptions(),
     *,
     progress: Progress = lambda _r, _d, _t: None,
+    notice: Callable[[str], None] = lambda _line: None,
 ) -> RestoreSummary:
-    """Restore every object of ``source`` into the cluster behind ``client``; see the module docstring."""
+    """Restore every object of ``source`` into the cluster behind ``client``; see the module docstring.
+
+    ``notice`` hears each of what the snapshot's objects name that neither it nor the target holds
+    (:func:`~kwoksnap.restore.dependencies.missing_dependencies`) before anything is written; the summary keeps them.
+    """
     started = time.monotonic()
     requests0, retries0 = client.requests, client.retries
     check_target(client, options.allow_real_nodes)
@@ -616,6 +625,9 @@ def restore(
     r.snapshot_namespaces = frozenset(str((o.get("metadata") or {}).get("name", ""))
                                       for o in source.objects("v1/namespaces"))
     disc = discover(client)
+    missing = missing_dependencies(source.counts(), source.objects, client, disc)
+    for line in missing:
+        notice(line)
     crd_steps = [s for s in steps if s.phase == PHASES[0][0]]
     admission = [s for s in steps if s.phase == ADMISSION]
     interrupted = False
@@ -685,7 +697,7 @@ def restore(
         results=r.results, failures=r.failures, not_adopted=not_adopted, dropped_owner_refs=r.dropped,
         seconds=time.monotonic() - started, requests=client.requests - requests0,
         retries=client.retries - retries0, claims_without_volume=r.claims_without_volume,
-        ttl_expired=r.ttl_expired, deleted_meanwhile=r.deleted_meanwhile,
+        ttl_expired=r.ttl_expired, deleted_meanwhile=r.deleted_meanwhile, missing_dependencies=missing,
         interrupted=interrupted, planned=sum(s.objects for s in steps), kept_secrets=sorted(r.kept_secrets),
         active_namespaces=sorted(r.active_namespaces), namespaces_created=sorted(r.namespaces_created), error=error,
     )
