@@ -103,8 +103,8 @@ def infer_patch_type(event: AuditEvent) -> PatchType:
     ``$retainKeys``, ``$deleteFromPrimitiveList/...``) anywhere mean strategic merge; a kubelet (``system:node:*``)
     status patch is strategic merge; JSON merge patch for custom resources (which do not support strategic merge);
     kubectl's client-side apply (its field manager, or the last-applied annotation in the body) is strategic
-    merge; for built-in groups, what the resulting object says of the patch's lists (:func:`_said_by_lists`: a list that
-    came out longer than the patch's was merged, one that came out as given was replaced), else strategic merge.
+    merge; for built-in groups, what the resulting object says of the patch's lists (:func:`_said_by_lists`: merge
+    when every list came out exactly as the patch wrote it), else strategic merge.
     """
     if event["verb"] != "patch":
         raise UsageError(f"infer_patch_type: {event['source']} is a {event['verb']!r}, not a patch")

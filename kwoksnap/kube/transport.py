@@ -35,13 +35,9 @@ class TransportFailure(Exception):
     ``sent``: the whole request went out, so the server may have acted on it although no answer came back.
     """
 
-    sent = True
-
-
-def _unsent(message: str) -> TransportFailure:
-    failure = TransportFailure(message)
-    failure.sent = False
-    return failure
+    def __init__(self, message: str, *, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class _Stale(TransportFailure):
@@ -91,12 +87,11 @@ class _Connection:
             self.sock.sendall(request)
         except (BrokenPipeError, ConnectionResetError):
             if self.used:
-                stale = _Stale("connection closed by the server")
-                stale.sent = False  # (before the request was wholly sent: no server acts on it)
-                raise stale from None
-            raise _unsent("connection closed by the server while the request was sent") from None
+                # (before the request was wholly sent: no server acts on it)
+                raise _Stale("connection closed by the server", sent=False) from None
+            raise TransportFailure("connection closed by the server while the request was sent", sent=False) from None
         except (OSError, ssl.SSLError) as exc:  # a timeout: part of the request went out, which no server acts on
-            raise _unsent(f"{type(exc).__name__} while the request was sent: {exc}") from None
+            raise TransportFailure(f"{type(exc).__name__} while the request was sent: {exc}", sent=False) from None
         status, headers = self._head(0)
         while 100 <= status < 200 and status != 101:  # interim answers (100 Continue, 103 Early Hints): the real
             status, headers = self._head(1)  # one follows on the same connection; returning one desynced it
@@ -217,7 +212,7 @@ class Pool:
         try:
             return _Connection(self.host, self.port, timeout, self.tls, self.server_hostname)
         except (OSError, ssl.SSLError) as exc:
-            raise _unsent(f"cannot connect to {self.host}:{self.port}: {exc}") from None
+            raise TransportFailure(f"cannot connect to {self.host}:{self.port}: {exc}", sent=False) from None
 
     def request(self, method: str, target: str, *, body: bytes | None = None, headers: dict[str, str] | None = None,
                 timeout: float | None = None, repeatable: bool = True) -> Response:

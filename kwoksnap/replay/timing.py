@@ -17,7 +17,7 @@ import re
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 from kwoksnap.audit import AuditEvent, resource_version
 from kwoksnap.errors import UsageError
@@ -351,12 +351,11 @@ def shift_times(obj: Any, to_replay: Callable[[int], int], resource: str = "", g
     A value that is not a time, Go's zero time (``0001-01-01T00:00:00Z``: unset, as operators' ``time.Time`` fields
     write it), an impossible date (``2027-02-30``) or one that would move outside years 1-9999 is kept as
     recorded."""
-    parts = _time_parts(resource, group)
-    if isinstance(obj, list):  # JSON patch operations: a value written under one of those parts
+    if isinstance(obj, list):  # JSON patch operations: a value written where times move
         out_ops: list[Any] = []
         for op in obj:
             path = op.get("path") if isinstance(op, dict) else None
-            if isinstance(path, str) and "value" in op and _under(path, parts, resource, group):
+            if isinstance(path, str) and "value" in op and _moves(path.split("/")[1:], resource, group):
                 leaf = path.rsplit("/", 1)[-1]
                 op = {**op, "value": _shift({leaf: op["value"]}, to_replay)[leaf]}
             out_ops.append(op)
@@ -365,37 +364,21 @@ def shift_times(obj: Any, to_replay: Callable[[int], int], resource: str = "", g
         return obj
     out = dict(obj)
     for key, value in obj.items():
-        if key in parts:
-            out[key] = _shift(value, to_replay)
-        elif key == "spec" and resource == "nodes" and not group and isinstance(value, dict) and "taints" in value:
+        if _moves([key], resource, group):
+            out[key] = _shift({key: value}, to_replay)[key]
+        elif isinstance(value, dict) and "taints" in value and _moves([key, "taints"], resource, group):
             out[key] = {**value, "taints": _shift(value["taints"], to_replay)}
-        elif resource == "events" and key in TIME_KEYS:
-            out.update(_shift({key: value}, to_replay))
     return out
 
 
-def _time_parts(resource: str, group: str) -> frozenset[str]:
-    """The top-level keys whose whole subtree holds times of events (see :func:`shift_times`)."""
-    if resource == "leases" and group == "coordination.k8s.io":
-        return _STATUS_AND_SPEC
-    if resource == "events":
-        return _EVENT_PARTS
-    return _STATUS
-
-
-_STATUS: Final = frozenset({"status"})
-_STATUS_AND_SPEC: Final = frozenset({"status", "spec"})
-_EVENT_PARTS: Final = frozenset({"status", "series"})
-
-
-def _under(path: str, parts: frozenset[str], resource: str, group: str) -> bool:
-    """Whether a JSON patch path (``/status/conditions/0/lastTransitionTime``) writes where :func:`shift_times`
-    moves times."""
-    segments = path.split("/")
-    top = segments[1] if len(segments) > 1 else ""
-    if top in parts or (resource == "events" and top in TIME_KEYS):
-        return True
-    return resource == "nodes" and not group and top == "spec" and len(segments) > 2 and segments[2] == "taints"
+def _moves(path: list[str], resource: str, group: str) -> bool:
+    """Whether what lies at ``path`` (keys from the object's top) records when things happened (see
+    :func:`shift_times`): the one rule for objects, merge patches and JSON patch paths."""
+    top = path[0] if path else ""
+    return (top == "status"
+            or (top == "spec" and resource == "leases" and group == "coordination.k8s.io")
+            or (resource == "events" and (top == "series" or top in TIME_KEYS))
+            or (path[:2] == ["spec", "taints"] and resource == "nodes" and not group))
 
 
 def _shift(obj: Any, to_replay: Callable[[int], int]) -> Any:

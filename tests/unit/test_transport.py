@@ -440,9 +440,7 @@ def test_a_request_cut_off_while_it_was_sent_is_sent_again_even_if_it_must_not_r
     def cut_once(self: Any, request: bytes, head_only: bool) -> Any:
         calls[0] += 1
         if calls[0] == 1:
-            stale = transport._Stale("connection closed by the server")
-            stale.sent = False
-            raise stale
+            raise transport._Stale("connection closed by the server", sent=False)
         return real(self, request, head_only)
 
     monkeypatch.setattr(transport._Connection, "exchange", cut_once)
