@@ -25,14 +25,16 @@ def diff(ctx: click.Context, a: str, b: str | None, live: bool, namespaces: tupl
     """Compare what restore can reproduce, ignoring uids, resourceVersions, timestamps and allocated IPs.
 
     B, or the cluster with --live, is looked at as A was saved: its -n namespaces (and the cluster-scoped objects
-    save keeps with them) and its -l label selector.
+    save keeps with them) and its -l label selector. A resource one side holds under another name (`import` guesses a
+    custom resource's plural when the file lacks its CRD) is compared with the other's resource of the same group
+    and kind.
 
     Secret values are never compared, nor shown (only their keys and type): snapshots hold placeholders unless
     saved with --include-secrets, and a changed password would otherwise be printed.
 
     Exit code 0 when equal, 1 when different.
     """
-    from kwoksnap.diff.compare import compare
+    from kwoksnap.diff.compare import compare, kinds_of, pair_by_kind
     from kwoksnap.errors import UsageError
     from kwoksnap.kube.discovery import discover
     from kwoksnap.restore.source import LiveSource, SnapshotSource
@@ -46,16 +48,24 @@ def diff(ctx: click.Context, a: str, b: str | None, live: bool, namespaces: tupl
         scope = frozenset(namespaces) or left.namespaces
         if live:
             with make_client(ctx) as client:
-                right = LiveSource(client, discover(client), selector=left.selector)
+                disc = discover(client)
+                right = LiveSource(client, disc, selector=left.selector)
+                served = {r.group_resource: (r.group, r.kind) for r in disc.listable()}
+                aliases = pair_by_kind(kinds_of(left.by_group_resource, [g for g in resources if g not in served]),
+                                       {gr: kind for gr, kind in served.items() if gr not in resources})
                 result = compare(resources, left.by_group_resource, right.by_group_resource,
-                                 include_regenerated=include_regenerated, namespaces=scope)
+                                 include_regenerated=include_regenerated, namespaces=scope, aliases=aliases)
         else:
             assert b is not None
             with KwsReader(b) as rb:
                 other = SnapshotSource(rb)
-                resources += [g for g in other.group_resources() if g not in resources]
+                theirs = other.group_resources()
+                aliases = pair_by_kind(kinds_of(left.by_group_resource, [g for g in resources if g not in theirs]),
+                                       kinds_of(other.by_group_resource, [g for g in theirs if g not in resources]))
+                resources += [g for g in theirs if g not in resources and g not in aliases.values()]
                 result = compare(resources, left.by_group_resource, other.by_group_resource,
-                                 include_regenerated=include_regenerated, namespaces=scope, selector=left.selector)
+                                 include_regenerated=include_regenerated, namespaces=scope, selector=left.selector,
+                                 aliases=aliases)
     if output_format == "json":
         print_json(result.to_dict())
     else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -70,6 +70,31 @@ def _digest(obj: Obj) -> bytes:
     return hashlib.blake2b(text, digest_size=16).digest()
 
 
+def pair_by_kind(only_a: Mapping[str, tuple[str, str]], only_b: Mapping[str, tuple[str, str]]) -> dict[str, str]:
+    """Pair resources that only one side holds when their objects have the same API group and kind: A's resource
+    -> B's. ``kwoksnap import`` guesses a custom resource's plural when the file lacks its CRD (``Leaf`` ->
+    ``leafs``) while a cluster serves it as ``leaves``; compared by name, the same objects were "missing" under one
+    and "added" under the other. Each argument maps a resource to (group, kind) of its objects; a kind held under
+    two names on one side is left unpaired (which pair is meant is unknown)."""
+    def unique(side: Mapping[str, tuple[str, str]]) -> dict[tuple[str, str], str]:
+        names: dict[tuple[str, str], list[str]] = {}
+        for gr, kind in side.items():
+            names.setdefault(kind, []).append(gr)
+        return {kind: grs[0] for kind, grs in names.items() if len(grs) == 1 and kind[1]}
+    b_by_kind = unique(only_b)
+    return {gr: b_by_kind[kind] for kind, gr in unique(only_a).items() if kind in b_by_kind}
+
+
+def kinds_of(objects: Objects, resources: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """(group, kind) of each resource's first object, for :func:`pair_by_kind` (resources without one left out)."""
+    out: dict[str, tuple[str, str]] = {}
+    for gr in resources:
+        first = next(iter(objects(gr)), None)
+        if first is not None:
+            out[gr] = (str(first.get("apiVersion") or "").rpartition("/")[0], str(first.get("kind") or ""))
+    return out
+
+
 def compare(
     resources: Iterable[str],
     a: Objects,
@@ -78,10 +103,12 @@ def compare(
     include_regenerated: bool = False,
     namespaces: frozenset[str] = frozenset(),
     selector: str = "",
+    aliases: Mapping[str, str] | None = None,
     detail_limit: int = 50,
 ) -> DiffResult:
     """Compare ``a`` and ``b`` over the given group-resources; ``namespaces`` restricts namespaced objects, and a
-    label ``selector`` every object (as ``save -l`` selected them)."""
+    label ``selector`` every object (as ``save -l`` selected them). ``aliases`` names B's resource for one of A's
+    that B holds under another name (see :func:`pair_by_kind`)."""
     matches = parse_selector(selector) if selector else None
     differences: list[Difference] = []
     per_resource: dict[str, dict[str, int]] = {}
@@ -104,7 +131,8 @@ def compare(
 
     for gr in resources:
         left = {_key(o): _digest(o) for o in a(gr) if keep(o)}
-        right = {_key(o): _digest(o) for o in b(gr) if keep(o)}
+        gr_b = (aliases or {}).get(gr, gr)
+        right = {_key(o): _digest(o) for o in b(gr_b) if keep(o)}
         changed = sorted(k for k in left.keys() & right.keys() if left[k] != right[k])
         missing = sorted(left.keys() - right.keys())
         added = sorted(right.keys() - left.keys())
@@ -116,7 +144,7 @@ def compare(
         if changed:
             wanted = set(changed[:detail_limit])
             left_objs = {_key(o): normalize(o) for o in a(gr) if _key(o) in wanted}
-            right_objs = {_key(o): normalize(o) for o in b(gr) if _key(o) in wanted}
+            right_objs = {_key(o): normalize(o) for o in b(gr_b) if _key(o) in wanted}
             for k in changed:
                 fields = (field_differences(left_objs.get(k), right_objs.get(k))
                           if k in left_objs and k in right_objs else [])

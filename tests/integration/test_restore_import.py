@@ -1,6 +1,7 @@
 """A kwokctl YAML imported without the CRDs of its custom resources (kwokctl's default filter leaves CRDs out) has
 guessed plurals (``Leaf`` -> ``leafs``); restore finds the kind the target serves under its own name (found
-black-box testing: "resource not served by the target", though the target served ``leaves``)."""
+black-box testing: "resource not served by the target", though the target served ``leaves``), and diff compares
+them with it."""
 
 from __future__ import annotations
 
@@ -41,5 +42,8 @@ def test_restore_finds_a_custom_resource_by_its_kind(kwok_cluster: LocalCluster,
         proc = kwoksnap("restore", str(snapshot), kubeconfig=kwok_cluster.kubeconfig)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert client.get(f"/apis/{group}/v1/namespaces/{namespace}/leaves/oak")["spec"] == {"colour": "green"}
+        # diff pairs the guessed plural with the served one too (it said "missing" under one, "added" under the other)
+        proc = kwoksnap("diff", str(snapshot), "--live", kubeconfig=kwok_cluster.kubeconfig)
+        assert proc.returncode == 0 and "equal: 1 objects compared" in proc.stdout, proc.stdout + proc.stderr
     finally:
         client.delete(f"{crds}/leaves.{group}")

@@ -122,3 +122,26 @@ def test_differences_show_where_long_values_differ() -> None:
                               {"c": [{"type": "Ready", "s": "False"}, {"type": "Initialized", "s": "True"}]})
     assert grown == [".c: 1 -> 2 items", ".c[0].s: 'True' -> 'False'"]
     assert field_differences({"a": 1}, {"a": 2}) == [".a: 1 -> 2"]
+
+
+def test_a_guessed_plural_is_compared_with_the_resource_of_the_same_kind() -> None:
+    """Review finding: after `import` without the CRD (plural guessed, `leafs`), diff against a snapshot of the
+    cluster (`leaves`) reported every object twice, "missing" under one name and "added" under the other."""
+    from kwoksnap.diff.compare import kinds_of, pair_by_kind
+
+    def leaf(name: str, colour: str) -> Obj:
+        return {"apiVersion": "example.com/v1", "kind": "Leaf", "metadata": {"name": name, "namespace": "ns"},
+                "spec": {"colour": colour}}
+    a = {"leafs.example.com": [leaf("oak", "green"), leaf("elm", "green")],
+         "twigs.example.com": [{"apiVersion": "example.com/v1", "kind": "Twig", "metadata": {"name": "t"}}]}
+    b = {"leaves.example.com": [leaf("oak", "green"), leaf("elm", "brown")],
+         "leaves.other.com": [{**leaf("x", "y"), "apiVersion": "other.com/v1"}]}
+    aliases = pair_by_kind(kinds_of(a.__getitem__, a), kinds_of(b.__getitem__, b))
+    assert aliases == {"leafs.example.com": "leaves.example.com"}  # same group and kind only
+    result = compare(["leafs.example.com"], a.__getitem__, b.__getitem__, aliases=aliases)
+    assert [(d.resource, d.name, d.change, d.fields) for d in result.differences] == [
+        ("leafs.example.com", "elm", "changed", [".spec.colour: 'green' -> 'brown'"])]
+    # a kind one side holds under two names: which pair is meant is unknown, so none is made
+    assert pair_by_kind({"leafs.example.com": ("example.com", "Leaf")},
+                        {"leaves.example.com": ("example.com", "Leaf"), "leafz.example.com": ("example.com", "Leaf")}
+                        ) == {}
