@@ -398,11 +398,13 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
         # result (a patch's type is inferred, and a merge patch replayed as a strategic one could merge a list).
         user_patch = mode == "inputs" and verb == "patch" and request is not None and resource == "pods" \
             and not group
+        if is_lease and ev["namespace"] == NODE_LEASE_NAMESPACE and not sub:
+            # A kubelet's renewal, at any level: a policy that logs leases at RequestResponse made them plain PUTs,
+            # never coalesced (--lease-interval) and counted as changes' lag, not renewals'.
+            return Action("renew", "PATCH", content_type=MERGE_PATCH, body={}, **base)
         if result is not None and not user_patch:  # the request's UID precondition (an update's body names it) holds
             return Action(op, "PUT", subresource=sub, body=body_of(result), state=result,
                           source_uid=precondition_uid(request), **base)
-        if is_lease and ev["namespace"] == NODE_LEASE_NAMESPACE:
-            return Action("renew", "PATCH", content_type=MERGE_PATCH, body={}, **base)
         if request is None:
             return Skip("degraded-metadata")
         if verb == "update" and isinstance(request, dict):

@@ -337,6 +337,23 @@ class TestActions:
                                   namespace="kube-node-lease", name="n1"), mode="verbatim", to_replay=None)
         assert isinstance(lease, Action) and lease.op == "renew"
 
+    def test_a_node_lease_renewal_is_a_renewal_at_request_response_level_too(self) -> None:
+        """Review finding: a policy logging leases at RequestResponse made every renewal a PUT of the recorded
+        lease, never coalesced and counted as the changes' lag instead of the renewals'."""
+        lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                 "metadata": {"name": "n1", "namespace": "kube-node-lease"},
+                 "spec": {"holderIdentity": "n1", "renewTime": "2027-01-15T08:00:00.000000Z"}}
+        for verb in ("update", "patch"):
+            a = plan_action(event(verb=verb, resource="leases", group="coordination.k8s.io",
+                                  namespace="kube-node-lease", name="n1", request=lease, response=lease),
+                            mode="verbatim", to_replay=None)
+            assert isinstance(a, Action) and a.op == "renew", verb
+        # another namespace's lease (leader election) is replayed as it was written
+        other = plan_action(event(verb="update", resource="leases", group="coordination.k8s.io",
+                                  namespace="kube-system", name="n1", request=lease, response=lease),
+                            mode="verbatim", to_replay=None)
+        assert isinstance(other, Action) and other.op == "replace"
+
     def test_binding_sets_the_node(self) -> None:
         a = plan_action(event(verb="create", sub="binding", request={"target": {"name": "n7"}},
                               response={"kind": "Status"}), mode="verbatim", to_replay=None)
