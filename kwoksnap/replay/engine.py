@@ -949,6 +949,8 @@ class Replayer:
         if key in self._stale_events:
             self._stale_events.discard(key)
             if seen is not None and rv:
+                if verb == "create" and not sub and max(*seen.parts, seen.created) > rv:
+                    return True  # a create wrote both parts: a later write of either made (or moved) the object
                 if verb in ("create", "update", "patch") and part is not None and seen.parts[part] > rv:
                     return True
                 if verb == "delete" and not sub and seen.created > rv:

@@ -1134,6 +1134,31 @@ def test_a_stale_delete_or_a_stale_write_of_another_part_is_still_applied() -> N
     assert "p1:delete" in r.executed and "p3:status" in r.executed
 
 
+def test_a_create_answered_after_a_later_status_write_left_is_skipped() -> None:
+    """Review finding: a pod's create (rv 100) that reached the planner after its status write (rv 101) was checked
+    against the object part only, planned after the status write, and then replaced the pod that write had made
+    Running with the create's Pending one (fidelity followed the same order and saw no mismatch)."""
+    class Ops(RecordingReplayer):
+        def execute(self, action: Action) -> str | None:
+            with self.lock_sent:
+                self.executed.append(f"{action.name}:{action.op}")
+            return None
+
+    def write(name: str, rv: int, received_s: float, completed_s: float, verb: str = "update",
+              sub: str = "") -> AuditEvent:
+        body = pod(resourceVersion=str(rv))
+        body["metadata"]["name"] = name
+        return _received(event(verb=verb, sub=sub, name=name, ts=T0 + int(completed_s * NS), response=body,
+                               user="alice", agent="kubectl/v1.36"), received_s)
+
+    stream = [write("p1", 101, 0.1, 0.1, sub="status"), write("p2", 5, 3.0, 3.0),
+              write("p1", 100, 0.0, 3.5, verb="create")]  # received first, answered 3.5 s later: stale
+    r = Ops(FakeClock(), speed=1.0)
+    report = r.run(stream)
+    assert report.stale == 1 and report.skipped == {"stale": 1} and report.applied == 2
+    assert r.executed == ["p1:status", "p2:replace"]
+
+
 def test_what_makes_a_stale_change_obsolete(monkeypatch: pytest.MonkeyPatch) -> None:
     """Review findings: a delete answered with a Status (no resourceVersion) did not make a late write obsolete (its
     replay then re-created the object), nor did a re-create under the same name, and a late scale write was never
