@@ -843,50 +843,68 @@ class Replayer:
                 return
             with self.lock:
                 r.events += 1
-                stale = self._superseded(ev, latest)
-                if stale:
-                    r.skipped["stale"] += 1
-            if stale:  # neither sent nor followed as the object's recorded state (inputs mode)
-                continue
-            # A request is due when the recorded client sent it (requestReceivedTimestamp), so the target's own
-            # processing time stands in for the source's; due_order has put the events in that order.
-            sent = ev["received"] or ev["ts"]
-            offset = timeline.offset(sent)
-            if offset - previous[1] > LONG_WAIT and not long_wait_told:
-                long_wait_told = True
-                self._warn_long_wait(ev, previous[0], sent, offset - previous[1])
-            previous = (sent, offset)
-            with self.lock:
-                if self.options.snapshot_taken_ns is not None and ev["ts"] < self.options.snapshot_taken_ns:
-                    r.before_snapshot += 1
-                self._planned_seconds = timeline.recorded_seconds
-                if not r.recorded_start_ns:
-                    r.recorded_start_ns = sent
-            if self.options.mode == "inputs":
-                self._observe(ev)
-                actor = self.options.classifier(ev["user"], ev["groups"], ev["userAgent"])
-                if actor != "user":
-                    with self.lock:
-                        r.skipped[f"actor:{actor}"] += 1
+            try:
+                with self.lock:
+                    stale = self._superseded(ev, latest)
+                    if stale:
+                        r.skipped["stale"] += 1
+                if stale:  # neither sent nor followed as the object's recorded state (inputs mode)
                     continue
-            planned = plan_action(ev, mode=self.options.mode, to_replay=None)
-            renewal = planned if isinstance(planned, Action) and planned.op == "renew" else None
-            if degraded(ev) and renewal is None:  # a renewal needs no body: replayed as recorded at any level
+                # A request is due when the recorded client sent it (requestReceivedTimestamp), so the target's own
+                # processing time stands in for the source's; due_order has put the events in that order.
+                sent = ev["received"] or ev["ts"]
+                offset = timeline.offset(sent)
+                if offset - previous[1] > LONG_WAIT and not long_wait_told:
+                    long_wait_told = True
+                    self._warn_long_wait(ev, previous[0], sent, offset - previous[1])
+                previous = (sent, offset)
                 with self.lock:
-                    r.degraded[ev["level"] or "unknown"] += 1
-            if renewal is not None and self.options.speed is not None:
-                lease = (renewal.namespace, renewal.name)
-                if offset - last_renewal.get(lease, -1e9) < self.options.lease_interval:
-                    planned = Skip("lease-renewal-coalesced")
-                else:
-                    last_renewal[lease] = offset
-            if isinstance(planned, Skip):
-                with self.lock:
-                    r.skipped[planned.reason] += 1
-                    if planned.reason == "degraded-metadata":
-                        self._lost[ev["resource"] + (f"/{ev['subresource']}" if ev["subresource"] else "")] += 1
+                    if self.options.snapshot_taken_ns is not None and ev["ts"] < self.options.snapshot_taken_ns:
+                        r.before_snapshot += 1
+                    self._planned_seconds = timeline.recorded_seconds
+                    if not r.recorded_start_ns:
+                        r.recorded_start_ns = sent
+                if self.options.mode == "inputs":
+                    self._observe(ev)
+                    actor = self.options.classifier(ev["user"], ev["groups"], ev["userAgent"])
+                    if actor != "user":
+                        with self.lock:
+                            r.skipped[f"actor:{actor}"] += 1
+                        continue
+                planned = plan_action(ev, mode=self.options.mode, to_replay=None)
+                renewal = planned if isinstance(planned, Action) and planned.op == "renew" else None
+                if degraded(ev) and renewal is None:  # a renewal needs no body: replayed as recorded at any level
+                    with self.lock:
+                        r.degraded[ev["level"] or "unknown"] += 1
+                if renewal is not None and self.options.speed is not None:
+                    lease = (renewal.namespace, renewal.name)
+                    if offset - last_renewal.get(lease, -1e9) < self.options.lease_interval:
+                        planned = Skip("lease-renewal-coalesced")
+                    else:
+                        last_renewal[lease] = offset
+                if isinstance(planned, Skip):
+                    with self.lock:
+                        r.skipped[planned.reason] += 1
+                        if planned.reason == "degraded-metadata":
+                            self._lost[ev["resource"] + (f"/{ev['subresource']}" if ev["subresource"] else "")] += 1
+                    continue
+                item = _Item(offset, planned, ev["source"], recorded=timeline.recorded_seconds)
+            except (AttributeError, TypeError, ValueError, KeyError, IndexError) as exc:
+                self._unplannable(ev, exc)
                 continue
-            yield _Item(offset, planned, ev["source"], recorded=timeline.recorded_seconds)
+            yield item
+
+    def _unplannable(self, ev: AuditEvent, exc: Exception) -> None:
+        """An event the reader passed whose bodies are not shaped as the API server writes them (a binding's target
+        a string, an object's metadata a list: a hand-edited or generated log): that event fails, listed by its
+        file:line, and the replay goes on (it ended in an internal error, and the report of what was sent was lost)."""
+        with self.lock:
+            self.report.failed += 1
+            if len(self.report.failures) < 1000:
+                self.report.failures.append(
+                    f"{ev['source']}: {ev['verb']} {ev['resource']}"
+                    f"{'/' + ev['subresource'] if ev['subresource'] else ''} {ev['namespace']}/{ev['name']}: not "
+                    f"shaped as the API server writes it ({type(exc).__name__}: {exc}); not sent")
 
     def _warn_long_wait(self, ev: AuditEvent, since_ns: int, until_ns: int, wait: float) -> None:
         """Once per replay: the log is idle so long that the replay would wait for ages (logs of different days

@@ -1159,6 +1159,22 @@ def test_a_create_answered_after_a_later_status_write_left_is_skipped() -> None:
     assert r.executed == ["p1:status", "p2:replace"]
 
 
+def test_an_event_whose_bodies_are_not_shaped_as_the_api_server_writes_them_fails_alone() -> None:
+    """Review finding: a binding whose target is a string, or a pod whose metadata is a string (a hand-edited log),
+    passed the reader and ended the replay in an internal error (exit 70), losing the report of what was sent."""
+    bad_binding = event(verb="create", sub="binding", request={"kind": "Binding", "target": "n1"},
+                        response={"kind": "Status"}, ts=T0 + NS)
+    bad_pod = event(verb="create", name="p2", response={"kind": "Pod", "metadata": "oops"}, ts=T0 + 2 * NS,
+                    user="alice", agent="kubectl/v1.36")
+    good = event(verb="update", name="p3", response=pod(labels={"i": "0"}), ts=T0 + 3 * NS, user="alice",
+                 agent="kubectl/v1.36")
+    r = RecordingReplayer(FakeClock(), speed=1.0)
+    report = r.run([bad_binding, bad_pod, good])
+    assert report.events == 3 and report.failed == 2 and report.applied == 1
+    assert [(name, op) for _, name, op in r.sent] == [("p3", "replace")]
+    assert all("not shaped as the API server writes it" in f for f in report.failures), report.failures
+
+
 def test_what_makes_a_stale_change_obsolete(monkeypatch: pytest.MonkeyPatch) -> None:
     """Review findings: a delete answered with a Status (no resourceVersion) did not make a late write obsolete (its
     replay then re-created the object), nor did a re-create under the same name, and a late scale write was never
