@@ -272,7 +272,8 @@ class _FileReader:
         self.seq = 0
         # Second copies of an event in this file (see finish): the events of the latest timestamp emitted so far.
         self.run_ts = -1
-        self.run: list[AuditEvent] = []
+        self.run: list[AuditEvent] = []  # the events of the microsecond run_ts so far (for copies, finish)
+        self.run_keys: set[tuple[Any, ...]] | None = None  # their copy keys, once the run is long
 
     # Problems ----------------------------------------------------------------------------------------------------
 
@@ -323,22 +324,32 @@ class _FileReader:
         finish = finish_native
         bad: list[int] = []
         copies: list[int] = []
-        run_ts, run = self.run_ts, self.run
+        run_ts, run, keys = self.run_ts, self.run, self.run_keys
         with _gc_paused():
             for i, item in enumerate(items):
                 event, ts = item[4], item[0]
                 if ts != run_ts:
-                    run_ts, run = ts, [event]
-                elif event["auditID"] and any(_same(e, event) for e in run):
-                    copies.append(i)
-                    continue
-                else:
+                    run_ts, run, keys = ts, [event], None
+                elif not event["auditID"]:
+                    pass
+                elif keys is None and len(run) < _RUN_SCAN:
+                    if any(_same(e, event) for e in run):
+                        copies.append(i)
+                        continue
                     run.append(event)
+                else:  # many events in one microsecond (a log with second-precision times): a set, not a scan
+                    if keys is None:
+                        keys = {_copy_key(e) for e in run}
+                    key = _copy_key(event)
+                    if key in keys:
+                        copies.append(i)
+                        continue
+                    keys.add(key)
                 try:
                     finish(event)
                 except ValueError:
                     bad.append(i)
-        self.run_ts, self.run = run_ts, run
+        self.run_ts, self.run, self.run_keys = run_ts, run, keys
         if copies:
             self.stats.duplicates += len(copies)
         if not bad and not copies:
@@ -728,8 +739,15 @@ def _unwrapped(merged: Iterator[Item], stats: ParseStats, paths: list[str], wind
 _COPY_KEY: Final = ("auditID", "stage", "received", "ts", "verb", "resource", "subresource", "namespace", "name")
 
 
+_RUN_SCAN: Final = 16  # events of one microsecond compared one by one; beyond, by a set of their copy keys
+
+
 def _same(a: AuditEvent, b: AuditEvent) -> bool:
     return all(a[k] == b[k] for k in _COPY_KEY)
+
+
+def _copy_key(event: AuditEvent) -> tuple[Any, ...]:
+    return tuple(event[k] for k in _COPY_KEY)
 
 
 def _first_copies(events: Iterator[AuditEvent], stats: ParseStats, window_ns: int) -> Iterator[AuditEvent]:
@@ -750,7 +768,7 @@ def _first_copies(events: Iterator[AuditEvent], stats: ParseStats, window_ns: in
                 turn = ts + window_ns
             elif ts > turn:
                 previous, current, turn = current, set(), ts + window_ns
-            key = tuple(ev[k] for k in _COPY_KEY)
+            key = _copy_key(ev)
             if key in current or key in previous:
                 if key[0]:
                     duplicates += 1

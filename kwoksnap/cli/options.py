@@ -295,7 +295,8 @@ def warn_out_of_order(stats: Any) -> None:
         from kwoksnap.audit.reader import DEFAULT_WINDOW_NS
 
         click.echo(f"warning: {stats.late} event(s) came more than {DEFAULT_WINDOW_NS / 1e9:g} s out of time order "
-                   "within their file and were kept where they stood (parts of a log joined in the wrong order, "
-                   "e.g. rotated files concatenated newest first? give each file its own --audit: files are merged "
-                   "by time)", err=True)
+                   "within their file and were kept where they stood, and such an event's copy earlier in the file "
+                   "is not recognised (parts of a log joined in the wrong order or overlapping, e.g. rotated files "
+                   "concatenated newest first? give each file its own --audit: files are merged by time, and an "
+                   "event two files hold is read once)", err=True)
 

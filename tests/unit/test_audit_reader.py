@@ -539,3 +539,14 @@ def test_an_event_written_twice_in_one_file_is_read_once(tmp_path: Path) -> None
     path = write(tmp_path, "audit.log", jsonl(ev(1, name="a"), ev(2, name="b"), ev(2, name="b"), reused))
     events, stats = read(path)
     assert [e["name"] for e in events] == ["a", "b", "c"] and stats.duplicates == 1
+
+
+def test_copies_among_many_events_of_one_microsecond_are_found_by_key(tmp_path: Path) -> None:
+    """Review finding: each event was compared with every earlier one of its microsecond, quadratic in a log with
+    second-precision times (8,000 events of one second took 20 s). Beyond a few, the comparison is by a set."""
+    names = [f"p{i}" for i in range(60)]
+    lines = [ev(5, name=n) for n in names] + [ev(5, name=n) for n in names[::3]]  # every third one twice
+    lines += [{**ev(5, name="p1"), "stage": "RequestReceived"}]  # not a copy: another stage
+    events, stats = read(write(tmp_path, "audit.log", jsonl(*lines)))
+    assert stats.duplicates == 20
+    assert sorted(e["name"] for e in events if e["stage"] == "ResponseComplete") == sorted(names)
