@@ -155,10 +155,11 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
                 raise  # nothing reached the target
             report, stopped = replayer.report, exc
             report.interrupted = True
-        if report.interrupted and stats.kept > report.events:
+        if report.interrupted and stats.kept + replayer.split_extra > report.events:
             # Stopped early: events the filters kept and the planner had not reached yet (read ahead, or held for
-            # ordering) were not sent either; counted as planned, they are among the unsent.
-            report.events = stats.kept
+            # ordering) were not sent either; counted as planned (a split collection delete as its named deletes),
+            # they are among the unsent.
+            report.events = stats.kept + replayer.split_extra
         if tty:
             click.echo("", err=True)
         warn_unusable_files(stats)

@@ -226,7 +226,8 @@ class _HeldDeletes:
 
 
 def split_collection_deletes(events: Iterable[AuditEvent], *,
-                             on_late: Callable[[AuditEvent], None] | None = None) -> Iterator[AuditEvent]:
+                             on_late: Callable[[AuditEvent], None] | None = None,
+                             on_split: Callable[[int], None] | None = None) -> Iterator[AuditEvent]:
     """The stream with every recorded collection delete whose response lists the objects it removed replaced by one
     named delete per object (for ``--mode verbatim``).
 
@@ -277,6 +278,8 @@ def split_collection_deletes(events: Iterable[AuditEvent], *,
         if not isinstance(items, list) or not items or not all(_item_name(item) for item in items):
             yield ev
             continue
+        if on_split is not None:
+            on_split(len(items) - 1)  # events more than the stream held
         path, _, query = ev["uri"].partition("?")
         options = _strip_preconditions(ev["request"])  # a UID precondition cannot hold for every item
         params = urlencode([(k, v) for k, v in parse_qsl(query) if k not in ("labelSelector", "fieldSelector")])

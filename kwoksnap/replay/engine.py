@@ -369,6 +369,9 @@ class Replayer:
         self._deleted_by_name: set[str] = set()  # inputs mode: ns/name of pods a delete found under their own name
         self._source_of: dict[str, str] = {}  # target uid -> the source uid it was learned for
         self._late_deletes = 0  # split collection deletes that could not come before a re-create (_late_delete)
+        # Named deletes made of the collection deletes split so far, beyond one per collection delete: after a stop,
+        # the events the filters kept count as stats.kept + split_extra in the report's units (the CLI's unsent).
+        self.split_extra = 0
         self._stale_events: set[int] = set()  # ids of events due_order found stale (_superseded decides)
         self._late_split: set[int] = set()  # ids of split collection deletes that came after a re-create
         self.expected: dict[tuple[str, str, str], ObjectState] = {}  # (kind, namespace, name) -> last recorded
@@ -837,7 +840,8 @@ class Replayer:
         previous, long_wait_told = (0, 0.0), False  # (recorded ns, offset) of the last change
         latest: collections.OrderedDict[tuple[str, str, str, str], _Planned] = collections.OrderedDict()
         if self.options.mode == "verbatim":
-            events = split_collection_deletes(events, on_late=self._late_delete)  # one named delete per object
+            events = split_collection_deletes(events, on_late=self._late_delete,  # one named delete per object
+                                              on_split=self._count_split)
         for ev in due_order(events, on_stale=self._stale):
             if self.stop.is_set():
                 return
@@ -990,6 +994,10 @@ class Replayer:
         if len(latest) > RELEASED_MAX:
             latest.popitem(last=False)
         return False
+
+    def _count_split(self, extra: int) -> None:
+        with self.lock:
+            self.split_extra += extra
 
     def _late_delete(self, ev: AuditEvent) -> None:
         """A collection delete listed an object whose name was taken again too long before the collection delete
