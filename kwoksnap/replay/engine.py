@@ -1288,13 +1288,19 @@ class Replayer:
                     f"interrupted while frozen pods and nodes were handed back to the target: {done[0]} were, the "
                     "others not; no recorded change was sent")
             return self.report
-        self.warm_up()
-        if prepare and self.options.speed is not None and self.options.max_lead > 0:
-            try:
+        try:
+            self.warm_up()
+            if prepare and self.options.speed is not None and self.options.max_lead > 0:
                 self.report.capacity = self.measure_rate()
-            except KeyboardInterrupt:  # nothing was replayed yet; the scratch objects were cleaned up
-                self.report.interrupted = True
-                return self.report
+        except KeyboardInterrupt:  # nothing was replayed yet; the measurement's scratch objects were cleaned up
+            self.report.interrupted = True
+            if done[0]:
+                self.report.warnings.append(
+                    f"interrupted before the first change was sent: {done[0]} node(s) had been frozen for the replay "
+                    f"({FROZEN_ANNOTATION}=true: kwok leaves their status alone)" if self.options.mode == "verbatim"
+                    else f"interrupted before the first change was sent: {done[0]} frozen pod(s) and node(s) had "
+                    "been handed back to the target")
+            return self.report
         old_switch = sys.getswitchinterval()
         sys.setswitchinterval(0.0005)  # the dispatcher must get the GIL back quickly after its deadline
         planned: Queue = queue.Queue(maxsize=self.options.lookahead)

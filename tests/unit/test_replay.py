@@ -1019,6 +1019,26 @@ def test_ctrl_c_while_the_target_is_prepared_reports_what_was_changed() -> None:
         assert [w for w in report.warnings if told in w and "no recorded change was sent" in w], report.warnings
 
 
+def test_ctrl_c_while_connections_are_warmed_up_still_reports_the_frozen_nodes() -> None:
+    """Review finding: Ctrl-C while the connections were opened, after the nodes were frozen, ended with exit 130 and
+    no report (warm_up ran outside any handler)."""
+    class Frozen(FreezingClient):
+        def patch(self, path: str, body: Any, *_args: Any) -> dict[str, Any]:
+            self.patched.append(path)
+            return {}
+
+    class Interrupted(RecordingReplayer):
+        def warm_up(self) -> None:
+            raise KeyboardInterrupt
+
+    r = Interrupted(FakeClock(), speed=10.0, workers=1)
+    r.options = dataclasses.replace(r.options, mode="verbatim")
+    client = r.client = Frozen()  # type: ignore[assignment]
+    report = r.run(user_events([0]))
+    assert report.interrupted and r.executed == [] and len(client.patched) == 3
+    assert [w for w in report.warnings if "3 node(s) had been frozen" in w], report.warnings
+
+
 def test_a_failed_thaw_patch_is_raised_once_every_patch_was_sent() -> None:
     """Review finding: cancelling the queued patches, meant for Ctrl-C, also followed an ordinary failure, leaving
     the target partly thawed with nothing said."""
