@@ -460,9 +460,19 @@ class Replayer:
         # Keyed as _remember keys what replay writes: a cluster-scoped owner (a mirror pod's Node) under "".
         scope = namespace if res.namespaced else ""
         cache_key = (kind, scope, name)
+        source = str(ref.get("uid") or "")
         with self.lock:
-            if cache_key in self.uids:
-                return self.uids[cache_key]
+            if source in self.target_uids:  # the very incarnation the reference names, as replay wrote it
+                return self.target_uids[source]
+            cached = self.uids.get(cache_key)
+            if cached is not None and (not source or self._source_of.get(cached, source) == source):
+                return cached
+        if cached is not None:
+            # The name's last known object stands for another incarnation (replay deleted and is creating it again,
+            # or is about to): wait for a create in flight, then take what it made (else the last known one).
+            self._await_create((res.group, res.name, scope, name))
+            with self.lock:
+                return self.target_uids.get(source) or self.uids.get(cache_key)
         try:
             uid = str(self.client.get(res.path(scope or None, name))["metadata"]["uid"])
         except NotFound:

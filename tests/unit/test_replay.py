@@ -2185,3 +2185,36 @@ def test_a_pod_sent_while_its_replicaset_is_being_created_links_to_it() -> None:
     # Each object is named once among the examples, however many of its writes lost the reference.
     assert any(w.startswith("1 owner reference(s) left out: their owners were not in the target, e.g. on ns/orphan "
                             "(restore") for w in report.warnings), report.warnings
+
+
+def test_an_owner_reference_names_the_incarnation_replay_made_for_its_uid() -> None:
+    """Review finding: owners were found by name through a cache that kept the UID of an owner replay had since
+    deleted, so a dependent naming the owner's next incarnation (its create still in flight) was linked to the
+    dead one, and the garbage collector deleted it."""
+    rs = Resource("apps", "v1", "replicasets", "ReplicaSet", True, frozenset({"create", "get"}))
+    r = Replayer(client=NoClient(), options=ReplayOptions(max_lead=0.0),  # type: ignore[arg-type]
+                 clock=FakeClock(), discovery=Discovery([rs]))
+    r.uids[("ReplicaSet", "ns", "web")] = "t1"
+    r._source_of["t1"] = "s1"
+    r.target_uids["s1"] = "t1"
+    ref = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "controller": True}
+    assert r._owner_uid({**ref, "uid": "s1"}, "ns") == "t1"
+    assert r._owner_uid(ref, "ns") == "t1"  # a reference without a UID: by name
+    key = ("apps", "replicasets", "ns", "web")
+    r._creating[key] += 1  # the second incarnation's create is in flight
+
+    def answered() -> None:
+        with r._created:
+            r.uids[("ReplicaSet", "ns", "web")] = "t2"
+            r._source_of["t2"] = "s2"
+            r.target_uids["s2"] = "t2"
+            r._creating[key] -= 1
+            r._created.notify_all()
+
+    timer = threading.Timer(0.2, answered)
+    timer.start()
+    try:
+        assert r._owner_uid({**ref, "uid": "s2"}, "ns") == "t2"
+    finally:
+        timer.join()
+    assert r._owner_uid({**ref, "uid": "s1"}, "ns") == "t1"  # the first incarnation's dependents keep theirs
