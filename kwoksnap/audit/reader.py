@@ -721,9 +721,11 @@ def read_audit(
 
 
 def _unwrapped(merged: Iterator[Item], stats: ParseStats, paths: list[str], window_ns: int) -> Iterator[AuditEvent]:
-    events = map(_event_of, merged)
     try:
-        yield from events if len(paths) == 1 else _first_copies(events, stats, window_ns)
+        if len(paths) == 1:
+            yield from map(_event_of, merged)
+        else:
+            yield from _first_copies(map(_event_of, _skew_watch(merged, stats, paths)), stats, window_ns)
     finally:
         gc.unfreeze()  # see _gc_paused
     if stats.lines and not stats.events and not stats.prefiltered:  # read to the end without one audit event
@@ -732,6 +734,49 @@ def _unwrapped(merged: Iterator[Item], stats: ParseStats, paths: list[str], wind
         first = f"; first: {stats.malformed_examples[0]}" if stats.malformed_examples else ""
         raise InputError(f"{what}: not an audit log: no audit event in {stats.lines} lines ({', '.join(found)}"
                          f"{first})")
+
+
+SKEW_REPORTED_NS: Final = 1_000_000_000  # a clock skew between files this large is told (stats.clock_skew)
+_SKEW_HORIZON_NS: Final = 120_000_000_000  # skews are looked for up to this far
+
+
+def _skew_watch(items: Iterator[Item], stats: ParseStats, paths: list[str]) -> Iterator[Item]:
+    """The merged items unchanged, noting in ``stats.clock_skew`` how far each file's clock is at least behind
+    another's (files of several API servers, each stamped by its own clock).
+
+    resourceVersions are etcd revisions, one counter for the cluster, so they order commits across servers. A
+    create's resourceVersion is its own commit, just before its timestamp. When another file already showed a
+    higher resourceVersion at an earlier time, that file's event came after this commit, yet its clock said it was
+    earlier: its clock is behind by at least the difference. (Other writes are not used as the later commit: an
+    update that changed nothing answers with the object's old resourceVersion.) Per file, the times at which its
+    highest resourceVersion so far grew are kept, for the last two minutes."""
+    rvs: list[list[int]] = [[] for _ in paths]  # per file: each new highest resourceVersion...
+    tss: list[list[int]] = [[] for _ in paths]  # ...and when it came
+    behind: dict[int, int] = {}  # file -> ns, the largest gap by which it was behind another
+    try:
+        for item in items:
+            ts, rv, index = item[0], item[1], item[2]
+            if rv:
+                own = rvs[index]
+                if not own or rv > own[-1]:
+                    own.append(rv)
+                    tss[index].append(ts)
+                    if len(own) > 4096:
+                        cut = bisect.bisect_left(tss[index], ts - _SKEW_HORIZON_NS)
+                        del own[:cut], tss[index][:cut]
+                event = item[4]
+                if event["verb"] == "create" and not event["subresource"]:
+                    for other, theirs in enumerate(rvs):
+                        if other != index and theirs and theirs[-1] > rv:
+                            first = bisect.bisect_right(theirs, rv)  # the earliest time it showed a later commit
+                            gap = ts - tss[other][first]
+                            if gap > behind.get(other, 0):
+                                behind[other] = gap
+            yield item
+    finally:
+        for slow, gap in behind.items():
+            if gap >= SKEW_REPORTED_NS:
+                stats.clock_skew[paths[slow]] = round(gap / 1e9, 3)
 
 
 # What makes two events copies of one: a copy is the same line again. The audit ID alone is not enough: a client

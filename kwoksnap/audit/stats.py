@@ -38,6 +38,8 @@ class ParseStats:
     late: int = 0  # events older than the reorder window allowed: emitted out of order
     duplicates: int = 0  # second copies of an event (same auditID and stage) from files that overlap, left out
     kept: int = 0  # events passed by filter_events
+    # path -> seconds its clock is at least behind another file's (several API servers' logs; read_audit)
+    clock_skew: dict[str, float] = dataclasses.field(default_factory=dict)
     redacted: int = 0  # kept events of Secrets whose bodies had their values replaced (unless --include-secrets)
     # (resource, group, subresource) of the kept events: which --resources entries matched anything
     kept_kinds: set[tuple[str, str, str]] = dataclasses.field(default_factory=set, repr=False)
@@ -66,6 +68,7 @@ class ParseStats:
             "degraded": dict(sorted(self.degraded.items())),
             "late": self.late,
             "duplicates": self.duplicates,
+            "clockSkew": dict(self.clock_skew),
             "kept": self.kept,
             "redacted": self.redacted,
         }

@@ -13,6 +13,7 @@ from kwoksnap.cli.options import (
     not_stdout,
     print_json,
     summary_format,
+    warn_clock_skew,
     warn_if_nothing_kept,
     warn_out_of_order,
     warn_unmatched_namespaces,
@@ -46,6 +47,7 @@ def convert(audit_paths: tuple[str, ...], resources: tuple[str, ...], namespaces
                         meta={"inputs": paths, "secretsRedacted": not include_secrets})
     warn_unusable_files(stats)
     warn_out_of_order(stats)
+    warn_clock_skew(stats)
     d = stats.to_dict()
     if output_format == "json":
         print_json({"path": path, "events": n, "parse": d})

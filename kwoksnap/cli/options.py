@@ -288,6 +288,14 @@ def warn_unusable_files(stats: Any) -> None:
                        err=True)
 
 
+def warn_clock_skew(stats: Any) -> None:
+    """A warning line per file whose clock was measured behind another's (several API servers' logs)."""
+    for path, seconds in stats.clock_skew.items():
+        click.echo(f"warning: {path}: its clock is at least {seconds:g} s behind another file's (its events showed "
+                   "later commits at earlier times), so its changes are replayed that much early, and can come "
+                   "before changes they followed (docs/audit.md §4)", err=True)
+
+
 def warn_out_of_order(stats: Any) -> None:
     """A warning line when events were further out of time order inside a file than the reader's reorder window
     mends: they were kept where they stood, so what came after them in the file was replayed before them."""

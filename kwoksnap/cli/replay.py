@@ -21,6 +21,7 @@ from kwoksnap.cli.options import (
     not_stdout,
     output_format,
     print_json,
+    warn_clock_skew,
     warn_if_nothing_kept,
     warn_out_of_order,
     warn_unmatched_namespaces,
@@ -164,6 +165,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
             click.echo("", err=True)
         warn_unusable_files(stats)
         warn_out_of_order(stats)
+        warn_clock_skew(stats)
         if not report.interrupted:  # stopped before reading, the reader has kept nothing yet
             warn_if_nothing_kept(stats)
             if stats.kept:

@@ -550,3 +550,19 @@ def test_copies_among_many_events_of_one_microsecond_are_found_by_key(tmp_path: 
     events, stats = read(write(tmp_path, "audit.log", jsonl(*lines)))
     assert stats.duplicates == 20
     assert sorted(e["name"] for e in events if e["stage"] == "ResponseComplete") == sorted(names)
+
+
+def test_a_servers_clock_seconds_behind_anothers_is_measured_from_resource_versions(tmp_path: Path) -> None:
+    """Review finding: HA logs are merged by each server's clock; one 3 s behind put its binding of a pod before
+    the pod's create (served by the other server), and nothing said so. resourceVersions order commits across
+    servers: server B answered rv 150 at what its clock called 7.5 s, yet A committed the create of rv 100 at 10 s."""
+    a = write(tmp_path, "api-a.log", jsonl(ev(10_000, verb="create", name="p1", rv=100),
+                                           ev(10_200, name="p1", rv=102),
+                                           ev(12_000, name="x", rv=90)))  # answered with an old rv: says nothing
+    b = write(tmp_path, "api-b.log", jsonl(ev(7_500, name="y", rv=150), ev(8_000, name="y", rv=160)))
+    _, stats = read([a, b])
+    assert stats.clock_skew == {b: 2.5} and stats.to_dict()["clockSkew"] == {b: 2.5}
+    # the same servers in step (B's events at their true times): nothing to say
+    b_in_step = write(tmp_path, "api-b2.log", jsonl(ev(10_500, name="y", rv=150), ev(11_000, name="y", rv=160)))
+    _, stats = read([a, b_in_step])
+    assert stats.clock_skew == {}

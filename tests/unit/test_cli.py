@@ -166,6 +166,19 @@ def test_a_namespace_that_selected_nothing_is_named(tmp_path: Path) -> None:
         "it?)"]
 
 
+def test_a_log_whose_clock_is_behind_anothers_is_named(tmp_path: Path) -> None:
+    """Review finding: HA logs with a server 3 s behind replayed its changes early (a binding before the create)
+    and nothing said so."""
+    from tests.unit.test_audit_reader import ev, jsonl
+
+    a, b = tmp_path / "api-a.log", tmp_path / "api-b.log"
+    a.write_bytes(jsonl(ev(10_000, verb="create", name="p1", rv=100)))
+    b.write_bytes(jsonl(ev(7_000, name="y", rv=150)))
+    proc = run("convert", "--audit", str(a), "--audit", str(b), "-o", str(tmp_path / "trace.kws"))
+    assert proc.returncode == ExitCode.OK, proc.stderr
+    assert f"warning: {b}: its clock is at least 3 s behind another file's" in proc.stderr, proc.stderr
+
+
 def test_namespaces_are_comma_separated_too(tmp_path: Path) -> None:
     """Review finding: `-n a,b` was one namespace named "a,b" (and then warned that it matched nothing)."""
     log = Path(__file__).parents[2] / "fixtures/incident/audit.log.gz"
