@@ -8,7 +8,9 @@ never touches the package's models. Credentials are held in memory only and neve
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +56,18 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
 
     cfg = client.Configuration()
     path = kubeconfig or os.environ.get("KUBECONFIG")
+    # The package logs a failing exec credential plugin on the root logger and goes on without credentials (the
+    # request then ran as system:anonymous, and the 403 blamed the cluster): its errors are caught here instead.
+    plugin_errors: list[str] = []
+
+    def catch(record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            plugin_errors.append(record.getMessage())
+            return False
+        return True
+
+    root = logging.getLogger()
+    root.addFilter(catch)
     try:
         if path is None and not os.path.exists(os.path.expanduser("~/.kube/config")) and os.environ.get(
             "KUBERNETES_SERVICE_HOST"
@@ -71,6 +85,11 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
         raise ClusterError(f"cannot load kubeconfig {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     except OSError as exc:  # a directory, no permission
         raise ClusterError(f"cannot load kubeconfig {path}: {exc.strerror or exc}") from None
+    finally:
+        root.removeFilter(catch)
+    if plugin_errors:
+        first = (plugin_errors[0].strip().splitlines() or [""])[0]
+        raise ClusterError(f"cannot load kubeconfig: getting credentials: {first}")
     return cfg
 
 
@@ -81,7 +100,15 @@ def _credentials(cfg: Any) -> str | None:
         import base64
 
         auth = "Basic " + base64.b64encode(f"{cfg.username}:{cfg.password}".encode()).decode()
+    if auth is not None and not _HEADER_VALUE.fullmatch(auth):
+        # A line break would add headers of its own to every request; other characters fail to encode. As kubectl
+        # ("invalid header field value"), refused, without showing the value.
+        raise ClusterError("the kubeconfig's credentials (token) hold a character an HTTP header cannot carry (a "
+                           "line break, a control character or a non-ASCII one)")
     return auth
+
+
+_HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")  # visible ASCII, space and tab (RFC 9110 field values)
 
 
 def load_config(kubeconfig: str | None = None, context: str | None = None) -> ClusterConfig:

@@ -266,6 +266,28 @@ def test_kubeconfig_credentials_become_the_authorization_header(tmp_path: Path, 
     assert loaded.authorization == expected and expected not in repr(loaded)
 
 
+@pytest.mark.parametrize(("user", "expected"), [
+    ('token: "abc\\r\\nX-Injected: 1"', "a character an HTTP header cannot carry"),
+    ('token: "abc-\\u00e9\\u20ac"', "a character an HTTP header cannot carry"),
+    ("exec: {apiVersion: client.authentication.k8s.io/v1, command: sh, args: [-c, 'echo denied >&2; exit 1'],"
+     " interactiveMode: Never}", "getting credentials: exec: process returned 1. denied"),
+    ("exec: {apiVersion: client.authentication.k8s.io/v1, command: sh, args: [-c, 'echo {'],"
+     " interactiveMode: Never}", "getting credentials: exec: failed to decode process output"),
+])
+def test_credentials_that_cannot_be_sent_are_refused_in_one_line(tmp_path: Path, user: str, expected: str) -> None:
+    """Black-box findings: a token with CR/LF added headers of its own to every request; a non-ASCII one ended in
+    an internal error (exit 70); a failing exec plugin was logged by the kubernetes package and the requests went
+    out anonymous (a 403 for system:anonymous, blamed on the cluster)."""
+    config = tmp_path / "kubeconfig"
+    config.write_text("apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+                      "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n"
+                      "contexts: [{name: x, context: {cluster: c, user: u}}]\n"
+                      f"users:\n- name: u\n  user:\n    {user}\n")
+    proc = run("--kubeconfig", str(config), "save", "-o", str(tmp_path / "x.kws"))
+    assert proc.returncode == ExitCode.CLUSTER and proc.stderr.count("\n") == 1, proc.stderr
+    assert expected in proc.stderr and "abc" not in proc.stderr, proc.stderr
+
+
 @pytest.mark.parametrize("text", ["garbage: [", None])
 def test_a_kubeconfig_that_is_not_yaml_or_a_directory_is_one_line_exit_4(tmp_path: Path, text: str | None) -> None:
     """Black-box finding: both ended as 'internal error' (exit 70), the YAML one over three lines."""
