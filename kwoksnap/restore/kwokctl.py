@@ -58,12 +58,17 @@ def export_for_kwokctl(snapshot: str | Path, out: str | Path, *,
         source = SnapshotSource(reader)
 
         def records() -> Iterator[dict[str, Any]]:
-            for step in sorted(plan(source.counts()), key=lambda s: EXPORT_ORDER.index(s.phase)):
+            counts = source.counts()
+            for step in sorted(plan(counts), key=lambda s: EXPORT_ORDER.index(s.phase)):
                 for obj in source.objects(step.resource):
                     kind = group_kind(obj)
                     if all_resources or kind in KWOKCTL_DEFAULT_FILTER:
                         yield {"type": "object", "resource": step.resource, "object": restorable_by_kwokctl(obj)}
                     else:
                         left_out[kind] += 1
+            for resource in reader.resources():  # the frames of resources without objects: a damaged one fails
+                if resource not in counts:      # the export too (before its file is renamed into place)
+                    for _ in reader.records(resource):
+                        pass
 
         return export_yaml(records(), out), left_out

@@ -354,3 +354,21 @@ def test_import_keeps_as_strings_the_plain_values_go_writes_as_strings(tmp_path:
     assert objects[1]["spec"] == {"replicas": 3, "paused": True, "ratio": 0.5, "limit": float("inf")}
     stats = import_to_kws(src, tmp_path / "cm.kws")
     assert stats.objects == {"v1/configmaps": 1, "apps/v1/deployments": 1}
+
+
+def test_export_of_a_snapshot_damaged_in_a_resource_without_objects_fails(tmp_path: Path) -> None:
+    """Black-box finding: a flipped byte in the frame of a resource that holds no object (its frame only names the
+    resource) went unnoticed by export (exit 0), while inspect, diff and restore said the file was damaged."""
+    from kwoksnap.restore.source import SnapshotSource
+    from tests.unit.test_cli import run
+
+    snapshot = tmp_path / "damaged.kws"
+    data = bytearray((Path(__file__).parents[2] / "fixtures/incident/before.kws").read_bytes())
+    with KwsReader(Path(__file__).parents[2] / "fixtures/incident/before.kws") as reader:
+        counts = SnapshotSource(reader).counts()
+        frame = next(reader.frames(r)[0] for r in reader.resources() if r not in counts)
+    data[frame["offset"] + frame["length"] - 4] ^= 0xFF
+    snapshot.write_bytes(bytes(data))
+    proc = run("export", str(snapshot), "-o", str(tmp_path / "out.yaml"))
+    assert proc.returncode == 3 and proc.stderr.count("\n") == 1, proc.stderr
+    assert not (tmp_path / "out.yaml").exists() and [p.name for p in tmp_path.iterdir()] == ["damaged.kws"]
