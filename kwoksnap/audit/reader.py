@@ -51,6 +51,7 @@ from kwoksnap.audit.formats import (
 from kwoksnap.audit.stats import ParseStats
 from kwoksnap.errors import InputError, UsageError
 from kwoksnap.store.format import MAGIC
+from kwoksnap.store.kwokyaml import json_semantics
 
 __all__ = ["DEFAULT_WINDOW_EVENTS", "DEFAULT_WINDOW_NS", "events_from_value", "expand_paths", "read_audit", "sniff"]
 
@@ -91,6 +92,7 @@ _YAMLLoader.yaml_implicit_resolvers = {
     key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for key, resolvers in yaml.CSafeLoader.yaml_implicit_resolvers.items()
 }
+json_semantics(_YAMLLoader)
 
 
 @contextlib.contextmanager

@@ -281,6 +281,33 @@ _Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
+def _construct_binary(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
+    """``!!binary``: the text it encodes, as Go's YAML gives it (a string); bytes would pass as no JSON value."""
+    data = _Base.construct_yaml_binary(loader, node)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise yaml.constructor.ConstructorError(
+            None, None, "a !!binary value that is not UTF-8 text has no JSON form", node.start_mark) from None
+
+
+def _refuse(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    raise yaml.constructor.ConstructorError(
+        None, None, f"{node.tag.rsplit(':', 1)[-1]} (an explicit YAML tag) has no JSON form", node.start_mark)
+
+
+def json_semantics(loader: type[Any]) -> None:
+    """Make ``loader`` give only JSON values for YAML's explicit tags: ``!!binary`` as its text, ``!!set``,
+    ``!!omap`` and ``!!pairs`` refused (a set, tuples or bytes in a document broke diff, restore and the audit
+    event shape later, as internal errors)."""
+    loader.add_constructor("tag:yaml.org,2002:binary", _construct_binary)
+    for tag in ("set", "omap", "pairs"):
+        loader.add_constructor(f"tag:yaml.org,2002:{tag}", _refuse)
+
+
+json_semantics(_Loader)
+
+
 def _open_text(path: Path) -> IO[str]:
     """Open a YAML file as text, gunzipping it if it starts with the gzip magic (whatever its suffix)."""
     try:

@@ -194,6 +194,10 @@ def test_export_errors_leave_no_file(tmp_path: Path) -> None:
         ("apiVersion: action.kwok.x-k8s.io/v1alpha1\nkind: ResourcePatch\nresource: {version: v1, resource: pods}\n"
          "target: {name: p}\ndurationNanosecond: 5\nmethod: delete\n---\napiVersion: v1\nkind: Pod\n"
          "metadata: {name: a}\n", "document 2 (line 8)", "after ResourcePatch"),
+        # black-box finding: a set or bytes was stored, and diff and restore then ended in internal errors
+        ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: !!set {a, b}\n", "line 4", "no JSON form"),
+        ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {k: !!binary /w==}\n", "line 4",
+         "not UTF-8 text"),
     ],
 )
 def test_not_kubernetes_yaml_is_a_format_error(tmp_path: Path, text: str, where: str, what: str) -> None:
@@ -203,6 +207,14 @@ def test_not_kubernetes_yaml_is_a_format_error(tmp_path: Path, text: str, where:
         list(import_yaml(path))
     assert info.value.where == where
     assert what in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_binary_value_is_the_text_it_encodes(tmp_path: Path) -> None:
+    """As Go's YAML reads `!!binary` (a string); bytes were stored, and diff and restore failed on them."""
+    path = tmp_path / "binary.yaml"
+    path.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {k: !!binary aGVsbG8=}\n")
+    [record] = [r for r in import_yaml(path) if r["type"] == "object"]
+    assert record["object"]["data"] == {"k": "hello"}
 
 
 def test_yaml_aliases_are_read_but_an_alias_bomb_is_a_format_error(tmp_path: Path) -> None:
