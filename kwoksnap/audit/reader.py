@@ -558,7 +558,7 @@ class _FileReader:
     def _yaml(self, read: Callable[[int], bytes]) -> Iterator[list[Item]]:
         """YAML documents (``---``-separated), decoded one by one.
 
-        A document that cannot be represented (a non-string-keyable key, ``!!binary``...) is malformed and skipped;
+        A document that cannot be represented (a non-string-keyable key, ``!!set``...) is malformed and skipped;
         a syntax error ends the file (a YAML parser cannot resynchronise). Empty documents are ignored.
         """
         loader = _YAMLLoader(_ByteStream(read))
@@ -587,11 +587,15 @@ class _FileReader:
                     self.malformed(where, f"unusable YAML document ({type(err).__name__})")
                     continue
                 except yaml.MarkedYAMLError as err:
+                    if where.endswith(":?"):  # the parser failed on the document itself: it counts as read
+                        self.stats.lines += 1
                     mark = err.problem_mark or err.context_mark
                     line = mark.line + 1 if mark is not None else "?"
                     self.malformed(f"{self.path}:{line}", f"YAML syntax error: {err.problem or 'invalid'}")
                     return
                 except yaml.YAMLError as err:  # e.g. the reader's "not UTF-8"
+                    if where.endswith(":?"):
+                        self.stats.lines += 1
                     self.malformed(where, f"unreadable YAML ({type(err).__name__})")
                     return
                 except _BROKEN_STREAM as err:

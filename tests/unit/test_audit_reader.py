@@ -566,3 +566,11 @@ def test_a_servers_clock_seconds_behind_anothers_is_measured_from_resource_versi
     b_in_step = write(tmp_path, "api-b2.log", jsonl(ev(10_500, name="y", rv=150), ev(11_000, name="y", rv=160)))
     _, stats = read([a, b_in_step])
     assert stats.clock_skew == {}
+
+
+def test_a_yaml_file_whose_first_document_is_broken_is_no_audit_log(tmp_path: Path) -> None:
+    """Black-box finding: the syntax error came before the document was counted, so the file read as 0 records and
+    convert wrote an empty recording with exit 0 (replay went on to contact the cluster)."""
+    path = write(tmp_path, "bad.yaml", "kind: Event\nauditID: [\n")
+    with pytest.raises(InputError, match=r"not an audit log: no audit event in 1 lines \(1 malformed"):
+        read(path)
