@@ -443,7 +443,7 @@ class _FileReader:
                 if not line or line.isspace() or line[0] == 35 or (line[0] in b" \t" and line.lstrip()[:1] == b"#"):
                     continue  # blank, or a `#` comment (a licence header)
                 count += 1
-                if prefilter is not None:
+                if prefilter is not None and cut is None:  # (an unterminated last line is parsed: cut off?)
                     reason = prefilter(line)
                     if reason is not None:
                         skipped[reason] += 1

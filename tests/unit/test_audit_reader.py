@@ -350,6 +350,14 @@ def test_truncated_last_line(tmp_path: Path) -> None:
         read(path, strict=True)
     complete = write(tmp_path, "no-newline.log", jsonl(ev(1)) + orjson.dumps(ev(2)))  # fine without final \n
     assert len(read(complete)[0]) == 2 and not read(complete)[1].truncated
+    # Black-box finding: a cut-off line the byte-level prefilter would drop (a resource not replayed) was dropped
+    # unseen, so the cut went unreported, also under --strict.
+    spec = FilterSpec(resources=frozenset({"leases"}))
+    path = write(tmp_path, "cut-late.log", jsonl(ev(1), ev(2)) + orjson.dumps(ev(3))[:-20])  # its objectRef whole
+    _, stats = read(path, prefilter=spec)
+    assert stats.truncated == {path: f"{path}:3: last line is cut off"} and stats.prefiltered == 2
+    with pytest.raises(InputError, match=f"{path}:3: last line is cut off"):
+        read(path, strict=True, prefilter=spec)
 
 
 def test_gzip_that_ends_early(tmp_path: Path) -> None:
