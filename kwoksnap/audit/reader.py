@@ -49,7 +49,7 @@ from kwoksnap.audit.formats import (
     scan_native,
 )
 from kwoksnap.audit.stats import ParseStats
-from kwoksnap.errors import InputError, UsageError
+from kwoksnap.errors import REFUSALS, InputError, UsageError
 from kwoksnap.store.format import MAGIC
 from kwoksnap.store.kwokyaml import json_semantics
 
@@ -164,6 +164,8 @@ def _open(path: str) -> tuple[contextlib.ExitStack[bool | None], Callable[[int],
         raise InputError(f"{path}: is a directory, not an audit log file") from None
     except OSError as err:
         stack.close()
+        if err.errno in REFUSALS:  # no permission, an I/O error: the system's refusal (exit 7), for any file
+            raise
         raise InputError(f"{path}: cannot read: {err.strerror or err}") from None
     if magic.startswith(_GZIP_MAGIC):
         gz = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))

@@ -12,8 +12,8 @@ from kwoksnap.cli.options import example_epilog, make_client, namespace_option, 
     "kwoksnap --kubeconfig \"$(kwoksnap cluster kubeconfig --name demo)\" diff before.kws --live",
     "kwoksnap diff a.kws b.kws -o json",
 ))
-@click.argument("a", type=click.Path(exists=True, dir_okay=False))
-@click.argument("b", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.argument("a", type=click.Path(exists=True, dir_okay=False, readable=False))
+@click.argument("b", required=False, type=click.Path(exists=True, dir_okay=False, readable=False))
 @click.option("--live", is_flag=True, help="Compare A with the live cluster (the resources A holds).")
 @namespace_option("Only these namespaces (default: those A was saved with, if any)")
 @click.option("--include-regenerated", is_flag=True, help="Also compare controller-created objects "

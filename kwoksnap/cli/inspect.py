@@ -10,7 +10,7 @@ from kwoksnap.cli.options import example_epilog, output_format, print_json
 
 
 @click.command(epilog=example_epilog("kwoksnap inspect before.kws", "kwoksnap inspect trace.kws -o json"))
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, readable=False))
 @output_format
 def inspect(path: str, output_format: str) -> int:
     """Header, counts per resource and namespace, time range, sizes and compression ratio.

@@ -13,7 +13,7 @@ from kwoksnap.cli.options import example_epilog, first_few, not_stdout, print_js
     "kwoksnap export before.kws -o before.yaml",
     "kwokctl snapshot restore --name demo --format k8s --path before.yaml",
 ))
-@click.argument("snapshot", type=click.Path(exists=True, dir_okay=False))
+@click.argument("snapshot", type=click.Path(exists=True, dir_okay=False, readable=False))
 @click.option("-o", "--output-file", "path", required=True, type=click.Path(dir_okay=False), callback=not_stdout,
               help="YAML file to write (.gz: gzipped; note kwokctl's restore does not read gzip).")
 @click.option("--all-resources", is_flag=True, help="Export every resource, not only those kwokctl's default "
@@ -44,7 +44,7 @@ def export(snapshot: str, path: str, all_resources: bool, output_format: str) ->
     "kwokctl snapshot save --name demo --format k8s --path demo.yaml",
     "kwoksnap import demo.yaml -o demo.kws",
 ))
-@click.argument("yaml_path", metavar="YAML", type=click.Path(exists=True, dir_okay=False))
+@click.argument("yaml_path", metavar="YAML", type=click.Path(exists=True, dir_okay=False, readable=False))
 @click.option("-o", "--output-file", "path", required=True, type=click.Path(dir_okay=False), callback=not_stdout,
               help=".kws file to write.")
 @summary_format

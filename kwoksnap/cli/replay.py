@@ -37,7 +37,7 @@ from kwoksnap.cli.options import (
     "kwoksnap replay --audit 'audit-*.log.gz' --mode inputs --max-gap 30s -n shop",
     "kwoksnap replay --audit audit.log --actor 'agent:argocd*=user' --mode inputs",
 ))
-@click.argument("recording", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.argument("recording", required=False, type=click.Path(exists=True, dir_okay=False, readable=False))
 @audit_input
 @click.option("--speed", default="1x", show_default=True, help="10x, 10, 0.5x, 1x, or max (no waiting).")
 @click.option("--max-gap", metavar="DURATION", help="Compress idle stretches of recorded time to at most this "

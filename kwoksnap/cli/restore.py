@@ -23,7 +23,7 @@ from kwoksnap.cli.options import (
     "kwoksnap restore before.kws --dry-run",
     "kwoksnap restore before.kws --on-conflict replace --concurrency 32 -o json",
 ))
-@click.argument("snapshot", type=click.Path(exists=True, dir_okay=False))
+@click.argument("snapshot", type=click.Path(exists=True, dir_okay=False, readable=False))
 @click.option("--on-conflict", type=click.Choice(["skip", "replace", "fail"]), default="skip", show_default=True,
               help="What to do with objects that already exist (fail: each is a failure, except those every API "
                    "server makes itself, such as the default namespaces and RBAC, which are skipped).")

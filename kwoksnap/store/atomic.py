@@ -29,14 +29,7 @@ def atomic_output(path: str | os.PathLike[str], *, private: bool = True,
     out = Path(path)
     if exclusive and os.path.lexists(out):
         raise UsageError(f"{out}: already exists")
-    directory = out.parent if str(out.parent) else Path(".")
-    try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        if exc.errno in REFUSALS:  # the system's refusal (no permission, a read-only disk): not a usage error
-            raise OSError(exc.errno, f"cannot create a file in {directory}: {exc.strerror}", str(out)) from exc
-        raise UsageError(f"{out}: cannot create a file in {directory}: {exc.strerror}") from exc
-    temp = Path(temp_name)
+    fd, temp = temp_beside(out)
     try:
         with open(fd, "wb") as f:
             if not private:
@@ -46,19 +39,7 @@ def atomic_output(path: str | os.PathLike[str], *, private: bool = True,
             yield f
             f.flush()
             os.fsync(f.fileno())
-        if exclusive:
-            try:
-                os.link(temp, out)  # fails if the file appeared meanwhile
-            except FileExistsError:
-                raise UsageError(f"{out}: already exists") from None
-            except OSError:  # a filesystem without hard links: checked again, no longer atomically
-                if os.path.lexists(out):
-                    raise UsageError(f"{out}: already exists") from None
-                os.replace(temp, out)
-            else:
-                temp.unlink()
-        else:
-            os.replace(temp, out)
+        put_in_place(temp, out, exclusive=exclusive)
     except OSError as exc:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
@@ -69,3 +50,35 @@ def atomic_output(path: str | os.PathLike[str], *, private: bool = True,
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
         raise
+
+
+def temp_beside(out: Path) -> tuple[int, Path]:
+    """A new temporary file (mode 0600, O_EXCL) in ``out``'s directory: (descriptor, path). The system's refusal
+    (no permission, a read-only disk) is an ``OSError`` naming ``out`` (exit 7); another failure (no such
+    directory) a ``UsageError``."""
+    directory = out.parent if str(out.parent) else Path(".")
+    try:
+        fd, temp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        if exc.errno in REFUSALS:
+            raise OSError(exc.errno, f"cannot create a file in {directory}: {exc.strerror}", str(out)) from exc
+        raise UsageError(f"{out}: cannot create a file in {directory}: {exc.strerror}") from exc
+    return fd, Path(temp_name)
+
+
+def put_in_place(temp: Path, out: Path, *, exclusive: bool) -> None:
+    """Rename the complete ``temp`` to ``out``; ``exclusive``: never over an existing file or link (also one that
+    appeared meanwhile: a hard link fails then), a ``UsageError``."""
+    if not exclusive:
+        os.replace(temp, out)
+        return
+    try:
+        os.link(temp, out)  # fails if the file appeared meanwhile
+    except FileExistsError:
+        raise UsageError(f"{out}: already exists") from None
+    except OSError:  # a filesystem without hard links: checked again, no longer atomically
+        if os.path.lexists(out):
+            raise UsageError(f"{out}: already exists") from None
+        os.replace(temp, out)
+    else:
+        temp.unlink()

@@ -31,7 +31,7 @@ from typing import IO, Any, Protocol
 
 import yaml
 
-from kwoksnap.errors import FormatError, InputError, UsageError
+from kwoksnap.errors import REFUSALS, FormatError, InputError, UsageError
 from kwoksnap.store.atomic import atomic_output
 
 RESOURCE_PATCH_API_VERSION = "action.kwok.x-k8s.io/v1alpha1"
@@ -317,6 +317,8 @@ def _open_text(path: Path) -> IO[str]:
             return gzip.open(path, "rt", encoding="utf-8")
         return open(path, encoding="utf-8")
     except OSError as exc:
+        if exc.errno in REFUSALS:  # no permission: the system's refusal (exit 7), not a bad file
+            raise
         raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from exc
 
 
@@ -374,6 +376,8 @@ def _documents(path: Path) -> Iterator[tuple[int, int, Any]]:
     except (UnicodeDecodeError, EOFError, gzip.BadGzipFile) as exc:
         raise FormatError(f"not a YAML text file: {exc}", path=name, where=f"document {max(number, 1)}") from None
     except OSError as exc:
+        if exc.errno in REFUSALS:
+            raise OSError(exc.errno, f"read error: {exc.strerror}", name) from exc
         raise InputError(f"{name}: read error: {exc.strerror or exc}") from exc
     finally:
         stream.close()

@@ -25,7 +25,7 @@ from typing import IO, Any
 import msgpack
 import zstandard
 
-from kwoksnap.errors import FormatError, InputError
+from kwoksnap.errors import REFUSALS, FormatError, InputError
 from kwoksnap.store.compat import DEFAULT_REGISTRY, ConverterRegistry, UpgradePlan
 from kwoksnap.store.format import (
     BLOCK_HEAD,
@@ -113,6 +113,8 @@ class KwsReader:
         try:
             self._file: IO[bytes] = open(self.path, "rb")  # noqa: SIM115 - closed by close()/__exit__
         except OSError as exc:
+            if exc.errno in REFUSALS:  # no permission: the system's refusal (exit 7), not a bad file
+                raise
             raise InputError(f"{self._name}: cannot open: {exc.strerror or exc}") from exc
         try:
             self._size = os.fstat(self._file.fileno()).st_size
@@ -149,6 +151,8 @@ class KwsReader:
             self._file.seek(offset)
             return self._file.read(n)
         except OSError as exc:
+            if exc.errno in REFUSALS:  # a failing disk (EIO): the system's refusal (exit 7)
+                raise OSError(exc.errno, f"read error at byte {offset}: {exc.strerror}", self._name) from exc
             raise InputError(f"{self._name}: read error at byte {offset}: {exc.strerror or exc}") from exc
 
     def _read_header(self) -> tuple[int, dict[str, Any], int]:

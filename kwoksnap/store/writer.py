@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +22,7 @@ import zstandard
 
 import kwoksnap
 from kwoksnap.errors import UsageError
+from kwoksnap.store.atomic import put_in_place, temp_beside
 from kwoksnap.store.format import (
     COMPRESSION,
     CONTENT_TYPES,
@@ -98,7 +98,7 @@ class KwsWriter:
         self.path = Path(path)
         self.content_type = content_type
         self.overwrite = overwrite
-        if not overwrite and self.path.exists():
+        if not overwrite and os.path.lexists(self.path):  # a link too, even one pointing nowhere
             raise UsageError(f"{self.path}: already exists")
         self.header: dict[str, Any] = {
             "kwoksnapVersion": kwoksnap.__version__,
@@ -132,12 +132,7 @@ class KwsWriter:
         self._frames = 0
         self._closed = False
 
-        directory = self.path.parent if str(self.path.parent) else Path(".")
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
-        except OSError as exc:
-            raise UsageError(f"{self.path}: cannot create a file in {directory}: {exc.strerror}") from exc
-        self.temp_path = Path(tmp)  # mkstemp creates it with mode 0600, O_EXCL
+        fd, self.temp_path = temp_beside(self.path)
         self._file: IO[bytes] = os.fdopen(fd, "wb", buffering=1 << 16)
         try:
             pre, crc = encode_preamble(FORMAT_VERSION, header_bytes)
@@ -281,9 +276,7 @@ class KwsWriter:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
-            if not self.overwrite and self.path.exists():
-                raise UsageError(f"{self.path}: appeared while writing; not overwritten")
-            os.replace(self.temp_path, self.path)
+            put_in_place(self.temp_path, self.path, exclusive=not self.overwrite)
             self._closed = True
             _fsync_dir(self.path.parent)
         except BaseException:

@@ -440,3 +440,33 @@ def test_a_kubeconfig_file_that_does_not_exist_is_a_usage_error(tmp_path: Path) 
     proc = run("--kubeconfig", str(missing), "restore", str(fixture))
     assert proc.returncode == ExitCode.USAGE
     assert proc.stderr == f"kwoksnap: error: --kubeconfig {missing}: no such file\n"
+
+
+def test_a_file_the_system_refuses_to_read_or_write_is_exit_7(tmp_path: Path) -> None:
+    """Black-box finding: README says exit 7 for "no permission", but save, import and convert into a directory
+    without write permission were exit 2, an unreadable snapshot exit 2 (click's check) and an unreadable audit log
+    exit 3."""
+    fixtures = Path(__file__).parents[2] / "fixtures/incident"
+    yaml_file = tmp_path / "one.yaml"
+    yaml_file.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: default}\n")
+    if Path("/sys").is_dir():  # sysfs takes no new file, even from root
+        for args in (["import", str(yaml_file), "-o", "/sys/x.kws"],
+                     ["convert", "--audit", str(fixtures / "audit.log.gz"), "-o", "/sys/x.kws"]):
+            proc = run(*args)
+            assert proc.returncode == ExitCode.SYSTEM and proc.stderr.count("\n") == 1, (args, proc.stderr)
+            assert "cannot create a file in /sys" in proc.stderr, proc.stderr
+    if os.geteuid() == 0:  # root reads any file it may; a write-only sysfs file (a PCI bus's rescan) refuses it
+        unreadable = next(p for p in sorted(Path("/sys/devices").glob("*/*/rescan")) if not p.stat().st_mode & 0o444)
+        snapshot = log = unreadable
+    else:
+        snapshot, log = tmp_path / "before.kws", tmp_path / "audit.log.gz"
+        for path in (snapshot, log):
+            path.write_bytes((fixtures / path.name).read_bytes())
+            path.chmod(0)
+    for args in (["inspect", str(snapshot)], ["diff", str(snapshot), str(snapshot)],
+                 ["export", str(snapshot), "-o", str(tmp_path / "out.yaml")],
+                 ["convert", "--audit", str(log), "-o", str(tmp_path / "out.kws")]):
+        proc = run(*args)
+        assert proc.returncode == ExitCode.SYSTEM and proc.stderr.count("\n") == 1, (args, proc.stderr)
+        assert "Permission denied" in proc.stderr, proc.stderr
+    assert not (tmp_path / "out.yaml").exists() and not (tmp_path / "out.kws").exists()
