@@ -384,3 +384,13 @@ def test_a_large_record_after_others_starts_a_frame_a_reader_accepts(tmp_path: P
     with KwsReader(path) as r:
         assert list(r.records()) == records
         assert r.index["frames"] == 2
+
+
+def test_a_snapshot_is_never_written_over_a_link_even_one_pointing_nowhere(tmp_path: Path) -> None:
+    """Black-box finding: `save -o` onto a dangling symlink replaced the link with the file (the existence check
+    followed the link), though save never writes over an existing file."""
+    link = tmp_path / "x.kws"
+    link.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(UsageError, match="already exists"):
+        KwsWriter(link)
+    assert link.is_symlink() and [p.name for p in tmp_path.iterdir()] == ["x.kws"]
