@@ -27,6 +27,7 @@ import glob
 import gzip
 import heapq
 import itertools
+import logging
 import operator
 import os
 import re
@@ -52,6 +53,8 @@ from kwoksnap.audit.stats import ParseStats
 from kwoksnap.errors import REFUSALS, InputError, UsageError
 from kwoksnap.store.format import MAGIC
 from kwoksnap.store.kwokyaml import json_semantics
+
+log = logging.getLogger("kwoksnap.audit")
 
 __all__ = ["DEFAULT_WINDOW_EVENTS", "DEFAULT_WINDOW_NS", "events_from_value", "expand_paths", "read_audit", "sniff"]
 
@@ -712,6 +715,7 @@ def read_audit(
             stats.unusable_files[path] = str(err).removeprefix(f"{path}: ")
             continue
         stats.files[path] = container
+        log.info("%s: read as %s", path, container)
         usable.append((path, container))
     if not usable:
         if len(files) == 1:

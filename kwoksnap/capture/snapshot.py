@@ -9,6 +9,7 @@ encoder work at the same time; at most a few pages per resource are ever held in
 from __future__ import annotations
 
 import dataclasses
+import logging
 import queue
 import threading
 import time
@@ -24,6 +25,8 @@ from kwoksnap.errors import APIError, UsageError
 from kwoksnap.kube.client import Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
 from kwoksnap.store import KwsWriter
+
+log = logging.getLogger("kwoksnap.capture")
 
 Obj = dict[str, Any]
 
@@ -211,6 +214,9 @@ def save_snapshot(
                         writer.write({"type": "object", "resource": resource.key, "object": cleaned})
                         count.objects += 1
                     progress(resource.key, count.objects)
+                log.info("%s: %d object(s)%s%s", resource.key, count.objects,
+                         f", {count.skipped} left out" if count.skipped else "",
+                         f"; failed: {count.error}" if count.error else "")
                 total += count.objects
     finally:
         stop.set()  # producers still waiting for room give up

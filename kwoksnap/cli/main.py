@@ -75,7 +75,9 @@ class LazyGroup(click.Group):
 @click.option("--kubeconfig", envvar="KUBECONFIG", metavar="PATH", help="Kubeconfig file (default: $KUBECONFIG, "
               "~/.kube/config).")
 @click.option("--context", metavar="NAME", help="Kubeconfig context to use.")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-v", "--verbose", count=True, help="Log what each stage does on stderr (resources saved and "
+              "restored, retries, the replay's preparation); -vv also every API request with its status and time "
+              "(never headers or bodies).")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.version_option(__version__, prog_name="kwoksnap")
 @click.pass_context

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import random
 import ssl
@@ -29,6 +30,10 @@ from kwoksnap import __version__
 from kwoksnap.errors import APIError, ClusterError, Conflict, InputError, Invalid, NotFound, TransportError
 from kwoksnap.kube.config import ClusterConfig
 from kwoksnap.kube.transport import Pool, Response, TransportFailure
+
+# -v: retries and credential refreshes; -vv: every request with its status and time. Never a header or a body (they
+# hold credentials and secret values).
+log = logging.getLogger("kwoksnap.kube")
 
 Obj = dict[str, Any]
 
@@ -165,6 +170,8 @@ class Client:
                 raise ClusterError(f"the kubeconfig's TLS files cannot be used: {exc}") from None
         self._pool = Pool(config.server, maxsize=pool_size, timeout=timeout, tls=tls,
                           server_hostname=config.tls_server_name, headers=headers)
+        log.info("server %s%s, %s", config.server, f" (context {config.context})" if config.context else "",
+                 "with credentials" if config.authorization or config.cert_file else "anonymous")
         self._lock = threading.Lock()
         self.requests = 0  # counted for reports and benchmarks
         self.retries = 0
@@ -216,7 +223,9 @@ class Client:
         target = path + (("?" + urlencode(params)) if params else "")
         attempt = 0
         refreshed = False
+        debug = log.isEnabledFor(logging.DEBUG)
         while True:
+            started = time.monotonic() if debug else 0.0
             with self._lock:
                 self.requests += 1
             self._local.count = getattr(self._local, "count", 0) + 1
@@ -228,6 +237,8 @@ class Client:
                 resp = self._pool.request(method, target, body=body, headers=headers, timeout=timeout,
                                           repeatable=repeatable)
             except TransportFailure as exc:
+                if debug:
+                    log.debug("%s %s: %s (%.0f ms)", method, target, exc, 1000 * (time.monotonic() - started))
                 if not self._answered and attempt + 1 >= FIRST_CONTACT_ATTEMPTS:
                     raise TransportError(f"{method} {path}: {exc} (no answer from {self.config.server} yet: is "
                                          "the cluster running, and the one --kubeconfig/--context name?)") from None
@@ -237,9 +248,13 @@ class Client:
                 wait = policy.delay(attempt)
             else:
                 self._answered = True
+                if debug:
+                    log.debug("%s %s -> %d (%.0f ms)", method, target, resp.status,
+                              1000 * (time.monotonic() - started))
                 if resp.status < 300:
                     return resp
                 if resp.status == 401 and not refreshed and self._refresh_authorization(sent_authorization):
+                    log.info("%s %s: 401 Unauthorized; the credentials were fetched again", method, path)
                     refreshed = True  # once per request: a new token that is refused too is the answer
                     continue
                 err = _error_for(resp.status, resp.data, method, path)
@@ -261,6 +276,7 @@ class Client:
                 raise err
             with self._lock:
                 self.retries += 1
+            log.info("retrying in %.1f s (attempt %d of %d): %s", wait, attempt + 1, policy.attempts, err)
             self._sleep(wait)
 
     def _refresh_authorization(self, sent: str | None) -> bool:

@@ -18,6 +18,7 @@ import contextlib
 import copy
 import dataclasses
 import itertools
+import logging
 import math
 import queue
 import sys
@@ -56,6 +57,8 @@ from kwoksnap.replay.timing import (
     spread,
 )
 from kwoksnap.restore.transform import CREATED_BY_LABEL, FROZEN_ANNOTATION, SCHEDULING_GATE, finished_job
+
+log = logging.getLogger("kwoksnap.replay")
 
 Obj = dict[str, Any]
 OWNER_WAIT = 5.0  # seconds an owner lookup waits for the owner's create, if replay is sending one
@@ -1278,9 +1281,10 @@ class Replayer:
         done = [0]  # nodes frozen, or thawing patches sent, so far
         try:
             if prepare and self.options.mode == "verbatim":
-                self.freeze_nodes(done)
+                log.info("%d node(s) frozen for the replay", self.freeze_nodes(done))
             elif prepare:
                 pods, nodes = self.thaw(done)
+                log.info("%d pod(s) and %d node(s) handed back to the target's kwok and scheduler", pods, nodes)
                 if pods or nodes:
                     self.report.warnings.append(
                         f"inputs mode: {pods} pod(s) and {nodes} node(s) a restore had frozen are handed back to the "
@@ -1302,6 +1306,8 @@ class Replayer:
             self.warm_up()
             if prepare and self.options.speed is not None and self.options.max_lead > 0:
                 self.report.capacity = self.measure_rate()
+                log.info("the target's write rate: %s", f"{self.report.capacity:.0f}/s"
+                         if self.report.capacity is not None else "not measured")
         except KeyboardInterrupt:  # nothing was replayed yet; the measurement's scratch objects were cleaned up
             self.report.interrupted = True
             if done[0]:

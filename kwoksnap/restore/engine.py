@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import threading
 import time
 from collections import defaultdict
@@ -37,6 +38,8 @@ from kwoksnap.restore.transform import (
     ttl_expired,
     without_cluster_ip,
 )
+
+log = logging.getLogger("kwoksnap.restore")
 
 Obj = dict[str, Any]
 OnConflict = Literal["skip", "replace", "fail"]
@@ -412,6 +415,9 @@ class _Restorer:
             futures.append(fut)
         for fut in futures:
             fut.result()
+        r = self.results[key]
+        log.info("%s (%s): %d created, %d updated, %d skipped, %d failed", key, step.phase, r.created, r.updated,
+                 r.skipped, r.failed)
 
     def wait_crds(self, deadline: float) -> None:
         pending = set(self.created_crds)

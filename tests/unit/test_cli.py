@@ -470,3 +470,19 @@ def test_a_file_the_system_refuses_to_read_or_write_is_exit_7(tmp_path: Path) ->
         assert proc.returncode == ExitCode.SYSTEM and proc.stderr.count("\n") == 1, (args, proc.stderr)
         assert "Permission denied" in proc.stderr, proc.stderr
     assert not (tmp_path / "out.yaml").exists() and not (tmp_path / "out.kws").exists()
+
+
+def test_verbose_logs_requests_but_never_credentials(tmp_path: Path) -> None:
+    """Black-box finding: -v and -vv printed nothing at all. -v says what each stage does, -vv every request."""
+    config = tmp_path / "kubeconfig"
+    config.write_text("apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+                      "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n"
+                      "contexts: [{name: x, context: {cluster: c, user: u}}]\n"
+                      "users: [{name: u, user: {token: sekret-token-value}}]\n")
+    quiet = run("--kubeconfig", str(config), "save", "-o", str(tmp_path / "x.kws"))
+    loud = run("-vv", "--kubeconfig", str(config), "save", "-o", str(tmp_path / "x.kws"))
+    assert quiet.returncode == loud.returncode == ExitCode.CLUSTER and quiet.stderr.count("\n") == 1
+    assert "INFO kwoksnap.kube: server http://127.0.0.1:1, with credentials" in loud.stderr, loud.stderr
+    assert "DEBUG kwoksnap.kube: GET /version: cannot connect" in loud.stderr and "retrying in" in loud.stderr, \
+        loud.stderr
+    assert "sekret" not in loud.stderr
