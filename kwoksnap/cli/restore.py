@@ -136,7 +136,7 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                        + (f"  ({r.reallocated} reallocated IPs)" if r.reallocated else ""))
         created = sum(r.created for r in summary.results.values())
         updated = sum(r.updated for r in summary.results.values())
-        click.echo(f"{summary.objects} objects of the snapshot are in the target after {summary.seconds:.1f}s "
+        click.echo(f"{summary.objects} of the snapshot's objects restored or found in place in {summary.seconds:.1f}s "
                    f"({summary.objects / max(summary.seconds, 1e-9):,.0f}/s, {summary.retries} retries; "
                    f"{created} created, {updated} updated, {summary.objects - created - updated} skipped: already "
                    "there, or the target's own)"
@@ -144,13 +144,15 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                       f"; {len(summary.failures)} failed" + ("" if summary.interrupted or summary.error else
                                                              f", {len(summary.not_adopted)} not adopted")))
         if summary.interrupted:
-            click.echo(f"interrupted: {summary.objects} of the snapshot's {summary.planned} objects are in the "
-                       "target, each whole; the rest were not sent. Owner references to objects not restored yet "
+            click.echo(f"interrupted: this run restored or found in place {summary.objects} of the snapshot's "
+                       f"{summary.planned} objects, each whole; the rest were not sent by it (what an earlier run "
+                       "restored is still there). Owner references to objects not restored yet "
                        "are missing, and adoption by the target's controllers was not waited for, so for a "
                        "faithful copy restore into a fresh cluster")
         elif summary.error is not None:
-            click.echo(f"stopped by the error below: {summary.objects} of the snapshot's {summary.planned} objects "
-                       "are in the target, each whole; the rest were not sent, and what came after the error "
+            click.echo(f"stopped by the error below: this run restored or found in place {summary.objects} of the "
+                       f"snapshot's {summary.planned} objects, each whole; the rest were not sent, and what came "
+                       "after the error "
                        "(relinking, the wait for adoption, admission objects) was not done")
     if summary.interrupted:
         return ExitCode.INTERRUPTED
