@@ -94,6 +94,8 @@ def not_stdout(_ctx: click.Context, _param: click.Parameter, value: str | None) 
     """An output file option's check: ``-`` would make a file named ``-``, not write to standard output."""
     if value == "-":
         raise click.BadParameter("'-' (standard output) is not supported: give a file name")
+    if value is not None and not value.strip():  # an unset variable: nothing would be written, silently
+        raise click.BadParameter(f"{value!r} names no file")
     return value
 
 

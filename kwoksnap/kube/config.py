@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from kwoksnap.errors import ClusterError
+from kwoksnap.errors import ClusterError, UsageError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,11 +80,16 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
                 config_file=path, context=context, client_configuration=cfg
             )
     except ConfigException as exc:
+        if context and f"Expected object with name {context} " in str(exc):
+            raise UsageError(f"--context {context}: the kubeconfig has no such context") from None
         raise ClusterError(f"cannot load kubeconfig: {exc}") from None
     except yaml.YAMLError as exc:  # the first line says where; the rest repeats the file's text
         raise ClusterError(f"cannot load kubeconfig {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    except OSError as exc:  # a directory, no permission
-        raise ClusterError(f"cannot load kubeconfig {path}: {exc.strerror or exc}") from None
+    except OSError as exc:  # a directory, no permission, a tokenFile or certificate file that is not there
+        named = f"{exc.filename}: " if exc.filename and str(exc.filename) != str(path) else ""
+        raise ClusterError(f"cannot load kubeconfig {path}: {named}{exc.strerror or exc}") from None
+    except (TypeError, KeyError, AttributeError, ValueError) as exc:  # YAML of another shape (a list, /etc/passwd)
+        raise ClusterError(f"cannot load kubeconfig {path}: not a kubeconfig ({type(exc).__name__}: {exc})") from None
     finally:
         root.removeFilter(catch)
     if plugin_errors:

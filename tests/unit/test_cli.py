@@ -288,6 +288,25 @@ def test_credentials_that_cannot_be_sent_are_refused_in_one_line(tmp_path: Path,
     assert expected in proc.stderr and "abc" not in proc.stderr, proc.stderr
 
 
+@pytest.mark.parametrize(("text", "args", "code", "expected"), [
+    ("users: [{name: u, user: {tokenFile: /nonexistent/token}}]", (), ExitCode.CLUSTER,
+     "/nonexistent/token: No such file or directory"),  # it named the kubeconfig as missing
+    ("users: [{name: u, user: {token: t}}]", ("--context", "nosuch"), ExitCode.USAGE,
+     "--context nosuch: the kubeconfig has no such context"),  # exit 4, as if the cluster had refused
+    (None, (), ExitCode.CLUSTER, "not a kubeconfig (TypeError"),  # a YAML list: an internal error (exit 70)
+])
+def test_kubeconfig_mistakes_are_named(tmp_path: Path, text: str | None, args: tuple[str, ...], code: int,
+                                       expected: str) -> None:
+    """Black-box and review findings: what is wrong with a kubeconfig is said in one line, with its exit code."""
+    config = tmp_path / "kubeconfig"
+    config.write_text("- a\n- b\n" if text is None else
+                      "apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+                      "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n"
+                      f"contexts: [{{name: x, context: {{cluster: c, user: u}}}}]\n{text}\n")
+    proc = run("--kubeconfig", str(config), *args, "save", "-o", str(tmp_path / "x.kws"))
+    assert proc.returncode == code and proc.stderr.count("\n") == 1 and expected in proc.stderr, proc.stderr
+
+
 @pytest.mark.parametrize("text", ["garbage: [", None])
 def test_a_kubeconfig_that_is_not_yaml_or_a_directory_is_one_line_exit_4(tmp_path: Path, text: str | None) -> None:
     """Black-box finding: both ended as 'internal error' (exit 70), the YAML one over three lines."""
@@ -367,6 +386,7 @@ def test_an_object_nested_deeper_than_255_levels_is_compared_and_exported(tmp_pa
     (("--actor", "agent:=user"), "empty after agent:"),
     (("--speed", "1" * 400), "invalid speed"),  # inf: it ran as max
     (("--max-gap", ""), "invalid duration ''"),
+    (("--report", ""), "'' names no file"),  # it wrote no report, silently
 ])
 def test_empty_or_unusable_replay_options_are_refused(tmp_path: Path, args: tuple[str, ...], expected: str) -> None:
     """Black-box findings: `-n ''`, `--resources ''` and `--max-gap ''` were accepted silently (`-n ''` as every
