@@ -104,6 +104,11 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
             click.echo(f"warning: {len(summary.claims_without_volume)} claim(s) were Bound to a volume that is not in "
                        f"the target, so the PV controller marks them Lost: {first_few(summary.claims_without_volume)}",
                        err=True)
+        if summary.terminating_namespaces:
+            click.echo(f"warning: {len(summary.terminating_namespaces)} namespace(s) of the snapshot are being deleted "
+                       "in the target, so their objects cannot be created there (pods restored earlier are frozen "
+                       "and hold them; kubectl delete pods --force --grace-period=0 in them lets them go): "
+                       f"{first_few(summary.terminating_namespaces)}", err=True)
         if summary.active_namespaces:
             click.echo(f"warning: {len(summary.active_namespaces)} namespace(s) were Terminating in the snapshot and "
                        "are restored Active (only a delete makes a namespace Terminating, and the target's namespace "

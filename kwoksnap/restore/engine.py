@@ -123,6 +123,8 @@ class RestoreSummary:
     ttl_expired: list[str] = dataclasses.field(default_factory=list)
     # Restored dependents that were waited for to be adopted, and were deleted in the target meanwhile.
     deleted_meanwhile: list[str] = dataclasses.field(default_factory=list)
+    # Namespaces of the snapshot that the target holds being deleted: nothing new can be created in them.
+    terminating_namespaces: list[str] = dataclasses.field(default_factory=list)
     # What the snapshot's objects name and neither it nor the target held, one line per kind (restore/dependencies).
     missing_dependencies: list[str] = dataclasses.field(default_factory=list)
     # An error that stopped the restore after it had begun writing (the target stopped answering, a CRD never
@@ -149,6 +151,7 @@ class RestoreSummary:
             "interrupted": self.interrupted, "planned": self.planned, "keptSecrets": self.kept_secrets[:200],
             "activeNamespaces": self.active_namespaces[:200], "namespacesCreated": self.namespaces_created[:200],
             "ttlExpiredJobs": self.ttl_expired[:200], "deletedMeanwhile": self.deleted_meanwhile[:200],
+            "terminatingNamespaces": self.terminating_namespaces[:200],
             "missingDependencies": self.missing_dependencies,
             "error": str(self.error) if self.error is not None else None,
         }
@@ -193,6 +196,7 @@ class _Restorer:
         self.deleted_meanwhile: list[str] = []
         self.kept_secrets: list[str] = []  # not replaced: redacted in the snapshot
         self.active_namespaces: list[str] = []  # Terminating in the snapshot
+        self.terminating_namespaces: list[str] = []  # being deleted in the target (a skipped namespace)
         self.namespaces_created: list[str] = []  # not in the snapshot nor the target (_create_in)
         self.snapshot_namespaces: frozenset[str] = frozenset()  # read before any worker starts (not thread-safe)
         # Objects other than pods that were Terminating, held by finalizers: deleted again at the end
@@ -245,6 +249,13 @@ class _Restorer:
             # snapshot's now, as far as the mark goes (diff --live reported the label for good).
             with contextlib.suppress(NotFound):
                 created = self.client.patch(res.path(None, name), {"metadata": {"labels": {CREATED_BY_LABEL: None}}})
+        if res.kind == "Namespace" and outcome == "skipped" and (created.get("metadata") or {}).get(
+                "deletionTimestamp"):
+            # Being deleted in the target (its restored pods frozen, it may stay so): nothing can be created in it,
+            # and writing the snapshot's status (Active) over it is refused. Said once; its objects fail each.
+            prep.status = None
+            with self.lock:
+                self.terminating_namespaces.append(name)
         # The API server lets only a delete set a namespace Terminating (a status write saying so is invalid).
         if res.kind == "Namespace" and prep.status is not None and prep.status.get("phase") == "Terminating":
             prep.status = None
@@ -440,6 +451,7 @@ class _Restorer:
         controller creates it shortly after the namespace (restore skips the recorded one as regenerated); wait for
         it, and create it if no controller does."""
         namespaces = {str((o.get("metadata") or {}).get("name")) for o in self.source.objects("v1/namespaces")}
+        namespaces -= set(self.terminating_namespaces)  # no controller makes one there, and no create is taken
         deadline = time.monotonic() + timeout
         missing = set(namespaces)
         while missing and time.monotonic() < deadline:
@@ -448,8 +460,12 @@ class _Restorer:
             if missing:
                 time.sleep(0.2)
         for ns in sorted(missing):
-            with contextlib.suppress(Conflict):
+            try:
                 self.client.create(f"/api/v1/namespaces/{ns}/serviceaccounts", {"metadata": {"name": "default"}})
+            except Conflict:
+                pass
+            except APIError as exc:  # one namespace's problem (deleted meanwhile, refused): its pods fail each
+                log.info("namespace %s: its default ServiceAccount could not be created: %s", ns, exc)
 
     def wait_served(self, deadline: float) -> Discovery:
         """Discovery once every created CRD's resource is in it (or the deadline passed: then the CRs fail,
@@ -704,6 +720,7 @@ def restore(
         seconds=time.monotonic() - started, requests=client.requests - requests0,
         retries=client.retries - retries0, claims_without_volume=r.claims_without_volume,
         ttl_expired=r.ttl_expired, deleted_meanwhile=r.deleted_meanwhile, missing_dependencies=missing,
+        terminating_namespaces=sorted(r.terminating_namespaces),
         interrupted=interrupted, planned=sum(s.objects for s in steps), kept_secrets=sorted(r.kept_secrets),
         active_namespaces=sorted(r.active_namespaces), namespaces_created=sorted(r.namespaces_created), error=error,
     )
