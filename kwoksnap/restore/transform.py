@@ -125,6 +125,18 @@ def strip_metadata(meta: Obj) -> Obj:
     return {k: v for k, v in meta.items() if k not in SERVER_MANAGED}
 
 
+# Controllers that claim only active pods (Kubernetes' FilterActivePods before ClaimPods): a finished pod of theirs
+# (evicted by its kubelet, Failed; Succeeded) is never adopted, and keeps its controller reference (relinked).
+_ACTIVE_PODS_ONLY = frozenset({"ReplicaSet", "ReplicationController"})
+
+
+def _never_claimed(obj: Obj) -> bool:
+    if obj.get("kind") != "Pod" or (obj.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+        return False
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(ref.get("controller") and ref.get("kind") in _ACTIVE_PODS_ONLY for ref in refs if isinstance(ref, dict))
+
+
 def prepare(
     obj: Obj,
     *,
@@ -150,7 +162,7 @@ def prepare(
 
     # Controllers never adopt an object being deleted: a Terminating pod keeps its controller reference (relinked).
     terminating = bool((obj.get("metadata") or {}).get("deletionTimestamp"))
-    adopt = adopt and not terminating
+    adopt = adopt and not terminating and not _never_claimed(obj)
     adoption: Adoption | None = None
     controller: tuple[str, str] | None = None
     deferred: list[Obj] = []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from kwoksnap.restore.plan import plan
 from kwoksnap.restore.transform import (
     FAKE_NODE_ANNOTATION,
@@ -209,6 +211,21 @@ def test_terminating_pod_is_deleted_again_with_its_grace_and_keeps_its_owner() -
     assert prepare(terminating, uid_map={}, snapshot_uids=set(), has_status_subresource=True).terminate == {
         "gracePeriodSeconds": 30}  # 0 would remove it at once; the recorded pod was still there
     assert prepare(pod(), uid_map={}, snapshot_uids=set(), has_status_subresource=True).terminate is None
+
+
+@pytest.mark.parametrize(("owner_kind", "phase", "adopted"), [
+    ("ReplicaSet", "Failed", False), ("ReplicaSet", "Succeeded", False), ("ReplicationController", "Failed", False),
+    ("ReplicaSet", "Running", True), ("StatefulSet", "Failed", True)])  # a StatefulSet claims its pods whatever
+def test_a_finished_pod_of_a_replicaset_keeps_its_controller(owner_kind: str, phase: str, adopted: bool) -> None:
+    """Review finding: an evicted pod (Failed) of a ReplicaSet was left for the ReplicaSet to adopt, which claims
+    only active pods: restore waited the whole settle timeout and failed it as "not adopted"."""
+    owner = ref(owner_kind, "rs", "uid-rs")
+    finished = pod(owner=owner)
+    finished["status"]["phase"] = phase
+    p = prepare(finished, uid_map={}, snapshot_uids={"uid-rs"}, has_status_subresource=True)
+    assert (p.adoption is not None and p.deferred_owners == []) is adopted
+    if not adopted:
+        assert p.adoption is None and p.deferred_owners == [owner]  # relinked in the final pass
 
 
 def test_only_the_admission_taint_is_repaired_on_an_existing_node() -> None:

@@ -1,0 +1,53 @@
+"""A ReplicaSet's pod its kubelet evicted (phase Failed) is never adopted: the ReplicaSet controller claims only
+active pods. Restore keeps its controller reference instead of waiting for adoption (review finding: it waited the
+whole settle timeout, then failed the pod as "not adopted", exit 5; such pods are common in production snapshots)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+from kwoksnap.cluster.local import LocalCluster
+from kwoksnap.cluster.populate import fake_node
+from kwoksnap.kube import Client
+from tests.integration.snapshots import write_snapshot
+from tests.integration.test_snapshot_roundtrip import kwoksnap
+
+
+def test_an_evicted_pod_keeps_its_replicaset(kwok_cluster: LocalCluster, client: Client, tmp_path: Path) -> None:
+    ns, node, rs_uid = f"t-{uuid.uuid4().hex[:10]}", f"ev-node-{uuid.uuid4().hex[:6]}", str(uuid.uuid4())
+    labels = {"app": "web"}
+    container = {"containers": [{"name": "c", "image": "i"}]}
+    rs = {"metadata": {"name": "web", "namespace": ns, "uid": rs_uid, "labels": labels},
+          "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                   "template": {"metadata": {"labels": labels}, "spec": container}},
+          "status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1}}
+    owner = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": rs_uid, "controller": True,
+              "blockOwnerDeletion": True}]
+    pods = [{"metadata": {"name": name, "namespace": ns, "labels": labels, "ownerReferences": owner},
+             "spec": {"nodeName": node, **container}, "status": status}
+            for name, status in (("web-evicted", {"phase": "Failed", "reason": "Evicted",
+                                                  "message": "The node was low on resource: memory."}),
+                                 ("web-running", {"phase": "Running", "conditions": [
+                                     {"type": "Ready", "status": "True"}]}))]
+    snapshot = write_snapshot(tmp_path / "evicted.kws", [
+        ("v1/namespaces", "Namespace", False, [{"metadata": {"name": ns}}]),
+        ("v1/nodes", "Node", False, [fake_node(node)]),
+        ("v1/pods", "Pod", True, pods),
+        ("apps/v1/replicasets", "ReplicaSet", True, [rs]),
+    ])
+    try:
+        begun = time.monotonic()
+        proc = kwoksnap("restore", str(snapshot), "--settle-timeout", "60", kubeconfig=kwok_cluster.kubeconfig)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert time.monotonic() - begun < 50  # not the whole settle timeout
+        target_rs = client.get(f"/apis/apps/v1/namespaces/{ns}/replicasets/web")["metadata"]["uid"]
+        for name in ("web-evicted", "web-running"):
+            pod = client.get(f"/api/v1/namespaces/{ns}/pods/{name}")
+            assert [(r["kind"], r["uid"], r.get("controller")) for r in pod["metadata"]["ownerReferences"]] == [
+                ("ReplicaSet", target_rs, True)], name
+        assert client.get(f"/api/v1/namespaces/{ns}/pods/web-evicted")["status"]["reason"] == "Evicted"
+    finally:
+        client.delete(f"/api/v1/namespaces/{ns}", {"propagationPolicy": "Background"})
+        client.delete(f"/api/v1/nodes/{node}")
