@@ -307,7 +307,8 @@ def _last_lines(text: str, n: int = 6) -> str:
     return " | ".join(lines[-n:]) or "(no output)"
 
 
-def _pids(cluster_dir: Path) -> list[int]:
+def _pid_files(cluster_dir: Path) -> list[int]:
+    """The numbers in the cluster's pid files, whatever runs under them now."""
     pids = []
     for pid_file in (cluster_dir / "pids").glob("*.pid") if (cluster_dir / "pids").is_dir() else []:
         try:
@@ -317,6 +318,24 @@ def _pids(cluster_dir: Path) -> list[int]:
     return pids
 
 
+def _pids(cluster_dir: Path) -> list[int]:
+    """The processes the cluster's pid files name that are still the cluster's: after a reboot, or once a component
+    died, its number may belong to any other process (which `cluster delete` then killed)."""
+    return [pid for pid in _pid_files(cluster_dir) if _ours(pid, cluster_dir)]
+
+
+def _ours(pid: int, cluster_dir: Path) -> bool:
+    """Whether ``pid`` is a component of the cluster in ``cluster_dir``: kwokctl starts each with files of that
+    directory on its command line. Without /proc (not Linux) the pid file is trusted."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()
+    except OSError:
+        return False
+    return os.fsencode(cluster_dir.resolve()) in cmdline or os.fsencode(cluster_dir) in cmdline
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -324,7 +343,10 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a zombie (exited, not yet reaped by its parent) answers signal 0 too
+        return Path(f"/proc/{pid}/stat").read_bytes().rpartition(b")")[2].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 def delete_cluster(name: str, binaries: Binaries | None, *, workdir: Path | None = None) -> bool:
@@ -380,5 +402,5 @@ def profile_for_server(server: str, *, workdir: Path | None = None) -> Profile |
 
 
 def cluster_running(cluster: LocalCluster) -> bool:
-    pids = _pids(cluster.directory)
-    return bool(pids) and all(_alive(p) for p in pids)
+    pids = _pid_files(cluster.directory)
+    return bool(pids) and all(_alive(p) and _ours(p, cluster.directory) for p in pids)

@@ -112,3 +112,30 @@ def test_audit_policy_is_valid_and_never_logs_secret_bodies() -> None:
     assert level_for("", "serviceaccounts/token") == "Metadata"
     assert level_for("", "pods", "get") == "None"
     assert level_for("", "events") == "None"
+
+
+def test_cluster_delete_stops_only_the_clusters_own_processes(tmp_path: Path) -> None:
+    """Review finding: pid files outlive their processes (a reboot, a component that died), and `cluster delete`
+    SIGKILLed whatever process had the number by then; `cluster list` called such a cluster running."""
+    import subprocess
+    import sys
+
+    from kwoksnap.cluster.local import LocalCluster, cluster_running, delete_cluster
+
+    directory = tmp_path / "clusters" / "stale"
+    (directory / "pids").mkdir(parents=True)
+    stranger = subprocess.Popen(["sleep", "300"])
+    # names a file of the directory on its command line, as kwokctl's components do
+    component = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", str(directory / "x")])
+    try:
+        (directory / "pids" / "etcd.pid").write_text(f"{stranger.pid}\n")
+        (directory / "pids" / "kwok-controller.pid").write_text(f"{component.pid}\n")
+        assert not cluster_running(LocalCluster("stale", directory))  # one of its numbers is another's now
+        assert delete_cluster("stale", None, workdir=tmp_path)
+        assert component.wait(timeout=15) is not None and stranger.poll() is None
+        assert not directory.exists()
+    finally:
+        stranger.kill()
+        component.kill()
+        stranger.wait()
+        component.wait()
