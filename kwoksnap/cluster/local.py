@@ -213,8 +213,6 @@ def create_cluster(
     root = workdir or workdir_root()
     root.mkdir(parents=True, exist_ok=True)
     cluster = LocalCluster(name, root / "clusters" / name)
-    if cluster.directory.exists():
-        raise UsageError(f"cluster {name!r} already exists ({cluster.directory}); delete it first")
     with tempfile.TemporaryDirectory(prefix="kwoksnap-create-") as tmp:
         policy = Path(tmp) / "audit-policy.yaml"
         policy.write_text(audit_policy_text())
@@ -226,25 +224,31 @@ def create_cluster(
         ]
         started = time.monotonic()
         with _creating(root):
+            # Checked under the lock: two creates of one name both passed the check before, and the second
+            # overwrote the first's profile marker (kwokctl said 0 for the cluster that existed).
+            if cluster.directory.exists():
+                raise UsageError(f"cluster {name!r} already exists ({cluster.directory}); delete it first")
             try:
                 proc = subprocess.run(args, env=_env(root), capture_output=True, text=True)
             except BaseException:  # Ctrl-C or SIGTERM: run() has killed kwokctl; remove what it had started
                 delete_cluster(name, binaries, workdir=root)
                 raise
-    if proc.returncode != 0 or not cluster.kubeconfig.exists():
-        detail = _last_lines(proc.stderr + proc.stdout)
+    try:
+        if proc.returncode != 0 or not cluster.kubeconfig.exists():
+            detail = _last_lines(proc.stderr + proc.stdout)
+            raise ToolError(f"kwokctl create cluster {name} failed (exit {proc.returncode}): {detail}")
+        # kwokctl exits 0 even when its --wait timed out (it only logs "Failed to wait for cluster to be ready"),
+        # and on a loaded machine that happens: check readiness ourselves before handing the cluster out.
+        problem = wait_ready(cluster, max(30.0, started + wait - time.monotonic()),
+                             service_account=profile is Profile.STANDARD)
+        if problem:
+            log = _last_lines(_tail(cluster.directory / "logs" / "kube-apiserver.log"), 3)
+            raise ToolError(f"cluster {name} did not become ready within {int(wait)}s ({problem}); "
+                            f"kube-apiserver log: {log}")
+        (cluster.directory / "kwoksnap-profile").write_text(profile.value + "\n")
+    except BaseException:  # a failure, or Ctrl-C/SIGTERM while waiting for readiness: nothing is left running
         delete_cluster(name, binaries, workdir=root)
-        raise ToolError(f"kwokctl create cluster {name} failed (exit {proc.returncode}): {detail}")
-    # kwokctl exits 0 even when its --wait timed out (it only logs "Failed to wait for cluster to be ready"), and on
-    # a loaded machine that happens: check readiness ourselves before handing the cluster out.
-    problem = wait_ready(cluster, max(30.0, started + wait - time.monotonic()),
-                         service_account=profile is Profile.STANDARD)
-    if problem:
-        log = _last_lines(_tail(cluster.directory / "logs" / "kube-apiserver.log"), 3)
-        delete_cluster(name, binaries, workdir=root)
-        raise ToolError(f"cluster {name} did not become ready within {int(wait)}s ({problem}); "
-                        f"kube-apiserver log: {log}")
-    (cluster.directory / "kwoksnap-profile").write_text(profile.value + "\n")
+        raise
     return cluster
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from kwoksnap.cluster.binaries import Binaries
 from kwoksnap.cluster.local import LocalCluster, Profile
 from kwoksnap.errors import ExitCode
 from kwoksnap.kube import Client
@@ -162,3 +163,23 @@ def test_a_replay_rides_through_an_api_server_restart(make_cluster: ClusterFacto
         assert data["appliedLagMs"]["max"] >= 2000  # the outage shows as lateness, not as lost changes
         assert data["fidelity"] == {"checked": 60, "mismatches": [], "mismatchCount": 0}
         assert pods_in(c, namespace) == [f"p{i:02}" for i in range(60)]
+
+
+def test_ctrl_c_while_a_new_cluster_is_waited_for_removes_it(binaries: Binaries, workdir: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review finding: only kwokctl's own run was guarded; Ctrl-C or SIGTERM in kwoksnap's readiness wait after it
+    (up to 30 s or more) left the cluster's processes and directory behind, though the README says an interrupted
+    create removes the half-made cluster."""
+    from kwoksnap.cluster import local
+
+    def interrupted(*_args: object, **_kwargs: object) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(local, "wait_ready", interrupted)
+    name = f"ci{os.getpid()}"
+    with pytest.raises(KeyboardInterrupt):
+        local.create_cluster(name, binaries, profile=local.Profile.REPLAY, workdir=workdir)
+    directory = workdir / "clusters" / name
+    assert not directory.exists()
+    leftovers = subprocess.run(["pgrep", "-f", str(directory)], capture_output=True, text=True).stdout.split()
+    assert leftovers == [], leftovers
