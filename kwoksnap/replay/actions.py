@@ -24,7 +24,7 @@ import collections
 import copy
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from kwoksnap.audit import AuditEvent, infer_patch_type
@@ -330,6 +330,9 @@ def _replicas(obj: Any) -> int | None:
     return replicas if isinstance(replicas, int) and not isinstance(replicas, bool) else None
 
 
+NOT_AN_OBJECT: Final = frozenset({"Status", None, "PartialObjectMetadata"})
+
+
 def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] | None,
                 clean: bool = True) -> Action | Skip:
     """The request that re-applies ``ev`` in the target, or why it cannot be. ``clean=False`` leaves the recorded
@@ -340,8 +343,11 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
                             "namespace": ev["namespace"], "name": ev["name"]}
     response = ev["response"] if isinstance(ev["response"], dict) else None
     request = ev["request"]
-    # A full resulting object: the response, except for deletes/bindings/evictions, where it is a Status.
-    result = response if response is not None and response.get("kind") not in ("Status", None) else None
+    # A full resulting object: the response, except for deletes/bindings/evictions, where it is a Status, and for
+    # writes through a metadata-only client (the garbage collector: removing foregroundDeletion, orphaning
+    # dependents), whose answer is the object's PartialObjectMetadata: sent as one, it was refused (400); the
+    # recorded patch is sent instead.
+    result = response if response is not None and response.get("kind") not in NOT_AN_OBJECT else None
 
     def body_of(obj: Obj) -> Obj:
         return clean_body(obj, mode=mode, resource=resource, group=group, to_replay=to_replay) if clean else obj

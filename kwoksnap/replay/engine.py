@@ -515,6 +515,25 @@ class Replayer:
         else:
             meta.pop("ownerReferences", None)
 
+    def _relink_patch_owners(self, body: Obj, namespace: str) -> None:
+        """The owner UIDs a merge or strategic merge patch names, as the target's: an entry of the object replay
+        wrote for that source UID, else (a whole reference) found by kind and name. A strategic ``$patch: delete``
+        of a reference names it by UID alone (the garbage collector orphaning a dependent): it matched nothing
+        with the source's UID. An owner found neither way keeps the recorded UID."""
+        meta = body.get("metadata")
+        refs = meta.get("ownerReferences") if isinstance(meta, dict) else None
+        if not isinstance(refs, list):
+            return
+        for ref in refs:
+            if not isinstance(ref, dict) or not isinstance(ref.get("uid"), str):
+                continue
+            with self.lock:
+                mapped = self.target_uids.get(ref["uid"])
+            if mapped is None and ref.get("kind") and ref.get("name"):
+                mapped = self._owner_uid(ref, namespace)
+            if mapped:
+                ref["uid"] = mapped
+
     def _remember(self, kind: str, answer: Obj, recorded: Obj | None) -> None:
         """The target UID of an object replay just wrote, by name (for owners) and by the source UID its recorded
         state had (for UID preconditions of later requests).
@@ -621,6 +640,8 @@ class Replayer:
         if isinstance(action.body, dict) and action.op in ("create", "replace", "status"):
             # A status write stores the object's metadata too: the recorded owner UIDs would be stored as they are.
             self._relink_owners(action.body, action.namespace)
+        elif isinstance(action.body, dict) and action.op == "patch":
+            self._relink_patch_owners(action.body, action.namespace)
         uid = ""
         if action.source_uid:
             with self.lock:

@@ -176,3 +176,30 @@ def job_line(namespace: str, verb: str, at: float, request: Any, response: Any, 
         "requestObject": request, "responseObject": response,
         "requestReceivedTimestamp": stamp, "stageTimestamp": stamp}
     return orjson.dumps(event) + b"\n"
+
+
+def test_a_garbage_collector_patch_is_replayed_as_the_patch_it_was(kwok_cluster: LocalCluster, client: Client,
+                                                                      namespace: str, tmp_path: Path) -> None:
+    """Black-box finding: the garbage collector writes through a metadata-only client; the log holds its result as
+    PartialObjectMetadata, which replay PUT as the pod and the API server refused (400), so an orphaning delete
+    (and a foreground one, and a Job's TTL deletion) was never finished. Its recorded strategic merge patch, with
+    its UID precondition moved to the target's UID, is sent instead."""
+    t = time.time() - 60
+    owned = pod(namespace, "p", "src-p")
+    owned["metadata"]["ownerReferences"] = [{"apiVersion": "v1", "kind": "Pod", "name": "owner", "uid": "src-o"}]
+    partial = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+               "metadata": {"name": "p", "namespace": namespace, "uid": "src-p", "resourceVersion": "99"}}
+    gc = orjson.loads(line(namespace, "patch", "p", t + 2, {"metadata": {
+        "uid": "src-p", "ownerReferences": [{"$patch": "delete", "uid": "src-o"}]}}, partial))
+    gc["user"] = {"username": "system:kube-controller-manager"}
+    gc["userAgent"] = "kube-controller-manager/v1.36.3 (linux/amd64) kubernetes/$Format/generic-garbage-collector"
+    log = tmp_path / "audit.log"
+    log.write_bytes(
+        line(namespace, "create", "owner", t, pod(namespace, "owner", "src-o"), pod(namespace, "owner", "src-o"))
+        + line(namespace, "create", "p", t + 1, owned, owned) + orjson.dumps(gc) + b"\n")
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kwok_cluster.kubeconfig),
+                           "replay", "--audit", str(log), "--speed", "max", "--no-fidelity"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == ExitCode.OK, proc.stdout + proc.stderr
+    meta = client.get(f"/api/v1/namespaces/{namespace}/pods/p")["metadata"]
+    assert "ownerReferences" not in meta, (meta, proc.stdout, proc.stderr)

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from kwoksnap.audit import AuditEvent, ParseStats, resource_version
 from kwoksnap.clock import FakeClock
 from kwoksnap.errors import APIError, Conflict, NotFound, UsageError
+from kwoksnap.kube.client import STRATEGIC_MERGE_PATCH
 from kwoksnap.kube.discovery import Discovery, Resource
 from kwoksnap.replay import actions
 from kwoksnap.replay.actions import (
@@ -353,6 +354,24 @@ class TestActions:
                                   namespace="kube-system", name="n1", request=lease, response=lease),
                             mode="verbatim", to_replay=None)
         assert isinstance(other, Action) and other.op == "replace"
+
+    def test_a_garbage_collector_write_sends_its_patch_not_the_partial_object(self) -> None:
+        """Black-box finding: the garbage collector writes through a metadata-only client, so the log holds the
+        result as PartialObjectMetadata; replay PUT that as the object and was refused (400), so foreground and
+        orphan deletes (and a Job's TTL deletion) were never finished."""
+        partial = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                   "metadata": {"name": "p1", "namespace": "ns", "uid": "src-uid", "resourceVersion": "2047"}}
+        gc = "kube-controller-manager/v1.36.3 (linux/amd64) kubernetes/$Format/generic-garbage-collector"
+        finish = plan_action(event(verb="patch", user="system:serviceaccount:kube-system:generic-garbage-collector",
+                                   agent=gc, request={"metadata": {"resourceVersion": "2047", "finalizers": None}},
+                                   response=partial), mode="verbatim", to_replay=None)
+        assert isinstance(finish, Action) and finish.op == "patch" and finish.state is None
+        assert finish.body == {"metadata": {"finalizers": None}}  # the source's resourceVersion is never sent
+        orphan = plan_action(event(verb="patch", agent=gc, request={"metadata": {
+            "uid": "src-uid", "ownerReferences": [{"$patch": "delete", "uid": "owner-uid"}]}}, response=partial),
+            mode="verbatim", to_replay=None)
+        assert isinstance(orphan, Action) and orphan.op == "patch" and orphan.source_uid == "src-uid"
+        assert orphan.content_type == STRATEGIC_MERGE_PATCH
 
     def test_binding_sets_the_node(self) -> None:
         a = plan_action(event(verb="create", sub="binding", request={"target": {"name": "n7"}},
