@@ -2237,3 +2237,22 @@ def test_an_owner_reference_names_the_incarnation_replay_made_for_its_uid() -> N
     finally:
         timer.join()
     assert r._owner_uid({**ref, "uid": "s1"}, "ns") == "t1"  # the first incarnation's dependents keep theirs
+
+
+def test_fidelity_expects_the_recorded_state_also_after_a_change_failed_here() -> None:
+    """Black-box finding: the expected state followed only the changes the target accepted, so pods the replay
+    failed to delete (gone in the source) were called a match ("fidelity: 3/3 objects match")."""
+    class Refusing(RecordingReplayer):
+        def execute(self, action: Action) -> str | None:
+            if action.op == "delete":
+                raise APIError(400, "BadRequest", "refused")
+            return None
+
+    r = Refusing(FakeClock(), speed=None)
+    r.options = dataclasses.replace(r.options, mode="verbatim")
+    created = event(verb="create", user="alice", agent="kubectl/v1.36", response=pod(node=""))
+    deleted = event(verb="delete", user="alice", agent="kubectl/v1.36", ts=T0 + NS,
+                    request={"kind": "DeleteOptions", "gracePeriodSeconds": 0}, response=pod(node=""))
+    report = r.run([created, deleted])
+    assert (report.applied, report.failed) == (1, 1)
+    assert r.expected[("Pod", "ns", "p1")].deleted  # as recorded: the final comparison finds it still there
