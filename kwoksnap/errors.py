@@ -79,8 +79,9 @@ class APIError(ClusterError):
     the rest; ``api_message`` keeps all of it."""
 
     def __init__(self, status: int, reason: str, message: str, *, method: str = "", path: str = "",
-                 details: dict[str, Any] | None = None) -> None:
+                 details: dict[str, Any] | None = None, continue_token: str = "") -> None:
         self.status = status
+        self.continue_token = continue_token  # a 410 for an expired continue token offers one to go on with
         self.reason = reason
         self.api_message = message
         self.details: dict[str, Any] = details or {}  # the Status's details: name, group, kind of the object

@@ -1,7 +1,8 @@
 """``kwoksnap save``: list every selected resource of a live cluster into a .kws snapshot, streaming.
 
 Why this module exists: a snapshot must be complete (every listable resource, CRDs and custom resources included),
-consistent per resource (one paginated list at one resourceVersion), safe to share (secrets redacted) and fast.
+consistent per resource (one paginated list at one resourceVersion; should etcd compact it while the pages are read,
+the rest is listed at a newer one), safe to share (secrets redacted) and fast.
 Pages are fetched on worker threads while the main thread encodes the previous page, so the API server and the
 encoder work at the same time; at most a few pages per resource are ever held in memory.
 """
@@ -187,6 +188,8 @@ def save_snapshot(
         with KwsWriter(path, content_type="snapshot", source=source, meta=meta, level=options.level) as writer:
             for resource, q, count in zip(resources, queues, counts, strict=True):
                 header_written = False
+                written: list[tuple[str, str]] = []  # (namespace, name) of the objects written so far
+                seen: set[tuple[str, str]] = set()
                 while True:
                     item = q.get()
                     if item is _DONE:
@@ -195,7 +198,8 @@ def save_snapshot(
                         count.error = str(item) if isinstance(item, APIError) else f"{type(item).__name__}: {item}"
                         continue
                     assert isinstance(item, dict)
-                    if item.get("kind") == "Restart":  # continue token expired: the list restarts
+                    if item.get("kind") == "Restart":  # continue token expired, none offered: the list restarts,
+                        seen = set(written)            # and what was written already is not written again
                         continue
                     if not header_written:
                         writer.write({
@@ -205,6 +209,10 @@ def save_snapshot(
                         })
                         header_written = True
                     for obj in item.get("items") or []:
+                        meta = obj.get("metadata") or {}
+                        key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+                        if key in seen:
+                            continue
                         if keep and outside(resource.kind, resource.group, obj, keep):
                             count.skipped += 1
                             continue
@@ -212,6 +220,7 @@ def save_snapshot(
                         if cleaned is None:
                             continue
                         writer.write({"type": "object", "resource": resource.key, "object": cleaned})
+                        written.append(key)
                         count.objects += 1
                     progress(resource.key, count.objects)
                 log.info("%s: %d object(s)%s%s", resource.key, count.objects,

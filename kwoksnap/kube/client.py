@@ -34,6 +34,7 @@ from kwoksnap.kube.transport import Pool, Response, TransportFailure
 # -v: retries and credential refreshes; -vv: every request with its status and time. Never a header or a body (they
 # hold credentials and secret values).
 log = logging.getLogger("kwoksnap.kube")
+LIST_RESTARTS = 3  # an expired continue token without another one: lists restarted from the beginning at most
 
 Obj = dict[str, Any]
 
@@ -78,6 +79,7 @@ class RetryPolicy:
 def _error_for(status: int, body: bytes, method: str, path: str) -> APIError:
     reason, message = "", body[:300].decode("utf-8", "replace")
     details: dict[str, Any] = {}
+    token = ""
     try:
         doc = orjson.loads(body)
         if isinstance(doc, dict):
@@ -85,11 +87,14 @@ def _error_for(status: int, body: bytes, method: str, path: str) -> APIError:
             message = str(doc.get("message", message))
             if isinstance(doc.get("details"), dict):
                 details = doc["details"]
+            meta = doc.get("metadata")
+            if isinstance(meta, dict) and isinstance(meta.get("continue"), str):
+                token = meta["continue"]
     except orjson.JSONDecodeError:
         pass
     cls: type[APIError] = {404: NotFound, 409: Conflict, 422: Invalid}.get(status, APIError)
     return cls(status, reason or _REASONS.get(status, "Error"), message, method=method, path=path,
-               details=details)
+               details=details, continue_token=token)
 
 
 _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
@@ -351,11 +356,15 @@ class Client:
     ) -> Iterator[Obj]:
         """Yield each page of a paginated list (the raw List dict, ``items`` included).
 
-        An expired continue token (410) restarts the list from the beginning; callers that must not see an item
-        twice use :meth:`list_items`, which de-duplicates across such a restart.
+        An expired continue token (410: etcd compacted the list's revision while the pages were read) goes on with
+        the token the API server's answer offers (the rest is then listed at a newer revision, as kubectl does);
+        without one it restarts the list from the beginning, up to ``LIST_RESTARTS`` times (a list slower than
+        etcd's compaction would restart for ever). Callers that must not see an item twice after a restart use
+        :meth:`list_items`, or de-duplicate at ``{"kind": "Restart"}`` as it does.
         """
         base = dict(params or {})
         token = ""
+        restarts = 0
         while True:
             query: dict[str, str | int] = {**base, "limit": limit}
             if token:
@@ -363,7 +372,13 @@ class Client:
             try:
                 page = self.request("GET", path, params=query)
             except APIError as exc:
-                if exc.status == 410 and token:
+                if exc.status == 410 and token and exc.continue_token:
+                    log.info("%s: the list's continue token expired; going on with the one offered (the rest is "
+                             "listed at a newer revision)", path)
+                    token = exc.continue_token
+                    continue
+                if exc.status == 410 and token and restarts < LIST_RESTARTS:
+                    restarts += 1
                     token = ""
                     yield {"kind": "Restart", "items": []}
                     continue
