@@ -53,7 +53,8 @@ REASONS: Final = (
 )
 
 DEFAULT_RESOURCES: Final = frozenset(
-    {"nodes", "nodes/status", "pods", "pods/status", "pods/binding", "pods/eviction", "leases"}
+    {"nodes", "nodes/status", "pods", "pods/status", "pods/binding", "pods/eviction", "pods/ephemeralcontainers",
+     "leases"}
 )
 # Node heartbeats live in kube-node-lease; leader-election leases in kube-system belong to the target's own
 # components and must not be replayed over them.

@@ -173,7 +173,8 @@ def audit_input(f: F) -> F:
         click.option("--resources", multiple=True, metavar="NAME", callback=split_commas,
                      help="Replay these resources too (deployments, jobs.batch, widgets.example.com, pods/*; "
                           "a resource brings its status and scale writes along); added to the defaults: nodes, "
-                          "nodes/status, pods, pods/status, pods/binding, pods/eviction, node leases. A recording "
+                          "nodes/status, pods, pods/status, pods/binding, pods/eviction, pods/ephemeralcontainers, "
+                          "node leases. A recording "
                           "replays every resource it holds unless --resources is given."),
         namespace_option("Only these namespaces"),
         click.option("--exclude-user", multiple=True, metavar="USER", callback=not_empty,

@@ -381,6 +381,14 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
             return Skip("degraded-metadata")
         return Action("patch", "PATCH", subresource="scale", body={"spec": {"replicas": replicas}},
                       content_type=MERGE_PATCH, **base)
+    if sub == "ephemeralcontainers" and verb in ("update", "patch"):
+        # `kubectl debug`: the containers it left, through the subresource (a later write of the pod whole
+        # names them, and was refused without them: "pod updates may not change fields").
+        containers = ((result or {}).get("spec") or {}).get("ephemeralContainers")
+        if not isinstance(containers, list):
+            return Skip("degraded-metadata")
+        return Action("patch", "PATCH", subresource=sub, body={"spec": {"ephemeralContainers": containers}},
+                      content_type=STRATEGIC_MERGE_PATCH, **base)
     if sub and sub != "status":
         return Skip("unsupported-subresource")
     is_lease = group == "coordination.k8s.io" and resource == "leases"

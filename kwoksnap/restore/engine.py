@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Literal
 
 from kwoksnap.errors import APIError, ClusterError, Conflict, Invalid, KwoksnapError, NotFound
-from kwoksnap.kube.client import Client
+from kwoksnap.kube.client import STRATEGIC_MERGE_PATCH, Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
 from kwoksnap.restore.dependencies import missing_dependencies
 from kwoksnap.restore.plan import ADMISSION, PHASES, PlanStep, plan
@@ -262,6 +262,13 @@ class _Restorer:
             if outcome != "skipped":  # an existing namespace is left as it is
                 with self.lock:
                     self.active_namespaces.append(name)
+        if prep.ephemeral is not None and not (created.get("spec") or {}).get("ephemeralContainers"):
+            try:  # (before the status, which names their states)
+                self.client.patch(res.path(ns, name, "ephemeralcontainers"),
+                                  {"spec": {"ephemeralContainers": prep.ephemeral}}, STRATEGIC_MERGE_PATCH)
+            except APIError as exc:
+                self._fail(key, obj, f"created, but its ephemeral containers could not be added: {exc}")
+                return
         # A skipped (existing) pod still gets its status if a previous run was cut off between create and status;
         # likewise a finished Job still suspended by such a run.
         left_suspended = SUSPENDED_ANNOTATION in ((created.get("metadata") or {}).get("annotations") or {})

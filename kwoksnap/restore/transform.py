@@ -86,6 +86,9 @@ class Prepared:
     # (kind, name) of the controller left out of the body (to be adopted, or not in the snapshot): a replace keeps
     # the target's own reference to it.
     controller: tuple[str, str] | None = None
+    # A pod's ephemeral containers (`kubectl debug`): refused on create, written through the pod's
+    # ephemeralcontainers subresource once it exists.
+    ephemeral: list[Any] | None = None
 
 
 # Endpoints the endpoints controller maintains carry its managed-by label (since 1.33) or, in older clusters, often
@@ -192,6 +195,7 @@ def prepare(
         meta.pop("ownerReferences", None)
 
     status = body.pop("status", None) if has_status_subresource else None
+    ephemeral: list[Any] | None = None
     if kind == "Node":
         body["status"] = obj.get("status") or {}  # nodes keep their status on create
         status = None
@@ -201,6 +205,7 @@ def prepare(
             annotations[FROZEN_ANNOTATION] = "true"  # kwok would flip it Ready; keep the recorded condition
     elif kind == "Pod":
         _prepare_pod(body)
+        ephemeral = (body.get("spec") or {}).pop("ephemeralContainers", None) or None
     elif kind == "Job":
         keep_job_selector(body)
     elif kind == "PersistentVolume":
@@ -243,7 +248,7 @@ def prepare(
         meta.setdefault("annotations", {})[SUSPENDED_ANNOTATION] = "true"  # a rerun finds one left suspended
         resume = {"metadata": {"annotations": {SUSPENDED_ANNOTATION: None}},
                   "spec": {"suspend": recorded if isinstance(recorded, bool) else False}}
-    return Prepared(body, status, deferred, adoption, dropped, terminate, resume, controller)
+    return Prepared(body, status, deferred, adoption, dropped, terminate, resume, controller, ephemeral)
 
 
 def target_refs(obj: Obj) -> list[Obj]:

@@ -16,9 +16,10 @@ from typing import Any
 
 import orjson
 
-from kwoksnap.cluster.local import LocalCluster
+from kwoksnap.cluster.local import LocalCluster, Profile
 from kwoksnap.errors import ExitCode
 from kwoksnap.kube import Client
+from tests.conftest import ClusterFactory, client_for
 
 
 def line(namespace: str, verb: str, name: str, at: float, request: Any, response: Any) -> bytes:
@@ -203,3 +204,32 @@ def test_a_garbage_collector_patch_is_replayed_as_the_patch_it_was(kwok_cluster:
     assert proc.returncode == ExitCode.OK, proc.stdout + proc.stderr
     meta = client.get(f"/api/v1/namespaces/{namespace}/pods/p")["metadata"]
     assert "ownerReferences" not in meta, (meta, proc.stdout, proc.stderr)
+
+
+def test_a_debugged_pods_ephemeral_containers_are_replayed(make_cluster: ClusterFactory, tmp_path: Path) -> None:
+    """Black-box finding: `kubectl debug`'s write (pods/ephemeralcontainers) was left out without a count, and the
+    pod's later writes, which name the debug container, were refused (422 "pod updates may not change fields").
+    (A replay-profile target: a standard one's admission adds volumes and tolerations the hand-made log lacks.)"""
+    target = make_cluster("eph", Profile.REPLAY)
+    client = client_for(target)
+    namespace = "default"
+    t = time.time() - 60
+    created = pod(namespace, "p", "src-p")
+    debugged = orjson.loads(orjson.dumps(created))
+    debugged["spec"]["ephemeralContainers"] = [{"name": "dbg", "image": "busybox", "targetContainerName": "c",
+                                                "terminationMessagePolicy": "File", "imagePullPolicy": "Always"}]
+    labelled = orjson.loads(orjson.dumps(debugged))
+    labelled["metadata"]["labels"] = {"after": "debug"}
+    eph = orjson.loads(line(namespace, "patch", "p", t + 1, {"spec": debugged["spec"]}, debugged))
+    eph["objectRef"]["subresource"] = "ephemeralcontainers"
+    eph["requestURI"] += "/ephemeralcontainers"
+    log = tmp_path / "audit.log"
+    log.write_bytes(line(namespace, "create", "p", t, created, created) + orjson.dumps(eph) + b"\n"
+                    + line(namespace, "update", "p", t + 2, labelled, labelled))
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(target.kubeconfig),
+                           "replay", "--audit", str(log), "--speed", "max", "--no-fidelity"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == ExitCode.OK, proc.stdout + proc.stderr
+    live = client.get(f"/api/v1/namespaces/{namespace}/pods/p")
+    assert [c["name"] for c in live["spec"]["ephemeralContainers"]] == ["dbg"]
+    assert live["metadata"]["labels"] == {"after": "debug"}

@@ -1,0 +1,41 @@
+"""A pod someone ran `kubectl debug` on holds ephemeral containers, which the API server refuses on create: restore
+creates the pod without them and adds them through its ephemeralcontainers subresource (review and black-box
+finding: every such pod failed, 422 "spec.ephemeralContainers: Forbidden: cannot be set on create")."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from kwoksnap.cluster.local import LocalCluster
+from kwoksnap.cluster.populate import fake_node
+from kwoksnap.kube import Client
+from tests.integration.snapshots import write_snapshot
+from tests.integration.test_snapshot_roundtrip import kwoksnap
+
+
+def test_a_debugged_pod_keeps_its_ephemeral_containers(kwok_cluster: LocalCluster, client: Client,
+                                                       tmp_path: Path) -> None:
+    ns, node = f"t-{uuid.uuid4().hex[:10]}", f"eph-node-{uuid.uuid4().hex[:6]}"
+    debug = {"name": "debugger-x1", "image": "busybox", "targetContainerName": "app", "stdin": True, "tty": True}
+    pod = {"metadata": {"name": "debugged", "namespace": ns},
+           "spec": {"nodeName": node, "containers": [{"name": "app", "image": "app"}], "ephemeralContainers": [debug]},
+           "status": {"phase": "Running", "ephemeralContainerStatuses": [
+               {"name": "debugger-x1", "image": "busybox", "imageID": "", "ready": False, "restartCount": 0,
+                "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]}}
+    snapshot = write_snapshot(tmp_path / "debugged.kws", [
+        ("v1/namespaces", "Namespace", False, [{"metadata": {"name": ns}}]),
+        ("v1/nodes", "Node", False, [fake_node(node)]),
+        ("v1/pods", "Pod", True, [pod]),
+    ])
+    try:
+        proc = kwoksnap("restore", str(snapshot), kubeconfig=kwok_cluster.kubeconfig)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        live = client.get(f"/api/v1/namespaces/{ns}/pods/debugged")
+        assert [c["name"] for c in live["spec"]["ephemeralContainers"]] == ["debugger-x1"]
+        assert [c["name"] for c in live["status"]["ephemeralContainerStatuses"]] == ["debugger-x1"]
+        rerun = kwoksnap("restore", str(snapshot), kubeconfig=kwok_cluster.kubeconfig)  # found in place: as it is
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    finally:
+        client.delete(f"/api/v1/namespaces/{ns}", {"propagationPolicy": "Background"})
+        client.delete(f"/api/v1/nodes/{node}")
