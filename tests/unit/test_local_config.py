@@ -119,6 +119,7 @@ def test_cluster_delete_stops_only_the_clusters_own_processes(tmp_path: Path) ->
     SIGKILLed whatever process had the number by then; `cluster list` called such a cluster running."""
     import subprocess
     import sys
+    import time
 
     from kwoksnap.cluster.local import LocalCluster, cluster_running, delete_cluster
 
@@ -128,6 +129,10 @@ def test_cluster_delete_stops_only_the_clusters_own_processes(tmp_path: Path) ->
     # names a file of the directory on its command line, as kwokctl's components do
     component = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", str(directory / "x")])
     try:
+        deadline = time.monotonic() + 20  # (until the child's command line is its own, not the forked parent's)
+        while str(directory).encode() not in Path(f"/proc/{component.pid}/cmdline").read_bytes():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         (directory / "pids" / "etcd.pid").write_text(f"{stranger.pid}\n")
         (directory / "pids" / "kwok-controller.pid").write_text(f"{component.pid}\n")
         assert not cluster_running(LocalCluster("stale", directory))  # one of its numbers is another's now
