@@ -316,12 +316,16 @@ def _prepare_pod(pod: Obj) -> None:
 
 
 def without_cluster_ip(service: Obj) -> Obj:
-    """A Service body that lets the target allocate its IPs and node ports (the recorded ones do not fit)."""
+    """A Service body that lets the target allocate its IPs and node ports (the recorded ones do not fit), in the
+    IP families it has: a dual-stack Service's second family (or an IPv6 one) is refused by a single-stack target
+    ("not configured on this cluster"), so the families are left to the target too."""
     body = copy.deepcopy(service)
     spec = body.get("spec") or {}
     if spec.get("clusterIP") not in (None, "", "None"):
         spec.pop("clusterIP", None)
         spec.pop("clusterIPs", None)
+    spec.pop("ipFamilies", None)
+    spec.pop("ipFamilyPolicy", None)
     for port in spec.get("ports") or []:
         port.pop("nodePort", None)
     spec.pop("healthCheckNodePort", None)

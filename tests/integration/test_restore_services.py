@@ -1,0 +1,41 @@
+"""Services whose recorded IPs do not fit the target are created with IPs the target allocates, and counted as
+reallocated: a cluster IP outside the target's range, and a dual-stack Service in a single-stack target (review
+finding: its retry kept both IP families and was refused again, 422 "ipFamilies[1]: not configured")."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+from kwoksnap.cluster.local import LocalCluster
+from kwoksnap.kube import Client
+from tests.integration.snapshots import write_snapshot
+from tests.integration.test_snapshot_roundtrip import kwoksnap
+
+
+def test_services_whose_ips_do_not_fit_get_the_targets(kwok_cluster: LocalCluster, client: Client,
+                                                       tmp_path: Path) -> None:
+    ns = f"t-{uuid.uuid4().hex[:10]}"
+    ports = [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]
+    dual = {"metadata": {"name": "dual", "namespace": ns},
+            "spec": {"ports": ports, "selector": {"app": "x"}, "clusterIP": "10.0.0.77",
+                     "clusterIPs": ["10.0.0.77", "fd00:10:96::77"], "ipFamilies": ["IPv4", "IPv6"],
+                     "ipFamilyPolicy": "PreferDualStack"}}
+    outside = {"metadata": {"name": "outside", "namespace": ns},
+               "spec": {"ports": ports, "selector": {"app": "x"}, "clusterIP": "192.0.2.10",
+                        "clusterIPs": ["192.0.2.10"], "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack"}}
+    snapshot = write_snapshot(tmp_path / "services.kws", [
+        ("v1/namespaces", "Namespace", False, [{"metadata": {"name": ns}}]),
+        ("v1/services", "Service", True, [dual, outside]),
+    ])
+    try:
+        proc = kwoksnap("restore", str(snapshot), "-o", "json", kubeconfig=kwok_cluster.kubeconfig)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert json.loads(proc.stdout)["resources"]["v1/services"]["reallocated"] == 2
+        for name in ("dual", "outside"):
+            spec = client.get(f"/api/v1/namespaces/{ns}/services/{name}")["spec"]
+            assert spec["ipFamilies"] == ["IPv4"] and spec["clusterIP"] not in ("10.0.0.77", "192.0.2.10"), spec
+            assert spec["ports"][0]["port"] == 80
+    finally:
+        client.delete(f"/api/v1/namespaces/{ns}", {"propagationPolicy": "Background"})
