@@ -674,6 +674,10 @@ class Replayer:
                         created = self._recreate(res, ns, action.name, recorded, exc)
             self._remember(res.kind, created, action.state)
             return None
+        if (action.op == "replace" and self.options.mode == "inputs" and res.key == "v1/pods"
+                and isinstance(action.body, dict)):
+            self._remember(res.kind, self._update_pod_as_user(res.path(ns, action.name), action.body), action.state)
+            return None
         if action.op in ("replace", "status"):
             path = res.path(ns, action.name, "status" if action.op == "status" else None)
             if res.kind == "Job" and action.op == "replace" and isinstance(action.body, dict):
@@ -771,6 +775,43 @@ class Replayer:
             sent = {**body, "metadata": {**(body.get("metadata") or {}), "resourceVersion": version}}
             try:
                 return self.client.replace(path, sent)
+            except Conflict:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _update_pod_as_user(self, path: str, recorded: Obj) -> Obj:
+        """Inputs mode: a user's PUT of a pod (`kubectl replace`, a client's update) applied to the target's pod.
+        The recorded body is the source's pod whole, its node and the names the source's admission gave (a
+        service-account volume) included, which the target decided otherwise: sent as it was, it was refused (422
+        "pod updates may not change fields"). What a pod update may change is taken from it (labels, annotations,
+        finalizers, container images, activeDeadlineSeconds, added tolerations, terminationGracePeriodSeconds), the
+        rest stays the target's; with the live resourceVersion, read again after a conflict."""
+        meta, spec = recorded.get("metadata") or {}, recorded.get("spec") or {}
+        images = {(kind, c.get("name")): c.get("image") for kind in ("containers", "initContainers")
+                  for c in spec.get(kind) or () if isinstance(c, dict)}
+        for attempt in range(3):
+            live = self.client.get(path)
+            live_meta, live_spec = live.setdefault("metadata", {}), live.setdefault("spec", {})
+            for field in ("labels", "annotations", "finalizers"):
+                if meta.get(field) is not None:
+                    live_meta[field] = meta[field]
+                else:
+                    live_meta.pop(field, None)
+            for kind in ("containers", "initContainers"):
+                for container in live_spec.get(kind) or ():
+                    image = images.get((kind, container.get("name")))
+                    if image:
+                        container["image"] = image
+            for field in ("activeDeadlineSeconds", "terminationGracePeriodSeconds"):
+                if field in spec:
+                    live_spec[field] = spec[field]
+            tolerations = live_spec.setdefault("tolerations", [])
+            tolerations += [t for t in spec.get("tolerations") or () if t not in tolerations]
+            if not tolerations:
+                live_spec.pop("tolerations")
+            try:
+                return self.client.replace(path, live)
             except Conflict:
                 if attempt == 2:
                     raise

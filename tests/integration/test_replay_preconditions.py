@@ -233,3 +233,25 @@ def test_a_debugged_pods_ephemeral_containers_are_replayed(make_cluster: Cluster
     live = client.get(f"/api/v1/namespaces/{namespace}/pods/p")
     assert [c["name"] for c in live["spec"]["ephemeralContainers"]] == ["dbg"]
     assert live["metadata"]["labels"] == {"after": "debug"}
+
+
+def test_inputs_mode_applies_a_users_pod_update_to_the_targets_pod(kwok_cluster: LocalCluster, client: Client,
+                                                                   namespace: str, tmp_path: Path) -> None:
+    """Black-box finding: `kubectl replace` of a pod (a PUT of the source's pod, its node and admission-made volume
+    included) failed in inputs mode, 422 "pod updates may not change fields". What a pod update may change is taken
+    from it; the rest stays the target's."""
+    t = time.time() - 60
+    created = pod(namespace, "p", "src-p")
+    replaced = orjson.loads(orjson.dumps(created))
+    replaced["metadata"]["labels"] = {"team": "red"}
+    replaced["spec"]["nodeName"] = "source-node"  # the source's scheduler had bound it
+    replaced["spec"]["volumes"] = [{"name": "kube-api-access-src12", "projected": {"sources": []}}]
+    log = tmp_path / "audit.log"
+    log.write_bytes(line(namespace, "create", "p", t, created, created)
+                    + line(namespace, "update", "p", t + 1, replaced, replaced))
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kwok_cluster.kubeconfig),
+                           "replay", "--audit", str(log), "--mode", "inputs", "--speed", "max", "--no-fidelity"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == ExitCode.OK, proc.stdout + proc.stderr
+    live = client.get(f"/api/v1/namespaces/{namespace}/pods/p")
+    assert live["metadata"]["labels"] == {"team": "red"} and not live["spec"].get("nodeName")
