@@ -676,8 +676,13 @@ class Replayer:
             return None
         if (action.op == "replace" and self.options.mode == "inputs" and res.key == "v1/pods"
                 and isinstance(action.body, dict)):
-            self._remember(res.kind, self._update_pod_as_user(res.path(ns, action.name), action.body), action.state)
-            return None
+            try:
+                updated = self._update_pod_as_user(res.path(ns, action.name), action.body)
+            except NotFound:
+                pass  # as any replace below: created from the body if the log starts in the middle of its life
+            else:
+                self._remember(res.kind, updated, action.state)
+                return None
         if action.op in ("replace", "status"):
             path = res.path(ns, action.name, "status" if action.op == "status" else None)
             if res.kind == "Job" and action.op == "replace" and isinstance(action.body, dict):
@@ -798,6 +803,8 @@ class Replayer:
                     live_meta[field] = meta[field]
                 else:
                     live_meta.pop(field, None)
+            if meta.get("uid"):  # the incarnation the recorded update required (with_uid_precondition)
+                live_meta["uid"] = meta["uid"]
             for kind in ("containers", "initContainers"):
                 for container in live_spec.get(kind) or ():
                     image = images.get((kind, container.get("name")))

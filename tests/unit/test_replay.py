@@ -646,6 +646,11 @@ class FakeClient:
             raise NotFound(404, "NotFound", 'pods "p" not found')
         return self._answer(self.live_uid)
 
+    def get(self, path: str) -> dict[str, Any]:
+        if not self.live_uid:
+            raise NotFound(404, "NotFound", 'pods "p" not found')
+        return {**self._answer(self.live_uid), "spec": {"nodeName": "target-node"}}
+
     def request(self, method: str, path: str, body: Any = None, **_: Any) -> dict[str, Any]:
         self.sent.append((method, path, body))
         if method == "DELETE":
