@@ -515,6 +515,28 @@ class Replayer:
         else:
             meta.pop("ownerReferences", None)
 
+    def _relink_claim(self, volume: Obj) -> None:
+        """A bound volume's ``spec.claimRef.uid`` as the target's claim's: with the source's UID the target's
+        volume binder took the claim for another and released the volume (Released, its claim Lost), while
+        fidelity, which follows pods and nodes, saw nothing wrong. The claim replay wrote for that UID, else the
+        claim of that name; one the target lacks keeps the recorded UID."""
+        claim = (volume.get("spec") or {}).get("claimRef")
+        if not isinstance(claim, dict) or not isinstance(claim.get("uid"), str):
+            return
+        claim.pop("resourceVersion", None)
+        if isinstance(claim.get("name"), str) and isinstance(claim.get("namespace"), str):
+            self._await_create(("", "persistentvolumeclaims", claim["namespace"], claim["name"]))  # sent meanwhile
+        with self.lock:
+            mapped = self.target_uids.get(claim["uid"])
+        if mapped is None and claim.get("name") and claim.get("namespace"):
+            try:
+                mapped = str(self.client.get(f"/api/v1/namespaces/{claim['namespace']}/persistentvolumeclaims/"
+                                             f"{claim['name']}")["metadata"]["uid"])
+            except NotFound:
+                return
+        if mapped:
+            claim["uid"] = mapped
+
     def _relink_patch_owners(self, body: Obj, namespace: str) -> None:
         """The owner UIDs a merge or strategic merge patch names, as the target's: an entry of the object replay
         wrote for that source UID, else (a whole reference) found by kind and name. A strategic ``$patch: delete``
@@ -640,6 +662,8 @@ class Replayer:
         if isinstance(action.body, dict) and action.op in ("create", "replace", "status"):
             # A status write stores the object's metadata too: the recorded owner UIDs would be stored as they are.
             self._relink_owners(action.body, action.namespace)
+            if res.key == "v1/persistentvolumes":
+                self._relink_claim(action.body)
         elif isinstance(action.body, dict) and action.op == "patch":
             self._relink_patch_owners(action.body, action.namespace)
         uid = ""

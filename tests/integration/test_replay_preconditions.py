@@ -255,3 +255,43 @@ def test_inputs_mode_applies_a_users_pod_update_to_the_targets_pod(kwok_cluster:
     assert proc.returncode == ExitCode.OK, proc.stdout + proc.stderr
     live = client.get(f"/api/v1/namespaces/{namespace}/pods/p")
     assert live["metadata"]["labels"] == {"team": "red"} and not live["spec"].get("nodeName")
+
+
+def test_a_replayed_volume_names_the_targets_claim(kwok_cluster: LocalCluster, client: Client, namespace: str,
+                                                   tmp_path: Path) -> None:
+    """Black-box finding: a bound volume was replayed with its claimRef naming the source's claim UID; the target's
+    volume binder then released it (Released, its claim Lost) and fidelity saw nothing wrong."""
+    t = time.time() - 60
+    pv_name = f"pv-{namespace}"
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+             "metadata": {"name": "data", "namespace": namespace, "uid": "src-claim"},
+             "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "manual", "volumeName": pv_name,
+                      "resources": {"requests": {"storage": "1Gi"}}}}
+    volume = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv_name, "uid": "src-pv"},
+              "spec": {"accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"}, "storageClassName": "manual",
+                       "hostPath": {"path": "/tmp/x"}, "persistentVolumeReclaimPolicy": "Retain",
+                       "claimRef": {"kind": "PersistentVolumeClaim", "namespace": namespace, "name": "data",
+                                    "uid": "src-claim", "apiVersion": "v1", "resourceVersion": "17"}}}
+
+    def write(body: dict[str, Any], resource: str, at: float, cluster_scoped: bool) -> bytes:
+        ev = orjson.loads(line(namespace, "create", body["metadata"]["name"], at, body, body))
+        ev["objectRef"]["resource"] = resource
+        ev["requestURI"] = f"/api/v1/{resource}" if cluster_scoped else f"/api/v1/namespaces/{namespace}/{resource}"
+        if cluster_scoped:
+            del ev["objectRef"]["namespace"]
+        return orjson.dumps(ev) + b"\n"
+
+    log = tmp_path / "audit.log"
+    log.write_bytes(write(claim, "persistentvolumeclaims", t, False)
+                    + write(volume, "persistentvolumes", t + 0.001, True))
+    try:
+        proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kwok_cluster.kubeconfig),
+                               "replay", "--audit", str(log), "--speed", "max", "--no-fidelity", "--resources",
+                               "persistentvolumes,persistentvolumeclaims"],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == ExitCode.OK, proc.stdout + proc.stderr
+        live_claim = client.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/data")
+        assert client.get(f"/api/v1/persistentvolumes/{pv_name}")["spec"]["claimRef"]["uid"] == \
+            live_claim["metadata"]["uid"]
+    finally:
+        client.delete(f"/api/v1/persistentvolumes/{pv_name}")
