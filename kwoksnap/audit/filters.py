@@ -86,7 +86,8 @@ class FilterSpec:
 
     ``resources``: ``resource``, ``resource/subresource``, optionally ``resource.group[/subresource]`` to pin the
     API group. A resource named without a subresource brings its ``status`` and ``scale`` writes along (a
-    Deployment replayed without them would never show its recorded status, nor a ``kubectl scale``). ``*`` is a
+    Deployment replayed without them would never show its recorded status, nor a ``kubectl scale``), and
+    ``namespaces`` its ``finalize`` writes (which end a namespace's deletion). ``*`` is a
     wildcard: ``pods/*`` = every subresource of pods, ``*`` = every resource *and* its subresources, ``*.apps`` =
     everything in the apps group.
     ``namespaces``: empty = all; cluster-scoped objects (nodes) always pass, and so do node leases (a node's lease
@@ -146,6 +147,8 @@ def _compile(spec: FilterSpec) -> _Compiled:
         keys.add((resource, group or None, sub))
         if not slash and resource != "*":  # the object's own state comes along: status and scale writes
             keys.update((resource, group or None, s) for s in OWN_SUBRESOURCES)
+            if resource == "namespaces" and group in ("", "core"):  # the write that ends a namespace's deletion
+                keys.add((resource, group or None, "finalize"))
     globs = [u for u in spec.exclude_users if any(c in u for c in "*?[")]
     compiled = _Compiled(
         everything=("*", None, "") in keys,

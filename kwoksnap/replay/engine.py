@@ -708,12 +708,14 @@ class Replayer:
                 self._remember(res.kind, updated, action.state)
                 return None
         if action.op in ("replace", "status"):
-            path = res.path(ns, action.name, "status" if action.op == "status" else None)
+            path = res.path(ns, action.name, "status" if action.op == "status" else action.subresource or None)
             if res.kind == "Job" and action.op == "replace" and isinstance(action.body, dict):
                 self._keep_job_selector(res, ns, action)  # (a status write leaves the spec as it is)
             try:
                 self._remember(res.kind, self._replace(res, path, action.body), action.state)
             except NotFound:
+                if action.subresource == "finalize":
+                    return "already-deleted"  # the target's namespace controller finished it first
                 if action.state is None or uid:  # an incarnation replay wrote is gone: divergence, not re-created
                     raise
                 # The log starts in the middle of this object's life: create it from the first full body seen.

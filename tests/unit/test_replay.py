@@ -389,6 +389,20 @@ class TestActions:
         assert a.body == {"spec": {"ephemeralContainers": debugged["spec"]["ephemeralContainers"]}}
         assert a.content_type == STRATEGIC_MERGE_PATCH
 
+    def test_a_namespaces_finalize_write_comes_with_namespaces(self) -> None:
+        """Black-box finding: with --resources namespaces the namespace controller's finalize write (which removes
+        a deleted namespace) was filtered out, and the replay ended with the namespace still Terminating."""
+        from kwoksnap.audit import FilterSpec, skip_reason
+
+        ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "t3", "deletionTimestamp": "x"},
+              "spec": {"finalizers": []}, "status": {"phase": "Terminating"}}
+        ev = event(verb="update", resource="namespaces", sub="finalize", namespace="", name="t3", request=ns,
+                   response=ns)
+        assert skip_reason(ev, FilterSpec(resources=frozenset({"namespaces"}))) is None
+        assert skip_reason(ev, FilterSpec()) == "resource-not-selected"
+        a = plan_action(ev, mode="verbatim", to_replay=None)
+        assert isinstance(a, Action) and (a.op, a.method, a.subresource) == ("replace", "PUT", "finalize")
+
     def test_binding_sets_the_node(self) -> None:
         a = plan_action(event(verb="create", sub="binding", request={"target": {"name": "n7"}},
                               response={"kind": "Status"}), mode="verbatim", to_replay=None)
