@@ -577,19 +577,27 @@ class Replayer:
     # -- executing one action ----------------------------------------------------------------------------------
 
     def _stand_in(self, res: Resource, action: Action) -> bool:
-        """Inputs mode: a user's delete or eviction of a pod the source's controller had made, which the target's
-        controller named otherwise (a ReplicaSet's random suffix): delete a pod of the same controller instead, on
-        the recorded node where it has one there (a drain), never one already being deleted, already standing in,
-        or named by the log itself. Not for a StatefulSet's pods (same names here), nor for a pod a delete already
-        found under its own name (deleted again, forced). True when one was deleted; reported in ``stand_ins``."""
+        """Inputs mode: a user's delete or eviction, or patch (`kubectl label`, taking a replica out of a Service),
+        of a pod the source's controller had made, which the target's controller named otherwise (a ReplicaSet's
+        random suffix): sent to a pod of the same controller instead, on the recorded node where it has one there
+        (a drain), never one already being deleted, already standing in, or named by the log itself; the recorded
+        pod's later writes go to the same stand-in. Not for a StatefulSet's pods (same names here), nor for a pod a
+        delete already found under its own name (deleted again, forced). True when one took the write; reported in
+        ``stand_ins``."""
         key, label = ("Pod", action.namespace, action.name), f"{action.namespace}/{action.name}"
         body = action.body if isinstance(action.body, dict) else {}
         options = {k: v for k, v in body.items() if k != "preconditions"}  # this pod's own UID goes in instead
+
+        def send(name: str, uid: str) -> bool:
+            if action.op == "delete":
+                return self._delete_pod(res, action, options, name, uid)
+            return self._patch_pod(res, action, name, uid)
+
         with self.lock:
             known = self._recorded.get(key)
             earlier = self._stand_in_uids.get(label)
-        if earlier is not None:  # deleted again (a graceful delete, then a forced one): the same stand-in, if left
-            return self._delete_pod(res, action, options, *earlier)
+        if earlier is not None:  # written again (a graceful delete, then a forced one): the same stand-in, if left
+            return send(*earlier)
         recorded = observed_state("Pod", action.state) if action.state is not None else known
         if recorded is None or recorded.owner.partition("/")[0] not in NAMED_BY_SUFFIX:
             return False  # a bare pod, a StatefulSet's (its names are the same here), one never shown whole
@@ -597,7 +605,7 @@ class Replayer:
             if label in self._deleted_by_name:
                 return False  # deleted here under its own name already (then again, forced): nothing to stand in for
             addressed = {name for (kind, namespace, name) in self._recorded if namespace == action.namespace}
-        for _ in range(3):  # a candidate can go between the listing and its delete
+        for _ in range(3):  # a candidate can go between the listing and the write
             candidates = []
             for pod, _rv in self.client.list_items(res.path(action.namespace)):
                 meta = pod.get("metadata") or {}
@@ -608,19 +616,32 @@ class Replayer:
                 node = (pod.get("spec") or {}).get("nodeName") or ""
                 candidates.append((node != recorded.node, str(meta.get("creationTimestamp", "")),
                                    str(meta.get("name", "")), str(meta.get("uid", ""))))
-            with self.lock:  # chosen and marked at once: two deletes never take the same stand-in
+            with self.lock:  # chosen and marked at once: two writes never take the same stand-in
                 taken = set(self.report.stand_ins.values())
                 choice = min((c for c in candidates if c[2] not in taken), default=None)
                 if choice is None:
                     return False
                 self.report.stand_ins[label] = choice[2]
                 self._stand_in_uids[label] = (choice[2], choice[3])
-            if self._delete_pod(res, action, options, choice[2], choice[3]):
+            if send(choice[2], choice[3]):
                 return True
             with self.lock:  # gone meanwhile: choose again
                 self.report.stand_ins.pop(label, None)
                 self._stand_in_uids.pop(label, None)
         return False
+
+    def _patch_pod(self, res: Resource, action: Action, name: str, uid: str) -> bool:
+        """Send ``action``'s patch to pod ``name`` (that copy: ``uid``, required unless a JSON patch, whose own
+        tests stand); False when it is gone."""
+        body = action.body
+        if isinstance(body, dict):
+            body = {**body, "metadata": {**(body.get("metadata") or {}), "uid": uid}}
+        try:
+            self.client.request("PATCH", res.path(action.namespace, name, action.subresource or None), body=body,
+                                content_type=action.content_type, params=action.params or None)
+        except (NotFound, Conflict):
+            return False
+        return True
 
     def _delete_pod(self, res: Resource, action: Action, options: Obj, name: str, uid: str) -> bool:
         """Delete pod ``name`` (that copy: ``uid``) with the recorded delete's options; False when it is gone."""
@@ -725,8 +746,13 @@ class Replayer:
                     self._replace(res, res.path(ns, action.name, "status"), action.body)
             return None
         if action.op == "patch":
-            c.request("PATCH", res.path(ns, action.name, action.subresource or None), body=action.body,
-                      content_type=action.content_type, params=action.params or None)
+            try:
+                c.request("PATCH", res.path(ns, action.name, action.subresource or None), body=action.body,
+                          content_type=action.content_type, params=action.params or None)
+            except NotFound:
+                if self.options.mode == "inputs" and res.key == "v1/pods" and self._stand_in(res, action):
+                    return None
+                raise
             return None
         if action.op == "delete":
             inputs_pod = self.options.mode == "inputs" and res.key == "v1/pods"
@@ -1494,8 +1520,9 @@ class Replayer:
         if self.report.stand_ins:
             pairs = [f"{recorded} -> {target}" for recorded, target in list(self.report.stand_ins.items())[:3]]
             self.report.warnings.append(
-                f"{len(self.report.stand_ins)} delete(s)/eviction(s) named pods the source's controllers had made, "
-                "which the target's controllers named otherwise: each deleted a pod of the same controller instead "
+                f"{len(self.report.stand_ins)} delete(s), eviction(s) or patch(es) named pods the source's "
+                "controllers had made, which the target's controllers named otherwise: each went to a pod of the "
+                "same controller instead "
                 f"(on the recorded node where there was one), e.g. {', '.join(pairs)} ('standIns' in the report)")
         with self.lock:  # the planner may still be stopping (a join that timed out)
             lost = collections.Counter(self._lost)

@@ -2291,3 +2291,42 @@ def test_fidelity_expects_the_recorded_state_also_after_a_change_failed_here() -
     report = r.run([created, deleted])
     assert (report.applied, report.failed) == (1, 1)
     assert r.expected[("Pod", "ns", "p1")].deleted  # as recorded: the final comparison finds it still there
+
+
+def test_inputs_mode_patches_a_pod_of_the_same_controller_for_one_the_target_names_otherwise() -> None:
+    """Black-box finding: `kubectl label pod api-<suffix> owner=me` on a replica made after the snapshot failed in
+    inputs mode (404: the target's ReplicaSet named its pods otherwise). A pod of the same controller stands in, and
+    the recorded pod's later writes go to it."""
+    class Target:
+        def __init__(self) -> None:
+            self.pods = {"web-1-aaaaa": "n1", "web-1-bbbbb": "n2"}
+            self.patched: list[tuple[str, Any]] = []
+
+        def thread_requests(self) -> int:
+            return 0
+
+        def list_items(self, path: str) -> Iterator[tuple[dict[str, Any], str]]:
+            for name, node in self.pods.items():
+                yield {"metadata": {"name": name, "namespace": "ns", "uid": f"t-{name}", "creationTimestamp": "x",
+                                    "ownerReferences": [{"kind": "ReplicaSet", "name": "web-1", "controller": True}]},
+                       "spec": {"nodeName": node}}, "1"
+
+        def request(self, method: str, path: str, body: Any = None, **_: Any) -> dict[str, Any]:
+            name = path.rsplit("/", 1)[1]
+            if name not in self.pods:
+                raise NotFound(404, "NotFound", f'pods "{name}" not found')
+            self.patched.append((name, body))
+            return {}
+
+    target = Target()
+    r = Replayer(target, ReplayOptions(mode="inputs"), clock=FakeClock(),  # type: ignore[arg-type]
+                 discovery=Discovery([PODS]))
+    labelled = pod(node="n2", name="web-1-zzzzz", uid="src-z", labels={"owner": "me"},
+                   ownerReferences=[{"kind": "ReplicaSet", "name": "web-1", "controller": True}])
+    patched = event(verb="patch", name="web-1-zzzzz", request={"metadata": {"labels": {"owner": "me"}}},
+                    response=labelled, user="alice", agent="kubectl/v1.36")
+    for _ in range(2):
+        action = plan_action(patched, mode="inputs", to_replay=None)
+        assert isinstance(action, Action) and r.execute(action) is None
+    assert target.patched == [("web-1-bbbbb", {"metadata": {"labels": {"owner": "me"}, "uid": "t-web-1-bbbbb"}})] * 2
+    assert r.report.stand_ins == {"ns/web-1-zzzzz": "web-1-bbbbb"}
