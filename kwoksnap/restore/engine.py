@@ -27,6 +27,7 @@ from kwoksnap.restore.plan import ADMISSION, PHASES, PlanStep, plan
 from kwoksnap.restore.transform import (
     CREATED_BY_LABEL,
     FAKE_NODE_ANNOTATION,
+    FROZEN_ANNOTATION,
     JOB_TRACKING_FINALIZER,
     SUSPENDED_ANNOTATION,
     Adoption,
@@ -271,8 +272,12 @@ class _Restorer:
                 return
         # A skipped (existing) pod still gets its status if a previous run was cut off between create and status;
         # likewise a finished Job still suspended by such a run.
-        left_suspended = SUSPENDED_ANNOTATION in ((created.get("metadata") or {}).get("annotations") or {})
-        if prep.status is not None and (outcome != "skipped" or _status_differs(created, prep.status)
+        annotations = (created.get("metadata") or {}).get("annotations") or {}
+        left_suspended = SUSPENDED_ANNOTATION in annotations
+        # (A pod only if restore made it, frozen: --on-conflict skip leaves the target's own pods as they are.)
+        left_without = _status_differs(created, prep.status) if prep.status is not None and (
+            res.kind != "Pod" or annotations.get(FROZEN_ANNOTATION) == "true") else False
+        if prep.status is not None and (outcome != "skipped" or left_without
                                         or (prep.resume is not None and left_suspended)):
             try:
                 self.client.patch(res.path(ns, name, "status"), {"status": prep.status})
