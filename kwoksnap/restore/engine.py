@@ -516,10 +516,27 @@ class _Restorer:
                 else:
                     self.dropped += 1
             try:
-                self.client.patch(res.path(ns or None, name), {"metadata": {"ownerReferences": new_refs}})
+                self._set_owner_refs(res.path(ns or None, name), new_refs)
             except APIError as exc:  # (under the snapshot's key: the target may serve another version of it)
                 self._fail(key, {"metadata": {"namespace": ns, "name": name}},
                            f"owner references could not be relinked: {exc}")
+
+    def _set_owner_refs(self, path: str, refs: list[Obj]) -> None:
+        """The object's owner references made ``refs``, keeping a controller reference the target added meanwhile
+        (a controller that adopted it: the whole list, written blind, took that away again), unless ``refs`` holds
+        a controller itself. Written with the live resourceVersion, read again after a conflict."""
+        for attempt in range(3):
+            live = self.client.get(path).get("metadata") or {}
+            adopted = [] if any(r.get("controller") for r in refs) else [
+                r for r in live.get("ownerReferences") or () if isinstance(r, dict) and r.get("controller")
+                and r.get("uid") not in {x.get("uid") for x in refs}]
+            try:
+                self.client.patch(path, {"metadata": {"ownerReferences": refs + adopted,
+                                                      "resourceVersion": live.get("resourceVersion")}})
+                return
+            except Conflict:
+                if attempt == 2:
+                    raise
 
     def rebind_claims(self, timeout: float) -> None:
         """Write the recorded status again on bound claims the PV controller marked Lost while their volume did not
