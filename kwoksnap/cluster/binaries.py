@@ -11,11 +11,13 @@ complete, so a warm cache is a no-op and an interrupted build is never mistaken 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -184,19 +186,26 @@ class _Builder:
         env = dict(os.environ, GOFLAGS="-mod=mod", CGO_ENABLED="0", GOWORK="off", **extra_env)
         self.progress(f"[{step}] {' '.join(args)}")
         started = time.monotonic()
-        proc = subprocess.Popen(
-            list(args), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        proc = subprocess.Popen(  # its own process group: a stop takes the compilers it started down with it
+            list(args), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
         )
         assert proc.stdout is not None
         lines: list[str] = []
         last_report = started
-        for line in proc.stdout:
-            lines.append(line.rstrip("\n"))
-            now = time.monotonic()
-            if count_packages and now - last_report >= 15:
-                last_report = now
-                self.progress(f"[{step}] {len(lines)} packages compiled, {now - started:.0f}s")
-        rc = proc.wait()
+        try:
+            for line in proc.stdout:
+                lines.append(line.rstrip("\n"))
+                now = time.monotonic()
+                if count_packages and now - last_report >= 15:
+                    last_report = now
+                    self.progress(f"[{step}] {len(lines)} packages compiled, {now - started:.0f}s")
+            rc = proc.wait()
+        except BaseException:  # Ctrl-C or SIGTERM: the build stops with us (a `go build` went on alone)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
         output = "\n".join(lines)
         if rc != 0:
             tail = "\n".join(lines[-15:])

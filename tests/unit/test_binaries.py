@@ -96,3 +96,34 @@ def test_missing_go_says_how_to_proceed(monkeypatch: pytest.MonkeyPatch, tmp_pat
         binaries.ensure_binaries()
     message = str(err.value)
     assert "`go` is not on PATH" in message and binaries.ENV_BIN_DIR in message and "--kwokctl" in message
+
+
+def test_a_stopped_build_takes_its_processes_down(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Review finding: Ctrl-C or SIGTERM while `go build` ran left it (and the compilers it started) running."""
+    import itertools
+    import time
+
+    clock = itertools.count(0, 20)
+    monkeypatch.setattr(binaries.time, "monotonic", lambda: float(next(clock)))
+
+    def progress(message: str) -> None:
+        if "packages compiled" in message:
+            raise KeyboardInterrupt
+
+    pid_file = tmp_path / "child.pid"
+    builder = binaries._Builder(go="go", build_root=tmp_path, out=tmp_path, progress=progress)
+    with pytest.raises(KeyboardInterrupt):
+        builder._run(["sh", "-c", f"sleep 300 & echo $! > {pid_file}; echo a; echo b; wait"], tmp_path, "build",
+                     count_packages=True)
+    child = int(pid_file.read_text())
+    deadline = time.time() + 10
+
+    def running() -> bool:  # (killed, it is gone or a zombie until init reaps it)
+        try:
+            return b") Z" not in Path(f"/proc/{child}/stat").read_bytes()
+        except FileNotFoundError:
+            return False
+
+    while running():
+        assert time.time() < deadline, "the build's child process is still running"
+        time.sleep(0.05)
