@@ -252,6 +252,9 @@ def test_a_refused_relink_is_a_failure_of_the_resource_as_the_snapshot_names_it(
     recorded = "autoscaling/v2beta2/horizontalpodautoscalers"
 
     class Client:
+        def get(self, path: str) -> Any:
+            return {"metadata": {"name": "hpa1", "resourceVersion": "5"}}
+
         def patch(self, path: str, body: Any) -> Any:
             raise APIError(403, "Forbidden", "cannot patch")
 
