@@ -230,6 +230,9 @@ def sniff(path: str) -> str:
     except UnicodeDecodeError:
         raise InputError(f"{path}: binary file (not UTF-8 text), not an audit log") from None
     text = text.removeprefix("\ufeff")
+    if not any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines()):
+        raise InputError(f"{path}: no audit event: only comments or blank lines"
+                         + (" (after gunzip)" if compressed else ""))
     container = detect_container(text)
     if container == "json":
         return _json_layout(text)

@@ -396,7 +396,9 @@ def test_empty_and_binary_files(tmp_path: Path) -> None:
     latin1 = write(tmp_path, "latin1.log", "caf\xe9 \xff\xfe".encode("latin-1"))
     zstd = write(tmp_path, "audit.log.zst", b"\x28\xb5\x2f\xfd" + b"\x00" * 20)
     unknown = write(tmp_path, "notes.txt", "just some words\n")
+    comments = write(tmp_path, "comments.log", "\ufeff# a licence header\n\n# and nothing else\n")  # was "unknown"
     expected = {
+        comments: "no audit event: only comments or blank lines",
         empty: "empty file",
         blank: "empty file",
         empty_gz: "empty file (after gunzip)",
