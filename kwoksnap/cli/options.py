@@ -179,8 +179,10 @@ def audit_input(f: F) -> F:
         namespace_option("Only these namespaces"),
         click.option("--exclude-user", multiple=True, metavar="USER", callback=not_empty,
                      help="Skip events by these users (globs)."),
-        click.option("--from", "since", metavar="TIME", help="Skip events before this RFC 3339 time."),
-        click.option("--to", "until", metavar="TIME", help="Skip events at or after this RFC 3339 time."),
+        click.option("--from", "since", metavar="TIME", help="Skip events before this RFC 3339 time (UTC when it "
+                     "names no offset, as audit logs are written)."),
+        click.option("--to", "until", metavar="TIME", help="Skip events at or after this RFC 3339 time (UTC when "
+                     "it names no offset)."),
         click.option("--strict", is_flag=True, help="Stop at the first malformed line instead of counting it."),
     ]
     for d in reversed(decorators):
