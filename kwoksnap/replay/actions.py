@@ -58,6 +58,9 @@ class Action:
     # The source UID the recorded request required (DeleteOptions preconditions, a patch's or update's metadata.uid).
     # The engine sends the target UID it learned for it as the same precondition, or none if it never saw it.
     source_uid: str = ""
+    # The recorded result's metadata when it was all the log holds (a metadata-only client's PartialObjectMetadata):
+    # which owner references the patch left (Replayer._relink_patch_owners).
+    result_meta: Obj | None = None
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -436,6 +439,8 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
         body = _strip_preconditions(request)
         if to_replay is not None:
             body = shift_times(body, to_replay, resource, group)
+        partial = response.get("metadata") if response is not None and result is None else None
         return Action("patch", "PATCH", subresource=sub, body=body, content_type=PATCH_CONTENT[patch_type],
-                      params=_query(ev["uri"]), source_uid=precondition_uid(request), state=result, **base)
+                      params=_query(ev["uri"]), source_uid=precondition_uid(request), state=result,
+                      result_meta=partial if isinstance(partial, dict) else None, **base)
     return Skip("unsupported-verb")

@@ -537,24 +537,42 @@ class Replayer:
         if mapped:
             claim["uid"] = mapped
 
-    def _relink_patch_owners(self, body: Obj, namespace: str) -> None:
+    def _relink_patch_owners(self, res: Resource, action: Action) -> None:
         """The owner UIDs a merge or strategic merge patch names, as the target's: an entry of the object replay
         wrote for that source UID, else (a whole reference) found by kind and name. A strategic ``$patch: delete``
-        of a reference names it by UID alone (the garbage collector orphaning a dependent): it matched nothing
-        with the source's UID. An owner found neither way keeps the recorded UID."""
+        of a reference names it by UID alone (the garbage collector orphaning a dependent): with the source's UID it
+        matched nothing. One naming an owner replay has not written (restored from the snapshot) is resolved from
+        the recorded result: the live references whose owner (kind and name) the result no longer holds are the
+        ones the patch removed. An owner found no way keeps the recorded UID."""
+        body = action.body
         meta = body.get("metadata")
         refs = meta.get("ownerReferences") if isinstance(meta, dict) else None
         if not isinstance(refs, list):
             return
+        unresolved: list[Obj] = []
         for ref in refs:
             if not isinstance(ref, dict) or not isinstance(ref.get("uid"), str):
                 continue
             with self.lock:
                 mapped = self.target_uids.get(ref["uid"])
             if mapped is None and ref.get("kind") and ref.get("name"):
-                mapped = self._owner_uid(ref, namespace)
+                mapped = self._owner_uid(ref, action.namespace)
             if mapped:
                 ref["uid"] = mapped
+            elif ref.get("$patch") == "delete":
+                unresolved.append(ref)
+        if not unresolved or action.result_meta is None:
+            return
+        left = {(r.get("kind"), r.get("name")) for r in action.result_meta.get("ownerReferences") or ()
+                if isinstance(r, dict)}
+        try:
+            live = self.client.get(res.path(action.namespace or None, action.name)).get("metadata") or {}
+        except NotFound:
+            return  # the patch will say so itself
+        removed = [r for r in live.get("ownerReferences") or () if isinstance(r, dict)
+                   and (r.get("kind"), r.get("name")) not in left]
+        refs[:] = [r for r in refs if not any(r is u for u in unresolved)] + [
+            {"$patch": "delete", "uid": r.get("uid")} for r in removed]
 
     def _remember(self, kind: str, answer: Obj, recorded: Obj | None) -> None:
         """The target UID of an object replay just wrote, by name (for owners) and by the source UID its recorded
@@ -686,7 +704,7 @@ class Replayer:
             if res.key == "v1/persistentvolumes":
                 self._relink_claim(action.body)
         elif isinstance(action.body, dict) and action.op == "patch":
-            self._relink_patch_owners(action.body, action.namespace)
+            self._relink_patch_owners(res, action)
         uid = ""
         if action.source_uid:
             with self.lock:
@@ -1589,7 +1607,8 @@ class Replayer:
         if not_compared:
             unknown = sorted(map(_describe, not_compared))
             r.warnings.append(f"{len(unknown)} replayed pod(s)/node(s) not compared: their last recorded change "
-                              f"holds no resulting object (Request or Metadata level), e.g. {', '.join(unknown[:3])}")
+                              "holds no resulting object (Request or Metadata level, or a metadata-only write "
+                              f"such as the garbage collector's), e.g. {', '.join(unknown[:3])}")
         # Equal to the recording, and still not a cluster: a log replayed without the snapshot taken before it
         # binds pods to nodes that were never restored.
         nodes = {name for kind, _, name in live if kind == "Node"}

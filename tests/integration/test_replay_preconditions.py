@@ -194,16 +194,33 @@ def test_a_garbage_collector_patch_is_replayed_as_the_patch_it_was(kwok_cluster:
         "uid": "src-p", "ownerReferences": [{"$patch": "delete", "uid": "src-o"}]}}, partial))
     gc["user"] = {"username": "system:kube-controller-manager"}
     gc["userAgent"] = "kube-controller-manager/v1.36.3 (linux/amd64) kubernetes/$Format/generic-garbage-collector"
+    # Black-box finding (second round): an owner the replay never wrote (restored from the snapshot: here made
+    # before the replay) stayed, as the patch names it by its source UID alone; the recorded result says which
+    # references the patch left.
+    client.create(f"/api/v1/namespaces/{namespace}/pods", {"metadata": {"name": "restored"}, "spec": pod(
+        namespace, "restored", "")["spec"]})
+    kept = orjson.loads(orjson.dumps(owned))
+    kept["metadata"].update(name="q", uid="src-q", ownerReferences=[
+        {"apiVersion": "v1", "kind": "Pod", "name": "restored", "uid": "src-r"},
+        {"apiVersion": "v1", "kind": "Pod", "name": "owner", "uid": "src-o"}])
+    left = {**partial, "metadata": {**partial["metadata"], "name": "q", "uid": "src-q",
+                                    "ownerReferences": [kept["metadata"]["ownerReferences"][1]]}}
+    gc_q = orjson.loads(line(namespace, "patch", "q", t + 2, {"metadata": {
+        "uid": "src-q", "ownerReferences": [{"$patch": "delete", "uid": "src-r"}]}}, left))
+    gc_q.update(user=gc["user"], userAgent=gc["userAgent"])
     log = tmp_path / "audit.log"
     log.write_bytes(
         line(namespace, "create", "owner", t, pod(namespace, "owner", "src-o"), pod(namespace, "owner", "src-o"))
-        + line(namespace, "create", "p", t + 1, owned, owned) + orjson.dumps(gc) + b"\n")
+        + line(namespace, "create", "p", t + 1, owned, owned) + line(namespace, "create", "q", t + 1, kept, kept)
+        + orjson.dumps(gc) + b"\n" + orjson.dumps(gc_q) + b"\n")
     proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kwok_cluster.kubeconfig),
                            "replay", "--audit", str(log), "--speed", "max", "--no-fidelity"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == ExitCode.OK, proc.stdout + proc.stderr
     meta = client.get(f"/api/v1/namespaces/{namespace}/pods/p")["metadata"]
     assert "ownerReferences" not in meta, (meta, proc.stdout, proc.stderr)
+    refs = client.get(f"/api/v1/namespaces/{namespace}/pods/q")["metadata"]["ownerReferences"]
+    assert [r["name"] for r in refs] == ["owner"], refs
 
 
 def test_a_debugged_pods_ephemeral_containers_are_replayed(make_cluster: ClusterFactory, tmp_path: Path) -> None:

@@ -1962,7 +1962,8 @@ def test_a_pod_last_changed_without_a_recorded_result_is_not_compared() -> None:
     r = tracked(create, patch, live=Listing(pod()))
     assert (r.report.fidelity_checked, r.report.mismatches) == (0, [])
     assert r.report.warnings == ["1 replayed pod(s)/node(s) not compared: their last recorded change holds no "
-                                 "resulting object (Request or Metadata level), e.g. Pod ns/p1"]
+                                 "resulting object (Request or Metadata level, or a metadata-only write such as "
+                                 "the garbage collector's), e.g. Pod ns/p1"]
     r = tracked(create, patch, event(verb="update", sub="status", response=pod()), live=Listing(pod()))
     assert (r.report.fidelity_checked, r.report.mismatches, r.report.warnings) == (1, [], [])
 
