@@ -760,9 +760,10 @@ def _skew_watch(items: Iterator[Item], stats: ParseStats, paths: list[str]) -> I
     another's (files of several API servers, each stamped by its own clock).
 
     resourceVersions are etcd revisions, one counter for the cluster, so they order commits across servers. A
-    create's resourceVersion is its own commit, just before its timestamp. When another file already showed a
-    higher resourceVersion at an earlier time, that file's event came after this commit, yet its clock said it was
-    earlier: its clock is behind by at least the difference. (Other writes are not used as the later commit: an
+    create's resourceVersion is its own commit, made after the create was received. When another file already
+    showed a higher resourceVersion at a time earlier than that receipt, that file's event came after this commit,
+    yet its clock said it was earlier: its clock is behind by at least the difference (a slow answer adds
+    nothing). (Other writes are not used as the later commit: an
     update that changed nothing answers with the object's old resourceVersion.) Per file, the times at which its
     highest resourceVersion so far grew are kept, for the last two minutes."""
     rvs: list[list[int]] = [[] for _ in paths]  # per file: each new highest resourceVersion...
@@ -781,10 +782,11 @@ def _skew_watch(items: Iterator[Item], stats: ParseStats, paths: list[str]) -> I
                         del own[:cut], tss[index][:cut]
                 event = item[4]
                 if event["verb"] == "create" and not event["subresource"]:
+                    committed_after = event["received"] or ts  # the commit came between receipt and answer
                     for other, theirs in enumerate(rvs):
                         if other != index and theirs and theirs[-1] > rv:
                             first = bisect.bisect_right(theirs, rv)  # the earliest time it showed a later commit
-                            gap = ts - tss[other][first]
+                            gap = committed_after - tss[other][first]
                             if gap > behind.get(other, 0):
                                 behind[other] = gap
             yield item

@@ -337,7 +337,9 @@ def _ours(pid: int, cluster_dir: Path) -> bool:
         return not Path("/proc/self").exists()
     except OSError:
         return False
-    return os.fsencode(cluster_dir.resolve()) in cmdline or os.fsencode(cluster_dir) in cmdline
+    args = b"\0" + cmdline.replace(b"=", b"\0")  # each argument (and each --flag=value's value) on its own
+    return any(b"\0" + os.fsencode(d) + end in args + b"\0" for d in {cluster_dir.resolve(), cluster_dir}
+               for end in (b"/", b"\0"))  # the directory itself or a path under it: not another one it prefixes
 
 
 def _alive(pid: int) -> bool:

@@ -34,7 +34,7 @@ from kwoksnap.kube.transport import Pool, Response, TransportFailure
 # -v: retries and credential refreshes; -vv: every request with its status and time. Never a header or a body (they
 # hold credentials and secret values).
 log = logging.getLogger("kwoksnap.kube")
-LIST_RESTARTS = 3  # an expired continue token without another one: lists restarted from the beginning at most
+LIST_RESTARTS = 3  # expired continue tokens per list: gone on with the one offered, or restarted, at most
 
 Obj = dict[str, Any]
 
@@ -358,8 +358,8 @@ class Client:
 
         An expired continue token (410: etcd compacted the list's revision while the pages were read) goes on with
         the token the API server's answer offers (the rest is then listed at a newer revision, as kubectl does);
-        without one it restarts the list from the beginning, up to ``LIST_RESTARTS`` times (a list slower than
-        etcd's compaction would restart for ever). Callers that must not see an item twice after a restart use
+        without one it restarts the list from the beginning; both at most ``LIST_RESTARTS`` times (a list slower
+        than etcd's compaction would expire for ever). Callers that must not see an item twice after a restart use
         :meth:`list_items`, or de-duplicate at ``{"kind": "Restart"}`` as it does.
         """
         base = dict(params or {})
@@ -372,7 +372,8 @@ class Client:
             try:
                 page = self.request("GET", path, params=query)
             except APIError as exc:
-                if exc.status == 410 and token and exc.continue_token:
+                if exc.status == 410 and token and exc.continue_token and restarts < LIST_RESTARTS:
+                    restarts += 1
                     log.info("%s: the list's continue token expired; going on with the one offered (the rest is "
                              "listed at a newer revision)", path)
                     token = exc.continue_token

@@ -128,19 +128,23 @@ def test_cluster_delete_stops_only_the_clusters_own_processes(tmp_path: Path) ->
     stranger = subprocess.Popen(["sleep", "300"])
     # names a file of the directory on its command line, as kwokctl's components do
     component = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", str(directory / "x")])
+    # another cluster whose name the first one's prefixes (review finding: a substring match called it ours)
+    sibling = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)",
+                                f"--data-dir={directory}-2/etcd"])
     try:
-        deadline = time.monotonic() + 20  # (until the child's command line is its own, not the forked parent's)
-        while str(directory).encode() not in Path(f"/proc/{component.pid}/cmdline").read_bytes():
+        deadline = time.monotonic() + 20  # (until the children's command lines are their own, not the parent's)
+        while any(str(directory).encode() not in Path(f"/proc/{p.pid}/cmdline").read_bytes()
+                  for p in (component, sibling)):
             assert time.monotonic() < deadline
             time.sleep(0.05)
         (directory / "pids" / "etcd.pid").write_text(f"{stranger.pid}\n")
+        (directory / "pids" / "kube-apiserver.pid").write_text(f"{sibling.pid}\n")
         (directory / "pids" / "kwok-controller.pid").write_text(f"{component.pid}\n")
         assert not cluster_running(LocalCluster("stale", directory))  # one of its numbers is another's now
         assert delete_cluster("stale", None, workdir=tmp_path)
-        assert component.wait(timeout=15) is not None and stranger.poll() is None
+        assert component.wait(timeout=15) is not None and stranger.poll() is None and sibling.poll() is None
         assert not directory.exists()
     finally:
-        stranger.kill()
-        component.kill()
-        stranger.wait()
-        component.wait()
+        for process in (stranger, component, sibling):
+            process.kill()
+            process.wait()
