@@ -250,7 +250,7 @@ class _Restorer:
             # snapshot's now, as far as the mark goes (diff --live reported the label for good).
             with contextlib.suppress(NotFound):
                 created = self.client.patch(res.path(None, name), {"metadata": {"labels": {CREATED_BY_LABEL: None}}})
-        if res.kind == "Namespace" and outcome == "skipped" and (created.get("metadata") or {}).get(
+        if res.kind == "Namespace" and outcome != "created" and (created.get("metadata") or {}).get(
                 "deletionTimestamp"):
             # Being deleted in the target (its restored pods frozen, it may stay so): nothing can be created in it,
             # and writing the snapshot's status (Active) over it is refused. Said once; its objects fail each.
@@ -263,7 +263,9 @@ class _Restorer:
             if outcome != "skipped":  # an existing namespace is left as it is
                 with self.lock:
                     self.active_namespaces.append(name)
-        if prep.ephemeral is not None and not (created.get("spec") or {}).get("ephemeralContainers"):
+        mine = outcome != "skipped" or ((created.get("metadata") or {}).get("annotations") or {}).get(
+            FROZEN_ANNOTATION) == "true"  # (--on-conflict skip leaves the target's own pods as they are)
+        if prep.ephemeral is not None and mine and not (created.get("spec") or {}).get("ephemeralContainers"):
             try:  # (before the status, which names their states)
                 self.client.patch(res.path(ns, name, "ephemeralcontainers"),
                                   {"spec": {"ephemeralContainers": prep.ephemeral}}, STRATEGIC_MERGE_PATCH)

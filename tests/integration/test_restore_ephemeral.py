@@ -36,6 +36,14 @@ def test_a_debugged_pod_keeps_its_ephemeral_containers(kwok_cluster: LocalCluste
         assert [c["name"] for c in live["status"]["ephemeralContainerStatuses"]] == ["debugger-x1"]
         rerun = kwoksnap("restore", str(snapshot), kubeconfig=kwok_cluster.kubeconfig)  # found in place: as it is
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        # review finding: --on-conflict skip added the snapshot's debug container to the target's own pod
+        client.create(f"/api/v1/namespaces/{ns}/pods", {"metadata": {"name": "theirs"}, "spec": {
+            "containers": [{"name": "app", "image": "other"}], "nodeSelector": {"kwoksnap.io/test": "nowhere"}}})
+        theirs = {**pod, "metadata": {"name": "theirs", "namespace": ns}}
+        write_snapshot(tmp_path / "theirs.kws", [("v1/pods", "Pod", True, [theirs])])
+        proc = kwoksnap("restore", str(tmp_path / "theirs.kws"), kubeconfig=kwok_cluster.kubeconfig)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert not client.get(f"/api/v1/namespaces/{ns}/pods/theirs")["spec"].get("ephemeralContainers")
     finally:
         client.delete(f"/api/v1/namespaces/{ns}", {"propagationPolicy": "Background"})
         client.delete(f"/api/v1/nodes/{node}")

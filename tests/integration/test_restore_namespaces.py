@@ -199,6 +199,12 @@ def test_a_namespace_being_deleted_in_the_target_fails_only_its_own_objects(
         rerun = kwoksnap("restore", str(snapshot), kubeconfig=kwok_cluster.kubeconfig)
         assert rerun.returncode == ExitCode.PARTIAL, rerun.stderr
         assert "1 namespace(s) of the snapshot are being deleted in the target" in rerun.stderr, rerun.stderr
+        # review finding: with --on-conflict replace its status write was still refused and reported (422)
+        replaced = kwoksnap("restore", str(snapshot), "--on-conflict", "replace", "-o", "json",
+                            kubeconfig=kwok_cluster.kubeconfig)
+        summary = json.loads(replaced.stdout)
+        assert summary["terminatingNamespaces"] == [ns], summary
+        assert [(f["resource"], f["namespace"]) for f in summary["failures"]] == [("v1/configmaps", ns)], summary
     finally:
         with contextlib.suppress(NotFound):
             client.patch(held, {"metadata": {"finalizers": None}})
