@@ -31,7 +31,7 @@ from typing import Any
 from kwoksnap.audit import AuditEvent, Classifier, classify, degraded, format_timestamp, resource_version
 from kwoksnap.clock import Clock, RealClock
 from kwoksnap.errors import APIError, Conflict, Invalid, KwoksnapError, NotFound
-from kwoksnap.kube.client import MERGE_PATCH, Client
+from kwoksnap.kube.client import MERGE_PATCH, STRATEGIC_MERGE_PATCH, Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
 from kwoksnap.replay.actions import (
     JOB_UID_LABELS,
@@ -672,7 +672,18 @@ class Replayer:
 
     def _create(self, res: Resource, ns: str | None, body: Any) -> Obj:
         """POST ``body``; when the target lacks its namespace (the log touches a namespace the restored snapshot
-        did not hold, or there was no restore), create the namespace, report it, and post again."""
+        did not hold, or there was no restore), create the namespace, report it, and post again. A pod created from
+        a body that holds ephemeral containers (one the log starts in the middle of the life of, after `kubectl
+        debug`) is created without them, then given them through its ephemeralcontainers subresource: the API
+        server refuses them on create."""
+        spec = body.get("spec") if isinstance(body, dict) and res.key == "v1/pods" else None
+        if isinstance(spec, dict) and spec.get("ephemeralContainers"):
+            created = self._create(res, ns, {**body, "spec": {k: v for k, v in spec.items()
+                                                               if k != "ephemeralContainers"}})
+            name = str((created.get("metadata") or {}).get("name", ""))
+            return self.client.patch(res.path(ns, name, "ephemeralcontainers"),
+                                     {"spec": {"ephemeralContainers": spec["ephemeralContainers"]}},
+                                     STRATEGIC_MERGE_PATCH)
         try:
             return self.client.create(res.path(ns), body)
         except NotFound as exc:
