@@ -609,6 +609,13 @@ class Replayer:
         def send(name: str, uid: str) -> bool:
             if action.op == "delete":
                 return self._delete_pod(res, action, options, name, uid)
+            if action.op == "replace":  # a user's update (inputs mode), as applied to the stand-in
+                try:
+                    self._update_pod_as_user(res.path(action.namespace, name),
+                                             {**body, "metadata": {**(body.get("metadata") or {}), "uid": uid}})
+                except (NotFound, Conflict):
+                    return False
+                return True
             return self._patch_pod(res, action, name, uid)
 
         with self.lock:
@@ -753,7 +760,9 @@ class Replayer:
             try:
                 updated = self._update_pod_as_user(res.path(ns, action.name), action.body)
             except NotFound:
-                pass  # as any replace below: created from the body if the log starts in the middle of its life
+                if self._stand_in(res, action):  # a controller's pod the target named otherwise
+                    return None
+                # else as any replace below: created from the body if the log starts in the middle of its life
             else:
                 self._remember(res.kind, updated, action.state)
                 return None
@@ -870,20 +879,23 @@ class Replayer:
         """Inputs mode: a user's PUT of a pod (`kubectl replace`, a client's update) applied to the target's pod.
         The recorded body is the source's pod whole, its node and the names the source's admission gave (a
         service-account volume) included, which the target decided otherwise: sent as it was, it was refused (422
-        "pod updates may not change fields"). What a pod update may change is taken from it (labels, annotations,
-        finalizers, container images, activeDeadlineSeconds, added tolerations, terminationGracePeriodSeconds), the
-        rest stays the target's; with the live resourceVersion, read again after a conflict."""
+        "pod updates may not change fields"). What a pod update may change is taken from it (labels, finalizers,
+        container images, activeDeadlineSeconds, added tolerations; its annotations over the live ones, which keeps
+        those the target added), the rest stays the target's; with the live resourceVersion, read again after a
+        conflict."""
         meta, spec = recorded.get("metadata") or {}, recorded.get("spec") or {}
         images = {(kind, c.get("name")): c.get("image") for kind in ("containers", "initContainers")
                   for c in spec.get(kind) or () if isinstance(c, dict)}
         for attempt in range(3):
             live = self.client.get(path)
             live_meta, live_spec = live.setdefault("metadata", {}), live.setdefault("spec", {})
-            for field in ("labels", "annotations", "finalizers"):
+            for field in ("labels", "finalizers"):
                 if meta.get(field) is not None:
                     live_meta[field] = meta[field]
                 else:
                     live_meta.pop(field, None)
+            if meta.get("annotations"):
+                live_meta["annotations"] = {**(live_meta.get("annotations") or {}), **meta["annotations"]}
             if meta.get("uid"):  # the incarnation the recorded update required (with_uid_precondition)
                 live_meta["uid"] = meta["uid"]
             for kind in ("containers", "initContainers"):
@@ -891,9 +903,8 @@ class Replayer:
                     image = images.get((kind, container.get("name")))
                     if image:
                         container["image"] = image
-            for field in ("activeDeadlineSeconds", "terminationGracePeriodSeconds"):
-                if field in spec:
-                    live_spec[field] = spec[field]
+            if "activeDeadlineSeconds" in spec:
+                live_spec["activeDeadlineSeconds"] = spec["activeDeadlineSeconds"]
             tolerations = live_spec.setdefault("tolerations", [])
             tolerations += [t for t in spec.get("tolerations") or () if t not in tolerations]
             if not tolerations:

@@ -2319,6 +2319,17 @@ def test_inputs_mode_patches_a_pod_of_the_same_controller_for_one_the_target_nam
             self.patched.append((name, body))
             return {}
 
+        def get(self, path: str) -> dict[str, Any]:
+            name = path.rsplit("/", 1)[1]
+            if name not in self.pods:
+                raise NotFound(404, "NotFound", f'pods "{name}" not found')
+            return {"metadata": {"name": name, "uid": f"t-{name}", "annotations": {"target": "own"}},
+                    "spec": {"nodeName": self.pods[name], "containers": [{"name": "c", "image": "i"}]}}
+
+        def replace(self, path: str, body: Any) -> dict[str, Any]:
+            self.patched.append((path.rsplit("/", 1)[1], body))
+            return body  # type: ignore[no-any-return]
+
     target = Target()
     r = Replayer(target, ReplayOptions(mode="inputs"), clock=FakeClock(),  # type: ignore[arg-type]
                  discovery=Discovery([PODS]))
@@ -2331,3 +2342,13 @@ def test_inputs_mode_patches_a_pod_of_the_same_controller_for_one_the_target_nam
         assert isinstance(action, Action) and r.execute(action) is None
     assert target.patched == [("web-1-bbbbb", {"metadata": {"labels": {"owner": "me"}, "uid": "t-web-1-bbbbb"}})] * 2
     assert r.report.stand_ins == {"ns/web-1-zzzzz": "web-1-bbbbb"}
+    # Review finding: a user's PUT of the same recorded pod (`kubectl replace`) created an extra pod under the
+    # recorded name instead; it goes to the stand-in, keeping the target's node and annotations.
+    replaced = event(verb="update", name="web-1-zzzzz", request=labelled, response=labelled, user="alice",
+                     agent="kubectl/v1.36")
+    action = plan_action(replaced, mode="inputs", to_replay=None)
+    assert isinstance(action, Action) and r.execute(action) is None
+    name, sent = target.patched[-1]
+    assert name == "web-1-bbbbb" and sent["metadata"]["labels"] == {"owner": "me"}
+    assert sent["metadata"]["uid"] == "t-web-1-bbbbb" and sent["spec"]["nodeName"] == "n2"
+    assert sent["metadata"]["annotations"]["target"] == "own"
