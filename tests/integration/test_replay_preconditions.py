@@ -317,3 +317,34 @@ def test_a_replayed_volume_names_the_targets_claim(kwok_cluster: LocalCluster, c
             live_claim["metadata"]["uid"]
     finally:
         client.delete(f"/api/v1/persistentvolumes/{pv_name}")
+
+
+def test_a_namespace_is_finalized_only_once_empty(kwok_cluster: LocalCluster, client: Client, tmp_path: Path) -> None:
+    """Review finding: the namespace controller's finalize write, replayed at its recorded time, made the API server
+    remove a namespace that still held a ConfigMap here (held by its finalizer), which then stayed in etcd without
+    a namespace. It is sent only when the target's namespace is empty."""
+    import uuid
+
+    ns = f"t-fin-{uuid.uuid4().hex[:8]}"
+    client.create("/api/v1/namespaces", {"metadata": {"name": ns}})
+    held = f"/api/v1/namespaces/{ns}/configmaps/held"
+    client.create(f"/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": "held",
+                                                                       "finalizers": ["kwoksnap.io/test-hold"]}})
+    try:
+        client.delete(f"/api/v1/namespaces/{ns}")
+        finalized = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "uid": "src-ns"},
+                     "spec": {"finalizers": []}, "status": {"phase": "Terminating"}}
+        ev = orjson.loads(line(ns, "update", ns, time.time() - 60, finalized, finalized))
+        ev["objectRef"] = {"resource": "namespaces", "name": ns, "apiVersion": "v1", "subresource": "finalize"}
+        ev["requestURI"] = f"/api/v1/namespaces/{ns}/finalize"
+        log = tmp_path / "audit.log"
+        log.write_bytes(orjson.dumps(ev) + b"\n")
+        report = tmp_path / "report.json"
+        proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kwok_cluster.kubeconfig),
+                               "replay", "--audit", str(log), "--speed", "max", "--no-fidelity", "--resources",
+                               "namespaces", "--report", str(report)], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == ExitCode.OK, proc.stdout + proc.stderr
+        assert orjson.loads(report.read_bytes())["skipped"] == {"namespace-not-empty": 1}
+        assert client.exists(f"/api/v1/namespaces/{ns}") and client.exists(held)
+    finally:
+        client.patch(held, {"metadata": {"finalizers": None}})
