@@ -264,3 +264,39 @@ def test_a_refused_relink_is_a_failure_of_the_resource_as_the_snapshot_names_it(
     r.relink()
     assert r.results[recorded].failed == 1 and [f.resource for f in r.failures] == [recorded]
     assert "could not be relinked" in r.failures[0].reason and served.key not in r.results
+
+
+def test_relinking_keeps_a_controller_reference_the_target_added_meanwhile() -> None:
+    """Review finding: the relink wrote the whole owner reference list blind, taking away a controller reference
+    the target's controller had added by adopting the object; it is kept, written against the live
+    resourceVersion, read again after a conflict."""
+    from kwoksnap.errors import Conflict
+    from kwoksnap.kube.discovery import Resource
+    from kwoksnap.restore.engine import RecordSource, RestoreOptions, _Restorer
+
+    adopter = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": "t-rs", "controller": True}
+
+    class Client:
+        def __init__(self) -> None:
+            self.patches: list[Any] = []
+            self.version = 5
+
+        def get(self, path: str) -> Any:
+            return {"metadata": {"name": "p", "resourceVersion": str(self.version), "ownerReferences": [adopter]}}
+
+        def patch(self, path: str, body: Any) -> Any:
+            self.patches.append(body)
+            if len(self.patches) == 1:
+                self.version += 1  # another writer came first
+                raise Conflict(409, "Conflict", "the object has been modified")
+            return {}
+
+    pods = Resource("", "v1", "pods", "Pod", True, frozenset({"create", "list", "patch"}))
+    client = Client()
+    r = _Restorer(client, RecordSource(), RestoreOptions(), lambda *a: None)  # type: ignore[arg-type]
+    r.uid_map["src-cm"] = "t-cm"
+    r.deferred.append((pods, "v1/pods", "ns", "p", [], [{"kind": "ConfigMap", "name": "c", "uid": "src-cm"}]))
+    r.relink()
+    assert not r.failures and len(client.patches) == 2
+    assert client.patches[-1] == {"metadata": {"resourceVersion": "6", "ownerReferences": [
+        {"kind": "ConfigMap", "name": "c", "uid": "t-cm"}, adopter]}}
