@@ -93,10 +93,12 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     prog = "kubectl kwoksnap" if sys.argv and sys.argv[0].endswith("kubectl-kwoksnap") else "kwoksnap"
     code: int
-    # SIGTERM (a CI job's timeout, a service manager, `kill`) stops a command like Ctrl-C: the writes in flight
-    # finish, the report is printed, child processes are not left behind. Only the main thread can set handlers.
-    previous = (signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread()
-                else None)
+    # SIGTERM (a CI job's timeout, a service manager, `kill`) and SIGHUP (a closed terminal or SSH session) stop a
+    # command like Ctrl-C: the writes in flight finish, the report is printed, child processes are not left behind
+    # (a binaries build runs in its own session, which a hangup does not reach). Only the main thread can set them.
+    stops = (signal.SIGTERM, signal.SIGHUP)
+    previous = ({sig: signal.signal(sig, _interrupt) for sig in stops}
+                if threading.current_thread() is threading.main_thread() else None)
     try:
         result: Any = cli.main(args=argv, prog_name=prog, standalone_mode=False)
         code = result if isinstance(result, int) else ExitCode.OK
@@ -145,8 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # the boundary: anything else is a bug, reported as such
         code = _internal(prog, exc, debug)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in (previous or {}).items():
+            signal.signal(sig, handler)
     sys.exit(int(code))
 
 

@@ -57,7 +57,7 @@ def pods_in(c: Client, namespace: str) -> list[str]:
     return sorted(p["metadata"]["name"] for p, _ in c.list_items(f"/api/v1/namespaces/{namespace}/pods"))
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])  # SIGTERM: a CI job's timeout, `kill`
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])  # a timeout, `kill`, a hangup
 def test_ctrl_c_stops_the_replay_with_its_report(kwok_cluster: LocalCluster, client: Client, namespace: str,
                                                  tmp_path: Path, signum: signal.Signals) -> None:
     log, report = tmp_path / "audit.log", tmp_path / "report.json"
