@@ -425,8 +425,9 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
             and not group
         if is_lease and ev["namespace"] == NODE_LEASE_NAMESPACE and not sub:
             # A kubelet's renewal, at any level: a policy that logs leases at RequestResponse made them plain PUTs,
-            # never coalesced (--lease-interval) and counted as changes' lag, not renewals'.
-            return Action("renew", "PATCH", content_type=MERGE_PATCH, body={}, **base)
+            # never coalesced (--lease-interval) and counted as changes' lag, not renewals'. The recorded lease, if
+            # logged, is what a renewal of a lease the target lacks creates.
+            return Action("renew", "PATCH", content_type=MERGE_PATCH, body={}, state=result, **base)
         if result is not None and not user_patch:  # the request's UID precondition (an update's body names it) holds
             return Action(op, "PUT", subresource=sub, body=body_of(result), state=result,
                           source_uid=precondition_uid(request), **base)

@@ -38,6 +38,7 @@ from kwoksnap.replay.actions import (
     Action,
     Mode,
     Skip,
+    clean_body,
     plan_action,
     split_collection_deletes,
     with_uid_precondition,
@@ -993,9 +994,15 @@ class Replayer:
         try:
             self.client.patch(res.path(ns, action.name), {"spec": {"renewTime": now}}, MERGE_PATCH)
         except NotFound:
-            self.client.create(res.path(ns), {
-                "metadata": {"name": action.name, "namespace": action.namespace},
-                "spec": {"holderIdentity": action.name, "leaseDurationSeconds": 40, "renewTime": now}})
+            if action.state is not None:  # logged whole: as recorded (its Node owner, its duration), renewed now
+                created = clean_body(action.state, mode=self.options.mode, resource="leases",
+                                     group="coordination.k8s.io", to_replay=None)
+                self._relink_owners(created, action.namespace)
+                created.setdefault("spec", {})["renewTime"] = now
+            else:
+                created = {"metadata": {"name": action.name, "namespace": action.namespace},
+                           "spec": {"holderIdentity": action.name, "leaseDurationSeconds": 40, "renewTime": now}}
+            self.client.create(res.path(ns), created)
         return None
 
     # -- threads -----------------------------------------------------------------------------------------------

@@ -348,3 +348,31 @@ def test_a_namespace_is_finalized_only_once_empty(kwok_cluster: LocalCluster, cl
         assert client.exists(f"/api/v1/namespaces/{ns}") and client.exists(held)
     finally:
         client.patch(held, {"metadata": {"finalizers": None}})
+
+
+def test_a_renewal_of_a_lease_the_target_lacks_creates_it_as_recorded(kwok_cluster: LocalCluster, client: Client,
+                                                                      tmp_path: Path) -> None:
+    """Review finding: node-lease updates logged whole are renewals now; one the target lacks was created with a
+    made-up 40 s duration and no owner, where the recorded lease was written before."""
+    import uuid
+
+    name = f"lease-{uuid.uuid4().hex[:8]}"
+    lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+             "metadata": {"name": name, "namespace": "kube-node-lease", "uid": "src-l", "resourceVersion": "9"},
+             "spec": {"holderIdentity": name, "leaseDurationSeconds": 77,
+                      "renewTime": "2026-01-01T00:00:00.000000Z"}}
+    ev = orjson.loads(line("kube-node-lease", "update", name, time.time() - 60, lease, lease))
+    ev["objectRef"].update(resource="leases", apiGroup="coordination.k8s.io")
+    ev["requestURI"] = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{name}"
+    ev["user"] = {"username": f"system:node:{name}"}
+    log = tmp_path / "audit.log"
+    log.write_bytes(orjson.dumps(ev) + b"\n")
+    path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{name}"
+    try:
+        proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kwok_cluster.kubeconfig),
+                               "replay", "--audit", str(log), "--speed", "max", "--no-fidelity"],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == ExitCode.OK, proc.stdout + proc.stderr
+        assert client.get(path)["spec"]["leaseDurationSeconds"] == 77
+    finally:
+        client.delete(path)
