@@ -1183,28 +1183,33 @@ def test_a_stale_change_is_skipped_not_sent_to_take_its_object_back() -> None:
     assert [w for w in report.warnings if "skipped where a later write of the same part" in w]
 
 
+class Executed(RecordingReplayer):
+    """Notes ``name:op`` of every action it would send."""
+
+    def execute(self, action: Action) -> str | None:
+        with self.lock_sent:
+            self.executed.append(f"{action.name}:{action.op}")
+        return None
+
+
+def user_write(name: str, rv: int, received_s: float, completed_s: float, verb: str = "update",
+          sub: str = "") -> AuditEvent:
+    """A user's write of pod ``name`` at ``rv``, received and answered at those recorded seconds."""
+    body = pod(resourceVersion=str(rv))
+    body["metadata"]["name"] = name
+    return _received(event(verb=verb, sub=sub, name=name, ts=T0 + int(completed_s * NS), response=body,
+                           user="alice", agent="kubectl/v1.36"), received_s)
+
+
 def test_a_stale_delete_or_a_stale_write_of_another_part_is_still_applied() -> None:
     """Review finding: a graceful delete answered late, after the kubelet's status write, was skipped as stale
     (the pod then never went), and a stale status write was skipped after a later write of the pod itself (a PUT
     of the pod leaves its status as it is, so the status change was lost)."""
-    class Ops(RecordingReplayer):
-        def execute(self, action: Action) -> str | None:
-            with self.lock_sent:
-                self.executed.append(f"{action.name}:{action.op}")
-            return None
-
-    def write(name: str, rv: int, received_s: float, completed_s: float, verb: str = "update",
-              sub: str = "") -> AuditEvent:
-        body = pod(resourceVersion=str(rv))
-        body["metadata"]["name"] = name
-        return _received(event(verb=verb, sub=sub, name=name, ts=T0 + int(completed_s * NS), response=body,
-                               user="alice", agent="kubectl/v1.36"), received_s)
-
-    stream = [write("p1", 101, 0.1, 0.1, sub="status"), write("p2", 5, 3.0, 3.0),
-              write("p1", 100, 0.0, 3.5, verb="delete"),  # received first, answered 3.5 s later: stale
-              write("p3", 201, 4.0, 4.0), write("p4", 6, 7.0, 7.0),
-              write("p3", 200, 4.1, 7.5, sub="status")]  # stale, but only the object itself was written later
-    r = Ops(FakeClock(), speed=1.0)
+    stream = [user_write("p1", 101, 0.1, 0.1, sub="status"), user_write("p2", 5, 3.0, 3.0),
+              user_write("p1", 100, 0.0, 3.5, verb="delete"),  # received first, answered 3.5 s later: stale
+              user_write("p3", 201, 4.0, 4.0), user_write("p4", 6, 7.0, 7.0),
+              user_write("p3", 200, 4.1, 7.5, sub="status")]  # stale, but only the object itself was written later
+    r = Executed(FakeClock(), speed=1.0)
     report = r.run(stream)
     assert report.stale == 2 and report.skipped == {} and report.applied == 6
     assert "p1:delete" in r.executed and "p3:status" in r.executed
@@ -1214,22 +1219,9 @@ def test_a_create_answered_after_a_later_status_write_left_is_skipped() -> None:
     """Review finding: a pod's create (rv 100) that reached the planner after its status write (rv 101) was checked
     against the object part only, planned after the status write, and then replaced the pod that write had made
     Running with the create's Pending one (fidelity followed the same order and saw no mismatch)."""
-    class Ops(RecordingReplayer):
-        def execute(self, action: Action) -> str | None:
-            with self.lock_sent:
-                self.executed.append(f"{action.name}:{action.op}")
-            return None
-
-    def write(name: str, rv: int, received_s: float, completed_s: float, verb: str = "update",
-              sub: str = "") -> AuditEvent:
-        body = pod(resourceVersion=str(rv))
-        body["metadata"]["name"] = name
-        return _received(event(verb=verb, sub=sub, name=name, ts=T0 + int(completed_s * NS), response=body,
-                               user="alice", agent="kubectl/v1.36"), received_s)
-
-    stream = [write("p1", 101, 0.1, 0.1, sub="status"), write("p2", 5, 3.0, 3.0),
-              write("p1", 100, 0.0, 3.5, verb="create")]  # received first, answered 3.5 s later: stale
-    r = Ops(FakeClock(), speed=1.0)
+    stream = [user_write("p1", 101, 0.1, 0.1, sub="status"), user_write("p2", 5, 3.0, 3.0),
+              user_write("p1", 100, 0.0, 3.5, verb="create")]  # received first, answered 3.5 s later: stale
+    r = Executed(FakeClock(), speed=1.0)
     report = r.run(stream)
     assert report.stale == 1 and report.skipped == {"stale": 1} and report.applied == 2
     assert r.executed == ["p1:status", "p2:replace"]
