@@ -197,7 +197,7 @@ class _Restorer:
         self.deleted_meanwhile: list[str] = []
         self.kept_secrets: list[str] = []  # not replaced: redacted in the snapshot
         self.active_namespaces: list[str] = []  # Terminating in the snapshot
-        self.terminating_namespaces: list[str] = []  # being deleted in the target (a skipped namespace)
+        self.terminating_namespaces: list[str] = []  # found in the target being deleted
         self.namespaces_created: list[str] = []  # not in the snapshot nor the target (_create_in)
         self.snapshot_namespaces: frozenset[str] = frozenset()  # read before any worker starts (not thread-safe)
         # Objects other than pods that were Terminating, held by finalizers: deleted again at the end
