@@ -519,6 +519,11 @@ class _Restorer:
                     self.dropped += 1
             try:
                 self._set_owner_refs(res.path(ns or None, name), new_refs)
+            except NotFound:  # deleted by the target meanwhile (a finished Job's TTL, then its pods): said, not failed
+                gone = f"{res.kind} {ns}/{name}" if ns else f"{res.kind} {name}"
+                with self.lock:
+                    if gone not in self.deleted_meanwhile:
+                        self.deleted_meanwhile.append(gone)
             except APIError as exc:  # (under the snapshot's key: the target may serve another version of it)
                 self._fail(key, {"metadata": {"namespace": ns, "name": name}},
                            f"owner references could not be relinked: {exc}")
@@ -605,7 +610,8 @@ class _Restorer:
                             owners[(m.get("namespace", ""), m["name"])] = (ref.get("kind"), ref.get("name"))
                 gone = [a for a in wanted if (a.namespace, a.name) not in finalizers]
                 if gone:  # deleted in the target meanwhile (a Job's TTL, a controller scaling down): not waited for
-                    self.deleted_meanwhile += [f"{a.kind} {a.namespace}/{a.name}" for a in gone]
+                    self.deleted_meanwhile += [said for said in (f"{a.kind} {a.namespace}/{a.name}" for a in gone)
+                                               if said not in self.deleted_meanwhile]  # (relink may have said it)
                     wanted[:] = [a for a in wanted if (a.namespace, a.name) in finalizers]
                 for a in wanted:
                     if owners.get((a.namespace, a.name)) != (a.owner_kind, a.owner_name):

@@ -300,3 +300,22 @@ def test_relinking_keeps_a_controller_reference_the_target_added_meanwhile() -> 
     assert not r.failures and len(client.patches) == 2
     assert client.patches[-1] == {"metadata": {"resourceVersion": "6", "ownerReferences": [
         {"kind": "ConfigMap", "name": "c", "uid": "t-cm"}, adopter]}}
+
+
+def test_an_object_deleted_by_the_target_before_its_relink_is_said_not_failed() -> None:
+    """CI finding: a finished Job past its TTL is deleted by the target, and then its pod by the garbage collector,
+    sometimes before the relink of the pod's owner reference: a 404 there failed the restore (exit 5)."""
+    from kwoksnap.errors import NotFound
+    from kwoksnap.kube.discovery import Resource
+    from kwoksnap.restore.engine import RecordSource, RestoreOptions, _Restorer
+
+    class Client:
+        def get(self, path: str) -> Any:
+            raise NotFound(404, "NotFound", 'pods "done-abcde" not found')
+
+    pods = Resource("", "v1", "pods", "Pod", True, frozenset({"create", "list", "patch"}))
+    r = _Restorer(Client(), RecordSource(), RestoreOptions(), lambda *a: None)  # type: ignore[arg-type]
+    r.uid_map["src-job"] = "t-job"
+    r.deferred.append((pods, "v1/pods", "ns", "done-abcde", [], [{"kind": "Job", "name": "done", "uid": "src-job"}]))
+    r.relink()
+    assert not r.failures and r.deleted_meanwhile == ["Pod ns/done-abcde"]
