@@ -869,12 +869,15 @@ class Replayer:
                     raise
                 with self.lock:
                     self._conditional.add(res.key)
+        return self._write_live(path, lambda live: {**body, "metadata": {
+            **(body.get("metadata") or {}), "resourceVersion": (live.get("metadata") or {}).get("resourceVersion")}})
+
+    def _write_live(self, path: str, change: Callable[[Obj], Obj]) -> Obj:
+        """PUT what ``change`` makes of the live object (carrying its resourceVersion), read again after a conflict
+        with a concurrent writer, three times at most."""
         for attempt in range(3):
-            live = self.client.get(path)
-            version = (live.get("metadata") or {}).get("resourceVersion")
-            sent = {**body, "metadata": {**(body.get("metadata") or {}), "resourceVersion": version}}
             try:
-                return self.client.replace(path, sent)
+                return self.client.replace(path, change(self.client.get(path)))
             except Conflict:
                 if attempt == 2:
                     raise
@@ -903,8 +906,8 @@ class Replayer:
         meta, spec = recorded.get("metadata") or {}, recorded.get("spec") or {}
         images = {(kind, c.get("name")): c.get("image") for kind in ("containers", "initContainers")
                   for c in spec.get(kind) or () if isinstance(c, dict)}
-        for attempt in range(3):
-            live = self.client.get(path)
+
+        def apply(live: Obj) -> Obj:
             live_meta, live_spec = live.setdefault("metadata", {}), live.setdefault("spec", {})
             for field in ("labels", "finalizers"):
                 if meta.get(field) is not None:
@@ -926,12 +929,9 @@ class Replayer:
             tolerations += [t for t in spec.get("tolerations") or () if t not in tolerations]
             if not tolerations:
                 live_spec.pop("tolerations")
-            try:
-                return self.client.replace(path, live)
-            except Conflict:
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+            return live
+
+        return self._write_live(path, apply)
 
     def _keep_job_selector(self, res: Resource, ns: str | None, action: Action) -> None:
         """A Job's selector is immutable: a replace keeps the one the live Job has. (Restored and replayed Jobs
