@@ -763,9 +763,9 @@ def _skew_watch(items: Iterator[Item], stats: ParseStats, paths: list[str]) -> I
     create's resourceVersion is its own commit, made after the create was received. When another file already
     showed a higher resourceVersion at a time earlier than that receipt, that file's event came after this commit,
     yet its clock said it was earlier: its clock is behind by at least the difference (a slow answer adds
-    nothing). (Other writes are not used as the later commit: an
-    update that changed nothing answers with the object's old resourceVersion.) Per file, the times at which its
-    highest resourceVersion so far grew are kept, for the last two minutes."""
+    nothing). Other writes are not used as the earlier commit: an update that changed nothing answers with the
+    object's old resourceVersion. Per file, the times at which its highest resourceVersion so far grew are kept,
+    for the last two minutes."""
     rvs: list[list[int]] = [[] for _ in paths]  # per file: each new highest resourceVersion...
     tss: list[list[int]] = [[] for _ in paths]  # ...and when it came
     behind: dict[int, int] = {}  # file -> ns, the largest gap by which it was behind another
