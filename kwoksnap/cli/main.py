@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         for sig, handler in (previous or {}).items():
             signal.signal(sig, handler)
+    if sys.stdout is None and code == ExitCode.OK:  # started with stdout closed (`>&-`): Python drops what is
+        code = ExitCode.OUTPUT_CLOSED  # printed without a word, so the output was lost as surely as into a gone pipe
     sys.exit(int(code))
 
 

@@ -435,6 +435,10 @@ def test_a_reader_that_goes_away_ends_the_command_quietly_with_141() -> None:
         os.close(writer)
         assert proc.returncode == ExitCode.OUTPUT_CLOSED == 141, (args, proc.returncode, proc.stderr)
         assert proc.stderr == "", args
+    # stdout closed before the start (`>&-`): Python prints nothing and says nothing; it exited 0
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "inspect", str(fixture)], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, timeout=60, preexec_fn=lambda: os.close(1))
+    assert proc.returncode == ExitCode.OUTPUT_CLOSED, (proc.returncode, proc.stderr)
 
 
 def test_restore_dry_run_leaves_out_what_the_target_makes_itself_unless_asked() -> None:
