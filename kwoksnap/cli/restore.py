@@ -126,6 +126,11 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
         if summary.deleted_meanwhile:
             click.echo(f"warning: {len(summary.deleted_meanwhile)} restored object(s) were deleted by the target "
                        f"before their owners adopted them: {first_few(summary.deleted_meanwhile)}", err=True)
+        if summary.removed_at_once:
+            click.echo(f"warning: {len(summary.removed_at_once)} pod(s) were Terminating in the snapshot and had "
+                       "finished (or were never scheduled), with no finalizer: the API server removes such a pod as "
+                       "soon as it is deleted again, so they are gone, as the source's were about to be: "
+                       f"{first_few(summary.removed_at_once)}", err=True)
         if summary.dropped_owner_refs:
             click.echo(f"warning: {summary.dropped_owner_refs} owner reference(s) left out: their owners were not "
                        "restored (not in the snapshot, or they failed), so restore does not link them (diff --live "

@@ -124,6 +124,10 @@ class RestoreSummary:
     ttl_expired: list[str] = dataclasses.field(default_factory=list)
     # Restored dependents that were waited for to be adopted, and were deleted in the target meanwhile.
     deleted_meanwhile: list[str] = dataclasses.field(default_factory=list)
+    # Pods Terminating in the snapshot that had finished (or were never scheduled) and had no finalizer: the API
+    # server removes such a pod at once when it is deleted (no grace period for a pod no kubelet runs), so restore
+    # created it and its delete removed it, as the source's kubelet was about to. Counted as created.
+    removed_at_once: list[str] = dataclasses.field(default_factory=list)
     # Namespaces of the snapshot that the target holds being deleted: nothing new can be created in them.
     terminating_namespaces: list[str] = dataclasses.field(default_factory=list)
     # What the snapshot's objects name and neither it nor the target held, one line per kind (restore/dependencies).
@@ -152,6 +156,7 @@ class RestoreSummary:
             "interrupted": self.interrupted, "planned": self.planned, "keptSecrets": self.kept_secrets[:200],
             "activeNamespaces": self.active_namespaces[:200], "namespacesCreated": self.namespaces_created[:200],
             "ttlExpiredJobs": self.ttl_expired[:200], "deletedMeanwhile": self.deleted_meanwhile[:200],
+            "removedAtOnce": self.removed_at_once[:200],
             "terminatingNamespaces": self.terminating_namespaces[:200],
             "missingDependencies": self.missing_dependencies,
             "error": str(self.error) if self.error is not None else None,
@@ -195,6 +200,7 @@ class _Restorer:
         self.claims_without_volume: list[str] = []
         self.ttl_expired: list[str] = []
         self.deleted_meanwhile: list[str] = []
+        self.removed_at_once: list[str] = []  # Terminating pods the API server removed when deleted again
         self.kept_secrets: list[str] = []  # not replaced: redacted in the snapshot
         self.active_namespaces: list[str] = []  # Terminating in the snapshot
         self.terminating_namespaces: list[str] = []  # found in the target being deleted
@@ -318,6 +324,9 @@ class _Restorer:
                 except APIError as exc:
                     self._fail(key, obj, f"created, but it could not be made Terminating again: {exc}")
                     return
+                if _removed_when_deleted(prep.body, prep.status):
+                    with self.lock:
+                        self.removed_at_once.append(f"{ns}/{name}")
         with self.lock:
             if res.kind == "PersistentVolumeClaim" and prep.status and prep.status.get("phase") == "Bound":
                 self.bound_claims.append((res, key, str(ns or ""), name, prep.status))
@@ -756,7 +765,8 @@ def restore(
         results=r.results, failures=r.failures, not_adopted=not_adopted, dropped_owner_refs=r.dropped,
         seconds=time.monotonic() - started, requests=client.requests - requests0,
         retries=client.retries - retries0, claims_without_volume=r.claims_without_volume,
-        ttl_expired=r.ttl_expired, deleted_meanwhile=r.deleted_meanwhile, missing_dependencies=missing,
+        ttl_expired=r.ttl_expired, deleted_meanwhile=r.deleted_meanwhile, removed_at_once=r.removed_at_once,
+        missing_dependencies=missing,
         terminating_namespaces=sorted(r.terminating_namespaces),
         interrupted=interrupted, planned=sum(s.objects for s in steps), kept_secrets=sorted(r.kept_secrets),
         active_namespaces=sorted(r.active_namespaces), namespaces_created=sorted(r.namespaces_created), error=error,
@@ -783,3 +793,10 @@ def _made_by_the_api_server(obj: Obj) -> bool:
                if isinstance(entry, dict) and entry.get("subresource") != "status"}
     return bool(writers) and writers <= _API_SERVER_MANAGERS
 
+
+def _removed_when_deleted(body: Obj, status: Obj | None) -> bool:
+    """Whether a graceful delete removes the pod at once: the API server gives no grace period to a pod that has
+    finished or was never scheduled (pod strategy, CheckGracefulDelete), and without a finalizer nothing holds it."""
+    phase = (status or {}).get("phase")
+    unscheduled = not (body.get("spec") or {}).get("nodeName")
+    return (phase in ("Succeeded", "Failed") or unscheduled) and not (body.get("metadata") or {}).get("finalizers")

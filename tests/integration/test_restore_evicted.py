@@ -4,6 +4,7 @@ whole settle timeout, then failed the pod as "not adopted", exit 5; such pods ar
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -72,3 +73,33 @@ def test_a_pod_the_target_made_itself_keeps_its_status_when_skipped(kwok_cluster
         assert client.get(f"/api/v1/namespaces/{ns}/pods/mine")["status"]["phase"] == "Pending"
     finally:
         client.delete(f"/api/v1/namespaces/{ns}", {"propagationPolicy": "Background"})
+
+
+def test_a_finished_terminating_pod_is_said_removed_at_once(kwok_cluster: LocalCluster, client: Client,
+                                                           tmp_path: Path) -> None:
+    """Review finding: a snapshot can catch a pod its kubelet has finished and is about to remove (Terminating,
+    phase Succeeded, no finalizer). The API server removes such a pod at once when restore deletes it again (no
+    grace period for a finished pod), and restore counted it as created without a word."""
+    ns, node = f"t-{uuid.uuid4().hex[:10]}", f"fin-node-{uuid.uuid4().hex[:6]}"
+    container = {"containers": [{"name": "c", "image": "i"}]}
+    deleted = {"deletionTimestamp": "2026-11-01T10:00:30Z", "deletionGracePeriodSeconds": 30}
+    pods = [{"metadata": {"name": "done", "namespace": ns, **deleted}, "spec": {"nodeName": node, **container},
+             "status": {"phase": "Succeeded"}},
+            {"metadata": {"name": "stopping", "namespace": ns, **deleted}, "spec": {"nodeName": node, **container},
+             "status": {"phase": "Running"}}]
+    snapshot = write_snapshot(tmp_path / "finished.kws", [
+        ("v1/namespaces", "Namespace", False, [{"metadata": {"name": ns}}]),
+        ("v1/nodes", "Node", False, [fake_node(node)]),
+        ("v1/pods", "Pod", True, pods),
+    ])
+    try:
+        proc = kwoksnap("restore", str(snapshot), "-o", "json", kubeconfig=kwok_cluster.kubeconfig)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert json.loads(proc.stdout)["removedAtOnce"] == [f"{ns}/done"]
+        assert not client.exists(f"/api/v1/namespaces/{ns}/pods/done")
+        assert client.get(f"/api/v1/namespaces/{ns}/pods/stopping")["metadata"].get("deletionTimestamp")
+        proc = kwoksnap("restore", str(snapshot), "--on-conflict", "skip", kubeconfig=kwok_cluster.kubeconfig)
+        assert "1 pod(s) were Terminating in the snapshot and had finished" in proc.stderr, proc.stderr
+    finally:
+        client.delete(f"/api/v1/namespaces/{ns}", {"propagationPolicy": "Background"})
+        client.delete(f"/api/v1/nodes/{node}")
