@@ -75,13 +75,14 @@ def save(ctx: click.Context, path: str, include: tuple[str, ...], exclude: tuple
             for name in names:  # likely a typo that kept what it meant to leave out, or left out what it meant to keep
                 click.echo(f"warning: {option} {name}: the cluster serves no such resource (is the name right?)",
                            err=True)
-        for r in errors:
-            click.echo(f"warning: {r.resource}: not saved: {r.error}", err=True)
+        for r in errors:  # a list that failed part-way has written its first pages
+            said = f"only {r.objects} object(s) saved, then the list failed" if r.objects else "not saved"
+            click.echo(f"warning: {r.resource}: {said}: {r.error}", err=True)
         click.echo(f"saved {summary.objects} objects of {sum(1 for r in summary.resources if r.objects)} resources "
                    f"to {path} in {summary.seconds:.1f}s ({summary.rate:,.0f} objects/s, "
                    f"{summary.bytes / 1e6:.1f} MB)"
-                   + (f"; {len(errors)} resource(s) not saved" if errors else ""))
+                   + (f"; {len(errors)} resource(s) not saved, or not whole" if errors else ""))
     if errors:
-        return finished_partly((len(errors), "resource(s) not saved"),
+        return finished_partly((len(errors), "resource(s) not saved, or not whole"),
                                output_format=output_format)
     return ExitCode.OK
