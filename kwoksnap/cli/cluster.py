@@ -82,8 +82,14 @@ def delete(name: str) -> None:
     """
     from kwoksnap.cluster.binaries import find_binaries, user_kwokctl
     from kwoksnap.cluster.local import delete_cluster
+    from kwoksnap.errors import ToolError
 
-    if delete_cluster(name, find_binaries() or user_kwokctl()):
+    try:
+        binaries = find_binaries() or user_kwokctl()
+    except ToolError as exc:  # a wrong $KWOKSNAP_BIN_DIR must not keep a cluster running: it is stopped without
+        click.echo(f"warning: {exc}; stopping the cluster's processes from their pid files", err=True)  # kwokctl
+        binaries = None
+    if delete_cluster(name, binaries):
         click.echo(f"deleted cluster {name}")
     else:
         click.echo(f"no cluster named {name}: nothing to delete", err=True)

@@ -148,3 +148,32 @@ def test_cluster_delete_stops_only_the_clusters_own_processes(tmp_path: Path) ->
         for process in (stranger, component, sibling):
             process.kill()
             process.wait()
+
+
+def test_cluster_delete_stops_the_cluster_when_kwoksnap_bin_dir_is_wrong(tmp_path: Path) -> None:
+    """Review finding: with $KWOKSNAP_BIN_DIR naming a directory without the binaries, `cluster delete` failed
+    (exit 6) and left the cluster running: stopping one needs no kwokctl, its pid files name its processes."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    directory = tmp_path / "clusters" / "lost"
+    (directory / "pids").mkdir(parents=True)
+    component = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", str(directory / "x")])
+    try:
+        deadline = time.monotonic() + 20
+        while str(directory).encode() not in Path(f"/proc/{component.pid}/cmdline").read_bytes():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        (directory / "pids" / "kwok-controller.pid").write_text(f"{component.pid}\n")
+        env = {**os.environ, "KWOKSNAP_WORKDIR": str(tmp_path), "KWOKSNAP_BIN_DIR": str(tmp_path / "nowhere"),
+               "PATH": os.path.dirname(sys.executable)}  # (no kwokctl of the user's either)
+        proc = subprocess.run([sys.executable, "-m", "kwoksnap", "cluster", "delete", "--name", "lost"], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert "stopping the cluster's processes from their pid files" in proc.stderr
+        assert component.wait(timeout=15) is not None and not directory.exists()
+    finally:
+        component.kill()
+        component.wait()
