@@ -227,6 +227,9 @@ def save_snapshot(
                          f", {count.skipped} left out" if count.skipped else "",
                          f"; failed: {count.error}" if count.error else "")
                 total += count.objects
+    except BaseException:  # Ctrl-C, SIGTERM, a write refused: the producers' lists have nothing left to finish,
+        client.cancel()    # so one riding out a server outage in its retries (up to 30 s) gives up at once
+        raise
     finally:
         stop.set()  # producers still waiting for room give up
         pool.shutdown(wait=True, cancel_futures=True)  # producers not started never start

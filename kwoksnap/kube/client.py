@@ -146,11 +146,13 @@ class Client:
         timeout: float = 60.0,
         retry: RetryPolicy = RetryPolicy(),
         user_agent: str = f"kwoksnap/{__version__}",
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         self.config = config
         self.retry = retry
-        self._sleep = sleep
+        # cancel(): the waits between retries end at once, and no retry follows
+        self._cancelled = threading.Event()
+        self._sleep = sleep if sleep is not None else self._cancelled.wait
         headers = {"Accept": JSON, "User-Agent": user_agent}
         # Sent with each request, not fixed in the pool: a token that expires (an exec plugin's, a projected
         # service-account token) is fetched again after a 401 (ClusterConfig.refresh).
@@ -198,6 +200,12 @@ class Client:
 
     def close(self) -> None:
         self._pool.close()
+
+    def cancel(self) -> None:
+        """No more retries: a request waiting to be retried (a server restarting, 5xx) fails at once with its last
+        error, and so does any later failure. For a command stopping on Ctrl-C whose requests have nothing left to
+        finish (``save``'s lists), so that it does not ride out up to 30 s of retries first."""
+        self._cancelled.set()
 
     def __enter__(self) -> Client:
         return self
@@ -277,12 +285,14 @@ class Client:
                 if resp.status == 429 and retry_after and retry_after.isdigit():
                     wait = max(wait, min(float(retry_after), policy.max_delay))
             attempt += 1
-            if attempt >= policy.attempts:
+            if attempt >= policy.attempts or self._cancelled.is_set():
                 raise err
             with self._lock:
                 self.retries += 1
             log.info("retrying in %.1f s (attempt %d of %d): %s", wait, attempt + 1, policy.attempts, err)
             self._sleep(wait)
+            if self._cancelled.is_set():
+                raise err
 
     def _refresh_authorization(self, sent: str | None) -> bool:
         """After a 401: fetch the credentials again (an expired token), unless another thread already did since

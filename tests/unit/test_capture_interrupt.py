@@ -29,6 +29,9 @@ class PagingClient:
             yield {"kind": "List", "metadata": {"resourceVersion": "1"},
                    "items": [{"metadata": {"name": f"o{i}", "namespace": "ns"}}]}
 
+    def cancel(self) -> None:
+        self.cancelled = True
+
 
 def resources(n: int) -> Discovery:
     return Discovery([Resource(group="", version="v1", name=f"things{i}", kind=f"Thing{i}", namespaced=True,
@@ -48,10 +51,11 @@ def test_an_interrupt_while_the_producers_start_does_not_hang(tmp_path: Path, mo
 
     monkeypatch.setattr(ThreadPoolExecutor, "submit", submit)
     done: list[BaseException] = []
+    client = PagingClient()
 
     def save() -> None:
         try:
-            save_snapshot(PagingClient(), tmp_path / "x.kws", SaveOptions(concurrency=4),  # type: ignore[arg-type]
+            save_snapshot(client, tmp_path / "x.kws", SaveOptions(concurrency=4),  # type: ignore[arg-type]
                           discovery=resources(6))
         except BaseException as exc:  # the interrupt is what is expected
             done.append(exc)
@@ -61,6 +65,7 @@ def test_an_interrupt_while_the_producers_start_does_not_hang(tmp_path: Path, mo
     worker.join(timeout=20)
     assert not worker.is_alive(), "save_snapshot hung after the interrupt"
     assert len(done) == 1 and isinstance(done[0], KeyboardInterrupt)
+    assert client.cancelled  # a producer in its retries gives up at once (test_transport: cancel)
     assert list(tmp_path.iterdir()) == []  # no snapshot, no temporary file left
 
 

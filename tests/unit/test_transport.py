@@ -468,3 +468,33 @@ def test_a_body_nested_deeper_than_255_levels_is_sent(server: Callable[[Handler]
     with Client(ClusterConfig(server=url)) as c, pytest.raises(InputError, match="nested more deeply"):
         c.create("/apis/example.com/v1/trees", {"metadata": {"name": "t"}, "spec": body})
     assert len(seen) == 1
+
+
+def test_cancel_ends_the_waits_between_retries(server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
+    """Review finding: Ctrl-C during `save` waited for a list stuck in retries (a server restarting: 16-31 s of
+    backoff) before the command could exit. ``cancel`` ends the wait, and the request fails with its last error."""
+    def handler(conn: socket.socket, request: bytes, i: int) -> bool:
+        conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+        return True
+
+    url, seen = server(handler)
+    outcome: list[BaseException] = []
+
+    def list_things(c: Client) -> None:
+        try:
+            c.get("/api/v1/pods")
+        except APIError as exc:
+            outcome.append(exc)
+
+    with Client(ClusterConfig(server=url), retry=RetryPolicy(base_delay=5.0, max_delay=5.0)) as c:
+        worker = threading.Thread(target=list_things, args=(c,), daemon=True)
+        worker.start()
+        deadline = time.monotonic() + 10
+        while not seen:  # the first answer came: the worker waits 2.5-5 s for its retry now
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        c.cancel()
+        worker.join(timeout=2)
+        assert not worker.is_alive(), "the retry wait outlived cancel()"
+        assert len(outcome) == 1 and isinstance(outcome[0], APIError) and outcome[0].status == 503
+        assert len(seen) == 1  # and no retry was sent
