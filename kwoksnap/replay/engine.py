@@ -1267,6 +1267,10 @@ class Replayer:
             if self.client.thread_requests() - before == 1:
                 latency = answered - sent  # one request, no retry: a latency the limit can compare
         except Exception as exc:  # one change never stops the others (nor its object's later changes); reported
+            if isinstance(exc, APIError) and self.client.thread_requests() - before == 1:
+                # A refusal (409, 422, 403) is an answer: its latency measures the target like any other. Without
+                # it, a target refusing most writes kept the limit probing, one request at a time, for as long.
+                latency = self.clock.now() - sent
             message = str(exc) if isinstance(exc, KwoksnapError) else f"{type(exc).__name__}: {exc}"
             with self.lock:
                 r.failed += 1
@@ -1280,7 +1284,7 @@ class Replayer:
                 self._track(action)
             return
         finally:
-            self.gate.release(ticket, latency, self.clock.now())  # failures and multi-request actions: no sample
+            self.gate.release(ticket, latency, self.clock.now())  # multi-request actions, no answer: no sample
         applied_lag = answered - (self._start + item.offset)
         self._track(action, gone=reason == "already-deleted")  # first: should it fail, the change counts once
         if (action.group, action.resource) == CRDS:

@@ -2344,3 +2344,24 @@ def test_inputs_mode_patches_a_pod_of_the_same_controller_for_one_the_target_nam
     assert name == "web-1-bbbbb" and sent["metadata"]["labels"] == {"owner": "me"}
     assert sent["metadata"]["uid"] == "t-web-1-bbbbb" and sent["spec"]["nodeName"] == "n2"
     assert sent["metadata"]["annotations"]["target"] == "own"
+
+
+def test_a_target_that_refuses_every_write_still_gets_more_than_one_request_at_a_time() -> None:
+    """Review finding: the in-flight limit starts probing (one request alone, to measure the target's latency) and
+    only an answered change ended the probe. A target refusing every write (409s, 422s) kept replay at one request
+    at a time to the end. A refusal is an answer too."""
+    class Refusing(RecordingReplayer):
+        def __init__(self, clock: FakeClock, **opts: Any) -> None:
+            super().__init__(clock, **opts)
+            self.requests = threading.local()
+            self.client.thread_requests = lambda: getattr(self.requests, "n", 0)  # type: ignore[method-assign]
+
+        def execute(self, action: Action) -> str | None:
+            self.requests.n = getattr(self.requests, "n", 0) + 1
+            self.clock.advance(0.002)
+            raise Conflict(409, "AlreadyExists", f"pods {action.name!r} already exists")
+
+    r = Refusing(FakeClock(), speed=10.0, workers=8, adaptive=True)
+    report = r.run(user_events([0.0] * 40, [f"p{i}" for i in range(40)]))
+    assert report.failed == 40
+    assert r.gate.adaptive is not None and not r.gate.adaptive.probing and r.gate.adaptive.allowed >= 4
