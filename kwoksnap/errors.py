@@ -75,8 +75,8 @@ class APIError(ClusterError):
     """A non-2xx answer from the API server, carrying its ``Status`` fields.
 
     Its text is one line, as every error and report line is: the API server's message can go on for many lines (a
-    rejected pod update appends a diff of the whole spec), so only its first line is kept there, with a count of
-    the rest; ``api_message`` keeps all of it."""
+    rejected pod update appends a diff of the whole spec), so only its first line is kept there, with the diff's
+    changed lines (up to 8) and a count of the rest; ``api_message`` keeps all of it."""
 
     def __init__(self, status: int, reason: str, message: str, *, method: str = "", path: str = "",
                  details: dict[str, Any] | None = None, continue_token: str = "") -> None:
@@ -90,7 +90,15 @@ class APIError(ClusterError):
         where = f"{method} {path}: " if method else ""
         first, *rest = message.strip().splitlines() or [""]
         more = sum(1 for line in rest if line.strip())
-        super().__init__(f"{where}{status} {reason}: {first}" + (f" [{more} more lines]" if more else ""))
+        # The lines that say what differed ("- NodeName: "a"", "+ NodeName: "b"" of a refused update's diff)
+        # are what a reader needs, and few: kept, on the one line.
+        changed = [" ".join(line.split()) for line in rest if line.lstrip()[:1] in ("-", "+") and line.strip()[1:]]
+        left = more - len(changed) if changed and len(changed) <= 8 else more
+        if left < more:
+            first += f" [{'; '.join(changed)}]"
+        if left:
+            first += f" [{left} more line{'s' if left > 1 else ''}]"
+        super().__init__(f"{where}{status} {reason}: {first}")
 
     @property
     def retryable(self) -> bool:

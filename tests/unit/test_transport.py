@@ -405,8 +405,11 @@ def test_an_api_error_is_one_line_and_keeps_the_whole_message() -> None:
                '- "NodeName": "kwok-node-00015",\n+ "NodeName": "",\n\n')
     err = Invalid(422, "Invalid", message, method="PUT", path="/api/v1/namespaces/a/pods/p")
     assert str(err) == ('PUT /api/v1/namespaces/a/pods/p: 422 Invalid: Pod "p" is invalid: spec: Forbidden: pod '
-                        "updates may not change fields [3 more lines]")
-    assert err.api_message == message
+                        'updates may not change fields [- "NodeName": "kwok-node-00015",; + "NodeName": "",] '
+                        "[1 more line]")  # (the diff's changed lines say what differed: kept, on the one line)
+    assert "\n" not in str(err) and err.api_message == message
+    long = "refused\n" + "".join(f"- field{i}: {i}\n" for i in range(20))
+    assert str(APIError(422, "Invalid", long)) == "422 Invalid: refused [20 more lines]"
     assert str(APIError(500, "InternalError", "etcd timeout")) == "500 InternalError: etcd timeout"
 
 
