@@ -599,10 +599,10 @@ class Replayer:
         """Inputs mode: a user's delete or eviction, or patch (`kubectl label`, taking a replica out of a Service),
         of a pod the source's controller had made, which the target's controller named otherwise (a ReplicaSet's
         random suffix): sent to a pod of the same controller instead, on the recorded node where it has one there
-        (a drain), never one already being deleted, already standing in, or named by the log itself; the recorded
-        pod's later writes go to the same stand-in. Not for a StatefulSet's pods (same names here), nor for a pod a
-        delete already found under its own name (deleted again, forced). True when one took the write; reported in
-        ``stand_ins``."""
+        (a drain; a DaemonSet's only there), never one already being deleted, already standing in, or named by the
+        log itself; the recorded pod's later writes go to the same stand-in. Not for a StatefulSet's pods (same
+        names here), nor for a pod a delete already found under its own name (deleted again, forced). True when one
+        took the write; reported in ``stand_ins``."""
         key, label = ("Pod", action.namespace, action.name), f"{action.namespace}/{action.name}"
         body = action.body if isinstance(action.body, dict) else {}
         options = {k: v for k, v in body.items() if k != "preconditions"}  # this pod's own UID goes in instead
@@ -631,6 +631,7 @@ class Replayer:
             if label in self._deleted_by_name:
                 return False  # deleted here under its own name already (then again, forced): nothing to stand in for
             addressed = {name for (kind, namespace, name) in self._recorded if namespace == action.namespace}
+        per_node = recorded.owner.startswith("DaemonSet/") and bool(recorded.node)
         for _ in range(3):  # a candidate can go between the listing and the write
             candidates = []
             for pod, _rv in self.client.list_items(res.path(action.namespace)):
@@ -640,6 +641,8 @@ class Replayer:
                 if meta.get("name") in addressed:
                     continue  # the log names it itself (restored under its recorded name): never a stand-in
                 node = (pod.get("spec") or {}).get("nodeName") or ""
+                if per_node and node != recorded.node:
+                    continue  # a DaemonSet's pod on another node stands for that node, not the recorded one
                 candidates.append((node != recorded.node, str(meta.get("creationTimestamp", "")),
                                    str(meta.get("name", "")), str(meta.get("uid", ""))))
             with self.lock:  # chosen and marked at once: two writes never take the same stand-in

@@ -758,6 +758,17 @@ def test_inputs_mode_deletes_a_pod_of_the_same_controller_for_one_the_target_nam
     r._observe(event(verb="patch", sub="status", name="web-1-other", response=pod(node="n2", name="web-1-other")))
     assert r.execute(deleting("web-1-gone")) is None  # a stand-in: not web-1-other (the log names it), on n1 then
     assert [name for name, _ in target.deleted] == ["web-1-named", "web-1-aaaaa"]
+    # A DaemonSet's pod stands only for its own node: with none on the recorded node, no stand-in (the oldest
+    # elsewhere was taken, and a node the log never touched lost its daemon)
+    target.pods = [live("agent-aaaaa", "n1", owner="agent"), live("agent-bbbbb", "n3", owner="agent")]
+    for p in target.pods:
+        p["metadata"]["ownerReferences"][0]["kind"] = "DaemonSet"
+    target.deleted.clear()
+    assert r.execute(deleting("agent-zzzzz", owner="agent", kind="DaemonSet")) == "already-deleted"
+    target.pods.append(live("agent-ccccc", "n2", owner="agent", created="2027-01-15T09:00:00Z"))
+    target.pods[-1]["metadata"]["ownerReferences"][0]["kind"] = "DaemonSet"
+    assert r.execute(deleting("agent-yyyyy", owner="agent", kind="DaemonSet")) is None
+    assert [name for name, _ in target.deleted] == ["agent-ccccc"]  # on n2, though the youngest
 
 
 def test_a_refused_binding_is_already_bound_only_when_the_pod_is_on_the_recorded_node() -> None:
