@@ -8,6 +8,7 @@ would always say "different". Each ignored field is listed here, with the reason
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from kwoksnap.capture.redact import LAST_APPLIED, REDACTED_ANNOTATION
@@ -82,6 +83,8 @@ def normalize(obj: Obj) -> Obj:
             spec["schedulingGates"] = gates
         else:
             spec.pop("schedulingGates", None)
+        if kind == "Pod":
+            _same_token_volume_name(spec)
         if kind == "Job":
             spec.pop("manualSelector", None)
         if kind == "Service":
@@ -106,6 +109,34 @@ def normalize(obj: Obj) -> Obj:
         out["status"] = status
     normalized: Obj = _drop_timestamps(out)
     return normalized
+
+
+TOKEN_VOLUME = re.compile(r"kube-api-access-[a-z0-9]{5}")
+TOKEN_VOLUME_SAID = "kube-api-access-(random)"
+
+
+def _same_token_volume_name(spec: Obj) -> None:
+    """A pod's service-account token volume (``kube-api-access-`` and 5 random characters) is named by the API
+    server's admission when the pod is created: a pod made again by the target's controller (a StatefulSet's, same
+    name) differed only by it. Its name and its mounts' are compared without the random part; what it holds is."""
+    volumes = spec.get("volumes")
+    if not isinstance(volumes, list):
+        return
+    names = {v.get("name") for v in volumes if isinstance(v, dict) and isinstance(v.get("name"), str)
+             and TOKEN_VOLUME.fullmatch(v["name"]) and isinstance(v.get("projected"), dict)}
+    if not names:
+        return
+    spec["volumes"] = [{**v, "name": TOKEN_VOLUME_SAID} if isinstance(v, dict) and v.get("name") in names else v
+                       for v in volumes]
+    for field in ("containers", "initContainers", "ephemeralContainers"):
+        containers = spec.get(field)
+        if not isinstance(containers, list):
+            continue
+        spec[field] = [{**c, "volumeMounts": [{**m, "name": TOKEN_VOLUME_SAID}
+                                              if isinstance(m, dict) and m.get("name") in names else m
+                                              for m in c["volumeMounts"]]}
+                       if isinstance(c, dict) and isinstance(c.get("volumeMounts"), list) else c
+                       for c in containers]
 
 
 def field_differences(a: Any, b: Any, path: str = "", limit: int = 10) -> list[str]:

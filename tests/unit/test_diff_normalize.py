@@ -145,3 +145,23 @@ def test_a_guessed_plural_is_compared_with_the_resource_of_the_same_kind() -> No
     assert pair_by_kind({"leafs.example.com": ("example.com", "Leaf")},
                         {"leaves.example.com": ("example.com", "Leaf"), "leafz.example.com": ("example.com", "Leaf")}
                         ) == {}
+
+
+def test_a_pods_token_volume_is_compared_without_its_random_name() -> None:
+    """Black-box finding: `diff` after a replay showed a StatefulSet's pod the target made again as changed only by
+    its service-account token volume's name (kube-api-access- and 5 random characters, named at admission)."""
+    def pod(volume: str, extra: str = "") -> Obj:
+        projected = {"sources": [{"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}}]}
+        mounts = [{"name": volume, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": True},
+                  {"name": "data", "mountPath": "/data"}]
+        return {"kind": "Pod", "metadata": {"name": "db-0", "namespace": "ns"},
+                "spec": {"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0"}},
+                                     {"name": volume, "projected": projected}],
+                         "containers": [{"name": "db", "image": "postgres" + extra, "volumeMounts": mounts}]}}
+
+    source, target = pod("kube-api-access-7xq2z"), pod("kube-api-access-m4b9c")
+    assert normalize(source) == normalize(target)
+    assert source["spec"]["volumes"][1]["name"] == "kube-api-access-7xq2z"  # the objects themselves are untouched
+    assert field_differences(normalize(source), normalize(pod("kube-api-access-m4b9c", ":16"))) == [
+        ".spec.containers[0].image: 'postgres' -> 'postgres:16'"]
+    assert normalize(pod("kube-api-access-mine")) != normalize(source)  # a name of the user's own: compared
