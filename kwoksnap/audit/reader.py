@@ -258,7 +258,15 @@ def _json_layout(text: str) -> str:
 
 # --- decoding ------------------------------------------------------------------------------------------------------
 
-Item = tuple[int, int, int, int, AuditEvent]  # (ts, resourceVersion, file index, seq, event): the sort key + event
+# (ts, resourceVersion, file index, seq, event): the sort key + event. An event that shows no resourceVersion (a
+# binding's or a delete's Status, a Request- or Metadata-level event) takes the highest its file showed before it:
+# its file wrote it after those (completion order), so a delete or a binding logged after a create in the same second
+# (v1beta1 logs stamp seconds) or microsecond stays after it. Before its file has shown any, it sorts after the
+# events of its timestamp that show one (such events change objects that exist: a status patch, a binding, a
+# delete). As 0 it sorted before every event of its timestamp: a delete before its object's create, which then
+# stayed (black-box finding).
+Item = tuple[int, int, int, int, AuditEvent]
+_NO_RV_YET: Final = 1 << 62
 
 
 class _FileReader:
@@ -280,6 +288,9 @@ class _FileReader:
         self.strict = strict
         self.prefilter = prefilter
         self.seq = 0
+        # The highest resourceVersion shown so far in this file: an event that shows none (a binding's or a
+        # delete's Status, a Request- or Metadata-level event) sorts with it (see Item), not before it.
+        self.rv_floor = _NO_RV_YET
         # Second copies of an event in this file (see finish): the events of the latest timestamp emitted so far.
         self.run_ts = -1
         self.run: list[AuditEvent] = []  # the events of the microsecond run_ts so far (for copies, finish)
@@ -307,12 +318,17 @@ class _FileReader:
     def items(self, decoded: list[tuple[str, AuditEvent]], out: list[Item]) -> None:
         index = self.index
         seq = self.seq
+        floor = self.rv_floor
         formats: Counter[str] = self.stats.formats
         for flavour, event in decoded:
             formats[flavour] += 1
-            out.append((event["ts"], resource_version(event), index, seq, event))
+            rv = resource_version(event)
+            if rv and (rv > floor or floor == _NO_RV_YET):
+                floor = rv
+            out.append((event["ts"], rv or floor, index, seq, event))
             seq += 1
         self.seq = seq
+        self.rv_floor = floor
         self.stats.events += len(decoded)
 
     def finish(self, items: list[Item]) -> list[Item]:
@@ -435,6 +451,8 @@ class _FileReader:
         path = self.path
         index = self.index
         seq = self.seq
+        floor = self.rv_floor
+        no_rv_yet = _NO_RV_YET
         loads = orjson.loads
         scan = scan_native
         eager = self.strict  # strict mode must fail while reading the line, so bodies are decoded at once
@@ -461,7 +479,9 @@ class _FileReader:
                 fast = scan(line, source, eager)
                 if fast is not None:
                     rv, event = fast
-                    append((event["ts"], rv, index, seq, event))
+                    if rv and (rv > floor or floor == no_rv_yet):
+                        floor = rv
+                    append((event["ts"], rv or floor, index, seq, event))
                     seq += 1
                     native += 1
                     continue
@@ -480,19 +500,20 @@ class _FileReader:
                     except Malformed as err:
                         problems.append((source, str(err), False))
                         continue
-                    append(
-                        (event["ts"], 0 if event["response"] is None else resource_version(event), index, seq, event)
-                    )
+                    rv = 0 if event["response"] is None else resource_version(event)
+                    if rv and (rv > floor or floor == no_rv_yet):
+                        floor = rv
+                    append((event["ts"], rv or floor, index, seq, event))
                     seq += 1
                     native += 1
                 else:
                     decode_value(value, source, others, problems)
                     if others:
-                        self.seq = seq
+                        self.seq, self.rv_floor = seq, floor
                         self.items(others, out)
-                        seq = self.seq
+                        seq, floor = self.seq, self.rv_floor
                         others.clear()
-            self.seq = seq
+            self.seq, self.rv_floor = seq, floor
             stats = self.stats
             stats.lines += count
             stats.prefiltered += prefiltered
@@ -772,7 +793,7 @@ def _skew_watch(items: Iterator[Item], stats: ParseStats, paths: list[str]) -> I
     try:
         for item in items:
             ts, rv, index = item[0], item[1], item[2]
-            if rv:
+            if rv and rv != _NO_RV_YET:
                 own = rvs[index]
                 if not own or rv > own[-1]:
                     own.append(rv)
@@ -781,7 +802,8 @@ def _skew_watch(items: Iterator[Item], stats: ParseStats, paths: list[str]) -> I
                         cut = bisect.bisect_left(tss[index], ts - _SKEW_HORIZON_NS)
                         del own[:cut], tss[index][:cut]
                 event = item[4]
-                if event["verb"] == "create" and not event["subresource"]:
+                # (a create without a resourceVersion of its own, one the file's floor stands in for, says nothing)
+                if event["verb"] == "create" and not event["subresource"] and resource_version(event) == rv:
                     committed_after = event["received"] or ts  # the commit came between receipt and answer
                     for other, theirs in enumerate(rvs):
                         if other != index and theirs and theirs[-1] > rv:

@@ -442,7 +442,8 @@ def test_paths_globs_and_arguments(tmp_path: Path) -> None:
 
 def test_merge_two_api_servers_with_ties(tmp_path: Path) -> None:
     # Two HA API servers, each roughly ordered; equal timestamps are broken by the result's resourceVersion for
-    # the same object, then by input order (file order given, then line order).
+    # the same object, then by input order (file order given, then line order). An event without one takes the
+    # highest its file showed before it (it was written after those); with none shown yet, it goes after them.
     a = write(tmp_path, "apiserver-a.log", jsonl(ev(10, name="a1"), ev(30, rv=12, name="x"), ev(20, name="a2")))
     b = write(tmp_path, "apiserver-b.log", jsonl(ev(30, rv=11, name="x"), ev(5, name="b0"), ev(30, name="tie")))
     c = write(tmp_path, "apiserver-c.log", jsonl(ev(30, name="tie-later-file"), ev(40, name="c")))
@@ -452,10 +453,10 @@ def test_merge_two_api_servers_with_ties(tmp_path: Path) -> None:
         ("b0", 5 * MS),
         ("a1", 10 * MS),
         ("a2", 20 * MS),
-        ("tie", 30 * MS),  # no response: resourceVersion 0 sorts first among ties
-        ("tie-later-file", 30 * MS),
         ("x", 30 * MS),  # rv 11 (file b) before rv 12 (file a) although file a comes first
+        ("tie", 30 * MS),  # no resourceVersion: after the rv 11 its file wrote before it
         ("x", 30 * MS),
+        ("tie-later-file", 30 * MS),  # no resourceVersion, none before it in its file: after those that show one
         ("c", 40 * MS),
     ]
     assert [e["response"]["metadata"]["resourceVersion"] for e in events if e["name"] == "x"] == ["11", "12"]
@@ -584,3 +585,20 @@ def test_a_yaml_file_whose_first_document_is_broken_is_no_audit_log(tmp_path: Pa
     path = write(tmp_path, "bad.yaml", "kind: Event\nauditID: [\n")
     with pytest.raises(InputError, match=r"not an audit log: no audit event in 1 lines \(1 malformed"):
         read(path)
+
+
+def test_an_event_without_a_resource_version_stays_after_what_its_file_wrote_before_it(tmp_path: Path) -> None:
+    """Black-box finding: events of one timestamp (v1beta1 logs stamp whole seconds) were ordered by the response's
+    resourceVersion, and an event without one (a Metadata-level delete, a binding's Status) counted as 0: a pod's
+    delete sorted before its create, and the pod stayed, with fidelity "match"."""
+    log = write(tmp_path, "v1beta1.log", jsonl(ev(0, name="other", rv=3), ev(1000, name="p", rv=7),
+                                              ev(1000, name="p", verb="delete"), ev(1000, name="q", rv=5)))
+    events, _stats = read(log)
+    assert [(e["name"], e["verb"]) for e in events] == [("other", "update"), ("q", "update"), ("p", "update"),
+                                                         ("p", "delete")]
+    # The same across files: a kubelet's status patch (Request level) alone in its file, beside the create of its
+    # pod in another (audit-samples khi/container_recorder_test_1_1 and _1_2, one timestamp)
+    samples = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "audit-samples" / "khi"
+    events = list(read_audit([samples / "container_recorder_test_1_1.yaml",
+                              samples / "container_recorder_test_1_2.yaml"][::-1]))
+    assert [(e["verb"], e["subresource"]) for e in events] == [("create", ""), ("patch", "status")]
