@@ -82,12 +82,17 @@ GRPC_TO_HTTP: Final = {
 _API_VERSION = re.compile(r"v\d+(?:(?:alpha|beta)\d+)?", re.ASCII)
 
 
+# A CloudWatch Logs export to S3 (EKS): each line is the event's time, a space, then the message (the native event).
+_STAMPED: Final = re.compile(r"\d{4}-\d\d-\d\d[T ][\d:.]+(?:Z|[+-]\d\d:?\d\d)? \{")
+
+
 def detect_container(head: str) -> str:
     """The container syntax of a file from its first characters (BOM already removed).
 
     ``"json"`` if the text starts with ``{`` or ``[`` (JSON lines, or one JSON document: the reader decides by
-    trying the first line), ``"yaml"`` if the first significant line is a YAML key, document marker or list item,
-    ``""`` if unknown. Comment lines (``#``) and blank lines before the content are skipped (licence headers).
+    trying the first line), ``"stamped"`` for JSON lines each after a timestamp (a CloudWatch export to S3),
+    ``"yaml"`` if the first significant line is a YAML key, document marker or list item, ``""`` if unknown.
+    Comment lines (``#``) and blank lines before the content are skipped (licence headers).
     """
     for raw in head.splitlines():
         line = raw.strip()
@@ -95,6 +100,8 @@ def detect_container(head: str) -> str:
             continue
         if line[0] in "{[":
             return "json"
+        if _STAMPED.match(line):
+            return "stamped"
         if line.startswith(("---", "%YAML", "- ")):
             return "yaml"
         key, sep, _ = line.partition(":")
@@ -447,6 +454,11 @@ def from_gke(d: dict[str, Any], source: str) -> AuditEvent:
     """
     payload = _dict(d.get("protoPayload"), "protoPayload")
     method = _str(payload.get("methodName"), "protoPayload.methodName")
+    service = payload.get("serviceName")
+    if service is not None and service != "k8s.io":
+        # Another Google Cloud service's audit entry in the same export (Compute Engine deleting a VM): not the
+        # Kubernetes API's; it was read as one ("delete core/v1 compute/instances") and failed as not served.
+        raise Ignored(f"gcp-service:{service if type(service) is str else '?'}")
     group_parts, version, resource, subresource, verb = _split_method(method)
     group = ".".join(group_parts)
     namespace = name = ""
@@ -534,8 +546,10 @@ def from_eks(d: dict[str, Any], source: str) -> AuditEvent:
 def from_aks(d: dict[str, Any], source: str) -> AuditEvent:
     """An AKS diagnostic record: ``category`` kube-audit(-admin), the native event in ``properties.log``."""
     category = d.get("category") or d.get("Category")
+    if category is not None and type(category) is not str:  # (a list is unhashable: it crashed the run)
+        raise Malformed(f"category is a {type(category).__name__}, not a string")
     if category is not None and category not in AKS_AUDIT_CATEGORIES:
-        raise Ignored(f"aks-category:{category if type(category) is str else '?'}")
+        raise Ignored(f"aks-category:{category}")
     properties = _dict(d.get("properties"), "properties")
     return from_native(_embedded(properties.get("log"), "properties.log"), source)
 
@@ -576,6 +590,8 @@ def _decode_one(
         batch = value.get("items") if value.get("kind") == "EventList" else value.get("records")
         if batch is None and "items" in value and "protoPayload" not in value:
             batch = value["items"]
+        if batch is None and "message" not in value and "@message" not in value:
+            batch = _cloudwatch_batch(value)
         if batch is not None:
             if type(batch) is not list:
                 raise Malformed("items/records is not an array")
@@ -594,6 +610,25 @@ def _decode_one(
         problems.append((source, str(err), False))
     except Ignored as why:
         problems.append((source, str(why), True))
+
+
+def _cloudwatch_batch(value: dict[str, Any]) -> Any:
+    """The records of a CloudWatch Logs answer or envelope (EKS), or None: ``aws logs filter-log-events`` and
+    ``get-log-events`` output (``events``), a subscription's delivery to Firehose or Lambda (``logEvents``, its
+    stream named once beside them), Logs Insights ``get-query-results`` output (``results``: each a list of
+    ``{field, value}``)."""
+    if "events" in value:
+        return value["events"]
+    if "logEvents" in value:
+        stream = value.get("logStream")
+        if type(stream) is str and "audit" not in stream:
+            raise Ignored("eks-stream-not-audit")
+        return value["logEvents"]
+    results = value.get("results")
+    if type(results) is list and value.get("status") is not None:
+        return [{f.get("field"): f.get("value") for f in r if type(f) is dict} if type(r) is list else r
+                for r in results]
+    return None
 
 
 def _kind(value: Any) -> str:

@@ -210,7 +210,8 @@ def _read_head(read: Callable[[int], bytes]) -> tuple[bytes, BaseException | Non
 
 
 def sniff(path: str) -> str:
-    """The container of ``path``: ``"jsonl"``, ``"json"`` (one document) or ``"yaml"``; :class:`InputError` if the
+    """The container of ``path``: ``"jsonl"``, ``"json"`` (one document), ``"stamped"`` (JSON lines after a
+    timestamp each: CloudWatch's export to S3) or ``"yaml"``; :class:`InputError` if the
     file is empty, binary, not valid gzip, compressed otherwise, or of no known format."""
     closer, read, compressed = _open(path)
     with closer:
@@ -236,8 +237,8 @@ def sniff(path: str) -> str:
     container = detect_container(text)
     if container == "json":
         return _json_layout(text)
-    if container == "yaml":
-        return "yaml"
+    if container in ("yaml", "stamped"):
+        return container
     raise InputError(f"{path}: unknown format (not JSON lines, JSON or YAML audit events)")
 
 
@@ -395,14 +396,15 @@ class _FileReader:
     def batches(self) -> Iterator[list[Item]]:
         closer, read, _ = _open(self.path)
         with closer:
-            if self.container == "jsonl":
-                yield from self._jsonl(read)
+            if self.container in ("jsonl", "stamped"):
+                yield from self._jsonl(read, stamped=self.container == "stamped")
             elif self.container == "json":
                 yield from self._document(read)
             else:
                 yield from self._yaml(read)
 
-    def _jsonl(self, read: Callable[[int], bytes]) -> Iterator[list[Item]]:
+    def _jsonl(self, read: Callable[[int], bytes], stamped: bool = False) -> Iterator[list[Item]]:
+        """JSON lines; ``stamped``: each after a timestamp and a space (left out before decoding)."""
         lineno = 0  # lines consumed so far
         pending: list[bytes] = []
         first = True
@@ -427,14 +429,15 @@ class _FileReader:
                 tail = lines.pop()
                 if tail:
                     pending = [tail]
-                batch = self._decode_lines(lines, lineno)
+                batch = self._decode_lines(_unstamped(lines) if stamped else lines, lineno)
                 lineno += len(lines)
                 if batch:
                     yield batch
                 continue
             if pending:  # the last line had no newline: complete if it parses, else cut off
                 cut = "last line is cut off" if broken is None else ""  # a broken stream is reported once, below
-                batch = self._decode_lines([b"".join(pending)], lineno, cut)
+                last = [b"".join(pending)]
+                batch = self._decode_lines(_unstamped(last) if stamped else last, lineno, cut)
                 lineno += 1
                 if batch:
                     yield batch
@@ -658,6 +661,15 @@ def _has_json_line(lines: list[bytes]) -> bool:
 
 def _position(err: orjson.JSONDecodeError) -> str:
     return f"line {err.lineno}, column {err.colno}"
+
+
+def _unstamped(lines: list[bytes]) -> list[bytes]:
+    """The lines of a CloudWatch export to S3 without the timestamp before each message (the event has its own)."""
+    out = []
+    for line in lines:
+        space = line.find(b" ", 0, 48)
+        out.append(line[space + 1:] if space > 0 and line[:1].isdigit() else line)
+    return out
 
 
 # --- ordering ------------------------------------------------------------------------------------------------------

@@ -232,6 +232,51 @@ def test_gke_log_entries(tmp_path: Path) -> None:
     assert (nodes["verb"], nodes["resource"], nodes["name"]) == ("list", "nodes", "")
 
 
+def test_eks_cloudwatch_answers_envelopes_and_s3_exports(tmp_path: Path) -> None:
+    """Black-box finding: the CloudWatch shapes an EKS user gets their audit log in besides JSON lines were refused:
+    `aws logs filter-log-events`/`get-log-events` output, a subscription's envelope (Firehose, Lambda), Logs
+    Insights `get-query-results` output, and the export to S3 (each line: a timestamp, a space, the message)."""
+    one, two = (orjson.dumps(ev(i, name=f"e{i}")).decode() for i in (1, 2))
+    stream = "kube-apiserver-audit-0123abcd"
+    shapes = {
+        "filter.json": {"events": [{"logStreamName": stream, "timestamp": 1, "message": one, "eventId": "1"},
+                                   {"logStreamName": "kube-apiserver-0123abcd", "timestamp": 1, "message": "I0101"},
+                                   {"logStreamName": stream, "timestamp": 2, "message": two, "eventId": "2"}],
+                        "searchedLogStreams": []},
+        "get.json": {"events": [{"timestamp": 1, "message": one}, {"timestamp": 2, "message": two}],
+                     "nextForwardToken": "f/1"},
+        "subscription.json": {"messageType": "DATA_MESSAGE", "logStream": stream,
+                              "logEvents": [{"id": "1", "timestamp": 1, "message": one},
+                                            {"id": "2", "timestamp": 2, "message": two}]},
+        "insights.json": {"status": "Complete", "results": [
+            [{"field": "@timestamp", "value": "2026-01-01 00:00:00.001"}, {"field": "@message", "value": m}]
+            for m in (one, two)]},
+    }
+    for name, value in shapes.items():
+        events, stats = read(write(tmp_path, name, json.dumps(value, indent=2)))
+        assert [e["name"] for e in events] == ["e1", "e2"] and stats.formats == {"eks": 2}, name
+    other = {"messageType": "DATA_MESSAGE", "logStream": "kube-scheduler-0123", "logEvents": [{"message": "I0101"}]}
+    events, stats = read([write(tmp_path, "other.json", json.dumps(other)), write(tmp_path, "get.jsonl", jsonl(
+        shapes["get.json"]))])
+    assert len(events) == 2 and stats.ignored == {"eks-stream-not-audit": 1}
+    s3 = write(tmp_path, "000000.log", f"2026-01-01T00:00:00.001Z {one}\n2026-01-01T00:00:00.002Z {two}\n")
+    assert sniff(s3) == "stamped"
+    events, stats = read(s3)
+    assert [(e["name"], e["source"]) for e in events] == [("e1", f"{s3}:1"), ("e2", f"{s3}:2")]
+    assert stats.formats == {"native": 2} and stats.malformed == 0
+
+
+def test_other_google_cloud_services_entries_are_ignored(tmp_path: Path) -> None:
+    """Black-box finding: a Cloud Logging export holds other services' audit entries too; Compute Engine deleting a
+    VM was read as "delete core/v1 compute/instances" and failed the replay as not served."""
+    vm = _gke("v1.compute.instances.delete", "projects/p/zones/z/instances/vm-1")
+    vm["protoPayload"]["serviceName"] = "compute.googleapis.com"
+    events, stats = read(write(tmp_path, "gcp.json", jsonl(vm, _gke("io.k8s.core.v1.pods.delete",
+                                                                    "core/v1/namespaces/a/pods/p"))))
+    assert [(e["verb"], e["resource"], e["name"]) for e in events] == [("delete", "pods", "p")]
+    assert stats.ignored == {"gcp-service:compute.googleapis.com": 1} and stats.malformed == 0
+
+
 def test_eks_cloudwatch_export(tmp_path: Path) -> None:
     inner = orjson.dumps(ev(1, name="from-eks")).decode()
     lines = [
@@ -254,6 +299,12 @@ def test_aks_diagnostics_string_object_and_records_blob(tmp_path: Path) -> None:
     events, stats = read(write(tmp_path, "aks.json", jsonl(as_string, as_object, other)))
     assert [e["name"] for e in events] == ["s", "o"] and stats.formats == {"aks": 2}
     assert stats.ignored == {"aks-category:kube-apiserver": 1} and stats.malformed == 0
+    # Black-box finding: a category that is a list or a map ended the whole run as an internal error (exit 70)
+    odd = [{"category": ["kube-audit"], "properties": {"log": ev(4, name="l")}},
+           {"category": {"name": "kube-audit"}, "properties": {"log": ev(5, name="d")}}]
+    events, stats = read(write(tmp_path, "aks-odd.json", jsonl(as_string, *odd)))
+    assert [e["name"] for e in events] == ["s"] and stats.malformed == 2
+    assert stats.malformed_examples[0].endswith("category is a list, not a string"), stats.malformed_examples
     path = write(tmp_path, "PT1H.json", json.dumps(blob, indent=2))
     assert sniff(path) == "json"
     events, stats = read(path)
