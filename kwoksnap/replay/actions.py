@@ -433,7 +433,9 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
                           source_uid=precondition_uid(request), **base)
         if request is None:
             return Skip("degraded-metadata")
-        if verb == "update" and isinstance(request, dict):
+        if verb == "update":
+            if not isinstance(request, dict):  # (it went on to the patch inference, whose refusal ended the run)
+                raise ValueError(f"the update's requestObject is a {type(request).__name__}, not an object")
             return Action(op, "PUT", subresource=sub, body=body_of(request), source_uid=precondition_uid(request),
                           **base)
         patch_type = infer_patch_type(ev)

@@ -1247,9 +1247,13 @@ def test_an_event_whose_bodies_are_not_shaped_as_the_api_server_writes_them_fail
                     user="alice", agent="kubectl/v1.36")
     good = event(verb="update", name="p3", response=pod(labels={"i": "0"}), ts=T0 + 3 * NS, user="alice",
                  agent="kubectl/v1.36")
+    # and an update whose requestObject is a string (Request level): it ended the run as a usage error (exit 2)
+    bad_update = event(verb="update", name="p4", request="oops", ts=T0 + 2 * NS + 1, user="alice",
+                       agent="kubectl/v1.36")
+    bad_update["level"] = "Request"
     r = RecordingReplayer(FakeClock(), speed=1.0)
-    report = r.run([bad_binding, bad_pod, good])
-    assert report.events == 3 and report.failed == 2 and report.applied == 1
+    report = r.run([bad_binding, bad_pod, bad_update, good])
+    assert report.events == 4 and report.failed == 3 and report.applied == 1
     assert [(name, op) for _, name, op in r.sent] == [("p3", "replace")]
     assert all("not shaped as the API server writes it" in f for f in report.failures), report.failures
 
