@@ -243,18 +243,24 @@ def sniff(path: str) -> str:
 
 
 def _json_layout(text: str) -> str:
-    """JSON lines unless the first two significant lines are each no JSON value (pretty-printed document)."""
+    """JSON lines unless the first two significant lines are each no JSON value (pretty-printed document) and no
+    later line of the head is a whole record (a map of several keys on one line, which a pretty-printed document
+    never has): a log whose first lines are cut or garbled is still read line by line, not whole into memory."""
     lines = [line for line in text.splitlines(keepends=True) if line.strip() and not line.lstrip().startswith("#")]
-    complete = [line for line in lines[:2] if line.endswith(("\n", "\r"))]
+    complete = [line for line in lines if line.endswith(("\n", "\r"))]
     if len(complete) < 2:
         return "jsonl"  # one (possibly huge) line: read as JSON lines, a one-line array is a batch
-    for line in complete:
+    for n, line in enumerate(complete[:_LAYOUT_LINES]):
         try:
-            orjson.loads(line)
-            return "jsonl"
+            value = orjson.loads(line)
         except orjson.JSONDecodeError:
-            pass
+            continue
+        if n < 2 or (type(value) is dict and len(value) >= 2):
+            return "jsonl"
     return "json"
+
+
+_LAYOUT_LINES: Final = 32  # lines of the head looked at for a whole record
 
 
 # --- decoding ------------------------------------------------------------------------------------------------------
