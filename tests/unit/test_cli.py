@@ -179,6 +179,17 @@ def test_a_log_whose_clock_is_behind_anothers_is_named(tmp_path: Path) -> None:
     assert f"warning: {b}: its clock is at least 2.999 s behind another file's" in proc.stderr, proc.stderr
 
 
+def test_convert_says_which_lines_were_malformed(tmp_path: Path) -> None:
+    """Black-box finding: convert said only how many lines were malformed; replay names the first three."""
+    from tests.unit.test_audit_reader import ev, jsonl
+
+    log = tmp_path / "audit.log"
+    log.write_bytes(jsonl(ev(1, name="a")) + b"{oops\n" + jsonl(ev(2, name="b")))
+    proc = run("convert", "--audit", str(log), "-o", str(tmp_path / "trace.kws"))
+    assert proc.returncode == ExitCode.OK, proc.stderr
+    assert f"malformed input lines: 1 (first: {log}:2: not valid JSON)" in proc.stdout, proc.stdout
+
+
 def test_namespaces_are_comma_separated_too(tmp_path: Path) -> None:
     """Review finding: `-n a,b` was one namespace named "a,b" (and then warned that it matched nothing)."""
     log = Path(__file__).parents[2] / "fixtures/incident/audit.log.gz"
