@@ -84,6 +84,8 @@ def _stream_problem(err: BaseException) -> str:
     text = str(err)
     if "CRC check failed" in text or "Incorrect length" in text:
         return f"compressed stream is corrupt ({text}): events read from it may hold wrong data"
+    if text.startswith("Not a gzipped file"):  # after a complete member (gzip -d: "trailing garbage ignored")
+        return f"compressed stream is followed by data that is not gzip ({text}), left unread"
     return f"compressed stream ends early ({text})"
 
 
@@ -786,8 +788,9 @@ def _unwrapped(merged: Iterator[Item], stats: ParseStats, paths: list[str], wind
         what = ", ".join(paths) if len(paths) <= 3 else f"{len(paths)} files"
         found = [f"{stats.malformed} malformed"] + [f"{n} {kind} ignored" for kind, n in sorted(stats.ignored.items())]
         first = f"; first: {stats.malformed_examples[0]}" if stats.malformed_examples else ""
+        broken = "".join(f"; {where}" for where in list(stats.truncated.values())[:2])  # (the likelier reason)
         raise InputError(f"{what}: not an audit log: no audit event in {stats.lines} lines ({', '.join(found)}"
-                         f"{first})")
+                         f"{first}{broken})")
 
 
 SKEW_REPORTED_NS: Final = 1_000_000_000  # a clock skew between files this large is told (stats.clock_skew)

@@ -288,6 +288,10 @@ def warn_unusable_files(stats: Any) -> None:
             found, _, why = where.partition(": ")
             click.echo(f"warning: {path}: {why} (found at {found}, the end of a gzip member); --strict refuses such "
                        "a file", err=True)
+        elif "not gzip" in where:
+            found, _, why = where.partition(": ")
+            click.echo(f"warning: {path}: {why} (found after {found}); every event before it was read; --strict "
+                       "refuses such a file", err=True)
         else:
             click.echo(f"warning: {path} ends early, read up to the cut ({where}); events after it are missing",
                        err=True)

@@ -440,6 +440,22 @@ def test_gzip_whose_checksum_fails_is_called_corrupt_not_cut(tmp_path: Path) -> 
         read(path, strict=True)
 
 
+def test_gzip_followed_by_other_data_is_not_called_cut(tmp_path: Path) -> None:
+    """Black-box finding: data after a complete gzip member (gzip -d: "trailing garbage ignored") was reported as
+    a stream that "ends early", events after it missing, while every event had been read."""
+    path = write(tmp_path, "trailing.log.gz", gzip.compress(jsonl(*(ev(i, name=f"p{i}") for i in range(50))))
+                 + b"garbage\n")
+    events, stats = read(path)
+    assert len(events) == 50
+    (what,) = stats.truncated.values()
+    assert "followed by data that is not gzip" in what and "ends early" not in what
+    # and a gzip cut before its first event: the refusal says why (it said only "no audit event in 1 lines")
+    packed = gzip.compress(json.dumps([ev(1), ev(2)], indent=2).encode())
+    cut = write(tmp_path, "cut-doc.json.gz", packed[: len(packed) // 2])
+    with pytest.raises(InputError, match=r"not an audit log: no audit event .*compressed stream ends early"):
+        read(cut)
+
+
 def test_empty_and_binary_files(tmp_path: Path) -> None:
     good = write(tmp_path, "good.log", jsonl(ev(1)))
     empty = write(tmp_path, "empty.log", b"")
