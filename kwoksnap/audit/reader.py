@@ -226,7 +226,14 @@ def sniff(path: str) -> str:
     if head.startswith(MAGIC):
         raise InputError(f"{path}: a kwoksnap .kws file, not an audit log (a recording is replayed as `kwoksnap "
                          "replay FILE`, without --audit)")
-    if b"\x00" in head:
+    sample = head[:64] if len(head) % 2 == 0 or len(head) > 64 else head[:-1]
+    odd, even = sample[1::2], sample[0::2]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(sample) >= 4 and (
+            (not any(odd) and all(even)) or (not any(even) and all(odd)))):
+        raise InputError(f"{path}: UTF-16 text (PowerShell's `>` writes it), not UTF-8: convert it first "
+                         "(iconv -f UTF-16 -t UTF-8)")
+    if b"\x00" in head.lstrip()[:4096].split(b"\n", 1)[0]:
+        # (only the first line: a log a crash padded with NUL bytes further on is read, its NUL lines malformed)
         raise InputError(f"{path}: binary file (NUL bytes), not an audit log")
     try:
         text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)

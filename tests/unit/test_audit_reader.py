@@ -466,7 +466,9 @@ def test_empty_and_binary_files(tmp_path: Path) -> None:
     zstd = write(tmp_path, "audit.log.zst", b"\x28\xb5\x2f\xfd" + b"\x00" * 20)
     unknown = write(tmp_path, "notes.txt", "just some words\n")
     comments = write(tmp_path, "comments.log", "\ufeff# a licence header\n\n# and nothing else\n")  # was "unknown"
+    utf16 = write(tmp_path, "ps.json", jsonl(ev(1)).decode().encode("utf-16-le"))  # (black-box: said "binary")
     expected = {
+        utf16: "UTF-16 text (PowerShell's `>` writes it), not UTF-8",
         comments: "no audit event: only comments or blank lines",
         empty: "empty file",
         blank: "empty file",
@@ -486,6 +488,11 @@ def test_empty_and_binary_files(tmp_path: Path) -> None:
         read([good, empty], strict=True)
     with pytest.raises(InputError, match="no usable audit log among 2 files"):
         read([empty, binary])
+    # Black-box finding: a log a crash padded with NUL bytes was refused whole as binary when it was small (the
+    # padding fell in the 64 KiB looked at), and read up to the padding when large
+    padded = write(tmp_path, "crashed.log", jsonl(ev(1), ev(2)) + b"\x00" * 4096)
+    events, stats = read(padded)
+    assert len(events) == 2 and list(stats.truncated) == [padded]
 
 
 def test_paths_globs_and_arguments(tmp_path: Path) -> None:
