@@ -501,7 +501,7 @@ def from_gke(d: dict[str, Any], source: str) -> AuditEvent:
     return {
         "ts": ts,
         "received": ts,
-        "auditID": _str(operation.get("id") or d.get("insertId"), "insertId"),
+        "auditID": _str(operation.get("id"), "operation.id") or _str(d.get("insertId"), "insertId"),
         "stage": "ResponseComplete",
         "level": level,
         "verb": verb,

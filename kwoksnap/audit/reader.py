@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import codecs
 import contextlib
+import errno
 import gc
 import glob
 import gzip
@@ -171,6 +172,13 @@ def _open(path: str) -> tuple[contextlib.ExitStack[bool | None], Callable[[int],
         stack.close()
         if err.errno in REFUSALS:  # no permission, an I/O error: the system's refusal (exit 7), for any file
             raise
+        if err.errno == errno.ESPIPE:
+            raise InputError(f"{path}: a pipe, not a file: an audit log is read twice (its format first, then its "
+                             "events), so save it to a file first") from None
+        if err.errno in (errno.EMFILE, errno.ENFILE):  # every file stays open while they are merged
+            raise InputError(f"{path}: too many files open at once: the audit files are merged together, each "
+                             "open; raise the limit (ulimit -n) or join rotated files of one server first "
+                             "(cat, zcat)") from None
         raise InputError(f"{path}: cannot read: {err.strerror or err}") from None
     if magic.startswith(_GZIP_MAGIC):
         gz = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))

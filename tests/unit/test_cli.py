@@ -545,3 +545,23 @@ def test_save_says_a_resource_whose_list_failed_part_way_was_saved_in_part(
     assert "warning: v1/pods: only 500 object(s) saved, then the list failed: the server is currently" in err, err
     assert "warning: v1/secrets: not saved: forbidden" in err, err
     assert "2 resource(s) not saved, or not whole" in err, err
+
+
+def test_a_pipe_or_too_many_audit_files_are_said_as_such(tmp_path: Path) -> None:
+    """Black-box findings: `--audit /dev/stdin` said "cannot read: Illegal seek", and more files than the open-file
+    limit blamed one of them ("Too many open files")."""
+    import resource
+
+    from tests.unit.test_audit_reader import ev, jsonl
+
+    out = str(tmp_path / "trace.kws")
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "convert", "--audit", "/dev/stdin", "-o", out],
+                          input=jsonl(ev(1)), capture_output=True, timeout=60)
+    assert proc.returncode == ExitCode.INPUT and b"a pipe, not a file" in proc.stderr, proc.stderr
+    for i in range(40):
+        # (two events 10 s apart: the first leaves the reorder window while the file is still being read, open)
+        (tmp_path / f"audit-{i:02}.log").write_bytes(jsonl(ev(i, name=f"p{i}"), ev(10_000 + i, name=f"q{i}")))
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "convert", "--audit", str(tmp_path / "audit-*.log"),
+                           "-o", out], capture_output=True, timeout=60,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (32, 32)))
+    assert proc.returncode == ExitCode.INPUT and b"too many files open at once" in proc.stderr, proc.stderr
