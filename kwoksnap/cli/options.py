@@ -311,6 +311,12 @@ def warn_out_of_order(stats: Any) -> None:
     if stats.late:
         from kwoksnap.audit.reader import DEFAULT_WINDOW_NS
 
+        if stats.late * 2 > stats.events:  # most of it: a log written newest first, not parts joined wrongly
+            click.echo(f"warning: {stats.late} of {stats.events} event(s) came more than {DEFAULT_WINDOW_NS / 1e9:g} "
+                       "s out of time order within their file and were kept where they stood: is it newest first "
+                       "(`gcloud logging read` returns entries so)? Reverse it first (tac, or jq -c 'reverse[]' for "
+                       "one JSON document; `gcloud logging read --order=asc`)", err=True)
+            return
         click.echo(f"warning: {stats.late} event(s) came more than {DEFAULT_WINDOW_NS / 1e9:g} s out of time order "
                    "within their file and were kept where they stood, and such an event's copy earlier in the file "
                    "is not recognised (parts of a log joined in the wrong order or overlapping, e.g. rotated files "

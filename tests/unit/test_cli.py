@@ -565,3 +565,15 @@ def test_a_pipe_or_too_many_audit_files_are_said_as_such(tmp_path: Path) -> None
                            "-o", out], capture_output=True, timeout=60,
                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (32, 32)))
     assert proc.returncode == ExitCode.INPUT and b"too many files open at once" in proc.stderr, proc.stderr
+
+
+def test_a_log_written_newest_first_is_said_so(tmp_path: Path) -> None:
+    """Black-box finding: a log written newest first (`gcloud logging read` without --order=asc, one JSON per line)
+    had nearly every event "late", and the warning advised giving each file its own --audit, which does nothing."""
+    from tests.unit.test_audit_reader import ev, jsonl
+
+    log = tmp_path / "gke-desc.log"
+    log.write_bytes(jsonl(*(ev(1000 * i, name=f"p{i}") for i in reversed(range(40)))))
+    proc = run("convert", "--audit", str(log), "-o", str(tmp_path / "t.kws"))
+    assert proc.returncode == ExitCode.OK, proc.stderr
+    assert "of 40 event(s) came more than 5 s out of time order" in proc.stderr and "newest first" in proc.stderr
