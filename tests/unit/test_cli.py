@@ -573,7 +573,8 @@ def test_a_log_written_newest_first_is_said_so(tmp_path: Path) -> None:
     from tests.unit.test_audit_reader import ev, jsonl
 
     log = tmp_path / "gke-desc.log"
-    log.write_bytes(jsonl(*(ev(1000 * i, name=f"p{i}") for i in reversed(range(40)))))
+    pad = {"pad": "x" * 60_000}  # (past the reader's 1 MiB chunk, which is sorted whole)
+    log.write_bytes(jsonl(*(ev(1000 * i, name=f"p{i}", annotations=pad) for i in reversed(range(40)))))
     proc = run("convert", "--audit", str(log), "-o", str(tmp_path / "t.kws"))
     assert proc.returncode == ExitCode.OK, proc.stderr
     assert "of 40 event(s) came more than 5 s out of time order" in proc.stderr and "newest first" in proc.stderr
