@@ -630,6 +630,8 @@ class _FileReader:
                         assert node is not None  # check_node() said there is one
                         where = f"{self.path}:{node.start_mark.line + 1}"
                         self.stats.lines += 1
+                        if _expanded_size(node) > _YAML_EXPANDED_LIMIT:
+                            raise _AliasBomb(f"its aliases expand it to over {_YAML_EXPANDED_LIMIT:,} values")
                         data = loader.construct_document(node)
                         if data is None:
                             self.stats.lines -= 1  # an empty document ("---" at the end) is no record
@@ -639,7 +641,8 @@ class _FileReader:
                 except (yaml.constructor.ConstructorError, TypeError, ValueError, RecursionError) as err:
                     # The parser is still in sync: drop this document's half-built state and go on.
                     loader.state_generators, loader.constructed_objects, loader.recursive_objects = [], {}, {}
-                    self.malformed(where, f"unusable YAML document ({type(err).__name__})")
+                    said = err if isinstance(err, _AliasBomb) else type(err).__name__
+                    self.malformed(where, f"unusable YAML document ({said})")
                     continue
                 except yaml.MarkedYAMLError as err:
                     if where.endswith(":?"):  # the parser failed on the document itself: it counts as read
@@ -693,6 +696,40 @@ def _unstamped(lines: list[bytes]) -> list[bytes]:
         space = line.find(b" ", 0, 48)
         out.append(line[space + 1:] if space > 0 and line[:1].isdigit() else line)
     return out
+
+
+_YAML_EXPANDED_LIMIT: Final = 2_000_000  # values a YAML document may hold once its aliases are expanded
+
+
+class _AliasBomb(ValueError):
+    """A YAML document whose aliases expand it beyond :data:`_YAML_EXPANDED_LIMIT`."""
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many values a YAML document holds once every alias is expanded, counted on its node graph (shared
+    nodes once each, so in linear time): a few hundred bytes of nested aliases (a "billion laughs") expand to
+    gigabytes when the document is turned into JSON. Stops counting past the limit."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            for child in node.value:
+                total += size(child)
+                if total > _YAML_EXPANDED_LIMIT:
+                    break
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                total += size(key) + size(value)
+                if total > _YAML_EXPANDED_LIMIT:
+                    break
+        sizes[id(node)] = total
+        return total
+
+    return size(root)
 
 
 # --- ordering ------------------------------------------------------------------------------------------------------
