@@ -28,6 +28,7 @@ import glob
 import gzip
 import heapq
 import itertools
+import json
 import logging
 import operator
 import os
@@ -575,6 +576,22 @@ class _FileReader:
             with _gc_paused():
                 value = orjson.loads(data)
         except orjson.JSONDecodeError as err:
+            decoded: list[tuple[str, AuditEvent]] = []
+            problems: list[tuple[str, str, bool]] = []
+            documents = _one_after_another(data) if "after document" in str(err) or "trailing" in str(err) else None
+            if documents is not None:  # `jq .` of a log, gcloud exports appended with >>, webhook dumps
+                with _gc_paused():
+                    for line, value in documents:
+                        self.stats.lines += 1
+                        decode_value(value, f"{self.path}:{line}", decoded, problems)
+                if broken is not None:
+                    self.truncated(f"{self.path}:{documents[-1][0]}", _stream_problem(broken))
+                self.problems(problems)
+                items: list[Item] = []
+                self.items(decoded, items)
+                if items:
+                    yield items
+                return
             lines = data.split(b"\n")
             del data
             if not _has_json_line(lines[2:100]):
@@ -598,14 +615,13 @@ class _FileReader:
             return
         del data
         self.stats.lines += 1
-        decoded: list[tuple[str, AuditEvent]] = []
-        problems: list[tuple[str, str, bool]] = []
+        decoded, problems = [], []
         with _gc_paused():
             decode_value(value, where, decoded, problems)
         if broken is not None:
             self.truncated(where, _stream_problem(broken))
         self.problems(problems)
-        items: list[Item] = []
+        items = []
         self.items(decoded, items)
         if items:
             yield items
@@ -673,6 +689,30 @@ _JSON_SAFE: Final = orjson.OPT_NON_STR_KEYS  # YAML allows int/bool keys; JSON a
 
 _LEADING_COMMENTS: Final = re.compile(rb"(?:[ \t\r]*(?:#[^\n]*)?\n)+")
 _BLANK: Final = re.compile(rb"[^\n]")
+
+
+def _one_after_another(data: bytes) -> list[tuple[int, Any]] | None:
+    """``(line, value)`` of each JSON document when ``data`` is several written one after another (pretty-printed
+    ones: `jq .` of JSON lines), or None when it is not wholly that."""
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        return None
+    decoder = json.JSONDecoder()
+    documents: list[tuple[int, Any]] = []
+    position, line = 0, 1
+    while True:
+        start = len(text) - len(text[position:].lstrip())
+        if start == len(text):
+            return documents if len(documents) > 1 else None
+        line += text.count("\n", position, start)
+        try:
+            value, end = decoder.raw_decode(text, start)
+        except ValueError:
+            return None
+        documents.append((line, value))
+        line += text.count("\n", start, end)
+        position = end
 
 
 def _has_json_line(lines: list[bytes]) -> bool:

@@ -126,6 +126,24 @@ def test_broken_json_document_and_jsonl_with_broken_header(tmp_path: Path) -> No
     assert len(events) == 2 and stats.malformed == 2 and stats.malformed_examples[1] == f"{header}:2: not valid JSON"
 
 
+def test_pretty_printed_documents_one_after_another(tmp_path: Path) -> None:
+    """Black-box finding: `jq .` of a JSON-lines log (or gcloud exports appended with >>) was one malformed
+    document, and every event was lost."""
+    text = json.dumps(ev(1, name="a"), indent=2) + "\n" + json.dumps({"kind": "EventList", "items": [
+        ev(2, name="b"), ev(3, name="c")]}, indent=2) + "\n\n" + json.dumps(ev(4, name="d"), indent=2) + "\n"
+    path = write(tmp_path, "jq.json", text)
+    assert sniff(path) == "json"
+    events, stats = read(path, strict=True)
+    second = text.split("\n").index('  "kind": "EventList",')  # (0-based: the line before it, 1-based)
+    assert [(e["name"], e["source"]) for e in events] == [
+        ("a", f"{path}:1"), ("b", f"{path}:{second}#0"), ("c", f"{path}:{second}#1"),
+        ("d", f"{path}:{text.split(chr(10)).index(chr(123), second + 1) + 1}")]
+    assert stats.lines == 3 and stats.malformed == 0
+    broken = write(tmp_path, "broken.json", text.replace('"name": "d"', '"name": d'))
+    with pytest.raises(InputError, match="not a valid JSON document"):
+        read(broken)  # not wholly documents one after another: one malformed document, as before
+
+
 def test_comment_headers_are_skipped_in_json_lines_and_documents(tmp_path: Path) -> None:
     """Black-box finding: docs/audit.md says `#` comment lines (licence headers) are skipped, but JSON lines counted
     one as malformed (and --strict refused the file), and two made the file look like a pretty-printed document."""
