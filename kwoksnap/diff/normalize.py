@@ -35,6 +35,24 @@ CONTROLLER_STATUS_KINDS = frozenset({"Deployment", "ReplicaSet", "StatefulSet", 
                                      "Namespace", "CustomResourceDefinition", "Service", "APIService"})
 
 
+def _times_dropped(out: Obj, kind: str) -> Obj:
+    """``out`` without the times restore and replay cannot keep, only where objects record when things happened,
+    as replay moves them (replay/timing.py, ``shift_times``): ``status``, a Lease's ``spec``, a Node's taints, an
+    Event's own times. Elsewhere a key ending in "Time" is a user's (a ConfigMap's ``retentionTime``, an
+    annotation, a custom resource's spec) and is compared (black-box finding: it was dropped at any depth)."""
+    if "status" in out:
+        out["status"] = _drop_timestamps(out["status"])
+    spec = out.get("spec")
+    if isinstance(spec, dict):
+        if kind == "Lease":
+            out["spec"] = _drop_timestamps(spec)
+        elif kind == "Node" and isinstance(spec.get("taints"), list):
+            out["spec"] = {**spec, "taints": _drop_timestamps(spec["taints"])}
+    if kind == "Event":
+        out = {k: v for k, v in out.items() if not _is_timestamp_key(k) and k != "series"}
+    return out
+
+
 def _is_timestamp_key(key: str) -> bool:
     # timeAdded: a taint's; replay moves it onto its own clock like every other time (replay/timing.py)
     return key.endswith(("Time", "Timestamp")) or key in ("startedAt", "finishedAt", "renewTime", "timeAdded")
@@ -107,8 +125,7 @@ def normalize(obj: Obj) -> Obj:
                 "addresses": status.get("addresses"),
             }
         out["status"] = status
-    normalized: Obj = _drop_timestamps(out)
-    return normalized
+    return _times_dropped(out, kind)
 
 
 TOKEN_VOLUME = re.compile(r"kube-api-access-[a-z0-9]{5}")

@@ -165,3 +165,31 @@ def test_a_pods_token_volume_is_compared_without_its_random_name() -> None:
     assert field_differences(normalize(source), normalize(pod("kube-api-access-m4b9c", ":16"))) == [
         ".spec.containers[0].image: 'postgres' -> 'postgres:16'"]
     assert normalize(pod("kube-api-access-mine")) != normalize(source)  # a name of the user's own: compared
+
+
+def test_a_users_keys_that_end_in_time_are_compared() -> None:
+    """Black-box finding: every key ending in "Time" (or "Timestamp", "startedAt"...) was dropped at any depth, so a
+    ConfigMap's `retentionTime: 7d -> 1h` or an annotation `...maintenanceWindowStartTime` diffed equal. Times are
+    left out only where objects record when things happened (status, a Lease's spec, a Node's taints)."""
+    def cm(retention: str, window: str) -> Obj:
+        return {"kind": "ConfigMap", "metadata": {"name": "timed", "namespace": "shop", "annotations": {
+            "example.com/maintenanceWindowStartTime": window}}, "data": {"retentionTime": retention}}
+
+    assert field_differences(normalize(cm("7d", "02:00")), normalize(cm("1h", "14:00"))) == [
+        ".data.retentionTime: '7d' -> '1h'",
+        ".metadata.annotations.example.com/maintenanceWindowStartTime: '02:00' -> '14:00'"]
+    widget = {"kind": "Widget", "metadata": {"name": "w"}, "spec": {"startTime": "2026-01-01T00:00:00Z"}}
+    later = copy.deepcopy(widget)
+    later["spec"]["startTime"] = "2026-02-01T00:00:00Z"
+    assert normalize(widget) != normalize(later)  # a custom resource's scheduled time is the user's
+    lease = {"kind": "Lease", "metadata": {"name": "n1"}, "spec": {"holderIdentity": "n1",
+                                                                   "renewTime": "2026-01-01T00:00:00.000000Z"}}
+    renewed = copy.deepcopy(lease)
+    renewed["spec"]["renewTime"] = "2026-11-28T00:00:00.000000Z"
+    assert normalize(lease) == normalize(renewed)
+    running = {"kind": "Pod", "metadata": {"name": "p"}, "status": {
+        "phase": "Running", "startTime": "2026-01-01T00:00:00Z",
+        "containerStatuses": [{"name": "c", "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]}}
+    moved = copy.deepcopy(running)
+    moved["status"]["startTime"] = moved["status"]["containerStatuses"][0]["state"]["running"]["startedAt"] = "x"
+    assert normalize(running) == normalize(moved)
