@@ -106,8 +106,11 @@ def normalize(obj: Obj) -> Obj:
         if kind == "Job":
             spec.pop("manualSelector", None)
         if kind == "Service":
+            headless = spec.get("clusterIP") == "None"  # a meaning, not an allocated address: compared
             for k in ("clusterIP", "clusterIPs", "healthCheckNodePort"):
                 spec.pop(k, None)
+            if headless:
+                spec["clusterIP"] = "None"
             spec["ports"] = [{k: v for k, v in p.items() if k != "nodePort"} for p in spec.get("ports") or []]
         if kind == "PersistentVolume" and isinstance(spec.get("claimRef"), dict):
             spec["claimRef"] = {k: v for k, v in spec["claimRef"].items() if k not in ("uid", "resourceVersion")}

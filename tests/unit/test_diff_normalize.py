@@ -193,3 +193,14 @@ def test_a_users_keys_that_end_in_time_are_compared() -> None:
     moved = copy.deepcopy(running)
     moved["status"]["startTime"] = moved["status"]["containerStatuses"][0]["state"]["running"]["startedAt"] = "x"
     assert normalize(running) == normalize(moved)
+
+
+def test_a_headless_service_is_not_equal_to_one_with_an_address() -> None:
+    """Black-box finding: clusterIP was left out whatever it held, and "None" (headless) is a meaning, not an
+    allocated address: a headless Service recreated with an address diffed equal."""
+    def svc(ip: str) -> Obj:
+        return {"kind": "Service", "metadata": {"name": "db"}, "spec": {"clusterIP": ip, "clusterIPs": [ip],
+                                                                      "ports": [{"port": 5432}]}}
+
+    assert normalize(svc("10.0.0.7")) == normalize(svc("10.96.4.2"))
+    assert field_differences(normalize(svc("None")), normalize(svc("10.96.4.2"))) == [".spec.clusterIP: removed"]
