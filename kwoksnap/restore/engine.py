@@ -196,6 +196,8 @@ class _Restorer:
         self.deferred: list[tuple[Resource, str, str, str, list[Obj], list[Obj]]] = []
         self.dropped = 0
         self.created_crds: list[str] = []
+        self.crd_outcomes: dict[str, str] = {}  # created or updated: undone in the counts if it never serves
+        self._defined: set[tuple[str, str]] | None = None  # (group, plural) of the snapshot's CRDs
         self.bound_claims: list[BoundClaim] = []
         self.claims_without_volume: list[str] = []
         self.ttl_expired: list[str] = []
@@ -342,8 +344,10 @@ class _Restorer:
                 kept = list(prep.body["metadata"].get("ownerReferences") or [])
                 self.deferred.append((res, key, str(ns or ""), name, kept, prep.deferred_owners))
             self.dropped += prep.dropped_owners
-            if res.key == "apiextensions.k8s.io/v1/customresourcedefinitions" and outcome != "skipped":
+            if res.key == "apiextensions.k8s.io/v1/customresourcedefinitions" and outcome != "skipped" \
+                    and _established_or_unknown(obj):  # (one the source never served is not waited for)
                 self.created_crds.append(name)
+                self.crd_outcomes[name] = outcome
 
     def _post(self, res: Resource, key: str, ns: str | None, prep: Prepared) -> Obj:
         try:
@@ -414,11 +418,23 @@ class _Restorer:
 
     # -- phases ------------------------------------------------------------------------------------------------
 
+    def _snapshot_defines(self, key: str) -> bool:
+        """Whether a CRD of the snapshot defines resource ``key`` (group/version/plural)."""
+        if self._defined is None:
+            self._defined = set()
+            for crd in self.source.objects("apiextensions.k8s.io/v1/customresourcedefinitions"):
+                spec = crd.get("spec") or {}
+                self._defined.add((str(spec.get("group", "")), str((spec.get("names") or {}).get("plural", ""))))
+        parts = key.split("/")
+        return len(parts) == 3 and (parts[0], parts[2]) in self._defined
+
     def run_step(self, step: PlanStep, disc: Discovery, pool: ThreadPoolExecutor) -> None:
         key = step.resource
         self.results.setdefault(key, ResourceResult(key))
         res = disc.by_key(key)
-        if res is None:  # a plural guessed by `import` (no CRD in the file): the target knows the kind's own
+        if res is None and not self._snapshot_defines(key):
+            # a plural guessed by `import` (no CRD in the file): the target knows the kind's own. Not when the
+            # snapshot's own CRD defines it (then never Established here): another CRD of the same kind took them.
             first = next(iter(self.source.objects(key)), None)
             if first is not None and "." in key.split("/")[0]:
                 res = disc.by_kind(str(first.get("apiVersion", "")), str(first.get("kind", "")))
@@ -454,7 +470,10 @@ class _Restorer:
                  r.skipped, r.failed)
 
     def wait_crds(self, deadline: float) -> None:
+        """Wait for the created CRDs to be Established; one that is not by the deadline fails (its custom
+        resources then fail as not served), and the rest of the snapshot is restored."""
         pending = set(self.created_crds)
+        conditions: dict[str, list[Obj]] = {}
         while pending and time.monotonic() < deadline:
             for name in list(pending):
                 try:
@@ -462,12 +481,25 @@ class _Restorer:
                 except NotFound:
                     continue
                 conds = (crd.get("status") or {}).get("conditions") or []
+                conditions[name] = conds
                 if any(c.get("type") == "Established" and c.get("status") == "True" for c in conds):
                     pending.discard(name)
             if pending:
                 time.sleep(0.2)
-        if pending:
-            raise ClusterError(f"CRDs not Established after {self.options.crd_timeout:.0f}s: {sorted(pending)}")
+        key = "apiextensions.k8s.io/v1/customresourcedefinitions"
+        for name in sorted(pending):  # (a CRD whose names another one took: NamesAccepted False)
+            why = "; ".join(f"{c.get('type')} {c.get('status')}: {c.get('message') or c.get('reason') or ''}"
+                            for c in conditions.get(name, []) if c.get("status") != "True")
+            with self.lock:
+                counts = self.results[key]
+                if self.crd_outcomes.get(name) == "updated":
+                    counts.updated -= 1
+                else:
+                    counts.created -= 1
+                self.created_crds.remove(name)
+            self._fail(key, {"metadata": {"name": name}}, f"created, but not Established after "
+                       f"{self.options.crd_timeout:.0f}s{f' ({why})' if why else ''}: its custom resources are not "
+                       "served")
 
     def ensure_default_service_accounts(self, timeout: float = 15.0) -> None:
         """Pods are admitted only once their namespace's ``default`` ServiceAccount exists. The serviceaccount
@@ -800,3 +832,11 @@ def _removed_when_deleted(body: Obj, status: Obj | None) -> bool:
     phase = (status or {}).get("phase")
     unscheduled = not (body.get("spec") or {}).get("nodeName")
     return (phase in ("Succeeded", "Failed") or unscheduled) and not (body.get("metadata") or {}).get("finalizers")
+
+
+def _established_or_unknown(crd: Obj) -> bool:
+    """Whether a CRD of the snapshot was Established in the source, or its status says nothing (an imported YAML):
+    one that was not (its names taken by another CRD) is not waited for, as it may never be here either."""
+    conds = (crd.get("status") or {}).get("conditions") or []
+    established = [c for c in conds if isinstance(c, dict) and c.get("type") == "Established"]
+    return not established or established[0].get("status") == "True"

@@ -140,6 +140,12 @@ def _never_claimed(obj: Obj) -> bool:
     return any(ref.get("controller") and ref.get("kind") in _ACTIVE_PODS_ONLY for ref in refs if isinstance(ref, dict))
 
 
+# Kinds whose status only the API server's own controllers write: a CRD's (accepted names, Established, stored
+# versions) and an APIService's (Available). Written from the snapshot, it told the target a CRD whose names another
+# CRD had taken was Established, and its custom resources failed with "error resolving resource" (review finding).
+SERVER_STATUS_KINDS = frozenset({"CustomResourceDefinition", "APIService"})
+
+
 def prepare(
     obj: Obj,
     *,
@@ -195,6 +201,8 @@ def prepare(
         meta.pop("ownerReferences", None)
 
     status = body.pop("status", None) if has_status_subresource else None
+    if kind in SERVER_STATUS_KINDS:
+        status = None
     ephemeral: list[Any] | None = None
     if kind == "Node":
         body["status"] = obj.get("status") or {}  # nodes keep their status on create
