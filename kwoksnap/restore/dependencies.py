@@ -1,7 +1,7 @@
 """Objects a snapshot's objects name but does not hold: found before restore writes anything.
 
 Why this module exists: a snapshot of a selection (``save -l``, ``-n``, ``--include``) can leave out what its
-objects depend on: the ServiceAccount, PriorityClass or RuntimeClass a pod names, the StorageClass of a claim, the
+objects depend on: the node, ServiceAccount, PriorityClass or RuntimeClass a pod names, the StorageClass of a claim, the
 IngressClass of an Ingress. The target's admission refuses such pods one missing kind at a time (found black-box
 testing: three restores to learn of three missing objects), and claims or Ingresses wait unnoticed. Restore lists
 them all up front instead.
@@ -40,6 +40,9 @@ REFERENCES = (
               "the pods are refused where Priority admission runs"),
     Reference("v1/pods", "spec.runtimeClassName", "RuntimeClass", "node.k8s.io/v1/runtimeclasses", False,
               "the pods are refused where RuntimeClass admission runs"),
+    Reference("v1/pods", "spec.nodeName", "Node", "v1/nodes", False,
+              "the target's pod garbage collector deletes the pods bound to them (about 40 s on), and their "
+              "controllers make new ones (save without --exclude nodes keeps them)"),
     Reference("v1/persistentvolumeclaims", "spec.storageClassName", "StorageClass", "storage.k8s.io/v1/storageclasses",
               False, "unbound claims wait for it"),
     Reference("networking.k8s.io/v1/ingresses", "spec.ingressClassName", "IngressClass",

@@ -52,3 +52,24 @@ def test_a_lookup_the_credentials_may_not_make_is_said_not_fatal() -> None:
     assert lines == [
         "could not check the ServiceAccount(s) that pods name: 403 Forbidden: priorityclasses is forbidden",
         "could not check the PriorityClass(s) that pods name: 403 Forbidden: priorityclasses is forbidden"]
+
+
+def test_pods_bound_to_nodes_neither_side_holds_are_named() -> None:
+    """Black-box finding: a snapshot saved without its nodes (`--include pods,...`, `-l app=web`) restored pods bound
+    to nodes the target lacks, and the target's pod garbage collector deleted them all about a minute later, with
+    no word beforehand."""
+    nodes = Resource("", "v1", "nodes", "Node", False, frozenset({"get"}))
+
+    def bound(key: str) -> Iterator[dict[str, Any]]:
+        if key == "v1/pods":
+            for name, node in (("a", "gone"), ("b", "gone"), ("c", "kept"), ("d", "target-own"), ("e", "")):
+                yield {"metadata": {"name": name, "namespace": "ns"}, "spec": {"nodeName": node}}
+        elif key == "v1/nodes":
+            yield {"metadata": {"name": "kept"}}
+
+    lines = missing_dependencies(["v1/pods", "v1/nodes"], bound, Target({"target-own"}),
+                                 Discovery([nodes]))  # type: ignore[arg-type]
+    assert lines == [
+        "pods name 1 Node(s) that neither the snapshot nor the target holds, so the target's pod garbage collector "
+        "deletes the pods bound to them (about 40 s on), and their controllers make new ones (save without --exclude "
+        "nodes keeps them): gone (2) (objects naming each in brackets)"]
