@@ -55,18 +55,28 @@ def _key(obj: Obj) -> tuple[str, str]:
     return str(meta.get("namespace", "")), str(meta.get("name", ""))
 
 
+def _too_deep(obj: Obj) -> InputError:
+    namespace, name = _key(obj)
+    where = f"{obj.get('kind', 'object')} {namespace + '/' if namespace else ''}{name}"
+    return InputError(f"{where}: nested more deeply than kwoksnap can compare (about 1,000 levels of maps and lists)")
+
+
+def _normalized(obj: Obj) -> Obj:
+    try:
+        return normalize(obj)
+    except RecursionError:  # (the API server takes deeper objects: black-box, 600 levels ended in exit 70)
+        raise _too_deep(obj) from None
+
+
 def _digest(obj: Obj) -> bytes:
-    normal = normalize(obj)
+    normal = _normalized(obj)
     try:
         text = orjson.dumps(normal, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # deeper than orjson's 255 levels (the API server takes them): the slower json module
         try:
             text = json.dumps(normal, sort_keys=True, separators=(",", ":")).encode()
         except RecursionError:
-            namespace, name = _key(obj)
-            where = f"{obj.get('kind', 'object')} {namespace + '/' if namespace else ''}{name}"
-            raise InputError(f"{where}: nested more deeply than kwoksnap can compare (about 1,000 levels of maps and "
-                             "lists)") from None
+            raise _too_deep(obj) from None
     return hashlib.blake2b(text, digest_size=16).digest()
 
 
@@ -143,8 +153,8 @@ def compare(
         differences += [Difference(gr, ns, n, "added") for ns, n in added]
         if changed:
             wanted = set(changed[:detail_limit])
-            left_objs = {_key(o): normalize(o) for o in a(gr) if _key(o) in wanted}
-            right_objs = {_key(o): normalize(o) for o in b(gr_b) if _key(o) in wanted}
+            left_objs = {_key(o): _normalized(o) for o in a(gr) if _key(o) in wanted}
+            right_objs = {_key(o): _normalized(o) for o in b(gr_b) if _key(o) in wanted}
             for k in changed:
                 fields = (field_differences(left_objs.get(k), right_objs.get(k))
                           if k in left_objs and k in right_objs else [])

@@ -578,3 +578,31 @@ def test_a_log_written_newest_first_is_said_so(tmp_path: Path) -> None:
     proc = run("convert", "--audit", str(log), "-o", str(tmp_path / "t.kws"))
     assert proc.returncode == ExitCode.OK, proc.stderr
     assert "of 40 event(s) came more than 5 s out of time order" in proc.stderr and "newest first" in proc.stderr
+
+
+def test_diff_of_an_object_nested_900_levels_deep(tmp_path: Path) -> None:
+    """Black-box finding: the API server takes a custom resource nested 600 levels deep, save keeps it, and diff
+    then ended in an internal error (RecursionError, exit 70). Now as deep as a snapshot holds, it is compared."""
+    from kwoksnap.store import KwsWriter
+
+    def deep(levels: int) -> dict[str, object]:
+        value: dict[str, object] = {"leaf": 1}
+        for _ in range(levels):
+            value = {"x": value}
+        return value
+
+    for name, value in (("a.kws", deep(900)), ("b.kws", deep(901))):
+        with KwsWriter(tmp_path / name) as w:
+            w.write({"type": "resource", "resource": "example.com/v1/gizmos", "kind": "Gizmo", "namespaced": True})
+            w.write({"type": "object", "resource": "example.com/v1/gizmos", "object": {
+                "apiVersion": "example.com/v1", "kind": "Gizmo", "metadata": {"name": "g", "namespace": "ns"},
+                "spec": value}})
+    proc = run("diff", str(tmp_path / "a.kws"), str(tmp_path / "b.kws"))
+    assert proc.returncode == ExitCode.DIFFERENT, proc.stderr
+    assert "gizmos.example.com ns/g: .spec.x.x" in proc.stdout and ".x.x: added" in proc.stdout, proc.stdout[-500:]
+    # and restore's copy of such an object (copy.deepcopy gave up at about 500 levels)
+    from kwoksnap.restore.transform import prepare
+
+    body = prepare({"kind": "Gizmo", "metadata": {"name": "g"}, "spec": deep(900)}, uid_map={}, snapshot_uids=set(),
+                   has_status_subresource=False).body
+    assert body["spec"]["x"]["x"]["x"]
