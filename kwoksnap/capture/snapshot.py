@@ -63,6 +63,7 @@ class SaveSummary:
     server_version: str
     unmatched_exclude: list[str] = dataclasses.field(default_factory=list)  # --exclude names of nothing served
     unmatched_include: list[str] = dataclasses.field(default_factory=list)  # --include names of nothing served
+    unavailable_apis: list[str] = dataclasses.field(default_factory=list)  # listed, not served (Discovery)
 
     @property
     def rate(self) -> float:
@@ -76,6 +77,7 @@ class SaveSummary:
                                                                                        if r.error else {})}
                           for r in self.resources},
             "unmatchedExclude": self.unmatched_exclude, "unmatchedInclude": self.unmatched_include,
+            "unavailableApis": self.unavailable_apis,
         }
 
 
@@ -238,4 +240,4 @@ def save_snapshot(
         return sorted(n for n in names if not any(matches(r, frozenset({n})) for r in disc.listable()))
 
     return SaveSummary(str(path), total, counts, time.monotonic() - started, size, disc.server_version,
-                       unmatched(options.exclude), unmatched(options.include))
+                       unmatched(options.exclude), unmatched(options.include), list(disc.unavailable))

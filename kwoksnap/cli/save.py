@@ -75,6 +75,9 @@ def save(ctx: click.Context, path: str, include: tuple[str, ...], exclude: tuple
             for name in names:  # likely a typo that kept what it meant to leave out, or left out what it meant to keep
                 click.echo(f"warning: {option} {name}: the cluster serves no such resource (is the name right?)",
                            err=True)
+        for api in summary.unavailable_apis:  # (an aggregated API whose server is down: nothing to list)
+            click.echo(f"warning: {api}: the cluster lists this API but does not serve it, so nothing of it is "
+                       "saved", err=True)
         for r in errors:  # a list that failed part-way has written its first pages
             said = f"only {r.objects} object(s) saved, then the list failed" if r.objects else "not saved"
             click.echo(f"warning: {r.resource}: {said}: {r.error}", err=True)

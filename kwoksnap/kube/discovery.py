@@ -11,7 +11,7 @@ import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 
 from kwoksnap.errors import APIError, NotFound
-from kwoksnap.kube.client import Client
+from kwoksnap.kube.client import Client, RetryPolicy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +66,8 @@ class Discovery:
 
     resources: list[Resource]
     server_version: str = ""
+    # Group versions the cluster lists but does not serve (an aggregated API whose server is down): "group/v: why"
+    unavailable: list[str] = dataclasses.field(default_factory=list)
     _by_key: dict[str, Resource] = dataclasses.field(default_factory=dict, repr=False)
     _by_gr: dict[tuple[str, str], Resource] = dataclasses.field(default_factory=dict, repr=False)
     _by_kind: dict[tuple[str, str], Resource] = dataclasses.field(default_factory=dict, repr=False)
@@ -105,11 +107,18 @@ class Discovery:
         return out
 
 
-def _resources_of(client: Client, path: str, group: str, version: str) -> list[Resource]:
+# An aggregated API whose server is down answers 503 at once, every time: a few quick tries, not the 16-31 s of
+# retries that ride out an API server restart (a save took 24 s for a metrics.k8s.io with no metrics-server).
+_AGGREGATED_RETRY = RetryPolicy(attempts=3)
+
+
+def _resources_of(client: Client, path: str, group: str, version: str,
+                  unavailable: list[str]) -> list[Resource]:
     try:
-        doc = client.get(path)
+        doc = client.request("GET", path, retry=_AGGREGATED_RETRY if group else None)
     except (NotFound, APIError) as exc:
         if isinstance(exc, NotFound) or exc.status == 503:  # an aggregated API that is down: skip its group
+            unavailable.append(f"{group}/{version}: {exc.status} {exc.reason or 'ServiceUnavailable'}")
             return []
         raise
     subs: dict[str, set[str]] = {}
@@ -142,6 +151,8 @@ def discover(client: Client) -> Discovery:
         versions = [v["version"] for v in g.get("versions", [])]
         ordered = ([preferred] if preferred else []) + [v for v in versions if v != preferred]
         jobs += [(f"/apis/{g['name']}/{v}", g["name"], v) for v in ordered]
+    unavailable: list[str] = []
     with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(lambda j: _resources_of(client, *j), jobs))
-    return Discovery([r for rs in results for r in rs], server_version=str(version))
+        results = list(pool.map(lambda j: _resources_of(client, j[0], j[1], j[2], unavailable), jobs))
+    return Discovery([r for rs in results for r in rs], server_version=str(version),
+                     unavailable=sorted(unavailable))

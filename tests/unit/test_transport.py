@@ -501,3 +501,47 @@ def test_cancel_ends_the_waits_between_retries(server: Callable[[Handler], tuple
         assert not worker.is_alive(), "the retry wait outlived cancel()"
         assert len(outcome) == 1 and isinstance(outcome[0], APIError) and outcome[0].status == 503
         assert len(seen) == 1  # and no retry was sent
+
+
+def test_discovery_names_an_aggregated_api_that_is_down_after_a_few_quick_tries() -> None:
+    """Black-box finding: an APIService whose backend does not exist (metrics.k8s.io without a metrics-server)
+    cost `save` 24 s of retries of its 503, and was then skipped without a word."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from kwoksnap.kube.discovery import discover
+
+    documents = {
+        "/version": {"gitVersion": "v1.36.3"}, "/api": {"versions": ["v1"]},
+        "/apis": {"groups": [{"name": "metrics.k8s.io", "versions": [{"version": "v1beta1"}],
+                              "preferredVersion": {"version": "v1beta1"}}]},
+        "/api/v1": {"resources": [{"name": "pods", "kind": "Pod", "namespaced": True, "verbs": ["list"]}]},
+    }
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            known = self.path in documents
+            body = json.dumps(documents[self.path] if known else {
+                "kind": "Status", "reason": "ServiceUnavailable", "message": "service unavailable", "code": 503})
+            self.send_response(200 if known else 503)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with Client(ClusterConfig(server=f"http://127.0.0.1:{httpd.server_address[1]}")) as c:
+            found = discover(c)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert [r.key for r in found.resources] == ["v1/pods"]
+    assert found.unavailable == ["metrics.k8s.io/v1beta1: 503 ServiceUnavailable"]
+    assert seen.count("/apis/metrics.k8s.io/v1beta1") == 3  # (a restart's retries: 12, 16-31 s)
