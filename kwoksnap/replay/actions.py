@@ -417,12 +417,12 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
 
     if verb in ("update", "patch"):
         op: Literal["replace", "status"] = "status" if sub == "status" else "replace"
-        # Inputs mode sends a recorded patch of a pod as the patch it was (the user's input), not the pod it
-        # resulted in: that holds what the source's scheduler had made of it (its node), which the target's has
-        # decided otherwise (a PUT of it failed: "pod updates may not change fields"). Other objects keep the exact
-        # result (a patch's type is inferred, and a merge patch replayed as a strategic one could merge a list).
-        user_patch = mode == "inputs" and verb == "patch" and request is not None and resource == "pods" \
-            and not group
+        # Inputs mode sends a recorded patch as the patch it was (the user's input), not the object it resulted in:
+        # that holds what the source's skipped actors had made of it (a pod's node from its scheduler, a
+        # Deployment's replicas from its autoscaler, a node's taint from the cluster autoscaler), which the
+        # target's decide for themselves (black-box finding: an HPA's 8 replicas and an autoscaler's taint came
+        # along with users' `kubectl annotate` and `kubectl label`). The patch type is inferred.
+        user_patch = mode == "inputs" and verb == "patch" and request is not None
         if is_lease and ev["namespace"] == NODE_LEASE_NAMESPACE and not sub:
             # A kubelet's renewal, at any level: a policy that logs leases at RequestResponse made them plain PUTs,
             # never coalesced (--lease-interval) and counted as changes' lag, not renewals'. The recorded lease, if

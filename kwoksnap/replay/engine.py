@@ -798,7 +798,16 @@ class Replayer:
             except NotFound:
                 if self.options.mode == "inputs" and res.key == "v1/pods" and self._stand_in(res, action):
                     return None
-                raise
+                if self.options.mode != "inputs" or action.state is None or action.subresource \
+                        or res.key == "v1/pods":
+                    raise
+                # Inputs mode sends a user's patch as the patch it was; the log starts in the middle of this
+                # object's life (not in the target): created from the result it recorded, as a replace would be.
+                body = clean_body(action.state, mode="inputs", resource=action.resource, group=action.group,
+                                  to_replay=None if self.options.keep_timestamps else
+                                  (lambda t: self._timeline.wall_ns(t, self._wall_start_ns)))
+                self._relink_owners(body, action.namespace)
+                self._remember(res.kind, self._create(res, ns, body), action.state)
             return None
         if action.op == "delete":
             inputs_pod = self.options.mode == "inputs" and res.key == "v1/pods"

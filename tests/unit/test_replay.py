@@ -251,12 +251,17 @@ class TestActions:
         assert a.state is not None and a.state["spec"]["nodeName"] == "source-node"  # fidelity follows the result
         v = plan_action(ev, mode="verbatim", to_replay=None)  # verbatim writes the result, whoever made the change
         assert isinstance(v, Action) and (v.op, v.method) == ("replace", "PUT")
-        # (review) other objects keep the exact result: a merge patch inferred as strategic could merge a list
-        deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "ns"},
-                      "spec": {"replicas": 2}}
+        # Black-box finding: other objects' patches were sent as a PUT of the result, which held what skipped
+        # actors had made of them: an HPA's 8 replicas came along with a user's `kubectl annotate deploy web`
+        deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {
+            "name": "web", "namespace": "ns", "annotations": {"note": "hello"}}, "spec": {"replicas": 8}}
         d = plan_action(event(verb="patch", resource="deployments", group="apps", name="web", user="alice",
-                              request={"spec": {"replicas": 2}}, response=deployment), mode="inputs", to_replay=None)
-        assert isinstance(d, Action) and (d.op, d.method) == ("replace", "PUT")
+                              request=patch, response=deployment), mode="inputs", to_replay=None)
+        assert isinstance(d, Action) and (d.op, d.method, d.body) == ("patch", "PATCH", patch)
+        assert d.state is not None and d.state["spec"]["replicas"] == 8  # (what the object was left as: fidelity)
+        v = plan_action(event(verb="patch", resource="deployments", group="apps", name="web", user="alice",
+                              request=patch, response=deployment), mode="verbatim", to_replay=None)
+        assert isinstance(v, Action) and (v.op, v.method) == ("replace", "PUT")
 
     def test_request_level_patch_keeps_the_patch_and_strips_preconditions(self) -> None:
         patch = {"metadata": {"uid": "old-uid"}, "status": {"$setElementOrder/conditions": [{"type": "Ready"}],
