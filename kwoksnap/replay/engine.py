@@ -67,6 +67,7 @@ OWNER_WAIT = 5.0  # seconds an owner lookup waits for the owner's create, if rep
 # discovery yet (the log creates the CRD a moment before its first object; Established comes within a second).
 CRD_SERVE_WAIT = 10.0
 RECREATE_WAIT = 5.0  # seconds a re-create waits for the older copy it deleted to go
+STAND_IN_WAIT = 3.0  # seconds an inputs-mode delete of a controller's pod waits for a pod of it to stand in
 LONG_WAIT = 600.0  # seconds of replay time between two changes that deserve a warning when it is reached
 CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
 # Inputs mode: seconds the fidelity check gives the target's own components (kwok, the scheduler, the controllers)
@@ -289,6 +290,9 @@ class ReplayReport:
     # Inputs mode: deletes and evictions of controller-made pods the target names differently, sent to a pod of the
     # same controller instead (recorded namespace/name -> the target's name).
     stand_ins: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Inputs mode: deletes and evictions of controllers' pods for which the target had no pod of that controller
+    # to stand in (its controller had made none yet, or none was left): not applied
+    without_stand_in: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def unsent(self) -> int:
@@ -323,6 +327,7 @@ class ReplayReport:
             "stale": self.stale, "namespacesCreated": sorted(self.namespaces_created),
             "beforeSnapshot": self.before_snapshot, "droppedOwnerReferences": self.dropped_owners,
             "standIns": dict(list(self.stand_ins.items())[:200]), "standInCount": len(self.stand_ins),
+            "withoutStandIn": self.without_stand_in[:200],
             "recordedStartNs": self.recorded_start_ns, "replayStartNs": self.replay_start_ns,
             "concurrency": self.concurrency(),
             "spread": {"capacityWritesPerSecond": round(self.capacity, 1) if self.capacity else None,
@@ -659,6 +664,33 @@ class Replayer:
                 self._stand_in_uids.pop(label, None)
         return False
 
+    def _wants_stand_in(self, action: Action) -> bool:
+        """Whether a write of this recorded pod that found no pod of its name should have gone to a stand-in: a
+        pod of a controller that names its pods by a random suffix, not deleted here under its own name before."""
+        key, label = ("Pod", action.namespace, action.name), f"{action.namespace}/{action.name}"
+        with self.lock:
+            known = self._recorded.get(key)
+            if label in self._deleted_by_name or label in self._stand_in_uids:
+                return False
+        recorded = observed_state("Pod", action.state) if action.state is not None else known
+        return recorded is not None and recorded.owner.partition("/")[0] in NAMED_BY_SUFFIX
+
+    def _stand_in_later(self, res: Resource, action: Action) -> str | None:
+        """A delete or eviction of a controller's pod when the target has no pod of that controller yet: its
+        controller may be about to make one (a drain right after a rollout). Looked for again for up to
+        ``STAND_IN_WAIT`` seconds; else the change is skipped as ``no-stand-in`` and named, not taken for a pod
+        already deleted (black-box finding: a drain's evictions were dropped as "already-deleted", fidelity
+        "match", exit 0)."""
+        deadline = self.clock.now() + STAND_IN_WAIT
+        while self.clock.now() < deadline:
+            if not self.clock.sleep_until(min(deadline, self.clock.now() + 0.25), self._halt):
+                break  # the replay is stopping
+            if self._stand_in(res, action):
+                return None
+        with self.lock:
+            self.report.without_stand_in.append(f"{action.namespace}/{action.name}")
+        return "no-stand-in"
+
     def _patch_pod(self, res: Resource, action: Action, name: str, uid: str) -> bool:
         """Send ``action``'s patch to pod ``name`` (that copy: ``uid``, required unless a JSON patch, whose own
         tests stand); False when it is gone."""
@@ -816,6 +848,8 @@ class Replayer:
             except NotFound:
                 if inputs_pod and self._stand_in(res, action):
                     return None
+                if inputs_pod and self._wants_stand_in(action):
+                    return self._stand_in_later(res, action)
                 return "already-deleted"
             if inputs_pod:
                 with self.lock:
@@ -1603,6 +1637,13 @@ class Replayer:
                 "controllers had made, which the target's controllers named otherwise: each went to a pod of the "
                 "same controller instead "
                 f"(on the recorded node where there was one), e.g. {', '.join(pairs)} ('standIns' in the report)")
+        if self.report.without_stand_in:
+            shown = self.report.without_stand_in
+            self.report.warnings.append(
+                f"{len(shown)} delete(s) or eviction(s) of pods the source's controllers had made were not applied: "
+                f"the target had no pod of that controller to stand in (its controller had made none, or none was "
+                f"left), e.g. {', '.join(shown[:3])} ('withoutStandIn' in the report; a slower --speed gives the "
+                "target's controllers time to make them)")
         with self.lock:  # the planner may still be stopping (a join that timed out)
             lost = collections.Counter(self._lost)
         if lost:
