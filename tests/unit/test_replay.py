@@ -959,6 +959,17 @@ def test_max_gap_and_speed_max() -> None:
     assert {t for t, _, _ in fast.sent} == {fast._start}
 
 
+def test_max_gap_in_inputs_mode_measures_the_stretches_between_changes_replayed() -> None:
+    """Black-box finding: in inputs mode idle stretches were measured over every event, including the ones never
+    sent (kwok's lease renewals every 10 s): two users' changes 120 s apart took 44 s at 1x with --max-gap 5s."""
+    renewals = [event(verb="update", group="coordination.k8s.io", resource="leases", namespace="kube-node-lease",
+                      name="n1", user="system:node:n1", agent="kwok", ts=T0 + i * 10 * NS) for i in range(1, 12)]
+    r = RecordingReplayer(FakeClock(), speed=1.0, max_gap=5.0, workers=1)
+    report = r.run(sorted(user_events([0, 120]) + renewals, key=lambda e: e["ts"]))
+    assert report.applied == 2 and report.skipped == {"actor:kubelet": 11}
+    assert round(r.sent[1][0] - r._start, 6) == 5.0
+
+
 def test_changes_lost_to_the_metadata_level_are_named_by_resource() -> None:
     """Black-box finding: --resources configmaps replayed nothing of them (the log held them at Metadata level), and
     the run said only "skipped degraded-metadata 2", exited 0, and fidelity (pods and nodes) was 12/12."""
