@@ -61,6 +61,9 @@ class Action:
     # The recorded result's metadata when it was all the log holds (a metadata-only client's PartialObjectMetadata):
     # which owner references the patch left (Replayer._relink_patch_owners).
     result_meta: Obj | None = None
+    # A write that created its object in the source (a server-side apply patch answered 201): others wait for it in
+    # flight as for a create (an owner's, before its dependents' creates name it).
+    creates: bool = False
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -416,6 +419,8 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
         return Action("create", "POST", body=body_of(obj), state=result, **base)
 
     if verb in ("update", "patch"):
+        if ev["code"] == 201 and not sub:  # (an update or apply patch that created the object)
+            base["creates"] = True
         op: Literal["replace", "status"] = "status" if sub == "status" else "replace"
         # Inputs mode sends a recorded patch as the patch it was (the user's input), not the object it resulted in:
         # that holds what the source's skipped actors had made of it (a pod's node from its scheduler, a

@@ -1744,9 +1744,9 @@ def _crd_key(group: str, resource: str) -> tuple[str, str, str, str]:
 
 
 def _awaited(action: Action) -> bool:
-    """Changes others may wait for while they are in flight: creates (an owner, a CRD), and any write of a CRD
-    (server-side apply creates one with a PATCH)."""
-    return action.op == "create" or (action.group, action.resource) == CRDS
+    """Changes others may wait for while they are in flight: creates (an owner, a CRD), writes that created their
+    object in the source (server-side apply creates with a PATCH), and any write of a CRD."""
+    return action.op == "create" or action.creates or (action.group, action.resource) == CRDS
 
 
 def _duration(seconds: float) -> str:

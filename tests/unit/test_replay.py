@@ -263,6 +263,22 @@ class TestActions:
                               request=patch, response=deployment), mode="verbatim", to_replay=None)
         assert isinstance(v, Action) and (v.op, v.method) == ("replace", "PUT")
 
+    def test_a_write_that_created_its_object_is_awaited_like_a_create(self) -> None:
+        """Black-box finding: a Deployment made by server-side apply (a PATCH answered 201) was not awaited as a
+        create in flight, so its ReplicaSet's create, sent meanwhile, dropped its owner reference."""
+        from kwoksnap.replay.engine import _awaited
+
+        deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "ns"}}
+        applied = event(verb="patch", resource="deployments", group="apps", name="web", user="alice",
+                        request={**deployment, "spec": {"replicas": 1}}, response=deployment,
+                        uri="/apis/apps/v1/namespaces/ns/deployments/web?fieldManager=kubectl")
+        applied["code"] = 201
+        a = plan_action(applied, mode="verbatim", to_replay=None)
+        assert isinstance(a, Action) and a.creates and _awaited(a)
+        applied["code"] = 200
+        b = plan_action(applied, mode="verbatim", to_replay=None)
+        assert isinstance(b, Action) and not b.creates and not _awaited(b)
+
     def test_request_level_patch_keeps_the_patch_and_strips_preconditions(self) -> None:
         patch = {"metadata": {"uid": "old-uid"}, "status": {"$setElementOrder/conditions": [{"type": "Ready"}],
                                                             "conditions": [{"type": "Ready", "status": "False"}]}}
