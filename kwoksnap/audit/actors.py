@@ -133,8 +133,8 @@ def doubtful_field(pattern: str) -> str | None:
     the whole user name and user agent, which a user name like ``system:...`` may want, but rarely ``agnet:...``.
     Returns that word, for a warning; None when the pattern has a field or looks like a user name."""
     field, sep, _ = pattern.partition(":")
-    if sep and re.fullmatch(r"[a-z]+", field) and field not in ("user", "agent", "group", "system"):
-        return field
+    if sep and re.fullmatch(r"[A-Za-z]+", field) and field not in ("user", "agent", "group", "system"):
+        return field  # (also `User:`: fields are lowercase, and a capital was no field either)
     return None
 
 
@@ -173,4 +173,4 @@ def parse_rule(text: str) -> tuple[str, Actor]:
     if not sep or not pattern:
         raise UsageError(f"actor rule {text!r} is not PATTERN=ACTOR (e.g. 'agent:argocd*=user')")
     _compile_pattern(pattern)  # an empty pattern after its field is refused here
-    return pattern, Actor.coerce(actor.strip())
+    return pattern.strip(), Actor.coerce(actor.strip())  # ('user:foo = user': the space is no part of a name)

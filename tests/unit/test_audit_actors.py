@@ -74,6 +74,9 @@ def test_rule_parsing_and_errors() -> None:
 
     # A word before a colon that is no field is matched as part of the whole pattern: worth a warning (a typo)...
     assert [doubtful_field(p) for p in ("agnet:argo*", "host:x")] == ["agnet", "host"]
+    # (black-box: a capital was no field either, and said nothing; a space around '=' was part of the pattern)
+    assert doubtful_field("User:kwok-admin") == "User"
+    assert parse_rule("user:foo = user") == ("user:foo", Actor.USER)
     # ...but not for fields, nor for user names with colons
     assert [doubtful_field(p) for p in ("agent:argo*", "system:serviceaccount:*", "alice", "*:x")] == [None] * 4
     with pytest.raises(UsageError, match="unknown actor 'robot'"):
