@@ -132,7 +132,8 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         if tty and now - last[0] >= 0.2:
             last[0] = now
             lag = r.lag.recent_percentile(99) * 1000 if len(r.lag) else 0.0  # the last 10,000 changes
-            click.echo(f"\r{r.applied + r.failed:>8} applied/{r.events} read, recorded {r.recorded_seconds:7.1f}s, "
+            failed = f", {r.failed} failed" if r.failed else ""  # (they were counted as applied)
+            click.echo(f"\r{r.applied:>8} applied{failed}/{r.events} read, recorded {r.recorded_seconds:7.1f}s, "
                        f"wall {elapsed:6.1f}s, recent lag p99 {lag:6.1f} ms", nl=False, err=True)
 
     with make_client(ctx, pool_size=workers) as client:

@@ -68,6 +68,7 @@ OWNER_WAIT = 5.0  # seconds an owner lookup waits for the owner's create, if rep
 CRD_SERVE_WAIT = 10.0
 RECREATE_WAIT = 5.0  # seconds a re-create waits for the older copy it deleted to go
 STAND_IN_WAIT = 3.0  # seconds an inputs-mode delete of a controller's pod waits for a pod of it to stand in
+PROGRESS_EVERY = 1.0  # seconds between redraws of the progress line while the replay waits for the next change
 LONG_WAIT = 600.0  # seconds of replay time between two changes that deserve a warning when it is reached
 CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
 # Inputs mode: seconds the fidelity check gives the target's own components (kwok, the scheduler, the controllers)
@@ -1379,6 +1380,15 @@ class Replayer:
             return self._created.wait_for(lambda: not self._creating[key] or self._halt.is_set(),
                                           timeout=timeout) and not self._creating[key]
 
+    def _wait_until(self, due: float, start: float) -> bool:
+        """Sleep until ``due`` (False if the replay is stopping first), redrawing the progress line every second
+        meanwhile: in inputs mode, or in a quiet stretch, changes are far apart, and the line stood still."""
+        while due - self.clock.now() > PROGRESS_EVERY:
+            if not self.clock.sleep_until(self.clock.now() + PROGRESS_EVERY, self.stop):
+                return False
+            self.progress(self.report, max(0.0, self.clock.now() - start))
+        return self.clock.sleep_until(due, self.stop)
+
     def _submit(self, item: _Item, pool: ThreadPoolExecutor) -> None:
         """Changes to one object run in recorded order, one at a time; different objects never wait for each other
         (no fixed shards, so no head-of-line blocking behind an unrelated object)."""
@@ -1583,7 +1593,7 @@ class Replayer:
             start = self._start
             while item is not None:
                 # (A change already due is not waited for: a stop, a planner error under --strict, must be seen here.)
-                if self.stop.is_set() or not self.clock.sleep_until(start + item.send_at, self.stop):
+                if self.stop.is_set() or not self._wait_until(start + item.send_at, start):
                     break
                 ahead = start + item.offset - self.clock.now()  # > 0: released before it is due
                 if ahead > 0:

@@ -986,6 +986,16 @@ def test_max_gap_in_inputs_mode_measures_the_stretches_between_changes_replayed(
     assert round(r.sent[1][0] - r._start, 6) == 5.0
 
 
+def test_the_progress_line_is_redrawn_while_the_replay_waits() -> None:
+    """Black-box finding: the progress line was redrawn only when a change was sent, so in inputs mode (changes far
+    apart) it stood still for minutes, showing a wall time long past."""
+    r = RecordingReplayer(FakeClock(), speed=1.0, workers=1)
+    seen: list[float] = []
+    r.progress = lambda _report, elapsed: seen.append(elapsed)
+    r.run(user_events([0, 10]))
+    assert len(seen) >= 10 and seen == sorted(seen) and 9 <= seen[-2] <= 10.1
+
+
 def test_changes_lost_to_the_metadata_level_are_named_by_resource() -> None:
     """Black-box finding: --resources configmaps replayed nothing of them (the log held them at Metadata level), and
     the run said only "skipped degraded-metadata 2", exited 0, and fidelity (pods and nodes) was 12/12."""
