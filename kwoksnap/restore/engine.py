@@ -406,6 +406,24 @@ class _Restorer:
                     if ref.get("controller") and ref.get("kind") == kind and ref.get("name") == owner]
             if kept:
                 body["metadata"]["ownerReferences"] = [*refs, *kept[:1]]
+        live = existing.get("spec") or {}
+        if res.kind == "Pod" and live.get("ephemeralContainers"):
+            # (restore adds them through their subresource; a PUT without them is refused: "may not change")
+            body["spec"] = {**(body.get("spec") or {}), "ephemeralContainers": live["ephemeralContainers"]}
+        if res.kind == "Service":  # the addresses it holds cannot change (restore may have reallocated them, and
+            # then left its IP families to a target without the recorded ones)
+            body["spec"] = {**(body.get("spec") or {}), **{
+                k: live[k] for k in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy") if k in live}}
+        try:
+            return self.client.replace(res.path(ns, name), body), "updated"
+        except Invalid as exc:
+            if res.kind != "Service" or "already allocated" not in exc.api_message:
+                raise
+        # A node port of the snapshot another Service holds now (restore gave this one another): kept as it is
+        taken = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in live.get("ports") or []}
+        body["spec"]["ports"] = [{**p, "nodePort": taken.get((p.get("port"), p.get("protocol", "TCP")))}
+                                 if taken.get((p.get("port"), p.get("protocol", "TCP"))) else p
+                                 for p in body["spec"].get("ports") or []]
         return self.client.replace(res.path(ns, name), body), "updated"
 
     def _one(self, res: Resource, key: str, obj: Obj) -> None:

@@ -18,8 +18,13 @@ def test_a_debugged_pod_keeps_its_ephemeral_containers(kwok_cluster: LocalCluste
                                                        tmp_path: Path) -> None:
     ns, node = f"t-{uuid.uuid4().hex[:10]}", f"eph-node-{uuid.uuid4().hex[:6]}"
     debug = {"name": "debugger-x1", "image": "busybox", "targetContainerName": "app", "stdin": True, "tty": True}
+    # (what the source's admission had added, as a saved pod holds it: a --on-conflict replace below sends it)
+    admitted = {"serviceAccountName": "default", "automountServiceAccountToken": False, "tolerations": [
+        {"key": f"node.kubernetes.io/{taint}", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+        for taint in ("not-ready", "unreachable")]}
     pod = {"metadata": {"name": "debugged", "namespace": ns},
-           "spec": {"nodeName": node, "containers": [{"name": "app", "image": "app"}], "ephemeralContainers": [debug]},
+           "spec": {"nodeName": node, "containers": [{"name": "app", "image": "app"}], "ephemeralContainers": [debug],
+                    **admitted},
            "status": {"phase": "Running", "ephemeralContainerStatuses": [
                {"name": "debugger-x1", "image": "busybox", "imageID": "", "ready": False, "restartCount": 0,
                 "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]}}
@@ -35,6 +40,9 @@ def test_a_debugged_pod_keeps_its_ephemeral_containers(kwok_cluster: LocalCluste
         assert [c["name"] for c in live["spec"]["ephemeralContainers"]] == ["debugger-x1"]
         assert [c["name"] for c in live["status"]["ephemeralContainerStatuses"]] == ["debugger-x1"]
         rerun = kwoksnap("restore", str(snapshot), kubeconfig=kwok_cluster.kubeconfig)  # found in place: as it is
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        # black-box finding: --on-conflict replace PUT the pod without them, refused (422 "may not change fields")
+        rerun = kwoksnap("restore", str(snapshot), "--on-conflict", "replace", kubeconfig=kwok_cluster.kubeconfig)
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
         # review finding: --on-conflict skip added the snapshot's debug container to the target's own pod
         client.create(f"/api/v1/namespaces/{ns}/pods", {"metadata": {"name": "theirs"}, "spec": {

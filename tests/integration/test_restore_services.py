@@ -27,17 +27,29 @@ def test_services_whose_ips_do_not_fit_get_the_targets(kwok_cluster: LocalCluste
     outside = {"metadata": {"name": "outside", "namespace": ns},
                "spec": {"ports": ports, "selector": {"app": "x"}, "clusterIP": "192.0.2.10",
                         "clusterIPs": ["192.0.2.10"], "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack"}}
+    node_port = 30000 + uuid.uuid4().int % 2700
+    exposed = {"metadata": {"name": "exposed", "namespace": ns},
+               "spec": {"type": "NodePort", "selector": {"app": "x"},
+                        "ports": [{"name": "http", "port": 80, "protocol": "TCP", "nodePort": node_port}]}}
     snapshot = write_snapshot(tmp_path / "services.kws", [
         ("v1/namespaces", "Namespace", False, [{"metadata": {"name": ns}}]),
-        ("v1/services", "Service", True, [dual, outside]),
+        ("v1/services", "Service", True, [dual, outside, exposed]),
     ])
+    client.create("/api/v1/namespaces", {"metadata": {"name": ns}})
+    client.create(f"/api/v1/namespaces/{ns}/services", {  # holds the snapshot's node port in the target
+        "metadata": {"name": "squatter"}, "spec": {"type": "NodePort", "selector": {"app": "y"}, "ports": [
+            {"port": 81, "protocol": "TCP", "nodePort": node_port}]}})
     try:
         proc = kwoksnap("restore", str(snapshot), "-o", "json", kubeconfig=kwok_cluster.kubeconfig)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert json.loads(proc.stdout)["resources"]["v1/services"]["reallocated"] == 2
+        assert json.loads(proc.stdout)["resources"]["v1/services"]["reallocated"] == 3
         for name in ("dual", "outside"):
             spec = client.get(f"/api/v1/namespaces/{ns}/services/{name}")["spec"]
             assert spec["ipFamilies"] == ["IPv4"] and spec["clusterIP"] not in ("192.0.2.77", "192.0.2.10"), spec
             assert spec["ports"][0]["port"] == 80
+        # Black-box finding: --on-conflict replace then refused them all: a cluster IP "may not change once set",
+        # and the recorded node port is "already allocated"
+        proc = kwoksnap("restore", str(snapshot), "--on-conflict", "replace", kubeconfig=kwok_cluster.kubeconfig)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
     finally:
         client.delete(f"/api/v1/namespaces/{ns}", {"propagationPolicy": "Background"})
