@@ -255,9 +255,13 @@ class _Restorer:
                 "labels") or {}).get(CREATED_BY_LABEL) == "restore" and CREATED_BY_LABEL not in (
                 prep.body["metadata"].get("labels") or {}):
             # Made bare by an earlier restore of a snapshot without it (_create_in); this one holds it: it is the
-            # snapshot's now, as far as the mark goes (diff --live reported the label for good).
+            # snapshot's now, with its labels and annotations (a NetworkPolicy's namespaceSelector names them),
+            # and without the mark (diff --live reported the label for good, and the recorded ones missing).
+            recorded = prep.body["metadata"]
             with contextlib.suppress(NotFound):
-                created = self.client.patch(res.path(None, name), {"metadata": {"labels": {CREATED_BY_LABEL: None}}})
+                created = self.client.patch(res.path(None, name), {"metadata": {
+                    "labels": {**(recorded.get("labels") or {}), CREATED_BY_LABEL: None},
+                    **({"annotations": recorded["annotations"]} if recorded.get("annotations") else {})}})
         if res.kind == "Namespace" and outcome != "created" and (created.get("metadata") or {}).get(
                 "deletionTimestamp"):
             # Being deleted in the target (its restored pods frozen, it may stay so): nothing can be created in it,

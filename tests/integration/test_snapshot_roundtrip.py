@@ -164,7 +164,8 @@ def test_cli_save_restore_diff(source: tuple[LocalCluster, Client], make_cluster
     # `save -l` selects namespaces by the label too: restore makes the namespaces its objects are in (black-box
     # finding: every object failed "namespaces not found").
     src = source[1]
-    src.create("/api/v1/namespaces", {"metadata": {"name": "picked-only"}})
+    src.create("/api/v1/namespaces", {"metadata": {"name": "picked-only", "labels": {"team": "payments"},
+                                                   "annotations": {"owner": "sre@example.com"}}})
     try:
         src.create("/api/v1/namespaces/picked-only/configmaps", {"metadata": {"name": "picked", "labels": {
             "pick": "yes"}}, "data": {"a": "1"}})
@@ -182,8 +183,14 @@ def test_cli_save_restore_diff(source: tuple[LocalCluster, Client], make_cluster
         proc = kwoksnap("restore", str(whole), kubeconfig=target.kubeconfig)
         assert proc.returncode == 0, proc.stderr + proc.stdout
         with client_for(target) as c:
-            labels = c.get("/api/v1/namespaces/picked-only")["metadata"].get("labels") or {}
+            meta = c.get("/api/v1/namespaces/picked-only")["metadata"]
+        labels = meta.get("labels") or {}
         assert "kwoksnap.io/created-by" not in labels, labels
+        # ...and gives it its recorded labels and annotations (black-box finding: a NetworkPolicy's
+        # namespaceSelector on team=payments then selected nothing)
+        assert labels["team"] == "payments" and meta["annotations"]["owner"] == "sre@example.com", meta
+        proc = kwoksnap("diff", str(whole), "--live", kubeconfig=target.kubeconfig)
+        assert proc.returncode == ExitCode.OK, proc.stdout
     finally:
         src.delete("/api/v1/namespaces/picked-only")
 
