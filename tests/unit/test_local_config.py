@@ -177,3 +177,19 @@ def test_cluster_delete_stops_the_cluster_when_kwoksnap_bin_dir_is_wrong(tmp_pat
     finally:
         component.kill()
         component.wait()
+
+
+def test_a_local_cluster_is_known_by_any_loopback_name_of_its_server(tmp_path: Path) -> None:
+    """Black-box finding: a kubeconfig naming a replay-profile cluster at https://localhost:PORT (kwokctl writes
+    127.0.0.1) made restore take it for a standard cluster, wait for adoptions no controller made, and fail."""
+    from kwoksnap.cluster.local import Profile, profile_for_server
+
+    directory = tmp_path / "clusters" / "lab"
+    directory.mkdir(parents=True)
+    (directory / "kwoksnap-profile").write_text("replay\n")
+    (directory / "kubeconfig.yaml").write_text(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kwok-lab\n  cluster:\n    server: https://127.0.0.1:32766\n")
+    for server in ("https://127.0.0.1:32766", "https://localhost:32766/", "https://[::1]:32766", "HTTPS://LOCALHOST:32766"):
+        assert profile_for_server(server, workdir=tmp_path) is Profile.REPLAY, server
+    for server in ("https://127.0.0.1:32767", "http://127.0.0.1:32766", "https://10.0.0.1:32766", "https://:x"):
+        assert profile_for_server(server, workdir=tmp_path) is None, server
