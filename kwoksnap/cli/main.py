@@ -7,6 +7,7 @@ client, msgpack or zstandard.
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import logging
 import os
@@ -133,8 +134,9 @@ def main(argv: list[str] | None = None) -> None:
         else:  # the disk is full, a file-size limit, an I/O error (files are written whole or not at all:
             # store/atomic.py and KwsWriter remove their temporary files on the way out)
             where = f"{exc.filename}: " if exc.filename else ""
-            code = _error(prog, f"{where}{exc.strerror or exc} (nothing was left half-written)", ExitCode.SYSTEM,
-                          debug)
+            writing = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)  # (not said of a read)
+            code = _error(prog, f"{where}{exc.strerror or exc}" + (" (nothing was left half-written)" if writing
+                                                                   else ""), ExitCode.SYSTEM, debug)
     except TypeError as exc:
         # orjson refuses more than 255 levels of maps and lists ("Recursion limit reached", a TypeError): an object
         # nested that deep (the API server accepts them) cannot be compared or exported. (The data kwoksnap reads,

@@ -279,8 +279,9 @@ class KwsWriter:
             put_in_place(self.temp_path, self.path, exclusive=not self.overwrite)
             self._closed = True
             _fsync_dir(self.path.parent)
-        except BaseException:
+        except BaseException as exc:
             self.abort()
+            _name(exc, self.path)
             raise
         return self.path
 
@@ -303,6 +304,15 @@ class KwsWriter:
             self.close()
         else:
             self.abort()
+            if exc is not None:
+                _name(exc, self.path)
+
+
+def _name(exc: BaseException, path: Path) -> None:
+    """A write refused by the system (disk full, a file-size limit) names the file it was for: the error line
+    said only "No space left on device"."""
+    if isinstance(exc, OSError) and not exc.filename:
+        exc.filename = str(path)
 
 
 def _fsync_dir(directory: Path) -> None:

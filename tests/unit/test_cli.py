@@ -346,6 +346,7 @@ def test_a_full_disk_or_file_size_limit_is_exit_7_and_leaves_no_file(tmp_path: P
     assert proc.returncode == ExitCode.SYSTEM, proc.stderr
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("kwoksnap: error: ") and "File too large" in \
         proc.stderr, proc.stderr
+    assert f"{out / 'trace.kws'}: File too large (nothing was left half-written)" in proc.stderr  # (it named none)
     assert list(out.iterdir()) == []
 
 
