@@ -311,6 +311,8 @@ json_semantics(_Loader)
 def _open_text(path: Path) -> IO[str]:
     """Open a YAML file as text, gunzipping it if it starts with the gzip magic (whatever its suffix)."""
     try:
+        if not path.is_file() and path.exists():  # a pipe: the probe below would eat its first bytes
+            raise InputError(f"{path}: a pipe or device, not a file: save it to a file first")
         with open(path, "rb") as probe:
             gzipped = probe.read(2) == b"\x1f\x8b"
         if gzipped:

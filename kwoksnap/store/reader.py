@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import os
+import stat
 import struct
 import zlib
 from collections.abc import Iterator
@@ -117,7 +118,11 @@ class KwsReader:
                 raise
             raise InputError(f"{self._name}: cannot open: {exc.strerror or exc}") from exc
         try:
-            self._size = os.fstat(self._file.fileno()).st_size
+            info = os.fstat(self._file.fileno())
+            if not stat.S_ISREG(info.st_mode):  # a pipe (`<(cat x.kws)`) reads as an empty file: said as it is
+                raise InputError(f"{self._name}: a pipe or device, not a file: a .kws file is read at its index, "
+                                 "so save it to a file first")
+            self._size = info.st_size
             self._dctx = zstandard.ZstdDecompressor()
             self.format_version, header, self._data_start = self._read_header()
             self._plan: UpgradePlan = self._registry.plan(self.format_version, path=self._name)

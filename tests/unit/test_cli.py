@@ -559,6 +559,11 @@ def test_a_pipe_or_too_many_audit_files_are_said_as_such(tmp_path: Path) -> None
     proc = subprocess.run([sys.executable, "-m", "kwoksnap", "convert", "--audit", "/dev/stdin", "-o", out],
                           input=jsonl(ev(1)), capture_output=True, timeout=60)
     assert proc.returncode == ExitCode.INPUT and b"a pipe, not a file" in proc.stderr, proc.stderr
+    fixture = Path(__file__).resolve().parents[2] / "fixtures" / "incident" / "before.kws"
+    for args in (["inspect", "/dev/stdin"], ["import", "/dev/stdin", "-o", out]):  # ("empty file", "not valid YAML")
+        proc = subprocess.run([sys.executable, "-m", "kwoksnap", *args], input=fixture.read_bytes(),
+                              capture_output=True, timeout=60)
+        assert proc.returncode == ExitCode.INPUT and b"a pipe or device, not a file" in proc.stderr, proc.stderr
     for i in range(40):
         # (two events 10 s apart: the first leaves the reorder window while the file is still being read, open)
         (tmp_path / f"audit-{i:02}.log").write_bytes(jsonl(ev(i, name=f"p{i}"), ev(10_000 + i, name=f"q{i}")))
