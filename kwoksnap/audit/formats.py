@@ -626,8 +626,8 @@ def _cloudwatch_batch(value: dict[str, Any]) -> Any:
         return value["logEvents"]
     results = value.get("results")
     if type(results) is list and value.get("status") is not None:
-        return [{f.get("field"): f.get("value") for f in r if type(f) is dict} if type(r) is list else r
-                for r in results]
+        return [{f["field"]: f.get("value") for f in r if type(f) is dict and type(f.get("field")) is str}
+                if type(r) is list else r for r in results]
     return None
 
 

@@ -54,7 +54,7 @@ from kwoksnap.audit.formats import (
 from kwoksnap.audit.stats import ParseStats
 from kwoksnap.errors import REFUSALS, InputError, UsageError
 from kwoksnap.store.format import MAGIC
-from kwoksnap.store.kwokyaml import json_semantics
+from kwoksnap.store.kwokyaml import aliases_blow_up, json_semantics
 
 log = logging.getLogger("kwoksnap.audit")
 
@@ -268,12 +268,17 @@ def _json_layout(text: str) -> str:
     complete = [line for line in lines if line.endswith(("\n", "\r"))]
     if len(complete) < 2:
         return "jsonl"  # one (possibly huge) line: read as JSON lines, a one-line array is a batch
+    records = 0
     for n, line in enumerate(complete[:_LAYOUT_LINES]):
         try:
             value = orjson.loads(line)
         except orjson.JSONDecodeError:
             continue
-        if n < 2 or (type(value) is dict and len(value) >= 2):
+        if n < 2:
+            return "jsonl"
+        # (two: a pretty array of compact records has one such line, its last, with no comma after it)
+        records += type(value) is dict and len(value) >= 2
+        if records >= 2:
             return "jsonl"
     return "json"
 
@@ -316,6 +321,7 @@ class _FileReader:
         # The highest resourceVersion shown so far in this file: an event that shows none (a binding's or a
         # delete's Status, a Request- or Metadata-level event) sorts with it (see Item), not before it.
         self.rv_floor = _NO_RV_YET
+        self.sentinel_ts = -1  # the timestamp of the last event that sorted as _NO_RV_YET (see Item)
         # Second copies of an event in this file (see finish): the events of the latest timestamp emitted so far.
         self.run_ts = -1
         self.run: list[AuditEvent] = []  # the events of the microsecond run_ts so far (for copies, finish)
@@ -343,18 +349,26 @@ class _FileReader:
     def items(self, decoded: list[tuple[str, AuditEvent]], out: list[Item]) -> None:
         index = self.index
         seq = self.seq
-        floor = self.rv_floor
         formats: Counter[str] = self.stats.formats
         for flavour, event in decoded:
             formats[flavour] += 1
-            rv = resource_version(event)
-            if rv and (rv > floor or floor == _NO_RV_YET):
-                floor = rv
-            out.append((event["ts"], rv or floor, index, seq, event))
+            out.append((event["ts"], self.sort_rv(resource_version(event), event["ts"]), index, seq, event))
             seq += 1
         self.seq = seq
-        self.rv_floor = floor
         self.stats.events += len(decoded)
+
+    def sort_rv(self, rv: int, ts: int) -> int:
+        """The resourceVersion an event sorts by (see Item), with the file's floor moved on."""
+        if rv:
+            if rv > self.rv_floor or self.rv_floor == _NO_RV_YET:
+                self.rv_floor = rv
+            return rv
+        if self.rv_floor == _NO_RV_YET or ts == self.sentinel_ts:
+            # (also after the file's first resourceVersion, within the timestamp of earlier such events: they
+            # stay in file order among themselves, none moves before another of its file)
+            self.sentinel_ts = ts
+            return _NO_RV_YET
+        return self.rv_floor
 
     def finish(self, items: list[Item]) -> list[Item]:
         """Items leaving the reorder window, with the bodies of fast-road events decoded (:func:`finish_native`).
@@ -478,7 +492,7 @@ class _FileReader:
         path = self.path
         index = self.index
         seq = self.seq
-        floor = self.rv_floor
+        floor, sentinel_ts = self.rv_floor, self.sentinel_ts
         no_rv_yet = _NO_RV_YET
         loads = orjson.loads
         scan = scan_native
@@ -506,9 +520,15 @@ class _FileReader:
                 fast = scan(line, source, eager)
                 if fast is not None:
                     rv, event = fast
-                    if rv and (rv > floor or floor == no_rv_yet):
-                        floor = rv
-                    append((event["ts"], rv or floor, index, seq, event))
+                    ts = event["ts"]
+                    if rv:  # (Item, _FileReader.sort_rv: inline here, the hot loop)
+                        if rv > floor or floor == no_rv_yet:
+                            floor = rv
+                    elif floor == no_rv_yet or ts == sentinel_ts:
+                        rv, sentinel_ts = no_rv_yet, ts
+                    else:
+                        rv = floor
+                    append((ts, rv, index, seq, event))
                     seq += 1
                     native += 1
                     continue
@@ -527,20 +547,20 @@ class _FileReader:
                     except Malformed as err:
                         problems.append((source, str(err), False))
                         continue
-                    rv = 0 if event["response"] is None else resource_version(event)
-                    if rv and (rv > floor or floor == no_rv_yet):
-                        floor = rv
-                    append((event["ts"], rv or floor, index, seq, event))
+                    self.rv_floor, self.sentinel_ts = floor, sentinel_ts
+                    rv = self.sort_rv(0 if event["response"] is None else resource_version(event), event["ts"])
+                    floor, sentinel_ts = self.rv_floor, self.sentinel_ts
+                    append((event["ts"], rv, index, seq, event))
                     seq += 1
                     native += 1
                 else:
                     decode_value(value, source, others, problems)
                     if others:
-                        self.seq, self.rv_floor = seq, floor
+                        self.seq, self.rv_floor, self.sentinel_ts = seq, floor, sentinel_ts
                         self.items(others, out)
-                        seq, floor = self.seq, self.rv_floor
+                        seq, floor, sentinel_ts = self.seq, self.rv_floor, self.sentinel_ts
                         others.clear()
-            self.seq, self.rv_floor = seq, floor
+            self.seq, self.rv_floor, self.sentinel_ts = seq, floor, sentinel_ts
             stats = self.stats
             stats.lines += count
             stats.prefiltered += prefiltered
@@ -578,14 +598,19 @@ class _FileReader:
         except orjson.JSONDecodeError as err:
             decoded: list[tuple[str, AuditEvent]] = []
             problems: list[tuple[str, str, bool]] = []
-            documents = _one_after_another(data) if "after document" in str(err) or "trailing" in str(err) else None
-            if documents is not None:  # `jq .` of a log, gcloud exports appended with >>, webhook dumps
+            found = _one_after_another(data) if "after document" in str(err) or "trailing" in str(err) else None
+            if found is not None:  # `jq .` of a log, gcloud exports appended with >>, webhook dumps
+                documents, stopped = found
                 with _gc_paused():
                     for line, value in documents:
                         self.stats.lines += 1
                         decode_value(value, f"{self.path}:{line}", decoded, problems)
-                if broken is not None:
-                    self.truncated(f"{self.path}:{documents[-1][0]}", _stream_problem(broken))
+                if broken is not None:  # the documents before the break are kept
+                    self.truncated(f"{self.path}:{stopped or documents[-1][0]}", _stream_problem(broken))
+                elif stopped is not None:  # (the rest, from it on, cannot be split into documents: lost)
+                    self.stats.lines += 1
+                    self.malformed(f"{self.path}:{stopped}", "not a valid JSON document, or cut off (the documents "
+                                   "before it were read)")
                 self.problems(problems)
                 items: list[Item] = []
                 self.items(decoded, items)
@@ -646,8 +671,8 @@ class _FileReader:
                         assert node is not None  # check_node() said there is one
                         where = f"{self.path}:{node.start_mark.line + 1}"
                         self.stats.lines += 1
-                        if _expanded_size(node) > _YAML_EXPANDED_LIMIT:
-                            raise _AliasBomb(f"its aliases expand it to over {_YAML_EXPANDED_LIMIT:,} values")
+                        if aliases_blow_up(node):  # (a 600-byte "billion laughs" took 615 MB on its way to JSON)
+                            raise _AliasBomb("its aliases expand it far beyond its own size")
                         data = loader.construct_document(node)
                         if data is None:
                             self.stats.lines -= 1  # an empty document ("---" at the end) is no record
@@ -691,9 +716,11 @@ _LEADING_COMMENTS: Final = re.compile(rb"(?:[ \t\r]*(?:#[^\n]*)?\n)+")
 _BLANK: Final = re.compile(rb"[^\n]")
 
 
-def _one_after_another(data: bytes) -> list[tuple[int, Any]] | None:
+def _one_after_another(data: bytes) -> tuple[list[tuple[int, Any]], int | None] | None:
     """``(line, value)`` of each JSON document when ``data`` is several written one after another (pretty-printed
-    ones: `jq .` of JSON lines), or None when it is not wholly that."""
+    ones: `jq .` of JSON lines), and the line where one that does not parse starts (None when all do); None when
+    not even the first one does. Boundaries are found by the ``json`` module, values decoded by orjson (as every
+    other document: its number rules)."""
     try:
         text = data.decode()
     except UnicodeDecodeError:
@@ -702,17 +729,21 @@ def _one_after_another(data: bytes) -> list[tuple[int, Any]] | None:
     documents: list[tuple[int, Any]] = []
     position, line = 0, 1
     while True:
-        start = len(text) - len(text[position:].lstrip())
+        start = _BLANKS.match(text, position).end()  # type: ignore[union-attr]
         if start == len(text):
-            return documents if len(documents) > 1 else None
+            return documents, None
         line += text.count("\n", position, start)
         try:
-            value, end = decoder.raw_decode(text, start)
-        except ValueError:
-            return None
+            end = decoder.raw_decode(text, start)[1]
+            value = orjson.loads(text[start:end])
+        except (ValueError, RecursionError):  # (orjson.JSONDecodeError is a ValueError)
+            return (documents, line) if documents else None
         documents.append((line, value))
         line += text.count("\n", start, end)
         position = end
+
+
+_BLANKS: Final = re.compile(r"[ \t\n\r]*")
 
 
 def _has_json_line(lines: list[bytes]) -> bool:
@@ -733,43 +764,13 @@ def _unstamped(lines: list[bytes]) -> list[bytes]:
     """The lines of a CloudWatch export to S3 without the timestamp before each message (the event has its own)."""
     out = []
     for line in lines:
-        space = line.find(b" ", 0, 48)
-        out.append(line[space + 1:] if space > 0 and line[:1].isdigit() else line)
+        brace = line.find(b"{", 0, 48)  # (the timestamp may hold a space itself: `2026-01-01 10:00:00.000Z {`)
+        out.append(line[brace:] if brace > 0 and line[:1].isdigit() else line)
     return out
 
 
-_YAML_EXPANDED_LIMIT: Final = 2_000_000  # values a YAML document may hold once its aliases are expanded
-
-
 class _AliasBomb(ValueError):
-    """A YAML document whose aliases expand it beyond :data:`_YAML_EXPANDED_LIMIT`."""
-
-
-def _expanded_size(root: yaml.Node) -> int:
-    """How many values a YAML document holds once every alias is expanded, counted on its node graph (shared
-    nodes once each, so in linear time): a few hundred bytes of nested aliases (a "billion laughs") expand to
-    gigabytes when the document is turned into JSON. Stops counting past the limit."""
-    sizes: dict[int, int] = {}
-
-    def size(node: yaml.Node) -> int:
-        known = sizes.get(id(node))
-        if known is not None:
-            return known
-        total = 1
-        if isinstance(node, yaml.SequenceNode):
-            for child in node.value:
-                total += size(child)
-                if total > _YAML_EXPANDED_LIMIT:
-                    break
-        elif isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                total += size(key) + size(value)
-                if total > _YAML_EXPANDED_LIMIT:
-                    break
-        sizes[id(node)] = total
-        return total
-
-    return size(root)
+    """A YAML document whose aliases expand it far beyond its own size."""
 
 
 # --- ordering ------------------------------------------------------------------------------------------------------
@@ -906,7 +907,7 @@ def _skew_watch(items: Iterator[Item], stats: ParseStats, paths: list[str]) -> I
     try:
         for item in items:
             ts, rv, index = item[0], item[1], item[2]
-            if rv and rv != _NO_RV_YET:
+            if rv and rv != _NO_RV_YET and resource_version(item[4]) == rv:  # (its own, not its file's floor)
                 own = rvs[index]
                 if not own or rv > own[-1]:
                     own.append(rv)
@@ -915,8 +916,7 @@ def _skew_watch(items: Iterator[Item], stats: ParseStats, paths: list[str]) -> I
                         cut = bisect.bisect_left(tss[index], ts - _SKEW_HORIZON_NS)
                         del own[:cut], tss[index][:cut]
                 event = item[4]
-                # (a create without a resourceVersion of its own, one the file's floor stands in for, says nothing)
-                if event["verb"] == "create" and not event["subresource"] and resource_version(event) == rv:
+                if event["verb"] == "create" and not event["subresource"]:
                     committed_after = event["received"] or ts  # the commit came between receipt and answer
                     for other, theirs in enumerate(rvs):
                         if other != index and theirs and theirs[-1] > rv:

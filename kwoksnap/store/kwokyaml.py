@@ -332,6 +332,14 @@ _ALIAS_ALLOWANCE = 100_000
 
 def _check_aliasing(root: yaml.Node, name: str, number: int) -> None:
     """Refuse a document whose aliases expand it far beyond its own size, before anything is built from it."""
+    if aliases_blow_up(root):
+        raise FormatError("YAML aliases expand it beyond any object's size (or refer to themselves)", path=name,
+                          where=f"document {number}")
+
+
+def aliases_blow_up(root: yaml.Node) -> bool:
+    """Whether a YAML document's aliases expand it far beyond its own size (a "billion laughs": a few hundred bytes
+    that build gigabytes), judged on its node graph, in time bounded by the document's own size."""
     distinct: set[int] = set()
     expanded = 0
     stack = [root]
@@ -340,14 +348,14 @@ def _check_aliasing(root: yaml.Node, name: str, number: int) -> None:
         expanded += 1
         distinct.add(id(node))
         if expanded > 10 * len(distinct) + _ALIAS_ALLOWANCE:
-            raise FormatError("YAML aliases expand it beyond any object's size (or refer to themselves)", path=name,
-                              where=f"document {number}")
+            return True
         if isinstance(node, yaml.SequenceNode):
             stack.extend(node.value)
         elif isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 stack.append(key)
                 stack.append(value)
+    return False
 
 
 def _documents(path: Path) -> Iterator[tuple[int, int, Any]]:
