@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 
-from kwoksnap.errors import APIError, NotFound
+from kwoksnap.errors import APIError, NotFound, TransportError
 from kwoksnap.kube.client import Client, RetryPolicy
 
 
@@ -108,14 +108,26 @@ class Discovery:
 
 
 # An aggregated API whose server is down answers 503 at once, every time: a few quick tries, not the 16-31 s of
-# retries that ride out an API server restart (a save took 24 s for a metrics.k8s.io with no metrics-server).
-_AGGREGATED_RETRY = RetryPolicy(attempts=3)
+# retries that ride out an API server restart (a save took 24 s for a metrics.k8s.io with no metrics-server). Any
+# other failure (no connection, 429, another 5xx) gets the client's full retries, as every request does.
+_ONE_TRY = RetryPolicy(attempts=1)
+_UNAVAILABLE_RETRY = RetryPolicy(attempts=2)  # (after the first: 3 in all)
 
 
 def _resources_of(client: Client, path: str, group: str, version: str,
                   unavailable: list[str]) -> list[Resource]:
     try:
-        doc = client.request("GET", path, retry=_AGGREGATED_RETRY if group else None)
+        try:
+            doc = client.request("GET", path, retry=_ONE_TRY)
+        except APIError as exc:
+            if exc.status == 503:
+                doc = client.request("GET", path, retry=_UNAVAILABLE_RETRY)
+            elif exc.retryable:
+                doc = client.get(path)
+            else:
+                raise
+        except TransportError:
+            doc = client.get(path)
     except (NotFound, APIError) as exc:
         if isinstance(exc, NotFound) or exc.status == 503:  # an aggregated API that is down: skip its group
             unavailable.append(f"{group}/{version}: {exc.status} {exc.reason or 'ServiceUnavailable'}")

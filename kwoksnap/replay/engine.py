@@ -45,7 +45,7 @@ from kwoksnap.replay.actions import (
 )
 from kwoksnap.replay.capacity import measure_write_rate
 from kwoksnap.replay.fidelity import node_state, pod_state
-from kwoksnap.replay.limit import RENEWAL_YIELD, AdaptiveLimit, Gate
+from kwoksnap.replay.limit import RENEWAL_YIELD, AdaptiveLimit, Gate, Ticket
 from kwoksnap.replay.timing import (
     NS,
     RELEASED_MAX,
@@ -376,6 +376,7 @@ class Replayer:
         # final delete after a graceful one still names its UID)
         self.target_uids: dict[str, str] = {}
         self._stand_in_uids: dict[str, tuple[str, str]] = {}  # inputs mode: recorded ns/name -> (stand-in, its uid)
+        self._slot = threading.local()  # .current: the _Slot of the change this thread sends
         self._deleted_by_name: set[str] = set()  # inputs mode: ns/name of pods a delete found under their own name
         self._source_of: dict[str, str] = {}  # target uid -> the source uid it was learned for
         self._late_deletes = 0  # split collection deletes that could not come before a re-create (_late_delete)
@@ -682,14 +683,25 @@ class Replayer:
         ``STAND_IN_WAIT`` seconds; else the change is skipped as ``no-stand-in`` and named, not taken for a pod
         already deleted (black-box finding: a drain's evictions were dropped as "already-deleted", fidelity
         "match", exit 0)."""
-        deadline = self.clock.now() + STAND_IN_WAIT
-        while self.clock.now() < deadline:
-            if not self.clock.sleep_until(min(deadline, self.clock.now() + 0.25), self._halt):
-                break  # the replay is stopping
-            if self._stand_in(res, action):
-                return None
+        # The place among the requests in flight is given back meanwhile: held, a drain's evictions stalled every
+        # other change for 3 s each while the limit was low.
+        slot: _Slot | None = getattr(self._slot, "current", None)
+        if slot is not None:
+            self.gate.release(slot.ticket, None, self.clock.now())
+        try:
+            deadline = self.clock.now() + STAND_IN_WAIT
+            while self.clock.now() < deadline:
+                if not self.clock.sleep_until(min(deadline, self.clock.now() + 0.25), self._halt):
+                    break  # the replay is stopping
+                if self._stand_in(res, action):
+                    return None
+        finally:
+            if slot is not None:
+                slot.ticket = self.gate.acquire(slot.priority)
+        label = f"{action.namespace}/{action.name}"
         with self.lock:
-            self.report.without_stand_in.append(f"{action.namespace}/{action.name}")
+            if label not in self.report.without_stand_in:  # (a graceful delete, then a forced one: said once)
+                self.report.without_stand_in.append(label)
         return "no-stand-in"
 
     def _patch_pod(self, res: Resource, action: Action, name: str, uid: str) -> bool:
@@ -832,7 +844,7 @@ class Replayer:
                 if self.options.mode == "inputs" and res.key == "v1/pods" and self._stand_in(res, action):
                     return None
                 if self.options.mode != "inputs" or action.state is None or action.subresource \
-                        or res.key == "v1/pods":
+                        or res.key == "v1/pods" or uid:  # (an incarnation replay wrote is gone: not re-created)
                     raise
                 # Inputs mode sends a user's patch as the patch it was; the log starts in the middle of this
                 # object's life (not in the target): created from the result it recorded, as a replace would be.
@@ -1303,13 +1315,16 @@ class Replayer:
             action.body = shift_times(action.body, lambda t: timeline.wall_ns(t, start), action.resource,
                                       action.group)
         self._await_prerequisites(action)
-        ticket = self.gate.acquire(self._start + item.offset + (RENEWAL_YIELD if action.op == "renew" else 0.0))
+        priority = self._start + item.offset + (RENEWAL_YIELD if action.op == "renew" else 0.0)
+        slot = _Slot(self.gate.acquire(priority), priority)  # (given back meanwhile by a wait: _stand_in_later)
+        self._slot.current = slot
         if self._halt.is_set():  # stopped while it waited for room
-            self.gate.release(ticket, None, self.clock.now())
+            self.gate.release(slot.ticket, None, self.clock.now())
             return
         sent = self.clock.now()
         lag = sent - (self._start + item.offset)
         latency: float | None = None
+        refused = False
         before = self.client.thread_requests()
         try:
             reason = self.execute(action)
@@ -1318,9 +1333,9 @@ class Replayer:
                 latency = answered - sent  # one request, no retry: a latency the limit can compare
         except Exception as exc:  # one change never stops the others (nor its object's later changes); reported
             if isinstance(exc, APIError) and self.client.thread_requests() - before == 1:
-                # A refusal (409, 422, 403) is an answer: its latency measures the target like any other. Without
-                # it, a target refusing most writes kept the limit probing, one request at a time, for as long.
-                latency = self.clock.now() - sent
+                # A refusal (409, 422, 403) is an answer: it ends a probe (a target refusing most writes kept the
+                # limit probing, one request at a time, for as long), but never lowers the baseline (limit.py).
+                latency, refused = self.clock.now() - sent, True
             message = str(exc) if isinstance(exc, KwoksnapError) else f"{type(exc).__name__}: {exc}"
             with self.lock:
                 r.failed += 1
@@ -1334,7 +1349,7 @@ class Replayer:
                 self._track(action)
             return
         finally:
-            self.gate.release(ticket, latency, self.clock.now())  # multi-request actions, no answer: no sample
+            self.gate.release(slot.ticket, latency, self.clock.now(), refused)  # several requests, no answer: none
         applied_lag = answered - (self._start + item.offset)
         self._track(action, gone=reason == "already-deleted")  # first: should it fail, the change counts once
         if (action.group, action.resource) == CRDS:
@@ -1751,6 +1766,14 @@ class _Planned:
 def _crd_key(group: str, resource: str) -> tuple[str, str, str, str]:
     """The key (as Action.key) of the CRD that defines ``resource`` in ``group``."""
     return (*CRDS, "", f"{resource}.{group}")
+
+
+@dataclasses.dataclass
+class _Slot:
+    """A change's place among the requests in flight: its gate ticket, and the priority to get one again with."""
+
+    ticket: Ticket
+    priority: float
 
 
 def _awaited(action: Action) -> bool:

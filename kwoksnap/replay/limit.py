@@ -62,11 +62,20 @@ class AdaptiveLimit:
         """How many may be in flight now."""
         return 1 if self.probing else self.limit
 
-    def sample(self, latency: float, inflight: int, waiting: bool, behind: bool = False, alone: bool = False) -> None:
+    def sample(self, latency: float, inflight: int, waiting: bool, behind: bool = False, alone: bool = False,
+               refused: bool = False) -> None:
         """One answered request: its latency (seconds), how many were in flight when it was sent, whether
-        requests are waiting for the limit now, whether the oldest of them is ``max_wait`` late, and whether it was
-        sent as a probe (admitted while probing, so nothing else was in flight while it ran)."""
+        requests are waiting for the limit now, whether the oldest of them is ``max_wait`` late, whether it was
+        sent as a probe (admitted while probing, so nothing else was in flight while it ran), and whether the
+        target refused it (a 409 or 422, answered before any write: faster than a write, so it only ends a probe,
+        and gives the baseline only when there is none yet)."""
         if latency <= 0:  # a fake clock, or a clock step: no information
+            return
+        if refused:
+            if self.probing and alone:
+                if not self.baseline:
+                    self.baseline = latency
+                self._baseline_at, self.probing = self._count, False
             return
         self._count += 1
         if self.probing:
@@ -124,14 +133,16 @@ class Gate:
         ticket: Ticket = waiter[3]
         return ticket
 
-    def release(self, ticket: Ticket, latency: float | None, now: float) -> None:
+    def release(self, ticket: Ticket, latency: float | None, now: float, refused: bool = False) -> None:
         """A request admitted with ``ticket`` finished at ``now``; ``latency`` is None when it says nothing about
-        the target (it failed, or the change took several requests)."""
+        the target (no answer, or the change took several requests); ``refused``: the target answered with a
+        refusal (see :meth:`AdaptiveLimit.sample`)."""
         with self._lock:
             self.inflight -= 1
             if self.adaptive is not None and latency is not None and not self._open:
                 behind = bool(self._waiting) and now - self._waiting[0][0] >= self.adaptive.max_wait
-                self.adaptive.sample(latency, ticket[0], bool(self._waiting), behind, alone=ticket[1])
+                self.adaptive.sample(latency, ticket[0], bool(self._waiting), behind, alone=ticket[1],
+                                     refused=refused)
                 self.limits[self.adaptive.limit] += 1
             self._admit()
 

@@ -41,8 +41,9 @@ REFERENCES = (
     Reference("v1/pods", "spec.runtimeClassName", "RuntimeClass", "node.k8s.io/v1/runtimeclasses", False,
               "the pods are refused where RuntimeClass admission runs"),
     Reference("v1/pods", "spec.nodeName", "Node", "v1/nodes", False,
-              "the target's pod garbage collector deletes the pods bound to them (about 40 s on), and their "
-              "controllers make new ones (save without --exclude nodes keeps them)"),
+              "the pods bound to them are deleted where the pod garbage collector runs (about 40 s on; not in a "
+              "replay-profile cluster), and their controllers make new ones (save without --exclude nodes keeps "
+              "them)"),
     Reference("v1/persistentvolumeclaims", "spec.storageClassName", "StorageClass", "storage.k8s.io/v1/storageclasses",
               False, "unbound claims wait for it"),
     Reference("networking.k8s.io/v1/ingresses", "spec.ingressClassName", "IngressClass",

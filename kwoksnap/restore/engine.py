@@ -333,6 +333,7 @@ class _Restorer:
                 if _removed_when_deleted(prep.body, prep.status):
                     with self.lock:
                         self.removed_at_once.append(f"{ns}/{name}")
+                    prep.deferred_owners = []  # (gone: nothing to relink, and not "deleted meanwhile" either)
         with self.lock:
             if res.kind == "PersistentVolumeClaim" and prep.status and prep.status.get("phase") == "Bound":
                 self.bound_claims.append((res, key, str(ns or ""), name, prep.status))
@@ -414,20 +415,31 @@ class _Restorer:
         if res.kind == "Pod" and live.get("ephemeralContainers"):
             # (restore adds them through their subresource; a PUT without them is refused: "may not change")
             body["spec"] = {**(body.get("spec") or {}), "ephemeralContainers": live["ephemeralContainers"]}
-        if res.kind == "Service":  # the addresses it holds cannot change (restore may have reallocated them, and
-            # then left its IP families to a target without the recorded ones)
-            body["spec"] = {**(body.get("spec") or {}), **{
-                k: live[k] for k in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy") if k in live}}
-        try:
-            return self.client.replace(res.path(ns, name), body), "updated"
-        except Invalid as exc:
-            if res.kind != "Service" or "already allocated" not in exc.api_message:
-                raise
-        # A node port of the snapshot another Service holds now (restore gave this one another): kept as it is
-        taken = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in live.get("ports") or []}
-        body["spec"]["ports"] = [{**p, "nodePort": taken.get((p.get("port"), p.get("protocol", "TCP")))}
-                                 if taken.get((p.get("port"), p.get("protocol", "TCP"))) else p
-                                 for p in body["spec"].get("ports") or []]
+        spec = body.get("spec") or {}
+        if res.kind == "Service" and (spec.get("clusterIP") == "None") == (live.get("clusterIP") == "None"):
+            # The addresses it holds cannot change (restore may have reallocated them). (Headless on one side
+            # only: left as recorded, so the refusal says so.)
+            body["spec"] = spec = {**spec, **{k: live[k] for k in ("clusterIP", "clusterIPs") if k in live}}
+        for _ in range(2):
+            try:
+                return self.client.replace(res.path(ns, name), body), "updated"
+            except Invalid as exc:
+                if res.kind != "Service":
+                    raise
+                retried = False
+                if "already allocated" in exc.api_message:
+                    # A node port of the snapshot another Service took (restore gave this one another): kept
+                    taken = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+                             for p in live.get("ports") or []}
+                    spec["ports"] = [{**p, "nodePort": taken[key]} if taken.get(key := (
+                        p.get("port"), p.get("protocol", "TCP"))) else p for p in spec.get("ports") or []]
+                    retried = True
+                if "not configured" in exc.api_message:
+                    # IP families the target lacks (restore left them to it): the ones it gave
+                    spec.update({k: live[k] for k in ("ipFamilies", "ipFamilyPolicy") if k in live})
+                    retried = True
+                if not retried:
+                    raise
         return self.client.replace(res.path(ns, name), body), "updated"
 
     def _one(self, res: Resource, key: str, obj: Obj) -> None:

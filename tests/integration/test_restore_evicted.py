@@ -83,19 +83,26 @@ def test_a_finished_terminating_pod_is_said_removed_at_once(kwok_cluster: LocalC
     ns, node = f"t-{uuid.uuid4().hex[:10]}", f"fin-node-{uuid.uuid4().hex[:6]}"
     container = {"containers": [{"name": "c", "image": "i"}]}
     deleted = {"deletionTimestamp": "2026-11-01T10:00:30Z", "deletionGracePeriodSeconds": 30}
-    pods = [{"metadata": {"name": "done", "namespace": ns, **deleted}, "spec": {"nodeName": node, **container},
-             "status": {"phase": "Succeeded"}},
+    rs_uid = str(uuid.uuid4())  # (review: its deferred owner reference then also said it "deleted meanwhile")
+    owner = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": rs_uid, "controller": True}]
+    pods = [{"metadata": {"name": "done", "namespace": ns, "ownerReferences": owner, **deleted},
+             "spec": {"nodeName": node, **container}, "status": {"phase": "Succeeded"}},
             {"metadata": {"name": "stopping", "namespace": ns, **deleted}, "spec": {"nodeName": node, **container},
              "status": {"phase": "Running"}}]
     snapshot = write_snapshot(tmp_path / "finished.kws", [
         ("v1/namespaces", "Namespace", False, [{"metadata": {"name": ns}}]),
         ("v1/nodes", "Node", False, [fake_node(node)]),
         ("v1/pods", "Pod", True, pods),
+        ("apps/v1/replicasets", "ReplicaSet", True, [{
+            "metadata": {"name": "web", "namespace": ns, "uid": rs_uid, "labels": {"app": "web"}},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}}, "spec": container}}}]),
     ])
     try:
         proc = kwoksnap("restore", str(snapshot), "-o", "json", kubeconfig=kwok_cluster.kubeconfig)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert json.loads(proc.stdout)["removedAtOnce"] == [f"{ns}/done"]
+        assert json.loads(proc.stdout)["deletedMeanwhile"] == []
         assert not client.exists(f"/api/v1/namespaces/{ns}/pods/done")
         assert client.get(f"/api/v1/namespaces/{ns}/pods/stopping")["metadata"].get("deletionTimestamp")
         proc = kwoksnap("restore", str(snapshot), "--on-conflict", "skip", kubeconfig=kwok_cluster.kubeconfig)

@@ -785,8 +785,18 @@ def test_inputs_mode_deletes_a_pod_of_the_same_controller_for_one_the_target_nam
     for p in target.pods:
         p["metadata"]["ownerReferences"][0]["kind"] = "DaemonSet"
     target.deleted.clear()
+    # (review: the wait for one held its place among the requests in flight, stalling every other change 3 s)
+    from kwoksnap.replay.engine import _Slot
+
+    in_flight: list[int] = []
+    listed = target.list_items
+    target.list_items = lambda path: (in_flight.append(r.gate.inflight), listed(path))[1]  # type: ignore[method-assign]
+    r._slot.current = slot = _Slot(r.gate.acquire(0.0), 0.0)
     assert r.execute(deleting("agent-zzzzz", owner="agent", kind="DaemonSet")) == "no-stand-in"
     assert r.report.without_stand_in == ["ns/agent-zzzzz"]  # (black-box: it was taken for a pod already deleted)
+    assert in_flight[0] == 1 and set(in_flight[1:]) == {0} and r.gate.inflight == 1  # given back, then taken again
+    r.gate.release(slot.ticket, None, 0.0)
+    r._slot.current = None
     target.pods.append(live("agent-ccccc", "n2", owner="agent", created="2027-01-15T09:00:00Z"))
     target.pods[-1]["metadata"]["ownerReferences"][0]["kind"] = "DaemonSet"
     assert r.execute(deleting("agent-yyyyy", owner="agent", kind="DaemonSet")) is None

@@ -199,3 +199,18 @@ def test_without_a_limit_the_gate_only_counts() -> None:
     for ticket in tickets:
         gate.release(ticket, None, now=0.0)
     assert gate.inflight == 0 and not gate.limits
+
+
+def test_a_refusal_ends_a_probe_but_never_lowers_the_baseline() -> None:
+    """Review finding: refusals (a 422 answered in validation, before any write) were samples like any other, and
+    their quick answers lowered the baseline, after which every real write looked queued and the limit sank."""
+    limit = AdaptiveLimit(initial=8, minimum=4, maximum=32)
+    limit.sample(0.0005, 1, waiting=True, alone=True, refused=True)  # the first probe, refused: it ends
+    assert not limit.probing and limit.baseline == 0.0005
+    limit = AdaptiveLimit(initial=8, minimum=4, maximum=32)
+    limit.sample(0.004, 1, waiting=False, alone=True)  # a write alone: the baseline
+    for _ in range(50):
+        limit.sample(0.0005, 8, waiting=True, refused=True)
+    assert limit.baseline == 0.004
+    limit.sample(0.006, 8, waiting=True)  # within twice the baseline, requests waiting: more in flight
+    assert limit.limit == 9

@@ -70,6 +70,6 @@ def test_pods_bound_to_nodes_neither_side_holds_are_named() -> None:
     lines = missing_dependencies(["v1/pods", "v1/nodes"], bound, Target({"target-own"}),
                                  Discovery([nodes]))  # type: ignore[arg-type]
     assert lines == [
-        "pods name 1 Node(s) that neither the snapshot nor the target holds, so the target's pod garbage collector "
-        "deletes the pods bound to them (about 40 s on), and their controllers make new ones (save without --exclude "
-        "nodes keeps them): gone (2) (objects naming each in brackets)"]
+        "pods name 1 Node(s) that neither the snapshot nor the target holds, so the pods bound to them are deleted "
+        "where the pod garbage collector runs (about 40 s on; not in a replay-profile cluster), and their controllers "
+        "make new ones (save without --exclude nodes keeps them): gone (2) (objects naming each in brackets)"]
