@@ -293,7 +293,8 @@ _LAYOUT_LINES: Final = 32  # lines of the head looked at for a whole record
 # its file wrote it after those (completion order), so a delete or a binding logged after a create in the same second
 # (v1beta1 logs stamp seconds) or microsecond stays after it. Before its file has shown any, it sorts after the
 # events of its timestamp that show one (such events change objects that exist: a status patch, a binding, a
-# delete). As 0 it sorted before every event of its timestamp: a delete before its object's create, which then
+# delete), and so do the events without one that follow it in that timestamp (none moves before another of its
+# file). As 0 it sorted before every event of its timestamp: a delete before its object's create, which then
 # stayed (black-box finding).
 Item = tuple[int, int, int, int, AuditEvent]
 _NO_RV_YET: Final = 1 << 62
@@ -442,7 +443,7 @@ class _FileReader:
                 yield from self._yaml(read)
 
     def _jsonl(self, read: Callable[[int], bytes], stamped: bool = False) -> Iterator[list[Item]]:
-        """JSON lines; ``stamped``: each after a timestamp and a space (left out before decoding)."""
+        """JSON lines; ``stamped``: each after a timestamp (left out, up to its ``{``, before decoding)."""
         lineno = 0  # lines consumed so far
         pending: list[bytes] = []
         first = True

@@ -1319,6 +1319,7 @@ class Replayer:
         slot = _Slot(self.gate.acquire(priority), priority)  # (given back meanwhile by a wait: _stand_in_later)
         self._slot.current = slot
         if self._halt.is_set():  # stopped while it waited for room
+            self._slot.current = None
             self.gate.release(slot.ticket, None, self.clock.now())
             return
         sent = self.clock.now()
@@ -1349,6 +1350,7 @@ class Replayer:
                 self._track(action)
             return
         finally:
+            self._slot.current = None  # (never given back twice by a later wait of this thread)
             self.gate.release(slot.ticket, latency, self.clock.now(), refused)  # several requests, no answer: none
         applied_lag = answered - (self._start + item.offset)
         self._track(action, gone=reason == "already-deleted")  # first: should it fail, the change counts once
