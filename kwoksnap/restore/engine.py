@@ -415,7 +415,9 @@ class _Restorer:
         if res.kind == "Pod" and live.get("ephemeralContainers"):
             # (restore adds them through their subresource; a PUT without them is refused: "may not change")
             body["spec"] = {**(body.get("spec") or {}), "ephemeralContainers": live["ephemeralContainers"]}
-        body["spec"] = spec = dict(body.get("spec") or {})  # (changed below: never the prepared body's own)
+        spec: Obj = dict(body.get("spec") or {})  # (changed below: never the prepared body's own)
+        if "spec" in body:
+            body["spec"] = spec
         if res.kind == "Service" and (spec.get("clusterIP") == "None") == (live.get("clusterIP") == "None"):
             # The addresses it holds cannot change (restore may have reallocated them). (Headless on one side
             # only: left as recorded, so the refusal says so.)
