@@ -28,15 +28,18 @@ def export(snapshot: str, path: str, all_resources: bool, output_format: str) ->
     """
     from kwoksnap.restore.kwokctl import export_for_kwokctl
 
-    stats, left_out = export_for_kwokctl(snapshot, path, all_resources=all_resources)
+    stats, left_out, doomed = export_for_kwokctl(snapshot, path, all_resources=all_resources)
     if output_format == "json":
-        print_json({"path": path, **vars(stats), "leftOut": dict(sorted(left_out.items()))})
+        print_json({"path": path, **vars(stats), "leftOut": dict(sorted(left_out.items())),
+                    "notCreatedByKwokctl": dict(sorted(doomed.items()))})
     else:
         click.echo(f"exported {stats.objects} objects to {path}")
         if left_out:
             kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(left_out.items()))
             click.echo(f"left out {sum(left_out.values())} objects of kinds kwokctl's default --filter does not "
                        f"load ({kinds}); --all-resources writes them too")
+        for why, n in sorted(doomed.items()):
+            click.echo(f"warning: kwokctl snapshot restore will not create {n} of them: {why}", err=True)
     return 0
 
 

@@ -283,8 +283,9 @@ def test_the_export_for_kwokctl_says_what_it_left_out(tmp_path: Path) -> None:
     from tests.unit.test_cli import run
 
     snapshot = Path(__file__).parents[2] / "fixtures/incident/before.kws"
-    stats, left_out = export_for_kwokctl(snapshot, tmp_path / "default.yaml")
-    everything, none = export_for_kwokctl(snapshot, tmp_path / "all.yaml", all_resources=True)
+    stats, left_out, doomed = export_for_kwokctl(snapshot, tmp_path / "default.yaml")
+    assert not doomed
+    everything, none, _ = export_for_kwokctl(snapshot, tmp_path / "all.yaml", all_resources=True)
     assert left_out == {"controllerrevision.apps": 2, "customresourcedefinition.apiextensions.k8s.io": 1,
                         "widget.example.kwoksnap.io": 2}
     assert not none and everything.objects == stats.objects + sum(left_out.values())
@@ -384,3 +385,27 @@ def test_export_of_a_snapshot_damaged_in_a_resource_without_objects_fails(tmp_pa
     proc = run("export", str(snapshot), "-o", str(tmp_path / "out.yaml"))
     assert proc.returncode == 3 and proc.stderr.count("\n") == 1, proc.stderr
     assert not (tmp_path / "out.yaml").exists() and [p.name for p in tmp_path.iterdir()] == ["damaged.kws"]
+
+
+def test_the_export_names_what_kwokctl_will_not_create(tmp_path: Path) -> None:
+    """Black-box finding: kwokctl's restore refused a debugged pod (ephemeral containers on create) and skipped a
+    ConfigMap whose owner (a custom resource) the export had left out, while the export said "exported N" only."""
+    from kwoksnap.restore.kwokctl import export_for_kwokctl
+    from tests.integration.snapshots import write_snapshot
+    from tests.unit.test_cli import run
+
+    owner = [{"apiVersion": "example.com/v1", "kind": "Widget", "name": "w", "uid": "u1", "controller": True}]
+    snapshot = write_snapshot(tmp_path / "s.kws", [
+        ("v1/pods", "Pod", True, [{"metadata": {"name": "debugged", "namespace": "ns"}, "spec": {
+            "containers": [{"name": "app", "image": "app"}], "ephemeralContainers": [{"name": "dbg", "image": "b"}]}}]),
+        ("v1/configmaps", "ConfigMap", True, [{"metadata": {"name": "cfg", "namespace": "ns",
+                                                           "ownerReferences": owner}}]),
+    ])
+    _stats, _left_out, doomed = export_for_kwokctl(snapshot, tmp_path / "out.yaml")
+    assert doomed == {"pods with ephemeral containers (the API server refuses them on create)": 1,
+                      "objects owned by a Widget, which the export leaves out (kwokctl skips a missing owner)": 1}
+    assert export_for_kwokctl(snapshot, tmp_path / "all.yaml", all_resources=True)[2] == {
+        "pods with ephemeral containers (the API server refuses them on create)": 1}
+    proc = run("export", str(snapshot), "-o", str(tmp_path / "cli.yaml"))
+    assert proc.returncode == 0 and "warning: kwokctl snapshot restore will not create 1 of them: objects owned by a " \
+        "Widget" in proc.stderr, proc.stderr
