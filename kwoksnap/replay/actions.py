@@ -448,7 +448,13 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
         if to_replay is not None:
             body = shift_times(body, to_replay, resource, group)
         partial = response.get("metadata") if response is not None and result is None else None
+        params = _query(ev["uri"])
+        if patch_type == "apply":
+            # The recorded apply succeeded in the source; here the fields of a restored object belong to the
+            # manager that restored it (save drops managedFields), and an apply without force was refused (409
+            # "conflicts with kwoksnap", black-box finding): forced, the apply takes them, as its own were.
+            params["force"] = "true"
         return Action("patch", "PATCH", subresource=sub, body=body, content_type=PATCH_CONTENT[patch_type],
-                      params=_query(ev["uri"]), source_uid=precondition_uid(request), state=result,
+                      params=params, source_uid=precondition_uid(request), state=result,
                       result_meta=partial if isinstance(partial, dict) else None, **base)
     return Skip("unsupported-verb")

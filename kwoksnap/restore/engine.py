@@ -509,6 +509,7 @@ class _Restorer:
         """Wait for the created CRDs to be Established; one that is not by the deadline fails (its custom
         resources then fail as not served), and the rest of the snapshot is restored."""
         pending = set(self.created_crds)
+        hopeless: set[str] = set()
         conditions: dict[str, list[Obj]] = {}
         while pending and time.monotonic() < deadline:
             for name in list(pending):
@@ -520,10 +521,13 @@ class _Restorer:
                 conditions[name] = conds
                 if any(c.get("type") == "Established" and c.get("status") == "True" for c in conds):
                     pending.discard(name)
+                elif any(c.get("type") == "NamesAccepted" and c.get("status") == "False" for c in conds):
+                    pending.discard(name)  # its names are taken: never Established here, nothing to wait for
+                    hopeless.add(name)
             if pending:
                 time.sleep(0.2)
         key = "apiextensions.k8s.io/v1/customresourcedefinitions"
-        for name in sorted(pending):  # (a CRD whose names another one took: NamesAccepted False)
+        for name in sorted(pending | hopeless):
             why = "; ".join(f"{c.get('type')} {c.get('status')}: {c.get('message') or c.get('reason') or ''}"
                             for c in conditions.get(name, []) if c.get("status") != "True")
             with self.lock:
@@ -533,9 +537,9 @@ class _Restorer:
                 else:
                     counts.created -= 1
                 self.created_crds.remove(name)
-            self._fail(key, {"metadata": {"name": name}}, f"created, but not Established after "
-                       f"{self.options.crd_timeout:.0f}s{f' ({why})' if why else ''}: its custom resources are not "
-                       "served")
+            waited = "" if name in hopeless else f" after {self.options.crd_timeout:.0f}s"
+            self._fail(key, {"metadata": {"name": name}}, f"created, but not Established{waited}"
+                       f"{f' ({why})' if why else ''}: its custom resources are not served")
 
     def ensure_default_service_accounts(self, timeout: float = 15.0) -> None:
         """Pods are admitted only once their namespace's ``default`` ServiceAccount exists. The serviceaccount

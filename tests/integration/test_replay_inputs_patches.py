@@ -27,12 +27,13 @@ def deployment(namespace: str, name: str, replicas: int, **meta: Any) -> dict[st
                          "nodeSelector": {"kwoksnap.io/test": "nowhere"}}}}}  # never scheduled
 
 
-def patch_line(namespace: str, name: str, at: float, request: Any, response: Any) -> bytes:
+def patch_line(namespace: str, name: str, at: float, request: Any, response: Any,
+               manager: str = "kubectl-annotate") -> bytes:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1e6):06d}Z"
     return orjson.dumps({
         "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse", "auditID": f"patch-{at}",
         "stage": "ResponseComplete", "verb": "patch",
-        "requestURI": f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}?fieldManager=kubectl-annotate",
+        "requestURI": f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}?fieldManager={manager}",
         "user": {"username": "alice", "groups": ["system:authenticated"]}, "userAgent": "kubectl/v1.36.3",
         "objectRef": {"resource": "deployments", "namespace": namespace, "name": name, "apiGroup": "apps",
                       "apiVersion": "v1"},
@@ -61,3 +62,22 @@ def test_a_users_patch_leaves_what_skipped_actors_did_out(kwok_cluster: LocalClu
     assert web["spec"]["replicas"] == 1 and web["metadata"]["annotations"]["note"] == "hello"
     other = client.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/other")
     assert other["spec"]["replicas"] == 2 and other["metadata"]["annotations"]["note"] == "hello"
+
+
+def test_a_users_server_side_apply_takes_the_fields_restore_wrote(kwok_cluster: LocalCluster, client: Client,
+                                                                   namespace: str, tmp_path: Path) -> None:
+    """Black-box finding: sent as the patch it was, a user's `kubectl apply --server-side` of an object restore had
+    written was refused (409 "conflicts with kwoksnap": save drops managedFields, so restore's manager owns every
+    field); the recorded apply had succeeded."""
+    client.create(f"/apis/apps/v1/namespaces/{namespace}/deployments",
+                  {**deployment(namespace, "web", 2), "metadata": {"name": "web"}})  # (as restore writes it)
+    applied = {k: v for k, v in deployment(namespace, "web", 4).items() if k != "metadata"} | {
+        "metadata": {"name": "web", "namespace": namespace}}
+    log = tmp_path / "audit.log"
+    log.write_bytes(patch_line(namespace, "web", time.time() - 60, applied, deployment(namespace, "web", 4),
+                               manager="kubectl"))
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kwok_cluster.kubeconfig),
+                           "replay", "--audit", str(log), "--mode", "inputs", "--speed", "max", "--resources",
+                           "deployments", "--no-fidelity"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == ExitCode.OK, proc.stdout + proc.stderr
+    assert client.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/web")["spec"]["replicas"] == 4
