@@ -8,11 +8,10 @@ would always say "different". Each ignored field is listed here, with the reason
 from __future__ import annotations
 
 import copy
-import re
 from typing import Any
 
 from kwoksnap.capture.redact import LAST_APPLIED, REDACTED_ANNOTATION
-from kwoksnap.restore.transform import regenerated, target_refs
+from kwoksnap.restore.transform import regenerated, renamed_volume, target_refs, token_volume_names
 
 __all__ = ["field_differences", "normalize", "regenerated"]
 
@@ -131,7 +130,6 @@ def normalize(obj: Obj) -> Obj:
     return _times_dropped(out, kind)
 
 
-TOKEN_VOLUME = re.compile(r"kube-api-access-[a-z0-9]{5}")
 TOKEN_VOLUME_SAID = "kube-api-access-(random)"
 
 
@@ -139,24 +137,9 @@ def _same_token_volume_name(spec: Obj) -> None:
     """A pod's service-account token volume (``kube-api-access-`` and 5 random characters) is named by the API
     server's admission when the pod is created: a pod made again by the target's controller (a StatefulSet's, same
     name) differed only by it. Its name and its mounts' are compared without the random part; what it holds is."""
-    volumes = spec.get("volumes")
-    if not isinstance(volumes, list):
-        return
-    names = {v.get("name") for v in volumes if isinstance(v, dict) and isinstance(v.get("name"), str)
-             and TOKEN_VOLUME.fullmatch(v["name"]) and isinstance(v.get("projected"), dict)}
-    if not names:
-        return
-    spec["volumes"] = [{**v, "name": TOKEN_VOLUME_SAID} if isinstance(v, dict) and v.get("name") in names else v
-                       for v in volumes]
-    for field in ("containers", "initContainers", "ephemeralContainers"):
-        containers = spec.get(field)
-        if not isinstance(containers, list):
-            continue
-        spec[field] = [{**c, "volumeMounts": [{**m, "name": TOKEN_VOLUME_SAID}
-                                              if isinstance(m, dict) and m.get("name") in names else m
-                                              for m in c["volumeMounts"]]}
-                       if isinstance(c, dict) and isinstance(c.get("volumeMounts"), list) else c
-                       for c in containers]
+    names = token_volume_names(spec)
+    if names:
+        spec.update(renamed_volume(spec, names, TOKEN_VOLUME_SAID))
 
 
 def field_differences(a: Any, b: Any, path: str = "", limit: int = 10) -> list[str]:

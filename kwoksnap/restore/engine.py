@@ -29,6 +29,7 @@ from kwoksnap.restore.transform import (
     FAKE_NODE_ANNOTATION,
     FROZEN_ANNOTATION,
     JOB_TRACKING_FINALIZER,
+    SCHEDULING_GATE,
     SUSPENDED_ANNOTATION,
     Adoption,
     Prepared,
@@ -36,6 +37,8 @@ from kwoksnap.restore.transform import (
     prepare,
     redacted,
     regenerated,
+    renamed_volume,
+    token_volume_names,
     ttl_expired,
     without_cluster_ip,
 )
@@ -415,6 +418,16 @@ class _Restorer:
         if res.kind == "Pod" and live.get("ephemeralContainers"):
             # (restore adds them through their subresource; a PUT without them is refused: "may not change")
             body["spec"] = {**(body.get("spec") or {}), "ephemeralContainers": live["ephemeralContainers"]}
+        if res.kind == "Pod" and len(theirs := token_volume_names(live)) == 1 \
+                and (ours := token_volume_names(body.get("spec") or {})) and ours != theirs:
+            # A pod the target made itself (a StatefulSet's, re-created) has its own random token volume name,
+            # which a PUT may not change (re-test finding: 422 "pod updates may not change fields")
+            body["spec"] = renamed_volume(body["spec"], ours, next(iter(theirs)))
+        if res.kind == "Pod" and not live.get("schedulingGates") and (body.get("spec") or {}).get("schedulingGates"):
+            # A pod in the way may only lose gates, never get one (422 "only deletion is allowed"): restore's own
+            # gate, which holds an unscheduled restored pod back from the scheduler, is left out
+            gates = [g for g in body["spec"]["schedulingGates"] if g.get("name") != SCHEDULING_GATE]
+            body["spec"] = {**body["spec"], "schedulingGates": gates or None}
         spec: Obj = dict(body.get("spec") or {})  # (changed below: never the prepared body's own)
         if "spec" in body:
             body["spec"] = spec

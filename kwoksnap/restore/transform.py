@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from typing import Any
 
 import msgpack
@@ -148,6 +149,33 @@ def _copied(obj: Obj) -> Obj:
     copied: Obj = msgpack.unpackb(msgpack.packb(obj, use_bin_type=True, datetime=False), raw=False,
                                   strict_map_key=False)
     return copied
+
+
+# A pod's service-account token volume, named by the API server's admission with 5 random characters.
+TOKEN_VOLUME = re.compile(r"kube-api-access-[a-z0-9]{5}")
+
+
+def token_volume_names(spec: Obj) -> set[str]:
+    """The names of a pod spec's service-account token volumes (projected, named by admission)."""
+    volumes = spec.get("volumes")
+    return {v["name"] for v in volumes or [] if isinstance(v, dict) and isinstance(v.get("name"), str)
+            and TOKEN_VOLUME.fullmatch(v["name"]) and isinstance(v.get("projected"), dict)} \
+        if isinstance(volumes, list) else set()
+
+
+def renamed_volume(spec: Obj, names: set[str], new: str) -> Obj:
+    """A copy of a pod spec whose volumes ``names`` (and the containers' mounts of them) are called ``new``."""
+    out = dict(spec)
+    out["volumes"] = [{**v, "name": new} if isinstance(v, dict) and v.get("name") in names else v
+                      for v in spec.get("volumes") or []]
+    for field in ("containers", "initContainers", "ephemeralContainers"):
+        containers = spec.get(field)
+        if isinstance(containers, list):
+            out[field] = [{**c, "volumeMounts": [{**m, "name": new} if isinstance(m, dict) and m.get("name") in names
+                                                 else m for m in c["volumeMounts"]]}
+                          if isinstance(c, dict) and isinstance(c.get("volumeMounts"), list) else c
+                          for c in containers]
+    return out
 
 
 # Kinds whose status only the API server's own controllers write: a CRD's (accepted names, Established, stored

@@ -4,6 +4,8 @@ finding: every such pod failed, 422 "spec.ephemeralContainers: Forbidden: cannot
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from pathlib import Path
 
@@ -55,3 +57,27 @@ def test_a_debugged_pod_keeps_its_ephemeral_containers(kwok_cluster: LocalCluste
     finally:
         client.delete(f"/api/v1/namespaces/{ns}", {"propagationPolicy": "Background"})
         client.delete(f"/api/v1/nodes/{node}")
+
+
+def test_replace_keeps_the_token_volume_name_of_a_pod_the_target_made(kwok_cluster: LocalCluster, client: Client,
+                                                                       tmp_path: Path) -> None:
+    """Re-test finding: --on-conflict replace of a pod the target made itself (a StatefulSet's, re-created) was
+    refused (422 "pod updates may not change fields"): its service-account token volume has its own random name."""
+    ns = f"t-{uuid.uuid4().hex[:10]}"
+    client.create("/api/v1/namespaces", {"metadata": {"name": ns}})
+    try:
+        deadline = time.monotonic() + 30
+        while not client.exists(f"/api/v1/namespaces/{ns}/serviceaccounts/default"):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        live = client.create(f"/api/v1/namespaces/{ns}/pods", {"metadata": {"name": "db-0"}, "spec": {
+            "containers": [{"name": "db", "image": "db"}], "nodeSelector": {"kwoksnap.io/test": "nowhere"}}})
+        (theirs,) = [v["name"] for v in live["spec"]["volumes"] if v["name"].startswith("kube-api-access-")]
+        recorded = json.loads(json.dumps(live).replace(theirs, "kube-api-access-zzzzz"))  # the source's pod
+        snapshot = write_snapshot(tmp_path / "pod.kws", [("v1/pods", "Pod", True, [recorded])])
+        proc = kwoksnap("restore", str(snapshot), "--on-conflict", "replace", kubeconfig=kwok_cluster.kubeconfig)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        names = [v["name"] for v in client.get(f"/api/v1/namespaces/{ns}/pods/db-0")["spec"]["volumes"]]
+        assert names == [theirs]
+    finally:
+        client.delete(f"/api/v1/namespaces/{ns}", {"propagationPolicy": "Background"})
