@@ -600,6 +600,8 @@ def _decode_one(
             return
         if "protoPayload" in value:
             events.append(("gke", from_gke(value, source)))
+        elif "textPayload" in value or "jsonPayload" in value:  # Cloud Logging's other entries (a container's log)
+            raise Ignored("gcp-not-audit")
         elif "properties" in value or "category" in value or "Category" in value:
             events.append(("aks", from_aks(value, source)))
         elif "message" in value or "@message" in value:

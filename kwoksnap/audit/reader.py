@@ -508,6 +508,8 @@ class _FileReader:
         count = prefiltered = native = 0
         with _gc_paused():
             for n, line in enumerate(lines, first + 1):
+                if line and line[0] == 0:  # a crash's NUL padding before the next event (no newline after it)
+                    line = line.lstrip(b"\x00")
                 if not line or line.isspace() or line[0] == 35 or (line[0] in b" \t" and line.lstrip()[:1] == b"#"):
                     continue  # blank, or a `#` comment (a licence header)
                 count += 1
@@ -672,7 +674,9 @@ class _FileReader:
                         assert node is not None  # check_node() said there is one
                         where = f"{self.path}:{node.start_mark.line + 1}"
                         self.stats.lines += 1
-                        if aliases_blow_up(node):  # (a 600-byte "billion laughs" took 615 MB on its way to JSON)
+                        # (a 600-byte "billion laughs" took 615 MB on its way to JSON; a log's events sharing one
+                        # object through aliases, 20 times its size, are fine: hence the larger allowance)
+                        if aliases_blow_up(node, allowance=_YAML_ALIAS_ALLOWANCE):
                             raise _AliasBomb("its aliases expand it far beyond its own size")
                         data = loader.construct_document(node)
                         if data is None:
@@ -768,6 +772,9 @@ def _unstamped(lines: list[bytes]) -> list[bytes]:
         brace = line.find(b"{", 0, 48)  # (the timestamp may hold a space itself: `2026-01-01 10:00:00.000Z {`)
         out.append(line[brace:] if brace > 0 and line[:1].isdigit() else line)
     return out
+
+
+_YAML_ALIAS_ALLOWANCE: Final = 5_000_000  # values an audit YAML document may gain through aliases, beyond 10x
 
 
 class _AliasBomb(ValueError):

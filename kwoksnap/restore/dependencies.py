@@ -112,5 +112,5 @@ def missing_dependencies(keys: Iterable[str], objects: Callable[[str], Iterable[
             what = ref.resource.split("/")[-1]
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             lines.append(f"{what} name {len(missing)} {ref.kind}(s) that neither the snapshot nor the target holds, "
-                         f"so {ref.consequence}: {shown} (objects naming each in brackets)")
+                         f"so {ref.consequence}: {shown} (in parentheses: how many objects name each)")
     return lines

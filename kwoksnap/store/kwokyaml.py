@@ -337,9 +337,10 @@ def _check_aliasing(root: yaml.Node, name: str, number: int) -> None:
                           where=f"document {number}")
 
 
-def aliases_blow_up(root: yaml.Node) -> bool:
+def aliases_blow_up(root: yaml.Node, allowance: int = _ALIAS_ALLOWANCE) -> bool:
     """Whether a YAML document's aliases expand it far beyond its own size (a "billion laughs": a few hundred bytes
-    that build gigabytes), judged on its node graph, in time bounded by the document's own size."""
+    that build gigabytes): over ten times its nodes plus ``allowance``, judged on its node graph, in time bounded by
+    the document's own size."""
     distinct: set[int] = set()
     expanded = 0
     stack = [root]
@@ -347,7 +348,7 @@ def aliases_blow_up(root: yaml.Node) -> bool:
         node = stack.pop()
         expanded += 1
         distinct.add(id(node))
-        if expanded > 10 * len(distinct) + _ALIAS_ALLOWANCE:
+        if expanded > 10 * len(distinct) + allowance:
             return True
         if isinstance(node, yaml.SequenceNode):
             stack.extend(node.value)

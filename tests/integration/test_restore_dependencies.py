@@ -43,13 +43,14 @@ def test_missing_dependencies_are_listed_up_front(kwok_cluster: LocalCluster, cl
         warnings = [line for line in proc.stderr.splitlines() if "neither the snapshot nor the target" in line]
         assert warnings == [
             f"warning: pods name 1 ServiceAccount(s) that neither the snapshot nor the target holds, so the pods are "
-            f"refused where ServiceAccount admission runs: {ns}/builder (2) (objects naming each in brackets)",
+            f"refused where ServiceAccount admission runs: {ns}/builder (2) (in parentheses: how many objects name "
+            "each)",
             "warning: pods name 1 PriorityClass(s) that neither the snapshot nor the target holds, so the pods are "
-            "refused where Priority admission runs: high (1) (objects naming each in brackets)",
+            "refused where Priority admission runs: high (1) (in parentheses: how many objects name each)",
             "warning: pods name 1 RuntimeClass(s) that neither the snapshot nor the target holds, so the pods are "
-            "refused where RuntimeClass admission runs: gvisor (1) (objects naming each in brackets)",
+            "refused where RuntimeClass admission runs: gvisor (1) (in parentheses: how many objects name each)",
             "warning: persistentvolumeclaims name 1 StorageClass(s) that neither the snapshot nor the target holds, "
-            "so unbound claims wait for it: fast (1) (objects naming each in brackets)",
+            "so unbound claims wait for it: fast (1) (in parentheses: how many objects name each)",
         ], proc.stderr
         assert proc.stderr.index("neither the snapshot") < proc.stderr.index("failed:")  # said before the writes
     finally:

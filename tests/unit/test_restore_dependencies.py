@@ -40,9 +40,9 @@ def test_what_neither_the_snapshot_nor_the_target_holds_is_listed_once_per_kind(
                                  Discovery([PRIORITY, ACCOUNTS]))  # type: ignore[arg-type]
     assert lines == [
         "pods name 1 ServiceAccount(s) that neither the snapshot nor the target holds, so the pods are refused where "
-        "ServiceAccount admission runs: ns/builder (1) (objects naming each in brackets)",
+        "ServiceAccount admission runs: ns/builder (1) (in parentheses: how many objects name each)",
         "pods name 1 PriorityClass(s) that neither the snapshot nor the target holds, so the pods are refused where "
-        "Priority admission runs: high (2) (objects naming each in brackets)"]
+        "Priority admission runs: high (2) (in parentheses: how many objects name each)"]
 
 
 def test_a_lookup_the_credentials_may_not_make_is_said_not_fatal() -> None:
@@ -72,4 +72,5 @@ def test_pods_bound_to_nodes_neither_side_holds_are_named() -> None:
     assert lines == [
         "pods name 1 Node(s) that neither the snapshot nor the target holds, so the pods bound to them are deleted "
         "where the pod garbage collector runs (about 40 s on; not in a replay-profile cluster), and their controllers "
-        "make new ones (save without --exclude nodes keeps them): gone (2) (objects naming each in brackets)"]
+        "make new ones (save without --exclude nodes keeps them): gone (2) (in parentheses: how many objects name "
+        "each)"]
