@@ -61,6 +61,12 @@ def test_falls_back_to_configmaps_where_pods_are_refused(kwok_cluster: LocalClus
     """A quota of no pods: the ResourceQuota admission plugin refuses every pod, and not ConfigMaps."""
     client.create(f"/api/v1/namespaces/{namespace}/resourcequotas",
                   {"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}})
+    # (the quota binds once its controller has written its status: CI, on a loaded machine, measured with pods
+    # before that)
+    deadline = time.monotonic() + 30
+    while not (client.get(f"/api/v1/namespaces/{namespace}/resourcequotas/no-pods").get("status") or {}).get("hard"):
+        assert time.monotonic() < deadline, "the quota controller never wrote the quota's status"
+        time.sleep(0.2)
     result = measure_write_rate(client, namespace=namespace, concurrency=2, requests=20)
     assert result.rate is not None and result.rate > 0, result.error
     assert result.resource == "configmaps" and result.fallback is not None, result
