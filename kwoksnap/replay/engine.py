@@ -610,7 +610,7 @@ class Replayer:
         log itself; the recorded pod's later writes go to the same stand-in. Not for a StatefulSet's pods (same
         names here), nor for a pod a delete already found under its own name (deleted again, forced). True when one
         took the write; reported in ``stand_ins``."""
-        key, label = ("Pod", action.namespace, action.name), f"{action.namespace}/{action.name}"
+        label = f"{action.namespace}/{action.name}"
         body = action.body if isinstance(action.body, dict) else {}
         options = {k: v for k, v in body.items() if k != "preconditions"}  # this pod's own UID goes in instead
 
@@ -627,16 +627,13 @@ class Replayer:
             return self._patch_pod(res, action, name, uid)
 
         with self.lock:
-            known = self._recorded.get(key)
             earlier = self._stand_in_uids.get(label)
         if earlier is not None:  # written again (a graceful delete, then a forced one): the same stand-in, if left
             return send(*earlier)
-        recorded = observed_state("Pod", action.state) if action.state is not None else known
-        if recorded is None or recorded.owner.partition("/")[0] not in NAMED_BY_SUFFIX:
-            return False  # a bare pod, a StatefulSet's (its names are the same here), one never shown whole
+        recorded = self._controller_pod(action)
+        if recorded is None:
+            return False
         with self.lock:
-            if label in self._deleted_by_name:
-                return False  # deleted here under its own name already (then again, forced): nothing to stand in for
             addressed = {name for (kind, namespace, name) in self._recorded if namespace == action.namespace}
         per_node = recorded.owner.startswith("DaemonSet/") and bool(recorded.node)
         for _ in range(3):  # a candidate can go between the listing and the write
@@ -666,16 +663,26 @@ class Replayer:
                 self._stand_in_uids.pop(label, None)
         return False
 
-    def _wants_stand_in(self, action: Action) -> bool:
-        """Whether a write of this recorded pod that found no pod of its name should have gone to a stand-in: a
-        pod of a controller that names its pods by a random suffix, not deleted here under its own name before."""
+    def _controller_pod(self, action: Action) -> ObjectState | None:
+        """The recorded state of the pod ``action`` writes when a stand-in may take the write: a pod of a
+        controller that names its pods by a random suffix (not a bare pod, nor a StatefulSet's: its names are the
+        same here; not one never shown whole), which no delete found here under its own name already (then deleted
+        again, forced: nothing to stand in for)."""
         key, label = ("Pod", action.namespace, action.name), f"{action.namespace}/{action.name}"
         with self.lock:
             known = self._recorded.get(key)
-            if label in self._deleted_by_name or label in self._stand_in_uids:
-                return False
+            if label in self._deleted_by_name:
+                return None
         recorded = observed_state("Pod", action.state) if action.state is not None else known
-        return recorded is not None and recorded.owner.partition("/")[0] in NAMED_BY_SUFFIX
+        return recorded if recorded is not None and recorded.owner.partition("/")[0] in NAMED_BY_SUFFIX else None
+
+    def _wants_stand_in(self, action: Action) -> bool:
+        """Whether a write of this recorded pod that found no pod of its name, nor a stand-in, should have gone
+        to one (its controller may not have made it yet), and has none yet."""
+        with self.lock:
+            if f"{action.namespace}/{action.name}" in self._stand_in_uids:
+                return False
+        return self._controller_pod(action) is not None
 
     def _stand_in_later(self, res: Resource, action: Action) -> str | None:
         """A delete or eviction of a controller's pod when the target has no pod of that controller yet: its
