@@ -32,6 +32,8 @@ class ExitCode(enum.IntEnum):
 # file-size limit, a failing or read-only disk, no permission.
 REFUSALS: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.EACCES,
                              errno.EPERM})
+# Those only a write meets: the file being written is the one to name, and nothing of it was left half-written.
+WRITE_REFUSALS: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
 
 class KwoksnapError(Exception):

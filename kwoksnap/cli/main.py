@@ -7,7 +7,6 @@ client, msgpack or zstandard.
 from __future__ import annotations
 
 import contextlib
-import errno
 import importlib
 import logging
 import os
@@ -21,7 +20,7 @@ import click
 
 from kwoksnap import __version__
 from kwoksnap.cli.options import GlobalOptions
-from kwoksnap.errors import REFUSALS, ExitCode, KwoksnapError
+from kwoksnap.errors import REFUSALS, WRITE_REFUSALS, ExitCode, KwoksnapError
 
 # command name -> "module:attribute", loaded on first use.
 COMMANDS = {
@@ -134,9 +133,8 @@ def main(argv: list[str] | None = None) -> None:
         else:  # the disk is full, a file-size limit, an I/O error (files are written whole or not at all:
             # store/atomic.py and KwsWriter remove their temporary files on the way out)
             where = f"{exc.filename}: " if exc.filename else ""
-            writing = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)  # (not said of a read)
-            code = _error(prog, f"{where}{exc.strerror or exc}" + (" (nothing was left half-written)" if writing
-                                                                   else ""), ExitCode.SYSTEM, debug)
+            said = " (nothing was left half-written)" if exc.errno in WRITE_REFUSALS else ""  # (not of a read)
+            code = _error(prog, f"{where}{exc.strerror or exc}{said}", ExitCode.SYSTEM, debug)
     except TypeError as exc:
         # orjson refuses more than 255 levels of maps and lists ("Recursion limit reached", a TypeError): an object
         # nested that deep (the API server accepts them) cannot be compared or exported. (The data kwoksnap reads,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -22,7 +21,7 @@ import msgpack
 import zstandard
 
 import kwoksnap
-from kwoksnap.errors import UsageError
+from kwoksnap.errors import WRITE_REFUSALS, UsageError
 from kwoksnap.store.atomic import put_in_place, temp_beside
 from kwoksnap.store.format import (
     COMPRESSION,
@@ -312,11 +311,8 @@ class KwsWriter:
 def _name(exc: BaseException, path: Path) -> None:
     """A write refused by the system (disk full, a file-size limit) names the file it was for: the error line
     said only "No space left on device"."""
-    if isinstance(exc, OSError) and not exc.filename and exc.errno in _WRITE_ERRORS:  # (a read's is not ours)
+    if isinstance(exc, OSError) and not exc.filename and exc.errno in WRITE_REFUSALS:  # (a read's is not ours)
         exc.filename = str(path)
-
-
-_WRITE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 def _fsync_dir(directory: Path) -> None:
