@@ -29,16 +29,15 @@ from kwoksnap.restore.transform import (
     FAKE_NODE_ANNOTATION,
     FROZEN_ANNOTATION,
     JOB_TRACKING_FINALIZER,
-    SCHEDULING_GATE,
     SUSPENDED_ANNOTATION,
     Adoption,
     Prepared,
     finished_job,
+    kept_in_place,
     prepare,
     redacted,
     regenerated,
-    renamed_volume,
-    token_volume_names,
+    spec_after_refusal,
     ttl_expired,
     without_cluster_ip,
 )
@@ -415,46 +414,15 @@ class _Restorer:
             if kept:
                 body["metadata"]["ownerReferences"] = [*refs, *kept[:1]]
         live = existing.get("spec") or {}
-        if res.kind == "Pod" and live.get("ephemeralContainers"):
-            # (restore adds them through their subresource; a PUT without them is refused: "may not change")
-            body["spec"] = {**(body.get("spec") or {}), "ephemeralContainers": live["ephemeralContainers"]}
-        if res.kind == "Pod" and len(theirs := token_volume_names(live)) == 1 \
-                and (ours := token_volume_names(body.get("spec") or {})) and ours != theirs:
-            # A pod the target made itself (a StatefulSet's, re-created) has its own random token volume name,
-            # which a PUT may not change (re-test finding: 422 "pod updates may not change fields")
-            body["spec"] = renamed_volume(body["spec"], ours, next(iter(theirs)))
-        if res.kind == "Pod" and not live.get("schedulingGates") and (body.get("spec") or {}).get("schedulingGates"):
-            # A pod in the way may only lose gates, never get one (422 "only deletion is allowed"): restore's own
-            # gate, which holds an unscheduled restored pod back from the scheduler, is left out
-            gates = [g for g in body["spec"]["schedulingGates"] if g.get("name") != SCHEDULING_GATE]
-            body["spec"] = {**body["spec"], "schedulingGates": gates or None}
-        spec: Obj = dict(body.get("spec") or {})  # (changed below: never the prepared body's own)
         if "spec" in body:
-            body["spec"] = spec
-        if res.kind == "Service" and (spec.get("clusterIP") == "None") == (live.get("clusterIP") == "None"):
-            # The addresses it holds cannot change (restore may have reallocated them). (Headless on one side
-            # only: left as recorded, so the refusal says so.)
-            body["spec"] = spec = {**spec, **{k: live[k] for k in ("clusterIP", "clusterIPs") if k in live}}
-        for _ in range(2):
-            try:
-                return self.client.replace(res.path(ns, name), body), "updated"
-            except Invalid as exc:
-                if res.kind != "Service":
-                    raise
-                retried = False
-                if "already allocated" in exc.api_message:
-                    # A node port of the snapshot another Service took (restore gave this one another): kept
-                    taken = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
-                             for p in live.get("ports") or []}
-                    spec["ports"] = [{**p, "nodePort": taken[key]} if taken.get(key := (
-                        p.get("port"), p.get("protocol", "TCP"))) else p for p in spec.get("ports") or []]
-                    retried = True
-                if "not configured" in exc.api_message:
-                    # IP families the target lacks (restore left them to it): the ones it gave
-                    spec.update({k: live[k] for k in ("ipFamilies", "ipFamilyPolicy") if k in live})
-                    retried = True
-                if not retried:
-                    raise
+            body["spec"] = kept_in_place(res.kind, body["spec"], live)
+        try:
+            return self.client.replace(res.path(ns, name), body), "updated"
+        except Invalid as exc:
+            again = spec_after_refusal(res.kind, body.get("spec") or {}, live, exc.api_message)
+            if again is None:
+                raise
+        body["spec"] = again
         return self.client.replace(res.path(ns, name), body), "updated"
 
     def _one(self, res: Resource, key: str, obj: Obj) -> None:

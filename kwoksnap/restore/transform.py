@@ -178,6 +178,42 @@ def renamed_volume(spec: Obj, names: set[str], new: str) -> Obj:
     return out
 
 
+def kept_in_place(kind: str, spec: Obj, live: Obj) -> Obj:
+    """A copy of the snapshot's ``spec`` to replace the object in the way with (``--on-conflict replace``),
+    keeping what that object holds and a PUT may not change (each was refused, 422)."""
+    spec = dict(spec)
+    if kind == "Pod":
+        if live.get("ephemeralContainers"):  # (restore adds the snapshot's through their subresource)
+            spec["ephemeralContainers"] = live["ephemeralContainers"]
+        if len(theirs := token_volume_names(live)) == 1 and (ours := token_volume_names(spec)) and ours != theirs:
+            # a pod the target made itself (a StatefulSet's, re-created) has its own random token volume name
+            spec = renamed_volume(spec, ours, next(iter(theirs)))
+        if not live.get("schedulingGates") and spec.get("schedulingGates"):
+            # a pod may only lose gates: restore's own, which holds an unscheduled restored pod back, is left out
+            spec["schedulingGates"] = [g for g in spec["schedulingGates"] if g.get("name") != SCHEDULING_GATE] or None
+    if kind == "Service" and (spec.get("clusterIP") == "None") == (live.get("clusterIP") == "None"):
+        # the addresses it holds (restore may have reallocated them); headless on one side only: left as
+        # recorded, so the refusal says so
+        spec.update({k: live[k] for k in ("clusterIP", "clusterIPs") if k in live})
+    return spec
+
+
+def spec_after_refusal(kind: str, spec: Obj, live: Obj, message: str) -> Obj | None:
+    """The Service ``spec`` to try again with after the replace was refused for what another Service or the
+    target holds (a node port another Service took meanwhile, IP families the target lacks): those of the Service
+    in the way. None when the refusal is for anything else."""
+    if kind != "Service" or ("already allocated" not in message and "not configured" not in message):
+        return None
+    spec = dict(spec)
+    if "already allocated" in message:
+        taken = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in live.get("ports") or []}
+        spec["ports"] = [{**p, "nodePort": taken[key]} if taken.get(key := (p.get("port"), p.get("protocol", "TCP")))
+                         else p for p in spec.get("ports") or []]
+    if "not configured" in message:
+        spec.update({k: live[k] for k in ("ipFamilies", "ipFamilyPolicy") if k in live})
+    return spec
+
+
 # Kinds whose status only the API server's own controllers write: a CRD's (accepted names, Established, stored
 # versions) and an APIService's (Available). Written from the snapshot, it told the target a CRD whose names another
 # CRD had taken was Established, and its custom resources failed with "error resolving resource" (review finding).
