@@ -300,6 +300,18 @@ Item = tuple[int, int, int, int, AuditEvent]
 _NO_RV_YET: Final = 1 << 62
 
 
+def _sort_rv(rv: int, ts: int, floor: int, sentinel_ts: int) -> tuple[int, int, int]:
+    """The resourceVersion an event (``rv``, 0 if it shows none, at ``ts``) sorts by (see Item), and its file's
+    floor and sentinel timestamp (of the last event that sorted as _NO_RV_YET) moved on."""
+    if rv:
+        return rv, rv if rv > floor or floor == _NO_RV_YET else floor, sentinel_ts
+    if floor == _NO_RV_YET or ts == sentinel_ts:
+        # (also after the file's first resourceVersion, within the timestamp of earlier such events: they stay in
+        # file order among themselves, none moves before another of its file)
+        return _NO_RV_YET, floor, ts
+    return floor, floor, sentinel_ts
+
+
 class _FileReader:
     """Decodes one file into sort items (in file order, one list per chunk) and counts into the shared stats."""
 
@@ -353,23 +365,12 @@ class _FileReader:
         formats: Counter[str] = self.stats.formats
         for flavour, event in decoded:
             formats[flavour] += 1
-            out.append((event["ts"], self.sort_rv(resource_version(event), event["ts"]), index, seq, event))
+            key, self.rv_floor, self.sentinel_ts = _sort_rv(resource_version(event), event["ts"], self.rv_floor,
+                                                            self.sentinel_ts)
+            out.append((event["ts"], key, index, seq, event))
             seq += 1
         self.seq = seq
         self.stats.events += len(decoded)
-
-    def sort_rv(self, rv: int, ts: int) -> int:
-        """The resourceVersion an event sorts by (see Item), with the file's floor moved on."""
-        if rv:
-            if rv > self.rv_floor or self.rv_floor == _NO_RV_YET:
-                self.rv_floor = rv
-            return rv
-        if self.rv_floor == _NO_RV_YET or ts == self.sentinel_ts:
-            # (also after the file's first resourceVersion, within the timestamp of earlier such events: they
-            # stay in file order among themselves, none moves before another of its file)
-            self.sentinel_ts = ts
-            return _NO_RV_YET
-        return self.rv_floor
 
     def finish(self, items: list[Item]) -> list[Item]:
         """Items leaving the reorder window, with the bodies of fast-road events decoded (:func:`finish_native`).
@@ -524,7 +525,7 @@ class _FileReader:
                 if fast is not None:
                     rv, event = fast
                     ts = event["ts"]
-                    if rv:  # (Item, _FileReader.sort_rv: inline here, the hot loop)
+                    if rv:  # (_sort_rv, inline here: the hot loop)
                         if rv > floor or floor == no_rv_yet:
                             floor = rv
                     elif floor == no_rv_yet or ts == sentinel_ts:
@@ -550,9 +551,8 @@ class _FileReader:
                     except Malformed as err:
                         problems.append((source, str(err), False))
                         continue
-                    self.rv_floor, self.sentinel_ts = floor, sentinel_ts
-                    rv = self.sort_rv(0 if event["response"] is None else resource_version(event), event["ts"])
-                    floor, sentinel_ts = self.rv_floor, self.sentinel_ts
+                    rv, floor, sentinel_ts = _sort_rv(0 if event["response"] is None else resource_version(event),
+                                                      event["ts"], floor, sentinel_ts)
                     append((event["ts"], rv, index, seq, event))
                     seq += 1
                     native += 1
