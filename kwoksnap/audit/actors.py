@@ -122,6 +122,7 @@ def classify(user: str, groups: Sequence[str], user_agent: str) -> Actor:
 def _compile_pattern(pattern: str) -> tuple[str, re.Pattern[str]]:
     field, sep, glob = pattern.partition(":")
     if sep and field in ("user", "agent", "group"):
+        glob = glob.lstrip()  # ('agent: kubectl*': no user name, agent or group starts with a space)
         if not glob:
             raise UsageError(f"actor pattern {pattern!r} is empty after {field}: (e.g. '{field}:argocd*')")
         return field, re.compile(fnmatch.translate(glob))

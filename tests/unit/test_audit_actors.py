@@ -60,6 +60,9 @@ def test_rules_win_over_defaults() -> None:
     assert classifier("carol", ["platform-team"], "kubectl") is Actor.SYSTEM
     assert classifier("system:node:n1", [], "kubelet") is Actor.USER
     assert classifier("dave", [], "kubectl") is Actor.USER  # no rule: defaults
+    # a space after the field's colon is no part of the glob (it matched nothing, silently)
+    spaced = make_classifier([("agent: kubectl*", "controller"), ("user:  bob", "controller")])
+    assert spaced("alice", [], "kubectl/v1.31") is Actor.CONTROLLER and spaced("bob", [], "x") is Actor.CONTROLLER
     assert make_classifier([]) is classify
     assert str(Actor.KUBELET) == "kubelet" and Actor("user") is Actor.USER
 
