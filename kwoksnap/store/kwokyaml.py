@@ -651,11 +651,24 @@ def _write_documents(
             text = _dump(doc)
         except yaml.YAMLError as exc:
             raise UsageError(f"record {n}: cannot be written as YAML: {exc}") from exc
+        except RecursionError:  # (PyYAML's representer recurses in Python: a few hundred levels)
+            raise InputError(f"{_named(record, doc)} is nested more deeply than YAML export can write "
+                             "(a few hundred levels of maps and lists); nothing was written") from None
         if relative_times:
             text = _relative_times(text, base_time_ns)
         sink.write(separator + text.encode())
         separator = b"---\n"
     return stats
+
+
+def _named(record: Mapping[str, Any], doc: Mapping[str, Any]) -> str:
+    """``resource namespace/name`` of a record, for a message."""
+    obj = doc.get("template") if doc.get("kind") == RESOURCE_PATCH_KIND else doc
+    metadata = obj.get("metadata") if isinstance(obj, dict) else None
+    metadata = metadata if isinstance(metadata, dict) else {}
+    name = record.get("name") or metadata.get("name") or "?"
+    namespace = record.get("namespace") or metadata.get("namespace")
+    return f"{record.get('resource', '?')} {namespace}/{name}" if namespace else f"{record.get('resource', '?')} {name}"
 
 
 @dataclasses.dataclass

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kwoksnap.errors import FormatError, UsageError
+from kwoksnap.errors import FormatError, InputError, UsageError
 from kwoksnap.store import KwsReader, KwsWriter
 from kwoksnap.store.kwokyaml import (
     STRATEGIC_MERGE_PATCH,
@@ -177,6 +177,17 @@ def test_export_errors_leave_no_file(tmp_path: Path) -> None:
         with pytest.raises(UsageError):
             export_yaml(records, tmp_path / "x.yaml")
         assert os.listdir(tmp_path) == []
+    # An object deeper than PyYAML's representer can walk (the API server takes it) is named, not "some object"
+    deep: dict[str, Any] = {}
+    for _ in range(2000):
+        deep = {"a": deep}
+    records = [{"type": "object", "resource": "v1/configmaps", "object": {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ok", "namespace": "shop"}}},
+        {"type": "object", "resource": "v1/configmaps", "object": {
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "deep", "namespace": "shop"}, "x": deep}}]
+    with pytest.raises(InputError, match=r"^v1/configmaps shop/deep is nested more deeply"):
+        export_yaml(records, tmp_path / "x.yaml")
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize(
