@@ -603,17 +603,18 @@ class _FileReader:
             problems: list[tuple[str, str, bool]] = []
             found = _one_after_another(data) if "after document" in str(err) or "trailing" in str(err) else None
             if found is not None:  # `jq .` of a log, gcloud exports appended with >>, webhook dumps
-                documents, stopped = found
+                documents, unparsed = found
                 with _gc_paused():
                     for line, value in documents:
                         self.stats.lines += 1
                         decode_value(value, f"{self.path}:{line}", decoded, problems)
-                if broken is not None:  # the documents before the break are kept
-                    self.truncated(f"{self.path}:{stopped or documents[-1][0]}", _stream_problem(broken))
-                elif stopped is not None:  # (the rest, from it on, cannot be split into documents: lost)
+                if broken is not None:  # the stream ended early: its last document is the one cut off
+                    cut = unparsed.pop() if unparsed and unparsed[-1] > documents[-1][0] else documents[-1][0]
+                    self.truncated(f"{self.path}:{cut}", _stream_problem(broken))
+                for line in unparsed:  # (reading went on at the next document)
                     self.stats.lines += 1
-                    self.malformed(f"{self.path}:{stopped}", "not a valid JSON document, or cut off (the documents "
-                                   "before it were read)")
+                    self.malformed(f"{self.path}:{line}", "not a valid JSON document, or cut off (reading went on "
+                                   "at the next line that starts with '{')")
                 self.problems(problems)
                 items: list[Item] = []
                 self.items(decoded, items)
@@ -721,29 +722,38 @@ _LEADING_COMMENTS: Final = re.compile(rb"(?:[ \t\r]*(?:#[^\n]*)?\n)+")
 _BLANK: Final = re.compile(rb"[^\n]")
 
 
-def _one_after_another(data: bytes) -> tuple[list[tuple[int, Any]], int | None] | None:
+def _one_after_another(data: bytes) -> tuple[list[tuple[int, Any]], list[int]] | None:
     """``(line, value)`` of each JSON document when ``data`` is several written one after another (pretty-printed
-    ones: `jq .` of JSON lines), and the line where one that does not parse starts (None when all do); None when
-    not even the first one does. Boundaries are found by the ``json`` module, values decoded by orjson (as every
-    other document: its number rules)."""
+    ones: `jq .` of JSON lines), and the lines where those that do not parse start; None when not even the first one
+    does. After one that does not parse, reading goes on at the next line that starts with ``{`` (where `jq .`
+    starts each document). Boundaries are found by the ``json`` module, values decoded by orjson (as every other
+    document: its number rules)."""
     try:
         text = data.decode()
     except UnicodeDecodeError:
         return None
     decoder = json.JSONDecoder()
     documents: list[tuple[int, Any]] = []
+    broken: list[int] = []
     position, line = 0, 1
     while True:
         start = _BLANKS.match(text, position).end()  # type: ignore[union-attr]
         if start == len(text):
-            return documents, None
+            return documents, broken
         line += text.count("\n", position, start)
         try:
             end = decoder.raw_decode(text, start)[1]
             value = orjson.loads(text[start:end])
         except (ValueError, RecursionError):  # (orjson.JSONDecodeError is a ValueError)
-            return (documents, line) if documents else None
-        documents.append((line, value))
+            if not documents:
+                return None
+            broken.append(line)
+            end = text.find("\n{", start)
+            if end < 0:
+                return documents, broken
+            end += 1
+        else:
+            documents.append((line, value))
         line += text.count("\n", start, end)
         position = end
 

@@ -135,9 +135,9 @@ def test_pretty_printed_documents_one_after_another(tmp_path: Path) -> None:
     assert sniff(path) == "json"
     events, stats = read(path, strict=True)
     second = text.split("\n").index('  "kind": "EventList",')  # (0-based: the line before it, 1-based)
+    fourth = text.split("\n").index("{", second + 1) + 1
     assert [(e["name"], e["source"]) for e in events] == [
-        ("a", f"{path}:1"), ("b", f"{path}:{second}#0"), ("c", f"{path}:{second}#1"),
-        ("d", f"{path}:{text.split(chr(10)).index(chr(123), second + 1) + 1}")]
+        ("a", f"{path}:1"), ("b", f"{path}:{second}#0"), ("c", f"{path}:{second}#1"), ("d", f"{path}:{fourth}")]
     assert stats.lines == 3 and stats.malformed == 0
     # Review findings: one document that does not parse (or is cut off) lost every document (now the ones before
     # it are read); the json module's number rules let a 2**70 through to fail the store (exit 2: orjson reads it
@@ -146,7 +146,13 @@ def test_pretty_printed_documents_one_after_another(tmp_path: Path) -> None:
     broken = write(tmp_path, "broken.json", text.replace('"name": "d"', '"name": d'))
     events, stats = read(broken)
     assert [e["name"] for e in events] == ["a", "b", "c"] and stats.malformed == 1
-    assert "not a valid JSON document, or cut off (the documents before it were read)" in stats.malformed_examples[0]
+    assert stats.malformed_examples[0].startswith(f"{broken}:{fourth}: not a valid JSON document")
+    # ...and one in the middle lost every document after it (now reading goes on at the next '{' of column 0)
+    middle = write(tmp_path, "middle.json", text.replace('"name": "b"', '"name": b', 1))
+    events, stats = read(middle)
+    assert [e["name"] for e in events] == ["a", "d"] and stats.malformed == 1 and stats.lines == 3
+    assert stats.malformed_examples == [f"{middle}:{second}: not a valid JSON document, or cut off (reading went on "
+                                        "at the next line that starts with '{')"]
     huge = write(tmp_path, "huge.json", text.replace('"name": "d"', '"name": "d", "n": ' + str(2**70)))
     events, stats = read(huge)
     assert [e["name"] for e in events] == ["a", "b", "c", "d"] and type(events[3]["annotations"]) is dict
