@@ -67,6 +67,23 @@ class FormatError(InputError):
         super().__init__(f"{': '.join(parts)}: {message}" if parts else message)
 
 
+class InvalidObject(InputError):
+    """An object of an input file holds a value of a type no API server would (a list of annotations, a bytes value,
+    an integer key): only a hand-made or imported file has one. Said of the object, never an internal error."""
+
+    def __init__(self, obj: object, exc: Exception) -> None:
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        meta = meta if isinstance(meta, dict) else {}
+        kind = obj.get("kind") if isinstance(obj, dict) else None
+        namespace, name = meta.get("namespace"), meta.get("name")
+        where = f"{kind or 'object'} {f'{namespace}/' if namespace else ''}{name}"
+        super().__init__(f"{where}: not a valid Kubernetes object ({type(exc).__name__}: {exc})")
+
+
+# What walking an object of such types raises (what InvalidObject is made from; nothing of kwoksnap's own).
+MALFORMED: Final = (TypeError, AttributeError, KeyError, ValueError, IndexError)
+
+
 class ClusterError(KwoksnapError):
     """The cluster cannot be reached, authenticated to, or is not a safe target."""
 

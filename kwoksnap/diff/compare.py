@@ -19,7 +19,7 @@ from kwoksnap.capture.redact import is_service_account_token
 from kwoksnap.capture.snapshot import outside
 from kwoksnap.diff.normalize import field_differences, normalize, regenerated
 from kwoksnap.diff.selector import parse_selector
-from kwoksnap.errors import InputError
+from kwoksnap.errors import MALFORMED, InputError, InvalidObject
 
 Obj = dict[str, Any]
 Objects = Callable[[str], Iterable[Obj]]  # group-resource -> its objects
@@ -66,6 +66,8 @@ def _normalized(obj: Obj) -> Obj:
         return normalize(obj)
     except RecursionError:  # (the API server takes deeper objects: black-box, 600 levels ended in exit 70)
         raise _too_deep(obj) from None
+    except MALFORMED as exc:
+        raise InvalidObject(obj, exc) from exc
 
 
 def _digest(obj: Obj) -> bytes:
@@ -77,6 +79,8 @@ def _digest(obj: Obj) -> bytes:
             text = json.dumps(normal, sort_keys=True, separators=(",", ":")).encode()
         except RecursionError:
             raise _too_deep(obj) from None
+        except MALFORMED as exc:  # (a bytes value, an integer key: no JSON form)
+            raise InvalidObject(obj, exc) from exc
     return hashlib.blake2b(text, digest_size=16).digest()
 
 
@@ -125,6 +129,12 @@ def compare(
     compared = 0
 
     def keep(obj: Obj) -> bool:
+        try:
+            return kept(obj)
+        except MALFORMED as exc:
+            raise InvalidObject(obj, exc) from exc
+
+    def kept(obj: Obj) -> bool:
         if not include_regenerated and regenerated(obj):
             return False
         if obj.get("kind") == "Secret" and is_service_account_token(obj):

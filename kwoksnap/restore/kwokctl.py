@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from kwoksnap.errors import MALFORMED, InvalidObject
 from kwoksnap.restore.plan import PHASES, plan
 from kwoksnap.restore.source import SnapshotSource
 from kwoksnap.restore.transform import keep_job_selector
@@ -63,13 +64,19 @@ def export_for_kwokctl(snapshot: str | Path, out: str | Path, *,
             counts = source.counts()
             for step in sorted(plan(counts), key=lambda s: EXPORT_ORDER.index(s.phase)):
                 for obj in source.objects(step.resource):
-                    kind = group_kind(obj)
-                    if all_resources or kind in KWOKCTL_DEFAULT_FILTER:
-                        if (why := _not_created_by_kwokctl(obj, all_resources)) is not None:
-                            doomed[why] += 1
-                        yield {"type": "object", "resource": step.resource, "object": restorable_by_kwokctl(obj)}
-                    else:
-                        left_out[kind] += 1
+                    try:
+                        kind = group_kind(obj)
+                        if all_resources or kind in KWOKCTL_DEFAULT_FILTER:
+                            if (why := _not_created_by_kwokctl(obj, all_resources)) is not None:
+                                doomed[why] += 1
+                            record = {"type": "object", "resource": step.resource,
+                                      "object": restorable_by_kwokctl(obj)}
+                        else:
+                            left_out[kind] += 1
+                            continue
+                    except MALFORMED as exc:
+                        raise InvalidObject(obj, exc) from exc
+                    yield record
             for resource in reader.resources():  # the frames of resources without objects: a damaged one fails
                 if resource not in counts:      # the export too (before its file is renamed into place)
                     for _ in reader.records(resource):

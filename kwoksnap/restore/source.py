@@ -47,14 +47,18 @@ class SnapshotSource(RecordSource):
     @property
     def namespaces(self) -> frozenset[str]:
         """The namespaces a ``save -n`` restricted the snapshot to (empty: all)."""
-        meta = self.reader.header.get("meta") or {}
-        return frozenset(str(n) for n in meta.get("namespaces") or ())
+        namespaces = (self.reader.header.get("meta") or {}).get("namespaces") or []
+        if not isinstance(namespaces, list) or not all(isinstance(n, str) for n in namespaces):
+            raise FormatError("header meta.namespaces is not a list of names", path=str(self.reader.path))
+        return frozenset(namespaces)
 
     @property
     def selector(self) -> str:
         """The label selector a ``save -l`` listed every resource with (empty: none)."""
-        meta = self.reader.header.get("meta") or {}
-        return str(meta.get("selector") or "")
+        selector = (self.reader.header.get("meta") or {}).get("selector") or ""
+        if not isinstance(selector, str):
+            raise FormatError("header meta.selector is not a string", path=str(self.reader.path))
+        return selector
 
     def counts(self) -> dict[str, int]:
         # From the index: save writes exactly one "resource" record per resource, the rest are its objects.

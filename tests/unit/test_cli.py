@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -612,3 +613,46 @@ def test_diff_of_an_object_nested_900_levels_deep(tmp_path: Path) -> None:
     body = prepare({"kind": "Gizmo", "metadata": {"name": "g"}, "spec": deep(900)}, uid_map={}, snapshot_uids=set(),
                    has_status_subresource=False).body
     assert body["spec"]["x"]["x"]["x"]
+
+
+def test_objects_of_types_no_api_server_holds_are_input_errors(tmp_path: Path) -> None:
+    """Fuzzing finding: a hand-made or imported snapshot whose objects hold values of other types (a list of
+    annotations, a bytes value, an integer key, a Node's conditions as strings, a PV's claimRef as a list, owner
+    references as strings) ended `diff` and `export` in internal errors (exit 70); now exit 3, naming the object.
+    And a header whose meta.namespaces is not a list of names is a damaged file."""
+    from kwoksnap.store import KwsWriter
+
+    def snapshot(name: str, resource: str, kind: str, obj: dict[str, Any], **header_meta: Any) -> str:
+        path = tmp_path / f"{name}.kws"
+        with KwsWriter(path, meta=header_meta) as w:
+            w.write({"type": "resource", "resource": resource, "kind": kind, "namespaced": "namespace" in obj})
+            w.write({"type": "object", "resource": resource, "object": {
+                "apiVersion": resource.rpartition("/")[0], "kind": kind,
+                "metadata": {"name": name, **({"namespace": obj.pop("namespace")} if "namespace" in obj else {}),
+                             **obj.pop("metadata", {})}, **obj}})
+        return str(path)
+
+    cases = [
+        (snapshot("annotations", "v1/pods", "Pod", {"namespace": "ns", "metadata": {"annotations": ["a"]}}),
+         "Pod ns/annotations"),
+        (snapshot("bytes", "v1/configmaps", "ConfigMap", {"namespace": "ns", "binaryData": {"k": b"\x00"}}),
+         "ConfigMap ns/bytes"),
+        (snapshot("intkey", "v1/configmaps", "ConfigMap", {"namespace": "ns", "data": {1: "a", "b": "c"}}),
+         "ConfigMap ns/intkey"),
+        (snapshot("node", "v1/nodes", "Node", {"status": {"conditions": ["Ready"]}}), "Node node"),
+        (snapshot("owned", "v1/pods", "Pod", {"namespace": "ns", "metadata": {"ownerReferences": ["rs"]}}),
+         "Pod ns/owned"),
+    ]
+    for path, named in cases:
+        proc = run("diff", path, path)
+        assert proc.returncode == 3, path
+        assert proc.stderr.startswith(f"kwoksnap: error: {named}: not a valid Kubernetes object (")
+    proc = run("export", cases[-1][0], "-o", str(tmp_path / "out.yaml"))  # (export walks owner references)
+    assert proc.returncode == 3 and "Pod ns/owned: not a valid Kubernetes object (" in proc.stderr
+    assert not (tmp_path / "out.yaml").exists()
+    pv = snapshot("pv", "v1/persistentvolumes", "PersistentVolume", {"spec": {"claimRef": ["x"]}})
+    proc = run("diff", "-n", "default", pv, pv)
+    assert proc.returncode == 3 and "PersistentVolume pv: not a valid Kubernetes object" in proc.stderr
+    odd = snapshot("odd", "v1/configmaps", "ConfigMap", {"namespace": "ns"}, namespaces=5)
+    proc = run("diff", odd, odd)
+    assert proc.returncode == 3 and proc.stderr.endswith("header meta.namespaces is not a list of names\n")
