@@ -83,8 +83,10 @@ class LazyGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, kubeconfig: str | None, context: str | None, verbose: int, debug: bool) -> None:
     """Capture a Kubernetes incident and replay it, faster, in a KWOK cluster."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # Only kwoksnap's own loggers get louder: other libraries' debug logs hold what kwoksnap never shows (the
+    # kubernetes package's OIDC refresh logs the client secret and the tokens through requests_oauthlib).
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("kwoksnap").setLevel(logging.WARNING - 10 * min(verbose, 2))
     ctx.obj = GlobalOptions(kubeconfig=kubeconfig, context=context, verbose=verbose, debug=debug)
 
 

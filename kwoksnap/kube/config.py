@@ -12,7 +12,7 @@ import logging
 import os
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import yaml
 
@@ -90,12 +90,22 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
         raise ClusterError(f"cannot load kubeconfig {path}: {named}{exc.strerror or exc}") from None
     except (TypeError, KeyError, AttributeError, ValueError) as exc:  # YAML of another shape (a list, /etc/passwd)
         raise ClusterError(f"cannot load kubeconfig {path}: not a kubeconfig ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # an auth provider's token refresh (OIDC over http: InsecureTransportError; refused)
+        if type(exc).__module__.partition(".")[0] not in _AUTH_LIBRARIES:
+            raise
+        # (the type only: such messages may hold what the identity provider answered)
+        raise ClusterError(f"cannot load kubeconfig: refreshing its credentials failed ({type(exc).__name__})") \
+            from None
     finally:
         root.removeFilter(catch)
     if plugin_errors:
         first = (plugin_errors[0].strip().splitlines() or [""])[0]
         raise ClusterError(f"cannot load kubeconfig: getting credentials: {first}")
     return cfg
+
+
+# The libraries an auth provider's token refresh goes through: their errors are the refresh failing, not a bug.
+_AUTH_LIBRARIES: Final = ("oauthlib", "requests_oauthlib", "requests", "urllib3", "google")
 
 
 def _credentials(cfg: Any) -> str | None:

@@ -656,3 +656,29 @@ def test_objects_of_types_no_api_server_holds_are_input_errors(tmp_path: Path) -
     odd = snapshot("odd", "v1/configmaps", "ConfigMap", {"namespace": "ns"}, namespaces=5)
     proc = run("diff", odd, odd)
     assert proc.returncode == 3 and proc.stderr.endswith("header meta.namespaces is not a list of names\n")
+
+
+def test_verbose_makes_only_kwoksnaps_own_loggers_louder() -> None:
+    """Black-box finding: -vv set the root logger to DEBUG, so the kubernetes package's OIDC token refresh logged
+    the client secret, the refresh token and the new tokens (through requests_oauthlib)."""
+    code = ("import logging\nfrom kwoksnap.cli.main import main\ntry:\n    main(['-vv', 'cluster', 'list'])\n"
+            "except SystemExit:\n    pass\nprint([logging.getLogger(n).isEnabledFor(logging.DEBUG) for n in "
+            "('requests_oauthlib', 'urllib3', 'kubernetes', 'kwoksnap.kube', 'kwoksnap.replay')])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.splitlines()[-1] == "[False, False, False, True, True]", proc.stderr
+
+
+def test_an_auth_providers_failing_token_refresh_is_a_cluster_error(tmp_path: Path) -> None:
+    """Black-box finding: an OIDC refresh that failed (its issuer unreachable, or over http) was an internal error
+    (exit 70) whose message held the issuer's URL and what it answered."""
+    kubeconfig = tmp_path / "oidc.yaml"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {auth-provider: {name: oidc, config: {client-id: x, client-secret: CLIENT_SECRET, "
+        "id-token: eyJhbGciOiAibm9uZSJ9.eyJleHAiOiAxMDAwLCAic3ViIjogInUifQ.sig, refresh-token: REFRESH_TOKEN, "
+        "idp-issuer-url: 'http://127.0.0.1:1'}}}}]\n"
+        "contexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n")
+    proc = run("--kubeconfig", str(kubeconfig), "-vv", "save", "-o", str(tmp_path / "out.kws"))
+    assert proc.returncode == 4 and proc.stderr.endswith(
+        "kwoksnap: error: cannot load kubeconfig: refreshing its credentials failed (MaxRetryError)\n"), proc.stderr
+    assert "SECRET" not in proc.stderr and "REFRESH_TOKEN" not in proc.stderr
