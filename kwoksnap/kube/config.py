@@ -126,6 +126,25 @@ def _credentials(cfg: Any) -> str | None:
 _HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")  # visible ASCII, space and tab (RFC 9110 field values)
 
 
+def _without_userinfo(server: str) -> tuple[str, str | None]:
+    """The server URL without a ``user:password@`` (which is no part of the Host header, of a log line or of a
+    snapshot's header), and the basic credentials it names, which Go's HTTP client (kubectl) sends when nothing else
+    is configured. A URL of another scheme is refused without repeating it (it may hold that password)."""
+    from urllib.parse import unquote, urlsplit
+
+    url = urlsplit(server)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ClusterError(f"the kubeconfig's server is not an http:// or https:// URL (scheme {url.scheme!r})")
+    if "@" not in url.netloc:
+        return server, None
+    import base64
+
+    host = url.netloc.rpartition("@")[2]
+    basic = f"{unquote(url.username or '')}:{unquote(url.password or '')}"
+    auth = "Basic " + base64.b64encode(basic.encode()).decode()
+    return url._replace(netloc=host).geturl(), auth
+
+
 def load_config(kubeconfig: str | None = None, context: str | None = None) -> ClusterConfig:
     """Load the client configuration the way kubectl would (``$KUBECONFIG``, ~/.kube/config, in-cluster)."""
     cfg = _load(kubeconfig, context)
@@ -138,14 +157,15 @@ def load_config(kubeconfig: str | None = None, context: str | None = None) -> Cl
         again = _load(kubeconfig, context)
         return _credentials(again) if again.host.rstrip("/") == cfg.host.rstrip("/") else None
 
+    server, userinfo = _without_userinfo(cfg.host.rstrip("/"))
     return ClusterConfig(
-        server=cfg.host.rstrip("/"),
+        server=server,
         ca_file=cfg.ssl_ca_cert,
         cert_file=cfg.cert_file,
         key_file=cfg.key_file,
         verify_ssl=bool(cfg.verify_ssl),
         tls_server_name=getattr(cfg, "tls_server_name", None),
-        authorization=_credentials(cfg),
+        authorization=_credentials(cfg) or userinfo,
         context=context,
         refresh=refresh,
     )

@@ -553,3 +553,35 @@ def test_discovery_names_an_aggregated_api_that_is_down_after_a_few_quick_tries(
     assert [r.key for r in found.resources] == ["v1/pods", "apps/v1/deployments"]
     assert found.unavailable == ["metrics.k8s.io/v1beta1: 503 ServiceUnavailable"]
     assert seen.count("/apis/metrics.k8s.io/v1beta1") == 3  # (a restart's retries: 12, 16-31 s)
+
+
+def test_a_password_in_the_server_url_is_basic_auth_and_never_shown(
+        server: Callable[[Handler], tuple[str, list[bytes]]], tmp_path: Path) -> None:
+    """Black-box finding: `https://user:pass@host` went to the server in the Host header (which it refused as
+    malformed), and into `-v`, a snapshot's header and an internal error's message. Now, as Go's HTTP client
+    (kubectl) does, it is basic auth, and no part of the server's name anywhere."""
+    import base64
+
+    import yaml
+
+    from kwoksnap.kube.config import load_config
+
+    url, seen = server(accepting(b"Basic " + base64.b64encode(b"kuser:p@ss word")))
+    kubeconfig = tmp_path / "config"
+
+    def write(server_url: str) -> str:
+        kubeconfig.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "c",
+            "clusters": [{"name": "c", "cluster": {"server": server_url}}],
+            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+            "users": [{"name": "u", "user": {}}]}))
+        return str(kubeconfig)
+
+    config = load_config(write(url.replace("http://", "http://kuser:p%40ss%20word@")))
+    assert config.server == url and "word" not in repr(config)
+    with Client(config) as c:
+        assert c.get("/api") == {"kind": "Ok"}
+    assert b"Host: " + url.removeprefix("http://").encode() + b"\r\n" in seen[0]
+    with pytest.raises(ClusterError, match=r"^the kubeconfig's server is not an http:// or https:// URL "
+                                           r"\(scheme 'ftp'\)$"):
+        load_config(write("ftp://kuser:secret@127.0.0.1:1"))
