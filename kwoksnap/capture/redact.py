@@ -15,6 +15,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import orjson
+
 REDACTED_ANNOTATION = "kwoksnap.io/redacted"  # the snapshot format's mark (docs/format.md); restore reads it
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 PLACEHOLDER = b"redacted-by-kwoksnap"
@@ -37,8 +39,9 @@ def redact_secret(secret: dict[str, Any]) -> dict[str, Any]:
         out["data"] = {k: base64.b64encode(_placeholder(k)).decode() if v else v for k, v in secret["data"].items()}
     if isinstance(secret.get("stringData"), dict):
         out["stringData"] = {k: _placeholder(k).decode() if v else v for k, v in secret["stringData"].items()}
-    meta = dict(out.get("metadata") or {})
-    annotations = dict(meta.get("annotations") or {})
+    # (metadata or annotations of another type: only a malformed audit line has them, and nothing of them is kept)
+    meta = dict(out["metadata"]) if isinstance(out.get("metadata"), dict) else {}
+    annotations = dict(meta["annotations"]) if isinstance(meta.get("annotations"), dict) else {}
     annotations.pop(LAST_APPLIED, None)
     annotations[REDACTED_ANNOTATION] = "true"
     meta["annotations"] = annotations
@@ -68,13 +71,21 @@ def _redact_op(op: dict[str, Any]) -> dict[str, Any] | None:
         encode = parts[0] == "data"
         value = op["value"]
         if len(parts) == 1 and isinstance(value, dict):
-            value = {k: _encoded(k, encode) for k in value}
-        elif len(parts) == 2:
+            value = _redacted_values(value, encode)
+        elif len(parts) == 2 and value != "":  # (an empty one stays empty, as in a whole Secret: a `test` of it)
             value = _encoded(parts[1], encode)
         return {**op, "value": value}
     if not parts and isinstance(op["value"], dict):  # the whole object replaced
         return {**op, "value": redact_secret_body(op["value"])}
     return op
+
+
+def _redacted_values(values: dict[str, Any], base64_encoded: bool) -> dict[str, Any]:
+    """A patch's ``data`` or ``stringData`` with its values replaced; ``null`` (remove the key) and ``""`` stay, and
+    so do strategic-merge directives (``$patch: replace``, ``$retainKeys``...: no value of the Secret's, and the
+    API server refuses a placeholder in their place)."""
+    return {k: v if v is None or v == "" or k.startswith("$") else _encoded(k, base64_encoded)
+            for k, v in values.items()}
 
 
 def _encoded(key: str, base64_encoded: bool) -> str:
@@ -87,6 +98,12 @@ def redact_secret_body(body: Any) -> Any:
     update, apply, the response) as :func:`redact_secret` does; a merge or strategic-merge patch's ``data`` and
     ``stringData`` values; a JSON patch's operations on them. ``null`` values (a patch removing a key) stay.
     Anything else (a Status, DeleteOptions, ``None``) is returned as it is."""
+    if isinstance(body, str):  # a body some log pipelines re-export as a JSON string: its JSON, else nothing of it
+        try:
+            decoded = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return PLACEHOLDER.decode()
+        return redact_secret_body(decoded) if isinstance(decoded, (dict, list)) else PLACEHOLDER.decode()
     if isinstance(body, list):
         ops = [_redact_op(op) if isinstance(op, dict) else op for op in body]
         return [op for op in ops if op is not None]
@@ -103,9 +120,30 @@ def redact_secret_body(body: Any) -> Any:
         return body
     out = dict(body)
     for field in values:
-        out[field] = {k: None if v is None else _encoded(k, field == "data") for k, v in body[field].items()}
+        out[field] = _redacted_values(body[field], field == "data")
     annotations = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
     if values:
         annotations[REDACTED_ANNOTATION] = "true"  # the patched Secret now holds placeholders: mark it
     out["metadata"] = {**meta, "annotations": annotations}
     return out
+
+
+def redact_token_body(body: Any) -> Any:
+    """A TokenRequest's or TokenReview's body (``serviceaccounts/token``, ``tokenreviews``) with its bearer token
+    replaced: ``status.token`` and ``spec.token``, live credentials a RequestResponse audit policy records."""
+    if not isinstance(body, dict):
+        return body
+    out = dict(body)
+    for field in ("status", "spec"):
+        part = body.get(field)
+        if isinstance(part, dict) and part.get("token"):
+            out[field] = {**part, "token": PLACEHOLDER.decode()}
+    return out
+
+
+WEBHOOK_PATCH_ANNOTATION = "patch.webhook.admission.k8s.io/"  # + round_N_index_M: a mutating webhook's patch
+
+
+def redact_audit_annotations(annotations: dict[str, str]) -> dict[str, str]:
+    """An event's audit annotations without the patches mutating webhooks made (of a Secret: they hold values)."""
+    return {k: PLACEHOLDER.decode() if k.startswith(WEBHOOK_PATCH_ANNOTATION) else v for k, v in annotations.items()}

@@ -58,8 +58,8 @@ def convert(audit_paths: tuple[str, ...], resources: tuple[str, ...], namespaces
         if stats.malformed:  # (as replay says them: which lines, not only how many)
             click.echo(f"malformed input lines: {stats.malformed} (first: {'; '.join(stats.malformed_examples[:3])})")
         if stats.redacted:
-            click.echo(f"{stats.redacted} Secret event(s) stored with their values replaced (--include-secrets "
-                       "keeps them)")
+            click.echo(f"{stats.redacted} event(s) of Secrets or tokens stored with their values replaced "
+                       "(--include-secrets keeps them)")
     warn_if_nothing_kept(stats)
     if stats.kept:
         warn_unmatched_resources(resources, stats)

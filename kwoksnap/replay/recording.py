@@ -8,12 +8,17 @@ key in the .kws index (frames are per resource); the real resource of each event
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from kwoksnap.audit import AuditEvent, FilterSpec, ParseStats, filter_events, read_audit
-from kwoksnap.capture.redact import redact_secret_body
+from kwoksnap.capture.redact import (
+    WEBHOOK_PATCH_ANNOTATION,
+    redact_audit_annotations,
+    redact_secret_body,
+    redact_token_body,
+)
 from kwoksnap.errors import InputError
 from kwoksnap.store import KwsReader, KwsWriter
 
@@ -28,14 +33,25 @@ def audit_events(paths: list[str], spec: FilterSpec, stats: ParseStats, *, stric
 
 def redact_secrets(events: Iterable[AuditEvent], stats: ParseStats) -> Iterator[AuditEvent]:
     """The events with the values in Secrets' bodies replaced (``capture.redact``), counted in ``stats.redacted``:
-    by default neither a recording nor a replay carries a Secret's values, as a snapshot does not."""
+    by default neither a recording nor a replay carries a Secret's values, as a snapshot does not. So are the
+    patches mutating webhooks made of a Secret (audit annotations), and the bearer tokens of TokenRequests and
+    TokenReviews (which ``--resources '*'`` keeps)."""
     for ev in events:
-        if ev["resource"] == "secrets" and not ev["group"] and (ev["request"] is not None
-                                                               or ev["response"] is not None):
-            ev = cast(AuditEvent, {**ev, "request": redact_secret_body(ev["request"]),
-                                   "response": redact_secret_body(ev["response"])})
+        redact = _REDACTORS.get((ev["group"], ev["resource"], ev["subresource"]))
+        if redact is not None and (ev["request"] is not None or ev["response"] is not None
+                                   or any(k.startswith(WEBHOOK_PATCH_ANNOTATION) for k in ev["annotations"])):
+            ev = cast(AuditEvent, {**ev, "request": redact(ev["request"]), "response": redact(ev["response"]),
+                                   "annotations": redact_audit_annotations(ev["annotations"])})
             stats.redacted += 1
         yield ev
+
+
+# (group, resource, subresource) -> what replaces the values in such an event's bodies
+_REDACTORS: Final[dict[tuple[str, str, str], Callable[[Any], Any]]] = {
+    ("", "secrets", ""): redact_secret_body,
+    ("", "serviceaccounts", "token"): redact_token_body,
+    ("authentication.k8s.io", "tokenreviews", ""): redact_token_body,
+}
 
 
 def write_recording(events: Iterable[AuditEvent], path: str | Path, *, meta: dict[str, Any]) -> int:

@@ -174,7 +174,8 @@ def test_convert_and_replay_never_carry_a_secrets_values_unless_asked(tmp_path: 
     trace = tmp_path / "trace.kws"
     proc = run("convert", "--audit", str(log), "-o", str(trace), "--resources", "secrets")
     assert proc.returncode == ExitCode.OK, proc.stderr
-    assert "3 Secret event(s) stored with their values replaced (--include-secrets keeps them)" in proc.stdout
+    assert "3 event(s) of Secrets or tokens stored with their values replaced (--include-secrets keeps them)" in \
+        proc.stdout
     raw = trace.read_bytes()
     events = list(read_recording(trace))
     text = orjson.dumps(events)
@@ -196,6 +197,63 @@ def test_convert_and_replay_never_carry_a_secrets_values_unless_asked(tmp_path: 
     assert [e["request"] for e in read_recording(kept)] == [e["request"] for e in
                                                              audit_events([str(log)], filter_spec(
                                                                  ("secrets",), (), (), None, None), ParseStats())]
+
+
+def test_the_other_places_a_secrets_values_or_a_token_hide_in_are_redacted(tmp_path: Path) -> None:
+    """Black-box findings: tokens of TokenRequests and TokenReviews (kept by `--resources '*'`), a mutating
+    webhook's patch of a Secret (an audit annotation) and a body re-exported as a JSON string were stored in clear;
+    the placeholder took the place of a strategic-merge directive (`$patch: replace`: the target refused the patch)
+    and of an empty value (a JSON patch's `test` of it failed); a Secret whose metadata is a list was exit 70."""
+    import base64
+
+    def line(n: int, resource: str, request: object, response: object, *, group: str = "", sub: str = "",
+             annotations: dict[str, str] | None = None) -> str:
+        return orjson.dumps({
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse", "auditID": f"s{n}",
+            "stage": "ResponseComplete", "verb": "create" if sub or group else "patch", "user": {"username": "a"},
+            "requestURI": "/x", "objectRef": {"resource": resource, "namespace": "ns", "name": "db",
+                                              "apiGroup": group, "apiVersion": "v1", "subresource": sub},
+            "responseStatus": {"code": 200}, "requestObject": request, "responseObject": response,
+            "annotations": annotations or {}, "requestReceivedTimestamp": f"2026-01-01T00:00:0{n}.000000Z",
+            "stageTimestamp": f"2026-01-01T00:00:0{n}.001000Z"}).decode() + "\n"
+
+    secret = {"kind": "Secret", "apiVersion": "v1", "metadata": {"name": "db", "namespace": "ns"},
+              "data": {"password": "aHVudGVyMg=="}}
+    webhook = {"patch.webhook.admission.k8s.io/round_0_index_0": '{"patch":[{"op":"add","path":"/data/x",'
+               '"value":"aHVudGVyMg=="}]}', "authorization.k8s.io/decision": "allow"}
+    log = tmp_path / "audit.log"
+    log.write_text(
+        line(1, "serviceaccounts", {"kind": "TokenRequest", "spec": {"audiences": ["api"]}},
+             {"kind": "TokenRequest", "status": {"token": "eyJhunter2", "expirationTimestamp": "2026-01-01T01:00:00Z"}},
+             sub="token")
+        + line(2, "tokenreviews", {"kind": "TokenReview", "spec": {"token": "eyJhunter2"}},
+               {"kind": "TokenReview", "spec": {"token": "eyJhunter2"}, "status": {"authenticated": True}},
+               group="authentication.k8s.io")
+        + line(3, "secrets", {"data": {"$patch": "replace", "password": "aHVudGVyMg==", "empty": ""}}, secret,
+               annotations=webhook)
+        + line(4, "secrets", [{"op": "test", "path": "/data/empty", "value": ""},
+                              {"op": "replace", "path": "/data/password", "value": "aHVudGVyMg=="}], secret)
+        + line(5, "secrets", orjson.dumps({"stringData": {"password": "hunter2"}}).decode(), "not JSON: hunter2")
+        + line(6, "secrets", None, {**secret, "metadata": ["not", "a", "map"]}))
+    trace = tmp_path / "trace.kws"
+    proc = run("convert", "--audit", str(log), "-o", str(trace), "--resources", "*")
+    assert proc.returncode == ExitCode.OK, proc.stderr
+    assert "6 event(s) of Secrets or tokens stored with their values replaced" in proc.stdout
+    events = list(read_recording(trace))
+    assert b"hunter2" not in orjson.dumps(events) and b"aHVudGVyMg" not in orjson.dumps(events)
+    token_request, token_review, directive, test_op, string_body, odd = events
+    assert token_request["response"]["status"] == {"token": "redacted-by-kwoksnap",
+                                                   "expirationTimestamp": "2026-01-01T01:00:00Z"}
+    assert token_review["request"]["spec"] == token_review["response"]["spec"] == {"token": "redacted-by-kwoksnap"}
+    placeholder = base64.b64encode(b"redacted-by-kwoksnap").decode()
+    assert directive["request"]["data"] == {"$patch": "replace", "password": placeholder, "empty": ""}
+    assert directive["annotations"] == {"patch.webhook.admission.k8s.io/round_0_index_0": "redacted-by-kwoksnap",
+                                        "authorization.k8s.io/decision": "allow"}
+    assert test_op["request"] == [{"op": "test", "path": "/data/empty", "value": ""},
+                                  {"op": "replace", "path": "/data/password", "value": placeholder}]
+    assert string_body["request"]["stringData"] == {"password": "redacted-by-kwoksnap"}
+    assert string_body["response"] == "redacted-by-kwoksnap"
+    assert odd["response"]["metadata"] == {"annotations": {"kwoksnap.io/redacted": "true"}}
 
 
 def test_a_resources_entry_that_selects_nothing_is_named(tmp_path: Path) -> None:
