@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import click
 
-from kwoksnap.cli.options import example_epilog, first_few, not_stdout, print_json, summary_format
+from kwoksnap.cli.options import (
+    example_epilog,
+    first_few,
+    include_secrets,
+    not_stdout,
+    print_json,
+    summary_format,
+)
 
 
 @click.command(name="export", epilog=example_epilog(
@@ -50,16 +58,29 @@ def export(snapshot: str, path: str, all_resources: bool, output_format: str) ->
 @click.argument("yaml_path", metavar="YAML", type=click.Path(exists=True, dir_okay=False, readable=False))
 @click.option("-o", "--output-file", "path", required=True, type=click.Path(dir_okay=False), callback=not_stdout,
               help=".kws file to write.")
+@include_secrets
 @summary_format
-def import_(yaml_path: str, path: str, output_format: str) -> int:
+def import_(yaml_path: str, path: str, include_secrets: bool,
+            output_format: str) -> int:
     """Read a kwokctl `--format k8s` snapshot or `export` (YAML, .gz accepted) into a .kws file.
 
     Object documents become a snapshot; a file with ResourcePatch documents (a kwokctl recording) becomes a
-    recording.
+    recording. Secrets' values are replaced as `save` replaces them, unless --include-secrets.
     """
+    from kwoksnap.capture.redact import redact_secret, redact_secret_body
     from kwoksnap.store.kwokyaml import import_to_kws
 
-    stats = import_to_kws(yaml_path, path)
+    def redact(rec: dict[str, Any]) -> dict[str, Any]:
+        if rec.get("resource") != "v1/secrets":
+            return rec
+        if rec.get("type") == "object":
+            return {**rec, "object": redact_secret(rec["object"])}
+        if rec.get("type") == "event" and ("object" in rec or "patch" in rec):
+            return {**rec, **{k: redact_secret_body(rec[k]) for k in ("object", "patch") if k in rec}}
+        return rec
+
+    stats = import_to_kws(yaml_path, path, rewrite=None if include_secrets else redact,
+                          meta={"secretsRedacted": not include_secrets})
     if output_format == "json":
         print_json({"path": path, **dataclasses.asdict(stats)})
     else:
@@ -75,6 +96,8 @@ def import_(yaml_path: str, path: str, output_format: str) -> int:
                        err=True)
         if not stats.objects and not stats.events:
             click.echo(f"warning: {yaml_path} holds no Kubernetes object", err=True)
+        if stats.redacted:
+            click.echo(f"{stats.redacted} Secret(s) stored with their values replaced (--include-secrets keeps them)")
         click.echo(f"imported {sum(stats.objects.values())} objects of {len(stats.objects)} resources"
                    + (f" and {stats.events} events" if stats.events else "")
                    + f" into {path} ({stats.content_type})")

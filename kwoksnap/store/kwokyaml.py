@@ -25,7 +25,7 @@ import gzip
 import math
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -679,15 +679,20 @@ class ImportStats:
     duplicates: list[str] = dataclasses.field(default_factory=list)  # "resource namespace/name", later copies left out
     defaulted: int = 0  # namespaced objects without a namespace, put in "default" (as kubectl apply would)
     guessed: list[str] = dataclasses.field(default_factory=list)  # "Kind -> resource" named without their CRD
+    redacted: int = 0  # records the rewrite replaced (Secrets with their values redacted)
 
 
-def import_to_kws(yaml_path: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> ImportStats:
+def import_to_kws(yaml_path: str | os.PathLike[str], out_path: str | os.PathLike[str], *,
+                  rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                  meta: Mapping[str, Any] | None = None) -> ImportStats:
     """Convert a kwokctl ``--format k8s`` snapshot (or recording, if it has ResourcePatch documents) to a .kws file.
 
     Two streaming passes: the first decides the content type and reads the CRDs' names for their custom resources,
     the second writes. An object that comes again under
     the same resource, namespace and name is left out (the first one is kept, as a restore would keep it) and
     listed; a namespaced object without a namespace goes to ``default``, as ``kubectl apply`` would put it.
+    ``rewrite`` (the CLI's redaction of Secrets) may return another record for each one, counted in ``redacted``;
+    ``meta`` goes into the file's header.
     """
     from kwoksnap.store.writer import KwsWriter
 
@@ -701,7 +706,8 @@ def import_to_kws(yaml_path: str | os.PathLike[str], out_path: str | os.PathLike
     stats = ImportStats(content, {}, 0)
     namespaced: dict[str, bool] = {}
     seen: set[tuple[str, str, str]] = set()
-    with KwsWriter(out_path, content_type=content, source={"kind": "kwokctl-yaml", "path": str(yaml_path)}) as w:
+    with KwsWriter(out_path, content_type=content, source={"kind": "kwokctl-yaml", "path": str(yaml_path)},
+                   meta=meta) as w:
         for rec in import_yaml(yaml_path, custom=custom):
             if rec.get("type") == "resource":
                 namespaced[str(rec["resource"])] = bool(rec.get("namespaced"))
@@ -723,5 +729,8 @@ def import_to_kws(yaml_path: str | os.PathLike[str], out_path: str | os.PathLike
                 stats.objects[key] = stats.objects.get(key, 0) + 1
             elif rec.get("type") == "event":
                 stats.events += 1
+            if rewrite is not None and (rewritten := rewrite(rec)) is not rec:
+                rec = rewritten
+                stats.redacted += 1
             w.write(rec)
     return stats

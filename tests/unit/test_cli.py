@@ -682,3 +682,30 @@ def test_an_auth_providers_failing_token_refresh_is_a_cluster_error(tmp_path: Pa
     assert proc.returncode == 4 and proc.stderr.endswith(
         "kwoksnap: error: cannot load kubeconfig: refreshing its credentials failed (MaxRetryError)\n"), proc.stderr
     assert "SECRET" not in proc.stderr and "REFRESH_TOKEN" not in proc.stderr
+
+
+def test_import_redacts_secrets_unless_asked(tmp_path: Path) -> None:
+    """Black-box finding: `import` kept a kwokctl YAML's Secret values (and their last-applied annotation) in clear,
+    and `export` wrote them out again; everything else redacts them by default."""
+    from kwoksnap.store import KwsReader
+
+    yaml_path = tmp_path / "k.yaml"
+    yaml_path.write_text(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: default\n  annotations:\n"
+        "    kubectl.kubernetes.io/last-applied-configuration: '{\"data\":{\"password\":\"aHVudGVyMg==\"}}'\n"
+        "data:\n  password: aHVudGVyMg==\n---\n"
+        "apiVersion: action.kwok.x-k8s.io/v1alpha1\nkind: ResourcePatch\nresource: {version: v1, resource: secrets}\n"
+        "target: {name: db, namespace: default}\ndurationNanosecond: 5\nmethod: patch\n"
+        "template: {data: {password: aHVudGVyMg==}}\n")
+    for flags, redacted in (((), True), (("--include-secrets",), False)):
+        out = tmp_path / f"{redacted}.kws"
+        proc = run("import", str(yaml_path), "-o", str(out), *flags)
+        assert proc.returncode == 0, proc.stderr
+        assert ("2 Secret(s) stored with their values replaced" in proc.stdout) is redacted
+        with KwsReader(out) as reader:
+            assert reader.header["meta"]["secretsRedacted"] is redacted
+            records = list(reader.records())
+        assert (b"aHVudGVyMg" in orjson.dumps(records)) is not redacted
+        if redacted:
+            secret = next(r["object"] for r in records if r.get("type") == "object")
+            assert secret["metadata"]["annotations"] == {"kwoksnap.io/redacted": "true"}
