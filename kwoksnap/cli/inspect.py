@@ -70,8 +70,8 @@ def inspect(path: str, output_format: str) -> int:
             for rec in reader.records():
                 ev = rec.get("event") if rec.get("type") == "event" else None
                 if isinstance(ev, dict):
-                    name = ev.get("resource") or "?"  # as --resources spells it: resource[.group][/subresource]
-                    name += f".{ev['group']}" if ev.get("group") else ""
+                    name = str(ev.get("resource") or "?")  # as --resources spells it: resource[.group][/subresource]
+                    name += f".{ev['group']}" if ev.get("group") else ""  # (f-strings: any type of a damaged file)
                     name += f"/{ev['subresource']}" if ev.get("subresource") else ""
                     kinds[f"{ev.get('verb', '?')} {name}"] += 1
             info["events"] = dict(kinds.most_common())

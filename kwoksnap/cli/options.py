@@ -102,7 +102,24 @@ def not_stdout(_ctx: click.Context, _param: click.Parameter, value: str | None) 
 def print_json(data: object) -> None:
     import orjson
 
-    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+    try:
+        text = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=_jsonable).decode()
+    except TypeError:  # an integer beyond 64 bits (orjson's limit; a damaged file's header may hold one)
+        import json
+
+        text = json.dumps(data, indent=2, default=_jsonable, ensure_ascii=False)
+    click.echo(text)
+
+
+def _jsonable(value: object) -> object:
+    """What JSON shows of a value msgpack holds and JSON has no form for (only a hand-made file's header has one):
+    bytes as text where they are UTF-8, else as hex; anything else as its repr."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            return value.hex()
+    return repr(value)
 
 
 class Progress:

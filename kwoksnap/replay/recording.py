@@ -77,16 +77,50 @@ def read_recording(path: str | Path, spec: FilterSpec | None = None, stats: Pars
         raise InputError(f"{path}: not closed cleanly (cut short, or convert was interrupted); `kwoksnap inspect` "
                          "shows what is readable, and `kwoksnap convert` writes it again")
 
+    source = reader.header.get("source")
+    if isinstance(source, dict) and source.get("kind") == "kwokctl-yaml":
+        reader.close()
+        raise InputError(f"{path}: a kwokctl recording (`kwoksnap import` of ResourcePatch documents), which replay "
+                         "does not read yet: replay the audit log, or a recording `kwoksnap convert` wrote")
     if stats is not None:
         stats.files[str(path)] = "recording"
 
     def events() -> Iterator[AuditEvent]:
         with reader:
-            for rec in reader.records(STREAM):
-                if rec.get("type") == "event" and isinstance(rec.get("event"), dict):
-                    if stats is not None:  # the recording's events are what the report's input counts
-                        stats.events += 1
-                        stats.formats["recording"] += 1
-                    yield cast(AuditEvent, rec["event"])
+            for n, rec in enumerate(reader.records(STREAM), 1):
+                if rec.get("type") != "event":
+                    continue
+                event = rec.get("event")
+                if (problem := _event_problem(event)) is not None:  # (a hand-made or damaged file's)
+                    if stats is not None:
+                        stats.add_malformed(f"{path}: record {n}", problem)
+                    continue
+                if stats is not None:  # the recording's events are what the report's input counts
+                    stats.events += 1
+                    stats.formats["recording"] += 1
+                yield cast(AuditEvent, event)
 
     return filter_events(events(), spec, stats) if spec is not None else events()
+
+
+# The type of every key of an event (docs/audit.md §3) that the replay and the filters rely on.
+_EVENT_TYPES: Final[dict[str, type]] = {
+    **dict.fromkeys(("ts", "received", "code"), int),
+    **dict.fromkeys(("auditID", "stage", "level", "verb", "user", "userAgent", "group", "version", "resource",
+                     "subresource", "namespace", "name", "uri", "source"), str),
+    "groups": list, "annotations": dict,
+}
+
+
+def _event_problem(event: object) -> str | None:
+    """Why a recording's event is not one ``convert`` writes (None if it is): a key missing or of another type."""
+    if not isinstance(event, dict):
+        return "an event record without an audit event (its `event` map)"
+    for key, kind in _EVENT_TYPES.items():
+        value = event.get(key)
+        if type(value) is not kind:
+            found = "missing" if key not in event else type(value).__name__
+            return f"the event's {key!r} is {found}, not {kind.__name__}"
+    if "request" not in event or "response" not in event:
+        return "the event lacks 'request' or 'response'"
+    return None

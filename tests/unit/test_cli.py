@@ -709,3 +709,22 @@ def test_import_redacts_secrets_unless_asked(tmp_path: Path) -> None:
         if redacted:
             secret = next(r["object"] for r in records if r.get("type") == "object")
             assert secret["metadata"]["annotations"] == {"kwoksnap.io/redacted": "true"}
+
+
+def test_json_output_shows_what_json_has_no_form_for(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Fuzzing findings: `inspect -o json` of a file whose header holds bytes, an integer key or an integer beyond
+    64 bits (a damaged index's sizes summed) was an internal error; a recording event's resource that is no string
+    ended the text output so too."""
+    from kwoksnap.cli.options import print_json
+    from kwoksnap.store import KwsWriter
+
+    print_json({"meta": {"blob": b"\xff\x00", "text": b"abc", 1: "one"}, "rawBytes": 2**65})
+    assert orjson.loads(capsys.readouterr().out) == {"meta": {"blob": "ff00", "text": "abc", "1": "one"},
+                                                     "rawBytes": 2**65}
+    path = tmp_path / "odd.kws"
+    with KwsWriter(path, content_type="recording", source={"kind": "audit-log"}, meta={"blob": b"\xff"}) as w:
+        w.write({"type": "event", "resource": "audit.k8s.io/v1/events", "ts": 1,
+                 "event": {"resource": 5, "verb": "create", "group": ["x"]}})
+    for args in ((), ("-o", "json")):
+        proc = run("inspect", str(path), *args)
+        assert proc.returncode == 0 and "create 5.['x']" in proc.stdout, proc.stderr

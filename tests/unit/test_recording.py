@@ -138,6 +138,44 @@ def test_a_snapshot_is_not_a_recording(tmp_path: Path) -> None:
     assert proc.stderr.count("\n") == 1 and "is a snapshot, not a recording" in proc.stderr
 
 
+def test_a_recordings_malformed_events_are_counted_and_a_kwokctl_recording_refused(trace: Path,
+                                                                                  tmp_path: Path) -> None:
+    """Fuzzing finding: a recording's events went to the filters and the replay unchecked (a missing key was a
+    KeyError, exit 70). Documentation finding: a kwokctl recording `import` made replayed nothing, exit 0."""
+    from kwoksnap.replay.recording import write_recording
+    from kwoksnap.store import KwsReader, KwsWriter
+
+    good = list(read_recording(trace))[:3]
+    damaged = tmp_path / "damaged.kws"
+    with KwsReader(trace) as reader, KwsWriter(damaged, content_type="recording", source={"kind": "audit-log"},
+                                               meta={}) as w:
+        for n, rec in enumerate(reader.records()):
+            if n == 2:
+                w.write({**rec, "event": {k: v for k, v in rec["event"].items() if k != "stage"}})
+            elif n == 3:
+                w.write({**rec, "event": {**rec["event"], "ts": "soon"}})
+            elif n == 4:
+                w.write({**rec, "event": None})
+            else:
+                w.write(rec)
+            if n == 5:
+                break
+    stats = ParseStats()
+    events = list(read_recording(damaged, filter_spec((), (), (), None, None, recording=True), stats))
+    assert [e["auditID"] for e in events] == [good[0]["auditID"], good[1]["auditID"], list(read_recording(trace))[5][
+        "auditID"]]
+    assert stats.malformed == 3 and stats.malformed_examples == [
+        f"{damaged}: record 3: the event's 'stage' is missing, not str",
+        f"{damaged}: record 4: the event's 'ts' is str, not int",
+        f"{damaged}: record 5: an event record without an audit event (its `event` map)"]
+    assert write_recording(good, tmp_path / "again.kws", meta={}) == 3  # (what convert writes passes the check)
+    kwokctl = tmp_path / "kwokctl.kws"
+    assert run("import", str(Path(__file__).parents[1] / "golden/kwokctl-recording.yaml"), "-o",
+               str(kwokctl)).returncode == 0
+    with pytest.raises(InputError, match=r"a kwokctl recording .* which replay does not read yet"):
+        read_recording(kwokctl)
+
+
 def secret_line(n: int, verb: str, request: object, response: object, subresource: str = "") -> str:
     event = {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse", "auditID": f"s{n}",
              "stage": "ResponseComplete", "verb": verb, "requestURI": "/api/v1/namespaces/ns/secrets/db",
