@@ -76,6 +76,6 @@ def resource_version_of(response: Any) -> int:
         meta = response.get("metadata")
         if type(meta) is dict:
             rv = meta.get("resourceVersion")
-            if type(rv) is str and rv.isdigit() and rv.isascii():
+            if type(rv) is str and rv.isdigit() and rv.isascii() and len(rv) <= 20:  # (uint64: int() refuses 4,300+)
                 return int(rv)
     return 0

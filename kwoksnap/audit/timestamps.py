@@ -66,7 +66,13 @@ def _slow(text: str) -> int:
             raise ValueError(f"bad UTC offset: {text[:40]!r}")
         offset = (oh * 3600 + om * 60) * (1 if m.group(9) == "+" else -1)
     seconds = _days_from_civil(year, month, day) * _SECONDS_PER_DAY + hour * 3600 + minute * 60 + second - offset
-    return seconds * _NS + nanos
+    ns = seconds * _NS + nanos
+    if not _MIN_NS <= ns <= _MAX_NS:  # (Go's zero time, year 1; year 9999) a recording stores int64 nanoseconds
+        raise ValueError(f"timestamp out of range (1677-09-21 to 2262-04-11 in nanoseconds): {text[:40]!r}")
+    return ns
+
+
+_MIN_NS, _MAX_NS = -(1 << 63), (1 << 63) - 1
 
 
 def parse_timestamp(text: str) -> int:

@@ -266,7 +266,10 @@ _Loader.add_constructor("tag:yaml.org,2002:merge", _Base.construct_yaml_str)
 def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int | str:
     if ":" in str(node.value):
         return str(node.value)
-    value = _Base.construct_yaml_int(loader, node)
+    try:
+        value = _Base.construct_yaml_int(loader, node)
+    except ValueError:  # beyond Python's 4,300 digits: a string like any number beyond uint64
+        return str(node.value)
     return value if -(1 << 63) <= value < (1 << 64) else str(node.value)
 
 

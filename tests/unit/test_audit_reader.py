@@ -90,6 +90,14 @@ def test_native_jsonl_and_all_keys(tmp_path: Path) -> None:
     assert e["annotations"] == {"a": "b"} and e["groups"] == ["system:authenticated"]
 
 
+def test_a_resource_version_of_thousands_of_digits_is_no_number(tmp_path: Path) -> None:
+    """Fuzzing finding: Python's int() refuses 4,300+ digits, and such a resourceVersion ended the read in an
+    internal error (exit 70); a resourceVersion is a uint64, so one of more than 20 digits sorts as none."""
+    huge = ev(2, name="huge", responseObject={"metadata": {"resourceVersion": "9" * 5000}})
+    (e, f), stats = read(write(tmp_path, "a.log", jsonl(huge, ev(1, name="ok"))))
+    assert [e["name"], f["name"]] == ["ok", "huge"] and stats.malformed == 0
+
+
 def test_missing_fields_get_defaults(tmp_path: Path) -> None:
     minimal = {"auditID": "x", "stageTimestamp": "2026-01-01T00:00:00.000001Z"}
     (e,), _ = read(write(tmp_path, "a.log", jsonl(minimal)))
