@@ -31,7 +31,7 @@ from typing import IO, Any, Protocol
 
 import yaml
 
-from kwoksnap.errors import REFUSALS, FormatError, InputError, UsageError
+from kwoksnap.errors import REFUSALS, FormatError, InputError
 from kwoksnap.store.atomic import atomic_output
 
 RESOURCE_PATCH_API_VERSION = "action.kwok.x-k8s.io/v1alpha1"
@@ -168,7 +168,7 @@ def split_resource(resource: str) -> tuple[str, str, str]:
         return "", parts[0], parts[1]
     if len(parts) == 3 and all(parts):
         return parts[0], parts[1], parts[2]
-    raise UsageError(f"resource {resource!r} is not 'version/plural' or 'group/version/plural'")
+    raise InputError(f"resource {resource!r} is not 'version/plural' or 'group/version/plural'")
 
 
 # -- times --------------------------------------------------------------------------------------------------------
@@ -385,8 +385,10 @@ def _documents(path: Path) -> Iterator[tuple[int, int, Any]]:
         at = f"line {mark.line + 1}" if mark is not None else f"document {number}"
         problem = exc.problem or exc.context or "invalid YAML"
         raise FormatError(f"not valid YAML: {problem}", path=name, where=at) from None
-    except yaml.YAMLError as exc:
-        raise FormatError(f"not valid YAML: {exc}", path=name, where=f"document {number}") from None
+    except yaml.YAMLError as exc:  # (a ReaderError: a character YAML refuses; its str says where on a second line)
+        position = getattr(exc, "position", None)
+        where = f"character {position + 1}" if isinstance(position, int) else f"document {max(number, 1)}"
+        raise FormatError(f"not valid YAML: {str(exc).splitlines()[0]}", path=name, where=where) from None
     except (UnicodeDecodeError, EOFError, gzip.BadGzipFile) as exc:
         raise FormatError(f"not a YAML text file: {exc}", path=name, where=f"document {max(number, 1)}") from None
     except OSError as exc:
@@ -498,6 +500,11 @@ def import_yaml(path: str | os.PathLike[str], *, base_time_ns: int | None = None
             for key, value in crd_kinds(obj).items():
                 kinds.setdefault(key, value)
             resource = resource_for(item_api, item_kind, kinds)
+            try:
+                split_resource(resource)
+            except InputError:  # (`apiVersion: a/b/c`, `v1/`, a CRD plural holding a slash)
+                raise bad(f"{item_kind} {metadata['name']}: apiVersion {item_api!r} (with kind {item_kind!r}) names "
+                          "no resource: it is 'version' or 'group/version'") from None
             if resource not in seen:
                 seen.add(resource)
                 group, _ = split_api_version(item_api)
@@ -548,16 +555,17 @@ def _clean_object(obj: Mapping[str, Any]) -> dict[str, Any]:
 def _object_doc(record: Mapping[str, Any], kinds: dict[str, str], n: int) -> dict[str, Any]:
     obj = record.get("object")
     if not isinstance(obj, dict):
-        raise UsageError(f"record {n}: an object record without an object")
+        raise InputError(f"record {n}: an object record without an object")
     obj = _clean_object(obj)
     resource = record.get("resource")
     if not obj.get("apiVersion") or not obj.get("kind"):
         if not isinstance(resource, str) or not resource:
-            raise UsageError(f"record {n}: object without apiVersion/kind and without a resource")
+            raise InputError(f"record {n}: object without apiVersion/kind and without a resource")
         group, version, plural = split_resource(resource)
         kind = kinds.get(resource) or _KIND_BY_PLURAL.get((group, plural))
         if kind is None:
-            raise UsageError(f"record {n}: object of {resource} has no kind and no resource record names it")
+            raise InputError(f"record {n}: object of {resource} has no apiVersion or kind, and no resource record "
+                             "names its kind")
         obj = {"apiVersion": f"{group}/{version}" if group else version, "kind": kind, **obj}
     return obj
 
@@ -565,10 +573,10 @@ def _object_doc(record: Mapping[str, Any], kinds: dict[str, str], n: int) -> dic
 def _patch_doc(record: Mapping[str, Any], base_time_ns: int, n: int) -> dict[str, Any]:
     verb = record.get("verb")
     if verb not in METHODS:
-        raise UsageError(f"record {n}: verb {verb!r} has no kwokctl equivalent (create, patch, delete)")
+        raise InputError(f"record {n}: verb {verb!r} has no kwokctl equivalent (create, patch, delete)")
     resource, ts = record.get("resource"), record.get("ts")
     if not isinstance(resource, str) or type(ts) is not int:
-        raise UsageError(f"record {n}: an event needs a resource and an integer ts")
+        raise InputError(f"record {n}: an event needs a resource and an integer ts")
     group, version, plural = split_resource(resource)
     obj = record.get("object")
     metadata = obj.get("metadata") if isinstance(obj, dict) else None
@@ -576,7 +584,7 @@ def _patch_doc(record: Mapping[str, Any], base_time_ns: int, n: int) -> dict[str
     name = record.get("name") or metadata.get("name")
     namespace = record.get("namespace") or metadata.get("namespace") or ""
     if not isinstance(name, str) or not name or not isinstance(namespace, str):
-        raise UsageError(f"record {n}: an event needs a name")
+        raise InputError(f"record {n}: an event needs a name")
     gvr: dict[str, str] = {"group": group, "version": version, "resource": plural} if group else {
         "version": version,
         "resource": plural,
@@ -592,13 +600,13 @@ def _patch_doc(record: Mapping[str, Any], base_time_ns: int, n: int) -> dict[str
     }
     if verb == "create":
         if not isinstance(obj, dict):
-            raise UsageError(f"record {n}: a create event without an object")
+            raise InputError(f"record {n}: a create event without an object")
         doc["template"] = _clean_object(obj)
     elif verb == "patch":
         patch = record.get("patch")
         patch_type = record.get("patchType", STRATEGIC_MERGE_PATCH)
         if not isinstance(patch, dict) or patch_type != STRATEGIC_MERGE_PATCH:
-            raise UsageError(f"record {n}: kwokctl replays only strategic merge patches")
+            raise InputError(f"record {n}: kwokctl replays only strategic merge patches")
         doc["template"] = patch
     return doc
 
@@ -641,7 +649,7 @@ def _write_documents(
             continue
         if rtype == "object":
             if stats.patches:
-                raise UsageError(f"record {n}: an object after events; kwokctl loads objects first")
+                raise InputError(f"record {n}: an object after events; kwokctl loads objects first")
             doc = _object_doc(record, kinds, n)
             stats.objects += 1
         elif rtype == "event":
@@ -653,7 +661,7 @@ def _write_documents(
         try:
             text = _dump(doc)
         except yaml.YAMLError as exc:
-            raise UsageError(f"record {n}: cannot be written as YAML: {exc}") from exc
+            raise InputError(f"record {n}: cannot be written as YAML: {exc}") from exc
         except RecursionError:  # (PyYAML's representer recurses in Python: a few hundred levels)
             raise InputError(f"{_named(record, doc)} is nested more deeply than YAML export can write "
                              "(a few hundred levels of maps and lists); nothing was written") from None

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kwoksnap.errors import FormatError, InputError, UsageError
+from kwoksnap.errors import FormatError, InputError
 from kwoksnap.store import KwsReader, KwsWriter
 from kwoksnap.store.kwokyaml import (
     STRATEGIC_MERGE_PATCH,
@@ -174,7 +174,7 @@ def test_export_errors_leave_no_file(tmp_path: Path) -> None:
         [{"type": "event", "ts": 1, "resource": "pods", "verb": "delete", "name": "p"}],
     ]
     for records in bad_cases:
-        with pytest.raises(UsageError):
+        with pytest.raises(InputError):
             export_yaml(records, tmp_path / "x.yaml")
         assert os.listdir(tmp_path) == []
     # An object deeper than PyYAML's representer can walk (the API server takes it) is named, not "some object"
@@ -209,6 +209,11 @@ def test_export_errors_leave_no_file(tmp_path: Path) -> None:
         ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: !!set {a, b}\n", "line 4", "no JSON form"),
         ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {k: !!binary /w==}\n", "line 4",
          "not UTF-8 text"),
+        # fuzzing findings: a resource that is no resource was a usage error (exit 2); a NUL said "document 0" and
+        # its position on a second line
+        ("apiVersion: a/b/c\nkind: Foo\nmetadata: {name: a}\n", "document 1 (line 1)", "names no resource"),
+        ("apiVersion: v1/\nkind: Foo\nmetadata: {name: a}\n", "document 1 (line 1)", "names no resource"),
+        ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a\x00}\n", "character 50", "#x0000"),
     ],
 )
 def test_not_kubernetes_yaml_is_a_format_error(tmp_path: Path, text: str, where: str, what: str) -> None:
