@@ -54,6 +54,14 @@ FRAME_MAX_RECORDS: Final = 8192
 MAX_HEADER_BYTES: Final = 16 << 20
 MAX_RAW_FRAME_BYTES: Final = 256 << 20  # one record may exceed FRAME_TARGET_BYTES, up to this
 MAX_BLOCK_BYTES: Final = MAX_RAW_FRAME_BYTES + (1 << 20)
+# What a reader refuses as a decompression bomb (a 1.4 KB file expanded to 32 Mi empty maps, 2.4 GB of Python
+# objects): a frame of more than EXPANSION_SLACK raw bytes that expands more than MAX_EXPANSION times (Kubernetes
+# objects compress ~10x; a frame beyond the slack holds one record, an object of at most ~1.5 MiB (etcd's limit)
+# or an event with two), and a frame of more than MAX_FRAME_RECORDS_READ records (the writer closes one at
+# FRAME_MAX_RECORDS). The writer refuses to write what readers refuse.
+MAX_EXPANSION: Final = 100
+EXPANSION_SLACK: Final = 8 << 20
+MAX_FRAME_RECORDS_READ: Final = 1 << 20
 
 HEADER_KEYS_REQUIRED: Final = ("kwoksnapVersion", "createdAt", "contentType", "source", "meta", "compression")
 

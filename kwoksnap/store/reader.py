@@ -30,8 +30,11 @@ from kwoksnap.errors import REFUSALS, FormatError, InputError
 from kwoksnap.store.compat import DEFAULT_REGISTRY, ConverterRegistry, UpgradePlan
 from kwoksnap.store.format import (
     BLOCK_HEAD,
+    EXPANSION_SLACK,
     MAGIC,
     MAX_BLOCK_BYTES,
+    MAX_EXPANSION,
+    MAX_FRAME_RECORDS_READ,
     MAX_HEADER_BYTES,
     MAX_RAW_FRAME_BYTES,
     PREAMBLE,
@@ -275,6 +278,9 @@ class KwsReader:
             raise _Broken(offset, f"not a zstd frame: {exc}", frame) from None
         if size < 0 or size > MAX_RAW_FRAME_BYTES:
             raise _Broken(offset, f"zstd frame has no usable content size ({size})", frame)
+        if size > EXPANSION_SLACK and size > MAX_EXPANSION * len(payload):
+            raise _Broken(offset, f"zstd frame would expand {size // len(payload)}x ({len(payload)} to {size} bytes), "
+                          f"beyond the {MAX_EXPANSION}x a reader accepts (docs/format.md)", frame)
         try:
             raw = self._dctx.decompress(payload)
         except zstandard.ZstdError as exc:
@@ -297,6 +303,10 @@ class KwsReader:
         try:
             while tell() < end:  # (iterating the Unpacker would silently drop a truncated last record)
                 append(unpack())
+                if len(records) > MAX_FRAME_RECORDS_READ:  # (tiny records by the million: a decompression bomb)
+                    raise _Broken(offset, f"frame holds more than {MAX_FRAME_RECORDS_READ} records", frame)
+        except _Broken:
+            raise
         except msgpack.OutOfData:
             raise _Broken(offset, "frame holds an incomplete record", frame) from None
         except Exception as exc:  # msgpack raises several types for bad input; all mean the same here
@@ -327,11 +337,13 @@ class KwsReader:
         try:
             first = unpacker.unpack()
             count = 1
-            while unpacker.tell() < len(raw):
+            while unpacker.tell() < len(raw) and count <= MAX_FRAME_RECORDS_READ:
                 entries = unpacker.read_map_header()  # raises unless the record is a map
                 for _ in range(2 * entries):
                     unpacker.skip()
                 count += 1
+            if count > MAX_FRAME_RECORDS_READ:
+                raise ValueError("too many records")
         except Exception:  # a broken frame: decode it fully, which says precisely what is wrong
             return self._decode_frame(payload, offset, frame)
         if not isinstance(first, dict):

@@ -27,9 +27,11 @@ from kwoksnap.store.format import (
     COMPRESSION,
     CONTENT_TYPES,
     DEFAULT_LEVEL,
+    EXPANSION_SLACK,
     FORMAT_VERSION,
     FRAME_MAX_RECORDS,
     FRAME_TARGET_BYTES,
+    MAX_EXPANSION,
     MAX_RAW_FRAME_BYTES,
     TAG_FRAME,
     TAG_INDEX,
@@ -223,6 +225,10 @@ class KwsWriter:
 
     def _flush(self) -> None:
         payload = self._cctx.compress(self._buf)
+        if len(self._buf) > EXPANSION_SLACK and len(self._buf) > MAX_EXPANSION * len(payload):  # (what readers refuse)
+            raise UsageError(f"a frame of {len(self._buf)} bytes (a record of several MiB) compresses "
+                             f"{len(self._buf) // len(payload)}x, beyond the {MAX_EXPANSION}x readers accept as no "
+                             "decompression bomb")
         head = encode_block(TAG_FRAME, payload)
         self._file.write(head)
         self._file.write(payload)

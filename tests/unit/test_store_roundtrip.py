@@ -386,6 +386,42 @@ def test_a_large_record_after_others_starts_a_frame_a_reader_accepts(tmp_path: P
         assert r.index["frames"] == 2
 
 
+def test_a_decompression_bomb_is_a_damaged_frame_read_in_bounded_memory(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fuzzing finding: a 1.4 KB file whose one frame expands to 32 Mi empty maps took 2.4 GB and 6 s before it
+    was refused. A frame beyond the slack that expands beyond 100x, or of over a million records, is damaged before
+    it is decoded (shown with the slack at 1,000 bytes and the record cap at 100); the writer refuses to write
+    what readers refuse."""
+    import kwoksnap.store.reader as reader_module
+    import kwoksnap.store.writer as writer_module
+
+    zeros = [{"type": "object", "resource": "v1/configmaps",
+              "object": {"metadata": {"name": "z", "namespace": "ns"}, "data": {"x": "0" * 200_000}}}]
+    monkeypatch.setattr(writer_module, "EXPANSION_SLACK", 1000)
+    with pytest.raises(UsageError, match=r"compresses \d+x, beyond the 100x readers accept"), \
+            KwsWriter(tmp_path / "refused.kws") as w:
+        w.write_many(zeros)
+    assert not (tmp_path / "refused.kws").exists()
+    monkeypatch.setattr(writer_module, "EXPANSION_SLACK", 1 << 30)
+    with KwsWriter(tmp_path / "bomb.kws") as w:
+        w.write_many(zeros)
+    monkeypatch.setattr(reader_module, "EXPANSION_SLACK", 1000)
+    with KwsReader(tmp_path / "bomb.kws") as r, pytest.raises(FormatError, match=r"would expand \d+x .* beyond "
+                                                                                 r"the 100x a reader accepts"):
+        list(r.records())
+    monkeypatch.setattr(reader_module, "MAX_FRAME_RECORDS_READ", 100)
+    with KwsWriter(tmp_path / "many.kws") as w:
+        w.write_many({"type": "x"} for _ in range(101))
+    with KwsReader(tmp_path / "many.kws") as r:
+        with pytest.raises(FormatError, match="frame holds more than 100 records"):
+            list(r.records())
+        assert "frame holds more than 100 records" in r.scan().summary()
+    with KwsWriter(tmp_path / "fine.kws") as w:
+        w.write_many({"type": "x"} for _ in range(100))
+    with KwsReader(tmp_path / "fine.kws") as r:
+        assert len(list(r.records())) == 100 and r.scan().clean
+
+
 def test_a_snapshot_is_never_written_over_a_link_even_one_pointing_nowhere(tmp_path: Path) -> None:
     """Black-box finding: `save -o` onto a dangling symlink replaced the link with the file (the existence check
     followed the link), though save never writes over an existing file."""
