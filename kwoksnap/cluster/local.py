@@ -231,6 +231,8 @@ def create_cluster(
                 raise UsageError(f"cluster {name!r} already exists ({cluster.directory}); delete it first")
             try:
                 proc = subprocess.run(args, env=_env(root), capture_output=True, text=True)
+            except OSError as exc:  # not started at all (not executable, another architecture): nothing to remove
+                raise ToolError(f"cannot run kwokctl {binaries.kwokctl}: {exc.strerror or exc}") from None
             except BaseException:  # Ctrl-C or SIGTERM: run() has killed kwokctl; remove what it had started
                 delete_cluster(name, binaries, workdir=root)
                 raise
@@ -367,12 +369,15 @@ def delete_cluster(name: str, binaries: Binaries | None, *, workdir: Path | None
     if not directory.exists():
         return False
     pids = _pids(directory)
+    stopped = False
     if binaries is not None:
-        subprocess.run(
-            [str(binaries.kwokctl), "delete", "cluster", "--name", name, "--kubeconfig="],
-            env=_env(root), capture_output=True, text=True,
-        )
-    else:
+        with contextlib.suppress(OSError):  # (a kwokctl that cannot run: the components are stopped below)
+            subprocess.run(
+                [str(binaries.kwokctl), "delete", "cluster", "--name", name, "--kubeconfig="],
+                env=_env(root), capture_output=True, text=True,
+            )
+            stopped = True
+    if not stopped:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)

@@ -179,6 +179,26 @@ def test_cluster_delete_stops_the_cluster_when_kwoksnap_bin_dir_is_wrong(tmp_pat
         component.wait()
 
 
+def test_a_kwokctl_that_cannot_run_is_a_tool_error(tmp_path: Path) -> None:
+    """Documentation finding: `--kwokctl` naming a file of another architecture was an internal error (exit 70),
+    and one without execute permission exit 7; both are a failing external tool (exit 6), and leave nothing."""
+    import os
+    import subprocess
+    import sys
+
+    for name, mode in (("wrong-arch", 0o755), ("not-executable", 0o644)):
+        kwokctl = tmp_path / name
+        kwokctl.write_text("not a program\n")
+        kwokctl.chmod(mode)
+        env = {**os.environ, "KWOKSNAP_WORKDIR": str(tmp_path / "work")}
+        proc = subprocess.run([sys.executable, "-m", "kwoksnap", "cluster", "create", "--name", "x", "--kwokctl",
+                               str(kwokctl)], env=env, capture_output=True, text=True, timeout=60)
+        why = "Exec format error" if mode == 0o755 else "Permission denied"
+        assert (proc.returncode, proc.stderr.splitlines()[-1]) == (
+            6, f"kwoksnap: error: cannot run kwokctl {kwokctl}: {why}")
+        assert not (tmp_path / "work" / "clusters" / "x").exists()
+
+
 def test_a_local_cluster_is_known_by_any_loopback_name_of_its_server(tmp_path: Path) -> None:
     """Black-box finding: a kubeconfig naming a replay-profile cluster at https://localhost:PORT (kwokctl writes
     127.0.0.1) made restore take it for a standard cluster, wait for adoptions no controller made, and fail."""
