@@ -480,6 +480,7 @@ class KwsReader:
     def scan(self) -> ScanReport:
         """Walk every frame, verifying it; report how far the file is readable. Never raises on bad data."""
         resources: dict[str, int] = {}
+        walked: dict[int, tuple[int, int]] = {}  # offset -> (length, records) of each frame
         frames_ok = records = 0
         bytes_ok = self._data_start
         broken: _Broken | None = None
@@ -488,6 +489,7 @@ class KwsReader:
                 frames_ok += 1
                 records += len(recs)
                 bytes_ok = offset + length
+                walked[offset] = (length, len(recs))
                 name = recs[0].get("resource", "")
                 key = name if isinstance(name, str) else repr(name)
                 resources[key] = resources.get(key, 0) + len(recs)
@@ -501,7 +503,8 @@ class KwsReader:
         if broken is None and self.index is not None:
             bytes_ok = self._size
             indexed = {e["resource"]: e["records"] for e in self.index["resources"]}
-            if indexed != resources:
+            layout = {f["offset"]: (f["length"], f["records"]) for e in self.index["resources"] for f in e["frames"]}
+            if indexed != resources or layout != walked:  # (records per resource; where each frame is, its size)
                 reason = "the index disagrees with the frames"
         return ScanReport(
             path=self._name,

@@ -308,3 +308,26 @@ def test_well_framed_records_of_the_wrong_shape_are_format_errors(tmp_path: Path
                               timeout=60)
         assert proc.returncode == ExitCode.INPUT, (command, proc.stderr)
         assert proc.stderr.count("\n") == 1 and expected in proc.stderr, (command, proc.stderr)
+
+
+def test_an_index_whose_frames_are_not_where_it_says_is_found_by_scan(
+        tmp_path: Path, valid: tuple[bytes, dict[str, Any], Any]) -> None:
+    """Documentation finding: scan compared only the records per resource with the index, so an index that moved
+    records between two frames of a resource (each frame's count wrong, their sum right) read as clean."""
+    import msgpack
+    import zstandard
+
+    from kwoksnap.store.format import TAG_INDEX, encode_block, encode_trailer
+
+    data, layout, _ = valid
+    with KwsReader(put(tmp_path, data)) as r:
+        index = r.index
+        assert index is not None and r.scan().reason is None
+    entry = next(e for e in index["resources"] if len(e["frames"]) >= 2 and e["frames"][0]["records"] >= 2)
+    entry["frames"][0]["records"] -= 1
+    entry["frames"][1]["records"] += 1
+    payload = zstandard.ZstdCompressor().compress(msgpack.packb(index))
+    forged = (data[: layout["index_offset"]] + encode_block(TAG_INDEX, payload) + payload
+              + encode_trailer(layout["index_offset"]))
+    with KwsReader(put(tmp_path, forged, "forged.kws")) as r:
+        assert r.clean and r.scan().reason == "the index disagrees with the frames"
