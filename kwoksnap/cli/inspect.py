@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from kwoksnap.cli.options import example_epilog, output_format, print_json
+from kwoksnap.cli.options import camel_keys, example_epilog, output_format, print_json
 
 
 @click.command(epilog=example_epilog("kwoksnap inspect before.kws", "kwoksnap inspect trace.kws -o json"))
@@ -30,7 +30,7 @@ def inspect(path: str, output_format: str) -> int:
     except FormatError as exc:
         report = scan(path)
         if output_format == "json":
-            print_json({"ok": False, "error": str(exc), "scan": dataclasses.asdict(report)})
+            print_json({"ok": False, "error": str(exc), "scan": camel_keys(dataclasses.asdict(report))})
         elif report.header_ok:  # a damaged .kws file: how much of it is readable (not so for another kind of file)
             click.echo(report.summary())
         raise
@@ -38,7 +38,7 @@ def inspect(path: str, output_format: str) -> int:
         report = reader.scan()  # verifies every frame's checksum: an intact index says nothing about the frames
         if not report.ok:
             if output_format == "json":
-                print_json({"ok": False, "header": reader.header, "scan": dataclasses.asdict(report)})
+                print_json({"ok": False, "header": reader.header, "scan": camel_keys(dataclasses.asdict(report))})
             else:
                 click.echo(report.summary())
             raise FormatError(f"damaged: {report.reason}; the readable part is listed above", path=path)

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from kwoksnap.cli.options import (
+    camel_keys,
     example_epilog,
     first_few,
     include_secrets,
@@ -38,7 +39,7 @@ def export(snapshot: str, path: str, all_resources: bool, output_format: str) ->
 
     stats, left_out, doomed = export_for_kwokctl(snapshot, path, all_resources=all_resources)
     if output_format == "json":
-        print_json({"path": path, **vars(stats), "leftOut": dict(sorted(left_out.items())),
+        print_json({"path": path, **camel_keys(vars(stats)), "leftOut": dict(sorted(left_out.items())),
                     "notCreatedByKwokctl": dict(sorted(doomed.items()))})
     else:
         click.echo(f"exported {stats.objects} objects to {path}")
@@ -82,7 +83,7 @@ def import_(yaml_path: str, path: str, include_secrets: bool,
     stats = import_to_kws(yaml_path, path, rewrite=None if include_secrets else redact,
                           meta={"secretsRedacted": not include_secrets})
     if output_format == "json":
-        print_json({"path": path, **dataclasses.asdict(stats)})
+        print_json({"path": path, **camel_keys(dataclasses.asdict(stats))})
     else:
         if stats.duplicates:
             click.echo(f"warning: left out {len(stats.duplicates)} object(s) that came again under the same name "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -109,6 +110,11 @@ def print_json(data: object) -> None:
 
         text = json.dumps(data, indent=2, default=_jsonable, ensure_ascii=False)
     click.echo(text)
+
+
+def camel_keys(fields: dict[str, Any]) -> dict[str, Any]:
+    """A dataclass's fields (``dataclasses.asdict``) with the camelCase keys every JSON output of kwoksnap uses."""
+    return {re.sub(r"_([a-z])", lambda m: m.group(1).upper(), k): v for k, v in fields.items()}
 
 
 def _jsonable(value: object) -> object:

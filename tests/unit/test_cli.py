@@ -728,3 +728,17 @@ def test_json_output_shows_what_json_has_no_form_for(capsys: pytest.CaptureFixtu
     for args in ((), ("-o", "json")):
         proc = run("inspect", str(path), *args)
         assert proc.returncode == 0 and "create 5.['x']" in proc.stdout, proc.stderr
+
+
+def test_json_outputs_use_camel_case_keys(tmp_path: Path) -> None:
+    """Documentation finding: `import --format json` said `content_type`, `inspect -o json` of a damaged file
+    `file_size`/`header_ok`, where every other JSON output of kwoksnap (and the report) is camelCase."""
+    yaml_path = tmp_path / "k.yaml"
+    yaml_path.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: default}\n")
+    proc = run("import", str(yaml_path), "-o", str(tmp_path / "k.kws"), "--format", "json")
+    assert proc.returncode == 0 and {"contentType", "objects", "redacted"} <= set(orjson.loads(proc.stdout))
+    damaged = tmp_path / "cut.kws"
+    damaged.write_bytes((tmp_path / "k.kws").read_bytes()[:-30])
+    proc = run("inspect", str(damaged), "-o", "json")
+    keys = set(orjson.loads(proc.stdout)["scan"])
+    assert {"fileSize", "headerOk", "framesOk", "bytesOk", "stoppedAt"} <= keys and not any("_" in k for k in keys)
