@@ -27,7 +27,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Final, Protocol
 
 import yaml
 
@@ -159,6 +159,9 @@ def crd_kinds(obj: Mapping[str, Any]) -> dict[tuple[str, str], tuple[str, bool]]
             and plural):
         return {}
     return {(group, kind): (plural, spec.get("scope") != "Cluster")}
+
+
+_KIND: Final = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 
 
 def split_resource(resource: str) -> tuple[str, str, str]:
@@ -494,6 +497,8 @@ def import_yaml(path: str | os.PathLike[str], *, base_time_ns: int | None = None
             item_api, item_kind = obj.get("apiVersion"), obj.get("kind")
             if not isinstance(item_api, str) or not isinstance(item_kind, str) or not item_api or not item_kind:
                 raise bad("a list item lacks apiVersion or kind")
+            if not _KIND.fullmatch(item_kind):  # (fuzzing: `kind: a/b` became resource v1/a/bs, group v1)
+                raise bad(f"kind {item_kind!r} is not a Kubernetes kind (a letter, then letters and digits)")
             metadata = obj.get("metadata")
             if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str) or not metadata["name"]:
                 raise bad(f"{item_kind} has no metadata.name")
