@@ -129,9 +129,12 @@ _HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")  # visible ASCII, space and tab (R
 def _without_userinfo(server: str) -> tuple[str, str | None]:
     """The server URL without a ``user:password@`` (which is no part of the Host header, of a log line or of a
     snapshot's header), and the basic credentials it names, which Go's HTTP client (kubectl) sends when nothing else
-    is configured. A URL of another scheme is refused without repeating it (it may hold that password)."""
+    is configured. A URL of another scheme is refused without repeating it (it may hold that password); one without
+    a scheme is https, as in client-go."""
     from urllib.parse import unquote, urlsplit
 
+    if "://" not in server:  # `server: 10.0.0.1:6443`: client-go (kubectl) takes it as https
+        server = f"https://{server}"
     url = urlsplit(server)
     if url.scheme not in ("http", "https") or not url.hostname:
         raise ClusterError(f"the kubeconfig's server is not an http:// or https:// URL (scheme {url.scheme!r})")

@@ -585,3 +585,4 @@ def test_a_password_in_the_server_url_is_basic_auth_and_never_shown(
     with pytest.raises(ClusterError, match=r"^the kubeconfig's server is not an http:// or https:// URL "
                                            r"\(scheme 'ftp'\)$"):
         load_config(write("ftp://kuser:secret@127.0.0.1:1"))
+    assert load_config(write("127.0.0.1:6443")).server == "https://127.0.0.1:6443"  # (as client-go takes it)
