@@ -136,6 +136,11 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                        "restored (not in the snapshot, or they failed), so restore does not link them (diff --live "
                        "shows them as removed; a controller the target holds may still adopt what it selects)",
                        err=True)
+        if summary.not_relinked:
+            click.echo(f"warning: {len(summary.not_relinked)} restored object(s) are without the owner references "
+                       "to their restored owners (the Ctrl-C came while restore was linking them): `restore "
+                       f"--on-conflict skip` of the same snapshot links them: {first_few(summary.not_relinked)}",
+                       err=True)
         if summary.kept_secrets:
             click.echo(f"warning: kept {len(summary.kept_secrets)} existing Secret(s) as they were: the snapshot's "
                        f"values are redacted (save --include-secrets keeps them): {first_few(summary.kept_secrets)}",
@@ -149,7 +154,9 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
         click.echo(f"{summary.objects} of the snapshot's objects restored or found in place in {summary.seconds:.1f}s "
                    f"({summary.objects / max(summary.seconds, 1e-9):,.0f}/s, {summary.retries} retries; "
                    f"{created} created, {updated} updated, {summary.objects - created - updated} skipped: already "
-                   "there, or the target's own)"
+                   "there, or the target's own"
+                   + (f"; {summary.relinked_in_place} of those relinked to their owners)" if summary.relinked_in_place
+                      else ")")
                    + ("" if not summary.failures and not summary.not_adopted else
                       f"; {len(summary.failures)} failed" + ("" if summary.interrupted or summary.error else
                                                              f", {len(summary.not_adopted)} not adopted")))

@@ -113,6 +113,9 @@ class RestoreSummary:
     # Ctrl-C: the objects being written were finished, the rest never sent; owner references were relinked to
     # the owners restored by then, and nothing waited for adoption.
     interrupted: bool = False
+    # Restored objects whose owners are in the target, left without their references by a Ctrl-C in the relink
+    not_relinked: list[str] = dataclasses.field(default_factory=list)
+    relinked_in_place: int = 0  # objects found in place (skipped) whose owner references this run relinked
     planned: int = 0  # objects in the snapshot's plan
     # Secrets that --on-conflict replace did not replace: the snapshot holds placeholders for their values.
     kept_secrets: list[str] = dataclasses.field(default_factory=list)
@@ -156,6 +159,8 @@ class RestoreSummary:
             "notAdopted": [dataclasses.asdict(a) for a in self.not_adopted[:200]],
             "claimsWithoutVolume": self.claims_without_volume[:200],
             "interrupted": self.interrupted, "planned": self.planned, "keptSecrets": self.kept_secrets[:200],
+            "notRelinked": self.not_relinked[:200], "notRelinkedCount": len(self.not_relinked),
+            "relinkedInPlace": self.relinked_in_place,
             "activeNamespaces": self.active_namespaces[:200], "namespacesCreated": self.namespaces_created[:200],
             "ttlExpiredJobs": self.ttl_expired[:200], "deletedMeanwhile": self.deleted_meanwhile[:200],
             "removedAtOnce": self.removed_at_once[:200],
@@ -194,8 +199,11 @@ class _Restorer:
         self.results: dict[str, ResourceResult] = {}
         self.failures: list[Failure] = []
         self.adoptions: list[Adoption] = []
-        # (resource as served, its key in the snapshot, namespace, name, references kept, references to relink)
-        self.deferred: list[tuple[Resource, str, str, str, list[Obj], list[Obj]]] = []
+        # (resource as served, its key in the snapshot, namespace, name, references kept, references to relink,
+        # found in place: not written by this run)
+        self.deferred: list[tuple[Resource, str, str, str, list[Obj], list[Obj], bool]] = []
+        self.relinked_in_place = 0  # objects found in place whose owner references this run relinked
+        self.not_relinked: list[str] = []  # objects whose owners were restored, left unlinked by a Ctrl-C
         self.dropped = 0
         self.created_crds: list[str] = []
         self.crd_outcomes: dict[str, str] = {}  # created or updated: undone in the counts if it never serves
@@ -349,7 +357,8 @@ class _Restorer:
                 self.adoptions.append(prep.adoption)
             if prep.deferred_owners:
                 kept = list(prep.body["metadata"].get("ownerReferences") or [])
-                self.deferred.append((res, key, str(ns or ""), name, kept, prep.deferred_owners))
+                self.deferred.append((res, key, str(ns or ""), name, kept, prep.deferred_owners,
+                                      outcome == "skipped"))
             self.dropped += prep.dropped_owners
             if res.key == "apiextensions.k8s.io/v1/customresourcedefinitions" and outcome != "skipped" \
                     and _established_or_unknown(obj):  # (one the source never served is not waited for)
@@ -571,24 +580,43 @@ class _Restorer:
                 self._fail(key, obj, f"restored, but it could not be made Terminating again: {exc}")
 
     def relink(self) -> None:
-        for res, key, ns, name, kept, refs in self.deferred:
-            new_refs = list(kept)
-            for ref in refs:
-                new_uid = self.uid_map.get(str(ref.get("uid", "")))
-                if new_uid:
-                    new_refs.append({**ref, "uid": new_uid})
-                else:
-                    self.dropped += 1
-            try:
-                self._set_owner_refs(res.path(ns or None, name), new_refs)
-            except NotFound:  # deleted by the target meanwhile (a finished Job's TTL, then its pods): said, not failed
-                gone = f"{res.kind} {ns}/{name}" if ns else f"{res.kind} {name}"
-                with self.lock:
-                    if gone not in self.deleted_meanwhile:
-                        self.deleted_meanwhile.append(gone)
-            except APIError as exc:  # (under the snapshot's key: the target may serve another version of it)
-                self._fail(key, {"metadata": {"namespace": ns, "name": name}},
-                           f"owner references could not be relinked: {exc}")
+        """Owner references to the owners restored (or found in place) by now. An object none of whose owners is
+        in the target is left as it was written (after a Ctrl-C: most pods, whose owners came later). A Ctrl-C here
+        stops it: the objects it did not reach are listed (``not_relinked``), as a run with --on-conflict skip links
+        them."""
+        done = 0
+        try:
+            for entry in self.deferred:
+                self._relink(*entry)
+                done += 1
+        except KeyboardInterrupt:
+            self.not_relinked = [f"{res.kind} {ns}/{name}" if ns else f"{res.kind} {name}"
+                                 for res, _, ns, name, _, refs, _ in self.deferred[done:]
+                                 if any(str(r.get("uid", "")) in self.uid_map for r in refs)]
+            raise
+
+    def _relink(self, res: Resource, key: str, ns: str, name: str, kept: list[Obj], refs: list[Obj],
+                in_place: bool) -> None:
+        new_refs = list(kept)
+        for ref in refs:
+            new_uid = self.uid_map.get(str(ref.get("uid", "")))
+            if new_uid:
+                new_refs.append({**ref, "uid": new_uid})
+            else:
+                self.dropped += 1
+        if len(new_refs) == len(kept):
+            return  # (no owner of it is in the target: it was written with these; nothing to send)
+        try:
+            self._set_owner_refs(res.path(ns or None, name), new_refs)
+            self.relinked_in_place += in_place
+        except NotFound:  # deleted by the target meanwhile (a finished Job's TTL, then its pods): said, not failed
+            gone = f"{res.kind} {ns}/{name}" if ns else f"{res.kind} {name}"
+            with self.lock:
+                if gone not in self.deleted_meanwhile:
+                    self.deleted_meanwhile.append(gone)
+        except APIError as exc:  # (under the snapshot's key: the target may serve another version of it)
+            self._fail(key, {"metadata": {"namespace": ns, "name": name}},
+                       f"owner references could not be relinked: {exc}")
 
     def _set_owner_refs(self, path: str, refs: list[Obj]) -> None:
         """The object's owner references made ``refs``, keeping a controller reference the target added meanwhile
@@ -822,6 +850,7 @@ def restore(
         missing_dependencies=missing,
         terminating_namespaces=sorted(r.terminating_namespaces),
         interrupted=interrupted, planned=sum(s.objects for s in steps), kept_secrets=sorted(r.kept_secrets),
+        not_relinked=r.not_relinked, relinked_in_place=r.relinked_in_place,
         active_namespaces=sorted(r.active_namespaces), namespaces_created=sorted(r.namespaces_created), error=error,
     )
 
