@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections import Counter
 
 import click
@@ -171,6 +173,13 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                        f"snapshot's {summary.planned} objects, each whole; the rest were not sent, and what came "
                        "after the error "
                        "(relinking, the wait for adoption, admission objects) was not done")
+    if summary.abandoned is not None:
+        click.echo(f"warning: stopped without waiting for the {len(summary.abandoned)} write(s) in flight (a second "
+                   "Ctrl-C): whether they reached the target is unknown (`kwoksnap diff --live` tells): "
+                   f"{first_few(summary.abandoned)}", err=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(ExitCode.INTERRUPTED)  # (their threads, still waiting on the target, would hold the exit up)
     if summary.interrupted:
         return ExitCode.INTERRUPTED
     if summary.error is not None:

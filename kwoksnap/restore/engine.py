@@ -116,6 +116,9 @@ class RestoreSummary:
     # Restored objects whose owners are in the target, left without their references by a Ctrl-C in the relink
     not_relinked: list[str] = dataclasses.field(default_factory=list)
     relinked_in_place: int = 0  # objects found in place (skipped) whose owner references this run relinked
+    # A second Ctrl-C while the writes in flight were finishing: those writes ("resource namespace/name"), whose
+    # outcome is unknown (None: not so stopped). Their threads may still be waiting on the target.
+    abandoned: list[str] | None = None
     planned: int = 0  # objects in the snapshot's plan
     # Secrets that --on-conflict replace did not replace: the snapshot holds placeholders for their values.
     kept_secrets: list[str] = dataclasses.field(default_factory=list)
@@ -160,7 +163,7 @@ class RestoreSummary:
             "claimsWithoutVolume": self.claims_without_volume[:200],
             "interrupted": self.interrupted, "planned": self.planned, "keptSecrets": self.kept_secrets[:200],
             "notRelinked": self.not_relinked[:200], "notRelinkedCount": len(self.not_relinked),
-            "relinkedInPlace": self.relinked_in_place,
+            "relinkedInPlace": self.relinked_in_place, "abandonedInFlight": self.abandoned,
             "activeNamespaces": self.active_namespaces[:200], "namespacesCreated": self.namespaces_created[:200],
             "ttlExpiredJobs": self.ttl_expired[:200], "deletedMeanwhile": self.deleted_meanwhile[:200],
             "removedAtOnce": self.removed_at_once[:200],
@@ -203,6 +206,7 @@ class _Restorer:
         # found in place: not written by this run)
         self.deferred: list[tuple[Resource, str, str, str, list[Obj], list[Obj], bool]] = []
         self.relinked_in_place = 0  # objects found in place whose owner references this run relinked
+        self.in_flight: set[str] = set()  # "resource namespace/name" of the objects being written now
         self.not_relinked: list[str] = []  # objects whose owners were restored, left unlinked by a Ctrl-C
         self.dropped = 0
         self.created_crds: list[str] = []
@@ -435,12 +439,19 @@ class _Restorer:
         return self.client.replace(res.path(ns, name), body), "updated"
 
     def _one(self, res: Resource, key: str, obj: Obj) -> None:
+        meta = obj.get("metadata") or {}
+        name = f"{key} {meta['namespace']}/{meta.get('name')}" if meta.get("namespace") else f"{key} {meta.get('name')}"
+        with self.lock:
+            self.in_flight.add(name)
         try:
             self._create(res, key, obj)
         except KwoksnapError as exc:
             self._fail(key, obj, str(exc))
         except Exception as exc:  # one object never stops the rest; the reason is reported
             self._fail(key, obj, f"{type(exc).__name__}: {exc}")
+        finally:
+            with self.lock:
+                self.in_flight.discard(name)
 
     # -- phases ------------------------------------------------------------------------------------------------
 
@@ -780,6 +791,7 @@ def restore(
     crd_steps = [s for s in steps if s.phase == PHASES[0][0]]
     admission = [s for s in steps if s.phase == ADMISSION]
     interrupted = False
+    abandoned: list[str] | None = None  # a second Ctrl-C: the writes in flight then, not waited for
     error: KwoksnapError | None = None
     not_adopted: list[Adoption] = []
     pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="restore")
@@ -787,9 +799,10 @@ def restore(
     def stage(work: Callable[[], None], *, after_ctrl_c: bool = False) -> None:
         """Run one stage of the restore unless an error stopped it before (or a Ctrl-C, unless ``after_ctrl_c``).
         Ctrl-C or an error in it is kept for the summary: the objects being written finish whole (each write is one
-        task) and the queued never start."""
-        nonlocal interrupted, error
-        if error is not None or (interrupted and not after_ctrl_c):
+        task) and the queued never start. A second Ctrl-C while they finish (a target that does not answer) stops
+        the waiting: what was in flight then is listed, its outcome unknown, and nothing more is done."""
+        nonlocal interrupted, error, abandoned
+        if abandoned is not None or error is not None or (interrupted and not after_ctrl_c):
             return
         try:
             work()
@@ -798,7 +811,13 @@ def restore(
         except KwoksnapError as exc:  # after writes began: what is in the target is still reported (summary.error)
             error = exc
         if interrupted or error is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            try:
+                pool.shutdown(wait=True, cancel_futures=True)
+            except KeyboardInterrupt:
+                with r.lock:
+                    abandoned = sorted(r.in_flight)
+                client.cancel()  # (no retries for them: they fail as soon as the target answers, or times out)
+                pool.shutdown(wait=False, cancel_futures=True)
 
     def objects() -> None:
         nonlocal disc
@@ -841,7 +860,7 @@ def restore(
         # of the target's controllers adopting what was restored, and a quota the restored objects themselves.
         stage(admit)
     finally:
-        pool.shutdown(wait=True)
+        pool.shutdown(wait=abandoned is None)
     return RestoreSummary(
         results=r.results, failures=r.failures, not_adopted=not_adopted, dropped_owner_refs=r.dropped,
         seconds=time.monotonic() - started, requests=client.requests - requests0,
@@ -850,7 +869,7 @@ def restore(
         missing_dependencies=missing,
         terminating_namespaces=sorted(r.terminating_namespaces),
         interrupted=interrupted, planned=sum(s.objects for s in steps), kept_secrets=sorted(r.kept_secrets),
-        not_relinked=r.not_relinked, relinked_in_place=r.relinked_in_place,
+        not_relinked=r.not_relinked, relinked_in_place=r.relinked_in_place, abandoned=abandoned,
         active_namespaces=sorted(r.active_namespaces), namespaces_created=sorted(r.namespaces_created), error=error,
     )
 

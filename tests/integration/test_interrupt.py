@@ -183,3 +183,45 @@ def test_ctrl_c_while_a_new_cluster_is_waited_for_removes_it(binaries: Binaries,
     assert not directory.exists()
     leftovers = subprocess.run(["pgrep", "-f", str(directory)], capture_output=True, text=True).stdout.split()
     assert leftovers == [], leftovers
+
+
+def test_a_second_ctrl_c_while_the_target_hangs_stops_restore_with_its_summary(make_cluster: ClusterFactory,
+                                                                               tmp_path: Path) -> None:
+    """Black-box finding: with the target's API server hung, a first Ctrl-C waited for the writes in flight (up
+    to their 60 s timeout) and a second one lost the whole summary (only "kwoksnap: interrupted", exit 130, though
+    hundreds of objects were written). Now the second stops the waiting: the summary is printed, with the writes
+    that were in flight listed as of unknown outcome."""
+    from tests.integration.snapshots import write_snapshot
+
+    target = make_cluster("hung", Profile.REPLAY)
+    snapshot = write_snapshot(tmp_path / "many.kws", [
+        ("v1/namespaces", "Namespace", False, [{"metadata": {"name": "many"}}]),
+        ("v1/configmaps", "ConfigMap", True, [{"metadata": {"name": f"cm-{i:05}", "namespace": "many"},
+                                               "data": {"k": "v" * 200}} for i in range(20_000)]),
+    ])
+    apiserver = int((target.directory / "pids" / "kube-apiserver.pid").read_text())
+    with client_for(target) as c:
+        proc = start(target.kubeconfig, "restore", str(snapshot), "-o", "json")
+        stopped_at = [0.0]
+
+        def hang_then_interrupt_twice() -> None:
+            os.kill(apiserver, signal.SIGSTOP)
+            time.sleep(1.0)
+            os.kill(proc.pid, signal.SIGINT)
+            time.sleep(1.0)
+            os.kill(proc.pid, signal.SIGINT)
+            stopped_at[0] = time.monotonic()
+
+        try:
+            out, err = when(proc, lambda: c.exists("/api/v1/namespaces/many/configmaps/cm-00100"),
+                            hang_then_interrupt_twice)
+            took = time.monotonic() - stopped_at[0]
+        finally:
+            os.kill(apiserver, signal.SIGCONT)
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    assert took < 15, took  # (not the in-flight writes' 60 s timeout)
+    summary = orjson.loads(out)
+    assert summary["interrupted"] and summary["resources"]["v1/configmaps"]["created"] >= 100
+    in_flight = summary["abandonedInFlight"]
+    assert in_flight and all(n.startswith("v1/configmaps many/cm-") for n in in_flight)
+    assert f"stopped without waiting for the {len(in_flight)} write(s) in flight" in err
