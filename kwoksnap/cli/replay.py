@@ -137,21 +137,28 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
                        f"wall {elapsed:6.1f}s, recent lag p99 {lag:6.1f} ms", nl=False, err=True)
 
     with make_client(ctx, pool_size=workers) as client:
-        warnings = check_target(client, options.mode, allow_real_nodes=allow_real_nodes)
-        taken = snapshot_taken(client)
-        if taken is not None:
-            options = dataclasses.replace(options, snapshot_taken_ns=taken[1])
-        for w in warnings:
-            click.echo(f"warning: {w}", err=True)
         told: set[str] = set()  # warnings printed when the replay met them, not again at the end
 
         def notice(message: str) -> None:
             told.add(message)
             click.echo(("\n" if tty else "") + f"warning: {message}", err=True)
 
-        replayer = Replayer(client, options, progress=progress, notice=notice)
+        taken: tuple[str, int] | None = None
+        checked = False
         try:
-            report = replayer.run(events)
+            warnings = check_target(client, options.mode, allow_real_nodes=allow_real_nodes)
+            taken = snapshot_taken(client)
+            checked = True
+        except KeyboardInterrupt:  # (the probe: a few seconds) the report is still written: this run's, not the last
+            warnings = ["interrupted while the target was checked: no recorded change was sent"]
+        if taken is not None:
+            options = dataclasses.replace(options, snapshot_taken_ns=taken[1])
+        for w in warnings:
+            click.echo(f"warning: {w}", err=True)
+        replayer = Replayer(client, options, progress=progress, notice=notice)
+        replayer.report.interrupted = not checked
+        try:
+            report = replayer.run(events) if checked else replayer.report
         except (KwoksnapError, OSError) as exc:  # --strict's bad line, an input or a target failing: say what was
             if not replayer.report.applied and not replayer.report.failed:  # sent, then fail as that error
                 raise  # nothing reached the target

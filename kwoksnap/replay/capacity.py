@@ -30,7 +30,10 @@ deleted at the end whatever happened, and any that could not be deleted are name
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +46,7 @@ from kwoksnap.kube.client import Client
 from kwoksnap.restore.transform import FROZEN_ANNOTATION
 
 SCRATCH_LABEL = "kwoksnap.io/scratch"
+log = logging.getLogger("kwoksnap.replay")
 PAYLOAD_BYTES = 4096  # about a pod's size in the demo incident's RequestResponse bodies
 NO_NODE = "kwoksnap-capacity-no-such-node"  # scratch pods are bound here: nothing schedules or runs them
 CONDITION = "kwoksnap.io/capacity"  # the scratch pods' own status condition, rewritten by each write
@@ -107,6 +111,11 @@ def measure_write_rate(client: Client, *, namespace: str = "default", concurrenc
     are known, so a caller interrupted by Ctrl-C during the measurement still has them to report."""
     clock = clock or RealClock()
     left = [] if leftovers is None else leftovers
+    for scratch in (PODS, CONFIGMAPS):  # an earlier measurement's, killed outright
+        removed = remove_stale_scratch(client, f"/api/v1/namespaces/{namespace}/{scratch.resource}", SCRATCH_LABEL,
+                                       scratch.delete)
+        if removed:
+            log.info("removed %d scratch %s an earlier replay left", removed, scratch.resource)
     result = _measure(client, PODS, namespace, concurrency, requests, rounds, clock, left)
     if result.fallback is None:
         return result
@@ -173,6 +182,34 @@ def _measure(client: Client, scratch: Scratch, namespace: str, concurrency: int,
     finally:  # also on Ctrl-C
         leftovers.extend(_clean_up(client, base, names, run, scratch.delete))
     return Measurement(rate, error, leftovers, scratch.resource, fallback)
+
+
+STALE_AFTER = 300.0  # seconds: a scratch object this old is no measurement's or probe's still running
+
+
+def remove_stale_scratch(client: Client, base: str, selector: str, params: Mapping[str, int] | None = None, *,
+                         now: float | None = None) -> int:
+    """Delete the scratch objects under ``base`` matching ``selector`` that a replay killed outright (SIGKILL: no
+    ``finally`` ran) left behind, older than :data:`STALE_AFTER` at ``now`` (Unix seconds, default the wall
+    clock: compared with the objects' creation times); return how many. Never fatal."""
+    from kwoksnap.audit.timestamps import parse_timestamp
+
+    now = time.time() if now is None else now
+    removed = 0
+    try:
+        for obj, _ in client.list_items(base, params={"labelSelector": selector}):
+            meta = obj.get("metadata") or {}
+            try:
+                age = now - parse_timestamp(str(meta.get("creationTimestamp"))) / 1e9
+            except ValueError:
+                continue
+            if age > STALE_AFTER:
+                with contextlib.suppress(NotFound):
+                    client.delete(f"{base}/{meta['name']}", None, **(params or {}))
+                    removed += 1
+    except KwoksnapError:
+        pass  # (no right to list or delete them: the measurement itself will say what it cannot do)
+    return removed
 
 
 def _clean_up(client: Client, base: str, names: list[str], run: str, params: Mapping[str, int]) -> list[str]:

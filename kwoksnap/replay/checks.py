@@ -19,6 +19,7 @@ from kwoksnap.cluster.local import Profile, profile_for_server
 from kwoksnap.errors import APIError, NotFound
 from kwoksnap.kube.client import Client
 from kwoksnap.replay.actions import Mode
+from kwoksnap.replay.capacity import SCRATCH_LABEL, remove_stale_scratch
 from kwoksnap.restore.engine import SNAPSHOT_TAKEN_ANNOTATION
 from kwoksnap.restore.engine import check_target as refuse_real_nodes
 from kwoksnap.restore.transform import FAKE_NODE_ANNOTATION, FROZEN_ANNOTATION
@@ -27,9 +28,12 @@ PROBE_SECONDS = 3.0  # kwok initializes a managed node within about a second
 
 
 def kwok_honours_frozen(client: Client) -> bool:
+    """Whether kwok leaves a frozen node alone: a throw-away node, deleted again (one a replay killed outright left,
+    labelled as this one is, is deleted first)."""
+    remove_stale_scratch(client, "/api/v1/nodes", f"{SCRATCH_LABEL}=probe")
     name = f"{PROBE_NAME_PREFIX}{uuid.uuid4().hex[:8]}"
-    client.create("/api/v1/nodes", {"metadata": {"name": name, "annotations": {FAKE_NODE_ANNOTATION: "fake",
-                                                                               FROZEN_ANNOTATION: "true"}}})
+    client.create("/api/v1/nodes", {"metadata": {"name": name, "labels": {SCRATCH_LABEL: "probe"}, "annotations": {
+        FAKE_NODE_ANNOTATION: "fake", FROZEN_ANNOTATION: "true"}}})
     try:
         deadline = time.monotonic() + PROBE_SECONDS
         while time.monotonic() < deadline:
