@@ -225,3 +225,27 @@ def test_a_second_ctrl_c_while_the_target_hangs_stops_restore_with_its_summary(m
     in_flight = summary["abandonedInFlight"]
     assert in_flight and all(n.startswith("v1/configmaps many/cm-") for n in in_flight)
     assert f"stopped without waiting for the {len(in_flight)} write(s) in flight" in err
+
+
+def test_a_replay_interrupted_while_the_target_is_checked_writes_its_report(kwok_cluster: LocalCluster,
+                                                                            client: Client, tmp_path: Path) -> None:
+    """Black-box finding: Ctrl-C during the target's probe (its first 3 s) left the previous run's --report in
+    place, which read as this run's result (`interrupted: false`, thousands applied)."""
+    log, report = tmp_path / "audit.log", tmp_path / "report.json"
+    pod_creates(log, "probe-interrupted", 3, 0.1)
+    report.write_text('{"interrupted": false, "applied": 7935}')  # the last run's
+    proc = start(kwok_cluster.kubeconfig, "replay", "--audit", str(log), "--speed", "max", "--report", str(report))
+
+    def probing() -> bool:
+        return any(True for _ in client.list_items("/api/v1/nodes", params={"labelSelector": "kwoksnap.io/scratch"}))
+
+    _, err = when(proc, probing, lambda: os.kill(proc.pid, signal.SIGINT))
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    data = orjson.loads(report.read_bytes())
+    assert data["interrupted"] and data["applied"] == 0 and data["failed"] == 0
+    assert "interrupted while the target was checked: no recorded change was sent" in data["warnings"]
+    assert "warning: interrupted while the target was checked" in err
+    deadline = time.monotonic() + 10
+    while probing() and time.monotonic() < deadline:  # (the probe's node is deleted on the way out)
+        time.sleep(0.2)
+    assert not probing()
