@@ -66,9 +66,7 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
             return False
         return True
 
-    root = logging.getLogger()
-    root.addFilter(catch)
-    try:
+    def load() -> None:
         if path is None and not os.path.exists(os.path.expanduser("~/.kube/config")) and os.environ.get(
             "KUBERNETES_SERVICE_HOST"
         ):
@@ -79,6 +77,18 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
             config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=path, context=context, client_configuration=cfg
             )
+
+    root = logging.getLogger()
+    root.addFilter(catch)
+    try:
+        try:
+            load()
+        except Exception as exc:  # an auth provider's token refresh failing (OIDC over http, its issuer refusing)
+            if type(exc).__module__.partition(".")[0] in _AUTH_LIBRARIES:  # (requests' errors are OSErrors, and
+                raise _RefreshFailed(type(exc).__name__) from None      # oauthlib's ValueErrors: told apart first)
+            raise
+    except _RefreshFailed as exc:  # (the type only: such messages may hold what the identity provider answered)
+        raise ClusterError(f"cannot load kubeconfig: refreshing its credentials failed ({exc})") from None
     except ConfigException as exc:
         if context and f"Expected object with name {context} " in str(exc):
             raise UsageError(f"--context {context}: the kubeconfig has no such context") from None
@@ -90,12 +100,6 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
         raise ClusterError(f"cannot load kubeconfig {path}: {named}{exc.strerror or exc}") from None
     except (TypeError, KeyError, AttributeError, ValueError) as exc:  # YAML of another shape (a list, /etc/passwd)
         raise ClusterError(f"cannot load kubeconfig {path}: not a kubeconfig ({type(exc).__name__}: {exc})") from None
-    except Exception as exc:  # an auth provider's token refresh (OIDC over http: InsecureTransportError; refused)
-        if type(exc).__module__.partition(".")[0] not in _AUTH_LIBRARIES:
-            raise
-        # (the type only: such messages may hold what the identity provider answered)
-        raise ClusterError(f"cannot load kubeconfig: refreshing its credentials failed ({type(exc).__name__})") \
-            from None
     finally:
         root.removeFilter(catch)
     if plugin_errors:
@@ -106,6 +110,10 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
 
 # The libraries an auth provider's token refresh goes through: their errors are the refresh failing, not a bug.
 _AUTH_LIBRARIES: Final = ("oauthlib", "requests_oauthlib", "requests", "urllib3", "google")
+
+
+class _RefreshFailed(Exception):
+    """An auth provider's token refresh failed; the message is the type of what was raised, nothing of it else."""
 
 
 def _credentials(cfg: Any) -> str | None:
@@ -129,15 +137,24 @@ _HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")  # visible ASCII, space and tab (R
 def _without_userinfo(server: str) -> tuple[str, str | None]:
     """The server URL without a ``user:password@`` (which is no part of the Host header, of a log line or of a
     snapshot's header), and the basic credentials it names, which Go's HTTP client (kubectl) sends when nothing else
-    is configured. A URL of another scheme is refused without repeating it (it may hold that password); one without
-    a scheme is https, as in client-go."""
+    is configured. A URL of another scheme (or none), or malformed, is refused without repeating it (it may hold
+    that password)."""
     from urllib.parse import unquote, urlsplit
 
-    if "://" not in server:  # `server: 10.0.0.1:6443`: client-go (kubectl) takes it as https
-        server = f"https://{server}"
+    if not server.startswith(("http://", "https://")):  # (the kubernetes package reads the certificate authority
+        scheme = server.partition("://")[0] if "://" in server else ""  # and client certificate of https:// only)
+        raise ClusterError(f"the kubeconfig's server is not an http:// or https:// URL (scheme {scheme!r}; "
+                           "kwoksnap takes neither another scheme nor none, nor capitals in it)")
     url = urlsplit(server)
-    if url.scheme not in ("http", "https") or not url.hostname:
-        raise ClusterError(f"the kubeconfig's server is not an http:// or https:// URL (scheme {url.scheme!r})")
+    try:
+        url.port  # noqa: B018 (a ValueError for a port that is no number)
+    except ValueError:
+        bad = True
+    else:
+        bad = not url.hostname or bool(url.query or url.fragment)
+    if bad:  # (a '#', '?' or '/' in a password that is not percent-encoded ends the host part early)
+        raise ClusterError("the kubeconfig's server URL is malformed (a host, then an optional :port and path; a "
+                           "user:password in it must be percent-encoded)")
     if "@" not in url.netloc:
         return server, None
     import base64

@@ -583,6 +583,35 @@ def test_a_password_in_the_server_url_is_basic_auth_and_never_shown(
         assert c.get("/api") == {"kind": "Ok"}
     assert b"Host: " + url.removeprefix("http://").encode() + b"\r\n" in seen[0]
     with pytest.raises(ClusterError, match=r"^the kubeconfig's server is not an http:// or https:// URL "
-                                           r"\(scheme 'ftp'\)$"):
+                                           r"\(scheme 'ftp';"):
         load_config(write("ftp://kuser:secret@127.0.0.1:1"))
-    assert load_config(write("127.0.0.1:6443")).server == "https://127.0.0.1:6443"  # (as client-go takes it)
+    # Review findings: without a scheme (or in capitals), the kubernetes package loads no certificate authority or
+    # client certificate; a '#' in a password ended the host early, and the port error named part of the password
+    for server in ("127.0.0.1:6443", "HTTPS://127.0.0.1:6443", "https://kuser:p#SECRET@127.0.0.1:6443",
+                   "https://kuser:p/SECRET@127.0.0.1:6443", "https://kuser:SECRET@127.0.0.1:port"):
+        with pytest.raises(ClusterError, match="the kubeconfig's server") as info:
+            load_config(write(server))
+        assert "SECRET" not in str(info.value)
+
+
+def test_a_failed_token_refresh_says_only_what_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review finding: requests' errors are OSErrors and oauthlib's ValueErrors, so a failed refresh was told by
+    the earlier branches with its whole message (which may hold what the identity provider answered)."""
+    import requests
+    from kubernetes import config as kube_config
+
+    from kwoksnap.kube.config import load_config
+
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    refusals: list[Exception] = [requests.exceptions.ConnectionError("the IdP said SECRET"),
+                                 type("OAuth2Error", (ValueError,), {"__module__": "oauthlib.common"})("SECRET")]
+    for refusal in refusals:
+        def refuse(*_: Any, error: Exception = refusal, **__: Any) -> None:
+            raise error
+
+        monkeypatch.setattr(kube_config, "load_kube_config", refuse)
+        with pytest.raises(ClusterError) as info:
+            load_config(str(kubeconfig))
+        assert str(info.value) == ("cannot load kubeconfig: refreshing its credentials failed "
+                                   f"({type(refusal).__name__})")
