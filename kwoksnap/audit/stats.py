@@ -40,7 +40,8 @@ class ParseStats:
     kept: int = 0  # events passed by filter_events
     # path -> seconds its clock is at least behind another file's (several API servers' logs; read_audit)
     clock_skew: dict[str, float] = dataclasses.field(default_factory=dict)
-    redacted: int = 0  # kept events of Secrets whose bodies had their values replaced (unless --include-secrets)
+    # kept events of Secrets, TokenRequests and TokenReviews whose values were replaced (unless --include-secrets)
+    redacted: int = 0
     # (resource, group, subresource) of the kept events: which --resources entries matched anything
     kept_kinds: set[tuple[str, str, str]] = dataclasses.field(default_factory=set, repr=False)
     # namespaces of the kept events, noted only under a -n filter: which -n entries matched anything

@@ -7,7 +7,9 @@ snapshot still restores. The ``kwoksnap.io/redacted`` annotation marks such a Se
 an existing one, and diff never compares Secret values at all. Service-account token secrets are never saved:
 they are minted per cluster. (Snapshots written before this rule hold ``*`` repeated to each value's length.)
 Audit events of Secrets get the same treatment (:func:`redact_secret_body`): their bodies are whole Secrets or
-patches of one, and a recording or a replay must not carry the values either.
+patches of one, and a recording or a replay must not carry the values either; so do the bearer tokens of
+TokenRequests and TokenReviews (:func:`redact_token_body`) and mutating webhooks' patches of a Secret, which the API
+server logs as audit annotations (:func:`redact_audit_annotations`).
 """
 
 from __future__ import annotations
@@ -98,12 +100,9 @@ def redact_secret_body(body: Any) -> Any:
     update, apply, the response) as :func:`redact_secret` does; a merge or strategic-merge patch's ``data`` and
     ``stringData`` values; a JSON patch's operations on them. ``null`` values (a patch removing a key) stay.
     Anything else (a Status, DeleteOptions, ``None``) is returned as it is."""
-    if isinstance(body, str):  # a body some log pipelines re-export as a JSON string: its JSON, else nothing of it
-        try:
-            decoded = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return PLACEHOLDER.decode()
-        return redact_secret_body(decoded) if isinstance(decoded, (dict, list)) else PLACEHOLDER.decode()
+    if isinstance(body, str):  # (a JSON string some pipeline re-exported: its map or list, else the placeholder)
+        decoded = decoded_body(body)
+        return decoded if isinstance(decoded, str) else redact_secret_body(decoded)
     if isinstance(body, list):
         ops = [_redact_op(op) if isinstance(op, dict) else op for op in body]
         return [op for op in ops if op is not None]
@@ -128,6 +127,18 @@ def redact_secret_body(body: Any) -> Any:
     return out
 
 
+def decoded_body(body: Any) -> Any:
+    """An audit event's body that some log pipeline re-exported as a JSON string: its JSON map or list, or the
+    placeholder when it is none (nothing of a Secret's string body is kept); any other body as it is."""
+    if not isinstance(body, str):
+        return body
+    try:
+        decoded = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return PLACEHOLDER.decode()
+    return decoded if isinstance(decoded, (dict, list)) else PLACEHOLDER.decode()
+
+
 def redact_token_body(body: Any) -> Any:
     """A TokenRequest's or TokenReview's body (``serviceaccounts/token``, ``tokenreviews``) with its bearer token
     replaced: ``status.token`` and ``spec.token``, live credentials a RequestResponse audit policy records."""
@@ -146,4 +157,5 @@ WEBHOOK_PATCH_ANNOTATION = "patch.webhook.admission.k8s.io/"  # + round_N_index_
 
 def redact_audit_annotations(annotations: dict[str, str]) -> dict[str, str]:
     """An event's audit annotations without the patches mutating webhooks made (of a Secret: they hold values)."""
-    return {k: PLACEHOLDER.decode() if k.startswith(WEBHOOK_PATCH_ANNOTATION) else v for k, v in annotations.items()}
+    return {k: PLACEHOLDER.decode() if str(k).startswith(WEBHOOK_PATCH_ANNOTATION) else v
+            for k, v in annotations.items()}

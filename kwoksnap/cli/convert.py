@@ -37,13 +37,13 @@ def convert(audit_paths: tuple[str, ...], resources: tuple[str, ...], namespaces
             include_secrets: bool, output_format: str) -> int:
     """Store the parsed, filtered, time-sorted change stream of audit logs as a recording."""
     from kwoksnap.audit import ParseStats
-    from kwoksnap.replay.recording import audit_events, redact_secrets, write_recording
+    from kwoksnap.replay.recording import audit_events, redact_credentials, write_recording
 
     spec = filter_spec(resources, namespaces, exclude_user, since, until)
     stats = ParseStats()
     paths = expand_audit_paths(audit_paths)
     events = audit_events(paths, spec, stats, strict=strict)
-    n = write_recording(events if include_secrets else redact_secrets(events, stats), path,
+    n = write_recording(events if include_secrets else redact_credentials(events, stats), path,
                         meta={"inputs": paths, "secretsRedacted": not include_secrets})
     warn_unusable_files(stats)
     warn_out_of_order(stats)

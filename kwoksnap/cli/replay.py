@@ -89,7 +89,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     from kwoksnap.replay.checks import check_target, snapshot_taken
     from kwoksnap.replay.engine import Replayer, ReplayOptions
     from kwoksnap.replay.limit import RENEWAL_YIELD
-    from kwoksnap.replay.recording import audit_events, read_recording, redact_secrets
+    from kwoksnap.replay.recording import audit_events, read_recording, redact_credentials
     from kwoksnap.replay.timing import parse_duration, parse_speed
 
     if bool(recording) == bool(audit_paths):
@@ -104,7 +104,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     events = (read_recording(recording, spec, stats) if recording
               else audit_events(expand_audit_paths(audit_paths), spec, stats, strict=strict))
     if not include_secrets:
-        events = redact_secrets(events, stats)
+        events = redact_credentials(events, stats)
     rules = [parse_rule(r) for r in actor_rules]
     if rules and mode != "inputs":
         click.echo("warning: --actor has no effect in --mode verbatim (every recorded change is replayed, "

@@ -15,6 +15,7 @@ from typing import Any, Final, cast
 from kwoksnap.audit import AuditEvent, FilterSpec, ParseStats, filter_events, read_audit
 from kwoksnap.capture.redact import (
     WEBHOOK_PATCH_ANNOTATION,
+    decoded_body,
     redact_audit_annotations,
     redact_secret_body,
     redact_token_body,
@@ -31,27 +32,30 @@ def audit_events(paths: list[str], spec: FilterSpec, stats: ParseStats, *, stric
     return filter_events(read_audit(paths, stats=stats, strict=strict, prefilter=spec), spec, stats)
 
 
-def redact_secrets(events: Iterable[AuditEvent], stats: ParseStats) -> Iterator[AuditEvent]:
+def redact_credentials(events: Iterable[AuditEvent], stats: ParseStats) -> Iterator[AuditEvent]:
     """The events with the values in Secrets' bodies replaced (``capture.redact``), counted in ``stats.redacted``:
     by default neither a recording nor a replay carries a Secret's values, as a snapshot does not. So are the
     patches mutating webhooks made of a Secret (audit annotations), and the bearer tokens of TokenRequests and
-    TokenReviews (which ``--resources '*'`` keeps)."""
+    TokenReviews (which ``--resources '*'`` keeps). A body re-exported as a JSON string is decoded first."""
     for ev in events:
-        redact = _REDACTORS.get((ev["group"], ev["resource"], ev["subresource"]))
+        redact = _redactor(ev["group"], ev["resource"], ev["subresource"])
         if redact is not None and (ev["request"] is not None or ev["response"] is not None
-                                   or any(k.startswith(WEBHOOK_PATCH_ANNOTATION) for k in ev["annotations"])):
-            ev = cast(AuditEvent, {**ev, "request": redact(ev["request"]), "response": redact(ev["response"]),
+                                   or any(str(k).startswith(WEBHOOK_PATCH_ANNOTATION) for k in ev["annotations"])):
+            ev = cast(AuditEvent, {**ev, "request": redact(decoded_body(ev["request"])),
+                                   "response": redact(decoded_body(ev["response"])),
                                    "annotations": redact_audit_annotations(ev["annotations"])})
             stats.redacted += 1
         yield ev
 
 
-# (group, resource, subresource) -> what replaces the values in such an event's bodies
-_REDACTORS: Final[dict[tuple[str, str, str], Callable[[Any], Any]]] = {
-    ("", "secrets", ""): redact_secret_body,
-    ("", "serviceaccounts", "token"): redact_token_body,
-    ("authentication.k8s.io", "tokenreviews", ""): redact_token_body,
-}
+def _redactor(group: str, resource: str, subresource: str) -> Callable[[Any], Any] | None:
+    """What replaces the values in the bodies of an event of this resource (None: nothing to hide)."""
+    if resource == "secrets" and not group:  # (any subresource: a shape not known is redacted all the same)
+        return redact_secret_body
+    if (resource == "serviceaccounts" and not group and subresource == "token") or (
+            resource == "tokenreviews" and group in ("authentication.k8s.io", "authentication")):  # (GKE: short)
+        return redact_token_body
+    return None
 
 
 def write_recording(events: Iterable[AuditEvent], path: str | Path, *, meta: dict[str, Any]) -> int:
@@ -123,4 +127,7 @@ def _event_problem(event: object) -> str | None:
             return f"the event's {key!r} is {found}, not {kind.__name__}"
     if "request" not in event or "response" not in event:
         return "the event lacks 'request' or 'response'"
+    if not all(type(g) is str for g in event["groups"]) or not all(
+            type(k) is str and type(v) is str for k, v in event["annotations"].items()):
+        return "the event's 'groups' or 'annotations' hold something other than strings"
     return None

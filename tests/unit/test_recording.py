@@ -156,18 +156,21 @@ def test_a_recordings_malformed_events_are_counted_and_a_kwokctl_recording_refus
                 w.write({**rec, "event": {**rec["event"], "ts": "soon"}})
             elif n == 4:
                 w.write({**rec, "event": None})
+            elif n == 6:  # (review: an annotation key that is no string crashed the redaction, exit 70)
+                w.write({**rec, "event": {**rec["event"], "annotations": {1: "x"}}})
             else:
                 w.write(rec)
-            if n == 5:
+            if n == 6:
                 break
     stats = ParseStats()
     events = list(read_recording(damaged, filter_spec((), (), (), None, None, recording=True), stats))
     assert [e["auditID"] for e in events] == [good[0]["auditID"], good[1]["auditID"], list(read_recording(trace))[5][
         "auditID"]]
-    assert stats.malformed == 3 and stats.malformed_examples == [
+    assert stats.malformed == 4 and stats.malformed_examples == [
         f"{damaged}: record 3: the event's 'stage' is missing, not str",
         f"{damaged}: record 4: the event's 'ts' is str, not int",
-        f"{damaged}: record 5: an event record without an audit event (its `event` map)"]
+        f"{damaged}: record 5: an event record without an audit event (its `event` map)",
+        f"{damaged}: record 7: the event's 'groups' or 'annotations' hold something other than strings"]
     assert write_recording(good, tmp_path / "again.kws", meta={}) == 3  # (what convert writes passes the check)
     kwokctl = tmp_path / "kwokctl.kws"
     assert run("import", str(Path(__file__).parents[1] / "golden/kwokctl-recording.yaml"), "-o",
@@ -272,14 +275,20 @@ def test_the_other_places_a_secrets_values_or_a_token_hide_in_are_redacted(tmp_p
         + line(4, "secrets", [{"op": "test", "path": "/data/empty", "value": ""},
                               {"op": "replace", "path": "/data/password", "value": "aHVudGVyMg=="}], secret)
         + line(5, "secrets", orjson.dumps({"stringData": {"password": "hunter2"}}).decode(), "not JSON: hunter2")
-        + line(6, "secrets", None, {**secret, "metadata": ["not", "a", "map"]}))
+        + line(6, "secrets", None, {**secret, "metadata": ["not", "a", "map"]})
+        # review findings: a token in a body re-exported as a string, and a Secret event with a subresource
+        + line(7, "serviceaccounts", None, orjson.dumps({"kind": "TokenRequest", "status": {"token": "eyJhunter2"}})
+               .decode(), sub="token")
+        + line(8, "secrets", None, secret, sub="status"))
     trace = tmp_path / "trace.kws"
     proc = run("convert", "--audit", str(log), "-o", str(trace), "--resources", "*")
     assert proc.returncode == ExitCode.OK, proc.stderr
-    assert "6 event(s) of Secrets or tokens stored with their values replaced" in proc.stdout
+    assert "8 event(s) of Secrets or tokens stored with their values replaced" in proc.stdout
     events = list(read_recording(trace))
     assert b"hunter2" not in orjson.dumps(events) and b"aHVudGVyMg" not in orjson.dumps(events)
-    token_request, token_review, directive, test_op, string_body, odd = events
+    token_request, token_review, directive, test_op, string_body, odd, string_token, subresource = events
+    assert string_token["response"]["status"] == {"token": "redacted-by-kwoksnap"}
+    assert subresource["response"]["metadata"]["annotations"] == {"kwoksnap.io/redacted": "true"}
     assert token_request["response"]["status"] == {"token": "redacted-by-kwoksnap",
                                                    "expirationTimestamp": "2026-01-01T01:00:00Z"}
     assert token_review["request"]["spec"] == token_review["response"]["spec"] == {"token": "redacted-by-kwoksnap"}
