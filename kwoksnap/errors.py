@@ -77,7 +77,8 @@ class InvalidObject(InputError):
         kind = obj.get("kind") if isinstance(obj, dict) else None
         namespace, name = meta.get("namespace"), meta.get("name")
         where = f"{kind or 'object'} {f'{namespace}/' if namespace else ''}{name}"
-        super().__init__(f"{where}: not a valid Kubernetes object ({type(exc).__name__}: {exc})")
+        super().__init__(f"{where}: not a valid Kubernetes object ({type(exc).__name__}: {exc}; if it is one, this "
+                         "is a kwoksnap bug: --debug shows where)")
 
 
 # What walking an object of such types raises (what InvalidObject is made from; nothing of kwoksnap's own).

@@ -54,7 +54,8 @@ def diff(ctx: click.Context, a: str, b: str | None, live: bool, namespaces: tupl
                 aliases = pair_by_kind(kinds_of(left.by_group_resource, [g for g in resources if g not in served]),
                                        {gr: kind for gr, kind in served.items() if gr not in resources})
                 result = compare(resources, left.by_group_resource, right.by_group_resource,
-                                 include_regenerated=include_regenerated, namespaces=scope, aliases=aliases)
+                                 include_regenerated=include_regenerated, namespaces=scope, aliases=aliases,
+                                 live_b=True)
         else:
             assert b is not None
             with KwsReader(b) as rb:

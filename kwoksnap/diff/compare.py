@@ -61,17 +61,21 @@ def _too_deep(obj: Obj) -> InputError:
     return InputError(f"{where}: nested more deeply than kwoksnap can compare (about 1,000 levels of maps and lists)")
 
 
-def _normalized(obj: Obj) -> Obj:
+def _normalized(obj: Obj, live: bool = False) -> Obj:
+    """``normalize(obj)``; for an object of a file, an error walking it says the object is not valid (only a
+    hand-made or imported file holds values of other types). Of a live one (``live``), an error is kwoksnap's."""
     try:
         return normalize(obj)
     except RecursionError:  # (the API server takes deeper objects: black-box, 600 levels ended in exit 70)
         raise _too_deep(obj) from None
     except MALFORMED as exc:
+        if live:
+            raise
         raise InvalidObject(obj, exc) from exc
 
 
-def _digest(obj: Obj) -> bytes:
-    normal = _normalized(obj)
+def _digest(obj: Obj, live: bool = False) -> bytes:
+    normal = _normalized(obj, live)
     try:
         text = orjson.dumps(normal, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # deeper than orjson's 255 levels (the API server takes them): the slower json module
@@ -80,6 +84,8 @@ def _digest(obj: Obj) -> bytes:
         except RecursionError:
             raise _too_deep(obj) from None
         except MALFORMED as exc:  # (a bytes value, an integer key: no JSON form)
+            if live:
+                raise
             raise InvalidObject(obj, exc) from exc
     return hashlib.blake2b(text, digest_size=16).digest()
 
@@ -119,19 +125,23 @@ def compare(
     selector: str = "",
     aliases: Mapping[str, str] | None = None,
     detail_limit: int = 50,
+    live_b: bool = False,
 ) -> DiffResult:
     """Compare ``a`` and ``b`` over the given group-resources; ``namespaces`` restricts namespaced objects, and a
     label ``selector`` every object (as ``save -l`` selected them). ``aliases`` names B's resource for one of A's
-    that B holds under another name (see :func:`pair_by_kind`)."""
+    that B holds under another name (see :func:`pair_by_kind`). ``live_b``: B is a live cluster, whose objects are
+    valid, so an error walking one of them is kwoksnap's, not an invalid object's."""
     matches = parse_selector(selector) if selector else None
     differences: list[Difference] = []
     per_resource: dict[str, dict[str, int]] = {}
     compared = 0
 
-    def keep(obj: Obj) -> bool:
+    def keep(obj: Obj, live: bool = False) -> bool:
         try:
             return kept(obj)
         except MALFORMED as exc:
+            if live:
+                raise
             raise InvalidObject(obj, exc) from exc
 
     def kept(obj: Obj) -> bool:
@@ -152,7 +162,7 @@ def compare(
     for gr in resources:
         left = {_key(o): _digest(o) for o in a(gr) if keep(o)}
         gr_b = (aliases or {}).get(gr, gr)
-        right = {_key(o): _digest(o) for o in b(gr_b) if keep(o)}
+        right = {_key(o): _digest(o, live_b) for o in b(gr_b) if keep(o, live_b)}
         changed = sorted(k for k in left.keys() & right.keys() if left[k] != right[k])
         missing = sorted(left.keys() - right.keys())
         added = sorted(right.keys() - left.keys())
@@ -164,7 +174,7 @@ def compare(
         if changed:
             wanted = set(changed[:detail_limit])
             left_objs = {_key(o): _normalized(o) for o in a(gr) if _key(o) in wanted}
-            right_objs = {_key(o): _normalized(o) for o in b(gr_b) if _key(o) in wanted}
+            right_objs = {_key(o): _normalized(o, live_b) for o in b(gr_b) if _key(o) in wanted}
             for k in changed:
                 fields = (field_differences(left_objs.get(k), right_objs.get(k))
                           if k in left_objs and k in right_objs else [])

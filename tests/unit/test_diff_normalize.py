@@ -204,3 +204,18 @@ def test_a_headless_service_is_not_equal_to_one_with_an_address() -> None:
 
     assert normalize(svc("10.0.0.7")) == normalize(svc("10.96.4.2"))
     assert field_differences(normalize(svc("None")), normalize(svc("10.96.4.2"))) == [".spec.clusterIP: removed"]
+
+
+def test_an_error_walking_a_live_object_is_kwoksnaps_not_the_objects() -> None:
+    """Review finding: any TypeError or KeyError walking an object became "not a valid Kubernetes object" (exit 3),
+    also for `diff --live`, whose objects come from an API server: there it is a kwoksnap bug, and stays one."""
+    import pytest
+
+    from kwoksnap.errors import InvalidObject
+
+    odd = {"kind": "Pod", "metadata": {"name": "p", "namespace": "ns", "annotations": ["a"]}}
+    fine = {"kind": "Pod", "metadata": {"name": "p", "namespace": "ns"}}
+    with pytest.raises(InvalidObject, match=r"not a valid Kubernetes object .*if it is one, this is a kwoksnap bug"):
+        compare(["v1/pods"], lambda gr: [odd], lambda gr: [fine])
+    with pytest.raises(AttributeError):
+        compare(["v1/pods"], lambda gr: [fine], lambda gr: [odd], live_b=True)
