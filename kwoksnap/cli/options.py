@@ -105,11 +105,23 @@ def print_json(data: object) -> None:
 
     try:
         text = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=_jsonable).decode()
-    except TypeError:  # an integer beyond 64 bits (orjson's limit; a damaged file's header may hold one)
+    except TypeError:  # an integer beyond 64 bits, a bytes key (a hand-made file's header may hold them)
         import json
 
-        text = json.dumps(data, indent=2, default=_jsonable, ensure_ascii=False)
+        text = json.dumps(_plain(data), indent=2, ensure_ascii=False)
     click.echo(text)
+
+
+def _plain(value: object) -> object:
+    """``value`` with every key a string and every value one JSON has (for :func:`print_json`'s slow road)."""
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else str(_jsonable(k) if isinstance(k, bytes) else k): _plain(v)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    return _jsonable(value)
 
 
 def camel_keys(fields: dict[str, Any]) -> dict[str, Any]:
