@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["format_timestamp", "parse_timestamp"]
+__all__ = ["TimestampOutOfRange", "format_timestamp", "parse_timestamp"]
 
 _NS = 1_000_000_000
 _SECONDS_PER_DAY = 86_400
@@ -68,8 +68,18 @@ def _slow(text: str) -> int:
     seconds = _days_from_civil(year, month, day) * _SECONDS_PER_DAY + hour * 3600 + minute * 60 + second - offset
     ns = seconds * _NS + nanos
     if not _MIN_NS <= ns <= _MAX_NS:  # (Go's zero time, year 1; year 9999) a recording stores int64 nanoseconds
-        raise ValueError(f"timestamp out of range (1677-09-21 to 2262-04-11 in nanoseconds): {text[:40]!r}")
+        raise TimestampOutOfRange(f"timestamp out of range (1677-09-21 to 2262-04-11 in nanoseconds): {text[:40]!r}",
+                                  _MIN_NS if ns < _MIN_NS else _MAX_NS)
     return ns
+
+
+class TimestampOutOfRange(ValueError):
+    """A valid RFC 3339 time beyond int64 nanoseconds; ``nearest`` is the bound it lies beyond (for a filter's
+    ``--to 9999-12-31T23:59:59Z``, which means "no end", not an error)."""
+
+    def __init__(self, message: str, nearest: int) -> None:
+        super().__init__(message)
+        self.nearest = nearest
 
 
 _MIN_NS, _MAX_NS = -(1 << 63), (1 << 63) - 1

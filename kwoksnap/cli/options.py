@@ -232,6 +232,7 @@ def filter_spec(resources: tuple[str, ...], namespaces: tuple[str, ...], exclude
     resource it holds."""
     from kwoksnap.audit import FilterSpec, parse_timestamp
     from kwoksnap.audit.filters import DEFAULT_RESOURCES
+    from kwoksnap.audit.timestamps import TimestampOutOfRange
     from kwoksnap.errors import UsageError
 
     def ts(value: str | None, name: str) -> int | None:
@@ -239,6 +240,8 @@ def filter_spec(resources: tuple[str, ...], namespaces: tuple[str, ...], exclude
             return None
         try:
             return parse_timestamp(value)
+        except TimestampOutOfRange as exc:  # (`--to 9999-12-31T23:59:59Z`: no end)
+            return exc.nearest
         except ValueError:
             raise UsageError(f"{name} {value!r} is not an RFC 3339 time (e.g. 2026-11-28T01:00:00Z)") from None
 

@@ -219,6 +219,15 @@ def test_from_must_come_before_to() -> None:
                            "2026-01-01T00:00:00Z\n")
 
 
+def test_a_time_beyond_what_nanoseconds_hold_is_no_bound() -> None:
+    """Review finding: after audit times were bounded to int64 nanoseconds, `--to 9999-12-31T23:59:59Z` (a common
+    "no end") was refused as "not an RFC 3339 time"; it is the farthest bound there is."""
+    from kwoksnap.cli.options import filter_spec
+
+    spec = filter_spec((), (), (), "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z")
+    assert (spec.since_ns, spec.until_ns) == (-(2**63), 2**63 - 1)
+
+
 def test_inspect_counts_objects_not_the_records_describing_resources() -> None:
     """A snapshot opens each resource with a record describing it; inspect showed it as one cluster-scoped object
     of every resource (pods: '(cluster)=1')."""
