@@ -383,7 +383,7 @@ def scan_native(line: bytes, source: str, eager: bool) -> tuple[int, AuditEvent]
             else:
                 name = name or meta.name
                 text = meta.resourceVersion
-                if text and text.isdigit() and text.isascii():
+                if text and text.isdigit() and text.isascii() and len(text) <= 20:  # (as resource_version_of)
                     rv = int(text)
                 if eager:
                     response = orjson.loads(memoryview(response))

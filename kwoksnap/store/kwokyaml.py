@@ -161,7 +161,7 @@ def crd_kinds(obj: Mapping[str, Any]) -> dict[tuple[str, str], tuple[str, bool]]
     return {(group, kind): (plural, spec.get("scope") != "Cluster")}
 
 
-_KIND: Final = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+_KIND: Final = re.compile(r"[A-Za-z](?:[-A-Za-z0-9]*[A-Za-z0-9])?")  # (a DNS-1035 label once lowercased)
 
 
 def split_resource(resource: str) -> tuple[str, str, str]:
@@ -498,7 +498,7 @@ def import_yaml(path: str | os.PathLike[str], *, base_time_ns: int | None = None
             if not isinstance(item_api, str) or not isinstance(item_kind, str) or not item_api or not item_kind:
                 raise bad("a list item lacks apiVersion or kind")
             if not _KIND.fullmatch(item_kind):  # (fuzzing: `kind: a/b` became resource v1/a/bs, group v1)
-                raise bad(f"kind {item_kind!r} is not a Kubernetes kind (a letter, then letters and digits)")
+                raise bad(f"kind {item_kind!r} is not a Kubernetes kind (a letter, then letters, digits and '-')")
             metadata = obj.get("metadata")
             if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str) or not metadata["name"]:
                 raise bad(f"{item_kind} has no metadata.name")

@@ -337,13 +337,15 @@ class KwsReader:
         try:
             first = unpacker.unpack()
             count = 1
-            while unpacker.tell() < len(raw) and count <= MAX_FRAME_RECORDS_READ:
+            while unpacker.tell() < len(raw):
                 entries = unpacker.read_map_header()  # raises unless the record is a map
                 for _ in range(2 * entries):
                     unpacker.skip()
                 count += 1
-            if count > MAX_FRAME_RECORDS_READ:
-                raise ValueError("too many records")
+                if count > MAX_FRAME_RECORDS_READ:  # (said now: decoding the frame is what the cap avoids)
+                    raise _Broken(offset, f"frame holds more than {MAX_FRAME_RECORDS_READ} records", frame)
+        except _Broken:
+            raise
         except Exception:  # a broken frame: decode it fully, which says precisely what is wrong
             return self._decode_frame(payload, offset, frame)
         if not isinstance(first, dict):

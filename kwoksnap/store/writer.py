@@ -21,7 +21,7 @@ import msgpack
 import zstandard
 
 import kwoksnap
-from kwoksnap.errors import WRITE_REFUSALS, UsageError
+from kwoksnap.errors import WRITE_REFUSALS, InputError, UsageError
 from kwoksnap.store.atomic import put_in_place, temp_beside
 from kwoksnap.store.format import (
     COMPRESSION,
@@ -226,9 +226,10 @@ class KwsWriter:
     def _flush(self) -> None:
         payload = self._cctx.compress(self._buf)
         if len(self._buf) > EXPANSION_SLACK and len(self._buf) > MAX_EXPANSION * len(payload):  # (what readers refuse)
-            raise UsageError(f"a frame of {len(self._buf)} bytes (a record of several MiB) compresses "
-                             f"{len(self._buf) // len(payload)}x, beyond the {MAX_EXPANSION}x readers accept as no "
-                             "decompression bomb")
+            first = self._records - self._buf_records + 1
+            raise InputError(f"records {first} to {self._records} ({len(self._buf)} bytes: a record of several MiB) "
+                             f"compress {len(self._buf) // len(payload)}x, beyond the {MAX_EXPANSION}x readers "
+                             "accept as no decompression bomb")
         head = encode_block(TAG_FRAME, payload)
         self._file.write(head)
         self._file.write(payload)

@@ -231,3 +231,14 @@ def test_known_difference_a_number_beyond_float_range_in_a_field_not_read(tmp_pa
     assert general(line) == "not valid JSON"
     got = fast(line, False)
     assert got is not None and got[1] == from_native(orjson.loads(orjson.dumps(BASE)), "f:1")
+
+
+def test_a_resource_version_beyond_uint64_sorts_as_none_on_both_roads() -> None:
+    """Review finding: the fast road read a resourceVersion of 21 to 4,300 digits as a huge number, the general
+    road (capped at 20 digits, a uint64) as none: the same line sorted differently on the two roads."""
+    for digits in (20, 21, 400):
+        event = {**BASE, "responseObject": {"metadata": {"name": "p", "resourceVersion": "9" * digits}}}
+        got = fast(dumps(event, True), True)
+        expected = general(dumps(event, True))
+        assert got is not None and type(expected) is dict
+        assert got[0] == resource_version(expected) == (int("9" * 20) if digits == 20 else 0)

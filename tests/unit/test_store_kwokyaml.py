@@ -215,6 +215,7 @@ def test_export_errors_leave_no_file(tmp_path: Path) -> None:
         ("apiVersion: v1/\nkind: Foo\nmetadata: {name: a}\n", "document 1 (line 1)", "names no resource"),
         ("apiVersion: v1\nkind: a/b\nmetadata: {name: a}\n", "document 1 (line 1)", "is not a Kubernetes kind"),
         ("apiVersion: v1\nkind: ' '\nmetadata: {name: a}\n", "document 1 (line 1)", "is not a Kubernetes kind"),
+        ("apiVersion: v1\nkind: Widget-\nmetadata: {name: a}\n", "document 1 (line 1)", "is not a Kubernetes kind"),
         ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a\x00}\n", "character 50", "#x0000"),
     ],
 )

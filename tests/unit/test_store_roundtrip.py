@@ -14,7 +14,7 @@ import msgpack
 import pytest
 
 import kwoksnap
-from kwoksnap.errors import FormatError, UsageError
+from kwoksnap.errors import FormatError, InputError, UsageError
 from kwoksnap.store import FORMAT_VERSION, MAGIC, KwsReader, KwsWriter, ScanReport
 from kwoksnap.store.atomic import atomic_output
 
@@ -398,7 +398,7 @@ def test_a_decompression_bomb_is_a_damaged_frame_read_in_bounded_memory(tmp_path
     zeros = [{"type": "object", "resource": "v1/configmaps",
               "object": {"metadata": {"name": "z", "namespace": "ns"}, "data": {"x": "0" * 200_000}}}]
     monkeypatch.setattr(writer_module, "EXPANSION_SLACK", 1000)
-    with pytest.raises(UsageError, match=r"compresses \d+x, beyond the 100x readers accept"), \
+    with pytest.raises(InputError, match=r"^records 1 to 1 .* compress \d+x, beyond the 100x readers accept"), \
             KwsWriter(tmp_path / "refused.kws") as w:
         w.write_many(zeros)
     assert not (tmp_path / "refused.kws").exists()
