@@ -68,20 +68,25 @@ def import_(yaml_path: str, path: str, include_secrets: bool,
     Object documents become a snapshot; a file with ResourcePatch documents (a kwokctl recording) becomes a
     recording. Secrets' values are replaced as `save` replaces them, unless --include-secrets.
     """
-    from kwoksnap.capture.redact import redact_secret, redact_secret_body
+    from kwoksnap.capture.redact import LAST_APPLIED, redact_secret, redact_secret_body
     from kwoksnap.store.kwokyaml import import_to_kws
 
-    def redact(rec: dict[str, Any]) -> dict[str, Any]:
+    def redact(rec: dict[str, Any]) -> dict[str, Any]:  # (a Secret with no value, kept as it is, is not counted)
         if rec.get("resource") != "v1/secrets":
             return rec
         if rec.get("type") == "object":
-            return {**rec, "object": redact_secret(rec["object"])}
+            secret = rec["object"]
+            annotations = secret["metadata"].get("annotations")
+            if not (secret.get("data") or secret.get("stringData")
+                    or (isinstance(annotations, dict) and LAST_APPLIED in annotations)):
+                return rec
+            return {**rec, "object": redact_secret(secret)}
         if rec.get("type") == "event" and ("object" in rec or "patch" in rec):
             return {**rec, **{k: redact_secret_body(rec[k]) for k in ("object", "patch") if k in rec}}
         return rec
 
     stats = import_to_kws(yaml_path, path, rewrite=None if include_secrets else redact,
-                          meta={"secretsRedacted": not include_secrets})
+                          header_meta={"secretsRedacted": not include_secrets})
     if output_format == "json":
         print_json({"path": path, **camel_keys(dataclasses.asdict(stats))})
     else:

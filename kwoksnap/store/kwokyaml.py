@@ -700,7 +700,7 @@ class ImportStats:
 
 def import_to_kws(yaml_path: str | os.PathLike[str], out_path: str | os.PathLike[str], *,
                   rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-                  meta: Mapping[str, Any] | None = None) -> ImportStats:
+                  header_meta: Mapping[str, Any] | None = None) -> ImportStats:
     """Convert a kwokctl ``--format k8s`` snapshot (or recording, if it has ResourcePatch documents) to a .kws file.
 
     Two streaming passes: the first decides the content type and reads the CRDs' names for their custom resources,
@@ -708,7 +708,7 @@ def import_to_kws(yaml_path: str | os.PathLike[str], out_path: str | os.PathLike
     the same resource, namespace and name is left out (the first one is kept, as a restore would keep it) and
     listed; a namespaced object without a namespace goes to ``default``, as ``kubectl apply`` would put it.
     ``rewrite`` (the CLI's redaction of Secrets) may return another record for each one, counted in ``redacted``;
-    ``meta`` goes into the file's header.
+    ``header_meta`` goes into the file's header (``meta``).
     """
     from kwoksnap.store.writer import KwsWriter
 
@@ -723,7 +723,7 @@ def import_to_kws(yaml_path: str | os.PathLike[str], out_path: str | os.PathLike
     namespaced: dict[str, bool] = {}
     seen: set[tuple[str, str, str]] = set()
     with KwsWriter(out_path, content_type=content, source={"kind": "kwokctl-yaml", "path": str(yaml_path)},
-                   meta=meta) as w:
+                   meta=header_meta) as w:
         for rec in import_yaml(yaml_path, custom=custom):
             if rec.get("type") == "resource":
                 namespaced[str(rec["resource"])] = bool(rec.get("namespaced"))
