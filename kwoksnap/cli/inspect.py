@@ -38,7 +38,8 @@ def inspect(path: str, output_format: str) -> int:
         report = reader.scan()  # verifies every frame's checksum: an intact index says nothing about the frames
         if not report.ok:
             if output_format == "json":
-                print_json({"ok": False, "header": reader.header, "scan": camel_keys(dataclasses.asdict(report))})
+                print_json({"ok": False, "header": _shown(reader.header),
+                            "scan": camel_keys(dataclasses.asdict(report))})
             else:
                 click.echo(report.summary())
             raise FormatError(f"damaged: {report.reason}; the readable part is listed above", path=path)
@@ -59,7 +60,7 @@ def inspect(path: str, output_format: str) -> int:
                               "namespaces": {k: v for k, v in namespaces.items() if v}, "frames": len(frames)}
         size = os.path.getsize(path)
         tr = reader.time_range()
-        info: dict[str, Any] = {"header": reader.header, "formatVersion": reader.format_version,
+        info: dict[str, Any] = {"header": _shown(reader.header), "formatVersion": reader.format_version,
                                 "records": reader.count(), "fileBytes": size, "rawBytes": raw,
                 "compressionRatio": raw / size if size else 0.0, "timeRange": list(tr) if tr else None,
                 "resources": resources}
@@ -108,3 +109,16 @@ def inspect(path: str, output_format: str) -> int:
         for kind, n in info["events"].items():
             click.echo(f"  {kind:<{width}} {n:>8}")
     return 0
+
+
+def _shown(header: dict[str, Any]) -> dict[str, Any]:
+    """The header as shown: a ``user:password@`` in the server's URL left out (snapshots saved before kwoksnap
+    stopped storing it may hold one)."""
+    source = header.get("source")
+    if not isinstance(source, dict) or not isinstance(server := source.get("server"), str) or "@" not in server:
+        return header
+    from urllib.parse import urlsplit
+
+    url = urlsplit(server)
+    shown = url._replace(netloc=url.netloc.rpartition("@")[2]).geturl() if "@" in url.netloc else "(not shown)"
+    return {**header, "source": {**source, "server": shown}}

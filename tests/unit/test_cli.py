@@ -753,3 +753,16 @@ def test_json_outputs_use_camel_case_keys(tmp_path: Path) -> None:
     proc = run("inspect", str(damaged), "-o", "json")
     keys = set(orjson.loads(proc.stdout)["scan"])
     assert {"fileSize", "headerOk", "framesOk", "bytesOk", "stoppedAt"} <= keys and not any("_" in k for k in keys)
+
+
+def test_inspect_never_shows_a_password_an_older_snapshot_holds_in_its_server(tmp_path: Path) -> None:
+    """Review finding: snapshots saved before the server's user:password was left out hold it in the header, and
+    inspect showed it (text and JSON)."""
+    from kwoksnap.store import KwsWriter
+
+    path = tmp_path / "old.kws"
+    with KwsWriter(path, source={"server": "https://kuser:SECRET@127.0.0.1:6443", "serverVersion": "v1.36.3"}) as w:
+        w.write({"type": "resource", "resource": "v1/configmaps", "kind": "ConfigMap", "namespaced": True})
+    for args in ((), ("-o", "json")):
+        proc = run("inspect", str(path), *args)
+        assert proc.returncode == 0 and "SECRET" not in proc.stdout and "https://127.0.0.1:6443" in proc.stdout
