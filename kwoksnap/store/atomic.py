@@ -2,7 +2,8 @@
 
 Why this module exists: no file kwoksnap writes may be left half-written by a crash, a full disk or Ctrl-C (a
 truncated export or report read as complete is worse than none). The pattern is one: write a temporary file in the
-target's directory, fsync it, rename it over the target; remove the temporary file on any failure. Cluster state
+target's directory, fsync it, rename it over the target; remove the temporary file on any failure (and, the next
+time, one that a process killed outright left: its name says which process of which host). Cluster state
 (exports) stays private to the user, as ``mkstemp`` makes it; a report carries no object bodies and gets the mode a
 plain write would give. (``KwsWriter`` keeps its own temporary file, because it stays open across many calls.)
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,13 +59,36 @@ def temp_beside(out: Path) -> tuple[int, Path]:
     (no permission, a read-only disk) is an ``OSError`` naming ``out`` (exit 7); another failure (no such
     directory) a ``UsageError``."""
     directory = out.parent if str(out.parent) else Path(".")
+    owner = f"{socket.gethostname()}-"
+    _remove_strays(directory, f".{out.name}.{owner}")
     try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=directory)
+        fd, temp_name = tempfile.mkstemp(prefix=f".{out.name}.{owner}{os.getpid()}.", suffix=".tmp", dir=directory)
     except OSError as exc:
         if exc.errno in REFUSALS:
             raise OSError(exc.errno, f"cannot create a file in {directory}: {exc.strerror}", str(out)) from exc
         raise UsageError(f"{out}: cannot create a file in {directory}: {exc.strerror}") from exc
     return fd, Path(temp_name)
+
+
+def _remove_strays(directory: Path, prefix: str) -> None:
+    """Remove the temporary files of ``out`` that a kwoksnap killed outright (SIGKILL, a crash: no cleanup ran)
+    left: named ``prefix<pid>.<random>.tmp`` by a process of this host that no longer runs. Another host's (a
+    shared directory) and a running process's are left alone."""
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(prefix) and n.endswith(".tmp")]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix):].partition(".")[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                (directory / name).unlink()
+        except OSError:
+            pass  # (alive, another user's)
 
 
 def put_in_place(temp: Path, out: Path, *, exclusive: bool) -> None:

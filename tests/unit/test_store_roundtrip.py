@@ -430,3 +430,29 @@ def test_a_snapshot_is_never_written_over_a_link_even_one_pointing_nowhere(tmp_p
     with pytest.raises(UsageError, match="already exists"):
         KwsWriter(link)
     assert link.is_symlink() and [p.name for p in tmp_path.iterdir()] == ["x.kws"]
+
+
+def test_a_temporary_file_a_killed_writer_left_is_removed_by_the_next(tmp_path: Path) -> None:
+    """Black-box finding: `save` or `convert` killed outright (SIGKILL) left `.out.kws.<random>.tmp` behind, and
+    each later run another. The name now says which process of which host writes it; the next writer of the same
+    file removes those of processes that no longer run (not a running one's, nor another host's)."""
+    import socket
+    import subprocess
+    import sys
+
+    from kwoksnap.store.atomic import atomic_output
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()  # a pid that no longer runs
+    host = socket.gethostname()
+    stray = tmp_path / f".out.yaml.{host}-{gone}.abc123.tmp"
+    running = tmp_path / f".out.yaml.{host}-{os.getpid()}.def456.tmp"
+    elsewhere = tmp_path / f".out.yaml.other-host-{gone}.ghi789.tmp"
+    for path in (stray, running, elsewhere):
+        path.write_bytes(b"half")
+    with atomic_output(tmp_path / "out.yaml") as f:
+        f.write(b"whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([running.name, elsewhere.name, "out.yaml"])
+    with KwsWriter(tmp_path / "s.kws") as w:  # (the snapshot writer names its temporary file alike)
+        assert w.temp_path.name.startswith(f".s.kws.{host}-{os.getpid()}.")
+        w.write({"type": "x"})
