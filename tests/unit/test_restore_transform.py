@@ -260,7 +260,8 @@ def test_a_refused_relink_is_a_failure_of_the_resource_as_the_snapshot_names_it(
 
     r = _Restorer(Client(), RecordSource(), RestoreOptions(), lambda *a: None)  # type: ignore[arg-type]
     r.results[recorded] = ResourceResult(recorded)
-    r.deferred.append((served, recorded, "ns", "hpa1", [], [{"kind": "Foo", "name": "x", "uid": "u"}]))
+    r.uid_map["u"] = "t-u"  # (an owner the target holds: an object none of whose owners it holds is not written)
+    r.deferred.append((served, recorded, "ns", "hpa1", [], [{"kind": "Foo", "name": "x", "uid": "u"}], False))
     r.relink()
     assert r.results[recorded].failed == 1 and [f.resource for f in r.failures] == [recorded]
     assert "could not be relinked" in r.failures[0].reason and served.key not in r.results
@@ -295,7 +296,7 @@ def test_relinking_keeps_a_controller_reference_the_target_added_meanwhile() -> 
     client = Client()
     r = _Restorer(client, RecordSource(), RestoreOptions(), lambda *a: None)  # type: ignore[arg-type]
     r.uid_map["src-cm"] = "t-cm"
-    r.deferred.append((pods, "v1/pods", "ns", "p", [], [{"kind": "ConfigMap", "name": "c", "uid": "src-cm"}]))
+    r.deferred.append((pods, "v1/pods", "ns", "p", [], [{"kind": "ConfigMap", "name": "c", "uid": "src-cm"}], False))
     r.relink()
     assert not r.failures and len(client.patches) == 2
     assert client.patches[-1] == {"metadata": {"resourceVersion": "6", "ownerReferences": [
@@ -316,6 +317,7 @@ def test_an_object_deleted_by_the_target_before_its_relink_is_said_not_failed() 
     pods = Resource("", "v1", "pods", "Pod", True, frozenset({"create", "list", "patch"}))
     r = _Restorer(Client(), RecordSource(), RestoreOptions(), lambda *a: None)  # type: ignore[arg-type]
     r.uid_map["src-job"] = "t-job"
-    r.deferred.append((pods, "v1/pods", "ns", "done-abcde", [], [{"kind": "Job", "name": "done", "uid": "src-job"}]))
+    r.deferred.append((pods, "v1/pods", "ns", "done-abcde", [], [{"kind": "Job", "name": "done", "uid": "src-job"}],
+                       False))
     r.relink()
     assert not r.failures and r.deleted_meanwhile == ["Pod ns/done-abcde"]
