@@ -46,8 +46,12 @@ class DiffResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"equal": self.equal, "compared": self.compared,
-                "differences": [dataclasses.asdict(d) for d in self.differences[:1000]],
-                "differenceCount": len(self.differences), "resources": self.per_resource}
+                "differences": [dataclasses.asdict(d) for d in self.differences],
+                "differenceCount": len(self.differences), "resources": self.per_resource,
+                "fieldsListedFor": f"the first {DETAIL_LIMIT} changed objects of each resource"}
+
+
+DETAIL_LIMIT = 1000  # changed objects per resource whose differing fields are listed (each is read a second time)
 
 
 def _key(obj: Obj) -> tuple[str, str]:
@@ -124,7 +128,7 @@ def compare(
     namespaces: frozenset[str] = frozenset(),
     selector: str = "",
     aliases: Mapping[str, str] | None = None,
-    detail_limit: int = 50,
+    detail_limit: int = DETAIL_LIMIT,
     live_b: bool = False,
 ) -> DiffResult:
     """Compare ``a`` and ``b`` over the given group-resources; ``namespaces`` restricts namespaced objects, and a

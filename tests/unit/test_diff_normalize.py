@@ -219,3 +219,15 @@ def test_an_error_walking_a_live_object_is_kwoksnaps_not_the_objects() -> None:
         compare(["v1/pods"], lambda gr: [odd], lambda gr: [fine])
     with pytest.raises(AttributeError):
         compare(["v1/pods"], lambda gr: [fine], lambda gr: [odd], live_b=True)
+
+
+def test_the_json_result_lists_every_difference_and_the_fields_of_many() -> None:
+    """Black-box finding: `diff -o json` listed only the first 1,000 differences (of 1,734) and the fields of the
+    first 50 changed objects, though the text said "-o json lists them"."""
+    a = {"v1/configmaps": [{"kind": "ConfigMap", "metadata": {"name": f"c{i}", "namespace": "ns"}, "data": {"k": "a"}}
+                           for i in range(1200)]}
+    b = {"v1/configmaps": [{**o, "data": {"k": "b"}} for o in a["v1/configmaps"]]}
+    data = compare(["v1/configmaps"], lambda gr: a[gr], lambda gr: b[gr]).to_dict()
+    assert data["differenceCount"] == len(data["differences"]) == 1200
+    assert sum(1 for d in data["differences"] if d["fields"]) == 1000
+    assert data["fieldsListedFor"] == "the first 1000 changed objects of each resource"
