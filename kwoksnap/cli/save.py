@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from kwoksnap.cli.options import (
@@ -66,7 +68,13 @@ def save(ctx: click.Context, path: str, include: tuple[str, ...], exclude: tuple
             if missing:
                 click.echo(f"warning: namespace {ns} does not exist in the cluster: nothing of it is saved", err=True)
         with Progress(output_format == "text") as bar:
-            summary = save_snapshot(client, path, options, progress=lambda r, n: bar.update(r, n))
+            try:
+                summary = save_snapshot(client, path, options, progress=lambda r, n: bar.update(r, n))
+            except KeyboardInterrupt:
+                if not os.path.exists(path):  # (save never writes over a file: one there now is this run's, whole)
+                    raise
+                click.echo(f"saved to {path}: the snapshot was complete when the Ctrl-C came", err=True)
+                return ExitCode.OK
     errors = [r for r in summary.resources if r.error]
     if output_format == "json":
         print_json(summary.to_dict())

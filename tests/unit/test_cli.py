@@ -766,3 +766,28 @@ def test_inspect_never_shows_a_password_an_older_snapshot_holds_in_its_server(tm
     for args in ((), ("-o", "json")):
         proc = run("inspect", str(path), *args)
         assert proc.returncode == 0 and "SECRET" not in proc.stdout and "https://127.0.0.1:6443" in proc.stdout
+
+
+def test_a_ctrl_c_after_the_snapshot_is_complete_is_no_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Black-box finding: a Ctrl-C landing after save had renamed its complete file into place exited 130, and a
+    script retrying on 130 then met "already exists" (exit 2). A file there now is this run's, whole: exit 0."""
+    import kwoksnap.capture.snapshot as snapshot_module
+
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters: [{name: c, cluster: {server: "
+                          "'https://127.0.0.1:1'}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n"
+                          "users: [{name: u, user: {token: t}}]\n")
+    out = tmp_path / "s.kws"
+
+    def save_then_interrupted(client: Any, path: Any, options: Any, progress: Any = None) -> Any:
+        if path == str(out):
+            out.write_bytes(b"complete")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(snapshot_module, "save_snapshot", save_then_interrupted)
+    for path, code in ((out, 0), (tmp_path / "never.kws", 130)):
+        with pytest.raises(SystemExit) as exited:
+            main(["--kubeconfig", str(kubeconfig), "save", "-o", str(path)])
+        assert exited.value.code == code
+    assert "saved to" in capsys.readouterr().err and not (tmp_path / "never.kws").exists()
