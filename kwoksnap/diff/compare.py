@@ -180,7 +180,12 @@ def compare(
             left_objs = {_key(o): _normalized(o) for o in a(gr) if _key(o) in wanted}
             right_objs = {_key(o): _normalized(o, live_b) for o in b(gr_b) if _key(o) in wanted}
             for k in changed:
-                fields = (field_differences(left_objs.get(k), right_objs.get(k))
-                          if k in left_objs and k in right_objs else [])
+                try:
+                    fields = (field_differences(left_objs.get(k), right_objs.get(k))
+                              if k in left_objs and k in right_objs else [])
+                except MALFORMED as exc:  # (maps keyed by strings on one side, by integers on the other)
+                    if live_b:
+                        raise
+                    raise InvalidObject(left_objs[k], exc) from exc
                 differences.append(Difference(gr, k[0], k[1], "changed", fields))
     return DiffResult(compared, differences, per_resource)

@@ -87,8 +87,8 @@ def _remove_strays(directory: Path, prefix: str) -> None:
         except ProcessLookupError:
             with contextlib.suppress(OSError):
                 (directory / name).unlink()
-        except OSError:
-            pass  # (alive, another user's)
+        except (OSError, OverflowError):
+            pass  # (alive, another user's; or no pid at all)
 
 
 def put_in_place(temp: Path, out: Path, *, exclusive: bool) -> None:

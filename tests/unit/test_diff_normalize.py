@@ -231,3 +231,16 @@ def test_the_json_result_lists_every_difference_and_the_fields_of_many() -> None
     assert data["differenceCount"] == len(data["differences"]) == 1200
     assert sum(1 for d in data["differences"] if d["fields"]) == 1000
     assert data["fieldsListedFor"] == "the first 1000 changed objects of each resource"
+
+
+def test_a_map_keyed_by_integers_on_one_side_is_an_invalid_object_not_a_crash() -> None:
+    """Re-test finding: labels keyed by strings on one side and by integers on the other got through the digest
+    and failed the listing of differing fields (exit 70)."""
+    import pytest
+
+    from kwoksnap.errors import InvalidObject
+
+    a = {"kind": "Pod", "metadata": {"name": "p", "namespace": "ns", "labels": {"a": "b"}}}
+    b = {"kind": "Pod", "metadata": {"name": "p", "namespace": "ns", "labels": {1: "a"}}}
+    with pytest.raises(InvalidObject, match=r"^Pod ns/p: not a valid Kubernetes object"):
+        compare(["v1/pods"], lambda gr: [a], lambda gr: [b])

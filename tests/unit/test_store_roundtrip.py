@@ -448,11 +448,12 @@ def test_a_temporary_file_a_killed_writer_left_is_removed_by_the_next(tmp_path: 
     stray = tmp_path / f".out.yaml.{host}-{gone}.abc123.tmp"
     running = tmp_path / f".out.yaml.{host}-{os.getpid()}.def456.tmp"
     elsewhere = tmp_path / f".out.yaml.other-host-{gone}.ghi789.tmp"
-    for path in (stray, running, elsewhere):
+    huge = tmp_path / f".out.yaml.{host}-99999999999999999999.x.tmp"  # (re-test: no pid at all was exit 70)
+    for path in (stray, running, elsewhere, huge):
         path.write_bytes(b"half")
     with atomic_output(tmp_path / "out.yaml") as f:
         f.write(b"whole")
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([running.name, elsewhere.name, "out.yaml"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([running.name, elsewhere.name, huge.name, "out.yaml"])
     with KwsWriter(tmp_path / "s.kws") as w:  # (the snapshot writer names its temporary file alike)
         assert w.temp_path.name.startswith(f".s.kws.{host}-{os.getpid()}.")
         w.write({"type": "x"})
