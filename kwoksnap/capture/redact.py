@@ -15,7 +15,7 @@ server logs as audit annotations (:func:`redact_audit_annotations`).
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -41,6 +41,9 @@ def redact_secret(secret: dict[str, Any]) -> dict[str, Any]:
         out["data"] = {k: base64.b64encode(_placeholder(k)).decode() if v else v for k, v in secret["data"].items()}
     if isinstance(secret.get("stringData"), dict):
         out["stringData"] = {k: _placeholder(k).decode() if v else v for k, v in secret["stringData"].items()}
+    for field in ("data", "stringData"):  # (of another type: a malformed input's; nothing of it is kept)
+        if secret.get(field) and not isinstance(secret[field], dict):
+            out[field] = PLACEHOLDER.decode()
     # (metadata or annotations of another type: only a malformed audit line has them, and nothing of them is kept)
     meta = dict(out["metadata"]) if isinstance(out.get("metadata"), dict) else {}
     annotations = dict(meta["annotations"]) if isinstance(meta.get("annotations"), dict) else {}
@@ -61,7 +64,8 @@ def _redact_op(op: dict[str, Any]) -> dict[str, Any] | None:
     path = op.get("path")
     if not isinstance(path, str) or "value" not in op:
         return op
-    parts = [_unescape(p) for p in path.split("/")[1:]]
+    parts = [_unescape(p) for p in path.split("/")]
+    parts = parts[1:] if parts[0] == "" else parts  # (a path without its leading '/': refused, but not kept in clear)
     if parts[:3] == ["metadata", "annotations", LAST_APPLIED]:
         return None
     if parts == ["metadata", "annotations"] and isinstance(op["value"], dict):
@@ -74,10 +78,10 @@ def _redact_op(op: dict[str, Any]) -> dict[str, Any] | None:
         value = op["value"]
         if len(parts) == 1 and isinstance(value, dict):
             value = _redacted_values(value, encode)
-        elif len(parts) == 2 and value != "":  # (an empty one stays empty, as in a whole Secret: a `test` of it)
-            value = _encoded(parts[1], encode)
+        elif value is not None and value != "":  # (an empty one stays empty, as in a whole Secret: a `test` of it;
+            value = _encoded(parts[1] if len(parts) > 1 else "", encode)  # anything else under /data: replaced)
         return {**op, "value": value}
-    if not parts and isinstance(op["value"], dict):  # the whole object replaced
+    if parts in ([], [""]) and isinstance(op["value"], dict):  # the whole object replaced
         return {**op, "value": redact_secret_body(op["value"])}
     return op
 
@@ -86,8 +90,12 @@ def _redacted_values(values: dict[str, Any], base64_encoded: bool) -> dict[str, 
     """A patch's ``data`` or ``stringData`` with its values replaced; ``null`` (remove the key) and ``""`` stay, and
     so do strategic-merge directives (``$patch: replace``, ``$retainKeys``...: no value of the Secret's, and the
     API server refuses a placeholder in their place)."""
-    return {k: v if v is None or v == "" or k.startswith("$") else _encoded(k, base64_encoded)
-            for k, v in values.items()}
+    return {k: v if v is None or v == "" or k in _DIRECTIVES or k.startswith(_DIRECTIVE_PREFIXES)
+            else _encoded(k, base64_encoded) for k, v in values.items()}
+
+
+_DIRECTIVES: Final = frozenset({"$patch", "$retainKeys"})  # strategic-merge directives a map can hold
+_DIRECTIVE_PREFIXES: Final = ("$setElementOrder/", "$deleteFromPrimitiveList/")
 
 
 def _encoded(key: str, base64_encoded: bool) -> str:
@@ -110,16 +118,17 @@ def redact_secret_body(body: Any) -> Any:
         return body
     if body.get("kind") == "Secret":
         return redact_secret(body)
-    if body.get("kind") == "SecretList" and isinstance(body.get("items"), list):
+    if isinstance(body.get("items"), list):  # a SecretList (a deletecollection's answer; any kind, or none, of list)
         return {**body, "items": [redact_secret(i) if isinstance(i, dict) else i for i in body["items"]]}
     meta: dict[str, Any] = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
     annotations: dict[str, Any] = meta["annotations"] if isinstance(meta.get("annotations"), dict) else {}
-    values = [f for f in ("data", "stringData") if isinstance(body.get(f), dict)]
+    values = [f for f in ("data", "stringData") if body.get(f) is not None]
     if not values and LAST_APPLIED not in annotations:
         return body
     out = dict(body)
     for field in values:
-        out[field] = _redacted_values(body[field], field == "data")
+        value = body[field]  # (of another type than a map: a malformed patch's; replaced whole)
+        out[field] = _redacted_values(value, field == "data") if isinstance(value, dict) else PLACEHOLDER.decode()
     annotations = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
     if values:
         annotations[REDACTED_ANNOTATION] = "true"  # the patched Secret now holds placeholders: mark it

@@ -72,7 +72,8 @@ def import_(yaml_path: str, path: str, include_secrets: bool,
     from kwoksnap.store.kwokyaml import import_to_kws
 
     def redact(rec: dict[str, Any]) -> dict[str, Any]:  # (a Secret with no value, kept as it is, is not counted)
-        if rec.get("resource") != "v1/secrets":
+        parts = str(rec.get("resource", "")).split("/")  # version/plural, group/version/plural
+        if parts[-1].lower() != "secrets" or (len(parts) == 3 and parts[0] != "core"):  # (`apiVersion: core/v1` too)
             return rec
         if rec.get("type") == "object":
             secret = rec["object"]

@@ -49,11 +49,14 @@ def redact_credentials(events: Iterable[AuditEvent], stats: ParseStats) -> Itera
 
 
 def _redactor(group: str, resource: str, subresource: str) -> Callable[[Any], Any] | None:
-    """What replaces the values in the bodies of an event of this resource (None: nothing to hide)."""
-    if resource == "secrets" and not group:  # (any subresource: a shape not known is redacted all the same)
+    """What replaces the values in the bodies of an event of this resource (None: nothing to hide). Generous: the
+    core group also as ``core`` (some exports say so), any letter case, a Secret's any subresource, TokenReviews of
+    any group (GKE says ``authentication``; a custom resource of that name loses only its token)."""
+    resource = resource.lower()
+    core = group in ("", "core")
+    if resource == "secrets" and core:
         return redact_secret_body
-    if (resource == "serviceaccounts" and not group and subresource == "token") or (
-            resource == "tokenreviews" and group in ("authentication.k8s.io", "authentication")):  # (GKE: short)
+    if (resource == "serviceaccounts" and core and subresource.lower() == "token") or resource == "tokenreviews":
         return redact_token_body
     return None
 

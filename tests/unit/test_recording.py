@@ -4,6 +4,7 @@ takes it back (narrowed again by filters); a snapshot given as a recording is re
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -315,3 +316,34 @@ def test_a_resources_entry_that_selects_nothing_is_named(tmp_path: Path) -> None
         "log hold its writes?)",
         "warning: --resources deployments/scale: no event of it passed the filters (is the name right, and does the "
         "log hold its writes?)"]
+
+
+def test_redaction_takes_the_shapes_other_exports_give(tmp_path: Path) -> None:
+    """Re-test findings: an objectRef with apiGroup `core`, a resource in capitals, a JSON patch path without its
+    leading slash, a deletecollection answered as `kind: List`, and a merge patch whose `data` is no map kept the
+    values in clear (and a `$`-key that is no strategic-merge directive)."""
+    from kwoksnap.capture.redact import redact_secret_body
+    from kwoksnap.replay.recording import redact_credentials
+
+    secret = {"kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "aHVudGVyMg=="}}
+
+    def event(resource: str, group: str, body: object, subresource: str = "") -> Any:
+        return {"group": group, "resource": resource, "subresource": subresource, "request": body, "response": None,
+                "annotations": {}}
+
+    events = [event("secrets", "core", secret), event("Secrets", "", secret),
+              event("serviceaccounts", "core", {"status": {"token": "hunter2"}}, "token"),
+              event("tokenreviews", "", {"spec": {"token": "hunter2"}})]
+    stats = ParseStats()
+    out = list(redact_credentials(events, stats))  # type: ignore[arg-type]
+    assert stats.redacted == 4 and b"hunter2" not in orjson.dumps(out) and b"aHVudGVyMg" not in orjson.dumps(out)
+    shapes = [[{"op": "add", "path": "data/k", "value": "aHVudGVyMg=="}],
+              {"kind": "List", "items": [secret]}, {"data": ["aHVudGVyMg=="]}, {"data": {"$k": "aHVudGVyMg=="}}]
+    assert all(b"aHVudGVyMg" not in orjson.dumps(redact_secret_body(body)) for body in shapes)
+    kept = {"data": {"$patch": "replace", "$retainKeys": ["a"]}}
+    assert redact_secret_body(kept)["data"] == kept["data"]  # (directives are no values of the Secret's)
+    yaml_path = tmp_path / "core.yaml"
+    yaml_path.write_text("apiVersion: core/v1\nkind: Secret\nmetadata: {name: s, namespace: default}\n"
+                         "data: {k: aHVudGVyMg==}\n")
+    proc = run("import", str(yaml_path), "-o", str(tmp_path / "core.kws"))
+    assert proc.returncode == 0 and b"aHVudGVyMg" not in (tmp_path / "core.kws").read_bytes()
