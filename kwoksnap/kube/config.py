@@ -131,7 +131,12 @@ def _credentials(cfg: Any) -> str | None:
     return auth
 
 
+log = logging.getLogger("kwoksnap.kube")
 _HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")  # visible ASCII, space and tab (RFC 9110 field values)
+
+
+# RFC 3986 authority: unreserved, percent-encoded, sub-delims, ':', '@', and '[...]' for an IPv6 literal
+_NETLOC: Final = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@\[\]]|%[0-9A-Fa-f]{2})+")
 
 
 def _without_userinfo(server: str) -> tuple[str, str | None]:
@@ -150,8 +155,8 @@ def _without_userinfo(server: str) -> tuple[str, str | None]:
         url.port  # noqa: B018 (a ValueError for a port that is no number)
     except ValueError:
         bad = True
-    else:
-        bad = not url.hostname or bool(url.query or url.fragment)
+    else:  # (a '\' or a space, which Go refuses: `user:pw@10.0.0.1\@evil` would go to host evil)
+        bad = not url.hostname or bool(url.query or url.fragment) or not _NETLOC.fullmatch(url.netloc)
     if bad:  # (a '#', '?' or '/' in a password that is not percent-encoded ends the host part early)
         raise ClusterError("the kubeconfig's server URL is malformed (a host, then an optional :port and path; a "
                            "user:password in it must be percent-encoded)")
@@ -163,6 +168,24 @@ def _without_userinfo(server: str) -> tuple[str, str | None]:
     basic = f"{unquote(url.username or '')}:{unquote(url.password or '')}"
     auth = "Basic " + base64.b64encode(basic.encode()).decode()
     return url._replace(netloc=host).geturl(), auth
+
+
+def _warn_about_proxies(cfg: Any, server: str) -> None:
+    """kwoksnap connects to the API server directly (its own HTTP client): a proxy kubectl would go through, the
+    kubeconfig's ``proxy-url`` or ``HTTPS_PROXY``/``HTTP_PROXY``, is not used, and that is said (never its URL,
+    which may hold a password)."""
+    from urllib.parse import urlsplit
+    from urllib.request import getproxies_environment, proxy_bypass
+
+    url = urlsplit(server)
+    environment = getproxies_environment().get(url.scheme)
+    named = getattr(cfg, "proxy", None)  # (the kubernetes package puts the environment's there too)
+    if named and named != environment:
+        log.warning("the kubeconfig names a proxy (proxy-url): kwoksnap does not use proxies and connects to %s "
+                    "directly", url.hostname)
+    elif environment and not proxy_bypass(url.hostname or ""):
+        log.warning("%s_PROXY is set: kwoksnap does not use proxies and connects to %s directly (NO_PROXY "
+                    "naming it says so)", url.scheme.upper(), url.hostname)
 
 
 def load_config(kubeconfig: str | None = None, context: str | None = None) -> ClusterConfig:
@@ -178,6 +201,7 @@ def load_config(kubeconfig: str | None = None, context: str | None = None) -> Cl
         return _credentials(again) if again.host.rstrip("/") == cfg.host.rstrip("/") else None
 
     server, userinfo = _without_userinfo(cfg.host.rstrip("/"))
+    _warn_about_proxies(cfg, server)
     return ClusterConfig(
         server=server,
         ca_file=cfg.ssl_ca_cert,

@@ -615,3 +615,36 @@ def test_a_failed_token_refresh_says_only_what_failed(tmp_path: Path, monkeypatc
             load_config(str(kubeconfig))
         assert str(info.value) == ("cannot load kubeconfig: refreshing its credentials failed "
                                    f"({type(refusal).__name__})")
+
+
+def test_a_proxy_kwoksnap_does_not_use_is_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    """Re-test finding: a kubeconfig's proxy-url and HTTPS_PROXY were ignored without a word (kubectl goes through
+    them); a '\\' or a space in the server URL was taken (Go refuses them: `pw@10.0.0.1\\@evil` went to evil)."""
+    import yaml
+
+    from kwoksnap.kube.config import load_config
+
+    def write(cluster: dict[str, str]) -> str:
+        path = tmp_path / "config"
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "c",
+            "clusters": [{"name": "c", "cluster": cluster}], "users": [{"name": "u", "user": {}}],
+            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+        return str(path)
+
+    for var in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    load_config(write({"server": "https://127.0.0.1:6443", "proxy-url": "http://p:SECRET@127.0.0.1:2"}))
+    monkeypatch.setenv("HTTPS_PROXY", "http://p:SECRET@127.0.0.1:2")
+    load_config(write({"server": "https://127.0.0.1:6443"}))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    load_config(write({"server": "https://127.0.0.1:6443"}))
+    said = [r.getMessage() for r in caplog.records if r.name == "kwoksnap.kube"]
+    assert said == ["the kubeconfig names a proxy (proxy-url): kwoksnap does not use proxies and connects to "
+                    "127.0.0.1 directly", "HTTPS_PROXY is set: kwoksnap does not use proxies and connects to 127.0.0.1 "
+                    "directly (NO_PROXY naming it says so)"]
+    for server in ("https://u:pw@127.0.0.1:1\\@evil", "https://u:p w@127.0.0.1:1", "https://u:%zz@127.0.0.1:1"):
+        with pytest.raises(ClusterError, match="server URL is malformed"):
+            load_config(write({"server": server}))
+    assert load_config(write({"server": "https://[::1]:6443/prefix"})).server == "https://[::1]:6443/prefix"
