@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 from collections import Counter
@@ -177,9 +178,12 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
         click.echo(f"warning: stopped without waiting for the {len(summary.abandoned)} write(s) in flight (a second "
                    "Ctrl-C): whether they reached the target is unknown (`kwoksnap diff --live` tells): "
                    f"{first_few(summary.abandoned)}", err=True)
+        # Exit now: the interpreter would first wait for their threads, still waiting on the target. What it runs at
+        # exit runs first (the kubernetes package removes the client key files it wrote), then output is flushed.
+        atexit._run_exitfuncs()
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(ExitCode.INTERRUPTED)  # (their threads, still waiting on the target, would hold the exit up)
+        os._exit(ExitCode.INTERRUPTED)
     if summary.interrupted:
         return ExitCode.INTERRUPTED
     if summary.error is not None:

@@ -18,6 +18,8 @@ import yaml
 
 from kwoksnap.errors import ClusterError, UsageError
 
+log = logging.getLogger("kwoksnap.kube")
+
 
 @dataclasses.dataclass(frozen=True)
 class ClusterConfig:
