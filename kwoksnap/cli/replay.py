@@ -210,7 +210,9 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
 
         from kwoksnap.store.atomic import atomic_output
 
-        with atomic_output(report_path, private=False) as out:  # no object bodies in it: a plain file's mode
+        # No object bodies in it: a plain file's mode; but the target's answers it quotes (a refused write's message
+        # may repeat the patch) could hold a Secret's value when --include-secrets sent them: then the user's alone.
+        with atomic_output(report_path, private=include_secrets) as out:
             out.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
     if output_format == "json":
         print_json(data)

@@ -101,6 +101,9 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
         named = f"{exc.filename}: " if exc.filename and str(exc.filename) != str(path) else ""
         raise ClusterError(f"cannot load kubeconfig {path}: {named}{exc.strerror or exc}") from None
     except (TypeError, KeyError, AttributeError, ValueError) as exc:  # YAML of another shape (a list, /etc/passwd)
+        if "Invalid IPv6 URL" in str(exc):  # (urllib's, of the server URL: `https://[::1`)
+            raise ClusterError("the kubeconfig's server URL is malformed (an IPv6 address not closed by ']', or a "
+                               "'[' in a password that is not percent-encoded)") from None
         raise ClusterError(f"cannot load kubeconfig {path}: not a kubeconfig ({type(exc).__name__}: {exc})") from None
     finally:
         root.removeFilter(catch)

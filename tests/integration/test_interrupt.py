@@ -249,3 +249,12 @@ def test_a_replay_interrupted_while_the_target_is_checked_writes_its_report(kwok
     while probing() and time.monotonic() < deadline:  # (the probe's node is deleted on the way out)
         time.sleep(0.2)
     assert not probing()
+    mask = os.umask(0)
+    os.umask(mask)
+    assert report.stat().st_mode & 0o777 == 0o666 & ~mask  # a plain file's mode: it holds no object bodies...
+    proc = start(kwok_cluster.kubeconfig, "replay", "--audit", str(log), "--speed", "max", "--report", str(report),
+                 "--include-secrets")
+    when(proc, probing, lambda: os.kill(proc.pid, signal.SIGINT))
+    assert proc.returncode == ExitCode.INTERRUPTED
+    # ...but the target's answers it quotes may repeat what was sent, which --include-secrets lets hold values
+    assert report.stat().st_mode & 0o777 == 0o600

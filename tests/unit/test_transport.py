@@ -644,7 +644,8 @@ def test_a_proxy_kwoksnap_does_not_use_is_said(tmp_path: Path, monkeypatch: pyte
     assert said == ["the kubeconfig names a proxy (proxy-url): kwoksnap does not use proxies and connects to "
                     "127.0.0.1 directly", "HTTPS_PROXY is set: kwoksnap does not use proxies and connects to 127.0.0.1 "
                     "directly (NO_PROXY naming it says so)"]
-    for server in ("https://u:pw@127.0.0.1:1\\@evil", "https://u:p w@127.0.0.1:1", "https://u:%zz@127.0.0.1:1"):
+    for server in ("https://u:pw@127.0.0.1:1\\@evil", "https://u:p w@127.0.0.1:1", "https://u:%zz@127.0.0.1:1",
+                   "https://[::1", "https://u:P[W@127.0.0.1:1"):  # (an IPv6 error said "not a kubeconfig")
         with pytest.raises(ClusterError, match="server URL is malformed"):
             load_config(write({"server": server}))
     assert load_config(write({"server": "https://[::1]:6443/prefix"})).server == "https://[::1]:6443/prefix"
