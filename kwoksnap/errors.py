@@ -7,8 +7,10 @@ the library prints or exits on its own. This module must stay at the bottom of t
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import errno
+from collections.abc import Iterator
 from typing import Any, Final
 
 
@@ -83,6 +85,18 @@ class InvalidObject(InputError):
 
 # What walking an object of such types raises (what InvalidObject is made from; nothing of kwoksnap's own).
 MALFORMED: Final = (TypeError, AttributeError, KeyError, ValueError, IndexError)
+
+
+@contextlib.contextmanager
+def walking(obj: object, *, trusted: bool = False) -> Iterator[None]:
+    """Code that walks ``obj``: an error of :data:`MALFORMED` in it becomes :class:`InvalidObject`, unless the object
+    is ``trusted`` (read from an API server, so valid: the error is kwoksnap's own, and stays an internal error)."""
+    try:
+        yield
+    except MALFORMED as exc:
+        if trusted:
+            raise
+        raise InvalidObject(obj, exc) from exc
 
 
 class ClusterError(KwoksnapError):

@@ -19,7 +19,7 @@ from kwoksnap.capture.redact import is_service_account_token
 from kwoksnap.capture.snapshot import outside
 from kwoksnap.diff.normalize import field_differences, normalize, regenerated
 from kwoksnap.diff.selector import parse_selector
-from kwoksnap.errors import MALFORMED, InputError, InvalidObject
+from kwoksnap.errors import InputError, walking
 
 Obj = dict[str, Any]
 Objects = Callable[[str], Iterable[Obj]]  # group-resource -> its objects
@@ -69,13 +69,10 @@ def _normalized(obj: Obj, live: bool = False) -> Obj:
     """``normalize(obj)``; for an object of a file, an error walking it says the object is not valid (only a
     hand-made or imported file holds values of other types). Of a live one (``live``), an error is kwoksnap's."""
     try:
-        return normalize(obj)
+        with walking(obj, trusted=live):
+            return normalize(obj)
     except RecursionError:  # (the API server takes deeper objects: black-box, 600 levels ended in exit 70)
         raise _too_deep(obj) from None
-    except MALFORMED as exc:
-        if live:
-            raise
-        raise InvalidObject(obj, exc) from exc
 
 
 def _digest(obj: Obj, live: bool = False) -> bytes:
@@ -84,13 +81,10 @@ def _digest(obj: Obj, live: bool = False) -> bytes:
         text = orjson.dumps(normal, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # deeper than orjson's 255 levels (the API server takes them): the slower json module
         try:
-            text = json.dumps(normal, sort_keys=True, separators=(",", ":")).encode()
+            with walking(obj, trusted=live):  # (a bytes value, an integer key: no JSON form)
+                text = json.dumps(normal, sort_keys=True, separators=(",", ":")).encode()
         except RecursionError:
             raise _too_deep(obj) from None
-        except MALFORMED as exc:  # (a bytes value, an integer key: no JSON form)
-            if live:
-                raise
-            raise InvalidObject(obj, exc) from exc
     return hashlib.blake2b(text, digest_size=16).digest()
 
 
@@ -141,12 +135,8 @@ def compare(
     compared = 0
 
     def keep(obj: Obj, live: bool = False) -> bool:
-        try:
+        with walking(obj, trusted=live):
             return kept(obj)
-        except MALFORMED as exc:
-            if live:
-                raise
-            raise InvalidObject(obj, exc) from exc
 
     def kept(obj: Obj) -> bool:
         if not include_regenerated and regenerated(obj):
@@ -180,12 +170,8 @@ def compare(
             left_objs = {_key(o): _normalized(o) for o in a(gr) if _key(o) in wanted}
             right_objs = {_key(o): _normalized(o, live_b) for o in b(gr_b) if _key(o) in wanted}
             for k in changed:
-                try:
+                with walking(left_objs.get(k), trusted=live_b):  # (maps keyed by str on one side, int on the other)
                     fields = (field_differences(left_objs.get(k), right_objs.get(k))
                               if k in left_objs and k in right_objs else [])
-                except MALFORMED as exc:  # (maps keyed by strings on one side, by integers on the other)
-                    if live_b:
-                        raise
-                    raise InvalidObject(left_objs[k], exc) from exc
                 differences.append(Difference(gr, k[0], k[1], "changed", fields))
     return DiffResult(compared, differences, per_resource)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from kwoksnap.errors import MALFORMED, InvalidObject
+from kwoksnap.errors import walking
 from kwoksnap.restore.plan import PHASES, plan
 from kwoksnap.restore.source import SnapshotSource
 from kwoksnap.restore.transform import keep_job_selector
@@ -64,7 +64,7 @@ def export_for_kwokctl(snapshot: str | Path, out: str | Path, *,
             counts = source.counts()
             for step in sorted(plan(counts), key=lambda s: EXPORT_ORDER.index(s.phase)):
                 for obj in source.objects(step.resource):
-                    try:
+                    with walking(obj):
                         kind = group_kind(obj)
                         if all_resources or kind in KWOKCTL_DEFAULT_FILTER:
                             if (why := _not_created_by_kwokctl(obj, all_resources)) is not None:
@@ -74,8 +74,6 @@ def export_for_kwokctl(snapshot: str | Path, out: str | Path, *,
                         else:
                             left_out[kind] += 1
                             continue
-                    except MALFORMED as exc:
-                        raise InvalidObject(obj, exc) from exc
                     yield record
             for resource in reader.resources():  # the frames of resources without objects: a damaged one fails
                 if resource not in counts:      # the export too (before its file is renamed into place)
