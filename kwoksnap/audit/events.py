@@ -65,6 +65,9 @@ def degraded(event: AuditEvent) -> bool:
     return level == "Metadata" or (level == "Request" and event["response"] is None)
 
 
+RV_DIGITS: Final = 20  # a resourceVersion is a uint64; a longer one sorts as none (int() refuses 4,300+ digits)
+
+
 def resource_version(event: AuditEvent) -> int:
     """responseObject ``metadata.resourceVersion`` as an int (0 if absent or not a number): the tie-breaker."""
     return resource_version_of(event["response"])
@@ -76,6 +79,6 @@ def resource_version_of(response: Any) -> int:
         meta = response.get("metadata")
         if type(meta) is dict:
             rv = meta.get("resourceVersion")
-            if type(rv) is str and rv.isdigit() and rv.isascii() and len(rv) <= 20:  # (uint64: int() refuses 4,300+)
+            if type(rv) is str and rv.isdigit() and rv.isascii() and len(rv) <= RV_DIGITS:
                 return int(rv)
     return 0

@@ -27,7 +27,7 @@ from typing import Any, Final
 import msgspec
 import orjson
 
-from kwoksnap.audit.events import AuditEvent, resource_version_of
+from kwoksnap.audit.events import RV_DIGITS, AuditEvent, resource_version_of
 from kwoksnap.audit.timestamps import SECOND_CACHE, parse_timestamp
 
 __all__ = [
@@ -383,7 +383,7 @@ def scan_native(line: bytes, source: str, eager: bool) -> tuple[int, AuditEvent]
             else:
                 name = name or meta.name
                 text = meta.resourceVersion
-                if text and text.isdigit() and text.isascii() and len(text) <= 20:  # (as resource_version_of)
+                if text and text.isdigit() and text.isascii() and len(text) <= RV_DIGITS:  # (resource_version_of's)
                     rv = int(text)
                 if eager:
                     response = orjson.loads(memoryview(response))

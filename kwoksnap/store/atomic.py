@@ -11,7 +11,6 @@ plain write would give. (``KwsWriter`` keeps its own temporary file, because it 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import socket
 import tempfile
@@ -19,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from kwoksnap.errors import REFUSALS, UsageError
+from kwoksnap.errors import REFUSALS, WRITE_REFUSALS, UsageError
 
 
 @contextlib.contextmanager
@@ -45,7 +44,7 @@ def atomic_output(path: str | os.PathLike[str], *, private: bool = True,
     except OSError as exc:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
-        if exc.filename is None and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):  # only a write's:
+        if exc.filename is None and exc.errno in WRITE_REFUSALS:  # only a write's:
             raise OSError(exc.errno, exc.strerror, str(out)) from exc  # it names no file, so name the output
         raise
     except BaseException:

@@ -63,6 +63,12 @@ MAX_EXPANSION: Final = 100
 EXPANSION_SLACK: Final = 8 << 20
 MAX_FRAME_RECORDS_READ: Final = 1 << 20
 
+
+def expands_too_far(raw: int, compressed: int) -> bool:
+    """Whether a frame of ``compressed`` bytes that holds ``raw`` is one readers refuse as a decompression bomb
+    (and so the writer never writes)."""
+    return raw > EXPANSION_SLACK and raw > MAX_EXPANSION * compressed
+
 HEADER_KEYS_REQUIRED: Final = ("kwoksnapVersion", "createdAt", "contentType", "source", "meta", "compression")
 
 

@@ -30,7 +30,6 @@ from kwoksnap.errors import REFUSALS, FormatError, InputError
 from kwoksnap.store.compat import DEFAULT_REGISTRY, ConverterRegistry, UpgradePlan
 from kwoksnap.store.format import (
     BLOCK_HEAD,
-    EXPANSION_SLACK,
     MAGIC,
     MAX_BLOCK_BYTES,
     MAX_EXPANSION,
@@ -43,6 +42,7 @@ from kwoksnap.store.format import (
     TRAILER,
     U32,
     decode_trailer,
+    expands_too_far,
     validate_header,
     validate_index,
 )
@@ -278,7 +278,7 @@ class KwsReader:
             raise _Broken(offset, f"not a zstd frame: {exc}", frame) from None
         if size < 0 or size > MAX_RAW_FRAME_BYTES:
             raise _Broken(offset, f"zstd frame has no usable content size ({size})", frame)
-        if size > EXPANSION_SLACK and size > MAX_EXPANSION * len(payload):
+        if expands_too_far(size, len(payload)):
             raise _Broken(offset, f"zstd frame would expand {size // len(payload)}x ({len(payload)} to {size} bytes), "
                           f"beyond the {MAX_EXPANSION}x a reader accepts (docs/format.md)", frame)
         try:

@@ -27,7 +27,6 @@ from kwoksnap.store.format import (
     COMPRESSION,
     CONTENT_TYPES,
     DEFAULT_LEVEL,
-    EXPANSION_SLACK,
     FORMAT_VERSION,
     FRAME_MAX_RECORDS,
     FRAME_TARGET_BYTES,
@@ -38,6 +37,7 @@ from kwoksnap.store.format import (
     encode_block,
     encode_preamble,
     encode_trailer,
+    expands_too_far,
 )
 
 
@@ -225,7 +225,7 @@ class KwsWriter:
 
     def _flush(self) -> None:
         payload = self._cctx.compress(self._buf)
-        if len(self._buf) > EXPANSION_SLACK and len(self._buf) > MAX_EXPANSION * len(payload):  # (what readers refuse)
+        if expands_too_far(len(self._buf), len(payload)):  # (what readers refuse)
             first = self._records - self._buf_records + 1
             raise InputError(f"records {first} to {self._records} ({len(self._buf)} bytes: a record of several MiB) "
                              f"compress {len(self._buf) // len(payload)}x, beyond the {MAX_EXPANSION}x readers "

@@ -392,20 +392,20 @@ def test_a_decompression_bomb_is_a_damaged_frame_read_in_bounded_memory(tmp_path
     was refused. A frame beyond the slack that expands beyond 100x, or of over a million records, is damaged before
     it is decoded (shown with the slack at 1,000 bytes and the record cap at 100); the writer refuses to write
     what readers refuse."""
+    import kwoksnap.store.format as format_module
     import kwoksnap.store.reader as reader_module
-    import kwoksnap.store.writer as writer_module
 
     zeros = [{"type": "object", "resource": "v1/configmaps",
               "object": {"metadata": {"name": "z", "namespace": "ns"}, "data": {"x": "0" * 200_000}}}]
-    monkeypatch.setattr(writer_module, "EXPANSION_SLACK", 1000)
+    monkeypatch.setattr(format_module, "EXPANSION_SLACK", 1000)  # (one rule for the writer and the readers)
     with pytest.raises(InputError, match=r"^records 1 to 1 .* compress \d+x, beyond the 100x readers accept"), \
             KwsWriter(tmp_path / "refused.kws") as w:
         w.write_many(zeros)
     assert not (tmp_path / "refused.kws").exists()
-    monkeypatch.setattr(writer_module, "EXPANSION_SLACK", 1 << 30)
+    monkeypatch.setattr(format_module, "EXPANSION_SLACK", 1 << 30)  # (written as a hand-made bomb would be)
     with KwsWriter(tmp_path / "bomb.kws") as w:
         w.write_many(zeros)
-    monkeypatch.setattr(reader_module, "EXPANSION_SLACK", 1000)
+    monkeypatch.setattr(format_module, "EXPANSION_SLACK", 1000)
     with KwsReader(tmp_path / "bomb.kws") as r, pytest.raises(FormatError, match=r"would expand \d+x .* beyond "
                                                                                  r"the 100x a reader accepts"):
         list(r.records())
