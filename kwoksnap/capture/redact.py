@@ -136,6 +136,31 @@ def redact_secret_body(body: Any) -> Any:
     return out
 
 
+def is_secrets(group: str, resource: str) -> bool:
+    """Whether an event's or a record's ``group`` and plural ``resource`` are the core group's Secrets, generously:
+    the core group also as ``core`` (some exports say so, and `apiVersion: core/v1`), any letter case."""
+    return resource.lower() == "secrets" and group in ("", "core")
+
+
+def redact_record(rec: dict[str, Any]) -> dict[str, Any]:
+    """A record of ``kwoksnap import`` (kwokctl YAML) with a Secret's values replaced: an object as
+    :func:`redact_secret` does, an event's object or patch as :func:`redact_secret_body`. Any other record, and a
+    Secret that holds no value, is returned as it is (the same object: not counted as redacted)."""
+    parts = str(rec.get("resource", "")).split("/")  # version/plural, group/version/plural
+    if not is_secrets(parts[0] if len(parts) == 3 else "", parts[-1]):
+        return rec
+    if rec.get("type") == "object":
+        secret = rec["object"]
+        annotations = secret["metadata"].get("annotations")
+        if not (secret.get("data") or secret.get("stringData")
+                or (isinstance(annotations, dict) and LAST_APPLIED in annotations)):
+            return rec
+        return {**rec, "object": redact_secret(secret)}
+    if rec.get("type") == "event" and ("object" in rec or "patch" in rec):
+        return {**rec, **{k: redact_secret_body(rec[k]) for k in ("object", "patch") if k in rec}}
+    return rec
+
+
 def decoded_body(body: Any) -> Any:
     """An audit event's body that some log pipeline re-exported as a JSON string: its JSON map or list, or the
     placeholder when it is none (nothing of a Secret's string body is kept); any other body as it is."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import click
 
@@ -61,32 +60,16 @@ def export(snapshot: str, path: str, all_resources: bool, output_format: str) ->
               help=".kws file to write.")
 @include_secrets
 @summary_format
-def import_(yaml_path: str, path: str, include_secrets: bool,
-            output_format: str) -> int:
+def import_(yaml_path: str, path: str, include_secrets: bool, output_format: str) -> int:
     """Read a kwokctl `--format k8s` snapshot or `export` (YAML, .gz accepted) into a .kws file.
 
     Object documents become a snapshot; a file with ResourcePatch documents (a kwokctl recording) becomes a
     recording. Secrets' values are replaced as `save` replaces them, unless --include-secrets.
     """
-    from kwoksnap.capture.redact import LAST_APPLIED, redact_secret, redact_secret_body
+    from kwoksnap.capture.redact import redact_record
     from kwoksnap.store.kwokyaml import import_to_kws
 
-    def redact(rec: dict[str, Any]) -> dict[str, Any]:  # (a Secret with no value, kept as it is, is not counted)
-        parts = str(rec.get("resource", "")).split("/")  # version/plural, group/version/plural
-        if parts[-1].lower() != "secrets" or (len(parts) == 3 and parts[0] != "core"):  # (`apiVersion: core/v1` too)
-            return rec
-        if rec.get("type") == "object":
-            secret = rec["object"]
-            annotations = secret["metadata"].get("annotations")
-            if not (secret.get("data") or secret.get("stringData")
-                    or (isinstance(annotations, dict) and LAST_APPLIED in annotations)):
-                return rec
-            return {**rec, "object": redact_secret(secret)}
-        if rec.get("type") == "event" and ("object" in rec or "patch" in rec):
-            return {**rec, **{k: redact_secret_body(rec[k]) for k in ("object", "patch") if k in rec}}
-        return rec
-
-    stats = import_to_kws(yaml_path, path, rewrite=None if include_secrets else redact,
+    stats = import_to_kws(yaml_path, path, rewrite=None if include_secrets else redact_record,
                           header_meta={"secretsRedacted": not include_secrets})
     if output_format == "json":
         print_json({"path": path, **camel_keys(dataclasses.asdict(stats))})

@@ -16,6 +16,7 @@ from kwoksnap.audit import AuditEvent, FilterSpec, ParseStats, filter_events, re
 from kwoksnap.capture.redact import (
     WEBHOOK_PATCH_ANNOTATION,
     decoded_body,
+    is_secrets,
     redact_audit_annotations,
     redact_secret_body,
     redact_token_body,
@@ -50,13 +51,13 @@ def redact_credentials(events: Iterable[AuditEvent], stats: ParseStats) -> Itera
 
 def _redactor(group: str, resource: str, subresource: str) -> Callable[[Any], Any] | None:
     """What replaces the values in the bodies of an event of this resource (None: nothing to hide). Generous: the
-    core group also as ``core`` (some exports say so), any letter case, a Secret's any subresource, TokenReviews of
+    core group also as ``core``, any letter case (:func:`is_secrets`), a Secret's any subresource, TokenReviews of
     any group (GKE says ``authentication``; a custom resource of that name loses only its token)."""
-    resource = resource.lower()
-    core = group in ("", "core")
-    if resource == "secrets" and core:
+    if is_secrets(group, resource):
         return redact_secret_body
-    if (resource == "serviceaccounts" and core and subresource.lower() == "token") or resource == "tokenreviews":
+    resource = resource.lower()
+    if (resource == "serviceaccounts" and group in ("", "core") and subresource.lower() == "token") or (
+            resource == "tokenreviews"):
         return redact_token_body
     return None
 
