@@ -117,8 +117,7 @@ def _shown(header: dict[str, Any]) -> dict[str, Any]:
     source = header.get("source")
     if not isinstance(source, dict) or not isinstance(server := source.get("server"), str) or "@" not in server:
         return header
-    from urllib.parse import urlsplit
+    from kwoksnap.kube.config import without_password
 
-    url = urlsplit(server)
-    shown = url._replace(netloc=url.netloc.rpartition("@")[2]).geturl() if "@" in url.netloc else "(not shown)"
-    return {**header, "source": {**source, "server": shown}}
+    shown = without_password(server)
+    return {**header, "source": {**source, "server": shown if "@" not in shown else "(not shown)"}}

@@ -169,10 +169,16 @@ def _without_userinfo(server: str) -> tuple[str, str | None]:
         return server, None
     import base64
 
-    host = url.netloc.rpartition("@")[2]
     basic = f"{unquote(url.username or '')}:{unquote(url.password or '')}"
-    auth = "Basic " + base64.b64encode(basic.encode()).decode()
-    return url._replace(netloc=host).geturl(), auth
+    return without_password(server), "Basic " + base64.b64encode(basic.encode()).decode()
+
+
+def without_password(server: str) -> str:
+    """A server URL without the ``user:password@`` before its host."""
+    from urllib.parse import urlsplit
+
+    url = urlsplit(server)
+    return url._replace(netloc=url.netloc.rpartition("@")[2]).geturl() if "@" in url.netloc else server
 
 
 def _warn_about_proxies(cfg: Any, server: str) -> None:
