@@ -18,6 +18,7 @@ import re
 __all__ = ["TimestampOutOfRange", "format_timestamp", "parse_timestamp"]
 
 _NS = 1_000_000_000
+_MIN_NS, _MAX_NS = -(1 << 63), (1 << 63) - 1  # what a recording stores: int64 nanoseconds
 _SECONDS_PER_DAY = 86_400
 
 # YYYY-MM-DD[T ]HH:MM:SS[.fraction][Z|±HH:MM|±HHMM]; more than 9 fractional digits are accepted and truncated.
@@ -81,8 +82,6 @@ class TimestampOutOfRange(ValueError):
         super().__init__(message)
         self.nearest = nearest
 
-
-_MIN_NS, _MAX_NS = -(1 << 63), (1 << 63) - 1
 
 
 def parse_timestamp(text: str) -> int:
