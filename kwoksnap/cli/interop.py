@@ -58,19 +58,34 @@ def export(snapshot: str, path: str, all_resources: bool, output_format: str) ->
 @click.argument("yaml_path", metavar="YAML", type=click.Path(exists=True, dir_okay=False, readable=False))
 @click.option("-o", "--output-file", "path", required=True, type=click.Path(dir_okay=False), callback=not_stdout,
               help=".kws file to write.")
+@click.option("--time-base", metavar="TIME", help="When the kwokctl file was made (RFC 3339): `kwokctl snapshot "
+              "export` writes every time relative to it, as $(time-offset-nanosecond N), and a recording's changes "
+              "as durations after it.  [default: now, as kwokctl's own restore and replay take it]")
 @include_secrets
 @summary_format
-def import_(yaml_path: str, path: str, include_secrets: bool, output_format: str) -> int:
+def import_(yaml_path: str, path: str, time_base: str | None, include_secrets: bool, output_format: str) -> int:
     """Read a kwokctl `--format k8s` snapshot or `export` (YAML, .gz accepted) into a .kws file.
 
-    Object documents become a snapshot; a file with ResourcePatch documents (a kwokctl recording) becomes a
-    recording. Secrets' values are replaced as `save` replaces them, unless --include-secrets.
+    Object documents become a snapshot; a file with ResourcePatch documents (a kwokctl recording, `kwokctl
+    snapshot export --record`) becomes a recording, which `restore` restores (its objects: the state the recording
+    starts from) and `replay` replays. Secrets' values are replaced as `save` replaces them, unless
+    --include-secrets.
     """
-    from kwoksnap.capture.redact import redact_record
-    from kwoksnap.store.kwokyaml import import_to_kws
+    import time
 
+    from kwoksnap.capture.redact import redact_record
+    from kwoksnap.errors import UsageError
+    from kwoksnap.store.kwokyaml import import_to_kws, parse_time_ns
+
+    if time_base is None:
+        base = time.time_ns() // 1000 * 1000  # (microseconds: the times it makes have no more)
+    elif (parsed := parse_time_ns(time_base)) is None or not -(2**63) <= parsed < 2**63:
+        raise UsageError(f"--time-base {time_base!r} is not an RFC 3339 time with a zone between the years 1678 "
+                         "and 2261 (2026-11-29T10:00:00Z)")
+    else:
+        base = parsed
     stats = import_to_kws(yaml_path, path, rewrite=None if include_secrets else redact_record,
-                          header_meta={"secretsRedacted": not include_secrets})
+                          header_meta={"secretsRedacted": not include_secrets}, base_time_ns=base)
     if output_format == "json":
         print_json({"path": path, **camel_keys(dataclasses.asdict(stats))})
     else:

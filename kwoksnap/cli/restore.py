@@ -45,6 +45,9 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
             allow_real_nodes: bool, include_regenerated: bool, settle_timeout: float, output_format: str) -> int:
     """Restore a snapshot: nodes become KWOK fake nodes, pods keep their node and status.
 
+    Also the objects of a kwokctl recording `kwoksnap import` made (the state it starts from; `replay` replays
+    its changes).
+
     Exit code 0 when every object was restored and adopted, 5 when some failed (listed), 130 when interrupted
     (Ctrl-C: the objects being written are finished, and the summary says what is in the target).
     """
@@ -57,7 +60,7 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
     from kwoksnap.store import KwsReader
 
     with KwsReader(snapshot) as reader:
-        source = SnapshotSource(reader)
+        source = SnapshotSource(reader, recordings=True)
         if dry_run:
             report = reader.scan()  # every frame's checksum, as the real restore reads every object before writing
             if not report.ok:

@@ -4,15 +4,20 @@ Why this module exists: parsing a large audit log costs far more than decoding m
 many times (different speeds, modes, targets). ``kwoksnap convert`` pays the parsing once; ``replay`` accepts the
 recording instead of the logs. All events of a recording are one time-ordered stream, so they share one resource
 key in the .kws index (frames are per resource); the real resource of each event is inside it.
+
+A recording ``kwoksnap import`` made of a kwokctl one (``kwokctl snapshot export --record``) is read too: its flat
+changes become audit events through :mod:`kwoksnap.audit.kwokctl`.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final, cast
 
 from kwoksnap.audit import AuditEvent, FilterSpec, ParseStats, filter_events, read_audit
+from kwoksnap.audit.kwokctl import recording_events
 from kwoksnap.capture.redact import (
     WEBHOOK_PATCH_ANNOTATION,
     decoded_body,
@@ -85,13 +90,22 @@ def read_recording(path: str | Path, spec: FilterSpec | None = None, stats: Pars
         raise InputError(f"{path}: not closed cleanly (cut short, or convert was interrupted); `kwoksnap inspect` "
                          "shows what is readable, and `kwoksnap convert` writes it again")
 
-    source = reader.header.get("source")
-    if isinstance(source, dict) and source.get("kind") == "kwokctl-yaml":
-        reader.close()
-        raise InputError(f"{path}: a kwokctl recording (`kwoksnap import` of ResourcePatch documents), which replay "
-                         "does not read yet: replay the audit log, or a recording `kwoksnap convert` wrote")
     if stats is not None:
         stats.files[str(path)] = "recording"
+    if _from_kwokctl(reader):
+        if "timeBase" not in (reader.header.get("meta") or {}):
+            reader.close()
+            raise InputError(f"{path}: imported by an older kwoksnap, which left the recording's times relative "
+                             "($(time-offset-nanosecond N)): `kwoksnap import` the kwokctl file again")
+
+        def changes() -> Iterator[AuditEvent]:
+            with reader:
+                # Frames are per resource: each resource's records are in the recording's order, and the
+                # resources' streams are merged by time.
+                yield from heapq.merge(*(recording_events(reader.records(key), source=f"{path} {key}", stats=stats)
+                                         for key in reader.resources() if key), key=lambda ev: ev["ts"])
+
+        return filter_events(changes(), spec, stats) if spec is not None else changes()
 
     def events() -> Iterator[AuditEvent]:
         with reader:
@@ -109,6 +123,18 @@ def read_recording(path: str | Path, spec: FilterSpec | None = None, stats: Pars
                 yield cast(AuditEvent, event)
 
     return filter_events(events(), spec, stats) if spec is not None else events()
+
+
+def is_kwokctl_recording(path: str | Path) -> bool:
+    """Whether ``path`` is a recording ``kwoksnap import`` made of a kwokctl one (its changes name no user, and
+    they are not filtered yet)."""
+    with KwsReader(path) as reader:
+        return reader.content_type == "recording" and _from_kwokctl(reader)
+
+
+def _from_kwokctl(reader: KwsReader) -> bool:
+    source = reader.header.get("source")
+    return isinstance(source, dict) and source.get("kind") == "kwokctl-yaml"
 
 
 # The type of every key of an event (docs/audit.md §3) that the replay and the filters rely on.

@@ -21,10 +21,15 @@ Obj = dict[str, Any]
 
 
 class SnapshotSource(RecordSource):
-    """A clean-closed snapshot file as a restore/diff source."""
+    """A clean-closed snapshot file as a restore/diff source; with ``recordings``, also a recording ``kwoksnap
+    import`` made of a kwokctl one, whose objects are the state the recording starts from (its changes are
+    ``replay``'s)."""
 
-    def __init__(self, reader: KwsReader) -> None:
-        if reader.content_type != "snapshot":
+    def __init__(self, reader: KwsReader, *, recordings: bool = False) -> None:
+        source = reader.header.get("source")
+        self.recording = (recordings and reader.content_type == "recording" and isinstance(source, dict)
+                          and source.get("kind") == "kwokctl-yaml")
+        if reader.content_type != "snapshot" and not self.recording:
             raise InputError(f"{reader.path}: is a {reader.content_type}, not a snapshot")
         self.reader = reader
         self._keys_by_gr: dict[str, list[str]] = {}
@@ -61,6 +66,9 @@ class SnapshotSource(RecordSource):
         return selector
 
     def counts(self) -> dict[str, int]:
+        if self.recording:  # a resource's changes are among its records: its objects are counted one by one
+            counted = {key: sum(1 for _ in self.objects(key)) for keys in self._keys_by_gr.values() for key in keys}
+            return {key: n for key, n in counted.items() if n}
         # From the index: save writes exactly one "resource" record per resource, the rest are its objects.
         out: dict[str, int] = {}
         for keys in self._keys_by_gr.values():

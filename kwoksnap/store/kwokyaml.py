@@ -197,16 +197,24 @@ def resolve_time_offsets(value: Any, base_time_ns: int) -> Any:
     """Replace every ``$(time-offset-nanosecond N)`` in the strings of ``value`` by the time ``base + N``.
 
     This is what kwokctl does when it replays an exported recording; returns a new value (dicts/lists copied).
+    A time before year 1 or after 9999 is a ValueError.
     """
     if isinstance(value, str):
         if "$(time-offset-nanosecond" not in value:
             return value
-        return _OFFSET_RE.sub(lambda m: format_micro_time(base_time_ns + int(m.group(1))), value)
+        return _OFFSET_RE.sub(lambda m: _offset_time(base_time_ns, m.group(1)), value)
     if isinstance(value, dict):
         return {k: resolve_time_offsets(v, base_time_ns) for k, v in value.items()}
     if isinstance(value, list):
         return [resolve_time_offsets(v, base_time_ns) for v in value]
     return value
+
+
+def _offset_time(base_time_ns: int, offset: str) -> str:
+    try:
+        return format_micro_time(base_time_ns + int(offset))
+    except (OverflowError, ValueError):
+        raise ValueError(f"$(time-offset-nanosecond {offset}) is no time between the years 1 and 9999") from None
 
 
 def _relative_times(text: str, base_time_ns: int) -> str:
@@ -421,6 +429,8 @@ def _event(doc: dict[str, Any], bad: Any, base: int) -> dict[str, Any]:
     duration = doc.get("durationNanosecond")
     if type(duration) is not int:
         raise bad("ResourcePatch durationNanosecond is not an integer")
+    if not -(2**63) <= base + duration < 2**63:
+        raise bad("ResourcePatch durationNanosecond puts it beyond the years 1677-2262 (nanoseconds in 64 bits)")
     method = doc.get("method")
     if method not in METHODS:
         raise bad(f"ResourcePatch method {method!r} is not one of {', '.join(METHODS)}")
@@ -479,7 +489,10 @@ def import_yaml(path: str | os.PathLike[str], *, base_time_ns: int | None = None
         if not isinstance(api_version, str) or not isinstance(kind, str) or not api_version or not kind:
             raise bad("not a Kubernetes object: apiVersion and kind must be non-empty strings")
         if base_time_ns is not None:
-            doc = resolve_time_offsets(doc, base_time_ns)
+            try:
+                doc = resolve_time_offsets(doc, base_time_ns)
+            except ValueError as exc:
+                raise bad(str(exc)) from None
         if kind == RESOURCE_PATCH_KIND and api_version == RESOURCE_PATCH_API_VERSION:
             in_recording = True
             yield _event(doc, bad, base)
@@ -700,7 +713,7 @@ class ImportStats:
 
 def import_to_kws(yaml_path: str | os.PathLike[str], out_path: str | os.PathLike[str], *,
                   rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-                  header_meta: Mapping[str, Any] | None = None) -> ImportStats:
+                  header_meta: Mapping[str, Any] | None = None, base_time_ns: int | None = None) -> ImportStats:
     """Convert a kwokctl ``--format k8s`` snapshot (or recording, if it has ResourcePatch documents) to a .kws file.
 
     Two streaming passes: the first decides the content type and reads the CRDs' names for their custom resources,
@@ -708,7 +721,9 @@ def import_to_kws(yaml_path: str | os.PathLike[str], out_path: str | os.PathLike
     the same resource, namespace and name is left out (the first one is kept, as a restore would keep it) and
     listed; a namespaced object without a namespace goes to ``default``, as ``kubectl apply`` would put it.
     ``rewrite`` (the CLI's redaction of Secrets) may return another record for each one, counted in ``redacted``;
-    ``header_meta`` goes into the file's header (``meta``).
+    ``header_meta`` goes into the file's header (``meta``). With ``base_time_ns`` (when a ``kwokctl snapshot export``
+    was made), its ``$(time-offset-nanosecond N)`` placeholders become times and its events' ``ts`` are
+    ``base_time_ns + durationNanosecond``; it is recorded in the header as ``meta.timeBase`` (RFC 3339).
     """
     from kwoksnap.store.writer import KwsWriter
 
@@ -722,9 +737,12 @@ def import_to_kws(yaml_path: str | os.PathLike[str], out_path: str | os.PathLike
     stats = ImportStats(content, {}, 0)
     namespaced: dict[str, bool] = {}
     seen: set[tuple[str, str, str]] = set()
+    meta = dict(header_meta or {})
+    if base_time_ns is not None:
+        meta["timeBase"] = format_micro_time(base_time_ns)
     with KwsWriter(out_path, content_type=content, source={"kind": "kwokctl-yaml", "path": str(yaml_path)},
-                   meta=header_meta) as w:
-        for rec in import_yaml(yaml_path, custom=custom):
+                   meta=meta or None) as w:
+        for rec in import_yaml(yaml_path, custom=custom, base_time_ns=base_time_ns):
             if rec.get("type") == "resource":
                 namespaced[str(rec["resource"])] = bool(rec.get("namespaced"))
                 group = split_resource(str(rec["resource"]))[0]

@@ -791,3 +791,42 @@ def test_a_ctrl_c_after_the_snapshot_is_complete_is_no_failure(tmp_path: Path, m
             main(["--kubeconfig", str(kubeconfig), "save", "-o", str(path)])
         assert exited.value.code == code
     assert "saved to" in capsys.readouterr().err and not (tmp_path / "never.kws").exists()
+
+
+def test_import_resolves_kwokctl_export_times_from_its_time_base(tmp_path: Path) -> None:
+    """Real-cluster finding: `kwokctl snapshot export` writes every time as $(time-offset-nanosecond N); imported as
+    text, restore failed on every Node and on the status of every Pod (400/422: "cannot parse ... as 2006")."""
+    from kwoksnap.store import KwsReader
+
+    golden = Path(__file__).parents[1] / "golden/kwokctl-recording.yaml"
+    out = tmp_path / "rec.kws"
+    proc = run("import", str(golden), "-o", str(out), "--time-base", "2026-01-01T00:00:00Z")
+    assert proc.returncode == 0, proc.stderr
+    with KwsReader(out) as reader:
+        assert reader.header["meta"]["timeBase"] == "2026-01-01T00:00:00.000000Z"
+        records = list(reader.records())
+    assert b"time-offset-nanosecond" not in orjson.dumps(records)
+    node = next(r["object"] for r in records if r.get("type") == "object" and r["object"]["kind"] == "Node")
+    assert node["metadata"]["creationTimestamp"] == "2025-12-31T23:00:00.000000Z"
+    assert sorted(r["ts"] for r in records if r.get("type") == "event") == [
+        1_767_225_600_000_000_000 + d for d in (1_523_000_000, 2_000_000_000, 4_100_000_000, 5_000_000_000)]
+    for base in ("yesterday", "2026-01-01T00:00:00", "0001-01-01T00:00:00Z"):
+        proc = run("import", str(golden), "-o", str(tmp_path / "bad.kws"), "--time-base", base)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--time-base" in proc.stderr, proc.stderr
+    far = tmp_path / "far.yaml"
+    far.write_text(golden.read_text().replace("-86400000000000)", "-99999999999999999999)", 1))
+    proc = run("import", str(far), "-o", str(tmp_path / "far.kws"))
+    assert proc.returncode == 3 and "document 1 (line 1)" in proc.stderr and "between the years 1 and 9999" in (
+        proc.stderr), proc.stderr
+    assert not (tmp_path / "far.kws").exists() and not (tmp_path / "bad.kws").exists()
+
+
+def test_a_kwokctl_recording_replays_only_verbatim(tmp_path: Path) -> None:
+    """It names no user or client, so --mode inputs cannot pick the users' changes: refused before any cluster is
+    contacted."""
+    rec = tmp_path / "rec.kws"
+    assert run("import", str(Path(__file__).parents[1] / "golden/kwokctl-recording.yaml"), "-o",
+               str(rec)).returncode == 0
+    proc = run("--kubeconfig", str(tmp_path / "none.yaml"), "replay", str(rec), "--mode", "inputs")
+    assert proc.returncode == 2 and "names no user or client" in proc.stderr and proc.stderr.count("\n") == 1, (
+        proc.stderr)

@@ -9,10 +9,12 @@ from typing import Any
 import orjson
 import pytest
 
-from kwoksnap.audit import FilterSpec, ParseStats, format_timestamp
+from kwoksnap.audit import FilterSpec, ParseStats, format_timestamp, parse_timestamp
 from kwoksnap.cli.options import filter_spec
 from kwoksnap.errors import ExitCode, InputError
 from kwoksnap.replay.recording import audit_events, read_recording
+from kwoksnap.store import KwsReader, KwsWriter
+from kwoksnap.store.kwokyaml import format_micro_time
 from tests.unit.test_cli import run
 
 ROOT = Path(__file__).parents[2]
@@ -139,12 +141,12 @@ def test_a_snapshot_is_not_a_recording(tmp_path: Path) -> None:
     assert proc.stderr.count("\n") == 1 and "is a snapshot, not a recording" in proc.stderr
 
 
-def test_a_recordings_malformed_events_are_counted_and_a_kwokctl_recording_refused(trace: Path,
-                                                                                  tmp_path: Path) -> None:
+def test_a_recordings_malformed_events_are_counted_and_a_kwokctl_recording_replayed(trace: Path,
+                                                                                   tmp_path: Path) -> None:
     """Fuzzing finding: a recording's events went to the filters and the replay unchecked (a missing key was a
-    KeyError, exit 70). Documentation finding: a kwokctl recording `import` made replayed nothing, exit 0."""
+    KeyError, exit 70). Documentation finding: a kwokctl recording `import` made replayed nothing, exit 0 (it was
+    refused then; its changes are replayed now, as the requests that made them)."""
     from kwoksnap.replay.recording import write_recording
-    from kwoksnap.store import KwsReader, KwsWriter
 
     good = list(read_recording(trace))[:3]
     damaged = tmp_path / "damaged.kws"
@@ -176,8 +178,24 @@ def test_a_recordings_malformed_events_are_counted_and_a_kwokctl_recording_refus
     kwokctl = tmp_path / "kwokctl.kws"
     assert run("import", str(Path(__file__).parents[1] / "golden/kwokctl-recording.yaml"), "-o",
                str(kwokctl)).returncode == 0
-    with pytest.raises(InputError, match=r"a kwokctl recording .* which replay does not read yet"):
-        read_recording(kwokctl)
+    stats = ParseStats()
+    events = list(read_recording(kwokctl, filter_spec((), (), (), None, None), stats))
+    assert [(e["verb"], e["resource"], e["subresource"], e["name"]) for e in events] == [
+        ("create", "pods", "", "web-7d4b9c-fghij"), ("create", "pods", "binding", "web-7d4b9c-fghij"),
+        ("update", "pods", "status", "web-7d4b9c-fghij"), ("update", "nodes", "", "kwok-node-0")]
+    assert stats.events == 4 and stats.skipped == {"resource-not-selected": 1}  # (the Deployment's delete)
+    with KwsReader(kwokctl) as reader:
+        base = parse_timestamp(reader.header["meta"]["timeBase"])
+    assert [e["ts"] - base for e in events] == [1_523_000_000, 2_000_000_000, 2_000_000_001, 4_100_000_000]
+    assert events[2]["response"]["status"]["conditions"][0]["lastTransitionTime"] == format_micro_time(
+        base + 2_000_000_000)  # (times are the import's --time-base, now, plus their offsets)
+    old = tmp_path / "old.kws"  # imported before the time base: its times are still offsets
+    with KwsReader(kwokctl) as reader, KwsWriter(old, content_type="recording", source=reader.header["source"],
+                                                 meta={"secretsRedacted": True}) as w:
+        for rec in reader.records():
+            w.write(rec)
+    with pytest.raises(InputError, match=r"imported by an older kwoksnap.* import. the kwokctl file again"):
+        read_recording(old)
 
 
 def secret_line(n: int, verb: str, request: object, response: object, subresource: str = "") -> str:
