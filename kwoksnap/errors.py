@@ -105,12 +105,18 @@ class ClusterError(KwoksnapError):
     exit_code = ExitCode.CLUSTER
 
 
+MESSAGE_CHARS: Final = 600  # the most of an API server's message an error line shows: its first ...
+MESSAGE_HEAD: Final = 300
+MESSAGE_TAIL: Final = 250  # ... and last characters
+
+
 class APIError(ClusterError):
     """A non-2xx answer from the API server, carrying its ``Status`` fields.
 
     Its text is one line, as every error and report line is: the API server's message can go on for many lines (a
     rejected pod update appends a diff of the whole spec), so only its first line is kept there, with the diff's
-    changed lines (up to 8) and a count of the rest; ``api_message`` keeps all of it."""
+    changed lines (up to 8) and a count of the rest, and of a line longer than ``MESSAGE_CHARS`` (a refused patch
+    quotes the whole object) its start and end; ``api_message`` keeps all of it."""
 
     def __init__(self, status: int, reason: str, message: str, *, method: str = "", path: str = "",
                  details: dict[str, Any] | None = None, continue_token: str = "") -> None:
@@ -132,6 +138,9 @@ class APIError(ClusterError):
             first += f" [{'; '.join(changed)}]"
         if left:
             first += f" [{left} more line{'s' if left > 1 else ''}]"
+        if len(first) > MESSAGE_CHARS:  # a refused write can quote the whole object: its start and the reason
+            cut = len(first) - MESSAGE_HEAD - MESSAGE_TAIL  # (at its end: "parsing time ... cannot parse ...")
+            first = f"{first[:MESSAGE_HEAD]} [... {cut} characters ...] {first[-MESSAGE_TAIL:]}"
         super().__init__(f"{where}{status} {reason}: {first}")
 
     @property

@@ -411,6 +411,11 @@ def test_an_api_error_is_one_line_and_keeps_the_whole_message() -> None:
     long = "refused\n" + "".join(f"- field{i}: {i}\n" for i in range(20))
     assert str(APIError(422, "Invalid", long)) == "422 Invalid: refused [20 more lines]"
     assert str(APIError(500, "InternalError", "etcd timeout")) == "500 InternalError: etcd timeout"
+    # Real-cluster finding: a refused status patch quoted the whole pod, 4,000 characters on one line per pod.
+    quoted = 'patch: Invalid value: "{' + "x" * 4000 + '}": parsing time "$(time-offset-nanosecond 1)" as "2006"'
+    shown = str(APIError(422, "Invalid", quoted))
+    assert len(shown) < 650 and shown.startswith('422 Invalid: patch: Invalid value: "{xxx') and shown.endswith(
+        'parsing time "$(time-offset-nanosecond 1)" as "2006"') and f"[... {len(quoted) - 550} characters ...]" in shown
 
 
 def test_the_default_retries_wait_long_enough_for_an_api_server_restart() -> None:
