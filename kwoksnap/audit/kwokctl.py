@@ -6,10 +6,14 @@ object, ``patch`` with the strategic merge patch from the previous state, ``dele
 them as flat event records (docs/format.md). The replay engine reads :class:`AuditEvent`s at RequestResponse level,
 as the API server would have logged the same changes, so this module rebuilds each object's state change by change
 (:func:`~kwoksnap.audit.smp.apply_patch`, from the recording's starting objects) and splits every change into the
-requests that made it, as a cluster makes them:
+requests that made it, as a cluster makes them, in this order:
 
 - a pod's ``spec.nodeName`` set: a ``pods/binding`` create (the scheduler's);
-- ``metadata.deletionTimestamp`` set: a graceful ``delete`` with the recorded grace period;
+- ``metadata.deletionTimestamp`` set (or brought forward): a ``delete`` with the recorded grace period and the
+  propagation policy its finalizer says (``foregroundDeletion``, ``orphan``); what the delete itself changes (those
+  fields, a Namespace's phase) is no change of its own;
+- a field only a subresource writes: a Namespace's ``spec.finalizers`` (``finalize``), a pod's
+  ``spec.ephemeralContainers`` (``ephemeralcontainers``);
 - anything else of the object but its status (labels, finalizers, a Node's taints, a Deployment's replicas): an
   ``update`` with the resulting object;
 - its ``status``: an ``update`` of the ``status`` subresource with the resulting object;
@@ -18,10 +22,10 @@ requests that made it, as a cluster makes them:
   write after it.
 
 A recording names no user, so every change is the recording's own (``--mode verbatim`` only). A patch of an object
-the recording never showed whole cannot be rebuilt: it is sent as the patch it is, at Request level (degraded).
-The events come out in the recording's time order (kwokctl writes them as its informers deliver them: a small
-window puts a late one in its place, as kwok's own replayer does). Never talks to a cluster; never raises on a
-malformed record (counted in ``stats``, with where it is).
+the recording never showed whole cannot be rebuilt: it is sent as the patch it is (its status part to ``status``),
+at Request level (degraded). The events come out in the recording's time order: kwokctl writes them as its
+informers deliver them, and a window of 1,024 puts a late one in its place. Never talks to a cluster; never raises
+on a malformed record (counted in ``stats``, with where it is).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from kwoksnap.audit.stats import ParseStats
 __all__ = ["REORDER_EVENTS", "USER_AGENT", "recording_events"]
 
 USER_AGENT: Final = "kwokctl-recording"
-REORDER_EVENTS: Final = 1024  # events held to put a late one in its place (kwok's replayer holds as many)
+REORDER_EVENTS: Final = 1024  # events held to put a late one in its place
 # What changes with every write of an object, whoever makes it: not a change of its own to replay.
 _BOOKKEEPING: Final = frozenset({"managedFields", "resourceVersion", "generation", "deletionTimestamp",
                                  "deletionGracePeriodSeconds"})
@@ -51,15 +55,31 @@ _Key = tuple[str, str, str, str]  # (group, resource, namespace, name)
 
 def recording_events(records: Iterable[Mapping[str, Any]], *, source: str, stats: ParseStats | None = None,
                      window: int = REORDER_EVENTS) -> Iterator[AuditEvent]:
-    """The audit events of an imported kwokctl recording's records (object records first, then event records)."""
+    """The audit events of an imported kwokctl recording's records (object records first, then event records).
+
+    Their times are the changes' times, made strictly increasing (a nanosecond apart where they tie): the requests
+    of one change, and two changes of an object recorded in the same nanosecond, keep their order through any
+    later sort by time (review finding: two changes of a pod at one time came out interleaved, the older phase
+    last)."""
     heap: list[tuple[int, int, AuditEvent]] = []
     order = itertools.count()
+    last = -(2**63)
+
+    def labelled(ev: AuditEvent) -> AuditEvent:
+        nonlocal last
+        last = max(ev["ts"], last + 1)
+        ev["ts"] = ev["received"] = last
+        if stats is not None:
+            stats.events += 1
+            stats.formats["kwokctl-recording"] += 1
+        return ev
+
     for ev in _translate(records, source, stats):
         heapq.heappush(heap, (ev["ts"], next(order), ev))
         if len(heap) > window:
-            yield heapq.heappop(heap)[2]
+            yield labelled(heapq.heappop(heap)[2])
     while heap:
-        yield heapq.heappop(heap)[2]
+        yield labelled(heapq.heappop(heap)[2])
 
 
 def _translate(records: Iterable[Mapping[str, Any]], source: str, stats: ParseStats | None) -> Iterator[AuditEvent]:
@@ -68,9 +88,9 @@ def _translate(records: Iterable[Mapping[str, Any]], source: str, stats: ParseSt
         kind = rec.get("type")
         if kind == "object":
             obj, parts = rec.get("object"), _split(rec.get("resource"))
-            name = _meta(obj).get("name")
+            name = _part(obj, "metadata").get("name")
             if parts is not None and isinstance(obj, dict) and isinstance(name, str):
-                states[(parts[0], parts[2], str(_meta(obj).get("namespace") or ""), name)] = obj
+                states[(parts[0], parts[2], str(_part(obj, "metadata").get("namespace") or ""), name)] = obj
             continue
         if kind != "event":
             continue
@@ -80,9 +100,6 @@ def _translate(records: Iterable[Mapping[str, Any]], source: str, stats: ParseSt
             if stats is not None:
                 stats.add_malformed(where, problem)
             continue
-        if stats is not None:
-            stats.events += 1
-            stats.formats["kwokctl-recording"] += 1
         yield from _changes(rec, states, where, n)
 
 
@@ -117,15 +134,15 @@ def _changes(rec: Mapping[str, Any], states: dict[_Key, Obj], where: str, n: int
     group, version, resource = _split(rec["resource"])  # type: ignore[misc]
     namespace, name, ts = rec["namespace"], rec["name"], rec["ts"]
     key = (group, resource, namespace, name)
-    core_pod = group == "" and resource == "pods"
+    core = group == ""
     steps = itertools.count()
 
     def event(verb: str, subresource: str, request: Any, response: Any, code: int, level: str = "RequestResponse",
               ) -> AuditEvent:
-        step = next(steps)  # one change's requests keep their order: each a nanosecond after the one before
+        step = next(steps)
         return AuditEvent(
-            ts=ts + step, received=ts + step, auditID=f"kwokctl-{n}-{step}", stage="ResponseComplete", level=level,
-            verb=verb, user="", groups=[], userAgent=USER_AGENT, group=group, version=version, resource=resource,
+            ts=ts, received=ts, auditID=f"kwokctl-{n}-{step}", stage="ResponseComplete", level=level, verb=verb,
+            user="", groups=[], userAgent=USER_AGENT, group=group, version=version, resource=resource,
             subresource=subresource, namespace=namespace, name=name,
             uri=_uri(group, version, resource, namespace, name, subresource), code=code, request=request,
             response=response, annotations={}, source=where)
@@ -136,67 +153,124 @@ def _changes(rec: Mapping[str, Any], states: dict[_Key, Obj], where: str, n: int
         states[key] = obj
         yield event("create", "", obj, obj, 201)
         status = obj.get("status")
-        if (group == "" and resource in ("pods", "nodes") and isinstance(status, dict)
+        if (core and resource in ("pods", "nodes") and isinstance(status, dict)
                 and (set(status) - _NEW_STATUS_KEYS or status.get("phase") not in (None, "Pending"))):
             yield event("update", "status", obj, obj, 200)
         return
     if verb == "delete":
         old = states.pop(key, None)
         options: Obj = {"apiVersion": "v1", "kind": "DeleteOptions"}
-        if core_pod:
+        if core and resource == "pods":
             options["gracePeriodSeconds"] = 0
-        uid = _meta(old).get("uid")
-        if isinstance(uid, str) and uid:
-            options["preconditions"] = {"uid": uid}
-        yield event("delete", "", options, {"apiVersion": "v1", "kind": "Status", "status": "Success"}, 200)
+        yield event("delete", "", _required(options, old), _SUCCESS, 200)
         return
     patch: Obj = rec["patch"]
     old = states.get(key)
-    if old is None:  # never seen whole: only the patch itself can be sent (kwok reads the object from the cluster)
-        yield event("patch", "", patch, None, 200, level="Request")
+    if old is None:  # never seen whole: only the patch itself can be sent, its status part to the subresource
+        main = {k: v for k, v in patch.items() if k != "status"}
+        if main:
+            yield event("patch", "", main, None, 200, level="Request")
+        if "status" in patch:
+            yield event("patch", "status", {"status": patch["status"]}, None, 200, level="Request")
         return
     new = apply_patch(old, patch)
     states[key] = new
-    node, old_node = _spec(new).get("nodeName"), _spec(old).get("nodeName")
-    bound = core_pod and isinstance(node, str) and bool(node) and not old_node
-    if bound:
+    before = old  # what the requests of this change have made of the object so far
+
+    node = _part(new, "spec").get("nodeName")
+    if core and resource == "pods" and isinstance(node, str) and node and not _part(old, "spec").get("nodeName"):
         yield event("create", "binding", {"apiVersion": "v1", "kind": "Binding",
                                           "metadata": {"name": name, "namespace": namespace},
                                           "target": {"apiVersion": "v1", "kind": "Node", "name": node}},
-                    {"apiVersion": "v1", "kind": "Status", "status": "Success"}, 201)
-    if _own_part(old, node if bound else None) != _own_part(new, None):
+                    _SUCCESS, 201)
+        before = _with(before, "spec", nodeName=node)
+
+    meta = _part(new, "metadata")
+    deleted, was = meta.get("deletionTimestamp"), _part(old, "metadata").get("deletionTimestamp")
+    if deleted and deleted != was:  # the deletion began, or a shorter grace period brought it forward
+        # A pod deleted at once (grace period 0: kwok's pod-delete stage, a forced delete) is marked, then removed
+        # by the same request: the recording's delete that follows is that request (real-cluster finding: sent for
+        # both, the second found the pod gone). Unless a finalizer keeps it.
+        if not (core and resource == "pods" and meta.get("deletionGracePeriodSeconds") == 0
+                and not _finalizers(new)):
+            yield from _deletion(event, before, new)
+        before = _deleted(before, new, group, resource)
+
+    for sub, part, field in _SUBRESOURCE_FIELDS.get((group, resource), ()):
+        if _part(before, part).get(field) != _part(new, part).get(field):  # (a write of the object ignores it)
+            yield event("update", sub, new, new, 200)
+            fields = {k: v for k, v in _part(before, part).items() if k != field}
+            if field in _part(new, part):
+                fields[field] = _part(new, part)[field]
+            before = {**before, part: fields}
+    if _own_part(before) != _own_part(new):
         yield event("update", "", new, new, 200)
-    if old.get("status") != new.get("status"):
+    if before.get("status") != new.get("status"):
         yield event("update", "status", new, new, 200)
-    deleted = _meta(new).get("deletionTimestamp")
-    if deleted and not _meta(old).get("deletionTimestamp"):
-        options = {"apiVersion": "v1", "kind": "DeleteOptions"}
-        grace = _meta(new).get("deletionGracePeriodSeconds")
-        if isinstance(grace, int) and not isinstance(grace, bool):
-            options["gracePeriodSeconds"] = grace
-        uid = _meta(new).get("uid")
-        if isinstance(uid, str) and uid:
-            options["preconditions"] = {"uid": uid}
-        yield event("delete", "", options, new, 200)
 
 
-def _meta(obj: Any) -> Obj:
-    meta = obj.get("metadata") if isinstance(obj, dict) else None
-    return meta if isinstance(meta, dict) else {}
+# Fields only a subresource writes: (group, resource) -> (subresource, part of the object, field).
+_SUBRESOURCE_FIELDS: Final = {("", "namespaces"): (("finalize", "spec", "finalizers"),),
+                              ("", "pods"): (("ephemeralcontainers", "spec", "ephemeralContainers"),)}
+# The finalizers a delete adds for its propagation policy.
+_PROPAGATION: Final = (("foregroundDeletion", "Foreground"), ("orphan", "Orphan"))
+_SUCCESS: Final = {"apiVersion": "v1", "kind": "Status", "status": "Success"}
 
 
-def _spec(obj: Any) -> Obj:
-    spec = obj.get("spec") if isinstance(obj, dict) else None
-    return spec if isinstance(spec, dict) else {}
+def _deletion(event: Any, before: Obj, new: Obj) -> Iterator[AuditEvent]:
+    """The delete that set ``new``'s deletionTimestamp: its grace period, the propagation policy its finalizer
+    says, the UID it required."""
+    meta = _part(new, "metadata")
+    options: Obj = {"apiVersion": "v1", "kind": "DeleteOptions"}
+    grace = meta.get("deletionGracePeriodSeconds")
+    if isinstance(grace, int) and not isinstance(grace, bool):
+        options["gracePeriodSeconds"] = grace
+    added = set(_finalizers(new)) - set(_finalizers(before))
+    policy = next((p for f, p in _PROPAGATION if f in added), None)
+    if policy is not None:
+        options["propagationPolicy"] = policy
+    yield event("delete", "", _required(options, new), new, 200)
 
 
-def _own_part(obj: Obj, node: str | None) -> Obj:
-    """What an update of the object itself (not its status) changes: all but its status and the bookkeeping every
-    write changes; with ``node``, the pod as its binding leaves it."""
+def _deleted(before: Obj, new: Obj, group: str, resource: str) -> Obj:
+    """``before`` as the delete left it: the deletion fields, the propagation finalizer, a Namespace Terminating."""
+    meta = _part(new, "metadata")
+    after = _with(before, "metadata", **{k: meta.get(k) for k in ("deletionTimestamp", "deletionGracePeriodSeconds")})
+    finalizers = _finalizers(before)
+    added = [f for f, _ in _PROPAGATION if f in _finalizers(new) and f not in finalizers]
+    if added:
+        after = _with(after, "metadata", finalizers=[*finalizers, *added[:1]])
+    if group == "" and resource == "namespaces":
+        after = _with(after, "status", phase="Terminating")
+    return after
+
+
+def _required(options: Obj, obj: Any) -> Obj:
+    """DeleteOptions requiring ``obj``'s UID, when it is known."""
+    uid = _part(obj, "metadata").get("uid")
+    return {**options, "preconditions": {"uid": uid}} if isinstance(uid, str) and uid else options
+
+
+def _finalizers(obj: Obj) -> list[Any]:
+    finalizers = _part(obj, "metadata").get("finalizers")
+    return finalizers if isinstance(finalizers, list) else []
+
+
+def _with(obj: Obj, part: str, **fields: Any) -> Obj:
+    """A copy of ``obj`` whose ``part`` map has ``fields`` set (a shallow copy: nothing shared is changed)."""
+    return {**obj, part: {**_part(obj, part), **fields}}
+
+
+def _part(obj: Any, part: str) -> Obj:
+    """``obj[part]`` if it is a map, else an empty one."""
+    value = obj.get(part) if isinstance(obj, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _own_part(obj: Obj) -> Obj:
+    """What an update of the object itself changes: all but its status and the bookkeeping every write changes."""
     part = {k: v for k, v in obj.items() if k != "status"}
-    part["metadata"] = {k: v for k, v in _meta(obj).items() if k not in _BOOKKEEPING}
-    if node is not None:
-        part["spec"] = {**_spec(obj), "nodeName": node}
+    part["metadata"] = {k: v for k, v in _part(obj, "metadata").items() if k not in _BOOKKEEPING}
     return part
 
 

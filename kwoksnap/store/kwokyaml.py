@@ -737,11 +737,11 @@ def import_to_kws(yaml_path: str | os.PathLike[str], out_path: str | os.PathLike
     stats = ImportStats(content, {}, 0)
     namespaced: dict[str, bool] = {}
     seen: set[tuple[str, str, str]] = set()
-    meta = dict(header_meta or {})
+    header = dict(header_meta or {})
     if base_time_ns is not None:
-        meta["timeBase"] = format_micro_time(base_time_ns)
+        header["timeBase"] = format_micro_time(base_time_ns)
     with KwsWriter(out_path, content_type=content, source={"kind": "kwokctl-yaml", "path": str(yaml_path)},
-                   meta=meta or None) as w:
+                   meta=header or None) as w:
         for rec in import_yaml(yaml_path, custom=custom, base_time_ns=base_time_ns):
             if rec.get("type") == "resource":
                 namespaced[str(rec["resource"])] = bool(rec.get("namespaced"))

@@ -52,24 +52,54 @@ def test_deletes_of_elements_primitive_lists_retain_keys_and_replace() -> None:
                     "volumes": [{"name": "v", "emptyDir": {}}]}}
     patched = apply_patch(pod, {
         "metadata": {"$deleteFromPrimitiveList/finalizers": ["b"], "$setElementOrder/finalizers": ["c", "a", "d"],
-                     "finalizers": ["d"]},
-        "spec": {"containers": [{"name": "side", "$patch": "delete"}, {"name": "main", "image": "x:2"}],
+                     "finalizers": ["d", "a"]},
+        "spec": {"$setElementOrder/containers": [{"name": "main"}],
+                 "containers": [{"name": "side", "$patch": "delete"}, {"name": "main", "image": "x:2"}],
                  "volumes": [{"name": "v", "hostPath": {"path": "/d"}, "$retainKeys": ["name", "hostPath"]}],
                  "$setElementOrder/volumes": [{"name": "v"}]}})
-    assert patched["metadata"]["finalizers"] == ["c", "a", "d"]
-    assert patched["spec"]["containers"] == [{"name": "main", "image": "x:2"}]  # (a delete alone names the key)
+    assert patched["metadata"]["finalizers"] == ["c", "a", "d"]  # (each value once, in the new order)
+    assert patched["spec"]["containers"] == [{"name": "main", "image": "x:2"}]
     assert patched["spec"]["volumes"] == [{"name": "v", "hostPath": {"path": "/d"}}]
+    emptied = apply_patch(pod, {"spec": {"containers": [{"name": "side", "$patch": "delete"},
+                                                        {"name": "main", "$patch": "delete"}]}})
+    assert emptied["spec"]["containers"] == []  # (a list emptied: Go writes only its deletions, no order)
     assert apply_patch(pod, {"spec": {"$patch": "replace", "containers": []}})["spec"] == {"containers": []}
-    assert apply_patch(pod, {"spec": {"$patch": "delete"}}) == {"metadata": pod["metadata"]}
+    assert apply_patch(pod, {"spec": {"$patch": "delete"}}) == {"metadata": pod["metadata"], "spec": {}}
     assert apply_patch(pod, {"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}})["metadata"] == {
         "finalizers": ["b", "c"]}  # (removals only: no list of its own in the patch)
+
+
+def test_elements_sharing_a_merge_key_value_are_all_kept_as_go_keeps_them() -> None:
+    """Review finding: CoreDNS's ports share containerPort 53 (UDP and TCP): the one merged by a dict of key values
+    kept only the last, and a replayed Deployment lost its UDP port."""
+    ports = [{"port": 53, "protocol": "UDP", "name": "dns"}, {"port": 53, "protocol": "TCP", "name": "dns-tcp"}]
+    patched = apply_patch({"spec": {"ports": ports}}, {"spec": {
+        "$setElementOrder/ports": [{"port": 53}, {"port": 53}, {"port": 9153}],
+        "ports": [{"port": 9153, "name": "metrics"}]}})
+    assert patched["spec"]["ports"] == [*ports, {"port": 9153, "name": "metrics"}]
+    renamed = apply_patch({"spec": {"ports": ports}}, {"spec": {"$setElementOrder/ports": [{"port": 53}, {"port": 53}],
+                                                                "ports": [{"port": 53, "name": "first"}]}})
+    assert renamed["spec"]["ports"] == [{**ports[0], "name": "first"}, ports[1]]  # (into the first of them)
+    gone = apply_patch({"spec": {"ports": ports}}, {"spec": {"ports": [{"port": 53, "$patch": "delete"}]}})
+    assert gone["spec"]["ports"] == []  # (a deletion removes every element with the value)
+
+
+def test_values_taken_whole_keep_what_looks_like_a_directive() -> None:
+    """Review finding: a list replaced whole, or a new key's value, is data as Go takes it (a Kustomization's
+    patches hold `$patch: delete` maps of their own)."""
+    patches = [{"kind": "Service", "$patch": "delete"}, {"a": 1}]
+    spec = apply_patch({"spec": {"patches": [{"old": True}]}}, {"spec": {"patches": patches}})["spec"]
+    assert spec["patches"] == patches
+    fresh = apply_patch({"spec": {}}, {"spec": {"template": {"$weird": 1, "metadata": {"creationTimestamp": None}}}})
+    assert fresh["spec"]["template"] == {"$weird": 1, "metadata": {}}
 
 
 @pytest.mark.parametrize("patch", [{"spec": "odd"}, {"spec": {"taints": [1, None, {"$patch": "delete"}]}},
                                    {"status": {"$setElementOrder/conditions": "x", "conditions": [{"type": "Ready"}]}},
                                    {1: 2}, {"metadata": {"$retainKeys": "name"}}])
 def test_an_odd_patch_is_read_as_plain_values_never_raising(patch: dict[Any, Any]) -> None:
-    assert isinstance(apply_patch(NODE, patch), dict)
+    result = apply_patch(NODE, patch)
+    assert result["metadata"] == NODE["metadata"] and result["kind"] == "Node"  # (what it does not name stays)
 
 
 def event(ts: int, verb: str, resource: str, name: str, namespace: str = "", **body: Any) -> dict[str, Any]:
@@ -119,7 +149,7 @@ def test_a_pods_life_becomes_the_requests_that_made_it() -> None:
         (400, "delete", "pods", "", "web-1"),
         (500, "delete", "pods", "", "web-1"),
         (600, "update", "nodes", "", "n0")]
-    assert stats.events == 6 and stats.malformed == 0 and stats.formats == {"kwokctl-recording": 6}
+    assert stats.events == 8 and stats.malformed == 0 and stats.formats == {"kwokctl-recording": 8}  # (requests)
     events = list(recording_events(records, source="rec.kws"))
     binding, ready, evicted, gone = events[1], events[4], events[5], events[6]
     assert binding["request"]["target"] == {"apiVersion": "v1", "kind": "Node", "name": "n0"}
@@ -170,6 +200,81 @@ def test_malformed_records_are_counted_with_where_they_are_and_late_events_put_i
         "rec.kws: record 4: the event's 'ts' is not an integer",
         "rec.kws: record 5: the verb 'update' is not create, patch or delete",
         "rec.kws: record 6: the event lacks a name or its namespace is not a string"]
-    in_window = [e["ts"] for e in recording_events([event(t, "delete", "v1/pods", f"p{t}") for t in (3, 1, 0, 2)],
-                                                   source="x", window=1)]
-    assert in_window == [1, 0, 2, 3]  # (a window of one held event: 0 came two late)
+    in_window = [(e["name"], e["ts"]) for e in recording_events(
+        [event(t, "delete", "v1/pods", f"p{t}") for t in (3, 1, 0, 2)], source="x", window=1)]
+    assert in_window == [("p1", 1), ("p0", 2), ("p2", 3), ("p3", 4)]  # (one held: p0 came two late; times rise)
+
+
+def test_two_changes_at_one_time_keep_their_order() -> None:
+    """Review finding: the requests of a change were a nanosecond apart, and a second change of the pod in the same
+    nanosecond sorted between them: the older phase was written last."""
+    pod = {**POD, "spec": {**POD["spec"], "nodeName": "n0"}}
+    records = [{"type": "object", "resource": "v1/pods", "object": pod},
+               event(100, "patch", "v1/pods", "web-1", "app", patch={"metadata": {"labels": {"x": "1"}},
+                                                                     "status": {"phase": "Running"}}),
+               event(100, "patch", "v1/pods", "web-1", "app", patch={"status": {"phase": "Succeeded"}})]
+    events = list(recording_events(records, source="rec.kws"))
+    assert [(e["ts"], e["subresource"], e["response"]["status"]["phase"]) for e in events] == [
+        (100, "", "Running"), (101, "status", "Running"), (102, "status", "Succeeded")]
+
+
+def test_a_deletion_is_sent_first_with_its_policy_and_what_only_subresources_write_goes_to_them() -> None:
+    """Review findings: a Namespace's deletion came after a status write of its Terminating phase (refused, 422);
+    a foreground deletion's finalizer was sent as an update; emptied Namespace finalizers and a debug container
+    went to writes the API server ignores or refuses; a shorter grace period made no request."""
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gone", "uid": "u-ns"},
+          "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
+    deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "app",
+                                                                          "uid": "u-d"}, "spec": {"replicas": 1}}
+    records = [
+        {"type": "object", "resource": "v1/namespaces", "object": ns},
+        {"type": "object", "resource": "apps/v1/deployments", "object": deploy},
+        {"type": "object", "resource": "v1/pods", "object": POD},
+        event(10, "patch", "v1/namespaces", "gone", patch={
+            "metadata": {"deletionTimestamp": "2026-11-29T10:00:00Z", "deletionGracePeriodSeconds": 0},
+            "status": {"phase": "Terminating"}}),
+        event(20, "patch", "v1/namespaces", "gone", patch={
+            "spec": {"finalizers": None}, "status": {"conditions": [{"type": "NamespaceDeletionContentFailure"}]}}),
+        event(30, "delete", "v1/namespaces", "gone"),
+        event(40, "patch", "apps/v1/deployments", "web", "app", patch={"metadata": {
+            "deletionTimestamp": "2026-11-29T10:00:01Z", "deletionGracePeriodSeconds": 0,
+            "finalizers": ["foregroundDeletion"]}}),
+        event(50, "patch", "v1/pods", "web-1", "app", patch={"metadata": {
+            "deletionTimestamp": "2026-11-29T10:00:30Z", "deletionGracePeriodSeconds": 30}}),
+        event(60, "patch", "v1/pods", "web-1", "app", patch={
+            "metadata": {"deletionTimestamp": "2026-11-29T10:00:05Z", "deletionGracePeriodSeconds": 5},
+            "spec": {"ephemeralContainers": [{"name": "debug", "image": "busybox"}]}}),
+        event(70, "patch", "v1/pods", "web-1", "app", patch={  # kwok's pod-delete stage: marked, then removed
+            "metadata": {"deletionTimestamp": "2026-11-29T10:00:01Z", "deletionGracePeriodSeconds": 0}}),
+        event(71, "delete", "v1/pods", "web-1", "app"),
+    ]
+    events = list(recording_events(records, source="rec.kws"))
+    assert [(e["ts"], e["verb"], e["resource"], e["subresource"]) for e in events] == [
+        (10, "delete", "namespaces", ""),  # (its Terminating phase is the delete's doing: no status write)
+        (20, "update", "namespaces", "finalize"), (21, "update", "namespaces", "status"),
+        (30, "delete", "namespaces", ""),
+        (40, "delete", "deployments", ""),  # (and no update for the finalizer the delete added)
+        (50, "delete", "pods", ""),
+        (60, "delete", "pods", ""), (61, "update", "pods", "ephemeralcontainers"),
+        (71, "delete", "pods", "")]  # (real-cluster finding: a delete at 70 too found the pod gone at 71)
+    assert events[4]["request"] == {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
+                                    "propagationPolicy": "Foreground", "preconditions": {"uid": "u-d"}}
+    assert events[5]["request"]["gracePeriodSeconds"] == 30 and events[6]["request"]["gracePeriodSeconds"] == 5
+    assert events[7]["response"]["spec"]["ephemeralContainers"] == [{"name": "debug", "image": "busybox"}]
+    assert events[1]["response"]["spec"] == {} and events[3]["request"]["preconditions"] == {"uid": "u-ns"}
+
+
+def test_an_object_deleted_and_created_again_is_each_incarnation_and_an_unseen_ones_status_goes_to_status() -> None:
+    again = {**POD, "metadata": {**POD["metadata"], "uid": "u-p2"}}
+    events = list(recording_events([
+        {"type": "object", "resource": "v1/pods", "object": POD},
+        event(10, "delete", "v1/pods", "web-1", "app"),
+        event(20, "create", "v1/pods", "web-1", "app", object=again),
+        event(30, "patch", "v1/pods", "web-1", "app", patch={"metadata": {"labels": {"v": "2"}}}),
+        event(40, "delete", "v1/pods", "web-1", "app"),
+        event(50, "patch", "v1/nodes", "unseen", patch={"metadata": {"labels": {"a": "b"}}, "status": {"x": 1}}),
+    ], source="rec.kws"))
+    assert [e["request"]["preconditions"]["uid"] for e in events if e["verb"] == "delete"] == ["u-p1", "u-p2"]
+    assert events[2]["response"]["metadata"] == {**again["metadata"], "labels": {"app": "web", "v": "2"}}
+    assert [(e["subresource"], e["level"], e["request"]) for e in events[4:]] == [
+        ("", "Request", {"metadata": {"labels": {"a": "b"}}}), ("status", "Request", {"status": {"x": 1}})]

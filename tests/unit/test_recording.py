@@ -183,7 +183,7 @@ def test_a_recordings_malformed_events_are_counted_and_a_kwokctl_recording_repla
     assert [(e["verb"], e["resource"], e["subresource"], e["name"]) for e in events] == [
         ("create", "pods", "", "web-7d4b9c-fghij"), ("create", "pods", "binding", "web-7d4b9c-fghij"),
         ("update", "pods", "status", "web-7d4b9c-fghij"), ("update", "nodes", "", "kwok-node-0")]
-    assert stats.events == 4 and stats.skipped == {"resource-not-selected": 1}  # (the Deployment's delete)
+    assert stats.events == 5 and stats.kept == 4 and stats.skipped == {"resource-not-selected": 1}  # (a delete)
     with KwsReader(kwokctl) as reader:
         base = parse_timestamp(reader.header["meta"]["timeBase"])
     assert [e["ts"] - base for e in events] == [1_523_000_000, 2_000_000_000, 2_000_000_001, 4_100_000_000]
