@@ -606,6 +606,11 @@ def _decode_one(
             events.append(("aks", from_aks(value, source)))
         elif "message" in value or "@message" in value:
             events.append(("eks", from_eks(value, source)))
+        elif isinstance(value.get("kind"), str) and isinstance(value.get("apiVersion"), str) and not value[
+                "apiVersion"].startswith("audit.k8s.io/"):  # (an audit Policy is a mistake of another kind)
+            # (black-box finding: a kwokctl recording given to --audit was "not an audit record", no more said)
+            raise Malformed(f"a {value['kind'][:60]} object, not an audit record (a kwokctl snapshot or recording? "
+                            "`kwoksnap import` it, then restore or replay the .kws)")
         else:
             raise Malformed("not an audit record (no auditID, protoPayload, message or properties)")
     except Malformed as err:

@@ -39,7 +39,7 @@ from kwoksnap.audit.events import AuditEvent
 from kwoksnap.audit.smp import apply_patch
 from kwoksnap.audit.stats import ParseStats
 
-__all__ = ["REORDER_EVENTS", "USER_AGENT", "recording_events"]
+__all__ = ["OWNER_WAIT_NS", "REORDER_EVENTS", "USER_AGENT", "owners_first", "recording_events"]
 
 USER_AGENT: Final = "kwokctl-recording"
 REORDER_EVENTS: Final = 1024  # events held to put a late one in its place
@@ -54,8 +54,9 @@ _Key = tuple[str, str, str, str]  # (group, resource, namespace, name)
 
 
 def recording_events(records: Iterable[Mapping[str, Any]], *, source: str, stats: ParseStats | None = None,
-                     window: int = REORDER_EVENTS) -> Iterator[AuditEvent]:
+                     window: int = REORDER_EVENTS, known: set[str] | None = None) -> Iterator[AuditEvent]:
     """The audit events of an imported kwokctl recording's records (object records first, then event records).
+    The UIDs of its objects (the state it starts from) are added to ``known`` (for :func:`owners_first`).
 
     Their times are the changes' times, made strictly increasing (a nanosecond apart where they tie): the requests
     of one change, and two changes of an object recorded in the same nanosecond, keep their order through any
@@ -74,7 +75,7 @@ def recording_events(records: Iterable[Mapping[str, Any]], *, source: str, stats
             stats.formats["kwokctl-recording"] += 1
         return ev
 
-    for ev in _translate(records, source, stats):
+    for ev in _translate(records, source, stats, set() if known is None else known):
         heapq.heappush(heap, (ev["ts"], next(order), ev))
         if len(heap) > window:
             yield labelled(heapq.heappop(heap)[2])
@@ -82,15 +83,18 @@ def recording_events(records: Iterable[Mapping[str, Any]], *, source: str, stats
         yield labelled(heapq.heappop(heap)[2])
 
 
-def _translate(records: Iterable[Mapping[str, Any]], source: str, stats: ParseStats | None) -> Iterator[AuditEvent]:
+def _translate(records: Iterable[Mapping[str, Any]], source: str, stats: ParseStats | None,
+               known: set[str]) -> Iterator[AuditEvent]:
     states: dict[_Key, Obj] = {}
     for n, rec in enumerate(records, 1):
         kind = rec.get("type")
         if kind == "object":
             obj, parts = rec.get("object"), _split(rec.get("resource"))
-            name = _part(obj, "metadata").get("name")
+            name, uid = _part(obj, "metadata").get("name"), _part(obj, "metadata").get("uid")
             if parts is not None and isinstance(obj, dict) and isinstance(name, str):
                 states[(parts[0], parts[2], str(_part(obj, "metadata").get("namespace") or ""), name)] = obj
+                if isinstance(uid, str) and uid:
+                    known.add(uid)
             continue
         if kind != "event":
             continue
@@ -101,6 +105,60 @@ def _translate(records: Iterable[Mapping[str, Any]], source: str, stats: ParseSt
                 stats.add_malformed(where, problem)
             continue
         yield from _changes(rec, states, where, n)
+
+
+OWNER_WAIT_NS: Final = 2_000_000_000  # recorded time a create waits for the create of an owner it names
+
+
+def owners_first(events: Iterable[AuditEvent], known: set[str], *,
+                 wait_ns: int = OWNER_WAIT_NS) -> Iterator[AuditEvent]:
+    """``events`` (merged by time) with a create that names an owner neither ``known`` nor created yet held back,
+    with every later change of its object, until the owner's create has passed (then timed just after it), or for
+    ``wait_ns`` of recorded time (then let go as they were).
+
+    kwokctl starts an informer per resource and times each change when its informer delivers it, so across
+    resources its times are not causal (black-box finding: a Job's pods recorded 0.2 s before the Job; replayed in
+    that order, they lost their owner reference, which the target's copy then lacked for good)."""
+    held: dict[tuple[str, str, str, str], list[AuditEvent]] = {}
+    missing: dict[tuple[str, str, str, str], set[str]] = {}  # a held object -> the owners it waits for
+    deadlines: list[tuple[int, int, tuple[str, str, str, str]]] = []
+    order = itertools.count()
+
+    def let_go(key: tuple[str, str, str, str], after: int | None) -> Iterator[AuditEvent]:
+        missing.pop(key, None)
+        for ev in held.pop(key, ()):
+            if after is not None and ev["ts"] <= after:
+                after += 1
+                ev["ts"] = ev["received"] = after
+            yield ev
+
+    for ev in events:
+        while deadlines and deadlines[0][0] < ev["ts"]:
+            yield from let_go(heapq.heappop(deadlines)[2], None)
+        key = (ev["group"], ev["resource"], ev["namespace"], ev["name"])
+        if key in held:
+            held[key].append(ev)
+            continue
+        if ev["verb"] != "create" or ev["subresource"]:
+            yield ev
+            continue
+        meta = _part(ev["response"], "metadata")
+        owners = {ref["uid"] for ref in meta.get("ownerReferences") or () if isinstance(ref, dict)
+                  and isinstance(ref.get("uid"), str) and ref["uid"] and ref["uid"] not in known}
+        if owners:
+            held[key], missing[key] = [ev], owners
+            heapq.heappush(deadlines, (ev["ts"] + wait_ns, next(order), key))
+            continue
+        uid = meta.get("uid")
+        yield ev
+        if isinstance(uid, str) and uid:
+            known.add(uid)
+            for waiting in [k for k, owners in missing.items() if uid in owners]:
+                missing[waiting].discard(uid)
+                if not missing[waiting]:
+                    yield from let_go(waiting, ev["ts"])
+    for _, _, key in sorted(deadlines):
+        yield from let_go(key, None)
 
 
 def _split(resource: Any) -> tuple[str, str, str] | None:
@@ -159,7 +217,17 @@ def _changes(rec: Mapping[str, Any], states: dict[_Key, Obj], where: str, n: int
         return
     if verb == "delete":
         old = states.pop(key, None)
-        options: Obj = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if old is not None and _finalizers(old):
+            # The write that removed its last finalizer removed it too, so the recorder saw no change before it
+            # went (black-box finding: a pod and a ConfigMap with a finalizer, a Job's pod with its tracking
+            # finalizer, a foreground deletion: left Terminating in the target, where no controller finishes them).
+            cleared = {**old, "metadata": {**_part(old, "metadata"), "finalizers": []}}
+            yield event("update", "", cleared, cleared, 200)
+            if _removed_by_update(cleared):
+                return
+        # Background: the recorder saw it gone (batch/v1 Jobs default to orphaning their pods, and the orphan
+        # finalizer kept a Job Terminating: black-box finding).
+        options: Obj = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
         if core and resource == "pods":
             options["gracePeriodSeconds"] = 0
         yield event("delete", "", _required(options, old), _SUCCESS, 200)
@@ -243,6 +311,14 @@ def _deleted(before: Obj, new: Obj, group: str, resource: str) -> Obj:
     if group == "" and resource == "namespaces":
         after = _with(after, "status", phase="Terminating")
     return after
+
+
+def _removed_by_update(obj: Obj) -> bool:
+    """Whether the API server removes an object being deleted when an update leaves it so: no finalizer, and no
+    grace period left (genericregistry's ShouldDeleteDuringUpdate)."""
+    meta = _part(obj, "metadata")
+    return bool(meta.get("deletionTimestamp") and not meta.get("finalizers")
+                and meta.get("deletionGracePeriodSeconds") in (None, 0))
 
 
 def _required(options: Obj, obj: Any) -> Obj:

@@ -96,6 +96,8 @@ def import_(yaml_path: str, path: str, time_base: str | None, include_secrets: b
             click.echo(f"note: {len(stats.guessed)} kind(s) have no CustomResourceDefinition in the file, so their "
                        f"resource names are guessed: {first_few(stats.guessed)} (restore finds a kind the target "
                        "serves under another name)", err=True)
+        for note in stats.notes:
+            click.echo(f"warning: {note}", err=True)
         if stats.defaulted:
             click.echo(f"note: {stats.defaulted} namespaced object(s) without a namespace are put in 'default'",
                        err=True)

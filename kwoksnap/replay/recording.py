@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Final, cast
 
 from kwoksnap.audit import AuditEvent, FilterSpec, ParseStats, filter_events, read_audit
-from kwoksnap.audit.kwokctl import recording_events
+from kwoksnap.audit.kwokctl import owners_first, recording_events
 from kwoksnap.capture.redact import (
     WEBHOOK_PATCH_ANNOTATION,
     decoded_body,
@@ -101,9 +101,12 @@ def read_recording(path: str | Path, spec: FilterSpec | None = None, stats: Pars
         def changes() -> Iterator[AuditEvent]:
             with reader:
                 # Frames are per resource: each resource's records are in the recording's order, and the
-                # resources' streams are merged by time.
-                yield from heapq.merge(*(recording_events(reader.records(key), source=f"{path} {key}", stats=stats)
-                                         for key in reader.resources() if key), key=lambda ev: ev["ts"])
+                # resources' streams are merged by time (each stream reads its objects before its first change,
+                # so the UIDs of the objects the recording starts from are known when the first change comes).
+                known: set[str] = set()
+                yield from owners_first(heapq.merge(*(
+                    recording_events(reader.records(key), source=f"{path} {key}", stats=stats, known=known)
+                    for key in reader.resources() if key), key=lambda ev: ev["ts"]), known)
 
         return filter_events(changes(), spec, stats) if spec is not None else changes()
 

@@ -52,6 +52,7 @@ REGENERATED = (
     ("ConfigMap", "kube-system", "extension-apiserver-authentication"),  # written by every kube-apiserver
     ("ConfigMap", "kube-system", "kube-apiserver-legacy-service-account-token-tracking"),
 )
+CONTROL_PLANE_LEASES = frozenset({"kube-system", "kube-node-lease"})  # namespaces whose Leases are the target's
 JOB_TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 
 
@@ -120,6 +121,11 @@ def regenerated(obj: Obj) -> bool:
     if kind == "EndpointSlice" and (labels.get("endpointslice.kubernetes.io/managed-by") in SLICE_MANAGERS
                                     # the API server's own, for its `kubernetes` Service (no managed-by label)
                                     or (meta.get("namespace"), meta.get("name")) == ("default", "kubernetes")):
+        return True
+    if kind == "Lease" and meta.get("namespace") in CONTROL_PLANE_LEASES:
+        # Leader elections and node heartbeats: the target's own control plane and kwok hold them (black-box
+        # finding: a kwokctl export's restored kube-scheduler Lease, renewed "now", was taken for a running
+        # scheduler; a restored node Lease names a holder kwok is not, so kwok would stop renewing it).
         return True
     for kind, namespace, name in REGENERATED:
         if obj.get("kind") == kind and meta.get("name") == name and namespace in (None, meta.get("namespace")):

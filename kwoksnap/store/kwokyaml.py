@@ -373,17 +373,46 @@ def aliases_blow_up(root: yaml.Node, allowance: int = _ALIAS_ALLOWANCE) -> bool:
     return False
 
 
-def _documents(path: Path) -> Iterator[tuple[int, int, Any]]:
-    """Yield (document number, first line, data) for every YAML document, streaming."""
+class _Tracked:
+    """A text stream that remembers whether it was read to its end, and the last character it gave."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream, self.ended, self.last, self.chars = stream, False, "", 0
+
+    def read(self, size: int = -1) -> str:
+        data = self.stream.read(size)
+        if data:
+            self.last = data[-1]
+            self.chars += len(data)
+        else:
+            self.ended = True
+        return data
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+class _CutShort(FormatError):
+    """Invalid YAML met at the very end of the file: its last document was cut short (a recorder killed while it
+    wrote)."""
+
+    def __init__(self, problem: str, *, path: str, where: str, number: int) -> None:
+        super().__init__(f"not valid YAML: {problem}", path=path, where=where)
+        self.problem, self.where, self.number = problem, where, number
+
+
+def _documents(path: Path, tracked: _Tracked | None = None) -> Iterator[tuple[int, int, Any]]:
+    """Yield (document number, first line, data) for every YAML document, streaming. Invalid YAML at the end of the
+    file is a :class:`_CutShort`."""
     name = str(path)
-    stream = _open_text(path)
-    number = 0
+    stream = _Tracked(_open_text(path)) if tracked is None else tracked
+    number = reading = 0
     line = 1
     try:
         loader = _Loader(stream)
         try:
-            while loader.check_node():
-                number += 1
+            while (reading := number + 1) and loader.check_node():
+                number = reading
                 node = loader.get_node()
                 line = node.start_mark.line + 1 if node is not None else line
                 if node is not None:
@@ -395,6 +424,8 @@ def _documents(path: Path) -> Iterator[tuple[int, int, Any]]:
         mark = exc.problem_mark or exc.context_mark
         at = f"line {mark.line + 1}" if mark is not None else f"document {number}"
         problem = exc.problem or exc.context or "invalid YAML"
+        if stream.ended and exc.problem_mark is not None and exc.problem_mark.index >= stream.chars - 1:
+            raise _CutShort(problem, path=name, where=at, number=reading) from None
         raise FormatError(f"not valid YAML: {problem}", path=name, where=at) from None
     except yaml.YAMLError as exc:  # (a ReaderError: a character YAML refuses; its str says where on a second line)
         position = getattr(exc, "position", None)
@@ -411,6 +442,23 @@ def _documents(path: Path) -> Iterator[tuple[int, int, Any]]:
 
 
 # -- import -------------------------------------------------------------------------------------------------------
+
+
+def _cut_short(doc: Any, tracked: _Tracked) -> str | None:
+    """Why a recording's last document is not a whole ResourcePatch (None if it is, or is empty)."""
+    if tracked.last not in ("\n", ""):
+        return "no newline at the end of the file"
+    if not isinstance(doc, dict) or doc == {}:
+        return None
+    if "kind" not in doc:
+        return "no kind: ResourcePatch"
+    if doc["kind"] != RESOURCE_PATCH_KIND:
+        return None  # (whole: an object after ResourcePatch documents is refused as such)
+    try:
+        _event(doc, FormatError, 0)
+    except FormatError as exc:
+        return str(exc)
+    return None
 
 
 def _event(doc: dict[str, Any], bad: Any, base: int) -> dict[str, Any]:
@@ -456,8 +504,34 @@ def _event(doc: dict[str, Any], bad: Any, base: int) -> dict[str, Any]:
     return record
 
 
+def _numbered(path: Path, tracked: _Tracked) -> Iterator[tuple[int, int, Any, bool, _CutShort | None]]:
+    """:func:`_documents` with whether each is the last one, and after the last, what cut the file short (None if
+    nothing did), as (number, line, data, last, cut)."""
+    docs = _documents(path, tracked)
+    cut: _CutShort | None = None
+
+    def following() -> tuple[int, int, Any] | None:
+        nonlocal cut
+        try:
+            return next(docs)
+        except StopIteration:
+            return None
+        except _CutShort as exc:
+            cut = exc
+            return None
+
+    current = following()
+    while current is not None:
+        after = following()
+        yield (*current, after is None and cut is None, None)
+        current = after
+    if cut is not None:
+        yield (cut.number, 0, None, True, cut)
+
+
 def import_yaml(path: str | os.PathLike[str], *, base_time_ns: int | None = None,
-                custom: Mapping[tuple[str, str], tuple[str, bool]] | None = None) -> Iterator[dict[str, Any]]:
+                custom: Mapping[tuple[str, str], tuple[str, bool]] | None = None,
+                notes: list[str] | None = None) -> Iterator[dict[str, Any]]:
     """Stream kwoksnap records from a kwokctl ``--format k8s`` snapshot or recording (``.gz`` or plain).
 
     Custom resources are named as their CRDs say: those in ``custom`` (found by a first pass, so a CRD later in
@@ -468,6 +542,10 @@ def import_yaml(path: str | os.PathLike[str], *, base_time_ns: int | None = None
     records with ``ts = base_time_ns + durationNanosecond`` (0 if not given). With ``base_time_ns``, every
     ``$(time-offset-nanosecond N)`` placeholder is resolved to a time; without it placeholders stay as text.
     A document that is not a Kubernetes object raises FormatError naming its number and line.
+
+    A recording's last document cut short (a recorder killed while it wrote: invalid YAML at the very end, a
+    ResourcePatch that is not whole, or one the file ends in without its newline) is left out, and said in
+    ``notes``; every change before it is kept.
     """
     path = Path(path)
     name = str(path)
@@ -475,12 +553,27 @@ def import_yaml(path: str | os.PathLike[str], *, base_time_ns: int | None = None
     seen: set[str] = set()
     in_recording = False
     kinds: dict[tuple[str, str], tuple[str, bool]] = {**KINDS, **(custom or {})}
-    for number, line, doc in _documents(path):
+    tracked = _Tracked(_open_text(path))
+    for number, line, doc, last, cut in _numbered(path, tracked):
         where = f"document {number} (line {line})"
 
         def bad(message: str, where: str = where) -> FormatError:
             return FormatError(message, path=name, where=where)
 
+        if cut is not None and doc is None:
+            if not in_recording:
+                raise cut
+            if notes is not None:
+                notes.append(f"{name}: {cut.where}: the file ends inside document {cut.number} (invalid YAML: "
+                             f"{cut.problem}): left out (a recorder stopped while it wrote?)")
+            return
+        if last and in_recording:  # (a ResourcePatch cut short may still be valid YAML)
+            problem = _cut_short(doc, tracked)
+            if problem is not None:
+                if notes is not None:
+                    notes.append(f"{name}: {where}: the file ends inside its last ResourcePatch ({problem}): left "
+                                 "out (a recorder stopped while it wrote?)")
+                return
         if doc is None or doc == {}:
             continue  # kwok skips empty documents
         if not isinstance(doc, dict):
@@ -497,6 +590,9 @@ def import_yaml(path: str | os.PathLike[str], *, base_time_ns: int | None = None
             in_recording = True
             yield _event(doc, bad, base)
             continue
+        if kind == RESOURCE_PATCH_KIND:  # (kwok v0.5-v0.6 wrote kwok.x-k8s.io/internal ones, of another shape)
+            raise bad(f"a ResourcePatch of {api_version}, which kwoksnap does not read: it reads those of "
+                      f"{RESOURCE_PATCH_API_VERSION} (what kwokctl v0.8 writes)")
         if in_recording:
             raise bad("a Kubernetes object after ResourcePatch documents (kwokctl loads objects first)")
         items = doc.get("items")
@@ -709,6 +805,7 @@ class ImportStats:
     defaulted: int = 0  # namespaced objects without a namespace, put in "default" (as kubectl apply would)
     guessed: list[str] = dataclasses.field(default_factory=list)  # "Kind -> resource" named without their CRD
     redacted: int = 0  # records the rewrite replaced (Secrets with their values redacted)
+    notes: list[str] = dataclasses.field(default_factory=list)  # a recording's last document, cut short: left out
 
 
 def import_to_kws(yaml_path: str | os.PathLike[str], out_path: str | os.PathLike[str], *,
@@ -742,7 +839,7 @@ def import_to_kws(yaml_path: str | os.PathLike[str], out_path: str | os.PathLike
         header["timeBase"] = format_micro_time(base_time_ns)
     with KwsWriter(out_path, content_type=content, source={"kind": "kwokctl-yaml", "path": str(yaml_path)},
                    meta=header or None) as w:
-        for rec in import_yaml(yaml_path, custom=custom, base_time_ns=base_time_ns):
+        for rec in import_yaml(yaml_path, custom=custom, base_time_ns=base_time_ns, notes=stats.notes):
             if rec.get("type") == "resource":
                 namespaced[str(rec["resource"])] = bool(rec.get("namespaced"))
                 group = split_resource(str(rec["resource"]))[0]

@@ -1,7 +1,7 @@
 """A recording made by kwokctl itself (`kwokctl snapshot export --record`, the anchor) of a real cluster, imported,
 restored and replayed by kwoksnap into a replay-profile cluster, ends where the source ended: the same pods on the
-same nodes in the same phases, the cordoned node cordoned. (How each change becomes requests:
-tests/unit/test_audit_kwokctl.py.)"""
+same nodes in the same phases, the cordoned node cordoned, the pod that held a finalizer gone. (How each change
+becomes requests: tests/unit/test_audit_kwokctl.py.)"""
 
 from __future__ import annotations
 
@@ -72,8 +72,20 @@ def test_a_kwokctl_recording_replays_to_the_state_the_source_ended_in(make_clust
                 _wait("kwokctl to record", lambda: b"Press Ctrl+C to stop recording" in log.read_bytes())
                 c.patch(WEB, {"spec": {"replicas": 7}})
                 _wait("the scale-up", _scaled(c, 7))
-                node = sorted(n for _, n, _, _ in _pods(c) if n)[0]
+                node, other = sorted({n for _, n, _, _ in _pods(c) if n})[:2]
                 c.patch(f"/api/v1/nodes/{node}", {"spec": {"unschedulable": True}})
+                # A pod holding a finalizer, deleted, then let go: the recorder sees no change between its
+                # deletion and its removal (the write that removed the finalizer removed it).
+                held = "/api/v1/namespaces/app-0/pods/held"
+                c.create("/api/v1/namespaces/app-0/pods", {
+                    "metadata": {"name": "held", "finalizers": ["example.com/hold"]},
+                    "spec": {"nodeName": other, "containers": [{"name": "main", "image": "registry.example/x:1"}],
+                             "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists"}]}})
+                _wait("the held pod to run", lambda: c.get(held)["status"].get("phase") == "Running")
+                c.delete(held)
+                _wait("the held pod to be Terminating", lambda: bool(c.get(held)["metadata"].get("deletionTimestamp")))
+                c.patch(held, {"metadata": {"finalizers": None}})
+                _wait("the held pod to go", lambda: not c.exists(held))
                 c.patch(WEB, {"spec": {"replicas": 2}})
                 _wait("the scale-down", _scaled(c, 2))
                 time.sleep(2)  # the last changes reach the recorder

@@ -5,6 +5,7 @@ requests that made it (kwoksnap.audit.smp, kwoksnap.audit.kwokctl). The patch sh
 from __future__ import annotations
 
 import copy
+import heapq
 from typing import Any
 
 import pytest
@@ -278,3 +279,58 @@ def test_an_object_deleted_and_created_again_is_each_incarnation_and_an_unseen_o
     assert events[2]["response"]["metadata"] == {**again["metadata"], "labels": {"app": "web", "v": "2"}}
     assert [(e["subresource"], e["level"], e["request"]) for e in events[4:]] == [
         ("", "Request", {"metadata": {"labels": {"a": "b"}}}), ("status", "Request", {"status": {"x": 1}})]
+
+
+def test_a_delete_of_an_object_with_finalizers_clears_them_first_and_a_bare_delete_orphans_nothing() -> None:
+    """Black-box findings: the write that removes an object's last finalizer also removes it, so the recorder saw
+    only its deletion, and the object stayed Terminating in the target (a pod holding a finalizer, a Job's pod with
+    its tracking finalizer, a foreground deletion); a Job deleted without a policy defaulted to orphaning its pods,
+    and the orphan finalizer kept it Terminating."""
+    held = {**POD, "metadata": {**POD["metadata"], "finalizers": ["example.com/hold"],
+                                "deletionTimestamp": "2026-11-29T10:00:00Z", "deletionGracePeriodSeconds": 0}}
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "app", "uid": "u-cm",
+                                                                "finalizers": ["example.com/keep"]}}
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "stuck", "namespace": "app", "uid": "u-j"}}
+    events = list(recording_events([
+        {"type": "object", "resource": "v1/pods", "object": held},
+        {"type": "object", "resource": "v1/configmaps", "object": cm},
+        {"type": "object", "resource": "batch/v1/jobs", "object": job},
+        event(10, "delete", "v1/pods", "web-1", "app"),
+        event(20, "delete", "v1/configmaps", "cfg", "app"),
+        event(30, "delete", "batch/v1/jobs", "stuck", "app"),
+    ], source="rec.kws"))
+    assert [(e["ts"], e["verb"], e["resource"]) for e in events] == [
+        (10, "update", "pods"),  # (being deleted with no grace period left: the update removes it, as it did)
+        (20, "update", "configmaps"), (21, "delete", "configmaps"),
+        (30, "delete", "jobs")]
+    assert events[0]["response"]["metadata"]["finalizers"] == [] and events[1]["request"]["metadata"][
+        "finalizers"] == []
+    assert events[2]["request"] == {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background",
+                                    "preconditions": {"uid": "u-cm"}}
+    assert events[3]["request"]["propagationPolicy"] == "Background"
+
+
+def test_a_create_waits_for_the_create_of_the_owner_it_names() -> None:
+    """Black-box finding: kwokctl times each change when its resource's informer delivers it, so a Job's pods came
+    0.2 s before the Job; replayed in that order, they lost their owner reference for good."""
+    from kwoksnap.audit.kwokctl import owners_first
+
+    def pod(name: str, owner: str) -> dict[str, Any]:
+        return {**POD, "metadata": {**POD["metadata"], "name": name, "uid": f"u-{name}",
+                                    "ownerReferences": [{"kind": "Job", "name": "j", "uid": owner}]}}
+
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j", "namespace": "app", "uid": "u-job"}}
+    streams = [
+        recording_events([event(100, "create", "v1/pods", "p1", "app", object=pod("p1", "u-job")),
+                          event(110, "patch", "v1/pods", "p1", "app", patch={"spec": {"nodeName": "n0"}}),
+                          event(120, "create", "v1/pods", "p2", "app", object=pod("p2", "u-known")),
+                          event(130, "create", "v1/pods", "p3", "app", object=pod("p3", "u-never")),
+                          event(5_000_000_000, "delete", "v1/pods", "p2", "app")], source="pods"),
+        recording_events([event(300, "create", "batch/v1/jobs", "j", "app", object=job)], source="jobs"),
+    ]
+    merged = heapq.merge(*streams, key=lambda e: e["ts"])
+    out = [(e["ts"], e["resource"], e["subresource"], e["name"]) for e in owners_first(merged, {"u-known"})]
+    assert out == [(120, "pods", "", "p2"), (300, "jobs", "", "j"), (301, "pods", "", "p1"),
+                   (302, "pods", "binding", "p1"),
+                   (130, "pods", "", "p3"),  # (its owner never came: let go as it was, after the wait)
+                   (5_000_000_000, "pods", "", "p2")]

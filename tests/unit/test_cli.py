@@ -830,3 +830,24 @@ def test_a_kwokctl_recording_replays_only_verbatim(tmp_path: Path) -> None:
     proc = run("--kubeconfig", str(tmp_path / "none.yaml"), "replay", str(rec), "--mode", "inputs")
     assert proc.returncode == 2 and "names no user or client" in proc.stderr and proc.stderr.count("\n") == 1, (
         proc.stderr)
+
+
+def test_kwokctl_files_where_they_are_not_read_say_what_to_do(tmp_path: Path) -> None:
+    """Black-box findings: a kwokctl recording given to --audit was "not an audit record", no more said; a
+    ResourcePatch of kwok's older internal shape was "ResourcePatch has no metadata.name"."""
+    golden = Path(__file__).parents[1] / "golden/kwokctl-recording.yaml"
+    proc = run("convert", "--audit", str(golden), "-o", str(tmp_path / "x.kws"))
+    assert proc.returncode == 3 and "a Namespace object, not an audit record (a kwokctl snapshot or recording? " \
+        "`kwoksnap import` it, then restore or replay the .kws)" in proc.stderr, proc.stderr
+    old = tmp_path / "old.yaml"
+    old.write_text("apiVersion: kwok.x-k8s.io/internal\nkind: ResourcePatch\ntarget: {name: a}\n")
+    proc = run("import", str(old), "-o", str(tmp_path / "old.kws"))
+    assert proc.returncode == 3 and proc.stderr.endswith(
+        "document 1 (line 1): a ResourcePatch of kwok.x-k8s.io/internal, which kwoksnap does not read: it reads "
+        "those of action.kwok.x-k8s.io/v1alpha1 (what kwokctl v0.8 writes)\n"), proc.stderr
+    cut = tmp_path / "cut.yaml"  # a recording cut short: its last change left out, said, the rest imported
+    cut.write_text(golden.read_text()[:-1])
+    proc = run("import", str(cut), "-o", str(tmp_path / "cut.kws"))
+    assert proc.returncode == 0 and proc.stderr.startswith(f"warning: {cut}: document 8 (line 171): the file ends "
+                                                           "inside its last ResourcePatch"), proc.stderr
+    assert "and 3 events into" in proc.stdout

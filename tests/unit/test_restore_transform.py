@@ -134,6 +134,9 @@ def test_controller_managed_endpoints_are_regenerated_manual_ones_are_not() -> N
     assert not regenerated({"kind": "EndpointSlice", "metadata": {"name": "manual-1", "namespace": "ns"}})
     assert regenerated({"kind": "ServiceAccount", "metadata": {"name": "default", "namespace": "any"}})
     assert not regenerated({"kind": "ServiceAccount", "metadata": {"name": "builder", "namespace": "any"}})
+    for namespace in ("kube-system", "kube-node-lease"):  # (black-box finding: an imported kwokctl export's)
+        assert regenerated({"kind": "Lease", "metadata": {"name": "kube-scheduler", "namespace": namespace}})
+    assert not regenerated({"kind": "Lease", "metadata": {"name": "my-app-leader", "namespace": "app"}})
 
 
 def test_finished_job() -> None:

@@ -430,3 +430,29 @@ def test_the_export_names_what_kwokctl_will_not_create(tmp_path: Path) -> None:
     proc = run("export", str(snapshot), "-o", str(tmp_path / "cli.yaml"))
     assert proc.returncode == 0 and "warning: kwokctl snapshot restore will not create 1 of them: objects owned by a " \
         "Widget" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(("end", "events", "why"), [
+    (-1, 3, "document 8 (line 171): the file ends inside its last ResourcePatch (no newline at the end of the "
+            "file)"),
+    (-40, 3, "line 180: the file ends inside document 8 (invalid YAML: could not find expected ':')"),
+    ("template:\n", 2, "document 7 (line 157): the file ends inside its last ResourcePatch (ResourcePatch patch has "
+                       "no patch template)"),
+    ("\ndurationNanosecond: 5000000000\n", 3, "document 8 (line 171): the file ends inside its last ResourcePatch "
+                                              "(no kind: ResourcePatch)"),
+])
+def test_a_recording_cut_short_keeps_every_change_before_its_last_document(tmp_path: Path, end: int | str,
+                                                                           events: int, why: str) -> None:
+    """Black-box finding: a kwokctl recording cut while it was written (the recorder killed) was refused whole,
+    every change lost, or its last patch applied cut short, without a word."""
+    text = GOLDEN_YAML.read_text()
+    cut = tmp_path / "cut.yaml"
+    cut.write_text(text[:end] if isinstance(end, int) else text[:text.rindex(end) + len(end)])
+    notes: list[str] = []
+    records = list(import_yaml(cut, notes=notes))
+    assert sum(r["type"] == "event" for r in records) == events
+    assert notes == [f"{cut}: {why}: left out (a recorder stopped while it wrote?)"]
+    snapshot = tmp_path / "snap.yaml"  # a snapshot cut short is refused, as before: no recording to keep
+    snapshot.write_text(text[:text.index("status:") + 3])
+    with pytest.raises(FormatError, match="line 13: not valid YAML"):
+        list(import_yaml(snapshot, notes=notes))
