@@ -27,6 +27,7 @@ COMMANDS = {
     "cluster": "kwoksnap.cli.cluster:cluster",
     "convert": "kwoksnap.cli.convert:convert",
     "replay": "kwoksnap.cli.replay:replay",
+    "record": "kwoksnap.cli.record:record",
     "diff": "kwoksnap.cli.diff:diff",
     "export": "kwoksnap.cli.interop:export",
     "import": "kwoksnap.cli.interop:import_",

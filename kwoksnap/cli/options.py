@@ -199,14 +199,12 @@ def namespace_option(help_text: str) -> Callable[[F], F]:
                         help=f"{help_text} (repeatable, comma-separated).")
 
 
-def audit_input(f: F) -> F:
-    """Options selecting which audit events drive a replay (shared by `replay` and `convert`)."""
+def event_filters(f: F) -> F:
+    """Options selecting which events are kept: ``--resources``, ``-n``, ``--exclude-user`` (replay, convert,
+    record)."""
     decorators = [
-        click.option("--audit", "audit_paths", multiple=True, metavar="FILE|GLOB",
-                     help="Audit log(s): JSON lines, .gz, EventList batches, GKE/EKS/AKS exports; repeatable, "
-                          "globs accepted."),
         click.option("--resources", multiple=True, metavar="NAME", callback=split_commas,
-                     help="Replay these resources too (deployments, jobs.batch, widgets.example.com, pods/*; "
+                     help="Keep these resources too (deployments, jobs.batch, widgets.example.com, pods/*; "
                           "a resource brings its status and scale writes along); added to the defaults: nodes, "
                           "nodes/status, pods, pods/status, pods/binding, pods/eviction, pods/ephemeralcontainers, "
                           "node leases. A recording `convert` wrote replays every resource it holds unless "
@@ -214,6 +212,19 @@ def audit_input(f: F) -> F:
         namespace_option("Only these namespaces"),
         click.option("--exclude-user", multiple=True, metavar="USER", callback=not_empty,
                      help="Skip events by these users (globs)."),
+    ]
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
+def audit_input(f: F) -> F:
+    """Options selecting which audit events drive a replay (shared by `replay` and `convert`)."""
+    decorators = [
+        click.option("--audit", "audit_paths", multiple=True, metavar="FILE|GLOB",
+                     help="Audit log(s): JSON lines, .gz, EventList batches, GKE/EKS/AKS exports; repeatable, "
+                          "globs accepted."),
+        event_filters,
         click.option("--from", "since", metavar="TIME", help="Skip events before this RFC 3339 time (UTC when it "
                      "names no offset, as audit logs are written)."),
         click.option("--to", "until", metavar="TIME", help="Skip events at or after this RFC 3339 time (UTC when "

@@ -67,9 +67,12 @@ def _redactor(group: str, resource: str, subresource: str) -> Callable[[Any], An
     return None
 
 
-def write_recording(events: Iterable[AuditEvent], path: str | Path, *, meta: dict[str, Any]) -> int:
+def write_recording(events: Iterable[AuditEvent], path: str | Path, *, meta: dict[str, Any],
+                    source: dict[str, Any] | None = None) -> int:
+    """Write ``events`` (time-sorted) as a recording; its header's ``source`` is ``{"kind": "audit-log"}`` unless
+    given (``kwoksnap record``'s)."""
     count = 0
-    with KwsWriter(path, content_type="recording", source={"kind": "audit-log"}, meta=meta) as w:
+    with KwsWriter(path, content_type="recording", source=source or {"kind": "audit-log"}, meta=meta) as w:
         for ev in events:
             w.write({"type": "event", "resource": STREAM, "ts": ev["ts"], "namespace": ev["namespace"],
                      "event": ev})

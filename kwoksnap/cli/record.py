@@ -1,0 +1,167 @@
+"""``kwoksnap record``: a running cluster's changes, recorded as they happen, into a recording replay reads."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
+
+import click
+
+from kwoksnap.cli.options import (
+    event_filters,
+    example_epilog,
+    filter_spec,
+    include_secrets,
+    not_stdout,
+    print_json,
+    summary_format,
+    warn_if_nothing_kept,
+    warn_unmatched_namespaces,
+    warn_unmatched_resources,
+    writable_target,
+)
+
+
+@click.command(epilog=example_epilog(
+    "kwoksnap record --audit-file /var/log/kubernetes/audit.log -o incident.kws",
+    "kwoksnap record --audit-webhook 127.0.0.1:8900 --duration 30m -o incident.kws",
+    "kwoksnap replay incident.kws --speed 10x",
+))
+@click.option("-o", "--output-file", "path", required=True, type=click.Path(dir_okay=False), callback=not_stdout,
+              help="Recording to write (.kws), whole, when recording stops.")
+@click.option("--audit-file", metavar="FILE", help="Follow this audit log (the API server's --audit-log-path) as "
+              "it grows, across rotations, from its end.")
+@click.option("--from-start", is_flag=True, help="With --audit-file: read what the file already holds first.")
+@click.option("--audit-webhook", metavar="HOST:PORT", help="Take the batches of the API server's audit webhook "
+              "backend here (PORT alone: loopback; 0: a free port, printed). Point its "
+              "--audit-webhook-config-file at the URL printed.")
+@click.option("--tls-cert-file", type=click.Path(exists=True, dir_okay=False), help="With --audit-webhook: serve "
+              "HTTPS with this certificate (PEM; its chain may follow it in the file).")
+@click.option("--tls-key-file", type=click.Path(exists=True, dir_okay=False), help="With --tls-cert-file: its key.")
+@click.option("--duration", metavar="DURATION", help="Stop after this long (30s, 10m, 2h; a bare number is "
+              "seconds). Without it, recording goes on until Ctrl-C (or SIGTERM).")
+@event_filters
+@include_secrets
+@summary_format
+def record(path: str, audit_file: str | None, from_start: bool, audit_webhook: str | None, tls_cert_file: str | None,
+           tls_key_file: str | None, duration: str | None, resources: tuple[str, ...], namespaces: tuple[str, ...],
+           exclude_user: tuple[str, ...], include_secrets: bool, output_format: str) -> int:
+    """Record a running cluster's changes as they happen, into a recording `replay` reads.
+
+    The recording holds what `convert` would keep of the same audit events (the changes of nodes, pods and node
+    leases unless --resources adds more; Secrets' values replaced unless --include-secrets). Ctrl-C, SIGTERM or
+    --duration stop it: what was received by then is written, and the file appears whole. Restore a snapshot
+    taken just before recording began (`kwoksnap save`), then replay the recording onto it.
+    """
+    from kwoksnap.audit import ParseStats
+    from kwoksnap.errors import UsageError
+    from kwoksnap.record.pipeline import record as write
+    from kwoksnap.replay.timing import parse_duration
+
+    if (audit_file is None) == (audit_webhook is None):
+        raise UsageError("give one source: --audit-file FILE or --audit-webhook HOST:PORT")
+    if from_start and audit_file is None:
+        raise UsageError("--from-start goes with --audit-file")
+    if (tls_cert_file or tls_key_file) and audit_webhook is None:
+        raise UsageError("--tls-cert-file and --tls-key-file go with --audit-webhook")
+    if bool(tls_cert_file) != bool(tls_key_file):
+        raise UsageError("--tls-cert-file and --tls-key-file go together")
+    seconds = parse_duration(duration) if duration is not None else None
+    if seconds is not None and seconds <= 0:
+        raise UsageError("--duration must be more than 0")
+    writable_target(path, "-o")
+    spec = filter_spec(resources, namespaces, exclude_user, None, None)
+    stats = ParseStats()
+    stop = threading.Event()
+    events: Iterator[Any]
+    if audit_file is not None:
+        from kwoksnap.record.follow import Follower
+
+        follower = Follower(audit_file, stats, from_start=from_start)
+        events, source = follower.events(stop), {"kind": "audit-file", "path": audit_file}
+        said = f"the audit log {audit_file}" + (" (from its start)" if from_start else "")
+    else:
+        from kwoksnap.record.webhook import WebhookServer
+
+        server = WebhookServer(str(audit_webhook), stats, tls=_tls(tls_cert_file, tls_key_file))
+        events, source = server.events(stop), {"kind": "audit-webhook"}
+        said = f"the audit webhook batches sent to {server.url}"
+    click.echo(f"recording {said} into {path}; Ctrl-C stops and writes it", err=True)
+    began = time.monotonic()
+    timer = threading.Timer(seconds, stop.set) if seconds is not None else None
+    with _StopOnSignals(stop):
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        try:
+            n = write(events, path, spec=spec, stats=stats, include_secrets=include_secrets, source=source)
+        finally:
+            if timer is not None:
+                timer.cancel()
+    took = time.monotonic() - began
+    d = stats.to_dict()
+    if output_format == "json":
+        print_json({"path": path, "events": n, "seconds": round(took, 3), "input": d,
+                    **({"rotations": follower.rotations} if audit_file is not None else {})})
+    else:
+        skipped = ", ".join(f"{reason} {count}" for reason, count in d["skipped"].items())
+        unit = "lines" if audit_file is not None else "batches"
+        click.echo(f"recorded {n} events into {path} in {took:.1f}s ({d['lines']} {unit} read, {d['events']} audit "
+                   f"events, {d['malformed']} malformed" + (f"; skipped: {skipped}" if skipped else "") + ")")
+        if stats.malformed:
+            click.echo(f"malformed input: {stats.malformed} (first: {'; '.join(stats.malformed_examples[:3])})")
+        if audit_file is not None and follower.rotations:
+            click.echo(f"the log was rotated {follower.rotations} time(s); every file was read to its end")
+        if stats.redacted:
+            click.echo(f"{stats.redacted} event(s) of Secrets or tokens stored with their values replaced "
+                       "(--include-secrets keeps them)")
+    if stats.events:
+        warn_if_nothing_kept(stats)
+    if stats.kept:
+        warn_unmatched_resources(resources, stats)
+        warn_unmatched_namespaces(namespaces, stats)
+    return 0
+
+
+def _tls(cert: str | None, key: str | None) -> Any:
+    if cert is None or key is None:
+        return None
+    import ssl
+
+    from kwoksnap.errors import UsageError
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as exc:
+        raise UsageError(f"--tls-cert-file/--tls-key-file cannot be used: {exc}") from None
+    return context
+
+
+class _StopOnSignals:
+    """Ctrl-C, SIGTERM and SIGHUP set ``stop`` (recording ends, the file is written); a second one gives up (the
+    file is not written). Only the main thread can set signal handlers: elsewhere (tests) nothing changes."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.previous: dict[int, Any] = {}
+
+    def _handle(self, _signum: int, _frame: FrameType | None) -> None:
+        if self.stop.is_set():
+            raise KeyboardInterrupt
+        self.stop.set()
+        print("stopping: writing the recording (Ctrl-C again gives up)", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                self.previous[sig] = signal.signal(sig, self._handle)
+
+    def __exit__(self, *_exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,130 @@
+"""Follow an API server's audit log file as it grows (``tail -F``), its events as they are written.
+
+Why this module exists: a self-managed API server writes its audit log to a file (``--audit-log-path``), which
+is rotated when it grows (``--audit-log-maxsize``: renamed aside, a new file opened under the name). Recording
+during an incident means reading what is appended, across rotations, without missing or repeating a line.
+
+The file is read from its end (what was there before is the past: ``convert`` reads it), or from its start. A
+line is decoded once its newline is written; at a rotation the old file is read to its end first (the API server
+may still have been writing to it), then the new one from its start. A line that is not an audit event is counted
+malformed (the first ones named by file and line), never a reason to stop.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Final
+
+import orjson
+
+from kwoksnap.audit import AuditEvent, ParseStats
+from kwoksnap.audit.formats import decode_value
+from kwoksnap.errors import InputError
+
+POLL: Final = 0.2  # seconds between looks at a file that did not grow
+_READ: Final = 1 << 20
+
+
+class Follower:
+    """Reads the events written to one audit log file (see the module's docstring); ``rotations`` counts the files
+    it went on to."""
+
+    def __init__(self, path: str | Path, stats: ParseStats, *, from_start: bool = False, poll: float = POLL) -> None:
+        self.path, self.stats, self.from_start, self.poll = Path(path), stats, from_start, poll
+        self.rotations = 0
+        self._stream, self._inode = _open(self.path)  # (now: a path that cannot be read is an error at once)
+        stats.files[str(self.path)] = "audit-file"
+        self._rest_of_past = False  # the rest of a line being written when recording began is the past's too
+        if not from_start:  # from now on: what is there is the past
+            end = self._stream.seek(0, os.SEEK_END)
+            if end:
+                self._stream.seek(end - 1)
+                self._rest_of_past = self._stream.read(1) != b"\n"
+
+    def events(self, stop: threading.Event) -> Iterator[AuditEvent]:
+        """The events written from now on (all of the file's with ``from_start``) until ``stop`` is set (what was
+        written by then is read first). Lines are named ``path:N`` (counted from the start of the file) or
+        ``path:+N`` (from where the recording began)."""
+        path, stats, stream = self.path, self.stats, self._stream
+        prefix, line = ("", 0) if self.from_start else ("+", 0)
+        try:
+            pending = b""
+            while True:
+                data = stream.read(_READ)
+                if data:
+                    pending += data
+                    *lines, pending = pending.split(b"\n")
+                    if lines and self._rest_of_past:
+                        del lines[0]
+                        self._rest_of_past = False
+                    for text in lines:
+                        line += 1
+                        yield from _decode(text, f"{path}:{prefix}{line}", stats)
+                    continue
+                if _rotated(path, self._inode, stream.tell()):
+                    if pending:  # the old file's last line, written without its newline
+                        line += 1
+                        yield from _decode(pending, f"{path}:{prefix}{line}", stats)
+                        pending = b""
+                    stream.close()
+                    self._stream, self._inode = _open(path)
+                    stream = self._stream
+                    prefix, line, self._rest_of_past = "", 0, False
+                    self.rotations += 1
+                    continue
+                if stop.is_set():
+                    if pending:  # (cut short when the recording stopped: reported as the reader reports one)
+                        stats.truncated[str(path)] = f"{path}:{prefix}{line + 1}: the last line has no newline yet"
+                    return
+                stop.wait(self.poll)
+        finally:
+            stream.close()
+
+
+def _open(path: Path) -> tuple[IO[bytes], int]:
+    try:
+        stream = open(path, "rb")  # noqa: SIM115 (closed by follow)
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not an audit log file") from None
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file (the API server's --audit-log-path)") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
+    return stream, os.fstat(stream.fileno()).st_ino
+
+
+def _rotated(path: Path, inode: int, position: int) -> bool:
+    """Whether another file is under ``path`` now (renamed aside and made anew), or this one was cut shorter than
+    what was read (copied aside and truncated: logrotate's copytruncate)."""
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:  # renamed aside, the new one not made yet: keep reading the old one
+        return False
+    return now.st_ino != inode or now.st_size < position
+
+
+def _decode(text: bytes, where: str, stats: ParseStats) -> Iterator[AuditEvent]:
+    text = text.strip()
+    if not text:
+        return
+    stats.lines += 1
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        stats.add_malformed(where, f"not JSON: {exc}")
+        return
+    decoded: list[tuple[str, AuditEvent]] = []
+    problems: list[tuple[str, str, bool]] = []
+    decode_value(value, where, decoded, problems)
+    for source, reason, ignored in problems:
+        if ignored:
+            stats.ignored[reason] += 1
+        else:
+            stats.add_malformed(source, reason)
+    for flavour, event in decoded:
+        stats.events += 1
+        stats.formats[flavour] += 1
+        yield event

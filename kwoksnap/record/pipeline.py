@@ -1,0 +1,47 @@
+"""The one path every recorded event takes: time order, the filters, redaction, the recording file.
+
+Why this module exists: the sources deliver events as they come (an API server's webhook batches, its log's lines,
+watch events of several resources), which is nearly but not quite in time order; the recording must be in time
+order and hold what ``convert`` would have kept of the same events, so that a recording made live and one made
+later of the same log are the same.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Final
+
+from kwoksnap.audit import AuditEvent, FilterSpec, ParseStats, filter_events, resource_version
+from kwoksnap.replay.recording import redact_credentials, write_recording
+
+WINDOW_NS: Final = 5_000_000_000  # events held to put a late one in its place (the audit reader's window)
+
+
+def in_time_order(events: Iterable[AuditEvent], window_ns: int = WINDOW_NS) -> Iterator[AuditEvent]:
+    """``events`` sorted by time (then resourceVersion, then arrival) within ``window_ns`` of the newest seen; one
+    later than that comes out where it arrived."""
+    heap: list[tuple[int, int, int, AuditEvent]] = []
+    order = itertools.count()
+    newest = -(2**63)
+    for ev in events:
+        newest = max(newest, ev["ts"])
+        heapq.heappush(heap, (ev["ts"], resource_version(ev), next(order), ev))
+        while heap and heap[0][0] <= newest - window_ns:
+            yield heapq.heappop(heap)[3]
+    while heap:
+        yield heapq.heappop(heap)[3]
+
+
+def record(events: Iterable[AuditEvent], path: str | Path, *, spec: FilterSpec, stats: ParseStats,
+           include_secrets: bool, source: dict[str, Any], meta: dict[str, Any] | None = None,
+           window_ns: int = WINDOW_NS) -> int:
+    """Write the events a source delivers into the recording ``path`` as ``convert`` would have kept them; returns
+    how many were written. Ends when ``events`` does (the source's stop)."""
+    kept = filter_events(in_time_order(events, window_ns), spec, stats)
+    if not include_secrets:
+        kept = redact_credentials(kept, stats)
+    return write_recording(kept, path, source=source,
+                           meta={**(meta or {}), "secretsRedacted": not include_secrets})

@@ -1,0 +1,99 @@
+"""`kwoksnap record` on a real API server: its audit webhook backend's batches and its audit log followed as it
+grows hold the same changes, and they are what `convert` keeps of the log the API server wrote meanwhile."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import yaml
+
+from kwoksnap.audit import ParseStats
+from kwoksnap.cluster.populate import fake_node
+from kwoksnap.replay.recording import read_recording
+from tests.conftest import ClusterFactory, client_for
+
+
+def _recorder(workdir: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """A `kwoksnap record` running in the background, and the first line it said (what it records)."""
+    proc = subprocess.Popen([sys.executable, "-m", "kwoksnap", "record", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, KWOKSNAP_WORKDIR=str(workdir)))
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    assert first.startswith("recording "), first + proc.stderr.read()
+    return proc, first
+
+
+def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    return out, err
+
+
+def test_the_webhook_and_the_followed_log_record_what_convert_keeps_of_the_log(make_cluster: ClusterFactory,
+                                                                              workdir: Path, tmp_path: Path) -> None:
+    webhook_kws, file_kws, converted = tmp_path / "webhook.kws", tmp_path / "file.kws", tmp_path / "log.kws"
+    webhook, said = _recorder(workdir, "--audit-webhook", "127.0.0.1:0", "-o", str(webhook_kws))
+    url = said.split(" sent to ", 1)[1].split(" into ", 1)[0]
+    config = tmp_path / "webhook.kubeconfig"  # the API server's --audit-webhook-config-file
+    config.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "recorder",
+        "clusters": [{"name": "recorder", "cluster": {"server": url}}],
+        "users": [{"name": "recorder", "user": {}}],
+        "contexts": [{"name": "recorder", "context": {"cluster": "recorder", "user": "recorder"}}]}))
+    try:
+        cluster = make_cluster("rec", extra_args=(
+            "--extra-args", f"kube-apiserver=audit-webhook-config-file={config}",
+            "--extra-args", "kube-apiserver=audit-webhook-batch-max-wait=1s"))
+        follower, _ = _recorder(workdir, "--audit-file", str(cluster.audit_log), "-o", str(file_kws))
+        try:
+            with client_for(cluster) as c:
+                c.create("/api/v1/nodes", fake_node("rec-node"))
+                c.create("/api/v1/namespaces", {"metadata": {"name": "rec"}})
+                deadline = time.monotonic() + 30
+                while not c.exists("/api/v1/namespaces/rec/serviceaccounts/default"):
+                    assert time.monotonic() < deadline
+                    time.sleep(0.2)
+                for n in range(3):
+                    c.create("/api/v1/namespaces/rec/pods", {"metadata": {"name": f"p{n}"}, "spec": {
+                        "nodeName": "rec-node", "containers": [{"name": "c", "image": "registry.example/x:1"}],
+                        "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists"}]}})
+                c.delete("/api/v1/namespaces/rec/pods/p0", {"gracePeriodSeconds": 0})
+                time.sleep(4)  # the webhook's batches wait up to 1 s; the statuses kwok writes come meanwhile
+        finally:
+            file_out, _ = _stop(follower)
+    finally:
+        webhook_out, _ = _stop(webhook)
+    assert webhook_out.startswith("recorded ") and file_out.startswith("recorded "), (webhook_out, file_out)
+
+    def ours(path: Path) -> dict[str, tuple[int, str, str, str, str]]:
+        stats = ParseStats()
+        events = {e["auditID"] + e["stage"]: (e["ts"], e["verb"], e["resource"], e["subresource"], e["name"])
+                  for e in read_recording(path, stats=stats)}
+        assert stats.malformed == 0, stats.malformed_examples  # (each passes replay's check of a recording)
+        return events
+
+    by_webhook, by_file = ours(webhook_kws), ours(file_kws)
+    mine = {(verb, sub, name) for _, verb, resource, sub, name in by_webhook.values()
+            if resource == "pods" and name in ("p0", "p1", "p2")}
+    assert {("create", "", "p0"), ("create", "", "p1"), ("create", "", "p2"), ("delete", "", "p0"),
+            ("patch", "status", "p1")} <= mine, sorted(mine)
+    assert any(name == "rec-node" and verb == "create" for _, verb, _, _, name in by_webhook.values())
+    # The log followed from a moment after the cluster started holds what the webhook got from then on.
+    since = min(ts for ts, *_ in by_file.values())
+    assert by_file == {k: v for k, v in by_webhook.items() if v[0] >= since}
+    # And what convert keeps of the whole log the API server wrote holds all the webhook got.
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "convert", "--audit", str(cluster.audit_log), "-o",
+                           str(converted)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    by_convert = ours(converted)
+    assert {k: by_convert.get(k) for k in by_webhook} == by_webhook
+    report = orjson.loads(subprocess.run([sys.executable, "-m", "kwoksnap", "inspect", str(webhook_kws), "-o", "json"],
+                                         capture_output=True, text=True, timeout=60).stdout)
+    assert report["header"]["source"] == {"kind": "audit-webhook"}, report["header"]

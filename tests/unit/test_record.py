@@ -1,0 +1,187 @@
+"""kwoksnap record's sources and pipeline without a cluster: an audit log followed as it grows and is rotated, the
+webhook server's batches, the time-order window. (A real API server's webhook and log: tests/integration/
+test_record.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kwoksnap.audit import AuditEvent, ParseStats
+from kwoksnap.errors import InputError, UsageError
+from kwoksnap.record.follow import Follower
+from kwoksnap.record.pipeline import in_time_order, record
+from kwoksnap.record.webhook import WebhookServer, parse_address
+from kwoksnap.replay.recording import read_recording
+from tests.unit.test_cli import run
+
+
+def native(n: int, verb: str = "create", second: int = 0, code: int = 201) -> dict[str, Any]:
+    return {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse", "auditID": f"a{n}",
+            "stage": "ResponseComplete", "requestURI": "/api/v1/namespaces/ns/pods", "verb": verb,
+            "user": {"username": "alice"},
+            "objectRef": {"resource": "pods", "namespace": "ns", "name": f"p{n}", "apiVersion": "v1"},
+            "responseStatus": {"code": code},
+            "responseObject": {"kind": "Pod", "apiVersion": "v1", "metadata": {
+                "name": f"p{n}", "namespace": "ns", "uid": f"u{n}", "resourceVersion": str(100 + n)}},
+            "requestReceivedTimestamp": f"2026-11-29T20:00:{second:02d}.000000Z",
+            "stageTimestamp": f"2026-11-29T20:00:{second:02d}.100000Z"}
+
+
+def line(n: int, **kw: Any) -> bytes:
+    return json.dumps(native(n, **kw)).encode() + b"\n"
+
+
+class Collect:
+    """Runs a source's events() in a thread, collecting what it yields, until stopped."""
+
+    def __init__(self, events: Iterator[AuditEvent], stop: threading.Event) -> None:
+        self.got: list[AuditEvent] = []
+        self.stop = stop
+        self.thread = threading.Thread(target=lambda: self.got.extend(events))
+        self.thread.start()
+
+    def names(self, *, until: int, timeout: float = 5.0) -> list[str]:
+        """The names collected once there are ``until`` of them (or the timeout passed)."""
+        deadline = threading.Event()
+        for _ in range(int(timeout / 0.05)):
+            if len(self.got) >= until:
+                break
+            deadline.wait(0.05)
+        return [e["name"] for e in self.got]
+
+    def finish(self) -> list[str]:
+        self.stop.set()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+        return [e["name"] for e in self.got]
+
+
+def test_a_followed_log_is_read_from_its_end_across_rotations_and_a_line_cut_in_two(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    log.write_bytes(line(0) + b'{"kind": "Event", "partly": ')  # the past, and a line being written
+    stats, stop = ParseStats(), threading.Event()
+    follower = Follower(log, stats, poll=0.02)
+    collect = Collect(follower.events(stop), stop)
+    with log.open("ab") as f:
+        f.write(b'"written"}\n' + line(1))  # (the rest of the past's line, then a new one)
+        f.flush()
+        assert collect.names(until=1) == ["p1"]
+        f.write(line(2)[:40])  # a line cut in two by the writer: decoded once whole
+        f.flush()
+        threading.Event().wait(0.1)
+        f.write(line(2)[40:] + b"not json\n")
+    assert collect.names(until=2) == ["p1", "p2"]
+    os.rename(log, tmp_path / "audit-1.log")  # rotated: renamed aside (the writer still has it open) ...
+    with (tmp_path / "audit-1.log").open("ab") as old:
+        old.write(line(3))  # ... and writes its last lines to it before opening the new file
+    log.write_bytes(line(4) + line(5, verb="delete", code=200))
+    assert collect.names(until=5) == ["p1", "p2", "p3", "p4", "p5"]
+    assert collect.finish() == ["p1", "p2", "p3", "p4", "p5"]
+    assert follower.rotations == 1 and stats.events == 5 and stats.malformed == 1, stats.malformed_examples
+    assert stats.malformed_examples[0].startswith(f"{log}:+3: not JSON")  # (counted from where recording began)
+
+
+def test_a_followed_log_from_its_start_a_truncated_one_and_a_missing_one(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    log.write_bytes(line(0) + line(1))
+    stats, stop = ParseStats(), threading.Event()
+    follower = Follower(log, stats, from_start=True, poll=0.02)
+    collect = Collect(follower.events(stop), stop)
+    assert collect.names(until=2) == ["p0", "p1"]
+    log.write_bytes(line(2))  # copied aside and truncated in place (logrotate's copytruncate): read anew
+    assert collect.names(until=3) == ["p0", "p1", "p2"]
+    with log.open("ab") as f:
+        f.write(line(3)[:30])  # stopped while a line is half-written: reported, not decoded
+    assert collect.finish() == ["p0", "p1", "p2"]
+    assert stats.truncated == {str(log): f"{log}:2: the last line has no newline yet"}
+    with pytest.raises(InputError, match="no such file"):
+        Follower(tmp_path / "none.log", stats)
+    with pytest.raises(InputError, match="is a directory"):
+        Follower(tmp_path, stats)
+
+
+def post(url: str, body: bytes, method: str = "POST") -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body if method == "POST" else None, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_the_webhook_takes_batches_until_stopped_and_answers_what_it_cannot_take() -> None:
+    stats, stop = ParseStats(), threading.Event()
+    server = WebhookServer("127.0.0.1:0", stats)
+    assert server.url.startswith("http://127.0.0.1:") and server.port > 0
+    collect = Collect(server.events(stop), stop)
+    batch = {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [native(2), native(1), "odd"]}
+    assert post(server.url + "/audit", json.dumps(batch).encode()) == (200, b"{}")
+    assert post(server.url, b"{not json") == (400, b'{"message":"not JSON"}')
+    assert post(server.url, b"", method="GET")[0] == 405
+    assert collect.names(until=2) == ["p2", "p1"]  # (in the order they came: the pipeline sorts them)
+    assert post(server.url, json.dumps([native(3)]).encode())[0] == 200
+    assert collect.finish() == ["p2", "p1", "p3"]
+    assert stats.lines == 3 and stats.events == 3 and stats.malformed == 2
+    assert stats.malformed_examples == [
+        "webhook batch 1#2: a JSON string, not an object",
+        "webhook batch 2: not JSON: unexpected character, expected a string key: line 1 column 2 (char 1)"]
+    with pytest.raises(urllib.error.URLError):  # stopped: no more batches are taken
+        urllib.request.urlopen(server.url, data=b"[]", timeout=2)
+
+
+@pytest.mark.parametrize(("address", "expected"), [("8900", ("127.0.0.1", 8900)), (":0", ("127.0.0.1", 0)),
+                                                   ("0.0.0.0:9", ("0.0.0.0", 9)), ("[::1]:80", ("::1", 80))])
+def test_webhook_addresses(address: str, expected: tuple[str, int]) -> None:
+    assert parse_address(address) == expected
+
+
+@pytest.mark.parametrize("address", ["", "host:", "host:http", "1:99999", "\uff11\uff12"])
+def test_bad_webhook_addresses(address: str) -> None:
+    with pytest.raises(UsageError, match="is not HOST:PORT"):
+        parse_address(address)
+
+
+def event(n: int, ts: int) -> AuditEvent:
+    return AuditEvent(ts=ts, received=ts, auditID=f"a{n}", stage="ResponseComplete", level="RequestResponse",
+                      verb="create", user="u", groups=[], userAgent="", group="", version="v1", resource="pods",
+                      subresource="", namespace="ns", name=f"p{n}", uri="", code=201, request=None, response=None,
+                      annotations={}, source=f"s:{n}")
+
+
+def test_events_are_put_in_time_order_within_the_window_and_the_recording_replays(tmp_path: Path) -> None:
+    s = 1_000_000_000
+    arrivals = [event(1, 10 * s), event(0, 9 * s), event(3, 30 * s), event(4, 40 * s), event(2, 12 * s)]
+    assert [e["name"] for e in in_time_order(arrivals, window_ns=5 * s)] == ["p0", "p1", "p3", "p2", "p4"]
+    assert [e["name"] for e in in_time_order(arrivals, window_ns=30 * s)] == ["p0", "p1", "p2", "p3", "p4"]
+    from kwoksnap.audit import FilterSpec
+    from kwoksnap.audit.filters import DEFAULT_RESOURCES
+
+    stats = ParseStats()
+    out = tmp_path / "rec.kws"
+    assert record(iter(arrivals), out, spec=FilterSpec(resources=DEFAULT_RESOURCES), stats=stats,
+                  include_secrets=False, source={"kind": "audit-webhook"}, window_ns=30 * s) == 5
+    assert [e["name"] for e in read_recording(out)] == ["p0", "p1", "p2", "p3", "p4"]
+
+
+def test_the_record_command_refuses_what_it_cannot_do(tmp_path: Path) -> None:
+    out = str(tmp_path / "r.kws")
+    for args, message in (((), "give one source"),
+                          (("--audit-file", "a", "--audit-webhook", "1"), "give one source"),
+                          (("--audit-webhook", "1", "--from-start"), "--from-start goes with --audit-file"),
+                          (("--audit-webhook", "1", "--duration", "0"), "--duration must be more than 0"),
+                          (("--audit-webhook", "nowhere:x"), "is not HOST:PORT"),
+                          (("--audit-file", str(tmp_path / "missing.log")), "no such file")):
+        proc = run("record", "-o", out, *args)
+        assert proc.returncode in (2, 3) and message in proc.stderr and proc.stderr.count("\n") == 1, (args,
+                                                                                                        proc.stderr)
+    assert not Path(out).exists()
