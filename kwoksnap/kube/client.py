@@ -294,6 +294,41 @@ class Client:
             if self._cancelled.is_set():
                 raise err
 
+    def watch(self, path: str, params: Mapping[str, str | int], stop: threading.Event,
+              poll: float = 1.0) -> Iterator[Obj]:
+        """The events of a watch (``{"type", "object"}``) as they come, until the server ends it (its
+        ``timeoutSeconds``) or ``stop`` is set. Not retried: the caller resumes from the last resourceVersion it
+        saw. A refusal is an :class:`APIError` (410 Expired: the resourceVersion is too old, list again)."""
+        target = path + "?" + urlencode({**params, "watch": "true"})
+        refreshed = False
+        while True:
+            sent = self._authorization
+            headers = {"Authorization": sent} if sent else {}
+            with self._lock:
+                self.requests += 1
+            try:
+                response, lines = self._pool.stream(target, stop=stop, headers=headers, poll=poll)
+            except TransportFailure as exc:
+                raise TransportError(f"GET {path} (watch): {exc}") from None
+            if lines is not None:
+                break
+            if response.status == 401 and not refreshed and self._refresh_authorization(sent):
+                refreshed = True
+                continue
+            raise _error_for(response.status, response.data, "GET", path)
+        self._answered = True
+        log.debug("GET %s (watch) -> 200", target)
+        try:
+            for line in lines:
+                if line.strip():
+                    event = orjson.loads(line)
+                    if isinstance(event, dict):
+                        yield event
+        except TransportFailure as exc:
+            raise TransportError(f"GET {path} (watch): {exc}") from None
+        except orjson.JSONDecodeError as exc:
+            raise TransportError(f"GET {path} (watch): a line that is not JSON: {exc}") from None
+
     def _refresh_authorization(self, sent: str | None) -> bool:
         """After a 401: fetch the credentials again (an expired token), unless another thread already did since
         ``sent`` went out. True when there is something new to send."""

@@ -21,6 +21,7 @@ import select
 import socket
 import ssl
 import threading
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 __all__ = ["Pool", "Response", "TransportFailure"]
@@ -83,6 +84,11 @@ class _Connection:
         self.buf += chunk
 
     def exchange(self, request: bytes, head_only: bool) -> Response:
+        status, headers = self.send(request)
+        return self.body(status, headers, head_only)
+
+    def send(self, request: bytes) -> tuple[int, dict[str, str]]:
+        """Send ``request``; the status and headers of its (final) response."""
         try:
             self.sock.sendall(request)
         except (BrokenPipeError, ConnectionResetError):
@@ -95,6 +101,10 @@ class _Connection:
         status, headers = self._head(0)
         while 100 <= status < 200 and status != 101:  # interim answers (100 Continue, 103 Early Hints): the real
             status, headers = self._head(1)  # one follows on the same connection; returning one desynced it
+        return status, headers
+
+    def body(self, status: int, headers: dict[str, str], head_only: bool = False) -> Response:
+        """The whole response whose head :meth:`send` read."""
         if head_only or status in (204, 304) or 100 <= status < 200:
             body = b""
         elif "chunked" in headers.get("transfer-encoding", "").lower():
@@ -161,6 +171,63 @@ class _Connection:
                 self._fill(1)
             parts.append(bytes(self.buf[:size]))
             del self.buf[:size + 2]
+
+
+    def lines(self, chunked: bool, stop: threading.Event) -> Iterator[bytes]:
+        """The lines of a streamed body (a watch's events), each as soon as its newline arrives, until the body
+        ends or ``stop`` is set. The socket's timeout is how often ``stop`` is looked at while nothing arrives."""
+        pending = bytearray()
+        try:
+            while True:
+                if chunked:
+                    while (eol := self.buf.find(b"\r\n")) < 0:
+                        self._wait(stop)
+                    try:
+                        size = int(self.buf[:eol].split(b";", 1)[0], 16)
+                    except ValueError:
+                        raise TransportFailure("bad chunk size") from None
+                    del self.buf[:eol + 2]
+                    if size == 0:
+                        break
+                    while len(self.buf) < size + 2:
+                        self._wait(stop)
+                    pending += self.buf[:size]
+                    del self.buf[:size + 2]
+                elif self.buf:
+                    pending += self.buf
+                    del self.buf[:]
+                elif not self._wait(stop, eof_ends=True):
+                    break
+                while (end := pending.find(b"\n")) >= 0:
+                    yield bytes(pending[:end])
+                    del pending[:end + 1]
+        except _Stopped:
+            return
+        if pending:
+            yield bytes(pending)
+
+    def _wait(self, stop: threading.Event, eof_ends: bool = False) -> bool:
+        """Until more bytes arrive (True), the end of the stream with ``eof_ends`` (False), or ``stop`` is set
+        (:class:`_Stopped`)."""
+        while True:
+            if stop.is_set():
+                raise _Stopped
+            try:
+                chunk = self.sock.recv(_RECV)
+            except TimeoutError:
+                continue
+            except (OSError, ssl.SSLError) as exc:
+                raise TransportFailure(f"{type(exc).__name__}: {exc}") from None
+            if not chunk:
+                if eof_ends:
+                    return False
+                raise TransportFailure("connection closed before the response was complete")
+            self.buf += chunk
+            return True
+
+
+class _Stopped(Exception):
+    """A streamed response was left because its reader was asked to stop."""
 
 
 def _open(conn: _Connection) -> bool:
@@ -257,6 +324,36 @@ class Pool:
                         conn.close()
                 return response
             raise TransportFailure("connection closed by the server (twice)")
+
+    def stream(self, target: str, *, stop: threading.Event, headers: dict[str, str] | None = None,
+               poll: float = 1.0) -> tuple[Response, Iterator[bytes] | None]:
+        """GET ``target`` on a connection of its own and read its body as it streams (a watch): (the response,
+        with an empty body, and its lines) for a 200, else (the whole response, None). The connection is closed
+        when the lines end, are left, or ``stop`` is set (looked at every ``poll`` seconds while nothing comes)."""
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items()).encode("latin-1")
+        request = f"GET {self.prefix}{target} HTTP/1.1\r\n".encode("latin-1") + self._fixed + extra + b"\r\n"
+        conn = self._connect(self.timeout)
+        try:
+            conn.sock.settimeout(self.timeout)
+            status, head = conn.send(request)
+            if status != 200:
+                response = conn.body(status, head)
+                conn.close()
+                return response, None
+            conn.sock.settimeout(poll)
+        except (TransportFailure, OSError, ssl.SSLError) as exc:
+            conn.close()
+            if isinstance(exc, TransportFailure):
+                raise
+            raise TransportFailure(f"{type(exc).__name__}: {exc}") from None
+
+        def lines() -> Iterator[bytes]:
+            try:
+                yield from conn.lines("chunked" in head.get("transfer-encoding", "").lower(), stop)
+            finally:
+                conn.close()
+
+        return Response(status, head, b""), lines()
 
     def _idle_connection(self, repeatable: bool) -> _Connection | None:
         """An idle connection, or None. For a request that must not be sent twice, one the server has closed (or
