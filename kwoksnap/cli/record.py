@@ -17,6 +17,7 @@ from kwoksnap.cli.options import (
     example_epilog,
     filter_spec,
     include_secrets,
+    make_client,
     not_stdout,
     print_json,
     summary_format,
@@ -28,6 +29,7 @@ from kwoksnap.cli.options import (
 
 
 @click.command(epilog=example_epilog(
+    "kwoksnap record -o incident.kws --duration 30m",
     "kwoksnap record --audit-file /var/log/kubernetes/audit.log -o incident.kws",
     "kwoksnap record --audit-webhook 127.0.0.1:8900 --duration 30m -o incident.kws",
     "kwoksnap replay incident.kws --speed 10x",
@@ -48,23 +50,28 @@ from kwoksnap.cli.options import (
 @event_filters
 @include_secrets
 @summary_format
-def record(path: str, audit_file: str | None, from_start: bool, audit_webhook: str | None, tls_cert_file: str | None,
-           tls_key_file: str | None, duration: str | None, resources: tuple[str, ...], namespaces: tuple[str, ...],
-           exclude_user: tuple[str, ...], include_secrets: bool, output_format: str) -> int:
+@click.pass_context
+def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bool, audit_webhook: str | None,
+           tls_cert_file: str | None, tls_key_file: str | None, duration: str | None, resources: tuple[str, ...],
+           namespaces: tuple[str, ...], exclude_user: tuple[str, ...], include_secrets: bool,
+           output_format: str) -> int:
     """Record a running cluster's changes as they happen, into a recording `replay` reads.
 
-    The recording holds what `convert` would keep of the same audit events (the changes of nodes, pods and node
-    leases unless --resources adds more; Secrets' values replaced unless --include-secrets). Ctrl-C, SIGTERM or
-    --duration stop it: what was received by then is written, and the file appears whole. Restore a snapshot
-    taken just before recording began (`kwoksnap save`), then replay the recording onto it.
+    Without --audit-file or --audit-webhook, the API server's watch of the objects themselves (the cluster of
+    --kubeconfig/--context; read access is enough): each change becomes the requests that made it, timed when it
+    arrived, and replays verbatim only (a watch does not say who made a change). The recording holds what `convert`
+    would keep of the same changes (nodes, pods and node leases unless --resources adds more; Secrets' values
+    replaced unless --include-secrets). Ctrl-C, SIGTERM or --duration stop it: what was received by then is
+    written, and the file appears whole. Restore a snapshot taken just before recording began (`kwoksnap save`),
+    then replay the recording onto it.
     """
     from kwoksnap.audit import ParseStats
     from kwoksnap.errors import UsageError
     from kwoksnap.record.pipeline import record as write
     from kwoksnap.replay.timing import parse_duration
 
-    if (audit_file is None) == (audit_webhook is None):
-        raise UsageError("give one source: --audit-file FILE or --audit-webhook HOST:PORT")
+    if audit_file is not None and audit_webhook is not None:
+        raise UsageError("give one source: --audit-file FILE, --audit-webhook HOST:PORT, or neither (the watch)")
     if from_start and audit_file is None:
         raise UsageError("--from-start goes with --audit-file")
     if (tls_cert_file or tls_key_file) and audit_webhook is None:
@@ -85,12 +92,25 @@ def record(path: str, audit_file: str | None, from_start: bool, audit_webhook: s
         follower = Follower(audit_file, stats, from_start=from_start)
         events, source = follower.events(stop), {"kind": "audit-file", "path": audit_file}
         said = f"the audit log {audit_file}" + (" (from its start)" if from_start else "")
-    else:
+    elif audit_webhook is not None:
         from kwoksnap.record.webhook import WebhookServer
 
-        server = WebhookServer(str(audit_webhook), stats, tls=_tls(tls_cert_file, tls_key_file))
+        server = WebhookServer(audit_webhook, stats, tls=_tls(tls_cert_file, tls_key_file))
         events, source = server.events(stop), {"kind": "audit-webhook"}
         said = f"the audit webhook batches sent to {server.url}"
+    else:
+        from kwoksnap.kube.config import without_password
+        from kwoksnap.kube.discovery import discover
+        from kwoksnap.record.watch import WatchRecorder, watched
+
+        client = ctx.with_resource(make_client(ctx))
+        discovery = discover(client)
+        chosen = watched(discovery, spec)
+        server_url = without_password(client.config.server)
+        watcher = WatchRecorder(client, chosen, stats, server=server_url)
+        events, source = watcher.events(stop), {"kind": "watch", "server": server_url,
+                                                "serverVersion": discovery.server_version}
+        said = f"the changes of {', '.join(r.group_resource for r in chosen)} at {server_url}"
     click.echo(f"recording {said} into {path}; Ctrl-C stops and writes it", err=True)
     began = time.monotonic()
     timer = threading.Timer(seconds, stop.set) if seconds is not None else None
@@ -106,13 +126,17 @@ def record(path: str, audit_file: str | None, from_start: bool, audit_webhook: s
     took = time.monotonic() - began
     d = stats.to_dict()
     if output_format == "json":
-        print_json({"path": path, "events": n, "seconds": round(took, 3), "input": d,
-                    **({"rotations": follower.rotations} if audit_file is not None else {})})
+        extra = ({"rotations": follower.rotations} if audit_file is not None else {} if audit_webhook is not None
+                 else {"reconnects": watcher.reconnects, "relists": watcher.relists})
+        print_json({"path": path, "events": n, "seconds": round(took, 3), "input": d, **extra})
     else:
         skipped = ", ".join(f"{reason} {count}" for reason, count in d["skipped"].items())
-        unit = "lines" if audit_file is not None else "batches"
+        unit = "lines" if audit_file is not None else "batches" if audit_webhook is not None else "watch events"
         click.echo(f"recorded {n} events into {path} in {took:.1f}s ({d['lines']} {unit} read, {d['events']} audit "
                    f"events, {d['malformed']} malformed" + (f"; skipped: {skipped}" if skipped else "") + ")")
+        if audit_file is None and audit_webhook is None and (watcher.reconnects or watcher.relists):
+            click.echo(f"the watches broke {watcher.reconnects} time(s) and went on from where they were; listed "
+                       f"again {watcher.relists} time(s) (changes meanwhile are timed when they were seen)")
         if stats.malformed:
             click.echo(f"malformed input: {stats.malformed} (first: {'; '.join(stats.malformed_examples[:3])})")
         if audit_file is not None and follower.rotations:

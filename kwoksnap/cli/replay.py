@@ -89,7 +89,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     from kwoksnap.replay.checks import check_target, snapshot_taken
     from kwoksnap.replay.engine import Replayer, ReplayOptions
     from kwoksnap.replay.limit import RENEWAL_YIELD
-    from kwoksnap.replay.recording import audit_events, is_kwokctl_recording, read_recording, redact_credentials
+    from kwoksnap.replay.recording import audit_events, read_recording, recording_source, redact_credentials
     from kwoksnap.replay.timing import parse_duration, parse_speed
 
     if bool(recording) == bool(audit_paths):
@@ -99,10 +99,12 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         raise UsageError("--max-gap must be more than 0 (0 would compress every gap, not only the idle ones)")
     if report_path:
         writable_target(report_path, "--report")  # now, not after a long replay
-    kwokctl = bool(recording) and is_kwokctl_recording(str(recording))
-    if kwokctl and mode == "inputs":
-        raise UsageError(f"{recording}: a kwokctl recording names no user or client, so --mode inputs cannot tell "
-                         "users' changes from the cluster's own: replay it with --mode verbatim")
+    made_of = recording_source(str(recording)) if recording else ""
+    kwokctl = made_of == "kwokctl-yaml"
+    if made_of in ("kwokctl-yaml", "watch") and mode == "inputs":
+        what = "a kwokctl recording" if kwokctl else "a recording of a watch"
+        raise UsageError(f"{recording}: {what} names no user or client, so --mode inputs cannot tell users' changes "
+                         "from the cluster's own: replay it with --mode verbatim")
     # (A kwokctl recording holds every change of every resource it watched: the same defaults as an audit log's.)
     spec = filter_spec(resources, namespaces, exclude_user, since, until, recording=bool(recording) and not kwokctl)
     stats = ParseStats()

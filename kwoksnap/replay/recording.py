@@ -131,11 +131,15 @@ def read_recording(path: str | Path, spec: FilterSpec | None = None, stats: Pars
     return filter_events(events(), spec, stats) if spec is not None else events()
 
 
-def is_kwokctl_recording(path: str | Path) -> bool:
-    """Whether ``path`` is a recording ``kwoksnap import`` made of a kwokctl one (its changes name no user, and
-    they are not filtered yet)."""
+def recording_source(path: str | Path) -> str:
+    """What a recording was made of (its header's ``source.kind``): ``audit-log`` (``convert``), ``audit-file``,
+    ``audit-webhook`` or ``watch`` (``record``), ``kwokctl-yaml`` (``import`` of a kwokctl recording: its changes
+    are not filtered yet); "" if it is no recording or says nothing. Neither a watch's changes nor kwokctl's name
+    who made them."""
     with KwsReader(path) as reader:
-        return reader.content_type == "recording" and _from_kwokctl(reader)
+        source = reader.header.get("source")
+        kind = source.get("kind") if isinstance(source, dict) else None
+        return kind if reader.content_type == "recording" and isinstance(kind, str) else ""
 
 
 def _from_kwokctl(reader: KwsReader) -> bool:

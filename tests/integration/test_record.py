@@ -19,9 +19,10 @@ from kwoksnap.replay.recording import read_recording
 from tests.conftest import ClusterFactory, client_for
 
 
-def _recorder(workdir: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+def _recorder(workdir: Path, *args: str, kubeconfig: Path | None = None) -> tuple[subprocess.Popen[str], str]:
     """A `kwoksnap record` running in the background, and the first line it said (what it records)."""
-    proc = subprocess.Popen([sys.executable, "-m", "kwoksnap", "record", *args], stdout=subprocess.PIPE,
+    pre = ["--kubeconfig", str(kubeconfig)] if kubeconfig else []
+    proc = subprocess.Popen([sys.executable, "-m", "kwoksnap", *pre, "record", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=dict(os.environ, KWOKSNAP_WORKDIR=str(workdir)))
     assert proc.stderr is not None
     first = proc.stderr.readline()
@@ -97,3 +98,60 @@ def test_the_webhook_and_the_followed_log_record_what_convert_keeps_of_the_log(m
     report = orjson.loads(subprocess.run([sys.executable, "-m", "kwoksnap", "inspect", str(webhook_kws), "-o", "json"],
                                          capture_output=True, text=True, timeout=60).stdout)
     assert report["header"]["source"] == {"kind": "audit-webhook"}, report["header"]
+
+
+
+def test_a_watch_recording_replays_to_the_state_the_source_ended_in(make_cluster: ClusterFactory, workdir: Path,
+                                                                   tmp_path: Path) -> None:
+    """`kwoksnap record` through the watch (no audit configuration): a snapshot, then a recording of a Deployment
+    scaled up and down, a node cordoned and a pod that held a finalizer, restored and replayed at 10x into a
+    replay-profile cluster, ends where the source ended."""
+    from kwoksnap.cluster.local import Profile
+    from kwoksnap.cluster.populate import populate, wait_settled
+    from tests.integration.test_replay_kwokctl import SIZE, WEB, _pods, _scaled, _wait, kwoksnap
+
+    source = make_cluster("wsrc")
+    snapshot, recording = tmp_path / "before.kws", tmp_path / "watch.kws"
+    with client_for(source) as c:
+        wait_settled(c, populate(c, SIZE), SIZE.nodes, timeout=300)
+        proc = kwoksnap(workdir, "save", "-o", str(snapshot), kubeconfig=source.kubeconfig)
+        assert proc.returncode == 0, proc.stderr
+        recorder, said = _recorder(workdir, "-o", str(recording), kubeconfig=source.kubeconfig)
+        assert "nodes, pods, leases.coordination.k8s.io at https://127.0.0.1:" in said, said
+        try:
+            c.patch(WEB, {"spec": {"replicas": 7}})
+            _wait("the scale-up", _scaled(c, 7))
+            node, other = sorted({n for _, n, _, _ in _pods(c) if n})[:2]
+            c.patch(f"/api/v1/nodes/{node}", {"spec": {"unschedulable": True}})
+            held = "/api/v1/namespaces/app-0/pods/held"
+            c.create("/api/v1/namespaces/app-0/pods", {
+                "metadata": {"name": "held", "finalizers": ["example.com/hold"]},
+                "spec": {"nodeName": other, "containers": [{"name": "main", "image": "registry.example/x:1"}],
+                         "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists"}]}})
+            _wait("the held pod to run", lambda: c.get(held)["status"].get("phase") == "Running")
+            c.delete(held)
+            _wait("the held pod to be Terminating", lambda: bool(c.get(held)["metadata"].get("deletionTimestamp")))
+            c.patch(held, {"metadata": {"finalizers": None}})
+            _wait("the held pod to go", lambda: not c.exists(held))
+            c.patch(WEB, {"spec": {"replicas": 2}})
+            _wait("the scale-down", _scaled(c, 2))
+            time.sleep(2)  # the last changes reach the recorder
+        finally:
+            out, _ = _stop(recorder)
+        want_pods = _pods(c)
+    assert out.startswith("recorded "), out
+    target = make_cluster("wrep", Profile.REPLAY)
+    proc = kwoksnap(workdir, "restore", str(snapshot), kubeconfig=target.kubeconfig)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = kwoksnap(workdir, "replay", str(recording), "--mode", "inputs", kubeconfig=target.kubeconfig)
+    assert proc.returncode == 2 and "a recording of a watch names no user" in proc.stderr, proc.stderr
+    report = tmp_path / "report.json"
+    proc = kwoksnap(workdir, "replay", str(recording), "--speed", "10x", "--report", str(report),
+                    kubeconfig=target.kubeconfig)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = orjson.loads(report.read_bytes())
+    assert data["failed"] == 0 and data["applied"] == data["events"] > 10, data
+    assert data["fidelity"]["mismatchCount"] == 0 and data["fidelity"]["checked"] >= 7, data["fidelity"]
+    with client_for(target) as t:
+        assert _pods(t) == want_pods
+        assert t.get(f"/api/v1/nodes/{node}")["spec"].get("unschedulable") is True

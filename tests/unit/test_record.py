@@ -175,8 +175,7 @@ def test_events_are_put_in_time_order_within_the_window_and_the_recording_replay
 
 def test_the_record_command_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     out = str(tmp_path / "r.kws")
-    for args, message in (((), "give one source"),
-                          (("--audit-file", "a", "--audit-webhook", "1"), "give one source"),
+    for args, message in ((("--audit-file", "a", "--audit-webhook", "1"), "give one source"),
                           (("--audit-webhook", "1", "--from-start"), "--from-start goes with --audit-file"),
                           (("--audit-webhook", "1", "--duration", "0"), "--duration must be more than 0"),
                           (("--audit-webhook", "nowhere:x"), "is not HOST:PORT"),
@@ -185,3 +184,63 @@ def test_the_record_command_refuses_what_it_cannot_do(tmp_path: Path) -> None:
         assert proc.returncode in (2, 3) and message in proc.stderr and proc.stderr.count("\n") == 1, (args,
                                                                                                         proc.stderr)
     assert not Path(out).exists()
+
+
+class FakeWatch:
+    """A client whose lists and watches are scripted: each watch call takes the next script (a list of events, or
+    an exception to raise after them)."""
+
+    def __init__(self, pages: list[list[dict[str, Any]]], watches: list[list[Any]]) -> None:
+        self.pages, self.watches, self.calls = pages, watches, []  # type: ignore[var-annotated]
+
+    def list_pages(self, path: str) -> Iterator[dict[str, Any]]:
+        items = self.pages.pop(0)
+        yield {"metadata": {"resourceVersion": str(100 + len(self.pages))}, "items": items}
+
+    def watch(self, path: str, params: dict[str, Any], stop: threading.Event) -> Iterator[dict[str, Any]]:
+        self.calls.append(dict(params))
+        script = self.watches.pop(0) if self.watches else []
+        for item in script:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+        if not self.watches:
+            stop.wait()
+
+
+def kpod(name: str, rv: int, **spec: Any) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "ns", "uid": f"u-{name}", "resourceVersion": str(rv),
+                         "managedFields": [{"manager": "m"}]}, "spec": dict(spec), "status": {"phase": "Pending"}}
+
+
+def test_a_watch_becomes_the_requests_of_each_change_and_an_expired_one_lists_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from kwoksnap.errors import TransportError
+    from kwoksnap.kube.discovery import Resource
+    from kwoksnap.record import watch
+
+    pods = Resource("", "v1", "pods", "Pod", True, frozenset({"list", "watch"}))
+    bound = {**kpod("a", 11, nodeName="n0"), "status": {"phase": "Running"}}
+    client = FakeWatch(
+        pages=[[kpod("a", 10), kpod("gone", 5)], [bound, kpod("new", 30)]],
+        watches=[[{"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "12"}}},
+                  {"type": "ADDED", "object": kpod("b", 13)},
+                  {"type": "DELETED", "object": kpod("gone", 14)},
+                  TransportError("connection reset")],
+                 [{"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired"}}]])
+    stats, stop = ParseStats(), threading.Event()
+    clock = iter(range(1000, 2000))
+    recorder = watch.WatchRecorder(client, [pods], stats, clock=lambda: next(clock))  # type: ignore[arg-type]
+    monkeypatch.setattr(watch, "RETRY_SECONDS", (0.01,))
+    collect = Collect(recorder.events(stop), stop)
+    collect.names(until=6)
+    names = collect.finish()
+    got = [(e["verb"], e["subresource"], e["name"]) for e in collect.got]
+    assert got == [("create", "", "b"), ("delete", "", "gone"),  # (the watch)
+                   ("create", "binding", "a"), ("update", "status", "a"),  # (listed again after the 410: a changed
+                   ("create", "", "new"), ("delete", "", "b")], names  # meanwhile, "new" came, b went)
+    assert client.calls[0]["resourceVersion"] == "101" and client.calls[1]["resourceVersion"] == "14"  # (resumed)
+    assert recorder.reconnects == 1 and recorder.relists == 1 and stats.events == 6 and stats.lines == 2
+    assert all("managedFields" not in (e["response"].get("metadata") or {}) for e in collect.got
+               if isinstance(e["response"], dict))
+    assert collect.got[0]["ts"] == 1000 and collect.got[0]["userAgent"] == "kwoksnap-watch"

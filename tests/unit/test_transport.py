@@ -654,3 +654,51 @@ def test_a_proxy_kwoksnap_does_not_use_is_said(tmp_path: Path, monkeypatch: pyte
         with pytest.raises(ClusterError, match="server URL is malformed"):
             load_config(write({"server": server}))
     assert load_config(write({"server": "https://[::1]:6443/prefix"})).server == "https://[::1]:6443/prefix"
+
+
+def test_a_watch_streams_its_lines_as_they_come_and_stops_when_asked(
+        server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
+    """`kwoksnap record`'s watch: each event as soon as its line is whole (chunks split anywhere), a refusal as an
+    APIError with its Status, and a stream that stays quiet left when the reader is asked to stop."""
+    from kwoksnap.errors import APIError
+    from kwoksnap.kube import Client
+    from kwoksnap.kube.config import ClusterConfig
+
+    gate = threading.Event()
+
+    def chunk(data: bytes) -> bytes:
+        return b"%x\r\n" % len(data) + data + b"\r\n"
+
+    def handler(conn: socket.socket, request: bytes, i: int) -> bool:
+        if i == 0:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            conn.sendall(chunk(b'{"type":"ADD'))
+            conn.sendall(chunk(b'ED","object":{"a":1}}\n{"t'))  # (and the second line's start)
+            gate.wait(5)
+            conn.sendall(chunk(b'ype":"DELETED","object":{}}'))
+            conn.sendall(chunk(b"\n\n\n") + b"0\r\n\r\n")  # (empty lines, then the end)
+            return False
+        if i == 1:
+            body = b'{"kind":"Status","reason":"Expired","message":"too old resource version","code":410}'
+            conn.sendall(b"HTTP/1.1 410 Gone\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            return False
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")  # and then nothing
+        threading.Event().wait(5)
+        return False
+
+    url, seen = server(handler)
+    client = Client(ClusterConfig(server=url, authorization="Bearer t"))
+    stop = threading.Event()
+    events = client.watch("/api/v1/pods", {"resourceVersion": "5"}, stop, poll=0.05)
+    assert next(events) == {"type": "ADDED", "object": {"a": 1}}
+    gate.set()
+    assert list(events) == [{"type": "DELETED", "object": {}}]
+    assert seen[0].startswith(b"GET /api/v1/pods?resourceVersion=5&watch=true HTTP/1.1\r\n")
+    assert b"Authorization: Bearer t\r\n" in seen[0]
+    with pytest.raises(APIError) as info:
+        list(client.watch("/api/v1/pods", {"resourceVersion": "1"}, stop))
+    assert info.value.status == 410 and "too old resource version" in str(info.value)
+    quiet = client.watch("/api/v1/pods", {}, stop, poll=0.05)
+    threading.Timer(0.3, stop.set).start()
+    began = time.monotonic()
+    assert list(quiet) == [] and time.monotonic() - began < 3  # (left at the stop, not at the server's end)

@@ -1,0 +1,198 @@
+"""Record a cluster's objects as they change, through the API server's watch: no audit configuration needed.
+
+Why this module exists: the audit log and webhook are the API server operator's to configure; a watch needs only
+read access (what ``save`` needs), so it records any cluster a kubeconfig reaches, as kwokctl's recorder does. A
+watch delivers an object's states, not the requests that made them: each change becomes those requests through
+:func:`~kwoksnap.audit.changes.state_changes` (a binding, a deletion with its grace period, an update of the object,
+one of its status), at RequestResponse level, timed when the change arrived. Nothing says who made a change, so a
+watch recording replays verbatim only.
+
+Per resource: a list (the states the recording starts from; not recorded), then a watch from the list's
+resourceVersion with bookmarks, resumed from the last resourceVersion seen when the API server ends it or the
+connection breaks; a watch refused as too old (410) lists again, and the differences from the states it knew
+become changes of that moment. ``managedFields`` are left out of every recorded object.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, Final
+
+from kwoksnap.audit import AuditEvent, FilterSpec, ParseStats, skip_reason
+from kwoksnap.audit.changes import EventMaker, part_of, state_changes
+from kwoksnap.audit.filters import NODE_LEASE_NAMESPACE
+from kwoksnap.errors import APIError, ClusterError, KwoksnapError
+from kwoksnap.kube.client import Client
+from kwoksnap.kube.discovery import Discovery, Resource
+
+log = logging.getLogger("kwoksnap.record")
+
+USER_AGENT: Final = "kwoksnap-watch"
+WATCH_SECONDS: Final = 300  # how long one watch request runs before the API server ends it (resumed at once)
+RETRY_SECONDS: Final = (0.5, 1.0, 2.0, 4.0, 8.0)  # waits between a broken watch's attempts to go on
+
+Obj = dict[str, Any]
+_Key = tuple[str, str]  # (namespace, name)
+
+
+def watched(discovery: Discovery, spec: FilterSpec) -> list[Resource]:
+    """The resources whose changes the filter keeps (those it could keep some of), preferred versions, watchable."""
+    out = []
+    only = FilterSpec(resources=spec.resources)
+    for res in discovery.listable():
+        if "watch" not in res.verbs:
+            continue
+        for namespace in ("", NODE_LEASE_NAMESPACE):  # (the default leases are those of kube-node-lease only)
+            probe = AuditEvent(ts=0, received=0, auditID="", stage="ResponseComplete", level="RequestResponse",
+                               verb="update", user="", groups=[], userAgent="", group=res.group,
+                               version=res.version, resource=res.name, subresource="", namespace=namespace, name="",
+                               uri="", code=200, request=None, response=None, annotations={}, source="")
+            if skip_reason(probe, only) != "resource-not-selected":
+                out.append(res)
+                break
+    return out
+
+
+class WatchRecorder:
+    """Watches ``resources`` (one thread each); :meth:`events` hands out their changes as audit events.
+
+    The first list of every resource happens in the constructor: a resource that cannot be listed (no access) is
+    an error before recording begins. Later failures are retried (``reconnects`` counts them) until stopped."""
+
+    def __init__(self, client: Client, resources: list[Resource], stats: ParseStats, *,
+                 clock: Callable[[], int] = time.time_ns, server: str = "") -> None:
+        self.client, self.resources, self.stats, self.clock = client, resources, stats, clock
+        self.reconnects = 0
+        self.relists = 0
+        self._queue: queue.Queue[list[AuditEvent]] = queue.Queue()
+        self._count = threading.Lock()
+        self._changes = 0
+        self._start = {res.key: self._list(res) for res in resources}
+        stats.files[f"watch {server}".strip()] = "watch"
+
+    def _list(self, res: Resource) -> tuple[str, dict[_Key, Obj]]:
+        """The resource's objects now, and the resourceVersion to watch from."""
+        states: dict[_Key, Obj] = {}
+        version = ""
+        for page in self.client.list_pages(res.path()):
+            if page.get("kind") == "Restart":  # (listed again from the start, at a newer revision)
+                states.clear()
+                version = ""
+                continue
+            version = version or str(part_of(page, "metadata").get("resourceVersion") or "")
+            for item in page.get("items") or ():
+                if isinstance(item, dict):
+                    item.setdefault("apiVersion", res.group_version)
+                    item.setdefault("kind", res.kind)
+                    states[_key(item)] = _trimmed(item)
+        return version, states
+
+    def events(self, stop: threading.Event) -> Iterator[AuditEvent]:
+        """The changes as they arrive, until ``stop`` is set (then the watches end, and what came before is
+        handed out)."""
+        threads = [threading.Thread(target=self._follow, args=(res, stop), name=f"kwoksnap-watch-{res.name}",
+                                    daemon=True) for res in self.resources]
+        for thread in threads:
+            thread.start()
+        while True:
+            try:
+                batch = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                if stop.is_set() and not any(t.is_alive() for t in threads) and self._queue.empty():
+                    return
+                continue
+            for event in batch:
+                self.stats.events += 1
+                self.stats.formats["watch"] += 1
+                yield event
+
+    def _follow(self, res: Resource, stop: threading.Event) -> None:
+        version, states = self._start[res.key]
+        failures = 0
+        while not stop.is_set():
+            try:
+                params: dict[str, str | int] = {"allowWatchBookmarks": "true", "timeoutSeconds": WATCH_SECONDS}
+                if version:
+                    params["resourceVersion"] = version
+                for event in self.client.watch(res.path(), params, stop):
+                    failures = 0
+                    kind, obj = event.get("type"), event.get("object")
+                    if not isinstance(obj, dict):
+                        continue
+                    if kind == "ERROR":
+                        code = obj.get("code")
+                        raise APIError(code if isinstance(code, int) else 500, str(obj.get("reason", "")),
+                                       str(obj.get("message", "")), method="GET", path=res.path())
+                    version = str(part_of(obj, "metadata").get("resourceVersion") or version)
+                    if kind == "BOOKMARK":
+                        continue
+                    obj.setdefault("apiVersion", res.group_version)
+                    obj.setdefault("kind", res.kind)
+                    obj = _trimmed(obj)
+                    key = _key(obj)
+                    self.stats.lines += 1  # (a watch event is one "line" of input)
+                    if kind == "DELETED":  # the last state known (with the finalizers whose removal removed it)
+                        self._emit(res, key, states.pop(key, None) or obj, None)
+                    elif kind in ("ADDED", "MODIFIED"):
+                        self._emit(res, key, states.get(key), obj)
+                        states[key] = obj
+            except APIError as exc:
+                if exc.status == 410:  # too old: list again; what changed meanwhile is a change of this moment
+                    self.relists += 1
+                    log.info("%s: the watch expired; listing again", res.key)
+                    version, states = self._relist(res, states, stop)
+                    continue
+                failures = self._retry(res, exc, failures, stop)
+            except KwoksnapError as exc:  # a broken connection, an API server restarting
+                failures = self._retry(res, exc, failures, stop)
+
+    def _retry(self, res: Resource, exc: Exception, failures: int, stop: threading.Event) -> int:
+        with self._count:
+            self.reconnects += 1
+        wait = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
+        log.warning("%s: the watch broke (%s); going on in %.1f s", res.key, exc, wait)
+        stop.wait(wait)
+        return failures + 1
+
+    def _relist(self, res: Resource, states: dict[_Key, Obj], stop: threading.Event) -> tuple[str, dict[_Key, Obj]]:
+        while not stop.is_set():
+            try:
+                version, listed = self._list(res)
+            except (ClusterError, KwoksnapError) as exc:
+                self._retry(res, exc, 1, stop)
+                continue
+            for key, obj in listed.items():
+                old = states.get(key)
+                if old is None or part_of(old, "metadata").get("resourceVersion") != part_of(
+                        obj, "metadata").get("resourceVersion"):
+                    self._emit(res, key, old, obj)
+            for key in states.keys() - listed.keys():
+                self._emit(res, key, states[key], None)
+            return version, listed
+        return "", states
+
+    def _emit(self, res: Resource, key: _Key, old: Obj | None, new: Obj | None) -> None:
+        with self._count:
+            self._changes += 1
+            n = self._changes
+        ts = self.clock()
+        event = EventMaker(res.group, res.version, res.name, key[0], key[1], ts, ident=f"watch-{n}",
+                           where=f"watch {res.key} #{n}", user_agent=USER_AGENT)
+        self._queue.put(list(state_changes(event, old, new)))
+
+
+def _key(obj: Obj) -> _Key:
+    meta = part_of(obj, "metadata")
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def _trimmed(obj: Obj) -> Obj:
+    """The object without its managedFields (a write's bookkeeping, often most of its size)."""
+    meta = part_of(obj, "metadata")
+    if "managedFields" not in meta:
+        return obj
+    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
