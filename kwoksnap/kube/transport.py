@@ -172,7 +172,6 @@ class _Connection:
             parts.append(bytes(self.buf[:size]))
             del self.buf[:size + 2]
 
-
     def lines(self, chunked: bool, stop: threading.Event) -> Iterator[bytes]:
         """The lines of a streamed body (a watch's events), each as soon as its newline arrives, until the body
         ends or ``stop`` is set. The socket's timeout is how often ``stop`` is looked at while nothing arrives."""
