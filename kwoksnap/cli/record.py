@@ -27,6 +27,8 @@ from kwoksnap.cli.options import (
     writable_target,
 )
 
+MAX_DURATION = 366 * 24 * 3600.0  # (a timer beyond the platform's time_t failed in its own thread)
+
 
 @click.command(epilog=example_epilog(
     "kwoksnap record -o incident.kws --duration 30m",
@@ -79,8 +81,8 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
     if bool(tls_cert_file) != bool(tls_key_file):
         raise UsageError("--tls-cert-file and --tls-key-file go together")
     seconds = parse_duration(duration) if duration is not None else None
-    if seconds is not None and seconds <= 0:
-        raise UsageError("--duration must be more than 0")
+    if seconds is not None and not 0 < seconds <= MAX_DURATION:
+        raise UsageError("--duration must be more than 0 and at most a year")
     writable_target(path, "-o")
     spec = filter_spec(resources, namespaces, exclude_user, None, None)
     stats = ParseStats()
@@ -140,7 +142,12 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
         if stats.malformed:
             click.echo(f"malformed input: {stats.malformed} (first: {'; '.join(stats.malformed_examples[:3])})")
         if audit_file is not None and follower.rotations:
-            click.echo(f"the log was rotated {follower.rotations} time(s); every file was read to its end")
+            click.echo(f"the log was rotated {follower.rotations} time(s); each file was read until it stayed quiet")
+        for where in stats.truncated.values():
+            click.echo(f"warning: {where} when recording stopped: left out", err=True)
+        if audit_file is not None and follower.unreadable:
+            click.echo(f"warning: after the last rotation the log could not be opened: {follower.unreadable}",
+                       err=True)
         if stats.redacted:
             click.echo(f"{stats.redacted} event(s) of Secrets or tokens stored with their values replaced "
                        "(--include-secrets keeps them)")

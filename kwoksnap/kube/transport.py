@@ -21,7 +21,7 @@ import select
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 __all__ = ["Pool", "Response", "TransportFailure"]
@@ -152,14 +152,8 @@ class _Connection:
     def _chunked(self) -> bytes:
         parts: list[bytes] = []
         while True:
-            while (eol := self.buf.find(b"\r\n")) < 0:
-                self._fill(1)
-            try:
-                size = int(self.buf[:eol].split(b";", 1)[0], 16)
-            except ValueError:
-                raise TransportFailure("bad chunk size") from None
-            del self.buf[:eol + 2]
-            if size == 0:
+            chunk = self._chunk(lambda: self._fill(1))
+            if chunk is None:
                 while (eol := self.buf.find(b"\r\n")) != 0:  # trailers, then the final empty line
                     if eol > 0:
                         del self.buf[:eol + 2]
@@ -167,10 +161,24 @@ class _Connection:
                     self._fill(1)
                 del self.buf[:2]
                 return b"".join(parts)
-            while len(self.buf) < size + 2:
-                self._fill(1)
-            parts.append(bytes(self.buf[:size]))
-            del self.buf[:size + 2]
+            parts.append(chunk)
+
+    def _chunk(self, more: Callable[[], object]) -> bytes | None:
+        """The next chunk of a chunked body (``more`` reads more of it), None for the last (empty) one."""
+        while (eol := self.buf.find(b"\r\n")) < 0:
+            more()
+        try:
+            size = int(self.buf[:eol].split(b";", 1)[0], 16)
+        except ValueError:
+            raise TransportFailure("bad chunk size") from None
+        del self.buf[:eol + 2]
+        if size == 0:
+            return None
+        while len(self.buf) < size + 2:
+            more()
+        chunk = bytes(self.buf[:size])
+        del self.buf[:size + 2]
+        return chunk
 
     def lines(self, chunked: bool, stop: threading.Event) -> Iterator[bytes]:
         """The lines of a streamed body (a watch's events), each as soon as its newline arrives, until the body
@@ -179,19 +187,10 @@ class _Connection:
         try:
             while True:
                 if chunked:
-                    while (eol := self.buf.find(b"\r\n")) < 0:
-                        self._wait(stop)
-                    try:
-                        size = int(self.buf[:eol].split(b";", 1)[0], 16)
-                    except ValueError:
-                        raise TransportFailure("bad chunk size") from None
-                    del self.buf[:eol + 2]
-                    if size == 0:
+                    chunk = self._chunk(lambda: self._wait(stop))
+                    if chunk is None:
                         break
-                    while len(self.buf) < size + 2:
-                        self._wait(stop)
-                    pending += self.buf[:size]
-                    del self.buf[:size + 2]
+                    pending += chunk
                 elif self.buf:
                     pending += self.buf
                     del self.buf[:]

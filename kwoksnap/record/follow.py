@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Final
@@ -25,6 +26,7 @@ from kwoksnap.audit.formats import decode_value
 from kwoksnap.errors import InputError
 
 POLL: Final = 0.2  # seconds between looks at a file that did not grow
+SETTLE: Final = 1.0  # seconds an old file must stay quiet after a rotation before the new one is read
 _READ: Final = 1 << 20
 
 
@@ -35,10 +37,19 @@ class Follower:
     def __init__(self, path: str | Path, stats: ParseStats, *, from_start: bool = False, poll: float = POLL) -> None:
         self.path, self.stats, self.from_start, self.poll = Path(path), stats, from_start, poll
         self.rotations = 0
+        self.unreadable = ""  # why the file under the path could not be opened after a rotation, while it could not
+        if self.path.exists() and not self.path.is_dir() and not self.path.is_file():  # (opening a FIFO blocks)
+            raise InputError(f"{path}: not a regular file (a pipe or a device): follow the file the API server "
+                             "writes (--audit-log-path)")
         self._stream, self._inode = _open(self.path)  # (now: a path that cannot be read is an error at once)
+        if self._stream.read(2) == b"\x1f\x8b":
+            self._stream.close()
+            raise InputError(f"{path}: a gzip file, which is not written to any more: `kwoksnap convert` it")
         stats.files[str(self.path)] = "audit-file"
         self._rest_of_past = False  # the rest of a line being written when recording began is the past's too
-        if not from_start:  # from now on: what is there is the past
+        if from_start:
+            self._stream.seek(0)
+        else:  # from now on: what is there is the past
             end = self._stream.seek(0, os.SEEK_END)
             if end:
                 self._stream.seek(end - 1)
@@ -46,17 +57,19 @@ class Follower:
 
     def events(self, stop: threading.Event) -> Iterator[AuditEvent]:
         """The events written from now on (all of the file's with ``from_start``) until ``stop`` is set (what was
-        written by then is read first). Lines are named ``path:N`` (counted from the start of the file) or
-        ``path:+N`` (from where the recording began)."""
+        written by then is read first, not what comes while it is). Lines are named ``path:N`` (counted from the
+        start of the file) or ``path:+N`` (from where the recording began)."""
         path, stats, stream = self.path, self.stats, self._stream
         prefix, line = ("", 0) if self.from_start else ("+", 0)
+        pending = bytearray()
+        end: int | None = None  # where the file ended when recording stopped: read up to there
         try:
-            pending = b""
             while True:
-                data = stream.read(_READ)
+                if stop.is_set() and end is None:
+                    end = os.fstat(stream.fileno()).st_size
+                data = stream.read(_READ if end is None else max(0, min(_READ, end - stream.tell())))
                 if data:
-                    pending += data
-                    *lines, pending = pending.split(b"\n")
+                    lines, pending = _lines(data, pending)
                     if lines and self._rest_of_past:
                         del lines[0]
                         self._rest_of_past = False
@@ -64,24 +77,58 @@ class Follower:
                         line += 1
                         yield from _decode(text, f"{path}:{prefix}{line}", stats)
                     continue
-                if _rotated(path, self._inode, stream.tell()):
-                    if pending:  # the old file's last line, written without its newline
-                        line += 1
-                        yield from _decode(pending, f"{path}:{prefix}{line}", stats)
-                        pending = b""
+                if end is None and _rotated(path, self._inode, stream.tell()):
+                    yield from self._settle(stream, pending, f"{path}:{prefix}", line)  # the old file's last lines
+                    pending = bytearray()
+                    try:
+                        new = _open(path)
+                    except InputError as exc:  # (replaced by a directory, a loop of links: waited out)
+                        self.unreadable = str(exc)
+                        stop.wait(self.poll)
+                        continue
+                    self.unreadable = ""
                     stream.close()
-                    self._stream, self._inode = _open(path)
+                    self._stream, self._inode = new
                     stream = self._stream
                     prefix, line, self._rest_of_past = "", 0, False
                     self.rotations += 1
                     continue
-                if stop.is_set():
+                if end is not None:
                     if pending:  # (cut short when the recording stopped: reported as the reader reports one)
                         stats.truncated[str(path)] = f"{path}:{prefix}{line + 1}: the last line has no newline yet"
                     return
                 stop.wait(self.poll)
         finally:
             stream.close()
+
+    def _settle(self, stream: IO[bytes], pending: bytearray, where: str, line: int) -> Iterator[AuditEvent]:
+        """The lines a writer adds to the old file after the new one appeared (it writes on until it reopens it):
+        read until the old file has been quiet for ``SETTLE`` seconds; then its last line, if it has no newline."""
+        quiet = 0.0
+        while quiet < SETTLE:
+            data = stream.read(_READ)
+            if not data:
+                time.sleep(SETTLE / 10)
+                quiet += SETTLE / 10
+                continue
+            quiet = 0.0
+            lines, pending = _lines(data, pending)
+            for text in lines:
+                line += 1
+                yield from _decode(text, f"{where}{line}", self.stats)
+        if pending:
+            yield from _decode(bytes(pending), f"{where}{line + 1}", self.stats)
+
+
+def _lines(data: bytes, pending: bytearray) -> tuple[list[bytes], bytearray]:
+    """The lines ``data`` completes (after ``pending``, the start of one), and what it leaves pending. Only the new
+    bytes are split: a long line costs its length, not its length squared (black-box finding: a 200 MB line)."""
+    *lines, rest = data.split(b"\n")
+    if not lines:
+        pending += rest
+        return [], pending
+    lines[0] = bytes(pending) + lines[0]
+    return lines, bytearray(rest)
 
 
 def _open(path: Path) -> tuple[IO[bytes], int]:
@@ -101,7 +148,7 @@ def _rotated(path: Path, inode: int, position: int) -> bool:
     what was read (copied aside and truncated: logrotate's copytruncate)."""
     try:
         now = os.stat(path)
-    except FileNotFoundError:  # renamed aside, the new one not made yet: keep reading the old one
+    except OSError:  # renamed aside, the new one not made yet (or not readable yet): keep reading the old one
         return False
     return now.st_ino != inode or now.st_size < position
 

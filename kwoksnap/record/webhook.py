@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.server
 import queue
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -27,7 +28,8 @@ from kwoksnap.errors import UsageError
 
 MAX_BODY: Final = 256 << 20  # bytes of one batch (the API server's batches are far smaller: 400 events by default)
 POLL: Final = 0.2
-IDLE: Final = 2.0  # seconds a keep-alive connection may wait for its next batch (the API server opens another)
+IDLE: Final = 2.0  # seconds a read of a request may wait, and a stop waits for the batches being read
+HANDSHAKE: Final = 10.0  # seconds a TLS handshake may take (on the connection's own thread)
 
 _Batch = tuple[int, list[tuple[str, AuditEvent]], list[tuple[str, str, bool]]]
 
@@ -43,6 +45,29 @@ def parse_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    """Each connection on a thread of its own, its TLS handshake too (done while accepting, one client that sends
+    nothing held every other one back: black-box finding); the threads are not waited for (a keep-alive connection
+    waits for its next batch)."""
+
+    daemon_threads = True
+    tls: ssl.SSLContext | None = None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.tls is not None:
+            request.settimeout(HANDSHAKE)
+            try:
+                request = self.tls.wrap_socket(request, server_side=True)
+            except (OSError, ssl.SSLError):  # (a plain HTTP client, a port scanner: nothing to answer)
+                request.close()
+                return
+        super().finish_request(request, client_address)
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 class WebhookServer:
     """An HTTP(S) server taking audit webhook batches; :meth:`events` hands out their events until stopped."""
 
@@ -51,24 +76,44 @@ class WebhookServer:
         self.stats = stats
         self.batches = 0
         self._queue: queue.Queue[_Batch] = queue.Queue()
-        self._count = threading.Lock()
+        self._count = threading.Condition()
+        self._receiving = 0  # batches being read (finished before the events end, for up to IDLE after a stop)
+        self._stopping = threading.Event()
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive: the API server sends its batches on one connection
-            timeout = IDLE  # an idle connection is closed after this, so that stopping waits no longer
+            timeout = IDLE  # (each read of a request: a client that stalls longer is dropped)
 
             def do_POST(self) -> None:
+                if outer._stopping.is_set():  # no further batch once recording stops (the API server retries
+                    self.close_connection = True  # it, or drops it: its --audit-webhook-initial-backoff)
+                    self._answer(503, "not recording any more")
+                    return
                 try:
                     length = int(self.headers.get("Content-Length", ""))
+                    if length < 0:
+                        raise ValueError(length)
                 except ValueError:
+                    self.close_connection = True
+                    outer._refused("a batch without a Content-Length (a chunked one?)")
                     self._answer(411, "a body with Content-Length is needed")
                     return
                 if length > MAX_BODY:
-                    self._answer(413, f"a batch is at most {MAX_BODY} bytes")
                     self.close_connection = True
+                    outer._refused(f"a batch of {length} bytes (more than {MAX_BODY})")
+                    self._answer(413, f"a batch is at most {MAX_BODY} bytes")
                     return
-                body = self.rfile.read(length)
+                with outer._count:
+                    outer._receiving += 1
+                try:
+                    self._take(self.rfile.read(length))
+                finally:
+                    with outer._count:
+                        outer._receiving -= 1
+                        outer._count.notify_all()
+
+            def _take(self, body: bytes) -> None:
                 with outer._count:
                     outer.batches += 1
                     number = outer.batches
@@ -93,19 +138,20 @@ class WebhookServer:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
+                if self.close_connection:
+                    self.send_header("Connection", "close")
                 self.end_headers()
                 self.wfile.write(body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # (each request on stderr would drown the progress; bodies are never logged)
 
+        server_class = _Server6 if ":" in host else _Server
         try:
-            self._server = http.server.ThreadingHTTPServer((host, port), Handler)
+            self._server = server_class((host, port), Handler)
         except OSError as exc:
             raise UsageError(f"--audit-webhook {address}: cannot listen there: {exc.strerror or exc}") from None
-        self._server.daemon_threads = False  # (closing the server waits for the batches being received)
-        if tls is not None:
-            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        self._server.tls = tls
         self.scheme = "https" if tls is not None else "http"
         bound_host, self.port = self._server.server_address[:2]
         self.host = str(bound_host)
@@ -113,21 +159,26 @@ class WebhookServer:
                                         name="kwoksnap-webhook", daemon=True)
         self._thread.start()
 
+    def _refused(self, why: str) -> None:
+        with self._count:
+            self.batches += 1
+            number = self.batches
+        self._queue.put((number, [], [(f"webhook batch {number}", f"refused: {why}", False)]))
+
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.scheme}://{host}:{self.port}"
 
     def events(self, stop: threading.Event) -> Iterator[AuditEvent]:
-        """The events of the batches received, in the order they came, until ``stop`` is set: then the server stops
-        taking batches, finishes those it is receiving, and their events come too."""
+        """The events of the batches received, in the order they came, until ``stop`` is set: then the server takes
+        no further batch (503), finishes reading those it is receiving (for up to ``IDLE``), and their events come
+        too."""
         try:
-            while True:
+            while not stop.is_set():
                 try:
                     batch = self._queue.get(timeout=POLL)
                 except queue.Empty:
-                    if stop.is_set():
-                        break
                     continue
                 yield from self._take(batch)
             self.close()
@@ -154,7 +205,12 @@ class WebhookServer:
             yield event
 
     def close(self) -> None:
-        """Stop taking batches; returns once those being received are in the queue (at most ``IDLE`` later)."""
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._server.server_close()
+        """Stop taking batches; returns once those being read are in the queue, or ``IDLE`` later (a client that
+        trickles its batch: left out)."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        self._server.shutdown()  # (no new connection)
+        with self._count:
+            self._count.wait_for(lambda: not self._receiving, timeout=IDLE)
+        self._server.server_close()

@@ -108,7 +108,7 @@ def test_a_watch_recording_replays_to_the_state_the_source_ended_in(make_cluster
     replay-profile cluster, ends where the source ended."""
     from kwoksnap.cluster.local import Profile
     from kwoksnap.cluster.populate import populate, wait_settled
-    from tests.integration.test_replay_kwokctl import SIZE, WEB, _pods, _scaled, _wait, kwoksnap
+    from tests.integration.test_replay_kwokctl import SIZE, _pods, kwoksnap, run_scenario
 
     source = make_cluster("wsrc")
     snapshot, recording = tmp_path / "before.kws", tmp_path / "watch.kws"
@@ -119,23 +119,7 @@ def test_a_watch_recording_replays_to_the_state_the_source_ended_in(make_cluster
         recorder, said = _recorder(workdir, "-o", str(recording), kubeconfig=source.kubeconfig)
         assert "nodes, pods, leases.coordination.k8s.io at https://127.0.0.1:" in said, said
         try:
-            c.patch(WEB, {"spec": {"replicas": 7}})
-            _wait("the scale-up", _scaled(c, 7))
-            node, other = sorted({n for _, n, _, _ in _pods(c) if n})[:2]
-            c.patch(f"/api/v1/nodes/{node}", {"spec": {"unschedulable": True}})
-            held = "/api/v1/namespaces/app-0/pods/held"
-            c.create("/api/v1/namespaces/app-0/pods", {
-                "metadata": {"name": "held", "finalizers": ["example.com/hold"]},
-                "spec": {"nodeName": other, "containers": [{"name": "main", "image": "registry.example/x:1"}],
-                         "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists"}]}})
-            _wait("the held pod to run", lambda: c.get(held)["status"].get("phase") == "Running")
-            c.delete(held)
-            _wait("the held pod to be Terminating", lambda: bool(c.get(held)["metadata"].get("deletionTimestamp")))
-            c.patch(held, {"metadata": {"finalizers": None}})
-            _wait("the held pod to go", lambda: not c.exists(held))
-            c.patch(WEB, {"spec": {"replicas": 2}})
-            _wait("the scale-down", _scaled(c, 2))
-            time.sleep(2)  # the last changes reach the recorder
+            node = run_scenario(c)
         finally:
             out, _ = _stop(recorder)
         want_pods = _pods(c)

@@ -55,6 +55,31 @@ def _scaled(c: Client, replicas: int) -> Callable[[], bool]:
     return check
 
 
+def run_scenario(c: Client) -> str:
+    """What the recorders record: the Deployment scaled up, a node cordoned, a pod that held a finalizer deleted,
+    the Deployment scaled down. Returns the cordoned node."""
+    c.patch(WEB, {"spec": {"replicas": 7}})
+    _wait("the scale-up", _scaled(c, 7))
+    node, other = sorted({n for _, n, _, _ in _pods(c) if n})[:2]
+    c.patch(f"/api/v1/nodes/{node}", {"spec": {"unschedulable": True}})
+    # A pod holding a finalizer, deleted, then let go: the recorder sees no change between its deletion and its
+    # removal (the write that removed the finalizer removed it).
+    held = "/api/v1/namespaces/app-0/pods/held"
+    c.create("/api/v1/namespaces/app-0/pods", {
+        "metadata": {"name": "held", "finalizers": ["example.com/hold"]},
+        "spec": {"nodeName": other, "containers": [{"name": "main", "image": "registry.example/x:1"}],
+                 "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists"}]}})
+    _wait("the held pod to run", lambda: c.get(held)["status"].get("phase") == "Running")
+    c.delete(held)
+    _wait("the held pod to be Terminating", lambda: bool(c.get(held)["metadata"].get("deletionTimestamp")))
+    c.patch(held, {"metadata": {"finalizers": None}})
+    _wait("the held pod to go", lambda: not c.exists(held))
+    c.patch(WEB, {"spec": {"replicas": 2}})
+    _wait("the scale-down", _scaled(c, 2))
+    time.sleep(2)  # the last changes reach the recorder
+    return node
+
+
 def test_a_kwokctl_recording_replays_to_the_state_the_source_ended_in(make_cluster: ClusterFactory,
                                                                      binaries: Binaries, workdir: Path,
                                                                      tmp_path: Path) -> None:
@@ -70,25 +95,7 @@ def test_a_kwokctl_recording_replays_to_the_state_the_source_ended_in(make_clust
                 env=dict(os.environ, KWOK_WORKDIR=str(workdir)))
             try:
                 _wait("kwokctl to record", lambda: b"Press Ctrl+C to stop recording" in log.read_bytes())
-                c.patch(WEB, {"spec": {"replicas": 7}})
-                _wait("the scale-up", _scaled(c, 7))
-                node, other = sorted({n for _, n, _, _ in _pods(c) if n})[:2]
-                c.patch(f"/api/v1/nodes/{node}", {"spec": {"unschedulable": True}})
-                # A pod holding a finalizer, deleted, then let go: the recorder sees no change between its
-                # deletion and its removal (the write that removed the finalizer removed it).
-                held = "/api/v1/namespaces/app-0/pods/held"
-                c.create("/api/v1/namespaces/app-0/pods", {
-                    "metadata": {"name": "held", "finalizers": ["example.com/hold"]},
-                    "spec": {"nodeName": other, "containers": [{"name": "main", "image": "registry.example/x:1"}],
-                             "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists"}]}})
-                _wait("the held pod to run", lambda: c.get(held)["status"].get("phase") == "Running")
-                c.delete(held)
-                _wait("the held pod to be Terminating", lambda: bool(c.get(held)["metadata"].get("deletionTimestamp")))
-                c.patch(held, {"metadata": {"finalizers": None}})
-                _wait("the held pod to go", lambda: not c.exists(held))
-                c.patch(WEB, {"spec": {"replicas": 2}})
-                _wait("the scale-down", _scaled(c, 2))
-                time.sleep(2)  # the last changes reach the recorder
+                node = run_scenario(c)
             finally:
                 recorder.send_signal(signal.SIGINT)
                 recorder.wait(60)

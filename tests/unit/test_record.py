@@ -178,6 +178,7 @@ def test_the_record_command_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     for args, message in ((("--audit-file", "a", "--audit-webhook", "1"), "give one source"),
                           (("--audit-webhook", "1", "--from-start"), "--from-start goes with --audit-file"),
                           (("--audit-webhook", "1", "--duration", "0"), "--duration must be more than 0"),
+                          (("--audit-webhook", "1", "--duration", "300000000000"), "at most a year"),
                           (("--audit-webhook", "nowhere:x"), "is not HOST:PORT"),
                           (("--audit-file", str(tmp_path / "missing.log")), "no such file")):
         proc = run("record", "-o", out, *args)
@@ -244,3 +245,90 @@ def test_a_watch_becomes_the_requests_of_each_change_and_an_expired_one_lists_ag
     assert all("managedFields" not in (e["response"].get("metadata") or {}) for e in collect.got
                if isinstance(e["response"], dict))
     assert collect.got[0]["ts"] == 1000 and collect.got[0]["userAgent"] == "kwoksnap-watch"
+
+
+def test_the_webhook_stops_at_once_although_a_client_keeps_sending() -> None:
+    """Black-box findings: a client sending a batch every 0.5 s on one keep-alive connection kept the recorder
+    running (and recording) until it quit, 23 s after the stop; a TLS client that sent nothing held every other
+    connection back (the handshake ran while accepting)."""
+    import http.client
+    import socket
+    import time
+
+    stats, stop = ParseStats(), threading.Event()
+    server = WebhookServer("127.0.0.1:0", stats)
+    collect = Collect(server.events(stop), stop)
+    statuses: list[int] = []
+    quiet = socket.create_connection(("127.0.0.1", server.port))  # (a client that says nothing)
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            for n in range(100):
+                conn.request("POST", "/", body=json.dumps([native(n)]), headers={"Content-Type": "application/json"})
+                response = conn.getresponse()
+                response.read()
+                statuses.append(response.status)
+                if response.status != 200:
+                    return
+                time.sleep(0.05)
+        except OSError:
+            statuses.append(-1)
+        finally:
+            conn.close()
+
+    sender = threading.Thread(target=client)
+    sender.start()
+    collect.names(until=5)
+    began = time.monotonic()
+    names = collect.finish()
+    took = time.monotonic() - began
+    sender.join(10)
+    quiet.close()
+    assert took < 4, took
+    assert statuses[-1] in (503, -1) and statuses.count(200) == len(names) >= 5  # (every batch taken is recorded)
+
+
+def test_a_followed_log_keeps_the_old_files_late_lines_waits_out_a_bad_path_and_stops_on_time(
+        tmp_path: Path) -> None:
+    """Black-box findings: lines the writer added to the old file after the new one appeared were lost; a path
+    replaced by a directory ended the recording (and lost it); a pipe was an internal error; with a writer that
+    never paused, a stop waited until it did."""
+    import time
+
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"")
+    stats, stop = ParseStats(), threading.Event()
+    follower = Follower(log, stats, poll=0.02)
+    collect = Collect(follower.events(stop), stop)
+    with log.open("ab") as old:
+        old.write(line(1))
+        old.flush()
+        assert collect.names(until=1) == ["p1"]
+        os.rename(log, tmp_path / "audit-1.log")
+        log.mkdir()  # (for a while, the path names a directory)
+        threading.Event().wait(0.3)
+        old.write(line(2))  # the writer goes on with the old file before it reopens
+        old.flush()
+        threading.Event().wait(0.3)
+        log.rmdir()
+        log.write_bytes(line(3))
+    assert collect.names(until=3) == ["p1", "p2", "p3"]
+    with log.open("ab") as f:  # a writer that never pauses: the stop reads what was there, then ends
+        began = time.monotonic()
+        f.write(line(4))
+        f.flush()
+        stop.set()
+        while collect.thread.is_alive() and time.monotonic() - began < 5:
+            f.write(line(9))
+            f.flush()
+        assert time.monotonic() - began < 5
+    assert collect.finish()[:4] == ["p1", "p2", "p3", "p4"] and follower.rotations == 1
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        Follower(fifo, stats)
+    zipped = tmp_path / "audit.log.gz"
+    zipped.write_bytes(b"\x1f\x8b\x08\x00")
+    with pytest.raises(InputError, match="a gzip file"):
+        Follower(zipped, stats, from_start=True)
