@@ -167,10 +167,11 @@ def _tls(cert: str | None, key: str | None) -> Any:
     from kwoksnap.errors import UsageError
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        context.load_cert_chain(cert, key)
+    try:  # (no pass phrase is asked for: an encrypted key is refused, not prompted for on the terminal)
+        context.load_cert_chain(cert, key, password=lambda: b"")
     except (ssl.SSLError, OSError) as exc:
-        raise UsageError(f"--tls-cert-file/--tls-key-file cannot be used: {exc}") from None
+        raise UsageError(f"--tls-cert-file {cert} / --tls-key-file {key} cannot be used (a certificate and its "
+                         f"unencrypted key, PEM): {getattr(exc, 'reason', None) or exc}") from None
     return context
 
 
