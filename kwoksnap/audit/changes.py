@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from kwoksnap.audit.events import AuditEvent
 
-__all__ = ["EventMaker", "part_of", "state_changes"]
+__all__ = ["EventMaker", "part_of", "removed_by_update", "state_changes"]
 
 Obj = dict[str, Any]
 # What changes with every write of an object, whoever makes it: not a change of its own to replay.
@@ -76,7 +76,7 @@ def state_changes(event: EventMaker, old: Obj | None, new: Obj | None) -> Iterat
             # finalizer, a foreground deletion: left Terminating in the target, where no controller finishes them).
             cleared = {**old, "metadata": {**part_of(old, "metadata"), "finalizers": []}}
             yield event("update", "", cleared, cleared, 200)
-            if _removed_by_update(cleared):
+            if removed_by_update(cleared):
                 return
         # Background: the recorder saw it gone (batch/v1 Jobs default to orphaning their pods, and the orphan
         # finalizer kept a Job Terminating: black-box finding).
@@ -156,9 +156,10 @@ def _deleted(before: Obj, new: Obj, group: str, resource: str) -> Obj:
     return after
 
 
-def _removed_by_update(obj: Obj) -> bool:
-    """Whether the API server removes an object being deleted when an update leaves it so: no finalizer, and no
-    grace period left (genericregistry's ShouldDeleteDuringUpdate)."""
+def removed_by_update(obj: Obj) -> bool:
+    """Whether the write that resulted in ``obj`` removed it: the API server deletes an object being deleted once an
+    update leaves it without finalizers, if its deletion has no grace period left (0 or none; genericregistry's
+    ShouldDeleteDuringUpdate). Unscheduled and terminal pods get 0 when deleted."""
     meta = part_of(obj, "metadata")
     return bool(meta.get("deletionTimestamp") and not meta.get("finalizers")
                 and meta.get("deletionGracePeriodSeconds") in (None, 0))

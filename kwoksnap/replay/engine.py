@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kwoksnap.audit import AuditEvent, Classifier, classify, degraded, format_timestamp, resource_version
+from kwoksnap.audit.changes import removed_by_update
 from kwoksnap.clock import Clock, RealClock
 from kwoksnap.errors import APIError, Conflict, Invalid, KwoksnapError, NotFound
 from kwoksnap.kube.client import MERGE_PATCH, STRATEGIC_MERGE_PATCH, Client
@@ -192,15 +193,6 @@ def removed_by_delete(state: ObjectState, action: Action) -> bool:
     if grace is None:
         grace = state.grace
     return bool(str(grace) == "0" or state.phase in ("Succeeded", "Failed") or not state.node)
-
-
-def removed_by_update(obj: Obj) -> bool:
-    """Whether the write that resulted in ``obj`` (its recorded result) removed it: the API server deletes an
-    object being deleted once an update leaves it without finalizers, if its deletion has no grace period left (0
-    or none; genericregistry's ShouldDeleteDuringUpdate). Unscheduled and terminal pods get 0 when deleted."""
-    meta = obj.get("metadata") or {}
-    return bool(meta.get("deletionTimestamp") and not meta.get("finalizers")
-                and meta.get("deletionGracePeriodSeconds") in (None, 0))
 
 
 def _left_terminating(result: Any) -> bool:
