@@ -52,6 +52,20 @@ class ParseStats:
         if len(self.malformed_examples) < MAX_EXAMPLES:
             self.malformed_examples.append(f"{where}: {reason}")
 
+    def counted(self, decoded: list[tuple[str, Any]], problems: list[tuple[str, str, bool]]) -> list[Any]:
+        """The events :func:`~kwoksnap.audit.formats.decode_value` decoded, each counted by flavour, and its
+        problems counted (ignored records by reason, malformed ones with where they are): for the readers that do
+        not stop at a malformed record (``kwoksnap record``'s)."""
+        for where, reason, ignored in problems:
+            if ignored:
+                self.ignored[reason] += 1
+            else:
+                self.add_malformed(where, reason)
+        for flavour, _ in decoded:
+            self.events += 1
+            self.formats[flavour] += 1
+        return [event for _, event in decoded]
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable copy (plain dicts and lists, sorted counters)."""
         return {

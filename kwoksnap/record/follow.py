@@ -166,12 +166,4 @@ def _decode(text: bytes, where: str, stats: ParseStats) -> Iterator[AuditEvent]:
     decoded: list[tuple[str, AuditEvent]] = []
     problems: list[tuple[str, str, bool]] = []
     decode_value(value, where, decoded, problems)
-    for source, reason, ignored in problems:
-        if ignored:
-            stats.ignored[reason] += 1
-        else:
-            stats.add_malformed(source, reason)
-    for flavour, event in decoded:
-        stats.events += 1
-        stats.formats[flavour] += 1
-        yield event
+    yield from stats.counted(decoded, problems)

@@ -107,13 +107,13 @@ class WebhookServer:
                 with outer._count:
                     outer._receiving += 1
                 try:
-                    self._take(self.rfile.read(length))
+                    self._queue_batch(self.rfile.read(length))
                 finally:
                     with outer._count:
                         outer._receiving -= 1
                         outer._count.notify_all()
 
-            def _take(self, body: bytes) -> None:
+            def _queue_batch(self, body: bytes) -> None:
                 with outer._count:
                     outer.batches += 1
                     number = outer.batches
@@ -194,15 +194,7 @@ class WebhookServer:
     def _take(self, batch: _Batch) -> Iterator[AuditEvent]:
         _, decoded, problems = batch
         self.stats.lines += 1  # (a batch is one "line" of input)
-        for where, reason, ignored in problems:
-            if ignored:
-                self.stats.ignored[reason] += 1
-            else:
-                self.stats.add_malformed(where, reason)
-        for flavour, event in decoded:
-            self.stats.events += 1
-            self.stats.formats[flavour] += 1
-            yield event
+        yield from self.stats.counted(decoded, problems)
 
     def close(self) -> None:
         """Stop taking batches; returns once those being read are in the queue, or ``IDLE`` later (a client that
