@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 from kwoksnap.audit.events import AuditEvent
+from kwoksnap.kube.discovery import Resource
 
 __all__ = ["EventMaker", "part_of", "removed_by_update", "state_changes"]
 
@@ -54,7 +55,8 @@ class EventMaker:
             ts=self.ts, received=self.ts, auditID=f"{self.ident}-{step}", stage="ResponseComplete", level=level,
             verb=verb, user="", groups=[], userAgent=self.user_agent, group=self.group, version=self.version,
             resource=self.resource, subresource=subresource, namespace=self.namespace, name=self.name,
-            uri=_uri(self.group, self.version, self.resource, self.namespace, self.name, subresource), code=code,
+            uri=Resource(self.group, self.version, self.resource, "", bool(self.namespace), frozenset()).path(
+                self.namespace, self.name, subresource), code=code,
             request=request, response=response, annotations={}, source=self.where)
 
 
@@ -192,11 +194,3 @@ def _own_part(obj: Obj) -> Obj:
     part = {k: v for k, v in obj.items() if k != "status"}
     part["metadata"] = {k: v for k, v in part_of(obj, "metadata").items() if k not in _BOOKKEEPING}
     return part
-
-
-def _uri(group: str, version: str, resource: str, namespace: str, name: str, subresource: str) -> str:
-    path = f"/api/{version}" if not group else f"/apis/{group}/{version}"
-    if namespace:
-        path += f"/namespaces/{namespace}"
-    path += f"/{resource}/{name}"
-    return path + (f"/{subresource}" if subresource else "")

@@ -26,6 +26,8 @@ from kwoksnap.audit.changes import EventMaker, part_of, state_changes
 from kwoksnap.audit.events import AuditEvent
 from kwoksnap.audit.smp import apply_patch
 from kwoksnap.audit.stats import ParseStats
+from kwoksnap.errors import InputError
+from kwoksnap.store.kwokyaml import split_resource
 
 __all__ = ["OWNER_WAIT_NS", "REORDER_EVENTS", "USER_AGENT", "owners_first", "recording_events"]
 
@@ -145,12 +147,11 @@ def owners_first(events: Iterable[AuditEvent], known: set[str], *,
 
 
 def _split(resource: Any) -> tuple[str, str, str] | None:
-    parts = resource.split("/") if isinstance(resource, str) else []
-    if len(parts) == 2 and all(parts):
-        return "", parts[0], parts[1]
-    if len(parts) == 3 and all(parts):
-        return parts[0], parts[1], parts[2]
-    return None
+    """(group, version, plural) of a record's resource key, None if it is not one."""
+    try:
+        return split_resource(resource) if isinstance(resource, str) else None
+    except InputError:
+        return None
 
 
 def _problem(rec: Mapping[str, Any]) -> str | None:
