@@ -25,7 +25,7 @@ from typing import Any, Final
 from kwoksnap.audit import AuditEvent, FilterSpec, ParseStats, skip_reason
 from kwoksnap.audit.changes import EventMaker, part_of, state_changes
 from kwoksnap.audit.filters import NODE_LEASE_NAMESPACE
-from kwoksnap.errors import APIError, ClusterError, KwoksnapError
+from kwoksnap.errors import APIError, KwoksnapError
 from kwoksnap.kube.client import Client
 from kwoksnap.kube.discovery import Discovery, Resource
 
@@ -162,7 +162,7 @@ class WatchRecorder:
         while not stop.is_set():
             try:
                 version, listed = self._list(res)
-            except (ClusterError, KwoksnapError) as exc:
+            except KwoksnapError as exc:
                 self._retry(res, exc, 1, stop)
                 continue
             for key, obj in listed.items():

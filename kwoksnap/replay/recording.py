@@ -95,7 +95,7 @@ def read_recording(path: str | Path, spec: FilterSpec | None = None, stats: Pars
 
     if stats is not None:
         stats.files[str(path)] = "recording"
-    if _from_kwokctl(reader):
+    if _source_kind(reader) == "kwokctl-yaml":
         if "timeBase" not in (reader.header.get("meta") or {}):
             reader.close()
             raise InputError(f"{path}: imported by an older kwoksnap, which left the recording's times relative "
@@ -137,14 +137,13 @@ def recording_source(path: str | Path) -> str:
     are not filtered yet); "" if it is no recording or says nothing. Neither a watch's changes nor kwokctl's name
     who made them."""
     with KwsReader(path) as reader:
-        source = reader.header.get("source")
-        kind = source.get("kind") if isinstance(source, dict) else None
-        return kind if reader.content_type == "recording" and isinstance(kind, str) else ""
+        return _source_kind(reader) if reader.content_type == "recording" else ""
 
 
-def _from_kwokctl(reader: KwsReader) -> bool:
+def _source_kind(reader: KwsReader) -> str:
     source = reader.header.get("source")
-    return isinstance(source, dict) and source.get("kind") == "kwokctl-yaml"
+    kind = source.get("kind") if isinstance(source, dict) else None
+    return kind if isinstance(kind, str) else ""
 
 
 # The type of every key of an event (docs/audit.md §3) that the replay and the filters rely on.

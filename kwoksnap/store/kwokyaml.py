@@ -398,7 +398,7 @@ class _CutShort(FormatError):
 
     def __init__(self, problem: str, *, path: str, where: str, number: int) -> None:
         super().__init__(f"not valid YAML: {problem}", path=path, where=where)
-        self.problem, self.where, self.number = problem, where, number
+        self.problem, self.number = problem, number
 
 
 def _documents(path: Path, tracked: _Tracked | None = None) -> Iterator[tuple[int, int, Any]]:
@@ -560,7 +560,7 @@ def import_yaml(path: str | os.PathLike[str], *, base_time_ns: int | None = None
         def bad(message: str, where: str = where) -> FormatError:
             return FormatError(message, path=name, where=where)
 
-        if cut is not None and doc is None:
+        if cut is not None:  # (after the last whole document)
             if not in_recording:
                 raise cut
             if notes is not None:
