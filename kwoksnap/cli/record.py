@@ -16,6 +16,7 @@ from kwoksnap.cli.options import (
     event_filters,
     example_epilog,
     filter_spec,
+    first_few,
     include_secrets,
     make_client,
     not_stdout,
@@ -109,11 +110,13 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
         discovery = discover(client)
         chosen = watched(discovery, spec)
         server_url = without_password(client.config.server)
-        watcher = WatchRecorder(client, chosen, stats, server=server_url)
+        watcher = WatchRecorder(client, chosen, stats, namespaces=spec.namespaces, server=server_url)
         events, source = watcher.events(stop), {"kind": "watch", "server": server_url,
                                                 "serverVersion": discovery.server_version}
-        said = f"the changes of {', '.join(r.group_resource for r in chosen)} at {server_url}"
+        said = f"the changes of {', '.join(r.group_resource for r in watcher.resources)} at {server_url}"
     click.echo(f"recording {said} into {path}; Ctrl-C stops and writes it", err=True)
+    if audit_file is None and audit_webhook is None and watcher.forbidden:
+        click.echo(f"warning: not recorded, as listing them is forbidden: {first_few(watcher.forbidden)}", err=True)
     began = time.monotonic()
     timer = threading.Timer(seconds, stop.set) if seconds is not None else None
     with _StopOnSignals(stop):

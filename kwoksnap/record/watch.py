@@ -7,10 +7,12 @@ watch delivers an object's states, not the requests that made them: each change 
 one of its status), at RequestResponse level, timed when the change arrived. Nothing says who made a change, so a
 watch recording replays verbatim only.
 
-Per resource: a list (the states the recording starts from; not recorded), then a watch from the list's
-resourceVersion with bookmarks, resumed from the last resourceVersion seen when the API server ends it or the
-connection breaks; a watch refused as too old (410) lists again, and the differences from the states it knew
-become changes of that moment. ``managedFields`` are left out of every recorded object.
+Per resource (per namespace of ``-n``, for a namespaced one: a user allowed only those can record them): a list
+(the states the recording starts from; not recorded), then a watch from the list's resourceVersion with bookmarks,
+resumed from the last resourceVersion seen when the API server ends it or the connection breaks; a watch refused as
+too old (410) lists again, and the differences from the states it knew become changes of that moment. A resource
+the user may not list is left out with a warning (``forbidden``), unless every one is. ``managedFields`` are left
+out of every recorded object.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, Final
 
 from kwoksnap.audit import AuditEvent, FilterSpec, ParseStats, skip_reason
 from kwoksnap.audit.changes import EventMaker, part_of, state_changes
-from kwoksnap.audit.filters import NODE_LEASE_NAMESPACE
+from kwoksnap.audit.filters import LEASE_GROUP, NODE_LEASE_NAMESPACE
 from kwoksnap.errors import APIError, KwoksnapError
 from kwoksnap.kube.client import Client
 from kwoksnap.kube.discovery import Discovery, Resource
@@ -37,6 +39,7 @@ RETRY_SECONDS: Final = (0.5, 1.0, 2.0, 4.0, 8.0)  # waits between a broken watch
 
 Obj = dict[str, Any]
 _Key = tuple[str, str]  # (namespace, name)
+_Scope = tuple[Resource, str]  # a resource, and the namespace watched ("": all)
 
 
 def watched(discovery: Discovery, spec: FilterSpec) -> list[Resource]:
@@ -57,28 +60,63 @@ def watched(discovery: Discovery, spec: FilterSpec) -> list[Resource]:
     return out
 
 
-class WatchRecorder:
-    """Watches ``resources`` (one thread each); :meth:`events` hands out their changes as audit events.
+def scopes(resources: list[Resource], namespaces: frozenset[str]) -> list[_Scope]:
+    """What to watch: each resource in all namespaces, or a namespaced one in each of ``namespaces`` (``-n``; and
+    node leases, which ``-n`` keeps with their nodes, in theirs)."""
+    out: list[_Scope] = []
+    for res in resources:
+        if not (res.namespaced and namespaces):
+            out.append((res, ""))
+            continue
+        extra = {NODE_LEASE_NAMESPACE} if (res.group, res.name) == (LEASE_GROUP, "leases") else set()
+        out.extend((res, namespace) for namespace in sorted(namespaces | extra))
+    return out
 
-    The first list of every resource happens in the constructor: a resource that cannot be listed (no access) is
-    an error before recording begins. Later failures are retried (``reconnects`` counts them) until stopped."""
+
+class WatchRecorder:
+    """Watches ``resources`` (one thread per resource, or per resource and namespace of ``namespaces``);
+    :meth:`events` hands out their changes as audit events.
+
+    The first list of every one happens in the constructor: one the user may not list (403) is left out and named
+    in ``forbidden`` (an :class:`APIError` if that leaves nothing), any other failure is an error before recording
+    begins. Later failures are retried (``reconnects`` counts them) until stopped."""
 
     def __init__(self, client: Client, resources: list[Resource], stats: ParseStats, *,
-                 clock: Callable[[], int] = time.time_ns, server: str = "") -> None:
-        self.client, self.resources, self.stats, self.clock = client, resources, stats, clock
+                 namespaces: frozenset[str] = frozenset(), clock: Callable[[], int] = time.time_ns,
+                 server: str = "") -> None:
+        self.client, self.stats, self.clock = client, stats, clock
         self.reconnects = 0
         self.relists = 0
+        self.forbidden: list[str] = []  # "pods" or "pods in NAMESPACE": not recorded
         self._queue: queue.Queue[list[AuditEvent]] = queue.Queue()
         self._count = threading.Lock()
         self._changes = 0
-        self._start = {res.key: self._list(res) for res in resources}
+        self._start: dict[_Scope, tuple[str, dict[_Key, Obj]]] = {}
+        refused: APIError | None = None
+        for scope in scopes(resources, namespaces):
+            try:
+                self._start[scope] = self._list(scope)
+            except APIError as exc:
+                if exc.status != 403:
+                    raise
+                refused = exc
+                res, namespace = scope
+                self.forbidden.append(res.group_resource + (f" in {namespace}" if namespace else ""))
+        if refused is not None and not self._start:
+            raise refused
         stats.files[f"watch {server}".strip()] = "watch"
 
-    def _list(self, res: Resource) -> tuple[str, dict[_Key, Obj]]:
-        """The resource's objects now, and the resourceVersion to watch from."""
+    @property
+    def resources(self) -> list[Resource]:
+        """The resources watched (in at least one namespace)."""
+        return list({res.key: res for res, _ in self._start}.values())
+
+    def _list(self, scope: _Scope) -> tuple[str, dict[_Key, Obj]]:
+        """The objects of ``scope`` now, and the resourceVersion to watch from."""
+        res, namespace = scope
         states: dict[_Key, Obj] = {}
         version = ""
-        for page in self.client.list_pages(res.path()):
+        for page in self.client.list_pages(res.path(namespace)):
             if page.get("kind") == "Restart":  # (listed again from the start, at a newer revision)
                 states.clear()
                 version = ""
@@ -94,8 +132,9 @@ class WatchRecorder:
     def events(self, stop: threading.Event) -> Iterator[AuditEvent]:
         """The changes as they arrive, until ``stop`` is set (then the watches end, and what came before is
         handed out)."""
-        threads = [threading.Thread(target=self._follow, args=(res, stop), name=f"kwoksnap-watch-{res.name}",
-                                    daemon=True) for res in self.resources]
+        threads = [threading.Thread(target=self._follow, args=(scope, stop),
+                                    name=f"kwoksnap-watch-{scope[0].name}-{scope[1]}".rstrip("-"), daemon=True)
+                   for scope in self._start]
         for thread in threads:
             thread.start()
         while True:
@@ -110,15 +149,16 @@ class WatchRecorder:
                 self.stats.formats["watch"] += 1
                 yield event
 
-    def _follow(self, res: Resource, stop: threading.Event) -> None:
-        version, states = self._start[res.key]
+    def _follow(self, scope: _Scope, stop: threading.Event) -> None:
+        res, namespace = scope
+        version, states = self._start[scope]
         failures = 0
         while not stop.is_set():
             try:
                 params: dict[str, str | int] = {"allowWatchBookmarks": "true", "timeoutSeconds": WATCH_SECONDS}
                 if version:
                     params["resourceVersion"] = version
-                for event in self.client.watch(res.path(), params, stop):
+                for event in self.client.watch(res.path(namespace), params, stop):
                     failures = 0
                     kind, obj = event.get("type"), event.get("object")
                     if not isinstance(obj, dict):
@@ -126,7 +166,7 @@ class WatchRecorder:
                     if kind == "ERROR":
                         code = obj.get("code")
                         raise APIError(code if isinstance(code, int) else 500, str(obj.get("reason", "")),
-                                       str(obj.get("message", "")), method="GET", path=res.path())
+                                       str(obj.get("message", "")), method="GET", path=res.path(namespace))
                     version = str(part_of(obj, "metadata").get("resourceVersion") or version)
                     if kind == "BOOKMARK":
                         continue
@@ -144,7 +184,7 @@ class WatchRecorder:
                 if exc.status == 410:  # too old: list again; what changed meanwhile is a change of this moment
                     self.relists += 1
                     log.info("%s: the watch expired; listing again", res.key)
-                    version, states = self._relist(res, states, stop)
+                    version, states = self._relist(scope, states, stop)
                     continue
                 failures = self._retry(res, exc, failures, stop)
             except KwoksnapError as exc:  # a broken connection, an API server restarting
@@ -158,10 +198,12 @@ class WatchRecorder:
         stop.wait(wait)
         return failures + 1
 
-    def _relist(self, res: Resource, states: dict[_Key, Obj], stop: threading.Event) -> tuple[str, dict[_Key, Obj]]:
+    def _relist(self, scope: _Scope, states: dict[_Key, Obj],
+                stop: threading.Event) -> tuple[str, dict[_Key, Obj]]:
+        res = scope[0]
         while not stop.is_set():
             try:
-                version, listed = self._list(res)
+                version, listed = self._list(scope)
             except KwoksnapError as exc:
                 self._retry(res, exc, 1, stop)
                 continue

@@ -14,7 +14,9 @@ import orjson
 import yaml
 
 from kwoksnap.audit import ParseStats
+from kwoksnap.cluster.local import LocalCluster
 from kwoksnap.cluster.populate import fake_node
+from kwoksnap.kube.client import Client
 from kwoksnap.replay.recording import read_recording
 from tests.conftest import ClusterFactory, client_for
 
@@ -139,3 +141,46 @@ def test_a_watch_recording_replays_to_the_state_the_source_ended_in(make_cluster
     with client_for(target) as t:
         assert _pods(t) == want_pods
         assert t.get(f"/api/v1/nodes/{node}")["spec"].get("unschedulable") is True
+
+
+def test_a_user_allowed_only_a_namespace_records_it_through_the_watch(kwok_cluster: LocalCluster, client: Client,
+                                                                       namespace: str, workdir: Path,
+                                                                       tmp_path: Path) -> None:
+    """`record -n NS` by a ServiceAccount that may only read pods in NS: the pods of NS are watched there (not in
+    every namespace, which it may not), and the resources it may not list are left out with a warning."""
+    base = f"/api/v1/namespaces/{namespace}"
+    client.create(f"{base}/serviceaccounts", {"metadata": {"name": "reader"}})
+    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
+    client.create(f"{rbac}/roles", {"metadata": {"name": "reader"}, "rules": [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]})
+    client.create(f"{rbac}/rolebindings", {
+        "metadata": {"name": "reader"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}]})
+    token = client.create(f"{base}/serviceaccounts/reader/token", {"spec": {"expirationSeconds": 3600}})
+    config = yaml.safe_load(kwok_cluster.kubeconfig.read_text())
+    config["users"] = [{"name": user["name"], "user": {"token": token["status"]["token"]}} for user in config["users"]]
+    kubeconfig = tmp_path / "reader.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    recording = tmp_path / "ns.kws"
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kubeconfig), "record", "-o",
+                           str(recording)], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, KWOKSNAP_WORKDIR=str(workdir)))
+    assert proc.returncode == 4 and "403" in proc.stderr, proc.stderr  # (without -n: the whole cluster, refused)
+    recorder, said = _recorder(workdir, "-n", namespace, "-o", str(recording), kubeconfig=kubeconfig)
+    try:
+        assert "the changes of pods at " in said, said
+        warning = recorder.stderr.readline() if recorder.stderr else ""
+        assert warning.startswith("warning: not recorded, as listing them is forbidden: nodes, leases"), warning
+        client.create(f"{base}/pods", {"metadata": {"name": "watched"},
+                                       "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+        client.create("/api/v1/namespaces/default/pods", {
+            "metadata": {"name": f"elsewhere-{namespace}"}, "spec": {"containers": [{"name": "c", "image": "i"}]}})
+        time.sleep(2)
+    finally:
+        out, _ = _stop(recorder)
+        client.delete(f"/api/v1/namespaces/default/pods/elsewhere-{namespace}", {"gracePeriodSeconds": 0})
+    assert out.startswith("recorded "), out
+    events = list(read_recording(recording))
+    created = [(e["namespace"], e["name"]) for e in events if e["verb"] == "create" and not e["subresource"]]
+    assert created == [(namespace, "watched")], created

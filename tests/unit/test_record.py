@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -332,3 +333,56 @@ def test_a_followed_log_keeps_the_old_files_late_lines_waits_out_a_bad_path_and_
     zipped.write_bytes(b"\x1f\x8b\x08\x00")
     with pytest.raises(InputError, match="a gzip file"):
         Follower(zipped, stats, from_start=True)
+
+
+def test_with_namespaces_a_watch_lists_and_watches_only_them_and_leaves_out_what_is_forbidden() -> None:
+    """A user allowed to read only their namespaces can record them: `-n` watches each of them (and node leases in
+    theirs), not the whole cluster, and a resource the user may not list (nodes) is left out and named."""
+    from kwoksnap.errors import APIError
+    from kwoksnap.kube.discovery import Resource
+    from kwoksnap.record import watch
+
+    pods = Resource("", "v1", "pods", "Pod", True, frozenset({"list", "watch"}))
+    nodes = Resource("", "v1", "nodes", "Node", False, frozenset({"list", "watch"}))
+    leases = Resource("coordination.k8s.io", "v1", "leases", "Lease", True, frozenset({"list", "watch"}))
+    assert watch.scopes([pods, nodes, leases], frozenset({"b", "a"})) == [
+        (pods, "a"), (pods, "b"), (nodes, ""), (leases, "a"), (leases, "b"), (leases, "kube-node-lease")]
+    assert watch.scopes([pods, nodes], frozenset()) == [(pods, ""), (nodes, "")]
+
+    class Scoped:
+        def __init__(self, allowed: set[str]) -> None:
+            self.allowed, self.lists, self.watches = allowed, [], []  # type: ignore[var-annotated]
+
+        def list_pages(self, path: str) -> Iterator[dict[str, Any]]:
+            self.lists.append(path)
+            if path not in self.allowed:
+                raise APIError(403, "Forbidden", f"cannot list {path}", method="GET", path=path)
+            yield {"metadata": {"resourceVersion": "7"}, "items": [kpod("p", 5)] if "pods" in path else []}
+
+        def watch(self, path: str, params: dict[str, Any], stop: threading.Event) -> Iterator[dict[str, Any]]:
+            self.watches.append(path)
+            stop.wait()
+            return iter(())
+
+    allowed = {"/api/v1/namespaces/ns/pods", "/apis/coordination.k8s.io/v1/namespaces/ns/leases"}
+    client = Scoped(allowed)
+    stats, stop = ParseStats(), threading.Event()
+    recorder = watch.WatchRecorder(client, [pods, nodes, leases], stats,  # type: ignore[arg-type]
+                                   namespaces=frozenset({"ns"}))
+    assert recorder.forbidden == ["nodes", "leases.coordination.k8s.io in kube-node-lease"]
+    assert [r.name for r in recorder.resources] == ["pods", "leases"]
+    collect = Collect(recorder.events(stop), stop)
+    deadline = time.monotonic() + 10
+    while len(client.watches) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    collect.finish()
+    assert sorted(client.watches) == sorted(allowed)
+    with pytest.raises(APIError, match="cannot list"):  # nothing left to record: the refusal is the error
+        watch.WatchRecorder(Scoped(set()), [pods, nodes], ParseStats(), namespaces=frozenset({"ns"}))  # type: ignore[arg-type]
+
+    class Gone(Scoped):
+        def list_pages(self, path: str) -> Iterator[dict[str, Any]]:
+            raise APIError(404, "NotFound", "the server could not find the requested resource")
+
+    with pytest.raises(APIError, match="could not find"):  # (not a refusal of access: an error, as before)
+        watch.WatchRecorder(Gone(set()), [pods], ParseStats())  # type: ignore[arg-type]
