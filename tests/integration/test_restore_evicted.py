@@ -110,3 +110,48 @@ def test_a_finished_terminating_pod_is_said_removed_at_once(kwok_cluster: LocalC
     finally:
         client.delete(f"/api/v1/namespaces/{ns}", {"propagationPolicy": "Background"})
         client.delete(f"/api/v1/nodes/{node}")
+
+
+def test_skip_leaves_a_status_written_since_and_replace_writes_the_recorded_one_whole(
+        kwok_cluster: LocalCluster, client: Client, tmp_path: Path) -> None:
+    """Black-box findings: a rerun with the default --on-conflict skip wrote the snapshot's status over a pod whose
+    status had changed since (evicted: it became Running with the reason Evicted), while saying it skipped it; and
+    --on-conflict replace merged the recorded status into the target's (the reason stayed) and left a node's status
+    as the target had it."""
+    ns, node = f"t-{uuid.uuid4().hex[:10]}", f"st-node-{uuid.uuid4().hex[:6]}"
+    running = {"phase": "Running", "podIP": "10.0.0.7",
+               "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-01T10:00:00Z"}]}
+    snapshot = write_snapshot(tmp_path / "s.kws", [
+        ("v1/namespaces", "Namespace", False, [{"metadata": {"name": ns}}]),
+        ("v1/nodes", "Node", False, [fake_node(node)]),
+        ("v1/pods", "Pod", True, [{"metadata": {"name": "p", "namespace": ns},
+                                   "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i"}]},
+                                   "status": running}]),
+    ])
+    pod = f"/api/v1/namespaces/{ns}/pods/p"
+    try:
+        proc = kwoksnap("restore", str(snapshot), kubeconfig=kwok_cluster.kubeconfig)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        saved = tmp_path / "saved.kws"  # (the pod as a cluster holds it: what its admission added, to replace)
+        proc = kwoksnap("save", "-n", ns, "--include", "pods", "-o", str(saved), kubeconfig=kwok_cluster.kubeconfig)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        evicted = {"phase": "Failed", "reason": "Evicted", "message": "The node was low on resource: memory."}
+        client.patch(f"{pod}/status", {"status": evicted})
+        client.patch(f"/api/v1/nodes/{node}/status", {"status": {"capacity": {"cpu": "4"}}})
+        for again in (snapshot, saved):
+            proc = kwoksnap("restore", str(again), kubeconfig=kwok_cluster.kubeconfig)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            status = client.get(pod)["status"]
+            assert (status["phase"], status.get("reason")) == ("Failed", "Evicted"), status
+        proc = kwoksnap("restore", str(saved), "--on-conflict", "replace", kubeconfig=kwok_cluster.kubeconfig)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        status = client.get(pod)["status"]
+        assert (status["phase"], status.get("podIP"), status.get("reason"), status.get("message")) == (
+            "Running", "10.0.0.7", None, None), status
+        node_only = write_snapshot(tmp_path / "node.kws", [("v1/nodes", "Node", False, [fake_node(node)])])
+        proc = kwoksnap("restore", str(node_only), "--on-conflict", "replace", kubeconfig=kwok_cluster.kubeconfig)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert client.get(f"/api/v1/nodes/{node}")["status"]["capacity"]["cpu"] == "32"
+    finally:
+        client.delete(f"/api/v1/namespaces/{ns}", {"propagationPolicy": "Background"})
+        client.delete(f"/api/v1/nodes/{node}")
