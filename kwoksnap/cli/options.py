@@ -91,6 +91,22 @@ def writable_target(path: str, option: str) -> None:
         raise PermissionError(errno.EACCES, f"{option}: directory {directory} is not writable", path)
 
 
+def not_an_input(path: str, inputs: list[str], option: str) -> None:
+    """Refuse an output file that is one of the command's inputs (black-box finding: `replay --audit x.log --report
+    x.log` replaced the incident's audit log by the report)."""
+    import os
+
+    from kwoksnap.errors import UsageError
+
+    for given in inputs:
+        try:
+            same = os.path.samefile(path, given)
+        except OSError:  # (not there yet, or unreadable: not the same file)
+            continue
+        if same:
+            raise UsageError(f"{option} {path} is an input of this command ({given}): give another file")
+
+
 def not_stdout(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     """An output file option's check: ``-`` would make a file named ``-``, not write to standard output."""
     if value == "-":

@@ -18,6 +18,7 @@ from kwoksnap.cli.options import (
     finished_partly,
     include_secrets,
     make_client,
+    not_an_input,
     not_stdout,
     output_format,
     print_json,
@@ -97,8 +98,10 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     gap = parse_duration(max_gap) if max_gap is not None else None
     if gap is not None and gap <= 0:
         raise UsageError("--max-gap must be more than 0 (0 would compress every gap, not only the idle ones)")
+    inputs = [str(recording)] if recording else expand_audit_paths(audit_paths)
     if report_path:
         writable_target(report_path, "--report")  # now, not after a long replay
+        not_an_input(report_path, inputs, "--report")
     made_of = recording_source(str(recording)) if recording else ""
     kwokctl = made_of == "kwokctl-yaml"
     if made_of in ("kwokctl-yaml", "watch") and mode == "inputs":
@@ -109,7 +112,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     spec = filter_spec(resources, namespaces, exclude_user, since, until, recording=bool(recording) and not kwokctl)
     stats = ParseStats()
     events = (read_recording(recording, spec, stats) if recording
-              else audit_events(expand_audit_paths(audit_paths), spec, stats, strict=strict))
+              else audit_events(inputs, spec, stats, strict=strict))
     if not include_secrets:
         events = redact_credentials(events, stats)
     rules = [parse_rule(r) for r in actor_rules]

@@ -116,6 +116,24 @@ def test_the_report_directory_is_checked_before_the_replay(tmp_path: Path) -> No
     assert proc.stderr.count("\n") == 1 and "does not exist" in proc.stderr
 
 
+def test_the_report_is_never_written_over_an_input(tmp_path: Path) -> None:
+    """Black-box finding: `replay --audit x.log --report x.log` replaced the incident's audit log by the report,
+    with exit 0 (likewise a recording given as the report)."""
+    import shutil
+
+    config = tmp_path / "kubeconfig"
+    config.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+    log = tmp_path / "audit.log.gz"
+    shutil.copy(Path(__file__).parents[2] / "fixtures/incident/audit.log.gz", log)
+    before = log.read_bytes()
+    for args in (["--audit", str(tmp_path / "*.gz"), "--report", str(log)],
+                 [str(log), "--report", str(tmp_path / "." / log.name)]):
+        proc = run("--kubeconfig", str(config), "replay", *args)
+        assert proc.returncode == ExitCode.USAGE, proc.stderr
+        assert proc.stderr.count("\n") == 1 and "is an input of this command" in proc.stderr, proc.stderr
+        assert log.read_bytes() == before
+
+
 
 def test_a_missing_audit_file_is_an_input_error_before_the_replay(tmp_path: Path) -> None:
     """A typo in one of several --audit paths stopped nothing: the file was skipped as unusable, silently."""
