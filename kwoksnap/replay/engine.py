@@ -130,11 +130,12 @@ def _describe(key: tuple[str, str, str]) -> str:
 
 
 def _mismatch(key: tuple[str, str, str], want: ObjectState, got: ObjectState | None, inputs: bool,
-              copy: str = "") -> str | None:
+              copy: str = "", live_name: str = "") -> str | None:
     """How a live pod or node differs from its expected state, or None (inputs mode: not by node, which the
     target's scheduler chooses). ``copy``: the target UID of the copy replay wrote for the recorded one, when
-    known; another copy in its place (made again by someone else) differs even in the same state."""
-    name = _describe(key)
+    known; another copy in its place (made again by someone else) differs even in the same state. ``live_name``:
+    the name of the live object compared, when it is another's (a stand-in)."""
+    name = _describe(key) + (f" (as its stand-in {live_name})" if live_name and live_name != key[2] else "")
     if want.deleted:
         return f"{name}: recorded deleted, still exists" if got is not None else None
     if got is None:
@@ -677,8 +678,9 @@ class Replayer:
         return self._controller_pod(action) is not None
 
     def _stand_in_later(self, res: Resource, action: Action) -> str | None:
-        """A delete or eviction of a controller's pod when the target has no pod of that controller yet: its
-        controller may be about to make one (a drain right after a rollout). Looked for again for up to
+        """A delete, eviction, patch or update of a controller's pod when the target has no pod of that controller
+        to take it yet: its controller may be about to make one (a drain right after a rollout, a label right after
+        a scale). Looked for again for up to
         ``STAND_IN_WAIT`` seconds; else the change is skipped as ``no-stand-in`` and named, not taken for a pod
         already deleted (black-box finding: a drain's evictions were dropped as "already-deleted", fidelity
         "match", exit 0)."""
@@ -810,6 +812,8 @@ class Replayer:
             except NotFound:
                 if self._stand_in(res, action):  # a controller's pod the target named otherwise
                     return None
+                if self._wants_stand_in(action):  # one its controller has not made yet
+                    return self._stand_in_later(res, action)
                 # else as any replace below: created from the body if the log starts in the middle of its life
             else:
                 self._remember(res.kind, updated, action.state)
@@ -840,8 +844,11 @@ class Replayer:
                 c.request("PATCH", res.path(ns, action.name, action.subresource or None), body=action.body,
                           content_type=action.content_type, params=action.params or None)
             except NotFound:
-                if self.options.mode == "inputs" and res.key == "v1/pods" and self._stand_in(res, action):
-                    return None
+                if self.options.mode == "inputs" and res.key == "v1/pods":
+                    if self._stand_in(res, action):
+                        return None
+                    if self._wants_stand_in(action):  # (black-box finding: a label right after a scale, 404)
+                        return self._stand_in_later(res, action)
                 if self.options.mode != "inputs" or action.state is None or action.subresource \
                         or res.key == "v1/pods" or uid:  # (an incarnation replay wrote is gone: not re-created)
                     raise
@@ -1727,11 +1734,15 @@ class Replayer:
         pending = sorted(expected)
         with self.lock:  # (verbatim) the copy replay wrote for each recorded one; inputs: the target makes its own
             copies = {} if inputs else {key: self.target_uids.get(expected[key].uid, "") for key in pending}
+            # Inputs mode: a controller's pod the target named otherwise is compared as the stand-in that took its
+            # changes (black-box finding: each was "missing", exit 5, while its stand-in matched).
+            stand_ins = {key: ("Pod", key[1], self.report.stand_ins[f"{key[1]}/{key[2]}"]) for key in pending
+                         if inputs and key[0] == "Pod" and f"{key[1]}/{key[2]}" in self.report.stand_ins}
         while True:
             # Only those that differ are looked at again: one that matched has settled, whatever it does next.
             differing = {key: m for key in pending
-                         if (m := _mismatch(key, expected[key], listing.get(key), inputs, copies.get(key, "")))
-                         is not None}
+                         if (m := _mismatch(key, expected[key], listing.get(stand_ins.get(key, key)), inputs,
+                                            copies.get(key, ""), stand_ins.get(key, key)[2])) is not None}
             pending = list(differing)
             if not (inputs and differing and self.clock.now() < deadline):
                 break

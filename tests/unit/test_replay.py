@@ -696,6 +696,57 @@ class FakeClient:
 PODS = Resource("", "v1", "pods", "Pod", True, frozenset({"create", "update", "delete"}), frozenset({"status"}))
 
 
+def test_inputs_mode_waits_for_a_stand_in_to_patch_and_compares_the_stand_in() -> None:
+    """Black-box findings: a label set right after a scale (at 10x, before the target's ReplicaSet had made its
+    pods) failed with 404 where a delete waits for a stand-in; and fidelity called each recorded pod that had a
+    stand-in "missing" (exit 5) while the stand-in matched it."""
+    owner = [{"kind": "ReplicaSet", "name": "web-1", "controller": True}]
+
+    class Target:
+        def __init__(self) -> None:
+            self.pods: dict[str, str] = {}
+            self.patched: list[str] = []
+            self.lists = 0
+
+        def thread_requests(self) -> int:
+            return 0
+
+        def list_items(self, path: str) -> Iterator[tuple[dict[str, Any], str]]:
+            if path.endswith("/nodes"):
+                return
+            self.lists += 1
+            if self.lists == 3:  # the ReplicaSet makes its pod while the patch waits
+                self.pods["web-1-bbbbb"] = "n2"
+            for name, node in self.pods.items():
+                live = pod(node=node, name=name, uid=f"t-{name}", creationTimestamp="x", ownerReferences=owner)
+                yield live, "1"
+
+        def request(self, method: str, path: str, body: Any = None, **_: Any) -> dict[str, Any]:
+            name = path.rsplit("/", 1)[1]
+            if name not in self.pods:
+                raise NotFound(404, "NotFound", f'pods "{name}" not found')
+            self.patched.append(name)
+            return {}
+
+    target = Target()
+    r = Replayer(target, ReplayOptions(mode="inputs"), clock=FakeClock(),  # type: ignore[arg-type]
+                 discovery=Discovery([PODS]))
+    patched = event(verb="patch", name="web-1-zzzzz", request={"metadata": {"labels": {"owner": "me"}}},
+                    response=pod(node="n2", name="web-1-zzzzz", uid="src-z", labels={"owner": "me"},
+                                 ownerReferences=owner), user="alice", agent="kubectl/v1.36")
+    r._observe(patched)
+    action = plan_action(patched, mode="inputs", to_replay=None)
+    assert isinstance(action, Action) and r.execute(action) is None
+    assert target.patched == ["web-1-bbbbb"] and r.report.stand_ins == {"ns/web-1-zzzzz": "web-1-bbbbb"}
+    r._track(action)
+    r.check_fidelity()
+    assert (r.report.fidelity_checked, r.report.mismatches) == (1, [])
+    del target.pods["web-1-bbbbb"]
+    r.report.fidelity_checked = 0
+    r.check_fidelity()
+    assert r.report.mismatches == ["Pod ns/web-1-zzzzz (as its stand-in web-1-bbbbb): missing"]
+
+
 def test_inputs_mode_deletes_a_pod_of_the_same_controller_for_one_the_target_names_otherwise() -> None:
     """Black-box finding: in inputs mode a user's delete, or a drain's eviction, of a ReplicaSet's pod named a pod
     the target never had (its ReplicaSet picked other suffixes): 404, counted "already-deleted", no warning, and the
