@@ -4,8 +4,9 @@ Keys are kept (workloads reference them); every value becomes the same placehold
 even its length, and the ``last-applied-configuration`` annotation (which repeats the values) is dropped. Keys the
 API server validates get a placeholder it accepts (``.dockerconfigjson``/``.dockercfg``: ``{}``), so a redacted
 snapshot still restores. The ``kwoksnap.io/redacted`` annotation marks such a Secret: restore never writes it over
-an existing one, and diff never compares Secret values at all. Service-account token secrets are never saved:
-they are minted per cluster. (Snapshots written before this rule hold ``*`` repeated to each value's length.)
+an existing one, and diff never compares Secret values at all. Service-account token Secrets are saved as any other
+(since Kubernetes 1.24 only a user makes them; restore leaves their token for the target to mint). (Snapshots
+written before this rule hold ``*`` repeated to each value's length.)
 Audit events of Secrets get the same treatment (:func:`redact_secret_body`): their bodies are whole Secrets or
 patches of one, and a recording or a replay must not carry the values either; so do the bearer tokens of
 TokenRequests and TokenReviews (:func:`redact_token_body`) and mutating webhooks' patches of a Secret, which the API
@@ -23,6 +24,12 @@ REDACTED_ANNOTATION = "kwoksnap.io/redacted"  # the snapshot format's mark (docs
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 PLACEHOLDER = b"redacted-by-kwoksnap"
 JSON_KEYS = frozenset({".dockerconfigjson", ".dockercfg"})  # the API server checks that these hold JSON
+
+
+# What the token controller writes into a service-account token Secret, each cluster its own (restore leaves them
+# out for the target to mint; diff does not compare them).
+MINTED_TOKEN_KEYS: Final = frozenset({"token", "ca.crt", "namespace"})
+SA_UID_ANNOTATION: Final = "kubernetes.io/service-account.uid"
 
 
 def is_service_account_token(secret: dict[str, Any]) -> bool:

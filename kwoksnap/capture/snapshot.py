@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kwoksnap import __version__
-from kwoksnap.capture.redact import is_service_account_token, redact_secret
+from kwoksnap.capture.redact import redact_secret
 from kwoksnap.capture.selection import matches, selected
 from kwoksnap.errors import APIError, UsageError
 from kwoksnap.kube.client import Client
@@ -49,7 +49,7 @@ class SaveOptions:
 class ResourceCount:
     resource: str
     objects: int = 0
-    skipped: int = 0  # service-account tokens, objects outside the namespaces
+    skipped: int = 0  # objects outside the namespaces
     error: str = ""
 
 
@@ -92,13 +92,36 @@ def _clean(obj: Obj, resource: Resource, options: SaveOptions, count: ResourceCo
     meta = obj.get("metadata")
     if isinstance(meta, dict) and not options.keep_managed_fields:
         meta.pop("managedFields", None)
-    if resource.group == "" and resource.name == "secrets":
-        if is_service_account_token(obj):
-            count.skipped += 1
-            return None
-        if not options.include_secrets:
-            return redact_secret(obj)
+    if resource.group == "" and resource.name == "secrets" and not options.include_secrets:
+        return redact_secret(obj)
     return obj
+
+
+def at_storage_versions(client: Client, disc: Discovery, resources: list[Resource]) -> list[Resource]:
+    """``resources``, each custom resource read in its CRD's storage version when that is served and not the
+    preferred one: read through another version, an object loses what that version's schema prunes (black-box
+    finding: a v1beta1-stored custom resource read through v1 was saved as ``spec: {}``, exit 0, and restore failed
+    it). Without the right to list CRDs, the preferred versions."""
+    crds = disc.by_key("apiextensions.k8s.io/v1/customresourcedefinitions")
+    if crds is None or all(r.group in ("", "apiextensions.k8s.io") for r in resources):
+        return resources
+    storage: dict[tuple[str, str], str] = {}
+    try:
+        for crd, _ in client.list_items(crds.path()):
+            spec = crd.get("spec") or {}
+            version = next((v.get("name") for v in spec.get("versions") or () if isinstance(v, dict)
+                            and v.get("storage")), None)
+            if isinstance(version, str):
+                storage[(str(spec.get("group", "")), str((spec.get("names") or {}).get("plural", "")))] = version
+    except APIError as exc:
+        log.info("cannot list CRDs (%s): custom resources are read in their preferred versions", exc)
+        return resources
+    out = []
+    for r in resources:
+        version = storage.get((r.group, r.name))
+        stored = disc.by_key(f"{r.group}/{version}/{r.name}") if version and version != r.version else None
+        out.append(stored if stored is not None and stored.version == version and "list" in stored.verbs else r)
+    return out
 
 
 def outside(kind: str, group: str, obj: Obj, namespaces: Collection[str]) -> bool:
@@ -165,7 +188,8 @@ def save_snapshot(
     """
     started = time.monotonic()
     disc = discovery or discover(client)
-    resources = [r for r in disc.listable() if selected(r, options.include, options.exclude)]
+    resources = at_storage_versions(client, disc, [r for r in disc.listable()
+                                                   if selected(r, options.include, options.exclude)])
     if options.include and not resources:
         included = [r for r in disc.listable() if selected(r, options.include, frozenset())]
         if included:  # served, but --exclude took every one of them

@@ -51,7 +51,7 @@ def diff(ctx: click.Context, a: str, b: str | None, live: bool, namespaces: tupl
         if live:
             with make_client(ctx) as client:
                 disc = discover(client)
-                right = LiveSource(client, disc, selector=left.selector)
+                right = LiveSource(client, disc, selector=left.selector, versions=left.resource_keys())
                 served = {r.group_resource: (r.group, r.kind) for r in disc.listable()}
                 aliases = pair_by_kind(kinds_of(left.by_group_resource, [g for g in resources if g not in served]),
                                        {gr: kind for gr, kind in served.items() if gr not in resources})

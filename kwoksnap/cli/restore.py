@@ -37,12 +37,16 @@ from kwoksnap.cli.options import (
 @click.option("--allow-real-nodes", is_flag=True, help="Restore even if the target has nodes KWOK does not manage.")
 @click.option("--include-regenerated", is_flag=True, help="Also restore objects the target's controllers create "
               "(default ServiceAccounts, kube-root-ca.crt, the kubernetes Service).")
+@click.option("--include-webhooks", is_flag=True, help="Also restore admission webhook configurations that call an "
+              "in-cluster Service and fail closed (no pod serves them in a KWOK cluster: they refuse every write "
+              "they match, the target's own controllers' included).")
 @click.option("--settle-timeout", type=FiniteFloat(min=0), default=120, show_default=True,
               help="Seconds to wait for controllers to adopt restored pods and ReplicaSets.")
 @output_format
 @click.pass_context
 def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, concurrency: int,
-            allow_real_nodes: bool, include_regenerated: bool, settle_timeout: float, output_format: str) -> int:
+            allow_real_nodes: bool, include_regenerated: bool, include_webhooks: bool, settle_timeout: float,
+            output_format: str) -> int:
     """Restore a snapshot: nodes become KWOK fake nodes, pods keep their node and status.
 
     Also the objects of a kwokctl recording `kwoksnap import` made (the state it starts from; `replay` replays
@@ -88,10 +92,13 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
             from kwoksnap.cluster.local import Profile, profile_for_server
 
             # A replay-profile cluster has no workload controllers to adopt pods: relink their owners instead.
+            # (Nor the controllers that make Endpoints and EndpointSlices: the snapshot's are restored; nor webhook
+            # admission: webhooks without a backend refuse nothing there.)
             adopt = profile_for_server(client.config.server) is not Profile.REPLAY
             options = RestoreOptions(on_conflict=on_conflict, concurrency=concurrency,  # type: ignore[arg-type]
                                      allow_real_nodes=allow_real_nodes, include_regenerated=include_regenerated,
-                                     settle_timeout=settle_timeout, adopt=adopt)
+                                     settle_timeout=settle_timeout, adopt=adopt, endpoint_controllers=adopt,
+                                     admission_webhooks=adopt, keep_webhooks=include_webhooks)
             summary = run_restore(client, source, options, progress=lambda r, d, t: bar.update(r, d, t),
                                   notice=lambda line: click.echo(f"warning: {line}", err=True))
     if output_format == "json":
@@ -147,6 +154,11 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                        "to their restored owners (the Ctrl-C came while restore was linking them): `restore "
                        f"--on-conflict skip` of the same snapshot links them: {first_few(summary.not_relinked)}",
                        err=True)
+        if summary.left_out_webhooks:
+            click.echo(f"warning: left out {len(summary.left_out_webhooks)} admission webhook configuration(s) that "
+                       "call an in-cluster Service and fail closed: no pod serves them here, so they would refuse "
+                       "the writes they match, the target's controllers' own included (--include-webhooks restores "
+                       f"them): {first_few(summary.left_out_webhooks)}", err=True)
         if summary.kept_secrets:
             click.echo(f"warning: kept {len(summary.kept_secrets)} existing Secret(s) as they were: the snapshot's "
                        f"values are redacted (save --include-secrets keeps them): {first_few(summary.kept_secrets)}",

@@ -90,6 +90,12 @@ def populate(client: Client, size: Size = Size(), *, concurrency: int = 16) -> d
                          {"metadata": {"name": f"config-{i}"}, "data": {"key": f"value-{i}" * 20}}))
         jobs.append((f"/api/v1/namespaces/{ns}/secrets",
                      {"metadata": {"name": "db-credentials"}, "stringData": {"password": "s3cr3t-value"}}))
+        # A long-lived token Secret a user made for a ServiceAccount (made first: the token controller deletes a
+        # token Secret whose ServiceAccount it cannot find).
+        _create(client, f"/api/v1/namespaces/{ns}/serviceaccounts", {"metadata": {"name": "builder"}})
+        jobs.append((f"/api/v1/namespaces/{ns}/secrets", {
+            "metadata": {"name": "builder-token", "annotations": {"kubernetes.io/service-account.name": "builder"}},
+            "type": "kubernetes.io/service-account-token"}))
         for d in range(size.deployments_per_namespace):
             app = f"web-{d}"
             jobs.append((f"/apis/apps/v1/namespaces/{ns}/deployments", {

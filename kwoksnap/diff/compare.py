@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 
-from kwoksnap.capture.redact import is_service_account_token
 from kwoksnap.capture.snapshot import outside
 from kwoksnap.diff.normalize import field_differences, normalize, regenerated
 from kwoksnap.diff.selector import parse_selector
@@ -141,8 +140,6 @@ def compare(
     def kept(obj: Obj) -> bool:
         if not include_regenerated and regenerated(obj):
             return False
-        if obj.get("kind") == "Secret" and is_service_account_token(obj):
-            return False  # as `save` leaves them out (the target's token controller makes its own)
         if matches is not None and not matches((obj.get("metadata") or {}).get("labels") or {}):
             return False
         if not namespaces:

@@ -10,7 +10,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from kwoksnap.capture.redact import LAST_APPLIED, REDACTED_ANNOTATION
+from kwoksnap.capture.redact import (
+    LAST_APPLIED,
+    MINTED_TOKEN_KEYS,
+    REDACTED_ANNOTATION,
+    SA_UID_ANNOTATION,
+    is_service_account_token,
+)
 from kwoksnap.restore.transform import regenerated, renamed_volume, target_refs, token_volume_names
 
 __all__ = ["field_differences", "normalize", "regenerated"]
@@ -88,9 +94,16 @@ def normalize(obj: Obj) -> Obj:
     out: Obj = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
     out["metadata"] = meta
     if kind == "Secret":
+        token = is_service_account_token(obj)  # (its token is each cluster's own: the target mints it)
+        if token:
+            meta.get("annotations", {}).pop(SA_UID_ANNOTATION, None)
+            if not meta.get("annotations"):
+                meta.pop("annotations", None)
         for field in ("data", "stringData"):
             if isinstance(out.get(field), dict):
-                out[field] = dict.fromkeys(out[field], NOT_COMPARED)
+                out[field] = {k: NOT_COMPARED for k in out[field] if not (token and k in MINTED_TOKEN_KEYS)}
+                if not out[field]:
+                    del out[field]
     spec = out.get("spec")
     if isinstance(spec, dict):
         spec = dict(spec)

@@ -32,6 +32,7 @@ from kwoksnap.restore.transform import (
     SUSPENDED_ANNOTATION,
     Adoption,
     Prepared,
+    fails_closed_without_backend,
     finished_job,
     kept_in_place,
     prepare,
@@ -77,6 +78,13 @@ class RestoreOptions:
     # False for targets without workload controllers (kwoksnap's replay profile): controller references are
     # relinked through the UID map instead of being left to adoption.
     adopt: bool = True
+    # Whether the target runs the controllers that make Endpoints and EndpointSlices (a replay profile's does not:
+    # then restore restores the snapshot's).
+    endpoint_controllers: bool = True
+    # Whether the target runs admission webhooks (a replay profile's does not), and whether to restore those that
+    # call an in-cluster Service and fail closed anyway (fails_closed_without_backend).
+    admission_webhooks: bool = True
+    keep_webhooks: bool = False
     crd_timeout: float = 60.0
 
 
@@ -122,6 +130,8 @@ class RestoreSummary:
     planned: int = 0  # objects in the snapshot's plan
     # Secrets that --on-conflict replace did not replace: the snapshot holds placeholders for their values.
     kept_secrets: list[str] = dataclasses.field(default_factory=list)
+    # Admission webhook configurations not restored: no pod serves them here, and they fail closed.
+    left_out_webhooks: list[str] = dataclasses.field(default_factory=list)
     # Namespaces Terminating in the snapshot, restored Active: only a delete makes a namespace Terminating, and
     # deleting it would make the target's namespace controller delete what was just restored in it.
     active_namespaces: list[str] = dataclasses.field(default_factory=list)
@@ -162,6 +172,7 @@ class RestoreSummary:
             "notAdopted": [dataclasses.asdict(a) for a in self.not_adopted[:200]],
             "claimsWithoutVolume": self.claims_without_volume[:200],
             "interrupted": self.interrupted, "planned": self.planned, "keptSecrets": self.kept_secrets[:200],
+            "leftOutWebhooks": self.left_out_webhooks[:200],
             "notRelinked": self.not_relinked[:200], "notRelinkedCount": len(self.not_relinked),
             "relinkedInPlace": self.relinked_in_place, "abandonedInFlight": self.abandoned,
             "activeNamespaces": self.active_namespaces[:200], "namespacesCreated": self.namespaces_created[:200],
@@ -218,6 +229,7 @@ class _Restorer:
         self.deleted_meanwhile: list[str] = []
         self.removed_at_once: list[str] = []  # Terminating pods the API server removed when deleted again
         self.kept_secrets: list[str] = []  # not replaced: redacted in the snapshot
+        self.left_out_webhooks: list[str] = []
         self.active_namespaces: list[str] = []  # Terminating in the snapshot
         self.terminating_namespaces: list[str] = []  # found in the target being deleted
         self.namespaces_created: list[str] = []  # not in the snapshot nor the target (_create_in)
@@ -509,9 +521,16 @@ class _Restorer:
             self.progress(key, n, step.objects)
 
         for obj in self.source.objects(key):
-            if not self.options.include_regenerated and regenerated(obj):
+            if not self.options.include_regenerated and regenerated(
+                    obj, endpoint_controllers=self.options.endpoint_controllers):
                 with self.lock:
                     self.results[key].skipped += 1
+                continue
+            if (self.options.admission_webhooks and not self.options.keep_webhooks
+                    and fails_closed_without_backend(obj)):
+                with self.lock:
+                    self.results[key].skipped += 1
+                    self.left_out_webhooks.append(str((obj.get("metadata") or {}).get("name", "")))
                 continue
             window.acquire()
             fut = pool.submit(self._one, res, key, obj)
@@ -891,6 +910,7 @@ def restore(
         missing_dependencies=missing,
         terminating_namespaces=sorted(r.terminating_namespaces),
         interrupted=interrupted, planned=sum(s.objects for s in steps), kept_secrets=sorted(r.kept_secrets),
+        left_out_webhooks=sorted(r.left_out_webhooks),
         not_relinked=r.not_relinked, relinked_in_place=r.relinked_in_place, abandoned=abandoned,
         active_namespaces=sorted(r.active_namespaces), namespaces_created=sorted(r.namespaces_created), error=error,
     )

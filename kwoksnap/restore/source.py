@@ -7,7 +7,7 @@ group-resource, and a live cluster must look the same as a file to it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from kwoksnap.errors import FormatError, InputError
@@ -88,6 +88,10 @@ class SnapshotSource(RecordSource):
     def group_resources(self) -> list[str]:
         return list(self._keys_by_gr)
 
+    def resource_keys(self) -> list[str]:
+        """Every resource key (group/version/resource) the snapshot holds objects under."""
+        return [key for keys in self._keys_by_gr.values() for key in keys]
+
     def by_group_resource(self, gr: str) -> Iterator[Obj]:
         for key in self._keys_by_gr.get(gr, []):
             yield from self.objects(key)
@@ -96,11 +100,18 @@ class SnapshotSource(RecordSource):
 class LiveSource:
     """A live cluster, listed with the same page size save uses; objects get apiVersion/kind like in a snapshot."""
 
-    def __init__(self, client: Client, discovery: Discovery, *, selector: str = "") -> None:
+    def __init__(self, client: Client, discovery: Discovery, *, selector: str = "",
+                 versions: Iterable[str] = ()) -> None:
+        """``versions``: resource keys whose version to list in where served (a snapshot's: save reads a custom
+        resource in its storage version, which the preferred version may prune), else the preferred one."""
         self.client = client
         self.discovery = discovery
         self.selector = selector  # listed as `save -l` listed (diff --live of such a snapshot)
         self._by_gr = {r.group_resource: r for r in discovery.listable()}
+        for key in versions:
+            res = discovery.by_key(key)
+            if res is not None and res.key == key and "list" in res.verbs:
+                self._by_gr[res.group_resource] = res
 
     def by_group_resource(self, gr: str) -> Iterator[Obj]:
         res = self._by_gr.get(gr)

@@ -109,18 +109,23 @@ def redacted(obj: Obj) -> bool:
         (obj.get("metadata") or {}).get("annotations") or {}).get(REDACTED_ANNOTATION) == "true"
 
 
-def regenerated(obj: Obj) -> bool:
-    """Objects the target's own controllers (or API server) create and maintain: restoring ours would fight them."""
+def regenerated(obj: Obj, *, endpoint_controllers: bool = True) -> bool:
+    """Objects the target's own controllers (or API server) create and maintain: restoring ours would fight them.
+    Without ``endpoint_controllers`` (a replay-profile target runs none), the Endpoints and EndpointSlices they
+    would make are not (black-box finding: left to controllers that were not there, every Service stayed without
+    endpoints)."""
     meta = obj.get("metadata") or {}
     kind = obj.get("kind")
     labels = meta.get("labels") or {}
-    if kind == "Endpoints" and (labels.get(ENDPOINTS_MANAGED_BY[0]) == ENDPOINTS_MANAGED_BY[1]
-                                or ENDPOINTS_TRIGGER in (meta.get("annotations") or {})
-                                or (meta.get("namespace"), meta.get("name")) == ("default", "kubernetes")):
+    if (kind in ("Endpoints", "EndpointSlice")
+            and (meta.get("namespace"), meta.get("name")) == ("default", "kubernetes")):
+        return True  # the API server's own, for its `kubernetes` Service (a slice of it has no managed-by label)
+    if kind == "Endpoints" and endpoint_controllers and (
+            labels.get(ENDPOINTS_MANAGED_BY[0]) == ENDPOINTS_MANAGED_BY[1]
+            or ENDPOINTS_TRIGGER in (meta.get("annotations") or {})):
         return True
-    if kind == "EndpointSlice" and (labels.get("endpointslice.kubernetes.io/managed-by") in SLICE_MANAGERS
-                                    # the API server's own, for its `kubernetes` Service (no managed-by label)
-                                    or (meta.get("namespace"), meta.get("name")) == ("default", "kubernetes")):
+    if kind == "EndpointSlice" and endpoint_controllers and (
+            labels.get("endpointslice.kubernetes.io/managed-by") in SLICE_MANAGERS):
         return True
     if kind == "Lease" and meta.get("namespace") in CONTROL_PLANE_LEASES:
         # Leader elections and node heartbeats: the target's own control plane and kwok hold them (black-box
@@ -131,6 +136,21 @@ def regenerated(obj: Obj) -> bool:
         if obj.get("kind") == kind and meta.get("name") == name and namespace in (None, meta.get("namespace")):
             return True
     return False
+
+
+_WEBHOOK_KINDS = frozenset({"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"})
+
+
+def fails_closed_without_backend(obj: Obj) -> bool:
+    """An admission webhook configuration with a webhook that calls an in-cluster Service and fails closed
+    (``failurePolicy: Fail``, the default): no pod serves it in a KWOK cluster, so the API server refuses every
+    write it matches (black-box finding: restored into a standard target, it refused the controller manager's and
+    the scheduler's lease renewals, and both stopped for good while restore said all was well)."""
+    if obj.get("kind") not in _WEBHOOK_KINDS:
+        return False
+    return any(isinstance(hook, dict) and isinstance(hook.get("clientConfig"), dict)
+               and hook["clientConfig"].get("service") and hook.get("failurePolicy", "Fail") != "Ignore"
+               for hook in obj.get("webhooks") or ())
 
 
 def strip_metadata(meta: Obj) -> Obj:
@@ -225,6 +245,29 @@ def spec_after_refusal(kind: str, spec: Obj, live: Obj, message: str) -> Obj | N
 # CRD had taken was Established, and its custom resources failed with "error resolving resource" (review finding).
 SERVER_STATUS_KINDS = frozenset({"CustomResourceDefinition", "APIService"})
 
+# A service-account token Secret (since Kubernetes 1.24 only a user makes one): the target's token controller writes
+# its token, CA and namespace, and deletes it unless the UID it names is its ServiceAccount's (black-box finding:
+# save left them out, and they were missing from the target for good).
+SA_TOKEN_TYPE = "kubernetes.io/service-account-token"
+_MINTED = ("token", "ca.crt", "namespace")
+_SA_UID = "kubernetes.io/service-account.uid"
+
+
+def _token_left_to_mint(body: Obj, uid_map: dict[str, str]) -> None:
+    """``body`` (a service-account token Secret) without what the target's token controller mints, naming the
+    target's ServiceAccount (restored before it) or none (the controller then takes the one of its name)."""
+    data = body.get("data")
+    if isinstance(data, dict):
+        for key in _MINTED:
+            data.pop(key, None)
+    annotations = body["metadata"].get("annotations")
+    if isinstance(annotations, dict) and _SA_UID in annotations:
+        uid = uid_map.get(str(annotations[_SA_UID]))
+        if uid is None:
+            del annotations[_SA_UID]
+        else:
+            annotations[_SA_UID] = uid
+
 
 def prepare(
     obj: Obj,
@@ -304,6 +347,8 @@ def prepare(
                 claim["uid"] = uid_map[claim["uid"]]
             else:
                 claim.pop("uid", None)
+    elif kind == "Secret" and body.get("type") == SA_TOKEN_TYPE:
+        _token_left_to_mint(body, uid_map)
     elif kind in ("Endpoints", "EndpointSlice"):
         for target in target_refs(body):
             target.pop("resourceVersion", None)

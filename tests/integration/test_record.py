@@ -129,6 +129,8 @@ def test_a_watch_recording_replays_to_the_state_the_source_ended_in(make_cluster
     target = make_cluster("wrep", Profile.REPLAY)
     proc = kwoksnap(workdir, "restore", str(snapshot), kubeconfig=target.kubeconfig)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with client_for(target) as t:  # (no endpoint controllers in a replay profile: the snapshot's, black-box finding)
+        assert [s for s, _ in t.list_items("/apis/discovery.k8s.io/v1/namespaces/app-0/endpointslices")]
     proc = kwoksnap(workdir, "replay", str(recording), "--mode", "inputs", kubeconfig=target.kubeconfig)
     assert proc.returncode == 2 and "a recording of a watch names no user" in proc.stderr, proc.stderr
     report = tmp_path / "report.json"

@@ -102,14 +102,24 @@ def test_a_redacted_secret_keeps_nothing_of_its_values_and_diffs_equal_to_the_re
     assert empty["stringData"] == {"blank": ""}
 
 
-def test_service_account_token_secrets_are_left_out_as_save_leaves_them_out() -> None:
-    """Black-box finding: `diff --live` right after a save was never equal on a cluster with a legacy token
-    Secret: save drops them (the target's token controller makes its own), diff listed them as added."""
-    token = {"kind": "Secret", "apiVersion": "v1", "type": "kubernetes.io/service-account-token",
-             "metadata": {"name": "builder-token", "namespace": "apps"}, "data": {"token": "c2VjcmV0"}}
-    plain = {"kind": "Secret", "apiVersion": "v1", "type": "Opaque", "metadata": {"name": "s", "namespace": "apps"}}
-    result = compare(["secrets"], lambda gr: [], lambda gr: [token, plain])
-    assert [(d.name, d.change) for d in result.differences] == [("s", "added")]
+def test_service_account_token_secrets_are_compared_without_what_each_cluster_mints() -> None:
+    """Black-box finding: save left out service-account token Secrets (since Kubernetes 1.24 only a user makes
+    them), so restore never made them and diff called the target equal. Now saved and compared, without the token,
+    CA, namespace and ServiceAccount UID the target's token controller writes."""
+    def token(uid: str, **data: str) -> dict[str, Any]:
+        return {"kind": "Secret", "apiVersion": "v1", "type": "kubernetes.io/service-account-token",
+                "metadata": {"name": "builder-token", "namespace": "apps", "annotations": {
+                    "kubernetes.io/service-account.name": "builder", "kubernetes.io/service-account.uid": uid}},
+                "data": data}
+    from kwoksnap.capture.redact import redact_secret
+
+    saved = redact_secret(token("src-uid", token="c2VjcmV0"))
+    minted = token("target-uid", token="b3RoZXI=", **{"ca.crt": "Y2E=", "namespace": "YXBwcw=="})
+    assert compare(["secrets"], lambda gr: [saved], lambda gr: [minted]).equal
+    assert [(d.name, d.change) for d in compare(["secrets"], lambda gr: [saved], lambda gr: []).differences] == [
+        ("builder-token", "missing")]
+    extra = token("target-uid", token="b3RoZXI=", note="eA==")  # a key of the user's own is compared
+    assert not compare(["secrets"], lambda gr: [saved], lambda gr: [extra]).equal
 
 
 def test_differences_show_where_long_values_differ() -> None:
