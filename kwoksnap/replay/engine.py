@@ -31,7 +31,7 @@ from typing import Any
 from kwoksnap.audit import AuditEvent, Classifier, classify, degraded, format_timestamp, resource_version
 from kwoksnap.audit.changes import removed_by_update
 from kwoksnap.clock import Clock, RealClock
-from kwoksnap.errors import APIError, Conflict, Invalid, KwoksnapError, NotFound
+from kwoksnap.errors import APIError, Conflict, Invalid, KwoksnapError, NotFound, TransportError
 from kwoksnap.kube.client import MERGE_PATCH, STRATEGIC_MERGE_PATCH, Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
 from kwoksnap.replay.actions import (
@@ -69,6 +69,10 @@ OWNER_WAIT = 5.0  # seconds an owner lookup waits for the owner's create, if rep
 CRD_SERVE_WAIT = 10.0
 RECREATE_WAIT = 5.0  # seconds a re-create waits for the older copy it deleted to go
 STAND_IN_WAIT = 3.0  # seconds an inputs-mode delete of a controller's pod waits for a pod of it to stand in
+# Seconds without any answer from the target after which a change failing to reach it stops the replay (the
+# client's own retries of one request take 16-31 s): a target gone (black-box finding: 17 s of recorded time took
+# 129 s, every change failing in turn after its retries, and the error named the fidelity listing).
+OUTAGE_SECONDS = 20.0
 PROGRESS_EVERY = 1.0  # seconds between redraws of the progress line while the replay waits for the next change
 LONG_WAIT = 600.0  # seconds of replay time between two changes that deserve a warning when it is reached
 CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
@@ -383,7 +387,8 @@ class Replayer:
         self._discovering = threading.Lock()  # held while discovery is fetched again (resource)
         self._crd_generation = 0  # CRD writes answered so far (_forget_unserved)
         self._inflight: dict[tuple[str, str, str, str], collections.deque[_Item]] = {}
-        self._planner_error: BaseException | None = None
+        self._planner_error: BaseException | None = None  # (or the target gone: _note_answer)
+        self._answered = 0.0  # monotonic time of the target's last answer (any: a refusal too)
         self._planned_seconds = 0.0  # recorded seconds covered by planning (the report's once all is sent)
         self._start = 0.0  # monotonic time of offset 0, set when dispatch starts
         self._wall_start_ns = 0
@@ -1309,6 +1314,17 @@ class Replayer:
             with self.lock:
                 _advance(self._recorded, self._recorded_unknown, key, planned, False)
 
+    def _gone(self, exc: TransportError) -> None:
+        """Stop the replay: the target has not answered for ``OUTAGE_SECONDS``. What is being sent finishes (or
+        fails), nothing more is sent, and run() raises the error once the report is made."""
+        with self.lock:
+            if self._planner_error is None:
+                self._planner_error = TransportError(
+                    f"the target stopped answering (nothing for {self.clock.now() - self._answered:.0f} s; last: "
+                    f"{exc}): the replay stopped")
+        self.stop.set()
+        self._halt.set()
+
     def _apply(self, item: _Item) -> None:
         if self._halt.is_set():
             return  # never sent: counted as unsent
@@ -1335,14 +1351,18 @@ class Replayer:
         before = self.client.thread_requests()
         try:
             reason = self.execute(action)
-            answered = self.clock.now()
+            answered = self._answered = self.clock.now()
             if self.client.thread_requests() - before == 1:
                 latency = answered - sent  # one request, no retry: a latency the limit can compare
         except Exception as exc:  # one change never stops the others (nor its object's later changes); reported
-            if isinstance(exc, APIError) and self.client.thread_requests() - before == 1:
-                # A refusal (409, 422, 403) is an answer: it ends a probe (a target refusing most writes kept the
-                # limit probing, one request at a time, for as long), but never lowers the baseline (limit.py).
-                latency, refused = self.clock.now() - sent, True
+            if isinstance(exc, APIError):
+                self._answered = self.clock.now()
+                if self.client.thread_requests() - before == 1:
+                    # A refusal (409, 422, 403) is an answer: it ends a probe (a target refusing most writes kept
+                    # the limit probing, one request at a time, for as long), but never lowers the baseline.
+                    latency, refused = self.clock.now() - sent, True
+            elif isinstance(exc, TransportError) and self.clock.now() - self._answered > OUTAGE_SECONDS:
+                self._gone(exc)
             message = str(exc) if isinstance(exc, KwoksnapError) else f"{type(exc).__name__}: {exc}"
             with self.lock:
                 r.failed += 1
@@ -1607,7 +1627,7 @@ class Replayer:
                                    name="replay-plan")
         pool = ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="replay")
         planner.start()
-        self._start = self.clock.now()
+        self._start = self._answered = self.clock.now()
         try:
             # Parse and plan ahead (up to `lookahead` events, or all of a small log) before the clock starts, so
             # parsing does not compete with the first deadlines.
@@ -1651,8 +1671,9 @@ class Replayer:
                 try:
                     pool.shutdown(wait=True)  # every change being sent finishes; nothing is left half-applied
                     break
-                except KeyboardInterrupt:  # Ctrl-C while the workers send what was dispatched: no more of it
-                    self.report.interrupted = stopping = True
+                except KeyboardInterrupt:  # Ctrl-C while the workers send what was dispatched: no more of it,
+                    self.report.interrupted = stopping = True  # and no more retries of a target that does not
+                    self.client.cancel()                       # answer (each failing now, reported)
             try:
                 with contextlib.suppress(queue.Empty):
                     while True:  # let a planner blocked on a full queue see the stop

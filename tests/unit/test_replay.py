@@ -599,6 +599,11 @@ class NoClient:
     def list_items(self, path: str) -> Iterator[tuple[dict[str, Any], str]]:
         return iter(())  # an empty target: nothing to thaw in inputs mode
 
+    cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
 
 class RecordingReplayer(Replayer):
     """The real dispatcher and planner, with requests recorded instead of sent."""
@@ -624,6 +629,28 @@ class RecordingReplayer(Replayer):
             self.executed.append(action.name)
             self.indices.setdefault(action.name, []).append(int(action.body["metadata"]["labels"]["i"]))
         return None
+
+
+def test_a_target_that_stops_answering_stops_the_replay() -> None:
+    """Black-box finding: a target deleted mid-replay made each change fail in turn after the client's retries (17 s
+    of recorded time took 129 s), and the error then named the fidelity listing. Once nothing has answered for
+    OUTAGE_SECONDS, the replay stops: what is being sent finishes, nothing more is sent, the error says why."""
+    from kwoksnap.errors import TransportError
+    from kwoksnap.replay.engine import OUTAGE_SECONDS
+
+    class Gone(RecordingReplayer):
+        def execute(self, action: Action) -> str | None:
+            super().execute(action)
+            if action.name in ("p0", "p1"):
+                return None
+            self.clock.advance(OUTAGE_SECONDS * 0.75)  # (the client's retries, on the fake clock)
+            raise TransportError("cannot connect to 127.0.0.1:1: connection refused")
+
+    r = Gone(FakeClock(), speed=1.0, workers=1)
+    with pytest.raises(TransportError, match=r"^the target stopped answering \(nothing for 30 s; last: cannot "):
+        r.run(user_events([float(n) for n in range(40)]))
+    assert r.executed[:4] == ["p0", "p1", "p2", "p3"] and len(r.executed) < 10, r.executed
+    assert r.report.failed == len(r.executed) - 2
 
 
 def test_an_unexpected_error_fails_one_change_and_the_objects_next_changes_still_go(
@@ -2252,6 +2279,7 @@ def test_ctrl_c_while_the_workers_send_the_last_of_the_log_sends_no_more_of_it()
     assert report.interrupted and r._halt.is_set()
     assert len(after) <= 2  # the changes on the two workers when Ctrl-C came
     assert report.applied + report.unsent == report.events == 300 and report.unsent > 250
+    assert r.client.cancelled  # type: ignore[attr-defined]  # (no retries waited out: black-box finding, 22 s)
 
 
 def test_a_malformed_recorded_pod_is_not_compared_and_stops_nothing() -> None:
