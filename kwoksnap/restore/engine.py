@@ -441,6 +441,11 @@ class _Restorer:
             with self.lock:
                 self.kept_secrets.append(f"{ns}/{name}")
             return existing, "skipped"
+        if (existing.get("metadata") or {}).get("deletionTimestamp") and prep.terminate is None \
+                and res.kind != "Namespace":  # (a Namespace being deleted is said once: terminating_namespaces)
+            # No write undoes a deletion (black-box finding: a Terminating pod was counted "updated", exit 0).
+            raise KwoksnapError("being deleted in the target, and a replace cannot undo a deletion: wait until it "
+                                "is gone (or delete it with --grace-period=0), then restore again")
         body = dict(prep.body)
         body["metadata"] = {**prep.body["metadata"],
                             "resourceVersion": existing["metadata"]["resourceVersion"]}

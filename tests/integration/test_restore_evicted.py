@@ -148,6 +148,12 @@ def test_skip_leaves_a_status_written_since_and_replace_writes_the_recorded_one_
         status = client.get(pod)["status"]
         assert (status["phase"], status.get("podIP"), status.get("reason"), status.get("message")) == (
             "Running", "10.0.0.7", None, None), status
+        # Black-box finding: a replace of a pod being deleted in the target (frozen: kwok leaves it Terminating)
+        # counted it "updated", exit 0; no write undoes a deletion.
+        client.delete(pod, {"gracePeriodSeconds": 30})
+        proc = kwoksnap("restore", str(saved), "--on-conflict", "replace", kubeconfig=kwok_cluster.kubeconfig)
+        assert proc.returncode == 5 and "being deleted in the target" in proc.stdout + proc.stderr, proc.stderr
+        client.delete(pod, {"gracePeriodSeconds": 0})
         node_only = write_snapshot(tmp_path / "node.kws", [("v1/nodes", "Node", False, [fake_node(node)])])
         proc = kwoksnap("restore", str(node_only), "--on-conflict", "replace", kubeconfig=kwok_cluster.kubeconfig)
         assert proc.returncode == 0, proc.stdout + proc.stderr
