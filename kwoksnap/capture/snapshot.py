@@ -86,7 +86,7 @@ Progress = Callable[[str, int], None]  # (resource key, objects of it so far)
 _DONE = object()
 
 
-def _clean(obj: Obj, resource: Resource, options: SaveOptions, count: ResourceCount) -> Obj | None:
+def _clean(obj: Obj, resource: Resource, options: SaveOptions) -> Obj:
     obj.setdefault("apiVersion", resource.group_version)
     obj.setdefault("kind", resource.kind)
     meta = obj.get("metadata")
@@ -242,10 +242,8 @@ def save_snapshot(
                         if keep and outside(resource.kind, resource.group, obj, keep):
                             count.skipped += 1
                             continue
-                        cleaned = _clean(obj, resource, options, count)
-                        if cleaned is None:
-                            continue
-                        writer.write({"type": "object", "resource": resource.key, "object": cleaned})
+                        writer.write({"type": "object", "resource": resource.key,
+                                      "object": _clean(obj, resource, options)})
                         written.append(key)
                         count.objects += 1
                     progress(resource.key, count.objects)

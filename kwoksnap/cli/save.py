@@ -89,9 +89,9 @@ def save(ctx: click.Context, path: str, include: tuple[str, ...], exclude: tuple
         for r in errors:  # a list that failed part-way has written its first pages
             said = f"only {r.objects} object(s) saved, then the list failed" if r.objects else "not saved"
             click.echo(f"warning: {r.resource}: {said}: {r.error}", err=True)
+        size = f"{summary.bytes / 1e6:.1f} MB" if summary.bytes >= 100_000 else f"{summary.bytes / 1e3:.1f} kB"
         click.echo(f"saved {summary.objects} objects of {sum(1 for r in summary.resources if r.objects)} resources "
-                   f"to {path} in {summary.seconds:.1f}s ({summary.rate:,.0f} objects/s, "
-                   f"{summary.bytes / 1e6:.1f} MB)"
+                   f"to {path} in {summary.seconds:.1f}s ({summary.rate:,.0f} objects/s, {size})"
                    + (f"; {len(errors)} resource(s) not saved, or not whole" if errors else ""))
     if errors:
         return finished_partly((len(errors), "resource(s) not saved, or not whole"),

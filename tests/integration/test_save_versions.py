@@ -48,6 +48,7 @@ def test_a_custom_resource_is_saved_and_restored_in_its_storage_version(kwok_clu
         proc = kwoksnap("save", "-n", namespace, "--include", crd, "-o", str(snapshot),
                         kubeconfig=kwok_cluster.kubeconfig)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.stdout.rstrip().endswith(" kB)"), proc.stdout  # (a small file's size: it said "0.0 MB")
         with KwsReader(snapshot) as reader:
             source = SnapshotSource(reader)
             assert list(source.counts()) == [f"{group}/v1beta1/duals"]
