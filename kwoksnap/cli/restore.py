@@ -166,7 +166,7 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
         click.echo(f"{'resource':<55} {'created':>8} {'updated':>8} {'skipped':>8} {'failed':>7}")
         for key, r in summary.results.items():
             click.echo(f"{key:<55} {r.created:>8} {r.updated:>8} {r.skipped:>8} {r.failed:>7}"
-                       + (f"  ({r.reallocated} reallocated IPs)" if r.reallocated else ""))
+                       + (f"  ({r.reallocated} given new cluster IPs or node ports)" if r.reallocated else ""))
         created = sum(r.created for r in summary.results.values())
         updated = sum(r.updated for r in summary.results.values())
         click.echo(f"{summary.objects} of the snapshot's objects restored or found in place in {summary.seconds:.1f}s "
