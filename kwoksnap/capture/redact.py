@@ -26,16 +26,6 @@ PLACEHOLDER = b"redacted-by-kwoksnap"
 JSON_KEYS = frozenset({".dockerconfigjson", ".dockercfg"})  # the API server checks that these hold JSON
 
 
-# What the token controller writes into a service-account token Secret, each cluster its own (restore leaves them
-# out for the target to mint; diff does not compare them).
-MINTED_TOKEN_KEYS: Final = frozenset({"token", "ca.crt", "namespace"})
-SA_UID_ANNOTATION: Final = "kubernetes.io/service-account.uid"
-
-
-def is_service_account_token(secret: dict[str, Any]) -> bool:
-    return secret.get("type") == "kubernetes.io/service-account-token"
-
-
 def _placeholder(key: str) -> bytes:
     return b"{}" if key in JSON_KEYS else PLACEHOLDER
 

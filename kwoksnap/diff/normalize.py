@@ -10,14 +10,16 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from kwoksnap.capture.redact import (
-    LAST_APPLIED,
+from kwoksnap.capture.redact import LAST_APPLIED, REDACTED_ANNOTATION
+from kwoksnap.restore.transform import (
     MINTED_TOKEN_KEYS,
-    REDACTED_ANNOTATION,
+    SA_TOKEN_TYPE,
     SA_UID_ANNOTATION,
-    is_service_account_token,
+    regenerated,
+    renamed_volume,
+    target_refs,
+    token_volume_names,
 )
-from kwoksnap.restore.transform import regenerated, renamed_volume, target_refs, token_volume_names
 
 __all__ = ["field_differences", "normalize", "regenerated"]
 
@@ -94,7 +96,7 @@ def normalize(obj: Obj) -> Obj:
     out: Obj = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
     out["metadata"] = meta
     if kind == "Secret":
-        token = is_service_account_token(obj)  # (its token is each cluster's own: the target mints it)
+        token = obj.get("type") == SA_TOKEN_TYPE  # (its token is each cluster's own: the target mints it)
         if token:
             meta.get("annotations", {}).pop(SA_UID_ANNOTATION, None)
             if not meta.get("annotations"):

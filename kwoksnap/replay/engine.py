@@ -387,7 +387,7 @@ class Replayer:
         self._discovering = threading.Lock()  # held while discovery is fetched again (resource)
         self._crd_generation = 0  # CRD writes answered so far (_forget_unserved)
         self._inflight: dict[tuple[str, str, str, str], collections.deque[_Item]] = {}
-        self._planner_error: BaseException | None = None  # (or the target gone: _note_answer)
+        self._planner_error: BaseException | None = None  # (or the target gone: _gone)
         self._answered = 0.0  # monotonic time of the target's last answer (any: a refusal too)
         self._planned_seconds = 0.0  # recorded seconds covered by planning (the report's once all is sent)
         self._start = 0.0  # monotonic time of offset 0, set when dispatch starts
@@ -685,10 +685,9 @@ class Replayer:
     def _stand_in_later(self, res: Resource, action: Action) -> str | None:
         """A delete, eviction, patch or update of a controller's pod when the target has no pod of that controller
         to take it yet: its controller may be about to make one (a drain right after a rollout, a label right after
-        a scale). Looked for again for up to
-        ``STAND_IN_WAIT`` seconds; else the change is skipped as ``no-stand-in`` and named, not taken for a pod
-        already deleted (black-box finding: a drain's evictions were dropped as "already-deleted", fidelity
-        "match", exit 0)."""
+        a scale). Looked for again for up to ``STAND_IN_WAIT`` seconds; else the change is skipped as
+        ``no-stand-in`` and named, not taken for a pod already deleted (black-box finding: a drain's evictions were
+        dropped as "already-deleted", fidelity "match", exit 0)."""
         # The place among the requests in flight is given back meanwhile: held, a drain's evictions stalled every
         # other change for 3 s each while the limit was low.
         slot: _Slot | None = getattr(self._slot, "current", None)

@@ -249,8 +249,8 @@ SERVER_STATUS_KINDS = frozenset({"CustomResourceDefinition", "APIService"})
 # its token, CA and namespace, and deletes it unless the UID it names is its ServiceAccount's (black-box finding:
 # save left them out, and they were missing from the target for good).
 SA_TOKEN_TYPE = "kubernetes.io/service-account-token"
-_MINTED = ("token", "ca.crt", "namespace")
-_SA_UID = "kubernetes.io/service-account.uid"
+MINTED_TOKEN_KEYS = frozenset({"token", "ca.crt", "namespace"})  # (diff does not compare them either)
+SA_UID_ANNOTATION = "kubernetes.io/service-account.uid"
 
 
 def _token_left_to_mint(body: Obj, uid_map: dict[str, str]) -> None:
@@ -258,15 +258,15 @@ def _token_left_to_mint(body: Obj, uid_map: dict[str, str]) -> None:
     target's ServiceAccount (restored before it) or none (the controller then takes the one of its name)."""
     data = body.get("data")
     if isinstance(data, dict):
-        for key in _MINTED:
+        for key in MINTED_TOKEN_KEYS:
             data.pop(key, None)
     annotations = body["metadata"].get("annotations")
-    if isinstance(annotations, dict) and _SA_UID in annotations:
-        uid = uid_map.get(str(annotations[_SA_UID]))
+    if isinstance(annotations, dict) and SA_UID_ANNOTATION in annotations:
+        uid = uid_map.get(str(annotations[SA_UID_ANNOTATION]))
         if uid is None:
-            del annotations[_SA_UID]
+            del annotations[SA_UID_ANNOTATION]
         else:
-            annotations[_SA_UID] = uid
+            annotations[SA_UID_ANNOTATION] = uid
 
 
 def prepare(

@@ -104,7 +104,8 @@ def test_secrets_stay_secret_in_diff_and_in_restore(source: tuple[LocalCluster, 
                     kubeconfig=cluster.kubeconfig).returncode == 0
     proc = kwoksnap("restore", str(only), "--on-conflict", "replace", kubeconfig=cluster.kubeconfig)
     assert proc.returncode == 0, proc.stderr + proc.stdout
-    assert "warning: kept 1 existing Secret(s) as they were: the snapshot's values are redacted" in proc.stderr
+    assert ("warning: kept 2 existing Secret(s) as they were: the snapshot's values are redacted (save "
+            "--include-secrets keeps them): app-0/builder-token, app-0/db-credentials") in proc.stderr, proc.stderr
     assert c.get("/api/v1/namespaces/app-0/secrets/db-credentials")["data"] == {"password": real}
 
 
