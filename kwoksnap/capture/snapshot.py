@@ -247,6 +247,8 @@ def save_snapshot(
                         written.append(key)
                         count.objects += 1
                     progress(resource.key, count.objects)
+                if count.error:  # (the file says so: inspect shows it, diff --live does not compare it)
+                    writer.incomplete(resource.key, count.error)
                 log.info("%s: %d object(s)%s%s", resource.key, count.objects,
                          f", {count.skipped} left out" if count.skipped else "",
                          f"; failed: {count.error}" if count.error else "")

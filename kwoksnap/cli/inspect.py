@@ -63,7 +63,7 @@ def inspect(path: str, output_format: str) -> int:
         info: dict[str, Any] = {"header": _shown(reader.header), "formatVersion": reader.format_version,
                                 "records": reader.count(), "fileBytes": size, "rawBytes": raw,
                 "compressionRatio": raw / size if size else 0.0, "timeRange": list(tr) if tr else None,
-                "resources": resources}
+                "resources": resources, "incomplete": reader.incomplete()}
         if reader.content_type == "recording":  # one time-ordered stream: what is in it, by resource and verb
             from collections import Counter
 
@@ -104,6 +104,8 @@ def inspect(path: str, output_format: str) -> int:
         if len(ns) > 4:
             top += f", and {len(ns) - 4} more namespaces (-o json lists them)"
         click.echo(f"  {res or '(none)':<{width}} {entry['objects']:>8}  {top}")
+    for res, reason in info["incomplete"].items():
+        click.echo(f"  not whole: {res}: its list failed when saved ({reason})")
     if info.get("events"):
         click.echo("events by verb and resource:")
         for kind, n in info["events"].items():

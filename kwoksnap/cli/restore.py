@@ -65,6 +65,9 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
 
     with KwsReader(snapshot) as reader:
         source = SnapshotSource(reader, recordings=True)
+        for gr, reason in source.incomplete().items():  # (what save could not list is not in it, or not all)
+            click.echo(f"warning: the snapshot does not hold all of {gr}: save could not list it ({reason})",
+                       err=True)
         if dry_run:
             report = reader.scan()  # every frame's checksum, as the real restore reads every object before writing
             if not report.ok:

@@ -88,6 +88,10 @@ class SnapshotSource(RecordSource):
     def group_resources(self) -> list[str]:
         return list(self._keys_by_gr)
 
+    def incomplete(self) -> dict[str, str]:
+        """Group-resources save could not list whole (the reason), from the index: their objects are a part."""
+        return {group_resource(key): reason for key, reason in self.reader.incomplete().items()}
+
     def resource_keys(self) -> list[str]:
         """Every resource key (group/version/resource) the snapshot holds objects under."""
         return [key for keys in self._keys_by_gr.values() for key in keys]

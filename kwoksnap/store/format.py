@@ -149,6 +149,10 @@ def validate_index(index: object, path: str | None, where: str) -> dict[str, Any
         isinstance(time_range, list) and len(time_range) == 2 and all(_is_int(t) for t in time_range)
     ):
         raise _fail("index field 'timeRange' is not [first, last]", path, where)
+    incomplete = index.get("incomplete", {})  # (optional: files written before it have none)
+    if not isinstance(incomplete, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                   for k, v in incomplete.items()):
+        raise _fail("index field 'incomplete' is not a map of resource to reason", path, where)
     seen: set[str] = set()
     total_records = 0
     total_frames = 0

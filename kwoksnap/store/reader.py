@@ -412,6 +412,10 @@ class KwsReader:
         entry = self._resources.get(resource)
         return [dict(f) for f in entry["frames"]] if entry else []
 
+    def incomplete(self) -> dict[str, str]:
+        """Resources the writer could not write whole (a list that failed), with the reason; from the index."""
+        return dict(self._need_index().get("incomplete", {}))
+
     def time_range(self) -> tuple[int, int] | None:
         """(first, last) ``ts`` over all records, for recordings; None if no record has an integer ``ts``."""
         tr = self._need_index()["timeRange"]

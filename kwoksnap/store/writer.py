@@ -132,6 +132,7 @@ class KwsWriter:
         self._max_ts: int | None = None
         self._records = 0
         self._frames = 0
+        self._incomplete: dict[str, str] = {}
         self._closed = False
 
         fd, self.temp_path = temp_beside(self.path)
@@ -156,6 +157,10 @@ class KwsWriter:
     def write(self, record: Mapping[str, Any]) -> None:
         """Append one record (a dict with string keys). Raises UsageError if it cannot be stored."""
         self._write(record)
+
+    def incomplete(self, resource: str, reason: str) -> None:
+        """Note that ``resource`` is not whole in this file (its list failed: ``reason``), for the index."""
+        self._incomplete[resource] = reason
 
     def write_many(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Append every record of ``records``; returns how many were written."""
@@ -263,6 +268,7 @@ class KwsWriter:
                 for name, e in self._resources.items()
             ],
             "timeRange": time_range,
+            **({"incomplete": dict(self._incomplete)} if self._incomplete else {}),
         }
 
     # -- closing -------------------------------------------------------------------------------------------------

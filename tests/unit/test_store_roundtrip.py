@@ -457,3 +457,20 @@ def test_a_temporary_file_a_killed_writer_left_is_removed_by_the_next(tmp_path: 
     with KwsWriter(tmp_path / "s.kws") as w:  # (the snapshot writer names its temporary file alike)
         assert w.temp_path.name.startswith(f".s.kws.{host}-{os.getpid()}.")
         w.write({"type": "x"})
+
+
+def test_the_index_says_which_resources_are_not_whole(tmp_path: Path) -> None:
+    """Black-box finding: a save whose lists were refused (a read-only account) wrote a file that looked complete;
+    inspect, diff and restore could not tell. The index now names them (optional: older files have none)."""
+    path = tmp_path / "partial.kws"
+    with KwsWriter(path) as w:
+        w.write_many(snapshot_records(2))
+        w.incomplete("v1/nodes", "403 Forbidden: nodes is forbidden")
+    with KwsReader(path) as r:
+        assert r.incomplete() == {"v1/nodes": "403 Forbidden: nodes is forbidden"}
+        assert r.count("v1/nodes") == 4  # (what it did list stays readable)
+    whole = tmp_path / "whole.kws"
+    with KwsWriter(whole) as w:
+        w.write_many(snapshot_records(2))
+    with KwsReader(whole) as r:
+        assert r.incomplete() == {} and "incomplete" not in (r.index or {})
