@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from kwoksnap.cli.options import camel_keys, example_epilog, output_format, print_json
+from kwoksnap.cli.options import camel_keys, example_epilog, first_few, output_format, print_json
 
 
 @click.command(epilog=example_epilog("kwoksnap inspect before.kws", "kwoksnap inspect trace.kws -o json"))
@@ -104,8 +104,11 @@ def inspect(path: str, output_format: str) -> int:
         if len(ns) > 4:
             top += f", and {len(ns) - 4} more namespaces (-o json lists them)"
         click.echo(f"  {res or '(none)':<{width}} {entry['objects']:>8}  {top}")
-    for res, reason in info["incomplete"].items():
-        click.echo(f"  not whole: {res}: its list failed when saved ({reason})")
+    if info["incomplete"]:
+        names = list(info["incomplete"])
+        click.echo(f"not whole: {len(names)} resource(s) whose list failed when saved: {first_few(names)} ("
+                   f"{names[0]}: {info['incomplete'][names[0]]}" + ("; -o json gives each reason)" if len(names) > 1
+                                                                      else ")"))
     if info.get("events"):
         click.echo("events by verb and resource:")
         for kind, n in info["events"].items():

@@ -186,3 +186,20 @@ def test_a_user_allowed_only_a_namespace_records_it_through_the_watch(kwok_clust
     events = list(read_recording(recording))
     created = [(e["namespace"], e["name"]) for e in events if e["verb"] == "create" and not e["subresource"]]
     assert created == [(namespace, "watched")], created
+    # The same user's save lists what it may (exit 5 for the rest), and the file says what it could not list:
+    # diff --live by an admin leaves those out instead of calling every node "added" (black-box finding).
+    env = dict(os.environ, KWOKSNAP_WORKDIR=str(workdir))
+    partial = tmp_path / "partial.kws"
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kubeconfig), "save", "-n",
+                           namespace, "-o", str(partial)], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "inspect", str(partial)], capture_output=True,
+                          text=True, timeout=60, env=env)
+    assert "resource(s) whose list failed when saved: " in proc.stdout, proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "inspect", str(partial), "-o", "json"],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert "403 Forbidden" in orjson.loads(proc.stdout)["incomplete"]["v1/nodes"], proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kwok_cluster.kubeconfig), "diff",
+                           str(partial), "--live"], capture_output=True, text=True, timeout=120, env=env)
+    assert "warning: nodes not compared: save could not list it whole" in proc.stderr, proc.stderr
+    assert not [line for line in proc.stdout.splitlines() if line.startswith("added") and " nodes " in line]
