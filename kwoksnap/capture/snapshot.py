@@ -25,6 +25,7 @@ from kwoksnap.capture.selection import matches, selected
 from kwoksnap.errors import APIError, UsageError
 from kwoksnap.kube.client import Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
+from kwoksnap.kube.objects import MINTED_TOKEN_KEYS, SA_TOKEN_TYPE
 from kwoksnap.store import KwsWriter
 
 log = logging.getLogger("kwoksnap.capture")
@@ -92,8 +93,13 @@ def _clean(obj: Obj, resource: Resource, options: SaveOptions) -> Obj:
     meta = obj.get("metadata")
     if isinstance(meta, dict) and not options.keep_managed_fields:
         meta.pop("managedFields", None)
-    if resource.group == "" and resource.name == "secrets" and not options.include_secrets:
-        return redact_secret(obj)
+    if resource.group == "" and resource.name == "secrets":
+        if obj.get("type") == SA_TOKEN_TYPE and isinstance(obj.get("data"), dict):
+            # A live bearer token, each cluster's own (restore leaves the target to mint its own): never kept, even
+            # with --include-secrets (review finding).
+            obj["data"] = {k: v for k, v in obj["data"].items() if k not in MINTED_TOKEN_KEYS}
+        if not options.include_secrets:
+            return redact_secret(obj)
     return obj
 
 

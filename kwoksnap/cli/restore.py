@@ -60,7 +60,7 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
     from kwoksnap.restore.engine import restore as run_restore
     from kwoksnap.restore.plan import plan
     from kwoksnap.restore.source import SnapshotSource
-    from kwoksnap.restore.transform import regenerated
+    from kwoksnap.restore.transform import fails_closed_without_backend, regenerated
     from kwoksnap.store import KwsReader
 
     with KwsReader(snapshot) as reader:
@@ -74,22 +74,34 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                 raise FormatError(f"damaged: {report.reason}; `kwoksnap inspect` shows the readable part",
                                   path=snapshot)
             left: Counter[str] = Counter()  # objects the target's controllers make, which restore leaves to them
+            webhooks: Counter[str] = Counter()  # (in a target that runs webhook admission, as restore assumes here)
             for record in reader.records():  # and every record's shape (an object without a name): as restore would
-                if not include_regenerated and record.get("type") == "object" and regenerated(record["object"]):
+                if record.get("type") != "object":
+                    continue
+                if not include_regenerated and regenerated(record["object"]):
                     left[str(record.get("resource", ""))] += 1
+                elif not include_webhooks and fails_closed_without_backend(record["object"]):
+                    webhooks[str(record.get("resource", ""))] += 1
             steps = plan(source.counts())
             if output_format == "json":
-                print_json([{"phase": s.phase, "resource": s.resource, "objects": s.objects - left[s.resource],
-                             "leftToTheTarget": left[s.resource]} for s in steps])
+                print_json([{"phase": s.phase, "resource": s.resource,
+                             "objects": s.objects - left[s.resource] - webhooks[s.resource],
+                             "leftToTheTarget": left[s.resource], "leftOutWebhooks": webhooks[s.resource]}
+                            for s in steps])
             else:
                 for s in steps:
-                    click.echo(f"{s.phase:<18} {s.resource:<55} {s.objects - left[s.resource]:>8}"
-                               + (f"  (+{left[s.resource]} the target makes itself)" if left[s.resource] else ""))
-                click.echo(f"{sum(s.objects for s in steps) - left.total()} objects in {len(steps)} resources"
+                    restored = s.objects - left[s.resource] - webhooks[s.resource]
+                    click.echo(f"{s.phase:<18} {s.resource:<55} {restored:>8}"
+                               + (f"  (+{left[s.resource]} the target makes itself)" if left[s.resource] else "")
+                               + (f"  (+{webhooks[s.resource]} left out: no pod serves them; --include-webhooks)"
+                                  if webhooks[s.resource] else ""))
+                click.echo(f"{sum(s.objects for s in steps) - left.total() - webhooks.total()} objects in "
+                           f"{len(steps)} resources"
                            + (f", {left.total()} more left to the target's controllers (--include-regenerated "
                               "restores them too)" if left else "")
-                           + " (dry run: nothing written; the target is not looked at, so objects already there "
-                           "and missing dependencies show only in a real restore)")
+                           + " (dry run: nothing written; the target is not looked at, so objects already there, "
+                           "missing dependencies and what a replay-profile target takes besides (webhooks, "
+                           "controllers' Endpoints) show only in a real restore)")
             return 0
         with make_client(ctx, pool_size=concurrency) as client, Progress(output_format == "text") as bar:
             from kwoksnap.cluster.local import Profile, profile_for_server

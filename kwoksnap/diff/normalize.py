@@ -8,18 +8,11 @@ would always say "different". Each ignored field is listed here, with the reason
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Final
 
 from kwoksnap.capture.redact import LAST_APPLIED, REDACTED_ANNOTATION
-from kwoksnap.restore.transform import (
-    MINTED_TOKEN_KEYS,
-    SA_TOKEN_TYPE,
-    SA_UID_ANNOTATION,
-    regenerated,
-    renamed_volume,
-    target_refs,
-    token_volume_names,
-)
+from kwoksnap.kube.objects import MINTED_TOKEN_KEYS, SA_TOKEN_TYPE, SA_UID_ANNOTATION
+from kwoksnap.restore.transform import regenerated, renamed_volume, target_refs, token_volume_names
 
 __all__ = ["field_differences", "normalize", "regenerated"]
 
@@ -157,15 +150,45 @@ def _same_token_volume_name(spec: Obj) -> None:
         spec.update(renamed_volume(spec, names, TOKEN_VOLUME_SAID))
 
 
-def field_differences(a: Any, b: Any, path: str = "", limit: int = 10) -> list[str]:
-    """Human-readable paths where two normal forms differ (at most ``limit``)."""
+# What an SRE looks for first in a changed object: walked first, so a limit never cuts them off (black-box finding:
+# a moved pod's nodeName came after its labels and images, and was left out).
+TELLING_FIELDS: Final = (".spec.nodeName", ".status.phase", ".metadata.terminating", ".spec.unschedulable",
+                         ".spec.replicas")
+FIELDS_LIMIT: Final = 10
+
+
+_ABSENT: Final = object()
+
+
+def _at(obj: Any, path: str) -> Any:
+    for part in path.split(".")[1:]:
+        if not isinstance(obj, dict) or part not in obj:
+            return _ABSENT
+        obj = obj[part]
+    return obj
+
+
+def field_differences(a: Any, b: Any, path: str = "", limit: int = FIELDS_LIMIT) -> list[str]:
+    """Human-readable paths where two normal forms differ (at most ``limit``): those of ``TELLING_FIELDS`` first,
+    then the rest in key order."""
     diffs: list[str] = []
+    telling = TELLING_FIELDS if not path else ()
+    for t in telling:
+        x, y = _at(a, t), _at(b, t)
+        if x is _ABSENT and y is not _ABSENT:
+            diffs.append(f"{t}: added")
+        elif y is _ABSENT and x is not _ABSENT:
+            diffs.append(f"{t}: removed")
+        elif x != y:
+            diffs.append(f"{t}: {_around_difference(repr(x), repr(y))}")
 
     def walk(x: Any, y: Any, p: str) -> None:
         if len(diffs) >= limit:
             return
         if isinstance(x, dict) and isinstance(y, dict):
             for k in sorted(set(x) | set(y)):
+                if f"{p}.{k}" in telling:
+                    continue  # (compared above)
                 if k not in x:
                     diffs.append(f"{p}.{k}: added")
                 elif k not in y:

@@ -69,10 +69,10 @@ OWNER_WAIT = 5.0  # seconds an owner lookup waits for the owner's create, if rep
 CRD_SERVE_WAIT = 10.0
 RECREATE_WAIT = 5.0  # seconds a re-create waits for the older copy it deleted to go
 STAND_IN_WAIT = 3.0  # seconds an inputs-mode delete of a controller's pod waits for a pod of it to stand in
-# Seconds without any answer from the target after which a change failing to reach it stops the replay (the
-# client's own retries of one request take 16-31 s): a target gone (black-box finding: 17 s of recorded time took
-# 129 s, every change failing in turn after its retries, and the error named the fidelity listing).
-OUTAGE_SECONDS = 20.0
+# A change that failed to reach the target after this many seconds out, while nothing else was answered, stops the
+# replay (the client's own retries of one request take 16-31 s): a target gone (black-box finding: 17 s of recorded
+# time took 129 s, every change failing in turn after its retries, and the error named the fidelity listing).
+OUTAGE_SECONDS = 15.0
 PROGRESS_EVERY = 1.0  # seconds between redraws of the progress line while the replay waits for the next change
 LONG_WAIT = 600.0  # seconds of replay time between two changes that deserve a warning when it is reached
 CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
@@ -1319,7 +1319,7 @@ class Replayer:
         with self.lock:
             if self._planner_error is None:
                 self._planner_error = TransportError(
-                    f"the target stopped answering (nothing for {self.clock.now() - self._answered:.0f} s; last: "
+                    f"the target stopped answering (nothing for over {OUTAGE_SECONDS:.0f} s; last: "
                     f"{exc}): the replay stopped")
         self.stop.set()
         self._halt.set()
@@ -1360,8 +1360,8 @@ class Replayer:
                     # A refusal (409, 422, 403) is an answer: it ends a probe (a target refusing most writes kept
                     # the limit probing, one request at a time, for as long), but never lowers the baseline.
                     latency, refused = self.clock.now() - sent, True
-            elif isinstance(exc, TransportError) and self.clock.now() - self._answered > OUTAGE_SECONDS:
-                self._gone(exc)
+            elif isinstance(exc, TransportError) and self.clock.now() - max(self._answered, sent) > OUTAGE_SECONDS:
+                self._gone(exc)  # (nothing answered while this change was out: not a quiet stretch before it)
             message = str(exc) if isinstance(exc, KwoksnapError) else f"{type(exc).__name__}: {exc}"
             with self.lock:
                 r.failed += 1
@@ -1703,7 +1703,8 @@ class Replayer:
         if self.report.without_stand_in:
             shown = self.report.without_stand_in
             self.report.warnings.append(
-                f"{len(shown)} delete(s) or eviction(s) of pods the source's controllers had made were not applied: "
+                f"{len(shown)} delete(s), eviction(s), patch(es) or update(s) of pods the source's controllers had "
+                "made were not applied: "
                 f"the target had no pod of that controller to stand in (its controller had made none, or none was "
                 f"left), e.g. {', '.join(shown[:3])} ('withoutStandIn' in the report; a slower --speed gives the "
                 "target's controllers time to make them)")

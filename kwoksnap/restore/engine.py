@@ -535,7 +535,7 @@ class _Restorer:
                     and fails_closed_without_backend(obj)):
                 with self.lock:
                     self.results[key].skipped += 1
-                    self.left_out_webhooks.append(str((obj.get("metadata") or {}).get("name", "")))
+                    self.left_out_webhooks.append(f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name', '')}")
                 continue
             window.acquire()
             fut = pool.submit(self._one, res, key, obj)

@@ -15,6 +15,7 @@ from typing import Any
 
 import msgpack
 
+from kwoksnap.kube.objects import MINTED_TOKEN_KEYS, SA_TOKEN_TYPE, SA_UID_ANNOTATION
 from kwoksnap.store.kwokyaml import parse_time_ns
 
 Obj = dict[str, Any]
@@ -248,9 +249,6 @@ SERVER_STATUS_KINDS = frozenset({"CustomResourceDefinition", "APIService"})
 # A service-account token Secret (since Kubernetes 1.24 only a user makes one): the target's token controller writes
 # its token, CA and namespace, and deletes it unless the UID it names is its ServiceAccount's (black-box finding:
 # save left them out, and they were missing from the target for good).
-SA_TOKEN_TYPE = "kubernetes.io/service-account-token"
-MINTED_TOKEN_KEYS = frozenset({"token", "ca.crt", "namespace"})  # (diff does not compare them either)
-SA_UID_ANNOTATION = "kubernetes.io/service-account.uid"
 
 
 def _token_left_to_mint(body: Obj, uid_map: dict[str, str]) -> None:

@@ -109,8 +109,10 @@ def test_a_webhook_no_pod_serves_that_fails_closed_is_left_out(kwok_cluster: Loc
     try:
         proc = kwoksnap("restore", str(snapshot), kubeconfig=kwok_cluster.kubeconfig)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert ("warning: left out 1 admission webhook configuration(s) that call an in-cluster Service and fail "
-                "closed") in proc.stderr and f"closed-{suffix}" in proc.stderr, proc.stderr
+        said = "warning: left out 1 admission webhook configuration(s) that call an in-cluster Service and fail closed"
+        assert said in proc.stderr and f"ValidatingWebhookConfiguration/closed-{suffix}" in proc.stderr, proc.stderr
+        dry = kwoksnap("restore", str(snapshot), "--dry-run", kubeconfig=kwok_cluster.kubeconfig)
+        assert "2  (+1 left out: no pod serves them; --include-webhooks)" in dry.stdout, dry.stdout
         assert not client.exists(f"{path}/closed-{suffix}")
         assert client.exists(f"{path}/open-{suffix}") and client.exists(f"{path}/url-{suffix}")
     finally:

@@ -254,3 +254,22 @@ def test_a_map_keyed_by_integers_on_one_side_is_an_invalid_object_not_a_crash() 
     b = {"kind": "Pod", "metadata": {"name": "p", "namespace": "ns", "labels": {1: "a"}}}
     with pytest.raises(InvalidObject, match=r"^Pod ns/p: not a valid Kubernetes object"):
         compare(["v1/pods"], lambda gr: [a], lambda gr: [b])
+
+
+def test_save_never_keeps_a_live_service_account_token() -> None:
+    """Review finding: once token Secrets were saved, `save --include-secrets` wrote their live bearer token and the
+    cluster's CA into a file meant to be shared; restore and diff never use them (the target mints its own)."""
+    from kwoksnap.capture.snapshot import SaveOptions, _clean
+    from kwoksnap.kube.discovery import Resource
+
+    secrets = Resource("", "v1", "secrets", "Secret", True, frozenset({"list"}))
+
+    def token() -> dict[str, Any]:
+        return {"type": "kubernetes.io/service-account-token", "metadata": {"name": "t", "namespace": "ns"},
+                "data": {"token": "bGl2ZQ==", "ca.crt": "Y2E=", "namespace": "bnM=", "note": "eA=="}}
+    kept = _clean(token(), secrets, SaveOptions(include_secrets=True))
+    assert kept["data"] == {"note": "eA=="}
+    redacted = _clean(token(), secrets, SaveOptions())
+    assert list(redacted["data"]) == ["note"] and redacted["data"]["note"] != "eA=="
+    opaque = {"type": "Opaque", "metadata": {"name": "o"}, "data": {"token": "eA=="}}
+    assert _clean(opaque, secrets, SaveOptions(include_secrets=True))["data"] == {"token": "eA=="}

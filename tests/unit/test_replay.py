@@ -643,14 +643,25 @@ def test_a_target_that_stops_answering_stops_the_replay() -> None:
             super().execute(action)
             if action.name in ("p0", "p1"):
                 return None
-            self.clock.advance(OUTAGE_SECONDS * 0.75)  # (the client's retries, on the fake clock)
+            self.clock.advance(OUTAGE_SECONDS + 1)  # (the client's retries, on the fake clock)
             raise TransportError("cannot connect to 127.0.0.1:1: connection refused")
 
     r = Gone(FakeClock(), speed=1.0, workers=1)
-    with pytest.raises(TransportError, match=r"^the target stopped answering \(nothing for 30 s; last: cannot "):
+    with pytest.raises(TransportError, match=r"^the target stopped answering \(nothing for over 15 s; last: can"):
         r.run(user_events([float(n) for n in range(40)]))
-    assert r.executed[:4] == ["p0", "p1", "p2", "p3"] and len(r.executed) < 10, r.executed
-    assert r.report.failed == len(r.executed) - 2
+    assert r.executed == ["p0", "p1", "p2"] and r.report.failed == 1, r.executed
+    # Review finding: a quiet stretch of the log is no outage: the time counts from when the failing change went out
+    # (before, one change failing after a 45 s pause stopped a healthy replay).
+    class Quiet(RecordingReplayer):
+        def execute(self, action: Action) -> str | None:
+            super().execute(action)
+            if action.name == "p1":
+                raise TransportError("connection reset by peer")
+            return None
+
+    quiet = Quiet(FakeClock(), speed=1.0, workers=1)
+    report = quiet.run(user_events([0.0, 45.0, 46.0]))
+    assert quiet.executed == ["p0", "p1", "p2"] and (report.failed, report.applied) == (1, 2)
 
 
 def test_an_unexpected_error_fails_one_change_and_the_objects_next_changes_still_go(
