@@ -60,7 +60,7 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
     from kwoksnap.restore.engine import restore as run_restore
     from kwoksnap.restore.plan import plan
     from kwoksnap.restore.source import SnapshotSource
-    from kwoksnap.restore.transform import fails_closed_without_backend, regenerated
+    from kwoksnap.restore.transform import fails_closed_without_backend, regenerated, selectorless
     from kwoksnap.store import KwsReader
 
     with KwsReader(snapshot) as reader:
@@ -75,10 +75,11 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                                   path=snapshot)
             left: Counter[str] = Counter()  # objects the target's controllers make, which restore leaves to them
             webhooks: Counter[str] = Counter()  # (in a target that runs webhook admission, as restore assumes here)
+            manual = selectorless(obj for key in source.counts() if key == "v1/services" for obj in source.objects(key))
             for record in reader.records():  # and every record's shape (an object without a name): as restore would
                 if record.get("type") != "object":
                     continue
-                if not include_regenerated and regenerated(record["object"]):
+                if not include_regenerated and regenerated(record["object"], manual=manual):
                     left[str(record.get("resource", ""))] += 1
                 elif not include_webhooks and fails_closed_without_backend(record["object"]):
                     webhooks[str(record.get("resource", ""))] += 1

@@ -19,6 +19,7 @@ from kwoksnap.capture.snapshot import outside
 from kwoksnap.diff.normalize import field_differences, normalize, regenerated
 from kwoksnap.diff.selector import parse_selector
 from kwoksnap.errors import InputError, walking
+from kwoksnap.restore.transform import selectorless
 
 Obj = dict[str, Any]
 Objects = Callable[[str], Iterable[Obj]]  # group-resource -> its objects
@@ -137,8 +138,11 @@ def compare(
         with walking(obj, trusted=live):
             return kept(obj)
 
+    resources = list(resources)
+    manual = selectorless(a("services")) if "endpoints" in resources else frozenset()  # (as restore decides)
+
     def kept(obj: Obj) -> bool:
-        if not include_regenerated and regenerated(obj):
+        if not include_regenerated and regenerated(obj, manual=manual):
             return False
         if matches is not None and not matches((obj.get("metadata") or {}).get("labels") or {}):
             return False

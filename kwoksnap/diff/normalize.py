@@ -11,7 +11,7 @@ import copy
 from typing import Any, Final
 
 from kwoksnap.capture.redact import LAST_APPLIED, REDACTED_ANNOTATION
-from kwoksnap.kube.objects import MINTED_TOKEN_KEYS, SA_TOKEN_TYPE, SA_UID_ANNOTATION
+from kwoksnap.kube.objects import MINTED_TOKEN_KEYS, SA_TOKEN_TYPE, SA_UID_ANNOTATION, TOKEN_LAST_USED_LABEL
 from kwoksnap.restore.transform import regenerated, renamed_volume, target_refs, token_volume_names
 
 __all__ = ["field_differences", "normalize", "regenerated"]
@@ -94,6 +94,10 @@ def normalize(obj: Obj) -> Obj:
             meta.get("annotations", {}).pop(SA_UID_ANNOTATION, None)
             if not meta.get("annotations"):
                 meta.pop("annotations", None)
+            if TOKEN_LAST_USED_LABEL in (meta.get("labels") or {}):  # (black-box finding: used once, "changed")
+                meta["labels"] = {k: v for k, v in meta["labels"].items() if k != TOKEN_LAST_USED_LABEL}
+                if not meta["labels"]:
+                    del meta["labels"]
         for field in ("data", "stringData"):
             if isinstance(out.get(field), dict):
                 out[field] = {k: NOT_COMPARED for k in out[field] if not (token and k in MINTED_TOKEN_KEYS)}

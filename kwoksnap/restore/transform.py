@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import msgpack
@@ -110,18 +111,31 @@ def redacted(obj: Obj) -> bool:
         (obj.get("metadata") or {}).get("annotations") or {}).get(REDACTED_ANNOTATION) == "true"
 
 
-def regenerated(obj: Obj, *, endpoint_controllers: bool = True) -> bool:
+def selectorless(services: Iterable[Obj]) -> frozenset[tuple[str, str]]:
+    """(namespace, name) of the Services without a selector: their Endpoints are a user's, whatever labels a
+    selector they once had left on them."""
+    out = set()
+    for service in services:
+        meta, spec = service.get("metadata"), service.get("spec")
+        if isinstance(meta, dict) and not (isinstance(spec, dict) and spec.get("selector")):
+            out.add((str(meta.get("namespace", "")), str(meta.get("name", ""))))
+    return frozenset(out)
+
+
+def regenerated(obj: Obj, *, endpoint_controllers: bool = True,
+                manual: frozenset[tuple[str, str]] = frozenset()) -> bool:
     """Objects the target's own controllers (or API server) create and maintain: restoring ours would fight them.
     Without ``endpoint_controllers`` (a replay-profile target runs none), the Endpoints and EndpointSlices they
     would make are not (black-box finding: left to controllers that were not there, every Service stayed without
-    endpoints)."""
+    endpoints). ``manual``: the Services whose Endpoints are a user's (:func:`selectorless`; black-box finding:
+    the label the endpoints controller left when the selector was removed made them look its own)."""
     meta = obj.get("metadata") or {}
     kind = obj.get("kind")
     labels = meta.get("labels") or {}
     if (kind in ("Endpoints", "EndpointSlice")
             and (meta.get("namespace"), meta.get("name")) == ("default", "kubernetes")):
         return True  # the API server's own, for its `kubernetes` Service (a slice of it has no managed-by label)
-    if kind == "Endpoints" and endpoint_controllers and (
+    if kind == "Endpoints" and endpoint_controllers and (meta.get("namespace"), meta.get("name")) not in manual and (
             labels.get(ENDPOINTS_MANAGED_BY[0]) == ENDPOINTS_MANAGED_BY[1]
             or ENDPOINTS_TRIGGER in (meta.get("annotations") or {})):
         return True

@@ -53,3 +53,35 @@ def test_services_whose_ips_do_not_fit_get_the_targets(kwok_cluster: LocalCluste
         assert proc.returncode == 0, proc.stdout + proc.stderr
     finally:
         client.delete(f"/api/v1/namespaces/{ns}", {"propagationPolicy": "Background"})
+
+
+def test_a_selectorless_services_endpoints_are_restored_and_a_token_without_its_account_is_failed(
+        kwok_cluster: LocalCluster, client: Client, tmp_path: Path) -> None:
+    """Black-box findings: the Endpoints of a Service whose selector had been removed kept the endpoints
+    controller's label, and restore left them to a controller that makes none (a standard target); a token Secret
+    whose ServiceAccount was in neither the snapshot nor the target was said created, and the target's token
+    controller deleted it at once."""
+    ns = f"t-{uuid.uuid4().hex[:10]}"
+    endpoints = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {
+        "name": "nosel", "namespace": ns, "labels": {"endpoints.kubernetes.io/managed-by": "endpoint-controller"}},
+        "subsets": [{"addresses": [{"ip": "10.9.9.9"}], "ports": [{"port": 80}]}]}
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "nosel", "namespace": ns},
+               "spec": {"ports": [{"port": 80}]}}
+    token = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token", "metadata": {
+        "name": "orphan-token", "namespace": ns, "annotations": {"kubernetes.io/service-account.name": "gone"}}}
+    snapshot = write_snapshot(tmp_path / "s.kws", [
+        ("v1/namespaces", "Namespace", False, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}]),
+        ("v1/secrets", "Secret", True, [token]),
+        ("v1/services", "Service", True, [service]),
+        ("v1/endpoints", "Endpoints", True, [endpoints]),
+    ])
+    try:
+        proc = kwoksnap("restore", str(snapshot), kubeconfig=kwok_cluster.kubeconfig)
+        assert proc.returncode == 5, proc.stdout + proc.stderr
+        assert (f"failed: v1/secrets {ns}/orphan-token: its ServiceAccount {ns}/gone is in neither the snapshot "
+                "nor the target") in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+        assert not client.exists(f"/api/v1/namespaces/{ns}/secrets/orphan-token")
+        restored = client.get(f"/api/v1/namespaces/{ns}/endpoints/nosel")
+        assert restored["subsets"][0]["addresses"] == [{"ip": "10.9.9.9"}], restored
+    finally:
+        client.delete(f"/api/v1/namespaces/{ns}", {"propagationPolicy": "Background"})

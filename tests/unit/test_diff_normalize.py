@@ -120,6 +120,9 @@ def test_service_account_token_secrets_are_compared_without_what_each_cluster_mi
         ("builder-token", "missing")]
     extra = token("target-uid", token="b3RoZXI=", note="eA==")  # a key of the user's own is compared
     assert not compare(["secrets"], lambda gr: [saved], lambda gr: [extra]).equal
+    used = {**minted, "metadata": {**minted["metadata"], "labels": {  # (black-box finding: used once, "changed")
+        "kubernetes.io/legacy-token-last-used": "2026-11-29"}}}
+    assert compare(["secrets"], lambda gr: [saved], lambda gr: [used]).equal
 
 
 def test_differences_show_where_long_values_differ() -> None:

@@ -142,6 +142,13 @@ def test_controller_managed_endpoints_are_regenerated_manual_ones_are_not() -> N
     for made in (labelled, annotated, slice_):
         assert not regenerated(made, endpoint_controllers=False)
     assert regenerated(apiserver, endpoint_controllers=False)
+    # A Service whose selector was removed keeps the controller's label on its Endpoints: they are a user's now.
+    from kwoksnap.restore.transform import selectorless
+
+    services = [{"metadata": {"name": "web", "namespace": "ns"}, "spec": {"ports": [{"port": 80}]}},
+                {"metadata": {"name": "app", "namespace": "ns"}, "spec": {"selector": {"app": "a"}}}]
+    assert selectorless(services) == {("ns", "web")}
+    assert not regenerated(labelled, manual=selectorless(services))
 
 
 def test_finished_job() -> None:
