@@ -16,6 +16,7 @@ from kwoksnap.cli.options import (
     event_filters,
     example_epilog,
     filter_spec,
+    finished_partly,
     first_few,
     include_secrets,
     make_client,
@@ -132,7 +133,7 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
     d = stats.to_dict()
     if output_format == "json":
         extra = ({"rotations": follower.rotations} if audit_file is not None else {} if audit_webhook is not None
-                 else {"reconnects": watcher.reconnects, "relists": watcher.relists})
+                 else {"reconnects": watcher.reconnects, "relists": watcher.relists, "revoked": watcher.revoked})
         print_json({"path": path, "events": n, "seconds": round(took, 3), "input": d, **extra})
     else:
         skipped = ", ".join(f"{reason} {count}" for reason, count in d["skipped"].items())
@@ -159,6 +160,12 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
     if stats.kept:
         warn_unmatched_resources(resources, stats)
         warn_unmatched_namespaces(namespaces, stats)
+    if audit_file is None and audit_webhook is None and watcher.revoked:
+        if output_format == "text":
+            click.echo(f"warning: access was refused while recording, so these changes stop early: "
+                       f"{first_few(watcher.revoked)}", err=True)
+        return finished_partly((len(watcher.revoked), "watch(es) refused while recording"),
+                               output_format=output_format)
     return 0
 
 

@@ -386,3 +386,36 @@ def test_with_namespaces_a_watch_lists_and_watches_only_them_and_leaves_out_what
 
     with pytest.raises(APIError, match="could not find"):  # (not a refusal of access: an error, as before)
         watch.WatchRecorder(Gone(set()), [pods], ParseStats())  # type: ignore[arg-type]
+
+
+def test_a_watch_refused_while_recording_ends_and_says_from_when(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Black-box finding: with the user's access revoked mid-recording, every re-watch was refused (403) and retried
+    every 8 s to the end, and the summary read as a whole recording. The watch ends and is named; a relist refused
+    likewise."""
+    from kwoksnap.errors import APIError
+    from kwoksnap.kube.discovery import Resource
+    from kwoksnap.record import watch
+
+    pods = Resource("", "v1", "pods", "Pod", True, frozenset({"list", "watch"}))
+    refused = APIError(403, "Forbidden", 'pods is forbidden: cannot watch resource "pods"')
+    expired = APIError(410, "Expired", "too old resource version")
+    monkeypatch.setattr(watch, "RETRY_SECONDS", (0.01,))
+    for script, pages in (([[{"type": "ADDED", "object": kpod("b", 13)}, refused]], [[kpod("a", 10)]]),
+                          ([[expired]], [[kpod("a", 10)], refused])):
+        class Refusing(FakeWatch):
+            def list_pages(self, path: str) -> Iterator[dict[str, Any]]:
+                if self.pages and isinstance(self.pages[0], Exception):
+                    raise self.pages.pop(0)
+                yield from super().list_pages(path)
+
+        client = Refusing(pages=pages, watches=script)  # type: ignore[arg-type]
+        stats, stop = ParseStats(), threading.Event()
+        recorder = watch.WatchRecorder(client, [pods], stats, namespaces=frozenset({"ns"}),  # type: ignore[arg-type]
+                                       clock=lambda: 1_764_460_800 * 10**9)  # 00:00:00Z
+        collect = Collect(recorder.events(stop), stop)
+        deadline = time.monotonic() + 10
+        while not recorder.revoked and time.monotonic() < deadline:
+            time.sleep(0.01)
+        collect.finish()
+        assert recorder.revoked == ["pods in ns since 00:00:00Z"]
+        assert recorder.reconnects == 0  # (not retried)
