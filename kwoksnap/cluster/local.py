@@ -327,8 +327,28 @@ def _pid_files(cluster_dir: Path) -> list[int]:
 
 def _pids(cluster_dir: Path) -> list[int]:
     """The processes the cluster's pid files name that are still the cluster's: after a reboot, or once a component
-    died, its number may belong to any other process (which `cluster delete` then killed)."""
-    return [pid for pid in _pid_files(cluster_dir) if _ours(pid, cluster_dir)]
+    died, its number may belong to any other process (which `cluster delete` then killed); and any other process
+    run from the cluster's own binaries (CI finding: after a create interrupted in its readiness wait, one
+    component was left running that no pid file named)."""
+    named = [pid for pid in _pid_files(cluster_dir) if _ours(pid, cluster_dir)]
+    return named + [pid for pid in _run_from(cluster_dir) if pid not in named]
+
+
+def _run_from(cluster_dir: Path) -> list[int]:
+    """Processes whose program lies under ``cluster_dir`` (its ``bin/``); none without /proc."""
+    prefixes = {os.fsencode(d) + b"/" for d in {cluster_dir.resolve(), cluster_dir}}
+    out = []
+    with contextlib.suppress(OSError):
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                program = (entry / "cmdline").read_bytes().split(b"\0", 1)[0]
+            except OSError:
+                continue  # (gone meanwhile, or not ours to read)
+            if program.startswith(tuple(prefixes)):
+                out.append(int(entry.name))
+    return out
 
 
 def _ours(pid: int, cluster_dir: Path) -> bool:

@@ -213,3 +213,26 @@ def test_a_local_cluster_is_known_by_any_loopback_name_of_its_server(tmp_path: P
         assert profile_for_server(server, workdir=tmp_path) is Profile.REPLAY, server
     for server in ("https://127.0.0.1:32767", "http://127.0.0.1:32766", "https://10.0.0.1:32766", "https://:x"):
         assert profile_for_server(server, workdir=tmp_path) is None, server
+
+
+def test_a_process_run_from_the_clusters_binaries_is_found_without_a_pid_file(tmp_path: Path) -> None:
+    """CI finding: after a create interrupted in its readiness wait, one component no pid file named was left
+    running; `cluster delete` now also stops what runs from the cluster's own binaries (and nothing else)."""
+    import shutil
+    import subprocess
+
+    from kwoksnap.cluster.local import _pids
+
+    cluster = tmp_path / "clusters" / "c1"
+    (cluster / "bin").mkdir(parents=True)
+    sleeper = cluster / "bin" / "sleep"
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", sleeper)
+    component = subprocess.Popen([str(sleeper), "30"])
+    outside = subprocess.Popen(["sleep", "30"])  # (its program is elsewhere, though the same)
+    try:
+        assert _pids(cluster) == [component.pid]
+    finally:
+        component.kill()
+        outside.kill()
+        component.wait()
+        outside.wait()
