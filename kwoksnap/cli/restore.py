@@ -56,11 +56,11 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
     (Ctrl-C: the objects being written are finished, and the summary says what is in the target).
     """
     from kwoksnap.errors import ExitCode, FormatError
-    from kwoksnap.restore.engine import RestoreOptions
+    from kwoksnap.restore.engine import RestoreOptions, manual_endpoints
     from kwoksnap.restore.engine import restore as run_restore
     from kwoksnap.restore.plan import plan
     from kwoksnap.restore.source import SnapshotSource
-    from kwoksnap.restore.transform import fails_closed_without_backend, regenerated, selectorless
+    from kwoksnap.restore.transform import fails_closed_without_backend, regenerated
     from kwoksnap.store import KwsReader
 
     with KwsReader(snapshot) as reader:
@@ -75,7 +75,7 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                                   path=snapshot)
             left: Counter[str] = Counter()  # objects the target's controllers make, which restore leaves to them
             webhooks: Counter[str] = Counter()  # (in a target that runs webhook admission, as restore assumes here)
-            manual = selectorless(obj for key in source.counts() if key == "v1/services" for obj in source.objects(key))
+            manual = manual_endpoints(source)
             for record in reader.records():  # and every record's shape (an object without a name): as restore would
                 if record.get("type") != "object":
                     continue

@@ -101,8 +101,7 @@ class WatchRecorder:
                 if exc.status != 403:
                     raise
                 refused = exc
-                res, namespace = scope
-                self.forbidden.append(res.group_resource + (f" in {namespace}" if namespace else ""))
+                self.forbidden.append(_named(scope))
         if refused is not None and not self._start:
             raise refused
         stats.files[f"watch {server}".strip()] = "watch"
@@ -202,11 +201,10 @@ class WatchRecorder:
         """Access to ``scope`` was refused while recording (403): no retry brings it back, so its watch ends and
         the recording says from when (black-box finding: retried every 8 s to the end, and the summary read as a
         whole recording)."""
-        res, namespace = scope
         since = time.strftime("%H:%M:%SZ", time.gmtime(self.clock() / 1e9))
-        log.warning("%s: access refused (%s); its changes are not recorded from now on", res.key, exc)
+        log.warning("%s: access refused (%s); its changes are not recorded from now on", _named(scope), exc)
         with self._count:
-            self.revoked.append(res.group_resource + (f" in {namespace}" if namespace else "") + f" since {since}")
+            self.revoked.append(f"{_named(scope)} since {since}")
 
     def _retry(self, res: Resource, exc: Exception, failures: int, stop: threading.Event) -> int:
         with self._count:
@@ -248,6 +246,12 @@ class WatchRecorder:
         event = EventMaker(res.group, res.version, res.name, key[0], key[1], ts, ident=f"watch-{n}",
                            where=f"watch {res.key} #{n}", user_agent=USER_AGENT)
         self._queue.put(list(state_changes(event, old, new)))
+
+
+def _named(scope: _Scope) -> str:
+    """``pods``, or ``pods in NAMESPACE`` for a scope of ``-n``."""
+    res, namespace = scope
+    return res.group_resource + (f" in {namespace}" if namespace else "")
 
 
 def _key(obj: Obj) -> _Key:

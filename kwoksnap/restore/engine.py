@@ -503,8 +503,7 @@ class _Restorer:
     def _manual_endpoints(self) -> frozenset[tuple[str, str]]:
         """The snapshot's Services without a selector (their Endpoints are a user's), read once."""
         if self._selectorless is None:
-            keys = [key for key in self.source.counts() if key.count("/") == 1 and key.endswith("/services")]
-            self._selectorless = selectorless(obj for key in keys for obj in self.source.objects(key))
+            self._selectorless = manual_endpoints(self.source)
         return self._selectorless
 
     def _snapshot_defines(self, key: str) -> bool:
@@ -809,6 +808,12 @@ def _status_never_written(existing: Obj, status: Obj) -> bool:
     current = existing.get("status") or {}
     fresh = set(current) <= {"phase", "qosClass"} and current.get("phase") in (None, "Pending")
     return fresh and (current.get("phase") != status.get("phase") or current.get("podIP") != status.get("podIP"))
+
+
+def manual_endpoints(source: RecordSource) -> frozenset[tuple[str, str]]:
+    """(namespace, name) of the source's Services without a selector: their Endpoints are a user's."""
+    keys = [key for key in source.counts() if key.count("/") == 1 and key.endswith("/services")]
+    return selectorless(obj for key in keys for obj in source.objects(key))
 
 
 def _snapshot_uids(source: RecordSource, keys: Iterable[str]) -> tuple[set[str], frozenset[str]]:
