@@ -193,7 +193,11 @@ def field_differences(a: Any, b: Any, path: str = "", limit: int = FIELDS_LIMIT)
             for k in sorted(set(x) | set(y)):
                 if f"{p}.{k}" in telling:
                     continue  # (compared above)
-                if k not in x:
+                if k not in x and _few_keys(y[k]):  # a map with one label where there was none: name the label
+                    walk({}, y[k], f"{p}.{k}")
+                elif k not in y and _few_keys(x[k]):
+                    walk(x[k], {}, f"{p}.{k}")
+                elif k not in x:
                     diffs.append(f"{p}.{k}: added")
                 elif k not in y:
                     diffs.append(f"{p}.{k}: removed")
@@ -209,6 +213,13 @@ def field_differences(a: Any, b: Any, path: str = "", limit: int = FIELDS_LIMIT)
 
     walk(a, b, path)
     return diffs
+
+
+def _few_keys(value: Any) -> bool:
+    """A map of a few plain values (labels, annotations, a selector): its keys say more than "added" or
+    "removed" of the whole."""
+    return (isinstance(value, dict) and 0 < len(value) <= 3
+            and not any(isinstance(v, (dict, list)) for v in value.values()))
 
 
 def _around_difference(x: str, y: str, width: int = 60) -> str:

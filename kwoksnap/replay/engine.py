@@ -1658,6 +1658,8 @@ class Replayer:
         except KeyboardInterrupt:
             self.stop.set()
             self.report.interrupted = True
+            self.notice("interrupted: the changes being sent finish, nothing more is sent (Ctrl-C again stops "
+                        "waiting for them)")
         finally:
             stopping = self.report.interrupted or self._planner_error is not None
             self.stop.set()

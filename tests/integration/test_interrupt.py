@@ -75,6 +75,7 @@ def test_ctrl_c_stops_the_replay_with_its_report(kwok_cluster: LocalCluster, cli
     assert (f"interrupted: {data['unsent']} of the {data['events']} events planned were not sent (each change sent "
             "was answered before the replay stopped)") in out.splitlines()
     assert "fidelity: not checked (interrupted)" in out.splitlines()
+    assert "warning: interrupted: the changes being sent finish, nothing more is sent" in err
 
 
 def test_ctrl_c_stops_a_restore_with_its_summary(make_cluster: ClusterFactory) -> None:

@@ -633,7 +633,7 @@ def test_diff_of_an_object_nested_900_levels_deep(tmp_path: Path) -> None:
                 "spec": value}})
     proc = run("diff", str(tmp_path / "a.kws"), str(tmp_path / "b.kws"))
     assert proc.returncode == ExitCode.DIFFERENT, proc.stderr
-    assert "gizmos.example.com ns/g: .spec.x.x" in proc.stdout and ".x.x: added" in proc.stdout, proc.stdout[-500:]
+    assert "gizmos.example.com ns/g: .spec.x.x" in proc.stdout and ".x.x.leaf: added" in proc.stdout, proc.stdout[-500:]
     # and restore's copy of such an object (copy.deepcopy gave up at about 500 levels)
     from kwoksnap.restore.transform import prepare
 

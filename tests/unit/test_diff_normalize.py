@@ -276,3 +276,14 @@ def test_save_never_keeps_a_live_service_account_token() -> None:
     assert list(redacted["data"]) == ["note"] and redacted["data"]["note"] != "eA=="
     opaque = {"type": "Opaque", "metadata": {"name": "o"}, "data": {"token": "eA=="}}
     assert _clean(opaque, secrets, SaveOptions(include_secrets=True))["data"] == {"token": "eA=="}
+
+
+def test_a_small_map_where_there_was_none_names_its_keys() -> None:
+    """Noted in an earlier stop: one annotation on an object that had none showed as ".metadata.annotations:
+    added", hiding which one. A small map is named key by key; a large one stays one line."""
+    bare = {"metadata": {"name": "a"}}
+    one = {"metadata": {"name": "a", "annotations": {"team": "db"}}}
+    assert field_differences(bare, one) == [".metadata.annotations.team: added"]
+    assert field_differences(one, bare) == [".metadata.annotations.team: removed"]
+    many = {"metadata": {"name": "a", "labels": {f"k{i}": "v" for i in range(4)}}}
+    assert field_differences(bare, many) == [".metadata.labels: added"]

@@ -1049,10 +1049,14 @@ def test_an_interrupted_replay_reports_the_recorded_time_it_reached() -> None:
         if calls[0] == 3:  # after the third change was handed over
             raise KeyboardInterrupt
 
-    r.progress = progress
+    told: list[str] = []
+    r.progress, r.notice = progress, told.append
     report = r.run(user_events([0, 1, 2.5, 100]))
     assert report.interrupted and 1 <= report.applied <= 3  # (those handed over may still go, or not)
     assert report.recorded_seconds == [0.0, 1.0, 2.5][report.applied - 1]
+    # Said at once (tester's finding: the first Ctrl-C printed nothing while what was in flight finished).
+    assert told == ["interrupted: the changes being sent finish, nothing more is sent (Ctrl-C again stops waiting "
+                    "for them)"]
 
 
 def test_no_cumulative_drift_over_many_events() -> None:
