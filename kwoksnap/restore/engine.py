@@ -676,8 +676,8 @@ class _Restorer:
         if len(new_refs) == len(kept):
             return  # (no owner of it is in the target: it was written with these; nothing to send)
         try:
-            self._set_owner_refs(res.path(ns or None, name), new_refs)
-            self.relinked_in_place += in_place
+            if self._set_owner_refs(res.path(ns or None, name), new_refs):
+                self.relinked_in_place += in_place
         except NotFound:  # deleted by the target meanwhile (a finished Job's TTL, then its pods): said, not failed
             gone = f"{res.kind} {ns}/{name}" if ns else f"{res.kind} {name}"
             with self.lock:
@@ -687,22 +687,26 @@ class _Restorer:
             self._fail(key, {"metadata": {"namespace": ns, "name": name}},
                        f"owner references could not be relinked: {exc}")
 
-    def _set_owner_refs(self, path: str, refs: list[Obj]) -> None:
+    def _set_owner_refs(self, path: str, refs: list[Obj]) -> bool:
         """The object's owner references made ``refs``, keeping a controller reference the target added meanwhile
         (a controller that adopted it: the whole list, written blind, took that away again), unless ``refs`` holds
-        a controller itself. Written with the live resourceVersion, read again after a conflict."""
+        a controller itself. Written with the live resourceVersion, read again after a conflict. False when they
+        were so already (a rerun over what an earlier run relinked): nothing is written."""
         for attempt in range(3):
             live = self.client.get(path).get("metadata") or {}
             adopted = [] if any(r.get("controller") for r in refs) else [
                 r for r in live.get("ownerReferences") or () if isinstance(r, dict) and r.get("controller")
                 and r.get("uid") not in {x.get("uid") for x in refs}]
+            if live.get("ownerReferences") == refs + adopted:
+                return False
             try:
                 self.client.patch(path, {"metadata": {"ownerReferences": refs + adopted,
                                                       "resourceVersion": live.get("resourceVersion")}})
-                return
+                return True
             except Conflict:
                 if attempt == 2:
                     raise
+        return True  # (not reached: the third conflict is raised)
 
     def rebind_claims(self, timeout: float) -> None:
         """Write the recorded status again on bound claims the PV controller marked Lost while their volume did not

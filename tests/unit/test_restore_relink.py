@@ -60,3 +60,19 @@ def test_a_ctrl_c_in_the_relink_names_what_it_left_unlinked() -> None:
         r.relink()
     assert client.patched == ["/api/v1/namespaces/ns/pods/p0"]
     assert r.not_relinked == ["Pod ns/p2", "Pod ns/p3", "Pod ns/p4"]  # (p1's owner is not in the target)
+
+
+def test_a_rerun_over_linked_objects_writes_nothing() -> None:
+    """Noted in an earlier stop: a second `restore --on-conflict skip` of the same snapshot said "N relinked" and
+    patched owner references that were already those."""
+
+    class Linked(PatchingClient):
+        def get(self, path: str) -> dict[str, Any]:  # p4 already points at its restored owner
+            refs = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs-b", "uid": "new-b", "controller": True}]
+            return {"metadata": {"resourceVersion": "1", "ownerReferences": refs if path.endswith("/p4") else []}}
+
+    client = Linked()
+    r = restorer(client)
+    r.relink()
+    assert client.patched == [f"/api/v1/namespaces/ns/pods/p{i}" for i in (0, 2, 3)]
+    assert r.relinked_in_place == 0
