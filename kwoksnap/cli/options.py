@@ -334,12 +334,14 @@ def warn_unmatched_resources(resources: tuple[str, ...], stats: Any) -> None:
                    "the log hold its writes?)", err=True)
 
 
-def warn_unmatched_namespaces(namespaces: tuple[str, ...], stats: Any) -> None:
-    """A warning line per -n namespace that no kept event was in: a misspelt name, or one the log lacks."""
+def warn_unmatched_namespaces(namespaces: tuple[str, ...], stats: Any, *, live: bool = False) -> None:
+    """A warning line per -n namespace that no kept event was in: a misspelt name, or one the log lacks (``live``:
+    a recording, in which nothing changed there while it ran)."""
+    why = "did anything change in it while recording" if live else "does the log hold writes in it"
     for namespace in namespaces:
         if namespace not in stats.kept_namespaces:
-            click.echo(f"warning: -n {namespace}: no event in it passed the filters (is the name right, and does "
-                       "the log hold writes in it?)", err=True)
+            click.echo(f"warning: -n {namespace}: no event in it passed the filters (is the name right, and {why}?)",
+                       err=True)
 
 
 def warn_unusable_files(stats: Any) -> None:

@@ -159,7 +159,7 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
         warn_if_nothing_kept(stats)
     if stats.kept:
         warn_unmatched_resources(resources, stats)
-        warn_unmatched_namespaces(namespaces, stats)
+        warn_unmatched_namespaces(namespaces, stats, live=True)
     if audit_file is None and audit_webhook is None and watcher.revoked:
         if output_format == "text":
             click.echo(f"warning: access was refused while recording, so these changes stop early: "

@@ -224,6 +224,17 @@ def test_namespaces_are_comma_separated_too(tmp_path: Path) -> None:
     assert counts[0] == counts[1] > counts[2] > 0
 
 
+def test_a_recording_says_nothing_changed_in_an_unmatched_namespace(capsys: pytest.CaptureFixture[str]) -> None:
+    """Noted in an earlier stop: `record -n nosuch` (the watch: there is no log) asked "does the log hold writes"."""
+    from types import SimpleNamespace
+
+    from kwoksnap.cli.options import warn_unmatched_namespaces
+
+    warn_unmatched_namespaces(("app-0", "nosuch"), SimpleNamespace(kept_namespaces={"app-0"}), live=True)
+    assert capsys.readouterr().err == ("warning: -n nosuch: no event in it passed the filters (is the name right, "
+                                       "and did anything change in it while recording?)\n")
+
+
 def test_no_command_shows_the_help() -> None:
     proc = run()
     assert proc.returncode == ExitCode.USAGE and proc.stderr.startswith("Usage: kwoksnap [OPTIONS] COMMAND")
