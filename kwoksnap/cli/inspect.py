@@ -106,7 +106,8 @@ def inspect(path: str, output_format: str) -> int:
         click.echo(f"  {res or '(none)':<{width}} {entry['objects']:>8}  {top}")
     if info["incomplete"]:
         names = list(info["incomplete"])
-        click.echo(f"not whole: {len(names)} resource(s) whose list failed when saved: {first_few(names)} ("
+        click.echo(f"not whole: {len(names)} resource(s) (a list that failed when saved, or records lost to damage "
+                   f"and salvaged around): {first_few(names)} ("
                    f"{names[0]}: {info['incomplete'][names[0]]}" + ("; -o json gives each reason)" if len(names) > 1
                                                                       else ")"))
     if info.get("events"):

@@ -33,6 +33,7 @@ COMMANDS = {
     "import": "kwoksnap.cli.interop:import_",
     "inspect": "kwoksnap.cli.inspect:inspect",
     "restore": "kwoksnap.cli.restore:restore",
+    "salvage": "kwoksnap.cli.salvage:salvage",
     "save": "kwoksnap.cli.save:save",
 }
 

@@ -90,7 +90,13 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     from kwoksnap.replay.checks import check_target, snapshot_taken
     from kwoksnap.replay.engine import Replayer, ReplayOptions
     from kwoksnap.replay.limit import RENEWAL_YIELD
-    from kwoksnap.replay.recording import audit_events, read_recording, recording_source, redact_credentials
+    from kwoksnap.replay.recording import (
+        audit_events,
+        read_recording,
+        recording_gaps,
+        recording_source,
+        redact_credentials,
+    )
     from kwoksnap.replay.timing import parse_duration, parse_speed
 
     if bool(recording) == bool(audit_paths):
@@ -103,6 +109,8 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         writable_target(report_path, "--report")  # now, not after a long replay
         not_an_input(report_path, inputs, "--report")
     made_of = recording_source(str(recording)) if recording else ""
+    gaps = [f"the recording lacks events of {key}: {reason}; the replay lacks their changes"
+            for key, reason in (recording_gaps(recording) if recording else {}).items()]
     kwokctl = made_of == "kwokctl-yaml"
     if made_of in ("kwokctl-yaml", "watch") and mode == "inputs":
         what = "a kwokctl recording" if kwokctl else "a recording of a watch"
@@ -161,6 +169,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
             checked = True
         except KeyboardInterrupt:  # (the probe: a few seconds) the report is still written: this run's, not the last
             warnings = ["interrupted while the target was checked: no recorded change was sent"]
+        warnings[:0] = gaps
         if taken is not None:
             options = dataclasses.replace(options, snapshot_taken_ns=taken[1])
         for w in warnings:

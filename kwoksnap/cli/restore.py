@@ -62,12 +62,13 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
     from kwoksnap.restore.source import SnapshotSource
     from kwoksnap.restore.transform import fails_closed_without_backend, regenerated
     from kwoksnap.store import KwsReader
+    from kwoksnap.store.salvage import SALVAGED
 
     with KwsReader(snapshot) as reader:
         source = SnapshotSource(reader, recordings=True)
-        for gr, reason in source.incomplete().items():  # (what save could not list is not in it, or not all)
-            click.echo(f"warning: the snapshot does not hold all of {gr}: save could not list it ({reason})",
-                       err=True)
+        for gr, reason in source.incomplete().items():  # (what save could not list, or salvage could not read)
+            why = reason if reason.startswith(SALVAGED) else f"save could not list it ({reason})"
+            click.echo(f"warning: the snapshot does not hold all of {gr}: {why}", err=True)
         if dry_run:
             report = reader.scan()  # every frame's checksum, as the real restore reads every object before writing
             if not report.ok:

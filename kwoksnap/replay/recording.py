@@ -140,6 +140,13 @@ def recording_source(path: str | Path) -> str:
         return _source_kind(reader) if reader.content_type == "recording" else ""
 
 
+def recording_gaps(path: str | Path) -> dict[str, str]:
+    """What a recording lacks, by resource (its index's ``incomplete``: records lost to damage, left out by
+    ``kwoksnap salvage``); empty for a whole one or no recording."""
+    with KwsReader(path) as reader:
+        return reader.incomplete() if reader.clean else {}
+
+
 def _source_kind(reader: KwsReader) -> str:
     source = reader.header.get("source")
     kind = source.get("kind") if isinstance(source, dict) else None

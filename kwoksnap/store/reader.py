@@ -90,6 +90,20 @@ class ScanReport:
         return line
 
 
+@dataclasses.dataclass
+class Salvaged:
+    """A stretch of a damaged file (``KwsReader.salvage``): a readable frame (``records``) or a lost stretch
+    (``records`` None, ``reason`` why; ``resource`` and ``lost`` records when the index says what it held)."""
+
+    offset: int
+    length: int
+    records: list[Record] | None
+    reason: str = ""
+    resource: str | None = None
+    lost: int | None = None
+    span: tuple[int, int] | None = None  # the recorded times (ns) of its first and last record, from the index
+
+
 class _Broken(Exception):
     """Internal: where and why a block could not be read (turned into FormatError or a ScanReport)."""
 
@@ -477,6 +491,84 @@ class KwsReader:
                 records = [convert(r) for r in records]
             yield from records
 
+    def salvage(self) -> Iterator[Salvaged]:
+        """Every readable frame of a damaged file, with the stretches between them that are not: a
+        ``Salvaged`` per frame (``records`` set) or per lost stretch (``records`` None, ``reason`` set), in file
+        order. Never raises on bad data.
+
+        A clean file's index says where every frame starts and what it holds, so each frame is read on its own
+        and a lost one is named (resource, records). Without an index (a crashed writer, a damaged trailer) the
+        walk goes on after a damaged block at the next offset where a block with a valid checksum starts (a crc32
+        over a plausible length: a random match is about one in 4 billion), and what was lost is not known.
+        """
+        convert = None if self._plan.identity else self._plan.record
+        if self.index is not None and self._index_offset is not None:
+            indexed = sorted((f["offset"], f["length"], f["records"], e["resource"],
+                              (f["firstTs"], f["lastTs"]) if "firstTs" in f and "lastTs" in f else None)
+                             for e in self.index["resources"] for f in e["frames"])
+            for number, (offset, length, count, resource, span) in enumerate(indexed, 1):
+                try:
+                    tag, payload = self._read_block(offset, number, self._index_offset)
+                    if tag != TAG_FRAME or BLOCK_HEAD.size + len(payload) != length:
+                        raise _Broken(offset, "the index does not point to a frame here", number)
+                    records = self._decode_frame(payload, offset, number)
+                    if len(records) != count or any(r.get("resource", "") != resource for r in records):
+                        raise _Broken(offset, "the frame does not hold what the index says", number)
+                except _Broken as broken:
+                    yield Salvaged(offset, length, None, broken.reason, resource, count, span)
+                    continue
+                except InputError as exc:  # a read error: this stretch is lost, the rest may read
+                    yield Salvaged(offset, length, None, str(exc), resource, count, span)
+                    continue
+                yield Salvaged(offset, length, [convert(r) for r in records] if convert else records)
+            return
+        offset = self._data_start
+        end = self._size
+        number = 0
+        while offset < end:
+            number += 1
+            try:
+                tag, payload = self._read_block(offset, number, end)
+                if tag == TAG_INDEX:
+                    return  # the index of a file whose trailer is damaged: every frame comes before it
+                records = self._decode_frame(payload, offset, number)
+            except (_Broken, InputError) as exc:
+                reason = exc.reason if isinstance(exc, _Broken) else str(exc)
+                after = self._next_block(offset + 1, end)
+                if after is None and self._read_at(offset, 1) == bytes([TAG_INDEX]):
+                    return  # a damaged index, the last block: every frame came before it
+                yield Salvaged(offset, (after if after is not None else end) - offset, None, reason)
+                if after is None:
+                    return
+                offset = after
+                continue
+            length = BLOCK_HEAD.size + len(payload)
+            yield Salvaged(offset, length, [convert(r) for r in records] if convert else records)
+            offset += length
+
+    def _next_block(self, start: int, end: int) -> int | None:
+        """The first offset at or after ``start`` where a whole block with a valid checksum lies (None: none)."""
+        import mmap
+        import re
+
+        if start >= end:
+            return None
+        tags = re.compile(b"[" + bytes([TAG_FRAME, TAG_INDEX]) + b"]")
+        with mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            at = start
+            while at + BLOCK_HEAD.size <= end:
+                found = tags.search(data, at, end)
+                if found is None or found.start() + BLOCK_HEAD.size > end:
+                    return None
+                at = found.start()
+                tag, length, crc = BLOCK_HEAD.unpack_from(data, at)
+                body = at + BLOCK_HEAD.size
+                if length <= MAX_BLOCK_BYTES and body + length <= end and zlib.crc32(
+                        data[body:body + length], zlib.crc32(struct.pack("<BI", tag, length))) == crc:
+                    return at
+                at += 1
+        return None
+
     def _broken_error(self, broken: _Broken) -> FormatError:
         where = f"byte {broken.offset}"
         if broken.frame is not None:
@@ -578,4 +670,4 @@ def _reason(exc: Exception, name: str) -> str:
     return text
 
 
-__all__ = ["KwsReader", "ScanReport", "scan"]
+__all__ = ["KwsReader", "Salvaged", "ScanReport", "scan"]

@@ -165,6 +165,21 @@ def test_cli_save_restore_diff(source: tuple[LocalCluster, Client], make_cluster
     assert proc.returncode == 0, proc.stderr + proc.stdout
     proc = kwoksnap("diff", str(path), "--live", "-n", "app-1", kubeconfig=target.kubeconfig)
     assert proc.returncode == ExitCode.OK, proc.stdout
+    # A damaged copy (its pods frame): salvage keeps the rest, and restore and diff say what it lacks.
+    with KwsReader(path) as reader:
+        [pods] = reader.frames("v1/pods")
+    damaged, salvaged = tmp_path / "damaged.kws", tmp_path / "salvaged.kws"
+    data = bytearray(path.read_bytes())
+    data[pods["offset"] + pods["length"] // 2] ^= 0x01
+    damaged.write_bytes(bytes(data))
+    assert kwoksnap("restore", str(damaged), kubeconfig=target.kubeconfig).returncode == ExitCode.INPUT
+    proc = kwoksnap("salvage", str(damaged), "-o", str(salvaged))
+    assert proc.returncode == ExitCode.PARTIAL and f"({pods['records']} record(s) of v1/pods)" in proc.stdout
+    proc = kwoksnap("restore", str(salvaged), "--on-conflict", "skip", kubeconfig=target.kubeconfig)
+    assert proc.returncode == ExitCode.OK, proc.stderr + proc.stdout
+    assert "warning: the snapshot does not hold all of pods: salvaged from a damaged file: " in proc.stderr
+    proc = kwoksnap("diff", str(salvaged), "--live", "-n", "app-1", kubeconfig=target.kubeconfig)
+    assert proc.returncode == ExitCode.OK and "pods" in proc.stderr, proc.stdout + proc.stderr
     # A different namespace was not restored: the diff says so with exit code 1.
     full = tmp_path / "full.kws"
     assert kwoksnap("save", "-o", str(full), kubeconfig=source[0].kubeconfig).returncode == 0

@@ -1,0 +1,165 @@
+"""Copy what is readable of a damaged ``.kws`` file into a new, whole one.
+
+Why this module exists: one flipped bit makes a frame unreadable, and every command refuses a damaged file (exit
+3), so a snapshot of an incident with one bad sector was lost whole. Salvage keeps every frame that reads: it writes
+their records, in their order, to a new file that is clean and checked like any other, and its index names the
+resources that lost records (``incomplete``: the same field a save whose lists failed sets), so that ``restore``,
+``diff`` and ``replay`` warn about them instead of taking the file for whole. It never changes the damaged file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any
+
+from kwoksnap.errors import FormatError
+from kwoksnap.store.reader import KwsReader, Record, Salvaged
+from kwoksnap.store.writer import KwsWriter
+
+#: How the reason salvage writes for an incomplete resource begins (a save's names the list that failed).
+SALVAGED = "salvaged from a damaged file"
+
+
+@dataclasses.dataclass
+class SalvageReport:
+    """What ``salvage`` kept and lost. ``lost`` holds the unreadable stretches in file order; ``incomplete`` the
+    reason written for each resource that lost records (or may have: without an index, what a stretch held is not
+    known, so the resources read just before and after it are named)."""
+
+    path: str
+    out: str
+    content_type: str
+    frames: int = 0  # frames kept
+    records: int = 0  # records kept
+    lost: list[Salvaged] = dataclasses.field(default_factory=list)
+    incomplete: dict[str, str] = dataclasses.field(default_factory=dict)
+    described: list[str] = dataclasses.field(default_factory=list)  # resources whose lost description was rebuilt
+    stretches: dict[str, list[Salvaged]] = dataclasses.field(default_factory=dict)  # per resource, what it lost
+    cut: bool = False  # the file ends in a stretch of unknown content: what was written after it is missing
+
+    @property
+    def lost_records(self) -> int | None:
+        """Records lost, when the index says (None: some stretch's content is not known)."""
+        if any(s.lost is None for s in self.lost):
+            return None
+        return sum(s.lost or 0 for s in self.lost)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path, "out": self.out, "contentType": self.content_type, "frames": self.frames,
+            "records": self.records, "lostRecords": self.lost_records, "incomplete": self.incomplete,
+            "described": self.described, "cut": self.cut,
+            "lost": [{"offset": s.offset, "length": s.length, "reason": s.reason, "resource": s.resource,
+                      "records": s.lost, "timeRange": list(s.span) if s.span else None} for s in self.lost],
+        }
+
+
+def salvage(path: str | os.PathLike[str], out: str | os.PathLike[str]) -> SalvageReport:
+    """Write every readable record of ``path`` to ``out`` (never over an existing file; under a temporary name
+    until it is whole). Raises ``FormatError`` when nothing of ``path`` is readable (its header is damaged, or no
+    frame reads): then nothing is written."""
+    with KwsReader(path, _salvage=True) as reader:
+        header = reader.header
+        report = SalvageReport(str(path), str(out), reader.content_type)
+        meta = dict(header.get("meta") or {})
+        meta["salvagedFrom"] = Path(path).name
+        writer = KwsWriter(out, content_type=reader.content_type, source=header.get("source") or {}, meta=meta,
+                           created_at=_created_at(header.get("createdAt")))
+        unknown: list[tuple[Salvaged, str | None]] = []  # lost stretches of unknown content, and what came before
+        described: set[str] = set()
+        last: str | None = None
+        try:
+            for stretch in reader.salvage():
+                if stretch.records is None:
+                    report.lost.append(stretch)
+                    if stretch.resource is None:
+                        unknown.append((stretch, last))
+                    else:
+                        _mark(report, stretch.resource, stretch)
+                    continue
+                report.frames += 1
+                report.records += len(stretch.records)
+                for record in stretch.records:
+                    if reader.content_type == "snapshot":
+                        _describe(record, described, writer, report)
+                    writer.write(record)
+                resource = str(stretch.records[0].get("resource", ""))
+                for lost, before in unknown:  # what a stretch of unknown content sat between
+                    _mark(report, before, lost)
+                    _mark(report, resource, lost)
+                unknown = []
+                last = resource
+            for lost, before in unknown:  # a lost end: what came last may have gone on
+                _mark(report, before, lost)
+                report.cut = True
+            if not report.records:
+                raise FormatError("no frame of it is readable: there is nothing to salvage", path=str(path))
+            report.incomplete = {resource: _reason(lost) for resource, lost in report.stretches.items()}
+            if reader.index is not None:
+                for resource, reason in reader.incomplete().items():  # what the damaged file already lacked
+                    ours = report.incomplete.get(resource)
+                    report.incomplete[resource] = f"{reason}; {ours}" if ours else reason
+            for resource, reason in report.incomplete.items():
+                writer.incomplete(resource, reason)
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+    return report
+
+
+def _mark(report: SalvageReport, resource: str | None, stretch: Salvaged) -> None:
+    """Note that ``resource`` lost (or, for a stretch of unknown content, may have lost) records in ``stretch``."""
+    if resource is not None:
+        noted = report.stretches.setdefault(resource, [])
+        if not noted or noted[-1] is not stretch:  # (a stretch between two frames of one resource: once)
+            noted.append(stretch)
+
+
+def _reason(stretches: list[Salvaged]) -> str:
+    """What a resource lost, in one line: how many records (when known), where, and the recorded times."""
+    counts = [s.lost for s in stretches]
+    what = (f"{sum(c or 0 for c in counts)} record(s)" if None not in counts else "records, possibly,")
+    first = stretches[0]
+    where = f"at byte {first.offset}" if len(stretches) == 1 else \
+        f"in {len(stretches)} damaged stretches, the first at byte {first.offset}"
+    spans = [s.span for s in stretches if s.span is not None]
+    when = f", recorded from {_time(min(a for a, _ in spans))} to {_time(max(b for _, b in spans))}" if spans else ""
+    return f"{SALVAGED}: {what} lost {where} ({first.reason}){when}"
+
+
+def _describe(record: Record, described: set[str], writer: KwsWriter, report: SalvageReport) -> None:
+    """A snapshot's resource opens with a record describing it (kind, scope): when the frame holding it was lost,
+    one is made from the first object kept, so that restore knows what the objects are."""
+    resource = record.get("resource")
+    if not isinstance(resource, str) or resource in described:
+        return
+    described.add(resource)
+    if record.get("type") == "resource":
+        return
+    obj = record.get("object")
+    if record.get("type") != "object" or not isinstance(obj, dict) or not isinstance(obj.get("kind"), str):
+        return
+    meta = obj.get("metadata") or {}
+    writer.write({"type": "resource", "resource": resource, "kind": obj["kind"],
+                  "namespaced": bool(meta.get("namespace")), "listResourceVersion": ""})
+    report.described.append(resource)
+
+
+def _created_at(value: Any) -> dt.datetime | None:
+    """The damaged file's own time (a snapshot's time is when it was taken), or now if it cannot be read."""
+    try:
+        when = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
+
+
+def _time(ns: int) -> str:
+    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+__all__ = ["SALVAGED", "SalvageReport", "salvage"]

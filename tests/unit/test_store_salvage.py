@@ -1,0 +1,178 @@
+"""Salvage of damaged .kws files (store.salvage and `kwoksnap salvage`): every frame that reads is kept, in order,
+in a new whole file whose index names what was lost; the damaged file is never changed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kwoksnap.errors import ExitCode, FormatError
+from kwoksnap.store import KwsReader, KwsWriter, scan
+from kwoksnap.store.salvage import SALVAGED, salvage
+from tests.unit.test_store_roundtrip import snapshot_records
+
+Record = dict[str, Any]
+
+
+def written(tmp_path: Path, records: list[Record], content_type: str = "snapshot") -> tuple[Path, list[Record]]:
+    """A file of ``records`` in frames of 4 records, and its frames (offset, length, records, resource) in order."""
+    path = tmp_path / "damaged.kws"
+    with KwsWriter(path, content_type=content_type, frame_records=4) as w:
+        w.write_many(records)
+    with KwsReader(path) as r:
+        assert r.index is not None
+        frames = sorted(({**f, "resource": e["resource"]} for e in r.index["resources"] for f in e["frames"]),
+                        key=lambda f: f["offset"])
+    return path, frames
+
+
+def flip(path: Path, at: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+def frame_records(records: list[Record], frames: list[Record], lost: set[int]) -> list[Record]:
+    """``records`` without those of the frames numbered in ``lost`` (0-based, file order)."""
+    out, at = [], 0
+    for i, f in enumerate(frames):
+        if i not in lost:
+            out += records[at:at + f["records"]]
+        at += f["records"]
+    return out
+
+
+def read(path: Path) -> list[Record]:
+    assert scan(path).ok
+    with KwsReader(path) as r:
+        return list(r.records())
+
+
+def test_a_damaged_frame_of_a_whole_file_is_named_and_the_rest_kept(tmp_path: Path) -> None:
+    records = snapshot_records(20)
+    path, frames = written(tmp_path, records)
+    before = path.read_bytes()
+    third = frames[3]  # (pods)
+    flip(path, third["offset"] + third["length"] // 2)
+    damaged = path.read_bytes()
+    report = salvage(path, tmp_path / "out.kws")
+    assert path.read_bytes() == damaged != before  # never changed
+    assert read(tmp_path / "out.kws") == frame_records(records, frames, {3})
+    assert report.records == len(records) - third["records"] and report.frames == len(frames) - 1
+    [lost] = report.lost
+    assert (lost.offset, lost.length, lost.resource, lost.lost) == (third["offset"], third["length"], "v1/pods", 4)
+    assert report.lost_records == 4 and not report.cut and report.described == []
+    with KwsReader(tmp_path / "out.kws") as r:
+        assert r.incomplete() == {"v1/pods": f"{SALVAGED}: 4 record(s) lost at byte {third['offset']} (checksum "
+                                                "mismatch (corrupt data))"}
+        assert r.header["meta"]["salvagedFrom"] == "damaged.kws"
+        with KwsReader(tmp_path / "out.kws") as again:
+            assert again.header["createdAt"] == r.header["createdAt"]
+
+
+def test_without_an_index_the_walk_goes_on_at_the_next_valid_block(tmp_path: Path) -> None:
+    """A damaged trailer (no index) and a damaged frame: the next frame is found by its checksum; what was lost
+    is not known, so both neighbours are named."""
+    records = snapshot_records(20)
+    path, frames = written(tmp_path, records)
+    flip(path, path.stat().st_size - 3)  # the trailer's END_MAGIC
+    flip(path, frames[2]["offset"] + 1)  # the length field of a pods frame: its own length is no guide
+    report = salvage(path, tmp_path / "out.kws")
+    assert read(tmp_path / "out.kws") == frame_records(records, frames, {2})
+    [lost] = report.lost
+    assert (lost.offset, lost.length, lost.resource, lost.lost) == (frames[2]["offset"], frames[2]["length"], None,
+                                                                    None)
+    assert report.lost_records is None and set(report.incomplete) == {"v1/pods"}
+    assert report.incomplete["v1/pods"].startswith(f"{SALVAGED}: records, possibly, lost at byte ")
+
+
+def test_a_damaged_index_alone_loses_nothing(tmp_path: Path) -> None:
+    records = snapshot_records(10)
+    path, _ = written(tmp_path, records)
+    with KwsReader(path) as r:
+        index_at = r._index_offset
+    assert index_at is not None
+    flip(path, index_at + 12)
+    report = salvage(path, tmp_path / "out.kws")
+    assert read(tmp_path / "out.kws") == records and report.lost == [] and report.incomplete == {}
+
+
+def test_a_cut_file_keeps_what_came_before_the_cut(tmp_path: Path) -> None:
+    records = snapshot_records(20)
+    path, frames = written(tmp_path, records)
+    path.write_bytes(path.read_bytes()[:frames[4]["offset"] + 20])  # a crashed writer: no index, a cut frame
+    report = salvage(path, tmp_path / "out.kws")
+    assert read(tmp_path / "out.kws") == frame_records(records, frames, set(range(4, len(frames))))
+    assert report.cut and [s.offset for s in report.lost] == [frames[4]["offset"]]
+    assert set(report.incomplete) == {frames[3]["resource"]}
+
+
+def test_a_lost_description_of_a_resource_is_made_again(tmp_path: Path) -> None:
+    """The frame opening a resource holds its description (kind, scope): restore needs it for the rest."""
+    records = snapshot_records(20)
+    path, frames = written(tmp_path, records)
+    opening = next(i for i, f in enumerate(frames) if f["resource"] == "v1/pods")
+    flip(path, frames[opening]["offset"] + frames[opening]["length"] - 1)
+    report = salvage(path, tmp_path / "out.kws")
+    assert report.described == ["v1/pods"]
+    kept = read(tmp_path / "out.kws")
+    pods = [r for r in kept if r["resource"] == "v1/pods"]
+    assert pods[0] == {"type": "resource", "resource": "v1/pods", "kind": "Pod", "namespaced": True,
+                       "listResourceVersion": ""}
+    assert pods[1:] == [r for r in frame_records(records, frames, {opening}) if r["resource"] == "v1/pods"]
+
+
+def test_a_recording_names_the_recorded_times_it_lost(tmp_path: Path) -> None:
+    base = 1_700_000_000_000_000_000
+    events = [{"type": "event", "resource": "audit.k8s.io/v1/events", "ts": base + i * 1_000_000_000,
+               "namespace": "ns", "event": {"n": i}} for i in range(12)]
+    path, frames = written(tmp_path, events, content_type="recording")
+    flip(path, frames[1]["offset"] + 30)
+    report = salvage(path, tmp_path / "out.kws")
+    assert [r["ts"] for r in read(tmp_path / "out.kws")] == [e["ts"] for e in events[:4] + events[8:]]
+    assert report.incomplete == {"audit.k8s.io/v1/events": (
+        f"{SALVAGED}: 4 record(s) lost at byte {frames[1]['offset']} (checksum mismatch (corrupt data)), recorded "
+        "from 2023-11-14T22:13:24.000000Z to 2023-11-14T22:13:27.000000Z")}
+
+
+def test_nothing_readable_writes_nothing(tmp_path: Path) -> None:
+    path, frames = written(tmp_path, snapshot_records(4))
+    for f in frames:
+        flip(path, f["offset"] + f["length"] - 1)
+    with pytest.raises(FormatError, match="no frame of it is readable"):
+        salvage(path, tmp_path / "out.kws")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.kws"]
+
+
+def kwoksnap(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kwoksnap", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_the_command_exits_by_what_was_lost(tmp_path: Path) -> None:
+    records = snapshot_records(20)
+    path, frames = written(tmp_path, records)
+    whole = kwoksnap("salvage", str(path), "-o", str(tmp_path / "whole.kws"))
+    assert whole.returncode == ExitCode.OK and whole.stdout == (
+        f"wrote {len(records)} records ({len(frames)} frames) to {tmp_path / 'whole.kws'}\n"), whole.stderr
+    flip(path, frames[3]["offset"] + 40)
+    proc = kwoksnap("salvage", str(path), "-o", str(tmp_path / "out.kws"))
+    assert proc.returncode == ExitCode.PARTIAL, proc.stderr
+    assert proc.stdout.splitlines()[1:] == [
+        f"lost: 1 damaged stretch(es), {frames[3]['length']} bytes, 4 records",
+        f"  byte {frames[3]['offset']}, {frames[3]['length']} bytes (4 record(s) of v1/pods): checksum mismatch "
+        "(corrupt data)",
+        f"incomplete in {tmp_path / 'out.kws'}: v1/pods"]
+    assert proc.stderr == "kwoksnap: error: 1 damaged stretch(es) lost (listed above)\n"
+    again = kwoksnap("salvage", str(path), "-o", str(tmp_path / "out.kws"))  # never over an existing file
+    assert again.returncode == ExitCode.USAGE and "already exists" in again.stderr
+    inspected = kwoksnap("inspect", str(tmp_path / "out.kws"))
+    assert inspected.returncode == ExitCode.OK and "not whole: 1 resource(s)" in inspected.stdout
+    nothing = tmp_path / "nothing.kws"
+    nothing.write_bytes(b"not a kws file at all")
+    refused = kwoksnap("salvage", str(nothing), "-o", str(tmp_path / "n.kws"))
+    assert refused.returncode == ExitCode.INPUT and refused.stderr.count("\n") == 1, refused.stderr
+    assert not (tmp_path / "n.kws").exists()
