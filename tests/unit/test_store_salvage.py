@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from kwoksnap.errors import ExitCode, FormatError
+from kwoksnap.replay.recording import recording_gaps
 from kwoksnap.store import KwsReader, KwsWriter, scan
 from kwoksnap.store.salvage import SALVAGED, salvage
 from tests.unit.test_store_roundtrip import snapshot_records
@@ -134,6 +135,7 @@ def test_a_recording_names_the_recorded_times_it_lost(tmp_path: Path) -> None:
     flip(path, frames[1]["offset"] + 30)
     report = salvage(path, tmp_path / "out.kws")
     assert [r["ts"] for r in read(tmp_path / "out.kws")] == [e["ts"] for e in events[:4] + events[8:]]
+    assert recording_gaps(tmp_path / "out.kws") == report.incomplete  # (what replay warns about)
     assert report.incomplete == {"audit.k8s.io/v1/events": (
         f"{SALVAGED}: 4 record(s) lost at byte {frames[1]['offset']} (checksum mismatch (corrupt data)), recorded "
         "from 2023-11-14T22:13:24.000000Z to 2023-11-14T22:13:27.000000Z")}
