@@ -24,6 +24,7 @@ def inspect(path: str, output_format: str) -> int:
     from kwoksnap.audit import format_timestamp
     from kwoksnap.errors import FormatError
     from kwoksnap.store import KwsReader, scan
+    from kwoksnap.store.salvage import SALVAGED
 
     try:
         reader = KwsReader(path)
@@ -90,6 +91,8 @@ def inspect(path: str, output_format: str) -> int:
         click.echo("source: audit log " + ", ".join(map(str, inputs)))
     elif src.get("kind") == "kwokctl-yaml":
         click.echo(f"source: kwokctl YAML {src.get('path', '?')}")
+    if (h.get("meta") or {}).get("salvagedFrom"):
+        click.echo(f"salvaged from the damaged {h['meta']['salvagedFrom']} (`kwoksnap salvage`)")
     if info.get("timeRange"):
         first, last = info["timeRange"]
         click.echo(f"time range: {format_timestamp(first)} to {format_timestamp(last)} ({(last - first) / 1e9:.1f} s)")
@@ -106,10 +109,10 @@ def inspect(path: str, output_format: str) -> int:
         click.echo(f"  {res or '(none)':<{width}} {entry['objects']:>8}  {top}")
     if info["incomplete"]:
         names = list(info["incomplete"])
-        click.echo(f"not whole: {len(names)} resource(s) (a list that failed when saved, or records lost to damage "
-                   f"and salvaged around): {first_few(names)} ("
-                   f"{names[0]}: {info['incomplete'][names[0]]}" + ("; -o json gives each reason)" if len(names) > 1
-                                                                      else ")"))
+        reason = info["incomplete"][names[0]]
+        why = reason if reason.startswith(SALVAGED) else f"its list failed when saved: {reason}"
+        click.echo(f"not whole: {len(names)} resource(s): {first_few(names)} ({names[0]}: {why}"
+                   + ("; -o json gives each reason)" if len(names) > 1 else ")"))
     if info.get("events"):
         click.echo("events by verb and resource:")
         for kind, n in info["events"].items():

@@ -63,5 +63,5 @@ def test_what_save_could_not_list_is_not_compared_and_said(tmp_path: Path) -> No
                                "Forbidden: nodes is forbidden)\n"), proc.stderr
     proc = subprocess.run([sys.executable, "-m", "kwoksnap", "inspect", str(partial)], capture_output=True,
                           text=True, timeout=60)
-    assert ("not whole: 1 resource(s) whose list failed when saved: v1/nodes (v1/nodes: 403 Forbidden: nodes is "
+    assert ("not whole: 1 resource(s): v1/nodes (v1/nodes: its list failed when saved: 403 Forbidden: nodes is "
             "forbidden)") in proc.stdout, proc.stdout

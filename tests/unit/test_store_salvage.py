@@ -172,7 +172,9 @@ def test_the_command_exits_by_what_was_lost(tmp_path: Path) -> None:
     again = kwoksnap("salvage", str(path), "-o", str(tmp_path / "out.kws"))  # never over an existing file
     assert again.returncode == ExitCode.USAGE and "already exists" in again.stderr
     inspected = kwoksnap("inspect", str(tmp_path / "out.kws"))
-    assert inspected.returncode == ExitCode.OK and "not whole: 1 resource(s)" in inspected.stdout
+    assert inspected.returncode == ExitCode.OK, inspected.stderr
+    assert "salvaged from the damaged damaged.kws (`kwoksnap salvage`)" in inspected.stdout
+    assert f"not whole: 1 resource(s): v1/pods (v1/pods: {SALVAGED}: 4 record(s) lost at byte " in inspected.stdout
     nothing = tmp_path / "nothing.kws"
     nothing.write_bytes(b"not a kws file at all")
     refused = kwoksnap("salvage", str(nothing), "-o", str(tmp_path / "n.kws"))
