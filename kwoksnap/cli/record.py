@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -68,11 +69,16 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
     replaced unless --include-secrets). Ctrl-C, SIGTERM or --duration stop it: what was received by then is
     written, and the file appears whole. Restore a snapshot taken just before recording began (`kwoksnap save`),
     then replay the recording onto it.
+
+    Killed outright (SIGKILL, the OOM killer), it leaves what it recorded but the last seconds in its temporary
+    file beside the output (`.NAME.HOST-PID.*.tmp`, named when the next recording of the same file starts):
+    `kwoksnap salvage` makes a recording of it.
     """
     from kwoksnap.audit import ParseStats
     from kwoksnap.errors import UsageError
     from kwoksnap.record.pipeline import record as write
     from kwoksnap.replay.timing import parse_duration
+    from kwoksnap.store.atomic import strays
 
     if audit_file is not None and audit_webhook is not None:
         raise UsageError("give one source: --audit-file FILE, --audit-webhook HOST:PORT, or neither (the watch)")
@@ -116,6 +122,9 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
                                                 "serverVersion": discovery.server_version}
         said = f"the changes of {', '.join(r.group_resource for r in watcher.resources)} at {server_url}"
     click.echo(f"recording {said} into {path}; Ctrl-C stops and writes it", err=True)
+    for stray in strays(Path(path)):  # kept: the next writer of a file removes such files, but not record
+        click.echo(f"warning: {stray} is what a recording killed before this one held (a killed recording keeps "
+                   f"all but its last seconds there): `kwoksnap salvage {stray} -o FILE` reads it", err=True)
     if audit_file is None and audit_webhook is None and watcher.forbidden:
         click.echo(f"warning: not recorded, as listing them is forbidden: {first_few(watcher.forbidden)}", err=True)
     began = time.monotonic()

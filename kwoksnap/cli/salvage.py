@@ -50,6 +50,9 @@ def salvage(path: str, out: str, output_format: str) -> int:
                 click.echo("the file ends in a damaged stretch: what was written after it is missing, and a resource "
                            "written only there is not named")
             click.echo(f"incomplete in {out}: {first_few(sorted(report.incomplete))}")
+        if not report.clean and not report.cut:
+            click.echo(f"{path} was not closed by its writer (killed, or crashed): it ends where the writer stopped, "
+                       "and what it had not written yet is not in it")
         if report.described:
             click.echo(f"rebuilt the lost description (kind, scope) of: {first_few(report.described)}")
     if report.lost:

@@ -18,6 +18,9 @@ from kwoksnap.audit import AuditEvent, FilterSpec, ParseStats, filter_events, re
 from kwoksnap.replay.recording import redact_credentials, write_recording
 
 WINDOW_NS: Final = 5_000_000_000  # events held to put a late one in its place (the audit reader's window)
+# What was recorded is handed to the system this often (a frame closed early), so that a recorder killed outright
+# (SIGKILL, the OOM killer) leaves all but the last seconds in its temporary file, for `kwoksnap salvage`.
+FLUSH_SECONDS: Final = 2.0
 
 
 def in_time_order(events: Iterable[AuditEvent], window_ns: int = WINDOW_NS) -> Iterator[AuditEvent]:
@@ -43,5 +46,5 @@ def record(events: Iterable[AuditEvent], path: str | Path, *, spec: FilterSpec, 
     kept = filter_events(in_time_order(events, window_ns), spec, stats)
     if not include_secrets:
         kept = redact_credentials(kept, stats)
-    return write_recording(kept, path, source=source,
+    return write_recording(kept, path, source=source, flush_every=FLUSH_SECONDS,
                            meta={**(meta or {}), "secretsRedacted": not include_secrets})

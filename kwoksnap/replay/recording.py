@@ -12,6 +12,7 @@ changes become audit events through :mod:`kwoksnap.audit.kwokctl`.
 from __future__ import annotations
 
 import heapq
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final, cast
@@ -26,6 +27,7 @@ from kwoksnap.capture.redact import (
     redact_secret_body,
     redact_token_body,
 )
+from kwoksnap.clock import Clock, RealClock
 from kwoksnap.errors import InputError
 from kwoksnap.store import KwsReader, KwsWriter
 
@@ -68,15 +70,44 @@ def _redactor(group: str, resource: str, subresource: str) -> Callable[[Any], An
 
 
 def write_recording(events: Iterable[AuditEvent], path: str | Path, *, meta: dict[str, Any],
-                    source: dict[str, Any] | None = None) -> int:
+                    source: dict[str, Any] | None = None, flush_every: float | None = None,
+                    clock: Clock | None = None) -> int:
     """Write ``events`` (time-sorted) as a recording; its header's ``source`` is ``{"kind": "audit-log"}`` unless
-    given (``kwoksnap record``'s)."""
+    given (``kwoksnap record``'s). ``flush_every``: every so many seconds (of ``clock``), what was written is handed
+    to the system, however quiet the source, so that a process killed outright leaves it in the temporary file;
+    the temporary files of a recording killed before are then kept, not removed (``kwoksnap record``)."""
     count = 0
-    with KwsWriter(path, content_type="recording", source=source or {"kind": "audit-log"}, meta=meta) as w:
-        for ev in events:
-            w.write({"type": "event", "resource": STREAM, "ts": ev["ts"], "namespace": ev["namespace"],
-                     "event": ev})
-            count += 1
+    with KwsWriter(path, content_type="recording", source=source or {"kind": "audit-log"}, meta=meta,
+                   keep_strays=flush_every is not None) as w:
+        lock, done = threading.Lock(), threading.Event()
+        failed: list[BaseException] = []
+
+        def flush_now_and_then(every: float, clock: Clock) -> None:
+            try:
+                while clock.sleep_until(clock.now() + every, done):
+                    with lock:
+                        w.flush()
+            except BaseException as exc:  # (a full disk: the next write meets it too, or the end reports it)
+                failed.append(exc)
+
+        flusher = None
+        if flush_every is not None:
+            flusher = threading.Thread(target=flush_now_and_then, args=(flush_every, clock or RealClock()),
+                                       name="kwoksnap-flush", daemon=True)
+            flusher.start()
+        try:
+            for ev in events:
+                record = {"type": "event", "resource": STREAM, "ts": ev["ts"], "namespace": ev["namespace"],
+                          "event": ev}
+                with lock:
+                    w.write(record)
+                count += 1
+        finally:
+            done.set()
+            if flusher is not None:
+                flusher.join()
+        if failed:
+            raise failed[0]
     return count
 
 

@@ -53,15 +53,18 @@ def atomic_output(path: str | os.PathLike[str], *, private: bool = True,
         raise
 
 
-def temp_beside(out: Path) -> tuple[int, Path]:
+def temp_beside(out: Path, *, keep_strays: bool = False) -> tuple[int, Path]:
     """A new temporary file (mode 0600, O_EXCL) in ``out``'s directory: (descriptor, path). The system's refusal
     (no permission, a read-only disk) is an ``OSError`` naming ``out`` (exit 7); another failure (no such
-    directory) a ``UsageError``."""
+    directory) a ``UsageError``. Those a killed process left are removed first, unless ``keep_strays`` (what a
+    killed recording wrote can be salvaged)."""
     directory = out.parent if str(out.parent) else Path(".")
-    owner = f"{socket.gethostname()}-"
-    _remove_strays(directory, f".{out.name}.{owner}")
+    if not keep_strays:
+        for stray in strays(out):
+            with contextlib.suppress(OSError):
+                stray.unlink()
     try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{out.name}.{owner}{os.getpid()}.", suffix=".tmp", dir=directory)
+        fd, temp_name = tempfile.mkstemp(prefix=f"{temp_prefix(out)}{os.getpid()}.", suffix=".tmp", dir=directory)
     except OSError as exc:
         if exc.errno in REFUSALS:
             raise OSError(exc.errno, f"cannot create a file in {directory}: {exc.strerror}", str(out)) from exc
@@ -69,14 +72,17 @@ def temp_beside(out: Path) -> tuple[int, Path]:
     return fd, Path(temp_name)
 
 
-def _remove_strays(directory: Path, prefix: str) -> None:
-    """Remove the temporary files of ``out`` that a kwoksnap killed outright (SIGKILL, a crash: no cleanup ran)
-    left: named ``prefix<pid>.<random>.tmp`` by a process of this host that no longer runs. Another host's (a
-    shared directory) and a running process's are left alone."""
+def strays(out: Path) -> list[Path]:
+    """The temporary files of ``out`` that a kwoksnap killed outright (SIGKILL, a crash: no cleanup ran) left:
+    named ``.<name>.<host>-<pid>.<random>.tmp`` by a process of this host that no longer runs. Another host's (a
+    shared directory) and a running process's are not among them."""
+    directory = out.parent if str(out.parent) else Path(".")
+    prefix = temp_prefix(out)
     try:
-        names = [n for n in os.listdir(directory) if n.startswith(prefix) and n.endswith(".tmp")]
+        names = sorted(n for n in os.listdir(directory) if n.startswith(prefix) and n.endswith(".tmp"))
     except OSError:
-        return
+        return []
+    found = []
     for name in names:
         pid = name[len(prefix):].partition(".")[0]
         if not pid.isdigit():
@@ -84,10 +90,15 @@ def _remove_strays(directory: Path, prefix: str) -> None:
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
-            with contextlib.suppress(OSError):
-                (directory / name).unlink()
+            found.append(directory / name)
         except (OSError, OverflowError):
             pass  # (alive, another user's; or no pid at all)
+    return found
+
+
+def temp_prefix(out: Path) -> str:
+    """How the names of ``out``'s temporary files begin (the pid and a random part follow)."""
+    return f".{out.name}.{socket.gethostname()}-"
 
 
 def put_in_place(temp: Path, out: Path, *, exclusive: bool) -> None:

@@ -158,6 +158,7 @@ class KwsReader:
             raise
         self._resources: dict[str, dict[str, Any]] = {}
         self._frame_numbers: dict[int, int] = {}
+        self.closed_by_writer: bool | None = None  # known once salvage() has walked the file
         if self.index is not None:
             self._resources = {e["resource"]: e for e in self.index["resources"]}
             offsets = sorted(f["offset"] for e in self.index["resources"] for f in e["frames"])
@@ -494,7 +495,8 @@ class KwsReader:
     def salvage(self) -> Iterator[Salvaged]:
         """Every readable frame of a damaged file, with the stretches between them that are not: a
         ``Salvaged`` per frame (``records`` set) or per lost stretch (``records`` None, ``reason`` set), in file
-        order. Never raises on bad data.
+        order. Never raises on bad data. Once it is done, ``closed_by_writer`` says whether the file has an index
+        (readable or not): else it ends where its writer stopped (a crash, SIGKILL).
 
         A clean file's index says where every frame starts and what it holds, so each frame is read on its own
         and a lost one is named (resource, records). Without an index (a crashed writer, a damaged trailer) the
@@ -502,6 +504,7 @@ class KwsReader:
         over a plausible length: a random match is about one in 4 billion), and what was lost is not known.
         """
         convert = None if self._plan.identity else self._plan.record
+        self.closed_by_writer = self.index is not None
         if self.index is not None and self._index_offset is not None:
             indexed = sorted((f["offset"], f["length"], f["records"], e["resource"],
                               (f["firstTs"], f["lastTs"]) if "firstTs" in f and "lastTs" in f else None)
@@ -530,12 +533,14 @@ class KwsReader:
             try:
                 tag, payload = self._read_block(offset, number, end)
                 if tag == TAG_INDEX:
+                    self.closed_by_writer = True
                     return  # the index of a file whose trailer is damaged: every frame comes before it
                 records = self._decode_frame(payload, offset, number)
             except (_Broken, InputError) as exc:
                 reason = exc.reason if isinstance(exc, _Broken) else str(exc)
                 after = self._next_block(offset + 1, end)
                 if after is None and self._read_at(offset, 1) == bytes([TAG_INDEX]):
+                    self.closed_by_writer = True
                     return  # a damaged index, the last block: every frame came before it
                 yield Salvaged(offset, (after if after is not None else end) - offset, None, reason)
                 if after is None:

@@ -39,6 +39,7 @@ class SalvageReport:
     described: list[str] = dataclasses.field(default_factory=list)  # resources whose lost description was rebuilt
     stretches: dict[str, list[Salvaged]] = dataclasses.field(default_factory=dict)  # per resource, what it lost
     cut: bool = False  # the file ends in a stretch of unknown content: what was written after it is missing
+    clean: bool = True  # closed by its writer (else it ends where its writer stopped: a crash, SIGKILL)
 
     @property
     def lost_records(self) -> int | None:
@@ -51,7 +52,7 @@ class SalvageReport:
         return {
             "path": self.path, "out": self.out, "contentType": self.content_type, "frames": self.frames,
             "records": self.records, "lostRecords": self.lost_records, "incomplete": self.incomplete,
-            "described": self.described, "cut": self.cut,
+            "described": self.described, "cut": self.cut, "clean": self.clean,
             "lost": [{"offset": s.offset, "length": s.length, "reason": s.reason, "resource": s.resource,
                       "records": s.lost, "timeRange": list(s.span) if s.span else None} for s in self.lost],
         }
@@ -95,6 +96,7 @@ def salvage(path: str | os.PathLike[str], out: str | os.PathLike[str]) -> Salvag
             for lost, before in unknown:  # a lost end: what came last may have gone on
                 _mark(report, before, lost)
                 report.cut = True
+            report.clean = bool(reader.closed_by_writer)
             if not report.records:
                 raise FormatError("no frame of it is readable: there is nothing to salvage", path=str(path))
             report.incomplete = {resource: _reason(lost) for resource, lost in report.stretches.items()}

@@ -71,7 +71,8 @@ class KwsWriter:
     reproducible files). With ``overwrite=False`` an existing final file is an error.
 
     A writer neither closed nor aborted (a crash) leaves its temporary file ``temp_path`` behind, never the
-    final file; ``scan()`` and ``KwsReader.records(salvage=True)`` read what it holds.
+    final file; ``scan()``, ``KwsReader.records(salvage=True)`` and ``kwoksnap salvage`` read what it holds. The
+    next writer of the same file removes such files, unless ``keep_strays``.
     """
 
     def __init__(
@@ -86,6 +87,7 @@ class KwsWriter:
         overwrite: bool = False,
         frame_bytes: int = FRAME_TARGET_BYTES,
         frame_records: int = FRAME_MAX_RECORDS,
+        keep_strays: bool = False,
     ) -> None:
         if content_type not in CONTENT_TYPES:
             raise UsageError(f"content type must be one of {', '.join(CONTENT_TYPES)}, not {content_type!r}")
@@ -135,7 +137,7 @@ class KwsWriter:
         self._incomplete: dict[str, str] = {}
         self._closed = False
 
-        fd, self.temp_path = temp_beside(self.path)
+        fd, self.temp_path = temp_beside(self.path, keep_strays=keep_strays)
         self._file: IO[bytes] = os.fdopen(fd, "wb", buffering=1 << 16)
         try:
             pre, crc = encode_preamble(FORMAT_VERSION, header_bytes)
@@ -157,6 +159,15 @@ class KwsWriter:
     def write(self, record: Mapping[str, Any]) -> None:
         """Append one record (a dict with string keys). Raises UsageError if it cannot be stored."""
         self._write(record)
+
+    def flush(self) -> None:
+        """Close the open frame and hand what was written to the system: a process killed now (SIGKILL) leaves
+        every record so far in the temporary file, which ``kwoksnap salvage`` reads. Small frames compress less."""
+        if self._closed:
+            raise UsageError("flush of a closed KwsWriter")
+        if self._buf_records:
+            self._flush()
+        self._file.flush()
 
     def incomplete(self, resource: str, reason: str) -> None:
         """Note that ``resource`` is not whole in this file (its list failed: ``reason``), for the index."""

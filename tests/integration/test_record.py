@@ -203,3 +203,35 @@ def test_a_user_allowed_only_a_namespace_records_it_through_the_watch(kwok_clust
                            str(partial), "--live"], capture_output=True, text=True, timeout=120, env=env)
     assert "warning: nodes not compared: save could not list it whole" in proc.stderr, proc.stderr
     assert not [line for line in proc.stdout.splitlines() if line.startswith("added") and " nodes " in line]
+
+
+def test_a_recording_killed_outright_keeps_what_it_had_written(kwok_cluster: LocalCluster, client: Client,
+                                                               namespace: str, workdir: Path, tmp_path: Path) -> None:
+    """Carried from earlier stops: `record` killed outright (SIGKILL: the OOM killer, `kill -9`) lost everything,
+    and the next recording of the same file removed what little was on disk. Now its temporary file holds all but
+    the last seconds, the next recording names it, and `salvage` makes a recording of it."""
+    recording, salvaged = tmp_path / "rec.kws", tmp_path / "salvaged.kws"
+    recorder, _ = _recorder(workdir, "-n", namespace, "-o", str(recording), kubeconfig=kwok_cluster.kubeconfig)
+    pod = {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    try:
+        for i in range(3):
+            client.create(f"/api/v1/namespaces/{namespace}/pods", {"metadata": {"name": f"early-{i}"}, **pod})
+        time.sleep(6)  # (the 5 s in which a late event is put in its place: a later change lets them out)
+        client.create(f"/api/v1/namespaces/{namespace}/pods", {"metadata": {"name": "late"}, **pod})
+        time.sleep(3)
+    finally:
+        recorder.kill()
+        recorder.communicate(timeout=60)
+    [stray] = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    again, _ = _recorder(workdir, "-n", namespace, "-o", str(recording), kubeconfig=kwok_cluster.kubeconfig)
+    try:
+        warning = again.stderr.readline() if again.stderr else ""
+        assert warning.startswith(f"warning: {stray} is what a recording killed before this one held"), warning
+    finally:
+        _stop(again)
+    assert stray.exists()
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "salvage", str(stray), "-o", str(salvaged)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "was not closed by its writer" in proc.stdout, proc.stdout + proc.stderr
+    created = [e["name"] for e in read_recording(salvaged) if e["verb"] == "create" and not e["subresource"]]
+    assert created == ["early-0", "early-1", "early-2"], created

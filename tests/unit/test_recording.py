@@ -365,3 +365,43 @@ def test_redaction_takes_the_shapes_other_exports_give(tmp_path: Path) -> None:
                          "data: {k: aHVudGVyMg==}\n")
     proc = run("import", str(yaml_path), "-o", str(tmp_path / "core.kws"))
     assert proc.returncode == 0 and b"aHVudGVyMg" not in (tmp_path / "core.kws").read_bytes()
+
+
+def test_a_recorder_killed_outright_leaves_what_it_flushed_for_salvage(tmp_path: Path) -> None:
+    """Carried from earlier stops: `record` killed outright (SIGKILL) lost the whole recording: its frames stayed
+    in memory up to 8,192 events, and the next run of the same -o removed its temporary file. Now what was written
+    is handed to the system every few seconds (write_recording's flusher: tests/integration/test_record.py), and a
+    recording's writer keeps a killed one's file."""
+    from kwoksnap.store.salvage import salvage
+
+    events = list(audit_events([str(LOG)], FilterSpec(), ParseStats()))[:30]
+    w = KwsWriter(tmp_path / "rec.kws", content_type="recording")
+    for ev in events[:17]:
+        w.write({"type": "event", "resource": "audit.k8s.io/v1/events", "ts": ev["ts"], "event": ev})
+    w.flush()
+    for ev in events[17:]:  # written, not flushed: in memory when the process is killed
+        w.write({"type": "event", "resource": "audit.k8s.io/v1/events", "ts": ev["ts"], "event": ev})
+    (tmp_path / "killed.kws").write_bytes(w.temp_path.read_bytes())
+    w.abort()
+    report = salvage(tmp_path / "killed.kws", tmp_path / "salvaged.kws")
+    assert report.lost == [] and report.records == 17 and not report.clean  # (said: it ends where its writer stopped)
+    with KwsReader(tmp_path / "salvaged.kws") as reader:
+        assert [r["event"] for r in reader.records()] == events[:17]
+    # A killed recording's temporary file is kept by the next recording of the same file (the others remove it).
+    import subprocess
+    import sys
+
+    from kwoksnap.replay.recording import write_recording
+    from kwoksnap.store.atomic import temp_prefix
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    for name, keep in (("again.kws", True), ("snapshot.kws", False)):
+        stray = tmp_path / f"{temp_prefix(tmp_path / name)}{dead}.abc.tmp"
+        stray.write_bytes(b"killed")
+        if keep:
+            assert write_recording(iter(events[:2]), tmp_path / name, meta={}, flush_every=2.0) == 2
+        else:
+            with KwsWriter(tmp_path / name) as snapshot:
+                snapshot.write({"type": "x"})
+        assert stray.exists() == keep

@@ -100,6 +100,7 @@ def test_a_damaged_index_alone_loses_nothing(tmp_path: Path) -> None:
     flip(path, index_at + 12)
     report = salvage(path, tmp_path / "out.kws")
     assert read(tmp_path / "out.kws") == records and report.lost == [] and report.incomplete == {}
+    assert report.clean  # (an index was there: the file was closed, whatever became of its trailer)
 
 
 def test_a_cut_file_keeps_what_came_before_the_cut(tmp_path: Path) -> None:
@@ -108,7 +109,7 @@ def test_a_cut_file_keeps_what_came_before_the_cut(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:frames[4]["offset"] + 20])  # a crashed writer: no index, a cut frame
     report = salvage(path, tmp_path / "out.kws")
     assert read(tmp_path / "out.kws") == frame_records(records, frames, set(range(4, len(frames))))
-    assert report.cut and [s.offset for s in report.lost] == [frames[4]["offset"]]
+    assert report.cut and not report.clean and [s.offset for s in report.lost] == [frames[4]["offset"]]
     assert set(report.incomplete) == {frames[3]["resource"]}
 
 
