@@ -91,6 +91,27 @@ def writable_target(path: str, option: str) -> None:
         raise PermissionError(errno.EACCES, f"{option}: directory {directory} is not writable", path)
 
 
+def replaceable(path: str, option: str) -> None:
+    """Refuse an output that replaces what is there (a report) where something other than a plain file is: a
+    device, a pipe or a link would be replaced by a file (as root, /dev/null itself; black-box finding)."""
+    import os
+    import stat
+
+    from kwoksnap.errors import UsageError
+
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError:
+        return  # (said by the write itself, as the system's refusal)
+    if not stat.S_ISREG(mode):
+        what = ("a symbolic link" if stat.S_ISLNK(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a device"
+                if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file")
+        raise UsageError(f"{option} {path} is {what}, which the written file would replace: give a plain file's "
+                         "name")
+
+
 def not_an_input(path: str, inputs: list[str], option: str) -> None:
     """Refuse an output file that is one of the command's inputs (black-box finding: `replay --audit x.log --report
     x.log` replaced the incident's audit log by the report)."""

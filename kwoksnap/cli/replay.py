@@ -19,6 +19,7 @@ from kwoksnap.cli.options import (
     include_secrets,
     make_client,
     not_an_input,
+    replaceable,
     not_stdout,
     output_format,
     print_json,
@@ -107,6 +108,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     inputs = [str(recording)] if recording else expand_audit_paths(audit_paths)
     if report_path:
         writable_target(report_path, "--report")  # now, not after a long replay
+        replaceable(report_path, "--report")
         not_an_input(report_path, inputs, "--report")
     made_of = recording_source(str(recording)) if recording else ""
     gaps = [f"the recording lacks events of {key}: {reason}; the replay lacks their changes"

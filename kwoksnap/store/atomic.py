@@ -36,7 +36,11 @@ def atomic_output(path: str | os.PathLike[str], *, private: bool = True,
             if not private:
                 mask = os.umask(0)
                 os.umask(mask)
-                os.fchmod(f.fileno(), 0o666 & ~mask)
+                try:  # a file replaced keeps its mode (a report made private by its user stays so)
+                    mode = os.stat(out).st_mode & 0o777
+                except OSError:
+                    mode = 0o666 & ~mask
+                os.fchmod(f.fileno(), mode)
             yield f
             f.flush()
             os.fsync(f.fileno())

@@ -134,6 +134,34 @@ def test_the_report_is_never_written_over_an_input(tmp_path: Path) -> None:
         assert log.read_bytes() == before
 
 
+def test_the_report_never_replaces_a_device_a_pipe_or_a_link(tmp_path: Path) -> None:
+    """Black-box finding: as root, `replay --report /dev/null` (or a FIFO, or a link to /proc/self/fd/1) replaced
+    the device with a plain file holding the report, and only after the whole replay."""
+    config = tmp_path / "kubeconfig"
+    config.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+    log = Path(__file__).parents[2] / "fixtures/incident/audit.log.gz"
+    fifo, link = tmp_path / "fifo", tmp_path / "link"
+    os.mkfifo(fifo)
+    link.symlink_to("/proc/self/fd/1")
+    for target, what in ((fifo, "a pipe"), (link, "a symbolic link"), (Path("/dev/null"), "a device")):
+        proc = run("--kubeconfig", str(config), "replay", "--audit", str(log), "--report", str(target))
+        assert proc.returncode == ExitCode.USAGE, proc.stderr
+        assert proc.stderr == (f"kwoksnap: error: --report {target} is {what}, which the written file would replace: "
+                               "give a plain file's name\n")
+    assert fifo.is_fifo() and link.is_symlink() and Path("/dev/null").is_char_device()
+
+
+def test_a_replaced_report_keeps_its_mode(tmp_path: Path) -> None:
+    """Black-box finding: a report its user had made 0600 came back 0644 on the next run."""
+    from kwoksnap.store.atomic import atomic_output
+
+    report = tmp_path / "report.json"
+    report.write_text("{}")
+    report.chmod(0o600)
+    with atomic_output(report, private=False) as out:
+        out.write(b"{ }")
+    assert report.read_text() == "{ }" and report.stat().st_mode & 0o777 == 0o600
+
 
 def test_a_missing_audit_file_is_an_input_error_before_the_replay(tmp_path: Path) -> None:
     """A typo in one of several --audit paths stopped nothing: the file was skipped as unusable, silently."""
