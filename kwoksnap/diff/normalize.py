@@ -103,6 +103,8 @@ def normalize(obj: Obj) -> Obj:
                 out[field] = {k: NOT_COMPARED for k in out[field] if not (token and k in MINTED_TOKEN_KEYS)}
                 if not out[field]:
                     del out[field]
+            elif field in out:  # not a map (a hand-written YAML's string or list): never shown either
+                out[field] = NOT_COMPARED
     spec = out.get("spec")
     if isinstance(spec, dict):
         spec = dict(spec)

@@ -100,6 +100,12 @@ def test_a_redacted_secret_keeps_nothing_of_its_values_and_diffs_equal_to_the_re
     empty = redact_secret({**real, "data": {"unset": "", "set": "eA=="}, "stringData": {"blank": ""}})
     assert empty["data"] == {"unset": "", "set": "cmVkYWN0ZWQtYnkta3dva3NuYXA="}  # empty stays empty: nothing hidden
     assert empty["stringData"] == {"blank": ""}
+    # Black-box finding: a hand-written YAML's data that is not a map (a string, a list) showed whole in the diff.
+    odd = {**real, "data": "SU1QU0VDUkVUUzE=", "stringData": ["SUPERSECRET"]}
+    shown = " ".join(field_differences(normalize(real), normalize(odd)))
+    assert "SU1QU0VDUkVUUzE" not in shown and "SUPERSECRET" not in shown and "aHVudGVyMg" not in shown
+    assert shown.startswith(".data: {'.dockerconfigjson': '(value not compared)', ") and shown.endswith(
+        " -> '(value not compared)' .stringData: added")
 
 
 def test_service_account_token_secrets_are_compared_without_what_each_cluster_mints() -> None:
