@@ -22,7 +22,7 @@ from typing import Any, Literal
 from kwoksnap.errors import APIError, ClusterError, Conflict, Invalid, KwoksnapError, NotFound
 from kwoksnap.kube.client import STRATEGIC_MERGE_PATCH, Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
-from kwoksnap.kube.objects import SA_NAME_ANNOTATION, SA_TOKEN_TYPE
+from kwoksnap.kube.objects import SA_NAME_ANNOTATION, SA_TOKEN_TYPE, scrub_secret_values
 from kwoksnap.restore.dependencies import missing_dependencies
 from kwoksnap.restore.plan import ADMISSION, PHASES, PlanStep, plan
 from kwoksnap.restore.transform import (
@@ -244,6 +244,8 @@ class _Restorer:
 
     def _fail(self, key: str, obj: Obj, reason: str) -> None:
         meta = obj.get("metadata") or {}
+        if key == "v1/secrets":  # (a refusal may quote the Secret: an admission webhook's message)
+            reason = scrub_secret_values(reason, obj)
         with self.lock:
             self.results.setdefault(key, ResourceResult(key)).failed += 1
             self.failures.append(Failure(key, str(meta.get("namespace", "")), str(meta.get("name", "")), reason))

@@ -691,6 +691,28 @@ def test_an_unexpected_error_fails_one_change_and_the_objects_next_changes_still
     assert r._inflight == {}
 
 
+def test_a_refusal_that_quotes_a_secret_is_reported_without_its_values() -> None:
+    """Black-box finding: an admission webhook refusing a Secret quoted its data, and `replay --include-secrets`
+    printed the values on stderr (and in the report). The values are taken out, as written and decoded."""
+    from kwoksnap.errors import APIError
+    from kwoksnap.kube.objects import SCRUBBED, scrub_secret_values
+
+    class Refused(RecordingReplayer):
+        def execute(self, action: Action) -> str | None:
+            raise APIError(400, "BadRequest", "admission webhook denied the request: data was: pw=SUPERSECRET123 "
+                           "(U1VQRVJTRUNSRVQxMjM=), note=hunter22")
+
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "ns"},
+              "data": {"pw": "U1VQRVJTRUNSRVQxMjM=", "n": "eA=="}, "stringData": {"note": "hunter22"}}
+    r = Refused(FakeClock(), speed=None)
+    report = r.run([event(verb="create", resource="secrets", name="s", response=secret, user="alice",
+                          agent="kubectl")])
+    [failure] = report.failures
+    assert "SUPERSECRET" not in failure and "U1VQRVJT" not in failure and "hunter22" not in failure, failure
+    assert failure.endswith(f"data was: pw={SCRUBBED} ({SCRUBBED}), note={SCRUBBED}")
+    assert scrub_secret_values("x is 'x'", {"data": {"k": "eA=="}}) == "x is 'x'"  # (too short to take out)
+
+
 class FakeClient:
     """Answers the engine's writes like an API server that holds one pod ``p`` (target UID chosen per create)."""
 

@@ -76,3 +76,14 @@ def test_a_rerun_over_linked_objects_writes_nothing() -> None:
     r.relink()
     assert client.patched == [f"/api/v1/namespaces/ns/pods/p{i}" for i in (0, 2, 3)]
     assert r.relinked_in_place == 0
+
+
+def test_a_refusal_that_quotes_a_secret_is_listed_without_its_values() -> None:
+    """Black-box finding: restoring an --include-secrets snapshot, a webhook's refusal quoting the Secret's data
+    was printed on stderr, values and all."""
+    from kwoksnap.kube.objects import SCRUBBED
+
+    r = restorer(PatchingClient())
+    secret = {"kind": "Secret", "metadata": {"name": "r1", "namespace": "sec"}, "data": {"pw": "U1VQRVJTRUNSRVQxMjM="}}
+    r._fail("v1/secrets", secret, "admission webhook denied the request: refused, data was: pw=SUPERSECRET123")
+    assert [f.reason for f in r.failures] == [f"admission webhook denied the request: refused, data was: pw={SCRUBBED}"]
