@@ -43,7 +43,7 @@ def convert(audit_paths: tuple[str, ...], resources: tuple[str, ...], namespaces
     stats = ParseStats()
     paths = expand_audit_paths(audit_paths)
     events = audit_events(paths, spec, stats, strict=strict)
-    n = write_recording(events if include_secrets else redact_credentials(events, stats), path,
+    n, _ = write_recording(events if include_secrets else redact_credentials(events, stats), path,
                         meta={"inputs": paths, "secretsRedacted": not include_secrets})
     warn_unusable_files(stats)
     warn_out_of_order(stats)

@@ -134,11 +134,14 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
             timer.daemon = True
             timer.start()
         try:
-            n = write(events, path, spec=spec, stats=stats, include_secrets=include_secrets, source=source)
+            n, written = write(events, path, spec=spec, stats=stats, include_secrets=include_secrets, source=source)
         finally:
             if timer is not None:
                 timer.cancel()
     took = time.monotonic() - began
+    if written != Path(path):  # (black-box finding: the whole recording was lost, exit 2 "already exists")
+        click.echo(f"warning: {path} appeared while recording; the recording is {written} instead", err=True)
+        path = str(written)
     d = stats.to_dict()
     if output_format == "json":
         extra = ({"rotations": follower.rotations} if audit_file is not None else {} if audit_webhook is not None

@@ -40,9 +40,10 @@ def in_time_order(events: Iterable[AuditEvent], window_ns: int = WINDOW_NS) -> I
 
 def record(events: Iterable[AuditEvent], path: str | Path, *, spec: FilterSpec, stats: ParseStats,
            include_secrets: bool, source: dict[str, Any], meta: dict[str, Any] | None = None,
-           window_ns: int = WINDOW_NS) -> int:
+           window_ns: int = WINDOW_NS) -> tuple[int, Path]:
     """Write the events a source delivers into the recording ``path`` as ``convert`` would have kept them; returns
-    how many were written. Ends when ``events`` does (the source's stop)."""
+    how many were written, and where (beside ``path`` if a file appeared there meanwhile). Ends when ``events``
+    does (the source's stop)."""
     kept = filter_events(in_time_order(events, window_ns), spec, stats)
     if not include_secrets:
         kept = redact_credentials(kept, stats)

@@ -71,14 +71,16 @@ def _redactor(group: str, resource: str, subresource: str) -> Callable[[Any], An
 
 def write_recording(events: Iterable[AuditEvent], path: str | Path, *, meta: dict[str, Any],
                     source: dict[str, Any] | None = None, flush_every: float | None = None,
-                    clock: Clock | None = None) -> int:
+                    clock: Clock | None = None) -> tuple[int, Path]:
     """Write ``events`` (time-sorted) as a recording; its header's ``source`` is ``{"kind": "audit-log"}`` unless
     given (``kwoksnap record``'s). ``flush_every``: every so many seconds (of ``clock``), what was written is handed
     to the system, however quiet the source, so that a process killed outright leaves it in the temporary file;
-    the temporary files of a recording killed before are then kept, not removed (``kwoksnap record``)."""
+    the temporary files of a recording killed before are then kept, not removed, and a file that appeared under
+    ``path`` meanwhile makes the recording go beside it (``kwoksnap record``). Returns the events written and the
+    file they are in."""
     count = 0
     with KwsWriter(path, content_type="recording", source=source or {"kind": "audit-log"}, meta=meta,
-                   keep_strays=flush_every is not None) as w:
+                   keep_strays=flush_every is not None, beside_if_taken=flush_every is not None) as w:
         lock, done = threading.Lock(), threading.Event()
         failed: list[BaseException] = []
 
@@ -108,7 +110,7 @@ def write_recording(events: Iterable[AuditEvent], path: str | Path, *, meta: dic
                 flusher.join()
         if failed:
             raise failed[0]
-    return count
+    return count, w.path
 
 
 def read_recording(path: str | Path, spec: FilterSpec | None = None, stats: ParseStats | None = None) -> Iterator[

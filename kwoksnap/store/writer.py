@@ -72,7 +72,8 @@ class KwsWriter:
 
     A writer neither closed nor aborted (a crash) leaves its temporary file ``temp_path`` behind, never the
     final file; ``scan()``, ``KwsReader.records(salvage=True)`` and ``kwoksnap salvage`` read what it holds. The
-    next writer of the same file removes such files, unless ``keep_strays``.
+    next writer of the same file removes such files, unless ``keep_strays``. ``beside_if_taken``: a file that
+    appeared under the final name meanwhile does not cost what was written (a long recording): it is put beside.
     """
 
     def __init__(
@@ -88,6 +89,7 @@ class KwsWriter:
         frame_bytes: int = FRAME_TARGET_BYTES,
         frame_records: int = FRAME_MAX_RECORDS,
         keep_strays: bool = False,
+        beside_if_taken: bool = False,
     ) -> None:
         if content_type not in CONTENT_TYPES:
             raise UsageError(f"content type must be one of {', '.join(CONTENT_TYPES)}, not {content_type!r}")
@@ -102,6 +104,7 @@ class KwsWriter:
         self.path = Path(path)
         self.content_type = content_type
         self.overwrite = overwrite
+        self.beside_if_taken = beside_if_taken
         if not overwrite and os.path.lexists(self.path):  # a link too, even one pointing nowhere
             raise UsageError(f"{self.path}: already exists")
         self.header: dict[str, Any] = {
@@ -300,7 +303,7 @@ class KwsWriter:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
-            put_in_place(self.temp_path, self.path, exclusive=not self.overwrite)
+            self._put_in_place()
             self._closed = True
             _fsync_dir(self.path.parent)
         except BaseException as exc:
@@ -308,6 +311,24 @@ class KwsWriter:
             _name(exc, self.path)
             raise
         return self.path
+
+    def _put_in_place(self) -> None:
+        """The whole file under its final name; with ``beside_if_taken``, a file that appeared there meanwhile
+        leaves it under the first free ``NAME-N.SUFFIX`` instead (``path`` says which)."""
+        try:
+            put_in_place(self.temp_path, self.path, exclusive=not self.overwrite)
+        except UsageError:
+            if not self.beside_if_taken:
+                raise
+            for n in range(1, 1000):
+                beside = self.path.with_name(f"{self.path.stem}-{n}{self.path.suffix}")
+                try:
+                    put_in_place(self.temp_path, beside, exclusive=True)
+                except UsageError:
+                    continue
+                self.path = beside
+                return
+            raise
 
     def abort(self) -> None:
         """Discard everything: close and remove the temporary file. Safe to call more than once."""

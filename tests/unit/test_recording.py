@@ -174,7 +174,8 @@ def test_a_recordings_malformed_events_are_counted_and_a_kwokctl_recording_repla
         f"{damaged}: record 4: the event's 'ts' is str, not int",
         f"{damaged}: record 5: an event record without an audit event (its `event` map)",
         f"{damaged}: record 7: the event's 'groups' or 'annotations' hold something other than strings"]
-    assert write_recording(good, tmp_path / "again.kws", meta={}) == 3  # (what convert writes passes the check)
+    # (what convert writes passes the check)
+    assert write_recording(good, tmp_path / "again.kws", meta={}) == (3, tmp_path / "again.kws")
     kwokctl = tmp_path / "kwokctl.kws"
     assert run("import", str(Path(__file__).parents[1] / "golden/kwokctl-recording.yaml"), "-o",
                str(kwokctl)).returncode == 0
@@ -400,8 +401,33 @@ def test_a_recorder_killed_outright_leaves_what_it_flushed_for_salvage(tmp_path:
         stray = tmp_path / f"{temp_prefix(tmp_path / name)}{dead}.abc.tmp"
         stray.write_bytes(b"killed")
         if keep:
-            assert write_recording(iter(events[:2]), tmp_path / name, meta={}, flush_every=2.0) == 2
+            assert write_recording(iter(events[:2]), tmp_path / name, meta={}, flush_every=2.0)[0] == 2
         else:
             with KwsWriter(tmp_path / name) as snapshot:
                 snapshot.write({"type": "x"})
         assert stray.exists() == keep
+
+
+def test_a_file_that_appears_while_recording_costs_nothing(tmp_path: Path) -> None:
+    """Black-box finding: a file made under `record`'s -o while it recorded (a second run, a user) made it exit 2
+    "already exists" and drop everything it had recorded. It now goes beside that file (convert still refuses)."""
+    from kwoksnap.replay.recording import write_recording
+
+    events = list(audit_events([str(LOG)], FilterSpec(), ParseStats()))[:5]
+    out = tmp_path / "rec.kws"
+
+    def appearing() -> Any:
+        yield from events[:3]
+        out.write_bytes(b"someone else's")
+        (tmp_path / "rec-1.kws").write_bytes(b"and another")
+        yield from events[3:]
+
+    assert write_recording(appearing(), out, meta={}, flush_every=2.0) == (5, tmp_path / "rec-2.kws")
+    assert out.read_bytes() == b"someone else's" and len(list(read_recording(tmp_path / "rec-2.kws"))) == 5
+    (tmp_path / "rec-2.kws").unlink()
+    out.unlink()
+    from kwoksnap.errors import UsageError
+
+    with pytest.raises(UsageError, match="already exists"):
+        write_recording(appearing(), out, meta={})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec-1.kws", "rec.kws"]
