@@ -68,6 +68,8 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
             return False
         return True
 
+    entry: list[tuple[str, dict[str, Any]]] = []  # the user the kubeconfig names (not for in-cluster)
+
     def load() -> None:
         if path is None and not os.path.exists(os.path.expanduser("~/.kube/config")) and os.environ.get(
             "KUBERNETES_SERVICE_HOST"
@@ -76,6 +78,8 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
         else:
             if path and not all(os.path.exists(p) for p in path.split(os.pathsep) if p):
                 raise ClusterError(f"kubeconfig not found: {path}")
+            entry[:] = [_user_entry(path or os.path.expanduser("~/.kube/config"), context)]
+            _check_user(*entry[0])
             config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=path, context=context, client_configuration=cfg
             )
@@ -110,7 +114,63 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
     if plugin_errors:
         first = (plugin_errors[0].strip().splitlines() or [""])[0]
         raise ClusterError(f"cannot load kubeconfig: getting credentials: {first}")
+    if entry:
+        name, user = entry[0]
+        provider = user.get("auth-provider")
+        if provider is not None and not _authorization_header(cfg):
+            which = provider.get("name") if isinstance(provider, dict) else None
+            raise ClusterError(f"the kubeconfig's user {name!r}: its auth-provider {which!r} gave no credentials "
+                               "(kwoksnap takes tokens, token files, client certificates and exec plugins such as "
+                               "kubelogin)")
     return cfg
+
+
+def _user_entry(path: str, context: str | None) -> tuple[str, dict[str, Any]]:
+    """The name and ``user`` map of the context's user, merged over the files of ``path`` as kubectl merges
+    them (the first file to name a context, a user or the current context wins); ("", {}) if not found."""
+    users: dict[str, Any] = {}
+    contexts: dict[str, Any] = {}
+    current = context
+    for file in (p for p in path.split(os.pathsep) if p):
+        with open(file, "rb") as f:
+            data = yaml.safe_load(f)
+        if not isinstance(data, dict):
+            continue
+        current = current or data.get("current-context")
+        for key, into in (("users", users), ("contexts", contexts)):
+            for entry in data.get(key) or ():
+                if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                    into.setdefault(entry["name"], entry.get("user" if key == "users" else "context"))
+    chosen = contexts.get(current) if isinstance(current, str) else None
+    name = chosen.get("user") if isinstance(chosen, dict) else None
+    user = users.get(name) if isinstance(name, str) else None
+    return (name, user) if isinstance(name, str) and isinstance(user, dict) else ("", {})
+
+
+def _check_user(name: str, user: dict[str, Any]) -> None:
+    """Refuse credentials the ``kubernetes`` package drops without a word or misreads (a token that is not a
+    string, a client key that is not base64 or has no certificate), as kubectl refuses them: the requests went out
+    as system:anonymous, and the 403 blamed the cluster (black-box finding); so does an auth provider that gives
+    nothing (checked once loaded). Nothing of a value is said."""
+    import base64
+    import binascii
+
+    if "token" in user and not isinstance(user["token"], str):
+        raise ClusterError(f"the kubeconfig's user {name!r}: its token is a {type(user['token']).__name__}, not a "
+                           "string")
+    for key in ("client-certificate-data", "client-key-data"):
+        value = user.get(key)
+        if value is None:
+            continue
+        try:
+            base64.b64decode("".join(str(value).split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise ClusterError(f"the kubeconfig's user {name!r}: its {key} is not valid base64") from None
+    has_cert = any(user.get(k) for k in ("client-certificate", "client-certificate-data"))
+    has_key = any(user.get(k) for k in ("client-key", "client-key-data"))
+    if has_cert != has_key:
+        given, missing = ("certificate", "key") if has_cert else ("key", "certificate")
+        raise ClusterError(f"the kubeconfig's user {name!r} has a client {given} but no client {missing}")
 
 
 # The libraries an auth provider's token refresh goes through: their errors are the refresh failing, not a bug.
@@ -124,6 +184,8 @@ class _RefreshFailed(Exception):
 def _credentials(cfg: Any) -> str | None:
     """The Authorization header of a loaded Configuration: a bearer token (_authorization_header) or basic auth."""
     auth = _authorization_header(cfg)
+    if auth is not None and auth.startswith("Bearer "):  # (a token file's final newline: client-go trims it too)
+        auth = "Bearer " + auth[len("Bearer "):].strip()
     if not auth and cfg.username and cfg.password:
         import base64
 

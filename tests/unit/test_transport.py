@@ -702,3 +702,41 @@ def test_a_watch_streams_its_lines_as_they_come_and_stops_when_asked(
     threading.Timer(0.3, stop.set).start()
     began = time.monotonic()
     assert list(quiet) == [] and time.monotonic() - began < 3  # (left at the stop, not at the server's end)
+
+
+def test_credentials_kubectl_refuses_are_refused_not_dropped(tmp_path: Path) -> None:
+    """Black-box finding: a token that is a list or a map, a client key that is not base64 (or without its
+    certificate) and an oidc auth-provider that gave nothing were dropped by the kubernetes package, and the
+    requests went out as system:anonymous (a 403 that blamed the cluster). kubectl refuses these kubeconfigs; so
+    does kwoksnap, naming the field and never its value. A token file's final newline is trimmed, as client-go
+    does."""
+    import base64
+
+    import yaml
+
+    from kwoksnap.kube.config import load_config
+
+    def write(user: dict[str, Any]) -> str:
+        path = tmp_path / "config"
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "c",
+            "clusters": [{"name": "k", "cluster": {"server": "https://127.0.0.1:6443"}}],
+            "users": [{"name": "u", "user": user}], "contexts": [{"name": "c", "context": {"cluster": "k",
+                                                                                          "user": "u"}}]}))
+        return str(path)
+
+    key = base64.b64encode(b"SECRETKEY").decode()
+    for user, said in (
+            ({"token": ["SECRET", "b"]}, "its token is a list, not a string"),
+            ({"token": {"a": "SECRET"}}, "its token is a dict, not a string"),
+            ({"client-key-data": "SECRET!!notbase64"}, "its client-key-data is not valid base64"),
+            ({"client-key-data": key}, "has a client key but no client certificate"),
+            ({"auth-provider": {"name": "oidc", "config": {"id-token": "SECRET", "idp-issuer-url": "http://x"}}},
+             "its auth-provider 'oidc' gave no credentials")):
+        with pytest.raises(ClusterError) as info:
+            load_config(write(user))
+        assert str(info.value).startswith("the kubeconfig's user 'u'") and said in str(info.value), info.value
+        assert "SECRET" not in str(info.value)
+    token = tmp_path / "token"
+    token.write_text("SECRET-token\n")
+    assert load_config(write({"tokenFile": str(token)})).authorization == "Bearer SECRET-token"
