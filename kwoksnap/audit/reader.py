@@ -33,6 +33,7 @@ import logging
 import operator
 import os
 import re
+import stat
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -162,6 +163,10 @@ def _open(path: str) -> tuple[contextlib.ExitStack[bool | None], Callable[[int],
     already decompressed, so a stream that ends early raises only after everything before the break was returned.
     """
     stack = contextlib.ExitStack()
+    with contextlib.suppress(OSError):  # (said by open below)
+        if stat.S_ISFIFO(os.stat(path).st_mode):  # opening one waits for a writer, for ever (black-box finding)
+            raise InputError(f"{path}: a pipe, not a file: an audit log is read twice (its format first, then its "
+                             "events), so save it to a file first")
     try:
         raw = stack.enter_context(open(path, "rb", buffering=0))  # noqa: SIM115 - the stack closes it
         magic = raw.read(6)

@@ -19,6 +19,7 @@ import stat
 import struct
 import zlib
 from collections.abc import Iterator
+from contextlib import suppress as _suppressed
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -128,6 +129,10 @@ class KwsReader:
         self.path = Path(path)
         self._name = str(self.path)
         self._registry = registry or DEFAULT_REGISTRY
+        with _suppressed(OSError):  # (said by open below)
+            if stat.S_ISFIFO(os.stat(self.path).st_mode):  # opening one waits for a writer, for ever (black-box)
+                raise InputError(f"{self._name}: a pipe or device, not a file: a .kws file is read at its index, "
+                                 "so save it to a file first")
         try:
             self._file: IO[bytes] = open(self.path, "rb")  # noqa: SIM115 - closed by close()/__exit__
         except OSError as exc:

@@ -631,6 +631,12 @@ def test_a_pipe_or_too_many_audit_files_are_said_as_such(tmp_path: Path) -> None
         proc = subprocess.run([sys.executable, "-m", "kwoksnap", *args], input=fixture.read_bytes(),
                               capture_output=True, timeout=60)
         assert proc.returncode == ExitCode.INPUT and b"a pipe or device, not a file" in proc.stderr, proc.stderr
+    fifo = tmp_path / "named.fifo"  # (black-box finding: opening one with no writer waited for ever)
+    os.mkfifo(fifo)
+    for args, said in ((["inspect", str(fifo)], b"a pipe or device, not a file"),
+                       (["convert", "--audit", str(fifo), "-o", out], b"a pipe, not a file")):
+        proc = subprocess.run([sys.executable, "-m", "kwoksnap", *args], capture_output=True, timeout=60)
+        assert proc.returncode == ExitCode.INPUT and said in proc.stderr, proc.stderr
     for i in range(40):
         # (two events 10 s apart: the first leaves the reorder window while the file is still being read, open)
         (tmp_path / f"audit-{i:02}.log").write_bytes(jsonl(ev(i, name=f"p{i}"), ev(10_000 + i, name=f"q{i}")))
