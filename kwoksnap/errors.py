@@ -99,6 +99,13 @@ def walking(obj: object, *, trusted: bool = False) -> Iterator[None]:
         raise InvalidObject(obj, exc) from exc
 
 
+class OutputLost(KwoksnapError):
+    """A file being written could not be put in place: its directory was removed meanwhile (exit 7, as the
+    system's refusals of a write)."""
+
+    exit_code = ExitCode.SYSTEM
+
+
 class ClusterError(KwoksnapError):
     """The cluster cannot be reached, authenticated to, or is not a safe target."""
 

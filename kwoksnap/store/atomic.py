@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from kwoksnap.errors import REFUSALS, WRITE_REFUSALS, UsageError
+from kwoksnap.errors import REFUSALS, WRITE_REFUSALS, OutputLost, UsageError
 
 
 @contextlib.contextmanager
@@ -45,6 +45,10 @@ def atomic_output(path: str | os.PathLike[str], *, private: bool = True,
             f.flush()
             os.fsync(f.fileno())
         put_in_place(temp, out, exclusive=exclusive)
+    except FileNotFoundError:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        raise OutputLost(f"{out}: its directory was removed while it was written: nothing was written") from None
     except OSError as exc:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()

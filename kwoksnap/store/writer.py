@@ -21,7 +21,7 @@ import msgpack
 import zstandard
 
 import kwoksnap
-from kwoksnap.errors import WRITE_REFUSALS, InputError, UsageError
+from kwoksnap.errors import WRITE_REFUSALS, InputError, OutputLost, UsageError
 from kwoksnap.store.atomic import put_in_place, temp_beside
 from kwoksnap.store.format import (
     COMPRESSION,
@@ -306,6 +306,10 @@ class KwsWriter:
             self._put_in_place()
             self._closed = True
             _fsync_dir(self.path.parent)
+        except FileNotFoundError:  # (black-box finding: an internal error, exit 70)
+            self.abort()
+            raise OutputLost(f"{self.path}: its directory was removed (or the temporary file {self.temp_path.name} "
+                             "deleted) while it was written: nothing was written") from None
         except BaseException as exc:
             self.abort()
             _name(exc, self.path)

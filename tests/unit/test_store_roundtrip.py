@@ -474,3 +474,25 @@ def test_the_index_says_which_resources_are_not_whole(tmp_path: Path) -> None:
         w.write_many(snapshot_records(2))
     with KwsReader(whole) as r:
         assert r.incomplete() == {} and "incomplete" not in (r.index or {})
+
+
+def test_an_output_whose_directory_is_removed_meanwhile_is_said_so(tmp_path: Path) -> None:
+    """Black-box finding: `record -o dir/x.kws` whose dir was removed while it recorded ended in an internal error
+    (FileNotFoundError, exit 70)."""
+    import shutil
+
+    from kwoksnap.errors import ExitCode, OutputLost
+    from kwoksnap.store.atomic import atomic_output
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    w = KwsWriter(gone / "x.kws")
+    w.write({"type": "x"})
+    shutil.rmtree(gone)
+    with pytest.raises(OutputLost, match=r"x\.kws: its directory was removed .* nothing was written"):
+        w.close()
+    gone.mkdir()
+    with pytest.raises(OutputLost) as info, atomic_output(gone / "r.json") as f:
+        f.write(b"{}")
+        shutil.rmtree(gone)
+    assert info.value.exit_code == ExitCode.SYSTEM
