@@ -79,6 +79,11 @@ class InvalidObject(InputError):
         kind = obj.get("kind") if isinstance(obj, dict) else None
         namespace, name = meta.get("namespace"), meta.get("name")
         where = f"{kind or 'object'} {f'{namespace}/' if namespace else ''}{name}"
+        odd = next((f"its metadata.{key} is a {type(meta[key]).__name__}, not a map" for key in ("labels",
+                    "annotations") if meta.get(key) is not None and not isinstance(meta[key], dict)), None)
+        if odd is not None:  # (the usual hand-made mistake: said as it is, not as a possible bug)
+            super().__init__(f"{where}: not a valid Kubernetes object: {odd}")
+            return
         super().__init__(f"{where}: not a valid Kubernetes object ({type(exc).__name__}: {exc}; if it is one, this "
                          "is a kwoksnap bug: --debug shows where)")
 

@@ -494,6 +494,8 @@ class _Restorer:
             self._create(res, key, obj)
         except KwoksnapError as exc:
             self._fail(key, obj, str(exc))
+        except TypeError as exc:  # (orjson: a value JSON cannot carry, only a hand-made or imported file holds one)
+            self._fail(key, obj, f"not a valid Kubernetes object: it holds a value JSON cannot carry ({exc})")
         except Exception as exc:  # one object never stops the rest; the reason is reported
             self._fail(key, obj, f"{type(exc).__name__}: {exc}")
         finally:

@@ -650,12 +650,27 @@ class _Sink(Protocol):
     def write(self, data: bytes, /) -> int: ...
 
 
-_Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """YAML as kwokctl reads it: no ``!!binary`` (a bytes value, which no Kubernetes object holds: refused)."""
+
+
+def _no_bytes(_dumper: yaml.SafeDumper, _value: bytes) -> yaml.Node:
+    raise yaml.representer.RepresenterError("a value is bytes, which a Kubernetes object never holds")
+
+
+_Dumper.add_representer(bytes, _no_bytes)
 
 
 def _dump(doc: Mapping[str, Any]) -> str:
     # sigs.k8s.io/yaml (what kwok uses) sorts keys and does not indent lists under their key; so does this.
-    return yaml.dump(doc, Dumper=_Dumper, default_flow_style=False, sort_keys=True, allow_unicode=True, width=1 << 30)
+    try:
+        return yaml.dump(doc, Dumper=_Dumper, default_flow_style=False, sort_keys=True, allow_unicode=True,
+                         width=1 << 30)
+    except yaml.representer.RepresenterError as exc:  # (black-box finding: exported as !!binary, exit 0)
+        meta = doc.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
+        where = "/".join(str(p) for p in (meta.get("namespace"), meta.get("name")) if p)
+        raise InputError(f"{doc.get('kind') or 'document'} {where}: not a valid Kubernetes object: {exc}") from None
 
 
 def _clean_object(obj: Mapping[str, Any]) -> dict[str, Any]:

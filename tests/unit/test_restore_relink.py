@@ -87,3 +87,27 @@ def test_a_refusal_that_quotes_a_secret_is_listed_without_its_values() -> None:
     secret = {"kind": "Secret", "metadata": {"name": "r1", "namespace": "sec"}, "data": {"pw": "U1VQRVJTRUNSRVQxMjM="}}
     r._fail("v1/secrets", secret, "admission webhook denied the request: refused, data was: pw=SUPERSECRET123")
     assert [f.reason for f in r.failures] == [f"admission webhook denied the request: refused, data was: pw={SCRUBBED}"]
+
+
+def test_an_object_holding_a_value_json_cannot_carry_is_failed_by_name() -> None:
+    """Black-box finding: a hand-made snapshot's bytes value failed its object with "TypeError: Type is not JSON
+    serializable: bytes"."""
+    import orjson
+
+    from kwoksnap.kube.discovery import Resource
+
+    class Sending(PatchingClient):
+        def create(self, path: str, body: dict[str, Any], **_: Any) -> dict[str, Any]:
+            orjson.dumps(body)  # (what the client sends)
+            raise AssertionError("sent")
+
+    from kwoksnap.restore.engine import ResourceResult
+
+    r = restorer(Sending())
+    r.results["v1/configmaps"] = ResourceResult("v1/configmaps")
+    configmaps = Resource("", "v1", "configmaps", "ConfigMap", True, frozenset({"create"}))
+    r._one(configmaps, "v1/configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                         "metadata": {"name": "b", "namespace": "ns"}, "data": {"k": b"bytes"}})
+    assert [(f.name, f.reason) for f in r.failures] == [
+        ("b", "not a valid Kubernetes object: it holds a value JSON cannot carry (Type is not JSON serializable: "
+              "bytes)")]
