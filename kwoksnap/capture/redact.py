@@ -144,7 +144,9 @@ def redact_record(rec: dict[str, Any]) -> dict[str, Any]:
     :func:`redact_secret` does, an event's object or patch as :func:`redact_secret_body`. Any other record, and a
     Secret that holds no value, is returned as it is (the same object: not counted as redacted)."""
     parts = str(rec.get("resource", "")).split("/")  # version/plural, group/version/plural
-    if not is_secrets(parts[0] if len(parts) == 3 else "", parts[-1]):
+    body = rec.get("object")
+    if not is_secrets(parts[0] if len(parts) == 3 else "", parts[-1]) and not (
+            isinstance(body, dict) and body.get("kind") == "Secret"):  # (a Secret under another resource: by kind)
         return rec
     if rec.get("type") == "object":
         secret = rec["object"]

@@ -776,12 +776,17 @@ def test_import_redacts_secrets_unless_asked(tmp_path: Path) -> None:
         "data:\n  password: aHVudGVyMg==\n---\n"
         "apiVersion: action.kwok.x-k8s.io/v1alpha1\nkind: ResourcePatch\nresource: {version: v1, resource: secrets}\n"
         "target: {name: db, namespace: default}\ndurationNanosecond: 5\nmethod: patch\n"
-        "template: {data: {password: aHVudGVyMg==}}\n")
+        "template: {data: {password: aHVudGVyMg==}}\n---\n"
+        # (black-box finding: a Secret under another resource kept its values; redacted by its kind too)
+        "apiVersion: action.kwok.x-k8s.io/v1alpha1\nkind: ResourcePatch\nresource: {version: v1, resource: "
+        "configmaps}\ntarget: {name: odd, namespace: default}\ndurationNanosecond: 6\nmethod: create\n"
+        "template: {apiVersion: v1, kind: Secret, metadata: {name: odd, namespace: default}, data: {password: "
+        "aHVudGVyMg==}}\n")
     for flags, redacted in (((), True), (("--include-secrets",), False)):
         out = tmp_path / f"{redacted}.kws"
         proc = run("import", str(yaml_path), "-o", str(out), *flags)
         assert proc.returncode == 0, proc.stderr
-        assert ("2 Secret(s) stored with their values replaced" in proc.stdout) is redacted
+        assert ("3 Secret(s) stored with their values replaced" in proc.stdout) is redacted, proc.stdout
         with KwsReader(out) as reader:
             assert reader.header["meta"]["secretsRedacted"] is redacted
             records = list(reader.records())

@@ -299,14 +299,17 @@ def test_the_other_places_a_secrets_values_or_a_token_hide_in_are_redacted(tmp_p
         # review findings: a token in a body re-exported as a string, and a Secret event with a subresource
         + line(7, "serviceaccounts", None, orjson.dumps({"kind": "TokenRequest", "status": {"token": "eyJhunter2"}})
                .decode(), sub="token")
-        + line(8, "secrets", None, secret, sub="status"))
+        + line(8, "secrets", None, secret, sub="status")
+        # black-box finding: a Secret's body logged under another resource (no API server does) kept its values
+        + line(9, "configmaps", None, secret))
     trace = tmp_path / "trace.kws"
     proc = run("convert", "--audit", str(log), "-o", str(trace), "--resources", "*")
     assert proc.returncode == ExitCode.OK, proc.stderr
-    assert "8 event(s) of Secrets or tokens stored with their values replaced" in proc.stdout
+    assert "9 event(s) of Secrets or tokens stored with their values replaced" in proc.stdout
     events = list(read_recording(trace))
     assert b"hunter2" not in orjson.dumps(events) and b"aHVudGVyMg" not in orjson.dumps(events)
-    token_request, token_review, directive, test_op, string_body, odd, string_token, subresource = events
+    token_request, token_review, directive, test_op, string_body, odd, string_token, subresource, other = events
+    assert other["response"]["metadata"]["annotations"] == {"kwoksnap.io/redacted": "true"}
     assert string_token["response"]["status"] == {"token": "redacted-by-kwoksnap"}
     assert subresource["response"]["metadata"]["annotations"] == {"kwoksnap.io/redacted": "true"}
     assert token_request["response"]["status"] == {"token": "redacted-by-kwoksnap",
