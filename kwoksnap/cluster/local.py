@@ -249,6 +249,8 @@ def create_cluster(
             raise ToolError(f"cluster {name} did not become ready within {int(wait)}s ({problem}); "
                             f"kube-apiserver log: {log}")
         (cluster.directory / "kwoksnap-profile").write_text(profile.value + "\n")
+        for key in (cluster.directory / "pki").glob("*.key"):  # kwokctl leaves them 0644 (black-box finding)
+            key.chmod(0o600)
     except BaseException:  # a failure, or Ctrl-C/SIGTERM while waiting for readiness: nothing is left running
         delete_cluster(name, binaries, workdir=root)
         raise

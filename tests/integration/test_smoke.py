@@ -60,6 +60,9 @@ def deployment(name: str, node: str, replicas: int) -> dict[str, object]:
 
 
 def test_getting_started(kwok_cluster: LocalCluster, client: Client, namespace: str) -> None:
+    # The cluster's private keys are the user's alone (black-box finding: kwokctl leaves them 0644).
+    keys = list((kwok_cluster.directory / "pki").glob("*.key"))
+    assert keys and all(k.stat().st_mode & 0o777 == 0o600 for k in keys), keys
     node = f"kwok-node-{uuid.uuid4().hex[:6]}"
     client.create("/api/v1/nodes", fake_node(node))
     try:
