@@ -27,6 +27,7 @@ from kwoksnap.audit.reader import (
     DEFAULT_WINDOW_NS,
     events_from_value,
     expand_paths,
+    first_copies,
     read_audit,
 )
 from kwoksnap.audit.stats import ParseStats
@@ -48,6 +49,7 @@ __all__ = [
     "events_from_value",
     "expand_paths",
     "filter_events",
+    "first_copies",
     "format_timestamp",
     "infer_patch_type",
     "make_classifier",

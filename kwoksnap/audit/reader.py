@@ -59,7 +59,8 @@ from kwoksnap.store.kwokyaml import aliases_blow_up, json_semantics
 
 log = logging.getLogger("kwoksnap.audit")
 
-__all__ = ["DEFAULT_WINDOW_EVENTS", "DEFAULT_WINDOW_NS", "events_from_value", "expand_paths", "read_audit", "sniff"]
+__all__ = ["DEFAULT_WINDOW_EVENTS", "DEFAULT_WINDOW_NS", "events_from_value", "expand_paths", "first_copies",
+           "read_audit", "sniff"]
 
 # Go's audit log backend writes events when a request finishes; lines from concurrent requests and API-server
 # batching (the buffered backend flushes every few seconds) are out of order by well under a second in practice.
@@ -390,7 +391,7 @@ class _FileReader:
         A second copy of an event (:func:`_same`; files joined with `cat`, a line written twice) is left out here,
         undecoded, and counted in ``stats.duplicates``: replayed twice, a JSON patch would apply twice. Copies share
         their timestamp, so in time order they come among the events of that very microsecond (items leave the
-        window in order, a timestamp's events together): only those are compared. (:func:`_first_copies` does the
+        window in order, a timestamp's events together): only those are compared. (:func:`first_copies` does the
         same across files.)
         """
         finish = finish_native
@@ -897,7 +898,7 @@ def _unwrapped(merged: Iterator[Item], stats: ParseStats, paths: list[str], wind
         if len(paths) == 1:
             yield from map(_event_of, merged)
         else:
-            yield from _first_copies(map(_event_of, _skew_watch(merged, stats, paths)), stats, window_ns)
+            yield from first_copies(map(_event_of, _skew_watch(merged, stats, paths)), stats, window_ns)
     finally:
         gc.unfreeze()  # see _gc_paused
     if stats.lines and not stats.events and not stats.prefiltered:  # read to the end without one audit event
@@ -970,7 +971,7 @@ def _copy_key(event: AuditEvent) -> tuple[Any, ...]:
     return tuple(event[k] for k in _COPY_KEY)
 
 
-def _first_copies(events: Iterator[AuditEvent], stats: ParseStats, window_ns: int) -> Iterator[AuditEvent]:
+def first_copies(events: Iterator[AuditEvent], stats: ParseStats, window_ns: int) -> Iterator[AuditEvent]:
     """The events of several files without the second copy of any (:func:`_same`):
     rotated files can overlap, and an event written to both would be replayed twice. Copies carry the same
     timestamp, so they meet within the merge's window; keys are remembered that long. (Each file's own copies are

@@ -54,7 +54,8 @@ def convert(audit_paths: tuple[str, ...], resources: tuple[str, ...], namespaces
     else:
         skipped = ", ".join(f"{reason} {count}" for reason, count in d["skipped"].items())
         click.echo(f"wrote {n} events to {path} ({d['lines']} lines read, {d['malformed']} malformed"
-                   + (f"; skipped: {skipped}" if skipped else "") + ")")
+                   + (f"; skipped: {skipped}" if skipped else "")
+                   + (f"; {stats.duplicates} second copies left out" if stats.duplicates else "") + ")")
         if stats.malformed:  # (as replay says them: which lines, not only how many)
             click.echo(f"malformed input lines: {stats.malformed} (first: {'; '.join(stats.malformed_examples[:3])})")
         if stats.redacted:

@@ -76,6 +76,7 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
     """
     from kwoksnap.audit import ParseStats
     from kwoksnap.errors import UsageError
+    from kwoksnap.record.pipeline import WINDOW_NS
     from kwoksnap.record.pipeline import record as write
     from kwoksnap.replay.timing import parse_duration
     from kwoksnap.store.atomic import strays
@@ -149,9 +150,14 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
         print_json({"path": path, "events": n, "seconds": round(took, 3), "input": d, **extra})
     else:
         skipped = ", ".join(f"{reason} {count}" for reason, count in d["skipped"].items())
+        window_s = WINDOW_NS / 1e9
         unit = "lines" if audit_file is not None else "batches" if audit_webhook is not None else "watch events"
         click.echo(f"recorded {n} events into {path} in {took:.1f}s ({d['lines']} {unit} read, {d['events']} audit "
-                   f"events, {d['malformed']} malformed" + (f"; skipped: {skipped}" if skipped else "") + ")")
+                   f"events, {d['malformed']} malformed" + (f"; skipped: {skipped}" if skipped else "")
+                   + (f"; {stats.duplicates} second copies left out" if stats.duplicates else "") + ")")
+        if stats.late:  # (a webhook batch the API server sent late, a log written out of order)
+            click.echo(f"warning: {stats.late} event(s) arrived more than {window_s:g} s after later ones and were "
+                       "recorded where they arrived, out of time order", err=True)
         if audit_file is None and audit_webhook is None and (watcher.reconnects or watcher.relists):
             click.echo(f"the watches broke {watcher.reconnects} time(s) and went on from where they were; listed "
                        f"again {watcher.relists} time(s) (changes meanwhile are timed when they were seen)")

@@ -162,16 +162,59 @@ def event(n: int, ts: int) -> AuditEvent:
 def test_events_are_put_in_time_order_within_the_window_and_the_recording_replays(tmp_path: Path) -> None:
     s = 1_000_000_000
     arrivals = [event(1, 10 * s), event(0, 9 * s), event(3, 30 * s), event(4, 40 * s), event(2, 12 * s)]
-    assert [e["name"] for e in in_time_order(arrivals, window_ns=5 * s)] == ["p0", "p1", "p3", "p2", "p4"]
+    late = ParseStats()
+    assert [e["name"] for e in in_time_order(arrivals, window_ns=5 * s, stats=late)] == ["p0", "p1", "p3", "p2",
+                                                                                         "p4"]
+    assert late.late == 1  # (p2: past its place, as the audit reader counts it; black-box finding: never counted)
     assert [e["name"] for e in in_time_order(arrivals, window_ns=30 * s)] == ["p0", "p1", "p2", "p3", "p4"]
+    # A burst never holds more than window_events (memory), whatever the recorded time it spans.
+    assert [e["name"] for e in in_time_order(arrivals, window_ns=30 * s, window_events=1)] == ["p0", "p1", "p3",
+                                                                                               "p2", "p4"]
     from kwoksnap.audit import FilterSpec
     from kwoksnap.audit.filters import DEFAULT_RESOURCES
 
     stats = ParseStats()
     out = tmp_path / "rec.kws"
     assert record(iter(arrivals), out, spec=FilterSpec(resources=DEFAULT_RESOURCES), stats=stats,
-                  include_secrets=False, source={"kind": "audit-webhook"}, window_ns=30 * s) == 5
+                  include_secrets=False, source={"kind": "audit-webhook"}, window_ns=30 * s) == (5, out)
     assert [e["name"] for e in read_recording(out)] == ["p0", "p1", "p2", "p3", "p4"]
+
+
+def test_a_batch_sent_twice_is_recorded_once_and_reads_never_wait_in_the_window(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Black-box findings: a webhook batch the API server sent again (its retry) was recorded twice, where convert
+    leaves second copies out; and every event waited in the time-order window before the filters dropped it (5 KB
+    each: a busy server's reads, hundreds of MB)."""
+    from kwoksnap.audit import FilterSpec
+    from kwoksnap.audit.filters import DEFAULT_RESOURCES
+
+    s = 1_000_000_000
+    batch = [event(0, 10 * s), event(1, 11 * s)]
+    reads = [{**event(9, 12 * s), "verb": "get"}]
+    held: list[int] = []
+
+    def arrivals() -> Any:
+        for ev in [*batch, *reads, event(2, 20 * s), *[dict(e) for e in batch], event(3, 45 * s)]:
+            yield ev
+
+    import kwoksnap.record.pipeline as pipeline
+
+    real = pipeline.in_time_order
+
+    def watched(events: Any, *args: Any, **kwargs: Any) -> Any:
+        for ev in real(events, *args, **kwargs):
+            held.append(ev["ts"])
+            yield ev
+
+    stats = ParseStats()
+    out = tmp_path / "rec.kws"
+    monkeypatch.setattr(pipeline, "in_time_order", watched)
+    n, _ = record(arrivals(), out, spec=FilterSpec(resources=DEFAULT_RESOURCES), stats=stats, include_secrets=False,
+                  source={"kind": "audit-webhook"})
+    assert [e["name"] for e in read_recording(out)] == ["p0", "p1", "p2", "p3"] and n == 4
+    assert 12 * s not in held  # (the read was dropped before the window)
+    # (the copy of p0 came after p1 had left the window: late; the copy of p1 is not older than p1)
+    assert (stats.duplicates, stats.late, stats.kept, stats.skipped["read-only-verb"]) == (2, 1, 4, 1)
 
 
 def test_the_record_command_refuses_what_it_cannot_do(tmp_path: Path) -> None:

@@ -434,3 +434,14 @@ def test_a_file_that_appears_while_recording_costs_nothing(tmp_path: Path) -> No
     with pytest.raises(UsageError, match="already exists"):
         write_recording(appearing(), out, meta={})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rec-1.kws", "rec.kws"]
+
+
+def test_convert_says_how_many_second_copies_it_left_out(tmp_path: Path) -> None:
+    """Black-box finding: the text summary said "wrote 1 events (2 lines read, 0 malformed)" of a line written
+    twice; only the JSON summary said a copy was left out."""
+    log = tmp_path / "audit.log"
+    log.write_text(audit_line("delete", "pods") * 2)
+    proc = run("convert", "--audit", str(log), "-o", str(tmp_path / "t.kws"))
+    assert proc.returncode == ExitCode.OK, proc.stderr
+    assert proc.stdout.startswith(f"wrote 1 events to {tmp_path / 't.kws'} (2 lines read, 0 malformed; 1 second "
+                                  "copies left out)"), proc.stdout
