@@ -12,9 +12,10 @@ malformed (the first ones named by file and line), never a reason to stop.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
-import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Final
@@ -58,66 +59,100 @@ class Follower:
     def events(self, stop: threading.Event) -> Iterator[AuditEvent]:
         """The events written from now on (all of the file's with ``from_start``) until ``stop`` is set (what was
         written by then is read first, not what comes while it is). Lines are named ``path:N`` (counted from the
-        start of the file) or ``path:+N`` (from where the recording began)."""
-        path, stats, stream = self.path, self.stats, self._stream
-        prefix, line = ("", 0) if self.from_start else ("+", 0)
-        pending = bytearray()
-        end: int | None = None  # where the file ended when recording stopped: read up to there
+        start of the file) or ``path:+N`` (from where the recording began).
+
+        A file that appears under the path is opened at once, and read once every file before it has been read to
+        its end and stayed quiet for ``SETTLE`` (black-box finding: opened only after the old file had settled, the
+        path named a later file by then when rotations came less than a second apart, and the files between were
+        skipped without a word). Only one made and renamed aside between two looks (``poll``) is missed."""
+        files: deque[_File] = deque([_File(self._stream, self._inode, "" if self.from_start else "+",
+                                           self._rest_of_past)])
+        quiet = 0.0
+        ends: dict[int, int] | None = None  # where each file ended when recording stopped: read up to there
         try:
             while True:
-                if stop.is_set() and end is None:
-                    end = os.fstat(stream.fileno()).st_size
-                data = stream.read(_READ if end is None else max(0, min(_READ, end - stream.tell())))
+                if stop.is_set() and ends is None:
+                    ends = {id(f): os.fstat(f.stream.fileno()).st_size for f in files}
+                if ends is None:
+                    self._look(files)
+                current = files[0]
+                limit = _READ if ends is None else max(0, min(_READ, ends[id(current)] - current.stream.tell()))
+                data = current.stream.read(limit) if limit else b""
                 if data:
-                    lines, pending = _lines(data, pending)
-                    if lines and self._rest_of_past:
-                        del lines[0]
-                        self._rest_of_past = False
-                    for text in lines:
-                        line += 1
-                        yield from _decode(text, f"{path}:{prefix}{line}", stats)
+                    quiet = 0.0
+                    yield from self._read(current, data)
                     continue
-                if end is None and _rotated(path, self._inode, stream.tell()):
-                    yield from self._settle(stream, pending, f"{path}:{prefix}", line)  # the old file's last lines
-                    pending = bytearray()
-                    try:
-                        new = _open(path)
-                    except InputError as exc:  # (replaced by a directory, a loop of links: waited out)
-                        self.unreadable = str(exc)
-                        stop.wait(self.poll)
+                if len(files) > 1:  # another file is under the path: this one is done once it stays quiet
+                    if ends is None and quiet < SETTLE:
+                        quiet += self.poll / 2
+                        stop.wait(self.poll / 2)
                         continue
-                    self.unreadable = ""
-                    stream.close()
-                    self._stream, self._inode = new
-                    stream = self._stream
-                    prefix, line, self._rest_of_past = "", 0, False
-                    self.rotations += 1
+                    yield from self._last_line(current)
+                    current.stream.close()
+                    files.popleft()
+                    quiet = 0.0
                     continue
-                if end is not None:
-                    if pending:  # (cut short when the recording stopped: reported as the reader reports one)
-                        stats.truncated[str(path)] = f"{path}:{prefix}{line + 1}: the last line has no newline yet"
+                if ends is not None:
+                    if current.pending:  # (cut short when the recording stopped: reported as the reader does)
+                        self.stats.truncated[str(self.path)] = (f"{self.path}:{current.prefix}{current.line + 1}: the "
+                                                                "last line has no newline yet")
                     return
                 stop.wait(self.poll)
         finally:
-            stream.close()
+            for f in files:
+                f.stream.close()
 
-    def _settle(self, stream: IO[bytes], pending: bytearray, where: str, line: int) -> Iterator[AuditEvent]:
-        """The lines a writer adds to the old file after the new one appeared (it writes on until it reopens it):
-        read until the old file has been quiet for ``SETTLE`` seconds; then its last line, if it has no newline."""
-        quiet = 0.0
-        while quiet < SETTLE:
-            data = stream.read(_READ)
-            if not data:
-                time.sleep(SETTLE / 10)
-                quiet += SETTLE / 10
-                continue
-            quiet = 0.0
-            lines, pending = _lines(data, pending)
-            for text in lines:
-                line += 1
-                yield from _decode(text, f"{where}{line}", self.stats)
-        if pending:
-            yield from _decode(bytes(pending), f"{where}{line + 1}", self.stats)
+    def _look(self, files: deque[_File]) -> None:
+        """Open a new file under the path at once (renamed aside and made anew), or start the last one again from
+        its start if it was cut shorter than what was read (copied aside and truncated: logrotate's copytruncate,
+        whose lines between the copy and the cut are lost to any reader)."""
+        newest = files[-1]
+        try:
+            now = os.stat(self.path)
+        except OSError:  # renamed aside, the new one not made yet (or not readable yet): keep reading the old one
+            return
+        if now.st_ino == newest.inode:
+            if len(files) == 1 and now.st_size < newest.stream.tell():
+                newest.stream.seek(0)
+                newest.prefix, newest.line, newest.pending, newest.rest_of_past = "", 0, bytearray(), False
+                self.rotations += 1
+            return
+        try:
+            stream, inode = _open(self.path)
+        except InputError as exc:  # (replaced by a directory, a loop of links: waited out)
+            self.unreadable = str(exc)
+            return
+        self.unreadable = ""
+        files.append(_File(stream, inode, "", False))
+        self.rotations += 1
+
+    def _read(self, f: _File, data: bytes) -> Iterator[AuditEvent]:
+        lines, f.pending = _lines(data, f.pending)
+        if lines and f.rest_of_past:  # the rest of a line being written when recording began is the past's too
+            del lines[0]
+            f.rest_of_past = False
+        for text in lines:
+            f.line += 1
+            yield from _decode(text, f"{self.path}:{f.prefix}{f.line}", self.stats)
+
+    def _last_line(self, f: _File) -> Iterator[AuditEvent]:
+        """A rotated file's last line, which will get no newline now."""
+        if f.pending:
+            yield from _decode(bytes(f.pending), f"{self.path}:{f.prefix}{f.line + 1}", self.stats)
+            f.pending = bytearray()
+
+
+@dataclasses.dataclass(eq=False)
+class _File:
+    """A file being followed: where its lines are counted from (``prefix``), how many were read, the start of one
+    not finished yet."""
+
+    stream: IO[bytes]
+    inode: int
+    prefix: str
+    rest_of_past: bool
+    line: int = 0
+    pending: bytearray = dataclasses.field(default_factory=bytearray)
 
 
 def _lines(data: bytes, pending: bytearray) -> tuple[list[bytes], bytearray]:
@@ -141,16 +176,6 @@ def _open(path: Path) -> tuple[IO[bytes], int]:
     except OSError as exc:
         raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
     return stream, os.fstat(stream.fileno()).st_ino
-
-
-def _rotated(path: Path, inode: int, position: int) -> bool:
-    """Whether another file is under ``path`` now (renamed aside and made anew), or this one was cut shorter than
-    what was read (copied aside and truncated: logrotate's copytruncate)."""
-    try:
-        now = os.stat(path)
-    except OSError:  # renamed aside, the new one not made yet (or not readable yet): keep reading the old one
-        return False
-    return now.st_ino != inode or now.st_size < position
 
 
 def _decode(text: bytes, where: str, stats: ParseStats) -> Iterator[AuditEvent]:
