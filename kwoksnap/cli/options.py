@@ -346,13 +346,15 @@ def warn_if_nothing_kept(stats: Any) -> None:
                err=True)
 
 
-def warn_unmatched_resources(resources: tuple[str, ...], stats: Any) -> None:
-    """A warning line per --resources entry that selected no event: a misspelt name, or one the log lacks."""
+def warn_unmatched_resources(resources: tuple[str, ...], stats: Any, *, live: bool = False) -> None:
+    """A warning line per --resources entry that selected no event: a misspelt name, or one the log lacks
+    (``live``: a recording, during which none of it changed)."""
     from kwoksnap.audit import unmatched_resources
 
+    why = "did any of it change while recording" if live else "does the log hold its writes"
     for entry in unmatched_resources(resources, stats.kept_kinds):
-        click.echo(f"warning: --resources {entry}: no event of it passed the filters (is the name right, and does "
-                   "the log hold its writes?)", err=True)
+        click.echo(f"warning: --resources {entry}: no event of it passed the filters (is the name right, and {why}?)",
+                   err=True)
 
 
 def warn_unmatched_namespaces(namespaces: tuple[str, ...], stats: Any, *, live: bool = False) -> None:

@@ -74,7 +74,7 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
     file beside the output (`.NAME.HOST-PID.*.tmp`, named when the next recording of the same file starts):
     `kwoksnap salvage` makes a recording of it.
     """
-    from kwoksnap.audit import ParseStats
+    from kwoksnap.audit import ParseStats, unmatched_resources
     from kwoksnap.errors import UsageError
     from kwoksnap.record.pipeline import WINDOW_NS
     from kwoksnap.record.pipeline import record as write
@@ -97,6 +97,7 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
     stats = ParseStats()
     stop = threading.Event()
     events: Iterator[Any]
+    unserved: list[str] = []  # --resources entries the API server serves nothing of (the watch)
     if audit_file is not None:
         from kwoksnap.record.follow import Follower
 
@@ -117,6 +118,8 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
         client = ctx.with_resource(make_client(ctx))
         discovery = discover(client)
         chosen = watched(discovery, spec)
+        unserved = unmatched_resources(resources, [(r.name, r.group, "") for r in discovery.listable()
+                                                   if "watch" in r.verbs])
         server_url = without_password(client.config.server)
         watcher = WatchRecorder(client, chosen, stats, namespaces=spec.namespaces, server=server_url)
         events, source = watcher.events(stop), {"kind": "watch", "server": server_url,
@@ -128,6 +131,13 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
                    f"all but its last seconds there): `kwoksnap salvage {stray} -o FILE` reads it", err=True)
     if audit_file is None and audit_webhook is None and watcher.forbidden:
         click.echo(f"warning: not recorded, as listing them is forbidden: {first_few(watcher.forbidden)}", err=True)
+    if audit_file is None and audit_webhook is None:  # (black-box findings: said only at the end, or never)
+        for entry in unserved:
+            click.echo(f"warning: --resources {entry}: the API server serves no such resource, so nothing of it is "
+                       "recorded (a custom resource whose definition comes later is not watched either)", err=True)
+        if exclude_user:
+            click.echo("warning: --exclude-user has no effect on a recording of the watch, which does not say who "
+                       "made a change (--audit-file and --audit-webhook do)", err=True)
     began = time.monotonic()
     timer = threading.Timer(seconds, stop.set) if seconds is not None else None
     with _StopOnSignals(stop):
@@ -176,7 +186,7 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
     if stats.events:
         warn_if_nothing_kept(stats)
     if stats.kept:
-        warn_unmatched_resources(resources, stats)
+        warn_unmatched_resources(tuple(r for r in resources if r not in unserved), stats, live=True)
         warn_unmatched_namespaces(namespaces, stats, live=True)
     if audit_file is None and audit_webhook is None and watcher.revoked:
         if output_format == "text":

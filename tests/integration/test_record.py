@@ -235,3 +235,22 @@ def test_a_recording_killed_outright_keeps_what_it_had_written(kwok_cluster: Loc
     assert proc.returncode == 0 and "was not closed by its writer" in proc.stdout, proc.stdout + proc.stderr
     created = [e["name"] for e in read_recording(salvaged) if e["verb"] == "create" and not e["subresource"]]
     assert created == ["early-0", "early-1", "early-2"], created
+
+
+def test_what_the_watch_cannot_record_is_said_when_recording_starts(kwok_cluster: LocalCluster, namespace: str,
+                                                                    workdir: Path, tmp_path: Path) -> None:
+    """Black-box findings: a --resources name the API server does not serve (a typo, a CRD not made yet) was
+    recorded as nothing for the whole session and only hinted at the end, and --exclude-user was taken and ignored."""
+    recorder, _ = _recorder(workdir, "-n", namespace, "--resources", "pods,deploymnets", "--exclude-user", "bob",
+                            "-o", str(tmp_path / "r.kws"), kubeconfig=kwok_cluster.kubeconfig)
+    try:
+        assert recorder.stderr is not None
+        warnings = [recorder.stderr.readline(), recorder.stderr.readline()]
+    finally:
+        _, err = _stop(recorder)
+    assert warnings == [
+        "warning: --resources deploymnets: the API server serves no such resource, so nothing of it is recorded (a "
+        "custom resource whose definition comes later is not watched either)\n",
+        "warning: --exclude-user has no effect on a recording of the watch, which does not say who made a change "
+        "(--audit-file and --audit-webhook do)\n"], warnings
+    assert "deploymnets" not in err  # (said once)
