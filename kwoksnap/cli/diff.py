@@ -41,6 +41,7 @@ def diff(ctx: click.Context, a: str, b: str | None, live: bool, namespaces: tupl
     from kwoksnap.kube.discovery import discover
     from kwoksnap.restore.source import LiveSource, SnapshotSource
     from kwoksnap.store import KwsReader
+    from kwoksnap.store.salvage import SALVAGED
 
     if live == (b is not None):
         raise UsageError("give either a second snapshot B or --live")
@@ -73,7 +74,8 @@ def diff(ctx: click.Context, a: str, b: str | None, live: bool, namespaces: tupl
                                  include_regenerated=include_regenerated, namespaces=scope, selector=left.selector,
                                  aliases=aliases)
     for gr, reason in partial.items():  # (black-box finding: what save could not list showed as "added")
-        click.echo(f"warning: {gr} not compared: save could not list it whole ({reason})", err=True)
+        why = reason if SALVAGED in reason else f"save could not list it whole ({reason})"  # (review finding)
+        click.echo(f"warning: {gr} not compared: {why}", err=True)
     if output_format == "json":
         print_json(result.to_dict())
     else:

@@ -43,7 +43,8 @@ def inspect(path: str, output_format: str) -> int:
                             "scan": camel_keys(dataclasses.asdict(report))})
             else:
                 click.echo(report.summary())
-            raise FormatError(f"damaged: {report.reason}; the readable part is listed above", path=path)
+            raise FormatError(f"damaged: {report.reason}; the readable part is listed above (`kwoksnap salvage` "
+                              "copies every readable frame into a new file)", path=path)
         resources: dict[str, dict[str, Any]] = {}
         raw = 0
         for res in reader.resources():

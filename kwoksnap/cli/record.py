@@ -79,7 +79,7 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
     from kwoksnap.record.pipeline import WINDOW_NS
     from kwoksnap.record.pipeline import record as write
     from kwoksnap.replay.timing import parse_duration
-    from kwoksnap.store.atomic import strays
+    from kwoksnap.store.atomic import killed_recording, strays
 
     if audit_file is not None and audit_webhook is not None:
         raise UsageError("give one source: --audit-file FILE, --audit-webhook HOST:PORT, or neither (the watch)")
@@ -126,9 +126,10 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
                                                 "serverVersion": discovery.server_version}
         said = f"the changes of {', '.join(r.group_resource for r in watcher.resources)} at {server_url}"
     click.echo(f"recording {said} into {path}; Ctrl-C stops and writes it", err=True)
-    for stray in strays(Path(path)):  # kept: the next writer of a file removes such files, but not record
+    for stray in filter(killed_recording, strays(Path(path))):  # (no writer removes those)
         click.echo(f"warning: {stray} is what a recording killed before this one held (a killed recording keeps "
-                   f"all but its last seconds there): `kwoksnap salvage {stray} -o FILE` reads it", err=True)
+                   f"all but its last seconds there, a failed one all): `kwoksnap salvage {stray} -o FILE` reads it",
+                   err=True)
     if audit_file is None and audit_webhook is None and watcher.forbidden:
         click.echo(f"warning: not recorded, as listing them is forbidden: {first_few(watcher.forbidden)}", err=True)
     if audit_file is None and audit_webhook is None:  # (black-box findings: said only at the end, or never)

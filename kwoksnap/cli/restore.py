@@ -72,7 +72,7 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
         if dry_run:
             report = reader.scan()  # every frame's checksum, as the real restore reads every object before writing
             if not report.ok:
-                raise FormatError(f"damaged: {report.reason}; `kwoksnap inspect` shows the readable part",
+                raise FormatError(f"damaged: {report.reason}; `kwoksnap salvage` copies the readable part",
                                   path=snapshot)
             left: Counter[str] = Counter()  # objects the target's controllers make, which restore leaves to them
             webhooks: Counter[str] = Counter()  # (in a target that runs webhook admission, as restore assumes here)

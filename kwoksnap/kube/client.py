@@ -105,8 +105,8 @@ def _encode(body: Obj | list[Any]) -> bytes:
     try:
         return orjson.dumps(body)
     except TypeError as exc:  # nested deeper than orjson's 255 levels, which the API server accepts
-        if "Recursion limit" not in str(exc):
-            raise
+        if "Recursion limit" not in str(exc):  # (a bytes value: only a hand-made or imported file holds one)
+            raise InputError(f"not a valid Kubernetes object: it holds a value JSON cannot carry ({exc})") from None
     try:
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     except RecursionError:

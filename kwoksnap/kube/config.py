@@ -78,8 +78,10 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
         else:
             if path and not all(os.path.exists(p) for p in path.split(os.pathsep) if p):
                 raise ClusterError(f"kubeconfig not found: {path}")
-            entry[:] = [_user_entry(path or os.path.expanduser("~/.kube/config"), context)]
-            _check_user(*entry[0])
+            default = os.path.expanduser("~/.kube/config")
+            if path or os.path.exists(default):  # (none at all: the package says so, as before)
+                entry[:] = [_user_entry(path or default, context)]
+                _check_user(*entry[0])
             config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=path, context=context, client_configuration=cfg
             )

@@ -12,7 +12,10 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import json
 from typing import Any, Final
+
+from kwoksnap.errors import APIError, KwoksnapError
 
 SA_TOKEN_TYPE: Final = "kubernetes.io/service-account-token"
 # Written by the token controller, each cluster its own: the token, the cluster's CA, the namespace.
@@ -30,20 +33,44 @@ SCRUBBED: Final = "(a Secret's value)"
 
 def scrub_secret_values(message: str, body: Any) -> str:
     """``message`` (what the target said about a Secret it refused) without any of the Secret's values that it
-    quotes: those of ``body``'s ``data`` (as written, base64, and decoded) and ``stringData``. Values shorter than
-    4 characters are left (they would replace ordinary words)."""
-    if not isinstance(body, dict):
-        return message
+    quotes: those of ``body``'s ``data`` (as written, base64, and decoded) and ``stringData``, or of a JSON patch's
+    ``value``s; each also JSON-escaped (a message quoting the object) and line by line (a key's PEM). Values shorter
+    than 4 characters are left (they would replace ordinary words)."""
     values: set[str] = set()
-    for field in ("data", "stringData"):
-        held = body.get(field)
-        for value in held.values() if isinstance(held, dict) else ():
-            if not isinstance(value, str):
-                continue
-            values.add(value)
-            if field == "data":
-                with contextlib.suppress(binascii.Error, ValueError):
-                    values.add(base64.b64decode(value, validate=True).decode())
+    for value in _secret_values(body):
+        values.add(value)
+        with contextlib.suppress(binascii.Error, ValueError):
+            values.add(base64.b64decode(value, validate=True).decode())
+    for value in list(values):
+        values.add(json.dumps(value)[1:-1])
+        values.update(line.strip() for line in value.splitlines())
     for value in sorted((v for v in values if len(v) >= 4), key=len, reverse=True):  # (a value within another)
         message = message.replace(value, SCRUBBED)
     return message
+
+
+def scrubbed_error(exc: Exception, body: Any) -> str:
+    """The one-line text of ``exc`` (a failed write of a Secret) without the Secret's values: an API server's
+    message is scrubbed whole, before it is cut to one line (a value across the cut showed in part)."""
+    if isinstance(exc, APIError):
+        exc = APIError(exc.status, exc.reason, scrub_secret_values(exc.api_message, body), method=exc.method,
+                       path=exc.path)
+    text = str(exc) if isinstance(exc, KwoksnapError) else f"{type(exc).__name__}: {exc}"
+    return scrub_secret_values(text, body)
+
+
+def _secret_values(body: Any) -> list[str]:
+    """The strings a Secret's body or patch holds as values."""
+    if isinstance(body, list):  # a JSON patch: its operations' values
+        out: list[str] = []
+        for op in body:
+            value = op.get("value") if isinstance(op, dict) else None
+            if isinstance(value, str):
+                out.append(value)
+            elif isinstance(value, dict):
+                out.extend(v for v in value.values() if isinstance(v, str))
+        return out
+    if not isinstance(body, dict):
+        return []
+    return [v for field in ("data", "stringData") if isinstance(body.get(field), dict)
+            for v in body[field].values() if isinstance(v, str)]

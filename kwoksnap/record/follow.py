@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -116,6 +117,9 @@ class Follower:
                 newest.stream.seek(0)
                 newest.prefix, newest.line, newest.pending, newest.rest_of_past = "", 0, bytearray(), False
                 self.rotations += 1
+            return
+        if stat.S_ISFIFO(now.st_mode):  # (opening one would wait for a writer for ever: review finding)
+            self.unreadable = f"{self.path}: a pipe, not a file"
             return
         try:
             stream, inode = _open(self.path)

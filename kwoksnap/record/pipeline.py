@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -23,6 +25,7 @@ from kwoksnap.audit import (
     first_copies,
     resource_version,
 )
+from kwoksnap.clock import Clock, RealClock
 from kwoksnap.replay.recording import redact_credentials, write_recording
 
 WINDOW_NS: Final = 5_000_000_000  # events held to put a late one in its place (the audit reader's window)
@@ -34,32 +37,81 @@ COPIES_NS: Final = 30_000_000_000
 FLUSH_SECONDS: Final = 2.0
 
 
-def in_time_order(events: Iterable[AuditEvent], window_ns: int = WINDOW_NS,
-                  window_events: int = DEFAULT_WINDOW_EVENTS, stats: ParseStats | None = None) -> Iterator[AuditEvent]:
+TICK_SECONDS: Final = 0.5  # how often a quiet source is looked at: events whose time has passed leave the window
+
+
+def in_time_order(events: Iterable[AuditEvent | None], window_ns: int = WINDOW_NS,
+                  window_events: int = DEFAULT_WINDOW_EVENTS, clock: Clock | None = None) -> Iterator[AuditEvent]:
     """``events`` sorted by time (then resourceVersion, then arrival) within ``window_ns`` of the newest seen, and
-    never more than ``window_events`` held (memory: a burst); one later than that comes out where it arrived,
-    counted in ``stats.late``, as the audit reader counts it."""
+    never more than ``window_events`` held (memory: a burst); one later than that comes out where it arrived.
+
+    A ``None`` among them is a tick of a quiet source: recorded time is taken to have gone on as ``clock`` did since
+    the newest event came, so what is older than the window by then leaves it (review finding: after a burst, a
+    quiet cluster kept the burst in memory, unwritten, until the next event; killed meanwhile, it was lost)."""
+    clock = clock or RealClock()
     heap: list[tuple[int, int, int, AuditEvent]] = []
     order = itertools.count()
-    newest = last = -(2**63)
-    late = 0
-    try:
-        for ev in events:
-            newest = max(newest, ev["ts"])
-            heapq.heappush(heap, (ev["ts"], resource_version(ev), next(order), ev))
-            while heap and (heap[0][0] <= newest - window_ns or len(heap) > window_events):
-                ts, _, _, out = heapq.heappop(heap)
-                late += ts < last
-                last = max(last, ts)
-                yield out
-        while heap:
-            ts, _, _, out = heapq.heappop(heap)
-            late += ts < last
-            last = max(last, ts)
-            yield out
-    finally:
-        if stats is not None:
-            stats.late += late
+    newest, came = -(2**63), 0.0
+    for ev in events:
+        if ev is None:
+            if heap:
+                now = newest + int((clock.now() - came) * 1e9)
+                while heap and heap[0][0] <= now - window_ns:
+                    yield heapq.heappop(heap)[3]
+            continue
+        if ev["ts"] >= newest:
+            newest, came = ev["ts"], clock.now()
+        heapq.heappush(heap, (ev["ts"], resource_version(ev), next(order), ev))
+        while heap and (heap[0][0] <= newest - window_ns or len(heap) > window_events):
+            yield heapq.heappop(heap)[3]
+    while heap:
+        yield heapq.heappop(heap)[3]
+
+
+def counted_late(events: Iterable[AuditEvent], stats: ParseStats) -> Iterator[AuditEvent]:
+    """``events``, counting in ``stats.late`` those older than one before them: out of time order, as the audit
+    reader counts them."""
+    last = -(2**63)
+    for ev in events:
+        if ev["ts"] < last:
+            stats.late += 1
+        else:
+            last = ev["ts"]
+        yield ev
+
+
+def ticking(events: Iterable[AuditEvent], seconds: float = TICK_SECONDS) -> Iterator[AuditEvent | None]:
+    """``events``, read on a thread of their own, with a ``None`` each ``seconds`` in which none came: the stream a
+    quiet source leaves waiting still moves (:func:`in_time_order`). What the source raises is raised here."""
+    done = object()
+    items: queue.Queue[Any] = queue.Queue(maxsize=DEFAULT_WINDOW_EVENTS)
+
+    def pump() -> None:
+        try:
+            for ev in events:
+                items.put(ev)
+        except BaseException as exc:  # (an unreadable file, a watch refused: the caller's to report)
+            items.put(_Raised(exc))
+        finally:
+            items.put(done)
+
+    threading.Thread(target=pump, name="kwoksnap-record-source", daemon=True).start()
+    while True:
+        try:
+            item = items.get(timeout=seconds)
+        except queue.Empty:
+            yield None
+            continue
+        if item is done:
+            return
+        if isinstance(item, _Raised):
+            raise item.exc
+        yield item
+
+
+class _Raised:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
 
 
 def record(events: Iterable[AuditEvent], path: str | Path, *, spec: FilterSpec, stats: ParseStats,
@@ -69,10 +121,11 @@ def record(events: Iterable[AuditEvent], path: str | Path, *, spec: FilterSpec, 
     how many were written, and where (beside ``path`` if a file appeared there meanwhile). Ends when ``events``
     does (the source's stop).
 
-    The filters decide each event on its own, so they come first: the window holds only what is kept (a busy API
-    server's log is mostly reads; black-box finding: every event was held, 5 KB each). Then time order, then second
-    copies left out (counted; no longer kept)."""
-    kept = first_copies(in_time_order(filter_events(events, spec, stats), window_ns, stats=stats), stats, COPIES_NS)
+    The filters decide each event on its own, so they come first (on the source's thread): the window holds only
+    what is kept (a busy API server's log is mostly reads; black-box finding: every event was held, 5 KB each).
+    Then time order (a quiet source's events still leave on time), second copies left out, late ones counted."""
+    ordered = in_time_order(ticking(filter_events(events, spec, stats)), window_ns)
+    kept = counted_late(first_copies(ordered, stats, COPIES_NS), stats)
     if not include_secrets:
         kept = redact_credentials(kept, stats)
     copies = stats.duplicates

@@ -34,7 +34,7 @@ from kwoksnap.clock import Clock, RealClock
 from kwoksnap.errors import APIError, Conflict, Invalid, KwoksnapError, NotFound, TransportError
 from kwoksnap.kube.client import MERGE_PATCH, STRATEGIC_MERGE_PATCH, Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
-from kwoksnap.kube.objects import scrub_secret_values
+from kwoksnap.kube.objects import scrubbed_error
 from kwoksnap.replay.actions import (
     JOB_UID_LABELS,
     Action,
@@ -1363,9 +1363,10 @@ class Replayer:
                     latency, refused = self.clock.now() - sent, True
             elif isinstance(exc, TransportError) and self.clock.now() - max(self._answered, sent) > OUTAGE_SECONDS:
                 self._gone(exc)  # (nothing answered while this change was out: not a quiet stretch before it)
-            message = str(exc) if isinstance(exc, KwoksnapError) else f"{type(exc).__name__}: {exc}"
             if action.resource == "secrets" and not action.group:  # (a refusal may quote the Secret)
-                message = scrub_secret_values(message, action.body)
+                message = scrubbed_error(exc, action.body)
+            else:
+                message = str(exc) if isinstance(exc, KwoksnapError) else f"{type(exc).__name__}: {exc}"
             with self.lock:
                 r.failed += 1
                 if len(r.failures) < 1000:

@@ -12,6 +12,7 @@ changes become audit events through :mod:`kwoksnap.audit.kwokctl`.
 from __future__ import annotations
 
 import heapq
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -30,6 +31,8 @@ from kwoksnap.capture.redact import (
 from kwoksnap.clock import Clock, RealClock
 from kwoksnap.errors import InputError
 from kwoksnap.store import KwsReader, KwsWriter
+
+log = logging.getLogger("kwoksnap.record")
 
 STREAM = "audit.k8s.io/v1/events"
 
@@ -83,42 +86,52 @@ def write_recording(events: Iterable[AuditEvent], path: str | Path, *, meta: dic
                     clock: Clock | None = None) -> tuple[int, Path]:
     """Write ``events`` (time-sorted) as a recording; its header's ``source`` is ``{"kind": "audit-log"}`` unless
     given (``kwoksnap record``'s). ``flush_every``: every so many seconds (of ``clock``), what was written is handed
-    to the system, however quiet the source, so that a process killed outright leaves it in the temporary file;
-    the temporary files of a recording killed before are then kept, not removed, and a file that appeared under
-    ``path`` meanwhile makes the recording go beside it (``kwoksnap record``). Returns the events written and the
-    file they are in."""
+    to the system, however quiet the source, so that a process killed outright leaves it in the temporary file (no
+    writer removes such a file: ``store.atomic.killed_recording``), and a file that appeared under ``path``
+    meanwhile makes the recording go beside it, and a failure (a full disk, a second Ctrl-C) leaves what was written
+    in the temporary file, named in a warning (``kwoksnap record``). Returns the events written and the file they
+    are in."""
     count = 0
-    with KwsWriter(path, content_type="recording", source=source or {"kind": "audit-log"}, meta=meta,
-                   keep_strays=flush_every is not None, beside_if_taken=flush_every is not None) as w:
-        lock, done = threading.Lock(), threading.Event()
-        failed: list[BaseException] = []
+    live = flush_every is not None
+    w = KwsWriter(path, content_type="recording", source=source or {"kind": "audit-log"}, meta=meta,
+                  beside_if_taken=live, keep_on_failure=live)
+    try:
+        with w:
+            lock, done = threading.Lock(), threading.Event()
+            failed: list[BaseException] = []
 
-        def flush_now_and_then(every: float, clock: Clock) -> None:
+            def flush_now_and_then(every: float, clock: Clock) -> None:
+                try:
+                    while clock.sleep_until(clock.now() + every, done):
+                        with lock:
+                            w.flush()
+                except BaseException as exc:  # (a full disk: the writing stops at the next event)
+                    failed.append(exc)
+
+            flusher = None
+            if flush_every is not None:
+                flusher = threading.Thread(target=flush_now_and_then, args=(flush_every, clock or RealClock()),
+                                           name="kwoksnap-flush", daemon=True)
+                flusher.start()
             try:
-                while clock.sleep_until(clock.now() + every, done):
+                for ev in events:
+                    if failed:
+                        raise failed[0]
+                    record = {"type": "event", "resource": STREAM, "ts": ev["ts"], "namespace": ev["namespace"],
+                              "event": ev}
                     with lock:
-                        w.flush()
-            except BaseException as exc:  # (a full disk: the next write meets it too, or the end reports it)
-                failed.append(exc)
-
-        flusher = None
-        if flush_every is not None:
-            flusher = threading.Thread(target=flush_now_and_then, args=(flush_every, clock or RealClock()),
-                                       name="kwoksnap-flush", daemon=True)
-            flusher.start()
-        try:
-            for ev in events:
-                record = {"type": "event", "resource": STREAM, "ts": ev["ts"], "namespace": ev["namespace"],
-                          "event": ev}
-                with lock:
-                    w.write(record)
-                count += 1
-        finally:
-            done.set()
-            if flusher is not None:
-                flusher.join()
-        if failed:
-            raise failed[0]
+                        w.write(record)
+                    count += 1
+            finally:
+                done.set()
+                if flusher is not None:
+                    flusher.join()
+            if failed:
+                raise failed[0]
+    finally:
+        if w.kept is not None:
+            log.warning("what was recorded until then is in %s: `kwoksnap salvage %s -o FILE` makes a recording of "
+                        "it", w.kept, w.kept)
     return count, w.path
 
 

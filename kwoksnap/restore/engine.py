@@ -22,7 +22,7 @@ from typing import Any, Literal
 from kwoksnap.errors import APIError, ClusterError, Conflict, Invalid, KwoksnapError, NotFound
 from kwoksnap.kube.client import STRATEGIC_MERGE_PATCH, Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
-from kwoksnap.kube.objects import SA_NAME_ANNOTATION, SA_TOKEN_TYPE, scrub_secret_values
+from kwoksnap.kube.objects import SA_NAME_ANNOTATION, SA_TOKEN_TYPE, scrub_secret_values, scrubbed_error
 from kwoksnap.restore.dependencies import missing_dependencies
 from kwoksnap.restore.plan import ADMISSION, PHASES, PlanStep, plan
 from kwoksnap.restore.transform import (
@@ -492,10 +492,8 @@ class _Restorer:
             self.in_flight.add(name)
         try:
             self._create(res, key, obj)
-        except KwoksnapError as exc:
-            self._fail(key, obj, str(exc))
-        except TypeError as exc:  # (orjson: a value JSON cannot carry, only a hand-made or imported file holds one)
-            self._fail(key, obj, f"not a valid Kubernetes object: it holds a value JSON cannot carry ({exc})")
+        except KwoksnapError as exc:  # (a Secret's refusal scrubbed whole, before it is cut to one line)
+            self._fail(key, obj, scrubbed_error(exc, obj) if key == "v1/secrets" else str(exc))
         except Exception as exc:  # one object never stops the rest; the reason is reported
             self._fail(key, obj, f"{type(exc).__name__}: {exc}")
         finally:

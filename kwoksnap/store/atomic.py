@@ -44,11 +44,10 @@ def atomic_output(path: str | os.PathLike[str], *, private: bool = True,
             yield f
             f.flush()
             os.fsync(f.fileno())
-        put_in_place(temp, out, exclusive=exclusive)
-    except FileNotFoundError:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
-        raise OutputLost(f"{out}: its directory was removed while it was written: nothing was written") from None
+        try:
+            put_in_place(temp, out, exclusive=exclusive)
+        except FileNotFoundError:  # (only here: one the caller's own code raised is its own)
+            raise OutputLost(f"{out}: its directory was removed while it was written: nothing was written") from None
     except OSError as exc:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
@@ -64,13 +63,14 @@ def atomic_output(path: str | os.PathLike[str], *, private: bool = True,
 def temp_beside(out: Path, *, keep_strays: bool = False) -> tuple[int, Path]:
     """A new temporary file (mode 0600, O_EXCL) in ``out``'s directory: (descriptor, path). The system's refusal
     (no permission, a read-only disk) is an ``OSError`` naming ``out`` (exit 7); another failure (no such
-    directory) a ``UsageError``. Those a killed process left are removed first, unless ``keep_strays`` (what a
-    killed recording wrote can be salvaged)."""
+    directory) a ``UsageError``. Those a killed process left are removed first, unless ``keep_strays`` (salvage: its
+    input may be one), but never one that a killed ``kwoksnap record`` left (:func:`killed_recording`)."""
     directory = out.parent if str(out.parent) else Path(".")
     if not keep_strays:
         for stray in strays(out):
-            with contextlib.suppress(OSError):
-                stray.unlink()
+            if not killed_recording(stray):  # (`kwoksnap salvage` makes a recording of one: never removed)
+                with contextlib.suppress(OSError):
+                    stray.unlink()
     try:
         fd, temp_name = tempfile.mkstemp(prefix=f"{temp_prefix(out)}{os.getpid()}.", suffix=".tmp", dir=directory)
     except OSError as exc:
@@ -102,6 +102,27 @@ def strays(out: Path) -> list[Path]:
         except (OSError, OverflowError):
             pass  # (alive, another user's; or no pid at all)
     return found
+
+
+def killed_recording(path: Path) -> bool:
+    """Whether a temporary file is a recording ``kwoksnap record`` was writing (its header says so): what it holds
+    is an incident's changes, which ``kwoksnap salvage`` reads, not a half-written copy of something that can be
+    made again."""
+    import msgpack
+
+    from kwoksnap.store.format import MAGIC, PREAMBLE
+
+    try:
+        with open(path, "rb") as f:
+            magic, _, length = PREAMBLE.unpack(f.read(PREAMBLE.size))
+            header = msgpack.unpackb(f.read(length), raw=False) if magic == MAGIC and length < 1 << 20 else None
+    except Exception:  # (anything else: not one)
+        return False
+    if not isinstance(header, dict):
+        return False
+    source = header.get("source")
+    return (header.get("contentType") == "recording" and isinstance(source, dict)
+            and source.get("kind") in ("watch", "audit-file", "audit-webhook"))
 
 
 def temp_prefix(out: Path) -> str:

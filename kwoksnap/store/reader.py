@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import os
+import re
 import stat
 import struct
 import zlib
@@ -49,6 +50,9 @@ from kwoksnap.store.format import (
 )
 
 Record = dict[str, Any]
+_SCAN_CHUNK = 1 << 20  # bytes read at a time when looking for the next block past a damaged one
+_SECTOR = 512  # a disk's unit: stepped over when a read fails there
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # how every frame's (and the index's) payload begins
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,10 +157,12 @@ class KwsReader:
             self._footer_error: FormatError | None = None
             try:
                 self.index: dict[str, Any] | None = self._read_footer()
-            except FormatError as exc:
-                if not _salvage:  # scan() goes on without the index to report how much is readable
+            except (FormatError, OSError) as exc:
+                if not _salvage:  # scan() and salvage() go on without the index (a bad sector there too)
                     raise
-                self._footer_error, self.index = exc, None
+                self._footer_error = exc if isinstance(exc, FormatError) else self._err(
+                    f"the index cannot be read: {exc.strerror or exc}", "footer")
+                self.index = None
             self.clean = self.index is not None
         except BaseException:
             self._file.close()
@@ -404,7 +410,8 @@ class KwsReader:
             raise self._err(
                 "no index at the end of the file: it was not closed cleanly (cut short, or its writer was "
                 "interrupted), or bytes were added after its end (two files joined?); "
-                "`kwoksnap inspect` shows what is readable (in Python: scan() or records(salvage=True))", "footer"
+                "`kwoksnap inspect` shows what is readable, `kwoksnap salvage` copies it into a whole file",
+                "footer"
             )
         return self.index
 
@@ -525,8 +532,8 @@ class KwsReader:
                 except _Broken as broken:
                     yield Salvaged(offset, length, None, broken.reason, resource, count, span)
                     continue
-                except InputError as exc:  # a read error: this stretch is lost, the rest may read
-                    yield Salvaged(offset, length, None, str(exc), resource, count, span)
+                except (InputError, OSError) as exc:  # a read error (a bad sector): lost, the rest may read
+                    yield Salvaged(offset, length, None, _read_error(exc), resource, count, span)
                     continue
                 yield Salvaged(offset, length, [convert(r) for r in records] if convert else records)
             return
@@ -541,8 +548,8 @@ class KwsReader:
                     self.closed_by_writer = True
                     return  # the index of a file whose trailer is damaged: every frame comes before it
                 records = self._decode_frame(payload, offset, number)
-            except (_Broken, InputError) as exc:
-                reason = exc.reason if isinstance(exc, _Broken) else str(exc)
+            except (_Broken, InputError, OSError) as exc:
+                reason = exc.reason if isinstance(exc, _Broken) else _read_error(exc)
                 after = self._next_block(offset + 1, end)
                 if after is None and self._read_at(offset, 1) == bytes([TAG_INDEX]):
                     self.closed_by_writer = True
@@ -557,26 +564,37 @@ class KwsReader:
             offset += length
 
     def _next_block(self, start: int, end: int) -> int | None:
-        """The first offset at or after ``start`` where a whole block with a valid checksum lies (None: none)."""
-        import mmap
-        import re
-
-        if start >= end:
-            return None
+        """The first offset at or after ``start`` where a whole block with a valid checksum lies (None: none).
+        Read in chunks (an unreadable one, a bad sector, is stepped over), and a candidate's checksum is computed
+        only when its payload starts as a zstd frame does: a long damaged stretch costs its length, not more."""
         tags = re.compile(b"[" + bytes([TAG_FRAME, TAG_INDEX]) + b"]")
-        with mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            at = start
-            while at + BLOCK_HEAD.size <= end:
-                found = tags.search(data, at, end)
-                if found is None or found.start() + BLOCK_HEAD.size > end:
+        at, size = start, _SCAN_CHUNK
+        while at + BLOCK_HEAD.size <= end:
+            try:
+                chunk = self._read_at(at, min(size, end - at))
+            except (OSError, InputError):  # a read error: read up to the sector's end, or step over the sector
+                if size > _SECTOR:
+                    size = _SECTOR - at % _SECTOR
+                else:
+                    at, size = (at // _SECTOR + 1) * _SECTOR, _SCAN_CHUNK
+                continue
+            size = _SCAN_CHUNK
+            for found in tags.finditer(chunk):
+                candidate = at + found.start()
+                if candidate + BLOCK_HEAD.size + 4 > end:
                     return None
-                at = found.start()
-                tag, length, crc = BLOCK_HEAD.unpack_from(data, at)
-                body = at + BLOCK_HEAD.size
-                if length <= MAX_BLOCK_BYTES and body + length <= end and zlib.crc32(
-                        data[body:body + length], zlib.crc32(struct.pack("<BI", tag, length))) == crc:
-                    return at
-                at += 1
+                try:
+                    head = self._read_at(candidate, BLOCK_HEAD.size + 4)
+                    tag, length, crc = BLOCK_HEAD.unpack_from(head)
+                    if (length > MAX_BLOCK_BYTES or candidate + BLOCK_HEAD.size + length > end
+                            or head[BLOCK_HEAD.size:] != _ZSTD_MAGIC):
+                        continue
+                    payload = self._read_at(candidate + BLOCK_HEAD.size, length)
+                except (OSError, InputError):
+                    continue
+                if zlib.crc32(payload, zlib.crc32(struct.pack("<BI", tag, length))) == crc:
+                    return candidate
+            at += max(1, len(chunk) - BLOCK_HEAD.size)  # (a block head across the chunk's end is found next time)
         return None
 
     def _broken_error(self, broken: _Broken) -> FormatError:
@@ -657,6 +675,11 @@ def scan(path: str | os.PathLike[str], *, registry: ConverterRegistry | None = N
         return ScanReport(name, size, False, None, None, False, 0, 0, 0, {}, offset, None, _reason(exc, name))
     with reader:
         return reader.scan()
+
+
+def _read_error(exc: Exception) -> str:
+    """A read error's reason (a bad sector's EIO)."""
+    return f"read error: {exc.strerror}" if isinstance(exc, OSError) and exc.strerror else str(exc)
 
 
 def _describe(exc: Exception) -> str:

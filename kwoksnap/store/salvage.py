@@ -68,7 +68,7 @@ def salvage(path: str | os.PathLike[str], out: str | os.PathLike[str]) -> Salvag
         meta = dict(header.get("meta") or {})
         meta["salvagedFrom"] = Path(path).name
         writer = KwsWriter(out, content_type=reader.content_type, source=header.get("source") or {}, meta=meta,
-                           created_at=_created_at(header.get("createdAt")))
+                           created_at=_created_at(header.get("createdAt")), keep_strays=True)  # (path may be one)
         unknown: list[tuple[Salvaged, str | None]] = []  # lost stretches of unknown content, and what came before
         described: set[str] = set()
         last: str | None = None
@@ -84,8 +84,8 @@ def salvage(path: str | os.PathLike[str], out: str | os.PathLike[str]) -> Salvag
                 report.frames += 1
                 report.records += len(stretch.records)
                 for record in stretch.records:
-                    if reader.content_type == "snapshot":
-                        _describe(record, described, writer, report)
+                    if reader.content_type == "snapshot" and _describe(record, described, writer, report):
+                        report.records += 1
                     writer.write(record)
                 resource = str(stretch.records[0].get("resource", ""))
                 for lost, before in unknown:  # what a stretch of unknown content sat between
@@ -95,7 +95,7 @@ def salvage(path: str | os.PathLike[str], out: str | os.PathLike[str]) -> Salvag
                 last = resource
             for lost, before in unknown:  # a lost end: what came last may have gone on
                 _mark(report, before, lost)
-                report.cut = True
+                report.cut = not reader.closed_by_writer  # (before an index: nothing was written after it)
             report.clean = bool(reader.closed_by_writer)
             if not report.records:
                 raise FormatError("no frame of it is readable: there is nothing to salvage", path=str(path))
@@ -133,22 +133,21 @@ def _reason(stretches: list[Salvaged]) -> str:
     return f"{SALVAGED}: {what} lost {where} ({first.reason}){when}"
 
 
-def _describe(record: Record, described: set[str], writer: KwsWriter, report: SalvageReport) -> None:
+def _describe(record: Record, described: set[str], writer: KwsWriter, report: SalvageReport) -> bool:
     """A snapshot's resource opens with a record describing it (kind, scope): when the frame holding it was lost,
-    one is made from the first object kept, so that restore knows what the objects are."""
+    one is made from the first object kept, so that restore knows what the objects are. True if one was written."""
     resource = record.get("resource")
     if not isinstance(resource, str) or resource in described:
-        return
+        return False
     described.add(resource)
-    if record.get("type") == "resource":
-        return
     obj = record.get("object")
     if record.get("type") != "object" or not isinstance(obj, dict) or not isinstance(obj.get("kind"), str):
-        return
+        return False  # (a description itself, or no object to make one of)
     meta = obj.get("metadata") or {}
     writer.write({"type": "resource", "resource": resource, "kind": obj["kind"],
                   "namespaced": bool(meta.get("namespace")), "listResourceVersion": ""})
     report.described.append(resource)
+    return True
 
 
 def _created_at(value: Any) -> dt.datetime | None:

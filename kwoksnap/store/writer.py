@@ -72,8 +72,11 @@ class KwsWriter:
 
     A writer neither closed nor aborted (a crash) leaves its temporary file ``temp_path`` behind, never the
     final file; ``scan()``, ``KwsReader.records(salvage=True)`` and ``kwoksnap salvage`` read what it holds. The
-    next writer of the same file removes such files, unless ``keep_strays``. ``beside_if_taken``: a file that
+    next writer of the same file removes such files, unless ``keep_strays``, but never a killed ``kwoksnap record``'s
+    (``store.atomic.killed_recording``). ``beside_if_taken``: a file that
     appeared under the final name meanwhile does not cost what was written (a long recording): it is put beside.
+    ``keep_on_failure``: a failure (a full disk, Ctrl-C) leaves what was written in the temporary file (``kept``),
+    not removed (a recording that cannot be made again).
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class KwsWriter:
         frame_records: int = FRAME_MAX_RECORDS,
         keep_strays: bool = False,
         beside_if_taken: bool = False,
+        keep_on_failure: bool = False,
     ) -> None:
         if content_type not in CONTENT_TYPES:
             raise UsageError(f"content type must be one of {', '.join(CONTENT_TYPES)}, not {content_type!r}")
@@ -105,6 +109,8 @@ class KwsWriter:
         self.content_type = content_type
         self.overwrite = overwrite
         self.beside_if_taken = beside_if_taken
+        self.keep_on_failure = keep_on_failure
+        self.kept: Path | None = None  # the temporary file left for salvage when the writing failed
         if not overwrite and os.path.lexists(self.path):  # a link too, even one pointing nowhere
             raise UsageError(f"{self.path}: already exists")
         self.header: dict[str, Any] = {
@@ -307,14 +313,30 @@ class KwsWriter:
             self._closed = True
             _fsync_dir(self.path.parent)
         except FileNotFoundError:  # (black-box finding: an internal error, exit 70)
-            self.abort()
+            self._failed()
             raise OutputLost(f"{self.path}: its directory was removed (or the temporary file {self.temp_path.name} "
                              "deleted) while it was written: nothing was written") from None
         except BaseException as exc:
-            self.abort()
+            self._failed()
             _name(exc, self.path)
             raise
         return self.path
+
+    def _failed(self) -> None:
+        """The writing failed (or was given up): the temporary file is removed, or with ``keep_on_failure`` and
+        records in it, kept as far as it was written (``kept``: its path), for ``kwoksnap salvage``."""
+        if not (self.keep_on_failure and self._records):
+            self.abort()
+            return
+        with contextlib.suppress(Exception):
+            if self._buf_records and not self._file.closed:
+                self._flush()
+        self._closed = True
+        self._buf = bytearray()
+        with contextlib.suppress(OSError):
+            self._file.close()
+        if self.temp_path.exists():
+            self.kept = self.temp_path
 
     def _put_in_place(self) -> None:
         """The whole file under its final name; with ``beside_if_taken``, a file that appeared there meanwhile
@@ -352,7 +374,7 @@ class KwsWriter:
         if exc_type is None:
             self.close()
         else:
-            self.abort()
+            self._failed()
             if exc is not None:
                 _name(exc, self.path)
 

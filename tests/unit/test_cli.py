@@ -310,7 +310,7 @@ def test_a_dry_run_restore_checks_every_frame(tmp_path: Path) -> None:
     proc = run("restore", str(damaged), "--dry-run")
     assert proc.returncode == ExitCode.INPUT and proc.stdout == ""
     assert proc.stderr == (f"kwoksnap: error: {damaged}: damaged: checksum mismatch (corrupt data); `kwoksnap "
-                           "inspect` shows the readable part\n")
+                           "salvage` copies the readable part\n")
 
 
 @pytest.mark.parametrize("args", [["convert", "--audit", "x.log", "-o", "-"], ["save", "-o", "-"],

@@ -391,24 +391,29 @@ def test_a_recorder_killed_outright_leaves_what_it_flushed_for_salvage(tmp_path:
     assert report.lost == [] and report.records == 17 and not report.clean  # (said: it ends where its writer stopped)
     with KwsReader(tmp_path / "salvaged.kws") as reader:
         assert [r["event"] for r in reader.records()] == events[:17]
-    # A killed recording's temporary file is kept by the next recording of the same file (the others remove it).
+    # No writer removes a killed recording's temporary file (others' it does: black-box finding), and salvage never
+    # removes its own input (review finding: salvaged under the output's own name, it deleted it).
     import subprocess
     import sys
 
-    from kwoksnap.replay.recording import write_recording
     from kwoksnap.store.atomic import temp_prefix
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
                           check=True).stdout.strip()
-    for name, keep in (("again.kws", True), ("snapshot.kws", False)):
-        stray = tmp_path / f"{temp_prefix(tmp_path / name)}{dead}.abc.tmp"
-        stray.write_bytes(b"killed")
-        if keep:
-            assert write_recording(iter(events[:2]), tmp_path / name, meta={}, flush_every=2.0)[0] == 2
-        else:
-            with KwsWriter(tmp_path / name) as snapshot:
-                snapshot.write({"type": "x"})
-        assert stray.exists() == keep
+    recording = tmp_path / f"{temp_prefix(tmp_path / 'rec.kws')}{dead}.abc.tmp"
+    with KwsWriter(tmp_path / "made.kws", content_type="recording", source={"kind": "watch"}) as made:
+        for ev in events[:3]:
+            made.write({"type": "event", "resource": "audit.k8s.io/v1/events", "ts": ev["ts"], "event": ev})
+        made.flush()
+        recording.write_bytes(made.temp_path.read_bytes())
+    half = tmp_path / f"{temp_prefix(tmp_path / 'rec.kws')}{dead}.def.tmp"
+    half.write_bytes((tmp_path / "made.kws").read_bytes()[:100])  # a killed save's or convert's
+    salvaged = salvage(recording, tmp_path / "rec.kws")
+    assert salvaged.records == 3 and recording.exists() and half.exists()
+    (tmp_path / "rec.kws").unlink()
+    with KwsWriter(tmp_path / "rec.kws") as snapshot:
+        snapshot.write({"type": "x"})
+    assert recording.exists() and not half.exists()
 
 
 def test_a_file_that_appears_while_recording_costs_nothing(tmp_path: Path) -> None:
@@ -445,3 +450,25 @@ def test_convert_says_how_many_second_copies_it_left_out(tmp_path: Path) -> None
     assert proc.returncode == ExitCode.OK, proc.stderr
     assert proc.stdout.startswith(f"wrote 1 events to {tmp_path / 't.kws'} (2 lines read, 0 malformed; 1 second "
                                   "copies left out)"), proc.stdout
+
+
+def test_a_recording_that_fails_keeps_what_it_had_written(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Review finding: a recording that failed (a full disk at a flush, a second Ctrl-C, the source failing) removed
+    its temporary file, where a SIGKILL left it: the incident's changes so far were lost. It now stays, named."""
+    from kwoksnap.replay.recording import write_recording
+    from kwoksnap.store.salvage import salvage
+
+    events = list(audit_events([str(LOG)], FilterSpec(), ParseStats()))[:5]
+
+    def failing() -> Any:
+        yield from events
+        raise InputError("the source failed")
+
+    with pytest.raises(InputError, match="the source failed"):
+        write_recording(failing(), tmp_path / "rec.kws", meta={}, source={"kind": "watch"}, flush_every=2.0)
+    [kept] = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert f"what was recorded until then is in {kept}: `kwoksnap salvage {kept} -o FILE`" in caplog.text
+    assert salvage(kept, tmp_path / "salvaged.kws").records == 5
+    with pytest.raises(InputError):  # convert's: nothing kept (the log is still there to convert again)
+        write_recording(failing(), tmp_path / "trace.kws", meta={})
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == [kept.name]

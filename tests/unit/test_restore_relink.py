@@ -92,13 +92,12 @@ def test_a_refusal_that_quotes_a_secret_is_listed_without_its_values() -> None:
 def test_an_object_holding_a_value_json_cannot_carry_is_failed_by_name() -> None:
     """Black-box finding: a hand-made snapshot's bytes value failed its object with "TypeError: Type is not JSON
     serializable: bytes"."""
-    import orjson
-
+    from kwoksnap.kube.client import _encode
     from kwoksnap.kube.discovery import Resource
 
     class Sending(PatchingClient):
         def create(self, path: str, body: dict[str, Any], **_: Any) -> dict[str, Any]:
-            orjson.dumps(body)  # (what the client sends)
+            _encode(body)  # (what the client sends)
             raise AssertionError("sent")
 
     from kwoksnap.restore.engine import ResourceResult

@@ -181,3 +181,37 @@ def test_the_command_exits_by_what_was_lost(tmp_path: Path) -> None:
     refused = kwoksnap("salvage", str(nothing), "-o", str(tmp_path / "n.kws"))
     assert refused.returncode == ExitCode.INPUT and refused.stderr.count("\n") == 1, refused.stderr
     assert not (tmp_path / "n.kws").exists()
+
+
+def test_a_bad_sector_loses_its_stretch_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review finding: a read error (EIO: the bad sector salvage exists for) ended the whole salvage with exit 7,
+    in a frame or in the index; it is now a lost stretch like a damaged one, and the walk goes on past it."""
+    import errno
+
+    from kwoksnap.store import reader as kws_reader
+
+    records = snapshot_records(20)
+    path, frames = written(tmp_path, records)
+    real = kws_reader.KwsReader._read_at
+    bad = [frames[3]["offset"] + 20]  # a bad sector inside the fourth frame
+
+    def failing(self: kws_reader.KwsReader, offset: int, n: int) -> bytes:
+        if any(offset <= b < offset + max(n, 1) for b in bad):
+            raise OSError(errno.EIO, "Input/output error")
+        return real(self, offset, n)
+
+    monkeypatch.setattr(kws_reader.KwsReader, "_read_at", failing)
+    report = salvage(path, tmp_path / "out.kws")
+    assert [(s.offset, s.reason, s.resource) for s in report.lost] == [
+        (frames[3]["offset"], "read error: Input/output error", "v1/pods")]
+    with KwsReader(path) as r:  # the index unreadable too: the walk without it steps over the sector
+        assert r._index_offset is not None
+        bad.append(r._index_offset + 3)
+    report = salvage(path, tmp_path / "out2.kws")
+    assert report.lost[0].offset == frames[3]["offset"] and report.lost[0].resource is None
+    # Without the index, the walk steps over the bad sector (512 bytes): a frame beginning in it is lost too.
+    sector = bad[0] // 512 * 512
+    gone = {i for i, f in enumerate(frames) if i == 3 or (i > 3 and sector <= f["offset"] < sector + 512)}
+    monkeypatch.undo()
+    assert read(tmp_path / "out.kws") == frame_records(records, frames, {3})
+    assert read(tmp_path / "out2.kws") == frame_records(records, frames, gone)
