@@ -366,6 +366,15 @@ def test_the_webhook_stops_at_once_although_a_client_keeps_sending() -> None:
     assert statuses[-1] in (503, -1) and statuses.count(200) == len(names) >= 5  # (every batch taken is recorded)
 
 
+def following(tmp_path: Path) -> tuple[Path, Follower, Collect]:
+    """An empty audit.log, followed from its end: the path, the follower, and what it yields, collected."""
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"")
+    stop = threading.Event()
+    follower = Follower(log, ParseStats(), poll=0.02)
+    return log, follower, Collect(follower.events(stop), stop)
+
+
 def test_rotations_closer_than_the_settle_time_lose_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Black-box finding: the new file was opened only after the old one had been quiet for a second; with rotations
     about 0.5 s apart the path named a later file by then, and the files between were skipped without a word (300
@@ -373,11 +382,7 @@ def test_rotations_closer_than_the_settle_time_lose_no_file(tmp_path: Path, monk
     import kwoksnap.record.follow as follow
 
     monkeypatch.setattr(follow, "SETTLE", 0.5)
-    log = tmp_path / "audit.log"
-    log.write_bytes(b"")
-    stats, stop = ParseStats(), threading.Event()
-    follower = Follower(log, stats, poll=0.02)
-    collect = Collect(follower.events(stop), stop)
+    log, follower, collect = following(tmp_path)
     for r in range(5):  # a rotation every 0.1 s: five files within one settle time
         with log.open("ab") as f:
             f.write(line(2 * r) + line(2 * r + 1))
@@ -392,11 +397,7 @@ def test_rotations_closer_than_the_settle_time_lose_no_file(tmp_path: Path, monk
 def test_a_pipe_under_the_path_after_a_rotation_is_waited_out(tmp_path: Path) -> None:
     """Review finding: a named pipe appearing under the path after a rotation was opened, which waits for a writer
     for ever (the recording could then only be given up)."""
-    log = tmp_path / "audit.log"
-    log.write_bytes(b"")
-    stats, stop = ParseStats(), threading.Event()
-    follower = Follower(log, stats, poll=0.02)
-    collect = Collect(follower.events(stop), stop)
+    log, follower, collect = following(tmp_path)
     with log.open("ab") as f:
         f.write(line(1))
     assert collect.names(until=1) == ["p1"]
@@ -420,11 +421,7 @@ def test_a_followed_log_keeps_the_old_files_late_lines_waits_out_a_bad_path_and_
     never paused, a stop waited until it did."""
     import time
 
-    log = tmp_path / "audit.log"
-    log.write_bytes(b"")
-    stats, stop = ParseStats(), threading.Event()
-    follower = Follower(log, stats, poll=0.02)
-    collect = Collect(follower.events(stop), stop)
+    log, follower, collect = following(tmp_path)
     with log.open("ab") as old:
         old.write(line(1))
         old.flush()
@@ -442,7 +439,7 @@ def test_a_followed_log_keeps_the_old_files_late_lines_waits_out_a_bad_path_and_
         began = time.monotonic()
         f.write(line(4))
         f.flush()
-        stop.set()
+        collect.stop.set()
         while collect.thread.is_alive() and time.monotonic() - began < 5:
             f.write(line(9))
             f.flush()
@@ -451,11 +448,11 @@ def test_a_followed_log_keeps_the_old_files_late_lines_waits_out_a_bad_path_and_
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     with pytest.raises(InputError, match="not a regular file"):
-        Follower(fifo, stats)
+        Follower(fifo, follower.stats)
     zipped = tmp_path / "audit.log.gz"
     zipped.write_bytes(b"\x1f\x8b\x08\x00")
     with pytest.raises(InputError, match="a gzip file"):
-        Follower(zipped, stats, from_start=True)
+        Follower(zipped, follower.stats, from_start=True)
 
 
 def test_with_namespaces_a_watch_lists_and_watches_only_them_and_leaves_out_what_is_forbidden() -> None:
