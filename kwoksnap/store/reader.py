@@ -12,6 +12,7 @@ It must never trust a length before checking it against the file size, never rai
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import os
@@ -20,7 +21,6 @@ import stat
 import struct
 import zlib
 from collections.abc import Iterator
-from contextlib import suppress as _suppressed
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -133,7 +133,7 @@ class KwsReader:
         self.path = Path(path)
         self._name = str(self.path)
         self._registry = registry or DEFAULT_REGISTRY
-        with _suppressed(OSError):  # (said by open below)
+        with contextlib.suppress(OSError):  # (said by open below)
             if stat.S_ISFIFO(os.stat(self.path).st_mode):  # opening one waits for a writer, for ever (black-box)
                 raise InputError(f"{self._name}: a pipe or device, not a file: a .kws file is read at its index, "
                                  "so save it to a file first")
@@ -551,7 +551,7 @@ class KwsReader:
             except (_Broken, InputError, OSError) as exc:
                 reason = exc.reason if isinstance(exc, _Broken) else _read_error(exc)
                 after = self._next_block(offset + 1, end)
-                if after is None and self._read_at(offset, 1) == bytes([TAG_INDEX]):
+                if after is None and self._tag_at(offset) == TAG_INDEX:
                     self.closed_by_writer = True
                     return  # a damaged index, the last block: every frame came before it
                 yield Salvaged(offset, (after if after is not None else end) - offset, None, reason)
@@ -562,6 +562,14 @@ class KwsReader:
             length = BLOCK_HEAD.size + len(payload)
             yield Salvaged(offset, length, [convert(r) for r in records] if convert else records)
             offset += length
+
+    def _tag_at(self, offset: int) -> int | None:
+        """The byte at ``offset`` (a block's tag), or None if it cannot be read."""
+        try:
+            data = self._read_at(offset, 1)
+        except (OSError, InputError):
+            return None
+        return data[0] if data else None
 
     def _next_block(self, start: int, end: int) -> int | None:
         """The first offset at or after ``start`` where a whole block with a valid checksum lies (None: none).
@@ -678,8 +686,10 @@ def scan(path: str | os.PathLike[str], *, registry: ConverterRegistry | None = N
 
 
 def _read_error(exc: Exception) -> str:
-    """A read error's reason (a bad sector's EIO)."""
-    return f"read error: {exc.strerror}" if isinstance(exc, OSError) and exc.strerror else str(exc)
+    """A read error's reason (a bad sector's EIO; ``_read_at`` says where)."""
+    if not isinstance(exc, OSError) or not exc.strerror:
+        return str(exc)
+    return exc.strerror if exc.strerror.startswith("read error") else f"read error: {exc.strerror}"
 
 
 def _describe(exc: Exception) -> str:

@@ -73,10 +73,10 @@ class KwsWriter:
     A writer neither closed nor aborted (a crash) leaves its temporary file ``temp_path`` behind, never the
     final file; ``scan()``, ``KwsReader.records(salvage=True)`` and ``kwoksnap salvage`` read what it holds. The
     next writer of the same file removes such files, unless ``keep_strays``, but never a killed ``kwoksnap record``'s
-    (``store.atomic.killed_recording``). ``beside_if_taken``: a file that
-    appeared under the final name meanwhile does not cost what was written (a long recording): it is put beside.
-    ``keep_on_failure``: a failure (a full disk, Ctrl-C) leaves what was written in the temporary file (``kept``),
-    not removed (a recording that cannot be made again).
+    (``store.atomic.killed_recording``). ``beside_if_taken``: a file that appeared under the final name meanwhile
+    does not cost what was written (a long recording): it is put beside. ``keep_on_failure``: a failure (a full
+    disk, Ctrl-C) leaves what was written in the temporary file (``kept``), not removed (a recording that cannot be
+    made again).
     """
 
     def __init__(
