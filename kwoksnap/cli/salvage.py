@@ -36,7 +36,9 @@ def salvage(path: str, out: str, output_format: str) -> int:
         print_json(report.to_dict())
     else:
         click.echo(f"wrote {report.records} records ({report.frames} frames) to {out}")
-        if report.lost:
+        if report.copies:
+            click.echo(f"left out: {report.copies} frame(s) that were second copies of one read before")
+        if report.lost or report.missing:
             size = sum(s.length for s in report.lost)
             click.echo(f"lost: {len(report.lost)} damaged stretch(es), {size} bytes"
                        + (f", {lost} records" if lost is not None else ", records not known (no index)"))
@@ -46,15 +48,16 @@ def salvage(path: str, out: str, output_format: str) -> int:
                 click.echo(f"  byte {stretch.offset}, {stretch.length} bytes ({held}): {stretch.reason}")
             if len(report.lost) > 5:
                 click.echo(f"  and {len(report.lost) - 5} more")
-            if report.cut:
-                click.echo("the file ends in a damaged stretch: what was written after it is missing, and a resource "
-                           "written only there is not named")
+        if report.cut:
+            click.echo(f"{path} ends without its index (its writer was killed or crashed, or the file was cut): what "
+                       "was written after that is not in it, and a resource written only there is not named")
+        if report.incomplete and not report.whole:
             click.echo(f"incomplete in {out}: {first_few(sorted(report.incomplete))}")
-        if not report.clean and not report.cut:
-            click.echo(f"{path} was not closed by its writer (killed, or crashed): it ends where the writer stopped, "
-                       "and what it had not written yet is not in it")
         if report.described:
             click.echo(f"rebuilt the lost description (kind, scope) of: {first_few(report.described)}")
-    if report.lost:
-        return finished_partly((len(report.lost), "damaged stretch(es) lost"), output_format=output_format)
+    if not report.whole:
+        return finished_partly((len(report.lost), "damaged stretch(es) lost"),
+                               (int(report.cut), "end of the file missing"),
+                               (report.missing if not report.lost else 0, "record(s) missing"),
+                               output_format=output_format)
     return 0

@@ -116,6 +116,8 @@ def killed_recording(path: Path) -> bool:
         with open(path, "rb") as f:
             magic, _, length = PREAMBLE.unpack(f.read(PREAMBLE.size))
             header = msgpack.unpackb(f.read(length), raw=False) if magic == MAGIC and length < 1 << 20 else None
+            if not f.read(4) or not f.read(1):  # (its header alone: killed before its first frame, nothing in it)
+                return False
     except Exception:  # (anything else: not one)
         return False
     if not isinstance(header, dict):

@@ -170,6 +170,9 @@ class KwsReader:
         self._resources: dict[str, dict[str, Any]] = {}
         self._frame_numbers: dict[int, int] = {}
         self.closed_by_writer: bool | None = None  # known once salvage() has walked the file
+        self.found_index: dict[str, Any] | None = None
+        self.copies = 0
+        self.end_of_walk = 0  # where the walk without an index ended (the file's end)
         if self.index is not None:
             self._resources = {e["resource"]: e for e in self.index["resources"]}
             offsets = sorted(f["offset"] for e in self.index["resources"] for f in e["frames"])
@@ -517,6 +520,10 @@ class KwsReader:
         """
         convert = None if self._plan.identity else self._plan.record
         self.closed_by_writer = self.index is not None
+        self.found_index = None  # an index read past a damaged trailer (the walk's)
+        self.copies = 0  # frames left out as second copies of one read before
+        if self.index is None:
+            self.found_index = self._index_before_trailer()
         if self.index is not None and self._index_offset is not None:
             indexed = sorted((f["offset"], f["length"], f["records"], e["resource"],
                               (f["firstTs"], f["lastTs"]) if "firstTs" in f and "lastTs" in f else None)
@@ -540,13 +547,26 @@ class KwsReader:
         offset = self._data_start
         end = self._size
         number = 0
+        self.end_of_walk = end
+        seen: set[tuple[int, int]] = set()  # (crc32, length) of each frame read: a second copy is left out
         while offset < end:
             number += 1
             try:
                 tag, payload = self._read_block(offset, number, end)
                 if tag == TAG_INDEX:
                     self.closed_by_writer = True
+                    self.found_index = self._index_of(payload)
+                    beyond = offset + BLOCK_HEAD.size + len(payload) + TRAILER.size
+                    if beyond < end:  # (`cat a.kws b.kws`: b's frames are not a's, and its index is not found)
+                        yield Salvaged(beyond, end - beyond, None, "bytes after the file's index and trailer "
+                                       "(another file joined to it?): not read")
                     return  # the index of a file whose trailer is damaged: every frame comes before it
+                key = (zlib.crc32(payload), len(payload))
+                if key in seen:  # (a frame written twice: its records would be replayed twice)
+                    self.copies += 1
+                    offset += BLOCK_HEAD.size + len(payload)
+                    continue
+                seen.add(key)
                 records = self._decode_frame(payload, offset, number)
             except (_Broken, InputError, OSError) as exc:
                 reason = exc.reason if isinstance(exc, _Broken) else _read_error(exc)
@@ -562,6 +582,34 @@ class KwsReader:
             length = BLOCK_HEAD.size + len(payload)
             yield Salvaged(offset, length, [convert(r) for r in records] if convert else records)
             offset += length
+
+    def _index_of(self, payload: bytes) -> dict[str, Any] | None:
+        """An index block's content, validated, or None if it is not one (what it lists is not trusted as where
+        frames are: only what they held)."""
+        try:
+            index = msgpack.unpackb(self._decompress(payload, 0, None), raw=False, strict_map_key=False)
+            return validate_index(self._plan.index(index), self._name, "index") if isinstance(index, dict) else None
+        except Exception:  # (anything wrong with it: not used)
+            return None
+
+    def _index_before_trailer(self) -> dict[str, Any] | None:
+        """The index block that ends where the trailer begins, found without the trailer (damaged, or pointing
+        elsewhere after bytes were lost): its checksum must hold. Looked for in the last 64 MiB."""
+        end = self._size - TRAILER.size
+        start = max(self._data_start, end - (64 << 20))
+        try:
+            tail = self._read_at(start, end - start)
+        except (OSError, InputError):
+            return None
+        at = len(tail)
+        while (at := tail.rfind(bytes([TAG_INDEX]), 0, at)) >= 0:
+            if at + BLOCK_HEAD.size > len(tail):
+                continue
+            tag, length, crc = BLOCK_HEAD.unpack_from(tail, at)
+            body = tail[at + BLOCK_HEAD.size:]
+            if len(body) == length and zlib.crc32(body, zlib.crc32(struct.pack("<BI", tag, length))) == crc:
+                return self._index_of(bytes(body))
+        return None
 
     def _tag_at(self, offset: int) -> int | None:
         """The byte at ``offset`` (a block's tag), or None if it cannot be read."""

@@ -40,19 +40,28 @@ class SalvageReport:
     stretches: dict[str, list[Salvaged]] = dataclasses.field(default_factory=dict)  # per resource, what it lost
     cut: bool = False  # the file ends in a stretch of unknown content: what was written after it is missing
     clean: bool = True  # closed by its writer (else it ends where its writer stopped: a crash, SIGKILL)
+    copies: int = 0  # frames left out as second copies (a frame written twice)
+    missing: int = 0  # records an index found past the damage lists and the frames read lack
 
     @property
     def lost_records(self) -> int | None:
-        """Records lost, when the index says (None: some stretch's content is not known)."""
-        if any(s.lost is None for s in self.lost):
+        """Records lost, when an index says (None: not known)."""
+        if self.missing:
+            return self.missing
+        if any(s.lost is None for s in self.lost) or (self.cut and not self.lost):
             return None
         return sum(s.lost or 0 for s in self.lost)
+
+    @property
+    def whole(self) -> bool:
+        """Nothing of the file was lost."""
+        return not (self.lost or self.cut or self.missing)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": self.path, "out": self.out, "contentType": self.content_type, "frames": self.frames,
             "records": self.records, "lostRecords": self.lost_records, "incomplete": self.incomplete,
-            "described": self.described, "cut": self.cut, "clean": self.clean,
+            "described": self.described, "cut": self.cut, "clean": self.clean, "copies": self.copies,
             "lost": [{"offset": s.offset, "length": s.length, "reason": s.reason, "resource": s.resource,
                       "records": s.lost, "timeRange": list(s.span) if s.span else None} for s in self.lost],
         }
@@ -62,7 +71,11 @@ def salvage(path: str | os.PathLike[str], out: str | os.PathLike[str]) -> Salvag
     """Write every readable record of ``path`` to ``out`` (never over an existing file; under a temporary name
     until it is whole). Raises ``FormatError`` when nothing of ``path`` is readable (its header is damaged, or no
     frame reads): then nothing is written."""
-    with KwsReader(path, _salvage=True) as reader:
+    try:
+        reader = KwsReader(path, _salvage=True)
+    except FormatError as exc:  # (a damaged header: what the records are cannot be known)
+        raise FormatError(f"{exc}; nothing can be salvaged without it") from None
+    with reader:
         header = reader.header
         report = SalvageReport(str(path), str(out), reader.content_type)
         meta = dict(header.get("meta") or {})
@@ -70,6 +83,7 @@ def salvage(path: str | os.PathLike[str], out: str | os.PathLike[str]) -> Salvag
         writer = KwsWriter(out, content_type=reader.content_type, source=header.get("source") or {}, meta=meta,
                            created_at=_created_at(header.get("createdAt")), keep_strays=True)  # (path may be one)
         unknown: list[tuple[Salvaged, str | None]] = []  # lost stretches of unknown content, and what came before
+        got: dict[str, int] = {}  # records read, by resource
         described: set[str] = set()
         last: str | None = None
         try:
@@ -84,6 +98,9 @@ def salvage(path: str | os.PathLike[str], out: str | os.PathLike[str]) -> Salvag
                 report.frames += 1
                 report.records += len(stretch.records)
                 for record in stretch.records:
+                    key = str(record.get("resource", ""))
+                    got[key] = got.get(key, 0) + 1
+                for record in stretch.records:
                     if reader.content_type == "snapshot" and _describe(record, described, writer, report):
                         report.records += 1
                     writer.write(record)
@@ -95,13 +112,28 @@ def salvage(path: str | os.PathLike[str], out: str | os.PathLike[str]) -> Salvag
                 last = resource
             for lost, before in unknown:  # a lost end: what came last may have gone on
                 _mark(report, before, lost)
-                report.cut = not reader.closed_by_writer  # (before an index: nothing was written after it)
             report.clean = bool(reader.closed_by_writer)
+            report.copies = reader.copies
+            if not report.clean:  # it ends where its writer stopped (or was cut): what came after is not there
+                report.cut = True
+                if last is not None and not unknown:
+                    _mark(report, last, Salvaged(reader.end_of_walk, 0, None, "the file ends there: its writer "
+                                                 "stopped, or it was cut"))
             if not report.records:
                 raise FormatError("no frame of it is readable: there is nothing to salvage", path=str(path))
             report.incomplete = {resource: _reason(lost) for resource, lost in report.stretches.items()}
-            if reader.index is not None:
-                for resource, reason in reader.incomplete().items():  # what the damaged file already lacked
+            index = reader.index if reader.index is not None else reader.found_index
+            if reader.index is None and index is not None:  # what each resource held, from an index found past
+                report.incomplete = {}  # the damage: exact, instead of the neighbours of each lost stretch
+                for entry in index["resources"]:
+                    missing = int(entry["records"]) - got.get(entry["resource"], 0)
+                    if missing > 0:
+                        report.missing += missing
+                        report.incomplete[entry["resource"]] = (
+                            f"{SALVAGED}: {missing} of its {entry['records']} record(s) lost (the file's index, read "
+                            "past its damaged end, says how many it held)")
+            if index is not None:
+                for resource, reason in dict(index.get("incomplete") or {}).items():  # what the file already lacked
                     ours = report.incomplete.get(resource)
                     report.incomplete[resource] = f"{reason}; {ours}" if ours else reason
             for resource, reason in report.incomplete.items():

@@ -87,7 +87,16 @@ def test_without_an_index_the_walk_goes_on_at_the_next_valid_block(tmp_path: Pat
     [lost] = report.lost
     assert (lost.offset, lost.length, lost.resource, lost.lost) == (frames[2]["offset"], frames[2]["length"], None,
                                                                     None)
-    assert report.lost_records is None and set(report.incomplete) == {"v1/pods"}
+    # The index, read past the damaged trailer, says what was lost (re-test finding: neighbours were guessed).
+    assert report.lost_records == 4 and set(report.incomplete) == {"v1/pods"}
+    assert report.incomplete["v1/pods"] == (f"{SALVAGED}: 4 of its 21 record(s) lost (the file's index, read past "
+                                            "its damaged end, says how many it held)")
+    (tmp_path / "out.kws").unlink()
+    data = bytearray(path.read_bytes())
+    data[-30:] = bytes(30)  # the index gone too: only the neighbours of what was lost can be named
+    path.write_bytes(bytes(data))
+    report = salvage(path, tmp_path / "out.kws")
+    assert report.lost_records is None and "v1/pods" in report.incomplete and not report.cut  # (the index ended it)
     assert report.incomplete["v1/pods"].startswith(f"{SALVAGED}: records, possibly, lost at byte ")
 
 
@@ -215,3 +224,42 @@ def test_a_bad_sector_loses_its_stretch_only(tmp_path: Path, monkeypatch: pytest
     monkeypatch.undo()
     assert read(tmp_path / "out.kws") == frame_records(records, frames, {3})
     assert read(tmp_path / "out2.kws") == frame_records(records, frames, gone)
+
+
+def test_what_a_re_test_found_past_a_damaged_end(tmp_path: Path) -> None:
+    """Re-test findings: with only the trailer damaged, the file's own `incomplete` marks were dropped (exit 0, NEW
+    looked whole); a byte deleted inside a frame blamed its neighbours; a frame written twice was copied twice; `cat
+    a b` dropped b without a word; a file cut at a frame boundary salvaged with exit 0 and nothing marked."""
+    records = snapshot_records(20)
+    path = tmp_path / "marked.kws"
+    with KwsWriter(path, frame_records=4) as w:
+        w.write_many(records)
+        w.incomplete("v1/nodes", "403 Forbidden")
+    data = path.read_bytes()
+    with KwsReader(path) as r:
+        frames = sorted(({**f, "resource": e["resource"]} for e in r.index["resources"]  # type: ignore[index]
+                         for f in e["frames"]), key=lambda f: f["offset"])
+
+    def salvaged(name: str, damaged: bytes) -> tuple[Any, list[Record]]:
+        src = tmp_path / f"{name}.kws"
+        src.write_bytes(damaged)
+        report = salvage(src, tmp_path / f"{name}-out.kws")
+        return report, read(tmp_path / f"{name}-out.kws")
+
+    report, kept = salvaged("trailer", data[:-3] + b"XX" + data[-1:])
+    assert report.whole and kept == records and report.incomplete == {"v1/nodes": "403 Forbidden"}
+    third = frames[3]
+    report, kept = salvaged("deleted", data[:third["offset"] + 40] + data[third["offset"] + 41:])
+    assert kept == frame_records(records, frames, {3}) and report.missing == third["records"]
+    assert set(report.incomplete) == {"v1/pods", "v1/nodes"} and report.incomplete["v1/pods"].startswith(
+        f"{SALVAGED}: 4 of its 21 record(s) lost")
+    end = third["offset"] + third["length"]
+    report, kept = salvaged("twice", data[:end] + data[third["offset"]:])
+    assert kept == records and report.copies == 1 and report.whole
+    report, kept = salvaged("joined", data + data)
+    assert kept == records and [s.reason for s in report.lost] == [
+        "bytes after the file's index and trailer (another file joined to it?): not read"] and not report.whole
+    report, kept = salvaged("cut", data[:end])
+    assert kept == frame_records(records, frames, set(range(4, len(frames)))) and report.cut and not report.whole
+    assert report.incomplete == {"v1/pods": f"{SALVAGED}: records, possibly, lost at byte {end} (the file ends "
+                                            "there: its writer stopped, or it was cut)"}
