@@ -217,7 +217,7 @@ def test_a_recording_killed_outright_keeps_what_it_had_written(kwok_cluster: Loc
     try:
         for i in range(3):
             client.create(f"/api/v1/namespaces/{namespace}/pods", {"metadata": {"name": f"early-{i}"}, **pod})
-        time.sleep(9)  # (5 s in the time-order window, quiet or not, then handed to the system within 2 s)
+        time.sleep(12)  # (5 s in the time-order window, quiet or not, then handed to the system within 2 s)
     finally:
         recorder.kill()
         recorder.communicate(timeout=60)
