@@ -18,7 +18,6 @@ import gc
 import os
 import re
 import stat
-import struct
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +42,7 @@ from kwoksnap.store.format import (
     TAG_INDEX,
     TRAILER,
     U32,
+    block_crc,
     decode_trailer,
     expands_too_far,
     validate_header,
@@ -258,8 +258,18 @@ class KwsReader:
         if tag != TAG_INDEX or index_offset + BLOCK_HEAD.size + len(payload) != trailer_at:
             raise self._err("trailer does not point to the index", f"byte {index_offset}")
         where = f"index at byte {index_offset}"
+        checked = self._decode_index(payload, index_offset, where)
+        for entry in checked["resources"]:
+            for frame in entry["frames"]:
+                if frame["offset"] < self._data_start or frame["offset"] + frame["length"] > index_offset:
+                    raise self._err(f"index lists a frame outside the data ({frame['offset']})", where)
+        self._index_offset = index_offset
+        return checked
+
+    def _decode_index(self, payload: bytes, offset: int, where: str) -> dict[str, Any]:
+        """An index block's content, decompressed, decoded, upgraded and validated (``FormatError`` otherwise)."""
         try:
-            raw = self._decompress(payload, index_offset, None)
+            raw = self._decompress(payload, offset, None)
             index = msgpack.unpackb(raw, raw=False, strict_map_key=False)
         except _Broken as broken:
             raise self._err(f"corrupt index: {broken.reason}", where) from None
@@ -267,13 +277,7 @@ class KwsReader:
             raise self._err(f"index is not valid msgpack: {_describe(exc)}", where) from exc
         if not isinstance(index, dict):
             raise self._err("index is not a map", where)
-        checked = validate_index(self._plan.index(index), self._name, where)
-        for entry in checked["resources"]:
-            for frame in entry["frames"]:
-                if frame["offset"] < self._data_start or frame["offset"] + frame["length"] > index_offset:
-                    raise self._err(f"index lists a frame outside the data ({frame['offset']})", where)
-        self._index_offset = index_offset
-        return checked
+        return validate_index(self._plan.index(index), self._name, where)
 
     # -- blocks --------------------------------------------------------------------------------------------------
 
@@ -296,7 +300,7 @@ class KwsReader:
         payload = self._read_at(offset + BLOCK_HEAD.size, length)
         if len(payload) != length:
             raise _Broken(offset, "file shrank while reading", frame)
-        if zlib.crc32(payload, zlib.crc32(struct.pack("<BI", tag, length))) != crc:
+        if block_crc(tag, length, payload) != crc:
             raise _Broken(offset, "checksum mismatch (corrupt data)", frame)
         return tag, payload
 
@@ -587,9 +591,8 @@ class KwsReader:
         """An index block's content, validated, or None if it is not one (what it lists is not trusted as where
         frames are: only what they held)."""
         try:
-            index = msgpack.unpackb(self._decompress(payload, 0, None), raw=False, strict_map_key=False)
-            return validate_index(self._plan.index(index), self._name, "index") if isinstance(index, dict) else None
-        except Exception:  # (anything wrong with it: not used)
+            return self._decode_index(payload, 0, "index")
+        except Exception:  # (anything wrong with it, an old version's converter's refusal too: not used)
             return None
 
     def _index_before_trailer(self) -> dict[str, Any] | None:
@@ -607,7 +610,7 @@ class KwsReader:
                 continue
             tag, length, crc = BLOCK_HEAD.unpack_from(tail, at)
             body = tail[at + BLOCK_HEAD.size:]
-            if len(body) == length and zlib.crc32(body, zlib.crc32(struct.pack("<BI", tag, length))) == crc:
+            if len(body) == length and block_crc(tag, length, body) == crc:
                 return self._index_of(bytes(body))
         return None
 
@@ -648,7 +651,7 @@ class KwsReader:
                     payload = self._read_at(candidate + BLOCK_HEAD.size, length)
                 except (OSError, InputError):
                     continue
-                if zlib.crc32(payload, zlib.crc32(struct.pack("<BI", tag, length))) == crc:
+                if block_crc(tag, length, payload) == crc:
                     return candidate
             at += max(1, len(chunk) - BLOCK_HEAD.size)  # (a block head across the chunk's end is found next time)
         return None
