@@ -25,8 +25,8 @@ def salvage(path: str, out: str, output_format: str) -> int:
     lost records (or may have) as incomplete, so that `restore`, `diff` and `replay` warn about them. The damaged
     file is not changed.
 
-    Exit code 0 when nothing was lost (the file was whole), 5 when records were lost (listed), 3 when nothing is
-    readable (nothing is written).
+    Exit code 0 when nothing was lost (the file was whole), 5 when records were lost (listed) or the file ends
+    without its index (its writer was killed, or it was cut), 3 when nothing is readable (nothing is written).
     """
     from kwoksnap.store.salvage import salvage as salvage_file
 
