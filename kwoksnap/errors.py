@@ -111,6 +111,13 @@ class OutputLost(KwoksnapError):
     exit_code = ExitCode.SYSTEM
 
 
+class OutputKept(KwoksnapError):
+    """The system refused a write (a full disk, a file-size limit) to a file whose temporary copy is kept for
+    ``kwoksnap salvage`` (a recording, which cannot be made again): exit 7, naming that copy."""
+
+    exit_code = ExitCode.SYSTEM
+
+
 class ClusterError(KwoksnapError):
     """The cluster cannot be reached, authenticated to, or is not a safe target."""
 

@@ -29,7 +29,7 @@ from kwoksnap.capture.redact import (
     redact_token_body,
 )
 from kwoksnap.clock import Clock, RealClock
-from kwoksnap.errors import InputError
+from kwoksnap.errors import WRITE_REFUSALS, InputError, OutputKept
 from kwoksnap.store import KwsReader, KwsWriter
 
 log = logging.getLogger("kwoksnap.record")
@@ -91,7 +91,7 @@ def write_recording(events: Iterable[AuditEvent], path: str | Path, *, meta: dic
     meanwhile makes the recording go beside it, and a failure (a full disk, a second Ctrl-C) leaves what was written
     in the temporary file, named in a warning (``kwoksnap record``). Returns the events written and the file they
     are in."""
-    count = 0
+    count, said = 0, False
     live = flush_every is not None
     w = KwsWriter(path, content_type="recording", source=source or {"kind": "audit-log"}, meta=meta,
                   beside_if_taken=live, keep_on_failure=live)
@@ -128,8 +128,16 @@ def write_recording(events: Iterable[AuditEvent], path: str | Path, *, meta: dic
                     flusher.join()
             if failed:
                 raise failed[0]
+    except OSError as exc:
+        if w.kept is None or exc.errno not in WRITE_REFUSALS:
+            raise
+        said = True
+        # (black-box finding: the error line said "nothing was left half-written" right after the warning that
+        # the temporary file holds the recording)
+        raise OutputKept(f"{exc.filename or path}: {exc.strerror or exc}; what was recorded until then is in "
+                         f"{w.kept}: `kwoksnap salvage {w.kept} -o FILE` makes a recording of it") from exc
     finally:
-        if w.kept is not None:
+        if w.kept is not None and not said:
             log.warning("what was recorded until then is in %s: `kwoksnap salvage %s -o FILE` makes a recording of "
                         "it", w.kept, w.kept)
     return count, w.path

@@ -417,6 +417,35 @@ def test_a_full_disk_or_file_size_limit_is_exit_7_and_leaves_no_file(tmp_path: P
     assert list(out.iterdir()) == []
 
 
+def test_a_recording_the_system_refuses_to_grow_names_the_copy_it_keeps(tmp_path: Path) -> None:
+    """Black-box finding: `record` under a file-size limit warned that its temporary file held the recording, then
+    ended "nothing was left half-written". One error line names the copy kept, which salvage turns into a
+    recording."""
+    import gzip
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, 16 * 1024))
+
+    log = tmp_path / "audit.log"
+    log.write_bytes(gzip.decompress((Path(__file__).parents[2] / "fixtures/incident/audit.log.gz").read_bytes()))
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "record", "--audit-file", str(log), "--from-start",
+                           "--duration", "3s", "-o", str(out / "rec.kws")], capture_output=True, text=True,
+                          timeout=120, preexec_fn=limit)
+    assert proc.returncode == ExitCode.SYSTEM, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if "kept" in ln or "salvage" in ln or "error" in ln]
+    assert len(errors) == 1 and "half-written" not in proc.stderr, proc.stderr
+    kept = list(out.iterdir())
+    assert len(kept) == 1 and kept[0].name.endswith(".tmp"), kept
+    assert errors[0].startswith(f"kwoksnap: error: {out / 'rec.kws'}: File too large; what was recorded until then "
+                                f"is in {kept[0]}: `kwoksnap salvage {kept[0]} -o FILE`"), proc.stderr
+    salvaged = subprocess.run([sys.executable, "-m", "kwoksnap", "salvage", str(kept[0]), "-o",
+                               str(tmp_path / "saved.kws")], capture_output=True, text=True, timeout=120)
+    assert salvaged.returncode == ExitCode.PARTIAL and (tmp_path / "saved.kws").stat().st_size > 0, salvaged.stderr
+
+
 def test_tls_files_that_cannot_be_used_are_a_cluster_error(tmp_path: Path) -> None:
     """Review finding: a client key that did not match its certificate was an ssl.SSLError (an OSError), which
     the exit-7 rule for a full disk took, with 'nothing was left half-written'."""
