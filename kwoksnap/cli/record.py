@@ -156,7 +156,8 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
         path = str(written)
     d = stats.to_dict()
     if output_format == "json":
-        extra = ({"rotations": follower.rotations} if audit_file is not None else {} if audit_webhook is not None
+        extra = ({"rotations": follower.rotations, "betweenLooks": follower.between} if audit_file is not None
+                 else {} if audit_webhook is not None
                  else {"reconnects": watcher.reconnects, "relists": watcher.relists, "revoked": watcher.revoked})
         print_json({"path": path, "events": n, "seconds": round(took, 3), "input": d, **extra})
     else:
@@ -175,7 +176,10 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
         if stats.malformed:
             click.echo(f"malformed input: {stats.malformed} (first: {'; '.join(stats.malformed_examples[:3])})")
         if audit_file is not None and follower.rotations:
-            click.echo(f"the log was rotated {follower.rotations} time(s); each file was read until it stayed quiet")
+            between = (f" ({follower.between} of the files made and rotated aside between two looks, found beside "
+                       "the path)" if follower.between else "")
+            click.echo(f"the log was rotated {follower.rotations} time(s){between}; each file was read until it "
+                       "stayed quiet")
         for where in stats.truncated.values():
             click.echo(f"warning: {where} when recording stopped: left out", err=True)
         if audit_file is not None and follower.unreadable:

@@ -6,8 +6,12 @@ during an incident means reading what is appended, across rotations, without mis
 
 The file is read from its end (what was there before is the past: ``convert`` reads it), or from its start. A
 line is decoded once its newline is written; at a rotation the old file is read to its end first (the API server
-may still have been writing to it), then the new one from its start. A line that is not an audit event is counted
-malformed (the first ones named by file and line), never a reason to stop.
+may still have been writing to it), then the new one from its start. Rotations closer together than two looks
+(a busy API server with a small ``--audit-log-maxsize``) leave files that were made and renamed aside between
+them: those found beside the path under a rotated name (the API server's ``audit-<time>.log``, logrotate's
+``audit.log.1`` or ``audit.log-<date>``; not a compressed one) and written since the file before them was opened are
+read in between, oldest first. A line that is not an audit event is counted malformed (the first ones named by file
+and line), never a reason to stop.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import dataclasses
 import os
 import stat
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +34,8 @@ from kwoksnap.errors import InputError
 
 POLL: Final = 0.2  # seconds between looks at a file that did not grow
 SETTLE: Final = 1.0  # seconds an old file must stay quiet after a rotation before the new one is read
+_COARSE_NS: Final = 20_000_000  # a file's times come from a coarser clock than time.time_ns() (a jiffy)
+_COMPRESSED: Final = (".gz", ".bz2", ".xz", ".zst", ".z", ".lz4", ".zip")
 _READ: Final = 1 << 20
 
 
@@ -39,11 +46,15 @@ class Follower:
     def __init__(self, path: str | Path, stats: ParseStats, *, from_start: bool = False, poll: float = POLL) -> None:
         self.path, self.stats, self.from_start, self.poll = Path(path), stats, from_start, poll
         self.rotations = 0
+        self.between = 0  # of those, files made and renamed aside between two looks, found beside the path
         self.unreadable = ""  # why the file under the path could not be opened after a rotation, while it could not
         if self.path.exists() and not self.path.is_dir() and not self.path.is_file():  # (opening a FIFO blocks)
             raise InputError(f"{path}: not a regular file (a pipe or a device): follow the file the API server "
                              "writes (--audit-log-path)")
+        opened = time.time_ns()
         self._stream, self._inode = _open(self.path)  # (now: a path that cannot be read is an error at once)
+        self._first = _File(self._stream, self._inode, str(self.path), "" if from_start else "+", False, opened)
+        self._seen = {self._inode}  # every file read, by inode (a rotated file keeps its inode)
         if self._stream.read(2) == b"\x1f\x8b":
             self._stream.close()
             raise InputError(f"{path}: a gzip file, which is not written to any more: `kwoksnap convert` it")
@@ -65,9 +76,10 @@ class Follower:
         A file that appears under the path is opened at once, and read once every file before it has been read to
         its end and stayed quiet for ``SETTLE`` (black-box finding: opened only after the old file had settled, the
         path named a later file by then when rotations came less than a second apart, and the files between were
-        skipped without a word). Only one made and renamed aside between two looks (``poll``) is missed."""
-        files: deque[_File] = deque([_File(self._stream, self._inode, "" if self.from_start else "+",
-                                           self._rest_of_past)])
+        skipped without a word). One made and renamed aside between two looks (``poll``) is read from beside the
+        path (the module's docstring), named by its own path."""
+        self._first.rest_of_past = self._rest_of_past
+        files: deque[_File] = deque([self._first])
         quiet = 0.0
         ends: dict[int, int] | None = None  # where each file ended when recording stopped: read up to there
         try:
@@ -84,7 +96,7 @@ class Follower:
                     yield from self._read(current, data)
                     continue
                 if len(files) > 1:  # another file is under the path: this one is done once it stays quiet
-                    if ends is None and quiet < SETTLE:
+                    if ends is None and quiet < current.settle:
                         quiet += self.poll / 2
                         stop.wait(self.poll / 2)
                         continue
@@ -95,7 +107,7 @@ class Follower:
                     continue
                 if ends is not None:
                     if current.pending:  # (cut short when the recording stopped: reported as the reader does)
-                        self.stats.truncated[str(self.path)] = (f"{self.path}:{current.prefix}{current.line + 1}: the "
+                        self.stats.truncated[current.name] = (f"{current.name}:{current.prefix}{current.line + 1}: the "
                                                                 "last line has no newline yet")
                     return
                 stop.wait(self.poll)
@@ -127,8 +139,44 @@ class Follower:
             self.unreadable = str(exc)
             return
         self.unreadable = ""
-        files.append(_File(stream, inode, "", False))
-        self.rotations += 1
+        between = self._between(newest, inode)
+        files.extend(between)
+        files.append(_File(stream, inode, str(self.path), "", False, time.time_ns()))
+        self._seen.add(inode)
+        self.rotations += 1 + len(between)
+        self.between += len(between)
+
+    def _between(self, newest: _File, new: int) -> list[_File]:
+        """Files rotated aside after ``newest`` was opened and before the file now under the path (``new``) was:
+        beside the path under a rotated name, uncompressed, never read, last written since ``newest`` was opened;
+        oldest first. Each was renamed aside before a later file existed, so none waits to settle."""
+        found = []
+        try:
+            entries = list(os.scandir(self.path.parent))
+        except OSError:
+            return []
+        for entry in entries:
+            if not _rotated_name(entry.name, self.path.name):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and st.st_ino not in self._seen and st.st_ino != new \
+                    and st.st_mtime_ns >= newest.opened_ns - _COARSE_NS:
+                found.append((st.st_mtime_ns, entry.path, st.st_ino))
+        files = []
+        for _, path, inode in sorted(found):
+            try:
+                stream, opened = _open(Path(path))
+            except InputError:
+                continue
+            if opened != inode:  # (renamed again meanwhile: what is under that name now is another file)
+                stream.close()
+                continue
+            self._seen.add(inode)
+            files.append(_File(stream, inode, path, "", False, newest.opened_ns, settle=0.0))
+        return files
 
     def _read(self, f: _File, data: bytes) -> Iterator[AuditEvent]:
         lines, f.pending = _lines(data, f.pending)
@@ -137,24 +185,28 @@ class Follower:
             f.rest_of_past = False
         for text in lines:
             f.line += 1
-            yield from _decode(text, f"{self.path}:{f.prefix}{f.line}", self.stats)
+            yield from _decode(text, f"{f.name}:{f.prefix}{f.line}", self.stats)
 
     def _last_line(self, f: _File) -> Iterator[AuditEvent]:
         """A rotated file's last line, which will get no newline now."""
         if f.pending:
-            yield from _decode(bytes(f.pending), f"{self.path}:{f.prefix}{f.line + 1}", self.stats)
+            yield from _decode(bytes(f.pending), f"{f.name}:{f.prefix}{f.line + 1}", self.stats)
             f.pending = bytearray()
 
 
 @dataclasses.dataclass(eq=False)
 class _File:
-    """A file being followed: where its lines are counted from (``prefix``), how many were read, the start of one
-    not finished yet."""
+    """A file being followed: the path its lines are named by, where they are counted from (``prefix``), when it was
+    opened (ns since the epoch), how long it must stay quiet once a later file exists, how many lines were read, the
+    start of one not finished yet."""
 
     stream: IO[bytes]
     inode: int
+    name: str
     prefix: str
     rest_of_past: bool
+    opened_ns: int
+    settle: float = SETTLE
     line: int = 0
     pending: bytearray = dataclasses.field(default_factory=bytearray)
 
@@ -168,6 +220,18 @@ def _lines(data: bytes, pending: bytearray) -> tuple[list[bytes], bytearray]:
         return [], pending
     lines[0] = bytes(pending) + lines[0]
     return lines, bytearray(rest)
+
+
+def _rotated_name(name: str, followed: str) -> bool:
+    """Whether ``name`` is one a rotation gives ``followed`` (``audit.log``): ``audit.log.1``, ``audit.log-20261130``,
+    or the API server's ``audit-2026-11-30T04-33-00.123.log``; not a compressed one (read with ``convert``)."""
+    if name == followed or name.lower().endswith(_COMPRESSED):
+        return False
+    stem, dot, suffix = followed.rpartition(".")
+    if not dot:
+        stem, suffix = followed, ""
+    return (name.startswith((f"{followed}.", f"{followed}-"))
+            or (name.startswith(f"{stem}-") and name.endswith(f".{suffix}" if suffix else "")))
 
 
 def _open(path: Path) -> tuple[IO[bytes], int]:

@@ -394,6 +394,37 @@ def test_rotations_closer_than_the_settle_time_lose_no_file(tmp_path: Path, monk
     assert collect.finish() == want and follower.rotations == 5
 
 
+@pytest.mark.parametrize("aside", ["audit-2026-11-30T04-33-00.{r:03d}.log", "audit.log.{r}"])
+def test_files_made_and_rotated_aside_between_two_looks_are_read_from_beside_the_path(tmp_path: Path,
+                                                                                     aside: str) -> None:
+    """Re-test finding: about 100 rotations 60 ms apart (a busy API server with a small --audit-log-maxsize) lost
+    114 of 300 events, and the summary said "rotated 62 times". The files made and renamed aside between two looks
+    are found beside the path (the API server's and logrotate's names) and read in their order; older backups, a
+    compressed one and other files there are not."""
+    (tmp_path / "audit-2020-01-01T00-00-00.000.log").write_bytes(line(900))  # a backup from before: the past
+    (tmp_path / "audit-policy.yaml").write_text("rules: []\n")
+    os.utime(tmp_path / "audit-2020-01-01T00-00-00.000.log", (0, 0))
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"")
+    stop = threading.Event()
+    follower = Follower(log, ParseStats(), poll=0.5)  # looks far apart: most files come and go between two
+    collect = Collect(follower.events(stop), stop)
+    threading.Event().wait(0.1)
+    for r in range(20):
+        with log.open("ab") as f:
+            f.write(line(3 * r) + line(3 * r + 1) + line(3 * r + 2))
+        os.rename(log, tmp_path / aside.format(r=r))
+        log.write_bytes(b"")
+        threading.Event().wait(0.03)
+    (tmp_path / "audit.log.gz").write_bytes(b"\x1f\x8b")  # compressed by a later rotation: not read
+    with log.open("ab") as f:
+        f.write(line(60))
+    want = [f"p{n}" for n in range(61)]
+    assert collect.names(until=61, timeout=10) == want
+    assert collect.finish() == want and follower.rotations == 20 and follower.between > 10
+    assert follower.stats.malformed == 0
+
+
 def test_a_pipe_under_the_path_after_a_rotation_is_waited_out(tmp_path: Path) -> None:
     """Review finding: a named pipe appearing under the path after a rotation was opened, which waits for a writer
     for ever (the recording could then only be given up)."""
