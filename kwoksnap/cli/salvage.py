@@ -40,8 +40,12 @@ def salvage(path: str, out: str, output_format: str) -> int:
             click.echo(f"left out: {report.copies} frame(s) that were second copies of one read before")
         if report.lost or report.missing:
             size = sum(s.length for s in report.lost)
-            click.echo(f"lost: {len(report.lost)} damaged stretch(es), {size} bytes"
-                       + (f", {lost} records" if lost is not None else ", records not known (no index)"))
+            if report.whole:  # (an index found past the damage says every record was read)
+                click.echo(f"skipped: {len(report.lost)} damaged stretch(es), {size} bytes, that held no record "
+                           "(the file's index, found past the damage, lists none missing)")
+            else:
+                click.echo(f"lost: {len(report.lost)} damaged stretch(es), {size} bytes"
+                           + (f", {lost} records" if lost is not None else ", records not known (no index)"))
             for stretch in report.lost[:5]:
                 held = (f"{stretch.lost} record(s) of {stretch.resource}" if stretch.resource is not None
                         else "content not known")

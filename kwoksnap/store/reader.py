@@ -525,6 +525,8 @@ class KwsReader:
         convert = None if self._plan.identity else self._plan.record
         self.closed_by_writer = self.index is not None
         self.found_index = None  # an index read past a damaged trailer (the walk's)
+        self._found_at: int | None = None  # where that index's block starts, when found before the walk
+        self.joined = False  # bytes follow the index the walk met (another file joined to this one): not read
         self.copies = 0  # frames left out as second copies of one read before
         if self.index is None:
             self.found_index = self._index_before_trailer()
@@ -562,6 +564,7 @@ class KwsReader:
                     self.found_index = self._index_of(payload)
                     beyond = offset + BLOCK_HEAD.size + len(payload) + TRAILER.size
                     if beyond < end:  # (`cat a.kws b.kws`: b's frames are not a's, and its index is not found)
+                        self.joined = True
                         yield Salvaged(beyond, end - beyond, None, "bytes after the file's index and trailer "
                                        "(another file joined to it?): not read")
                     return  # the index of a file whose trailer is damaged: every frame comes before it
@@ -575,7 +578,7 @@ class KwsReader:
             except (_Broken, InputError, OSError) as exc:
                 reason = exc.reason if isinstance(exc, _Broken) else _read_error(exc)
                 after = self._next_block(offset + 1, end)
-                if after is None and self._tag_at(offset) == TAG_INDEX:
+                if after is None and (self._tag_at(offset) == TAG_INDEX or offset == self._found_at):
                     self.closed_by_writer = True
                     return  # a damaged index, the last block: every frame came before it
                 yield Salvaged(offset, (after if after is not None else end) - offset, None, reason)
@@ -597,13 +600,24 @@ class KwsReader:
 
     def _index_before_trailer(self) -> dict[str, Any] | None:
         """The index block that ends where the trailer begins, found without the trailer (damaged, or pointing
-        elsewhere after bytes were lost): its checksum must hold. Looked for in the last 64 MiB."""
+        elsewhere after bytes were lost): its checksum must hold. Looked for in the last 64 MiB. Where a trailer
+        still points, the block there is taken for the index whatever its tag byte says, if its checksum holds for
+        an index's (a damaged tag: re-test finding, a whole file called cut)."""
         end = self._size - TRAILER.size
         start = max(self._data_start, end - (64 << 20))
         try:
             tail = self._read_at(start, end - start)
+            pointed = decode_trailer(self._read_at(end, TRAILER.size)) if end >= self._data_start else None
         except (OSError, InputError):
             return None
+        if pointed is not None and start <= pointed and pointed - start + BLOCK_HEAD.size <= len(tail):
+            _, length, crc = BLOCK_HEAD.unpack_from(tail, pointed - start)
+            body = tail[pointed - start + BLOCK_HEAD.size:]
+            if len(body) == length and block_crc(TAG_INDEX, length, body) == crc:
+                index = self._index_of(bytes(body))
+                if index is not None:
+                    self._found_at = pointed
+                    return index
         at = len(tail)
         while (at := tail.rfind(bytes([TAG_INDEX]), 0, at)) >= 0:
             if at + BLOCK_HEAD.size > len(tail):
@@ -611,7 +625,10 @@ class KwsReader:
             tag, length, crc = BLOCK_HEAD.unpack_from(tail, at)
             body = tail[at + BLOCK_HEAD.size:]
             if len(body) == length and block_crc(tag, length, body) == crc:
-                return self._index_of(bytes(body))
+                index = self._index_of(bytes(body))
+                if index is not None:
+                    self._found_at = start + at
+                return index
         return None
 
     def _tag_at(self, offset: int) -> int | None:

@@ -42,11 +42,13 @@ class SalvageReport:
     clean: bool = True  # closed by its writer (else it ends where its writer stopped: a crash, SIGKILL)
     copies: int = 0  # frames left out as second copies (a frame written twice)
     missing: int = 0  # records an index found past the damage lists and the frames read lack
+    counted: bool = False  # such an index said what each resource held: ``missing`` is exact (0: nothing lost)
+    joined: bool = False  # bytes after the file's index and trailer (another file?) were not read
 
     @property
     def lost_records(self) -> int | None:
         """Records lost, when an index says (None: not known)."""
-        if self.missing:
+        if self.missing or self.counted:
             return self.missing
         if any(s.lost is None for s in self.lost) or (self.cut and not self.lost):
             return None
@@ -54,7 +56,10 @@ class SalvageReport:
 
     @property
     def whole(self) -> bool:
-        """Nothing of the file was lost."""
+        """No record of the file was lost (stretches that held none, junk bytes between frames or a damaged index
+        whose copy was found, lose nothing)."""
+        if self.counted:
+            return not (self.cut or self.missing or self.joined)
         return not (self.lost or self.cut or self.missing)
 
     def to_dict(self) -> dict[str, Any]:
@@ -62,6 +67,7 @@ class SalvageReport:
             "path": self.path, "out": self.out, "contentType": self.content_type, "frames": self.frames,
             "records": self.records, "lostRecords": self.lost_records, "incomplete": self.incomplete,
             "described": self.described, "cut": self.cut, "clean": self.clean, "copies": self.copies,
+            "counted": self.counted,
             "lost": [{"offset": s.offset, "length": s.length, "reason": s.reason, "resource": s.resource,
                       "records": s.lost, "timeRange": list(s.span) if s.span else None} for s in self.lost],
         }
@@ -113,7 +119,7 @@ def salvage(path: str | os.PathLike[str], out: str | os.PathLike[str]) -> Salvag
             for lost, before in unknown:  # a lost end: what came last may have gone on
                 _mark(report, before, lost)
             report.clean = bool(reader.closed_by_writer)
-            report.copies = reader.copies
+            report.copies, report.joined = reader.copies, reader.joined
             if not report.clean:  # it ends where its writer stopped (or was cut): what came after is not there
                 report.cut = True
                 if last is not None and not unknown:
@@ -125,6 +131,7 @@ def salvage(path: str | os.PathLike[str], out: str | os.PathLike[str]) -> Salvag
             index = reader.index if reader.index is not None else reader.found_index
             if reader.index is None and index is not None:  # what each resource held, from an index found past
                 report.incomplete = {}  # the damage: exact, instead of the neighbours of each lost stretch
+                report.counted = True
                 for entry in index["resources"]:
                     missing = int(entry["records"]) - got.get(entry["resource"], 0)
                     if missing > 0:

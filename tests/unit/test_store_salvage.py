@@ -263,3 +263,26 @@ def test_what_a_re_test_found_past_a_damaged_end(tmp_path: Path) -> None:
     assert kept == frame_records(records, frames, set(range(4, len(frames)))) and report.cut and not report.whole
     assert report.incomplete == {"v1/pods": f"{SALVAGED}: records, possibly, lost at byte {end} (the file ends "
                                             "there: its writer stopped, or it was cut)"}
+
+
+def test_damage_that_held_no_record_is_not_a_loss(tmp_path: Path) -> None:
+    """Re-test findings: 9 junk bytes between two frames, or a flipped tag byte of the index, gave exit 5 and
+    "incomplete" marks although every record was copied. The file's index, found past the damage (by the trailer's
+    pointer, its checksum computed as an index's, when its tag is what was damaged), says nothing is missing."""
+    records = snapshot_records(20)
+    path, frames = written(tmp_path, records)
+    data = path.read_bytes()
+    with KwsReader(path) as r:
+        index_at = r._index_offset
+    assert index_at is not None
+    at = frames[2]["offset"]
+    (tmp_path / "junk.kws").write_bytes(data[:at] + b"JUNKJUNK!" + data[at:])
+    report = salvage(tmp_path / "junk.kws", tmp_path / "junk-out.kws")
+    assert read(tmp_path / "junk-out.kws") == records and report.whole and report.incomplete == {}
+    assert [(s.offset, s.length) for s in report.lost] == [(at, 9)] and report.lost_records == 0
+    flip(path, index_at)  # the index block's tag byte
+    report = salvage(path, tmp_path / "tag-out.kws")
+    assert read(tmp_path / "tag-out.kws") == records and report.whole and report.lost == [] and report.clean
+    proc = kwoksnap("salvage", str(tmp_path / "junk.kws"), "-o", str(tmp_path / "junk-cli.kws"))
+    assert proc.returncode == ExitCode.OK, proc.stdout + proc.stderr
+    assert "skipped: 1 damaged stretch(es), 9 bytes, that held no record" in proc.stdout, proc.stdout
