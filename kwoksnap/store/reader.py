@@ -22,7 +22,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Final
 
 import msgpack
 import zstandard
@@ -72,6 +72,7 @@ class ScanReport:
     stopped_at: int | None = None  # byte offset where reading stopped early (None: read to the end)
     stopped_frame: int | None = None  # 1-based number of the frame that could not be read
     reason: str | None = None
+    index_damaged: bool = False  # it ends with a trailer, but the index it points to cannot be read
 
     @property
     def ok(self) -> bool:
@@ -79,7 +80,9 @@ class ScanReport:
 
     def summary(self) -> str:
         """One line for users."""
-        if not self.clean:
+        if self.index_damaged:
+            state = "closed, but its index cannot be read"
+        elif not self.clean:
             state = "not closed cleanly"
         else:  # closed cleanly: the trailer and index are intact, which says nothing about the frames
             state = "intact" if self.ok else "closed cleanly but damaged"
@@ -107,6 +110,10 @@ class Salvaged:
     resource: str | None = None
     lost: int | None = None
     span: tuple[int, int] | None = None  # the recorded times (ns) of its first and last record, from the index
+
+
+#: What an error about a damaged file ends with.
+SALVAGE_HINT: Final = "; `kwoksnap salvage` copies the readable part"
 
 
 class _Broken(Exception):
@@ -154,11 +161,16 @@ class KwsReader:
             self._plan: UpgradePlan = self._registry.plan(self.format_version, path=self._name)
             self.header: dict[str, Any] = validate_header(self._plan.header(header), self._name)
             self._index_offset: int | None = None
+            self._pointed: int | None = None
             self._footer_error: FormatError | None = None
             try:
                 self.index: dict[str, Any] | None = self._read_footer()
             except (FormatError, OSError) as exc:
                 if not _salvage:  # scan() and salvage() go on without the index (a bad sector there too)
+                    if isinstance(exc, FormatError):  # (the frames may all be there: said as for a damaged frame)
+                        hinted = FormatError(f"{exc}{SALVAGE_HINT}")
+                        hinted.path, hinted.where = exc.path, exc.where
+                        raise hinted from None
                     raise
                 self._footer_error = exc if isinstance(exc, FormatError) else self._err(
                     f"the index cannot be read: {exc.strerror or exc}", "footer")
@@ -249,6 +261,7 @@ class KwsReader:
         index_offset = decode_trailer(self._read_at(trailer_at, TRAILER.size))
         if index_offset is None:
             return None
+        self._pointed = index_offset  # (where the index should be, even if it cannot be read there)
         if not self._data_start <= index_offset < trailer_at:
             raise self._err(f"trailer points to byte {index_offset}, outside the file", f"byte {trailer_at}")
         try:
@@ -699,6 +712,8 @@ class KwsReader:
             broken = exc
         except InputError as exc:
             broken = _Broken(bytes_ok, str(exc))
+        if broken is not None and broken.offset == self._pointed:
+            broken.frame = None  # the block the trailer points to: the index, whatever its damaged tag says
         reason = broken.reason if broken else None
         if broken is not None and self._footer_error is not None and broken.frame is None:
             reason = _reason(self._footer_error, self._name)
@@ -722,6 +737,7 @@ class KwsReader:
             stopped_at=broken.offset if broken else None,
             stopped_frame=broken.frame if broken else None,
             reason=reason,
+            index_damaged=self._footer_error is not None,
         )
 
     def close(self) -> None:

@@ -286,3 +286,27 @@ def test_damage_that_held_no_record_is_not_a_loss(tmp_path: Path) -> None:
     proc = kwoksnap("salvage", str(tmp_path / "junk.kws"), "-o", str(tmp_path / "junk-cli.kws"))
     assert proc.returncode == ExitCode.OK, proc.stdout + proc.stderr
     assert "skipped: 1 damaged stretch(es), 9 bytes, that held no record" in proc.stdout, proc.stdout
+
+
+def test_inspect_names_one_break_once_and_the_index_as_the_index(tmp_path: Path) -> None:
+    """Re-test finding: `inspect` of a file with bytes inserted before its index gave the frame break (byte N) in its
+    summary and the index's (byte M) in its error, and called the file "not closed cleanly"; a damaged index tag was
+    counted as a frame."""
+    records = snapshot_records(20)
+    path, frames = written(tmp_path, records)
+    data = path.read_bytes()
+    at = frames[2]["offset"]
+    (tmp_path / "junk.kws").write_bytes(data[:at] + b"JUNKJUNK!" + data[at:])
+    proc = kwoksnap("inspect", str(tmp_path / "junk.kws"))
+    assert proc.returncode == ExitCode.INPUT, proc.stderr
+    assert proc.stdout.startswith(f"{tmp_path / 'junk.kws'}: closed, but its index cannot be read; 2 frames") and \
+        f"stopped at byte {at} (frame 3)" in proc.stdout, proc.stdout
+    assert proc.stderr.startswith(f"kwoksnap: error: {tmp_path / 'junk.kws'}: damaged at byte {at} (frame 3): ") and \
+        proc.stderr.count("kwoksnap salvage") == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    with KwsReader(path) as r:
+        index_at = r._index_offset
+    flip(path, index_at)  # type: ignore[arg-type]
+    proc = kwoksnap("inspect", str(path))
+    assert f"stopped at byte {index_at}: corrupt index" in proc.stdout and "frame" not in proc.stdout.split(
+        "stopped")[1], proc.stdout
+    assert proc.stderr.strip().endswith("`kwoksnap salvage` copies the readable part"), proc.stderr
