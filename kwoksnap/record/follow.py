@@ -96,7 +96,7 @@ class Follower:
                     yield from self._read(current, data)
                     continue
                 if len(files) > 1:  # another file is under the path: this one is done once it stays quiet
-                    if ends is None and quiet < current.settle:
+                    if ends is None and quiet < (SETTLE if current.settle is None else current.settle):
                         quiet += self.poll / 2
                         stop.wait(self.poll / 2)
                         continue
@@ -206,7 +206,7 @@ class _File:
     prefix: str
     rest_of_past: bool
     opened_ns: int
-    settle: float = SETTLE
+    settle: float | None = None  # (None: SETTLE, read when it is needed)
     line: int = 0
     pending: bytearray = dataclasses.field(default_factory=bytearray)
 
