@@ -193,6 +193,11 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
     if stats.kept:
         warn_unmatched_resources(tuple(r for r in resources if r not in unserved), stats, live=True)
         warn_unmatched_namespaces(namespaces, stats, live=True)
+    if audit_file is not None and stats.lines and not stats.events:  # (black-box finding: exit 0, an empty file)
+        if output_format == "text":
+            click.echo(f"warning: none of the {stats.lines} line(s) read from {audit_file} was an audit event: is it "
+                       "the API server's audit log (--audit-log-path, JSON lines)?", err=True)
+        return finished_partly((stats.malformed, "malformed line(s) and no audit event"), output_format=output_format)
     if audit_file is None and audit_webhook is None and watcher.revoked:
         if output_format == "text":
             click.echo(f"warning: access was refused while recording, so these changes stop early: "

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -17,7 +19,7 @@ from typing import Any
 import pytest
 
 from kwoksnap.audit import AuditEvent, ParseStats
-from kwoksnap.errors import InputError, UsageError
+from kwoksnap.errors import ExitCode, InputError, UsageError
 from kwoksnap.record.follow import Follower
 from kwoksnap.record.pipeline import counted_late, in_time_order, record
 from kwoksnap.record.webhook import WebhookServer, parse_address
@@ -570,3 +572,15 @@ def test_a_watch_refused_while_recording_ends_and_says_from_when(monkeypatch: py
         collect.finish()
         assert recorder.revoked == ["pods in ns since 00:00:00Z"]
         assert recorder.reconnects == 0  # (not retried)
+
+
+def test_a_followed_file_with_no_audit_event_is_not_a_quiet_success(tmp_path: Path) -> None:
+    """Re-test finding: following the wrong file (the API server's own log) recorded nothing, exit 0."""
+    log = tmp_path / "kube-apiserver.log"
+    log.write_text('I1130 04:40:00.000000 1 server.go:1] starting\n{"level":"info"}\n\n')
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "record", "--audit-file", str(log), "--from-start",
+                           "--duration", "1s", "-o", str(tmp_path / "rec.kws")], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == ExitCode.PARTIAL, proc.stderr
+    assert f"warning: none of the 2 line(s) read from {log} was an audit event" in proc.stderr, proc.stderr
+    assert proc.stderr.splitlines()[-1] == "kwoksnap: error: 2 malformed line(s) and no audit event (listed above)"
