@@ -113,7 +113,7 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
     else:
         from kwoksnap.kube.config import without_password
         from kwoksnap.kube.discovery import discover
-        from kwoksnap.record.watch import WatchRecorder, watched
+        from kwoksnap.record.watch import REDISCOVER_SECONDS, WatchRecorder, watched
 
         client = ctx.with_resource(make_client(ctx))
         discovery = discover(client)
@@ -121,7 +121,10 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
         unserved = unmatched_resources(resources, [(r.name, r.group, "") for r in discovery.listable()
                                                    if "watch" in r.verbs])
         server_url = without_password(client.config.server)
-        watcher = WatchRecorder(client, chosen, stats, namespaces=spec.namespaces, server=server_url)
+        # Named resources may come to be served while recording (a CRD made then): looked for again.
+        rediscover = (lambda: watched(discover(client), spec)) if resources else None
+        watcher = WatchRecorder(client, chosen, stats, namespaces=spec.namespaces, server=server_url,
+                                rediscover=rediscover)
         events, source = watcher.events(stop), {"kind": "watch", "server": server_url,
                                                 "serverVersion": discovery.server_version}
         said = f"the changes of {', '.join(r.group_resource for r in watcher.resources)} at {server_url}"
@@ -134,8 +137,9 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
         click.echo(f"warning: not recorded, as listing them is forbidden: {first_few(watcher.forbidden)}", err=True)
     if audit_file is None and audit_webhook is None:  # (black-box findings: said only at the end, or never)
         for entry in unserved:
-            click.echo(f"warning: --resources {entry}: the API server serves no such resource, so nothing of it is "
-                       "recorded (a custom resource whose definition comes later is not watched either)", err=True)
+            click.echo(f"warning: --resources {entry}: the API server serves no such resource (yet): it is recorded "
+                       "from when it is served (a custom resource whose definition comes later; looked for every "
+                       f"{REDISCOVER_SECONDS:g} s), and a misspelt name never is", err=True)
         if exclude_user:
             click.echo("warning: --exclude-user has no effect on a recording of the watch, which does not say who "
                        "made a change (--audit-file and --audit-webhook do)", err=True)
@@ -158,7 +162,8 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
     if output_format == "json":
         extra = ({"rotations": follower.rotations, "betweenLooks": follower.between} if audit_file is not None
                  else {} if audit_webhook is not None
-                 else {"reconnects": watcher.reconnects, "relists": watcher.relists, "revoked": watcher.revoked})
+                 else {"reconnects": watcher.reconnects, "relists": watcher.relists, "revoked": watcher.revoked,
+                       "servedLater": watcher.later})
         print_json({"path": path, "events": n, "seconds": round(took, 3), "input": d, **extra})
     else:
         skipped = ", ".join(f"{reason} {count}" for reason, count in d["skipped"].items())
@@ -170,6 +175,9 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
         if stats.late:  # (a webhook batch the API server sent late, a log written out of order)
             click.echo(f"warning: {stats.late} event(s) arrived more than {window_s:g} s after later ones and were "
                        "recorded where they arrived, out of time order", err=True)
+        if audit_file is None and audit_webhook is None and watcher.later:
+            click.echo(f"served only after recording began, recorded from then (the objects there by then as created "
+                       f"then): {first_few(watcher.later)}")
         if audit_file is None and audit_webhook is None and (watcher.reconnects or watcher.relists):
             click.echo(f"the watches broke {watcher.reconnects} time(s) and went on from where they were; listed "
                        f"again {watcher.relists} time(s) (changes meanwhile are timed when they were seen)")

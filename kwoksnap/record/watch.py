@@ -12,7 +12,9 @@ Per resource (per namespace of ``-n``, for a namespaced one: a user allowed only
 resumed from the last resourceVersion seen when the API server ends it or the connection breaks; a watch refused as
 too old (410) lists again, and the differences from the states it knew become changes of that moment. A resource
 the user may not list is left out with a warning (``forbidden``), unless every one is. ``managedFields`` are left
-out of every recorded object.
+out of every recorded object. A resource the filter keeps that the API server serves only later (a custom
+resource whose definition is made while recording) is found by looking again every ``REDISCOVER_SECONDS`` and
+watched from then: its objects at that moment are recorded as created then (``later`` names it).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ log = logging.getLogger("kwoksnap.record")
 USER_AGENT: Final = "kwoksnap-watch"
 WATCH_SECONDS: Final = 300  # how long one watch request runs before the API server ends it (resumed at once)
 RETRY_SECONDS: Final = (0.5, 1.0, 2.0, 4.0, 8.0)  # waits between a broken watch's attempts to go on
+REDISCOVER_SECONDS: Final = 5.0  # how often the served resources are looked at again (``rediscover``)
 
 Obj = dict[str, Any]
 _Key = tuple[str, str]  # (namespace, name)
@@ -79,12 +82,16 @@ class WatchRecorder:
 
     The first list of every one happens in the constructor: one the user may not list (403) is left out and named
     in ``forbidden`` (an :class:`APIError` if that leaves nothing), any other failure is an error before recording
-    begins. Later failures are retried (``reconnects`` counts them) until stopped."""
+    begins. Later failures are retried (``reconnects`` counts them) until stopped. ``rediscover``: the resources
+    to watch now (looked at every ``every`` seconds; those not watched yet are from then on)."""
 
     def __init__(self, client: Client, resources: list[Resource], stats: ParseStats, *,
                  namespaces: frozenset[str] = frozenset(), clock: Callable[[], int] = time.time_ns,
-                 server: str = "") -> None:
+                 server: str = "", rediscover: Callable[[], list[Resource]] | None = None,
+                 every: float = REDISCOVER_SECONDS) -> None:
         self.client, self.stats, self.clock = client, stats, clock
+        self._namespaces, self._rediscover, self._every = namespaces, rediscover, every
+        self.later: list[str] = []  # "widgets.example.com from HH:MM:SSZ": served only after recording began
         self.reconnects = 0
         self.relists = 0
         self.forbidden: list[str] = []  # "pods" or "pods in NAMESPACE": not recorded
@@ -109,7 +116,7 @@ class WatchRecorder:
     @property
     def resources(self) -> list[Resource]:
         """The resources watched (in at least one namespace)."""
-        return list({res.key: res for res, _ in self._start}.values())
+        return list({res.key: res for res, _ in list(self._start)}.values())
 
     def _list(self, scope: _Scope) -> tuple[str, dict[_Key, Obj]]:
         """The objects of ``scope`` now, and the resourceVersion to watch from."""
@@ -132,11 +139,11 @@ class WatchRecorder:
     def events(self, stop: threading.Event) -> Iterator[AuditEvent]:
         """The changes as they arrive, until ``stop`` is set (then the watches end, and what came before is
         handed out)."""
-        threads = [threading.Thread(target=self._follow, args=(scope, stop),
-                                    name=f"kwoksnap-watch-{scope[0].name}-{scope[1]}".rstrip("-"), daemon=True)
-                   for scope in self._start]
-        for thread in threads:
-            thread.start()
+        threads = [self._thread(scope, stop) for scope in self._start]
+        if self._rediscover is not None:
+            threads.append(threading.Thread(target=self._pick_up, args=(stop, threads), name="kwoksnap-rediscover",
+                                            daemon=True))
+            threads[-1].start()
         while True:
             try:
                 batch = self._queue.get(timeout=0.2)
@@ -148,6 +155,36 @@ class WatchRecorder:
                 self.stats.events += 1
                 self.stats.formats["watch"] += 1
                 yield event
+
+    def _thread(self, scope: _Scope, stop: threading.Event) -> threading.Thread:
+        thread = threading.Thread(target=self._follow, args=(scope, stop),
+                                  name=f"kwoksnap-watch-{scope[0].name}-{scope[1]}".rstrip("-"), daemon=True)
+        thread.start()
+        return thread
+
+    def _pick_up(self, stop: threading.Event, threads: list[threading.Thread]) -> None:
+        """Every ``every`` seconds until stopped: watch the resources the API server serves by now that the filter
+        keeps and are not watched yet. A watch without a resourceVersion starts with an ADDED event for each object
+        already there: made since recording began (the resource was not served then), they are recorded as
+        created at that moment."""
+        assert self._rediscover is not None
+        while not stop.wait(self._every):
+            try:
+                found = self._rediscover()
+            except KwoksnapError as exc:  # (the API server restarting: looked at again next time)
+                log.info("looking for resources served since recording began failed: %s", exc)
+                continue
+            known = {(res.group, res.name) for res, _ in list(self._start)}
+            for res in found:
+                if (res.group, res.name) in known or stop.is_set():
+                    continue
+                since = time.strftime("%H:%M:%SZ", time.gmtime(self.clock() / 1e9))
+                log.warning("%s is served now: recorded from %s", res.group_resource, since)
+                with self._count:
+                    self.later.append(f"{res.group_resource} from {since}")
+                for scope in scopes([res], self._namespaces):
+                    self._start[scope] = ("", {})
+                    threads.append(self._thread(scope, stop))
 
     def _follow(self, scope: _Scope, stop: threading.Event) -> None:
         res, namespace = scope

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import orjson
@@ -16,7 +17,7 @@ import yaml
 from kwoksnap.audit import ParseStats
 from kwoksnap.cluster.local import LocalCluster
 from kwoksnap.cluster.populate import fake_node
-from kwoksnap.errors import ExitCode
+from kwoksnap.errors import ExitCode, NotFound
 from kwoksnap.kube.client import Client
 from kwoksnap.replay.recording import read_recording
 from tests.conftest import ClusterFactory, client_for
@@ -248,8 +249,50 @@ def test_what_the_watch_cannot_record_is_said_when_recording_starts(kwok_cluster
     finally:
         _, err = _stop(recorder)
     assert warnings == [
-        "warning: --resources deploymnets: the API server serves no such resource, so nothing of it is recorded (a "
-        "custom resource whose definition comes later is not watched either)\n",
+        "warning: --resources deploymnets: the API server serves no such resource (yet): it is recorded from when it "
+        "is served (a custom resource whose definition comes later; looked for every 5 s), and a misspelt name never "
+        "is\n",
         "warning: --exclude-user has no effect on a recording of the watch, which does not say who made a change "
         "(--audit-file and --audit-webhook do)\n"], warnings
     assert "deploymnets" not in err  # (said once)
+
+
+def test_a_custom_resource_served_only_after_recording_began_is_recorded_from_then(
+        kwok_cluster: LocalCluster, client: Client, namespace: str, workdir: Path, tmp_path: Path) -> None:
+    """Carried from earlier stops: a --resources custom resource whose CRD was made while recording (an operator
+    installed during the incident) was never watched. It is looked for again every 5 s: the objects made before it
+    was found are recorded as created then, the later changes as they come."""
+    from tests.integration.test_restore_crds import CRDS, crd
+
+    group = f"g{uuid.uuid4().hex[:8]}.example.com"
+    recording = tmp_path / "rec.kws"
+    recorder, _ = _recorder(workdir, "-n", namespace, "--resources", f"pods,widgets.{group}", "-o", str(recording),
+                            kubeconfig=kwok_cluster.kubeconfig)
+    widgets = f"/apis/{group}/v1/namespaces/{namespace}/widgets"
+    try:
+        client.create(f"/apis/{CRDS}", {k: v for k, v in crd(group, "widgets", "Widget", True).items()
+                                        if k != "status"})
+        deadline = time.monotonic() + 60
+        while True:  # served once Established
+            try:
+                client.create(widgets, {"apiVersion": f"{group}/v1", "kind": "Widget",
+                                        "metadata": {"name": "early"}, "spec": {"size": 1}})
+                break
+            except NotFound:
+                assert time.monotonic() < deadline, "the CRD was never served"
+                time.sleep(0.5)
+        time.sleep(8)  # (found within 5 s)
+        client.create(widgets, {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "late"},
+                                "spec": {"size": 2}})
+        client.patch(f"{widgets}/early", {"spec": {"size": 3}}, content_type="application/merge-patch+json")
+        time.sleep(1)
+    finally:
+        try:
+            out, err = _stop(recorder)
+        finally:
+            client.delete(f"/apis/{CRDS}/widgets.{group}")
+    assert f"served only after recording began, recorded from then (the objects there by then as created then): " \
+           f"widgets.{group} from " in out, out + err
+    changes = [(e["verb"], e["name"], ((e["response"] or {}).get("spec") or {}).get("size"))
+               for e in read_recording(recording) if e["resource"] == "widgets"]
+    assert changes == [("create", "early", 1), ("create", "late", 2), ("update", "early", 3)], changes
