@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import logging
 import os
 import shutil
 import signal
@@ -29,6 +30,8 @@ import yaml
 
 from kwoksnap.cluster.binaries import Binaries
 from kwoksnap.errors import KwoksnapError, ToolError, UsageError
+
+log = logging.getLogger("kwoksnap.cluster")
 
 ENV_WORKDIR = "KWOKSNAP_WORKDIR"  # where kwokctl keeps clusters (its KWOK_WORKDIR); default ~/.local/share/kwoksnap
 
@@ -209,7 +212,22 @@ def create_cluster(
     wait: float = 120.0,
     extra_args: tuple[str, ...] = (),
 ) -> LocalCluster:
-    """Start a cluster; on any failure nothing of it is left running."""
+    """Start a cluster; on any failure nothing of it is left running. A cluster that did not come up is made again
+    once: on a loaded machine etcd can start so late that the API server has given up on it (exit, "error creating
+    storage factory: context deadline exceeded"), and kwokctl's binary runtime never starts it again."""
+    try:
+        return _create_cluster(name, binaries, profile=profile, workdir=workdir, wait=wait, extra_args=extra_args)
+    except _NotReady as exc:
+        log.warning("%s; making it again", exc)
+    return _create_cluster(name, binaries, profile=profile, workdir=workdir, wait=wait, extra_args=extra_args)
+
+
+class _NotReady(ToolError):
+    """A cluster kwokctl made that did not become ready (it was deleted)."""
+
+
+def _create_cluster(name: str, binaries: Binaries, *, profile: Profile, workdir: Path | None, wait: float,
+                    extra_args: tuple[str, ...]) -> LocalCluster:
     _validate_name(name)
     root = workdir or workdir_root()
     root.mkdir(parents=True, exist_ok=True)
@@ -245,9 +263,9 @@ def create_cluster(
         problem = wait_ready(cluster, max(30.0, started + wait - time.monotonic()),
                              service_account=profile is Profile.STANDARD)
         if problem:
-            log = _last_lines(_tail(cluster.directory / "logs" / "kube-apiserver.log"), 3)
-            raise ToolError(f"cluster {name} did not become ready within {int(wait)}s ({problem}); "
-                            f"kube-apiserver log: {log}")
+            tail = _last_lines(_tail(cluster.directory / "logs" / "kube-apiserver.log"), 3)
+            raise _NotReady(f"cluster {name} did not become ready within {int(wait)}s ({problem}); "
+                            f"kube-apiserver log: {tail}")
         (cluster.directory / "kwoksnap-profile").write_text(profile.value + "\n")
         for key in (cluster.directory / "pki").glob("*.key"):  # kwokctl leaves them 0644 (black-box finding)
             key.chmod(0o600)
@@ -261,15 +279,23 @@ def create_cluster(
 def _creating(root: Path) -> Iterator[None]:
     """kwokctl picks free ports when it creates a cluster, and they are taken only once its processes listen: two
     creates at once picked the same ports, and the second cluster's kubeconfig named the first's API server. Creates
-    under one work directory take turns (an advisory lock; released when the process ends, however it ends)."""
+    take turns: under one work directory (which also guards the check that a name is free), and across work
+    directories of one user on the machine (``KWOKSNAP_WORKDIR`` differs, the ports are the same), through advisory
+    locks released when the process ends, however it ends."""
     import fcntl
 
-    with open(root / ".create.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    machine = Path(tempfile.gettempdir()) / f"kwoksnap-{os.getuid()}-create.lock"
+    with contextlib.ExitStack() as stack:
+        for path in (machine, root / ".create.lock"):
+            try:
+                lock = stack.enter_context(open(path, "a"))
+            except OSError:
+                if path == machine:  # (a temp directory that cannot be written: the work directory's lock only)
+                    continue
+                raise
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            stack.callback(fcntl.flock, lock, fcntl.LOCK_UN)
+        yield
 
 
 def wait_ready(cluster: LocalCluster, timeout: float, *, service_account: bool = False) -> str | None:

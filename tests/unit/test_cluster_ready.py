@@ -95,3 +95,44 @@ def test_a_service_account_that_never_comes_is_reported(tmp_path: Path) -> None:
     with serve(lambda path, n: (200, b"ok") if path == "/readyz" else (404, NOT_FOUND)) as (server, _):
         problem = wait_ready(_cluster(tmp_path, server), timeout=1.0, service_account=True)
     assert problem is not None and "404" in problem and "not found" in problem, problem
+
+
+def test_creates_take_turns_across_work_directories_and_a_cluster_that_never_came_up_is_made_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A test run's cluster failed to come up while a helper with another KWOKSNAP_WORKDIR created its own (the lock
+    was per work directory, kwokctl's free ports are the machine's); and an API server that gave up on a late etcd
+    is never started again by kwokctl."""
+    import time
+
+    import kwoksnap.cluster.local as local
+
+    order: list[str] = []
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+
+    def hold() -> None:
+        with local._creating(tmp_path / "a"):
+            order.append("a in")
+            time.sleep(0.3)
+            order.append("a out")
+
+    first = threading.Thread(target=hold)
+    first.start()
+    time.sleep(0.1)
+    with local._creating(tmp_path / "b"):
+        order.append("b in")
+    first.join()
+    assert order == ["a in", "a out", "b in"]
+
+    made = LocalCluster("c", tmp_path)
+    attempts: list[str] = []
+
+    def create(name: str, *args: object, **kwargs: object) -> LocalCluster:
+        attempts.append(name)
+        if len(attempts) == 1:
+            raise local._NotReady("cluster c did not become ready within 120s (etcd)")
+        return made
+
+    monkeypatch.setattr(local, "_create_cluster", create)
+    assert local.create_cluster("c", None) is made  # type: ignore[arg-type]
+    assert attempts == ["c", "c"] and "did not become ready within 120s (etcd); making it again" in caplog.text
