@@ -50,11 +50,41 @@ def _authorization_header(cfg: Any) -> str | None:
     return None
 
 
+_IN_MEMORY: dict[str, str] = {}  # content -> /proc/self/fd/N of the memfd holding it (this process's life)
+
+
+def _in_memory(content: str | bytes, temp_file_path: str | None = None, force_recreate: bool = False) -> str:
+    """What the ``kubernetes`` package's ``_create_temp_file_with_content`` does, without a file: a kubeconfig's
+    embedded client key (``client-key-data``, an exec plugin's ``clientKeyData``), certificate and CA are written to
+    a memfd, whose ``/proc/self/fd/N`` path ``ssl`` opens like a file. The package wrote them to files in /tmp,
+    removed at exit only: a process killed outright left the client key on disk."""
+    key = str(content)
+    if not force_recreate and key in _IN_MEMORY:
+        return _IN_MEMORY[key]
+    data = memoryview(content.encode() if isinstance(content, str) else content)
+    fd = os.memfd_create("kwoksnap-kubeconfig", os.MFD_CLOEXEC)  # (kept open: the path names it)
+    while data:
+        data = data[os.write(fd, data):]
+    _IN_MEMORY[key] = path = f"/proc/self/fd/{fd}"
+    return path
+
+
+def _keep_credentials_in_memory(kube_config: Any) -> None:
+    """Route the package's temporary files of embedded credentials to :func:`_in_memory` (Linux; elsewhere, or in
+    a version of the package without that function, its files stay as they were)."""
+    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd") and hasattr(
+            kube_config, "_create_temp_file_with_content"):
+        kube_config._create_temp_file_with_content = _in_memory
+
+
 def _load(kubeconfig: str | None, context: str | None) -> Any:
     """A ``kubernetes`` client Configuration loaded the way kubectl would (``$KUBECONFIG``, ~/.kube/config,
     in-cluster); any problem is a one-line :class:`ClusterError`."""
     from kubernetes import client, config
+    from kubernetes.config import kube_config
     from kubernetes.config.config_exception import ConfigException
+
+    _keep_credentials_in_memory(kube_config)
 
     cfg = client.Configuration()
     path = kubeconfig or os.environ.get("KUBECONFIG")

@@ -740,3 +740,38 @@ def test_credentials_kubectl_refuses_are_refused_not_dropped(tmp_path: Path) -> 
     token = tmp_path / "token"
     token.write_text("SECRET-token\n")
     assert load_config(write({"tokenFile": str(token)})).authorization == "Bearer SECRET-token"
+
+
+def test_embedded_client_keys_never_touch_the_disk(tmp_path: Path) -> None:
+    """Carried from earlier stops: the kubernetes package wrote a kubeconfig's client-key-data to a file in /tmp,
+    removed at exit only (a process killed outright left the key there). It is held in a memfd, which the TLS
+    setup opens through /proc/self/fd."""
+    import base64
+    import subprocess
+    import tempfile
+
+    import yaml
+
+    from kwoksnap.kube import Client
+    from kwoksnap.kube.config import load_config
+
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=u",
+                    "-keyout", str(tmp_path / "k.pem"), "-out", str(tmp_path / "c.pem")], check=True,
+                   capture_output=True)
+    config = tmp_path / "config"
+    config.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "k", "cluster": {"server": "https://127.0.0.1:6443",
+                                               "certificate-authority-data": base64.b64encode(
+                                                   (tmp_path / "c.pem").read_bytes()).decode()}}],
+        "users": [{"name": "u", "user": {
+            "client-certificate-data": base64.b64encode((tmp_path / "c.pem").read_bytes()).decode(),
+            "client-key-data": base64.b64encode((tmp_path / "k.pem").read_bytes()).decode()}}],
+        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}]}))
+    before = set(Path(tempfile.gettempdir()).iterdir())
+    loaded = load_config(str(config))
+    assert loaded.key_file is not None and loaded.key_file.startswith("/proc/self/fd/")
+    assert Path(loaded.key_file).read_bytes() == (tmp_path / "k.pem").read_bytes()
+    Client(loaded)  # (the TLS setup loads the key and certificate from there)
+    made = [p for p in set(Path(tempfile.gettempdir()).iterdir()) - before if p.is_file()]
+    assert not [p for p in made if b"PRIVATE KEY" in p.read_bytes()], made
