@@ -146,9 +146,12 @@ def _strip_preconditions(body: Any) -> Any:
                 out.pop("metadata")
         out.pop("preconditions", None)
         return out
-    if isinstance(body, list):  # JSON patch: drop "test" operations on uid/resourceVersion, keep every other guard
-        return [op for op in body if not (isinstance(op, dict) and op.get("op") == "test"
-                                          and op.get("path") in _PRECONDITION_PATHS)]
+    if isinstance(body, list):  # JSON patch: drop "test" operations on uid/resourceVersion, keep every other guard;
+        # and a resourceVersion set by replace/add (kubectl's server-side-apply migration: the patch is refused
+        # unless it is the object's current one: black-box finding, 409). (A uid is never changed by a write.)
+        return [op for op in body if not (isinstance(op, dict) and (
+            (op.get("op") == "test" and op.get("path") in _PRECONDITION_PATHS)
+            or (op.get("op") in ("replace", "add") and op.get("path") == "/metadata/resourceVersion")))]
     return body
 
 
@@ -391,15 +394,20 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
         # `kubectl debug`: the containers it left, through the subresource (a later write of the pod whole
         # names them, and was refused without them: "pod updates may not change fields").
         containers = ((result or {}).get("spec") or {}).get("ephemeralContainers")
+        if not isinstance(containers, list) and result is None and isinstance(request, dict):
+            # At Request level: kubectl debug's patch (or update) names the whole list (black-box finding: skipped
+            # as if no body had been logged).
+            containers = (request.get("spec") or {}).get("ephemeralContainers")
         if not isinstance(containers, list):
             return Skip("degraded-metadata")
         return Action("patch", "PATCH", subresource=sub, body={"spec": {"ephemeralContainers": containers}},
                       content_type=STRATEGIC_MERGE_PATCH, **base)
-    if sub == "finalize" and resource == "namespaces" and not group and verb == "update" and result is not None:
+    finalized = result if result is not None else request if isinstance(request, dict) else None
+    if sub == "finalize" and resource == "namespaces" and not group and verb == "update" and finalized is not None:
         # The namespace controller's last write of a deleted namespace (its finalizers emptied): the API server
         # removes it then. Left out, the replay ended with it still Terminating, for the target's own controller
-        # to finish on its own unscaled clock.
-        return Action("replace", "PUT", subresource=sub, body=body_of(result), state=result, **base)
+        # to finish on its own unscaled clock. (At Request level the body it sent is the namespace as written.)
+        return Action("replace", "PUT", subresource=sub, body=body_of(finalized), state=result, **base)
     if sub and sub != "status":
         return Skip("unsupported-subresource")
     is_lease = group == "coordination.k8s.io" and resource == "leases"

@@ -209,6 +209,15 @@ def _left_terminating(result: Any) -> bool:
     return bool((result.get("metadata") or {}).get("deletionTimestamp")) and not removed_by_update(result)
 
 
+def _deletion(recorded: Any) -> str:
+    """Whether a recorded state is of an object being deleted: "" not, "gone" with nothing holding it (the write
+    removed it, or its node's kubelet was to: a target without it lacks nothing), "held" by finalizers."""
+    meta = recorded.get("metadata") if isinstance(recorded, dict) else None
+    if not isinstance(meta, dict) or not meta.get("deletionTimestamp"):
+        return ""
+    return "held" if meta.get("finalizers") else "gone"
+
+
 def _object_key(action: Action) -> tuple[str, str, str] | None:
     """(kind, namespace, name) of a pod or node action, the key fidelity compares by; None for anything else (and
     for an unsplit collection delete, which names no object)."""
@@ -838,11 +847,16 @@ class Replayer:
                     return "already-deleted"  # the target's namespace controller finished it first
                 if action.state is None or uid:  # an incarnation replay wrote is gone: divergence, not re-created
                     raise
+                deletion = _deletion(action.state)  # (as recorded: the body sent leaves deletion fields out)
+                if deletion == "gone":  # (black-box finding: a log starting with a Terminating pod's finalizers
+                    return "already-deleted"  # removed created it Running)
                 # The log starts in the middle of this object's life: create it from the first full body seen.
                 created = self._create(res, ns, action.body)
                 self._remember(res.kind, created, action.state)
                 if action.op == "status" or res.kind == "Pod":
                     self._replace(res, res.path(ns, action.name, "status"), action.body)
+                if deletion == "held":
+                    self._terminate(res, ns, action.name, action.state)
             return None
         if action.op == "patch":
             try:
@@ -859,11 +873,16 @@ class Replayer:
                     raise
                 # Inputs mode sends a user's patch as the patch it was; the log starts in the middle of this
                 # object's life (not in the target): created from the result it recorded, as a replace would be.
+                deletion = _deletion(action.state)
+                if deletion == "gone":
+                    return "already-deleted"
                 body = clean_body(action.state, mode="inputs", resource=action.resource, group=action.group,
                                   to_replay=None if self.options.keep_timestamps else
                                   (lambda t: self._timeline.wall_ns(t, self._wall_start_ns)))
                 self._relink_owners(body, action.namespace)
                 self._remember(res.kind, self._create(res, ns, body), action.state)
+                if deletion == "held":
+                    self._terminate(res, ns, action.name, action.state)
             return None
         if action.op == "delete":
             inputs_pod = self.options.mode == "inputs" and res.key == "v1/pods"
@@ -887,6 +906,13 @@ class Replayer:
         if action.op == "renew":
             return self._renew(res, ns, action)
         raise KwoksnapError(f"unknown action {action.op}")
+
+    def _terminate(self, res: Resource, ns: str | None, name: str, recorded: Obj) -> None:
+        """Make an object created from a recorded state that was being deleted, held by finalizers, Terminating
+        again (as restore does): deleted with the grace period it had (a pod's)."""
+        grace = (recorded.get("metadata") or {}).get("deletionGracePeriodSeconds")
+        options = {"gracePeriodSeconds": grace} if isinstance(grace, int) and res.kind == "Pod" else None
+        self.client.request("DELETE", res.path(ns, name), body=options)
 
     def _recreate(self, res: Resource, ns: str | None, name: str, body: Any, refused: Invalid) -> Obj:
         """A recorded create met an older copy of its object that a replace cannot turn into it: the recorded

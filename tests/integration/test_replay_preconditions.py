@@ -8,6 +8,7 @@ object stays), and one naming a UID replay never saw is sent without a precondit
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ from typing import Any
 import orjson
 
 from kwoksnap.cluster.local import LocalCluster, Profile
-from kwoksnap.errors import ExitCode
+from kwoksnap.errors import ExitCode, NotFound
 from kwoksnap.kube import Client
 from tests.conftest import ClusterFactory, client_for
 
@@ -376,3 +377,40 @@ def test_a_renewal_of_a_lease_the_target_lacks_creates_it_as_recorded(kwok_clust
         assert client.get(path)["spec"]["leaseDurationSeconds"] == 77
     finally:
         client.delete(path)
+
+
+def test_a_log_starting_while_objects_are_deleted_and_a_patch_guarded_by_a_resource_version(
+        kwok_cluster: LocalCluster, client: Client, namespace: str, tmp_path: Path) -> None:
+    """Black-box findings: a write that left a pod being deleted with nothing holding it (a Terminating pod's
+    finalizers removed), replayed onto a target without the pod, created it Running; and kubectl's server-side-apply
+    migration patch, which replaces /metadata/resourceVersion with the source's, was refused (409)."""
+    t = time.time() - 60
+    gone = pod(namespace, "gone", "src-gone")
+    gone["metadata"].update(deletionTimestamp="2026-11-30T04:50:40Z", deletionGracePeriodSeconds=30)
+    held = pod(namespace, "held", "src-held")
+    held["metadata"].update(deletionTimestamp="2026-11-30T04:50:40Z", deletionGracePeriodSeconds=30,
+                            finalizers=["kwoksnap.io/hold"])
+    migration = [{"op": "replace", "path": "/metadata/resourceVersion", "value": "374"},
+                 {"op": "add", "path": "/metadata/labels", "value": {"x": "y"}}]
+    patch = orjson.loads(line(namespace, "patch", "q", t + 3, migration, None))
+    patch.update(level="Request", responseObject=None)
+    patch["requestURI"] += "?fieldManager=kubectl-client-side-apply"
+    log = tmp_path / "audit.log"
+    log.write_bytes(line(namespace, "update", "gone", t, gone, gone) + line(namespace, "update", "held", t + 1, held,
+                                                                             held)
+                    + line(namespace, "create", "q", t + 2, pod(namespace, "q", "src-q"), pod(namespace, "q", "src-q"))
+                    + orjson.dumps(patch) + b"\n")
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kwok_cluster.kubeconfig),
+                           "replay", "--audit", str(log), "--speed", "max", "--no-fidelity"],
+                          capture_output=True, text=True, timeout=300)
+    try:
+        assert proc.returncode == ExitCode.OK, proc.stdout + proc.stderr
+        assert "events 4: applied 3, failed 0" in proc.stdout and "already-deleted 1" in proc.stdout, proc.stdout
+        live = {p["metadata"]["name"]: p for p, _ in client.list_items(f"/api/v1/namespaces/{namespace}/pods")}
+        assert sorted(live) == ["held", "q"]
+        assert live["held"]["metadata"].get("deletionTimestamp") and live["held"]["metadata"]["finalizers"] == [
+            "kwoksnap.io/hold"]
+        assert live["q"]["metadata"]["labels"] == {"x": "y"}
+    finally:
+        with contextlib.suppress(NotFound):
+            client.patch(f"/api/v1/namespaces/{namespace}/pods/held", {"metadata": {"finalizers": None}})

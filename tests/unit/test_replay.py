@@ -24,6 +24,7 @@ from kwoksnap.kube.discovery import Discovery, Resource
 from kwoksnap.replay import actions
 from kwoksnap.replay.actions import (
     Action,
+    Mode,
     Skip,
     plan_action,
     precondition_uid,
@@ -303,6 +304,34 @@ class TestActions:
                {"op": "remove", "path": "/metadata/finalizers/0"}]
         a = plan_action(event(verb="patch", level="Request", request=ops), mode="verbatim", to_replay=None)
         assert isinstance(a, Action) and a.body == ops[1:]
+
+    @pytest.mark.parametrize("mode", ["verbatim", "inputs"])
+    def test_json_patch_setting_the_resource_version_drops_that_operation(self, mode: Mode) -> None:
+        """Black-box finding: kubectl's server-side-apply migration patch replaces /metadata/resourceVersion (the
+        source's: a guard), and the replay was refused with 409; the patch's other operations apply."""
+        ops = [{"op": "replace", "path": "/metadata/managedFields", "value": [{"manager": "kubectl"}]},
+               {"op": "replace", "path": "/metadata/resourceVersion", "value": "374"},
+               {"op": "add", "path": "/metadata/resourceVersion", "value": "374"},
+               {"op": "add", "path": "/metadata/labels/x", "value": "y"}]
+        a = plan_action(event(verb="patch", level="Request", request=ops, user="alice", agent="kubectl/v1.36"),
+                        mode=mode, to_replay=None)
+        assert isinstance(a, Action) and a.body == [ops[0], ops[3]]
+
+    def test_request_level_debug_containers_and_namespace_finalize_are_replayed(self) -> None:
+        """Black-box findings: at Request level `kubectl debug`'s patch (which names every ephemeral container)
+        was skipped as "degraded-metadata", and the namespace controller's finalize as unsupported."""
+        containers = [{"name": "dbg", "image": "busybox", "terminationMessagePolicy": "File"}]
+        a = plan_action(event(verb="patch", sub="ephemeralcontainers", level="Request", user="alice",
+                              agent="kubectl/v1.36", request={"spec": {"ephemeralContainers": containers}}),
+                        mode="verbatim", to_replay=None)
+        assert isinstance(a, Action) and a.subresource == "ephemeralcontainers"
+        assert a.body == {"spec": {"ephemeralContainers": containers}}
+        ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "t3", "deletionTimestamp": "x"},
+              "spec": {"finalizers": []}}
+        a = plan_action(event(verb="update", resource="namespaces", sub="finalize", namespace="", name="t3",
+                              level="Request", request=ns), mode="verbatim", to_replay=None)
+        assert isinstance(a, Action) and (a.op, a.subresource) == ("replace", "finalize")
+        assert a.body["spec"] == {"finalizers": []}
 
     def test_a_request_level_create_left_to_generate_name_is_skipped_in_verbatim_mode(self) -> None:
         """Review finding: it made another pod, with a name of the target's choosing, that the recorded binding and
