@@ -16,8 +16,10 @@ and line), never a reason to stop.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import re
 import stat
 import threading
 import time
@@ -35,7 +37,6 @@ from kwoksnap.errors import InputError
 POLL: Final = 0.2  # seconds between looks at a file that did not grow
 SETTLE: Final = 1.0  # seconds an old file must stay quiet after a rotation before the new one is read
 _COARSE_NS: Final = 20_000_000  # a file's times come from a coarser clock than time.time_ns() (a jiffy)
-_COMPRESSED: Final = (".gz", ".bz2", ".xz", ".zst", ".z", ".lz4", ".zip")
 _READ: Final = 1 << 20
 
 
@@ -54,7 +55,9 @@ class Follower:
         opened = time.time_ns()
         self._stream, self._inode = _open(self.path)  # (now: a path that cannot be read is an error at once)
         self._first = _File(self._stream, self._inode, str(self.path), "" if from_start else "+", False, opened)
-        self._seen = {self._inode}  # every file read, by inode (a rotated file keeps its inode)
+        # Files read to their end and closed: inode -> (mtime, size) then. A rotated file keeps its inode (so it is
+        # not read again), and a file made later may be given a freed one (a backup deleted): told apart by those.
+        self._done: dict[int, tuple[int, int]] = {}
         if self._stream.read(2) == b"\x1f\x8b":
             self._stream.close()
             raise InputError(f"{path}: a gzip file, which is not written to any more: `kwoksnap convert` it")
@@ -101,7 +104,7 @@ class Follower:
                         stop.wait(self.poll / 2)
                         continue
                     yield from self._last_line(current)
-                    current.stream.close()
+                    self._close(current)
                     files.popleft()
                     quiet = 0.0
                     continue
@@ -133,23 +136,24 @@ class Follower:
         if stat.S_ISFIFO(now.st_mode):  # (opening one would wait for a writer for ever: review finding)
             self.unreadable = f"{self.path}: a pipe, not a file"
             return
+        opened = time.time_ns()  # (before anything else: a file made after this is one the next look may miss)
         try:
             stream, inode = _open(self.path)
         except InputError as exc:  # (replaced by a directory, a loop of links: waited out)
             self.unreadable = str(exc)
             return
         self.unreadable = ""
-        between = self._between(newest, inode)
+        between = self._between(newest, inode, {f.inode for f in files})
         files.extend(between)
-        files.append(_File(stream, inode, str(self.path), "", False, time.time_ns()))
-        self._seen.add(inode)
+        files.append(_File(stream, inode, str(self.path), "", False, opened))
         self.rotations += 1 + len(between)
         self.between += len(between)
 
-    def _between(self, newest: _File, new: int) -> list[_File]:
+    def _between(self, newest: _File, new: int, held: set[int]) -> list[_File]:
         """Files rotated aside after ``newest`` was opened and before the file now under the path (``new``) was:
-        beside the path under a rotated name, uncompressed, never read, last written since ``newest`` was opened;
-        oldest first. Each was renamed aside before a later file existed, so none waits to settle."""
+        beside the path under a rotated name, uncompressed, not ``held`` nor read before (the same inode, mtime and
+        size as when it was closed), last written since ``newest`` was opened; oldest first. Each was renamed aside
+        before a later file existed, so none waits to settle."""
         found = []
         try:
             entries = list(os.scandir(self.path.parent))
@@ -162,7 +166,8 @@ class Follower:
                 st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            if stat.S_ISREG(st.st_mode) and st.st_ino not in self._seen and st.st_ino != new \
+            if stat.S_ISREG(st.st_mode) and st.st_ino not in held and st.st_ino != new \
+                    and self._done.get(st.st_ino) != (st.st_mtime_ns, st.st_size) \
                     and st.st_mtime_ns >= newest.opened_ns - _COARSE_NS:
                 found.append((st.st_mtime_ns, entry.path, st.st_ino))
         files = []
@@ -174,9 +179,14 @@ class Follower:
             if opened != inode:  # (renamed again meanwhile: what is under that name now is another file)
                 stream.close()
                 continue
-            self._seen.add(inode)
             files.append(_File(stream, inode, path, "", False, newest.opened_ns, settle=0.0))
         return files
+
+    def _close(self, f: _File) -> None:
+        with contextlib.suppress(OSError):
+            st = os.fstat(f.stream.fileno())
+            self._done[f.inode] = (st.st_mtime_ns, st.st_size)
+        f.stream.close()
 
     def _read(self, f: _File, data: bytes) -> Iterator[AuditEvent]:
         lines, f.pending = _lines(data, f.pending)
@@ -223,15 +233,17 @@ def _lines(data: bytes, pending: bytearray) -> tuple[list[bytes], bytearray]:
 
 
 def _rotated_name(name: str, followed: str) -> bool:
-    """Whether ``name`` is one a rotation gives ``followed`` (``audit.log``): ``audit.log.1``, ``audit.log-20261130``,
-    or the API server's ``audit-2026-11-30T04-33-00.123.log``; not a compressed one (read with ``convert``)."""
-    if name == followed or name.lower().endswith(_COMPRESSED):
-        return False
+    """Whether ``name`` is one a rotation gives ``followed`` (``audit.log``): logrotate's ``audit.log.1`` or
+    ``audit.log-20261130`` (``-%Y%m%d[%H]``, ``-%Y-%m-%d``, ``-%s``), or the API server's
+    ``audit-2026-11-30T04-33-00.123.log``; not a compressed one (read with ``convert``), nor another file whose
+    name merely starts the same (another API server's ``audit-webhook.log``, a collector's ``audit.log.pos``)."""
     stem, dot, suffix = followed.rpartition(".")
     if not dot:
         stem, suffix = followed, ""
-    return (name.startswith((f"{followed}.", f"{followed}-"))
-            or (name.startswith(f"{stem}-") and name.endswith(f".{suffix}" if suffix else "")))
+    logrotate = rf"{re.escape(followed)}(\.\d+|-\d{{8,10}}|-\d{{4}}-\d{{2}}-\d{{2}})"
+    apiserver = rf"{re.escape(stem)}-\d{{4}}-\d{{2}}-\d{{2}}T\d{{2}}-\d{{2}}-\d{{2}}\.\d{{3}}" + (
+        re.escape(f".{suffix}") if suffix else "")
+    return re.fullmatch(f"{logrotate}|{apiserver}", name) is not None
 
 
 def _open(path: Path) -> tuple[IO[bytes], int]:
