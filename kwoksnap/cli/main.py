@@ -88,8 +88,20 @@ def cli(ctx: click.Context, kubeconfig: str | None, context: str | None, verbose
     # Only kwoksnap's own loggers get louder: other libraries' debug logs hold what kwoksnap never shows (the
     # kubernetes package's OIDC refresh logs the client secret and the tokens through requests_oauthlib).
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(_Formatter("%(levelname)s %(name)s: %(message)s"))
     logging.getLogger("kwoksnap").setLevel(logging.WARNING - 10 * min(verbose, 2))
     ctx.obj = GlobalOptions(kubeconfig=kubeconfig, context=context, verbose=verbose, debug=debug)
+
+
+class _Formatter(logging.Formatter):
+    """kwoksnap's own warnings as every other warning it prints (``warning: ...``: review finding, a kept
+    recording was named by "WARNING kwoksnap.record: ..."); -v's lines and other libraries' as they were."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.levelno == logging.WARNING and record.name.partition(".")[0] == "kwoksnap":
+            return f"warning: {record.getMessage()}"
+        return super().format(record)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -205,7 +205,7 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
         if output_format == "text":
             click.echo(f"warning: none of the {stats.lines} line(s) read from {audit_file} was an audit event: is it "
                        "the API server's audit log (--audit-log-path, JSON lines)?", err=True)
-        return finished_partly((stats.malformed, "malformed line(s) and no audit event"), output_format=output_format)
+        return finished_partly((stats.lines, "line(s) read and no audit event"), output_format=output_format)
     if audit_file is None and audit_webhook is None and watcher.revoked:
         if output_format == "text":
             click.echo(f"warning: access was refused while recording, so these changes stop early: "

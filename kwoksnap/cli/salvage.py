@@ -45,7 +45,8 @@ def salvage(path: str, out: str, output_format: str) -> int:
                            "(the file's index, found past the damage, lists none missing)")
             else:
                 click.echo(f"lost: {len(report.lost)} damaged stretch(es), {size} bytes"
-                           + (f", {lost} records" if lost is not None else ", records not known (no index)"))
+                           + (f", {lost} records" if lost is not None else ", records not known"
+                              + ("" if report.counted else " (no index)")))
             for stretch in report.lost[:5]:
                 held = (f"{stretch.lost} record(s) of {stretch.resource}" if stretch.resource is not None
                         else "content not known")

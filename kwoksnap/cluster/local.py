@@ -284,7 +284,8 @@ def _creating(root: Path) -> Iterator[None]:
     locks released when the process ends, however it ends."""
     import fcntl
 
-    machine = Path(tempfile.gettempdir()) / f"kwoksnap-{os.getuid()}-create.lock"
+    # /tmp whatever TMPDIR says (two processes with different ones would not share the lock), where there is one.
+    machine = Path("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()) / f"kwoksnap-{os.getuid()}-create.lock"
     with contextlib.ExitStack() as stack:
         for path in (machine, root / ".create.lock"):
             try:
@@ -293,7 +294,12 @@ def _creating(root: Path) -> Iterator[None]:
                 if path == machine:  # (a temp directory that cannot be written: the work directory's lock only)
                     continue
                 raise
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # (said: a create waiting without a word looked hung)
+                log.warning("waiting for another cluster create on this machine to finish (kwokctl picks free "
+                            "ports: two at once would pick the same)")
+                fcntl.flock(lock, fcntl.LOCK_EX)
             stack.callback(fcntl.flock, lock, fcntl.LOCK_UN)
         yield
 

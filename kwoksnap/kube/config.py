@@ -51,6 +51,7 @@ def _authorization_header(cfg: Any) -> str | None:
 
 
 _IN_MEMORY: dict[str, str] = {}  # content -> /proc/self/fd/N of the memfd holding it (this process's life)
+_PACKAGE_FILE: list[Callable[..., Any]] = []  # the package's own function, for where memfds cannot be made
 
 
 def _in_memory(content: str | bytes, temp_file_path: str | None = None, force_recreate: bool = False) -> str:
@@ -62,7 +63,10 @@ def _in_memory(content: str | bytes, temp_file_path: str | None = None, force_re
     if not force_recreate and key in _IN_MEMORY:
         return _IN_MEMORY[key]
     data = memoryview(content.encode() if isinstance(content, str) else content)
-    fd = os.memfd_create("kwoksnap-kubeconfig", os.MFD_CLOEXEC)  # (kept open: the path names it)
+    try:
+        fd = os.memfd_create("kwoksnap-kubeconfig", os.MFD_CLOEXEC)  # (kept open: the path names it)
+    except OSError:  # (a kernel or sandbox without memfds: the package's own files, as before)
+        return str(_PACKAGE_FILE[0](content, temp_file_path, force_recreate))
     while data:
         data = data[os.write(fd, data):]
     _IN_MEMORY[key] = path = f"/proc/self/fd/{fd}"
@@ -72,8 +76,9 @@ def _in_memory(content: str | bytes, temp_file_path: str | None = None, force_re
 def _keep_credentials_in_memory(kube_config: Any) -> None:
     """Route the package's temporary files of embedded credentials to :func:`_in_memory` (Linux; elsewhere, or in
     a version of the package without that function, its files stay as they were)."""
-    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd") and hasattr(
-            kube_config, "_create_temp_file_with_content"):
+    own = getattr(kube_config, "_create_temp_file_with_content", None)
+    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd") and own is not None and own is not _in_memory:
+        _PACKAGE_FILE[:] = [own]
         kube_config._create_temp_file_with_content = _in_memory
 
 

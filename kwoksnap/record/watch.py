@@ -92,6 +92,7 @@ class WatchRecorder:
         self.client, self.stats, self.clock = client, stats, clock
         self._namespaces, self._rediscover, self._every = namespaces, rediscover, every
         self.later: list[str] = []  # "widgets.example.com from HH:MM:SSZ": served only after recording began
+        self._tried = {(r.group, r.name) for r in resources}  # (those refused at start too: not tried again)
         self.reconnects = 0
         self.relists = 0
         self.forbidden: list[str] = []  # "pods" or "pods in NAMESPACE": not recorded
@@ -140,10 +141,9 @@ class WatchRecorder:
         """The changes as they arrive, until ``stop`` is set (then the watches end, and what came before is
         handed out)."""
         threads = [self._thread(scope, stop) for scope in self._start]
-        if self._rediscover is not None:
-            threads.append(threading.Thread(target=self._pick_up, args=(stop, threads), name="kwoksnap-rediscover",
-                                            daemon=True))
-            threads[-1].start()
+        if self._rediscover is not None:  # (not waited for at the stop: a discovery in flight is dropped)
+            threading.Thread(target=self._pick_up, args=(stop, threads), name="kwoksnap-rediscover",
+                             daemon=True).start()
         while True:
             try:
                 batch = self._queue.get(timeout=0.2)
@@ -174,10 +174,10 @@ class WatchRecorder:
             except KwoksnapError as exc:  # (the API server restarting: looked at again next time)
                 log.info("looking for resources served since recording began failed: %s", exc)
                 continue
-            known = {(res.group, res.name) for res, _ in list(self._start)}
             for res in found:
-                if (res.group, res.name) in known or stop.is_set():
+                if (res.group, res.name) in self._tried or stop.is_set():
                     continue
+                self._tried.add((res.group, res.name))
                 since = time.strftime("%H:%M:%SZ", time.gmtime(self.clock() / 1e9))
                 log.warning("%s is served now: recorded from %s", res.group_resource, since)
                 with self._count:

@@ -395,8 +395,8 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
         # names them, and was refused without them: "pod updates may not change fields").
         containers = ((result or {}).get("spec") or {}).get("ephemeralContainers")
         if not isinstance(containers, list) and result is None and isinstance(request, dict):
-            # At Request level: kubectl debug's patch (or update) names the whole list (black-box finding: skipped
-            # as if no body had been logged).
+            # At Request level: kubectl debug's strategic-merge patch names the container it adds, merged by name
+            # (black-box finding: skipped as if no body had been logged).
             containers = (request.get("spec") or {}).get("ephemeralContainers")
         if not isinstance(containers, list):
             return Skip("degraded-metadata")

@@ -48,7 +48,7 @@ class SalvageReport:
     @property
     def lost_records(self) -> int | None:
         """Records lost, when an index says (None: not known)."""
-        if self.missing or self.counted:
+        if self.missing or (self.counted and not self.joined):  # (what was joined after is not known)
             return self.missing
         if any(s.lost is None for s in self.lost) or (self.cut and not self.lost):
             return None

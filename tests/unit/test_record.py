@@ -600,10 +600,62 @@ def test_a_watch_refused_while_recording_ends_and_says_from_when(monkeypatch: py
 def test_a_followed_file_with_no_audit_event_is_not_a_quiet_success(tmp_path: Path) -> None:
     """Re-test finding: following the wrong file (the API server's own log) recorded nothing, exit 0."""
     log = tmp_path / "kube-apiserver.log"
-    log.write_text('I1130 04:40:00.000000 1 server.go:1] starting\n{"level":"info"}\n\n')
+    log.write_text('I1130 04:40:00.000000 1 server.go:1] starting\n{"textPayload":"x"}\n\n')  # (review: the
+    # second is no audit event but not malformed either: the error line was empty)
     proc = subprocess.run([sys.executable, "-m", "kwoksnap", "record", "--audit-file", str(log), "--from-start",
                            "--duration", "1s", "-o", str(tmp_path / "rec.kws")], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == ExitCode.PARTIAL, proc.stderr
     assert f"warning: none of the 2 line(s) read from {log} was an audit event" in proc.stderr, proc.stderr
-    assert proc.stderr.splitlines()[-1] == "kwoksnap: error: 2 malformed line(s) and no audit event (listed above)"
+    assert proc.stderr.splitlines()[-1] == "kwoksnap: error: 2 line(s) read and no audit event (listed above)"
+
+
+def test_a_resource_served_later_is_watched_from_then_and_a_stop_does_not_wait_for_a_discovery() -> None:
+    """Review findings: a resource refused at start (403) was found again as "served later", then refused while
+    recording (exit 5); and a stop waited for a discovery in flight (minutes on an overloaded API server)."""
+    from kwoksnap.errors import APIError
+    from kwoksnap.kube.discovery import Resource
+    from kwoksnap.record import watch
+
+    pods = Resource("", "v1", "pods", "Pod", True, frozenset({"list", "watch"}))
+    secrets = Resource("", "v1", "secrets", "Secret", True, frozenset({"list", "watch"}))
+    widgets = Resource("example.com", "v1", "widgets", "Widget", True, frozenset({"list", "watch"}))
+
+    class Client:
+        def __init__(self) -> None:
+            self.watched: list[tuple[str, dict[str, Any]]] = []
+
+        def list_pages(self, path: str) -> Iterator[dict[str, Any]]:
+            if "secrets" in path:
+                raise APIError(403, "Forbidden", f"cannot list {path}")
+            yield {"metadata": {"resourceVersion": "7"}, "items": []}
+
+        def watch(self, path: str, params: dict[str, Any], stop: threading.Event) -> Iterator[dict[str, Any]]:
+            self.watched.append((path, params))
+            if "widgets" in path:  # (no resourceVersion: the objects there now come first, as ADDED)
+                yield {"type": "ADDED", "object": {"apiVersion": "example.com/v1", "kind": "Widget",
+                                                   "metadata": {"name": "w", "namespace": "ns", "uid": "u",
+                                                                "resourceVersion": "9"}}}
+            stop.wait()
+
+    served = [[pods, secrets], [pods, secrets, widgets]]
+    slow = threading.Event()
+
+    def rediscover() -> list[Resource]:
+        if served:
+            return served.pop(0)
+        slow.wait(30)  # a discovery that does not answer
+        return [pods, secrets, widgets]
+
+    client, stats, stop = Client(), ParseStats(), threading.Event()
+    recorder = watch.WatchRecorder(client, [pods, secrets], stats, rediscover=rediscover,  # type: ignore[arg-type]
+                                   every=0.05, clock=lambda: 1_764_460_800 * 10**9)
+    assert recorder.forbidden == ["secrets"]
+    collect = Collect(recorder.events(stop), stop)
+    assert collect.names(until=1) == ["w"]
+    began = time.monotonic()
+    assert collect.finish() == ["w"] and time.monotonic() - began < 5
+    slow.set()
+    assert recorder.later == ["widgets.example.com from 00:00:00Z"] and recorder.revoked == []
+    assert [path for path, _ in client.watched] == ["/api/v1/pods", "/apis/example.com/v1/widgets"]
+    assert "resourceVersion" not in client.watched[1][1] and collect.got[0]["verb"] == "create"
