@@ -111,14 +111,20 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
         ):
             config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
         else:
-            if path and not all(os.path.exists(p) for p in path.split(os.pathsep) if p):
+            files = [os.path.expanduser(p) for p in (path or "").split(os.pathsep) if p]
+            if kubeconfig is None and len(files) > 1:  # $KUBECONFIG's list: kubectl skips a file that is not there
+                files = [p for p in files if os.path.exists(p) and os.path.getsize(p)]  # (or is empty)
+            if path and (not files or not all(os.path.exists(p) for p in files)):
                 raise ClusterError(f"kubeconfig not found: {path}")
             default = os.path.expanduser("~/.kube/config")
             if path or os.path.exists(default):  # (none at all: the package says so, as before)
-                entry[:] = [_user_entry(path or default, context)]
+                entry[:] = [_user_entry(os.pathsep.join(files) or default, context)]
                 _check_user(*entry[0])
+            # Of several files the first that names a current context gives it, as for kubectl (the package takes
+            # the last: review finding, another cluster than kubectl's was written to).
             config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=path, context=context, client_configuration=cfg
+                config_file=os.pathsep.join(files) or None, context=context or _current_context(files),
+                client_configuration=cfg
             )
 
     root = logging.getLogger()
@@ -160,6 +166,19 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
                                "(kwoksnap takes tokens, token files, client certificates and exec plugins such as "
                                "kubelogin)")
     return cfg
+
+
+def _current_context(files: list[str]) -> str | None:
+    """The current context of several kubeconfig files merged as kubectl merges them: the first file's that names
+    one (None for one file, or none named: the package's own choice is then kubectl's)."""
+    if len(files) < 2:
+        return None
+    for file in files:
+        with open(file, "rb") as f:
+            data = yaml.safe_load(f)
+        if isinstance(data, dict) and isinstance(data.get("current-context"), str) and data["current-context"]:
+            return str(data["current-context"])
+    return None
 
 
 def _user_entry(path: str, context: str | None) -> tuple[str, dict[str, Any]]:

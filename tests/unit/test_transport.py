@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import ssl
 import subprocess
@@ -775,3 +776,38 @@ def test_embedded_client_keys_never_touch_the_disk(tmp_path: Path) -> None:
     Client(loaded)  # (the TLS setup loads the key and certificate from there)
     made = [p for p in set(Path(tempfile.gettempdir()).iterdir()) - before if p.is_file()]
     assert not [p for p in made if b"PRIVATE KEY" in p.read_bytes()], made
+
+
+def test_several_kubeconfig_files_choose_the_cluster_kubectl_chooses(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Black-box finding: with KUBECONFIG=a:b, kwoksnap took b's current context (the kubernetes package keeps the
+    last) where kubectl takes a's, so restore and replay could write to another cluster than kubectl shows; and a
+    file of the list that is not there failed the run, where kubectl skips it."""
+    import yaml
+
+    from kwoksnap.kube.config import load_config
+
+    def write(name: str, context: str, server: str, current: str | None) -> str:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", **({"current-context": current} if current is not None else {}),
+            "clusters": [{"name": context, "cluster": {"server": server}}],
+            "users": [{"name": context, "user": {"token": f"token-{context}"}}],
+            "contexts": [{"name": context, "context": {"cluster": context, "user": context}}]}))
+        return str(path)
+
+    first = write("a", "first", "https://127.0.0.1:1001", "first")
+    second = write("b", "second", "https://127.0.0.1:1002", "second")
+    unnamed = write("c", "third", "https://127.0.0.1:1003", "")
+    (tmp_path / "empty").write_text("")
+    for files, server, token in (([first, second], 1001, "first"), ([second, first], 1002, "second"),
+                                 ([unnamed, str(tmp_path / "missing"), str(tmp_path / "empty"), second], 1002,
+                                  "second")):
+        monkeypatch.setenv("KUBECONFIG", os.pathsep.join(files))
+        loaded = load_config()
+        assert (loaded.server, loaded.authorization) == (f"https://127.0.0.1:{server}", f"Bearer token-{token}")
+    monkeypatch.setenv("KUBECONFIG", os.pathsep.join([second, first]))
+    assert load_config(context="first").server == "https://127.0.0.1:1001"
+    monkeypatch.setenv("KUBECONFIG", os.pathsep.join([str(tmp_path / "missing"), str(tmp_path / "gone")]))
+    with pytest.raises(ClusterError, match="kubeconfig not found"):
+        load_config()
