@@ -112,6 +112,29 @@ def replaceable(path: str, option: str) -> None:
                          "name")
 
 
+def a_previous_report(path: str, option: str) -> None:
+    """Refuse to replace a file that is not a report this option wrote before (black-box finding: `--report
+    ~/.kube/config` replaced the kubeconfig in use): an empty file, or a JSON object with a report's keys."""
+    import orjson
+
+    from kwoksnap.errors import UsageError
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64 << 20)
+    except OSError:  # (not there: a new file; unreadable: said by the write itself)
+        return
+    if not head.strip():
+        return
+    try:
+        data = orjson.loads(head)
+    except orjson.JSONDecodeError:
+        data = None
+    if not (isinstance(data, dict) and {"events", "applied", "failed"} <= data.keys()):
+        raise UsageError(f"{option} {path} exists and is not a report kwoksnap wrote: not replaced (give a new "
+                         "file's name, or remove that file first)")
+
+
 def not_an_input(path: str, inputs: list[str], option: str) -> None:
     """Refuse an output file that is one of the command's inputs (black-box finding: `replay --audit x.log --report
     x.log` replaced the incident's audit log by the report)."""

@@ -11,6 +11,7 @@ import click
 
 from kwoksnap.cli.options import (
     FiniteFloat,
+    a_previous_report,
     audit_input,
     example_epilog,
     expand_audit_paths,
@@ -110,6 +111,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         writable_target(report_path, "--report")  # now, not after a long replay
         replaceable(report_path, "--report")
         not_an_input(report_path, inputs, "--report")
+        a_previous_report(report_path, "--report")
     made_of = recording_source(str(recording)) if recording else ""
     gaps = [f"the recording lacks events of {key}: {reason}; the replay lacks their changes"
             for key, reason in (recording_gaps(recording) if recording else {}).items()]

@@ -151,6 +151,27 @@ def test_the_report_never_replaces_a_device_a_pipe_or_a_link(tmp_path: Path) -> 
     assert fifo.is_fifo() and link.is_symlink() and Path("/dev/null").is_char_device()
 
 
+def test_the_report_replaces_only_a_report(tmp_path: Path) -> None:
+    """Black-box finding: `replay --report` named the kubeconfig in use (a typo of `--report ~/.kube/config`), and
+    the replay replaced it by the report: the user's credentials were gone."""
+    config = tmp_path / "kubeconfig"
+    text = "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n"
+    config.write_text(text)
+    log = Path(__file__).parents[2] / "fixtures/incident/audit.log.gz"
+    other = tmp_path / "notes.json"
+    other.write_text('{"mine": 1}')
+    for target in (config, other):
+        proc = run("--kubeconfig", str(config), "replay", "--audit", str(log), "--report", str(target))
+        assert proc.returncode == ExitCode.USAGE, proc.stderr
+        assert proc.stderr == (f"kwoksnap: error: --report {target} exists and is not a report kwoksnap wrote: not "
+                               "replaced (give a new file's name, or remove that file first)\n")
+    assert config.read_text() == text and other.read_text() == '{"mine": 1}'
+    previous = tmp_path / "report.json"
+    previous.write_text('{"events": 3, "applied": 3, "failed": 0}')
+    proc = run("--kubeconfig", str(config), "replay", "--audit", str(log), "--report", str(previous))
+    assert proc.returncode == ExitCode.CLUSTER, proc.stderr  # (past the check: the kubeconfig names no cluster)
+
+
 def test_a_replaced_report_keeps_its_mode(tmp_path: Path) -> None:
     """Black-box finding: a report its user had made 0600 came back 0644 on the next run."""
     from kwoksnap.store.atomic import atomic_output
