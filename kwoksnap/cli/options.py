@@ -39,8 +39,15 @@ summary_format = click.option(
     help="Summary format.",
 )
 
+def _valid_cluster_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from kwoksnap.cluster.local import validate_name
+
+    validate_name(value)  # (black-box finding: `create` said so only after building the binaries, minutes later)
+    return value
+
+
 cluster_name = click.option(
-    "--name", default="kwoksnap", show_default=True, help="Name of the local cluster.",
+    "--name", default="kwoksnap", show_default=True, help="Name of the local cluster.", callback=_valid_cluster_name,
 )
 
 

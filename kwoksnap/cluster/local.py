@@ -115,7 +115,8 @@ def _env(workdir: Path) -> dict[str, str]:
     return dict(os.environ, KWOK_WORKDIR=str(workdir), PATH=path)
 
 
-def _validate_name(name: str) -> None:
+def validate_name(name: str) -> None:
+    """Refuse a name kwokctl cannot take (a UsageError): checked first, not after the binaries are built."""
     import re
 
     if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?", name):
@@ -228,7 +229,7 @@ class _NotReady(ToolError):
 
 def _create_cluster(name: str, binaries: Binaries, *, profile: Profile, workdir: Path | None, wait: float,
                     extra_args: tuple[str, ...]) -> LocalCluster:
-    _validate_name(name)
+    validate_name(name)
     root = workdir or workdir_root()
     root.mkdir(parents=True, exist_ok=True)
     cluster = LocalCluster(name, root / "clusters" / name)
@@ -417,7 +418,7 @@ def delete_cluster(name: str, binaries: Binaries | None, *, workdir: Path | None
 
     Without a kwokctl the processes are stopped from their pid files, so a cluster can always be cleaned up.
     """
-    _validate_name(name)
+    validate_name(name)
     root = workdir or workdir_root()
     directory = root / "clusters" / name
     if not directory.exists():

@@ -977,3 +977,19 @@ def test_kwokctl_files_where_they_are_not_read_say_what_to_do(tmp_path: Path) ->
     assert proc.returncode == 0 and proc.stderr.startswith(f"warning: {cut}: document 8 (line 171): the file ends "
                                                            "inside its last ResourcePatch"), proc.stderr
     assert "and 3 events into" in proc.stdout
+
+
+def test_cluster_create_checks_its_name_first_and_runs_the_kwokctl_it_is_given(tmp_path: Path) -> None:
+    """Black-box findings: an invalid --name was refused only after the binaries were found or built (10-19
+    minutes cold), and `--kwokctl ./kwokctl` ran a kwokctl looked up on PATH (Path("./x") is "x")."""
+    fake = tmp_path / "kwokctl"
+    fake.write_text("#!/bin/sh\necho this-directory-s >&2\nexit 3\n")
+    fake.chmod(0o755)
+    env = dict(os.environ, KWOKSNAP_WORKDIR=str(tmp_path / "w"), PATH="/nonexistent")  # (no go: no build)
+    for args in (["create", "--name", "Bad Name"], ["kubeconfig", "--name", "x/../y"]):
+        proc = subprocess.run([sys.executable, "-m", "kwoksnap", "cluster", *args], capture_output=True, text=True,
+                              env=env, timeout=60)
+        assert proc.returncode == ExitCode.USAGE and "invalid cluster name" in proc.stderr, proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "cluster", "create", "--name", "c1", "--kwokctl",
+                           "./kwokctl"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert proc.returncode == ExitCode.TOOLS and "(exit 3): this-directory-s" in proc.stderr, proc.stderr
