@@ -80,7 +80,12 @@ def make_client(ctx: click.Context, pool_size: int = 16) -> Any:
     given = ctx.find_root().get_parameter_source("kubeconfig") is click.core.ParameterSource.COMMANDLINE
     if given and g.kubeconfig and not os.path.exists(g.kubeconfig):  # (a $KUBECONFIG list may name missing files)
         raise UsageError(f"--kubeconfig {g.kubeconfig}: no such file")
-    return Client(load_config(g.kubeconfig, g.context), pool_size=pool_size)
+    if given and g.kubeconfig and os.path.isdir(g.kubeconfig):
+        raise UsageError(f"--kubeconfig {g.kubeconfig}: is a directory, not a kubeconfig file")
+    if g.context == "":
+        raise UsageError("--context: an empty name (leave the option out for the kubeconfig's current context)")
+    # $KUBECONFIG (click reads it for --kubeconfig) is read by load_config as kubectl reads it: a list of files.
+    return Client(load_config(g.kubeconfig if given else None, g.context), pool_size=pool_size)
 
 
 def writable_target(path: str, option: str) -> None:

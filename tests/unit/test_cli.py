@@ -993,3 +993,22 @@ def test_cluster_create_checks_its_name_first_and_runs_the_kwokctl_it_is_given(t
     proc = subprocess.run([sys.executable, "-m", "kwoksnap", "cluster", "create", "--name", "c1", "--kwokctl",
                            "./kwokctl"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
     assert proc.returncode == ExitCode.TOOLS and "(exit 3): this-directory-s" in proc.stderr, proc.stderr
+
+
+def test_kubeconfig_options_kubectl_would_refuse_are_usage_errors_and_kubeconfig_lists_are_kubectl_s(
+        tmp_path: Path) -> None:
+    """Black-box findings: `--kubeconfig DIR` and `--context ""` were cluster errors (exit 4, the second with the
+    client library's words), and KUBECONFIG=missing:real failed ("kubeconfig not found") where kubectl skips the
+    missing file."""
+    proc = run("--kubeconfig", str(tmp_path), "save", "-o", str(tmp_path / "x.kws"))
+    assert proc.returncode == ExitCode.USAGE and "is a directory, not a kubeconfig file" in proc.stderr, proc.stderr
+    proc = run("--context", "", "save", "-o", str(tmp_path / "x.kws"))
+    assert proc.returncode == ExitCode.USAGE and "--context: an empty name" in proc.stderr, proc.stderr
+    config = tmp_path / "config"
+    config.write_text("apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters: [{name: k, cluster: {server: "
+                      "'https://127.0.0.1:1'}}]\ncontexts: [{name: c, context: {cluster: k, user: u}}]\nusers: "
+                      "[{name: u, user: {token: t}}]\n")
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "save", "-o", str(tmp_path / "x.kws")],
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, KUBECONFIG=f"{tmp_path / 'missing'}:{config}"))
+    assert proc.returncode == ExitCode.CLUSTER and "127.0.0.1:1" in proc.stderr, proc.stderr  # (that file's server)
