@@ -74,6 +74,8 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
     file beside the output (`.NAME.HOST-PID.*.tmp`, named when the next recording of the same file starts):
     `kwoksnap salvage` makes a recording of it.
     """
+    import os
+
     from kwoksnap.audit import ParseStats, unmatched_resources
     from kwoksnap.errors import UsageError
     from kwoksnap.record.pipeline import WINDOW_NS
@@ -93,6 +95,8 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
     if seconds is not None and not 0 < seconds <= MAX_DURATION:
         raise UsageError("--duration must be more than 0 and at most a year")
     writable_target(path, "-o")
+    if os.path.lexists(path):  # (black-box finding: "recording ..." was said first, then this)
+        raise UsageError(f"{path}: already exists")
     spec = filter_spec(resources, namespaces, exclude_user, None, None)
     stats = ParseStats()
     stop = threading.Event()

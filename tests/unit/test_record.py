@@ -659,3 +659,14 @@ def test_a_resource_served_later_is_watched_from_then_and_a_stop_does_not_wait_f
     assert recorder.later == ["widgets.example.com from 00:00:00Z"] and recorder.revoked == []
     assert [path for path, _ in client.watched] == ["/api/v1/pods", "/apis/example.com/v1/widgets"]
     assert "resourceVersion" not in client.watched[1][1] and collect.got[0]["verb"] == "create"
+
+
+def test_a_recording_over_an_existing_file_is_refused_before_it_begins(tmp_path: Path) -> None:
+    """Black-box finding: `record -o EXISTING` said "recording ... Ctrl-C stops and writes it", then refused."""
+    log, out = tmp_path / "audit.log", tmp_path / "rec.kws"
+    log.write_bytes(line(1))
+    out.write_bytes(b"mine")
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "record", "--audit-file", str(log), "-o", str(out)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == ExitCode.USAGE and proc.stderr == f"kwoksnap: error: {out}: already exists\n"
+    assert out.read_bytes() == b"mine"
