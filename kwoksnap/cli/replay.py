@@ -103,6 +103,9 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
 
     if bool(recording) == bool(audit_paths):
         raise UsageError("give either a recording file or --audit logs")
+    if recording and strict:  # (black-box finding: taken without a word)
+        click.echo("warning: --strict has no effect on a recording (its lines were parsed when it was made)",
+                   err=True)
     gap = parse_duration(max_gap) if max_gap is not None else None
     if gap is not None and gap <= 0:
         raise UsageError("--max-gap must be more than 0 (0 would compress every gap, not only the idle ones)")
