@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
                           "and lists)", ExitCode.INPUT, debug)
     except RecursionError:  # an object deeper than some step can walk (the API server accepts deeper ones)
         code = _error(prog, "an object is nested more deeply than kwoksnap can process (about 1,000 levels of "
-                      "maps and lists)", ExitCode.INPUT, debug)
+                      "maps and lists; about 500 in YAML `import` reads)", ExitCode.INPUT, debug)
     except Exception as exc:  # the boundary: anything else is a bug, reported as such
         code = _internal(prog, exc, debug)
     finally:
