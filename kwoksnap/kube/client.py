@@ -47,6 +47,7 @@ APPLY_PATCH = "application/apply-patch+yaml"
 
 # Attempts of a request that fails to connect before the server has answered anything (about 0.3-0.7 s in all).
 FIRST_CONTACT_ATTEMPTS = 4
+SLOW_FIRST_CONTACT = 5.0  # seconds an attempt at a server that never answered may take before it is said
 REFRESH_PAUSE = 30.0  # seconds before credentials that brought nothing new are fetched again (after a 401)
 
 
@@ -238,7 +239,7 @@ class Client:
         refreshed = False
         debug = log.isEnabledFor(logging.DEBUG)
         while True:
-            started = time.monotonic() if debug else 0.0
+            started = attempt_began = time.monotonic()
             with self._lock:
                 self.requests += 1
             self._local.count = getattr(self._local, "count", 0) + 1
@@ -289,7 +290,12 @@ class Client:
                 raise err
             with self._lock:
                 self.retries += 1
-            log.info("retrying in %.1f s (attempt %d of %d): %s", wait, attempt + 1, policy.attempts, err)
+            # Said without -v when a server that never answered kept the attempt waiting (black-box finding: one
+            # that accepts and never speaks TLS kept `save` silent for 4 minutes); a refused connection is quick.
+            slow = not self._answered and time.monotonic() - attempt_began > SLOW_FIRST_CONTACT
+            (log.warning if slow else log.info)("retrying in %.1f s (attempt %d of %d): %s", wait, attempt + 1,
+                                                policy.attempts if self._answered
+                                                else min(policy.attempts, FIRST_CONTACT_ATTEMPTS), err)
             self._sleep(wait)
             if self._cancelled.is_set():
                 raise err

@@ -811,3 +811,30 @@ def test_several_kubeconfig_files_choose_the_cluster_kubectl_chooses(tmp_path: P
     monkeypatch.setenv("KUBECONFIG", os.pathsep.join([str(tmp_path / "missing"), str(tmp_path / "gone")]))
     with pytest.raises(ClusterError, match="kubeconfig not found"):
         load_config()
+
+
+def test_a_server_that_never_answers_is_said_without_verbose(monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    """Black-box finding: a server that accepts connections and never speaks kept `save` silent for 4 minutes (4
+    attempts of 60 s). An attempt that waited long is a warning; a refused connection (quick) stays quiet."""
+    import kwoksnap.kube.client as client_module
+    from kwoksnap.errors import TransportError
+    from kwoksnap.kube import Client
+    from kwoksnap.kube.config import ClusterConfig
+
+    monkeypatch.setattr(client_module, "SLOW_FIRST_CONTACT", 0.2)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    try:
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}"
+        with Client(ClusterConfig(server=url), timeout=0.4) as c, pytest.raises(TransportError):
+            c.get("/version")
+    finally:
+        listener.close()
+    said = [r for r in caplog.records if r.levelname == "WARNING" and "retrying in" in r.getMessage()]
+    assert len(said) == 3 and "(attempt 2 of 4)" in said[0].getMessage(), caplog.text
+    caplog.clear()
+    with Client(ClusterConfig(server=url), timeout=0.4) as c, pytest.raises(TransportError):  # (closed: refused)
+        c.get("/version")
+    assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text
