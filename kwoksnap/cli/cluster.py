@@ -44,13 +44,9 @@ def _binaries(kwokctl: str | None) -> object:
     if kwokctl:
         import os
 
-        from kwoksnap.errors import UsageError
-
         # As given: `./kwokctl` is this directory's (Path("./kwokctl") is "kwokctl", which the system looked up on
-        # PATH: black-box finding, another kwokctl could run).
+        # PATH: black-box finding, another kwokctl could run, and one not executable was "No such file").
         path = Path(os.path.abspath(kwokctl))
-        if not os.access(path, os.X_OK):
-            raise UsageError(f"--kwokctl {kwokctl}: not executable")
         return Binaries(directory=path.parent, kwokctl=path)
     return ensure_binaries(_progress)
 
