@@ -401,7 +401,7 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
         if not isinstance(containers, list):
             return Skip("degraded-metadata")
         return Action("patch", "PATCH", subresource=sub, body={"spec": {"ephemeralContainers": containers}},
-                      content_type=STRATEGIC_MERGE_PATCH, **base)
+                      content_type=STRATEGIC_MERGE_PATCH, state=result, **base)  # (the pod it left: compared)
     finalized = result if result is not None else request if isinstance(request, dict) else None
     if sub == "finalize" and resource == "namespaces" and not group and verb == "update" and finalized is not None:
         # The namespace controller's last write of a deleted namespace (its finalizers emptied): the API server

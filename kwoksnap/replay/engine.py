@@ -210,12 +210,13 @@ def _left_terminating(result: Any) -> bool:
 
 
 def _deletion(recorded: Any) -> str:
-    """Whether a recorded state is of an object being deleted: "" not, "gone" with nothing holding it (the write
-    removed it, or its node's kubelet was to: a target without it lacks nothing), "held" by finalizers."""
+    """Whether a recorded state is of an object being deleted: "" not, "gone" if the write removed it (no
+    finalizers, no grace period left: ``removed_by_update``), "held" if it stayed Terminating (finalizers, or a
+    bound pod's grace period: re-test finding, such a pod was skipped, then reported missing)."""
     meta = recorded.get("metadata") if isinstance(recorded, dict) else None
     if not isinstance(meta, dict) or not meta.get("deletionTimestamp"):
         return ""
-    return "held" if meta.get("finalizers") else "gone"
+    return "gone" if removed_by_update(recorded) else "held"
 
 
 def _object_key(action: Action) -> tuple[str, str, str] | None:
@@ -908,8 +909,8 @@ class Replayer:
         raise KwoksnapError(f"unknown action {action.op}")
 
     def _terminate(self, res: Resource, ns: str | None, name: str, recorded: Obj) -> None:
-        """Make an object created from a recorded state that was being deleted, held by finalizers, Terminating
-        again (as restore does): deleted with the grace period it had (a pod's)."""
+        """Make an object created from a recorded state that was being deleted (held by finalizers or a grace
+        period) Terminating again, as restore does: deleted with the grace period it had (a pod's)."""
         grace = (recorded.get("metadata") or {}).get("deletionGracePeriodSeconds")
         options = {"gracePeriodSeconds": grace} if isinstance(grace, int) and res.kind == "Pod" else None
         self.client.request("DELETE", res.path(ns, name), body=options)

@@ -386,7 +386,10 @@ def test_a_log_starting_while_objects_are_deleted_and_a_patch_guarded_by_a_resou
     migration patch, which replaces /metadata/resourceVersion with the source's, was refused (409)."""
     t = time.time() - 60
     gone = pod(namespace, "gone", "src-gone")
-    gone["metadata"].update(deletionTimestamp="2026-11-30T04:50:40Z", deletionGracePeriodSeconds=30)
+    gone["metadata"].update(deletionTimestamp="2026-11-30T04:50:40Z", deletionGracePeriodSeconds=0)
+    bound = pod(namespace, "bound", "src-bound")  # (re-test finding: a bound pod's grace period holds it too)
+    bound["metadata"].update(deletionTimestamp="2026-11-30T04:50:40Z", deletionGracePeriodSeconds=300)
+    bound["spec"]["nodeName"] = "kwoksnap-test-gone-node"
     held = pod(namespace, "held", "src-held")
     held["metadata"].update(deletionTimestamp="2026-11-30T04:50:40Z", deletionGracePeriodSeconds=30,
                             finalizers=["kwoksnap.io/hold"])
@@ -398,6 +401,7 @@ def test_a_log_starting_while_objects_are_deleted_and_a_patch_guarded_by_a_resou
     log = tmp_path / "audit.log"
     log.write_bytes(line(namespace, "update", "gone", t, gone, gone) + line(namespace, "update", "held", t + 1, held,
                                                                              held)
+                    + line(namespace, "update", "bound", t + 1.5, bound, bound)
                     + line(namespace, "create", "q", t + 2, pod(namespace, "q", "src-q"), pod(namespace, "q", "src-q"))
                     + orjson.dumps(patch) + b"\n")
     proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kwok_cluster.kubeconfig),
@@ -405,12 +409,16 @@ def test_a_log_starting_while_objects_are_deleted_and_a_patch_guarded_by_a_resou
                           capture_output=True, text=True, timeout=300)
     try:
         assert proc.returncode == ExitCode.OK, proc.stdout + proc.stderr
-        assert "events 4: applied 3, failed 0" in proc.stdout and "already-deleted 1" in proc.stdout, proc.stdout
+        assert "events 5: applied 4, failed 0" in proc.stdout and "already-deleted 1" in proc.stdout, proc.stdout
         live = {p["metadata"]["name"]: p for p, _ in client.list_items(f"/api/v1/namespaces/{namespace}/pods")}
-        assert sorted(live) == ["held", "q"]
+        assert sorted(live) == ["bound", "held", "q"]
+        assert live["bound"]["metadata"].get("deletionTimestamp") and \
+            live["bound"]["metadata"]["deletionGracePeriodSeconds"] == 300
         assert live["held"]["metadata"].get("deletionTimestamp") and live["held"]["metadata"]["finalizers"] == [
             "kwoksnap.io/hold"]
         assert live["q"]["metadata"]["labels"] == {"x": "y"}
     finally:
         with contextlib.suppress(NotFound):
             client.patch(f"/api/v1/namespaces/{namespace}/pods/held", {"metadata": {"finalizers": None}})
+        with contextlib.suppress(NotFound):
+            client.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/bound", body={"gracePeriodSeconds": 0})
