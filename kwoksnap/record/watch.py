@@ -13,8 +13,9 @@ resumed from the last resourceVersion seen when the API server ends it or the co
 too old (410) lists again, and the differences from the states it knew become changes of that moment. A resource
 the user may not list is left out with a warning (``forbidden``), unless every one is. ``managedFields`` are left
 out of every recorded object. A resource the filter keeps that the API server serves only later (a custom
-resource whose definition is made while recording) is found by looking again every ``REDISCOVER_SECONDS`` and
-watched from then: its objects at that moment are recorded as created then (``later`` names it).
+resource whose definition is made while recording) is found by looking again every ``REDISCOVER_SECONDS``, listed
+and watched from then: its objects at that moment are recorded as created then (``later`` names it; one the user
+may not list is left out, ``forbidden``).
 """
 
 from __future__ import annotations
@@ -164,9 +165,7 @@ class WatchRecorder:
 
     def _pick_up(self, stop: threading.Event, threads: list[threading.Thread]) -> None:
         """Every ``every`` seconds until stopped: watch the resources the API server serves by now that the filter
-        keeps and are not watched yet. A watch without a resourceVersion starts with an ADDED event for each object
-        already there: made since recording began (the resource was not served then), they are recorded as
-        created at that moment."""
+        keeps and are not watched yet (:meth:`_start_later`)."""
         assert self._rediscover is not None
         while not stop.wait(self._every):
             try:
@@ -178,13 +177,38 @@ class WatchRecorder:
                 if (res.group, res.name) in self._tried or stop.is_set():
                     continue
                 self._tried.add((res.group, res.name))
-                since = time.strftime("%H:%M:%SZ", time.gmtime(self.clock() / 1e9))
-                log.warning("%s is served now: recorded from %s", res.group_resource, since)
+                self._start_later(res, stop, threads)
+
+    def _start_later(self, res: Resource, stop: threading.Event, threads: list[threading.Thread]) -> None:
+        """Watch ``res``, served since recording began: listed first (what is there was made since: recorded as
+        created now), each scope the user may list (re-test finding: one refused was announced, then counted as
+        access revoked, exit 5; it is left out with a warning, as at the start)."""
+        since = time.strftime("%H:%M:%SZ", time.gmtime(self.clock() / 1e9))
+        listed: list[tuple[_Scope, str, dict[_Key, Obj]]] = []
+        for scope in scopes([res], self._namespaces):
+            try:
+                version, states = self._list(scope)
+            except APIError as exc:
+                if exc.status != 403:
+                    log.info("%s is served now, but listing it failed (%s): looked at again later", _named(scope),
+                             exc)
+                    self._tried.discard((res.group, res.name))
+                    return
+                log.warning("%s is served now, but listing it is forbidden: not recorded", _named(scope))
                 with self._count:
-                    self.later.append(f"{res.group_resource} from {since}")
-                for scope in scopes([res], self._namespaces):
-                    self._start[scope] = ("", {})
-                    threads.append(self._thread(scope, stop))
+                    self.forbidden.append(_named(scope))
+                continue
+            listed.append((scope, version, states))
+        if not listed:
+            return
+        log.warning("%s is served now: recorded from %s", res.group_resource, since)
+        with self._count:
+            self.later.append(f"{res.group_resource} from {since}")
+        for scope, version, states in listed:
+            for key, obj in states.items():
+                self._emit(res, key, None, obj)
+            self._start[scope] = (version, states)
+            threads.append(self._thread(scope, stop))
 
     def _follow(self, scope: _Scope, stop: threading.Event) -> None:
         res, namespace = scope

@@ -620,32 +620,32 @@ def test_a_resource_served_later_is_watched_from_then_and_a_stop_does_not_wait_f
     pods = Resource("", "v1", "pods", "Pod", True, frozenset({"list", "watch"}))
     secrets = Resource("", "v1", "secrets", "Secret", True, frozenset({"list", "watch"}))
     widgets = Resource("example.com", "v1", "widgets", "Widget", True, frozenset({"list", "watch"}))
+    gadgets = Resource("example.com", "v1", "gadgets", "Gadget", True, frozenset({"list", "watch"}))
 
     class Client:
         def __init__(self) -> None:
             self.watched: list[tuple[str, dict[str, Any]]] = []
 
         def list_pages(self, path: str) -> Iterator[dict[str, Any]]:
-            if "secrets" in path:
+            if "secrets" in path or "gadgets" in path:
                 raise APIError(403, "Forbidden", f"cannot list {path}")
-            yield {"metadata": {"resourceVersion": "7"}, "items": []}
+            items = [{"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {
+                "name": "w", "namespace": "ns", "uid": "u", "resourceVersion": "9"}}] if "widgets" in path else []
+            yield {"metadata": {"resourceVersion": "7"}, "items": items}
 
         def watch(self, path: str, params: dict[str, Any], stop: threading.Event) -> Iterator[dict[str, Any]]:
             self.watched.append((path, params))
-            if "widgets" in path:  # (no resourceVersion: the objects there now come first, as ADDED)
-                yield {"type": "ADDED", "object": {"apiVersion": "example.com/v1", "kind": "Widget",
-                                                   "metadata": {"name": "w", "namespace": "ns", "uid": "u",
-                                                                "resourceVersion": "9"}}}
             stop.wait()
+            return iter(())
 
-    served = [[pods, secrets], [pods, secrets, widgets]]
+    served = [[pods, secrets], [pods, secrets, widgets, gadgets]]
     slow = threading.Event()
 
     def rediscover() -> list[Resource]:
         if served:
             return served.pop(0)
         slow.wait(30)  # a discovery that does not answer
-        return [pods, secrets, widgets]
+        return [pods, secrets, widgets, gadgets]
 
     client, stats, stop = Client(), ParseStats(), threading.Event()
     recorder = watch.WatchRecorder(client, [pods, secrets], stats, rediscover=rediscover,  # type: ignore[arg-type]
@@ -657,8 +657,9 @@ def test_a_resource_served_later_is_watched_from_then_and_a_stop_does_not_wait_f
     assert collect.finish() == ["w"] and time.monotonic() - began < 5
     slow.set()
     assert recorder.later == ["widgets.example.com from 00:00:00Z"] and recorder.revoked == []
+    assert recorder.forbidden == ["secrets", "gadgets.example.com"]  # (re-test finding: "served now", then revoked)
     assert [path for path, _ in client.watched] == ["/api/v1/pods", "/apis/example.com/v1/widgets"]
-    assert "resourceVersion" not in client.watched[1][1] and collect.got[0]["verb"] == "create"
+    assert client.watched[1][1]["resourceVersion"] == "7" and collect.got[0]["verb"] == "create"  # (as listed)
 
 
 def test_a_recording_over_an_existing_file_is_refused_before_it_begins(tmp_path: Path) -> None:
