@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,7 @@ def salvage(path: str | os.PathLike[str], out: str | os.PathLike[str]) -> Salvag
                            created_at=_created_at(header.get("createdAt")), keep_strays=True)  # (path may be one)
         unknown: list[tuple[Salvaged, str | None]] = []  # lost stretches of unknown content, and what came before
         got: dict[str, int] = {}  # records read, by resource
+        frames_read: Counter[tuple[str, int, int]] = Counter()  # (resource, length, records) of each frame read
         described: set[str] = set()
         last: str | None = None
         try:
@@ -111,6 +113,7 @@ def salvage(path: str | os.PathLike[str], out: str | os.PathLike[str]) -> Salvag
                         report.records += 1
                     writer.write(record)
                 resource = str(stretch.records[0].get("resource", ""))
+                frames_read[(resource, stretch.length, len(stretch.records))] += 1
                 for lost, before in unknown:  # what a stretch of unknown content sat between
                     _mark(report, before, lost)
                     _mark(report, resource, lost)
@@ -129,6 +132,9 @@ def salvage(path: str | os.PathLike[str], out: str | os.PathLike[str]) -> Salvag
                 raise FormatError("no frame of it is readable: there is nothing to salvage", path=str(path))
             report.incomplete = {resource: _reason(lost) for resource, lost in report.stretches.items()}
             index = reader.index if reader.index is not None else reader.found_index
+            if reader.index is None and index is not None and not _lists(index, frames_read):
+                index = None  # (re-test finding: a cut file with a whole one joined after it: the second's index
+                # vouched for the first's frames, "nothing lost", exit 0)
             if reader.index is None and index is not None:  # what each resource held, from an index found past
                 report.incomplete = {}  # the damage: exact, instead of the neighbours of each lost stretch
                 report.counted = True
@@ -150,6 +156,14 @@ def salvage(path: str | os.PathLike[str], out: str | os.PathLike[str]) -> Salvag
             writer.abort()
             raise
     return report
+
+
+def _lists(index: dict[str, Any], frames: Counter[tuple[str, int, int]]) -> bool:
+    """Whether an index found past the damage lists every frame that was read (resource, length, records): it is
+    this file's, not another's joined after it."""
+    listed = Counter((str(e["resource"]), int(f["length"]), int(f["records"])) for e in index["resources"]
+                     for f in e["frames"])
+    return not frames - listed
 
 
 def _mark(report: SalvageReport, resource: str | None, stretch: Salvaged) -> None:

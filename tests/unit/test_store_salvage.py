@@ -310,3 +310,18 @@ def test_inspect_names_one_break_once_and_the_index_as_the_index(tmp_path: Path)
     assert f"stopped at byte {index_at}: corrupt index" in proc.stdout and "frame" not in proc.stdout.split(
         "stopped")[1], proc.stdout
     assert proc.stderr.strip().endswith("`kwoksnap salvage` copies the readable part"), proc.stderr
+
+
+def test_an_index_found_past_the_damage_vouches_only_for_its_own_frames(tmp_path: Path) -> None:
+    """Re-test finding: a file cut inside a frame with a whole file joined after it salvaged as "nothing lost"
+    (exit 0): the second file's index, found before its trailer, counted the first file's frames as its own."""
+    path, frames = written(tmp_path, snapshot_records(20))
+    data = path.read_bytes()
+    other = tmp_path / "other"
+    other.mkdir()
+    second = written(other, snapshot_records(9, pad=50))[0].read_bytes()  # (another file: other frames)
+    cut = frames[3]["offset"] + 40  # inside frame 3: its records are lost
+    (tmp_path / "joined.kws").write_bytes(data[:cut] + second)
+    report = salvage(tmp_path / "joined.kws", tmp_path / "joined-out.kws")
+    assert not report.whole and not report.counted and report.lost_records is None
+    assert report.incomplete, report.incomplete
