@@ -113,7 +113,7 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
         else:
             files = [os.path.expanduser(p) for p in (path or "").split(os.pathsep) if p]
             if kubeconfig is None and len(files) > 1:  # $KUBECONFIG's list: kubectl skips a file that is not there
-                files = [p for p in files if os.path.exists(p) and os.path.getsize(p)]  # (or is empty)
+                files = [p for p in files if os.path.exists(p) and not _empty(p)]  # (or holds nothing)
             if path and (not files or not all(os.path.exists(p) for p in files)):
                 raise ClusterError(f"kubeconfig not found: {path}")
             default = os.path.expanduser("~/.kube/config")
@@ -166,6 +166,16 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
                                "(kwoksnap takes tokens, token files, client certificates and exec plugins such as "
                                "kubelogin)")
     return cfg
+
+
+def _empty(path: str) -> bool:
+    """A kubeconfig file that holds nothing (no bytes, blank lines, a comment, `---`), which kubectl skips in a list
+    and the package refuses ("file is empty": re-test finding)."""
+    try:
+        with open(path, "rb") as f:
+            return not yaml.safe_load(f)
+    except (OSError, yaml.YAMLError):
+        return False  # (said when it is loaded)
 
 
 def _current_context(files: list[str]) -> str | None:

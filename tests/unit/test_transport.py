@@ -799,7 +799,7 @@ def test_several_kubeconfig_files_choose_the_cluster_kubectl_chooses(tmp_path: P
     first = write("a", "first", "https://127.0.0.1:1001", "first")
     second = write("b", "second", "https://127.0.0.1:1002", "second")
     unnamed = write("c", "third", "https://127.0.0.1:1003", "")
-    (tmp_path / "empty").write_text("")
+    (tmp_path / "empty").write_text("\n# nothing here\n---\n")
     for files, server, token in (([first, second], 1001, "first"), ([second, first], 1002, "second"),
                                  ([unnamed, str(tmp_path / "missing"), str(tmp_path / "empty"), second], 1002,
                                   "second")):
