@@ -715,7 +715,8 @@ class KwsReader:
         if broken is not None and broken.offset == self._pointed:
             broken.frame = None  # the block the trailer points to: the index, whatever its damaged tag says
         reason = broken.reason if broken else None
-        if broken is not None and self._footer_error is not None and broken.frame is None:
+        if broken is not None and self._footer_error is not None and broken.frame is None \
+                and broken.offset == self._pointed:  # (a break elsewhere keeps its own reason: re-test finding)
             reason = _reason(self._footer_error, self._name)
         if broken is None and self.index is not None:
             bytes_ok = self._size
