@@ -121,7 +121,7 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
                 entry[:] = [_user_entry(os.pathsep.join(files) or default, context)]
                 _check_user(*entry[0])
             # Of several files the first that names a current context gives it, as for kubectl (the package takes
-            # the last: review finding, another cluster than kubectl's was written to).
+            # the last: black-box finding, another cluster than kubectl's was written to).
             config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=os.pathsep.join(files) or None, context=context or _current_context(files),
                 client_configuration=cfg
