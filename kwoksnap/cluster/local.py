@@ -438,12 +438,18 @@ def delete_cluster(name: str, binaries: Binaries | None, *, workdir: Path | None
                 os.kill(pid, signal.SIGTERM)
     # kwokctl stops the components itself; make sure, since a leaked apiserver keeps ports and memory.
     deadline = time.monotonic() + 10
+    killed = []
     for pid in pids:
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         if _alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+    deadline = time.monotonic() + 5  # (a SIGKILL is not instant: CI found one still there right after)
+    for pid in killed:
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
     shutil.rmtree(directory, ignore_errors=True)
     return True
 
