@@ -145,6 +145,9 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
     except yaml.YAMLError as exc:  # the first line says where; the rest repeats the file's text
         raise ClusterError(f"cannot load kubeconfig {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     except OSError as exc:  # a directory, no permission, a tokenFile or certificate file that is not there
+        if isinstance(exc, PermissionError):  # the system's refusal, exit 7 as for any file (black-box finding)
+            raise PermissionError(exc.errno, f"cannot read the kubeconfig's {exc.filename or path}: "
+                                  f"{exc.strerror or exc}") from None
         named = f"{exc.filename}: " if exc.filename and str(exc.filename) != str(path) else ""
         raise ClusterError(f"cannot load kubeconfig {path}: {named}{exc.strerror or exc}") from None
     except (TypeError, KeyError, AttributeError, ValueError) as exc:  # YAML of another shape (a list, /etc/passwd)

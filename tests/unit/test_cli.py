@@ -1009,3 +1009,20 @@ def test_kubeconfig_options_kubectl_would_refuse_are_usage_errors_and_kubeconfig
                           capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, KUBECONFIG=f"{tmp_path / 'missing'}:{config}"))
     assert proc.returncode == ExitCode.CLUSTER and "127.0.0.1:1" in proc.stderr, proc.stderr  # (that file's server)
+
+
+def test_a_kubeconfig_the_system_refuses_to_read_is_exit_7(tmp_path: Path) -> None:
+    """Black-box finding: an unreadable kubeconfig was exit 4 ("cluster"), where the README's table makes every
+    file the system refuses to read exit 7."""
+    import shutil
+
+    config = tmp_path / "kubeconfig"
+    config.write_text("apiVersion: v1\nkind: Config\n")
+    config.chmod(0)
+    # (as root, only without the capabilities that override file permissions)
+    prefix = (["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps",
+               "-dac_override,-dac_read_search"] if os.geteuid() == 0 and shutil.which("setpriv") else [])
+    proc = subprocess.run([*prefix, sys.executable, "-m", "kwoksnap", "--kubeconfig", str(config), "save", "-o",
+                           str(tmp_path / "x.kws")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == ExitCode.SYSTEM, proc.stderr
+    assert proc.stderr == f"kwoksnap: error: cannot read the kubeconfig's {config}: Permission denied\n"
