@@ -764,7 +764,7 @@ def scan(path: str | os.PathLike[str], *, registry: ConverterRegistry | None = N
         reader = KwsReader(path, registry=registry, _salvage=True)
     except (FormatError, InputError) as exc:
         where = getattr(exc, "where", None) or ""
-        offset = _offset_of(where)
+        offset = offset_of(where)
         return ScanReport(name, size, False, None, None, False, 0, 0, 0, {}, offset, None, _reason(exc, name))
     with reader:
         return reader.scan()
@@ -781,7 +781,8 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def _offset_of(where: str) -> int:
+def offset_of(where: str) -> int:
+    """The byte offset a FormatError's ``where`` names (``byte N``), or 0."""
     if where.startswith("byte "):
         digits = where[5:].split(" ", 1)[0]
         if digits.isdigit():
