@@ -60,11 +60,14 @@ class FormatError(InputError):
     """A .kws (or imported) file is corrupt, truncated, of another format, or of a newer format version.
 
     ``where`` names the place it broke (a byte offset, a frame number, a line), so users can judge what is left.
+    ``salvageable``: a damaged .kws file whose readable part ``kwoksnap salvage`` can copy (the CLI says so).
     """
 
-    def __init__(self, message: str, *, path: str | None = None, where: str | None = None) -> None:
+    def __init__(self, message: str, *, path: str | None = None, where: str | None = None,
+                 salvageable: bool = False) -> None:
         self.path = path
         self.where = where
+        self.salvageable = salvageable
         parts = [p for p in (path, where) if p]
         super().__init__(f"{': '.join(parts)}: {message}" if parts else message)
 

@@ -24,7 +24,7 @@ def inspect(path: str, output_format: str) -> int:
     from kwoksnap.audit import format_timestamp
     from kwoksnap.errors import FormatError
     from kwoksnap.store import KwsReader, scan
-    from kwoksnap.store.reader import SALVAGE_HINT, offset_of
+    from kwoksnap.store.reader import offset_of
     from kwoksnap.store.salvage import SALVAGED
 
     try:
@@ -40,9 +40,8 @@ def inspect(path: str, output_format: str) -> int:
             # (re-test findings: the summary and the error named two different bytes for one break).
             frame = f" (frame {report.stopped_frame})" if report.stopped_frame is not None else ""
             raise FormatError(f"damaged at byte {report.stopped_at}{frame}: {report.reason}; its index cannot be read "
-                              f"where its trailer points either ("
-                              f"{str(exc).removeprefix(f'{path}: ').removesuffix(SALVAGE_HINT)}){SALVAGE_HINT}",
-                              path=path) from None
+                              f"where its trailer points either ({str(exc).removeprefix(f'{path}: ')})",
+                              path=path, salvageable=True) from None
         raise
     with reader:
         report = reader.scan()  # verifies every frame's checksum: an intact index says nothing about the frames
@@ -52,8 +51,8 @@ def inspect(path: str, output_format: str) -> int:
                             "scan": camel_keys(dataclasses.asdict(report))})
             else:
                 click.echo(report.summary())
-            raise FormatError(f"damaged: {report.reason}; the readable part is listed above (`kwoksnap salvage` "
-                              "copies every readable frame into a new file)", path=path)
+            raise FormatError(f"damaged: {report.reason}; the readable part is listed above", path=path,
+                              salvageable=True)
         resources: dict[str, dict[str, Any]] = {}
         raw = 0
         for res in reader.resources():

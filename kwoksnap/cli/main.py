@@ -14,13 +14,13 @@ import signal
 import sys
 import threading
 import traceback
-from typing import Any
+from typing import Any, Final
 
 import click
 
 from kwoksnap import __version__
 from kwoksnap.cli.options import GlobalOptions
-from kwoksnap.errors import REFUSALS, WRITE_REFUSALS, ExitCode, KwoksnapError
+from kwoksnap.errors import REFUSALS, WRITE_REFUSALS, ExitCode, FormatError, KwoksnapError
 
 # command name -> "module:attribute", loaded on first use.
 COMMANDS = {
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         result: Any = cli.main(args=argv, prog_name=prog, standalone_mode=False)
         code = result if isinstance(result, int) else ExitCode.OK
     except KwoksnapError as exc:
-        code = _error(prog, str(exc), exc.exit_code, debug)
+        code = _error(prog, error_line(exc), exc.exit_code, debug)
     except click.exceptions.Abort:
         click.echo(f"{prog}: interrupted", err=True)
         code = ExitCode.INTERRUPTED
@@ -171,6 +171,15 @@ def main(argv: list[str] | None = None) -> None:
     if sys.stdout is None and code == ExitCode.OK:  # started with stdout closed (`>&-`): Python drops what is
         code = ExitCode.OUTPUT_CLOSED  # printed without a word, so the output was lost as surely as into a gone pipe
     sys.exit(int(code))
+
+
+#: What the error line about a damaged .kws file ends with (the store says which errors those are).
+SALVAGE_HINT: Final = "; `kwoksnap salvage` copies the readable part"
+
+
+def error_line(exc: KwoksnapError) -> str:
+    """An error as its one line says it: a damaged .kws file's with the way to what is left of it."""
+    return f"{exc}{SALVAGE_HINT}" if isinstance(exc, FormatError) and exc.salvageable else str(exc)
 
 
 def _error(prog: str, message: str, code: ExitCode, debug: bool) -> ExitCode:

@@ -62,7 +62,6 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
     from kwoksnap.restore.source import SnapshotSource
     from kwoksnap.restore.transform import fails_closed_without_backend, regenerated
     from kwoksnap.store import KwsReader
-    from kwoksnap.store.reader import SALVAGE_HINT
     from kwoksnap.store.salvage import SALVAGED
 
     with KwsReader(snapshot) as reader:
@@ -73,8 +72,7 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
         if dry_run:
             report = reader.scan()  # every frame's checksum, as the real restore reads every object before writing
             if not report.ok:
-                raise FormatError(f"damaged: {report.reason}{SALVAGE_HINT}",
-                                  path=snapshot)
+                raise FormatError(f"damaged: {report.reason}", path=snapshot, salvageable=True)
             left: Counter[str] = Counter()  # objects the target's controllers make, which restore leaves to them
             webhooks: Counter[str] = Counter()  # (in a target that runs webhook admission, as restore assumes here)
             manual = manual_endpoints(source)

@@ -22,7 +22,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Final
+from typing import IO, Any
 
 import msgpack
 import zstandard
@@ -112,10 +112,6 @@ class Salvaged:
     span: tuple[int, int] | None = None  # the recorded times (ns) of its first and last record, from the index
 
 
-#: What an error about a damaged file ends with.
-SALVAGE_HINT: Final = "; `kwoksnap salvage` copies the readable part"
-
-
 class _Broken(Exception):
     """Internal: where and why a block could not be read (turned into FormatError or a ScanReport)."""
 
@@ -168,9 +164,7 @@ class KwsReader:
             except (FormatError, OSError) as exc:
                 if not _salvage:  # scan() and salvage() go on without the index (a bad sector there too)
                     if isinstance(exc, FormatError):  # (the frames may all be there: said as for a damaged frame)
-                        hinted = FormatError(f"{exc}{SALVAGE_HINT}")
-                        hinted.path, hinted.where = exc.path, exc.where
-                        raise hinted from None
+                        exc.salvageable = True
                     raise
                 self._footer_error = exc if isinstance(exc, FormatError) else self._err(
                     f"the index cannot be read: {exc.strerror or exc}", "footer")
@@ -192,8 +186,8 @@ class KwsReader:
 
     # -- opening -------------------------------------------------------------------------------------------------
 
-    def _err(self, message: str, where: str) -> FormatError:
-        return FormatError(message, path=self._name, where=where)
+    def _err(self, message: str, where: str, *, salvageable: bool = False) -> FormatError:
+        return FormatError(message, path=self._name, where=where, salvageable=salvageable)
 
     def _read_at(self, offset: int, n: int) -> bytes:
         try:
@@ -430,8 +424,8 @@ class KwsReader:
             raise self._err(
                 "no index at the end of the file: it was not closed cleanly (cut short, or its writer was "
                 "interrupted), or bytes were added after its end (two files joined?); "
-                "`kwoksnap inspect` shows what is readable, `kwoksnap salvage` copies it into a whole file",
-                "footer"
+                "`kwoksnap inspect` shows what is readable",
+                "footer", salvageable=True
             )
         return self.index
 
@@ -690,7 +684,7 @@ class KwsReader:
         where = f"byte {broken.offset}"
         if broken.frame is not None:
             where += f" (frame {broken.frame})"
-        return self._err(broken.reason, where)
+        return self._err(broken.reason, where, salvageable=True)
 
     def scan(self) -> ScanReport:
         """Walk every frame, verifying it; report how far the file is readable. Never raises on bad data."""

@@ -325,3 +325,20 @@ def test_an_index_found_past_the_damage_vouches_only_for_its_own_frames(tmp_path
     report = salvage(tmp_path / "joined.kws", tmp_path / "joined-out.kws")
     assert not report.whole and not report.counted and report.lost_records is None
     assert report.incomplete, report.incomplete
+
+
+def test_every_command_points_a_damaged_frame_to_salvage_and_nothing_else(tmp_path: Path) -> None:
+    """The way to the readable part was said only by `inspect`, a dry-run `restore` and a damaged index: `export`
+    or `diff` of a file with a damaged frame ended at the checksum. The store marks the errors salvage can help
+    with; the CLI says so once, and not of a file that is no .kws file at all."""
+    path, frames = written(tmp_path, snapshot_records(20))
+    flip(path, frames[2]["offset"] + 20)
+    for args in (["export", str(path), "-o", str(tmp_path / "x.yaml")], ["diff", str(path), str(path)]):
+        proc = kwoksnap(*args)
+        assert proc.returncode == ExitCode.INPUT, proc.stdout + proc.stderr
+        assert proc.stderr.startswith(f"kwoksnap: error: {path}: byte {frames[2]['offset']} (frame 3): ") and \
+            proc.stderr.endswith("; `kwoksnap salvage` copies the readable part\n"), proc.stderr
+        assert proc.stderr.count("salvage") == 1, proc.stderr
+    (tmp_path / "other.kws").write_bytes(b"not a kws file at all\n")
+    proc = kwoksnap("export", str(tmp_path / "other.kws"), "-o", str(tmp_path / "y.yaml"))
+    assert proc.returncode == ExitCode.INPUT and "salvage" not in proc.stderr, proc.stderr
