@@ -153,25 +153,32 @@ class Follower:
         """Files rotated aside after ``newest`` was opened and before the file now under the path (``new``) was:
         beside the path under a rotated name, uncompressed, not ``held`` nor read before (the same inode, mtime and
         size as when it was closed), last written since ``newest`` was opened; oldest first. Each was renamed aside
-        before a later file existed, so none waits to settle."""
-        found = []
-        try:
-            entries = list(os.scandir(self.path.parent))
-        except OSError:
-            return []
-        for entry in entries:
-            if not _rotated_name(entry.name, self.path.name):
-                continue
+        before a later file existed, so none waits to settle. A path that is a symbolic link (``/var/log/audit.log``
+        naming a file on another volume) is looked beside too: the API server renames aside the file it writes,
+        which is the one the link names."""
+        found: dict[int, tuple[int, str, int]] = {}
+        places = {(self.path.parent, self.path.name)}
+        with contextlib.suppress(OSError, RuntimeError):  # (a loop of links: only beside the path)
+            real = self.path.resolve()
+            places.add((real.parent, real.name))
+        for directory, name in sorted(places):
             try:
-                st = entry.stat(follow_symlinks=False)
+                entries = list(os.scandir(directory))
             except OSError:
                 continue
-            if stat.S_ISREG(st.st_mode) and st.st_ino not in held and st.st_ino != new \
-                    and self._done.get(st.st_ino) != (st.st_mtime_ns, st.st_size) \
-                    and st.st_mtime_ns >= newest.opened_ns - _COARSE_NS:
-                found.append((st.st_mtime_ns, entry.path, st.st_ino))
+            for entry in entries:
+                if not _rotated_name(entry.name, name):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode) and st.st_ino not in held and st.st_ino != new \
+                        and self._done.get(st.st_ino) != (st.st_mtime_ns, st.st_size) \
+                        and st.st_mtime_ns >= newest.opened_ns - _COARSE_NS:
+                    found[st.st_ino] = (st.st_mtime_ns, entry.path, st.st_ino)
         files = []
-        for _, path, inode in sorted(found):
+        for _, path, inode in sorted(found.values()):
             try:
                 stream, opened = _open(Path(path))
             except InputError:

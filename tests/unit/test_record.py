@@ -429,6 +429,32 @@ def test_files_made_and_rotated_aside_between_two_looks_are_read_from_beside_the
     assert follower.stats.malformed == 0
 
 
+def test_a_followed_symbolic_link_finds_the_files_rotated_aside_beside_what_it_names(tmp_path: Path) -> None:
+    """Left from the last stop: with the path a symbolic link to the API server's file elsewhere, the files rotated
+    aside between two looks were looked for beside the link, where there are none, and lost."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "links").mkdir()
+    real = tmp_path / "real" / "audit.log"
+    real.write_bytes(b"")
+    link = tmp_path / "links" / "audit.log"
+    link.symlink_to(real)
+    stop = threading.Event()
+    follower = Follower(link, ParseStats(), poll=0.5)
+    collect = Collect(follower.events(stop), stop)
+    threading.Event().wait(0.1)
+    for r in range(10):
+        with real.open("ab") as f:
+            f.write(line(2 * r) + line(2 * r + 1))
+        os.rename(real, tmp_path / "real" / f"audit-2026-11-30T04-33-{r:02d}.000.log")
+        real.write_bytes(b"")
+        threading.Event().wait(0.03)
+    with real.open("ab") as f:
+        f.write(line(20))
+    want = [f"p{n}" for n in range(21)]
+    assert collect.names(until=21, timeout=10) == want
+    assert collect.finish() == want and follower.rotations == 10 and follower.between > 5
+
+
 def test_a_file_read_before_is_told_from_a_new_one_given_its_freed_inode(tmp_path: Path) -> None:
     """Review finding: every inode read was remembered for good, and ext4 soon gives a freed one (a backup the API
     server deleted) to a new file: a file rotated between two looks was then skipped without a word. A file read
