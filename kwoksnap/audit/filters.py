@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Final, cast
 
 from kwoksnap.audit.events import MUTATING_VERBS, AuditEvent, degraded
+from kwoksnap.audit.patches import BUILTIN_GROUPS, BUILTIN_RESOURCES
 from kwoksnap.audit.stats import ParseStats
 from kwoksnap.errors import UsageError
 
@@ -124,6 +125,7 @@ class FilterSpec:
 class _Compiled:
     everything: bool
     keys: frozenset[tuple[str, str | None, str]]  # (resource, group or None = any group, subresource)
+    builtin_only: frozenset[str]  # names given bare that a built-in group serves: None means a built-in group
     base_names: frozenset[str] | None  # resource names the prefilter may rely on; None = wildcard somewhere
     namespaces: frozenset[str]
     exact_users: frozenset[str]
@@ -153,6 +155,7 @@ def _compile(spec: FilterSpec) -> _Compiled:
     compiled = _Compiled(
         everything=("*", None, "") in keys,
         keys=frozenset(keys),
+        builtin_only=frozenset(k[0] for k in keys if k[1] is None) & BUILTIN_RESOURCES,
         base_names=None if any(k[0] == "*" for k in keys) else frozenset(k[0] for k in keys),
         namespaces=spec.namespaces,
         exact_users=spec.exclude_users - frozenset(globs),
@@ -177,11 +180,13 @@ def _selected(c: _Compiled, event: AuditEvent) -> bool:
         return False
     sub = event["subresource"]
     keys = c.keys
-    if c.everything or (resource, None, sub) in keys:
-        return True
     group = event["group"]
+    # (a bare built-in name means the built-in resource: `nodes` is not Longhorn's nodes.longhorn.io)
+    any_group = resource not in c.builtin_only or group in BUILTIN_GROUPS
+    if c.everything or ((resource, None, sub) in keys and any_group):
+        return True
     for r in (resource, "*"):
-        for g in (None, group):
+        for g in (None, group) if any_group or r == "*" else (group,):
             if (r, g, sub) in keys or (sub and (r, g, "*") in keys) or (r == "*" and (r, g, "") in keys):
                 return True
     return False

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 from kwoksnap.audit.events import AuditEvent
 from kwoksnap.errors import UsageError
 
-__all__ = ["BUILTIN_GROUPS", "PatchType", "infer_patch_type"]
+__all__ = ["BUILTIN_GROUPS", "BUILTIN_RESOURCES", "PatchType", "infer_patch_type"]
 
 PatchType = Literal["json", "merge", "strategic", "apply"]
 
@@ -50,6 +50,30 @@ BUILTIN_GROUPS: Final = frozenset(
         "storagemigration.k8s.io",
     }
 )
+
+# The resources the built-in groups serve (Kubernetes 1.36, alpha and beta ones included): a bare name among these
+# (`--resources nodes`) means the built-in one, as kubectl resolves it, not a custom resource of the same plural in
+# another group (Longhorn's nodes.longhorn.io).
+BUILTIN_RESOURCES: Final = frozenset(
+    {
+        "apiservices", "bindings", "certificatesigningrequests", "clusterrolebindings", "clusterroles",
+        "clustertrustbundles", "componentstatuses", "configmaps", "controllerrevisions", "cronjobs",
+        "csidrivers", "csinodes", "csistoragecapacities", "customresourcedefinitions", "daemonsets",
+        "deployments", "deviceclasses", "devicetaintrules", "endpoints", "endpointslices", "events",
+        "flowschemas", "horizontalpodautoscalers", "ingressclasses", "ingresses", "ipaddresses", "jobs",
+        "leasecandidates", "leases", "limitranges", "localsubjectaccessreviews",
+        "mutatingadmissionpolicies", "mutatingadmissionpolicybindings", "mutatingwebhookconfigurations",
+        "namespaces", "networkpolicies", "nodes", "persistentvolumeclaims", "persistentvolumes",
+        "poddisruptionbudgets", "pods", "podtemplates", "priorityclasses", "prioritylevelconfigurations",
+        "replicasets", "replicationcontrollers", "resourceclaims", "resourceclaimtemplates", "resourcequotas",
+        "resourceslices", "rolebindings", "roles", "runtimeclasses", "secrets", "selfsubjectaccessreviews",
+        "selfsubjectreviews", "selfsubjectrulesreviews", "serviceaccounts", "servicecidrs", "services",
+        "statefulsets", "storageclasses", "storageversionmigrations", "storageversions",
+        "subjectaccessreviews", "tokenreviews", "validatingadmissionpolicies",
+        "validatingadmissionpolicybindings", "validatingwebhookconfigurations", "volumeattachments",
+        "volumeattributesclasses",
+    }
+)  # fmt: skip
 
 # Strategic-merge directives: exact keys, and key prefixes ("$setElementOrder/conditions").
 _SMP_KEYS: Final = frozenset({"$patch", "$retainKeys", "$deleteFromPrimitiveList", "$setElementOrder"})

@@ -36,7 +36,7 @@ import re
 import stat
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Final
 
 import orjson
@@ -144,8 +144,9 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str
             matches = sorted(glob.glob(path))
             if not matches:
                 raise InputError(f"{path}: no file matches this pattern")
-        elif not os.path.lexists(path):
-            raise InputError(f"{path}: no such file")
+        elif not os.path.exists(path):  # (a symbolic link to a missing file too: it was skipped among others)
+            raise InputError(f"{path}: no such file" + (" (a symbolic link to a missing file)"
+                                                         if os.path.islink(path) else ""))
         else:
             matches = [path]
         for match in matches:
@@ -178,6 +179,7 @@ def _open(path: str) -> tuple[contextlib.ExitStack[bool | None], Callable[[int],
     except OSError as err:
         stack.close()
         if err.errno in REFUSALS:  # no permission, an I/O error: the system's refusal (exit 7), for any file
+            err.filename = err.filename or path  # (a read's error names no file: `--audit /proc/self/mem`)
             raise
         if err.errno == errno.ESPIPE:
             raise InputError(f"{path}: a pipe, not a file: an audit log is read twice (its format first, then its "
@@ -253,7 +255,15 @@ def sniff(path: str) -> str:
     try:
         text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError:
-        raise InputError(f"{path}: binary file (not UTF-8 text), not an audit log") from None
+        # Binary if the first line is not UTF-8 and no JSON lines follow it (a file split inside a character); a
+        # bad byte further on makes its own line malformed, wherever it falls (it rejected the whole file within
+        # the first 64 KiB: black-box finding).
+        text = head.decode(errors="replace")
+        try:
+            codecs.getincrementaldecoder("utf-8")().decode(head.lstrip()[:4096].split(b"\n", 1)[0], final=False)
+        except UnicodeDecodeError:
+            if not _records_after_the_first_line(text):
+                raise InputError(f"{path}: binary file (not UTF-8 text), not an audit log") from None
     text = text.removeprefix("\ufeff")
     if not any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines()):
         raise InputError(f"{path}: no audit event: only comments or blank lines"
@@ -261,6 +271,8 @@ def sniff(path: str) -> str:
     container = detect_container(text)
     if container == "json":
         return _json_layout(text)
+    if _records_after_the_first_line(text):  # a file split in the middle of a line (`split -b`), a cut log
+        return "jsonl"
     if container in ("yaml", "stamped"):
         return container
     raise InputError(f"{path}: unknown format (not JSON lines, JSON or YAML audit events)")
@@ -290,6 +302,22 @@ def _json_layout(text: str) -> str:
 
 
 _LAYOUT_LINES: Final = 32  # lines of the head looked at for a whole record
+
+
+def _records_after_the_first_line(text: str) -> bool:
+    """Whether lines after the first significant one are whole JSON records (a map of several keys on one line,
+    at its start), the first being no such line: JSON lines whose first line is the end of a line cut in two
+    (`split -b`, a log copied from the middle). Taken for YAML or an unknown format, the whole file was lost."""
+    lines = [line for line in text.splitlines(keepends=True) if line.strip() and not line.lstrip().startswith("#")]
+    for line in lines[1:_LAYOUT_LINES]:
+        if line.startswith("{") and line.endswith(("\n", "\r")):
+            try:
+                value = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if type(value) is dict and len(value) >= 2:
+                return True
+    return False
 
 
 # --- decoding ------------------------------------------------------------------------------------------------------
@@ -516,7 +544,15 @@ class _FileReader:
         with _gc_paused():
             for n, line in enumerate(lines, first + 1):
                 if line and line[0] == 0:  # a crash's NUL padding before the next event (no newline after it)
+                    padding = len(line)
                     line = line.lstrip(b"\x00")
+                    padding -= len(line)
+                    if cut is None or line.strip():
+                        problems.append((f"{path}:{n}", f"{padding} NUL bytes (a crash's padding: what was written "
+                                         "there is lost)", False))
+                    elif cut:
+                        self.truncated(f"{path}:{n}", f"ends in {padding} NUL bytes (a crash's padding: what was "
+                                       "written there is lost)")
                 if not line or line.isspace() or line[0] == 35 or (line[0] in b" \t" and line.lstrip()[:1] == b"#"):
                     continue  # blank, or a `#` comment (a licence header)
                 count += 1
@@ -543,32 +579,36 @@ class _FileReader:
                     native += 1
                     continue
                 try:
-                    value = loads(line)
+                    values: Sequence[Any] = (loads(line),)
                 except decode_error:
-                    if cut is not None:
-                        if cut:
-                            self.truncated(source, cut)
-                    else:
-                        problems.append((source, "not valid JSON", False))
-                    continue
-                if type(value) is dict and "auditID" in value:
-                    try:
-                        event = from_native(value, source)
-                    except Malformed as err:
-                        problems.append((source, str(err), False))
+                    values = _concatenated(line) or ()  # (Kinesis Firehose's S3 objects: envelopes back to back)
+                    if not values:
+                        if cut is not None:
+                            if cut:
+                                self.truncated(source, cut)
+                        else:
+                            problems.append((source, "not valid JSON", False))
                         continue
-                    rv, floor, sentinel_ts = _sort_rv(0 if event["response"] is None else resource_version(event),
-                                                      event["ts"], floor, sentinel_ts)
-                    append((event["ts"], rv, index, seq, event))
-                    seq += 1
-                    native += 1
-                else:
-                    decode_value(value, source, others, problems)
-                    if others:
-                        self.seq, self.rv_floor, self.sentinel_ts = seq, floor, sentinel_ts
-                        self.items(others, out)
-                        seq, floor, sentinel_ts = self.seq, self.rv_floor, self.sentinel_ts
-                        others.clear()
+                for value in values:
+                    if type(value) is dict and "auditID" in value:
+                        try:
+                            event = from_native(value, source)
+                        except Malformed as err:
+                            problems.append((source, str(err), False))
+                            continue
+                        rv, floor, sentinel_ts = _sort_rv(
+                            0 if event["response"] is None else resource_version(event), event["ts"], floor,
+                            sentinel_ts)
+                        append((event["ts"], rv, index, seq, event))
+                        seq += 1
+                        native += 1
+                    else:
+                        decode_value(value, source, others, problems)
+                        if others:
+                            self.seq, self.rv_floor, self.sentinel_ts = seq, floor, sentinel_ts
+                            self.items(others, out)
+                            seq, floor, sentinel_ts = self.seq, self.rv_floor, self.sentinel_ts
+                            others.clear()
             self.seq, self.rv_floor, self.sentinel_ts = seq, floor, sentinel_ts
             stats = self.stats
             stats.lines += count
@@ -628,14 +668,36 @@ class _FileReader:
                     yield items
                 return
             lines = data.split(b"\n")
-            del data
             if not _has_json_line(lines[2:100]):
+                del lines
                 self.stats.lines += 1
+                kept = _records_before_the_break(data)
+                del data
+                if kept is None:
+                    if broken is not None:
+                        self.truncated(where, f"{_stream_problem(broken)}; the JSON document is lost")
+                    else:
+                        self.malformed(where, f"not a valid JSON document ({_position(err)})")
+                    return
+                # An export cut short (a copy, a download, a disk that filled up): its whole records are read.
+                value, count = kept
+                lost = f"the {count} whole records before it are read, the rest is lost"
                 if broken is not None:
-                    self.truncated(where, f"{_stream_problem(broken)}; the JSON document is lost")
+                    self.truncated(where, f"{_stream_problem(broken)}; {lost}")
+                elif "unexpected end of data" in str(err):
+                    self.truncated(where, f"the JSON document is cut off ({_position(err)}); {lost}")
                 else:
-                    self.malformed(where, f"not a valid JSON document ({_position(err)})")
+                    self.malformed(where, f"not a valid JSON document ({_position(err)}); {lost}")
+                decoded, problems = [], []
+                with _gc_paused():
+                    decode_value(value, where, decoded, problems)
+                self.problems(problems)
+                items = []
+                self.items(decoded, items)
+                if items:
+                    yield items
                 return
+            del data
             last = lines.pop()
             for start in range(0, len(lines), 1000):
                 batch = self._decode_lines(lines[start : start + 1000], start)
@@ -765,6 +827,64 @@ def _one_after_another(data: bytes) -> tuple[list[tuple[int, Any]], list[int]] |
 
 
 _BLANKS: Final = re.compile(r"[ \t\n\r]*")
+
+
+_RECORDS_KEY: Final = re.compile(r'"(items|records|entries)"[ \t\n\r]*:[ \t\n\r]*\[')
+
+
+def _records_before_the_break(data: bytes) -> tuple[Any, int] | None:
+    """What of a JSON document that does not parse (cut short) can be read: the whole records of its array (a
+    JSON array, an ``EventList``'s items, AKS's ``records``, GKE's ``entries``) before the break, as the document
+    they were in (with that array shortened), and how many; None if not even one is whole."""
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        return None
+    start = _BLANKS.match(text).end()  # type: ignore[union-attr]
+    key = None
+    if text.startswith("[", start):
+        at = start + 1
+    elif text.startswith("{", start) and (found := _RECORDS_KEY.search(text, start)) is not None:
+        key, at = found.group(1), found.end()
+    else:
+        return None
+    decoder = json.JSONDecoder()
+    values: list[Any] = []
+    while True:
+        at = _BLANKS.match(text, at).end()  # type: ignore[union-attr]
+        try:
+            end = decoder.raw_decode(text, at)[1]
+            values.append(orjson.loads(text[at:end]))  # (orjson's number rules, as every other document's)
+        except (ValueError, RecursionError):
+            break
+        at = _BLANKS.match(text, end).end()  # type: ignore[union-attr]
+        if not text.startswith(",", at):
+            break
+        at += 1
+    if not values:
+        return None
+    if key is None:
+        return values, len(values)
+    try:  # (the wrapper's own keys before the array: an EventList's kind and apiVersion)
+        wrapper = orjson.loads(text[start:found.start()] + f'"{key}":[]}}')  # type: ignore[union-attr]
+    except orjson.JSONDecodeError:
+        wrapper = {}
+    if type(wrapper) is not dict:
+        wrapper = {}
+    wrapper[key] = values
+    return wrapper, len(values)
+
+
+def _concatenated(line: bytes) -> list[Any] | None:
+    """The JSON documents of a line that holds several written back to back, nothing but blanks between them
+    (Kinesis Firehose delivers CloudWatch subscription envelopes to S3 so; events a writer lost the newlines of);
+    None unless the whole line is two or more such documents."""
+    if line.lstrip()[:1] not in (b"{", b"["):
+        return None
+    found = _one_after_another(line)
+    if found is None or found[1] or len(found[0]) < 2:
+        return None
+    return [value for _, value in found[0]]
 
 
 def _has_json_line(lines: list[bytes]) -> bool:

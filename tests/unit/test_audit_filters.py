@@ -315,3 +315,23 @@ def test_prefiltered_read_matches_full_read(tmp_path: Path) -> None:
     assert fast == full and fast_stats.skipped == full_stats.skipped
     assert fast_stats.prefiltered > len(lines) // 2 and fast_stats.lines == full_stats.lines == len(lines)
     assert fast_stats.events + fast_stats.prefiltered == full_stats.events  # one event per prefiltered line
+
+
+def test_a_bare_built_in_name_means_the_built_in_resource_not_a_custom_one_of_that_plural() -> None:
+    """Black-box finding: `--resources pods` (and the defaults: `nodes`, `pods`) also kept a custom resource of the
+    same plural in another group (Longhorn's nodes.longhorn.io), whose writes the replay then sent to a target
+    without its CRD. A bare name a built-in group serves means the built-in one, as kubectl resolves it."""
+    longhorn = {"resource": "nodes", "group": "longhorn.io", "namespace": "longhorn-system"}
+    assert skip_reason(event(resource="nodes", namespace=""), FilterSpec()) is None
+    assert skip_reason(event(**longhorn), FilterSpec()) == "resource-not-selected"
+    assert skip_reason(event(**longhorn, subresource="status"), FilterSpec()) == "resource-not-selected"
+    assert skip_reason(event(**longhorn), FilterSpec(resources={"nodes.longhorn.io"})) is None  # type: ignore[arg-type]
+    assert skip_reason(event(**longhorn), FilterSpec(resources={"*"})) is None  # type: ignore[arg-type]
+    assert skip_reason(event(**longhorn), FilterSpec(resources={"*.longhorn.io"})) is None  # type: ignore[arg-type]
+    assert skip_reason(event(**longhorn), FilterSpec(resources={"nodes/*"})) == "resource-not-selected"  # type: ignore[arg-type]
+    # A name no built-in group serves still matches it in any group; both built-in `events` groups are kept.
+    widgets = FilterSpec(resources={"widgets"})  # type: ignore[arg-type]
+    assert skip_reason(event(resource="widgets", group="example.com"), widgets) is None
+    k8s_events = FilterSpec(resources={"events"})  # type: ignore[arg-type]
+    assert skip_reason(event(resource="events", group="events.k8s.io"), k8s_events) is None
+    assert skip_reason(event(resource="events"), k8s_events) is None

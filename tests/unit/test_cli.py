@@ -1026,3 +1026,15 @@ def test_a_kubeconfig_the_system_refuses_to_read_is_exit_7(tmp_path: Path) -> No
                            str(tmp_path / "x.kws")], capture_output=True, text=True, timeout=60)
     assert proc.returncode == ExitCode.SYSTEM, proc.stderr
     assert proc.stderr == f"kwoksnap: error: cannot read the kubeconfig's {config}: Permission denied\n"
+
+
+def test_a_clock_years_behind_is_said_in_seconds_and_days(capsys: pytest.CaptureFixture[str]) -> None:
+    """Black-box finding: the clock-skew warning printed `1.63594e+08 s`."""
+    from types import SimpleNamespace
+
+    from kwoksnap.cli.options import warn_clock_skew
+
+    warn_clock_skew(SimpleNamespace(clock_skew={"a.log": 163_594_000.25, "b.log": 2.999, "c.log": 512.5}))
+    err = capsys.readouterr().err
+    assert "a.log: its clock is at least 163,594,000 s (1,893.4 days) behind" in err
+    assert "b.log: its clock is at least 2.999 s behind" in err and "c.log: its clock is at least 512 s behind" in err
