@@ -39,6 +39,7 @@ __all__ = [
     "detect_container",
     "finish_native",
     "from_aks",
+    "from_aks_table",
     "from_eks",
     "from_gke",
     "from_native",
@@ -550,8 +551,48 @@ def from_aks(d: dict[str, Any], source: str) -> AuditEvent:
         raise Malformed(f"category is a {type(category).__name__}, not a string")
     if category is not None and category not in AKS_AUDIT_CATEGORIES:
         raise Ignored(f"aks-category:{category}")
+    if "properties" not in d and "log_s" in d:  # a Log Analytics AzureDiagnostics row (`Category`, `log_s`)
+        return from_native(_embedded(d["log_s"], "log_s"), source)
     properties = _dict(d.get("properties"), "properties")
     return from_native(_embedded(properties.get("log"), "properties.log"), source)
+
+
+# The columns of Log Analytics' AKSAudit and AKSAuditAdmin tables (resource-specific diagnostic settings): the
+# native event's fields, named in PascalCase, the times under other names.
+_AKS_TABLE: Final = {
+    "AuditId": "auditID", "Level": "level", "Stage": "stage", "RequestUri": "requestURI", "Verb": "verb",
+    "User": "user", "ImpersonatedUser": "impersonatedUser", "SourceIps": "sourceIPs", "UserAgent": "userAgent",
+    "ObjectRef": "objectRef", "ResponseStatus": "responseStatus", "RequestObject": "requestObject",
+    "ResponseObject": "responseObject", "RequestReceivedTime": "requestReceivedTimestamp",
+    "StageReceivedTime": "stageTimestamp", "Annotations": "annotations",
+}
+_DYNAMIC: Final = frozenset({"user", "impersonatedUser", "sourceIPs", "objectRef", "responseStatus", "requestObject",
+                             "responseObject", "annotations"})
+_TOO_BIG: Final = "skipped-too-big-size-object"  # what AKS writes for a body it left out
+
+
+def from_aks_table(d: dict[str, Any], source: str) -> AuditEvent:
+    """A row of Log Analytics' ``AKSAudit``/``AKSAuditAdmin`` table (an export of a query, ``az monitor
+    log-analytics query``): its columns are the native event's fields; a ``dynamic`` column may come as a JSON
+    string, and a body AKS left out as too big is absent (the event is then degraded, as at a lower level)."""
+    event: dict[str, Any] = {"kind": "Event", "apiVersion": "audit.k8s.io/v1"}
+    for column, field in _AKS_TABLE.items():
+        value = d.get(column)
+        if value is None or (value == "" and field in _DYNAMIC):
+            continue
+        if field in _DYNAMIC and type(value) is str:
+            if value == _TOO_BIG:
+                continue
+            value = _embedded(value, column) if value[:1] == "{" else _embedded_list(value, column)
+        event[field] = value
+    return from_native(event, source)
+
+
+def _embedded_list(value: str, what: str) -> Any:
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise Malformed(f"{what} is not JSON") from None
 
 
 def decode_value(
@@ -600,6 +641,8 @@ def _decode_one(
             return
         if "protoPayload" in value:
             events.append(("gke", from_gke(value, source)))
+        elif "AuditId" in value:
+            events.append(("aks", from_aks_table(value, source)))
         elif "textPayload" in value or "jsonPayload" in value:  # Cloud Logging's other entries (a container's log)
             raise Ignored("gcp-not-audit")
         elif "properties" in value or "category" in value or "Category" in value:
@@ -612,7 +655,7 @@ def _decode_one(
             raise Malformed(f"a {value['kind'][:60]} object, not an audit record (a kwokctl snapshot or recording? "
                             "`kwoksnap import` it, then restore or replay the .kws)")
         else:
-            raise Malformed("not an audit record (no auditID, protoPayload, message or properties)")
+            raise Malformed("not an audit record (no auditID, AuditId, protoPayload, message or properties)")
     except Malformed as err:
         problems.append((source, str(err), False))
     except Ignored as why:

@@ -22,6 +22,7 @@ from kwoksnap.audit import (
     parse_timestamp,
     read_audit,
 )
+from kwoksnap.audit.events import resource_version
 from kwoksnap.audit.reader import sniff
 from kwoksnap.errors import InputError, UsageError
 
@@ -899,3 +900,35 @@ def test_a_symbolic_link_to_a_missing_file_is_no_such_file(tmp_path: Path) -> No
     with pytest.raises(OSError) as info:
         read("/proc/self/mem")
     assert info.value.filename == "/proc/self/mem"
+
+
+def test_aks_log_analytics_rows_are_read(tmp_path: Path) -> None:
+    """Black-box finding: an export of Log Analytics' AKSAudit/AKSAuditAdmin table (resource-specific diagnostic
+    settings; PascalCase columns, `dynamic` ones as JSON strings when the query API returns them) was "not an audit
+    record", and an AzureDiagnostics row (`Category`, `log_s`) "properties.log is not a JSON object"."""
+    def row(e: dict[str, Any], *, as_strings: bool) -> dict[str, Any]:
+        dynamic = ("User", "ObjectRef", "ResponseStatus", "RequestObject", "ResponseObject", "Annotations",
+                   "SourceIps")
+        columns = {"TimeGenerated": e["stageTimestamp"], "AuditId": e["auditID"], "Level": e["level"],
+                   "Stage": e["stage"], "RequestUri": e["requestURI"], "Verb": e["verb"], "User": e["user"],
+                   "SourceIps": ["10.0.0.1"], "UserAgent": e["userAgent"], "ObjectRef": e["objectRef"],
+                   "ResponseStatus": e["responseStatus"], "RequestObject": "skipped-too-big-size-object",
+                   "ResponseObject": e.get("responseObject"), "RequestReceivedTime": e["requestReceivedTimestamp"],
+                   "StageReceivedTime": e["stageTimestamp"], "Annotations": {}, "PodName": "kube-apiserver-0",
+                   "Type": "AKSAudit", "_ResourceId": "/subscriptions/x"}
+        if as_strings:
+            columns |= {k: json.dumps(columns[k]) if columns[k] is not None else "" for k in dynamic
+                        if columns[k] != "skipped-too-big-size-object"}
+        return columns
+    records = [ev(i, name=f"e{i}", rv=10 + i) for i in range(3)]
+    for as_strings in (False, True):
+        path = write(tmp_path, f"aksaudit-{as_strings}.json", json.dumps([row(r, as_strings=as_strings)
+                                                                        for r in records], indent=1))
+        events, stats = read(path)
+        assert [(e["name"], e["user"], resource_version(e), e["request"]) for e in events] == [
+            (f"e{i}", "alice", 10 + i, None) for i in range(3)] and stats.formats == {"aks": 3}, as_strings
+    diagnostics = [{"TenantId": "t", "TimeGenerated": r["stageTimestamp"], "Category": "kube-audit",
+                    "log_s": json.dumps(r), "Type": "AzureDiagnostics"} for r in records]
+    diagnostics.append({"Category": "kube-apiserver", "log_s": "I0101 started", "Type": "AzureDiagnostics"})
+    events, stats = read(write(tmp_path, "azurediagnostics.json", json.dumps(diagnostics)))
+    assert [e["name"] for e in events] == ["e0", "e1", "e2"] and stats.ignored == {"aks-category:kube-apiserver": 1}

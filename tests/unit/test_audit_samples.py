@@ -155,7 +155,7 @@ def test_audit2rbac_policy_is_not_a_log() -> None:
     path = str(SAMPLES / "audit2rbac/demo-policy.yaml")
     assert sniff(path) == "yaml"
     stats = ParseStats()
-    first = f"{path}:1: not an audit record (no auditID, protoPayload, message or properties)"
+    first = f"{path}:1: not an audit record (no auditID, AuditId, protoPayload, message or properties)"
     with pytest.raises(InputError) as err:  # read to the end without one audit event: not an audit log
         list(read_audit([path], stats=stats))
     assert str(err.value) == f"{path}: not an audit log: no audit event in 1 lines (1 malformed; first: {first})"
