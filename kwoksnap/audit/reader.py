@@ -243,6 +243,8 @@ def sniff(path: str) -> str:
     if head.startswith(MAGIC):
         raise InputError(f"{path}: a kwoksnap .kws file, not an audit log (a recording is replayed as `kwoksnap "
                          "replay FILE`, without --audit)")
+    if compressed and head.startswith(_GZIP_MAGIC):  # (black-box finding: said "binary file (NUL bytes)")
+        raise InputError(f"{path}: compressed twice (a gzip inside a gzip): gunzip it once first")
     sample = head[:64] if len(head) % 2 == 0 or len(head) > 64 else head[:-1]
     odd, even = sample[1::2], sample[0::2]
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(sample) >= 4 and (
@@ -581,7 +583,13 @@ class _FileReader:
                 try:
                     values: Sequence[Any] = (loads(line),)
                 except decode_error:
-                    values = _concatenated(line) or ()  # (Kinesis Firehose's S3 objects: envelopes back to back)
+                    values = ()
+                    if line.startswith(b"\xef\xbb\xbf"):  # a UTF-8 BOM: files that each had one, joined with cat
+                        line = line[3:]
+                        with contextlib.suppress(decode_error):
+                            values = (loads(line),)
+                    if not values:  # (Kinesis Firehose's S3 objects: envelopes back to back)
+                        values = _concatenated(line) or ()
                     if not values:
                         if cut is not None:
                             if cut:

@@ -932,3 +932,14 @@ def test_aks_log_analytics_rows_are_read(tmp_path: Path) -> None:
     diagnostics.append({"Category": "kube-apiserver", "log_s": "I0101 started", "Type": "AzureDiagnostics"})
     events, stats = read(write(tmp_path, "azurediagnostics.json", json.dumps(diagnostics)))
     assert [e["name"] for e in events] == ["e0", "e1", "e2"] and stats.ignored == {"aks-category:kube-apiserver": 1}
+
+
+def test_files_joined_with_their_byte_order_marks_and_a_gzip_inside_a_gzip(tmp_path: Path) -> None:
+    """Black-box findings: `cat a.log b.log` of files that each start with a UTF-8 BOM made the second file's first
+    line malformed; a gzip inside a gzip was "binary file (NUL bytes)"."""
+    bom = b"\xef\xbb\xbf"
+    events, stats = read(write(tmp_path, "joined.log", bom + jsonl(ev(1, name="a")) + bom + jsonl(ev(2, name="b"))))
+    assert [e["name"] for e in events] == ["a", "b"] and stats.malformed == 0
+    twice = write(tmp_path, "twice.log.gz", gzip.compress(gzip.compress(jsonl(ev(1)))))
+    with pytest.raises(InputError, match=r"twice.log.gz: compressed twice \(a gzip inside a gzip\)"):
+        read(twice)
