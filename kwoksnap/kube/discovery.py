@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
 
 from kwoksnap.errors import APIError, NotFound, TransportError
 from kwoksnap.kube.client import Client, RetryPolicy
@@ -43,8 +44,8 @@ class Resource:
         if self.namespaced and namespace:
             base += f"/namespaces/{namespace}"
         base += f"/{self.name}"
-        if name:
-            base += f"/{name}"
+        if name:  # (percent-encoded: an RBAC object's name may hold a space, `?`, `#` or any character but `/`)
+            base += f"/{quote(name, safe=':@')}"
             if subresource:
                 base += f"/{subresource}"
         return base
