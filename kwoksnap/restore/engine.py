@@ -532,6 +532,13 @@ class _Restorer:
             for obj in self.source.objects(key):
                 self._fail(key, obj, "resource not served by the target" if res is None else "not creatable")
             return
+        served = f"{res.group}/{res.version}" if res.group else res.version
+        recorded = key.rpartition("/")[0]
+        if recorded != served and recorded.rpartition("/")[0] == res.group:
+            # (black-box finding: written as the served version with the recorded apiVersion in the body, every
+            # object was refused, 400 "the API version in the data does not match")
+            log.warning("the target does not serve %s: %s objects are written as %s (what that version lacks "
+                        "is dropped by the API server)", recorded, res.kind, served)
         window = threading.BoundedSemaphore(self.options.concurrency * 4)  # bounds objects held in memory
         futures: list[Future[None]] = []
         done = 0
@@ -556,6 +563,8 @@ class _Restorer:
                     self.results[key].skipped += 1
                     self.left_out_webhooks.append(f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name', '')}")
                 continue
+            if obj.get("apiVersion") != served and recorded != served:
+                obj = {**obj, "apiVersion": served}
             window.acquire()
             fut = pool.submit(self._one, res, key, obj)
             fut.add_done_callback(finished)

@@ -47,3 +47,49 @@ def test_restore_finds_a_custom_resource_by_its_kind(kwok_cluster: LocalCluster,
         assert proc.returncode == 0 and "equal: 1 objects compared" in proc.stdout, proc.stdout + proc.stderr
     finally:
         client.delete(f"{crds}/leaves.{group}")
+
+
+def test_objects_of_a_version_the_target_no_longer_serves_are_written_as_the_served_one(
+        kwok_cluster: LocalCluster, client: Client, namespace: str, tmp_path: Path) -> None:
+    """Black-box finding: restore wrote a snapshot's batch/v1beta1 CronJob (policy/v1beta1 PDB, autoscaling/v2beta2
+    HPA) to the version the target serves with the old apiVersion in its body: 400 "the API version in the data
+    does not match the expected API version", every object."""
+    source = tmp_path / "old.yaml"
+    source.write_text(f"""apiVersion: batch/v1beta1
+kind: CronJob
+metadata: {{name: nightly, namespace: {namespace}}}
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{{name: c, image: busybox}}]
+---
+apiVersion: policy/v1beta1
+kind: PodDisruptionBudget
+metadata: {{name: web, namespace: {namespace}}}
+spec:
+  minAvailable: 1
+  selector: {{matchLabels: {{app: web}}}}
+---
+apiVersion: autoscaling/v2beta2
+kind: HorizontalPodAutoscaler
+metadata: {{name: web, namespace: {namespace}}}
+spec:
+  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}
+  minReplicas: 2
+  maxReplicas: 5
+""")
+    snapshot = tmp_path / "old.kws"
+    proc = kwoksnap("import", str(source), "-o", str(snapshot))
+    assert proc.returncode == 0, proc.stderr
+    proc = kwoksnap("restore", str(snapshot), kubeconfig=kwok_cluster.kubeconfig)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "warning: the target does not serve batch/v1beta1: CronJob objects are written as batch/v1" in proc.stderr
+    assert client.get(f"/apis/batch/v1/namespaces/{namespace}/cronjobs/nightly")["spec"]["schedule"] == "0 3 * * *"
+    assert client.get(f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/web")["spec"][
+        "minAvailable"] == 1
+    assert client.get(f"/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers/web")["spec"][
+        "maxReplicas"] == 5
