@@ -347,14 +347,17 @@ def expand_audit_paths(paths: tuple[str, ...]) -> list[str]:
     return expand_paths(paths)
 
 
-def finished_partly(*counts: tuple[int, str], output_format: str) -> int:
+def finished_partly(*counts: tuple[int, str], output_format: str, shown: int | None = None,
+                    rest: str = "") -> int:
     """The closing ``kwoksnap: error: ...`` line of a run that finished but left things out or wrong (exit 5), like
     every other error: ``counts`` are ``(n, "object(s) failed")`` pairs (zeros left out); the text report lists
-    them above, the JSON one holds them."""
+    them above (at most ``shown`` of each, the others where ``rest`` says), the JSON one holds them."""
     ctx = click.get_current_context(silent=True)
     prog = ctx.find_root().info_name if ctx is not None else "kwoksnap"
     what = ", ".join(f"{n} {text}" for n, text in counts if n)
     where = "listed above" if output_format == "text" else "in the JSON report"
+    if output_format == "text" and shown is not None and any(n > shown for n, _ in counts):
+        where = f"the first {shown} of each listed above; {rest}"  # (it said "listed above" of 55, 20 shown)
     click.echo(f"{prog}: error: {what} ({where})", err=True)
     return int(ExitCode.PARTIAL)
 

@@ -303,5 +303,6 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     if report.failed or report.mismatches:
         return finished_partly((report.failed, "event(s) failed"),
                                (len(report.mismatches), "replayed object(s) differ from the recording"),
-                               output_format=output_format)
+                               output_format=output_format, shown=10,
+                               rest="--report lists up to 200 failures and 500 differences")
     return ExitCode.OK

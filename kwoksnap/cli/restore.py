@@ -20,6 +20,8 @@ from kwoksnap.cli.options import (
     print_json,
 )
 
+_SHOWN = 20  # failures (and objects not adopted) listed on stderr; -o json lists every one
+
 
 @click.command(epilog=example_epilog(
     "kwoksnap --kubeconfig \"$(kwoksnap cluster kubeconfig --name demo)\" restore before.kws",
@@ -120,15 +122,16 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
     if output_format == "json":
         print_json(summary.to_dict())
     else:
-        for f in summary.failures[:20]:
+        for f in summary.failures[:_SHOWN]:
             click.echo(f"failed: {f.resource} {f.namespace + '/' if f.namespace else ''}{f.name}: {f.reason}",
                        err=True)
-        if len(summary.failures) > 20:
-            click.echo(f"... and {len(summary.failures) - 20} more failures (-o json lists them)", err=True)
-        for a in summary.not_adopted[:10]:
+        if len(summary.failures) > _SHOWN:
+            click.echo(f"... and {len(summary.failures) - _SHOWN} more failures (-o json lists them)", err=True)
+        for a in summary.not_adopted[:_SHOWN]:
             click.echo(f"not adopted: {a.kind} {a.namespace}/{a.name} by {a.owner_kind} {a.owner_name}", err=True)
-        if len(summary.not_adopted) > 10:
-            click.echo(f"... and {len(summary.not_adopted) - 10} more not adopted (-o json lists them)", err=True)
+        if len(summary.not_adopted) > _SHOWN:
+            click.echo(f"... and {len(summary.not_adopted) - _SHOWN} more not adopted (-o json lists them)",
+                       err=True)
         if summary.claims_without_volume:
             click.echo(f"warning: {len(summary.claims_without_volume)} claim(s) were Bound to a volume that is not in "
                        f"the target, so the PV controller marks them Lost: {first_few(summary.claims_without_volume)}",
@@ -222,5 +225,5 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
     if not summary.ok:
         return finished_partly((len(summary.failures), "object(s) failed"),
                                (len(summary.not_adopted), "not adopted by their controllers"),
-                               output_format=output_format)
+                               output_format=output_format, shown=_SHOWN, rest="-o json lists all")
     return ExitCode.OK

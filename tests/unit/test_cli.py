@@ -1038,3 +1038,15 @@ def test_a_clock_years_behind_is_said_in_seconds_and_days(capsys: pytest.Capture
     err = capsys.readouterr().err
     assert "a.log: its clock is at least 163,594,000 s (1,893.4 days) behind" in err
     assert "b.log: its clock is at least 2.999 s behind" in err and "c.log: its clock is at least 512 s behind" in err
+
+
+def test_the_closing_line_says_when_only_the_first_failures_were_listed(capsys: pytest.CaptureFixture[str]) -> None:
+    """Black-box finding: restore listed 20 of 55 failures, then closed with "55 object(s) failed (listed above)"."""
+    from kwoksnap.cli.options import finished_partly
+
+    assert finished_partly((55, "object(s) failed"), (0, "not adopted"), output_format="text", shown=20,
+                           rest="-o json lists all") == ExitCode.PARTIAL
+    assert capsys.readouterr().err == ("kwoksnap: error: 55 object(s) failed (the first 20 of each listed above; -o "
+                                       "json lists all)\n")
+    finished_partly((20, "object(s) failed"), output_format="text", shown=20, rest="-o json lists all")
+    assert capsys.readouterr().err == "kwoksnap: error: 20 object(s) failed (listed above)\n"
