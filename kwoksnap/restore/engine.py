@@ -117,6 +117,8 @@ class RestoreSummary:
     seconds: float
     requests: int
     retries: int
+    # References to an owner in another namespace, left out (the garbage collector deletes an object for one).
+    invalid_owner_refs: list[str] = dataclasses.field(default_factory=list)
     # Claims recorded Bound whose volume is not in the target (left out of the snapshot, e.g. by --exclude): the PV
     # controller marks them Lost, and nothing restore writes can keep them Bound. Reported, not failed.
     claims_without_volume: list[str] = dataclasses.field(default_factory=list)
@@ -168,6 +170,7 @@ class RestoreSummary:
         return {
             "ok": self.ok, "seconds": round(self.seconds, 3), "requests": self.requests, "retries": self.retries,
             "droppedOwnerReferences": self.dropped_owner_refs,
+            "invalidOwnerReferences": self.invalid_owner_refs[:200],
             "resources": {k: dataclasses.asdict(v) for k, v in self.results.items()},
             "failures": [dataclasses.asdict(f) for f in self.failures[:200]],
             "failureCount": len(self.failures),
@@ -210,7 +213,7 @@ class _Restorer:
         self.progress = progress
         self.lock = threading.Lock()
         self.uid_map: dict[str, str] = {}
-        self.snapshot_uids: set[str] = set()
+        self.snapshot_uids: dict[str, str] = {}  # every UID of the snapshot -> its object's namespace
         self.never_adopt: frozenset[str] = frozenset()  # owners whose controller adopts nothing (_snapshot_uids)
         self.results: dict[str, ResourceResult] = {}
         self.failures: list[Failure] = []
@@ -222,6 +225,7 @@ class _Restorer:
         self.in_flight: set[str] = set()  # "resource namespace/name" of the objects being written now
         self.not_relinked: list[str] = []  # objects whose owners were restored, left unlinked by a Ctrl-C
         self.dropped = 0
+        self.invalid_owners: list[str] = []  # references to an owner in another namespace, left out
         self.created_crds: list[str] = []
         self.crd_outcomes: dict[str, str] = {}  # created or updated: undone in the counts if it never serves
         self._defined: set[tuple[str, str]] | None = None  # (group, plural) of the snapshot's CRDs
@@ -394,6 +398,7 @@ class _Restorer:
                 self.deferred.append((res, key, str(ns or ""), name, kept, prep.deferred_owners,
                                       outcome == "skipped"))
             self.dropped += prep.dropped_owners
+            self.invalid_owners += prep.invalid_owners
             if res.key == "apiextensions.k8s.io/v1/customresourcedefinitions" and outcome != "skipped" \
                     and _established_or_unknown(obj):  # (one the source never served is not waited for)
                 self.created_crds.append(name)
@@ -831,17 +836,18 @@ def manual_endpoints(source: RecordSource) -> frozenset[tuple[str, str]]:
     return selectorless(obj for key in keys for obj in source.objects(key))
 
 
-def _snapshot_uids(source: RecordSource, keys: Iterable[str]) -> tuple[set[str], frozenset[str]]:
-    """Every UID in the snapshot, and those of the owners whose controller adopts nothing: finished Jobs (never
-    synced again) and objects being deleted (restored Terminating: terminate_deferred)."""
-    uids: set[str] = set()
+def _snapshot_uids(source: RecordSource, keys: Iterable[str]) -> tuple[dict[str, str], frozenset[str]]:
+    """Every UID in the snapshot (with its object's namespace), and those of the owners whose controller adopts
+    nothing: finished Jobs (never synced again) and objects being deleted (restored Terminating:
+    terminate_deferred)."""
+    uids: dict[str, str] = {}
     never: set[str] = set()
     for key in keys:
         for obj in source.objects(key):
             meta = obj.get("metadata") or {}
             uid = meta.get("uid")
             if uid:
-                uids.add(str(uid))
+                uids[str(uid)] = str(meta.get("namespace") or "")
                 if finished_job(obj) or (meta.get("deletionTimestamp") and meta.get("finalizers")):
                     never.add(str(uid))
     return uids, frozenset(never)
@@ -947,6 +953,7 @@ def restore(
         pool.shutdown(wait=abandoned is None)
     return RestoreSummary(
         results=r.results, failures=r.failures, not_adopted=not_adopted, dropped_owner_refs=r.dropped,
+        invalid_owner_refs=r.invalid_owners,
         seconds=time.monotonic() - started, requests=client.requests - requests0,
         retries=client.retries - retries0, claims_without_volume=r.claims_without_volume,
         ttl_expired=r.ttl_expired, deleted_meanwhile=r.deleted_meanwhile, removed_at_once=r.removed_at_once,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import msgpack
@@ -95,6 +95,9 @@ class Prepared:
     # A pod's ephemeral containers (`kubectl debug`): refused on create, written through the pod's
     # ephemeralcontainers subresource once it exists.
     ephemeral: list[Any] | None = None
+    # References to an owner in another namespace (or a namespaced owner of a cluster-scoped object): invalid, the
+    # target's garbage collector deletes the object for them; left out, named ("ConfigMap ns/child -> ns2/owner").
+    invalid_owners: list[str] = dataclasses.field(default_factory=list)
 
 
 # Endpoints the endpoints controller maintains carry its managed-by label (since 1.33) or, in older clusters, often
@@ -285,7 +288,7 @@ def prepare(
     obj: Obj,
     *,
     uid_map: dict[str, str],
-    snapshot_uids: set[str] | frozenset[str],
+    snapshot_uids: Collection[str],
     has_status_subresource: bool,
     adopt: bool = True,
     never_adopt: frozenset[str] = frozenset(),
@@ -294,8 +297,10 @@ def prepare(
 
     ``uid_map`` maps source UIDs to target UIDs of objects restored so far; ``snapshot_uids`` holds every UID in
     the snapshot (an owner outside it is dangling: its reference is dropped, or the garbage collector would delete
-    the dependent). ``adopt=False`` is for targets without workload controllers (the replay profile): controller
-    references are then relinked through the UID map like any other, since nobody would adopt. ``never_adopt``
+    the dependent); a mapping of each UID to its object's namespace also finds references to an owner in another
+    namespace, which the garbage collector takes for dangling too. ``adopt=False`` is for targets without workload
+    controllers (the replay profile): controller references are then relinked through the UID map like any other,
+    since nobody would adopt. ``never_adopt``
     holds owner UIDs whose controller would not adopt either (finished Jobs: the Job controller ignores them): their
     references are relinked too, and still returned as an adoption so restore checks the result.
     """
@@ -312,8 +317,15 @@ def prepare(
     deferred: list[Obj] = []
     kept: list[Obj] = []
     dropped = 0
+    invalid: list[str] = []
+    namespaces = snapshot_uids if isinstance(snapshot_uids, Mapping) else {}
+    own_namespace = str(meta.get("namespace") or "")
     for ref in meta.get("ownerReferences") or []:
         old = str(ref.get("uid", ""))
+        if namespaces.get(old, own_namespace) not in ("", own_namespace):
+            invalid.append(f"{kind} {own_namespace + '/' if own_namespace else ''}{meta.get('name', '')} -> "
+                           f"{ref.get('kind')} {namespaces[old]}/{ref.get('name')}")
+            continue
         if adopt and ref.get("controller") and (ref.get("kind"), kind) in ADOPTING:
             controller = (str(ref.get("kind")), str(ref.get("name")))
             if old not in snapshot_uids and old not in uid_map:
@@ -393,7 +405,8 @@ def prepare(
         meta.setdefault("annotations", {})[SUSPENDED_ANNOTATION] = "true"  # a rerun finds one left suspended
         resume = {"metadata": {"annotations": {SUSPENDED_ANNOTATION: None}},
                   "spec": {"suspend": recorded if isinstance(recorded, bool) else False}}
-    return Prepared(body, status, deferred, adoption, dropped, terminate, resume, controller, ephemeral)
+    return Prepared(body, status, deferred, adoption, dropped, terminate, resume, controller, ephemeral,
+                    invalid_owners=invalid)
 
 
 def target_refs(obj: Obj) -> list[Obj]:

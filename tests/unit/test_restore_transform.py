@@ -370,3 +370,24 @@ def test_webhooks_that_call_a_service_and_fail_closed_are_told_apart() -> None:
     assert not fails_closed_without_backend(config({**service, "failurePolicy": "Ignore"}))
     assert not fails_closed_without_backend(config(url))
     assert not fails_closed_without_backend({"kind": "ConfigMap", "webhooks": [service]})
+
+
+def test_a_reference_to_an_owner_in_another_namespace_is_left_out_and_named() -> None:
+    """Black-box finding: a ConfigMap owned by a ConfigMap of another namespace was restored with the reference
+    relinked; the target's garbage collector then deleted it (such a reference is invalid), and restore reported
+    9 of 9 created."""
+    uids = {"u-other": "other", "u-same": "ns", "u-node": ""}
+    child = {"kind": "ConfigMap", "metadata": {"name": "child", "namespace": "ns", "uid": "c", "ownerReferences": [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "parent", "uid": "u-other"},
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "sibling", "uid": "u-same"},
+        {"apiVersion": "v1", "kind": "Node", "name": "n1", "uid": "u-node"}]}}
+    p = prepare(child, uid_map={"u-node": "t-node"}, snapshot_uids=uids, has_status_subresource=False)
+    assert p.invalid_owners == ["ConfigMap ns/child -> ConfigMap other/parent"]
+    assert p.body["metadata"]["ownerReferences"] == [{"apiVersion": "v1", "kind": "Node", "name": "n1",
+                                                      "uid": "t-node"}]
+    assert [r["name"] for r in p.deferred_owners] == ["sibling"] and p.dropped_owners == 0
+    cluster_scoped = {"kind": "ClusterRole", "metadata": {"name": "r", "uid": "r", "ownerReferences": [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "parent", "uid": "u-other"}]}}
+    p = prepare(cluster_scoped, uid_map={}, snapshot_uids=uids, has_status_subresource=False)
+    assert p.invalid_owners == ["ClusterRole r -> ConfigMap other/parent"] and "ownerReferences" not in p.body[
+        "metadata"]
