@@ -186,7 +186,7 @@ def field_differences(a: Any, b: Any, path: str = "", limit: int = FIELDS_LIMIT)
         elif y is _ABSENT and x is not _ABSENT:
             diffs.append(f"{t}: removed")
         elif x != y:
-            diffs.append(f"{t}: {_around_difference(repr(x), repr(y))}")
+            diffs.append(f"{t}: {_around_values(x, y)}")
 
     def walk(x: Any, y: Any, p: str) -> None:
         if len(diffs) >= limit:
@@ -211,7 +211,7 @@ def field_differences(a: Any, b: Any, path: str = "", limit: int = FIELDS_LIMIT)
             for i, (xi, yi) in enumerate(zip(x, y, strict=False)):
                 walk(xi, yi, f"{p}[{i}]")
         elif x != y:
-            diffs.append(f"{p or '.'}: {_around_difference(repr(x), repr(y))}")
+            diffs.append(f"{p or '.'}: {_around_values(x, y)}")
 
     walk(a, b, path)
     return diffs
@@ -224,7 +224,13 @@ def _few_keys(value: Any) -> bool:
             and not any(isinstance(v, (dict, list)) for v in value.values()))
 
 
-def _around_difference(x: str, y: str, width: int = 60) -> str:
+def _around_values(x: Any, y: Any) -> str:
+    """:func:`_around_difference` of two values as Python shows them; the place named is counted in the values
+    themselves, not in their quotes (black-box finding: one off)."""
+    return _around_difference(repr(x), repr(y), quote=isinstance(x, str) and isinstance(y, str))
+
+
+def _around_difference(x: str, y: str, width: int = 60, *, quote: bool = False) -> str:
     """``x -> y``, each cut to ``width`` characters around where they first differ (a long value that differs
     only at its end showed the same cut-off start on both sides)."""
     if len(x) <= width and len(y) <= width:
@@ -236,5 +242,5 @@ def _around_difference(x: str, y: str, width: int = 60) -> str:
         part = text[start:start + width]
         return ("…" if start else "") + part + ("…" if start + width < len(text) else "")
 
-    where = f" (from character {first + 1})" if start else ""
+    where = f" (from character {first + 1 - quote})" if start else ""
     return f"{cut(x)} -> {cut(y)}{where}"
