@@ -31,11 +31,14 @@ DEFAULT_DENY: dict[str, str] = {
 
 
 def matches(resource: Resource, names: frozenset[str]) -> bool:
-    """Whether a user-given name (``pods``, ``po``-free plural, ``deployments.apps``, ``apps/v1/deployments``,
-    or the kind ``Deployment``) designates this resource."""
-    return bool(
-        names & {resource.name, resource.group_resource, resource.key, resource.kind.lower(), resource.kind}
-    )
+    """Whether a user-given name designates this resource, as kubectl resolves one: the plural (``deployments``),
+    the singular, the kind (``Deployment``, ``deployment``) or a short name (``deploy``), each also followed by the
+    group (``deployments.apps``, ``Widget.example.com``; black-box finding: only the plural was), or the key
+    (``apps/v1/deployments``)."""
+    bare = {resource.name, resource.kind, resource.kind.lower(), resource.singular or resource.kind.lower(),
+            *resource.short_names}
+    grouped = {f"{n}.{resource.group}" for n in bare} if resource.group else set()
+    return bool(names & (bare | grouped | {resource.key}))
 
 
 def selected(resource: Resource, include: frozenset[str], exclude: frozenset[str]) -> bool:

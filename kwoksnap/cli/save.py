@@ -29,7 +29,8 @@ from kwoksnap.cli.options import (
               callback=not_stdout,
               help="Snapshot file to write (.kws); written atomically, mode 0600.")
 @click.option("--include", multiple=True, callback=split_commas,
-              help="Only these resources (pods, deployments.apps, Deployment; repeatable, comma-separated).")
+              help="Only these resources, named as kubectl names them (pods, deploy, deployments.apps, "
+                   "Deployment, widget.example.com; repeatable, comma-separated).")
 @click.option("--exclude", multiple=True, callback=split_commas,
               help="Leave these resources out (repeatable, comma-separated).")
 @namespace_option("Only these namespaces; cluster-scoped resources are always saved")

@@ -24,6 +24,8 @@ class Resource:
     namespaced: bool
     verbs: frozenset[str]
     subresources: frozenset[str] = frozenset()
+    short_names: frozenset[str] = frozenset()  # `deploy`, `po`: discovery's shortNames
+    singular: str = ""  # discovery's singularName ("" from servers that leave it out)
 
     @property
     def group_version(self) -> str:
@@ -148,6 +150,8 @@ def _resources_of(client: Client, path: str, group: str, version: str,
             group=group, version=version, name=str(item["name"]), kind=str(item["kind"]),
             namespaced=bool(item.get("namespaced")), verbs=frozenset(item.get("verbs", ()) or ()),  # type: ignore[call-overload]
             subresources=frozenset(subs.get(str(item["name"]), ())),
+            short_names=frozenset(str(n) for n in item.get("shortNames") or () if isinstance(n, str)),  # type: ignore[attr-defined]
+            singular=str(item.get("singularName") or ""),
         )
         for item in main
     ]

@@ -19,3 +19,24 @@ def test_a_resource_nobody_can_create_is_left_out_unless_included() -> None:
     assert selected(pods, none, none) and not selected(metrics, none, none) and not selected(leases, none, none)
     assert selected(metrics, frozenset({"pods.metrics.k8s.io"}), none)  # named: saved anyway
     assert not selected(pods, none, frozenset({"pods"}))
+
+
+def test_include_and_exclude_name_a_resource_as_kubectl_does() -> None:
+    """Black-box finding: `--include widget.example.com` (singular.group), `Widget.example.com` (Kind.group) and the
+    short name `deploy` matched no served resource (exit 2); only plurals, keys and a bare kind did."""
+    from kwoksnap.capture.selection import matches
+
+    deployments = Resource("apps", "v1", "deployments", "Deployment", True, ALL, short_names=frozenset({"deploy"}),
+                           singular="deployment")
+    widgets = Resource("example.com", "v1", "widgets", "Widget", True, ALL)  # (no singularName: the kind's)
+    pods = Resource("", "v1", "pods", "Pod", True, ALL, short_names=frozenset({"po"}), singular="pod")
+    for name in ("deployments", "deployment", "Deployment", "deploy", "deployments.apps", "deployment.apps",
+                 "Deployment.apps", "deploy.apps", "apps/v1/deployments"):
+        assert matches(deployments, frozenset({name})), name
+    for name in ("widgets", "widget", "Widget", "widget.example.com", "Widget.example.com", "widgets.example.com"):
+        assert matches(widgets, frozenset({name})), name
+    for name in ("po", "pod", "Pod", "pods", "v1/pods"):
+        assert matches(pods, frozenset({name})), name
+    for name in ("deployments.extensions", "widget.other.io", "pods.apps", "pod.", "dep"):
+        assert not any(matches(r, frozenset({name})) for r in (deployments, widgets, pods)), name
+    assert not selected(deployments, frozenset({"deploy"}), frozenset({"Deployment.apps"}))
