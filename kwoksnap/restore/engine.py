@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import re
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from kwoksnap.errors import APIError, ClusterError, Conflict, Invalid, KwoksnapError, NotFound
 from kwoksnap.kube.client import STRATEGIC_MERGE_PATCH, Client
@@ -486,6 +487,11 @@ class _Restorer:
         except Invalid as exc:
             again = spec_after_refusal(res.kind, body.get("spec") or {}, live, exc.api_message)
             if again is None:
+                immutable = _immutable_fields(exc.api_message)
+                if immutable:  # (the API server's message quotes both whole values: one line of kilobytes)
+                    raise KwoksnapError(f"differs in a field that cannot change ({', '.join(immutable)}): a "
+                                        "replace cannot write it; delete the object in the target, then restore "
+                                        "again") from None
                 raise
         body["spec"] = again
         return self.client.replace(res.path(ns, name), body), "updated"
@@ -834,6 +840,23 @@ def manual_endpoints(source: RecordSource) -> frozenset[tuple[str, str]]:
     """(namespace, name) of the source's Services without a selector: their Endpoints are a user's."""
     keys = [key for key in source.counts() if key.count("/") == 1 and key.endswith("/services")]
     return selectorless(obj for key in keys for obj in source.objects(key))
+
+
+_REFUSED_FIELD: Final = re.compile(r"([A-Za-z][\w.\[\]/-]*): (?:Invalid value: |Forbidden: )")
+
+
+def _immutable_fields(message: str) -> list[str]:
+    """The fields an API server's refusal of an update names as immutable (``data``, ``spec.selector``; a pod's
+    ``spec``: "pod updates may not change fields other than ..."), at most five; empty for any other refusal."""
+    if "field is immutable" not in message and "may not change fields" not in message:
+        return []
+    fields: list[str] = []
+    for part in re.split(r", (?=[A-Za-z][\w.\[\]/-]*: (?:Invalid value|Forbidden))", message):
+        if "immutable" in part or "may not change fields" in part:
+            found = _REFUSED_FIELD.search(part)
+            if found and found.group(1) not in fields:
+                fields.append(found.group(1))
+    return fields[:5] or ["?"]
 
 
 def _snapshot_uids(source: RecordSource, keys: Iterable[str]) -> tuple[dict[str, str], frozenset[str]]:

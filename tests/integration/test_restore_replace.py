@@ -47,3 +47,22 @@ def test_a_replace_keeps_an_adopted_controller_revision_adopted(kwok_cluster: Lo
     proc = kwoksnap("restore", str(alone), "--on-conflict", "replace", kubeconfig=kwok_cluster.kubeconfig)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert owners() == [["db"]]
+
+
+def test_a_replace_refused_for_an_immutable_field_says_so_in_a_few_words(
+        kwok_cluster: LocalCluster, client: Client, namespace: str, tmp_path: Path) -> None:
+    """Black-box finding: a replace over an immutable ConfigMap (a Job's selector, a pod's spec) that differs failed
+    with the API server's refusal, which quotes both whole values (one line of kilobytes), and no way out."""
+    configmaps = f"/api/v1/namespaces/{namespace}/configmaps"
+    client.create(configmaps, {"metadata": {"name": "frozen"}, "immutable": True, "data": {"k": "saved" * 400}})
+    snapshot = tmp_path / "s.kws"
+    proc = kwoksnap("save", "-o", str(snapshot), "-n", namespace, "--include", "cm",
+                    kubeconfig=kwok_cluster.kubeconfig)
+    assert proc.returncode == 0, proc.stderr
+    client.delete(f"{configmaps}/frozen")
+    client.create(configmaps, {"metadata": {"name": "frozen"}, "immutable": True, "data": {"k": "other" * 400}})
+    proc = kwoksnap("restore", str(snapshot), "--on-conflict", "replace", kubeconfig=kwok_cluster.kubeconfig)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    [line] = [x for x in proc.stderr.splitlines() if x.startswith("failed:")]
+    assert line == (f"failed: v1/configmaps {namespace}/frozen: differs in a field that cannot change (data): a "
+                    "replace cannot write it; delete the object in the target, then restore again"), line

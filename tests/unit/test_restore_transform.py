@@ -391,3 +391,18 @@ def test_a_reference_to_an_owner_in_another_namespace_is_left_out_and_named() ->
     p = prepare(cluster_scoped, uid_map={}, snapshot_uids=uids, has_status_subresource=False)
     assert p.invalid_owners == ["ClusterRole r -> ConfigMap other/parent"] and "ownerReferences" not in p.body[
         "metadata"]
+
+
+def test_the_fields_a_refused_update_names_immutable() -> None:
+    from kwoksnap.restore.engine import _immutable_fields
+
+    assert _immutable_fields('ConfigMap "c" is invalid: data: Forbidden: field is immutable when `immutable` is '
+                             "set") == ["data"]
+    assert _immutable_fields('Job.batch "j" is invalid: [spec.selector: Invalid value: v1.LabelSelector{MatchLabels:'
+                             'map[string]string{"a":"b"}}: field is immutable, spec.template: Invalid value: core.'
+                             "PodTemplateSpec{ObjectMeta: {x, y}}: field is immutable]") == ["spec.selector",
+                                                                                          "spec.template"]
+    assert _immutable_fields('Pod "p" is invalid: spec: Forbidden: pod updates may not change fields other than '
+                             "`spec.containers[*].image`") == ["spec"]
+    assert _immutable_fields('Service "s" is invalid: spec.ports[0].port: Invalid value: 0: must be between 1 and '
+                             "65535") == []
