@@ -88,6 +88,8 @@ def normalize(obj: Obj) -> Obj:
         )
     out: Obj = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
     out["metadata"] = meta
+    if isinstance(out.get("apiVersion"), str):  # the group: one object read at two versions is one object (a CRD
+        out["apiVersion"] = out["apiVersion"].rpartition("/")[0]  # whose storage version changed between saves)
     if kind == "Secret":
         token = obj.get("type") == SA_TOKEN_TYPE  # (its token is each cluster's own: the target mints it)
         if token:

@@ -295,3 +295,13 @@ def test_a_small_map_where_there_was_none_names_its_keys() -> None:
     assert field_differences(one, bare) == [".metadata.annotations.team: removed"]
     many = {"metadata": {"name": "a", "labels": {f"k{i}": "v" for i in range(4)}}}
     assert field_differences(bare, many) == [".metadata.labels: added"]
+
+
+def test_one_object_read_at_two_versions_of_its_group_is_one_object() -> None:
+    """Black-box finding: `diff A B` of a custom resource saved before and after its CRD (no conversion) changed its
+    storage version showed `.apiVersion: 'h3.example.com/v1' -> 'h3.example.com/v2'`, where `diff A --live` said
+    equal. The group still counts."""
+    widget = {"apiVersion": "h3.example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"n": 1}}
+    assert normalize(widget) == normalize({**widget, "apiVersion": "h3.example.com/v2"})
+    assert field_differences(normalize(widget), normalize({**widget, "apiVersion": "other.example.com/v1"})) == [
+        ".apiVersion: 'h3.example.com' -> 'other.example.com'"]
