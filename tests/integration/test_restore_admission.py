@@ -119,3 +119,22 @@ def test_a_webhook_no_pod_serves_that_fails_closed_is_left_out(kwok_cluster: Loc
         for name in ("closed", "open", "url"):
             if client.exists(f"{path}/{name}-{suffix}"):
                 client.delete(f"{path}/{name}-{suffix}")
+
+
+def test_restoring_again_does_not_use_up_a_quota(kwok_cluster: LocalCluster, client: Client, namespace: str,
+                                                  tmp_path: Path) -> None:
+    """Black-box finding: each rerun POSTed the objects already there, and the quota admission charged every refused
+    create: three reruns used up `configmaps=4` with 3 ConfigMaps, and a real create was then refused."""
+    ns = f"/api/v1/namespaces/{namespace}"
+    client.create(f"{ns}/resourcequotas", {"metadata": {"name": "rq"}, "spec": {"hard": {"configmaps": "4"}}})
+    for name in ("c1", "c2"):
+        client.create(f"{ns}/configmaps", {"metadata": {"name": name}, "data": {"k": name}})
+    snapshot = tmp_path / "q.kws"
+    proc = kwoksnap("save", "-o", str(snapshot), "-n", namespace, "--include", "configmaps,resourcequotas",
+                    kubeconfig=kwok_cluster.kubeconfig)
+    assert proc.returncode == 0, proc.stderr
+    for _ in range(3):
+        proc = kwoksnap("restore", str(snapshot), kubeconfig=kwok_cluster.kubeconfig)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    # kube-root-ca.crt, c1, c2: room for one more
+    client.create(f"{ns}/configmaps", {"metadata": {"name": "c3"}, "data": {"k": "c3"}})
