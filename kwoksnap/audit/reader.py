@@ -144,9 +144,8 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str
             matches = sorted(glob.glob(path))
             if not matches:
                 raise InputError(f"{path}: no file matches this pattern")
-        elif not os.path.exists(path):  # (a symbolic link to a missing file too: it was skipped among others)
-            raise InputError(f"{path}: no such file" + (" (a symbolic link to a missing file)"
-                                                         if os.path.islink(path) else ""))
+        elif not os.path.lexists(path):
+            raise InputError(f"{path}: no such file")
         else:
             matches = [path]
         for match in matches:
