@@ -588,7 +588,14 @@ class _FileReader:
                         with contextlib.suppress(decode_error):
                             values = (loads(line),)
                     if not values:  # (Kinesis Firehose's S3 objects: envelopes back to back)
-                        values = _concatenated(line) or ()
+                        found = _concatenated(line, cut is not None)
+                        if found is not None:
+                            values, rest = found
+                            if rest and cut is None:
+                                problems.append((source, f"not valid JSON after {len(values)} whole documents",
+                                                 False))
+                            elif rest and cut:
+                                self.truncated(source, f"{cut} after {len(values)} whole document(s)")
                     if not values:
                         if cut is not None:
                             if cut:
@@ -882,16 +889,17 @@ def _records_before_the_break(data: bytes) -> tuple[Any, int] | None:
     return wrapper, len(values)
 
 
-def _concatenated(line: bytes) -> list[Any] | None:
+def _concatenated(line: bytes, cut: bool) -> tuple[list[Any], bool] | None:
     """The JSON documents of a line that holds several written back to back, nothing but blanks between them
-    (Kinesis Firehose delivers CloudWatch subscription envelopes to S3 so; events a writer lost the newlines of);
-    None unless the whole line is two or more such documents."""
+    (Kinesis Firehose delivers CloudWatch subscription envelopes to S3 so; events a writer lost the newlines of),
+    and whether what follows the last whole one is not one (cut off, or garbled); None unless the line starts with
+    two or more whole documents, or with one when it is ``cut`` (an unterminated last line: a file cut short)."""
     if line.lstrip()[:1] not in (b"{", b"["):
         return None
     found = _one_after_another(line)
-    if found is None or found[1] or len(found[0]) < 2:
+    if found is None or len(found[0]) < (1 if cut and found[1] else 2):
         return None
-    return [value for _, value in found[0]]
+    return [value for _, value in found[0]], bool(found[1])
 
 
 def _has_json_line(lines: list[bytes]) -> bool:

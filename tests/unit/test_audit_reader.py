@@ -872,6 +872,20 @@ def test_firehose_objects_of_envelopes_back_to_back_are_read(tmp_path: Path) -> 
         assert len(read(str(tmp_path / f"{name}.gz"))[0]) == 4
     events, stats = read(write(tmp_path, "junk", jsonl(ev(1, name="e1"))[:-1] + b"junk\n" + jsonl(ev(2, name="e2"))))
     assert [e["name"] for e in events] == ["e2"] and stats.malformed == 1
+    # Re-test findings: a Firehose object cut short lost its whole envelopes too; and the byte prefilter judged a
+    # line by its first event (a RequestReceived one), dropping the write after it.
+    whole = envelope(1, 2) + envelope(3, 4)
+    cut = write(tmp_path, "fh-cut", whole + envelope(5, 6)[:40])
+    events, stats = read(cut)
+    assert [e["name"] for e in events] == ["e1", "e2", "e3", "e4"] and "after 2 whole document(s)" in stats.truncated[
+        cut]
+    packed = gzip.compress(whole + envelope(5, 6) * 40)
+    events, stats = read(write(tmp_path, "fh-cut.gz", packed[: len(packed) - 20]))
+    assert [e["name"] for e in events][:4] == ["e1", "e2", "e3", "e4"] and stats.truncated
+    received = ev(1, name="e1", stage="RequestReceived")
+    lost_newline = write(tmp_path, "lost-newline", jsonl(received)[:-1] + jsonl(ev(2, name="e2", verb="create")))
+    events, stats = read(lost_newline, prefilter=FilterSpec())
+    assert [e["name"] for e in events] == ["e1", "e2"]
 
 
 def test_a_crashs_nul_padding_is_reported_not_dropped(tmp_path: Path) -> None:
