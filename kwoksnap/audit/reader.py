@@ -253,28 +253,27 @@ def sniff(path: str) -> str:
     if b"\x00" in head.lstrip()[:4096].split(b"\n", 1)[0]:
         # (only the first line: a log a crash padded with NUL bytes further on is read, its NUL lines malformed)
         raise InputError(f"{path}: binary file (NUL bytes), not an audit log")
+    binary = InputError(f"{path}: binary file (not UTF-8 text), not an audit log")
+    utf8 = True
     try:
         text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError:
-        # Binary if the first line is not UTF-8 and no JSON lines follow it (a file split inside a character); a
-        # bad byte further on makes its own line malformed, wherever it falls (it rejected the whole file within
-        # the first 64 KiB: black-box finding).
-        text = head.decode(errors="replace")
-        try:
-            codecs.getincrementaldecoder("utf-8")().decode(head.lstrip()[:4096].split(b"\n", 1)[0], final=False)
-        except UnicodeDecodeError:
-            if not _records_after_the_first_line(text):
-                raise InputError(f"{path}: binary file (not UTF-8 text), not an audit log") from None
+        # In JSON lines a byte that is no UTF-8 makes its own line malformed, wherever it falls (it rejected the
+        # whole file within the first 64 KiB: black-box finding), in the first line too when JSON lines follow it
+        # (a file split inside a character); any other file holding one is binary, as before.
+        text, utf8 = head.decode(errors="replace"), False
     text = text.removeprefix("\ufeff")
     if not any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines()):
         raise InputError(f"{path}: no audit event: only comments or blank lines"
                          + (" (after gunzip)" if compressed else ""))
     container = detect_container(text)
     if container == "json":
-        return _json_layout(text)
-    if _records_after_the_first_line(text):  # a file split in the middle of a line (`split -b`), a cut log
-        return "jsonl"
-    if container in ("yaml", "stamped"):
+        container = _json_layout(text)
+    elif container != "stamped" and _records_after_the_first_line(text):  # a log split inside a line (`split -b`)
+        container = "jsonl"
+    if not utf8 and container not in ("jsonl", "stamped"):
+        raise binary
+    if container in ("jsonl", "json", "yaml", "stamped"):
         return container
     raise InputError(f"{path}: unknown format (not JSON lines, JSON or YAML audit events)")
 
@@ -310,6 +309,8 @@ def _records_after_the_first_line(text: str) -> bool:
     at its start), the first being no such line: JSON lines whose first line is the end of a line cut in two
     (`split -b`, a log copied from the middle). Taken for YAML or an unknown format, the whole file was lost."""
     lines = [line for line in text.splitlines(keepends=True) if line.strip() and not line.lstrip().startswith("#")]
+    if lines and lines[0].startswith(("---", "%YAML", "- ")):  # a YAML stream (of JSON-style documents, maybe)
+        return False
     for line in lines[1:_LAYOUT_LINES]:
         if line.startswith("{") and line.endswith(("\n", "\r")):
             try:

@@ -815,6 +815,9 @@ def test_json_lines_whose_first_line_is_the_end_of_a_cut_one_are_read_line_by_li
         assert [e["name"] for e in events] == [f"e{i}" for i in range(5)] and stats.malformed == 1, head
         assert stats.malformed_examples[0].startswith(f"{path}:1: "), stats.malformed_examples
     assert sniff(write(tmp_path, "yaml.log", "kind: Event\napiVersion: audit.k8s.io/v1\n")) == "yaml"
+    # (re-test finding: a YAML stream of JSON-style documents was taken for JSON lines, each `---` malformed)
+    flow = write(tmp_path, "flow.yaml", b"".join(b"---\n" + jsonl(ev(i, name=f"f{i}")) for i in range(3)))
+    assert sniff(flow) == "yaml" and read(flow, strict=True)[1].events == 3
     for other in (b"hello world\nsecond line\n", b"\xa9\x81\x00\x01"):
         with pytest.raises(InputError):
             sniff(write(tmp_path, "other.log", other))
@@ -829,6 +832,11 @@ def test_a_byte_that_is_no_utf8_early_in_a_log_makes_only_its_own_line_malformed
     assert stats.malformed == 1 and stats.malformed_examples[0].startswith(f"{path}:5: ") and len(events) == 8
     with pytest.raises(InputError, match="binary file"):
         sniff(write(tmp_path, "binary.log", b"\xe9\xe9\xe9 caf\xe9\nmore\n"))
+    # Only JSON lines are read so (re-test findings: a YAML file with such a byte lost its documents to "unreadable
+    # YAML", a PDF was "unknown format"): anything else holding one stays a binary file.
+    for name, data in (("bad.yaml", b"kind: Event\nuser: {username: caf\xe9}\n"), ("fake.pdf", b"%PDF-1.4\n\xe2\xe3")):
+        with pytest.raises(InputError, match="binary file \\(not UTF-8 text\\)"):
+            sniff(write(tmp_path, name, data))
 
 
 @pytest.mark.parametrize("shape", ["array", "eventlist", "records"])
