@@ -126,11 +126,11 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
             click.echo(f"failed: {f.resource} {f.namespace + '/' if f.namespace else ''}{f.name}: {f.reason}",
                        err=True)
         if len(summary.failures) > _SHOWN:
-            click.echo(f"... and {len(summary.failures) - _SHOWN} more failures (-o json lists them)", err=True)
+            click.echo(f"... and {len(summary.failures) - _SHOWN} more failures (-o json lists up to 200)", err=True)
         for a in summary.not_adopted[:_SHOWN]:
             click.echo(f"not adopted: {a.kind} {a.namespace}/{a.name} by {a.owner_kind} {a.owner_name}", err=True)
         if len(summary.not_adopted) > _SHOWN:
-            click.echo(f"... and {len(summary.not_adopted) - _SHOWN} more not adopted (-o json lists them)",
+            click.echo(f"... and {len(summary.not_adopted) - _SHOWN} more not adopted (-o json lists up to 200)",
                        err=True)
         if summary.claims_without_volume:
             click.echo(f"warning: {len(summary.claims_without_volume)} claim(s) were Bound to a volume that is not in "
@@ -229,5 +229,5 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
     if not summary.ok:
         return finished_partly((len(summary.failures), "object(s) failed"),
                                (len(summary.not_adopted), "not adopted by their controllers"),
-                               output_format=output_format, shown=_SHOWN, rest="-o json lists all")
+                               output_format=output_format, shown=_SHOWN, rest="-o json lists up to 200")
     return ExitCode.OK

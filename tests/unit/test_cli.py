@@ -1045,8 +1045,8 @@ def test_the_closing_line_says_when_only_the_first_failures_were_listed(capsys: 
     from kwoksnap.cli.options import finished_partly
 
     assert finished_partly((55, "object(s) failed"), (0, "not adopted"), output_format="text", shown=20,
-                           rest="-o json lists all") == ExitCode.PARTIAL
+                           rest="-o json lists up to 200") == ExitCode.PARTIAL
     assert capsys.readouterr().err == ("kwoksnap: error: 55 object(s) failed (the first 20 of each listed above; -o "
-                                       "json lists all)\n")
-    finished_partly((20, "object(s) failed"), output_format="text", shown=20, rest="-o json lists all")
+                                       "json lists up to 200)\n")
+    finished_partly((20, "object(s) failed"), output_format="text", shown=20, rest="-o json lists up to 200")
     assert capsys.readouterr().err == "kwoksnap: error: 20 object(s) failed (listed above)\n"
