@@ -631,6 +631,8 @@ def _decode_one(
         batch = value.get("items") if value.get("kind") == "EventList" else value.get("records")
         if batch is None and "items" in value and "protoPayload" not in value:
             batch = value["items"]
+        if batch is None and "entries" in value and "protoPayload" not in value:  # Cloud Logging's entries.list
+            batch = value["entries"]
         if batch is None and "message" not in value and "@message" not in value:
             batch = _cloudwatch_batch(value)
         if batch is not None:

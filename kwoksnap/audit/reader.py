@@ -844,7 +844,33 @@ def _one_after_another(data: bytes) -> tuple[list[tuple[int, Any]], list[int]] |
 _BLANKS: Final = re.compile(r"[ \t\n\r]*")
 
 
-_RECORDS_KEY: Final = re.compile(r'"(items|records|entries)"[ \t\n\r]*:[ \t\n\r]*\[')
+_RECORDS_KEYS: Final = ("items", "records", "entries")
+
+
+def _top_level_records(text: str, at: int, decoder: json.JSONDecoder) -> tuple[str, int, int] | None:
+    """In a JSON object whose first key starts after ``at``: the key of its array of records (``items``,
+    ``records``, ``entries``) at the top level, where that array's items start, and where that key does; None if
+    the object breaks before one (a key of that name inside another value is not it: re-test finding)."""
+    while True:
+        key_at = _BLANKS.match(text, at).end()  # type: ignore[union-attr]
+        try:
+            key, at = decoder.raw_decode(text, key_at)
+        except (ValueError, RecursionError):
+            return None
+        at = _BLANKS.match(text, at).end()  # type: ignore[union-attr]
+        if type(key) is not str or not text.startswith(":", at):
+            return None
+        at = _BLANKS.match(text, at + 1).end()  # type: ignore[union-attr]
+        if key in _RECORDS_KEYS and text.startswith("[", at):
+            return key, at + 1, key_at
+        try:
+            at = decoder.raw_decode(text, at)[1]
+        except (ValueError, RecursionError):
+            return None
+        at = _BLANKS.match(text, at).end()  # type: ignore[union-attr]
+        if not text.startswith(",", at):
+            return None
+        at += 1
 
 
 def _records_before_the_break(data: bytes) -> tuple[Any, int] | None:
@@ -856,14 +882,14 @@ def _records_before_the_break(data: bytes) -> tuple[Any, int] | None:
     except UnicodeDecodeError:
         return None
     start = _BLANKS.match(text).end()  # type: ignore[union-attr]
+    decoder = json.JSONDecoder()
     key = None
     if text.startswith("[", start):
         at = start + 1
-    elif text.startswith("{", start) and (found := _RECORDS_KEY.search(text, start)) is not None:
-        key, at = found.group(1), found.end()
+    elif text.startswith("{", start) and (found := _top_level_records(text, start + 1, decoder)) is not None:
+        key, at, prefix_end = found
     else:
         return None
-    decoder = json.JSONDecoder()
     values: list[Any] = []
     while True:
         at = _BLANKS.match(text, at).end()  # type: ignore[union-attr]
@@ -881,7 +907,7 @@ def _records_before_the_break(data: bytes) -> tuple[Any, int] | None:
     if key is None:
         return values, len(values)
     try:  # (the wrapper's own keys before the array: an EventList's kind and apiVersion)
-        wrapper = orjson.loads(text[start:found.start()] + f'"{key}":[]}}')  # type: ignore[union-attr]
+        wrapper = orjson.loads(text[start:prefix_end] + f'"{key}":[]}}')
     except orjson.JSONDecodeError:
         wrapper = {}
     if type(wrapper) is not dict:

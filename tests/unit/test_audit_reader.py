@@ -839,7 +839,7 @@ def test_a_byte_that_is_no_utf8_early_in_a_log_makes_only_its_own_line_malformed
             sniff(write(tmp_path, name, data))
 
 
-@pytest.mark.parametrize("shape", ["array", "eventlist", "records"])
+@pytest.mark.parametrize("shape", ["array", "eventlist", "records", "entries", "nested"])
 def test_a_json_export_cut_short_keeps_its_whole_records(tmp_path: Path, shape: str) -> None:
     """Black-box finding: a GKE array export, an EventList or an AKS `{"records": [...]}` file cut short (a copy, a
     download) lost every event, the whole ones too: exit 3 alone, one malformed line among others."""
@@ -847,7 +847,11 @@ def test_a_json_export_cut_short_keeps_its_whole_records(tmp_path: Path, shape: 
     value: Any = {"array": records, "eventlist": {"kind": "EventList", "apiVersion": "audit.k8s.io/v1",
                                                  "metadata": {}, "items": records},
                   "records": {"records": [{"category": "kube-audit", "properties": {"log": json.dumps(r)}}
-                                          for r in records]}}[shape]
+                                          for r in records]},
+                  "entries": {"entries": records, "nextPageToken": "x"},  # (Cloud Logging's entries.list)
+                  # (re-test finding: a key of that name inside another value was taken for the records')
+                  "nested": {"meta": {"items": [1, 2], "records": {"x": 1}}, "kind": "EventList", "items": records},
+                  }[shape]
     text = json.dumps(value, indent=2)
     cut = text.index("id-4-e4")  # inside the fifth record
     path = write(tmp_path, f"{shape}.json", text[:cut])
