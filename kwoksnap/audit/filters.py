@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Final, cast
 
 from kwoksnap.audit.events import MUTATING_VERBS, AuditEvent, degraded
-from kwoksnap.audit.patches import BUILTIN_GROUPS, BUILTIN_RESOURCES
 from kwoksnap.audit.stats import ParseStats
 from kwoksnap.errors import UsageError
+from kwoksnap.kube.builtin import BUILTIN_GROUPS, BUILTIN_RESOURCES
 
 # Replay's own throw-away objects: the scratch pods and ConfigMaps of its write-rate measurement
 # (replay/capacity.py) and the node that probes kwok (replay/checks.py). They are in the audit log of every cluster

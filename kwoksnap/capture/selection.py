@@ -6,6 +6,9 @@ list must be one documented table rather than scattered special cases.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from kwoksnap.kube.builtin import BUILTIN_GROUPS
 from kwoksnap.kube.discovery import Resource
 
 # Group-resources never saved unless named in --include, and why (README "What a snapshot holds" sums it up).
@@ -49,3 +52,21 @@ def selected(resource: Resource, include: frozenset[str], exclude: frozenset[str
     # A resource nobody can create is a view its server computes (metrics.k8s.io's pods and nodes from a
     # metrics-server): saved, every one of its objects failed the restore.
     return resource.group_resource not in DEFAULT_DENY and "create" in resource.verbs
+
+
+def resolve(names: frozenset[str], resources: Iterable[Resource]) -> frozenset[str]:
+    """The user's names as the keys of the served resources they designate. A bare name (no group) that a built-in
+    resource answers to means that one only, as kubectl resolves it: `cm` is ConfigMaps, not a CRD's short name
+    `cm` too, and `nodes` not Longhorn's nodes.longhorn.io (re-test finding: both were saved). A name nothing
+    answers to stays as given (the caller says so)."""
+    listed = list(resources)
+    out: set[str] = set()
+    for name in names:
+        found = [r for r in listed if matches(r, frozenset({name}))]
+        if "." not in name and "/" not in name:
+            found = [r for r in found if r.group in BUILTIN_GROUPS] or found
+        if found:
+            out.update(r.key for r in found)
+        else:
+            out.add(name)
+    return frozenset(out)

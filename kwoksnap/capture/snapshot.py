@@ -21,7 +21,7 @@ from typing import Any
 
 from kwoksnap import __version__
 from kwoksnap.capture.redact import redact_secret
-from kwoksnap.capture.selection import matches, selected
+from kwoksnap.capture.selection import matches, resolve, selected
 from kwoksnap.errors import APIError, UsageError
 from kwoksnap.kube.client import Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
@@ -194,10 +194,11 @@ def save_snapshot(
     """
     started = time.monotonic()
     disc = discovery or discover(client)
-    resources = at_storage_versions(client, disc, [r for r in disc.listable()
-                                                   if selected(r, options.include, options.exclude)])
+    listable = disc.listable()
+    include, exclude = resolve(options.include, listable), resolve(options.exclude, listable)
+    resources = at_storage_versions(client, disc, [r for r in listable if selected(r, include, exclude)])
     if options.include and not resources:
-        included = [r for r in disc.listable() if selected(r, options.include, frozenset())]
+        included = [r for r in listable if selected(r, include, frozenset())]
         if included:  # served, but --exclude took every one of them
             raise UsageError(f"--exclude leaves nothing of --include {', '.join(sorted(options.include))}")
         raise UsageError(f"--include matched no served resource: {', '.join(sorted(options.include))}")

@@ -40,3 +40,22 @@ def test_include_and_exclude_name_a_resource_as_kubectl_does() -> None:
     for name in ("deployments.extensions", "widget.other.io", "pods.apps", "pod.", "dep"):
         assert not any(matches(r, frozenset({name})) for r in (deployments, widgets, pods)), name
     assert not selected(deployments, frozenset({"deploy"}), frozenset({"Deployment.apps"}))
+
+
+def test_a_bare_name_a_built_in_resource_answers_to_means_that_one() -> None:
+    """Re-test finding: with a CRD whose short names are [cm, wd], `save --include cm` saved ConfigMaps and the
+    custom resources both (kubectl warns and takes ConfigMaps), and `--include nodes` took Longhorn's nodes too."""
+    from kwoksnap.capture.selection import resolve
+
+    configmaps = Resource("", "v1", "configmaps", "ConfigMap", True, ALL, short_names=frozenset({"cm"}))
+    widgets = Resource("h4.example.com", "v1", "widgets", "Widget", True, ALL, short_names=frozenset({"cm", "wd"}))
+    nodes = Resource("", "v1", "nodes", "Node", False, ALL, short_names=frozenset({"no"}))
+    longhorn = Resource("longhorn.io", "v1beta2", "nodes", "Node", True, ALL, short_names=frozenset({"lhn"}))
+    served = [configmaps, widgets, nodes, longhorn]
+    assert resolve(frozenset({"cm"}), served) == {"v1/configmaps"}
+    assert resolve(frozenset({"nodes"}), served) == {"v1/nodes"}
+    assert resolve(frozenset({"wd", "lhn", "nodes.longhorn.io"}), served) == {"h4.example.com/v1/widgets",
+                                                                              "longhorn.io/v1beta2/nodes"}
+    assert resolve(frozenset({"typo"}), served) == {"typo"}
+    include = resolve(frozenset({"cm", "nodes"}), served)
+    assert [r.key for r in served if selected(r, include, frozenset())] == ["v1/configmaps", "v1/nodes"]
