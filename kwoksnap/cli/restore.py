@@ -170,8 +170,9 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                        err=True)
         if summary.invalid_owner_refs:
             click.echo(f"warning: {len(summary.invalid_owner_refs)} owner reference(s) to an owner in another "
-                       "namespace left out (invalid: the target's garbage collector would delete the object for "
-                       f"them): {first_few(summary.invalid_owner_refs)}", err=True)
+                       "namespace (or to a namespaced owner of a cluster-scoped object) left out (invalid: the "
+                       "target's garbage collector would delete the object for them): "
+                       f"{first_few(summary.invalid_owner_refs)}", err=True)
         if summary.not_relinked:
             click.echo(f"warning: {len(summary.not_relinked)} restored object(s) are without the owner references "
                        "to their restored owners (the Ctrl-C came while restore was linking them): `restore "

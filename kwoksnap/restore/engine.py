@@ -407,7 +407,8 @@ class _Restorer:
                 self.deferred.append((res, key, str(ns or ""), name, kept, prep.deferred_owners,
                                       outcome == "skipped"))
             self.dropped += prep.dropped_owners
-            self.invalid_owners += prep.invalid_owners
+            if outcome != "skipped":  # (what a rerun found in place was not written: nothing left out of it)
+                self.invalid_owners += prep.invalid_owners
             if res.key == "apiextensions.k8s.io/v1/customresourcedefinitions" and outcome != "skipped" \
                     and _established_or_unknown(obj):  # (one the source never served is not waited for)
                 self.created_crds.append(name)
@@ -865,15 +866,15 @@ _REFUSED_FIELD: Final = re.compile(r"([A-Za-z][\w.\[\]/-]*): (?:Invalid value: |
 def _immutable_fields(message: str) -> list[str]:
     """The fields an API server's refusal of an update names as immutable (``data``, ``spec.selector``; a pod's
     ``spec``: "pod updates may not change fields other than ..."), at most five; empty for any other refusal."""
-    if "field is immutable" not in message and "may not change fields" not in message:
-        return []
+    if "immutable" not in message and "may not change fields" not in message:  # (a PVC's, a PV's: "spec is
+        return []  # immutable after creation", "spec.persistentvolumesource is immutable after creation")
     fields: list[str] = []
     for part in re.split(r", (?=[A-Za-z][\w.\[\]/-]*: (?:Invalid value|Forbidden))", message):
         if "immutable" in part or "may not change fields" in part:
             found = _REFUSED_FIELD.search(part)
             if found and found.group(1) not in fields:
                 fields.append(found.group(1))
-    return fields[:5] or ["?"]
+    return fields[:5]
 
 
 def _snapshot_uids(source: RecordSource, keys: Iterable[str]) -> tuple[dict[str, str], frozenset[str]]:

@@ -406,3 +406,9 @@ def test_the_fields_a_refused_update_names_immutable() -> None:
                              "`spec.containers[*].image`") == ["spec"]
     assert _immutable_fields('Service "s" is invalid: spec.ports[0].port: Invalid value: 0: must be between 1 and '
                              "65535") == []
+    # (re-test finding: a claim's and a volume's refusals were not recognised)
+    assert _immutable_fields('PersistentVolumeClaim "c" is invalid: spec: Forbidden: spec is immutable after creation '
+                             "except resources.requests and volumeAttributesClassName for bound claims\n  core.Pers"
+                             "istentVolumeClaimSpec{...}") == ["spec"]
+    assert _immutable_fields('PersistentVolume "v" is invalid: spec.persistentvolumesource: Forbidden: spec.persist'
+                             "entvolumesource is immutable after creation") == ["spec.persistentvolumesource"]
