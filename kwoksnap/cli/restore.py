@@ -74,7 +74,10 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
         if dry_run:
             report = reader.scan()  # every frame's checksum, as the real restore reads every object before writing
             if not report.ok:
-                raise FormatError(f"damaged: {report.reason}", path=snapshot, salvageable=True)
+                where = (f"byte {report.stopped_at}" + (f" (frame {report.stopped_frame})"
+                                                        if report.stopped_frame is not None else "")
+                         if report.stopped_at is not None else None)  # (as every other command names the place)
+                raise FormatError(f"damaged: {report.reason}", path=snapshot, where=where, salvageable=True)
             left: Counter[str] = Counter()  # objects the target's controllers make, which restore leaves to them
             webhooks: Counter[str] = Counter()  # (in a target that runs webhook admission, as restore assumes here)
             manual = manual_endpoints(source)
@@ -197,6 +200,8 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                    f"({summary.objects / max(summary.seconds, 1e-9):,.0f}/s, {summary.retries} retries; "
                    f"{created} created, {updated} updated, {summary.objects - created - updated} skipped: already "
                    "there, or the target's own"
+                   + (f", or left out as warned above ({len(summary.left_out_webhooks)} webhook configuration(s))"
+                      if summary.left_out_webhooks else "")  # (black-box finding: it was neither)
                    + (f"; {summary.relinked_in_place} of those relinked to their owners)" if summary.relinked_in_place
                       else ")")
                    + ("" if not summary.failures and not summary.not_adopted else

@@ -330,8 +330,8 @@ def test_a_dry_run_restore_checks_every_frame(tmp_path: Path) -> None:
     damaged.write_bytes(bytes(data))
     proc = run("restore", str(damaged), "--dry-run")
     assert proc.returncode == ExitCode.INPUT and proc.stdout == ""
-    assert proc.stderr == (f"kwoksnap: error: {damaged}: damaged: checksum mismatch (corrupt data); `kwoksnap "
-                           "salvage` copies the readable part\n")
+    assert proc.stderr == (f"kwoksnap: error: {damaged}: byte 3585 (frame 4): damaged: checksum mismatch (corrupt "
+                           "data); `kwoksnap salvage` copies the readable part\n")  # (the place named: black-box)
 
 
 @pytest.mark.parametrize("args", [["convert", "--audit", "x.log", "-o", "-"], ["save", "-o", "-"],
