@@ -65,6 +65,7 @@ def resolve(names: frozenset[str], resources: Iterable[Resource]) -> frozenset[s
         found = [r for r in listed if matches(r, frozenset({name}))]
         if "." not in name and "/" not in name:
             found = [r for r in found if r.group in BUILTIN_GROUPS] or found
+            found = [r for r in found if r.group == ""] or found  # the core group first: `events` (not both)
         if found:
             out.update(r.key for r in found)
         else:

@@ -57,5 +57,10 @@ def test_a_bare_name_a_built_in_resource_answers_to_means_that_one() -> None:
     assert resolve(frozenset({"wd", "lhn", "nodes.longhorn.io"}), served) == {"h4.example.com/v1/widgets",
                                                                               "longhorn.io/v1beta2/nodes"}
     assert resolve(frozenset({"typo"}), served) == {"typo"}
+    # The core group first, as kubectl (docs walkthrough finding: `--include events` saved every Event twice).
+    events = [Resource("", "v1", "events", "Event", True, ALL, short_names=frozenset({"ev"})),
+              Resource("events.k8s.io", "v1", "events", "Event", True, ALL, short_names=frozenset({"ev"}))]
+    assert resolve(frozenset({"events"}), events) == resolve(frozenset({"ev"}), events) == {"v1/events"}
+    assert resolve(frozenset({"events.events.k8s.io"}), events) == {"events.k8s.io/v1/events"}
     include = resolve(frozenset({"cm", "nodes"}), served)
     assert [r.key for r in served if selected(r, include, frozenset())] == ["v1/configmaps", "v1/nodes"]
