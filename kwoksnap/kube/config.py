@@ -141,6 +141,10 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
     except ConfigException as exc:
         if context and f"Expected object with name {context} " in str(exc):
             raise UsageError(f"--context {context}: the kubeconfig has no such context") from None
+        if "No configuration found" in str(exc):  # (the package's words for: no file, no in-cluster service account)
+            raise UsageError("no kubeconfig: none given (--kubeconfig), none in $KUBECONFIG, none at ~/.kube/config, "
+                             "and not running in a cluster (`kwoksnap cluster kubeconfig --name N` prints a local "
+                             "cluster's)") from None
         raise ClusterError(f"cannot load kubeconfig: {exc}") from None
     except yaml.YAMLError as exc:  # the first line says where; the rest repeats the file's text
         raise ClusterError(f"cannot load kubeconfig {path}: not valid YAML ({str(exc).splitlines()[0]})") from None

@@ -1050,3 +1050,15 @@ def test_the_closing_line_says_when_only_the_first_failures_were_listed(capsys: 
                                        "json lists up to 200)\n")
     finished_partly((20, "object(s) failed"), output_format="text", shown=20, rest="-o json lists up to 200")
     assert capsys.readouterr().err == "kwoksnap: error: 20 object(s) failed (listed above)\n"
+
+
+def test_no_kubeconfig_anywhere_is_a_usage_error_that_says_where_one_is_looked_for(tmp_path: Path) -> None:
+    """Docs walkthrough finding: with no --kubeconfig, no $KUBECONFIG and no ~/.kube/config the client library's
+    "Invalid kube-config file. No configuration found." came out as exit 4 (the cluster's); a missing --kubeconfig
+    file is exit 2."""
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "save", "-o", str(tmp_path / "x.kws")],
+                          capture_output=True, text=True, timeout=60, env={**env, "HOME": str(tmp_path)}, check=False)
+    assert proc.returncode == ExitCode.USAGE and proc.stderr.startswith("kwoksnap: error: no kubeconfig: none given "
+                                                                         "(--kubeconfig), none in $KUBECONFIG, none at "
+                                                                         "~/.kube/config"), proc.stderr
