@@ -39,8 +39,8 @@ def parse_speed(text: str) -> float | None:
     m = re.fullmatch(r"(\d+(?:\.\d+)?|\.\d+)x?", t)
     # Bounded: a 400-digit factor was inf (silently max), a tiny one made every offset inf (exit 70).
     if not m or not SPEED_MIN <= float(m.group(1)) <= SPEED_MAX:
-        raise UsageError(f"invalid speed {text!r}: use a factor from {SPEED_MIN:g} to {SPEED_MAX:g} like 10x, 0.5x, "
-                         "1, or max")
+        raise UsageError(f"invalid speed {text!r}: use a factor from 0.000001 to 1000000 like 10x, 0.5x, 1, or max "
+                         "(digits, no exponent)")  # (not `1e-06 to 1e+06`, the notation it refuses: black-box)
     return float(m.group(1))
 
 
