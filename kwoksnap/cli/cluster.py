@@ -67,8 +67,13 @@ def _binaries(kwokctl: str | None) -> object:
 def create(name: str, profile: str, kwokctl: str | None, wait: float) -> None:
     """Create a local cluster bound to 127.0.0.1, with kwoksnap's capture audit policy."""
     from kwoksnap.cluster.binaries import Binaries
-    from kwoksnap.cluster.local import Profile, create_cluster
+    from kwoksnap.cluster.local import Profile, create_cluster, list_clusters
+    from kwoksnap.errors import UsageError
 
+    existing = next((c for c in list_clusters() if c.name == name), None)
+    if existing is not None:  # (said before "creating ..." and before the binaries are looked for; checked again
+        # under the create lock, against a create of the same name meanwhile)
+        raise UsageError(f"cluster {name!r} already exists ({existing.directory}); delete it first")
     bins = _binaries(kwokctl)
     assert isinstance(bins, Binaries)
     _progress(f"creating cluster {name} (profile {profile}) ...")
@@ -105,9 +110,12 @@ def list_() -> None:
     """List local clusters: name, state, profile, kubeconfig."""
     from kwoksnap.cluster.local import cluster_running, list_clusters
 
-    for c in list_clusters():
+    clusters = list_clusters()
+    for c in clusters:
         state = "running" if cluster_running(c) else "stopped"
         click.echo(f"{c.name}\t{state}\t{c.profile.value}\t{c.kubeconfig}")
+    if not clusters:  # (on stderr: the list a script reads stays empty)
+        click.echo("no local clusters (`kwoksnap cluster create --name N` makes one)", err=True)
 
 
 @cluster.command()

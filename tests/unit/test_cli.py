@@ -1062,3 +1062,18 @@ def test_no_kubeconfig_anywhere_is_a_usage_error_that_says_where_one_is_looked_f
     assert proc.returncode == ExitCode.USAGE and proc.stderr.startswith("kwoksnap: error: no kubeconfig: none given "
                                                                          "(--kubeconfig), none in $KUBECONFIG, none at "
                                                                          "~/.kube/config"), proc.stderr
+
+
+def test_cluster_create_of_a_name_in_use_is_refused_first_and_list_says_when_there_are_none(tmp_path: Path) -> None:
+    """Docs walkthrough findings: `cluster create --name N` of an existing N printed "creating cluster N ..." and
+    only then the refusal; `cluster list` without clusters printed nothing at all."""
+    env = {**os.environ, "KWOKSNAP_WORKDIR": str(tmp_path), "KWOKSNAP_BIN_DIR": str(tmp_path / "no-binaries")}
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "cluster", "list"], capture_output=True, text=True,
+                          timeout=60, env=env, check=False)
+    assert proc.returncode == 0 and proc.stdout == "" and "no local clusters" in proc.stderr, proc.stderr
+    (tmp_path / "clusters" / "lab").mkdir(parents=True)
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "cluster", "create", "--name", "lab"],
+                          capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert proc.returncode == ExitCode.USAGE and proc.stderr == (
+        f"kwoksnap: error: cluster 'lab' already exists ({tmp_path / 'clusters' / 'lab'}); delete it first\n"), \
+        proc.stderr
