@@ -1752,8 +1752,9 @@ class Replayer:
         if self.report.dropped_owners:
             self.report.warnings.append(
                 f"{self.report.dropped_owners} owner reference(s) left out: their owners were not in the target, "
-                f"e.g. on {', '.join(self._dropped_examples)} (restore the snapshot taken before the log, or add the "
-                "owners' resources to --resources)")
+                f"e.g. on {', '.join(self._dropped_examples)} (an owner the log creates, a Job, a ReplicaSet, is "
+                "replayed only when --resources holds its resource, e.g. --resources jobs; one from before the "
+                "log is there when the snapshot taken before it was restored)")
         if self._planner_error is not None:
             # Dispatch stopped as soon as the planner failed: changes already sent finished whole, nothing more
             # was sent. Planning runs up to `lookahead` events ahead, so an error found then stops the replay
