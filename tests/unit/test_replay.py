@@ -2450,7 +2450,7 @@ def test_a_pod_sent_while_its_replicaset_is_being_created_links_to_it() -> None:
     assert report.dropped_owners == 1 and report.to_dict()["droppedOwnerReferences"] == 1
     # Each object is named once among the examples, however many of its writes lost the reference.
     assert any(w.startswith("1 owner reference(s) left out: their owners were not in the target, e.g. on ns/orphan "
-                            "(restore") for w in report.warnings), report.warnings
+                            "(an owner the log creates") for w in report.warnings), report.warnings
 
 
 def test_an_owner_reference_names_the_incarnation_replay_made_for_its_uid() -> None:
