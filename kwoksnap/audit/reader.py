@@ -272,6 +272,9 @@ def sniff(path: str) -> str:
     elif container != "stamped" and _records_after_the_first_line(text):  # a log split inside a line (`split -b`)
         container = "jsonl"
     if not utf8 and container not in ("jsonl", "stamped"):
+        if container in ("json", "yaml"):  # (text, read whole: it cannot be decoded past the byte)
+            raise InputError(f"{path}: not UTF-8 text: a byte that is no UTF-8 in a {container.upper()} file read "
+                             "whole (only JSON lines are read past one)")
         raise binary
     if container in ("jsonl", "json", "yaml", "stamped"):
         return container
@@ -309,8 +312,9 @@ def _records_after_the_first_line(text: str) -> bool:
     at its start), the first being no such line: JSON lines whose first line is the end of a line cut in two
     (`split -b`, a log copied from the middle). Taken for YAML or an unknown format, the whole file was lost."""
     lines = [line for line in text.splitlines(keepends=True) if line.strip() and not line.lstrip().startswith("#")]
-    if lines and lines[0].startswith(("---", "%YAML", "- ")):  # a YAML stream (of JSON-style documents, maybe)
-        return False
+    first = lines[0].rstrip() if lines else ""
+    if first == "---" or first.startswith(("--- ", "%YAML ")):  # a YAML stream (of JSON-style documents, maybe);
+        return False  # (not `---"}}`: a piece of a split log can start so, re-test finding)
     for line in lines[1:_LAYOUT_LINES]:
         if line.startswith("{") and line.endswith(("\n", "\r")):
             try:
@@ -589,14 +593,21 @@ class _FileReader:
                         with contextlib.suppress(decode_error):
                             values = (loads(line),)
                     if not values:  # (Kinesis Firehose's S3 objects: envelopes back to back)
-                        found = _concatenated(line, cut is not None)
+                        found = _concatenated(line)
                         if found is not None:
                             values, rest = found
                             if rest and cut is None:
-                                problems.append((source, f"not valid JSON after {len(values)} whole documents",
+                                problems.append((source, f"not valid JSON after {len(values)} whole document(s)",
                                                  False))
                             elif rest and cut:
                                 self.truncated(source, f"{cut} after {len(values)} whole document(s)")
+                    if not values and cut is not None:  # an export on one line, cut short: its whole records
+                        kept = _records_before_the_break(line)
+                        if kept is not None:
+                            values = [kept[0]]
+                            if cut:
+                                self.truncated(source, f"{cut}: the {kept[1]} whole records before the cut are "
+                                               "read")
                     if not values:
                         if cut is not None:
                             if cut:
@@ -916,15 +927,15 @@ def _records_before_the_break(data: bytes) -> tuple[Any, int] | None:
     return wrapper, len(values)
 
 
-def _concatenated(line: bytes, cut: bool) -> tuple[list[Any], bool] | None:
+def _concatenated(line: bytes) -> tuple[list[Any], bool] | None:
     """The JSON documents of a line that holds several written back to back, nothing but blanks between them
     (Kinesis Firehose delivers CloudWatch subscription envelopes to S3 so; events a writer lost the newlines of),
     and whether what follows the last whole one is not one (cut off, or garbled); None unless the line starts with
-    two or more whole documents, or with one when it is ``cut`` (an unterminated last line: a file cut short)."""
+    a whole document followed by something (one whole document alone parses as the line)."""
     if line.lstrip()[:1] not in (b"{", b"["):
         return None
     found = _one_after_another(line)
-    if found is None or len(found[0]) < (1 if cut and found[1] else 2):
+    if found is None or not found[0] or (len(found[0]) < 2 and not found[1]):
         return None
     return [value for _, value in found[0]], bool(found[1])
 

@@ -127,6 +127,7 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
                 client_configuration=cfg
             )
 
+    shown = path or "~/.kube/config"  # (in messages: it said "cannot load kubeconfig None"; re-test finding)
     root = logging.getLogger()
     root.addFilter(catch)
     try:
@@ -147,18 +148,18 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
                              "cluster's)") from None
         raise ClusterError(f"cannot load kubeconfig: {exc}") from None
     except yaml.YAMLError as exc:  # the first line says where; the rest repeats the file's text
-        raise ClusterError(f"cannot load kubeconfig {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise ClusterError(f"cannot load kubeconfig {shown}: not valid YAML ({str(exc).splitlines()[0]})") from None
     except OSError as exc:  # a directory, no permission, a tokenFile or certificate file that is not there
         if isinstance(exc, PermissionError):  # the system's refusal, exit 7 as for any file (black-box finding)
             raise PermissionError(exc.errno, f"cannot read the kubeconfig's {exc.filename or path}: "
                                   f"{exc.strerror or exc}") from None
         named = f"{exc.filename}: " if exc.filename and str(exc.filename) != str(path) else ""
-        raise ClusterError(f"cannot load kubeconfig {path}: {named}{exc.strerror or exc}") from None
+        raise ClusterError(f"cannot load kubeconfig {shown}: {named}{exc.strerror or exc}") from None
     except (TypeError, KeyError, AttributeError, ValueError) as exc:  # YAML of another shape (a list, /etc/passwd)
         if "Invalid IPv6 URL" in str(exc):  # (urllib's, of the server URL: `https://[::1`)
             raise ClusterError("the kubeconfig's server URL is malformed (an IPv6 address not closed by ']', or a "
                                "'[' in a password that is not percent-encoded)") from None
-        raise ClusterError(f"cannot load kubeconfig {path}: not a kubeconfig ({type(exc).__name__}: {exc})") from None
+        raise ClusterError(f"cannot load kubeconfig {shown}: not a kubeconfig ({type(exc).__name__}: {exc})") from None
     finally:
         root.removeFilter(catch)
     if plugin_errors:

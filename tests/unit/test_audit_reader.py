@@ -834,9 +834,10 @@ def test_a_byte_that_is_no_utf8_early_in_a_log_makes_only_its_own_line_malformed
         sniff(write(tmp_path, "binary.log", b"\xe9\xe9\xe9 caf\xe9\nmore\n"))
     # Only JSON lines are read so (re-test findings: a YAML file with such a byte lost its documents to "unreadable
     # YAML", a PDF was "unknown format"): anything else holding one stays a binary file.
-    for name, data in (("bad.yaml", b"kind: Event\nuser: {username: caf\xe9}\n"), ("fake.pdf", b"%PDF-1.4\n\xe2\xe3")):
-        with pytest.raises(InputError, match="binary file \\(not UTF-8 text\\)"):
-            sniff(write(tmp_path, name, data))
+    with pytest.raises(InputError, match="not UTF-8 text: a byte that is no UTF-8 in a YAML file read whole"):
+        sniff(write(tmp_path, "bad.yaml", b"kind: Event\nuser: {username: caf\xe9}\n"))
+    with pytest.raises(InputError, match="binary file \\(not UTF-8 text\\)"):
+        sniff(write(tmp_path, "fake.pdf", b"%PDF-1.4\n\xe2\xe3"))
 
 
 @pytest.mark.parametrize("shape", ["array", "eventlist", "records", "entries", "nested"])
@@ -882,8 +883,9 @@ def test_firehose_objects_of_envelopes_back_to_back_are_read(tmp_path: Path) -> 
         with gzip.open(tmp_path / f"{name}.gz", "wb") as f:
             f.write(data)
         assert len(read(str(tmp_path / f"{name}.gz"))[0]) == 4
+    # A whole event with garbage after it on its line: kept, the rest of the line malformed.
     events, stats = read(write(tmp_path, "junk", jsonl(ev(1, name="e1"))[:-1] + b"junk\n" + jsonl(ev(2, name="e2"))))
-    assert [e["name"] for e in events] == ["e2"] and stats.malformed == 1
+    assert [e["name"] for e in events] == ["e1", "e2"] and stats.malformed == 1
     # Re-test findings: a Firehose object cut short lost its whole envelopes too; and the byte prefilter judged a
     # line by its first event (a RequestReceived one), dropping the write after it.
     whole = envelope(1, 2) + envelope(3, 4)
@@ -982,3 +984,37 @@ def test_files_joined_with_their_byte_order_marks_and_a_gzip_inside_a_gzip(tmp_p
     twice = write(tmp_path, "twice.log.gz", gzip.compress(gzip.compress(jsonl(ev(1)))))
     with pytest.raises(InputError, match=r"twice.log.gz: compressed twice \(a gzip inside a gzip\)"):
         read(twice)
+
+
+def test_the_second_round_of_input_findings(tmp_path: Path) -> None:
+    """Re-test findings of this stop's input fixes: a piece of a split log starting with `- ` or `---` (an escaped
+    newline of a YAML payload just before the cut) was taken for YAML and lost whole; a second event in another
+    layout on a line the prefilter drops was dropped with it; a one-line export cut short kept none of its whole
+    records; one whole event and a cut one on a line lost the whole one; a JSON document holding a byte that is no
+    UTF-8 was called a binary file."""
+    body = jsonl(*(ev(i, name=f"e{i}") for i in range(3)))
+    for head in (b'- job_name: b\\n"}}}\n', b'---"}}\n', b'%YAML"}\n'):
+        piece = write(tmp_path, "piece.log", head + body)
+        assert sniff(piece) == "jsonl", head
+        assert len(read(piece)[0]) == 3
+    get = ev(1, name="g", verb="get")
+    sorted_create = json.dumps(ev(2, name="c", verb="create"), sort_keys=True).encode()
+    joined = write(tmp_path, "joined.log", jsonl(get)[:-1] + sorted_create + b"\n")
+    events, _ = read(joined, prefilter=FilterSpec())
+    assert [e["name"] for e in events] == ["g", "c"]
+    records = [ev(i, name=f"r{i}") for i in range(4)]
+    one_line = json.dumps({"records": [{"category": "kube-audit", "properties": {"log": json.dumps(r)}}
+                                       for r in records]})
+    cut = write(tmp_path, "one-line.json", one_line[: one_line.index("r3") - 5])
+    events, stats = read(cut)
+    assert [e["name"] for e in events] == ["r0", "r1", "r2"] and "the 3 whole records before the cut" in \
+        stats.truncated[cut]
+    half = write(tmp_path, "half.log", jsonl(ev(1, name="a"))[:-1] + jsonl(ev(2, name="b"))[:50] + b"\n" + jsonl(
+        ev(3, name="c")))
+    events, stats = read(half)
+    assert [e["name"] for e in events] == ["a", "c"] and stats.malformed_examples == [
+        f"{half}:1: not valid JSON after 1 whole document(s)"]
+    latin1 = write(tmp_path, "export.json", json.dumps([ev(1, name="caf")], indent=2).encode().replace(b"caf",
+                                                                                                    b"caf\xe9"))
+    with pytest.raises(InputError, match=r"not UTF-8 text: a byte that is no UTF-8 in a JSON file read whole"):
+        sniff(latin1)

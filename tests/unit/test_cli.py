@@ -1077,3 +1077,15 @@ def test_cluster_create_of_a_name_in_use_is_refused_first_and_list_says_when_the
     assert proc.returncode == ExitCode.USAGE and proc.stderr == (
         f"kwoksnap: error: cluster 'lab' already exists ({tmp_path / 'clusters' / 'lab'}); delete it first\n"), \
         proc.stderr
+
+
+def test_a_broken_default_kubeconfig_is_named_by_its_path(tmp_path: Path) -> None:
+    """Re-test finding: with ~/.kube/config broken and no --kubeconfig or $KUBECONFIG the message read "cannot load
+    kubeconfig None: ..."."""
+    (tmp_path / ".kube").mkdir()
+    (tmp_path / ".kube" / "config").write_text("garbage: [")
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "save", "-o", str(tmp_path / "x.kws")],
+                          capture_output=True, text=True, timeout=60, env={**env, "HOME": str(tmp_path)}, check=False)
+    assert proc.returncode == ExitCode.CLUSTER and proc.stderr.startswith(
+        "kwoksnap: error: cannot load kubeconfig ~/.kube/config: not valid YAML"), proc.stderr
