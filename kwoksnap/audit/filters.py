@@ -303,6 +303,8 @@ def filter_events(
 # escaped, so the pattern cannot occur inside a value), and between `verb` and `objectRef` only strings and string
 # arrays appear. Lines in any other layout (sorted keys, v1beta1, wrappers) are simply decoded in full.
 _CANONICAL = b'{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"'
+# Past a canonical line's own "auditID" key (the level's value is at most 15 characters before it)
+_SECOND_EVENT_FROM = len(_CANONICAL) + len('RequestResponse","auditID"')
 _STAGE = b'"stage":"'
 _VERB = b'"verb":"'
 _OBJREF = b'"objectRef":{"resource":"'
@@ -325,9 +327,10 @@ def make_prefilter(spec: FilterSpec) -> Callable[[bytes], str | None]:
 
     def prefilter(line: bytes) -> str | None:
         reason = judged(line)  # (the first event of a line that holds another after it does not decide for both:
-        # events a writer lost the newlines of, in any layout; re-test findings. `}{` never stands between two
-        # values of one JSON document; inside a string it costs only a decode.)
-        return reason if reason is None or (b"}{" not in line and b"} {" not in line) else None
+        # events a writer lost the newlines of; re-test findings. Another `auditID` past the first event's own,
+        # native, v1beta1 or in an EKS/AKS wrapper's string, leaves the line to the decoder; a mention of the word
+        # in a body costs only a decode. A `}{` search cost 1.4 us a line: `}` is everywhere.)
+        return reason if reason is None or line.find(b"auditID", _SECOND_EVENT_FROM) < 0 else None
 
     def judged(line: bytes) -> str | None:
         if not line.startswith(_CANONICAL):
