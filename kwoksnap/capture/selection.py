@@ -40,7 +40,8 @@ def matches(resource: Resource, names: frozenset[str]) -> bool:
     (``apps/v1/deployments``)."""
     bare = {resource.name, resource.kind, resource.kind.lower(), resource.singular or resource.kind.lower(),
             *resource.short_names}
-    grouped = {f"{n}.{resource.group}" for n in bare} if resource.group else set()
+    grouped = ({f"{n}.{resource.group}" for n in bare} | {f"{resource.name}.{resource.version}.{resource.group}"}
+               if resource.group else set())  # (and kubectl's `deployments.v1.apps`)
     return bool(names & (bare | grouped | {resource.key}))
 
 

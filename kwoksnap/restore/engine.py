@@ -926,14 +926,20 @@ def _quota_namespaces(client: Client) -> frozenset[str]:
 _REFUSED_FIELD: Final = re.compile(r"([A-Za-z][\w.\[\]/-]*): (?:Invalid value: |Forbidden: )")
 
 
+def _refused_as_immutable(text: str) -> bool:
+    """Whether an update's refusal says a field cannot change: "field is immutable", a pod's "may not change
+    fields", a StatefulSet's "updates to statefulset spec for fields other than ... are forbidden"."""
+    return "immutable" in text or "may not change fields" in text or ("updates to" in text and "are forbidden" in text)
+
+
 def _immutable_fields(message: str) -> list[str]:
     """The fields an API server's refusal of an update names as immutable (``data``, ``spec.selector``; a pod's
     ``spec``: "pod updates may not change fields other than ..."), at most five; empty for any other refusal."""
-    if "immutable" not in message and "may not change fields" not in message:  # (a PVC's, a PV's: "spec is
-        return []  # immutable after creation", "spec.persistentvolumesource is immutable after creation")
+    if not _refused_as_immutable(message):  # (a PVC's, a PV's: "spec is immutable after creation",
+        return []  # "spec.persistentvolumesource is immutable after creation")
     fields: list[str] = []
     for part in re.split(r", (?=[A-Za-z][\w.\[\]/-]*: (?:Invalid value|Forbidden))", message):
-        if "immutable" in part or "may not change fields" in part:
+        if _refused_as_immutable(part):
             found = _REFUSED_FIELD.search(part)
             if found and found.group(1) not in fields:
                 fields.append(found.group(1))

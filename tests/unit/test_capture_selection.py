@@ -31,7 +31,7 @@ def test_include_and_exclude_name_a_resource_as_kubectl_does() -> None:
     widgets = Resource("example.com", "v1", "widgets", "Widget", True, ALL)  # (no singularName: the kind's)
     pods = Resource("", "v1", "pods", "Pod", True, ALL, short_names=frozenset({"po"}), singular="pod")
     for name in ("deployments", "deployment", "Deployment", "deploy", "deployments.apps", "deployment.apps",
-                 "Deployment.apps", "deploy.apps", "apps/v1/deployments"):
+                 "Deployment.apps", "deploy.apps", "apps/v1/deployments", "deployments.v1.apps"):
         assert matches(deployments, frozenset({name})), name
     for name in ("widgets", "widget", "Widget", "widget.example.com", "Widget.example.com", "widgets.example.com"):
         assert matches(widgets, frozenset({name})), name

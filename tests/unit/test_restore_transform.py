@@ -412,6 +412,9 @@ def test_the_fields_a_refused_update_names_immutable() -> None:
                              "istentVolumeClaimSpec{...}") == ["spec"]
     assert _immutable_fields('PersistentVolume "v" is invalid: spec.persistentvolumesource: Forbidden: spec.persist'
                              "entvolumesource is immutable after creation") == ["spec.persistentvolumesource"]
+    assert _immutable_fields('StatefulSet.apps "db" is invalid: spec: Forbidden: updates to statefulset spec for '
+                             "fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', "
+                             "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden") == ["spec"]
 
 
 def test_a_ctrl_c_while_restore_hands_objects_to_its_pool_is_raised_only_between_them() -> None:
