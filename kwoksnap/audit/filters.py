@@ -125,7 +125,7 @@ class FilterSpec:
 class _Compiled:
     everything: bool
     keys: frozenset[tuple[str, str | None, str]]  # (resource, group or None = any group, subresource)
-    builtin_only: frozenset[str]  # names given bare that a built-in group serves: None means a built-in group
+    builtin_only: frozenset[str]  # names given bare that a built-in group serves: they match built-in groups only
     base_names: frozenset[str] | None  # resource names the prefilter may rely on; None = wildcard somewhere
     namespaces: frozenset[str]
     exact_users: frozenset[str]

@@ -587,33 +587,8 @@ class _FileReader:
                 try:
                     values: Sequence[Any] = (loads(line),)
                 except decode_error:
-                    values = ()
-                    if line.startswith(b"\xef\xbb\xbf"):  # a UTF-8 BOM: files that each had one, joined with cat
-                        line = line[3:]
-                        with contextlib.suppress(decode_error):
-                            values = (loads(line),)
-                    if not values:  # (Kinesis Firehose's S3 objects: envelopes back to back)
-                        found = _concatenated(line)
-                        if found is not None:
-                            values, rest = found
-                            if rest and cut is None:
-                                problems.append((source, f"not valid JSON after {len(values)} whole document(s)",
-                                                 False))
-                            elif rest and cut:
-                                self.truncated(source, f"{cut} after {len(values)} whole document(s)")
-                    if not values and cut is not None:  # an export on one line, cut short: its whole records
-                        kept = _records_before_the_break(line)
-                        if kept is not None:
-                            values = [kept[0]]
-                            if cut:
-                                self.truncated(source, f"{cut}: the {kept[1]} whole records before the cut are "
-                                               "read")
+                    values = self._undecoded(line, source, cut, problems)
                     if not values:
-                        if cut is not None:
-                            if cut:
-                                self.truncated(source, cut)
-                        else:
-                            problems.append((source, "not valid JSON", False))
                         continue
                 for value in values:
                     if type(value) is dict and "auditID" in value:
@@ -644,6 +619,35 @@ class _FileReader:
                 stats.formats["native"] += native
             self.problems(problems)
             return out
+
+    def _undecoded(self, line: bytes, source: str, cut: str | None, problems: list[tuple[str, str, bool]]) -> list[Any]:
+        """The values of a line that is no JSON value as it stands (off the hot path): one after a UTF-8 BOM (files
+        that each had one, joined with cat), documents back to back (Kinesis Firehose's S3 objects, events that lost
+        their newlines), the whole records of a one-line export cut short; what is left of it is reported. Empty
+        when nothing is (reported as malformed, or as the cut of an unterminated last line: ``cut``, see
+        :meth:`_decode_lines`)."""
+        if line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]
+            with contextlib.suppress(orjson.JSONDecodeError):
+                return [orjson.loads(line)]
+        found = _concatenated(line)
+        if found is not None:
+            values, rest = found
+            if rest and cut is None:
+                problems.append((source, f"not valid JSON after {len(values)} whole document(s)", False))
+            elif rest and cut:
+                self.truncated(source, f"{cut} after {len(values)} whole document(s)")
+            return values
+        kept = _records_before_the_break(line) if cut is not None else None
+        if kept is not None:
+            if cut:
+                self.truncated(source, f"{cut}: the {kept[1]} whole records before the cut are read")
+            return [kept[0]]
+        if cut is None:
+            problems.append((source, "not valid JSON", False))
+        elif cut:
+            self.truncated(source, cut)
+        return []
 
     def _read_all(self, read: Callable[[int], bytes]) -> tuple[bytes, BaseException | None]:
         chunks: list[bytes] = []

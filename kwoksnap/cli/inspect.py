@@ -38,8 +38,7 @@ def inspect(path: str, output_format: str) -> int:
         if report.header_ok and report.stopped_at is not None and report.stopped_at != offset_of(exc.where or ""):
             # The walk broke before the index was reached: the first damage is said first, the index's after it
             # (re-test findings: the summary and the error named two different bytes for one break).
-            frame = f" (frame {report.stopped_frame})" if report.stopped_frame is not None else ""
-            raise FormatError(f"damaged at byte {report.stopped_at}{frame}: {report.reason}; its index cannot be read "
+            raise FormatError(f"damaged at {report.place}: {report.reason}; its index cannot be read "
                               f"where its trailer points either ({str(exc).removeprefix(f'{path}: ')})",
                               path=path, salvageable=True) from None
         raise

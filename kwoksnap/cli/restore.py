@@ -74,10 +74,7 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
         if dry_run:
             report = reader.scan()  # every frame's checksum, as the real restore reads every object before writing
             if not report.ok:
-                where = (f"byte {report.stopped_at}" + (f" (frame {report.stopped_frame})"
-                                                        if report.stopped_frame is not None else "")
-                         if report.stopped_at is not None else None)  # (as every other command names the place)
-                raise FormatError(f"damaged: {report.reason}", path=snapshot, where=where, salvageable=True)
+                raise FormatError(f"damaged: {report.reason}", path=snapshot, where=report.place, salvageable=True)
             left: Counter[str] = Counter()  # objects the target's controllers make, which restore leaves to them
             webhooks: Counter[str] = Counter()  # (in a target that runs webhook admission, as restore assumes here)
             manual = manual_endpoints(source)

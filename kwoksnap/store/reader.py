@@ -78,6 +78,13 @@ class ScanReport:
     def ok(self) -> bool:
         return self.reason is None
 
+    @property
+    def place(self) -> str | None:
+        """Where reading stopped, as a FormatError's ``where`` says it (``byte N (frame M)``); None if it did not."""
+        if self.stopped_at is None:
+            return None
+        return f"byte {self.stopped_at}" + (f" (frame {self.stopped_frame})" if self.stopped_frame is not None else "")
+
     def summary(self) -> str:
         """One line for users."""
         if self.index_damaged:
@@ -91,10 +98,7 @@ class ScanReport:
             f"({self.bytes_ok} of {self.file_size} bytes)"
         )
         if self.reason:
-            where = f" at byte {self.stopped_at}" if self.stopped_at is not None else ""
-            if self.stopped_frame is not None:
-                where += f" (frame {self.stopped_frame})"
-            line += f"; stopped{where}: {self.reason}"
+            line += f"; stopped{f' at {self.place}' if self.place else ''}: {self.reason}"
         return line
 
 
