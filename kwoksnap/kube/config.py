@@ -114,8 +114,10 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
             files = [os.path.expanduser(p) for p in (path or "").split(os.pathsep) if p]
             if kubeconfig is None and len(files) > 1:  # $KUBECONFIG's list: kubectl skips a file that is not there
                 files = [p for p in files if os.path.exists(p) and not _empty(p)]  # (or holds nothing)
-            if path and (not files or not all(os.path.exists(p) for p in files)):
-                raise ClusterError(f"kubeconfig not found: {path}")
+            if path and (not files or not all(os.path.exists(p) for p in files)):  # (exit 2, as a missing file
+                named = "--kubeconfig" if kubeconfig else "$KUBECONFIG"  # argument is: README's exit codes)
+                several = os.pathsep in path.strip(os.pathsep)
+                raise UsageError(f"{named} {path}: " + ("none of its files exists" if several else "no such file"))
             default = os.path.expanduser("~/.kube/config")
             if path or os.path.exists(default):  # (none at all: the package says so, as before)
                 entry[:] = [_user_entry(os.pathsep.join(files) or default, context)]

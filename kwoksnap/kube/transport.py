@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import queue
 import select
 import socket
 import ssl
@@ -271,7 +272,12 @@ class Pool:
         self._idle: list[_Connection] = []
         self._lock = threading.Lock()
         self.maxsize = maxsize
-        self._slots = threading.BoundedSemaphore(maxsize)
+        # Slots as tokens in a C queue, not a threading.Semaphore: a Ctrl-C landing in the semaphore's Python-level
+        # Condition just after it took its lock leaves the lock held, and every later request waits for ever
+        # (CPython issue 74174; it hung a restore's closing requests). Here it can at worst lose one token.
+        self._slots: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        for _ in range(maxsize):
+            self._slots.put(True)
 
     def _connect(self, timeout: float) -> _Connection:
         try:
@@ -291,37 +297,45 @@ class Pool:
         request = (f"{method} {self.prefix}{target} HTTP/1.1\r\n".encode("latin-1") + self._fixed + extra + length
                    + b"\r\n" + (body or b""))
         wait = self.timeout if timeout is None else timeout
-        with self._slots:
-            conn = self._idle_connection(repeatable)
-            for _attempt in range(2):  # a second time only after a stale reused connection
-                if conn is None:
-                    conn = self._connect(wait)
-                try:
-                    conn.sock.settimeout(wait)
-                    response = conn.exchange(request, method == "HEAD")
-                except _Stale as exc:
+        slot = False
+        try:
+            slot = self._slots.get()
+            return self._exchange(request, method, wait, repeatable)
+        finally:
+            if slot:
+                self._slots.put(slot)
+
+    def _exchange(self, request: bytes, method: str, wait: float, repeatable: bool) -> Response:
+        conn = self._idle_connection(repeatable)
+        for _attempt in range(2):  # a second time only after a stale reused connection
+            if conn is None:
+                conn = self._connect(wait)
+            try:
+                conn.sock.settimeout(wait)
+                response = conn.exchange(request, method == "HEAD")
+            except _Stale as exc:
+                conn.close()
+                if exc.sent and not repeatable:  # sent whole, then no answer: the server may have acted
+                    raise TransportFailure(str(exc)) from None
+                conn = None
+                continue
+            except TransportFailure:
+                conn.close()
+                raise
+            except (OSError, ssl.SSLError) as exc:  # includes timeouts and resets
+                conn.close()
+                raise TransportFailure(f"{type(exc).__name__}: {exc}") from None
+            if response.headers.get("connection", "").lower() == "close":
+                conn.close()
+            else:
+                with self._lock:
+                    keep = len(self._idle) < self.maxsize
+                    if keep:
+                        self._idle.append(conn)
+                if not keep:
                     conn.close()
-                    if exc.sent and not repeatable:  # sent whole, then no answer: the server may have acted
-                        raise TransportFailure(str(exc)) from None
-                    conn = None
-                    continue
-                except TransportFailure:
-                    conn.close()
-                    raise
-                except (OSError, ssl.SSLError) as exc:  # includes timeouts and resets
-                    conn.close()
-                    raise TransportFailure(f"{type(exc).__name__}: {exc}") from None
-                if response.headers.get("connection", "").lower() == "close":
-                    conn.close()
-                else:
-                    with self._lock:
-                        keep = len(self._idle) < self.maxsize
-                        if keep:
-                            self._idle.append(conn)
-                    if not keep:
-                        conn.close()
-                return response
-            raise TransportFailure("connection closed by the server (twice)")
+            return response
+        raise TransportFailure("connection closed by the server (twice)")
 
     def stream(self, target: str, *, stop: threading.Event, headers: dict[str, str] | None = None,
                poll: float = 1.0) -> tuple[Response, Iterator[bytes] | None]:

@@ -32,6 +32,7 @@ from kwoksnap.audit import AuditEvent, Classifier, classify, degraded, format_ti
 from kwoksnap.audit.changes import removed_by_update
 from kwoksnap.clock import Clock, RealClock
 from kwoksnap.errors import APIError, Conflict, Invalid, KwoksnapError, NotFound, TransportError
+from kwoksnap.interrupts import INTERRUPT_POLL, DeferredInterrupts
 from kwoksnap.kube.client import MERGE_PATCH, STRATEGIC_MERGE_PATCH, Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
 from kwoksnap.kube.objects import scrubbed_error
@@ -1460,14 +1461,63 @@ class Replayer:
             return self._created.wait_for(lambda: not self._creating[key] or self._halt.is_set(),
                                           timeout=timeout) and not self._creating[key]
 
-    def _wait_until(self, due: float, start: float) -> bool:
+    def _wait_until(self, due: float, start: float, interrupts: DeferredInterrupts) -> bool:
         """Sleep until ``due`` (False if the replay is stopping first), redrawing the progress line every second
-        meanwhile: in inputs mode, or in a quiet stretch, changes are far apart, and the line stood still."""
-        while due - self.clock.now() > PROGRESS_EVERY:
-            if not self.clock.sleep_until(self.clock.now() + PROGRESS_EVERY, self.stop):
+        meanwhile (in inputs mode, or in a quiet stretch, changes are far apart, and the line stood still), and
+        looking for a Ctrl-C every :data:`INTERRUPT_POLL` seconds."""
+        redraw = self.clock.now() + PROGRESS_EVERY
+        while True:
+            interrupts.check()
+            now = self.clock.now()
+            if due - now <= INTERRUPT_POLL:
+                return self.clock.sleep_until(due, self.stop)
+            if not self.clock.sleep_until(now + INTERRUPT_POLL, self.stop):
                 return False
+            if self.clock.now() >= redraw:
+                redraw += PROGRESS_EVERY
+                self.progress(self.report, max(0.0, self.clock.now() - start))
+
+    @staticmethod
+    def _next(planned: Queue, interrupts: DeferredInterrupts) -> _Item | None:
+        """The planner's next item, looking for a Ctrl-C meanwhile (the planner may be reading far ahead)."""
+        while True:
+            try:
+                return planned.get(timeout=INTERRUPT_POLL)
+            except queue.Empty:
+                interrupts.check()
+
+    def _dispatch(self, planned: Queue, primed: threading.Event, pool: ThreadPoolExecutor,
+                  interrupts: DeferredInterrupts) -> None:
+        """The main thread's loop: each planned change handed to the workers at its deadline."""
+        # Parse and plan ahead (up to `lookahead` events, or all of a small log) before the clock starts, so
+        # parsing does not compete with the first deadlines.
+        while not primed.wait(INTERRUPT_POLL):
+            interrupts.check()
+            if self.stop.is_set():
+                break
+        item = self._next(planned, interrupts)
+        # Offset 0 is a moment from now, later by the lead of the first change when a burst opens the replay.
+        lead = max(0.0, -item.send_at) if item is not None else 0.0
+        self._start = self.clock.now() + 0.05 + lead
+        self._wall_start_ns = int((self.clock.wall() + 0.05 + lead) * NS)
+        self.report.replay_start_ns = self._wall_start_ns
+        start = self._start
+        while item is not None:
+            # (A change already due is not waited for: a stop, a planner error under --strict, must be seen here.)
+            if self.stop.is_set() or not self._wait_until(start + item.send_at, start, interrupts):
+                break
+            ahead = start + item.offset - self.clock.now()  # > 0: released before it is due
+            if ahead > 0:
+                self.report.early += 1
+                self.report.lead_max = max(self.report.lead_max, ahead)
+            while not self._backlog.acquire(timeout=INTERRUPT_POLL):
+                interrupts.check()
+                if self.stop.is_set():
+                    break
+            else:
+                self._submit(item, pool)
             self.progress(self.report, max(0.0, self.clock.now() - start))
-        return self.clock.sleep_until(due, self.stop)
+            item = self._next(planned, interrupts)
 
     def _submit(self, item: _Item, pool: ThreadPoolExecutor) -> None:
         """Changes to one object run in recorded order, one at a time; different objects never wait for each other
@@ -1659,33 +1709,8 @@ class Replayer:
         planner.start()
         self._start = self._answered = self.clock.now()
         try:
-            # Parse and plan ahead (up to `lookahead` events, or all of a small log) before the clock starts, so
-            # parsing does not compete with the first deadlines.
-            while not primed.wait(0.1):
-                if self.stop.is_set():
-                    break
-            item = planned.get()
-            # Offset 0 is a moment from now, later by the lead of the first change when a burst opens the replay.
-            lead = max(0.0, -item.send_at) if item is not None else 0.0
-            self._start = self.clock.now() + 0.05 + lead
-            self._wall_start_ns = int((self.clock.wall() + 0.05 + lead) * NS)
-            self.report.replay_start_ns = self._wall_start_ns
-            start = self._start
-            while item is not None:
-                # (A change already due is not waited for: a stop, a planner error under --strict, must be seen here.)
-                if self.stop.is_set() or not self._wait_until(start + item.send_at, start):
-                    break
-                ahead = start + item.offset - self.clock.now()  # > 0: released before it is due
-                if ahead > 0:
-                    self.report.early += 1
-                    self.report.lead_max = max(self.report.lead_max, ahead)
-                while not self._backlog.acquire(timeout=0.1):
-                    if self.stop.is_set():
-                        break
-                else:
-                    self._submit(item, pool)
-                self.progress(self.report, max(0.0, self.clock.now() - start))
-                item = planned.get()
+            with DeferredInterrupts() as interrupts:  # (see kwoksnap.interrupts: raised only between changes)
+                self._dispatch(planned, primed, pool, interrupts)
         except KeyboardInterrupt:
             self.stop.set()
             self.report.interrupted = True

@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import logging
 import re
-import signal
 import threading
 import time
 from collections import defaultdict
@@ -22,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Final, Literal
 
 from kwoksnap.errors import APIError, ClusterError, Conflict, Invalid, KwoksnapError, NotFound
+from kwoksnap.interrupts import INTERRUPT_POLL, DeferredInterrupts
 from kwoksnap.kube.client import STRATEGIC_MERGE_PATCH, Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
 from kwoksnap.kube.objects import SA_NAME_ANNOTATION, SA_TOKEN_TYPE, scrub_secret_values, scrubbed_error
@@ -572,7 +572,7 @@ class _Restorer:
                 n = done
             self.progress(key, n, step.objects)
 
-        with _Interrupts() as interrupts:
+        with DeferredInterrupts() as interrupts:
             for obj in self.source.objects(key):
                 interrupts.check()
                 if not self.options.include_regenerated and regenerated(
@@ -589,7 +589,7 @@ class _Restorer:
                     continue
                 if obj.get("apiVersion") != served and recorded != served:
                     obj = {**obj, "apiVersion": served}
-                while not window.acquire(timeout=_INTERRUPT_POLL):
+                while not window.acquire(timeout=INTERRUPT_POLL):
                     interrupts.check()
                 fut = pool.submit(self._one, res, key, obj)
                 fut.add_done_callback(finished)
@@ -835,62 +835,6 @@ class _Restorer:
         except APIError as exc:
             self._fail(res.key, {"metadata": {"namespace": a.namespace, "name": a.name}},
                        f"could not remove the Job tracking finalizer added on adoption: {exc}")
-
-
-_INTERRUPT_POLL = 0.1  # seconds: how often a Ctrl-C is looked for while the main thread waits for the pool
-
-
-class _Interrupts:
-    """Ctrl-C (SIGINT; SIGTERM and SIGHUP, which the CLI makes the same) while the main thread hands objects to the
-    pool and waits for them: noted by the handler, raised as KeyboardInterrupt by :meth:`check` between objects.
-
-    The default handler raises it at whatever bytecode the main thread is at, and here that is mostly inside
-    threading's and concurrent.futures' own locking (a Semaphore's or a Future's Condition, submit's idle-worker
-    semaphore), whose Python-level ``__enter__`` can be left holding its lock. The worker that next needs it (to
-    count itself idle, to mark its future done) then blocks for ever, and so did the first Ctrl-C, which waits for
-    the writes in flight (CI: no summary within 120 s). Only the main thread's own handlers are replaced (a signal
-    left to the system, ignored or fatal, stays so)."""
-
-    _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-    def __init__(self) -> None:
-        self.noted = False
-        self.previous: dict[int, Any] = {}
-
-    def _note(self, _signum: int, _frame: object) -> None:
-        self.noted = True
-
-    def __enter__(self) -> _Interrupts:
-        if threading.current_thread() is threading.main_thread():
-            try:
-                for sig in self._SIGNALS:
-                    if callable(signal.getsignal(sig)):
-                        self.previous[sig] = signal.signal(sig, self._note)
-            except BaseException:
-                self._restore()
-                raise
-        return self
-
-    def check(self) -> None:
-        if self.noted:
-            raise KeyboardInterrupt
-
-    def wait(self, fut: Future[None]) -> None:
-        """Wait a little for ``fut`` (Future.result with a timeout: a Condition wait, which no exception leaves
-        half-done now), then :meth:`check`."""
-        with contextlib.suppress(TimeoutError):
-            fut.result(timeout=_INTERRUPT_POLL)
-        self.check()
-
-    def _restore(self) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-        self.previous.clear()
-
-    def __exit__(self, exc_type: object, *_exc: object) -> None:
-        self._restore()
-        if exc_type is None:
-            self.check()  # (a signal after the last check)
 
 
 def _without_admission_taint(taints: list[Obj] | None) -> list[Obj]:

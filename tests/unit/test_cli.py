@@ -17,8 +17,9 @@ from kwoksnap.cli.main import COMMANDS, main
 from kwoksnap.errors import ExitCode
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kwoksnap", *args], capture_output=True, text=True, timeout=60)
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kwoksnap", *args], capture_output=True, text=True, timeout=60,
+                          env=env)
 
 
 def test_python_m_help_lists_every_command() -> None:
@@ -97,12 +98,22 @@ def test_invalid_cluster_name() -> None:
     assert "invalid cluster name" in proc.stderr
 
 
-def test_unreadable_kubeconfig_is_cluster_error(tmp_path: object) -> None:
-    from kwoksnap.errors import ClusterError
+def test_a_missing_kubeconfig_is_a_usage_error(tmp_path: Path) -> None:
+    """Leftover of a docs walkthrough: ``KUBECONFIG=/missing`` was exit 4 ("the cluster is unreachable") where
+    ``--kubeconfig /missing`` and no kubeconfig at all are usage errors (exit 2, README's table)."""
+    from kwoksnap.errors import UsageError
     from kwoksnap.kube import load_config
 
-    with pytest.raises(ClusterError, match="kubeconfig not found"):
+    with pytest.raises(UsageError, match=r"^--kubeconfig /nonexistent/kubeconfig: no such file$"):
         load_config("/nonexistent/kubeconfig")
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    missing = str(tmp_path / "missing")
+    for value, said in ((missing, f"$KUBECONFIG {missing}: no such file"),
+                        (f"{missing}:{missing}2", f"$KUBECONFIG {missing}:{missing}2: none of its files exists")):
+        proc = run("save", "-o", str(tmp_path / "out.kws"), env=env | {"KUBECONFIG": value})
+        assert proc.returncode == ExitCode.USAGE, proc.stderr
+        assert proc.stderr == f"kwoksnap: error: {said}\n"
+    assert not (tmp_path / "out.kws").exists()
 
 
 def test_the_report_directory_is_checked_before_the_replay(tmp_path: Path) -> None:

@@ -1089,6 +1089,36 @@ def test_dispatch_follows_absolute_deadlines_without_sleeping() -> None:
     assert report.recorded_seconds == 100.0
 
 
+def test_a_ctrl_c_while_changes_are_dispatched_is_raised_only_between_them() -> None:
+    """Like restore's (a reviewer's leftover): the default handler raised KeyboardInterrupt wherever the main thread
+    was, often inside the backlog semaphore's or an Event's Python-level Condition, which can be left holding its
+    lock; a worker giving back its slot then blocks for ever, and so does the replay's shutdown. A SIGINT while
+    changes are dispatched is now noted and raised between changes: the replay stops with its summary, and the
+    previous handler is back."""
+    import os
+    import signal
+
+    r = RecordingReplayer(FakeClock(), speed=10.0, workers=1)
+    calls = [0]
+    raised_inside: list[bool] = []
+
+    def progress(report: Any, _elapsed: float) -> None:
+        calls[0] += 1
+        if calls[0] == 2:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)  # (the handler runs before the next line, in this thread)
+                raised_inside.append(False)
+            except KeyboardInterrupt:
+                raised_inside.append(True)
+
+    before = signal.getsignal(signal.SIGINT)
+    r.progress, r.notice = progress, lambda _text: None
+    report = r.run(user_events([0, 1, 2.5, 100]))
+    assert raised_inside == [False]  # noted, not raised inside the dispatch
+    assert report.interrupted and report.applied <= 2  # (those handed over may still go, or not), no more
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_an_interrupted_replay_reports_the_recorded_time_it_reached() -> None:
     """Black-box finding: after Ctrl-C the report said "recorded 100.0s" for a log planned whole at once (the
     planner runs ahead), though the replay stopped 2.5 s into it."""

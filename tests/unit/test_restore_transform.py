@@ -426,16 +426,16 @@ def test_a_ctrl_c_while_restore_hands_objects_to_its_pool_is_raised_only_between
     import os
     import signal
 
-    from kwoksnap.restore.engine import _Interrupts
+    from kwoksnap.interrupts import DeferredInterrupts
 
     before = signal.getsignal(signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt), _Interrupts() as interrupts:
+    with pytest.raises(KeyboardInterrupt), DeferredInterrupts() as interrupts:
         os.kill(os.getpid(), signal.SIGINT)  # (delivered to the main thread: the handler runs before the next line)
         assert interrupts.noted  # noted, not raised here
         interrupts.check()
     assert signal.getsignal(signal.SIGINT) is before
-    with _Interrupts() as interrupts:
+    with DeferredInterrupts() as interrupts:
         interrupts.check()  # nothing noted: nothing raised
-    with pytest.raises(KeyboardInterrupt), _Interrupts():
+    with pytest.raises(KeyboardInterrupt), DeferredInterrupts():
         os.kill(os.getpid(), signal.SIGINT)  # after the last check: raised on the way out
     assert signal.getsignal(signal.SIGINT) is before

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from kwoksnap.errors import APIError, ClusterError, InputError, Invalid, NotFound, TransportError
+from kwoksnap.errors import APIError, ClusterError, InputError, Invalid, NotFound, TransportError, UsageError
 from kwoksnap.kube.client import JSON_PATCH, MERGE_PATCH, Client, RetryPolicy, repeatable
 from kwoksnap.kube.config import ClusterConfig
 from kwoksnap.kube.transport import Pool, TransportFailure
@@ -93,6 +93,34 @@ def test_content_length_chunked_and_keep_alive(server: Callable[[Handler], tuple
     assert len(seen) == 3  # one connection, kept alive (the server serves connections one at a time)
     assert seen[0].startswith(b"GET /api/v1/pods?limit=1 HTTP/1.1\r\n") and b"Accept: application/json" in seen[0]
     assert seen[1].endswith(b'Content-Length: 8\r\n\r\n{"x": 1}')
+    pool.close()
+
+
+def test_a_ctrl_c_during_a_request_gives_its_slot_back(server: Callable[[Handler], tuple[str, list[bytes]]],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pool's slots are tokens in a C queue (a threading.Semaphore's Python-level Condition, interrupted just
+    after taking its lock, kept it held: CPython issue 74174). Interrupted anywhere in a request, the one slot of a
+    pool of one comes back, and the next request is served (in a thread: a stranded slot would block for ever)."""
+    def handler(conn: socket.socket, request: bytes, i: int) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        return True
+
+    url, _ = server(handler)
+    pool = Pool(url, maxsize=1, timeout=5)
+    exchange = pool._exchange
+
+    def interrupted(*args: Any) -> Any:
+        monkeypatch.setattr(pool, "_exchange", exchange)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pool, "_exchange", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pool.request("GET", "/first")
+    answers: list[bytes] = []
+    worker = threading.Thread(target=lambda: answers.append(pool.request("GET", "/second").data), daemon=True)
+    worker.start()
+    worker.join(10)
+    assert answers == [b"ok"]
     pool.close()
 
 
@@ -809,7 +837,7 @@ def test_several_kubeconfig_files_choose_the_cluster_kubectl_chooses(tmp_path: P
     monkeypatch.setenv("KUBECONFIG", os.pathsep.join([second, first]))
     assert load_config(context="first").server == "https://127.0.0.1:1001"
     monkeypatch.setenv("KUBECONFIG", os.pathsep.join([str(tmp_path / "missing"), str(tmp_path / "gone")]))
-    with pytest.raises(ClusterError, match="kubeconfig not found"):
+    with pytest.raises(UsageError, match="none of its files exists"):
         load_config()
 
 
