@@ -84,11 +84,31 @@ class InvalidObject(InputError):
         where = f"{kind or 'object'} {f'{namespace}/' if namespace else ''}{name}"
         odd = next((f"its metadata.{key} is a {type(meta[key]).__name__}, not a map" for key in ("labels",
                     "annotations") if meta.get(key) is not None and not isinstance(meta[key], dict)), None)
-        if odd is not None:  # (the usual hand-made mistake: said as it is, not as a possible bug)
+        odd = odd or _odd_value(obj)
+        if odd is not None:  # (the usual hand-made mistakes: said as they are, not as a possible bug)
             super().__init__(f"{where}: not a valid Kubernetes object: {odd}")
             return
         super().__init__(f"{where}: not a valid Kubernetes object ({type(exc).__name__}: {exc}; if it is one, this "
                          "is a kwoksnap bug: --debug shows where)")
+
+
+def _odd_value(value: object, depth: int = 0) -> str | None:
+    """The first value of ``value`` no JSON object holds (bytes, a key that is no string, a set...), said as it is;
+    None if there is none (within 200 levels)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"a key is a {type(key).__name__} ({key!r:.40}), where a Kubernetes object has strings"
+            found = _odd_value(item, depth + 1) if depth < 200 else None
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, list):
+        return next((found for item in value if (found := _odd_value(item, depth + 1) if depth < 200 else None)),
+                    None)
+    if value is None or isinstance(value, (str, int, float)):
+        return None
+    return f"a value is {type(value).__name__}, which a Kubernetes object never holds"
 
 
 # What walking an object of such types raises (what InvalidObject is made from; nothing of kwoksnap's own).

@@ -78,13 +78,15 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
             left: Counter[str] = Counter()  # objects the target's controllers make, which restore leaves to them
             webhooks: Counter[str] = Counter()  # (in a target that runs webhook admission, as restore assumes here)
             manual = manual_endpoints(source)
-            for record in reader.records():  # and every record's shape (an object without a name): as restore would
-                if record.get("type") != "object":
-                    continue
-                if not include_regenerated and regenerated(record["object"], manual=manual):
-                    left[str(record.get("resource", ""))] += 1
-                elif not include_webhooks and fails_closed_without_backend(record["object"]):
-                    webhooks[str(record.get("resource", ""))] += 1
+            # Every object read as restore reads it, resource by resource through the index (black-box finding: a
+            # frame holding another resource's records passed the dry run, read whole in file order, and failed the
+            # restore), and every record's shape (an object without a name).
+            for key in source.resource_keys():
+                for obj in source.objects(key):
+                    if not include_regenerated and regenerated(obj, manual=manual):
+                        left[key] += 1
+                    elif not include_webhooks and fails_closed_without_backend(obj):
+                        webhooks[key] += 1
             steps = plan(source.counts())
             if output_format == "json":
                 print_json([{"phase": s.phase, "resource": s.resource,

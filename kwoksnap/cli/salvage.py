@@ -53,6 +53,8 @@ def salvage(path: str, out: str, output_format: str) -> int:
                 click.echo(f"  byte {stretch.offset}, {stretch.length} bytes ({held}): {stretch.reason}")
             if len(report.lost) > 5:
                 click.echo(f"  and {len(report.lost) - 5} more")
+        if report.index_rebuilt:  # (black-box finding: salvage of a file cut inside its index said nothing of it)
+            click.echo(f"{path}'s index is damaged or cut (its frames, all before it, are read): {out} has a new one")
         if report.cut:
             click.echo(f"{path} ends without its index (its writer was killed or crashed, or the file was cut): what "
                        "was written after that is not in it, and a resource written only there is not named")

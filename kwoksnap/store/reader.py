@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import mmap
 import os
 import re
 import stat
@@ -22,7 +23,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Final
 
 import msgpack
 import zstandard
@@ -125,6 +126,8 @@ class _Broken(Exception):
         self.reason = reason
         self.frame = frame
 
+
+JOINED: Final = "two files joined"  # (`cat a.kws b.kws`: said so, where the reader found the second file's header)
 
 class KwsReader:
     """Open and validate a .kws file; stream its records.
@@ -252,7 +255,29 @@ class KwsReader:
         return int(version), header, end
 
     def _read_footer(self) -> dict[str, Any] | None:
-        """The index if the file ends with a valid trailer; None (``clean = False``) if there is no trailer."""
+        """The index if the file ends with a valid trailer; None (``clean = False``) if there is no trailer. A
+        trailer that points nowhere useful, in a file where a second .kws file begins, is said to be that."""
+        try:
+            return self._read_trailer_and_index()
+        except FormatError:
+            second = self._second_file_at()
+            if second is None:
+                raise
+            raise self._err(f"{JOINED}: another .kws file begins at byte {second}, and the trailer at the end is "
+                            f"its own (`tail -c +{second + 1}` cuts it out)", f"byte {second}",
+                            salvageable=True) from None
+
+    def _second_file_at(self) -> int | None:  # (see JOINED)
+        """Where another .kws file begins inside this one (`cat a.kws b.kws`), or None. Only on an error's way: it
+        reads the whole file (mmap, GB/s)."""
+        try:
+            with mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) as view:
+                at = view.find(MAGIC, self._data_start)
+        except (OSError, ValueError):
+            return None
+        return at if at >= 0 else None
+
+    def _read_trailer_and_index(self) -> dict[str, Any] | None:
         if self._size < self._data_start + TRAILER.size:
             return None
         trailer_at = self._size - TRAILER.size
@@ -409,13 +434,39 @@ class KwsReader:
             number += 1
             tag, payload = self._read_block(offset, number, limit)
             if tag != TAG_FRAME:
-                raise _Broken(offset, "index block found but the trailer is missing or damaged", None)
+                raise _Broken(offset, self._after_index(offset, tag, len(payload)), None)
             records = decode(payload, offset, number)
             length = BLOCK_HEAD.size + len(payload)
             yield number, offset, length, records
             offset += length
         if self._index_offset is None:
             raise _Broken(offset, "no index or trailer: the file was not closed cleanly (writer interrupted?)", None)
+
+    def _blank(self, start: int, end: int) -> bool:
+        """Only white space or NUL bytes (at most 4 KiB) from ``start`` to ``end``: a newline a text tool added, no
+        lost record."""
+        if end - start > 4096:
+            return False
+        try:
+            return not self._read_at(start, end - start).strip(b" \t\r\n\x00")
+        except (OSError, InputError):
+            return False
+
+    def _after_index(self, offset: int, tag: int, length: int) -> str:
+        """Why a walk that met the index block at ``offset`` found no trailer at the file's end."""
+        at = offset + BLOCK_HEAD.size + length
+        if tag == TAG_INDEX and at + TRAILER.size < self._size:
+            try:
+                whole = decode_trailer(self._read_at(at, TRAILER.size)) == offset
+            except (OSError, InputError):
+                whole = False
+            if whole:  # (black-box finding: "the trailer is missing or damaged" of a whole file plus a newline)
+                extra = self._size - at - TRAILER.size
+                second = self._second_file_at()
+                return (f"the file goes on for {extra} bytes after its index and trailer: "
+                        + (f"another .kws file begins at byte {second} ({JOINED})" if second is not None
+                           else "bytes added at its end"))
+        return "index block found but the trailer is missing or damaged"
 
     # -- public API ----------------------------------------------------------------------------------------------
 
@@ -516,7 +567,7 @@ class KwsReader:
                 if any(r.get("resource", "") != resource for r in records):
                     raise _Broken(offset, "frame holds records of another resource", number)
             except _Broken as broken:
-                broken.reason = f"{resource}: {broken.reason}"
+                broken.reason = f"{resource}: {broken.reason}" if resource else broken.reason
                 raise self._broken_error(broken) from None
             if convert is not None:
                 records = [convert(r) for r in records]
@@ -574,8 +625,8 @@ class KwsReader:
                     self.closed_by_writer = True
                     self.found_index = self._index_of(payload)
                     beyond = offset + BLOCK_HEAD.size + len(payload) + TRAILER.size
-                    if beyond < end:  # (`cat a.kws b.kws`: b's frames are not a's, and its index is not found)
-                        self.joined = True
+                    if beyond < end and not self._blank(beyond, end):  # (`cat a.kws b.kws`: b's frames are not
+                        self.joined = True                                 # a's, and its index is not found)
                         yield Salvaged(beyond, end - beyond, None, "bytes after the file's index and trailer "
                                        "(another file joined to it?): not read")
                     return  # the index of a file whose trailer is damaged: every frame comes before it
@@ -615,6 +666,8 @@ class KwsReader:
         still points, the block there is taken for the index whatever its tag byte says, if its checksum holds for
         an index's (a damaged tag: re-test finding, a whole file called cut)."""
         end = self._size - TRAILER.size
+        if end < self._data_start:  # (less than a trailer after the header: a killed record's first moments)
+            return None
         start = max(self._data_start, end - (64 << 20))
         try:
             tail = self._read_at(start, end - start)
@@ -693,7 +746,7 @@ class KwsReader:
     def scan(self) -> ScanReport:
         """Walk every frame, verifying it; report how far the file is readable. Never raises on bad data."""
         resources: dict[str, int] = {}
-        walked: dict[int, tuple[int, int]] = {}  # offset -> (length, records) of each frame
+        walked: dict[int, tuple[int, int, Any]] = {}  # offset -> (length, records, resource) of each frame
         frames_ok = records = 0
         bytes_ok = self._data_start
         broken: _Broken | None = None
@@ -702,8 +755,8 @@ class KwsReader:
                 frames_ok += 1
                 records += len(recs)
                 bytes_ok = offset + length
-                walked[offset] = (length, len(recs))
                 name = recs[0].get("resource", "")
+                walked[offset] = (length, len(recs), name)
                 key = name if isinstance(name, str) else repr(name)
                 resources[key] = resources.get(key, 0) + len(recs)
         except _Broken as exc:
@@ -719,8 +772,10 @@ class KwsReader:
         if broken is None and self.index is not None:
             bytes_ok = self._size
             indexed = {e["resource"]: e["records"] for e in self.index["resources"]}
-            layout = {f["offset"]: (f["length"], f["records"]) for e in self.index["resources"] for f in e["frames"]}
-            if indexed != resources or layout != walked:  # (records per resource; where each frame is, its size)
+            layout = {f["offset"]: (f["length"], f["records"], e["resource"])
+                      for e in self.index["resources"] for f in e["frames"]}
+            if indexed != resources or layout != walked:  # (records per resource; where each frame is, its size,
+                # whose it is: two resources' frames swapped in the index passed: black-box finding)
                 reason = "the index disagrees with the frames"
         return ScanReport(
             path=self._name,

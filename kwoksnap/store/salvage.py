@@ -45,6 +45,7 @@ class SalvageReport:
     missing: int = 0  # records an index found past the damage lists and the frames read lack
     counted: bool = False  # such an index said what each resource held: ``missing`` is exact (0: nothing lost)
     joined: bool = False  # bytes after the file's index and trailer (another file?) were not read
+    index_rebuilt: bool = False  # the file was closed, but its index could not be read: the output has a new one
 
     @property
     def lost_records(self) -> int | None:
@@ -68,7 +69,7 @@ class SalvageReport:
             "path": self.path, "out": self.out, "contentType": self.content_type, "frames": self.frames,
             "records": self.records, "lostRecords": self.lost_records, "incomplete": self.incomplete,
             "described": self.described, "cut": self.cut, "clean": self.clean, "copies": self.copies,
-            "counted": self.counted,
+            "counted": self.counted, "indexRebuilt": self.index_rebuilt,
             "lost": [{"offset": s.offset, "length": s.length, "reason": s.reason, "resource": s.resource,
                       "records": s.lost, "timeRange": list(s.span) if s.span else None} for s in self.lost],
         }
@@ -123,6 +124,7 @@ def salvage(path: str | os.PathLike[str], out: str | os.PathLike[str]) -> Salvag
                 _mark(report, before, lost)
             report.clean = bool(reader.closed_by_writer)
             report.copies, report.joined = reader.copies, reader.joined
+            report.index_rebuilt = report.clean and reader.index is None and reader.found_index is None
             if not report.clean:  # it ends where its writer stopped (or was cut): what came after is not there
                 report.cut = True
                 if last is not None and not unknown:
@@ -168,7 +170,7 @@ def _lists(index: dict[str, Any], frames: Counter[tuple[str, int, int]]) -> bool
 
 def _mark(report: SalvageReport, resource: str | None, stretch: Salvaged) -> None:
     """Note that ``resource`` lost (or, for a stretch of unknown content, may have lost) records in ``stretch``."""
-    if resource is not None:
+    if resource:  # (records of no resource, "": nothing to name)
         noted = report.stretches.setdefault(resource, [])
         if not noted or noted[-1] is not stretch:  # (a stretch between two frames of one resource: once)
             noted.append(stretch)

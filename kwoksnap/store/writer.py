@@ -176,7 +176,11 @@ class KwsWriter:
             raise UsageError("flush of a closed KwsWriter")
         if self._buf_records:
             self._flush()
-        self._file.flush()
+        try:
+            self._file.flush()
+        except OSError as exc:
+            _name(exc, self.path)
+            raise
 
     def incomplete(self, resource: str, reason: str) -> None:
         """Note that ``resource`` is not whole in this file (its list failed: ``reason``), for the index."""
@@ -256,8 +260,12 @@ class KwsWriter:
                              f"compress {len(self._buf) // len(payload)}x, beyond the {MAX_EXPANSION}x readers "
                              "accept as no decompression bomb")
         head = encode_block(TAG_FRAME, payload)
-        self._file.write(head)
-        self._file.write(payload)
+        try:
+            self._file.write(head)
+            self._file.write(payload)
+        except OSError as exc:  # (named here for every caller: salvage's said "File too large" of no file)
+            _name(exc, self.path)
+            raise
         frame: dict[str, int] = {
             "offset": self._pos,
             "length": len(head) + len(payload),

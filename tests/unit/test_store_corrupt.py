@@ -331,3 +331,89 @@ def test_an_index_whose_frames_are_not_where_it_says_is_found_by_scan(
               + encode_trailer(layout["index_offset"]))
     with KwsReader(put(tmp_path, forged, "forged.kws")) as r:
         assert r.clean and r.scan().reason == "the index disagrees with the frames"
+
+
+def test_frames_of_another_resource_than_the_index_says_are_damage_for_scan_and_the_dry_run(tmp_path: Path) -> None:
+    """Black-box finding: `restore --dry-run` passed files that `restore`, inspect, diff and export call damaged:
+    two resources' frames swapped in a well-checksummed index (scan compared only their sizes and counts), and a
+    frame holding another resource's record (the dry run read the file in order, not resource by resource)."""
+    import subprocess
+    import sys
+
+    import msgpack
+
+    from kwoksnap.errors import ExitCode
+    from kwoksnap.store.format import TAG_INDEX, encode_trailer
+
+    def cm(resource: str, name: str) -> dict[str, Any]:
+        return {"type": "object", "resource": resource, "object": {"metadata": {"name": name, "namespace": "n"}}}
+
+    # Swapped: two resources whose frames are alike but for the resource's name, so only whose frame it is differs.
+    swapped = tmp_path / "swapped.kws"
+    with KwsWriter(swapped) as w:
+        for resource in ("v1/aaaas", "v1/bbbbs"):
+            w.write({"type": "resource", "resource": resource, "kind": "Thing", "namespaced": True})
+            w.write(cm(resource, "x"))
+    data = swapped.read_bytes()
+    with KwsReader(swapped) as r:
+        assert r.index is not None and r.scan().reason is None
+        index, at = r.index, r._index_offset
+    assert at is not None
+    first, second = index["resources"]
+    assert [f["length"] for f in first["frames"]] == [f["length"] for f in second["frames"]]
+    first["frames"], second["frames"] = second["frames"], first["frames"]
+    payload = zstandard.ZstdCompressor().compress(msgpack.packb(index))
+    swapped.write_bytes(data[:at] + encode_block(TAG_INDEX, payload) + payload + encode_trailer(at))
+    with KwsReader(swapped) as r:
+        assert r.clean and r.scan().reason == "the index disagrees with the frames"
+
+    # Mixed: what a buggy writer could write, a ConfigMap frame whose second record says it is a Secret.
+    mixed = tmp_path / "mixed.kws"
+    with KwsWriter(mixed) as w:
+        pack = w._pack
+        w._pack = lambda rec: pack({**rec, "resource": "v1/secrets"} if rec.get("object", {}).get(  # type: ignore[method-assign]
+            "metadata", {}).get("name") == "b" else rec)
+        w.write({"type": "resource", "resource": "v1/configmaps", "kind": "ConfigMap", "namespaced": True})
+        w.write(cm("v1/configmaps", "a"))
+        w.write(cm("v1/configmaps", "b"))
+
+    for path, said in ((swapped, "the index disagrees with the frames"),
+                       (mixed, "frame holds records of another resource")):
+        proc = subprocess.run([sys.executable, "-m", "kwoksnap", "restore", "--dry-run", str(path)],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == ExitCode.INPUT, (path, proc.stdout, proc.stderr)
+        assert said in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_bytes_after_a_whole_file_are_named_and_a_newline_loses_nothing(tmp_path: Path) -> None:
+    """Black-box finding: a whole file plus a newline was "the trailer is missing or damaged" (it is intact) and
+    salvage called the newline a lost stretch (exit 5, all records copied); two files joined with cat were "corrupt
+    index: unknown block tag 0x23" for every command."""
+    import subprocess
+    import sys
+
+    from kwoksnap.errors import ExitCode
+
+    golden = Path(__file__).parents[1] / "golden"
+    snapshot, recording = (golden / "snapshot-v1.kws").read_bytes(), (golden / "recording-v1.kws").read_bytes()
+
+    def kwoksnap(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "kwoksnap", *args], capture_output=True, text=True, timeout=60)
+
+    newline = put(tmp_path, snapshot + b"\n", "newline.kws")
+    proc = kwoksnap("inspect", str(newline))
+    assert proc.returncode == ExitCode.INPUT
+    assert "the file goes on for 1 bytes after its index and trailer: bytes added at its end" in proc.stderr
+    proc = kwoksnap("salvage", str(newline), "-o", str(tmp_path / "out.kws"))
+    assert proc.returncode == ExitCode.OK and proc.stderr == "", proc.stdout
+    assert read_all(tmp_path / "out.kws") == read_all(put(tmp_path, snapshot, "whole.kws"))
+
+    joined = put(tmp_path, snapshot + recording, "joined.kws")
+    for args in (("inspect", str(joined)), ("restore", "--dry-run", str(joined)), ("diff", str(joined), str(joined))):
+        proc = kwoksnap(*args)
+        assert proc.returncode == ExitCode.INPUT and proc.stderr.count("\n") == 1, (args, proc.stderr)
+        assert (f"two files joined: another .kws file begins at byte {len(snapshot)}, and the trailer at the end is "
+                f"its own (`tail -c +{len(snapshot) + 1}` cuts it out)") in proc.stderr, proc.stderr
+    proc = kwoksnap("salvage", str(joined), "-o", str(tmp_path / "first.kws"))
+    assert proc.returncode == ExitCode.PARTIAL  # what the second file held is not read: not known
+    assert read_all(tmp_path / "first.kws") == read_all(put(tmp_path, snapshot, "whole.kws"))

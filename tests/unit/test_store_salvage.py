@@ -110,6 +110,12 @@ def test_a_damaged_index_alone_loses_nothing(tmp_path: Path) -> None:
     report = salvage(path, tmp_path / "out.kws")
     assert read(tmp_path / "out.kws") == records and report.lost == [] and report.incomplete == {}
     assert report.clean  # (an index was there: the file was closed, whatever became of its trailer)
+    # Said (black-box finding: a file cut inside its index was salvaged without a word of it), and only then.
+    assert report.index_rebuilt and report.to_dict()["indexRebuilt"]
+    proc = kwoksnap("salvage", str(path), "-o", str(tmp_path / "again.kws"))
+    assert proc.returncode == ExitCode.OK and f"{path}'s index is damaged or cut" in proc.stdout
+    (tmp_path / "whole").mkdir()
+    assert not salvage(written(tmp_path / "whole", records)[0], tmp_path / "whole.kws").index_rebuilt
 
 
 def test_a_cut_file_keeps_what_came_before_the_cut(tmp_path: Path) -> None:
@@ -158,6 +164,20 @@ def test_nothing_readable_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(FormatError, match="no frame of it is readable"):
         salvage(path, tmp_path / "out.kws")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.kws"]
+
+
+def test_a_file_that_ends_just_after_its_header_has_nothing_to_salvage(tmp_path: Path) -> None:
+    """Black-box finding: a file cut within a trailer's length after its header (what a record killed in its first
+    moments leaves) crashed salvage (ValueError: read length must be non-negative)."""
+    path, frames = written(tmp_path, snapshot_records(4))
+    data = path.read_bytes()
+    header_end = frames[0]["offset"]  # (the first frame follows the header)
+    for cut in range(header_end, header_end + 24):
+        short = tmp_path / f"cut{cut}.kws"
+        short.write_bytes(data[:cut])
+        with pytest.raises(FormatError, match="no frame of it is readable"):
+            salvage(short, tmp_path / "out.kws")
+        assert not (tmp_path / "out.kws").exists()
 
 
 def kwoksnap(*args: str) -> subprocess.CompletedProcess[str]:
