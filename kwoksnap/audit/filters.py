@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Final, cast
 
@@ -225,6 +226,9 @@ def _reason(c: _Compiled, event: AuditEvent) -> str | None:
     return None
 
 
+_AFTER_NAMESPACE: Final = frozenset({"user-excluded", "time-window", "dry-run", "non-2xx", "kwoksnap-scratch"})
+
+
 def _scratch(name: str, resource: str, namespace: str) -> bool:
     if name.startswith(SCRATCH_NAME_PREFIX):  # the measurement writes in default only
         return resource in ("pods", "configmaps") and namespace == "default"
@@ -280,6 +284,10 @@ def filter_events(
         reason = _reason(c, event)
         if reason is not None:
             skipped[reason] += 1
+            if namespaces is not None and reason in _AFTER_NAMESPACE:  # (a -n namespace's events, left out later)
+                ns = event["name"] if event["resource"] == "namespaces" and not event["group"] else event["namespace"]
+                if ns in c.namespaces:
+                    stats.namespace_skips.setdefault(ns, Counter())[reason] += 1
             continue
         if event["resource"] == "namespaces" and event["namespace"] and not event["group"]:
             # The API server fills objectRef.namespace from the URL: a namespace's create (POST /namespaces) has

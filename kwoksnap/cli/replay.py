@@ -255,7 +255,12 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         lag = data["lagMs"]
         skipped = ", ".join(f"{k} {v}" for k, v in sorted(report.skipped.items())) or "none"
         click.echo(f"events {report.events}: applied {report.applied}, failed {report.failed}, skipped {skipped}")
-        if report.interrupted:
+        nothing_sent = report.interrupted and not (len(report.lag) or len(report.renewal_lag) or report.failed)
+        if nothing_sent:  # (black-box finding: "1 of the 1 events planned were not sent" and zero lags, of a log
+            # that kept 428: the planner had read that far)
+            click.echo(f"interrupted before the first change was sent: nothing was replayed (the {report.events} "
+                       "event(s) read and planned so far were not sent; the rest of the log was not read)")
+        elif report.interrupted:
             click.echo(f"interrupted: {report.unsent} of the {report.events} events planned were not sent (each "
                        "change sent was answered before the replay stopped)")
         if report.degraded:
@@ -264,7 +269,9 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         if stats.malformed:
             click.echo(f"malformed input lines: {stats.malformed} (first: {'; '.join(stats.malformed_examples[:3])})")
         applied = data["appliedLagMs"]
-        if options.speed is None:  # every change is due at the start: its "lag" is only how long the replay ran
+        if nothing_sent:
+            pass
+        elif options.speed is None:  # every change is due at the start: its "lag" is only how long the replay ran
             answered = report.applied + report.failed
             rate = answered / report.wall_seconds if report.wall_seconds > 0 else 0.0
             click.echo(f"recorded {report.recorded_seconds:.1f}s replayed in {report.wall_seconds:.1f}s at --speed "

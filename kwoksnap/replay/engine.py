@@ -220,6 +220,11 @@ def _deletion(recorded: Any) -> str:
     return "gone" if removed_by_update(recorded) else "held"
 
 
+def _named(action: Action) -> str:
+    """``pods ns/name``, ``nodes name``: the object a change was for, in a failure's line."""
+    return f"{action.resource} {action.namespace + '/' if action.namespace else ''}{action.name}"
+
+
 def _object_key(action: Action) -> tuple[str, str, str] | None:
     """(kind, namespace, name) of a pod or node action, the key fidelity compares by; None for anything else (and
     for an unsplit collection delete, which names no object)."""
@@ -354,6 +359,7 @@ class _Item:
     source: str
     send_at: float = 0.0  # seconds after the replay start: the offset, or earlier in a spread burst
     recorded: float = 0.0  # recorded seconds (compressed) from the first event to this one
+    degraded: str = ""  # the event's level when it lacks the bodies to replay it as recorded (counted when sent)
 
 
 Queue = queue.Queue[_Item | None]  # None: stop
@@ -1175,9 +1181,9 @@ class Replayer:
                         r.recorded_start_ns = sent
                 planned = plan_action(ev, mode=self.options.mode, to_replay=None)
                 renewal = planned if isinstance(planned, Action) and planned.op == "renew" else None
-                if degraded(ev) and renewal is None:  # a renewal needs no body: replayed as recorded at any level
-                    with self.lock:
-                        r.degraded[ev["level"] or "unknown"] += 1
+                # A renewal needs no body: replayed as recorded at any level. Others are counted when sent (or here,
+                # when skipped): not those an interrupted replay never sent (black-box finding).
+                level = ev["level"] or "unknown" if degraded(ev) and renewal is None else ""
                 if renewal is not None and self.options.speed is not None:
                     lease = (renewal.namespace, renewal.name)
                     if offset - last_renewal.get(lease, -1e9) < self.options.lease_interval:
@@ -1187,10 +1193,12 @@ class Replayer:
                 if isinstance(planned, Skip):
                     with self.lock:
                         r.skipped[planned.reason] += 1
+                        if level:
+                            r.degraded[level] += 1
                         if planned.reason == "degraded-metadata":
                             self._lost[ev["resource"] + (f"/{ev['subresource']}" if ev["subresource"] else "")] += 1
                     continue
-                item = _Item(offset, planned, ev["source"], recorded=timeline.recorded_seconds)
+                item = _Item(offset, planned, ev["source"], recorded=timeline.recorded_seconds, degraded=level)
             except (AttributeError, TypeError, ValueError, KeyError, IndexError) as exc:
                 self._unplannable(ev, exc)
                 continue
@@ -1372,6 +1380,9 @@ class Replayer:
             self._slot.current = None
             self.gate.release(slot.ticket, None, self.clock.now())
             return
+        if item.degraded:
+            with self.lock:
+                r.degraded[item.degraded] += 1
         sent = self.clock.now()
         lag = sent - (self._start + item.offset)
         latency: float | None = None
@@ -1398,8 +1409,7 @@ class Replayer:
             with self.lock:
                 r.failed += 1
                 if len(r.failures) < 1000:
-                    r.failures.append(f"{source}: {action.op} {action.resource} {action.namespace}/"
-                                      f"{action.name}: {message}")
+                    r.failures.append(f"{source}: {action.op} {_named(action)}: {message}")
             # The recording's object reached the state this change left, failed here or not: fidelity compares the
             # target with that (it followed only the answered changes, and called an object the replay failed to
             # delete a match).
@@ -1544,7 +1554,7 @@ class Replayer:
                     self.report.failed += 1
                     if len(self.report.failures) < 1000:
                         a = current.action
-                        self.report.failures.append(f"{current.source}: {a.op} {a.resource} {a.namespace}/{a.name}: "
+                        self.report.failures.append(f"{current.source}: {a.op} {_named(a)}: "
                                                     f"internal error: {type(exc).__name__}: {exc}")
             self._backlog.release()
             with self.lock:
@@ -1560,18 +1570,23 @@ class Replayer:
                     del self._inflight[key]
                     current = None
 
-    def freeze_nodes(self, done: list[int] | None = None) -> int:
-        """Verbatim replay owns every node's status: mark them all frozen before the first event, or kwok's
+    def freeze(self, done: list[int] | None = None) -> tuple[int, int]:
+        """Verbatim replay owns every node's and pod's status: mark them all frozen before the first event, or kwok's
         node-initialize stage would flip a replayed NotReady node back to Ready (a status write cannot add the
-        annotation). Returns how many nodes were newly frozen (also counted in ``done[0]`` as they are)."""
+        annotation), and its pod stages would move, and delete, pods the recording drives (black-box finding: pods an
+        inputs-mode replay had handed back to kwok stayed so, and kwok deleted one the replay had just created).
+        Returns (pods, nodes) newly frozen; the patches go out ``workers`` at a time, counted in ``done[0]`` as
+        they are answered. Ctrl-C sends no more of them."""
         done = done if done is not None else [0]
-        for node, _ in self.client.list_items("/api/v1/nodes"):
-            annotations = node["metadata"].get("annotations") or {}
-            if annotations.get(FROZEN_ANNOTATION) != "true":
-                self.client.patch(f"/api/v1/nodes/{node['metadata']['name']}",
-                                  {"metadata": {"annotations": {FROZEN_ANNOTATION: "true"}}})
-                done[0] += 1
-        return done[0]
+        frozen = {"metadata": {"annotations": {FROZEN_ANNOTATION: "true"}}}
+        paths = [f"/api/v1/namespaces/{pod['metadata']['namespace']}/pods/{pod['metadata']['name']}"
+                 for pod, _ in self.client.list_items("/api/v1/pods")
+                 if (pod["metadata"].get("annotations") or {}).get(FROZEN_ANNOTATION) != "true"]
+        pods = len(paths)
+        paths += [f"/api/v1/nodes/{node['metadata']['name']}" for node, _ in self.client.list_items("/api/v1/nodes")
+                  if (node["metadata"].get("annotations") or {}).get(FROZEN_ANNOTATION) != "true"]
+        self._patch_all([(path, frozen) for path in paths], done)
+        return pods, len(paths) - pods
 
     def thaw(self, done: list[int] | None = None) -> tuple[int, int]:
         """Inputs mode: the target's own components drive pods and nodes, so those a restore froze are handed back
@@ -1597,23 +1612,27 @@ class Replayer:
             if (node["metadata"].get("annotations") or {}).get(FROZEN_ANNOTATION) is not None:
                 patches.append((f"/api/v1/nodes/{node['metadata']['name']}",
                                 {"metadata": {"annotations": {FROZEN_ANNOTATION: None}}}))
+        self._patch_all(patches, done)
+        return pods, len(patches) - pods
 
+    def _patch_all(self, patches: list[tuple[str, Obj]], done: list[int]) -> None:
+        """Send ``patches`` (an object gone meanwhile is passed over) ``workers`` at a time, counting each answered
+        in ``done[0]``; the first failure is raised once every patch was sent. Ctrl-C sends no more of them."""
         def send(path: str, patch: Obj) -> None:
             with contextlib.suppress(NotFound):  # gone meanwhile
                 self.client.patch(path, patch)
             with self.lock:
                 done[0] += 1
 
-        pool = ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="thaw")
+        pool = ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="prepare")
         try:
             for future in [pool.submit(send, path, patch) for path, patch in patches]:
-                future.result()  # the first failure, whatever it was (raised once every patch was sent)
+                future.result()
         except KeyboardInterrupt:  # the patches being sent finish, the queued ones are not sent
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         finally:
             pool.shutdown(wait=True)
-        return pods, len(patches) - pods
 
     def warm_up(self) -> None:
         """One keep-alive connection per worker before the clock starts: no TLS handshakes in the first burst."""
@@ -1663,7 +1682,13 @@ class Replayer:
         done = [0]  # nodes frozen, or thawing patches sent, so far
         try:
             if prepare and self.options.mode == "verbatim":
-                log.info("%d node(s) frozen for the replay", self.freeze_nodes(done))
+                pods, nodes = self.freeze(done)
+                log.info("%d pod(s) and %d node(s) frozen for the replay", pods, nodes)
+                if pods:
+                    self.report.warnings.append(
+                        f"verbatim mode: {pods} pod(s) of the target were not frozen (an inputs-mode replay handed "
+                        f"them back to kwok, or they were made outside kwoksnap) and are now ({FROZEN_ANNOTATION}="
+                        "true), so that kwok leaves their status and deletion to the replay")
             elif prepare:
                 pods, nodes = self.thaw(done)
                 log.info("%d pod(s) and %d node(s) handed back to the target's kwok and scheduler", pods, nodes)
@@ -1676,7 +1701,7 @@ class Replayer:
             self.report.interrupted = True
             if self.options.mode == "verbatim":
                 self.report.warnings.append(
-                    f"interrupted while nodes were frozen for the replay: {done[0]} node(s) were frozen "
+                    f"interrupted while pods and nodes were frozen for the replay: {done[0]} were frozen "
                     f"({FROZEN_ANNOTATION}=true: kwok leaves their status alone), the others not; no recorded change "
                     "was sent")
             else:
@@ -1694,7 +1719,8 @@ class Replayer:
             self.report.interrupted = True
             if done[0]:
                 self.report.warnings.append(
-                    f"interrupted before the first change was sent: {done[0]} node(s) had been frozen for the replay "
+                    f"interrupted before the first change was sent: {done[0]} pod(s) and node(s) had been frozen for "
+                    "the replay "
                     f"({FROZEN_ANNOTATION}=true: kwok leaves their status alone)" if self.options.mode == "verbatim"
                     else f"interrupted before the first change was sent: {done[0]} frozen pod(s) and node(s) had "
                     "been handed back to the target")

@@ -245,6 +245,21 @@ def test_a_namespace_that_selected_nothing_is_named(tmp_path: Path) -> None:
         "it?)"]
 
 
+def test_a_namespace_whose_events_other_filters_left_out_says_which(tmp_path: Path) -> None:
+    """Black-box finding: `-n app-1 --from T` with T after app-1's last event asked whether the name was right."""
+    import datetime as dt
+    import gzip
+
+    log = Path(__file__).parents[2] / "fixtures/incident/audit.log.gz"
+    last = max(orjson.loads(line)["stageTimestamp"] for line in gzip.decompress(log.read_bytes()).splitlines()
+               if b'"namespace":"app-1"' in line)
+    after = (dt.datetime.fromisoformat(last.replace("Z", "+00:00")) + dt.timedelta(seconds=1)).isoformat()
+    proc = run("convert", "--audit", str(log), "-n", "app-1", "--from", after, "-o", str(tmp_path / "trace.kws"))
+    warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning: -n ")]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "warning: -n app-1: its events were all left out by the other filters (--from/--to "), proc.stderr
+
+
 def test_a_log_whose_clock_is_behind_anothers_is_named(tmp_path: Path) -> None:
     """Review finding: HA logs with a server 3 s behind replayed its changes early (a binding before the create)
     and nothing said so."""
@@ -290,7 +305,8 @@ def test_a_recording_says_nothing_changed_in_an_unmatched_namespace(capsys: pyte
 
     from kwoksnap.cli.options import warn_unmatched_namespaces
 
-    warn_unmatched_namespaces(("app-0", "nosuch"), SimpleNamespace(kept_namespaces={"app-0"}), live=True)
+    warn_unmatched_namespaces(("app-0", "nosuch"), SimpleNamespace(kept_namespaces={"app-0"}, namespace_skips={}),
+                              live=True)
     assert capsys.readouterr().err == ("warning: -n nosuch: no event in it passed the filters (is the name right, "
                                        "and did anything change in it while recording?)\n")
 

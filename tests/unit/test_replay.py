@@ -1029,8 +1029,8 @@ class SlowRenewals(Replayer):
     def warm_up(self) -> None:
         pass
 
-    def freeze_nodes(self, done: list[int] | None = None) -> int:
-        return 0
+    def freeze(self, done: list[int] | None = None) -> tuple[int, int]:
+        return 0, 0
 
     def execute(self, action: Action) -> str | None:
         self.clock.advance(0.5 if action.op == "renew" else 0.002)  # type: ignore[attr-defined]
@@ -1068,7 +1068,7 @@ def test_at_max_speed_renewals_are_spaced_by_the_wall_time_they_are_sent_at() ->
                  discovery=Discovery([Resource("coordination.k8s.io", "v1", "leases", "Lease", True,
                                                ("get", "patch", "create"))]))
     r.warm_up = lambda: None  # type: ignore[method-assign]
-    r.freeze_nodes = lambda *_: 0  # type: ignore[method-assign]
+    r.freeze = lambda *_: (0, 0)  # type: ignore[method-assign]
     renewals = [event(verb="update", level="Metadata", resource="leases", group="coordination.k8s.io",
                       namespace="kube-node-lease", name=f"n{i % 2}", ts=T0 + i * 1000) for i in range(20)]
     report = r.run(renewals)
@@ -1117,6 +1117,24 @@ def test_a_ctrl_c_while_changes_are_dispatched_is_raised_only_between_them() -> 
     assert raised_inside == [False]  # noted, not raised inside the dispatch
     assert report.interrupted and report.applied <= 2  # (those handed over may still go, or not), no more
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_degraded_counts_only_the_events_sent_or_skipped() -> None:
+    """Black-box finding: an interrupted replay of Request-level status updates said "degraded: Request 45464" with
+    4,118 sent: events were counted when planned (the planner runs ahead), the unsent ones too."""
+    r = RecordingReplayer(FakeClock(), speed=10.0, workers=1)
+    calls = [0]
+
+    def progress(report: Any, _elapsed: float) -> None:
+        calls[0] += 1
+        if calls[0] == 3:
+            raise KeyboardInterrupt
+
+    r.options = dataclasses.replace(r.options, mode="verbatim")
+    r.progress, r.notice = progress, lambda _text: None
+    report = r.run([event(level="Request", request=pod(), ts=T0 + i * NS // 10, name="p1") for i in range(50)])
+    assert report.interrupted and report.unsent > 40
+    assert report.degraded == {"Request": report.applied + report.failed}, (report.degraded, report.applied)
 
 
 def test_an_interrupted_replay_reports_the_recorded_time_it_reached() -> None:
@@ -1273,7 +1291,7 @@ def test_nothing_to_replay_changes_nothing_in_the_target(monkeypatch: pytest.Mon
     for mode in ("verbatim", "inputs"):
         r = RecordingReplayer(FakeClock(), speed=10.0, max_lead=0.25)
         r.options = dataclasses.replace(r.options, mode=mode)  # type: ignore[arg-type]
-        monkeypatch.setattr(r, "freeze_nodes", lambda *_: calls.append("freeze") or 0)
+        monkeypatch.setattr(r, "freeze", lambda *_: calls.append("freeze") or (0, 0))
         monkeypatch.setattr(r, "thaw", lambda *_: calls.append("thaw") or (0, 0))
         report = r.run([])
         assert calls == [] and report.events == 0 and not report.interrupted, mode
@@ -1301,7 +1319,7 @@ class FreezingClient(NoClient):
 def test_ctrl_c_while_the_target_is_prepared_reports_what_was_changed() -> None:
     """Review finding: Ctrl-C while nodes were frozen (verbatim) or handed back (inputs) ended with no report, and
     in inputs mode the queued patches were still sent after it."""
-    for mode, told in (("verbatim", "1 node(s) were frozen"), ("inputs", "1 were, the others not")):
+    for mode, told in (("verbatim", "1 were frozen"), ("inputs", "1 were, the others not")):
         r = RecordingReplayer(FakeClock(), speed=10.0, workers=1)
         r.options = dataclasses.replace(r.options, mode=mode)  # type: ignore[arg-type]
         client = r.client = FreezingClient()  # type: ignore[assignment]
@@ -1328,7 +1346,35 @@ def test_ctrl_c_while_connections_are_warmed_up_still_reports_the_frozen_nodes()
     client = r.client = Frozen()  # type: ignore[assignment]
     report = r.run(user_events([0]))
     assert report.interrupted and r.executed == [] and len(client.patched) == 3
-    assert [w for w in report.warnings if "3 node(s) had been frozen" in w], report.warnings
+    assert [w for w in report.warnings if "3 pod(s) and node(s) had been frozen" in w], report.warnings
+
+
+def test_verbatim_replay_freezes_the_pods_an_inputs_replay_handed_back() -> None:
+    """Black-box finding: after an inputs-mode replay thawed the restored pods, a verbatim replay froze only the
+    nodes; kwok raced it and deleted a pod the replay had just created. Every pod and node not yet frozen is, and
+    the pods are counted in a warning."""
+    class Thawed(FreezingClient):
+        def list_items(self, path: str) -> Iterator[tuple[dict[str, Any], str]]:
+            if path == "/api/v1/nodes":
+                return iter([({"metadata": {"name": "n0", "annotations": {"kwoksnap.io/frozen": "true"}}}, ""),
+                             ({"metadata": {"name": "n1"}}, "")])
+            return iter([({"metadata": {"name": "p0", "namespace": "ns"}}, ""),
+                         ({"metadata": {"name": "p1", "namespace": "ns",
+                                        "annotations": {"kwoksnap.io/frozen": "true"}}}, ""),
+                         ({"metadata": {"name": "p2", "namespace": "ns", "annotations": {"other": "x"}}}, "")])
+
+        def patch(self, path: str, body: Any, *_args: Any) -> dict[str, Any]:
+            assert body == {"metadata": {"annotations": {"kwoksnap.io/frozen": "true"}}}
+            self.patched.append(path)
+            return {}
+
+    r = RecordingReplayer(FakeClock(), speed=10.0, workers=2)
+    r.options = dataclasses.replace(r.options, mode="verbatim")
+    client = r.client = Thawed()  # type: ignore[assignment]
+    report = r.run(user_events([0]))
+    assert sorted(client.patched) == ["/api/v1/namespaces/ns/pods/p0", "/api/v1/namespaces/ns/pods/p2",
+                                      "/api/v1/nodes/n1"]
+    assert [w for w in report.warnings if w.startswith("verbatim mode: 2 pod(s) of the target were not frozen")]
 
 
 def test_a_failed_thaw_patch_is_raised_once_every_patch_was_sent() -> None:
@@ -2028,7 +2074,7 @@ def test_a_dependent_waits_for_its_owner_without_holding_a_place_in_flight(monke
     client = Client()
     r = Replayer(client, ReplayOptions(speed=10.0, max_lead=0), clock=RealClock(),  # type: ignore[arg-type]
                  discovery=Discovery([PODS, replicasets]))
-    monkeypatch.setattr(r, "freeze_nodes", lambda *_: 0)
+    monkeypatch.setattr(r, "freeze", lambda *_: (0, 0))
     began = time.monotonic()
     report = r.run([created(0, "replicasets", "apps", "ReplicaSet", "rs"),
                     created(1, "pods", "", "Pod", "rs-abc", owner="rs")])
