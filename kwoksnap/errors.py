@@ -169,6 +169,9 @@ class APIError(ClusterError):
         self.details: dict[str, Any] = details or {}  # the Status's details: name, group, kind of the object
         self.method = method
         self.path = path
+        # The answer to a request sent again after an attempt the server may have acted on (sent whole, then no
+        # answer; a 5xx): a create's AlreadyExists may then be of the object the first attempt made.
+        self.resent = False
         where = f"{method} {path}: " if method else ""
         first, *rest = message.strip().splitlines() or [""]
         more = sum(1 for line in rest if line.strip())

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import math
 import os
 import re
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -350,6 +351,17 @@ def expand_audit_paths(paths: tuple[str, ...]) -> list[str]:
         if not any(c in path for c in "*?[") and os.path.islink(path) and not os.path.exists(path):
             raise InputError(f"{path}: no such file (a symbolic link to a missing file)")
     return expand_paths(paths)
+
+
+def exit_abandoning(warning: str) -> NoReturn:
+    """Say ``warning`` and exit 130 at once, after a second Ctrl-C left requests in flight: the interpreter would
+    first wait for their threads, still waiting on the target. What it runs at exit runs first (the kubernetes
+    package removes the client key files it wrote), then output is flushed."""
+    click.echo(warning, err=True)
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(ExitCode.INTERRUPTED)
 
 
 def finished_partly(*counts: tuple[int, str], output_format: str, shown: int | None = None,

@@ -14,9 +14,11 @@ from kwoksnap.cli.options import (
     a_previous_report,
     audit_input,
     example_epilog,
+    exit_abandoning,
     expand_audit_paths,
     filter_spec,
     finished_partly,
+    first_few,
     include_secrets,
     make_client,
     not_an_input,
@@ -303,6 +305,10 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         else:
             click.echo(f"fidelity: {report.fidelity_checked - len(report.mismatches)}/{report.fidelity_checked} "
                        "objects match their last recorded state")
+    if report.abandoned is not None:
+        exit_abandoning(f"warning: stopped without waiting for the changes in flight to {len(report.abandoned)} "
+                        "object(s) (a second Ctrl-C): whether they reached the target is unknown: "
+                        f"{first_few(report.abandoned)}")
     if stopped is not None:
         raise stopped
     if report.interrupted:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
-import os
-import sys
 from collections import Counter
 
 import click
@@ -13,6 +10,7 @@ from kwoksnap.cli.options import (
     FiniteFloat,
     Progress,
     example_epilog,
+    exit_abandoning,
     finished_partly,
     first_few,
     make_client,
@@ -218,15 +216,9 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                        "after the error "
                        "(relinking, the wait for adoption, admission objects) was not done")
     if summary.abandoned is not None:
-        click.echo(f"warning: stopped without waiting for the {len(summary.abandoned)} write(s) in flight (a second "
-                   "Ctrl-C): whether they reached the target is unknown (`kwoksnap diff --live` tells): "
-                   f"{first_few(summary.abandoned)}", err=True)
-        # Exit now: the interpreter would first wait for their threads, still waiting on the target. What it runs at
-        # exit runs first (the kubernetes package removes the client key files it wrote), then output is flushed.
-        atexit._run_exitfuncs()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(ExitCode.INTERRUPTED)
+        exit_abandoning(f"warning: stopped without waiting for the {len(summary.abandoned)} write(s) in flight (a "
+                        "second Ctrl-C): whether they reached the target is unknown (`kwoksnap diff --live` tells): "
+                        f"{first_few(summary.abandoned)}")
     if summary.interrupted:
         return ExitCode.INTERRUPTED
     if summary.error is not None:

@@ -237,6 +237,7 @@ class Client:
         target = path + (("?" + urlencode(params)) if params else "")
         attempt = 0
         refreshed = False
+        uncertain = False  # an earlier attempt may have been acted on (APIError.resent)
         debug = log.isEnabledFor(logging.DEBUG)
         while True:
             started = attempt_began = time.monotonic()
@@ -259,6 +260,7 @@ class Client:
                 if exc.sent and not repeatable:
                     raise TransportError(f"{method} {path}: {exc} ({_NOT_REPEATED})") from None
                 err: Exception = TransportError(f"{method} {path}: {exc}")
+                uncertain = uncertain or exc.sent
                 wait = policy.delay(attempt)
             else:
                 self._answered = True
@@ -273,6 +275,8 @@ class Client:
                     continue
                 err = _error_for(resp.status, resp.data, method, path)
                 assert isinstance(err, APIError)
+                err.resent = uncertain
+                uncertain = uncertain or resp.status >= 500
                 if resp.status == 401 and self._refresh_problem:
                     raise ClusterError(f"{err} (the credentials could not be fetched again: "
                                        f"{self._refresh_problem})") from None

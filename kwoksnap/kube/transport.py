@@ -272,12 +272,13 @@ class Pool:
         self._idle: list[_Connection] = []
         self._lock = threading.Lock()
         self.maxsize = maxsize
-        # Slots as tokens in a C queue, not a threading.Semaphore: a Ctrl-C landing in the semaphore's Python-level
-        # Condition just after it took its lock leaves the lock held, and every later request waits for ever
-        # (CPython issue 74174; it hung a restore's closing requests). Here it can at worst lose one token.
-        self._slots: queue.SimpleQueue[bool] = queue.SimpleQueue()
-        for _ in range(maxsize):
-            self._slots.put(True)
+        # Slots held by thread, not a threading.Semaphore: a Ctrl-C landing in the semaphore's Python-level Condition
+        # just after it took its lock leaves the lock held, and every later request waits for ever (CPython issue
+        # 74174; it hung a restore's closing requests). `with` on a C lock leaves no such gap, and a slot a Ctrl-C
+        # kept the main thread from giving back (the only thread that gets one) is its own again at its next request.
+        self._holders: set[int] = set()
+        self._waiting = 0  # threads waiting for a slot
+        self._freed: queue.SimpleQueue[None] = queue.SimpleQueue()  # a slot was given back (wakes a waiting thread)
 
     def _connect(self, timeout: float) -> _Connection:
         try:
@@ -297,13 +298,33 @@ class Pool:
         request = (f"{method} {self.prefix}{target} HTTP/1.1\r\n".encode("latin-1") + self._fixed + extra + length
                    + b"\r\n" + (body or b""))
         wait = self.timeout if timeout is None else timeout
-        slot = False
+        self._take_slot()
         try:
-            slot = self._slots.get()
             return self._exchange(request, method, wait, repeatable)
         finally:
-            if slot:
-                self._slots.put(slot)
+            self._give_slot()
+
+    def _take_slot(self) -> None:
+        me = threading.get_ident()
+        while True:
+            with self._lock:
+                if me in self._holders or len(self._holders) < self.maxsize:
+                    self._holders.add(me)
+                    return
+                self._waiting += 1
+            try:
+                with contextlib.suppress(queue.Empty):
+                    self._freed.get(timeout=0.05)  # (a slot given back just before this wait: seen at the next turn)
+            finally:
+                with self._lock:
+                    self._waiting -= 1
+
+    def _give_slot(self) -> None:
+        with self._lock:
+            self._holders.discard(threading.get_ident())
+            wake = self._waiting > 0
+        if wake:
+            self._freed.put(None)
 
     def _exchange(self, request: bytes, method: str, wait: float, repeatable: bool) -> Response:
         conn = self._idle_connection(repeatable)
@@ -386,7 +407,8 @@ class Pool:
                 if len(self._idle) >= min(n, self.maxsize):
                     return opened
             conn = self._connect(self.timeout)
-            opened += 1
+            conn.used = True  # idle as a reused one is: the server may close it meanwhile (after ~30 s), and a request
+            opened += 1       # then goes out again on a new one, no retry (review finding: a sent failure, backoff)
             with self._lock:
                 self._idle.append(conn)
 

@@ -75,6 +75,7 @@ STAND_IN_WAIT = 3.0  # seconds an inputs-mode delete of a controller's pod waits
 # replay (the client's own retries of one request take 16-31 s): a target gone (black-box finding: 17 s of recorded
 # time took 129 s, every change failing in turn after its retries, and the error named the fidelity listing).
 OUTAGE_SECONDS = 15.0
+_STOPPING = "interrupted: the changes being sent finish, nothing more is sent (Ctrl-C again stops waiting for them)"
 PROGRESS_EVERY = 1.0  # seconds between redraws of the progress line while the replay waits for the next change
 LONG_WAIT = 600.0  # seconds of replay time between two changes that deserve a warning when it is reached
 CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
@@ -220,6 +221,17 @@ def _deletion(recorded: Any) -> str:
     return "gone" if removed_by_update(recorded) else "held"
 
 
+@contextlib.contextmanager
+def _created_then(what: str) -> Iterator[None]:
+    """The steps after a create: their failure says the object was created (review finding: only the second step's
+    error was shown, which read as if nothing had been written), as restore's "created, but" does."""
+    try:
+        yield
+    except KwoksnapError as exc:  # (a target not answering stays one, for the outage watch)
+        kind = TransportError if isinstance(exc, TransportError) else KwoksnapError
+        raise kind(f"created, but {what} could not be written: {exc}") from exc
+
+
 def _named(action: Action) -> str:
     """``pods ns/name``, ``nodes name``: the object a change was for, in a failure's line."""
     return f"{action.resource} {action.namespace + '/' if action.namespace else ''}{action.name}"
@@ -289,6 +301,7 @@ class ReplayReport:
     recorded_seconds: float = 0.0
     wall_seconds: float = 0.0
     interrupted: bool = False
+    abandoned: list[str] | None = None  # a second Ctrl-C: the objects whose changes were in flight then, not waited for
     warnings: list[str] = dataclasses.field(default_factory=list)
     stale: int = 0  # changes that came after a later commit of their object was sent (skipped ones: skipped.stale)
     fidelity_checked: int = 0
@@ -338,6 +351,7 @@ class ReplayReport:
             "renewals": len(self.renewal_lag), "renewalLagMs": renewal_lag,
             "recordedSeconds": round(self.recorded_seconds, 3),
             "wallSeconds": round(self.wall_seconds, 3), "interrupted": self.interrupted, "unsent": self.unsent,
+            "abandonedInFlight": self.abandoned,
             "warnings": self.warnings,
             "stale": self.stale, "namespacesCreated": sorted(self.namespaces_created),
             "beforeSnapshot": self.before_snapshot, "droppedOwnerReferences": self.dropped_owners,
@@ -406,6 +420,7 @@ class Replayer:
         self._crd_generation = 0  # CRD writes answered so far (_forget_unserved)
         self._inflight: dict[tuple[str, str, str, str], collections.deque[_Item]] = {}
         self._planner_error: BaseException | None = None  # (or the target gone: _gone)
+        self._ctrl_c = False  # the user stopped the replay (Ctrl-C, SIGTERM)
         self._answered = 0.0  # monotonic time of the target's last answer (any: a refusal too)
         self._planned_seconds = 0.0  # recorded seconds covered by planning (the report's once all is sent)
         self._start = 0.0  # monotonic time of offset 0, set when dispatch starts
@@ -760,9 +775,10 @@ class Replayer:
             created = self._create(res, ns, {**body, "spec": {k: v for k, v in spec.items()
                                                                if k != "ephemeralContainers"}})
             name = str((created.get("metadata") or {}).get("name", ""))
-            return self.client.patch(res.path(ns, name, "ephemeralcontainers"),
-                                     {"spec": {"ephemeralContainers": spec["ephemeralContainers"]}},
-                                     STRATEGIC_MERGE_PATCH)
+            with _created_then("its ephemeral containers"):
+                return self.client.patch(res.path(ns, name, "ephemeralcontainers"),
+                                         {"spec": {"ephemeralContainers": spec["ephemeralContainers"]}},
+                                         STRATEGIC_MERGE_PATCH)
         try:
             return self.client.create(res.path(ns), body)
         except NotFound as exc:
@@ -861,10 +877,11 @@ class Replayer:
                 # The log starts in the middle of this object's life: create it from the first full body seen.
                 created = self._create(res, ns, action.body)
                 self._remember(res.kind, created, action.state)
-                if action.op == "status" or res.kind == "Pod":
-                    self._replace(res, res.path(ns, action.name, "status"), action.body)
-                if deletion == "held":
-                    self._terminate(res, ns, action.name, action.state)
+                with _created_then("its recorded status and deletion"):
+                    if action.op == "status" or res.kind == "Pod":
+                        self._replace(res, res.path(ns, action.name, "status"), action.body)
+                    if deletion == "held":
+                        self._terminate(res, ns, action.name, action.state)
             return None
         if action.op == "patch":
             try:
@@ -890,7 +907,8 @@ class Replayer:
                 self._relink_owners(body, action.namespace)
                 self._remember(res.kind, self._create(res, ns, body), action.state)
                 if deletion == "held":
-                    self._terminate(res, ns, action.name, action.state)
+                    with _created_then("its recorded deletion"):
+                        self._terminate(res, ns, action.name, action.state)
             return None
         if action.op == "delete":
             inputs_pod = self.options.mode == "inputs" and res.key == "v1/pods"
@@ -1739,9 +1757,8 @@ class Replayer:
                 self._dispatch(planned, primed, pool, interrupts)
         except KeyboardInterrupt:
             self.stop.set()
-            self.report.interrupted = True
-            self.notice("interrupted: the changes being sent finish, nothing more is sent (Ctrl-C again stops "
-                        "waiting for them)")
+            self.report.interrupted = self._ctrl_c = True
+            self.notice(_STOPPING)
         finally:
             stopping = self.report.interrupted or self._planner_error is not None
             self.stop.set()
@@ -1754,9 +1771,16 @@ class Replayer:
                 try:
                     pool.shutdown(wait=True)  # every change being sent finishes; nothing is left half-applied
                     break
-                except KeyboardInterrupt:  # Ctrl-C while the workers send what was dispatched: no more of it,
-                    self.report.interrupted = stopping = True  # and no more retries of a target that does not
-                    self.client.cancel()                       # answer (each failing now, reported)
+                except KeyboardInterrupt:
+                    self.client.cancel()  # no more retries of a target that does not answer (each failing now)
+                    if self._ctrl_c:  # a second Ctrl-C stops the waiting: what is in flight is named, its
+                        with self.lock:  # outcome unknown (review finding: it waited for each to time out)
+                            self.report.abandoned = sorted(f"{key[1]} {key[2] + '/' if key[2] else ''}{key[3]}"
+                                                           for key in self._inflight)
+                        pool.shutdown(wait=False, cancel_futures=True)
+                        break
+                    self.report.interrupted = stopping = self._ctrl_c = True  # the first, after dispatch ended:
+                    self.notice(_STOPPING)  # the changes being sent finish, no more of them
             try:
                 with contextlib.suppress(queue.Empty):
                     while True:  # let a planner blocked on a full queue see the stop
@@ -1809,8 +1833,11 @@ class Replayer:
         if self._planner_error is not None:
             # Dispatch stopped as soon as the planner failed: changes already sent finished whole, nothing more
             # was sent. Planning runs up to `lookahead` events ahead, so an error found then stops the replay
-            # before the first request.
-            raise self._planner_error
+            # before the first request. After a Ctrl-C (a target that stopped answering, the likeliest reason
+            # for one) it is the report's: the stop was the user's (review finding: exit 4, not 130).
+            if not self._ctrl_c:
+                raise self._planner_error
+            self.report.warnings.append(str(self._planner_error))
         return self.report
 
     def _live(self) -> dict[tuple[str, str, str], ObjectState]:

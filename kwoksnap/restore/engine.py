@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import logging
 import re
 import threading
@@ -287,13 +288,18 @@ class _Restorer:
         if ns in self.quota_namespaces and self.client.exists(res.path(ns, name)):
             created, outcome = self._on_conflict(res, ns, name, prep)
         else:
+            first_try = time.time()
             try:
                 created = self._post(res, key, ns, prep)
                 outcome = "created"
             except Conflict as exc:
                 if not exc.already_exists:
                     raise
-                created, outcome = self._on_conflict(res, ns, name, prep)
+                made = self._made_by_the_lost_answer(res, ns, name, exc, first_try)
+                if made is not None:
+                    created, outcome = made, "created"
+                else:
+                    created, outcome = self._on_conflict(res, ns, name, prep)
             except APIError as exc:
                 # Admission runs before the API server looks for the name: on a rerun, a quota, a LimitRange or a
                 # webhook restored the first time refuses the create of an object that is there already.
@@ -426,6 +432,22 @@ class _Restorer:
                     raise
                 obj = self.client.get(path)
         raise AssertionError("unreachable")
+
+    def _made_by_the_lost_answer(self, res: Resource, ns: str | None, name: str, exc: Conflict,
+                                 since: float) -> Obj | None:
+        """The object, when a create sent again after an attempt the server may have acted on (sent whole, then no
+        answer; a 5xx) is refused as AlreadyExists, and the object was created since the first attempt: that
+        attempt made it, and only its answer was lost. (Review finding: it was "skipped", exit 0, and its status,
+        which restore writes after the create, was never written.)"""
+        if not exc.resent:
+            return None
+        try:
+            live = self.client.get(res.path(ns, name))
+            stamp = str((live.get("metadata") or {}).get("creationTimestamp") or "")
+            created_at = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        except (NotFound, ValueError):
+            return None
+        return live if created_at >= int(since) - 1 else None  # (whole seconds; a second of clock skew)
 
     def _post(self, res: Resource, key: str, ns: str | None, prep: Prepared) -> Obj:
         try:
@@ -964,6 +986,8 @@ def restore(
                 client.cancel()  # (no retries for them: they fail as soon as the target answers, or times out)
                 pool.shutdown(wait=False, cancel_futures=True)
 
+    restored: list[bool] = []  # every step of the objects ran to its end
+
     def objects() -> None:
         nonlocal disc
         for step in crd_steps:
@@ -978,6 +1002,7 @@ def restore(
                 r.ensure_default_service_accounts()
                 waited = True
             r.run_step(step, disc, pool)
+        restored.append(True)
 
     def settle() -> None:
         nonlocal not_adopted
@@ -987,7 +1012,10 @@ def restore(
 
     def mark() -> None:
         # The mark names this restore's snapshot, or none (an imported YAML has no capture time): never an older
-        # one; and never after an error (the snapshot is not in the target, and a replay would be told it is).
+        # one; and never after an error, nor a Ctrl-C before every object was written (the snapshot is not in the
+        # target, and a replay would be told it is: review finding). A Ctrl-C in the wait for adoption marks it.
+        if not restored:
+            return
         with contextlib.suppress(KwoksnapError):  # no right to annotate kube-system, or unreachable
             client.patch("/api/v1/namespaces/kube-system",
                          {"metadata": {"annotations": {SNAPSHOT_TAKEN_ANNOTATION: source.taken_at()}}})

@@ -7,6 +7,7 @@ import copy
 import dataclasses
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -1135,6 +1136,44 @@ def test_degraded_counts_only_the_events_sent_or_skipped() -> None:
     report = r.run([event(level="Request", request=pod(), ts=T0 + i * NS // 10, name="p1") for i in range(50)])
     assert report.interrupted and report.unsent > 40
     assert report.degraded == {"Request": report.applied + report.failed}, (report.degraded, report.applied)
+
+
+def test_a_second_ctrl_c_stops_waiting_for_the_changes_in_flight() -> None:
+    """Review finding: "Ctrl-C again stops waiting for them" did not (it only cancelled retries, and waited for each
+    request to time out: 43 s, then exit 4 for the target "that stopped answering"). The second Ctrl-C names the
+    objects whose changes were in flight and stops waiting."""
+    import os
+    import signal
+
+    release, started = threading.Event(), threading.Event()
+
+    class Hanging(RecordingReplayer):
+        def execute(self, action: Action) -> str | None:
+            started.set()
+            release.wait(30)  # a target that does not answer
+            return None
+
+    r = Hanging(FakeClock(), speed=10.0, workers=2)
+
+    def progress(_report: Any, _elapsed: float) -> None:
+        started.wait(5)
+        raise KeyboardInterrupt  # the first Ctrl-C, once a change is in flight
+
+    told: list[str] = []
+    r.progress, r.notice = progress, told.append
+    r.options = dataclasses.replace(r.options, mode="verbatim")
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))  # the second, while it waits
+    timer.start()
+    began = time.monotonic()
+    try:
+        report = r.run(user_events([0, 1]))
+    finally:
+        release.set()
+        timer.cancel()
+    assert time.monotonic() - began < 10
+    assert report.interrupted and report.abandoned == ["pods ns/p0"] and report.applied == 0
+    assert report.to_dict()["abandonedInFlight"] == ["pods ns/p0"]
+    assert len(told) == 1 and told[0].startswith("interrupted: the changes being sent finish")
 
 
 def test_an_interrupted_replay_reports_the_recorded_time_it_reached() -> None:
@@ -2693,3 +2732,18 @@ def test_a_namespace_delete_waits_for_the_creates_in_flight_in_it() -> None:
     began = time.monotonic()
     r._await_prerequisites(Action("delete", "DELETE", "", "v1", "namespaces", "", "quiet"))
     assert time.monotonic() - began < 0.2
+
+
+def test_a_step_after_a_create_that_fails_says_the_object_was_created() -> None:
+    """Review finding: a replay that created an object from its first full body and then failed to write its
+    status (or deletion, or ephemeral containers) showed only the second step's error, which read as if nothing had
+    been written."""
+    from kwoksnap.errors import KwoksnapError, TransportError
+    from kwoksnap.replay.engine import _created_then
+
+    with pytest.raises(KwoksnapError, match=r"^created, but its recorded deletion could not be written: refused$"), \
+            _created_then("its recorded deletion"):
+        raise KwoksnapError("refused")
+    with pytest.raises(TransportError, match=r"^created, but its ephemeral containers could not be written: gone"), \
+            _created_then("its ephemeral containers"):
+        raise TransportError("gone")  # (still one, for the watch that stops a replay whose target is gone)

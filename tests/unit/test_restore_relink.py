@@ -110,3 +110,29 @@ def test_an_object_holding_a_value_json_cannot_carry_is_failed_by_name() -> None
     assert [(f.name, f.reason) for f in r.failures] == [
         ("b", "not a valid Kubernetes object: it holds a value JSON cannot carry (Type is not JSON serializable: "
               "bytes)")]
+
+
+def test_a_create_whose_answer_was_lost_is_recognised_as_this_restores() -> None:
+    """Review finding: a create sent again after its answer was lost was refused as AlreadyExists, counted
+    "skipped" (exit 0), and the status restore writes after a create was never written. Such a refusal, of an object
+    created since the first attempt, is that attempt's object; one made earlier, or a first answer, is not."""
+    import time
+
+    from kwoksnap.errors import Conflict
+
+    made_at: list[str] = []
+
+    class Getting(PatchingClient):
+        def get(self, path: str) -> dict[str, Any]:
+            return {"metadata": {"name": "p", "creationTimestamp": made_at[0]}}
+
+    r = _Restorer(cast(Client, Getting()), cast(Any, None), RestoreOptions(), lambda *_: None)
+    refused = Conflict(409, "AlreadyExists", 'pods "p" already exists')
+    first_try = time.time()
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(first_try))
+    made_at.append(now)
+    assert r._made_by_the_lost_answer(PODS, "ns", "p", refused, first_try) is None  # (not sent again)
+    refused.resent = True
+    assert r._made_by_the_lost_answer(PODS, "ns", "p", refused, first_try) == Getting().get("")
+    made_at[0] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(first_try - 3600))  # a restore of an hour ago
+    assert r._made_by_the_lost_answer(PODS, "ns", "p", refused, first_try) is None

@@ -17,7 +17,16 @@ from typing import Any
 
 import pytest
 
-from kwoksnap.errors import APIError, ClusterError, InputError, Invalid, NotFound, TransportError, UsageError
+from kwoksnap.errors import (
+    APIError,
+    ClusterError,
+    Conflict,
+    InputError,
+    Invalid,
+    NotFound,
+    TransportError,
+    UsageError,
+)
 from kwoksnap.kube.client import JSON_PATCH, MERGE_PATCH, Client, RetryPolicy, repeatable
 from kwoksnap.kube.config import ClusterConfig
 from kwoksnap.kube.transport import Pool, TransportFailure
@@ -98,9 +107,10 @@ def test_content_length_chunked_and_keep_alive(server: Callable[[Handler], tuple
 
 def test_a_ctrl_c_during_a_request_gives_its_slot_back(server: Callable[[Handler], tuple[str, list[bytes]]],
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pool's slots are tokens in a C queue (a threading.Semaphore's Python-level Condition, interrupted just
-    after taking its lock, kept it held: CPython issue 74174). Interrupted anywhere in a request, the one slot of a
-    pool of one comes back, and the next request is served (in a thread: a stranded slot would block for ever)."""
+    """The pool's slots are held by thread under a C lock (a threading.Semaphore's Python-level Condition,
+    interrupted just after taking its lock, kept it held: CPython issue 74174). Interrupted anywhere in a request,
+    the one slot of a pool of one comes back, and the next request is served (in a thread: a stranded slot would
+    block for ever); one a Ctrl-C kept the main thread from giving back is its own at its next request."""
     def handler(conn: socket.socket, request: bytes, i: int) -> bool:
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         return True
@@ -121,6 +131,8 @@ def test_a_ctrl_c_during_a_request_gives_its_slot_back(server: Callable[[Handler
     worker.start()
     worker.join(10)
     assert answers == [b"ok"]
+    pool._holders.add(threading.get_ident())  # as a Ctrl-C between taking the slot and the `try` leaves it
+    assert pool.request("GET", "/third").data == b"ok" and not pool._holders
     pool.close()
 
 
@@ -168,6 +180,58 @@ def test_idle_connection_closed_by_the_server_is_replaced(
     assert len(seen) == 3
 
 
+def test_no_more_than_maxsize_threads_hold_a_slot_and_all_get_one() -> None:
+    pool = Pool("http://127.0.0.1:1", maxsize=3, timeout=5)
+    lock, holding, most, done = threading.Lock(), [0], [0], [0]
+
+    def work() -> None:
+        for _ in range(30):
+            pool._take_slot()
+            try:
+                with lock:
+                    holding[0] += 1
+                    most[0] = max(most[0], holding[0])
+                time.sleep(0.001)
+                with lock:
+                    holding[0] -= 1
+            finally:
+                pool._give_slot()
+        with lock:
+            done[0] += 1
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert done == [8] and most == [3] and not pool._holders
+
+
+def test_a_warmed_connection_the_server_closed_while_idle_is_passed_over_as_a_reused_one_is() -> None:
+    """Review finding: a warmed connection (replay opens one per worker before its clock starts) that the server
+    closed while idle (kube-apiserver does after about 30 s) made the request a failure and a retry with backoff,
+    where a reused one is replaced at once."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        first, _ = listener.accept()
+        first.close()  # the warmed connection, closed while idle
+        conn, _ = listener.accept()
+        with conn:
+            if _read_request(conn):
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+    threading.Thread(target=serve, daemon=True).start()
+    pool = Pool(f"http://127.0.0.1:{listener.getsockname()[1]}", maxsize=1, timeout=5)
+    try:
+        assert pool.warm(1) == 1
+        time.sleep(0.1)
+        assert pool.request("GET", "/api").data == b"{}"
+    finally:
+        pool.close()
+        listener.close()
+
+
 def test_truncated_response_and_refused_connection_are_transport_failures(
         server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
     def handler(conn: socket.socket, request: bytes, i: int) -> bool:
@@ -208,6 +272,31 @@ def test_client_maps_status_and_retries_5xx(server: Callable[[Handler], tuple[st
         worker.start()
         worker.join()
         assert other == [0]  # counted per thread
+
+
+def test_an_answer_to_a_request_sent_again_after_one_the_server_may_have_acted_on_says_so(
+        server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
+    """Review finding: a create whose answer was lost (the connection closed after it was sent) is sent again and
+    refused as AlreadyExists: of the object the first attempt made. The error says it followed such an attempt
+    (APIError.resent), so that restore can look; a first answer, or one after a refused connection, does not."""
+    exists = (b'{"kind":"Status","reason":"AlreadyExists","message":"pods \\"p\\" already exists","code":409,'
+              b'"details":{"name":"p","kind":"pods"}}')
+
+    def handler(conn: socket.socket, request: bytes, i: int) -> bool:
+        if b"?lost" in request and i == 0:
+            return False  # read the whole request (the server acted on it), then close without an answer
+        conn.sendall(b"HTTP/1.1 409 Conflict\r\nContent-Length: %d\r\n\r\n" % len(exists) + exists)
+        return True
+
+    url, seen = server(handler)
+    body = {"metadata": {"name": "p"}}
+    with Client(ClusterConfig(server=url), retry=RetryPolicy(attempts=3), sleep=lambda _s: None) as c:
+        with pytest.raises(Conflict) as lost:
+            c.create("/api/v1/namespaces/ns/pods?lost", body)
+        assert lost.value.already_exists and lost.value.resent and len(seen) == 2
+        with pytest.raises(Conflict) as plain:
+            c.create("/api/v1/namespaces/ns/pods", body)
+        assert plain.value.already_exists and not plain.value.resent
 
 
 def test_a_request_that_must_not_apply_twice_is_sent_again_only_when_the_server_cannot_have_acted(
