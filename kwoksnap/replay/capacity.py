@@ -113,7 +113,7 @@ def measure_write_rate(client: Client, *, namespace: str = "default", concurrenc
     left = [] if leftovers is None else leftovers
     for scratch in (PODS, CONFIGMAPS):  # an earlier measurement's, killed outright
         removed = remove_stale_scratch(client, f"/api/v1/namespaces/{namespace}/{scratch.resource}", SCRATCH_LABEL,
-                                       scratch.delete)
+                                       scratch.delete, now=clock.wall())
         if removed:
             log.info("removed %d scratch %s an earlier replay left", removed, scratch.resource)
     result = _measure(client, PODS, namespace, concurrency, requests, rounds, clock, left)

@@ -227,19 +227,18 @@ def test_scratch_objects_a_killed_replay_left_are_removed_first() -> None:
     """Black-box finding: a replay killed (SIGKILL) during its measurement left its scratch pods, and during its
     probe its throw-away node, in the target for good; a later replay neither removed nor mentioned them. Those
     older than five minutes (no measurement or probe running now) are deleted first."""
-    import time
 
     from kwoksnap.audit import format_timestamp
     from kwoksnap.replay.capacity import remove_stale_scratch
 
-    clock = FakeClock()
+    clock = FakeClock()  # (its wall clock, not the machine's, says how old they are)
     client = ScratchClient(clock)
     for name, age in (("kwoksnap-capacity-old-0", 3600), ("kwoksnap-capacity-new-0", 10)):
         client.objects[name] = {"metadata": {"name": name, "labels": {SCRATCH_LABEL: "capacity-x"},
-                                             "creationTimestamp": format_timestamp(int((time.time() - age) * 1e9))}}
+                                             "creationTimestamp": format_timestamp(int((clock.wall() - age) * 1e9))}}
     result = measure(client, clock)
     assert result.rate is not None and list(client.objects) == ["kwoksnap-capacity-new-0"]
     assert client.deleted[0] == ("/api/v1/namespaces/default/pods/kwoksnap-capacity-old-0", {"gracePeriodSeconds": 0})
-    now = time.time() + 3600  # an hour later the other is stale too
+    now = clock.wall() + 3600  # an hour later the other is stale too
     assert remove_stale_scratch(client, "/api/v1/namespaces/default/pods", SCRATCH_LABEL,  # type: ignore[arg-type]
                                 now=now) == 1 and client.objects == {}
