@@ -1644,8 +1644,15 @@ class Replayer:
 
         pool = ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="prepare")
         try:
-            for future in [pool.submit(send, path, patch) for path, patch in patches]:
-                future.result()
+            with DeferredInterrupts() as interrupts:  # (raised between patches: kwoksnap.interrupts)
+                futures = []
+                for path, patch in patches:
+                    interrupts.check()
+                    futures.append(pool.submit(send, path, patch))
+                for future in futures:
+                    while not future.done():
+                        interrupts.wait(future)
+                    future.result()
         except KeyboardInterrupt:  # the patches being sent finish, the queued ones are not sent
             pool.shutdown(wait=True, cancel_futures=True)
             raise
