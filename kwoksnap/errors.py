@@ -56,6 +56,12 @@ class InputError(KwoksnapError):
     exit_code = ExitCode.INPUT
 
 
+class Unstorable(InputError):
+    """One record a .kws writer cannot store (it would compress more than readers accept as no decompression bomb):
+    refused before it is taken, so that the writer goes on with the next (``kwoksnap record`` and ``convert`` leave
+    such an event out, counted and named, instead of losing the recording)."""
+
+
 class FormatError(InputError):
     """A .kws (or imported) file is corrupt, truncated, of another format, or of a newer format version.
 

@@ -226,7 +226,8 @@ def _reason(c: _Compiled, event: AuditEvent) -> str | None:
     return None
 
 
-_AFTER_NAMESPACE: Final = frozenset({"user-excluded", "time-window", "dry-run", "non-2xx", "kwoksnap-scratch"})
+_NAMESPACE_SKIPS: Final = frozenset({"resource-not-selected", "user-excluded", "time-window", "dry-run", "non-2xx",
+                                     "kwoksnap-scratch"})
 
 
 def _scratch(name: str, resource: str, namespace: str) -> bool:
@@ -284,7 +285,7 @@ def filter_events(
         reason = _reason(c, event)
         if reason is not None:
             skipped[reason] += 1
-            if namespaces is not None and reason in _AFTER_NAMESPACE:  # (a -n namespace's events, left out later)
+            if namespaces is not None and reason in _NAMESPACE_SKIPS:  # (a -n namespace's events, left out by others)
                 ns = event["name"] if event["resource"] == "namespaces" and not event["group"] else event["namespace"]
                 if ns in c.namespaces:
                     stats.namespace_skips.setdefault(ns, Counter())[reason] += 1

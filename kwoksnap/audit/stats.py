@@ -46,8 +46,10 @@ class ParseStats:
     kept_kinds: set[tuple[str, str, str]] = dataclasses.field(default_factory=set, repr=False)
     # namespaces of the kept events, noted only under a -n filter: which -n entries matched anything
     kept_namespaces: set[str] = dataclasses.field(default_factory=set, repr=False)
-    # namespace -> reason -> events of a -n namespace left out by a later filter (user, time window, ...): why an -n
-    # entry matched nothing, when it was not its name
+    # events a recording could not hold ("file:line: why": a body of many MiB compressing beyond what readers accept)
+    unstorable: list[str] = dataclasses.field(default_factory=list)
+    # namespace -> reason -> events of a -n namespace left out by another filter (resource, user, time window...):
+    # why an -n entry matched nothing, when it was not its name
     namespace_skips: dict[str, Counter[str]] = dataclasses.field(default_factory=dict, repr=False)
 
     def add_malformed(self, where: str, reason: str) -> None:
@@ -89,4 +91,5 @@ class ParseStats:
             "clockSkew": dict(self.clock_skew),
             "kept": self.kept,
             "redacted": self.redacted,
+            "unstorable": list(self.unstorable),
         }

@@ -18,6 +18,7 @@ from kwoksnap.cli.options import (
     warn_out_of_order,
     warn_unmatched_namespaces,
     warn_unmatched_resources,
+    warn_unstorable,
     warn_unusable_files,
 )
 
@@ -44,8 +45,9 @@ def convert(audit_paths: tuple[str, ...], resources: tuple[str, ...], namespaces
     paths = expand_audit_paths(audit_paths)
     events = audit_events(paths, spec, stats, strict=strict)
     n, _ = write_recording(events if include_secrets else redact_credentials(events, stats), path,
-                        meta={"inputs": paths, "secretsRedacted": not include_secrets})
+                        meta={"inputs": paths, "secretsRedacted": not include_secrets}, left_out=stats.unstorable)
     warn_unusable_files(stats)
+    warn_unstorable(stats)
     warn_out_of_order(stats)
     warn_clock_skew(stats)
     d = stats.to_dict()

@@ -51,6 +51,8 @@ def inspect(path: str, output_format: str) -> int:
                             "scan": camel_keys(dataclasses.asdict(report))})
             else:
                 click.echo(report.summary())
+            if not report.records:  # (re-test finding: salvage was suggested of a file it finds nothing in)
+                raise FormatError(f"damaged: {report.reason}; no record of it is readable", path=path)
             raise FormatError(f"damaged: {report.reason}; the readable part is listed above", path=path,
                               salvageable=True)
         resources: dict[str, dict[str, Any]] = {}

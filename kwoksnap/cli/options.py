@@ -424,13 +424,23 @@ def warn_unmatched_namespaces(namespaces: tuple[str, ...], stats: Any, *, live: 
             left = ", ".join(f"{_BY_OPTION.get(reason, reason)} {n}" for reason, n in sorted(later.items()))
             click.echo(f"warning: -n {namespace}: its events were all left out by the other filters ({left})",
                        err=True)
-        else:
-            click.echo(f"warning: -n {namespace}: no event in it passed the filters (is the name right, and {why}?)",
-                       err=True)
+        else:  # (the byte prefilter drops other resources' lines unread: their namespaces are not known)
+            also = (" of the resources replayed (--resources adds more than nodes, pods and node leases)"
+                    if not live and stats.skipped.get("resource-not-selected") else "")
+            click.echo(f"warning: -n {namespace}: no event in it passed the filters (is the name right, and {why}"
+                       f"{also}?)", err=True)
 
 
-_BY_OPTION = {"time-window": "--from/--to", "user-excluded": "--exclude-user", "dry-run": "dry runs",
+_BY_OPTION = {"resource-not-selected": "--resources (nodes, pods and node leases unless it adds more)",
+              "time-window": "--from/--to", "user-excluded": "--exclude-user", "dry-run": "dry runs",
               "non-2xx": "refused requests", "kwoksnap-scratch": "kwoksnap's own scratch objects"}
+
+
+def warn_unstorable(stats: Any) -> None:
+    """A warning for the events a recording could not hold (left out; the others are written)."""
+    if stats.unstorable:
+        click.echo(f"warning: {len(stats.unstorable)} event(s) left out of the recording: "
+                   f"{first_few(stats.unstorable, 3)}", err=True)
 
 
 def warn_unusable_files(stats: Any) -> None:

@@ -27,6 +27,7 @@ from kwoksnap.cli.options import (
     warn_if_nothing_kept,
     warn_unmatched_namespaces,
     warn_unmatched_resources,
+    warn_unstorable,
     writable_target,
 )
 
@@ -200,6 +201,7 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
         if stats.redacted:
             click.echo(f"{stats.redacted} event(s) of Secrets or tokens stored with their values replaced "
                        "(--include-secrets keeps them)")
+    warn_unstorable(stats)
     if stats.events:
         warn_if_nothing_kept(stats)
     if stats.kept:

@@ -262,6 +262,10 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
             # that kept 428: the planner had read that far)
             click.echo(f"interrupted before the first change was sent: nothing was replayed (the {report.events} "
                        "event(s) read and planned so far were not sent; the rest of the log was not read)")
+        elif report.abandoned is not None:  # (re-test finding: it said each change sent was answered)
+            click.echo(f"interrupted: {report.unsent} of the {report.events} events planned were not sent, or were "
+                       f"sent and not waited for (a second Ctrl-C: the changes to {len(report.abandoned)} object(s), "
+                       "named below)")
         elif report.interrupted:
             click.echo(f"interrupted: {report.unsent} of the {report.events} events planned were not sent (each "
                        "change sent was answered before the replay stopped)")

@@ -275,7 +275,7 @@ class Client:
                     continue
                 err = _error_for(resp.status, resp.data, method, path)
                 assert isinstance(err, APIError)
-                err.resent = uncertain
+                err.resent = uncertain or resp.resent
                 uncertain = uncertain or resp.status >= 500
                 if resp.status == 401 and self._refresh_problem:
                     raise ClusterError(f"{err} (the credentials could not be fetched again: "

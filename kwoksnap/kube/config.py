@@ -117,7 +117,8 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
             if path and (not files or not all(os.path.exists(p) for p in files)):  # (exit 2, as a missing file
                 named = "--kubeconfig" if kubeconfig else "$KUBECONFIG"  # argument is: README's exit codes)
                 several = os.pathsep in path.strip(os.pathsep)
-                raise UsageError(f"{named} {path}: " + ("none of its files exists" if several else "no such file"))
+                raise UsageError(f"{named} {path!r} names no file" if not path.strip(os.pathsep) else f"{named} "
+                                 f"{path}: " + ("none of its files exists" if several else "no such file"))
             default = os.path.expanduser("~/.kube/config")
             if path or os.path.exists(default):  # (none at all: the package says so, as before)
                 entry[:] = [_user_entry(os.pathsep.join(files) or default, context)]

@@ -51,6 +51,7 @@ class Response:
     status: int
     headers: dict[str, str]  # lower-case names
     data: bytes
+    resent: bool = False  # the answer to the request sent again after an attempt the server may have acted on
 
 
 class _Connection:
@@ -328,24 +329,32 @@ class Pool:
 
     def _exchange(self, request: bytes, method: str, wait: float, repeatable: bool) -> Response:
         conn = self._idle_connection(repeatable)
+        sent = False  # an attempt went out whole and got no answer: the server may have acted on it
         for _attempt in range(2):  # a second time only after a stale reused connection
-            if conn is None:
-                conn = self._connect(wait)
             try:
+                if conn is None:
+                    conn = self._connect(wait)
                 conn.sock.settimeout(wait)
                 response = conn.exchange(request, method == "HEAD")
             except _Stale as exc:
-                conn.close()
+                if conn is not None:
+                    conn.close()
                 if exc.sent and not repeatable:  # sent whole, then no answer: the server may have acted
                     raise TransportFailure(str(exc)) from None
+                sent = sent or exc.sent
                 conn = None
                 continue
-            except TransportFailure:
-                conn.close()
+            except TransportFailure as exc:
+                if conn is not None:
+                    conn.close()
+                if sent and not exc.sent:  # (the first attempt may have been acted on: the caller must know)
+                    raise TransportFailure(str(exc), sent=True) from None
                 raise
             except (OSError, ssl.SSLError) as exc:  # includes timeouts and resets
-                conn.close()
+                if conn is not None:
+                    conn.close()
                 raise TransportFailure(f"{type(exc).__name__}: {exc}") from None
+            response.resent = sent  # (re-test finding: a create resent here came back AlreadyExists, unexplained)
             if response.headers.get("connection", "").lower() == "close":
                 conn.close()
             else:

@@ -131,6 +131,7 @@ def record(events: Iterable[AuditEvent], path: str | Path, *, spec: FilterSpec, 
     copies = stats.duplicates
     try:
         return write_recording(kept, path, source=source, flush_every=FLUSH_SECONDS,
-                               meta={**(meta or {}), "secretsRedacted": not include_secrets})
+                               meta={**(meta or {}), "secretsRedacted": not include_secrets},
+                               left_out=stats.unstorable)
     finally:
         stats.kept -= stats.duplicates - copies  # (counted kept by the filters before they were found copies)

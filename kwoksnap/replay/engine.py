@@ -227,9 +227,8 @@ def _created_then(what: str) -> Iterator[None]:
     error was shown, which read as if nothing had been written), as restore's "created, but" does."""
     try:
         yield
-    except KwoksnapError as exc:  # (a target not answering stays one, for the outage watch)
-        kind = TransportError if isinstance(exc, TransportError) else KwoksnapError
-        raise kind(f"created, but {what} could not be written: {exc}") from exc
+    except KwoksnapError as exc:  # (its cause is what the target answered: _apply reads it)
+        raise KwoksnapError(f"created, but {what} could not be written: {exc}") from exc
 
 
 def _named(action: Action) -> str:
@@ -374,6 +373,7 @@ class _Item:
     send_at: float = 0.0  # seconds after the replay start: the offset, or earlier in a spread burst
     recorded: float = 0.0  # recorded seconds (compressed) from the first event to this one
     degraded: str = ""  # the event's level when it lacks the bodies to replay it as recorded (counted when sent)
+    skips: int = 0  # events the planner skipped before this one (counted when it is dispatched: _count_skips)
 
 
 Queue = queue.Queue[_Item | None]  # None: stop
@@ -419,8 +419,11 @@ class Replayer:
         self._discovering = threading.Lock()  # held while discovery is fetched again (resource)
         self._crd_generation = 0  # CRD writes answered so far (_forget_unserved)
         self._inflight: dict[tuple[str, str, str, str], collections.deque[_Item]] = {}
+        self._sending: collections.Counter[tuple[str, str, str, str]] = collections.Counter()  # requests out now
         self._planner_error: BaseException | None = None  # (or the target gone: _gone)
         self._ctrl_c = False  # the user stopped the replay (Ctrl-C, SIGTERM)
+        self._skips: collections.deque[tuple[str, str, str]] = collections.deque()  # (reason, level, lost): _skip
+        self._skips_planned = self._skips_counted = 0
         self._answered = 0.0  # monotonic time of the target's last answer (any: a refusal too)
         self._planned_seconds = 0.0  # recorded seconds covered by planning (the report's once all is sent)
         self._start = 0.0  # monotonic time of offset 0, set when dispatch starts
@@ -1169,9 +1172,8 @@ class Replayer:
             try:
                 with self.lock:
                     stale = self._superseded(ev, latest)
-                    if stale:
-                        r.skipped["stale"] += 1
-                if stale:  # neither sent nor followed as the object's recorded state (inputs mode)
+                if stale:
+                    self._skip("stale")  # neither sent nor followed as the object's recorded state (inputs mode)
                     continue
                 # A request is due when the recorded client sent it (requestReceivedTimestamp), so the target's own
                 # processing time stands in for the source's; due_order has put the events in that order.
@@ -1183,8 +1185,7 @@ class Replayer:
                         # Before the clock: the stretches --max-gap compresses, and the replay's start, are those
                         # between the changes replayed (black-box finding: kwok's lease renewals every 10 s kept
                         # a 120 s pause between two users' changes from being compressed).
-                        with self.lock:
-                            r.skipped[f"actor:{actor}"] += 1
+                        self._skip(f"actor:{actor}")
                         continue
                 offset = timeline.offset(sent)
                 if offset - previous[1] > LONG_WAIT and not long_wait_told:
@@ -1209,18 +1210,35 @@ class Replayer:
                     else:
                         last_renewal[lease] = offset
                 if isinstance(planned, Skip):
-                    with self.lock:
-                        r.skipped[planned.reason] += 1
-                        if level:
-                            r.degraded[level] += 1
-                        if planned.reason == "degraded-metadata":
-                            self._lost[ev["resource"] + (f"/{ev['subresource']}" if ev["subresource"] else "")] += 1
+                    self._skip(planned.reason, level, ev["resource"] + (f"/{ev['subresource']}" if ev["subresource"]
+                                                                        else "")
+                               if planned.reason == "degraded-metadata" else "")
                     continue
-                item = _Item(offset, planned, ev["source"], recorded=timeline.recorded_seconds, degraded=level)
+                item = _Item(offset, planned, ev["source"], recorded=timeline.recorded_seconds, degraded=level,
+                             skips=self._skips_planned)
             except (AttributeError, TypeError, ValueError, KeyError, IndexError) as exc:
                 self._unplannable(ev, exc)
                 continue
             yield item
+
+    def _skip(self, reason: str, level: str = "", lost: str = "") -> None:
+        """(The planner's) an event skipped: counted when the dispatch reaches it (:meth:`_count_skips`), so that a
+        stop leaves those it never reached unsent, not skipped (black-box finding: the planner reads ahead)."""
+        self._skips.append((reason, level, lost))
+        self._skips_planned += 1
+
+    def _count_skips(self, upto: int | None) -> None:
+        """(The dispatcher's) count the skips planned before the item dispatched now (all of them: ``None``)."""
+        r = self.report
+        with self.lock:
+            while self._skips and (upto is None or self._skips_counted < upto):
+                reason, level, lost = self._skips.popleft()
+                self._skips_counted += 1
+                r.skipped[reason] += 1
+                if level:
+                    r.degraded[level] += 1
+                if lost:
+                    self._lost[lost] += 1
 
     def _unplannable(self, ev: AuditEvent, exc: Exception) -> None:
         """An event the reader passed whose bodies are not shaped as the API server writes them (a binding's target
@@ -1403,6 +1421,8 @@ class Replayer:
                 r.degraded[item.degraded] += 1
         sent = self.clock.now()
         lag = sent - (self._start + item.offset)
+        with self.lock:
+            self._sending[action.key] += 1  # (a second Ctrl-C names them: abandonedInFlight)
         latency: float | None = None
         refused = False
         before = self.client.thread_requests()
@@ -1412,14 +1432,15 @@ class Replayer:
             if self.client.thread_requests() - before == 1:
                 latency = answered - sent  # one request, no retry: a latency the limit can compare
         except Exception as exc:  # one change never stops the others (nor its object's later changes); reported
-            if isinstance(exc, APIError):
+            answer = exc.__cause__ if isinstance(exc.__cause__, KwoksnapError) else exc  # (of a "created, but")
+            if isinstance(answer, APIError):
                 self._answered = self.clock.now()
                 if self.client.thread_requests() - before == 1:
                     # A refusal (409, 422, 403) is an answer: it ends a probe (a target refusing most writes kept
                     # the limit probing, one request at a time, for as long), but never lowers the baseline.
                     latency, refused = self.clock.now() - sent, True
-            elif isinstance(exc, TransportError) and self.clock.now() - max(self._answered, sent) > OUTAGE_SECONDS:
-                self._gone(exc)  # (nothing answered while this change was out: not a quiet stretch before it)
+            elif isinstance(answer, TransportError) and self.clock.now() - max(self._answered, sent) > OUTAGE_SECONDS:
+                self._gone(answer)  # (nothing answered while this change was out: not a quiet stretch before it)
             if action.resource == "secrets" and not action.group:  # (a refusal may quote the Secret)
                 message = scrubbed_error(exc, action.body)
             else:
@@ -1435,6 +1456,10 @@ class Replayer:
                 self._track(action)
             return
         finally:
+            with self.lock:
+                self._sending[action.key] -= 1
+                if not self._sending[action.key]:
+                    del self._sending[action.key]
             self._slot.current = None  # (never given back twice by a later wait of this thread)
             self.gate.release(slot.ticket, latency, self.clock.now(), refused)  # several requests, no answer: none
         applied_lag = answered - (self._start + item.offset)
@@ -1544,8 +1569,11 @@ class Replayer:
                     break
             else:
                 self._submit(item, pool)
+                self._count_skips(item.skips)
             self.progress(self.report, max(0.0, self.clock.now() - start))
             item = self._next(planned, interrupts)
+        if item is None and self._planner_error is None:  # the planner's end: every skip it planned was reached
+            self._count_skips(None)
 
     def _submit(self, item: _Item, pool: ThreadPoolExecutor) -> None:
         """Changes to one object run in recorded order, one at a time; different objects never wait for each other
@@ -1764,7 +1792,8 @@ class Replayer:
                 self._dispatch(planned, primed, pool, interrupts)
         except KeyboardInterrupt:
             self.stop.set()
-            self.report.interrupted = self._ctrl_c = True
+            self.client.cancel()  # the changes being sent finish, without retries (re-test finding: a target that
+            self.report.interrupted = self._ctrl_c = True  # never answers kept the first Ctrl-C for 12 x 60 s)
             self.notice(_STOPPING)
         finally:
             stopping = self.report.interrupted or self._planner_error is not None
@@ -1783,11 +1812,11 @@ class Replayer:
                     if self._ctrl_c:  # a second Ctrl-C stops the waiting: what is in flight is named, its
                         with self.lock:  # outcome unknown (review finding: it waited for each to time out)
                             self.report.abandoned = sorted(f"{key[1]} {key[2] + '/' if key[2] else ''}{key[3]}"
-                                                           for key in self._inflight)
+                                                           for key in self._sending)
                         pool.shutdown(wait=False, cancel_futures=True)
                         break
                     self.report.interrupted = stopping = self._ctrl_c = True  # the first, after dispatch ended:
-                    self.notice(_STOPPING)  # the changes being sent finish, no more of them
+                    self.notice(_STOPPING)  # the changes being sent finish (without retries), no more of them
             try:
                 with contextlib.suppress(queue.Empty):
                     while True:  # let a planner blocked on a full queue see the stop
@@ -1842,7 +1871,7 @@ class Replayer:
             # was sent. Planning runs up to `lookahead` events ahead, so an error found then stops the replay
             # before the first request. After a Ctrl-C (a target that stopped answering, the likeliest reason
             # for one) it is the report's: the stop was the user's (review finding: exit 4, not 130).
-            if not self._ctrl_c:
+            if not (self._ctrl_c and isinstance(self._planner_error, TransportError)):
                 raise self._planner_error
             self.report.warnings.append(str(self._planner_error))
         return self.report

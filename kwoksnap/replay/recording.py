@@ -29,7 +29,7 @@ from kwoksnap.capture.redact import (
     redact_token_body,
 )
 from kwoksnap.clock import Clock, RealClock
-from kwoksnap.errors import WRITE_REFUSALS, InputError, OutputKept
+from kwoksnap.errors import WRITE_REFUSALS, InputError, OutputKept, Unstorable
 from kwoksnap.store import KwsReader, KwsWriter
 
 log = logging.getLogger("kwoksnap.record")
@@ -83,14 +83,15 @@ def _redactor(group: str, resource: str, subresource: str) -> Callable[[Any], An
 
 def write_recording(events: Iterable[AuditEvent], path: str | Path, *, meta: dict[str, Any],
                     source: dict[str, Any] | None = None, flush_every: float | None = None,
-                    clock: Clock | None = None) -> tuple[int, Path]:
+                    clock: Clock | None = None, left_out: list[str] | None = None) -> tuple[int, Path]:
     """Write ``events`` (time-sorted) as a recording; its header's ``source`` is ``{"kind": "audit-log"}`` unless
     given (``kwoksnap record``'s). ``flush_every``: every so many seconds (of ``clock``), what was written is handed
     to the system, however quiet the source, so that a process killed outright leaves it in the temporary file (no
     writer removes such a file: ``store.atomic.killed_recording``), and a file that appeared under ``path``
     meanwhile makes the recording go beside it, and a failure (a full disk, a second Ctrl-C) leaves what was written
-    in the temporary file, named in a warning (``kwoksnap record``). Returns the events written and the file they
-    are in."""
+    in the temporary file, named in a warning (``kwoksnap record``). An event the file cannot hold (a body of many
+    MiB that compresses beyond what readers accept) is left out and named in ``left_out`` (``file:line: why``), and
+    the others are written. Returns the events written and the file they are in."""
     count, said = 0, False
     live = flush_every is not None
     w = KwsWriter(path, content_type="recording", source=source or {"kind": "audit-log"}, meta=meta,
@@ -119,8 +120,13 @@ def write_recording(events: Iterable[AuditEvent], path: str | Path, *, meta: dic
                         raise failed[0]
                     record = {"type": "event", "resource": STREAM, "ts": ev["ts"], "namespace": ev["namespace"],
                               "event": ev}
-                    with lock:
-                        w.write(record)
+                    try:
+                        with lock:
+                            w.write(record)
+                    except Unstorable as exc:
+                        if left_out is not None:
+                            left_out.append(f"{ev['source']}: {exc}")
+                        continue
                     count += 1
             finally:
                 done.set()

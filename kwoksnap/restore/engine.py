@@ -1012,8 +1012,9 @@ def restore(
 
     def mark() -> None:
         # The mark names this restore's snapshot, or none (an imported YAML has no capture time): never an older
-        # one; and never after an error, nor a Ctrl-C before every object was written (the snapshot is not in the
-        # target, and a replay would be told it is: review finding). A Ctrl-C in the wait for adoption marks it.
+        # one; and never after an error, nor a Ctrl-C before the objects' steps were all done (the snapshot is not in
+        # the target, and a replay would be told it is: review finding). A Ctrl-C in the wait for adoption marks it;
+        # the admission objects (quotas, webhooks), written last, are not waited for.
         if not restored:
             return
         with contextlib.suppress(KwoksnapError):  # no right to annotate kube-system, or unreachable

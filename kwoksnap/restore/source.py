@@ -44,6 +44,7 @@ class SnapshotSource(RecordSource):
         self.namespaces: frozenset[str] = frozenset(namespaces)  # (empty: all)
         self.selector = selector  # the label selector `save -l` listed every resource with (empty: none)
         self._keys_by_gr: dict[str, list[str]] = {}
+        self._kinds: dict[str, str | None] = {}  # resource -> its kind, for objects that lack theirs (_kind_of)
         for key in reader.resources():
             if key:
                 try:
@@ -77,17 +78,28 @@ class SnapshotSource(RecordSource):
         """The objects of ``resource``, each with its apiVersion and kind: filled from the resource and its
         ``resource`` record where it lacks them (as docs/format.md says; black-box finding: export left such an
         object out as of kind "", restore sent it without)."""
-        api_version, kind = resource.rpartition("/")[0], None
+        api_version = resource.rpartition("/")[0]
         for rec in self.reader.records(resource):
             if rec.get("type") == "object":
                 obj = rec.get("object")
                 if isinstance(obj, dict):
-                    if kind is not None and not (obj.get("apiVersion") and obj.get("kind")):
-                        obj = {"apiVersion": obj.get("apiVersion") or api_version, "kind": obj.get("kind") or kind,
+                    if not (obj.get("apiVersion") and obj.get("kind")):
+                        kind = obj.get("kind") or self._kind_of(resource)
+                        obj = {"apiVersion": obj.get("apiVersion") or api_version, **({"kind": kind} if kind else {}),
                                **{k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}}
                     yield obj
-            elif rec.get("type") == "resource" and isinstance(rec.get("kind"), str) and rec["kind"]:
-                kind = rec["kind"]
+
+    def _kind_of(self, resource: str) -> str | None:
+        """The kind the ``resource`` record of ``resource`` names (wherever it stands among its records), or that of
+        another of its objects; None if none says. Read once, and only for an object that lacks its kind."""
+        if resource not in self._kinds:
+            kinds = [rec["kind"] for rec in self.reader.records(resource)
+                     if rec.get("type") == "resource" and isinstance(rec.get("kind"), str) and rec["kind"]]
+            if not kinds:
+                kinds = [o["kind"] for rec in self.reader.records(resource) if rec.get("type") == "object"
+                         and isinstance(o := rec.get("object"), dict) and isinstance(o.get("kind"), str) and o["kind"]]
+            self._kinds[resource] = kinds[0] if kinds else None
+        return self._kinds[resource]
 
     def group_resources(self) -> list[str]:
         return list(self._keys_by_gr)

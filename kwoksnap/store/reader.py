@@ -480,7 +480,7 @@ class KwsReader:
                 "no index at the end of the file: it was not closed cleanly (cut short, or its writer was "
                 "interrupted), or bytes were added after its end (two files joined?); "
                 "`kwoksnap inspect` shows what is readable",
-                "footer", salvageable=True
+                "footer", salvageable=self._size > self._data_start  # (only a header: nothing to salvage)
             )
         return self.index
 

@@ -21,7 +21,8 @@ import msgpack
 import zstandard
 
 import kwoksnap
-from kwoksnap.errors import WRITE_REFUSALS, InputError, OutputLost, UsageError
+from kwoksnap.errors import WRITE_REFUSALS, InputError, OutputLost, Unstorable, UsageError
+from kwoksnap.store import format as _format
 from kwoksnap.store.atomic import put_in_place, temp_beside
 from kwoksnap.store.format import (
     COMPRESSION,
@@ -209,6 +210,13 @@ class KwsWriter:
             raise UsageError(f"record {self._records + 1}: 'resource' must be a string, not {type(resource).__name__}")
         if len(data) > MAX_RAW_FRAME_BYTES:
             raise UsageError(f"record {self._records + 1} is larger than {MAX_RAW_FRAME_BYTES} bytes")
+        if len(data) > _format.EXPANSION_SLACK:  # a frame of its own, refused before it is taken if readers would
+            if self._buf_records:  # refuse it (black-box finding: such an event ended a recording, lost the rest)
+                self._flush()
+            compressed = len(self._cctx.compress(data))
+            if expands_too_far(len(data), compressed):
+                raise Unstorable(f"a record of {len(data):,} bytes compresses {len(data) // compressed:,}x, beyond "
+                                 f"the {MAX_EXPANSION}x readers accept as no decompression bomb: not stored")
         if resource != self._buf_resource:
             if self._buf_records:
                 self._flush()

@@ -242,7 +242,7 @@ def test_a_namespace_that_selected_nothing_is_named(tmp_path: Path) -> None:
     assert proc.returncode == ExitCode.OK, proc.stderr
     assert [ln for ln in proc.stderr.splitlines() if ln.startswith("warning: -n ")] == [
         "warning: -n app-O: no event in it passed the filters (is the name right, and does the log hold writes in "
-        "it?)"]
+        "it of the resources replayed (--resources adds more than nodes, pods and node leases)?)"]
 
 
 def test_a_namespace_whose_events_other_filters_left_out_says_which(tmp_path: Path) -> None:
@@ -273,6 +273,23 @@ def test_a_log_whose_clock_is_behind_anothers_is_named(tmp_path: Path) -> None:
     assert f"warning: {b}: its clock is at least 2.999 s behind another file's" in proc.stderr, proc.stderr
 
 
+def test_an_event_a_recording_cannot_hold_is_left_out_and_the_rest_written(tmp_path: Path) -> None:
+    """Black-box finding: one event of many MiB that compresses beyond what readers accept (a 12 MB annotation of
+    one letter) ended `record` (exit 3, everything after it lost) and `convert`. It is left out, named, and the
+    others are written."""
+    from tests.unit.test_audit_reader import ev, jsonl
+
+    big = ev(2, name="big", responseObject={"metadata": {"name": "big", "annotations": {"x": "x" * 9_000_000}}})
+    log = tmp_path / "audit.log"
+    log.write_bytes(jsonl(ev(1, name="a"), big, ev(3, name="b")))
+    proc = run("convert", "--audit", str(log), "-o", str(tmp_path / "trace.kws"))
+    assert proc.returncode == ExitCode.OK, proc.stderr
+    assert proc.stdout.startswith("wrote 2 events"), proc.stdout
+    assert f"warning: 1 event(s) left out of the recording: {log}:2: a record of 9,000," in proc.stderr, proc.stderr
+    inspected = run("inspect", str(tmp_path / "trace.kws"))
+    assert inspected.returncode == ExitCode.OK, inspected.stderr
+
+
 def test_convert_says_which_lines_were_malformed(tmp_path: Path) -> None:
     """Black-box finding: convert said only how many lines were malformed; replay names the first three."""
     from tests.unit.test_audit_reader import ev, jsonl
@@ -295,7 +312,7 @@ def test_namespaces_are_comma_separated_too(tmp_path: Path) -> None:
         warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning: -n ")]
         assert warnings == ([] if "app-1" in " ".join(args) else [
             "warning: -n app-O: no event in it passed the filters (is the name right, and does the log hold writes "
-            "in it?)"])
+            "in it of the resources replayed (--resources adds more than nodes, pods and node leases)?)"])
     assert counts[0] == counts[1] > counts[2] > 0
 
 
@@ -1161,6 +1178,17 @@ def test_an_object_without_apiversion_and_kind_takes_them_from_its_resource(tmp_
         assert [(o["apiVersion"], o["kind"]) for o in source.objects("v1/configmaps")] == [("v1", "ConfigMap")]
         assert [(o["apiVersion"], o["kind"]) for o in source.objects("apps/v1/deployments")] == [
             ("apps/v1", "Deployment")]
+    # Re-test finding: an object before its resource record, or a resource record without a kind, was not filled.
+    odd = tmp_path / "odd.kws"
+    with KwsWriter(odd) as w:
+        w.write({"type": "object", "resource": "v1/configmaps", "object": {"metadata": {"name": "first"}}})
+        w.write({"type": "resource", "resource": "v1/configmaps", "kind": "ConfigMap", "namespaced": True})
+        w.write({"type": "resource", "resource": "v1/secrets", "namespaced": True})
+        w.write({"type": "object", "resource": "v1/secrets", "object": {"metadata": {"name": "s"}}})
+    with KwsReader(odd) as reader:
+        source = SnapshotSource(reader)
+        assert [(o["apiVersion"], o["kind"]) for o in source.objects("v1/configmaps")] == [("v1", "ConfigMap")]
+        assert [(o["apiVersion"], o.get("kind")) for o in source.objects("v1/secrets")] == [("v1", None)]
     proc = run("export", str(path), "-o", str(tmp_path / "out.yaml"))
     assert proc.returncode == 0 and proc.stdout.startswith("exported 2 objects"), (proc.stdout, proc.stderr)
     docs = list(yaml.safe_load_all((tmp_path / "out.yaml").read_text()))

@@ -298,6 +298,23 @@ def test_an_answer_to_a_request_sent_again_after_one_the_server_may_have_acted_o
             c.create("/api/v1/namespaces/ns/pods", body)
         assert plain.value.already_exists and not plain.value.resent
 
+    # The same when the pool itself sends it again, after a reused connection closed on it (re-test finding).
+    def reused(conn: socket.socket, request: bytes, i: int) -> bool:
+        if i == 0:
+            conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}')
+            return True  # kept alive: the create goes out on it
+        if i == 1:
+            return False  # the create, read whole, then the connection closed without an answer
+        conn.sendall(b"HTTP/1.1 409 Conflict\r\nContent-Length: %d\r\n\r\n" % len(exists) + exists)
+        return True
+
+    url, seen = server(reused)
+    with Client(ClusterConfig(server=url), retry=RetryPolicy(attempts=3), sleep=lambda _s: None) as c:
+        assert c.get("/api") == {}
+        with pytest.raises(Conflict) as lost:
+            c.create("/api/v1/namespaces/ns/pods", body)
+        assert lost.value.resent and c.retries == 0 and len(seen) == 3
+
 
 def test_a_request_that_must_not_apply_twice_is_sent_again_only_when_the_server_cannot_have_acted(
         server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
