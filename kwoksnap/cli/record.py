@@ -155,7 +155,8 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
             timer.daemon = True
             timer.start()
         try:
-            n, written = write(events, path, spec=spec, stats=stats, include_secrets=include_secrets, source=source)
+            n, written = write(events, path, spec=spec, stats=stats, include_secrets=include_secrets, source=source,
+                               on_failure=stop.set)
         finally:
             if timer is not None:
                 timer.cancel()

@@ -12,7 +12,7 @@ import heapq
 import itertools
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -116,7 +116,7 @@ class _Raised:
 
 def record(events: Iterable[AuditEvent], path: str | Path, *, spec: FilterSpec, stats: ParseStats,
            include_secrets: bool, source: dict[str, Any], meta: dict[str, Any] | None = None,
-           window_ns: int = WINDOW_NS) -> tuple[int, Path]:
+           window_ns: int = WINDOW_NS, on_failure: Callable[[], object] | None = None) -> tuple[int, Path]:
     """Write the events a source delivers into the recording ``path`` as ``convert`` would have kept them; returns
     how many were written, and where (beside ``path`` if a file appeared there meanwhile). Ends when ``events``
     does (the source's stop).
@@ -132,6 +132,6 @@ def record(events: Iterable[AuditEvent], path: str | Path, *, spec: FilterSpec, 
     try:
         return write_recording(kept, path, source=source, flush_every=FLUSH_SECONDS,
                                meta={**(meta or {}), "secretsRedacted": not include_secrets},
-                               left_out=stats.unstorable)
+                               left_out=stats.unstorable, on_failure=on_failure)
     finally:
         stats.kept -= stats.duplicates - copies  # (counted kept by the filters before they were found copies)

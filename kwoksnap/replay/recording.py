@@ -83,7 +83,8 @@ def _redactor(group: str, resource: str, subresource: str) -> Callable[[Any], An
 
 def write_recording(events: Iterable[AuditEvent], path: str | Path, *, meta: dict[str, Any],
                     source: dict[str, Any] | None = None, flush_every: float | None = None,
-                    clock: Clock | None = None, left_out: list[str] | None = None) -> tuple[int, Path]:
+                    clock: Clock | None = None, left_out: list[str] | None = None,
+                    on_failure: Callable[[], object] | None = None) -> tuple[int, Path]:
     """Write ``events`` (time-sorted) as a recording; its header's ``source`` is ``{"kind": "audit-log"}`` unless
     given (``kwoksnap record``'s). ``flush_every``: every so many seconds (of ``clock``), what was written is handed
     to the system, however quiet the source, so that a process killed outright leaves it in the temporary file (no
@@ -91,7 +92,9 @@ def write_recording(events: Iterable[AuditEvent], path: str | Path, *, meta: dic
     meanwhile makes the recording go beside it, and a failure (a full disk, a second Ctrl-C) leaves what was written
     in the temporary file, named in a warning (``kwoksnap record``). An event the file cannot hold (a body of many
     MiB that compresses beyond what readers accept) is left out and named in ``left_out`` (``file:line: why``), and
-    the others are written. Returns the events written and the file they are in."""
+    the others are written. When a periodic flush fails, it is said at once (a warning) and ``on_failure`` is
+    called, which should end ``events`` (``kwoksnap record`` stops: black-box finding, a full disk was said only at
+    Ctrl-C, while events went on being taken). Returns the events written and the file they are in."""
     count, said = 0, False
     live = flush_every is not None
     w = KwsWriter(path, content_type="recording", source=source or {"kind": "audit-log"}, meta=meta,
@@ -106,8 +109,13 @@ def write_recording(events: Iterable[AuditEvent], path: str | Path, *, meta: dic
                     while clock.sleep_until(clock.now() + every, done):
                         with lock:
                             w.flush()
-                except BaseException as exc:  # (a full disk: the writing stops at the next event)
+                except BaseException as exc:  # (a full disk: the writing stops)
                     failed.append(exc)
+                    if isinstance(exc, OSError):
+                        log.warning("the recording cannot be written (%s: %s): it stops", exc.filename or path,
+                                    exc.strerror or exc)
+                    if on_failure is not None:
+                        on_failure()
 
             flusher = None
             if flush_every is not None:

@@ -330,6 +330,10 @@ class KwsWriter:
             _fsync_dir(self.path.parent)
         except FileNotFoundError:  # (black-box finding: an internal error, exit 70)
             self._failed()
+            if self.keep_on_failure and self._records:  # (black-box finding: a moved directory took it along)
+                raise OutputLost(f"{self.path}: its directory was moved or removed (or the temporary file "
+                                 f"{self.temp_path.name} deleted) while it was written: if it was moved, that file "
+                                 "in it holds what was written (`kwoksnap salvage`)") from None
             raise OutputLost(f"{self.path}: its directory was removed (or the temporary file {self.temp_path.name} "
                              "deleted) while it was written: nothing was written") from None
         except BaseException as exc:

@@ -472,3 +472,51 @@ def test_a_recording_that_fails_keeps_what_it_had_written(tmp_path: Path, caplog
     with pytest.raises(InputError):  # convert's: nothing kept (the log is still there to convert again)
         write_recording(failing(), tmp_path / "trace.kws", meta={})
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == [kept.name]
+
+
+def test_a_flush_the_system_refuses_stops_a_quiet_recording_at_once(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Black-box finding: a disk that filled while `record` waited for more events was said only at Ctrl-C (the
+    periodic flush failed; the next event, which never came, would have raised it). The failure is said at once and
+    ends the source (``on_failure``: record's stop), and the error names the copy kept for salvage."""
+    import errno
+    import threading
+    import time
+
+    from kwoksnap.clock import RealClock
+    from kwoksnap.errors import OutputKept
+    from kwoksnap.replay.recording import write_recording
+
+    events = list(audit_events([str(LOG)], FilterSpec(), ParseStats()))[:3]
+    stopped = threading.Event()
+
+    def quiet_source() -> Any:
+        yield from events
+        stopped.wait(10)  # no more events until the recording is stopped
+
+    def full(self: KwsWriter) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(KwsWriter, "flush", full)
+    began = time.monotonic()
+    with pytest.raises(OutputKept, match="No space left on device; what was recorded until then is in "):
+        write_recording(quiet_source(), tmp_path / "rec.kws", meta={}, flush_every=0.05, clock=RealClock(),
+                        on_failure=stopped.set)
+    assert stopped.is_set() and time.monotonic() - began < 5
+
+
+def test_a_recording_whose_directory_was_moved_says_where_what_was_written_went(tmp_path: Path) -> None:
+    """Black-box finding: `record` into a directory moved away meanwhile said "nothing was written", though its
+    temporary file, moved along, held the events (and salvage makes a recording of it)."""
+    from kwoksnap.errors import OutputLost
+
+    (tmp_path / "d").mkdir()
+    w = KwsWriter(tmp_path / "d" / "rec.kws", content_type="recording", keep_on_failure=True)
+    w.write({"type": "event", "resource": "audit.k8s.io/v1/events", "ts": 1, "event": {}})
+    w.flush()
+    name = w.temp_path.name
+    (tmp_path / "d").rename(tmp_path / "moved")
+    with pytest.raises(OutputLost, match=rf"directory was moved or removed .*{name} deleted\) while it was written: "
+                                         r"if it was moved, that file in it holds what was written"):
+        w.close()
+    assert (tmp_path / "moved" / name).exists()
