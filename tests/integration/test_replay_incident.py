@@ -61,9 +61,13 @@ def test_verbatim_replay_at_10x_reproduces_every_transition(incident: Incident,
         report = replayer.run(events)
         replayer.check_fidelity()
         assert report.failed == 0, report.failures[:5]
-        # Every event was applied, or skipped only as a coalesced lease renewal or a delete of an already-gone pod.
+        # Every event was applied, or skipped only as a coalesced lease renewal, a delete of an already-gone pod, or
+        # (rarely: the incident is recorded afresh on a busy machine; 1 of 428 in one CI run) a change that reached
+        # the log after a later one of its object and would take it back to an older state ('stale', as designed:
+        # the final states below must still match).
         assert report.applied + sum(report.skipped.values()) == report.events
-        assert set(report.skipped) <= {"lease-renewal-coalesced", "already-deleted"}, report.skipped
+        assert set(report.skipped) <= {"lease-renewal-coalesced", "already-deleted", "stale"}, report.skipped
+        assert report.skipped["stale"] <= 3 and report.skipped["stale"] <= report.stale, report.warnings
         assert not report.degraded, report.degraded  # the capture policy keeps bodies; renewals need none
         # Lag counts the object changes; the node-lease renewals that were sent have theirs apart.
         assert len(report.renewal_lag) > 0
