@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -75,7 +76,10 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
     file beside the output (`.NAME.HOST-PID.*.tmp`, named when the next recording of the same file starts):
     `kwoksnap salvage` makes a recording of it.
     """
-    import os
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # Started in the background by a script (SIGINT ignored), a Ctrl-C before recording began was lost, one
+        # after it stopped the recording (black-box finding): it stops it, or ends the start-up, from the start.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     from kwoksnap.audit import ParseStats, unmatched_resources
     from kwoksnap.errors import UsageError
@@ -133,24 +137,24 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
         events, source = watcher.events(stop), {"kind": "watch", "server": server_url,
                                                 "serverVersion": discovery.server_version}
         said = f"the changes of {', '.join(r.group_resource for r in watcher.resources)} at {server_url}"
-    click.echo(f"recording {said} into {path}; Ctrl-C stops and writes it", err=True)
-    for stray in filter(killed_recording, strays(Path(path))):  # (no writer removes those)
-        click.echo(f"warning: {stray} is what a recording killed before this one held (a killed recording keeps "
-                   f"all but its last seconds there, a failed one all): `kwoksnap salvage {stray} -o FILE` reads it",
-                   err=True)
-    if audit_file is None and audit_webhook is None and watcher.forbidden:
-        click.echo(f"warning: not recorded, as listing them is forbidden: {first_few(watcher.forbidden)}", err=True)
-    if audit_file is None and audit_webhook is None:  # (black-box findings: said only at the end, or never)
-        for entry in unserved:
-            click.echo(f"warning: --resources {entry}: the API server serves no such resource (yet): it is recorded "
-                       "from when it is served (a custom resource whose definition comes later; looked for every "
-                       f"{REDISCOVER_SECONDS:g} s), and a misspelt name never is", err=True)
-        if exclude_user:
-            click.echo("warning: --exclude-user has no effect on a recording of the watch, which does not say who "
-                       "made a change (--audit-file and --audit-webhook do)", err=True)
-    began = time.monotonic()
-    timer = threading.Timer(seconds, stop.set) if seconds is not None else None
-    with _StopOnSignals(stop):
+    with _StopOnSignals(stop):  # (before it says "Ctrl-C stops and writes it": a test's Ctrl-C came first)
+        click.echo(f"recording {said} into {path}; Ctrl-C stops and writes it", err=True)
+        for stray in filter(killed_recording, strays(Path(path))):  # (no writer removes those)
+            click.echo(f"warning: {stray} is what a recording killed before this one held (a killed recording "
+                       f"keeps all but its last seconds there, a failed one all): `kwoksnap salvage {stray} -o FILE` "
+                       "reads it", err=True)
+        if audit_file is None and audit_webhook is None and watcher.forbidden:
+            click.echo(f"warning: not recorded, as listing them is forbidden: {first_few(watcher.forbidden)}", err=True)
+        if audit_file is None and audit_webhook is None:  # (black-box findings: said only at the end, or never)
+            for entry in unserved:
+                click.echo(f"warning: --resources {entry}: the API server serves no such resource (yet): it is "
+                           "recorded from when it is served (a custom resource whose definition comes later; looked "
+                           f"for every {REDISCOVER_SECONDS:g} s), and a misspelt name never is", err=True)
+            if exclude_user:
+                click.echo("warning: --exclude-user has no effect on a recording of the watch, which does not say who "
+                           "made a change (--audit-file and --audit-webhook do)", err=True)
+        began = time.monotonic()
+        timer = threading.Timer(seconds, stop.set) if seconds is not None else None
         if timer is not None:
             timer.daemon = True
             timer.start()
@@ -240,23 +244,53 @@ def _tls(cert: str | None, key: str | None) -> Any:
 
 class _StopOnSignals:
     """Ctrl-C, SIGTERM and SIGHUP set ``stop`` (recording ends, the file is written); a second one gives up (the
-    file is not written). Only the main thread can set signal handlers: elsewhere (tests) nothing changes."""
+    file is not written). Only the main thread can set signal handlers: elsewhere (tests) nothing changes.
+
+    ``stop`` is set, and the notice printed, by a thread of its own that the signal wakes (``signal.set_wakeup_fd``),
+    not by the handler: a handler runs in the main thread between any two bytecodes, and one that took ``stop``'s
+    lock (or stderr's) while the main thread held it, in the middle of a wait on ``stop``, would wait for ever
+    (review: the class of hang of CPython issue 74174)."""
 
     def __init__(self, stop: threading.Event) -> None:
         self.stop = stop
         self.previous: dict[int, Any] = {}
+        self.signals = 0
+        self._pipe: tuple[int, int] | None = None
+        self._wakeup = -1
+        self._watcher: threading.Thread | None = None
 
     def _handle(self, _signum: int, _frame: FrameType | None) -> None:
-        if self.stop.is_set():
+        self.signals += 1  # (nothing here may take a lock: see the class)
+        if self.signals > 1:
             raise KeyboardInterrupt
-        self.stop.set()
-        print("stopping: writing the recording (Ctrl-C again gives up)", file=sys.stderr, flush=True)
+
+    def _watch(self, fd: int) -> None:
+        told = False
+        while os.read(fd, 64):
+            self.stop.set()
+            if not told:
+                told = True
+                print("stopping: writing the recording (Ctrl-C again gives up)", file=sys.stderr, flush=True)
 
     def __enter__(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                self.previous[sig] = signal.signal(sig, self._handle)
+        if threading.current_thread() is not threading.main_thread():
+            return
+        read, write = os.pipe()
+        os.set_blocking(write, False)
+        self._pipe = (read, write)
+        self._wakeup = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # (a signal now waits in the pipe for the watcher)
+            self.previous[sig] = signal.signal(sig, self._handle)
+        self._watcher = threading.Thread(target=self._watch, args=(read,), name="kwoksnap-signals", daemon=True)
+        self._watcher.start()
 
     def __exit__(self, *_exc: object) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+        if self._pipe is not None:
+            signal.set_wakeup_fd(self._wakeup)
+            read, write = self._pipe
+            os.close(write)  # (the watcher reads the end of the pipe and returns)
+            if self._watcher is not None:
+                self._watcher.join(5)
+            os.close(read)

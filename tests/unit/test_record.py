@@ -697,3 +697,40 @@ def test_a_recording_over_an_existing_file_is_refused_before_it_begins(tmp_path:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == ExitCode.USAGE and proc.stderr == f"kwoksnap: error: {out}: already exists\n"
     assert out.read_bytes() == b"mine"
+
+
+def test_ctrl_c_stops_a_recording_from_its_start_also_in_the_background(tmp_path: Path) -> None:
+    """`record` stops on SIGINT and writes the file (the stop is set by a thread the signal wakes, not inside the
+    handler, which could wait for a lock the main thread held); started with SIGINT ignored, as a script's
+    background job is, a SIGINT in its first second was lost (black-box finding): it ends the start-up now."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from kwoksnap.errors import ExitCode
+    from tests.unit.test_audit_reader import ev, jsonl
+
+    log = tmp_path / "audit.log"
+    log.write_bytes(jsonl(ev(1, verb="create", name="a"), ev(2, verb="create", name="b")))
+
+    def start(out: str, ignored: bool = False) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "kwoksnap", "record", "--audit-file", str(log), "--from-start", "-o",
+             str(tmp_path / out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignored else None)
+
+    proc = start("rec.kws")
+    assert proc.stderr is not None
+    assert proc.stderr.readline().startswith("recording the audit log")
+    time.sleep(1.5)  # (the two events leave the time-order window)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == ExitCode.OK, err
+    assert "stopping: writing the recording (Ctrl-C again gives up)" in err and out.startswith("recorded 2 events")
+    early = start("early.kws", ignored=True)
+    time.sleep(0.2)
+    early.send_signal(signal.SIGINT)
+    _, err = early.communicate(timeout=60)
+    assert early.returncode in (ExitCode.INTERRUPTED, ExitCode.OK), err  # (ended, whether recording had begun)
+    assert not (tmp_path / "early.kws").exists() or early.returncode == ExitCode.OK
