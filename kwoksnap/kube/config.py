@@ -116,9 +116,11 @@ def _load(kubeconfig: str | None, context: str | None) -> Any:
                 files = [p for p in files if os.path.exists(p) and not _empty(p)]  # (or holds nothing)
             if path and (not files or not all(os.path.exists(p) for p in files)):  # (exit 2, as a missing file
                 named = "--kubeconfig" if kubeconfig else "$KUBECONFIG"  # argument is: README's exit codes)
-                several = os.pathsep in path.strip(os.pathsep)
-                raise UsageError(f"{named} {path!r} names no file" if not path.strip(os.pathsep) else f"{named} "
-                                 f"{path}: " + ("none of its files exists" if several else "no such file"))
+                listed = path.strip(os.pathsep)
+                if not listed:
+                    raise UsageError(f"{named} {path!r} names no file")
+                raise UsageError(f"{named} {path}: " + ("none of its files exists" if os.pathsep in listed
+                                                          else "no such file"))
             default = os.path.expanduser("~/.kube/config")
             if path or os.path.exists(default):  # (none at all: the package says so, as before)
                 entry[:] = [_user_entry(os.pathsep.join(files) or default, context)]

@@ -132,6 +132,7 @@ class ObjectState:
 
 
 def _describe(key: tuple[str, str, str]) -> str:
+    """``Pod ns/name``, ``nodes name``: an object (by kind or resource) in a line of the report."""
     kind, namespace, name = key
     return f"{kind} {namespace + '/' if namespace else ''}{name}"
 
@@ -229,11 +230,6 @@ def _created_then(what: str) -> Iterator[None]:
         yield
     except KwoksnapError as exc:  # (its cause is what the target answered: _apply reads it)
         raise KwoksnapError(f"created, but {what} could not be written: {exc}") from exc
-
-
-def _named(action: Action) -> str:
-    """``pods ns/name``, ``nodes name``: the object a change was for, in a failure's line."""
-    return f"{action.resource} {action.namespace + '/' if action.namespace else ''}{action.name}"
 
 
 def _object_key(action: Action) -> tuple[str, str, str] | None:
@@ -1448,7 +1444,7 @@ class Replayer:
             with self.lock:
                 r.failed += 1
                 if len(r.failures) < 1000:
-                    r.failures.append(f"{source}: {action.op} {_named(action)}: {message}")
+                    r.failures.append(f"{source}: {action.op} {_describe(action.key[1:])}: {message}")
             # The recording's object reached the state this change left, failed here or not: fidelity compares the
             # target with that (it followed only the answered changes, and called an object the replay failed to
             # delete a match).
@@ -1600,7 +1596,7 @@ class Replayer:
                     self.report.failed += 1
                     if len(self.report.failures) < 1000:
                         a = current.action
-                        self.report.failures.append(f"{current.source}: {a.op} {_named(a)}: "
+                        self.report.failures.append(f"{current.source}: {a.op} {_describe(a.key[1:])}: "
                                                     f"internal error: {type(exc).__name__}: {exc}")
             self._backlog.release()
             with self.lock:
@@ -1811,8 +1807,7 @@ class Replayer:
                     self.client.cancel()  # no more retries of a target that does not answer (each failing now)
                     if self._ctrl_c:  # a second Ctrl-C stops the waiting: what is in flight is named, its
                         with self.lock:  # outcome unknown (review finding: it waited for each to time out)
-                            self.report.abandoned = sorted(f"{key[1]} {key[2] + '/' if key[2] else ''}{key[3]}"
-                                                           for key in self._sending)
+                            self.report.abandoned = sorted(_describe(key[1:]) for key in self._sending)
                         pool.shutdown(wait=False, cancel_futures=True)
                         break
                     self.report.interrupted = stopping = self._ctrl_c = True  # the first, after dispatch ended:

@@ -138,6 +138,7 @@ class KwsWriter:
         self._buf_resource: str | None = None
         self._buf_first_ts: int | None = None
         self._buf_last_ts: int | None = None
+        self._ready: bytes | None = None  # a record of many MiB, compressed when it was checked (_write)
         self._resources: dict[str, _ResourceEntry] = {}
         self._entry: _ResourceEntry | None = None
         self._min_ts: int | None = None
@@ -213,10 +214,11 @@ class KwsWriter:
         if len(data) > _format.EXPANSION_SLACK:  # a frame of its own, refused before it is taken if readers would
             if self._buf_records:  # refuse it (black-box finding: such an event ended a recording, lost the rest)
                 self._flush()
-            compressed = len(self._cctx.compress(data))
-            if expands_too_far(len(data), compressed):
-                raise Unstorable(f"a record of {len(data):,} bytes compresses {len(data) // compressed:,}x, beyond "
-                                 f"the {MAX_EXPANSION}x readers accept as no decompression bomb: not stored")
+            payload = self._cctx.compress(data)
+            if expands_too_far(len(data), len(payload)):
+                raise Unstorable(f"a record of {len(data):,} bytes compresses {len(data) // len(payload):,}x, "
+                                 f"beyond the {MAX_EXPANSION}x readers accept as no decompression bomb: not stored")
+            self._ready = payload  # its frame's payload, while it is the frame's one record (_flush)
         if resource != self._buf_resource:
             if self._buf_records:
                 self._flush()
@@ -261,7 +263,8 @@ class KwsWriter:
             self._flush()
 
     def _flush(self) -> None:
-        payload = self._cctx.compress(self._buf)
+        ready, self._ready = self._ready, None
+        payload = ready if ready is not None and self._buf_records == 1 else self._cctx.compress(self._buf)
         if expands_too_far(len(self._buf), len(payload)):  # (what readers refuse)
             first = self._records - self._buf_records + 1
             raise InputError(f"records {first} to {self._records} ({len(self._buf)} bytes: a record of several MiB) "

@@ -404,8 +404,9 @@ def test_a_decompression_bomb_is_a_damaged_frame_read_in_bounded_memory(tmp_path
                                              r"accept as no decompression bomb: not stored$"):
             w.write_many(zeros)
         w.write({"type": "y", "resource": "v1/configmaps"})
-    with KwsReader(tmp_path / "refused.kws") as r:
-        assert [rec["type"] for rec in r.records()] == ["x", "y"] and r.scan().ok
+        w.write({"type": "z", "resource": "v1/configmaps", "data": os.urandom(5000)})  # (beyond the slack, stored:
+    with KwsReader(tmp_path / "refused.kws") as r:                                   # compressed once, when checked)
+        assert [rec["type"] for rec in r.records()] == ["x", "y", "z"] and r.scan().ok
     monkeypatch.setattr(format_module, "EXPANSION_SLACK", 1 << 30)  # (written as a hand-made bomb would be)
     with KwsWriter(tmp_path / "bomb.kws") as w:
         w.write_many(zeros)
