@@ -9,8 +9,9 @@ some SIEM exports do) still reads. The native decoder is the hot path: a dict wi
 
 JSON lines of native events take a faster road in two steps. :func:`scan_native` (when the line is read): msgspec
 decodes only the fields an :class:`AuditEvent` needs into typed structs (in C, unknown fields skipped, types
-checked), the event is built, and its two bodies stay raw bytes. :func:`finish_native` (when the reorder window lets
-the event go): orjson decodes the bodies, so the window holds raw bytes instead of big decoded bodies.
+checked), the event is built, and its two bodies stay raw bytes. :func:`finish_native` (when the reader hands the
+event on, after the reorder window): orjson decodes the bodies, so the window holds raw bytes instead of big decoded
+bodies, and one event's decoded bodies are freed before the next one's are made.
 ``scan_native`` answers ``None`` for anything it cannot decide exactly as :func:`from_native` would, and the caller
 then takes the general road (``orjson.loads`` + :func:`decode_value`), which is the one that names the problem. So
 both roads give the same events and the same malformed reasons; the fast one only has to be right when it says yes.

@@ -9,9 +9,9 @@ Reading is streaming: files are read in 1 MiB chunks, never whole (except a file
 see docs/audit.md; YAML is parsed document by document). Native JSON lines take the fast road of
 :func:`~kwoksnap.audit.formats.scan_native` (anything it cannot decide takes the general one). Each file is re-ordered
 through a bounded window (a sorted list holding :data:`DEFAULT_WINDOW_NS` of recorded time, at most
-:data:`DEFAULT_WINDOW_EVENTS` events; fast-road events wait there with raw bodies, decoded when they leave), and
-files are merged with :func:`heapq.merge`. The garbage collector is paused only while one chunk is decoded (or one
-batch leaving the window is finished), never across a ``yield``, so callers never run with it disabled.
+:data:`DEFAULT_WINDOW_EVENTS` events; fast-road events wait there with raw bodies, decoded one event at a time as
+the stream hands it on), and files are merged with :func:`heapq.merge`. The garbage collector is paused only while
+one chunk is decoded, never across a ``yield``, so callers never run with it disabled.
 
 It must never print, log, or put line contents into errors and stats (audit bodies may hold secrets), and never
 raise anything but :class:`~kwoksnap.errors.InputError` / :class:`~kwoksnap.errors.UsageError`.
@@ -27,7 +27,6 @@ import gc
 import glob
 import gzip
 import heapq
-import itertools
 import json
 import logging
 import operator
@@ -375,9 +374,9 @@ class _FileReader:
         # delete's Status, a Request- or Metadata-level event) sorts with it (see Item), not before it.
         self.rv_floor = _NO_RV_YET
         self.sentinel_ts = -1  # the timestamp of the last event that sorted as _NO_RV_YET (see Item)
-        # Second copies of an event in this file (see finish): the events of the latest timestamp emitted so far.
+        # Second copies of an event in this file (see without_copies): the events of the latest timestamp emitted.
         self.run_ts = -1
-        self.run: list[AuditEvent] = []  # the events of the microsecond run_ts so far (for copies, finish)
+        self.run: list[AuditEvent] = []  # the events of the microsecond run_ts so far (for copies)
         self.run_keys: set[tuple[Any, ...]] | None = None  # their copy keys, once the run is long
 
     # Problems ----------------------------------------------------------------------------------------------------
@@ -412,64 +411,50 @@ class _FileReader:
         self.seq = seq
         self.stats.events += len(decoded)
 
-    def finish(self, items: list[Item]) -> list[Item]:
-        """Items leaving the reorder window, with the bodies of fast-road events decoded (:func:`finish_native`).
-
-        Events of the fast road (:func:`scan_native`) wait in the window with their bodies still raw bytes: decoded
-        bodies are the bulk of an event's memory, and decoding them just before the caller gets the event keeps
-        the window small and the fresh objects in the CPU cache. Events are never yielded unfinished.
-
-        A body orjson rejects although msgspec accepted its syntax (a number beyond float range) makes its line
-        malformed here, as the general road would have at once (strict mode decodes bodies at once instead).
-
-        A second copy of an event (:func:`_same`; files joined with `cat`, a line written twice) is left out here,
-        undecoded, and counted in ``stats.duplicates``: replayed twice, a JSON patch would apply twice. Copies share
-        their timestamp, so in time order they come among the events of that very microsecond (items leave the
-        window in order, a timestamp's events together): only those are compared. (:func:`first_copies` does the
-        same across files.)
+    def without_copies(self, items: list[Item]) -> list[Item]:
+        """Items leaving the reorder window, less the second copy of any event (:func:`_same`; files joined with
+        `cat`, a line written twice), counted in ``stats.duplicates``: replayed twice, a JSON patch would apply
+        twice. Copies share their timestamp, so in time order they come among the events of that very microsecond
+        (items leave the window in order, a timestamp's events together): only those are compared. The bodies are
+        not looked at (they may still be raw: :func:`_finished`). (:func:`first_copies` does the same across files.)
         """
-        finish = finish_native
-        bad: list[int] = []
         copies: list[int] = []
         run_ts, run, keys = self.run_ts, self.run, self.run_keys
-        with _gc_paused():
-            for i, item in enumerate(items):
-                event, ts = item[4], item[0]
-                if ts != run_ts:
-                    run_ts, run, keys = ts, [event], None
-                elif not event["auditID"]:
-                    pass
-                elif keys is None and len(run) < _RUN_SCAN:
-                    if any(_same(e, event) for e in run):
-                        copies.append(i)
-                        continue
-                    run.append(event)
-                else:  # many events in one microsecond (a log with second-precision times): a set, not a scan
-                    if keys is None:
-                        keys = {_copy_key(e) for e in run}
-                    key = _copy_key(event)
-                    if key in keys:
-                        copies.append(i)
-                        continue
-                    keys.add(key)
-                try:
-                    finish(event)
-                except ValueError:
-                    bad.append(i)
+        for i, item in enumerate(items):
+            event, ts = item[4], item[0]
+            if ts != run_ts:
+                run_ts, run, keys = ts, [event], None
+            elif not event["auditID"]:
+                pass
+            elif keys is None and len(run) < _RUN_SCAN:
+                if any(_same(e, event) for e in run):
+                    copies.append(i)
+                    continue
+                run.append(event)
+            else:  # many events in one microsecond (a log with second-precision times): a set, not a scan
+                if keys is None:
+                    keys = {_copy_key(e) for e in run}
+                key = _copy_key(event)
+                if key in keys:
+                    copies.append(i)
+                    continue
+                keys.add(key)
         self.run_ts, self.run, self.run_keys = run_ts, run, keys
-        if copies:
-            self.stats.duplicates += len(copies)
-        if not bad and not copies:
+        if not copies:
             return items
-        formats = self.stats.formats
-        for i in bad:
-            self.stats.events -= 1
-            formats["native"] -= 1
-            if not formats["native"]:
-                del formats["native"]
-            self.malformed(items[i][4]["source"], "not valid JSON")
-        drop = set(bad) | set(copies)
+        self.stats.duplicates += len(copies)
+        drop = set(copies)
         return [item for i, item in enumerate(items) if i not in drop]
+
+    def bad_body(self, event: AuditEvent) -> None:
+        """A fast-road event whose body orjson rejected on the way out (:func:`_finished`): its line is malformed,
+        as the general road would have found at once (strict mode decodes bodies at once instead)."""
+        self.stats.events -= 1
+        formats = self.stats.formats
+        formats["native"] -= 1
+        if not formats["native"]:
+            del formats["native"]
+        self.malformed(event["source"], "not valid JSON")
 
     # Containers --------------------------------------------------------------------------------------------------
 
@@ -984,7 +969,7 @@ def _windowed(reader: _FileReader, window_ns: int, window_events: int) -> Iterat
     lines are roughly in order, usually just appended; otherwise only the overlapping tail of the window is re-sorted
     with it. Then every item older than the newest one minus ``window_ns`` is emitted, or more if the window holds
     over ``window_events`` items. Cost per chunk: the chunk plus the overlap, never the whole window. Emitted items
-    are finished (:meth:`_FileReader.finish`) and yielded as one list.
+    are yielded as one list, less second copies (:meth:`_FileReader.without_copies`), bodies still raw.
     """
     buf: list[Item] = []
     last_out = -(1 << 62)  # ts of the newest item emitted so far
@@ -996,6 +981,7 @@ def _windowed(reader: _FileReader, window_ns: int, window_events: int) -> Iterat
             del buf[start:]
             batch.sort()
         buf += batch
+        batch.clear()  # (the window holds them now; its maker's name for the list would keep them, and their bodies)
         cut = bisect.bisect_right(buf, buf[-1][0] - window_ns, key=_ts_of)
         cut = max(cut, len(buf) - window_events)
         if cut:
@@ -1004,11 +990,11 @@ def _windowed(reader: _FileReader, window_ns: int, window_events: int) -> Iterat
             if out[0][0] < last_out:
                 reader.stats.late += bisect.bisect_left(out, last_out, key=_ts_of)
             last_out = max(last_out, out[-1][0])
-            yield reader.finish(out)
+            yield reader.without_copies(out)
     if buf and buf[0][0] < last_out:
         reader.stats.late += bisect.bisect_left(buf, last_out, key=_ts_of)
     if buf:
-        yield reader.finish(buf)
+        yield reader.without_copies(buf)
 
 
 _ts_of: Final = operator.itemgetter(0)
@@ -1065,16 +1051,16 @@ def read_audit(
         _FileReader(path, i, container, stats, strict, line_filter) for i, (path, container) in enumerate(usable)
     ]
     streams = [_windowed(r, window_ns, window_events) for r in readers]
-    flat = [itertools.chain.from_iterable(stream) for stream in streams]
-    merged: Iterator[Item] = flat[0] if len(flat) == 1 else heapq.merge(*flat)
-    return _unwrapped(merged, stats, [path for path, _ in usable], window_ns)
+    return _unwrapped(streams, readers, stats, [path for path, _ in usable], window_ns)
 
 
-def _unwrapped(merged: Iterator[Item], stats: ParseStats, paths: list[str], window_ns: int) -> Iterator[AuditEvent]:
+def _unwrapped(streams: list[Iterator[list[Item]]], readers: list[_FileReader], stats: ParseStats, paths: list[str],
+               window_ns: int) -> Iterator[AuditEvent]:
     try:
-        if len(paths) == 1:
-            yield from map(_event_of, merged)
+        if len(streams) == 1:
+            yield from map(_event_of, _finished(_one_by_one(streams[0]), readers))
         else:
+            merged = _finished(heapq.merge(*map(_one_by_one, streams)), readers)
             yield from first_copies(map(_event_of, _skew_watch(merged, stats, paths)), stats, window_ns)
     finally:
         gc.unfreeze()  # see _gc_paused
@@ -1085,6 +1071,33 @@ def _unwrapped(merged: Iterator[Item], stats: ParseStats, paths: list[str], wind
         broken = "".join(f"; {where}" for where in list(stats.truncated.values())[:2])  # (the likelier reason)
         raise InputError(f"{what}: not an audit log: no audit event in {stats.lines} lines ({', '.join(found)}"
                          f"{first}{broken})")
+
+
+def _one_by_one(batches: Iterator[list[Item]]) -> Iterator[Item]:
+    """The items of the batches in order, each let go by its batch as it is handed on, so that an event's decoded
+    bodies are freed as soon as the caller is done with it (a batch holding them all cost half the parse rate:
+    hundreds of events' objects out of the CPU cache when freed)."""
+    for batch in batches:
+        batch.reverse()
+        pop = batch.pop
+        while batch:
+            yield pop()
+
+
+def _finished(items: Iterator[Item], readers: list[_FileReader]) -> Iterator[Item]:
+    """``items``, each event with the bodies the fast road left raw decoded just before it is handed on
+    (:func:`~kwoksnap.audit.formats.finish_native`): one event's objects at a time, fresh in the CPU cache. A body
+    orjson rejects (a number beyond float range, which msgspec's syntax check accepts) makes its line malformed
+    (:meth:`_FileReader.bad_body`) and the event is left out."""
+    finish = finish_native
+    for item in items:
+        event = item[4]
+        try:
+            finish(event)
+        except ValueError:
+            readers[item[2]].bad_body(event)
+            continue
+        yield item
 
 
 SKEW_REPORTED_NS: Final = 1_000_000_000  # a clock skew between files this large is told (stats.clock_skew)

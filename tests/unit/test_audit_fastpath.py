@@ -8,6 +8,7 @@ field by field on mutated events, and end to end through ``read_audit`` with the
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +224,33 @@ def test_a_body_beyond_float_range_is_malformed_when_it_leaves_the_window(tmp_pa
     assert stats["malformedExamples"] == [f"{path}:2: not valid JSON"]
     with pytest.raises(InputError, match=f"{path}:2: not valid JSON"):
         _read(str(path), strict=True)
+
+
+def test_a_body_beyond_float_range_in_the_second_of_two_files_is_that_files_malformed_line(tmp_path: Path) -> None:
+    good = dumps(BASE)
+    first, second = tmp_path / "a.log", tmp_path / "b.log"
+    first.write_bytes(good + b"\n")
+    bad = good.replace(b'"phase":"Running"', b'"phase":-1e400').replace(b'"auditID":"a1"', b'"auditID":"b1"')
+    second.write_bytes(good.replace(b'"auditID":"a1"', b'"auditID":"b0"') + b"\n" + bad + b"\n")
+    stats = ParseStats()
+    events = list(read_audit([str(first), str(second)], stats=stats))
+    assert sorted(e["auditID"] for e in events) == ["a1", "b0"] and stats.events == 2
+    assert stats.malformed_examples == [f"{second}:2: not valid JSON"]
+
+
+def test_the_reader_lets_an_event_go_when_it_hands_it_on(tmp_path: Path) -> None:
+    """The bodies are decoded one event at a time as the stream hands them on, and the reader keeps no reference
+    to an event it has handed on (a batch holding hundreds of decoded events halved the parse rate)."""
+    path = tmp_path / "a.log"
+    path.write_bytes(b"".join(dumps({**BASE, "auditID": f"a{i}", "stageTimestamp": f"2026-01-01T00:00:{i:02}.000200Z"})
+                              + b"\n" for i in range(50)))  # (each its own time: see without_copies)
+    events = read_audit([str(path)])
+    first = next(events)
+    assert type(first["response"]) is dict and type(first["request"]) is dict  # decoded, not raw
+    second = next(events)
+    assert second["auditID"] == "a1"
+    assert sys.getrefcount(first) == 2  # this test's name for it, and getrefcount's argument: nothing else
+    assert sum(1 for _ in events) == 48
 
 
 def test_known_difference_a_number_beyond_float_range_in_a_field_not_read(tmp_path: Path) -> None:
