@@ -335,3 +335,21 @@ def test_a_bare_built_in_name_means_the_built_in_resource_not_a_custom_one_of_th
     k8s_events = FilterSpec(resources={"events"})  # type: ignore[arg-type]
     assert skip_reason(event(resource="events", group="events.k8s.io"), k8s_events) is None
     assert skip_reason(event(resource="events"), k8s_events) is None
+
+
+def test_a_wildcard_leaves_out_the_ip_addresses_the_api_server_allocates_and_a_name_keeps_them() -> None:
+    """Black-box finding: `--resources '*'` replayed the API server's own IPAddress objects beside the Services they
+    belong to; one reached the target first, took the IP, and the Service's create failed (422, exit 5)."""
+    ip = {"resource": "ipaddresses", "group": "networking.k8s.io", "namespace": "", "verb": "create",
+          "name": "10.96.0.7"}
+    cidr = {"resource": "servicecidrs", "group": "networking.k8s.io", "namespace": "", "verb": "create"}
+    for wildcard in ("*", "*.networking.k8s.io"):
+        spec = FilterSpec(resources={wildcard})  # type: ignore[arg-type]
+        assert skip_reason(event(**ip), spec) == skip_reason(event(**cidr), spec) == "resource-not-selected"
+        kept = event(resource="services", verb="create") if wildcard == "*" else event(**{**ip,
+                                                                                            "resource": "ingresses"})
+        assert skip_reason(kept, spec) is None  # (the Services themselves, the group's other resources: kept)
+    for named in ("ipaddresses", "ipaddresses.networking.k8s.io"):
+        assert skip_reason(event(**ip), FilterSpec(resources={named})) is None  # type: ignore[arg-type]
+    assert skip_reason(event(**cidr), FilterSpec(resources={"servicecidrs/status"})) == "resource-not-selected"  # type: ignore[arg-type]
+    assert skip_reason(event(**cidr, subresource="status"), FilterSpec(resources={"servicecidrs"})) is None  # type: ignore[arg-type]
