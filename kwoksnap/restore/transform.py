@@ -369,8 +369,11 @@ def prepare(
             claim.pop("resourceVersion", None)
             if claim.get("uid") in uid_map:
                 claim["uid"] = uid_map[claim["uid"]]
-            else:
+            elif claim.get("uid") in snapshot_uids:  # its claim is in the snapshot, not restored: bound by name
                 claim.pop("uid", None)
+            # else its claim was deleted in the source (a Released volume): the UID of a claim that does not exist
+            # keeps it Released. Without it, the volume was Available and pre-bound to any new claim of that name,
+            # the opposite of a claim stuck Pending beside a Released volume (black-box finding).
     elif kind == "Secret" and body.get("type") == SA_TOKEN_TYPE:
         _token_left_to_mint(body, uid_map)
     elif kind in ("Endpoints", "EndpointSlice"):

@@ -439,3 +439,25 @@ def test_a_ctrl_c_while_restore_hands_objects_to_its_pool_is_raised_only_between
     with pytest.raises(KeyboardInterrupt), DeferredInterrupts():
         os.kill(os.getpid(), signal.SIGINT)  # after the last check: raised on the way out
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_volume_keeps_the_uid_of_a_claim_deleted_in_the_source_and_stays_released() -> None:
+    """Black-box finding: a Released volume (Retain, its claim deleted) was restored with a claimRef without UID:
+    the target's PV controller made it Available, pre-bound to any new claim of that name, the opposite of the
+    incident (a new claim stuck Pending beside a Released volume). A claim the snapshot holds is relinked."""
+
+    def volume(uid: str) -> Obj:
+        return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv1"},
+                "spec": {"persistentVolumeReclaimPolicy": "Retain",
+                         "claimRef": {"kind": "PersistentVolumeClaim", "namespace": "default", "name": "claim1",
+                                      "uid": uid, "resourceVersion": "7"}},
+                "status": {"phase": "Released"}}
+
+    def claim_ref(uid: str, **kw: Any) -> Obj:
+        ref: Obj = prepare(volume(uid), has_status_subresource=True, **kw).body["spec"]["claimRef"]
+        return ref
+
+    assert claim_ref("gone", uid_map={}, snapshot_uids=set()) == {
+        "kind": "PersistentVolumeClaim", "namespace": "default", "name": "claim1", "uid": "gone"}
+    assert claim_ref("src", uid_map={"src": "dst"}, snapshot_uids={"src"})["uid"] == "dst"
+    assert "uid" not in claim_ref("src", uid_map={}, snapshot_uids={"src"})  # in the snapshot, not restored
