@@ -70,6 +70,11 @@ OWNER_WAIT = 5.0  # seconds an owner lookup waits for the owner's create, if rep
 # discovery yet (the log creates the CRD a moment before its first object; Established comes within a second).
 CRD_SERVE_WAIT = 10.0
 RECREATE_WAIT = 5.0  # seconds a re-create waits for the older copy it deleted to go
+# Seconds a create waits for an older copy of its object that is being deleted (Terminating) to go: a namespace
+# deleted and created again in the recording, whose deletion the target's own namespace controller finishes (a few
+# seconds); and the changes in that namespace wait as long for its create (NAMESPACE_WAIT).
+TERMINATING_WAIT = 30.0
+NAMESPACE_WAIT = TERMINATING_WAIT + 5.0
 STAND_IN_WAIT = 3.0  # seconds an inputs-mode delete of a controller's pod waits for a pod of it to stand in
 # A change that failed to reach the target after this many seconds out, while nothing else was answered, stops the
 # replay (the client's own retries of one request take 16-31 s): a target gone (black-box finding: 17 s of recorded
@@ -97,7 +102,12 @@ class ReplayOptions:
     # in flight long after its latency does (docs/benchmarks.md): there all `workers` are used.
     adaptive: bool = True
     classifier: Classifier = classify
-    lookahead: int = 20_000  # planned actions buffered ahead of the dispatcher
+    # Planned changes buffered ahead of the dispatcher, and changes handed to the workers and not finished: at most
+    # this many each. Each holds its decoded bodies (~19 KB for a pod's create or status write): 20,000 each held
+    # 964 MiB at --speed max on a 1 GB log of pods created, changed and deleted (bench_replay.py rss); 2,000: 229 MiB.
+    # More would not help: at --speed max the workers need only a few changes each, and a change planned 2,000
+    # ahead is seconds ahead of a two-core target (it takes hundreds of writes a second).
+    lookahead: int = 2_000
     # Node-lease renewals of one lease closer together than this (wall seconds of replay) are coalesced: no
     # component can observe heartbeats faster than its grace period (tens of seconds), and at 10x the recorded
     # renewals would otherwise be ~40% of all writes. When renewals stop in the recording, the last one replayed is
@@ -129,6 +139,7 @@ class ObjectState:
     # What else decides whether a delete removes it at once (removed_by_delete); not compared.
     grace: int | None = dataclasses.field(default=None, compare=False)  # spec.terminationGracePeriodSeconds
     finalizers: bool = dataclasses.field(default=False, compare=False)
+    terminating: bool = dataclasses.field(default=False, compare=False)  # deletionTimestamp set (_mismatch)
 
 
 def _describe(key: tuple[str, str, str]) -> str:
@@ -151,6 +162,8 @@ def _mismatch(key: tuple[str, str, str], want: ObjectState, got: ObjectState | N
     if copy and got.uid and got.uid != copy:
         return (f"{name}: another copy (uid {got.uid}) stands where replay wrote the recorded one (uid {copy}): "
                 "it was deleted and made again in the target")
+    if got.terminating and not want.terminating:  # (black-box finding: "match" for a pod about to be deleted)
+        return f"{name}: being deleted (Terminating) in the target, not in the recording"
     if inputs and (want.phase, want.ready) != (got.phase, got.ready):
         return f"{name}: recorded phase={want.phase} ready={want.ready}, target phase={got.phase} ready={got.ready}"
     if not inputs and (want.phase, want.ready, want.node) != (got.phase, got.ready, got.node):
@@ -162,12 +175,14 @@ def _mismatch(key: tuple[str, str, str], want: ObjectState, got: ObjectState | N
 def observed_state(kind: str, obj: Obj) -> ObjectState:
     meta = obj.get("metadata") or {}
     finalizers, uid = bool(meta.get("finalizers")), str(meta.get("uid") or "")
+    terminating = bool(meta.get("deletionTimestamp"))
     if kind == "Pod":
         phase, ready, node = pod_state(obj)
         grace = (obj.get("spec") or {}).get("terminationGracePeriodSeconds")
         return ObjectState(kind, phase=phase, ready=ready, node=node, uid=uid, owner=controller_of(meta),
-                           grace=grace if isinstance(grace, int) else None, finalizers=finalizers)
-    return ObjectState(kind, ready=node_state(obj)[0], uid=uid, finalizers=finalizers)
+                           grace=grace if isinstance(grace, int) else None, finalizers=finalizers,
+                           terminating=terminating)
+    return ObjectState(kind, ready=node_state(obj)[0], uid=uid, finalizers=finalizers, terminating=terminating)
 
 
 # Controllers whose pods are named by a random suffix (generateName), which the target's copy chooses anew: their
@@ -370,6 +385,7 @@ class _Item:
     recorded: float = 0.0  # recorded seconds (compressed) from the first event to this one
     degraded: str = ""  # the event's level when it lacks the bodies to replay it as recorded (counted when sent)
     skips: int = 0  # events the planner skipped before this one (counted when it is dispatched: _count_skips)
+    seq: int = 0  # its place in the order changes were handed to the workers (_submit)
 
 
 Queue = queue.Queue[_Item | None]  # None: stop
@@ -391,6 +407,11 @@ class Replayer:
         self.lock = threading.Lock()
         # Creates handed to the workers and not answered yet, by action key: an owner lookup waits for them.
         self._creating: Counter[tuple[str, str, str, str]] = Counter()
+        # The same creates by when they were handed to the workers (_Item.seq, oldest first), by object and by the
+        # namespace they are in: a change waits only for those handed on before it (_await_prerequisites).
+        self._open_creates: dict[tuple[str, str, str, str], list[int]] = {}
+        self._open_in_namespace: dict[str, list[int]] = {}
+        self._submitted = 0
         self._created = threading.Condition(self.lock)
         self._dropped_examples: list[str] = []
         self._dropped: set[tuple[str, str, str, str]] = set()  # (namespace, name, owner kind, owner name) left out
@@ -714,6 +735,19 @@ class Replayer:
                 return False
         return self._controller_pod(action) is not None
 
+    @contextlib.contextmanager
+    def _slot_given_back(self) -> Iterator[None]:
+        """Give this thread's place among the requests in flight back while it waits for something other than a
+        request of its own, and take one again after."""
+        slot: _Slot | None = getattr(self._slot, "current", None)
+        if slot is not None:
+            self.gate.release(slot.ticket, None, self.clock.now())
+        try:
+            yield
+        finally:
+            if slot is not None:
+                slot.ticket = self.gate.acquire(slot.priority)
+
     def _stand_in_later(self, res: Resource, action: Action) -> str | None:
         """A delete, eviction, patch or update of a controller's pod when the target has no pod of that controller
         to take it yet: its controller may be about to make one (a drain right after a rollout, a label right after
@@ -722,19 +756,13 @@ class Replayer:
         dropped as "already-deleted", fidelity "match", exit 0)."""
         # The place among the requests in flight is given back meanwhile: held, a drain's evictions stalled every
         # other change for 3 s each while the limit was low.
-        slot: _Slot | None = getattr(self._slot, "current", None)
-        if slot is not None:
-            self.gate.release(slot.ticket, None, self.clock.now())
-        try:
+        with self._slot_given_back():
             deadline = self.clock.now() + STAND_IN_WAIT
             while self.clock.now() < deadline:
                 if not self.clock.sleep_until(min(deadline, self.clock.now() + 0.25), self._halt):
                     break  # the replay is stopping
                 if self._stand_in(res, action):
                     return None
-        finally:
-            if slot is not None:
-                slot.ticket = self.gate.acquire(slot.priority)
         label = f"{action.namespace}/{action.name}"
         with self.lock:
             if label not in self.report.without_stand_in:  # (a graceful delete, then a forced one: said once)
@@ -822,6 +850,10 @@ class Replayer:
             except Conflict as exc:
                 if not exc.already_exists:
                     raise
+                after = self._after_terminating_copy(res, ns, action.name, action.body)
+                if after is not None:
+                    self._remember(res.kind, after, action.state)
+                    return None
                 recorded = action.body
                 finished = False
                 if res.kind == "Job" and isinstance(action.body, dict):
@@ -931,6 +963,33 @@ class Replayer:
         if action.op == "renew":
             return self._renew(res, ns, action)
         raise KwoksnapError(f"unknown action {action.op}")
+
+    def _after_terminating_copy(self, res: Resource, ns: str | None, name: str, body: Any) -> Obj | None:
+        """A recorded create met a copy of its object that is being deleted (Terminating): the recorded create
+        made a new object once the older one was gone, and so does its replay, once the target has removed it
+        (black-box finding: a namespace deleted and created again was written over its Terminating older copy,
+        counted applied, and removed with it). Waits up to :data:`TERMINATING_WAIT`, its place among the requests
+        in flight given back meanwhile. ``None`` when the copy in the way is not Terminating."""
+        path = res.path(ns, name)
+        try:
+            if not (self.client.get(path).get("metadata") or {}).get("deletionTimestamp"):
+                return None
+        except NotFound:  # gone since
+            return self._create(res, ns, body)
+        deadline = self.clock.now() + TERMINATING_WAIT
+        with self._slot_given_back():
+            while True:
+                if not self.clock.sleep_until(self.clock.now() + 0.2, self._halt):
+                    raise KwoksnapError("the replay stopped while an older copy of it, being deleted, was in the "
+                                        "way") from None
+                try:
+                    self.client.get(path)
+                except NotFound:
+                    break
+                if self.clock.now() >= deadline:
+                    raise KwoksnapError(f"an older copy of it is being deleted (Terminating) and was still there "
+                                        f"{TERMINATING_WAIT:g} s later: not written over it") from None
+        return self._create(res, ns, body)
 
     def _terminate(self, res: Resource, ns: str | None, name: str, recorded: Obj) -> None:
         """Make an object created from a recorded state that was being deleted (held by finalizers or a grace
@@ -1404,7 +1463,7 @@ class Replayer:
             start, timeline = self._wall_start_ns, self._timeline
             action.body = shift_times(action.body, lambda t: timeline.wall_ns(t, start), action.resource,
                                       action.group)
-        self._await_prerequisites(action)
+        self._await_prerequisites(action, item.seq)
         priority = self._start + item.offset + (RENEWAL_YIELD if action.op == "renew" else 0.0)
         slot = _Slot(self.gate.acquire(priority), priority)  # (given back meanwhile by a wait: _stand_in_later)
         self._slot.current = slot
@@ -1476,7 +1535,7 @@ class Replayer:
             else:
                 r.applied += 1
 
-    def _await_prerequisites(self, action: Action) -> None:
+    def _await_prerequisites(self, action: Action, seq: int) -> None:
         """Wait for what other changes in flight are still writing and ``action`` needs (its resource's CRD, its
         owners' creates) before it takes a place among the requests in flight: waiting while holding one kept those
         very writes out when the limit was low (1 at the start and at each re-measurement), until the waits gave up
@@ -1487,10 +1546,14 @@ class Replayer:
         if action.op == "delete" and not group and action.resource == "namespaces":
             # The creates recorded in it before its deletion: once it is Terminating, the API server refuses them
             # (black-box finding: a namespace created, filled and deleted within microseconds failed 0-2 of its
-            # creates, depending on the run).
-            with self._created:
-                self._created.wait_for(lambda: self._halt.is_set() or not any(
-                    k[2] == action.name and n > 0 for k, n in self._creating.items()), timeout=OWNER_WAIT)
+            # creates, depending on the run). Only those handed on before it: at --speed max the creates of the
+            # namespace's next incarnation are in flight too, and they wait for its create, which comes after this
+            # delete (black-box finding: they went into the old incarnation, deleted with it).
+            self._await_earlier(self._open_in_namespace, action.name, seq, OWNER_WAIT)
+        if action.namespace:
+            # Its namespace's create, handed on before it: until answered, the namespace may not be there, or be
+            # an older incarnation being deleted (refused: "namespace is being terminated").
+            self._await_earlier(self._open_creates, ("", "namespaces", "", action.namespace), seq, NAMESPACE_WAIT)
         body = action.body
         if not isinstance(body, dict) or action.op not in ("create", "replace", "status"):
             return
@@ -1502,6 +1565,15 @@ class Replayer:
                 continue
             self._await_create((res.group, res.name, action.namespace if res.namespaced else "",
                                 str(ref.get("name", ""))))
+
+    def _await_earlier(self, open_creates: dict[Any, list[int]], key: Any, seq: int, timeout: float) -> None:
+        """Until no create listed under ``key`` in ``open_creates`` was handed on before change ``seq``, for up to
+        ``timeout``, or the replay halts."""
+        if not open_creates.get(key):  # (most changes: nothing to wait for, no lock taken)
+            return
+        with self._created:
+            self._created.wait_for(lambda: self._halt.is_set() or not (seqs := open_creates.get(key))
+                                   or seqs[0] > seq, timeout=timeout)
 
     def _await_create(self, key: tuple[str, str, str, str], timeout: float = OWNER_WAIT) -> bool:
         """Until no create (or CRD write) of ``key`` is in flight, for up to ``timeout``, or the replay halts; True
@@ -1576,8 +1648,13 @@ class Replayer:
         (no fixed shards, so no head-of-line blocking behind an unrelated object)."""
         key = item.action.key
         with self.lock:
+            item = dataclasses.replace(item, seq=self._submitted)
+            self._submitted += 1
             if _awaited(item.action):
                 self._creating[key] += 1
+                self._open_creates.setdefault(key, []).append(item.seq)
+                if key[2]:
+                    self._open_in_namespace.setdefault(key[2], []).append(item.seq)
             pending = self._inflight.get(key)
             if pending is not None:
                 pending.append(item)
@@ -1604,7 +1681,10 @@ class Replayer:
                     self._creating[key] -= 1
                     if not self._creating[key]:
                         del self._creating[key]
-                        self._created.notify_all()
+                    _forget(self._open_creates, key, current.seq)
+                    if key[2]:
+                        _forget(self._open_in_namespace, key[2], current.seq)
+                    self._created.notify_all()
                 pending = self._inflight[key]
                 if pending:
                     current = pending.popleft()
@@ -1959,6 +2039,13 @@ class _Slot:
 
     ticket: Ticket
     priority: float
+
+
+def _forget(open_creates: dict[Any, list[int]], key: Any, seq: int) -> None:
+    seqs = open_creates[key]
+    seqs.remove(seq)
+    if not seqs:
+        del open_creates[key]
 
 
 def _awaited(action: Action) -> bool:

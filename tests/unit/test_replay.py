@@ -786,6 +786,42 @@ class FakeClient:
 PODS = Resource("", "v1", "pods", "Pod", True, frozenset({"create", "update", "delete"}), frozenset({"status"}))
 
 
+def test_a_create_waits_for_a_terminating_older_copy_to_go_and_is_not_written_over_it() -> None:
+    """Black-box finding: a namespace deleted and created again in the recording met its older copy still
+    Terminating in the target (the target's namespace controller finishes it); the create became a PUT onto it,
+    counted applied, and the new incarnation was removed with the old. It waits for the older copy to go, then
+    creates; one still there after TERMINATING_WAIT fails the change, named."""
+    import kwoksnap.replay.engine as engine
+    from kwoksnap.errors import KwoksnapError
+
+    class Terminating(FakeClient):
+        def __init__(self, gone_after: int) -> None:
+            super().__init__()
+            self.live_uid, self.gets, self.gone_after = "old", 0, gone_after
+
+        def get(self, path: str) -> dict[str, Any]:
+            self.gets += 1
+            if self.gets > self.gone_after:
+                self.live_uid = ""
+            return {**super().get(path), "metadata": {"name": "p", "uid": self.live_uid,
+                                                      "deletionTimestamp": "2026-01-01T00:00:00Z"}}
+
+    clock = FakeClock()
+    client = Terminating(gone_after=5)
+    r = Replayer(client=client, options=ReplayOptions(max_lead=0.0), clock=clock,  # type: ignore[arg-type]
+                 discovery=Discovery([PODS]))
+    began = clock.now()
+    assert r.execute(Action("create", "POST", "", "v1", "pods", "ns", "p", body={"metadata": {"name": "p"}})) is None
+    assert [m for m, _, _ in client.sent] == ["POST", "POST"] and client.live_uid == "t-1"  # no PUT onto the old
+    assert 0.9 <= clock.now() - began < engine.TERMINATING_WAIT
+    stuck = Terminating(gone_after=10**6)
+    r = Replayer(client=stuck, options=ReplayOptions(max_lead=0.0), clock=FakeClock(),  # type: ignore[arg-type]
+                 discovery=Discovery([PODS]))
+    with pytest.raises(KwoksnapError, match="being deleted .Terminating. and was still there 30 s later"):
+        r.execute(Action("create", "POST", "", "v1", "pods", "ns", "p", body={"metadata": {"name": "p"}}))
+    assert [m for m, _, _ in stuck.sent] == ["POST"]
+
+
 def test_inputs_mode_waits_for_a_stand_in_to_patch_and_compares_the_stand_in() -> None:
     """Black-box findings: a label set right after a scale (at 10x, before the target's ReplicaSet had made its
     pods) failed with 404 where a delete waits for a stand-in; and fidelity called each recorded pod that had a
@@ -2732,37 +2768,68 @@ def test_a_target_that_refuses_every_write_still_gets_more_than_one_request_at_a
     assert r.gate.adaptive is not None and not r.gate.adaptive.probing and r.gate.adaptive.allowed >= 4
 
 
-def test_a_namespace_delete_waits_for_the_creates_in_flight_in_it() -> None:
+def test_a_namespace_delete_waits_for_the_creates_in_flight_in_it_handed_on_before_it() -> None:
     """Black-box finding (a kwokctl recording): a namespace created, filled and deleted within microseconds had
     its delete sent while its objects' creates were in flight, which the API server then refused (403: being
-    terminated), 0-2 of them depending on the run."""
+    terminated), 0-2 of them depending on the run. Later black-box finding: at --speed max the creates of the
+    namespace's next incarnation were in flight too; the delete waited for them, and they went into the old
+    incarnation and were deleted with it. Only creates handed on before the delete are waited for."""
     import time
 
     import kwoksnap.replay.engine as engine
 
     r = Replayer(client=NoClient(), options=ReplayOptions(max_lead=0.0),  # type: ignore[arg-type]
                  clock=FakeClock(), discovery=Discovery([]))
-    inside, elsewhere = ("", "configmaps", "tmpns", "x"), ("", "configmaps", "other", "y")
-    r._creating[inside] += 1
-    r._creating[elsewhere] += 1  # (never answered: not waited for)
+    r._open_in_namespace["tmpns"] = [3, 9]  # handed on before the delete (3) and after it (9, never answered)
+    r._open_in_namespace["other"] = [1]  # (never answered: not waited for)
 
     def answered() -> None:
         with r._created:
-            r._creating[inside] -= 1
+            engine._forget(r._open_in_namespace, "tmpns", 3)
             r._created.notify_all()
 
     timer = threading.Timer(0.3, answered)
     began = time.monotonic()
     timer.start()
     try:
-        r._await_prerequisites(Action("delete", "DELETE", "", "v1", "namespaces", "", "tmpns"))
+        r._await_prerequisites(Action("delete", "DELETE", "", "v1", "namespaces", "", "tmpns"), 5)
         waited = time.monotonic() - began
     finally:
         timer.join()
     assert 0.25 <= waited < engine.OWNER_WAIT
     began = time.monotonic()
-    r._await_prerequisites(Action("delete", "DELETE", "", "v1", "namespaces", "", "quiet"))
+    r._await_prerequisites(Action("delete", "DELETE", "", "v1", "namespaces", "", "quiet"), 6)
     assert time.monotonic() - began < 0.2
+
+
+def test_a_change_in_a_namespace_waits_for_its_namespaces_create_handed_on_before_it() -> None:
+    """Black-box finding: a namespace deleted and created again; the creates of its next incarnation went out
+    while its create waited for the old one to go, and were refused (403: being terminated)."""
+    import time
+
+    import kwoksnap.replay.engine as engine
+
+    r = Replayer(client=NoClient(), options=ReplayOptions(max_lead=0.0),  # type: ignore[arg-type]
+                 clock=FakeClock(), discovery=Discovery([]))
+    r._open_creates[("", "namespaces", "", "ci")] = [4]
+    pod = Action("create", "POST", "", "v1", "pods", "ci", "a2")
+
+    def answered() -> None:
+        with r._created:
+            engine._forget(r._open_creates, ("", "namespaces", "", "ci"), 4)
+            r._created.notify_all()
+
+    began = time.monotonic()
+    r._await_prerequisites(pod, 2)  # handed on before the namespace's create: not waited for
+    assert time.monotonic() - began < 0.2
+    timer = threading.Timer(0.3, answered)
+    timer.start()
+    try:
+        r._await_prerequisites(pod, 7)
+        waited = time.monotonic() - began
+    finally:
+        timer.join()
+    assert 0.25 <= waited < engine.NAMESPACE_WAIT and not r._open_creates
 
 
 def test_a_step_after_a_create_that_fails_says_the_object_was_created() -> None:
@@ -2779,3 +2846,19 @@ def test_a_step_after_a_create_that_fails_says_the_object_was_created() -> None:
             as raised, _created_then("its ephemeral containers"):
         raise TransportError("gone")
     assert isinstance(raised.value.__cause__, TransportError)  # (what the target answered: the outage watch's)
+
+
+def test_fidelity_calls_a_pod_terminating_in_the_target_but_not_in_the_recording_a_mismatch() -> None:
+    """Black-box finding: a replay at --speed max left a pod Terminating (deleted with its namespace's older
+    incarnation) and fidelity said it matched: phase, Ready and node were those recorded."""
+    from kwoksnap.replay.engine import _mismatch, observed_state
+
+    running = {"metadata": {"name": "a2", "namespace": "ci", "uid": "u"}, "spec": {"nodeName": "n1"},
+               "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
+    leaving = {**running, "metadata": {**running["metadata"], "deletionTimestamp": "2026-01-01T00:00:00Z"}}
+    key = ("Pod", "ci", "a2")
+    want, got = observed_state("Pod", running), observed_state("Pod", leaving)
+    assert _mismatch(key, want, got, inputs=False) == \
+        "Pod ci/a2: being deleted (Terminating) in the target, not in the recording"
+    assert _mismatch(key, got, got, inputs=False) is None  # recorded Terminating too
+    assert _mismatch(key, want, want, inputs=True) is None
