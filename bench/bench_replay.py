@@ -1,16 +1,19 @@
 """Replay benchmarks on real clusters. Prints markdown.
 
-    python bench/bench_replay.py lag --minutes 10 --rate 15 --speed 10   # lag and drift at 10x under capacity
-    python bench/bench_replay.py max --events 4000                       # --speed max vs a raw parallel client
-    python bench/bench_replay.py rss --gb 1                              # peak RSS replaying a 1 GB audit log
+    python bench/bench_replay.py lag --minutes 10 --rate 15 --speed 10 --runs 3   # lag and drift at 10x
+    python bench/bench_replay.py max --events 4000 --runs 3              # --speed max vs a raw parallel client
+    python bench/bench_replay.py rss --gb 1 --every 5                    # peak RSS replaying a 1 GB audit log
     python bench/bench_replay.py incident --runs 5 --workers 4 32 auto   # transition times of the demo incident
     python bench/bench_replay.py workers --events 3000 --rate 40 --rtt-ms 0 20   # in-flight settings, local/remote
     python bench/bench_replay.py burst --runs 3                         # the incident's opening burst, as applied
     python bench/bench_replay.py cpu --runs 3                           # CPU per process during a 10x replay
 
 The target is a `--profile replay` cluster holding the demo incident's snapshot (20 nodes, 211 pods). Events are
-kubelet-style pod status writes at RequestResponse level, built from the target's own pods, so every one of them
-is a real write; the 1 GB log is padded with the reads, lease renewals and events that dominate real logs.
+kubelet-style pod status writes at RequestResponse level, built from the target's own pods; every one changes its
+pod, and each run checks that the target's etcd revision moved by at least the number of changes (a write that
+changes nothing is answered without writing, and measured much less: until 2026-11-30 most of them were such).
+The 1 GB log's writes create, change and delete thousands of pods, between the reads, lease renewals and events
+that dominate real logs.
 `incident` replays the demo incident itself (`fixtures/incident`) into a fresh replay cluster per run, as the
 acceptance test does, and compares the target's audit log with the recording (`kwoksnap.replay.fidelity`).
 """
@@ -59,12 +62,18 @@ def ts(ns: int) -> str:
     return datetime.fromtimestamp(ns / NS, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def status_event(pod: dict[str, Any], i: int, at_ns: int) -> dict[str, Any]:
+def status_event(pods: list[dict[str, Any]], i: int, at_ns: int) -> dict[str, Any]:
+    """The ``i``-th kubelet-style status write, to ``pods[i % len(pods)]``. Every one changes the pod: Ready flips
+    on each visit of a pod (a parity of ``i`` alone gave a pod the same value on every visit when the number of
+    pods is even, and the API server answers such a write without writing anything) and the Ready conditions take
+    the event's time. :func:`writes_since` checks that the target did write."""
+    pod = pods[i % len(pods)]
     obj = copy.deepcopy(pod)
-    ready = "True" if i % 2 else "False"
+    ready = "True" if (i // len(pods)) % 2 else "False"
     for c in obj["status"].get("conditions") or []:
         if c["type"] in ("Ready", "ContainersReady"):
             c["status"] = ready
+            c["lastTransitionTime"] = ts(at_ns)[:19] + "Z"
     meta = obj["metadata"]
     return {
         "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse", "auditID": f"bench-{i}",
@@ -79,6 +88,19 @@ def status_event(pod: dict[str, Any], i: int, at_ns: int) -> dict[str, Any]:
         "responseObject": obj,
         "requestReceivedTimestamp": ts(at_ns), "stageTimestamp": ts(at_ns + 2_000_000),
     }
+
+
+def revision(c: Client) -> int:
+    """The target's etcd revision now (a list's resourceVersion)."""
+    return int(c.get("/api/v1/namespaces", limit=1)["metadata"]["resourceVersion"])
+
+
+def writes_since(c: Client, before: int, expected: int) -> int:
+    """The writes the target made since revision ``before``; fails the benchmark when fewer than ``expected`` (a
+    write that changes nothing is answered without one, and measures much less than a write)."""
+    made = revision(c) - before
+    assert made >= expected, f"the target made only {made} writes for {expected} changes: some changed nothing"
+    return made
 
 
 def noise(i: int, at_ns: int) -> dict[str, Any]:
@@ -111,75 +133,109 @@ class LagRecorder(Replayer):
     def _apply(self, item: Any) -> None:
         started = self.clock.now()
         super()._apply(item)
-        self.samples.append((item.offset, started - (self._start + item.offset)))
+        answered = self.clock.now()
+        due = self._start + item.offset
+        self.samples.append((item.offset, started - due, answered - due))
+
+
+def _ms(vals: list[float], q: float) -> float:
+    vals = sorted(vals)
+    return vals[min(len(vals) - 1, int(q / 100 * len(vals)))] * 1000
 
 
 def lag(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
+    """Lag at 10x under the target's capacity, ``--runs`` times on one target. Two lags per change: *sent* (its
+    deadline to the moment its request is handed to the connection, the replay's own lateness: the target) and
+    *answered* (its deadline to the API server's answer: what the target adds). Drift: the p99 of the first tenth
+    of the changes against the last tenth (a cumulative drift would grow across the run)."""
     cluster, pods = target(clusters)
     total = int(args.minutes * 60 * args.rate)
     log = tmp / "steady.log"
     t0 = time.time_ns() - 86_400 * NS
     with log.open("wb") as f:
         for i in range(total):
-            f.write(orjson.dumps(status_event(pods[i % len(pods)], i, t0 + int(i * NS / args.rate))) + b"\n")
-    with Client(load_config(str(cluster.kubeconfig)), pool_size=32) as c:
-        r = LagRecorder(c, ReplayOptions(speed=args.speed))
-        r.samples = []  # type: ignore[attr-defined]
-        rep = r.run(audit_events([str(log)], FilterSpec(), ParseStats()))
-    samples = sorted(r.samples, key=lambda s: s[0])  # type: ignore[attr-defined]
-    tenth = max(1, len(samples) // 10)
-
-    def p(vals: list[float], q: float) -> float:
-        vals = sorted(vals)
-        return vals[min(len(vals) - 1, int(q / 100 * len(vals)))] * 1000
-
-    first = [s[1] for s in samples[:tenth]]
-    last = [s[1] for s in samples[-tenth:]]
-    lag_all = rep.lag.summary()
-    print(f"### Replay lag at {args.speed:g}x: {args.minutes} min recorded at {args.rate} writes/s "
-          f"({args.rate * args.speed:.0f} writes/s replayed)\n")
-    print(f"Command: `python bench/bench_replay.py lag --minutes {args.minutes} --rate {args.rate} "
-          f"--speed {args.speed:g}`\n")
-    print("| measure | result |\n|---|---|")
-    print(f"| events applied / failed | {rep.applied} / {rep.failed} |")
-    print(f"| recorded / wall seconds | {rep.recorded_seconds:.1f} / {rep.wall_seconds:.1f} "
-          f"(ideal {rep.recorded_seconds / args.speed:.1f}) |")
-    print(f"| lag p50 / p99 / max | {lag_all['p50'] * 1000:.1f} / {lag_all['p99'] * 1000:.1f} / "
-          f"{lag_all['max'] * 1000:.1f} ms |")
-    print(f"| drift: lag p99 in the first vs last tenth | {p(first, 99):.1f} ms vs {p(last, 99):.1f} ms |")
-    print(f"| released early (bursts spread; target measured at {rep.capacity or 0:.0f} writes/s) | {rep.early} |")
+            f.write(orjson.dumps(status_event(pods, i, t0 + int(i * NS / args.rate))) + b"\n")
+    rows = []
+    for _ in range(args.runs):
+        with Client(load_config(str(cluster.kubeconfig)), pool_size=32) as c:
+            before = revision(c)
+            r = LagRecorder(c, ReplayOptions(speed=args.speed))
+            r.samples = []  # type: ignore[attr-defined]
+            rep = r.run(audit_events([str(log)], FilterSpec(), ParseStats()))
+            writes = writes_since(c, before, rep.applied)
+        samples = sorted(r.samples, key=lambda s: s[0])  # type: ignore[attr-defined]
+        tenth = max(1, len(samples) // 10)
+        rows.append((rep, writes, [s[1] for s in samples], [s[2] for s in samples], tenth))
+    print(f"### Replay lag at {args.speed:g}x: {args.minutes:g} min recorded at {args.rate:g} writes/s "
+          f"({args.rate * args.speed:.0f} writes/s replayed), {args.runs} runs\n")
+    print(f"Command: `python bench/bench_replay.py lag --minutes {args.minutes:g} --rate {args.rate:g} "
+          f"--speed {args.speed:g} --runs {args.runs}`\n")
+    print("Sent: deadline to request sent (the replay's lateness). Answered: deadline to the API server's answer.\n")
+    print("| run | applied / failed | target writes | recorded / wall s (ideal) | sent p50 / p99 / max ms "
+          "| answered p50 / p99 / max ms | drift: sent p99 first vs last tenth | early |")
+    print("|---:|---|---:|---|---|---|---|---:|")
+    for n, (rep, writes, sent, answered, tenth) in enumerate(rows, 1):
+        print(f"| {n} | {rep.applied} / {rep.failed} | {writes} | {rep.recorded_seconds:.1f} / "
+              f"{rep.wall_seconds:.1f} ({rep.recorded_seconds / args.speed:.1f}) | {_ms(sent, 50):.1f} / "
+              f"{_ms(sent, 99):.1f} / {max(sent) * 1000:.1f} | {_ms(answered, 50):.1f} / {_ms(answered, 99):.1f} / "
+              f"{max(answered) * 1000:.1f} | {_ms(sent[:tenth], 99):.1f} vs {_ms(sent[-tenth:], 99):.1f} "
+              f"| {rep.early} |")
 
 
 def speed_max(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
+    """``--speed max`` against the raw write ceiling, alternated ``--runs`` times on one target (replay first in odd
+    rounds, the raw client first in even ones). The replay is timed end to end: from before it reads the log
+    (parsing, planning, freezing and warming its connections included) to its last answer, and on its own clock
+    too. The ceiling: the same writes as PUTs of bodies prepared ahead, from a thread pool of kwoksnap's client
+    (the fastest client measured, bench_client.py) at 8 and 32 threads, the better of the two. Every write must
+    change the pod (:func:`writes_since`). The ratio is of the medians."""
     cluster, pods = target(clusters)
     log = tmp / "max.log"
     t0 = time.time_ns() - 86_400 * NS
-    events = [status_event(pods[i % len(pods)], i, t0 + i * 10_000_000) for i in range(args.events)]
+    events = [status_event(pods, i, t0 + i * 10_000_000) for i in range(args.events)]
     log.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    bodies = []
+    for e in events:
+        body = copy.deepcopy(e["responseObject"])
+        for k in ("uid", "resourceVersion", "creationTimestamp", "managedFields"):
+            body["metadata"].pop(k, None)
+        bodies.append((e["requestURI"], body))
+    ends, clocks, raws, failed = [], [], [], 0
     with Client(load_config(str(cluster.kubeconfig)), pool_size=32) as c:
-        rep = Replayer(c, ReplayOptions(speed=None)).run(audit_events([str(log)], FilterSpec(), ParseStats()))
-        bodies = []
-        for e in events:
-            body = copy.deepcopy(e["responseObject"])
-            for k in ("uid", "resourceVersion", "creationTimestamp", "managedFields"):
-                body["metadata"].pop(k, None)
-            bodies.append((e["requestURI"], body))
-        raw = float("inf")  # the ceiling: the best of a raw client at two concurrencies
-        for threads in (8, 32):
-            started = time.monotonic()
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(lambda b: c.replace(b[0], b[1]), bodies))
-            elapsed = time.monotonic() - started
-            if elapsed < raw:
-                raw, raw_threads = elapsed, threads
-    print(f"### --speed max vs the raw write ceiling ({args.events} pod status writes)\n")
-    print(f"Command: `python bench/bench_replay.py max --events {args.events}`\n")
-    print("| measure | result |\n|---|---|")
-    print(f"| kwoksnap replay --speed max | {rep.wall_seconds:.2f} s, {rep.applied / rep.wall_seconds:,.0f} "
-          f"events/s (failed {rep.failed}) |")
-    print(f"| raw parallel client (best of 8 and 32 threads: {raw_threads}; same PUTs, bodies prepared ahead) | "
-          f"{raw:.2f} s, {len(bodies) / raw:,.0f} writes/s |")
-    print(f"| **replay vs ceiling** | **{raw / rep.wall_seconds * 100:.0f}%** |")
+        for n in range(args.runs):
+            for step in (("replay", "raw") if n % 2 == 0 else ("raw", "replay")):
+                before = revision(c)
+                if step == "replay":
+                    started = time.monotonic()
+                    rep = Replayer(c, ReplayOptions(speed=None)).run(audit_events([str(log)], FilterSpec(),
+                                                                                   ParseStats()))
+                    ends.append(rep.applied / (time.monotonic() - started))
+                    clocks.append(rep.applied / rep.wall_seconds)
+                    failed += rep.failed
+                    writes_since(c, before, rep.applied)
+                    continue
+                best = 0.0
+                for threads in (8, 32):
+                    before = revision(c)
+                    started = time.monotonic()
+                    with ThreadPoolExecutor(threads) as pool:
+                        list(pool.map(lambda b: c.replace(b[0], b[1]), bodies))
+                    best = max(best, len(bodies) / (time.monotonic() - started))
+                    writes_since(c, before, len(bodies))
+                raws.append(best)
+    end, clock, raw = statistics.median(ends), statistics.median(clocks), statistics.median(raws)
+    print(f"### --speed max vs the raw write ceiling ({args.events} pod status writes, {args.runs} alternated "
+          f"rounds)\n")
+    print(f"Command: `python bench/bench_replay.py max --events {args.events} --runs {args.runs}`\n")
+    print("| measure | median | runs |\n|---|---:|---|")
+    print(f"| replay --speed max, end to end (reading the log included) | {end:,.0f} events/s | "
+          f"{', '.join(f'{x:,.0f}' for x in ends)} |")
+    print(f"| replay --speed max, its own clock (from its first change) | {clock:,.0f} events/s | "
+          f"{', '.join(f'{x:,.0f}' for x in clocks)} |")
+    print(f"| raw client, better of 8 and 32 threads (same PUTs, bodies prepared ahead) | {raw:,.0f} writes/s | "
+          f"{', '.join(f'{x:,.0f}' for x in raws)} |")
+    print(f"| **replay end to end vs ceiling** | **{end / raw * 100:.0f}%** (own clock: {clock / raw * 100:.0f}%; "
+          f"failed {failed}) | |")
 
 
 def options_for(setting: str, speed: float, max_lead: float = 0.0) -> ReplayOptions:
@@ -197,7 +253,7 @@ def workers(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
     cluster, pods = target(clusters)
     log = tmp / "workers.log"
     t0 = time.time_ns() - 86_400 * NS
-    log.write_bytes(b"".join(orjson.dumps(status_event(pods[i % len(pods)], i, t0 + int(i * NS / args.rate)))
+    log.write_bytes(b"".join(orjson.dumps(status_event(pods, i, t0 + int(i * NS / args.rate)))
                              + b"\n" for i in range(args.events)))
     kubeconfig = cluster.kubeconfig.read_text()
     port = re.search(r"server: https://127\.0\.0\.1:(\d+)", kubeconfig)
@@ -244,7 +300,58 @@ def workers(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
                   f"{statistics.median(p99s):,.1f}; {p99s[0]:,.1f} to {p99s[-1]:,.1f} | {limits} |")
 
 
+CHURN_SLOTS = 600  # pods alive at once in the rss log; each lives for 6 of its slot's turns
+
+
+def churn_event(pods: list[dict[str, Any]], w: int, at_ns: int) -> dict[str, Any]:
+    """The ``w``-th write of the rss log: pods come and go. Slot ``w % CHURN_SLOTS`` hosts one pod for six turns:
+    a create (by a user, the full pod), four kubelet status writes (Ready flipping), a delete (grace 0); then the
+    next pod of that slot, under a new name and UID. Templates are the target's own pods, without owners and
+    labels (so no controller of the target claims them)."""
+    slot, turn = w % CHURN_SLOTS, w // CHURN_SLOTS
+    step, k = turn % 6, slot + CHURN_SLOTS * (turn // 6)
+    template = pods[k % len(pods)]
+    meta = template["metadata"]
+    name, ns = f"churn-{k}", meta["namespace"]
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "namespace": ns, "uid": f"00000000-0000-4000-8000-{k:012d}",
+                        "resourceVersion": str(1_000_000 + w), "creationTimestamp": ts(at_ns)[:19] + "Z",
+                        "annotations": {"bench/churn": str(k)}},
+           "spec": copy.deepcopy(template["spec"]), "status": copy.deepcopy(template["status"])}
+    ready = "True" if step % 2 else "False"
+    for c in pod["status"].get("conditions") or []:
+        if c["type"] in ("Ready", "ContainersReady"):
+            c["status"], c["lastTransitionTime"] = ready, ts(at_ns)[:19] + "Z"
+    uri = f"/api/v1/namespaces/{ns}/pods"
+    ref = {"resource": "pods", "namespace": ns, "name": name, "apiVersion": "v1"}
+    user = {"username": "alice", "groups": ["system:authenticated"]}
+    agent = "kubectl/v1.36.3 (linux/amd64) kubernetes/abc"
+    request: Any
+    if step == 0:
+        verb, request = "create", {k2: v for k2, v in pod.items() if k2 != "status"}
+    elif step < 5:
+        verb, uri, ref["subresource"] = "patch", f"{uri}/{name}/status", "status"
+        user = {"username": f"system:node:{pod['spec'].get('nodeName', 'n')}", "groups": ["system:nodes"]}
+        agent = "kubelet/v1.36.3 (linux/amd64) kubernetes/abc"
+        request = {"status": {"conditions": [{"type": "Ready", "status": ready}]}}
+    else:
+        verb, uri = "delete", f"{uri}/{name}"
+        request = {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0}
+        pod["metadata"].update(deletionTimestamp=ts(at_ns)[:19] + "Z", deletionGracePeriodSeconds=0)
+    return {
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse", "auditID": f"churn-{w}",
+        "stage": "ResponseComplete", "verb": verb, "requestURI": uri, "user": user, "sourceIPs": ["10.0.0.1"],
+        "userAgent": agent, "objectRef": ref, "responseStatus": {"metadata": {}, "code": 201 if step == 0 else 200},
+        "requestObject": request, "responseObject": pod,
+        "requestReceivedTimestamp": ts(at_ns), "stageTimestamp": ts(at_ns + 2_000_000),
+    }
+
+
 def rss(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
+    """Peak RSS of the kwoksnap process replaying a log of ``--gb`` GB, at ``--speed max`` with default options
+    (the final comparison included). One line in ``--every`` is a write at RequestResponse level with full pod
+    bodies (:func:`churn_event`: thousands of pods created, changed and deleted); the rest are the reads, lease
+    renewals and events that dominate real logs (Metadata level, dropped by the byte prefilter)."""
     cluster, pods = target(clusters)
     log = tmp / "big.log.gz" if args.gzip else tmp / "big.log"
     t0 = time.time_ns() - 86_400 * NS
@@ -255,22 +362,28 @@ def rss(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
         i = 0
         while size < args.gb * 1e9:
             at = t0 + i * 1_000_000
-            ev = status_event(pods[writes % len(pods)], writes, at) if i % 50 == 0 else noise(i, at)
-            writes += i % 50 == 0
+            ev = churn_event(pods, writes, at) if i % args.every == 0 else noise(i, at)
+            writes += i % args.every == 0
             line = orjson.dumps(ev) + b"\n"
             f.write(line)
             size += len(line)
             i += 1
     report_path = tmp / "report.json"
-    seconds, peak, _ = timed([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(cluster.kubeconfig),
-                              "replay", "--audit", str(log), "--speed", "max", "--no-fidelity",
-                              "--report", str(report_path)])
-    report = orjson.loads(report_path.read_bytes())
-    print(f"### Peak RSS replaying a {size / 1e9:.2f} GB audit log ({i:,} lines, {writes:,} replayed writes)\n")
-    print(f"Command: `python bench/bench_replay.py rss --gb {args.gb:g}`\n")
+    with Client(load_config(str(cluster.kubeconfig))) as c:
+        before = revision(c)
+        seconds, peak, _ = timed([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(cluster.kubeconfig),
+                                  "replay", "--audit", str(log), "--speed", "max", "--report", str(report_path)])
+        report = orjson.loads(report_path.read_bytes())
+        made = writes_since(c, before, report["applied"])
+    pods_made = -(-writes // 6)
+    print(f"### Peak RSS replaying a {size / 1e9:.2f} GB audit log ({i:,} lines, {writes:,} replayed writes: "
+          f"{pods_made:,} pods created, changed and deleted)\n")
+    print(f"Command: `python bench/bench_replay.py rss --gb {args.gb:g} --every {args.every}`\n")
     print("| measure | result |\n|---|---|")
     print(f"| wall time | {seconds:.1f} s ({i / seconds:,.0f} lines/s end to end) |")
-    print(f"| events applied / failed | {report['applied']} / {report['failed']} |")
+    print(f"| events applied / failed / target writes | {report['applied']} / {report['failed']} / {made} |")
+    print(f"| final states compared / mismatched | {report['fidelity']['checked']} / "
+          f"{report['fidelity']['mismatchCount']} |")
     print(f"| **peak RSS** | **{peak:.0f} MiB** |")
 
 
@@ -410,8 +523,10 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=10)
     p.add_argument("--rate", type=float, default=15)
     p.add_argument("--speed", type=float, default=10)
+    p.add_argument("--runs", type=int, default=3)
     p = sub.add_parser("max")
     p.add_argument("--events", type=int, default=4000)
+    p.add_argument("--runs", type=int, default=3)
     p = sub.add_parser("incident")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--workers", nargs="+", default=["4", "32", "auto"],
@@ -430,6 +545,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     p = sub.add_parser("rss")
     p.add_argument("--gb", type=float, default=1.0)
+    p.add_argument("--every", type=int, default=5, help="one line in EVERY is a replayed write (the rest noise)")
     p.add_argument("--gzip", action="store_true")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="kwoksnap-rbench-"))

@@ -1,8 +1,11 @@
 """Run a benchmark script of another checkout of kwoksnap (an older commit in a git worktree) with that tree's code.
 
-Why this script exists: the venv's editable install puts an import hook before ``PYTHONPATH``, so
-``PYTHONPATH=<worktree> python <worktree>/bench/x.py`` still imports this tree's kwoksnap, and a comparison made so
-compares the tree with itself. This removes the hook, puts the other tree first, and checks which kwoksnap it got.
+Why this script exists: a comparison with an older commit must import that commit's code, and it is easy to get
+this tree's instead without noticing (bench_audit_parse.py gives its subprocesses ``PYTHONPATH=<its own tree>``, so
+``PYTHONPATH=<worktree> python bench/bench_audit_parse.py`` measured this tree on both sides). This puts the other
+tree first (and takes the editable install's import hook out, in case it comes first), runs the other tree's
+script, and checks which kwoksnap it got. Scripts that start ``python -m kwoksnap`` in a subprocess (bench_replay.py
+rss, bench_snapshot.py) are not covered: their subprocesses import whatever their environment gives them.
 
 Usage: .venv/bin/python bench/other_tree.py TREE SCRIPT [ARGS...]
   e.g. git worktree add /tmp/old 5fe5586
