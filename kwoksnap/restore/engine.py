@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Final, Literal
 
-from kwoksnap.errors import APIError, ClusterError, Conflict, Invalid, KwoksnapError, NotFound
+from kwoksnap.errors import APIError, ClusterError, Conflict, Invalid, KwoksnapError, NotFound, TransportError
 from kwoksnap.interrupts import INTERRUPT_POLL, DeferredInterrupts
 from kwoksnap.kube.client import STRATEGIC_MERGE_PATCH, Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
@@ -71,6 +71,10 @@ class RecordSource:
 # Restore marks the target with the time its snapshot was taken (on the kube-system namespace), so that a replay
 # into it can tell which events of a log the snapshot already holds.
 SNAPSHOT_TAKEN_ANNOTATION = "kwoksnap.io/snapshot-taken-at"
+# An object's write that failed to reach the target (after the client's retries) while the target has answered
+# nothing for this long stops the restore (exit 4), as it stops a replay: every object after it would wait out its
+# own retries in turn.
+OUTAGE_SECONDS = 15.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,6 +230,8 @@ class _Restorer:
         self.deferred: list[tuple[Resource, str, str, str, list[Obj], list[Obj], bool]] = []
         self.relinked_in_place = 0  # objects found in place whose owner references this run relinked
         self.in_flight: set[str] = set()  # "resource namespace/name" of the objects being written now
+        self._answered = time.monotonic()  # when an object's write last got an answer (any: a refusal too)
+        self.gone: TransportError | None = None  # set once the target has answered nothing for OUTAGE_SECONDS
         self.not_relinked: list[str] = []  # objects whose owners were restored, left unlinked by a Ctrl-C
         self.dropped = 0
         self.invalid_owners: list[str] = []  # references to an owner in another namespace, left out
@@ -535,6 +541,15 @@ class _Restorer:
             self.in_flight.add(name)
         try:
             self._create(res, key, obj)
+            self._answered = time.monotonic()
+        except TransportError as exc:  # (after the client's retries, 16-31 s)
+            self._fail(key, obj, str(exc))
+            if time.monotonic() - self._answered > OUTAGE_SECONDS and self.gone is None:
+                self.gone = TransportError(f"the target stopped answering (nothing for over {OUTAGE_SECONDS:.0f} s; "
+                                           f"last: {exc}): the restore stopped")
+        except APIError as exc:
+            self._answered = time.monotonic()
+            self._fail(key, obj, scrubbed_error(exc, obj) if key == "v1/secrets" else str(exc))
         except KwoksnapError as exc:  # (a Secret's refusal scrubbed whole, before it is cut to one line)
             self._fail(key, obj, scrubbed_error(exc, obj) if key == "v1/secrets" else str(exc))
         except Exception as exc:  # one object never stops the rest; the reason is reported
@@ -597,6 +612,8 @@ class _Restorer:
         with DeferredInterrupts() as interrupts:
             for obj in self.source.objects(key):
                 interrupts.check()
+                if self.gone is not None:  # (black-box finding: a target killed mid-restore was retried object by
+                    break  # object, ~23 s each, silently for hours)
                 if not self.options.include_regenerated and regenerated(
                         obj, endpoint_controllers=self.options.endpoint_controllers, manual=self._manual_endpoints()):
                     with self.lock:
@@ -620,6 +637,8 @@ class _Restorer:
                 while not fut.done():
                     interrupts.wait(fut)
                 fut.result()
+        if self.gone is not None:
+            raise self.gone
         r = self.results[key]
         log.info("%s (%s): %d created, %d updated, %d skipped, %d failed", key, step.phase, r.created, r.updated,
                  r.skipped, r.failed)

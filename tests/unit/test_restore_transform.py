@@ -461,3 +461,51 @@ def test_a_volume_keeps_the_uid_of_a_claim_deleted_in_the_source_and_stays_relea
         "kind": "PersistentVolumeClaim", "namespace": "default", "name": "claim1", "uid": "gone"}
     assert claim_ref("src", uid_map={"src": "dst"}, snapshot_uids={"src"})["uid"] == "dst"
     assert "uid" not in claim_ref("src", uid_map={}, snapshot_uids={"src"})  # in the snapshot, not restored
+
+
+def test_a_target_that_stops_answering_stops_the_restore(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Black-box finding: a target whose API server was killed mid-restore was tried object by object, each
+    waiting out its own retries (~23 s), silently, for what would have been hours. Once a write fails to reach
+    the target that has answered nothing for OUTAGE_SECONDS, no further object is started and the restore stops
+    (TransportError: exit 4); one failure after a recent answer is only that object's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import kwoksnap.restore.engine as engine
+    from kwoksnap.errors import TransportError
+    from kwoksnap.kube.discovery import Discovery, Resource
+    from kwoksnap.restore.engine import RecordSource, RestoreOptions, _Restorer
+
+    maps = Resource("", "v1", "configmaps", "ConfigMap", True, frozenset({"create", "list"}))
+
+    class Source(RecordSource):
+        def counts(self) -> dict[str, int]:
+            return {"v1/configmaps": 20}
+
+        def objects(self, resource: str) -> Any:
+            return ({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{i}", "namespace": "ns"}}
+                    for i in range(20))
+
+    class Down:
+        creates = 0
+
+        def create(self, path: str, body: Any, **_: Any) -> Any:
+            self.creates += 1
+            raise TransportError("connection refused (after 12 attempts)")
+
+        def exists(self, path: str) -> bool:
+            return True
+
+    from kwoksnap.restore.plan import PlanStep
+
+    for outage, stopped in ((1e9, False), (0.0, True)):
+        monkeypatch.setattr(engine, "OUTAGE_SECONDS", outage)
+        client = Down()
+        r = _Restorer(client, Source(), RestoreOptions(concurrency=1), lambda *a: None)  # type: ignore[arg-type]
+        with ThreadPoolExecutor(1) as pool:
+            if stopped:
+                with pytest.raises(TransportError, match=r"the target stopped answering \(nothing for over 0 s; "
+                                                         "last: connection refused"):
+                    r.run_step(PlanStep("objects", "v1/configmaps", 20), Discovery([maps]), pool)
+            else:
+                r.run_step(PlanStep("objects", "v1/configmaps", 20), Discovery([maps]), pool)
+        assert (client.creates < 20) == stopped and len(r.failures) == client.creates
