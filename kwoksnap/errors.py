@@ -140,6 +140,13 @@ class OutputLost(KwoksnapError):
     exit_code = ExitCode.SYSTEM
 
 
+class Unremovable(KwoksnapError):
+    """The system refused to remove files kwoksnap made (a read-only file system): exit 7, as its refusals of a
+    write."""
+
+    exit_code = ExitCode.SYSTEM
+
+
 class OutputKept(KwoksnapError):
     """The system refused a write (a full disk, a file-size limit) to a file whose temporary copy is kept for
     ``kwoksnap salvage`` (a recording, which cannot be made again): exit 7, naming that copy."""

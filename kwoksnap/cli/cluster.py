@@ -107,13 +107,17 @@ def delete(name: str) -> None:
 
 @cluster.command(name="list")
 def list_() -> None:
-    """List local clusters: name, state, profile, kubeconfig."""
+    """List local clusters: name, state (running, stopped, or incomplete: its create never finished), profile,
+    kubeconfig."""
     from kwoksnap.cluster.local import cluster_running, list_clusters
 
     clusters = list_clusters()
     for c in clusters:
-        state = "running" if cluster_running(c) else "stopped"
-        click.echo(f"{c.name}\t{state}\t{c.profile.value}\t{c.kubeconfig}")
+        profile = c.profile
+        # (no valid profile marker, written last by create: one killed outright, or a damaged marker; black-box
+        # findings: it was listed "running standard", and a damaged marker was an internal error for every cluster)
+        state = "incomplete" if profile is None else "running" if cluster_running(c) else "stopped"
+        click.echo(f"{c.name}\t{state}\t{'?' if profile is None else profile.value}\t{c.kubeconfig}")
     if not clusters:  # (on stderr: the list a script reads stays empty)
         click.echo("no local clusters (`kwoksnap cluster create --name N` makes one)", err=True)
 

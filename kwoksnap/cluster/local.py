@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from kwoksnap.cluster.binaries import Binaries
-from kwoksnap.errors import KwoksnapError, ToolError, UsageError
+from kwoksnap.errors import KwoksnapError, ToolError, Unremovable, UsageError
 
 log = logging.getLogger("kwoksnap.cluster")
 
@@ -86,6 +86,18 @@ def workdir_root() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "kwoksnap"
 
 
+def _root(workdir: Path | None) -> Path:
+    """The work directory as one absolute path, whichever way it was named: a relative one (kwokctl started the
+    components from another directory: "no such file"), or a symlink (the processes of a cluster made through the
+    link were not recognised as its own through the real path, and a delete left them running; black-box findings).
+    A path with a space is refused: kwokctl cut it there and made the cluster outside it, left running."""
+    root = (workdir or workdir_root()).expanduser().resolve()
+    if any(c.isspace() for c in str(root)):
+        raise UsageError(f"{ENV_WORKDIR}: {str(root)!r} holds a space, which kwokctl cannot run a cluster from: "
+                         "choose a directory without one")
+    return root
+
+
 def audit_policy_text() -> str:
     return resources.files("kwoksnap.cluster").joinpath("data/audit-policy.yaml").read_text()
 
@@ -104,9 +116,13 @@ class LocalCluster:
         return self.directory / "logs" / "audit.log"
 
     @property
-    def profile(self) -> Profile:
-        marker = self.directory / "kwoksnap-profile"
-        return Profile(marker.read_text().strip()) if marker.exists() else Profile.STANDARD
+    def profile(self) -> Profile | None:
+        """The profile it was made with; None when it has no valid marker: its create never finished (killed
+        outright: the marker is written last), or the marker was damaged."""
+        try:
+            return Profile((self.directory / "kwoksnap-profile").read_text().strip())
+        except (OSError, ValueError):
+            return None
 
 
 def _env(workdir: Path) -> dict[str, str]:
@@ -230,7 +246,7 @@ class _NotReady(ToolError):
 def _create_cluster(name: str, binaries: Binaries, *, profile: Profile, workdir: Path | None, wait: float,
                     extra_args: tuple[str, ...]) -> LocalCluster:
     validate_name(name)
-    root = workdir or workdir_root()
+    root = _root(workdir)
     root.mkdir(parents=True, exist_ok=True)
     cluster = LocalCluster(name, root / "clusters" / name)
     with tempfile.TemporaryDirectory(prefix="kwoksnap-create-") as tmp:
@@ -419,7 +435,7 @@ def delete_cluster(name: str, binaries: Binaries | None, *, workdir: Path | None
     Without a kwokctl the processes are stopped from their pid files, so a cluster can always be cleaned up.
     """
     validate_name(name)
-    root = workdir or workdir_root()
+    root = _root(workdir)
     directory = root / "clusters" / name
     if not directory.exists():
         return False
@@ -452,12 +468,16 @@ def delete_cluster(name: str, binaries: Binaries | None, *, workdir: Path | None
     for pid in killed:
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-    shutil.rmtree(directory, ignore_errors=True)
+    try:
+        shutil.rmtree(directory)
+    except OSError as exc:  # (black-box finding: "deleted" said of a directory left in place, exit 0)
+        raise Unremovable(f"cluster {name}: its processes are stopped, but its directory {directory} could not be "
+                         f"removed: {exc.strerror or exc}") from None
     return True
 
 
 def list_clusters(*, workdir: Path | None = None) -> list[LocalCluster]:
-    root = (workdir or workdir_root()) / "clusters"
+    root = _root(workdir) / "clusters"
     if not root.is_dir():
         return []
     return [LocalCluster(d.name, d) for d in sorted(root.iterdir()) if d.is_dir()]

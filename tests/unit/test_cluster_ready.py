@@ -136,3 +136,60 @@ def test_creates_take_turns_across_work_directories_and_a_cluster_that_never_cam
     monkeypatch.setattr(local, "_create_cluster", create)
     assert local.create_cluster("c", None) is made  # type: ignore[arg-type]
     assert attempts == ["c", "c"] and "did not become ready within 120s (etcd); making it again" in caplog.text
+
+
+def test_the_work_directory_is_one_absolute_path_and_one_with_a_space_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Black-box findings: a relative KWOKSNAP_WORKDIR failed inside kwokctl ("no such file"); a cluster made
+    through a symlink kept running after a delete through the real path (its processes were not recognised as its
+    own); a path with a space was cut there by kwokctl, which made the cluster outside it, left running."""
+    from kwoksnap.cluster.local import _root
+    from kwoksnap.errors import UsageError
+
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KWOKSNAP_WORKDIR", "link")
+    assert _root(None) == real.resolve() and _root(Path("real")) == real.resolve()
+    with pytest.raises(UsageError, match="holds a space, which kwokctl cannot run a cluster from"):
+        _root(tmp_path / "a b")
+
+
+def test_list_says_incomplete_for_a_cluster_without_a_valid_profile_marker(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Black-box findings: a create killed outright (its marker is written last) was listed "running standard";
+    a damaged marker made `cluster list` an internal error for every cluster."""
+    import os
+    import subprocess
+    import sys
+
+    for name, marker in (("good", "replay\n"), ("killed", None), ("damaged", "bogus\n")):
+        (tmp_path / "clusters" / name).mkdir(parents=True)
+        if marker is not None:
+            (tmp_path / "clusters" / name / "kwoksnap-profile").write_text(marker)
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "cluster", "list"], capture_output=True, text=True,
+                          env={**os.environ, "KWOKSNAP_WORKDIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split("\t")[:3] for line in proc.stdout.splitlines()]
+    assert rows == [["damaged", "incomplete", "?"], ["good", "stopped", "replay"], ["killed", "incomplete", "?"]]
+
+
+def test_a_delete_that_cannot_remove_the_directory_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Black-box finding: with the directory on a read-only file system, `cluster delete` said "deleted" (exit 0)
+    and left it; `create` then refused the name as existing."""
+    import errno
+    import shutil
+
+    from kwoksnap.cluster.local import delete_cluster
+    from kwoksnap.errors import ExitCode, Unremovable
+
+    (tmp_path / "clusters" / "ro").mkdir(parents=True)
+
+    def refuse(path: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(shutil, "rmtree", refuse)
+    with pytest.raises(Unremovable, match="could not be removed: Read-only file system") as raised:
+        delete_cluster("ro", None, workdir=tmp_path)
+    assert raised.value.exit_code == ExitCode.SYSTEM
