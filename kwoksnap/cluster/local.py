@@ -485,7 +485,11 @@ def list_clusters(*, workdir: Path | None = None) -> list[LocalCluster]:
 
 def profile_for_server(server: str, *, workdir: Path | None = None) -> Profile | None:
     """The profile of the kwoksnap-made local cluster serving at ``server`` (a URL), if there is one."""
-    for cluster in list_clusters(workdir=workdir):
+    try:
+        clusters = list_clusters(workdir=workdir)
+    except UsageError:  # a work directory no cluster can be made in (a space in it) holds none
+        return None
+    for cluster in clusters:
         try:
             doc = yaml.safe_load(cluster.kubeconfig.read_text())
             servers = {_endpoint(c["cluster"]["server"]) for c in doc.get("clusters") or []}

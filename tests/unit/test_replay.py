@@ -817,7 +817,7 @@ def test_a_create_waits_for_a_terminating_older_copy_to_go_and_is_not_written_ov
     stuck = Terminating(gone_after=10**6)
     r = Replayer(client=stuck, options=ReplayOptions(max_lead=0.0), clock=FakeClock(),  # type: ignore[arg-type]
                  discovery=Discovery([PODS]))
-    with pytest.raises(KwoksnapError, match="being deleted .Terminating. and was still there 30 s later"):
+    with pytest.raises(KwoksnapError, match=r"being deleted \(Terminating\) and was still there 30 s later"):
         r.execute(Action("create", "POST", "", "v1", "pods", "ns", "p", body={"metadata": {"name": "p"}}))
     assert [m for m, _, _ in stuck.sent] == ["POST"]
 
