@@ -80,7 +80,9 @@ def status_event(pods: list[dict[str, Any]], i: int, at_ns: int) -> dict[str, An
     pods is even, and the API server answers such a write without writing anything) and the Ready conditions take
     the event's time. :func:`writes_since` checks that the target did write."""
     pod = pods[i % len(pods)]
-    obj = copy.deepcopy(pod)
+    # (The items of a list have no kind: without one the replay took the response for no object, a Status, and
+    # sent the recorded patch instead; a real responseObject always has one.)
+    obj = {"kind": "Pod", "apiVersion": "v1", **copy.deepcopy(pod)}
     ready = "True" if (i // len(pods)) % 2 else "False"
     _set_ready(obj, ready, at_ns)
     meta = obj["metadata"]
@@ -93,7 +95,8 @@ def status_event(pods: list[dict[str, Any]], i: int, at_ns: int) -> dict[str, An
         "objectRef": {"resource": "pods", "namespace": meta["namespace"], "name": meta["name"],
                       "apiVersion": "v1", "subresource": "status"},
         "responseStatus": {"metadata": {}, "code": 200},
-        "requestObject": {"status": {"conditions": [{"type": "Ready", "status": ready}]}},
+        "requestObject": {"status": {"conditions": [c for c in obj["status"]["conditions"]
+                                                    if c["type"] in ("Ready", "ContainersReady")]}},
         "responseObject": obj,
         "requestReceivedTimestamp": ts(at_ns), "stageTimestamp": ts(at_ns + 2_000_000),
     }
