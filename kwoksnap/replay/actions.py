@@ -30,7 +30,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from kwoksnap.audit import AuditEvent, infer_patch_type
 from kwoksnap.kube.client import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
 from kwoksnap.replay.timing import REORDER_WINDOW_NS, shift_times
-from kwoksnap.restore.transform import FAKE_NODE_ANNOTATION, FROZEN_ANNOTATION, SERVER_MANAGED, keep_job_selector
+from kwoksnap.restore.transform import (
+    FAKE_NODE_ANNOTATION,
+    FROZEN_ANNOTATION,
+    SERVER_MANAGED,
+    copied,
+    keep_job_selector,
+)
 
 Obj = dict[str, Any]
 Mode = Literal["verbatim", "inputs"]
@@ -84,7 +90,7 @@ def clean_body(obj: Obj, *, mode: Mode, resource: str, group: str,
                to_replay: Callable[[int], int] | None) -> Obj:
     """A recorded object made sendable: server metadata and owner UIDs stripped (owners are relinked by name by
     the engine), kwoksnap's annotations added, event times moved onto the replay clock."""
-    body = copy.deepcopy(obj)
+    body = copied(obj)
     meta = {k: v for k, v in (body.get("metadata") or {}).items() if k not in SERVER_MANAGED}
     body["metadata"] = meta
     if resource == "nodes" and group == "":

@@ -1855,7 +1855,8 @@ class Replayer:
                     "been handed back to the target")
             return self.report
         old_switch = sys.getswitchinterval()
-        sys.setswitchinterval(0.0005)  # the dispatcher must get the GIL back quickly after its deadline
+        if self.options.speed is not None:  # (--speed max has no deadlines: switching 10x more often only costs CPU)
+            sys.setswitchinterval(0.0005)  # the dispatcher must get the GIL back quickly after its deadline
         planned: Queue = queue.Queue(maxsize=self.options.lookahead)
         primed = threading.Event()
         planner = threading.Thread(target=self._plan, args=(events, planned, primed), daemon=True,
