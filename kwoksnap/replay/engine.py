@@ -1611,8 +1611,8 @@ class Replayer:
                   interrupts: DeferredInterrupts) -> None:
         """The main thread's loop: each planned change handed to the workers at its deadline."""
         # Parse and plan ahead (up to `lookahead` events, or all of a small log) before the clock starts, so
-        # parsing does not compete with the first deadlines.
-        while not primed.wait(INTERRUPT_POLL):
+        # parsing does not compete with the first deadlines. (--speed max has none: it starts with the first change.)
+        while self.options.speed is not None and not primed.wait(INTERRUPT_POLL):
             interrupts.check()
             if self.stop.is_set():
                 break
