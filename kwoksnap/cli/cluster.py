@@ -107,8 +107,8 @@ def delete(name: str) -> None:
 
 @cluster.command(name="list")
 def list_() -> None:
-    """List local clusters: name, state (running, stopped, or incomplete: its create never finished), profile,
-    kubeconfig."""
+    """List local clusters: name, state (running, stopped, or incomplete: its create has not finished, or was killed),
+    profile, kubeconfig."""
     from kwoksnap.cluster.local import cluster_running, list_clusters
 
     clusters = list_clusters()
