@@ -189,11 +189,15 @@ def _never_claimed(obj: Obj) -> bool:
 
 def copied(obj: Obj) -> Obj:
     """A deep copy of a JSON-like object (a snapshot's, a recorded one), through msgpack: as deep as a snapshot can
-    hold (copy.deepcopy failed at about 500 levels of maps and lists, which the API server accepts), and ~20x faster
-    (copy.deepcopy of each recorded pod took most of a --speed max replay's CPU)."""
-    copied: Obj = msgpack.unpackb(msgpack.packb(obj, use_bin_type=True, datetime=False), raw=False,
-                                  strict_map_key=False)
-    return copied
+    hold (copy.deepcopy failed at about 500 levels of maps and lists, which the API server accepts), and ~3x faster
+    (copy.deepcopy of each recorded object was most of a --speed max replay's CPU). An integer beyond msgpack's 64
+    bits (a YAML input can hold one) is copied by copy.deepcopy instead."""
+    try:
+        out: Obj = msgpack.unpackb(msgpack.packb(obj, use_bin_type=True, datetime=False), raw=False,
+                                   strict_map_key=False)
+    except OverflowError:
+        out = copy.deepcopy(obj)
+    return out
 
 
 # A pod's service-account token volume, named by the API server's admission with 5 random characters.

@@ -509,3 +509,13 @@ def test_a_target_that_stops_answering_stops_the_restore(monkeypatch: pytest.Mon
             else:
                 r.run_step(PlanStep("objects", "v1/configmaps", 20), Discovery([maps]), pool)
         assert (client.creates < 20) == stopped and len(r.failures) == client.creates
+
+
+def test_copied_is_a_deep_copy_also_of_integers_beyond_64_bits() -> None:
+    """Replay's clean_body copies every recorded object with it (copy.deepcopy was most of a --speed max replay's
+    CPU); a YAML log can hold an integer msgpack cannot: that object is copied by copy.deepcopy instead."""
+    from kwoksnap.restore.transform import copied
+
+    for obj in ({"a": [1, {"b": "c"}], "n": None, "f": 1.5}, {"a": [{"huge": 2**70}]}):
+        out = copied(obj)
+        assert out == obj and out is not obj and out["a"] is not obj["a"] and out["a"][-1] is not obj["a"][-1]
