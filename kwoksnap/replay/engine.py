@@ -405,10 +405,9 @@ class Replayer:
         self.report = ReplayReport()
         self.stop = threading.Event()
         self.lock = threading.Lock()
-        # Creates handed to the workers and not answered yet, by action key: an owner lookup waits for them.
-        self._creating: Counter[tuple[str, str, str, str]] = Counter()
-        # The same creates by when they were handed to the workers (_Item.seq, oldest first), by object and by the
-        # namespace they are in: a change waits only for those handed on before it (_await_prerequisites).
+        # Creates handed to the workers and not answered yet (_awaited), by when they were handed on (_Item.seq,
+        # oldest first), by object and by the namespace they are in: an owner lookup waits for any of its owner's,
+        # the other waits only for those handed on before the change that waits (_await_prerequisites).
         self._open_creates: dict[tuple[str, str, str, str], list[int]] = {}
         self._open_in_namespace: dict[str, list[int]] = {}
         self._submitted = 0
@@ -1579,8 +1578,8 @@ class Replayer:
         """Until no create (or CRD write) of ``key`` is in flight, for up to ``timeout``, or the replay halts; True
         when none is in flight."""
         with self._created:
-            return self._created.wait_for(lambda: not self._creating[key] or self._halt.is_set(),
-                                          timeout=timeout) and not self._creating[key]
+            return self._created.wait_for(lambda: key not in self._open_creates or self._halt.is_set(),
+                                          timeout=timeout) and key not in self._open_creates
 
     def _wait_until(self, due: float, start: float, interrupts: DeferredInterrupts) -> bool:
         """Sleep until ``due`` (False if the replay is stopping first), redrawing the progress line every second
@@ -1651,7 +1650,6 @@ class Replayer:
             item = dataclasses.replace(item, seq=self._submitted)
             self._submitted += 1
             if _awaited(item.action):
-                self._creating[key] += 1
                 self._open_creates.setdefault(key, []).append(item.seq)
                 if key[2]:
                     self._open_in_namespace.setdefault(key[2], []).append(item.seq)
@@ -1678,9 +1676,6 @@ class Replayer:
             self._backlog.release()
             with self.lock:
                 if _awaited(current.action):
-                    self._creating[key] -= 1
-                    if not self._creating[key]:
-                        del self._creating[key]
                     _forget(self._open_creates, key, current.seq)
                     if key[2]:
                         _forget(self._open_in_namespace, key[2], current.seq)

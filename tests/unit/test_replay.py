@@ -2649,14 +2649,14 @@ def test_an_owner_reference_names_the_incarnation_replay_made_for_its_uid() -> N
     assert r._owner_uid({**ref, "uid": "s1"}, "ns") == "t1"
     assert r._owner_uid(ref, "ns") == "t1"  # a reference without a UID: by name
     key = ("apps", "replicasets", "ns", "web")
-    r._creating[key] += 1  # the second incarnation's create is in flight
+    r._open_creates[key] = [7]  # the second incarnation's create is in flight
 
     def answered() -> None:
         with r._created:
             r.uids[("ReplicaSet", "ns", "web")] = "t2"
             r._source_of["t2"] = "s2"
             r.target_uids["s2"] = "t2"
-            r._creating[key] -= 1
+            del r._open_creates[key]
             r._created.notify_all()
 
     timer = threading.Timer(0.2, answered)
