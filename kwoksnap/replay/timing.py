@@ -327,13 +327,39 @@ def parse_rfc3339(value: str) -> int | None:
 
 def format_rfc3339(ns: int) -> str:
     """Seconds precision with ``Z``: what the API server accepts for metav1.Time (MicroTime is rarely used)."""
-    return datetime.fromtimestamp(ns // NS, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _second_text(ns // NS) + "Z"
 
 
 def format_micro(ns: int) -> str:
     """metav1.MicroTime (Lease renewTime/acquireTime)."""
-    us = (ns // 1000) % 1_000_000
-    return datetime.fromtimestamp(ns // NS, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{us:06d}Z"
+    return _second_text(ns // NS) + f".{(ns // 1000) % 1_000_000:06d}Z"
+
+
+# Caches of pure conversions (a replayed object's times are mostly the same few seconds, written again and again:
+# at --speed max, parsing and formatting them was the largest cost of the replay's own, besides the writes).
+_CACHE_SIZE = 4096
+_SECOND_TEXT: dict[int, str] = {}  # epoch second -> "YYYY-MM-DDTHH:MM:SS"
+_PARSED: dict[str, int | None] = {}  # a recorded time's text -> parse_rfc3339's answer
+
+
+def _second_text(second: int) -> str:
+    text = _SECOND_TEXT.get(second)
+    if text is None:
+        text = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        if len(_SECOND_TEXT) >= _CACHE_SIZE:
+            _SECOND_TEXT.clear()
+        _SECOND_TEXT[second] = text
+    return text
+
+
+def _parsed(text: str) -> int | None:
+    if text in _PARSED:
+        return _PARSED[text]
+    ns = parse_rfc3339(text)
+    if len(_PARSED) >= _CACHE_SIZE:
+        _PARSED.clear()
+    _PARSED[text] = ns
+    return ns
 
 
 MICRO_KEYS = frozenset({"renewTime", "acquireTime", "eventTime"})
@@ -382,20 +408,40 @@ def _moves(path: list[str], resource: str, group: str) -> bool:
 
 
 def _shift(obj: Any, to_replay: Callable[[int], int]) -> Any:
+    """``obj`` with its times moved: copy on write, so a map or list holding no time is the very one given (the
+    replay's bodies are its own copies; what is shared is never written to afterwards)."""
     if isinstance(obj, dict):
-        out: dict[str, Any] = {}
+        out: dict[str, Any] | None = None
         for k, v in obj.items():
-            if k in TIME_KEYS and isinstance(v, str) and not v.startswith("0001-01-01T"):
+            if isinstance(v, str):
+                if k not in TIME_KEYS or v.startswith("0001-01-01T"):
+                    continue
                 try:
-                    ns = parse_rfc3339(v)
-                    if ns is not None:
-                        shifted = to_replay(ns)
-                        out[k] = format_micro(shifted) if k in MICRO_KEYS else format_rfc3339(shifted)
+                    ns = _parsed(v)
+                    if ns is None:
                         continue
+                    shifted = to_replay(ns)
+                    new: Any = format_micro(shifted) if k in MICRO_KEYS else format_rfc3339(shifted)
                 except (ValueError, OverflowError, OSError):  # datetime's range: keep the recorded value
-                    pass
-            out[k] = _shift(v, to_replay)
-        return out
+                    continue
+            elif isinstance(v, (dict, list)):
+                new = _shift(v, to_replay)
+                if new is v:
+                    continue
+            else:
+                continue
+            if out is None:
+                out = dict(obj)
+            out[k] = new
+        return obj if out is None else out
     if isinstance(obj, list):
-        return [_shift(v, to_replay) for v in obj]
+        changed: list[Any] | None = None
+        for i, v in enumerate(obj):
+            if isinstance(v, (dict, list)):
+                new = _shift(v, to_replay)
+                if new is not v:
+                    if changed is None:
+                        changed = list(obj)
+                    changed[i] = new
+        return obj if changed is None else changed
     return obj

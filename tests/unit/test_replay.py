@@ -10,6 +10,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,33 @@ class TestTimestamps:
         out = shift_times(obj, lambda ns: ns + 3600 * NS)
         assert [c["lastTransitionTime"] for c in out["status"]["conditions"]] == [
             "0001-01-01T00:00:00Z", "2027-02-30T08:00:00Z", "9999-12-31T23:59:59Z", "2027-01-15T09:00:00Z"]
+
+    def test_copy_on_write_and_cached_conversions(self) -> None:
+        """Times move by copying only the maps and lists on their way (a pod's container specs are the very ones
+        given, never written to); the cached parses and formats answer as fresh ones, past the caches' size and
+        for a second clock over the same recorded texts."""
+        spec = {"containers": [{"name": "a", "env": [{"name": "startTime", "value": "2027-01-15T08:00:00Z"}]}]}
+        info = [{"name": "a", "imageID": "sha256:1"}]
+        pod = {"spec": spec, "status": {"conditions": [{"type": "Ready", "lastTransitionTime": "2027-01-15T08:00:00Z"}],
+                                        "containerStatuses": info}}
+        out = shift_times(pod, lambda ns: ns + 3600 * NS, "pods")
+        assert out is not pod and out["status"] is not pod["status"]
+        assert out["spec"] is spec and out["status"]["containerStatuses"] is info
+        assert pod["status"]["conditions"][0]["lastTransitionTime"] == "2027-01-15T08:00:00Z"
+        assert out["status"]["conditions"][0]["lastTransitionTime"] == "2027-01-15T09:00:00Z"
+        base = parse_rfc3339("2027-01-15T08:00:00Z")
+        assert base is not None
+        for clock in (lambda ns: ns + 7 * NS, lambda ns: ns - 3 * NS // 2):
+            for second in range(0, 3 * 5000, 3):  # more distinct seconds than the caches hold
+                text = datetime.fromtimestamp(base // NS + second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                lease = {"spec": {"renewTime": text.replace("Z", ".250000Z")}, "status": {"startTime": text}}
+                moved = shift_times(lease, clock, "leases", "coordination.k8s.io")
+                expected = clock(base + second * NS)
+                assert moved["status"]["startTime"] == datetime.fromtimestamp(
+                    expected // NS, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                assert moved["spec"]["renewTime"] == datetime.fromtimestamp(
+                    (expected + NS // 4) // NS, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S") + \
+                    f".{(expected + NS // 4) // 1000 % 1_000_000:06d}Z"
 
     def test_a_taints_time_added_moves_too(self) -> None:
         """Found black-box testing: a replayed cordon's taint kept its recorded time, before the node existed."""
