@@ -381,6 +381,24 @@ def run_scenario(name: str, path: str) -> dict[str, Any]:
 
     stats = ParseStats()
     spec = FilterSpec()
+    if name == "full parse, envelope scan free (diagnostic)":
+        # Not a usable parse: the ceiling of a native envelope scanner. Each line's scan_native answer is computed
+        # before the clock starts; the timed run gets it back as a fresh copy of its 21-key dict (the dict a native
+        # scanner would still have to build), bodies still raw and then decoded as in the full parse. What is left
+        # is everything around the scan: reading and splitting lines, the loop, the reorder window, the bodies.
+        import kwoksnap.audit.reader as reader
+
+        scan, answers = reader.scan_native, {}
+        with open(path, "rb") as f:
+            for raw in f:
+                line = raw.rstrip(b"\n")
+                answers[line] = scan(line, "", False)
+
+        def free(line: bytes, source: str, eager: bool) -> Any:
+            answer = answers[line]
+            return None if answer is None else (answer[0], {**answer[1], "source": source})
+
+        reader.scan_native = free
     start = time.perf_counter()
     cpu_start = time.process_time()
     if name == "orjson.loads only (baseline)":
@@ -390,7 +408,7 @@ def run_scenario(name: str, path: str) -> dict[str, Any]:
                 orjson.loads(line)
                 n += 1
         events = n
-    elif name in ("full parse", "full parse, gzip"):
+    elif name in ("full parse", "full parse, gzip", "full parse, envelope scan free (diagnostic)"):
         events = sum(1 for _ in read_audit([path], stats=stats))
     elif name == "full parse + filter":
         events = sum(1 for _ in filter_events(read_audit([path], stats=stats), spec, stats))
@@ -425,6 +443,7 @@ SCENARIOS = (
     "full parse + filter",
     "prefiltered replay subset",
     "full parse, bodies left raw (diagnostic)",
+    "full parse, envelope scan free (diagnostic)",
 )
 
 
