@@ -134,7 +134,8 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                        err=True)
         if summary.claims_without_volume:
             click.echo(f"warning: {len(summary.claims_without_volume)} claim(s) were Bound to a volume that is not in "
-                       f"the target, so the PV controller marks them Lost: {first_few(summary.claims_without_volume)}",
+                       f"the target, so a PV controller marks them Lost (a replay-profile target runs none): "
+                       f"{first_few(summary.claims_without_volume)}",
                        err=True)
         if summary.terminating_namespaces:
             click.echo(f"warning: {len(summary.terminating_namespaces)} namespace(s) of the snapshot are being deleted "

@@ -48,7 +48,7 @@ class Profile(enum.StrEnum):
     ``standard``: scheduler, all controllers and kwok, as kwokctl starts them (restore, ``replay --mode inputs``).
     ``replay``: for verbatim replay, where the recording *is* the controllers: no scheduler, and
     kube-controller-manager without the controllers that would re-do what the recording already did (workload
-    controllers, garbage collector, node lifecycle).
+    controllers, garbage collector, node lifecycle, volume binding and protection).
     """
 
     STANDARD = "standard"
@@ -65,6 +65,12 @@ REPLAY_DISABLED_CONTROLLERS = (
     "node-lifecycle-controller", "taint-eviction-controller", "pod-garbage-collector-controller",
     "horizontal-pod-autoscaler-controller", "disruption-controller", "ttl-after-finished-controller",
     "endpoints-controller", "endpointslice-controller", "endpointslice-mirroring-controller", "ttl-controller",
+    # Storage: binding claims to volumes, releasing them, the protection finalizers' removal, expansion, attaching
+    # and the claims of ephemeral volumes are all recorded writes too; the target's own raced them (a replayed
+    # write met a claim its binder had changed: 404, exit 5; black-box finding).
+    "persistentvolume-binder-controller", "persistentvolume-protection-controller",
+    "persistentvolumeclaim-protection-controller", "persistentvolume-expander-controller",
+    "persistentvolume-attach-detach-controller", "ephemeral-volume-controller",
 )
 
 # Admission plugins off in the replay profile. Recorded pods already carry what the mutating ones would add
