@@ -2394,8 +2394,13 @@ def test_an_evicted_running_pod_is_expected_terminating_and_a_grace_0_pod_gone()
     once on a plain delete (the API server uses the spec's period when the request gives none)."""
     eviction = event(verb="create", sub="eviction", request={"kind": "Eviction", "metadata": {"name": "p1"}},
                      response={"kind": "Status", "status": "Success"}, user="alice", agent="kubectl")
-    r = tracked(event(verb="update", sub="status", response=pod()), eviction, live=Listing(pod()))
+    evicted = pod(deletionTimestamp="2027-01-15T08:00:30Z")
+    r = tracked(event(verb="update", sub="status", response=pod()), eviction, live=Listing(evicted))
     assert (r.report.fidelity_checked, r.report.mismatches) == (1, [])
+    # (review finding: expected as last seen, not being deleted, so the target's evicted pod was a mismatch; and
+    # the other way round, one not being deleted in the target was not)
+    r = tracked(event(verb="update", sub="status", response=pod()), eviction, live=Listing(pod()))
+    assert r.report.mismatches == ["Pod ns/p1: being deleted (Terminating) in the recording, not in the target"]
     quick = pod()
     quick["spec"]["terminationGracePeriodSeconds"] = 0
     r = tracked(event(verb="delete", response=quick, request={"kind": "DeleteOptions"}), live=Listing())
@@ -2802,62 +2807,231 @@ def test_a_namespace_delete_waits_for_the_creates_in_flight_in_it_handed_on_befo
     terminated), 0-2 of them depending on the run. Later black-box finding: at --speed max the creates of the
     namespace's next incarnation were in flight too; the delete waited for them, and they went into the old
     incarnation and were deleted with it. Only creates handed on before the delete are waited for."""
-    import time
-
-    import kwoksnap.replay.engine as engine
-
     r = Replayer(client=NoClient(), options=ReplayOptions(max_lead=0.0),  # type: ignore[arg-type]
                  clock=FakeClock(), discovery=Discovery([]))
-    r._open_in_namespace["tmpns"] = [3, 9]  # handed on before the delete (3) and after it (9, never answered)
-    r._open_in_namespace["other"] = [1]  # (never answered: not waited for)
-
-    def answered() -> None:
-        with r._created:
-            engine._forget(r._open_in_namespace, "tmpns", 3)
-            r._created.notify_all()
-
-    timer = threading.Timer(0.3, answered)
-    began = time.monotonic()
-    timer.start()
-    try:
-        r._await_prerequisites(Action("delete", "DELETE", "", "v1", "namespaces", "", "tmpns"), 5)
-        waited = time.monotonic() - began
-    finally:
-        timer.join()
-    assert 0.25 <= waited < engine.OWNER_WAIT
-    began = time.monotonic()
-    r._await_prerequisites(Action("delete", "DELETE", "", "v1", "namespaces", "", "quiet"), 6)
-    assert time.monotonic() - began < 0.2
+    r._open_in_namespace["tmpns"] = [3, 9]  # handed on before the delete (3) and after it (9)
+    r._open_in_namespace["other"] = [1]
+    r._open_creates[("", "pods", "tmpns", "a")] = [3]
+    delete = Action("delete", "DELETE", "", "v1", "namespaces", "", "tmpns")
+    assert r._blocker(engine_item(delete, 5)) == ("in", "tmpns")
+    assert r._blocker(engine_item(delete, 2)) is None
+    assert r._blocker(engine_item(Action("delete", "DELETE", "", "v1", "namespaces", "", "quiet"), 6)) is None
 
 
 def test_a_change_in_a_namespace_waits_for_its_namespaces_create_handed_on_before_it() -> None:
     """Black-box finding: a namespace deleted and created again; the creates of its next incarnation went out
-    while its create waited for the old one to go, and were refused (403: being terminated)."""
-    import time
-
-    import kwoksnap.replay.engine as engine
-
+    while its create waited for the old one to go, and were refused (403: being terminated). So do its owners'
+    creates and a volume's claim's, handed on before it; later ones (an owner's next incarnation) are not
+    waited for (review finding: a 5 s stall, each waiting for the other)."""
+    rs = Resource("apps", "v1", "replicasets", "ReplicaSet", True, frozenset({"create"}))
     r = Replayer(client=NoClient(), options=ReplayOptions(max_lead=0.0),  # type: ignore[arg-type]
-                 clock=FakeClock(), discovery=Discovery([]))
+                 clock=FakeClock(), discovery=Discovery([PODS, rs]))
     r._open_creates[("", "namespaces", "", "ci")] = [4]
-    pod = Action("create", "POST", "", "v1", "pods", "ci", "a2")
+    pod = Action("create", "POST", "", "v1", "pods", "ci", "a2", body={"metadata": {"ownerReferences": [
+        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": "src-rs"}]}})
+    assert r._blocker(engine_item(pod, 2)) is None  # handed on before the namespace's create
+    assert r._blocker(engine_item(pod, 7)) == ("create", ("", "namespaces", "", "ci"))
+    del r._open_creates[("", "namespaces", "", "ci")]
+    r._open_creates[("apps", "replicasets", "ci", "web")] = [5]
+    assert r._blocker(engine_item(pod, 7)) == ("create", ("apps", "replicasets", "ci", "web"))
+    assert r._blocker(engine_item(pod, 3)) is None  # the owner's create came after it: not waited for
+    volume = Action("create", "POST", "", "v1", "persistentvolumes", "", "pv", body={
+        "spec": {"claimRef": {"namespace": "ci", "name": "data", "uid": "src-claim"}}})
+    r._open_creates[("", "persistentvolumeclaims", "ci", "data")] = [6]
+    assert r._blocker(engine_item(volume, 8)) == ("create", ("", "persistentvolumeclaims", "ci", "data"))
 
-    def answered() -> None:
-        with r._created:
-            engine._forget(r._open_creates, ("", "namespaces", "", "ci"), 4)
-            r._created.notify_all()
 
+def engine_item(action: Action, seq: int) -> Any:
+    from kwoksnap.replay.engine import _Item
+
+    return _Item(0.0, action, f"log:{seq}", seq=seq)
+
+
+class _NamespaceTarget:
+    """An API server holding namespace ``x`` with pods p0..p(n-1): a pod delete takes a moment; a namespace delete
+    makes it Terminating, and its controller removes it with its pods 0.2 s later."""
+
+    def __init__(self, pods: int) -> None:
+        self.lock = threading.Lock()
+        self.log: list[str] = []
+        self.namespace = "Active"
+        self.pods = {f"p{i}": "old" for i in range(pods)}
+        self.made = 0
+
+    def thread_requests(self) -> int:
+        return 0
+
+    def warm(self, n: int) -> None:
+        pass
+
+    def cancel(self) -> None:
+        pass
+
+    def list_items(self, path: str) -> Iterator[Any]:
+        return iter(())
+
+    def _finish(self) -> None:
+        time.sleep(0.2)
+        with self.lock:
+            self.pods.clear()
+            self.namespace = ""
+            self.log.append("namespace x removed with its pods")
+
+    def create(self, path: str, body: Any) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        with self.lock:
+            self.log.append(f"POST {name}")
+            self.made += 1
+            if path == "/api/v1/namespaces":
+                if self.namespace:
+                    raise Conflict(409, "AlreadyExists", 'namespaces "x" already exists')
+                self.namespace = "Active"
+                return {"metadata": {"name": "x", "uid": f"ns-{self.made}"}}
+            if self.namespace != "Active":
+                raise APIError(403, "Forbidden", "namespace x is being terminated")
+            self.pods[name] = f"new-{self.made}"
+            return {"metadata": {"name": name, "namespace": "x", "uid": self.pods[name]}}
+
+    def get(self, path: str) -> dict[str, Any]:
+        with self.lock:
+            if path.endswith("/namespaces/x") and self.namespace:
+                return {"metadata": {"name": "x", **({"deletionTimestamp": "t"} if self.namespace != "Active"
+                                                    else {})}}
+        raise NotFound(404, "NotFound", "not found")
+
+    def replace(self, path: str, body: Any) -> Any:
+        return body
+
+    def request(self, method: str, path: str, body: Any = None, **_: Any) -> dict[str, Any]:
+        if "/pods/" in path:
+            time.sleep(0.1)
+            with self.lock:
+                self.pods.pop(path.rsplit("/", 1)[1], None)
+        elif path.endswith("/namespaces/x"):
+            with self.lock:
+                self.namespace = "Terminating"
+                self.log.append("DELETE x")
+            threading.Thread(target=self._finish).start()
+        return {}
+
+
+def test_changes_waiting_for_a_namespaces_create_never_hold_every_worker() -> None:
+    """Review finding: the pods of a namespace deleted and made again, deleted first and created again after it,
+    with as many pods as workers: each worker, after its pod's delete, took the pod's create and waited for the
+    namespace's create, which was queued behind the namespace's delete, which no worker was left to send. After
+    35 s the creates went into the old namespace, removed with it, counted applied. Waiting changes are parked now,
+    off the workers: every pod is made in the new namespace, at once."""
+    workers = 2
+    names = [f"p{i}" for i in range(workers + 1)]
+    gone = {"kind": "Status", "status": "Success"}
+
+    def ns_event(verb: str, i: int, response: Any) -> AuditEvent:
+        return event(verb, "namespaces", name="x", namespace="", ts=T0 + i * 1_000_000, response=response)
+
+    events = [event("delete", name=p, namespace="x", ts=T0 + i * 1_000_000, response=gone)
+              for i, p in enumerate(names)]
+    events.append(ns_event("delete", len(names), gone))
+    events.append(ns_event("create", len(names) + 1, {"apiVersion": "v1", "kind": "Namespace",
+                                                       "metadata": {"name": "x", "uid": "src-ns2"}}))
+    events += [event("create", name=p, namespace="x", ts=T0 + (len(names) + 2 + i) * 1_000_000,
+                     response=pod(name=p, uid=f"src-{p}-2", namespace="x")) for i, p in enumerate(names)]
+    target = _NamespaceTarget(len(names))
+    nsr = Resource("", "v1", "namespaces", "Namespace", False, frozenset({"create", "delete"}))
     began = time.monotonic()
-    r._await_prerequisites(pod, 2)  # handed on before the namespace's create: not waited for
-    assert time.monotonic() - began < 0.2
-    timer = threading.Timer(0.3, answered)
-    timer.start()
-    try:
-        r._await_prerequisites(pod, 7)
-        waited = time.monotonic() - began
-    finally:
-        timer.join()
-    assert 0.25 <= waited < engine.NAMESPACE_WAIT and not r._open_creates
+    report = Replayer(target, ReplayOptions(speed=None, workers=workers, max_lead=0.0),  # type: ignore[arg-type]
+                      discovery=Discovery([PODS, nsr])).run(events)
+    assert time.monotonic() - began < 10
+    assert (report.applied, report.failed) == (len(events), 0), report.failures
+    assert target.namespace == "Active" and sorted(target.pods) == names
+    assert all(uid.startswith("new-") for uid in target.pods.values())
+    assert target.log.index("namespace x removed with its pods") < target.log.index("POST p0")
+
+
+def test_a_server_side_apply_that_made_its_object_waits_for_an_older_terminating_copy() -> None:
+    """Review finding: a namespace made again by a server-side apply (a PATCH answered 201: Flux, Argo CD) is
+    replayed as a PUT, which the target took over the older copy still Terminating: counted applied, removed with
+    it. It waits for the older copy to go and creates, as a recorded create does."""
+    nsr = Resource("", "v1", "namespaces", "Namespace", False, frozenset({"create", "update", "patch", "delete"}))
+
+    class Target(FakeClient):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gets = 0
+
+        def get(self, path: str) -> dict[str, Any]:
+            self.gets += 1
+            if self.gets > 2:
+                raise NotFound(404, "NotFound", "gone")
+            return {"metadata": {"name": "x", "uid": "old", "deletionTimestamp": "2026-01-01T00:00:00Z"}}
+
+        def create(self, path: str, body: Any) -> dict[str, Any]:
+            self.sent.append(("POST", path, body))
+            return {"metadata": {"name": "x", "uid": "new"}}
+
+    target = Target()
+    r = Replayer(target, ReplayOptions(max_lead=0.0), clock=FakeClock(),  # type: ignore[arg-type]
+                 discovery=Discovery([nsr]))
+    action = Action("replace", "PUT", "", "v1", "namespaces", "", "x", body={"metadata": {"name": "x"}},
+                    creates=True, state={"kind": "Namespace", "metadata": {"name": "x", "uid": "src-2"}})
+    assert r.execute(action) is None
+    assert [m for m, _, _ in target.sent] == ["POST"]
+    assert r.target_uids == {"src-2": "new"}
+
+
+def test_a_create_waiting_for_a_terminating_copy_writes_over_one_made_again_meanwhile() -> None:
+    """Review finding: the wait ended only when the copy was gone; one made again meanwhile (not Terminating) kept
+    it waiting 30 s, then failing as if the old copy were still being deleted."""
+    nsr = Resource("", "v1", "namespaces", "Namespace", False, frozenset({"create", "update", "delete"}))
+
+    class Target(FakeClient):
+        def __init__(self) -> None:
+            super().__init__()
+            self.live_uid, self.gets = "old", 0
+
+        def get(self, path: str) -> dict[str, Any]:
+            self.gets += 1
+            meta: dict[str, Any] = {"name": "x", "uid": "old" if self.gets < 3 else "again"}
+            if self.gets < 3:
+                meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+            return {"metadata": meta}
+
+    clock = FakeClock()
+    target = Target()
+    r = Replayer(target, ReplayOptions(max_lead=0.0), clock=clock, discovery=Discovery([nsr]))  # type: ignore[arg-type]
+    began = clock.now()
+    assert r.execute(Action("create", "POST", "", "v1", "namespaces", "", "x", body={"metadata": {"name": "x"}})) \
+        is None
+    assert clock.now() - began < 2
+    assert [m for m, _, _ in target.sent] == ["POST", "PUT"]
+
+
+def test_a_stop_during_a_wait_leaves_the_change_unsent_not_failed() -> None:
+    """Review finding: a Ctrl-C while a create waited for an older copy to go counted it failed (and listed it); a
+    stop elsewhere leaves a change unsent."""
+    from kwoksnap.replay.engine import _Item
+
+    nsr = Resource("", "v1", "namespaces", "Namespace", False, frozenset({"create"}))
+
+    class Target(FakeClient):
+        def __init__(self) -> None:
+            super().__init__()
+            self.live_uid = "old"
+
+        def get(self, path: str) -> dict[str, Any]:
+            return {"metadata": {"name": "x", "deletionTimestamp": "t"}}
+
+    r: Replayer
+
+    class Halting(FakeClock):
+        def sleep_until(self, deadline: float, stop: threading.Event | None = None) -> bool:
+            r._halt.set()  # the Ctrl-C, during the wait
+            return super().sleep_until(deadline, stop)
+
+    r = Replayer(Target(), ReplayOptions(max_lead=0.0), clock=Halting(),  # type: ignore[arg-type]
+                 discovery=Discovery([nsr]))
+    r._apply(_Item(0.0, Action("create", "POST", "", "v1", "namespaces", "", "x", body={"metadata": {"name": "x"}}),
+                   "log:3"))
+    assert (r.report.failed, r.report.applied, r.report.failures) == (0, 0, [])
 
 
 def test_a_step_after_a_create_that_fails_says_the_object_was_created() -> None:
