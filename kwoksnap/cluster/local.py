@@ -254,6 +254,12 @@ def _create_cluster(name: str, binaries: Binaries, *, profile: Profile, workdir:
     validate_name(name)
     root = _root(workdir)
     root.mkdir(parents=True, exist_ok=True)
+    with _cluster_lock(root, name, "waiting for another create of cluster %s to finish"):
+        return _create_locked(name, binaries, root, profile, wait, extra_args)
+
+
+def _create_locked(name: str, binaries: Binaries, root: Path, profile: Profile, wait: float,
+                   extra_args: tuple[str, ...]) -> LocalCluster:
     cluster = LocalCluster(name, root / "clusters" / name)
     with tempfile.TemporaryDirectory(prefix="kwoksnap-create-") as tmp:
         policy = Path(tmp) / "audit-policy.yaml"
@@ -275,7 +281,7 @@ def _create_cluster(name: str, binaries: Binaries, *, profile: Profile, workdir:
             except OSError as exc:  # not started at all (not executable, another architecture): nothing to remove
                 raise ToolError(f"cannot run kwokctl {binaries.kwokctl}: {exc.strerror or exc}") from None
             except BaseException:  # Ctrl-C or SIGTERM: run() has killed kwokctl; remove what it had started
-                delete_cluster(name, binaries, workdir=root)
+                _delete_locked(name, binaries, root)
                 raise
     try:
         if proc.returncode != 0 or not cluster.kubeconfig.exists():
@@ -293,9 +299,31 @@ def _create_cluster(name: str, binaries: Binaries, *, profile: Profile, workdir:
         for key in (cluster.directory / "pki").glob("*.key"):  # kwokctl leaves them 0644 (black-box finding)
             key.chmod(0o600)
     except BaseException:  # a failure, or Ctrl-C/SIGTERM while waiting for readiness: nothing is left running
-        delete_cluster(name, binaries, workdir=root)
+        _delete_locked(name, binaries, root)
         raise
     return cluster
+
+
+@contextlib.contextmanager
+def _cluster_lock(root: Path, name: str, waiting: str) -> Iterator[None]:
+    """One cluster's create and delete take turns (black-box finding: a delete while the create still waited for
+    readiness removed the cluster, and the create then said it was made, or made it again after the user's delete).
+    An advisory lock on a file beside the clusters' directories (a delete removes the cluster's own), released when
+    the process ends, however it ends. ``waiting`` is logged, with the name, when the other holds it."""
+    import fcntl
+
+    locks = root / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / name, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning(waiting, name)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
@@ -442,8 +470,15 @@ def delete_cluster(name: str, binaries: Binaries | None, *, workdir: Path | None
     """
     validate_name(name)
     root = _root(workdir)
+    if not (root / "clusters" / name).exists():
+        return False
+    with _cluster_lock(root, name, "waiting for the create of cluster %s to finish before deleting it"):
+        return _delete_locked(name, binaries, root)
+
+
+def _delete_locked(name: str, binaries: Binaries | None, root: Path) -> bool:
     directory = root / "clusters" / name
-    if not directory.exists():
+    if not directory.exists():  # (removed by the create that held the lock: it failed)
         return False
     pids = _pids(directory)
     stopped = False

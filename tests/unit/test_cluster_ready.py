@@ -193,3 +193,34 @@ def test_a_delete_that_cannot_remove_the_directory_says_so(tmp_path: Path, monke
     with pytest.raises(Unremovable, match="could not be removed: Read-only file system") as raised:
         delete_cluster("ro", None, workdir=tmp_path)
     assert raised.value.exit_code == ExitCode.SYSTEM
+
+
+def test_a_delete_waits_for_the_clusters_create_to_finish(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Black-box finding: a delete while the create still waited for readiness removed the cluster, and the create
+    then said it was made (or, failing, made it again after the user's delete). They take turns, per cluster."""
+    import time
+
+    import kwoksnap.cluster.local as local
+
+    (tmp_path / "clusters" / "busy").mkdir(parents=True)
+    (tmp_path / "clusters" / "free").mkdir(parents=True)
+    order: list[str] = []
+    holding = threading.Event()
+
+    def create() -> None:
+        with local._cluster_lock(tmp_path, "busy", "waiting for %s"):
+            holding.set()
+            time.sleep(0.3)
+            order.append("created")
+
+    creating = threading.Thread(target=create)
+    creating.start()
+    holding.wait(5)
+    assert local.delete_cluster("free", None, workdir=tmp_path)  # another cluster's create: not waited for
+    order.append("other deleted")
+    assert local.delete_cluster("busy", None, workdir=tmp_path)
+    order.append("deleted")
+    creating.join()
+    assert order == ["other deleted", "created", "deleted"]
+    assert "waiting for the create of cluster busy to finish before deleting it" in caplog.text
+    assert not (tmp_path / "clusters" / "busy").exists()
