@@ -30,6 +30,15 @@ def _placeholder(key: str) -> bytes:
     return b"{}" if key in JSON_KEYS else PLACEHOLDER
 
 
+def holds_placeholders(secret: dict[str, Any]) -> bool:
+    """Whether a Secret (as the API server answers it: ``data`` base64) still holds a value :func:`redact_secret`
+    put there."""
+    data = secret.get("data")
+    if not isinstance(data, dict):
+        return False
+    return any(v == base64.b64encode(_placeholder(k)).decode() for k, v in data.items())
+
+
 def redact_secret(secret: dict[str, Any]) -> dict[str, Any]:
     """A copy of the secret with every value replaced (an empty one stays empty: it holds nothing to hide, and a
     placeholder would make it look set); marks it with the ``kwoksnap.io/redacted`` annotation."""

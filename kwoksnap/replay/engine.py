@@ -30,6 +30,7 @@ from typing import Any
 
 from kwoksnap.audit import AuditEvent, Classifier, classify, degraded, format_timestamp, resource_version
 from kwoksnap.audit.changes import removed_by_update
+from kwoksnap.capture.redact import REDACTED_ANNOTATION, holds_placeholders
 from kwoksnap.clock import Clock, RealClock
 from kwoksnap.errors import APIError, Conflict, Invalid, KwoksnapError, NotFound, TransportError
 from kwoksnap.interrupts import INTERRUPT_POLL, DeferredInterrupts
@@ -977,6 +978,30 @@ class Replayer:
             return self._renew(res, ns, action)
         raise KwoksnapError(f"unknown action {action.op}")
 
+    def _unmark_redacted(self, action: Action) -> None:
+        """A Secret written with its values (``--include-secrets``) over one restored or replayed with placeholders
+        keeps the ``kwoksnap.io/redacted`` mark the earlier write put there (a patch leaves annotations it does not
+        name): the mark goes once no placeholder is left (black-box finding). Failing to look or remove it is
+        logged, not the change's failure: its write was applied."""
+        body = action.body
+        if action.op in ("delete", "deletecollection") or not isinstance(body, dict) or \
+                REDACTED_ANNOTATION in ((body.get("metadata") or {}).get("annotations") or {}):
+            return  # (a redacted write: the mark stays, rightly)
+        res = self.resource(action.group, action.version, action.resource)
+        if res is None:
+            return
+        path = res.path(action.namespace or None, action.name)
+        try:
+            live = self.client.get(path)
+            meta = live.get("metadata") or {}
+            if REDACTED_ANNOTATION not in (meta.get("annotations") or {}) or holds_placeholders(live):
+                return
+            self.client.request("PATCH", path, content_type=MERGE_PATCH, body={"metadata": {
+                "resourceVersion": meta.get("resourceVersion"), "annotations": {REDACTED_ANNOTATION: None}}})
+        except APIError as exc:
+            log.warning("secret %s/%s: its %s mark could not be removed: %s", action.namespace, action.name,
+                        REDACTED_ANNOTATION, exc)
+
     def _after_terminating_copy(self, res: Resource, ns: str | None, name: str, body: Any,
                                 create_if_gone: bool = True) -> Obj | None:
         """A recorded create met a copy of its object that is being deleted (Terminating): the recorded create
@@ -1502,6 +1527,8 @@ class Replayer:
             answered = self._answered = self.clock.now()
             if self.client.thread_requests() - before == 1:
                 latency = answered - sent  # one request, no retry: a latency the limit can compare
+            if reason is None and action.resource == "secrets" and not action.group:
+                self._unmark_redacted(action)
         except _Stopped:  # (review finding: counted failed, or skipped as having no stand-in)
             return  # never sent: counted as unsent
         except Exception as exc:  # one change never stops the others (nor its object's later changes); reported

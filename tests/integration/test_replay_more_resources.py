@@ -192,3 +192,24 @@ def test_a_replayed_secret_holds_placeholders_unless_asked(kwok_cluster: LocalCl
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert client.get(f"/api/v1/namespaces/{namespace}/secrets/db-kept")["data"]["password"] == value
+    # Black-box finding: patches with values (--include-secrets) over the redacted copy left its mark, which then
+    # said a Secret holding real values was redacted. It stays while a placeholder is left, and goes with the last.
+    user = base64.b64encode(b"admin").decode()
+    for n, data in enumerate(({"user": user}, {"password": value})):
+        result = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "data": {"password": value, "user": user},
+                  "metadata": {"name": "db", "namespace": namespace, "uid": "src-db"}}
+        event = {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse", "auditID": f"p{n}",
+                 "stage": "ResponseComplete", "verb": "patch",
+                 "requestURI": f"/api/v1/namespaces/{namespace}/secrets/db", "user": {"username": "alice"},
+                 "userAgent": "kubectl/v1.36.3", "responseStatus": {"code": 200},
+                 "objectRef": {"resource": "secrets", "namespace": namespace, "name": "db", "apiVersion": "v1"},
+                 "requestObject": {"data": data}, "responseObject": result,
+                 "requestReceivedTimestamp": stamp, "stageTimestamp": stamp}
+        (tmp_path / f"patch{n}.log").write_bytes(orjson.dumps(event) + b"\n")
+        proc = subprocess.run([*base, "--audit", str(tmp_path / f"patch{n}.log"), "--include-secrets"],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        live = client.get(f"/api/v1/namespaces/{namespace}/secrets/db")
+        assert live["data"]["user"] == user
+        marked = "kwoksnap.io/redacted" in (live["metadata"].get("annotations") or {})
+        assert marked == (n == 0), live["metadata"]
