@@ -585,10 +585,15 @@ class Replayer:
         volume binder took the claim for another and released the volume (Released, its claim Lost), while
         fidelity, which follows pods and nodes, saw nothing wrong. The claim replay wrote for that UID, else the
         claim of that name; one the target lacks keeps the recorded UID."""
-        claim = (volume.get("spec") or {}).get("claimRef")
+        spec = volume.get("spec")
+        if not isinstance(spec, dict):
+            return
+        claim = spec.get("claimRef")
         if not isinstance(claim, dict) or not isinstance(claim.get("uid"), str):
             return
-        claim.pop("resourceVersion", None)
+        # (a copy: the body shares its spec with the recorded state, clean_body)
+        claim = {k: v for k, v in claim.items() if k != "resourceVersion"}
+        volume["spec"] = {**spec, "claimRef": claim}
         if isinstance(claim.get("name"), str) and isinstance(claim.get("namespace"), str):
             self._await_create(("", "persistentvolumeclaims", claim["namespace"], claim["name"]))  # sent meanwhile
         with self.lock:
@@ -1219,7 +1224,7 @@ class Replayer:
                 created = clean_body(action.state, mode=self.options.mode, resource="leases",
                                      group="coordination.k8s.io", to_replay=None)
                 self._relink_owners(created, action.namespace)
-                created.setdefault("spec", {})["renewTime"] = now
+                created["spec"] = {**(created.get("spec") or {}), "renewTime": now}  # (its own: clean_body)
             else:
                 created = {"metadata": {"name": action.name, "namespace": action.namespace},
                            "spec": {"holderIdentity": action.name, "leaseDurationSeconds": 40, "renewTime": now}}
