@@ -18,6 +18,7 @@ from kwoksnap.cli.options import (
     warn_out_of_order,
     warn_unmatched_namespaces,
     warn_unmatched_resources,
+    warn_unmatched_users,
     warn_unstorable,
     warn_unusable_files,
 )
@@ -67,4 +68,5 @@ def convert(audit_paths: tuple[str, ...], resources: tuple[str, ...], namespaces
     if stats.kept:
         warn_unmatched_resources(resources, stats)
         warn_unmatched_namespaces(namespaces, stats)
+        warn_unmatched_users(exclude_user, stats)
     return 0

@@ -394,6 +394,9 @@ def warn_if_nothing_kept(stats: Any) -> None:
     """A warning line when no event passed the filters, with what they skipped."""
     if stats.kept:
         return
+    if not stats.events and not stats.skipped:  # (black-box finding: an empty recording was said "filtered")
+        click.echo("warning: the input holds no audit event to replay", err=True)
+        return
     skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(stats.skipped.items()))
     hint = (" (replay drives nodes, pods and node leases unless --resources adds more)"
             if "resource-not-selected" in stats.skipped else "")
@@ -429,6 +432,14 @@ def warn_unmatched_namespaces(namespaces: tuple[str, ...], stats: Any, *, live: 
                     if not live and stats.skipped.get("resource-not-selected") else "")
             click.echo(f"warning: -n {namespace}: no event in it passed the filters (is the name right, and {why}"
                        f"{also}?)", err=True)
+
+
+def warn_unmatched_users(exclude_user: tuple[str, ...], stats: Any) -> None:
+    """A warning line when --exclude-user left out nothing, as -n and --resources say theirs (black-box finding: a
+    name in the wrong case excluded nothing, silently)."""
+    if exclude_user and not stats.skipped.get("user-excluded"):
+        click.echo(f"warning: --exclude-user {', '.join(exclude_user)}: left out no event of those the other filters "
+                   "kept (names match exactly, case included; `*` and `?` match any characters)", err=True)
 
 
 _BY_OPTION = {"resource-not-selected": "--resources (nodes, pods and node leases unless it adds more)",

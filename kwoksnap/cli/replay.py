@@ -31,6 +31,7 @@ from kwoksnap.cli.options import (
     warn_out_of_order,
     warn_unmatched_namespaces,
     warn_unmatched_resources,
+    warn_unmatched_users,
     warn_unusable_files,
     writable_target,
 )
@@ -207,6 +208,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
             if stats.kept:
                 warn_unmatched_resources(resources, stats)
                 warn_unmatched_namespaces(namespaces, stats)
+                warn_unmatched_users(exclude_user, stats)
         if taken is not None and report.before_snapshot:
             report.warnings.append(
                 f"{report.before_snapshot} event(s) were recorded before the snapshot restored in this target was "
@@ -308,7 +310,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
                 " (inputs mode compares only those the replay itself wrote)" if mode == "inputs" else ""))
         else:
             click.echo(f"fidelity: {report.fidelity_checked - len(report.mismatches)}/{report.fidelity_checked} "
-                       "objects match their last recorded state")
+                       "pods and nodes match their last recorded state (the only kinds it compares)")
     if report.abandoned is not None:
         exit_abandoning(f"warning: stopped without waiting for the changes in flight to {len(report.abandoned)} "
                         "object(s) (a second Ctrl-C): whether they reached the target is unknown: "

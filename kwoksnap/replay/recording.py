@@ -167,8 +167,9 @@ def read_recording(path: str | Path, spec: FilterSpec | None = None, stats: Pars
                          "snapshots)")
     if not reader.clean:  # found now, not after the part before the break was replayed
         reader.close()
-        raise InputError(f"{path}: not closed cleanly (cut short, or convert was interrupted); `kwoksnap inspect` "
-                         "shows what is readable, and `kwoksnap convert` writes it again")
+        raise InputError(f"{path}: not closed cleanly (cut short, or convert was interrupted); `kwoksnap salvage` "
+                         "copies what is readable into a whole file, and `kwoksnap convert` writes it again from "
+                         "the audit log")
 
     if stats is not None:
         stats.files[str(path)] = "recording"

@@ -46,7 +46,8 @@ def test_a_converted_recording_replays_and_is_narrowed_by_filters(kwok_cluster: 
     assert (data["events"], data["applied"], data["failed"]) == (3, 3, 0)
     assert data["input"]["skipped"] == {"time-window": 2} and data["input"]["kept"] == 3
     assert data["fidelity"] == {"checked": 2, "mismatches": [], "mismatchCount": 0}  # pods and nodes are compared
-    assert "fidelity: 2/2 objects match their last recorded state" in proc.stdout.splitlines()
+    assert ("fidelity: 2/2 pods and nodes match their last recorded state (the only kinds it compares)"
+            in proc.stdout.splitlines())
     assert re.search(r"at --speed max: 3 changes answered, \d+/s \(no deadlines, so no lag\)", proc.stdout)
     names = sorted(p["metadata"]["name"] for p, _ in client.list_items(f"/api/v1/namespaces/{namespace}/pods"))
     assert names == ["p2", "p3"]

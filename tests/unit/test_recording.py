@@ -91,7 +91,8 @@ def test_a_recording_cut_short_is_refused_before_the_replay(trace: Path, tmp_pat
     proc = run("--kubeconfig", str(config), "replay", str(cut))
     assert proc.returncode == ExitCode.INPUT
     assert proc.stderr == (f"kwoksnap: error: {cut}: not closed cleanly (cut short, or convert was interrupted); "
-                           "`kwoksnap inspect` shows what is readable, and `kwoksnap convert` writes it again\n")
+                           "`kwoksnap salvage` copies what is readable into a whole file, and `kwoksnap convert` "
+                           "writes it again from the audit log\n")
 
 
 def test_convert_never_overwrites(trace: Path) -> None:
