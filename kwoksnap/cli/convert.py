@@ -45,8 +45,13 @@ def convert(audit_paths: tuple[str, ...], resources: tuple[str, ...], namespaces
     stats = ParseStats()
     paths = expand_audit_paths(audit_paths)
     events = audit_events(paths, spec, stats, strict=strict)
+    # The filters it was made with, so that a replay of it can say why what they left out is not there.
+    given = {"resources": list(resources), "namespaces": list(namespaces), "excludeUsers": list(exclude_user),
+             "from": since, "to": until}
+    filters = {k: v for k, v in given.items() if v}
     n, _ = write_recording(events if include_secrets else redact_credentials(events, stats), path,
-                        meta={"inputs": paths, "secretsRedacted": not include_secrets}, left_out=stats.unstorable)
+                           meta={"inputs": paths, "secretsRedacted": not include_secrets,
+                                 **({"filters": filters} if filters else {})}, left_out=stats.unstorable)
     warn_unusable_files(stats)
     warn_unstorable(stats)
     warn_out_of_order(stats)

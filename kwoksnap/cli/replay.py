@@ -28,6 +28,7 @@ from kwoksnap.cli.options import (
     replaceable,
     warn_clock_skew,
     warn_if_nothing_kept,
+    warn_made_with,
     warn_out_of_order,
     warn_unmatched_namespaces,
     warn_unmatched_resources,
@@ -98,6 +99,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     from kwoksnap.replay.recording import (
         audit_events,
         read_recording,
+        recording_filters,
         recording_gaps,
         recording_source,
         redact_credentials,
@@ -204,11 +206,12 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         warn_out_of_order(stats)
         warn_clock_skew(stats)
         if not report.interrupted:  # stopped before reading, the reader has kept nothing yet
-            warn_if_nothing_kept(stats)
+            warned = warn_if_nothing_kept(stats)
             if stats.kept:
-                warn_unmatched_resources(resources, stats)
-                warn_unmatched_namespaces(namespaces, stats)
+                warned = warn_unmatched_resources(resources, stats) | warn_unmatched_namespaces(namespaces, stats)
                 warn_unmatched_users(exclude_user, stats)
+            if warned and recording:
+                warn_made_with(recording, recording_filters(recording))
         if taken is not None and report.before_snapshot:
             report.warnings.append(
                 f"{report.before_snapshot} event(s) were recorded before the snapshot restored in this target was "

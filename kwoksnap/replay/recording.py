@@ -225,6 +225,15 @@ def recording_gaps(path: str | Path) -> dict[str, str]:
         return reader.incomplete() if reader.clean else {}
 
 
+def recording_filters(path: str | Path) -> dict[str, Any]:
+    """The filters ``convert`` made a recording with (its header's ``meta.filters``: ``resources``, ``namespaces``,
+    ``excludeUsers``, ``from``, ``to``, each only when given); empty for none, or a recording made otherwise."""
+    with KwsReader(path) as reader:
+        meta = reader.header.get("meta")
+        filters = meta.get("filters") if isinstance(meta, dict) else None
+        return filters if isinstance(filters, dict) else {}
+
+
 def _source_kind(reader: KwsReader) -> str:
     source = reader.header.get("source")
     kind = source.get("kind") if isinstance(source, dict) else None

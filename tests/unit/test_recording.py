@@ -521,3 +521,48 @@ def test_a_recording_whose_directory_was_moved_says_where_what_was_written_went(
                                          r"if it was moved, that file in it holds what was written"):
         w.close()
     assert (tmp_path / "moved" / name).exists()
+
+
+def test_warnings_for_an_empty_input_and_an_exclusion_that_left_out_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Black-box findings: an empty recording was said to hold nothing that "passed the filters" when none were
+    given; an --exclude-user that matched no one (a name in the wrong case) said nothing, where -n and --resources
+    warn."""
+    from kwoksnap.cli.options import warn_if_nothing_kept, warn_unmatched_users
+
+    warn_if_nothing_kept(ParseStats())
+    assert capsys.readouterr().err == "warning: the input holds no audit event to replay\n"
+    log = tmp_path / "audit.log"
+    log.write_text(audit_line("delete", "pods"))
+    proc = run("convert", "--audit", str(log), "-o", str(tmp_path / "t.kws"), "--exclude-user", "ALICE")
+    assert proc.returncode == ExitCode.OK, proc.stderr
+    assert proc.stderr == ("warning: --exclude-user ALICE: left out no event of those the other filters kept (names "
+                           "match exactly, case included; `*` and `?` match any characters)\n")
+    stats = ParseStats()
+    stats.skipped["user-excluded"] = 1
+    warn_unmatched_users(("alice",), stats)
+    warn_unmatched_users((), ParseStats())
+    assert capsys.readouterr().err == ""
+
+
+def test_a_recording_names_the_filters_it_was_converted_with(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Black-box finding: `replay trace.kws --resources jobs` of a recording converted without Jobs warned that the
+    log held none of their writes; it now also says which filters made the recording."""
+    from kwoksnap.cli.options import warn_made_with
+    from kwoksnap.replay.recording import recording_filters
+
+    log = tmp_path / "audit.log"
+    log.write_text(audit_line("delete", "pods") + audit_line("delete", "configmaps"))
+    trace = tmp_path / "trace.kws"
+    assert run("convert", "--audit", str(log), "-o", str(trace), "--resources", "configmaps", "-n", "ns",
+               "--from", "2026-01-01T00:00:00Z").returncode == 0
+    filters = recording_filters(trace)
+    assert filters == {"resources": ["configmaps"], "namespaces": ["ns"], "from": "2026-01-01T00:00:00Z"}
+    warn_made_with(str(trace), filters)
+    assert capsys.readouterr().err == (f"warning: {trace} was converted with --resources configmaps -n ns --from "
+                                       "2026-01-01T00:00:00Z: what those left out is not in it (convert the audit "
+                                       "log again to replay it)\n")
+    plain = tmp_path / "plain.kws"
+    assert run("convert", "--audit", str(log), "-o", str(plain)).returncode == 0
+    assert recording_filters(plain) == {}
