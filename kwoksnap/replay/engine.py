@@ -1649,7 +1649,7 @@ class Replayer:
 
         def done() -> bool:
             seqs = self._open_creates.get(key)
-            return not seqs or (seq is not None and seqs[0] > seq)
+            return not seqs or (seq is not None and seqs[0] >= seq)  # (>=: never the change itself)
 
         with self._created:
             return self._created.wait_for(lambda: done() or self._halt.is_set(), timeout=timeout) and done()
@@ -1767,7 +1767,9 @@ class Replayer:
                     if key[2]:
                         _forget(self._open_in_namespace, key[2], current.seq)
                         self._resume(self._parked.pop(("in", key[2]), ()))
-                self._created.notify_all()
+                    self._created.notify_all()
+                elif not self._unfinished:
+                    self._created.notify_all()  # (run() waits for the last: _await_finished)
                 pending = self._inflight[key]
                 if pending:
                     current = pending.popleft()
