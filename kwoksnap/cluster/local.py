@@ -309,12 +309,18 @@ def _cluster_lock(root: Path, name: str, waiting: str) -> Iterator[None]:
     """One cluster's create and delete take turns (black-box finding: a delete while the create still waited for
     readiness removed the cluster, and the create then said it was made, or made it again after the user's delete).
     An advisory lock on a file beside the clusters' directories (a delete removes the cluster's own), released when
-    the process ends, however it ends. ``waiting`` is logged, with the name, when the other holds it."""
+    the process ends, however it ends. ``waiting`` is logged, with the name, when the other holds it. Without a
+    lock file (a read-only work directory: nothing can be created there anyway) it goes on unlocked."""
     import fcntl
 
-    locks = root / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / name, "a") as lock:
+    try:
+        (root / "locks").mkdir(parents=True, exist_ok=True)
+        lock = open(root / "locks" / name, "a")  # noqa: SIM115 (closed by the with below)
+    except OSError as exc:
+        log.debug("no lock for cluster %s: %s", name, exc)
+        yield
+        return
+    with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
