@@ -262,6 +262,9 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         lag = data["lagMs"]
         skipped = ", ".join(f"{k} {v}" for k, v in sorted(report.skipped.items())) or "none"
         click.echo(f"events {report.events}: applied {report.applied}, failed {report.failed}, skipped {skipped}")
+        if stats.skipped:  # (black-box finding: in --report only; convert's summary says them)
+            left = ", ".join(f"{k} {v}" for k, v in sorted(stats.skipped.items()))
+            click.echo(f"left out by the filters before planning: {left}")
         nothing_sent = report.interrupted and not (len(report.lag) or len(report.renewal_lag) or report.failed)
         if nothing_sent:  # (black-box finding: "1 of the 1 events planned were not sent" and zero lags, of a log
             # that kept 428: the planner had read that far)

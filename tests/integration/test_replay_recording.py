@@ -45,6 +45,7 @@ def test_a_converted_recording_replays_and_is_narrowed_by_filters(kwok_cluster: 
     data = orjson.loads(report.read_bytes())
     assert (data["events"], data["applied"], data["failed"]) == (3, 3, 0)
     assert data["input"]["skipped"] == {"time-window": 2} and data["input"]["kept"] == 3
+    assert "left out by the filters before planning: time-window 2" in proc.stdout.splitlines()
     assert data["fidelity"] == {"checked": 2, "mismatches": [], "mismatchCount": 0}  # pods and nodes are compared
     assert ("fidelity: 2/2 pods and nodes match their last recorded state (the only kinds it compares)"
             in proc.stdout.splitlines())
