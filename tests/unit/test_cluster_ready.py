@@ -224,3 +224,18 @@ def test_a_delete_waits_for_the_clusters_create_to_finish(tmp_path: Path, caplog
     assert order == ["other deleted", "created", "deleted"]
     assert "waiting for the create of cluster busy to finish before deleting it" in caplog.text
     assert not (tmp_path / "clusters" / "busy").exists()
+
+
+def test_kubeconfig_of_a_cluster_without_one_says_so(tmp_path: Path) -> None:
+    """Black-box finding: a cluster whose create was killed before kwokctl wrote its kubeconfig printed a path that
+    did not exist, exit 0."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "clusters" / "half").mkdir(parents=True)
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "cluster", "kubeconfig", "--name", "half"],
+                          capture_output=True, text=True, env={**os.environ, "KWOKSNAP_WORKDIR": str(tmp_path)})
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("kwoksnap: error: cluster half has no kubeconfig ("), proc.stderr
+    assert "kwoksnap cluster delete --name half" in proc.stderr
