@@ -142,7 +142,8 @@ def validate_name(name: str) -> None:
     import re
 
     if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?", name):
-        raise UsageError(f"invalid cluster name {name!r}: use lowercase letters, digits and '-' (max 42)")
+        raise UsageError(f"invalid cluster name {name!r}: use lowercase letters, digits and '-', starting and "
+                         "ending with a letter or digit (max 42)")
 
 
 def cluster_config(binaries: Binaries, profile: Profile, policy_path: Path) -> list[dict[str, object]]:
@@ -293,7 +294,7 @@ def _create_locked(name: str, binaries: Binaries, root: Path, profile: Profile, 
                              service_account=profile is Profile.STANDARD)
         if problem:
             tail = _last_lines(_tail(cluster.directory / "logs" / "kube-apiserver.log"), 3)
-            raise _NotReady(f"cluster {name} did not become ready within {int(wait)}s ({problem}); "
+            raise _NotReady(f"cluster {name} did not become ready in {time.monotonic() - started:.0f}s ({problem}); "
                             f"kube-apiserver log: {tail}")
         (cluster.directory / "kwoksnap-profile").write_text(profile.value + "\n")
         for key in (cluster.directory / "pki").glob("*.key"):  # kwokctl leaves them 0644 (black-box finding)
