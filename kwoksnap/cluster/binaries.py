@@ -115,10 +115,30 @@ def user_kwokctl() -> Binaries | None:
 
 
 def ensure_binaries(progress: Progress = lambda _msg: None) -> Binaries:
-    """Return cached binaries, building whatever is missing. A warm cache returns in milliseconds."""
+    """Return cached binaries, building whatever is missing. A warm cache returns in milliseconds. Builds take
+    turns (a lock in the cache): two first-time builds at once shared the build directory, and the second wiped the
+    first's module while it built (review finding: the first failed, exit 6); the one that waited finds the other's
+    binaries."""
     found = find_binaries()
     if found is not None:
         return found
+    import fcntl
+
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "build.lock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress("waiting for another build of the control-plane binaries to finish")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return find_binaries() or _build(progress)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _build(progress: Progress) -> Binaries:
     go = shutil.which("go")
     if go is None:
         raise ToolError(

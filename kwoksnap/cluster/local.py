@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -24,12 +25,14 @@ import time
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit
 
 import yaml
 
 from kwoksnap.cluster.binaries import Binaries
 from kwoksnap.errors import KwoksnapError, ToolError, Unremovable, UsageError
+from kwoksnap.interrupts import DeferredInterrupts
 
 log = logging.getLogger("kwoksnap.cluster")
 
@@ -238,53 +241,52 @@ def create_cluster(
 ) -> LocalCluster:
     """Start a cluster; on any failure nothing of it is left running. A cluster that did not come up is made again
     once: on a loaded machine etcd can start so late that the API server has given up on it (exit, "error creating
-    storage factory: context deadline exceeded"), and kwokctl's binary runtime never starts it again."""
-    try:
-        return _create_cluster(name, binaries, profile=profile, workdir=workdir, wait=wait, extra_args=extra_args)
-    except _NotReady as exc:
-        log.warning("%s; making it again", exc)
-    return _create_cluster(name, binaries, profile=profile, workdir=workdir, wait=wait, extra_args=extra_args)
+    storage factory: context deadline exceeded"), and kwokctl's binary runtime never starts it again. Both attempts
+    hold the cluster's lock (:func:`_cluster_lock`): between them, a delete waiting for the create found nothing and
+    said so, and the second attempt then made the cluster (review finding)."""
+    validate_name(name)
+    root = _root(workdir)
+    root.mkdir(parents=True, exist_ok=True)
+    with _cluster_lock(root, name):
+        try:
+            return _create_locked(name, binaries, root, profile, wait, extra_args)
+        except _NotReady as exc:
+            log.warning("%s; making it again", exc)
+        return _create_locked(name, binaries, root, profile, wait, extra_args)
 
 
 class _NotReady(ToolError):
     """A cluster kwokctl made that did not become ready (it was deleted)."""
 
 
-def _create_cluster(name: str, binaries: Binaries, *, profile: Profile, workdir: Path | None, wait: float,
-                    extra_args: tuple[str, ...]) -> LocalCluster:
-    validate_name(name)
-    root = _root(workdir)
-    root.mkdir(parents=True, exist_ok=True)
-    with _cluster_lock(root, name, "waiting for another create of cluster %s to finish"):
-        return _create_locked(name, binaries, root, profile, wait, extra_args)
-
-
 def _create_locked(name: str, binaries: Binaries, root: Path, profile: Profile, wait: float,
                    extra_args: tuple[str, ...]) -> LocalCluster:
     cluster = LocalCluster(name, root / "clusters" / name)
-    with tempfile.TemporaryDirectory(prefix="kwoksnap-create-") as tmp:
-        policy = Path(tmp) / "audit-policy.yaml"
-        policy.write_text(audit_policy_text())
-        config = Path(tmp) / "kwokctl.yaml"
-        config.write_text(yaml.safe_dump_all(cluster_config(binaries, profile, policy), sort_keys=False))
-        args = [
-            str(binaries.kwokctl), "create", "cluster", "--name", name, "--runtime", "binary",
-            "--config", str(config), "--kubeconfig=", f"--wait={int(wait)}s", *extra_args,
-        ]
-        started = time.monotonic()
-        with _creating(root):
-            # Checked under the lock: two creates of one name both passed the check before, and the second
-            # overwrote the first's profile marker (kwokctl said 0 for the cluster that existed).
-            if cluster.directory.exists():
-                raise UsageError(f"cluster {name!r} already exists ({cluster.directory}); delete it first")
-            try:
-                proc = subprocess.run(args, env=_env(root), capture_output=True, text=True)
-            except OSError as exc:  # not started at all (not executable, another architecture): nothing to remove
-                raise ToolError(f"cannot run kwokctl {binaries.kwokctl}: {exc.strerror or exc}") from None
-            except BaseException:  # Ctrl-C or SIGTERM: run() has killed kwokctl; remove what it had started
-                _delete_locked(name, binaries, root)
-                raise
+    begun = False  # kwokctl was started: from here on, any failure or interrupt removes what it made
     try:
+        with tempfile.TemporaryDirectory(prefix="kwoksnap-create-") as tmp:
+            policy = Path(tmp) / "audit-policy.yaml"
+            policy.write_text(audit_policy_text())
+            config = Path(tmp) / "kwokctl.yaml"
+            config.write_text(yaml.safe_dump_all(cluster_config(binaries, profile, policy), sort_keys=False))
+            args = [
+                str(binaries.kwokctl), "create", "cluster", "--name", name, "--runtime", "binary",
+                "--config", str(config), "--kubeconfig=", f"--wait={int(wait)}s", *extra_args,
+            ]
+            with _creating(root):
+                # Checked under the lock: two creates of one name both passed the check before, and the second
+                # overwrote the first's profile marker (kwokctl said 0 for the cluster that existed).
+                if cluster.directory.exists():
+                    raise UsageError(f"cluster {name!r} already exists ({cluster.directory}); delete it first")
+                started = time.monotonic()  # (not the time queued behind another create: review finding)
+                begun = True
+                try:
+                    proc = subprocess.run(args, env=_env(root), capture_output=True, text=True)
+                except OSError as exc:  # not started at all (not executable, another architecture): nothing made
+                    begun = False
+                    raise ToolError(f"cannot run kwokctl {binaries.kwokctl}: {exc.strerror or exc}") from None
+                for key in (cluster.directory / "pki").glob("*.key"):  # kwokctl leaves them 0644 (black-box
+                    key.chmod(0o600)  # finding): at once, not once ready (a create killed later left them so)
         if proc.returncode != 0 or not cluster.kubeconfig.exists():
             detail = _last_lines(proc.stderr + proc.stdout)
             raise ToolError(f"kwokctl create cluster {name} failed (exit {proc.returncode}): {detail}")
@@ -297,21 +299,31 @@ def _create_locked(name: str, binaries: Binaries, root: Path, profile: Profile, 
             raise _NotReady(f"cluster {name} did not become ready in {time.monotonic() - started:.0f}s ({problem}); "
                             f"kube-apiserver log: {tail}")
         (cluster.directory / "kwoksnap-profile").write_text(profile.value + "\n")
-        for key in (cluster.directory / "pki").glob("*.key"):  # kwokctl leaves them 0644 (black-box finding)
-            key.chmod(0o600)
-    except BaseException:  # a failure, or Ctrl-C/SIGTERM while waiting for readiness: nothing is left running
-        _delete_locked(name, binaries, root)
+    except BaseException:  # a failure, or Ctrl-C/SIGTERM at any point after kwokctl began: nothing is left running
+        if begun:
+            _clean_up(name, binaries, root)
         raise
     return cluster
 
 
+def _clean_up(name: str, binaries: Binaries, root: Path) -> None:
+    """Remove what a failed or interrupted create made, with Ctrl-C and SIGTERM deferred meanwhile (a second one,
+    a CI runner's repeated TERM, cut the removal short and left the cluster running); a failure to remove is logged,
+    not raised over the create's own error or interrupt (review findings)."""
+    with DeferredInterrupts():
+        try:
+            _delete_locked(name, binaries, root)
+        except Exception as exc:
+            log.error("cluster %s was not removed: %s", name, exc)
+
+
 @contextlib.contextmanager
-def _cluster_lock(root: Path, name: str, waiting: str) -> Iterator[None]:
+def _cluster_lock(root: Path, name: str) -> Iterator[None]:
     """One cluster's create and delete take turns (black-box finding: a delete while the create still waited for
     readiness removed the cluster, and the create then said it was made, or made it again after the user's delete).
     An advisory lock on a file beside the clusters' directories (a delete removes the cluster's own), released when
-    the process ends, however it ends. ``waiting`` is logged, with the name, when the other holds it. Without a
-    lock file (a read-only work directory: nothing can be created there anyway) it goes on unlocked."""
+    the process ends, however it ends; the file stays (removing it would let two processes hold two locks). Without
+    a lock file (a read-only work directory: nothing can be created there anyway) it goes on unlocked."""
     import fcntl
 
     try:
@@ -325,7 +337,7 @@ def _cluster_lock(root: Path, name: str, waiting: str) -> Iterator[None]:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log.warning(waiting, name)
+            log.warning("waiting for another create or delete of cluster %s to finish", name)
             fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -342,16 +354,13 @@ def _creating(root: Path) -> Iterator[None]:
     locks released when the process ends, however it ends."""
     import fcntl
 
-    # /tmp whatever TMPDIR says (two processes with different ones would not share the lock), where there is one.
-    machine = Path("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()) / f"kwoksnap-{os.getuid()}-create.lock"
     with contextlib.ExitStack() as stack:
-        for path in (machine, root / ".create.lock"):
-            try:
-                lock = stack.enter_context(open(path, "a"))
-            except OSError:
-                if path == machine:  # (a temp directory that cannot be written: the work directory's lock only)
-                    continue
-                raise
+        locks: list[IO[str]] = []
+        machine = _machine_lock()
+        if machine is not None:
+            locks.append(stack.enter_context(machine))
+        locks.append(stack.enter_context(open(root / ".create.lock", "a")))
+        for lock in locks:  # (in this order, always)
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:  # (said: a create waiting without a word looked hung)
@@ -360,6 +369,28 @@ def _creating(root: Path) -> Iterator[None]:
                 fcntl.flock(lock, fcntl.LOCK_EX)
             stack.callback(fcntl.flock, lock, fcntl.LOCK_UN)
         yield
+
+
+def _machine_lock(base: Path | None = None) -> IO[str] | None:
+    """The lock file creates take turns on across work directories: in a directory of this user's own under /tmp
+    (whatever TMPDIR says: two processes with different ones would not share it), mode 0700. A file at a fixed
+    name in /tmp itself could be made, or held, or pointed elsewhere by another user (review finding). None, and
+    only the work directory's lock is taken, where there is no such directory of ours to be had."""
+    base = base or Path("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir())
+    directory = base / f"kwoksnap-{os.getuid()}"
+    try:
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=0o700)
+        st = os.lstat(directory)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+            log.warning("%s is not a private directory of this user: creates in other work directories are not "
+                        "waited for", directory)
+            return None
+        fd = os.open(directory / "create.lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:  # (a temp directory that cannot be written: the work directory's lock only)
+        log.debug("no machine-wide create lock: %s", exc)
+        return None
+    return os.fdopen(fd, "a")
 
 
 def wait_ready(cluster: LocalCluster, timeout: float, *, service_account: bool = False) -> str | None:
@@ -452,7 +483,9 @@ def _ours(pid: int, cluster_dir: Path) -> bool:
         return not Path("/proc/self").exists()
     except OSError:
         return False
-    args = b"\0" + cmdline.replace(b"=", b"\0")  # each argument (and each --flag=value's value) on its own
+    # Each argument on its own, and each --flag=value's value (split at the first "=": a path holding one was
+    # never recognised, so a running cluster was listed stopped; review finding).
+    args = b"\0" + b"\0".join(part for arg in cmdline.split(b"\0") for part in (arg, arg.partition(b"=")[2]) if part)
     return any(b"\0" + os.fsencode(d) + end in args + b"\0" for d in {cluster_dir.resolve(), cluster_dir}
                for end in (b"/", b"\0"))  # the directory itself or a path under it: not another one it prefixes
 
@@ -477,9 +510,9 @@ def delete_cluster(name: str, binaries: Binaries | None, *, workdir: Path | None
     """
     validate_name(name)
     root = _root(workdir)
-    if not (root / "clusters" / name).exists():
+    if not root.is_dir():  # (a create makes it before it takes the cluster's lock)
         return False
-    with _cluster_lock(root, name, "waiting for the create of cluster %s to finish before deleting it"):
+    with _cluster_lock(root, name):  # first: a create may hold it before kwokctl has made the directory
         return _delete_locked(name, binaries, root)
 
 

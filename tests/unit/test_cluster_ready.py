@@ -130,12 +130,12 @@ def test_creates_take_turns_across_work_directories_and_a_cluster_that_never_cam
     def create(name: str, *args: object, **kwargs: object) -> LocalCluster:
         attempts.append(name)
         if len(attempts) == 1:
-            raise local._NotReady("cluster c did not become ready within 120s (etcd)")
+            raise local._NotReady("cluster c did not become ready in 120s (etcd)")
         return made
 
-    monkeypatch.setattr(local, "_create_cluster", create)
-    assert local.create_cluster("c", None) is made  # type: ignore[arg-type]
-    assert attempts == ["c", "c"] and "did not become ready within 120s (etcd); making it again" in caplog.text
+    monkeypatch.setattr(local, "_create_locked", create)
+    assert local.create_cluster("c", None, workdir=tmp_path / "w") is made  # type: ignore[arg-type]
+    assert attempts == ["c", "c"] and "did not become ready in 120s (etcd); making it again" in caplog.text
 
 
 def test_the_work_directory_is_one_absolute_path_and_one_with_a_space_is_refused(
@@ -208,7 +208,7 @@ def test_a_delete_waits_for_the_clusters_create_to_finish(tmp_path: Path, caplog
     holding = threading.Event()
 
     def create() -> None:
-        with local._cluster_lock(tmp_path, "busy", "waiting for %s"):
+        with local._cluster_lock(tmp_path, "busy"):
             holding.set()
             time.sleep(0.3)
             order.append("created")
@@ -222,7 +222,7 @@ def test_a_delete_waits_for_the_clusters_create_to_finish(tmp_path: Path, caplog
     order.append("deleted")
     creating.join()
     assert order == ["other deleted", "created", "deleted"]
-    assert "waiting for the create of cluster busy to finish before deleting it" in caplog.text
+    assert "waiting for another create or delete of cluster busy to finish" in caplog.text
     assert not (tmp_path / "clusters" / "busy").exists()
 
 
@@ -239,3 +239,139 @@ def test_kubeconfig_of_a_cluster_without_one_says_so(tmp_path: Path) -> None:
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("kwoksnap: error: cluster half has no kubeconfig ("), proc.stderr
     assert "kwoksnap cluster delete --name half" in proc.stderr
+
+
+def test_a_delete_waits_for_both_attempts_of_a_create(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review finding: a delete waiting for a create got in between its two attempts (the first not ready), found
+    nothing, said so (exit 0), and the second attempt then made the cluster, left running."""
+    import time
+
+    import kwoksnap.cluster.local as local
+
+    attempts: list[str] = []
+
+    def create(name: str, binaries: object, root: Path, *args: object) -> LocalCluster:
+        attempts.append(name)
+        time.sleep(0.2)
+        if len(attempts) == 1:
+            raise local._NotReady(f"cluster {name} did not become ready in 1s")
+        (root / "clusters" / name).mkdir(parents=True)
+        return LocalCluster(name, root / "clusters" / name)
+
+    monkeypatch.setattr(local, "_create_locked", create)
+    creating = threading.Thread(target=local.create_cluster, args=("r", None), kwargs={"workdir": tmp_path})
+    creating.start()
+    while not attempts:
+        time.sleep(0.01)
+    assert local.delete_cluster("r", None, workdir=tmp_path)  # after both attempts: it finds the cluster
+    creating.join()
+    assert attempts == ["r", "r"] and not (tmp_path / "clusters" / "r").exists()
+
+
+def test_an_interrupt_after_kwokctl_returned_still_removes_the_cluster(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review finding: a Ctrl-C while the create's locks were given back (kwokctl done, readiness not yet waited
+    for) was caught by no cleanup: exit 130 with the cluster running. A cleanup that fails is logged, not raised
+    over the interrupt."""
+    import subprocess
+
+    import kwoksnap.cluster.local as local
+    from kwoksnap.cluster.binaries import Binaries
+    from kwoksnap.errors import Unremovable
+
+    removed: list[str] = []
+
+    @contextlib.contextmanager
+    def creating(root: Path) -> Iterator[None]:
+        yield
+        raise KeyboardInterrupt  # as the locks are given back
+
+    def delete(name: str, binaries: object, root: Path) -> bool:
+        removed.append(name)
+        raise Unremovable("read-only")
+
+    monkeypatch.setattr(local, "_creating", creating)
+    monkeypatch.setattr(local, "_delete_locked", delete)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, "", ""))
+    binaries = Binaries(directory=tmp_path, kwokctl=tmp_path / "kwokctl")
+    with pytest.raises(KeyboardInterrupt):
+        local._create_locked("k", binaries, tmp_path, local.Profile.STANDARD, 60.0, ())
+    assert removed == ["k"]
+
+
+def test_the_machine_wide_create_lock_is_in_a_private_directory(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """Review finding: the lock was a file at a fixed name in /tmp, which another user could make first and hold
+    (every create waiting for ever), or point elsewhere through a symlink."""
+    import os
+    import stat
+
+    from kwoksnap.cluster.local import _machine_lock
+
+    lock = _machine_lock(tmp_path)
+    assert lock is not None
+    lock.close()
+    directory = tmp_path / f"kwoksnap-{os.getuid()}"
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE((directory / "create.lock").stat().st_mode) == 0o600
+    directory.chmod(0o777)
+    assert _machine_lock(tmp_path) is None and "is not a private directory of this user" in caplog.text
+    directory.chmod(0o700)
+    (directory / "create.lock").unlink()
+    (directory / "create.lock").symlink_to(tmp_path / "elsewhere")
+    assert _machine_lock(tmp_path) is None and not (tmp_path / "elsewhere").exists()
+
+
+def test_a_component_run_from_a_path_with_an_equals_sign_is_recognised(tmp_path: Path) -> None:
+    """Review finding: every "=" of a command line was taken for a flag's, so a work directory holding one never
+    matched: a running cluster was listed stopped."""
+    import subprocess
+    import sys
+    import time
+
+    from kwoksnap.cluster.local import _ours
+
+    cluster = tmp_path / "a=b" / "clusters" / "c"
+    cluster.mkdir(parents=True)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", f"--data-dir={cluster}/etcd",
+                             str(cluster / "kwok.yaml")])
+    try:
+        deadline = time.monotonic() + 10
+        while b"time.sleep" not in Path(f"/proc/{proc.pid}/cmdline").read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.01)  # (until the child has exec'd: before, its command line is the test's)
+        assert _ours(proc.pid, cluster)
+        assert not _ours(proc.pid, tmp_path / "a=b" / "clusters" / "other")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_builds_of_the_binaries_take_turns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review finding: two first-time builds at once shared the build directory; the second wiped the first's module
+    while it built (exit 6). The one that waits finds the other's binaries and builds nothing."""
+    import time
+
+    import kwoksnap.cluster.binaries as binaries
+
+    built: list[int] = []
+    made = binaries.Binaries(directory=tmp_path, kwokctl=tmp_path / "kwokctl")
+
+    def build(progress: object) -> binaries.Binaries:
+        time.sleep(0.3)
+        built.append(1)
+        return made
+
+    monkeypatch.setattr(binaries, "cache_root", lambda: tmp_path / "cache")
+    monkeypatch.setattr(binaries, "find_binaries", lambda: made if built else None)
+    monkeypatch.setattr(binaries, "_build", build)
+    said: list[str] = []
+    results: list[binaries.Binaries] = []
+    threads = [threading.Thread(target=lambda: results.append(binaries.ensure_binaries(said.append)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)
+    for t in threads:
+        t.join()
+    assert built == [1] and results == [made, made]
+    assert said == ["waiting for another build of the control-plane binaries to finish"]
