@@ -390,75 +390,74 @@ def first_few(items: list[str], n: int = 5) -> str:
     return ", ".join(items[:n]) + (f" and {more} more" if more > 0 else "")
 
 
-def warn_if_nothing_kept(stats: Any) -> bool:
-    """A warning line when no event passed the filters, with what they skipped; whether it warned."""
+def _warn(message: str) -> str:
+    click.echo(f"warning: {message}", err=True)
+    return message
+
+
+def warn_if_nothing_kept(stats: Any) -> list[str]:
+    """A warning line when no event passed the filters, with what they skipped; the warnings said."""
     if stats.kept:
-        return False
+        return []
     if not stats.events and not stats.skipped:  # (black-box finding: an empty recording was said "filtered")
-        click.echo("warning: the input holds no audit event to replay", err=True)
-        return True
+        return [_warn("the input holds no audit event to replay")]
     skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(stats.skipped.items()))
     hint = (" (replay drives nodes, pods and node leases unless --resources adds more)"
             if "resource-not-selected" in stats.skipped else "")
-    click.echo("warning: no event passed the filters" + (f" (skipped: {skipped})" if skipped else "") + hint,
-               err=True)
-    return True
+    return [_warn("no event passed the filters" + (f" (skipped: {skipped})" if skipped else "") + hint)]
 
 
-def warn_unmatched_resources(resources: tuple[str, ...], stats: Any, *, live: bool = False) -> bool:
+def warn_unmatched_resources(resources: tuple[str, ...], stats: Any, *, live: bool = False) -> list[str]:
     """A warning line per --resources entry that selected no event: a misspelt name, or one the log lacks
-    (``live``: a recording, during which none of it changed); whether it warned."""
+    (``live``: a recording, during which none of it changed); the warnings said."""
     from kwoksnap.audit import unmatched_resources
 
     why = "did any of it change while recording" if live else "does the log hold its writes"
-    unmatched = unmatched_resources(resources, stats.kept_kinds)
-    for entry in unmatched:
-        click.echo(f"warning: --resources {entry}: no event of it passed the filters (is the name right, and {why}?)",
-                   err=True)
-    return bool(unmatched)
+    return [_warn(f"--resources {entry}: no event of it passed the filters (is the name right, and {why}?)")
+            for entry in unmatched_resources(resources, stats.kept_kinds)]
 
 
-def warn_unmatched_namespaces(namespaces: tuple[str, ...], stats: Any, *, live: bool = False) -> bool:
+def warn_unmatched_namespaces(namespaces: tuple[str, ...], stats: Any, *, live: bool = False) -> list[str]:
     """A warning line per -n namespace that no kept event was in: a misspelt name, or one the log lacks (``live``:
-    a recording, in which nothing changed there while it ran); whether it warned."""
+    a recording, in which nothing changed there while it ran); the warnings said."""
     why = "did anything change in it while recording" if live else "does the log hold writes in it"
-    warned = False
+    said = []
     for namespace in namespaces:
         if namespace in stats.kept_namespaces:
             continue
-        warned = True
         later = stats.namespace_skips.get(namespace)
         if later:  # (black-box finding: a --from past its events blamed the name)
             left = ", ".join(f"{_BY_OPTION.get(reason, reason)} {n}" for reason, n in sorted(later.items()))
-            click.echo(f"warning: -n {namespace}: its events were all left out by the other filters ({left})",
-                       err=True)
+            said.append(_warn(f"-n {namespace}: its events were all left out by the other filters ({left})"))
         else:  # (the byte prefilter drops other resources' lines unread: their namespaces are not known)
             also = (" of the resources replayed (--resources adds more than nodes, pods and node leases)"
                     if not live and stats.skipped.get("resource-not-selected") else "")
-            click.echo(f"warning: -n {namespace}: no event in it passed the filters (is the name right, and {why}"
-                       f"{also}?)", err=True)
-    return warned
+            said.append(_warn(f"-n {namespace}: no event in it passed the filters (is the name right, and {why}"
+                              f"{also}?)"))
+    return said
 
 
-def warn_unmatched_users(exclude_user: tuple[str, ...], stats: Any) -> None:
+def warn_unmatched_users(exclude_user: tuple[str, ...], stats: Any) -> list[str]:
     """A warning line when --exclude-user left out nothing, as -n and --resources say theirs (black-box finding: a
-    name in the wrong case excluded nothing, silently)."""
-    if exclude_user and not stats.skipped.get("user-excluded"):
-        click.echo(f"warning: --exclude-user {', '.join(exclude_user)}: left out no event of those the other filters "
-                   "kept (names match exactly, case included; `*` and `?` match any characters)", err=True)
+    name in the wrong case excluded nothing, silently); the warnings said."""
+    if not exclude_user or stats.skipped.get("user-excluded"):
+        return []
+    return [_warn(f"--exclude-user {', '.join(exclude_user)}: left out no event of those the other filters kept "
+                  "(names match exactly, case included; `*` and `?` match any characters)")]
 
 
-def warn_made_with(recording: str, filters: dict[str, Any]) -> None:
+def warn_made_with(recording: str, filters: dict[str, Any]) -> list[str]:
     """After a warning that filters kept nothing of something: the filters ``convert`` made the recording with,
     which left it out for good (black-box finding: a replay's --resources jobs was told the log held no Job write,
-    when the recording had been converted without them)."""
+    when the recording had been converted without them); the warnings said."""
     options = (("resources", "--resources"), ("namespaces", "-n"), ("excludeUsers", "--exclude-user"),
                ("from", "--from"), ("to", "--to"))
     given = [f"{flag} {','.join(v) if isinstance(v, list) else v}" for key, flag in options
              if (v := filters.get(key))]
-    if given:
-        click.echo(f"warning: {recording} was converted with {' '.join(given)}: what those left out is not in it "
-                   "(convert the audit log again to replay it)", err=True)
+    if not given:
+        return []
+    return [_warn(f"{recording} was converted with {' '.join(given)}: what those left out is not in it (convert "
+                  "the audit log again to replay it)")]
 
 
 _BY_OPTION = {"resource-not-selected": "--resources (nodes, pods and node leases unless it adds more)",

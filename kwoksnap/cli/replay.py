@@ -206,12 +206,14 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         warn_out_of_order(stats)
         warn_clock_skew(stats)
         if not report.interrupted:  # stopped before reading, the reader has kept nothing yet
-            warned = warn_if_nothing_kept(stats)
+            said = warn_if_nothing_kept(stats)
             if stats.kept:
-                warned = warn_unmatched_resources(resources, stats) | warn_unmatched_namespaces(namespaces, stats)
-                warn_unmatched_users(exclude_user, stats)
-            if warned and recording:
-                warn_made_with(recording, recording_filters(recording))
+                said = (warn_unmatched_resources(resources, stats) + warn_unmatched_namespaces(namespaces, stats)
+                        + warn_unmatched_users(exclude_user, stats))
+            if said and recording:
+                said += warn_made_with(recording, recording_filters(recording))
+            report.warnings += said  # (in --report too: re-test finding)
+            told.update(said)
         if taken is not None and report.before_snapshot:
             report.warnings.append(
                 f"{report.before_snapshot} event(s) were recorded before the snapshot restored in this target was "

@@ -40,9 +40,17 @@ def test_a_converted_recording_replays_and_is_narrowed_by_filters(kwok_cluster: 
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t + 2)) + f".{int((t + 2) % 1 * 1e6):06d}Z"
     report = tmp_path / "report.json"
     proc = kwoksnap("replay", str(trace), "--from", since, "--mode", "inputs", "--speed", "max",
-                    "--report", str(report), kubeconfig=kwok_cluster.kubeconfig)
+                    "--report", str(report), "--exclude-user", "Nobody", kubeconfig=kwok_cluster.kubeconfig)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = orjson.loads(report.read_bytes())
+    # An exclusion that left out nothing is said, with the filters the recording was made with, in the report too
+    said = ["--exclude-user Nobody: left out no event of those the other filters kept (names match exactly, case "
+            "included; `*` and `?` match any characters)",
+            f"{trace} was converted with --resources configmaps: what those left out is not in it (convert the "
+            "audit log again to replay it)"]
+    assert all(w in data["warnings"] for w in said), data["warnings"]
+    assert [line.removeprefix("warning: ") for line in proc.stderr.splitlines() if line.removeprefix(
+        "warning: ") in said] == said  # (once each)
     assert (data["events"], data["applied"], data["failed"]) == (3, 3, 0)
     assert data["input"]["skipped"] == {"time-window": 2} and data["input"]["kept"] == 3
     assert "left out by the filters before planning: time-window 2" in proc.stdout.splitlines()

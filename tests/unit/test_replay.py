@@ -2978,6 +2978,33 @@ def test_a_server_side_apply_that_made_its_object_waits_for_an_older_terminating
     assert r.target_uids == {"src-2": "new"}
 
 
+def test_an_inputs_mode_apply_that_made_its_object_waits_for_an_older_terminating_copy() -> None:
+    """Re-test finding: in inputs mode the same apply is sent as the patch it was, and went onto the older copy
+    still Terminating at once (every later pod in the namespace refused). It waits for the copy to go, then
+    patches (an apply creates what is not there)."""
+    nsr = Resource("", "v1", "namespaces", "Namespace", False, frozenset({"create", "patch", "delete"}))
+
+    class Target(FakeClient):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gets = 0
+
+        def get(self, path: str) -> dict[str, Any]:
+            self.gets += 1
+            self.sent.append(("GET", path, None))
+            if self.gets > 2:
+                raise NotFound(404, "NotFound", "gone")
+            return {"metadata": {"name": "x", "uid": "old", "deletionTimestamp": "2026-01-01T00:00:00Z"}}
+
+    target = Target()
+    r = Replayer(target, ReplayOptions(max_lead=0.0, mode="inputs"), clock=FakeClock(),  # type: ignore[arg-type]
+                 discovery=Discovery([nsr]))
+    action = Action("patch", "PATCH", "", "v1", "namespaces", "", "x", body={"metadata": {"name": "x"}},
+                    creates=True, content_type="application/apply-patch+yaml")
+    assert r.execute(action) is None
+    assert [m for m, _, _ in target.sent] == ["GET", "GET", "GET", "PATCH"]
+
+
 def test_a_create_waiting_for_a_terminating_copy_writes_over_one_made_again_meanwhile() -> None:
     """Review finding: the wait ended only when the copy was gone; one made again meanwhile (not Terminating) kept
     it waiting 30 s, then failing as if the old copy were still being deleted."""
@@ -3132,3 +3159,44 @@ def test_replaying_never_changes_the_recorded_objects() -> None:
                       discovery=Discovery([PODS, rs, pvs, jobs, nodes, leases])).run(events)
     assert (report.applied, report.failed) == (5, 0), report.failures
     assert [ev["response"] for ev in events] == recorded
+
+
+def test_a_json_patch_with_values_takes_the_redacted_mark_off_once_no_placeholder_is_left() -> None:
+    """Re-test finding: a JSON patch replacing the last placeholder of a Secret restored redacted left its
+    kwoksnap.io/redacted mark (only merge patches and whole Secrets were looked at)."""
+    import base64
+
+    secrets = Resource("", "v1", "secrets", "Secret", True, frozenset({"patch"}))
+    placeholder = base64.b64encode(b"redacted-by-kwoksnap").decode()
+
+    class Target(FakeClient):
+        data = {"a": base64.b64encode(b"alpha").decode(), "b": placeholder}
+
+        def get(self, path: str) -> dict[str, Any]:
+            return {"metadata": {"name": "s", "resourceVersion": "5",
+                                 "annotations": {"kwoksnap.io/redacted": "true"}}, "data": dict(self.data)}
+
+    target = Target()
+    r = Replayer(target, ReplayOptions(max_lead=0.0), clock=FakeClock(),  # type: ignore[arg-type]
+                 discovery=Discovery([secrets]))
+    patch = Action("patch", "PATCH", "", "v1", "secrets", "ns", "s", body=[
+        {"op": "replace", "path": "/data/b", "value": base64.b64encode(b"beta").decode()}])
+    r._unmark_redacted(patch)
+    assert target.sent == []  # a placeholder is left: the mark stays
+    Target.data = {"a": base64.b64encode(b"alpha").decode(), "b": base64.b64encode(b"beta").decode()}
+    r._unmark_redacted(patch)
+    assert target.sent == [("PATCH", "/api/v1/namespaces/ns/secrets/s", {"metadata": {
+        "resourceVersion": "5", "annotations": {"kwoksnap.io/redacted": None}}})]
+
+
+def test_inputs_mode_takes_a_pod_the_target_finished_deleting_for_one_recorded_terminating() -> None:
+    """Re-test finding: in inputs mode the target's kwok finishes an evicted pod's deletion at once, while the log
+    ended within its grace period: each such pod was "missing" (how many depended on how quick kwok was), exit 5.
+    Verbatim replay keeps it Terminating, as recorded, and still calls one gone missing."""
+    from kwoksnap.replay.engine import ObjectState, _mismatch
+
+    want = ObjectState("Pod", phase="Running", ready="True", node="n1", terminating=True)
+    assert _mismatch(("Pod", "ns", "p"), want, None, inputs=True) is None
+    assert _mismatch(("Pod", "ns", "p"), want, None, inputs=False) == "Pod ns/p: missing"
+    alive = ObjectState("Pod", phase="Running", ready="True", node="n1")
+    assert _mismatch(("Pod", "ns", "p"), alive, None, inputs=True) == "Pod ns/p: missing"
