@@ -2847,16 +2847,8 @@ def engine_item(action: Action, seq: int) -> Any:
     return _Item(0.0, action, f"log:{seq}", seq=seq)
 
 
-class _NamespaceTarget:
-    """An API server holding namespace ``x`` with pods p0..p(n-1): a pod delete takes a moment; a namespace delete
-    makes it Terminating, and its controller removes it with its pods 0.2 s later."""
-
-    def __init__(self, pods: int) -> None:
-        self.lock = threading.Lock()
-        self.log: list[str] = []
-        self.namespace = "Active"
-        self.pods = {f"p{i}": "old" for i in range(pods)}
-        self.made = 0
+class _RunTarget:
+    """What Replayer.run asks of a client besides the writes: an empty target, nothing to warm or cancel."""
 
     def thread_requests(self) -> int:
         return 0
@@ -2869,6 +2861,18 @@ class _NamespaceTarget:
 
     def list_items(self, path: str) -> Iterator[Any]:
         return iter(())
+
+
+class _NamespaceTarget(_RunTarget):
+    """An API server holding namespace ``x`` with pods p0..p(n-1): a pod delete takes a moment; a namespace delete
+    makes it Terminating, and its controller removes it with its pods 0.2 s later."""
+
+    def __init__(self, pods: int) -> None:
+        self.lock = threading.Lock()
+        self.log: list[str] = []
+        self.namespace = "Active"
+        self.pods = {f"p{i}": "old" for i in range(pods)}
+        self.made = 0
 
     def _finish(self) -> None:
         time.sleep(0.2)
@@ -3104,20 +3108,8 @@ def test_replaying_never_changes_the_recorded_objects() -> None:
     nodes = Resource("", "v1", "nodes", "Node", False, frozenset({"create"}))
     leases = Resource("coordination.k8s.io", "v1", "leases", "Lease", True, frozenset({"create", "patch"}))
 
-    class Target:
+    class Target(_RunTarget):
         made = 0
-
-        def thread_requests(self) -> int:
-            return 0
-
-        def warm(self, n: int) -> None:
-            pass
-
-        def cancel(self) -> None:
-            pass
-
-        def list_items(self, path: str) -> Iterator[Any]:
-            return iter(())
 
         def create(self, path: str, body: Any) -> dict[str, Any]:
             Target.made += 1
