@@ -2956,30 +2956,33 @@ def test_a_server_side_apply_that_made_its_object_waits_for_an_older_terminating
     replayed as a PUT, which the target took over the older copy still Terminating: counted applied, removed with
     it. It waits for the older copy to go and creates, as a recorded create does."""
     nsr = Resource("", "v1", "namespaces", "Namespace", False, frozenset({"create", "update", "patch", "delete"}))
-
-    class Target(FakeClient):
-        def __init__(self) -> None:
-            super().__init__()
-            self.gets = 0
-
-        def get(self, path: str) -> dict[str, Any]:
-            self.gets += 1
-            if self.gets > 2:
-                raise NotFound(404, "NotFound", "gone")
-            return {"metadata": {"name": "x", "uid": "old", "deletionTimestamp": "2026-01-01T00:00:00Z"}}
-
-        def create(self, path: str, body: Any) -> dict[str, Any]:
-            self.sent.append(("POST", path, body))
-            return {"metadata": {"name": "x", "uid": "new"}}
-
-    target = Target()
+    target = _GoingAway()
     r = Replayer(target, ReplayOptions(max_lead=0.0), clock=FakeClock(),  # type: ignore[arg-type]
                  discovery=Discovery([nsr]))
     action = Action("replace", "PUT", "", "v1", "namespaces", "", "x", body={"metadata": {"name": "x"}},
                     creates=True, state={"kind": "Namespace", "metadata": {"name": "x", "uid": "src-2"}})
     assert r.execute(action) is None
-    assert [m for m, _, _ in target.sent] == ["POST"]
+    assert [m for m, _, _ in target.sent] == ["GET", "GET", "GET", "POST"]
     assert r.target_uids == {"src-2": "new"}
+
+
+class _GoingAway(FakeClient):
+    """Namespace ``x``: Terminating for two reads, then gone; a create makes it anew (uid ``new``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gets = 0
+
+    def get(self, path: str) -> dict[str, Any]:
+        self.gets += 1
+        self.sent.append(("GET", path, None))
+        if self.gets > 2:
+            raise NotFound(404, "NotFound", "gone")
+        return {"metadata": {"name": "x", "uid": "old", "deletionTimestamp": "2026-01-01T00:00:00Z"}}
+
+    def create(self, path: str, body: Any) -> dict[str, Any]:
+        self.sent.append(("POST", path, body))
+        return {"metadata": {"name": "x", "uid": "new"}}
 
 
 def test_an_inputs_mode_apply_that_made_its_object_waits_for_an_older_terminating_copy() -> None:
@@ -2987,20 +2990,7 @@ def test_an_inputs_mode_apply_that_made_its_object_waits_for_an_older_terminatin
     still Terminating at once (every later pod in the namespace refused). It waits for the copy to go, then
     patches (an apply creates what is not there)."""
     nsr = Resource("", "v1", "namespaces", "Namespace", False, frozenset({"create", "patch", "delete"}))
-
-    class Target(FakeClient):
-        def __init__(self) -> None:
-            super().__init__()
-            self.gets = 0
-
-        def get(self, path: str) -> dict[str, Any]:
-            self.gets += 1
-            self.sent.append(("GET", path, None))
-            if self.gets > 2:
-                raise NotFound(404, "NotFound", "gone")
-            return {"metadata": {"name": "x", "uid": "old", "deletionTimestamp": "2026-01-01T00:00:00Z"}}
-
-    target = Target()
+    target = _GoingAway()
     r = Replayer(target, ReplayOptions(max_lead=0.0, mode="inputs"), clock=FakeClock(),  # type: ignore[arg-type]
                  discovery=Discovery([nsr]))
     action = Action("patch", "PATCH", "", "v1", "namespaces", "", "x", body={"metadata": {"name": "x"}},
