@@ -408,8 +408,8 @@ def _moves(path: list[str], resource: str, group: str) -> bool:
 
 
 def _shift(obj: Any, to_replay: Callable[[int], int]) -> Any:
-    """``obj`` with its times moved: copy on write, so a map or list holding no time is the very one given (the
-    replay's bodies are its own copies; what is shared is never written to afterwards)."""
+    """``obj`` with its times moved, copy on write: a map or list holding no time is the very one given, and
+    nothing given is changed (replayed bodies share what they do not change with the recorded objects)."""
     if isinstance(obj, dict):
         out: dict[str, Any] | None = None
         for k, v in obj.items():
