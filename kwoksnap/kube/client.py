@@ -55,6 +55,13 @@ _NOT_REPEATED = ("not sent again: the server may have applied it, and applying i
                  "once")
 
 
+# A target that has answered nothing for this long, while a request failed to reach it after its retries, is gone:
+# restore and replay stop (exit 4) instead of letting every later write wait out its own retries in turn (black-box
+# findings: a restore silent for hours, a replay whose 17 s of recorded time took 129 s). Longer than the API server
+# restart the retries ride through.
+OUTAGE_SECONDS = 15.0
+
+
 @dataclasses.dataclass(frozen=True)
 class RetryPolicy:
     """Retries for 429/5xx/connection errors. The defaults wait 16-31 s in all before giving up, so they ride

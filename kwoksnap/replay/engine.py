@@ -34,7 +34,7 @@ from kwoksnap.capture.redact import REDACTED_ANNOTATION, holds_placeholders
 from kwoksnap.clock import Clock, RealClock
 from kwoksnap.errors import APIError, Conflict, Invalid, KwoksnapError, NotFound, TransportError
 from kwoksnap.interrupts import INTERRUPT_POLL, DeferredInterrupts
-from kwoksnap.kube.client import MERGE_PATCH, STRATEGIC_MERGE_PATCH, Client
+from kwoksnap.kube.client import MERGE_PATCH, OUTAGE_SECONDS, STRATEGIC_MERGE_PATCH, Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
 from kwoksnap.kube.objects import scrubbed_error
 from kwoksnap.replay.actions import (
@@ -76,10 +76,6 @@ RECREATE_WAIT = 5.0  # seconds a re-create waits for the older copy it deleted t
 # seconds). The changes in that namespace wait for its create without a limit (parked: _blocker).
 TERMINATING_WAIT = 30.0
 STAND_IN_WAIT = 3.0  # seconds an inputs-mode delete of a controller's pod waits for a pod of it to stand in
-# A change that failed to reach the target after this many seconds out, while nothing else was answered, stops the
-# replay (the client's own retries of one request take 16-31 s): a target gone (black-box finding: 17 s of recorded
-# time took 129 s, every change failing in turn after its retries, and the error named the fidelity listing).
-OUTAGE_SECONDS = 15.0
 _STOPPING = "interrupted: the changes being sent finish, nothing more is sent (Ctrl-C again stops waiting for them)"
 PROGRESS_EVERY = 1.0  # seconds between redraws of the progress line while the replay waits for the next change
 LONG_WAIT = 600.0  # seconds of replay time between two changes that deserve a warning when it is reached

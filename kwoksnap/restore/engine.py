@@ -23,7 +23,7 @@ from typing import Any, Final, Literal
 
 from kwoksnap.errors import APIError, ClusterError, Conflict, Invalid, KwoksnapError, NotFound, TransportError
 from kwoksnap.interrupts import INTERRUPT_POLL, DeferredInterrupts
-from kwoksnap.kube.client import STRATEGIC_MERGE_PATCH, Client
+from kwoksnap.kube.client import OUTAGE_SECONDS, STRATEGIC_MERGE_PATCH, Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
 from kwoksnap.kube.objects import SA_NAME_ANNOTATION, SA_TOKEN_TYPE, scrub_secret_values, scrubbed_error
 from kwoksnap.restore.dependencies import missing_dependencies
@@ -71,10 +71,6 @@ class RecordSource:
 # Restore marks the target with the time its snapshot was taken (on the kube-system namespace), so that a replay
 # into it can tell which events of a log the snapshot already holds.
 SNAPSHOT_TAKEN_ANNOTATION = "kwoksnap.io/snapshot-taken-at"
-# An object's write that failed to reach the target (after the client's retries) while the target has answered
-# nothing for this long stops the restore (exit 4), as it stops a replay: every object after it would wait out its
-# own retries in turn.
-OUTAGE_SECONDS = 15.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -547,10 +543,9 @@ class _Restorer:
             if time.monotonic() - self._answered > OUTAGE_SECONDS and self.gone is None:
                 self.gone = TransportError(f"the target stopped answering (nothing for over {OUTAGE_SECONDS:.0f} s; "
                                            f"last: {exc}): the restore stopped")
-        except APIError as exc:
-            self._answered = time.monotonic()
-            self._fail(key, obj, scrubbed_error(exc, obj) if key == "v1/secrets" else str(exc))
         except KwoksnapError as exc:  # (a Secret's refusal scrubbed whole, before it is cut to one line)
+            if isinstance(exc, APIError):  # an answer: a refusal
+                self._answered = time.monotonic()
             self._fail(key, obj, scrubbed_error(exc, obj) if key == "v1/secrets" else str(exc))
         except Exception as exc:  # one object never stops the rest; the reason is reported
             self._fail(key, obj, f"{type(exc).__name__}: {exc}")
