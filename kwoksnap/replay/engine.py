@@ -1031,21 +1031,25 @@ class Replayer:
         none; ``live`` when the copy there is not Terminating, or no longer is (made again by someone else
         meanwhile; review finding: waited 30 s, then failed as if the old copy were still being deleted)."""
         path = res.path(ns, name)
-        try:
-            if not (self.client.get(path).get("metadata") or {}).get("deletionTimestamp"):
-                return "live"
-        except NotFound:
-            return "absent"
+
+        def found() -> str:
+            try:
+                return "terminating" if (self.client.get(path).get("metadata") or {}).get("deletionTimestamp") \
+                    else "live"
+            except NotFound:
+                return "absent"
+
+        first = found()
+        if first != "terminating":
+            return first
         deadline = self.clock.now() + TERMINATING_WAIT
         with self._slot_given_back():
             while True:
                 if not self.clock.sleep_until(self.clock.now() + 0.2, self._halt):
                     raise _Stopped("the replay stopped while an older copy of it, being deleted, was in the way")
-                try:
-                    if not (self.client.get(path).get("metadata") or {}).get("deletionTimestamp"):
-                        return "live"
-                except NotFound:
-                    return "went"
+                now = found()
+                if now != "terminating":
+                    return "went" if now == "absent" else now
                 if self.clock.now() >= deadline:
                     raise KwoksnapError(f"an older copy of it is being deleted (Terminating) and was still there "
                                         f"{TERMINATING_WAIT:g} s later: not written over it") from None
@@ -1795,25 +1799,25 @@ class Replayer:
         After a stop they are dropped instead, never sent (counted as unsent)."""
         for item in parked:
             if self._halt.is_set() or self._pool is None:
-                self._drop(item)
+                self._drop()
             else:
                 try:
                     self._pool.submit(self._chain, item)
                 except RuntimeError:  # the pool is shut down (a second Ctrl-C): nothing more is sent
-                    self._drop(item)
+                    self._drop()
 
-    def _drop(self, item: _Item) -> None:
-        """A handed-on change that will not be sent (with the lock held); its object's later changes neither."""
+    def _drop(self) -> None:
+        """Count off a handed-on change that will not be sent (with the lock held: after a stop; its object's later
+        changes, queued behind it, are never handed to the workers either)."""
         self._backlog.release()
         self._unfinished -= 1
         self._created.notify_all()
 
     def _drop_parked(self) -> None:
         with self.lock:
-            parked, self._parked = self._parked, {}
-            for items in parked.values():
-                for item in items:
-                    self._drop(item)
+            for _ in range(sum(map(len, self._parked.values()))):
+                self._drop()
+            self._parked = {}
 
     def _await_finished(self) -> None:
         """Until every change handed on is finished (parked ones are handed to the workers again when what they

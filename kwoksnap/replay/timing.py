@@ -11,13 +11,14 @@ from __future__ import annotations
 import bisect
 import collections
 import dataclasses
+import functools
 import heapq
 import math
 import re
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from kwoksnap.audit import AuditEvent, resource_version
 from kwoksnap.errors import UsageError
@@ -335,31 +336,15 @@ def format_micro(ns: int) -> str:
     return _second_text(ns // NS) + f".{(ns // 1000) % 1_000_000:06d}Z"
 
 
-# Caches of pure conversions (a replayed object's times are mostly the same few seconds, written again and again:
-# at --speed max, parsing and formatting them was the largest cost of the replay's own, besides the writes).
-_CACHE_SIZE = 4096
-_SECOND_TEXT: dict[int, str] = {}  # epoch second -> "YYYY-MM-DDTHH:MM:SS"
-_PARSED: dict[str, int | None] = {}  # a recorded time's text -> parse_rfc3339's answer
-
-
+# Pure conversions, cached (a replayed object's times are mostly the same few seconds, written again and again: at
+# --speed max, parsing and formatting them was the largest cost of the replay's own, besides the writes).
+@functools.lru_cache(maxsize=4096)
 def _second_text(second: int) -> str:
-    text = _SECOND_TEXT.get(second)
-    if text is None:
-        text = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        if len(_SECOND_TEXT) >= _CACHE_SIZE:
-            _SECOND_TEXT.clear()
-        _SECOND_TEXT[second] = text
-    return text
+    """Epoch second -> ``YYYY-MM-DDTHH:MM:SS``."""
+    return datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _parsed(text: str) -> int | None:
-    if text in _PARSED:
-        return _PARSED[text]
-    ns = parse_rfc3339(text)
-    if len(_PARSED) >= _CACHE_SIZE:
-        _PARSED.clear()
-    _PARSED[text] = ns
-    return ns
+_parsed: Final = functools.lru_cache(maxsize=4096)(parse_rfc3339)
 
 
 MICRO_KEYS = frozenset({"renewTime", "acquireTime", "eventTime"})
