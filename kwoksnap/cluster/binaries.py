@@ -21,8 +21,9 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 from kwoksnap.errors import ToolError
 
@@ -122,20 +123,28 @@ def ensure_binaries(progress: Progress = lambda _msg: None) -> Binaries:
     found = find_binaries()
     if found is not None:
         return found
-    import fcntl
-
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / "build.lock", "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            progress("waiting for another build of the control-plane binaries to finish")
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            return find_binaries() or _build(progress)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with open(root / "build.lock", "a") as lock, \
+            taking_turns(lock, lambda: progress("waiting for another build of the control-plane binaries to finish")):
+        return find_binaries() or _build(progress)
+
+
+@contextlib.contextmanager
+def taking_turns(lock: IO[str], waiting: Callable[[], None]) -> Iterator[None]:
+    """Hold an advisory lock on an open file (released when the process ends, however it ends); ``waiting`` is
+    called first when another process holds it (said: a command waiting without a word looked hung)."""
+    import fcntl
+
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        waiting()
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _build(progress: Progress) -> Binaries:

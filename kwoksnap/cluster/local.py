@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from kwoksnap.cluster.binaries import Binaries
+from kwoksnap.cluster.binaries import Binaries, taking_turns
 from kwoksnap.errors import KwoksnapError, ToolError, Unremovable, UsageError
 from kwoksnap.interrupts import DeferredInterrupts
 
@@ -324,8 +324,6 @@ def _cluster_lock(root: Path, name: str) -> Iterator[None]:
     An advisory lock on a file beside the clusters' directories (a delete removes the cluster's own), released when
     the process ends, however it ends; the file stays (removing it would let two processes hold two locks). Without
     a lock file (a read-only work directory: nothing can be created there anyway) it goes on unlocked."""
-    import fcntl
-
     try:
         (root / "locks").mkdir(parents=True, exist_ok=True)
         lock = open(root / "locks" / name, "a")  # noqa: SIM115 (closed by the with below)
@@ -333,16 +331,9 @@ def _cluster_lock(root: Path, name: str) -> Iterator[None]:
         log.debug("no lock for cluster %s: %s", name, exc)
         yield
         return
-    with lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.warning("waiting for another create or delete of cluster %s to finish", name)
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with lock, taking_turns(lock, lambda: log.warning("waiting for another create or delete of cluster %s to "
+                                                      "finish", name)):
+        yield
 
 
 @contextlib.contextmanager
@@ -352,22 +343,15 @@ def _creating(root: Path) -> Iterator[None]:
     take turns: under one work directory (which also guards the check that a name is free), and across work
     directories of one user on the machine (``KWOKSNAP_WORKDIR`` differs, the ports are the same), through advisory
     locks released when the process ends, however it ends."""
-    import fcntl
+    def waiting() -> None:
+        log.warning("waiting for another cluster create on this machine to finish (kwokctl picks free ports: two at "
+                    "once would pick the same)")
 
     with contextlib.ExitStack() as stack:
-        locks: list[IO[str]] = []
         machine = _machine_lock()
-        if machine is not None:
-            locks.append(stack.enter_context(machine))
-        locks.append(stack.enter_context(open(root / ".create.lock", "a")))
-        for lock in locks:  # (in this order, always)
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:  # (said: a create waiting without a word looked hung)
-                log.warning("waiting for another cluster create on this machine to finish (kwokctl picks free "
-                            "ports: two at once would pick the same)")
-                fcntl.flock(lock, fcntl.LOCK_EX)
-            stack.callback(fcntl.flock, lock, fcntl.LOCK_UN)
+        if machine is not None:  # (this one first, always)
+            stack.enter_context(taking_turns(stack.enter_context(machine), waiting))
+        stack.enter_context(taking_turns(stack.enter_context(open(root / ".create.lock", "a")), waiting))
         yield
 
 
