@@ -30,6 +30,7 @@ RELEASED_MAX = 100_000  # objects whose last released resourceVersion due_order 
 
 
 SPEED_MIN, SPEED_MAX = 1e-6, 1e6
+_NUMBER: Final = r"(?:\d+(?:\.\d+)?|\.\d+)"  # a factor or an amount of time: 10, 0.5, .5
 
 
 def parse_speed(text: str) -> float | None:
@@ -37,7 +38,7 @@ def parse_speed(text: str) -> float | None:
     t = text.strip().lower()
     if t == "max":
         return None
-    m = re.fullmatch(r"(\d+(?:\.\d+)?|\.\d+)x?", t)
+    m = re.fullmatch(rf"({_NUMBER})x?", t)
     # Bounded: a 400-digit factor was inf (silently max), a tiny one made every offset inf (exit 70).
     if not m or not SPEED_MIN <= float(m.group(1)) <= SPEED_MAX:
         raise UsageError(f"invalid speed {text!r}: use a factor from 0.000001 to 1000000 like 10x, 0.5x, 1, or max "
@@ -49,11 +50,12 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_duration(text: str) -> float:
-    """``30s``, ``500ms``, ``5m``, ``1h30m``, ``90`` (seconds) -> seconds."""
+    """``30s``, ``500ms``, ``5m``, ``1h30m``, ``90`` or ``.5`` (seconds) -> seconds. Numbers are written as
+    ``--speed``'s are (``.5s`` as well as ``0.5s``; no exponent)."""
     t = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", t):
+    if re.fullmatch(_NUMBER, t):
         return float(t)
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", t)
+    parts = re.findall(rf"({_NUMBER})(ms|s|m|h)", t)
     if not parts or "".join(n + u for n, u in parts) != t:
         raise UsageError(f"invalid duration {text!r}: use e.g. 30s, 500ms, 5m, 1h30m")
     return sum(float(n) * _UNITS[u] for n, u in parts)

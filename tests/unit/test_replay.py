@@ -90,13 +90,14 @@ class TestSpeedAndDuration:
             parse_speed(text)
 
     @pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("500ms", 0.5), ("5m", 300), ("1h30m", 5400),
-                                                   ("90", 90)])
+                                                   ("90", 90), (".5", 0.5), (".5s", 0.5), ("1.5m", 90)])
     def test_duration(self, text: str, seconds: float) -> None:
         assert parse_duration(text) == seconds
 
-    def test_bad_duration(self) -> None:
-        with pytest.raises(UsageError):
-            parse_duration("5 minutes")
+    @pytest.mark.parametrize("text", ["5 minutes", "5.", "1e3s", "", "s", "5.s"])
+    def test_bad_duration(self, text: str) -> None:
+        with pytest.raises(UsageError, match="invalid duration"):
+            parse_duration(text)
 
 
 class TestTimeline:
