@@ -128,9 +128,9 @@ def _gc_paused() -> Iterator[None]:
 
 
 def expand_paths(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str]) -> list[str]:
-    """Expand globs (each pattern's matches sorted by name), keep literal paths, drop duplicates, keep order. A
-    literal path that does not exist is an :class:`InputError` (a typo, where an unusable file among several, e.g.
-    an empty rotated one, is only skipped by :func:`read_audit`)."""
+    """Expand globs (each pattern's matches sorted by name, folders left out), keep literal paths, drop duplicates,
+    keep order. A literal path that does not exist is an :class:`InputError` (a typo, where an unusable file among
+    several, e.g. an empty rotated one, is only skipped by :func:`read_audit`)."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     out: list[str] = []
@@ -140,9 +140,11 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str
         if not isinstance(path, str) or not path:
             raise UsageError(f"not a file name: {raw!r}")
         if any(c in path for c in "*?[") and not os.path.exists(path):
-            matches = sorted(glob.glob(path))
+            found = sorted(glob.glob(path))
+            matches = [m for m in found if not os.path.isdir(m)]  # (`logs/*`: the files, not the folders beside them)
             if not matches:
-                raise InputError(f"{path}: no file matches this pattern")
+                folders = f" (only {len(found)} folder(s))" if found else ""
+                raise InputError(f"{path}: no file matches this pattern{folders}")
         elif not os.path.lexists(path):
             raise InputError(f"{path}: no such file")
         else:

@@ -600,6 +600,13 @@ def test_paths_globs_and_arguments(tmp_path: Path) -> None:
     assert list(stats.files) == [str(tmp_path / "audit-1.log"), str(tmp_path / "audit-2.log")]  # sorted, deduped
     with pytest.raises(InputError, match="no file matches"):
         read(str(tmp_path / "nothing-*.log"))
+    # (a glob's folders are no audit logs: they were counted among the files, "no usable audit log among 3 files")
+    (tmp_path / "audit-old.log").mkdir()
+    _, stats = read(str(tmp_path / "audit-*.log"))
+    assert len(stats.files) == 2 and not stats.unusable_files
+    (tmp_path / "only-dir").mkdir()
+    with pytest.raises(InputError, match=r"no file matches this pattern \(only 1 folder"):
+        read(str(tmp_path / "only-*"))
     with pytest.raises(InputError, match=r"missing\.log: no such file"):
         read([str(tmp_path / "audit-1.log"), str(tmp_path / "missing.log")])  # even with a usable file
     with pytest.raises(InputError, match="is a directory"):
