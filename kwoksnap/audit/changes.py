@@ -17,7 +17,8 @@ watch both go through :func:`state_changes`, which makes them in this order (doc
 - gone: a ``delete`` requiring the recorded UID, propagating in the background (a pod's with grace period 0: the
   recorder saw it gone), after an update clearing the finalizers its last state held (whose removal removed it);
 - new: a ``create``, and for a pod or node whose recorded status says more than a new one's, the status
-  write after it.
+  write after it;
+- another incarnation (a UID other than the state before's): the old one gone, then the new one new.
 """
 
 from __future__ import annotations
@@ -88,6 +89,13 @@ def state_changes(event: EventMaker, old: Obj | None, new: Obj | None) -> Iterat
         yield event("delete", "", _required(options, old), _SUCCESS, 200)
         return
     assert old is not None
+    old_uid, new_uid = part_of(old, "metadata").get("uid"), part_of(new, "metadata").get("uid")
+    if old_uid and new_uid and old_uid != new_uid:
+        # Another incarnation under the same name (a StatefulSet's or a Job's pod made again while a watch was
+        # away): the old one went, the new one came (review finding: one update, written over the old copy).
+        yield from state_changes(event, old, None)
+        yield from state_changes(event, None, new)
+        return
     before = old  # what the requests of this change have made of the object so far
 
     node = part_of(new, "spec").get("nodeName")

@@ -17,6 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Final, cast
+from urllib.parse import parse_qsl
 
 from kwoksnap.audit.events import MUTATING_VERBS, AuditEvent, degraded
 from kwoksnap.audit.stats import ParseStats
@@ -56,7 +57,7 @@ REASONS: Final = (
 
 DEFAULT_RESOURCES: Final = frozenset(
     {"nodes", "nodes/status", "pods", "pods/status", "pods/binding", "pods/eviction", "pods/ephemeralcontainers",
-     "leases"}
+     "pods/resize", "leases"}
 )
 # Node heartbeats live in kube-node-lease; leader-election leases in kube-system belong to the target's own
 # components and must not be replayed over them.
@@ -226,7 +227,7 @@ def _reason(c: _Compiled, event: AuditEvent) -> str | None:
     if (c.since is not None and ts < c.since) or (c.until is not None and ts >= c.until):
         return "time-window"
     uri = event["uri"]
-    if ("dryRun=" in uri and _is_dry_run(uri)) or _dry_run_options(event):
+    if (("dryRun=" in uri or "%" in uri) and _is_dry_run(uri)) or _dry_run_options(event):
         return "dry-run"
     if not 200 <= event["code"] <= 299:
         return "non-2xx"
@@ -261,8 +262,10 @@ def _dry_run_options(event: AuditEvent) -> bool:
 
 
 def _is_dry_run(uri: str) -> bool:
+    """Whether the query asks for a dry run, its keys decoded as the API server decodes them (``dry%52un=All`` is
+    one there: review finding)."""
     _, _, query = uri.partition("?")
-    return any(p.startswith("dryRun=") and p != "dryRun=" for p in query.split("&"))
+    return any(k == "dryRun" and v for k, v in parse_qsl(query, keep_blank_values=True))
 
 
 def unmatched_resources(entries: Iterable[str], kinds: Iterable[tuple[str, str, str]]) -> list[str]:

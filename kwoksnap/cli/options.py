@@ -281,8 +281,8 @@ def event_filters(f: F) -> F:
                      help="Keep these resources too (deployments, jobs.batch, widgets.example.com, pods/*; "
                           "a resource brings its status and scale writes along); added to the defaults: nodes, "
                           "nodes/status, pods, pods/status, pods/binding, pods/eviction, pods/ephemeralcontainers, "
-                          "node leases. A recording `convert` wrote replays every resource it holds unless "
-                          "--resources is given (an imported kwokctl one: the defaults, as an audit log)."),
+                          "pods/resize, node leases. A recording `convert` wrote replays every resource it holds "
+                          "unless --resources is given (an imported kwokctl one: the defaults, as an audit log)."),
         namespace_option("Only these namespaces"),
         click.option("--exclude-user", multiple=True, metavar="USER", callback=not_empty,
                      help="Skip events by these users (globs)."),

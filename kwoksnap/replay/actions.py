@@ -347,6 +347,21 @@ def _query(uri: str) -> dict[str, str]:
     return {k: v for k, v in parse_qsl(urlsplit(uri).query) if k in keep}
 
 
+def _resized(spec: Any, *, whole: bool) -> Obj:
+    """The ``containers`` (and sidecar ``initContainers``: the only init containers a resize may change) of a pod
+    ``spec`` as the resize subresource takes them: each one's name and resources. ``whole``: the spec is the pod's
+    (its other init containers are left out); else it is what a resize request sent, taken as it is."""
+    out: Obj = {}
+    for field in ("initContainers", "containers"):
+        listed = spec.get(field) if isinstance(spec, dict) else None
+        entries = [{"name": c["name"], "resources": c["resources"]} for c in listed or ()
+                   if isinstance(c, dict) and isinstance(c.get("name"), str) and isinstance(c.get("resources"), dict)
+                   and (field == "containers" or not whole or c.get("restartPolicy") == "Always")]
+        if entries:
+            out[field] = entries
+    return out
+
+
 def _replicas(obj: Any) -> int | None:
     """``spec.replicas`` of a Scale (or of a patch setting it), if it is an integer."""
     spec = obj.get("spec") if isinstance(obj, dict) else None
@@ -382,6 +397,10 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
         return Action("delete", "DELETE", body=opts, params=params, state=result,
                       source_uid=precondition_uid(request), **base)
     if verb == "deletecollection":  # one whose response lists the objects is split first (split_collection_deletes)
+        if response is not None and response.get("items") == []:
+            # The source's answer lists what it deleted: nothing. Sent again, the selector would delete whatever
+            # matches in the target now (review finding).
+            return Skip("deleted-nothing")
         return Action("deletecollection", "DELETE", params=_query(ev["uri"]),
                       body=_strip_preconditions(request) if isinstance(request, dict) else None, **base)
     if sub == "binding" and verb == "create":
@@ -417,6 +436,16 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
             return Skip("degraded-metadata")
         return Action("patch", "PATCH", subresource=sub, body={"spec": {"ephemeralContainers": containers}},
                       content_type=STRATEGIC_MERGE_PATCH, state=result, **base)  # (the pod it left: compared)
+    if sub == "resize" and verb in ("update", "patch") and resource == "pods" and not group:
+        # An in-place resize (`kubectl patch --subresource resize`): the containers' resources the write left, as a
+        # strategic merge patch of the subresource. Left out, the pod's later writes, which carry the new
+        # resources, were refused ("pod updates may not change fields": review finding).
+        spec = (result if result is not None else request if isinstance(request, dict) else {}).get("spec")
+        resized = _resized(spec, whole=result is not None)
+        if not resized:
+            return Skip("degraded-metadata")
+        return Action("patch", "PATCH", subresource=sub, body={"spec": resized}, content_type=STRATEGIC_MERGE_PATCH,
+                      state=result, **base)
     finalized = result if result is not None else request if isinstance(request, dict) else None
     if sub == "finalize" and resource == "namespaces" and not group and verb == "update" and finalized is not None:
         # The namespace controller's last write of a deleted namespace (its finalizers emptied): the API server

@@ -26,7 +26,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Final
 
 from kwoksnap.audit import AuditEvent, Classifier, classify, degraded, format_timestamp, resource_version
 from kwoksnap.audit.changes import removed_by_update
@@ -611,12 +611,15 @@ class Replayer:
         of a reference names it by UID alone (the garbage collector orphaning a dependent): with the source's UID it
         matched nothing. One naming an owner replay has not written (restored from the snapshot) is resolved from
         the recorded result: the live references whose owner (kind and name) the result no longer holds are the
-        ones the patch removed. An owner found no way keeps the recorded UID."""
+        ones the patch removed. An owner found no way keeps the recorded UID. The body gets new metadata and
+        references: the recorded request's are never written (review finding)."""
         body = action.body
         meta = body.get("metadata")
-        refs = meta.get("ownerReferences") if isinstance(meta, dict) else None
-        if not isinstance(refs, list):
+        recorded = meta.get("ownerReferences") if isinstance(meta, dict) else None
+        if not isinstance(recorded, list):
             return
+        refs = [dict(ref) if isinstance(ref, dict) else ref for ref in recorded]
+        action.body = {**body, "metadata": {**meta, "ownerReferences": refs}}
         unresolved: list[Obj] = []
         for ref in refs:
             if not isinstance(ref, dict) or not isinstance(ref.get("uid"), str):
@@ -641,6 +644,43 @@ class Replayer:
                    and (r.get("kind"), r.get("name")) not in left]
         refs[:] = [r for r in refs if not any(r is u for u in unresolved)] + [
             {"$patch": "delete", "uid": r.get("uid")} for r in removed]
+
+    def _relink_json_patch_owners(self, action: Action) -> None:
+        """The owner UIDs a JSON patch adds, replaces or tests under ``/metadata/ownerReferences`` (the whole list,
+        one reference, or a reference's ``uid``), as the target's, as :meth:`_relink_patch_owners` maps a merge
+        patch's: an entry of the object replay wrote for that source UID, else (a whole reference) found by kind
+        and name; else the recorded UID stays (review finding: they were all sent as recorded, and in inputs mode
+        the target's garbage collector takes a dependent whose owner UID it cannot find for an orphan). The ops
+        that change are copies."""
+        ops = action.body
+        if not any(isinstance(op, dict) and str(op.get("path", "")).startswith(_OWNER_REFS) for op in ops):
+            return
+
+        def mapped(ref: Any) -> Any:
+            if isinstance(ref, str):  # a reference's uid alone
+                with self.lock:
+                    return self.target_uids.get(ref, ref)
+            if not isinstance(ref, dict) or not isinstance(ref.get("uid"), str):
+                return ref
+            with self.lock:
+                uid = self.target_uids.get(ref["uid"])
+            if uid is None and ref.get("kind") and ref.get("name"):
+                uid = self._owner_uid(ref, action.namespace)
+            return {**ref, "uid": uid} if uid else ref
+
+        out: list[Any] = []
+        for op in ops:
+            path = op.get("path") if isinstance(op, dict) else None
+            if (isinstance(path, str) and path.startswith(_OWNER_REFS) and "value" in op
+                    and op.get("op") in ("add", "replace", "test")):
+                tail = path[len(_OWNER_REFS):]
+                value = op["value"]
+                if not tail and isinstance(value, list):
+                    op = {**op, "value": [mapped(ref) for ref in value]}
+                elif tail.count("/") == 1 or (tail.count("/") == 2 and tail.endswith("/uid")):
+                    op = {**op, "value": mapped(value)}
+            out.append(op)
+        action.body = out
 
     def _remember(self, kind: str, answer: Obj, recorded: Obj | None) -> None:
         """The target UID of an object replay just wrote, by name (for owners) and by the source UID its recorded
@@ -847,6 +887,8 @@ class Replayer:
                 self._relink_claim(action.body)
         elif isinstance(action.body, dict) and action.op == "patch":
             self._relink_patch_owners(res, action)
+        elif isinstance(action.body, list) and action.op == "patch":
+            self._relink_json_patch_owners(action)
         uid = ""
         if action.source_uid:
             with self.lock:
@@ -2168,6 +2210,9 @@ class _Planned:
 def _crd_key(group: str, resource: str) -> tuple[str, str, str, str]:
     """The key (as Action.key) of the CRD that defines ``resource`` in ``group``."""
     return (*CRDS, "", f"{resource}.{group}")
+
+
+_OWNER_REFS: Final = "/metadata/ownerReferences"
 
 
 class _Stopped(KwoksnapError):

@@ -315,7 +315,8 @@ class LagStats:
 TIME_KEYS = frozenset({"lastTransitionTime", "lastHeartbeatTime", "lastProbeTime", "lastUpdateTime", "startTime",
                        "startedAt", "finishedAt", "renewTime", "acquireTime", "lastScheduleTime",
                        "lastSuccessfulTime", "completionTime", "timeAdded", "lastScaleTime", "firstTimestamp",
-                       "lastTimestamp", "eventTime"})
+                       "lastTimestamp", "eventTime", "lastObservedTime", "deprecatedFirstTimestamp",
+                       "deprecatedLastTimestamp"})
 
 
 def parse_rfc3339(value: str) -> int | None:
@@ -349,7 +350,25 @@ def _second_text(second: int) -> str:
 _parsed: Final = functools.lru_cache(maxsize=4096)(parse_rfc3339)
 
 
-MICRO_KEYS = frozenset({"renewTime", "acquireTime", "eventTime"})
+MICRO_KEYS = frozenset({"renewTime", "acquireTime", "eventTime", "lastObservedTime"})
+
+
+def _fraction_digits(value: str) -> int:
+    """How many fractional digits an RFC 3339 time has (``...:05Z``: 0, ``...:05.123456789Z``: 9)."""
+    if len(value) < 21 or value[19] != ".":
+        return 0
+    end = 20
+    while end < len(value) and value[end].isdigit():
+        end += 1
+    return end - 20
+
+
+def format_like(ns: int, digits: int) -> str:
+    """``ns`` with ``digits`` fractional digits (as the recorded value had: a custom resource's nanosecond status
+    time stays one; the API server's metav1.Time has none) and ``Z``."""
+    if not digits:
+        return format_rfc3339(ns)
+    return _second_text(ns // NS) + "." + f"{ns % NS:09d}"[:digits] + "Z"
 
 
 def shift_times(obj: Any, to_replay: Callable[[int], int], resource: str = "", group: str = "") -> Any:
@@ -408,7 +427,7 @@ def _shift(obj: Any, to_replay: Callable[[int], int]) -> Any:
                     if ns is None:
                         continue
                     shifted = to_replay(ns)
-                    new: Any = format_micro(shifted) if k in MICRO_KEYS else format_rfc3339(shifted)
+                    new: Any = format_micro(shifted) if k in MICRO_KEYS else format_like(shifted, _fraction_digits(v))
                 except (ValueError, OverflowError, OSError):  # datetime's range: keep the recorded value
                     continue
             elif isinstance(v, (dict, list)):

@@ -224,9 +224,11 @@ def test_a_garbage_collector_patch_is_replayed_as_the_patch_it_was(kwok_cluster:
     assert [r["name"] for r in refs] == ["owner"], refs
 
 
-def test_a_debugged_pods_ephemeral_containers_are_replayed(make_cluster: ClusterFactory, tmp_path: Path) -> None:
+def test_a_pods_debug_containers_and_in_place_resize_are_replayed(make_cluster: ClusterFactory,
+                                                                   tmp_path: Path) -> None:
     """Black-box finding: `kubectl debug`'s write (pods/ephemeralcontainers) was left out without a count, and the
     pod's later writes, which name the debug container, were refused (422 "pod updates may not change fields").
+    Review finding: the same for an in-place resize (pods/resize), whose later writes carry the new resources.
     (A replay-profile target: a standard one's admission adds volumes and tolerations the hand-made log lacks.)"""
     target = make_cluster("eph", Profile.REPLAY)
     client = client_for(target)
@@ -244,10 +246,23 @@ def test_a_debugged_pods_ephemeral_containers_are_replayed(make_cluster: Cluster
     # review finding: a pod the log starts in the middle of the life of, created from a body that holds them
     midlife = orjson.loads(orjson.dumps(labelled))
     midlife["metadata"].update(name="q", uid="src-q")
+    small, big = ({"requests": {"cpu": f"{m}m"}, "limits": {"cpu": f"{2 * m}m"}} for m in (100, 200))
+    sized = pod(namespace, "r", "src-r")
+    sized["spec"]["containers"][0]["resources"] = small
+    resized = orjson.loads(orjson.dumps(sized))
+    resized["spec"]["containers"][0]["resources"] = big
+    resize = orjson.loads(line(namespace, "patch", "r", t + 1, {"spec": {"containers": [
+        {"name": "c", "resources": big}]}}, resized))
+    resize["objectRef"]["subresource"] = "resize"
+    resize["requestURI"] += "/resize"
+    relabelled = orjson.loads(orjson.dumps(resized))
+    relabelled["metadata"]["labels"] = {"after": "resize"}
     log = tmp_path / "audit.log"
     log.write_bytes(line(namespace, "create", "p", t, created, created) + orjson.dumps(eph) + b"\n"
                     + line(namespace, "update", "p", t + 2, labelled, labelled)
-                    + line(namespace, "update", "q", t + 3, midlife, midlife))
+                    + line(namespace, "update", "q", t + 3, midlife, midlife)
+                    + line(namespace, "create", "r", t, sized, sized) + orjson.dumps(resize) + b"\n"
+                    + line(namespace, "update", "r", t + 2, relabelled, relabelled))
     proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(target.kubeconfig),
                            "replay", "--audit", str(log), "--speed", "max", "--no-fidelity"],
                           capture_output=True, text=True, timeout=300)
@@ -256,6 +271,8 @@ def test_a_debugged_pods_ephemeral_containers_are_replayed(make_cluster: Cluster
         live = client.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
         assert [c["name"] for c in live["spec"]["ephemeralContainers"]] == ["dbg"], name
         assert live["metadata"]["labels"] == {"after": "debug"}, name
+    live = client.get(f"/api/v1/namespaces/{namespace}/pods/r")
+    assert live["spec"]["containers"][0]["resources"] == big and live["metadata"]["labels"] == {"after": "resize"}
 
 
 def test_inputs_mode_applies_a_users_pod_update_to_the_targets_pod(kwok_cluster: LocalCluster, client: Client,

@@ -106,6 +106,10 @@ def event(**kw: Any) -> AuditEvent:
         ({"uri": "/api/v1/namespaces/shop/pods/p?dryRun=All"}, "dry-run"),
         ({"uri": "/api/v1/namespaces/shop/pods/p?fieldManager=x&dryRun=All"}, "dry-run"),
         ({"uri": "/api/v1/namespaces/shop/pods/p?dryRun="}, None),
+        # (review finding: the API server decodes the query's keys, so these are dry runs there too)
+        ({"uri": "/api/v1/namespaces/shop/pods/p?dry%52un=All"}, "dry-run"),
+        ({"uri": "/api/v1/namespaces/shop/pods/p?labelSelector=a%3Db&%64ryRun=All"}, "dry-run"),
+        ({"uri": "/api/v1/namespaces/shop/pods/p?labelSelector=dryRun%3DAll"}, None),  # a value, not the option
         ({"verb": "deletecollection", "request": {"kind": "DeleteOptions", "dryRun": ["All"]}}, "dry-run"),
         ({"verb": "delete", "request": {"kind": "DeleteOptions", "dryRun": ["All"]}}, "dry-run"),
         ({"verb": "delete", "request": {"kind": "DeleteOptions", "dryRun": []}}, None),

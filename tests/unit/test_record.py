@@ -326,6 +326,22 @@ def test_a_watch_becomes_the_requests_of_each_change_and_an_expired_one_lists_ag
     assert collect.got[0]["ts"] == 1000 and collect.got[0]["userAgent"] == "kwoksnap-watch"
 
 
+def test_a_state_of_another_incarnation_is_the_old_one_gone_and_the_new_one_made() -> None:
+    """Review finding: a pod made again under its name while a watch was away (a StatefulSet's) came out of the
+    relist as one update of the old pod, which the replay sent as a PUT over the old copy (refused: another node)."""
+    from kwoksnap.audit.changes import EventMaker, state_changes
+
+    old = {**kpod("web-0", 10, nodeName="n1"), "status": {"phase": "Running"}}
+    new = {**kpod("web-0", 20, nodeName="n2"), "status": {"phase": "Running"}}
+    old["metadata"]["uid"], new["metadata"]["uid"] = "uid-a", "uid-b"
+    event = EventMaker("", "v1", "pods", "ns", "web-0", 1000, ident="watch-1", where="watch", user_agent="w")
+    got = list(state_changes(event, old, new))
+    assert [(e["verb"], e["subresource"]) for e in got] == [("delete", ""), ("create", ""), ("update", "status")]
+    assert got[0]["request"]["preconditions"]["uid"] == "uid-a" and got[1]["response"]["metadata"]["uid"] == "uid-b"
+    same = {**new, "metadata": {**new["metadata"], "uid": "uid-a"}}
+    assert [(e["verb"], e["subresource"]) for e in state_changes(event, old, same)] == [("update", "")]
+
+
 def test_the_webhook_stops_at_once_although_a_client_keeps_sending() -> None:
     """Black-box findings: a client sending a batch every 0.5 s on one keep-alive connection kept the recorder
     running (and recording) until it quit, 23 s after the stop; a TLS client that sent nothing held every other

@@ -216,6 +216,23 @@ class TestTimestamps:
                           "coordination.k8s.io")
         assert out["spec"]["renewTime"].endswith(".000001Z")
 
+    def test_every_time_of_an_event_moves_and_a_time_keeps_its_precision(self) -> None:
+        """Review findings: an Event's series.lastObservedTime and events.k8s.io's deprecated timestamps stayed as
+        recorded (an hour from the eventTime beside them), and a custom resource's nanosecond status time was cut
+        to the second."""
+        later = lambda ns: ns + 3600 * NS  # noqa: E731
+        event = {"eventTime": "2027-01-15T08:00:00.500000Z",
+                 "series": {"count": 2, "lastObservedTime": "2027-01-15T08:00:01.250000Z"},
+                 "deprecatedFirstTimestamp": "2027-01-15T08:00:00Z", "deprecatedLastTimestamp": "2027-01-15T08:00:01Z"}
+        out = shift_times(event, later, "events", "events.k8s.io")
+        assert out == {"eventTime": "2027-01-15T09:00:00.500000Z",
+                       "series": {"count": 2, "lastObservedTime": "2027-01-15T09:00:01.250000Z"},
+                       "deprecatedFirstTimestamp": "2027-01-15T09:00:00Z",
+                       "deprecatedLastTimestamp": "2027-01-15T09:00:01Z"}
+        cr = {"status": {"lastUpdateTime": "2027-01-15T08:00:00.123456789Z", "startTime": "2027-01-15T08:00:00.1Z"}}
+        assert shift_times(cr, later, "backups", "example.com")["status"] == {
+            "lastUpdateTime": "2027-01-15T09:00:00.123456789Z", "startTime": "2027-01-15T09:00:00.1Z"}
+
     def test_only_the_parts_that_record_when_things_happened_move(self) -> None:
         """Review finding: any key named like a time field moved, anywhere: a ConfigMap's data, an annotation, a
         custom resource's scheduled spec.startTime were rewritten (shifted, cut to seconds, turned to Z)."""
@@ -224,10 +241,11 @@ class TestTimestamps:
         assert shift_times(cm, later, "configmaps") == cm
         cr = {"spec": {"startTime": t}, "status": {"startTime": t}}
         out = shift_times(cr, later, "backups", "example.com")
-        assert out["spec"] == cr["spec"] and out["status"]["startTime"] == "2027-01-15T07:00:00Z"
+        assert out["spec"] == cr["spec"] and out["status"]["startTime"] == "2027-01-15T07:00:00.123456Z"
         ops = [{"op": "replace", "path": "/spec/startTime", "value": t},
                {"op": "replace", "path": "/status/startTime", "value": t}]
-        assert [op["value"] for op in shift_times(ops, later, "backups", "example.com")] == [t, "2027-01-15T07:00:00Z"]
+        assert [op["value"] for op in shift_times(ops, later, "backups", "example.com")] == [
+            t, "2027-01-15T07:00:00.123456Z"]
         event = {"firstTimestamp": "2027-01-15T08:00:00Z", "series": {"lastObservedTime": "x"}, "note": "startTime"}
         assert shift_times(event, later, "events")["firstTimestamp"] == "2027-01-15T09:00:00Z"
         assert shift_times({"spec": {"taints": [{"timeAdded": t}]}}, later, "pods")["spec"]["taints"][0] == {
@@ -469,6 +487,33 @@ class TestActions:
         assert a.body == {"spec": {"ephemeralContainers": debugged["spec"]["ephemeralContainers"]}}
         assert a.content_type == STRATEGIC_MERGE_PATCH
 
+    def test_an_in_place_resize_goes_through_its_subresource(self) -> None:
+        """Review finding: a pods/resize write was left out (not a default resource, and unsupported if named), and
+        every later write of the pod, which carries the new resources, was refused (422)."""
+        from kwoksnap.audit import FilterSpec, skip_reason
+
+        resized = pod()
+        big = {"requests": {"cpu": "200m"}, "limits": {"cpu": "400m"}}
+        resized["spec"]["containers"] = [{"name": "c", "image": "img", "resources": big}]
+        resized["spec"]["initContainers"] = [
+            {"name": "side", "image": "img", "restartPolicy": "Always", "resources": big},
+            {"name": "once", "image": "img", "resources": big}]  # (not a sidecar: a resize may not change it)
+        request = {"spec": {"containers": [{"name": "c", "resources": big}]}}
+        ev = event(verb="patch", sub="resize", user="alice", agent="kubectl/v1.36", request=request,
+                   response=resized)
+        assert skip_reason(ev, FilterSpec()) is None  # replayed by default
+        for mode in ("verbatim", "inputs"):
+            a = plan_action(ev, mode=mode, to_replay=None)  # type: ignore[arg-type]
+            assert isinstance(a, Action) and (a.op, a.subresource, a.content_type) == (
+                "patch", "resize", STRATEGIC_MERGE_PATCH)
+            assert a.body == {"spec": {"initContainers": [{"name": "side", "resources": big}],
+                                       "containers": [{"name": "c", "resources": big}]}}
+        at_request_level = plan_action({**ev, "level": "Request", "response": None}, mode="verbatim",
+                                       to_replay=None)
+        assert isinstance(at_request_level, Action) and at_request_level.body == request
+        assert plan_action({**ev, "level": "Metadata", "request": None, "response": None}, mode="verbatim",
+                           to_replay=None) == Skip("degraded-metadata")
+
     def test_a_namespaces_finalize_write_comes_with_namespaces(self) -> None:
         """Black-box finding: with --resources namespaces the namespace controller's finalize write (which removes
         a deleted namespace) was filtered out, and the replay ended with the namespace still Terminating."""
@@ -632,7 +677,7 @@ class TestActions:
         monkeypatch.setattr(actions, "RECREATE_MEMORY_MAX", 1)
         assert self.due_of_deletes(recent) == [T0 + 62]  # only the newest create is kept
 
-    @pytest.mark.parametrize("response", [None, {"kind": "Status"}, {"kind": "PodList", "items": []},
+    @pytest.mark.parametrize("response", [None, {"kind": "Status"}, {"kind": "PodList", "items": None},
                                           {"kind": "PodList", "items": [{"metadata": {"name": "a1"}}, {}]}])
     def test_a_collection_delete_without_a_full_list_is_sent_as_recorded(self, response: Any) -> None:
         ev = event(verb="deletecollection", name="", uri="/api/v1/namespaces/ns/pods?labelSelector=x",
@@ -640,6 +685,14 @@ class TestActions:
         assert list(split_collection_deletes([ev])) == [ev]
         a = plan_action(ev, mode="verbatim", to_replay=None)
         assert isinstance(a, Action) and a.op == "deletecollection" and a.params == {"labelSelector": "x"}
+
+    def test_a_collection_delete_that_deleted_nothing_is_not_sent(self) -> None:
+        # (review finding: sent again, its selector deleted whatever matched in the target at that moment)
+        ev = event(verb="deletecollection", name="", uri="/api/v1/namespaces/ns/pods?labelSelector=x",
+                   response={"kind": "PodList", "apiVersion": "v1", "items": []})
+        assert list(split_collection_deletes([ev])) == [ev]
+        assert plan_action(ev, mode="verbatim", to_replay=None) == Skip("deleted-nothing")
+        assert plan_action(ev, mode="inputs", to_replay=None) == Skip("deleted-nothing")
 
     @pytest.mark.parametrize(("obj_phase", "grace", "removed"), [("Running", None, False), ("Running", 0, True),
                                                                  ("Succeeded", None, True), ("Failed", 30, True)])
@@ -3183,3 +3236,39 @@ def test_inputs_mode_takes_a_pod_the_target_finished_deleting_for_one_recorded_t
     assert _mismatch(("Pod", "ns", "p"), want, None, inputs=False) == "Pod ns/p: missing"
     alive = ObjectState("Pod", phase="Running", ready="True", node="n1")
     assert _mismatch(("Pod", "ns", "p"), alive, None, inputs=True) == "Pod ns/p: missing"
+
+
+def test_owner_uids_in_patches_are_mapped_on_copies() -> None:
+    """Review findings: a JSON patch's owner references were sent with the source's UIDs (in inputs mode the
+    target's garbage collector takes such a dependent for an orphan), and a merge patch's were mapped by writing
+    into the recorded request."""
+    rs = Resource("apps", "v1", "replicasets", "ReplicaSet", True, frozenset({"create", "get"}))
+    r = Replayer(client=NoClient(), options=ReplayOptions(max_lead=0.0),  # type: ignore[arg-type]
+                 clock=FakeClock(), discovery=Discovery([rs]))
+    r.target_uids["s1"] = "t1"
+    ref = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": "s1", "controller": True}
+    ops = [{"op": "add", "path": "/metadata/ownerReferences", "value": [ref]},
+           {"op": "add", "path": "/metadata/ownerReferences/-", "value": ref},
+           {"op": "test", "path": "/metadata/ownerReferences/0", "value": ref},
+           {"op": "replace", "path": "/metadata/ownerReferences/0/uid", "value": "s1"},
+           {"op": "replace", "path": "/metadata/ownerReferences/0/name", "value": "s1"},
+           {"op": "add", "path": "/metadata/labels/owner", "value": "s1"},
+           {"op": "remove", "path": "/metadata/ownerReferences/1"}]
+    recorded = copy.deepcopy(ops)
+    action = Action("patch", "PATCH", "", "v1", "pods", "ns", "p1", body=ops)
+    r._relink_json_patch_owners(action)
+    assert ops == recorded  # the recorded request is untouched
+    sent = action.body
+    assert sent[0]["value"] == [{**ref, "uid": "t1"}] and sent[1]["value"] == sent[2]["value"] == {**ref, "uid": "t1"}
+    assert sent[3]["value"] == "t1"
+    assert sent[4:] == recorded[4:]  # a name, a label, a removal: as recorded
+    unknown = Action("patch", "PATCH", "", "v1", "pods", "ns", "p1",
+                     body=[{"op": "replace", "path": "/metadata/ownerReferences/0/uid", "value": "s9"}])
+    r._relink_json_patch_owners(unknown)
+    assert unknown.body[0]["value"] == "s9"  # found no way: kept
+
+    merge = {"metadata": {"ownerReferences": [ref]}}
+    recorded_merge = copy.deepcopy(merge)
+    action = Action("patch", "PATCH", "", "v1", "pods", "ns", "p1", body=merge)
+    r._relink_patch_owners(PODS, action)
+    assert merge == recorded_merge and action.body["metadata"]["ownerReferences"] == [{**ref, "uid": "t1"}]
