@@ -10,7 +10,7 @@ watch both go through :func:`state_changes`, which makes them in this order (doc
   propagation policy its finalizer says (``foregroundDeletion``, ``orphan``); what the delete itself changes (those
   fields, a Namespace's phase) is no change of its own;
 - a field only a subresource writes: a Namespace's ``spec.finalizers`` (``finalize``), a pod's
-  ``spec.ephemeralContainers`` (``ephemeralcontainers``);
+  ``spec.ephemeralContainers`` (``ephemeralcontainers``), its containers' ``resources`` (``resize``);
 - anything else of the object but its status (labels, finalizers, a Node's taints, a Deployment's replicas): an
   ``update`` with the resulting object;
 - its ``status``: an ``update`` of the ``status`` subresource with the resulting object;
@@ -124,6 +124,15 @@ def state_changes(event: EventMaker, old: Obj | None, new: Obj | None) -> Iterat
             if field in part_of(new, part):
                 fields[field] = part_of(new, part)[field]
             before = {**before, part: fields}
+    if core and resource == "pods" and _resources(before) != _resources(new):
+        # An in-place resize goes through its subresource: a write of the pod whole may not change resources.
+        yield event("update", "resize", new, new, 200)
+        resized = dict(_resources(new))
+        before = _with(before, "spec", **{
+            field: [{**c, "resources": resized[c["name"]]} if isinstance(c, dict) and c.get("name") in resized
+                    and (c.get("resources") or {}) != resized[c["name"]] else c
+                    for c in part_of(before, "spec").get(field) or ()]
+            for field in ("initContainers", "containers") if isinstance(part_of(before, "spec").get(field), list)})
     if _own_part(before) != _own_part(new):
         yield event("update", "", new, new, 200)
     if before.get("status") != new.get("status"):
@@ -189,6 +198,13 @@ def _finalizers(obj: Obj) -> list[Any]:
 def _with(obj: Obj, part: str, **fields: Any) -> Obj:
     """A copy of ``obj`` whose ``part`` map has ``fields`` set (a shallow copy: nothing shared is changed)."""
     return {**obj, part: {**part_of(obj, part), **fields}}
+
+
+def _resources(pod: Obj) -> list[tuple[Any, Any]]:
+    """Each container's (init containers' too) name and resources: what an in-place resize changes."""
+    spec = part_of(pod, "spec")
+    return [(c.get("name"), c.get("resources") or {}) for field in ("initContainers", "containers")
+            for c in spec.get(field) or () if isinstance(c, dict)] if isinstance(spec, dict) else []
 
 
 def part_of(obj: Any, part: str) -> Obj:

@@ -4,6 +4,7 @@ test_record.py.)"""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -331,8 +332,9 @@ def test_a_state_of_another_incarnation_is_the_old_one_gone_and_the_new_one_made
     relist as one update of the old pod, which the replay sent as a PUT over the old copy (refused: another node)."""
     from kwoksnap.audit.changes import EventMaker, state_changes
 
-    old = {**kpod("web-0", 10, nodeName="n1"), "status": {"phase": "Running"}}
-    new = {**kpod("web-0", 20, nodeName="n2"), "status": {"phase": "Running"}}
+    old = {**kpod("web-0", 10, nodeName="n1", containers=[{"name": "c"}]), "status": {"phase": "Running"}}
+    new = {**kpod("web-0", 20, nodeName="n2", containers=[{"name": "c", "resources": {}}]),
+           "status": {"phase": "Running"}}  # (no resources and empty ones: the same)
     old["metadata"]["uid"], new["metadata"]["uid"] = "uid-a", "uid-b"
     event = EventMaker("", "v1", "pods", "ns", "web-0", 1000, ident="watch-1", where="watch", user_agent="w")
     got = list(state_changes(event, old, new))
@@ -340,6 +342,15 @@ def test_a_state_of_another_incarnation_is_the_old_one_gone_and_the_new_one_made
     assert got[0]["request"]["preconditions"]["uid"] == "uid-a" and got[1]["response"]["metadata"]["uid"] == "uid-b"
     same = {**new, "metadata": {**new["metadata"], "uid": "uid-a"}}
     assert [(e["verb"], e["subresource"]) for e in state_changes(event, old, same)] == [("update", "")]
+    # (review finding: an in-place resize, seen as a state, was an update of the pod whole: refused)
+    resized = copy.deepcopy(same)
+    resized["spec"]["containers"] = [{"name": "c", "resources": {"requests": {"cpu": "2"}}}]
+    got = list(state_changes(event, same, resized))
+    assert [(e["verb"], e["subresource"]) for e in got] == [("update", "resize")]
+    relabelled = copy.deepcopy(resized)
+    relabelled["metadata"]["labels"] = {"a": "b"}
+    assert [(e["verb"], e["subresource"]) for e in state_changes(event, same, relabelled)] == [
+        ("update", "resize"), ("update", "")]
 
 
 def test_the_webhook_stops_at_once_although_a_client_keeps_sending() -> None:
