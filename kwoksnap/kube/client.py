@@ -21,7 +21,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlencode
 
 import orjson
@@ -55,6 +55,9 @@ _NOT_REPEATED = ("not sent again: the server may have applied it, and applying i
                  "once")
 
 
+# The field manager the API server records for kwoksnap's writes: its user agent's name (managedFields).
+FIELD_MANAGER: Final = "kwoksnap"
+
 # A target that has answered nothing for this long, while a request failed to reach it after its retries, is gone:
 # restore and replay stop (exit 4) instead of letting every later write wait out its own retries in turn (black-box
 # findings: a restore silent for hours, a replay whose 17 s of recorded time took 129 s). Longer than the API server
@@ -70,6 +73,10 @@ class RetryPolicy:
     attempts: int = 12
     base_delay: float = 0.1
     max_delay: float = 5.0
+    # No attempt starts this long after the first began: a server that accepts and never answers keeps each attempt
+    # for the read timeout (60 s), and twelve were 12.5 minutes per request (review finding: a hung target stalled
+    # restore that long before it was found gone). Quick failures (a restart's refused connections) never reach it.
+    give_up_after: float = 45.0
 
     def delay(self, attempt: int) -> float:
         # Equal jitter: half the backoff fixed, half random. It spreads the retries of many concurrent workers after
@@ -153,7 +160,7 @@ class Client:
         pool_size: int = 16,
         timeout: float = 60.0,
         retry: RetryPolicy = RetryPolicy(),
-        user_agent: str = f"kwoksnap/{__version__}",
+        user_agent: str = f"{FIELD_MANAGER}/{__version__}",
         sleep: Callable[[float], object] | None = None,
     ) -> None:
         self.config = config
@@ -243,6 +250,7 @@ class Client:
         policy = retry or self.retry
         target = path + (("?" + urlencode(params)) if params else "")
         attempt = 0
+        first = time.monotonic()
         refreshed = False
         uncertain = False  # an earlier attempt may have been acted on (APIError.resent)
         debug = log.isEnabledFor(logging.DEBUG)
@@ -297,7 +305,8 @@ class Client:
                 if resp.status == 429 and retry_after and retry_after.isdigit():
                     wait = max(wait, min(float(retry_after), policy.max_delay))
             attempt += 1
-            if attempt >= policy.attempts or self._cancelled.is_set():
+            if (attempt >= policy.attempts or self._cancelled.is_set()
+                    or time.monotonic() + wait - first > policy.give_up_after):
                 raise err
             with self._lock:
                 self.retries += 1

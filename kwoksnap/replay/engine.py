@@ -1556,6 +1556,7 @@ class Replayer:
                     f"{exc}): the replay stopped")
         self.stop.set()
         self._halt.set()
+        self.client.cancel()  # the changes in flight fail at their next failure instead of retrying on
 
     def _apply(self, item: _Item) -> None:
         if self._halt.is_set():

@@ -23,7 +23,7 @@ from typing import Any, Final, Literal
 
 from kwoksnap.errors import APIError, ClusterError, Conflict, Invalid, KwoksnapError, NotFound, TransportError
 from kwoksnap.interrupts import INTERRUPT_POLL, DeferredInterrupts
-from kwoksnap.kube.client import OUTAGE_SECONDS, STRATEGIC_MERGE_PATCH, Client
+from kwoksnap.kube.client import FIELD_MANAGER, OUTAGE_SECONDS, STRATEGIC_MERGE_PATCH, Client
 from kwoksnap.kube.discovery import Discovery, Resource, discover
 from kwoksnap.kube.objects import SA_NAME_ANNOTATION, SA_TOKEN_TYPE, scrub_secret_values, scrubbed_error
 from kwoksnap.restore.dependencies import missing_dependencies
@@ -336,8 +336,13 @@ class _Restorer:
             if outcome != "skipped":  # an existing namespace is left as it is
                 with self.lock:
                     self.active_namespaces.append(name)
-        mine = outcome != "skipped" or ((created.get("metadata") or {}).get("annotations") or {}).get(
-            FROZEN_ANNOTATION) == "true"  # (--on-conflict skip leaves the target's own pods as they are)
+        # What restore made: created or replaced now, or found in place from an earlier run (a frozen pod, an object
+        # restore's own field manager wrote). --on-conflict skip leaves the target's own objects as they are: no
+        # status, no deletion, no claim rebinding (review findings: it deleted the target's ConfigMap and pod that
+        # the snapshot held Terminating, and wrote the snapshot's status over the target's custom resource).
+        mine = outcome != "skipped" or (
+            ((created.get("metadata") or {}).get("annotations") or {}).get(FROZEN_ANNOTATION) == "true"
+            if res.kind == "Pod" else _written_by_restore(created))
         if prep.ephemeral is not None and mine and not (created.get("spec") or {}).get("ephemeralContainers"):
             try:  # (before the status, which names their states)
                 self.client.patch(res.path(ns, name, "ephemeralcontainers"),
@@ -349,9 +354,7 @@ class _Restorer:
         # likewise a finished Job still suspended by such a run.
         annotations = (created.get("metadata") or {}).get("annotations") or {}
         left_suspended = SUSPENDED_ANNOTATION in annotations
-        # (A pod only if restore made it, frozen: --on-conflict skip leaves the target's own pods as they are.)
-        left_without = _status_never_written(created, prep.status) if prep.status is not None and (
-            res.kind != "Pod" or annotations.get(FROZEN_ANNOTATION) == "true") else False
+        left_without = mine and prep.status is not None and _status_never_written(created, prep.status)
         if outcome == "updated" and res.kind == "Node" and "status" in res.subresources:
             prep.status = prep.body.get("status") or {}  # (created with it; a replace of the object ignores it)
         if prep.status is not None and (outcome != "skipped" or left_without
@@ -385,7 +388,7 @@ class _Restorer:
                     return
         # A pod that was Terminating is deleted gracefully again (likewise completed on a rerun); another object held
         # by finalizers at the end (terminate_deferred).
-        if prep.terminate is not None and not (created.get("metadata") or {}).get("deletionTimestamp"):
+        if prep.terminate is not None and mine and not (created.get("metadata") or {}).get("deletionTimestamp"):
             options = {**prep.terminate, "preconditions": {"uid": new_uid}}
             if res.kind != "Pod":
                 with self.lock:
@@ -401,7 +404,7 @@ class _Restorer:
                         self.removed_at_once.append(f"{ns}/{name}")
                     prep.deferred_owners = []  # (gone: nothing to relink, and not "deleted meanwhile" either)
         with self.lock:
-            if res.kind == "PersistentVolumeClaim" and prep.status and prep.status.get("phase") == "Bound":
+            if res.kind == "PersistentVolumeClaim" and mine and prep.status and prep.status.get("phase") == "Bound":
                 self.bound_claims.append((res, key, str(ns or ""), name, prep.status))
             if outcome == "created":
                 result.created += 1
@@ -531,6 +534,8 @@ class _Restorer:
         return self.client.replace(res.path(ns, name), body), "updated"
 
     def _one(self, res: Resource, key: str, obj: Obj) -> None:
+        if self.gone is not None:  # (queued before the target was found gone: not sent, as those never queued)
+            return
         meta = obj.get("metadata") or {}
         name = f"{key} {meta['namespace']}/{meta.get('name')}" if meta.get("namespace") else f"{key} {meta.get('name')}"
         with self.lock:
@@ -543,6 +548,7 @@ class _Restorer:
             if time.monotonic() - self._answered > OUTAGE_SECONDS and self.gone is None:
                 self.gone = TransportError(f"the target stopped answering (nothing for over {OUTAGE_SECONDS:.0f} s; "
                                            f"last: {exc}): the restore stopped")
+                self.client.cancel()  # the writes in flight fail at their next failure instead of retrying on
         except KwoksnapError as exc:  # (a Secret's refusal scrubbed whole, before it is cut to one line)
             if isinstance(exc, APIError):  # an answer: a refusal
                 self._answered = time.monotonic()
@@ -879,13 +885,28 @@ def _without_admission_taint(taints: list[Obj] | None) -> list[Obj]:
 
 def _status_never_written(existing: Obj, status: Obj) -> bool:
     """Whether ``existing`` was left half-restored (created, its status write lost): it shows no more than the
-    fresh status the API server gives a new object (Pending, a pod's QoS class), and the recorded one differs. One
-    written since (by the target, a replay: Failed with its reason) is no longer fresh, and stays (black-box
-    finding: a skip wrote the snapshot's phase over a pod evicted since, leaving it Running with the reason
-    Evicted)."""
+    fresh status the API server gives a new object (Pending, a pod's QoS class, a gated pod's SchedulingGated
+    condition), and the recorded one says more. One written since (by the target, a replay: Failed with its
+    reason) is no longer fresh, and stays (black-box finding: a skip wrote the snapshot's phase over a pod evicted
+    since, leaving it Running with the reason Evicted). (Review finding: a pod recorded Pending, unschedulable or
+    being started, was taken for one whose status was written, as only its phase and IP were compared.)"""
     current = existing.get("status") or {}
-    fresh = set(current) <= {"phase", "qosClass"} and current.get("phase") in (None, "Pending")
-    return fresh and (current.get("phase") != status.get("phase") or current.get("podIP") != status.get("podIP"))
+    conditions = [c for c in current.get("conditions") or () if not (
+        isinstance(c, dict) and c.get("type") == "PodScheduled" and c.get("reason") == "SchedulingGated")]
+    fresh = set(current) - {"conditions"} <= {"phase", "qosClass"} and not conditions and current.get("phase") in (
+        None, "Pending")
+    return fresh and _without(status, "qosClass") != _without(current, "qosClass")
+
+
+def _without(obj: Obj, key: str) -> Obj:
+    return {k: v for k, v in obj.items() if k != key}
+
+
+def _written_by_restore(obj: Obj) -> bool:
+    """Whether kwoksnap's own field manager (its user agent's) wrote the object itself: one restore made on an
+    earlier run (or kwoksnap replay wrote), as opposed to the target's own."""
+    return any(isinstance(entry, dict) and entry.get("manager") == FIELD_MANAGER and not entry.get("subresource")
+               for entry in (obj.get("metadata") or {}).get("managedFields") or ())
 
 
 def manual_endpoints(source: RecordSource) -> frozenset[tuple[str, str]]:

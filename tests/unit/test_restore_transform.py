@@ -487,6 +487,10 @@ def test_a_target_that_stops_answering_stops_the_restore(monkeypatch: pytest.Mon
 
     class Down:
         creates = 0
+        cancelled = False
+
+        def cancel(self) -> None:  # (once found gone: the writes in flight are not retried on)
+            self.cancelled = True
 
         def create(self, path: str, body: Any, **_: Any) -> Any:
             self.creates += 1
@@ -509,6 +513,7 @@ def test_a_target_that_stops_answering_stops_the_restore(monkeypatch: pytest.Mon
             else:
                 r.run_step(PlanStep("objects", "v1/configmaps", 20), Discovery([maps]), pool)
         assert (client.creates < 20) == stopped and len(r.failures) == client.creates
+        assert client.cancelled == stopped
 
 
 def test_copied_is_a_deep_copy_also_of_integers_beyond_64_bits() -> None:

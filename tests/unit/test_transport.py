@@ -564,6 +564,31 @@ def test_the_default_retries_wait_long_enough_for_an_api_server_restart() -> Non
         assert all(backoff / 2 <= policy.delay(attempt) <= backoff for _ in range(100))
 
 
+def test_retries_stop_starting_after_a_while_when_the_server_answers_nothing(
+        server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
+    """Review finding: a server that accepts and never answers kept each attempt for the read timeout (60 s), and a
+    request made twelve: 12.5 minutes of silence per write before restore found the target gone."""
+    release = threading.Event()
+
+    def handler(conn: socket.socket, request: bytes, i: int) -> bool:
+        if i == 0:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            return True
+        release.wait(10)  # hung: the next connections wait in the listen queue, unanswered too
+        return False
+
+    url, _ = server(handler)
+    try:
+        with Client(ClusterConfig(server=url), timeout=0.3, retry=RetryPolicy(give_up_after=1.0)) as c:
+            assert c.get("/version") == {}
+            began = time.monotonic()
+            with pytest.raises(TransportError):
+                c.create("/api/v1/namespaces/ns/configmaps", {"metadata": {"name": "a"}})
+            assert time.monotonic() - began < 2.5 and c.retries <= 3  # (twelve attempts: 3.6 s + 16-31 s of waits)
+    finally:
+        release.set()
+
+
 def test_a_request_cut_off_while_it_was_sent_is_sent_again_even_if_it_must_not_repeat(
         server: Callable[[Handler], tuple[str, list[bytes]]], monkeypatch: pytest.MonkeyPatch) -> None:
     """Review finding: a reused connection that broke while the request was being sent (so no server acts on it)
