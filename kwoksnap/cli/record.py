@@ -242,9 +242,13 @@ def _tls(cert: str | None, key: str | None) -> Any:
     return context
 
 
+AGAIN_AFTER = 1.0  # seconds after the first signal from which any second one gives up (a second Ctrl-C always)
+
+
 class _StopOnSignals:
-    """Ctrl-C, SIGTERM and SIGHUP set ``stop`` (recording ends, the file is written); a second one gives up (the
-    file is not written). Only the main thread can set signal handlers: elsewhere (tests) nothing changes.
+    """Ctrl-C, SIGTERM and SIGHUP set ``stop`` (recording ends, the file is written); a second Ctrl-C gives up (the
+    file is not written), as does any signal ``AGAIN_AFTER`` seconds or more after the first. Only the main thread
+    can set signal handlers: elsewhere (tests) nothing changes.
 
     ``stop`` is set, and the notice printed, by a thread of its own that the signal wakes (``signal.set_wakeup_fd``),
     not by the handler: a handler runs in the main thread between any two bytecodes, and one that took ``stop``'s
@@ -255,13 +259,18 @@ class _StopOnSignals:
         self.stop = stop
         self.previous: dict[int, Any] = {}
         self.signals = 0
+        self.first = 0.0  # when the first signal came (time.monotonic)
         self._pipe: tuple[int, int] | None = None
         self._wakeup = -1
         self._watcher: threading.Thread | None = None
 
-    def _handle(self, _signum: int, _frame: FrameType | None) -> None:
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
         self.signals += 1  # (nothing here may take a lock: see the class)
-        if self.signals > 1:
+        if self.signals == 1:
+            self.first = time.monotonic()
+        elif signum == signal.SIGINT or time.monotonic() - self.first > AGAIN_AFTER:
+            # Given up on Ctrl-C again, or another signal later on; not on another signal of the same stop (review
+            # finding: systemd's SIGTERM and SIGHUP back to back gave up a recording, temporary file and all).
             raise KeyboardInterrupt
 
     def _watch(self, fd: int) -> None:

@@ -88,6 +88,7 @@ class Follower:
         try:
             while True:
                 if stop.is_set() and ends is None:
+                    self._look(files)  # (a file made under the path since the last look: its lines were written)
                     ends = {id(f): os.fstat(f.stream.fileno()).st_size for f in files}
                 if ends is None:
                     self._look(files)
@@ -260,6 +261,8 @@ def _open(path: Path) -> tuple[IO[bytes], int]:
         raise InputError(f"{path}: is a directory, not an audit log file") from None
     except FileNotFoundError:
         raise InputError(f"{path}: no such file (the API server's --audit-log-path)") from None
+    except PermissionError as exc:  # the system's refusal: exit 7, as for any file (README; review finding: 3)
+        raise PermissionError(exc.errno, f"{path}: cannot read it: {exc.strerror or exc}") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
     return stream, os.fstat(stream.fileno()).st_ino

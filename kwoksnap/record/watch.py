@@ -39,6 +39,9 @@ log = logging.getLogger("kwoksnap.record")
 USER_AGENT: Final = "kwoksnap-watch"
 WATCH_SECONDS: Final = 300  # how long one watch request runs before the API server ends it (resumed at once)
 RETRY_SECONDS: Final = (0.5, 1.0, 2.0, 4.0, 8.0)  # waits between a broken watch's attempts to go on
+STOP_WAIT: Final = 2.0  # seconds a stop waits for the watches to end (one listing again may wait long for its answer)
+# Refusals no retry changes: forbidden, or the credentials refused after the client fetched them again.
+_REFUSED: Final = frozenset({401, 403})
 REDISCOVER_SECONDS: Final = 5.0  # how often the served resources are looked at again (``rediscover``)
 
 Obj = dict[str, Any]
@@ -145,11 +148,21 @@ class WatchRecorder:
         if self._rediscover is not None:  # (not waited for at the stop: a discovery in flight is dropped)
             threading.Thread(target=self._pick_up, args=(stop, threads), name="kwoksnap-rediscover",
                              daemon=True).start()
+        stopped_at: float | None = None
         while True:
             try:
                 batch = self._queue.get(timeout=0.2)
             except queue.Empty:
-                if stop.is_set() and not any(t.is_alive() for t in threads) and self._queue.empty():
+                if not stop.is_set():
+                    continue
+                if stopped_at is None:
+                    stopped_at = time.monotonic()
+                    self.client.cancel()  # (a list being retried ends; watches end at the stop)
+                alive = [t.name for t in threads if t.is_alive()]
+                if self._queue.empty() and (not alive or time.monotonic() - stopped_at > STOP_WAIT):
+                    if alive:  # a list of an expired watch waiting for its answer (review finding: for minutes)
+                        log.warning("stopped without waiting for %d watch(es) listing again: %s", len(alive),
+                                    ", ".join(alive))
                     return
                 continue
             for event in batch:
@@ -170,14 +183,13 @@ class WatchRecorder:
         while not stop.wait(self._every):
             try:
                 found = self._rediscover()
-            except KwoksnapError as exc:  # (the API server restarting: looked at again next time)
+                for res in found:
+                    if (res.group, res.name) in self._tried or stop.is_set():
+                        continue
+                    self._tried.add((res.group, res.name))
+                    self._start_later(res, stop, threads)
+            except Exception as exc:  # (the API server restarting: looked at again next time; never the end of it)
                 log.info("looking for resources served since recording began failed: %s", exc)
-                continue
-            for res in found:
-                if (res.group, res.name) in self._tried or stop.is_set():
-                    continue
-                self._tried.add((res.group, res.name))
-                self._start_later(res, stop, threads)
 
     def _start_later(self, res: Resource, stop: threading.Event, threads: list[threading.Thread]) -> None:
         """Watch ``res``, served since recording began: listed first (what is there was made since: recorded as
@@ -188,8 +200,8 @@ class WatchRecorder:
         for scope in scopes([res], self._namespaces):
             try:
                 version, states = self._list(scope)
-            except APIError as exc:
-                if exc.status != 403:
+            except KwoksnapError as exc:  # (a broken connection too: it ended the looking, for good: review finding)
+                if not isinstance(exc, APIError) or exc.status != 403:
                     log.info("%s is served now, but listing it failed (%s): looked at again later", _named(scope),
                              exc)
                     self._tried.discard((res.group, res.name))
@@ -242,7 +254,7 @@ class WatchRecorder:
                         self._emit(res, key, states.get(key), obj)
                         states[key] = obj
             except APIError as exc:
-                if exc.status == 403:
+                if exc.status in _REFUSED:
                     self._revoke(scope, exc)
                     return
                 if exc.status == 410:  # too old: list again; what changed meanwhile is a change of this moment
@@ -250,7 +262,7 @@ class WatchRecorder:
                     log.info("%s: the watch expired; listing again", res.key)
                     try:
                         version, states = self._relist(scope, states, stop)
-                    except APIError as refused:  # (a 403: _relist lets only that through)
+                    except APIError as refused:  # (a 401 or 403: _relist lets only those through)
                         self._revoke(scope, refused)
                         return
                     continue
@@ -259,9 +271,9 @@ class WatchRecorder:
                 failures = self._retry(res, exc, failures, stop)
 
     def _revoke(self, scope: _Scope, exc: APIError) -> None:
-        """Access to ``scope`` was refused while recording (403): no retry brings it back, so its watch ends and
-        the recording says from when (black-box finding: retried every 8 s to the end, and the summary read as a
-        whole recording)."""
+        """Access to ``scope`` was refused while recording (403; or 401, the credentials refused after the client
+        fetched them again: review finding): no retry brings it back, so its watch ends and the recording says from
+        when (black-box finding: retried every 8 s to the end, and the summary read as a whole recording)."""
         since = time.strftime("%H:%M:%SZ", time.gmtime(self.clock() / 1e9))
         log.warning("%s: access refused (%s); its changes are not recorded from now on", _named(scope), exc)
         with self._count:
@@ -282,7 +294,7 @@ class WatchRecorder:
             try:
                 version, listed = self._list(scope)
             except APIError as exc:
-                if exc.status == 403:
+                if exc.status in _REFUSED:
                     raise
                 self._retry(res, exc, 1, stop)
                 continue

@@ -5,17 +5,20 @@ happen, without a log file (managed setups, a log volume nobody can read). It PO
 batches (JSON) to the server its kubeconfig-shaped configuration names; this is that server, on an address of the
 user's choosing (loopback unless they say otherwise), plain HTTP or TLS.
 
-Each batch is answered 200 once decoded; a body that is not JSON is 400 (the API server logs it and drops the
-batch), one over ``MAX_BODY`` 413. Decoding happens on the server's threads; the events, with what was wrong, go
-through one queue to the recording in the order the batches came.
+Each batch is answered 200 once decoded and queued for the recording, and only then; a body that is not JSON is
+400 (the API server logs it and drops the batch), one over ``MAX_BODY`` 413; 503 (sent again later) when recording
+has stopped, or while ``MAX_QUEUED`` batches wait. Decoding happens on the server's threads; the events, with what
+was wrong, go through one queue to the recording in the order the batches came.
 """
 
 from __future__ import annotations
 
 import http.server
+import logging
 import queue
 import socket
 import ssl
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any, Final
@@ -26,7 +29,12 @@ from kwoksnap.audit import AuditEvent, ParseStats
 from kwoksnap.audit.formats import decode_value
 from kwoksnap.errors import UsageError
 
+log = logging.getLogger(__name__)
+
 MAX_BODY: Final = 256 << 20  # bytes of one batch (the API server's batches are far smaller: 400 events by default)
+# Batches received and not yet taken by the recording: more are answered 503 (the API server sends them again
+# later), so memory stays bounded when they come faster than the recording writes (review finding: unbounded).
+MAX_QUEUED: Final = 64
 POLL: Final = 0.2
 IDLE: Final = 2.0  # seconds a read of a request may wait, and a stop waits for the batches being read
 HANDSHAKE: Final = 10.0  # seconds a TLS handshake may take (on the connection's own thread)
@@ -64,6 +72,14 @@ class _Server(http.server.ThreadingHTTPServer):
         super().finish_request(request, client_address)
 
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up or stalled is nothing to report (socketserver printed a traceback for each:
+        review finding); anything else is one line."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, (ConnectionError, TimeoutError, ssl.SSLError)):
+            log.warning("webhook: a request from %s failed: %s: %s", client_address[0], type(error).__name__, error)
+
+
 class _Server6(_Server):
     address_family = socket.AF_INET6
 
@@ -79,6 +95,7 @@ class WebhookServer:
         self._count = threading.Condition()
         self._receiving = 0  # batches being read (finished before the events end, for up to IDLE after a stop)
         self._stopping = threading.Event()
+        self._drained = False  # the stop waits no more: a batch read later is answered 503, not queued
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -86,10 +103,23 @@ class WebhookServer:
             timeout = IDLE  # (each read of a request: a client that stalls longer is dropped)
 
             def do_POST(self) -> None:
-                if outer._stopping.is_set():  # no further batch once recording stops (the API server retries
-                    self.close_connection = True  # it, or drops it: its --audit-webhook-initial-backoff)
-                    self._answer(503, "not recording any more")
+                with outer._count:  # (the check and the count together: a stop between them was not waited for)
+                    stopping = outer._stopping.is_set()
+                    busy = not stopping and outer._queue.qsize() >= MAX_QUEUED
+                    if not stopping and not busy:
+                        outer._receiving += 1
+                if stopping or busy:  # the API server sends it again later (its --audit-webhook-initial-backoff)
+                    self.close_connection = True
+                    self._answer(503, "not recording any more" if stopping else "busy: send it again later")
                     return
+                try:
+                    self._receive()
+                finally:
+                    with outer._count:
+                        outer._receiving -= 1
+                        outer._count.notify_all()
+
+            def _receive(self) -> None:
                 try:
                     length = int(self.headers.get("Content-Length", ""))
                     if length < 0:
@@ -104,31 +134,23 @@ class WebhookServer:
                     outer._refused(f"a batch of {length} bytes (more than {MAX_BODY})")
                     self._answer(413, f"a batch is at most {MAX_BODY} bytes")
                     return
-                with outer._count:
-                    outer._receiving += 1
-                try:
-                    self._queue_batch(self.rfile.read(length))
-                finally:
-                    with outer._count:
-                        outer._receiving -= 1
-                        outer._count.notify_all()
-
-            def _queue_batch(self, body: bytes) -> None:
-                with outer._count:
-                    outer.batches += 1
-                    number = outer.batches
+                body = self.rfile.read(length)
+                number = outer._number()
                 source = f"webhook batch {number}"
                 try:
                     value = orjson.loads(body)
                 except orjson.JSONDecodeError as exc:
-                    outer._queue.put((number, [], [(source, f"not JSON: {exc}", False)]))
+                    outer._put(number, [], [(source, f"not JSON: {exc}", False)])
                     self._answer(400, "not JSON")
                     return
                 decoded: list[tuple[str, AuditEvent]] = []
                 problems: list[tuple[str, str, bool]] = []
                 decode_value(value, source, decoded, problems)
-                outer._queue.put((number, decoded, problems))
-                self._answer(200, "")
+                if outer._put(number, decoded, problems):
+                    self._answer(200, "")
+                else:  # read after the stop stopped waiting: answered 200 it was lost (review finding); resent
+                    self.close_connection = True
+                    self._answer(503, "not recording any more")
 
             def do_GET(self) -> None:
                 self._answer(405, "POST audit event batches here")
@@ -160,10 +182,22 @@ class WebhookServer:
         self._thread.start()
 
     def _refused(self, why: str) -> None:
+        number = self._number()
+        self._put(number, [], [(f"webhook batch {number}", f"refused: {why}", False)])
+
+    def _number(self) -> int:
         with self._count:
             self.batches += 1
-            number = self.batches
-        self._queue.put((number, [], [(f"webhook batch {number}", f"refused: {why}", False)]))
+            return self.batches
+
+    def _put(self, number: int, decoded: list[tuple[str, AuditEvent]], problems: list[tuple[str, str, bool]]) -> bool:
+        """Queue a batch's events and problems; False once the stop has stopped waiting for batches
+        (:meth:`close`): nothing reads the queue any more."""
+        with self._count:
+            if self._drained:
+                return False
+            self._queue.put((number, decoded, problems))
+            return True
 
     @property
     def url(self) -> str:
@@ -199,10 +233,12 @@ class WebhookServer:
     def close(self) -> None:
         """Stop taking batches; returns once those being read are in the queue, or ``IDLE`` later (a client that
         trickles its batch: left out)."""
-        if self._stopping.is_set():
-            return
-        self._stopping.set()
+        with self._count:
+            if self._stopping.is_set():
+                return
+            self._stopping.set()
         self._server.shutdown()  # (no new connection)
         with self._count:
             self._count.wait_for(lambda: not self._receiving, timeout=IDLE)
+            self._drained = True
         self._server.server_close()

@@ -288,6 +288,9 @@ class FakeWatch:
         if not self.watches:
             stop.wait()
 
+    def cancel(self) -> None:
+        self.cancelled = True
+
 
 def kpod(name: str, rv: int, **spec: Any) -> dict[str, Any]:
     return {"metadata": {"name": name, "namespace": "ns", "uid": f"u-{name}", "resourceVersion": str(rv),
@@ -395,6 +398,58 @@ def test_the_webhook_stops_at_once_although_a_client_keeps_sending() -> None:
     assert statuses[-1] in (503, -1) and statuses.count(200) == len(names) >= 5  # (every batch taken is recorded)
 
 
+def test_a_webhook_batch_read_after_the_stop_stopped_waiting_is_refused_not_lost(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review finding: a batch whose body was still coming when the stop stopped waiting for it was answered 200
+    and never recorded (the API server never sends it again). It is answered 503 now; every batch answered 200 is
+    recorded."""
+    import socket
+    import time
+
+    import kwoksnap.record.webhook as webhook
+
+    monkeypatch.setattr(webhook, "IDLE", 0.5)
+    stats, stop = ParseStats(), threading.Event()
+    server = WebhookServer("127.0.0.1:0", stats)
+    collect = Collect(server.events(stop), stop)
+    body = json.dumps([native(1)]).encode()
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    try:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body[:10])
+        time.sleep(0.2)
+        stop.set()
+        for part in (body[10:20], body[20:30], body[30:40], body[40:]):  # (each within the read timeout, the
+            time.sleep(0.3)  # last past the stop's wait)
+            sock.sendall(part)
+        sock.settimeout(5)
+        status = sock.recv(4096).split(b"\r\n")[0]
+    finally:
+        sock.close()
+    assert collect.finish() == [] and status.startswith(b"HTTP/1.1 503"), status
+
+
+def test_the_webhook_answers_503_while_too_many_batches_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review finding: batches queued without a bound, each answered 200, however far behind the recording was."""
+    import http.client
+
+    import kwoksnap.record.webhook as webhook
+
+    monkeypatch.setattr(webhook, "MAX_QUEUED", 2)
+    server = WebhookServer("127.0.0.1:0", ParseStats())  # (nothing takes its batches)
+    statuses = []
+    try:
+        for n in range(3):
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+            conn.request("POST", "/", body=json.dumps([native(n)]), headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            statuses.append(response.status)
+            conn.close()
+    finally:
+        server.close()
+    assert statuses == [200, 200, 503]
+
+
 def following(tmp_path: Path) -> tuple[Path, Follower, Collect]:
     """An empty audit.log, followed from its end: the path, the follower, and what it yields, collected."""
     log = tmp_path / "audit.log"
@@ -421,6 +476,19 @@ def test_rotations_closer_than_the_settle_time_lose_no_file(tmp_path: Path, monk
     want = [f"p{n}" for n in range(11)]
     assert collect.names(until=11) == want
     assert collect.finish() == want and follower.rotations == 5
+
+
+def test_a_file_made_under_the_path_just_before_the_stop_is_read(tmp_path: Path) -> None:
+    """Review finding: a rotation within the last look before the stop lost the new file's lines, written before
+    the stop ("the file is read up to where it ended then")."""
+    log, follower, collect = following(tmp_path)
+    follower.poll = 5.0  # (no look of its own between the rotation and the stop)
+    with log.open("ab") as f:
+        f.write(line(0))
+    assert collect.names(until=1) == ["p0"]
+    os.rename(log, tmp_path / "audit.log.1")
+    log.write_bytes(line(1))
+    assert collect.finish() == ["p0", "p1"]
 
 
 @pytest.mark.parametrize("aside", ["audit-2026-11-30T04-33-00.{r:03d}.log", "audit.log.{r}"])
@@ -582,6 +650,9 @@ def test_with_namespaces_a_watch_lists_and_watches_only_them_and_leaves_out_what
         def __init__(self, allowed: set[str]) -> None:
             self.allowed, self.lists, self.watches = allowed, [], []  # type: ignore[var-annotated]
 
+        def cancel(self) -> None:
+            pass
+
         def list_pages(self, path: str) -> Iterator[dict[str, Any]]:
             self.lists.append(path)
             if path not in self.allowed:
@@ -626,11 +697,13 @@ def test_a_watch_refused_while_recording_ends_and_says_from_when(monkeypatch: py
     from kwoksnap.record import watch
 
     pods = Resource("", "v1", "pods", "Pod", True, frozenset({"list", "watch"}))
-    refused = APIError(403, "Forbidden", 'pods is forbidden: cannot watch resource "pods"')
+    forbidden = APIError(403, "Forbidden", 'pods is forbidden: cannot watch resource "pods"')
+    unauthorized = APIError(401, "Unauthorized", "Unauthorized")  # (review finding: retried to the end, exit 0)
     expired = APIError(410, "Expired", "too old resource version")
     monkeypatch.setattr(watch, "RETRY_SECONDS", (0.01,))
-    for script, pages in (([[{"type": "ADDED", "object": kpod("b", 13)}, refused]], [[kpod("a", 10)]]),
-                          ([[expired]], [[kpod("a", 10)], refused])):
+    for script, pages in [(([[{"type": "ADDED", "object": kpod("b", 13)}, refused]], [[kpod("a", 10)]]))
+                          for refused in (forbidden, unauthorized)] + [([[expired]], [[kpod("a", 10)], forbidden]),
+                                                                       ([[expired]], [[kpod("a", 10)], unauthorized])]:
         class Refusing(FakeWatch):
             def list_pages(self, path: str) -> Iterator[dict[str, Any]]:
                 if self.pages and isinstance(self.pages[0], Exception):
@@ -648,6 +721,50 @@ def test_a_watch_refused_while_recording_ends_and_says_from_when(monkeypatch: py
         collect.finish()
         assert recorder.revoked == ["pods in ns since 00:00:00Z"]
         assert recorder.reconnects == 0  # (not retried)
+
+
+def test_a_stop_waits_briefly_for_a_watch_listing_again_and_rediscovery_outlives_a_broken_connection(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review findings: a stop waited for a list after an expired watch, which a hung API server kept for minutes
+    (12 attempts of 60 s); and a broken connection while listing a resource served later ended the looking for such
+    resources for the rest of the recording."""
+    from kwoksnap.errors import TransportError
+    from kwoksnap.kube.discovery import Resource
+    from kwoksnap.record import watch
+
+    pods = Resource("", "v1", "pods", "Pod", True, frozenset({"list", "watch"}))
+    widgets = Resource("example.com", "v1", "widgets", "Widget", True, frozenset({"list", "watch"}))
+    gadgets = Resource("example.com", "v1", "gadgets", "Gadget", True, frozenset({"list", "watch"}))
+    monkeypatch.setattr(watch, "STOP_WAIT", 0.3)
+    hang = threading.Event()
+
+    class Hanging(FakeWatch):
+        listed: list[str] = []
+
+        def list_pages(self, path: str) -> Iterator[dict[str, Any]]:
+            self.listed.append(path)
+            if "widgets" in path and self.listed.count(path) == 1:
+                raise TransportError("connection reset by peer")
+            if "pods" in path and self.listed.count(path) > 1:
+                hang.wait(30)  # the list again after the 410: no answer
+            yield from super().list_pages(path)
+
+    client = Hanging(pages=[[kpod("a", 10)]] + [[]] * 10,  # type: ignore[arg-type]
+                     watches=[[{"type": "ERROR", "object": {"kind": "Status", "code": 410}}]])
+    found = iter([[pods, widgets], [pods, widgets, gadgets]] + [[pods, widgets, gadgets]] * 100)
+    stats, stop = ParseStats(), threading.Event()
+    recorder = watch.WatchRecorder(client, [pods], stats, rediscover=lambda: next(found),  # type: ignore[arg-type]
+                                   every=0.05)
+    collect = Collect(recorder.events(stop), stop)
+    deadline = time.monotonic() + 10
+    while not (recorder.relists and any("gadgets" in later for later in recorder.later)):
+        assert time.monotonic() < deadline, (recorder.relists, recorder.later)
+        time.sleep(0.02)
+    began = time.monotonic()
+    collect.finish()
+    hang.set()
+    assert time.monotonic() - began < 3 and client.cancelled  # (not the list's 30 s)
+    assert any("widgets" in later for later in recorder.later)  # looked at again after the broken connection
 
 
 def test_a_followed_file_with_no_audit_event_is_not_a_quiet_success(tmp_path: Path) -> None:
@@ -690,6 +807,9 @@ def test_a_resource_served_later_is_watched_from_then_and_a_stop_does_not_wait_f
             self.watched.append((path, params))
             stop.wait()
             return iter(())
+
+        def cancel(self) -> None:
+            pass
 
     served = [[pods, secrets], [pods, secrets, widgets, gadgets]]
     slow = threading.Event()
@@ -765,3 +885,22 @@ def test_ctrl_c_stops_a_recording_from_its_start_also_in_the_background(tmp_path
     _, err = early.communicate(timeout=60)
     assert early.returncode == ExitCode.OK, err
     assert (tmp_path / "early.kws").exists()
+
+
+def test_a_second_signal_gives_up_only_if_it_is_ctrl_c_or_comes_later() -> None:
+    """Review finding: systemd's SIGTERM and SIGHUP, sent back to back, counted as "Ctrl-C again" and gave up the
+    recording, its temporary file removed with nothing in it."""
+    import signal
+
+    from kwoksnap.cli.record import AGAIN_AFTER, _StopOnSignals
+
+    handler = _StopOnSignals(threading.Event())
+    handler._handle(signal.SIGTERM, None)
+    handler._handle(signal.SIGHUP, None)  # (the same stop)
+    with pytest.raises(KeyboardInterrupt):
+        handler._handle(signal.SIGINT, None)  # Ctrl-C again
+    later = _StopOnSignals(threading.Event())
+    later._handle(signal.SIGTERM, None)
+    later.first -= AGAIN_AFTER + 0.1
+    with pytest.raises(KeyboardInterrupt):
+        later._handle(signal.SIGTERM, None)  # a supervisor's second, later
