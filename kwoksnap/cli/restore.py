@@ -164,9 +164,15 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                        "finished (or were never scheduled), with no finalizer: the API server removes such a pod as "
                        "soon as it is deleted again, so they are gone, as the source's were about to be: "
                        f"{first_few(summary.removed_at_once)}", err=True)
+        if summary.not_terminated:
+            click.echo(f"warning: {len(summary.not_terminated)} object(s) Terminating in the snapshot are left alive: "
+                       "the restore stopped before it made them Terminating again (last of all, once what depends "
+                       "on them is restored; a rerun does it): " + first_few(summary.not_terminated), err=True)
         if summary.dropped_owner_refs:
+            stopped = summary.interrupted or summary.error is not None
             click.echo(f"warning: {summary.dropped_owner_refs} owner reference(s) left out: their owners were not "
-                       "restored (not in the snapshot, or they failed), so restore does not link them (diff --live "
+                       f"restored (not in the snapshot, {'not reached before the stop, ' if stopped else ''}or they "
+                       "failed), so restore does not link them (diff --live "
                        "shows them as removed; a controller the target holds may still adopt what it selects)",
                        err=True)
         if summary.invalid_owner_refs:

@@ -1,13 +1,17 @@
 """``--on-conflict skip`` (the default) leaves the target's own objects as they are, and completes only what an
-earlier restore made and left unfinished (review findings: it deleted the target's own ConfigMap and pod that the
-snapshot held Terminating, wrote the snapshot's status over the target's own objects, and never completed a pod
-recorded Pending whose status write a cut-off run had lost)."""
+earlier restore made and left unfinished; a stop before the end names what it left. Review findings: it deleted the
+target's own ConfigMap and pod that the snapshot held Terminating, wrote the snapshot's status over the target's own
+objects, never completed a pod recorded Pending whose status write a cut-off run had lost, and a stop before the
+end left objects alive that were Terminating without a word."""
 
 from __future__ import annotations
 
 import contextlib
 import uuid
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from kwoksnap.cluster.local import FROZEN_ANNOTATION, LocalCluster
 from kwoksnap.errors import NotFound
@@ -89,4 +93,42 @@ def test_a_rerun_completes_a_pod_recorded_pending_whose_status_was_lost(kwok_clu
             conditions = client.get(f"/api/v1/namespaces/{ns}/pods/{name}")["status"].get("conditions") or []
             assert [(c["type"], c["reason"]) for c in conditions] == [("PodScheduled", "Unschedulable")], name
     finally:
+        client.delete(f"/api/v1/namespaces/{ns}", {"propagationPolicy": "Background"})
+
+
+def test_a_stop_before_the_end_names_the_objects_left_alive_that_were_terminating(
+        kwok_cluster: LocalCluster, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review finding: objects the snapshot holds Terminating are made so last of all; a Ctrl-C before then left
+    them alive, counted created, and the summary said nothing."""
+    from kwoksnap.restore import engine
+    from kwoksnap.restore.source import SnapshotSource
+    from kwoksnap.store import KwsReader
+
+    ns = f"t-{uuid.uuid4().hex[:10]}"
+    snapshot = write_snapshot(tmp_path / "s.kws", [
+        ("v1/namespaces", "Namespace", False, [{"metadata": {"name": ns}}]),
+        ("v1/configmaps", "ConfigMap", True, [
+            {"metadata": {"name": "held", "namespace": ns, "finalizers": HOLD, **DELETING}}]),
+    ])
+
+    def ctrl_c(self: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine._Restorer, "relink", ctrl_c)  # (the stage before the terminations)
+    mark = engine.SNAPSHOT_TAKEN_ANNOTATION  # an earlier restore's (review finding: kept by a stopped run)
+    client.patch("/api/v1/namespaces/kube-system", {"metadata": {"annotations": {mark: "2020-01-01T00:00:00Z"}}})
+    try:
+        with KwsReader(snapshot) as reader:
+            summary = engine.restore(client, SnapshotSource(reader), engine.RestoreOptions())
+        assert summary.interrupted and summary.not_terminated == [f"ConfigMap {ns}/held"]
+        assert summary.to_dict()["notTerminated"] == [f"ConfigMap {ns}/held"]
+        assert "deletionTimestamp" not in client.get(f"/api/v1/namespaces/{ns}/configmaps/held")["metadata"]
+        assert mark not in (client.get("/api/v1/namespaces/kube-system")["metadata"].get("annotations") or {})
+        monkeypatch.undo()
+        with KwsReader(snapshot) as reader:  # the rerun makes it Terminating
+            assert engine.restore(client, SnapshotSource(reader), engine.RestoreOptions()).not_terminated == []
+        assert client.get(f"/api/v1/namespaces/{ns}/configmaps/held")["metadata"].get("deletionTimestamp")
+    finally:
+        with contextlib.suppress(NotFound):
+            client.patch(f"/api/v1/namespaces/{ns}/configmaps/held", {"metadata": {"finalizers": None}})
         client.delete(f"/api/v1/namespaces/{ns}", {"propagationPolicy": "Background"})
