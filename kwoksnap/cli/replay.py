@@ -278,6 +278,9 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
                        "named below)")
         elif report.interrupted:
             click.echo(f"interrupted: {report.unsent} of the {report.events} events planned were not sent (each "
+                       "change sent was answered before the replay stopped, or failed: "
+                       f"{report.failed} listed above)" if report.failed else
+                       f"interrupted: {report.unsent} of the {report.events} events planned were not sent (each "
                        "change sent was answered before the replay stopped)")
         if report.degraded:
             levels = ", ".join(f"{level} {n}" for level, n in sorted(report.degraded.items()))

@@ -46,9 +46,11 @@ def save(ctx: click.Context, path: str, include: tuple[str, ...], exclude: tuple
          concurrency: int, output_format: str) -> int:
     """Save every listable resource of the cluster (CRDs and custom resources included) into a snapshot.
 
-    Exit code 0 when every resource was saved, 5 when some could not be listed (named; the rest is saved).
+    Exit code 0 when every resource was saved, 5 when some could not be listed, or an API the cluster lists is not
+    served (an aggregated API whose server is down; the metrics APIs, which store nothing, aside) (named; the rest
+    is saved, and the file says what it lacks).
     """
-    from kwoksnap.capture.snapshot import SaveOptions, save_snapshot
+    from kwoksnap.capture.snapshot import SaveOptions, lost_apis, save_snapshot
     from kwoksnap.errors import APIError, ExitCode, UsageError
 
     options = SaveOptions(include=frozenset(include), exclude=frozenset(exclude), namespaces=namespaces,
@@ -77,6 +79,7 @@ def save(ctx: click.Context, path: str, include: tuple[str, ...], exclude: tuple
                 click.echo(f"saved to {path}: the snapshot was complete when the Ctrl-C came", err=True)
                 return ExitCode.OK
     errors = [r for r in summary.resources if r.error]
+    lost = lost_apis(summary.unavailable_apis)
     if output_format == "json":
         print_json(summary.to_dict())
     else:
@@ -86,15 +89,17 @@ def save(ctx: click.Context, path: str, include: tuple[str, ...], exclude: tuple
                            err=True)
         for api in summary.unavailable_apis:  # (an aggregated API whose server is down: nothing to list)
             click.echo(f"warning: {api}: the cluster lists this API but does not serve it, so nothing of it is "
-                       "saved", err=True)
+                       "saved" + ("" if api in lost else " (a metrics API: it stores nothing)"), err=True)
         for r in errors:  # a list that failed part-way has written its first pages
             said = f"only {r.objects} object(s) saved, then the list failed" if r.objects else "not saved"
             click.echo(f"warning: {r.resource}: {said}: {r.error}", err=True)
         size = f"{summary.bytes / 1e6:.1f} MB" if summary.bytes >= 100_000 else f"{summary.bytes / 1e3:.1f} kB"
         click.echo(f"saved {summary.objects} objects of {sum(1 for r in summary.resources if r.objects)} resources "
                    f"to {path} in {summary.seconds:.1f}s ({summary.rate:,.0f} objects/s, {size})"
-                   + (f"; {len(errors)} resource(s) not saved, or not whole" if errors else ""))
-    if errors:
+                   + (f"; {len(errors)} resource(s) not saved, or not whole" if errors else "")
+                   + (f"; {len(lost)} API(s) not served, so not saved" if lost else ""))
+    if errors or lost:
         return finished_partly((len(errors), "resource(s) not saved, or not whole"),
+                               (len(lost), "API(s) the cluster lists and does not serve, not saved"),
                                output_format=output_format)
     return ExitCode.OK

@@ -8,7 +8,8 @@ are the core of replay fidelity, and they must be unit-testable on their own. By
 - Request: the recorded body is sent with the same verb; a patch keeps its inferred patch type.
 - At both levels, a UID precondition of the recorded request becomes the target UID of the same object when replay
   has seen it (created or written by the replay), else it is dropped; resourceVersion preconditions are dropped.
-- Metadata: only what needs no body: deletes, and node Lease renewals (renewTime set to the replay time).
+- Metadata: only what needs no body: deletes, and node Lease renewals by their kubelets (kwok) (renewTime set to
+  the replay time).
   Everything else is counted as degraded and skipped.
 - A collection delete is split into one named delete per object its recorded response lists
   (:func:`split_collection_deletes`, ``verbatim``); without that list, or in ``inputs`` mode, it is sent again
@@ -27,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from kwoksnap.audit import AuditEvent, infer_patch_type
+from kwoksnap.audit import Actor, AuditEvent, classify, infer_patch_type
 from kwoksnap.kube.client import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
 from kwoksnap.replay.timing import REORDER_WINDOW_NS, shift_times
 from kwoksnap.restore.transform import (
@@ -454,12 +455,16 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
         return Action("replace", "PUT", subresource=sub, body=body_of(finalized), state=result, **base)
     if sub and sub != "status":
         return Skip("unsupported-subresource")
-    is_lease = group == "coordination.k8s.io" and resource == "leases"
+    # A node's heartbeat: its node Lease written by its kubelet (kwok, in a KWOK cluster). Another client's write of
+    # it (a user handing it to another holder, which kills the node) is a change like any other (review finding: it
+    # was taken for a renewal, and in inputs mode the node never died).
+    renewal = (group == "coordination.k8s.io" and resource == "leases" and ev["namespace"] == NODE_LEASE_NAMESPACE
+               and classify(ev["user"], ev["groups"], ev["userAgent"]) in (Actor.KUBELET, Actor.KWOK))
 
     if verb == "create":
         obj = result or (request if isinstance(request, dict) else None)
         if obj is None:
-            if is_lease and ev["namespace"] == NODE_LEASE_NAMESPACE:
+            if renewal:
                 return Action("renew", "PATCH", content_type=MERGE_PATCH, body={}, **base)
             return Skip("degraded-metadata")
         if not base["name"]:
@@ -480,7 +485,7 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
         # target's decide for themselves (black-box finding: an HPA's 8 replicas and an autoscaler's taint came
         # along with users' `kubectl annotate` and `kubectl label`). The patch type is inferred.
         user_patch = mode == "inputs" and verb == "patch" and request is not None
-        if is_lease and ev["namespace"] == NODE_LEASE_NAMESPACE and not sub:
+        if renewal and not sub:
             # A kubelet's renewal, at any level: a policy that logs leases at RequestResponse made them plain PUTs,
             # never coalesced (--lease-interval) and counted as changes' lag, not renewals'. The recorded lease, if
             # logged, is what a renewal of a lease the target lacks creates.

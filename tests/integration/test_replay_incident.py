@@ -108,7 +108,8 @@ def test_verbatim_replay_at_10x_reproduces_every_transition(incident: Incident,
 
 def test_inputs_mode_replays_user_actions_and_the_cluster_reacts(incident: Incident,
                                                                  make_cluster: ClusterFactory) -> None:
-    target = make_cluster("iinp", Profile.STANDARD)
+    # (the source's heartbeat factor: a node whose Lease a user hands away is noticed dead as fast as there)
+    target = make_cluster("iinp", Profile.STANDARD, (f"--heartbeat-factor={HEARTBEAT_FACTOR}",))
     spec = FilterSpec(resources=DEFAULT_RESOURCES | {"deployments", "jobs"})
     with client_for(target, pool_size=32) as c, KwsReader(incident.snapshot) as reader:
         assert restore(c, SnapshotSource(reader), RestoreOptions(concurrency=32)).ok
@@ -138,11 +139,17 @@ def test_inputs_mode_replays_user_actions_and_the_cluster_reacts(incident: Incid
                        for x in (job.get("status") or {}).get("conditions", []))
             web = [p for p, _ in c.list_items("/api/v1/namespaces/app-0/pods", params={"labelSelector": "app=web-0"})
                    if not p["metadata"].get("deletionTimestamp")]
-            if done and len(web) == 35:
+            dead = [n for n in incident.dead_nodes if not any(
+                x["type"] == "Ready" and x["status"] == "True"
+                for x in (c.get(f"/api/v1/nodes/{n}").get("status") or {}).get("conditions", []))]
+            if done and len(web) == 35 and len(dead) == 2:
                 break
             time.sleep(1)
+        # The users' lease hand-offs kill the same two nodes here (black-box finding: they were replayed as
+        # renewals, and no node died)
+        assert sorted(dead) == sorted(incident.dead_nodes), dead
         assert done, "the target's Job controller and kwok did not run the replayed Job to completion"
         assert len(web) == 35, f"web-0 has {len(web)} pods; the replayed scale-down to 35 was not acted on"
         created_here = [p for p, _ in c.list_items("/api/v1/namespaces/app-0/pods",
                                                    params={"labelSelector": "app=report"})]
-        assert len(created_here) == 4  # created by the target's Job controller, not replayed
+        assert len(created_here) >= 4  # created by the target's Job controller, not replayed

@@ -62,3 +62,23 @@ def test_a_custom_resource_is_saved_and_restored_in_its_storage_version(kwok_clu
         assert proc.returncode == 0, proc.stdout + proc.stderr
     finally:
         client.delete(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}")
+
+
+def test_an_api_the_cluster_lists_and_does_not_serve_makes_the_save_partial(kwok_cluster: LocalCluster, client: Client,
+                                                                            namespace: str, tmp_path: Path) -> None:
+    """Black-box finding: an aggregated API whose server is down was a warning, exit 0, and the file did not say it
+    was not whole (restore and diff then warned of nothing). The metrics APIs, which store nothing, stay a warning."""
+    group = f"v{uuid.uuid4().hex[:8]}.example.net"
+    service = {"service": {"namespace": namespace, "name": "nowhere"}, "insecureSkipTLSVerify": True,
+               "groupPriorityMinimum": 100, "versionPriority": 10}
+    name = f"v1beta1.{group}"
+    client.create("/apis/apiregistration.k8s.io/v1/apiservices", {
+        "metadata": {"name": name}, "spec": {"group": group, "version": "v1beta1", **service}})
+    try:
+        proc = kwoksnap("save", "-o", str(tmp_path / "s.kws"), "-n", namespace, kubeconfig=kwok_cluster.kubeconfig)
+        assert proc.returncode == 5, proc.stdout + proc.stderr
+        assert f"{group}/v1beta1: " in proc.stderr and "1 API(s) not served, so not saved" in proc.stdout, proc.stderr
+        with KwsReader(tmp_path / "s.kws") as reader:
+            assert f"{group}/v1beta1" in reader.incomplete(), reader.incomplete()
+    finally:
+        client.delete(f"/apis/apiregistration.k8s.io/v1/apiservices/{name}")

@@ -436,6 +436,27 @@ class TestActions:
                                   namespace="kube-node-lease", name="n1"), mode="verbatim", to_replay=None)
         assert isinstance(lease, Action) and lease.op == "renew"
 
+    def test_a_node_lease_handed_to_another_holder_by_a_user_is_no_renewal(self) -> None:
+        """Black-box finding: a user's write of a node Lease (handing it to another holder: the node dies) was taken
+        for a renewal, at any level; in inputs mode the node never died, and the replay reported success."""
+        handed = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                  "metadata": {"name": "n1", "namespace": "kube-node-lease"},
+                  "spec": {"holderIdentity": "kubelet-that-died", "leaseDurationSeconds": 3600}}
+        by = {"user": "kwok-admin", "agent": "kubectl/v1.36.3"}  # (kwokctl's components share that user)
+        for mode in ("verbatim", "inputs"):
+            a = plan_action(event(verb="update", resource="leases", group="coordination.k8s.io", **by,
+                                  namespace="kube-node-lease", name="n1", request=handed, response=handed),
+                            mode=mode, to_replay=None)  # type: ignore[arg-type]
+            assert isinstance(a, Action) and a.op == "replace" and a.body["spec"]["holderIdentity"] == (
+                "kubelet-that-died"), mode
+            assert plan_action(event(verb="update", level="Metadata", resource="leases", group="coordination.k8s.io",
+                                     namespace="kube-node-lease", name="n1", **by), mode=mode,  # type: ignore[arg-type]
+                               to_replay=None) == Skip("degraded-metadata")
+        kwok = plan_action(event(verb="update", level="Metadata", resource="leases", group="coordination.k8s.io",
+                                 namespace="kube-node-lease", name="n1", user="kwok-admin",
+                                 agent="kwok-controller/v0.8.0 (linux/amd64)"), mode="verbatim", to_replay=None)
+        assert isinstance(kwok, Action) and kwok.op == "renew"
+
     def test_a_node_lease_renewal_is_a_renewal_at_request_response_level_too(self) -> None:
         """Review finding: a policy logging leases at RequestResponse made every renewal a PUT of the recorded
         lease, never coalesced and counted as the changes' lag instead of the renewals'."""
@@ -2870,6 +2891,11 @@ def test_a_namespace_delete_waits_for_the_creates_in_flight_in_it_handed_on_befo
     assert r._blocker(engine_item(delete, 5)) == ("in", "tmpns")
     assert r._blocker(engine_item(delete, 2)) is None
     assert r._blocker(engine_item(Action("delete", "DELETE", "", "v1", "namespaces", "", "quiet"), 6)) is None
+    # (black-box finding: at --speed max in inputs mode a collection delete overtook the creates it had deleted in
+    # the source, and one pod stayed)
+    collection = Action("deletecollection", "DELETE", "", "v1", "pods", "tmpns", "", params={"labelSelector": "x"})
+    assert r._blocker(engine_item(collection, 5)) == ("in", "tmpns")
+    assert r._blocker(engine_item(collection, 2)) is None
 
 
 def test_a_change_in_a_namespace_waits_for_its_namespaces_create_handed_on_before_it() -> None:
