@@ -231,8 +231,8 @@ class WebhookServer:
         yield from self.stats.counted(decoded, problems)
 
     def close(self) -> None:
-        """Stop taking batches; returns once those being read are in the queue, or ``IDLE`` later (a client that
-        trickles its batch: left out)."""
+        """Stop taking batches; returns once those being read are in the queue, or ``IDLE`` later (a batch still
+        being read then is answered 503, not queued: its sender sends it again)."""
         with self._count:
             if self._stopping.is_set():
                 return
