@@ -41,7 +41,8 @@ _SHOWN = 20  # failures (and objects not adopted) listed on stderr; -o json list
               "in-cluster Service and fail closed (no pod serves them in a KWOK cluster: they refuse every write "
               "they match, the target's own controllers' included).")
 @click.option("--settle-timeout", type=FiniteFloat(min=0), default=120, show_default=True,
-              help="Seconds to wait for controllers to adopt restored pods and ReplicaSets.")
+              help="Seconds to wait for controllers to adopt restored pods and ReplicaSets, and, before that, "
+                   "for bound claims to stay Bound (each wait up to this long).")
 @output_format
 @click.pass_context
 def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, concurrency: int,
