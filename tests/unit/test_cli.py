@@ -359,7 +359,7 @@ def test_inspect_counts_objects_not_the_records_describing_resources() -> None:
     assert (pods["records"], pods["objects"], pods["namespaces"]) == (212, 211, {"app-0": 121, "app-1": 90})
     assert info["resources"]["v1/nodes"]["namespaces"] == {"": 20}
     text = run("inspect", str(snapshot)).stdout.splitlines()
-    assert text[2].startswith("records: 482 (433 objects), ")
+    assert text[2].startswith("records: 498 (447 objects), ")
     assert any(line.split() == ["v1/pods", "211", "app-0=121,", "app-1=90"] for line in text)
     # The counts stay in one column past the longest resource name (65 characters here; the column was 55 wide).
     ends = {m.end(2) for line in text[3:] if (m := re.match(r"  (\S+) +(\d+)", line))}
@@ -374,7 +374,7 @@ def test_a_dry_run_restore_checks_every_frame(tmp_path: Path) -> None:
     damaged.write_bytes(bytes(data))
     proc = run("restore", str(damaged), "--dry-run")
     assert proc.returncode == ExitCode.INPUT and proc.stdout == ""
-    assert proc.stderr == (f"kwoksnap: error: {damaged}: byte 3585 (frame 4): damaged: checksum mismatch (corrupt "
+    assert proc.stderr == (f"kwoksnap: error: {damaged}: byte 2955 (frame 2): damaged: checksum mismatch (corrupt "
                            "data); `kwoksnap salvage` copies the readable part\n")  # (the place named: black-box)
 
 

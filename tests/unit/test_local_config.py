@@ -113,6 +113,8 @@ def test_audit_policy_is_valid_and_never_logs_secret_bodies() -> None:
     # replayed, only counted as degraded; black-box finding).
     assert level_for("example.com", "widgets", "patch") == "RequestResponse"
     assert level_for("", "services", "update") == "RequestResponse"
+    assert level_for("discovery.k8s.io", "endpointslices", "update") == "Metadata"  # (controllers': 2/3 of a log)
+    assert level_for("", "endpoints", "update") == "Metadata"
     assert level_for("", "serviceaccounts/token") == "Metadata"
     assert level_for("", "pods", "get") == "None"
     assert level_for("", "events") == "None"

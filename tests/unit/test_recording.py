@@ -27,15 +27,15 @@ def trace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("recording") / "trace.kws"
     proc = run("convert", "--audit", str(LOG), "-o", str(path))
     assert proc.returncode == ExitCode.OK, proc.stderr
-    # The fixture's log: 813 lines, of which 391 cannot replay (failed requests, resources not selected).
-    assert proc.stdout.strip() == (f"wrote 422 events to {path} (813 lines read, 0 malformed; skipped: non-2xx 25, "
-                                   "resource-not-selected 366)")
+    # The fixture's log: 816 lines, of which 377 cannot replay (failed requests, resources not selected).
+    assert proc.stdout.strip() == (f"wrote 439 events to {path} (816 lines read, 0 malformed; skipped: non-2xx 25, "
+                                   "resource-not-selected 352)")
     return path
 
 
 def test_convert_stores_the_stream_replay_reads_from_the_logs(trace: Path) -> None:
     from_log = list(audit_events([str(LOG)], FilterSpec(), ParseStats()))
-    assert len(from_log) == 422
+    assert len(from_log) == 439
     assert list(read_recording(trace)) == from_log  # same events, same order, same values
 
 
@@ -45,9 +45,9 @@ def test_a_recording_is_narrowed_again_by_filters(trace: Path) -> None:
     narrowed = list(read_recording(trace, spec, stats))
     assert narrowed == list(audit_events([str(LOG)], spec, ParseStats()))
     assert narrowed and {e["namespace"] for e in narrowed} <= {"kube-node-lease", ""}  # nodes are cluster-scoped
-    assert stats.kept == len(narrowed) and sum(stats.skipped.values()) == 422 - len(narrowed)
+    assert stats.kept == len(narrowed) and sum(stats.skipped.values()) == 439 - len(narrowed)
     # what was read is counted as for a log (black-box finding: the report said 0 events read from a recording)
-    assert stats.files == {str(trace): "recording"} and stats.events == stats.formats["recording"] == 422
+    assert stats.files == {str(trace): "recording"} and stats.events == stats.formats["recording"] == 439
 
 
 def test_a_recording_keeps_every_resource_it_holds_unless_resources_are_given(tmp_path: Path) -> None:
@@ -74,13 +74,13 @@ def test_inspect_names_a_recording_s_logs_and_time_range(trace: Path) -> None:
     first, last = min(stamps), max(stamps)
     assert lines[2] == (f"time range: {format_timestamp(first)} to {format_timestamp(last)} "
                         f"({(last - first) / 1e9:.1f} s)")
-    assert lines[2].startswith("time range: 2026-11-28T01:46:")
-    # What is in the one stream, by verb and resource (black-box finding: inspect showed only "events 422").
+    assert lines[2].startswith("time range: 2026-11-30T19:07:")
+    # What is in the one stream, by verb and resource (black-box finding: inspect showed only "events 439").
     events = orjson.loads(run("inspect", str(trace), "-o", "json").stdout)["events"]
-    assert sum(events.values()) == 422 and events["create pods/binding"] == 38
-    assert events["update leases.coordination.k8s.io"] == 179
+    assert sum(events.values()) == 439 and events["create pods/binding"] == 40
+    assert events["update leases.coordination.k8s.io"] == 183
     assert lines[lines.index("events by verb and resource:") + 1].split() == [
-        "update", "leases.coordination.k8s.io", "179"]  # the most first
+        "update", "leases.coordination.k8s.io", "183"]  # the most first
 
 
 def test_a_recording_cut_short_is_refused_before_the_replay(trace: Path, tmp_path: Path) -> None:

@@ -297,7 +297,7 @@ def test_naming_rules() -> None:
 
 def test_the_export_for_kwokctl_says_what_it_left_out(tmp_path: Path) -> None:
     """The demo snapshot holds kinds kwokctl's default --filter does not load: the export counts them (the summary
-    had said `skipped: 0` while leaving five objects out), and --all-resources writes them."""
+    had said `skipped: 0` while leaving objects out), and --all-resources writes them."""
     from kwoksnap.restore.kwokctl import export_for_kwokctl
     from tests.unit.test_cli import run
 
@@ -306,16 +306,16 @@ def test_the_export_for_kwokctl_says_what_it_left_out(tmp_path: Path) -> None:
     assert not doomed
     everything, none, _ = export_for_kwokctl(snapshot, tmp_path / "all.yaml", all_resources=True)
     assert left_out == {"controllerrevision.apps": 2, "customresourcedefinition.apiextensions.k8s.io": 1,
-                        "widget.example.kwoksnap.io": 2}
+                        "endpointslice.discovery.k8s.io": 5, "widget.example.kwoksnap.io": 2}
     assert not none and everything.objects == stats.objects + sum(left_out.values())
     kinds = {doc["kind"] for doc in yaml.safe_load_all((tmp_path / "default.yaml").read_text()) if doc}
     assert not kinds & {"ControllerRevision", "CustomResourceDefinition", "Widget"}
     proc = run("export", str(snapshot), "-o", str(tmp_path / "cli.yaml"))
     assert proc.stdout.splitlines() == [
         f"exported {stats.objects} objects to {tmp_path / 'cli.yaml'}",
-        "left out 5 objects of kinds kwokctl's default --filter does not load (controllerrevision.apps 2, "
-        "customresourcedefinition.apiextensions.k8s.io 1, widget.example.kwoksnap.io 2); --all-resources writes "
-        "them too"]
+        "left out 10 objects of kinds kwokctl's default --filter does not load (controllerrevision.apps 2, "
+        "customresourcedefinition.apiextensions.k8s.io 1, endpointslice.discovery.k8s.io 5, "
+        "widget.example.kwoksnap.io 2); --all-resources writes them too"]
 
 
 def test_export_never_replaces_an_existing_file(tmp_path: Path) -> None:
