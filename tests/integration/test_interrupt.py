@@ -224,9 +224,11 @@ def test_a_second_ctrl_c_while_the_target_hangs_stops_restore_with_its_summary(m
     assert proc.returncode == ExitCode.INTERRUPTED, err
     assert took < 15, took  # (not the in-flight writes' 60 s timeout)
     summary = orjson.loads(out)
-    assert summary["interrupted"] and summary["resources"]["v1/configmaps"]["created"] >= 100
     in_flight = summary["abandonedInFlight"]
     assert in_flight and all(n.startswith("v1/configmaps many/cm-") for n in in_flight)
+    # cm-00100 was made, so cm-00000 to cm-00100 were all sent (in order): each answered, or in flight when the
+    # target hung (a CI run: 97 answered, the rest in flight; the count was asserted >= 100 until then)
+    assert summary["interrupted"] and summary["resources"]["v1/configmaps"]["created"] + len(in_flight) >= 101
     assert f"stopped without waiting for the {len(in_flight)} write(s) in flight" in err
 
 
