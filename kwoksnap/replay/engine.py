@@ -624,10 +624,7 @@ class Replayer:
         for ref in refs:
             if not isinstance(ref, dict) or not isinstance(ref.get("uid"), str):
                 continue
-            with self.lock:
-                mapped = self.target_uids.get(ref["uid"])
-            if mapped is None and ref.get("kind") and ref.get("name"):
-                mapped = self._owner_uid(ref, action.namespace)
+            mapped = self._patched_owner_uid(ref, action.namespace)
             if mapped:
                 ref["uid"] = mapped
             elif ref.get("$patch") == "delete":
@@ -644,6 +641,15 @@ class Replayer:
                    and (r.get("kind"), r.get("name")) not in left]
         refs[:] = [r for r in refs if not any(r is u for u in unresolved)] + [
             {"$patch": "delete", "uid": r.get("uid")} for r in removed]
+
+    def _patched_owner_uid(self, ref: Obj, namespace: str) -> str | None:
+        """The target UID of the owner a patch's reference names: the object replay wrote for its source UID, else
+        (a whole reference) the owner found by kind and name; None when found no way."""
+        with self.lock:
+            uid = self.target_uids.get(ref["uid"])
+        if uid is None and ref.get("kind") and ref.get("name"):
+            uid = self._owner_uid(ref, namespace)
+        return uid
 
     def _relink_json_patch_owners(self, action: Action) -> None:
         """The owner UIDs a JSON patch adds, replaces or tests under ``/metadata/ownerReferences`` (the whole list,
@@ -662,10 +668,7 @@ class Replayer:
                     return self.target_uids.get(ref, ref)
             if not isinstance(ref, dict) or not isinstance(ref.get("uid"), str):
                 return ref
-            with self.lock:
-                uid = self.target_uids.get(ref["uid"])
-            if uid is None and ref.get("kind") and ref.get("name"):
-                uid = self._owner_uid(ref, action.namespace)
+            uid = self._patched_owner_uid(ref, action.namespace)
             return {**ref, "uid": uid} if uid else ref
 
         out: list[Any] = []
