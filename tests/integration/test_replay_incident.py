@@ -132,14 +132,16 @@ def test_inputs_mode_replays_user_actions_and_the_cluster_reacts(incident: Incid
                   if "kwoksnap.io/frozen" in (p["metadata"].get("annotations") or {})
                   or (p["spec"].get("schedulingGates") or [])]
         assert frozen == []
-        # The Job runs to its end: Complete, or Failed when time compression put its pods on the nodes the users
-        # killed before the target noticed them dead (a CI run: not complete 120 s on). Either way the target's own
-        # Job controller ran it: the reaction this checks.
+        # The target's own Job controller runs the Job to its end: the reaction this checks. Its end is the
+        # controller's verdict, SuccessCriteriaMet or FailureTarget; Complete and Failed follow only once no pod of
+        # it is Terminating. With time compressed, a Job pod can land on a node the users killed before the target
+        # noticed it dead; kwok no longer drives that node, so the pod stays Terminating, as it would behind an
+        # unreachable kubelet (a CI run: succeeded 4, failed 1, terminating 1, SuccessCriteriaMet, no Complete).
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             job = c.get("/apis/batch/v1/namespaces/app-0/jobs/report")
-            done = any(x["type"] in ("Complete", "Failed") and x["status"] == "True"
-                       for x in (job.get("status") or {}).get("conditions", []))
+            done = any(x["type"] in ("Complete", "Failed", "SuccessCriteriaMet", "FailureTarget")
+                       and x["status"] == "True" for x in (job.get("status") or {}).get("conditions", []))
             web = [p for p, _ in c.list_items("/api/v1/namespaces/app-0/pods", params={"labelSelector": "app=web-0"})
                    if not p["metadata"].get("deletionTimestamp")]
             dead = [n for n in incident.dead_nodes if not any(
@@ -156,3 +158,13 @@ def test_inputs_mode_replays_user_actions_and_the_cluster_reacts(incident: Incid
         created_here = [p for p, _ in c.list_items("/api/v1/namespaces/app-0/pods",
                                                    params={"labelSelector": "app=report"})]
         assert len(created_here) >= 2  # created by the target's Job controller (parallelism 2), not replayed
+        # Pods the controller deleted on live nodes go (kwok's pod-delete stage); only those behind a killed node stay
+        deadline = time.monotonic() + 30
+        while True:
+            stuck = [(p["metadata"]["name"], p["spec"].get("nodeName"))
+                     for p, _ in c.list_items("/api/v1/namespaces/app-0/pods", params={"labelSelector": "app=report"})
+                     if p["metadata"].get("deletionTimestamp")]
+            if all(node in incident.dead_nodes for _, node in stuck) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert all(node in incident.dead_nodes for _, node in stuck), stuck
