@@ -47,6 +47,32 @@ def kwok_honours_frozen(client: Client) -> bool:
             client.delete(f"/api/v1/nodes/{name}")
 
 
+def workload_controllers_on(client: Client) -> bool:
+    """Whether the target's kube-controller-manager runs its ReplicaSet controller (the replay profile turns it off
+    with the other workload controllers): a throw-away ReplicaSet of no replicas in kube-system, deleted again,
+    is observed (``status.observedGeneration``) within :data:`PROBE_SECONDS` or not. Asked only of a cluster that
+    is not one of this machine's kwoksnap clusters, where the profile is not known (review finding: every such
+    cluster got the warning, replay profile or not)."""
+    base = "/apis/apps/v1/namespaces/kube-system/replicasets"
+    remove_stale_scratch(client, base, f"{SCRATCH_LABEL}=probe")
+    name = f"{PROBE_NAME_PREFIX}{uuid.uuid4().hex[:8]}"
+    labels = {SCRATCH_LABEL: "probe", "kwoksnap.io/probe": name}
+    client.create(base, {"metadata": {"name": name, "labels": labels}, "spec": {
+        "replicas": 0, "selector": {"matchLabels": labels},
+        "template": {"metadata": {"labels": labels}, "spec": {
+            "containers": [{"name": "probe", "image": "kwoksnap.invalid/probe"}]}}}})
+    try:
+        deadline = time.monotonic() + PROBE_SECONDS
+        while time.monotonic() < deadline:
+            if (client.get(f"{base}/{name}").get("status") or {}).get("observedGeneration"):
+                return True
+            time.sleep(0.25)
+        return False
+    finally:
+        with contextlib.suppress(NotFound):
+            client.delete(f"{base}/{name}")
+
+
 def _lease_fresh(client: Client, name: str, within: float = 60.0) -> bool:
     try:
         lease = client.get(f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{name}")
@@ -92,10 +118,41 @@ def check_target(client: Client, mode: Mode, *, allow_real_nodes: bool = False) 
         if profile is Profile.STANDARD:
             warnings.append("this cluster runs all controllers (profile standard): ReplicaSet, Job and node "
                             "lifecycle controllers will act on replayed objects a second time; use --profile replay")
-        elif profile is None and _lease_fresh(client, "kube-controller-manager"):
-            warnings.append("a kube-controller-manager is running; if its workload, garbage-collector or node "
-                            "lifecycle controllers are on, they will fight a verbatim replay")
-    elif profile is Profile.REPLAY or (not scheduler and profile is None):
+        elif profile is None and _lease_fresh(client, "kube-controller-manager") and _probed(client):
+            warnings.append("a kube-controller-manager with its workload controllers on is running (its "
+                            "ReplicaSet controller answered a probe): they will act on replayed objects a second "
+                            "time; use a cluster made with `kwoksnap cluster create --profile replay`")
+    elif profile is Profile.REPLAY or (profile is None and not scheduler and not _scheduler_comes(client)):
         warnings.append("--mode inputs replays only user actions, but this cluster has no scheduler/controllers "
                         "to react to them; use a cluster with profile standard")
     return warnings
+
+
+def _probed(client: Client) -> bool:
+    """:func:`workload_controllers_on`, taken as on when the probe cannot be made (no right to create in
+    kube-system): the warning then stays, as it was before there was a probe."""
+    try:
+        return workload_controllers_on(client)
+    except APIError:
+        return True
+
+
+SCHEDULER_START_WAIT = 20.0  # seconds a young cluster's scheduler is given to take its lease
+
+
+def _scheduler_comes(client: Client, young: float = 120.0) -> bool:
+    """Whether a kube-scheduler takes its lease within :data:`SCHEDULER_START_WAIT`, asked only of a cluster made
+    less than ``young`` seconds ago (kube-system's age): one still starting had not yet (review finding: inputs mode
+    warned of no scheduler on a standard cluster made a moment before under another KWOKSNAP_WORKDIR)."""
+    try:
+        made = parse_timestamp(str(client.get("/api/v1/namespaces/kube-system")["metadata"]["creationTimestamp"]))
+    except (APIError, KeyError, ValueError):
+        return False
+    if time.time() - made / 1e9 > young:
+        return False
+    deadline = time.monotonic() + SCHEDULER_START_WAIT
+    while time.monotonic() < deadline:
+        if _lease_fresh(client, "kube-scheduler"):
+            return True
+        time.sleep(0.5)
+    return False
