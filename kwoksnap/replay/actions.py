@@ -441,6 +441,11 @@ def plan_action(ev: AuditEvent, *, mode: Mode, to_replay: Callable[[int], int] |
         # An in-place resize (`kubectl patch --subresource resize`): the containers' resources the write left, as a
         # strategic merge patch of the subresource. Left out, the pod's later writes, which carry the new
         # resources, were refused ("pod updates may not change fields": review finding).
+        if result is None and verb == "patch" and isinstance(request, list):
+            # At Request level a JSON patch (`kubectl patch --type json --subresource resize`) is sent as recorded,
+            # its uid/resourceVersion guards dropped as for any patch (left from review: skipped as degraded).
+            return Action("patch", "PATCH", subresource=sub, body=_strip_preconditions(request),
+                          content_type=JSON_PATCH, source_uid=precondition_uid(request), **base)
         spec = (result if result is not None else request if isinstance(request, dict) else {}).get("spec")
         resized = _resized(spec, whole=result is not None)
         if not resized:

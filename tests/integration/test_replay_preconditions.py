@@ -257,12 +257,27 @@ def test_a_pods_debug_containers_and_in_place_resize_are_replayed(make_cluster: 
     resize["requestURI"] += "/resize"
     relabelled = orjson.loads(orjson.dumps(resized))
     relabelled["metadata"]["labels"] = {"after": "resize"}
+    # the same by a JSON patch logged at Request level (it was skipped as degraded)
+    json_sized = pod(namespace, "s", "src-s")
+    json_sized["spec"]["containers"][0]["resources"] = small
+    json_resize = orjson.loads(line(namespace, "patch", "s", t + 1, [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": "1"},
+        {"op": "replace", "path": "/spec/containers/0/resources", "value": big}], None))
+    json_resize["objectRef"]["subresource"] = "resize"
+    json_resize["requestURI"] += "/resize"
+    json_resize["level"] = "Request"
+    del json_resize["responseObject"]
+    json_relabelled = orjson.loads(orjson.dumps(json_sized))
+    json_relabelled["spec"]["containers"][0]["resources"] = big
+    json_relabelled["metadata"]["labels"] = {"after": "resize"}
     log = tmp_path / "audit.log"
     log.write_bytes(line(namespace, "create", "p", t, created, created) + orjson.dumps(eph) + b"\n"
                     + line(namespace, "update", "p", t + 2, labelled, labelled)
                     + line(namespace, "update", "q", t + 3, midlife, midlife)
                     + line(namespace, "create", "r", t, sized, sized) + orjson.dumps(resize) + b"\n"
-                    + line(namespace, "update", "r", t + 2, relabelled, relabelled))
+                    + line(namespace, "update", "r", t + 2, relabelled, relabelled)
+                    + line(namespace, "create", "s", t, json_sized, json_sized) + orjson.dumps(json_resize) + b"\n"
+                    + line(namespace, "update", "s", t + 2, json_relabelled, json_relabelled))
     proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(target.kubeconfig),
                            "replay", "--audit", str(log), "--speed", "max", "--no-fidelity"],
                           capture_output=True, text=True, timeout=300)
@@ -271,8 +286,10 @@ def test_a_pods_debug_containers_and_in_place_resize_are_replayed(make_cluster: 
         live = client.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
         assert [c["name"] for c in live["spec"]["ephemeralContainers"]] == ["dbg"], name
         assert live["metadata"]["labels"] == {"after": "debug"}, name
-    live = client.get(f"/api/v1/namespaces/{namespace}/pods/r")
-    assert live["spec"]["containers"][0]["resources"] == big and live["metadata"]["labels"] == {"after": "resize"}
+    for name in ("r", "s"):
+        live = client.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
+        assert live["spec"]["containers"][0]["resources"] == big, name
+        assert live["metadata"]["labels"] == {"after": "resize"}, name
 
 
 def test_inputs_mode_applies_a_users_pod_update_to_the_targets_pod(kwok_cluster: LocalCluster, client: Client,

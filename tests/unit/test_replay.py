@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from kwoksnap.audit import AuditEvent, ParseStats, resource_version
 from kwoksnap.clock import FakeClock
 from kwoksnap.errors import APIError, Conflict, NotFound, UsageError
-from kwoksnap.kube.client import STRATEGIC_MERGE_PATCH
+from kwoksnap.kube.client import JSON_PATCH, STRATEGIC_MERGE_PATCH
 from kwoksnap.kube.discovery import Discovery, Resource
 from kwoksnap.replay import actions
 from kwoksnap.replay.actions import (
@@ -534,6 +534,15 @@ class TestActions:
         assert isinstance(at_request_level, Action) and at_request_level.body == request
         assert plan_action({**ev, "level": "Metadata", "request": None, "response": None}, mode="verbatim",
                            to_replay=None) == Skip("degraded-metadata")
+        # A JSON patch at Request level is sent as recorded, less its resourceVersion guard (it was skipped as
+        # degraded)
+        ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": "7"},
+               {"op": "replace", "path": "/spec/containers/0/resources/limits/cpu", "value": "400m"}]
+        json_patch = plan_action({**ev, "level": "Request", "request": ops, "response": None}, mode="verbatim",
+                                 to_replay=None)
+        assert isinstance(json_patch, Action) and (json_patch.subresource, json_patch.content_type) == (
+            "resize", JSON_PATCH)
+        assert json_patch.body == ops[1:]
 
     def test_a_namespaces_finalize_write_comes_with_namespaces(self) -> None:
         """Black-box finding: with --resources namespaces the namespace controller's finalize write (which removes
