@@ -1,5 +1,5 @@
 """``python -m kwoksnap``: the same entry point as the ``kwoksnap`` console script."""
 
-from kwoksnap.cli.main import main
+from kwoksnap.cli.main import entry
 
-main()
+entry()

@@ -104,8 +104,13 @@ class _Formatter(logging.Formatter):
         return super().format(record)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; every error leaves as one line on stderr and a documented exit code (README, "Exit codes")."""
+def main(argv: list[str] | None = None, *, process: bool = False) -> None:
+    """Run the CLI; every error leaves as one line on stderr and a documented exit code (README, "Exit codes").
+
+    ``process``: this is the process's entry point (:func:`entry`), so once the command has ended, its outcome
+    said, a Ctrl-C, SIGTERM or SIGHUP changes nothing and is ignored. Until then, one a moment after `save`'s
+    summary (the interpreter's exit joining the pools' threads) made the process die of SIGINT, its file whole
+    (review finding)."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     prog = "kubectl kwoksnap" if sys.argv and sys.argv[0].endswith("kubectl-kwoksnap") else "kwoksnap"
     code: int
@@ -166,8 +171,12 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # the boundary: anything else is a bug, reported as such
         code = _internal(prog, exc, debug)
     finally:
-        for sig, handler in (previous or {}).items():
-            signal.signal(sig, handler)
+        if process and previous is not None:
+            for sig in (signal.SIGINT, *stops):
+                signal.signal(sig, signal.SIG_IGN)
+        else:
+            for sig, handler in (previous or {}).items():
+                signal.signal(sig, handler)
     if sys.stdout is None and code == ExitCode.OK:  # started with stdout closed (`>&-`): Python drops what is
         code = ExitCode.OUTPUT_CLOSED  # printed without a word, so the output was lost as surely as into a gone pipe
     sys.exit(int(code))
@@ -195,6 +204,11 @@ def _internal(prog: str, exc: Exception, debug: bool) -> ExitCode:
         traceback.print_exc()
     click.echo(f"{prog}: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", err=True)
     return ExitCode.INTERNAL
+
+
+def entry() -> None:
+    """The ``kwoksnap`` and ``kubectl-kwoksnap`` console scripts and ``python -m kwoksnap``."""
+    main(process=True)
 
 
 def _interrupt(_signum: int, _frame: object) -> None:

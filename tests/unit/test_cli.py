@@ -1194,3 +1194,21 @@ def test_an_object_without_apiversion_and_kind_takes_them_from_its_resource(tmp_
     docs = list(yaml.safe_load_all((tmp_path / "out.yaml").read_text()))
     assert {(d["apiVersion"], d["kind"], d["metadata"]["name"]) for d in docs} == {
         ("v1", "ConfigMap", "nokind"), ("apps/v1", "Deployment", "d")}
+
+
+def test_a_signal_after_the_command_ended_changes_nothing(tmp_path: Path) -> None:
+    """Review finding: a Ctrl-C a moment after `save`'s summary (while the interpreter's exit joined the pools'
+    threads) made the process die of SIGINT, its file whole. As the process's entry point, main ignores the three
+    stopping signals once the command's outcome is said; called as a library it gives the handlers back."""
+    code = ("import os, signal, time\nfrom kwoksnap.cli.main import main\n"
+            "try:\n    main(['cluster', 'list'], process={process})\nexcept SystemExit as exc:\n"
+            "    print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN, flush=True)\n"
+            "    os.kill(os.getpid(), signal.SIGINT)\n    time.sleep(0.2)\n    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    time.sleep(0.2)\n    raise\n")
+    env = {**os.environ, "KWOKSNAP_WORKDIR": str(tmp_path)}
+    ended = subprocess.run([sys.executable, "-c", code.format(process=True)], capture_output=True, text=True,
+                           timeout=60, env=env)
+    assert (ended.returncode, ended.stdout.splitlines()[-1]) == (0, "True"), ended.stderr
+    library = subprocess.run([sys.executable, "-c", code.format(process=False)], capture_output=True, text=True,
+                             timeout=60, env=env)
+    assert library.stdout.splitlines()[-1] == "False" and library.returncode != 0  # (KeyboardInterrupt: the old way)
