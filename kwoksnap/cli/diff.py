@@ -6,7 +6,7 @@ from typing import Final
 
 import click
 
-from kwoksnap.cli.options import example_epilog, make_client, namespace_option, output_format, print_json
+from kwoksnap.cli.options import example_epilog, first_few, make_client, namespace_option, output_format, print_json
 
 
 @click.command(epilog=example_epilog(
@@ -26,10 +26,11 @@ def diff(ctx: click.Context, a: str, b: str | None, live: bool, namespaces: tupl
          include_regenerated: bool, output_format: str) -> int:
     """Compare what restore can reproduce, ignoring uids, resourceVersions, timestamps and allocated IPs.
 
-    B, or the cluster with --live, is looked at as A was saved: its -n namespaces (and the cluster-scoped objects
-    save keeps with them) and its -l label selector. A resource one side holds under another name (`import` guesses a
-    custom resource's plural when the file lacks its CRD) is compared with the other's resource of the same group
-    and kind.
+    A is the reference: B, or the cluster with --live, is looked at as A was saved: only the resources A holds,
+    its -n namespaces (and the cluster-scoped objects save keeps with them) and its -l label selector. The resources
+    B holds beyond A's are named on stderr, not compared (`diff B A` compares them). A resource one side holds
+    under another name (`import` guesses a custom resource's plural when the file lacks its CRD) is compared with
+    the other's resource of the same group and kind.
 
     Secret values are never compared, nor shown (only their keys and type): snapshots hold placeholders unless
     saved with --include-secrets, and a changed password would otherwise be printed.
@@ -39,6 +40,7 @@ def diff(ctx: click.Context, a: str, b: str | None, live: bool, namespaces: tupl
     from kwoksnap.diff.compare import compare, kinds_of, pair_by_kind
     from kwoksnap.errors import UsageError
     from kwoksnap.kube.discovery import discover
+    from kwoksnap.restore.plan import group_resource
     from kwoksnap.restore.source import LiveSource, SnapshotSource
     from kwoksnap.store import KwsReader
     from kwoksnap.store.salvage import SALVAGED
@@ -50,6 +52,7 @@ def diff(ctx: click.Context, a: str, b: str | None, live: bool, namespaces: tupl
         partial = {gr: f"{a}: {reason}" for gr, reason in left.incomplete().items()}
         resources = [gr for gr in left.group_resources() if gr not in partial]
         scope = frozenset(namespaces) or left.namespaces
+        beyond: list[str] = []  # resources only B holds objects of (not compared)
         if live:
             with make_client(ctx) as client:
                 disc = discover(client)
@@ -69,10 +72,17 @@ def diff(ctx: click.Context, a: str, b: str | None, live: bool, namespaces: tupl
                 theirs = [gr for gr in other.group_resources() if gr not in partial]
                 aliases = pair_by_kind(kinds_of(left.by_group_resource, [g for g in resources if g not in theirs]),
                                        kinds_of(other.by_group_resource, [g for g in theirs if g not in resources]))
-                resources += [g for g in theirs if g not in resources and g not in aliases.values()]
+                # B is looked at as A was saved, as --live looks at the cluster: only A's resources are compared
+                # (and compare() takes A's namespaces and selector); what B holds beyond them is not, and is said
+                # (a known defect: after `save --include pods`, every other object of a full B was "added").
+                held = {group_resource(key) for key in other.counts()}
+                beyond = [g for g in theirs if g not in resources and g not in aliases.values() and g in held]
                 result = compare(resources, left.by_group_resource, other.by_group_resource,
                                  include_regenerated=include_regenerated, namespaces=scope, selector=left.selector,
                                  aliases=aliases)
+    if beyond:
+        click.echo(f"note: not compared: {len(beyond)} resource(s) {b} holds and {a} does not (A is the reference; "
+                   f"`diff B A` compares them): {first_few(beyond, 10)}", err=True)
     for gr, reason in partial.items():  # (black-box finding: what save could not list showed as "added")
         why = reason if SALVAGED in reason else f"save could not list it whole ({reason})"  # (review finding)
         click.echo(f"warning: {gr} not compared: {why}", err=True)

@@ -65,3 +65,49 @@ def test_what_save_could_not_list_is_not_compared_and_said(tmp_path: Path) -> No
                           text=True, timeout=60)
     assert ("not whole: 1 resource(s): v1/nodes (v1/nodes: its list failed when saved: 403 Forbidden: nodes is "
             "forbidden)") in proc.stdout, proc.stdout
+
+
+def _snapshot(path: Path, objects: dict[str, list[dict[str, Any]]], **meta: Any) -> str:
+    """A snapshot of ``resource -> objects`` (metadata only), with ``meta`` as `save -n/-l` writes it."""
+    from kwoksnap.store import KwsWriter
+
+    kinds = {"v1/pods": "Pod", "v1/configmaps": "ConfigMap", "apps/v1/deployments": "Deployment"}
+    with KwsWriter(path, meta=meta) as w:
+        for resource, items in objects.items():
+            w.write({"type": "resource", "resource": resource, "kind": kinds[resource], "namespaced": True})
+            for metadata in items:
+                w.write({"type": "object", "resource": resource, "object": {
+                    "apiVersion": resource.rpartition("/")[0], "kind": kinds[resource], "metadata": metadata}})
+    return str(path)
+
+
+def _diff(*args: str) -> Any:
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "kwoksnap", "diff", *args], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_b_is_looked_at_as_a_was_saved_its_resources_too(tmp_path: Path) -> None:
+    """Known defect: `diff A B` of an A saved with `--include pods` against a full B reported every other resource
+    of B as "added", where `diff A --live` compares the resources A holds. B is now limited to A's resources, as
+    it already was to A's -n namespaces and -l selector, and stderr names what B holds beyond them."""
+    web = {"namespace": "app", "name": "web", "labels": {"tier": "web"}}
+    a = _snapshot(tmp_path / "a.kws", {"v1/pods": [web]}, namespaces=["app"], selector="tier=web")
+    b = _snapshot(tmp_path / "b.kws", {
+        "v1/pods": [web, {"namespace": "app", "name": "db", "labels": {"tier": "db"}},  # (not A's selector)
+                    {"namespace": "other", "name": "web", "labels": {"tier": "web"}}],  # (not A's namespaces)
+        "v1/configmaps": [{"namespace": "app", "name": "cfg", "labels": {"tier": "web"}}],
+        "apps/v1/deployments": [{"namespace": "app", "name": "d", "labels": {"tier": "web"}}]})
+    proc = _diff(a, b)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout == "equal: 1 objects compared, 0 differences\n", proc.stdout
+    assert proc.stderr == (f"note: not compared: 2 resource(s) {b} holds and {a} does not (A is the reference; "
+                           "`diff B A` compares them): configmaps, deployments.apps\n"), proc.stderr
+    # A is the reference: the other way round, B's resources, namespaces and objects are all compared
+    proc = _diff(b, a)
+    assert proc.returncode == 1 and proc.stderr == "", proc.stdout + proc.stderr
+    assert [line.split()[:3] for line in proc.stdout.splitlines()[:-1]] == [
+        ["missing", "pods", "app/db"], ["missing", "pods", "other/web"], ["missing", "configmaps", "app/cfg"],
+        ["missing", "deployments.apps", "app/d"]], proc.stdout
