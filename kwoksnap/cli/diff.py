@@ -83,6 +83,11 @@ def diff(ctx: click.Context, a: str, b: str | None, live: bool, namespaces: tupl
     if beyond:
         click.echo(f"note: not compared: {len(beyond)} resource(s) {b} holds and {a} does not (A is the reference; "
                    f"`diff B A` compares them): {first_few(beyond, 10)}", err=True)
+    unheld = [ns for ns in dict.fromkeys(namespaces) if ns not in result.seen_namespaces]
+    if unheld:  # (exit 0 all the same when nothing differs: "equal" is what README's exit codes say of it)
+        them = "it" if len(unheld) == 1 else "them"
+        click.echo(f"warning: -n {', '.join(unheld)}: neither {a} nor {b or 'the cluster'} holds anything in {them} "
+                   "(of the resources compared): is the name right?", err=True)
     for gr, reason in partial.items():  # (black-box finding: what save could not list showed as "added")
         why = reason if SALVAGED in reason else f"save could not list it whole ({reason})"  # (review finding)
         click.echo(f"warning: {gr} not compared: {why}", err=True)

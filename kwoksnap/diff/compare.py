@@ -39,6 +39,9 @@ class DiffResult:
     compared: int
     differences: list[Difference]
     per_resource: dict[str, dict[str, int]]
+    # The namespaces an object of either side is in, or that either side holds the Namespace of, whether the filters
+    # kept it or not: an -n namespace not among them matched nothing (a misspelt one said "equal" without a word).
+    seen_namespaces: set[str] = dataclasses.field(default_factory=set)
 
     @property
     def equal(self) -> bool:
@@ -133,6 +136,7 @@ def compare(
     differences: list[Difference] = []
     per_resource: dict[str, dict[str, int]] = {}
     compared = 0
+    seen: set[str] = set()
 
     def keep(obj: Obj, live: bool = False) -> bool:
         with walking(obj, trusted=live):
@@ -142,6 +146,11 @@ def compare(
     manual = selectorless(a("services")) if "endpoints" in resources else frozenset()  # (as restore decides)
 
     def kept(obj: Obj) -> bool:
+        meta = obj.get("metadata") or {}
+        if meta.get("namespace"):
+            seen.add(meta["namespace"])
+        elif obj.get("kind") == "Namespace" and not str(obj.get("apiVersion") or "").rpartition("/")[0]:
+            seen.add(str(meta.get("name")))
         if not include_regenerated and regenerated(obj, manual=manual):
             return False
         if matches is not None and not matches((obj.get("metadata") or {}).get("labels") or {}):
@@ -175,4 +184,4 @@ def compare(
                     fields = (field_differences(left_objs.get(k), right_objs.get(k))
                               if k in left_objs and k in right_objs else [])
                 differences.append(Difference(gr, k[0], k[1], "changed", fields))
-    return DiffResult(compared, differences, per_resource)
+    return DiffResult(compared, differences, per_resource, seen)

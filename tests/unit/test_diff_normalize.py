@@ -305,3 +305,21 @@ def test_one_object_read_at_two_versions_of_its_group_is_one_object() -> None:
     assert normalize(widget) == normalize({**widget, "apiVersion": "h3.example.com/v2"})
     assert field_differences(normalize(widget), normalize({**widget, "apiVersion": "other.example.com/v1"})) == [
         ".apiVersion: 'h3.example.com' -> 'other.example.com'"]
+
+
+def test_compare_says_which_namespaces_either_side_holds_anything_in() -> None:
+    """Known defect: `diff -n nosuchns A B` said "equal" with no word that neither side holds that namespace. compare
+    now says the namespaces either side has an object in, or a Namespace of, whether the filters keep them or not:
+    an -n namespace not among them matched nothing."""
+    def obj(kind: str, name: str, namespace: str = "", **labels: str) -> Obj:
+        meta: Obj = {"name": name, "labels": labels, **({"namespace": namespace} if namespace else {})}
+        return {"apiVersion": "v1", "kind": kind, "metadata": meta}
+
+    a = {"v1/pods": [obj("Pod", "p", "app", tier="web"), obj("Pod", "q", "filtered", tier="db")],
+         "v1/namespaces": [obj("Namespace", "app")]}
+    b = {"v1/pods": [obj("Pod", "p", "app", tier="web"), obj("Pod", "r", "only-b", tier="web")],
+         "v1/namespaces": [obj("Namespace", "app"), obj("Namespace", "empty")]}
+    result = compare(["v1/pods", "v1/namespaces"], a.__getitem__, b.__getitem__, selector="tier=web",
+                     namespaces=frozenset({"app", "nosuchns"}))
+    assert result.equal and result.compared == 1, result  # (pod p: the Namespaces lack the label)
+    assert result.seen_namespaces == {"app", "filtered", "only-b", "empty"}

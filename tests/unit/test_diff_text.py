@@ -111,3 +111,22 @@ def test_b_is_looked_at_as_a_was_saved_its_resources_too(tmp_path: Path) -> None
     assert [line.split()[:3] for line in proc.stdout.splitlines()[:-1]] == [
         ["missing", "pods", "app/db"], ["missing", "pods", "other/web"], ["missing", "configmaps", "app/cfg"],
         ["missing", "deployments.apps", "app/d"]], proc.stdout
+
+
+def test_a_namespace_neither_side_holds_is_warned_of(tmp_path: Path) -> None:
+    """Known defect: `diff -n nosuchns A B` said "equal" (exit 0) without a word: a misspelt namespace looked like
+    two equal snapshots. Still exit 0 (nothing differs, as README's exit codes say), with one warning line."""
+    a = _snapshot(tmp_path / "a.kws", {"v1/pods": [{"namespace": "app", "name": "web"}]})
+    b = _snapshot(tmp_path / "b.kws", {"v1/pods": [{"namespace": "app", "name": "web"},
+                                                   {"namespace": "other", "name": "web"}]})
+    proc = _diff("-n", "nosuchns", a, b)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout == "equal: 0 objects compared, 0 differences\n", proc.stdout
+    assert proc.stderr == (f"warning: -n nosuchns: neither {a} nor {b} holds anything in it (of the resources "
+                           "compared): is the name right?\n"), proc.stderr
+    proc = _diff("-n", "app,nosuchns,other,gone", a, b)  # (only those neither holds are named; B holds `other`)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr == (f"warning: -n nosuchns, gone: neither {a} nor {b} holds anything in them (of the "
+                           "resources compared): is the name right?\n"), proc.stderr
+    proc = _diff("-n", "app", a, b)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stdout + proc.stderr
