@@ -255,6 +255,12 @@ def create_cluster(
         return _create_locked(name, binaries, root, profile, wait, extra_args)
 
 
+# How long kwokctl create may run beyond its --wait (it builds nothing here: it writes its config, starts the
+# processes, then waits): a kwokctl that hung (a component that never exits, a lock) held `cluster create`, and every
+# test's session cluster, for ever (left from review).
+CREATE_GRACE = 120.0
+
+
 class _NotReady(ToolError):
     """A cluster kwokctl made that did not become ready (it was deleted)."""
 
@@ -281,10 +287,16 @@ def _create_locked(name: str, binaries: Binaries, root: Path, profile: Profile, 
                 started = time.monotonic()  # (not the time queued behind another create: review finding)
                 begun = True
                 try:
-                    proc = subprocess.run(args, env=_env(root), capture_output=True, text=True)
+                    proc = subprocess.run(args, env=_env(root), capture_output=True, text=True,
+                                          timeout=wait + CREATE_GRACE)
                 except OSError as exc:  # not started at all (not executable, another architecture): nothing made
                     begun = False
                     raise ToolError(f"cannot run kwokctl {binaries.kwokctl}: {exc.strerror or exc}") from None
+                except subprocess.TimeoutExpired as exc:  # (killed by run; what it started is removed below)
+                    said = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
+                    raise ToolError(f"kwokctl create cluster {name} did not end in {wait + CREATE_GRACE:.0f}s "
+                                    f"(--wait {wait:.0f}s and {CREATE_GRACE:.0f}s more), stopped: "
+                                    f"{_last_lines(said) or 'it printed nothing'}") from None
                 for key in (cluster.directory / "pki").glob("*.key"):  # kwokctl leaves them 0644 (black-box
                     key.chmod(0o600)  # finding): at once, not once ready (a create killed later left them so)
         if proc.returncode != 0 or not cluster.kubeconfig.exists():

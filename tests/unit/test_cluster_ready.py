@@ -375,3 +375,27 @@ def test_builds_of_the_binaries_take_turns(tmp_path: Path, monkeypatch: pytest.M
         t.join()
     assert built == [1] and results == [made, made]
     assert said == ["waiting for another build of the control-plane binaries to finish"]
+
+
+def test_a_kwokctl_that_never_ends_is_stopped_and_what_it_made_removed(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Left from review: `cluster create` ran kwokctl without a deadline; one that hung held it for ever."""
+    import time
+
+    from kwoksnap.cluster import local
+    from kwoksnap.cluster.binaries import Binaries
+    from kwoksnap.errors import ToolError
+
+    kwokctl = tmp_path / "kwokctl"
+    kwokctl.write_text("#!/bin/sh\necho starting the components >&2\nexec sleep 60\n")
+    kwokctl.chmod(0o755)
+    removed: list[str] = []
+    monkeypatch.setattr(local, "CREATE_GRACE", 1.0)
+    monkeypatch.setattr(local, "_delete_locked", lambda name, *_: removed.append(name) or True)
+    monkeypatch.setattr(local, "_machine_lock", lambda: None)  # (not behind real creates on this machine)
+    (tmp_path / "w").mkdir()
+    started = time.monotonic()
+    with pytest.raises(ToolError, match=r"kwokctl create cluster h did not end in 2s \(--wait 1s and 1s more\), "
+                                        r"stopped: starting the components"):
+        local._create_locked("h", Binaries(tmp_path, kwokctl), tmp_path / "w", local.Profile.STANDARD, 1.0, ())
+    assert time.monotonic() - started < 30 and removed == ["h"]
