@@ -212,6 +212,15 @@ def check_target(client: Client, allow_real_nodes: bool, *, what: str = "restore
                            "into a real cluster (use --allow-real-nodes to override)")
 
 
+class _NoAnswer(Exception):
+    """A write after an object's create got no answer (``error``): the object is failed already ("created, but
+    ..."), and ``_one`` only counts the silence towards the target's outage. Never leaves the engine."""
+
+    def __init__(self, error: TransportError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class _Restorer:
     def __init__(self, client: Client, source: RecordSource, options: RestoreOptions, progress: Progress) -> None:
         self.client = client
@@ -351,8 +360,9 @@ class _Restorer:
             try:  # (before the status, which names their states)
                 self.client.patch(res.path(ns, name, "ephemeralcontainers"),
                                   {"spec": {"ephemeralContainers": prep.ephemeral}}, STRATEGIC_MERGE_PATCH)
-            except APIError as exc:
-                self._fail(key, obj, f"created, but its ephemeral containers could not be added: {exc}")
+            except ClusterError as exc:
+                self._after_create_failed(res, key, obj, prep, outcome, "created, but its ephemeral containers "
+                                          f"could not be added: {exc}", exc)
                 return
         # A skipped (existing) pod still gets its status if a previous run was cut off between create and status;
         # likewise a finished Job still suspended by such a run.
@@ -368,14 +378,16 @@ class _Restorer:
                     created = self._replace_status(res.path(ns, name), created, prep.status)
                 else:
                     self.client.patch(res.path(ns, name, "status"), {"status": prep.status})
-            except APIError as exc:
-                self._fail(key, obj, f"created, but its status could not be written: {exc}")
+            except ClusterError as exc:
+                self._after_create_failed(res, key, obj, prep, outcome,
+                                          f"created, but its status could not be written: {exc}", exc)
                 return
             if prep.resume is not None and (outcome != "skipped" or left_suspended):
                 try:
                     self.client.patch(res.path(ns, name), prep.resume)
-                except APIError as exc:
-                    self._fail(key, obj, f"created suspended, but could not be resumed: {exc}")
+                except ClusterError as exc:
+                    self._after_create_failed(res, key, obj, prep, outcome,
+                                              f"created suspended, but could not be resumed: {exc}", exc)
                     return
         # The API server's TaintNodesByCondition admission adds node.kubernetes.io/not-ready to every new node, and
         # the node lifecycle controller removes it once the node is Ready: unless that controller is down, slow or
@@ -387,8 +399,9 @@ class _Restorer:
             if live != recorded and (outcome != "skipped" or _without_admission_taint(live) == (recorded or [])):
                 try:
                     self.client.patch(res.path(ns, name), {"spec": {"taints": recorded}})
-                except APIError as exc:
-                    self._fail(key, obj, f"created, but its recorded taints could not be written: {exc}")
+                except ClusterError as exc:
+                    self._after_create_failed(res, key, obj, prep, outcome,
+                                              f"created, but its recorded taints could not be written: {exc}", exc)
                     return
         # A pod that was Terminating is deleted gracefully again (likewise completed on a rerun); another object held
         # by finalizers at the end (terminate_deferred).
@@ -400,9 +413,10 @@ class _Restorer:
             else:
                 try:
                     self.client.delete(res.path(ns, name), options)
-                except APIError as exc:  # (not a delete sent again whose first attempt removed it: review finding)
+                except ClusterError as exc:  # (not a delete sent again whose first attempt removed it: review finding)
                     if not (isinstance(exc, NotFound) and exc.resent):
-                        self._fail(key, obj, f"created, but it could not be made Terminating again: {exc}")
+                        self._after_create_failed(res, key, obj, prep, outcome,
+                                                  f"created, but it could not be made Terminating again: {exc}", exc)
                         return
                 if _removed_when_deleted(prep.body, prep.status):
                     with self.lock:
@@ -419,17 +433,38 @@ class _Restorer:
                 result.skipped += 1
             if prep.adoption:
                 self.adoptions.append(prep.adoption)
-            if prep.deferred_owners:
-                kept = list(prep.body["metadata"].get("ownerReferences") or [])
-                self.deferred.append((res, key, str(ns or ""), name, kept, prep.deferred_owners,
-                                      outcome == "skipped"))
-            self.dropped += prep.dropped_owners
-            if outcome != "skipped":  # (what a rerun found in place was not written: nothing left out of it)
-                self.invalid_owners += prep.invalid_owners
+            self._keep_links(res, key, obj, prep, outcome)
             if res.key == "apiextensions.k8s.io/v1/customresourcedefinitions" and outcome != "skipped" \
                     and _established_or_unknown(obj):  # (one the source never served is not waited for)
                 self.created_crds.append(name)
                 self.crd_outcomes[name] = outcome
+
+    def _keep_links(self, res: Resource, key: str, obj: Obj, prep: Prepared, outcome: str) -> None:
+        """Note (under the lock) what the object in the target still needs of its owner references: those to owners
+        not restored yet, relinked once they are (``deferred``), and the count of those left out."""
+        meta = obj.get("metadata") or {}
+        if prep.deferred_owners:
+            kept = list(prep.body["metadata"].get("ownerReferences") or [])
+            self.deferred.append((res, key, str(meta.get("namespace") or ""), str(meta.get("name", "")), kept,
+                                  prep.deferred_owners, outcome == "skipped"))
+        self.dropped += prep.dropped_owners
+        if outcome != "skipped":  # (what a rerun found in place was not written: nothing left out of it)
+            self.invalid_owners += prep.invalid_owners
+
+    def _after_create_failed(self, res: Resource, key: str, obj: Obj, prep: Prepared, outcome: str, reason: str,
+                             exc: ClusterError) -> None:
+        """A write that follows the object's create (its status, taints, ephemeral containers, the delete that
+        makes it Terminating again) failed: the object is failed with ``reason`` ("created, but ..."), and, as it
+        is in the target all the same, its owner references are still relinked once its owners are restored
+        (review finding: they were not, and a connection failure was listed as if the create itself had failed).
+        Its adoption is not waited for: it is failed already. A connection failure (no answer) also counts towards
+        the target's outage (:meth:`_unanswered`): raised as :class:`_NoAnswer`, for ``_one``, which has nothing
+        more to report."""
+        self._fail(key, obj, reason)
+        with self.lock:
+            self._keep_links(res, key, obj, prep, outcome)
+        if isinstance(exc, TransportError):
+            raise _NoAnswer(exc) from exc
 
     def _replace_status(self, path: str, obj: Obj, status: Obj) -> Obj:
         """PUT ``status`` as the status of ``obj`` (at ``path``), read again when something else wrote it meanwhile
@@ -550,10 +585,9 @@ class _Restorer:
             self._answered = time.monotonic()
         except TransportError as exc:  # (after the client's retries, 16-31 s)
             self._fail(key, obj, str(exc))
-            if time.monotonic() - self._answered > OUTAGE_SECONDS and self.gone is None:
-                self.gone = TransportError(f"the target stopped answering (nothing for over {OUTAGE_SECONDS:.0f} s; "
-                                           f"last: {exc}): the restore stopped")
-                self.client.cancel()  # the writes in flight fail at their next failure instead of retrying on
+            self._unanswered(exc)
+        except _NoAnswer as exc:  # (a write after the create: failed already, "created, but ...")
+            self._unanswered(exc.error)
         except KwoksnapError as exc:  # (a Secret's refusal scrubbed whole, before it is cut to one line)
             if isinstance(exc, APIError):  # an answer: a refusal
                 self._answered = time.monotonic()
@@ -563,6 +597,13 @@ class _Restorer:
         finally:
             with self.lock:
                 self.in_flight.discard(name)
+
+    def _unanswered(self, exc: TransportError) -> None:
+        """A write got no answer: once the target has answered none for OUTAGE_SECONDS, it is taken for gone."""
+        if time.monotonic() - self._answered > OUTAGE_SECONDS and self.gone is None:
+            self.gone = TransportError(f"the target stopped answering (nothing for over {OUTAGE_SECONDS:.0f} s; "
+                                       f"last: {exc}): the restore stopped")
+            self.client.cancel()  # the writes in flight fail at their next failure instead of retrying on
 
     # -- phases ------------------------------------------------------------------------------------------------
 

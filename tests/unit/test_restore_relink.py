@@ -136,3 +136,43 @@ def test_a_create_whose_answer_was_lost_is_recognised_as_this_restores() -> None
     assert r._made_by_the_lost_answer(PODS, "ns", "p", refused, first_try) == Getting().get("")
     made_at[0] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(first_try - 3600))  # a restore of an hour ago
     assert r._made_by_the_lost_answer(PODS, "ns", "p", refused, first_try) is None
+
+
+def test_a_follow_up_write_without_an_answer_fails_the_object_as_created_and_keeps_its_relink() -> None:
+    """Review finding: a connection failure (TransportError) of the status write after a pod's create was listed as
+    if the create had failed ("PATCH ...: timed out", no "created, but"), and the pod, which is in the target, was
+    left out of the relink of its owner references. It is failed as created now, relinked once its owner is
+    restored, and the silence still counts towards the target's outage."""
+    import time
+
+    from kwoksnap.errors import TransportError
+    from kwoksnap.restore.engine import ResourceResult
+
+    class Silent(PatchingClient):
+        cancelled = False
+
+        def create(self, path: str, body: dict[str, Any], **_: Any) -> dict[str, Any]:
+            return {**body, "metadata": {**body["metadata"], "uid": "new-p"}}
+
+        def patch(self, path: str, body: dict[str, Any], *_: Any) -> dict[str, Any]:
+            raise TransportError(f"PATCH {path}: TimeoutError: timed out")
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+    client = Silent()
+    r = _Restorer(cast(Client, client), cast(Any, None), RestoreOptions(adopt=False), lambda *_: None)
+    r.snapshot_uids = {"rs-old": "ns", "p-old": "ns"}
+    r.results["v1/pods"] = ResourceResult("v1/pods")
+    r._answered = time.monotonic() - 100  # (nothing answered for longer than OUTAGE_SECONDS)
+    ref = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "rs-old", "controller": True}
+    pods = Resource("", "v1", "pods", "Pod", True, frozenset({"create", "patch"}), frozenset({"status"}))
+    r._one(pods, "v1/pods", {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "p", "namespace": "ns", "uid": "p-old", "ownerReferences": [ref]},
+        "spec": {"nodeName": "n", "containers": [{"name": "c", "image": "i"}]}, "status": {"phase": "Running"}})
+    assert [(f.name, f.reason) for f in r.failures] == [
+        ("p", "created, but its status could not be written: PATCH /api/v1/namespaces/ns/pods/p/status: "
+              "TimeoutError: timed out")]
+    assert r.uid_map == {"p-old": "new-p"}
+    assert [(entry[2], entry[3], entry[5]) for entry in r.deferred] == [("ns", "p", [ref])]
+    assert r.gone is not None and client.cancelled  # (the outage is noticed as before)
