@@ -198,6 +198,7 @@ class RestoreSummary:
 
 Progress = Callable[[str, int, int], None]  # (resource, done in it, total in it)
 BoundClaim = tuple[Resource, str, str, str, Obj]  # (resource, key, namespace, name, recorded status)
+REPLACE_ATTEMPTS: Final = 3  # GET and PUT of an --on-conflict replace, when the object changes in between
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"  # added to every new node by the TaintNodesByCondition admission
 
 
@@ -525,23 +526,42 @@ class _Restorer:
         return self.client.create(res.path(ns), body)
 
     def _on_conflict(self, res: Resource, ns: str | None, name: str, prep: Prepared) -> tuple[Obj, str]:
-        existing = self.client.get(res.path(ns, name))
-        policy = self.options.on_conflict
-        if policy == "fail":
-            if _made_by_the_api_server(existing):  # every target has it: not what --on-conflict fail guards
+        """The object in the way of a create, and what ``--on-conflict`` made of it: skipped, or replaced (written
+        over with the live resourceVersion). A replace refused with 409 Conflict (the object changed in the target
+        between the GET and the PUT: its controllers write it) is read and tried again, up to
+        ``REPLACE_ATTEMPTS`` times in all (review finding: it failed at the first)."""
+        for attempt in range(1, REPLACE_ATTEMPTS + 1):
+            existing = self.client.get(res.path(ns, name))
+            policy = self.options.on_conflict
+            if policy == "fail":
+                if _made_by_the_api_server(existing):  # every target has it: not what --on-conflict fail guards
+                    return existing, "skipped"
+                raise KwoksnapError("already exists (--on-conflict fail)")
+            if policy == "skip":
                 return existing, "skipped"
-            raise KwoksnapError("already exists (--on-conflict fail)")
-        if policy == "skip":
-            return existing, "skipped"
-        if redacted(prep.body):  # placeholders must never replace real values
-            with self.lock:
-                self.kept_secrets.append(f"{ns}/{name}")
-            return existing, "skipped"
-        if (existing.get("metadata") or {}).get("deletionTimestamp") and prep.terminate is None \
-                and res.kind != "Namespace":  # (a Namespace being deleted is said once: terminating_namespaces)
-            # No write undoes a deletion (black-box finding: a Terminating pod was counted "updated", exit 0).
-            raise KwoksnapError("being deleted in the target, and a replace cannot undo a deletion: wait until it "
-                                "is gone (or delete it with --grace-period=0), then restore again")
+            if redacted(prep.body):  # placeholders must never replace real values
+                with self.lock:
+                    self.kept_secrets.append(f"{ns}/{name}")
+                return existing, "skipped"
+            if (existing.get("metadata") or {}).get("deletionTimestamp") and prep.terminate is None \
+                    and res.kind != "Namespace":  # (a Namespace being deleted is said once: terminating_namespaces)
+                # No write undoes a deletion (black-box finding: a Terminating pod was counted "updated", exit 0).
+                raise KwoksnapError("being deleted in the target, and a replace cannot undo a deletion: wait until "
+                                    "it is gone (or delete it with --grace-period=0), then restore again")
+            try:
+                return self._replace(res, ns, name, prep, existing), "updated"
+            except Conflict as exc:
+                if exc.already_exists:
+                    raise
+                if attempt == REPLACE_ATTEMPTS:
+                    raise KwoksnapError(f"changed in the target during each of {REPLACE_ATTEMPTS} attempts to replace "
+                                        f"it: {exc}") from exc
+                log.info("%s %s/%s changed in the target before it was replaced (attempt %d of %d): %s", res.kind,
+                         ns, name, attempt, REPLACE_ATTEMPTS, exc)
+        raise AssertionError("unreachable")
+
+    def _replace(self, res: Resource, ns: str | None, name: str, prep: Prepared, existing: Obj) -> Obj:
+        """PUT the snapshot's object over ``existing``, at its resourceVersion (a Conflict if it changed since)."""
         body = dict(prep.body)
         body["metadata"] = {**prep.body["metadata"],
                             "resourceVersion": existing["metadata"]["resourceVersion"]}
@@ -560,7 +580,7 @@ class _Restorer:
         if "spec" in body:
             body["spec"] = kept_in_place(res.kind, body["spec"], live)
         try:
-            return self.client.replace(res.path(ns, name), body), "updated"
+            return self.client.replace(res.path(ns, name), body)
         except Invalid as exc:
             again = spec_after_refusal(res.kind, body.get("spec") or {}, live, exc.api_message)
             if again is None:
@@ -571,7 +591,7 @@ class _Restorer:
                                         "again") from None
                 raise
         body["spec"] = again
-        return self.client.replace(res.path(ns, name), body), "updated"
+        return self.client.replace(res.path(ns, name), body)
 
     def _one(self, res: Resource, key: str, obj: Obj) -> None:
         if self.gone is not None:  # (queued before the target was found gone: not sent, as those never queued)
