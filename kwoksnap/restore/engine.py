@@ -181,6 +181,7 @@ class RestoreSummary:
             "failures": [dataclasses.asdict(f) for f in self.failures[:200]],
             "failureCount": len(self.failures),
             "notAdopted": [dataclasses.asdict(a) for a in self.not_adopted[:200]],
+            "notAdoptedCount": len(self.not_adopted),
             "claimsWithoutVolume": self.claims_without_volume[:200],
             "interrupted": self.interrupted, "planned": self.planned, "keptSecrets": self.kept_secrets[:200],
             "leftOutWebhooks": self.left_out_webhooks[:200],
