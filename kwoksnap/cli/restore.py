@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +18,9 @@ from kwoksnap.cli.options import (
     output_format,
     print_json,
 )
+
+if TYPE_CHECKING:
+    from kwoksnap.restore.engine import RestoreSummary
 
 _SHOWN = 20  # failures (and objects not adopted) listed on stderr; -o json lists every one
 
@@ -219,10 +223,7 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                        "are missing, and adoption by the target's controllers was not waited for, so for a "
                        "faithful copy restore into a fresh cluster")
         elif summary.error is not None:
-            click.echo(f"stopped by the error below: this run restored or found in place {summary.objects} of the "
-                       f"snapshot's {summary.planned} objects, each whole; the rest were not sent, and what came "
-                       "after the error "
-                       "(relinking, the wait for adoption, admission objects) was not done")
+            click.echo(stopped_by_error(summary))
     if summary.abandoned is not None:
         exit_abandoning(f"warning: stopped without waiting for the {len(summary.abandoned)} write(s) in flight (a "
                         "second Ctrl-C): whether they reached the target is unknown (`kwoksnap diff --live` tells): "
@@ -236,3 +237,25 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                                (len(summary.not_adopted), "not adopted by their controllers"),
                                output_format=output_format, shown=_SHOWN, rest="-o json lists up to 200")
     return ExitCode.OK
+
+
+def stopped_by_error(summary: RestoreSummary) -> str:
+    """What a restore stopped by an error did and left undone, said for the phase the error came in (review
+    finding: an error in the wait for adoption was said to have left the relinking undone, which had run)."""
+    done = (f"stopped by the error below: this run restored or found in place {summary.objects} of the snapshot's "
+            f"{summary.planned} objects, each whole")
+    if summary.error_phase == "relink":
+        return (f"{done}; the error came while it linked owner references to the restored owners: the objects it "
+                "had not linked yet are without them (`restore --on-conflict skip` of the same snapshot links "
+                "them), and the wait for adoption and the admission objects (written last) were not done")
+    if summary.error_phase == "settle":
+        return (f"{done}, and linked owner references to the restored owners; the error came in the wait for the "
+                "target's controllers to adopt the restored objects (or for claims to stay Bound), so adoption was "
+                "not confirmed, and the admission objects (written last) were not restored")
+    if summary.error_phase == "admission":
+        return (f"{done}; everything else was done (owner references linked, adoption waited for) and the error "
+                "came in the admission objects (quotas, limits, webhooks), written last: those not written by then "
+                "were not sent")
+    return (f"{done}; the rest were not sent, and what comes after the objects (relinking, the wait for adoption, "
+            "admission objects) was not done")
+

@@ -52,6 +52,7 @@ log = logging.getLogger("kwoksnap.restore")
 
 Obj = dict[str, Any]
 OnConflict = Literal["skip", "replace", "fail"]
+Phase = Literal["objects", "relink", "settle", "mark", "admission"]  # the stages of a restore, in order
 
 
 class RecordSource:
@@ -163,6 +164,11 @@ class RestoreSummary:
     # An error that stopped the restore after it had begun writing (the target stopped answering, a CRD never
     # became established): the summary still says what is in the target; the caller raises it after showing that.
     error: KwoksnapError | None = dataclasses.field(default=None, repr=False)
+    # Where that error stopped it (None without one): "objects" (writing the snapshot's objects: neither relinking
+    # nor the wait for adoption was done), "relink" (linking owner references), "settle" (making objects
+    # Terminating again, keeping claims Bound, waiting for adoption: relinking was done) or "admission" (the
+    # admission objects, written last of all: the rest was done).
+    error_phase: Phase | None = None
 
     @property
     def ok(self) -> bool:
@@ -193,7 +199,7 @@ class RestoreSummary:
             "removedAtOnce": self.removed_at_once[:200],
             "terminatingNamespaces": self.terminating_namespaces[:200],
             "missingDependencies": self.missing_dependencies,
-            "error": str(self.error) if self.error is not None else None,
+            "error": str(self.error) if self.error is not None else None, "errorPhase": self.error_phase,
         }
 
 
@@ -1071,15 +1077,16 @@ def restore(
     interrupted = False
     abandoned: list[str] | None = None  # a second Ctrl-C: the writes in flight then, not waited for
     error: KwoksnapError | None = None
+    error_phase: Phase | None = None
     not_adopted: list[Adoption] = []
     pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="restore")
 
-    def stage(work: Callable[[], None], *, after_ctrl_c: bool = False) -> None:
+    def stage(phase: Phase, work: Callable[[], None], *, after_ctrl_c: bool = False) -> None:
         """Run one stage of the restore unless an error stopped it before (or a Ctrl-C, unless ``after_ctrl_c``).
         Ctrl-C or an error in it is kept for the summary: the objects being written finish whole (each write is one
         task) and the queued never start. A second Ctrl-C while they finish (a target that does not answer) stops
         the waiting: what was in flight then is listed, its outcome unknown, and nothing more is done."""
-        nonlocal interrupted, error, abandoned
+        nonlocal interrupted, error, error_phase, abandoned
         if abandoned is not None or error is not None or (interrupted and not after_ctrl_c):
             return
         try:
@@ -1087,7 +1094,7 @@ def restore(
         except KeyboardInterrupt:
             interrupted = True
         except KwoksnapError as exc:  # after writes began: what is in the target is still reported (summary.error)
-            error = exc
+            error, error_phase = exc, phase
         if interrupted or error is not None:
             try:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -1141,13 +1148,13 @@ def restore(
     with contextlib.suppress(KwoksnapError):
         client.patch("/api/v1/namespaces/kube-system", {"metadata": {"annotations": {SNAPSHOT_TAKEN_ANNOTATION: None}}})
     try:
-        stage(objects)
-        stage(r.relink, after_ctrl_c=True)  # owner references to the owners restored by then
-        stage(settle)  # Ctrl-C is likeliest in this wait for adoption: the summary survives it
-        stage(mark, after_ctrl_c=True)
+        stage("objects", objects)
+        stage("relink", r.relink, after_ctrl_c=True)  # owner references to the owners restored by then
+        stage("settle", settle)  # Ctrl-C is likeliest in this wait for adoption: the summary survives it
+        stage("mark", mark, after_ctrl_c=True)
         # Admission last of all: a webhook whose backend does not run here, or a policy, would refuse the writes
         # of the target's controllers adopting what was restored, and a quota the restored objects themselves.
-        stage(admit)
+        stage("admission", admit)
     finally:
         pool.shutdown(wait=abandoned is None)
     return RestoreSummary(
@@ -1163,6 +1170,7 @@ def restore(
         not_relinked=r.not_relinked, relinked_in_place=r.relinked_in_place, abandoned=abandoned,
         not_terminated=[_named(res, obj) for res, _, obj, _ in r.to_terminate],
         active_namespaces=sorted(r.active_namespaces), namespaces_created=sorted(r.namespaces_created), error=error,
+        error_phase=error_phase,
     )
 
 

@@ -1,8 +1,13 @@
-"""What a restore's summary says of itself: its JSON report (``RestoreSummary.to_dict``)."""
+"""What a restore's summary says of itself: its JSON report (``RestoreSummary.to_dict``) and the CLI's line for a
+restore stopped by an error (``cli.restore.stopped_by_error``), which must be true of the phase the error came in."""
 
 from __future__ import annotations
 
-from kwoksnap.restore.engine import RestoreSummary
+import pytest
+
+from kwoksnap.cli.restore import stopped_by_error
+from kwoksnap.errors import TransportError
+from kwoksnap.restore.engine import Phase, RestoreSummary
 from kwoksnap.restore.transform import Adoption
 
 
@@ -19,3 +24,20 @@ def test_the_report_counts_the_objects_not_adopted_beyond_the_200_it_lists() -> 
     assert len(report["notAdopted"]) == 200 and report["notAdoptedCount"] == 250
     assert summary().to_dict()["notAdoptedCount"] == 0
 
+
+@pytest.mark.parametrize(("phase", "said", "not_said"), [
+    ("objects", "the rest were not sent, and what comes after the objects (relinking", ""),
+    ("relink", "the error came while it linked owner references", "the rest were not sent"),
+    ("settle", "and linked owner references to the restored owners; the error came in the wait", "relinking"),
+    ("admission", "everything else was done (owner references linked, adoption waited for)", "relinking"),
+])
+def test_a_restore_stopped_by_an_error_says_what_was_done_in_the_phase_it_stopped_in(phase: Phase, said: str,
+                                                                                    not_said: str) -> None:
+    """Review finding: an error in the wait for adoption was followed by "what came after the error (relinking,
+    the wait for adoption, admission objects) was not done", though the relinking had run."""
+    text = stopped_by_error(summary(error=TransportError("GET /api/v1/pods: timed out"), error_phase=phase))
+    assert text.startswith("stopped by the error below: this run restored or found in place 0 of the snapshot's "
+                           "10 objects, each whole")
+    assert said in text and (not not_said or not_said not in text), text
+    report = summary(error=TransportError("x"), error_phase=phase).to_dict()
+    assert report["error"] == "x" and report["errorPhase"] == phase
