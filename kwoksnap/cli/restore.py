@@ -154,8 +154,8 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                        err=True)
         if summary.namespaces_created:
             click.echo(f"warning: created {len(summary.namespaces_created)} namespace(s) the snapshot's objects are "
-                       "in but it did not hold (a `save -l` selects namespaces by the label too), labelled "
-                       f"kwoksnap.io/created-by=restore: {first_few(summary.namespaces_created)}", err=True)
+                       f"in but it did not hold ({why_not_held(source.group_resources(), source.selector)}), "
+                       f"labelled kwoksnap.io/created-by=restore: {first_few(summary.namespaces_created)}", err=True)
         if summary.ttl_expired:
             click.echo(f"warning: {len(summary.ttl_expired)} finished Job(s) had run out their ttlSecondsAfterFinished "
                        "before this restore, so a target that runs the TTL-after-finished controller deletes them and "
@@ -237,6 +237,16 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                                (len(summary.not_adopted), "not adopted by their controllers"),
                                output_format=output_format, shown=_SHOWN, rest="-o json lists up to 200")
     return ExitCode.OK
+
+
+def why_not_held(resources: list[str], selector: str) -> str:
+    """Why a snapshot holds objects in a namespace it does not hold, from what it says of itself: its resources
+    (group/resource) and its label selector (review finding: `save -l` was named whatever the cause)."""
+    if "namespaces" not in resources:
+        return "it holds no Namespaces: saved with --include or --exclude leaving them out"
+    if selector:
+        return f"it was saved with -l {selector}, which selects Namespaces by their labels too"
+    return "made after save had listed the Namespaces, or left out of an imported file"
 
 
 def stopped_by_error(summary: RestoreSummary) -> str:

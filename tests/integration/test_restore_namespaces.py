@@ -211,3 +211,24 @@ def test_a_namespace_being_deleted_in_the_target_fails_only_its_own_objects(
         for name in (ns, other):
             with contextlib.suppress(NotFound):
                 client.delete(f"/api/v1/namespaces/{name}")
+
+
+def test_a_namespace_the_snapshot_lacks_is_created_and_the_cause_named(kwok_cluster: LocalCluster, client: Client,
+                                                                       tmp_path: Path) -> None:
+    """Review finding: the warning of the namespaces restore had to create blamed `save -l` whatever the cause; a
+    snapshot of configmaps alone (`save --include configmaps`) holds no Namespaces at all."""
+    from tests.integration.snapshots import write_snapshot
+
+    missing = f"unheld-{uuid.uuid4().hex[:8]}"
+    snapshot = write_snapshot(tmp_path / "s.kws", [("v1/configmaps", "ConfigMap", True, [
+        {"metadata": {"name": "cm", "namespace": missing}, "data": {"a": "b"}}])])
+    try:
+        proc = kwoksnap("restore", str(snapshot), kubeconfig=kwok_cluster.kubeconfig)
+        assert proc.returncode == ExitCode.OK, proc.stdout + proc.stderr
+        assert (f"warning: created 1 namespace(s) the snapshot's objects are in but it did not hold (it holds no "
+                f"Namespaces: saved with --include or --exclude leaving them out), labelled "
+                f"kwoksnap.io/created-by=restore: {missing}") in proc.stderr, proc.stderr
+        assert client.get(f"/api/v1/namespaces/{missing}/configmaps/cm")["data"] == {"a": "b"}
+    finally:
+        with contextlib.suppress(NotFound):
+            client.delete(f"/api/v1/namespaces/{missing}")

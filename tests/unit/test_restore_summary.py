@@ -1,11 +1,12 @@
 """What a restore's summary says of itself: its JSON report (``RestoreSummary.to_dict``) and the CLI's line for a
-restore stopped by an error (``cli.restore.stopped_by_error``), which must be true of the phase the error came in."""
+restore stopped by an error (``cli.restore.stopped_by_error``), which must be true of the phase the error came in,
+and its reason for namespaces it had to create (``cli.restore.why_not_held``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from kwoksnap.cli.restore import stopped_by_error
+from kwoksnap.cli.restore import stopped_by_error, why_not_held
 from kwoksnap.errors import TransportError
 from kwoksnap.restore.engine import Phase, RestoreSummary
 from kwoksnap.restore.transform import Adoption
@@ -41,3 +42,12 @@ def test_a_restore_stopped_by_an_error_says_what_was_done_in_the_phase_it_stoppe
     assert said in text and (not not_said or not_said not in text), text
     report = summary(error=TransportError("x"), error_phase=phase).to_dict()
     assert report["error"] == "x" and report["errorPhase"] == phase
+
+
+def test_the_namespaces_restore_created_are_explained_by_how_the_snapshot_was_saved() -> None:
+    """Review finding: the warning blamed `save -l` whatever the cause."""
+    assert why_not_held(["configmaps", "pods"], "") == (
+        "it holds no Namespaces: saved with --include or --exclude leaving them out")
+    assert why_not_held(["namespaces", "pods"], "tier=web") == (
+        "it was saved with -l tier=web, which selects Namespaces by their labels too")
+    assert why_not_held(["namespaces", "pods"], "").startswith("made after save had listed the Namespaces")
