@@ -9,8 +9,10 @@ watch recording replays verbatim only.
 
 Per resource (per namespace of ``-n``, for a namespaced one: a user allowed only those can record them): a list
 (the states the recording starts from; not recorded), then a watch from the list's resourceVersion with bookmarks,
-resumed from the last resourceVersion seen when the API server ends it or the connection breaks; a watch refused as
-too old (410) lists again, and the differences from the states it knew become changes of that moment. A resource
+resumed from the last resourceVersion seen when the API server ends it or the connection breaks; one the API server
+ends at once without an event is resumed after a wait growing as it goes on doing so (``RETRY_SECONDS``: known
+defect, an API server closing every watch at once was asked again in a hot loop); a watch refused as too old (410)
+lists again, and the differences from the states it knew become changes of that moment. A resource
 the user may not list is left out with a warning (``forbidden``), unless every one is. ``managedFields`` are left
 out of every recorded object. A resource the filter keeps that the API server serves only later (a custom
 resource whose definition is made while recording) is found by looking again every ``REDISCOVER_SECONDS``, listed
@@ -30,6 +32,7 @@ from typing import Any, Final
 from kwoksnap.audit import AuditEvent, FilterSpec, ParseStats, skip_reason
 from kwoksnap.audit.changes import EventMaker, part_of, state_changes
 from kwoksnap.audit.filters import LEASE_GROUP, NODE_LEASE_NAMESPACE
+from kwoksnap.clock import Clock, RealClock
 from kwoksnap.errors import APIError, KwoksnapError
 from kwoksnap.kube.client import Client
 from kwoksnap.kube.discovery import Discovery, Resource
@@ -38,7 +41,9 @@ log = logging.getLogger("kwoksnap.record")
 
 USER_AGENT: Final = "kwoksnap-watch"
 WATCH_SECONDS: Final = 300  # how long one watch request runs before the API server ends it (resumed at once)
-RETRY_SECONDS: Final = (0.5, 1.0, 2.0, 4.0, 8.0)  # waits between a broken watch's attempts to go on
+# Waits between a broken watch's attempts to go on, and before a watch the API server ended at once without an
+# event is resumed (growing while it goes on doing so, back to the first once a watch delivers an event).
+RETRY_SECONDS: Final = (0.5, 1.0, 2.0, 4.0, 8.0)
 STOP_WAIT: Final = 2.0  # seconds a stop waits for the watches to end (one listing again may wait long for its answer)
 # Refusals no retry changes: forbidden, or the credentials refused after the client fetched them again.
 _REFUSED: Final = frozenset({401, 403})
@@ -87,13 +92,15 @@ class WatchRecorder:
     The first list of every one happens in the constructor: one the user may not list (403) is left out and named
     in ``forbidden`` (an :class:`APIError` if that leaves nothing), any other failure is an error before recording
     begins. Later failures are retried (``reconnects`` counts them) until stopped. ``rediscover``: the resources
-    to watch now (looked at every ``every`` seconds; those not watched yet are from then on)."""
+    to watch now (looked at every ``every`` seconds; those not watched yet are from then on). ``timer``: the
+    clock the waits between a watch's attempts are measured by (a fake one in the tests: no sleeping)."""
 
     def __init__(self, client: Client, resources: list[Resource], stats: ParseStats, *,
                  namespaces: frozenset[str] = frozenset(), clock: Callable[[], int] = time.time_ns,
                  server: str = "", rediscover: Callable[[], list[Resource]] | None = None,
-                 every: float = REDISCOVER_SECONDS) -> None:
+                 every: float = REDISCOVER_SECONDS, timer: Clock | None = None) -> None:
         self.client, self.stats, self.clock = client, stats, clock
+        self._timer: Clock = timer or RealClock()
         self._namespaces, self._rediscover, self._every = namespaces, rediscover, every
         self.later: list[str] = []  # "widgets.example.com from HH:MM:SSZ": served only after recording began
         self._tried = {(r.group, r.name) for r in resources}  # (those refused at start too: not tried again)
@@ -231,8 +238,9 @@ class WatchRecorder:
                 params: dict[str, str | int] = {"allowWatchBookmarks": "true", "timeoutSeconds": WATCH_SECONDS}
                 if version:
                     params["resourceVersion"] = version
+                delivered = False
                 for event in self.client.watch(res.path(namespace), params, stop):
-                    failures = 0
+                    failures, delivered = 0, True
                     kind, obj = event.get("type"), event.get("object")
                     if not isinstance(obj, dict):
                         continue
@@ -253,6 +261,8 @@ class WatchRecorder:
                     elif kind in ("ADDED", "MODIFIED"):
                         self._emit(res, key, states.get(key), obj)
                         states[key] = obj
+                if not delivered and not stop.is_set():  # ended at once, not even a bookmark: asked again later
+                    failures = self._back_off(res, failures, stop)
             except APIError as exc:
                 if exc.status in _REFUSED:
                     self._revoke(scope, exc)
@@ -284,7 +294,16 @@ class WatchRecorder:
             self.reconnects += 1
         wait = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
         log.warning("%s: the watch broke (%s); going on in %.1f s", res.key, exc, wait)
-        stop.wait(wait)
+        self._timer.sleep_until(self._timer.now() + wait, stop)
+        return failures + 1
+
+    def _back_off(self, res: Resource, failures: int, stop: threading.Event) -> int:
+        """The API server ended a watch without an event (no change, no bookmark): resumed after a wait that grows
+        while it goes on doing so (an API server shutting down, a proxy closing streams), as a broken watch's does,
+        not counted as one (the summary's "the watches broke"). A watch that delivers an event resets it."""
+        wait = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
+        log.info("%s: the API server ended the watch without an event; going on in %.1f s", res.key, wait)
+        self._timer.sleep_until(self._timer.now() + wait, stop)
         return failures + 1
 
     def _relist(self, scope: _Scope, states: dict[_Key, Obj],

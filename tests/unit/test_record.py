@@ -330,6 +330,30 @@ def test_a_watch_becomes_the_requests_of_each_change_and_an_expired_one_lists_ag
     assert collect.got[0]["ts"] == 1000 and collect.got[0]["userAgent"] == "kwoksnap-watch"
 
 
+def test_a_watch_ended_at_once_without_an_event_is_resumed_after_a_growing_wait() -> None:
+    """Known defect: a watch the API server ended at once without an event (closing every stream as it comes) was
+    asked again at once, for ever: a hot loop on the API server. It waits now, longer each time (capped), and
+    from the first wait again once a watch delivers an event; on the injected clock, no sleeping here."""
+    from kwoksnap.clock import FakeClock
+    from kwoksnap.kube.discovery import Resource
+    from kwoksnap.record import watch
+
+    pods = Resource("", "v1", "pods", "Pod", True, frozenset({"list", "watch"}))
+    # Six watches ended at once, one delivering a change, one more ended at once, and the last goes on (FakeWatch).
+    client = FakeWatch(pages=[[]], watches=[[]] * 6 + [[{"type": "ADDED", "object": kpod("b", 13)}], [], []])
+    timer, stats, stop = FakeClock(), ParseStats(), threading.Event()
+    recorder = watch.WatchRecorder(client, [pods], stats, timer=timer)  # type: ignore[arg-type]
+    collect = Collect(recorder.events(stop), stop)
+    assert collect.names(until=1) == ["b"]
+    deadline = time.monotonic() + 10
+    while len(client.calls) < 9:
+        assert time.monotonic() < deadline, client.calls
+        time.sleep(0.01)
+    assert collect.finish() == ["b"]
+    assert timer.sleeps == [*watch.RETRY_SECONDS, watch.RETRY_SECONDS[-1], watch.RETRY_SECONDS[0]]
+    assert recorder.reconnects == 0  # (none broke)
+
+
 def test_a_state_of_another_incarnation_is_the_old_one_gone_and_the_new_one_made() -> None:
     """Review finding: a pod made again under its name while a watch was away (a StatefulSet's) came out of the
     relist as one update of the old pod, which the replay sent as a PUT over the old copy (refused: another node)."""
