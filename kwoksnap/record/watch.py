@@ -14,10 +14,11 @@ ends at once without an event is resumed after a wait growing as it goes on doin
 defect, an API server closing every watch at once was asked again in a hot loop); a watch refused as too old (410)
 lists again, and the differences from the states it knew become changes of that moment. A resource
 the user may not list is left out with a warning (``forbidden``), unless every one is. ``managedFields`` are left
-out of every recorded object. A resource the filter keeps that the API server serves only later (a custom
-resource whose definition is made while recording) is found by looking again every ``REDISCOVER_SECONDS``, listed
-and watched from then: its objects at that moment are recorded as created then (``later`` names it; one the user
-may not list is left out, ``forbidden``).
+out of every recorded object. At most ``MAX_QUEUED`` changes wait for the recording: a watch whose changes come
+faster than the recording is written waits to put its next one (backpressure on its connection). A resource the
+filter keeps that the API server serves only later (a custom resource whose definition is made while recording)
+is found by looking again every ``REDISCOVER_SECONDS``, listed and watched from then: its objects at that moment are
+recorded as created then (``later`` names it; one the user may not list is left out, ``forbidden``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ WATCH_SECONDS: Final = 300  # how long one watch request runs before the API ser
 # event is resumed (growing while it goes on doing so, back to the first once a watch delivers an event).
 RETRY_SECONDS: Final = (0.5, 1.0, 2.0, 4.0, 8.0)
 STOP_WAIT: Final = 2.0  # seconds a stop waits for the watches to end (one listing again may wait long for its answer)
+# Changes (each the few requests of one) received and not yet taken by the recording; a watch thread with one more
+# waits (its connection unread: the API server holds what follows, or ends the watch, resumed then) until there is
+# room (known defect: the queue was unbounded, and a slow disk with a busy cluster grew memory without limit).
+MAX_QUEUED: Final = 1_000
+POLL: Final = 0.2  # seconds between looks of a watch thread waiting for room (has the recording ended?)
 # Refusals no retry changes: forbidden, or the credentials refused after the client fetched them again.
 _REFUSED: Final = frozenset({401, 403})
 REDISCOVER_SECONDS: Final = 5.0  # how often the served resources are looked at again (``rediscover``)
@@ -108,7 +114,8 @@ class WatchRecorder:
         self.relists = 0
         self.forbidden: list[str] = []  # "pods" or "pods in NAMESPACE": not recorded
         self.revoked: list[str] = []  # "pods in NAMESPACE since HH:MM:SSZ": refused (403) while recording
-        self._queue: queue.Queue[list[AuditEvent]] = queue.Queue()
+        self._queue: queue.Queue[list[AuditEvent]] = queue.Queue(maxsize=MAX_QUEUED)
+        self._taken = threading.Event()  # events() has ended: nothing takes from the queue any more
         self._count = threading.Lock()
         self._changes = 0
         self._start: dict[_Scope, tuple[str, dict[_Key, Obj]]] = {}
@@ -150,7 +157,13 @@ class WatchRecorder:
 
     def events(self, stop: threading.Event) -> Iterator[AuditEvent]:
         """The changes as they arrive, until ``stop`` is set (then the watches end, and what came before is
-        handed out)."""
+        handed out: a watch waiting for room in the queue puts its change once there is, then ends)."""
+        try:
+            yield from self._events(stop)
+        finally:  # (a watch still waiting for room then drops its change and ends: nothing would take it)
+            self._taken.set()
+
+    def _events(self, stop: threading.Event) -> Iterator[AuditEvent]:
         threads = [self._thread(scope, stop) for scope in self._start]
         if self._rediscover is not None:  # (not waited for at the stop: a discovery in flight is dropped)
             threading.Thread(target=self._pick_up, args=(stop, threads), name="kwoksnap-rediscover",
@@ -337,7 +350,13 @@ class WatchRecorder:
         ts = self.clock()
         event = EventMaker(res.group, res.version, res.name, key[0], key[1], ts, ident=f"watch-{n}",
                            where=f"watch {res.key} #{n}", user_agent=USER_AGENT)
-        self._queue.put(list(state_changes(event, old, new)))
+        batch = list(state_changes(event, old, new))
+        while not self._taken.is_set():  # (a full queue: wait for room, as long as the recording takes changes)
+            try:
+                self._queue.put(batch, timeout=POLL)
+                return
+            except queue.Full:
+                continue
 
 
 def _named(scope: _Scope) -> str:

@@ -354,6 +354,52 @@ def test_a_watch_ended_at_once_without_an_event_is_resumed_after_a_growing_wait(
     assert recorder.reconnects == 0  # (none broke)
 
 
+def test_the_watch_queue_is_bounded_a_stop_loses_none_of_it_and_a_waiting_watch_ends(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Known defect: the changes waiting for the recording were an unbounded queue (a slow disk and a busy cluster:
+    memory without limit). A watch waits for room now; a stop still hands out every change received, and once
+    nothing takes them any more (the recording ended) a watch waiting for room ends instead of waiting for ever."""
+    from kwoksnap.kube.discovery import Resource
+    from kwoksnap.record import watch
+
+    pods = Resource("", "v1", "pods", "Pod", True, frozenset({"list", "watch"}))
+    monkeypatch.setattr(watch, "MAX_QUEUED", 3)
+    monkeypatch.setattr(watch, "POLL", 0.01)
+    names = [f"p{n}" for n in range(10)]
+
+    def started(stop: threading.Event) -> tuple[watch.WatchRecorder, Iterator[AuditEvent], set[threading.Thread]]:
+        """A recorder of ten changes that come at once, its first taken: the others wait (in the queue, or the
+        watch for room)."""
+        client = FakeWatch(pages=[[]], watches=[[{"type": "ADDED", "object": kpod(name, 10 + i)}
+                                                 for i, name in enumerate(names)]])
+        recorder = watch.WatchRecorder(client, [pods], ParseStats())  # type: ignore[arg-type]
+        before = set(threading.enumerate())
+        events = recorder.events(stop)
+        assert next(events)["name"] == "p0"
+        deadline = time.monotonic() + 10
+        while not recorder._queue.full():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.2)  # (time for more, were there room)
+        assert recorder._queue.qsize() == 3  # (unbounded: all nine)
+        return recorder, events, set(threading.enumerate()) - before
+
+    stop = threading.Event()
+    _, events, _ = started(stop)
+    stop.set()
+    began = time.monotonic()
+    assert ["p0"] + [e["name"] for e in events] == names  # nothing lost on a stop
+    assert time.monotonic() - began < 3
+    stop = threading.Event()
+    _, events, threads = started(stop)
+    waiting = [t for t in threads if t.name == "kwoksnap-watch-pods"]
+    assert len(waiting) == 1 and waiting[0].is_alive()
+    stop.set()
+    events.close()  # (the recording ended: given up)
+    waiting[0].join(3)
+    assert not waiting[0].is_alive()
+
+
 def test_a_state_of_another_incarnation_is_the_old_one_gone_and_the_new_one_made() -> None:
     """Review finding: a pod made again under its name while a watch was away (a StatefulSet's) came out of the
     relist as one update of the old pod, which the replay sent as a PUT over the old copy (refused: another node)."""
