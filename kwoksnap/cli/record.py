@@ -106,6 +106,7 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
     stats = ParseStats()
     stop = threading.Event()
     events: Iterator[Any]
+    pending: Any = None  # what the source holds and has not handed out: written too when giving up (a queue)
     unserved: list[str] = []  # --resources entries the API server serves nothing of (the watch)
     if audit_file is not None:
         from kwoksnap.record.follow import Follower
@@ -117,7 +118,7 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
         from kwoksnap.record.webhook import WebhookServer
 
         server = WebhookServer(audit_webhook, stats, tls=_tls(tls_cert_file, tls_key_file))
-        events, source = server.events(stop), {"kind": "audit-webhook"}
+        events, source, pending = server.events(stop), {"kind": "audit-webhook"}, server.pending
         said = f"the audit webhook batches sent to {server.url}"
     else:
         from kwoksnap.kube.config import without_password
@@ -136,6 +137,7 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
                                 rediscover=rediscover)
         events, source = watcher.events(stop), {"kind": "watch", "server": server_url,
                                                 "serverVersion": discovery.server_version}
+        pending = watcher.pending
         said = f"the changes of {', '.join(r.group_resource for r in watcher.resources)} at {server_url}"
     with _StopOnSignals(stop):  # (before it says "Ctrl-C stops and writes it": a test's Ctrl-C came first)
         click.echo(f"recording {said} into {path}; Ctrl-C stops and writes it", err=True)
@@ -160,7 +162,7 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
             timer.start()
         try:
             n, written = write(events, path, spec=spec, stats=stats, include_secrets=include_secrets, source=source,
-                               on_failure=stop.set)
+                               on_failure=stop.set, pending=pending)
         finally:
             if timer is not None:
                 timer.cancel()
@@ -247,8 +249,9 @@ AGAIN_AFTER = 1.0  # seconds after the first signal from which any second one gi
 
 class _StopOnSignals:
     """Ctrl-C, SIGTERM and SIGHUP set ``stop`` (recording ends, the file is written); a second Ctrl-C gives up (the
-    file is not written), as does any signal ``AGAIN_AFTER`` seconds or more after the first. Only the main thread
-    can set signal handlers: elsewhere (tests) nothing changes.
+    file is not written: what was received by then goes into its temporary file without waiting for more, which is
+    kept, as a failure's is: ``pipeline.record``), as does any signal ``AGAIN_AFTER`` seconds or more after the
+    first. Only the main thread can set signal handlers: elsewhere (tests) nothing changes.
 
     ``stop`` is set, and the notice printed, by a thread of its own that the signal wakes (``signal.set_wakeup_fd``),
     not by the handler: a handler runs in the main thread between any two bytecodes, and one that took ``stop``'s

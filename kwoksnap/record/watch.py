@@ -190,6 +190,19 @@ class WatchRecorder:
                 self.stats.formats["watch"] += 1
                 yield event
 
+    def pending(self) -> Iterator[AuditEvent]:
+        """The changes received and not handed out yet, taken without waiting for the watches (the recording given
+        up: a second Ctrl-C); at most what the queue holds now."""
+        for _ in range(self._queue.qsize()):
+            try:
+                batch = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            for event in batch:
+                self.stats.events += 1
+                self.stats.formats["watch"] += 1
+                yield event
+
     def _thread(self, scope: _Scope, stop: threading.Event) -> threading.Thread:
         thread = threading.Thread(target=self._follow, args=(scope, stop),
                                   name=f"kwoksnap-watch-{scope[0].name}-{scope[1]}".rstrip("-"), daemon=True)

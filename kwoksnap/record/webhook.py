@@ -225,6 +225,16 @@ class WebhookServer:
         finally:
             self.close()
 
+    def pending(self) -> Iterator[AuditEvent]:
+        """The events of the batches received (answered 200) and not handed out yet, taken without waiting (the
+        recording given up: a second Ctrl-C); at most those queued now."""
+        for _ in range(self._queue.qsize()):
+            try:
+                batch = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            yield from self._take(batch)
+
     def _take(self, batch: _Batch) -> Iterator[AuditEvent]:
         _, decoded, problems = batch
         self.stats.lines += 1  # (a batch is one "line" of input)

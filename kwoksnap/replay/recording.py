@@ -11,6 +11,7 @@ changes become audit events through :mod:`kwoksnap.audit.kwokctl`.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 import threading
@@ -33,6 +34,8 @@ from kwoksnap.errors import WRITE_REFUSALS, InputError, OutputKept, Unstorable
 from kwoksnap.store import KwsReader, KwsWriter
 
 log = logging.getLogger("kwoksnap.record")
+
+GIVE_UP_WAIT: Final = 1.0  # seconds a recording given up waits for its flusher before writing what is in hand
 
 STREAM = "audit.k8s.io/v1/events"
 
@@ -84,7 +87,8 @@ def _redactor(group: str, resource: str, subresource: str) -> Callable[[Any], An
 def write_recording(events: Iterable[AuditEvent], path: str | Path, *, meta: dict[str, Any],
                     source: dict[str, Any] | None = None, flush_every: float | None = None,
                     clock: Clock | None = None, left_out: list[str] | None = None,
-                    on_failure: Callable[[], object] | None = None) -> tuple[int, Path]:
+                    on_failure: Callable[[], object] | None = None,
+                    in_hand: Callable[[], Iterable[AuditEvent]] | None = None) -> tuple[int, Path]:
     """Write ``events`` (time-sorted) as a recording; its header's ``source`` is ``{"kind": "audit-log"}`` unless
     given (``kwoksnap record``'s). ``flush_every``: every so many seconds (of ``clock``), what was written is handed
     to the system, however quiet the source, so that a process killed outright leaves it in the temporary file (no
@@ -94,7 +98,10 @@ def write_recording(events: Iterable[AuditEvent], path: str | Path, *, meta: dic
     MiB that compresses beyond what readers accept) is left out and named in ``left_out`` (``file:line: why``), and
     the others are written. When a periodic flush fails, it is said at once (a warning) and ``on_failure`` is
     called, which should end ``events`` (``kwoksnap record`` stops: black-box finding, a full disk was said only at
-    Ctrl-C, while events went on being taken). Returns the events written and the file they are in."""
+    Ctrl-C, while events went on being taken). ``in_hand``: when the writing is given up (KeyboardInterrupt: a
+    second Ctrl-C), the events received and not written yet (``kwoksnap record``'s time-order window and queues),
+    written into the temporary file before it is kept (known defect: they were lost). Returns the events written
+    and the file they are in."""
     count, said = 0, False
     live = flush_every is not None
     w = KwsWriter(path, content_type="recording", source=source or {"kind": "audit-log"}, meta=meta,
@@ -122,20 +129,35 @@ def write_recording(events: Iterable[AuditEvent], path: str | Path, *, meta: dic
                 flusher = threading.Thread(target=flush_now_and_then, args=(flush_every, clock or RealClock()),
                                            name="kwoksnap-flush", daemon=True)
                 flusher.start()
+            def put(ev: AuditEvent, locked: bool = True) -> int:
+                record = {"type": "event", "resource": STREAM, "ts": ev["ts"], "namespace": ev["namespace"],
+                          "event": ev}
+                try:
+                    with lock if locked else contextlib.nullcontext():
+                        w.write(record)
+                except Unstorable as exc:
+                    if left_out is not None:
+                        left_out.append(f"{ev['source']}: {exc}")
+                    return 0
+                return 1
+
             try:
                 for ev in events:
                     if failed:
                         raise failed[0]
-                    record = {"type": "event", "resource": STREAM, "ts": ev["ts"], "namespace": ev["namespace"],
-                              "event": ev}
-                    try:
-                        with lock:
-                            w.write(record)
-                    except Unstorable as exc:
-                        if left_out is not None:
-                            left_out.append(f"{ev['source']}: {exc}")
-                        continue
-                    count += 1
+                    count += put(ev)
+            except KeyboardInterrupt:
+                # Given up (a second Ctrl-C): what is in hand is written, then the temporary file is kept as before.
+                # Only once the flusher has ended (between two flushes it ends at once), and then without the lock:
+                # the Ctrl-C may have come as this thread took it and left it held (CPython issue 74174), which
+                # would hold the flusher, and this, for ever. (A third Ctrl-C ends this too: what was written stays.)
+                done.set()
+                if flusher is not None:
+                    flusher.join(GIVE_UP_WAIT)
+                if in_hand is not None and not failed and (flusher is None or not flusher.is_alive()):
+                    for ev in in_hand():
+                        count += put(ev, locked=False)
+                raise
             finally:
                 done.set()
                 if flusher is not None:

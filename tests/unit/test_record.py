@@ -253,6 +253,62 @@ def test_a_quiet_source_still_lets_events_out_of_the_window() -> None:
         list(ticking(failing(), seconds=0.01))
 
 
+def test_giving_up_writes_what_is_in_hand_into_the_file_kept(tmp_path: Path) -> None:
+    """Known defect: given up (a second Ctrl-C), the events in the time-order window and in the source's queue were
+    not written: lost, though received. They are written now, filtered, in time order and redacted as the others,
+    into the temporary file kept as before (a valid one: `salvage` reads it), without waiting for the source."""
+    from kwoksnap.audit import FilterSpec
+    from kwoksnap.clock import FakeClock
+    from kwoksnap.store.salvage import salvage
+
+    s = 1_000_000_000
+    secret = {**event(5, 104 * s), "resource": "secrets", "name": "token",
+              "response": {"kind": "Secret", "apiVersion": "v1", "data": {"password": "aHVudGVyMg=="},
+                           "metadata": {"name": "token", "namespace": "ns", "resourceVersion": "9"}}}
+    queued = [event(4, 103 * s), {**event(9, 103 * s), "verb": "get"}, secret, event(3, 102 * s)]
+
+    def source() -> Iterator[AuditEvent]:
+        yield event(0, 100 * s)  # (within the window, as are the others: held there)
+        yield event(2, 101 * s)
+        yield event(1, 100 * s)
+        raise KeyboardInterrupt  # (re-raised on the writing thread, where a second Ctrl-C lands)
+
+    out, stats = tmp_path / "rec.kws", ParseStats()
+    with pytest.raises(KeyboardInterrupt):
+        record(source(), out, spec=FilterSpec(resources=["pods", "secrets"]), stats=stats, include_secrets=False,
+               source={"kind": "watch"}, pending=lambda: iter(queued), clock=FakeClock())
+    assert not out.exists()
+    (kept,) = tmp_path.glob(".rec.kws.*.tmp")  # (the recording given up, as before)
+    report = salvage(kept, tmp_path / "salvaged.kws")
+    got = list(read_recording(tmp_path / "salvaged.kws"))
+    assert [e["name"] for e in got] == ["p0", "p1", "p2", "p3", "p4", "token"], report  # (the read filtered out)
+    assert got[-1]["response"]["data"]["password"] != "aHVudGVyMg==" and stats.redacted == 1
+    assert stats.skipped["read-only-verb"] == 1
+    # What the sources hold (`pending`, which `record` passes): taken at once, not waited for.
+    from kwoksnap.kube.discovery import Resource
+    from kwoksnap.record import watch
+
+    pods = Resource("", "v1", "pods", "Pod", True, frozenset({"list", "watch"}))
+    client = FakeWatch(pages=[[]], watches=[[{"type": "ADDED", "object": kpod(f"w{n}", 10 + n)} for n in range(3)]])
+    stop = threading.Event()
+    recorder = watch.WatchRecorder(client, [pods], ParseStats())  # type: ignore[arg-type]
+    events = recorder.events(stop)
+    assert next(events)["name"] == "w0"
+    deadline = time.monotonic() + 10
+    while recorder._queue.qsize() < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert [e["name"] for e in recorder.pending()] == ["w1", "w2"] and list(recorder.pending()) == []
+    stop.set()
+    events.close()
+    server = WebhookServer("127.0.0.1:0", ParseStats())
+    try:
+        assert post(server.url, json.dumps({"kind": "EventList", "items": [native(7)]}).encode())[0] == 200
+        assert [e["name"] for e in server.pending()] == ["p7"]
+    finally:
+        server.close()
+
+
 def test_the_record_command_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     out = str(tmp_path / "r.kws")
     for args, message in ((("--audit-file", "a", "--audit-webhook", "1"), "give one source"),
