@@ -113,11 +113,20 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
             return 0
         with make_client(ctx, pool_size=concurrency) as client, Progress(output_format == "text") as bar:
             from kwoksnap.cluster.local import Profile, profile_for_server
+            from kwoksnap.replay.checks import controllers_run
+            from kwoksnap.restore.engine import check_target
 
             # A replay-profile cluster has no workload controllers to adopt pods: relink their owners instead.
             # (Nor the controllers that make Endpoints and EndpointSlices: the snapshot's are restored; nor webhook
-            # admission: webhooks without a backend refuse nothing there.)
-            adopt = profile_for_server(client.config.server) is not Profile.REPLAY
+            # admission: webhooks without a backend refuse nothing there.) A cluster with no profile on record here
+            # (made under another KWOKSNAP_WORKDIR) is asked, once it is known to have no real nodes (a rerun into
+            # a replay cluster waited for adoptions that never came, exit 5).
+            profile = profile_for_server(client.config.server)
+            if profile is None:
+                check_target(client, allow_real_nodes)
+                adopt = controllers_run(client)
+            else:
+                adopt = profile is not Profile.REPLAY
             options = RestoreOptions(on_conflict=on_conflict, concurrency=concurrency,  # type: ignore[arg-type]
                                      allow_real_nodes=allow_real_nodes, include_regenerated=include_regenerated,
                                      settle_timeout=settle_timeout, adopt=adopt, endpoint_controllers=adopt,
@@ -220,8 +229,9 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
             click.echo(f"interrupted: this run restored or found in place {summary.objects} of the snapshot's "
                        f"{summary.planned} objects, each whole; the rest were not sent by it (what an earlier run "
                        "restored is still there). Owner references to objects not restored yet "
-                       "are missing, and adoption by the target's controllers was not waited for, so for a "
-                       "faithful copy restore into a fresh cluster")
+                       "are missing, and adoption by the target's controllers was not waited for: a rerun of the "
+                       "same restore completes it (--on-conflict skip, the default, keeps what is in place and "
+                       "finishes what restore made)")
         elif summary.error is not None:
             click.echo(stopped_by_error(summary))
     if summary.abandoned is not None:

@@ -118,7 +118,7 @@ def check_target(client: Client, mode: Mode, *, allow_real_nodes: bool = False) 
         if profile is Profile.STANDARD:
             warnings.append("this cluster runs all controllers (profile standard): ReplicaSet, Job and node "
                             "lifecycle controllers will act on replayed objects a second time; use --profile replay")
-        elif profile is None and _lease_fresh(client, "kube-controller-manager") and _probed(client):
+        elif profile is None and _lease_fresh(client, "kube-controller-manager") and controllers_run(client):
             warnings.append("a kube-controller-manager with its workload controllers on is running (its "
                             "ReplicaSet controller answered a probe): they will act on replayed objects a second "
                             "time; use a cluster made with `kwoksnap cluster create --profile replay`")
@@ -128,9 +128,9 @@ def check_target(client: Client, mode: Mode, *, allow_real_nodes: bool = False) 
     return warnings
 
 
-def _probed(client: Client) -> bool:
+def controllers_run(client: Client) -> bool:
     """:func:`workload_controllers_on`, taken as on when the probe cannot be made (no right to create in
-    kube-system): the warning then stays, as it was before there was a probe."""
+    kube-system): what was assumed of every such cluster before there was a probe."""
     try:
         return workload_controllers_on(client)
     except APIError:

@@ -101,6 +101,15 @@ def test_ctrl_c_stops_a_restore_with_its_summary(make_cluster: ClusterFactory) -
                         for o in SnapshotSource(reader).objects("v1/configmaps") if not regenerated(o)}
         new = (configmaps(c) - existing) & recorded
         assert len(new) == summary["resources"]["v1/configmaps"]["created"] >= 2
+        # A rerun of the same restore completes it, as the interrupt text says (it advised a fresh cluster)
+        again = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(target.kubeconfig), "restore",
+                                str(snapshot), "-o", "json"], capture_output=True, text=True, timeout=600)
+        assert again.returncode == ExitCode.OK, again.stderr
+        rerun = orjson.loads(again.stdout)
+        assert rerun["ok"] and sum(r["skipped"] for r in rerun["resources"].values()) >= restored
+        diff = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(target.kubeconfig), "diff",
+                               str(snapshot), "--live"], capture_output=True, text=True, timeout=300)
+        assert diff.returncode == ExitCode.OK, diff.stdout[-3000:] + diff.stderr
 
 
 def test_ctrl_c_in_the_wait_for_adoption_keeps_the_summary(kwok_cluster: LocalCluster, client: Client,
