@@ -188,10 +188,18 @@ def read_recording(path: str | Path, spec: FilterSpec | None = None, stats: Pars
         raise InputError(f"{path}: is a {reader.content_type}, not a recording (use `kwoksnap restore` for "
                          "snapshots)")
     if not reader.clean:  # found now, not after the part before the break was replayed
+        # What the walk found there (black-box finding: bytes added to a whole file were said to be a cut).
+        why = reader.scan().reason or ""
         reader.close()
-        raise InputError(f"{path}: not closed cleanly (cut short, or convert was interrupted); `kwoksnap salvage` "
-                         "copies what is readable into a whole file, and `kwoksnap convert` writes it again from "
-                         "the audit log")
+        if "after its index and trailer" not in why:
+            why = f"not closed cleanly (cut short, or convert was interrupted{': ' + why if why else ''})"
+        raise InputError(f"{path}: {why}; `kwoksnap salvage` copies what is readable into a whole file, and "
+                         "`kwoksnap convert` writes it again from the audit log")
+    try:  # and every frame's checksum, before the target is touched (black-box finding: a damaged frame was
+        reader.verify_checksums()  # found after inputs mode had handed the restored pods and nodes back to kwok)
+    except BaseException:
+        reader.close()
+        raise
 
     if stats is not None:
         stats.files[str(path)] = "recording"

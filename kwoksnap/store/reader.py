@@ -743,6 +743,24 @@ class KwsReader:
             where += f" (frame {broken.frame})"
         return self._err(broken.reason, where, salvageable=True)
 
+    def verify_checksums(self) -> None:
+        """Read every frame's block up to the index and check its checksum, decompressing nothing (the speed of
+        reading the file); raise the :class:`FormatError` a read of it would raise later. For a caller that must
+        not begin what a damaged file would stop halfway (a replay changes its target as it reads: black-box
+        finding, a flipped byte in frame 2 was found after the target had been changed)."""
+        if self._index_offset is None:
+            return  # (not closed cleanly: the caller has said so already, as opening or scan() tells)
+        offset, number = self._data_start, 0
+        try:
+            while offset < self._index_offset:
+                number += 1
+                tag, payload = self._read_block(offset, number, self._index_offset)
+                if tag != TAG_FRAME:
+                    raise _Broken(offset, self._after_index(offset, tag, len(payload)), None)
+                offset += BLOCK_HEAD.size + len(payload)
+        except _Broken as broken:
+            raise self._broken_error(broken) from None
+
     def scan(self) -> ScanReport:
         """Walk every frame, verifying it; report how far the file is readable. Never raises on bad data."""
         resources: dict[str, int] = {}

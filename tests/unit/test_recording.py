@@ -3,6 +3,7 @@ takes it back (narrowed again by filters); a snapshot given as a recording is re
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -90,9 +91,28 @@ def test_a_recording_cut_short_is_refused_before_the_replay(trace: Path, tmp_pat
     config.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
     proc = run("--kubeconfig", str(config), "replay", str(cut))
     assert proc.returncode == ExitCode.INPUT
-    assert proc.stderr == (f"kwoksnap: error: {cut}: not closed cleanly (cut short, or convert was interrupted); "
-                           "`kwoksnap salvage` copies what is readable into a whole file, and `kwoksnap convert` "
-                           "writes it again from the audit log\n")
+    assert re.fullmatch(re.escape(f"kwoksnap: error: {cut}: not closed cleanly (cut short, or convert was "
+                                  "interrupted: truncated block: ") + r"\d+ bytes declared, \d+ present" + re.escape(
+        "); `kwoksnap salvage` copies what is readable into a whole file, and `kwoksnap convert` writes it again "
+        "from the audit log\n"), proc.stderr), proc.stderr
+    # Bytes added to a whole file are said to be that, not a cut (black-box finding)
+    added = tmp_path / "added.kws"
+    added.write_bytes(trace.read_bytes() + b"junkjunk")
+    proc = run("--kubeconfig", str(config), "replay", str(added))
+    assert proc.returncode == ExitCode.INPUT
+    assert proc.stderr.startswith(f"kwoksnap: error: {added}: the file goes on for 8 bytes after its index and "
+                                  "trailer: bytes added at its end; `kwoksnap salvage`"), proc.stderr
+    # A damaged frame of a whole file is found before the target is touched (black-box finding: inputs mode had
+    # handed the restored pods and nodes back to kwok by then; the kubeconfig here points nowhere)
+    with KwsReader(trace) as reader:
+        second = sorted(f["offset"] for e in reader.index["resources"] for f in e["frames"])[1]
+    damaged = bytearray(trace.read_bytes())
+    damaged[second + 20] ^= 0x40
+    flipped = tmp_path / "flipped.kws"
+    flipped.write_bytes(bytes(damaged))
+    proc = run("--kubeconfig", str(config), "replay", str(flipped), "--mode", "verbatim")
+    assert proc.returncode == ExitCode.INPUT
+    assert f"{flipped}: byte {second} (frame 2): checksum mismatch (corrupt data)" in proc.stderr, proc.stderr
 
 
 def test_convert_never_overwrites(trace: Path) -> None:
