@@ -240,6 +240,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
                 click.echo(f"warning: {w}", err=True)
     data = report.to_dict()
     data["input"] = stats.to_dict()
+    unwritten: OSError | None = None  # the report's write failed: raised after the summary
     if report_path:
         import orjson
 
@@ -247,8 +248,13 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
 
         # No object bodies in it: a plain file's mode; but the target's answers it quotes (a refused write's message
         # may repeat the patch) could hold a Secret's value when --include-secrets sent them: then the user's alone.
-        with atomic_output(report_path, private=include_secrets) as out:
-            out.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        # A report that cannot be written (a full disk, a file-size limit) fails the command after the summary:
+        # the target was changed, and what was sent must still be said (black-box finding: nothing was).
+        try:
+            with atomic_output(report_path, private=include_secrets) as out:
+                out.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        except OSError as exc:
+            unwritten = exc
     if output_format == "json":
         print_json(data)
     else:
@@ -328,6 +334,8 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
                         f"{first_few(report.abandoned)}")
     if stopped is not None:
         raise stopped
+    if unwritten is not None:
+        raise unwritten
     if report.interrupted:
         return ExitCode.INTERRUPTED
     if report.failed or report.mismatches:

@@ -180,3 +180,27 @@ def test_a_gzip_that_ends_early_keeps_what_was_readable(kwok_cluster: LocalClust
     created = pods(client, namespace)
     assert 0 < len(created) < 40 and created == {f"gz-{i}" for i in range(len(created))}
     assert replay(kwok_cluster, path, "--strict").returncode == ExitCode.INPUT
+
+
+def test_a_report_that_cannot_be_written_fails_after_the_summary(kwok_cluster: LocalCluster, client: Client,
+                                                                 namespace: str, tmp_path: Path) -> None:
+    """Black-box finding: a --report refused when written (a full disk, here a file-size limit) lost the summary
+    too, after the target had been changed: nobody was told what was sent."""
+    import resource
+
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"".join(pod_create(namespace, f"p{i}", time.time() - 60 + i) for i in range(2)))
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (512, 512))  # (the report is over 1 KB)
+
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "--kubeconfig", str(kwok_cluster.kubeconfig), "replay",
+                           "--audit", str(log), "--mode", "inputs", "--speed", "max", "--no-fidelity", "--report",
+                           str(tmp_path / "report.json")], capture_output=True, text=True, timeout=300,
+                          preexec_fn=small_files)
+    assert proc.returncode == ExitCode.SYSTEM, proc.stderr
+    assert "events 2: applied 2, failed 0" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("kwoksnap: error: ") and "File too large" in proc.stderr
+    assert not (tmp_path / "report.json").exists()
+    assert sorted(p["metadata"]["name"] for p, _ in client.list_items(f"/api/v1/namespaces/{namespace}/pods")) == [
+        "p0", "p1"]
