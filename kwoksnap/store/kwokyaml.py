@@ -19,12 +19,14 @@ and never hold more than one document in memory.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import gzip
 import math
 import os
 import re
+import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, Final, Protocol
@@ -839,6 +841,12 @@ def import_to_kws(yaml_path: str | os.PathLike[str], out_path: str | os.PathLike
     """
     from kwoksnap.store.writer import KwsWriter
 
+    # A 0-byte file is refused (black-box finding: imported as an empty snapshot, exit 0); a YAML with documents but
+    # no object is only warned of, by the CLI. (A path that cannot be read is said by import_yaml.)
+    with contextlib.suppress(OSError):
+        info = os.stat(yaml_path)
+        if stat.S_ISREG(info.st_mode) and info.st_size == 0:
+            raise InputError(f"{yaml_path}: empty file")
     content = "snapshot"
     custom: dict[tuple[str, str], tuple[str, bool]] = {}
     for rec in import_yaml(yaml_path):  # the content type, and the names of the custom resources the CRDs define

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kwoksnap.errors import FormatError, InputError
+from kwoksnap.errors import ExitCode, FormatError, InputError
 from kwoksnap.store import KwsReader, KwsWriter
 from kwoksnap.store.kwokyaml import (
     STRATEGIC_MERGE_PATCH,
@@ -343,9 +343,14 @@ def test_import_leaves_out_a_repeated_object_and_puts_a_namespaceless_one_in_def
         kept = [rec["object"] for rec in r.records("v1/configmaps") if rec["type"] == "object"]
     assert [(o["metadata"]["namespace"], o["data"]) for o in kept] == [("default", {"k": "1"})]
     empty = tmp_path / "empty.yaml"
-    empty.write_text("")
+    empty.write_text("# nothing but a comment\n---\n")
     proc = run("import", str(empty), "-o", str(tmp_path / "empty.kws"))
     assert proc.returncode == 0 and proc.stderr == f"warning: {empty} holds no Kubernetes object\n"
+    nothing = tmp_path / "nothing.yaml"  # (black-box finding: a 0-byte file was imported as an empty snapshot)
+    nothing.write_text("")
+    proc = run("import", str(nothing), "-o", str(tmp_path / "nothing.kws"))
+    assert (proc.returncode, proc.stderr) == (ExitCode.INPUT, f"kwoksnap: error: {nothing}: empty file\n")
+    assert not (tmp_path / "nothing.kws").exists()
 
 
 def test_import_names_custom_resources_as_their_crds_do(tmp_path: Path) -> None:
