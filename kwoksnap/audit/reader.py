@@ -103,6 +103,9 @@ _YAMLLoader.yaml_implicit_resolvers = {
 json_semantics(_YAMLLoader)
 
 
+JSON_DEPTH_LIMIT: Final = 1024  # orjson's: a deeper line is refused ("depth limit exceeded")
+
+
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
     """Run a bulk decode without the cyclic GC, then keep the GC away from what it decoded.
@@ -573,8 +576,8 @@ class _FileReader:
                     continue
                 try:
                     values: Sequence[Any] = (loads(line),)
-                except decode_error:
-                    values = self._undecoded(line, source, cut, problems)
+                except decode_error as err:
+                    values = self._undecoded(line, source, cut, problems, str(err))
                     if not values:
                         continue
                 for value in values:
@@ -607,7 +610,8 @@ class _FileReader:
             self.problems(problems)
             return out
 
-    def _undecoded(self, line: bytes, source: str, cut: str | None, problems: list[tuple[str, str, bool]]) -> list[Any]:
+    def _undecoded(self, line: bytes, source: str, cut: str | None, problems: list[tuple[str, str, bool]],
+                   error: str = "") -> list[Any]:
         """The values of a line that is no JSON value as it stands (off the hot path): one after a UTF-8 BOM (files
         that each had one, joined with cat), documents back to back (Kinesis Firehose's S3 objects, events that lost
         their newlines), the whole records of a one-line export cut short; what is left of it is reported. Empty
@@ -631,7 +635,11 @@ class _FileReader:
                 self.truncated(source, f"{cut}: the {kept[1]} whole records before the cut are read")
             return [kept[0]]
         if cut is None:
-            problems.append((source, "not valid JSON", False))
+            # (black-box finding: a line nested past orjson's limit was said to be no valid JSON, sending the user
+            # hunting for a syntax error)
+            deep = error.startswith("depth limit exceeded")
+            problems.append((source, f"nested more deeply than {JSON_DEPTH_LIMIT:,} levels of maps and lists, "
+                             "more than kwoksnap can read" if deep else "not valid JSON", False))
         elif cut:
             self.truncated(source, cut)
         return []

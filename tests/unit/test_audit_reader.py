@@ -133,6 +133,14 @@ def test_broken_json_document_and_jsonl_with_broken_header(tmp_path: Path) -> No
     assert sniff(header) == "jsonl"
     events, stats = read(header)
     assert len(events) == 2 and stats.malformed == 2 and stats.malformed_examples[1] == f"{header}:2: not valid JSON"
+    # Valid JSON nested past orjson's limit is said to be that (black-box finding: "not valid JSON")
+    deep = ev(3)
+    deep["responseObject"] = {"metadata": {"name": "x"}, "spec": "DEEP"}
+    line = jsonl(deep).replace(b'"DEEP"', b"[" * 1100 + b"]" * 1100)
+    nested = write(tmp_path, "deep.log", jsonl(ev(1)) + line + jsonl(ev(2)))
+    events, stats = read(nested)
+    assert len(events) == 2 and stats.malformed_examples == [
+        f"{nested}:2: nested more deeply than 1,024 levels of maps and lists, more than kwoksnap can read"]
 
 
 def test_pretty_printed_documents_one_after_another(tmp_path: Path) -> None:
