@@ -55,6 +55,7 @@ def _binaries(kwokctl: str | None) -> object:
     "kwoksnap cluster create --name demo",
     "kwoksnap cluster create --name replay --profile replay",
     "kwoksnap cluster create --name mine --kwokctl \"$(command -v kwokctl)\"",
+    "kwoksnap cluster create --name fast --heartbeat-factor 0.25   # a dead node noticed in 10 s",
 ))
 @cluster_name
 @click.option("--profile", type=click.Choice(["standard", "replay"]), default="standard", show_default=True,
@@ -64,7 +65,12 @@ def _binaries(kwokctl: str | None) -> object:
               "its own binaries) instead of kwoksnap's cached build.")
 @click.option("--wait", type=FiniteFloat(min=0), default=120, show_default=True,
               help="Seconds to wait until it is ready.")
-def create(name: str, profile: str, kwokctl: str | None, wait: float) -> None:
+@click.option("--heartbeat-factor", type=FiniteFloat(min=0, min_open=True), default=None,
+              help="kwokctl's: scales how often nodes renew their Leases and how long the node lifecycle controller "
+                   "waits before it marks a node that stopped NotReady (40 s x the factor; kwokctl's default 5 "
+                   "makes 200 s). Give it the source's when an inputs-mode replay kills nodes: the demo incident's "
+                   "is 0.25.")
+def create(name: str, profile: str, kwokctl: str | None, wait: float, heartbeat_factor: float | None) -> None:
     """Create a local cluster bound to 127.0.0.1, with kwoksnap's capture audit policy."""
     from kwoksnap.cluster.binaries import Binaries
     from kwoksnap.cluster.local import Profile, create_cluster, list_clusters
@@ -77,7 +83,8 @@ def create(name: str, profile: str, kwokctl: str | None, wait: float) -> None:
     bins = _binaries(kwokctl)
     assert isinstance(bins, Binaries)
     _progress(f"creating cluster {name} (profile {profile}) ...")
-    c = create_cluster(name, bins, profile=Profile(profile), wait=wait)
+    c = create_cluster(name, bins, profile=Profile(profile), wait=wait,
+                       extra_args=() if heartbeat_factor is None else (f"--heartbeat-factor={heartbeat_factor:g}",))
     click.echo(f"kubeconfig: {c.kubeconfig}")
     click.echo(f"audit log:  {c.audit_log}")
 

@@ -30,6 +30,7 @@ from typing import Any, Final
 
 from kwoksnap.audit import AuditEvent, Classifier, classify, degraded, format_timestamp, resource_version
 from kwoksnap.audit.changes import removed_by_update
+from kwoksnap.audit.filters import LEASE_GROUP
 from kwoksnap.capture.redact import REDACTED_ANNOTATION, holds_placeholders
 from kwoksnap.clock import Clock, RealClock
 from kwoksnap.errors import APIError, Conflict, Invalid, KwoksnapError, NotFound, TransportError
@@ -39,6 +40,7 @@ from kwoksnap.kube.discovery import Discovery, Resource, discover
 from kwoksnap.kube.objects import scrubbed_error
 from kwoksnap.replay.actions import (
     JOB_UID_LABELS,
+    NODE_LEASE_NAMESPACE,
     Action,
     Mode,
     Skip,
@@ -1323,6 +1325,7 @@ class Replayer:
         r = self.report
         last_renewal: dict[tuple[str, str], float] = {}
         previous, long_wait_told = (0, 0.0), False  # (recorded ns, offset) of the last change
+        handoff_told = self.options.mode != "inputs"
         latest: collections.OrderedDict[tuple[str, str, str, str], _Planned] = collections.OrderedDict()
         if self.options.mode == "verbatim":
             events = split_collection_deletes(events, on_late=self._late_delete,  # one named delete per object
@@ -1377,6 +1380,10 @@ class Replayer:
                                                                         else "")
                                if planned.reason == "degraded-metadata" else "")
                     continue
+                if not handoff_told and (planned.group, planned.resource, planned.namespace) == (
+                        LEASE_GROUP, "leases", NODE_LEASE_NAMESPACE) and renewal is None:
+                    handoff_told = True
+                    self._warn_handoff(ev)
                 item = _Item(offset, planned, ev["source"], recorded=timeline.recorded_seconds, degraded=level,
                              skips=self._skips_planned)
             except (AttributeError, TypeError, ValueError, KeyError, IndexError) as exc:
@@ -1424,6 +1431,21 @@ class Replayer:
         with self.lock:
             self.report.warnings.append(message)
         with contextlib.suppress(Exception):  # a closed stderr (EPIPE) must not stop the replay: it is in the report
+            self.notice(message)
+
+    def _warn_handoff(self, ev: AuditEvent) -> None:
+        """Once per inputs-mode replay: a user's write of a node's Lease (handing it to another holder stops the
+        node) is replayed, and what follows is the target's node lifecycle controller's, on its own clock (black-box
+        finding: on a cluster made with kwokctl's default heartbeat factor the nodes the recording killed stayed
+        Ready for the whole replay, and nothing said why)."""
+        message = (f"{ev['source']}: a user's write of node {ev['name']}'s Lease is replayed (handing it to another "
+                   "holder stops the node); the target's node lifecycle controller marks such a node NotReady once "
+                   "its node-monitor-grace-period has passed in real time, which --speed does not shorten (a "
+                   "kwoksnap cluster's is 40 s x its --heartbeat-factor, 200 s by default: `kwoksnap cluster create "
+                   "--heartbeat-factor` with the source's keeps the recorded pace at 1x)")
+        with self.lock:
+            self.report.warnings.append(message)
+        with contextlib.suppress(Exception):  # (see _warn_long_wait)
             self.notice(message)
 
     def _stale(self, ev: AuditEvent) -> None:

@@ -136,3 +136,28 @@ def test_a_service_account_token_kubeconfig_authenticates(kwok_cluster: LocalClu
         review = as_viewer.create("/apis/authentication.k8s.io/v1/selfsubjectreviews",
                                   {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
     assert review["status"]["userInfo"]["username"] == f"system:serviceaccount:{namespace}:viewer"
+
+
+def test_cluster_create_takes_a_heartbeat_factor(workdir: Path) -> None:
+    """Black-box finding: an inputs-mode replay of the demo incident on a cluster with kwokctl's default heartbeat
+    factor (a 200 s grace period) left the killed nodes Ready; the source had 0.25 (10 s). `cluster create` passes
+    the factor on to kwokctl, and the node lifecycle controller's grace period follows it."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "KWOKSNAP_WORKDIR": str(workdir)}
+    name = f"hbf{os.getpid()}"
+
+    def kwoksnap(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "kwoksnap", "cluster", *args], capture_output=True, text=True,
+                              env=env, timeout=600)
+
+    assert kwoksnap("create", "--name", name, "--heartbeat-factor", "0").returncode == 2  # (more than 0)
+    try:
+        made = kwoksnap("create", "--name", name, "--heartbeat-factor", "0.25")
+        assert made.returncode == 0, made.stderr
+        said = (workdir / "clusters" / name / "kwok.yaml").read_text()
+        assert "--node-monitor-grace-period=10s\n" in said, said[:2000]  # (40 s x 0.25; 3m20s by default)
+    finally:
+        kwoksnap("delete", "--name", name)

@@ -3307,3 +3307,35 @@ def test_owner_uids_in_patches_are_mapped_on_copies() -> None:
     action = Action("patch", "PATCH", "", "v1", "pods", "ns", "p1", body=merge)
     r._relink_patch_owners(PODS, action)
     assert merge == recorded_merge and action.body["metadata"]["ownerReferences"] == [{**ref, "uid": "t1"}]
+
+
+def test_inputs_mode_says_once_that_a_replayed_node_lease_hand_off_acts_on_the_targets_clock() -> None:
+    """Black-box finding: on a cluster with kwokctl's default heartbeat factor, the nodes whose Leases the users
+    handed away stayed Ready for the whole replay, and nothing said why."""
+
+    class Leases(RecordingReplayer):
+        def execute(self, action: Action) -> str | None:
+            with self.lock_sent:
+                self.executed.append(action.name)
+            return None
+
+    def lease(name: str, at_s: float, user: str, agent: str) -> AuditEvent:
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": name, "namespace": "kube-node-lease", "uid": f"u-{name}"},
+                "spec": {"holderIdentity": "someone-else", "renewTime": "2027-01-15T08:00:00.000000Z"}}
+        return event(verb="update", resource="leases", group="coordination.k8s.io", namespace="kube-node-lease",
+                     name=name, ts=T0 + int(at_s * NS), request=body, response=body, user=user, agent=agent)
+
+    renewal = lease("n1", 0.0, "system:node:n1", "kubelet/v1.36")
+    handoffs = [lease("n1", 1.0, "alice", "kubectl/v1.36"), lease("n2", 2.0, "alice", "kubectl/v1.36")]
+    for mode, sent, told in (("inputs", ["n1", "n2"], 1), ("verbatim", ["n1", "n1", "n2"], 0)):
+        notices: list[str] = []
+        r = Leases(FakeClock(), speed=10.0)
+        r.options = dataclasses.replace(r.options, mode=mode)  # type: ignore[arg-type]
+        r.notice = notices.append
+        report = r.run([renewal, *handoffs])
+        assert sorted(r.executed) == sent, (mode, r.executed)  # (inputs mode leaves the kubelet's renewal out)
+        assert len(notices) == told and [w for w in report.warnings if "node-monitor-grace-period" in w] == notices
+        if told:
+            assert notices[0].startswith("test:1: a user's write of node n1's Lease is replayed (handing it to "
+                                         "another holder stops the node)")
