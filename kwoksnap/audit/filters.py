@@ -114,7 +114,9 @@ class FilterSpec:
             raise UsageError("resources: select at least one resource")
         for entry in self.resources:
             if not _ENTRY.fullmatch(entry):
-                raise UsageError(f"resources: {entry!r} is not resource[.group][/subresource]")
+                lower = (" (names are lowercase plurals, as `kubectl api-resources` lists them: "
+                         f"{entry.lower()!r})") if entry != entry.lower() else ""  # (black-box finding)
+                raise UsageError(f"resources: {entry!r} is not resource[.group][/subresource]{lower}")
         for name in ("since_ns", "until_ns"):
             value = getattr(self, name)
             if value is not None and (type(value) is not int):

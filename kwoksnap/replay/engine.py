@@ -2076,6 +2076,7 @@ class Replayer:
             self.stop.set()
             self.client.cancel()  # the changes being sent finish, without retries (re-test finding: a target that
             self.report.interrupted = self._ctrl_c = True  # never answers kept the first Ctrl-C for 12 x 60 s)
+            self.report.warnings.append(_STOPPING)  # (in --report too: black-box finding)
             self.notice(_STOPPING)
         finally:
             stopping = self.report.interrupted or self._planner_error is not None
@@ -2099,6 +2100,7 @@ class Replayer:
                         pool.shutdown(wait=False, cancel_futures=True)
                         break
                     self.report.interrupted = stopping = self._ctrl_c = True  # the first, after dispatch ended:
+                    self.report.warnings.append(_STOPPING)
                     self.notice(_STOPPING)  # the changes being sent finish (without retries), no more of them
             try:
                 with contextlib.suppress(queue.Empty):

@@ -76,6 +76,8 @@ def test_ctrl_c_stops_the_replay_with_its_report(kwok_cluster: LocalCluster, cli
             "was answered before the replay stopped)") in out.splitlines()
     assert "fidelity: not checked (interrupted)" in out.splitlines()
     assert "warning: interrupted: the changes being sent finish, nothing more is sent" in err
+    assert [w for w in data["warnings"] if w.startswith("interrupted: the changes being sent finish")]  # (black-box)
+    assert err.count("interrupted: the changes being sent finish") == 1  # (said once: not again at the end)
 
 
 def test_ctrl_c_stops_a_restore_with_its_summary(make_cluster: ClusterFactory) -> None:

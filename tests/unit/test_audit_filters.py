@@ -197,6 +197,14 @@ def test_spec_validation(kw: dict[str, Any]) -> None:
         FilterSpec(**kw)
 
 
+def test_a_capitalised_resource_is_told_its_lowercase_name() -> None:
+    """Black-box finding: `--resources Deployments` was refused without saying that names are lowercase."""
+    with pytest.raises(UsageError, match=r"^resources: 'Deployments' is not resource\[\.group\]\[/subresource\] "
+                                         r"\(names are lowercase plurals, as `kubectl api-resources` lists them: "
+                                         r"'deployments'\)$"):
+        FilterSpec(resources=frozenset({"Deployments"}))
+
+
 def test_kept_namespaces_are_noted_under_a_namespace_filter() -> None:
     """For the -n warning: a namespace's own create (cluster-scoped, no namespace) counts for it."""
     events = [event(namespace="shop"), event(resource="namespaces", namespace="", name="shop-2", verb="create"),
