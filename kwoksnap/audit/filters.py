@@ -300,6 +300,14 @@ def filter_events(
         reason = _reason(c, event)
         if reason is not None:
             skipped[reason] += 1
+            if reason == "time-window":
+                span, ts = stats.outside_window, event["ts"]
+                if not span:
+                    span += (ts, ts)
+                elif ts < span[0]:
+                    span[0] = ts
+                elif ts > span[1]:
+                    span[1] = ts
             if namespaces is not None and reason in _NAMESPACE_SKIPS:  # (a -n namespace's events, left out by others)
                 ns = event["name"] if event["resource"] == "namespaces" and not event["group"] else event["namespace"]
                 if ns in c.namespaces:

@@ -51,6 +51,8 @@ class ParseStats:
     # namespace -> reason -> events of a -n namespace left out by another filter (resource, user, time window...):
     # why an -n entry matched nothing, when it was not its name
     namespace_skips: dict[str, Counter[str]] = dataclasses.field(default_factory=dict, repr=False)
+    # the first and last times (ns) of the events --from/--to left out: where the log is, when the window missed it
+    outside_window: list[int] = dataclasses.field(default_factory=list, repr=False)
 
     def add_malformed(self, where: str, reason: str) -> None:
         self.malformed += 1

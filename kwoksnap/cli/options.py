@@ -404,6 +404,11 @@ def warn_if_nothing_kept(stats: Any) -> list[str]:
     skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(stats.skipped.items()))
     hint = (" (replay drives nodes, pods and node leases unless --resources adds more)"
             if "resource-not-selected" in stats.skipped else "")
+    if stats.outside_window:  # (black-box finding: the user was not told where the log is)
+        from kwoksnap.audit import format_timestamp
+
+        first, last = stats.outside_window
+        hint += f"; the events --from/--to left out are from {format_timestamp(first)} to {format_timestamp(last)}"
     return [_warn("no event passed the filters" + (f" (skipped: {skipped})" if skipped else "") + hint)]
 
 
