@@ -278,4 +278,3 @@ def stopped_by_error(summary: RestoreSummary) -> str:
                 "were not sent")
     return (f"{done}; the rest were not sent, and what comes after the objects (relinking, the wait for adoption, "
             "admission objects) was not done")
-
