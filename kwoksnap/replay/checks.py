@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from kwoksnap.audit.filters import PROBE_NAME_PREFIX
 from kwoksnap.audit.timestamps import parse_timestamp
@@ -27,50 +29,46 @@ from kwoksnap.restore.transform import FAKE_NODE_ANNOTATION, FROZEN_ANNOTATION
 PROBE_SECONDS = 3.0  # kwok initializes a managed node within about a second
 
 
-def kwok_honours_frozen(client: Client) -> bool:
-    """Whether kwok leaves a frozen node alone: a throw-away node, deleted again (one a replay killed outright left,
-    labelled as this one is, is deleted first)."""
-    remove_stale_scratch(client, "/api/v1/nodes", f"{SCRATCH_LABEL}=probe")
-    name = f"{PROBE_NAME_PREFIX}{uuid.uuid4().hex[:8]}"
-    client.create("/api/v1/nodes", {"metadata": {"name": name, "labels": {SCRATCH_LABEL: "probe"}, "annotations": {
-        FAKE_NODE_ANNOTATION: "fake", FROZEN_ANNOTATION: "true"}}})
-    try:
-        deadline = time.monotonic() + PROBE_SECONDS
-        while time.monotonic() < deadline:
-            node = client.get(f"/api/v1/nodes/{name}")
-            if (node.get("status") or {}).get("conditions"):
-                return False
-            time.sleep(0.25)
-        return True
-    finally:
-        with contextlib.suppress(NotFound):
-            client.delete(f"/api/v1/nodes/{name}")
-
-
-def workload_controllers_on(client: Client) -> bool:
-    """Whether the target's kube-controller-manager runs its ReplicaSet controller (the replay profile turns it off
-    with the other workload controllers): a throw-away ReplicaSet of no replicas in kube-system, deleted again,
-    is observed (``status.observedGeneration``) within :data:`PROBE_SECONDS` or not. Asked only of a cluster that
-    is not one of this machine's kwoksnap clusters, where the profile is not known (review finding: every such
-    cluster got the warning, replay profile or not)."""
-    base = "/apis/apps/v1/namespaces/kube-system/replicasets"
+def _answered(client: Client, base: str, body: dict[str, Any], answer: Callable[[dict[str, Any]], bool]) -> bool:
+    """Create the throw-away object ``body`` (named ``kwoksnap-probe-...`` and labelled as scratch) under ``base``,
+    and say whether ``answer`` holds of it within :data:`PROBE_SECONDS`; it is deleted again, and one a replay
+    killed outright left, labelled as this one is, is deleted first."""
     remove_stale_scratch(client, base, f"{SCRATCH_LABEL}=probe")
-    name = f"{PROBE_NAME_PREFIX}{uuid.uuid4().hex[:8]}"
-    labels = {SCRATCH_LABEL: "probe", "kwoksnap.io/probe": name}
-    client.create(base, {"metadata": {"name": name, "labels": labels}, "spec": {
-        "replicas": 0, "selector": {"matchLabels": labels},
-        "template": {"metadata": {"labels": labels}, "spec": {
-            "containers": [{"name": "probe", "image": "kwoksnap.invalid/probe"}]}}}})
+    name = body["metadata"]["name"]
+    client.create(base, body)
     try:
         deadline = time.monotonic() + PROBE_SECONDS
         while time.monotonic() < deadline:
-            if (client.get(f"{base}/{name}").get("status") or {}).get("observedGeneration"):
+            if answer(client.get(f"{base}/{name}")):
                 return True
             time.sleep(0.25)
         return False
     finally:
         with contextlib.suppress(NotFound):
             client.delete(f"{base}/{name}")
+
+
+def kwok_honours_frozen(client: Client) -> bool:
+    """Whether kwok leaves a frozen node alone: a throw-away frozen node that kwok does not initialize."""
+    node = {"metadata": {"name": f"{PROBE_NAME_PREFIX}{uuid.uuid4().hex[:8]}", "labels": {SCRATCH_LABEL: "probe"},
+                         "annotations": {FAKE_NODE_ANNOTATION: "fake", FROZEN_ANNOTATION: "true"}}}
+    return not _answered(client, "/api/v1/nodes", node, lambda n: bool((n.get("status") or {}).get("conditions")))
+
+
+def workload_controllers_on(client: Client) -> bool:
+    """Whether the target's kube-controller-manager runs its ReplicaSet controller (the replay profile turns it off
+    with the other workload controllers): a throw-away ReplicaSet of no replicas in kube-system is observed
+    (``status.observedGeneration``) or not. Asked only of a cluster that is not one of this machine's kwoksnap
+    clusters, where the profile is not known (review finding: every such cluster got the controllers warning,
+    replay profile or not; restore waited for adoptions in one)."""
+    name = f"{PROBE_NAME_PREFIX}{uuid.uuid4().hex[:8]}"
+    labels = {SCRATCH_LABEL: "probe", "kwoksnap.io/probe": name}
+    replicaset = {"metadata": {"name": name, "labels": labels}, "spec": {
+        "replicas": 0, "selector": {"matchLabels": labels},
+        "template": {"metadata": {"labels": labels}, "spec": {
+            "containers": [{"name": "probe", "image": "kwoksnap.invalid/probe"}]}}}}
+    return _answered(client, "/apis/apps/v1/namespaces/kube-system/replicasets", replicaset,
+                     lambda rs: bool((rs.get("status") or {}).get("observedGeneration")))
 
 
 def _lease_fresh(client: Client, name: str, within: float = 60.0) -> bool:

@@ -42,8 +42,7 @@ def test_an_unlisted_replay_cluster_gets_no_controllers_warning(make_cluster: Cl
     monkeypatch.setattr(checks, "SCHEDULER_START_WAIT", 2.0)  # (it has none: waiting the full time proves nothing)
     with client_for(target) as c:
         assert not checks.workload_controllers_on(c)
-        warnings = checks.check_target(c, "verbatim")
-        assert not [w for w in warnings if "controller" in w], warnings
-        assert not [w for w in warnings if "kube-scheduler" in w], warnings
+        assert checks.kwok_honours_frozen(c)
+        assert checks.check_target(c, "verbatim") == []  # (no controllers, no scheduler, kwok leaves frozen alone)
         assert [w for w in checks.check_target(c, "inputs") if "no scheduler/controllers" in w]
         assert probes_left(c) == []
