@@ -27,17 +27,19 @@ from kwoksnap.restore.engine import check_target as refuse_real_nodes
 from kwoksnap.restore.transform import FAKE_NODE_ANNOTATION, FROZEN_ANNOTATION
 
 PROBE_SECONDS = 3.0  # kwok initializes a managed node within about a second
+CONTROLLER_PROBE_SECONDS = 5.0  # a running ReplicaSet controller observes a new ReplicaSet within about a second
 
 
-def _answered(client: Client, base: str, body: dict[str, Any], answer: Callable[[dict[str, Any]], bool]) -> bool:
+def _answered(client: Client, base: str, body: dict[str, Any], answer: Callable[[dict[str, Any]], bool],
+              seconds: float = PROBE_SECONDS) -> bool:
     """Create the throw-away object ``body`` (named ``kwoksnap-probe-...`` and labelled as scratch) under ``base``,
-    and say whether ``answer`` holds of it within :data:`PROBE_SECONDS`; it is deleted again, and one a replay
-    killed outright left, labelled as this one is, is deleted first."""
+    and say whether ``answer`` holds of it within ``seconds``; it is deleted again, and one a replay killed
+    outright left, labelled as this one is, is deleted first."""
     remove_stale_scratch(client, base, f"{SCRATCH_LABEL}=probe")
     name = body["metadata"]["name"]
     client.create(base, body)
     try:
-        deadline = time.monotonic() + PROBE_SECONDS
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if answer(client.get(f"{base}/{name}")):
                 return True
@@ -68,7 +70,7 @@ def workload_controllers_on(client: Client) -> bool:
         "template": {"metadata": {"labels": labels}, "spec": {
             "containers": [{"name": "probe", "image": "kwoksnap.invalid/probe"}]}}}}
     return _answered(client, "/apis/apps/v1/namespaces/kube-system/replicasets", replicaset,
-                     lambda rs: bool((rs.get("status") or {}).get("observedGeneration")))
+                     lambda rs: bool((rs.get("status") or {}).get("observedGeneration")), CONTROLLER_PROBE_SECONDS)
 
 
 def _lease_fresh(client: Client, name: str, within: float = 60.0) -> bool:
@@ -104,7 +106,8 @@ def check_target(client: Client, mode: Mode, *, allow_real_nodes: bool = False) 
     refuse_real_nodes(client, allow_real_nodes, what="replay")
     warnings: list[str] = []
     profile = profile_for_server(client.config.server)
-    scheduler = _lease_fresh(client, "kube-scheduler")
+    # (A cluster with no profile on record may have been made a moment ago: its scheduler is given time to start.)
+    scheduler = _lease_fresh(client, "kube-scheduler") or (profile is None and _comes(client, "kube-scheduler"))
     if mode == "verbatim":
         if not kwok_honours_frozen(client):
             warnings.append("kwok in this cluster does not honour the kwoksnap.io/frozen annotation: it will "
@@ -116,41 +119,45 @@ def check_target(client: Client, mode: Mode, *, allow_real_nodes: bool = False) 
         if profile is Profile.STANDARD:
             warnings.append("this cluster runs all controllers (profile standard): ReplicaSet, Job and node "
                             "lifecycle controllers will act on replayed objects a second time; use --profile replay")
-        elif profile is None and _lease_fresh(client, "kube-controller-manager") and controllers_run(client):
+        elif profile is None and controllers_run(client):
             warnings.append("a kube-controller-manager with its workload controllers on is running (its "
                             "ReplicaSet controller answered a probe): they will act on replayed objects a second "
                             "time; use a cluster made with `kwoksnap cluster create --profile replay`")
-    elif profile is Profile.REPLAY or (profile is None and not scheduler and not _scheduler_comes(client)):
+    elif profile is Profile.REPLAY or (profile is None and not scheduler):
         warnings.append("--mode inputs replays only user actions, but this cluster has no scheduler/controllers "
                         "to react to them; use a cluster with profile standard")
     return warnings
 
 
 def controllers_run(client: Client) -> bool:
-    """:func:`workload_controllers_on`, taken as on when the probe cannot be made (no right to create in
+    """:func:`workload_controllers_on`, after a cluster made a moment ago has been given time to start its
+    kube-controller-manager (:func:`_comes`); taken as on when the probe cannot be made (no right to create in
     kube-system): what was assumed of every such cluster before there was a probe."""
+    if not _lease_fresh(client, "kube-controller-manager"):
+        _comes(client, "kube-controller-manager")  # (what it found does not matter: the probe tells)
     try:
         return workload_controllers_on(client)
     except APIError:
         return True
 
 
-SCHEDULER_START_WAIT = 20.0  # seconds a young cluster's scheduler is given to take its lease
+START_WAIT = 20.0  # seconds a young cluster's scheduler or controller manager is given to take its lease
 
 
-def _scheduler_comes(client: Client, young: float = 120.0) -> bool:
-    """Whether a kube-scheduler takes its lease within :data:`SCHEDULER_START_WAIT`, asked only of a cluster made
-    less than ``young`` seconds ago (kube-system's age): one still starting had not yet (review finding: inputs mode
-    warned of no scheduler on a standard cluster made a moment before under another KWOKSNAP_WORKDIR)."""
+def _comes(client: Client, lease: str, young: float = 120.0) -> bool:
+    """Whether the component holding the kube-system Lease ``lease`` takes it within :data:`START_WAIT`, asked
+    only of a cluster made less than ``young`` seconds ago (kube-system's age): one still starting had not yet
+    (review finding: inputs mode warned of no scheduler on a standard cluster made a moment before under another
+    KWOKSNAP_WORKDIR; a CI run found no controllers in one)."""
     try:
         made = parse_timestamp(str(client.get("/api/v1/namespaces/kube-system")["metadata"]["creationTimestamp"]))
     except (APIError, KeyError, ValueError):
         return False
     if time.time() - made / 1e9 > young:
         return False
-    deadline = time.monotonic() + SCHEDULER_START_WAIT
+    deadline = time.monotonic() + START_WAIT
     while time.monotonic() < deadline:
-        if _lease_fresh(client, "kube-scheduler"):
+        if _lease_fresh(client, lease):
             return True
         time.sleep(0.5)
     return False

@@ -39,7 +39,7 @@ def test_an_unlisted_replay_cluster_gets_no_controllers_warning(make_cluster: Cl
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     target = make_cluster("chk", Profile.REPLAY)
     monkeypatch.setenv(ENV_WORKDIR, str(tmp_path))
-    monkeypatch.setattr(checks, "SCHEDULER_START_WAIT", 2.0)  # (it has none: waiting the full time proves nothing)
+    monkeypatch.setattr(checks, "START_WAIT", 2.0)  # (it has none: waiting the full time proves nothing)
     with client_for(target) as c:
         assert not checks.workload_controllers_on(c)
         assert checks.kwok_honours_frozen(c)
