@@ -267,9 +267,23 @@ def not_empty(_ctx: click.Context, param: click.Parameter, value: tuple[str, ...
     return value
 
 
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # a DNS-1123 label, as the API server checks them
+
+
+def namespace_names(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    """``-n``'s values (:func:`split_commas`), each a name a namespace can have: one that cannot matched nothing,
+    and said so only as a warning (black-box finding: `-n 'Bad_NS!'`)."""
+    names = split_commas(ctx, param, value)
+    for name in names:
+        if not _NAMESPACE.fullmatch(name):
+            raise click.BadParameter(f"{name!r} is no namespace name (lowercase letters, digits and '-', at most 63, "
+                                     "starting and ending with a letter or digit)", param=param)
+    return names
+
+
 def namespace_option(help_text: str) -> Callable[[F], F]:
     """The one ``-n/--namespace`` option: repeatable and comma-separated (save, diff, replay, convert)."""
-    return click.option("-n", "--namespace", "namespaces", multiple=True, callback=split_commas,
+    return click.option("-n", "--namespace", "namespaces", multiple=True, callback=namespace_names,
                         help=f"{help_text} (repeatable, comma-separated).")
 
 

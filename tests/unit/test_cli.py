@@ -238,10 +238,10 @@ def test_other_durations_refuse_numbers_that_are_not_finite(args: list[str]) -> 
 def test_a_namespace_that_selected_nothing_is_named(tmp_path: Path) -> None:
     """Black-box finding: a misspelt -n replayed only the cluster-scoped events (nodes pass any -n), silently."""
     log = Path(__file__).parents[2] / "fixtures/incident/audit.log.gz"
-    proc = run("convert", "--audit", str(log), "-n", "app-0", "-n", "app-O", "-o", str(tmp_path / "trace.kws"))
+    proc = run("convert", "--audit", str(log), "-n", "app-0", "-n", "app-9", "-o", str(tmp_path / "trace.kws"))
     assert proc.returncode == ExitCode.OK, proc.stderr
     assert [ln for ln in proc.stderr.splitlines() if ln.startswith("warning: -n ")] == [
-        "warning: -n app-O: no event in it passed the filters (is the name right, and does the log hold writes in "
+        "warning: -n app-9: no event in it passed the filters (is the name right, and does the log hold writes in "
         "it of the resources replayed (--resources adds more than nodes, pods and node leases)?)"]
 
 
@@ -305,13 +305,13 @@ def test_namespaces_are_comma_separated_too(tmp_path: Path) -> None:
     """Review finding: `-n a,b` was one namespace named "a,b" (and then warned that it matched nothing)."""
     log = Path(__file__).parents[2] / "fixtures/incident/audit.log.gz"
     counts = []
-    for i, args in enumerate((["-n", "app-0", "-n", "app-1"], ["-n", "app-0, app-1"], ["-n", "app-0,app-O"])):
+    for i, args in enumerate((["-n", "app-0", "-n", "app-1"], ["-n", "app-0, app-1"], ["-n", "app-0,app-9"])):
         proc = run("convert", "--audit", str(log), *args, "-o", str(tmp_path / f"{i}.kws"), "--format", "json")
         assert proc.returncode == ExitCode.OK, proc.stderr
         counts.append(orjson.loads(proc.stdout)["events"])
         warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning: -n ")]
         assert warnings == ([] if "app-1" in " ".join(args) else [
-            "warning: -n app-O: no event in it passed the filters (is the name right, and does the log hold writes "
+            "warning: -n app-9: no event in it passed the filters (is the name right, and does the log hold writes "
             "in it of the resources replayed (--resources adds more than nodes, pods and node leases)?)"])
     assert counts[0] == counts[1] > counts[2] > 0
 
@@ -1212,3 +1212,13 @@ def test_a_signal_after_the_command_ended_changes_nothing(tmp_path: Path) -> Non
     library = subprocess.run([sys.executable, "-c", code.format(process=False)], capture_output=True, text=True,
                              timeout=60, env=env)
     assert library.stdout.splitlines()[-1] == "False" and library.returncode != 0  # (KeyboardInterrupt: the old way)
+
+
+def test_a_namespace_filter_that_no_namespace_could_match_is_a_usage_error(tmp_path: Path) -> None:
+    """Black-box finding: `-n 'Bad_NS!'` was taken, with only a warning that no event was in it."""
+    for args in (("replay", "--audit", str(tmp_path / "a.log"), "-n", "Bad_NS!"),
+                 ("save", "-o", str(tmp_path / "x.kws"), "-n", "ok,Upper"),
+                 ("convert", "--audit", str(tmp_path / "a.log"), "-o", str(tmp_path / "x.kws"), "-n", "a" * 64)):
+        proc = run(*args)
+        assert proc.returncode == 2 and "is no namespace name (lowercase letters, digits and '-'" in proc.stderr, (
+            args, proc.stderr)
