@@ -151,6 +151,8 @@ def _in_hand(held: _Held, items: queue.Queue[Any], pending: Iterable[AuditEvent]
     lost."""
     deadline = clock.now() + GIVE_UP_SECONDS
     arrived = [entry[3] for entry in sorted(held)] + _waiting(items) + list(pending)
+    arrived += _waiting(items)  # (the source's thread, woken by the room the first take made, put one more: review
+    # finding, it was lost)
     held.clear()
     arrived.sort(key=lambda ev: (ev["ts"], resource_version(ev)))  # (stable: arrival order among equals)
     for n, ev in enumerate(arrived):

@@ -35,8 +35,6 @@ from kwoksnap.store import KwsReader, KwsWriter
 
 log = logging.getLogger("kwoksnap.record")
 
-GIVE_UP_WAIT: Final = 1.0  # seconds a recording given up waits for its flusher before writing what is in hand
-
 STREAM = "audit.k8s.io/v1/events"
 
 
@@ -148,13 +146,14 @@ def write_recording(events: Iterable[AuditEvent], path: str | Path, *, meta: dic
                     count += put(ev)
             except KeyboardInterrupt:
                 # Given up (a second Ctrl-C): what is in hand is written, then the temporary file is kept as before.
-                # Only once the flusher has ended (between two flushes it ends at once), and then without the lock:
-                # the Ctrl-C may have come as this thread took it and left it held (CPython issue 74174), which
-                # would hold the flusher, and this, for ever. (A third Ctrl-C ends this too: what was written stays.)
+                # Once the flusher has ended (between two flushes it ends at once; a flush in progress, on a slow
+                # disk, is waited for, as the `finally` always did: review finding, its 1 s wait gave up on it and
+                # the events in hand were dropped without a word), and then without the lock, which nothing else
+                # takes. (A third Ctrl-C ends this too: what was written stays.)
                 done.set()
                 if flusher is not None:
-                    flusher.join(GIVE_UP_WAIT)
-                if in_hand is not None and not failed and (flusher is None or not flusher.is_alive()):
+                    flusher.join()
+                if in_hand is not None and not failed:
                     for ev in in_hand():
                         count += put(ev, locked=False)
                 raise

@@ -410,6 +410,32 @@ def test_a_watch_ended_at_once_without_an_event_is_resumed_after_a_growing_wait(
     assert recorder.reconnects == 0  # (none broke)
 
 
+def test_a_watch_that_ran_its_course_quiet_goes_on_at_once() -> None:
+    """Review finding: a watch that ran its whole course without a change (where no bookmark is sent) was waited
+    after as one ended at once, so the next changes were seen up to 8 s late."""
+    from kwoksnap.clock import FakeClock
+    from kwoksnap.kube.discovery import Resource
+    from kwoksnap.record import watch
+
+    timer = FakeClock()
+
+    class Quiet(FakeWatch):
+        def watch(self, path: str, params: dict[str, Any], stop: threading.Event) -> Iterator[dict[str, Any]]:
+            if len(self.calls) == 1:  # the second watch: the API server's timeout, nothing said meanwhile
+                timer.advance(watch.WATCH_SECONDS)
+            yield from super().watch(path, params, stop)
+
+    pods = Resource("", "v1", "pods", "Pod", True, frozenset({"list", "watch"}))
+    # Ended at once, ran its course quiet, ended at once, then a change (the last one goes on).
+    client = Quiet(pages=[[]], watches=[[], [], [], [{"type": "ADDED", "object": kpod("b", 13)}]])
+    stop = threading.Event()
+    recorder = watch.WatchRecorder(client, [pods], ParseStats(), timer=timer)  # type: ignore[arg-type]
+    collect = Collect(recorder.events(stop), stop)
+    assert collect.names(until=1) == ["b"]
+    assert collect.finish() == ["b"]
+    assert timer.sleeps == [watch.RETRY_SECONDS[0], watch.RETRY_SECONDS[0]]  # (not after the quiet one; reset)
+
+
 def test_the_watch_queue_is_bounded_a_stop_loses_none_of_it_and_a_waiting_watch_ends(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Known defect: the changes waiting for the recording were an unbounded queue (a slow disk and a busy cluster:
@@ -1030,3 +1056,39 @@ def test_a_second_signal_gives_up_only_if_it_is_ctrl_c_or_comes_later() -> None:
     later.first -= AGAIN_AFTER + 0.1
     with pytest.raises(KeyboardInterrupt):
         later._handle(signal.SIGTERM, None)  # a supervisor's second, later
+
+
+def test_giving_up_during_a_slow_flush_still_writes_what_is_in_hand(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review finding: given up while the periodic flush was slow (over 1 s: the slow disk the watch's bound is
+    for), the events in hand were dropped without a word, and the flush was waited for all the same."""
+    from kwoksnap.clock import FakeClock
+    from kwoksnap.replay.recording import write_recording
+    from kwoksnap.store.salvage import salvage
+    from kwoksnap.store.writer import KwsWriter
+
+    original = KwsWriter.flush
+    flushing = threading.Event()
+
+    def slow(self: KwsWriter) -> None:
+        if threading.current_thread().name == "kwoksnap-flush":
+            flushing.set()
+            time.sleep(1.2)
+        original(self)
+
+    monkeypatch.setattr(KwsWriter, "flush", slow)
+    s = 1_000_000_000
+
+    def events() -> Iterator[AuditEvent]:
+        yield event(0, 100 * s)
+        yield event(1, 101 * s)
+        assert flushing.wait(10)
+        raise KeyboardInterrupt  # (a second Ctrl-C, while the flusher is in its slow flush)
+
+    out = tmp_path / "rec.kws"
+    with pytest.raises(KeyboardInterrupt):
+        write_recording(events(), out, meta={}, source={"kind": "watch"}, flush_every=1.0, clock=FakeClock(),
+                        in_hand=lambda: iter([event(2, 102 * s)]))
+    (kept,) = tmp_path.glob(".rec.kws.*.tmp")
+    salvage(kept, tmp_path / "salvaged.kws")
+    assert [e["name"] for e in read_recording(tmp_path / "salvaged.kws")] == ["p0", "p1", "p2"]
