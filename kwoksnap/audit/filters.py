@@ -246,8 +246,10 @@ _NAMESPACE_SKIPS: Final = frozenset({"resource-not-selected", "user-excluded", "
 def _scratch(name: str, resource: str, namespace: str) -> bool:
     if name.startswith(SCRATCH_NAME_PREFIX):  # the measurement writes in default only
         return resource in ("pods", "configmaps") and namespace == "default"
-    if name.startswith(PROBE_NAME_PREFIX):  # the probe node, and the lease a kwok that manages it would give it
-        return resource == "nodes" or (resource == "leases" and namespace == "kube-node-lease")
+    if name.startswith(PROBE_NAME_PREFIX):  # the probe node, and the lease a kwok that manages it would give it;
+        # the workload controllers' probe ReplicaSet (review finding: replayed with --resources replicasets)
+        return resource == "nodes" or (resource == "leases" and namespace == "kube-node-lease") or (
+            resource == "replicasets" and namespace == "kube-system")
     return False
 
 

@@ -140,6 +140,16 @@ def test_default_reasons(kw: dict[str, Any], reason: str | None) -> None:
     assert skip_reason(event(**kw), FilterSpec()) == reason
 
 
+def test_the_workload_controllers_probe_is_scratch_whatever_resources_are_named() -> None:
+    """Review finding: the probe ReplicaSet restore and replay make in kube-system was replayed with --resources
+    replicasets (or *)."""
+    probe = event(name="kwoksnap-probe-0a1b2c3d", resource="replicasets", group="apps", namespace="kube-system",
+                  verb="create")
+    for named in ("replicasets", "*"):
+        assert skip_reason(probe, FilterSpec(resources=frozenset({named}))) == "kwoksnap-scratch"
+    assert skip_reason({**probe, "namespace": "team"}, FilterSpec(resources=frozenset({"replicasets"}))) is None
+
+
 def test_spec_options() -> None:
     spec = FilterSpec(
         resources=frozenset({"pods", "deployments.apps", "deployments.apps/scale", "configmaps/*"}),
