@@ -241,6 +241,7 @@ class _Restorer:
         self.never_adopt: frozenset[str] = frozenset()  # owners whose controller adopts nothing (_snapshot_uids)
         self.results: dict[str, ResourceResult] = {}
         self.failures: list[Failure] = []
+        self._failed_at: dict[tuple[str, str, str], int] = {}  # (resource, namespace, name) -> its failure's index
         self.adoptions: list[Adoption] = []
         # (resource as served, its key in the snapshot, namespace, name, references kept, references to relink,
         # found in place: not written by this run)
@@ -281,9 +282,18 @@ class _Restorer:
         meta = obj.get("metadata") or {}
         if key == "v1/secrets":  # (a refusal may quote the Secret: an admission webhook's message)
             reason = scrub_secret_values(reason, obj)
+        failure = Failure(key, str(meta.get("namespace", "")), str(meta.get("name", "")), reason)
+        where = (key, failure.namespace, failure.name)
         with self.lock:
+            if where in self._failed_at:  # a second failure of one object (created, but its status could not be
+                # written, and then its owner references not relinked): one failure, both reasons (review finding:
+                # counted twice)
+                i = self._failed_at[where]
+                self.failures[i] = dataclasses.replace(self.failures[i], reason=f"{self.failures[i].reason}; {reason}")
+                return
+            self._failed_at[where] = len(self.failures)
             self.results.setdefault(key, ResourceResult(key)).failed += 1
-            self.failures.append(Failure(key, str(meta.get("namespace", "")), str(meta.get("name", "")), reason))
+            self.failures.append(failure)
 
     # -- one object --------------------------------------------------------------------------------------------
 

@@ -176,3 +176,10 @@ def test_a_follow_up_write_without_an_answer_fails_the_object_as_created_and_kee
     assert r.uid_map == {"p-old": "new-p"}
     assert [(entry[2], entry[3], entry[5]) for entry in r.deferred] == [("ns", "p", [ref])]
     assert r.gone is not None and client.cancelled  # (the outage is noticed as before)
+    # Its relink refused too (a webhook refusing pod updates): one failure with both reasons, counted once (review
+    # finding: counted twice, and listed twice)
+    r._fail("v1/pods", {"metadata": {"namespace": "ns", "name": "p"}}, "owner references could not be relinked: 403")
+    assert [(f.name, f.reason.rpartition("; ")[2]) for f in r.failures] == [
+        ("p", "owner references could not be relinked: 403")]
+    assert r.failures[0].reason.startswith("created, but its status could not be written")
+    assert r.results["v1/pods"].failed == 1
