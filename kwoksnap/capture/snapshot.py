@@ -274,8 +274,8 @@ def save_snapshot(
             for api in lost_apis(disc.unavailable):  # (the file says so: whatever that API serves is not in it)
                 writer.incomplete(api.split(":", 1)[0], api)
     except BaseException:  # Ctrl-C, SIGTERM, a write refused: the producers' lists have nothing left to finish,
-        client.cancel()    # so one riding out a server outage in its retries (up to 30 s) gives up at once
-        raise
+        client.abort()     # so one riding out a server outage in its retries (up to 30 s), or waiting for an answer
+        raise              # that never comes (its 60 s read timeout: review finding), gives up at once
     finally:
         stop.set()  # producers still waiting for room give up
         pool.shutdown(wait=True, cancel_futures=True)  # producers not started never start

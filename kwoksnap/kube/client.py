@@ -222,6 +222,13 @@ class Client:
         finish (``save``'s lists), so that it does not ride out up to 30 s of retries first."""
         self._cancelled.set()
 
+    def abort(self) -> None:
+        """:meth:`cancel`, and the requests in flight fail at once, their connections cut (Pool.abort): for a command
+        stopping whose requests have nothing left to finish, where one waiting for a server that never answers
+        would hold the stop for its read timeout."""
+        self.cancel()
+        self._pool.abort()
+
     def __enter__(self) -> Client:
         return self
 

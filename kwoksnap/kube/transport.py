@@ -280,6 +280,8 @@ class Pool:
         self._holders: set[int] = set()
         self._waiting = 0  # threads waiting for a slot
         self._freed: queue.SimpleQueue[None] = queue.SimpleQueue()  # a slot was given back (wakes a waiting thread)
+        self._busy: set[_Connection] = set()  # connections waiting for an answer now (abort() cuts them)
+        self._aborted = False
 
     def _connect(self, timeout: float) -> _Connection:
         try:
@@ -332,10 +334,18 @@ class Pool:
         sent = False  # an attempt went out whole and got no answer: the server may have acted on it
         for _attempt in range(2):  # a second time only after a stale reused connection
             try:
+                if self._aborted:
+                    raise TransportFailure("aborted: the command is stopping", sent=sent)
                 if conn is None:
                     conn = self._connect(wait)
                 conn.sock.settimeout(wait)
-                response = conn.exchange(request, method == "HEAD")
+                with self._lock:
+                    self._busy.add(conn)
+                try:
+                    response = conn.exchange(request, method == "HEAD")
+                finally:
+                    with self._lock:
+                        self._busy.discard(conn)
             except _Stale as exc:
                 if conn is not None:
                     conn.close()
@@ -420,6 +430,17 @@ class Pool:
             opened += 1       # then goes out again on a new one, no retry (review finding: a sent failure, backoff)
             with self._lock:
                 self._idle.append(conn)
+
+    def abort(self) -> None:
+        """Cut the connections waiting for an answer now, and send nothing more: each request in flight fails at
+        once (a TransportFailure), not at its read timeout. For a command stopping whose requests have nothing left
+        to finish (``save``'s lists: review finding, a Ctrl-C waited 60 s for a list the server never answered)."""
+        with self._lock:
+            self._aborted = True
+            busy = list(self._busy)
+        for conn in busy:
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         """Close the idle connections (the pool stays usable; connections in use are kept when returned)."""

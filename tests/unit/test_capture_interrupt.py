@@ -32,6 +32,10 @@ class PagingClient:
     def cancel(self) -> None:
         self.cancelled = True
 
+    def abort(self) -> None:
+        self.cancel()
+        self.aborted = True
+
 
 def resources(n: int) -> Discovery:
     return Discovery([Resource(group="", version="v1", name=f"things{i}", kind=f"Thing{i}", namespaced=True,
@@ -65,7 +69,7 @@ def test_an_interrupt_while_the_producers_start_does_not_hang(tmp_path: Path, mo
     worker.join(timeout=20)
     assert not worker.is_alive(), "save_snapshot hung after the interrupt"
     assert len(done) == 1 and isinstance(done[0], KeyboardInterrupt)
-    assert client.cancelled  # a producer in its retries gives up at once (test_transport: cancel)
+    assert client.aborted  # a producer in its retries, or waiting for an answer, gives up at once (test_transport)
     assert list(tmp_path.iterdir()) == []  # no snapshot, no temporary file left
 
 

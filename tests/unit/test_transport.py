@@ -997,3 +997,41 @@ def test_a_server_that_never_answers_is_said_without_verbose(monkeypatch: pytest
     with Client(ClusterConfig(server=url), timeout=0.4) as c, pytest.raises(TransportError):  # (closed: refused)
         c.get("/version")
     assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text
+
+
+def test_abort_cuts_a_request_waiting_for_an_answer_that_never_comes(
+        server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
+    """Review finding: a Ctrl-C of `save` waited 60 s (the read timeout) for a list the server never answered.
+    Pool.abort cuts the connections waiting for an answer, and nothing more is sent."""
+    import time
+
+    answered = threading.Event()
+
+    def handler(conn: socket.socket, request: bytes, i: int) -> bool:
+        answered.wait(30)  # never, in time: the request hangs
+        return False
+
+    url, seen = server(handler)
+    pool = Pool(url, maxsize=2, timeout=30)
+    failed: list[BaseException] = []
+
+    def hang() -> None:
+        try:
+            pool.request("GET", "/api/v1/configmaps")
+        except TransportFailure as exc:
+            failed.append(exc)
+
+    worker = threading.Thread(target=hang, daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not seen:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    started = time.monotonic()
+    pool.abort()
+    worker.join(10)
+    assert not worker.is_alive() and len(failed) == 1 and time.monotonic() - started < 5
+    with pytest.raises(TransportFailure, match="aborted: the command is stopping"):
+        pool.request("GET", "/again")
+    assert len(seen) == 1  # (not sent again, neither by the retry of a stale connection nor after)
+    answered.set()
