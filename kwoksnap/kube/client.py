@@ -48,6 +48,7 @@ APPLY_PATCH = "application/apply-patch+yaml"
 # Attempts of a request that fails to connect before the server has answered anything (about 0.3-0.7 s in all).
 FIRST_CONTACT_ATTEMPTS = 4
 SLOW_FIRST_CONTACT = 5.0  # seconds an attempt at a server that never answered may take before it is said
+WATCH_GRACE = 30.0  # seconds past its timeoutSeconds a silent watch is waited for before it is taken for dead
 REFRESH_PAUSE = 30.0  # seconds before credentials that brought nothing new are fetched again (after a 401)
 
 
@@ -331,8 +332,13 @@ class Client:
               poll: float = 1.0) -> Iterator[Obj]:
         """The events of a watch (``{"type", "object"}``) as they come, until the server ends it (its
         ``timeoutSeconds``) or ``stop`` is set. Not retried: the caller resumes from the last resourceVersion it
-        saw. A refusal is an :class:`APIError` (410 Expired: the resourceVersion is too old, list again)."""
+        saw. A refusal is an :class:`APIError` (410 Expired: the resourceVersion is too old, list again). With a
+        ``timeoutSeconds``, a watch that has not ended :data:`WATCH_GRACE` seconds after it, nor sent a byte, is
+        a TransportError (black-box finding: a connection that went silent, a network dropping what it carries,
+        was waited on for ever, its changes lost without a word)."""
         target = path + "?" + urlencode({**params, "watch": "true"})
+        limit = params.get("timeoutSeconds")
+        idle = float(limit) + WATCH_GRACE if limit is not None else None
         refreshed = False
         while True:
             sent = self._authorization
@@ -340,7 +346,7 @@ class Client:
             with self._lock:
                 self.requests += 1
             try:
-                response, lines = self._pool.stream(target, stop=stop, headers=headers, poll=poll)
+                response, lines = self._pool.stream(target, stop=stop, headers=headers, poll=poll, idle=idle)
             except TransportFailure as exc:
                 raise TransportError(f"GET {path} (watch): {exc}") from None
             if lines is not None:

@@ -22,6 +22,7 @@ import select
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
@@ -182,21 +183,22 @@ class _Connection:
         del self.buf[:size + 2]
         return chunk
 
-    def lines(self, chunked: bool, stop: threading.Event) -> Iterator[bytes]:
+    def lines(self, chunked: bool, stop: threading.Event, idle: float | None = None) -> Iterator[bytes]:
         """The lines of a streamed body (a watch's events), each as soon as its newline arrives, until the body
-        ends or ``stop`` is set. The socket's timeout is how often ``stop`` is looked at while nothing arrives."""
+        ends or ``stop`` is set. The socket's timeout is how often ``stop`` is looked at while nothing arrives;
+        ``idle``: after so many seconds with no byte at all, the connection is taken for dead (TransportFailure)."""
         pending = bytearray()
         try:
             while True:
                 if chunked:
-                    chunk = self._chunk(lambda: self._wait(stop))
+                    chunk = self._chunk(lambda: self._wait(stop, idle=idle))
                     if chunk is None:
                         break
                     pending += chunk
                 elif self.buf:
                     pending += self.buf
                     del self.buf[:]
-                elif not self._wait(stop, eof_ends=True):
+                elif not self._wait(stop, eof_ends=True, idle=idle):
                     break
                 while (end := pending.find(b"\n")) >= 0:
                     yield bytes(pending[:end])
@@ -206,15 +208,19 @@ class _Connection:
         if pending:
             yield bytes(pending)
 
-    def _wait(self, stop: threading.Event, eof_ends: bool = False) -> bool:
+    def _wait(self, stop: threading.Event, eof_ends: bool = False, idle: float | None = None) -> bool:
         """Until more bytes arrive (True), the end of the stream with ``eof_ends`` (False), or ``stop`` is set
-        (:class:`_Stopped`)."""
+        (:class:`_Stopped`); nothing for ``idle`` seconds is a TransportFailure."""
+        waited_since = time.monotonic()
         while True:
             if stop.is_set():
                 raise _Stopped
             try:
                 chunk = self.sock.recv(_RECV)
             except TimeoutError:
+                if idle is not None and time.monotonic() - waited_since > idle:
+                    raise TransportFailure(f"nothing received for {idle:.0f} s: the connection is taken for dead "
+                                           "(a network that drops what it carries without a word)") from None
                 continue
             except (OSError, ssl.SSLError) as exc:
                 raise TransportFailure(f"{type(exc).__name__}: {exc}") from None
@@ -378,10 +384,11 @@ class Pool:
         raise TransportFailure("connection closed by the server (twice)")
 
     def stream(self, target: str, *, stop: threading.Event, headers: dict[str, str] | None = None,
-               poll: float = 1.0) -> tuple[Response, Iterator[bytes] | None]:
+               poll: float = 1.0, idle: float | None = None) -> tuple[Response, Iterator[bytes] | None]:
         """GET ``target`` on a connection of its own and read its body as it streams (a watch): (the response,
         with an empty body, and its lines) for a 200, else (the whole response, None). The connection is closed
-        when the lines end, are left, or ``stop`` is set (looked at every ``poll`` seconds while nothing comes)."""
+        when the lines end, are left, or ``stop`` is set (looked at every ``poll`` seconds while nothing comes);
+        ``idle`` seconds with nothing at all end the lines with a TransportFailure."""
         extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items()).encode("latin-1")
         request = f"GET {self.prefix}{target} HTTP/1.1\r\n".encode("latin-1") + self._fixed + extra + b"\r\n"
         conn = self._connect(self.timeout)
@@ -401,7 +408,7 @@ class Pool:
 
         def lines() -> Iterator[bytes]:
             try:
-                yield from conn.lines("chunked" in head.get("transfer-encoding", "").lower(), stop)
+                yield from conn.lines("chunked" in head.get("transfer-encoding", "").lower(), stop, idle)
             finally:
                 conn.close()
 

@@ -41,7 +41,10 @@ from kwoksnap.kube.discovery import Discovery, Resource
 log = logging.getLogger("kwoksnap.record")
 
 USER_AGENT: Final = "kwoksnap-watch"
-WATCH_SECONDS: Final = 300  # how long one watch request runs before the API server ends it (resumed at once)
+# How long one watch request runs before the API server ends it (resumed at once, from the last resourceVersion
+# seen). Short, because a connection gone silent is noticed only this plus Client.WATCH_GRACE seconds on (black-box
+# finding: one was waited on for minutes, its changes lost; it was 300 s).
+WATCH_SECONDS: Final = 60
 # Waits between a broken watch's attempts to go on, and before a watch the API server ended at once without an
 # event is resumed (growing while it goes on doing so, back to the first once a watch delivers an event).
 RETRY_SECONDS: Final = (0.5, 1.0, 2.0, 4.0, 8.0)

@@ -1035,3 +1035,29 @@ def test_abort_cuts_a_request_waiting_for_an_answer_that_never_comes(
         pool.request("GET", "/again")
     assert len(seen) == 1  # (not sent again, neither by the retry of a stale connection nor after)
     answered.set()
+
+
+def test_a_stream_that_goes_silent_is_taken_for_dead(server: Callable[[Handler], tuple[str, list[bytes]]]) -> None:
+    """Black-box finding: a watch whose connection went silent (a network dropping what it carries, no FIN, no
+    RST) was waited on for ever, and the changes meanwhile were lost with exit 0. With ``idle``, nothing at all for
+    that long ends the lines with a TransportFailure (the recorder resumes the watch, as after a broken one)."""
+    import time
+
+    release = threading.Event()
+
+    def handler(conn: socket.socket, request: bytes, i: int) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b'11\r\n{"type":"ADDED"}\n\r\n')  # one event, then silence
+        release.wait(30)
+        return False
+
+    url, _ = server(handler)
+    pool = Pool(url, maxsize=1, timeout=5)
+    response, lines = pool.stream("/api/v1/pods?watch=true", stop=threading.Event(), poll=0.05, idle=0.5)
+    assert response.status == 200 and lines is not None
+    assert next(lines) == b'{"type":"ADDED"}'
+    started = time.monotonic()
+    with pytest.raises(TransportFailure, match=r"nothing received for 0 s: the connection is taken for dead"):
+        next(lines)
+    assert 0.4 < time.monotonic() - started < 5
+    release.set()
