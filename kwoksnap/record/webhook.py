@@ -13,6 +13,7 @@ was wrong, go through one queue to the recording in the order the batches came.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import logging
 import queue
@@ -36,7 +37,9 @@ MAX_BODY: Final = 256 << 20  # bytes of one batch (the API server's batches are 
 # later), so memory stays bounded when they come faster than the recording writes (review finding: unbounded).
 MAX_QUEUED: Final = 64
 POLL: Final = 0.2
-IDLE: Final = 2.0  # seconds a read of a request may wait, and a stop waits for the batches being read
+CUT_WAIT: Final = 1.0  # seconds the stop waits for the batches it cut to be answered 503
+IDLE: Final = 2.0  # seconds a read of a request may wait
+STOP_WAIT: Final = 2.0  # seconds a stop waits for the batches being read (then cuts them: answered 503)
 HANDSHAKE: Final = 10.0  # seconds a TLS handshake may take (on the connection's own thread)
 
 _Batch = tuple[int, list[tuple[str, AuditEvent]], list[tuple[str, str, bool]]]
@@ -96,6 +99,7 @@ class WebhookServer:
         self._receiving = 0  # batches being read (finished before the events end, for up to IDLE after a stop)
         self._stopping = threading.Event()
         self._drained = False  # the stop waits no more: a batch read later is answered 503, not queued
+        self._reading: set[socket.socket] = set()  # the connections of the batches being read (cut at the stop)
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -108,6 +112,7 @@ class WebhookServer:
                     busy = not stopping and outer._queue.qsize() >= MAX_QUEUED
                     if not stopping and not busy:
                         outer._receiving += 1
+                        outer._reading.add(self.connection)
                 if stopping or busy:  # the API server sends it again later (its --audit-webhook-initial-backoff)
                     self.close_connection = True
                     self._answer(503, "not recording any more" if stopping else "busy: send it again later")
@@ -117,6 +122,7 @@ class WebhookServer:
                 finally:
                     with outer._count:
                         outer._receiving -= 1
+                        outer._reading.discard(self.connection)
                         outer._count.notify_all()
 
             def _receive(self) -> None:
@@ -135,6 +141,11 @@ class WebhookServer:
                     self._answer(413, f"a batch is at most {MAX_BODY} bytes")
                     return
                 body = self.rfile.read(length)
+                if len(body) < length:  # its sender hung up, or the stop cut it (close): not a batch
+                    self.close_connection = True
+                    if outer._stopping.is_set():
+                        self._answer(503, "not recording any more")
+                    return
                 number = outer._number()
                 source = f"webhook batch {number}"
                 try:
@@ -241,14 +252,23 @@ class WebhookServer:
         yield from self.stats.counted(decoded, problems)
 
     def close(self) -> None:
-        """Stop taking batches; returns once those being read are in the queue, or ``IDLE`` later (a batch still
-        being read then is answered 503, not queued: its sender sends it again)."""
+        """Stop taking batches; returns once those being read are in the queue, or ``STOP_WAIT`` later (a batch
+        still being read then is cut and answered 503, not queued: its sender sends it again)."""
         with self._count:
             if self._stopping.is_set():
                 return
             self._stopping.set()
         self._server.shutdown()  # (no new connection)
         with self._count:
-            self._count.wait_for(lambda: not self._receiving, timeout=IDLE)
+            done = self._count.wait_for(lambda: not self._receiving, timeout=STOP_WAIT)
             self._drained = True
+            cut = [] if done else list(self._reading)
+        # A batch still coming is cut and answered 503 before this returns (black-box finding: the process ended
+        # while it was read, and its sender saw the connection closed without an answer).
+        for sock in cut:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RD)
+        if cut:
+            with self._count:
+                self._count.wait_for(lambda: not self._receiving, timeout=CUT_WAIT)
         self._server.server_close()
