@@ -155,6 +155,9 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
             if exclude_user:
                 click.echo("warning: --exclude-user has no effect on a recording of the watch, which does not say who "
                            "made a change (--audit-file and --audit-webhook do)", err=True)
+            # (black-box finding: docs/audit.md says it when recording starts; only the refusal said it)
+            click.echo("note: a watch does not say who made a change: this recording replays with --mode verbatim "
+                       "only (--audit-file or --audit-webhook record who did)", err=True)
         began = time.monotonic()
         timer = threading.Timer(seconds, stop.set) if seconds is not None else None
         if timer is not None:

@@ -245,7 +245,7 @@ def test_what_the_watch_cannot_record_is_said_when_recording_starts(kwok_cluster
                             "-o", str(tmp_path / "r.kws"), kubeconfig=kwok_cluster.kubeconfig)
     try:
         assert recorder.stderr is not None
-        warnings = [recorder.stderr.readline(), recorder.stderr.readline()]
+        warnings = [recorder.stderr.readline() for _ in range(3)]
     finally:
         _, err = _stop(recorder)
     assert warnings == [
@@ -253,7 +253,9 @@ def test_what_the_watch_cannot_record_is_said_when_recording_starts(kwok_cluster
         "is served (a custom resource whose definition comes later; looked for every 5 s), and a misspelt name never "
         "is\n",
         "warning: --exclude-user has no effect on a recording of the watch, which does not say who made a change "
-        "(--audit-file and --audit-webhook do)\n"], warnings
+        "(--audit-file and --audit-webhook do)\n",
+        "note: a watch does not say who made a change: this recording replays with --mode verbatim only "
+        "(--audit-file or --audit-webhook record who did)\n"], warnings
     assert "deploymnets" not in err  # (said once)
 
 
