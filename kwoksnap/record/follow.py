@@ -32,7 +32,7 @@ import orjson
 
 from kwoksnap.audit import AuditEvent, ParseStats
 from kwoksnap.audit.formats import decode_value
-from kwoksnap.errors import InputError
+from kwoksnap.errors import InputError, UsageError
 
 POLL: Final = 0.2  # seconds between looks at a file that did not grow
 SETTLE: Final = 1.0  # seconds an old file must stay quiet after a rotation before the new one is read
@@ -52,6 +52,10 @@ class Follower:
         if self.path.exists() and not self.path.is_dir() and not self.path.is_file():  # (opening a FIFO blocks)
             raise InputError(f"{path}: not a regular file (a pipe or a device): follow the file the API server "
                              "writes (--audit-log-path)")
+        if not self.path.exists() or self.path.is_dir():  # a file argument that is not there: a usage error, exit 2,
+            # as README's exit codes say (black-box finding: exit 3)
+            what = "is a directory, not an audit log file" if self.path.is_dir() else "no such file"
+            raise UsageError(f"{path}: {what} (follow the file the API server writes: its --audit-log-path)")
         opened = time.time_ns()
         self._stream, self._inode = _open(self.path)  # (now: a path that cannot be read is an error at once)
         self._first = _File(self._stream, self._inode, str(self.path), "" if from_start else "+", False, opened)

@@ -316,10 +316,10 @@ def test_the_record_command_refuses_what_it_cannot_do(tmp_path: Path) -> None:
                           (("--audit-webhook", "1", "--duration", "0"), "--duration must be more than 0"),
                           (("--audit-webhook", "1", "--duration", "300000000000"), "at most a year"),
                           (("--audit-webhook", "nowhere:x"), "is not HOST:PORT"),
-                          (("--audit-file", str(tmp_path / "missing.log")), "no such file")):
+                          (("--audit-file", str(tmp_path / "missing.log")), "no such file"),
+                          (("--audit-file", str(tmp_path)), "is a directory")):  # (exit 2: black-box finding, 3)
         proc = run("record", "-o", out, *args)
-        assert proc.returncode in (2, 3) and message in proc.stderr and proc.stderr.count("\n") == 1, (args,
-                                                                                                        proc.stderr)
+        assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, (args, proc.stderr)
     assert not Path(out).exists()
 
 
