@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -108,6 +109,7 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
     events: Iterator[Any]
     pending: Any = None  # what the source holds and has not handed out: written too when giving up (a queue)
     unserved: list[str] = []  # --resources entries the API server serves nothing of (the watch)
+    absent: list[str] = []  # -n namespaces the cluster does not hold (the watch)
     if audit_file is not None:
         from kwoksnap.record.follow import Follower
 
@@ -121,6 +123,7 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
         events, source, pending = server.events(stop), {"kind": "audit-webhook"}, server.pending
         said = f"the audit webhook batches sent to {server.url}"
     else:
+        from kwoksnap.errors import APIError
         from kwoksnap.kube.config import without_password
         from kwoksnap.kube.discovery import discover
         from kwoksnap.record.watch import REDISCOVER_SECONDS, WatchRecorder, watched
@@ -139,6 +142,10 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
                                                 "serverVersion": discovery.server_version}
         pending = watcher.pending
         said = f"the changes of {', '.join(r.group_resource for r in watcher.resources)} at {server_url}"
+        for ns in spec.namespaces:  # (said as save says it; black-box finding: record did not)
+            with contextlib.suppress(APIError):  # (no right to read namespaces, only what is in them: nothing to say)
+                if not client.exists(f"/api/v1/namespaces/{ns}"):
+                    absent.append(ns)
     with _StopOnSignals(stop):  # (before it says "Ctrl-C stops and writes it": a test's Ctrl-C came first)
         click.echo(f"recording {said} into {path}; Ctrl-C stops and writes it", err=True)
         for stray in filter(killed_recording, strays(Path(path))):  # (no writer removes those)
@@ -152,6 +159,9 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
                 click.echo(f"warning: --resources {entry}: the API server serves no such resource (yet): it is "
                            "recorded from when it is served (a custom resource whose definition comes later; looked "
                            f"for every {REDISCOVER_SECONDS:g} s), and a misspelt name never is", err=True)
+            for ns in absent:
+                click.echo(f"warning: namespace {ns} does not exist in the cluster (yet): its changes are recorded "
+                           "from when it is made", err=True)
             if exclude_user:
                 click.echo("warning: --exclude-user has no effect on a recording of the watch, which does not say who "
                            "made a change (--audit-file and --audit-webhook do)", err=True)

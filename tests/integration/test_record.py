@@ -241,17 +241,19 @@ def test_what_the_watch_cannot_record_is_said_when_recording_starts(kwok_cluster
                                                                     workdir: Path, tmp_path: Path) -> None:
     """Black-box findings: a --resources name the API server does not serve (a typo, a CRD not made yet) was
     recorded as nothing for the whole session and only hinted at the end, and --exclude-user was taken and ignored."""
-    recorder, _ = _recorder(workdir, "-n", namespace, "--resources", "pods,deploymnets", "--exclude-user", "bob",
-                            "-o", str(tmp_path / "r.kws"), kubeconfig=kwok_cluster.kubeconfig)
+    recorder, _ = _recorder(workdir, "-n", f"{namespace},{namespace}-not-yet", "--resources", "pods,deploymnets",
+                            "--exclude-user", "bob", "-o", str(tmp_path / "r.kws"), kubeconfig=kwok_cluster.kubeconfig)
     try:
         assert recorder.stderr is not None
-        warnings = [recorder.stderr.readline() for _ in range(3)]
+        warnings = [recorder.stderr.readline() for _ in range(4)]
     finally:
         _, err = _stop(recorder)
     assert warnings == [
         "warning: --resources deploymnets: the API server serves no such resource (yet): it is recorded from when it "
         "is served (a custom resource whose definition comes later; looked for every 5 s), and a misspelt name never "
         "is\n",
+        f"warning: namespace {namespace}-not-yet does not exist in the cluster (yet): its changes are recorded from "
+        "when it is made\n",  # (said as save says it: black-box finding)
         "warning: --exclude-user has no effect on a recording of the watch, which does not say who made a change "
         "(--audit-file and --audit-webhook do)\n",
         "note: a watch does not say who made a change: this recording replays with --mode verbatim only "
