@@ -107,9 +107,9 @@ def test_a_followed_log_from_its_start_a_truncated_one_and_a_missing_one(tmp_pat
         f.write(line(3)[:30])  # stopped while a line is half-written: reported, not decoded
     assert collect.finish() == ["p0", "p1", "p2"]
     assert stats.truncated == {str(log): f"{log}:2: the last line has no newline yet"}
-    with pytest.raises(InputError, match="no such file"):
+    with pytest.raises(UsageError, match="no such file"):  # (file arguments: exit 2)
         Follower(tmp_path / "none.log", stats)
-    with pytest.raises(InputError, match="is a directory"):
+    with pytest.raises(UsageError, match="is a directory"):
         Follower(tmp_path, stats)
 
 
