@@ -91,6 +91,9 @@ def diff(ctx: click.Context, a: str, b: str | None, live: bool, namespaces: tupl
     for gr, reason in partial.items():  # (black-box finding: what save could not list showed as "added")
         why = reason if SALVAGED in reason else f"save could not list it whole ({reason})"  # (review finding)
         click.echo(f"warning: {gr} not compared: {why}", err=True)
+    if partial and not result.compared:  # (black-box finding: "equal" of a file whose every resource was left out)
+        click.echo("warning: nothing was compared: what A holds is all in the resources left out above, so 'equal' "
+                   "says nothing of them", err=True)
     if output_format == "json":
         print_json(result.to_dict())
     else:

@@ -61,6 +61,16 @@ def test_what_save_could_not_list_is_not_compared_and_said(tmp_path: Path) -> No
         assert proc.stdout.strip().endswith("equal: 1 objects compared, 0 differences"), proc.stdout
         assert proc.stderr == (f"warning: nodes not compared: save could not list it whole ({partial}: 403 "
                                "Forbidden: nodes is forbidden)\n"), proc.stderr
+    # A file whose every resource was left out compares nothing: said (black-box finding: only "equal")
+    only_nodes = tmp_path / "only-nodes.kws"
+    with KwsWriter(only_nodes) as w:
+        w.write({"type": "resource", "resource": "v1/nodes", "kind": "Node", "namespaced": False})
+        w.incomplete("v1/nodes", "403 Forbidden: nodes is forbidden")
+    proc = subprocess.run([sys.executable, "-m", "kwoksnap", "diff", str(only_nodes), str(full)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("equal: 0 objects compared, 0 differences")
+    assert proc.stderr.endswith("warning: nothing was compared: what A holds is all in the resources left out "
+                                "above, so 'equal' says nothing of them\n"), proc.stderr
     proc = subprocess.run([sys.executable, "-m", "kwoksnap", "inspect", str(partial)], capture_output=True,
                           text=True, timeout=60)
     assert ("not whole: 1 resource(s): v1/nodes (v1/nodes: its list failed when saved: 403 Forbidden: nodes is "
