@@ -189,10 +189,7 @@ class WatchRecorder:
                                     ", ".join(alive))
                     return
                 continue
-            for event in batch:
-                self.stats.events += 1
-                self.stats.formats["watch"] += 1
-                yield event
+            yield from self._handed(batch)
 
     def pending(self) -> Iterator[AuditEvent]:
         """The changes received and not handed out yet, taken without waiting for the watches (the recording given
@@ -202,10 +199,13 @@ class WatchRecorder:
                 batch = self._queue.get_nowait()
             except queue.Empty:
                 return
-            for event in batch:
-                self.stats.events += 1
-                self.stats.formats["watch"] += 1
-                yield event
+            yield from self._handed(batch)
+
+    def _handed(self, batch: list[AuditEvent]) -> Iterator[AuditEvent]:
+        for event in batch:
+            self.stats.events += 1
+            self.stats.formats["watch"] += 1
+            yield event
 
     def _thread(self, scope: _Scope, stop: threading.Event) -> threading.Thread:
         thread = threading.Thread(target=self._follow, args=(scope, stop),
@@ -325,18 +325,20 @@ class WatchRecorder:
     def _retry(self, res: Resource, exc: Exception, failures: int, stop: threading.Event) -> int:
         with self._count:
             self.reconnects += 1
-        wait = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
-        log.warning("%s: the watch broke (%s); going on in %.1f s", res.key, exc, wait)
-        self._timer.sleep_until(self._timer.now() + wait, stop)
-        return failures + 1
+        log.warning("%s: the watch broke (%s); going on in %.1f s", res.key, exc, _retry_wait(failures))
+        return self._pause(failures, stop)
 
     def _back_off(self, res: Resource, failures: int, stop: threading.Event) -> int:
         """The API server ended a watch without an event (no change, no bookmark): resumed after a wait that grows
         while it goes on doing so (an API server shutting down, a proxy closing streams), as a broken watch's does,
         not counted as one (the summary's "the watches broke"). A watch that delivers an event resets it."""
-        wait = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
-        log.info("%s: the API server ended the watch without an event; going on in %.1f s", res.key, wait)
-        self._timer.sleep_until(self._timer.now() + wait, stop)
+        log.info("%s: the API server ended the watch without an event; going on in %.1f s", res.key,
+                 _retry_wait(failures))
+        return self._pause(failures, stop)
+
+    def _pause(self, failures: int, stop: threading.Event) -> int:
+        """Wait the ``failures``-th retry wait (or until ``stop``); the count of failures after this one."""
+        self._timer.sleep_until(self._timer.now() + _retry_wait(failures), stop)
         return failures + 1
 
     def _relist(self, scope: _Scope, states: dict[_Key, Obj],
@@ -377,6 +379,10 @@ class WatchRecorder:
                 return
             except queue.Full:
                 continue
+
+
+def _retry_wait(failures: int) -> float:
+    return RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
 
 
 def _named(scope: _Scope) -> str:
