@@ -11,7 +11,6 @@ changes become audit events through :mod:`kwoksnap.audit.kwokctl`.
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import logging
 import threading
@@ -127,11 +126,11 @@ def write_recording(events: Iterable[AuditEvent], path: str | Path, *, meta: dic
                 flusher = threading.Thread(target=flush_now_and_then, args=(flush_every, clock or RealClock()),
                                            name="kwoksnap-flush", daemon=True)
                 flusher.start()
-            def put(ev: AuditEvent, locked: bool = True) -> int:
+            def put(ev: AuditEvent) -> int:
                 record = {"type": "event", "resource": STREAM, "ts": ev["ts"], "namespace": ev["namespace"],
                           "event": ev}
                 try:
-                    with lock if locked else contextlib.nullcontext():
+                    with lock:
                         w.write(record)
                 except Unstorable as exc:
                     if left_out is not None:
@@ -148,14 +147,14 @@ def write_recording(events: Iterable[AuditEvent], path: str | Path, *, meta: dic
                 # Given up (a second Ctrl-C): what is in hand is written, then the temporary file is kept as before.
                 # Once the flusher has ended (between two flushes it ends at once; a flush in progress, on a slow
                 # disk, is waited for, as the `finally` always did: review finding, its 1 s wait gave up on it and
-                # the events in hand were dropped without a word), and then without the lock, which nothing else
-                # takes. (A third Ctrl-C ends this too: what was written stays.)
+                # the events in hand were dropped without a word). (A third Ctrl-C ends this too: what was written
+                # stays.)
                 done.set()
                 if flusher is not None:
                     flusher.join()
                 if in_hand is not None and not failed:
                     for ev in in_hand():
-                        count += put(ev, locked=False)
+                        count += put(ev)
                 raise
             finally:
                 done.set()
@@ -188,9 +187,10 @@ def read_recording(path: str | Path, spec: FilterSpec | None = None, stats: Pars
                          "snapshots)")
     if not reader.clean:  # found now, not after the part before the break was replayed
         # What the walk found there (black-box finding: bytes added to a whole file were said to be a cut).
-        why = reader.scan().reason or ""
+        found = reader.scan()
         reader.close()
-        if "after its index and trailer" not in why:
+        why = found.reason or ""
+        if not found.appended:
             why = f"not closed cleanly (cut short, or convert was interrupted{': ' + why if why else ''})"
         raise InputError(f"{path}: {why}; `kwoksnap salvage` copies what is readable into a whole file, and "
                          "`kwoksnap convert` writes it again from the audit log")

@@ -74,6 +74,7 @@ class ScanReport:
     stopped_frame: int | None = None  # 1-based number of the frame that could not be read
     reason: str | None = None
     index_damaged: bool = False  # it ends with a trailer, but the index it points to cannot be read
+    appended: bool = False  # whole up to its trailer, with bytes added after it (`reason` says how many)
 
     @property
     def ok(self) -> bool:
@@ -120,11 +121,12 @@ class Salvaged:
 class _Broken(Exception):
     """Internal: where and why a block could not be read (turned into FormatError or a ScanReport)."""
 
-    def __init__(self, offset: int, reason: str, frame: int | None = None) -> None:
+    def __init__(self, offset: int, reason: str, frame: int | None = None, *, appended: bool = False) -> None:
         super().__init__(reason)
         self.offset = offset
         self.reason = reason
         self.frame = frame
+        self.appended = appended  # the file is whole (index and trailer), with bytes after it
 
 
 JOINED: Final = "two files joined"  # (`cat a.kws b.kws`: said so, where the reader found the second file's header)
@@ -434,7 +436,7 @@ class KwsReader:
             number += 1
             tag, payload = self._read_block(offset, number, limit)
             if tag != TAG_FRAME:
-                raise _Broken(offset, self._after_index(offset, tag, len(payload)), None)
+                raise self._after_index(offset, tag, len(payload))
             records = decode(payload, offset, number)
             length = BLOCK_HEAD.size + len(payload)
             yield number, offset, length, records
@@ -452,7 +454,7 @@ class KwsReader:
         except (OSError, InputError):
             return False
 
-    def _after_index(self, offset: int, tag: int, length: int) -> str:
+    def _after_index(self, offset: int, tag: int, length: int) -> _Broken:
         """Why a walk that met the index block at ``offset`` found no trailer at the file's end."""
         at = offset + BLOCK_HEAD.size + length
         if tag == TAG_INDEX and at + TRAILER.size < self._size:
@@ -463,10 +465,10 @@ class KwsReader:
             if whole:  # (black-box finding: "the trailer is missing or damaged" of a whole file plus a newline)
                 extra = self._size - at - TRAILER.size
                 second = self._second_file_at()
-                return (f"the file goes on for {extra} bytes after its index and trailer: "
-                        + (f"another .kws file begins at byte {second} ({JOINED})" if second is not None
-                           else "bytes added at its end"))
-        return "index block found but the trailer is missing or damaged"
+                return _Broken(offset, f"the file goes on for {extra} bytes after its index and trailer: "
+                               + (f"another .kws file begins at byte {second} ({JOINED})" if second is not None
+                                  else "bytes added at its end"), appended=True)
+        return _Broken(offset, "index block found but the trailer is missing or damaged")
 
     # -- public API ----------------------------------------------------------------------------------------------
 
@@ -756,7 +758,7 @@ class KwsReader:
                 number += 1
                 tag, payload = self._read_block(offset, number, self._index_offset)
                 if tag != TAG_FRAME:
-                    raise _Broken(offset, self._after_index(offset, tag, len(payload)), None)
+                    raise self._after_index(offset, tag, len(payload))
                 offset += BLOCK_HEAD.size + len(payload)
         except _Broken as broken:
             raise self._broken_error(broken) from None
@@ -810,6 +812,7 @@ class KwsReader:
             stopped_frame=broken.frame if broken else None,
             reason=reason,
             index_damaged=self._footer_error is not None,
+            appended=broken is not None and broken.appended,
         )
 
     def close(self) -> None:
