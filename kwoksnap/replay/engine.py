@@ -1428,10 +1428,7 @@ class Replayer:
         message = (f"{ev['source']}: the log is idle from {format_timestamp(since_ns)} to "
                    f"{format_timestamp(until_ns)}; at this speed the replay waits {_duration(wait)} before this "
                    "change (--max-gap, e.g. --max-gap 30s, compresses idle stretches)")
-        with self.lock:
-            self.report.warnings.append(message)
-        with contextlib.suppress(Exception):  # a closed stderr (EPIPE) must not stop the replay: it is in the report
-            self.notice(message)
+        self._warn_now(message)
 
     def _warn_handoff(self, ev: AuditEvent) -> None:
         """Once per inputs-mode replay: a user's write of a node's Lease (handing it to another holder stops the
@@ -1443,9 +1440,13 @@ class Replayer:
                    "its node-monitor-grace-period has passed in real time, which --speed does not shorten (a "
                    "kwoksnap cluster's is 40 s x its --heartbeat-factor, 200 s by default: `kwoksnap cluster create "
                    "--heartbeat-factor` with the source's keeps the recorded pace at 1x)")
+        self._warn_now(message)
+
+    def _warn_now(self, message: str) -> None:
+        """A warning for the report, said at once too (when planning meets it, not at the end)."""
         with self.lock:
             self.report.warnings.append(message)
-        with contextlib.suppress(Exception):  # (see _warn_long_wait)
+        with contextlib.suppress(Exception):  # a closed stderr (EPIPE) must not stop the replay: it is in the report
             self.notice(message)
 
     def _stale(self, ev: AuditEvent) -> None:

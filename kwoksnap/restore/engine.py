@@ -547,19 +547,20 @@ class _Restorer:
         over with the live resourceVersion). A replace refused with 409 Conflict (the object changed in the target
         between the GET and the PUT: its controllers write it) is read and tried again, up to
         ``REPLACE_ATTEMPTS`` times in all (review finding: it failed at the first)."""
-        for attempt in range(1, REPLACE_ATTEMPTS + 1):
-            existing = self.client.get(res.path(ns, name))
-            policy = self.options.on_conflict
-            if policy == "fail":
-                if _made_by_the_api_server(existing):  # every target has it: not what --on-conflict fail guards
-                    return existing, "skipped"
-                raise KwoksnapError("already exists (--on-conflict fail)")
-            if policy == "skip":
+        existing = self.client.get(res.path(ns, name))
+        policy = self.options.on_conflict
+        if policy == "fail":
+            if _made_by_the_api_server(existing):  # every target has it: not what --on-conflict fail guards
                 return existing, "skipped"
-            if redacted(prep.body):  # placeholders must never replace real values
-                with self.lock:
-                    self.kept_secrets.append(f"{ns}/{name}")
-                return existing, "skipped"
+            raise KwoksnapError("already exists (--on-conflict fail)")
+        if policy == "skip":
+            return existing, "skipped"
+        if redacted(prep.body):  # placeholders must never replace real values
+            with self.lock:
+                self.kept_secrets.append(f"{ns}/{name}")
+            return existing, "skipped"
+        attempt = 1
+        while True:
             if (existing.get("metadata") or {}).get("deletionTimestamp") and prep.terminate is None \
                     and res.kind != "Namespace":  # (a Namespace being deleted is said once: terminating_namespaces)
                 # No write undoes a deletion (black-box finding: a Terminating pod was counted "updated", exit 0).
@@ -575,7 +576,8 @@ class _Restorer:
                                         f"it: {exc}") from exc
                 log.info("%s %s/%s changed in the target before it was replaced (attempt %d of %d): %s", res.kind,
                          ns, name, attempt, REPLACE_ATTEMPTS, exc)
-        raise AssertionError("unreachable")
+            attempt += 1
+            existing = self.client.get(res.path(ns, name))
 
     def _replace(self, res: Resource, ns: str | None, name: str, prep: Prepared, existing: Obj) -> Obj:
         """PUT the snapshot's object over ``existing``, at its resourceVersion (a Conflict if it changed since)."""
