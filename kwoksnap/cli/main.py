@@ -138,10 +138,10 @@ def main(argv: list[str] | None = None, *, process: bool = False) -> None:
             exc.show()
         else:
             hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-            click.echo(f"{prog}: error: {exc.format_message()}{hint}", err=True)
+            click.echo(f"{prog}: error: {one_line(exc.format_message())}{hint}", err=True)
         code = ExitCode.USAGE
     except click.ClickException as exc:
-        click.echo(f"{prog}: error: {exc.format_message()}", err=True)
+        click.echo(f"{prog}: error: {one_line(exc.format_message())}", err=True)
         code = exc.exit_code
     except (_OutputClosed, BrokenPipeError):  # the reader went away (`| head`): nothing to say, nowhere to say it
         with contextlib.suppress(OSError):  # and no second failure when the interpreter flushes stdout at exit
@@ -191,18 +191,27 @@ def error_line(exc: KwoksnapError) -> str:
     return f"{exc}{SALVAGE_HINT}" if isinstance(exc, FormatError) and exc.salvageable else str(exc)
 
 
+def one_line(message: str) -> str:
+    """A message as the one line it must be: a line break in what it quotes (a file named with a newline, a
+    server's multi-line answer) is shown escaped, as ``\\n``, so the line stays one and still says what it holds."""
+    if "\n" not in message and "\r" not in message:
+        return message
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def _error(prog: str, message: str, code: ExitCode, debug: bool) -> ExitCode:
     """The one error line (a traceback first with --debug), and the exit code to leave with."""
     if debug:
         traceback.print_exc()
-    click.echo(f"{prog}: error: {message}", err=True)
+    click.echo(f"{prog}: error: {one_line(message)}", err=True)
     return code
 
 
 def _internal(prog: str, exc: Exception, debug: bool) -> ExitCode:
     if debug:
         traceback.print_exc()
-    click.echo(f"{prog}: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", err=True)
+    click.echo(f"{prog}: internal error: {type(exc).__name__}: {one_line(str(exc))} (rerun with --debug for a "
+               "traceback)", err=True)
     return ExitCode.INTERNAL
 
 

@@ -1222,3 +1222,13 @@ def test_a_namespace_filter_that_no_namespace_could_match_is_a_usage_error(tmp_p
         proc = run(*args)
         assert proc.returncode == 2 and "is no namespace name (lowercase letters, digits and '-'" in proc.stderr, (
             args, proc.stderr)
+
+
+def test_an_error_quoting_a_line_break_stays_one_line(tmp_path: Path) -> None:
+    """A file named with a newline split the one error line in two (black-box finding): it is shown escaped."""
+    bad = tmp_path / "bad\nname.kws"
+    bad.write_bytes(b"garbage")
+    proc = run("inspect", str(bad))
+    assert proc.returncode == 3
+    assert proc.stderr.count("\n") == 1
+    assert "bad\\nname.kws" in proc.stderr and "not a .kws file" in proc.stderr
