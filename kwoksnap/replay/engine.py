@@ -861,7 +861,7 @@ class Replayer:
                                          {"spec": {"ephemeralContainers": spec["ephemeralContainers"]}},
                                          STRATEGIC_MERGE_PATCH)
         try:
-            return self.client.create(res.path(ns), body)
+            return self.client.create(res.path(ns), body, answer="identity")
         except NotFound as exc:
             if not ns or exc.details.get("kind") != "namespaces":
                 raise
@@ -876,7 +876,7 @@ class Replayer:
         # namespace's default ServiceAccount exists: the controller makes it a moment later; do not wait for it.
         with contextlib.suppress(APIError):  # already there, or not ours to make: the create below tells
             self.client.create(f"/api/v1/namespaces/{ns}/serviceaccounts", {"metadata": {"name": "default"}})
-        return self.client.create(res.path(ns), body)
+        return self.client.create(res.path(ns), body, answer="identity")
 
     def execute(self, action: Action) -> str | None:
         """Send one action; returns a skip reason, or None when applied. Raises on failure."""
@@ -986,7 +986,7 @@ class Replayer:
                 self._terminating_gone(res, ns, action.name)
             try:
                 c.request("PATCH", res.path(ns, action.name, action.subresource or None), body=action.body,
-                          content_type=action.content_type, params=action.params or None)
+                          content_type=action.content_type, params=action.params or None, answer="none")
             except NotFound:
                 if self.options.mode == "inputs" and res.key == "v1/pods":
                     if self._stand_in(res, action):
@@ -1013,7 +1013,8 @@ class Replayer:
         if action.op == "delete":
             inputs_pod = self.options.mode == "inputs" and res.key == "v1/pods"
             try:
-                c.request("DELETE", res.path(ns, action.name), body=action.body, params=action.params or None)
+                c.request("DELETE", res.path(ns, action.name), body=action.body, params=action.params or None,
+                          answer="none")
             except NotFound:
                 if inputs_pod and self._stand_in(res, action):
                     return None
@@ -1025,7 +1026,7 @@ class Replayer:
                     self._deleted_by_name.add(f"{action.namespace}/{action.name}")
             return None
         if action.op == "deletecollection":
-            c.request("DELETE", res.path(ns), body=action.body, params=action.params or None)
+            c.request("DELETE", res.path(ns), body=action.body, params=action.params or None, answer="none")
             return None
         if action.op == "bind":
             return self._bind(res, ns, action)
@@ -1153,7 +1154,7 @@ class Replayer:
         again after a conflict with a concurrent writer."""
         if res.key not in self._conditional:
             try:
-                return self.client.replace(path, body)
+                return self.client.replace(path, body, answer="identity")
             except Invalid as exc:
                 if not isinstance(body, dict) or "must be specified for an update" not in exc.api_message:
                     raise
@@ -1167,7 +1168,7 @@ class Replayer:
         with a concurrent writer, three times at most."""
         for attempt in range(3):
             try:
-                return self.client.replace(path, change(self.client.get(path)))
+                return self.client.replace(path, change(self.client.get(path)), answer="identity")
             except Conflict:
                 if attempt == 2:
                     raise
@@ -1246,7 +1247,7 @@ class Replayer:
     def _bind(self, res: Resource, ns: str | None, action: Action) -> str | None:
         path = res.path(ns, action.name, "binding")
         try:
-            self.client.create(path, action.body)
+            self.client.create(path, action.body, answer="none")
         except APIError as exc:
             if "gate" not in exc.api_message.lower():
                 if isinstance(exc, Conflict) and self._bound_as_recorded(res, ns, action):
@@ -1282,7 +1283,7 @@ class Replayer:
                 self._renewed[lease] = sent
         now = format_micro(int(self.clock.wall() * NS))
         try:
-            self.client.patch(res.path(ns, action.name), {"spec": {"renewTime": now}}, MERGE_PATCH)
+            self.client.patch(res.path(ns, action.name), {"spec": {"renewTime": now}}, MERGE_PATCH, answer="none")
         except NotFound:
             if action.state is not None:  # logged whole: as recorded (its Node owner, its duration), renewed now
                 created = clean_body(action.state, mode=self.options.mode, resource="leases",

@@ -869,7 +869,7 @@ class FakeClient:
     def _answer(self, uid: str) -> dict[str, Any]:
         return {"metadata": {"name": "p", "namespace": "ns", "uid": uid}}
 
-    def create(self, path: str, body: Any) -> dict[str, Any]:
+    def create(self, path: str, body: Any, **_: Any) -> dict[str, Any]:
         self.sent.append(("POST", path, body))
         if self.live_uid:
             raise Conflict(409, "AlreadyExists", "pods \"p\" already exists")
@@ -877,7 +877,7 @@ class FakeClient:
         self.live_uid = f"t-{self.creates}"
         return self._answer(self.live_uid)
 
-    def replace(self, path: str, body: Any) -> dict[str, Any]:
+    def replace(self, path: str, body: Any, **_: Any) -> dict[str, Any]:
         self.sent.append(("PUT", path, body))
         if not self.live_uid:
             raise NotFound(404, "NotFound", 'pods "p" not found')
@@ -1102,7 +1102,7 @@ def test_a_refused_binding_is_already_bound_only_when_the_pod_is_on_the_recorded
         def thread_requests(self) -> int:
             return 0
 
-        def create(self, path: str, body: Any) -> Any:
+        def create(self, path: str, body: Any, **_: Any) -> Any:
             raise Conflict(409, "Conflict", f"pod p1 is already assigned to node {self.pod['spec']['nodeName']}")
 
         def get(self, path: str) -> Any:
@@ -1208,7 +1208,7 @@ def test_at_max_speed_renewals_are_spaced_by_the_wall_time_they_are_sent_at() ->
         def __init__(self) -> None:
             self.patched: list[str] = []
 
-        def patch(self, path: str, body: Any, *_args: Any) -> dict[str, Any]:
+        def patch(self, path: str, body: Any, *_args: Any, **_: Any) -> dict[str, Any]:
             self.patched.append(path)
             return {}
 
@@ -1527,7 +1527,7 @@ class FreezingClient(NoClient):
             return iter([({"metadata": {"name": f"n{i}"}}, "") for i in range(3)])
         return iter([({"metadata": {"name": f"p{i}", "namespace": "ns", **frozen}}, "") for i in range(3)])
 
-    def patch(self, path: str, body: Any, *_args: Any) -> dict[str, Any]:
+    def patch(self, path: str, body: Any, *_args: Any, **_: Any) -> dict[str, Any]:
         if len(self.patched) == 1:
             raise KeyboardInterrupt
         self.patched.append(path)
@@ -1551,7 +1551,7 @@ def test_ctrl_c_while_connections_are_warmed_up_still_reports_the_frozen_nodes()
     """Review finding: Ctrl-C while the connections were opened, after the nodes were frozen, ended with exit 130 and
     no report (warm_up ran outside any handler)."""
     class Frozen(FreezingClient):
-        def patch(self, path: str, body: Any, *_args: Any) -> dict[str, Any]:
+        def patch(self, path: str, body: Any, *_args: Any, **_: Any) -> dict[str, Any]:
             self.patched.append(path)
             return {}
 
@@ -1581,7 +1581,7 @@ def test_verbatim_replay_freezes_the_pods_an_inputs_replay_handed_back() -> None
                                         "annotations": {"kwoksnap.io/frozen": "true"}}}, ""),
                          ({"metadata": {"name": "p2", "namespace": "ns", "annotations": {"other": "x"}}}, "")])
 
-        def patch(self, path: str, body: Any, *_args: Any) -> dict[str, Any]:
+        def patch(self, path: str, body: Any, *_args: Any, **_: Any) -> dict[str, Any]:
             assert body == {"metadata": {"annotations": {"kwoksnap.io/frozen": "true"}}}
             self.patched.append(path)
             return {}
@@ -1599,7 +1599,7 @@ def test_a_failed_thaw_patch_is_raised_once_every_patch_was_sent() -> None:
     """Review finding: cancelling the queued patches, meant for Ctrl-C, also followed an ordinary failure, leaving
     the target partly thawed with nothing said."""
     class FailingOnce(FreezingClient):
-        def patch(self, path: str, body: Any, *_args: Any) -> dict[str, Any]:
+        def patch(self, path: str, body: Any, *_args: Any, **_: Any) -> dict[str, Any]:
             if not self.patched:
                 self.patched.append("refused")
                 raise APIError(500, "InternalError", "boom")
@@ -2274,7 +2274,7 @@ def test_a_dependent_waits_for_its_owner_without_holding_a_place_in_flight(monke
                     raise NotFound(404, "NotFound", path)
                 return self.live[path]
 
-        def create(self, path: str, body: Any) -> Any:
+        def create(self, path: str, body: Any, **_: Any) -> Any:
             obj = {**body, "metadata": {**body["metadata"], "uid": "t-" + body["metadata"]["name"]}}
             with self.lock:
                 self.live[f"{path}/{body['metadata']['name']}"] = obj
@@ -2331,7 +2331,7 @@ def test_a_cluster_scoped_owner_is_relinked_to_its_current_incarnation() -> None
             assert path == "/api/v1/nodes/n1", path
             return {"metadata": {"name": "n1", "uid": self.node_uid}}
 
-        def create(self, path: str, body: Any) -> dict[str, Any]:
+        def create(self, path: str, body: Any, **_: Any) -> dict[str, Any]:
             if path == "/api/v1/nodes":
                 self.nodes += 1
                 self.node_uid = f"t-node-{self.nodes}"
@@ -2370,7 +2370,7 @@ def test_a_job_create_that_meets_the_job_keeps_its_selector() -> None:
         def thread_requests(self) -> int:
             return 0
 
-        def create(self, path: str, body: Any) -> dict[str, Any]:
+        def create(self, path: str, body: Any, **_: Any) -> dict[str, Any]:
             self.sent.append(("POST", body["spec"].get("selector")))
             raise Conflict(409, "AlreadyExists", 'jobs.batch "j" already exists')
 
@@ -2378,7 +2378,7 @@ def test_a_job_create_that_meets_the_job_keeps_its_selector() -> None:
             return {"spec": {"selector": live_selector, "template": {"metadata": {"labels": {
                 "batch.kubernetes.io/controller-uid": "t-job"}}}}}
 
-        def replace(self, path: str, body: Any) -> dict[str, Any]:
+        def replace(self, path: str, body: Any, **_: Any) -> dict[str, Any]:
             self.sent.append(("PUT", body["spec"].get("selector")))
             return {"metadata": {"name": "j", "namespace": "ns", "uid": "t-job"}}
 
@@ -2705,14 +2705,14 @@ class OwnerClient:
             self.owners[path] = [r["uid"] for r in body["metadata"].get("ownerReferences") or []]
         return {"metadata": {**body["metadata"], "uid": "t-" + body["metadata"]["name"]}}
 
-    def create(self, path: str, body: Any) -> dict[str, Any]:
+    def create(self, path: str, body: Any, **_: Any) -> dict[str, Any]:
         if path.endswith("/replicasets"):
             import time
             time.sleep(0.3)  # the answer comes after the pods were sent
             self.rs_uid = "t-web"
         return self._store(f"{path}/{body['metadata']['name']}", body)
 
-    def replace(self, path: str, body: Any) -> dict[str, Any]:
+    def replace(self, path: str, body: Any, **_: Any) -> dict[str, Any]:
         return self._store(path, body)
 
 
@@ -2836,7 +2836,7 @@ def test_inputs_mode_patches_a_pod_of_the_same_controller_for_one_the_target_nam
             return {"metadata": {"name": name, "uid": f"t-{name}", "annotations": {"target": "own"}},
                     "spec": {"nodeName": self.pods[name], "containers": [{"name": "c", "image": "i"}]}}
 
-        def replace(self, path: str, body: Any) -> dict[str, Any]:
+        def replace(self, path: str, body: Any, **_: Any) -> dict[str, Any]:
             self.patched.append((path.rsplit("/", 1)[1], body))
             return body  # type: ignore[no-any-return]
 
@@ -2970,7 +2970,7 @@ class _NamespaceTarget(_RunTarget):
             self.namespace = ""
             self.log.append("namespace x removed with its pods")
 
-    def create(self, path: str, body: Any) -> dict[str, Any]:
+    def create(self, path: str, body: Any, **_: Any) -> dict[str, Any]:
         name = body["metadata"]["name"]
         with self.lock:
             self.log.append(f"POST {name}")
@@ -2992,7 +2992,7 @@ class _NamespaceTarget(_RunTarget):
                                                     else {})}}
         raise NotFound(404, "NotFound", "not found")
 
-    def replace(self, path: str, body: Any) -> Any:
+    def replace(self, path: str, body: Any, **_: Any) -> Any:
         return body
 
     def request(self, method: str, path: str, body: Any = None, **_: Any) -> dict[str, Any]:
@@ -3069,7 +3069,7 @@ class _GoingAway(FakeClient):
             raise NotFound(404, "NotFound", "gone")
         return {"metadata": {"name": "x", "uid": "old", "deletionTimestamp": "2026-01-01T00:00:00Z"}}
 
-    def create(self, path: str, body: Any) -> dict[str, Any]:
+    def create(self, path: str, body: Any, **_: Any) -> dict[str, Any]:
         self.sent.append(("POST", path, body))
         return {"metadata": {"name": "x", "uid": "new"}}
 
@@ -3190,7 +3190,7 @@ def test_replaying_never_changes_the_recorded_objects() -> None:
     class Target(_RunTarget):
         made = 0
 
-        def create(self, path: str, body: Any) -> dict[str, Any]:
+        def create(self, path: str, body: Any, **_: Any) -> dict[str, Any]:
             Target.made += 1
             return {**body, "metadata": {**body["metadata"], "uid": f"t-{Target.made}"}}
 
@@ -3199,7 +3199,7 @@ def test_replaying_never_changes_the_recorded_objects() -> None:
         def get(self, path: str) -> dict[str, Any]:
             return {"metadata": {"name": path.rsplit("/", 1)[-1], "uid": "t-live"}}
 
-        def patch(self, path: str, body: Any, content_type: str = "") -> dict[str, Any]:
+        def patch(self, path: str, body: Any, content_type: str = "", **_: Any) -> dict[str, Any]:
             raise NotFound(404, "NotFound", "no lease")
 
         def request(self, method: str, path: str, body: Any = None, **_: Any) -> dict[str, Any]:
