@@ -91,7 +91,8 @@ def make_client(ctx: click.Context, pool_size: int = 16) -> Any:
 
 
 def writable_target(path: str, option: str) -> None:
-    """Refuse (before any work) an output file whose directory does not exist or cannot be written."""
+    """Refuse (before any work) an output file whose directory does not exist, cannot be written or takes no
+    new file."""
     import errno
     import os
     from pathlib import Path
@@ -103,6 +104,14 @@ def writable_target(path: str, option: str) -> None:
         raise UsageError(f"{option} {path}: directory {directory} does not exist")
     if not os.access(directory, os.W_OK):  # the system's refusal (exit 7), as a write there would meet
         raise PermissionError(errno.EACCES, f"{option}: directory {directory} is not writable", path)
+    # A directory the permission bits allow may still take no file (/proc, a read-only disk): the temporary file
+    # the output will be written to is made there and removed, so that the refusal comes before the work
+    # (black-box finding: `record -o /proc/x.kws` said "recording ..." first).
+    from kwoksnap.store.atomic import temp_beside
+
+    fd, probe = temp_beside(Path(path), keep_strays=True)  # (strays are for the command to name or remove)
+    os.close(fd)
+    probe.unlink()
 
 
 def replaceable(path: str, option: str) -> None:
