@@ -94,7 +94,11 @@ def save(ctx: click.Context, path: str, include: tuple[str, ...], exclude: tuple
             said = f"only {r.objects} object(s) saved, then the list failed" if r.objects else "not saved"
             click.echo(f"warning: {r.resource}: {said}: {r.error}", err=True)
         size = f"{summary.bytes / 1e6:.1f} MB" if summary.bytes >= 100_000 else f"{summary.bytes / 1e3:.1f} kB"
-        click.echo(f"saved {summary.objects} objects of {sum(1 for r in summary.resources if r.objects)} resources "
+        held = sum(1 for r in summary.resources if r.objects)
+        # (Review finding: `-l nothing=here` said "0 objects of 0 resources", the file listing 18 resources empty.)
+        listed_empty = sum(1 for r in summary.resources if not r.objects and not r.error)
+        empty = f" ({listed_empty} more listed, empty)" if listed_empty else ""
+        click.echo(f"saved {summary.objects} objects of {held} resources{empty} "
                    f"to {path} in {summary.seconds:.1f}s ({summary.rate:,.0f} objects/s, {size})"
                    + (f"; {len(errors)} resource(s) not saved, or not whole" if errors else "")
                    + (f"; {len(lost)} API(s) not served, so not saved" if lost else ""))

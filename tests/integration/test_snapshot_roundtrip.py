@@ -4,6 +4,7 @@ restored cluster diffs equal to the snapshot, now and 60 s later; reruns are ide
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -154,6 +155,11 @@ def test_cli_save_restore_diff(source: tuple[LocalCluster, Client], make_cluster
     bad = kwoksnap("save", "-o", str(tmp_path / "bad.kws"), "-l", "!!bad", kubeconfig=source[0].kubeconfig)
     assert bad.returncode == ExitCode.USAGE and bad.stderr.startswith("kwoksnap: error: -l !!bad: ")
     assert bad.stderr.count("\n") == 1 and not (tmp_path / "bad.kws").exists()  # was: exit 0, 0 objects saved
+    nothing = kwoksnap("save", "-o", str(tmp_path / "nothing.kws"), "-l", "nothing=here",
+                       kubeconfig=source[0].kubeconfig)  # (review finding: "0 objects of 0 resources" alone)
+    assert nothing.returncode == 0, nothing.stderr
+    listed = re.search(r"saved 0 objects of 0 resources \((\d+) more listed, empty\) to ", nothing.stdout)
+    assert listed and int(listed.group(1)) > 5, nothing.stdout
     none = kwoksnap("save", "-o", str(tmp_path / "none.kws"), "--include", "pods", "--exclude", "pods",
                     kubeconfig=source[0].kubeconfig)
     assert none.returncode == ExitCode.USAGE  # it said pods were not served
