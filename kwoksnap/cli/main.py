@@ -121,7 +121,12 @@ def main(argv: list[str] | None = None, *, process: bool = False) -> None:
     previous = ({sig: signal.signal(sig, _interrupt) for sig in stops}
                 if threading.current_thread() is threading.main_thread() else None)
     try:
-        result: Any = cli.main(args=argv, prog_name=prog, standalone_mode=False)
+        try:
+            result: Any = cli.main(args=argv, prog_name=prog, standalone_mode=False)
+        finally:
+            if process and previous is not None:  # the outcome is decided: said below whatever comes now (a
+                for sig in (signal.SIGINT, *stops):  # Ctrl-C while "interrupted" or an error line was printed
+                    signal.signal(sig, signal.SIG_IGN)  # showed a traceback)
         code = result if isinstance(result, int) else ExitCode.OK
     except KwoksnapError as exc:
         code = _error(prog, error_line(exc), exc.exit_code, debug)
@@ -171,10 +176,7 @@ def main(argv: list[str] | None = None, *, process: bool = False) -> None:
     except Exception as exc:  # the boundary: anything else is a bug, reported as such
         code = _internal(prog, exc, debug)
     finally:
-        if process and previous is not None:
-            for sig in (signal.SIGINT, *stops):
-                signal.signal(sig, signal.SIG_IGN)
-        else:
+        if not process:
             for sig, handler in (previous or {}).items():
                 signal.signal(sig, handler)
     if sys.stdout is None and code == ExitCode.OK:  # started with stdout closed (`>&-`): Python drops what is

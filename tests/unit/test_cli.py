@@ -1247,3 +1247,19 @@ def test_an_output_directory_that_takes_no_file_is_refused_before_any_work(tmp_p
     assert not list(tmp_path.glob(".*.tmp"))
     proc = run("record", "--audit-file", str(log), "-o", str(tmp_path / "ok.kws"), "--duration", "0.2s")
     assert "recording" in proc.stderr and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_signal_while_the_outcome_is_said_changes_nothing(tmp_path: Path) -> None:
+    """Left from the last review: a Ctrl-C or SIGTERM arriving while the error line (or "interrupted") was printed
+    raised in the except handler and ended in a traceback. The stopping signals are ignored as soon as the command
+    has ended, before its outcome is said."""
+    bad = tmp_path / "bad.kws"
+    bad.write_bytes(b"garbage")
+    code = ("import os, signal\nimport kwoksnap.cli.main as m\nsay = m._error\n"
+            "def error(*args):\n    os.kill(os.getpid(), signal.SIGINT)\n    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    return say(*args)\nm._error = error\n"
+            f"m.main(['inspect', {str(bad)!r}], process=True)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.startswith("kwoksnap: error: ") and \
+        proc.stderr.count("\n") == 1, proc.stderr
