@@ -110,8 +110,10 @@ def writable_target(path: str, option: str) -> None:
     from kwoksnap.store.atomic import temp_beside
 
     fd, probe = temp_beside(Path(path), keep_strays=True)  # (strays are for the command to name or remove)
-    os.close(fd)
-    probe.unlink()
+    try:
+        os.close(fd)
+    finally:
+        probe.unlink(missing_ok=True)
 
 
 def replaceable(path: str, option: str) -> None:

@@ -116,8 +116,8 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         raise UsageError("--max-gap must be more than 0 (0 would compress every gap, not only the idle ones)")
     inputs = [str(recording)] if recording else expand_audit_paths(audit_paths)
     if report_path:
+        replaceable(report_path, "--report")  # (first: no probe file made beside /dev/null)
         writable_target(report_path, "--report")  # now, not after a long replay
-        replaceable(report_path, "--report")
         not_an_input(report_path, inputs, "--report")
         a_previous_report(report_path, "--report")
     made_of = recording_source(str(recording)) if recording else ""

@@ -437,7 +437,7 @@ class Client:
         if answer == "identity":
             try:
                 return cast(Obj, _decode_identity(payload))  # (a plain dict of those keys)
-            except msgspec.MsgspecError:  # not an object, odd metadata: decoded whole, as any other answer
+            except (msgspec.MsgspecError, RecursionError):  # not an object, odd metadata: decoded whole, as any other
                 pass
         out = orjson.loads(payload)
         return out if isinstance(out, dict) else {"items": out}

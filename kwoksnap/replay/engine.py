@@ -831,7 +831,7 @@ class Replayer:
             body = {**body, "metadata": {**(body.get("metadata") or {}), "uid": uid}}
         try:
             self.client.request("PATCH", res.path(action.namespace, name, action.subresource or None), body=body,
-                                content_type=action.content_type, params=action.params or None)
+                                content_type=action.content_type, params=action.params or None, answer="none")
         except (NotFound, Conflict):
             return False
         return True
@@ -840,7 +840,8 @@ class Replayer:
         """Delete pod ``name`` (that copy: ``uid``) with the recorded delete's options; False when it is gone."""
         try:
             self.client.request("DELETE", res.path(action.namespace, name),
-                                body={**options, "preconditions": {"uid": uid}}, params=action.params or None)
+                                body={**options, "preconditions": {"uid": uid}}, params=action.params or None,
+                                answer="none")
         except (NotFound, Conflict):
             return False
         return True
@@ -1107,7 +1108,7 @@ class Replayer:
         period) Terminating again, as restore does: deleted with the grace period it had (a pod's)."""
         grace = (recorded.get("metadata") or {}).get("deletionGracePeriodSeconds")
         options = {"gracePeriodSeconds": grace} if isinstance(grace, int) and res.kind == "Pod" else None
-        self.client.request("DELETE", res.path(ns, name), body=options)
+        self.client.request("DELETE", res.path(ns, name), body=options, answer="none")
 
     def _recreate(self, res: Resource, ns: str | None, name: str, body: Any, refused: Invalid) -> Obj:
         """A recorded create met an older copy of its object that a replace cannot turn into it: the recorded
@@ -1116,7 +1117,7 @@ class Replayer:
         only) is deleted at once and the object created; a copy that finalizers hold fails the change. Otherwise the
         replace's refusal stands, and the older copy is left as it is."""
         try:
-            self.client.request("POST", res.path(ns), body=body, params={"dryRun": "All"})
+            self.client.request("POST", res.path(ns), body=body, params={"dryRun": "All"}, answer="none")
         except Conflict as exc:
             if not exc.already_exists:
                 raise
@@ -1130,7 +1131,7 @@ class Replayer:
             # Background: Orphan (the default of Jobs and ReplicationControllers) needs a garbage collector to
             # finish, which the replay profile does not run; the older copy's dependents name its UID either way.
             self.client.request("DELETE", path, body={"preconditions": {"uid": live_uid}, "gracePeriodSeconds": 0,
-                                                      "propagationPolicy": "Background"})
+                                                      "propagationPolicy": "Background"}, answer="none")
         except NotFound:
             pass
         deadline = self.clock.now() + RECREATE_WAIT
@@ -1256,8 +1257,8 @@ class Replayer:
             # A pod restored unscheduled carries kwoksnap's scheduling gate; the recording schedules it now.
             pod = self.client.get(res.path(ns, action.name))
             gates = [g for g in pod["spec"].get("schedulingGates") or [] if g.get("name") != SCHEDULING_GATE]
-            self.client.patch(res.path(ns, action.name), {"spec": {"schedulingGates": gates or None}})
-            self.client.create(path, action.body)
+            self.client.patch(res.path(ns, action.name), {"spec": {"schedulingGates": gates or None}}, answer="none")
+            self.client.create(path, action.body, answer="none")
         return None
 
     def _bound_as_recorded(self, res: Resource, ns: str | None, action: Action) -> bool:
@@ -1293,7 +1294,7 @@ class Replayer:
             else:
                 created = {"metadata": {"name": action.name, "namespace": action.namespace},
                            "spec": {"holderIdentity": action.name, "leaseDurationSeconds": 40, "renewTime": now}}
-            self.client.create(res.path(ns), created)
+            self.client.create(res.path(ns), created, answer="none")
         return None
 
     # -- threads -----------------------------------------------------------------------------------------------
