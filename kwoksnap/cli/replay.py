@@ -37,6 +37,8 @@ from kwoksnap.cli.options import (
     writable_target,
 )
 
+MIN_GAP = 0.001  # seconds: the shortest --max-gap (a shorter one compresses every gap, as 0 would)
+
 
 @click.command(epilog=example_epilog(
     "kwoksnap replay --audit audit.log --speed 10x",
@@ -112,8 +114,8 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         click.echo("warning: --strict has no effect on a recording (its lines were parsed when it was made)",
                    err=True)
     gap = parse_duration(max_gap) if max_gap is not None else None
-    if gap is not None and gap <= 0:
-        raise UsageError("--max-gap must be more than 0 (0 would compress every gap, not only the idle ones)")
+    if gap is not None and not gap >= MIN_GAP:  # (black-box finding: 1e-10 s was taken, and compressed every gap)
+        raise UsageError("--max-gap must be at least 1ms (less would compress every gap, not only the idle ones)")
     inputs = [str(recording)] if recording else expand_audit_paths(audit_paths)
     if report_path:
         replaceable(report_path, "--report")  # (first: no probe file made beside /dev/null)

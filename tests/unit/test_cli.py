@@ -218,9 +218,11 @@ def test_inspect_of_another_kind_of_file_says_so_once(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("option", [["--lease-interval", "nan"], ["--lease-interval", "inf"], ["--capacity", "nan"],
-                                    ["--capacity", "inf"], ["--capacity", "0"], ["--max-gap", "0s"]])
+                                    ["--capacity", "inf"], ["--capacity", "0"], ["--max-gap", "0s"],
+                                    ["--max-gap", "0.0000000001"], ["--max-gap", "0.5ms"]])
 def test_replay_refuses_numbers_out_of_range(tmp_path: Path, option: list[str]) -> None:
-    """Black-box finding: --lease-interval nan and --max-gap 0s were accepted and ran a whole replay."""
+    """Black-box findings: --lease-interval nan and --max-gap 0s were accepted and ran a whole replay; so was
+    --max-gap 0.0000000001, which compressed every gap as 0 would."""
     proc = run("replay", "--audit", str(tmp_path / "audit.log"), *option)
     assert proc.returncode == ExitCode.USAGE, proc.stderr
     assert proc.stderr.count("\n") == 1 and option[0] in proc.stderr

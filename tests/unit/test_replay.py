@@ -1685,6 +1685,25 @@ def test_a_stale_change_is_skipped_not_sent_to_take_its_object_back() -> None:
     assert [w for w in report.warnings if "skipped where a later write of the same part" in w]
 
 
+def test_events_before_the_snapshot_are_counted_stale_or_not() -> None:
+    """Black-box finding: a log given twice, replayed onto a target restored from a snapshot taken after it, said
+    that 663 of its 782 events were before the snapshot: the 119 second copies skipped as stale were counted
+    nowhere. In inputs mode only users' changes count."""
+    def write(name: str, rv: int, received_s: float, completed_s: float, user: str = "alice") -> AuditEvent:
+        body = pod(resourceVersion=str(rv))
+        body["metadata"]["name"] = name
+        agent = "kubectl/v1.36" if user == "alice" else "kubelet/v1.36"
+        return _received(event(verb="update", name=name, ts=T0 + int(completed_s * NS), response=body, user=user,
+                               agent=agent), received_s)
+
+    stream = [write("p1", 12, 0.0, 0.0), write("p2", 20, 3.0, 3.0), write("p1", 10, 0.5, 3.1),
+              write("p3", 30, 4.0, 4.0, user="system:node:n1"), write("p3", 29, 3.9, 6.5, user="system:node:n1"),
+              write("p4", 40, 20.0, 20.0)]
+    report = RecordingReplayer(FakeClock(), speed=1.0, snapshot_taken_ns=T0 + 10 * NS).run(stream)
+    # p1 (sent), its stale older write and p2 were before the snapshot; the kubelet's p3 writes are not users'
+    assert report.skipped == {"stale": 1, "actor:kubelet": 2} and report.before_snapshot == 3
+
+
 class Executed(RecordingReplayer):
     """Notes ``name:op`` of every action it would send."""
 
