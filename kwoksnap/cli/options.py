@@ -490,6 +490,30 @@ def warn_made_with(recording: str, filters: dict[str, Any]) -> list[str]:
                   "the audit log again to replay it)")]
 
 
+def window_beyond(recording: str, filters: dict[str, Any], since_ns: int | None, until_ns: int | None) -> list[str]:
+    """The warning when a replay's --from/--to reach beyond the window ``convert`` made the recording with (black-box
+    finding: a wider window replayed the recording's 14 events, the log held 64 in it, without a word)."""
+    from kwoksnap.audit import parse_timestamp
+
+    def at(key: str) -> int | None:
+        value = filters.get(key)
+        if not isinstance(value, str):
+            return None
+        try:
+            return parse_timestamp(value)
+        except ValueError:
+            return None
+
+    made_from, made_to = at("from"), at("to")
+    earlier = made_from is not None and (since_ns is None or since_ns < made_from)
+    later = made_to is not None and (until_ns is None or until_ns > made_to)
+    if not earlier and not later:
+        return []
+    given = " ".join(f"{flag} {filters[key]}" for key, flag in (("from", "--from"), ("to", "--to")) if filters.get(key))
+    return [f"{recording} was converted with {given}: the events outside that window are not in it, so the replay's "
+            "--from/--to window is narrowed to it (convert the audit log again to replay the rest)"]
+
+
 _BY_OPTION = {"resource-not-selected": "--resources (nodes, pods and node leases unless it adds more)",
               "time-window": "--from/--to", "user-excluded": "--exclude-user", "dry-run": "dry runs",
               "non-2xx": "refused requests", "kwoksnap-scratch": "kwoksnap's own scratch objects"}

@@ -34,6 +34,7 @@ from kwoksnap.cli.options import (
     warn_unmatched_resources,
     warn_unmatched_users,
     warn_unusable_files,
+    window_beyond,
     writable_target,
 )
 
@@ -132,6 +133,8 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
                          "from the cluster's own: replay it with --mode verbatim")
     # (A kwokctl recording holds every change of every resource it watched: the same defaults as an audit log's.)
     spec = filter_spec(resources, namespaces, exclude_user, since, until, recording=bool(recording) and not kwokctl)
+    if recording and (since or until):
+        gaps += window_beyond(str(recording), recording_filters(recording), spec.since_ns, spec.until_ns)
     stats = ParseStats()
     events = (read_recording(recording, spec, stats) if recording
               else audit_events(inputs, spec, stats, strict=strict))

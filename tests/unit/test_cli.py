@@ -1265,3 +1265,23 @@ def test_a_signal_while_the_outcome_is_said_changes_nothing(tmp_path: Path) -> N
     assert proc.returncode == 3, proc.stderr
     assert "Traceback" not in proc.stderr and proc.stderr.startswith("kwoksnap: error: ") and \
         proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_a_replay_window_beyond_the_recording_s_own_is_said() -> None:
+    """Black-box finding: a recording converted with --from/--to, replayed with a wider window, replayed what it
+    held without saying that the rest of the window was never in it."""
+    from kwoksnap.audit import parse_timestamp
+    from kwoksnap.cli.options import window_beyond
+
+    filters = {"from": "2026-11-30T19:07:10Z", "to": "2026-11-30T19:07:20Z"}
+    inside = (parse_timestamp("2026-11-30T19:07:12Z"), parse_timestamp("2026-11-30T19:07:15Z"))
+    assert window_beyond("r.kws", filters, *inside) == []
+    assert window_beyond("r.kws", filters, parse_timestamp("2026-11-30T19:07:10Z"),
+                         parse_timestamp("2026-11-30T19:07:20Z")) == []
+    for since, until in ((parse_timestamp("2026-11-30T19:07:05Z"), inside[1]), (inside[0], None), (None, inside[1])):
+        said = window_beyond("r.kws", filters, since, until)
+        assert said == ["r.kws was converted with --from 2026-11-30T19:07:10Z --to 2026-11-30T19:07:20Z: the events "
+                        "outside that window are not in it, so the replay's --from/--to window is narrowed to it "
+                        "(convert the audit log again to replay the rest)"]
+    assert window_beyond("r.kws", {"resources": ["jobs"]}, None, None) == []
+    assert window_beyond("r.kws", {"to": "9999-12-31T23:59:59Z"}, inside[0], inside[1]) == []
