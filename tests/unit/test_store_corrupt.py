@@ -147,6 +147,8 @@ def test_flipped_byte_in_a_frame(tmp_path: Path, valid: tuple[bytes, dict[str, A
     assert report.clean and report.frames_ok == 2 and report.stopped_frame == 3
     assert "byte" in report.summary() and "checksum" in report.summary()
     assert ": closed cleanly but damaged; " in report.summary()  # it said "clean" next to the damage
+    # what is readable is what lies before the damage: salvage finds what lies after it (black-box finding)
+    assert " records readable before the damage (" in report.summary()
     with KwsReader(path) as r:
         # the damage is local: resources whose frames are intact still read through the index
         damaged = {e["resource"] for e in r.index["resources"] if any(f == third for f in e["frames"])}  # type: ignore[index]
