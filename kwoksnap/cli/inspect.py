@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from kwoksnap.cli.options import camel_keys, example_epilog, first_few, output_format, print_json
+from kwoksnap.cli.options import camel_keys, converted_with, example_epilog, first_few, output_format, print_json
 
 
 @click.command(epilog=example_epilog("kwoksnap inspect before.kws", "kwoksnap inspect trace.kws -o json"))
@@ -100,6 +100,9 @@ def inspect(path: str, output_format: str) -> int:
         click.echo(f"source: {src['server']} ({src.get('serverVersion', '?')})")
     elif src.get("kind") == "audit-log" and isinstance(inputs, list):
         click.echo("source: audit log " + ", ".join(map(str, inputs)))
+        filters = (h.get("meta") or {}).get("filters")
+        if isinstance(filters, dict) and (given := converted_with(filters)):  # (black-box finding: only -o json)
+            click.echo(f"converted with {given} (what those left out is not in it)")
     elif src.get("kind") == "kwokctl-yaml":
         click.echo(f"source: kwokctl YAML {src.get('path', '?')}")
     if (h.get("meta") or {}).get("salvagedFrom"):

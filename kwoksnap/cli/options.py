@@ -480,14 +480,20 @@ def warn_made_with(recording: str, filters: dict[str, Any]) -> list[str]:
     """After a warning that filters kept nothing of something: the filters ``convert`` made the recording with,
     which left it out for good (black-box finding: a replay's --resources jobs was told the log held no Job write,
     when the recording had been converted without them); the warnings said."""
-    options = (("resources", "--resources"), ("namespaces", "-n"), ("excludeUsers", "--exclude-user"),
-               ("from", "--from"), ("to", "--to"))
-    given = [f"{flag} {','.join(v) if isinstance(v, list) else v}" for key, flag in options
-             if (v := filters.get(key))]
+    given = converted_with(filters)
     if not given:
         return []
-    return [_warn(f"{recording} was converted with {' '.join(given)}: what those left out is not in it (convert "
-                  "the audit log again to replay it)")]
+    return [_warn(f"{recording} was converted with {given}: what those left out is not in it (convert the audit "
+                  "log again to replay it)")]
+
+
+def converted_with(filters: dict[str, Any], keys: tuple[str, ...] = ("resources", "namespaces", "excludeUsers",
+                                                                      "from", "to")) -> str:
+    """The options ``convert`` made a recording with (its header's ``meta.filters``), as they were given."""
+    flags = {"resources": "--resources", "namespaces": "-n", "excludeUsers": "--exclude-user", "from": "--from",
+             "to": "--to"}
+    return " ".join(f"{flags[key]} {','.join(map(str, v)) if isinstance(v, list) else v}" for key in keys
+                    if (v := filters.get(key)))
 
 
 def window_beyond(recording: str, filters: dict[str, Any], since_ns: int | None, until_ns: int | None) -> list[str]:
@@ -509,9 +515,9 @@ def window_beyond(recording: str, filters: dict[str, Any], since_ns: int | None,
     later = made_to is not None and (until_ns is None or until_ns > made_to)
     if not earlier and not later:
         return []
-    given = " ".join(f"{flag} {filters[key]}" for key, flag in (("from", "--from"), ("to", "--to")) if filters.get(key))
-    return [f"{recording} was converted with {given}: the events outside that window are not in it, so the replay's "
-            "--from/--to window is narrowed to it (convert the audit log again to replay the rest)"]
+    window = converted_with(filters, ("from", "to"))
+    return [f"{recording} was converted with {window}: the events outside that window are not in it, so the "
+            "replay's --from/--to window is narrowed to it (convert the audit log again to replay the rest)"]
 
 
 _BY_OPTION = {"resource-not-selected": "--resources (nodes, pods and node leases unless it adds more)",

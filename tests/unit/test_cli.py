@@ -1285,3 +1285,14 @@ def test_a_replay_window_beyond_the_recording_s_own_is_said() -> None:
                         "(convert the audit log again to replay the rest)"]
     assert window_beyond("r.kws", {"resources": ["jobs"]}, None, None) == []
     assert window_beyond("r.kws", {"to": "9999-12-31T23:59:59Z"}, inside[0], inside[1]) == []
+
+
+def test_inspect_says_the_filters_a_recording_was_converted_with(tmp_path: Path) -> None:
+    """Black-box finding: only `inspect -o json` showed them."""
+    log = Path(__file__).parents[2] / "fixtures/incident/audit.log.gz"
+    out = tmp_path / "w.kws"
+    proc = run("convert", "--audit", str(log), "-o", str(out), "--from", "2026-11-30T19:07:10Z", "-n", "app-0,app-1")
+    assert proc.returncode == 0, proc.stderr
+    proc = run("inspect", str(out))
+    assert "converted with -n app-0,app-1 --from 2026-11-30T19:07:10Z (what those left out is not in it)" in \
+        proc.stdout.splitlines(), proc.stdout
