@@ -16,7 +16,8 @@ def inspect(path: str, output_format: str) -> int:
     """Header, counts per resource and namespace, time range, sizes and compression ratio.
 
     Every frame's checksum is verified; for a damaged file it reports how many frames and records are readable
-    and where it broke (exit 3).
+    before the damage and where it broke and, when its index is intact, what every frame read on its own holds
+    (what salvage recovers) (exit 3).
     """
     import dataclasses
     import os
@@ -46,11 +47,18 @@ def inspect(path: str, output_format: str) -> int:
     with reader:
         report = reader.scan()  # verifies every frame's checksum: an intact index says nothing about the frames
         if not report.ok:
+            beyond = _around_damage(reader) if report.clean and report.stopped_at is not None else None
             if output_format == "json":
                 print_json({"ok": False, "header": _shown(reader.header),
-                            "scan": camel_keys(dataclasses.asdict(report))})
+                            "scan": camel_keys(dataclasses.asdict(report)),
+                            **({"salvageable": beyond} if beyond is not None else {})})
             else:
                 click.echo(report.summary())
+                if beyond is not None:
+                    lost = f" ({beyond['lostRecords']} records lost)" if beyond["lostRecords"] else ""
+                    click.echo(f"every frame, read on its own through the index: {beyond['records']} records "
+                               f"readable, {beyond['damagedStretches']} damaged stretch(es){lost} (`kwoksnap "
+                               "salvage` copies the readable ones)")
             if not report.records:  # (re-test finding: salvage was suggested of a file it finds nothing in)
                 raise FormatError(f"damaged: {report.reason}; no record of it is readable", path=path)
             raise FormatError(f"damaged: {report.reason}; the readable part is listed above", path=path,
@@ -144,3 +152,17 @@ def _shown(header: dict[str, Any]) -> dict[str, Any]:
 
     shown = without_password(server)
     return {**header, "source": {**source, "server": shown if "@" not in shown else "(not shown)"}}
+
+
+def _around_damage(reader: Any) -> dict[str, int]:
+    """What every frame of a cleanly closed, damaged file holds when each is read on its own, as salvage reads
+    them (black-box finding: the walk in file order stops at the first damage, "140 records readable" of a file
+    salvage recovered 352 of)."""
+    records = stretches = lost = 0
+    for part in reader.salvage():
+        if part.records is not None:
+            records += len(part.records)
+        else:
+            stretches += 1
+            lost += part.lost or 0
+    return {"records": records, "damagedStretches": stretches, "lostRecords": lost}
