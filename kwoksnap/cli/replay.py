@@ -133,8 +133,9 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
                          "from the cluster's own: replay it with --mode verbatim")
     # (A kwokctl recording holds every change of every resource it watched: the same defaults as an audit log's.)
     spec = filter_spec(resources, namespaces, exclude_user, since, until, recording=bool(recording) and not kwokctl)
+    made_with = recording_filters(recording) if recording else {}  # (read once: two warnings use it)
     if recording and (since or until):
-        gaps += window_beyond(str(recording), recording_filters(recording), spec.since_ns, spec.until_ns)
+        gaps += window_beyond(str(recording), made_with, spec.since_ns, spec.until_ns)
     stats = ParseStats()
     events = (read_recording(recording, spec, stats) if recording
               else audit_events(inputs, spec, stats, strict=strict))
@@ -216,7 +217,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
                 said = (warn_unmatched_resources(resources, stats) + warn_unmatched_namespaces(namespaces, stats)
                         + warn_unmatched_users(exclude_user, stats))
             if said and recording:
-                said += warn_made_with(recording, recording_filters(recording))
+                said += warn_made_with(recording, made_with)
             report.warnings += said  # (in --report too: re-test finding)
             told.update(said)
         if taken is not None and report.before_snapshot:

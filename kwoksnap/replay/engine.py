@@ -1342,8 +1342,7 @@ class Replayer:
                     stale = self._superseded(ev, latest)
                 if stale:
                     self._skip("stale")  # neither sent nor followed as the object's recorded state (inputs mode)
-                    taken = self.options.snapshot_taken_ns
-                    if taken is not None and ev["ts"] < taken and (self.options.mode != "inputs" or (
+                    if self._before_snapshot(ev) and (self.options.mode != "inputs" or (
                             self.options.classifier(ev["user"], ev["groups"], ev["userAgent"]) == "user")):
                         with self.lock:  # (black-box finding: a log given twice counted its second copies nowhere)
                             r.before_snapshot += 1
@@ -1366,7 +1365,7 @@ class Replayer:
                     self._warn_long_wait(ev, previous[0], sent, offset - previous[1])
                 previous = (sent, offset)
                 with self.lock:
-                    if self.options.snapshot_taken_ns is not None and ev["ts"] < self.options.snapshot_taken_ns:
+                    if self._before_snapshot(ev):
                         r.before_snapshot += 1  # (inputs mode: of the users' changes)
                     self._planned_seconds = timeline.recorded_seconds
                     if not r.recorded_start_ns:
@@ -1397,6 +1396,12 @@ class Replayer:
                 self._unplannable(ev, exc)
                 continue
             yield item
+
+    def _before_snapshot(self, ev: AuditEvent) -> bool:
+        """Whether ``ev`` completed before the snapshot restored into the target was taken (its ts, as --from
+        compares): the snapshot holds its change (``beforeSnapshot``)."""
+        taken = self.options.snapshot_taken_ns
+        return taken is not None and ev["ts"] < taken
 
     def _skip(self, reason: str, level: str = "", lost: str = "") -> None:
         """(The planner's) an event skipped: counted when the dispatch reaches it (:meth:`_count_skips`), so that a
