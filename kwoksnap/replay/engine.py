@@ -51,7 +51,7 @@ from kwoksnap.replay.actions import (
 )
 from kwoksnap.replay.capacity import measure_write_rate
 from kwoksnap.replay.fidelity import node_state, pod_state
-from kwoksnap.replay.limit import RENEWAL_YIELD, AdaptiveLimit, Gate, Ticket
+from kwoksnap.replay.limit import RENEWAL_YIELD, AdaptiveLimit, Backlog, Gate, Lookahead, Ticket
 from kwoksnap.replay.timing import (
     NS,
     RELEASED_MAX,
@@ -392,7 +392,7 @@ class _Item:
     seq: int = 0  # its place in the order changes were handed to the workers (_submit)
 
 
-Queue = queue.Queue[_Item | None]  # None: stop
+Queue = Lookahead[_Item | None]  # None: stop
 
 
 class Replayer:
@@ -463,7 +463,7 @@ class Replayer:
         self._halt = threading.Event()
         # Changes handed to the workers and not finished: at most `lookahead`, so a target that is behind (or
         # --speed max) does not queue the whole log in memory.
-        self._backlog = threading.Semaphore(options.lookahead)
+        self._backlog = Backlog(options.lookahead)
         w = options.workers
         adaptive = options.adaptive and options.speed is not None
         self.gate = Gate(AdaptiveLimit(initial=min(w, 8), minimum=min(w, 4), maximum=w) if adaptive else None)
@@ -2075,7 +2075,7 @@ class Replayer:
         old_switch = sys.getswitchinterval()
         if self.options.speed is not None:  # (--speed max has no deadlines: switching 10x more often only costs CPU)
             sys.setswitchinterval(0.0005)  # the dispatcher must get the GIL back quickly after its deadline
-        planned: Queue = queue.Queue(maxsize=self.options.lookahead)
+        planned: Queue = Lookahead(self.options.lookahead)
         primed = threading.Event()
         planner = threading.Thread(target=self._plan, args=(events, planned, primed), daemon=True,
                                    name="replay-plan")

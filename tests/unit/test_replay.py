@@ -2427,7 +2427,7 @@ def test_ctrl_c_sends_nothing_more_even_when_the_target_is_behind() -> None:
 
     class Slow(RecordingReplayer):
         def execute(self, action: Action) -> str | None:
-            most_waiting[0] = max(most_waiting[0], self.options.lookahead - self._backlog._value)
+            most_waiting[0] = max(most_waiting[0], self._backlog.count)
             time.sleep(0.005)  # a target answering in 5 ms
             if stopped.is_set():
                 after.append(action.name)

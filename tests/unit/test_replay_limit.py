@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable
 
 import pytest
 
-from kwoksnap.replay.limit import AdaptiveLimit, Gate
+from kwoksnap.replay.limit import AdaptiveLimit, Backlog, Gate, Lookahead
 
 
 def settle(limit: AdaptiveLimit, latency_at: Callable[[int], float], rounds: int = 3000) -> list[int]:
@@ -214,3 +215,69 @@ def test_a_refusal_ends_a_probe_but_never_lowers_the_baseline() -> None:
     assert limit.baseline == 0.004
     limit.sample(0.006, 8, waiting=True)  # within twice the baseline, requests waiting: more in flight
     assert limit.limit == 9
+
+
+def _blocked(target: Callable[[], object]) -> threading.Thread:
+    """``target`` run in a thread that is found still waiting a moment later."""
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(0.05)
+    assert thread.is_alive()
+    return thread
+
+
+def test_a_full_backlog_wakes_its_waiter_once_a_step_of_places_is_free() -> None:
+    backlog = Backlog(8, step=2)
+    assert all(backlog.acquire(timeout=0) for _ in range(8))
+    assert not backlog.acquire(timeout=0.01)  # full
+    got: list[bool] = []
+    waiter = _blocked(lambda: got.append(backlog.acquire(timeout=5)))
+    backlog.release()  # one place free: not woken for it (a thread switch per change at --speed max)
+    waiter.join(0.05)
+    assert waiter.is_alive() and backlog.count == 7
+    backlog.release()  # a step of places
+    waiter.join(5)
+    assert got == [True] and backlog.count == 7
+    assert backlog.acquire(timeout=0)  # and the other place is taken without waiting
+    assert backlog.count == 8
+
+
+def test_a_backlog_step_is_at_most_a_quarter_of_it() -> None:
+    assert Backlog(2000).step == 64 and Backlog(40).step == 10 and Backlog(1).step == 1
+    one = Backlog(1)
+    assert one.acquire(timeout=0) and not one.acquire(timeout=0.01)
+    waiter = _blocked(lambda: one.acquire(timeout=5))
+    one.release()
+    waiter.join(5)
+    assert not waiter.is_alive() and one.count == 1
+    with pytest.raises(ValueError):
+        Backlog(0)
+
+
+def test_a_full_lookahead_wakes_its_producer_once_a_step_of_places_is_free() -> None:
+    ahead: Lookahead[int] = Lookahead(8, step=2)
+    for i in range(8):
+        ahead.put(i)
+    with pytest.raises(queue.Full):
+        ahead.put(99, timeout=0.01)
+    producer = _blocked(lambda: ahead.put(8))
+    assert ahead.get() == 0  # one place: the producer sleeps on
+    producer.join(0.05)
+    assert producer.is_alive()
+    assert ahead.get(timeout=1) == 1  # two: it is woken, and puts
+    producer.join(5)
+    assert not producer.is_alive()
+    assert [ahead.get(timeout=1) for _ in range(7)] == [2, 3, 4, 5, 6, 7, 8]  # in order
+    with pytest.raises(queue.Empty):
+        ahead.get(timeout=0.01)
+    with pytest.raises(queue.Empty):
+        ahead.get(block=False)
+
+
+def test_a_lookahead_of_one_hands_each_item_on() -> None:
+    ahead: Lookahead[str] = Lookahead(1)
+    ahead.put("a")
+    producer = _blocked(lambda: ahead.put("b"))
+    assert ahead.get() == "a"
+    producer.join(5)
+    assert not producer.is_alive() and ahead.get(timeout=1) == "b"
