@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from kwoksnap.cli.options import FiniteFloat, cluster_name, example_epilog
+from kwoksnap.cli.options import FiniteFloat, cluster_name, example_epilog, warn
 
 
 def _progress(message: str) -> None:
@@ -104,7 +104,7 @@ def delete(name: str) -> None:
     try:
         binaries = find_binaries() or user_kwokctl()
     except ToolError as exc:  # a wrong $KWOKSNAP_BIN_DIR must not keep a cluster running: it is stopped without
-        click.echo(f"warning: {exc}; stopping the cluster's processes from their pid files", err=True)  # kwokctl
+        warn(f"{exc}; stopping the cluster's processes from their pid files")  # kwokctl
         binaries = None
     if delete_cluster(name, binaries):
         click.echo(f"deleted cluster {name}")

@@ -6,7 +6,15 @@ from typing import Final
 
 import click
 
-from kwoksnap.cli.options import example_epilog, first_few, make_client, namespace_option, output_format, print_json
+from kwoksnap.cli.options import (
+    example_epilog,
+    first_few,
+    make_client,
+    namespace_option,
+    output_format,
+    print_json,
+    warn,
+)
 
 
 @click.command(epilog=example_epilog(
@@ -86,14 +94,14 @@ def diff(ctx: click.Context, a: str, b: str | None, live: bool, namespaces: tupl
     unheld = [ns for ns in dict.fromkeys(namespaces) if ns not in result.seen_namespaces]
     if unheld:  # (exit 0 all the same when nothing differs: "equal" is what README's exit codes say of it)
         them = "it" if len(unheld) == 1 else "them"
-        click.echo(f"warning: -n {', '.join(unheld)}: neither {a} nor {b or 'the cluster'} holds anything in {them} "
-                   "(of the resources compared): is the name right?", err=True)
+        warn(f"-n {', '.join(unheld)}: neither {a} nor {b or 'the cluster'} holds anything in {them} "
+             "(of the resources compared): is the name right?")
     for gr, reason in partial.items():  # (black-box finding: what save could not list showed as "added")
         why = reason if SALVAGED in reason else f"save could not list it whole ({reason})"  # (review finding)
-        click.echo(f"warning: {gr} not compared: {why}", err=True)
+        warn(f"{gr} not compared: {why}")
     if partial and not result.compared:  # (black-box finding: "equal" of a file whose every resource was left out)
-        click.echo("warning: nothing was compared: what A holds is all in the resources left out above, so 'equal' "
-                   "says nothing of them", err=True)
+        warn("nothing was compared: what A holds is all in the resources left out above, so 'equal' "
+             "says nothing of them")
     if output_format == "json":
         print_json(result.to_dict())
     else:

@@ -14,6 +14,7 @@ from kwoksnap.cli.options import (
     not_stdout,
     print_json,
     summary_format,
+    warn,
 )
 
 
@@ -47,7 +48,7 @@ def export(snapshot: str, path: str, all_resources: bool, output_format: str) ->
             click.echo(f"left out {sum(left_out.values())} objects of kinds kwokctl's default --filter does not "
                        f"load ({kinds}); --all-resources writes them too")
         for why, n in sorted(doomed.items()):
-            click.echo(f"warning: kwokctl snapshot restore will not create {n} of them: {why}", err=True)
+            warn(f"kwokctl snapshot restore will not create {n} of them: {why}")
     return 0
 
 
@@ -90,19 +91,19 @@ def import_(yaml_path: str, path: str, time_base: str | None, include_secrets: b
         print_json({"path": path, **camel_keys(dataclasses.asdict(stats))})
     else:
         if stats.duplicates:
-            click.echo(f"warning: left out {len(stats.duplicates)} object(s) that came again under the same name "
-                       f"(the first is kept): {first_few(stats.duplicates)}", err=True)
+            warn(f"left out {len(stats.duplicates)} object(s) that came again under the same name "
+                 f"(the first is kept): {first_few(stats.duplicates)}")
         if stats.guessed:
             click.echo(f"note: {len(stats.guessed)} kind(s) have no CustomResourceDefinition in the file, so their "
                        f"resource names are guessed: {first_few(stats.guessed)} (restore finds a kind the target "
                        "serves under another name)", err=True)
         for note in stats.notes:
-            click.echo(f"warning: {note}", err=True)
+            warn(note)
         if stats.defaulted:
             click.echo(f"note: {stats.defaulted} namespaced object(s) without a namespace are put in 'default'",
                        err=True)
         if not stats.objects and not stats.events:
-            click.echo(f"warning: {yaml_path} holds no Kubernetes object", err=True)
+            warn(f"{yaml_path} holds no Kubernetes object")
         if stats.redacted:
             click.echo(f"{stats.redacted} Secret(s) stored with their values replaced (--include-secrets keeps them)")
         click.echo(f"imported {sum(stats.objects.values())} objects of {len(stats.objects)} resources"

@@ -19,7 +19,7 @@ from typing import Any, Final
 import click
 
 from kwoksnap import __version__
-from kwoksnap.cli.options import GlobalOptions
+from kwoksnap.cli.options import GlobalOptions, one_line
 from kwoksnap.errors import REFUSALS, WRITE_REFUSALS, ExitCode, FormatError, KwoksnapError
 
 # command name -> "module:attribute", loaded on first use.
@@ -100,7 +100,7 @@ class _Formatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         if record.levelno == logging.WARNING and record.name.partition(".")[0] == "kwoksnap":
-            return f"warning: {record.getMessage()}"
+            return f"warning: {one_line(record.getMessage())}"
         return super().format(record)
 
 
@@ -191,14 +191,6 @@ SALVAGE_HINT: Final = "; `kwoksnap salvage` copies the readable part"
 def error_line(exc: KwoksnapError) -> str:
     """An error as its one line says it: a damaged .kws file's with the way to what is left of it."""
     return f"{exc}{SALVAGE_HINT}" if isinstance(exc, FormatError) and exc.salvageable else str(exc)
-
-
-def one_line(message: str) -> str:
-    """A message as the one line it must be: a line break in what it quotes (a file named with a newline, a
-    server's multi-line answer) is shown escaped, as ``\\n``, so the line stays one and still says what it holds."""
-    if "\n" not in message and "\r" not in message:
-        return message
-    return message.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _error(prog: str, message: str, code: ExitCode, debug: bool) -> ExitCode:

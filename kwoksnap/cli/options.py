@@ -382,7 +382,7 @@ def exit_abandoning(warning: str) -> NoReturn:
     """Say ``warning`` and exit 130 at once, after a second Ctrl-C left requests in flight: the interpreter would
     first wait for their threads, still waiting on the target. What it runs at exit runs first (the kubernetes
     package removes the client key files it wrote), then output is flushed."""
-    click.echo(warning, err=True)
+    click.echo(one_line(warning), err=True)
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -415,8 +415,21 @@ def first_few(items: list[str], n: int = 5) -> str:
     return ", ".join(items[:n]) + (f" and {more} more" if more > 0 else "")
 
 
+def one_line(message: str) -> str:
+    """A message as the one line it must be: a line break in what it quotes (a file named with a newline, a
+    server's multi-line answer) is shown escaped, as ``\\n``, so the line stays one and still says what it holds."""
+    if "\n" not in message and "\r" not in message:
+        return message
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def warn(message: str) -> None:
+    """A warning on stderr: ``warning: ...``, one line whatever it quotes (:func:`one_line`)."""
+    click.echo(f"warning: {one_line(message)}", err=True)
+
+
 def _warn(message: str) -> str:
-    click.echo(f"warning: {message}", err=True)
+    warn(message)
     return message
 
 
@@ -528,8 +541,8 @@ _BY_OPTION = {"resource-not-selected": "--resources (nodes, pods and node leases
 def warn_unstorable(stats: Any) -> None:
     """A warning for the events a recording could not hold (left out; the others are written)."""
     if stats.unstorable:
-        click.echo(f"warning: {len(stats.unstorable)} event(s) left out of the recording: "
-                   f"{first_few(stats.unstorable, 3)}", err=True)
+        warn(f"{len(stats.unstorable)} event(s) left out of the recording: "
+             f"{first_few(stats.unstorable, 3)}")
 
 
 def warn_unusable_files(stats: Any) -> None:
@@ -537,19 +550,18 @@ def warn_unusable_files(stats: Any) -> None:
     per file that ends early (a cut last line, a gzip stream that stops): what came after the cut is not there, and
     that must not pass for the whole incident (``--strict`` makes it an error)."""
     for path, why in stats.unusable_files.items():
-        click.echo(f"warning: skipped {path}: {why}", err=True)
+        warn(f"skipped {path}: {why}")
     for path, where in stats.truncated.items():
         if "is corrupt" in where:
             found, _, why = where.partition(": ")
-            click.echo(f"warning: {path}: {why} (found at {found}, the end of a gzip member); --strict refuses such "
-                       "a file", err=True)
+            warn(f"{path}: {why} (found at {found}, the end of a gzip member); --strict refuses such "
+                 "a file")
         elif "not gzip" in where:
             found, _, why = where.partition(": ")
-            click.echo(f"warning: {path}: {why} (found after {found}); every event before it was read; --strict "
-                       "refuses such a file", err=True)
+            warn(f"{path}: {why} (found after {found}); every event before it was read; --strict "
+                 "refuses such a file")
         else:
-            click.echo(f"warning: {path} ends early, read up to the cut ({where}); events after it are missing",
-                       err=True)
+            warn(f"{path} ends early, read up to the cut ({where}); events after it are missing")
 
 
 def warn_clock_skew(stats: Any) -> None:
@@ -557,9 +569,9 @@ def warn_clock_skew(stats: Any) -> None:
     for path, seconds in stats.clock_skew.items():
         behind = f"{seconds:g} s" if seconds < 100 else f"{seconds:,.0f} s" + (
             f" ({seconds / 86400:,.1f} days)" if seconds >= 86400 else "")  # (not 1.63594e+08 s: black-box finding)
-        click.echo(f"warning: {path}: its clock is at least {behind} behind another file's (its events showed "
-                   "later commits at earlier times), so its changes are replayed that much early, and can come "
-                   "before changes they followed (docs/audit.md §4)", err=True)
+        warn(f"{path}: its clock is at least {behind} behind another file's (its events showed "
+             "later commits at earlier times), so its changes are replayed that much early, and can come "
+             "before changes they followed (docs/audit.md §4)")
 
 
 def warn_out_of_order(stats: Any) -> None:
@@ -569,14 +581,14 @@ def warn_out_of_order(stats: Any) -> None:
         from kwoksnap.audit.reader import DEFAULT_WINDOW_NS
 
         if stats.late * 2 > stats.events:  # most of it: a log written newest first, not parts joined wrongly
-            click.echo(f"warning: {stats.late} of {stats.events} event(s) came more than {DEFAULT_WINDOW_NS / 1e9:g} "
-                       "s out of time order within their file and were kept where they stood: is it newest first "
-                       "(`gcloud logging read` returns entries so)? Reverse it first (tac, or jq -c 'reverse[]' for "
-                       "one JSON document; `gcloud logging read --order=asc`)", err=True)
+            warn(f"{stats.late} of {stats.events} event(s) came more than {DEFAULT_WINDOW_NS / 1e9:g} "
+                 "s out of time order within their file and were kept where they stood: is it newest first "
+                 "(`gcloud logging read` returns entries so)? Reverse it first (tac, or jq -c 'reverse[]' for "
+                 "one JSON document; `gcloud logging read --order=asc`)")
             return
-        click.echo(f"warning: {stats.late} event(s) came more than {DEFAULT_WINDOW_NS / 1e9:g} s out of time order "
-                   "within their file and were kept where they stood, and such an event's copy earlier in the file "
-                   "is not recognised (parts of a log joined in the wrong order or overlapping, e.g. rotated files "
-                   "concatenated newest first? give each file its own --audit: files are merged by time, and an "
-                   "event two files hold is read once)", err=True)
+        warn(f"{stats.late} event(s) came more than {DEFAULT_WINDOW_NS / 1e9:g} s out of time order "
+             "within their file and were kept where they stood, and such an event's copy earlier in the file "
+             "is not recognised (parts of a log joined in the wrong order or overlapping, e.g. rotated files "
+             "concatenated newest first? give each file its own --audit: files are merged by time, and an "
+             "event two files hold is read once)")
 

@@ -26,6 +26,7 @@ from kwoksnap.cli.options import (
     not_stdout,
     print_json,
     summary_format,
+    warn,
     warn_if_nothing_kept,
     warn_unmatched_namespaces,
     warn_unmatched_resources,
@@ -149,22 +150,22 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
     with _StopOnSignals(stop):  # (before it says "Ctrl-C stops and writes it": a test's Ctrl-C came first)
         click.echo(f"recording {said} into {path}; Ctrl-C stops and writes it", err=True)
         for stray in filter(killed_recording, strays(Path(path))):  # (no writer removes those)
-            click.echo(f"warning: {stray} is what a recording killed before this one held (a killed recording "
-                       f"keeps all but its last seconds there, a failed one all): `kwoksnap salvage {stray} -o FILE` "
-                       "reads it", err=True)
+            warn(f"{stray} is what a recording killed before this one held (a killed recording "
+                 f"keeps all but its last seconds there, a failed one all): `kwoksnap salvage {stray} -o FILE` "
+                 "reads it")
         if audit_file is None and audit_webhook is None and watcher.forbidden:
-            click.echo(f"warning: not recorded, as listing them is forbidden: {first_few(watcher.forbidden)}", err=True)
+            warn(f"not recorded, as listing them is forbidden: {first_few(watcher.forbidden)}")
         if audit_file is None and audit_webhook is None:  # (black-box findings: said only at the end, or never)
             for entry in unserved:
-                click.echo(f"warning: --resources {entry}: the API server serves no such resource (yet): it is "
-                           "recorded from when it is served (a custom resource whose definition comes later; looked "
-                           f"for every {REDISCOVER_SECONDS:g} s), and a misspelt name never is", err=True)
+                warn(f"--resources {entry}: the API server serves no such resource (yet): it is "
+                     "recorded from when it is served (a custom resource whose definition comes later; looked "
+                     f"for every {REDISCOVER_SECONDS:g} s), and a misspelt name never is")
             for ns in absent:
-                click.echo(f"warning: namespace {ns} does not exist in the cluster (yet): its changes are recorded "
-                           "from when it is made", err=True)
+                warn(f"namespace {ns} does not exist in the cluster (yet): its changes are recorded "
+                     "from when it is made")
             if exclude_user:
-                click.echo("warning: --exclude-user has no effect on a recording of the watch, which does not say who "
-                           "made a change (--audit-file and --audit-webhook do)", err=True)
+                warn("--exclude-user has no effect on a recording of the watch, which does not say who "
+                     "made a change (--audit-file and --audit-webhook do)")
             # (black-box finding: docs/audit.md says it when recording starts; only the refusal said it)
             click.echo("note: a watch does not say who made a change: this recording replays with --mode verbatim "
                        "only (--audit-file or --audit-webhook record who did)", err=True)
@@ -181,7 +182,7 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
                 timer.cancel()
     took = time.monotonic() - began
     if written != Path(path):  # (black-box finding: the whole recording was lost, exit 2 "already exists")
-        click.echo(f"warning: {path} appeared while recording; the recording is {written} instead", err=True)
+        warn(f"{path} appeared while recording; the recording is {written} instead")
         path = str(written)
     d = stats.to_dict()
     if output_format == "json":
@@ -198,8 +199,8 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
                    f"events, {d['malformed']} malformed" + (f"; skipped: {skipped}" if skipped else "")
                    + (f"; {stats.duplicates} second copies left out" if stats.duplicates else "") + ")")
         if stats.late:  # (a webhook batch the API server sent late, a log written out of order)
-            click.echo(f"warning: {stats.late} event(s) arrived more than {window_s:g} s after later ones and were "
-                       "recorded where they arrived, out of time order", err=True)
+            warn(f"{stats.late} event(s) arrived more than {window_s:g} s after later ones and were "
+                 "recorded where they arrived, out of time order")
         if audit_file is None and audit_webhook is None and watcher.later:
             click.echo(f"served only after recording began, recorded from then (the objects there by then as created "
                        f"then): {first_few(watcher.later)}")
@@ -214,10 +215,9 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
             click.echo(f"the log was rotated {follower.rotations} time(s){between}; each file was read until it "
                        "stayed quiet")
         for where in stats.truncated.values():
-            click.echo(f"warning: {where} when recording stopped: left out", err=True)
+            warn(f"{where} when recording stopped: left out")
         if audit_file is not None and follower.unreadable:
-            click.echo(f"warning: after the last rotation the log could not be opened: {follower.unreadable}",
-                       err=True)
+            warn(f"after the last rotation the log could not be opened: {follower.unreadable}")
         if stats.redacted:
             click.echo(f"{stats.redacted} event(s) of Secrets or tokens stored with their values replaced "
                        "(--include-secrets keeps them)")
@@ -229,13 +229,13 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
         warn_unmatched_namespaces(namespaces, stats, live=True)
     if audit_file is not None and stats.lines and not stats.events:  # (black-box finding: exit 0, an empty file)
         if output_format == "text":
-            click.echo(f"warning: none of the {stats.lines} line(s) read from {audit_file} was an audit event: is it "
-                       "the API server's audit log (--audit-log-path, JSON lines)?", err=True)
+            warn(f"none of the {stats.lines} line(s) read from {audit_file} was an audit event: is it "
+                 "the API server's audit log (--audit-log-path, JSON lines)?")
         return finished_partly((stats.lines, "line(s) read and no audit event"), output_format=output_format)
     if audit_file is None and audit_webhook is None and watcher.revoked:
         if output_format == "text":
-            click.echo(f"warning: access was refused while recording, so these changes stop early: "
-                       f"{first_few(watcher.revoked)}", err=True)
+            warn(f"access was refused while recording, so these changes stop early: "
+                 f"{first_few(watcher.revoked)}")
         return finished_partly((len(watcher.revoked), "watch(es) refused while recording"),
                                output_format=output_format)
     return 0

@@ -23,9 +23,11 @@ from kwoksnap.cli.options import (
     make_client,
     not_an_input,
     not_stdout,
+    one_line,
     output_format,
     print_json,
     replaceable,
+    warn,
     warn_clock_skew,
     warn_if_nothing_kept,
     warn_made_with,
@@ -112,8 +114,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     if bool(recording) == bool(audit_paths):
         raise UsageError("give either a recording file or --audit logs")
     if recording and strict:  # (black-box finding: taken without a word)
-        click.echo("warning: --strict has no effect on a recording (its lines were parsed when it was made)",
-                   err=True)
+        warn("--strict has no effect on a recording (its lines were parsed when it was made)")
     gap = parse_duration(max_gap) if max_gap is not None else None
     if gap is not None and not gap >= MIN_GAP:  # (black-box finding: 1e-10 s was taken, and compressed every gap)
         raise UsageError("--max-gap must be at least 1ms (less would compress every gap, not only the idle ones)")
@@ -143,12 +144,12 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         events = redact_credentials(events, stats)
     rules = [parse_rule(r) for r in actor_rules]
     if rules and mode != "inputs":
-        click.echo("warning: --actor has no effect in --mode verbatim (every recorded change is replayed, "
-                   "whoever made it); it decides what --mode inputs replays", err=True)
+        warn("--actor has no effect in --mode verbatim (every recorded change is replayed, "
+             "whoever made it); it decides what --mode inputs replays")
     for pattern, _ in rules:
         if (word := doubtful_field(pattern)) is not None:
-            click.echo(f"warning: --actor {pattern!r}: {word!r} is not a field (user:, agent:, group:), so the whole "
-                       "pattern is matched against user names and user agents", err=True)
+            warn(f"--actor {pattern!r}: {word!r} is not a field (user:, agent:, group:), so the whole "
+                 "pattern is matched against user names and user agents")
     options = ReplayOptions(
         speed=parse_speed(speed), max_gap=gap,
         mode=mode,  # type: ignore[arg-type]
@@ -177,7 +178,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
 
         def notice(message: str) -> None:
             told.add(message)
-            click.echo(("\n" if tty else "") + f"warning: {message}", err=True)
+            click.echo(("\n" if tty else "") + f"warning: {one_line(message)}", err=True)
 
         taken: tuple[str, int] | None = None
         checked = False
@@ -191,7 +192,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         if taken is not None:
             options = dataclasses.replace(options, snapshot_taken_ns=taken[1])
         for w in warnings:
-            click.echo(f"warning: {w}", err=True)
+            warn(w)
         replayer = Replayer(client, options, progress=progress, notice=notice)
         replayer.report.interrupted = not checked
         try:
@@ -227,7 +228,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
                 f"later ones; --from {taken[0]} starts the replay there")
         for w in report.warnings:  # found while replaying
             if w not in told:
-                click.echo(f"warning: {w}", err=True)
+                warn(w)
         report.warnings[:0] = warnings
         if not no_fidelity and not report.interrupted:
             known = len(report.warnings)
@@ -243,7 +244,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
                 unchecked, stopped = f"the target could not be listed: {exc}", exc
                 report.warnings.append(f"fidelity not checked: {unchecked}")
             for w in report.warnings[known:]:  # found by the comparison
-                click.echo(f"warning: {w}", err=True)
+                warn(w)
     data = report.to_dict()
     data["input"] = stats.to_dict()
     unwritten: OSError | None = None  # the report's write failed: raised after the summary
@@ -265,11 +266,11 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         print_json(data)
     else:
         for f in report.failures[:10]:
-            click.echo(f"failed: {f}", err=True)
+            click.echo(f"failed: {one_line(f)}", err=True)
         if report.failed > 10:
             click.echo(f"... and {report.failed - 10} more failures (--report lists the first 200)", err=True)
         for m in report.mismatches[:10]:
-            click.echo(f"mismatch: {m}", err=True)
+            click.echo(f"mismatch: {one_line(m)}", err=True)
         if len(report.mismatches) > 10:
             click.echo(f"... and {len(report.mismatches) - 10} more mismatches (--report lists the first 500)",
                        err=True)

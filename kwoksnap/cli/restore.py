@@ -15,8 +15,10 @@ from kwoksnap.cli.options import (
     finished_partly,
     first_few,
     make_client,
+    one_line,
     output_format,
     print_json,
+    warn,
 )
 
 if TYPE_CHECKING:
@@ -73,7 +75,7 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
         source = SnapshotSource(reader, recordings=True)
         for gr, reason in source.incomplete().items():  # (what save could not list, or salvage could not read)
             why = reason if reason.startswith(SALVAGED) else f"save could not list it ({reason})"
-            click.echo(f"warning: the snapshot does not hold all of {gr}: {why}", err=True)
+            warn(f"the snapshot does not hold all of {gr}: {why}")
         if dry_run:
             report = reader.scan()  # every frame's checksum, as the real restore reads every object before writing
             if not report.ok:
@@ -132,13 +134,13 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                                      settle_timeout=settle_timeout, adopt=adopt, endpoint_controllers=adopt,
                                      admission_webhooks=adopt, keep_webhooks=include_webhooks)
             summary = run_restore(client, source, options, progress=lambda r, d, t: bar.update(r, d, t),
-                                  notice=lambda line: click.echo(f"warning: {line}", err=True))
+                                  notice=warn)
     if output_format == "json":
         print_json(summary.to_dict())
     else:
         for f in summary.failures[:_SHOWN]:
-            click.echo(f"failed: {f.resource} {f.namespace + '/' if f.namespace else ''}{f.name}: {f.reason}",
-                       err=True)
+            where = f"{f.namespace}/" if f.namespace else ""
+            click.echo(f"failed: {f.resource} {where}{f.name}: {one_line(f.reason)}", err=True)
         if len(summary.failures) > _SHOWN:
             click.echo(f"... and {len(summary.failures) - _SHOWN} more failures (-o json lists up to 200)", err=True)
         for a in summary.not_adopted[:_SHOWN]:
@@ -147,67 +149,62 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
             click.echo(f"... and {len(summary.not_adopted) - _SHOWN} more not adopted (-o json lists up to 200)",
                        err=True)
         if summary.claims_without_volume:
-            click.echo(f"warning: {len(summary.claims_without_volume)} claim(s) were Bound to a volume that is not in "
-                       f"the target, so a PV controller marks them Lost (a replay-profile target runs none): "
-                       f"{first_few(summary.claims_without_volume)}",
-                       err=True)
+            warn(f"{len(summary.claims_without_volume)} claim(s) were Bound to a volume that is not in "
+                 f"the target, so a PV controller marks them Lost (a replay-profile target runs none): "
+                 f"{first_few(summary.claims_without_volume)}")
         if summary.terminating_namespaces:
-            click.echo(f"warning: {len(summary.terminating_namespaces)} namespace(s) of the snapshot are being deleted "
-                       "in the target, so their objects cannot be created there (pods restored earlier are frozen "
-                       "and hold them; kubectl delete pods --force --grace-period=0 in them lets them go): "
-                       f"{first_few(summary.terminating_namespaces)}", err=True)
+            warn(f"{len(summary.terminating_namespaces)} namespace(s) of the snapshot are being deleted "
+                 "in the target, so their objects cannot be created there (pods restored earlier are frozen "
+                 "and hold them; kubectl delete pods --force --grace-period=0 in them lets them go): "
+                 f"{first_few(summary.terminating_namespaces)}")
         if summary.active_namespaces:
-            click.echo(f"warning: {len(summary.active_namespaces)} namespace(s) were Terminating in the snapshot and "
-                       "are restored Active (only a delete makes a namespace Terminating, and the target's namespace "
-                       f"controller would then delete what is restored in it): {first_few(summary.active_namespaces)}",
-                       err=True)
+            warn(f"{len(summary.active_namespaces)} namespace(s) were Terminating in the snapshot and "
+                 "are restored Active (only a delete makes a namespace Terminating, and the target's namespace "
+                 f"controller would then delete what is restored in it): {first_few(summary.active_namespaces)}")
         if summary.namespaces_created:
-            click.echo(f"warning: created {len(summary.namespaces_created)} namespace(s) the snapshot's objects are "
-                       f"in but it did not hold ({why_not_held(source.group_resources(), source.selector)}), "
-                       f"labelled kwoksnap.io/created-by=restore: {first_few(summary.namespaces_created)}", err=True)
+            warn(f"created {len(summary.namespaces_created)} namespace(s) the snapshot's objects are "
+                 f"in but it did not hold ({why_not_held(source.group_resources(), source.selector)}), "
+                 f"labelled kwoksnap.io/created-by=restore: {first_few(summary.namespaces_created)}")
         if summary.ttl_expired:
-            click.echo(f"warning: {len(summary.ttl_expired)} finished Job(s) had run out their ttlSecondsAfterFinished "
-                       "before this restore, so a target that runs the TTL-after-finished controller deletes them and "
-                       "their pods at once (clusters made with --profile replay do not run it): "
-                       f"{first_few(summary.ttl_expired)}", err=True)
+            warn(f"{len(summary.ttl_expired)} finished Job(s) had run out their ttlSecondsAfterFinished "
+                 "before this restore, so a target that runs the TTL-after-finished controller deletes them and "
+                 "their pods at once (clusters made with --profile replay do not run it): "
+                 f"{first_few(summary.ttl_expired)}")
         if summary.deleted_meanwhile:
-            click.echo(f"warning: {len(summary.deleted_meanwhile)} restored object(s) were deleted by the target "
-                       f"before their owners adopted them: {first_few(summary.deleted_meanwhile)}", err=True)
+            warn(f"{len(summary.deleted_meanwhile)} restored object(s) were deleted by the target "
+                 f"before their owners adopted them: {first_few(summary.deleted_meanwhile)}")
         if summary.removed_at_once:
-            click.echo(f"warning: {len(summary.removed_at_once)} pod(s) were Terminating in the snapshot and had "
-                       "finished (or were never scheduled), with no finalizer: the API server removes such a pod as "
-                       "soon as it is deleted again, so they are gone, as the source's were about to be: "
-                       f"{first_few(summary.removed_at_once)}", err=True)
+            warn(f"{len(summary.removed_at_once)} pod(s) were Terminating in the snapshot and had "
+                 "finished (or were never scheduled), with no finalizer: the API server removes such a pod as "
+                 "soon as it is deleted again, so they are gone, as the source's were about to be: "
+                 f"{first_few(summary.removed_at_once)}")
         if summary.not_terminated:
-            click.echo(f"warning: {len(summary.not_terminated)} object(s) Terminating in the snapshot are left alive: "
-                       "the restore stopped before it made them Terminating again (last of all, once what depends "
-                       "on them is restored; a rerun does it): " + first_few(summary.not_terminated), err=True)
+            warn(f"{len(summary.not_terminated)} object(s) Terminating in the snapshot are left alive: "
+                 "the restore stopped before it made them Terminating again (last of all, once what depends "
+                 "on them is restored; a rerun does it): " + first_few(summary.not_terminated))
         if summary.dropped_owner_refs:
             stopped = summary.interrupted or summary.error is not None
-            click.echo(f"warning: {summary.dropped_owner_refs} owner reference(s) left out: their owners were not "
-                       f"restored (not in the snapshot, {'not reached before the stop, ' if stopped else ''}or they "
-                       "failed), so restore does not link them (diff --live "
-                       "shows them as removed; a controller the target holds may still adopt what it selects)",
-                       err=True)
+            warn(f"{summary.dropped_owner_refs} owner reference(s) left out: their owners were not "
+                 f"restored (not in the snapshot, {'not reached before the stop, ' if stopped else ''}or they "
+                 "failed), so restore does not link them (diff --live "
+                 "shows them as removed; a controller the target holds may still adopt what it selects)")
         if summary.invalid_owner_refs:
-            click.echo(f"warning: {len(summary.invalid_owner_refs)} owner reference(s) to an owner in another "
-                       "namespace (or to a namespaced owner of a cluster-scoped object) left out (invalid: the "
-                       "target's garbage collector would delete the object for them): "
-                       f"{first_few(summary.invalid_owner_refs)}", err=True)
+            warn(f"{len(summary.invalid_owner_refs)} owner reference(s) to an owner in another "
+                 "namespace (or to a namespaced owner of a cluster-scoped object) left out (invalid: the "
+                 "target's garbage collector would delete the object for them): "
+                 f"{first_few(summary.invalid_owner_refs)}")
         if summary.not_relinked:
-            click.echo(f"warning: {len(summary.not_relinked)} restored object(s) are without the owner references "
-                       "to their restored owners (the Ctrl-C came while restore was linking them): `restore "
-                       f"--on-conflict skip` of the same snapshot links them: {first_few(summary.not_relinked)}",
-                       err=True)
+            warn(f"{len(summary.not_relinked)} restored object(s) are without the owner references "
+                 "to their restored owners (the Ctrl-C came while restore was linking them): `restore "
+                 f"--on-conflict skip` of the same snapshot links them: {first_few(summary.not_relinked)}")
         if summary.left_out_webhooks:
-            click.echo(f"warning: left out {len(summary.left_out_webhooks)} admission webhook configuration(s) that "
-                       "call an in-cluster Service and fail closed: no pod serves them here, so they would refuse "
-                       "the writes they match, the target's controllers' own included (--include-webhooks restores "
-                       f"them): {first_few(summary.left_out_webhooks)}", err=True)
+            warn(f"left out {len(summary.left_out_webhooks)} admission webhook configuration(s) that "
+                 "call an in-cluster Service and fail closed: no pod serves them here, so they would refuse "
+                 "the writes they match, the target's controllers' own included (--include-webhooks restores "
+                 f"them): {first_few(summary.left_out_webhooks)}")
         if summary.kept_secrets:
-            click.echo(f"warning: kept {len(summary.kept_secrets)} existing Secret(s) as they were: the snapshot's "
-                       f"values are redacted (save --include-secrets keeps them): {first_few(summary.kept_secrets)}",
-                       err=True)
+            warn(f"kept {len(summary.kept_secrets)} existing Secret(s) as they were: the snapshot's "
+                 f"values are redacted (save --include-secrets keeps them): {first_few(summary.kept_secrets)}")
         click.echo(f"{'resource':<55} {'created':>8} {'updated':>8} {'skipped':>8} {'failed':>7}")
         for key, r in summary.results.items():
             click.echo(f"{key:<55} {r.created:>8} {r.updated:>8} {r.skipped:>8} {r.failed:>7}"

@@ -17,6 +17,7 @@ from kwoksnap.cli.options import (
     print_json,
     split_commas,
     summary_format,
+    warn,
 )
 
 
@@ -69,7 +70,7 @@ def save(ctx: click.Context, path: str, include: tuple[str, ...], exclude: tuple
             except APIError:  # e.g. no permission to read namespaces, only what is in them: nothing to tell
                 missing = False
             if missing:
-                click.echo(f"warning: namespace {ns} does not exist in the cluster: nothing of it is saved", err=True)
+                warn(f"namespace {ns} does not exist in the cluster: nothing of it is saved")
         with Progress(output_format == "text") as bar:
             try:
                 summary = save_snapshot(client, path, options, progress=lambda r, n: bar.update(r, n))
@@ -85,14 +86,13 @@ def save(ctx: click.Context, path: str, include: tuple[str, ...], exclude: tuple
     else:
         for option, names in (("--exclude", summary.unmatched_exclude), ("--include", summary.unmatched_include)):
             for name in names:  # likely a typo that kept what it meant to leave out, or left out what it meant to keep
-                click.echo(f"warning: {option} {name}: the cluster serves no such resource (is the name right?)",
-                           err=True)
+                warn(f"{option} {name}: the cluster serves no such resource (is the name right?)")
         for api in summary.unavailable_apis:  # (an aggregated API whose server is down: nothing to list)
-            click.echo(f"warning: {api}: the cluster lists this API but does not serve it, so nothing of it is "
-                       "saved" + ("" if api in lost else " (a metrics API: it stores nothing)"), err=True)
+            warn(f"{api}: the cluster lists this API but does not serve it, so nothing of it is "
+                 "saved" + ("" if api in lost else " (a metrics API: it stores nothing)"))
         for r in errors:  # a list that failed part-way has written its first pages
             said = f"only {r.objects} object(s) saved, then the list failed" if r.objects else "not saved"
-            click.echo(f"warning: {r.resource}: {said}: {r.error}", err=True)
+            warn(f"{r.resource}: {said}: {r.error}")
         size = f"{summary.bytes / 1e6:.1f} MB" if summary.bytes >= 100_000 else f"{summary.bytes / 1e3:.1f} kB"
         held = sum(1 for r in summary.resources if r.objects)
         # (Review finding: `-l nothing=here` said "0 objects of 0 resources", the file listing 18 resources empty.)

@@ -1328,3 +1328,16 @@ def test_inspect_of_a_damaged_file_with_its_index_says_what_every_frame_holds(tm
     run("salvage", str(damaged), "-o", str(salvaged))
     with KwsReader(salvaged) as reader:
         assert reader.count() == int(said[1])
+
+
+def test_a_warning_quoting_a_line_break_stays_one_line(tmp_path: Path) -> None:
+    """As an error does (left from the last stop: warnings printed what they quoted as it was): every warning goes
+    through one function that escapes line breaks."""
+    good = Path(__file__).parents[2] / "fixtures/incident/audit.log.gz"
+    bad = tmp_path / "bin\nary.log"
+    bad.write_bytes(bytes(range(256)) * 4)
+    proc = run("convert", "--audit", str(good), "--audit", str(bad), "-o", str(tmp_path / "t.kws"))
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning: ")]
+    assert any("bin\\nary.log" in line for line in warnings), proc.stderr
+    assert not any(line.startswith("ary.log") for line in proc.stderr.splitlines()), proc.stderr
