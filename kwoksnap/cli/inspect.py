@@ -32,10 +32,14 @@ def inspect(path: str, output_format: str) -> int:
         reader = KwsReader(path)
     except FormatError as exc:
         report = scan(path)
+        beyond = _beyond_damage(path) if report.header_ok and report.stopped_at is not None else None
         if output_format == "json":
-            print_json({"ok": False, "error": str(exc), "scan": camel_keys(dataclasses.asdict(report))})
+            print_json({"ok": False, "error": str(exc), "scan": camel_keys(dataclasses.asdict(report)),
+                        **({"salvageable": beyond} if beyond is not None else {})})
         elif report.header_ok:  # a damaged .kws file: how much of it is readable (not so for another kind of file)
             click.echo(report.summary())
+            if beyond is not None:
+                click.echo(_said(beyond, "walking on past the damage, as salvage does"))
         if (report.header_ok and report.stopped_at is not None and report.stopped_at != offset_of(exc.where or "")
                 and JOINED not in str(exc)):  # (two files joined: said alike by both, once is enough)
             # The walk broke before the index was reached: the first damage is said first, the index's after it
@@ -47,7 +51,7 @@ def inspect(path: str, output_format: str) -> int:
     with reader:
         report = reader.scan()  # verifies every frame's checksum: an intact index says nothing about the frames
         if not report.ok:
-            beyond = _around_damage(reader) if report.clean and report.stopped_at is not None else None
+            beyond = _beyond_damage(path) if report.clean and report.stopped_at is not None else None
             if output_format == "json":
                 print_json({"ok": False, "header": _shown(reader.header),
                             "scan": camel_keys(dataclasses.asdict(report)),
@@ -55,10 +59,7 @@ def inspect(path: str, output_format: str) -> int:
             else:
                 click.echo(report.summary())
                 if beyond is not None:
-                    lost = f" ({beyond['lostRecords']} records lost)" if beyond["lostRecords"] else ""
-                    click.echo(f"every frame, read on its own through the index: {beyond['records']} records "
-                               f"readable, {beyond['damagedStretches']} damaged stretch(es){lost} (`kwoksnap "
-                               "salvage` copies the readable ones)")
+                    click.echo(_said(beyond, "every frame, read on its own through the index"))
             if not report.records:  # (re-test finding: salvage was suggested of a file it finds nothing in)
                 raise FormatError(f"damaged: {report.reason}; no record of it is readable", path=path)
             raise FormatError(f"damaged: {report.reason}; the readable part is listed above", path=path,
@@ -154,15 +155,25 @@ def _shown(header: dict[str, Any]) -> dict[str, Any]:
     return {**header, "source": {**source, "server": shown if "@" not in shown else "(not shown)"}}
 
 
-def _around_damage(reader: Any) -> dict[str, int]:
-    """What every frame of a cleanly closed, damaged file holds when each is read on its own, as salvage reads
-    them (black-box finding: the walk in file order stops at the first damage, "140 records readable" of a file
-    salvage recovered 352 of)."""
-    records = stretches = lost = 0
-    for part in reader.salvage():
-        if part.records is not None:
-            records += len(part.records)
-        else:
-            stretches += 1
-            lost += part.lost or 0
-    return {"records": records, "damagedStretches": stretches, "lostRecords": lost}
+def _beyond_damage(path: str) -> dict[str, Any]:
+    """What salvage would keep and lose of a damaged file, found as salvage finds it (it writes nothing): every frame
+    read on its own through an intact index, or, without one, the walk going on past each damaged stretch
+    (black-box findings: the walk in file order stops at the first damage, "140 records readable" of a file
+    salvage recovered 352 of). ``lostRecords`` is None when no readable index says what the stretches held."""
+    from kwoksnap.errors import FormatError
+    from kwoksnap.store.salvage import salvage
+
+    try:
+        kept = salvage(path, None)
+    except FormatError:  # no frame reads
+        return {"records": 0, "damagedStretches": None, "lostRecords": None}
+    return {"records": kept.records, "damagedStretches": len(kept.lost), "lostRecords": kept.lost_records}
+
+
+def _said(beyond: dict[str, Any], how: str) -> str:
+    stretches = "" if beyond["damagedStretches"] is None else f", {beyond['damagedStretches']} damaged stretch(es)"
+    lost = beyond["lostRecords"]
+    lost_said = " (records lost: not known without a readable index)" if lost is None else \
+        f" ({lost} records lost)" if lost else ""
+    return (f"{how}: {beyond['records']} records readable{stretches}{lost_said} (`kwoksnap salvage` copies the "
+            "readable ones)")

@@ -75,9 +75,26 @@ class SalvageReport:
         }
 
 
-def salvage(path: str | os.PathLike[str], out: str | os.PathLike[str]) -> SalvageReport:
+class _Nowhere:
+    """Where the records of a salvage that writes nothing go (``out=None``: what it would keep and lose)."""
+
+    def write(self, record: Record) -> None:
+        pass
+
+    def incomplete(self, resource: str, reason: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+def salvage(path: str | os.PathLike[str], out: str | os.PathLike[str] | None) -> SalvageReport:
     """Write every readable record of ``path`` to ``out`` (never over an existing file; under a temporary name
-    until it is whole). Raises ``FormatError`` when nothing of ``path`` is readable (its header is damaged, or no
+    until it is whole), or, with ``out=None``, write nothing and only say what would be kept and lost (``inspect``
+    of a damaged file). Raises ``FormatError`` when nothing of ``path`` is readable (its header is damaged, or no
     frame reads): then nothing is written."""
     try:
         reader = KwsReader(path, _salvage=True)
@@ -85,11 +102,12 @@ def salvage(path: str | os.PathLike[str], out: str | os.PathLike[str]) -> Salvag
         raise FormatError(f"{exc}; nothing can be salvaged without it") from None
     with reader:
         header = reader.header
-        report = SalvageReport(str(path), str(out), reader.content_type)
+        report = SalvageReport(str(path), "" if out is None else str(out), reader.content_type)
         meta = dict(header.get("meta") or {})
         meta["salvagedFrom"] = Path(path).name
-        writer = KwsWriter(out, content_type=reader.content_type, source=header.get("source") or {}, meta=meta,
-                           created_at=_created_at(header.get("createdAt")), keep_strays=True)  # (path may be one)
+        writer: KwsWriter | _Nowhere = _Nowhere() if out is None else KwsWriter(
+            out, content_type=reader.content_type, source=header.get("source") or {}, meta=meta,
+            created_at=_created_at(header.get("createdAt")), keep_strays=True)  # (path may be one)
         unknown: list[tuple[Salvaged, str | None]] = []  # lost stretches of unknown content, and what came before
         got: dict[str, int] = {}  # records read, by resource
         frames_read: Counter[tuple[str, int, int]] = Counter()  # (resource, length, records) of each frame read
@@ -188,7 +206,7 @@ def _reason(stretches: list[Salvaged]) -> str:
     return f"{SALVAGED}: {what} lost {where} ({first.reason}){when}"
 
 
-def _describe(record: Record, described: set[str], writer: KwsWriter, report: SalvageReport) -> bool:
+def _describe(record: Record, described: set[str], writer: KwsWriter | _Nowhere, report: SalvageReport) -> bool:
     """A snapshot's resource opens with a record describing it (kind, scope): when the frame holding it was lost,
     one is made from the first object kept, so that restore knows what the objects are. True if one was written."""
     resource = record.get("resource")

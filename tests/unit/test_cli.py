@@ -1341,3 +1341,35 @@ def test_a_warning_quoting_a_line_break_stays_one_line(tmp_path: Path) -> None:
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning: ")]
     assert any("bin\\nary.log" in line for line in warnings), proc.stderr
     assert not any(line.startswith("ary.log") for line in proc.stderr.splitlines()), proc.stderr
+
+
+def test_inspect_of_a_damaged_file_without_its_index_walks_on_past_the_damage(tmp_path: Path) -> None:
+    """Left from the last stop: with its index unreadable too, inspect stopped at the first damage ("readable before
+    the damage"), where salvage walks on. It now says what salvage would keep, found as salvage finds it."""
+    from kwoksnap.store import KwsReader
+
+    log = Path(__file__).parents[2] / "fixtures/incident/audit.log.gz"
+    whole = tmp_path / "whole.kws"
+    assert run("convert", "--audit", str(log), "-o", str(whole)).returncode == 0
+    with KwsReader(whole) as reader:
+        frames = reader.frames("audit.k8s.io/v1/events")
+    assert len(frames) >= 3
+    data = bytearray(whole.read_bytes())
+    data[frames[1]["offset"] + frames[1]["length"] // 2] ^= 0xFF
+    index_at = max(f["offset"] + f["length"] for f in frames)
+    data[index_at + (len(data) - index_at) // 2] ^= 0xFF  # the index block
+    damaged = tmp_path / "damaged.kws"
+    damaged.write_bytes(bytes(data))
+    proc = run("inspect", str(damaged))
+    assert proc.returncode == 3
+    before = re.search(r"(\d+) records readable before the damage", proc.stdout)
+    said = re.search(r"^walking on past the damage, as salvage does: (\d+) records readable, 1 damaged "
+                     r"stretch\(es\) \(records lost: not known without a readable index\)", proc.stdout, re.M)
+    assert before and said, proc.stdout
+    assert int(said[1]) > int(before[1])
+    report = orjson.loads(run("inspect", "-o", "json", str(damaged)).stdout)
+    assert report["salvageable"] == {"records": int(said[1]), "damagedStretches": 1, "lostRecords": None}
+    salvaged = tmp_path / "salvaged.kws"
+    run("salvage", str(damaged), "-o", str(salvaged))
+    with KwsReader(salvaged) as reader:
+        assert reader.count() == int(said[1])
