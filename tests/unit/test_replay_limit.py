@@ -193,13 +193,13 @@ def test_opening_the_gate_admits_every_waiter() -> None:
     assert not gate.limits  # no samples once open
 
 
-def test_without_a_limit_the_gate_only_counts() -> None:
+def test_without_a_limit_the_gate_admits_everything_at_once() -> None:
     gate = Gate(None)
     tickets = [gate.acquire(0.0) for _ in range(50)]
-    assert tickets[-1] == (50, False)
     for ticket in tickets:
-        gate.release(ticket, None, now=0.0)
-    assert gate.inflight == 0 and not gate.limits
+        gate.release(ticket, 0.01, now=0.0)
+    gate.open()
+    assert gate.acquire(1.0) == (0, False) and not gate.limits
 
 
 def test_a_refusal_ends_a_probe_but_never_lowers_the_baseline() -> None:
