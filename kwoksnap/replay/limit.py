@@ -151,7 +151,7 @@ class Gate:
             return
         with self._lock:
             self.inflight -= 1
-            if self.adaptive is not None and latency is not None and not self._open:
+            if latency is not None and not self._open:
                 behind = bool(self._waiting) and now - self._waiting[0][0] >= self.adaptive.max_wait
                 self.adaptive.sample(latency, ticket[0], bool(self._waiting), behind, alone=ticket[1],
                                      refused=refused)
@@ -169,7 +169,6 @@ class Gate:
             waiter = heapq.heappop(self._waiting)
             waiter[3] = self._ticket()
             waiter[2].set()
-
 
 
 class Backlog:
