@@ -272,6 +272,16 @@ class KwsReader:
                             f"its own (`tail -c +{second + 1}` cuts it out)", f"byte {second}",
                             salvageable=True) from None
 
+    def _magic_between(self, start: int, stop: int) -> int | None:
+        """Where a .kws file's header begins in bytes ``start`` to ``stop`` of this one (a damaged stretch the walk
+        steps over), or None."""
+        try:
+            with mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) as view:
+                at = view.find(MAGIC, start, stop)
+        except (OSError, ValueError):
+            return None
+        return at if at >= 0 else None
+
     def _second_file_at(self) -> int | None:  # (see JOINED)
         """Where another .kws file begins inside this one (`cat a.kws b.kws`), or None. Only on an error's way: it
         reads the whole file (mmap, GB/s)."""
@@ -648,6 +658,14 @@ class KwsReader:
                 if after is None and (self._tag_at(offset) == TAG_INDEX or offset == self._found_at):
                     self.closed_by_writer = True
                     return  # a damaged index, the last block: every frame came before it
+                second = self._magic_between(offset, after if after is not None else end)
+                if second is not None:  # a cut file with another joined after it (`head -c N a.kws; cat b.kws`):
+                    if second > offset:  # the blocks after its header are its own (black-box finding: they were
+                        yield Salvaged(offset, second - offset, None, reason)  # read as this file's)
+                    self.joined = True
+                    yield Salvaged(second, end - second, None, f"another .kws file begins at byte {second} "
+                                   f"({JOINED}): not read")
+                    return
                 yield Salvaged(offset, (after if after is not None else end) - offset, None, reason)
                 if after is None:
                     return

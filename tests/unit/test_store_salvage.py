@@ -335,7 +335,8 @@ def test_inspect_names_one_break_once_and_the_index_as_the_index(tmp_path: Path)
 def test_an_index_found_past_the_damage_vouches_only_for_its_own_frames(tmp_path: Path) -> None:
     """Re-test finding: a file cut inside a frame with a whole file joined after it salvaged as "nothing lost"
     (exit 0): the second file's index, found before its trailer, counted the first file's frames as its own."""
-    path, frames = written(tmp_path, snapshot_records(20))
+    records = snapshot_records(20)
+    path, frames = written(tmp_path, records)
     data = path.read_bytes()
     other = tmp_path / "other"
     other.mkdir()
@@ -345,6 +346,11 @@ def test_an_index_found_past_the_damage_vouches_only_for_its_own_frames(tmp_path
     report = salvage(tmp_path / "joined.kws", tmp_path / "joined-out.kws")
     assert not report.whole and not report.counted and report.lost_records is None
     assert report.incomplete, report.incomplete
+    # Black-box finding: the second file's frames were read as the first's (a recording got a snapshot's objects).
+    assert read(tmp_path / "joined-out.kws") == frame_records(records, frames, set(range(3, len(frames))))
+    assert report.joined and [(s.offset, s.reason) for s in report.lost] == [
+        (frames[3]["offset"], report.lost[0].reason),
+        (cut, f"another .kws file begins at byte {cut} (two files joined): not read")]
 
 
 def test_every_command_points_a_damaged_frame_to_salvage_and_nothing_else(tmp_path: Path) -> None:
