@@ -11,6 +11,7 @@ from kwoksnap.cli.options import (
     filter_spec,
     include_secrets,
     not_stdout,
+    one_line,
     print_json,
     summary_format,
     warn_clock_skew,
@@ -61,11 +62,12 @@ def convert(audit_paths: tuple[str, ...], resources: tuple[str, ...], namespaces
         print_json({"path": path, "events": n, "parse": d})
     else:
         skipped = ", ".join(f"{reason} {count}" for reason, count in d["skipped"].items())
-        click.echo(f"wrote {n} events to {path} ({d['lines']} lines read, {d['malformed']} malformed"
-                   + (f"; skipped: {skipped}" if skipped else "")
-                   + (f"; {stats.duplicates} second copies left out" if stats.duplicates else "") + ")")
+        click.echo(one_line(f"wrote {n} events to {path} ({d['lines']} lines read, {d['malformed']} malformed"
+                            + (f"; skipped: {skipped}" if skipped else "")
+                            + (f"; {stats.duplicates} second copies left out" if stats.duplicates else "") + ")"))
         if stats.malformed:  # (as replay says them: which lines, not only how many)
-            click.echo(f"malformed input lines: {stats.malformed} (first: {'; '.join(stats.malformed_examples[:3])})")
+            click.echo(one_line(f"malformed input lines: {stats.malformed} (first: "
+                                f"{'; '.join(stats.malformed_examples[:3])})"))
         if stats.redacted:
             click.echo(f"{stats.redacted} event(s) of Secrets or tokens stored with their values replaced "
                        "(--include-secrets keeps them)")

@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from kwoksnap.cli.options import camel_keys, converted_with, example_epilog, first_few, output_format, print_json
+from kwoksnap.cli.options import (
+    camel_keys,
+    converted_with,
+    example_epilog,
+    first_few,
+    one_line,
+    output_format,
+    print_json,
+)
 
 
 @click.command(epilog=example_epilog("kwoksnap inspect before.kws", "kwoksnap inspect trace.kws -o json"))
@@ -36,7 +44,7 @@ def inspect(path: str, output_format: str) -> int:
             print_json({"ok": False, "error": str(exc), "scan": camel_keys(dataclasses.asdict(report)),
                         **({"salvageable": beyond} if beyond is not None else {})})
         elif report.header_ok:  # a damaged .kws file: how much of it is readable (not so for another kind of file)
-            click.echo(report.summary())
+            click.echo(one_line(report.summary()))
             if beyond is not None:
                 click.echo(_said(beyond, "walking on past the damage, as salvage does"))
         if (report.header_ok and report.stopped_at is not None and report.stopped_at != offset_of(exc.where or "")
@@ -56,7 +64,7 @@ def inspect(path: str, output_format: str) -> int:
                             "scan": camel_keys(dataclasses.asdict(report)),
                             **({"salvageable": beyond} if beyond is not None else {})})
             else:
-                click.echo(report.summary())
+                click.echo(one_line(report.summary()))
                 if beyond is not None:
                     click.echo(_said(beyond, "every frame, read on its own through the index"))
             if not report.records:  # (re-test finding: salvage was suggested of a file it finds nothing in)
@@ -78,14 +86,14 @@ def inspect(path: str, output_format: str) -> int:
         print_json(info)
         return 0
     h = info["header"]
-    click.echo(f"{path}: kwoksnap {h.get('contentType')} (format {info['formatVersion']}, written by kwoksnap "
-               f"{h.get('kwoksnapVersion')} at {h.get('createdAt')})")
+    click.echo(one_line(f"{path}: kwoksnap {h.get('contentType')} (format {info['formatVersion']}, written by "
+                        f"kwoksnap {h.get('kwoksnapVersion')} at {h.get('createdAt')})"))
     src = h.get("source") or {}
     inputs = (h.get("meta") or {}).get("inputs")
     if src.get("server"):
         click.echo(f"source: {src['server']} ({src.get('serverVersion', '?')})")
     elif src.get("kind") == "audit-log" and isinstance(inputs, list):
-        click.echo("source: audit log " + ", ".join(map(str, inputs)))
+        click.echo(one_line("source: audit log " + ", ".join(map(str, inputs))))
         filters = (h.get("meta") or {}).get("filters")
         if isinstance(filters, dict) and (given := converted_with(filters)):  # (black-box finding: only -o json)
             click.echo(f"converted with {given} (what those left out is not in it)")

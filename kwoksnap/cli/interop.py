@@ -12,6 +12,7 @@ from kwoksnap.cli.options import (
     first_few,
     include_secrets,
     not_stdout,
+    one_line,
     print_json,
     summary_format,
     warn,
@@ -42,7 +43,7 @@ def export(snapshot: str, path: str, all_resources: bool, output_format: str) ->
         print_json({"path": path, **camel_keys(vars(stats)), "leftOut": dict(sorted(left_out.items())),
                     "notCreatedByKwokctl": dict(sorted(doomed.items()))})
     else:
-        click.echo(f"exported {stats.objects} objects to {path}")
+        click.echo(one_line(f"exported {stats.objects} objects to {path}"))
         if left_out:
             kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(left_out.items()))
             click.echo(f"left out {sum(left_out.values())} objects of kinds kwokctl's default --filter does not "
@@ -106,7 +107,7 @@ def import_(yaml_path: str, path: str, time_base: str | None, include_secrets: b
             warn(f"{yaml_path} holds no Kubernetes object")
         if stats.redacted:
             click.echo(f"{stats.redacted} Secret(s) stored with their values replaced (--include-secrets keeps them)")
-        click.echo(f"imported {sum(stats.objects.values())} objects of {len(stats.objects)} resources"
-                   + (f" and {stats.events} events" if stats.events else "")
-                   + f" into {path} ({stats.content_type})")
+        click.echo(one_line(f"imported {sum(stats.objects.values())} objects of {len(stats.objects)} resources"
+                            + (f" and {stats.events} events" if stats.events else "")
+                            + f" into {path} ({stats.content_type})"))
     return 0

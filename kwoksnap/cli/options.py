@@ -9,7 +9,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Final, NoReturn, TypeVar
 
 import click
 
@@ -415,12 +415,23 @@ def first_few(items: list[str], n: int = 5) -> str:
     return ", ".join(items[:n]) + (f" and {more} more" if more > 0 else "")
 
 
+# What a terminal would not show as written: C0 and C1 control characters (line breaks, tab, backspace, the escape
+# that starts a colour or cursor sequence), DEL, and the Unicode line and paragraph separators.
+_UNPRINTABLE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    return _ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
 def one_line(message: str) -> str:
-    """A message as the one line it must be: a line break in what it quotes (a file named with a newline, a
-    server's multi-line answer) is shown escaped, as ``\\n``, so the line stays one and still says what it holds."""
-    if "\n" not in message and "\r" not in message:
-        return message
-    return message.replace("\r", "\\r").replace("\n", "\\n")
+    """A message as the one line it must be, saying what it quotes: a line break, or any other character a terminal
+    would not show as written (a file named with a newline, a backspace or a colour sequence; a server's multi-line
+    answer), is shown escaped, as ``\\n`` or ``\\x1b`` (black-box findings: one line became two; ``b\\b\\bfake.kws``
+    showed as ``fake.kws``; a name's colour sequence vanished)."""
+    return _UNPRINTABLE.sub(_escaped, message) if _UNPRINTABLE.search(message) else message
 
 
 def warn(message: str) -> None:

@@ -24,6 +24,7 @@ from kwoksnap.cli.options import (
     include_secrets,
     make_client,
     not_stdout,
+    one_line,
     print_json,
     summary_format,
     warn,
@@ -148,7 +149,7 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
                 if not client.exists(f"/api/v1/namespaces/{ns}"):
                     absent.append(ns)
     with _StopOnSignals(stop):  # (before it says "Ctrl-C stops and writes it": a test's Ctrl-C came first)
-        click.echo(f"recording {said} into {path}; Ctrl-C stops and writes it", err=True)
+        click.echo(one_line(f"recording {said} into {path}; Ctrl-C stops and writes it"), err=True)
         for stray in filter(killed_recording, strays(Path(path))):  # (no writer removes those)
             warn(f"{stray} is what a recording killed before this one held (a killed recording "
                  f"keeps all but its last seconds there, a failed one all): `kwoksnap salvage {stray} -o FILE` "
@@ -195,9 +196,10 @@ def record(ctx: click.Context, path: str, audit_file: str | None, from_start: bo
         skipped = ", ".join(f"{reason} {count}" for reason, count in d["skipped"].items())
         window_s = WINDOW_NS / 1e9
         unit = "lines" if audit_file is not None else "batches" if audit_webhook is not None else "watch events"
-        click.echo(f"recorded {n} events into {path} in {took:.1f}s ({d['lines']} {unit} read, {d['events']} audit "
-                   f"events, {d['malformed']} malformed" + (f"; skipped: {skipped}" if skipped else "")
-                   + (f"; {stats.duplicates} second copies left out" if stats.duplicates else "") + ")")
+        click.echo(one_line(f"recorded {n} events into {path} in {took:.1f}s ({d['lines']} {unit} read, "
+                            f"{d['events']} audit events, {d['malformed']} malformed"
+                            + (f"; skipped: {skipped}" if skipped else "")
+                            + (f"; {stats.duplicates} second copies left out" if stats.duplicates else "") + ")"))
         if stats.late:  # (a webhook batch the API server sent late, a log written out of order)
             warn(f"{stats.late} event(s) arrived more than {window_s:g} s after later ones and were "
                  "recorded where they arrived, out of time order")

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from kwoksnap.cli.options import example_epilog, finished_partly, first_few, not_stdout, print_json, summary_format
+from kwoksnap.cli.options import (
+    example_epilog,
+    finished_partly,
+    first_few,
+    not_stdout,
+    one_line,
+    print_json,
+    summary_format,
+)
 
 
 @click.command(epilog=example_epilog(
@@ -35,7 +43,7 @@ def salvage(path: str, out: str, output_format: str) -> int:
     if output_format == "json":
         print_json(report.to_dict())
     else:
-        click.echo(f"wrote {report.records} records ({report.frames} frames) to {out}")
+        click.echo(one_line(f"wrote {report.records} records ({report.frames} frames) to {out}"))
         if report.copies:
             click.echo(f"left out: {report.copies} frame(s) that were second copies of one read before")
         if report.lost or report.missing:

@@ -14,6 +14,7 @@ from kwoksnap.cli.options import (
     make_client,
     namespace_option,
     not_stdout,
+    one_line,
     print_json,
     split_commas,
     summary_format,
@@ -77,7 +78,7 @@ def save(ctx: click.Context, path: str, include: tuple[str, ...], exclude: tuple
             except KeyboardInterrupt:
                 if not os.path.exists(path):  # (save never writes over a file: one there now is this run's, whole)
                     raise
-                click.echo(f"saved to {path}: the snapshot was complete when the Ctrl-C came", err=True)
+                click.echo(one_line(f"saved to {path}: the snapshot was complete when the Ctrl-C came"), err=True)
                 return ExitCode.OK
     errors = [r for r in summary.resources if r.error]
     lost = lost_apis(summary.unavailable_apis)
@@ -98,10 +99,10 @@ def save(ctx: click.Context, path: str, include: tuple[str, ...], exclude: tuple
         # (Review finding: `-l nothing=here` said "0 objects of 0 resources", the file listing 18 resources empty.)
         listed_empty = sum(1 for r in summary.resources if not r.objects and not r.error)
         empty = f" ({listed_empty} more listed, empty)" if listed_empty else ""
-        click.echo(f"saved {summary.objects} objects of {held} resources{empty} "
-                   f"to {path} in {summary.seconds:.1f}s ({summary.rate:,.0f} objects/s, {size})"
-                   + (f"; {len(errors)} resource(s) not saved, or not whole" if errors else "")
-                   + (f"; {len(lost)} API(s) not served, so not saved" if lost else ""))
+        click.echo(one_line(f"saved {summary.objects} objects of {held} resources{empty} "
+                            f"to {path} in {summary.seconds:.1f}s ({summary.rate:,.0f} objects/s, {size})"
+                            + (f"; {len(errors)} resource(s) not saved, or not whole" if errors else "")
+                            + (f"; {len(lost)} API(s) not served, so not saved" if lost else "")))
     if errors or lost:
         return finished_partly((len(errors), "resource(s) not saved, or not whole"),
                                (len(lost), "API(s) the cluster lists and does not serve, not saved"),

@@ -1426,3 +1426,19 @@ def test_inspect_of_a_file_whose_trailer_alone_is_damaged_says_salvage_keeps_eve
         in proc.stdout, proc.stdout
     report = orjson.loads(run("inspect", "-o", "json", str(damaged)).stdout)
     assert report["salvageable"] == {"records": records, "damagedStretches": 0, "lostRecords": 0}
+
+
+def test_a_name_a_terminal_would_not_show_as_written_is_shown_escaped(tmp_path: Path) -> None:
+    """Black-box findings: `b<BS><BS><BS>fake.kws` showed as `fake.kws`; a colour sequence in a name vanished from
+    the line, naming a file that does not exist; an output named with a newline split convert's summary in two."""
+    for name, shown in (("b\b\b\bfake.kws", "b\\x08\\x08\\x08fake.kws"), ("t\tz\x1b[31m.kws", "t\\tz\\x1b[31m.kws"),
+                        ("sep\u2028\x85.kws", "sep\\u2028\\x85.kws")):
+        bad = tmp_path / name
+        bad.write_bytes(b"garbage")
+        proc = run("inspect", str(bad))
+        assert proc.returncode == 3 and proc.stderr.count("\n") == 1, proc.stderr
+        assert shown in proc.stderr and "\x1b" not in proc.stderr and "\b" not in proc.stderr, proc.stderr
+    log = Path(__file__).parents[2] / "fixtures/incident/audit.log.gz"
+    proc = run("convert", "--audit", str(log), "-o", str(tmp_path / "o\nut.kws"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("\n") == 1 and "o\\nut.kws" in proc.stdout, proc.stdout
