@@ -38,6 +38,8 @@ POLL: Final = 0.2  # seconds between looks at a file that did not grow
 SETTLE: Final = 1.0  # seconds an old file must stay quiet after a rotation before the new one is read
 _COARSE_NS: Final = 20_000_000  # a file's times come from a coarser clock than time.time_ns() (a jiffy)
 _READ: Final = 1 << 20
+_TAIL: Final = 4096  # bytes last read, kept to tell a file cut and written anew (_still_there): a line's end
+# (an audit line ends with its timestamps and the authorization annotations, the same on many lines: 64 bytes were not)
 
 
 class Follower:
@@ -72,8 +74,9 @@ class Follower:
         else:  # from now on: what is there is the past
             end = self._stream.seek(0, os.SEEK_END)
             if end:
-                self._stream.seek(end - 1)
-                self._rest_of_past = self._stream.read(1) != b"\n"
+                self._stream.seek(max(0, end - _TAIL))
+                self._first.tail = self._stream.read(min(end, _TAIL))  # (read up to here: the past)
+                self._rest_of_past = self._first.tail[-1:] != b"\n"
 
     def events(self, stop: threading.Event) -> Iterator[AuditEvent]:
         """The events written from now on (all of the file's with ``from_start``) until ``stop`` is set (what was
@@ -101,6 +104,7 @@ class Follower:
                 data = current.stream.read(limit) if limit else b""
                 if data:
                     quiet = 0.0
+                    current.tail = data[-_TAIL:] if len(data) >= _TAIL else (current.tail + data)[-_TAIL:]
                     yield from self._read(current, data)
                     continue
                 if len(files) > 1:  # another file is under the path: this one is done once it stays quiet
@@ -133,9 +137,10 @@ class Follower:
         except OSError:  # renamed aside, the new one not made yet (or not readable yet): keep reading the old one
             return
         if now.st_ino == newest.inode:
-            if len(files) == 1 and now.st_size < newest.stream.tell():
+            if len(files) == 1 and (now.st_size < newest.stream.tell() or not _still_there(newest)):
                 newest.stream.seek(0)
                 newest.prefix, newest.line, newest.pending, newest.rest_of_past = "", 0, bytearray(), False
+                newest.tail = b""
                 self.rotations += 1
             return
         if stat.S_ISFIFO(now.st_mode):  # (opening one would wait for a writer for ever: review finding)
@@ -231,6 +236,20 @@ class _File:
     settle: float | None = None  # (None: SETTLE, read when it is needed)
     line: int = 0
     pending: bytearray = dataclasses.field(default_factory=bytearray)
+    tail: bytes = b""  # the last bytes read (at most _TAIL): still there unless the file was cut and written anew
+
+
+def _still_there(f: _File) -> bool:
+    """Whether the bytes last read from ``f`` are still where they were read: a file cut and written past that
+    point again before the next look (copytruncate, then a burst) is no shorter, but holds other bytes there
+    (black-box finding: the reader went on in the middle of a new line, and the new file's first lines were lost)."""
+    if not f.tail:
+        return True
+    at = f.stream.tell() - len(f.tail)
+    try:
+        return os.pread(f.stream.fileno(), len(f.tail), at) == f.tail
+    except OSError:
+        return True  # (a read error: the next read says so)
 
 
 def _lines(data: bytes, pending: bytearray) -> tuple[list[bytes], bytearray]:

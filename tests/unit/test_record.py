@@ -1103,3 +1103,37 @@ def test_a_webhook_batch_being_read_at_the_stop(monkeypatch: pytest.MonkeyPatch,
         assert collect.finish() == ["p1"] and status.startswith(b"HTTP/1.1 200"), status
     else:
         assert status.startswith(b"HTTP/1.1 503"), status
+
+
+def test_a_followed_log_cut_and_written_past_where_it_was_read_is_read_anew(tmp_path: Path) -> None:
+    """Black-box finding: a log truncated in place (copytruncate) and written past the size it had before the next
+    look was taken for the same file grown: the reader went on in the middle of a new line (malformed) and the new
+    file's first lines were lost. The bytes last read are looked for where they were."""
+    log = tmp_path / "audit.log"
+    log.write_bytes(line(0) + line(1))
+    stats, stop = ParseStats(), threading.Event()
+    follower = Follower(log, stats, poll=0.02)  # from now on: p0 and p1 are the past
+    collect = Collect(follower.events(stop), stop)
+    with log.open("ab") as f:
+        f.write(line(2))
+    assert collect.names(until=1) == ["p2"]
+    with log.open("r+b") as f:  # cut, and written past where the reader was, between two of its looks
+        f.truncate(0)
+        f.write(line(3) + line(4) + line(5) + line(6))
+    assert collect.names(until=5) == ["p2", "p3", "p4", "p5", "p6"]
+    assert collect.finish() == ["p2", "p3", "p4", "p5", "p6"]
+    assert not stats.malformed and follower.rotations == 1
+
+
+def test_a_followed_log_cut_before_the_recording_read_anything_is_read_anew(tmp_path: Path) -> None:
+    """The same, before the first line is read: what was there when the recording began is the past."""
+    log = tmp_path / "audit.log"
+    log.write_bytes(line(0) + line(1))
+    stats, stop = ParseStats(), threading.Event()
+    follower = Follower(log, stats, poll=0.02)
+    with log.open("r+b") as f:
+        f.truncate(0)
+        f.write(line(3) + line(4) + line(5))
+    collect = Collect(follower.events(stop), stop)
+    assert collect.names(until=3) == ["p3", "p4", "p5"]
+    assert collect.finish() == ["p3", "p4", "p5"] and not stats.malformed
