@@ -19,14 +19,23 @@ faster than the recording is written waits to put its next one (backpressure on 
 filter keeps that the API server serves only later (a custom resource whose definition is made while recording)
 is found by looking again every ``REDISCOVER_SECONDS``, listed and watched from then: its objects at that moment are
 recorded as created then (``later`` names it; one the user may not list is left out, ``forbidden``).
+
+Each resource has its own watch, so one may deliver a change after another's later one (a ReplicaSet's create after
+its pods', tens of milliseconds late: black-box finding, the replay then dropped the pods' owner references). A
+change is held ``HOLD_SECONDS`` and handed out in the order the API server made the changes (resourceVersion:
+etcd's revision, one counter for every resource), its time moved no later than that of any change held with it
+made after it, so that the recording's time order is that order too.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
@@ -58,6 +67,7 @@ POLL: Final = 0.2  # seconds between looks of a watch thread waiting for room (h
 # Refusals no retry changes: forbidden, or the credentials refused after the client fetched them again.
 _REFUSED: Final = frozenset({401, 403})
 REDISCOVER_SECONDS: Final = 5.0  # how often the served resources are looked at again (``rediscover``)
+HOLD_SECONDS: Final = 1.0  # a change is held this long, to be handed out in the order it was made (module docstring)
 
 Obj = dict[str, Any]
 _Key = tuple[str, str]  # (namespace, name)
@@ -108,7 +118,7 @@ class WatchRecorder:
     def __init__(self, client: Client, resources: list[Resource], stats: ParseStats, *,
                  namespaces: frozenset[str] = frozenset(), clock: Callable[[], int] = time.time_ns,
                  server: str = "", rediscover: Callable[[], list[Resource]] | None = None,
-                 every: float = REDISCOVER_SECONDS, timer: Clock | None = None) -> None:
+                 every: float = REDISCOVER_SECONDS, timer: Clock | None = None, hold: float | None = None) -> None:
         self.client, self.stats, self.clock = client, stats, clock
         self._timer: Clock = timer or RealClock()
         self._namespaces, self._rediscover, self._every = namespaces, rediscover, every
@@ -118,7 +128,13 @@ class WatchRecorder:
         self.relists = 0
         self.forbidden: list[str] = []  # "pods" or "pods in NAMESPACE": not recorded
         self.revoked: list[str] = []  # "pods in NAMESPACE since HH:MM:SSZ": refused (403) while recording
-        self._queue: queue.Queue[list[AuditEvent]] = queue.Queue(maxsize=MAX_QUEUED)
+        # (the resourceVersion of the change, its events): handed out through _held, in that order
+        self._queue: queue.Queue[tuple[int, list[AuditEvent]]] = queue.Queue(maxsize=MAX_QUEUED)
+        self._hold = HOLD_SECONDS if hold is None else hold  # seconds (module docstring)
+        self._held: list[tuple[int, int, float, list[AuditEvent]]] = []  # heap: (version, arrival, when, events)
+        self._arrived: deque[tuple[int, int]] = deque()  # (arrival, time) of the changes held, in arrival order
+        self._gone: set[int] = set()  # arrivals handed out and still in _arrived (not at its head)
+        self._arrival = itertools.count()
         self._taken = threading.Event()  # events() has ended: nothing takes from the queue any more
         self._count = threading.Lock()
         self._changes = 0
@@ -175,9 +191,10 @@ class WatchRecorder:
         stopped_at: float | None = None
         while True:
             try:
-                batch = self._queue.get(timeout=0.2)
+                self._keep(self._queue.get(timeout=0.2))
             except queue.Empty:
                 if not stop.is_set():
+                    yield from self._due(everything=False)
                     continue
                 if stopped_at is None:
                     stopped_at = time.monotonic()
@@ -187,25 +204,45 @@ class WatchRecorder:
                     if alive:  # a list of an expired watch waiting for its answer (review finding: for minutes)
                         log.warning("stopped without waiting for %d watch(es) listing again: %s", len(alive),
                                     ", ".join(alive))
+                    yield from self._due(everything=True)
                     return
                 continue
-            yield from self._handed(batch)
+            yield from self._due(everything=False)
 
     def pending(self) -> Iterator[AuditEvent]:
         """The changes received and not handed out yet, taken without waiting for the watches (the recording given
         up: a second Ctrl-C); at most what the queue holds now."""
         for _ in range(self._queue.qsize()):
             try:
-                batch = self._queue.get_nowait()
+                self._keep(self._queue.get_nowait())
             except queue.Empty:
-                return
-            yield from self._handed(batch)
+                break
+        yield from self._due(everything=True)
 
-    def _handed(self, batch: list[AuditEvent]) -> Iterator[AuditEvent]:
-        for event in batch:
-            self.stats.events += 1
-            self.stats.formats["watch"] += 1
-            yield event
+    def _keep(self, change: tuple[int, list[AuditEvent]]) -> None:
+        """Hold a change received (see the module's docstring)."""
+        version, events = change
+        arrival = next(self._arrival)
+        heapq.heappush(self._held, (version, arrival, time.monotonic(), events))
+        self._arrived.append((arrival, events[0]["ts"] if events else 0))
+
+    def _due(self, *, everything: bool) -> Iterator[AuditEvent]:
+        """The changes held that are due (all of them with ``everything``), in the order they were made, each at
+        the time of the earliest change received among those still held, if that is earlier than its own."""
+        until = time.monotonic() - self._hold
+        while self._held and (everything or self._held[0][2] <= until):
+            _, arrival, _, events = heapq.heappop(self._held)
+            earliest = self._arrived[0][1]  # (of the changes held, this one among them: all were made after it)
+            self._gone.add(arrival)
+            while self._arrived and self._arrived[0][0] in self._gone:
+                self._gone.discard(self._arrived.popleft()[0])
+            for event in events:
+                if event["ts"] > earliest:
+                    event["received"] -= event["ts"] - earliest
+                    event["ts"] = earliest
+                self.stats.events += 1
+                self.stats.formats["watch"] += 1
+                yield event
 
     def _thread(self, scope: _Scope, stop: threading.Event) -> threading.Thread:
         thread = threading.Thread(target=self._follow, args=(scope, stop),
@@ -255,7 +292,7 @@ class WatchRecorder:
             self.later.append(f"{res.group_resource} from {since}")
         for scope, version, states in listed:
             for key, obj in states.items():
-                self._emit(res, key, None, obj)
+                self._emit(res, key, None, obj, _version_of(obj))
             self._start[scope] = (version, states)
             threads.append(self._thread(scope, stop))
 
@@ -286,10 +323,11 @@ class WatchRecorder:
                     obj = _trimmed(obj)
                     key = _key(obj)
                     self.stats.lines += 1  # (a watch event is one "line" of input)
+                    made = _version(version)  # (of a deletion too: the event's object is as it was deleted)
                     if kind == "DELETED":  # the last state known (with the finalizers whose removal removed it)
-                        self._emit(res, key, states.pop(key, None) or obj, None)
+                        self._emit(res, key, states.pop(key, None) or obj, None, made)
                     elif kind in ("ADDED", "MODIFIED"):
-                        self._emit(res, key, states.get(key), obj)
+                        self._emit(res, key, states.get(key), obj, made)
                         states[key] = obj
                 # Ended at once, not even a bookmark: asked again later (one that ran its course quiet, where no
                 # bookmark is sent, goes on at once: review finding, its next changes were seen up to 8 s late).
@@ -359,26 +397,38 @@ class WatchRecorder:
                 old = states.get(key)
                 if old is None or part_of(old, "metadata").get("resourceVersion") != part_of(
                         obj, "metadata").get("resourceVersion"):
-                    self._emit(res, key, old, obj)
-            for key in states.keys() - listed.keys():
-                self._emit(res, key, states[key], None)
+                    self._emit(res, key, old, obj, _version_of(obj))
+            for key in states.keys() - listed.keys():  # (deleted by the time of the list: ordered as of it)
+                self._emit(res, key, states[key], None, _version(version))
             return version, listed
         return "", states
 
-    def _emit(self, res: Resource, key: _Key, old: Obj | None, new: Obj | None) -> None:
+    def _emit(self, res: Resource, key: _Key, old: Obj | None, new: Obj | None, made: int) -> None:
+        """Queue the change from ``old`` to ``new`` the API server made at resourceVersion ``made``."""
         with self._count:
             self._changes += 1
             n = self._changes
         ts = self.clock()
         event = EventMaker(res.group, res.version, res.name, key[0], key[1], ts, ident=f"watch-{n}",
                            where=f"watch {res.key} #{n}", user_agent=USER_AGENT)
-        batch = list(state_changes(event, old, new))
+        change = (made, list(state_changes(event, old, new)))
         while not self._taken.is_set():  # (a full queue: wait for room, as long as the recording takes changes)
             try:
-                self._queue.put(batch, timeout=POLL)
+                self._queue.put(change, timeout=POLL)
                 return
             except queue.Full:
                 continue
+
+
+def _version(value: Any) -> int:
+    """A resourceVersion as the number it is (etcd's revision); 0 if it is not one (such changes go first, in the
+    order they were received)."""
+    text = str(value or "")
+    return int(text) if text.isdigit() and text.isascii() and len(text) <= 20 else 0
+
+
+def _version_of(obj: Obj | None) -> int:
+    return _version(part_of(obj, "metadata").get("resourceVersion")) if obj is not None else 0
 
 
 def _retry_wait(failures: int) -> float:

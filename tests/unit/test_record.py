@@ -40,6 +40,15 @@ def native(n: int, verb: str = "create", second: int = 0, code: int = 201) -> di
             "stageTimestamp": f"2026-11-29T20:00:{second:02d}.100000Z"}
 
 
+
+@pytest.fixture(autouse=True)
+def _watch_hands_changes_out_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A watch recorder holds each change a second, to hand them out in the order they were made; the tests of
+    anything else take them as they come (test_a_watch_hands_changes_out_in_the_order_they_were_made)."""
+    from kwoksnap.record import watch
+
+    monkeypatch.setattr(watch, "HOLD_SECONDS", 0.0)
+
 def line(n: int, **kw: Any) -> bytes:
     return json.dumps(native(n, **kw)).encode() + b"\n"
 
@@ -1137,3 +1146,41 @@ def test_a_followed_log_cut_before_the_recording_read_anything_is_read_anew(tmp_
     collect = Collect(follower.events(stop), stop)
     assert collect.names(until=3) == ["p3", "p4", "p5"]
     assert collect.finish() == ["p3", "p4", "p5"] and not stats.malformed
+
+
+def test_a_watch_hands_changes_out_in_the_order_they_were_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Black-box finding: each resource has its own watch, and a ReplicaSet's create came 26 ms after its pods'
+    (the replay then dropped the pods' owner references: no owner in the target yet). Changes are held a moment and
+    handed out by resourceVersion, each no later than a change held with it that was made after it."""
+    from kwoksnap.kube.discovery import Resource
+    from kwoksnap.record import watch
+
+    monkeypatch.setattr(watch, "HOLD_SECONDS", 0.5)
+    pods = Resource("", "v1", "pods", "Pod", True, frozenset({"list", "watch"}))
+    replicasets = Resource("apps", "v1", "replicasets", "ReplicaSet", True, frozenset({"list", "watch"}))
+
+    class TwoWatches(FakeWatch):
+        def list_pages(self, path: str) -> Iterator[dict[str, Any]]:
+            yield {"metadata": {"resourceVersion": "9"}, "items": []}
+
+        def watch(self, path: str, params: dict[str, Any], stop: threading.Event) -> Iterator[dict[str, Any]]:
+            if params.get("resourceVersion") != "9":
+                stop.wait()
+                return
+            if "replicasets" in path:
+                stop.wait(0.2)  # its watch is late
+                yield {"type": "ADDED", "object": {**kpod("web", 10), "kind": "ReplicaSet"}}
+            else:
+                yield {"type": "ADDED", "object": kpod("web-a", 11)}
+                yield {"type": "ADDED", "object": kpod("web-b", 12)}
+            stop.wait()
+
+    arrived = iter(range(1000, 2000))
+    recorder = watch.WatchRecorder(TwoWatches([], []), [pods, replicasets], ParseStats(),  # type: ignore[arg-type]
+                                   clock=lambda: next(arrived))
+    stop = threading.Event()
+    collect = Collect(recorder.events(stop), stop)
+    collect.names(until=3)
+    assert collect.finish() == ["web", "web-a", "web-b"]
+    times = [(e["ts"], e["received"]) for e in collect.got]  # (the pods came at 1000 and 1001, the ReplicaSet at 1002)
+    assert times == [(1000, 1000), (1000, 1000), (1001, 1001)]
