@@ -135,6 +135,8 @@ class WatchRecorder:
         self._arrived: deque[tuple[int, int]] = deque()  # (arrival, time) of the changes held, in arrival order
         self._gone: set[int] = set()  # arrivals handed out and still in _arrived (not at its head)
         self._arrival = itertools.count()
+        self._last_ts = 0  # the time of the change handed out last
+        self._holding = threading.Lock()
         self._taken = threading.Event()  # events() has ended: nothing takes from the queue any more
         self._count = threading.Lock()
         self._changes = 0
@@ -220,29 +222,38 @@ class WatchRecorder:
         yield from self._due(everything=True)
 
     def _keep(self, change: tuple[int, list[AuditEvent]]) -> None:
-        """Hold a change received (see the module's docstring)."""
+        """Hold a change received (see the module's docstring); one that made no request (``_emit`` queues none)."""
         version, events = change
-        arrival = next(self._arrival)
-        heapq.heappush(self._held, (version, arrival, time.monotonic(), events))
-        self._arrived.append((arrival, events[0]["ts"] if events else 0))
+        with self._holding:  # (pending() runs on another thread than events(): a recording given up)
+            arrival = next(self._arrival)
+            heapq.heappush(self._held, (version, arrival, time.monotonic(), events))
+            self._arrived.append((arrival, events[0]["ts"]))
 
     def _due(self, *, everything: bool) -> Iterator[AuditEvent]:
         """The changes held that are due (all of them with ``everything``), in the order they were made, each at
-        the time of the earliest change received among those still held, if that is earlier than its own."""
-        until = time.monotonic() - self._hold
-        while self._held and (everything or self._held[0][2] <= until):
-            _, arrival, _, events = heapq.heappop(self._held)
-            earliest = self._arrived[0][1]  # (of the changes held, this one among them: all were made after it)
-            self._gone.add(arrival)
-            while self._arrived and self._arrived[0][0] in self._gone:
-                self._gone.discard(self._arrived.popleft()[0])
-            for event in events:
-                if event["ts"] > earliest:
-                    event["received"] -= event["ts"] - earliest
-                    event["ts"] = earliest
-                self.stats.events += 1
-                self.stats.formats["watch"] += 1
-                yield event
+        the time of the earliest change received among those still held if that is earlier than its own, and always
+        later than the change handed out before it (review finding: changes at one time were put back in order by
+        their resourceVersion downstream, where a binding's or a deletion's answer, a Status, has none, so a pod's
+        binding went before its create)."""
+        due: list[AuditEvent] = []
+        with self._holding:
+            until = time.monotonic() - self._hold
+            while self._held and (everything or self._held[0][2] <= until):
+                _, arrival, _, events = heapq.heappop(self._held)
+                earliest = self._arrived[0][1]  # (of the changes held, this one among them: all made after it)
+                self._gone.add(arrival)
+                while self._arrived and self._arrived[0][0] in self._gone:
+                    self._gone.discard(self._arrived.popleft()[0])
+                at = max(min(events[0]["ts"], earliest), self._last_ts + 1)
+                self._last_ts = at
+                for event in events:  # (one change's requests: at one time, in their order)
+                    event["received"] += at - event["ts"]
+                    event["ts"] = at
+                due += events
+        for event in due:
+            self.stats.events += 1
+            self.stats.formats["watch"] += 1
+            yield event
 
     def _thread(self, scope: _Scope, stop: threading.Event) -> threading.Thread:
         thread = threading.Thread(target=self._follow, args=(scope, stop),
@@ -412,6 +423,8 @@ class WatchRecorder:
         event = EventMaker(res.group, res.version, res.name, key[0], key[1], ts, ident=f"watch-{n}",
                            where=f"watch {res.key} #{n}", user_agent=USER_AGENT)
         change = (made, list(state_changes(event, old, new)))
+        if not change[1]:  # (a change no request makes: managedFields alone, a grace period's last step)
+            return
         while not self._taken.is_set():  # (a full queue: wait for room, as long as the recording takes changes)
             try:
                 self._queue.put(change, timeout=POLL)
