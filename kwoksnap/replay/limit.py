@@ -176,33 +176,39 @@ class Backlog:
 
     Why not a semaphore: at ``--speed max`` (or behind a slow target) the dispatcher waits at the bound, and a
     semaphore woke it for every change finished: a thread switch per change, paid in CPU on a two-core machine the
-    target shares. Here the waiter is woken once ``step`` places are free, and then takes them without waiting.
+    target shares. Here the waiter is woken once ``step`` places are free, and then takes them without waiting; or,
+    when places come back slowly (changes that hold theirs for long: parked behind a slow delete), at the first one
+    after it has waited ``max_wait`` seconds (review finding: it then waited for its own timeout, 0.1 s).
     """
 
-    def __init__(self, bound: int, step: int = HANDOFF_STEP) -> None:
+    def __init__(self, bound: int, step: int = HANDOFF_STEP, max_wait: float = 0.01) -> None:
         if bound < 1:
             raise ValueError(f"a backlog holds at least 1, not {bound}")
         self.bound = bound
         self.step = _step(bound, step)
+        self.max_wait = max_wait
         self.count = 0
-        self._waiting = False
+        self._waiting: float | None = None  # since when the waiter waits (monotonic seconds)
         self._cond = threading.Condition(threading.Lock())
 
     def acquire(self, timeout: float) -> bool:
         """Take a place; False if none was free within ``timeout`` seconds."""
         with self._cond:
             while self.count >= self.bound:
-                self._waiting = True
+                if self._waiting is None:
+                    self._waiting = time.monotonic()
                 if not self._cond.wait(timeout):
                     return False
+            self._waiting = None
             self.count += 1
             return True
 
     def release(self) -> None:
         with self._cond:
             self.count -= 1
-            if self._waiting and self.count <= self.bound - self.step:
-                self._waiting = False
+            if self._waiting is not None and (self.count <= self.bound - self.step
+                                              or time.monotonic() - self._waiting >= self.max_wait):
+                self._waiting = None
                 self._cond.notify()
 
 

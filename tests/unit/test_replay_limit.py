@@ -227,7 +227,7 @@ def _blocked(target: Callable[[], object]) -> threading.Thread:
 
 
 def test_a_full_backlog_wakes_its_waiter_once_a_step_of_places_is_free() -> None:
-    backlog = Backlog(8, step=2)
+    backlog = Backlog(8, step=2, max_wait=10.0)
     assert all(backlog.acquire(timeout=0) for _ in range(8))
     assert not backlog.acquire(timeout=0.01)  # full
     got: list[bool] = []
@@ -281,3 +281,19 @@ def test_a_lookahead_of_one_hands_each_item_on() -> None:
     assert ahead.get() == "a"
     producer.join(5)
     assert not producer.is_alive() and ahead.get(timeout=1) == "b"
+
+
+def test_a_backlog_whose_places_come_back_slowly_wakes_its_waiter_at_the_first_after_a_while() -> None:
+    """Review finding: with places held long (changes parked behind a slow delete), fewer than a step came back, and
+    the waiter (the dispatcher) waited for its own timeout, 0.1 s, with changes due."""
+    backlog = Backlog(8, step=4, max_wait=0.2)
+    assert all(backlog.acquire(timeout=0) for _ in range(8))
+    got: list[bool] = []
+    waiter = _blocked(lambda: got.append(backlog.acquire(timeout=5)))
+    backlog.release()  # one place, soon after it began to wait: not woken
+    waiter.join(0.05)
+    assert waiter.is_alive()
+    time.sleep(0.2)
+    backlog.release()  # one more, after max_wait: woken, though not a step of places is free
+    waiter.join(5)
+    assert got == [True] and backlog.count == 7
