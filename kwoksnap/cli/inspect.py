@@ -78,7 +78,7 @@ def inspect(path: str, output_format: str) -> int:
             beyond = _beyond_damage(path)
             if output_format == "json":
                 print_json({"ok": False, "header": _shown(reader.header), "error": str(exc), "salvageable": beyond})
-            else:
+            elif beyond is not None:
                 click.echo(_said(beyond, "every frame, read on its own through the index"))
             raise FormatError(f"{str(exc).removeprefix(f'{path}: ')}; the readable part is listed above", path=path,
                               salvageable=True) from None
@@ -140,18 +140,20 @@ def _shown(header: dict[str, Any]) -> dict[str, Any]:
     return {**header, "source": {**source, "server": shown if "@" not in shown else "(not shown)"}}
 
 
-def _beyond_damage(path: str) -> dict[str, Any]:
+def _beyond_damage(path: str) -> dict[str, Any] | None:
     """What salvage would keep and lose of a damaged file, found as salvage finds it (it writes nothing): every frame
     read on its own through an intact index, or, without one, the walk going on past each damaged stretch
     (black-box findings: the walk in file order stops at the first damage, "140 records readable" of a file
     salvage recovered 352 of). ``lostRecords`` is None when no readable index says what the stretches held."""
-    from kwoksnap.errors import FormatError
+    from kwoksnap.errors import FormatError, InputError
     from kwoksnap.store.salvage import salvage
 
     try:
         kept = salvage(path, None)
     except FormatError:  # no frame reads
         return {"records": 0, "damagedStretches": None, "lostRecords": None}
+    except (InputError, OSError):  # (a read error: the damage is still reported, without this count)
+        return None
     # (Not the description records salvage makes for a snapshot resource whose own was lost: black-box finding,
     # 385 readable and 114 lost of a 498-record file.)
     return {"records": kept.records - len(kept.described), "damagedStretches": len(kept.lost),
