@@ -24,7 +24,7 @@ Each resource has its own watch, so one may deliver a change after another's lat
 its pods', tens of milliseconds late: black-box finding, the replay then dropped the pods' owner references). A
 change is held ``HOLD_SECONDS`` and handed out in the order the API server made the changes (resourceVersion:
 etcd's revision, one counter for every resource), its time moved no later than that of any change held with it
-made after it, so that the recording's time order is that order too.
+made after it and always after the one handed out before it, so that the recording's time order is that order too.
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ class WatchRecorder:
         yield from self._due(everything=True)
 
     def _keep(self, change: tuple[int, list[AuditEvent]]) -> None:
-        """Hold a change received (see the module's docstring); one that made no request (``_emit`` queues none)."""
+        """Hold a change received (see the module's docstring); it makes one request or more (``_emit``)."""
         version, events = change
         with self._holding:  # (pending() runs on another thread than events(): a recording given up)
             arrival = next(self._arrival)

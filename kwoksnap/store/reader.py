@@ -285,12 +285,7 @@ class KwsReader:
     def _second_file_at(self) -> int | None:  # (see JOINED)
         """Where another .kws file begins inside this one (`cat a.kws b.kws`), or None. Only on an error's way: it
         reads the whole file (mmap, GB/s)."""
-        try:
-            with mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) as view:
-                at = view.find(MAGIC, self._data_start)
-        except (OSError, ValueError):
-            return None
-        return at if at >= 0 else None
+        return self._magic_between(self._data_start, self._size)
 
     def _read_trailer_and_index(self) -> dict[str, Any] | None:
         if self._size < self._data_start + TRAILER.size:
