@@ -61,6 +61,7 @@ def diff(ctx: click.Context, a: str, b: str | None, live: bool, namespaces: tupl
         resources = [gr for gr in left.group_resources() if gr not in partial]
         scope = frozenset(namespaces) or left.namespaces
         beyond: list[str] = []  # resources only B holds objects of (not compared)
+        narrower = ""  # how B was saved narrower than A is compared
         if live:
             with make_client(ctx) as client:
                 disc = discover(client)
@@ -88,6 +89,9 @@ def diff(ctx: click.Context, a: str, b: str | None, live: bool, namespaces: tupl
                 result = compare(resources, left.by_group_resource, other.by_group_resource,
                                  include_regenerated=include_regenerated, namespaces=scope, selector=left.selector,
                                  aliases=aliases)
+                narrower = _narrower(b, other.namespaces, other.selector, scope, left.selector)
+    if narrower:  # (black-box finding: B saved with -n listed everything of A outside it as missing, unexplained)
+        warn(narrower)
     if beyond:
         click.echo(f"note: not compared: {len(beyond)} resource(s) {b} holds and {a} does not (A is the reference; "
                    f"`diff B A` compares them): {first_few(beyond, 10)}", err=True)
@@ -128,3 +132,17 @@ def _fields(fields: list[str]) -> str:
         return "; ".join(fields)
     said = f"at least {more}" if len(fields) >= FIELDS_LIMIT else str(more)  # (the walk stops at the limit)
     return "; ".join(fields[:_SHOWN]) + f"; and {said} more (-o json lists up to {FIELDS_LIMIT})"
+
+
+def _narrower(b: str, namespaces: frozenset[str], selector: str, scope: frozenset[str], a_selector: str) -> str:
+    """What to say when B was saved narrower than A is compared (``save -n`` or ``-l``), so that what A holds
+    outside it shows as missing from B; empty if it was not."""
+    said = []
+    if namespaces and (not scope or not scope <= namespaces):
+        said.append(f"-n {first_few(sorted(namespaces))}")
+    if selector and selector != a_selector:
+        said.append(f"-l {selector}")
+    if not said:
+        return ""
+    return (f"{b} was saved with {' and '.join(said)}: what A holds beyond that shows as missing from it (give the "
+            "same -n to compare only those namespaces)")

@@ -1442,3 +1442,29 @@ def test_a_name_a_terminal_would_not_show_as_written_is_shown_escaped(tmp_path: 
     proc = run("convert", "--audit", str(log), "-o", str(tmp_path / "o\nut.kws"))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("\n") == 1 and "o\\nut.kws" in proc.stdout, proc.stdout
+
+
+def test_diff_says_when_b_was_saved_narrower_than_a(tmp_path: Path) -> None:
+    """Black-box finding: `diff all.kws demo.kws`, B saved with `-n demo`, listed everything of A outside demo as
+    missing, with no word that B was saved narrower."""
+    from kwoksnap.store import KwsWriter
+
+    def snapshot(name: str, namespaces: list[str], meta: dict[str, Any] | None = None) -> Path:
+        path = tmp_path / name
+        with KwsWriter(path, meta=meta or {}) as w:
+            w.write({"type": "resource", "resource": "v1/configmaps", "kind": "ConfigMap", "namespaced": True})
+            for ns in namespaces:
+                w.write({"type": "object", "resource": "v1/configmaps", "object": {
+                    "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": ns}}})
+        return path
+
+    whole = snapshot("all.kws", ["demo", "other"])
+    demo = snapshot("demo.kws", ["demo"], {"namespaces": ["demo"]})
+    proc = run("diff", str(whole), str(demo))
+    assert proc.returncode == 1
+    assert f"warning: {demo} was saved with -n demo: what A holds beyond that shows as missing from it" in \
+        proc.stderr, proc.stderr
+    proc = run("diff", str(whole), str(demo), "-n", "demo")  # compared only there: nothing to say
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+    proc = run("diff", str(demo), str(whole))  # A narrower than B: A's scope is compared, as documented
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
