@@ -235,10 +235,11 @@ class WatchRecorder:
         later than the change handed out before it (review finding: changes at one time were put back in order by
         their resourceVersion downstream, where a binding's or a deletion's answer, a Status, has none, so a pod's
         binding went before its create)."""
-        due: list[AuditEvent] = []
-        with self._holding:
-            until = time.monotonic() - self._hold
-            while self._held and (everything or self._held[0][2] <= until):
+        until = time.monotonic() - self._hold
+        while True:  # (one change taken at a time: a recording given up meanwhile finds the others still held)
+            with self._holding:
+                if not self._held or not (everything or self._held[0][2] <= until):
+                    return
                 _, arrival, _, events = heapq.heappop(self._held)
                 earliest = self._arrived[0][1]  # (of the changes held, this one among them: all made after it)
                 self._gone.add(arrival)
@@ -249,11 +250,10 @@ class WatchRecorder:
                 for event in events:  # (one change's requests: at one time, in their order)
                     event["received"] += at - event["ts"]
                     event["ts"] = at
-                due += events
-        for event in due:
-            self.stats.events += 1
-            self.stats.formats["watch"] += 1
-            yield event
+            for event in events:
+                self.stats.events += 1
+                self.stats.formats["watch"] += 1
+                yield event
 
     def _thread(self, scope: _Scope, stop: threading.Event) -> threading.Thread:
         thread = threading.Thread(target=self._follow, args=(scope, stop),
