@@ -19,6 +19,7 @@ __all__ = [
     "STAGES",
     "AuditEvent",
     "degraded",
+    "parse_resource_version",
     "resource_version",
     "resource_version_of",
 ]
@@ -78,7 +79,12 @@ def resource_version_of(response: Any) -> int:
     if type(response) is dict:
         meta = response.get("metadata")
         if type(meta) is dict:
-            rv = meta.get("resourceVersion")
-            if type(rv) is str and rv.isdigit() and rv.isascii() and len(rv) <= RV_DIGITS:
-                return int(rv)
+            return parse_resource_version(meta.get("resourceVersion"))
+    return 0
+
+
+def parse_resource_version(rv: Any) -> int:
+    """A resourceVersion as the number it is (etcd's revision), 0 if it is not one."""
+    if type(rv) is str and rv.isdigit() and rv.isascii() and len(rv) <= RV_DIGITS:
+        return int(rv)
     return 0

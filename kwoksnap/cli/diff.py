@@ -138,12 +138,12 @@ def _narrower(b: str, namespaces: frozenset[str], selector: str, scope: frozense
     """What to say when B was saved narrower than A is compared (``save -n`` or ``-l``), so that what A holds
     outside it shows as missing from B; empty if it was not."""
     said = []
-    narrow = namespaces and (not scope or not scope <= namespaces)
-    if narrow:
-        said.append(f"-n {','.join(sorted(namespaces))}")
+    names = ",".join(sorted(namespaces)) if namespaces and not (scope and scope <= namespaces) else ""
+    if names:
+        said.append(f"-n {names}")
     if selector and selector != a_selector:
         said.append(f"-l {selector}")
     if not said:
         return ""
     return (f"{b} was saved with {' and '.join(said)}: what A holds beyond that shows as missing from it"
-            + (f" (diff -n {','.join(sorted(namespaces))} compares only those namespaces)" if narrow else ""))
+            + (f" (diff -n {names} compares only those namespaces)" if names else ""))

@@ -190,8 +190,8 @@ def _contents(reader: Any, path: str) -> dict[str, Any]:
     tr = reader.time_range()
     info: dict[str, Any] = {"header": _shown(reader.header), "formatVersion": reader.format_version,
                             "records": reader.count(), "fileBytes": size, "rawBytes": raw,
-            "compressionRatio": raw / size if size else 0.0, "timeRange": list(tr) if tr else None,
-            "resources": resources, "incomplete": reader.incomplete()}
+                            "compressionRatio": raw / size if size else 0.0, "timeRange": list(tr) if tr else None,
+                            "resources": resources, "incomplete": reader.incomplete()}
     if reader.content_type == "recording":  # one time-ordered stream: what is in it, by resource and verb
         from collections import Counter
 

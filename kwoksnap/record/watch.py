@@ -41,6 +41,7 @@ from typing import Any, Final
 
 from kwoksnap.audit import AuditEvent, FilterSpec, ParseStats, skip_reason
 from kwoksnap.audit.changes import EventMaker, part_of, state_changes
+from kwoksnap.audit.events import parse_resource_version, resource_version_of
 from kwoksnap.audit.filters import LEASE_GROUP, NODE_LEASE_NAMESPACE
 from kwoksnap.clock import Clock, RealClock
 from kwoksnap.errors import APIError, KwoksnapError
@@ -303,7 +304,7 @@ class WatchRecorder:
             self.later.append(f"{res.group_resource} from {since}")
         for scope, version, states in listed:
             for key, obj in states.items():
-                self._emit(res, key, None, obj, _version_of(obj))
+                self._emit(res, key, None, obj, resource_version_of(obj))
             self._start[scope] = (version, states)
             threads.append(self._thread(scope, stop))
 
@@ -334,7 +335,7 @@ class WatchRecorder:
                     obj = _trimmed(obj)
                     key = _key(obj)
                     self.stats.lines += 1  # (a watch event is one "line" of input)
-                    made = _version(version)  # (of a deletion too: the event's object is as it was deleted)
+                    made = parse_resource_version(version)  # (of a deletion too: its object is as deleted)
                     if kind == "DELETED":  # the last state known (with the finalizers whose removal removed it)
                         self._emit(res, key, states.pop(key, None) or obj, None, made)
                     elif kind in ("ADDED", "MODIFIED"):
@@ -408,9 +409,9 @@ class WatchRecorder:
                 old = states.get(key)
                 if old is None or part_of(old, "metadata").get("resourceVersion") != part_of(
                         obj, "metadata").get("resourceVersion"):
-                    self._emit(res, key, old, obj, _version_of(obj))
+                    self._emit(res, key, old, obj, resource_version_of(obj))
             for key in states.keys() - listed.keys():  # (deleted by the time of the list: ordered as of it)
-                self._emit(res, key, states[key], None, _version(version))
+                self._emit(res, key, states[key], None, parse_resource_version(version))
             return version, listed
         return "", states
 
@@ -431,17 +432,6 @@ class WatchRecorder:
                 return
             except queue.Full:
                 continue
-
-
-def _version(value: Any) -> int:
-    """A resourceVersion as the number it is (etcd's revision); 0 if it is not one (such changes go first, in the
-    order they were received)."""
-    text = str(value or "")
-    return int(text) if text.isdigit() and text.isascii() and len(text) <= 20 else 0
-
-
-def _version_of(obj: Obj | None) -> int:
-    return _version(part_of(obj, "metadata").get("resourceVersion")) if obj is not None else 0
 
 
 def _retry_wait(failures: int) -> float:
