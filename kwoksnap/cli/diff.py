@@ -89,7 +89,8 @@ def diff(ctx: click.Context, a: str, b: str | None, live: bool, namespaces: tupl
                 result = compare(resources, left.by_group_resource, other.by_group_resource,
                                  include_regenerated=include_regenerated, namespaces=scope, selector=left.selector,
                                  aliases=aliases)
-                narrower = _narrower(b, other.namespaces, other.selector, scope, left.selector)
+                if any(d.change == "missing" for d in result.differences):  # (else nothing shows it)
+                    narrower = _narrower(b, other.namespaces, other.selector, scope, left.selector)
     if narrower:  # (black-box finding: B saved with -n listed everything of A outside it as missing, unexplained)
         warn(narrower)
     if beyond:

@@ -1468,3 +1468,14 @@ def test_diff_says_when_b_was_saved_narrower_than_a(tmp_path: Path) -> None:
     assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
     proc = run("diff", str(demo), str(whole))  # A narrower than B: A's scope is compared, as documented
     assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+    same = snapshot("same.kws", ["demo"])  # A holds nothing beyond B's -n: nothing shows as missing, nothing said
+    proc = run("diff", str(same), str(demo))
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+    changed = snapshot("changed.kws", ["demo"], {"namespaces": ["demo"]})  # differs, but nothing missing
+    with KwsWriter(tmp_path / "more.kws", meta={}) as w:
+        w.write({"type": "resource", "resource": "v1/configmaps", "kind": "ConfigMap", "namespaced": True})
+        w.write({"type": "object", "resource": "v1/configmaps", "object": {
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "demo"},
+            "data": {"k": "v"}}})
+    proc = run("diff", str(tmp_path / "more.kws"), str(changed))
+    assert proc.returncode == 1 and "warning" not in proc.stderr, proc.stderr
