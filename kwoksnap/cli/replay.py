@@ -304,10 +304,13 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
         if nothing_sent:
             pass
         elif options.speed is None:  # every change is due at the start: its "lag" is only how long the replay ran
-            answered = report.applied + report.failed
-            rate = answered / report.wall_seconds if report.wall_seconds > 0 else 0.0
+            # (Not "answered": a failed change may have had no answer, e.g. a create that waited in vain for an
+            # older copy to go, or a target gone.)
+            done = report.applied + report.failed
+            rate = done / report.wall_seconds if report.wall_seconds > 0 else 0.0
+            outcome = f"{report.applied} applied, {report.failed} failed" if report.failed else "all applied"
             click.echo(f"recorded {report.recorded_seconds:.1f}s replayed in {report.wall_seconds:.1f}s at --speed "
-                       f"max: {answered} changes answered, {rate:.0f}/s (no deadlines, so no lag)")
+                       f"max: {done} changes done ({outcome}), {rate:.0f}/s (no deadlines, so no lag)")
         else:
             click.echo(f"recorded {report.recorded_seconds:.1f}s replayed in {report.wall_seconds:.1f}s; lag p50 "
                        f"{lag['p50']:.1f} ms, p99 {lag['p99']:.1f} ms, max {lag['max']:.1f} ms (sent); applied p50 "

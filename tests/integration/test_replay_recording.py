@@ -62,7 +62,7 @@ def test_a_converted_recording_replays_and_is_narrowed_by_filters(kwok_cluster: 
     assert data["fidelity"] == {"checked": 2, "mismatches": [], "mismatchCount": 0}  # pods and nodes are compared
     assert ("fidelity: 2/2 pods and nodes match their last recorded state (the only kinds it compares)"
             in proc.stdout.splitlines())
-    assert re.search(r"at --speed max: 3 changes answered, \d+/s \(no deadlines, so no lag\)", proc.stdout)
+    assert re.search(r"at --speed max: 3 changes done \(all applied\), \d+/s \(no deadlines, so no lag\)", proc.stdout)
     names = sorted(p["metadata"]["name"] for p, _ in client.list_items(f"/api/v1/namespaces/{namespace}/pods"))
     assert names == ["p2", "p3"]
     assert client.get(f"/api/v1/namespaces/{namespace}/configmaps/cm")["data"] == {"a": "b"}
