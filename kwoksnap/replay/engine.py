@@ -23,6 +23,7 @@ import math
 import queue
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -78,6 +79,7 @@ RECREATE_WAIT = 5.0  # seconds a re-create waits for the older copy it deleted t
 # seconds). The changes in that namespace wait for its create without a limit (parked: _blocker).
 TERMINATING_WAIT = 30.0
 STAND_IN_WAIT = 3.0  # seconds an inputs-mode delete of a controller's pod waits for a pod of it to stand in
+PLANNER_JOIN = 5.0  # seconds the stop waits for the planner to see it (it reads no further once it does)
 _STOPPING = "interrupted: the changes being sent finish, nothing more is sent (Ctrl-C again stops waiting for them)"
 PROGRESS_EVERY = 1.0  # seconds between redraws of the progress line while the replay waits for the next change
 LONG_WAIT = 600.0  # seconds of replay time between two changes that deserve a warning when it is reached
@@ -463,6 +465,9 @@ class Replayer:
         # Set when the replay stops early (Ctrl-C, a planning error): changes handed to the workers but not sent
         # yet are never sent (counted as unsent), those being sent finish.
         self._halt = threading.Event()
+        # The dispatch's deferral of Ctrl-C: a worker sends nothing once one is noted, before the main thread, which
+        # looks every INTERRUPT_POLL while it waits, has acted on it (a target answering in 5 ms: 18 changes more)
+        self._interrupts: DeferredInterrupts | None = None
         # Changes handed to the workers and not finished: at most `lookahead`, so a target that is behind (or
         # --speed max) does not queue the whole log in memory.
         self._backlog = Backlog(options.lookahead)
@@ -1597,8 +1602,13 @@ class Replayer:
         self._halt.set()
         self.client.cancel()  # the changes in flight fail at their next failure instead of retrying on
 
+    def _stopped(self) -> bool:
+        """Whether the replay halted, or a Ctrl-C was noted that the main thread has not acted on yet."""
+        interrupts = self._interrupts
+        return self._halt.is_set() or (interrupts is not None and interrupts.noted)
+
     def _apply(self, item: _Item) -> None:
-        if self._halt.is_set():
+        if self._stopped():
             return  # never sent: counted as unsent
         r = self.report
         action, source = item.action, item.source
@@ -1612,7 +1622,7 @@ class Replayer:
         priority = self._start + item.offset + (RENEWAL_YIELD if action.op == "renew" else 0.0)
         slot = _Slot(self.gate.acquire(priority), priority)  # (given back meanwhile by a wait: _stand_in_later)
         self._slot.current = slot
-        if self._halt.is_set():  # stopped while it waited for room
+        if self._stopped():  # stopped while it waited for room
             self._slot.current = None
             self.gate.release(slot.ticket, None, self.clock.now())
             return
@@ -1901,12 +1911,80 @@ class Replayer:
                 self._drop()
             self._parked = {}
 
-    def _await_finished(self) -> None:
+    def _dispatch_and_stop(self, planned: Queue, primed: threading.Event, pool: ThreadPoolExecutor,
+                           planner: threading.Thread, old_switch: float) -> None:
+        """Dispatch, then stop (:meth:`_stop`), under one deferral of Ctrl-C from the first change to the end of the
+        stop: a Ctrl-C is raised only between changes (kwoksnap.interrupts), and a second one is noted wherever it
+        comes while the replay stops, and acted on where the stop waits (black-box finding: one landing just after
+        the first was raised, as the stop began, left the replay without its report)."""
+        with DeferredInterrupts() as interrupts:
+            self._interrupts = interrupts
+            try:
+                self._dispatch(planned, primed, pool, interrupts)
+            except KeyboardInterrupt:
+                interrupts.noted = False  # (from here on: a second Ctrl-C)
+                self.stop.set()
+                self.client.cancel()  # the changes being sent finish, without retries (re-test finding: a target
+                self.report.interrupted = self._ctrl_c = True  # that never answers kept the first Ctrl-C 12 x 60 s)
+                self.report.warnings.append(_STOPPING)  # (in --report too: black-box finding)
+                self.notice(_STOPPING)
+            finally:
+                self._stop(planned, planner, pool, interrupts)
+                self._interrupts = None
+                sys.setswitchinterval(old_switch)
+
+    def _stop(self, planned: Queue, planner: threading.Thread, pool: ThreadPoolExecutor,
+              interrupts: DeferredInterrupts) -> None:
+        """After dispatch ended (the log's end, a Ctrl-C, a planner's error): wait for every change handed on to
+        finish, and for the planner. A Ctrl-C noted meanwhile (``interrupts``) is the first when the replay was not
+        stopping yet (what is being sent finishes, nothing more is sent), else the second: what is in flight is named
+        and not waited for. ``interrupts.noted`` is left clear, so that the deferral ends quietly."""
+        stopping = self.report.interrupted or self._planner_error is not None
+        self.stop.set()
+        while True:
+            if stopping:
+                self._halt.set()  # what was handed to the workers but not sent stays unsent
+                self.gate.open()  # and those waiting for room see it at once,
+                with self._created:  # as do those waiting for an owner's create
+                    self._created.notify_all()
+                self._drop_parked()  # (and the parked are never sent)
+            try:
+                self._await_finished(interrupts)
+                _join(pool, interrupts)  # every change being sent finishes; nothing is left half-applied
+                break
+            except KeyboardInterrupt:
+                interrupts.noted = False
+                self.client.cancel()  # no more retries of a target that does not answer (each failing now)
+                if self._ctrl_c:  # a second Ctrl-C stops the waiting: what is in flight is named, its
+                    # outcome unknown (review finding: it waited for each to time out)
+                    sending = set(self._sending.copy().values())
+                    if sending:  # (none in flight: nothing is abandoned, and the stop is as after one Ctrl-C)
+                        self.report.abandoned = sorted(_describe(key[1:]) for key in sending)
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    break
+                self.report.interrupted = stopping = self._ctrl_c = True  # the first, after dispatch ended:
+                self.report.warnings.append(_STOPPING)
+                self.notice(_STOPPING)  # the changes being sent finish (without retries), no more of them
+        with contextlib.suppress(queue.Empty):
+            while True:  # let a planner blocked on a full queue see the stop
+                planned.get_nowait()
+        deadline = time.monotonic() + PLANNER_JOIN  # (everything dispatched is done by now: a Ctrl-C ends the wait)
+        while planner.is_alive() and not interrupts.noted and time.monotonic() < deadline:
+            planner.join(timeout=INTERRUPT_POLL)
+        if interrupts.noted:  # only the report is left to make
+            interrupts.noted = False
+            self.report.interrupted = True
+
+    def _await_finished(self, interrupts: DeferredInterrupts) -> None:
         """Until every change handed on is finished (parked ones are handed to the workers again when what they
-        wait for is answered, so the pool must not be shut down before), or the replay halts."""
-        with self._created:
-            while self._unfinished > 0 and not self._halt.is_set():
+        wait for is answered, so the pool must not be shut down before), or the replay halts; a Ctrl-C noted
+        meanwhile is raised (KeyboardInterrupt)."""
+        while True:
+            with self._created:
+                if self._unfinished <= 0 or self._halt.is_set():
+                    return
                 self._created.wait(INTERRUPT_POLL)
+            interrupts.check()
 
     def freeze(self, done: list[int] | None = None) -> tuple[int, int]:
         """Verbatim replay owns every node's and pod's status: mark them all frozen before the first event, or kwok's
@@ -2081,47 +2159,9 @@ class Replayer:
         planner.start()
         self._start = self._answered = self.clock.now()
         try:
-            with DeferredInterrupts() as interrupts:  # (see kwoksnap.interrupts: raised only between changes)
-                self._dispatch(planned, primed, pool, interrupts)
-        except KeyboardInterrupt:
-            self.stop.set()
-            self.client.cancel()  # the changes being sent finish, without retries (re-test finding: a target that
-            self.report.interrupted = self._ctrl_c = True  # never answers kept the first Ctrl-C for 12 x 60 s)
-            self.report.warnings.append(_STOPPING)  # (in --report too: black-box finding)
-            self.notice(_STOPPING)
-        finally:
-            stopping = self.report.interrupted or self._planner_error is not None
-            self.stop.set()
-            while True:
-                if stopping:
-                    self._halt.set()  # what was handed to the workers but not sent stays unsent
-                    self.gate.open()  # and those waiting for room see it at once,
-                    with self._created:  # as do those waiting for an owner's create
-                        self._created.notify_all()
-                    self._drop_parked()  # (and the parked are never sent)
-                try:
-                    self._await_finished()
-                    pool.shutdown(wait=True)  # every change being sent finishes; nothing is left half-applied
-                    break
-                except KeyboardInterrupt:
-                    self.client.cancel()  # no more retries of a target that does not answer (each failing now)
-                    if self._ctrl_c:  # a second Ctrl-C stops the waiting: what is in flight is named, its
-                        # outcome unknown (review finding: it waited for each to time out)
-                        sending = set(self._sending.copy().values())
-                        self.report.abandoned = sorted(_describe(key[1:]) for key in sending)
-                        pool.shutdown(wait=False, cancel_futures=True)
-                        break
-                    self.report.interrupted = stopping = self._ctrl_c = True  # the first, after dispatch ended:
-                    self.report.warnings.append(_STOPPING)
-                    self.notice(_STOPPING)  # the changes being sent finish (without retries), no more of them
-            try:
-                with contextlib.suppress(queue.Empty):
-                    while True:  # let a planner blocked on a full queue see the stop
-                        planned.get_nowait()
-                planner.join(timeout=5)
-            except KeyboardInterrupt:  # everything dispatched is done by now: only the report is left to make
-                self.report.interrupted = True
-            sys.setswitchinterval(old_switch)
+            self._dispatch_and_stop(planned, primed, pool, planner, old_switch)
+        except KeyboardInterrupt:  # noted as the deferral ended, after the stop: only the report is left to make
+            self.report.interrupted = True
         self.report.wall_seconds = max(0.0, self.clock.now() - self._start)
         if not self.report.interrupted and self._planner_error is None:  # (skipped changes after the last one sent)
             self.report.recorded_seconds = self._planned_seconds
@@ -2268,6 +2308,16 @@ class _Slot:
 
     ticket: Ticket
     priority: float
+
+
+def _join(pool: ThreadPoolExecutor, interrupts: DeferredInterrupts) -> None:
+    """``pool.shutdown(wait=True)``, its workers waited for a little at a time, so that a Ctrl-C noted meanwhile is
+    raised (KeyboardInterrupt): shutdown's own join has no timeout, and under the deferral nothing else ends it."""
+    pool.shutdown(wait=False)
+    for worker in list(pool._threads):
+        while worker.is_alive():
+            worker.join(INTERRUPT_POLL)
+            interrupts.check()
 
 
 def _forget(open_creates: dict[Any, list[int]], key: Any, seq: int) -> None:

@@ -1324,6 +1324,66 @@ def test_a_second_ctrl_c_stops_waiting_for_the_changes_in_flight() -> None:
     assert len(told) == 1 and told[0].startswith("interrupted: the changes being sent finish")
 
 
+def test_a_second_ctrl_c_as_the_stop_begins_keeps_the_report() -> None:
+    """Black-box finding: a second Ctrl-C 0.05-0.08 s after the first (as the stop began: the first raised, its
+    message being printed) escaped the replay: no report printed, no --report written, though changes had been
+    answered. It is now noted like the first, and acted on where the stop waits: the change in flight is named."""
+    import os
+    import signal
+
+    release, started = threading.Event(), threading.Event()
+
+    class Hanging(RecordingReplayer):
+        def execute(self, action: Action) -> str | None:
+            started.set()
+            release.wait(30)  # a target that does not answer
+            return None
+
+    r = Hanging(FakeClock(), speed=10.0, workers=2)
+
+    def progress(_report: Any, _elapsed: float) -> None:
+        started.wait(5)
+        raise KeyboardInterrupt  # the first Ctrl-C, once a change is in flight
+
+    def notice(text: str) -> None:  # the stop's message, printed as the second Ctrl-C comes
+        told.append(text)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    told: list[str] = []
+    r.progress, r.notice = progress, notice
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        report = r.run(user_events([0, 1]))
+    finally:
+        release.set()
+    assert report.interrupted and report.abandoned == ["pods ns/p0"] and report.applied == 0
+    assert len(told) == 1
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_second_ctrl_c_with_nothing_in_flight_abandons_nothing() -> None:
+    """Black-box finding: a second Ctrl-C when no change was in flight said "stopped without waiting for the changes
+    in flight to 0 object(s) ... named below" and named none ("abandonedInFlight": [], where the docs say null or
+    the objects). Nothing is abandoned then: the replay stops as after one Ctrl-C."""
+    import os
+    import signal
+
+    r = RecordingReplayer(FakeClock(), speed=10.0, workers=1)
+    calls = [0]
+
+    def progress(_report: Any, _elapsed: float) -> None:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise KeyboardInterrupt
+
+    r.progress = progress
+    r.notice = lambda _text: os.kill(os.getpid(), signal.SIGINT)  # the second, as the stop begins
+    report = r.run(user_events([0, 1, 2.5, 100]))
+    assert report.interrupted and report.abandoned is None
+    assert report.to_dict()["abandonedInFlight"] is None
+    assert report.applied + report.unsent == report.events
+
+
 def test_skips_the_replay_never_reached_are_unsent_not_skipped() -> None:
     """Re-test finding: after a stop at 4 s of recorded time the report said "skipped: degraded-metadata 71", every
     Metadata-level patch of the log up to 21 s: the planner, which reads ahead, counted them. Skips are counted when
