@@ -8,7 +8,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, NoReturn, TypeVar
 
 import click
@@ -500,15 +500,38 @@ def warn_unmatched_users(exclude_user: tuple[str, ...], stats: Any) -> list[str]
                   "(names match exactly, case included; `*` and `?` match any characters)")]
 
 
-def warn_made_with(recording: str, filters: dict[str, Any]) -> list[str]:
-    """After a warning that filters kept nothing of something: the filters ``convert`` made the recording with,
-    which left it out for good (black-box finding: a replay's --resources jobs was told the log held no Job write,
-    when the recording had been converted without them); the warnings said."""
-    given = converted_with(filters)
-    if not given:
+def warn_made_with(recording: str, filters: dict[str, Any], *, resources: Iterable[str] = (),
+                   namespaces: Iterable[str] = (), users: bool = False, nothing: bool = False) -> list[str]:
+    """After warnings that the filters kept nothing of something (``resources``: the --resources entries that
+    selected nothing, ``namespaces``: the -n ones, ``users``: --exclude-user left out nothing, ``nothing``: no event
+    at all): the filters ``convert`` made the recording with that left such events out for good, if any could
+    have (black-box findings: a replay's --resources jobs was told the log held no Job write, when the recording
+    had been converted without them, also without --resources at all; and the filters were named when none of them
+    explained the warning); the warnings said. ``filters``: the recording's (:func:`converted_with`), empty for one
+    converted without any."""
+    resources, namespaces = list(resources), list(namespaces)
+    given: list[str] = []  # the options that explain it
+    without = False  # no --resources: the default resources only
+    kept = filters.get("resources")
+    if resources or nothing:
+        if not kept:
+            without = True
+        elif nothing or ("*" not in kept and any(entry not in kept for entry in resources)):
+            given.append(f"--resources {','.join(map(str, kept))}")
+    only = filters.get("namespaces")
+    if only and (nothing or any(namespace not in only for namespace in namespaces)):
+        given.append(f"-n {','.join(map(str, only))}")
+    excluded = filters.get("excludeUsers")
+    if excluded and (users or nothing):
+        given.append(f"--exclude-user {','.join(map(str, excluded))}")
+    if nothing:
+        given += [f"{flag} {filters[key]}" for key, flag in (("from", "--from"), ("to", "--to")) if filters.get(key)]
+    said = ([f"with {' '.join(given)}"] if given else []) + (
+        ["without --resources (nodes, pods and node leases only)"] if without else [])
+    if not said:
         return []
-    return [_warn(f"{recording} was converted with {given}: what those left out is not in it (convert the audit "
-                  "log again to replay it)")]
+    return [_warn(f"{recording} was converted {' and '.join(said)}: what those left out is not in it (convert the "
+                  "audit log again to replay it)")]
 
 
 def converted_with(filters: dict[str, Any], keys: tuple[str, ...] = ("resources", "namespaces", "excludeUsers",

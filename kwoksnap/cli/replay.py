@@ -95,7 +95,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     Exit code 0 when every event applied and the final states match the recording, 5 otherwise; 130 when
     interrupted (Ctrl-C), after the report of what was sent.
     """
-    from kwoksnap.audit import ParseStats, classify, make_classifier, parse_rule
+    from kwoksnap.audit import ParseStats, classify, make_classifier, parse_rule, unmatched_resources
     from kwoksnap.audit.actors import doubtful_field
     from kwoksnap.errors import ExitCode, KwoksnapError, UsageError
     from kwoksnap.replay.checks import check_target, snapshot_taken
@@ -217,8 +217,12 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
             if stats.kept:
                 said = (warn_unmatched_resources(resources, stats) + warn_unmatched_namespaces(namespaces, stats)
                         + warn_unmatched_users(exclude_user, stats))
-            if said and recording:
-                said += warn_made_with(recording, made_with)
+            if said and made_of == "audit-log":  # (a recording convert made: the filters it was made with)
+                said += warn_made_with(
+                    recording or "", made_with, nothing=not stats.kept,
+                    resources=unmatched_resources(resources, stats.kept_kinds) if stats.kept else (),
+                    namespaces=[ns for ns in namespaces if ns not in stats.kept_namespaces] if stats.kept else (),
+                    users=bool(stats.kept and exclude_user and not stats.skipped.get("user-excluded")))
             report.warnings += said  # (in --report too: re-test finding)
             told.update(said)
         if taken is not None and report.before_snapshot:
