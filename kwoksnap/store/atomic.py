@@ -11,6 +11,7 @@ plain write would give. (``KwsWriter`` keeps its own temporary file, because it 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 import tempfile
@@ -62,9 +63,10 @@ def atomic_output(path: str | os.PathLike[str], *, private: bool = True,
 
 def temp_beside(out: Path, *, keep_strays: bool = False) -> tuple[int, Path]:
     """A new temporary file (mode 0600, O_EXCL) in ``out``'s directory: (descriptor, path). The system's refusal
-    (no permission, a read-only disk) is an ``OSError`` naming ``out`` (exit 7); another failure (no such
-    directory) a ``UsageError``. Those a killed process left are removed first, unless ``keep_strays`` (salvage: its
-    input may be one), but never one that a killed ``kwoksnap record`` left (:func:`killed_recording`)."""
+    (no permission, a read-only disk, a directory that takes no file: /proc) is an ``OSError`` naming ``out`` (exit
+    7); another failure (no such directory) a ``UsageError``. Those a killed process left are removed first, unless
+    ``keep_strays`` (salvage: its input may be one), but never one that a killed ``kwoksnap record`` left
+    (:func:`killed_recording`)."""
     directory = out.parent if str(out.parent) else Path(".")
     if not keep_strays:
         for stray in strays(out):
@@ -76,6 +78,9 @@ def temp_beside(out: Path, *, keep_strays: bool = False) -> tuple[int, Path]:
     except OSError as exc:
         if exc.errno in REFUSALS:
             raise OSError(exc.errno, f"cannot create a file in {directory}: {exc.strerror}", str(out)) from exc
+        if exc.errno == errno.ENOENT and directory.is_dir():  # one that takes no file (/proc): refused there too
+            raise OSError(errno.EACCES, f"cannot create a file in {directory}: it takes no new file "
+                                        f"({exc.strerror})", str(out)) from exc
         raise UsageError(f"{out}: cannot create a file in {directory}: {exc.strerror}") from exc
     return fd, Path(temp_name)
 
