@@ -221,6 +221,10 @@ def speed_max(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
     raws: dict[int, list[float]] = {8: [], 32: []}
     failed = 0
     arms = ("replay", 8, 32)
+    # CPU ms per write of this process (the replay, or the raw client) and of the API server, per arm: where the
+    # difference goes (the two cores are shared, so CPU the client spends is CPU the server lacks).
+    pids = {p.stem: int(p.read_text()) for p in (cluster.directory / "pids").glob("*.pid")}
+    cpu: dict[str, list[tuple[float, float]]] = {str(a): [] for a in arms}
     with Client(load_config(str(cluster.kubeconfig)), pool_size=32) as c:
         for n in range(args.runs):
             for arm in arms[n % 3:] + arms[:n % 3]:
@@ -231,6 +235,7 @@ def speed_max(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
                 # its CPU, and the ceiling was too low.
                 gc.collect()
                 gc.freeze()
+                mine, server = time.process_time(), _cpu_seconds(pids["kube-apiserver"])
                 started = time.monotonic()
                 if arm == "replay":
                     rep = Replayer(c, ReplayOptions(speed=None)).run(audit_events([str(log)], FilterSpec(),
@@ -238,13 +243,16 @@ def speed_max(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
                     ends.append(rep.applied / (time.monotonic() - started))
                     clocks.append(rep.applied / rep.wall_seconds)
                     failed += rep.failed
-                    writes_since(c, before, rep.applied)
-                    continue
-                with ThreadPoolExecutor(int(arm)) as pool:
-                    for _ in pool.map(lambda b: c.request("PUT", b[0], body=b[1], answer="none"), bodies):
-                        pass
-                raws[int(arm)].append(len(bodies) / (time.monotonic() - started))
-                writes_since(c, before, len(bodies))
+                    writes = rep.applied
+                else:
+                    with ThreadPoolExecutor(int(arm)) as pool:
+                        for _ in pool.map(lambda b: c.request("PUT", b[0], body=b[1], answer="none"), bodies):
+                            pass
+                    raws[int(arm)].append(len(bodies) / (time.monotonic() - started))
+                    writes = len(bodies)
+                cpu[str(arm)].append(((time.process_time() - mine) / writes * 1000,
+                                      (_cpu_seconds(pids["kube-apiserver"]) - server) / writes * 1000))
+                writes_since(c, before, writes)
     end, clock = statistics.median(ends), statistics.median(clocks)
     threads = max(raws, key=lambda t: statistics.median(raws[t]))
     raw = statistics.median(raws[threads])
@@ -264,6 +272,13 @@ def speed_max(args: argparse.Namespace, clusters: Clusters, tmp: Path) -> None:
           f"{clock / raw * 100:.0f}%; failed {failed}) | |")
     print(f"| (as computed until 2026-11-30: the better of 8 and 32 threads in each round) | {end / old * 100:.0f}% "
           "| |")
+    print("\nCPU ms per write (medians; runs in brackets): this process, and the API server\n")
+    print("| arm | this process | kube-apiserver |\n|---|---:|---:|")
+    for arm, samples in cpu.items():
+        name = "replay" if arm == "replay" else f"raw client, {arm} threads"
+        mine_ms, server_ms = ([x[i] for x in samples] for i in (0, 1))
+        print(f"| {name} | {statistics.median(mine_ms):.2f} ({', '.join(f'{x:.2f}' for x in mine_ms)}) | "
+              f"{statistics.median(server_ms):.2f} ({', '.join(f'{x:.2f}' for x in server_ms)}) |")
 
 
 def options_for(setting: str, speed: float, max_lead: float = 0.0) -> ReplayOptions:
