@@ -39,6 +39,7 @@ from kwoksnap.cli.options import (
     window_beyond,
     writable_target,
 )
+from kwoksnap.interrupts import DeferredInterrupts
 
 MIN_GAP = 0.001  # seconds: the shortest --max-gap (a shorter one compresses every gap, as 0 would)
 
@@ -202,6 +203,10 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
                 raise  # nothing reached the target
             report, stopped = replayer.report, exc
             report.interrupted = True
+        deferred = report.interrupted
+        if deferred:  # the outcome is decided: a Ctrl-C from now on waits for the report to be said and written,
+            # then exits 130 (black-box finding: one 0.06 s after the first lost the report)
+            ctx.with_resource(DeferredInterrupts())
         if report.interrupted and stats.kept + replayer.split_extra > report.events:
             # Stopped early: events the filters kept and the planner had not reached yet (read ahead, or held for
             # ordering) were not sent either; counted as planned (a split collection delete as its named deletes),
@@ -249,6 +254,8 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
                 report.warnings.append(f"fidelity not checked: {unchecked}")
             for w in report.warnings[known:]:  # found by the comparison
                 warn(w)
+        if not deferred:
+            ctx.with_resource(DeferredInterrupts())  # (as above, once the comparison is done)
     data = report.to_dict()
     data["input"] = stats.to_dict()
     unwritten: OSError | None = None  # the report's write failed: raised after the summary

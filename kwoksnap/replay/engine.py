@@ -2158,10 +2158,21 @@ class Replayer:
         pool = self._pool = ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="replay")
         planner.start()
         self._start = self._answered = self.clock.now()
-        try:
-            self._dispatch_and_stop(planned, primed, pool, planner, old_switch)
-        except KeyboardInterrupt:  # noted as the deferral ended, after the stop: only the report is left to make
-            self.report.interrupted = True
+        # A Ctrl-C from here on (the replay has stopped, or is about to: black-box finding, one 0.06 s after the
+        # first came as the report was made, and it was lost) only marks the report interrupted.
+        with DeferredInterrupts() as after:
+            try:
+                self._dispatch_and_stop(planned, primed, pool, planner, old_switch)
+            except KeyboardInterrupt:  # noted as the dispatch's deferral ended, after the stop
+                self.report.interrupted = True
+            self._finish_report()
+            if after.noted:
+                after.noted = False
+                self.report.interrupted = True
+        return self.report
+
+    def _finish_report(self) -> None:
+        """The report's totals and warnings, once the replay has stopped; the planner's error is raised here."""
         self.report.wall_seconds = max(0.0, self.clock.now() - self._start)
         if not self.report.interrupted and self._planner_error is None:  # (skipped changes after the last one sent)
             self.report.recorded_seconds = self._planned_seconds
@@ -2211,7 +2222,6 @@ class Replayer:
             if not (self._ctrl_c and isinstance(self._planner_error, TransportError)):
                 raise self._planner_error
             self.report.warnings.append(str(self._planner_error))
-        return self.report
 
     def _live(self) -> dict[tuple[str, str, str], ObjectState]:
         live: dict[tuple[str, str, str], ObjectState] = {}

@@ -1384,6 +1384,25 @@ def test_a_second_ctrl_c_with_nothing_in_flight_abandons_nothing() -> None:
     assert report.applied + report.unsent == report.events
 
 
+def test_a_ctrl_c_while_the_report_is_made_only_marks_it_interrupted() -> None:
+    """Black-box finding (its second part): a second Ctrl-C 0.06 s after the first, when the stop had already
+    ended, came as the report was made and escaped run(): no report. From the first change to the report's end a
+    Ctrl-C is noted; after the stop it only marks the report interrupted."""
+    import os
+    import signal
+
+    class Late(RecordingReplayer):
+        def _finish_report(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)  # (the handler runs before the next line, in this thread)
+            super()._finish_report()
+
+    r = Late(FakeClock(), speed=10.0, workers=1)
+    before = signal.getsignal(signal.SIGINT)
+    report = r.run(user_events([0, 1]))
+    assert report.interrupted and report.applied == 2 and report.wall_seconds >= 0
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_skips_the_replay_never_reached_are_unsent_not_skipped() -> None:
     """Re-test finding: after a stop at 4 s of recorded time the report said "skipped: degraded-metadata 71", every
     Metadata-level patch of the log up to 21 s: the planner, which reads ahead, counted them. Skips are counted when
