@@ -1286,13 +1286,9 @@ def test_degraded_counts_only_the_events_sent_or_skipped() -> None:
     assert report.degraded == {"Request": report.applied + report.failed}, (report.degraded, report.applied)
 
 
-def test_a_second_ctrl_c_stops_waiting_for_the_changes_in_flight() -> None:
-    """Review finding: "Ctrl-C again stops waiting for them" did not (it only cancelled retries, and waited for each
-    request to time out: 43 s, then exit 4 for the target "that stopped answering"). The second Ctrl-C names the
-    objects whose changes were in flight and stops waiting."""
-    import os
-    import signal
-
+def _hanging_after_one_ctrl_c() -> tuple[RecordingReplayer, threading.Event]:
+    """A replayer whose target does not answer (until the event returned is set), and whose first Ctrl-C comes once
+    a change is in flight (raised by its progress callback: its ``progress`` is set)."""
     release, started = threading.Event(), threading.Event()
 
     class Hanging(RecordingReplayer):
@@ -1301,14 +1297,26 @@ def test_a_second_ctrl_c_stops_waiting_for_the_changes_in_flight() -> None:
             release.wait(30)  # a target that does not answer
             return None
 
-    r = Hanging(FakeClock(), speed=10.0, workers=2)
-
     def progress(_report: Any, _elapsed: float) -> None:
         started.wait(5)
         raise KeyboardInterrupt  # the first Ctrl-C, once a change is in flight
 
+    r = Hanging(FakeClock(), speed=10.0, workers=2)
+    r.progress = progress
+    return r, release
+
+
+def test_a_second_ctrl_c_stops_waiting_for_the_changes_in_flight() -> None:
+    """Review finding: "Ctrl-C again stops waiting for them" did not (it only cancelled retries, and waited for each
+    request to time out: 43 s, then exit 4 for the target "that stopped answering"). The second Ctrl-C names the
+    objects whose changes were in flight and stops waiting."""
+    import os
+    import signal
+
+    r, release = _hanging_after_one_ctrl_c()
+
     told: list[str] = []
-    r.progress, r.notice = progress, told.append
+    r.notice = told.append
     r.options = dataclasses.replace(r.options, mode="verbatim")
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))  # the second, while it waits
     timer.start()
@@ -1331,26 +1339,14 @@ def test_a_second_ctrl_c_as_the_stop_begins_keeps_the_report() -> None:
     import os
     import signal
 
-    release, started = threading.Event(), threading.Event()
-
-    class Hanging(RecordingReplayer):
-        def execute(self, action: Action) -> str | None:
-            started.set()
-            release.wait(30)  # a target that does not answer
-            return None
-
-    r = Hanging(FakeClock(), speed=10.0, workers=2)
-
-    def progress(_report: Any, _elapsed: float) -> None:
-        started.wait(5)
-        raise KeyboardInterrupt  # the first Ctrl-C, once a change is in flight
+    r, release = _hanging_after_one_ctrl_c()
 
     def notice(text: str) -> None:  # the stop's message, printed as the second Ctrl-C comes
         told.append(text)
         os.kill(os.getpid(), signal.SIGINT)
 
     told: list[str] = []
-    r.progress, r.notice = progress, notice
+    r.notice = notice
     before = signal.getsignal(signal.SIGINT)
     try:
         report = r.run(user_events([0, 1]))
