@@ -20,6 +20,7 @@ from kwoksnap.cli.options import (
     print_json,
     warn,
 )
+from kwoksnap.interrupts import DeferredInterrupts
 
 if TYPE_CHECKING:
     from kwoksnap.restore.engine import RestoreSummary
@@ -135,6 +136,8 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                                      admission_webhooks=adopt, keep_webhooks=include_webhooks)
             summary = run_restore(client, source, options, progress=lambda r, d, t: bar.update(r, d, t),
                                   notice=warn)
+            if summary.interrupted:  # the outcome is decided: a Ctrl-C from now on waits for the summary to be
+                ctx.with_resource(DeferredInterrupts())  # said, then exits 130 (as replay's report: black-box finding)
     if output_format == "json":
         print_json(summary.to_dict())
     else:
