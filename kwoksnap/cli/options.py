@@ -8,7 +8,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Final, NoReturn, TypeVar
 
 import click
@@ -378,6 +378,15 @@ def expand_audit_paths(paths: tuple[str, ...]) -> list[str]:
     return expand_paths(paths)
 
 
+def outcome_decided(ctx: click.Context) -> None:
+    """From now until the command ends a Ctrl-C (SIGTERM, SIGHUP) is only noted: what was done is said and written
+    whole, then the command exits 130 (black-box finding: a second Ctrl-C 0.06 s after the first, as the replay's
+    report was printed, lost the report). For a replay or restore that was interrupted, or has finished."""
+    from kwoksnap.interrupts import DeferredInterrupts
+
+    ctx.with_resource(DeferredInterrupts())
+
+
 def exit_abandoning(warning: str) -> NoReturn:
     """Say ``warning`` and exit 130 at once, after a second Ctrl-C left requests in flight: the interpreter would
     first wait for their threads, still waiting on the target. What it runs at exit runs first (the kubernetes
@@ -471,14 +480,22 @@ def warn_unmatched_resources(resources: tuple[str, ...], stats: Any, *, live: bo
             for entry in unmatched_resources(resources, stats.kept_kinds)]
 
 
+def unmatched_namespaces(namespaces: tuple[str, ...], stats: Any) -> list[str]:
+    """The -n namespaces no kept event was in."""
+    return [namespace for namespace in namespaces if namespace not in stats.kept_namespaces]
+
+
+def unused_exclusion(exclude_user: tuple[str, ...], stats: Any) -> bool:
+    """Whether --exclude-user was given and left out no event."""
+    return bool(exclude_user) and not stats.skipped.get("user-excluded")
+
+
 def warn_unmatched_namespaces(namespaces: tuple[str, ...], stats: Any, *, live: bool = False) -> list[str]:
     """A warning line per -n namespace that no kept event was in: a misspelt name, or one the log lacks (``live``:
     a recording, in which nothing changed there while it ran); the warnings said."""
     why = "did anything change in it while recording" if live else "does the log hold writes in it"
     said = []
-    for namespace in namespaces:
-        if namespace in stats.kept_namespaces:
-            continue
+    for namespace in unmatched_namespaces(namespaces, stats):
         later = stats.namespace_skips.get(namespace)
         if later:  # (black-box finding: a --from past its events blamed the name)
             left = ", ".join(f"{_BY_OPTION.get(reason, reason)} {n}" for reason, n in sorted(later.items()))
@@ -494,32 +511,36 @@ def warn_unmatched_namespaces(namespaces: tuple[str, ...], stats: Any, *, live: 
 def warn_unmatched_users(exclude_user: tuple[str, ...], stats: Any) -> list[str]:
     """A warning line when --exclude-user left out nothing, as -n and --resources say theirs (black-box finding: a
     name in the wrong case excluded nothing, silently); the warnings said."""
-    if not exclude_user or stats.skipped.get("user-excluded"):
+    if not unused_exclusion(exclude_user, stats):
         return []
     return [_warn(f"--exclude-user {', '.join(exclude_user)}: left out no event of those the other filters kept "
                   "(names match exactly, case included; `*` and `?` match any characters)")]
 
 
-def warn_made_with(recording: str, filters: dict[str, Any], *, resources: Iterable[str] = (),
-                   namespaces: Iterable[str] = (), users: bool = False, nothing: bool = False) -> list[str]:
-    """After warnings that the filters kept nothing of something (``resources``: the --resources entries that
-    selected nothing, ``namespaces``: the -n ones, ``users``: --exclude-user left out nothing, ``nothing``: no event
-    at all): the filters ``convert`` made the recording with that left such events out for good, if any could
-    have (black-box findings: a replay's --resources jobs was told the log held no Job write, when the recording
-    had been converted without them, also without --resources at all; and the filters were named when none of them
-    explained the warning); the warnings said. ``filters``: the recording's (:func:`converted_with`), empty for one
-    converted without any."""
-    resources, namespaces = list(resources), list(namespaces)
+def warn_made_with(recording: str, filters: dict[str, Any], resources: tuple[str, ...], namespaces: tuple[str, ...],
+                   exclude_user: tuple[str, ...], stats: Any) -> list[str]:
+    """After warnings that the replay's filters kept nothing of something (a --resources entry, an -n namespace, an
+    --exclude-user that left out nothing, or no event at all): the filters ``convert`` made the recording with that
+    left such events out for good, if any could have (black-box findings: a replay's --resources jobs was told the
+    log held no Job write, when the recording had been converted without them, also without --resources at all;
+    and the filters were named when none of them explained the warning); the warnings said. ``filters``: the
+    recording's (:func:`converted_with`), empty for one converted without any."""
+    from kwoksnap.audit import unmatched_resources
+
+    nothing = not stats.kept
+    unmatched = [] if nothing else unmatched_resources(resources, stats.kept_kinds)
+    elsewhere = [] if nothing else unmatched_namespaces(namespaces, stats)
+    users = not nothing and unused_exclusion(exclude_user, stats)
     given: list[str] = []  # the options that explain it
     without = False  # no --resources: the default resources only
     kept = filters.get("resources")
-    if resources or nothing:
+    if unmatched or nothing:
         if not kept:
             without = True
-        elif nothing or ("*" not in kept and any(entry not in kept for entry in resources)):
+        elif nothing or ("*" not in kept and any(entry not in kept for entry in unmatched)):
             given.append(f"--resources {','.join(map(str, kept))}")
     only = filters.get("namespaces")
-    if only and (nothing or any(namespace not in only for namespace in namespaces)):
+    if only and (nothing or any(namespace not in only for namespace in elsewhere)):
         given.append(f"-n {','.join(map(str, only))}")
     excluded = filters.get("excludeUsers")
     if excluded and (users or nothing):

@@ -24,6 +24,7 @@ from kwoksnap.cli.options import (
     not_an_input,
     not_stdout,
     one_line,
+    outcome_decided,
     output_format,
     print_json,
     replaceable,
@@ -39,7 +40,6 @@ from kwoksnap.cli.options import (
     window_beyond,
     writable_target,
 )
-from kwoksnap.interrupts import DeferredInterrupts
 
 MIN_GAP = 0.001  # seconds: the shortest --max-gap (a shorter one compresses every gap, as 0 would)
 
@@ -96,7 +96,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
     Exit code 0 when every event applied and the final states match the recording, 5 otherwise; 130 when
     interrupted (Ctrl-C), after the report of what was sent.
     """
-    from kwoksnap.audit import ParseStats, classify, make_classifier, parse_rule, unmatched_resources
+    from kwoksnap.audit import ParseStats, classify, make_classifier, parse_rule
     from kwoksnap.audit.actors import doubtful_field
     from kwoksnap.errors import ExitCode, KwoksnapError, UsageError
     from kwoksnap.replay.checks import check_target, snapshot_taken
@@ -203,10 +203,9 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
                 raise  # nothing reached the target
             report, stopped = replayer.report, exc
             report.interrupted = True
-        deferred = report.interrupted
-        if deferred:  # the outcome is decided: a Ctrl-C from now on waits for the report to be said and written,
-            # then exits 130 (black-box finding: one 0.06 s after the first lost the report)
-            ctx.with_resource(DeferredInterrupts())
+        decided = report.interrupted
+        if decided:
+            outcome_decided(ctx)
         if report.interrupted and stats.kept + replayer.split_extra > report.events:
             # Stopped early: events the filters kept and the planner had not reached yet (read ahead, or held for
             # ordering) were not sent either; counted as planned (a split collection delete as its named deletes),
@@ -223,11 +222,7 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
                 said = (warn_unmatched_resources(resources, stats) + warn_unmatched_namespaces(namespaces, stats)
                         + warn_unmatched_users(exclude_user, stats))
             if said and made_of == "audit-log":  # (a recording convert made: the filters it was made with)
-                said += warn_made_with(
-                    recording or "", made_with, nothing=not stats.kept,
-                    resources=unmatched_resources(resources, stats.kept_kinds) if stats.kept else (),
-                    namespaces=[ns for ns in namespaces if ns not in stats.kept_namespaces] if stats.kept else (),
-                    users=bool(stats.kept and exclude_user and not stats.skipped.get("user-excluded")))
+                said += warn_made_with(recording or "", made_with, resources, namespaces, exclude_user, stats)
             report.warnings += said  # (in --report too: re-test finding)
             told.update(said)
         if taken is not None and report.before_snapshot:
@@ -254,8 +249,8 @@ def replay(ctx: click.Context, recording: str | None, audit_paths: tuple[str, ..
                 report.warnings.append(f"fidelity not checked: {unchecked}")
             for w in report.warnings[known:]:  # found by the comparison
                 warn(w)
-        if not deferred:
-            ctx.with_resource(DeferredInterrupts())  # (as above, once the comparison is done)
+        if not decided:
+            outcome_decided(ctx)  # (once the comparison is done)
     data = report.to_dict()
     data["input"] = stats.to_dict()
     unwritten: OSError | None = None  # the report's write failed: raised after the summary

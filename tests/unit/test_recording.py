@@ -579,24 +579,25 @@ def test_a_recording_names_the_filters_it_was_converted_with(tmp_path: Path,
                "--from", "2026-01-01T00:00:00Z").returncode == 0
     filters = recording_filters(trace)
     assert filters == {"resources": ["configmaps"], "namespaces": ["ns"], "from": "2026-01-01T00:00:00Z"}
-    warn_made_with(str(trace), filters, nothing=True)  # no event kept: every filter may be why
+    warn_made_with(str(trace), filters, (), (), (), ParseStats())  # no event kept: every filter may be why
     assert capsys.readouterr().err == (f"warning: {trace} was converted with --resources configmaps -n ns --from "
                                        "2026-01-01T00:00:00Z: what those left out is not in it (convert the audit "
                                        "log again to replay it)\n")
     # Only the filters that can explain what was said are named (black-box finding: all of them were, always).
-    assert warn_made_with(str(trace), filters, resources=["jobs"]) == [
+    some = ParseStats(kept=1, kept_kinds={("configmaps", "", "")}, kept_namespaces={"ns"})
+    assert warn_made_with(str(trace), filters, ("jobs",), (), (), some) == [
         f"{trace} was converted with --resources configmaps: what those left out is not in it (convert the audit log "
         "again to replay it)"]
-    assert warn_made_with(str(trace), filters, namespaces=["other"]) == [
+    assert warn_made_with(str(trace), filters, (), ("other",), (), some) == [
         f"{trace} was converted with -n ns: what those left out is not in it (convert the audit log again to replay "
         "it)"]
-    assert warn_made_with(str(trace), filters, resources=["configmaps"], namespaces=["ns"], users=True) == []
+    assert warn_made_with(str(trace), filters, ("configmaps",), ("ns",), ("nobody",), some) == []
     plain = tmp_path / "plain.kws"
     assert run("convert", "--audit", str(log), "-o", str(plain)).returncode == 0
     assert recording_filters(plain) == {}
     # Converted without --resources: the default resources only (black-box finding: nothing was said of it).
-    assert warn_made_with(str(plain), {}, resources=["jobs"]) == [
+    assert warn_made_with(str(plain), {}, ("jobs",), (), (), some) == [
         f"{plain} was converted without --resources (nodes, pods and node leases only): what those left out is not "
         "in it (convert the audit log again to replay it)"]
-    assert warn_made_with(str(plain), {}, namespaces=["ns"], users=True) == []
+    assert warn_made_with(str(plain), {}, (), ("other",), ("nobody",), some) == []
     capsys.readouterr()
