@@ -16,11 +16,11 @@ from kwoksnap.cli.options import (
     first_few,
     make_client,
     one_line,
+    outcome_decided,
     output_format,
     print_json,
     warn,
 )
-from kwoksnap.interrupts import DeferredInterrupts
 
 if TYPE_CHECKING:
     from kwoksnap.restore.engine import RestoreSummary
@@ -136,8 +136,8 @@ def restore(ctx: click.Context, snapshot: str, on_conflict: str, dry_run: bool, 
                                      admission_webhooks=adopt, keep_webhooks=include_webhooks)
             summary = run_restore(client, source, options, progress=lambda r, d, t: bar.update(r, d, t),
                                   notice=warn)
-            if summary.interrupted:  # the outcome is decided: a Ctrl-C from now on waits for the summary to be
-                ctx.with_resource(DeferredInterrupts())  # said, then exits 130 (as replay's report: black-box finding)
+            if summary.interrupted:
+                outcome_decided(ctx)
     if output_format == "json":
         print_json(summary.to_dict())
     else:
